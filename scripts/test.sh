@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh clone: makes .venv, installs what it needs, then runs
+# ruff, mypy (strict) and pytest. Usage: bash scripts/test.sh [extra pytest args]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/_env.sh
+ensure_venv
+echo "== ruff";   "$VENV/bin/ruff" check .
+echo "== mypy";   "$VENV/bin/mypy"
+echo "== pytest"; "$VENV/bin/pytest" "$@"
