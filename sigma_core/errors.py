@@ -14,7 +14,7 @@ Two kinds of exception:
 that is not a valid envelope: foreign, truncated, out-of-range offsets, unknown union member.
 
 Codes: :class:`CloseCode` are WebSocket close codes (RFC 6455 §7.4.1 plus SigmaSockets' own in
-the 4000–4999 private range); :class:`ErrorCode` travels in ``Error`` envelopes and ``Goodbye``.
+the 4000-4999 private range); :class:`ErrorCode` travels in ``Error`` envelopes and ``Goodbye``.
 """
 
 from __future__ import annotations

@@ -45,7 +45,9 @@ class TopicRecovery(object):
             return self._tab.Get(flatbuffers.number_types.Uint8Flags, o + self._tab.Pos)
         return 0
 
-    # The position the client is now at for this topic (after replay).
+    # Where the client stands on this topic *before* the replayed messages that follow:
+    # Recovered: the client's own position; Fresh: where the subscription started; Failed: the
+    # live head (the next live message follows it).
     # TopicRecovery
     def Position(self) -> Optional[StreamPosition]:
         o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(8))

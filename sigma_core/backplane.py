@@ -1,0 +1,192 @@
+"""Topic streams: positions, bounded history, replay — behind a narrow interface.
+
+A topic is a stream of encoded ``Data`` envelopes. Each has a position ``(epoch, offset)``:
+offsets count 1, 2, ... within an epoch, and the epoch is drawn fresh (64 random bits) whenever a
+stream starts without its past — a new topic, or a process that lost its memory. A position from
+another epoch therefore never matches by accident, and a resuming client learns explicitly that
+its history is gone.
+
+History is bounded per topic by count, bytes and age (:class:`HistoryLimits`). Replay is
+all-or-nothing: :meth:`MemoryBackplane.read_after` returns every entry after a position, or a
+:class:`ReplayGap` saying which offsets are gone — never a partial list that looks complete.
+
+The hub only talks to :class:`Backplane`. :class:`MemoryBackplane` is the embedded default (one
+process). A multi-node implementation (Redis streams for history and fan-out) implements the same
+methods; the hub's tests run against whichever backplane they are given.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from .entropy import Entropy
+from .messages import StreamPosition
+
+__all__ = [
+    "Backplane",
+    "HistoryEntry",
+    "HistoryLimits",
+    "MemoryBackplane",
+    "ReplayGap",
+]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HistoryLimits:
+    """How much each topic remembers for replay. A bound of 0 disables that bound."""
+
+    max_count: int = 1000
+    max_bytes: int = 4 << 20
+    max_age: float = 300.0
+
+    def __post_init__(self) -> None:
+        if self.max_count < 0 or self.max_bytes < 0:
+            raise ValueError("HistoryLimits.max_count and max_bytes must be >= 0")
+        if not (math.isfinite(self.max_age) and self.max_age >= 0):
+            raise ValueError(f"HistoryLimits.max_age must be finite and >= 0, got "
+                             f"{self.max_age!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    """One published message as every subscriber receives it."""
+
+    offset: int
+    time: float
+    envelope: bytes
+    #: Session ids this message must not reach (``broadcast(..., exclude=...)``).
+    exclude: frozenset[str] = frozenset()
+    #: When set, only these session ids receive it (selective routing).
+    only: frozenset[str] | None = None
+
+    def reaches(self, session_id: str) -> bool:
+        if self.only is not None and session_id not in self.only:
+            return False
+        return session_id not in self.exclude
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayGap:
+    """Replay is impossible: offsets ``lost_from..lost_to`` of the client's epoch are gone
+    (0 where unknown: another epoch, or an unknown topic)."""
+
+    lost_from: int
+    lost_to: int
+
+
+class Backplane(Protocol):
+    def head(self, topic: str) -> StreamPosition:
+        """The position of the last message of ``topic`` (offset 0 if none); creates the
+        stream (with a fresh epoch) if it does not exist."""
+        ...
+
+    def append(self, topic: str, encode: Callable[[StreamPosition], bytes], now: float, *,
+               exclude: frozenset[str] = frozenset(),
+               only: frozenset[str] | None = None) -> HistoryEntry:
+        """Assign the next position, build the envelope with ``encode(position)``, keep it in
+        history (trimming to the limits) and return the entry."""
+        ...
+
+    def read_after(self, topic: str, position: StreamPosition,
+                   now: float) -> list[HistoryEntry] | ReplayGap:
+        """Every entry after ``position`` in order, or a gap when any of them is gone."""
+        ...
+
+    def drop(self, topic: str) -> None:
+        """Forget a topic and its history (an expired session's inbox)."""
+        ...
+
+    def trim(self, now: float) -> None:
+        """Drop entries older than the age limit."""
+        ...
+
+
+class _Stream:
+    __slots__ = ("bytes", "entries", "epoch", "last_offset")
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+        self.last_offset = 0
+        self.entries: deque[HistoryEntry] = deque()
+        self.bytes = 0
+
+
+class MemoryBackplane:
+    """The embedded, single-process backplane: streams live in this object's memory."""
+
+    def __init__(self, entropy: Entropy, limits: HistoryLimits | None = None) -> None:
+        self._entropy = entropy
+        self.limits = limits or HistoryLimits()
+        self._streams: dict[str, _Stream] = {}
+
+    def __len__(self) -> int:
+        return len(self._streams)
+
+    def _stream(self, topic: str) -> _Stream:
+        stream = self._streams.get(topic)
+        if stream is None:
+            epoch = int.from_bytes(self._entropy.token_bytes(8), "big") or 1
+            stream = self._streams[topic] = _Stream(epoch)
+        return stream
+
+    def head(self, topic: str) -> StreamPosition:
+        stream = self._stream(topic)
+        return StreamPosition(stream.epoch, stream.last_offset)
+
+    def append(self, topic: str, encode: Callable[[StreamPosition], bytes], now: float, *,
+               exclude: frozenset[str] = frozenset(),
+               only: frozenset[str] | None = None) -> HistoryEntry:
+        stream = self._stream(topic)
+        offset = stream.last_offset + 1
+        envelope = encode(StreamPosition(stream.epoch, offset))
+        stream.last_offset = offset
+        entry = HistoryEntry(offset, now, envelope, exclude, only)
+        entries = stream.entries
+        entries.append(entry)
+        stream.bytes += len(envelope)
+        limits = self.limits
+        while entries and (
+            (limits.max_count and len(entries) > limits.max_count)
+            or (limits.max_bytes and stream.bytes > limits.max_bytes)
+        ):
+            stream.bytes -= len(entries.popleft().envelope)
+        return entry
+
+    def read_after(self, topic: str, position: StreamPosition,
+                   now: float) -> list[HistoryEntry] | ReplayGap:
+        stream = self._streams.get(topic)
+        if stream is None or stream.epoch != position.epoch or position.offset > stream.last_offset:
+            # Another epoch (or a position from the future): nothing we hold relates to it.
+            return ReplayGap(position.offset + 1, 0)
+        self._trim_stream(stream, now)
+        wanted = position.offset + 1
+        if wanted > stream.last_offset:
+            return []
+        entries = stream.entries
+        first = entries[0].offset if entries else stream.last_offset + 1
+        if first > wanted:
+            return ReplayGap(wanted, first - 1)
+        # Offsets in a stream are contiguous, so the index is arithmetic.
+        start = wanted - first
+        return [entries[i] for i in range(start, len(entries))]
+
+    def drop(self, topic: str) -> None:
+        self._streams.pop(topic, None)
+
+    def trim(self, now: float) -> None:
+        if self.limits.max_age:
+            for stream in self._streams.values():
+                self._trim_stream(stream, now)
+
+    def _trim_stream(self, stream: _Stream, now: float) -> None:
+        max_age = self.limits.max_age
+        if not max_age:
+            return
+        entries = stream.entries
+        horizon = now - max_age
+        while entries and entries[0].time < horizon:
+            stream.bytes -= len(entries.popleft().envelope)

@@ -1,0 +1,706 @@
+"""The client side: a session that survives reconnects, as a sans-IO state machine.
+
+Theory of operation
+-------------------
+:class:`ClientSession` never opens a socket. It asks its adapter to, with :class:`OpenTransport`
+events (each carrying an ``attempt`` number), and the adapter reports back with
+:meth:`ClientSession.transport_opened`, :meth:`ClientSession.receive_data`,
+:meth:`ClientSession.transport_closed` or :meth:`ClientSession.transport_failed`, quoting that
+number (reports about an older attempt are ignored). :class:`CloseTransport` asks it to close the
+current socket after flushing :meth:`ClientSession.data_to_send`. Timers as everywhere:
+:meth:`ClientSession.next_deadline` / :meth:`ClientSession.handle_timer`.
+
+Statuses (the original's ``ConnectionStatus``)::
+
+    DISCONNECTED --connect()--> CONNECTING --Welcome--> CONNECTED
+                                    |                       |
+                                    +----- lost/failed -----+--> RECONNECTING --Welcome--> CONNECTED
+                                                                     |
+                                                     attempts exhausted / refused --> ERROR
+
+Reconnects wait ``rng() * min(max_delay, initial_delay * multiplier**n)`` ("full jitter", so a
+restarted server is not hit by every client at once), raised to at least a server Goodbye's
+``reconnect_after_ms``.
+
+Delivery, client to server: every :meth:`ClientSession.send` gets the next sequence number and
+stays in a bounded buffer until the server acknowledges it; while disconnected the buffer keeps
+filling (up to ``max_pending``, then :class:`BufferFullError`). After each Welcome everything the
+server has not received is sent again, in order. Server to client: the session remembers the
+last position per topic; a resume hands them to the server, and a message at or before a known
+position is a duplicate and dropped. A resume that became a fresh session, and every topic that
+could not be recovered, is an explicit event: never silent.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections import deque
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from .connection import (
+    ClientConnection,
+    Closed,
+    ConnectionConfig,
+    ConnectionState,
+    EnvelopeReceived,
+    Welcomed,
+)
+from .entropy import Entropy
+from .errors import CloseCode, ErrorCode, LocalProtocolError, RemoteProtocolError
+from .messages import (
+    Ack,
+    ClientInfo,
+    Data,
+    Error,
+    Goodbye,
+    Hello,
+    Presence,
+    RecoveryStatus,
+    StreamPosition,
+    Subscribe,
+    Subscribed,
+    TopicPosition,
+    TopicRecovery,
+    Unsubscribe,
+    Unsubscribed,
+    Welcome,
+)
+
+__all__ = [
+    "BufferFullError",
+    "ClientConfig",
+    "ClientEvent",
+    "ClientSession",
+    "CloseTransport",
+    "Connected",
+    "ConnectionStatus",
+    "Disconnected",
+    "ErrorReceived",
+    "GaveUp",
+    "MessageReceived",
+    "OpenTransport",
+    "PresenceReceived",
+    "ReconnectPolicy",
+    "Reconnecting",
+    "RecoveryFailed",
+    "SessionReset",
+    "StatusChanged",
+    "SubscribedEvent",
+    "UnsubscribedEvent",
+    "parse_url",
+]
+
+
+class ConnectionStatus(enum.Enum):
+    DISCONNECTED = "disconnected"
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    RECONNECTING = "reconnecting"
+    ERROR = "error"
+
+
+class BufferFullError(LocalProtocolError):
+    """``send()`` while ``max_pending`` messages already wait for an acknowledgement."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReconnectPolicy:
+    """Exponential backoff with full jitter. ``max_attempts`` None retries forever."""
+
+    initial_delay: float = 1.0
+    max_delay: float = 30.0
+    multiplier: float = 2.0
+    max_attempts: int | None = 10
+
+    def __post_init__(self) -> None:
+        if not (0 < self.initial_delay <= self.max_delay and math.isfinite(self.max_delay)):
+            raise ValueError("ReconnectPolicy needs 0 < initial_delay <= max_delay < inf")
+        if self.multiplier < 1:
+            raise ValueError("ReconnectPolicy.multiplier must be >= 1")
+        if self.max_attempts is not None and self.max_attempts < 1:
+            raise ValueError("ReconnectPolicy.max_attempts must be >= 1 or None")
+
+    def ceiling(self, attempt: int) -> float:
+        """The upper bound of the delay before reconnect attempt ``attempt`` (1-based)."""
+        exponent = min(attempt - 1, 64)
+        return min(self.max_delay, self.initial_delay * self.multiplier ** exponent)
+
+    def delay(self, attempt: int, rng: float, floor: float = 0.0) -> float:
+        """Delay before attempt ``attempt`` given a uniform ``rng`` in [0, 1)."""
+        return floor + rng * self.ceiling(attempt)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClientConfig:
+    """Client settings. ``url`` is ``ws://host[:port]/path`` or ``wss://...``."""
+
+    url: str
+    reconnect: ReconnectPolicy = field(default_factory=ReconnectPolicy)
+    connection: ConnectionConfig = field(
+        default_factory=lambda: ConnectionConfig(heartbeat_interval=30.0,
+                                                 heartbeat_timeout=70.0))
+    #: Messages sent but not yet acknowledged (including those queued while offline).
+    max_pending: int = 1000
+    #: How long opening the socket may take before the attempt counts as failed.
+    connect_timeout: float = 10.0
+    auth_token: str = ""
+    client_info: ClientInfo | None = None
+    extra_headers: tuple[tuple[str, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        parse_url(self.url)
+        if self.max_pending < 1:
+            raise ValueError("ClientConfig.max_pending must be >= 1")
+        if not (math.isfinite(self.connect_timeout) and self.connect_timeout > 0):
+            raise ValueError("ClientConfig.connect_timeout must be > 0")
+
+
+def parse_url(url: str) -> tuple[bool, str, int, str]:
+    """``(secure, host, port, path_with_query)`` of a ws:// or wss:// URL; ValueError if not."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("ws", "wss"):
+        raise ValueError(f"not a WebSocket URL (ws:// or wss://): {url!r}")
+    if not parts.hostname:
+        raise ValueError(f"URL has no host: {url!r}")
+    secure = parts.scheme == "wss"
+    try:
+        port = parts.port or (443 if secure else 80)
+    except ValueError as exc:
+        raise ValueError(f"bad port in {url!r}") from exc
+    path = parts.path or "/"
+    if parts.query:
+        path += "?" + parts.query
+    return secure, parts.hostname, port, path
+
+
+# ----------------------------------------------------------------------------- events
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClientEvent:
+    """Base of every event a client session emits."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OpenTransport(ClientEvent):
+    """Adapter: open a socket (TLS if ``secure``) and report with ``attempt``."""
+
+    attempt: int
+    host: str
+    port: int
+    secure: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CloseTransport(ClientEvent):
+    """Adapter: flush ``data_to_send()``, then close the socket of ``attempt``."""
+
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StatusChanged(ClientEvent):
+    status: ConnectionStatus
+    previous: ConnectionStatus
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Connected(ClientEvent):
+    """A Welcome arrived. ``resumed`` False with a ``fresh_reason`` means the old session is
+    gone (a :class:`SessionReset` precedes this event)."""
+
+    session_id: str
+    resumed: bool
+    fresh_reason: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SessionReset(ClientEvent):
+    """The server could not resume our session and started a fresh one. Messages we had not
+    seen acknowledged (``resent``) were sent again under the new session: the old server may or
+    may not have processed them."""
+
+    old_session_id: str
+    new_session_id: str
+    reason: str
+    resent: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RecoveryFailed(ClientEvent):
+    """Messages on ``topic`` were lost (offsets ``lost_from..lost_to`` of the old epoch, 0 if
+    unknown); delivery continues after ``position``. Resync the topic's state."""
+
+    topic: str
+    lost_from: int
+    lost_to: int
+    position: StreamPosition | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MessageReceived(ClientEvent):
+    topic: str
+    position: StreamPosition
+    payload: bytes
+    timestamp_ms: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SubscribedEvent(ClientEvent):
+    topic: str
+    recovery: TopicRecovery
+    request_id: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UnsubscribedEvent(ClientEvent):
+    topic: str
+    request_id: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PresenceReceived(ClientEvent):
+    presence: Presence
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ErrorReceived(ClientEvent):
+    """The server reported an error (a refused subscription, say); the connection goes on."""
+
+    error: Error
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Disconnected(ClientEvent):
+    """A connection ended. ``will_reconnect`` tells whether a :class:`Reconnecting` follows."""
+
+    code: int
+    reason: str
+    cause: RemoteProtocolError | None
+    goodbye: Goodbye | None
+    will_reconnect: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Reconnecting(ClientEvent):
+    attempt: int
+    max_attempts: int | None
+    delay: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GaveUp(ClientEvent):
+    """No more reconnects: attempts exhausted, or the server refused us for good."""
+
+    reason: str
+
+
+# ----------------------------------------------------------------------------- machine
+
+
+class _Pending:
+    __slots__ = ("payload", "seq", "timestamp_ms", "topic")
+
+    def __init__(self, seq: int, topic: str, payload: bytes, timestamp_ms: int) -> None:
+        self.seq = seq
+        self.topic = topic
+        self.payload = payload
+        self.timestamp_ms = timestamp_ms
+
+
+_FATAL_GOODBYES = frozenset({ErrorCode.AUTH_FAILED, ErrorCode.UNSUPPORTED_VERSION})
+
+
+class ClientSession:
+    """One logical client: keeps its session, positions and unacked sends across sockets."""
+
+    def __init__(self, config: ClientConfig, *, entropy: Entropy) -> None:
+        self.config = config
+        self._entropy = entropy
+        self._secure, self._host, self._port, self._path = parse_url(config.url)
+        self._status = ConnectionStatus.DISCONNECTED
+        self._events: list[ClientEvent] = []
+        self._conn: ClientConnection | None = None
+        # Last bytes of a connection we let go of (its close frame), still to be written.
+        self._leftover: list[bytes] = []
+        self._attempt_id = 0
+        self._transport_up = False
+        self._attempt_deadline = math.inf
+        self._reconnect_at = math.inf
+        self._failures = 0  # consecutive failed attempts since the last Welcome
+        self._goodbye_floor = 0.0
+        self._wanted = False  # the app wants to be connected
+        # session
+        self.session_id = ""
+        self._token = b""
+        self.positions: dict[str, StreamPosition] = {}
+        self.subscriptions: set[str] = set()
+        self._requests: dict[int, tuple[str, bool]] = {}  # request_id -> (topic, subscribe?)
+        self._next_request = 1
+        # client -> server
+        self._pending: deque[_Pending] = deque()
+        self._next_seq = 1
+        self._sent_upto = 0  # highest seq written on the current connection
+        self._max_unacked = config.max_pending
+        #: Highest client sequence the server acknowledged.
+        self.last_acked_seq = 0
+        #: Duplicates dropped on receipt (a replay overlapping what had arrived).
+        self.duplicates_dropped = 0
+        self.connected_at: float | None = None
+
+    # ------------------------------------------------------------------ properties
+
+    @property
+    def status(self) -> ConnectionStatus:
+        return self._status
+
+    @property
+    def pending_count(self) -> int:
+        """Messages sent (or queued) and not yet acknowledged."""
+        return len(self._pending)
+
+    @property
+    def rtt(self) -> float | None:
+        return self._conn.rtt if self._conn is not None else None
+
+    # ------------------------------------------------------------------ outputs
+
+    def events_received(self) -> list[ClientEvent]:
+        events, self._events = self._events, []
+        return events
+
+    def data_to_send(self) -> list[bytes]:
+        out, self._leftover = self._leftover, []
+        if self._conn is not None:
+            out.extend(self._conn.data_to_send())
+        return out
+
+    def next_deadline(self) -> float | None:
+        deadline = min(self._attempt_deadline, self._reconnect_at)
+        if self._conn is not None:
+            conn_deadline = self._conn.next_deadline()
+            if conn_deadline is not None:
+                deadline = min(deadline, conn_deadline)
+        return None if deadline == math.inf else deadline
+
+    # ------------------------------------------------------------------ app commands
+
+    def connect(self, now: float) -> None:
+        """Start connecting (no-op if already connected or trying)."""
+        if self._status not in (ConnectionStatus.DISCONNECTED, ConnectionStatus.ERROR):
+            return
+        self._wanted = True
+        self._failures = 0
+        self._set_status(ConnectionStatus.CONNECTING)
+        self._open(now)
+
+    def disconnect(self, now: float, reason: str = "client disconnect") -> None:
+        """Leave for good: Goodbye(NORMAL) ends the session on the server; unacknowledged
+        messages are dropped. ``connect()`` afterwards starts a fresh session."""
+        self._wanted = False
+        self._reconnect_at = self._attempt_deadline = math.inf
+        conn = self._conn
+        if conn is not None and conn.state is ConnectionState.OPEN:
+            conn.close(CloseCode.NORMAL_CLOSURE, reason,
+                       goodbye=Goodbye(code=ErrorCode.NORMAL, reason=reason), now=now)
+            self._events.append(CloseTransport(attempt=self._attempt_id))
+        elif conn is not None or self._transport_up:
+            self._events.append(CloseTransport(attempt=self._attempt_id))
+        self._release_conn()
+        self._attempt_id += 1  # whatever the old socket reports from now on is stale
+        self._transport_up = False
+        self._forget_session()
+        self._set_status(ConnectionStatus.DISCONNECTED)
+
+    def send(self, payload: bytes | bytearray | memoryview, now: float, *,
+             topic: str = "") -> int:
+        """Queue a message for the server; returns its sequence number.
+
+        Delivered exactly once, in order, across reconnects, as long as the session survives.
+        Raises :class:`BufferFullError` when ``max_pending`` messages await acknowledgement.
+        """
+        if len(self._pending) >= self.config.max_pending:
+            raise BufferFullError(f"{len(self._pending)} messages await acknowledgement "
+                                  f"(max_pending={self.config.max_pending}); retry after acks")
+        item = _Pending(self._next_seq, topic, bytes(payload), self._wall_ms(now))
+        self._next_seq += 1
+        self._pending.append(item)
+        self._transmit()
+        return item.seq
+
+    def subscribe(self, topic: str, now: float) -> int:
+        """Subscribe to ``topic`` (sent now, or on the next connection); returns the request
+        id that the Subscribed / Error answer quotes."""
+        if not topic or topic.startswith("$"):
+            raise LocalProtocolError(f"invalid topic name {topic!r}")
+        self.subscriptions.add(topic)
+        return self._request(topic, subscribe=True)
+
+    def unsubscribe(self, topic: str, now: float) -> int:
+        if topic not in self.subscriptions:
+            raise LocalProtocolError(f"not subscribed to {topic!r}")
+        self.subscriptions.discard(topic)
+        self.positions.pop(topic, None)
+        return self._request(topic, subscribe=False)
+
+    # ------------------------------------------------------------------ adapter inputs
+
+    def transport_opened(self, attempt: int, now: float) -> None:
+        """The socket of ``attempt`` is connected: the upgrade request goes out."""
+        if attempt != self._attempt_id or self._conn is not None or not self._wanted:
+            return
+        self._transport_up = True
+        self._attempt_deadline = math.inf
+        self._conn = ClientConnection(
+            host=self._host if self._port in (80, 443) else f"{self._host}:{self._port}",
+            path=self._path, hello=self._hello(), config=self.config.connection,
+            extra_headers=self.config.extra_headers, now=now)
+
+    def transport_failed(self, attempt: int, now: float, reason: str = "") -> None:
+        """The socket of ``attempt`` could not be opened (refused, DNS, TLS...)."""
+        if attempt != self._attempt_id or self._transport_up:
+            return
+        self._attempt_deadline = math.inf
+        self._lost(now, code=CloseCode.ABNORMAL_CLOSURE, reason=reason or "connect failed",
+                   cause=None, goodbye=None)
+
+    def receive_data(self, attempt: int, data: bytes | bytearray | memoryview | None,
+                     now: float) -> None:
+        """Bytes from the socket of ``attempt`` (None: EOF)."""
+        conn = self._conn
+        if attempt != self._attempt_id or conn is None:
+            return
+        conn.receive_data(data, now)
+        self._process(now)
+
+    def transport_closed(self, attempt: int, now: float) -> None:
+        """The socket of ``attempt`` is closed (by us or the peer)."""
+        if attempt != self._attempt_id:
+            return
+        self._transport_up = False
+        if self._conn is not None:
+            self._conn.receive_data(None, now)
+            self._process(now)
+
+    def handle_timer(self, now: float) -> None:
+        if now >= self._attempt_deadline:
+            self._attempt_deadline = math.inf
+            self._events.append(CloseTransport(attempt=self._attempt_id))
+            self._attempt_id += 1
+            self._transport_up = False
+            self._lost(now, code=CloseCode.ABNORMAL_CLOSURE,
+                       reason=f"connect timed out after {self.config.connect_timeout:g} s",
+                       cause=None, goodbye=None)
+        if now >= self._reconnect_at:
+            self._reconnect_at = math.inf
+            self._open(now)
+        if self._conn is not None:
+            self._conn.handle_timer(now)
+            self._process(now)
+
+    # ------------------------------------------------------------------ internals
+
+    def _wall_ms(self, now: float) -> int:
+        return max(0, int((now + self.config.connection.wall_clock_offset) * 1000))
+
+    def _set_status(self, status: ConnectionStatus) -> None:
+        if status is not self._status:
+            previous, self._status = self._status, status
+            self._events.append(StatusChanged(status=status, previous=previous))
+
+    def _open(self, now: float) -> None:
+        self._attempt_id += 1
+        self._transport_up = False
+        self._attempt_deadline = now + self.config.connect_timeout
+        self._events.append(OpenTransport(attempt=self._attempt_id, host=self._host,
+                                          port=self._port, secure=self._secure))
+
+    def _hello(self) -> Hello:
+        return Hello(
+            session_id=self.session_id, resume_token=self._token,
+            positions=tuple(TopicPosition(topic=t, position=p)
+                            for t, p in self.positions.items()),
+            last_acked_seq=self.last_acked_seq, auth_token=self.config.auth_token,
+            client=self.config.client_info)
+
+    def _request(self, topic: str, *, subscribe: bool) -> int:
+        request_id = self._next_request
+        self._next_request = (self._next_request % 0xFFFFFFFF) + 1
+        self._requests[request_id] = (topic, subscribe)
+        conn = self._conn
+        if conn is not None and conn.state is ConnectionState.OPEN:
+            conn.send(Subscribe(topic=topic, request_id=request_id,
+                                position=self.positions.get(topic)) if subscribe
+                      else Unsubscribe(topic=topic, request_id=request_id))
+        return request_id
+
+    def _transmit(self) -> None:
+        """Send pending messages not yet written on this connection, within the server's
+        unacked limit."""
+        conn = self._conn
+        if conn is None or conn.state is not ConnectionState.OPEN:
+            return
+        limit = self.last_acked_seq + self._max_unacked
+        for item in self._pending:
+            if item.seq <= self._sent_upto:
+                continue
+            if item.seq > limit:
+                break
+            conn.send(Data(topic=item.topic, seq=item.seq, timestamp_ms=item.timestamp_ms,
+                           payload=item.payload))
+            self._sent_upto = item.seq
+
+    def _process(self, now: float) -> None:
+        conn = self._conn
+        if conn is None:
+            return
+        for event in conn.events_received():
+            if isinstance(event, EnvelopeReceived):
+                if conn.state is ConnectionState.OPEN:
+                    self._on_body(event.body, now)
+            elif isinstance(event, Welcomed):
+                self._on_welcome(event.welcome, now)
+            elif isinstance(event, Closed):
+                self._events.append(CloseTransport(attempt=self._attempt_id))
+                self._release_conn()
+                self._attempt_id += 1
+                self._transport_up = False
+                self._lost(now, code=event.code, reason=event.reason, cause=event.cause,
+                           goodbye=event.goodbye)
+                return
+            # HandshakeFailed is followed by Closed, which carries the status in its reason.
+
+    def _on_welcome(self, welcome: Welcome, now: float) -> None:
+        old_session = self.session_id
+        if welcome.resumed:
+            self._drop_acked(welcome.last_received_seq)
+        else:
+            # A new session numbers from 1: renumber what the old one never acknowledged.
+            resent = len(self._pending)
+            for i, item in enumerate(self._pending, start=1):
+                item.seq = i
+            self._next_seq = resent + 1
+            self.last_acked_seq = 0
+            if old_session:
+                self._events.append(SessionReset(old_session_id=old_session,
+                                                 new_session_id=welcome.session_id,
+                                                 reason=welcome.fresh_reason, resent=resent))
+        self.session_id = welcome.session_id
+        self._token = welcome.resume_token
+        if welcome.limits is not None and welcome.limits.max_unacked:
+            self._max_unacked = min(self.config.max_pending, welcome.limits.max_unacked)
+        self._sent_upto = self.last_acked_seq
+        for recovery in welcome.recovery:
+            self._apply_recovery(recovery)
+        self._failures = 0
+        self._goodbye_floor = 0.0
+        self.connected_at = now
+        self._set_status(ConnectionStatus.CONNECTED)
+        self._events.append(Connected(session_id=welcome.session_id, resumed=welcome.resumed,
+                                      fresh_reason=welcome.fresh_reason))
+        # Subscriptions the server has not confirmed yet (asked while offline, or unanswered
+        # when the link dropped) go out again; the server answers idempotently.
+        self._requests.clear()
+        for topic in sorted(self.subscriptions):
+            if topic not in self.positions:
+                self._request(topic, subscribe=True)
+        self._transmit()
+
+    def _apply_recovery(self, recovery: TopicRecovery) -> None:
+        topic = recovery.topic
+        if recovery.position is not None:
+            self.positions[topic] = recovery.position
+        if not topic.startswith("$"):
+            self.subscriptions.add(topic)
+        if recovery.status is RecoveryStatus.FAILED:
+            self._events.append(RecoveryFailed(topic=topic, lost_from=recovery.lost_from,
+                                               lost_to=recovery.lost_to,
+                                               position=recovery.position))
+
+    def _on_body(self, body: object, now: float) -> None:
+        if isinstance(body, Data):
+            position = body.position
+            if position is None:
+                return  # a server never sends this; nothing to place it by
+            topic = body.topic
+            known = self.positions.get(topic)
+            if known is not None and known.epoch == position.epoch \
+                    and position.offset <= known.offset:
+                self.duplicates_dropped += 1
+                return
+            self.positions[topic] = position
+            self._events.append(MessageReceived(topic=topic, position=position,
+                                                payload=bytes(body.payload),
+                                                timestamp_ms=body.timestamp_ms))
+        elif isinstance(body, Ack):
+            self._drop_acked(body.seq)
+            self._transmit()
+        elif isinstance(body, Subscribed):
+            recovery = body.recovery
+            self._requests.pop(body.request_id, None)
+            if recovery.topic in self.subscriptions or body.request_id == 0:
+                self._apply_recovery(recovery)
+                self._events.append(SubscribedEvent(topic=recovery.topic, recovery=recovery,
+                                                    request_id=body.request_id))
+        elif isinstance(body, Unsubscribed):
+            self._requests.pop(body.request_id, None)
+            self.subscriptions.discard(body.topic)
+            self.positions.pop(body.topic, None)
+            self._events.append(UnsubscribedEvent(topic=body.topic, request_id=body.request_id))
+        elif isinstance(body, Error):
+            request = self._requests.pop(body.request_id, None)
+            if request is not None and request[1]:
+                self.subscriptions.discard(request[0])
+            self._events.append(ErrorReceived(error=body))
+        elif isinstance(body, Presence):
+            self._events.append(PresenceReceived(presence=body))
+
+    def _drop_acked(self, seq: int) -> None:
+        pending = self._pending
+        while pending and pending[0].seq <= seq:
+            pending.popleft()
+        self.last_acked_seq = max(self.last_acked_seq, seq)
+
+    def _lost(self, now: float, *, code: int, reason: str, cause: RemoteProtocolError | None,
+              goodbye: Goodbye | None) -> None:
+        """The current attempt or connection is over: schedule the next one, or give up."""
+        fatal = goodbye is not None and goodbye.code in _FATAL_GOODBYES
+        if goodbye is not None and goodbye.reconnect_after_ms:
+            self._goodbye_floor = goodbye.reconnect_after_ms / 1000
+        self._failures += 1
+        policy = self.config.reconnect
+        exhausted = policy.max_attempts is not None and self._failures > policy.max_attempts
+        will_reconnect = self._wanted and not fatal and not exhausted
+        self._events.append(Disconnected(code=code, reason=reason, cause=cause,
+                                         goodbye=goodbye, will_reconnect=will_reconnect))
+        if not self._wanted:
+            return
+        if not will_reconnect:
+            self._wanted = False
+            self._set_status(ConnectionStatus.ERROR)
+            why = (goodbye.reason if fatal and goodbye is not None
+                   else f"gave up after {policy.max_attempts} reconnect attempts")
+            self._events.append(GaveUp(reason=why))
+            return
+        delay = policy.delay(self._failures, self._entropy.random(), self._goodbye_floor)
+        self._reconnect_at = now + delay
+        self._set_status(ConnectionStatus.RECONNECTING)
+        self._events.append(Reconnecting(attempt=self._failures,
+                                         max_attempts=policy.max_attempts, delay=delay))
+
+    def _release_conn(self) -> None:
+        if self._conn is not None:
+            self._leftover.extend(self._conn.data_to_send())
+            self._conn = None
+
+    def _forget_session(self) -> None:
+        self.session_id = ""
+        self._token = b""
+        self.positions.clear()
+        self._pending.clear()
+        self._requests.clear()
+        self._next_seq = 1
+        self._sent_upto = 0
+        self.last_acked_seq = 0

@@ -1,0 +1,658 @@
+"""One SigmaSockets connection (one socket), client or server role, sans-IO.
+
+Theory of operation
+-------------------
+A connection owns a :class:`~sigma_core.websocket.WebSocket` (RFC 6455 on wsproto) and speaks the
+envelope protocol over its binary messages::
+
+    HANDSHAKE --upgrade ok--> HELLO --Hello/Welcome--> OPEN --close()--> CLOSING --> CLOSED
+        |                       |                        |                             ^
+        +--- refused / timeout -+---- error / timeout ---+------ peer close, EOF, dead-+
+
+* ``HANDSHAKE``: the HTTP upgrade. The server surfaces :class:`HandshakeRequest` so the layer above
+  (the hub's limits and auth hook) calls :meth:`ServerConnection.accept_handshake` or
+  :meth:`ServerConnection.reject_handshake`.
+* ``HELLO``: the client sent ``Hello`` and waits for ``Welcome``; the server surfaced
+  :class:`HelloReceived` and waits for :meth:`ServerConnection.welcome` (or ``refuse``).
+* ``OPEN``: envelopes flow. Heartbeats run here: each side sends ``Ping`` every
+  ``heartbeat_interval`` and answers ``Ping`` with ``Pong``; the RTT is measured on the pinger's own
+  clock. *Any* received byte proves the peer alive, so a link busy with data is never declared
+  dead; silence for ``heartbeat_timeout`` closes with 4003 (HEARTBEAT_TIMEOUT).
+* ``CLOSING``: our close frame is out; the peer's reply (or ``close_timeout``) ends it.
+* ``CLOSED``: terminal. :class:`Closed` was emitted exactly once.
+
+Inputs are bytes (:meth:`Connection.receive_data`), commands, and timers
+(:meth:`Connection.handle_timer`, due at :meth:`Connection.next_deadline`). Outputs are the
+eager event list (:meth:`Connection.events_received`), :meth:`Connection.data_to_send` and the
+explicit :attr:`Connection.transport_should_close`.
+
+Two output queues. ``Ping``, ``Pong`` and ``Ack`` are order-independent, so they go to a priority
+queue that :meth:`data_to_send` drains before the ordered queue of everything else: a heartbeat
+is never stuck behind a data backlog that the core still holds (an adapter only pulls data while
+its transport is writable). :attr:`Connection.buffered_amount` is the size of the ordered queue,
+which the hub compares with its high-water mark to find slow consumers.
+
+After the handshake the receive path never raises for peer misbehaviour: it queues the right
+close, records the cause, and emits :class:`Closed`.
+
+Plain mode (``ConnectionConfig(envelope=False)``) is the same machine without the envelope layer:
+``HANDSHAKE -> OPEN`` directly, whole WebSocket messages surface as :class:`RawMessage` and go out
+with :meth:`Connection.send_raw`. The adapters' RFC 6455 echo servers run on it.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from . import codec
+from ._frames import server_binary_frame
+from .errors import CloseCode, DecodeError, ErrorCode, LocalProtocolError, RemoteProtocolError
+from .messages import Body, Goodbye, Hello, Ping, Pong, Welcome
+from .websocket import (
+    Closed as WsClosed,
+)
+from .websocket import (
+    HandshakeAccepted,
+    HandshakeFailed,
+    HandshakeRequest,
+    MessageReceived,
+    Role,
+    WebSocket,
+    WebSocketConfig,
+    WebSocketEvent,
+    WebSocketState,
+)
+
+__all__ = [
+    "ClientConnection",
+    "Closed",
+    "Connection",
+    "ConnectionConfig",
+    "ConnectionEvent",
+    "ConnectionState",
+    "EnvelopeReceived",
+    "HandshakeFailed",
+    "HandshakeRequest",
+    "HelloReceived",
+    "RawMessage",
+    "Role",
+    "ServerConnection",
+    "Welcomed",
+]
+
+SUBPROTOCOL = "sigma.v1"
+
+_PRIORITY_TYPES = (Ping, Pong)
+
+
+class ConnectionState(enum.Enum):
+    HANDSHAKE = "handshake"
+    HELLO = "hello"
+    OPEN = "open"
+    CLOSING = "closing"
+    CLOSED = "closed"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConnectionConfig:
+    """Per-connection settings. Durations are seconds on the caller's clock.
+
+    ``heartbeat_interval`` 0 disables pings (the peer's pings are still answered) and with it
+    dead-peer detection. ``wall_clock_offset`` is added to ``now`` to stamp ``*_ms`` wire
+    timestamps (adapters pass ``time.time() - time.monotonic()`` so ``now`` can stay monotonic).
+    """
+
+    websocket: WebSocketConfig = field(default_factory=WebSocketConfig)
+    envelope: bool = True
+    heartbeat_interval: float = 25.0
+    heartbeat_timeout: float = 60.0
+    handshake_timeout: float = 10.0
+    close_timeout: float = 5.0
+    wall_clock_offset: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("heartbeat_interval", "heartbeat_timeout", "handshake_timeout",
+                     "close_timeout"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"ConnectionConfig.{name} must be a finite number >= 0, "
+                                 f"got {value!r}")
+        if self.heartbeat_interval and self.heartbeat_timeout <= self.heartbeat_interval:
+            raise ValueError("ConnectionConfig.heartbeat_timeout must exceed heartbeat_interval "
+                             f"({self.heartbeat_timeout} <= {self.heartbeat_interval})")
+        if self.envelope and self.websocket.allow_text:
+            raise ValueError("the envelope protocol is binary: WebSocketConfig.allow_text must "
+                             "be False when envelope=True")
+
+
+# ----------------------------------------------------------------------------- events
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConnectionEvent:
+    """Base of every event a connection emits."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HelloReceived(ConnectionEvent):
+    """Server: the client's ``Hello``. Answer with ``welcome()`` or ``refuse()``."""
+
+    hello: Hello
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Welcomed(ConnectionEvent):
+    """Client: the server's ``Welcome``; the connection is ``OPEN``."""
+
+    welcome: Welcome
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EnvelopeReceived(ConnectionEvent):
+    """An envelope in the ``OPEN`` state (heartbeats and ``Goodbye`` are handled internally)."""
+
+    body: Body
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RawMessage(ConnectionEvent):
+    """Plain mode: one whole WebSocket message."""
+
+    data: bytes | str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Closed(ConnectionEvent):
+    """The connection is over; emitted exactly once.
+
+    ``code``/``reason`` are the WebSocket close code and reason (sent by whoever closed first;
+    1006 when the transport ended without one). ``cause`` is set when the peer misbehaved or
+    went silent. ``goodbye`` is the peer's ``Goodbye`` if one arrived (it carries the
+    reconnect hint).
+    """
+
+    code: int
+    reason: str
+    clean: bool
+    initiated_locally: bool
+    cause: RemoteProtocolError | None = None
+    goodbye: Goodbye | None = None
+
+
+# ----------------------------------------------------------------------------- machine
+
+
+class Connection:
+    """Behaviour shared by both roles; use :class:`ServerConnection` or :class:`ClientConnection`."""
+
+    role: Role
+
+    def __init__(self, ws: WebSocket, config: ConnectionConfig, now: float) -> None:
+        self._ws = ws
+        self.config = config
+        self._state = ConnectionState.HANDSHAKE
+        self._events: list[ConnectionEvent] = []
+        self._priority: list[bytes] = []
+        self._ordered: deque[bytes] = deque()
+        self._buffered = 0
+        self._transport_close = False
+        self._created = now
+        self._last_received = now
+        self._next_ping = math.inf
+        self._ping_id = 0
+        self._close_deadline = math.inf
+        self._interval = config.heartbeat_interval
+        self._timeout = config.heartbeat_timeout
+        self._peer_goodbye: Goodbye | None = None
+        #: Smoothed heartbeat round-trip time in seconds (None until the first Pong).
+        self.rtt: float | None = None
+        #: Bytes received and sent on the wire (after the handshake).
+        self.bytes_received = 0
+        self._fast_frames = False
+        self._paused = False
+        self._held: list[WebSocketEvent] = []
+
+    # -- properties
+
+    @property
+    def state(self) -> ConnectionState:
+        return self._state
+
+    @property
+    def transport_should_close(self) -> bool:
+        """True once the adapter should close the socket after flushing :meth:`data_to_send`."""
+        return self._transport_close
+
+    @property
+    def buffered_amount(self) -> int:
+        """Bytes queued in the ordered (data) queue, not yet taken by :meth:`data_to_send`."""
+        return self._buffered
+
+    @property
+    def subprotocol(self) -> str | None:
+        return self._ws.subprotocol
+
+    # -- outputs
+
+    def events_received(self) -> list[ConnectionEvent]:
+        """Drain and return the events produced since the last call."""
+        events, self._events = self._events, []
+        return events
+
+    def data_to_send(self) -> list[bytes]:
+        """Drain the bytes to write: heartbeats and acks first, then everything else in order."""
+        self._pull_ws(priority=True)
+        out = self._priority
+        self._priority = []
+        if self._ordered:
+            out.extend(self._ordered)
+            self._ordered.clear()
+            self._buffered = 0
+        return out
+
+    def next_deadline(self) -> float | None:
+        """When :meth:`handle_timer` must next be called (None: no timer needed)."""
+        if self._state is ConnectionState.CLOSED:
+            return None
+        if self._state is ConnectionState.CLOSING:
+            return self._close_deadline
+        if self._state is not ConnectionState.OPEN:
+            return self._created + self.config.handshake_timeout
+        if not self._interval:
+            return None
+        return min(self._next_ping, self._last_received + self._timeout)
+
+    # -- inputs
+
+    def receive_data(self, data: bytes | bytearray | memoryview | None, now: float) -> None:
+        """Feed bytes from the transport; ``None`` means the transport reached EOF."""
+        if self._state is ConnectionState.CLOSED:
+            return
+        if data:
+            self._last_received = now
+            if self._state is ConnectionState.OPEN:
+                self.bytes_received += len(data)
+        self._ws.receive_data(data)
+        self._process_ws_events(self._ws.events_received(), now)
+
+    def handle_timer(self, now: float) -> None:
+        """Run whatever timers are due at ``now`` (calling early or late is harmless)."""
+        state = self._state
+        if state is ConnectionState.CLOSED:
+            return
+        if state is ConnectionState.CLOSING:
+            if now >= self._close_deadline:
+                self._ws.abort()
+                self._process_ws_events(self._ws.events_received(), now)
+            return
+        if state is not ConnectionState.OPEN:
+            if now >= self._created + self.config.handshake_timeout:
+                if state is ConnectionState.HANDSHAKE:
+                    # No WebSocket yet to carry a close frame: drop the socket.
+                    self._ws.abort()
+                    self._process_ws_events(self._ws.events_received(), now)
+                else:
+                    self._fail(RemoteProtocolError("no Hello/Welcome within the handshake "
+                                                   "timeout", code=CloseCode.HELLO_TIMEOUT), now)
+            return
+        interval = self._interval
+        if not interval:
+            return
+        if now >= self._last_received + self._timeout:
+            self._fail(RemoteProtocolError(
+                f"nothing received for {now - self._last_received:.1f} s (heartbeat timeout "
+                f"{self._timeout:g} s)", code=CloseCode.HEARTBEAT_TIMEOUT), now)
+            return
+        if now >= self._next_ping:
+            self._ping_id = (self._ping_id + 1) & 0xFFFFFFFF
+            self._send_body(Ping(id=self._ping_id, timestamp_ms=self._wall_ms(now)))
+            self._next_ping = now + interval
+
+    # -- commands
+
+    def send(self, body: Body) -> None:
+        """Queue one envelope. Raises LocalProtocolError unless the connection is ``OPEN``."""
+        if self._state is not ConnectionState.OPEN:
+            raise LocalProtocolError(f"cannot send {type(body).__name__}: connection is "
+                                     f"{self._state.value}")
+        self._send_body(body)
+
+    def send_encoded(self, envelope: bytes) -> None:
+        """Queue an already encoded envelope (a broadcast is encoded once for all recipients)."""
+        if self._state is not ConnectionState.OPEN:
+            raise LocalProtocolError(f"cannot send: connection is {self._state.value}")
+        self._send_envelope_bytes(envelope)
+
+    def send_frame(self, frame: bytes, payload_size: int) -> bool:
+        """Queue a pre-built server frame (see :func:`server_binary_frame`) if this connection
+        can carry it verbatim; return False (nothing queued) when it cannot (extension
+        negotiated, client role) so the caller falls back to :meth:`send_encoded`."""
+        if not self._fast_frames:
+            return False
+        if self._state is not ConnectionState.OPEN:
+            raise LocalProtocolError(f"cannot send: connection is {self._state.value}")
+        if payload_size > self.config.websocket.max_message_size:
+            raise LocalProtocolError(f"message of {payload_size} bytes exceeds "
+                                     f"max_message_size {self.config.websocket.max_message_size}")
+        self._ordered.append(frame)
+        self._buffered += len(frame)
+        return True
+
+    def send_raw(self, data: bytes | bytearray | memoryview | str) -> None:
+        """Plain mode: send one WebSocket message (text if ``data`` is a str)."""
+        if self.config.envelope:
+            raise LocalProtocolError("send_raw() is for plain mode; use send() for envelopes")
+        if self._state is not ConnectionState.OPEN:
+            raise LocalProtocolError(f"cannot send: connection is {self._state.value}")
+        self._ws.send_message(data)
+        self._pull_ws(priority=False)
+
+    def close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "", *,
+              goodbye: Goodbye | None = None, now: float) -> None:
+        """Start the closing handshake after everything already queued (graceful).
+
+        ``goodbye`` is sent first when the connection is ``OPEN`` (the peer learns why and when
+        to come back). Idempotent once closing or closed.
+        """
+        if self._state in (ConnectionState.CLOSING, ConnectionState.CLOSED):
+            return
+        if self._state is ConnectionState.HANDSHAKE:
+            self._ws.abort()
+            self._process_ws_events(self._ws.events_received(), now)
+            return
+        if goodbye is not None and self._state is ConnectionState.OPEN and self.config.envelope:
+            self._send_body(goodbye)
+        self._ws.close(int(code), reason)
+        self._pull_ws(priority=False)
+        self._state = ConnectionState.CLOSING
+        self._close_deadline = now + self.config.close_timeout
+
+    def abort(self, code: CloseCode, reason: str, now: float) -> None:
+        """Close now, dropping queued data: for a slow consumer, a takeover, a refusal.
+
+        A ``Goodbye`` and the close frame still go out (first in line), but nothing queued
+        before them does. ``Closed.cause`` stays None: the peer did nothing wrong.
+        """
+        self._fail(RemoteProtocolError(reason, code=code), now, record_cause=False)
+
+    # -- internals
+
+    def _wall_ms(self, now: float) -> int:
+        return max(0, int((now + self.config.wall_clock_offset) * 1000))
+
+    def _send_body(self, body: Body, *, priority: bool | None = None) -> None:
+        if priority is None:
+            priority = isinstance(body, _PRIORITY_TYPES)
+        self._send_envelope_bytes(codec.encode(body), priority=priority)
+
+    def _send_envelope_bytes(self, envelope: bytes, priority: bool = False) -> None:
+        if self._fast_frames:
+            if len(envelope) > self.config.websocket.max_message_size:
+                raise LocalProtocolError(f"message of {len(envelope)} bytes exceeds "
+                                         f"max_message_size "
+                                         f"{self.config.websocket.max_message_size}")
+            frame = server_binary_frame(envelope)
+            if priority:
+                self._priority.append(frame)
+            else:
+                self._ordered.append(frame)
+                self._buffered += len(frame)
+            return
+        self._ws.send_message(envelope)
+        self._pull_ws(priority=priority)
+
+    def _pull_ws(self, *, priority: bool) -> None:
+        chunks = self._ws.data_to_send()
+        if not chunks:
+            return
+        if priority:
+            self._priority.extend(chunks)
+        else:
+            self._ordered.extend(chunks)
+            self._buffered += sum(map(len, chunks))
+
+    def _process_ws_events(self, events: Sequence[WebSocketEvent], now: float) -> None:
+        for index, event in enumerate(events):
+            if self._state is ConnectionState.CLOSED:
+                return
+            if self._paused:
+                # Server between Hello and welcome(): what the client pipelined waits, so the
+                # events are the same however the bytes were chunked.
+                self._held.extend(events[index:])
+                return
+            if isinstance(event, MessageReceived):
+                if self._state is ConnectionState.CLOSING:
+                    continue
+                if self.config.envelope:
+                    self._on_envelope(event.data, now)
+                else:
+                    self._events.append(RawMessage(data=event.data))
+            elif isinstance(event, WsClosed):
+                self._finish(Closed(code=event.code, reason=event.reason, clean=event.clean,
+                                    initiated_locally=event.initiated_locally, cause=event.cause,
+                                    goodbye=self._peer_goodbye))
+            elif isinstance(event, HandshakeRequest):
+                self._events.append(event)
+            elif isinstance(event, HandshakeAccepted):
+                self._on_ws_open(now)
+            elif isinstance(event, HandshakeFailed):
+                self._events.append(event)
+                self._finish(Closed(code=CloseCode.ABNORMAL_CLOSURE,
+                                    reason=f"handshake failed: HTTP {event.status} {event.reason}",
+                                    clean=False, initiated_locally=self.role is Role.SERVER))
+            # PingReceived / PongReceived: the WebSocket layer answered; liveness is counted
+            # on bytes, so nothing more to do.
+        if self._ws.transport_should_close and self._state is not ConnectionState.CLOSED \
+                and not self._paused:
+            self._transport_close = True
+
+    def _on_ws_open(self, now: float) -> None:
+        """The upgrade completed (both roles)."""
+        # Without compression configured no extension can have been negotiated, so our frames
+        # are plain RFC 6455 frames and may be built by hand (and shared across connections).
+        self._fast_frames = self.role is Role.SERVER and not self.config.websocket.compression
+        self._last_received = now
+        if not self.config.envelope:
+            self._enter_open(now)
+        else:
+            self._state = ConnectionState.HELLO
+
+    def _enter_open(self, now: float) -> None:
+        self._state = ConnectionState.OPEN
+        self._last_received = now
+        if self._interval:
+            self._next_ping = now + self._interval
+
+    def _on_envelope(self, data: bytes | str, now: float) -> None:
+        if isinstance(data, str):  # pragma: no cover - the WebSocket layer refuses text (1003)
+            self._fail(RemoteProtocolError("text message", code=CloseCode.UNSUPPORTED_DATA), now)
+            return
+        try:
+            body = codec.decode(data)
+        except DecodeError as exc:
+            self._fail(exc, now)
+            return
+        if isinstance(body, Ping):
+            if self._state is ConnectionState.OPEN:
+                self._send_body(Pong(id=body.id, echo_timestamp_ms=body.timestamp_ms,
+                                     timestamp_ms=self._wall_ms(now)))
+                return
+        elif isinstance(body, Pong):
+            if self._state is ConnectionState.OPEN:
+                sample = max(0.0, (self._wall_ms(now) - body.echo_timestamp_ms) / 1000)
+                self.rtt = sample if self.rtt is None else self.rtt + (sample - self.rtt) / 8
+                return
+        elif isinstance(body, Goodbye):
+            self._peer_goodbye = body
+            return
+        self._on_body(body, now)
+
+    def _on_body(self, body: Body, now: float) -> None:
+        raise NotImplementedError
+
+    def _unexpected(self, body: Body, now: float) -> None:
+        self._fail(RemoteProtocolError(
+            f"unexpected {type(body).__name__} from the "
+            f"{'client' if self.role is Role.SERVER else 'server'} in state {self._state.value}",
+            code=CloseCode.UNEXPECTED_MESSAGE), now)
+
+    def _fail(self, error: RemoteProtocolError, now: float, *, record_cause: bool = True) -> None:
+        """Close at once with ``error.code``: queued data is dropped, the close frame goes first,
+        and we do not wait for the peer's reply (RFC 6455 §7.1.7, "fail the connection")."""
+        if self._state is ConnectionState.CLOSED:
+            return
+        self._ordered.clear()
+        self._buffered = 0
+        self._ws.data_to_send()  # anything the WebSocket layer still held is dropped too
+        if self._ws.state is WebSocketState.OPEN:
+            if self.config.envelope and self._state is ConnectionState.OPEN:
+                self._send_body(Goodbye(code=_ERROR_FOR_CLOSE.get(error.code, ErrorCode.UNKNOWN),
+                                        reason=error.reason), priority=True)
+            self._ws.close(int(error.code), error.reason)
+            self._pull_ws(priority=True)
+        self._ws.abort(int(error.code), error.reason)
+        self._ws.events_received()
+        self._finish(Closed(code=error.code, reason=error.reason, clean=False,
+                            initiated_locally=True, cause=error if record_cause else None,
+                            goodbye=self._peer_goodbye))
+
+    def _finish(self, closed: Closed) -> None:
+        self._state = ConnectionState.CLOSED
+        self._transport_close = True
+        self._events.append(closed)
+
+
+_ERROR_FOR_CLOSE: dict[int, ErrorCode] = {
+    CloseCode.BAD_ENVELOPE: ErrorCode.BAD_ENVELOPE,
+    CloseCode.UNEXPECTED_MESSAGE: ErrorCode.UNEXPECTED_MESSAGE,
+    CloseCode.HELLO_TIMEOUT: ErrorCode.UNEXPECTED_MESSAGE,
+    CloseCode.HEARTBEAT_TIMEOUT: ErrorCode.HEARTBEAT_TIMEOUT,
+    CloseCode.UNSUPPORTED_VERSION: ErrorCode.UNSUPPORTED_VERSION,
+    CloseCode.AUTH_FAILED: ErrorCode.AUTH_FAILED,
+    CloseCode.SESSION_TAKEN_OVER: ErrorCode.SESSION_TAKEN_OVER,
+    CloseCode.SLOW_CONSUMER: ErrorCode.SLOW_CONSUMER,
+    CloseCode.RATE_LIMITED: ErrorCode.RATE_LIMITED,
+    CloseCode.LIMIT_EXCEEDED: ErrorCode.LIMIT_EXCEEDED,
+    CloseCode.GOING_AWAY: ErrorCode.SHUTTING_DOWN,
+}
+
+
+# server-bound messages a client may send once OPEN; client-bound ones a server may send
+_CLIENT_SENDS = ("Data", "Ack", "Subscribe", "Unsubscribe", "Error")
+_SERVER_SENDS = ("Data", "Ack", "Subscribed", "Unsubscribed", "Presence", "Error")
+
+
+class ServerConnection(Connection):
+    """The server end of one socket. Feed it the bytes the client sent."""
+
+    role = Role.SERVER
+
+    def __init__(self, config: ConnectionConfig | None = None, *, now: float) -> None:
+        config = config or ConnectionConfig()
+        super().__init__(WebSocket(Role.SERVER, config.websocket), config, now)
+
+    def accept_handshake(self, *, extra_headers: Sequence[tuple[str, str]] = ()) -> None:
+        """Accept the upgrade surfaced as :class:`HandshakeRequest`."""
+        if self._state is not ConnectionState.HANDSHAKE:
+            raise LocalProtocolError(f"accept_handshake() in state {self._state.value}")
+        self._ws.accept(extra_headers=extra_headers)
+        self._pull_ws(priority=False)
+        # Bytes that followed the request (a pipelined Hello) were parsed by accept(): enter
+        # HELLO before handling them.
+        self._on_ws_open(self._last_received)
+        self._process_ws_events(self._ws.events_received(), self._last_received)
+
+    def reject_handshake(self, status: int, reason: str) -> None:
+        """Refuse the upgrade with an HTTP status (e.g. 503 when full, 403 for a bad Origin)."""
+        if self._state is not ConnectionState.HANDSHAKE:
+            raise LocalProtocolError(f"reject_handshake() in state {self._state.value}")
+        self._ws.reject(status, reason)
+        self._pull_ws(priority=False)
+        self._process_ws_events(self._ws.events_received(), self._created)
+
+    def welcome(self, welcome: Welcome, now: float) -> None:
+        """Answer the Hello: the connection becomes ``OPEN``."""
+        if self._state is not ConnectionState.HELLO or not self._hello_seen:
+            raise LocalProtocolError(f"welcome() in state {self._state.value}")
+        self._send_body(welcome)
+        self._enter_open(now)
+        self._resume(now)
+
+    def _resume(self, now: float) -> None:
+        self._paused = False
+        held, self._held = self._held, []
+        if held:
+            self._process_ws_events(held, now)
+        elif self._ws.transport_should_close and self._state is not ConnectionState.CLOSED:
+            self._transport_close = True
+
+    def refuse(self, code: CloseCode, error: ErrorCode, message: str, now: float, *,
+               reconnect_after_ms: int = 0) -> None:
+        """Answer the Hello with a Goodbye and close (auth refused, unsupported version)."""
+        if self._state is not ConnectionState.HELLO:
+            raise LocalProtocolError(f"refuse() in state {self._state.value}")
+        self._send_body(Goodbye(code=error, reason=message,
+                                reconnect_after_ms=reconnect_after_ms))
+        self._ws.close(int(code), message)
+        self._pull_ws(priority=False)
+        self._state = ConnectionState.CLOSING
+        self._close_deadline = now + self.config.close_timeout
+        self._resume(now)  # pipelined messages are dropped (CLOSING); a close frame ends it
+
+    _hello_seen = False
+
+    def _on_body(self, body: Body, now: float) -> None:
+        if self._state is ConnectionState.HELLO:
+            if isinstance(body, Hello) and not self._hello_seen:
+                self._hello_seen = True
+                self._paused = True
+                self._events.append(HelloReceived(hello=body))
+                return
+            self._unexpected(body, now)
+            return
+        if type(body).__name__ in _CLIENT_SENDS:
+            self._events.append(EnvelopeReceived(body=body))
+        else:
+            self._unexpected(body, now)
+
+
+class ClientConnection(Connection):
+    """The client end of one socket: upgrade, then ``Hello``, then wait for ``Welcome``."""
+
+    role = Role.CLIENT
+
+    def __init__(self, *, host: str, path: str = "/", hello: Hello | None = None,
+                 config: ConnectionConfig | None = None,
+                 extra_headers: Sequence[tuple[str, str]] = (), now: float) -> None:
+        config = config or ConnectionConfig()
+        super().__init__(WebSocket.client(host=host, path=path, config=config.websocket,
+                                          extra_headers=extra_headers), config, now)
+        self._hello = hello if hello is not None else Hello()
+        self._pull_ws(priority=False)
+
+    def _on_ws_open(self, now: float) -> None:
+        super()._on_ws_open(now)
+        if self.config.envelope:
+            self._send_body(self._hello)
+
+    def _on_body(self, body: Body, now: float) -> None:
+        if self._state is ConnectionState.HELLO:
+            if isinstance(body, Welcome):
+                # The server's heartbeat settings win: it sized its timeouts for them.
+                if body.heartbeat_interval_ms:
+                    self._interval = body.heartbeat_interval_ms / 1000
+                if body.heartbeat_timeout_ms > body.heartbeat_interval_ms:
+                    self._timeout = body.heartbeat_timeout_ms / 1000
+                self._enter_open(now)
+                self._events.append(Welcomed(welcome=body))
+                return
+            self._unexpected(body, now)
+            return
+        if type(body).__name__ in _SERVER_SENDS:
+            self._events.append(EnvelopeReceived(body=body))
+        else:
+            self._unexpected(body, now)

@@ -1,0 +1,1015 @@
+"""The server: sessions, topics, replay, presence, limits and stats — sans-IO.
+
+Theory of operation
+-------------------
+The adapter accepts a socket and calls :meth:`Hub.open_connection` for a ``conn_id``; from then on
+it feeds bytes (:meth:`Hub.receive_data`), reports the socket's end
+(:meth:`Hub.connection_lost`), wakes the hub at :meth:`Hub.next_deadline` (:meth:`Hub.handle_timer`)
+and, after every call, writes what :meth:`Hub.flush` returns (closing sockets it marks). The app
+reads :meth:`Hub.events_received` and calls the commands (:meth:`Hub.publish`,
+:meth:`Hub.broadcast`, :meth:`Hub.send_to`, :meth:`Hub.subscribe`, ...).
+
+A **session** outlives connections: it holds the resume token, the subscriptions (with the
+position each started at), and the highest client sequence received. When its connection ends it
+is *detached*, and expires ``session_ttl`` seconds later unless a connection resumes it.
+
+Every server→client message is published to a **topic** in the backplane — a room, ``$all`` (the
+implicit broadcast topic, every session is subscribed) or the session's ``$inbox`` — so it has a
+position and sits in bounded history. A resuming client sends its positions; for each subscribed
+topic the hub replays what followed, in order, *before* anything live, or reports the topic
+``FAILED`` with the lost range (see docs/design.md).
+"""
+
+from __future__ import annotations
+
+import heapq
+import hmac
+import math
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from . import codec
+from ._frames import server_binary_frame
+from .backplane import Backplane, HistoryEntry, HistoryLimits, MemoryBackplane, ReplayGap
+from .connection import (
+    Closed,
+    ConnectionConfig,
+    ConnectionEvent,
+    ConnectionState,
+    EnvelopeReceived,
+    HandshakeRequest,
+    HelloReceived,
+    ServerConnection,
+)
+from .entropy import Entropy
+from .errors import CloseCode, ErrorCode, LocalProtocolError, RemoteProtocolError
+from .messages import (
+    PROTOCOL_VERSION,
+    Ack,
+    Data,
+    Error,
+    Goodbye,
+    Hello,
+    Limits,
+    Presence,
+    PresenceAction,
+    RecoveryStatus,
+    StreamPosition,
+    Subscribe,
+    Subscribed,
+    TopicRecovery,
+    Unsubscribe,
+    Unsubscribed,
+    Welcome,
+)
+
+__all__ = [
+    "BROADCAST_TOPIC",
+    "INBOX_TOPIC",
+    "AuthAccept",
+    "AuthRefuse",
+    "AuthRequest",
+    "ClientConnected",
+    "ClientDisconnected",
+    "ClientErrorReceived",
+    "ClientMessage",
+    "ConnectionRejected",
+    "Hub",
+    "HubConfig",
+    "HubEvent",
+    "PresenceChanged",
+    "ServerStats",
+    "Session",
+    "SessionExpired",
+]
+
+BROADCAST_TOPIC = "$all"
+INBOX_TOPIC = "$inbox"
+_RESERVED_PREFIX = "$"
+_INBOX_KEY = "$inbox:"
+
+
+# ----------------------------------------------------------------------------- config
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AuthRequest:
+    """What the authentication hook sees: the Hello and the HTTP upgrade request."""
+
+    hello: Hello
+    path: str
+    headers: tuple[tuple[str, str], ...]
+
+    def header(self, name: str) -> str | None:
+        """First value of a header (names compare case-insensitively)."""
+        name = name.lower()
+        return next((v for k, v in self.headers if k == name), None)
+
+    @property
+    def origin(self) -> str | None:
+        return self.header("origin")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AuthAccept:
+    """Let the client in; ``identity`` and ``metadata`` are kept on its session."""
+
+    identity: str = ""
+    metadata: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AuthRefuse:
+    """Keep the client out: it gets Goodbye(AUTH_FAILED, message) and close 4005."""
+
+    message: str = "authentication failed"
+
+
+AuthHook = Callable[[AuthRequest], AuthAccept | AuthRefuse]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HubConfig:
+    """Server-side limits and policies. Durations in seconds, sizes in bytes."""
+
+    connection: ConnectionConfig = field(default_factory=ConnectionConfig)
+    history: HistoryLimits = field(default_factory=HistoryLimits)
+    #: A detached session is forgotten this long after its last connection ended.
+    session_ttl: float = 300.0
+    #: Upgrades beyond this many open connections are refused with HTTP 503.
+    max_connections: int = 10_000
+    #: Fresh sessions beyond this many are refused (Goodbye LIMIT_EXCEEDED, close 1013).
+    max_sessions: int = 100_000
+    #: Topics a session may hold, not counting ``$all`` and ``$inbox``.
+    max_topics_per_session: int = 100
+    #: Longest topic name in UTF-8 bytes.
+    max_topic_length: int = 256
+    #: Advertised to clients: unacknowledged messages they may have in flight.
+    max_unacked: int = 1000
+    #: Bytes held in the core for a connection whose socket is paused (send buffer full)
+    #: beyond which it is a slow consumer (closed with 4007;
+    #: its session stays resumable).
+    outgoing_high_water: int = 4 << 20
+    #: Ack after this many client messages, or ``ack_delay`` after the first unacked one.
+    ack_every: int = 32
+    ack_delay: float = 0.05
+    #: Send ``Presence`` envelopes to a topic's subscribers when members join or leave.
+    presence_notifications: bool = False
+    #: Called with each Hello (after the upgrade); None admits everyone.
+    authenticate: AuthHook | None = None
+    #: Resume token length. 32 bytes = 256 bits from the injected entropy.
+    resume_token_bytes: int = 32
+    #: Seconds between sweeps that drop history entries older than ``history.max_age``.
+    trim_interval: float = 10.0
+
+    def __post_init__(self) -> None:
+        for name in ("max_connections", "max_sessions", "max_topics_per_session",
+                     "max_topic_length", "max_unacked", "outgoing_high_water", "ack_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"HubConfig.{name} must be >= 1")
+        for name in ("session_ttl", "ack_delay", "trim_interval"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"HubConfig.{name} must be finite and >= 0")
+        if self.resume_token_bytes < 16:
+            raise ValueError("HubConfig.resume_token_bytes must be >= 16 (128 bits)")
+
+
+# ----------------------------------------------------------------------------- sessions
+
+
+class Session:
+    """A client's session as the app sees it (read its attributes; don't assign them)."""
+
+    __slots__ = (
+        "_ack_due",
+        "_acked_seq",
+        "_token",
+        "client_version",
+        "conn_id",
+        "connected_at",
+        "expires_at",
+        "id",
+        "identity",
+        "last_activity",
+        "last_seq",
+        "metadata",
+        "subscriptions",
+    )
+
+    def __init__(self, session_id: str, token: bytes, now: float) -> None:
+        self.id = session_id
+        self._token = token
+        self.identity = ""
+        self.metadata: dict[str, str] = {}
+        self.client_version = ""
+        #: topic -> the position the subscription started at (replay floor).
+        self.subscriptions: dict[str, StreamPosition] = {}
+        #: Highest contiguous client sequence received.
+        self.last_seq = 0
+        self._acked_seq = 0
+        self._ack_due = math.inf
+        self.conn_id: int | None = None
+        self.connected_at = now
+        self.last_activity = now
+        self.expires_at = math.inf
+
+    @property
+    def connected(self) -> bool:
+        return self.conn_id is not None
+
+    def __repr__(self) -> str:  # never shows the resume token
+        return f"<Session {self.id} {'connected' if self.connected else 'detached'}>"
+
+
+# ----------------------------------------------------------------------------- events
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HubEvent:
+    """Base of every event the hub emits."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClientConnected(HubEvent):
+    session: Session
+    conn_id: int
+    resumed: bool
+    #: Why a resume attempt became a fresh session ("" otherwise).
+    fresh_reason: str = ""
+    #: Topics whose history could not be replayed to this client.
+    failed_topics: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClientMessage(HubEvent):
+    session: Session
+    seq: int
+    topic: str
+    payload: bytes
+    timestamp_ms: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClientDisconnected(HubEvent):
+    """A connection that had a session ended. The session lives on (resumable) unless
+    ``session_ended``."""
+
+    session: Session
+    conn_id: int
+    code: int
+    reason: str
+    cause: RemoteProtocolError | None
+    session_ended: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConnectionRejected(HubEvent):
+    """A connection ended before it had a session (refused upgrade, auth, limits, garbage)."""
+
+    conn_id: int
+    code: int
+    reason: str
+    cause: RemoteProtocolError | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SessionExpired(HubEvent):
+    session: Session
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PresenceChanged(HubEvent):
+    topic: str
+    session: Session
+    action: PresenceAction
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClientErrorReceived(HubEvent):
+    session: Session
+    error: Error
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServerStats:
+    """The original's fields plus what a resumable protocol needs watched."""
+
+    connected_clients: int
+    total_connections: int
+    messages_received: int
+    messages_sent: int
+    #: Seconds since the hub was created.
+    uptime: float
+    #: Mean smoothed heartbeat RTT over open connections, in seconds (0.0 if none measured).
+    average_latency: float
+    bytes_received: int
+    bytes_sent: int
+    sessions: int
+    resumes: int
+    failed_resumes: int
+    failed_recoveries: int
+    slow_consumer_disconnects: int
+    duplicates_dropped: int
+
+
+# ----------------------------------------------------------------------------- hub
+
+
+class _Conn:
+    __slots__ = ("conn", "id", "paused", "request", "scheduled", "session")
+
+    def __init__(self, conn_id: int, conn: ServerConnection) -> None:
+        self.id = conn_id
+        self.conn = conn
+        self.paused = False
+        self.session: Session | None = None
+        self.request: HandshakeRequest | None = None
+        self.scheduled = math.inf
+
+
+_TimerKind = Literal["conn", "ack", "expire", "trim"]
+
+
+class Hub:
+    """All server state of one process. See the module docstring for the call protocol."""
+
+    def __init__(self, config: HubConfig | None = None, *, entropy: Entropy, now: float,
+                 backplane: Backplane | None = None) -> None:
+        self.config = config or HubConfig()
+        self._entropy = entropy
+        self._backplane: Backplane = backplane or MemoryBackplane(entropy, self.config.history)
+        self._started = now
+        self._conns: dict[int, _Conn] = {}
+        self._next_conn_id = 1
+        self._sessions: dict[str, Session] = {}
+        self._members: dict[str, set[str]] = {BROADCAST_TOPIC: set()}
+        self._events: list[HubEvent] = []
+        self._dirty: set[int] = set()
+        self._timers: list[tuple[float, int, _TimerKind, object]] = []
+        self._timer_seq = 0
+        self._next_trim = now + self.config.trim_interval if self.config.trim_interval else 0.0
+        if self._next_trim:
+            self._push_timer(self._next_trim, "trim", None)
+        self._limits = Limits(
+            max_message_size=self.config.connection.websocket.max_message_size,
+            max_unacked=self.config.max_unacked,
+            max_topics=self.config.max_topics_per_session,
+        )
+        # stats
+        self._total_connections = 0
+        self._messages_received = 0
+        self._messages_sent = 0
+        self._bytes_sent = 0
+        self._bytes_received_closed = 0
+        self._resumes = 0
+        self._failed_resumes = 0
+        self._failed_recoveries = 0
+        self._slow_consumers = 0
+        self._duplicates = 0
+
+    # ------------------------------------------------------------------ adapter side
+
+    def open_connection(self, now: float) -> int:
+        """A socket was accepted; returns the id to use for it from now on."""
+        conn_id = self._next_conn_id
+        self._next_conn_id += 1
+        rec = _Conn(conn_id, ServerConnection(self.config.connection, now=now))
+        self._conns[conn_id] = rec
+        self._total_connections += 1
+        self._schedule_conn(rec)
+        return conn_id
+
+    def receive_data(self, conn_id: int, data: bytes | bytearray | memoryview, now: float) -> None:
+        """Bytes arrived on ``conn_id``."""
+        rec = self._conns.get(conn_id)
+        if rec is None:
+            return
+        rec.conn.receive_data(data, now)
+        self._process(rec, now)
+
+    def connection_lost(self, conn_id: int, now: float) -> None:
+        """The socket is gone (EOF, reset, or closed by the adapter after ``flush``)."""
+        rec = self._conns.pop(conn_id, None)
+        if rec is None:
+            return
+        if rec.conn.state is not ConnectionState.CLOSED:
+            rec.conn.receive_data(None, now)
+            self._process(rec, now)
+        self._bytes_received_closed += rec.conn.bytes_received
+        self._dirty.discard(conn_id)
+
+    def pause_writing(self, conn_id: int) -> None:
+        """The socket's send buffer is full: hold output for ``conn_id`` in the core. While
+        paused, output piling up past ``outgoing_high_water`` makes it a slow consumer."""
+        rec = self._conns.get(conn_id)
+        if rec is not None:
+            rec.paused = True
+
+    def resume_writing(self, conn_id: int) -> None:
+        """The socket drained: the next :meth:`flush` hands over what was held."""
+        rec = self._conns.get(conn_id)
+        if rec is not None and rec.paused:
+            rec.paused = False
+            self._dirty.add(conn_id)
+
+    def handle_timer(self, now: float) -> None:
+        """Run every timer due at ``now``."""
+        timers = self._timers
+        while timers and timers[0][0] <= now:
+            when, _, kind, key = heapq.heappop(timers)
+            if kind == "conn":
+                rec = self._conns.get(key)  # type: ignore[call-overload]
+                if rec is not None and rec.scheduled == when:
+                    rec.scheduled = math.inf
+                    rec.conn.handle_timer(now)
+                    self._process(rec, now)
+            elif kind == "ack":
+                session = self._sessions.get(key)  # type: ignore[call-overload]
+                if session is not None and session._ack_due <= now:
+                    self._send_ack(session)
+            elif kind == "expire":
+                session = self._sessions.get(key)  # type: ignore[call-overload]
+                if session is not None and session.conn_id is None \
+                        and session.expires_at <= now:
+                    self._end_session(session, now)
+                    self._events.append(SessionExpired(session=session))
+            else:
+                self._backplane.trim(now)
+                self._next_trim = now + self.config.trim_interval
+                self._push_timer(self._next_trim, "trim", None)
+
+    def next_deadline(self) -> float | None:
+        """When :meth:`handle_timer` must next run (None: nothing scheduled)."""
+        return self._timers[0][0] if self._timers else None
+
+    def flush(self) -> list[tuple[int, list[bytes], bool]]:
+        """``(conn_id, chunks, close_after)`` for every connection with something to do:
+        write ``chunks`` in order, then close the socket if ``close_after``."""
+        out = []
+        held = []
+        for conn_id in self._dirty:
+            rec = self._conns.get(conn_id)
+            if rec is None:
+                continue
+            if rec.paused and not rec.conn.transport_should_close:
+                held.append(conn_id)
+                continue
+            chunks = rec.conn.data_to_send()
+            for chunk in chunks:
+                self._bytes_sent += len(chunk)
+            out.append((conn_id, chunks, rec.conn.transport_should_close))
+        self._dirty.clear()
+        self._dirty.update(held)
+        return out
+
+    def events_received(self) -> list[HubEvent]:
+        """Drain the events for the application."""
+        events, self._events = self._events, []
+        return events
+
+    # ------------------------------------------------------------------ app commands
+
+    def publish(self, topic: str, payload: bytes | bytearray | memoryview, now: float, *,
+                exclude: Iterable[str] = (), only: Iterable[str] | None = None) -> StreamPosition:
+        """Publish ``payload`` to ``topic``: kept in history, sent to every subscriber
+        (minus ``exclude``; only those in ``only`` when given). Encoded once."""
+        if topic.startswith(_RESERVED_PREFIX) and topic != BROADCAST_TOPIC:
+            raise LocalProtocolError(f"cannot publish to reserved topic {topic!r} (use send_to "
+                                     f"for a session's inbox)")
+        self._check_topic(topic)
+        return self._publish(topic, topic, payload, now, frozenset(exclude),
+                             None if only is None else frozenset(only))
+
+    def broadcast(self, payload: bytes | bytearray | memoryview, now: float, *,
+                  exclude: Iterable[str] = ()) -> StreamPosition:
+        """Send to every session (the ``$all`` topic), except those in ``exclude``."""
+        return self._publish(BROADCAST_TOPIC, BROADCAST_TOPIC, payload, now,
+                             frozenset(exclude), None)
+
+    def send_where(self, predicate: Callable[[Session], bool],
+                   payload: bytes | bytearray | memoryview, now: float) -> StreamPosition:
+        """Selective routing: broadcast to the sessions for which ``predicate`` is true."""
+        only = frozenset(s.id for s in self._sessions.values() if predicate(s))
+        return self._publish(BROADCAST_TOPIC, BROADCAST_TOPIC, payload, now, frozenset(), only)
+
+    def send_to(self, session_id: str, payload: bytes | bytearray | memoryview,
+                now: float) -> StreamPosition:
+        """Send to one session through its inbox (replayed if it is disconnected)."""
+        if session_id not in self._sessions:
+            raise LocalProtocolError(f"no session {session_id!r}")
+        return self._publish(_INBOX_KEY + session_id, INBOX_TOPIC, payload, now, frozenset(),
+                             None)
+
+    def subscribe(self, session_id: str, topic: str, now: float) -> None:
+        """Subscribe a session to a topic from the server side (it is told with Subscribed)."""
+        session = self._session(session_id)
+        self._check_topic(topic)
+        if topic.startswith(_RESERVED_PREFIX):
+            raise LocalProtocolError(f"{topic!r} is reserved")
+        if topic in session.subscriptions:
+            return
+        if len(session.subscriptions) - 2 >= self.config.max_topics_per_session:
+            raise LocalProtocolError(f"session {session_id} already holds "
+                                     f"{self.config.max_topics_per_session} topics")
+        head = self._add_subscription(session, topic)
+        rec = self._rec_of(session)
+        if rec is not None:
+            self._send(rec, Subscribed(recovery=TopicRecovery(
+                topic=topic, status=RecoveryStatus.FRESH, position=head)), now)
+
+    def unsubscribe(self, session_id: str, topic: str, now: float) -> None:
+        """Remove a subscription from the server side (the client is told with Unsubscribed)."""
+        session = self._session(session_id)
+        if topic.startswith(_RESERVED_PREFIX):
+            raise LocalProtocolError(f"{topic!r} is reserved")
+        if topic not in session.subscriptions:
+            return
+        self._remove_subscription(session, topic)
+        rec = self._rec_of(session)
+        if rec is not None:
+            self._send(rec, Unsubscribed(topic=topic), now)
+
+    def disconnect(self, session_id: str, now: float, *, reason: str = "",
+                   end_session: bool = True) -> None:
+        """Close a session's connection (Goodbye + close 1000). With ``end_session`` the
+        session is forgotten at once; otherwise it stays resumable until it expires."""
+        session = self._session(session_id)
+        rec = self._rec_of(session)
+        if rec is not None:
+            rec.conn.close(CloseCode.NORMAL_CLOSURE, reason,
+                           goodbye=Goodbye(code=ErrorCode.NORMAL, reason=reason), now=now)
+            self._process(rec, now)
+        if end_session:
+            self._end_session(session, now)
+
+    def shutdown(self, now: float, *, reconnect_after_ms: int = 1000,
+                 reason: str = "server shutting down") -> None:
+        """Graceful stop: every open connection gets Goodbye(SHUTTING_DOWN, hint) and close
+        1001 after what is queued. Sessions are kept (a restart with a shared backplane resumes
+        them). Call :meth:`flush` and keep feeding bytes until the sockets close."""
+        for rec in list(self._conns.values()):
+            if rec.conn.state is ConnectionState.OPEN:
+                rec.conn.close(CloseCode.GOING_AWAY, reason, now=now, goodbye=Goodbye(
+                    code=ErrorCode.SHUTTING_DOWN, reason=reason,
+                    reconnect_after_ms=reconnect_after_ms))
+            else:
+                rec.conn.close(CloseCode.GOING_AWAY, reason, now=now)
+            self._process(rec, now)
+
+    # ------------------------------------------------------------------ queries
+
+    def get_session(self, session_id: str) -> Session | None:
+        return self._sessions.get(session_id)
+
+    @property
+    def sessions(self) -> Mapping[str, Session]:
+        return self._sessions
+
+    def connected_sessions(self) -> list[Session]:
+        return [s for s in self._sessions.values() if s.conn_id is not None]
+
+    def presence(self, topic: str) -> frozenset[str]:
+        """Ids of the sessions subscribed to ``topic``."""
+        return frozenset(self._members.get(topic, ()))
+
+    def connection_count(self) -> int:
+        return len(self._conns)
+
+    def stats(self, now: float) -> ServerStats:
+        rtts = [r.conn.rtt for r in self._conns.values() if r.conn.rtt is not None]
+        return ServerStats(
+            connected_clients=sum(1 for s in self._sessions.values() if s.conn_id is not None),
+            total_connections=self._total_connections,
+            messages_received=self._messages_received,
+            messages_sent=self._messages_sent,
+            uptime=now - self._started,
+            average_latency=sum(rtts) / len(rtts) if rtts else 0.0,
+            bytes_received=self._bytes_received_closed
+            + sum(r.conn.bytes_received for r in self._conns.values()),
+            bytes_sent=self._bytes_sent,
+            sessions=len(self._sessions),
+            resumes=self._resumes,
+            failed_resumes=self._failed_resumes,
+            failed_recoveries=self._failed_recoveries,
+            slow_consumer_disconnects=self._slow_consumers,
+            duplicates_dropped=self._duplicates,
+        )
+
+    # ------------------------------------------------------------------ internals: I/O
+
+    def _process(self, rec: _Conn, now: float) -> None:
+        conn = rec.conn
+        # welcome() releases what the client pipelined behind its Hello: keep draining.
+        while events := conn.events_received():
+            self._dispatch(rec, events, now)
+        self._dirty.add(rec.id)
+        self._schedule_conn(rec)
+
+    def _dispatch(self, rec: _Conn, events: list[ConnectionEvent], now: float) -> None:
+        conn = rec.conn
+        for event in events:
+            if isinstance(event, EnvelopeReceived):
+                session = rec.session
+                if session is None or conn.state is not ConnectionState.OPEN:
+                    continue  # closed by an earlier event of this batch (limit, takeover)
+                body = event.body
+                if isinstance(body, Data):
+                    self._on_data(rec, session, body, now)
+                elif isinstance(body, Subscribe):
+                    self._on_subscribe(rec, session, body, now)
+                elif isinstance(body, Unsubscribe):
+                    self._on_unsubscribe(rec, session, body, now)
+                elif isinstance(body, Error):
+                    self._events.append(ClientErrorReceived(session=session, error=body))
+                # Ack from the client: positions are advisory; nothing to do yet.
+            elif isinstance(event, HelloReceived):
+                self._on_hello(rec, event.hello, now)
+            elif isinstance(event, HandshakeRequest):
+                rec.request = event
+                if len(self._conns) > self.config.max_connections:
+                    conn.reject_handshake(503, "server is at its connection limit "
+                                          f"({self.config.max_connections}); retry later")
+                else:
+                    conn.accept_handshake()
+            elif isinstance(event, Closed):
+                self._on_closed(rec, event, now)
+
+    def _send(self, rec: _Conn, body: object, now: float) -> None:
+        rec.conn.send(body)  # type: ignore[arg-type]
+        self._dirty.add(rec.id)
+        self._check_high_water(rec, now)
+
+    def _deliver(self, rec: _Conn, entry: HistoryEntry, frame: bytes | None) -> None:
+        conn = rec.conn
+        if frame is None or not conn.send_frame(frame, len(entry.envelope)):
+            conn.send_encoded(entry.envelope)
+        self._messages_sent += 1
+        self._dirty.add(rec.id)
+
+    def _check_high_water(self, rec: _Conn, now: float) -> None:
+        # Only a paused socket makes output pile up: an unpaused one takes it all at flush().
+        if rec.paused and rec.conn.buffered_amount > self.config.outgoing_high_water \
+                and rec.conn.state is ConnectionState.OPEN:
+            self._slow_consumers += 1
+            rec.conn.abort(CloseCode.SLOW_CONSUMER,
+                           f"outgoing buffer passed {self.config.outgoing_high_water} bytes",
+                           now)
+            self._process(rec, now)
+
+    def _schedule_conn(self, rec: _Conn) -> None:
+        deadline = rec.conn.next_deadline()
+        if deadline is not None and deadline < rec.scheduled:
+            rec.scheduled = deadline
+            self._push_timer(deadline, "conn", rec.id)
+
+    def _push_timer(self, when: float, kind: _TimerKind, key: object) -> None:
+        self._timer_seq += 1
+        heapq.heappush(self._timers, (when, self._timer_seq, kind, key))
+
+    # ------------------------------------------------------------------ internals: protocol
+
+    def _on_hello(self, rec: _Conn, hello: Hello, now: float) -> None:
+        conn = rec.conn
+        if hello.protocol_version != PROTOCOL_VERSION:
+            conn.refuse(CloseCode.UNSUPPORTED_VERSION, ErrorCode.UNSUPPORTED_VERSION,
+                        f"protocol version {hello.protocol_version} is not supported "
+                        f"(this server speaks {PROTOCOL_VERSION})", now)
+            return
+        identity, metadata = "", {}
+        hook = self.config.authenticate
+        if hook is not None:
+            request = rec.request
+            decision = hook(AuthRequest(hello=hello, path=request.path if request else "/",
+                                        headers=request.headers if request else ()))
+            if isinstance(decision, AuthRefuse):
+                conn.refuse(CloseCode.AUTH_FAILED, ErrorCode.AUTH_FAILED, decision.message, now)
+                return
+            identity, metadata = decision.identity, dict(decision.metadata)
+
+        session: Session | None = None
+        fresh_reason = ""
+        if hello.session_id or hello.resume_token:
+            candidate = self._sessions.get(hello.session_id)
+            # Same work whether or not the id exists: no timing oracle for valid ids.
+            expected = candidate._token if candidate is not None else bytes(
+                self.config.resume_token_bytes)
+            if candidate is not None and hmac.compare_digest(expected, hello.resume_token):
+                session = candidate
+            else:
+                fresh_reason = "session could not be resumed: unknown, expired or wrong token"
+                self._failed_resumes += 1
+
+        resumed = session is not None
+        if session is None:
+            if len(self._sessions) >= self.config.max_sessions:
+                conn.refuse(CloseCode.TRY_AGAIN_LATER, ErrorCode.LIMIT_EXCEEDED,
+                            f"server holds its maximum of {self.config.max_sessions} sessions",
+                            now, reconnect_after_ms=5000)
+                return
+            session = self._new_session(now)
+            session.identity, session.metadata = identity, metadata
+        else:
+            self._resumes += 1
+            old = self._rec_of(session)
+            if old is not None:
+                old.conn.abort(CloseCode.SESSION_TAKEN_OVER,
+                               "session resumed by another connection", now)
+                self._process(old, now)
+            if identity:
+                session.identity = identity
+            if metadata:
+                session.metadata.update(metadata)
+        if hello.client is not None:
+            session.client_version = hello.client.version
+
+        positions = {p.topic: p.position for p in hello.positions}
+        new_members: list[str] = []
+        if not resumed:
+            # A fresh session takes over the client's topics: the client keeps its rooms across
+            # a server restart, and learns per topic whether anything was lost.
+            for topic in positions:
+                if (not topic.startswith(_RESERVED_PREFIX) and self._valid_topic(topic)
+                        and len(session.subscriptions) - 2 < self.config.max_topics_per_session):
+                    self._add_subscription(session, topic)
+                    new_members.append(topic)
+
+        recovery: list[TopicRecovery] = []
+        replay: list[HistoryEntry] = []
+        failed: list[str] = []
+        for topic, start in session.subscriptions.items():
+            key = _INBOX_KEY + session.id if topic == INBOX_TOPIC else topic
+            client_pos = positions.get(topic)
+            outcome, entries = self._recover(session, key, topic, client_pos, start, now)
+            recovery.append(outcome)
+            if outcome.status is RecoveryStatus.FAILED:
+                failed.append(topic)
+            replay.extend(entries)
+        stale = [t for t in positions if t not in session.subscriptions]
+
+        session.conn_id = rec.id
+        session.expires_at = math.inf
+        session.connected_at = session.last_activity = now
+        rec.session = session
+        session._acked_seq = session.last_seq
+        session._ack_due = math.inf
+        cfg = self.config.connection
+        conn.welcome(Welcome(
+            session_id=session.id, resume_token=session._token, resumed=resumed,
+            recovery=tuple(recovery), last_received_seq=session.last_seq,
+            heartbeat_interval_ms=int(cfg.heartbeat_interval * 1000),
+            heartbeat_timeout_ms=int(cfg.heartbeat_timeout * 1000),
+            limits=self._limits, server_time_ms=int((now + cfg.wall_clock_offset) * 1000),
+            fresh_reason=fresh_reason), now)
+        for entry in replay:
+            self._deliver(rec, entry, None)
+        for topic in stale:
+            conn.send(Unsubscribed(topic=topic))
+        self._dirty.add(rec.id)
+        self._events.append(ClientConnected(session=session, conn_id=rec.id, resumed=resumed,
+                                            fresh_reason=fresh_reason,
+                                            failed_topics=tuple(failed)))
+        for topic in new_members:
+            self._presence(topic, session, PresenceAction.JOIN, now)
+        self._check_high_water(rec, now)
+
+    def _recover(self, session: Session, key: str, topic: str,
+                 client_pos: StreamPosition | None, start: StreamPosition,
+                 now: float) -> tuple[TopicRecovery, list[HistoryEntry]]:
+        """Work out what a (re)attaching session is owed on one topic."""
+        position = client_pos if client_pos is not None else start
+        if client_pos is None and start.offset == 0 and start.epoch == 0:
+            head = self._backplane.head(key)
+            return TopicRecovery(topic=topic, status=RecoveryStatus.FRESH, position=head), []
+        result = self._backplane.read_after(key, position, now)
+        if isinstance(result, ReplayGap):
+            self._failed_recoveries += 1
+            head = self._backplane.head(key)
+            # Continue from the live head: nothing before it will ever arrive.
+            session.subscriptions[topic] = head
+            return TopicRecovery(topic=topic, status=RecoveryStatus.FAILED, position=head,
+                                 lost_from=result.lost_from, lost_to=result.lost_to), []
+        sid = session.id
+        entries = [e for e in result if e.reaches(sid)]
+        status = RecoveryStatus.RECOVERED if client_pos is not None else RecoveryStatus.FRESH
+        # ``position`` is where the client stands *before* the replayed messages arrive.
+        return TopicRecovery(topic=topic, status=status, position=position,
+                             replayed=len(entries)), entries
+
+    def _on_data(self, rec: _Conn, session: Session, data: Data, now: float) -> None:
+        seq = data.seq
+        session.last_activity = now
+        if seq <= session.last_seq:
+            self._duplicates += 1
+            self._schedule_ack(session, now)
+            return
+        if seq != session.last_seq + 1:
+            rec.conn.abort(CloseCode.UNEXPECTED_MESSAGE,
+                           f"sequence gap: got {seq} after {session.last_seq}", now)
+            return
+        session.last_seq = seq
+        self._messages_received += 1
+        self._events.append(ClientMessage(session=session, seq=seq, topic=data.topic,
+                                          payload=bytes(data.payload),
+                                          timestamp_ms=data.timestamp_ms))
+        if seq - session._acked_seq >= self.config.ack_every:
+            self._send_ack(session)
+        else:
+            self._schedule_ack(session, now)
+
+    def _schedule_ack(self, session: Session, now: float) -> None:
+        if session._ack_due == math.inf:
+            session._ack_due = now + self.config.ack_delay
+            self._push_timer(session._ack_due, "ack", session.id)
+
+    def _send_ack(self, session: Session) -> None:
+        session._ack_due = math.inf
+        rec = self._rec_of(session)
+        if rec is None or rec.conn.state is not ConnectionState.OPEN:
+            return
+        session._acked_seq = session.last_seq
+        rec.conn.send(Ack(seq=session.last_seq))
+        self._dirty.add(rec.id)
+
+    def _on_subscribe(self, rec: _Conn, session: Session, sub: Subscribe, now: float) -> None:
+        topic = sub.topic
+        problem = self._topic_problem(topic)
+        if problem is None and topic.startswith(_RESERVED_PREFIX):
+            problem = f"topic names starting with {_RESERVED_PREFIX!r} are reserved"
+        if problem is not None:
+            self._send(rec, Error(code=ErrorCode.INVALID_TOPIC, message=problem,
+                                  request_id=sub.request_id), now)
+            return
+        joined = topic not in session.subscriptions
+        if joined:
+            if len(session.subscriptions) - 2 >= self.config.max_topics_per_session:
+                self._send(rec, Error(code=ErrorCode.TOO_MANY_TOPICS,
+                                      message=f"at most {self.config.max_topics_per_session} "
+                                      "topics per session", request_id=sub.request_id), now)
+                return
+            start = self._add_subscription(session, topic)
+        else:
+            start = session.subscriptions[topic]
+        outcome, entries = self._recover(session, topic, topic, sub.position, start, now)
+        rec.conn.send(Subscribed(request_id=sub.request_id, recovery=outcome))
+        for entry in entries:
+            self._deliver(rec, entry, None)
+        self._dirty.add(rec.id)
+        if joined:
+            self._presence(topic, session, PresenceAction.JOIN, now)
+        self._check_high_water(rec, now)
+
+    def _on_unsubscribe(self, rec: _Conn, session: Session, unsub: Unsubscribe,
+                        now: float) -> None:
+        topic = unsub.topic
+        if topic.startswith(_RESERVED_PREFIX) or topic not in session.subscriptions:
+            self._send(rec, Error(code=ErrorCode.NOT_SUBSCRIBED,
+                                  message=f"not subscribed to {topic!r}",
+                                  request_id=unsub.request_id), now)
+            return
+        self._remove_subscription(session, topic)
+        self._send(rec, Unsubscribed(request_id=unsub.request_id, topic=topic), now)
+
+    def _on_closed(self, rec: _Conn, closed: Closed, now: float) -> None:
+        session = rec.session
+        if session is None:
+            self._events.append(ConnectionRejected(conn_id=rec.id, code=closed.code,
+                                                   reason=closed.reason, cause=closed.cause))
+            return
+        if session.conn_id != rec.id:
+            return  # taken over: the session already belongs to another connection
+        session.conn_id = None
+        goodbye = closed.goodbye
+        ended = goodbye is not None and goodbye.code == ErrorCode.NORMAL
+        self._events.append(ClientDisconnected(session=session, conn_id=rec.id,
+                                               code=closed.code, reason=closed.reason,
+                                               cause=closed.cause, session_ended=ended))
+        if ended:
+            self._end_session(session, now)
+        elif session.id in self._sessions:
+            session.expires_at = now + self.config.session_ttl
+            self._push_timer(session.expires_at, "expire", session.id)
+
+    # ------------------------------------------------------------------ internals: state
+
+    def _publish(self, key: str, wire_topic: str, payload: bytes | bytearray | memoryview,
+                 now: float, exclude: frozenset[str],
+                 only: frozenset[str] | None) -> StreamPosition:
+        max_size = self.config.connection.websocket.max_message_size
+        timestamp_ms = int((now + self.config.connection.wall_clock_offset) * 1000)
+
+        def encode(position: StreamPosition) -> bytes:
+            return codec.encode_data(topic=wire_topic, epoch=position.epoch,
+                                     offset=position.offset, seq=0,
+                                     timestamp_ms=timestamp_ms, payload=payload)
+
+        entry = self._backplane.append(key, encode, now, exclude=exclude, only=only)
+        if len(entry.envelope) > max_size:
+            # Checked after encoding (the envelope adds ~60 bytes); the entry stays in history
+            # but would be refused by every client, so say so loudly.
+            raise LocalProtocolError(f"message of {len(entry.envelope)} bytes exceeds "
+                                     f"max_message_size {max_size}")
+        frame = server_binary_frame(entry.envelope)
+        if key.startswith(_INBOX_KEY):
+            session = self._sessions.get(key[len(_INBOX_KEY):])
+            targets: Iterable[str] = (session.id,) if session is not None else ()
+        else:
+            targets = self._members.get(key, ())
+        conns = self._conns
+        sessions = self._sessions
+        slow: list[_Conn] = []
+        high_water = self.config.outgoing_high_water
+        for sid in targets:
+            if not entry.reaches(sid):
+                continue
+            conn_id = sessions[sid].conn_id
+            if conn_id is None:
+                continue
+            rec = conns[conn_id]
+            if rec.conn.state is not ConnectionState.OPEN:
+                continue
+            self._deliver(rec, entry, frame)
+            if rec.paused and rec.conn.buffered_amount > high_water:
+                slow.append(rec)
+        for rec in slow:
+            self._check_high_water(rec, now)
+        return StreamPosition(self._backplane.head(key).epoch, entry.offset)
+
+    def _new_session(self, now: float) -> Session:
+        while True:
+            session_id = self._entropy.token_bytes(12).hex()
+            if session_id not in self._sessions:
+                break
+        session = Session(session_id, self._entropy.token_bytes(self.config.resume_token_bytes),
+                          now)
+        self._sessions[session_id] = session
+        self._add_subscription(session, BROADCAST_TOPIC)
+        self._add_subscription(session, INBOX_TOPIC)
+        return session
+
+    def _add_subscription(self, session: Session, topic: str) -> StreamPosition:
+        key = _INBOX_KEY + session.id if topic == INBOX_TOPIC else topic
+        head = self._backplane.head(key)
+        session.subscriptions[topic] = head
+        if topic != INBOX_TOPIC:
+            self._members.setdefault(topic, set()).add(session.id)
+        return head
+
+    def _remove_subscription(self, session: Session, topic: str) -> None:
+        del session.subscriptions[topic]
+        members = self._members.get(topic)
+        if members is not None:
+            members.discard(session.id)
+            if not members and topic != BROADCAST_TOPIC:
+                del self._members[topic]
+        self._presence(topic, session, PresenceAction.LEAVE, None)
+
+    def _end_session(self, session: Session, now: float) -> None:
+        if self._sessions.get(session.id) is not session:
+            return
+        for topic in [t for t in session.subscriptions if not t.startswith(_RESERVED_PREFIX)]:
+            self._remove_subscription(session, topic)
+        self._members[BROADCAST_TOPIC].discard(session.id)
+        self._backplane.drop(_INBOX_KEY + session.id)
+        del self._sessions[session.id]
+        session.expires_at = now
+
+    def _presence(self, topic: str, session: Session, action: PresenceAction,
+                  now: float | None) -> None:
+        self._events.append(PresenceChanged(topic=topic, session=session, action=action))
+        if not self.config.presence_notifications:
+            return
+        body = codec.encode(Presence(topic=topic, session_id=session.id, action=action,
+                                     metadata=session.metadata))
+        for sid in self._members.get(topic, ()):
+            if sid == session.id:
+                continue
+            rec = self._rec_of(self._sessions[sid])
+            if rec is not None and rec.conn.state is ConnectionState.OPEN:
+                rec.conn.send_encoded(body)
+                self._dirty.add(rec.id)
+
+    def _rec_of(self, session: Session) -> _Conn | None:
+        return self._conns.get(session.conn_id) if session.conn_id is not None else None
+
+    def _session(self, session_id: str) -> Session:
+        session = self._sessions.get(session_id)
+        if session is None:
+            raise LocalProtocolError(f"no session {session_id!r}")
+        return session
+
+    def _topic_problem(self, topic: str) -> str | None:
+        if not topic:
+            return "topic name is empty"
+        if len(topic.encode("utf-8", "surrogatepass")) > self.config.max_topic_length:
+            return f"topic name longer than {self.config.max_topic_length} bytes"
+        return None
+
+    def _valid_topic(self, topic: str) -> bool:
+        return self._topic_problem(topic) is None
+
+    def _check_topic(self, topic: str) -> None:
+        problem = self._topic_problem(topic)
+        if problem is not None:
+            raise LocalProtocolError(problem)

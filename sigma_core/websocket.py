@@ -1,0 +1,1090 @@
+"""The WebSocket layer: RFC 6455 opening handshake and framing, both roles, sans-IO.
+
+A :class:`WebSocket` is fed bytes with :meth:`~WebSocket.receive_data` (``None`` for end of stream)
+and commands (:meth:`~WebSocket.accept`, :meth:`~WebSocket.send_message`,
+:meth:`~WebSocket.close`, ...). It answers with events (:meth:`~WebSocket.events_received`),
+bytes to write (:meth:`~WebSocket.data_to_send`) and :attr:`~WebSocket.transport_should_close`.
+It never does I/O, never reads a clock and keeps no timers: the layer above owns the handshake and
+closing timeouts and calls :meth:`~WebSocket.abort` when they expire.
+
+Theory of operation
+-------------------
+wsproto does the work: its ``H11Handshake`` parses and writes the HTTP/1.1 upgrade, its
+``Connection`` parses frames after it. Nothing outside this module imports wsproto, and nothing in
+the public interface mentions it, so the frame layer can be swapped for a hand-written framer
+without changing callers. Around wsproto this module adds what a conforming, bounded endpoint needs:
+
+* the HTTP head is buffered here first, so it is bounded (``max_handshake_size``, answered with
+  431) and obvious garbage (a TLS hello on a plain port) is answered at once with 400;
+* subprotocol policy: a request offering none of ours never reaches the application;
+* whole-message reassembly with a size limit counted as data arrives (1009), text policy (1003);
+* peer violations after the handshake never raise: the right close frame is queued, the cause is
+  recorded in :class:`Closed`, the connection is CLOSED (RFC 6455 §7.1.7, "fail the connection");
+* automatic pong and close replies;
+* server frames without compression are written here directly (no mask, so no entropy is needed).
+
+Every WebSocket emits exactly one terminal event: :class:`HandshakeFailed` (state REJECTED) when
+the handshake ended with an HTTP error response, else :class:`Closed` (state CLOSED). After it,
+received bytes are ignored and :attr:`~WebSocket.transport_should_close` is True.
+
+State transitions (all of them; anything else is a :class:`LocalProtocolError` or is ignored)::
+
+    state          input                                  next state     output
+    -------------  -------------------------------------  -------------  -----------------------
+    HANDSHAKE      server: valid upgrade request          HANDSHAKE      HandshakeRequest
+    HANDSHAKE      server: accept()                       OPEN           101 response
+    HANDSHAKE      server: reject(), bad or oversized     REJECTED       HTTP error response,
+                   request, no common subprotocol                        HandshakeFailed
+    HANDSHAKE      client: valid 101 response             OPEN           HandshakeAccepted
+    HANDSHAKE      client: non-101 response (+ body)      REJECTED       HandshakeFailed
+    HANDSHAKE      client: malformed/oversized response   CLOSED         Closed(1006, cause)
+    OPEN           close()                                LOCAL_CLOSING  close frame
+    OPEN           peer's close frame                     CLOSED         close reply, Closed(clean)
+    LOCAL_CLOSING  peer's close frame                     CLOSED         Closed(clean)
+    OPEN           peer violation / too big / text        CLOSED         close frame, Closed(cause)
+    LOCAL_CLOSING  peer violation                         CLOSED         Closed(cause)
+    not final      end of stream                          CLOSED         Closed(1006)
+    not final      abort()                                CLOSED         Closed(unclean)
+
+REMOTE_CLOSING (the peer's close frame arrived, ours is not yet sent) is never observed between
+calls here, because the reply is queued as soon as the peer's close frame is parsed; it is part of
+the state vocabulary for a framer that would let the application answer later.
+"""
+
+from __future__ import annotations
+
+import binascii
+import enum
+import re
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import Any
+
+from wsproto.connection import Connection, ConnectionState, ConnectionType
+from wsproto.events import (
+    AcceptConnection,
+    BytesMessage,
+    CloseConnection,
+    Event,
+    Ping,
+    Pong,
+    RejectConnection,
+    RejectData,
+    Request,
+    TextMessage,
+)
+from wsproto.extensions import PerMessageDeflate
+from wsproto.handshake import H11Handshake
+from wsproto.utilities import RemoteProtocolError as _WsRemoteProtocolError
+
+from sigma_core.errors import CloseCode, LocalProtocolError, RemoteProtocolError
+
+__all__ = [
+    "Closed",
+    "HandshakeAccepted",
+    "HandshakeFailed",
+    "HandshakeRequest",
+    "MessageReceived",
+    "PingReceived",
+    "PongReceived",
+    "Role",
+    "WebSocket",
+    "WebSocketConfig",
+    "WebSocketEvent",
+    "WebSocketState",
+]
+
+Headers = tuple[tuple[str, str], ...]
+
+
+class Role(enum.Enum):
+    """Which end of the connection a :class:`WebSocket` is."""
+
+    CLIENT = "client"
+    SERVER = "server"
+
+
+class WebSocketState(enum.Enum):
+    """Where a :class:`WebSocket` is in its life (RFC 6455 §4, §7). See the module docstring."""
+
+    #: The opening handshake is in progress.
+    HANDSHAKE = "handshake"
+    #: Messages flow both ways.
+    OPEN = "open"
+    #: We sent a close frame and wait for the peer's.
+    LOCAL_CLOSING = "local_closing"
+    #: The peer sent a close frame and ours is not yet sent (transient, see the module docstring).
+    REMOTE_CLOSING = "remote_closing"
+    #: The WebSocket is over; :class:`Closed` was emitted.
+    CLOSED = "closed"
+    #: The handshake ended with an HTTP error response; :class:`HandshakeFailed` was emitted.
+    REJECTED = "rejected"
+
+
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_HEADER_VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]*")
+_PATH = re.compile(r"/[\x21-\x7e]*")
+_HOST = re.compile(r"[\x21-\x7e]+")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WebSocketConfig:
+    """Limits and policy of one WebSocket. The defaults are SigmaSockets' envelope mode."""
+
+    #: Largest whole (reassembled) message accepted, in bytes. A larger one is answered with close
+    #: code 1009 as soon as the bytes received exceed it; it is never buffered past the limit.
+    #: Outgoing messages are held to the same limit.
+    max_message_size: int = 1 << 20
+    #: Largest HTTP request/response head. A server answers a larger request with 431; a client
+    #: fails the connection. A client also truncates a rejection's body to this size.
+    max_handshake_size: int = 16 * 1024
+    #: Server: the subprotocols we accept, in preference order. Client: the ones offered.
+    #: Empty: plain WebSocket, no subprotocol negotiated or required.
+    subprotocols: tuple[str, ...] = ("sigma.v1",)
+    #: False: a text message is answered with close code 1003 and sending text is refused.
+    #: True (plain/echo mode): text messages are delivered as ``str``.
+    allow_text: bool = False
+    #: permessage-deflate (RFC 7692): offered by a client, accepted by a server when offered.
+    compression: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("max_message_size", "max_handshake_size"):
+            value = getattr(self, name)
+            if type(value) is not int or value <= 0:
+                msg = f"{name} must be a positive int, not {value!r}"
+                raise ValueError(msg)
+        if not isinstance(self.subprotocols, tuple):
+            msg = f"subprotocols must be a tuple of str, not {type(self.subprotocols).__name__}"
+            raise ValueError(msg)
+        for subprotocol in self.subprotocols:
+            # RFC 6455 §4.1: non-empty tokens (RFC 2616 §2.2), all unique.
+            if not isinstance(subprotocol, str) or not _TOKEN.fullmatch(subprotocol):
+                msg = f"subprotocol {subprotocol!r} is not a valid HTTP token"
+                raise ValueError(msg)
+        if len(set(self.subprotocols)) != len(self.subprotocols):
+            msg = f"subprotocols must be unique: {self.subprotocols!r}"
+            raise ValueError(msg)
+
+    @classmethod
+    def plain(cls, **overrides: Any) -> WebSocketConfig:
+        """A plain RFC 6455 endpoint (e.g. an echo server for Autobahn): no subprotocol, text
+        allowed, 16 MiB messages (Autobahn's 9.* cases send up to 16 MiB)."""
+        settings: dict[str, Any] = {
+            "subprotocols": (),
+            "allow_text": True,
+            "max_message_size": 16 << 20,
+        }
+        settings.update(overrides)
+        return cls(**settings)
+
+
+# -- events ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WebSocketEvent:
+    """Base class of everything :meth:`WebSocket.events_received` returns."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HandshakeRequest(WebSocketEvent):
+    """Server: a valid upgrade request arrived; answer it with :meth:`WebSocket.accept` or
+    :meth:`WebSocket.reject`. Only requests offering one of our subprotocols (when we have any)
+    are surfaced; the others are rejected with HTTP 400 automatically."""
+
+    #: The request target, e.g. ``"/chat?room=1"``.
+    path: str
+    #: The request's headers, names lower-cased, except Host, Sec-WebSocket-Protocol and
+    #: Sec-WebSocket-Extensions (given by ``host`` and ``subprotocols``, and handled here).
+    headers: Headers
+    #: The subprotocols the client offered, in its order.
+    subprotocols: tuple[str, ...]
+    host: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HandshakeAccepted(WebSocketEvent):
+    """Client: the server answered 101 and the answer is valid. The WebSocket is OPEN."""
+
+    subprotocol: str | None
+    #: The response's headers, names lower-cased, except those the handshake consumed
+    #: (Connection, Upgrade, Sec-WebSocket-Accept/-Protocol/-Extensions).
+    headers: Headers
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HandshakeFailed(WebSocketEvent):
+    """The handshake ended with an HTTP error response. Terminal: the state is REJECTED.
+
+    Client: the server answered with something other than 101; ``reason`` is the response's
+    reason phrase. Server: we answered with an error, automatically or through
+    :meth:`WebSocket.reject`; ``reason`` is the explanation given, ``headers`` and ``body`` are
+    what was sent."""
+
+    status: int
+    reason: str
+    headers: Headers
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MessageReceived(WebSocketEvent):
+    """One whole, reassembled message: ``bytes`` for binary, ``str`` for text (only when
+    ``allow_text``)."""
+
+    data: bytes | str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PingReceived(WebSocketEvent):
+    """The peer sent a ping; the pong was queued already."""
+
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PongReceived(WebSocketEvent):
+    """The peer sent a pong."""
+
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Closed(WebSocketEvent):
+    """The WebSocket is over (terminal; the state is CLOSED).
+
+    ``code`` and ``reason`` are those of the peer's close frame when the closing handshake
+    completed (``clean``; 1005 when the frame had no code), those of the close frame we sent when
+    we failed the connection (``cause`` then says why), 1006 when the stream ended or the handshake
+    failed without any close frame, or what was given to :meth:`WebSocket.abort`."""
+
+    code: int
+    reason: str
+    #: True when we started the end: close(), abort(), or our answer to a peer's violation.
+    initiated_locally: bool
+    #: True when close frames went both ways.
+    clean: bool
+    #: The peer's violation, when that is why the connection ended.
+    cause: RemoteProtocolError | None = None
+
+
+# -- the WebSocket ---------------------------------------------------------------------------------
+
+_HEAD_END = re.compile(rb"\n\r?\n")  # h11's notion of the end of a head
+_REQUEST_LINE = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+ [\x21-\x7e]+ HTTP/[0-9]\.[0-9]\r?\n")
+_STATUS_LINE = re.compile(rb"HTTP/[0-9]\.[0-9] ([0-9]{3})(?: ([\t\x20-\x7e\x80-\xff]*))?\r?\n")
+_TOKEN_BYTES = frozenset(
+    b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+)
+
+# Header names the handshake writes itself; callers may not add them.
+_MANAGED_HEADERS = frozenset(
+    {
+        "connection",
+        "upgrade",
+        "host",
+        "content-length",
+        "transfer-encoding",
+        "sec-websocket-key",
+        "sec-websocket-accept",
+        "sec-websocket-version",
+        "sec-websocket-protocol",
+        "sec-websocket-extensions",
+    }
+)
+
+# RFC 6455 §7.4.1/§7.4.2 and the IANA registry: codes an endpoint may put in a close frame.
+# 1014 (Bad Gateway) is registered too, but wsproto fails a connection that receives it (1002),
+# so a SigmaSockets peer could not take it: we do not send it either.
+_SENDABLE_CLOSE_CODES = frozenset([*range(1000, 1004), *range(1007, 1014), *range(3000, 5000)])
+
+# The codes wsproto fails a connection with (1002, 1007), as ours.
+_FAILURE_CODES = {int(code): code for code in CloseCode if code < 3000}
+
+_FIN_BINARY = 0x82
+_FIN_TEXT = 0x81
+_pack_header_16 = struct.Struct("!BBH").pack
+_pack_header_64 = struct.Struct("!BBQ").pack
+
+_OPEN = WebSocketState.OPEN
+_LOCAL_CLOSING = WebSocketState.LOCAL_CLOSING
+_HANDSHAKE = WebSocketState.HANDSHAKE
+_CLOSED = WebSocketState.CLOSED
+_REJECTED = WebSocketState.REJECTED
+
+
+class WebSocket:
+    """One WebSocket connection, either role, sans-IO.
+
+    Servers: ``WebSocket(Role.SERVER, config)``, then feed bytes; answer :class:`HandshakeRequest`
+    with :meth:`accept` or :meth:`reject`. Clients: :meth:`WebSocket.client`, which queues the
+    upgrade request. After every call, drain :meth:`data_to_send` to the transport, handle
+    :meth:`events_received`, and close the transport once :attr:`transport_should_close`.
+    """
+
+    __slots__ = (
+        "_body",
+        "_config",
+        "_conn",
+        "_events",
+        "_extension",
+        "_fast_send",
+        "_first_line_seen",
+        "_handshake",
+        "_head",
+        "_message_size",
+        "_offered",
+        "_output",
+        "_parts",
+        "_pending",
+        "_reject",
+        "_request",
+        "_role",
+        "_state",
+        "_subprotocol",
+        "_text_parts",
+    )
+
+    def __init__(self, role: Role, config: WebSocketConfig | None = None) -> None:
+        """Create a server-side WebSocket waiting for the upgrade request.
+
+        Client-side WebSockets are made by :meth:`client`, which needs the host and path."""
+        if role is not Role.SERVER:
+            msg = "create client WebSockets with WebSocket.client(host=..., path=...)"
+            raise LocalProtocolError(msg)
+        self._setup(role, config)
+
+    def _setup(self, role: Role, config: WebSocketConfig | None) -> None:
+        self._role = role
+        self._config = config if config is not None else WebSocketConfig()
+        self._state = _HANDSHAKE
+        ws_role = ConnectionType.SERVER if role is Role.SERVER else ConnectionType.CLIENT
+        self._handshake: H11Handshake | None = H11Handshake(ws_role)
+        self._conn: Connection | None = None
+        self._events: list[WebSocketEvent] = []
+        self._output: list[bytes] = []
+        self._head: bytearray | None = bytearray()
+        self._first_line_seen = False
+        self._request: Request | None = None
+        self._offered: tuple[str, ...] = ()
+        self._pending: bytearray | None = None
+        self._reject: tuple[int, str, Headers] | None = None
+        self._body: bytearray | None = None
+        self._subprotocol: str | None = None
+        self._extension: PerMessageDeflate | None = None
+        self._fast_send = False
+        self._parts: list[bytes | bytearray] = []
+        self._text_parts: list[str] = []
+        self._message_size = 0
+
+    @classmethod
+    def client(
+        cls,
+        *,
+        host: str,
+        path: str = "/",
+        config: WebSocketConfig | None = None,
+        extra_headers: Sequence[tuple[str, str]] = (),
+    ) -> WebSocket:
+        """Create a client-side WebSocket; the upgrade request is queued in :meth:`data_to_send`.
+
+        ``host`` is the Host header's value (``"example.com:8080"``), ``path`` the request target.
+        """
+        if not isinstance(host, str) or not _HOST.fullmatch(host):
+            msg = f"invalid host {host!r}"
+            raise LocalProtocolError(msg)
+        if not isinstance(path, str) or not _PATH.fullmatch(path):
+            msg = f"invalid path {path!r}: must start with '/' and be printable ASCII"
+            raise LocalProtocolError(msg)
+        headers = _encode_headers(extra_headers)
+        self = cls.__new__(cls)
+        self._setup(Role.CLIENT, config)
+        assert self._handshake is not None
+        if self._config.compression:
+            self._extension = PerMessageDeflate()
+        request = Request(
+            host=host,
+            target=path,
+            extensions=[self._extension] if self._extension is not None else [],
+            subprotocols=list(self._config.subprotocols),
+            extra_headers=headers,
+        )
+        try:
+            self._output.append(self._handshake.send(request))
+        except UnicodeError as exc:  # the host is not a valid IDNA name ("a..b")
+            msg = f"invalid host {host!r}: {exc}"
+            raise LocalProtocolError(msg) from exc
+        return self
+
+    def __repr__(self) -> str:
+        return f"<WebSocket {self._role.value} {self._state.value}>"
+
+    # -- outputs -----------------------------------------------------------------------------------
+
+    @property
+    def role(self) -> Role:
+        """Which end this is."""
+        return self._role
+
+    @property
+    def state(self) -> WebSocketState:
+        """The current state; final when the call that changed it returns."""
+        return self._state
+
+    @property
+    def subprotocol(self) -> str | None:
+        """The negotiated subprotocol, once OPEN (None in plain mode)."""
+        return self._subprotocol
+
+    @property
+    def transport_should_close(self) -> bool:
+        """True once the transport should be closed, after writing what :meth:`data_to_send`
+        returns. A server closes the TCP connection first (RFC 6455 §7.1.1)."""
+        return self._state is _CLOSED or self._state is _REJECTED
+
+    def events_received(self) -> list[WebSocketEvent]:
+        """Return and forget the events produced since the last call, oldest first."""
+        events = self._events
+        if not events:
+            return []
+        self._events = []
+        return events
+
+    def data_to_send(self) -> list[bytes]:
+        """Return and forget the bytes to write to the transport, in order (maybe ``[]``)."""
+        output = self._output
+        if not output:
+            return []
+        self._output = []
+        return output
+
+    # -- input -------------------------------------------------------------------------------------
+
+    def receive_data(self, data: bytes | bytearray | memoryview | None) -> None:
+        """Feed bytes received from the transport; ``None`` means it reached end of stream.
+
+        Never raises for anything the peer does; the outcome is in the events, the state and the
+        bytes to send. Bytes received once the WebSocket is over are ignored."""
+        state = self._state
+        if state is _OPEN or state is _LOCAL_CLOSING:
+            if data is None:
+                self._end_of_stream()
+            elif data:
+                conn = self._conn
+                assert conn is not None
+                conn.receive_data(data)  # type: ignore[arg-type]  # any bytes-like will do
+                self._process_frames(conn)
+        elif state is _HANDSHAKE:
+            if self._role is Role.SERVER:
+                self._receive_request(data)
+            else:
+                self._receive_response(data)
+
+    # -- frames ------------------------------------------------------------------------------------
+
+    def _process_frames(self, conn: Connection) -> None:
+        for event in conn.events():
+            if isinstance(event, BytesMessage):
+                if self._state is _OPEN:  # after our close frame, messages are dropped
+                    self._on_binary(event.data, event.message_finished)
+                    if self._state is not _OPEN:
+                        return
+            elif isinstance(event, TextMessage):
+                if self._state is _OPEN:
+                    if not self._config.allow_text:
+                        self._fail(CloseCode.UNSUPPORTED_DATA, "text messages are not supported")
+                        return
+                    self._on_text(event.data, event.message_finished)
+                    if self._state is not _OPEN:
+                        return
+            elif isinstance(event, Ping):
+                if self._state is _OPEN:
+                    # After our close frame we send nothing more (RFC 6455 §5.5.1).
+                    self._output.append(conn.send(event.response()))
+                    self._events.append(PingReceived(payload=bytes(event.payload)))
+            elif isinstance(event, Pong):
+                if self._state is _OPEN:
+                    self._events.append(PongReceived(payload=bytes(event.payload)))
+            elif isinstance(event, CloseConnection):
+                self._on_close_frame(conn, event)
+                return
+
+    def _on_binary(self, data: bytes | bytearray, finished: bool) -> None:
+        size = self._message_size + len(data)
+        if size > self._config.max_message_size:
+            self._fail_too_big(size)
+            return
+        parts = self._parts
+        if finished:
+            if parts:
+                parts.append(data)
+                data = b"".join(parts)
+                parts.clear()
+            self._message_size = 0
+            # The common single-frame message is emitted as wsproto parsed it (bytes): no copy.
+            self._events.append(MessageReceived(data=data if type(data) is bytes else bytes(data)))
+        else:
+            if data:
+                parts.append(data)
+            self._message_size = size
+
+    def _on_text(self, data: str, finished: bool) -> None:
+        # wsproto decodes (and validates, RFC 6455 §8.1) incrementally; it may hold back up to
+        # 3 bytes of an incomplete character, so the count is exact by the end of the message.
+        size = self._message_size + (len(data) if data.isascii() else len(data.encode()))
+        if size > self._config.max_message_size:
+            self._fail_too_big(size)
+            return
+        parts = self._text_parts
+        if finished:
+            if parts:
+                parts.append(data)
+                data = "".join(parts)
+                parts.clear()
+            self._message_size = 0
+            self._events.append(MessageReceived(data=data))
+        else:
+            if data:
+                parts.append(data)
+            self._message_size = size
+
+    def _fail_too_big(self, size: int) -> None:
+        limit = self._config.max_message_size
+        self._fail(CloseCode.MESSAGE_TOO_BIG, f"message larger than {limit} bytes ({size}+)")
+
+    def _on_close_frame(self, conn: Connection, event: CloseConnection) -> None:
+        code = int(event.code)
+        reason = event.reason or ""
+        ws_state = conn.state
+        if ws_state is ConnectionState.REMOTE_CLOSING:
+            # The peer started closing: echo its code (RFC 6455 §5.5.1, §7.1.5; none for 1005).
+            # A server then closes TCP first (§7.1.1). A client should wait for the server's FIN,
+            # but nothing is lost by closing now and the layer above holds no timer for it.
+            self._output.append(conn.send(event.response()))
+            self._finish(Closed(code=code, reason=reason, initiated_locally=False, clean=True))
+        elif ws_state is ConnectionState.CLOSED:
+            self._finish(Closed(code=code, reason=reason, initiated_locally=True, clean=True))
+        else:
+            # wsproto reports a parse failure as a CloseConnection without changing its state.
+            self._fail(_FAILURE_CODES.get(code, CloseCode.PROTOCOL_ERROR), reason)
+
+    def _fail(self, code: CloseCode, message: str) -> None:
+        """Fail the WebSocket connection (RFC 6455 §7.1.7): send a close frame if we have not sent
+        one yet, and close the transport without waiting for the peer's reply, which a peer that
+        just violated the protocol may never send."""
+        cause = RemoteProtocolError(message, code=code)
+        reason = cause.reason
+        if self._state is _OPEN:
+            assert self._conn is not None
+            self._output.append(self._conn.send(CloseConnection(code=int(code), reason=reason)))
+        self._finish(
+            Closed(code=int(code), reason=reason, initiated_locally=True, clean=False, cause=cause)
+        )
+
+    def _end_of_stream(self) -> None:
+        self._finish(
+            Closed(
+                code=int(CloseCode.ABNORMAL_CLOSURE),
+                reason="",
+                initiated_locally=False,
+                clean=False,
+            )
+        )
+
+    def _finish(self, event: Closed) -> None:
+        self._state = _CLOSED
+        self._release()
+        self._events.append(event)
+
+    def _release(self) -> None:
+        self._conn = None
+        self._handshake = None
+        self._head = None
+        self._pending = None
+        self._body = None
+        self._request = None
+        self._parts.clear()
+        self._text_parts.clear()
+
+    # -- server handshake --------------------------------------------------------------------------
+
+    def _take_head(self, data: bytes | bytearray | memoryview) -> tuple[bytes, bytes] | None:
+        """Buffer bytes until the HTTP head is complete; return (head, what follows it).
+
+        Rejects oversized heads and a first line that cannot be HTTP as soon as that is known."""
+        buffer = self._head
+        assert buffer is not None
+        search_from = max(0, len(buffer) - 2)
+        buffer += data
+        server = self._role is Role.SERVER
+        if not self._first_line_seen:
+            newline = buffer.find(b"\n")
+            if newline < 0:
+                if server and buffer and buffer[0] not in _TOKEN_BYTES:
+                    self._head_error(400, "not an HTTP request")
+                    return None
+            else:
+                line = _REQUEST_LINE if server else _STATUS_LINE
+                if line.fullmatch(buffer, 0, newline + 1) is None:
+                    self._head_error(
+                        400, "malformed HTTP " + ("request" if server else "status") + " line"
+                    )
+                    return None
+                self._first_line_seen = True
+        limit = self._config.max_handshake_size
+        match = _HEAD_END.search(buffer, search_from)
+        end = match.end() if match is not None else -1
+        if end > limit or (end < 0 and len(buffer) > limit):
+            self._head_error(431, f"HTTP head larger than {limit} bytes")
+            return None
+        if end < 0:
+            return None
+        self._head = None
+        return bytes(buffer[:end]), bytes(buffer[end:])
+
+    def _head_error(self, status: int, message: str) -> None:
+        if self._role is Role.SERVER:
+            self._auto_reject(status, message)
+        else:
+            code = CloseCode.MESSAGE_TOO_BIG if status == 431 else CloseCode.PROTOCOL_ERROR
+            self._fail_handshake(message.replace("HTTP head", "HTTP response head"), code)
+
+    def _receive_request(self, data: bytes | bytearray | memoryview | None) -> None:
+        if data is None:
+            self._end_of_stream()
+            return
+        if self._pending is not None:
+            # The client spoke before our 101 (RFC 6455 §4.1 says it must wait). Keep it for
+            # accept(), bounded: nobody reads it before then.
+            self._pending += data
+            if len(self._pending) > self._config.max_handshake_size:
+                self._auto_reject(400, "data sent before the handshake completed")
+            return
+        if not data:
+            return
+        taken = self._take_head(data)
+        if taken is None:
+            return
+        head, rest = taken
+        assert self._handshake is not None
+        try:
+            self._handshake.receive_data(head)
+            events = list(self._handshake.events())
+        except _WsRemoteProtocolError as exc:
+            hint = exc.event_hint
+            status = hint.status_code if isinstance(hint, RejectConnection) else 400
+            headers = _decode_headers(hint.headers) if isinstance(hint, RejectConnection) else ()
+            message = str(exc)
+            if exc.__context__ is not None:
+                message = f"{message}: {exc.__context__}"
+            self._auto_reject(status, message, headers)
+            return
+        except (UnicodeError, ValueError) as exc:
+            self._auto_reject(400, f"malformed upgrade request: {exc}")
+            return
+        for event in events:
+            if isinstance(event, Request):
+                self._on_request(event, rest)
+
+    def _on_request(self, request: Request, rest: bytes) -> None:
+        offered = tuple(p for p in request.subprotocols if p)
+        ours = self._config.subprotocols
+        if ours and not any(p in offered for p in ours):
+            self._auto_reject(
+                400, f"unsupported WebSocket subprotocol: this server speaks {', '.join(ours)}"
+            )
+            return
+        keys = [v for n, v in request.extra_headers if n == b"sec-websocket-key"]
+        if len(keys) != 1 or not _valid_key(keys[0]):
+            self._auto_reject(400, "invalid Sec-WebSocket-Key")  # RFC 6455 §4.2.1 item 5
+            return
+        self._request = request
+        self._offered = offered
+        self._pending = bytearray(rest)
+        if len(self._pending) > self._config.max_handshake_size:
+            self._auto_reject(400, "data sent before the handshake completed")
+            return
+        self._events.append(
+            HandshakeRequest(
+                path=request.target,
+                headers=_decode_headers(request.extra_headers),
+                subprotocols=offered,
+                host=request.host,
+            )
+        )
+
+    def _auto_reject(self, status: int, reason: str, headers: Headers = ()) -> None:
+        self._send_rejection(status, reason, headers, reason.encode(), "text/plain; charset=utf-8")
+
+    def _send_rejection(
+        self, status: int, reason: str, headers: Headers, body: bytes, content_type: str | None
+    ) -> None:
+        # Written here rather than through h11: h11 cannot answer a request it failed to parse,
+        # and this way the status line carries a reason phrase.
+        try:
+            phrase = HTTPStatus(status).phrase
+        except ValueError:
+            phrase = "Error"
+        sent = list(headers)
+        if content_type is not None:
+            sent.append(("Content-Type", content_type))
+        sent += [("Content-Length", str(len(body))), ("Connection", "close")]
+        lines = [f"HTTP/1.1 {status} {phrase}\r\n"]
+        lines += [f"{name}: {value}\r\n" for name, value in sent]
+        lines.append("\r\n")
+        self._output.append("".join(lines).encode("latin-1") + body)
+        self._state = _REJECTED
+        self._release()
+        self._events.append(
+            HandshakeFailed(
+                status=status,
+                reason=reason,
+                headers=tuple((name.lower(), value) for name, value in sent),
+                body=body,
+            )
+        )
+
+    def _require_request(self, command: str) -> Request:
+        if self._role is not Role.SERVER:
+            msg = f"{command}() is for servers"
+            raise LocalProtocolError(msg)
+        if self._state is not _HANDSHAKE or self._request is None:
+            msg = f"{command}() needs a pending HandshakeRequest (state {self._state.name})"
+            raise LocalProtocolError(msg)
+        return self._request
+
+    def accept(
+        self, *, subprotocol: str | None = None, extra_headers: Sequence[tuple[str, str]] = ()
+    ) -> None:
+        """Server: accept the pending :class:`HandshakeRequest` (101); the state becomes OPEN.
+
+        ``subprotocol`` defaults to the first of ``config.subprotocols`` the client offered (None
+        in plain mode); an explicit one must have been offered and, unless plain, be ours."""
+        self._require_request("accept")
+        ours = self._config.subprotocols
+        if subprotocol is None:
+            subprotocol = next((p for p in ours if p in self._offered), None)
+        elif subprotocol not in self._offered or (ours and subprotocol not in ours):
+            msg = f"subprotocol {subprotocol!r} was not offered or is not one of ours"
+            raise LocalProtocolError(msg)
+        headers = _encode_headers(extra_headers)
+        handshake = self._handshake
+        assert handshake is not None
+        extension = PerMessageDeflate() if self._config.compression else None
+        try:
+            data = handshake.send(
+                AcceptConnection(
+                    subprotocol=subprotocol,
+                    extensions=[extension] if extension is not None else [],
+                    extra_headers=headers,
+                )
+            )
+        except ValueError:
+            # Only permessage-deflate raises here, on a malformed offer (a window size that is not
+            # a number): decline the offer rather than the connection (RFC 7692 §5).
+            extension = None
+            data = handshake.send(AcceptConnection(subprotocol=subprotocol, extra_headers=headers))
+        self._output.append(data)
+        pending = self._pending
+        self._open(handshake, subprotocol, extension)
+        if pending:
+            self.receive_data(pending)
+
+    def _open(
+        self, handshake: H11Handshake, subprotocol: str | None, extension: PerMessageDeflate | None
+    ) -> None:
+        self._conn = handshake.connection
+        assert self._conn is not None
+        self._handshake = None
+        self._request = None
+        self._pending = None
+        self._subprotocol = subprotocol
+        compressed = extension is not None and extension.enabled()
+        self._extension = extension if compressed else None
+        self._fast_send = self._role is Role.SERVER and not compressed
+        self._state = _OPEN
+
+    def reject(
+        self,
+        status: int,
+        reason: str,
+        *,
+        headers: Sequence[tuple[str, str]] = (),
+        body: bytes | None = None,
+    ) -> None:
+        """Server: refuse the pending :class:`HandshakeRequest` with an HTTP error (400-599).
+
+        The body defaults to ``reason`` as UTF-8 text/plain. The state becomes REJECTED and
+        :class:`HandshakeFailed` is emitted."""
+        self._require_request("reject")
+        if type(status) is not int or not 400 <= status <= 599:
+            msg = f"reject() status must be an int in 400..599, not {status!r}"
+            raise LocalProtocolError(msg)
+        if not isinstance(reason, str):
+            msg = f"reason must be str, not {type(reason).__name__}"
+            raise LocalProtocolError(msg)
+        encoded = _encode_headers(headers)
+        decoded = tuple((n.decode("ascii"), v.decode("latin-1")) for n, v in encoded)
+        if body is None:
+            self._send_rejection(
+                status, reason, decoded, reason.encode(), "text/plain; charset=utf-8"
+            )
+        else:
+            self._send_rejection(status, reason, decoded, bytes(body), None)
+
+    # -- client handshake --------------------------------------------------------------------------
+
+    def _receive_response(self, data: bytes | bytearray | memoryview | None) -> None:
+        handshake = self._handshake
+        assert handshake is not None
+        if self._body is not None:
+            if data is None or data:  # b"" would be end of stream to h11
+                self._receive_rejection_body(handshake, data)
+            return
+        if data is None:
+            self._end_of_stream()
+            return
+        if not data:
+            return
+        taken = self._take_head(data)
+        if taken is None:
+            return
+        head, rest = taken
+        try:
+            handshake.receive_data(head)
+            events = list(handshake.events())
+        except (_WsRemoteProtocolError, UnicodeError, ValueError) as exc:
+            self._fail_handshake(f"invalid handshake response: {exc}")
+            return
+        for index, event in enumerate(events):
+            if isinstance(event, AcceptConnection):
+                self._on_accepted(handshake, event, rest)
+                return
+            if isinstance(event, RejectConnection):
+                match = _STATUS_LINE.match(head)
+                phrase = (match.group(2) or b"").decode("latin-1") if match else ""
+                self._reject = (event.status_code, phrase, _decode_headers(event.headers))
+                self._body = bytearray()
+                if not event.has_body:
+                    self._finish_rejection()
+                    return
+                self._on_rejection_events(events[index + 1 :])
+                if self._body is not None and rest:
+                    self._receive_rejection_body(handshake, rest)
+                return
+
+    def _on_accepted(self, handshake: H11Handshake, event: AcceptConnection, rest: bytes) -> None:
+        subprotocol = event.subprotocol
+        if self._config.subprotocols and subprotocol is None:
+            offered = ", ".join(self._config.subprotocols)
+            self._fail_handshake(f"the server selected no subprotocol (offered: {offered})")
+            return
+        self._open(handshake, subprotocol, self._extension)
+        self._events.append(
+            HandshakeAccepted(subprotocol=subprotocol, headers=_decode_headers(event.extra_headers))
+        )
+        if rest:
+            self.receive_data(rest)
+
+    def _receive_rejection_body(
+        self, handshake: H11Handshake, data: bytes | bytearray | memoryview | None
+    ) -> None:
+        try:
+            handshake.receive_data(None if data is None else bytes(data))
+            events = list(handshake.events())
+        except (_WsRemoteProtocolError, UnicodeError, ValueError):
+            events = []  # a broken body: report what we have
+            data = None
+        self._on_rejection_events(events)
+        if data is None and self._body is not None:
+            self._finish_rejection()
+
+    def _on_rejection_events(self, events: list[Event]) -> None:
+        body = self._body
+        assert body is not None
+        for event in events:
+            if isinstance(event, RejectData):
+                body += event.data
+                if len(body) >= self._config.max_handshake_size:
+                    del body[self._config.max_handshake_size :]
+                    self._finish_rejection()
+                    return
+                if event.body_finished:
+                    self._finish_rejection()
+                    return
+
+    def _finish_rejection(self) -> None:
+        assert self._reject is not None
+        assert self._body is not None
+        status, phrase, headers = self._reject
+        body = bytes(self._body)
+        self._state = _REJECTED
+        self._release()
+        self._events.append(
+            HandshakeFailed(status=status, reason=phrase, headers=headers, body=body)
+        )
+
+    def _fail_handshake(self, message: str, code: CloseCode = CloseCode.PROTOCOL_ERROR) -> None:
+        # No close frame: the connection was never established (RFC 6455 §4.1, §7.1.7).
+        cause = RemoteProtocolError(message, code=code)
+        self._finish(
+            Closed(
+                code=int(CloseCode.ABNORMAL_CLOSURE),
+                reason=cause.reason,
+                initiated_locally=True,
+                clean=False,
+                cause=cause,
+            )
+        )
+
+    # -- commands ----------------------------------------------------------------------------------
+
+    def send_message(self, data: bytes | bytearray | memoryview | str) -> None:
+        """Send one message: binary for bytes-like data, text for ``str`` (only if
+        ``allow_text``). Raises :class:`LocalProtocolError` unless OPEN or if the message is
+        larger than ``max_message_size``."""
+        if self._state is not _OPEN:
+            msg = f"cannot send a message in state {self._state.name}"
+            raise LocalProtocolError(msg)
+        if isinstance(data, str):
+            if not self._config.allow_text:
+                msg = "text messages are not allowed (WebSocketConfig.allow_text is False)"
+                raise LocalProtocolError(msg)
+            try:
+                payload: bytes | bytearray | memoryview = data.encode()
+            except UnicodeEncodeError as exc:
+                msg = f"text is not encodable as UTF-8: {exc}"
+                raise LocalProtocolError(msg) from exc
+            opcode = _FIN_TEXT
+        elif isinstance(data, (bytes, bytearray)):
+            payload = data
+            opcode = _FIN_BINARY
+        elif isinstance(data, memoryview):
+            payload = data if data.format == "B" and data.c_contiguous else data.tobytes()
+            opcode = _FIN_BINARY
+        else:
+            msg = f"a message is bytes-like or str, not {type(data).__name__}"
+            raise LocalProtocolError(msg)
+        size = len(payload)
+        if size > self._config.max_message_size:
+            msg = f"message of {size} bytes is larger than max_message_size"
+            raise LocalProtocolError(msg)
+        if self._fast_send:
+            # Server frames are not masked (RFC 6455 §5.1) and without compression their RSV bits
+            # are 0: one header, one concatenation, nothing for wsproto to do.
+            if size < 126:
+                header = bytes((opcode, size))
+            elif size < 65536:
+                header = _pack_header_16(opcode, 126, size)
+            else:
+                header = _pack_header_64(opcode, 127, size)
+            self._output.append(header + payload)
+            return
+        conn = self._conn
+        assert conn is not None
+        if opcode == _FIN_TEXT:
+            self._output.append(conn.send(TextMessage(data=data)))  # type: ignore[arg-type]
+        else:
+            self._output.append(conn.send(BytesMessage(data=payload)))  # type: ignore[arg-type]
+
+    def send_ping(self, payload: bytes = b"") -> None:
+        """Send a ping (at most 125 bytes of payload). Only when OPEN."""
+        if self._state is not _OPEN:
+            msg = f"cannot send a ping in state {self._state.name}"
+            raise LocalProtocolError(msg)
+        if not isinstance(payload, (bytes, bytearray, memoryview)):
+            msg = f"ping payload must be bytes-like, not {type(payload).__name__}"
+            raise LocalProtocolError(msg)
+        payload = bytes(payload)
+        if len(payload) > 125:  # RFC 6455 §5.5
+            msg = f"ping payload of {len(payload)} bytes is larger than 125"
+            raise LocalProtocolError(msg)
+        assert self._conn is not None
+        self._output.append(self._conn.send(Ping(payload=payload)))
+
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        """Start the closing handshake: queue a close frame; the state becomes LOCAL_CLOSING.
+
+        Messages arriving afterwards are dropped; the peer's close frame ends the WebSocket with
+        a clean :class:`Closed`. Does nothing once closing or over. ``code`` must be sendable
+        (1000-1003, 1007-1013, 3000-4999); ``reason`` at most 123 UTF-8 bytes (RFC 6455 §5.5.1)."""
+        _check_close_code(code)
+        if not isinstance(reason, str):
+            msg = f"reason must be str, not {type(reason).__name__}"
+            raise LocalProtocolError(msg)
+        try:
+            encoded = reason.encode()
+        except UnicodeEncodeError as exc:
+            msg = f"reason is not encodable as UTF-8: {exc}"
+            raise LocalProtocolError(msg) from exc
+        if len(encoded) > 123:
+            msg = f"close reason of {len(encoded)} UTF-8 bytes is longer than 123"
+            raise LocalProtocolError(msg)
+        state = self._state
+        if state is _HANDSHAKE:
+            msg = "the opening handshake is not complete: use reject() or abort()"
+            raise LocalProtocolError(msg)
+        if state is not _OPEN:
+            return
+        assert self._conn is not None
+        self._output.append(self._conn.send(CloseConnection(code=code, reason=reason)))
+        self._state = _LOCAL_CLOSING
+        self._parts.clear()
+        self._text_parts.clear()
+        self._message_size = 0
+
+    def abort(self, code: int = 1006, reason: str = "") -> None:
+        """Give up at once (e.g. the closing handshake timed out): nothing more is sent, the
+        transport should close, and :class:`Closed` (unclean, with ``code`` and ``reason``) is
+        emitted unless the WebSocket was already over."""
+        if type(code) is not int or not 1000 <= code <= 4999:
+            msg = f"abort() code must be an int in 1000..4999, not {code!r}"
+            raise LocalProtocolError(msg)
+        if self._state is _CLOSED or self._state is _REJECTED:
+            return
+        self._finish(Closed(code=code, reason=reason, initiated_locally=True, clean=False))
+
+
+# -- helpers ---------------------------------------------------------------------------------------
+
+
+def _check_close_code(code: int) -> None:
+    if not isinstance(code, int) or isinstance(code, bool):
+        msg = f"close code must be an int, not {type(code).__name__}"
+        raise LocalProtocolError(msg)
+    if code not in _SENDABLE_CLOSE_CODES:
+        msg = f"close code {code} may not be sent (RFC 6455 §7.4)"
+        raise LocalProtocolError(msg)
+
+
+def _valid_key(key: bytes) -> bool:
+    try:
+        return len(binascii.a2b_base64(key, strict_mode=True)) == 16
+    except binascii.Error:
+        return False
+
+
+def _encode_headers(headers: Sequence[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
+    encoded = []
+    for item in headers:
+        if not (isinstance(item, tuple) and len(item) == 2):
+            msg = f"a header is a (name, value) tuple, not {item!r}"
+            raise LocalProtocolError(msg)
+        name, value = item
+        if not isinstance(name, str) or not _TOKEN.fullmatch(name):
+            msg = f"invalid header name {name!r}"
+            raise LocalProtocolError(msg)
+        if name.lower() in _MANAGED_HEADERS:
+            msg = f"header {name!r} is written by the handshake itself"
+            raise LocalProtocolError(msg)
+        if not isinstance(value, str) or not _HEADER_VALUE.fullmatch(value):
+            msg = f"invalid value for header {name!r}: {value!r}"
+            raise LocalProtocolError(msg)
+        encoded.append((name.encode("ascii"), value.strip(" \t").encode("latin-1")))
+    return encoded
+
+
+def _decode_headers(headers: Sequence[tuple[bytes, bytes]]) -> Headers:
+    return tuple((n.decode("latin-1").lower(), v.decode("latin-1")) for n, v in headers)

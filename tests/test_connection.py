@@ -1,0 +1,478 @@
+"""The connection layer: handshake, Hello/Welcome, envelopes, heartbeats, closing, limits."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sigma_core import codec
+from sigma_core.connection import (
+    ClientConnection,
+    Closed,
+    ConnectionConfig,
+    ConnectionEvent,
+    ConnectionState,
+    EnvelopeReceived,
+    HandshakeFailed,
+    HandshakeRequest,
+    HelloReceived,
+    RawMessage,
+    ServerConnection,
+    Welcomed,
+)
+from sigma_core.errors import CloseCode, ErrorCode, LocalProtocolError
+from sigma_core.messages import (
+    Ack,
+    Data,
+    Goodbye,
+    Hello,
+    Ping,
+    StreamPosition,
+    Subscribe,
+    Subscribed,
+    TopicRecovery,
+    Welcome,
+)
+from sigma_core.websocket import WebSocketConfig
+
+CONFIG = ConnectionConfig(heartbeat_interval=5.0, heartbeat_timeout=12.0,
+                          handshake_timeout=3.0, close_timeout=2.0)
+
+
+class Pair:
+    """A client and a server connection wired back to back, with a clock set by assignment."""
+
+    def __init__(self, config: ConnectionConfig = CONFIG, *, accept: bool = True,
+                 welcome: bool = True, hello: Hello | None = None,
+                 client_config: ConnectionConfig | None = None) -> None:
+        self.now = 0.0
+        self.client = ClientConnection(host="example.test", path="/ws", hello=hello,
+                                       config=client_config or config, now=self.now)
+        self.server = ServerConnection(config, now=self.now)
+        self.client_events: list[ConnectionEvent] = []
+        self.server_events: list[ConnectionEvent] = []
+        self.auto_accept = accept
+        self.auto_welcome = welcome
+        self.pump()
+
+    def pump(self) -> None:
+        for _ in range(100):
+            moved = False
+            for src, dst in ((self.client, self.server), (self.server, self.client)):
+                data = b"".join(src.data_to_send())
+                if data:
+                    moved = True
+                    dst.receive_data(data, self.now)
+                if src.transport_should_close and src.state is ConnectionState.CLOSED \
+                        and dst.state is not ConnectionState.CLOSED:
+                    pass
+            for ev in self.server.events_received():
+                self.server_events.append(ev)
+                if isinstance(ev, HandshakeRequest) and self.auto_accept:
+                    self.server.accept_handshake()
+                    moved = True
+                if isinstance(ev, HelloReceived) and self.auto_welcome:
+                    self.server.welcome(Welcome(session_id="s1", resume_token=b"t" * 32,
+                                                heartbeat_interval_ms=5000,
+                                                heartbeat_timeout_ms=12000), self.now)
+                    moved = True
+            self.client_events.extend(self.client.events_received())
+            if not moved:
+                return
+        raise AssertionError("pump did not settle")
+
+    def tick(self, now: float) -> None:
+        self.now = now
+        for conn in (self.client, self.server):
+            deadline = conn.next_deadline()
+            if deadline is not None and deadline <= now:
+                conn.handle_timer(now)
+        self.pump()
+
+    def run_until(self, end: float, step: float = 0.5) -> None:
+        t = self.now
+        while t < end:
+            t = min(end, t + step)
+            self.tick(t)
+
+    def closed(self, side: str) -> Closed:
+        events = self.client_events if side == "client" else self.server_events
+        found = [e for e in events if isinstance(e, Closed)]
+        assert len(found) == 1, events
+        return found[0]
+
+
+def test_handshake_hello_welcome_and_data_both_ways() -> None:
+    pair = Pair(hello=Hello(auth_token="secret"))
+    assert pair.client.state is ConnectionState.OPEN
+    assert pair.server.state is ConnectionState.OPEN
+    assert pair.client.subprotocol == "sigma.v1"
+    hello = [e for e in pair.server_events if isinstance(e, HelloReceived)]
+    assert hello[0].hello.auth_token == "secret"
+    welcomed = [e for e in pair.client_events if isinstance(e, Welcomed)]
+    assert welcomed[0].welcome.session_id == "s1"
+
+    pair.client.send(Data(seq=1, topic="chat", timestamp_ms=5, payload=b"up"))
+    pair.server.send(Data(topic="chat", position=StreamPosition(7, 1), payload=b"down"))
+    pair.server.send(Ack(seq=1))
+    pair.pump()
+    got_server = [e.body for e in pair.server_events if isinstance(e, EnvelopeReceived)]
+    got_client = [e.body for e in pair.client_events if isinstance(e, EnvelopeReceived)]
+    assert isinstance(got_server[0], Data)
+    assert bytes(got_server[0].payload) == b"up"
+    assert got_server[0].seq == 1
+    assert isinstance(got_client[0], Data)
+    assert bytes(got_client[0].payload) == b"down"
+    assert got_client[0].position == StreamPosition(7, 1)
+    assert got_client[1] == Ack(seq=1)
+
+
+def test_close_handshake_initiated_by_client_with_goodbye() -> None:
+    pair = Pair()
+    pair.client.close(CloseCode.NORMAL_CLOSURE, "bye",
+                      goodbye=Goodbye(code=ErrorCode.NORMAL, reason="bye"), now=pair.now)
+    assert pair.client.state is ConnectionState.CLOSING
+    pair.pump()
+    server_closed = pair.closed("server")
+    client_closed = pair.closed("client")
+    assert (server_closed.code, server_closed.reason) == (1000, "bye")
+    assert server_closed.goodbye == Goodbye(code=ErrorCode.NORMAL, reason="bye")
+    assert server_closed.clean and client_closed.clean
+    assert client_closed.initiated_locally and not server_closed.initiated_locally
+    assert pair.server.transport_should_close and pair.client.transport_should_close
+
+
+def test_close_handshake_initiated_by_server() -> None:
+    pair = Pair()
+    pair.server.close(CloseCode.GOING_AWAY, "restart",
+                      goodbye=Goodbye(code=ErrorCode.SHUTTING_DOWN, reconnect_after_ms=1500),
+                      now=pair.now)
+    pair.pump()
+    closed = pair.closed("client")
+    assert closed.code == CloseCode.GOING_AWAY
+    assert closed.goodbye is not None and closed.goodbye.reconnect_after_ms == 1500
+    assert pair.closed("server").clean
+
+
+def test_close_waits_for_queued_data() -> None:
+    pair = Pair()
+    for i in range(3):
+        pair.server.send(Data(topic="t", position=StreamPosition(1, i + 1), payload=b"x"))
+    pair.server.close(now=pair.now)
+    pair.pump()
+    datas = [e for e in pair.client_events if isinstance(e, EnvelopeReceived)]
+    assert len(datas) == 3
+    assert pair.closed("client").clean
+
+
+def test_close_timeout_drops_the_socket() -> None:
+    pair = Pair()
+    pair.client.close(now=pair.now)
+    pair.client.data_to_send()  # the close frame is lost: the server never answers
+    pair.now = 1.9
+    pair.client.handle_timer(pair.now)
+    assert pair.client.state is ConnectionState.CLOSING
+    pair.now = 2.0
+    pair.client.handle_timer(pair.now)
+    closed = pair.client.events_received()[-1]
+    assert isinstance(closed, Closed)
+    assert not closed.clean
+    assert pair.client.transport_should_close
+
+
+def test_eof_is_an_abnormal_closure() -> None:
+    pair = Pair()
+    pair.server.receive_data(None, pair.now)
+    closed = pair.server.events_received()[-1]
+    assert isinstance(closed, Closed)
+    assert closed.code == CloseCode.ABNORMAL_CLOSURE
+    assert not closed.clean
+
+
+def test_heartbeats_measure_rtt_and_keep_an_idle_link_alive() -> None:
+    pair = Pair()
+    pair.run_until(60.0)
+    assert pair.client.state is ConnectionState.OPEN
+    assert pair.server.state is ConnectionState.OPEN
+    # In-memory pair: zero transit time, so the smoothed RTT is exactly zero.
+    assert pair.client.rtt == 0.0
+    assert pair.server.rtt == 0.0
+
+
+def test_silent_peer_declared_dead_within_the_bound() -> None:
+    pair = Pair()
+    # The client goes silent: nothing it sends arrives any more.
+    t = 0.0
+    closed_at = None
+    while t < 30 and closed_at is None:
+        t += 0.25
+        pair.server.handle_timer(t)
+        pair.client.data_to_send()  # dropped on the floor
+        pair.server.data_to_send()
+        if pair.server.state is ConnectionState.CLOSED:
+            closed_at = t
+    assert closed_at is not None
+    assert 12.0 <= closed_at <= 12.25  # heartbeat_timeout, to within one timer tick
+    closed = [e for e in pair.server.events_received() if isinstance(e, Closed)][0]
+    assert closed.code == CloseCode.HEARTBEAT_TIMEOUT
+    assert closed.cause is not None and closed.cause.code == CloseCode.HEARTBEAT_TIMEOUT
+    assert pair.server.next_deadline() is None
+
+
+def test_next_deadline_is_exact() -> None:
+    pair = Pair()
+    assert pair.server.next_deadline() == 5.0  # first ping
+    pair.tick(5.0)
+    # the ping went out and its pong came back at t=5, so the next thing is the next ping
+    assert pair.server.next_deadline() == 10.0
+
+
+def test_busy_link_is_not_declared_dead_though_pongs_never_come() -> None:
+    """Data flowing proves liveness: a peer too busy to answer pings is not dead."""
+    pair = Pair()
+    t = 0.0
+    while t < 40:
+        t += 1.0
+        pair.server.handle_timer(t)
+        # the client keeps sending data; the server's pings never reach it (dropped below),
+        # so no Pong ever comes back: only data arrives
+        pair.client.send(Data(seq=int(t), payload=b"busy"))
+        for frame in pair.client.data_to_send():
+            pair.server.receive_data(frame, t)
+        pair.server.data_to_send()
+        assert pair.server.rtt is None
+    assert pair.server.state is ConnectionState.OPEN
+
+
+def test_pings_overtake_queued_data() -> None:
+    pair = Pair()
+    for i in range(50):
+        pair.server.send(Data(topic="t", position=StreamPosition(1, i + 1), payload=b"z" * 1000))
+    assert pair.server.buffered_amount > 50_000
+    pair.server.handle_timer(5.0)  # ping due
+    frames = pair.server.data_to_send()
+    assert isinstance(codec.decode(frames[0][2:]), Ping)
+    assert pair.server.buffered_amount == 0
+
+
+def test_handshake_timeout_closes_with_4002_when_no_hello() -> None:
+    pair = Pair(welcome=False)
+    assert pair.server.state is ConnectionState.HELLO
+    pair.tick(3.0)
+    closed = pair.closed("server")
+    assert closed.code == CloseCode.HELLO_TIMEOUT
+    assert pair.closed("client").code == CloseCode.HELLO_TIMEOUT
+
+
+def test_handshake_timeout_before_upgrade_drops_socket() -> None:
+    server = ServerConnection(CONFIG, now=0.0)
+    server.receive_data(b"GET / HTTP/1.1\r\n", 0.0)
+    assert server.next_deadline() == 3.0
+    server.handle_timer(3.0)
+    assert server.state is ConnectionState.CLOSED
+    assert server.transport_should_close
+
+
+def test_data_before_hello_closes_with_4001() -> None:
+    # Make the client skip its Hello by injecting a Data envelope straight into the socket.
+    raw = ClientConnection(host="h", config=CONFIG, now=0.0)
+    server = ServerConnection(CONFIG, now=0.0)
+    server.receive_data(b"".join(raw.data_to_send()), 0.0)
+    server.accept_handshake()
+    raw.receive_data(b"".join(server.data_to_send()), 0.0)
+    raw.data_to_send()  # the Hello: discard it
+    raw._state = ConnectionState.OPEN  # white-box: pretend we are open to send Data
+    raw.send(Data(seq=1, payload=b"early"))
+    server.receive_data(b"".join(raw.data_to_send()), 0.0)
+    closed = [e for e in server.events_received() if isinstance(e, Closed)][0]
+    assert closed.code == CloseCode.UNEXPECTED_MESSAGE
+
+
+def test_garbage_envelope_closes_with_4000() -> None:
+    pair = Pair()
+    pair.client._ws.send_message(b"definitely not a flatbuffer")
+    pair.client._pull_ws(priority=False)
+    pair.pump()
+    closed = pair.closed("server")
+    assert closed.code == CloseCode.BAD_ENVELOPE
+    assert closed.cause is not None
+    assert pair.closed("client").code == CloseCode.BAD_ENVELOPE
+
+
+def test_wrong_direction_message_closes_with_4001() -> None:
+    pair = Pair()
+    pair.client.send(Subscribed(recovery=TopicRecovery(topic="x")))  # only servers send this
+    pair.pump()
+    assert pair.closed("server").code == CloseCode.UNEXPECTED_MESSAGE
+    pair2 = Pair()
+    pair2.server.send(Subscribe(topic="x"))  # only clients send this
+    pair2.pump()
+    assert pair2.closed("client").code == CloseCode.UNEXPECTED_MESSAGE
+
+
+def test_second_hello_closes_with_4001() -> None:
+    pair = Pair()
+    pair.client.send(Hello())
+    pair.pump()
+    assert pair.closed("server").code == CloseCode.UNEXPECTED_MESSAGE
+
+
+def test_oversized_message_closes_with_1009() -> None:
+    config = ConnectionConfig(websocket=WebSocketConfig(max_message_size=512))
+    pair = Pair(config, client_config=CONFIG)  # the client allows more than the server
+    with pytest.raises(LocalProtocolError):
+        pair.server.send(Data(topic="t", payload=b"x" * 600))
+    pair.client.send(Data(seq=1, payload=b"x" * 600))
+    pair.pump()
+    assert pair.closed("server").code == CloseCode.MESSAGE_TOO_BIG
+
+
+def test_refuse_sends_goodbye_and_close_code() -> None:
+    pair = Pair(welcome=False)
+    pair.server.refuse(CloseCode.AUTH_FAILED, ErrorCode.AUTH_FAILED, "bad token", pair.now)
+    pair.pump()
+    closed = pair.closed("client")
+    assert closed.code == CloseCode.AUTH_FAILED
+    assert closed.goodbye == Goodbye(code=ErrorCode.AUTH_FAILED, reason="bad token")
+
+
+def test_reject_handshake_reports_http_status() -> None:
+    pair = Pair(accept=False)
+    pair.server.reject_handshake(503, "full")
+    pair.pump()
+    failed = [e for e in pair.client_events if isinstance(e, HandshakeFailed)]
+    assert failed[0].status == 503
+    assert pair.client.state is ConnectionState.CLOSED
+    assert pair.server.transport_should_close
+
+
+def test_abort_drops_queue_but_sends_goodbye_and_close() -> None:
+    pair = Pair()
+    for i in range(5):
+        pair.server.send(Data(topic="t", position=StreamPosition(1, i + 1), payload=b"q"))
+    pair.server.abort(CloseCode.SLOW_CONSUMER, "too slow", pair.now)
+    pair.pump()
+    closed = pair.closed("client")
+    assert closed.code == CloseCode.SLOW_CONSUMER
+    assert closed.goodbye is not None and closed.goodbye.code == ErrorCode.SLOW_CONSUMER
+    assert not [e for e in pair.client_events if isinstance(e, EnvelopeReceived)]
+    assert pair.closed("server").cause is None
+
+
+def test_commands_in_wrong_state_raise_local_errors() -> None:
+    pair = Pair(welcome=False)
+    with pytest.raises(LocalProtocolError):
+        pair.server.send(Ack(seq=1))
+    with pytest.raises(LocalProtocolError):
+        pair.server.accept_handshake()
+    pair.server.welcome(Welcome(session_id="s", resume_token=b"k" * 32), pair.now)
+    with pytest.raises(LocalProtocolError):
+        pair.server.welcome(Welcome(session_id="s", resume_token=b"k" * 32), pair.now)
+    with pytest.raises(LocalProtocolError):
+        pair.server.send_raw(b"plain only")
+
+
+def test_config_validation() -> None:
+    with pytest.raises(ValueError, match="heartbeat_timeout"):
+        ConnectionConfig(heartbeat_interval=10, heartbeat_timeout=5)
+    with pytest.raises(ValueError, match="allow_text"):
+        ConnectionConfig(websocket=WebSocketConfig.plain())
+    with pytest.raises(ValueError):
+        ConnectionConfig(close_timeout=float("nan"))
+
+
+def test_plain_mode_echo() -> None:
+    config = ConnectionConfig(websocket=WebSocketConfig.plain(), envelope=False,
+                              heartbeat_interval=0)
+    pair = Pair(config)
+    assert pair.server.state is ConnectionState.OPEN
+    pair.client.send_raw("héllo")
+    pair.client.send_raw(b"\x00\x01")
+    pair.pump()
+    got = [e.data for e in pair.server_events if isinstance(e, RawMessage)]
+    assert got == ["héllo", b"\x00\x01"]
+    assert pair.server.next_deadline() is None
+
+
+# ----------------------------------------------------------------------------- chunking
+
+
+def _scripted_server_bytes() -> bytes:
+    """Everything a client sends in one scripted session, as the server receives it."""
+    fresh = ClientConnection(host="example.test", path="/ws", config=CONFIG, now=0.0)
+    server = ServerConnection(CONFIG, now=0.0)
+    wire = bytearray()
+    out = b"".join(fresh.data_to_send())
+    wire += out
+    server.receive_data(out, 0.0)
+    server.accept_handshake()
+    fresh.receive_data(b"".join(server.data_to_send()), 0.0)
+    hello = b"".join(fresh.data_to_send())
+    wire += hello
+    server.receive_data(hello, 0.0)
+    server.welcome(Welcome(session_id="s", resume_token=b"k" * 32), 0.0)
+    fresh.receive_data(b"".join(server.data_to_send()), 0.0)
+    for i in range(1, 6):
+        fresh.send(Data(seq=i, topic="t", payload=bytes([i]) * (i * 300)))
+    fresh.send(Subscribe(topic="room", request_id=3))
+    fresh.close(now=0.0)
+    wire += b"".join(fresh.data_to_send())
+    return bytes(wire)
+
+
+def _server_events_for(chunks: list[bytes]) -> list[object]:
+    server = ServerConnection(CONFIG, now=0.0)
+    events: list[object] = []
+    for chunk in chunks:
+        server.receive_data(chunk, 0.0)
+        while batch := server.events_received():
+            _convert(server, batch, events)
+    return events
+
+
+def _convert(server: ServerConnection, batch: list[ConnectionEvent], events: list[object]) -> None:
+    for ev in batch:
+        if isinstance(ev, HandshakeRequest):
+            server.accept_handshake()
+            events.append(("handshake", ev.path))
+        elif isinstance(ev, HelloReceived):
+            server.welcome(Welcome(session_id="s", resume_token=b"k" * 32), 0.0)
+            events.append(ev)
+        elif isinstance(ev, EnvelopeReceived) and isinstance(ev.body, Data):
+            events.append(("data", ev.body.seq, bytes(ev.body.payload)))
+        else:
+            events.append(ev)
+
+
+WIRE = _scripted_server_bytes()
+WHOLE = _server_events_for([WIRE])
+
+
+def test_chunking_whole_stream_gives_the_expected_events() -> None:
+    kinds = [type(e).__name__ if not isinstance(e, tuple) else e[0] for e in WHOLE]
+    assert kinds == ["handshake", "HelloReceived", "data", "data", "data", "data", "data",
+                     "EnvelopeReceived", "Closed"]
+
+
+def test_chunking_byte_by_byte_gives_the_same_events() -> None:
+    assert _server_events_for([WIRE[i:i + 1] for i in range(len(WIRE))]) == WHOLE
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(min_value=1, max_value=len(WIRE) - 1), max_size=40))
+def test_chunking_random_splits_give_the_same_events(cuts: list[int]) -> None:
+    points = [0, *sorted(set(cuts)), len(WIRE)]
+    chunks = [WIRE[a:b] for a, b in zip(points, points[1:], strict=False)]
+    assert _server_events_for(chunks) == WHOLE
+
+
+def test_chunking_random_splits_seeded() -> None:
+    rng = random.Random(4)
+    for _ in range(20):
+        cuts = sorted(rng.sample(range(1, len(WIRE)), 25))
+        points = [0, *cuts, len(WIRE)]
+        chunks = [WIRE[a:b] for a, b in zip(points, points[1:], strict=False)]
+        assert _server_events_for(chunks) == WHOLE

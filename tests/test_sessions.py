@@ -1,0 +1,451 @@
+"""Sessions, resume and replay, end to end through the simulator: client cores, hub, network.
+
+Each named test is a failure mode users of other real-time systems report; the names say which.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import replace
+
+import pytest
+
+from sigma_core.backplane import HistoryLimits
+from sigma_core.client import (
+    BufferFullError,
+    ClientConfig,
+    ConnectionStatus,
+    Disconnected,
+    ErrorReceived,
+    GaveUp,
+    Reconnecting,
+    RecoveryFailed,
+    SessionReset,
+    StatusChanged,
+    SubscribedEvent,
+)
+from sigma_core.connection import ConnectionConfig
+from sigma_core.errors import CloseCode, ErrorCode, LocalProtocolError
+from sigma_core.hub import (
+    AuthAccept,
+    AuthRefuse,
+    AuthRequest,
+    ClientConnected,
+    ClientDisconnected,
+    ClientMessage,
+    HubConfig,
+    PresenceChanged,
+    SessionExpired,
+)
+from sigma_core.messages import PresenceAction, RecoveryStatus
+from sigma_core.testing import Simulation, client_config, fast_reconnect
+
+HB = ConnectionConfig(heartbeat_interval=5.0, heartbeat_timeout=12.0)
+
+
+def hub_config(**overrides: object) -> HubConfig:
+    return replace(HubConfig(connection=HB), **overrides)  # type: ignore[arg-type]
+
+
+def received(sim: Simulation) -> list[bytes]:
+    return [e.payload for e in sim.hub_events if isinstance(e, ClientMessage)]
+
+
+def test_connect_and_exchange_both_ways() -> None:
+    sim = Simulation(hub_config())
+    alice = sim.add_client()
+    sim.run_until(lambda: alice.connected)
+    connected = [e for e in sim.hub_events if isinstance(e, ClientConnected)]
+    assert len(connected) == 1 and not connected[0].resumed
+    session_id = connected[0].session.id
+    assert alice.session.session_id == session_id
+
+    alice.send(b"hi server")
+    sim.hub.send_to(session_id, b"hi alice", sim.now)
+    sim.hub.broadcast(b"hi all", sim.now)
+    sim.run(1.0)
+    assert received(sim) == [b"hi server"]
+    assert alice.payloads() == [b"hi alice", b"hi all"]
+    assert [m.topic for m in alice.messages()] == ["$inbox", "$all"]
+    assert alice.session.pending_count == 0  # acked
+    stats = sim.hub.stats(sim.now)
+    assert stats.connected_clients == 1
+    assert stats.messages_received == 1
+    assert stats.messages_sent == 2
+
+
+def test_broadcast_with_exclusion_and_topics() -> None:
+    sim = Simulation(hub_config())
+    a, b, c = (sim.add_client() for _ in range(3))
+    sim.run_until(lambda: a.connected and b.connected and c.connected)
+    ids = [x.session.session_id for x in (a, b, c)]
+    a.subscribe("room")
+    b.subscribe("room")
+    sim.run(0.5)
+    sim.hub.broadcast(b"everyone but a", sim.now, exclude=[ids[0]])
+    sim.hub.publish("room", b"room only", sim.now)
+    sim.hub.send_where(lambda s: s.id == ids[2], b"just c", sim.now)
+    sim.run(0.5)
+    assert a.payloads() == [b"room only"]
+    assert b.payloads() == [b"everyone but a", b"room only"]
+    assert c.payloads() == [b"everyone but a", b"just c"]
+    assert sim.hub.presence("room") == frozenset(ids[:2])
+
+
+def test_recovery_after_long_quiet_period() -> None:
+    """Resume works after a long idle connection and a long outage (within session_ttl)."""
+    sim = Simulation(hub_config(session_ttl=3600, history=HistoryLimits(max_age=3600)))
+    alice = sim.add_client()
+    sim.run_until(lambda: alice.connected)
+    sim.run(1800)  # half an hour of heartbeats only
+    assert alice.connected
+    sim.cut(alice)
+    sim.hub.broadcast(b"while away", sim.now)
+    sim.run(600)
+    assert alice.connected
+    assert alice.payloads() == [b"while away"]
+    assert alice.of_type(SessionReset) == []
+    assert [e.resumed for e in sim.hub_events if isinstance(e, ClientConnected)] == [False, True]
+
+
+def test_recovery_on_first_reconnect_before_any_message() -> None:
+    """A client that never received anything still has positions (from its Welcome) and
+    recovers what was published while it was away."""
+    sim = Simulation(hub_config())
+    alice = sim.add_client()
+    alice.subscribe("room")
+    sim.run_until(lambda: alice.connected and "room" in alice.session.positions)
+    assert alice.payloads() == []
+    sim.cut(alice)
+    sim.hub.publish("room", b"r1", sim.now)
+    sim.hub.broadcast(b"b1", sim.now)
+    sim.run(10)
+    assert alice.connected
+    assert sorted(alice.payloads()) == [b"b1", b"r1"]
+    assert alice.of_type(RecoveryFailed) == []
+
+
+def test_replay_not_repeated_after_second_reconnect() -> None:
+    sim = Simulation(hub_config())
+    alice = sim.add_client()
+    sim.run_until(lambda: alice.connected)
+    sim.cut(alice)
+    for i in range(5):
+        sim.hub.broadcast(b"m%d" % i, sim.now)
+    sim.run(10)
+    assert alice.payloads() == [b"m0", b"m1", b"m2", b"m3", b"m4"]
+    sim.cut(alice)
+    sim.run(10)
+    sim.cut(alice)
+    sim.hub.broadcast(b"m5", sim.now)
+    sim.run(10)
+    assert alice.payloads() == [b"m0", b"m1", b"m2", b"m3", b"m4", b"m5"]
+    assert alice.session.duplicates_dropped == 0
+
+
+def test_takeover_by_a_second_connection() -> None:
+    sim = Simulation(hub_config())
+    alice = sim.add_client()
+    sim.run_until(lambda: alice.connected)
+    # A second client process resumes alice's session with her credentials.
+    thief = sim.add_client(connect=False)
+    thief.session.session_id = alice.session.session_id
+    thief.session._token = alice.session._token
+    thief.session.positions = dict(alice.session.positions)
+    thief.connect()
+    sim.run_until(lambda: thief.connected)
+    disconnects = [e for e in sim.hub_events if isinstance(e, ClientDisconnected)]
+    assert [d.code for d in disconnects] == [CloseCode.SESSION_TAKEN_OVER]
+    taken = [e for e in alice.of_type(Disconnected)]
+    assert taken[0].code == CloseCode.SESSION_TAKEN_OVER
+    assert taken[0].goodbye is not None
+    assert taken[0].goodbye.code == ErrorCode.SESSION_TAKEN_OVER
+    assert [e.resumed for e in sim.hub_events if isinstance(e, ClientConnected)] == [False, True]
+    sim.hub.send_to(alice.session.session_id, b"to the session", sim.now)
+    sim.run(0.5)
+    assert b"to the session" in thief.payloads()
+
+
+def test_pongs_are_not_delayed_behind_a_data_backlog() -> None:
+    """A link saturated with data is not declared dead, though the backlog in the socket
+    takes far longer to drain than the heartbeat timeout: bytes arriving prove liveness,
+    and heartbeats jump the queue the core holds while the socket is paused."""
+    sim = Simulation(hub_config(outgoing_high_water=64 << 20), latency=0.05,
+                     socket_buffer=64 * 1024)
+    alice = sim.add_client(client_config(
+        connection=ConnectionConfig(heartbeat_interval=1.0, heartbeat_timeout=3.0)))
+    sim.run_until(lambda: alice.connected)
+    sim.throttle(alice, 40_000)  # 40 kB/s
+    for _ in range(200):
+        sim.hub.broadcast(b"x" * 4000, sim.now)  # 800 kB: 20 s of backlog
+    sim.run(1)
+    assert sim.hub.connection_count() == 1
+    sim.run(25)
+    assert alice.connected
+    assert alice.of_type(Disconnected) == []
+    assert len(alice.messages()) == 200
+    assert alice.session.rtt is not None
+
+
+def test_reconnect_storm_is_spread_by_full_jitter() -> None:
+    sim = Simulation(hub_config(), latency=0.001, chunking=False)
+    config = client_config(reconnect=replace(fast_reconnect(), initial_delay=2.0,
+                                             max_delay=30.0))
+    clients = [sim.add_client(config) for _ in range(1000)]
+    sim.run_until(lambda: all(c.connected for c in clients), timeout=30)
+    sim.restart_server()
+    sim.run(0.01)
+    delays = [c.of_type(Reconnecting)[0].delay for c in clients]
+    assert all(0 <= d < 2.0 for d in delays)
+    # Full jitter: roughly uniform over [0, 2): no pile-up at any instant.
+    buckets = [0] * 10
+    for d in delays:
+        buckets[int(d / 0.2)] += 1
+    assert max(buckets) < 160, buckets  # uniform would be 100 per 200 ms
+    assert 0.8 < statistics.mean(delays) < 1.2
+    sim.run_until(lambda: all(c.connected for c in clients), timeout=60)
+    assert all(c.of_type(SessionReset) for c in clients)  # the restart lost every session
+
+
+def test_server_restart_is_never_a_silent_fresh_session() -> None:
+    sim = Simulation(hub_config())
+    alice = sim.add_client()
+    alice.subscribe("room")
+    sim.run_until(lambda: alice.connected and "room" in alice.session.positions)
+    sim.hub.publish("room", b"before", sim.now)
+    sim.run(1)
+    old_id = alice.session.session_id
+    sim.restart_server()
+    sim.run_until(lambda: alice.connected, timeout=30)
+    resets = alice.of_type(SessionReset)
+    assert len(resets) == 1 and resets[0].old_session_id == old_id
+    assert resets[0].reason
+    failed = {e.topic for e in alice.of_type(RecoveryFailed)}
+    assert failed == {"$all", "$inbox", "room"}
+    # The fresh session kept the client's room, so the conversation goes on.
+    sim.hub.publish("room", b"after", sim.now)
+    sim.run(1)
+    assert alice.payloads("room") == [b"before", b"after"]
+
+
+def test_unacked_sends_survive_a_cut_and_are_not_duplicated() -> None:
+    sim = Simulation(hub_config(ack_delay=10.0, ack_every=1000))  # acks held back
+    alice = sim.add_client()
+    sim.run_until(lambda: alice.connected)
+    for i in range(10):
+        alice.send(b"u%d" % i)
+    sim.run(0.05)
+    assert len(received(sim)) == 10
+    assert alice.session.pending_count == 10  # not acked yet
+    sim.cut(alice)
+    for i in range(10, 15):
+        alice.send(b"u%d" % i)  # queued while offline
+    sim.run(10)
+    assert alice.connected
+    assert received(sim) == [b"u%d" % i for i in range(15)]
+    assert sim.hub.stats(sim.now).duplicates_dropped == 0
+    sim.run(20)
+    assert alice.session.pending_count == 0
+
+
+def test_send_buffer_is_bounded_with_a_clear_error() -> None:
+    sim = Simulation(hub_config())
+    alice = sim.add_client(client_config(max_pending=3), connect=False)
+    for i in range(3):
+        alice.send(b"%d" % i)
+    with pytest.raises(BufferFullError, match="max_pending=3"):
+        alice.send(b"overflow")
+    alice.connect()
+    sim.run_until(lambda: alice.connected)
+    sim.run(1)
+    assert received(sim) == [b"0", b"1", b"2"]
+    alice.send(b"3")  # room again after the acks
+
+
+def test_history_bound_crossed_reports_the_lost_range() -> None:
+    sim = Simulation(hub_config(history=HistoryLimits(max_count=3)))
+    alice = sim.add_client()
+    sim.run_until(lambda: alice.connected)
+    sim.cut(alice)
+    for i in range(10):
+        sim.hub.broadcast(b"%d" % i, sim.now)
+    sim.run(10)
+    failed = alice.of_type(RecoveryFailed)
+    assert [(f.topic, f.lost_from, f.lost_to) for f in failed] == [("$all", 1, 7)]
+    assert alice.payloads() == []  # all-or-nothing: no partial replay
+    sim.hub.broadcast(b"live", sim.now)
+    sim.run(1)
+    assert alice.payloads() == [b"live"]
+    assert sim.hub.stats(sim.now).failed_recoveries == 1
+
+
+def test_session_expires_after_ttl_and_frees_everything() -> None:
+    sim = Simulation(hub_config(session_ttl=60))
+    alice = sim.add_client(client_config(reconnect=fast_reconnect(max_attempts=1)))
+    alice.subscribe("room")
+    sim.run_until(lambda: alice.connected and "room" in alice.session.positions)
+    sid = alice.session.session_id
+    sim.isolate(alice)
+    sim.run(200)
+    expired = [e for e in sim.hub_events if isinstance(e, SessionExpired)]
+    assert [e.session.id for e in expired] == [sid]
+    assert sim.hub.get_session(sid) is None
+    assert sim.hub.presence("room") == frozenset()
+    leaves = [e for e in sim.hub_events
+              if isinstance(e, PresenceChanged) and e.action is PresenceAction.LEAVE]
+    assert [(e.topic, e.session.id) for e in leaves] == [("room", sid)]
+    assert alice.session.status is ConnectionStatus.ERROR
+    assert alice.of_type(GaveUp)
+
+
+def test_dead_server_detected_and_client_reconnects() -> None:
+    sim = Simulation(hub_config())
+    alice = sim.add_client(client_config(
+        connection=ConnectionConfig(heartbeat_interval=2.0, heartbeat_timeout=5.0)))
+    sim.run_until(lambda: alice.connected)
+    t0 = sim.now
+    sim.blackhole(alice)
+    sim.run_until(lambda: bool(alice.of_type(Disconnected)), timeout=30)
+    lost = alice.of_type(Disconnected)[0]
+    assert lost.code == CloseCode.HEARTBEAT_TIMEOUT
+    assert sim.now - t0 <= 12.0 + 0.1  # the server's advertised timeout governs
+    sim.run_until(lambda: alice.connected, timeout=30)
+    assert [e.resumed for e in sim.hub_events if isinstance(e, ClientConnected)] == [False, True]
+
+
+def test_statuses_follow_the_original_connection_status() -> None:
+    sim = Simulation(hub_config())
+    alice = sim.add_client()
+    sim.run_until(lambda: alice.connected)
+    sim.cut(alice)
+    sim.run_until(lambda: alice.connected, timeout=30)
+    alice.disconnect()
+    sim.run(1)
+    statuses = [e.status.value for e in alice.of_type(StatusChanged)]
+    assert statuses == ["connecting", "connected", "reconnecting", "connected", "disconnected"]
+    ended = [e for e in sim.hub_events if isinstance(e, ClientDisconnected)]
+    assert ended[-1].session_ended
+    assert len(sim.hub.sessions) == 0
+
+
+def test_auth_hook_accepts_with_identity_and_refuses_with_4005() -> None:
+    def auth(request: AuthRequest) -> AuthAccept | AuthRefuse:
+        if request.hello.auth_token == "good":
+            return AuthAccept(identity="alice", metadata={"role": "admin"})
+        return AuthRefuse(message="bad token")
+
+    sim = Simulation(hub_config(authenticate=auth))
+    good = sim.add_client(client_config(auth_token="good"))
+    bad = sim.add_client(client_config(auth_token="nope"))
+    sim.run(5)
+    assert good.connected
+    session = sim.hub.get_session(good.session.session_id)
+    assert session is not None
+    assert (session.identity, session.metadata) == ("alice", {"role": "admin"})
+    assert bad.session.status is ConnectionStatus.ERROR
+    assert bad.of_type(GaveUp)[0].reason == "bad token"
+    assert bad.of_type(Disconnected)[0].code == CloseCode.AUTH_FAILED
+
+
+def test_max_connections_refused_at_handshake_with_503() -> None:
+    sim = Simulation(hub_config(max_connections=2))
+    clients = [sim.add_client(client_config(reconnect=fast_reconnect(max_attempts=1)))
+               for _ in range(3)]
+    sim.run(3)
+    assert sum(c.connected for c in clients) == 2
+    loser = next(c for c in clients if not c.connected)
+    assert "HTTP 503" in loser.of_type(Disconnected)[0].reason
+
+
+def test_slow_consumer_disconnected_and_catches_up_from_history() -> None:
+    sim = Simulation(hub_config(outgoing_high_water=50_000), latency=0.01,
+                     socket_buffer=16 * 1024)
+    alice = sim.add_client()
+    bob = sim.add_client()
+    sim.run_until(lambda: alice.connected and bob.connected)
+    sim.throttle(alice, 20_000)  # 20 kB/s while 40 kB/s is published
+    for i in range(200):
+        sim.hub.broadcast(b"%04d" % i + b"." * 1000, sim.now)
+        sim.run(0.025)
+    disconnects = [e for e in sim.hub_events if isinstance(e, ClientDisconnected)]
+    # Still too slow after each resume, so possibly cut more than once: always alice, always
+    # with the slow-consumer code, never ending her session.
+    assert disconnects
+    assert {d.code for d in disconnects} == {CloseCode.SLOW_CONSUMER}
+    assert {d.session.id for d in disconnects} == {alice.session.session_id}
+    assert not any(d.session_ended for d in disconnects)
+    assert sim.hub.stats(sim.now).slow_consumer_disconnects == len(disconnects)
+    sim.throttle(alice, None)  # the client's link recovers
+    sim.run(10)
+    assert alice.connected
+    expected = [b"%04d" % i for i in range(200)]
+    assert [p[:4] for p in alice.payloads()] == expected  # from history, in order, once
+    assert [p[:4] for p in bob.payloads()] == expected  # the fast consumer was unaffected
+
+
+def test_subscribe_errors_and_limits() -> None:
+    sim = Simulation(hub_config(max_topics_per_session=1))
+    alice = sim.add_client()
+    sim.run_until(lambda: alice.connected)
+    alice.subscribe("one")
+    alice.subscribe("two")
+    sim.run(1)
+    errors = alice.of_type(ErrorReceived)
+    assert [e.error.code for e in errors] == [ErrorCode.TOO_MANY_TOPICS]
+    assert alice.session.subscriptions == {"one"}
+    subscribed = alice.of_type(SubscribedEvent)
+    assert [s.recovery.status for s in subscribed] == [RecoveryStatus.FRESH]
+    with pytest.raises(LocalProtocolError):
+        alice.subscribe("$all")
+    with pytest.raises(LocalProtocolError):
+        sim.hub.publish("$inbox", b"x", sim.now)
+    with pytest.raises(LocalProtocolError):
+        sim.hub.send_to("nobody", b"x", sim.now)
+
+
+def test_server_initiated_subscription_while_offline_is_replayed() -> None:
+    sim = Simulation(hub_config())
+    alice = sim.add_client()
+    sim.run_until(lambda: alice.connected)
+    sid = alice.session.session_id
+    sim.cut(alice)
+    sim.hub.subscribe(sid, "news", sim.now)
+    sim.hub.publish("news", b"n1", sim.now)
+    sim.run(10)
+    assert alice.connected
+    assert alice.payloads("news") == [b"n1"]
+    assert "news" in alice.session.subscriptions
+
+
+def test_unsubscribe_stops_delivery() -> None:
+    sim = Simulation(hub_config())
+    alice = sim.add_client()
+    alice.subscribe("room")
+    sim.run_until(lambda: alice.connected and "room" in alice.session.positions)
+    alice.unsubscribe("room")
+    sim.run(1)
+    sim.hub.publish("room", b"gone", sim.now)
+    sim.run(1)
+    assert alice.payloads() == []
+    assert sim.hub.presence("room") == frozenset()
+
+
+def test_graceful_shutdown_sends_goodbye_with_reconnect_hint() -> None:
+    sim = Simulation(hub_config())
+    alice = sim.add_client()
+    sim.run_until(lambda: alice.connected)
+    sim.hub.shutdown(sim.now, reconnect_after_ms=3000)
+    sim.run(0.5)
+    lost = alice.of_type(Disconnected)[0]
+    assert lost.code == CloseCode.GOING_AWAY
+    assert lost.goodbye is not None and lost.goodbye.reconnect_after_ms == 3000
+    assert alice.of_type(Reconnecting)[0].delay >= 3.0
+
+
+def test_client_config_validation() -> None:
+    with pytest.raises(ValueError, match="ws://"):
+        ClientConfig(url="http://example.com/")
+    with pytest.raises(ValueError, match="max_pending"):
+        ClientConfig(url="ws://h/", max_pending=0)
+    with pytest.raises(ValueError):
+        HubConfig(max_connections=0)
