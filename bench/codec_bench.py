@@ -46,7 +46,8 @@ CASES = [
     ("encode Ack", "builder", "codec._encode_with_builder(ACK)"),
     ("", "encode()", "codec.encode(ACK)"),
     ("", "encode_ack()", "codec.encode_ack(981)"),
-    ("decode Ack", "decode()", "codec.decode(ACK_WIRE)"),
+    ("decode Ack", "generic reader", "codec._decode_with_reader(ACK_WIRE)"),
+    ("", "decode()", "codec.decode(ACK_WIRE)"),
 ]
 
 

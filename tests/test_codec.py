@@ -228,6 +228,13 @@ def test_decode_accepts_any_bytes_like(convert: Callable[[bytes], Any]) -> None:
     assert decoded.payload.readonly
 
 
+def test_decode_of_a_released_view_is_a_decode_error() -> None:
+    view = memoryview(codec.encode(Ping()))
+    view.release()
+    with pytest.raises(DecodeError, match="malformed"):
+        codec.decode(view)
+
+
 def test_decode_refuses_what_is_not_bytes() -> None:
     with pytest.raises(TypeError):
         codec.decode("SGM1" * 4)  # type: ignore[arg-type]
@@ -389,6 +396,25 @@ def test_encode_refuses_values_out_of_range(body: Body, field: str) -> None:
 
 
 @pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (Hello(positions="t"), "Hello.positions"),  # type: ignore[arg-type]
+        (Hello(positions=(StreamPosition(1, 2),)), "Hello.positions"),  # type: ignore[arg-type]
+        (Hello(client="me"), "Hello.client"),  # type: ignore[arg-type]
+        (Hello(client=ClientInfo(metadata=[("k", "v")])), "ClientInfo.metadata"),  # type: ignore[arg-type]
+        (Welcome(session_id="s", resume_token="rt"), "Welcome.resume_token"),  # type: ignore[arg-type]
+        (Welcome(session_id="s", resume_token=b"", recovery="r"), "Welcome.recovery"),  # type: ignore[arg-type]
+        (Welcome(session_id="s", resume_token=b"", recovery=("r",)), "Welcome.recovery"),  # type: ignore[arg-type]
+        (Welcome(session_id="s", resume_token=b"", limits=5), "Welcome.limits"),  # type: ignore[arg-type]
+        (Presence(topic="t", session_id="s", action="JOIN"), "Presence.action"),  # type: ignore[arg-type]
+    ],
+)
+def test_encode_refuses_values_of_the_wrong_type(body: Body, field: str) -> None:
+    with pytest.raises(LocalProtocolError, match=field.replace(".", r"\.")):
+        codec.encode(body)
+
+
+@pytest.mark.parametrize(
     ("kwargs", "field"),
     [
         ({"seq": -1}, "Data.seq"),
@@ -448,6 +474,18 @@ def test_crafted_envelopes_are_read_like_encoded_ones() -> None:
     # The helper itself: a Ping crafted by hand decodes like an encoded one.
     def ping(b: Any) -> int:
         b.StartObject(2)
+        b.PrependUint64Slot(1, 42, 0)
+        b.PrependUint32Slot(0, 7, 0)
+        return int(b.EndObject())
+
+    assert codec.decode(envelope(PING, ping)) == Ping(id=7, timestamp_ms=42)
+
+
+def test_fields_appended_by_a_newer_schema_are_ignored() -> None:
+    # Schema evolution: a newer peer's Ping with a third field still reads as a Ping.
+    def ping(b: Any) -> int:
+        b.StartObject(3)
+        b.PrependUint64Slot(2, 99, 0)
         b.PrependUint64Slot(1, 42, 0)
         b.PrependUint32Slot(0, 7, 0)
         return int(b.EndObject())

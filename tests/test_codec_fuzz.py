@@ -96,6 +96,7 @@ SEEDS: list[Body] = [
     Data(seq=1, payload=b"x"),
     Ack(seq=12, positions=(TopicPosition(topic="x", position=_position),)),
     Ack(seq=2**64 - 1),
+    Ack(),
     Ping(id=7, timestamp_ms=8),
     Pong(id=7, echo_timestamp_ms=8, timestamp_ms=9),
     Subscribe(topic="room/1", request_id=3, position=_position),

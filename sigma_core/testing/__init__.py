@@ -105,6 +105,8 @@ class SimClient:
         self.session = session
         self.name = name
         self.events: list[ClientEvent] = []
+        #: The same events with the virtual time each was emitted at.
+        self.timeline: list[tuple[float, ClientEvent]] = []
         self.link: SimLink | None = None
         #: Off the network (see :meth:`Simulation.isolate`).
         self.isolated = False
@@ -308,6 +310,7 @@ class Simulation:
         session = client.session
         for event in session.events_received():
             client.events.append(event)
+            client.timeline.append((self.now, event))
             if isinstance(event, OpenTransport):
                 self._open_link(client, event.attempt)
             elif isinstance(event, CloseTransport):

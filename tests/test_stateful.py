@@ -1,0 +1,240 @@
+"""Random sends, subscriptions, cuts at arbitrary byte offsets, clock jumps, expiries and server
+restarts: after every step nothing is duplicated or reordered, and after every settle nothing
+was lost without an explicit event saying so (RecoveryFailed for the topic, or SessionReset)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+
+from sigma_core.backplane import HistoryLimits
+from sigma_core.client import BufferFullError, Connected, RecoveryFailed, SessionReset
+from sigma_core.connection import ConnectionConfig
+from sigma_core.hub import INBOX_TOPIC, ClientMessage, HubConfig
+from sigma_core.testing import SimClient, Simulation, client_config, fast_reconnect
+
+N_CLIENTS = 3
+ROOMS = ("room1", "room2")
+clients_ = st.integers(min_value=0, max_value=N_CLIENTS - 1)
+
+
+@dataclass
+class Published:
+    topic: str
+    payload: bytes
+    time: float
+    recipients: frozenset[str]
+    counter: int
+
+
+@dataclass
+class Incarnation:
+    """What one hub process received, per session: payload numbers in arrival order."""
+
+    received: dict[str, list[int]] = field(default_factory=dict)
+
+
+def _number(payload: bytes) -> int:
+    return int(payload.split(b"-")[1])
+
+
+class SessionsMachine(RuleBasedStateMachine):
+    @initialize(seed=st.integers(min_value=0, max_value=2**16),
+                history=st.sampled_from([5, 50]))
+    def setup(self, seed: int, history: int) -> None:
+        self.config = HubConfig(
+            connection=ConnectionConfig(heartbeat_interval=2.0, heartbeat_timeout=5.0),
+            history=HistoryLimits(max_count=history, max_age=60.0),
+            session_ttl=20.0, ack_every=4, ack_delay=0.2)
+        self.sim = Simulation(self.config, seed=seed, latency=0.003)
+        cfg = client_config(reconnect=fast_reconnect(), max_pending=50,
+                            connection=ConnectionConfig(heartbeat_interval=2.0,
+                                                        heartbeat_timeout=5.0))
+        self.clients: list[SimClient] = [self.sim.add_client(cfg) for _ in range(N_CLIENTS)]
+        self.sim.run_until(lambda: all(c.connected for c in self.clients))
+        self.counter = 0
+        self.sent: list[list[int]] = [[] for _ in range(N_CLIENTS)]
+        self.next_number = [1] * N_CLIENTS
+        self.published: list[Published] = []
+        self.unsubscribed_at: dict[tuple[int, str], float] = {}
+        self.incarnations: list[Incarnation] = [Incarnation()]
+        self.seen_hub_events = 0
+
+    # ------------------------------------------------------------------ rules
+
+    @rule(i=clients_)
+    def client_sends(self, i: int) -> None:
+        n = self.next_number[i]
+        try:
+            self.clients[i].send(b"c%d-%d" % (i, n))
+        except BufferFullError:
+            return
+        self.next_number[i] += 1
+        self.sent[i].append(n)
+
+    @rule(topic=st.sampled_from(("$all", *ROOMS)))
+    def server_publishes(self, topic: str) -> None:
+        hub = self.sim.hub
+        self.counter += 1
+        payload = b"s-%d" % self.counter
+        recipients = hub.presence(topic)
+        if topic == "$all":
+            hub.broadcast(payload, self.sim.now)
+        else:
+            hub.publish(topic, payload, self.sim.now)
+        self.published.append(Published(topic, payload, self.sim.now, recipients, self.counter))
+
+    @rule(i=clients_)
+    def server_sends_to_inbox(self, i: int) -> None:
+        sid = self.clients[i].session.session_id
+        hub = self.sim.hub
+        if hub.get_session(sid) is None:
+            return
+        self.counter += 1
+        payload = b"s-%d" % self.counter
+        hub.send_to(sid, payload, self.sim.now)
+        self.published.append(Published(INBOX_TOPIC, payload, self.sim.now, frozenset({sid}),
+                                         self.counter))
+
+    @rule(i=clients_, room=st.sampled_from(ROOMS))
+    def subscribe(self, i: int, room: str) -> None:
+        if room not in self.clients[i].session.subscriptions:
+            self.clients[i].subscribe(room)
+
+    @rule(i=clients_, room=st.sampled_from(ROOMS))
+    def unsubscribe(self, i: int, room: str) -> None:
+        if room in self.clients[i].session.subscriptions:
+            self.clients[i].unsubscribe(room)
+            self.unsubscribed_at[(i, room)] = self.sim.now
+
+    @rule(i=clients_, after=st.integers(min_value=0, max_value=3000))
+    def cut(self, i: int, after: int) -> None:
+        self.sim.cut(self.clients[i], after)
+
+    @rule(i=clients_)
+    def isolate(self, i: int) -> None:
+        self.sim.isolate(self.clients[i])
+
+    @rule(i=clients_)
+    def heal(self, i: int) -> None:
+        self.sim.heal(self.clients[i])
+
+    @rule(dt=st.sampled_from([0.001, 0.01, 0.1, 1.0, 4.0]))
+    def run(self, dt: float) -> None:
+        self.sim.run(dt)
+
+    @rule(dt=st.sampled_from([10.0, 30.0]))
+    def clock_jump(self, dt: float) -> None:
+        self.sim.run(dt)
+
+    @rule()
+    def restart_server(self) -> None:
+        self._collect_hub_events()
+        self.sim.restart_server()
+        self.incarnations.append(Incarnation())
+
+    @rule()
+    def settle(self) -> None:
+        """Heal everything, let it converge, then check that nothing was lost silently."""
+        for client in self.clients:
+            self.sim.heal(client)
+        # Long enough for every dead link to be noticed (heartbeat timeout 5 s) and for the
+        # reconnect backoff (capped at 5 s) to come round, then until all are back.
+        self.sim.run(12.0)
+        self.sim.run_until(lambda: all(c.connected for c in self.clients), timeout=120)
+        self.sim.run(5.0)
+        self._check_complete()
+
+    # ------------------------------------------------------------------ checks
+
+    def _collect_hub_events(self) -> None:
+        events = self.sim.hub_events[self.seen_hub_events:]
+        self.seen_hub_events = len(self.sim.hub_events)
+        current = self.incarnations[-1]
+        for event in events:
+            if isinstance(event, ClientMessage):
+                current.received.setdefault(event.session.id, []).append(
+                    _number(event.payload))
+
+    @invariant()
+    def no_duplicates_and_order_kept(self) -> None:
+        if not hasattr(self, "sim"):
+            return
+        self._collect_hub_events()
+        # client -> server: within one session of one hub process, strictly increasing
+        for incarnation in self.incarnations:
+            for numbers in incarnation.received.values():
+                assert numbers == sorted(set(numbers)), numbers
+        # server -> client: per topic, strictly increasing publish counters
+        for client in self.clients:
+            per_topic: dict[str, list[int]] = {}
+            for msg in client.messages():
+                per_topic.setdefault(msg.topic, []).append(int(msg.payload.split(b"-")[1]))
+            for topic, counters in per_topic.items():
+                assert counters == sorted(set(counters)), (client.name, topic, counters)
+
+    @invariant()
+    def never_a_silent_fresh_session(self) -> None:
+        if not hasattr(self, "sim"):
+            return
+        for client in self.clients:
+            sessions_seen = []
+            for _, event in client.timeline:
+                if isinstance(event, SessionReset):
+                    assert sessions_seen and event.old_session_id == sessions_seen[-1]
+                    sessions_seen.append(event.new_session_id)
+                elif isinstance(event, Connected):
+                    sid = event.session_id
+                    if not sessions_seen:
+                        sessions_seen.append(sid)
+                    else:
+                        # every Connected names the session we hold: no silent switch
+                        assert sid == sessions_seen[-1], (client.name, sid, sessions_seen)
+
+    def _check_complete(self) -> None:
+        self._collect_hub_events()
+        # client -> server: everything sent arrived in some hub process (sends are never lost)
+        for i in range(N_CLIENTS):
+            mine = set(self.sent[i])
+            sessions = self._sessions_of(i)
+            got = {n for inc in self.incarnations for sid, nums in inc.received.items()
+                   for n in nums if sid in sessions}
+            assert mine <= got, (i, sorted(mine - got))
+            assert self.clients[i].session.pending_count == 0
+        # server -> client: what a session was owed arrived, or an event says it was lost
+        for i, client in enumerate(self.clients):
+            sessions = self._sessions_of(i)
+            received = {m.payload for m in client.messages()}
+            for pub in self.published:
+                if not (pub.recipients & sessions) or pub.payload in received:
+                    continue
+                unsub = self.unsubscribed_at.get((i, pub.topic))
+                if unsub is not None and unsub >= pub.time:
+                    continue
+                excused = any(
+                    t >= pub.time and (
+                        (isinstance(e, RecoveryFailed) and e.topic == pub.topic)
+                        or isinstance(e, SessionReset))
+                    for t, e in client.timeline)
+                assert excused, (client.name, pub)
+
+    def _sessions_of(self, i: int) -> set[str]:
+        ids = set()
+        for _, event in self.clients[i].timeline:
+            sid = getattr(event, "session_id", None)
+            if isinstance(sid, str) and sid:
+                ids.add(sid)
+            if isinstance(event, SessionReset):
+                ids.add(event.new_session_id)
+        return ids
+
+    def teardown(self) -> None:
+        if hasattr(self, "sim"):
+            self.settle()
+
+
+TestSessions = SessionsMachine.TestCase
+TestSessions.settings = settings(max_examples=30, stateful_step_count=40, deadline=None)
