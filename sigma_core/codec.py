@@ -540,7 +540,7 @@ def _layout(body_type: int, fields: tuple[int, ...], n_offsets: int, wide: int, 
     )
 
 
-def _data_layout(  # noqa: PLR0917 - one flag per shape bit, called from one place
+def _data_layout(
     has_topic: bool, has_payload: bool, has_seq: bool, has_ts: bool, has_pos: bool, odd: bool
 ) -> _Layout:
     wide = 8 * has_seq + 8 * has_ts + 16 * has_pos

@@ -47,6 +47,7 @@ import math
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TypeAlias
 
 from . import codec
 from ._frames import server_binary_frame
@@ -68,6 +69,7 @@ from .websocket import (
 )
 
 __all__ = [
+    "AnyConnectionEvent",
     "ClientConnection",
     "Closed",
     "Connection",
@@ -183,11 +185,16 @@ class Closed(ConnectionEvent):
     goodbye: Goodbye | None = None
 
 
+#: What :meth:`Connection.events_received` returns: our events, plus the WebSocket layer's
+#: handshake events passed through unchanged.
+AnyConnectionEvent: TypeAlias = ConnectionEvent | HandshakeRequest | HandshakeFailed
+
+
 # ----------------------------------------------------------------------------- machine
 
 
 class Connection:
-    """Behaviour shared by both roles; use :class:`ServerConnection` or :class:`ClientConnection`."""
+    """What both roles share; use :class:`ServerConnection` or :class:`ClientConnection`."""
 
     role: Role
 
@@ -195,7 +202,7 @@ class Connection:
         self._ws = ws
         self.config = config
         self._state = ConnectionState.HANDSHAKE
-        self._events: list[ConnectionEvent] = []
+        self._events: list[AnyConnectionEvent] = []
         self._priority: list[bytes] = []
         self._ordered: deque[bytes] = deque()
         self._buffered = 0
@@ -238,7 +245,7 @@ class Connection:
 
     # -- outputs
 
-    def events_received(self) -> list[ConnectionEvent]:
+    def events_received(self) -> list[AnyConnectionEvent]:
         """Drain and return the events produced since the last call."""
         events, self._events = self._events, []
         return events

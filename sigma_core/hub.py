@@ -33,9 +33,9 @@ from . import codec
 from ._frames import server_binary_frame
 from .backplane import Backplane, HistoryEntry, HistoryLimits, MemoryBackplane, ReplayGap
 from .connection import (
+    AnyConnectionEvent,
     Closed,
     ConnectionConfig,
-    ConnectionEvent,
     ConnectionState,
     EnvelopeReceived,
     HandshakeRequest,
@@ -158,6 +158,9 @@ class HubConfig:
     presence_notifications: bool = False
     #: Called with each Hello (after the upgrade); None admits everyone.
     authenticate: AuthHook | None = None
+    #: When set, an upgrade whose Origin header is not in it is refused with HTTP 403
+    #: (browsers always send Origin; other clients may omit it and are then refused too).
+    allowed_origins: tuple[str, ...] | None = None
     #: Resume token length. 32 bytes = 256 bits from the injected entropy.
     resume_token_bytes: int = 32
     #: Seconds between sweeps that drop history entries older than ``history.max_age``.
@@ -607,7 +610,7 @@ class Hub:
         self._dirty.add(rec.id)
         self._schedule_conn(rec)
 
-    def _dispatch(self, rec: _Conn, events: list[ConnectionEvent], now: float) -> None:
+    def _dispatch(self, rec: _Conn, events: list[AnyConnectionEvent], now: float) -> None:
         conn = rec.conn
         for event in events:
             if isinstance(event, EnvelopeReceived):
@@ -628,9 +631,13 @@ class Hub:
                 self._on_hello(rec, event.hello, now)
             elif isinstance(event, HandshakeRequest):
                 rec.request = event
+                origins = self.config.allowed_origins
+                origin = next((v for k, v in event.headers if k == "origin"), None)
                 if len(self._conns) > self.config.max_connections:
                     conn.reject_handshake(503, "server is at its connection limit "
                                           f"({self.config.max_connections}); retry later")
+                elif origins is not None and origin not in origins:
+                    conn.reject_handshake(403, f"origin {origin!r} is not allowed")
                 else:
                     conn.accept_handshake()
             elif isinstance(event, Closed):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 
 import pytest
@@ -10,10 +11,10 @@ from hypothesis import strategies as st
 
 from sigma_core import codec
 from sigma_core.connection import (
+    AnyConnectionEvent,
     ClientConnection,
     Closed,
     ConnectionConfig,
-    ConnectionEvent,
     ConnectionState,
     EnvelopeReceived,
     HandshakeFailed,
@@ -52,8 +53,8 @@ class Pair:
         self.client = ClientConnection(host="example.test", path="/ws", hello=hello,
                                        config=client_config or config, now=self.now)
         self.server = ServerConnection(config, now=self.now)
-        self.client_events: list[ConnectionEvent] = []
-        self.server_events: list[ConnectionEvent] = []
+        self.client_events: list[AnyConnectionEvent] = []
+        self.server_events: list[AnyConnectionEvent] = []
         self.auto_accept = accept
         self.auto_welcome = welcome
         self.pump()
@@ -140,9 +141,12 @@ def test_close_handshake_initiated_by_client_with_goodbye() -> None:
     client_closed = pair.closed("client")
     assert (server_closed.code, server_closed.reason) == (1000, "bye")
     assert server_closed.goodbye == Goodbye(code=ErrorCode.NORMAL, reason="bye")
-    assert server_closed.clean and client_closed.clean
-    assert client_closed.initiated_locally and not server_closed.initiated_locally
-    assert pair.server.transport_should_close and pair.client.transport_should_close
+    assert server_closed.clean
+    assert client_closed.clean
+    assert client_closed.initiated_locally
+    assert not server_closed.initiated_locally
+    assert pair.server.transport_should_close
+    assert pair.client.transport_should_close
 
 
 def test_close_handshake_initiated_by_server() -> None:
@@ -153,7 +157,8 @@ def test_close_handshake_initiated_by_server() -> None:
     pair.pump()
     closed = pair.closed("client")
     assert closed.code == CloseCode.GOING_AWAY
-    assert closed.goodbye is not None and closed.goodbye.reconnect_after_ms == 1500
+    assert closed.goodbye is not None
+    assert closed.goodbye.reconnect_after_ms == 1500
     assert pair.closed("server").clean
 
 
@@ -216,9 +221,10 @@ def test_silent_peer_declared_dead_within_the_bound() -> None:
             closed_at = t
     assert closed_at is not None
     assert 12.0 <= closed_at <= 12.25  # heartbeat_timeout, to within one timer tick
-    closed = [e for e in pair.server.events_received() if isinstance(e, Closed)][0]
+    closed = next(e for e in pair.server.events_received() if isinstance(e, Closed))
     assert closed.code == CloseCode.HEARTBEAT_TIMEOUT
-    assert closed.cause is not None and closed.cause.code == CloseCode.HEARTBEAT_TIMEOUT
+    assert closed.cause is not None
+    assert closed.cause.code == CloseCode.HEARTBEAT_TIMEOUT
     assert pair.server.next_deadline() is None
 
 
@@ -287,7 +293,7 @@ def test_data_before_hello_closes_with_4001() -> None:
     raw._state = ConnectionState.OPEN  # white-box: pretend we are open to send Data
     raw.send(Data(seq=1, payload=b"early"))
     server.receive_data(b"".join(raw.data_to_send()), 0.0)
-    closed = [e for e in server.events_received() if isinstance(e, Closed)][0]
+    closed = next(e for e in server.events_received() if isinstance(e, Closed))
     assert closed.code == CloseCode.UNEXPECTED_MESSAGE
 
 
@@ -357,7 +363,8 @@ def test_abort_drops_queue_but_sends_goodbye_and_close() -> None:
     pair.pump()
     closed = pair.closed("client")
     assert closed.code == CloseCode.SLOW_CONSUMER
-    assert closed.goodbye is not None and closed.goodbye.code == ErrorCode.SLOW_CONSUMER
+    assert closed.goodbye is not None
+    assert closed.goodbye.code == ErrorCode.SLOW_CONSUMER
     assert not [e for e in pair.client_events if isinstance(e, EnvelopeReceived)]
     assert pair.closed("server").cause is None
 
@@ -380,7 +387,7 @@ def test_config_validation() -> None:
         ConnectionConfig(heartbeat_interval=10, heartbeat_timeout=5)
     with pytest.raises(ValueError, match="allow_text"):
         ConnectionConfig(websocket=WebSocketConfig.plain())
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="close_timeout"):
         ConnectionConfig(close_timeout=float("nan"))
 
 
@@ -433,7 +440,8 @@ def _server_events_for(chunks: list[bytes]) -> list[object]:
     return events
 
 
-def _convert(server: ServerConnection, batch: list[ConnectionEvent], events: list[object]) -> None:
+def _convert(server: ServerConnection, batch: list[AnyConnectionEvent],
+             events: list[object]) -> None:
     for ev in batch:
         if isinstance(ev, HandshakeRequest):
             server.accept_handshake()
@@ -465,7 +473,7 @@ def test_chunking_byte_by_byte_gives_the_same_events() -> None:
 @given(st.lists(st.integers(min_value=1, max_value=len(WIRE) - 1), max_size=40))
 def test_chunking_random_splits_give_the_same_events(cuts: list[int]) -> None:
     points = [0, *sorted(set(cuts)), len(WIRE)]
-    chunks = [WIRE[a:b] for a, b in zip(points, points[1:], strict=False)]
+    chunks = [WIRE[a:b] for a, b in itertools.pairwise(points)]
     assert _server_events_for(chunks) == WHOLE
 
 
@@ -474,5 +482,5 @@ def test_chunking_random_splits_seeded() -> None:
     for _ in range(20):
         cuts = sorted(rng.sample(range(1, len(WIRE)), 25))
         points = [0, *cuts, len(WIRE)]
-        chunks = [WIRE[a:b] for a, b in zip(points, points[1:], strict=False)]
+        chunks = [WIRE[a:b] for a, b in itertools.pairwise(points)]
         assert _server_events_for(chunks) == WHOLE

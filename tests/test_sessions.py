@@ -56,7 +56,8 @@ def test_connect_and_exchange_both_ways() -> None:
     alice = sim.add_client()
     sim.run_until(lambda: alice.connected)
     connected = [e for e in sim.hub_events if isinstance(e, ClientConnected)]
-    assert len(connected) == 1 and not connected[0].resumed
+    assert len(connected) == 1
+    assert not connected[0].resumed
     session_id = connected[0].session.id
     assert alice.session.session_id == session_id
 
@@ -156,7 +157,7 @@ def test_takeover_by_a_second_connection() -> None:
     sim.run_until(lambda: thief.connected)
     disconnects = [e for e in sim.hub_events if isinstance(e, ClientDisconnected)]
     assert [d.code for d in disconnects] == [CloseCode.SESSION_TAKEN_OVER]
-    taken = [e for e in alice.of_type(Disconnected)]
+    taken = list(alice.of_type(Disconnected))
     assert taken[0].code == CloseCode.SESSION_TAKEN_OVER
     assert taken[0].goodbye is not None
     assert taken[0].goodbye.code == ErrorCode.SESSION_TAKEN_OVER
@@ -218,7 +219,8 @@ def test_server_restart_is_never_a_silent_fresh_session() -> None:
     sim.restart_server()
     sim.run_until(lambda: alice.connected, timeout=30)
     resets = alice.of_type(SessionReset)
-    assert len(resets) == 1 and resets[0].old_session_id == old_id
+    assert len(resets) == 1
+    assert resets[0].old_session_id == old_id
     assert resets[0].reason
     failed = {e.topic for e in alice.of_type(RecoveryFailed)}
     assert failed == {"$all", "$inbox", "room"}
@@ -438,7 +440,8 @@ def test_graceful_shutdown_sends_goodbye_with_reconnect_hint() -> None:
     sim.run(0.5)
     lost = alice.of_type(Disconnected)[0]
     assert lost.code == CloseCode.GOING_AWAY
-    assert lost.goodbye is not None and lost.goodbye.reconnect_after_ms == 3000
+    assert lost.goodbye is not None
+    assert lost.goodbye.reconnect_after_ms == 3000
     assert alice.of_type(Reconnecting)[0].delay >= 3.0
 
 
@@ -447,5 +450,5 @@ def test_client_config_validation() -> None:
         ClientConfig(url="http://example.com/")
     with pytest.raises(ValueError, match="max_pending"):
         ClientConfig(url="ws://h/", max_pending=0)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="max_connections"):
         HubConfig(max_connections=0)

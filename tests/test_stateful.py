@@ -181,10 +181,11 @@ class SessionsMachine(RuleBasedStateMachine):
         if not hasattr(self, "sim"):
             return
         for client in self.clients:
-            sessions_seen = []
+            sessions_seen: list[str] = []
             for _, event in client.timeline:
                 if isinstance(event, SessionReset):
-                    assert sessions_seen and event.old_session_id == sessions_seen[-1]
+                    assert sessions_seen
+                    assert event.old_session_id == sessions_seen[-1]
                     sessions_seen.append(event.new_session_id)
                 elif isinstance(event, Connected):
                     sid = event.session_id

@@ -1,0 +1,211 @@
+"""What both adapters share: their configuration, callback registry and message type.
+
+``sigma_asyncio`` and ``sigma_trio`` expose the same classes with the same options; the options
+are defined once here and turned into the core's configs (:class:`~sigma_core.hub.HubConfig`,
+:class:`~sigma_core.client.ClientConfig`), so the two adapters cannot drift apart. Nothing here
+does I/O.
+
+Defaults follow the original TypeScript SigmaSockets where it had one, in Python units (seconds,
+not milliseconds). Where we differ, the field's comment says why.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .backplane import HistoryLimits
+from .client import ClientConfig, ReconnectPolicy
+from .connection import ConnectionConfig
+from .hub import AuthHook, HubConfig
+from .messages import ClientInfo, StreamPosition
+from .websocket import WebSocketConfig
+
+if TYPE_CHECKING:
+    import ssl
+
+__all__ = [
+    "ClientOptions",
+    "EventEmitter",
+    "Message",
+    "ServerOptions",
+]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServerOptions:
+    """Everything a ``SigmaSocketServer`` can be told."""
+
+    #: Original default; bind "127.0.0.1" to stay off the network.
+    host: str = "0.0.0.0"
+    #: 0 picks a free port (read it back from ``server.port``).
+    port: int = 8080
+    max_connections: int = 10_000
+    #: Seconds between server pings. The original's ``heartbeatInterval`` (60 s) was really a
+    #: timeout; here the two are separate: ping every 25 s, declare dead after 60 s of silence.
+    heartbeat_interval: float = 25.0
+    heartbeat_timeout: float = 60.0
+    #: A disconnected client's session is kept this long for it to resume (original: 300 s).
+    session_timeout: float = 300.0
+    #: permessage-deflate (RFC 7692), negotiated when the client offers it. Off by default:
+    #: compressing costs more CPU than it saves on small real-time messages.
+    compression_enabled: bool = False
+    #: A server-side ``ssl.SSLContext`` for wss://; None serves plain ws://.
+    ssl: ssl.SSLContext | None = None
+    #: Largest message (whole envelope) accepted from a client; larger closes with 1009.
+    max_message_size: int = 1 << 20
+    #: Replay history kept per topic.
+    history: HistoryLimits = field(default_factory=HistoryLimits)
+    max_sessions: int = 100_000
+    max_topics_per_session: int = 100
+    #: Output held for a client whose socket is full before it is cut as a slow consumer.
+    outgoing_high_water: int = 4 << 20
+    #: Seconds a new socket has to finish the upgrade and the Hello.
+    handshake_timeout: float = 10.0
+    #: Seconds graceful shutdown waits for clients to drain and close.
+    shutdown_timeout: float = 5.0
+    #: Delay suggested to clients in the shutdown Goodbye (they add jitter).
+    shutdown_reconnect_after: float = 1.0
+    #: Called with each Hello and the HTTP request; None admits everyone.
+    authenticate: AuthHook | None = None
+    #: When set, upgrades whose Origin header is not listed are refused with HTTP 403.
+    allowed_origins: Sequence[str] | None = None
+    #: Send Presence envelopes to a topic's members when someone joins or leaves.
+    presence_notifications: bool = False
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"port must be 0..65535, got {self.port}")
+        for name in ("shutdown_timeout", "shutdown_reconnect_after"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be finite and >= 0")
+        self.hub_config()  # validates everything else, with the core's messages
+
+    def hub_config(self, wall_clock_offset: float = 0.0) -> HubConfig:
+        """The core configuration these options stand for."""
+        return HubConfig(
+            connection=ConnectionConfig(
+                websocket=WebSocketConfig(max_message_size=self.max_message_size,
+                                          compression=self.compression_enabled),
+                heartbeat_interval=self.heartbeat_interval,
+                heartbeat_timeout=self.heartbeat_timeout,
+                handshake_timeout=self.handshake_timeout,
+                wall_clock_offset=wall_clock_offset),
+            history=self.history,
+            session_ttl=self.session_timeout,
+            max_connections=self.max_connections,
+            max_sessions=self.max_sessions,
+            max_topics_per_session=self.max_topics_per_session,
+            outgoing_high_water=self.outgoing_high_water,
+            presence_notifications=self.presence_notifications,
+            authenticate=self.authenticate,
+            allowed_origins=(tuple(self.allowed_origins)
+                             if self.allowed_origins is not None else None),
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClientOptions:
+    """Everything a ``SigmaSocketClient`` can be told."""
+
+    url: str
+    #: First reconnect delay ceiling in seconds (original: 1000 ms); doubles per attempt up to
+    #: ``max_reconnect_delay``, each delay drawn uniformly below it (full jitter).
+    reconnect_interval: float = 1.0
+    max_reconnect_delay: float = 30.0
+    #: None retries forever (original default: 10).
+    max_reconnect_attempts: int | None = 10
+    #: Client pings (original: 30 s). The server's Welcome may shorten it.
+    heartbeat_interval: float = 30.0
+    heartbeat_timeout: float = 70.0
+    #: Kept for parity with the original: the session lifetime is the server's
+    #: ``session_timeout``; the client only uses this to give up resuming after it.
+    session_timeout: float = 300.0
+    #: Messages kept until acknowledged (including those sent while offline); ``send`` returns
+    #: False beyond it.
+    max_pending: int = 1000
+    max_message_size: int = 1 << 20
+    connect_timeout: float = 10.0
+    auth_token: str = ""
+    client_info: ClientInfo | None = None
+    extra_headers: tuple[tuple[str, str], ...] = ()
+    compression_enabled: bool = False
+    #: A client-side ``ssl.SSLContext`` for wss:// (None: the system's default context).
+    ssl: ssl.SSLContext | None = None
+
+    def __post_init__(self) -> None:
+        self.client_config()
+
+    def client_config(self, wall_clock_offset: float = 0.0) -> ClientConfig:
+        return ClientConfig(
+            url=self.url,
+            reconnect=ReconnectPolicy(initial_delay=self.reconnect_interval,
+                                      max_delay=max(self.max_reconnect_delay,
+                                                    self.reconnect_interval),
+                                      max_attempts=self.max_reconnect_attempts),
+            connection=ConnectionConfig(
+                websocket=WebSocketConfig(max_message_size=self.max_message_size,
+                                          compression=self.compression_enabled),
+                heartbeat_interval=self.heartbeat_interval,
+                heartbeat_timeout=self.heartbeat_timeout,
+                wall_clock_offset=wall_clock_offset),
+            max_pending=self.max_pending,
+            connect_timeout=self.connect_timeout,
+            auth_token=self.auth_token,
+            client_info=self.client_info,
+            extra_headers=self.extra_headers,
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Message:
+    """One message received by a client (what ``async for message in client`` yields)."""
+
+    data: bytes
+    topic: str
+    #: The original's message id: the message's position in its topic.
+    position: StreamPosition
+    timestamp_ms: int
+
+    @property
+    def message_id(self) -> int:
+        return self.position.offset
+
+
+Listener = Callable[..., Any]
+
+
+class EventEmitter:
+    """``on`` / ``off`` / ``emit`` as in the original. A listener that raises does not stop the
+    others: the exception goes to the ``error`` listeners (or ``on_listener_error``)."""
+
+    def __init__(self, on_listener_error: Callable[[BaseException], None] | None = None) -> None:
+        self._listeners: dict[str, list[Listener]] = {}
+        self._on_listener_error = on_listener_error
+
+    def on(self, event: str, listener: Listener) -> Listener:
+        """Register ``listener`` for ``event``; returns it (so it works as a decorator)."""
+        self._listeners.setdefault(event, []).append(listener)
+        return listener
+
+    def off(self, event: str, listener: Listener) -> None:
+        """Remove ``listener``; a listener that was never registered is ignored."""
+        listeners = self._listeners.get(event)
+        if listeners and listener in listeners:
+            listeners.remove(listener)
+
+    def listeners(self, event: str) -> list[Listener]:
+        return list(self._listeners.get(event, ()))
+
+    def emit(self, event: str, *args: Any) -> None:
+        for listener in self.listeners(event):
+            try:
+                listener(*args)
+            except Exception as exc:  # a user callback: report, keep going
+                if event != "error" and self._listeners.get("error"):
+                    self.emit("error", exc)
+                elif self._on_listener_error is not None:
+                    self._on_listener_error(exc)
