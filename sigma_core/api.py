@@ -17,10 +17,42 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .backplane import HistoryLimits
-from .client import ClientConfig, ReconnectPolicy
+from .client import (
+    ClientConfig,
+    ClientEvent,
+    Disconnected,
+    ErrorReceived,
+    GaveUp,
+    MessageReceived,
+    Reconnecting,
+    ReconnectPolicy,
+    RecoveryFailed,
+    SessionReset,
+    StatusChanged,
+    SubscribedEvent,
+    UnsubscribedEvent,
+)
 from .connection import ConnectionConfig
-from .hub import AuthHook, HubConfig
-from .messages import ClientInfo, StreamPosition
+from .errors import (
+    CloseCode,
+    ConnectionFailed,
+    RecoveryFailedError,
+    ServerError,
+    SessionLostError,
+)
+from .hub import (
+    AuthHook,
+    ClientConnected,
+    ClientDisconnected,
+    ClientErrorReceived,
+    ClientMessage,
+    ConnectionRejected,
+    HubConfig,
+    HubEvent,
+    PresenceChanged,
+    SessionExpired,
+)
+from .messages import ClientInfo, PresenceAction, StreamPosition
 from .websocket import WebSocketConfig
 
 if TYPE_CHECKING:
@@ -30,7 +62,10 @@ __all__ = [
     "ClientOptions",
     "EventEmitter",
     "Message",
+    "ReconnectInfo",
     "ServerOptions",
+    "client_callbacks",
+    "server_callbacks",
 ]
 
 
@@ -209,3 +244,93 @@ class EventEmitter:
                     self.emit("error", exc)
                 elif self._on_listener_error is not None:
                     self._on_listener_error(exc)
+
+
+# ----------------------------------------------------------------------------- event mapping
+#
+# Both adapters turn core events into the same named callbacks through these two functions, so
+# the listener signatures are defined once.
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReconnectInfo:
+    """Argument of the client's ``reconnecting`` callback (the original's object)."""
+
+    attempt: int
+    max_attempts: int | None
+    #: Seconds until the attempt (the original's ``nextRetryIn``, in ms there).
+    next_retry_in: float
+
+
+def server_callbacks(event: HubEvent) -> list[tuple[str, tuple[Any, ...]]]:
+    """The callbacks a hub event fires on a ``SigmaSocketServer``:
+
+    ``connection(client)``, ``message(client, data: bytes, topic: str)``,
+    ``disconnection(client, reason: str)`` (reason names the close code),
+    ``session_expired(client)``, ``presence(topic, client, joined: bool)``,
+    ``rejected(conn_id, reason)`` for connections refused before they had a session.
+    """
+    if isinstance(event, ClientMessage):
+        return [("message", (event.session, event.payload, event.topic))]
+    if isinstance(event, ClientConnected):
+        return [("connection", (event.session,))]
+    if isinstance(event, ClientDisconnected):
+        return [("disconnection", (event.session, _close_text(event.code, event.reason)))]
+    if isinstance(event, SessionExpired):
+        return [("session_expired", (event.session,))]
+    if isinstance(event, PresenceChanged):
+        return [("presence", (event.topic, event.session,
+                              event.action is PresenceAction.JOIN))]
+    if isinstance(event, ConnectionRejected):
+        return [("rejected", (event.conn_id, _close_text(event.code, event.reason)))]
+    if isinstance(event, ClientErrorReceived):
+        return [("client_error", (event.session, event.error))]
+    return []
+
+
+def client_callbacks(event: ClientEvent) -> list[tuple[str, tuple[Any, ...]]]:
+    """The callbacks a client-session event fires on a ``SigmaSocketClient``:
+
+    ``connection(status: ConnectionStatus)`` on every status change, ``message(data: bytes,
+    message_id: int, timestamp_ms: int, topic: str)``, ``reconnecting(ReconnectInfo)``,
+    ``error(SigmaError)`` (gave up, recovery failed, session reset, server error reports),
+    ``recovery_failed(RecoveryFailed)``, ``session_reset(SessionReset)``,
+    ``disconnection(code: int, reason: str)``, ``subscribed(topic)``, ``unsubscribed(topic)``.
+    """
+    if isinstance(event, MessageReceived):
+        return [("message", (event.payload, event.position.offset, event.timestamp_ms,
+                             event.topic))]
+    if isinstance(event, StatusChanged):
+        return [("connection", (event.status,))]
+    if isinstance(event, Reconnecting):
+        return [("reconnecting", (ReconnectInfo(attempt=event.attempt,
+                                                max_attempts=event.max_attempts,
+                                                next_retry_in=event.delay),))]
+    if isinstance(event, GaveUp):
+        return [("error", (ConnectionFailed(event.reason),))]
+    if isinstance(event, RecoveryFailed):
+        return [("recovery_failed", (event,)),
+                ("error", (RecoveryFailedError(
+                    f"messages lost on topic {event.topic!r} (offsets {event.lost_from}.."
+                    f"{event.lost_to or '?'}); resync it"),))]
+    if isinstance(event, SessionReset):
+        return [("session_reset", (event,)),
+                ("error", (SessionLostError(f"session {event.old_session_id} could not be "
+                                            f"resumed: {event.reason}"),))]
+    if isinstance(event, ErrorReceived):
+        return [("error", (ServerError(event.error.code, event.error.message),))]
+    if isinstance(event, Disconnected):
+        return [("disconnection", (event.code, event.reason))]
+    if isinstance(event, SubscribedEvent):
+        return [("subscribed", (event.topic,))]
+    if isinstance(event, UnsubscribedEvent):
+        return [("unsubscribed", (event.topic,))]
+    return []
+
+
+def _close_text(code: int, reason: str) -> str:
+    try:
+        name = CloseCode(code).name.lower()
+    except ValueError:
+        name = str(code)
+    return f"{name}: {reason}" if reason else name

@@ -80,7 +80,7 @@ else:
     from sigma_core._wire import Welcome as _w_welcome
     from sigma_core._wire.Body import Body as _WireBody
 
-from .errors import DecodeError, LocalProtocolError
+from .errors import DecodeError, LocalProtocolError, UnknownMessageType
 from .messages import (
     Ack,
     Body,
@@ -1182,7 +1182,7 @@ def _decode(view: memoryview, *, fast: bool = True) -> Body:
             return _decode_ack(view, size, body)
     entry = _READERS.get(body_type)
     if entry is None:
-        raise DecodeError(f"unknown message type {body_type} (union member from a newer peer?)")
+        raise UnknownMessageType(body_type)
     name, n_fields, read = entry
     return read(_Table(_Reader(view), body, n_fields, name))
 
@@ -1212,8 +1212,9 @@ def decode(buf: bytes | bytearray | memoryview) -> Body:
     shorter than 8 bytes, a file identifier other than ``SGM1``, an offset, vtable, field,
     string or vector outside the buffer, a string not NUL-terminated or not UTF-8, a missing
     ``(required)`` field, an envelope without a body, an unknown ``PresenceAction``, and an
-    unknown union member. The last is how a message type added by a newer peer arrives: the
-    error message says "unknown message type N", and the caller decides whether that is fatal.
+    unknown union member. The last is how a message type added by a newer peer arrives: it is
+    the subclass :class:`~sigma_core.errors.UnknownMessageType` (with ``body_type``), which
+    connections ignore as the schema's evolution rules require.
     Raises ``TypeError`` if ``buf`` is not bytes-like at all.
     """
     if not isinstance(buf, bytes | bytearray | memoryview):

@@ -51,7 +51,14 @@ from typing import TypeAlias
 
 from . import codec
 from ._frames import server_binary_frame
-from .errors import CloseCode, DecodeError, ErrorCode, LocalProtocolError, RemoteProtocolError
+from .errors import (
+    CloseCode,
+    DecodeError,
+    ErrorCode,
+    LocalProtocolError,
+    RemoteProtocolError,
+    UnknownMessageType,
+)
 from .messages import Body, Goodbye, Hello, Ping, Pong, Welcome
 from .websocket import (
     Closed as WsClosed,
@@ -217,8 +224,10 @@ class Connection:
         self._peer_goodbye: Goodbye | None = None
         #: Smoothed heartbeat round-trip time in seconds (None until the first Pong).
         self.rtt: float | None = None
-        #: Bytes received and sent on the wire (after the handshake).
+        #: Bytes received on the wire once open.
         self.bytes_received = 0
+        #: Envelopes of a message type this version does not know, ignored.
+        self.unknown_messages = 0
         self._fast_frames = False
         self._paused = False
         self._held: list[WebSocketEvent] = []
@@ -480,6 +489,10 @@ class Connection:
             return
         try:
             body = codec.decode(data)
+        except UnknownMessageType:
+            # A newer peer's message type: ignored, per the schema's evolution rules.
+            self.unknown_messages += 1
+            return
         except DecodeError as exc:
             self._fail(exc, now)
             return

@@ -23,11 +23,16 @@ from enum import IntEnum
 
 __all__ = [
     "CloseCode",
+    "ConnectionFailed",
     "DecodeError",
     "ErrorCode",
     "LocalProtocolError",
+    "RecoveryFailedError",
     "RemoteProtocolError",
+    "ServerError",
+    "SessionLostError",
     "SigmaError",
+    "UnknownMessageType",
 ]
 
 
@@ -131,6 +136,38 @@ class DecodeError(RemoteProtocolError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, code=CloseCode.BAD_ENVELOPE)
+
+
+class UnknownMessageType(DecodeError):
+    """A well-formed envelope whose body is a union member this version does not know (a newer
+    peer's message). Connections ignore such messages, as the evolution rules require."""
+
+    def __init__(self, body_type: int) -> None:
+        super().__init__(f"unknown message type {body_type} (union member from a newer peer?)")
+        self.body_type = body_type
+
+
+# ---------------------------------------------------------------- what the adapters raise / emit
+
+
+class ConnectionFailed(SigmaError):
+    """The client could not connect, or gave up reconnecting (attempts exhausted, refused)."""
+
+
+class SessionLostError(SigmaError):
+    """The server could not resume the session: a fresh one was started (never silently)."""
+
+
+class RecoveryFailedError(SigmaError):
+    """Messages on a topic were lost beyond the history bounds; the app must resync it."""
+
+
+class ServerError(SigmaError):
+    """The server reported an error (an ``Error`` envelope); ``code`` is an ErrorCode value."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(f"server error {code}: {message}")
+        self.code = code
 
 
 def _truncate_reason(text: str, limit: int = 123) -> str:
