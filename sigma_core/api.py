@@ -64,6 +64,7 @@ __all__ = [
     "Message",
     "ReconnectInfo",
     "ServerOptions",
+    "SessionInfo",
     "client_callbacks",
     "server_callbacks",
 ]
@@ -208,6 +209,19 @@ class Message:
     @property
     def message_id(self) -> int:
         return self.position.offset
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SessionInfo:
+    """What ``SigmaSocketClient.get_session()`` returns (the original's ``getSession()``)."""
+
+    id: str
+    #: Whether the last Welcome resumed the session (False: a fresh one).
+    resumed: bool
+    #: Wall-clock time (seconds since the epoch) of the last Welcome.
+    connected_at: float
+    #: Client messages sent and not yet acknowledged.
+    pending: int
 
 
 Listener = Callable[..., Any]

@@ -348,7 +348,9 @@ class ClientSession:
         self.last_acked_seq = 0
         #: Duplicates dropped on receipt (a replay overlapping what had arrived).
         self.duplicates_dropped = 0
+        #: ``now`` of the last Welcome, and whether it resumed the session.
         self.connected_at: float | None = None
+        self.resumed = False
 
     # ------------------------------------------------------------------ properties
 
@@ -597,6 +599,7 @@ class ClientSession:
         self._failures = 0
         self._goodbye_floor = 0.0
         self.connected_at = now
+        self.resumed = welcome.resumed
         self._set_status(ConnectionStatus.CONNECTED)
         self._events.append(Connected(session_id=welcome.session_id, resumed=welcome.resumed,
                                       fresh_reason=welcome.fresh_reason))
