@@ -173,6 +173,7 @@ class Simulation:
         self.clients: list[SimClient] = []
         self._links: dict[int, SimLink] = {}  # conn_id -> link
         self._queue: list[tuple[float, int, Callable[[], None]]] = []
+        self._handlers: list[Callable[[HubEvent], None]] = []
         self._seq = 0
 
     @property
@@ -324,17 +325,29 @@ class Simulation:
             if data:
                 self._send_c2s(link, data)
 
+    def on_hub_event(self, handler: Callable[[HubEvent], None]) -> None:
+        """Run ``handler`` on every hub event as it happens: this is where app logic goes
+        (it may call hub commands; their output is sent at once)."""
+        self._handlers.append(handler)
+
     def _pump_hub(self) -> None:
-        for conn_id, chunks, close_after in self.hub.flush():
-            link = self._links.get(conn_id)
-            if link is None:
-                continue
-            data = b"".join(chunks)
-            if data:
-                self._send_s2c(link, data)
-            if close_after:
-                self._close_link_from_server(link)
-        self.hub_events.extend(self.hub.events_received())
+        while True:
+            for conn_id, chunks, close_after in self.hub.flush():
+                link = self._links.get(conn_id)
+                if link is None:
+                    continue
+                data = b"".join(chunks)
+                if data:
+                    self._send_s2c(link, data)
+                if close_after:
+                    self._close_link_from_server(link)
+            events = self.hub.events_received()
+            if not events:
+                return
+            self.hub_events.extend(events)
+            for event in events:
+                for handler in self._handlers:
+                    handler(event)
 
     def _open_link(self, client: SimClient, attempt: int) -> None:
         link = SimLink(client=client, attempt=attempt)
