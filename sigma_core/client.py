@@ -230,8 +230,9 @@ class SessionReset(ClientEvent):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RecoveryFailed(ClientEvent):
-    """Messages on ``topic`` were lost (offsets ``lost_from..lost_to`` of the old epoch, 0 if
-    unknown); delivery continues after ``position``. Resync the topic's state."""
+    """Messages on ``topic`` will never arrive: offsets ``lost_from..lost_to`` of the client's
+    epoch (``lost_to`` 0: unknown, the epoch is gone). Delivery continues after ``position``.
+    Resync the topic's state."""
 
     topic: str
     lost_from: int

@@ -793,10 +793,12 @@ class Hub:
         if isinstance(result, ReplayGap):
             self._failed_recoveries += 1
             head = self._backplane.head(key)
-            # Continue from the live head: nothing before it will ever arrive.
+            # All-or-nothing: continue from the live head. Everything after the client's
+            # position up to the head is lost to it, including what history still holds.
             session.subscriptions[topic] = head
+            lost_to = head.offset if result.lost_to else 0
             return TopicRecovery(topic=topic, status=RecoveryStatus.FAILED, position=head,
-                                 lost_from=result.lost_from, lost_to=result.lost_to), []
+                                 lost_from=result.lost_from, lost_to=lost_to), []
         sid = session.id
         entries = [e for e in result if e.reaches(sid)]
         status = RecoveryStatus.RECOVERED if client_pos is not None else RecoveryStatus.FRESH

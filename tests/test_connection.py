@@ -484,3 +484,30 @@ def test_chunking_random_splits_seeded() -> None:
         points = [0, *cuts, len(WIRE)]
         chunks = [WIRE[a:b] for a, b in itertools.pairwise(points)]
         assert _server_events_for(chunks) == WHOLE
+
+
+def _unknown_envelope(body_type: int = 200) -> bytes:
+    """A well-formed envelope whose body is a union member from a future version."""
+    import flatbuffers
+
+    builder = flatbuffers.Builder(64)
+    builder.StartObject(1)
+    builder.PrependUint32Slot(0, 7, 0)  # the future message has a field of its own
+    body = builder.EndObject()
+    builder.StartObject(2)
+    builder.PrependUint8Slot(0, body_type, 0)
+    builder.PrependUOffsetTRelativeSlot(1, body, 0)
+    builder.Finish(builder.EndObject(), file_identifier=b"SGM1")
+    return bytes(builder.Output())
+
+
+def test_unknown_message_type_from_a_newer_peer_is_ignored() -> None:
+    pair = Pair()
+    pair.client._ws.send_message(_unknown_envelope())
+    pair.client._pull_ws(priority=False)
+    pair.client.send(Data(seq=1, payload=b"after"))
+    pair.pump()
+    assert pair.server.state is ConnectionState.OPEN
+    assert pair.server.unknown_messages == 1
+    bodies = [e.body for e in pair.server_events if isinstance(e, EnvelopeReceived)]
+    assert [bytes(b.payload) for b in bodies if isinstance(b, Data)] == [b"after"]

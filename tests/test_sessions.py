@@ -273,7 +273,7 @@ def test_history_bound_crossed_reports_the_lost_range() -> None:
         sim.hub.broadcast(b"%d" % i, sim.now)
     sim.run(10)
     failed = alice.of_type(RecoveryFailed)
-    assert [(f.topic, f.lost_from, f.lost_to) for f in failed] == [("$all", 1, 7)]
+    assert [(f.topic, f.lost_from, f.lost_to) for f in failed] == [("$all", 1, 10)]
     assert alice.payloads() == []  # all-or-nothing: no partial replay
     sim.hub.broadcast(b"live", sim.now)
     sim.run(1)
@@ -452,3 +452,119 @@ def test_client_config_validation() -> None:
         ClientConfig(url="ws://h/", max_pending=0)
     with pytest.raises(ValueError, match="max_connections"):
         HubConfig(max_connections=0)
+
+
+def test_unsupported_protocol_version_refused_with_4004() -> None:
+    from sigma_core.messages import Hello
+
+    sim = Simulation(hub_config())
+    client = sim.add_client(client_config(reconnect=fast_reconnect(max_attempts=1)),
+                            connect=False)
+    original = client.session._hello
+    client.session._hello = lambda: replace(original(), protocol_version=2)  # type: ignore[method-assign]
+    client.connect()
+    sim.run(2)
+    lost = client.of_type(Disconnected)[0]
+    assert lost.code == CloseCode.UNSUPPORTED_VERSION
+    assert lost.goodbye is not None and lost.goodbye.code == ErrorCode.UNSUPPORTED_VERSION
+    assert client.session.status is ConnectionStatus.ERROR  # no point retrying
+    assert isinstance(original(), Hello)
+
+
+def test_max_sessions_refused_with_1013_and_a_retry_hint() -> None:
+    sim = Simulation(hub_config(max_sessions=1))
+    first = sim.add_client()
+    sim.run_until(lambda: first.connected)
+    second = sim.add_client(client_config(reconnect=fast_reconnect(max_attempts=1)))
+    sim.run(1)
+    lost = second.of_type(Disconnected)[0]
+    assert lost.code == CloseCode.TRY_AGAIN_LATER
+    assert lost.goodbye is not None
+    assert lost.goodbye.code == ErrorCode.LIMIT_EXCEEDED
+    assert lost.goodbye.reconnect_after_ms == 5000
+    assert second.of_type(Reconnecting)[0].delay >= 5.0
+    assert first.connected
+
+
+def test_client_drops_a_duplicate_delivery() -> None:
+    """Defence in depth: should a message at or before a known position arrive again (a
+    replay overlapping a live delivery), the client drops it rather than deliver it twice."""
+    sim = Simulation(hub_config())
+    alice = sim.add_client()
+    sim.run_until(lambda: alice.connected)
+    sim.hub.broadcast(b"once", sim.now)
+    sim.run(0.1)
+    session = sim.hub.get_session(alice.session.session_id)
+    assert session is not None
+    entries = sim.hub._backplane.read_after("$all", session.subscriptions["$all"], sim.now)
+    assert isinstance(entries, list)
+    rec = sim.hub._rec_of(session)
+    assert rec is not None
+    sim.hub._deliver(rec, entries[0], None)  # the same envelope again
+    sim.run(0.1)
+    assert alice.payloads() == [b"once"]
+    assert alice.session.duplicates_dropped == 1
+
+
+def test_history_age_bound_reports_loss_after_a_long_outage() -> None:
+    sim = Simulation(hub_config(history=HistoryLimits(max_age=30.0), session_ttl=600))
+    alice = sim.add_client()
+    sim.run_until(lambda: alice.connected)
+    sim.isolate(alice)
+    sim.hub.broadcast(b"old news", sim.now)
+    sim.run(60)  # the message ages out of history while alice is away
+    sim.hub.broadcast(b"fresh", sim.now)
+    sim.heal(alice)
+    sim.run_until(lambda: alice.connected and bool(alice.of_type(RecoveryFailed)), timeout=60)
+    failed = alice.of_type(RecoveryFailed)
+    assert [(f.topic, f.lost_from, f.lost_to) for f in failed] == [("$all", 1, 2)]
+    assert alice.payloads() == []  # all-or-nothing: "fresh" is gone with the lost range
+    assert alice.of_type(SessionReset) == []  # the session itself survived
+
+
+def test_presence_notifications_reach_other_members() -> None:
+    from sigma_core.client import PresenceReceived
+
+    sim = Simulation(hub_config(presence_notifications=True))
+    alice, bob = sim.add_client(), sim.add_client()
+    alice.subscribe("room")
+    sim.run_until(lambda: alice.connected and "room" in alice.session.positions)
+    bob.subscribe("room")
+    sim.run_until(lambda: bob.connected and "room" in bob.session.positions)
+    bob.unsubscribe("room")
+    sim.run(0.5)
+    seen = [(p.presence.action, p.presence.session_id) for p in alice.of_type(PresenceReceived)]
+    bob_id = bob.session.session_id
+    assert seen == [(PresenceAction.JOIN, bob_id), (PresenceAction.LEAVE, bob_id)]
+    assert bob.of_type(PresenceReceived) == []  # nobody else was there to announce
+
+
+def test_stats_count_bytes_and_resumes() -> None:
+    sim = Simulation(hub_config())
+    alice = sim.add_client()
+    sim.run_until(lambda: alice.connected)
+    alice.send(b"x" * 500)
+    sim.hub.broadcast(b"y" * 700, sim.now)
+    sim.run(0.5)
+    sim.cut(alice)
+    sim.run(10)
+    stats = sim.hub.stats(sim.now)
+    assert stats.resumes == 1
+    assert stats.total_connections == 2
+    assert stats.bytes_received > 500
+    assert stats.bytes_sent > 700
+    assert stats.uptime == pytest.approx(sim.now)
+    assert stats.average_latency == pytest.approx(0.01, abs=0.005)  # 2 x 5 ms latency
+
+
+def test_resume_token_never_appears_in_reprs() -> None:
+    sim = Simulation(hub_config())
+    alice = sim.add_client()
+    sim.run_until(lambda: alice.connected)
+    session = sim.hub.get_session(alice.session.session_id)
+    assert session is not None
+    token = alice.session._token
+    assert len(token) == 32
+    for text in (repr(session), str(session), repr(sim.hub_events)):
+        assert token.hex() not in text
+        assert repr(token) not in text

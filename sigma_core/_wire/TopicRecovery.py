@@ -58,7 +58,7 @@ class TopicRecovery(object):
             return obj
         return None
 
-    # For Failed: the first offset known lost, in the client's old epoch (0 if unknown).
+    # For Failed: the first offset the client will never receive, in its old epoch.
     # TopicRecovery
     def LostFrom(self):
         o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(10))
@@ -66,7 +66,8 @@ class TopicRecovery(object):
             return self._tab.Get(flatbuffers.number_types.Uint64Flags, o + self._tab.Pos)
         return 0
 
-    # For Failed: the last offset known lost, in the client's old epoch (0 if unknown).
+    # For Failed: the last offset the client will never receive (the head it skips to, since
+    # recovery is all-or-nothing); 0 when unknown (the client's epoch is gone).
     # TopicRecovery
     def LostTo(self):
         o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(12))

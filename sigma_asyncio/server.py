@@ -1,0 +1,299 @@
+"""``SigmaSocketServer`` on asyncio: an ``asyncio.Protocol`` per socket feeding one sans-IO hub.
+
+Every call into the :class:`~sigma_core.hub.Hub` (bytes, socket end, timer, app command) is
+followed by :meth:`SigmaSocketServer._after_core`: write what ``hub.flush()`` returns, dispatch
+``hub.events_received()`` to the listeners, re-arm the one ``call_at`` timer. Backpressure is the
+transport's: ``pause_writing``/``resume_writing`` go to the hub, which holds output meanwhile and
+cuts a consumer that stays slow past ``outgoing_high_water``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections.abc import Iterable
+from types import TracebackType
+from typing import Any
+
+from sigma_core.api import EventEmitter, Listener, ServerOptions, server_callbacks
+from sigma_core.errors import LocalProtocolError
+from sigma_core.hub import Hub, ServerStats, Session
+from sigma_core.messages import StreamPosition
+
+from ._entropy import SystemEntropy
+
+__all__ = ["SigmaSocketServer"]
+
+ClientRef = Session | str
+Exclude = ClientRef | Iterable[ClientRef] | None
+
+
+class _Protocol(asyncio.Protocol):
+    """One accepted socket. Moves bytes and transport state into the hub; nothing else."""
+
+    __slots__ = ("_conn_id", "_server")
+
+    def __init__(self, server: SigmaSocketServer) -> None:
+        self._server = server
+        self._conn_id = 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        server = self._server
+        hub = server._require_hub()
+        self._conn_id = hub.open_connection(server._loop.time())
+        server._transports[self._conn_id] = transport  # type: ignore[assignment]
+        server._after_core()
+
+    def data_received(self, data: bytes) -> None:
+        server = self._server
+        server._require_hub().receive_data(self._conn_id, data, server._loop.time())
+        server._after_core()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        server = self._server
+        server._transports.pop(self._conn_id, None)
+        server._require_hub().connection_lost(self._conn_id, server._loop.time())
+        server._after_core()
+        if not server._transports and server._all_closed is not None:
+            server._all_closed.set()
+
+    def pause_writing(self) -> None:
+        # Called from inside transport.write() (so from _after_core): no output to move.
+        self._server._require_hub().pause_writing(self._conn_id)
+
+    def resume_writing(self) -> None:
+        self._server._require_hub().resume_writing(self._conn_id)
+        self._server._after_core()
+
+
+class SigmaSocketServer:
+    """A SigmaSockets server on asyncio.
+
+    ``SigmaSocketServer(ServerOptions(...))`` or ``SigmaSocketServer(host=..., port=..., ...)``
+    (keywords override the fields of a given ``ServerOptions``). ``await start()`` /
+    ``await stop()``, or ``async with server:``. Callbacks: ``on("connection", cb)`` and the
+    others :func:`sigma_core.api.server_callbacks` names.
+    """
+
+    def __init__(self, options: ServerOptions | None = None, /, **overrides: Any) -> None:
+        if options is None:
+            options = ServerOptions(**overrides)
+        elif overrides:
+            options = dataclasses.replace(options, **overrides)
+        self.options = options
+        self._emitter = EventEmitter(on_listener_error=self._report)
+        self._hub: Hub | None = None
+        self._loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]
+        self._server: asyncio.Server | None = None
+        self._transports: dict[int, asyncio.Transport] = {}
+        self._all_closed: asyncio.Event | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._busy = False
+        self._port = options.port
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @property
+    def port(self) -> int:
+        """The bound port (the configured one before :meth:`start`)."""
+        return self._port
+
+    @property
+    def hub(self) -> Hub | None:
+        """The sans-IO hub (None before the first :meth:`start`)."""
+        return self._hub
+
+    async def start(self) -> None:
+        """Bind and accept. After :meth:`stop`, starting again keeps the hub (sessions and
+        history survive) and rebinds the same port."""
+        if self._server is not None:
+            return
+        self._loop = loop = asyncio.get_running_loop()
+        if self._hub is None:
+            now = loop.time()
+            self._hub = Hub(self.options.hub_config(wall_clock_offset=time.time() - now),
+                            entropy=SystemEntropy(), now=now)
+        self._server = await loop.create_server(
+            lambda: _Protocol(self), self.options.host, self._port, ssl=self.options.ssl)
+        self._port = self._server.sockets[0].getsockname()[1]
+        self._rearm()
+
+    async def stop(self) -> None:
+        """Graceful stop: no new sockets, every client gets Goodbye (with the
+        ``shutdown_reconnect_after`` hint) and close 1001; sockets still open after
+        ``shutdown_timeout`` are aborted."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        server.close()
+        hub = self._require_hub()
+        hub.shutdown(self._loop.time(),
+                     reconnect_after_ms=int(self.options.shutdown_reconnect_after * 1000))
+        self._after_core()
+        if not await self._wait_closed(self.options.shutdown_timeout):
+            for transport in list(self._transports.values()):
+                transport.abort()
+            await self._wait_closed(1.0)
+        await server.wait_closed()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = self._timer_at = None
+
+    async def _wait_closed(self, timeout: float) -> bool:
+        if not self._transports:
+            return True
+        self._all_closed = event = asyncio.Event()
+        try:
+            await asyncio.wait_for(event.wait(), timeout)
+        except TimeoutError:
+            return False
+        finally:
+            self._all_closed = None
+        return True
+
+    async def __aenter__(self) -> SigmaSocketServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        await self.stop()
+
+    # ------------------------------------------------------------------ callbacks
+
+    def on(self, event: str, listener: Listener) -> Listener:
+        """Register ``listener`` for ``event``; returns it (usable as a decorator)."""
+        return self._emitter.on(event, listener)
+
+    def off(self, event: str, listener: Listener) -> None:
+        """Remove ``listener`` from ``event``."""
+        self._emitter.off(event, listener)
+
+    # ------------------------------------------------------------------ commands
+
+    def send_to_client(self, client: ClientRef, data: bytes) -> bool:
+        """Send to one client's inbox (replayed if it is away); False if no such session."""
+        hub = self._require_hub()
+        session_id = _id(client)
+        if hub.get_session(session_id) is None:
+            return False
+        hub.send_to(session_id, data, self._loop.time())
+        self._after_core()
+        return True
+
+    def broadcast(self, data: bytes, exclude: Exclude = None) -> None:
+        """Send to every client except ``exclude`` (an id, a session, or several)."""
+        self._require_hub().broadcast(data, self._loop.time(), exclude=_ids(exclude))
+        self._after_core()
+
+    def publish(self, topic: str, data: bytes, exclude: Exclude = None) -> StreamPosition:
+        """Publish to a topic's subscribers; returns the message's position."""
+        position = self._require_hub().publish(topic, data, self._loop.time(),
+                                               exclude=_ids(exclude))
+        self._after_core()
+        return position
+
+    def subscribe(self, client: ClientRef, topic: str) -> None:
+        """Subscribe a client to ``topic`` from the server side."""
+        self._require_hub().subscribe(_id(client), topic, self._loop.time())
+        self._after_core()
+
+    def unsubscribe(self, client: ClientRef, topic: str) -> None:
+        """Remove a client's subscription to ``topic``."""
+        self._require_hub().unsubscribe(_id(client), topic, self._loop.time())
+        self._after_core()
+
+    def disconnect_client(self, client: ClientRef, reason: str = "") -> None:
+        """Close a client's connection (Goodbye + 1000) and end its session; unknown ids are
+        ignored."""
+        hub = self._require_hub()
+        session_id = _id(client)
+        if hub.get_session(session_id) is not None:
+            hub.disconnect(session_id, self._loop.time(), reason=reason)
+            self._after_core()
+
+    def get_client(self, session_id: str) -> Session | None:
+        """The session with this id (connected or awaiting resume), or None."""
+        return self._hub.get_session(session_id) if self._hub is not None else None
+
+    def get_connected_clients(self) -> list[Session]:
+        """Sessions that currently have a connection."""
+        return self._hub.connected_sessions() if self._hub is not None else []
+
+    def get_stats(self) -> ServerStats:
+        """Counters and gauges (see :class:`~sigma_core.hub.ServerStats`)."""
+        return self._require_hub().stats(self._loop.time())
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _require_hub(self) -> Hub:
+        if self._hub is None:
+            raise LocalProtocolError("the server has not been started")
+        return self._hub
+
+    def _after_core(self) -> None:
+        # A listener may call a command, which lands here again: the running call picks up
+        # its output, so events keep their order.
+        if self._busy:
+            return
+        hub = self._require_hub()
+        transports = self._transports
+        emit = self._emitter.emit
+        self._busy = True
+        try:
+            while True:
+                out = hub.flush()
+                for conn_id, chunks, close_after in out:
+                    transport = transports.get(conn_id)
+                    if transport is None:
+                        continue
+                    if chunks:
+                        transport.writelines(chunks)
+                    if close_after:
+                        transport.close()
+                events = hub.events_received()
+                for event in events:
+                    for name, args in server_callbacks(event):
+                        emit(name, *args)
+                if not out and not events:
+                    break
+        finally:
+            self._busy = False
+        self._rearm()
+
+    def _rearm(self) -> None:
+        if self._server is None or self._hub is None:
+            return
+        deadline = self._hub.next_deadline()
+        if deadline == self._timer_at:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = deadline
+        self._timer = None if deadline is None else self._loop.call_at(deadline, self._on_timer)
+
+    def _on_timer(self) -> None:
+        # The loop may fire a hair early (clock resolution): never let the core see time
+        # before the deadline it asked for, or it would ask again at once.
+        when = self._timer_at or 0.0
+        self._timer = self._timer_at = None
+        self._require_hub().handle_timer(max(self._loop.time(), when))
+        self._after_core()
+
+    def _report(self, exc: BaseException) -> None:
+        self._loop.call_exception_handler({
+            "message": "exception in a SigmaSocketServer listener", "exception": exc})
+
+
+def _id(client: ClientRef) -> str:
+    return client if isinstance(client, str) else client.id
+
+
+def _ids(exclude: Exclude) -> frozenset[str]:
+    if exclude is None:
+        return frozenset()
+    if isinstance(exclude, str | Session):
+        return frozenset((_id(exclude),))
+    return frozenset(_id(c) for c in exclude)
