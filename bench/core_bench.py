@@ -26,15 +26,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sigma_core.client import (  # noqa: E402
+from sigma_core.client import (
     ClientConfig,
     ClientSession,
     ConnectionStatus,
     MessageReceived,
     OpenTransport,
 )
-from sigma_core.entropy import SeededEntropy  # noqa: E402
-from sigma_core.hub import ClientMessage, Hub, HubConfig  # noqa: E402
+from sigma_core.entropy import SeededEntropy
+from sigma_core.hub import ClientMessage, Hub, HubConfig
 
 PAYLOAD = b"x" * 1024
 

@@ -466,7 +466,8 @@ def test_unsupported_protocol_version_refused_with_4004() -> None:
     sim.run(2)
     lost = client.of_type(Disconnected)[0]
     assert lost.code == CloseCode.UNSUPPORTED_VERSION
-    assert lost.goodbye is not None and lost.goodbye.code == ErrorCode.UNSUPPORTED_VERSION
+    assert lost.goodbye is not None
+    assert lost.goodbye.code == ErrorCode.UNSUPPORTED_VERSION
     assert client.session.status is ConnectionStatus.ERROR  # no point retrying
     assert isinstance(original(), Hello)
 
