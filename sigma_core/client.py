@@ -69,6 +69,7 @@ from .messages import (
 )
 
 __all__ = [
+    "ENVELOPE_OVERHEAD",
     "BufferFullError",
     "ClientConfig",
     "ClientEvent",
@@ -91,6 +92,10 @@ __all__ = [
     "UnsubscribedEvent",
     "parse_url",
 ]
+
+
+#: Bytes an envelope and its frame add to a payload and topic, at most (Data: ~100).
+ENVELOPE_OVERHEAD = 128
 
 
 class ConnectionStatus(enum.Enum):
@@ -345,6 +350,8 @@ class ClientSession:
         self._next_seq = 1
         self._sent_upto = 0  # highest seq written on the current connection
         self._max_unacked = config.max_pending
+        # The server's limit once a Welcome said it, our own until then.
+        self._max_message_size = config.connection.websocket.max_message_size
         #: Highest client sequence the server acknowledged.
         self.last_acked_seq = 0
         #: Duplicates dropped on receipt (a replay overlapping what had arrived).
@@ -422,8 +429,15 @@ class ClientSession:
         """Queue a message for the server; returns its sequence number.
 
         Delivered exactly once, in order, across reconnects, as long as the session survives.
-        Raises :class:`BufferFullError` when ``max_pending`` messages await acknowledgement.
+        Raises :class:`BufferFullError` when ``max_pending`` messages await acknowledgement,
+        and :class:`LocalProtocolError` when the message could never be accepted (larger than
+        the server's ``max_message_size`` less :data:`ENVELOPE_OVERHEAD`).
         """
+        size = len(payload) + len(topic.encode("utf-8", "surrogatepass")) + ENVELOPE_OVERHEAD
+        if size > self._max_message_size:
+            raise LocalProtocolError(f"message of {len(payload)} bytes is too large: the "
+                                     f"limit is {self._max_message_size - ENVELOPE_OVERHEAD} "
+                                     "bytes of payload and topic")
         if len(self._pending) >= self.config.max_pending:
             raise BufferFullError(f"{len(self._pending)} messages await acknowledgement "
                                   f"(max_pending={self.config.max_pending}); retry after acks")
@@ -482,10 +496,12 @@ class ClientSession:
         """The socket of ``attempt`` is closed (by us or the peer)."""
         if attempt != self._attempt_id:
             return
-        self._transport_up = False
+        was_up, self._transport_up = self._transport_up, False
         if self._conn is not None:
             self._conn.receive_data(None, now)
             self._process(now)
+        elif not was_up:
+            self.transport_failed(attempt, now, "closed before it opened")
 
     def handle_timer(self, now: float) -> None:
         if now >= self._attempt_deadline:
@@ -592,8 +608,12 @@ class ClientSession:
                                                  reason=welcome.fresh_reason, resent=resent))
         self.session_id = welcome.session_id
         self._token = welcome.resume_token
-        if welcome.limits is not None and welcome.limits.max_unacked:
-            self._max_unacked = min(self.config.max_pending, welcome.limits.max_unacked)
+        if welcome.limits is not None:
+            if welcome.limits.max_unacked:
+                self._max_unacked = min(self.config.max_pending, welcome.limits.max_unacked)
+            if welcome.limits.max_message_size:
+                self._max_message_size = min(self.config.connection.websocket.max_message_size,
+                                             welcome.limits.max_message_size)
         self._sent_upto = self.last_acked_seq
         for recovery in welcome.recovery:
             self._apply_recovery(recovery)

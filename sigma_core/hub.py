@@ -32,6 +32,7 @@ from typing import Literal
 from . import codec
 from ._frames import server_binary_frame
 from .backplane import Backplane, HistoryEntry, HistoryLimits, MemoryBackplane, ReplayGap
+from .client import ENVELOPE_OVERHEAD
 from .connection import (
     AnyConnectionEvent,
     Closed,
@@ -890,7 +891,8 @@ class Hub:
             return  # taken over: the session already belongs to another connection
         session.conn_id = None
         goodbye = closed.goodbye
-        ended = goodbye is not None and goodbye.code == ErrorCode.NORMAL
+        ended = (goodbye is not None and goodbye.code == ErrorCode.NORMAL) \
+            or session.id not in self._sessions  # disconnect(end_session=True) got there first
         self._events.append(ClientDisconnected(session=session, conn_id=rec.id,
                                                code=closed.code, reason=closed.reason,
                                                cause=closed.cause, session_ended=ended))
@@ -906,6 +908,10 @@ class Hub:
                  now: float, exclude: frozenset[str],
                  only: frozenset[str] | None) -> StreamPosition:
         max_size = self.config.connection.websocket.max_message_size
+        if len(payload) + len(wire_topic.encode("utf-8", "surrogatepass")) \
+                + ENVELOPE_OVERHEAD > max_size:
+            raise LocalProtocolError(f"message of {len(payload)} bytes is too large for "
+                                     f"max_message_size {max_size}")
         timestamp_ms = int((now + self.config.connection.wall_clock_offset) * 1000)
 
         def encode(position: StreamPosition) -> bytes:
@@ -914,11 +920,6 @@ class Hub:
                                      timestamp_ms=timestamp_ms, payload=payload)
 
         entry = self._backplane.append(key, encode, now, exclude=exclude, only=only)
-        if len(entry.envelope) > max_size:
-            # Checked after encoding (the envelope adds ~60 bytes); the entry stays in history
-            # but would be refused by every client, so say so loudly.
-            raise LocalProtocolError(f"message of {len(entry.envelope)} bytes exceeds "
-                                     f"max_message_size {max_size}")
         frame = server_binary_frame(entry.envelope)
         if key.startswith(_INBOX_KEY):
             session = self._sessions.get(key[len(_INBOX_KEY):])

@@ -569,3 +569,38 @@ def test_resume_token_never_appears_in_reprs() -> None:
     for text in (repr(session), str(session), repr(sim.hub_events)):
         assert token.hex() not in text
         assert repr(token) not in text
+
+
+def test_oversized_sends_are_refused_locally_on_both_sides() -> None:
+    """A message the peer would refuse (1009) is an error at the call, never a message that
+    gets retransmitted into a close after every reconnect."""
+    from sigma_core.websocket import WebSocketConfig
+
+    small = ConnectionConfig(heartbeat_interval=5.0, heartbeat_timeout=12.0,
+                             websocket=WebSocketConfig(max_message_size=2048))
+    sim = Simulation(hub_config(connection=small))
+    alice = sim.add_client()
+    sim.run_until(lambda: alice.connected)
+    with pytest.raises(LocalProtocolError, match="too large"):
+        alice.send(b"x" * 2000)  # the server's limit, learnt from its Welcome
+    alice.send(b"x" * 1800)
+    with pytest.raises(LocalProtocolError, match="too large"):
+        sim.hub.broadcast(b"y" * 2000, sim.now)
+    sim.run(1)
+    assert received(sim) == [b"x" * 1800]
+    assert alice.connected
+
+
+def test_server_disconnect_ends_the_session() -> None:
+    sim = Simulation(hub_config())
+    alice = sim.add_client()
+    sim.run_until(lambda: alice.connected)
+    sid = alice.session.session_id
+    sim.hub.disconnect(sid, sim.now, reason="kicked")
+    sim.run(0.5)
+    ended = [e for e in sim.hub_events if isinstance(e, ClientDisconnected)]
+    assert [(e.reason, e.session_ended) for e in ended] == [("kicked", True)]
+    assert sim.hub.get_session(sid) is None
+    lost = alice.of_type(Disconnected)[0]
+    assert lost.goodbye is not None
+    assert lost.goodbye.code == ErrorCode.NORMAL
