@@ -316,7 +316,10 @@ class _Pending:
         self.timestamp_ms = timestamp_ms
 
 
-_FATAL_GOODBYES = frozenset({ErrorCode.AUTH_FAILED, ErrorCode.UNSUPPORTED_VERSION})
+# Reconnecting would not help: refused for good, or another connection now owns the session
+# (taking it back would start a tug of war between the two).
+_FATAL_GOODBYES = frozenset({ErrorCode.AUTH_FAILED, ErrorCode.UNSUPPORTED_VERSION,
+                             ErrorCode.SESSION_TAKEN_OVER})
 
 
 class ClientSession:

@@ -1045,7 +1045,9 @@ def _read_presence(t: _Table) -> Presence:
     action = _PRESENCE_ACTION.get(raw_action)
     if action is None:
         # No safe fallback: treating an unknown action as JOIN or LEAVE would corrupt the set.
-        raise DecodeError(f"Presence.action: unknown presence action {raw_action}")
+        # The message is from a newer version: the receiver ignores it.
+        raise UnknownMessageType(_WireBody.Presence,
+                                 f"Presence with unknown action {raw_action}")
     return Presence(
         topic=t.string(0, "Presence.topic", required=True),
         action=action,

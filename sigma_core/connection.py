@@ -26,7 +26,7 @@ Inputs are bytes (:meth:`Connection.receive_data`), commands, and timers
 eager event list (:meth:`Connection.events_received`), :meth:`Connection.data_to_send` and the
 explicit :attr:`Connection.transport_should_close`.
 
-Two output queues. ``Ping``, ``Pong`` and ``Ack`` are order-independent, so they go to a priority
+Two output queues. ``Ping`` and ``Pong`` are order-independent, so they go to a priority
 queue that :meth:`data_to_send` drains before the ordered queue of everything else: a heartbeat
 is never stuck behind a data backlog that the core still holds (an adapter only pulls data while
 its transport is writable). :attr:`Connection.buffered_amount` is the size of the ordered queue,

@@ -49,6 +49,7 @@ class CloseCode(IntEnum):
     #: Never sent: reported when the connection dropped without a close frame.
     ABNORMAL_CLOSURE = 1006
     INVALID_FRAME_PAYLOAD_DATA = 1007
+    #: 1008, 1010-1012: understood when received; not sent by this version.
     POLICY_VIOLATION = 1008
     MESSAGE_TOO_BIG = 1009
     MANDATORY_EXTENSION = 1010
@@ -73,9 +74,9 @@ class CloseCode(IntEnum):
     SESSION_TAKEN_OVER = 4006
     #: The outgoing buffer passed its high-water mark. The session stays resumable.
     SLOW_CONSUMER = 4007
-    #: The peer sent faster than its rate limit allows.
+    #: The peer sent faster than its rate limit allows. Reserved: not sent by this version.
     RATE_LIMITED = 4008
-    #: A protocol limit (unacked messages, topics) was exceeded.
+    #: The client ran more than ``Limits.max_unacked`` messages ahead of the server's acks.
     LIMIT_EXCEEDED = 4009
 
 
@@ -92,7 +93,8 @@ class ErrorCode(IntEnum):
     SUBSCRIBE_DENIED = 3
     #: Unsubscribe from a topic the session is not subscribed to.
     NOT_SUBSCRIBED = 4
-    #: The resume token did not match, or the session id is unknown or expired.
+    #: Reserved: not sent by this version (a failed resume is reported by
+    #: ``Welcome.fresh_reason``, never as an error).
     RESUME_FAILED = 5
     #: The server is shutting down; reconnect after ``reconnect_after_ms``.
     SHUTTING_DOWN = 6
@@ -139,11 +141,13 @@ class DecodeError(RemoteProtocolError):
 
 
 class UnknownMessageType(DecodeError):
-    """A well-formed envelope whose body is a union member this version does not know (a newer
-    peer's message). Connections ignore such messages, as the evolution rules require."""
+    """A well-formed envelope from a newer version: a union member this version does not know,
+    or a known message carrying an enum value with no safe fallback (``PresenceAction``).
+    Connections ignore such messages, as the evolution rules require."""
 
-    def __init__(self, body_type: int) -> None:
-        super().__init__(f"unknown message type {body_type} (union member from a newer peer?)")
+    def __init__(self, body_type: int, message: str = "") -> None:
+        super().__init__(message or f"unknown message type {body_type} (union member from a "
+                         "newer peer?)")
         self.body_type = body_type
 
 

@@ -159,6 +159,9 @@ class HubConfig:
     presence_notifications: bool = False
     #: Called with each Hello (after the upgrade); None admits everyone.
     authenticate: AuthHook | None = None
+    #: Called when a client asks to subscribe: False refuses with Error(SUBSCRIBE_DENIED).
+    #: Server-side :meth:`Hub.subscribe` is not checked. None allows every valid topic.
+    authorize_subscribe: Callable[[Session, str], bool] | None = None
     #: When set, an upgrade whose Origin header is not in it is refused with HTTP 403
     #: (browsers always send Origin; other clients may omit it and are then refused too).
     allowed_origins: tuple[str, ...] | None = None
@@ -703,7 +706,8 @@ class Hub:
             # Same work whether or not the id exists: no timing oracle for valid ids.
             expected = candidate._token if candidate is not None else bytes(
                 self.config.resume_token_bytes)
-            if candidate is not None and hmac.compare_digest(expected, hello.resume_token):
+            token_ok = hmac.compare_digest(expected, hello.resume_token)
+            if candidate is not None and token_ok:
                 session = candidate
             else:
                 fresh_reason = "session could not be resumed: unknown, expired or wrong token"
@@ -818,6 +822,12 @@ class Hub:
             rec.conn.abort(CloseCode.UNEXPECTED_MESSAGE,
                            f"sequence gap: got {seq} after {session.last_seq}", now)
             return
+        if seq - session._acked_seq > self.config.max_unacked:
+            # The client may only run max_unacked ahead of the last ack we sent (Welcome.limits).
+            rec.conn.abort(CloseCode.LIMIT_EXCEEDED,
+                           f"more than max_unacked={self.config.max_unacked} messages "
+                           "unacknowledged", now)
+            return
         session.last_seq = seq
         self._messages_received += 1
         self._events.append(ClientMessage(session=session, seq=seq, topic=data.topic,
@@ -852,6 +862,12 @@ class Hub:
                                   request_id=sub.request_id), now)
             return
         joined = topic not in session.subscriptions
+        check = self.config.authorize_subscribe
+        if joined and check is not None and not check(session, topic):
+            self._send(rec, Error(code=ErrorCode.SUBSCRIBE_DENIED,
+                                  message=f"not allowed to subscribe to {topic!r}",
+                                  request_id=sub.request_id), now)
+            return
         if joined:
             if len(session.subscriptions) - 2 >= self.config.max_topics_per_session:
                 self._send(rec, Error(code=ErrorCode.TOO_MANY_TOPICS,

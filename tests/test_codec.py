@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sigma_core import codec
-from sigma_core.errors import DecodeError, LocalProtocolError
+from sigma_core.errors import DecodeError, LocalProtocolError, UnknownMessageType
 from sigma_core.messages import (
     Ack,
     Body,
@@ -738,7 +738,10 @@ def test_unknown_enum_values() -> None:
     assert codec.decode(envelope(PRESENCE, presence(1))) == Presence(
         topic="t", session_id="s", action=PresenceAction.LEAVE
     )
-    rejected(envelope(PRESENCE, presence(2)), match="presence action")
+    # No safe fallback for an unknown action: the message is from a newer version and is
+    # reported as such, so that connections ignore it instead of closing.
+    error = rejected(envelope(PRESENCE, presence(2)), match="unknown action 2")
+    assert isinstance(error, UnknownMessageType)
     # Unknown error codes are kept as they are.
     assert codec.decode(codec.encode(Error(code=999))) == Error(code=999)
     assert codec.decode(codec.encode(Goodbye(code=65535))) == Goodbye(code=65535)

@@ -163,8 +163,13 @@ def test_takeover_by_a_second_connection() -> None:
     assert taken[0].goodbye.code == ErrorCode.SESSION_TAKEN_OVER
     assert [e.resumed for e in sim.hub_events if isinstance(e, ClientConnected)] == [False, True]
     sim.hub.send_to(alice.session.session_id, b"to the session", sim.now)
-    sim.run(0.5)
+    sim.run(5)
     assert b"to the session" in thief.payloads()
+    # The displaced client does not fight back: it gives up instead of taking the session again.
+    assert alice.session.status is ConnectionStatus.ERROR
+    assert alice.of_type(GaveUp)
+    assert thief.connected
+    assert len([e for e in sim.hub_events if isinstance(e, ClientConnected)]) == 2
 
 
 def test_pongs_are_not_delayed_behind_a_data_backlog() -> None:
@@ -604,3 +609,42 @@ def test_server_disconnect_ends_the_session() -> None:
     lost = alice.of_type(Disconnected)[0]
     assert lost.goodbye is not None
     assert lost.goodbye.code == ErrorCode.NORMAL
+
+
+def test_subscribe_authorization_hook() -> None:
+    sim = Simulation(hub_config(authorize_subscribe=lambda s, topic: topic != "admin"))
+    alice = sim.add_client()
+    sim.run_until(lambda: alice.connected)
+    alice.subscribe("admin")
+    alice.subscribe("lobby")
+    sim.run(1)
+    assert [e.error.code for e in alice.of_type(ErrorReceived)] == [ErrorCode.SUBSCRIBE_DENIED]
+    assert alice.session.subscriptions == {"lobby"}
+    assert sim.hub.presence("admin") == frozenset()
+
+
+def test_client_running_past_max_unacked_is_closed_with_4009() -> None:
+    sim = Simulation(hub_config(max_unacked=5, ack_every=100, ack_delay=60))
+    alice = sim.add_client()
+    sim.run_until(lambda: alice.connected)
+    alice.session._max_unacked = 1000  # white-box: a client ignoring Welcome.limits
+    for i in range(6):
+        alice.send(b"%d" % i)
+    sim.run(0.5)
+    disconnects = [e for e in sim.hub_events if isinstance(e, ClientDisconnected)]
+    assert [e.code for e in disconnects] == [CloseCode.LIMIT_EXCEEDED]
+    # The sixth was refused, not lost: the resume's Welcome acknowledges the first five and the
+    # client (now held to the limit again) sends it once more.
+    sim.run(5)
+    assert received(sim) == [b"%d" % i for i in range(6)]
+
+
+def test_well_behaved_client_respects_max_unacked() -> None:
+    sim = Simulation(hub_config(max_unacked=5, ack_every=100, ack_delay=0.5))
+    alice = sim.add_client()
+    sim.run_until(lambda: alice.connected)
+    for i in range(20):
+        alice.send(b"%d" % i)
+    sim.run(5)
+    assert received(sim) == [b"%d" % i for i in range(20)]
+    assert not [e for e in sim.hub_events if isinstance(e, ClientDisconnected)]

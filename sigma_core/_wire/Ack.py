@@ -10,7 +10,8 @@ from typing import Optional
 np = import_numpy()
 
 # Cumulative acknowledgement. Server -> client: every client sequence <= `seq` is received.
-# Client -> server: `positions` tells how far the client has read (lets the server trim inboxes).
+# Client -> server: reserved (`positions` would tell how far the client has read, to trim
+# inboxes early); version 1 clients do not send it and servers ignore it.
 class Ack(object):
     __slots__ = ['_tab']
 

@@ -103,6 +103,7 @@ class Hello(object):
         return o == 0
 
     # Highest client->server sequence the server has acknowledged to this client.
+    # Informational (diagnostics): the server's own record decides what is retransmitted.
     # Hello
     def LastAckedSeq(self):
         o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(12))

@@ -9,5 +9,6 @@ class RecoveryStatus(object):
     # Nothing was replayed for this topic; the app must resync it. `lost_from`/`lost_to` say
     # which offsets are gone when known.
     Failed = 1
-    # The client asked for no position (first subscription): delivery starts at `position`.
+    # The client gave no position (a first subscription, or one the server made while the
+    # client was away): delivery starts after `position`, where the subscription started.
     Fresh = 2

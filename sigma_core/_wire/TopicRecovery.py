@@ -75,7 +75,7 @@ class TopicRecovery(object):
             return self._tab.Get(flatbuffers.number_types.Uint64Flags, o + self._tab.Pos)
         return 0
 
-    # How many messages were replayed (Recovered).
+    # How many messages follow this record as replay (Recovered or Fresh).
     # TopicRecovery
     def Replayed(self):
         o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(14))

@@ -40,7 +40,8 @@ class Welcome(object):
             return self._tab.String(o + self._tab.Pos)
         return None
 
-    # Token for the next resume. Keep secret; it may change on every Welcome.
+    # Token for the next resume. Keep secret. Stable for the session's life (a Welcome lost in
+    # a cut must not leave the client with a stale token).
     # Welcome
     def ResumeToken(self, j: int):
         o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(6))
