@@ -18,7 +18,7 @@ from typing import Any
 
 from sigma_core.api import EventEmitter, Listener, ServerOptions, server_callbacks
 from sigma_core.errors import LocalProtocolError
-from sigma_core.hub import Hub, ServerStats, Session
+from sigma_core.hub import CloseAction, Hub, ServerStats, Session
 from sigma_core.messages import StreamPosition
 
 from ._entropy import SystemEntropy
@@ -91,6 +91,7 @@ class SigmaSocketServer:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._busy = False
+        self._running = False  # from start() until stop() has finished
         self._port = options.port
 
     # ------------------------------------------------------------------ lifecycle
@@ -118,6 +119,7 @@ class SigmaSocketServer:
         self._server = await loop.create_server(
             lambda: _Protocol(self), self.options.host, self._port, ssl=self.options.ssl)
         self._port = self._server.sockets[0].getsockname()[1]
+        self._running = True
         self._rearm()
 
     async def stop(self) -> None:
@@ -137,6 +139,7 @@ class SigmaSocketServer:
                 transport.abort()
             await self._wait_closed(1.0)
         await server.wait_closed()
+        self._running = False
         if self._timer is not None:
             self._timer.cancel()
             self._timer = self._timer_at = None
@@ -245,13 +248,15 @@ class SigmaSocketServer:
         try:
             while True:
                 out = hub.flush()
-                for conn_id, chunks, close_after in out:
+                for conn_id, chunks, action in out:
                     transport = transports.get(conn_id)
                     if transport is None:
                         continue
                     if chunks:
                         transport.writelines(chunks)
-                    if close_after:
+                    if action is CloseAction.ABORT:
+                        transport.abort()
+                    elif action:
                         transport.close()
                 events = hub.events_received()
                 for event in events:
@@ -264,7 +269,7 @@ class SigmaSocketServer:
         self._rearm()
 
     def _rearm(self) -> None:
-        if self._server is None or self._hub is None:
+        if not self._running or self._hub is None:
             return
         deadline = self._hub.next_deadline()
         if deadline == self._timer_at:

@@ -298,9 +298,13 @@ class Reconnecting(ClientEvent):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class GaveUp(ClientEvent):
-    """No more reconnects: attempts exhausted, or the server refused us for good."""
+    """No more reconnects: attempts exhausted, or the server refused us for good. ``reason``
+    says which and ends with the last failure (e.g. "HTTP 503 ..."); ``last_code`` and
+    ``last_reason`` are that failure's close code and reason."""
 
     reason: str
+    last_code: int = 0
+    last_reason: str = ""
 
 
 # ----------------------------------------------------------------------------- machine
@@ -419,7 +423,8 @@ class ClientSession:
             conn.close(CloseCode.NORMAL_CLOSURE, reason,
                        goodbye=Goodbye(code=ErrorCode.NORMAL, reason=reason), now=now)
             self._events.append(CloseTransport(attempt=self._attempt_id))
-        elif conn is not None or self._transport_up:
+        elif conn is not None or self._transport_up or self._attempt_deadline != math.inf:
+            # Also while the socket is still opening: the adapter cancels it.
             self._events.append(CloseTransport(attempt=self._attempt_id))
         self._release_conn()
         self._attempt_id += 1  # whatever the old socket reports from now on is stale
@@ -708,8 +713,9 @@ class ClientSession:
             self._wanted = False
             self._set_status(ConnectionStatus.ERROR)
             why = (goodbye.reason if fatal and goodbye is not None
-                   else f"gave up after {policy.max_attempts} reconnect attempts")
-            self._events.append(GaveUp(reason=why))
+                   else f"gave up after {policy.max_attempts} reconnect attempts "
+                   f"(last: {reason or code})")
+            self._events.append(GaveUp(reason=why, last_code=code, last_reason=reason))
             return
         delay = policy.delay(self._failures, self._entropy.random(), self._goodbye_floor)
         self._reconnect_at = now + delay

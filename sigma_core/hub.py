@@ -22,6 +22,7 @@ topic the hub replays what followed, in order, *before* anything live, or report
 
 from __future__ import annotations
 
+import enum
 import heapq
 import hmac
 import math
@@ -75,6 +76,7 @@ __all__ = [
     "ClientDisconnected",
     "ClientErrorReceived",
     "ClientMessage",
+    "CloseAction",
     "ConnectionRejected",
     "Hub",
     "HubConfig",
@@ -89,6 +91,19 @@ BROADCAST_TOPIC = "$all"
 INBOX_TOPIC = "$inbox"
 _RESERVED_PREFIX = "$"
 _INBOX_KEY = "$inbox:"
+
+
+class CloseAction(enum.IntEnum):
+    """What :meth:`Hub.flush` asks the adapter to do with a socket after writing its chunks.
+    Falsy only for ``NONE``, so ``if action:`` means "close it one way or the other"."""
+
+    #: Keep the socket open.
+    NONE = 0
+    #: Close gracefully: let the written bytes (the close frame) drain first.
+    CLOSE = 1
+    #: Drop it now (``transport.abort()``): a slow consumer that cannot drain, or a socket that
+    #: did not finish closing within ``close_timeout``.
+    ABORT = 2
 
 
 # ----------------------------------------------------------------------------- config
@@ -325,18 +340,19 @@ class ServerStats:
 
 
 class _Conn:
-    __slots__ = ("conn", "id", "paused", "request", "scheduled", "session")
+    __slots__ = ("close_action", "conn", "id", "paused", "request", "scheduled", "session")
 
     def __init__(self, conn_id: int, conn: ServerConnection) -> None:
         self.id = conn_id
         self.conn = conn
         self.paused = False
+        self.close_action = CloseAction.NONE
         self.session: Session | None = None
         self.request: HandshakeRequest | None = None
         self.scheduled = math.inf
 
 
-_TimerKind = Literal["conn", "ack", "expire", "trim"]
+_TimerKind = Literal["conn", "ack", "expire", "trim", "reap"]
 
 
 class Hub:
@@ -436,6 +452,11 @@ class Hub:
                 session = self._sessions.get(key)  # type: ignore[call-overload]
                 if session is not None and session._ack_due <= now:
                     self._send_ack(session)
+            elif kind == "reap":
+                rec = self._conns.get(key)  # type: ignore[call-overload]
+                if rec is not None:  # asked to close close_timeout ago, still not gone
+                    rec.close_action = CloseAction.ABORT
+                    self._dirty.add(rec.id)
             elif kind == "expire":
                 session = self._sessions.get(key)  # type: ignore[call-overload]
                 if session is not None and session.conn_id is None \
@@ -451,9 +472,11 @@ class Hub:
         """When :meth:`handle_timer` must next run (None: nothing scheduled)."""
         return self._timers[0][0] if self._timers else None
 
-    def flush(self) -> list[tuple[int, list[bytes], bool]]:
-        """``(conn_id, chunks, close_after)`` for every connection with something to do:
-        write ``chunks`` in order, then close the socket if ``close_after``."""
+    def flush(self) -> list[tuple[int, list[bytes], CloseAction]]:
+        """``(conn_id, chunks, action)`` for every connection with something to do: write
+        ``chunks`` in order, then close the socket as ``action`` says (see :class:`CloseAction`).
+        A socket told to close that is still there ``close_timeout`` later is reported again
+        with ``ABORT``."""
         out = []
         held = []
         for conn_id in self._dirty:
@@ -466,7 +489,7 @@ class Hub:
             chunks = rec.conn.data_to_send()
             for chunk in chunks:
                 self._bytes_sent += len(chunk)
-            out.append((conn_id, chunks, rec.conn.transport_should_close))
+            out.append((conn_id, chunks, rec.close_action))
         self._dirty.clear()
         self._dirty.update(held)
         return out
@@ -612,6 +635,9 @@ class Hub:
         while events := conn.events_received():
             self._dispatch(rec, events, now)
         self._dirty.add(rec.id)
+        if conn.transport_should_close and not rec.close_action:
+            rec.close_action = CloseAction.CLOSE
+            self._push_timer(now + self.config.connection.close_timeout, "reap", rec.id)
         self._schedule_conn(rec)
 
     def _dispatch(self, rec: _Conn, events: list[AnyConnectionEvent], now: float) -> None:
@@ -667,6 +693,8 @@ class Hub:
             rec.conn.abort(CloseCode.SLOW_CONSUMER,
                            f"outgoing buffer passed {self.config.outgoing_high_water} bytes",
                            now)
+            # Its socket is full: the close frame would never drain. Drop it.
+            rec.close_action = CloseAction.ABORT
             self._process(rec, now)
 
     def _schedule_conn(self, rec: _Conn) -> None:

@@ -648,3 +648,37 @@ def test_well_behaved_client_respects_max_unacked() -> None:
     sim.run(5)
     assert received(sim) == [b"%d" % i for i in range(20)]
     assert not [e for e in sim.hub_events if isinstance(e, ClientDisconnected)]
+
+
+def test_flush_says_how_to_close_each_socket() -> None:
+    from sigma_core.hub import CloseAction
+
+    sim = Simulation(hub_config(outgoing_high_water=10_000))
+    alice, bob = sim.add_client(), sim.add_client()
+    sim.run_until(lambda: alice.connected and bob.connected)
+    hub = sim.hub
+    assert alice.link is not None
+    assert bob.link is not None
+    slow, polite = alice.link.conn_id, bob.link.conn_id
+    assert slow is not None
+    assert polite is not None
+    # A paused socket piling up output is dropped at once: its buffer would never drain.
+    hub.pause_writing(slow)
+    for _ in range(20):
+        hub.broadcast(b"z" * 1000, sim.now)
+    actions = {conn_id: action for conn_id, _, action in hub.flush()}
+    assert actions[slow] is CloseAction.ABORT
+    assert actions[polite] is CloseAction.NONE
+    # A graceful close waits for the peer's close frame (which never comes here)...
+    hub.disconnect(bob.session.session_id, sim.now)
+    actions = {conn_id: action for conn_id, _, action in hub.flush()}
+    assert actions[polite] is CloseAction.NONE
+    # ...until close_timeout: then the socket is closed, letting what was written drain...
+    later = sim.now + HB.close_timeout
+    hub.handle_timer(later)
+    actions = {conn_id: action for conn_id, _, action in hub.flush()}
+    assert actions[polite] is CloseAction.CLOSE
+    # ...and a socket still there close_timeout after that is dropped.
+    hub.handle_timer(later + HB.close_timeout)
+    actions = {conn_id: action for conn_id, _, action in hub.flush()}
+    assert actions[polite] is CloseAction.ABORT

@@ -1,0 +1,329 @@
+"""``SigmaSocketClient`` on asyncio: one sans-IO :class:`sigma_core.client.ClientSession`
+driven by protocol callbacks, one ``call_at`` timer, and a task per socket being opened.
+
+The core decides everything (when to connect, reconnect, resume, give up); this module opens
+and closes sockets when told (``OpenTransport`` / ``CloseTransport``), moves bytes, and turns
+core events into callbacks, the ``connect()`` result and the ``async for`` stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import ssl as _ssl
+import time
+from collections.abc import AsyncIterator
+from types import TracebackType
+from typing import Any
+
+from sigma_core.api import (
+    ClientOptions,
+    EventEmitter,
+    Listener,
+    Message,
+    SessionInfo,
+    client_callbacks,
+)
+from sigma_core.client import (
+    BufferFullError,
+    ClientSession,
+    CloseTransport,
+    ConnectionStatus,
+    GaveUp,
+    MessageReceived,
+    OpenTransport,
+    StatusChanged,
+)
+from sigma_core.errors import ConnectionFailed
+
+from ._entropy import SystemEntropy
+
+__all__ = ["SigmaSocketClient"]
+
+#: How long ``disconnect()`` waits for the socket to finish writing and close.
+_CLOSE_TIMEOUT = 5.0
+
+
+class _ClientProtocol(asyncio.Protocol):
+    """The socket of one connection attempt; reports to the core quoting that attempt."""
+
+    __slots__ = ("_attempt", "_client", "_transport")
+
+    def __init__(self, client: SigmaSocketClient, attempt: int) -> None:
+        self._client = client
+        self._attempt = attempt
+        self._transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        client = self._client
+        self._transport = transport  # type: ignore[assignment]
+        if self._attempt != client._attempt:  # superseded while opening
+            transport.close()
+            return
+        client._transport = self._transport
+        client._core.transport_opened(self._attempt, client._loop.time())
+        client._after_core()
+
+    def data_received(self, data: bytes) -> None:
+        client = self._client
+        client._core.receive_data(self._attempt, data, client._loop.time())
+        client._after_core()
+
+    def eof_received(self) -> None:
+        client = self._client
+        client._core.receive_data(self._attempt, None, client._loop.time())
+        client._after_core()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        client = self._client
+        if client._transport is self._transport:
+            client._transport = None
+        client._core.transport_closed(self._attempt, client._loop.time())
+        client._after_core()
+        if client._transport_lost is not None and client._transport is None:
+            client._transport_lost.set()
+
+
+class SigmaSocketClient:
+    """A SigmaSockets client on asyncio.
+
+    ``SigmaSocketClient("ws://host:port/", **ClientOptions fields)`` or
+    ``SigmaSocketClient(ClientOptions(...))``. ``await connect()`` / ``await disconnect()``, or
+    ``async with``; ``async for message in client`` yields :class:`~sigma_core.api.Message`.
+
+    The ``async for`` stream is an unbounded queue: messages nobody iterates over stay in
+    memory. Use the ``message`` callback instead when you do not iterate.
+    """
+
+    def __init__(self, url_or_options: str | ClientOptions, /, **overrides: Any) -> None:
+        if isinstance(url_or_options, ClientOptions):
+            options = (dataclasses.replace(url_or_options, **overrides) if overrides
+                       else url_or_options)
+        else:
+            options = ClientOptions(url=url_or_options, **overrides)
+        self.options = options
+        self._emitter = EventEmitter(on_listener_error=self._report)
+        self._session: ClientSession | None = None
+        self._loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]
+        self._attempt = 0
+        self._opener: asyncio.Task[None] | None = None
+        self._transport: asyncio.Transport | None = None
+        self._transport_lost: asyncio.Event | None = None
+        self._ssl_context: _ssl.SSLContext | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._busy = False
+        self._connected: asyncio.Future[None] | None = None
+        self._messages: asyncio.Queue[Message | None] = asyncio.Queue()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @property
+    def _core(self) -> ClientSession:
+        session = self._session
+        if session is None:
+            self._loop = loop = asyncio.get_running_loop()
+            now = loop.time()
+            config = self.options.client_config(wall_clock_offset=time.time() - now)
+            self._session = session = ClientSession(config, entropy=SystemEntropy())
+        return session
+
+    async def connect(self) -> None:
+        """Connect and return once the server welcomed us.
+
+        Raises :class:`~sigma_core.errors.ConnectionFailed` if the client gives up first
+        (attempts exhausted, authentication refused) or is disconnected meanwhile.
+        """
+        core = self._core
+        if core.status is ConnectionStatus.CONNECTED:
+            return
+        if self._connected is None or self._connected.done():
+            self._connected = self._loop.create_future()
+        waiter = self._connected
+        core.connect(self._loop.time())
+        self._after_core()
+        await waiter
+
+    async def disconnect(self) -> None:
+        """Goodbye and close: the server ends the session. Status becomes DISCONNECTED and
+        ``async for`` ends."""
+        if self._session is None:
+            return
+        if self._opener is not None:
+            self._opener.cancel()
+        self._session.disconnect(self._loop.time())
+        self._after_core()
+        if self._transport is not None:
+            self._transport_lost = event = asyncio.Event()
+            try:
+                await asyncio.wait_for(event.wait(), _CLOSE_TIMEOUT)
+            except TimeoutError:
+                if self._transport is not None:
+                    self._transport.abort()
+            finally:
+                self._transport_lost = None
+
+    async def __aenter__(self) -> SigmaSocketClient:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        await self.disconnect()
+
+    async def __aiter__(self) -> AsyncIterator[Message]:
+        """Messages as they arrive; ends when the client is disconnected or gives up."""
+        while True:
+            message = await self._messages.get()
+            if message is not None:
+                yield message
+            elif self.get_status() in (ConnectionStatus.DISCONNECTED, ConnectionStatus.ERROR):
+                return
+            # else: the end mark of an earlier run, followed by a new connect(): go on
+
+    # ------------------------------------------------------------------ commands and queries
+
+    def send(self, data: bytes, topic: str = "") -> bool:
+        """Queue ``data`` for the server (delivered once, in order, across reconnects).
+        False, and nothing queued, while ``max_pending`` messages await acknowledgement."""
+        try:
+            self._core.send(data, self._loop.time(), topic=topic)
+        except BufferFullError:
+            return False
+        self._after_core()
+        return True
+
+    def subscribe(self, topic: str) -> None:
+        """Subscribe to ``topic`` (now, or on the next connection)."""
+        self._core.subscribe(topic, self._loop.time())
+        self._after_core()
+
+    def unsubscribe(self, topic: str) -> None:
+        """Leave ``topic``."""
+        self._core.unsubscribe(topic, self._loop.time())
+        self._after_core()
+
+    def get_status(self) -> ConnectionStatus:
+        """The current :class:`~sigma_core.client.ConnectionStatus`."""
+        session = self._session
+        return session.status if session is not None else ConnectionStatus.DISCONNECTED
+
+    def get_session(self) -> SessionInfo | None:
+        """The session the server gave us; None before the first Welcome."""
+        core = self._session
+        if core is None or not core.session_id or core.connected_at is None:
+            return None
+        offset = core.config.connection.wall_clock_offset
+        return SessionInfo(id=core.session_id, resumed=core.resumed,
+                           connected_at=core.connected_at + offset, pending=core.pending_count)
+
+    @property
+    def session(self) -> ClientSession | None:
+        """The sans-IO core (None before first use)."""
+        return self._session
+
+    def on(self, event: str, listener: Listener) -> Listener:
+        """Register ``listener`` for ``event``; returns it (usable as a decorator)."""
+        return self._emitter.on(event, listener)
+
+    def off(self, event: str, listener: Listener) -> None:
+        """Remove ``listener`` from ``event``."""
+        self._emitter.off(event, listener)
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _after_core(self) -> None:
+        if self._busy:  # a listener called a command: the running call picks it up
+            return
+        core = self._core
+        emit = self._emitter.emit
+        self._busy = True
+        try:
+            while True:
+                self._write(core.data_to_send())
+                events = core.events_received()
+                if not events:
+                    break
+                for event in events:
+                    self._handle(event)
+                    for name, args in client_callbacks(event):
+                        emit(name, *args)
+        finally:
+            self._busy = False
+        self._rearm()
+
+    def _write(self, chunks: list[bytes]) -> None:
+        if chunks and self._transport is not None:
+            self._transport.writelines(chunks)
+
+    def _handle(self, event: object) -> None:
+        if isinstance(event, MessageReceived):
+            self._messages.put_nowait(Message(data=event.payload, topic=event.topic,
+                                              position=event.position,
+                                              timestamp_ms=event.timestamp_ms))
+        elif isinstance(event, OpenTransport):
+            self._attempt = event.attempt
+            self._opener = self._loop.create_task(self._open(event))
+        elif isinstance(event, CloseTransport):
+            if event.attempt != self._attempt:
+                return
+            if self._opener is not None:
+                self._opener.cancel()
+            transport = self._transport
+            if transport is not None:
+                self._write(self._core.data_to_send())
+                transport.close()
+        elif isinstance(event, StatusChanged):
+            if event.status is ConnectionStatus.CONNECTED:
+                self._resolve(None)
+            elif event.status is ConnectionStatus.DISCONNECTED:
+                self._resolve(ConnectionFailed("disconnected before the server welcomed us"))
+                self._messages.put_nowait(None)
+        elif isinstance(event, GaveUp):
+            self._resolve(ConnectionFailed(event.reason))
+            self._messages.put_nowait(None)
+
+    def _resolve(self, error: ConnectionFailed | None) -> None:
+        waiter, self._connected = self._connected, None
+        if waiter is None or waiter.done():
+            return
+        if error is None:
+            waiter.set_result(None)
+        else:
+            waiter.set_exception(error)
+
+    async def _open(self, event: OpenTransport) -> None:
+        context: _ssl.SSLContext | None = None
+        if event.secure:
+            if self._ssl_context is None:
+                self._ssl_context = self.options.ssl or _ssl.create_default_context()
+            context = self._ssl_context
+        try:
+            await self._loop.create_connection(
+                lambda: _ClientProtocol(self, event.attempt), event.host, event.port,
+                ssl=context, server_hostname=event.host if event.secure else None)
+        except OSError as exc:
+            self._core.transport_failed(event.attempt, self._loop.time(), str(exc) or repr(exc))
+            self._after_core()
+        finally:
+            if self._opener is asyncio.current_task():
+                self._opener = None
+
+    def _rearm(self) -> None:
+        deadline = self._core.next_deadline()
+        if deadline == self._timer_at:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = deadline
+        self._timer = None if deadline is None else self._loop.call_at(deadline, self._on_timer)
+
+    def _on_timer(self) -> None:
+        when = self._timer_at or 0.0  # never show the core a time before its deadline
+        self._timer = self._timer_at = None
+        self._core.handle_timer(max(self._loop.time(), when))
+        self._after_core()
+
+    def _report(self, exc: BaseException) -> None:
+        self._loop.call_exception_handler({
+            "message": "exception in a SigmaSocketClient listener", "exception": exc})
