@@ -47,6 +47,7 @@ from .hub import (
     ClientErrorReceived,
     ClientMessage,
     ConnectionRejected,
+    HookFailed,
     HubConfig,
     HubEvent,
     PresenceChanged,
@@ -282,7 +283,8 @@ def server_callbacks(event: HubEvent) -> list[tuple[str, tuple[Any, ...]]]:
     ``connection(client)``, ``message(client, data: bytes, topic: str)``,
     ``disconnection(client, reason: str)`` (reason names the close code),
     ``session_expired(client)``, ``presence(topic, client, joined: bool)``,
-    ``rejected(conn_id, reason)`` for connections refused before they had a session.
+    ``rejected(conn_id, reason)`` for connections refused before they had a session,
+    ``client_error(client, Error)``, and ``error(exception)`` when an app hook raised.
     """
     if isinstance(event, ClientMessage):
         return [("message", (event.session, event.payload, event.topic))]
@@ -299,6 +301,8 @@ def server_callbacks(event: HubEvent) -> list[tuple[str, tuple[Any, ...]]]:
         return [("rejected", (event.conn_id, _close_text(event.code, event.reason)))]
     if isinstance(event, ClientErrorReceived):
         return [("client_error", (event.session, event.error))]
+    if isinstance(event, HookFailed):
+        return [("error", (event.error,))]
     return []
 
 

@@ -78,6 +78,7 @@ __all__ = [
     "ClientMessage",
     "CloseAction",
     "ConnectionRejected",
+    "HookFailed",
     "Hub",
     "HubConfig",
     "HubEvent",
@@ -312,6 +313,15 @@ class PresenceChanged(HubEvent):
 class ClientErrorReceived(HubEvent):
     session: Session
     error: Error
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HookFailed(HubEvent):
+    """An application hook (``authenticate``, ``authorize_subscribe``) raised. The client was
+    refused (close 1011 / Error SUBSCRIBE_DENIED) and the hub carried on."""
+
+    hook: str
+    error: Exception
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -720,8 +730,15 @@ class Hub:
         hook = self.config.authenticate
         if hook is not None:
             request = rec.request
-            decision = hook(AuthRequest(hello=hello, path=request.path if request else "/",
-                                        headers=request.headers if request else ()))
+            try:
+                decision = hook(AuthRequest(hello=hello, path=request.path if request else "/",
+                                            headers=request.headers if request else ()))
+            except Exception as exc:  # the app's hook: contain it, refuse, report
+                self._events.append(HookFailed(hook="authenticate", error=exc))
+                conn.refuse(CloseCode.INTERNAL_ERROR, ErrorCode.UNKNOWN,
+                            "authentication failed: internal error", now,
+                            reconnect_after_ms=5000)
+                return
             if isinstance(decision, AuthRefuse):
                 conn.refuse(CloseCode.AUTH_FAILED, ErrorCode.AUTH_FAILED, decision.message, now)
                 return
@@ -891,7 +908,14 @@ class Hub:
             return
         joined = topic not in session.subscriptions
         check = self.config.authorize_subscribe
-        if joined and check is not None and not check(session, topic):
+        allowed = True
+        if joined and check is not None:
+            try:
+                allowed = bool(check(session, topic))
+            except Exception as exc:  # the app's hook: contain it, deny, report
+                self._events.append(HookFailed(hook="authorize_subscribe", error=exc))
+                allowed = False
+        if not allowed:
             self._send(rec, Error(code=ErrorCode.SUBSCRIBE_DENIED,
                                   message=f"not allowed to subscribe to {topic!r}",
                                   request_id=sub.request_id), now)

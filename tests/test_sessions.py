@@ -682,3 +682,30 @@ def test_flush_says_how_to_close_each_socket() -> None:
     hub.handle_timer(later + HB.close_timeout)
     actions = {conn_id: action for conn_id, _, action in hub.flush()}
     assert actions[polite] is CloseAction.ABORT
+
+
+def test_a_raising_hook_refuses_the_client_and_the_hub_carries_on() -> None:
+    from sigma_core.hub import HookFailed
+
+    def broken_auth(request: AuthRequest) -> AuthAccept | AuthRefuse:
+        if request.hello.auth_token == "boom":
+            raise RuntimeError("database down")
+        return AuthAccept()
+
+    def broken_authorize(session: object, topic: str) -> bool:
+        raise KeyError(topic)
+
+    sim = Simulation(hub_config(authenticate=broken_auth, authorize_subscribe=broken_authorize))
+    ok = sim.add_client()
+    boom = sim.add_client(client_config(auth_token="boom",
+                                        reconnect=fast_reconnect(max_attempts=1)))
+    sim.run(1)
+    assert ok.connected
+    assert boom.of_type(Disconnected)[0].code == CloseCode.INTERNAL_ERROR
+    ok.subscribe("room")
+    sim.run(1)
+    assert [e.error.code for e in ok.of_type(ErrorReceived)] == [ErrorCode.SUBSCRIBE_DENIED]
+    failures = [e for e in sim.hub_events if isinstance(e, HookFailed)]
+    assert [(f.hook, type(f.error)) for f in failures][:1] == [("authenticate", RuntimeError)]
+    assert ("authorize_subscribe", KeyError) in [(f.hook, type(f.error)) for f in failures]
+    assert ok.connected
