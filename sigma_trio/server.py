@@ -1,0 +1,376 @@
+"""``SigmaSocketServer``: the hub (:class:`sigma_core.hub.Hub`) served on trio sockets.
+
+Per connection: one reader task feeding :meth:`Hub.receive_data`, and one writer task draining
+the connection's outbox with ``send_all``. Nothing that produces output ever awaits a socket: a
+broadcast drops the same frame into N outboxes and returns. While an outbox holds more than
+64 KiB the hub is told to hold that connection's output (``pause_writing``), so a slow consumer
+piles up in the core, which cuts it past ``outgoing_high_water``. One timer task wakes the hub
+at :meth:`Hub.next_deadline`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import time
+from collections.abc import Iterable
+from contextlib import AbstractAsyncContextManager
+from types import TracebackType
+from typing import Any
+
+import trio
+
+from sigma_core.api import EventEmitter, Listener, ServerOptions, server_callbacks
+from sigma_core.errors import LocalProtocolError
+from sigma_core.hub import CloseAction, Hub, ServerStats, Session
+from sigma_core.messages import StreamPosition
+
+from ._entropy import SystemEntropy
+
+__all__ = ["SigmaSocketServer"]
+
+_log = logging.getLogger("sigma_trio")
+
+#: Bytes handed to a writer and not yet written past which the hub holds the connection's output.
+_OUTBOX_HIGH_WATER = 64 * 1024
+_RECEIVE_SIZE = 65536
+
+ClientRef = Session | str
+Exclude = ClientRef | Iterable[ClientRef] | None
+
+
+def _log_listener_error(exc: BaseException) -> None:
+    _log.error("a SigmaSocketServer listener raised", exc_info=exc)
+
+
+def _session_id(client: ClientRef) -> str:
+    return client if isinstance(client, str) else client.id
+
+
+def _session_ids(exclude: Exclude) -> tuple[str, ...]:
+    if exclude is None:
+        return ()
+    if isinstance(exclude, str | Session):
+        return (_session_id(exclude),)
+    return tuple(_session_id(c) for c in exclude)
+
+
+class _Peer:
+    """One accepted socket: its outbox and the state of its writer."""
+
+    __slots__ = ("closing", "id", "outbox", "paused", "queued", "scope", "stream", "wake")
+
+    def __init__(self, conn_id: int, stream: trio.abc.Stream) -> None:
+        self.id = conn_id
+        self.stream = stream
+        self.outbox: list[bytes] = []
+        #: Bytes in the outbox plus the batch being written.
+        self.queued = 0
+        self.paused = False
+        #: The hub said close after writing what is queued.
+        self.closing = False
+        self.wake = trio.Event()
+        self.scope = trio.CancelScope()
+
+
+class SigmaSocketServer:
+    """A SigmaSockets server. ``SigmaSocketServer(ServerOptions(...))`` or
+    ``SigmaSocketServer(host=..., port=..., **options)`` (keywords override ``options``).
+
+    Run it with ``async with server:`` (serves in a nursery of its own until the block ends,
+    then stops gracefully) or ``port = await nursery.start(server.serve)`` and
+    ``await server.stop()``. A stopped server can serve again; it keeps its sessions (a client
+    resumes) and its port. The server belongs to one ``trio.run``.
+    """
+
+    def __init__(self, options: ServerOptions | None = None, /, **overrides: Any) -> None:
+        if options is None:
+            options = ServerOptions(**overrides)
+        elif overrides:
+            options = dataclasses.replace(options, **overrides)
+        self.options = options
+        self._port = options.port
+        self._emitter = EventEmitter(on_listener_error=_log_listener_error)
+        self._hub: Hub | None = None
+        self._peers: dict[int, _Peer] = {}
+        self._timer = trio.CancelScope()
+        self._nursery: trio.Nursery | None = None
+        self._accept_scope = trio.CancelScope()
+        self._drained = trio.Event()
+        self._stopped = trio.Event()
+        self._in_core = False
+        self._again = False
+        self._cm: AbstractAsyncContextManager[trio.Nursery] | None = None
+
+    # ------------------------------------------------------------------ running
+
+    @property
+    def port(self) -> int:
+        """The bound port (the configured one before the first :meth:`serve`)."""
+        return self._port
+
+    @property
+    def hub(self) -> Hub | None:
+        """The sans-IO hub (None before the first :meth:`serve`)."""
+        return self._hub
+
+    async def serve(self, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED
+                    ) -> None:
+        """Bind, report the bound port through ``task_status`` and serve until :meth:`stop`
+        (or cancellation, which drops every connection at once)."""
+        if self._nursery is not None:
+            raise LocalProtocolError("this SigmaSocketServer is already serving")
+        hub = self._hub
+        if hub is None:
+            now = trio.current_time()
+            hub = self._hub = Hub(self.options.hub_config(wall_clock_offset=time.time() - now),
+                                  entropy=SystemEntropy(), now=now)
+        options = self.options
+        tcp = await trio.open_tcp_listeners(self._port, host=options.host)
+        listeners: list[trio.abc.Listener[Any]] = list(tcp)
+        if options.ssl is not None:
+            listeners = [trio.SSLListener(listener, options.ssl, https_compatible=True)
+                         for listener in tcp]
+        self._port = tcp[0].socket.getsockname()[1]
+        self._stopped = trio.Event()
+        self._accept_scope = trio.CancelScope()
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                nursery.start_soon(self._run_timer, hub)
+                nursery.start_soon(self._accept, listeners, nursery)
+                task_status.started(self._port)
+        finally:
+            self._nursery = None
+            self._stopped.set()
+            for listener in listeners:
+                await trio.aclose_forcefully(listener)
+
+    async def stop(self) -> None:
+        """Graceful stop: stop accepting, send every client Goodbye (with the reconnect hint
+        ``shutdown_reconnect_after``) and close 1001, wait up to ``shutdown_timeout`` for the
+        sockets to close, then drop the rest."""
+        nursery = self._nursery
+        if nursery is None:
+            return
+        self._accept_scope.cancel()
+        self._require_hub().shutdown(
+            trio.current_time(),
+            reconnect_after_ms=int(self.options.shutdown_reconnect_after * 1000))
+        self._after_core()
+        if self._peers:
+            self._drained = trio.Event()
+            with trio.move_on_after(self.options.shutdown_timeout):
+                await self._drained.wait()
+        nursery.cancel_scope.cancel()
+        await self._stopped.wait()
+
+    async def __aenter__(self) -> SigmaSocketServer:
+        cm = trio.open_nursery()
+        nursery = await cm.__aenter__()
+        try:
+            await nursery.start(self.serve)
+        except BaseException:
+            await cm.__aexit__(None, None, None)
+            raise
+        self._cm = cm
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        cm, self._cm = self._cm, None
+        try:
+            await self.stop()
+        finally:
+            if self._nursery is not None:
+                self._nursery.cancel_scope.cancel()
+            if cm is not None:
+                # Not handed the body's exception: it propagates as raised, not in a group.
+                await cm.__aexit__(None, None, None)
+
+    # ------------------------------------------------------------------ callbacks
+
+    def on(self, event: str, listener: Listener) -> Listener:
+        """Register a callback: ``connection(client)``, ``message(client, data, topic)``,
+        ``disconnection(client, reason)``, ``error(exc)``, ``session_expired(client)``,
+        ``presence(topic, client, joined)``, ``rejected(conn_id, reason)``,
+        ``client_error(client, error)``. Returns ``listener`` (usable as a decorator)."""
+        return self._emitter.on(event, listener)
+
+    def off(self, event: str, listener: Listener) -> None:
+        """Remove a callback registered with :meth:`on`."""
+        self._emitter.off(event, listener)
+
+    # ------------------------------------------------------------------ commands
+
+    def send_to_client(self, client: ClientRef, data: bytes) -> bool:
+        """Send to one client's inbox (kept for it while it is away). False if no such
+        session."""
+        hub = self._require_hub()
+        session_id = _session_id(client)
+        if hub.get_session(session_id) is None:
+            return False
+        hub.send_to(session_id, data, trio.current_time())
+        self._after_core()
+        return True
+
+    def broadcast(self, data: bytes, exclude: Exclude = None) -> None:
+        """Send to every client except ``exclude`` (a client, an id, or an iterable of them)."""
+        self._require_hub().broadcast(data, trio.current_time(), exclude=_session_ids(exclude))
+        self._after_core()
+
+    def publish(self, topic: str, data: bytes, exclude: Exclude = None) -> StreamPosition:
+        """Send to the subscribers of ``topic``; returns the message's position in it."""
+        position = self._require_hub().publish(topic, data, trio.current_time(),
+                                        exclude=_session_ids(exclude))
+        self._after_core()
+        return position
+
+    def subscribe(self, client: ClientRef, topic: str) -> None:
+        """Subscribe a client to ``topic`` from the server side (the client is told)."""
+        self._require_hub().subscribe(_session_id(client), topic, trio.current_time())
+        self._after_core()
+
+    def unsubscribe(self, client: ClientRef, topic: str) -> None:
+        """Remove a client from ``topic`` (the client is told)."""
+        self._require_hub().unsubscribe(_session_id(client), topic, trio.current_time())
+        self._after_core()
+
+    def disconnect_client(self, client: ClientRef, reason: str = "") -> None:
+        """Close a client's connection (Goodbye + close 1000) and end its session; unknown ids
+        are ignored."""
+        hub = self._require_hub()
+        session_id = _session_id(client)
+        if hub.get_session(session_id) is not None:
+            hub.disconnect(session_id, trio.current_time(), reason=reason)
+            self._after_core()
+
+    def get_client(self, client_id: str) -> Session | None:
+        """The session with this id (connected or waiting to be resumed), or None."""
+        return self._hub.get_session(client_id) if self._hub is not None else None
+
+    def get_connected_clients(self) -> list[Session]:
+        """The sessions that have a connection right now."""
+        return self._hub.connected_sessions() if self._hub is not None else []
+
+    def get_stats(self) -> ServerStats:
+        """Counters of the hub (connections, messages, bytes, resumes, ...)."""
+        return self._require_hub().stats(trio.current_time())
+
+    # ------------------------------------------------------------------ I/O
+
+    def _require_hub(self) -> Hub:
+        if self._hub is None:
+            raise LocalProtocolError("the server has not been started")
+        return self._hub
+
+    def _after_core(self) -> None:
+        """Hand what the hub wrote to the writers, fire the callbacks, re-arm the timer.
+        A callback that calls a command re-enters here: the outer call loops instead."""
+        if self._in_core:
+            self._again = True
+            return
+        hub = self._require_hub()
+        peers = self._peers
+        emit = self._emitter.emit
+        self._in_core = True
+        try:
+            again = True
+            while again:
+                self._again = False
+                for conn_id, chunks, action in hub.flush():
+                    peer = peers.get(conn_id)
+                    if peer is None:
+                        continue
+                    if action is CloseAction.ABORT:
+                        peer.scope.cancel()  # drop the socket now, unwritten bytes and all
+                        continue
+                    if chunks:
+                        peer.outbox.extend(chunks)
+                        peer.queued += sum(map(len, chunks))
+                        if peer.queued > _OUTBOX_HIGH_WATER and not peer.paused:
+                            peer.paused = True
+                            hub.pause_writing(conn_id)
+                    if action:
+                        peer.closing = True
+                    peer.wake.set()
+                for event in hub.events_received():
+                    for name, args in server_callbacks(event):
+                        emit(name, *args)
+                again = self._again
+        finally:
+            self._in_core = False
+        deadline = hub.next_deadline()
+        self._timer.deadline = math.inf if deadline is None else deadline
+
+    async def _run_timer(self, hub: Hub) -> None:
+        while True:
+            deadline = hub.next_deadline()
+            self._timer = trio.CancelScope(deadline=math.inf if deadline is None else deadline)
+            with self._timer:
+                await trio.sleep_forever()
+            hub.handle_timer(trio.current_time())
+            self._after_core()
+
+    async def _accept(self, listeners: list[trio.abc.Listener[Any]],
+                      nursery: trio.Nursery) -> None:
+        with self._accept_scope:
+            await trio.serve_listeners(self._handle, listeners, handler_nursery=nursery)
+
+    async def _handle(self, stream: trio.abc.Stream) -> None:
+        hub = self._require_hub()
+        peer = _Peer(hub.open_connection(trio.current_time()), stream)
+        self._peers[peer.id] = peer
+        self._after_core()
+        try:
+            with peer.scope:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(self._write_loop, peer)
+                    await self._read_loop(hub, peer)
+                    peer.scope.cancel()
+        finally:
+            del self._peers[peer.id]
+            hub.connection_lost(peer.id, trio.current_time())
+            self._after_core()
+            if not self._peers:
+                self._drained.set()
+
+    async def _read_loop(self, hub: Hub, peer: _Peer) -> None:
+        receive = peer.stream.receive_some
+        conn_id = peer.id
+        while True:
+            try:
+                data = await receive(_RECEIVE_SIZE)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                return
+            if not data:
+                return
+            hub.receive_data(conn_id, data, trio.current_time())
+            self._after_core()
+
+    async def _write_loop(self, peer: _Peer) -> None:
+        stream = peer.stream
+        outbox = peer.outbox
+        try:
+            while True:
+                if not outbox:
+                    if peer.closing:
+                        break
+                    await peer.wake.wait()
+                    peer.wake = trio.Event()
+                    continue
+                batch = b"".join(outbox)
+                outbox.clear()
+                await stream.send_all(batch)
+                peer.queued -= len(batch)
+                if peer.paused and not peer.queued:
+                    peer.paused = False
+                    hub = self._require_hub()
+                    hub.resume_writing(peer.id)
+                    self._after_core()
+            await stream.aclose()  # the server closes first (RFC 6455 §7.1.1)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+        finally:
+            peer.scope.cancel()
