@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh clone: makes .venv, installs what it needs, then runs
-# ruff, mypy (strict) and pytest. Usage: bash scripts/test.sh [extra pytest args]
+# ruff, mypy (strict), pytest, and the JS client's tests (npm ci + node --test; needs Node 20+).
+# Usage: bash scripts/test.sh [extra pytest args]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/_env.sh
@@ -8,3 +9,4 @@ ensure_venv
 echo "== ruff";   "$VENV/bin/ruff" check .
 echo "== mypy";   "$VENV/bin/mypy"
 echo "== pytest"; "$VENV/bin/pytest" "$@"
+echo "== js client (node --test)"; bash clients/js/scripts/test.sh

@@ -208,13 +208,15 @@ class SigmaSocketServer:
         self._require_hub().unsubscribe(_id(client), topic, self._loop.time())
         self._after_core()
 
-    def disconnect_client(self, client: ClientRef, reason: str = "") -> None:
-        """Close a client's connection (Goodbye + 1000) and end its session; unknown ids are
-        ignored."""
+    def disconnect_client(self, client: ClientRef, reason: str = "", *,
+                          end_session: bool = True) -> None:
+        """Close a client's connection (close 1000). ``end_session`` (a kick): the session ends
+        and the client does not come back; otherwise it reconnects and resumes. Unknown ids
+        are ignored."""
         hub = self._require_hub()
         session_id = _id(client)
         if hub.get_session(session_id) is not None:
-            hub.disconnect(session_id, self._loop.time(), reason=reason)
+            hub.disconnect(session_id, self._loop.time(), reason=reason, end_session=end_session)
             self._after_core()
 
     def get_client(self, session_id: str) -> Session | None:

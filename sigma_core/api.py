@@ -24,6 +24,7 @@ from .client import (
     ErrorReceived,
     GaveUp,
     MessageReceived,
+    PresenceReceived,
     Reconnecting,
     ReconnectPolicy,
     RecoveryFailed,
@@ -158,8 +159,8 @@ class ClientOptions:
     #: Client pings (original: 30 s). The server's Welcome may shorten it.
     heartbeat_interval: float = 30.0
     heartbeat_timeout: float = 70.0
-    #: Kept for parity with the original: the session lifetime is the server's
-    #: ``session_timeout``; the client only uses this to give up resuming after it.
+    #: Accepted for parity with the original, and has no effect: how long a session survives
+    #: is the server's ``session_timeout`` alone (a late resume gets an explicit SessionReset).
     session_timeout: float = 300.0
     #: Messages kept until acknowledged (including those sent while offline); ``send`` returns
     #: False beyond it.
@@ -313,7 +314,8 @@ def client_callbacks(event: ClientEvent) -> list[tuple[str, tuple[Any, ...]]]:
     message_id: int, timestamp_ms: int, topic: str)``, ``reconnecting(ReconnectInfo)``,
     ``error(SigmaError)`` (gave up, recovery failed, session reset, server error reports),
     ``recovery_failed(RecoveryFailed)``, ``session_reset(SessionReset)``,
-    ``disconnection(code: int, reason: str)``, ``subscribed(topic)``, ``unsubscribed(topic)``.
+    ``disconnection(code: int, reason: str)``, ``subscribed(topic)``, ``unsubscribed(topic)``,
+    ``presence(Presence)``.
     """
     if isinstance(event, MessageReceived):
         return [("message", (event.payload, event.position.offset, event.timestamp_ms,
@@ -343,6 +345,8 @@ def client_callbacks(event: ClientEvent) -> list[tuple[str, tuple[Any, ...]]]:
         return [("subscribed", (event.topic,))]
     if isinstance(event, UnsubscribedEvent):
         return [("unsubscribed", (event.topic,))]
+    if isinstance(event, PresenceReceived):
+        return [("presence", (event.presence,))]
     return []
 
 

@@ -699,6 +699,15 @@ class ClientSession:
               goodbye: Goodbye | None) -> None:
         """The current attempt or connection is over: schedule the next one, or give up."""
         fatal = goodbye is not None and goodbye.code in _FATAL_GOODBYES
+        if goodbye is not None and goodbye.code == ErrorCode.NORMAL and self._wanted:
+            # The server ended our session on purpose (a kick): coming back would undo it.
+            self._events.append(Disconnected(code=code, reason=reason, cause=cause,
+                                             goodbye=goodbye, will_reconnect=False))
+            self._wanted = False
+            self._reconnect_at = self._attempt_deadline = math.inf
+            self._forget_session()
+            self._set_status(ConnectionStatus.DISCONNECTED)
+            return
         if goodbye is not None and goodbye.reconnect_after_ms:
             self._goodbye_floor = goodbye.reconnect_after_ms / 1000
         self._failures += 1

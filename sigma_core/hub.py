@@ -573,13 +573,16 @@ class Hub:
 
     def disconnect(self, session_id: str, now: float, *, reason: str = "",
                    end_session: bool = True) -> None:
-        """Close a session's connection (Goodbye + close 1000). With ``end_session`` the
-        session is forgotten at once; otherwise it stays resumable until it expires."""
+        """Close a session's connection with close 1000.
+
+        With ``end_session`` (a kick) the session is forgotten at once and the client is told
+        with Goodbye(NORMAL), which stops it from reconnecting. Without, only the connection
+        goes: the session stays resumable and the client reconnects and resumes."""
         session = self._session(session_id)
         rec = self._rec_of(session)
         if rec is not None:
-            rec.conn.close(CloseCode.NORMAL_CLOSURE, reason,
-                           goodbye=Goodbye(code=ErrorCode.NORMAL, reason=reason), now=now)
+            goodbye = Goodbye(code=ErrorCode.NORMAL, reason=reason) if end_session else None
+            rec.conn.close(CloseCode.NORMAL_CLOSURE, reason, goodbye=goodbye, now=now)
             self._process(rec, now)
         if end_session:
             self._end_session(session, now)

@@ -56,7 +56,6 @@ from __future__ import annotations
 import binascii
 import enum
 import re
-import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -76,9 +75,20 @@ from wsproto.events import (
     TextMessage,
 )
 from wsproto.extensions import PerMessageDeflate
+from wsproto.frame_protocol import CloseReason
 from wsproto.handshake import H11Handshake
 from wsproto.utilities import RemoteProtocolError as _WsRemoteProtocolError
 
+from sigma_core._framer import (
+    CloseFrame,
+    FrameParser,
+    PingFrame,
+    PongFrame,
+    Received,
+    close_payload,
+    frame,
+    too_big,
+)
 from sigma_core.errors import CloseCode, LocalProtocolError, RemoteProtocolError
 
 __all__ = [
@@ -305,8 +315,9 @@ _FAILURE_CODES = {int(code): code for code in CloseCode if code < 3000}
 
 _FIN_BINARY = 0x82
 _FIN_TEXT = 0x81
-_pack_header_16 = struct.Struct("!BBH").pack
-_pack_header_64 = struct.Struct("!BBQ").pack
+_FIN_CLOSE = 0x88
+_FIN_PING = 0x89
+_FIN_PONG = 0x8A
 
 _OPEN = WebSocketState.OPEN
 _LOCAL_CLOSING = WebSocketState.LOCAL_CLOSING
@@ -337,6 +348,7 @@ class WebSocket:
         "_message_size",
         "_offered",
         "_output",
+        "_parser",
         "_parts",
         "_pending",
         "_reject",
@@ -345,24 +357,36 @@ class WebSocket:
         "_state",
         "_subprotocol",
         "_text_parts",
+        "_wsproto_frames",
     )
 
-    def __init__(self, role: Role, config: WebSocketConfig | None = None) -> None:
+    def __init__(
+        self,
+        role: Role,
+        config: WebSocketConfig | None = None,
+        *,
+        _use_wsproto_frames: bool = False,
+    ) -> None:
         """Create a server-side WebSocket waiting for the upgrade request.
 
-        Client-side WebSockets are made by :meth:`client`, which needs the host and path."""
+        Client-side WebSockets are made by :meth:`client`, which needs the host and path.
+        (``_use_wsproto_frames`` is for tests: parse frames with wsproto, the reference.)"""
         if role is not Role.SERVER:
             msg = "create client WebSockets with WebSocket.client(host=..., path=...)"
             raise LocalProtocolError(msg)
-        self._setup(role, config)
+        self._setup(role, config, _use_wsproto_frames)
 
-    def _setup(self, role: Role, config: WebSocketConfig | None) -> None:
+    def _setup(
+        self, role: Role, config: WebSocketConfig | None, use_wsproto_frames: bool
+    ) -> None:
         self._role = role
+        self._wsproto_frames = use_wsproto_frames
         self._config = config if config is not None else WebSocketConfig()
         self._state = _HANDSHAKE
         ws_role = ConnectionType.SERVER if role is Role.SERVER else ConnectionType.CLIENT
         self._handshake: H11Handshake | None = H11Handshake(ws_role)
         self._conn: Connection | None = None
+        self._parser: FrameParser | None = None
         self._events: list[WebSocketEvent] = []
         self._output: list[bytes] = []
         self._head: bytearray | None = bytearray()
@@ -387,6 +411,7 @@ class WebSocket:
         path: str = "/",
         config: WebSocketConfig | None = None,
         extra_headers: Sequence[tuple[str, str]] = (),
+        _use_wsproto_frames: bool = False,
     ) -> WebSocket:
         """Create a client-side WebSocket; the upgrade request is queued in :meth:`data_to_send`.
 
@@ -400,7 +425,7 @@ class WebSocket:
             raise LocalProtocolError(msg)
         headers = _encode_headers(extra_headers)
         self = cls.__new__(cls)
-        self._setup(Role.CLIENT, config)
+        self._setup(Role.CLIENT, config, _use_wsproto_frames)
         assert self._handshake is not None
         if self._config.compression:
             self._extension = PerMessageDeflate()
@@ -472,6 +497,10 @@ class WebSocket:
             if data is None:
                 self._end_of_stream()
             elif data:
+                parser = self._parser
+                if parser is not None:
+                    self._on_frames(parser.receive(data if type(data) is bytes else bytes(data)))
+                    return
                 conn = self._conn
                 assert conn is not None
                 conn.receive_data(data)  # type: ignore[arg-type]  # any bytes-like will do
@@ -483,6 +512,46 @@ class WebSocket:
                 self._receive_response(data)
 
     # -- frames ------------------------------------------------------------------------------------
+
+    def _on_frames(self, received: list[Received]) -> None:
+        # What our parser returns: whole messages, control frames, then maybe the end. Nothing
+        # arrives here after our own close frame but that end (the parser drops the rest).
+        events = self._events
+        for item in received:
+            if isinstance(item, (bytes, str)):
+                events.append(MessageReceived(data=item))
+            elif isinstance(item, PingFrame):
+                if self._conn is None:
+                    self._output.append(frame(_FIN_PONG, item.payload))
+                else:
+                    self._output.append(self._conn.send(Pong(payload=item.payload)))
+                events.append(PingReceived(payload=item.payload))
+            elif isinstance(item, PongFrame):
+                events.append(PongReceived(payload=item.payload))
+            elif isinstance(item, CloseFrame):
+                code, reason = item
+                if self._state is _OPEN:
+                    # The peer started closing: echo its code (RFC 6455 §5.5.1, §7.1.5; none for
+                    # 1005), then end at once, as on wsproto's path (see _on_close_frame).
+                    self._send_close(code, reason)
+                    self._finish(
+                        Closed(code=code, reason=reason, initiated_locally=False, clean=True)
+                    )
+                else:
+                    self._finish(
+                        Closed(code=code, reason=reason, initiated_locally=True, clean=True)
+                    )
+            else:
+                self._fail(CloseCode(item.code), item.message)
+
+    def _send_close(self, code: int, reason: str) -> None:
+        conn = self._conn
+        if conn is None:
+            self._output.append(frame(_FIN_CLOSE, close_payload(code, reason)))
+        else:
+            # wsproto writes no code only for its own 1005 member (an identity test).
+            sent = CloseReason.NO_STATUS_RCVD if code == CloseReason.NO_STATUS_RCVD else code
+            self._output.append(conn.send(CloseConnection(code=sent, reason=reason)))
 
     def _process_frames(self, conn: Connection) -> None:
         for event in conn.events():
@@ -551,8 +620,7 @@ class WebSocket:
             self._message_size = size
 
     def _fail_too_big(self, size: int) -> None:
-        limit = self._config.max_message_size
-        self._fail(CloseCode.MESSAGE_TOO_BIG, f"message larger than {limit} bytes ({size}+)")
+        self._fail(CloseCode.MESSAGE_TOO_BIG, too_big(self._config.max_message_size, size))
 
     def _on_close_frame(self, conn: Connection, event: CloseConnection) -> None:
         code = int(event.code)
@@ -577,8 +645,7 @@ class WebSocket:
         cause = RemoteProtocolError(message, code=code)
         reason = cause.reason
         if self._state is _OPEN:
-            assert self._conn is not None
-            self._output.append(self._conn.send(CloseConnection(code=int(code), reason=reason)))
+            self._send_close(int(code), reason)
         self._finish(
             Closed(code=int(code), reason=reason, initiated_locally=True, clean=False, cause=cause)
         )
@@ -600,6 +667,7 @@ class WebSocket:
 
     def _release(self) -> None:
         self._conn = None
+        self._parser = None
         self._handshake = None
         self._head = None
         self._pending = None
@@ -803,7 +871,17 @@ class WebSocket:
         self._subprotocol = subprotocol
         compressed = extension is not None and extension.enabled()
         self._extension = extension if compressed else None
-        self._fast_send = self._role is Role.SERVER and not compressed
+        server = self._role is Role.SERVER
+        self._fast_send = server and not compressed
+        if not compressed and not self._wsproto_frames:
+            # Our own frame parser; wsproto's frame layer only writes a client's (masked) frames.
+            self._parser = FrameParser(
+                client=not server,
+                max_message_size=self._config.max_message_size,
+                allow_text=self._config.allow_text,
+            )
+            if server:
+                self._conn = None  # every server frame is written here
         self._state = _OPEN
 
     def reject(
@@ -974,13 +1052,7 @@ class WebSocket:
         if self._fast_send:
             # Server frames are not masked (RFC 6455 §5.1) and without compression their RSV bits
             # are 0: one header, one concatenation, nothing for wsproto to do.
-            if size < 126:
-                header = bytes((opcode, size))
-            elif size < 65536:
-                header = _pack_header_16(opcode, 126, size)
-            else:
-                header = _pack_header_64(opcode, 127, size)
-            self._output.append(header + payload)
+            self._output.append(frame(opcode, payload))
             return
         conn = self._conn
         assert conn is not None
@@ -1001,8 +1073,10 @@ class WebSocket:
         if len(payload) > 125:  # RFC 6455 §5.5
             msg = f"ping payload of {len(payload)} bytes is larger than 125"
             raise LocalProtocolError(msg)
-        assert self._conn is not None
-        self._output.append(self._conn.send(Ping(payload=payload)))
+        if self._conn is None:
+            self._output.append(frame(_FIN_PING, payload))
+        else:
+            self._output.append(self._conn.send(Ping(payload=payload)))
 
     def close(self, code: int = 1000, reason: str = "") -> None:
         """Start the closing handshake: queue a close frame; the state becomes LOCAL_CLOSING.
@@ -1028,9 +1102,10 @@ class WebSocket:
             raise LocalProtocolError(msg)
         if state is not _OPEN:
             return
-        assert self._conn is not None
-        self._output.append(self._conn.send(CloseConnection(code=code, reason=reason)))
+        self._send_close(code, reason)
         self._state = _LOCAL_CLOSING
+        if self._parser is not None:
+            self._parser.drop_messages()
         self._parts.clear()
         self._text_parts.clear()
         self._message_size = 0

@@ -237,13 +237,15 @@ class SigmaSocketServer:
         self._require_hub().unsubscribe(_session_id(client), topic, trio.current_time())
         self._after_core()
 
-    def disconnect_client(self, client: ClientRef, reason: str = "") -> None:
-        """Close a client's connection (Goodbye + close 1000) and end its session; unknown ids
+    def disconnect_client(self, client: ClientRef, reason: str = "", *,
+                          end_session: bool = True) -> None:
+        """Close a client's connection (close 1000). ``end_session`` (a kick): the session ends
+        and the client does not come back; otherwise it reconnects and resumes. Unknown ids
         are ignored."""
         hub = self._require_hub()
         session_id = _session_id(client)
         if hub.get_session(session_id) is not None:
-            hub.disconnect(session_id, trio.current_time(), reason=reason)
+            hub.disconnect(session_id, trio.current_time(), reason=reason, end_session=end_session)
             self._after_core()
 
     def get_client(self, client_id: str) -> Session | None:

@@ -596,19 +596,37 @@ def test_oversized_sends_are_refused_locally_on_both_sides() -> None:
     assert alice.connected
 
 
-def test_server_disconnect_ends_the_session() -> None:
+def test_server_kick_ends_the_session_and_the_client_stays_away() -> None:
     sim = Simulation(hub_config())
     alice = sim.add_client()
     sim.run_until(lambda: alice.connected)
     sid = alice.session.session_id
     sim.hub.disconnect(sid, sim.now, reason="kicked")
-    sim.run(0.5)
+    sim.run(10)
     ended = [e for e in sim.hub_events if isinstance(e, ClientDisconnected)]
     assert [(e.reason, e.session_ended) for e in ended] == [("kicked", True)]
     assert sim.hub.get_session(sid) is None
     lost = alice.of_type(Disconnected)[0]
     assert lost.goodbye is not None
     assert lost.goodbye.code == ErrorCode.NORMAL
+    assert not lost.will_reconnect
+    assert alice.session.status is ConnectionStatus.DISCONNECTED
+    assert len(sim.hub.sessions) == 0  # it did not come back
+    assert not alice.of_type(GaveUp)  # not an error
+
+
+def test_server_drop_keeps_the_session_and_the_client_resumes() -> None:
+    sim = Simulation(hub_config())
+    alice = sim.add_client()
+    sim.run_until(lambda: alice.connected)
+    sid = alice.session.session_id
+    sim.hub.disconnect(sid, sim.now, reason="rebalance", end_session=False)
+    sim.hub.send_to(sid, b"kept", sim.now)
+    sim.run(10)
+    assert alice.connected
+    assert alice.session.session_id == sid
+    assert alice.payloads() == [b"kept"]
+    assert [e.resumed for e in sim.hub_events if isinstance(e, ClientConnected)] == [False, True]
 
 
 def test_subscribe_authorization_hook() -> None:

@@ -1,0 +1,851 @@
+/**
+ * The client side of SigmaSockets as a sans-IO state machine: a port of
+ * `sigma_core/client.py` (`ClientSession`) and of the client half of
+ * `sigma_core/connection.py` (Hello/Welcome, heartbeats), at the level of whole WebSocket
+ * messages (the browser's WebSocket does the framing).
+ *
+ * {@link ClientSession} never opens a socket and never reads a clock. It asks its adapter to
+ * (`open` / `send` / `close` outputs, each quoting an `attempt` number), the adapter reports
+ * back with {@link ClientSession.transportOpened}, {@link ClientSession.receive},
+ * {@link ClientSession.transportError} and {@link ClientSession.transportClosed} quoting that
+ * number (reports about an older attempt are ignored). Timers: the adapter keeps one timer at
+ * {@link ClientSession.nextDeadline} and calls {@link ClientSession.handleTimer}. Time is
+ * `now` in milliseconds on any monotonic clock; wire timestamps add `wallClockOffset`.
+ *
+ * Statuses (the original's `ConnectionStatus`):
+ *
+ *     disconnected --connect()--> connecting --Welcome--> connected
+ *                                     |                      |
+ *                                     +---- lost/failed -----+--> reconnecting --Welcome--> connected
+ *                                                                    |
+ *                                                    attempts exhausted / refused --> error
+ *
+ * Reconnects wait `floor + random() * min(maxDelay, initialDelay * multiplier^(n-1))` before
+ * consecutive failed attempt n ("full jitter"); `floor` is the last Goodbye's
+ * `reconnect_after_ms`, reset by the next Welcome.
+ *
+ * Client to server: every `send()` gets the next sequence number and stays in a bounded buffer
+ * until acknowledged; after each Welcome everything the server has not received is sent again,
+ * in order. Server to client: the last position per topic is kept, handed to the server on
+ * resume, and a message at or before a known position (same epoch) is a duplicate and dropped.
+ * A resume that became a fresh session, and every topic that could not be recovered, is an
+ * explicit event: never silent.
+ */
+
+import { decode, encode } from "./codec.js";
+import {
+  CloseCode,
+  DecodeError,
+  ErrorCode,
+  LocalProtocolError,
+  RemoteProtocolError,
+  UnknownMessageType,
+  truncateReason,
+} from "./errors.js";
+import {
+  RecoveryStatus,
+  type Body,
+  type BodyInit,
+  type ClientInfoInit,
+  type Data,
+  type ErrorBody,
+  type Goodbye,
+  type Presence,
+  type StreamPosition,
+  type TopicRecovery,
+  type Welcome,
+} from "./messages.js";
+
+export const SUBPROTOCOL = "sigma.v1";
+
+/** Bytes an envelope adds to a payload and topic, at most (Data: ~100). */
+export const ENVELOPE_OVERHEAD = 128;
+
+export type ConnectionStatus = "disconnected" | "connecting" | "connected" | "reconnecting" | "error";
+
+/** Everything the session needs to know; durations in milliseconds. */
+export interface SessionConfig {
+  url: string;
+  /** Ceiling of the first reconnect delay; multiplied by `reconnectMultiplier` per attempt. */
+  reconnectInterval: number;
+  maxReconnectInterval: number;
+  reconnectMultiplier: number;
+  /** Consecutive failed attempts before giving up; `null` (or Infinity) retries forever. */
+  maxReconnectAttempts: number | null;
+  /** Our ping interval (0: no pings, no dead-peer detection); the Welcome's value wins. */
+  heartbeatInterval: number;
+  /** Silence after which the server is presumed dead; the Welcome's value wins. */
+  heartbeatTimeout: number;
+  /** How long opening the socket (TCP, TLS, upgrade) may take. */
+  connectTimeout: number;
+  /** How long the Welcome may take once the socket is open (then close 4002). */
+  handshakeTimeout: number;
+  /** Messages kept until acknowledged (including those queued while offline). */
+  maxPending: number;
+  /** Largest message (whole envelope) accepted, and sent until the Welcome says otherwise. */
+  maxMessageSize: number;
+  authToken: string;
+  clientInfo: ClientInfoInit | null;
+  /** Added to `now` to stamp `*_ms` wire timestamps. */
+  wallClockOffset: number;
+}
+
+export const DEFAULT_SESSION_CONFIG: Omit<SessionConfig, "url"> = {
+  reconnectInterval: 1000,
+  maxReconnectInterval: 30000,
+  reconnectMultiplier: 2,
+  maxReconnectAttempts: 10,
+  heartbeatInterval: 30000,
+  heartbeatTimeout: 70000,
+  connectTimeout: 10000,
+  handshakeTimeout: 10000,
+  maxPending: 1000,
+  maxMessageSize: 1 << 20,
+  authToken: "",
+  clientInfo: null,
+  wallClockOffset: 0,
+};
+
+// ----------------------------------------------------------------------------- outputs
+
+/** Adapter: open a WebSocket to `url` with subprotocol `sigma.v1`; report with `attempt`. */
+export interface OpenTransport { kind: "open"; attempt: number; url: string }
+/** Adapter: send one binary message on the socket of `attempt`. */
+export interface SendData { kind: "send"; attempt: number; data: Uint8Array }
+/** Adapter: close the socket of `attempt` (after the sends queued before this). */
+export interface CloseTransport { kind: "close"; attempt: number; code: number; reason: string }
+
+export interface StatusChanged { kind: "status"; status: ConnectionStatus; previous: ConnectionStatus }
+/** A Welcome arrived. */
+export interface Connected { kind: "connected"; sessionId: string; resumed: boolean; freshReason: string }
+/**
+ * The server could not resume our session and started a fresh one. Messages not seen
+ * acknowledged (`resent`) were sent again under the new session (at-least-once across a loss).
+ */
+export interface SessionReset {
+  kind: "session_reset"; oldSessionId: string; newSessionId: string; reason: string; resent: number;
+}
+/**
+ * Messages on `topic` will never arrive: offsets `lostFrom..lostTo` of the client's old epoch
+ * (`lostTo` 0: unknown). Delivery continues after `position`. Resync the topic's state.
+ */
+export interface RecoveryFailed {
+  kind: "recovery_failed"; topic: string; lostFrom: bigint; lostTo: bigint;
+  position: StreamPosition | null;
+}
+export interface MessageReceived {
+  kind: "message"; topic: string; position: StreamPosition; payload: Uint8Array; timestampMs: bigint;
+}
+export interface SubscribedEvent { kind: "subscribed"; topic: string; recovery: TopicRecovery; requestId: number }
+export interface UnsubscribedEvent { kind: "unsubscribed"; topic: string; requestId: number }
+export interface PresenceReceived { kind: "presence"; presence: Presence }
+/** The server reported an error (a refused subscription, say); the connection goes on. */
+export interface ErrorReceived { kind: "server_error"; error: ErrorBody }
+/** A connection (or attempt) ended. `willReconnect` tells whether `reconnecting` follows. */
+export interface Disconnected {
+  kind: "disconnected"; code: number; reason: string; cause: RemoteProtocolError | null;
+  goodbye: Goodbye | null; willReconnect: boolean;
+}
+export interface Reconnecting {
+  kind: "reconnecting"; attempt: number; maxAttempts: number | null; delay: number;
+}
+/** No more reconnects: attempts exhausted, or the server refused us for good. */
+export interface GaveUp { kind: "gave_up"; reason: string }
+
+export type SessionOutput =
+  | OpenTransport | SendData | CloseTransport
+  | StatusChanged | Connected | SessionReset | RecoveryFailed | MessageReceived
+  | SubscribedEvent | UnsubscribedEvent | PresenceReceived | ErrorReceived
+  | Disconnected | Reconnecting | GaveUp;
+
+// ----------------------------------------------------------------------------- helpers
+
+/** Validate a ws:// or wss:// URL (throws TypeError otherwise). */
+export function parseUrl(url: string): URL {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new TypeError(`not a WebSocket URL (ws:// or wss://): ${JSON.stringify(url)}`);
+  }
+  if (parsed.protocol !== "ws:" && parsed.protocol !== "wss:") {
+    throw new TypeError(`not a WebSocket URL (ws:// or wss://): ${JSON.stringify(url)}`);
+  }
+  if (!parsed.hostname) throw new TypeError(`URL has no host: ${JSON.stringify(url)}`);
+  return parsed;
+}
+
+/** The delay ceiling before consecutive failed attempt `attempt` (1-based). */
+export function backoffCeiling(config: SessionConfig, attempt: number): number {
+  const exponent = Math.min(attempt - 1, 64);
+  return Math.min(config.maxReconnectInterval,
+                  config.reconnectInterval * config.reconnectMultiplier ** exponent);
+}
+
+export function validateConfig(config: SessionConfig): void {
+  parseUrl(config.url);
+  const finite = (name: keyof SessionConfig, min: number, strict = false) => {
+    const v = config[name] as number;
+    if (typeof v !== "number" || !Number.isFinite(v) || v < min || (strict && v === min)) {
+      throw new RangeError(`${name} must be a finite number ${strict ? ">" : ">="} ${min}, got ${v}`);
+    }
+  };
+  finite("reconnectInterval", 0, true);
+  finite("maxReconnectInterval", 0, true);
+  finite("reconnectMultiplier", 1);
+  finite("heartbeatInterval", 0);
+  finite("heartbeatTimeout", 0);
+  finite("connectTimeout", 0, true);
+  finite("handshakeTimeout", 0, true);
+  finite("maxMessageSize", ENVELOPE_OVERHEAD, true);
+  if (config.reconnectInterval > config.maxReconnectInterval) {
+    throw new RangeError("reconnectInterval must not exceed maxReconnectInterval");
+  }
+  const attempts = config.maxReconnectAttempts;
+  if (attempts !== null && attempts !== Infinity && !(Number.isInteger(attempts) && attempts >= 1)) {
+    throw new RangeError("maxReconnectAttempts must be an integer >= 1, or null/Infinity");
+  }
+  if (!(Number.isInteger(config.maxPending) && config.maxPending >= 1)) {
+    throw new RangeError("maxPending must be an integer >= 1");
+  }
+  if (config.heartbeatInterval && config.heartbeatTimeout <= config.heartbeatInterval) {
+    throw new RangeError(`heartbeatTimeout must exceed heartbeatInterval (${config.heartbeatTimeout}`
+                         + ` <= ${config.heartbeatInterval})`);
+  }
+}
+
+const utf8 = new TextEncoder();
+
+interface Pending {
+  seq: number;
+  topic: string;
+  payload: Uint8Array;
+  timestampMs: bigint;
+}
+
+type ConnState = "opening" | "hello" | "open";
+
+/** The socket of the current attempt, and its Hello/Welcome and heartbeat state. */
+interface Conn {
+  state: ConnState;
+  openedAt: number;
+  lastReceived: number;
+  nextPing: number;
+  pingId: number;
+  interval: number;
+  timeout: number;
+  peerGoodbye: Goodbye | null;
+  transportError: string;
+}
+
+const SERVER_SENDS: ReadonlySet<Body["type"]> = new Set([
+  "Data", "Ack", "Subscribed", "Unsubscribed", "Presence", "Error",
+]);
+
+// Reconnecting would not help: refused for good, or another connection now owns the session
+// (taking it back would start a tug of war between the two).
+const FATAL_GOODBYES: ReadonlySet<number> = new Set([
+  ErrorCode.AUTH_FAILED, ErrorCode.UNSUPPORTED_VERSION, ErrorCode.SESSION_TAKEN_OVER,
+]);
+
+/** The ErrorCode sent in the Goodbye that precedes a close we initiate for a failure. */
+const ERROR_FOR_CLOSE: Readonly<Record<number, number>> = {
+  [CloseCode.BAD_ENVELOPE]: ErrorCode.BAD_ENVELOPE,
+  [CloseCode.UNEXPECTED_MESSAGE]: ErrorCode.UNEXPECTED_MESSAGE,
+  [CloseCode.HELLO_TIMEOUT]: ErrorCode.UNEXPECTED_MESSAGE,
+  [CloseCode.HEARTBEAT_TIMEOUT]: ErrorCode.HEARTBEAT_TIMEOUT,
+};
+
+// ----------------------------------------------------------------------------- machine
+
+/** One logical client: keeps its session, positions and unacked sends across sockets. */
+export class ClientSession {
+  readonly config: SessionConfig;
+  private readonly random: () => number;
+  private _status: ConnectionStatus = "disconnected";
+  private out: SessionOutput[] = [];
+  private conn: Conn | null = null;
+  private attemptId = 0;
+  private attemptDeadline = Infinity;
+  private reconnectAt = Infinity;
+  /** Consecutive failed attempts since the last Welcome. */
+  private failures = 0;
+  private goodbyeFloor = 0;
+  /** The app wants to be connected. */
+  private wanted = false;
+  // session
+  sessionId = "";
+  private token: Uint8Array = new Uint8Array(0);
+  /** Last position per topic (`$all` and `$inbox` included). */
+  readonly positions = new Map<string, StreamPosition>();
+  /** Rooms the app wants (or the server put us in). */
+  readonly subscriptions = new Set<string>();
+  private requests = new Map<number, { topic: string; subscribe: boolean }>();
+  private nextRequest = 1;
+  // client -> server
+  private pending: Pending[] = [];
+  private nextSeq = 1;
+  /** Highest seq written on the current connection. */
+  private sentUpto = 0;
+  private maxUnacked: number;
+  private maxMessageSize: number;
+  /** Highest client sequence the server acknowledged. */
+  lastAckedSeq = 0;
+  /** Duplicates dropped on receipt (a replay overlapping what had arrived). */
+  duplicatesDropped = 0;
+  /** Envelopes of a message type this version does not know, ignored. */
+  unknownMessages = 0;
+  /** `now` of the last Welcome, and whether it resumed the session. */
+  connectedAt: number | null = null;
+  resumed = false;
+  /** Smoothed heartbeat round-trip time in ms (null until the first Pong). */
+  rtt: number | null = null;
+
+  constructor(config: SessionConfig, random: () => number) {
+    validateConfig(config);
+    this.config = config;
+    this.random = random;
+    this.maxUnacked = config.maxPending;
+    this.maxMessageSize = config.maxMessageSize;
+  }
+
+  // ------------------------------------------------------------------ queries
+
+  get status(): ConnectionStatus {
+    return this._status;
+  }
+
+  /** Messages sent (or queued) and not yet acknowledged. */
+  get pendingCount(): number {
+    return this.pending.length;
+  }
+
+  /** The attempt whose socket reports are current. */
+  get attempt(): number {
+    return this.attemptId;
+  }
+
+  /** Drain the outputs produced since the last call, in order. */
+  takeOutputs(): SessionOutput[] {
+    const out = this.out;
+    this.out = [];
+    return out;
+  }
+
+  /** When {@link handleTimer} must next be called (null: no timer needed). */
+  nextDeadline(): number | null {
+    let deadline = Math.min(this.attemptDeadline, this.reconnectAt);
+    const conn = this.conn;
+    if (conn !== null) {
+      if (conn.state === "hello") {
+        deadline = Math.min(deadline, conn.openedAt + this.config.handshakeTimeout);
+      } else if (conn.state === "open" && conn.interval) {
+        deadline = Math.min(deadline, conn.nextPing, conn.lastReceived + conn.timeout);
+      }
+    }
+    return deadline === Infinity ? null : deadline;
+  }
+
+  // ------------------------------------------------------------------ app commands
+
+  /** Start connecting (no-op if already connected or trying). */
+  connect(now: number): void {
+    if (this._status !== "disconnected" && this._status !== "error") return;
+    this.wanted = true;
+    this.failures = 0;
+    this.setStatus("connecting");
+    this.open(now);
+  }
+
+  /**
+   * Leave for good: Goodbye(NORMAL) ends the session on the server; unacknowledged messages are
+   * dropped. `connect()` afterwards starts a fresh session (wanted subscriptions are kept).
+   */
+  disconnect(now: number, reason = "client disconnect"): void {
+    void now;
+    this.wanted = false;
+    this.reconnectAt = this.attemptDeadline = Infinity;
+    const conn = this.conn;
+    if (conn !== null) {
+      if (conn.state === "open") {
+        this.sendBody({ type: "Goodbye", code: ErrorCode.NORMAL, reason });
+      }
+      this.out.push({ kind: "close", attempt: this.attemptId, code: CloseCode.NORMAL_CLOSURE,
+                      reason: truncateReason(reason) });
+    }
+    this.conn = null;
+    this.attemptId += 1; // whatever the old socket reports from now on is stale
+    this.forgetSession();
+    this.setStatus("disconnected");
+  }
+
+  /**
+   * Queue a message for the server; returns its sequence number, or `null` (nothing queued)
+   * while `maxPending` messages await acknowledgement. Delivered exactly once, in order, across
+   * reconnects, as long as the session survives. Throws {@link LocalProtocolError} for a
+   * message the server could never accept (larger than its limit less the envelope overhead).
+   */
+  send(payload: Uint8Array, now: number, topic = ""): number | null {
+    if (!(payload instanceof Uint8Array)) {
+      throw new LocalProtocolError("send() needs a Uint8Array payload");
+    }
+    if (typeof topic !== "string") throw new LocalProtocolError("topic must be a string");
+    const size = payload.length + utf8.encode(topic).length + ENVELOPE_OVERHEAD;
+    if (size > this.maxMessageSize) {
+      throw new LocalProtocolError(
+        `message of ${payload.length} bytes is too large: the limit is `
+        + `${this.maxMessageSize - ENVELOPE_OVERHEAD} bytes of payload and topic`);
+    }
+    if (this.pending.length >= this.config.maxPending) return null;
+    const item: Pending = { seq: this.nextSeq, topic, payload: payload.slice(),
+                            timestampMs: this.wallMs(now) };
+    this.nextSeq += 1;
+    this.pending.push(item);
+    this.transmit();
+    return item.seq;
+  }
+
+  /**
+   * Subscribe to `topic` (sent now, or on the next connection); returns the request id that
+   * the Subscribed / Error answer quotes.
+   */
+  subscribe(topic: string, now: number): number {
+    void now;
+    if (typeof topic !== "string" || !topic || topic.startsWith("$")) {
+      throw new LocalProtocolError(`invalid topic name ${JSON.stringify(topic)}`);
+    }
+    this.subscriptions.add(topic);
+    return this.request(topic, true);
+  }
+
+  unsubscribe(topic: string, now: number): number {
+    void now;
+    if (!this.subscriptions.has(topic)) {
+      throw new LocalProtocolError(`not subscribed to ${JSON.stringify(topic)}`);
+    }
+    this.subscriptions.delete(topic);
+    this.positions.delete(topic);
+    return this.request(topic, false);
+  }
+
+  // ------------------------------------------------------------------ adapter inputs
+
+  /**
+   * The socket of `attempt` is open (the upgrade is done): Hello goes out. `protocol` is the
+   * subprotocol the server selected; anything but `sigma.v1` fails the attempt.
+   */
+  transportOpened(attempt: number, now: number, protocol: string = SUBPROTOCOL): void {
+    const conn = this.conn;
+    if (attempt !== this.attemptId || conn === null || conn.state !== "opening" || !this.wanted) {
+      return;
+    }
+    this.attemptDeadline = Infinity;
+    if (protocol !== SUBPROTOCOL) {
+      this.out.push({ kind: "close", attempt, code: CloseCode.PROTOCOL_ERROR,
+                      reason: "no subprotocol" });
+      this.conn = null;
+      this.attemptId += 1;
+      this.lost(now, CloseCode.ABNORMAL_CLOSURE,
+                `the server did not select the subprotocol ${SUBPROTOCOL}`
+                + (protocol ? ` (it chose ${JSON.stringify(protocol)})` : ""), null, null);
+      return;
+    }
+    conn.state = "hello";
+    conn.openedAt = conn.lastReceived = now;
+    this.sendBody(this.hello());
+  }
+
+  /** The socket of `attempt` reported an error (the close report follows). */
+  transportError(attempt: number, message: string): void {
+    if (attempt === this.attemptId && this.conn !== null && message) {
+      this.conn.transportError = message;
+    }
+  }
+
+  /** One whole WebSocket message from the socket of `attempt` (binary, or a string for text). */
+  receive(attempt: number, data: Uint8Array | ArrayBuffer | string, now: number): void {
+    const conn = this.conn;
+    if (attempt !== this.attemptId || conn === null || conn.state === "opening") return;
+    conn.lastReceived = now;
+    if (typeof data === "string") {
+      this.fail(new RemoteProtocolError("text message", CloseCode.UNSUPPORTED_DATA), now);
+      return;
+    }
+    const bytes = data instanceof Uint8Array ? data : new Uint8Array(data);
+    if (bytes.length > this.config.maxMessageSize) {
+      this.fail(new RemoteProtocolError(
+        `message of ${bytes.length} bytes exceeds max_message_size ${this.config.maxMessageSize}`,
+        CloseCode.MESSAGE_TOO_BIG), now);
+      return;
+    }
+    let body: Body;
+    try {
+      body = decode(bytes);
+    } catch (exc) {
+      if (exc instanceof UnknownMessageType) {
+        // A newer peer's message type: ignored, per the schema's evolution rules.
+        this.unknownMessages += 1;
+        return;
+      }
+      this.fail(exc instanceof DecodeError ? exc : new DecodeError(String(exc)), now);
+      return;
+    }
+    this.onEnvelope(conn, body, now);
+  }
+
+  /** The socket of `attempt` is closed (by us or the peer), with the close frame's code. */
+  transportClosed(attempt: number, code: number, reason: string, now: number): void {
+    const conn = this.conn;
+    if (attempt !== this.attemptId || conn === null) return;
+    this.conn = null;
+    this.attemptId += 1;
+    if (conn.state === "opening") {
+      this.attemptDeadline = Infinity;
+      this.lost(now, CloseCode.ABNORMAL_CLOSURE,
+                conn.transportError || reason || "connect failed", null, null);
+      return;
+    }
+    this.lost(now, code || CloseCode.NO_STATUS_RCVD, reason, null, conn.peerGoodbye);
+  }
+
+  handleTimer(now: number): void {
+    if (now >= this.attemptDeadline) {
+      this.attemptDeadline = Infinity;
+      this.out.push({ kind: "close", attempt: this.attemptId, code: CloseCode.NORMAL_CLOSURE,
+                      reason: "connect timeout" });
+      this.conn = null;
+      this.attemptId += 1;
+      this.lost(now, CloseCode.ABNORMAL_CLOSURE,
+                `connect timed out after ${this.config.connectTimeout / 1000} s`, null, null);
+    }
+    if (now >= this.reconnectAt) {
+      this.reconnectAt = Infinity;
+      this.open(now);
+    }
+    const conn = this.conn;
+    if (conn === null) return;
+    if (conn.state === "hello") {
+      if (now >= conn.openedAt + this.config.handshakeTimeout) {
+        this.fail(new RemoteProtocolError("no Welcome within the handshake timeout",
+                                          CloseCode.HELLO_TIMEOUT), now);
+      }
+      return;
+    }
+    if (conn.state !== "open" || !conn.interval) return;
+    if (now >= conn.lastReceived + conn.timeout) {
+      this.fail(new RemoteProtocolError(
+        `nothing received for ${((now - conn.lastReceived) / 1000).toFixed(1)} s (heartbeat `
+        + `timeout ${conn.timeout / 1000} s)`, CloseCode.HEARTBEAT_TIMEOUT), now);
+      return;
+    }
+    if (now >= conn.nextPing) {
+      conn.pingId = (conn.pingId + 1) >>> 0;
+      this.sendBody({ type: "Ping", id: conn.pingId, timestampMs: this.wallMs(now) });
+      conn.nextPing = now + conn.interval;
+    }
+  }
+
+  // ------------------------------------------------------------------ internals
+
+  private wallMs(now: number): bigint {
+    return BigInt(Math.max(0, Math.floor(now + this.config.wallClockOffset)));
+  }
+
+  private setStatus(status: ConnectionStatus): void {
+    if (status !== this._status) {
+      const previous = this._status;
+      this._status = status;
+      this.out.push({ kind: "status", status, previous });
+    }
+  }
+
+  private open(now: number): void {
+    this.attemptId += 1;
+    this.attemptDeadline = now + this.config.connectTimeout;
+    this.conn = {
+      state: "opening", openedAt: now, lastReceived: now, nextPing: Infinity, pingId: 0,
+      interval: this.config.heartbeatInterval, timeout: this.config.heartbeatTimeout,
+      peerGoodbye: null, transportError: "",
+    };
+    this.out.push({ kind: "open", attempt: this.attemptId, url: this.config.url });
+  }
+
+  private hello(): BodyInit {
+    return {
+      type: "Hello",
+      sessionId: this.sessionId,
+      resumeToken: this.token,
+      positions: [...this.positions].map(([topic, position]) => ({ topic, position })),
+      lastAckedSeq: BigInt(this.lastAckedSeq),
+      authToken: this.config.authToken,
+      client: this.config.clientInfo,
+    };
+  }
+
+  private sendBody(body: BodyInit): void {
+    this.out.push({ kind: "send", attempt: this.attemptId, data: encode(body) });
+  }
+
+  private get isOpen(): boolean {
+    return this.conn !== null && this.conn.state === "open";
+  }
+
+  private request(topic: string, subscribe: boolean): number {
+    const requestId = this.nextRequest;
+    this.nextRequest = (this.nextRequest % 0xffffffff) + 1;
+    this.requests.set(requestId, { topic, subscribe });
+    if (this.isOpen) {
+      this.sendBody(subscribe
+        ? { type: "Subscribe", topic, requestId, position: this.positions.get(topic) ?? null }
+        : { type: "Unsubscribe", topic, requestId });
+    }
+    return requestId;
+  }
+
+  /** Send pending messages not yet written on this connection, within the unacked window. */
+  private transmit(): void {
+    if (!this.isOpen) return;
+    const limit = this.lastAckedSeq + this.maxUnacked;
+    for (const item of this.pending) {
+      if (item.seq <= this.sentUpto) continue;
+      if (item.seq > limit) break;
+      this.sendBody({ type: "Data", topic: item.topic, seq: BigInt(item.seq),
+                      timestampMs: item.timestampMs, payload: item.payload });
+      this.sentUpto = item.seq;
+    }
+  }
+
+  /**
+   * Close now with `error.code` (a Goodbye first when open), without waiting for the peer:
+   * RFC 6455 §7.1.7, "fail the connection".
+   */
+  private fail(error: RemoteProtocolError, now: number): void {
+    const conn = this.conn;
+    if (conn === null) return;
+    if (conn.state === "open") {
+      this.sendBody({ type: "Goodbye", code: ERROR_FOR_CLOSE[error.code] ?? ErrorCode.UNKNOWN,
+                      reason: error.reason });
+    }
+    this.out.push({ kind: "close", attempt: this.attemptId, code: error.code, reason: error.reason });
+    this.conn = null;
+    this.attemptId += 1;
+    this.lost(now, error.code, error.reason, error, conn.peerGoodbye);
+  }
+
+  private onEnvelope(conn: Conn, body: Body, now: number): void {
+    switch (body.type) {
+      case "Ping":
+        if (conn.state === "open") {
+          this.sendBody({ type: "Pong", id: body.id, echoTimestampMs: body.timestampMs,
+                          timestampMs: this.wallMs(now) });
+          return;
+        }
+        break;
+      case "Pong":
+        if (conn.state === "open") {
+          const sample = Math.max(0, Number(this.wallMs(now) - body.echoTimestampMs));
+          this.rtt = this.rtt === null ? sample : this.rtt + (sample - this.rtt) / 8;
+          return;
+        }
+        break;
+      case "Goodbye":
+        conn.peerGoodbye = body;
+        return;
+      default:
+        break;
+    }
+    if (conn.state === "hello") {
+      if (body.type === "Welcome") {
+        // The server's heartbeat settings win: it sized its timeouts for them.
+        if (body.heartbeatIntervalMs) conn.interval = body.heartbeatIntervalMs;
+        if (body.heartbeatTimeoutMs > body.heartbeatIntervalMs) {
+          conn.timeout = body.heartbeatTimeoutMs;
+        }
+        conn.state = "open";
+        conn.lastReceived = now;
+        conn.nextPing = conn.interval ? now + conn.interval : Infinity;
+        this.onWelcome(body, now);
+        return;
+      }
+      this.unexpected(conn, body, now);
+      return;
+    }
+    if (!SERVER_SENDS.has(body.type)) {
+      this.unexpected(conn, body, now);
+      return;
+    }
+    this.onBody(body);
+  }
+
+  private unexpected(conn: Conn, body: Body, now: number): void {
+    this.fail(new RemoteProtocolError(
+      `unexpected ${body.type} from the server in state ${conn.state === "hello" ? "hello" : "open"}`,
+      CloseCode.UNEXPECTED_MESSAGE), now);
+  }
+
+  private onWelcome(welcome: Welcome, now: number): void {
+    const oldSession = this.sessionId;
+    if (welcome.resumed) {
+      this.dropAcked(safeNumber(welcome.lastReceivedSeq));
+    } else {
+      // A new session numbers from 1: renumber what the old one never acknowledged.
+      const resent = this.pending.length;
+      this.pending.forEach((item, i) => { item.seq = i + 1; });
+      this.nextSeq = resent + 1;
+      this.lastAckedSeq = 0;
+      if (oldSession) {
+        this.out.push({ kind: "session_reset", oldSessionId: oldSession,
+                        newSessionId: welcome.sessionId, reason: welcome.freshReason, resent });
+      }
+    }
+    this.sessionId = welcome.sessionId;
+    this.token = welcome.resumeToken;
+    const limits = welcome.limits;
+    if (limits !== null) {
+      if (limits.maxUnacked) this.maxUnacked = Math.min(this.config.maxPending, limits.maxUnacked);
+      if (limits.maxMessageSize) {
+        this.maxMessageSize = Math.min(this.config.maxMessageSize, limits.maxMessageSize);
+      }
+    }
+    this.sentUpto = this.lastAckedSeq;
+    for (const recovery of welcome.recovery) this.applyRecovery(recovery);
+    this.failures = 0;
+    this.goodbyeFloor = 0;
+    this.connectedAt = now;
+    this.resumed = welcome.resumed;
+    this.setStatus("connected");
+    this.out.push({ kind: "connected", sessionId: welcome.sessionId, resumed: welcome.resumed,
+                    freshReason: welcome.freshReason });
+    // Subscriptions the server has not confirmed yet (asked while offline, or unanswered when
+    // the link dropped) go out again; the server answers idempotently.
+    this.requests.clear();
+    for (const topic of [...this.subscriptions].sort()) {
+      if (!this.positions.has(topic)) this.request(topic, true);
+    }
+    this.transmit();
+  }
+
+  private applyRecovery(recovery: TopicRecovery): void {
+    const topic = recovery.topic;
+    if (recovery.position !== null) this.positions.set(topic, recovery.position);
+    if (!topic.startsWith("$")) this.subscriptions.add(topic);
+    if (recovery.status === RecoveryStatus.Failed) {
+      this.out.push({ kind: "recovery_failed", topic, lostFrom: recovery.lostFrom,
+                      lostTo: recovery.lostTo, position: recovery.position });
+    }
+  }
+
+  private onBody(body: Body): void {
+    switch (body.type) {
+      case "Data":
+        this.onData(body);
+        break;
+      case "Ack":
+        this.dropAcked(safeNumber(body.seq));
+        this.transmit();
+        break;
+      case "Subscribed": {
+        const recovery = body.recovery;
+        this.requests.delete(body.requestId);
+        if (this.subscriptions.has(recovery.topic) || body.requestId === 0) {
+          this.applyRecovery(recovery);
+          this.out.push({ kind: "subscribed", topic: recovery.topic, recovery,
+                          requestId: body.requestId });
+        }
+        break;
+      }
+      case "Unsubscribed":
+        this.requests.delete(body.requestId);
+        this.subscriptions.delete(body.topic);
+        this.positions.delete(body.topic);
+        this.out.push({ kind: "unsubscribed", topic: body.topic, requestId: body.requestId });
+        break;
+      case "Error": {
+        const request = this.requests.get(body.requestId);
+        this.requests.delete(body.requestId);
+        if (request !== undefined && request.subscribe) this.subscriptions.delete(request.topic);
+        this.out.push({ kind: "server_error", error: body });
+        break;
+      }
+      case "Presence":
+        this.out.push({ kind: "presence", presence: body });
+        break;
+      default:
+        break;
+    }
+  }
+
+  private onData(body: Data): void {
+    const position = body.position;
+    if (position === null) return; // a server never sends this; nothing to place it by
+    const topic = body.topic;
+    const known = this.positions.get(topic);
+    if (known !== undefined && known.epoch === position.epoch && position.offset <= known.offset) {
+      this.duplicatesDropped += 1;
+      return;
+    }
+    this.positions.set(topic, position);
+    this.out.push({ kind: "message", topic, position, payload: body.payload.slice(),
+                    timestampMs: body.timestampMs });
+  }
+
+  private dropAcked(seq: number): void {
+    let drop = 0;
+    while (drop < this.pending.length && this.pending[drop]!.seq <= seq) drop += 1;
+    if (drop) this.pending.splice(0, drop);
+    this.lastAckedSeq = Math.max(this.lastAckedSeq, seq);
+  }
+
+  /** The current attempt or connection is over: schedule the next one, or give up. */
+  private lost(now: number, code: number, reason: string, cause: RemoteProtocolError | null,
+               goodbye: Goodbye | null): void {
+    const fatal = goodbye !== null && FATAL_GOODBYES.has(goodbye.code);
+    if (goodbye !== null && goodbye.code === ErrorCode.NORMAL && this.wanted) {
+      // The server ended our session on purpose (a kick): coming back would undo it.
+      this.out.push({ kind: "disconnected", code, reason, cause, goodbye, willReconnect: false });
+      this.wanted = false;
+      this.reconnectAt = Infinity;
+      this.attemptDeadline = Infinity;
+      this.forgetSession();
+      this.setStatus("disconnected");
+      return;
+    }
+    if (goodbye !== null && goodbye.reconnectAfterMs) this.goodbyeFloor = goodbye.reconnectAfterMs;
+    this.failures += 1;
+    const max = this.config.maxReconnectAttempts;
+    const exhausted = max !== null && this.failures > max;
+    const willReconnect = this.wanted && !fatal && !exhausted;
+    this.out.push({ kind: "disconnected", code, reason, cause, goodbye, willReconnect });
+    if (!this.wanted) return;
+    if (!willReconnect) {
+      this.wanted = false;
+      this.setStatus("error");
+      const why = fatal && goodbye !== null
+        ? goodbye.reason || `refused by the server (code ${goodbye.code})`
+        : `gave up after ${max} reconnect attempts`;
+      this.out.push({ kind: "gave_up", reason: why });
+      return;
+    }
+    const delay = this.goodbyeFloor + this.random() * backoffCeiling(this.config, this.failures);
+    this.reconnectAt = now + delay;
+    this.setStatus("reconnecting");
+    this.out.push({ kind: "reconnecting", attempt: this.failures,
+                    maxAttempts: max === Infinity ? null : max, delay });
+  }
+
+  private forgetSession(): void {
+    this.sessionId = "";
+    this.token = new Uint8Array(0);
+    this.positions.clear();
+    this.pending = [];
+    this.requests.clear();
+    this.nextSeq = 1;
+    this.sentUpto = 0;
+    this.lastAckedSeq = 0;
+  }
+}
+
+/** A u64 counter as a number (sequence numbers stay far below 2^53 in practice). */
+function safeNumber(value: bigint): number {
+  return value > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(value);
+}

@@ -1,0 +1,478 @@
+"""Hand-written RFC 6455 framing for an open WebSocket without extensions, both roles, sans-IO.
+
+:class:`FrameParser` turns the bytes a peer sends after the opening handshake into whole
+messages, control frames, or one :class:`Failure` (the close code and why); the frame writers
+below build what a server sends. :mod:`sigma_core.websocket` uses them instead of wsproto's frame
+layer whenever no extension was negotiated (wsproto keeps the handshake, permessage-deflate, and
+the client's masked sends: a mask needs entropy, which the core does not draw).
+
+Theory of operation
+-------------------
+The parser keeps almost nothing between reads. A data frame's payload is handed on as it arrives
+(one piece per read, as wsproto does), so the only bytes ever held back are an incomplete frame
+head or an incomplete control frame: at most 131 bytes, whatever the message size, and
+byte-by-byte input costs O(n) overall. A read holding whole frames is parsed in place, without
+copying it into a buffer first.
+
+Checks, in the order wsproto makes them, with wsproto's words, so that the two frame paths fail
+the same way at the same byte (``tests/test_framer.py`` compares them on random input):
+
+1. with the first two bytes: a known opcode (§5.2), control frames with FIN set and at most 125
+   bytes of payload (§5.5);
+2. with the extended length: the minimal encoding (§5.2: "the minimal number of bytes MUST be
+   used"), the most significant bit of a 64-bit length clear (§5.2);
+3. RSV bits clear (§5.2: no extension was negotiated);
+4. masking: required client to server, forbidden server to client (§5.1);
+5. with the first payload byte of a data frame (or at once, for an empty one): continuation
+   rules (§5.4), incremental UTF-8 validation of text, failing on the first invalid sequence
+   (§8.1, 1007), then text policy (1003) and the message size so far (1009);
+6. close frames: no payload, or a valid code and a UTF-8 reason (§5.5.1, §7.4).
+
+After our own close frame (:meth:`FrameParser.drop_messages`) frames are still checked, but
+messages, pings and pongs are dropped. After a close frame or a failure the parser is spent.
+"""
+
+from __future__ import annotations
+
+import struct
+from codecs import IncrementalDecoder, getincrementaldecoder
+from typing import NamedTuple
+
+__all__ = [
+    "BINARY",
+    "CLOSE",
+    "CONTINUATION",
+    "PING",
+    "PONG",
+    "TEXT",
+    "CloseFrame",
+    "Failure",
+    "FrameParser",
+    "PingFrame",
+    "PongFrame",
+    "Received",
+    "close_payload",
+    "frame",
+    "server_binary_frame",
+    "too_big",
+    "unmask",
+]
+
+CONTINUATION, TEXT, BINARY, CLOSE, PING, PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
+
+_CONTROL_OPCODES = (CLOSE, PING, PONG)
+_FIN = 0x80
+_RSV = 0x70
+_MASKED = 0x80
+
+_LEN16 = struct.Struct("!BBH")
+_LEN64 = struct.Struct("!BBQ")
+_unpack_len64 = struct.Struct("!Q").unpack_from
+_UTF8 = getincrementaldecoder("utf-8")
+
+_PROTOCOL_ERROR = 1002
+_UNSUPPORTED_DATA = 1003
+_INVALID_DATA = 1007
+_TOO_BIG = 1009
+
+# RFC 6455 §7.4.1/§7.4.2 as wsproto reads them: 1000-1003 and 1007-1013 (1012 and 1013 from the
+# IANA registry), and 3000-4999. 1004, 1014 and the rest of 1016-2999 are reserved; 1005, 1006
+# and 1015 may never be sent.
+_RECEIVABLE_PROTOCOL_CODES = frozenset([*range(1000, 1004), *range(1007, 1014)])
+_LOCAL_ONLY_CODES = frozenset([1005, 1006, 1015])
+# How wsproto names the opcodes in "expected CONTINUATION, got ..." (its Opcode enum's repr).
+_OPCODE_NAMES = {TEXT: "<Opcode.TEXT: 1>", BINARY: "<Opcode.BINARY: 2>"}
+
+
+class PingFrame(NamedTuple):
+    """The peer sent a ping."""
+
+    payload: bytes
+
+
+class PongFrame(NamedTuple):
+    """The peer sent a pong."""
+
+    payload: bytes
+
+
+class CloseFrame(NamedTuple):
+    """The peer sent a valid close frame (``code`` 1005 when it carried none)."""
+
+    code: int
+    reason: str
+
+
+class Failure(NamedTuple):
+    """The peer broke the protocol: fail the connection with ``code`` (RFC 6455 §7.1.7)."""
+
+    code: int
+    message: str
+
+
+#: What :meth:`FrameParser.receive` returns, in order: whole messages (``bytes`` for binary,
+#: ``str`` for text), control frames, and at most one final close frame or failure.
+Received = bytes | str | PingFrame | PongFrame | CloseFrame | Failure
+
+
+def too_big(limit: int, size: int) -> str:
+    """The reason given when a message outgrows ``max_message_size`` (1009)."""
+    return f"message larger than {limit} bytes ({size}+)"
+
+
+class FrameParser:
+    """Parses what one peer sends after the opening handshake (no extension negotiated).
+
+    ``client``: we are the client (frames must arrive unmasked) rather than the server (frames
+    must arrive masked). Whole messages larger than ``max_message_size`` fail with 1009 as soon
+    as the bytes received pass the limit; text messages fail with 1003 unless ``allow_text``.
+    """
+
+    __slots__ = (
+        "_allow_text",
+        "_client",
+        "_decoder",
+        "_dropping",
+        "_fin",
+        "_frame_opcode",
+        "_left",
+        "_limit",
+        "_mask",
+        "_opcode",
+        "_parts",
+        "_size",
+        "_tail",
+    )
+
+    def __init__(self, *, client: bool, max_message_size: int, allow_text: bool) -> None:
+        self._client = client
+        self._limit = max_message_size
+        self._allow_text = allow_text
+        #: After our close frame: frames are checked, messages and pings dropped.
+        self._dropping = False
+        #: An incomplete frame head or control frame held from earlier reads.
+        self._tail = b""
+        #: The data frame being received: payload bytes still to come, FIN, masking key
+        #: (rotated to the next byte), opcode of its next piece (0 once a piece was handed on).
+        self._left = 0
+        self._fin = False
+        self._mask: bytes | None = None
+        self._frame_opcode = CONTINUATION
+        #: The message being received: TEXT, BINARY or 0; its pieces and size so far; the UTF-8
+        #: decoder of a text message.
+        self._opcode = 0
+        self._parts: list[bytes] | list[str] = []
+        self._size = 0
+        self._decoder: IncrementalDecoder | None = None
+
+    def drop_messages(self) -> None:
+        """We sent our close frame: from now on, drop messages, pings and pongs."""
+        self._dropping = True
+        self._parts = []
+        self._size = 0
+
+    def receive(self, data: bytes) -> list[Received]:
+        """Parse ``data`` (not empty); return what it completed, oldest first.
+
+        A :class:`CloseFrame` or :class:`Failure` is always last and ends the parser's use."""
+        items: list[Received] = []
+        pos = 0
+        left = self._left
+        if left:
+            # More of a data frame whose head came in an earlier read.
+            n = len(data)
+            if n >= left:
+                piece = data[:left] if n > left else data
+                pos = left
+                self._left = left = 0
+            else:
+                piece = data
+                pos = n
+                self._left = left = left - n
+            mask = self._mask
+            if mask is not None:
+                piece = unmask(piece, mask)
+                rotation = len(piece) & 3
+                if rotation:
+                    self._mask = mask[rotation:] + mask[:rotation]
+            opcode = self._frame_opcode
+            self._frame_opcode = CONTINUATION
+            if not self._data(opcode, piece, not left and self._fin, items) or left:
+                return items
+        elif self._tail:
+            data = self._tail + data
+            self._tail = b""
+        end = len(data)
+        client = self._client
+        while end - pos >= 2:
+            b0 = data[pos]
+            b1 = data[pos + 1]
+            opcode = b0 & 0x0F
+            length = b1 & 0x7F
+            if opcode > BINARY:
+                if opcode not in _CONTROL_OPCODES:  # §5.2
+                    return self._fail(items, f"Invalid opcode {opcode:#x}")
+                if not b0 & _FIN:  # §5.5
+                    return self._fail(items, "Invalid attempt to fragment control frame")
+                if length > 125:  # §5.5
+                    return self._fail(items, "Control frame with payload len > 125")
+            start = pos + 2
+            if length > 125:
+                if length == 126:
+                    if end - pos < 4:
+                        break
+                    length = data[pos + 2] << 8 | data[pos + 3]
+                    if length < 126:  # §5.2: "the minimal number of bytes MUST be used"
+                        return self._fail(
+                            items, "Payload length used 2 bytes when 1 would have sufficed"
+                        )
+                    start = pos + 4
+                else:
+                    if end - pos < 10:
+                        break
+                    (length,) = _unpack_len64(data, pos + 2)
+                    if length < 65536:
+                        return self._fail(
+                            items, "Payload length used 8 bytes when 2 would have sufficed"
+                        )
+                    if length >> 63:  # §5.2
+                        return self._fail(items, "8-byte payload length with non-zero MSB")
+                    start = pos + 10
+            if b0 & _RSV:  # §5.2: no extension was negotiated
+                return self._fail(items, "Reserved bit set unexpectedly")
+            if b1 & _MASKED:
+                if client:  # §5.1
+                    return self._fail(items, "client received unexpected masked frame")
+                if end - start < 4:
+                    break
+                mask = data[start : start + 4]
+                start += 4
+            elif client:
+                mask = None
+            else:  # §5.1
+                return self._fail(items, "server received unexpected unmasked frame")
+            stop = start + length
+            if opcode > BINARY:
+                if stop > end:
+                    break  # control frames are taken whole (at most 125 bytes)
+                payload = data[start:stop]
+                if mask is not None and length:
+                    payload = unmask(payload, mask)
+                pos = stop
+                if opcode == CLOSE:
+                    items.append(_close_frame(payload))
+                    return items
+                if not self._dropping:
+                    items.append(PingFrame(payload) if opcode == PING else PongFrame(payload))
+                continue
+            if stop <= end:
+                payload = data[start:stop]
+                pos = stop
+                if opcode == BINARY and b0 & _FIN and not self._opcode and not self._dropping:
+                    # The common case: a whole, unfragmented binary message.
+                    if length > self._limit:
+                        items.append(Failure(_TOO_BIG, too_big(self._limit, length)))
+                        return items
+                    if mask is not None and length:
+                        payload = unmask(payload, mask)
+                    items.append(payload)
+                    continue
+                if mask is not None and length:
+                    payload = unmask(payload, mask)
+                if not self._data(opcode, payload, bool(b0 & _FIN), items):
+                    return items
+                continue
+            # The frame goes on in the next reads: hand on what is here (nothing for a head
+            # alone, as wsproto does) and keep its state.
+            self._left = stop - end
+            self._fin = bool(b0 & _FIN)
+            if start == end:
+                self._mask = mask
+                self._frame_opcode = opcode
+                return items
+            payload = data[start:end]
+            if mask is not None:
+                payload = unmask(payload, mask)
+                rotation = (end - start) & 3
+                self._mask = mask[rotation:] + mask[:rotation] if rotation else mask
+            self._frame_opcode = CONTINUATION
+            self._data(opcode, payload, False, items)
+            return items
+        if pos < end:
+            self._tail = data[pos:]
+        return items
+
+    def _data(self, opcode: int, payload: bytes, last: bool, items: list[Received]) -> bool:
+        """One piece of a data frame: ``opcode`` is the frame's for its first piece, else
+        CONTINUATION; ``last`` when it ends the message. False when the connection failed."""
+        current = self._opcode
+        if not current:
+            if opcode == CONTINUATION:  # §5.4
+                self._fail(items, "unexpected CONTINUATION")
+                return False
+            self._opcode = current = opcode
+        elif opcode != CONTINUATION:  # §5.4
+            self._fail(items, f"expected CONTINUATION, got {_OPCODE_NAMES[opcode]}")
+            return False
+        if current == TEXT:
+            if opcode == TEXT:
+                self._decoder = _UTF8()
+            decoder = self._decoder
+            assert decoder is not None
+            try:
+                text = decoder.decode(payload, last)
+            except UnicodeDecodeError as exc:  # §8.1: fail on the first invalid sequence
+                items.append(Failure(_INVALID_DATA, str(exc)))
+                return False
+            if self._dropping:
+                if last:
+                    self._opcode = 0
+                    self._decoder = None
+                return True
+            if not self._allow_text:
+                items.append(Failure(_UNSUPPORTED_DATA, "text messages are not supported"))
+                return False
+            size = self._size + (len(text) if text.isascii() else len(text.encode()))
+            if size > self._limit:
+                items.append(Failure(_TOO_BIG, too_big(self._limit, size)))
+                return False
+            texts: list[str] = self._parts  # type: ignore[assignment]
+            if last:
+                if texts:
+                    texts.append(text)
+                    text = "".join(texts)
+                    self._parts = []
+                items.append(text)
+                self._opcode = 0
+                self._decoder = None
+                self._size = 0
+            else:
+                if text:
+                    texts.append(text)
+                self._size = size
+            return True
+        if self._dropping:
+            if last:
+                self._opcode = 0
+            return True
+        size = self._size + len(payload)
+        if size > self._limit:
+            items.append(Failure(_TOO_BIG, too_big(self._limit, size)))
+            return False
+        chunks: list[bytes] = self._parts  # type: ignore[assignment]
+        if last:
+            if chunks:
+                chunks.append(payload)
+                payload = b"".join(chunks)
+                self._parts = []
+            items.append(payload)
+            self._opcode = 0
+            self._size = 0
+        else:
+            if payload:
+                chunks.append(payload)
+            self._size = size
+        return True
+
+    @staticmethod
+    def _fail(items: list[Received], message: str) -> list[Received]:
+        items.append(Failure(_PROTOCOL_ERROR, message))
+        return items
+
+
+def _close_frame(payload: bytes) -> CloseFrame | Failure:
+    """Validate a close frame's payload (RFC 6455 §5.5.1, §7.4)."""
+    if not payload:
+        return CloseFrame(1005, "")  # §7.1.5: no status code
+    if len(payload) == 1:
+        return Failure(_PROTOCOL_ERROR, "CLOSE with 1 byte payload")
+    code = payload[0] << 8 | payload[1]
+    if code < 1000 or code > 4999:
+        return Failure(_PROTOCOL_ERROR, "CLOSE with invalid code")
+    if code in _LOCAL_ONLY_CODES:
+        return Failure(_PROTOCOL_ERROR, "remote CLOSE with local-only reason")
+    if code < 3000 and code not in _RECEIVABLE_PROTOCOL_CODES:
+        return Failure(_PROTOCOL_ERROR, "CLOSE with unknown reserved code")
+    try:
+        reason = payload[2:].decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return Failure(_INVALID_DATA, "Error decoding CLOSE reason: " + str(exc))
+    return CloseFrame(code, reason)
+
+
+# -- unmasking (RFC 6455 §5.3) ---------------------------------------------------------------------
+
+# Up to this size, XOR as one big integer: int.from_bytes, ^, to_bytes are each one C loop.
+# Past it, four bytes.translate calls over strided slices are cheaper per byte.
+_INT_UNMASK_MAX = 1536
+# Integers with a 1 in the low byte of every 32-bit word, by word count: m * _ones(k) repeats
+# the 32-bit mask m k times. A few sizes recur (the same envelopes), so a small cache pays.
+_ONES: dict[int, int] = {}
+_ONES_CACHE_SIZE = 64
+_ALL_ONES = int.from_bytes(b"\x01\x00\x00\x00" * ((_INT_UNMASK_MAX + 3) // 4), "little")
+_ALL_WORDS = (_INT_UNMASK_MAX + 3) // 4
+_XOR_TABLES: list[bytes | None] = [None] * 256
+
+
+def _ones(words: int) -> int:
+    ones = _ALL_ONES >> 32 * (_ALL_WORDS - words)
+    if len(_ONES) >= _ONES_CACHE_SIZE:
+        _ONES.clear()
+    _ONES[words] = ones
+    return ones
+
+
+def _xor_table(key: int) -> bytes:
+    table = _XOR_TABLES[key]
+    if table is None:
+        table = _XOR_TABLES[key] = bytes(i ^ key for i in range(256))
+    return table
+
+
+def unmask(payload: bytes, mask: bytes) -> bytes:
+    """``payload`` XOR the 4-byte ``mask`` repeated (RFC 6455 §5.3); it works both ways."""
+    n = len(payload)
+    if n <= _INT_UNMASK_MAX:
+        words = (n + 3) >> 2
+        ones = _ONES.get(words)
+        if ones is None:
+            ones = _ones(words)
+        x = int.from_bytes(payload, "little") ^ int.from_bytes(mask, "little") * ones
+        if n & 3:
+            return x.to_bytes(words << 2, "little")[:n]
+        return x.to_bytes(n, "little")
+    out = bytearray(payload)
+    out[0::4] = out[0::4].translate(_xor_table(mask[0]))
+    out[1::4] = out[1::4].translate(_xor_table(mask[1]))
+    out[2::4] = out[2::4].translate(_xor_table(mask[2]))
+    out[3::4] = out[3::4].translate(_xor_table(mask[3]))
+    return bytes(out)
+
+
+# -- writing frames (server side: never masked, RFC 6455 §5.1) -------------------------------------
+
+
+def frame(first: int, payload: bytes | bytearray | memoryview) -> bytes:
+    """One unmasked frame: ``first`` is its first byte (FIN, RSV, opcode), e.g. 0x82."""
+    n = len(payload)
+    if n < 126:
+        header = bytes((first, n))
+    elif n < 65536:
+        header = _LEN16.pack(first, 126, n)
+    else:
+        header = _LEN64.pack(first, 127, n)
+    return header + payload
+
+
+def server_binary_frame(payload: bytes | bytearray | memoryview) -> bytes:
+    """One unfragmented, unmasked binary frame carrying ``payload``.
+
+    Server frames are the same bytes for every recipient, so a broadcast is framed once."""
+    return frame(0x80 | BINARY, payload)
+
+
+def close_payload(code: int, reason: str) -> bytes:
+    """A close frame's payload: ``code`` (none for 1005, §7.1.5) and ``reason`` in UTF-8."""
+    if code == 1005:
+        return b""
+    return code.to_bytes(2, "big") + reason.encode()
