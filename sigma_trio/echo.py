@@ -18,6 +18,7 @@ import trio
 
 from sigma_core.connection import (
     ConnectionConfig,
+    ConnectionState,
     HandshakeRequest,
     RawMessage,
     ServerConnection,
@@ -47,7 +48,8 @@ async def handle_connection(stream: trio.abc.Stream) -> None:
             else:
                 conn.receive_data(data or None, trio.current_time())  # b"": EOF
             for event in conn.events_received():
-                if isinstance(event, RawMessage):
+                # A message can share a read with a frame that closed the connection.
+                if isinstance(event, RawMessage) and conn.state is ConnectionState.OPEN:
                     conn.send_raw(event.data)
                 elif isinstance(event, HandshakeRequest):
                     conn.accept_handshake()
