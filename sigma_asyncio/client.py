@@ -115,6 +115,8 @@ class SigmaSocketClient:
         self._busy = False
         self._connected: asyncio.Future[None] | None = None
         self._messages: asyncio.Queue[Message | None] = asyncio.Queue()
+        #: The last run is over (disconnected or gave up): ``async for`` ends once drained.
+        self._ended = False
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -140,6 +142,7 @@ class SigmaSocketClient:
         if self._connected is None or self._connected.done():
             self._connected = self._loop.create_future()
         waiter = self._connected
+        self._ended = False
         core.connect(self._loop.time())
         self._after_core()
         await waiter
@@ -174,6 +177,8 @@ class SigmaSocketClient:
     async def __aiter__(self) -> AsyncIterator[Message]:
         """Messages as they arrive; ends when the client is disconnected or gives up."""
         while True:
+            if self._ended and self._messages.empty():
+                return
             message = await self._messages.get()
             if message is not None:
                 yield message
@@ -278,10 +283,14 @@ class SigmaSocketClient:
                 self._resolve(None)
             elif event.status is ConnectionStatus.DISCONNECTED:
                 self._resolve(ConnectionFailed("disconnected before the server welcomed us"))
-                self._messages.put_nowait(None)
+                self._end_stream()
         elif isinstance(event, GaveUp):
             self._resolve(ConnectionFailed(event.reason))
-            self._messages.put_nowait(None)
+            self._end_stream()
+
+    def _end_stream(self) -> None:
+        self._ended = True
+        self._messages.put_nowait(None)  # wakes an iterator waiting for the next message
 
     def _resolve(self, error: ConnectionFailed | None) -> None:
         waiter, self._connected = self._connected, None

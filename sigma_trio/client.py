@@ -361,8 +361,10 @@ class SigmaSocketClient:
                 try:
                     stream = await self._open_stream(host, port, secure)
                 except (OSError, trio.BrokenResourceError) as exc:
+                    # A failed TLS handshake is a bare BrokenResourceError: its cause says why.
                     session.transport_failed(link.attempt, trio.current_time(),
-                                             str(exc) or type(exc).__name__)
+                                             str(exc) or str(exc.__cause__ or "")
+                                             or type(exc).__name__)
                     self._after_core()
                     return
                 link.stream = stream
