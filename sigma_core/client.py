@@ -350,6 +350,8 @@ class ClientSession:
         self._token = b""
         self.positions: dict[str, StreamPosition] = {}
         self.subscriptions: set[str] = set()
+        # Unsubscribed by the app, not yet confirmed by the server.
+        self._unsubscribing: set[str] = set()
         self._requests: dict[int, tuple[str, bool]] = {}  # request_id -> (topic, subscribe?)
         self._next_request = 1
         # client -> server
@@ -461,13 +463,17 @@ class ClientSession:
         if not topic or topic.startswith("$"):
             raise LocalProtocolError(f"invalid topic name {topic!r}")
         self.subscriptions.add(topic)
+        self._unsubscribing.discard(topic)
         return self._request(topic, subscribe=True)
 
     def unsubscribe(self, topic: str, now: float) -> int:
+        """Stop receiving ``topic``: nothing more is delivered for it from this call on. Sent
+        now, or after the next Welcome; the topic's position is kept until the server confirms,
+        so a resume in between does not replay the topic from the start."""
         if topic not in self.subscriptions:
             raise LocalProtocolError(f"not subscribed to {topic!r}")
         self.subscriptions.discard(topic)
-        self.positions.pop(topic, None)
+        self._unsubscribing.add(topic)
         return self._request(topic, subscribe=False)
 
     # ------------------------------------------------------------------ adapter inputs
@@ -488,6 +494,7 @@ class ClientSession:
         if attempt != self._attempt_id or self._transport_up:
             return
         self._attempt_deadline = math.inf
+        self._attempt_id += 1  # anything else reported about this attempt is stale
         self._lost(now, code=CloseCode.ABNORMAL_CLOSURE, reason=reason or "connect failed",
                    cause=None, goodbye=None)
 
@@ -638,13 +645,15 @@ class ClientSession:
         for topic in sorted(self.subscriptions):
             if topic not in self.positions:
                 self._request(topic, subscribe=True)
+        for topic in sorted(self._unsubscribing):
+            self._request(topic, subscribe=False)
         self._transmit()
 
     def _apply_recovery(self, recovery: TopicRecovery) -> None:
         topic = recovery.topic
         if recovery.position is not None:
             self.positions[topic] = recovery.position
-        if not topic.startswith("$"):
+        if not topic.startswith("$") and topic not in self._unsubscribing:
             self.subscriptions.add(topic)
         if recovery.status is RecoveryStatus.FAILED:
             self._events.append(RecoveryFailed(topic=topic, lost_from=recovery.lost_from,
@@ -657,6 +666,11 @@ class ClientSession:
             if position is None:
                 return  # a server never sends this; nothing to place it by
             topic = body.topic
+            if topic not in self.subscriptions and not topic.startswith("$"):
+                # Unsubscribed by the app: the server has not processed it yet.
+                if topic in self.positions:
+                    self.positions[topic] = position
+                return
             known = self.positions.get(topic)
             if known is not None and known.epoch == position.epoch \
                     and position.offset <= known.offset:
@@ -679,12 +693,16 @@ class ClientSession:
         elif isinstance(body, Unsubscribed):
             self._requests.pop(body.request_id, None)
             self.subscriptions.discard(body.topic)
+            self._unsubscribing.discard(body.topic)
             self.positions.pop(body.topic, None)
             self._events.append(UnsubscribedEvent(topic=body.topic, request_id=body.request_id))
         elif isinstance(body, Error):
             request = self._requests.pop(body.request_id, None)
             if request is not None and request[1]:
                 self.subscriptions.discard(request[0])
+            elif request is not None:  # an Unsubscribe the server could not honour: done anyway
+                self._unsubscribing.discard(request[0])
+                self.positions.pop(request[0], None)
             self._events.append(ErrorReceived(error=body))
         elif isinstance(body, Presence):
             self._events.append(PresenceReceived(presence=body))
@@ -741,6 +759,7 @@ class ClientSession:
         self.session_id = ""
         self._token = b""
         self.positions.clear()
+        self._unsubscribing.clear()
         self._pending.clear()
         self._requests.clear()
         self._next_seq = 1

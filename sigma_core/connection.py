@@ -256,12 +256,16 @@ class Connection:
 
     def events_received(self) -> list[AnyConnectionEvent]:
         """Drain and return the events produced since the last call."""
+        self._release_held()
         events, self._events = self._events, []
         return events
 
     def data_to_send(self) -> list[bytes]:
-        """Drain the bytes to write: heartbeats and acks first, then everything else in order."""
-        self._pull_ws(priority=True)
+        """Drain the bytes to write: our heartbeats first, then everything else in order."""
+        self._release_held()
+        # What the WebSocket layer wrote on its own (a close reply, a pong to a WebSocket
+        # ping) stays in order behind what was queued before it (RFC 6455 §5.5.1).
+        self._pull_ws(priority=False)
         out = self._priority
         self._priority = []
         if self._ordered:
@@ -286,6 +290,7 @@ class Connection:
 
     def receive_data(self, data: bytes | bytearray | memoryview | None, now: float) -> None:
         """Feed bytes from the transport; ``None`` means the transport reached EOF."""
+        self._release_held()
         if self._state is ConnectionState.CLOSED:
             return
         if data:
@@ -297,6 +302,7 @@ class Connection:
 
     def handle_timer(self, now: float) -> None:
         """Run whatever timers are due at ``now`` (calling early or late is harmless)."""
+        self._release_held()
         state = self._state
         if state is ConnectionState.CLOSED:
             return
@@ -351,6 +357,8 @@ class Connection:
             return False
         if self._state is not ConnectionState.OPEN:
             raise LocalProtocolError(f"cannot send: connection is {self._state.value}")
+        if self._ws.state is not WebSocketState.OPEN:
+            return True  # the peer's close is being processed: nothing may follow it
         if payload_size > self.config.websocket.max_message_size:
             raise LocalProtocolError(f"message of {payload_size} bytes exceeds "
                                      f"max_message_size {self.config.websocket.max_message_size}")
@@ -364,8 +372,9 @@ class Connection:
             raise LocalProtocolError("send_raw() is for plain mode; use send() for envelopes")
         if self._state is not ConnectionState.OPEN:
             raise LocalProtocolError(f"cannot send: connection is {self._state.value}")
-        self._ws.send_message(data)
-        self._pull_ws(priority=False)
+        if self._ws.state is WebSocketState.OPEN:
+            self._ws.send_message(data)
+            self._pull_ws(priority=False)
 
     def close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "", *,
               goodbye: Goodbye | None = None, now: float) -> None:
@@ -382,8 +391,9 @@ class Connection:
             return
         if goodbye is not None and self._state is ConnectionState.OPEN and self.config.envelope:
             self._send_body(goodbye)
-        self._ws.close(int(code), reason)
-        self._pull_ws(priority=False)
+        if self._ws.state is WebSocketState.OPEN:
+            self._ws.close(int(code), reason)
+            self._pull_ws(priority=False)
         self._state = ConnectionState.CLOSING
         self._close_deadline = now + self.config.close_timeout
 
@@ -406,6 +416,10 @@ class Connection:
         self._send_envelope_bytes(codec.encode(body), priority=priority)
 
     def _send_envelope_bytes(self, envelope: bytes, priority: bool = False) -> None:
+        if self._ws.state is not WebSocketState.OPEN:
+            # The peer's close frame arrived in the same read as what we are answering (it is
+            # held until the app has seen the earlier events): nothing may follow our reply.
+            return
         if self._fast_frames:
             if len(envelope) > self.config.websocket.max_message_size:
                 raise LocalProtocolError(f"message of {len(envelope)} bytes exceeds "
@@ -430,6 +444,12 @@ class Connection:
         else:
             self._ordered.extend(chunks)
             self._buffered += sum(map(len, chunks))
+
+    def _release_held(self) -> None:
+        if self._paused or not self._held:
+            return
+        held, self._held = self._held, []
+        self._process_ws_events(held, self._last_received)
 
     def _process_ws_events(self, events: Sequence[WebSocketEvent], now: float) -> None:
         for index, event in enumerate(events):
@@ -600,15 +620,10 @@ class ServerConnection(Connection):
             raise LocalProtocolError(f"welcome() in state {self._state.value}")
         self._send_body(welcome)
         self._enter_open(now)
-        self._resume(now)
-
-    def _resume(self, now: float) -> None:
+        # What the client pipelined is released at the next call, not inside this one, so the
+        # caller finishes its welcome (replay, subscriptions) on an OPEN connection first.
         self._paused = False
-        held, self._held = self._held, []
-        if held:
-            self._process_ws_events(held, now)
-        elif self._ws.transport_should_close and self._state is not ConnectionState.CLOSED:
-            self._transport_close = True
+
 
     def refuse(self, code: CloseCode, error: ErrorCode, message: str, now: float, *,
                reconnect_after_ms: int = 0) -> None:
@@ -617,11 +632,12 @@ class ServerConnection(Connection):
             raise LocalProtocolError(f"refuse() in state {self._state.value}")
         self._send_body(Goodbye(code=error, reason=message,
                                 reconnect_after_ms=reconnect_after_ms))
-        self._ws.close(int(code), message)
-        self._pull_ws(priority=False)
+        if self._ws.state is WebSocketState.OPEN:
+            self._ws.close(int(code), message)
+            self._pull_ws(priority=False)
         self._state = ConnectionState.CLOSING
         self._close_deadline = now + self.config.close_timeout
-        self._resume(now)  # pipelined messages are dropped (CLOSING); a close frame ends it
+        self._paused = False  # pipelined messages are dropped (CLOSING); a close frame ends it
 
     _hello_seen = False
 

@@ -555,7 +555,7 @@ class Hub:
                                      f"{self.config.max_topics_per_session} topics")
         head = self._add_subscription(session, topic)
         rec = self._rec_of(session)
-        if rec is not None:
+        if rec is not None:  # (if it is closing, the resume's Welcome reports the topic)
             self._send(rec, Subscribed(recovery=TopicRecovery(
                 topic=topic, status=RecoveryStatus.FRESH, position=head)), now)
 
@@ -687,6 +687,8 @@ class Hub:
                 self._on_closed(rec, event, now)
 
     def _send(self, rec: _Conn, body: object, now: float) -> None:
+        if rec.conn.state is not ConnectionState.OPEN:
+            return  # closing: the session learns the rest when it resumes
         rec.conn.send(body)  # type: ignore[arg-type]
         self._dirty.add(rec.id)
         self._check_high_water(rec, now)

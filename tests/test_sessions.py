@@ -727,3 +727,26 @@ def test_a_raising_hook_refuses_the_client_and_the_hub_carries_on() -> None:
     assert [(f.hook, type(f.error)) for f in failures][:1] == [("authenticate", RuntimeError)]
     assert ("authorize_subscribe", KeyError) in [(f.hook, type(f.error)) for f in failures]
     assert ok.connected
+
+
+def test_unsubscribe_while_offline_does_not_replay_the_topic_on_resume() -> None:
+    """Found by the state-machine test: an unsubscribe made while offline used to drop the
+    topic's position, so the resume replayed the topic from its start (a duplicate), and the
+    Unsubscribe itself was never sent."""
+    sim = Simulation(hub_config())
+    alice = sim.add_client()
+    alice.subscribe("room")
+    sim.run_until(lambda: alice.connected and "room" in alice.session.positions)
+    sim.hub.publish("room", b"r1", sim.now)
+    sim.run(0.5)
+    sim.cut(alice)
+    alice.unsubscribe("room")
+    sim.hub.publish("room", b"r2", sim.now)  # published before the server hears of it
+    sim.run(10)
+    assert alice.connected
+    assert alice.payloads("room") == [b"r1"]  # r1 once; nothing after the unsubscribe
+    assert sim.hub.presence("room") == frozenset()  # the Unsubscribe reached the server
+    assert "room" not in alice.session.positions
+    sim.hub.publish("room", b"r3", sim.now)
+    sim.run(1)
+    assert alice.payloads("room") == [b"r1"]
