@@ -353,6 +353,10 @@ class ClientSession:
         # Unsubscribed by the app, not yet confirmed by the server.
         self._unsubscribing: set[str] = set()
         self._requests: dict[int, tuple[str, bool]] = {}  # request_id -> (topic, subscribe?)
+        # topic -> id of the app's latest (un)subscribe request still unanswered. The server
+        # answers in order, so only the answer to the latest request decides the topic's state;
+        # answers to superseded requests are ignored.
+        self._latest: dict[str, int] = {}
         self._next_request = 1
         # client -> server
         self._pending: deque[_Pending] = deque()
@@ -563,6 +567,7 @@ class ClientSession:
         request_id = self._next_request
         self._next_request = (self._next_request % 0xFFFFFFFF) + 1
         self._requests[request_id] = (topic, subscribe)
+        self._latest[topic] = request_id
         conn = self._conn
         if conn is not None and conn.state is ConnectionState.OPEN:
             conn.send(Subscribe(topic=topic, request_id=request_id,
@@ -630,8 +635,18 @@ class ClientSession:
                 self._max_message_size = min(self.config.connection.websocket.max_message_size,
                                              welcome.limits.max_message_size)
         self._sent_upto = self.last_acked_seq
+        # What the server holds now, against what the app wants (see _reconcile).
+        pending_subscribe = {topic for topic, rid in self._latest.items()
+                             if self._requests.get(rid, ("", False))[1]}
+        server_topics: set[str] = set()
         for recovery in welcome.recovery:
-            self._apply_recovery(recovery)
+            if not recovery.topic.startswith("$"):
+                server_topics.add(recovery.topic)
+            if recovery.topic in self._unsubscribing:
+                if recovery.position is not None:
+                    self.positions[recovery.topic] = recovery.position
+            else:
+                self._apply_recovery(recovery)
         self._failures = 0
         self._goodbye_floor = 0.0
         self.connected_at = now
@@ -639,15 +654,30 @@ class ClientSession:
         self._set_status(ConnectionStatus.CONNECTED)
         self._events.append(Connected(session_id=welcome.session_id, resumed=welcome.resumed,
                                       fresh_reason=welcome.fresh_reason))
-        # Subscriptions the server has not confirmed yet (asked while offline, or unanswered
-        # when the link dropped) go out again; the server answers idempotently.
+        self._reconcile(server_topics, pending_subscribe)
+        self._transmit()
+
+    def _reconcile(self, server_topics: set[str], pending_subscribe: set[str]) -> None:
+        """After a Welcome, bring the server's topics in line with the app's requests.
+
+        Requests unanswered when the link dropped are lost; they are made again from what the
+        app wants now. A topic the app wants but the server lacks is asked for again if our
+        Subscribe never got through; if the server dropped it while we were away (it was
+        confirmed and nothing was pending), the server's Unsubscribed, which follows the
+        Welcome, says so. A topic the app left but the server still holds is left again.
+        """
         self._requests.clear()
-        for topic in sorted(self.subscriptions):
-            if topic not in self.positions:
+        self._latest.clear()
+        for topic in sorted(self.subscriptions - server_topics):
+            if topic in pending_subscribe or topic not in self.positions:
+                self.positions.pop(topic, None)
                 self._request(topic, subscribe=True)
         for topic in sorted(self._unsubscribing):
-            self._request(topic, subscribe=False)
-        self._transmit()
+            if topic in server_topics:
+                self._request(topic, subscribe=False)
+            else:
+                self._unsubscribing.discard(topic)
+                self.positions.pop(topic, None)
 
     def _apply_recovery(self, recovery: TopicRecovery) -> None:
         topic = recovery.topic
@@ -685,27 +715,47 @@ class ClientSession:
             self._transmit()
         elif isinstance(body, Subscribed):
             recovery = body.recovery
+            topic = recovery.topic
             self._requests.pop(body.request_id, None)
-            if recovery.topic in self.subscriptions or body.request_id == 0:
-                self._apply_recovery(recovery)
-                self._events.append(SubscribedEvent(topic=recovery.topic, recovery=recovery,
-                                                    request_id=body.request_id))
+            if not self._is_answer(topic, body.request_id, subscribed=True):
+                return
+            self._apply_recovery(recovery)
+            self._events.append(SubscribedEvent(topic=topic, recovery=recovery,
+                                                request_id=body.request_id))
         elif isinstance(body, Unsubscribed):
+            topic = body.topic
             self._requests.pop(body.request_id, None)
-            self.subscriptions.discard(body.topic)
-            self._unsubscribing.discard(body.topic)
-            self.positions.pop(body.topic, None)
-            self._events.append(UnsubscribedEvent(topic=body.topic, request_id=body.request_id))
+            if not self._is_answer(topic, body.request_id, subscribed=False):
+                return
+            self.subscriptions.discard(topic)
+            self._unsubscribing.discard(topic)
+            self.positions.pop(topic, None)
+            self._events.append(UnsubscribedEvent(topic=topic, request_id=body.request_id))
         elif isinstance(body, Error):
             request = self._requests.pop(body.request_id, None)
-            if request is not None and request[1]:
-                self.subscriptions.discard(request[0])
-            elif request is not None:  # an Unsubscribe the server could not honour: done anyway
-                self._unsubscribing.discard(request[0])
-                self.positions.pop(request[0], None)
+            if request is not None and self._latest.get(request[0]) == body.request_id:
+                del self._latest[request[0]]
+                if request[1]:  # a refused subscription
+                    self.subscriptions.discard(request[0])
+                else:  # an Unsubscribe the server could not honour: done anyway
+                    self._unsubscribing.discard(request[0])
+                    self.positions.pop(request[0], None)
             self._events.append(ErrorReceived(error=body))
         elif isinstance(body, Presence):
             self._events.append(PresenceReceived(presence=body))
+
+    def _is_answer(self, topic: str, request_id: int, *, subscribed: bool) -> bool:
+        """Whether a Subscribed/Unsubscribed decides ``topic``'s state: the answer to the
+        latest request, or a server-initiated change (request 0) with nothing pending."""
+        latest = self._latest.get(topic)
+        if request_id == 0:
+            if latest is not None:
+                return False  # our pending request is processed after it and will answer
+            return not subscribed or topic not in self._unsubscribing
+        if request_id != latest:
+            return False  # superseded: a later request of ours will be answered
+        del self._latest[topic]
+        return True
 
     def _drop_acked(self, seq: int) -> None:
         pending = self._pending
@@ -760,6 +810,7 @@ class ClientSession:
         self._token = b""
         self.positions.clear()
         self._unsubscribing.clear()
+        self._latest.clear()
         self._pending.clear()
         self._requests.clear()
         self._next_seq = 1

@@ -9,10 +9,14 @@ closing timeouts and calls :meth:`~WebSocket.abort` when they expire.
 
 Theory of operation
 -------------------
-wsproto does the work: its ``H11Handshake`` parses and writes the HTTP/1.1 upgrade, its
-``Connection`` parses frames after it. Nothing outside this module imports wsproto, and nothing in
-the public interface mentions it, so the frame layer can be swapped for a hand-written framer
-without changing callers. Around wsproto this module adds what a conforming, bounded endpoint needs:
+wsproto's ``H11Handshake`` parses and writes the HTTP/1.1 upgrade. After it, frames are parsed by
+our own :class:`~sigma_core._framer.FrameParser` (wsproto's pure-Python frame layer was most of
+the receive cost), unless permessage-deflate was negotiated: then wsproto's ``Connection`` does
+all the framing. A client still sends through wsproto's ``Connection``, which draws each frame's
+mask (RFC 6455 §5.3) from ``os.urandom``: the core draws no entropy of its own. Both frame paths
+behave identically, byte for byte (``tests/test_framer.py`` compares them). Nothing outside this
+module and ``_framer`` knows about wsproto or frames. Around them this module adds what a
+conforming, bounded endpoint needs:
 
 * the HTTP head is buffered here first, so it is bounded (``max_handshake_size``, answered with
   431) and obvious garbage (a TLS hello on a plain port) is answered at once with 400;
@@ -56,6 +60,7 @@ from __future__ import annotations
 import binascii
 import enum
 import re
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -318,6 +323,12 @@ _FIN_TEXT = 0x81
 _FIN_CLOSE = 0x88
 _FIN_PING = 0x89
 _FIN_PONG = 0x8A
+_pack_header_16 = struct.Struct("!BBH").pack
+_pack_header_64 = struct.Struct("!BBQ").pack
+
+# The hot path's way to build MessageReceived: the bare object, then its slot (see receive_data).
+_new_event = object.__new__
+_set_message_data = MessageReceived.__dict__["data"].__set__
 
 _OPEN = WebSocketState.OPEN
 _LOCAL_CLOSING = WebSocketState.LOCAL_CLOSING
@@ -499,7 +510,16 @@ class WebSocket:
             elif data:
                 parser = self._parser
                 if parser is not None:
-                    self._on_frames(parser.receive(data if type(data) is bytes else bytes(data)))
+                    events = self._events
+                    for item in parser.receive(data if type(data) is bytes else bytes(data)):
+                        if type(item) is bytes:
+                            # MessageReceived(data=item), without the frozen dataclass's
+                            # keyword __init__ (half the cost; there is nothing to validate).
+                            event = _new_event(MessageReceived)
+                            _set_message_data(event, item)
+                            events.append(event)
+                        else:
+                            self._on_frame(item)
                     return
                 conn = self._conn
                 assert conn is not None
@@ -513,36 +533,31 @@ class WebSocket:
 
     # -- frames ------------------------------------------------------------------------------------
 
-    def _on_frames(self, received: list[Received]) -> None:
-        # What our parser returns: whole messages, control frames, then maybe the end. Nothing
-        # arrives here after our own close frame but that end (the parser drops the rest).
-        events = self._events
-        for item in received:
-            if isinstance(item, (bytes, str)):
-                events.append(MessageReceived(data=item))
-            elif isinstance(item, PingFrame):
-                if self._conn is None:
-                    self._output.append(frame(_FIN_PONG, item.payload))
-                else:
-                    self._output.append(self._conn.send(Pong(payload=item.payload)))
-                events.append(PingReceived(payload=item.payload))
-            elif isinstance(item, PongFrame):
-                events.append(PongReceived(payload=item.payload))
-            elif isinstance(item, CloseFrame):
-                code, reason = item
-                if self._state is _OPEN:
-                    # The peer started closing: echo its code (RFC 6455 §5.5.1, §7.1.5; none for
-                    # 1005), then end at once, as on wsproto's path (see _on_close_frame).
-                    self._send_close(code, reason)
-                    self._finish(
-                        Closed(code=code, reason=reason, initiated_locally=False, clean=True)
-                    )
-                else:
-                    self._finish(
-                        Closed(code=code, reason=reason, initiated_locally=True, clean=True)
-                    )
+    def _on_frame(self, item: Received) -> None:
+        # What our parser returns besides binary messages (see receive_data): text messages,
+        # control frames, and the end (always last). After our own close frame only the end
+        # comes (the parser drops the rest).
+        if isinstance(item, (bytes, str)):
+            self._events.append(MessageReceived(data=item))
+        elif isinstance(item, PingFrame):
+            if self._conn is None:
+                self._output.append(frame(_FIN_PONG, item.payload))
             else:
-                self._fail(CloseCode(item.code), item.message)
+                self._output.append(self._conn.send(Pong(payload=item.payload)))
+            self._events.append(PingReceived(payload=item.payload))
+        elif isinstance(item, PongFrame):
+            self._events.append(PongReceived(payload=item.payload))
+        elif isinstance(item, CloseFrame):
+            code, reason = item
+            if self._state is _OPEN:
+                # The peer started closing: echo its code (RFC 6455 §5.5.1, §7.1.5; none for
+                # 1005), then end at once, as on wsproto's path (see _on_close_frame).
+                self._send_close(code, reason)
+                self._finish(Closed(code=code, reason=reason, initiated_locally=False, clean=True))
+            else:
+                self._finish(Closed(code=code, reason=reason, initiated_locally=True, clean=True))
+        else:
+            self._fail(CloseCode(item.code), item.message)
 
     def _send_close(self, code: int, reason: str) -> None:
         conn = self._conn
@@ -1051,8 +1066,15 @@ class WebSocket:
             raise LocalProtocolError(msg)
         if self._fast_send:
             # Server frames are not masked (RFC 6455 §5.1) and without compression their RSV bits
-            # are 0: one header, one concatenation, nothing for wsproto to do.
-            self._output.append(frame(opcode, payload))
+            # are 0: one header, one concatenation, nothing for wsproto to do. (_framer.frame(),
+            # written out: this is the hot path.)
+            if size < 126:
+                header = bytes((opcode, size))
+            elif size < 65536:
+                header = _pack_header_16(opcode, 126, size)
+            else:
+                header = _pack_header_64(opcode, 127, size)
+            self._output.append(header + payload)
             return
         conn = self._conn
         assert conn is not None

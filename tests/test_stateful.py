@@ -28,6 +28,7 @@ class Published:
     time: float
     recipients: frozenset[str]
     counter: int
+    order: int = 0
 
 
 @dataclass
@@ -59,7 +60,10 @@ class SessionsMachine(RuleBasedStateMachine):
         self.sent: list[list[int]] = [[] for _ in range(N_CLIENTS)]
         self.next_number = [1] * N_CLIENTS
         self.published: list[Published] = []
-        self.unsubscribed_at: dict[tuple[int, str], float] = {}
+        # (client, room) -> [(order, wanted)]: the app's subscribe/unsubscribe calls, in the
+        # same order as publishes (Published.order), so "wanted when published" is exact.
+        self.intents: dict[tuple[int, str], list[tuple[int, bool]]] = {}
+        self.order = 0
         self.incarnations: list[Incarnation] = [Incarnation()]
         self.seen_hub_events = 0
 
@@ -85,7 +89,9 @@ class SessionsMachine(RuleBasedStateMachine):
             hub.broadcast(payload, self.sim.now)
         else:
             hub.publish(topic, payload, self.sim.now)
-        self.published.append(Published(topic, payload, self.sim.now, recipients, self.counter))
+        self.order += 1
+        self.published.append(Published(topic, payload, self.sim.now, recipients, self.counter,
+                                        self.order))
 
     @rule(i=clients_)
     def server_sends_to_inbox(self, i: int) -> None:
@@ -96,19 +102,37 @@ class SessionsMachine(RuleBasedStateMachine):
         self.counter += 1
         payload = b"s-%d" % self.counter
         hub.send_to(sid, payload, self.sim.now)
+        self.order += 1
         self.published.append(Published(INBOX_TOPIC, payload, self.sim.now, frozenset({sid}),
-                                         self.counter))
+                                         self.counter, self.order))
 
     @rule(i=clients_, room=st.sampled_from(ROOMS))
     def subscribe(self, i: int, room: str) -> None:
         if room not in self.clients[i].session.subscriptions:
             self.clients[i].subscribe(room)
+            self._intent(i, room, wanted=True)
 
     @rule(i=clients_, room=st.sampled_from(ROOMS))
     def unsubscribe(self, i: int, room: str) -> None:
         if room in self.clients[i].session.subscriptions:
             self.clients[i].unsubscribe(room)
-            self.unsubscribed_at[(i, room)] = self.sim.now
+            self._intent(i, room, wanted=False)
+
+    def _intent(self, i: int, room: str, *, wanted: bool) -> None:
+        self.order += 1
+        self.intents.setdefault((i, room), []).append((self.order, wanted))
+
+    def _wanted_throughout(self, i: int, topic: str, since: int) -> bool:
+        """The app wanted ``topic`` when the message was published and never left it since
+        (what it unsubscribed from it need not receive, whatever the server knew then)."""
+        if topic.startswith("$"):
+            return True
+        changes = self.intents.get((i, topic), [])
+        wanted_then = False
+        for order, wanted in changes:
+            if order <= since:
+                wanted_then = wanted
+        return wanted_then and all(wanted for order, wanted in changes if order > since)
 
     @rule(i=clients_, after=st.integers(min_value=0, max_value=3000))
     def cut(self, i: int, after: int) -> None:
@@ -212,8 +236,7 @@ class SessionsMachine(RuleBasedStateMachine):
             for pub in self.published:
                 if not (pub.recipients & sessions) or pub.payload in received:
                     continue
-                unsub = self.unsubscribed_at.get((i, pub.topic))
-                if unsub is not None and unsub >= pub.time:
+                if not self._wanted_throughout(i, pub.topic, pub.order):
                     continue
                 excused = any(
                     t >= pub.time and (
