@@ -8,7 +8,15 @@ import importlib
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
-from sigma_core.api import ClientOptions, Message, ReconnectInfo, ServerOptions, SessionInfo
+from sigma_core.api import (
+    ClientOptions,
+    HttpRequest,
+    HttpResponse,
+    Message,
+    ReconnectInfo,
+    ServerOptions,
+    SessionInfo,
+)
 from sigma_core.client import ConnectionStatus
 from sigma_core.errors import (
     ConnectionFailed,
@@ -29,6 +37,8 @@ __all__ = [
     "ClientSession",
     "ConnectionFailed",
     "ConnectionStatus",
+    "HttpRequest",
+    "HttpResponse",
     "LocalProtocolError",
     "Message",
     "ReconnectInfo",

@@ -52,10 +52,11 @@ from .hub import (
     HubConfig,
     HubEvent,
     PresenceChanged,
+    Session,
     SessionExpired,
 )
 from .messages import ClientInfo, PresenceAction, StreamPosition
-from .websocket import WebSocketConfig
+from .websocket import HttpRequest, HttpResponse, WebSocketConfig
 
 if TYPE_CHECKING:
     import ssl
@@ -63,6 +64,8 @@ if TYPE_CHECKING:
 __all__ = [
     "ClientOptions",
     "EventEmitter",
+    "HttpRequest",
+    "HttpResponse",
     "Message",
     "ReconnectInfo",
     "ServerOptions",
@@ -112,6 +115,12 @@ class ServerOptions:
     allowed_origins: Sequence[str] | None = None
     #: Send Presence envelopes to a topic's members when someone joins or leaves.
     presence_notifications: bool = False
+    #: Called when a client asks to subscribe (and for the topics a fresh session takes over
+    #: from its Hello): False refuses with Error(SUBSCRIBE_DENIED). None allows all.
+    authorize_subscribe: Callable[[Session, str], bool] | None = None
+    #: Answers plain HTTP GET/HEAD on the same port (serve a web app beside its WebSocket);
+    #: None refuses non-WebSocket requests with 400.
+    http_handler: Callable[[HttpRequest], HttpResponse] | None = None
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -140,6 +149,8 @@ class ServerOptions:
             outgoing_high_water=self.outgoing_high_water,
             presence_notifications=self.presence_notifications,
             authenticate=self.authenticate,
+            authorize_subscribe=self.authorize_subscribe,
+            http_handler=self.http_handler,
             allowed_origins=(tuple(self.allowed_origins)
                              if self.allowed_origins is not None else None),
         )

@@ -67,6 +67,8 @@ from .websocket import (
     HandshakeAccepted,
     HandshakeFailed,
     HandshakeRequest,
+    HttpRequest,
+    HttpResponse,
     MessageReceived,
     Role,
     WebSocket,
@@ -87,6 +89,8 @@ __all__ = [
     "HandshakeFailed",
     "HandshakeRequest",
     "HelloReceived",
+    "HttpRequest",
+    "HttpResponse",
     "RawMessage",
     "Role",
     "ServerConnection",
@@ -194,7 +198,7 @@ class Closed(ConnectionEvent):
 
 #: What :meth:`Connection.events_received` returns: our events, plus the WebSocket layer's
 #: handshake events passed through unchanged.
-AnyConnectionEvent: TypeAlias = ConnectionEvent | HandshakeRequest | HandshakeFailed
+AnyConnectionEvent: TypeAlias = ConnectionEvent | HandshakeRequest | HandshakeFailed | HttpRequest
 
 
 # ----------------------------------------------------------------------------- machine
@@ -255,14 +259,23 @@ class Connection:
     # -- outputs
 
     def events_received(self) -> list[AnyConnectionEvent]:
-        """Drain and return the events produced since the last call."""
+        """Drain and return the events produced since the last call.
+
+        A call that finds nothing acts on the WebSocket's held end (see the module docstring), so
+        ``while events := conn.events_received(): ...`` sees the ``Closed`` it causes."""
         self._release_held()
+        if not self._events:
+            self._settle_ws(self._last_received)
         events, self._events = self._events, []
         return events
 
     def data_to_send(self) -> list[bytes]:
-        """Drain the bytes to write: our heartbeats first, then everything else in order."""
+        """Drain the bytes to write: our heartbeats first, then everything else in order.
+
+        Acts on the WebSocket's held end first: its close frame goes after what the application
+        sent, and ``Closed`` / :attr:`transport_should_close` are set when this returns."""
         self._release_held()
+        self._settle_ws(self._last_received)
         # What the WebSocket layer wrote on its own (a close reply, a pong to a WebSocket
         # ping) stays in order behind what was queued before it (RFC 6455 §5.5.1).
         self._pull_ws(priority=False)
@@ -291,6 +304,7 @@ class Connection:
     def receive_data(self, data: bytes | bytearray | memoryview | None, now: float) -> None:
         """Feed bytes from the transport; ``None`` means the transport reached EOF."""
         self._release_held()
+        self._settle_ws(now)
         if self._state is ConnectionState.CLOSED:
             return
         if data:
@@ -303,6 +317,7 @@ class Connection:
     def handle_timer(self, now: float) -> None:
         """Run whatever timers are due at ``now`` (calling early or late is harmless)."""
         self._release_held()
+        self._settle_ws(now)
         state = self._state
         if state is ConnectionState.CLOSED:
             return
@@ -383,6 +398,7 @@ class Connection:
         ``goodbye`` is sent first when the connection is ``OPEN`` (the peer learns why and when
         to come back). Idempotent once closing or closed.
         """
+        self._settle_ws(now)
         if self._state in (ConnectionState.CLOSING, ConnectionState.CLOSED):
             return
         if self._state is ConnectionState.HANDSHAKE:
@@ -445,6 +461,13 @@ class Connection:
             self._ordered.extend(chunks)
             self._buffered += sum(map(len, chunks))
 
+    def _settle_ws(self, now: float) -> None:
+        # The WebSocket's end held behind messages (module docstring): act on it now, its close
+        # frame behind what was queued meanwhile.
+        if self._ws.settle():
+            self._pull_ws(priority=False)
+            self._process_ws_events(self._ws.events_received(), now)
+
     def _release_held(self) -> None:
         if self._paused or not self._held:
             return
@@ -471,7 +494,7 @@ class Connection:
                 self._finish(Closed(code=event.code, reason=event.reason, clean=event.clean,
                                     initiated_locally=event.initiated_locally, cause=event.cause,
                                     goodbye=self._peer_goodbye))
-            elif isinstance(event, HandshakeRequest):
+            elif isinstance(event, HandshakeRequest | HttpRequest):
                 self._events.append(event)
             elif isinstance(event, HandshakeAccepted):
                 self._on_ws_open(now)
@@ -545,6 +568,9 @@ class Connection:
         and we do not wait for the peer's reply (RFC 6455 §7.1.7, "fail the connection")."""
         if self._state is ConnectionState.CLOSED:
             return
+        # An end the WebSocket held behind messages came later in the stream than what fails
+        # here: dropped, as it would be had it arrived in a later read.
+        self._ws.settle(discard=True)
         self._ordered.clear()
         self._buffered = 0
         self._ws.data_to_send()  # anything the WebSocket layer still held is dropped too
@@ -605,6 +631,16 @@ class ServerConnection(Connection):
         # HELLO before handling them.
         self._on_ws_open(self._last_received)
         self._process_ws_events(self._ws.events_received(), self._last_received)
+
+    def respond_http(self, response: HttpResponse) -> None:
+        """Answer a plain HTTP request (:class:`HttpRequest`, with ``serve_http``); the
+        connection then ends (``Closed`` with 1000, ``transport_should_close``)."""
+        if self._state is not ConnectionState.HANDSHAKE:
+            raise LocalProtocolError(f"respond_http() in state {self._state.value}")
+        self._ws.respond(response)
+        self._pull_ws(priority=False)
+        self._finish(Closed(code=CloseCode.NORMAL_CLOSURE, reason="plain HTTP request answered",
+                            clean=True, initiated_locally=True))
 
     def reject_handshake(self, status: int, reason: str) -> None:
         """Refuse the upgrade with an HTTP status (e.g. 503 when full, 403 for a bad Origin)."""

@@ -27,7 +27,7 @@ import heapq
 import hmac
 import math
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from . import codec
@@ -42,6 +42,8 @@ from .connection import (
     EnvelopeReceived,
     HandshakeRequest,
     HelloReceived,
+    HttpRequest,
+    HttpResponse,
     ServerConnection,
 )
 from .entropy import Entropy
@@ -175,6 +177,9 @@ class HubConfig:
     presence_notifications: bool = False
     #: Called with each Hello (after the upgrade); None admits everyone.
     authenticate: AuthHook | None = None
+    #: Answers plain HTTP GET/HEAD requests on the WebSocket's port (a web app and its socket
+    #: on one port); None refuses them with 400. Runs synchronously: keep it quick.
+    http_handler: Callable[[HttpRequest], HttpResponse] | None = None
     #: Called when a client asks to subscribe: False refuses with Error(SUBSCRIBE_DENIED).
     #: Server-side :meth:`Hub.subscribe` is not checked. None allows every valid topic.
     authorize_subscribe: Callable[[Session, str], bool] | None = None
@@ -350,12 +355,14 @@ class ServerStats:
 
 
 class _Conn:
-    __slots__ = ("close_action", "conn", "id", "paused", "request", "scheduled", "session")
+    __slots__ = ("close_action", "conn", "http", "id", "paused", "request", "scheduled",
+                 "session")
 
     def __init__(self, conn_id: int, conn: ServerConnection) -> None:
         self.id = conn_id
         self.conn = conn
         self.paused = False
+        self.http = False
         self.close_action = CloseAction.NONE
         self.session: Session | None = None
         self.request: HandshakeRequest | None = None
@@ -371,6 +378,10 @@ class Hub:
     def __init__(self, config: HubConfig | None = None, *, entropy: Entropy, now: float,
                  backplane: Backplane | None = None) -> None:
         self.config = config or HubConfig()
+        self._conn_config = self.config.connection
+        if self.config.http_handler is not None:
+            self._conn_config = replace(self._conn_config, websocket=replace(
+                self._conn_config.websocket, serve_http=True))
         self._entropy = entropy
         self._backplane: Backplane = backplane or MemoryBackplane(entropy, self.config.history)
         self._started = now
@@ -408,7 +419,7 @@ class Hub:
         """A socket was accepted; returns the id to use for it from now on."""
         conn_id = self._next_conn_id
         self._next_conn_id += 1
-        rec = _Conn(conn_id, ServerConnection(self.config.connection, now=now))
+        rec = _Conn(conn_id, ServerConnection(self._conn_config, now=now))
         self._conns[conn_id] = rec
         self._total_connections += 1
         self._schedule_conn(rec)
@@ -658,11 +669,15 @@ class Hub:
         for event in events:
             if isinstance(event, EnvelopeReceived):
                 session = rec.session
-                if session is None or conn.state is not ConnectionState.OPEN:
-                    continue  # closed by an earlier event of this batch (limit, takeover)
+                if session is None or session.conn_id != rec.id:
+                    continue  # taken over by another connection in this batch
                 body = event.body
                 if isinstance(body, Data):
+                    # Even if a later frame of the same read closed the connection: the client
+                    # sent it, and after a normal Goodbye it would never be resent.
                     self._on_data(rec, session, body, now)
+                elif conn.state is not ConnectionState.OPEN:
+                    continue  # closed earlier in this batch: requests are not answered
                 elif isinstance(body, Subscribe):
                     self._on_subscribe(rec, session, body, now)
                 elif isinstance(body, Unsubscribe):
@@ -683,8 +698,22 @@ class Hub:
                     conn.reject_handshake(403, f"origin {origin!r} is not allowed")
                 else:
                     conn.accept_handshake()
+            elif isinstance(event, HttpRequest):
+                self._on_http(rec, event)
             elif isinstance(event, Closed):
                 self._on_closed(rec, event, now)
+
+    def _on_http(self, rec: _Conn, request: HttpRequest) -> None:
+        handler = self.config.http_handler
+        assert handler is not None  # serve_http is only on with a handler
+        rec.http = True
+        try:
+            response = handler(request)
+        except Exception as exc:  # the app's handler: contain it, answer 500, report
+            self._events.append(HookFailed(hook="http_handler", error=exc))
+            response = HttpResponse(status=500, headers=(("content-type", "text/plain"),),
+                                    body=b"internal server error")
+        rec.conn.respond_http(response)
 
     def _send(self, rec: _Conn, body: object, now: float) -> None:
         if rec.conn.state is not ConnectionState.OPEN:
@@ -793,7 +822,8 @@ class Hub:
             # a server restart, and learns per topic whether anything was lost.
             for topic in positions:
                 if (not topic.startswith(_RESERVED_PREFIX) and self._valid_topic(topic)
-                        and len(session.subscriptions) - 2 < self.config.max_topics_per_session):
+                        and len(session.subscriptions) - 2 < self.config.max_topics_per_session
+                        and self._may_subscribe(session, topic)):
                     self._add_subscription(session, topic)
                     new_members.append(topic)
 
@@ -868,6 +898,8 @@ class Hub:
             self._duplicates += 1
             self._schedule_ack(session, now)
             return
+        if rec.conn.state is not ConnectionState.OPEN and seq != session.last_seq + 1:
+            return  # we already closed it; the client resends after resuming
         if seq != session.last_seq + 1:
             rec.conn.abort(CloseCode.UNEXPECTED_MESSAGE,
                            f"sequence gap: got {seq} after {session.last_seq}", now)
@@ -912,15 +944,7 @@ class Hub:
                                   request_id=sub.request_id), now)
             return
         joined = topic not in session.subscriptions
-        check = self.config.authorize_subscribe
-        allowed = True
-        if joined and check is not None:
-            try:
-                allowed = bool(check(session, topic))
-            except Exception as exc:  # the app's hook: contain it, deny, report
-                self._events.append(HookFailed(hook="authorize_subscribe", error=exc))
-                allowed = False
-        if not allowed:
+        if joined and not self._may_subscribe(session, topic):
             self._send(rec, Error(code=ErrorCode.SUBSCRIBE_DENIED,
                                   message=f"not allowed to subscribe to {topic!r}",
                                   request_id=sub.request_id), now)
@@ -957,6 +981,8 @@ class Hub:
     def _on_closed(self, rec: _Conn, closed: Closed, now: float) -> None:
         session = rec.session
         if session is None:
+            if rec.http:
+                return  # a plain HTTP request, answered: not a refused WebSocket
             self._events.append(ConnectionRejected(conn_id=rec.id, code=closed.code,
                                                    reason=closed.reason, cause=closed.cause))
             return
@@ -1072,6 +1098,16 @@ class Hub:
             if rec is not None and rec.conn.state is ConnectionState.OPEN:
                 rec.conn.send_encoded(body)
                 self._dirty.add(rec.id)
+
+    def _may_subscribe(self, session: Session, topic: str) -> bool:
+        check = self.config.authorize_subscribe
+        if check is None:
+            return True
+        try:
+            return bool(check(session, topic))
+        except Exception as exc:  # the app's hook: contain it, deny, report
+            self._events.append(HookFailed(hook="authorize_subscribe", error=exc))
+            return False
 
     def _rec_of(self, session: Session) -> _Conn | None:
         return self._conns.get(session.conn_id) if session.conn_id is not None else None

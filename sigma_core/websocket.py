@@ -66,6 +66,7 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 
+import h11
 from wsproto.connection import Connection, ConnectionState, ConnectionType
 from wsproto.events import (
     AcceptConnection,
@@ -86,6 +87,7 @@ from wsproto.utilities import RemoteProtocolError as _WsRemoteProtocolError
 
 from sigma_core._framer import (
     CloseFrame,
+    Failure,
     FrameParser,
     PingFrame,
     PongFrame,
@@ -101,6 +103,8 @@ __all__ = [
     "HandshakeAccepted",
     "HandshakeFailed",
     "HandshakeRequest",
+    "HttpRequest",
+    "HttpResponse",
     "MessageReceived",
     "PingReceived",
     "PongReceived",
@@ -163,6 +167,10 @@ class WebSocketConfig:
     allow_text: bool = False
     #: permessage-deflate (RFC 7692): offered by a client, accepted by a server when offered.
     compression: bool = False
+    #: Server: a GET or HEAD without ``Upgrade: websocket`` is surfaced as :class:`HttpRequest`
+    #: (answer it with :meth:`WebSocket.respond`) instead of being refused with 400, so a web
+    #: app and its WebSocket can share one port. Other methods get 405.
+    serve_http: bool = False
 
     def __post_init__(self) -> None:
         for name in ("max_message_size", "max_handshake_size"):
@@ -242,6 +250,28 @@ class HandshakeFailed(WebSocketEvent):
     reason: str
     headers: Headers
     body: bytes
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HttpRequest(WebSocketEvent):
+    """Server with ``serve_http``: a plain HTTP GET/HEAD (no WebSocket upgrade) arrived. Answer
+    with :meth:`WebSocket.respond`; the connection closes after the response."""
+
+    method: str
+    #: The request target, query included.
+    path: str
+    #: Lower-cased names, in order.
+    headers: Headers
+
+
+@dataclass(frozen=True, slots=True)
+class HttpResponse:
+    """What an HTTP handler returns: status, headers (Content-Length and Connection are added)
+    and body (omitted on the wire for HEAD)."""
+
+    status: int = 200
+    headers: Headers = ()
+    body: bytes = b""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -347,6 +377,7 @@ class WebSocket:
     """
 
     __slots__ = (
+        "_batch",
         "_body",
         "_config",
         "_conn",
@@ -356,6 +387,9 @@ class WebSocket:
         "_first_line_seen",
         "_handshake",
         "_head",
+        "_held_end",
+        "_held_remote",
+        "_http_method",
         "_message_size",
         "_offered",
         "_output",
@@ -398,10 +432,14 @@ class WebSocket:
         self._handshake: H11Handshake | None = H11Handshake(ws_role)
         self._conn: Connection | None = None
         self._parser: FrameParser | None = None
+        self._held_end: CloseFrame | Failure | CloseConnection | None = None
+        self._held_remote = False
+        self._batch = 0
         self._events: list[WebSocketEvent] = []
         self._output: list[bytes] = []
         self._head: bytearray | None = bytearray()
         self._first_line_seen = False
+        self._http_method: str | None = None
         self._request: Request | None = None
         self._offered: tuple[str, ...] = ()
         self._pending: bytearray | None = None
@@ -481,15 +519,25 @@ class WebSocket:
         return self._state is _CLOSED or self._state is _REJECTED
 
     def events_received(self) -> list[WebSocketEvent]:
-        """Return and forget the events produced since the last call, oldest first."""
+        """Return and forget the events produced since the last call, oldest first.
+
+        A call that finds no events acts on a held end first (see "Messages before the end"
+        in the module docstring), so ``while events := ws.events_received(): ...`` sees it."""
         events = self._events
         if not events:
-            return []
+            if self._held_end is None:
+                return []
+            self.settle()
+            events = self._events
         self._events = []
         return events
 
     def data_to_send(self) -> list[bytes]:
-        """Return and forget the bytes to write to the transport, in order (maybe ``[]``)."""
+        """Return and forget the bytes to write to the transport, in order (maybe ``[]``).
+
+        Acts on a held end first: its close frame comes after what was sent before this call."""
+        if self._held_end is not None:
+            self.settle()
         output = self._output
         if not output:
             return []
@@ -502,15 +550,19 @@ class WebSocket:
         """Feed bytes received from the transport; ``None`` means it reached end of stream.
 
         Never raises for anything the peer does; the outcome is in the events, the state and the
-        bytes to send. Bytes received once the WebSocket is over are ignored."""
+        bytes to send. Bytes received once the WebSocket is over are ignored. Acts on a held end
+        first (see "Messages before the end" in the module docstring)."""
+        if self._held_end is not None:
+            self.settle()
         state = self._state
         if state is _OPEN or state is _LOCAL_CLOSING:
             if data is None:
                 self._end_of_stream()
             elif data:
                 parser = self._parser
+                events = self._events
+                self._batch = len(events)
                 if parser is not None:
-                    events = self._events
                     for item in parser.receive(data if type(data) is bytes else bytes(data)):
                         if type(item) is bytes:
                             # MessageReceived(data=item), without the frozen dataclass's
@@ -518,6 +570,10 @@ class WebSocket:
                             event = _new_event(MessageReceived)
                             _set_message_data(event, item)
                             events.append(event)
+                        elif type(item) is CloseFrame or type(item) is Failure:
+                            # The end, always last: held if messages came before it.
+                            if not self._hold(item):
+                                self._on_frame(item)
                         else:
                             self._on_frame(item)
                     return
@@ -559,6 +615,49 @@ class WebSocket:
         else:
             self._fail(CloseCode(item.code), item.message)
 
+    def _hold(self, end: CloseFrame | Failure | CloseConnection) -> bool:
+        """Hold ``end`` (a close frame or a failure) if this receive_data() call emitted a
+        message before it, so the layer above can answer the messages first."""
+        if self._state is not _OPEN:
+            return False
+        events = self._events
+        for index in range(self._batch, len(events)):
+            if type(events[index]) is MessageReceived:
+                break
+        else:
+            return False
+        self._held_end = end
+        conn = self._conn
+        if type(end) is CloseConnection and conn is not None:
+            # wsproto moved to REMOTE_CLOSING on parsing the close frame; sending stays allowed
+            # until settle(), which puts the state back.
+            self._held_remote = conn.state is ConnectionState.REMOTE_CLOSING
+            if self._held_remote:
+                conn._state = ConnectionState.OPEN
+        return True
+
+    def settle(self, *, discard: bool = False) -> bool:
+        """Act now on an end held behind messages (see "Messages before the end" in the module
+        docstring): queue its close frame after what was sent since, emit :class:`Closed`.
+        ``discard=True`` drops it instead (the layer above is failing the connection itself).
+        Return True if an end was held. The other calls do this on their own when needed; a
+        caller that wraps this layer calls it to pull the result at once."""
+        end = self._held_end
+        if end is None:
+            return False
+        self._held_end = None
+        if isinstance(end, CloseConnection):
+            conn = self._conn
+            assert conn is not None
+            if self._held_remote:
+                conn._state = ConnectionState.REMOTE_CLOSING
+                self._held_remote = False
+            if not discard:
+                self._on_close_frame(conn, end)
+        elif not discard:
+            self._on_frame(end)
+        return True
+
     def _send_close(self, code: int, reason: str) -> None:
         conn = self._conn
         if conn is None:
@@ -573,15 +672,19 @@ class WebSocket:
             if isinstance(event, BytesMessage):
                 if self._state is _OPEN:  # after our close frame, messages are dropped
                     self._on_binary(event.data, event.message_finished)
-                    if self._state is not _OPEN:
+                    if self._state is not _OPEN or self._held_end is not None:
                         return
             elif isinstance(event, TextMessage):
                 if self._state is _OPEN:
                     if not self._config.allow_text:
-                        self._fail(CloseCode.UNSUPPORTED_DATA, "text messages are not supported")
+                        failure = Failure(
+                            int(CloseCode.UNSUPPORTED_DATA), "text messages are not supported"
+                        )
+                        if not self._hold(failure):
+                            self._on_frame(failure)
                         return
                     self._on_text(event.data, event.message_finished)
-                    if self._state is not _OPEN:
+                    if self._state is not _OPEN or self._held_end is not None:
                         return
             elif isinstance(event, Ping):
                 if self._state is _OPEN:
@@ -592,7 +695,8 @@ class WebSocket:
                 if self._state is _OPEN:
                     self._events.append(PongReceived(payload=bytes(event.payload)))
             elif isinstance(event, CloseConnection):
-                self._on_close_frame(conn, event)
+                if not self._hold(event):
+                    self._on_close_frame(conn, event)
                 return
 
     def _on_binary(self, data: bytes | bytearray, finished: bool) -> None:
@@ -635,7 +739,11 @@ class WebSocket:
             self._message_size = size
 
     def _fail_too_big(self, size: int) -> None:
-        self._fail(CloseCode.MESSAGE_TOO_BIG, too_big(self._config.max_message_size, size))
+        # wsproto's path only (our parser reports it as a Failure item).
+        limit = self._config.max_message_size
+        failure = Failure(int(CloseCode.MESSAGE_TOO_BIG), too_big(limit, size))
+        if not self._hold(failure):
+            self._on_frame(failure)
 
     def _on_close_frame(self, conn: Connection, event: CloseConnection) -> None:
         code = int(event.code)
@@ -752,6 +860,9 @@ class WebSocket:
             return
         head, rest = taken
         assert self._handshake is not None
+        if self._config.serve_http and not _asks_upgrade(head):
+            self._on_http(head)
+            return
         try:
             self._handshake.receive_data(head)
             events = list(self._handshake.events())
@@ -798,6 +909,54 @@ class WebSocket:
             )
         )
 
+    def _on_http(self, head: bytes) -> None:
+        parser = h11.Connection(h11.SERVER)
+        try:
+            parser.receive_data(head)
+            event = parser.next_event()
+        except h11.RemoteProtocolError as exc:
+            self._auto_reject(400, f"malformed HTTP request: {exc}")
+            return
+        if not isinstance(event, h11.Request):
+            self._auto_reject(400, "malformed HTTP request")
+            return
+        method = event.method.decode("ascii", "replace")
+        if method not in ("GET", "HEAD"):
+            self._auto_reject(405, f"method {method} not allowed", (("Allow", "GET, HEAD"),))
+            return
+        self._http_method = method
+        self._events.append(HttpRequest(
+            method=method, path=event.target.decode("ascii", "replace"),
+            headers=tuple((n.decode("latin-1").lower(), v.decode("latin-1"))
+                          for n, v in event.headers)))
+
+    def respond(self, response: HttpResponse) -> None:
+        """Server: answer the pending :class:`HttpRequest`; the connection then closes (state
+        REJECTED: it never became a WebSocket)."""
+        if self._http_method is None or self._state is not _HANDSHAKE:
+            raise LocalProtocolError("respond() needs a pending HttpRequest")
+        if not 100 <= response.status <= 599:
+            raise LocalProtocolError(f"HTTP status must be 100..599, not {response.status}")
+        head_only = self._http_method == "HEAD"
+        self._http_method = None
+        self._write_response(response.status, list(response.headers),
+                             response.body, head_only=head_only)
+        self._state = _REJECTED
+        self._release()
+
+    def _write_response(self, status: int, headers: list[tuple[str, str]], body: bytes, *,
+                        head_only: bool = False) -> None:
+        try:
+            phrase = HTTPStatus(status).phrase
+        except ValueError:
+            phrase = "Error"
+        sent = [(n, v) for n, v in headers if n.lower() not in ("content-length", "connection")]
+        sent += [("Content-Length", str(len(body))), ("Connection", "close")]
+        lines = [f"HTTP/1.1 {status} {phrase}\r\n"]
+        lines += [f"{name}: {value}\r\n" for name, value in sent]
+        lines.append("\r\n")
+        self._output.append("".join(lines).encode("latin-1") + (b"" if head_only else body))
+
     def _auto_reject(self, status: int, reason: str, headers: Headers = ()) -> None:
         self._send_rejection(status, reason, headers, reason.encode(), "text/plain; charset=utf-8")
 
@@ -806,18 +965,11 @@ class WebSocket:
     ) -> None:
         # Written here rather than through h11: h11 cannot answer a request it failed to parse,
         # and this way the status line carries a reason phrase.
-        try:
-            phrase = HTTPStatus(status).phrase
-        except ValueError:
-            phrase = "Error"
         sent = list(headers)
         if content_type is not None:
             sent.append(("Content-Type", content_type))
+        self._write_response(status, sent, body)
         sent += [("Content-Length", str(len(body))), ("Connection", "close")]
-        lines = [f"HTTP/1.1 {status} {phrase}\r\n"]
-        lines += [f"{name}: {value}\r\n" for name, value in sent]
-        lines.append("\r\n")
-        self._output.append("".join(lines).encode("latin-1") + body)
         self._state = _REJECTED
         self._release()
         self._events.append(
@@ -1118,6 +1270,8 @@ class WebSocket:
         if len(encoded) > 123:
             msg = f"close reason of {len(encoded)} UTF-8 bytes is longer than 123"
             raise LocalProtocolError(msg)
+        if self._held_end is not None:
+            self.settle()  # the peer's end came first: this close() does nothing
         state = self._state
         if state is _HANDSHAKE:
             msg = "the opening handshake is not complete: use reject() or abort()"
@@ -1139,6 +1293,7 @@ class WebSocket:
         if type(code) is not int or not 1000 <= code <= 4999:
             msg = f"abort() code must be an int in 1000..4999, not {code!r}"
             raise LocalProtocolError(msg)
+        self.settle(discard=True)  # a held end is dropped: nothing more is sent
         if self._state is _CLOSED or self._state is _REJECTED:
             return
         self._finish(Closed(code=code, reason=reason, initiated_locally=True, clean=False))
@@ -1154,6 +1309,15 @@ def _check_close_code(code: int) -> None:
     if code not in _SENDABLE_CLOSE_CODES:
         msg = f"close code {code} may not be sent (RFC 6455 §7.4)"
         raise LocalProtocolError(msg)
+
+
+def _asks_upgrade(head: bytes) -> bool:
+    """Whether an HTTP head carries ``Upgrade: websocket`` (case-insensitive, RFC 6455 §4.2.1)."""
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"upgrade" and b"websocket" in value.lower():
+            return True
+    return False
 
 
 def _valid_key(key: bytes) -> bool:

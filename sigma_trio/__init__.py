@@ -19,7 +19,15 @@ Both also run inside a nursery you own: ``await nursery.start(server.serve)`` /
 
 from __future__ import annotations
 
-from sigma_core.api import ClientOptions, Message, ReconnectInfo, ServerOptions, SessionInfo
+from sigma_core.api import (
+    ClientOptions,
+    HttpRequest,
+    HttpResponse,
+    Message,
+    ReconnectInfo,
+    ServerOptions,
+    SessionInfo,
+)
 from sigma_core.client import ConnectionStatus
 from sigma_core.errors import (
     ConnectionFailed,
@@ -40,6 +48,8 @@ __all__ = [
     "ClientSession",
     "ConnectionFailed",
     "ConnectionStatus",
+    "HttpRequest",
+    "HttpResponse",
     "LocalProtocolError",
     "Message",
     "ReconnectInfo",

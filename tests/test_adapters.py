@@ -676,3 +676,56 @@ async def test_websockets_library_speaks_the_envelope_protocol(anyio_backend: st
                 assert (envelope.topic, bytes(envelope.payload)) == ("$inbox", b"to websockets")
             finally:
                 await anyio.to_thread.run_sync(ws.close)
+
+
+# ----------------------------------------------------------------------------- one port
+
+
+async def test_http_and_websocket_share_one_port(anyio_backend: str) -> None:
+    """A web app and its WebSocket on one port: plain GET/HEAD go to ``http_handler``; other
+    methods get 405; a handler that raises gets 500 and is reported; WebSockets still work."""
+    from adapters_support import LOCAL
+
+    from sigma_core.api import HttpRequest, HttpResponse
+
+    seen: list[HttpRequest] = []
+
+    def handler(request: HttpRequest) -> HttpResponse:
+        seen.append(request)
+        if request.path == "/boom":
+            raise RuntimeError("handler bug")
+        return HttpResponse(status=200, headers=(("Content-Type", "text/html"),),
+                            body=b"<h1>chat</h1>")
+
+    async def http(port: int, raw: bytes) -> bytes:
+        stream = await anyio.connect_tcp(LOCAL, port)
+        async with stream:
+            await stream.send(raw)
+            data = b""
+            with suppress(anyio.EndOfStream):
+                while True:
+                    data += await stream.receive()
+        return data
+
+    with anyio.fail_after(DEADLINE):
+        async with serving(anyio_backend, http_handler=handler) as server:
+            errors = Recorder(server, "error")
+            page = await http(server.port, b"GET /?x=1 HTTP/1.1\r\nHost: a\r\n\r\n")
+            assert page.startswith(b"HTTP/1.1 200 OK\r\n")
+            assert b"Content-Length: 13\r\n" in page
+            assert page.endswith(b"\r\n\r\n<h1>chat</h1>")
+            assert seen[0].method == "GET"
+            assert seen[0].path == "/?x=1"
+            assert ("host", "a") in seen[0].headers
+            head = await http(server.port, b"HEAD / HTTP/1.1\r\nHost: a\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 200 OK\r\n")
+            assert head.endswith(b"\r\n\r\n")  # no body for HEAD
+            post = await http(server.port, b"POST / HTTP/1.1\r\nHost: a\r\n\r\n")
+            assert post.startswith(b"HTTP/1.1 405 ")
+            boom = await http(server.port, b"GET /boom HTTP/1.1\r\nHost: a\r\n\r\n")
+            assert boom.startswith(b"HTTP/1.1 500 ")
+            (error,) = await errors.wait("error")
+            assert isinstance(error, RuntimeError)
+            async with connected_client(anyio_backend, url(server)) as client:
+                assert client.get_status() is ConnectionStatus.CONNECTED
+            assert server.get_stats().total_connections == 5

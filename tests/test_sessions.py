@@ -750,3 +750,30 @@ def test_unsubscribe_while_offline_does_not_replay_the_topic_on_resume() -> None
     sim.hub.publish("room", b"r3", sim.now)
     sim.run(1)
     assert alice.payloads("room") == [b"r1"]
+
+
+def test_data_in_the_same_read_as_the_goodbye_is_not_lost() -> None:
+    """Found by reading the fuzz targets' hub: a Data envelope followed in the same read by
+    the client's Goodbye and close frame was dropped, and after a normal Goodbye it is never
+    resent."""
+    from sigma_core.connection import ClientConnection, Welcomed
+    from sigma_core.entropy import SeededEntropy
+    from sigma_core.hub import Hub
+    from sigma_core.messages import Data, Goodbye
+
+    hub = Hub(hub_config(), entropy=SeededEntropy(5), now=0.0)
+    conn_id = hub.open_connection(0.0)
+    client = ClientConnection(host="h", now=0.0)
+    for _ in range(5):  # handshake and Hello/Welcome
+        out = b"".join(client.data_to_send())
+        if out:
+            hub.receive_data(conn_id, out, 0.0)
+        for _, chunks, _ in hub.flush():
+            client.receive_data(b"".join(chunks), 0.0)
+    assert any(isinstance(e, Welcomed) for e in client.events_received())
+    client.send(Data(seq=1, payload=b"last words"))
+    client.close(goodbye=Goodbye(code=ErrorCode.NORMAL), now=0.0)
+    hub.receive_data(conn_id, b"".join(client.data_to_send()), 0.0)  # one read
+    events = hub.events_received()
+    assert [e.payload for e in events if isinstance(e, ClientMessage)] == [b"last words"]
+    assert [e.session_ended for e in events if isinstance(e, ClientDisconnected)] == [True]

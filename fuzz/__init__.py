@@ -1,0 +1,1 @@
+"""Fuzz targets for the sans-IO core (see fuzz/README.md). Not part of the installed package."""
