@@ -191,6 +191,12 @@ class HubConfig:
     #: Seconds between sweeps that drop history entries older than ``history.max_age``.
     trim_interval: float = 10.0
 
+    def welcome_size_bound(self) -> int:
+        """Bytes a Welcome can take at most under these limits (every topic of a full session,
+        each with a recovery record, plus ``$all`` and ``$inbox``); framing included."""
+        per_topic = self.max_topic_length + 64  # TopicRecovery: string, struct, 3 longs, vtable
+        return (self.max_topics_per_session + 2) * per_topic + self.resume_token_bytes + 256
+
     def __post_init__(self) -> None:
         for name in ("max_connections", "max_sessions", "max_topics_per_session",
                      "max_topic_length", "max_unacked", "outgoing_high_water", "ack_every"):
@@ -202,6 +208,16 @@ class HubConfig:
                 raise ValueError(f"HubConfig.{name} must be finite and >= 0")
         if self.resume_token_bytes < 16:
             raise ValueError("HubConfig.resume_token_bytes must be >= 16 (128 bits)")
+        if self.resume_token_bytes > 256:
+            raise ValueError("HubConfig.resume_token_bytes must be <= 256")
+        # A Welcome lists every topic of a session; it must fit in one message.
+        welcome_max = self.welcome_size_bound()
+        if self.connection.websocket.max_message_size < welcome_max:
+            raise ValueError(
+                f"max_message_size {self.connection.websocket.max_message_size} is too small "
+                f"for a Welcome listing max_topics_per_session={self.max_topics_per_session} "
+                f"topics of up to {self.max_topic_length} bytes (needs >= {welcome_max}): "
+                "raise it or lower the topic limits")
 
 
 # ----------------------------------------------------------------------------- sessions

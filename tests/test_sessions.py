@@ -583,7 +583,8 @@ def test_oversized_sends_are_refused_locally_on_both_sides() -> None:
 
     small = ConnectionConfig(heartbeat_interval=5.0, heartbeat_timeout=12.0,
                              websocket=WebSocketConfig(max_message_size=2048))
-    sim = Simulation(hub_config(connection=small))
+    sim = Simulation(hub_config(connection=small, max_topics_per_session=1,
+                                max_topic_length=64))
     alice = sim.add_client()
     sim.run_until(lambda: alice.connected)
     with pytest.raises(LocalProtocolError, match="too large"):
@@ -777,3 +778,34 @@ def test_data_in_the_same_read_as_the_goodbye_is_not_lost() -> None:
     events = hub.events_received()
     assert [e.payload for e in events if isinstance(e, ClientMessage)] == [b"last words"]
     assert [e.session_ended for e in events if isinstance(e, ClientDisconnected)] == [True]
+
+
+def test_a_max_message_size_too_small_for_a_welcome_is_a_config_error() -> None:
+    """Found by fuzzing: with 100 topics of 253 bytes a Welcome outgrew an 8 KiB limit and
+    raised out of receive_data. Now the combination is refused when the config is made."""
+    from sigma_core.websocket import WebSocketConfig
+
+    tiny = ConnectionConfig(websocket=WebSocketConfig(max_message_size=8192))
+    with pytest.raises(ValueError, match="too small for a Welcome"):
+        HubConfig(connection=tiny)
+    HubConfig(connection=tiny, max_topics_per_session=10)  # fits
+
+
+def test_the_welcome_size_bound_holds_for_a_full_session() -> None:
+    from sigma_core import codec
+    from sigma_core.messages import Limits, StreamPosition, TopicRecovery, Welcome
+
+    config = HubConfig(max_topics_per_session=20, max_topic_length=200)
+    big = StreamPosition(2**64 - 1, 2**64 - 1)
+    topics = ["$all", "$inbox"] + ["t" * 197 + f"{i:03d}" for i in range(20)]
+    welcome = Welcome(
+        session_id="f" * 24, resume_token=b"k" * config.resume_token_bytes, resumed=True,
+        recovery=tuple(TopicRecovery(topic=t, status=RecoveryStatus.FAILED, position=big,
+                                     lost_from=2**64 - 1, lost_to=2**64 - 1,
+                                     replayed=2**64 - 1) for t in topics),
+        last_received_seq=2**64 - 1, heartbeat_interval_ms=2**32 - 1,
+        heartbeat_timeout_ms=2**32 - 1, server_time_ms=2**64 - 1,
+        limits=Limits(max_message_size=2**32 - 1, max_unacked=2**32 - 1, max_topics=2**32 - 1,
+                      max_messages_per_second=2**32 - 1, max_bytes_per_second=2**32 - 1),
+        fresh_reason="session could not be resumed: unknown, expired or wrong token")
+    assert len(codec.encode(welcome)) + 14 <= config.welcome_size_bound()
