@@ -298,6 +298,8 @@ class _Watch:
 
     def _check_state(self) -> None:
         conn = self.conn
+        if conn.pending_events:
+            return  # data_to_send() acted on a held close: its Closed comes with the next drain
         state = conn.state
         assert (state is ConnectionState.CLOSED) == self.closed, (
             f"state {state.name} but Closed {'was' if self.closed else 'was not'} emitted"

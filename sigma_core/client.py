@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from .connection import (
+    AnyConnectionEvent,
     ClientConnection,
     Closed,
     ConnectionConfig,
@@ -336,6 +337,7 @@ class ClientSession:
         self._status = ConnectionStatus.DISCONNECTED
         self._events: list[ClientEvent] = []
         self._conn: ClientConnection | None = None
+        self._now = 0.0  # the latest ``now`` an input brought (for work done in data_to_send)
         # Last bytes of a connection we let go of (its close frame), still to be written.
         self._leftover: list[bytes] = []
         self._attempt_id = 0
@@ -396,8 +398,12 @@ class ClientSession:
 
     def data_to_send(self) -> list[bytes]:
         out, self._leftover = self._leftover, []
-        if self._conn is not None:
-            out.extend(self._conn.data_to_send())
+        conn = self._conn
+        if conn is not None:
+            out.extend(conn.data_to_send())
+            if conn.pending_events:  # a held close was acted on: its Closed is ours to handle
+                self._process(self._now)
+                out.extend(self.data_to_send())
         return out
 
     def next_deadline(self) -> float | None:
@@ -592,10 +598,19 @@ class ClientSession:
             self._sent_upto = item.seq
 
     def _process(self, now: float) -> None:
+        self._now = now
         conn = self._conn
         if conn is None:
             return
-        for event in conn.events_received():
+        # Drain until empty: the empty call acts on a close held behind messages.
+        while events := conn.events_received():
+            if self._dispatch(conn, events, now):
+                return
+
+    def _dispatch(self, conn: ClientConnection, events: list[AnyConnectionEvent],
+                  now: float) -> bool:
+        """Handle one batch of connection events; True once the connection is gone."""
+        for event in events:
             if isinstance(event, EnvelopeReceived):
                 if conn.state is ConnectionState.OPEN:
                     self._on_body(event.body, now)
@@ -608,8 +623,9 @@ class ClientSession:
                 self._transport_up = False
                 self._lost(now, code=event.code, reason=event.reason, cause=event.cause,
                            goodbye=event.goodbye)
-                return
+                return True
             # HandshakeFailed is followed by Closed, which carries the status in its reason.
+        return False
 
     def _on_welcome(self, welcome: Welcome, now: float) -> None:
         old_session = self.session_id

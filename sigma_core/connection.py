@@ -35,6 +35,18 @@ which the hub compares with its high-water mark to find slow consumers.
 After the handshake the receive path never raises for peer misbehaviour: it queues the right
 close, records the cause, and emits :class:`Closed`.
 
+Messages before the end. When one read holds whole messages followed by the peer's close frame
+or by a frame that fails the connection, the WebSocket layer holds that end (see
+:mod:`sigma_core.websocket`): :meth:`receive_data` surfaces the messages with the connection
+still open, so the application can answer them. The next call into the connection after that
+(:meth:`data_to_send`, :meth:`receive_data`, :meth:`handle_timer`, :meth:`close`, or an
+:meth:`events_received` that finds nothing else) acts on it: the close frame goes out after the
+answers, :class:`Closed` is emitted and :attr:`transport_should_close` is set. Drivers follow
+``receive_data`` -> ``while events := events_received(): handle`` -> ``data_to_send`` (and
+check :attr:`transport_should_close` after it). The result does not depend on how the bytes were
+chunked. A connection failed by this layer (bad envelope, :meth:`abort`) drops a held end, which
+came later in the stream.
+
 Plain mode (``ConnectionConfig(envelope=False)``) is the same machine without the envelope layer:
 ``HANDSHAKE -> OPEN`` directly, whole WebSocket messages surface as :class:`RawMessage` and go out
 with :meth:`Connection.send_raw`. The adapters' RFC 6455 echo servers run on it.
@@ -253,6 +265,12 @@ class Connection:
         return self._buffered
 
     @property
+    def pending_events(self) -> bool:
+        """Whether :meth:`events_received` has something to return (e.g. the ``Closed`` that
+        :meth:`data_to_send` produced by acting on a held close)."""
+        return bool(self._events)
+
+    @property
     def subprotocol(self) -> str | None:
         return self._ws.subprotocol
 
@@ -398,7 +416,6 @@ class Connection:
         ``goodbye`` is sent first when the connection is ``OPEN`` (the peer learns why and when
         to come back). Idempotent once closing or closed.
         """
-        self._settle_ws(now)
         if self._state in (ConnectionState.CLOSING, ConnectionState.CLOSED):
             return
         if self._state is ConnectionState.HANDSHAKE:
@@ -412,6 +429,8 @@ class Connection:
             self._pull_ws(priority=False)
         self._state = ConnectionState.CLOSING
         self._close_deadline = now + self.config.close_timeout
+        # A close frame or failure the WebSocket held behind messages ends it now (after ours).
+        self._process_ws_events(self._ws.events_received(), now)
 
     def abort(self, code: CloseCode, reason: str, now: float) -> None:
         """Close now, dropping queued data: for a slow consumer, a takeover, a refusal.
@@ -452,7 +471,7 @@ class Connection:
         self._pull_ws(priority=priority)
 
     def _pull_ws(self, *, priority: bool) -> None:
-        chunks = self._ws.data_to_send()
+        chunks = self._ws.data_to_send(settle=False)
         if not chunks:
             return
         if priority:
@@ -674,6 +693,7 @@ class ServerConnection(Connection):
         self._state = ConnectionState.CLOSING
         self._close_deadline = now + self.config.close_timeout
         self._paused = False  # pipelined messages are dropped (CLOSING); a close frame ends it
+        self._process_ws_events(self._ws.events_received(), now)  # a held end (see close())
 
     _hello_seen = False
 

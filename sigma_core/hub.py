@@ -401,6 +401,7 @@ class Hub:
         self._entropy = entropy
         self._backplane: Backplane = backplane or MemoryBackplane(entropy, self.config.history)
         self._started = now
+        self._now = now  # the latest ``now`` an input brought (for work done in flush)
         self._conns: dict[int, _Conn] = {}
         self._next_conn_id = 1
         self._sessions: dict[str, Session] = {}
@@ -476,6 +477,7 @@ class Hub:
 
     def handle_timer(self, now: float) -> None:
         """Run every timer due at ``now``."""
+        self._now = now
         timers = self._timers
         while timers and timers[0][0] <= now:
             when, _, kind, key = heapq.heappop(timers)
@@ -515,20 +517,22 @@ class Hub:
         A socket told to close that is still there ``close_timeout`` later is reported again
         with ``ABORT``."""
         out = []
-        held = []
-        for conn_id in self._dirty:
+        dirty, self._dirty = self._dirty, set()
+        for conn_id in dirty:
             rec = self._conns.get(conn_id)
             if rec is None:
                 continue
             if rec.paused and not rec.conn.transport_should_close:
-                held.append(conn_id)
+                self._dirty.add(conn_id)  # held until resume_writing()
                 continue
             chunks = rec.conn.data_to_send()
+            if rec.conn.pending_events:  # a held close was acted on: handle its Closed
+                self._process(rec, self._now)
+                chunks += rec.conn.data_to_send()
+                self._dirty.discard(conn_id)
             for chunk in chunks:
                 self._bytes_sent += len(chunk)
             out.append((conn_id, chunks, rec.close_action))
-        self._dirty.clear()
-        self._dirty.update(held)
         return out
 
     def events_received(self) -> list[HubEvent]:
@@ -670,6 +674,7 @@ class Hub:
     # ------------------------------------------------------------------ internals: I/O
 
     def _process(self, rec: _Conn, now: float) -> None:
+        self._now = now
         conn = rec.conn
         # welcome() releases what the client pipelined behind its Hello: keep draining.
         while events := conn.events_received():

@@ -23,7 +23,9 @@ conforming, bounded endpoint needs:
 * subprotocol policy: a request offering none of ours never reaches the application;
 * whole-message reassembly with a size limit counted as data arrives (1009), text policy (1003);
 * peer violations after the handshake never raise: the right close frame is queued, the cause is
-  recorded in :class:`Closed`, the connection is CLOSED (RFC 6455 §7.1.7, "fail the connection");
+  recorded in :class:`Closed`, the connection is CLOSED (RFC 6455 §7.1.7, "fail the connection"),
+  after the messages that came before them in the same read were answered (see "Messages before
+  the end" below);
 * automatic pong and close replies;
 * server frames without compression are written here directly (no mask, so no entropy is needed).
 
@@ -49,6 +51,20 @@ State transitions (all of them; anything else is a :class:`LocalProtocolError` o
     LOCAL_CLOSING  peer violation                         CLOSED         Closed(cause)
     not final      end of stream                          CLOSED         Closed(1006)
     not final      abort()                                CLOSED         Closed(unclean)
+
+Messages before the end
+-----------------------
+When one :meth:`~WebSocket.receive_data` call completes one or more messages *and then* a frame
+that ends the WebSocket (the peer's close frame, or a violation that fails it), the end is held:
+the call emits the messages, the state stays OPEN and sends stay allowed. The end is acted on at
+the caller's next call into the layer after it, i.e. :meth:`~WebSocket.data_to_send`,
+:meth:`~WebSocket.receive_data`, :meth:`~WebSocket.close` (as if the end arrived after our close
+frame), an :meth:`~WebSocket.events_received` that finds no events, or :meth:`~WebSocket.settle`
+(:meth:`~WebSocket.abort` drops it). Its close frame is then queued *after* whatever the
+caller sent in between, and :class:`Closed` is emitted. So a caller that follows the loop
+``receive_data`` -> handle events (answering them) -> ``data_to_send`` answers every message
+that arrived intact before the end, and sees the same events and the same close frame however
+the bytes were chunked. Both frame paths do this. The table above applies once it is acted on.
 
 REMOTE_CLOSING (the peer's close frame arrived, ours is not yet sent) is never observed between
 calls here, because the reply is queued as soon as the peer's close frame is parsed; it is part of
@@ -532,11 +548,12 @@ class WebSocket:
         self._events = []
         return events
 
-    def data_to_send(self) -> list[bytes]:
+    def data_to_send(self, *, settle: bool = True) -> list[bytes]:
         """Return and forget the bytes to write to the transport, in order (maybe ``[]``).
 
-        Acts on a held end first: its close frame comes after what was sent before this call."""
-        if self._held_end is not None:
+        Acts on a held end first: its close frame comes after what was sent before this call.
+        (``settle=False`` leaves it held: for a layer above that calls :meth:`settle` itself.)"""
+        if settle and self._held_end is not None:
             self.settle()
         output = self._output
         if not output:
@@ -649,9 +666,12 @@ class WebSocket:
         if isinstance(end, CloseConnection):
             conn = self._conn
             assert conn is not None
-            if self._held_remote:
-                conn._state = ConnectionState.REMOTE_CLOSING
-                self._held_remote = False
+            if self._held_remote and not discard:
+                # Our close frame sent meanwhile (close()) makes it the reply to ours.
+                closing = conn.state is ConnectionState.LOCAL_CLOSING
+                conn._state = ConnectionState.CLOSED if closing else ConnectionState.REMOTE_CLOSING
+            # Discarded: wsproto stays OPEN, as if the close frame had never arrived.
+            self._held_remote = False
             if not discard:
                 self._on_close_frame(conn, end)
         elif not discard:
@@ -1270,8 +1290,6 @@ class WebSocket:
         if len(encoded) > 123:
             msg = f"close reason of {len(encoded)} UTF-8 bytes is longer than 123"
             raise LocalProtocolError(msg)
-        if self._held_end is not None:
-            self.settle()  # the peer's end came first: this close() does nothing
         state = self._state
         if state is _HANDSHAKE:
             msg = "the opening handshake is not complete: use reject() or abort()"
@@ -1285,6 +1303,8 @@ class WebSocket:
         self._parts.clear()
         self._text_parts.clear()
         self._message_size = 0
+        if self._held_end is not None:
+            self.settle()  # as if it had arrived in a later read, after our close frame
 
     def abort(self, code: int = 1006, reason: str = "") -> None:
         """Give up at once (e.g. the closing handshake timed out): nothing more is sent, the

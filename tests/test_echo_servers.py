@@ -65,7 +65,9 @@ def test_message_and_bad_frame_in_one_read_do_not_kill_the_server(module: str) -
         while chunk := sock.recv(65536):
             received += chunk
         sock.close()
-        assert b"\x88" in received  # a close frame came back
+        # The echo first, then the 1002 close frame (RFC 6455 §7.1.7; Autobahn 3.2 strict).
+        assert received.startswith(b"\x82\x05hello\x88")
+        assert received[8:12] == b"\x1f\x03\xeaR"
         # The server is still up and echoing on a new connection.
         sock2, conn2 = _open(port)
         assert _echo(sock2, conn2, "still here") == "still here"

@@ -404,6 +404,71 @@ def test_scripted_exchange_with_close_behaves_as_with_wsproto(role: Role) -> Non
             assert events[-1].clean
 
 
+# -- messages before the end in one read -----------------------------------------------------------
+
+ENDS = {
+    "rsv": (build(BINARY, b"x", rsv=2, mask=MASK), 1002),
+    "opcode-5": (build(0x5, b"x", mask=MASK), 1002),
+    "orphan-continuation": (build(CONT, b"x", mask=MASK), 1002),
+    "close-4001": (build(CLOSE, struct.pack("!H", 4001) + b"bye", mask=MASK), 4001),
+}
+
+
+@pytest.mark.parametrize("end", sorted(ENDS))
+@pytest.mark.parametrize("reference", [False, True], ids=["framer", "wsproto"])
+@pytest.mark.parametrize("role", [Role.SERVER, Role.CLIENT])
+def test_answer_to_a_message_goes_out_before_the_end_in_the_same_read(
+    role: Role, reference: bool, end: str
+) -> None:
+    """A message and a frame that ends the connection in one read: the message is delivered
+    with the state still OPEN; what the application sends in answer goes out before the close
+    frame; Closed comes with the next call (here data_to_send(), then events_received())."""
+    ws, events = open_websocket(role, WebSocketConfig.plain(), reference, b"")
+    assert events == []
+    mask = MASK if role is Role.SERVER else None
+    tail, code = ENDS[end]
+    if mask is None:  # a server's frames are not masked
+        tail = build(tail[0] & 0x0F, xor(tail[6:], MASK), rsv=tail[0] >> 4 & 7)
+    ws.receive_data(build(BINARY, b"hello", mask=mask) + build(TEXT, b"two", mask=mask) + tail)
+    assert ws.events_received() == [MessageReceived(data=b"hello"), MessageReceived(data="two")]
+    assert ws.state is WebSocketState.OPEN
+    assert not ws.transport_should_close
+    ws.send_message(b"hello")
+    ws.send_message("two")
+    sent = parse(b"".join(ws.data_to_send()))
+    assert sent[:2] == [(0x82, b"hello"), (0x81, b"two")]
+    assert [first for first, _ in sent[2:]] == [0x88]
+    assert struct.unpack("!H", sent[2][1][:2]) == (code,)
+    (closed,) = ws.events_received()
+    assert isinstance(closed, Closed)
+    assert closed.code == code
+    assert closed.clean is (end == "close-4001")
+    assert ws.state.value == "closed"  # (not "is": mypy narrowed ws.state to OPEN above)
+    assert ws.transport_should_close
+
+
+@pytest.mark.parametrize("reference", [False, True], ids=["framer", "wsproto"])
+@pytest.mark.parametrize("role", [Role.SERVER, Role.CLIENT])
+def test_close_while_an_end_is_held_acts_as_if_it_came_later(role: Role, reference: bool) -> None:
+    mask = MASK if role is Role.SERVER else None
+    stream = build(BINARY, b"hi", mask=mask) + build(CLOSE, struct.pack("!H", 4001), mask=mask)
+    for cuts in ((), (len(stream) - 4,)):
+        ws, _ = open_websocket(role, WebSocketConfig.plain(), reference, b"")
+        points = [0, *cuts, len(stream)]
+        events: list[WebSocketEvent] = []
+        for start, stop in itertools.pairwise(points):
+            ws.receive_data(stream[start:stop])
+            events += ws.events_received()
+            if ws.state is WebSocketState.OPEN:
+                ws.close(4000, "done")
+        events += ws.events_received()
+        assert events == [
+            MessageReceived(data=b"hi"),
+            Closed(code=4001, reason="", initiated_locally=True, clean=True),
+        ]
+        assert [first for first, _ in parse(b"".join(ws.data_to_send()))] == [0x88]
+
+
 # -- our framer on its own -------------------------------------------------------------------------
 
 

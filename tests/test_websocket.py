@@ -1082,11 +1082,12 @@ def feed(ws: WebSocket, data: bytes, cuts: Sequence[int]) -> tuple[list[Any], by
         if start == end:
             continue
         ws.receive_data(data[start:end])
-        new = ws.events_received()
-        events += new
-        if any(isinstance(e, HandshakeRequest) for e in new):
-            ws.accept()
-            events += ws.events_received()
+        # Drained until empty: a close frame that shared a read with messages is acted on
+        # once they were handled (the second, empty call).
+        while new := ws.events_received():
+            events += new
+            if any(isinstance(e, HandshakeRequest) for e in new):
+                ws.accept()
         sent += out(ws)
     return normalized(events), sent if ws.role is Role.SERVER else b""
 
