@@ -17,7 +17,6 @@ import ssl
 import time
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
-from types import TracebackType
 from typing import Any
 
 import trio
@@ -43,6 +42,7 @@ from sigma_core.client import (
 from sigma_core.errors import ConnectionFailed, LocalProtocolError
 
 from ._entropy import SystemEntropy
+from ._nursery import OwnNursery
 
 __all__ = ["SigmaSocketClient"]
 
@@ -75,7 +75,7 @@ class _Link:
         self.scope = trio.CancelScope()
 
 
-class SigmaSocketClient:
+class SigmaSocketClient(OwnNursery):
     """A SigmaSockets client: ``SigmaSocketClient("ws://host:port/", **options)`` or
     ``SigmaSocketClient(ClientOptions(...))``.
 
@@ -176,28 +176,11 @@ class SigmaSocketClient:
         if self._nursery is not None:
             await self._done.wait()
 
-    async def __aenter__(self) -> SigmaSocketClient:
-        cm = trio.open_nursery()
-        nursery = await cm.__aenter__()
-        try:
-            await nursery.start(self.run)
-        except BaseException:
-            await cm.__aexit__(None, None, None)
-            raise
-        self._cm = cm
-        return self
+    async def _main(self, *, task_status: Any) -> None:
+        await self.run(task_status=task_status)
 
-    async def __aexit__(self, exc_type: type[BaseException] | None,
-                        exc: BaseException | None, tb: TracebackType | None) -> None:
-        cm, self._cm = self._cm, None
-        try:
-            await self.disconnect()
-        finally:
-            if self._nursery is not None:
-                self._nursery.cancel_scope.cancel()
-            if cm is not None:
-                # Not handed the body's exception: it propagates as raised, not in a group.
-                await cm.__aexit__(None, None, None)
+    async def _end(self) -> None:
+        await self.disconnect()
 
     def __aiter__(self) -> AsyncIterator[Message]:
         return self._messages

@@ -16,7 +16,6 @@ import math
 import time
 from collections.abc import Iterable
 from contextlib import AbstractAsyncContextManager
-from types import TracebackType
 from typing import Any
 
 import trio
@@ -27,6 +26,7 @@ from sigma_core.hub import CloseAction, Hub, ServerStats, Session
 from sigma_core.messages import StreamPosition
 
 from ._entropy import SystemEntropy
+from ._nursery import OwnNursery
 
 __all__ = ["SigmaSocketServer"]
 
@@ -74,7 +74,7 @@ class _Peer:
         self.scope = trio.CancelScope()
 
 
-class SigmaSocketServer:
+class SigmaSocketServer(OwnNursery):
     """A SigmaSockets server. ``SigmaSocketServer(ServerOptions(...))`` or
     ``SigmaSocketServer(host=..., port=..., **options)`` (keywords override ``options``).
 
@@ -166,28 +166,11 @@ class SigmaSocketServer:
         nursery.cancel_scope.cancel()
         await self._stopped.wait()
 
-    async def __aenter__(self) -> SigmaSocketServer:
-        cm = trio.open_nursery()
-        nursery = await cm.__aenter__()
-        try:
-            await nursery.start(self.serve)
-        except BaseException:
-            await cm.__aexit__(None, None, None)
-            raise
-        self._cm = cm
-        return self
+    async def _main(self, *, task_status: Any) -> None:
+        await self.serve(task_status=task_status)
 
-    async def __aexit__(self, exc_type: type[BaseException] | None,
-                        exc: BaseException | None, tb: TracebackType | None) -> None:
-        cm, self._cm = self._cm, None
-        try:
-            await self.stop()
-        finally:
-            if self._nursery is not None:
-                self._nursery.cancel_scope.cancel()
-            if cm is not None:
-                # Not handed the body's exception: it propagates as raised, not in a group.
-                await cm.__aexit__(None, None, None)
+    async def _end(self) -> None:
+        await self.stop()
 
     # ------------------------------------------------------------------ callbacks
 
