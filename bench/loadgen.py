@@ -1,0 +1,602 @@
+"""The one load generator for every server under test (run by ``bench/run.py``, pinned to CPU 1).
+
+    python bench/loadgen.py --url ws://127.0.0.1:PORT/ --proto sigma|plain \\
+        --server-pid PID WORKLOAD [--quick]
+
+Clients are picows (Cython) connections on uvloop. ``--proto plain`` speaks plain WebSocket (the
+peers echo frames). ``--proto sigma`` speaks our protocol on top: the upgrade offers
+``sigma.v1``, the client sends a ``Hello`` and waits for the ``Welcome``, then sends ``Data``
+envelopes (``codec.encode_data``) numbered 1, 2, ... per connection, decodes every envelope the
+server sends (Data with a small hand-written reader for topic and position, which the client
+keeps; everything else with ``codec.decode``), ignores Acks and answers Pings with Pongs.
+
+Workloads (the issue's letters):
+
+* ``a`` the original's: 3 clients x 500 sequential 1 KiB round trips; msgs/s and latency.
+* ``b`` throughput: 100 connections x 16 messages in flight, 1 KiB; echoes/s.
+* ``c`` broadcast: 1,000 clients; one of them asks for ``BCAST n`` rounds; deliveries/s.
+* ``d`` memory: 5,000 idle connections; server VmRSS after minus before, per connection.
+* ``e`` restart (sigma only): 1,000 resuming clients; prints ``READY``, the harness kills the
+  server and starts a new one on the same port; every client reconnects with full-jitter
+  backoff (initial 1 s, x2, cap 30 s) and a resuming Hello; reports when each got its Welcome.
+
+Server CPU is read from ``/proc/<server-pid>/stat`` (utime + stime) at the edges of the measured
+window; the load generator's own CPU share over the window is reported beside it (near 100 %
+means the load generator, not the server, set the pace). The result is one JSON object, the
+last line on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import os
+import random
+import resource
+import statistics
+import struct
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import uvloop
+from picows import (  # type: ignore[import-not-found, unused-ignore]
+    WSFrame,
+    WSListener,
+    WSMsgType,
+    WSTransport,
+    ws_connect,
+)
+
+# The project when it is not installed; an installed one (or PYTHONPATH) comes first.
+sys.path.append(str(Path(__file__).resolve().parent.parent))
+
+from sigma_core import codec
+from sigma_core.messages import (
+    Data,
+    Goodbye,
+    Hello,
+    Ping,
+    Pong,
+    StreamPosition,
+    TopicPosition,
+    Welcome,
+)
+
+PAYLOAD = bytes(range(256)) * 4  # 1 KiB
+BINARY = WSMsgType.BINARY
+CLOSE = WSMsgType.CLOSE
+SUBPROTOCOL = (("Sec-WebSocket-Protocol", "sigma.v1"),)
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+_U16 = struct.Struct("<H").unpack_from
+_U32 = struct.Struct("<I").unpack_from
+_I32 = struct.Struct("<i").unpack_from
+_U16X2 = struct.Struct("<HH").unpack_from
+_U64X2 = struct.Struct("<QQ").unpack_from
+_DATA = 3  # Body union tag of Data
+
+
+def peek_data(buf: memoryview) -> tuple[bytes, int, int] | None:
+    """``(topic, epoch, offset)`` of a server->client Data envelope, read straight from the
+    FlatBuffers tables (docs/protocol.md section 3) in about a quarter of ``codec.decode``'s
+    time; None for any other envelope, or a Data laid out without topic or position, which the
+    caller then hands to ``codec.decode``. Trusts the server under test: no bounds checks beyond
+    Python's own."""
+    root = _U32(buf, 0)[0]
+    vtable = root - _I32(buf, root)[0]
+    type_at, body_at = _U16X2(buf, vtable + 4)
+    if not type_at or buf[root + type_at] != _DATA:
+        return None
+    at = root + body_at
+    table = at + _U32(buf, at)[0]
+    vtable = table - _I32(buf, table)[0]
+    if _U16(buf, vtable)[0] < 8:
+        return None
+    topic_at, position_at = _U16X2(buf, vtable + 4)
+    if not (topic_at and position_at):
+        return None
+    at = table + topic_at
+    string = at + _U32(buf, at)[0]
+    topic = bytes(buf[string + 4:string + 4 + _U32(buf, string)[0]])
+    epoch, offset = _U64X2(buf, table + position_at)
+    return topic, epoch, offset
+
+
+# ----------------------------------------------------------------------------- /proc readers
+
+
+def proc_cpu(pid: int) -> float:
+    """CPU seconds a process has used so far: the sum over its threads of the time on a CPU
+    (``/proc/<pid>/task/*/schedstat``, nanoseconds), falling back to utime + stime from
+    ``/proc/<pid>/stat`` (clock ticks)."""
+    try:
+        total = 0
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{tid}/schedstat", "rb") as f:
+                total += int(f.read().split()[0])
+        return total / 1e9
+    except (OSError, ValueError, IndexError):
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+        fields = stat[stat.rindex(b")") + 2:].split()
+        return (int(fields[11]) + int(fields[12])) / _TICKS  # utime, stime
+
+
+def cpu_busy() -> list[float]:
+    """Seconds each CPU has spent in user, nice and system time (``/proc/stat``)."""
+    busy = []
+    with open("/proc/stat", "rb") as f:
+        for line in f:
+            if line.startswith(b"cpu") and line[3:4] != b" ":
+                fields = line.split()
+                busy.append((int(fields[1]) + int(fields[2]) + int(fields[3])) / _TICKS)
+    return busy
+
+
+def proc_rss_kib(pid: int) -> int:
+    """Resident set size (VmRSS) of a process, KiB."""
+    with open(f"/proc/{pid}/status", "rb") as f:
+        for line in f:
+            if line.startswith(b"VmRSS:"):
+                return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS for {pid}")
+
+
+def raise_nofile() -> None:
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+class Window:
+    """Wall clock, server CPU, our own CPU and every core's busy time at the start of a measured
+    window. ``close()`` also reports the *foreign* share of each pinned core: busy time there
+    that was neither the server (CPU 0) nor this process (CPU 1), i.e. other work on the machine
+    that competed with the benchmark (10 ms resolution)."""
+
+    def __init__(self, server_pid: int) -> None:
+        self.pid = server_pid
+        self.busy = cpu_busy()
+        self.wall = time.perf_counter()
+        self.server_cpu = proc_cpu(server_pid)
+        self.own_cpu = time.process_time()
+
+    def close(self) -> dict[str, float]:
+        wall = time.perf_counter() - self.wall
+        server_cpu = proc_cpu(self.pid) - self.server_cpu
+        own_cpu = time.process_time() - self.own_cpu
+        busy = [b - a for a, b in zip(self.busy, cpu_busy(), strict=True)]
+        return {
+            "wall_s": wall,
+            "server_cpu_s": server_cpu,
+            "server_cpu_share": server_cpu / wall,
+            "loadgen_cpu_share": own_cpu / wall,
+            "foreign_cpu0_share": max(0.0, busy[0] - server_cpu) / wall,
+            "foreign_cpu1_share": max(0.0, busy[1] - own_cpu) / wall if len(busy) > 1 else 0.0,
+        }
+
+
+# ----------------------------------------------------------------------------- clients
+
+
+def _ignore(conn: Any) -> None:
+    pass
+
+
+class PlainConn(WSListener):  # type: ignore[misc, unused-ignore]
+    """A plain WebSocket client: each binary message calls ``on_message(self)``."""
+
+    proto = "plain"
+
+    def __init__(self, state: SessionState | None = None) -> None:
+        self.transport: WSTransport | None = None
+        self.on_message: Callable[[Any], None] = _ignore
+        self.t0 = 0.0
+        self.left = 0
+        self.ready: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+
+    def on_ws_connected(self, transport: WSTransport) -> None:
+        self.transport = transport
+        self.ready.set_result(True)
+
+    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        if frame.msg_type is BINARY:
+            self.on_message(self)
+        elif frame.msg_type is CLOSE:
+            transport.send_close(frame.get_close_code())
+            transport.disconnect()
+
+    def on_ws_disconnected(self, transport: WSTransport) -> None:
+        if not self.ready.done():
+            self.ready.set_result(False)
+
+    def send(self, payload: bytes) -> None:
+        self.transport.send(BINARY, payload)  # type: ignore[union-attr]
+
+
+class SessionState:
+    """What a SigmaSockets client keeps across connections (for resume)."""
+
+    def __init__(self) -> None:
+        self.session_id = ""
+        self.resume_token = b""
+        #: Last position per topic (topic as UTF-8 bytes, as the Data envelopes carry it).
+        self.positions: dict[bytes, StreamPosition] = {}
+        self.last_acked = 0
+        self.failures = 0
+        self.welcomes: list[float] = []
+        self.fresh = 0
+        self.on_lost: Callable[[SessionState], None] | None = None
+
+    def hello(self) -> bytes:
+        return codec.encode(Hello(
+            session_id=self.session_id, resume_token=self.resume_token,
+            positions=tuple(TopicPosition(topic=t.decode(), position=p)
+                            for t, p in self.positions.items()),
+            last_acked_seq=self.last_acked))
+
+
+class SigmaConn(PlainConn):
+    """A SigmaSockets client connection: Hello/Welcome, numbered Data, positions, Pong."""
+
+    proto = "sigma"
+
+    def __init__(self, state: SessionState | None = None) -> None:
+        super().__init__()
+        self.state = state if state is not None else SessionState()
+        self.seq = 0
+
+    def on_ws_connected(self, transport: WSTransport) -> None:
+        self.transport = transport
+        transport.send(BINARY, self.state.hello())
+
+    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        if frame.msg_type is not BINARY:
+            if frame.msg_type is CLOSE:
+                transport.send_close(frame.get_close_code())
+                transport.disconnect()
+            return
+        buf = frame.get_payload_as_memoryview()
+        data = peek_data(buf)
+        if data is not None:
+            topic, epoch, offset = data
+            self.state.positions[topic] = StreamPosition(epoch, offset)
+            self.on_message(self)
+            return
+        msg = codec.decode(buf)
+        kind = type(msg)
+        if kind is Data:
+            position = msg.position  # type: ignore[union-attr]
+            if position is not None:
+                self.state.positions[msg.topic.encode()] = position  # type: ignore[union-attr]
+            self.on_message(self)
+        elif kind is Ping:
+            transport.send(BINARY, codec.encode(Pong(
+                id=msg.id, echo_timestamp_ms=msg.timestamp_ms,  # type: ignore[union-attr]
+                timestamp_ms=int(time.time() * 1000))))
+        elif kind is Welcome:
+            self._welcome(msg)  # type: ignore[arg-type]
+        elif kind is Goodbye:
+            pass
+        # Ack and anything else: nothing to do (no client-side retransmit buffer here).
+
+    def _welcome(self, welcome: Welcome) -> None:
+        state = self.state
+        state.welcomes.append(time.monotonic())
+        if state.session_id and not welcome.resumed:
+            state.fresh += 1
+        state.session_id = welcome.session_id
+        state.resume_token = welcome.resume_token
+        for rec in welcome.recovery:
+            if rec.position is not None:
+                state.positions[rec.topic.encode()] = rec.position
+        self.seq = welcome.last_received_seq if welcome.resumed else 0
+        state.failures = 0
+        if not self.ready.done():
+            self.ready.set_result(True)
+
+    def on_ws_disconnected(self, transport: WSTransport) -> None:
+        if not self.ready.done():
+            self.ready.set_result(False)
+        elif self.state.on_lost is not None:
+            self.state.on_lost(self.state)
+
+    def send(self, payload: bytes) -> None:
+        self.seq = seq = self.seq + 1
+        self.transport.send(BINARY, codec.encode_data(seq=seq, payload=payload))  # type: ignore[union-attr]
+
+
+async def open_one(url: str, cls: type[PlainConn], state: SessionState | None = None,
+                   tries: int = 5) -> PlainConn:
+    """Connect and, for ours, wait for the Welcome."""
+    headers = SUBPROTOCOL if cls is SigmaConn else None
+    for attempt in range(tries):
+        try:
+            _transport, listener = await ws_connect(lambda: cls(state), url,
+                                                    extra_headers=headers,
+                                                    websocket_handshake_timeout=30)
+        except (TimeoutError, OSError):
+            if attempt == tries - 1:
+                raise
+            await asyncio.sleep(0.05 * (attempt + 1))
+            continue
+        assert isinstance(listener, PlainConn)
+        if await listener.ready:
+            return listener
+    raise ConnectionError(f"could not open a connection to {url}")
+
+
+async def open_many(url: str, cls: type[PlainConn], n: int, concurrency: int = 64
+                    ) -> list[PlainConn]:
+    sem = asyncio.Semaphore(concurrency)
+
+    async def one() -> PlainConn:
+        async with sem:
+            return await open_one(url, cls)
+
+    return list(await asyncio.gather(*(one() for _ in range(n))))
+
+
+def close_all(conns: list[PlainConn]) -> None:
+    for conn in conns:
+        if conn.transport is not None:
+            conn.transport.disconnect(graceful=False)
+
+
+def us(seconds: float) -> float:
+    return seconds * 1e6
+
+
+# ----------------------------------------------------------------------------- workloads
+
+
+async def workload_a(args: argparse.Namespace, cls: type[PlainConn]) -> dict[str, Any]:
+    """The original's: 3 clients x 500 sequential round trips (after 50 unmeasured each)."""
+    n_clients, n_msgs, warm = 3, 500, 50
+    conns = await open_many(args.url, cls, n_clients)
+    loop = asyncio.get_running_loop()
+    latencies: list[float] = []
+    done: asyncio.Future[None] = loop.create_future()
+    finished = 0
+    perf = time.perf_counter
+
+    def on_message(conn: PlainConn) -> None:
+        nonlocal finished
+        now = perf()
+        latencies.append(now - conn.t0)
+        conn.left -= 1
+        if conn.left:
+            conn.t0 = perf()
+            conn.send(PAYLOAD)
+        else:
+            finished += 1
+            if finished == n_clients:
+                done.set_result(None)
+
+    async def round_trips(count: int) -> None:
+        nonlocal done, finished
+        done, finished = loop.create_future(), 0
+        latencies.clear()
+        for conn in conns:
+            conn.on_message = on_message
+            conn.left = count
+            conn.t0 = perf()
+            conn.send(PAYLOAD)
+        await asyncio.wait_for(done, 60)
+
+    await round_trips(warm)
+    window = Window(args.server_pid)
+    await round_trips(n_msgs)
+    measured = window.close()
+    close_all(conns)
+    lat = sorted(latencies)
+    total = n_clients * n_msgs
+    assert len(lat) == total, (len(lat), total)
+    return {
+        **measured,
+        "messages": total,
+        "msgs_per_s": total / measured["wall_s"],
+        "server_cpu_us_per_msg": us(measured["server_cpu_s"]) / total,
+        "p50_us": us(lat[len(lat) // 2]),
+        "p99_us": us(lat[min(len(lat) - 1, round(len(lat) * 0.99))]),
+        "max_us": us(lat[-1]),
+    }
+
+
+async def workload_b(args: argparse.Namespace, cls: type[PlainConn]) -> dict[str, Any]:
+    """Throughput: 100 connections x 16 in flight; echoes counted over a timed window."""
+    n_conns, in_flight = 100, 16
+    warmup, duration = (0.3, 1.0) if args.quick else (0.5, 2.0)
+    conns = await open_many(args.url, cls, n_conns)
+    received = 0
+    running = True
+
+    def on_message(conn: PlainConn) -> None:
+        nonlocal received
+        received += 1
+        if running:
+            conn.send(PAYLOAD)
+
+    for conn in conns:
+        conn.on_message = on_message
+        for _ in range(in_flight):
+            conn.send(PAYLOAD)
+    await asyncio.sleep(warmup)
+    start, window = received, Window(args.server_pid)
+    await asyncio.sleep(duration)
+    count, measured = received - start, window.close()
+    running = False
+    close_all(conns)
+    return {
+        **measured,
+        "messages": count,
+        "msgs_per_s": count / measured["wall_s"],
+        "server_cpu_us_per_msg": us(measured["server_cpu_s"]) / count,
+    }
+
+
+async def workload_c(args: argparse.Namespace, cls: type[PlainConn]) -> dict[str, Any]:
+    """Broadcast: one client asks for ``BCAST per_round``; every client counts deliveries."""
+    n_clients, per_round = 1000, 10
+    min_rounds, max_rounds, budget = (2, 4, 0.5) if args.quick else (3, 20, 1.5)
+    conns = await open_many(args.url, cls, n_clients)
+    loop = asyncio.get_running_loop()
+    received = 0
+    target = 0
+    done: asyncio.Future[None] = loop.create_future()
+
+    def on_message(conn: PlainConn) -> None:
+        nonlocal received
+        received += 1
+        if received == target:
+            done.set_result(None)
+
+    for conn in conns:
+        conn.on_message = on_message
+    controller = conns[0]
+    request = b"BCAST %d" % per_round
+    await asyncio.sleep(0.2)  # let the server settle after the connection burst
+    window = Window(args.server_pid)
+    busy = 0.0
+    rounds = 0
+    while rounds < max_rounds and (rounds < min_rounds or busy < budget):
+        target = received + n_clients * per_round
+        done = loop.create_future()
+        t0 = time.perf_counter()
+        controller.send(request)
+        await asyncio.wait_for(done, 120)
+        busy += time.perf_counter() - t0
+        rounds += 1
+    measured = window.close()
+    close_all(conns)
+    deliveries = rounds * per_round * n_clients
+    return {
+        **measured,
+        "rounds": rounds,
+        "deliveries": deliveries,
+        "busy_s": busy,
+        "deliveries_per_s": deliveries / busy,
+        "server_cpu_us_per_delivery": us(measured["server_cpu_s"]) / deliveries,
+    }
+
+
+async def workload_d(args: argparse.Namespace, cls: type[PlainConn]) -> dict[str, Any]:
+    """Memory: server VmRSS before and after opening N idle connections."""
+    n = 1000 if args.quick else 5000
+    await asyncio.sleep(0.3)
+    before = proc_rss_kib(args.server_pid)
+    t0 = time.perf_counter()
+    conns = await open_many(args.url, cls, n)
+    connect_s = time.perf_counter() - t0
+    await asyncio.sleep(1.0)
+    after = proc_rss_kib(args.server_pid)
+    assert len(conns) == n
+    return {
+        "connections": n,
+        "rss_before_kib": before,
+        "rss_after_kib": after,
+        "kib_per_conn": (after - before) / n,
+        "connect_s": connect_s,
+    }
+
+
+async def workload_e(args: argparse.Namespace, cls: type[PlainConn]) -> dict[str, Any]:
+    """Restart: N resuming clients; after ``READY`` the harness restarts the server."""
+    if cls is not SigmaConn:
+        raise SystemExit("workload e needs --proto sigma (the peers have no resume)")
+    n = 200 if args.quick else 1000
+    initial, multiplier, cap = 1.0, 2.0, 30.0
+    loop = asyncio.get_running_loop()
+    states = [SessionState() for _ in range(n)]
+    sem = asyncio.Semaphore(64)
+
+    async def first(state: SessionState) -> None:
+        async with sem:
+            await open_one(args.url, SigmaConn, state)
+
+    await asyncio.gather(*(first(s) for s in states))
+    for state in states:
+        state.welcomes.clear()
+    lost_at: list[float] = []
+    attempts: list[int] = []
+    all_back: asyncio.Future[None] = loop.create_future()
+    back = 0
+
+    async def reconnect(state: SessionState) -> None:
+        nonlocal back
+        tries = 0
+        while True:
+            state.failures += 1
+            delay = random.random() * min(cap, initial * multiplier ** (state.failures - 1))
+            await asyncio.sleep(delay)
+            tries += 1
+            try:
+                _t, listener = await ws_connect(lambda: SigmaConn(state), args.url,
+                                                extra_headers=SUBPROTOCOL,
+                                                websocket_handshake_timeout=10)
+            except (TimeoutError, OSError):
+                continue
+            if await listener.ready:  # type: ignore[attr-defined, unused-ignore]
+                break
+        attempts.append(tries)
+        back += 1
+        if back == n:
+            all_back.set_result(None)
+
+    tasks: set[asyncio.Task[None]] = set()
+
+    def on_lost(state: SessionState) -> None:
+        lost_at.append(time.monotonic())
+        task = loop.create_task(reconnect(state))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    for state in states:
+        state.on_lost = on_lost
+    print("READY", flush=True)
+    await asyncio.wait_for(all_back, 120)
+    welcomes = sorted(s.welcomes[-1] for s in states)
+    return {
+        "clients": n,
+        "first_lost_monotonic": min(lost_at),
+        "last_welcome_monotonic": welcomes[-1],
+        "median_welcome_monotonic": statistics.median(welcomes),
+        "fresh_sessions": sum(s.fresh for s in states),
+        "attempts_max": max(attempts),
+        "attempts_mean": statistics.fmean(attempts),
+        "backoff": {"initial_s": initial, "multiplier": multiplier, "max_s": cap,
+                    "jitter": "full"},
+    }
+
+
+WORKLOADS = {"a": workload_a, "b": workload_b, "c": workload_c, "d": workload_d,
+             "e": workload_e}
+
+
+async def amain(args: argparse.Namespace) -> dict[str, Any]:
+    cls = SigmaConn if args.proto == "sigma" else PlainConn
+    gc.freeze()
+    return await WORKLOADS[args.workload](args, cls)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("workload", choices=sorted(WORKLOADS))
+    parser.add_argument("--url", required=True)
+    parser.add_argument("--proto", choices=("sigma", "plain"), required=True)
+    parser.add_argument("--server-pid", type=int, required=True)
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    raise_nofile()
+    result = uvloop.run(amain(args))
+    print(json.dumps(result), flush=True)
+    os._exit(0)  # skip tearing down thousands of connections one by one
+
+
+if __name__ == "__main__":
+    main()

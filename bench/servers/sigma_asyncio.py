@@ -1,0 +1,56 @@
+"""SigmaSockets on asyncio (default event loop): full protocol, echo through the sender's inbox.
+
+    python bench/servers/sigma_asyncio.py --port 9001 [--uvloop]
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# This file is named like the package it serves: take its folder off the path (so the import
+# below finds the package) and put bench/ on it (for servers._common).
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [str(_HERE.parent), *(p for p in sys.path if Path(p or ".").resolve() != _HERE)]
+
+import asyncio  # noqa: E402
+
+import sigma_asyncio  # noqa: E402
+from servers._common import (  # noqa: E402
+    PAYLOAD,
+    broadcast_count,
+    parse_args,
+    raise_nofile,
+    ready,
+)
+from sigma_asyncio import SigmaSocketServer  # noqa: E402
+
+
+async def serve(host: str, port: int) -> None:
+    server = SigmaSocketServer(host=host, port=port)
+
+    def on_message(client: object, data: bytes, topic: str) -> None:
+        n = broadcast_count(data)
+        if n is None:
+            server.send_to_client(client, data)  # type: ignore[arg-type]
+        else:
+            for _ in range(n):
+                server.broadcast(PAYLOAD)
+
+    server.on("message", on_message)
+    await server.start()
+    ready(server.port)
+    await asyncio.Event().wait()
+
+
+def main() -> None:
+    use_uvloop = "--uvloop" in sys.argv
+    if use_uvloop:
+        sys.argv.remove("--uvloop")
+    args = parse_args(__doc__ or "")
+    raise_nofile()
+    sigma_asyncio.run(serve(args.host, args.port), use_uvloop=use_uvloop)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,14 @@
+"""SigmaSockets on asyncio with uvloop: ``sigma_asyncio.py --uvloop``.
+
+    python bench/servers/sigma_asyncio_uvloop.py --port 9001
+"""
+
+from __future__ import annotations
+
+import runpy
+import sys
+from pathlib import Path
+
+if __name__ == "__main__":
+    sys.argv.append("--uvloop")
+    runpy.run_path(str(Path(__file__).resolve().parent / "sigma_asyncio.py"), run_name="__main__")
