@@ -56,6 +56,7 @@ from .hub import (
     SessionExpired,
 )
 from .messages import ClientInfo, PresenceAction, StreamPosition
+from .ratelimit import RateLimit
 from .websocket import HttpRequest, HttpResponse, WebSocketConfig
 
 if TYPE_CHECKING:
@@ -115,6 +116,10 @@ class ServerOptions:
     allowed_origins: Sequence[str] | None = None
     #: Send Presence envelopes to a topic's members when someone joins or leaves.
     presence_notifications: bool = False
+    #: Per-connection limits on what a client sends (0: unlimited), a second's worth of burst;
+    #: past them the connection closes with 4008 and the client resumes after its backoff.
+    max_messages_per_second: float = 0.0
+    max_bytes_per_second: float = 0.0
     #: Called when a client asks to subscribe (and for the topics a fresh session takes over
     #: from its Hello): False refuses with Error(SUBSCRIBE_DENIED). None allows all.
     authorize_subscribe: Callable[[Session, str], bool] | None = None
@@ -150,6 +155,8 @@ class ServerOptions:
             presence_notifications=self.presence_notifications,
             authenticate=self.authenticate,
             authorize_subscribe=self.authorize_subscribe,
+            rate_limit=RateLimit(messages_per_second=self.max_messages_per_second,
+                                 bytes_per_second=self.max_bytes_per_second),
             http_handler=self.http_handler,
             allowed_origins=(tuple(self.allowed_origins)
                              if self.allowed_origins is not None else None),

@@ -74,7 +74,7 @@ class CloseCode(IntEnum):
     SESSION_TAKEN_OVER = 4006
     #: The outgoing buffer passed its high-water mark. The session stays resumable.
     SLOW_CONSUMER = 4007
-    #: The peer sent faster than its rate limit allows. Reserved: not sent by this version.
+    #: The client sent faster than its rate limit (Welcome.limits) allows.
     RATE_LIMITED = 4008
     #: The client ran more than ``Limits.max_unacked`` messages ahead of the server's acks.
     LIMIT_EXCEEDED = 4009

@@ -67,6 +67,7 @@ from .messages import (
     Unsubscribed,
     Welcome,
 )
+from .ratelimit import RateLimit, TokenBucket
 
 __all__ = [
     "BROADCAST_TOPIC",
@@ -190,6 +191,10 @@ class HubConfig:
     resume_token_bytes: int = 32
     #: Seconds between sweeps that drop history entries older than ``history.max_age``.
     trim_interval: float = 10.0
+    #: Per-connection limits on client Data (messages/s, bytes/s; disabled by default),
+    #: advertised in Welcome.limits. Exceeding them closes with 4008 (RATE_LIMITED): the
+    #: session stays resumable and the refused message is resent after the resume.
+    rate_limit: RateLimit = field(default_factory=RateLimit)
 
     def welcome_size_bound(self) -> int:
         """Bytes a Welcome can take at most under these limits (every topic of a full session,
@@ -365,14 +370,15 @@ class ServerStats:
     failed_recoveries: int
     slow_consumer_disconnects: int
     duplicates_dropped: int
+    rate_limited_disconnects: int
 
 
 # ----------------------------------------------------------------------------- hub
 
 
 class _Conn:
-    __slots__ = ("close_action", "conn", "http", "id", "paused", "request", "scheduled",
-                 "session")
+    __slots__ = ("buckets", "close_action", "conn", "http", "id", "paused", "request",
+                 "scheduled", "session")
 
     def __init__(self, conn_id: int, conn: ServerConnection) -> None:
         self.id = conn_id
@@ -380,6 +386,8 @@ class _Conn:
         self.paused = False
         self.http = False
         self.close_action = CloseAction.NONE
+        #: (messages, bytes) token buckets when rate limits are on.
+        self.buckets: tuple[TokenBucket | None, TokenBucket | None] | None = None
         self.session: Session | None = None
         self.request: HandshakeRequest | None = None
         self.scheduled = math.inf
@@ -413,10 +421,13 @@ class Hub:
         self._next_trim = now + self.config.trim_interval if self.config.trim_interval else 0.0
         if self._next_trim:
             self._push_timer(self._next_trim, "trim", None)
+        rate = self.config.rate_limit
         self._limits = Limits(
             max_message_size=self.config.connection.websocket.max_message_size,
             max_unacked=self.config.max_unacked,
             max_topics=self.config.max_topics_per_session,
+            max_messages_per_second=math.ceil(rate.messages_per_second),
+            max_bytes_per_second=math.ceil(rate.bytes_per_second),
         )
         # stats
         self._total_connections = 0
@@ -428,6 +439,7 @@ class Hub:
         self._failed_resumes = 0
         self._failed_recoveries = 0
         self._slow_consumers = 0
+        self._rate_limited = 0
         self._duplicates = 0
 
     # ------------------------------------------------------------------ adapter side
@@ -669,6 +681,7 @@ class Hub:
             failed_recoveries=self._failed_recoveries,
             slow_consumer_disconnects=self._slow_consumers,
             duplicates_dropped=self._duplicates,
+            rate_limited_disconnects=self._rate_limited,
         )
 
     # ------------------------------------------------------------------ internals: I/O
@@ -925,6 +938,13 @@ class Hub:
             rec.conn.abort(CloseCode.UNEXPECTED_MESSAGE,
                            f"sequence gap: got {seq} after {session.last_seq}", now)
             return
+        if self.config.rate_limit.enabled and not self._within_rate(rec, len(data.payload), now):
+            self._rate_limited += 1
+            rec.conn.abort(CloseCode.RATE_LIMITED,
+                           "client sent faster than its rate limit "
+                           f"({self._limits.max_messages_per_second} msgs/s, "
+                           f"{self._limits.max_bytes_per_second} bytes/s)", now)
+            return
         if seq - session._acked_seq > self.config.max_unacked:
             # The client may only run max_unacked ahead of the last ack we sent (Welcome.limits).
             rec.conn.abort(CloseCode.LIMIT_EXCEEDED,
@@ -940,6 +960,18 @@ class Hub:
             self._send_ack(session)
         else:
             self._schedule_ack(session, now)
+
+    def _within_rate(self, rec: _Conn, size: int, now: float) -> bool:
+        limit = self.config.rate_limit
+        if rec.buckets is None:
+            per_msg, per_byte = limit.messages_per_second, limit.bytes_per_second
+            rec.buckets = (
+                TokenBucket(per_msg, per_msg * limit.burst, now) if per_msg else None,
+                TokenBucket(per_byte, per_byte * limit.burst, now) if per_byte else None)
+        messages, octets = rec.buckets
+        if messages is not None and not messages.take(1, now):
+            return False
+        return octets is None or octets.take(size, now)
 
     def _schedule_ack(self, session: Session, now: float) -> None:
         if session._ack_due == math.inf:
