@@ -25,7 +25,7 @@ if str(ROOT) not in sys.path:
 
 from fuzz import targets as t  # noqa: E402
 from sigma_core import codec  # noqa: E402
-from sigma_core._frames import server_binary_frame  # noqa: E402
+from sigma_core._framer import server_binary_frame  # noqa: E402
 from sigma_core.connection import (  # noqa: E402
     ClientConnection,
     ConnectionConfig,

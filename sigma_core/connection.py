@@ -62,7 +62,7 @@ from dataclasses import dataclass, field
 from typing import TypeAlias
 
 from . import codec
-from ._frames import server_binary_frame
+from ._framer import server_binary_frame
 from .errors import (
     CloseCode,
     DecodeError,

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from . import codec
-from ._frames import server_binary_frame
+from ._framer import server_binary_frame
 from .backplane import Backplane, HistoryEntry, HistoryLimits, MemoryBackplane, ReplayGap
 from .client import ENVELOPE_OVERHEAD
 from .connection import (

@@ -23,7 +23,7 @@ import wsproto.connection
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sigma_core import _framer, _frames
+from sigma_core import _framer
 from sigma_core.errors import RemoteProtocolError
 from sigma_core.websocket import (
     Closed,
@@ -543,7 +543,7 @@ def test_unmask_matches_the_definition() -> None:
 @pytest.mark.parametrize("size", [0, 125, 126, 65535, 65536])
 def test_server_binary_frame(size: int) -> None:
     payload = bytes(size)
-    assert _frames.server_binary_frame(payload) == build(BINARY, payload)
+    assert _framer.server_binary_frame(payload) == build(BINARY, payload)
     assert _framer.server_binary_frame(memoryview(payload)) == build(BINARY, payload)
 
 
