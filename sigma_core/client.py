@@ -39,6 +39,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from . import codec
 from .connection import (
     AnyConnectionEvent,
     ClientConnection,
@@ -374,6 +375,7 @@ class ClientSession:
         #: ``now`` of the last Welcome, and whether it resumed the session.
         self.connected_at: float | None = None
         self.resumed = False
+        self._check_hello_fits(None)  # an auth token or client info too large for any Hello
 
     # ------------------------------------------------------------------ properties
 
@@ -472,6 +474,8 @@ class ClientSession:
         id that the Subscribed / Error answer quotes."""
         if not topic or topic.startswith("$"):
             raise LocalProtocolError(f"invalid topic name {topic!r}")
+        if topic not in self.subscriptions:
+            self._check_hello_fits(topic)
         self.subscriptions.add(topic)
         self._unsubscribing.discard(topic)
         return self._request(topic, subscribe=True)
@@ -560,6 +564,30 @@ class ClientSession:
         self._attempt_deadline = now + self.config.connect_timeout
         self._events.append(OpenTransport(attempt=self._attempt_id, host=self._host,
                                           port=self._port, secure=self._secure))
+
+    def _check_hello_fits(self, topic: str | None) -> None:
+        """Refuse a subscription that would make our resuming Hello (one position per
+        subscribed topic) larger than the message size limit: the server would close every
+        connection attempt with 1009, and the session could never come back."""
+        topics = self.subscriptions | self._unsubscribing | self.positions.keys() | {"$all",
+                                                                                   "$inbox"}
+        if topic is not None:
+            topics.add(topic)
+        worst = StreamPosition(0xFFFFFFFFFFFFFFFF, 0xFFFFFFFFFFFFFFFF)
+        hello = Hello(session_id=self.session_id or "x" * 32, resume_token=self._token or bytes(64),
+                      positions=tuple(TopicPosition(topic=t, position=worst) for t in topics),
+                      last_acked_seq=0xFFFFFFFFFFFFFFFF, auth_token=self.config.auth_token,
+                      client=self.config.client_info)
+        size = len(codec.encode(hello))
+        if size > self._max_message_size:
+            if topic is None:
+                raise LocalProtocolError(
+                    f"the Hello would be {size} bytes, over the {self._max_message_size}-byte "
+                    "message limit: auth_token or client info too large")
+            raise LocalProtocolError(
+                f"cannot subscribe to {topic!r}: with {len(topics)} streams the Hello that resumes "
+                f"this session would be {size} bytes, over the {self._max_message_size}-byte "
+                "message limit; unsubscribe from some topics or use shorter names")
 
     def _hello(self) -> Hello:
         return Hello(

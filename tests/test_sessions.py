@@ -809,3 +809,55 @@ def test_the_welcome_size_bound_holds_for_a_full_session() -> None:
                       max_messages_per_second=2**32 - 1, max_bytes_per_second=2**32 - 1),
         fresh_reason="session could not be resumed: unknown, expired or wrong token")
     assert len(codec.encode(welcome)) + 14 <= config.welcome_size_bound()
+
+
+def test_subscription_that_would_outgrow_the_resuming_hello_is_refused_at_the_call() -> None:
+    """The Hello carries one position per topic; a subscription list it cannot carry within
+    the message limit would make every reconnect fail with 1009. It is refused at
+    ``subscribe()`` instead, and the topics already subscribed keep working across a cut."""
+    from sigma_core.websocket import WebSocketConfig
+
+    small = ConnectionConfig(heartbeat_interval=5.0, heartbeat_timeout=12.0,
+                             websocket=WebSocketConfig(max_message_size=4096))
+    sim = Simulation(hub_config())
+    alice = sim.add_client(client_config(connection=small))
+    sim.run_until(lambda: alice.connected)
+    accepted: list[str] = []
+    topics = iter(f"{n:03d}-" + "t" * 200 for n in range(100))
+    while len(accepted) < 100:
+        topic = next(topics)
+        try:
+            alice.subscribe(topic)
+        except LocalProtocolError as exc:
+            assert "Hello that resumes" in str(exc)  # noqa: PT017
+            break
+        accepted.append(topic)
+    assert 5 < len(accepted) < 20
+    assert alice.session.subscriptions == set(accepted)
+    sim.run(1)
+    for topic in accepted:
+        sim.hub.publish(topic, topic.encode()[:3], sim.now)
+    sim.run(1)
+    sim.cut(alice)
+    sim.run(5)
+    assert alice.connected
+    assert alice.session.resumed
+    for topic in accepted:
+        sim.hub.publish(topic, b"after", sim.now)
+    sim.run(1)
+    assert alice.payloads().count(b"after") == len(accepted)
+    assert len(alice.payloads()) == 2 * len(accepted)  # nothing lost or replayed twice
+    assert not alice.of_type(RecoveryFailed)
+    assert not alice.of_type(SessionReset)
+
+
+def test_auth_token_too_large_for_any_hello_is_refused_when_the_client_is_made() -> None:
+    from sigma_core.client import ClientSession
+    from sigma_core.entropy import SeededEntropy
+    from sigma_core.websocket import WebSocketConfig
+
+    small = ConnectionConfig(websocket=WebSocketConfig(max_message_size=1024))
+    with pytest.raises(LocalProtocolError, match="auth_token or client info too large"):
+        ClientSession(client_config(connection=small, auth_token="k" * 2000),
+                      entropy=SeededEntropy(1))
+    ClientSession(client_config(connection=small, auth_token="k" * 500), entropy=SeededEntropy(1))
