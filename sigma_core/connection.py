@@ -347,8 +347,11 @@ class Connection:
         if state is not ConnectionState.OPEN:
             if now >= self._created + self.config.handshake_timeout:
                 if state is ConnectionState.HANDSHAKE:
-                    # No WebSocket yet to carry a close frame: drop the socket.
-                    self._ws.abort()
+                    # No WebSocket yet to carry a close frame: a server answers a request begun
+                    # and not finished with 408; a socket that never spoke is just dropped.
+                    self._ws.expire_handshake("HTTP request not complete within the handshake "
+                                              f"timeout ({self.config.handshake_timeout:g} s)")
+                    self._pull_ws(priority=False)
                     self._process_ws_events(self._ws.events_received(), now)
                 else:
                     self._fail(RemoteProtocolError("no Hello/Welcome within the handshake "

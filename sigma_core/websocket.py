@@ -40,7 +40,9 @@ State transitions (all of them; anything else is a :class:`LocalProtocolError` o
     HANDSHAKE      server: valid upgrade request          HANDSHAKE      HandshakeRequest
     HANDSHAKE      server: accept()                       OPEN           101 response
     HANDSHAKE      server: reject(), bad or oversized     REJECTED       HTTP error response,
-                   request, no common subprotocol                        HandshakeFailed
+                   request, no common subprotocol,                       HandshakeFailed
+                   expire_handshake() with part of a
+                   request received (408)
     HANDSHAKE      client: valid 101 response             OPEN           HandshakeAccepted
     HANDSHAKE      client: non-101 response (+ body)      REJECTED       HandshakeFailed
     HANDSHAKE      client: malformed/oversized response   CLOSED         Closed(1006, cause)
@@ -50,7 +52,7 @@ State transitions (all of them; anything else is a :class:`LocalProtocolError` o
     OPEN           peer violation / too big / text        CLOSED         close frame, Closed(cause)
     LOCAL_CLOSING  peer violation                         CLOSED         Closed(cause)
     not final      end of stream                          CLOSED         Closed(1006)
-    not final      abort()                                CLOSED         Closed(unclean)
+    not final      abort(), expire_handshake() otherwise  CLOSED         Closed(unclean)
 
 Messages before the end
 -----------------------
@@ -1305,6 +1307,19 @@ class WebSocket:
         self._message_size = 0
         if self._held_end is not None:
             self.settle()  # as if it had arrived in a later read, after our close frame
+
+    def expire_handshake(self, reason: str) -> None:
+        """The layer above's handshake timeout passed before the handshake ended.
+
+        A server holding part of an HTTP request answers 408 Request Timeout (RFC 9110
+        §15.5.9) with ``reason`` as its body and ends REJECTED (:class:`HandshakeFailed`). Else,
+        as :meth:`abort`: a socket that never sent a byte (a browser's speculative
+        preconnect, say) is dropped without a word, as are a request the application has not
+        answered yet and a client's handshake."""
+        if self._role is Role.SERVER and self._state is _HANDSHAKE and self._head:
+            self._auto_reject(408, reason)
+        else:
+            self.abort()
 
     def abort(self, code: int = 1006, reason: str = "") -> None:
         """Give up at once (e.g. the closing handshake timed out): nothing more is sent, the

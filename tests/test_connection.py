@@ -273,11 +273,32 @@ def test_handshake_timeout_closes_with_4002_when_no_hello() -> None:
     assert pair.closed("client").code == CloseCode.HELLO_TIMEOUT
 
 
-def test_handshake_timeout_before_upgrade_drops_socket() -> None:
+def test_handshake_timeout_mid_request_answers_408() -> None:
     server = ServerConnection(CONFIG, now=0.0)
     server.receive_data(b"GET / HTTP/1.1\r\n", 0.0)
     assert server.next_deadline() == 3.0
     server.handle_timer(3.0)
+    response = b"".join(server.data_to_send())
+    assert response.startswith(b"HTTP/1.1 408 Request Timeout\r\n")
+    assert b"\r\nConnection: close\r\n" in response
+    assert response.endswith(b"\r\n\r\nHTTP request not complete within the handshake timeout "
+                             b"(3 s)")
+    events = server.events_received()
+    assert isinstance(events[0], HandshakeFailed)
+    assert events[0].status == 408
+    assert isinstance(events[1], Closed)
+    assert "HTTP 408" in events[1].reason
+    assert server.state is ConnectionState.CLOSED
+    assert server.transport_should_close
+
+
+def test_handshake_timeout_before_any_byte_drops_socket_silently() -> None:
+    server = ServerConnection(CONFIG, now=0.0)
+    server.handle_timer(3.0)
+    assert server.data_to_send() == []
+    [closed] = server.events_received()
+    assert isinstance(closed, Closed)
+    assert closed.code == CloseCode.ABNORMAL_CLOSURE
     assert server.state is ConnectionState.CLOSED
     assert server.transport_should_close
 

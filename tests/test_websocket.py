@@ -888,6 +888,37 @@ def test_abort() -> None:
     assert closed_event(client) == Closed(code=1006, reason="", initiated_locally=True, clean=False)
 
 
+def test_expire_handshake() -> None:
+    partial = WebSocket(Role.SERVER)
+    partial.receive_data(b"GET / HT")
+    partial.expire_handshake("too slow")
+    response = out(partial)
+    assert response.startswith(b"HTTP/1.1 408 Request Timeout\r\n")
+    assert response.endswith(b"\r\n\r\ntoo slow")
+    [failed] = partial.events_received()
+    assert isinstance(failed, HandshakeFailed)
+    assert (failed.status, failed.reason) == (408, "too slow")
+    assert partial.state is REJECTED
+
+    silent = WebSocket(Role.SERVER)  # never sent a byte
+    silent.expire_handshake("too slow")
+    assert out(silent) == b""
+    assert closed_event(silent).code == 1006
+
+    unanswered = WebSocket(Role.SERVER)  # a whole request the application has not answered
+    unanswered.receive_data(request())
+    assert isinstance(unanswered.events_received()[0], HandshakeRequest)
+    unanswered.expire_handshake("too slow")
+    assert out(unanswered) == b""
+    assert closed_event(unanswered).code == 1006
+
+    client = WebSocket.client(host="example.com")
+    client.data_to_send()
+    client.expire_handshake("too slow")
+    assert out(client) == b""
+    assert closed_event(client).code == 1006
+
+
 def test_compression_round_trip() -> None:
     config = WebSocketConfig(compression=True)
     client = WebSocket.client(host="example.com", config=config)
