@@ -239,13 +239,16 @@ class FrameParser:
                 (mask,) = _unpack_mask(data, start)
                 start += 4
             stop = start + length
+            if (opcode <= BINARY and self._size + length > limit and not self._dropping
+                    and (opcode == CONTINUATION) == bool(self._opcode)):
+                # Refused on the announced length, before the payload arrives: a peer does
+                # not get to make us wait for (or buffer) a message we will never accept.
+                items.append(Failure(_TOO_BIG, too_big(limit, self._size + length)))
+                return items
             if stop <= end:
                 pos = stop
                 if b0 == 0x82 and whole:
                     # The hot path: a whole, unfragmented binary message.
-                    if length > limit:
-                        items.append(Failure(_TOO_BIG, too_big(limit, length)))
-                        return items
                     payload = data[start:stop]
                     items.append(unmask(payload, mask) if mask and length else payload)
                     continue

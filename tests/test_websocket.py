@@ -693,12 +693,22 @@ def test_message_size_counts_utf8_bytes() -> None:
     assert closed_event(server).code == 1009
 
 
-def test_oversized_frame_fails_before_it_is_buffered() -> None:
+def test_oversized_frame_fails_on_its_announced_length() -> None:
+    # Refused when the head arrives: nothing of it is buffered or waited for.
     server = open_server(WebSocketConfig(max_message_size=1000))
-    server.receive_data(frame(BINARY, length=1 << 30) + bytes(600))
-    assert server.events_received() == []
-    server.receive_data(bytes(401))
+    server.receive_data(frame(BINARY, length=1 << 30)[:14])
     assert closed_event(server).code == 1009
+    # A fragmented message whose next fragment would pass the limit, likewise.
+    server = open_server(WebSocketConfig(max_message_size=1000))
+    server.receive_data(frame(BINARY, bytes(600), fin=False) + frame(CONT, length=401)[:8])
+    assert closed_event(server).code == 1009
+    # Within the limit, a frame that arrives in pieces is waited for.
+    server = open_server(WebSocketConfig(max_message_size=1000))
+    head_and_part = frame(BINARY, bytes(1000))
+    server.receive_data(head_and_part[:500])
+    assert server.events_received() == []
+    server.receive_data(head_and_part[500:])
+    assert server.events_received() == [MessageReceived(data=bytes(1000))]
 
 
 @pytest.mark.parametrize(
