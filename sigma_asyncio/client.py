@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import ssl as _ssl
 import time
 from collections.abc import AsyncIterator
@@ -35,10 +36,14 @@ from sigma_core.client import (
     StatusChanged,
 )
 from sigma_core.errors import ConnectionFailed
+from sigma_core.logs import client_log_entry
+from sigma_core.logs import write as write_log
 
 from ._entropy import SystemEntropy
 
 __all__ = ["SigmaSocketClient"]
+
+_log = logging.getLogger("sigma_asyncio.client")
 
 #: How long ``disconnect()`` waits for the socket to finish writing and close.
 _CLOSE_TIMEOUT = 5.0
@@ -102,6 +107,7 @@ class SigmaSocketClient:
         else:
             options = ClientOptions(url=url_or_options, **overrides)
         self.options = options
+        self._logger = options.logger if options.logger is not None else _log
         self._emitter = EventEmitter(on_listener_error=self._report)
         self._session: ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]
@@ -242,6 +248,7 @@ class SigmaSocketClient:
             return
         core = self._core
         emit = self._emitter.emit
+        logger = self._logger
         self._busy = True
         try:
             while True:
@@ -250,6 +257,7 @@ class SigmaSocketClient:
                 if not events:
                     break
                 for event in events:
+                    write_log(logger, client_log_entry(event))
                     self._handle(event)
                     for name, args in client_callbacks(event):
                         emit(name, *args)

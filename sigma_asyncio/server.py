@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import time
 from collections.abc import Iterable
 from types import TracebackType
@@ -19,11 +20,15 @@ from typing import Any
 from sigma_core.api import EventEmitter, Listener, ServerOptions, server_callbacks
 from sigma_core.errors import LocalProtocolError
 from sigma_core.hub import CloseAction, Hub, ServerStats, Session
+from sigma_core.logs import format_peer, hub_log_entry
+from sigma_core.logs import write as write_log
 from sigma_core.messages import StreamPosition
 
 from ._entropy import SystemEntropy
 
 __all__ = ["SigmaSocketServer"]
+
+_log = logging.getLogger("sigma_asyncio.server")
 
 ClientRef = Session | str
 Exclude = ClientRef | Iterable[ClientRef] | None
@@ -43,6 +48,7 @@ class _Protocol(asyncio.Protocol):
         hub = server._require_hub()
         self._conn_id = hub.open_connection(server._loop.time())
         server._transports[self._conn_id] = transport  # type: ignore[assignment]
+        server._peers[self._conn_id] = format_peer(transport.get_extra_info("peername"))
         server._after_core()
 
     def data_received(self, data: bytes) -> None:
@@ -55,6 +61,7 @@ class _Protocol(asyncio.Protocol):
         server._transports.pop(self._conn_id, None)
         server._require_hub().connection_lost(self._conn_id, server._loop.time())
         server._after_core()
+        server._peers.pop(self._conn_id, None)
         if not server._transports and server._all_closed is not None:
             server._all_closed.set()
 
@@ -82,11 +89,14 @@ class SigmaSocketServer:
         elif overrides:
             options = dataclasses.replace(options, **overrides)
         self.options = options
+        self._logger = options.logger if options.logger is not None else _log
         self._emitter = EventEmitter(on_listener_error=self._report)
         self._hub: Hub | None = None
         self._loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]
         self._server: asyncio.Server | None = None
         self._transports: dict[int, asyncio.Transport] = {}
+        #: conn_id -> the peer's address, for the log.
+        self._peers: dict[int, str] = {}
         self._all_closed: asyncio.Event | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
@@ -246,6 +256,7 @@ class SigmaSocketServer:
         hub = self._require_hub()
         transports = self._transports
         emit = self._emitter.emit
+        logger, peers = self._logger, self._peers
         self._busy = True
         try:
             while True:
@@ -262,6 +273,7 @@ class SigmaSocketServer:
                         transport.close()
                 events = hub.events_received()
                 for event in events:
+                    write_log(logger, hub_log_entry(event, peers))
                     for name, args in server_callbacks(event):
                         emit(name, *args)
                 if not out and not events:

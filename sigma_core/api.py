@@ -55,6 +55,7 @@ from .hub import (
     Session,
     SessionExpired,
 )
+from .logs import Logger
 from .messages import ClientInfo, PresenceAction, StreamPosition
 from .ratelimit import RateLimit
 from .websocket import HttpRequest, HttpResponse, WebSocketConfig
@@ -126,6 +127,10 @@ class ServerOptions:
     #: Answers plain HTTP GET/HEAD on the same port (serve a web app beside its WebSocket);
     #: None refuses non-WebSocket requests with 400.
     http_handler: Callable[[HttpRequest], HttpResponse] | None = None
+    #: Where refusals, protocol violations, limits, failed resumes and hook failures are
+    #: logged (see :mod:`sigma_core.logs`); None: ``logging.getLogger("sigma_asyncio.server")``
+    #: or ``"sigma_trio.server"``. ``sigma_core.logs.NULL_LOGGER`` logs nothing.
+    logger: Logger | None = None
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -191,6 +196,10 @@ class ClientOptions:
     compression_enabled: bool = False
     #: A client-side ``ssl.SSLContext`` for wss:// (None: the system's default context).
     ssl: ssl.SSLContext | None = None
+    #: Where lost connections, reconnects and session resets are logged (see
+    #: :mod:`sigma_core.logs`); None: ``logging.getLogger("sigma_asyncio.client")`` or
+    #: ``"sigma_trio.client"``.
+    logger: Logger | None = None
 
     def __post_init__(self) -> None:
         self.client_config()

@@ -1319,7 +1319,7 @@ class WebSocket:
         if self._role is Role.SERVER and self._state is _HANDSHAKE and self._head:
             self._auto_reject(408, reason)
         else:
-            self.abort()
+            self.abort(1006, reason)
 
     def abort(self, code: int = 1006, reason: str = "") -> None:
         """Give up at once (e.g. the closing handshake timed out): nothing more is sent, the

@@ -40,23 +40,21 @@ from sigma_core.client import (
     StatusChanged,
 )
 from sigma_core.errors import ConnectionFailed, LocalProtocolError
+from sigma_core.logs import ERROR, client_log_entry
+from sigma_core.logs import write as write_log
 
 from ._entropy import SystemEntropy
 from ._nursery import OwnNursery
 
 __all__ = ["SigmaSocketClient"]
 
-_log = logging.getLogger("sigma_trio")
+_log = logging.getLogger("sigma_trio.client")
 
 _RECEIVE_SIZE = 65536
 #: How long a socket may take to close once the session let go of it: writing the last bytes
 #: and waiting for the server to close first (RFC 6455 §7.1.1).
 _CLOSE_TIMEOUT = 2.0
 _ENDED = (ConnectionStatus.DISCONNECTED, ConnectionStatus.ERROR)
-
-
-def _log_listener_error(exc: BaseException) -> None:
-    _log.error("a SigmaSocketClient listener raised", exc_info=exc)
 
 
 class _Link:
@@ -98,7 +96,8 @@ class SigmaSocketClient(OwnNursery):
         else:
             options = ClientOptions(url=url_or_options, **overrides)
         self.options = options
-        self._emitter = EventEmitter(on_listener_error=_log_listener_error)
+        self._logger = options.logger if options.logger is not None else _log
+        self._emitter = EventEmitter(on_listener_error=self._log_listener_error)
         self._session: ClientSession | None = None
         self._wall_clock_offset = 0.0
         self._ssl_context = options.ssl
@@ -249,6 +248,9 @@ class SigmaSocketClient(OwnNursery):
                 entropy=SystemEntropy())
         return session
 
+    def _log_listener_error(self, exc: BaseException) -> None:
+        self._logger.log(ERROR, "a SigmaSocketClient listener raised", exc_info=exc)
+
     def _failure(self) -> str:
         return self._gave_up or "disconnected before the server welcomed us"
 
@@ -269,12 +271,14 @@ class SigmaSocketClient(OwnNursery):
             return
         session = self._core()
         emit = self._emitter.emit
+        logger = self._logger
         self._in_core = True
         try:
             again = True
             while again:
                 self._again = False
                 for event in session.events_received():
+                    write_log(logger, client_log_entry(event))
                     if isinstance(event, MessageReceived):
                         self._queue_message(event)
                     elif isinstance(event, OpenTransport):

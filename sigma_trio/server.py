@@ -23,6 +23,8 @@ import trio
 from sigma_core.api import EventEmitter, Listener, ServerOptions, server_callbacks
 from sigma_core.errors import LocalProtocolError
 from sigma_core.hub import CloseAction, Hub, ServerStats, Session
+from sigma_core.logs import ERROR, format_peer, hub_log_entry
+from sigma_core.logs import write as write_log
 from sigma_core.messages import StreamPosition
 
 from ._entropy import SystemEntropy
@@ -30,7 +32,7 @@ from ._nursery import OwnNursery
 
 __all__ = ["SigmaSocketServer"]
 
-_log = logging.getLogger("sigma_trio")
+_log = logging.getLogger("sigma_trio.server")
 
 #: Bytes handed to a writer and not yet written past which the hub holds the connection's output.
 _OUTBOX_HIGH_WATER = 64 * 1024
@@ -38,10 +40,6 @@ _RECEIVE_SIZE = 65536
 
 ClientRef = Session | str
 Exclude = ClientRef | Iterable[ClientRef] | None
-
-
-def _log_listener_error(exc: BaseException) -> None:
-    _log.error("a SigmaSocketServer listener raised", exc_info=exc)
 
 
 def _session_id(client: ClientRef) -> str:
@@ -54,6 +52,16 @@ def _session_ids(exclude: Exclude) -> tuple[str, ...]:
     if isinstance(exclude, str | Session):
         return (_session_id(exclude),)
     return tuple(_session_id(c) for c in exclude)
+
+
+def _peer_address(stream: trio.abc.Stream) -> str:
+    # An SSLStream wraps the SocketStream that has the socket.
+    inner = getattr(stream, "transport_stream", stream)
+    sock = getattr(inner, "socket", None)
+    try:
+        return format_peer(sock.getpeername()) if sock is not None else "?"
+    except OSError:  # already gone
+        return "?"
 
 
 class _Peer:
@@ -91,9 +99,12 @@ class SigmaSocketServer(OwnNursery):
             options = dataclasses.replace(options, **overrides)
         self.options = options
         self._port = options.port
-        self._emitter = EventEmitter(on_listener_error=_log_listener_error)
+        self._logger = options.logger if options.logger is not None else _log
+        self._emitter = EventEmitter(on_listener_error=self._log_listener_error)
         self._hub: Hub | None = None
         self._peers: dict[int, _Peer] = {}
+        #: conn_id -> the peer's address, for the log.
+        self._addresses: dict[int, str] = {}
         self._timer = trio.CancelScope()
         self._nursery: trio.Nursery | None = None
         self._accept_scope = trio.CancelScope()
@@ -245,6 +256,9 @@ class SigmaSocketServer(OwnNursery):
 
     # ------------------------------------------------------------------ I/O
 
+    def _log_listener_error(self, exc: BaseException) -> None:
+        self._logger.log(ERROR, "a SigmaSocketServer listener raised", exc_info=exc)
+
     def _require_hub(self) -> Hub:
         if self._hub is None:
             raise LocalProtocolError("the server has not been started")
@@ -259,6 +273,7 @@ class SigmaSocketServer(OwnNursery):
         hub = self._require_hub()
         peers = self._peers
         emit = self._emitter.emit
+        logger, addresses = self._logger, self._addresses
         self._in_core = True
         try:
             again = True
@@ -281,6 +296,7 @@ class SigmaSocketServer(OwnNursery):
                         peer.closing = True
                     peer.wake.set()
                 for event in hub.events_received():
+                    write_log(logger, hub_log_entry(event, addresses))
                     for name, args in server_callbacks(event):
                         emit(name, *args)
                 again = self._again
@@ -307,6 +323,7 @@ class SigmaSocketServer(OwnNursery):
         hub = self._require_hub()
         peer = _Peer(hub.open_connection(trio.current_time()), stream)
         self._peers[peer.id] = peer
+        self._addresses[peer.id] = _peer_address(stream)
         self._after_core()
         try:
             with peer.scope:
@@ -318,6 +335,7 @@ class SigmaSocketServer(OwnNursery):
             del self._peers[peer.id]
             hub.connection_lost(peer.id, trio.current_time())
             self._after_core()
+            self._addresses.pop(peer.id, None)
             if not self._peers:
                 self._drained.set()
 
