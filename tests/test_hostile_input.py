@@ -20,6 +20,7 @@ from functools import partial
 from typing import Any
 
 import anyio
+import flatbuffers
 import pytest
 from adapters_support import (
     BACKENDS,
@@ -38,7 +39,7 @@ from sigma_core import codec
 from sigma_core.client import ConnectionStatus
 from sigma_core.errors import CloseCode
 from sigma_core.hub import Session
-from sigma_core.messages import Hello, Welcome
+from sigma_core.messages import Data, Hello, Welcome
 
 pytestmark = pytest.mark.anyio
 
@@ -326,14 +327,6 @@ async def expect_close(server: Server, frame: bytes, expected: int) -> None:
         assert await conn.close_code() == expected
 
 
-async def _expect_close(server: Server, client: Client, payload: bytes | None,
-                        frame: bytes | None, expected: int) -> None:
-    """``frame`` (or a binary frame of ``payload``) after the upgrade is closed with
-    ``expected`` while ``client`` keeps echoing (kept for the tests that import it)."""
-    frame = frame if frame is not None else client_frame(OP_BINARY, payload or b"")
-    await during(client, partial(expect_close, server, frame, expected))
-
-
 async def data_before_hello(server: Server) -> None:
     await expect_close(server, client_frame(OP_BINARY, codec.encode_data(seq=1, payload=b"x")),
                        CloseCode.UNEXPECTED_MESSAGE)
@@ -385,6 +378,65 @@ async def flood(server: Server) -> None:
         with suppress(anyio.BrokenResourceError, ConnectionError):
             await conn.send(frames)
         assert await conn.close_code() == CloseCode.RATE_LIMITED
+
+
+async def garbage_inside_http(server: Server) -> None:
+    """A request that starts well and goes bad inside its head."""
+    await expect_status(server, b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+                                b"\x00\xff\xfe not a header line \x01\r\n\r\n",
+                        b"HTTP/1.1 400 Bad Request")
+
+
+async def invalid_utf8(server: Server) -> None:
+    """A close frame whose reason is not UTF-8 (text frames are refused earlier, with 1003)."""
+    frame = client_frame(OP_CLOSE, struct.pack("!H", 1000) + b"bye \xff\xfe")
+    await expect_close(server, frame, CloseCode.INVALID_FRAME_PAYLOAD_DATA)
+
+
+async def huge_frame_header(server: Server) -> None:
+    """Only the head of a frame announcing 1 TiB: refused at once, nothing waited for."""
+    header = bytes([0x80 | OP_BINARY, 0x80 | 127]) + struct.pack("!Q", 1 << 40) + b"\0" * 4
+    await expect_close(server, header, CloseCode.MESSAGE_TOO_BIG)
+
+
+async def truncated_envelope(server: Server) -> None:
+    envelope = codec.encode(Hello(session_id="s" * 20, auth_token="t" * 20))
+    await expect_close(server, client_frame(OP_BINARY, envelope[:-12]), CloseCode.BAD_ENVELOPE)
+
+
+async def offsets_out_of_bounds(server: Server) -> None:
+    """A Data envelope after the Welcome whose root offset points past its end."""
+    envelope = bytearray(codec.encode_data(seq=1, payload=b"x" * 64))
+    envelope[0:4] = struct.pack("<I", len(envelope) + 1000)
+    async with welcomed(server) as (conn, _):
+        with suppress(anyio.BrokenResourceError, ConnectionError):
+            await conn.send_binary(bytes(envelope))
+        assert await conn.close_code() == CloseCode.BAD_ENVELOPE
+
+
+def unknown_union_member_envelope(body_type: int = 200) -> bytes:
+    """A well-formed envelope whose body is a union member from a future version."""
+    builder = flatbuffers.Builder(64)
+    builder.StartObject(1)
+    builder.PrependUint32Slot(0, 7, 0)  # the future message has a field of its own
+    body = builder.EndObject()
+    builder.StartObject(2)
+    builder.PrependUint8Slot(0, body_type, 0)
+    builder.PrependUOffsetTRelativeSlot(1, body, 0)
+    builder.Finish(builder.EndObject(), file_identifier=codec.FILE_IDENTIFIER)
+    return bytes(builder.Output())
+
+
+async def unknown_union_member(server: Server) -> None:
+    """A message type from a newer peer is ignored (protocol rule), not fatal: the Data
+    behind it is still echoed."""
+    async with welcomed(server) as (conn, _):
+        await conn.send_binary(unknown_union_member_envelope())
+        await conn.send_binary(codec.encode_data(seq=1, payload=b"still here"))
+        message = await conn.envelope()
+        while not isinstance(message, Data):
+            message = await conn.envelope()
+        assert bytes(message.payload) == b"still here"
 
 
 # Options some attacks need: a Welcome listing 4 topics fits in 4096 bytes (the default 100
@@ -483,6 +535,55 @@ async def test_reserved_bit_closes_1002(anyio_backend: str,
     logged(server_log, anyio_backend, "1002 protocol_error", "Reserved bit")
 
 
+async def test_garbage_inside_the_http_head_gets_400(
+        anyio_backend: str, server_log: pytest.LogCaptureFixture) -> None:
+    with anyio.fail_after(DEADLINE):
+        async with echo_server(anyio_backend) as (server, client):
+            await during(client, partial(garbage_inside_http, server))
+    record = logged(server_log, anyio_backend, "HTTP 400")
+    assert "\\xff" not in record.getMessage()  # bytes the peer sent are not logged
+    assert "not a header" not in record.getMessage()
+
+
+async def test_invalid_utf8_closes_1007(anyio_backend: str,
+                                        server_log: pytest.LogCaptureFixture) -> None:
+    with anyio.fail_after(DEADLINE):
+        async with echo_server(anyio_backend) as (server, client):
+            await during(client, partial(invalid_utf8, server))
+    logged(server_log, anyio_backend, "1007")
+
+
+async def test_frame_announcing_a_huge_length_closes_1009_at_its_head(
+        anyio_backend: str, server_log: pytest.LogCaptureFixture) -> None:
+    with anyio.fail_after(DEADLINE):
+        async with echo_server(anyio_backend) as (server, client):
+            await during(client, partial(huge_frame_header, server))
+    logged(server_log, anyio_backend, "1009 message_too_big", str(1 << 40))
+
+
+async def test_truncated_envelope_closes_4000(anyio_backend: str,
+                                              server_log: pytest.LogCaptureFixture) -> None:
+    with anyio.fail_after(DEADLINE):
+        async with echo_server(anyio_backend) as (server, client):
+            await during(client, partial(truncated_envelope, server))
+    logged(server_log, anyio_backend, "4000 bad_envelope")
+
+
+async def test_envelope_offsets_out_of_bounds_close_4000(
+        anyio_backend: str, server_log: pytest.LogCaptureFixture) -> None:
+    with anyio.fail_after(DEADLINE):
+        async with echo_server(anyio_backend) as (server, client):
+            await during(client, partial(offsets_out_of_bounds, server))
+    logged(server_log, anyio_backend, "4000 bad_envelope")
+
+
+async def test_unknown_union_member_is_ignored_and_the_connection_goes_on(
+        anyio_backend: str) -> None:
+    with anyio.fail_after(DEADLINE):
+        async with echo_server(anyio_backend) as (server, client):
+            await during(client, partial(unknown_union_member, server))
+
+
 # ----------------------------------------------------------------------------- session stage
 
 
@@ -500,6 +601,27 @@ async def test_wrong_resume_token_gets_a_fresh_session(
             session = server.get_client(victim)
             assert session is not None
     logged(server_log, anyio_backend, "resume failed", "wrong token", "fresh session")
+
+
+async def test_resume_with_an_expired_token_gets_a_fresh_session(
+        anyio_backend: str, server_log: pytest.LogCaptureFixture) -> None:
+    with anyio.fail_after(DEADLINE):
+        async with echo_server(anyio_backend, session_timeout=0.3) as (server, client):
+            async with welcomed(server) as (_, first):
+                session_id, token = first.session_id, first.resume_token
+            with anyio.fail_after(5):
+                while server.get_client(session_id) is not None:  # expires 0.3 s after
+                    await anyio.sleep(0.05)
+
+            async def attack(server: Server) -> None:
+                async with welcomed(server, Hello(session_id=session_id,
+                                                  resume_token=token)) as (_, welcome):
+                    assert not welcome.resumed
+                    assert welcome.session_id != session_id
+                    assert welcome.fresh_reason != ""
+
+            await during(client, partial(attack, server))
+    logged(server_log, anyio_backend, "resume failed", "fresh session")
 
 
 async def test_flood_past_rate_limit_closes_4008(anyio_backend: str,
@@ -625,7 +747,9 @@ async def test_memory_returns_to_its_baseline(anyio_backend: str) -> None:
                 attacks: list[Attack] = [
                     garbage_http, tls_on_plain_port, oversized_head, slowloris,
                     data_before_hello, garbage_envelope, wrong_file_identifier, text_frame,
-                    message_over_max_size, reserved_bit, wrong_resume_token(info.id), flood]
+                    message_over_max_size, reserved_bit, wrong_resume_token(info.id), flood,
+                    garbage_inside_http, invalid_utf8, huge_frame_header, truncated_envelope,
+                    offsets_out_of_bounds, unknown_union_member]
 
                 async def one_round() -> None:
                     async with anyio.create_task_group() as tg:
