@@ -10,8 +10,11 @@ cuts a consumer that stays slow past ``outgoing_high_water``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
+import socket
+import struct
 import time
 from collections.abc import Iterable
 from types import TracebackType
@@ -146,7 +149,7 @@ class SigmaSocketServer:
         self._after_core()
         if not await self._wait_closed(self.options.shutdown_timeout):
             for transport in list(self._transports.values()):
-                transport.abort()
+                _reset(transport)
             await self._wait_closed(1.0)
         await server.wait_closed()
         self._running = False
@@ -268,7 +271,7 @@ class SigmaSocketServer:
                     if chunks:
                         transport.writelines(chunks)
                     if action is CloseAction.ABORT:
-                        transport.abort()
+                        _reset(transport)
                     elif action:
                         transport.close()
                 events = hub.events_received()
@@ -304,6 +307,20 @@ class SigmaSocketServer:
     def _report(self, exc: BaseException) -> None:
         self._loop.call_exception_handler({
             "message": "exception in a SigmaSocketServer listener", "exception": exc})
+
+
+_LINGER_ZERO = struct.pack("ii", 1, 0)
+
+
+def _reset(transport: asyncio.Transport) -> None:
+    """Abort with a TCP reset (SO_LINGER 0), not a FIN behind whatever the kernel still holds
+    for the peer: a slow consumer would otherwise read up to the whole socket buffer of stale
+    data before learning it was cut, and the kernel would keep that buffer meanwhile."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_ZERO)
+    transport.abort()
 
 
 def _id(client: ClientRef) -> str:

@@ -10,9 +10,12 @@ at :meth:`Hub.next_deadline`.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import math
+import socket
+import struct
 import time
 from collections.abc import Iterable
 from contextlib import AbstractAsyncContextManager
@@ -52,6 +55,20 @@ def _session_ids(exclude: Exclude) -> tuple[str, ...]:
     if isinstance(exclude, str | Session):
         return (_session_id(exclude),)
     return tuple(_session_id(c) for c in exclude)
+
+
+_LINGER_ZERO = struct.pack("ii", 1, 0)
+
+
+def _linger_zero(stream: trio.abc.Stream) -> None:
+    """Make closing ``stream`` send a TCP reset (SO_LINGER 0): a cut slow consumer would
+    otherwise read up to the whole socket buffer of stale data before the FIN, and the kernel
+    would keep that buffer meanwhile."""
+    inner = getattr(stream, "transport_stream", stream)
+    sock = getattr(inner, "socket", None)
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_ZERO)
 
 
 def _peer_address(stream: trio.abc.Stream) -> str:
@@ -174,6 +191,8 @@ class SigmaSocketServer(OwnNursery):
             self._drained = trio.Event()
             with trio.move_on_after(self.options.shutdown_timeout):
                 await self._drained.wait()
+        for peer in self._peers.values():  # still open after the timeout: reset, as asyncio
+            _linger_zero(peer.stream)
         nursery.cancel_scope.cancel()
         await self._stopped.wait()
 
@@ -284,6 +303,7 @@ class SigmaSocketServer(OwnNursery):
                     if peer is None:
                         continue
                     if action is CloseAction.ABORT:
+                        _linger_zero(peer.stream)  # a reset, not a FIN behind stale data
                         peer.scope.cancel()  # drop the socket now, unwritten bytes and all
                         continue
                     if chunks:

@@ -165,3 +165,29 @@ async def test_slow_consumer_is_cut_while_fast_ones_get_everything(anyio_backend
         assert g == list(range(1, sent + 1))
     assert stats.resumes == 0
     assert stats.total_connections == fast_n + 1
+
+
+async def test_a_cut_slow_consumer_learns_of_it_by_a_reset(anyio_backend: str) -> None:
+    """The server cuts a slow consumer with a TCP reset, not a FIN queued behind megabytes of
+    stale data: the client, reading again, sees the connection reset after at most what its
+    own kernel had already received (here a 16 KiB window), and resumes from history."""
+    with anyio.fail_after(30):
+        async with serving(anyio_backend, outgoing_high_water=256 * 1024) as server, \
+                raw_client(server.port, rcvbuf=16 * 1024) as (stream, _conn):
+            sent = 0
+            while server.get_stats().slow_consumer_disconnects == 0 and sent < 4000:
+                sent += 1
+                server.broadcast(bytes(8192))
+                await anyio.sleep(0)
+            assert server.get_stats().slow_consumer_disconnects == 1
+            received, ended = 0, ""
+            while not ended:
+                try:
+                    received += len(await stream.receive())
+                except anyio.EndOfStream:
+                    ended = "EOF"
+                except (anyio.BrokenResourceError, ConnectionResetError):
+                    ended = "reset"
+    assert ended == "reset"
+    # Without the reset the client reads the server's whole socket buffer first (MiBs).
+    assert received < 1024 * 1024, received
