@@ -13,9 +13,10 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import socket
 import time
 from collections.abc import Iterable
-from contextlib import AbstractAsyncContextManager
+from contextlib import AbstractAsyncContextManager, suppress
 from typing import Any
 
 import trio
@@ -65,21 +66,41 @@ def _peer_address(stream: trio.abc.Stream) -> str:
 
 
 class _Peer:
-    """One accepted socket: its outbox and the state of its writer."""
+    """One accepted connection. Output goes straight to the socket with a ``send`` that does not
+    wait; only what the kernel does not take waits in ``outbox`` for a writer task, started
+    then and gone once the outbox is empty. Over TLS every write goes through that task."""
 
-    __slots__ = ("closing", "id", "outbox", "paused", "queued", "scope", "stream", "wake")
+    __slots__ = ("closed", "closing", "id", "outbox", "paused", "queued", "sock", "tls",
+                 "writing")
 
-    def __init__(self, conn_id: int, stream: trio.abc.Stream) -> None:
+    def __init__(self, conn_id: int, sock: socket.socket | None,
+                 tls: trio.SSLStream[trio.SocketStream] | None) -> None:
         self.id = conn_id
-        self.stream = stream
+        #: The plain TCP socket, non-blocking (None over TLS).
+        self.sock = sock
+        self.tls = tls
+        if sock is not None:
+            sock.setblocking(False)
         self.outbox: list[bytes] = []
         #: Bytes in the outbox plus the batch being written.
         self.queued = 0
         self.paused = False
         #: The hub said close after writing what is queued.
         self.closing = False
-        self.wake = trio.Event()
-        self.scope = trio.CancelScope()
+        #: A writer task owns the output until the outbox is empty.
+        self.writing = False
+        self.closed = False
+
+    def close(self) -> None:
+        """Close the socket now; a task waiting on it wakes with ``ClosedResourceError``."""
+        if self.closed:
+            return
+        self.closed = True
+        if self.sock is not None:
+            trio.lowlevel.notify_closing(self.sock)
+            self.sock.close()
+        elif self.tls is not None:
+            self.tls.transport_stream.socket.close()
 
 
 class SigmaSocketServer(OwnNursery):
@@ -265,8 +286,8 @@ class SigmaSocketServer(OwnNursery):
         return self._hub
 
     def _after_core(self) -> None:
-        """Hand what the hub wrote to the writers, fire the callbacks, re-arm the timer.
-        A callback that calls a command re-enters here: the outer call loops instead."""
+        """Write what the hub wrote, fire the callbacks, re-arm the timer. A callback that calls
+        a command re-enters here: the outer call loops instead."""
         if self._in_core:
             self._again = True
             return
@@ -281,20 +302,23 @@ class SigmaSocketServer(OwnNursery):
                 self._again = False
                 for conn_id, chunks, action in hub.flush():
                     peer = peers.get(conn_id)
-                    if peer is None:
+                    if peer is None or peer.closed:
                         continue
                     if action is CloseAction.ABORT:
-                        peer.scope.cancel()  # drop the socket now, unwritten bytes and all
+                        peer.close()  # drop the socket now, unwritten bytes and all
                         continue
                     if chunks:
-                        peer.outbox.extend(chunks)
-                        peer.queued += sum(map(len, chunks))
-                        if peer.queued > _OUTBOX_HIGH_WATER and not peer.paused:
-                            peer.paused = True
-                            hub.pause_writing(conn_id)
-                    if action:
+                        self._write(hub, peer, chunks)
+                    if action and not peer.closing:
+                        # Once all is written the server closes first (RFC 6455 §7.1.1); over
+                        # TLS the writer task sends close_notify.
                         peer.closing = True
-                    peer.wake.set()
+                        if peer.writing:
+                            pass
+                        elif peer.tls is None:
+                            peer.close()
+                        else:
+                            self._start_writer(peer)
                 for event in hub.events_received():
                     write_log(logger, hub_log_entry(event, addresses))
                     for name, args in server_callbacks(event):
@@ -304,6 +328,37 @@ class SigmaSocketServer(OwnNursery):
             self._in_core = False
         deadline = hub.next_deadline()
         self._timer.deadline = math.inf if deadline is None else deadline
+
+    def _write(self, hub: Hub, peer: _Peer, chunks: list[bytes]) -> None:
+        """Send at once what the socket takes; queue the rest for a writer task."""
+        if peer.writing:
+            peer.outbox.extend(chunks)
+            peer.queued += sum(map(len, chunks))
+        else:
+            data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            sock = peer.sock
+            if sock is not None:
+                try:
+                    sent = sock.send(data)
+                except BlockingIOError:
+                    sent = 0
+                except OSError:
+                    peer.close()  # broken: the reader wakes and reports the loss
+                    return
+                if sent == len(data):
+                    return
+                data = data[sent:]
+            peer.outbox.append(data)
+            peer.queued += len(data)
+            self._start_writer(peer)
+        if peer.queued > _OUTBOX_HIGH_WATER and not peer.paused:
+            peer.paused = True
+            hub.pause_writing(peer.id)
+
+    def _start_writer(self, peer: _Peer) -> None:
+        assert self._nursery is not None
+        peer.writing = True
+        self._nursery.start_soon(self._write_loop, peer)
 
     async def _run_timer(self, hub: Hub) -> None:
         while True:
@@ -321,17 +376,20 @@ class SigmaSocketServer(OwnNursery):
 
     async def _handle(self, stream: trio.abc.Stream) -> None:
         hub = self._require_hub()
-        peer = _Peer(hub.open_connection(trio.current_time()), stream)
+        if isinstance(stream, trio.SocketStream):
+            # Own the stdlib socket, so that any task can write to it without awaiting.
+            peer = _Peer(hub.open_connection(trio.current_time()),
+                         socket.socket(fileno=stream.socket.detach()), None)
+        else:
+            assert isinstance(stream, trio.SSLStream)
+            peer = _Peer(hub.open_connection(trio.current_time()), None, stream)
         self._peers[peer.id] = peer
         self._addresses[peer.id] = _peer_address(stream)
         self._after_core()
         try:
-            with peer.scope:
-                async with trio.open_nursery() as nursery:
-                    nursery.start_soon(self._write_loop, peer)
-                    await self._read_loop(hub, peer)
-                    peer.scope.cancel()
+            await self._read_loop(hub, peer)
         finally:
+            peer.close()
             del self._peers[peer.id]
             hub.connection_lost(peer.id, trio.current_time())
             self._after_core()
@@ -340,40 +398,55 @@ class SigmaSocketServer(OwnNursery):
                 self._drained.set()
 
     async def _read_loop(self, hub: Hub, peer: _Peer) -> None:
-        receive = peer.stream.receive_some
         conn_id = peer.id
-        while True:
+        sock = peer.sock
+        while not peer.closed:
             try:
-                data = await receive(_RECEIVE_SIZE)
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                if sock is None:
+                    data = await peer.tls.receive_some(_RECEIVE_SIZE)  # type: ignore[union-attr]
+                else:
+                    try:
+                        data = sock.recv(_RECEIVE_SIZE)
+                    except BlockingIOError:
+                        await trio.lowlevel.wait_readable(sock)
+                        continue
+            except (OSError, trio.BrokenResourceError, trio.ClosedResourceError):
                 return
             if not data:
                 return
             hub.receive_data(conn_id, data, trio.current_time())
             self._after_core()
+            if sock is not None:
+                await trio.lowlevel.checkpoint()  # let the other connections in between reads
 
     async def _write_loop(self, peer: _Peer) -> None:
-        stream = peer.stream
+        """Write what the socket did not take, then tell the hub it may write again."""
         outbox = peer.outbox
         try:
-            while True:
-                if not outbox:
-                    if peer.closing:
-                        break
-                    await peer.wake.wait()
-                    peer.wake = trio.Event()
-                    continue
-                batch = b"".join(outbox)
+            while outbox:
+                batch = outbox[0] if len(outbox) == 1 else b"".join(outbox)
                 outbox.clear()
-                await stream.send_all(batch)
+                sock = peer.sock
+                if sock is None:
+                    await peer.tls.send_all(batch)  # type: ignore[union-attr]
+                else:
+                    view = memoryview(batch)
+                    while view:
+                        await trio.lowlevel.wait_writable(sock)
+                        with suppress(BlockingIOError):
+                            view = view[sock.send(view):]
                 peer.queued -= len(batch)
-                if peer.paused and not peer.queued:
-                    peer.paused = False
-                    hub = self._require_hub()
-                    hub.resume_writing(peer.id)
-                    self._after_core()
-            await stream.aclose()  # the server closes first (RFC 6455 §7.1.1)
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            pass
+            peer.writing = False
+            if peer.closing:
+                if peer.tls is not None:
+                    await peer.tls.aclose()
+                peer.close()
+            elif peer.paused:
+                peer.paused = False
+                hub = self._require_hub()
+                hub.resume_writing(peer.id)
+                self._after_core()
+        except (OSError, trio.BrokenResourceError, trio.ClosedResourceError):
+            peer.close()
         finally:
-            peer.scope.cancel()
+            peer.writing = False
