@@ -11,8 +11,10 @@ at :meth:`Hub.next_deadline`.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import logging
 import math
+import os
 import socket
 import time
 from collections.abc import Iterable
@@ -38,6 +40,8 @@ _log = logging.getLogger("sigma_trio.server")
 #: Bytes handed to a writer and not yet written past which the hub holds the connection's output.
 _OUTBOX_HIGH_WATER = 64 * 1024
 _RECEIVE_SIZE = 65536
+#: accept(2) errors that mean "overloaded": wait and accept again (as trio.serve_listeners does).
+_ACCEPT_CAPACITY_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS})
 
 ClientRef = Session | str
 Exclude = ClientRef | Iterable[ClientRef] | None
@@ -63,6 +67,16 @@ def _peer_address(stream: trio.abc.Stream) -> str:
         return format_peer(sock.getpeername()) if sock is not None else "?"
     except OSError:  # already gone
         return "?"
+
+
+def _recv(sock: socket.socket) -> bytes | None:
+    """What the socket holds, or None if nothing yet. The exception stays in this short-lived
+    frame: raised in the connection's task, it would give that long-lived frame a frame object
+    (a quarter KiB per connection)."""
+    try:
+        return sock.recv(_RECEIVE_SIZE)
+    except BlockingIOError:
+        return None
 
 
 class _Peer:
@@ -372,52 +386,70 @@ class SigmaSocketServer(OwnNursery):
     async def _accept(self, listeners: list[trio.abc.Listener[Any]],
                       nursery: trio.Nursery) -> None:
         with self._accept_scope:
-            await trio.serve_listeners(self._handle, listeners, handler_nursery=nursery)
+            async with trio.open_nursery() as accepting:
+                for listener in listeners:
+                    accepting.start_soon(self._accept_one, listener, nursery)
+
+    async def _accept_one(self, listener: trio.abc.Listener[Any], nursery: trio.Nursery) -> None:
+        # trio.serve_listeners, less its wrapper task frame per connection.
+        while True:
+            try:
+                stream = await listener.accept()
+            except OSError as exc:
+                if exc.errno not in _ACCEPT_CAPACITY_ERRNOS:
+                    raise
+                _log.error("accept failed (%s); retrying in 0.1 s", os.strerror(exc.errno))
+                await trio.sleep(0.1)
+            else:
+                nursery.start_soon(self._handle, stream, name="sigma_trio connection")
 
     async def _handle(self, stream: trio.abc.Stream) -> None:
+        """The connection's one task: reads, and writes whatever the hub has in answer."""
         hub = self._require_hub()
+        address = _peer_address(stream)
         if isinstance(stream, trio.SocketStream):
             # Own the stdlib socket, so that any task can write to it without awaiting.
-            peer = _Peer(hub.open_connection(trio.current_time()),
-                         socket.socket(fileno=stream.socket.detach()), None)
+            sock: socket.socket | None = socket.socket(fileno=stream.socket.detach())
+            tls = None
         else:
             assert isinstance(stream, trio.SSLStream)
-            peer = _Peer(hub.open_connection(trio.current_time()), None, stream)
-        self._peers[peer.id] = peer
-        self._addresses[peer.id] = _peer_address(stream)
+            sock, tls = None, stream
+        del stream
+        peer = _Peer(hub.open_connection(trio.current_time()), sock, tls)
+        conn_id = peer.id
+        self._peers[conn_id] = peer
+        self._addresses[conn_id] = address
         self._after_core()
         try:
-            await self._read_loop(hub, peer)
+            while not peer.closed:
+                try:
+                    if sock is None:
+                        data = await tls.receive_some(_RECEIVE_SIZE)  # type: ignore[union-attr]
+                    else:
+                        data = _recv(sock)
+                except (OSError, trio.BrokenResourceError, trio.ClosedResourceError):
+                    break
+                if data is None:
+                    try:
+                        await trio.lowlevel.wait_readable(sock)  # type: ignore[arg-type]
+                    except trio.ClosedResourceError:
+                        break
+                    continue
+                if not data:
+                    break
+                hub.receive_data(conn_id, data, trio.current_time())
+                del data  # not kept alive by this frame while the connection idles
+                self._after_core()
+                if sock is not None:
+                    await trio.lowlevel.checkpoint()  # let the other connections in between reads
         finally:
             peer.close()
-            del self._peers[peer.id]
-            hub.connection_lost(peer.id, trio.current_time())
+            del self._peers[conn_id]
+            hub.connection_lost(conn_id, trio.current_time())
             self._after_core()
-            self._addresses.pop(peer.id, None)
+            self._addresses.pop(conn_id, None)
             if not self._peers:
                 self._drained.set()
-
-    async def _read_loop(self, hub: Hub, peer: _Peer) -> None:
-        conn_id = peer.id
-        sock = peer.sock
-        while not peer.closed:
-            try:
-                if sock is None:
-                    data = await peer.tls.receive_some(_RECEIVE_SIZE)  # type: ignore[union-attr]
-                else:
-                    try:
-                        data = sock.recv(_RECEIVE_SIZE)
-                    except BlockingIOError:
-                        await trio.lowlevel.wait_readable(sock)
-                        continue
-            except (OSError, trio.BrokenResourceError, trio.ClosedResourceError):
-                return
-            if not data:
-                return
-            hub.receive_data(conn_id, data, trio.current_time())
-            self._after_core()
-            if sock is not None:
-                await trio.lowlevel.checkpoint()  # let the other connections in between reads
 
     async def _write_loop(self, peer: _Peer) -> None:
         """Write what the socket did not take, then tell the hub it may write again."""
