@@ -69,12 +69,12 @@ def _peer_address(stream: trio.abc.Stream) -> str:
         return "?"
 
 
-def _recv(sock: socket.socket) -> bytes | None:
+def _recv(sock: socket.socket, buffer: memoryview) -> bytes | None:
     """What the socket holds, or None if nothing yet. The exception stays in this short-lived
     frame: raised in the connection's task, it would give that long-lived frame a frame object
     (a quarter KiB per connection)."""
     try:
-        return sock.recv(_RECEIVE_SIZE)
+        return buffer[:sock.recv_into(buffer)].tobytes()
     except BlockingIOError:
         return None
 
@@ -148,6 +148,9 @@ class SigmaSocketServer(OwnNursery):
         self._in_core = False
         self._again = False
         self._cm: AbstractAsyncContextManager[trio.Nursery] | None = None
+        #: Every plain socket reads into this buffer, copied out at once: no 64 KiB allocation
+        #: per read, cut to size after.
+        self._receive_buffer = memoryview(bytearray(_RECEIVE_SIZE))
 
     # ------------------------------------------------------------------ running
 
@@ -417,6 +420,7 @@ class SigmaSocketServer(OwnNursery):
         del stream
         peer = _Peer(hub.open_connection(trio.current_time()), sock, tls)
         conn_id = peer.id
+        buffer = self._receive_buffer
         self._peers[conn_id] = peer
         self._addresses[conn_id] = address
         self._after_core()
@@ -426,7 +430,7 @@ class SigmaSocketServer(OwnNursery):
                     if sock is None:
                         data = await tls.receive_some(_RECEIVE_SIZE)  # type: ignore[union-attr]
                     else:
-                        data = _recv(sock)
+                        data = _recv(sock, buffer)
                 except (OSError, trio.BrokenResourceError, trio.ClosedResourceError):
                     break
                 if data is None:
@@ -452,7 +456,8 @@ class SigmaSocketServer(OwnNursery):
                 self._drained.set()
 
     async def _write_loop(self, peer: _Peer) -> None:
-        """Write what the socket did not take, then tell the hub it may write again."""
+        """Write what the socket did not take, then hand writing back to :meth:`_write` and
+        tell the hub it may write again."""
         outbox = peer.outbox
         try:
             while outbox:
@@ -468,17 +473,18 @@ class SigmaSocketServer(OwnNursery):
                         with suppress(BlockingIOError):
                             view = view[sock.send(view):]
                 peer.queued -= len(batch)
-            peer.writing = False
             if peer.closing:
                 if peer.tls is not None:
                     await peer.tls.aclose()
                 peer.close()
-            elif peer.paused:
-                peer.paused = False
-                hub = self._require_hub()
-                hub.resume_writing(peer.id)
-                self._after_core()
+                return
         except (OSError, trio.BrokenResourceError, trio.ClosedResourceError):
             peer.close()
-        finally:
-            peer.writing = False
+            return
+        # Only now: resume_writing() below may start the next writer at once.
+        peer.writing = False
+        if peer.paused:
+            peer.paused = False
+            hub = self._require_hub()
+            hub.resume_writing(peer.id)
+            self._after_core()
