@@ -1,11 +1,14 @@
 """``SigmaSocketServer``: the hub (:class:`sigma_core.hub.Hub`) served on trio sockets.
 
-Per connection: one reader task feeding :meth:`Hub.receive_data`, and one writer task draining
-the connection's outbox with ``send_all``. Nothing that produces output ever awaits a socket: a
-broadcast drops the same frame into N outboxes and returns. While an outbox holds more than
-64 KiB the hub is told to hold that connection's output (``pause_writing``), so a slow consumer
-piles up in the core, which cuts it past ``outgoing_high_water``. One timer task wakes the hub
-at :meth:`Hub.next_deadline`.
+One task per connection, reading and feeding :meth:`Hub.receive_data`. Output is written by
+whichever task produced it, straight to the socket (a plain TCP socket is owned as a non-blocking
+stdlib socket): nothing that produces output awaits, and a broadcast is one ``send`` per socket.
+What the kernel does not take goes to a writer task started for that connection only then;
+while it holds more than 64 KiB the hub is told to hold the connection's output
+(``pause_writing``), so a slow consumer piles up in the core, which cuts it past
+``outgoing_high_water``. Over TLS every write goes through that writer (``SSLStream.send_all``).
+Aborting or closing a connection closes its socket, which wakes its tasks. One timer task wakes
+the hub at :meth:`Hub.next_deadline`.
 """
 
 from __future__ import annotations
@@ -327,14 +330,12 @@ class SigmaSocketServer(OwnNursery):
                     if chunks:
                         self._write(hub, peer, chunks)
                     if action and not peer.closing:
-                        # Once all is written the server closes first (RFC 6455 §7.1.1); over
-                        # TLS the writer task sends close_notify.
+                        # Once all is written the server closes first (RFC 6455 §7.1.1): now,
+                        # or by the writer task (which also sends TLS close_notify).
                         peer.closing = True
-                        if peer.writing:
-                            pass
-                        elif peer.tls is None:
+                        if peer.tls is None and not peer.writing:
                             peer.close()
-                        else:
+                        elif not peer.writing:
                             self._start_writer(peer)
                 for event in hub.events_received():
                     write_log(logger, hub_log_entry(event, addresses))
