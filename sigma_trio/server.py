@@ -402,7 +402,8 @@ class SigmaSocketServer(OwnNursery):
             except OSError as exc:
                 if exc.errno not in _ACCEPT_CAPACITY_ERRNOS:
                     raise
-                _log.error("accept failed (%s); retrying in 0.1 s", os.strerror(exc.errno))
+                self._logger.log(ERROR, "accept failed (%s); retrying in 0.1 s",
+                                 os.strerror(exc.errno))
                 await trio.sleep(0.1)
             else:
                 nursery.start_soon(self._handle, stream, name="sigma_trio connection")
