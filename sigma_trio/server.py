@@ -1,24 +1,28 @@
 """``SigmaSocketServer``: the hub (:class:`sigma_core.hub.Hub`) served on trio sockets.
 
-Per connection: one reader task feeding :meth:`Hub.receive_data`, and one writer task draining
-the connection's outbox with ``send_all``. Nothing that produces output ever awaits a socket: a
-broadcast drops the same frame into N outboxes and returns. While an outbox holds more than
-64 KiB the hub is told to hold that connection's output (``pause_writing``), so a slow consumer
-piles up in the core, which cuts it past ``outgoing_high_water``. One timer task wakes the hub
-at :meth:`Hub.next_deadline`.
+One task per connection, reading and feeding :meth:`Hub.receive_data`. Output is written by
+whichever task produced it, straight to the socket (a plain TCP socket is owned as a non-blocking
+stdlib socket): nothing that produces output awaits, and a broadcast is one ``send`` per socket.
+What the kernel does not take goes to a writer task started for that connection only then;
+while it holds more than 64 KiB the hub is told to hold the connection's output
+(``pause_writing``), so a slow consumer piles up in the core, which cuts it past
+``outgoing_high_water``. Over TLS every write goes through that writer (``SSLStream.send_all``).
+Aborting or closing a connection closes its socket, which wakes its tasks. One timer task wakes
+the hub at :meth:`Hub.next_deadline`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
+import errno
 import logging
 import math
+import os
 import socket
 import struct
 import time
 from collections.abc import Iterable
-from contextlib import AbstractAsyncContextManager
+from contextlib import AbstractAsyncContextManager, suppress
 from typing import Any
 
 import trio
@@ -40,6 +44,8 @@ _log = logging.getLogger("sigma_trio.server")
 #: Bytes handed to a writer and not yet written past which the hub holds the connection's output.
 _OUTBOX_HIGH_WATER = 64 * 1024
 _RECEIVE_SIZE = 65536
+#: accept(2) errors that mean "overloaded": wait and accept again (as trio.serve_listeners does).
+_ACCEPT_CAPACITY_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS})
 
 ClientRef = Session | str
 Exclude = ClientRef | Iterable[ClientRef] | None
@@ -60,17 +66,6 @@ def _session_ids(exclude: Exclude) -> tuple[str, ...]:
 _LINGER_ZERO = struct.pack("ii", 1, 0)
 
 
-def _linger_zero(stream: trio.abc.Stream) -> None:
-    """Make closing ``stream`` send a TCP reset (SO_LINGER 0): a cut slow consumer would
-    otherwise read up to the whole socket buffer of stale data before the FIN, and the kernel
-    would keep that buffer meanwhile."""
-    inner = getattr(stream, "transport_stream", stream)
-    sock = getattr(inner, "socket", None)
-    if sock is not None:
-        with contextlib.suppress(OSError):
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_ZERO)
-
-
 def _peer_address(stream: trio.abc.Stream) -> str:
     # An SSLStream wraps the SocketStream that has the socket.
     inner = getattr(stream, "transport_stream", stream)
@@ -81,22 +76,60 @@ def _peer_address(stream: trio.abc.Stream) -> str:
         return "?"
 
 
+def _recv(sock: socket.socket, buffer: memoryview) -> bytes | None:
+    """What the socket holds, or None if nothing yet. The exception stays in this short-lived
+    frame: raised in the connection's task, it would give that long-lived frame a frame object
+    (a quarter KiB per connection)."""
+    try:
+        return buffer[:sock.recv_into(buffer)].tobytes()
+    except BlockingIOError:
+        return None
+
+
 class _Peer:
-    """One accepted socket: its outbox and the state of its writer."""
+    """One accepted connection. Output goes straight to the socket with a ``send`` that does not
+    wait; only what the kernel does not take waits in ``outbox`` for a writer task, started
+    then and gone once the outbox is empty. Over TLS every write goes through that task."""
 
-    __slots__ = ("closing", "id", "outbox", "paused", "queued", "scope", "stream", "wake")
+    __slots__ = ("closed", "closing", "id", "outbox", "paused", "queued", "sock", "tls",
+                 "writing")
 
-    def __init__(self, conn_id: int, stream: trio.abc.Stream) -> None:
+    def __init__(self, conn_id: int, sock: socket.socket | None,
+                 tls: trio.SSLStream[trio.SocketStream] | None) -> None:
         self.id = conn_id
-        self.stream = stream
+        #: The plain TCP socket, non-blocking (None over TLS).
+        self.sock = sock
+        self.tls = tls
+        if sock is not None:
+            sock.setblocking(False)
         self.outbox: list[bytes] = []
         #: Bytes in the outbox plus the batch being written.
         self.queued = 0
         self.paused = False
         #: The hub said close after writing what is queued.
         self.closing = False
-        self.wake = trio.Event()
-        self.scope = trio.CancelScope()
+        #: A writer task owns the output until the outbox is empty.
+        self.writing = False
+        self.closed = False
+
+    def close(self, *, reset: bool = False) -> None:
+        """Close the socket now; a task waiting on it wakes with ``ClosedResourceError``.
+        ``reset``: with a TCP reset (SO_LINGER 0), not a FIN queued behind what the kernel
+        still holds: a cut slow consumer would otherwise read up to a whole socket buffer of
+        stale data before learning of the cut, and the kernel would keep that buffer."""
+        if self.closed:
+            return
+        self.closed = True
+        sock = self.sock if self.sock is not None else (
+            self.tls.transport_stream.socket if self.tls is not None else None)
+        if sock is None:
+            return
+        if reset:
+            with suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_ZERO)
+        if self.sock is not None:
+            trio.lowlevel.notify_closing(self.sock)
+        sock.close()
 
 
 class SigmaSocketServer(OwnNursery):
@@ -130,6 +163,9 @@ class SigmaSocketServer(OwnNursery):
         self._in_core = False
         self._again = False
         self._cm: AbstractAsyncContextManager[trio.Nursery] | None = None
+        #: Every plain socket reads into this buffer, copied out at once: no 64 KiB allocation
+        #: per read, cut to size after.
+        self._receive_buffer = memoryview(bytearray(_RECEIVE_SIZE))
 
     # ------------------------------------------------------------------ running
 
@@ -191,8 +227,8 @@ class SigmaSocketServer(OwnNursery):
             self._drained = trio.Event()
             with trio.move_on_after(self.options.shutdown_timeout):
                 await self._drained.wait()
-        for peer in self._peers.values():  # still open after the timeout: reset, as asyncio
-            _linger_zero(peer.stream)
+        for peer in list(self._peers.values()):  # still open after the timeout: reset them
+            peer.close(reset=True)
         nursery.cancel_scope.cancel()
         await self._stopped.wait()
 
@@ -284,8 +320,8 @@ class SigmaSocketServer(OwnNursery):
         return self._hub
 
     def _after_core(self) -> None:
-        """Hand what the hub wrote to the writers, fire the callbacks, re-arm the timer.
-        A callback that calls a command re-enters here: the outer call loops instead."""
+        """Write what the hub wrote, fire the callbacks, re-arm the timer. A callback that calls
+        a command re-enters here: the outer call loops instead."""
         if self._in_core:
             self._again = True
             return
@@ -300,21 +336,21 @@ class SigmaSocketServer(OwnNursery):
                 self._again = False
                 for conn_id, chunks, action in hub.flush():
                     peer = peers.get(conn_id)
-                    if peer is None:
+                    if peer is None or peer.closed:
                         continue
                     if action is CloseAction.ABORT:
-                        _linger_zero(peer.stream)  # a reset, not a FIN behind stale data
-                        peer.scope.cancel()  # drop the socket now, unwritten bytes and all
+                        peer.close(reset=True)  # now, unwritten bytes and all
                         continue
                     if chunks:
-                        peer.outbox.extend(chunks)
-                        peer.queued += sum(map(len, chunks))
-                        if peer.queued > _OUTBOX_HIGH_WATER and not peer.paused:
-                            peer.paused = True
-                            hub.pause_writing(conn_id)
-                    if action:
+                        self._write(hub, peer, chunks)
+                    if action and not peer.closing:
+                        # Once all is written the server closes first (RFC 6455 §7.1.1): now,
+                        # or by the writer task (which also sends TLS close_notify).
                         peer.closing = True
-                    peer.wake.set()
+                        if peer.tls is None and not peer.writing:
+                            peer.close()
+                        elif not peer.writing:
+                            self._start_writer(peer)
                 for event in hub.events_received():
                     write_log(logger, hub_log_entry(event, addresses))
                     for name, args in server_callbacks(event):
@@ -324,6 +360,37 @@ class SigmaSocketServer(OwnNursery):
             self._in_core = False
         deadline = hub.next_deadline()
         self._timer.deadline = math.inf if deadline is None else deadline
+
+    def _write(self, hub: Hub, peer: _Peer, chunks: list[bytes]) -> None:
+        """Send at once what the socket takes; queue the rest for a writer task."""
+        if peer.writing:
+            peer.outbox.extend(chunks)
+            peer.queued += sum(map(len, chunks))
+        else:
+            data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            sock = peer.sock
+            if sock is not None:
+                try:
+                    sent = sock.send(data)
+                except BlockingIOError:
+                    sent = 0
+                except OSError:
+                    peer.close()  # broken: the reader wakes and reports the loss
+                    return
+                if sent == len(data):
+                    return
+                data = data[sent:]
+            peer.outbox.append(data)
+            peer.queued += len(data)
+            self._start_writer(peer)
+        if peer.queued > _OUTBOX_HIGH_WATER and not peer.paused:
+            peer.paused = True
+            hub.pause_writing(peer.id)
+
+    def _start_writer(self, peer: _Peer) -> None:
+        assert self._nursery is not None
+        peer.writing = True
+        self._nursery.start_soon(self._write_loop, peer)
 
     async def _run_timer(self, hub: Hub) -> None:
         while True:
@@ -337,63 +404,103 @@ class SigmaSocketServer(OwnNursery):
     async def _accept(self, listeners: list[trio.abc.Listener[Any]],
                       nursery: trio.Nursery) -> None:
         with self._accept_scope:
-            await trio.serve_listeners(self._handle, listeners, handler_nursery=nursery)
+            async with trio.open_nursery() as accepting:
+                for listener in listeners:
+                    accepting.start_soon(self._accept_one, listener, nursery)
+
+    async def _accept_one(self, listener: trio.abc.Listener[Any], nursery: trio.Nursery) -> None:
+        # trio.serve_listeners, less its wrapper task frame per connection.
+        while True:
+            try:
+                stream = await listener.accept()
+            except OSError as exc:
+                if exc.errno not in _ACCEPT_CAPACITY_ERRNOS:
+                    raise
+                self._logger.log(ERROR, "accept failed (%s); retrying in 0.1 s",
+                                 os.strerror(exc.errno))
+                await trio.sleep(0.1)
+            else:
+                nursery.start_soon(self._handle, stream, name="sigma_trio connection")
 
     async def _handle(self, stream: trio.abc.Stream) -> None:
+        """The connection's one task: reads, and writes whatever the hub has in answer."""
         hub = self._require_hub()
-        peer = _Peer(hub.open_connection(trio.current_time()), stream)
-        self._peers[peer.id] = peer
-        self._addresses[peer.id] = _peer_address(stream)
+        address = _peer_address(stream)
+        if isinstance(stream, trio.SocketStream):
+            # Own the stdlib socket, so that any task can write to it without awaiting.
+            sock: socket.socket | None = socket.socket(fileno=stream.socket.detach())
+            tls = None
+        else:
+            assert isinstance(stream, trio.SSLStream)
+            sock, tls = None, stream
+        del stream
+        peer = _Peer(hub.open_connection(trio.current_time()), sock, tls)
+        conn_id = peer.id
+        buffer = self._receive_buffer
+        self._peers[conn_id] = peer
+        self._addresses[conn_id] = address
         self._after_core()
         try:
-            with peer.scope:
-                async with trio.open_nursery() as nursery:
-                    nursery.start_soon(self._write_loop, peer)
-                    await self._read_loop(hub, peer)
-                    peer.scope.cancel()
+            while not peer.closed:
+                try:
+                    if sock is None:
+                        data = await tls.receive_some(_RECEIVE_SIZE)  # type: ignore[union-attr]
+                    else:
+                        data = _recv(sock, buffer)
+                except (OSError, trio.BrokenResourceError, trio.ClosedResourceError):
+                    break
+                if data is None:
+                    try:
+                        await trio.lowlevel.wait_readable(sock)  # type: ignore[arg-type]
+                    except trio.ClosedResourceError:
+                        break
+                    continue
+                if not data:
+                    break
+                hub.receive_data(conn_id, data, trio.current_time())
+                del data  # not kept alive by this frame while the connection idles
+                self._after_core()
+                if sock is not None:
+                    await trio.lowlevel.checkpoint()  # let the other connections in between reads
         finally:
-            del self._peers[peer.id]
-            hub.connection_lost(peer.id, trio.current_time())
+            peer.close()
+            del self._peers[conn_id]
+            hub.connection_lost(conn_id, trio.current_time())
             self._after_core()
-            self._addresses.pop(peer.id, None)
+            self._addresses.pop(conn_id, None)
             if not self._peers:
                 self._drained.set()
 
-    async def _read_loop(self, hub: Hub, peer: _Peer) -> None:
-        receive = peer.stream.receive_some
-        conn_id = peer.id
-        while True:
-            try:
-                data = await receive(_RECEIVE_SIZE)
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                return
-            if not data:
-                return
-            hub.receive_data(conn_id, data, trio.current_time())
-            self._after_core()
-
     async def _write_loop(self, peer: _Peer) -> None:
-        stream = peer.stream
+        """Write what the socket did not take, then hand writing back to :meth:`_write` and
+        tell the hub it may write again."""
         outbox = peer.outbox
         try:
-            while True:
-                if not outbox:
-                    if peer.closing:
-                        break
-                    await peer.wake.wait()
-                    peer.wake = trio.Event()
-                    continue
-                batch = b"".join(outbox)
+            while outbox:
+                batch = outbox[0] if len(outbox) == 1 else b"".join(outbox)
                 outbox.clear()
-                await stream.send_all(batch)
+                sock = peer.sock
+                if sock is None:
+                    await peer.tls.send_all(batch)  # type: ignore[union-attr]
+                else:
+                    view = memoryview(batch)
+                    while view:
+                        await trio.lowlevel.wait_writable(sock)
+                        with suppress(BlockingIOError):
+                            view = view[sock.send(view):]
                 peer.queued -= len(batch)
-                if peer.paused and not peer.queued:
-                    peer.paused = False
-                    hub = self._require_hub()
-                    hub.resume_writing(peer.id)
-                    self._after_core()
-            await stream.aclose()  # the server closes first (RFC 6455 §7.1.1)
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            pass
-        finally:
-            peer.scope.cancel()
+            if peer.closing:
+                if peer.tls is not None:
+                    await peer.tls.aclose()
+                peer.close()
+                return
+        except (OSError, trio.BrokenResourceError, trio.ClosedResourceError):
+            peer.close()
+            return
+        # Only now: resume_writing() below may start the next writer at once.
+        peer.writing = False
+        if peer.paused:
+            peer.paused = False
+            hub = self._require_hub()
+            hub.resume_writing(peer.id)
+            self._after_core()

@@ -579,6 +579,29 @@ async def test_slow_consumer_is_cut_while_others_keep_receiving(anyio_backend: s
                         pass
 
 
+@pytest.mark.parametrize("scheme", ["ws", "wss"])
+async def test_output_past_what_the_socket_takes_arrives_whole_and_in_order(
+        anyio_backend: str, scheme: str, tls: tuple[ssl.SSLContext, ssl.SSLContext]) -> None:
+    # 4 MiB sent while the client reads: the socket fills, the rest waits and drains (the hub
+    # paused and resumed), and new output keeps coming meanwhile.
+    server_ssl, client_ssl = tls if scheme == "wss" else (None, None)
+    messages = [bytes([i]) + PAYLOAD for i in range(64)]
+    with anyio.fail_after(DEADLINE):
+        async with serving(anyio_backend, ssl=server_ssl) as server, \
+                connected_client(anyio_backend, url(server, scheme), ssl=client_ssl) as client:
+            got: list[bytes] = []
+
+            async def receive() -> None:
+                got.extend([(await next_message(client)).data for _ in messages])
+
+            async with anyio.create_task_group() as receiver:
+                receiver.start_soon(receive)
+                for message in messages:
+                    server.broadcast(message)
+                    await anyio.sleep(0)
+            assert got == messages
+
+
 # ----------------------------------------------------------------------------- interop
 
 
