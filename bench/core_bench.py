@@ -8,6 +8,11 @@ sequence numbers, acks, topic positions, history):
 * echo: 100 client sessions each send a message, the app echoes it back to the sender's inbox,
   the client core decodes it. Reported as echoed messages/s (one message = client -> server ->
   client) and CPU µs per echoed message, all cores' work counted (server + client side).
+* echo, server side: the same echo with the client cores left out: each session's masked
+  ``Data`` frames are built beforehand (4 per read, as in a pipelined load), the hub receives
+  them, the app callback answers each through ``send_to`` (the sender's inbox), the hub is
+  flushed. CPU µs per echoed message on the server side only (what a server process spends
+  in the core; the adapter's socket calls are not included).
 * broadcast: one hub, 1,000 connected sessions; ``hub.broadcast`` then ``hub.flush``. Reported
   as deliveries/s on the server side only (what a server process spends), and end to end with
   every client core decoding its copy.
@@ -26,6 +31,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from sigma_core import codec
+from sigma_core._framer import unmask
 from sigma_core.client import (
     ClientConfig,
     ClientSession,
@@ -115,6 +122,48 @@ def bench_echo(n_clients: int, rounds: int) -> tuple[float, float]:
     return total / elapsed, cpu / total * 1e6
 
 
+def _masked_frame(envelope: bytes, mask: bytes = b"\x12\x34\x56\x78") -> bytes:
+    """A client's frame (RFC 6455 §5.3: masked) carrying ``envelope``."""
+    n = len(envelope)
+    assert n < 65536
+    head = bytes((0x82, 0x80 | n)) if n < 126 else bytes((0x82, 0xFE)) + n.to_bytes(2, "big")
+    return head + mask + unmask(envelope, int.from_bytes(mask, "little"))
+
+
+def bench_server_echo(n_clients: int, rounds: int, per_read: int = 4) -> float:
+    """Server-side CPU µs per echoed message (hub + app callback mapping, no client cores)."""
+    bench = Bench(n_clients)
+    hub = bench.hub
+    sessions = [bench.conn_of[i] for i in range(n_clients)]
+    next_seq = dict.fromkeys(sessions, 1)  # no client has sent anything yet
+    reads: list[list[tuple[int, bytes]]] = []
+    for _ in range(rounds):
+        batch = []
+        for conn_id in sessions:
+            seq = next_seq[conn_id]
+            data = b"".join(_masked_frame(codec.encode_data(seq=seq + k, payload=PAYLOAD))
+                            for k in range(per_read))
+            next_seq[conn_id] = seq + per_read
+            batch.append((conn_id, data))
+        reads.append(batch)
+    receive, flush, events_received = hub.receive_data, hub.flush, hub.events_received
+    send_to, now = hub.send_to, bench.now
+    sent = 0
+    start_cpu = time.process_time()
+    for batch in reads:
+        for conn_id, data in batch:
+            receive(conn_id, data, now)
+            for event in events_received():
+                if type(event) is ClientMessage:
+                    send_to(event.session.id, event.payload, now)
+            for _conn_id, chunks, _close in flush():
+                sent += len(chunks)
+    cpu = time.process_time() - start_cpu
+    total = n_clients * rounds * per_read
+    assert sent >= total, (sent, total)
+    return cpu / total * 1e6
+
+
 def bench_broadcast(n_clients: int, rounds: int) -> tuple[float, float]:
     bench = Bench(n_clients)
     hub = bench.hub
@@ -143,6 +192,8 @@ def main() -> None:
     args = parser.parse_args()
     echo_rounds, bc_rounds = (5, 3) if args.quick else (50, 30)
     echo = [bench_echo(100, echo_rounds) for _ in range(args.runs)]
+    server_echo = statistics.median(bench_server_echo(100, echo_rounds)
+                                    for _ in range(args.runs))
     bcast = [bench_broadcast(1000, bc_rounds) for _ in range(args.runs)]
     rate = statistics.median(r for r, _ in echo)
     cpu = statistics.median(c for _, c in echo)
@@ -154,6 +205,8 @@ def main() -> None:
     print("|---|---|")
     print(f"| echo, 100 sessions (client core -> hub -> client core) | {rate:,.0f} msgs/s, "
           f"{cpu:.1f} µs CPU per echoed message |")
+    print(f"| echo, 100 sessions, server side only (4 messages per read) | {server_echo:.1f} µs "
+          "CPU per echoed message |")
     print(f"| broadcast to 1,000 sessions, server side (publish + flush) | {server:,.0f} "
           "deliveries/s |")
     print(f"| broadcast to 1,000 sessions, end to end (clients decode too) | {e2e:,.0f} "

@@ -106,7 +106,14 @@ from .messages import (
     Welcome,
 )
 
-__all__ = ["FILE_IDENTIFIER", "decode", "encode", "encode_ack", "encode_data"]
+__all__ = [
+    "FILE_IDENTIFIER",
+    "decode",
+    "encode",
+    "encode_ack",
+    "encode_data",
+    "read_client_data",
+]
 
 #: Bytes 4..7 of every envelope (``file_identifier`` in ``schemas/sigma.fbs``).
 FILE_IDENTIFIER: Final = b"SGM1"
@@ -1235,6 +1242,68 @@ def decode(buf: bytes | bytearray | memoryview) -> Body:
         return _decode(view)
     except _MALFORMED as exc:
         raise DecodeError(f"malformed envelope ({type(exc).__name__}: {exc})") from exc
+
+
+# -- decoding: the server's fast path for client Data
+#
+# A client's Data envelope (no position; seq and payload present; topic and timestamp optional)
+# as encode_data() writes it starts with one of eight 52-byte prefixes (_data_layout): root,
+# identifier, both vtables, both table heads, the topic's uoffset. When a buffer starts with one
+# of them, every check of the generic reader up to the body's variable fields is already passed
+# (the prefix is that of a valid envelope), so only the variable parts are left to check: the
+# fields' values, the topic string and the payload vector, exactly as _decode_data checks them.
+# Anything else, including every buffer the generic reader would refuse, returns None, and the
+# caller decodes it the generic way (tests/test_codec_fuzz.py holds them equal).
+
+_CLIENT_PREFIX: Final = 52
+
+
+def _client_layouts() -> dict[bytes, tuple[struct.Struct, bool, int]]:
+    layouts: dict[bytes, tuple[struct.Struct, bool, int]] = {}
+    for (has_topic, has_payload, has_seq, _ts, has_pos, _odd), layout in _DATA_LAYOUTS.items():
+        if has_payload and has_seq and not has_pos:
+            assert len(layout.prefix) == _CLIENT_PREFIX
+            # (the values' struct, whether a topic follows them, where the topic string starts)
+            layouts[layout.prefix] = (layout.values, has_topic,
+                                      _CLIENT_PREFIX + layout.values.size)
+    return layouts
+
+
+_CLIENT_LAYOUTS: Final = _client_layouts()
+
+
+def read_client_data(buf: bytes) -> tuple[int, str, bytes, int] | None:
+    """``(seq, topic, payload, timestamp_ms)`` of a client's ``Data`` envelope laid out as
+    :func:`encode_data` writes it, with exactly the checks :func:`decode` makes; None for any
+    other buffer (decode it with :func:`decode`, which accepts or refuses it)."""
+    entry = _CLIENT_LAYOUTS.get(buf[:_CLIENT_PREFIX])
+    if entry is None:
+        return None
+    values, has_topic, at = entry
+    size = len(buf)
+    if at > size:
+        return None
+    fields = values.unpack_from(buf, _CLIENT_PREFIX)
+    topic = ""
+    if has_topic:
+        # The topic's uoffset (in the prefix) points right behind the values: at ``at``.
+        if at + 4 > size:
+            return None
+        end = at + 4 + _unpack_u32(buf, at)[0]
+        if end >= size or buf[end]:
+            return None
+        try:
+            topic = str(buf[at + 4 : end], "utf-8")
+        except UnicodeDecodeError:
+            return None
+    # The payload's uoffset is the first value, stored at _CLIENT_PREFIX.
+    start = _CLIENT_PREFIX + fields[0] + 4
+    if start > size:
+        return None
+    end = start + _unpack_u32(buf, start - 4)[0]
+    if end > size:
+        return None
+    return fields[1], topic, buf[start:end], fields[2] if len(fields) > 2 else 0
 
 
 def _decode_with_reader(buf: bytes | bytearray) -> Body:

@@ -71,7 +71,7 @@ from .errors import (
     RemoteProtocolError,
     UnknownMessageType,
 )
-from .messages import Body, Goodbye, Hello, Ping, Pong, Welcome
+from .messages import Body, Data, Goodbye, Hello, Ping, Pong, Welcome
 from .websocket import (
     Closed as WsClosed,
 )
@@ -206,6 +206,31 @@ class Closed(ConnectionEvent):
     initiated_locally: bool
     cause: RemoteProtocolError | None = None
     goodbye: Goodbye | None = None
+
+
+# The hot path's way to build EnvelopeReceived(body=Data(...)) for a client's Data: bare objects,
+# then their slots (the frozen dataclasses' keyword __init__ costs twice as much, and the codec
+# has checked every value).
+_new = object.__new__
+_set_body = EnvelopeReceived.__dict__["body"].__set__
+_set_seq = Data.__dict__["seq"].__set__
+_set_topic = Data.__dict__["topic"].__set__
+_set_payload = Data.__dict__["payload"].__set__
+_set_timestamp = Data.__dict__["timestamp_ms"].__set__
+_set_position = Data.__dict__["position"].__set__
+_read_client_data = codec.read_client_data
+
+
+def _data_received(seq: int, topic: str, payload: bytes, timestamp_ms: int) -> EnvelopeReceived:
+    data = _new(Data)
+    _set_seq(data, seq)
+    _set_topic(data, topic)
+    _set_payload(data, payload)
+    _set_timestamp(data, timestamp_ms)
+    _set_position(data, None)
+    event = _new(EnvelopeReceived)
+    _set_body(event, data)
+    return event
 
 
 #: What :meth:`Connection.events_received` returns: our events, plus the WebSocket layer's
@@ -552,6 +577,17 @@ class Connection:
         if isinstance(data, str):  # pragma: no cover - the WebSocket layer refuses text (1003)
             self._fail(RemoteProtocolError("text message", code=CloseCode.UNSUPPORTED_DATA), now)
             return
+        if self._state is ConnectionState.OPEN and self.role is Role.SERVER \
+                and type(data) is bytes:
+            # The hot path: a client's Data as our encoders lay it out, read at fixed offsets
+            # (codec.read_client_data). It gives what the generic way below would: the same
+            # event, which the server emits for Data once OPEN. Any other buffer (another
+            # message, another layout, anything malformed) comes back None and goes the
+            # generic way, which accepts it or fails the connection with its close code.
+            fields = _read_client_data(data)
+            if fields is not None:
+                self._events.append(_data_received(*fields))
+                return
         try:
             body = codec.decode(data)
         except UnknownMessageType:

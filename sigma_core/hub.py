@@ -373,6 +373,25 @@ class ServerStats:
     rate_limited_disconnects: int
 
 
+# One ClientMessage per client message: built as a bare object with its slots set (the frozen
+# dataclass's keyword __init__ costs twice as much; the values come checked from the codec).
+_new = object.__new__
+_CLIENT_MESSAGE_SLOTS = tuple(ClientMessage.__dict__[name].__set__
+                              for name in ("session", "seq", "topic", "payload", "timestamp_ms"))
+
+
+def _client_message(session: Session, seq: int, topic: str, payload: bytes,
+                    timestamp_ms: int) -> ClientMessage:
+    event = _new(ClientMessage)
+    set_session, set_seq, set_topic, set_payload, set_timestamp = _CLIENT_MESSAGE_SLOTS
+    set_session(event, session)
+    set_seq(event, seq)
+    set_topic(event, topic)
+    set_payload(event, payload)
+    set_timestamp(event, timestamp_ms)
+    return event
+
+
 # ----------------------------------------------------------------------------- hub
 
 
@@ -416,6 +435,10 @@ class Hub:
         self._members: dict[str, set[str]] = {BROADCAST_TOPIC: set()}
         self._events: list[HubEvent] = []
         self._dirty: set[int] = set()
+        # Read per client message: kept at hand.
+        self._rate_limit_on = self.config.rate_limit.enabled
+        self._max_unacked = self.config.max_unacked
+        self._ack_every = self.config.ack_every
         self._timers: list[tuple[float, int, _TimerKind, object]] = []
         self._timer_seq = 0
         self._next_trim = now + self.config.trim_interval if self.config.trim_interval else 0.0
@@ -701,12 +724,12 @@ class Hub:
     def _dispatch(self, rec: _Conn, events: list[AnyConnectionEvent], now: float) -> None:
         conn = rec.conn
         for event in events:
-            if isinstance(event, EnvelopeReceived):
+            if type(event) is EnvelopeReceived:
                 session = rec.session
                 if session is None or session.conn_id != rec.id:
                     continue  # taken over by another connection in this batch
                 body = event.body
-                if isinstance(body, Data):
+                if type(body) is Data:
                     # Even if a later frame of the same read closed the connection: the client
                     # sent it, and after a normal Goodbye it would never be resent.
                     self._on_data(rec, session, body, now)
@@ -938,14 +961,14 @@ class Hub:
             rec.conn.abort(CloseCode.UNEXPECTED_MESSAGE,
                            f"sequence gap: got {seq} after {session.last_seq}", now)
             return
-        if self.config.rate_limit.enabled and not self._within_rate(rec, len(data.payload), now):
+        if self._rate_limit_on and not self._within_rate(rec, len(data.payload), now):
             self._rate_limited += 1
             rec.conn.abort(CloseCode.RATE_LIMITED,
                            "client sent faster than its rate limit "
                            f"({self._limits.max_messages_per_second} msgs/s, "
                            f"{self._limits.max_bytes_per_second} bytes/s)", now)
             return
-        if seq - session._acked_seq > self.config.max_unacked:
+        if seq - session._acked_seq > self._max_unacked:
             # The client may only run max_unacked ahead of the last ack we sent (Welcome.limits).
             rec.conn.abort(CloseCode.LIMIT_EXCEEDED,
                            f"more than max_unacked={self.config.max_unacked} messages "
@@ -953,12 +976,13 @@ class Hub:
             return
         session.last_seq = seq
         self._messages_received += 1
-        self._events.append(ClientMessage(session=session, seq=seq, topic=data.topic,
-                                          payload=bytes(data.payload),
-                                          timestamp_ms=data.timestamp_ms))
-        if seq - session._acked_seq >= self.config.ack_every:
+        # ClientMessage(session=..., seq=..., ...) without the keyword __init__ (see
+        # _client_message).
+        self._events.append(_client_message(session, seq, data.topic, bytes(data.payload),
+                                            data.timestamp_ms))
+        if seq - session._acked_seq >= self._ack_every:
             self._send_ack(session)
-        else:
+        elif session._ack_due == math.inf:
             self._schedule_ack(session, now)
 
     def _within_rate(self, rec: _Conn, size: int, now: float) -> bool:

@@ -94,6 +94,11 @@ SEEDS: list[Body] = [
     Data(topic="room/1", position=_position, timestamp_ms=99, payload=b"payload!!"),
     Data(topic="t", seq=3, timestamp_ms=4, payload=bytes(range(13))),
     Data(seq=1, payload=b"x"),
+    # Client Data in the other layouts the server's fast path reads (codec.read_client_data).
+    Data(seq=2, payload=b"four"),
+    Data(topic="room", seq=5, payload=b"ab"),
+    Data(seq=7, timestamp_ms=1, payload=b"12345"),
+    Data(topic="é", seq=2**64 - 1, timestamp_ms=2**64 - 1, payload=b"\x00"),
     Ack(seq=12, positions=(TopicPosition(topic="x", position=_position),)),
     Ack(seq=2**64 - 1),
     Ack(),
@@ -116,9 +121,21 @@ def normalised(body: Body) -> Body:
     return body
 
 
+def check_fast_path(buf: bytes | bytearray) -> None:
+    """The server's fast path for client Data either defers (None) or gives what decode gives."""
+    fields = codec.read_client_data(bytes(buf))
+    if fields is None:
+        return
+    body = codec.decode(buf)  # a DecodeError here: the fast path accepted what decode refuses
+    assert isinstance(body, Data)
+    assert body.position is None
+    assert fields == (body.seq, body.topic, bytes(body.payload), body.timestamp_ms)
+
+
 def check(buf: bytes | bytearray) -> Body | None:
     """Decode; anything but a body or a DecodeError fails the test (as does a body that does not
-    survive re-encoding)."""
+    survive re-encoding, or a fast path that disagrees with decode)."""
+    check_fast_path(buf)
     try:
         body = codec.decode(buf)
     except DecodeError:
@@ -233,4 +250,27 @@ def mutate(wire: bytes, steps: list[tuple[str, int, object]]) -> bytearray:
 @FUZZ
 @given(wire=seeds, steps=st.lists(mutations, min_size=1, max_size=4))
 def test_mutated_envelopes(wire: bytes, steps: list[tuple[str, int, object]]) -> None:
+    check(mutate(wire, steps))
+
+
+client_data = st.builds(
+    codec.encode_data,
+    topic=st.text(max_size=12),
+    seq=st.integers(0, 2**64 - 1),
+    timestamp_ms=st.one_of(st.just(0), st.integers(0, 2**64 - 1)),
+    payload=st.binary(max_size=40),
+)
+
+
+@FUZZ
+@given(wire=client_data, steps=st.lists(mutations, max_size=3))
+def test_client_data_fast_path_agrees_with_decode(
+    wire: bytes, steps: list[tuple[str, int, object]]
+) -> None:
+    # Unmutated, every client Data with a seq and a payload takes the fast path.
+    fields = codec.read_client_data(wire)
+    body = codec.decode(wire)
+    assert isinstance(body, Data)
+    if body.seq and body.payload:
+        assert fields == (body.seq, body.topic, bytes(body.payload), body.timestamp_ms)
     check(mutate(wire, steps))
