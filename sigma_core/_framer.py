@@ -51,6 +51,7 @@ __all__ = [
     "PingFrame",
     "PongFrame",
     "Received",
+    "binary_frame_header",
     "close_payload",
     "frame",
     "server_binary_frame",
@@ -472,6 +473,15 @@ def frame(first: int, payload: bytes | bytearray | memoryview) -> bytes:
     else:
         header = _LEN64.pack(first, 127, n)
     return header + payload
+
+
+def binary_frame_header(n: int) -> bytes:
+    """The header of an unfragmented, unmasked binary frame with ``n`` bytes of payload."""
+    if n < 126:
+        return bytes((0x82, n))
+    if n < 65536:
+        return _LEN16.pack(0x82, 126, n)
+    return _LEN64.pack(0x82, 127, n)
 
 
 def server_binary_frame(payload: bytes | bytearray | memoryview) -> bytes:

@@ -21,7 +21,7 @@ import math
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from .entropy import Entropy
 from .messages import StreamPosition
@@ -51,17 +51,32 @@ class HistoryLimits:
                              f"{self.max_age!r}")
 
 
-@dataclass(frozen=True, slots=True)
-class HistoryEntry:
-    """One published message as every subscriber receives it."""
+class HistoryEntry(NamedTuple):
+    """One published message as every subscriber receives it.
 
+    A tuple, not a dataclass: one is made per message, and a tuple is the cheapest to build."""
+
+    epoch: int
     offset: int
     time: float
-    envelope: bytes
+    #: The envelope inside one unmasked server WebSocket frame (RFC 6455 §5.2): the bytes sent
+    #: to every socket without an extension. The envelope is ``frame[header:]``.
+    frame: bytes
+    header: int
     #: Session ids this message must not reach (``broadcast(..., exclude=...)``).
     exclude: frozenset[str] = frozenset()
     #: When set, only these session ids receive it (selective routing).
     only: frozenset[str] | None = None
+
+    @property
+    def envelope(self) -> bytes:
+        """The encoded ``Data`` envelope (a copy out of the frame)."""
+        return self.frame[self.header:]
+
+    @property
+    def size(self) -> int:
+        """The envelope's size in bytes."""
+        return len(self.frame) - self.header
 
     def reaches(self, session_id: str) -> bool:
         if self.only is not None and session_id not in self.only:
@@ -84,10 +99,8 @@ class Backplane(Protocol):
         stream (with a fresh epoch) if it does not exist."""
         ...
 
-    def append(self, topic: str, encode: Callable[[StreamPosition], bytes], now: float, *,
-               exclude: frozenset[str] = frozenset(),
-               only: frozenset[str] | None = None) -> HistoryEntry:
-        """Assign the next position, build the envelope with ``encode(position)``, keep it in
+    def append(self, topic: str, build: Callable[[int, int], HistoryEntry]) -> HistoryEntry:
+        """Assign the next position, build its entry with ``build(epoch, offset)``, keep it in
         history (trimming to the limits) and return the entry."""
         ...
 
@@ -120,8 +133,14 @@ class MemoryBackplane:
 
     def __init__(self, entropy: Entropy, limits: HistoryLimits | None = None) -> None:
         self._entropy = entropy
-        self.limits = limits or HistoryLimits()
+        self._limits = limits = limits or HistoryLimits()
+        self._max_count = limits.max_count
+        self._max_bytes = limits.max_bytes
         self._streams: dict[str, _Stream] = {}
+
+    @property
+    def limits(self) -> HistoryLimits:
+        return self._limits
 
     def __len__(self) -> int:
         return len(self._streams)
@@ -137,23 +156,18 @@ class MemoryBackplane:
         stream = self._stream(topic)
         return StreamPosition(stream.epoch, stream.last_offset)
 
-    def append(self, topic: str, encode: Callable[[StreamPosition], bytes], now: float, *,
-               exclude: frozenset[str] = frozenset(),
-               only: frozenset[str] | None = None) -> HistoryEntry:
-        stream = self._stream(topic)
+    def append(self, topic: str, build: Callable[[int, int], HistoryEntry]) -> HistoryEntry:
+        stream = self._streams.get(topic) or self._stream(topic)
         offset = stream.last_offset + 1
-        envelope = encode(StreamPosition(stream.epoch, offset))
+        entry = build(stream.epoch, offset)
         stream.last_offset = offset
-        entry = HistoryEntry(offset, now, envelope, exclude, only)
         entries = stream.entries
         entries.append(entry)
-        stream.bytes += len(envelope)
-        limits = self.limits
-        while entries and (
-            (limits.max_count and len(entries) > limits.max_count)
-            or (limits.max_bytes and stream.bytes > limits.max_bytes)
-        ):
-            stream.bytes -= len(entries.popleft().envelope)
+        stream.bytes += len(entry.frame) - entry.header
+        max_count, max_bytes = self._max_count, self._max_bytes
+        while entries and ((max_count and len(entries) > max_count)
+                           or (max_bytes and stream.bytes > max_bytes)):
+            stream.bytes -= entries.popleft().size
         return entry
 
     def read_after(self, topic: str, position: StreamPosition,
@@ -189,4 +203,4 @@ class MemoryBackplane:
         entries = stream.entries
         horizon = now - max_age
         while entries and entries[0].time < horizon:
-            stream.bytes -= len(entries.popleft().envelope)
+            stream.bytes -= entries.popleft().size

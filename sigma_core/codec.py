@@ -80,6 +80,7 @@ else:
     from sigma_core._wire import Welcome as _w_welcome
     from sigma_core._wire.Body import Body as _WireBody
 
+from ._framer import binary_frame_header
 from .errors import DecodeError, LocalProtocolError, UnknownMessageType
 from .messages import (
     Ack,
@@ -112,6 +113,7 @@ __all__ = [
     "encode",
     "encode_ack",
     "encode_data",
+    "encode_data_frame",
     "read_client_data",
 ]
 
@@ -606,6 +608,39 @@ def encode_data(
     as UTF-8 (lone surrogates), when ``payload`` is not bytes-like, or when the envelope would
     reach 2 GiB.
     """
+    parts, _size = _data_parts(topic, epoch, offset, seq, timestamp_ms, payload)
+    return b"".join(parts)
+
+
+def encode_data_frame(
+    *,
+    topic: str = "",
+    epoch: int | None = None,
+    offset: int | None = None,
+    seq: int = 0,
+    timestamp_ms: int = 0,
+    payload: Payload = b"",
+) -> tuple[bytes, int]:
+    """:func:`encode_data`'s envelope inside a server's WebSocket frame: ``(frame, header
+    size)``, the frame being :func:`~sigma_core._framer.server_binary_frame` of the envelope.
+
+    Header and envelope are built in one buffer, so the payload is copied once (a broadcast
+    keeps the frame for every socket and the envelope, ``frame[header:]``, for history)."""
+    parts, size = _data_parts(topic, epoch, offset, seq, timestamp_ms, payload)
+    header = binary_frame_header(size)
+    parts[0:0] = (header,)
+    return b"".join(parts), len(header)
+
+
+def _data_parts(
+    topic: str,
+    epoch: int | None,
+    offset: int | None,
+    seq: int,
+    timestamp_ms: int,
+    payload: Payload,
+) -> tuple[list[bytes | bytearray | memoryview], int]:
+    """The pieces of a Data envelope, in order, and their total size."""
     if type(topic) is str:
         try:
             raw_topic = topic.encode("utf-8")
@@ -663,7 +698,7 @@ def encode_data(
         parts += (_pack_u32(n_topic), raw_topic, _STRING_TAILS[n_topic & 3])
     if n_payload:
         parts += (_pack_u32(n_payload), payload, _VECTOR_TAILS[n_payload & 3])
-    return b"".join(parts)
+    return parts, len(layout.prefix) + layout.values.size + topic_block + payload_block
 
 
 _ACK_PREFIX: Final = _layout(_WireBody.Ack, (4,), 0, 8, 0)

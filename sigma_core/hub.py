@@ -31,7 +31,6 @@ from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from . import codec
-from ._framer import server_binary_frame
 from .backplane import Backplane, HistoryEntry, HistoryLimits, MemoryBackplane, ReplayGap
 from .client import ENVELOPE_OVERHEAD
 from .connection import (
@@ -68,6 +67,8 @@ from .messages import (
     Welcome,
 )
 from .ratelimit import RateLimit, TokenBucket
+
+encode_frame = codec.encode_data_frame
 
 __all__ = [
     "BROADCAST_TOPIC",
@@ -435,7 +436,9 @@ class Hub:
         self._members: dict[str, set[str]] = {BROADCAST_TOPIC: set()}
         self._events: list[HubEvent] = []
         self._dirty: set[int] = set()
-        # Read per client message: kept at hand.
+        # Read per message: kept at hand.
+        self._max_message_size = self._conn_config.websocket.max_message_size
+        self._wall_clock_offset = self._conn_config.wall_clock_offset
         self._rate_limit_on = self.config.rate_limit.enabled
         self._max_unacked = self.config.max_unacked
         self._ack_every = self.config.ack_every
@@ -779,9 +782,9 @@ class Hub:
         self._dirty.add(rec.id)
         self._check_high_water(rec, now)
 
-    def _deliver(self, rec: _Conn, entry: HistoryEntry, frame: bytes | None) -> None:
+    def _deliver(self, rec: _Conn, entry: HistoryEntry) -> None:
         conn = rec.conn
-        if frame is None or not conn.send_frame(frame, len(entry.envelope)):
+        if not conn.send_frame(entry.frame, entry.size):
             conn.send_encoded(entry.envelope)
         self._messages_sent += 1
         self._dirty.add(rec.id)
@@ -912,7 +915,7 @@ class Hub:
             limits=self._limits, server_time_ms=int((now + cfg.wall_clock_offset) * 1000),
             fresh_reason=fresh_reason), now)
         for entry in replay:
-            self._deliver(rec, entry, None)
+            self._deliver(rec, entry)
         for topic in stale:
             conn.send(Unsubscribed(topic=topic))
         self._dirty.add(rec.id)
@@ -1038,7 +1041,7 @@ class Hub:
         outcome, entries = self._recover(session, topic, topic, sub.position, start, now)
         rec.conn.send(Subscribed(request_id=sub.request_id, recovery=outcome))
         for entry in entries:
-            self._deliver(rec, entry, None)
+            self._deliver(rec, entry)
         self._dirty.add(rec.id)
         if joined:
             self._presence(topic, session, PresenceAction.JOIN, now)
@@ -1083,44 +1086,64 @@ class Hub:
     def _publish(self, key: str, wire_topic: str, payload: bytes | bytearray | memoryview,
                  now: float, exclude: frozenset[str],
                  only: frozenset[str] | None) -> StreamPosition:
-        max_size = self.config.connection.websocket.max_message_size
+        max_size = self._max_message_size
         if len(payload) + len(wire_topic.encode("utf-8", "surrogatepass")) \
                 + ENVELOPE_OVERHEAD > max_size:
             raise LocalProtocolError(f"message of {len(payload)} bytes is too large for "
                                      f"max_message_size {max_size}")
-        timestamp_ms = int((now + self.config.connection.wall_clock_offset) * 1000)
+        timestamp_ms = int((now + self._wall_clock_offset) * 1000)
 
-        def encode(position: StreamPosition) -> bytes:
-            return codec.encode_data(topic=wire_topic, epoch=position.epoch,
-                                     offset=position.offset, seq=0,
-                                     timestamp_ms=timestamp_ms, payload=payload)
+        def build(epoch: int, offset: int) -> HistoryEntry:
+            # Envelope and frame in one buffer: the frame goes to every socket as is.
+            frame, header = encode_frame(topic=wire_topic, epoch=epoch, offset=offset,
+                                         timestamp_ms=timestamp_ms, payload=payload)
+            return HistoryEntry(epoch, offset, now, frame, header, exclude, only)
 
-        entry = self._backplane.append(key, encode, now, exclude=exclude, only=only)
-        frame = server_binary_frame(entry.envelope)
+        entry = self._backplane.append(key, build)
         if key.startswith(_INBOX_KEY):
             session = self._sessions.get(key[len(_INBOX_KEY):])
-            targets: Iterable[str] = (session.id,) if session is not None else ()
+            if session is not None and session.conn_id is not None:
+                self._fan_out((session.id,), entry, now)
         else:
-            targets = self._members.get(key, ())
+            members = self._members.get(key)
+            if members:
+                self._fan_out(members, entry, now)
+        return StreamPosition(entry.epoch, entry.offset)
+
+    def _fan_out(self, targets: Iterable[str], entry: HistoryEntry, now: float) -> None:
+        """Queue a published message on the open connections of ``targets``.
+
+        The hot loop of a broadcast (once per recipient): the frame is the same bytes for every
+        socket, so each open connection without an extension just queues it
+        (:meth:`ServerConnection.send_frame`); the others get the envelope framed their way."""
+        if entry.exclude or entry.only is not None:
+            targets = [sid for sid in targets if entry.reaches(sid)]
+        frame = entry.frame
+        size = entry.size
         conns = self._conns
         sessions = self._sessions
+        dirty = self._dirty
+        send_frame = ServerConnection.send_frame
+        open_ = ConnectionState.OPEN
         slow: list[_Conn] = []
-        high_water = self.config.outgoing_high_water
+        sent = 0
         for sid in targets:
-            if not entry.reaches(sid):
-                continue
             conn_id = sessions[sid].conn_id
             if conn_id is None:
                 continue
             rec = conns[conn_id]
-            if rec.conn.state is not ConnectionState.OPEN:
+            conn = rec.conn
+            if conn.state is not open_:
                 continue
-            self._deliver(rec, entry, frame)
-            if rec.paused and rec.conn.buffered_amount > high_water:
+            if not send_frame(conn, frame, size):
+                conn.send_encoded(entry.envelope)
+            sent += 1
+            dirty.add(conn_id)
+            if rec.paused:
                 slow.append(rec)
+        self._messages_sent += sent
         for rec in slow:
             self._check_high_water(rec, now)
-        return StreamPosition(self._backplane.head(key).epoch, entry.offset)
 
     def _new_session(self, now: float) -> Session:
         while True:
