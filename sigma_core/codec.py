@@ -582,6 +582,14 @@ _DATA_LAYOUTS: Final = {
     for pos in (False, True)
     for odd in (False, True)
 }
+# A server's Data with a topic, a payload and a timestamp, by (size of topic and payload blocks
+# & 4): prefix, pack of the inline values, payload uoffset before the topic block, fixed size.
+_SERVER_DATA: Final = {
+    odd * 4: (layout.prefix, layout.values.pack, layout.payload_rel,
+              len(layout.prefix) + layout.values.size)
+    for odd in (False, True)
+    for layout in (_DATA_LAYOUTS[(True, True, False, True, True, odd)],)
+}
 # After a string of n bytes: its NUL, then zeros up to a multiple of 4.
 _STRING_TAILS: Final = (b"\0\0\0\0", b"\0\0\0", b"\0\0", b"\0")
 _VECTOR_TAILS: Final = (b"", b"\0\0\0", b"\0\0", b"\0")
@@ -614,19 +622,42 @@ def encode_data(
 
 def encode_data_frame(
     *,
-    topic: str = "",
-    epoch: int | None = None,
-    offset: int | None = None,
-    seq: int = 0,
-    timestamp_ms: int = 0,
-    payload: Payload = b"",
+    topic: str,
+    epoch: int,
+    offset: int,
+    timestamp_ms: int,
+    payload: Payload,
 ) -> tuple[bytes, int]:
-    """:func:`encode_data`'s envelope inside a server's WebSocket frame: ``(frame, header
-    size)``, the frame being :func:`~sigma_core._framer.server_binary_frame` of the envelope.
+    """A server's ``Data`` envelope (:func:`encode_data` with a position and no ``seq``) inside
+    its WebSocket frame: ``(frame, header size)``, the frame being
+    :func:`~sigma_core._framer.server_binary_frame` of the envelope.
 
     Header and envelope are built in one buffer, so the payload is copied once (a broadcast
-    keeps the frame for every socket and the envelope, ``frame[header:]``, for history)."""
-    parts, size = _data_parts(topic, epoch, offset, seq, timestamp_ms, payload)
+    sends the frame to every socket and keeps it in history, the envelope being
+    ``frame[header:]``). Raises as :func:`encode_data` does."""
+    if (type(payload) is bytes and payload and type(topic) is str and topic
+            and type(timestamp_ms) is int and 0 < timestamp_ms <= _U64_MAX
+            and type(epoch) is int and 0 <= epoch <= _U64_MAX
+            and type(offset) is int and 0 <= offset <= _U64_MAX
+            and len(payload) + len(topic) * 4 <= _MAX_FAST_BYTES):
+        # The common case (a topic, a payload, a timestamp): one of two layouts, written
+        # straight out; the same bytes as the general way below (tests/test_codec.py).
+        try:
+            raw_topic = topic.encode("utf-8")
+        except UnicodeEncodeError:
+            raw_topic = _utf8(topic, "Data.topic")  # raises, naming the field
+        n_topic = len(raw_topic)
+        n_payload = len(payload)
+        topic_block = n_topic - (n_topic & 3) + 8
+        payload_block = (n_payload + 7) & ~3
+        prefix, pack, payload_rel, fixed = _SERVER_DATA[(topic_block + payload_block) & 4]
+        header = binary_frame_header(fixed + topic_block + payload_block)
+        return b"".join((
+            header, prefix, pack(payload_rel + topic_block, timestamp_ms, epoch, offset),
+            _pack_u32(n_topic), raw_topic, _STRING_TAILS[n_topic & 3],
+            _pack_u32(n_payload), payload, _VECTOR_TAILS[n_payload & 3],
+        )), len(header)
+    parts, size = _data_parts(topic, epoch, offset, 0, timestamp_ms, payload)
     header = binary_frame_header(size)
     parts[0:0] = (header,)
     return b"".join(parts), len(header)

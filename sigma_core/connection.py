@@ -56,7 +56,6 @@ from __future__ import annotations
 
 import enum
 import math
-from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TypeAlias
@@ -252,7 +251,7 @@ class Connection:
         self._state = ConnectionState.HANDSHAKE
         self._events: list[AnyConnectionEvent] = []
         self._priority: list[bytes] = []
-        self._ordered: deque[bytes] = deque()
+        self._ordered: list[bytes] = []
         self._buffered = 0
         self._transport_close = False
         self._created = now
@@ -270,6 +269,8 @@ class Connection:
         #: Envelopes of a message type this version does not know, ignored.
         self.unknown_messages = 0
         self._fast_frames = False
+        #: Server with envelopes: client Data may take the fast path (_process_ws_events).
+        self._fast_data = False
         self._paused = False
         self._held: list[WebSocketEvent] = []
 
@@ -317,17 +318,26 @@ class Connection:
 
         Acts on the WebSocket's held end first: its close frame goes after what the application
         sent, and ``Closed`` / :attr:`transport_should_close` are set when this returns."""
-        self._release_held()
-        self._settle_ws(self._last_received)
-        # What the WebSocket layer wrote on its own (a close reply, a pong to a WebSocket
-        # ping) stays in order behind what was queued before it (RFC 6455 §5.5.1).
-        self._pull_ws(priority=False)
-        out = self._priority
-        self._priority = []
-        if self._ordered:
-            out.extend(self._ordered)
-            self._ordered.clear()
-            self._buffered = 0
+        ws = self._ws
+        # (The WebSocket's slots are read directly: this runs for every socket a broadcast
+        # reaches, and mostly finds nothing held and nothing written by the WebSocket layer.)
+        if self._held or ws._held_end is not None or ws._output:
+            self._release_held()
+            self._settle_ws(self._last_received)
+            # What the WebSocket layer wrote on its own (a close reply, a pong to a WebSocket
+            # ping) stays in order behind what was queued before it (RFC 6455 §5.5.1).
+            self._pull_ws(priority=False)
+        ordered = self._ordered
+        if self._priority:
+            out = self._priority
+            self._priority = []
+            out += ordered
+        elif ordered:
+            out = ordered  # handed over as is
+        else:
+            return []
+        self._ordered = []
+        self._buffered = 0
         return out
 
     def next_deadline(self) -> float | None:
@@ -522,16 +532,29 @@ class Connection:
         self._process_ws_events(held, self._last_received)
 
     def _process_ws_events(self, events: Sequence[WebSocketEvent], now: float) -> None:
+        fast_data = self._fast_data
         for index, event in enumerate(events):
-            if self._state is ConnectionState.CLOSED:
+            state = self._state
+            if state is ConnectionState.CLOSED:
                 return
             if self._paused:
                 # Server between Hello and welcome(): what the client pipelined waits, so the
                 # events are the same however the bytes were chunked.
                 self._held.extend(events[index:])
                 return
-            if isinstance(event, MessageReceived):
-                if self._state is ConnectionState.CLOSING:
+            if type(event) is MessageReceived:
+                if fast_data and state is ConnectionState.OPEN:
+                    # The hot path: a client's Data as our encoders lay it out, read at fixed
+                    # offsets (codec.read_client_data). It gives what _on_envelope would: the
+                    # same event, which the server emits for Data once OPEN. Anything else
+                    # (another message, another layout, anything malformed) comes back None and
+                    # goes to _on_envelope, which accepts it or fails with its close code.
+                    data = event.data
+                    fields = _read_client_data(data) if type(data) is bytes else None
+                    if fields is not None:
+                        self._events.append(_data_received(*fields))
+                        continue
+                if state is ConnectionState.CLOSING:
                     continue
                 if self.config.envelope:
                     self._on_envelope(event.data, now)
@@ -577,17 +600,6 @@ class Connection:
         if isinstance(data, str):  # pragma: no cover - the WebSocket layer refuses text (1003)
             self._fail(RemoteProtocolError("text message", code=CloseCode.UNSUPPORTED_DATA), now)
             return
-        if self._state is ConnectionState.OPEN and self.role is Role.SERVER \
-                and type(data) is bytes:
-            # The hot path: a client's Data as our encoders lay it out, read at fixed offsets
-            # (codec.read_client_data). It gives what the generic way below would: the same
-            # event, which the server emits for Data once OPEN. Any other buffer (another
-            # message, another layout, anything malformed) comes back None and goes the
-            # generic way, which accepts it or fails the connection with its close code.
-            fields = _read_client_data(data)
-            if fields is not None:
-                self._events.append(_data_received(*fields))
-                return
         try:
             body = codec.decode(data)
         except UnknownMessageType:
@@ -678,6 +690,7 @@ class ServerConnection(Connection):
     def __init__(self, config: ConnectionConfig | None = None, *, now: float) -> None:
         config = config or ConnectionConfig()
         super().__init__(WebSocket(Role.SERVER, config.websocket), config, now)
+        self._fast_data = config.envelope
 
     def accept_handshake(self, *, extra_headers: Sequence[tuple[str, str]] = ()) -> None:
         """Accept the upgrade surfaced as :class:`HandshakeRequest`."""

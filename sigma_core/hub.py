@@ -556,21 +556,24 @@ class Hub:
         with ``ABORT``."""
         out = []
         dirty, self._dirty = self._dirty, set()
+        conns = self._conns
+        bytes_sent = 0
         for conn_id in dirty:
-            rec = self._conns.get(conn_id)
+            rec = conns.get(conn_id)
             if rec is None:
                 continue
             if rec.paused and not rec.conn.transport_should_close:
                 self._dirty.add(conn_id)  # held until resume_writing()
                 continue
-            chunks = rec.conn.data_to_send()
-            if rec.conn.pending_events:  # a held close was acted on: handle its Closed
+            conn = rec.conn
+            chunks = conn.data_to_send()
+            if conn.pending_events:  # a held close was acted on: handle its Closed
                 self._process(rec, self._now)
-                chunks += rec.conn.data_to_send()
+                chunks += conn.data_to_send()
                 self._dirty.discard(conn_id)
-            for chunk in chunks:
-                self._bytes_sent += len(chunk)
+            bytes_sent += sum(map(len, chunks))
             out.append((conn_id, chunks, rec.close_action))
+        self._bytes_sent += bytes_sent
         return out
 
     def events_received(self) -> list[HubEvent]:

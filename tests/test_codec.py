@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sigma_core import codec
+from sigma_core._framer import server_binary_frame
 from sigma_core.errors import DecodeError, LocalProtocolError, UnknownMessageType
 from sigma_core.messages import (
     Ack,
@@ -291,6 +292,28 @@ def test_encode_data_every_padding(topic_length: int, payload_length: int) -> No
         assert codec.encode(body) == codec._encode_with_builder(body)
 
 
+@THOROUGH
+@given(
+    topic=st.text(max_size=20),
+    position=stream_positions | st.just(StreamPosition(0, 0)),
+    timestamp_ms=u64_or_zero,
+    payload=st.binary(max_size=300) | st.binary(min_size=65530, max_size=65540),
+    as_bytearray=st.booleans(),
+)
+def test_encode_data_frame_is_the_framed_envelope(
+    topic: str, position: StreamPosition, timestamp_ms: int, payload: bytes, as_bytearray: bool
+) -> None:
+    # The server's frame of a Data: built in one buffer (with its own fast layout for the common
+    # case), it is exactly server_binary_frame(encode_data(...)).
+    envelope = codec.encode_data(topic=topic, epoch=position.epoch, offset=position.offset,
+                                 timestamp_ms=timestamp_ms, payload=payload)
+    frame, header = codec.encode_data_frame(
+        topic=topic, epoch=position.epoch, offset=position.offset, timestamp_ms=timestamp_ms,
+        payload=bytearray(payload) if as_bytearray else payload)
+    assert frame == server_binary_frame(envelope)
+    assert frame[header:] == envelope
+
+
 @FAST
 @given(seq=u64_or_zero)
 def test_encode_ack_is_the_builder_encoding(seq: int) -> None:
@@ -431,6 +454,24 @@ def test_encode_refuses_values_of_the_wrong_type(body: Body, field: str) -> None
 def test_encode_data_refuses_bad_arguments(kwargs: dict[str, Any], field: str) -> None:
     with pytest.raises(LocalProtocolError, match=field.replace(".", r"\.")):
         codec.encode_data(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"timestamp_ms": TOO_BIG_U64}, "Data.timestamp_ms"),
+        ({"epoch": TOO_BIG_U64}, "Data.position.epoch"),
+        ({"offset": -1}, "Data.position.offset"),
+        ({"topic": "\ud83d"}, "Data.topic"),
+        ({"topic": 5}, "Data.topic"),
+        ({"payload": 5}, "Data.payload"),
+    ],
+)
+def test_encode_data_frame_refuses_bad_arguments(kwargs: dict[str, Any], field: str) -> None:
+    arguments: dict[str, Any] = {"topic": "t", "epoch": 1, "offset": 2, "timestamp_ms": 3,
+                                 "payload": b"p", **kwargs}
+    with pytest.raises(LocalProtocolError, match=field.replace(".", r"\.")):
+        codec.encode_data_frame(**arguments)
 
 
 def test_encode_ack_refuses_out_of_range() -> None:
