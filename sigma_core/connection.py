@@ -259,6 +259,7 @@ class Connection:
         self._next_ping = math.inf
         self._ping_id = 0
         self._close_deadline = math.inf
+        self._max_message_size = config.websocket.max_message_size
         self._interval = config.heartbeat_interval
         self._timeout = config.heartbeat_timeout
         self._peer_goodbye: Goodbye | None = None
@@ -430,7 +431,7 @@ class Connection:
             raise LocalProtocolError(f"cannot send: connection is {self._state.value}")
         if self._ws.state is not WebSocketState.OPEN:
             return True  # the peer's close is being processed: nothing may follow it
-        if payload_size > self.config.websocket.max_message_size:
+        if payload_size > self._max_message_size:
             raise LocalProtocolError(f"message of {payload_size} bytes exceeds "
                                      f"max_message_size {self.config.websocket.max_message_size}")
         self._ordered.append(frame)

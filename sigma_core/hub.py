@@ -69,6 +69,9 @@ from .messages import (
 from .ratelimit import RateLimit, TokenBucket
 
 encode_frame = codec.encode_data_frame
+# Builds a NamedTuple (HistoryEntry, StreamPosition) from a tuple of all its fields, skipping
+# the Python-level __new__ that typing.NamedTuple generates: one of each per message.
+_tuple_new = tuple.__new__
 
 __all__ = [
     "BROADCAST_TOPIC",
@@ -1090,8 +1093,9 @@ class Hub:
                  now: float, exclude: frozenset[str],
                  only: frozenset[str] | None) -> StreamPosition:
         max_size = self._max_message_size
-        if len(payload) + len(wire_topic.encode("utf-8", "surrogatepass")) \
-                + ENVELOPE_OVERHEAD > max_size:
+        topic_size = len(wire_topic) if wire_topic.isascii() \
+            else len(wire_topic.encode("utf-8", "surrogatepass"))
+        if len(payload) + topic_size + ENVELOPE_OVERHEAD > max_size:
             raise LocalProtocolError(f"message of {len(payload)} bytes is too large for "
                                      f"max_message_size {max_size}")
         timestamp_ms = int((now + self._wall_clock_offset) * 1000)
@@ -1100,18 +1104,23 @@ class Hub:
             # Envelope and frame in one buffer: the frame goes to every socket as is.
             frame, header = encode_frame(topic=wire_topic, epoch=epoch, offset=offset,
                                          timestamp_ms=timestamp_ms, payload=payload)
-            return HistoryEntry(epoch, offset, now, frame, header, exclude, only)
+            # HistoryEntry(epoch, offset, ...) without its Python-level __new__.
+            return _tuple_new(HistoryEntry, (epoch, offset, now, frame, header, exclude, only))
 
         entry = self._backplane.append(key, build)
         if key.startswith(_INBOX_KEY):
             session = self._sessions.get(key[len(_INBOX_KEY):])
             if session is not None and session.conn_id is not None:
-                self._fan_out((session.id,), entry, now)
+                rec = self._conns[session.conn_id]
+                if rec.conn.state is ConnectionState.OPEN:
+                    self._deliver(rec, entry)
+                    if rec.paused:
+                        self._check_high_water(rec, now)
         else:
             members = self._members.get(key)
             if members:
                 self._fan_out(members, entry, now)
-        return StreamPosition(entry.epoch, entry.offset)
+        return _tuple_new(StreamPosition, (entry.epoch, entry.offset))
 
     def _fan_out(self, targets: Iterable[str], entry: HistoryEntry, now: float) -> None:
         """Queue a published message on the open connections of ``targets``.
