@@ -40,6 +40,7 @@ from sigma_core.client import (
     MessageReceived,
     OpenTransport,
 )
+from sigma_core.connection import ConnectionConfig
 from sigma_core.entropy import SeededEntropy
 from sigma_core.hub import ClientMessage, Hub, HubConfig
 
@@ -51,7 +52,9 @@ class Bench:
 
     def __init__(self, n_clients: int, hub_config: HubConfig | None = None) -> None:
         self.now = 0.0
-        self.hub = Hub(hub_config or HubConfig(), entropy=SeededEntropy(1), now=self.now)
+        # A wall clock as a server has one: messages carry a timestamp, as they do there.
+        config = hub_config or HubConfig(connection=ConnectionConfig(wall_clock_offset=1.7e9))
+        self.hub = Hub(config, entropy=SeededEntropy(1), now=self.now)
         self.clients: list[ClientSession] = []
         self.conn_of: dict[int, int] = {}  # client index -> conn id
         self.client_of: dict[int, int] = {}  # conn id -> client index

@@ -582,13 +582,15 @@ _DATA_LAYOUTS: Final = {
     for pos in (False, True)
     for odd in (False, True)
 }
-# A server's Data with a topic, a payload and a timestamp, by (size of topic and payload blocks
-# & 4): prefix, pack of the inline values, payload uoffset before the topic block, fixed size.
+# A server's Data with a topic and a payload, by (size of topic and payload blocks & 4) | (has a
+# timestamp): prefix, pack of the inline values, payload uoffset before the topic block, size of
+# the fixed part.
 _SERVER_DATA: Final = {
-    odd * 4: (layout.prefix, layout.values.pack, layout.payload_rel,
-              len(layout.prefix) + layout.values.size)
+    odd * 4 | ts: (layout.prefix, layout.values.pack, layout.payload_rel,
+                   len(layout.prefix) + layout.values.size)
     for odd in (False, True)
-    for layout in (_DATA_LAYOUTS[(True, True, False, True, True, odd)],)
+    for ts in (False, True)
+    for layout in (_DATA_LAYOUTS[(True, True, False, ts, True, odd)],)
 }
 # After a string of n bytes: its NUL, then zeros up to a multiple of 4.
 _STRING_TAILS: Final = (b"\0\0\0\0", b"\0\0\0", b"\0\0", b"\0")
@@ -636,12 +638,12 @@ def encode_data_frame(
     sends the frame to every socket and keeps it in history, the envelope being
     ``frame[header:]``). Raises as :func:`encode_data` does."""
     if (type(payload) is bytes and payload and type(topic) is str and topic
-            and type(timestamp_ms) is int and 0 < timestamp_ms <= _U64_MAX
+            and type(timestamp_ms) is int and 0 <= timestamp_ms <= _U64_MAX
             and type(epoch) is int and 0 <= epoch <= _U64_MAX
             and type(offset) is int and 0 <= offset <= _U64_MAX
             and len(payload) + len(topic) * 4 <= _MAX_FAST_BYTES):
-        # The common case (a topic, a payload, a timestamp): one of two layouts, written
-        # straight out; the same bytes as the general way below (tests/test_codec.py).
+        # The common case (a topic and a payload): one of four layouts, written straight out;
+        # the same bytes as the general way below (tests/test_codec.py).
         try:
             raw_topic = topic.encode("utf-8")
         except UnicodeEncodeError:
@@ -650,10 +652,13 @@ def encode_data_frame(
         n_payload = len(payload)
         topic_block = n_topic - (n_topic & 3) + 8
         payload_block = (n_payload + 7) & ~3
-        prefix, pack, payload_rel, fixed = _SERVER_DATA[(topic_block + payload_block) & 4]
+        prefix, pack, payload_rel, fixed = _SERVER_DATA[
+            (topic_block + payload_block) & 4 | (timestamp_ms != 0)]
         header = binary_frame_header(fixed + topic_block + payload_block)
+        values = (pack(payload_rel + topic_block, timestamp_ms, epoch, offset) if timestamp_ms
+                  else pack(payload_rel + topic_block, epoch, offset))
         return b"".join((
-            header, prefix, pack(payload_rel + topic_block, timestamp_ms, epoch, offset),
+            header, prefix, values,
             _pack_u32(n_topic), raw_topic, _STRING_TAILS[n_topic & 3],
             _pack_u32(n_payload), payload, _VECTOR_TAILS[n_payload & 3],
         )), len(header)
