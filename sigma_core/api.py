@@ -261,25 +261,28 @@ class EventEmitter:
     others: the exception goes to the ``error`` listeners (or ``on_listener_error``)."""
 
     def __init__(self, on_listener_error: Callable[[BaseException], None] | None = None) -> None:
-        self._listeners: dict[str, list[Listener]] = {}
+        # Tuples, replaced on on()/off(): emit() iterates one as it was when the event fired
+        # (a listener may add or remove listeners) without copying it for every event.
+        self._listeners: dict[str, tuple[Listener, ...]] = {}
         self._on_listener_error = on_listener_error
 
     def on(self, event: str, listener: Listener) -> Listener:
         """Register ``listener`` for ``event``; returns it (so it works as a decorator)."""
-        self._listeners.setdefault(event, []).append(listener)
+        self._listeners[event] = (*self._listeners.get(event, ()), listener)
         return listener
 
     def off(self, event: str, listener: Listener) -> None:
         """Remove ``listener``; a listener that was never registered is ignored."""
         listeners = self._listeners.get(event)
         if listeners and listener in listeners:
-            listeners.remove(listener)
+            index = listeners.index(listener)
+            self._listeners[event] = listeners[:index] + listeners[index + 1:]
 
     def listeners(self, event: str) -> list[Listener]:
         return list(self._listeners.get(event, ()))
 
     def emit(self, event: str, *args: Any) -> None:
-        for listener in self.listeners(event):
+        for listener in self._listeners.get(event, ()):
             try:
                 listener(*args)
             except Exception as exc:  # a user callback: report, keep going
