@@ -438,6 +438,24 @@ class Connection:
         self._buffered += len(frame)
         return True
 
+    def offer_frame(self, frame: bytes, payload_size: int) -> bool | None:
+        """:meth:`send_frame` for a fan-out, where connections that are not ``OPEN`` are
+        skipped: None (nothing queued) when this one is not ``OPEN``; otherwise what
+        :meth:`send_frame` returns. One call per recipient of a broadcast, so it reads the
+        WebSocket's state slot directly (the layer is ours; its property costs a call)."""
+        if self._state is not ConnectionState.OPEN:
+            return None
+        if not self._fast_frames:
+            return False
+        if self._ws._state is not WebSocketState.OPEN:
+            return True  # the peer's close is being processed: nothing may follow it
+        if payload_size > self._max_message_size:
+            raise LocalProtocolError(f"message of {payload_size} bytes exceeds "
+                                     f"max_message_size {self._max_message_size}")
+        self._ordered.append(frame)
+        self._buffered += len(frame)
+        return True
+
     def send_raw(self, data: bytes | bytearray | memoryview | str) -> None:
         """Plain mode: send one WebSocket message (text if ``data`` is a str)."""
         if self.config.envelope:

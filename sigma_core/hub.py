@@ -574,7 +574,8 @@ class Hub:
                 self._process(rec, self._now)
                 chunks += conn.data_to_send()
                 self._dirty.discard(conn_id)
-            bytes_sent += sum(map(len, chunks))
+            # (One chunk is the common case: no map object for the collector to track.)
+            bytes_sent += len(chunks[0]) if len(chunks) == 1 else sum(map(len, chunks))
             out.append((conn_id, chunks, rec.close_action))
         self._bytes_sent += bytes_sent
         return out
@@ -1127,7 +1128,7 @@ class Hub:
 
         The hot loop of a broadcast (once per recipient): the frame is the same bytes for every
         socket, so each open connection without an extension just queues it
-        (:meth:`ServerConnection.send_frame`); the others get the envelope framed their way."""
+        (:meth:`ServerConnection.offer_frame`); the others get the envelope framed their way."""
         if entry.exclude or entry.only is not None:
             targets = [sid for sid in targets if entry.reaches(sid)]
         frame = entry.frame
@@ -1135,8 +1136,7 @@ class Hub:
         conns = self._conns
         sessions = self._sessions
         dirty = self._dirty
-        send_frame = ServerConnection.send_frame
-        open_ = ConnectionState.OPEN
+        offer_frame = ServerConnection.offer_frame
         slow: list[_Conn] = []
         sent = 0
         for sid in targets:
@@ -1145,9 +1145,10 @@ class Hub:
                 continue
             rec = conns[conn_id]
             conn = rec.conn
-            if conn.state is not open_:
-                continue
-            if not send_frame(conn, frame, size):
+            queued = offer_frame(conn, frame, size)
+            if queued is None:
+                continue  # not OPEN
+            if not queued:
                 conn.send_encoded(entry.envelope)
             sent += 1
             dirty.add(conn_id)
