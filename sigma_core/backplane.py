@@ -124,7 +124,9 @@ class _Stream:
     def __init__(self, epoch: int) -> None:
         self.epoch = epoch
         self.last_offset = 0
-        self.entries: deque[HistoryEntry] = deque()
+        #: Created on the first append: most streams (every session's inbox) stay empty, and an
+        #: empty deque costs 600 bytes.
+        self.entries: deque[HistoryEntry] | None = None
         self.bytes = 0
 
 
@@ -162,6 +164,8 @@ class MemoryBackplane:
         entry = build(stream.epoch, offset)
         stream.last_offset = offset
         entries = stream.entries
+        if entries is None:
+            entries = stream.entries = deque()
         entries.append(entry)
         stream.bytes += len(entry.frame) - entry.header
         max_count, max_bytes = self._max_count, self._max_bytes
@@ -180,7 +184,7 @@ class MemoryBackplane:
         wanted = position.offset + 1
         if wanted > stream.last_offset:
             return []
-        entries = stream.entries
+        entries = stream.entries or ()
         first = entries[0].offset if entries else stream.last_offset + 1
         if first > wanted:
             return ReplayGap(wanted, first - 1)

@@ -822,6 +822,9 @@ class Hub:
 
     def _on_hello(self, rec: _Conn, hello: Hello, now: float) -> None:
         conn = rec.conn
+        # The upgrade request is kept for the authentication hook only: a connection holds one
+        # Hello, so it goes now (its headers are most of an idle connection's memory otherwise).
+        request, rec.request = rec.request, None
         if hello.protocol_version != PROTOCOL_VERSION:
             conn.refuse(CloseCode.UNSUPPORTED_VERSION, ErrorCode.UNSUPPORTED_VERSION,
                         f"protocol version {hello.protocol_version} is not supported "
@@ -830,7 +833,6 @@ class Hub:
         identity, metadata = "", {}
         hook = self.config.authenticate
         if hook is not None:
-            request = rec.request
             try:
                 decision = hook(AuthRequest(hello=hello, path=request.path if request else "/",
                                             headers=request.headers if request else ()))
