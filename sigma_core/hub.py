@@ -99,6 +99,7 @@ BROADCAST_TOPIC = "$all"
 INBOX_TOPIC = "$inbox"
 _RESERVED_PREFIX = "$"
 _INBOX_KEY = "$inbox:"
+_NOBODY: frozenset[str] = frozenset()
 
 
 class CloseAction(enum.IntEnum):
@@ -602,20 +603,20 @@ class Hub:
                   exclude: Iterable[str] = ()) -> StreamPosition:
         """Send to every session (the ``$all`` topic), except those in ``exclude``."""
         return self._publish(BROADCAST_TOPIC, BROADCAST_TOPIC, payload, now,
-                             frozenset(exclude), None)
+                             frozenset(exclude) if exclude else _NOBODY, None)
 
     def send_where(self, predicate: Callable[[Session], bool],
                    payload: bytes | bytearray | memoryview, now: float) -> StreamPosition:
         """Selective routing: broadcast to the sessions for which ``predicate`` is true."""
         only = frozenset(s.id for s in self._sessions.values() if predicate(s))
-        return self._publish(BROADCAST_TOPIC, BROADCAST_TOPIC, payload, now, frozenset(), only)
+        return self._publish(BROADCAST_TOPIC, BROADCAST_TOPIC, payload, now, _NOBODY, only)
 
     def send_to(self, session_id: str, payload: bytes | bytearray | memoryview,
                 now: float) -> StreamPosition:
         """Send to one session through its inbox (replayed if it is disconnected)."""
         if session_id not in self._sessions:
             raise LocalProtocolError(f"no session {session_id!r}")
-        return self._publish(_INBOX_KEY + session_id, INBOX_TOPIC, payload, now, frozenset(),
+        return self._publish(_INBOX_KEY + session_id, INBOX_TOPIC, payload, now, _NOBODY,
                              None)
 
     def subscribe(self, session_id: str, topic: str, now: float) -> None:
