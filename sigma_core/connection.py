@@ -438,6 +438,8 @@ class Connection:
         self._buffered += len(frame)
         return True
 
+    # Hub._fan_out inlines this method's common case (reading _state, _fast_frames and the
+    # WebSocket's _state, appending to _ordered and _buffered): keep the two in step.
     def offer_frame(self, frame: bytes, payload_size: int) -> bool | None:
         """:meth:`send_frame` for a fan-out, where connections that are not ``OPEN`` are
         skipped: None (nothing queued) when this one is not ``OPEN``; otherwise what
