@@ -240,13 +240,21 @@ _HELLO = Hello(
 def codec(data: bytes) -> None:
     """``decode`` returns a body or raises :class:`DecodeError`; a decoded body re-encodes to an
     envelope that decodes to an equal body; the ``Data``/``Ack`` fast paths agree with the
-    generic reader."""
+    generic reader, and the server's fast path for client ``Data`` (``read_client_data``)
+    either defers (None) or gives what ``decode`` gives."""
+    fields = _codec.read_client_data(data)
     try:
         body = _codec.decode(data)
     except DecodeError as exc:
         error: DecodeError | None = exc
     else:
         error = None
+    if fields is not None:
+        assert error is None, f"read_client_data accepted what decode refuses: {error}"
+        assert isinstance(body, Data), f"read_client_data read a {type(body).__name__}"
+        assert body.position is None, "read_client_data read a server's Data"
+        expected = (body.seq, body.topic, bytes(body.payload), body.timestamp_ms)
+        assert fields == expected, f"read_client_data disagrees: {fields!r} != {expected!r}"
     if error is not None:
         refused_by_reader = False
         try:
