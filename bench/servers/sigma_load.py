@@ -76,13 +76,19 @@ class Load:
             for _ in range(n):
                 self.server.broadcast(PAYLOAD)
 
-    def stamped(self, size: int) -> bytes:
+    def stamped(self, size: int) -> tuple[bytes, int]:
+        """A broadcast of ``size`` bytes and the CLOCK_MONOTONIC ns stamped in it."""
         self.seq += 1
-        head = MAGIC + STAMP.pack(self.seq, time.monotonic_ns())
-        return head + bytes(max(0, size - len(head)))
+        now = time.monotonic_ns()
+        head = MAGIC + STAMP.pack(self.seq, now)
+        return head + bytes(max(0, size - len(head))), now
 
-    def broadcast(self, size: int) -> None:
-        self.server.broadcast(self.stamped(size))
+    def broadcast(self, size: int) -> int:
+        """Broadcast a stamped message; returns its stamp (taken before any socket is written:
+        a client can read it before ``broadcast`` returns)."""
+        data, stamp = self.stamped(size)
+        self.server.broadcast(data)
+        return stamp
 
     def stats(self, full: bool, sockets: int) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -126,8 +132,8 @@ def command(load: Load, line: str, sockets: int) -> tuple[dict[str, Any], tuple[
     if words[0] == "stats":
         return load.stats(full=words[1:] == ["full"], sockets=sockets), ()
     if words[0] == "bcast":
-        load.broadcast(int(words[1]))
-        return {"seq": load.seq, "sent_ns": time.monotonic_ns()}, ()
+        sent_ns = load.broadcast(int(words[1]))
+        return {"seq": load.seq, "sent_ns": sent_ns}, ()
     if words[0] == "stream":
         rate, count, size = (int(w) for w in words[1:4])
         return {"started_ns": time.monotonic_ns()}, (rate, count, size)
