@@ -20,7 +20,6 @@ from functools import partial
 from typing import Any
 
 import anyio
-import flatbuffers
 import pytest
 from adapters_support import (
     BACKENDS,
@@ -34,6 +33,7 @@ from adapters_support import (
     url,
 )
 from anyio.abc import SocketStream
+from test_connection import _unknown_envelope as unknown_envelope
 
 from sigma_core import codec
 from sigma_core.client import ConnectionStatus
@@ -414,24 +414,11 @@ async def offsets_out_of_bounds(server: Server) -> None:
         assert await conn.close_code() == CloseCode.BAD_ENVELOPE
 
 
-def unknown_union_member_envelope(body_type: int = 200) -> bytes:
-    """A well-formed envelope whose body is a union member from a future version."""
-    builder = flatbuffers.Builder(64)
-    builder.StartObject(1)
-    builder.PrependUint32Slot(0, 7, 0)  # the future message has a field of its own
-    body = builder.EndObject()
-    builder.StartObject(2)
-    builder.PrependUint8Slot(0, body_type, 0)
-    builder.PrependUOffsetTRelativeSlot(1, body, 0)
-    builder.Finish(builder.EndObject(), file_identifier=codec.FILE_IDENTIFIER)
-    return bytes(builder.Output())
-
-
 async def unknown_union_member(server: Server) -> None:
     """A message type from a newer peer is ignored (protocol rule), not fatal: the Data
     behind it is still echoed."""
     async with welcomed(server) as (conn, _):
-        await conn.send_binary(unknown_union_member_envelope())
+        await conn.send_binary(unknown_envelope())
         await conn.send_binary(codec.encode_data(seq=1, payload=b"still here"))
         message = await conn.envelope()
         while not isinstance(message, Data):
