@@ -192,6 +192,7 @@ class HubConfig:
     authorize_subscribe: Callable[[Session, str], bool] | None = None
     #: When set, an upgrade whose Origin header is not in it is refused with HTTP 403
     #: (browsers always send Origin; other clients may omit it and are then refused too).
+    #: Compared without regard to letter case (an origin is scheme, host and port).
     allowed_origins: tuple[str, ...] | None = None
     #: Resume token length. 32 bytes = 256 bits from the injected entropy.
     resume_token_bytes: int = 32
@@ -427,6 +428,8 @@ class Hub:
     def __init__(self, config: HubConfig | None = None, *, entropy: Entropy, now: float,
                  backplane: Backplane | None = None) -> None:
         self.config = config or HubConfig()
+        origins = self.config.allowed_origins
+        self._origins = None if origins is None else frozenset(o.lower() for o in origins)
         self._conn_config = self.config.connection
         if self.config.http_handler is not None:
             self._conn_config = replace(self._conn_config, websocket=replace(
@@ -758,12 +761,12 @@ class Hub:
                 self._on_hello(rec, event.hello, now)
             elif isinstance(event, HandshakeRequest):
                 rec.request = event
-                origins = self.config.allowed_origins
+                origins = self._origins
                 origin = next((v for k, v in event.headers if k == "origin"), None)
                 if len(self._conns) > self.config.max_connections:
                     conn.reject_handshake(503, "server is at its connection limit "
                                           f"({self.config.max_connections}); retry later")
-                elif origins is not None and origin not in origins:
+                elif origins is not None and (origin is None or origin.lower() not in origins):
                     conn.reject_handshake(403, f"origin {origin!r} is not allowed")
                 else:
                     conn.accept_handshake()

@@ -189,14 +189,15 @@ def status_line(head: bytes) -> bytes:
 
 
 @asynccontextmanager
-async def echo_server(backend: str, **options: Any) -> AsyncIterator[tuple[Server, Client]]:
+async def echo_server(backend: str, client_options: dict[str, Any] | None = None,
+                      **options: Any) -> AsyncIterator[tuple[Server, Client]]:
     """A server that echoes every message to its sender, and a well-behaved client of it."""
     async with serving(backend, **options) as server:
         def echo(session: Session, data: bytes, topic: str) -> None:
             server.send_to_client(session, data)
 
         server.on("message", echo)
-        async with connected_client(backend, url(server)) as client:
+        async with connected_client(backend, url(server), **(client_options or {})) as client:
             await assert_echo(client, b"before")
             yield server, client
 
@@ -469,6 +470,38 @@ async def test_oversized_http_head_gets_431(anyio_backend: str,
 
 
 # ----------------------------------------------------------------------------- WebSocket stage
+
+
+ALLOWED = "https://chat.example"
+
+
+def origin_request(port: int, origin: str | None) -> bytes:
+    request = upgrade_request(port)
+    if origin is None:
+        return request
+    return request[:-2] + f"Origin: {origin}\r\n\r\n".encode()
+
+
+async def test_origin_not_on_the_allow_list_gets_403(
+        anyio_backend: str, server_log: pytest.LogCaptureFixture) -> None:
+    """With ``allowed_origins`` set, an upgrade from another origin, or with none, is refused
+    with 403 (cross-site WebSocket hijacking); one from an allowed origin, in any letter case
+    (origins are case-insensitive in scheme and host), is accepted."""
+    with anyio.fail_after(DEADLINE):
+        async with echo_server(anyio_backend, allowed_origins=[ALLOWED],
+                               client_options={"extra_headers": (("Origin", ALLOWED),)}
+                               ) as (server, client):
+            async def attack() -> None:
+                for origin in ("https://evil.example", None, "null", ALLOWED + ".evil"):
+                    await expect_status(server, origin_request(server.port, origin),
+                                        b"HTTP/1.1 403 Forbidden")
+                async with raw(server) as conn:
+                    await conn.send(origin_request(server.port, ALLOWED.upper()))
+                    head = await conn.http_head()
+                    assert head.startswith(b"HTTP/1.1 101 "), head
+
+            await during(client, attack)
+    logged(server_log, anyio_backend, "HTTP 403", "https://evil.example", "not allowed")
 
 
 async def test_data_before_hello_closes_4001(anyio_backend: str,
