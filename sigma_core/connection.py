@@ -58,7 +58,7 @@ import enum
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TypeAlias
+from typing import ClassVar, TypeAlias
 
 from . import codec
 from ._framer import server_binary_frame
@@ -243,7 +243,7 @@ AnyConnectionEvent: TypeAlias = ConnectionEvent | HandshakeRequest | HandshakeFa
 class Connection:
     """What both roles share; use :class:`ServerConnection` or :class:`ClientConnection`."""
 
-    role: Role
+    role: ClassVar[Role]
 
     def __init__(self, ws: WebSocket, config: ConnectionConfig, now: float) -> None:
         self._ws = ws

@@ -22,6 +22,7 @@ topic the hub replays what followed, in order, *before* anything live, or report
 
 from __future__ import annotations
 
+import builtins
 import enum
 import heapq
 import hmac
@@ -353,7 +354,7 @@ class HookFailed(HubEvent):
     refused (close 1011 / Error SUBSCRIBE_DENIED) and the hub carried on."""
 
     hook: str
-    error: Exception
+    error: builtins.Exception  # (qualified: mypyc resolves dataclass annotations by name)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
