@@ -1,5 +1,6 @@
-# Shared set-up for the scripts: a project virtualenv in .venv with the test extra installed.
-# Reinstalls when pyproject.toml changes. Installs python3-venv with apt when running as root
+# Shared set-up for the scripts: a project virtualenv in .venv with the test extra installed,
+# and sigma_core's hot modules compiled with mypyc in place (ensure_build). Reinstalls when
+# pyproject.toml changes. Installs python3-venv with apt when running as root
 # on a Debian-like machine that lacks it.
 VENV="${SIGMA_VENV:-.venv}"
 PY="${PYTHON:-python3}"
@@ -21,7 +22,32 @@ ensure_venv() {
   want=$(sha256sum pyproject.toml | cut -d' ' -f1)
   if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     "$VENV/bin/python" -m pip install -q --upgrade pip
-    "$VENV/bin/python" -m pip install -q -e '.[test]'
+    # Installed as pure Python; ensure_build compiles, with the venv's mypy, and again whenever
+    # the sources change.
+    SIGMA_NO_COMPILE=1 "$VENV/bin/python" -m pip install -q -e '.[test]'
+    echo "$want" > "$stamp"
+  fi
+  ensure_build
+}
+
+# The compiled modules (setup.py) sit beside their sources and Python imports them first, so they
+# are rebuilt whenever sigma_core, setup.py or mypy change. SIGMA_NO_COMPILE=1 removes them: pure
+# Python. Without a C compiler the build warns and stays pure.
+ensure_build() {
+  local stamp="$VENV/.sigma-compiled" want log="$VENV/sigma-build.log"
+  if [ -n "${SIGMA_NO_COMPILE:-}" ] && [ "$SIGMA_NO_COMPILE" != 0 ]; then
+    rm -f sigma_core/*.so "$stamp"
+    return
+  fi
+  want=$({ cat setup.py sigma_core/*.py; "$VENV/bin/python" -c 'import mypy.version, sys
+print(mypy.version.__version__, sys.version)'; } | sha256sum | cut -d' ' -f1)
+  if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+    echo "== build: compiling sigma_core with mypyc (log: $log)"
+    rm -f sigma_core/*.so
+    if ! "$VENV/bin/python" setup.py build_ext --inplace >"$log" 2>&1; then
+      tail -20 "$log" >&2; echo "building sigma_core failed" >&2; exit 1
+    fi
+    grep -A1 '^sigmasockets:' "$log" >&2 || true  # the fallback's warning, if any
     echo "$want" > "$stamp"
   fi
 }

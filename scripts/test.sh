@@ -2,7 +2,9 @@
 # The whole test suite, from a fresh clone: makes .venv, installs what it needs, then runs
 # ruff, mypy (strict), pytest (core, adapters over real sockets, fuzz runner, and the chat's
 # browser tests in Debian's chromium, installed with apt when missing and running as root), and
-# the JS client's tests (npm ci + node --test; needs Node 20.19+).
+# the JS client's tests (npm ci + node --test; needs Node 20.19+). pytest runs on sigma_core
+# compiled with mypyc (scripts/_env.sh), then the core tests again on the pure-Python modules;
+# SIGMA_NO_COMPILE=1 runs everything on pure Python.
 # Usage: bash scripts/test.sh [extra pytest args]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,4 +14,13 @@ echo "== ruff";   "$VENV/bin/ruff" check .
 echo "== mypy";   "$VENV/bin/mypy"
 echo "== browser tests setup (Debian chromium, web app build)"; bash tests/browser/setup.sh
 echo "== pytest"; "$VENV/bin/pytest" "$@"
+if compgen -G "sigma_core/*.so" >/dev/null; then
+  echo "== pytest, core tests on the pure-Python modules (sigma_core copied without .so)"
+  pure=$(mktemp -d); trap 'rm -rf "$pure"' EXIT
+  cp -r sigma_core "$pure/"; rm -f "$pure"/sigma_core/*.so
+  PYTHONPATH="$pure" "$VENV/bin/pytest" -p no:cacheprovider tests/test_build.py tests/test_codec.py \
+    tests/test_codec_fuzz.py tests/test_connection.py tests/test_framer.py \
+    tests/test_fuzz_targets.py tests/test_purity.py tests/test_ratelimit.py \
+    tests/test_sessions.py tests/test_stateful.py tests/test_websocket.py "$@"
+fi
 echo "== js client (node --test)"; bash clients/js/scripts/test.sh

@@ -28,57 +28,32 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, Final, NamedTuple, TypeAlias
+from typing import Any, Final, NamedTuple, TypeAlias
 
 import flatbuffers
 from flatbuffers.builder import BuilderSizeError
 
-if TYPE_CHECKING:
-    # The generated .pyi stubs do not pass mypy (numpy import, invalid Literal[...]), and mypy
-    # follows stubs even under follow_imports=skip: to the type checker the code is untyped.
-    _w_ack: Any
-    _w_client_info: Any
-    _w_data: Any
-    _w_envelope: Any
-    _w_error: Any
-    _w_goodbye: Any
-    _w_hello: Any
-    _w_key_value: Any
-    _w_limits: Any
-    _w_ping: Any
-    _w_pong: Any
-    _w_presence: Any
-    _w_stream_position: Any
-    _w_subscribe: Any
-    _w_subscribed: Any
-    _w_topic_position: Any
-    _w_topic_recovery: Any
-    _w_unsubscribe: Any
-    _w_unsubscribed: Any
-    _w_welcome: Any
-    _WireBody: Any
-else:
-    from sigma_core._wire import Ack as _w_ack
-    from sigma_core._wire import ClientInfo as _w_client_info
-    from sigma_core._wire import Data as _w_data
-    from sigma_core._wire import Envelope as _w_envelope
-    from sigma_core._wire import Error as _w_error
-    from sigma_core._wire import Goodbye as _w_goodbye
-    from sigma_core._wire import Hello as _w_hello
-    from sigma_core._wire import KeyValue as _w_key_value
-    from sigma_core._wire import Limits as _w_limits
-    from sigma_core._wire import Ping as _w_ping
-    from sigma_core._wire import Pong as _w_pong
-    from sigma_core._wire import Presence as _w_presence
-    from sigma_core._wire import StreamPosition as _w_stream_position
-    from sigma_core._wire import Subscribe as _w_subscribe
-    from sigma_core._wire import Subscribed as _w_subscribed
-    from sigma_core._wire import TopicPosition as _w_topic_position
-    from sigma_core._wire import TopicRecovery as _w_topic_recovery
-    from sigma_core._wire import Unsubscribe as _w_unsubscribe
-    from sigma_core._wire import Unsubscribed as _w_unsubscribed
-    from sigma_core._wire import Welcome as _w_welcome
-    from sigma_core._wire.Body import Body as _WireBody
+from sigma_core._wire import Ack as _w_ack
+from sigma_core._wire import ClientInfo as _w_client_info
+from sigma_core._wire import Data as _w_data
+from sigma_core._wire import Envelope as _w_envelope
+from sigma_core._wire import Error as _w_error
+from sigma_core._wire import Goodbye as _w_goodbye
+from sigma_core._wire import Hello as _w_hello
+from sigma_core._wire import KeyValue as _w_key_value
+from sigma_core._wire import Limits as _w_limits
+from sigma_core._wire import Ping as _w_ping
+from sigma_core._wire import Pong as _w_pong
+from sigma_core._wire import Presence as _w_presence
+from sigma_core._wire import StreamPosition as _w_stream_position
+from sigma_core._wire import Subscribe as _w_subscribe
+from sigma_core._wire import Subscribed as _w_subscribed
+from sigma_core._wire import TopicPosition as _w_topic_position
+from sigma_core._wire import TopicRecovery as _w_topic_recovery
+from sigma_core._wire import Unsubscribe as _w_unsubscribe
+from sigma_core._wire import Unsubscribed as _w_unsubscribed
+from sigma_core._wire import Welcome as _w_welcome
+from sigma_core._wire.Body import Body as _WireBodyEnum
 
 from ._framer import binary_frame_header
 from .errors import DecodeError, LocalProtocolError, UnknownMessageType
@@ -106,6 +81,10 @@ from .messages import (
     Unsubscribed,
     Welcome,
 )
+
+# The generated code is untyped to mypy (its .pyi stubs do not pass it: numpy import, invalid
+# Literal[...]; see the follow_imports overrides in pyproject.toml).
+_WireBody: Any = _WireBodyEnum
 
 __all__ = [
     "FILE_IDENTIFIER",

@@ -58,7 +58,7 @@ import enum
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TypeAlias
+from typing import ClassVar, TypeAlias
 
 from . import codec
 from ._framer import server_binary_frame
@@ -209,9 +209,11 @@ class Closed(ConnectionEvent):
 
 # The hot path's way to build EnvelopeReceived(body=Data(...)) for a client's Data: bare objects,
 # then their slots (the frozen dataclasses' keyword __init__ costs twice as much, and the codec
-# has checked every value).
+# has checked every value). EnvelopeReceived.__new__ is object.__new__ in Python; compiled by
+# mypyc, the class's own (object.__new__ refuses a native class).
 _new = object.__new__
-_set_body = EnvelopeReceived.__dict__["body"].__set__
+_new_envelope_received = EnvelopeReceived.__new__
+_set_body = vars(EnvelopeReceived)["body"].__set__
 _set_seq = Data.__dict__["seq"].__set__
 _set_topic = Data.__dict__["topic"].__set__
 _set_payload = Data.__dict__["payload"].__set__
@@ -227,7 +229,7 @@ def _data_received(seq: int, topic: str, payload: bytes, timestamp_ms: int) -> E
     _set_payload(data, payload)
     _set_timestamp(data, timestamp_ms)
     _set_position(data, None)
-    event = _new(EnvelopeReceived)
+    event = _new_envelope_received(EnvelopeReceived)
     _set_body(event, data)
     return event
 
@@ -243,7 +245,7 @@ AnyConnectionEvent: TypeAlias = ConnectionEvent | HandshakeRequest | HandshakeFa
 class Connection:
     """What both roles share; use :class:`ServerConnection` or :class:`ClientConnection`."""
 
-    role: Role
+    role: ClassVar[Role]
 
     def __init__(self, ws: WebSocket, config: ConnectionConfig, now: float) -> None:
         self._ws = ws

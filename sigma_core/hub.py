@@ -22,6 +22,7 @@ topic the hub replays what followed, in order, *before* anything live, or report
 
 from __future__ import annotations
 
+import builtins
 import enum
 import heapq
 import hmac
@@ -354,7 +355,7 @@ class HookFailed(HubEvent):
     refused (close 1011 / Error SUBSCRIBE_DENIED) and the hub carried on."""
 
     hook: str
-    error: Exception
+    error: builtins.Exception  # (qualified: mypyc resolves dataclass annotations by name)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -382,14 +383,15 @@ class ServerStats:
 
 # One ClientMessage per client message: built as a bare object with its slots set (the frozen
 # dataclass's keyword __init__ costs twice as much; the values come checked from the codec).
-_new = object.__new__
-_CLIENT_MESSAGE_SLOTS = tuple(ClientMessage.__dict__[name].__set__
+# ClientMessage.__new__ is object.__new__ in Python; compiled by mypyc, the class's own.
+_new_client_message = ClientMessage.__new__
+_CLIENT_MESSAGE_SLOTS = tuple(vars(ClientMessage)[name].__set__
                               for name in ("session", "seq", "topic", "payload", "timestamp_ms"))
 
 
 def _client_message(session: Session, seq: int, topic: str, payload: bytes,
                     timestamp_ms: int) -> ClientMessage:
-    event = _new(ClientMessage)
+    event = _new_client_message(ClientMessage)
     set_session, set_seq, set_topic, set_payload, set_timestamp = _CLIENT_MESSAGE_SLOTS
     set_session(event, session)
     set_seq(event, seq)

@@ -82,7 +82,7 @@ import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Any
+from typing import Any, cast
 
 import h11
 from wsproto.connection import Connection, ConnectionState, ConnectionType
@@ -375,8 +375,9 @@ _pack_header_16 = struct.Struct("!BBH").pack
 _pack_header_64 = struct.Struct("!BBQ").pack
 
 # The hot path's way to build MessageReceived: the bare object, then its slot (see receive_data).
-_new_event = object.__new__
-_set_message_data = MessageReceived.__dict__["data"].__set__
+# (MessageReceived.__new__ is object.__new__ in Python; compiled by mypyc, the class's own.)
+_new_event = MessageReceived.__new__
+_set_message_data = vars(MessageReceived)["data"].__set__
 
 _OPEN = WebSocketState.OPEN
 _LOCAL_CLOSING = WebSocketState.LOCAL_CLOSING
@@ -429,12 +430,13 @@ class WebSocket:
         config: WebSocketConfig | None = None,
         *,
         _use_wsproto_frames: bool = False,
+        _client: bool = False,
     ) -> None:
         """Create a server-side WebSocket waiting for the upgrade request.
 
         Client-side WebSockets are made by :meth:`client`, which needs the host and path.
         (``_use_wsproto_frames`` is for tests: parse frames with wsproto, the reference.)"""
-        if role is not Role.SERVER:
+        if role is not Role.SERVER and not _client:
             msg = "create client WebSockets with WebSocket.client(host=..., path=...)"
             raise LocalProtocolError(msg)
         self._setup(role, config, _use_wsproto_frames)
@@ -491,8 +493,8 @@ class WebSocket:
             msg = f"invalid path {path!r}: must start with '/' and be printable ASCII"
             raise LocalProtocolError(msg)
         headers = _encode_headers(extra_headers)
-        self = cls.__new__(cls)
-        self._setup(Role.CLIENT, config, _use_wsproto_frames)
+        # (Not cls.__new__ + _setup: mypyc's native classes have no callable __new__.)
+        self = cls(Role.CLIENT, config, _use_wsproto_frames=_use_wsproto_frames, _client=True)
         assert self._handshake is not None
         if self._config.compression:
             self._extension = PerMessageDeflate()
@@ -685,8 +687,11 @@ class WebSocket:
         if conn is None:
             self._output.append(frame(_FIN_CLOSE, close_payload(code, reason)))
         else:
-            # wsproto writes no code only for its own 1005 member (an identity test).
-            sent = CloseReason.NO_STATUS_RCVD if code == CloseReason.NO_STATUS_RCVD else code
+            # wsproto writes no code only for its own 1005 member (an identity test). (No
+            # conditional expression: compiled, its type int would turn the member into an int.)
+            sent: CloseReason | int = code
+            if code == CloseReason.NO_STATUS_RCVD:
+                sent = CloseReason.NO_STATUS_RCVD
             self._output.append(conn.send(CloseConnection(code=sent, reason=reason)))
 
     def _process_frames(self, conn: Connection) -> None:
@@ -1138,7 +1143,9 @@ class WebSocket:
                     self._finish_rejection()
                     return
                 self._on_rejection_events(events[index + 1 :])
-                if self._body is not None and rest:
+                # (Not self._body: mypy keeps it narrowed to bytearray across the call above,
+                # which may end the rejection, and compiled code would trust that.)
+                if self._state is not _REJECTED and rest:
                     self._receive_rejection_body(handshake, rest)
                 return
 
@@ -1173,7 +1180,9 @@ class WebSocket:
         assert body is not None
         for event in events:
             if isinstance(event, RejectData):
-                body += event.data
+                # Through Any: h11 hands over a bytearray whatever the annotation says, and
+                # compiled (mypyc) code checks annotations.
+                body += cast(Any, event).data
                 if len(body) >= self._config.max_handshake_size:
                     del body[self._config.max_handshake_size :]
                     self._finish_rejection()

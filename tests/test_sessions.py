@@ -9,6 +9,7 @@ import statistics
 from dataclasses import replace
 
 import pytest
+from build_support import pure_only
 
 from sigma_core.backplane import HistoryLimits
 from sigma_core.client import (
@@ -459,6 +460,7 @@ def test_client_config_validation() -> None:
         HubConfig(max_connections=0)
 
 
+@pure_only("a compiled class's methods cannot be replaced on an instance")
 def test_unsupported_protocol_version_refused_with_4004() -> None:
     from sigma_core.messages import Hello
 
