@@ -20,7 +20,9 @@ import after :func:`atheris.instrument_imports` is entered, not the standard lib
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import atheris  # type: ignore[import-not-found, import-untyped, unused-ignore]
@@ -28,6 +30,14 @@ import atheris  # type: ignore[import-not-found, import-untyped, unused-ignore]
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+if list((ROOT / "sigma_core").glob("*.so")):
+    # The mypyc build sits beside the sources and would be imported first: atheris sees
+    # nothing inside compiled code. Fuzz the pure-Python modules, copied without the .so files
+    # (the compiled build runs the same targets, bounded, in the test suite).
+    _pure = Path(tempfile.mkdtemp(prefix="sigma-fuzz-pure-"))
+    shutil.copytree(ROOT / "sigma_core", _pure / "sigma_core",
+                    ignore=shutil.ignore_patterns("*.so", "__pycache__"))
+    sys.path.insert(0, str(_pure))
 
 for _module in ("sigma_core", "wsproto", "h11"):
     if _module in sys.modules:  # pragma: no cover - would silently run uninstrumented
@@ -44,6 +54,8 @@ def main() -> None:
               file=sys.stderr)
         raise SystemExit(2)
     name = sys.argv[1]
+    print(f"fuzzing {targets.__name__} over sigma_core from "
+          f"{Path(sys.modules['sigma_core'].__file__ or '?').parent}", file=sys.stderr)
     known: dict[str, Path] = {}
     if os.environ.get("SIGMA_FUZZ_REPORT_KNOWN") != "1":
         known = targets.known_findings(name)
