@@ -20,7 +20,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from setuptools import setup
+from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 #: The modules compiled. Not messages.py: its dataclasses are what applications build, and
@@ -43,12 +43,16 @@ def compiled_extensions() -> list[Any]:
     try:
         from mypyc.build import mypycify
 
-        return list(mypycify([str(root / "sigma_core" / f"{m}.py") for m in COMPILED],
-                             group_name="sigma_core._mypyc", opt_level="3"))
+        extensions = list(mypycify([str(root / "sigma_core" / f"{m}.py") for m in COMPILED],
+                                   group_name="sigma_core._mypyc", opt_level="3"))
     except (Exception, SystemExit):  # mypyc missing, or its type check failed (it exits)
         traceback.print_exc()
         _warn("mypyc could not translate sigma_core")
         return []
+    # The framer's unmasking loop in C (mypyc cannot make a per-byte loop fast); built and
+    # dropped together with the compiled modules.
+    return [*extensions, Extension("sigma_core._speedups", ["sigma_core/_speedups.c"],
+                                   extra_compile_args=["-O3"])]
 
 
 class OptionalBuildExt(build_ext):

@@ -39,7 +39,7 @@ ensure_build() {
     rm -f sigma_core/*.so "$stamp"
     return
   fi
-  want=$({ cat setup.py sigma_core/*.py; "$VENV/bin/python" -c 'import mypy.version, sys
+  want=$({ cat setup.py sigma_core/*.py sigma_core/*.c; "$VENV/bin/python" -c 'import mypy.version, sys
 print(mypy.version.__version__, sys.version)'; } | sha256sum | cut -d' ' -f1)
   if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     echo "== build: compiling sigma_core with mypyc (log: $log)"

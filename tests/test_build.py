@@ -41,3 +41,10 @@ def test_pure_python_modules_stay_pure() -> None:
         if path.stem not in COMPILED_MODULES:
             assert not list(CORE.glob(f"{path.stem}.*{SUFFIXES[-1]}")), path.name
     assert not any(Path(p).suffix == ".so" for p in map(str, (CORE / "_wire").rglob("*")))
+
+
+def test_the_framer_unmasks_in_c_exactly_when_compiled() -> None:
+    # sigma_core/_speedups.c is built and dropped with the compiled modules (setup.py).
+    from sigma_core import _framer
+
+    assert (_framer.unmask is not _framer.unmask_py) is COMPILED
