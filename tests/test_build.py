@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import importlib
 import importlib.machinery
+import importlib.util
 from pathlib import Path
 
 import pytest
@@ -43,8 +44,11 @@ def test_pure_python_modules_stay_pure() -> None:
     assert not any(Path(p).suffix == ".so" for p in map(str, (CORE / "_wire").rglob("*")))
 
 
-def test_the_framer_unmasks_in_c_exactly_when_compiled() -> None:
-    # sigma_core/_speedups.c is built and dropped with the compiled modules (setup.py).
+def test_the_framer_unmasks_in_c_whenever_the_helper_was_built() -> None:
+    # sigma_core/_speedups.c is built with the compiled modules (setup.py), so a compiled build
+    # always has it; _framer uses it whenever it can be imported, its Python reference otherwise.
     from sigma_core import _framer
 
-    assert (_framer.unmask is not _framer.unmask_py) is COMPILED
+    built = importlib.util.find_spec("sigma_core._speedups") is not None
+    assert built or not COMPILED
+    assert (_framer.unmask is not _framer.unmask_py) is built
