@@ -427,26 +427,19 @@ class Connection:
         """Queue a pre-built server frame (see :func:`server_binary_frame`) if this connection
         can carry it verbatim; return False (nothing queued) when it cannot (extension
         negotiated, client role) so the caller falls back to :meth:`send_encoded`."""
-        if not self._fast_frames:
-            return False
-        if self._state is not ConnectionState.OPEN:
+        queued = self.offer_frame(frame, payload_size)
+        if queued is None:
             raise LocalProtocolError(f"cannot send: connection is {self._state.value}")
-        if self._ws.state is not WebSocketState.OPEN:
-            return True  # the peer's close is being processed: nothing may follow it
-        if payload_size > self._max_message_size:
-            raise LocalProtocolError(f"message of {payload_size} bytes exceeds "
-                                     f"max_message_size {self.config.websocket.max_message_size}")
-        self._ordered.append(frame)
-        self._buffered += len(frame)
-        return True
+        return queued
 
     # Hub._fan_out inlines this method's common case (reading _state, _fast_frames and the
     # WebSocket's _state, appending to _ordered and _buffered): keep the two in step.
     def offer_frame(self, frame: bytes, payload_size: int) -> bool | None:
         """:meth:`send_frame` for a fan-out, where connections that are not ``OPEN`` are
-        skipped: None (nothing queued) when this one is not ``OPEN``; otherwise what
-        :meth:`send_frame` returns. One call per recipient of a broadcast, so it reads the
-        WebSocket's state slot directly (the layer is ours; its property costs a call)."""
+        skipped: None (nothing queued) when this one is not ``OPEN``; otherwise True when
+        queued, False when this connection cannot carry the frame verbatim. One call per
+        recipient of a broadcast, so it reads the WebSocket's state slot directly (the layer is
+        ours; its property costs a call)."""
         if self._state is not ConnectionState.OPEN:
             return None
         if not self._fast_frames:
