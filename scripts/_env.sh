@@ -24,7 +24,7 @@ ensure_venv() {
     "$VENV/bin/python" -m pip install -q --upgrade pip
     # Installed as pure Python; ensure_build compiles, with the venv's mypy, and again whenever
     # the sources change.
-    SIGMA_NO_COMPILE=1 "$VENV/bin/python" -m pip install -q -e '.[test]'
+    SIGMA_NO_COMPILE=1 "$VENV/bin/python" -m pip install -q -e '.[test,docs]'
     echo "$want" > "$stamp"
   fi
   ensure_build
