@@ -18,7 +18,8 @@ import griffe
 
 __all__ = ["RstRoles", "convert"]
 
-ROLE = re.compile(r":(?:py:)?(?P<role>class|meth|func|attr|mod|exc|data|obj|const):`(?P<target>[^`]+)`")
+ROLE = re.compile(
+    r":(?:py:)?(?P<role>class|meth|func|attr|mod|exc|data|obj|const):`(?P<target>[^`]+)`")
 LITERAL = re.compile(r"``(?P<code>[^`]+?)``")
 
 

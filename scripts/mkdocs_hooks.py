@@ -29,7 +29,7 @@ def on_page_markdown(markdown: str, *, page: Any, **kwargs: Any) -> str:
 
     def rewrite(match: re.Match[str]) -> str:
         target = match["target"]
-        path_part, _, fragment = target.partition("#")
+        path_part, _, _fragment = target.partition("#")
         resolved = (page_dir / path_part).resolve()
         if not path_part or resolved.is_relative_to(DOCS):
             return match[0]  # a page of the site: MkDocs checks it
