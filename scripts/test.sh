@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh clone: makes .venv, installs what it needs, then runs
-# ruff, mypy (strict), the docs site (mkdocs --strict), pytest (core, adapters over real sockets, fuzz runner, and the chat's
+# ruff, mypy (strict), the docs site (mkdocs build --strict, scripts/docs.sh), pytest (core,
+# adapters over real sockets, fuzz runner, the docs' examples and API reference, and the chat's
 # browser tests in Debian's chromium, installed with apt when missing and running as root), and
 # the JS client's tests (npm ci + node --test; needs Node 20.19+). pytest runs on sigma_core
 # compiled with mypyc (scripts/_env.sh), then the core tests again on the pure-Python modules;
