@@ -5,7 +5,9 @@ The sources' docstrings use reStructuredText roles (``:class:`~sigma_core.hub.Hu
 Markdown, where those would show as raw text. This rewrites each role into an *optional*
 cross-reference (``<autoref identifier=... optional>``): a link when the target is in the API
 reference, plain code otherwise, never a broken link. Names are resolved in the docstring's own
-scope, as Sphinx would. Double backticks become single ones (same rendering, no stray quotes).
+scope, as Sphinx would. Double backticks become single ones (same rendering, no stray quotes),
+and a literal block (a paragraph ending in ``::`` and the indented lines after it) becomes a
+fenced code block. ``__slots__`` and ``__all__`` are left out of the reference.
 """
 
 from __future__ import annotations
@@ -21,6 +23,11 @@ __all__ = ["RstRoles", "convert"]
 ROLE = re.compile(
     r":(?:py:)?(?P<role>class|meth|func|attr|mod|exc|data|obj|const):`(?P<target>[^`]+)`")
 LITERAL = re.compile(r"``(?P<code>[^`]+?)``")
+FENCED = re.compile(r"(^[ ]*```\n.*?^[ ]*```$)", re.MULTILINE | re.DOTALL)
+#: "text::", a blank line, then lines indented deeper than the text (reST literal block).
+LITERAL_BLOCK = re.compile(
+    r"^(?P<indent>[ ]*)(?P<text>\S[^\n]*?):(?P<colon>:)[ ]*\n(?P<blank>[ ]*\n)+"
+    r"(?P<body>(?:(?P=indent)[ ]+\S[^\n]*\n|[ ]*\n)+)", re.MULTILINE)
 
 
 def convert(text: str, scope: griffe.Object | None = None) -> str:
@@ -40,7 +47,24 @@ def convert(text: str, scope: griffe.Object | None = None) -> str:
         return (f'<autoref identifier="{html.escape(identifier)}" optional>'
                 f"<code>{html.escape(title)}</code></autoref>")
 
-    return LITERAL.sub(lambda m: f"`{m['code']}`", ROLE.sub(role, text))
+    # Roles and literals outside code blocks only.
+    parts = FENCED.split(_fence(text))
+    return "".join(part if part.startswith("```") else
+                   LITERAL.sub(lambda m: f"`{m['code']}`", ROLE.sub(role, part))
+                   for part in parts)
+
+
+def _fence(text: str) -> str:
+    """reST literal blocks as fenced code blocks (their content is left as it is)."""
+
+    def block(match: re.Match[str]) -> str:
+        indent = match["indent"]
+        lines = match["body"].rstrip().split("\n")
+        depth = min(len(line) - len(line.lstrip()) for line in lines if line.strip())
+        body = "\n".join(indent + line[depth:] if line.strip() else "" for line in lines)
+        return (f"{indent}{match['text']}:\n\n{indent}```\n{body}\n{indent}```\n\n")
+
+    return LITERAL_BLOCK.sub(block, text if text.endswith("\n") else text + "\n").rstrip("\n")
 
 
 def _resolve(path: str, scope: griffe.Object | None) -> str:
@@ -61,3 +85,18 @@ class RstRoles(griffe.Extension):
     def on_object(self, *, obj: griffe.Object, **kwargs: Any) -> None:
         if obj.docstring is not None:
             obj.docstring.value = convert(obj.docstring.value, obj)
+        if obj.is_class and "__slots__" in obj.members:
+            obj.del_member("__slots__")
+
+    def on_package(self, *, pkg: griffe.Module, **kwargs: Any) -> None:
+        # An annotated ``__all__`` would show as an attribute; the exports were read already.
+        for module in [pkg, *_submodules(pkg)]:
+            if "__all__" in module.members:
+                module.del_member("__all__")
+
+
+def _submodules(module: griffe.Module) -> list[griffe.Module]:
+    found = []
+    for member in module.modules.values():
+        found += [member, *_submodules(member)]
+    return found
