@@ -289,8 +289,8 @@ class SigmaSocketServer(OwnNursery):
 
         Raises:
             LocalProtocolError: the server was never started; ``topic`` is empty, longer than
-                ``max_topic_length`` or reserved (starts with ``$``, other than ``$all``); or the
-                message is larger than ``max_message_size`` allows.
+                256 bytes or reserved (starts with ``$``, other than ``$all``); or the message
+                is larger than ``max_message_size`` allows.
         """
         position = self._require_hub().publish(topic, data, trio.current_time(),
                                         exclude=_session_ids(exclude))
