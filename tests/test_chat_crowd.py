@@ -14,17 +14,20 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:  # `examples.chat` lives beside the packages, not in them
-    sys.path.insert(0, str(REPO))
+import pytest
 
-from examples.chat.app import ChatApp, ChatLimits  # noqa: E402
-from examples.chat.server import ChatConfig, server_options  # noqa: E402
 from sigma_core.api import EventEmitter, Listener, server_callbacks
 from sigma_core.client import ClientConfig, MessageReceived, ReconnectPolicy
 from sigma_core.hub import HookFailed, Session
 from sigma_core.messages import ClientInfo, StreamPosition
 from sigma_core.testing import SimClient, Simulation
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:  # `examples.chat` lives beside the packages, not in them
+    sys.path.insert(0, str(REPO))
+
+from examples.chat.app import ChatApp, ChatLimits, printable  # noqa: E402
+from examples.chat.server import ChatConfig, server_options  # noqa: E402
 
 LIMIT = 64 * 1024
 
@@ -79,9 +82,10 @@ class Chat:
     """A simulated chat server: the app, the hub, and helpers to add users."""
 
     def __init__(self, *, limits: ChatLimits | None = None, history_size: int = 50,
-                 rooms: tuple[str, ...] = ("general", "random", "help")) -> None:
+                 rooms: tuple[str, ...] = ("general", "random", "help"),
+                 log: bool = False) -> None:
         limits = limits or ChatLimits()
-        self.app = ChatApp(history_size=history_size, rooms=rooms, limits=limits, log=False,
+        self.app = ChatApp(history_size=history_size, rooms=rooms, limits=limits, log=log,
                            clock=lambda: self.sim.now, wall_ms=lambda: int(self.sim.now * 1000))
         config = ChatConfig(rooms=rooms, history_size=history_size, limits=limits)
         self.sim = Simulation(server_options(config, self.app).hub_config(), chunking=False,
@@ -141,7 +145,7 @@ def test_a_room_of_1000_joins_and_leaves_with_output_linear_in_its_members() -> 
                 cost[k] = _join(chat, crowd[k])  # k members were there before
             i += 20
             continue
-        batch = crowd[i:min((m for m in (*measured, len(crowd)) if m > i))]
+        batch = crowd[i:min(m for m in (*measured, len(crowd)) if m > i)]
         for client in batch:
             client.subscribe("room:general")
         chat.sim.run(0.05)
@@ -206,7 +210,7 @@ def test_history_pages_fit_the_message_limit_for_long_messages() -> None:
     carol = chat.add_user("carol")
     chat.sim.run_until(lambda: carol.connected)
     _join(chat, carol)
-    assert [m["t"] for m in payloads(carol, "$inbox")][0] == "hello"
+    assert next(m["t"] for m in payloads(carol, "$inbox")) == "hello"
     assert sum(len(p["items"]) for p in payloads(carol, "$inbox") if p["t"] == "history") == 50
     assert chat.failures() == []
 
@@ -255,18 +259,19 @@ def test_typing_never_enters_the_room_history_and_alternation_is_throttled() -> 
             chat.sim.run(0.01)
     chat.sim.run(0.1)  # ~0.2 virtual seconds for 2000 notices
     typing = [m for m in payloads(bob) if m["t"] == "typing"]
-    assert 1 <= len(typing) <= 3  # a burst of 2, maybe one refill
+    assert 1 <= len(typing) <= 5  # a burst of 4, maybe one refill
     assert {m.topic for m in bob.messages() if json.loads(m.payload)["t"] == "typing"} \
         == {"live:general"}
     # The room's topic (its replay history) holds only the timeline.
     room = [json.loads(m.payload)["t"] for m in bob.messages("room:general")]
-    assert "typing" not in room and "msg" in room
+    assert "typing" not in room
+    assert "msg" in room
     # Over time the rate is one per typing_interval, whatever alice sends.
     for i in range(100):
         _send(alice, chat, t="typing", room="general", on=i % 2 == 0)
     seconds = 100 * 0.01
     typing = [m for m in payloads(bob) if m["t"] == "typing"]
-    assert len(typing) <= 3 + seconds / chat.app.limits.typing_interval + 2
+    assert len(typing) <= 5 + seconds / chat.app.limits.typing_interval + 1
     assert chat.failures() == []
 
 
@@ -314,11 +319,43 @@ def test_presence_deltas_keep_member_lists_right_through_away_and_back() -> None
     chat.sim.cut(bob)
     chat.sim.run(0.02)
     live = [m for m in payloads(alice, "live:general") if m["t"] == "member"]
-    assert live[-1]["sid"] == bob.session.session_id and live[-1]["online"] is False
+    assert live[-1]["sid"] == bob.session.session_id
+    assert live[-1]["online"] is False
     chat.sim.run_until(lambda: bob.connected, timeout=10)
     chat.sim.run(0.05)
     live = [m for m in payloads(alice, "live:general") if m["t"] == "member"]
     assert live[-1]["online"] is True
     versions = [m["v"] for m in payloads(alice) if m["t"] in ("presence", "member")]
-    assert versions == sorted(versions) and len(set(versions)) == len(versions)
+    assert versions == sorted(versions)
+    assert len(set(versions)) == len(versions)
     assert chat.failures() == []
+
+
+def test_the_log_escapes_a_peers_close_reason(capsys: pytest.CaptureFixture[str]) -> None:
+    # Before: "[chat] disconnected 'mallory' (...): normal: <the reason as sent>", so a reason
+    # with newlines and escape codes forged log lines and drove the operator's terminal.
+    chat = Chat(log=True)
+    mallory = chat.add_user("mallory")
+    chat.sim.run_until(lambda: mallory.connected)
+    forged = "bye\n[chat] connected 'admin' (000000)\x1b[2J\u202e" + "x" * 70
+    mallory.session.disconnect(chat.sim.now, reason=forged)
+    chat.sim._pump_client(mallory)  # what SimClient.disconnect does, with our reason
+    chat.sim.run(1)
+    lines = [line for line in capsys.readouterr().out.splitlines()
+             if line.startswith("[chat] disconnected 'mallory'")]
+    assert len(lines) == 1
+    line = lines[0]
+    assert "\x1b" not in line
+    assert "\u202e" not in line
+    assert "bye\\x0a[chat] connected" in line  # shown escaped, on the one line
+    assert "\\x1b[2J\\u202e" in line
+    assert len(line) < 300
+    assert line.endswith("more)")
+
+
+def test_printable_escapes_and_bounds() -> None:
+    assert printable("ok") == "ok"
+    assert printable("a\r\nb\tc\\") == "a\\x0d\\x0ab\\x09c\\\\"
+    assert printable("\x9b\u2028\U000e0001") == "\\x9b\\u2028\\U000e0001"
+    assert printable("é日本") == "é日本"
+    assert printable("x" * 10, limit=4) == "xxxx...(6 more)"

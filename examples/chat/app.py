@@ -54,6 +54,8 @@ _REMEMBERED_IDS = 4096
 _INBOX_OVERHEAD = ENVELOPE_OVERHEAD + 16
 #: Longest peer-supplied text (a close reason) the log prints.
 _LOG_TEXT = 120
+#: Line and paragraph separators (U+2028, U+2029) break lines too; "C*" are escaped as well.
+_UNPRINTABLE = frozenset({"Zl", "Zp"})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -75,7 +77,7 @@ class ChatLimits:
     room_expiry: float = 60.0
     #: Seconds between ``sync`` requests per session, after a burst of 3.
     sync_interval: float = 5.0
-    #: Seconds between typing notices per session, after a burst of 2 (an "on" and an "off").
+    #: Seconds between typing notices per session, after a burst of 4 (on, off, on, off).
     typing_interval: float = 1.0
     #: Seconds between room-list updates to everyone: changes within it go out together (at
     #: the next :meth:`ChatApp.tick`), so a crowd joining costs one update a second, not one
@@ -126,12 +128,13 @@ def clean_username(raw: str) -> str:
 
 def printable(text: str, limit: int = _LOG_TEXT) -> str:
     """Peer-supplied text made safe for one log line: control and format characters (newlines,
-    escape codes, bidi overrides) and backslashes escaped, at most ``limit`` characters."""
+    escape codes, bidi overrides), line separators and backslashes escaped, at most ``limit``
+    characters of it kept."""
     out: list[str] = []
     for ch in text[:limit]:
         if ch == "\\":
             out.append("\\\\")
-        elif unicodedata.category(ch)[0] == "C":
+        elif unicodedata.category(ch) in _UNPRINTABLE or unicodedata.category(ch)[0] == "C":
             code = ord(ch)
             out.append(f"\\x{code:02x}" if code < 0x100 else
                        f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")
@@ -452,7 +455,7 @@ class ChatApp:
             return
         if last is None and not on:
             return
-        if not self._take(self._typing_buckets, session.id, interval, 2):
+        if not self._take(self._typing_buckets, session.id, interval, 4):
             return  # ephemeral: dropped, not refused
         self._last_typing[session.id] = (room.name, on, now)
         self._require_server().publish(room.live_topic, _dumps(
@@ -545,7 +548,8 @@ class ChatApp:
         defaults = [self.rooms[n] for n in self.default_rooms]
         others = sorted((r for n, r in self.rooms.items() if n not in self.default_rooms),
                         key=lambda r: r.name)
-        return [{"name": r.name, "users": len(r.members)} for r in (*defaults, *others)]
+        return [{"name": r.name, "users": len(r.members), **({"fixed": True} if fixed else {})}
+                for fixed, rooms in ((True, defaults), (False, others)) for r in rooms]
 
     def _inbox(self, session_id: str, message: dict[str, Any]) -> None:
         self._require_server().send_to_client(session_id, _dumps(message))

@@ -48,7 +48,7 @@ class ChatConfig:
     session_timeout: float = 120.0
     static_dir: Path = DEFAULT_STATIC
     #: What one client may cost (room limits, sync and typing rates): see ChatLimits.
-    limits: ChatLimits = ChatLimits()
+    limits: ChatLimits = dataclasses.field(default_factory=ChatLimits)
 
 
 def _duration(text: str) -> float:
@@ -107,7 +107,7 @@ def parse_config(argv: Sequence[str] | None = None,
         ("sync-interval", _duration, d.limits.sync_interval,
          "seconds between sync requests per session (after a burst of 3)"),
         ("typing-interval", _duration, d.limits.typing_interval,
-         "seconds between typing notices per session (after a burst of 2)"),
+         "seconds between typing notices per session (after a burst of 4)"),
         ("rooms-update-interval", _duration, d.limits.rooms_update_interval,
          "seconds between room-list updates to everyone (changes in between are combined)"),
     ]

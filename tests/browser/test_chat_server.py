@@ -158,12 +158,14 @@ class User:
             client_info=ClientInfo(name="test", metadata={"user": name})))
         self.inbox: list[dict[str, Any]] = []
         self.rooms: list[dict[str, Any]] = []
+        self.topics_seen: set[str] = set()
         self.errors: list[BaseException] = []
         self.changed = asyncio.Event()
         self.client.on("message", self._on_message)
         self.client.on("error", self._on_error)
 
     def _on_message(self, data: bytes, _id: int, _ts: int, topic: str) -> None:
+        self.topics_seen.add(topic)
         (self.inbox if topic == "$inbox" else self.rooms).append(json.loads(data))
         self.changed.set()
 
@@ -197,7 +199,7 @@ async def test_protocol_rooms_history_dedup_and_authorization() -> None:
             await ann.until(lambda: any(m["t"] == "hello" for m in ann.inbox))
             hello = next(m for m in ann.inbox if m["t"] == "hello")
             assert hello["user"] == "Ann"
-            assert hello["rooms"] == [{"name": "general", "users": 0}]
+            assert hello["rooms"] == [{"name": "general", "users": 0, "fixed": True}]
 
             ann.client.subscribe("room:general")
             await ann.until(lambda: any(m["t"] == "history" for m in ann.inbox))
@@ -223,14 +225,21 @@ async def test_protocol_rooms_history_dedup_and_authorization() -> None:
             await bea.until(lambda: any(m["t"] == "history" for m in bea.inbox))
             history = next(m for m in bea.inbox if m["t"] == "history")
             assert [m["text"] for m in history["items"]] == ["m1", "m2"]
-            assert {u["user"] for u in history["users"]} == {"Ann", "Bea"}
+            assert (history["page"], history["pages"]) == (1, 1)
+            members = next(m for m in bea.inbox if m["t"] == "members")
+            assert {u["user"] for u in members["users"]} == {"Ann", "Bea"}
             await ann.until(lambda: any(m["t"] == "presence" and m["user"] == "Bea"
                                         for m in ann.rooms))
+            # The others get the join as a change, not the member list.
+            join = next(m for m in ann.rooms if m["t"] == "presence" and m["user"] == "Bea")
+            assert "users" not in join
+            assert join["v"] == members["v"]  # the list Bea got includes her join
 
-            # Typing goes to the others only.
+            # Typing goes to the others only, on the room's live topic (not its history).
             bea.send(t="typing", room="general", on=True)
             await ann.until(lambda: any(m["t"] == "typing" for m in ann.rooms))
             assert not any(m["t"] == "typing" for m in bea.rooms)
+            assert "live:general" in ann.topics_seen
 
             await bea.client.disconnect()
             await ann.until(lambda: any(m["t"] == "presence" and m["action"] == "leave"
