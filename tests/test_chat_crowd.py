@@ -235,6 +235,7 @@ def test_sync_is_rate_limited_per_session() -> None:
     inbox = payloads(alice, "$inbox")
     answered = sum(1 for m in inbox if m["t"] == "members")
     refused = [m for m in inbox if m["t"] == "error" and m["code"] == "rate_limited"]
+    print(f"50 syncs of 20 messages of 1500 characters: {spent} bytes out")
     assert answered == 1 + 3  # the join, then a burst of 3
     assert len(refused) == 47
     assert spent < 4 * 40_000

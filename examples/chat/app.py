@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from sigma_core.client import ENVELOPE_OVERHEAD
+from sigma_core.errors import LocalProtocolError
 from sigma_core.hub import AuthAccept, AuthRefuse, AuthRequest, Session
 from sigma_core.ratelimit import TokenBucket
 
@@ -347,7 +348,10 @@ class ChatApp:
                                            "user": user, "online": session.connected,
                                            "v": room.version})
             if room.live_topic not in session.subscriptions:
-                server.subscribe(session.id, room.live_topic)
+                try:
+                    server.subscribe(session.id, room.live_topic)
+                except LocalProtocolError as exc:  # cannot happen within 2 x max_rooms topics
+                    self._note(f"no live topic for {session.id[:6]} in {room.name}: {exc}")
             self._send_room(session.id, room)
         else:
             if room.members.pop(session.id, None) is None:
