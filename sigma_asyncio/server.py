@@ -18,7 +18,7 @@ import struct
 import time
 from collections.abc import Iterable
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sigma_core.api import EventEmitter, Listener, ServerOptions, server_callbacks
 from sigma_core.errors import LocalProtocolError
@@ -28,6 +28,9 @@ from sigma_core.logs import write as write_log
 from sigma_core.messages import StreamPosition
 
 from ._entropy import SystemEntropy
+
+if TYPE_CHECKING:
+    from sigma_auth import ServerAuth
 
 __all__ = ["SigmaSocketServer"]
 
@@ -106,6 +109,9 @@ class SigmaSocketServer:
         self._busy = False
         self._running = False  # from start() until stop() has finished
         self._port = options.port
+        #: Keeps JWKS keys fresh (ServerOptions.jwt with a jwks_url), for the hub's life.
+        self._jwks_task: asyncio.Task[None] | None = None
+        self._auth: ServerAuth | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -131,11 +137,20 @@ class SigmaSocketServer:
         self._loop = loop = asyncio.get_running_loop()
         if self._hub is None:
             now = loop.time()
-            self._hub = Hub(self.options.hub_config(wall_clock_offset=time.time() - now),
+            if self.options.jwt is not None:
+                from sigma_auth import server_auth
+                self._auth = server_auth(self.options)
+            hook = self._auth.hook if self._auth is not None else None
+            self._hub = Hub(self.options.hub_config(wall_clock_offset=time.time() - now,
+                                                    authenticate=hook),
                             entropy=SystemEntropy(), now=now)
         self._server = await loop.create_server(
             lambda: _Protocol(self), self.options.host, self._port, ssl=self.options.ssl)
         self._port = self._server.sockets[0].getsockname()[1]
+        if self._auth is not None and self._auth.jwks is not None:
+            self._jwks_task = loop.create_task(self._auth.refresh_keys(
+                clock=loop.time, sleep=asyncio.sleep, in_thread=asyncio.to_thread,
+                logger=self._logger))
         self._running = True
         self._rearm()
 
@@ -156,6 +171,9 @@ class SigmaSocketServer:
                 _reset(transport)
             await self._wait_closed(1.0)
         await server.wait_closed()
+        if self._jwks_task is not None:
+            self._jwks_task.cancel()
+            self._jwks_task = None
         self._running = False
         if self._timer is not None:
             self._timer.cancel()

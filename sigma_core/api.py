@@ -63,6 +63,8 @@ from .websocket import HttpRequest, HttpResponse, WebSocketConfig
 if TYPE_CHECKING:
     import ssl
 
+    from sigma_auth import JwtConfig
+
 __all__ = [
     "ClientOptions",
     "EventEmitter",
@@ -126,6 +128,17 @@ class ServerOptions:
     #: past them the connection closes with 4008 and the client resumes after its backoff.
     max_messages_per_second: float = 0.0
     max_bytes_per_second: float = 0.0
+    #: The same limits for all connections of one identity together (an authenticated
+    #: ``Session.identity``; a token's ``rate`` claim replaces them for its identity). Welcome
+    #: advertises the tighter of both, and clients pace themselves to it.
+    identity_max_messages_per_second: float = 0.0
+    identity_max_bytes_per_second: float = 0.0
+    #: JWT authentication (``sigma_auth.JwtConfig``; ``pip install sigmasockets[jwt]``): the
+    #: Hello's ``auth_token`` must be a valid token. Exclusive with ``authenticate``.
+    jwt: JwtConfig | None = None
+    #: Seconds a connection stays open after its credentials expired (token ``exp``) without a
+    #: refresh; then it is closed with 4010 (TOKEN_EXPIRED).
+    credentials_grace: float = 30.0
     #: Called when a client asks to subscribe (and for the topics a fresh session takes over
     #: from its Hello): False refuses with Error(SUBSCRIBE_DENIED). None allows all.
     authorize_subscribe: Callable[[Session, str], bool] | None = None
@@ -144,10 +157,16 @@ class ServerOptions:
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
                 raise ValueError(f"{name} must be finite and >= 0")
+        if self.jwt is not None and self.authenticate is not None:
+            raise ValueError("set jwt or authenticate, not both (to check more than the token, "
+                             "wrap sigma_auth.jwt_authenticator(verifier, then=...) in "
+                             "authenticate)")
         self.hub_config()  # validates everything else, with the core's messages
 
-    def hub_config(self, wall_clock_offset: float = 0.0) -> HubConfig:
-        """The core configuration these options stand for."""
+    def hub_config(self, wall_clock_offset: float = 0.0,
+                   authenticate: AuthHook | None = None) -> HubConfig:
+        """The core configuration these options stand for (``authenticate``: the hook the
+        adapter built from ``jwt``, used instead of the ``authenticate`` option)."""
         return HubConfig(
             connection=ConnectionConfig(
                 websocket=WebSocketConfig(max_message_size=self.max_message_size,
@@ -163,7 +182,11 @@ class ServerOptions:
             max_topics_per_session=self.max_topics_per_session,
             outgoing_high_water=self.outgoing_high_water,
             presence_notifications=self.presence_notifications,
-            authenticate=self.authenticate,
+            authenticate=authenticate or self.authenticate,
+            credentials_grace=self.credentials_grace,
+            identity_rate_limit=RateLimit(
+                messages_per_second=self.identity_max_messages_per_second,
+                bytes_per_second=self.identity_max_bytes_per_second),
             authorize_subscribe=self.authorize_subscribe,
             rate_limit=RateLimit(messages_per_second=self.max_messages_per_second,
                                  bytes_per_second=self.max_bytes_per_second),

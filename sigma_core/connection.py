@@ -688,6 +688,7 @@ _ERROR_FOR_CLOSE: dict[int, ErrorCode] = {
     CloseCode.SESSION_TAKEN_OVER: ErrorCode.SESSION_TAKEN_OVER,
     CloseCode.SLOW_CONSUMER: ErrorCode.SLOW_CONSUMER,
     CloseCode.RATE_LIMITED: ErrorCode.RATE_LIMITED,
+    CloseCode.TOKEN_EXPIRED: ErrorCode.TOKEN_EXPIRED,
     CloseCode.LIMIT_EXCEEDED: ErrorCode.LIMIT_EXCEEDED,
     CloseCode.GOING_AWAY: ErrorCode.SHUTTING_DOWN,
 }

@@ -78,6 +78,9 @@ class CloseCode(IntEnum):
     RATE_LIMITED = 4008
     #: The client ran more than ``Limits.max_unacked`` messages ahead of the server's acks.
     LIMIT_EXCEEDED = 4009
+    #: The client's credentials expired (``Welcome.credentials_expire_ms``) and it did not
+    #: refresh them within the server's grace period. Clients reconnect only with a new token.
+    TOKEN_EXPIRED = 4010
 
 
 class ErrorCode(IntEnum):
@@ -110,6 +113,11 @@ class ErrorCode(IntEnum):
     LIMIT_EXCEEDED = 15
     #: The peer closes normally (Goodbye before a 1000 close).
     NORMAL = 16
+    #: Mirrors close 4010: credentials expired and were not refreshed in time.
+    TOKEN_EXPIRED = 17
+    #: Credentials could not be checked yet (e.g. the JWKS keys are unavailable); sent with
+    #: close 1013 and ``reconnect_after_ms``: retry later.
+    AUTH_UNAVAILABLE = 18
 
 
 class SigmaError(Exception):

@@ -127,6 +127,13 @@ class AuthRequest:
     hello: Hello
     path: str
     headers: tuple[tuple[str, str], ...]
+    #: Wall-clock seconds since the epoch when the Hello arrived (for token expiry checks).
+    now: float = 0.0
+    #: The hub's own clock at that moment (the ``now`` the adapter passed).
+    monotonic: float = 0.0
+    #: The session being refreshed when this is a token refresh on an open connection
+    #: (``hello.auth_token`` holds the new token); None for a Hello.
+    refreshing: Session | None = None
 
     def header(self, name: str) -> str | None:
         """First value of a header (names compare case-insensitively)."""
@@ -140,17 +147,34 @@ class AuthRequest:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AuthAccept:
-    """Let the client in; ``identity`` and ``metadata`` are kept on its session."""
+    """Let the client in; ``identity`` and ``metadata`` are kept on its session.
+
+    The rest is what a token may carry (see ``sigma_auth``): ``channels`` are subscribed on
+    connect (past the topic limit or the permission they are skipped); ``topics``, when not
+    None, is the permission: a topic name, or a prefix ending in ``*``, per allowed topic
+    (checked before ``authorize_subscribe``); ``rate_limit`` replaces
+    ``HubConfig.identity_rate_limit`` for this identity; ``expires_at`` (wall-clock seconds)
+    is when the credentials expire: told to the client in Welcome, which refreshes before then,
+    else the connection is closed ``credentials_grace`` seconds later with 4010.
+    """
 
     identity: str = ""
     metadata: Mapping[str, str] = field(default_factory=dict)
+    channels: tuple[str, ...] = ()
+    topics: tuple[str, ...] | None = None
+    rate_limit: RateLimit | None = None
+    expires_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AuthRefuse:
-    """Keep the client out: it gets Goodbye(AUTH_FAILED, message) and close 4005."""
+    """Keep the client out: it gets Goodbye(AUTH_FAILED, message) and close 4005 (clients do
+    not retry). With ``retry_after`` (seconds) the refusal is temporary (credentials could not
+    be checked yet, e.g. JWKS keys unavailable): Goodbye(AUTH_UNAVAILABLE, message,
+    reconnect_after_ms) and close 1013, and the client retries."""
 
     message: str = "authentication failed"
+    retry_after: float | None = None
 
 
 AuthHook = Callable[[AuthRequest], AuthAccept | AuthRefuse]
@@ -203,6 +227,13 @@ class HubConfig:
     #: advertised in Welcome.limits. Exceeding them closes with 4008 (RATE_LIMITED): the
     #: session stays resumable and the refused message is resent after the resume.
     rate_limit: RateLimit = field(default_factory=RateLimit)
+    #: The same limits shared by all connections of one identity (``AuthAccept.identity``;
+    #: an ``AuthAccept.rate_limit`` replaces it for that identity). Welcome.limits advertises
+    #: the tighter of the two; exceeding either closes with 4008.
+    identity_rate_limit: RateLimit = field(default_factory=RateLimit)
+    #: Seconds a connection stays open past ``AuthAccept.expires_at`` without a token refresh
+    #: before it is closed with 4010 (TOKEN_EXPIRED).
+    credentials_grace: float = 30.0
 
     def welcome_size_bound(self) -> int:
         """Bytes a Welcome can take at most under these limits (every topic of a full session,
@@ -215,7 +246,7 @@ class HubConfig:
                      "max_topic_length", "max_unacked", "outgoing_high_water", "ack_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"HubConfig.{name} must be >= 1")
-        for name in ("session_ttl", "ack_delay", "trim_interval"):
+        for name in ("session_ttl", "ack_delay", "trim_interval", "credentials_grace"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
                 raise ValueError(f"HubConfig.{name} must be finite and >= 0")
@@ -246,6 +277,7 @@ class Session:
         "client_version",
         "conn_id",
         "connected_at",
+        "credentials_expire_at",
         "expires_at",
         "id",
         "identity",
@@ -253,6 +285,7 @@ class Session:
         "last_seq",
         "metadata",
         "subscriptions",
+        "topic_permission",
     )
 
     def __init__(self, session_id: str, token: bytes, now: float) -> None:
@@ -271,6 +304,24 @@ class Session:
         self.connected_at = now
         self.last_activity = now
         self.expires_at = math.inf
+        #: Topics this session may subscribe to (names, or prefixes ending in ``*``); None:
+        #: no restriction beyond ``authorize_subscribe``. From ``AuthAccept.topics``.
+        self.topic_permission: tuple[str, ...] | None = None
+        #: Wall-clock seconds when its credentials expire (``AuthAccept.expires_at``).
+        self.credentials_expire_at: float | None = None
+
+    def may_use_topic(self, topic: str) -> bool:
+        """Whether ``topic_permission`` allows ``topic``."""
+        allowed = self.topic_permission
+        if allowed is None:
+            return True
+        for pattern in allowed:
+            if pattern.endswith("*"):
+                if topic.startswith(pattern[:-1]):
+                    return True
+            elif topic == pattern:
+                return True
+        return False
 
     @property
     def connected(self) -> bool:
@@ -421,7 +472,23 @@ class _Conn:
         self.scheduled = math.inf
 
 
-_TimerKind = Literal["conn", "ack", "expire", "trim", "reap"]
+_Buckets = tuple[TokenBucket | None, TokenBucket | None]
+
+
+def _buckets(limit: RateLimit, now: float) -> _Buckets:
+    per_msg, per_byte = limit.messages_per_second, limit.bytes_per_second
+    return (TokenBucket(per_msg, per_msg * limit.burst, now) if per_msg else None,
+            TokenBucket(per_byte, per_byte * limit.burst, now) if per_byte else None)
+
+
+def _take(buckets: _Buckets, size: int, now: float) -> bool:
+    messages, octets = buckets
+    if messages is not None and not messages.take(1, now):
+        return False
+    return octets is None or octets.take(size, now)
+
+
+_TimerKind = Literal["conn", "ack", "expire", "trim", "reap", "credentials"]
 
 
 class Hub:
@@ -450,6 +517,12 @@ class Hub:
         self._max_message_size = self._conn_config.websocket.max_message_size
         self._wall_clock_offset = self._conn_config.wall_clock_offset
         self._rate_limit_on = self.config.rate_limit.enabled
+        #: Per-identity limits from AuthAccept.rate_limit (replacing identity_rate_limit), and
+        #: the buckets shared by an identity's connections (kept while it has a session).
+        self._identity_limits: dict[str, RateLimit] = {}
+        self._identity_buckets: dict[str, tuple[RateLimit, _Buckets]] = {}
+        self._identity_limits_on = (self.config.identity_rate_limit.enabled
+                                    or self.config.authenticate is not None)
         self._max_unacked = self.config.max_unacked
         self._ack_every = self.config.ack_every
         self._timers: list[tuple[float, int, _TimerKind, object]] = []
@@ -544,6 +617,10 @@ class Hub:
                 if rec is not None:  # asked to close close_timeout ago, still not gone
                     rec.close_action = CloseAction.ABORT
                     self._dirty.add(rec.id)
+            elif kind == "credentials":
+                rec = self._conns.get(key)  # type: ignore[call-overload]
+                if rec is not None:
+                    self._credentials_due(rec, now)
             elif kind == "expire":
                 session = self._sessions.get(key)  # type: ignore[call-overload]
                 if session is not None and session.conn_id is None \
@@ -870,20 +947,16 @@ class Hub:
                         f"(this server speaks {PROTOCOL_VERSION})", now)
             return
         identity, metadata = "", {}
-        hook = self.config.authenticate
-        if hook is not None:
-            try:
-                decision = hook(AuthRequest(hello=hello, path=request.path if request else "/",
-                                            headers=request.headers if request else ()))
-            except Exception as exc:  # the app's hook: contain it, refuse, report
-                self._events.append(HookFailed(hook="authenticate", error=exc))
-                conn.refuse(CloseCode.INTERNAL_ERROR, ErrorCode.UNKNOWN,
-                            "authentication failed: internal error", now,
-                            reconnect_after_ms=5000)
+        accepted: AuthAccept | None = None
+        if self.config.authenticate is not None:
+            decision = self._authenticate(AuthRequest(
+                hello=hello, path=request.path if request else "/",
+                headers=request.headers if request else (),
+                now=now + self._wall_clock_offset, monotonic=now))
+            if not isinstance(decision, AuthAccept):
+                self._refuse_auth(conn, decision, now)
                 return
-            if isinstance(decision, AuthRefuse):
-                conn.refuse(CloseCode.AUTH_FAILED, ErrorCode.AUTH_FAILED, decision.message, now)
-                return
+            accepted = decision
             identity, metadata = decision.identity, dict(decision.metadata)
 
         session: Session | None = None
@@ -922,18 +995,23 @@ class Hub:
                 session.metadata.update(metadata)
         if hello.client is not None:
             session.client_version = hello.client.version
+        if accepted is not None:
+            self._apply_credentials(session, accepted)
 
         positions = {p.topic: p.position for p in hello.positions}
         new_members: list[str] = []
-        if not resumed:
-            # A fresh session takes over the client's topics: the client keeps its rooms across
-            # a server restart, and learns per topic whether anything was lost.
-            for topic in positions:
-                if (not topic.startswith(_RESERVED_PREFIX) and self._valid_topic(topic)
-                        and len(session.subscriptions) - 2 < self.config.max_topics_per_session
-                        and self._may_subscribe(session, topic)):
-                    self._add_subscription(session, topic)
-                    new_members.append(topic)
+        # A fresh session takes over the client's topics: the client keeps its rooms across
+        # a server restart, and learns per topic whether anything was lost. The token's
+        # channels are subscribed on every connect (fresh or resumed).
+        wanted = [*(positions if not resumed else ()),
+                  *(accepted.channels if accepted is not None else ())]
+        for topic in wanted:
+            if (topic not in session.subscriptions
+                    and not topic.startswith(_RESERVED_PREFIX) and self._valid_topic(topic)
+                    and len(session.subscriptions) - 2 < self.config.max_topics_per_session
+                    and self._may_subscribe(session, topic)):
+                self._add_subscription(session, topic)
+                new_members.append(topic)
 
         recovery: list[TopicRecovery] = []
         replay: list[HistoryEntry] = []
@@ -960,8 +1038,10 @@ class Hub:
             recovery=tuple(recovery), last_received_seq=session.last_seq,
             heartbeat_interval_ms=int(cfg.heartbeat_interval * 1000),
             heartbeat_timeout_ms=int(cfg.heartbeat_timeout * 1000),
-            limits=self._limits, server_time_ms=int((now + cfg.wall_clock_offset) * 1000),
+            limits=self._limits_for(session),
+            server_time_ms=int((now + cfg.wall_clock_offset) * 1000),
             fresh_reason=fresh_reason), now)
+        self._schedule_credentials(rec, session)
         for entry in replay:
             self._deliver(rec, entry)
         for topic in stale:
@@ -973,6 +1053,76 @@ class Hub:
         for topic in new_members:
             self._presence(topic, session, PresenceAction.JOIN, now)
         self._check_high_water(rec, now)
+
+    def _authenticate(self, request: AuthRequest) -> AuthAccept | AuthRefuse | None:
+        """The app's hook, contained: None when it raised (reported as HookFailed)."""
+        hook = self.config.authenticate
+        assert hook is not None
+        try:
+            return hook(request)
+        except Exception as exc:  # the app's hook: contain it, refuse, report
+            self._events.append(HookFailed(hook="authenticate", error=exc))
+            return None
+
+    def _refuse_auth(self, conn: ServerConnection, decision: AuthRefuse | None,
+                     now: float) -> None:
+        if decision is None:
+            conn.refuse(CloseCode.INTERNAL_ERROR, ErrorCode.UNKNOWN,
+                        "authentication failed: internal error", now, reconnect_after_ms=5000)
+        elif decision.retry_after is not None:
+            conn.refuse(CloseCode.TRY_AGAIN_LATER, ErrorCode.AUTH_UNAVAILABLE, decision.message,
+                        now, reconnect_after_ms=max(1, int(decision.retry_after * 1000)))
+        else:
+            conn.refuse(CloseCode.AUTH_FAILED, ErrorCode.AUTH_FAILED, decision.message, now)
+
+    def _apply_credentials(self, session: Session, accepted: AuthAccept) -> None:
+        session.topic_permission = accepted.topics
+        session.credentials_expire_at = accepted.expires_at
+        if accepted.rate_limit is not None and session.identity:
+            self._identity_limits[session.identity] = accepted.rate_limit
+
+    def _identity_limit(self, session: Session) -> RateLimit | None:
+        if not session.identity:
+            return None
+        limit = self._identity_limits.get(session.identity, self.config.identity_rate_limit)
+        return limit if limit.enabled else None
+
+    def _limits_for(self, session: Session) -> Limits:
+        """Welcome.limits for ``session``: the tighter of the connection's and its identity's
+        rate limits (0: unlimited)."""
+        limit = self._identity_limit(session)
+        if limit is None:
+            return self._limits
+        base = self._limits
+
+        def tighter(a: int, b: float) -> int:
+            b_int = math.ceil(b) if b else 0
+            return min(a, b_int) if a and b_int else a or b_int
+
+        return replace(base,
+                       max_messages_per_second=tighter(base.max_messages_per_second,
+                                                       limit.messages_per_second),
+                       max_bytes_per_second=tighter(base.max_bytes_per_second,
+                                                    limit.bytes_per_second))
+
+    def _schedule_credentials(self, rec: _Conn, session: Session) -> None:
+        expires = session.credentials_expire_at
+        if expires is not None:
+            when = expires - self._wall_clock_offset + self.config.credentials_grace
+            self._push_timer(when, "credentials", rec.id)
+
+    def _credentials_due(self, rec: _Conn, now: float) -> None:
+        session = rec.session
+        if session is None or session.conn_id != rec.id \
+                or rec.conn.state is not ConnectionState.OPEN:
+            return
+        expires = session.credentials_expire_at
+        if expires is None or \
+                expires - self._wall_clock_offset + self.config.credentials_grace > now:
+            return  # refreshed since the timer was set
+        rec.conn.abort(CloseCode.TOKEN_EXPIRED, "credentials expired and were not refreshed",
+                       now)
+        self._process(rec, now)
 
     def _recover(self, session: Session, key: str, topic: str,
                  client_pos: StreamPosition | None, start: StreamPosition,
@@ -1012,12 +1162,14 @@ class Hub:
             rec.conn.abort(CloseCode.UNEXPECTED_MESSAGE,
                            f"sequence gap: got {seq} after {session.last_seq}", now)
             return
-        if self._rate_limit_on and not self._within_rate(rec, len(data.payload), now):
+        if (self._rate_limit_on or self._identity_limits_on) \
+                and not self._within_rate(rec, len(data.payload), now):
             self._rate_limited += 1
+            limits = self._limits_for(session)
             rec.conn.abort(CloseCode.RATE_LIMITED,
                            "client sent faster than its rate limit "
-                           f"({self._limits.max_messages_per_second} msgs/s, "
-                           f"{self._limits.max_bytes_per_second} bytes/s)", now)
+                           f"({limits.max_messages_per_second} msgs/s, "
+                           f"{limits.max_bytes_per_second} bytes/s)", now)
             return
         if seq - session._acked_seq > self._max_unacked:
             # The client may only run max_unacked ahead of the last ack we sent (Welcome.limits).
@@ -1037,16 +1189,21 @@ class Hub:
             self._schedule_ack(session, now)
 
     def _within_rate(self, rec: _Conn, size: int, now: float) -> bool:
-        limit = self.config.rate_limit
         if rec.buckets is None:
-            per_msg, per_byte = limit.messages_per_second, limit.bytes_per_second
-            rec.buckets = (
-                TokenBucket(per_msg, per_msg * limit.burst, now) if per_msg else None,
-                TokenBucket(per_byte, per_byte * limit.burst, now) if per_byte else None)
-        messages, octets = rec.buckets
-        if messages is not None and not messages.take(1, now):
+            rec.buckets = _buckets(self.config.rate_limit, now)
+        if not _take(rec.buckets, size, now):
             return False
-        return octets is None or octets.take(size, now)
+        session = rec.session
+        if session is None or not self._identity_limits_on:
+            return True
+        limit = self._identity_limit(session)
+        if limit is None:
+            return True
+        buckets = self._identity_buckets.get(session.identity)
+        if buckets is None or buckets[0] is not limit:
+            buckets = self._identity_buckets[session.identity] = (limit,
+                                                                  _buckets(limit, now))
+        return _take(buckets[1], size, now)
 
     def _schedule_ack(self, session: Session, now: float) -> None:
         if session._ack_due == math.inf:
@@ -1246,6 +1403,14 @@ class Hub:
         self._members[BROADCAST_TOPIC].discard(session.id)
         self._backplane.drop(_INBOX_KEY + session.id)
         del self._sessions[session.id]
+        identity = session.identity
+        # (A scan, only for identities that hold limits or buckets: their last session frees
+        # them.)
+        if identity and (identity in self._identity_limits
+                         or identity in self._identity_buckets) and not any(
+                s.identity == identity for s in self._sessions.values()):
+            self._identity_limits.pop(identity, None)
+            self._identity_buckets.pop(identity, None)
         session.expires_at = now
 
     def _presence(self, topic: str, session: Session, action: PresenceAction,
@@ -1264,6 +1429,8 @@ class Hub:
                 self._dirty.add(rec.id)
 
     def _may_subscribe(self, session: Session, topic: str) -> bool:
+        if not session.may_use_topic(topic):
+            return False
         check = self.config.authorize_subscribe
         if check is None:
             return True

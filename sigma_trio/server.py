@@ -23,7 +23,8 @@ import struct
 import time
 from collections.abc import Iterable
 from contextlib import AbstractAsyncContextManager, suppress
-from typing import Any
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 import trio
 
@@ -37,6 +38,9 @@ from sigma_core.messages import StreamPosition
 from ._entropy import SystemEntropy
 from ._nursery import OwnNursery
 
+if TYPE_CHECKING:
+    from sigma_auth import ServerAuth
+
 __all__ = ["SigmaSocketServer"]
 
 _log = logging.getLogger("sigma_trio.server")
@@ -49,6 +53,11 @@ _ACCEPT_CAPACITY_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, e
 
 ClientRef = Session | str
 Exclude = ClientRef | Iterable[ClientRef] | None
+
+
+async def _in_thread(call: Any) -> Any:
+    # abandon_on_cancel: stopping the server does not wait for a hung JWKS fetch.
+    return await trio.to_thread.run_sync(call, abandon_on_cancel=True)
 
 
 def _session_id(client: ClientRef) -> str:
@@ -166,6 +175,8 @@ class SigmaSocketServer(OwnNursery):
         #: Every plain socket reads into this buffer, copied out at once: no 64 KiB allocation
         #: per read, cut to size after.
         self._receive_buffer = memoryview(bytearray(_RECEIVE_SIZE))
+        #: ServerOptions.jwt set up (its hook, and its JWKS keys refreshed while serving).
+        self._auth: ServerAuth | None = None
 
     # ------------------------------------------------------------------ running
 
@@ -193,7 +204,12 @@ class SigmaSocketServer(OwnNursery):
         hub = self._hub
         if hub is None:
             now = trio.current_time()
-            hub = self._hub = Hub(self.options.hub_config(wall_clock_offset=time.time() - now),
+            if self.options.jwt is not None:
+                from sigma_auth import server_auth
+                self._auth = server_auth(self.options)
+            hook = self._auth.hook if self._auth is not None else None
+            hub = self._hub = Hub(self.options.hub_config(wall_clock_offset=time.time() - now,
+                                                          authenticate=hook),
                                   entropy=SystemEntropy(), now=now)
         options = self.options
         tcp = await trio.open_tcp_listeners(self._port, host=options.host)
@@ -208,6 +224,10 @@ class SigmaSocketServer(OwnNursery):
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
                 nursery.start_soon(self._run_timer, hub)
+                if self._auth is not None and self._auth.jwks is not None:
+                    nursery.start_soon(partial(
+                        self._auth.refresh_keys, clock=trio.current_time, sleep=trio.sleep,
+                        in_thread=_in_thread, logger=self._logger))
                 nursery.start_soon(self._accept, listeners, nursery)
                 task_status.started(self._port)
         finally:
