@@ -364,8 +364,9 @@ def test_identity_rate_limit_is_shared_by_its_connections_and_advertised() -> No
 
 
 def test_retryable_refusal_closes_1013_and_the_client_comes_back() -> None:
-    answers = [AuthRefuse(message="token keys unavailable", retry_after=0.5),
-               AuthAccept(identity="bob")]
+    answers: list[AuthAccept | AuthRefuse] = [
+        AuthRefuse(message="token keys unavailable", retry_after=0.5),
+        AuthAccept(identity="bob")]
 
     def hook(_: AuthRequest) -> AuthAccept | AuthRefuse:
         return answers.pop(0) if len(answers) > 1 else answers[0]

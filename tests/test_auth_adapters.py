@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -62,7 +62,7 @@ def unsigned() -> str:
 
 HS = JwtConfig(algorithms=("HS256",), secret=SECRET, audience="chat")
 
-BAD_TOKENS = {
+BAD_TOKENS: dict[str, Callable[[], str]] = {
     "expired": lambda: token(exp=time.time() - 60),
     "not yet valid": lambda: token(nbf=time.time() + 600),
     "bad signature": lambda: jwt.encode({"sub": "alice", "aud": "chat",
