@@ -24,6 +24,7 @@ from sigma_core.api import (
     Message,
     SessionInfo,
     client_callbacks,
+    decode_message,
 )
 from sigma_core.client import (
     BufferFullError,
@@ -35,9 +36,10 @@ from sigma_core.client import (
     OpenTransport,
     StatusChanged,
 )
-from sigma_core.errors import ConnectionFailed
+from sigma_core.errors import ConnectionFailed, PayloadDecodeError
 from sigma_core.logs import client_log_entry
 from sigma_core.logs import write as write_log
+from sigma_core.serializers import encode_payload
 
 from ._entropy import SystemEntropy
 
@@ -195,16 +197,19 @@ class SigmaSocketClient:
 
     # ------------------------------------------------------------------ commands and queries
 
-    def send(self, data: bytes, topic: str = "") -> bool:
-        """Queue ``data`` for the server (delivered once, in order, across reconnects).
-        False, and nothing queued, while ``max_pending`` messages await acknowledgement.
+    def send(self, data: Any, topic: str = "") -> bool:
+        """Queue ``data`` (bytes, or a value for ``options.serializer``) for the server
+        (delivered once, in order, across reconnects). False, and nothing queued, while
+        ``max_pending`` messages await acknowledgement.
 
         Raises:
-            LocalProtocolError: the message could never be accepted: larger than the server's
-                ``max_message_size`` less the envelope's overhead.
+            LocalProtocolError: the serializer cannot encode ``data``, or the message could
+                never be accepted: larger than the server's ``max_message_size`` less the
+                envelope's overhead.
         """
+        payload = encode_payload(self.options.serializer, data)
         try:
-            self._core.send(data, self._loop.time(), topic=topic)
+            self._core.send(payload, self._loop.time(), topic=topic)
         except BufferFullError:
             return False
         self._after_core()
@@ -273,8 +278,8 @@ class SigmaSocketClient:
                     break
                 for event in events:
                     write_log(logger, client_log_entry(event))
-                    self._handle(event)
-                    for name, args in client_callbacks(event):
+                    decoded = self._handle(event)
+                    for name, args in client_callbacks(event, decoded):
                         emit(name, *args)
         finally:
             self._busy = False
@@ -284,17 +289,18 @@ class SigmaSocketClient:
         if chunks and self._transport is not None:
             self._transport.writelines(chunks)
 
-    def _handle(self, event: object) -> None:
+    def _handle(self, event: object) -> Message | PayloadDecodeError | None:
         if isinstance(event, MessageReceived):
-            self._messages.put_nowait(Message(data=event.payload, topic=event.topic,
-                                              position=event.position,
-                                              timestamp_ms=event.timestamp_ms))
-        elif isinstance(event, OpenTransport):
+            decoded = decode_message(event, self.options.serializer)
+            if isinstance(decoded, Message):
+                self._messages.put_nowait(decoded)
+            return decoded
+        if isinstance(event, OpenTransport):
             self._attempt = event.attempt
             self._opener = self._loop.create_task(self._open(event))
         elif isinstance(event, CloseTransport):
             if event.attempt != self._attempt:
-                return
+                return None
             if self._opener is not None:
                 self._opener.cancel()
             transport = self._transport
@@ -310,6 +316,7 @@ class SigmaSocketClient:
         elif isinstance(event, GaveUp):
             self._resolve(ConnectionFailed(event.reason))
             self._end_stream()
+        return None
 
     def _end_stream(self) -> None:
         self._ended = True

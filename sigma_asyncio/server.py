@@ -26,6 +26,7 @@ from sigma_core.hub import CloseAction, Hub, ServerStats, Session
 from sigma_core.logs import format_peer, hub_log_entry
 from sigma_core.logs import write as write_log
 from sigma_core.messages import StreamPosition
+from sigma_core.serializers import encode_payload
 
 from ._entropy import SystemEntropy
 
@@ -211,40 +212,43 @@ class SigmaSocketServer:
 
     # ------------------------------------------------------------------ commands
 
-    def send_to_client(self, client: ClientRef, data: bytes) -> bool:
+    def send_to_client(self, client: ClientRef, data: Any) -> bool:
         """Send to one client's inbox (replayed if it is away); False if no such session.
 
         Raises:
-            LocalProtocolError: the server was never started, or the message is larger than
-                ``max_message_size`` allows.
+            LocalProtocolError: the server was never started, the serializer cannot encode
+                ``data``, or the message is larger than ``max_message_size`` allows.
         """
         hub = self._require_hub()
         session_id = _id(client)
         if hub.get_session(session_id) is None:
             return False
-        hub.send_to(session_id, data, self._loop.time())
+        hub.send_to(session_id, encode_payload(self.options.serializer, data), self._loop.time())
         self._after_core()
         return True
 
-    def broadcast(self, data: bytes, exclude: Exclude = None) -> None:
+    def broadcast(self, data: Any, exclude: Exclude = None) -> None:
         """Send to every client except ``exclude`` (an id, a session, or several).
 
         Raises:
-            LocalProtocolError: the server was never started, or the message is larger than
-                ``max_message_size`` allows.
+            LocalProtocolError: the server was never started, the serializer cannot encode
+                ``data``, or the message is larger than ``max_message_size`` allows.
         """
-        self._require_hub().broadcast(data, self._loop.time(), exclude=_ids(exclude))
+        payload = encode_payload(self.options.serializer, data)
+        self._require_hub().broadcast(payload, self._loop.time(), exclude=_ids(exclude))
         self._after_core()
 
-    def publish(self, topic: str, data: bytes, exclude: Exclude = None) -> StreamPosition:
+    def publish(self, topic: str, data: Any, exclude: Exclude = None) -> StreamPosition:
         """Publish to a topic's subscribers; returns the message's position.
 
         Raises:
-            LocalProtocolError: the server was never started; ``topic`` is empty, longer than
+            LocalProtocolError: the server was never started; the serializer cannot encode
+                ``data``; ``topic`` is empty, longer than
                 256 bytes or reserved (starts with ``$``, other than ``$all``); or the message
                 is larger than ``max_message_size`` allows.
         """
-        position = self._require_hub().publish(topic, data, self._loop.time(),
+        payload = encode_payload(self.options.serializer, data)
+        position = self._require_hub().publish(topic, payload, self._loop.time(),
                                                exclude=_ids(exclude))
         self._after_core()
         return position
@@ -334,7 +338,7 @@ class SigmaSocketServer:
                 events = hub.events_received()
                 for event in events:
                     write_log(logger, hub_log_entry(event, peers))
-                    for name, args in server_callbacks(event):
+                    for name, args in server_callbacks(event, self.options.serializer):
                         emit(name, *args)
                 if not out and not events:
                     break

@@ -37,6 +37,7 @@ from .connection import ConnectionConfig
 from .errors import (
     CloseCode,
     ConnectionFailed,
+    PayloadDecodeError,
     RecoveryFailedError,
     ServerError,
     SessionLostError,
@@ -58,6 +59,7 @@ from .hub import (
 from .logs import Logger
 from .messages import ClientInfo, PresenceAction, StreamPosition
 from .ratelimit import RateLimit
+from .serializers import RAW, Serializer
 from .websocket import HttpRequest, HttpResponse, WebSocketConfig
 
 if TYPE_CHECKING:
@@ -75,6 +77,7 @@ __all__ = [
     "ServerOptions",
     "SessionInfo",
     "client_callbacks",
+    "decode_message",
     "server_callbacks",
 ]
 
@@ -139,6 +142,11 @@ class ServerOptions:
     #: Seconds a connection stays open after its credentials expired (token ``exp``) without a
     #: refresh; then it is closed with 4010 (TOKEN_EXPIRED).
     credentials_grace: float = 30.0
+    #: How payloads are encoded (``send_to_client``/``broadcast``/``publish`` take values) and
+    #: decoded (the ``message`` callback gets values): ``sigma_core.serializers.RAW`` (bytes,
+    #: the default), ``JSON``, ``MsgpackSerializer()`` or your own. Its name is advertised in
+    #: the handshake; clients with another serializer are refused at connect time.
+    serializer: Serializer = RAW
     #: Called when a client asks to subscribe (and for the topics a fresh session takes over
     #: from its Hello): False refuses with Error(SUBSCRIBE_DENIED). None allows all.
     authorize_subscribe: Callable[[Session, str], bool] | None = None
@@ -229,6 +237,9 @@ class ClientOptions:
     compression_enabled: bool = False
     #: A client-side ``ssl.SSLContext`` for wss:// (None: the system's default context).
     ssl: ssl.SSLContext | None = None
+    #: How payloads are encoded (``send`` takes values) and decoded (messages carry values);
+    #: must be the server's (see ``ServerOptions.serializer``).
+    serializer: Serializer = RAW
     #: Where lost connections, reconnects and session resets are logged (see
     #: :mod:`sigma_core.logs`); None: ``logging.getLogger("sigma_asyncio.client")`` or
     #: ``"sigma_trio.client"``.
@@ -260,9 +271,12 @@ class ClientOptions:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Message:
-    """One message received by a client (what ``async for message in client`` yields)."""
+    """One message received by a client (what ``async for message in client`` yields).
 
-    data: bytes
+    ``data`` is the payload as the client's serializer decoded it: ``bytes`` with the default
+    raw serializer, a JSON value with ``JSON``, and so on."""
+
+    data: Any
     topic: str
     #: The original's message id: the message's position in its topic.
     position: StreamPosition
@@ -341,17 +355,27 @@ class ReconnectInfo:
     next_retry_in: float
 
 
-def server_callbacks(event: HubEvent) -> list[tuple[str, tuple[Any, ...]]]:
+def server_callbacks(event: HubEvent, serializer: Serializer = RAW
+                     ) -> list[tuple[str, tuple[Any, ...]]]:
     """The callbacks a hub event fires on a ``SigmaSocketServer``:
 
-    ``connection(client)``, ``message(client, data: bytes, topic: str)``,
+    ``connection(client)``, ``message(client, data, topic: str)`` (``data`` decoded by
+    ``serializer``; a payload it cannot decode fires ``error(PayloadDecodeError)`` instead),
     ``disconnection(client, reason: str)`` (reason names the close code),
     ``session_expired(client)``, ``presence(topic, client, joined: bool)``,
     ``rejected(conn_id, reason)`` for connections refused before they had a session,
     ``client_error(client, Error)``, and ``error(exception)`` when an app hook raised.
     """
     if isinstance(event, ClientMessage):
-        return [("message", (event.session, event.payload, event.topic))]
+        if serializer is RAW:
+            return [("message", (event.session, event.payload, event.topic))]
+        try:
+            value = serializer.decode(event.payload)
+        except Exception as exc:  # the serializer's verdict on a peer's bytes
+            return [("error", (PayloadDecodeError(
+                serializer.name, str(exc) or type(exc).__name__, data=event.payload,
+                topic=event.topic, seq=event.seq, session=event.session),))]
+        return [("message", (event.session, value, event.topic))]
     if isinstance(event, ClientConnected):
         return [("connection", (event.session,))]
     if isinstance(event, ClientDisconnected):
@@ -370,18 +394,41 @@ def server_callbacks(event: HubEvent) -> list[tuple[str, tuple[Any, ...]]]:
     return []
 
 
-def client_callbacks(event: ClientEvent) -> list[tuple[str, tuple[Any, ...]]]:
+def decode_message(event: MessageReceived,
+                   serializer: Serializer = RAW) -> Message | PayloadDecodeError:
+    """The :class:`Message` a received message is for the app, decoded by ``serializer``, or
+    the error to report for it (the connection's other traffic is unaffected)."""
+    value: Any = event.payload
+    if serializer is not RAW:
+        try:
+            value = serializer.decode(event.payload)
+        except Exception as exc:  # the serializer's verdict on a peer's bytes
+            return PayloadDecodeError(serializer.name, str(exc) or type(exc).__name__,
+                                      data=event.payload, topic=event.topic,
+                                      message_id=event.position.offset)
+    return Message(data=value, topic=event.topic, position=event.position,
+                   timestamp_ms=event.timestamp_ms)
+
+
+def client_callbacks(event: ClientEvent, decoded: Message | PayloadDecodeError | None = None
+                     ) -> list[tuple[str, tuple[Any, ...]]]:
     """The callbacks a client-session event fires on a ``SigmaSocketClient``:
 
-    ``connection(status: ConnectionStatus)`` on every status change, ``message(data: bytes,
-    message_id: int, timestamp_ms: int, topic: str)``, ``reconnecting(ReconnectInfo)``,
+    ``connection(status: ConnectionStatus)`` on every status change, ``message(data,
+    message_id: int, timestamp_ms: int, topic: str)`` (``data`` as ``decoded`` by
+    :func:`decode_message`; one that could not be decoded fires ``error(PayloadDecodeError)``
+    instead), ``reconnecting(ReconnectInfo)``,
     ``error(SigmaError)`` (gave up, recovery failed, session reset, server error reports),
     ``recovery_failed(RecoveryFailed)``, ``session_reset(SessionReset)``,
     ``disconnection(code: int, reason: str)``, ``subscribed(topic)``, ``unsubscribed(topic)``,
     ``presence(Presence)``.
     """
     if isinstance(event, MessageReceived):
-        return [("message", (event.payload, event.position.offset, event.timestamp_ms,
+        if decoded is None:
+            decoded = decode_message(event)
+        if isinstance(decoded, PayloadDecodeError):
+            return [("error", (decoded,))]
+        return [("message", (decoded.data, event.position.offset, event.timestamp_ms,
                              event.topic))]
     if isinstance(event, StatusChanged):
         return [("connection", (event.status,))]

@@ -27,6 +27,7 @@ __all__ = [
     "DecodeError",
     "ErrorCode",
     "LocalProtocolError",
+    "PayloadDecodeError",
     "RecoveryFailedError",
     "RemoteProtocolError",
     "ServerError",
@@ -172,6 +173,26 @@ class SessionLostError(SigmaError):
 
 class RecoveryFailedError(SigmaError):
     """Messages on a topic were lost beyond the history bounds; the app must resync it."""
+
+
+class PayloadDecodeError(SigmaError):
+    """A received payload that the serializer could not decode. Only that message is affected:
+    it was received (and acknowledged) like any other, and the connection goes on. ``data`` is
+    the raw payload; ``topic`` where it came from (a client's topic hint on the server);
+    ``message_id`` its offset in the topic (client side) or ``seq`` its client sequence
+    (server side); ``session`` the sender's session on the server."""
+
+    def __init__(self, serializer: str, reason: str, *, data: bytes, topic: str = "",
+                 message_id: int = 0, seq: int = 0, session: object = None) -> None:
+        where = f"message {message_id}" if message_id else f"seq {seq}" if seq else "a message"
+        super().__init__(f"cannot decode {where} on {topic or 'no topic'!r} with the "
+                         f"{serializer} serializer: {reason}")
+        self.serializer = serializer
+        self.data = data
+        self.topic = topic
+        self.message_id = message_id
+        self.seq = seq
+        self.session = session
 
 
 class ServerError(SigmaError):

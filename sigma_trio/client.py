@@ -28,6 +28,7 @@ from sigma_core.api import (
     Message,
     SessionInfo,
     client_callbacks,
+    decode_message,
 )
 from sigma_core.client import (
     BufferFullError,
@@ -39,9 +40,10 @@ from sigma_core.client import (
     OpenTransport,
     StatusChanged,
 )
-from sigma_core.errors import ConnectionFailed, LocalProtocolError
+from sigma_core.errors import ConnectionFailed, LocalProtocolError, PayloadDecodeError
 from sigma_core.logs import ERROR, client_log_entry
 from sigma_core.logs import write as write_log
+from sigma_core.serializers import encode_payload
 
 from ._entropy import SystemEntropy
 from ._nursery import OwnNursery
@@ -194,16 +196,19 @@ class SigmaSocketClient(OwnNursery):
 
     # ------------------------------------------------------------------ commands, queries
 
-    def send(self, data: bytes, topic: str = "") -> bool:
-        """Queue a message for the server (delivered once, in order, across reconnects).
-        False, and nothing queued, while ``max_pending`` messages await acknowledgement.
+    def send(self, data: Any, topic: str = "") -> bool:
+        """Queue ``data`` (bytes, or a value for ``options.serializer``) for the server
+        (delivered once, in order, across reconnects). False, and nothing queued, while
+        ``max_pending`` messages await acknowledgement.
 
         Raises:
-            LocalProtocolError: the message could never be accepted: larger than the server's
-                ``max_message_size`` less the envelope's overhead.
+            LocalProtocolError: the serializer cannot encode ``data``, or the message could
+                never be accepted: larger than the server's ``max_message_size`` less the
+                envelope's overhead.
         """
+        payload = encode_payload(self.options.serializer, data)
         try:
-            self._core().send(data, trio.current_time(), topic=topic)
+            self._core().send(payload, trio.current_time(), topic=topic)
         except BufferFullError:
             return False
         self._after_core()
@@ -301,8 +306,11 @@ class SigmaSocketClient(OwnNursery):
                 self._again = False
                 for event in session.events_received():
                     write_log(logger, client_log_entry(event))
+                    decoded: Message | PayloadDecodeError | None = None
                     if isinstance(event, MessageReceived):
-                        self._queue_message(event)
+                        decoded = decode_message(event, self.options.serializer)
+                        if isinstance(decoded, Message):
+                            self._queue_message(decoded)
                     elif isinstance(event, OpenTransport):
                         self._open(event)
                     elif isinstance(event, CloseTransport):
@@ -312,7 +320,7 @@ class SigmaSocketClient(OwnNursery):
                         self._changed = trio.Event()
                     elif isinstance(event, GaveUp):
                         self._gave_up = event.reason
-                    for name, args in client_callbacks(event):
+                    for name, args in client_callbacks(event, decoded):
                         emit(name, *args)
                 link = self._current
                 if link is not None:
@@ -326,12 +334,10 @@ class SigmaSocketClient(OwnNursery):
         deadline = session.next_deadline()
         self._timer.deadline = math.inf if deadline is None else deadline
 
-    def _queue_message(self, event: MessageReceived) -> None:
+    def _queue_message(self, message: Message) -> None:
         # Closed: not running, or the iterator was closed; the callbacks still see it.
         with contextlib.suppress(trio.ClosedResourceError, trio.BrokenResourceError):
-            self._messages_in.send_nowait(Message(data=event.payload, topic=event.topic,
-                                                  position=event.position,
-                                                  timestamp_ms=event.timestamp_ms))
+            self._messages_in.send_nowait(message)
 
     async def _run_timer(self, session: ClientSession) -> None:
         while True:

@@ -34,6 +34,7 @@ from sigma_core.hub import CloseAction, Hub, ServerStats, Session
 from sigma_core.logs import ERROR, format_peer, hub_log_entry
 from sigma_core.logs import write as write_log
 from sigma_core.messages import StreamPosition
+from sigma_core.serializers import encode_payload
 
 from ._entropy import SystemEntropy
 from ._nursery import OwnNursery
@@ -278,41 +279,45 @@ class SigmaSocketServer(OwnNursery):
 
     # ------------------------------------------------------------------ commands
 
-    def send_to_client(self, client: ClientRef, data: bytes) -> bool:
+    def send_to_client(self, client: ClientRef, data: Any) -> bool:
         """Send to one client's inbox (kept for it while it is away). False if no such
         session.
 
         Raises:
-            LocalProtocolError: the server was never started, or the message is larger than
-                ``max_message_size`` allows.
+            LocalProtocolError: the server was never started, the serializer cannot encode
+                ``data``, or the message is larger than ``max_message_size`` allows.
         """
         hub = self._require_hub()
         session_id = _session_id(client)
         if hub.get_session(session_id) is None:
             return False
-        hub.send_to(session_id, data, trio.current_time())
+        hub.send_to(session_id, encode_payload(self.options.serializer, data), trio.current_time())
         self._after_core()
         return True
 
-    def broadcast(self, data: bytes, exclude: Exclude = None) -> None:
+    def broadcast(self, data: Any, exclude: Exclude = None) -> None:
         """Send to every client except ``exclude`` (a client, an id, or an iterable of them).
 
         Raises:
-            LocalProtocolError: the server was never started, or the message is larger than
-                ``max_message_size`` allows.
+            LocalProtocolError: the server was never started, the serializer cannot encode
+                ``data``, or the message is larger than ``max_message_size`` allows.
         """
-        self._require_hub().broadcast(data, trio.current_time(), exclude=_session_ids(exclude))
+        payload = encode_payload(self.options.serializer, data)
+        self._require_hub().broadcast(payload, trio.current_time(),
+                                      exclude=_session_ids(exclude))
         self._after_core()
 
-    def publish(self, topic: str, data: bytes, exclude: Exclude = None) -> StreamPosition:
+    def publish(self, topic: str, data: Any, exclude: Exclude = None) -> StreamPosition:
         """Send to the subscribers of ``topic``; returns the message's position in it.
 
         Raises:
-            LocalProtocolError: the server was never started; ``topic`` is empty, longer than
+            LocalProtocolError: the server was never started; the serializer cannot encode
+                ``data``; ``topic`` is empty, longer than
                 256 bytes or reserved (starts with ``$``, other than ``$all``); or the message
                 is larger than ``max_message_size`` allows.
         """
-        position = self._require_hub().publish(topic, data, trio.current_time(),
+        payload = encode_payload(self.options.serializer, data)
+        position = self._require_hub().publish(topic, payload, trio.current_time(),
                                         exclude=_session_ids(exclude))
         self._after_core()
         return position
@@ -413,7 +418,7 @@ class SigmaSocketServer(OwnNursery):
                             self._start_writer(peer)
                 for event in hub.events_received():
                     write_log(logger, hub_log_entry(event, addresses))
-                    for name, args in server_callbacks(event):
+                    for name, args in server_callbacks(event, self.options.serializer):
                         emit(name, *args)
                 again = self._again
         finally:
