@@ -160,4 +160,5 @@ async def test_encoding_failure_sends_nothing(anyio_backend: str) -> None:
             _, data, _ = await log.wait("message")
             assert data == ["fine"]
             session = client.get_session()
-            assert session is not None and session.pending <= 1
+            assert session is not None
+            assert session.pending <= 1
