@@ -46,6 +46,7 @@ PACKAGES = {
     "sigma_trio": "docs/reference/sigma_trio.md",
     "sigma_core": "docs/reference/sigma_core.md",
     "sigma_core.testing": "docs/reference/sigma_core.testing.md",
+    "sigma_auth": "docs/reference/sigma_auth.md",
 }
 EXAMPLE_DEADLINE = 60.0
 
