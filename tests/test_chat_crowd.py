@@ -20,6 +20,7 @@ from sigma_core.api import EventEmitter, Listener, server_callbacks
 from sigma_core.client import ClientConfig, MessageReceived, ReconnectPolicy
 from sigma_core.hub import HookFailed, Session
 from sigma_core.messages import ClientInfo, StreamPosition
+from sigma_core.serializers import JSON
 from sigma_core.testing import SimClient, Simulation
 
 REPO = Path(__file__).resolve().parents[1]
@@ -44,22 +45,23 @@ class SimChatServer:
         sim.on_hub_event(self._dispatch)
 
     def _dispatch(self, event: Any) -> None:
-        for name, args in server_callbacks(event):
+        for name, args in server_callbacks(event, JSON):
             self._emitter.emit(name, *args)
 
     def on(self, event: str, listener: Listener) -> Listener:
         return self._emitter.on(event, listener)
 
-    def publish(self, topic: str, data: bytes, exclude: Any = None) -> StreamPosition:
-        return self.sim.hub.publish(topic, data, self.sim.now, exclude=_ids(exclude))
+    def publish(self, topic: str, data: Any, exclude: Any = None) -> StreamPosition:
+        return self.sim.hub.publish(topic, JSON.encode(data), self.sim.now,
+                                    exclude=_ids(exclude))
 
-    def broadcast(self, data: bytes, exclude: Any = None) -> None:
-        self.sim.hub.broadcast(data, self.sim.now, exclude=_ids(exclude))
+    def broadcast(self, data: Any, exclude: Any = None) -> None:
+        self.sim.hub.broadcast(JSON.encode(data), self.sim.now, exclude=_ids(exclude))
 
-    def send_to_client(self, client: Any, data: bytes) -> bool:
+    def send_to_client(self, client: Any, data: Any) -> bool:
         if self.sim.hub.get_session(client) is None:
             return False
-        self.sim.hub.send_to(client, data, self.sim.now)
+        self.sim.hub.send_to(client, JSON.encode(data), self.sim.now)
         return True
 
     def subscribe(self, client: Any, topic: str) -> None:

@@ -1,4 +1,5 @@
-"""The chat's server side: JSON messages inside SigmaSockets payloads (protocol in README.md).
+"""The chat's server side: JSON messages (the JSON serializer) over SigmaSockets (protocol in
+README.md).
 
 Rooms are topics ``room:<name>``; what a room's timeline must show in order (messages, join and
 leave notices) is *published* to its topic, so the hub gives it a position, keeps it in the
@@ -23,7 +24,6 @@ their Hello) — which this app sees as presence joins and answers with the room
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import secrets
@@ -35,9 +35,10 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from sigma_core.client import ENVELOPE_OVERHEAD
-from sigma_core.errors import LocalProtocolError
+from sigma_core.errors import LocalProtocolError, PayloadDecodeError
 from sigma_core.hub import AuthAccept, AuthRefuse, AuthRequest, Session
 from sigma_core.ratelimit import TokenBucket
+from sigma_core.serializers import JSON
 
 __all__ = ["LIVE_PREFIX", "ROOM_PREFIX", "ChatApp", "ChatLimits", "ChatServer", "Room",
            "clean_username", "printable", "room_name"]
@@ -102,9 +103,9 @@ class ChatServer(Protocol):
     ``sigma_trio.SigmaSocketServer`` have it (and so can a test's shim over a bare hub)."""
 
     def on(self, event: str, listener: Callable[..., Any]) -> Any: ...
-    def publish(self, topic: str, data: bytes, exclude: Any = None) -> Any: ...
-    def broadcast(self, data: bytes, exclude: Any = None) -> None: ...
-    def send_to_client(self, client: Any, data: bytes) -> bool: ...
+    def publish(self, topic: str, data: Any, exclude: Any = None) -> Any: ...
+    def broadcast(self, data: Any, exclude: Any = None) -> None: ...
+    def send_to_client(self, client: Any, data: Any) -> bool: ...
     def subscribe(self, client: Any, topic: str) -> None: ...
     def unsubscribe(self, client: Any, topic: str) -> None: ...
     def get_client(self, session_id: str) -> Session | None: ...
@@ -146,8 +147,9 @@ def printable(text: str, limit: int = _LOG_TEXT) -> str:
     return "".join(out)
 
 
-def _dumps(obj: object) -> bytes:
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()
+def _size(obj: object) -> int:
+    """Bytes ``obj`` takes as a payload (what the JSON serializer makes of it)."""
+    return len(JSON.encode(obj))
 
 
 @dataclass(slots=True)
@@ -366,12 +368,7 @@ class ChatApp:
                 room.empty_since = self._clock()
         self._room_changed(room.name)
 
-    def _on_message(self, session: Session, data: bytes, topic: str) -> None:
-        try:
-            request = json.loads(data)
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            self._error(session.id, "bad_json", "payload is not JSON")
-            return
+    def _on_message(self, session: Session, request: Any, topic: str) -> None:
         if not isinstance(request, dict):
             self._error(session.id, "bad_request", "payload must be a JSON object")
             return
@@ -396,6 +393,10 @@ class ChatApp:
                         f"sync at most every {self.limits.sync_interval:g} s: try again later")
 
     def _on_error(self, error: BaseException) -> None:
+        if isinstance(error, PayloadDecodeError) and isinstance(error.session, Session):
+            # The JSON serializer could not decode it: that message only.
+            self._error(error.session.id, "bad_json", "payload is not JSON")
+            return
         self._note(f"hook failed: {printable(repr(error), 300)}")
 
     # ------------------------------------------------------------------ actions
@@ -462,9 +463,10 @@ class ChatApp:
         if not self._take(self._typing_buckets, session.id, interval, 4):
             return  # ephemeral: dropped, not refused
         self._last_typing[session.id] = (room.name, on, now)
-        self._require_server().publish(room.live_topic, _dumps(
+        self._require_server().publish(
+            room.live_topic,
             {"t": "typing", "room": room.name, "sid": session.id, "user": session.identity,
-             "on": on, "ts": self._wall_ms()}), exclude=session.id)
+             "on": on, "ts": self._wall_ms()}, exclude=session.id)
 
     # ------------------------------------------------------------------ helpers
 
@@ -480,15 +482,16 @@ class ChatApp:
         room.seq += 1
         event = {**event, "room": room.name, "boot": self.boot, "n": room.seq,
                  "ts": self._wall_ms()}
-        self._require_server().publish(room.topic, _dumps(event))
+        self._require_server().publish(room.topic, event)
         return event
 
     def _member_changed(self, room: Room, session_id: str, *, online: bool) -> None:
         """One member went away (connection lost, session waiting) or came back."""
         room.version += 1
-        self._require_server().publish(room.live_topic, _dumps(
+        self._require_server().publish(
+            room.live_topic,
             {"t": "member", "room": room.name, "sid": session_id,
-             "user": room.members.get(session_id, ""), "online": online, "v": room.version}))
+             "user": room.members.get(session_id, ""), "online": online, "v": room.version})
 
     def _room_changed(self, name: str, *, hold: bool = False) -> None:
         """A room was created or removed or its member count changed: everyone is told the
@@ -508,8 +511,8 @@ class ChatApp:
         self._rooms_dirty.clear()
         self._rooms_sent_at = now
         # At most max_rooms entries of < 60 bytes: far below the message limit.
-        self._require_server().broadcast(_dumps({"t": "rooms", "changes": changes,
-                                                 "v": self._rooms_version}))
+        self._require_server().broadcast({"t": "rooms", "changes": changes,
+                                          "v": self._rooms_version})
 
     def _send_room(self, session_id: str, room: Room) -> None:
         """A room's member list, then its last messages, to one session's inbox: each in
@@ -522,12 +525,12 @@ class ChatApp:
     def _paged(self, session_id: str, head: dict[str, Any], key: str,
                items: list[dict[str, Any]]) -> None:
         # "page"/"pages" are filled in last; reserve room for their digits.
-        frame = len(_dumps({**head, key: [], "page": 99999, "pages": 99999}))
+        frame = _size({**head, key: [], "page": 99999, "pages": 99999})
         budget = self._page_budget - frame
         pages: list[list[dict[str, Any]]] = [[]]
         size = 0
         for item in items:
-            item_size = len(_dumps(item)) + 1  # and its comma
+            item_size = _size(item) + 1  # and its comma
             if item_size > budget:
                 continue  # cannot happen with the text and name limits; never send too much
             if pages[-1] and size + item_size > budget:
@@ -556,7 +559,7 @@ class ChatApp:
                 for fixed, rooms in ((True, defaults), (False, others)) for r in rooms]
 
     def _inbox(self, session_id: str, message: dict[str, Any]) -> None:
-        self._require_server().send_to_client(session_id, _dumps(message))
+        self._require_server().send_to_client(session_id, message)
 
     def _error(self, session_id: str, code: str, message: str, message_id: object = None) -> None:
         error: dict[str, Any] = {"t": "error", "code": code, "message": message}

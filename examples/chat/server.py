@@ -26,6 +26,7 @@ from typing import Any
 
 from sigma_asyncio import ServerOptions, SigmaSocketServer, run
 from sigma_core.backplane import HistoryLimits
+from sigma_core.serializers import JSON
 
 from .app import ChatApp, ChatLimits
 from .static import StaticFiles
@@ -155,6 +156,8 @@ def server_options(config: ChatConfig, app: ChatApp) -> ServerOptions:
         authenticate=app.authenticate,
         authorize_subscribe=app.authorize_subscribe,
         http_handler=StaticFiles(config.static_dir),
+        # Chat messages are JSON objects: the JSON serializer encodes and decodes them.
+        serializer=JSON,
     )
 
 
