@@ -75,4 +75,4 @@ def server_auth(options: ServerOptions) -> ServerAuth:
     if options.jwt is None:
         return ServerAuth(None, None)
     verifier = JwtVerifier(options.jwt)
-    return ServerAuth(jwt_authenticator(verifier), verifier)
+    return ServerAuth(jwt_authenticator(verifier, then=options.jwt_then), verifier)

@@ -43,7 +43,10 @@ from .errors import (
     SessionLostError,
 )
 from .hub import (
+    AuthAccept,
     AuthHook,
+    AuthRefuse,
+    AuthRequest,
     ClientConnected,
     ClientDisconnected,
     ClientErrorReceived,
@@ -65,7 +68,7 @@ from .websocket import HttpRequest, HttpResponse, WebSocketConfig
 if TYPE_CHECKING:
     import ssl
 
-    from sigma_auth import JwtConfig
+    from sigma_auth import Claims, JwtConfig
 
 __all__ = [
     "ClientOptions",
@@ -139,6 +142,9 @@ class ServerOptions:
     #: JWT authentication (``sigma_auth.JwtConfig``; ``pip install sigmasockets[jwt]``): the
     #: Hello's ``auth_token`` must be a valid token. Exclusive with ``authenticate``.
     jwt: JwtConfig | None = None
+    #: With ``jwt``: called with the request and the verified ``sigma_auth.Claims``; its
+    #: answer is the decision (None: accept with what the claims say).
+    jwt_then: Callable[[AuthRequest, Claims], AuthAccept | AuthRefuse] | None = None
     #: Seconds a connection stays open after its credentials expired (token ``exp``) without a
     #: refresh; then it is closed with 4010 (TOKEN_EXPIRED).
     credentials_grace: float = 30.0
@@ -167,8 +173,7 @@ class ServerOptions:
                 raise ValueError(f"{name} must be finite and >= 0")
         if self.jwt is not None and self.authenticate is not None:
             raise ValueError("set jwt or authenticate, not both (to check more than the token, "
-                             "wrap sigma_auth.jwt_authenticator(verifier, then=...) in "
-                             "authenticate)")
+                             "set jwt_then)")
         self.hub_config()  # validates everything else, with the core's messages
 
     def hub_config(self, wall_clock_offset: float = 0.0,

@@ -29,6 +29,7 @@ from sigma_core.backplane import HistoryLimits
 from sigma_core.serializers import JSON
 
 from .app import ChatApp, ChatLimits
+from .auth import ChatJwt, login_handler, parse_jwt_env
 from .static import StaticFiles
 
 __all__ = ["ChatConfig", "build_server", "main", "parse_config", "server_options"]
@@ -50,6 +51,8 @@ class ChatConfig:
     static_dir: Path = DEFAULT_STATIC
     #: What one client may cost (room limits, sync and typing rates): see ChatLimits.
     limits: ChatLimits = dataclasses.field(default_factory=ChatLimits)
+    #: JWT mode (``SIGMASOCKETS_JWT_*``, see auth.py); None: usernames, no tokens.
+    jwt: ChatJwt | None = None
 
 
 def _duration(text: str) -> float:
@@ -131,11 +134,15 @@ def parse_config(argv: Sequence[str] | None = None,
                         room_expiry=args.room_expiry, sync_interval=args.sync_interval,
                         typing_interval=args.typing_interval,
                         rooms_update_interval=args.rooms_update_interval)
+    try:
+        jwt_mode = parse_jwt_env(env)
+    except (ValueError, OSError) as exc:
+        parser.error(f"JWT mode: {exc}")
     return ChatConfig(host=args.host, port=args.port, max_connections=args.max_connections,
                       heartbeat_interval=args.heartbeat_interval,
                       history_size=args.history_size, rooms=rooms,
                       session_timeout=args.session_timeout, static_dir=args.static_dir,
-                      limits=limits)
+                      limits=limits, jwt=jwt_mode)
 
 
 def server_options(config: ChatConfig, app: ChatApp) -> ServerOptions:
@@ -153,9 +160,14 @@ def server_options(config: ChatConfig, app: ChatApp) -> ServerOptions:
         max_message_size=config.limits.max_message_size,
         # Each room is two topics: its timeline and its live topic (typing, away/back).
         max_topics_per_session=2 * config.limits.max_rooms,
-        authenticate=app.authenticate,
+        # Usernames from the Hello, or (JWT mode) from verified tokens.
+        authenticate=app.authenticate if config.jwt is None else None,
+        jwt=config.jwt.config() if config.jwt is not None else None,
+        jwt_then=config.jwt.accept if config.jwt is not None else None,
         authorize_subscribe=app.authorize_subscribe,
-        http_handler=StaticFiles(config.static_dir),
+        http_handler=(login_handler(config.jwt, StaticFiles(config.static_dir))
+                      if config.jwt is not None and config.jwt.login
+                      else StaticFiles(config.static_dir)),
         # Chat messages are JSON objects: the JSON serializer encodes and decodes them.
         serializer=JSON,
     )

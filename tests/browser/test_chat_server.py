@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import gzip
-import json
 import os
 import signal
 import subprocess
@@ -23,6 +22,7 @@ from examples.chat.static import HttpRequest, StaticFiles
 from sigma_asyncio import ClientOptions, SigmaSocketClient, SigmaSocketServer
 from sigma_core.errors import ServerError
 from sigma_core.messages import ClientInfo
+from sigma_core.serializers import JSON
 
 DEADLINE = 10.0
 
@@ -189,7 +189,7 @@ class User:
     def __init__(self, server: SigmaSocketServer, name: str) -> None:
         self.client = SigmaSocketClient(ClientOptions(
             url=f"ws://127.0.0.1:{server.port}/ws", max_reconnect_attempts=1,
-            client_info=ClientInfo(name="test", metadata={"user": name})))
+            client_info=ClientInfo(name="test", metadata={"user": name}), serializer=JSON))
         self.inbox: list[dict[str, Any]] = []
         self.rooms: list[dict[str, Any]] = []
         self.topics_seen: set[str] = set()
@@ -198,9 +198,9 @@ class User:
         self.client.on("message", self._on_message)
         self.client.on("error", self._on_error)
 
-    def _on_message(self, data: bytes, _id: int, _ts: int, topic: str) -> None:
+    def _on_message(self, data: dict[str, Any], _id: int, _ts: int, topic: str) -> None:
         self.topics_seen.add(topic)
-        (self.inbox if topic == "$inbox" else self.rooms).append(json.loads(data))
+        (self.inbox if topic == "$inbox" else self.rooms).append(data)
         self.changed.set()
 
     def _on_error(self, error: BaseException) -> None:
@@ -208,7 +208,7 @@ class User:
         self.changed.set()
 
     def send(self, **message: Any) -> None:
-        assert self.client.send(json.dumps(message).encode())
+        assert self.client.send(message)
 
     async def until(self, predicate: Any) -> None:
         while not predicate():
