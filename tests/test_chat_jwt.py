@@ -6,19 +6,26 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import jwt
 import pytest
 
-from examples.chat.app import ChatApp
-from examples.chat.auth import ChatJwt, login_handler, parse_jwt_env
-from examples.chat.server import ChatConfig, build_server, parse_config
 from sigma_asyncio import ClientOptions, SigmaSocketClient
 from sigma_core.api import HttpRequest, HttpResponse
 from sigma_core.errors import ConnectionFailed
 from sigma_core.serializers import JSON
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:  # `examples.chat` lives beside the packages, not in them
+    sys.path.insert(0, str(REPO))
+
+from examples.chat.app import ChatApp  # noqa: E402
+from examples.chat.auth import ChatJwt, login_handler, parse_jwt_env  # noqa: E402
+from examples.chat.server import ChatConfig, build_server, parse_config  # noqa: E402
 
 SECRET = "chat-demo-secret-" + "q" * 20
 DEADLINE = 10.0
