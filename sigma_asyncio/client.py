@@ -25,6 +25,7 @@ from sigma_core.api import (
     SessionInfo,
     client_callbacks,
     decode_message,
+    fetch_token,
 )
 from sigma_core.client import (
     BufferFullError,
@@ -35,8 +36,9 @@ from sigma_core.client import (
     MessageReceived,
     OpenTransport,
     StatusChanged,
+    TokenNeeded,
 )
-from sigma_core.errors import ConnectionFailed, PayloadDecodeError
+from sigma_core.errors import ConnectionFailed, PayloadDecodeError, TokenRefreshError
 from sigma_core.logs import client_log_entry
 from sigma_core.logs import write as write_log
 from sigma_core.serializers import encode_payload
@@ -295,7 +297,11 @@ class SigmaSocketClient:
             if isinstance(decoded, Message):
                 self._messages.put_nowait(decoded)
             return decoded
-        if isinstance(event, OpenTransport):
+        if isinstance(event, TokenNeeded):
+            get_token = self.options.get_token
+            if get_token is not None:
+                self._loop.create_task(self._refresh(get_token))
+        elif isinstance(event, OpenTransport):
             self._attempt = event.attempt
             self._opener = self._loop.create_task(self._open(event))
         elif isinstance(event, CloseTransport):
@@ -317,6 +323,15 @@ class SigmaSocketClient:
             self._resolve(ConnectionFailed(event.reason))
             self._end_stream()
         return None
+
+    async def _refresh(self, get_token: Any) -> None:
+        try:
+            token = await fetch_token(get_token)
+        except TokenRefreshError as exc:
+            self._emitter.emit("error", exc)
+            return
+        self._core.refresh_token(token, self._loop.time())
+        self._after_core()
 
     def _end_stream(self) -> None:
         self._ended = True

@@ -11,6 +11,7 @@ not milliseconds). Where we differ, the field's comment says why.
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -41,6 +42,7 @@ from .errors import (
     RecoveryFailedError,
     ServerError,
     SessionLostError,
+    TokenRefreshError,
 )
 from .hub import (
     AuthAccept,
@@ -62,7 +64,7 @@ from .hub import (
 from .logs import Logger
 from .messages import ClientInfo, PresenceAction, StreamPosition
 from .ratelimit import RateLimit
-from .serializers import RAW, Serializer
+from .serializers import RAW, Serializer, check_name
 from .websocket import HttpRequest, HttpResponse, WebSocketConfig
 
 if TYPE_CHECKING:
@@ -81,6 +83,7 @@ __all__ = [
     "SessionInfo",
     "client_callbacks",
     "decode_message",
+    "fetch_token",
     "server_callbacks",
 ]
 
@@ -204,6 +207,7 @@ class ServerOptions:
             rate_limit=RateLimit(messages_per_second=self.max_messages_per_second,
                                  bytes_per_second=self.max_bytes_per_second),
             http_handler=self.http_handler,
+            serializer=check_name(self.serializer.name),
             allowed_origins=(tuple(self.allowed_origins)
                              if self.allowed_origins is not None else None),
         )
@@ -243,8 +247,17 @@ class ClientOptions:
     #: A client-side ``ssl.SSLContext`` for wss:// (None: the system's default context).
     ssl: ssl.SSLContext | None = None
     #: How payloads are encoded (``send`` takes values) and decoded (messages carry values);
-    #: must be the server's (see ``ServerOptions.serializer``).
+    #: must be the server's (see ``ServerOptions.serializer``): its name goes in the Hello,
+    #: and a server with another one refuses the connection (close 4011, no retry).
     serializer: Serializer = RAW
+    #: Called for a new token (``str``, or an awaitable of one) before the credentials the
+    #: server announced expire, and after a close for expired credentials (the client then
+    #: reconnects with the new token instead of giving up). None: tokens are not refreshed.
+    get_token: Callable[[], Any] | None = None
+    #: Seconds before the credentials expire to ask ``get_token`` (at most halfway).
+    token_refresh_margin: float = 30.0
+    #: Share of the server's advertised rate limits the client sends at (0: no pacing).
+    rate_pacing: float = 0.9
     #: Where lost connections, reconnects and session resets are logged (see
     #: :mod:`sigma_core.logs`); None: ``logging.getLogger("sigma_asyncio.client")`` or
     #: ``"sigma_trio.client"``.
@@ -271,6 +284,10 @@ class ClientOptions:
             auth_token=self.auth_token,
             client_info=self.client_info,
             extra_headers=self.extra_headers,
+            serializer=check_name(self.serializer.name),
+            refresh_tokens=self.get_token is not None,
+            refresh_margin=self.token_refresh_margin,
+            pace=self.rate_pacing,
         )
 
 
@@ -463,6 +480,27 @@ def client_callbacks(event: ClientEvent, decoded: Message | PayloadDecodeError |
     if isinstance(event, PresenceReceived):
         return [("presence", (event.presence,))]
     return []
+
+
+async def fetch_token(get_token: Callable[[], Any]) -> str:
+    """Call the app's ``get_token`` (plain or async) for a :class:`TokenNeeded`; both adapters
+    run this in a task of their own and hand the result to ``ClientSession.refresh_token``.
+
+    Raises:
+        SigmaError: ``get_token`` raised or returned something else than a non-empty ``str``
+            (the adapter reports it as an ``error`` event; the connection is then closed by
+            the server when the credentials expire).
+    """
+    try:
+        token = get_token()
+        if inspect.isawaitable(token):
+            token = await token
+    except Exception as exc:  # the app's callback
+        raise TokenRefreshError(f"get_token raised {type(exc).__name__}: {exc}") from exc
+    if not isinstance(token, str) or not token:
+        raise TokenRefreshError(f"get_token must return a non-empty str, not "
+                                f"{type(token).__name__}")
+    return token
 
 
 def _close_text(code: int, reason: str) -> str:

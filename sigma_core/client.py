@@ -60,6 +60,8 @@ from .messages import (
     Hello,
     Presence,
     RecoveryStatus,
+    Refresh,
+    Refreshed,
     StreamPosition,
     Subscribe,
     Subscribed,
@@ -91,6 +93,7 @@ __all__ = [
     "SessionReset",
     "StatusChanged",
     "SubscribedEvent",
+    "TokenNeeded",
     "UnsubscribedEvent",
     "parse_url",
 ]
@@ -155,9 +158,25 @@ class ClientConfig:
     auth_token: str = ""
     client_info: ClientInfo | None = None
     extra_headers: tuple[tuple[str, str], ...] = ()
+    #: The payload serializer's name, sent in the Hello ("" for "raw": nothing sent).
+    serializer: str = ""
+    #: The app can supply new tokens (a ``get_token`` callback): the session asks for one
+    #: (:class:`TokenNeeded`) ``refresh_margin`` seconds before the credentials the Welcome
+    #: announced expire (at most halfway), and after a close for expired or refused
+    #: credentials instead of giving up. False: such a close ends the session's attempts.
+    refresh_tokens: bool = False
+    refresh_margin: float = 30.0
+    #: Send client Data no faster than this share of the rate limits the Welcome advertises
+    #: (``Limits.max_messages_per_second``/``max_bytes_per_second``), leaving room for network
+    #: jitter; 0 turns pacing off (the server then closes with 4008 past its limits).
+    pace: float = 0.9
 
     def __post_init__(self) -> None:
         parse_url(self.url)
+        if not (math.isfinite(self.refresh_margin) and self.refresh_margin >= 0):
+            raise ValueError("ClientConfig.refresh_margin must be finite and >= 0")
+        if not 0 <= self.pace <= 1:
+            raise ValueError("ClientConfig.pace must be within 0..1")
         if self.max_pending < 1:
             raise ValueError("ClientConfig.max_pending must be >= 1")
         if not (math.isfinite(self.connect_timeout) and self.connect_timeout > 0):
@@ -299,6 +318,16 @@ class Reconnecting(ClientEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class TokenNeeded(ClientEvent):
+    """Ask the app for a new token (``get_token``) and hand it to
+    :meth:`ClientSession.refresh_token`. ``reason``: ``"refresh"`` (the credentials expire
+    soon; the connection stays open), or ``"reconnect"`` (the connection was closed for
+    expired or refused credentials; the session reconnects once it has the token)."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class GaveUp(ClientEvent):
     """No more reconnects: attempts exhausted, or the server refused us for good. ``reason``
     says which and ends with the last failure (e.g. "HTTP 503 ..."); ``last_code`` and
@@ -325,7 +354,7 @@ class _Pending:
 # Reconnecting would not help: refused for good, or another connection now owns the session
 # (taking it back would start a tug of war between the two).
 _FATAL_GOODBYES = frozenset({ErrorCode.AUTH_FAILED, ErrorCode.UNSUPPORTED_VERSION,
-                             ErrorCode.SESSION_TAKEN_OVER})
+                             ErrorCode.SESSION_TAKEN_OVER, ErrorCode.SERIALIZER_MISMATCH})
 
 
 class ClientSession:
@@ -376,6 +405,18 @@ class ClientSession:
         self.connected_at: float | None = None
         self.resumed = False
         self._check_hello_fits(None)  # an auth token or client info too large for any Hello
+        # credentials: the token the next Hello carries, when to ask for a new one, whether
+        # the app gave a new one since the last refusal (a second refusal then gives up)
+        self.auth_token = config.auth_token
+        self.credentials_expire_ms = 0
+        self._refresh_at = math.inf
+        self._awaiting_token = False
+        self._token_fresh = False
+        # pacing to Welcome.limits: (rate, tokens, updated) per messages and bytes, or None
+        self._pace_msgs: list[float] | None = None
+        self._pace_bytes: list[float] | None = None
+        self._pace_at = math.inf
+        self._server_skew_ms = 0
 
     # ------------------------------------------------------------------ properties
 
@@ -409,7 +450,8 @@ class ClientSession:
         return out
 
     def next_deadline(self) -> float | None:
-        deadline = min(self._attempt_deadline, self._reconnect_at)
+        deadline = min(self._attempt_deadline, self._reconnect_at, self._refresh_at,
+                       self._pace_at)
         if self._conn is not None:
             conn_deadline = self._conn.next_deadline()
             if conn_deadline is not None:
@@ -457,6 +499,7 @@ class ClientSession:
             LocalProtocolError: the message could never be accepted (larger than the server's
                 ``max_message_size`` less :data:`ENVELOPE_OVERHEAD`).
         """
+        self._now = now
         size = len(payload) + len(topic.encode("utf-8", "surrogatepass")) + ENVELOPE_OVERHEAD
         if size > self._max_message_size:
             raise LocalProtocolError(f"message of {len(payload)} bytes is too large: the "
@@ -470,6 +513,26 @@ class ClientSession:
         self._pending.append(item)
         self._transmit()
         return item.seq
+
+    def refresh_token(self, token: str, now: float) -> None:
+        """The app's new token (answer to :class:`TokenNeeded`, or unasked): sent at once over
+        an open connection (``Refresh``), and used by every later Hello. A session waiting
+        for a token to reconnect reconnects now.
+
+        Raises:
+            LocalProtocolError: ``token`` is empty.
+        """
+        if not token:
+            raise LocalProtocolError("refresh_token needs a token")
+        self.auth_token = token
+        self._token_fresh = True
+        self._refresh_at = math.inf
+        conn = self._conn
+        if conn is not None and conn.state is ConnectionState.OPEN:
+            conn.send(Refresh(token=token))
+        elif self._awaiting_token and self._wanted:
+            self._awaiting_token = False
+            self._reconnect_at = now
 
     def subscribe(self, topic: str, now: float) -> int:
         """Subscribe to ``topic`` (sent now, or on the next connection); returns the request
@@ -556,6 +619,13 @@ class ClientSession:
         if now >= self._reconnect_at:
             self._reconnect_at = math.inf
             self._open(now)
+        if now >= self._refresh_at:
+            self._refresh_at = math.inf
+            self._events.append(TokenNeeded(reason="refresh"))
+        if now >= self._pace_at:
+            self._pace_at = math.inf
+            self._now = now
+            self._transmit()
         if self._conn is not None:
             self._conn.handle_timer(now)
             self._process(now)
@@ -606,8 +676,9 @@ class ClientSession:
             session_id=self.session_id, resume_token=self._token,
             positions=tuple(TopicPosition(topic=t, position=p)
                             for t, p in self.positions.items()),
-            last_acked_seq=self.last_acked_seq, auth_token=self.config.auth_token,
-            client=self.config.client_info)
+            last_acked_seq=self.last_acked_seq, auth_token=self.auth_token,
+            client=self.config.client_info,
+            serializer="" if self.config.serializer == "raw" else self.config.serializer)
 
     def _request(self, topic: str, *, subscribe: bool) -> int:
         request_id = self._next_request
@@ -628,14 +699,39 @@ class ClientSession:
         if conn is None or conn.state is not ConnectionState.OPEN:
             return
         limit = self.last_acked_seq + self._max_unacked
+        pacing = self._pace_msgs is not None or self._pace_bytes is not None
         for item in self._pending:
             if item.seq <= self._sent_upto:
                 continue
             if item.seq > limit:
                 break
+            if pacing and not self._paced(len(item.payload)):
+                break
             conn.send(Data(topic=item.topic, seq=item.seq, timestamp_ms=item.timestamp_ms,
                            payload=item.payload))
             self._sent_upto = item.seq
+
+    def _paced(self, size: int) -> bool:
+        """Whether a message of ``size`` bytes may go now under the advertised rate limits;
+        if not, ``_pace_at`` is when it may."""
+        now = self._now
+        wait = 0.0
+        for bucket, amount in ((self._pace_msgs, 1.0), (self._pace_bytes, float(size))):
+            if bucket is None:
+                continue
+            rate, tokens, updated = bucket
+            tokens = min(rate, tokens + (now - updated) * rate)  # capacity: one second's worth
+            bucket[1], bucket[2] = tokens, now
+            need = min(amount, rate)
+            if tokens < need:
+                wait = max(wait, (need - tokens) / rate)
+        if wait > 0:
+            self._pace_at = min(self._pace_at, now + wait)
+            return False
+        for bucket, amount in ((self._pace_msgs, 1.0), (self._pace_bytes, float(size))):
+            if bucket is not None:
+                bucket[1] -= amount
+        return True
 
     def _process(self, now: float) -> None:
         self._now = now
@@ -684,6 +780,20 @@ class ClientSession:
                                                  reason=welcome.fresh_reason, resent=resent))
         self.session_id = welcome.session_id
         self._token = welcome.resume_token
+        self._token_fresh = False
+        # The server's clock against ours, to place a later Refreshed's expiry.
+        self._server_skew_ms = welcome.server_time_ms - self._wall_ms(now) \
+            if welcome.server_time_ms else 0
+        self._on_credentials(welcome.credentials_expire_ms, welcome.server_time_ms, now)
+        pace = self.config.pace
+        limits = welcome.limits
+        self._pace_msgs = [limits.max_messages_per_second * pace,
+                           limits.max_messages_per_second * pace, now] \
+            if limits is not None and limits.max_messages_per_second and pace else None
+        self._pace_bytes = [limits.max_bytes_per_second * pace,
+                            limits.max_bytes_per_second * pace, now] \
+            if limits is not None and limits.max_bytes_per_second and pace else None
+        self._pace_at = math.inf
         if welcome.limits is not None:
             if welcome.limits.max_unacked:
                 self._max_unacked = min(self.config.max_pending, welcome.limits.max_unacked)
@@ -712,6 +822,17 @@ class ClientSession:
                                       fresh_reason=welcome.fresh_reason))
         self._reconcile(server_topics, pending_subscribe)
         self._transmit()
+
+    def _on_credentials(self, expire_ms: int, server_time_ms: int, now: float) -> None:
+        """Schedule the TokenNeeded for credentials expiring at ``expire_ms`` (server wall
+        clock; measured against the server's own time, so the client's clock does not
+        matter)."""
+        self.credentials_expire_ms = expire_ms
+        self._refresh_at = math.inf
+        if not expire_ms or not self.config.refresh_tokens:
+            return
+        remaining = max(0.0, (expire_ms - server_time_ms) / 1000) if server_time_ms else 0.0
+        self._refresh_at = now + max(remaining - self.config.refresh_margin, remaining / 2)
 
     def _reconcile(self, server_topics: set[str], pending_subscribe: set[str]) -> None:
         """After a Welcome, bring the server's topics in line with the app's requests.
@@ -799,6 +920,9 @@ class ClientSession:
             self._events.append(ErrorReceived(error=body))
         elif isinstance(body, Presence):
             self._events.append(PresenceReceived(presence=body))
+        elif isinstance(body, Refreshed):
+            self._on_credentials(body.credentials_expire_ms,
+                                 self._wall_ms(now) + self._server_skew_ms, now)
 
     def _is_answer(self, topic: str, request_id: int, *, subscribed: bool) -> bool:
         """Whether a Subscribed/Unsubscribed decides ``topic``'s state: the answer to the
@@ -822,7 +946,22 @@ class ClientSession:
     def _lost(self, now: float, *, code: int, reason: str, cause: RemoteProtocolError | None,
               goodbye: Goodbye | None) -> None:
         """The current attempt or connection is over: schedule the next one, or give up."""
+        self._refresh_at = self._pace_at = math.inf
         fatal = goodbye is not None and goodbye.code in _FATAL_GOODBYES
+        credentials = goodbye is not None and goodbye.code in (ErrorCode.TOKEN_EXPIRED,
+                                                               ErrorCode.AUTH_FAILED)
+        if credentials and self._wanted and self.config.refresh_tokens \
+                and not self._token_fresh:
+            # Expired or refused credentials, and the app can get new ones: ask once, and
+            # reconnect when it answers (refresh_token), never with the old token.
+            self._events.append(Disconnected(code=code, reason=reason, cause=cause,
+                                             goodbye=goodbye, will_reconnect=True))
+            self._awaiting_token = True
+            self._reconnect_at = math.inf
+            self._set_status(ConnectionStatus.RECONNECTING)
+            self._events.append(TokenNeeded(reason="reconnect"))
+            return
+        fatal = fatal or (goodbye is not None and goodbye.code == ErrorCode.TOKEN_EXPIRED)
         if goodbye is not None and goodbye.code == ErrorCode.NORMAL and self._wanted:
             # The server ended our session on purpose (a kick): coming back would undo it.
             self._events.append(Disconnected(code=code, reason=reason, cause=cause,
@@ -872,3 +1011,6 @@ class ClientSession:
         self._next_seq = 1
         self._sent_upto = 0
         self.last_acked_seq = 0
+        self._awaiting_token = False
+        self._refresh_at = math.inf
+        self.credentials_expire_ms = 0

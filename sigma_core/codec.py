@@ -45,6 +45,8 @@ from sigma_core._wire import Limits as _w_limits
 from sigma_core._wire import Ping as _w_ping
 from sigma_core._wire import Pong as _w_pong
 from sigma_core._wire import Presence as _w_presence
+from sigma_core._wire import Refresh as _w_refresh
+from sigma_core._wire import Refreshed as _w_refreshed
 from sigma_core._wire import StreamPosition as _w_stream_position
 from sigma_core._wire import Subscribe as _w_subscribe
 from sigma_core._wire import Subscribed as _w_subscribed
@@ -72,6 +74,8 @@ from .messages import (
     Presence,
     PresenceAction,
     RecoveryStatus,
+    Refresh,
+    Refreshed,
     StreamPosition,
     Subscribe,
     Subscribed,
@@ -280,6 +284,7 @@ def _build_hello(b: _Builder, m: Hello) -> int:
     last_acked = _u64(m.last_acked_seq, "Hello.last_acked_seq")
     auth_token = _string(b, _utf8(m.auth_token, "Hello.auth_token"))
     client = 0 if m.client is None else _build_client_info(b, m.client)
+    serializer = _string(b, _utf8(m.serializer, "Hello.serializer"))
     _w_hello.Start(b)
     _w_hello.AddLastAckedSeq(b, last_acked)
     _w_hello.AddSessionId(b, session_id)
@@ -287,6 +292,7 @@ def _build_hello(b: _Builder, m: Hello) -> int:
     _w_hello.AddPositions(b, positions)
     _w_hello.AddAuthToken(b, auth_token)
     _w_hello.AddClient(b, client)
+    _w_hello.AddSerializer(b, serializer)
     _w_hello.AddProtocolVersion(b, version)
     return int(_w_hello.End(b))
 
@@ -301,6 +307,8 @@ def _build_welcome(b: _Builder, m: Welcome) -> int:
     )
     limits = 0 if m.limits is None else _build_limits(b, m.limits)
     fresh_reason = _string(b, _utf8(m.fresh_reason, "Welcome.fresh_reason"))
+    serializer = _string(b, _utf8(m.serializer, "Welcome.serializer"))
+    expire = _u64(m.credentials_expire_ms, "Welcome.credentials_expire_ms")
     last_received = _u64(m.last_received_seq, "Welcome.last_received_seq")
     server_time = _u64(m.server_time_ms, "Welcome.server_time_ms")
     interval = _u32(m.heartbeat_interval_ms, "Welcome.heartbeat_interval_ms")
@@ -308,6 +316,7 @@ def _build_welcome(b: _Builder, m: Welcome) -> int:
     _w_welcome.Start(b)
     _w_welcome.AddLastReceivedSeq(b, last_received)
     _w_welcome.AddServerTimeMs(b, server_time)
+    _w_welcome.AddCredentialsExpireMs(b, expire)
     _w_welcome.AddSessionId(b, session_id)
     _w_welcome.AddResumeToken(b, resume_token)
     _w_welcome.AddRecovery(b, recovery)
@@ -315,6 +324,7 @@ def _build_welcome(b: _Builder, m: Welcome) -> int:
     _w_welcome.AddHeartbeatTimeoutMs(b, timeout)
     _w_welcome.AddLimits(b, limits)
     _w_welcome.AddFreshReason(b, fresh_reason)
+    _w_welcome.AddSerializer(b, serializer)
     _w_welcome.AddResumed(b, bool(m.resumed))
     return int(_w_welcome.End(b))
 
@@ -442,6 +452,20 @@ def _build_goodbye(b: _Builder, m: Goodbye) -> int:
     return int(_w_goodbye.End(b))
 
 
+def _build_refresh(b: _Builder, m: Refresh) -> int:
+    token = _string(b, _utf8(m.token, "Refresh.token"))
+    _w_refresh.Start(b)
+    _w_refresh.AddToken(b, token)
+    return int(_w_refresh.End(b))
+
+
+def _build_refreshed(b: _Builder, m: Refreshed) -> int:
+    expire = _u64(m.credentials_expire_ms, "Refreshed.credentials_expire_ms")
+    _w_refreshed.Start(b)
+    _w_refreshed.AddCredentialsExpireMs(b, expire)
+    return int(_w_refreshed.End(b))
+
+
 _BUILDERS: Final[dict[type[object], tuple[int, Callable[[_Builder, object], int]]]] = {
     Hello: (_WireBody.Hello, _build_hello),  # type: ignore[dict-item]
     Welcome: (_WireBody.Welcome, _build_welcome),  # type: ignore[dict-item]
@@ -456,6 +480,8 @@ _BUILDERS: Final[dict[type[object], tuple[int, Callable[[_Builder, object], int]
     Presence: (_WireBody.Presence, _build_presence),  # type: ignore[dict-item]
     Error: (_WireBody.Error, _build_error),  # type: ignore[dict-item]
     Goodbye: (_WireBody.Goodbye, _build_goodbye),  # type: ignore[dict-item]
+    Refresh: (_WireBody.Refresh, _build_refresh),  # type: ignore[dict-item]
+    Refreshed: (_WireBody.Refreshed, _build_refreshed),  # type: ignore[dict-item]
 }
 
 
@@ -772,9 +798,9 @@ _unpack_i32: Final = struct.Struct("<i").unpack_from
 _unpack_header: Final = struct.Struct("<I4s").unpack_from
 _unpack_vt_header: Final = struct.Struct("<HH").unpack_from
 _unpack_position: Final = struct.Struct("<QQ").unpack_from
-# Field offsets of a vtable, by count (Welcome, the largest table, has 10 fields).
-_unpack_fields: Final = tuple(struct.Struct(f"<{n}H").unpack_from for n in range(11))
-_ABSENT: Final = (0,) * 10
+# Field offsets of a vtable, by count (Welcome, the largest table, has 12 fields).
+_unpack_fields: Final = tuple(struct.Struct(f"<{n}H").unpack_from for n in range(13))
+_ABSENT: Final = (0,) * 12
 _make_position: Final = StreamPosition._make
 _RECOVERY_STATUS: Final = {int(s): s for s in RecoveryStatus}
 _PRESENCE_ACTION: Final = {int(a): a for a in PresenceAction}
@@ -994,6 +1020,7 @@ def _read_hello(t: _Table) -> Hello:
             platform=client.string(2, "ClientInfo.platform"),
             metadata=_read_metadata(client, 3, "ClientInfo.metadata"),
         ),
+        serializer=t.string(7, "Hello.serializer"),
     )
 
 
@@ -1021,6 +1048,8 @@ def _read_welcome(t: _Table) -> Welcome:
         ),
         server_time_ms=t.u64(8, "Welcome.server_time_ms"),
         fresh_reason=t.string(9, "Welcome.fresh_reason"),
+        credentials_expire_ms=t.u64(10, "Welcome.credentials_expire_ms"),
+        serializer=t.string(11, "Welcome.serializer"),
     )
 
 
@@ -1131,9 +1160,17 @@ def _read_goodbye(t: _Table) -> Goodbye:
     )
 
 
+def _read_refresh(t: _Table) -> Refresh:
+    return Refresh(token=t.string(0, "Refresh.token"))
+
+
+def _read_refreshed(t: _Table) -> Refreshed:
+    return Refreshed(credentials_expire_ms=t.u64(0, "Refreshed.credentials_expire_ms"))
+
+
 _READERS: Final[dict[int, tuple[str, int, Callable[[_Table], Body]]]] = {
-    _WireBody.Hello: ("Hello", 7, _read_hello),
-    _WireBody.Welcome: ("Welcome", 10, _read_welcome),
+    _WireBody.Hello: ("Hello", 8, _read_hello),
+    _WireBody.Welcome: ("Welcome", 12, _read_welcome),
     _WireBody.Data: ("Data", 5, _read_data),
     _WireBody.Ack: ("Ack", 2, _read_ack),
     _WireBody.Ping: ("Ping", 2, _read_ping),
@@ -1145,6 +1182,8 @@ _READERS: Final[dict[int, tuple[str, int, Callable[[_Table], Body]]]] = {
     _WireBody.Presence: ("Presence", 4, _read_presence),
     _WireBody.Error: ("Error", 5, _read_error),
     _WireBody.Goodbye: ("Goodbye", 3, _read_goodbye),
+    _WireBody.Refresh: ("Refresh", 1, _read_refresh),
+    _WireBody.Refreshed: ("Refreshed", 1, _read_refreshed),
 }
 _DATA: Final[int] = _WireBody.Data
 _ACK: Final[int] = _WireBody.Ack

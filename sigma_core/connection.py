@@ -695,8 +695,8 @@ _ERROR_FOR_CLOSE: dict[int, ErrorCode] = {
 
 
 # server-bound messages a client may send once OPEN; client-bound ones a server may send
-_CLIENT_SENDS = ("Data", "Ack", "Subscribe", "Unsubscribe", "Error")
-_SERVER_SENDS = ("Data", "Ack", "Subscribed", "Unsubscribed", "Presence", "Error")
+_CLIENT_SENDS = ("Data", "Ack", "Subscribe", "Unsubscribe", "Error", "Refresh")
+_SERVER_SENDS = ("Data", "Ack", "Subscribed", "Unsubscribed", "Presence", "Error", "Refreshed")
 
 
 class ServerConnection(Connection):

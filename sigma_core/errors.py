@@ -33,6 +33,7 @@ __all__ = [
     "ServerError",
     "SessionLostError",
     "SigmaError",
+    "TokenRefreshError",
     "UnknownMessageType",
 ]
 
@@ -82,6 +83,8 @@ class CloseCode(IntEnum):
     #: The client's credentials expired (``Welcome.credentials_expire_ms``) and it did not
     #: refresh them within the server's grace period. Clients reconnect only with a new token.
     TOKEN_EXPIRED = 4010
+    #: The client's payload serializer (``Hello.serializer``) is not the server's.
+    SERIALIZER_MISMATCH = 4011
 
 
 class ErrorCode(IntEnum):
@@ -119,6 +122,8 @@ class ErrorCode(IntEnum):
     #: Credentials could not be checked yet (e.g. the JWKS keys are unavailable); sent with
     #: close 1013 and ``reconnect_after_ms``: retry later.
     AUTH_UNAVAILABLE = 18
+    #: Mirrors close 4011: client and server use different payload serializers.
+    SERIALIZER_MISMATCH = 19
 
 
 class SigmaError(Exception):
@@ -193,6 +198,10 @@ class PayloadDecodeError(SigmaError):
         self.message_id = message_id
         self.seq = seq
         self.session = session
+
+
+class TokenRefreshError(SigmaError):
+    """The app's ``get_token`` failed (raised, or returned no token)."""
 
 
 class ServerError(SigmaError):

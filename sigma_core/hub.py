@@ -59,6 +59,8 @@ from .messages import (
     Presence,
     PresenceAction,
     RecoveryStatus,
+    Refresh,
+    Refreshed,
     StreamPosition,
     Subscribe,
     Subscribed,
@@ -234,6 +236,9 @@ class HubConfig:
     #: Seconds a connection stays open past ``AuthAccept.expires_at`` without a token refresh
     #: before it is closed with 4010 (TOKEN_EXPIRED).
     credentials_grace: float = 30.0
+    #: The payload serializer's name (``sigma_core.serializers``): a Hello that names another
+    #: ("" counts as "raw") is refused with 4011 (SERIALIZER_MISMATCH).
+    serializer: str = "raw"
 
     def welcome_size_bound(self) -> int:
         """Bytes a Welcome can take at most under these limits (every topic of a full session,
@@ -473,6 +478,11 @@ class _Conn:
 
 
 _Buckets = tuple[TokenBucket | None, TokenBucket | None]
+
+
+def _ms(wall: float | None) -> int:
+    """Wall-clock seconds as the wire's ms (0: never)."""
+    return 0 if wall is None else max(1, int(wall * 1000))
 
 
 def _buckets(limit: RateLimit, now: float) -> _Buckets:
@@ -867,6 +877,8 @@ class Hub:
                     self._on_unsubscribe(rec, session, body, now)
                 elif isinstance(body, Error):
                     self._events.append(ClientErrorReceived(session=session, error=body))
+                elif isinstance(body, Refresh):
+                    self._on_refresh(rec, session, body, now)
                 # Ack from the client: positions are advisory; nothing to do yet.
             elif isinstance(event, HelloReceived):
                 self._on_hello(rec, event.hello, now)
@@ -945,6 +957,12 @@ class Hub:
             conn.refuse(CloseCode.UNSUPPORTED_VERSION, ErrorCode.UNSUPPORTED_VERSION,
                         f"protocol version {hello.protocol_version} is not supported "
                         f"(this server speaks {PROTOCOL_VERSION})", now)
+            return
+        serializer = hello.serializer or "raw"
+        if serializer != self.config.serializer:
+            conn.refuse(CloseCode.SERIALIZER_MISMATCH, ErrorCode.SERIALIZER_MISMATCH,
+                        f"serializer mismatch: this server uses {self.config.serializer!r}, "
+                        f"the client {serializer[:40]!r}", now)
             return
         identity, metadata = "", {}
         accepted: AuthAccept | None = None
@@ -1040,7 +1058,8 @@ class Hub:
             heartbeat_timeout_ms=int(cfg.heartbeat_timeout * 1000),
             limits=self._limits_for(session),
             server_time_ms=int((now + cfg.wall_clock_offset) * 1000),
-            fresh_reason=fresh_reason), now)
+            fresh_reason=fresh_reason, credentials_expire_ms=_ms(session.credentials_expire_at),
+            serializer=self.config.serializer), now)
         self._schedule_credentials(rec, session)
         for entry in replay:
             self._deliver(rec, entry)
@@ -1110,6 +1129,38 @@ class Hub:
         if expires is not None:
             when = expires - self._wall_clock_offset + self.config.credentials_grace
             self._push_timer(when, "credentials", rec.id)
+
+    def _on_refresh(self, rec: _Conn, session: Session, refresh: Refresh, now: float) -> None:
+        """A new token on the open connection: verified like a Hello's, for the same
+        identity; accepted extends the credentials (Refreshed), refused closes with 4005,
+        not checkable yet answers Error(AUTH_UNAVAILABLE) (the client retries)."""
+        if self.config.authenticate is None:
+            self._send(rec, Error(code=ErrorCode.UNEXPECTED_MESSAGE,
+                                  message="this server does not use credentials"), now)
+            return
+        decision = self._authenticate(AuthRequest(
+            hello=Hello(session_id=session.id, auth_token=refresh.token), path="/",
+            headers=(), now=now + self._wall_clock_offset, monotonic=now,
+            refreshing=session))
+        if decision is None or (isinstance(decision, AuthRefuse)
+                                and decision.retry_after is not None):
+            self._send(rec, Error(code=ErrorCode.AUTH_UNAVAILABLE, retryable=True,
+                                  message=decision.message if decision is not None
+                                  else "authentication failed: internal error"), now)
+            return
+        if isinstance(decision, AuthRefuse) or (
+                session.identity and decision.identity != session.identity):
+            message = decision.message if isinstance(decision, AuthRefuse) \
+                else "the new token is for another identity"
+            rec.conn.abort(CloseCode.AUTH_FAILED, message, now)
+            self._process(rec, now)
+            return
+        self._apply_credentials(session, decision)
+        if decision.metadata:
+            session.metadata.update(decision.metadata)
+        self._schedule_credentials(rec, session)
+        self._send(rec, Refreshed(credentials_expire_ms=_ms(session.credentials_expire_at)),
+                   now)
 
     def _credentials_due(self, rec: _Conn, now: float) -> None:
         session = rec.session

@@ -29,6 +29,8 @@ __all__ = [
     "Presence",
     "PresenceAction",
     "RecoveryStatus",
+    "Refresh",
+    "Refreshed",
     "StreamPosition",
     "Subscribe",
     "Subscribed",
@@ -104,6 +106,8 @@ class Hello:
     last_acked_seq: int = 0
     auth_token: str = ""
     client: ClientInfo | None = None
+    #: The payload serializer's name; "" means "raw" (docs/serializers.md).
+    serializer: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -118,6 +122,9 @@ class Welcome:
     limits: Limits | None = None
     server_time_ms: int = 0
     fresh_reason: str = ""
+    #: When the client's credentials expire, wall-clock ms since the epoch; 0: never.
+    credentials_expire_ms: int = 0
+    serializer: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -199,6 +206,20 @@ class Goodbye:
     reconnect_after_ms: int = 0
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Refresh:
+    """Client -> server: a new credential for the open connection."""
+
+    token: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Refreshed:
+    """Server -> client: the Refresh was accepted; credentials now expire then (ms)."""
+
+    credentials_expire_ms: int = 0
+
+
 Body: TypeAlias = (
     Hello
     | Welcome
@@ -213,4 +234,6 @@ Body: TypeAlias = (
     | Presence
     | Error
     | Goodbye
+    | Refresh
+    | Refreshed
 )

@@ -29,6 +29,7 @@ from sigma_core.api import (
     SessionInfo,
     client_callbacks,
     decode_message,
+    fetch_token,
 )
 from sigma_core.client import (
     BufferFullError,
@@ -39,8 +40,14 @@ from sigma_core.client import (
     MessageReceived,
     OpenTransport,
     StatusChanged,
+    TokenNeeded,
 )
-from sigma_core.errors import ConnectionFailed, LocalProtocolError, PayloadDecodeError
+from sigma_core.errors import (
+    ConnectionFailed,
+    LocalProtocolError,
+    PayloadDecodeError,
+    TokenRefreshError,
+)
 from sigma_core.logs import ERROR, client_log_entry
 from sigma_core.logs import write as write_log
 from sigma_core.serializers import encode_payload
@@ -320,6 +327,9 @@ class SigmaSocketClient(OwnNursery):
                         self._changed = trio.Event()
                     elif isinstance(event, GaveUp):
                         self._gave_up = event.reason
+                    elif isinstance(event, TokenNeeded) and self.options.get_token is not None \
+                            and self._nursery is not None:
+                        self._nursery.start_soon(self._refresh, self.options.get_token)
                     for name, args in client_callbacks(event, decoded):
                         emit(name, *args)
                 link = self._current
@@ -355,6 +365,15 @@ class SigmaSocketClient(OwnNursery):
             return
         link = self._links[event.attempt] = _Link(event.attempt)
         self._nursery.start_soon(self._run_link, link, event.host, event.port, event.secure)
+
+    async def _refresh(self, get_token: Any) -> None:
+        try:
+            token = await fetch_token(get_token)
+        except TokenRefreshError as exc:
+            self._emitter.emit("error", exc)
+            return
+        self._core().refresh_token(token, trio.current_time())
+        self._after_core()
 
     def _close(self, attempt: int, chunks: list[bytes]) -> None:
         link = self._links.get(attempt)

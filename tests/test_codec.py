@@ -35,6 +35,8 @@ from sigma_core.messages import (
     Presence,
     PresenceAction,
     RecoveryStatus,
+    Refresh,
+    Refreshed,
     StreamPosition,
     Subscribe,
     Subscribed,
@@ -97,6 +99,7 @@ BODIES: dict[type[Body], st.SearchStrategy[Any]] = {
         last_acked_seq=u64_or_zero,
         auth_token=text,
         client=st.none() | client_infos,
+        serializer=text,
     ),
     Welcome: st.builds(
         Welcome,
@@ -110,6 +113,8 @@ BODIES: dict[type[Body], st.SearchStrategy[Any]] = {
         limits=st.none() | limits,
         server_time_ms=u64_or_zero,
         fresh_reason=text,
+        credentials_expire_ms=u64_or_zero,
+        serializer=text,
     ),
     Data: st.builds(
         Data,
@@ -139,6 +144,8 @@ BODIES: dict[type[Body], st.SearchStrategy[Any]] = {
         Error, code=u16, message=text, details=text, retryable=st.booleans(), request_id=u32
     ),
     Goodbye: st.builds(Goodbye, code=u16, reason=text, reconnect_after_ms=u32),
+    Refresh: st.builds(Refresh, token=text),
+    Refreshed: st.builds(Refreshed, credentials_expire_ms=u64_or_zero),
 }
 
 

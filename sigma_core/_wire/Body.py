@@ -17,3 +17,5 @@ class Body(object):
     Presence = 11
     Error = 12
     Goodbye = 13
+    Refresh = 14
+    Refreshed = 15

@@ -23,4 +23,6 @@ class Body(object):
   Presence = cast(int, ...)
   Error = cast(int, ...)
   Goodbye = cast(int, ...)
+  Refresh = cast(int, ...)
+  Refreshed = cast(int, ...)
 

@@ -129,8 +129,17 @@ class Hello(object):
             return obj
         return None
 
+    # Name of the payload serializer the client uses ("raw", "json", "msgpack", or an app's
+    # own); empty means "raw". A server with another serializer refuses with close 4011.
+    # Hello
+    def Serializer(self) -> Optional[str]:
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(18))
+        if o != 0:
+            return self._tab.String(o + self._tab.Pos)
+        return None
+
 def HelloStart(builder: flatbuffers.Builder):
-    builder.StartObject(7)
+    builder.StartObject(8)
 
 def Start(builder: flatbuffers.Builder):
     HelloStart(builder)
@@ -188,6 +197,12 @@ def HelloAddClient(builder: flatbuffers.Builder, client: int):
 
 def AddClient(builder: flatbuffers.Builder, client: int):
     HelloAddClient(builder, client)
+
+def HelloAddSerializer(builder: flatbuffers.Builder, serializer: int):
+    builder.PrependUOffsetTRelativeSlot(7, flatbuffers.number_types.UOffsetTFlags.py_type(serializer), 0)
+
+def AddSerializer(builder: flatbuffers.Builder, serializer: int):
+    HelloAddSerializer(builder, serializer)
 
 def HelloEnd(builder: flatbuffers.Builder) -> int:
     return builder.EndObject()

@@ -150,8 +150,26 @@ class Welcome(object):
             return self._tab.String(o + self._tab.Pos)
         return None
 
+    # When the client's credentials expire (wall clock, ms since the epoch); 0: never. The
+    # client sends Refresh with a new token before then, or is closed with 4010 after the
+    # server's grace period.
+    # Welcome
+    def CredentialsExpireMs(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(24))
+        if o != 0:
+            return self._tab.Get(flatbuffers.number_types.Uint64Flags, o + self._tab.Pos)
+        return 0
+
+    # The payload serializer's name (the same as the Hello's; "raw" when it sent none).
+    # Welcome
+    def Serializer(self) -> Optional[str]:
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(26))
+        if o != 0:
+            return self._tab.String(o + self._tab.Pos)
+        return None
+
 def WelcomeStart(builder: flatbuffers.Builder):
-    builder.StartObject(10)
+    builder.StartObject(12)
 
 def Start(builder: flatbuffers.Builder):
     WelcomeStart(builder)
@@ -227,6 +245,18 @@ def WelcomeAddFreshReason(builder: flatbuffers.Builder, freshReason: int):
 
 def AddFreshReason(builder: flatbuffers.Builder, freshReason: int):
     WelcomeAddFreshReason(builder, freshReason)
+
+def WelcomeAddCredentialsExpireMs(builder: flatbuffers.Builder, credentialsExpireMs: int):
+    builder.PrependUint64Slot(10, credentialsExpireMs, 0)
+
+def AddCredentialsExpireMs(builder: flatbuffers.Builder, credentialsExpireMs: int):
+    WelcomeAddCredentialsExpireMs(builder, credentialsExpireMs)
+
+def WelcomeAddSerializer(builder: flatbuffers.Builder, serializer: int):
+    builder.PrependUOffsetTRelativeSlot(11, flatbuffers.number_types.UOffsetTFlags.py_type(serializer), 0)
+
+def AddSerializer(builder: flatbuffers.Builder, serializer: int):
+    WelcomeAddSerializer(builder, serializer)
 
 def WelcomeEnd(builder: flatbuffers.Builder) -> int:
     return builder.EndObject()

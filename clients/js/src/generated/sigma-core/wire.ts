@@ -17,6 +17,8 @@ export { Pong } from './wire/pong.js';
 export { Presence } from './wire/presence.js';
 export { PresenceAction } from './wire/presence-action.js';
 export { RecoveryStatus } from './wire/recovery-status.js';
+export { Refresh } from './wire/refresh.js';
+export { Refreshed } from './wire/refreshed.js';
 export { StreamPosition } from './wire/stream-position.js';
 export { Subscribe } from './wire/subscribe.js';
 export { Subscribed } from './wire/subscribed.js';

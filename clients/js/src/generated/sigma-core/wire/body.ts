@@ -10,6 +10,8 @@ import { Hello } from '../../sigma-core/wire/hello.js';
 import { Ping } from '../../sigma-core/wire/ping.js';
 import { Pong } from '../../sigma-core/wire/pong.js';
 import { Presence } from '../../sigma-core/wire/presence.js';
+import { Refresh } from '../../sigma-core/wire/refresh.js';
+import { Refreshed } from '../../sigma-core/wire/refreshed.js';
 import { Subscribe } from '../../sigma-core/wire/subscribe.js';
 import { Subscribed } from '../../sigma-core/wire/subscribed.js';
 import { Unsubscribe } from '../../sigma-core/wire/unsubscribe.js';
@@ -31,13 +33,15 @@ export enum Body {
   Unsubscribed = 10,
   Presence = 11,
   Error = 12,
-  Goodbye = 13
+  Goodbye = 13,
+  Refresh = 14,
+  Refreshed = 15
 }
 
 export function unionToBody(
   type: Body,
-  accessor: (obj:Ack|Data|Error|Goodbye|Hello|Ping|Pong|Presence|Subscribe|Subscribed|Unsubscribe|Unsubscribed|Welcome) => Ack|Data|Error|Goodbye|Hello|Ping|Pong|Presence|Subscribe|Subscribed|Unsubscribe|Unsubscribed|Welcome|null
-): Ack|Data|Error|Goodbye|Hello|Ping|Pong|Presence|Subscribe|Subscribed|Unsubscribe|Unsubscribed|Welcome|null {
+  accessor: (obj:Ack|Data|Error|Goodbye|Hello|Ping|Pong|Presence|Refresh|Refreshed|Subscribe|Subscribed|Unsubscribe|Unsubscribed|Welcome) => Ack|Data|Error|Goodbye|Hello|Ping|Pong|Presence|Refresh|Refreshed|Subscribe|Subscribed|Unsubscribe|Unsubscribed|Welcome|null
+): Ack|Data|Error|Goodbye|Hello|Ping|Pong|Presence|Refresh|Refreshed|Subscribe|Subscribed|Unsubscribe|Unsubscribed|Welcome|null {
   switch(Body[type]) {
     case 'NONE': return null; 
     case 'Hello': return accessor(new Hello())! as Hello;
@@ -53,15 +57,17 @@ export function unionToBody(
     case 'Presence': return accessor(new Presence())! as Presence;
     case 'Error': return accessor(new Error())! as Error;
     case 'Goodbye': return accessor(new Goodbye())! as Goodbye;
+    case 'Refresh': return accessor(new Refresh())! as Refresh;
+    case 'Refreshed': return accessor(new Refreshed())! as Refreshed;
     default: return null;
   }
 }
 
 export function unionListToBody(
   type: Body, 
-  accessor: (index: number, obj:Ack|Data|Error|Goodbye|Hello|Ping|Pong|Presence|Subscribe|Subscribed|Unsubscribe|Unsubscribed|Welcome) => Ack|Data|Error|Goodbye|Hello|Ping|Pong|Presence|Subscribe|Subscribed|Unsubscribe|Unsubscribed|Welcome|null, 
+  accessor: (index: number, obj:Ack|Data|Error|Goodbye|Hello|Ping|Pong|Presence|Refresh|Refreshed|Subscribe|Subscribed|Unsubscribe|Unsubscribed|Welcome) => Ack|Data|Error|Goodbye|Hello|Ping|Pong|Presence|Refresh|Refreshed|Subscribe|Subscribed|Unsubscribe|Unsubscribed|Welcome|null, 
   index: number
-): Ack|Data|Error|Goodbye|Hello|Ping|Pong|Presence|Subscribe|Subscribed|Unsubscribe|Unsubscribed|Welcome|null {
+): Ack|Data|Error|Goodbye|Hello|Ping|Pong|Presence|Refresh|Refreshed|Subscribe|Subscribed|Unsubscribe|Unsubscribed|Welcome|null {
   switch(Body[type]) {
     case 'NONE': return null; 
     case 'Hello': return accessor(index, new Hello())! as Hello;
@@ -77,6 +83,8 @@ export function unionListToBody(
     case 'Presence': return accessor(index, new Presence())! as Presence;
     case 'Error': return accessor(index, new Error())! as Error;
     case 'Goodbye': return accessor(index, new Goodbye())! as Goodbye;
+    case 'Refresh': return accessor(index, new Refresh())! as Refresh;
+    case 'Refreshed': return accessor(index, new Refreshed())! as Refreshed;
     default: return null;
   }
 }

@@ -102,8 +102,19 @@ client(obj?:ClientInfo):ClientInfo|null {
   return offset ? (obj || new ClientInfo()).__init(this.bb!.__indirect(this.bb_pos + offset), this.bb!) : null;
 }
 
+/**
+ * Name of the payload serializer the client uses ("raw", "json", "msgpack", or an app's
+ * own); empty means "raw". A server with another serializer refuses with close 4011.
+ */
+serializer():string|null
+serializer(optionalEncoding:flatbuffers.Encoding):string|Uint8Array|null
+serializer(optionalEncoding?:any):string|Uint8Array|null {
+  const offset = this.bb!.__offset(this.bb_pos, 18);
+  return offset ? this.bb!.__string(this.bb_pos + offset, optionalEncoding) : null;
+}
+
 static startHello(builder:flatbuffers.Builder) {
-  builder.startObject(7);
+  builder.startObject(8);
 }
 
 static addProtocolVersion(builder:flatbuffers.Builder, protocolVersion:number) {
@@ -156,6 +167,10 @@ static addAuthToken(builder:flatbuffers.Builder, authTokenOffset:flatbuffers.Off
 
 static addClient(builder:flatbuffers.Builder, clientOffset:flatbuffers.Offset) {
   builder.addFieldOffset(6, clientOffset, 0);
+}
+
+static addSerializer(builder:flatbuffers.Builder, serializerOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(7, serializerOffset, 0);
 }
 
 static endHello(builder:flatbuffers.Builder):flatbuffers.Offset {

@@ -117,8 +117,28 @@ freshReason(optionalEncoding?:any):string|Uint8Array|null {
   return offset ? this.bb!.__string(this.bb_pos + offset, optionalEncoding) : null;
 }
 
+/**
+ * When the client's credentials expire (wall clock, ms since the epoch); 0: never. The
+ * client sends Refresh with a new token before then, or is closed with 4010 after the
+ * server's grace period.
+ */
+credentialsExpireMs():bigint {
+  const offset = this.bb!.__offset(this.bb_pos, 24);
+  return offset ? this.bb!.readUint64(this.bb_pos + offset) : BigInt('0');
+}
+
+/**
+ * The payload serializer's name (the same as the Hello's; "raw" when it sent none).
+ */
+serializer():string|null
+serializer(optionalEncoding:flatbuffers.Encoding):string|Uint8Array|null
+serializer(optionalEncoding?:any):string|Uint8Array|null {
+  const offset = this.bb!.__offset(this.bb_pos, 26);
+  return offset ? this.bb!.__string(this.bb_pos + offset, optionalEncoding) : null;
+}
+
 static startWelcome(builder:flatbuffers.Builder) {
-  builder.startObject(10);
+  builder.startObject(12);
 }
 
 static addSessionId(builder:flatbuffers.Builder, sessionIdOffset:flatbuffers.Offset) {
@@ -183,6 +203,14 @@ static addServerTimeMs(builder:flatbuffers.Builder, serverTimeMs:bigint) {
 
 static addFreshReason(builder:flatbuffers.Builder, freshReasonOffset:flatbuffers.Offset) {
   builder.addFieldOffset(9, freshReasonOffset, 0);
+}
+
+static addCredentialsExpireMs(builder:flatbuffers.Builder, credentialsExpireMs:bigint) {
+  builder.addFieldInt64(10, credentialsExpireMs, BigInt('0'));
+}
+
+static addSerializer(builder:flatbuffers.Builder, serializerOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(11, serializerOffset, 0);
 }
 
 static endWelcome(builder:flatbuffers.Builder):flatbuffers.Offset {
