@@ -280,7 +280,15 @@ export class ClientSession {
   readonly positions = new Map<string, StreamPosition>();
   /** Rooms the app wants (or the server put us in). */
   readonly subscriptions = new Set<string>();
+  /** Left by the app, not yet confirmed by the server (their positions are kept until then). */
+  private unsubscribing = new Set<string>();
   private requests = new Map<number, { topic: string; subscribe: boolean }>();
+  /**
+   * topic -> id of the app's latest (un)subscribe request still unanswered. The server answers
+   * in order, so only the answer to the latest request decides the topic's state; answers to
+   * superseded requests are ignored.
+   */
+  private latest = new Map<string, number>();
   private nextRequest = 1;
   // client -> server
   private pending: Pending[] = [];
@@ -307,6 +315,7 @@ export class ClientSession {
     this.random = random;
     this.maxUnacked = config.maxPending;
     this.maxMessageSize = config.maxMessageSize;
+    this.checkHelloFits(null); // an auth token or client info too large for any Hello
   }
 
   // ------------------------------------------------------------------ queries
@@ -414,17 +423,24 @@ export class ClientSession {
     if (typeof topic !== "string" || !topic || topic.startsWith("$")) {
       throw new LocalProtocolError(`invalid topic name ${JSON.stringify(topic)}`);
     }
+    if (!this.subscriptions.has(topic)) this.checkHelloFits(topic);
     this.subscriptions.add(topic);
+    this.unsubscribing.delete(topic);
     return this.request(topic, true);
   }
 
+  /**
+   * Stop receiving `topic`: nothing more is delivered for it from this call on. Sent now, or
+   * after the next Welcome; the topic's position is kept until the server confirms, so a resume
+   * in between neither replays the topic from its start nor gives it back.
+   */
   unsubscribe(topic: string, now: number): number {
     void now;
     if (!this.subscriptions.has(topic)) {
       throw new LocalProtocolError(`not subscribed to ${JSON.stringify(topic)}`);
     }
     this.subscriptions.delete(topic);
-    this.positions.delete(topic);
+    this.unsubscribing.add(topic);
     return this.request(topic, false);
   }
 
@@ -590,10 +606,41 @@ export class ClientSession {
     return this.conn !== null && this.conn.state === "open";
   }
 
+  /**
+   * Refuse a subscription that would make our resuming Hello (one position per topic) larger
+   * than the message size limit: the server would close every attempt with 1009, and the
+   * session could never come back.
+   */
+  private checkHelloFits(topic: string | null): void {
+    const topics = new Set<string>([...this.subscriptions, ...this.unsubscribing,
+                                    ...this.positions.keys(), "$all", "$inbox"]);
+    if (topic !== null) topics.add(topic);
+    const worst = { epoch: 0xffffffffffffffffn, offset: 0xffffffffffffffffn };
+    const size = encode({
+      type: "Hello", sessionId: this.sessionId || "x".repeat(32),
+      resumeToken: this.token.length ? this.token : new Uint8Array(64),
+      positions: [...topics].map((t) => ({ topic: t, position: worst })),
+      lastAckedSeq: 0xffffffffffffffffn, authToken: this.config.authToken,
+      client: this.config.clientInfo,
+    }).length;
+    if (size > this.maxMessageSize) {
+      if (topic === null) {
+        throw new LocalProtocolError(
+          `the Hello would be ${size} bytes, over the ${this.maxMessageSize}-byte message limit: `
+          + "authToken or clientInfo too large");
+      }
+      throw new LocalProtocolError(
+        `cannot subscribe to ${JSON.stringify(topic)}: with ${topics.size} streams the Hello that `
+        + `resumes this session would be ${size} bytes, over the ${this.maxMessageSize}-byte `
+        + "message limit; unsubscribe from some topics or use shorter names");
+    }
+  }
+
   private request(topic: string, subscribe: boolean): number {
     const requestId = this.nextRequest;
     this.nextRequest = (this.nextRequest % 0xffffffff) + 1;
     this.requests.set(requestId, { topic, subscribe });
+    this.latest.set(topic, requestId);
     if (this.isOpen) {
       this.sendBody(subscribe
         ? { type: "Subscribe", topic, requestId, position: this.positions.get(topic) ?? null }
@@ -708,7 +755,20 @@ export class ClientSession {
       }
     }
     this.sentUpto = this.lastAckedSeq;
-    for (const recovery of welcome.recovery) this.applyRecovery(recovery);
+    // What the server holds now, against what the app wants (see reconcile).
+    const pendingSubscribe = new Set<string>();
+    for (const [topic, rid] of this.latest) {
+      if (this.requests.get(rid)?.subscribe) pendingSubscribe.add(topic);
+    }
+    const serverTopics = new Set<string>();
+    for (const recovery of welcome.recovery) {
+      if (!recovery.topic.startsWith("$")) serverTopics.add(recovery.topic);
+      if (this.unsubscribing.has(recovery.topic)) {
+        this.updatePosition(recovery); // kept until the server confirms the Unsubscribe
+      } else {
+        this.applyRecovery(recovery);
+      }
+    }
     this.failures = 0;
     this.goodbyeFloor = 0;
     this.connectedAt = now;
@@ -716,19 +776,59 @@ export class ClientSession {
     this.setStatus("connected");
     this.out.push({ kind: "connected", sessionId: welcome.sessionId, resumed: welcome.resumed,
                     freshReason: welcome.freshReason });
-    // Subscriptions the server has not confirmed yet (asked while offline, or unanswered when
-    // the link dropped) go out again; the server answers idempotently.
-    this.requests.clear();
-    for (const topic of [...this.subscriptions].sort()) {
-      if (!this.positions.has(topic)) this.request(topic, true);
-    }
+    this.reconcile(serverTopics, pendingSubscribe);
     this.transmit();
+  }
+
+  /**
+   * After a Welcome, bring the server's topics in line with the app's requests (the Python
+   * client's `_reconcile`). Requests unanswered when the link dropped are lost; they are made
+   * again from what the app wants now. A topic the app wants but the server lacks is asked for
+   * again if our Subscribe never got through; if the server dropped it while we were away (it
+   * was confirmed and nothing was pending), the server's Unsubscribed, which follows the
+   * Welcome, says so. A topic the app left but the server still holds is left again.
+   */
+  private reconcile(serverTopics: Set<string>, pendingSubscribe: Set<string>): void {
+    this.requests.clear();
+    this.latest.clear();
+    const sorted = (items: Iterable<string>) => [...items].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    for (const topic of sorted(this.subscriptions)) {
+      if (serverTopics.has(topic)) continue;
+      if (pendingSubscribe.has(topic) || !this.positions.has(topic)) {
+        this.positions.delete(topic);
+        this.request(topic, true);
+      }
+    }
+    for (const topic of sorted(this.unsubscribing)) {
+      if (serverTopics.has(topic)) {
+        this.request(topic, false);
+      } else {
+        this.unsubscribing.delete(topic);
+        this.positions.delete(topic);
+      }
+    }
+  }
+
+  /**
+   * protocol.md §6.4: a `Failed` recovery or a position in another epoch replaces the stored
+   * position; `Recovered` and `Fresh` only move it forward (their replay may overlap what has
+   * already arrived, and is deduplicated against the stored position).
+   */
+  private updatePosition(recovery: TopicRecovery): void {
+    const position = recovery.position;
+    if (position === null) return;
+    const known = this.positions.get(recovery.topic);
+    if (recovery.status !== RecoveryStatus.Failed && known !== undefined
+        && known.epoch === position.epoch && known.offset >= position.offset) {
+      return;
+    }
+    this.positions.set(recovery.topic, position);
   }
 
   private applyRecovery(recovery: TopicRecovery): void {
     const topic = recovery.topic;
-    if (recovery.position !== null) this.positions.set(topic, recovery.position);
-    if (!topic.startsWith("$")) this.subscriptions.add(topic);
+    this.updatePosition(recovery);
+    if (!topic.startsWith("$") && !this.unsubscribing.has(topic)) this.subscriptions.add(topic);
     if (recovery.status === RecoveryStatus.Failed) {
       this.out.push({ kind: "recovery_failed", topic, lostFrom: recovery.lostFrom,
                       lostTo: recovery.lostTo, position: recovery.position });
@@ -747,23 +847,32 @@ export class ClientSession {
       case "Subscribed": {
         const recovery = body.recovery;
         this.requests.delete(body.requestId);
-        if (this.subscriptions.has(recovery.topic) || body.requestId === 0) {
-          this.applyRecovery(recovery);
-          this.out.push({ kind: "subscribed", topic: recovery.topic, recovery,
-                          requestId: body.requestId });
-        }
+        if (!this.isAnswer(recovery.topic, body.requestId, true)) break;
+        this.applyRecovery(recovery);
+        this.out.push({ kind: "subscribed", topic: recovery.topic, recovery,
+                        requestId: body.requestId });
         break;
       }
       case "Unsubscribed":
         this.requests.delete(body.requestId);
+        if (!this.isAnswer(body.topic, body.requestId, false)) break;
         this.subscriptions.delete(body.topic);
+        this.unsubscribing.delete(body.topic);
         this.positions.delete(body.topic);
         this.out.push({ kind: "unsubscribed", topic: body.topic, requestId: body.requestId });
         break;
       case "Error": {
         const request = this.requests.get(body.requestId);
         this.requests.delete(body.requestId);
-        if (request !== undefined && request.subscribe) this.subscriptions.delete(request.topic);
+        if (request !== undefined && this.latest.get(request.topic) === body.requestId) {
+          this.latest.delete(request.topic);
+          if (request.subscribe) {
+            this.subscriptions.delete(request.topic); // a refused subscription
+          } else { // an Unsubscribe the server could not honour: done anyway
+            this.unsubscribing.delete(request.topic);
+            this.positions.delete(request.topic);
+          }
+        }
         this.out.push({ kind: "server_error", error: body });
         break;
       }
@@ -775,10 +884,30 @@ export class ClientSession {
     }
   }
 
+  /**
+   * Whether a Subscribed/Unsubscribed decides `topic`'s state: the answer to the latest
+   * request, or a server-initiated change (request 0) with nothing pending.
+   */
+  private isAnswer(topic: string, requestId: number, subscribed: boolean): boolean {
+    const latest = this.latest.get(topic);
+    if (requestId === 0) {
+      if (latest !== undefined) return false; // our pending request is processed after it
+      return !subscribed || !this.unsubscribing.has(topic);
+    }
+    if (requestId !== latest) return false; // superseded: a later request will be answered
+    this.latest.delete(topic);
+    return true;
+  }
+
   private onData(body: Data): void {
     const position = body.position;
     if (position === null) return; // a server never sends this; nothing to place it by
     const topic = body.topic;
+    if (!this.subscriptions.has(topic) && !topic.startsWith("$")) {
+      // Left by the app: the server has not processed the Unsubscribe yet.
+      if (this.positions.has(topic)) this.positions.set(topic, position);
+      return;
+    }
     const known = this.positions.get(topic);
     if (known !== undefined && known.epoch === position.epoch && position.offset <= known.offset) {
       this.duplicatesDropped += 1;
@@ -837,6 +966,8 @@ export class ClientSession {
     this.sessionId = "";
     this.token = new Uint8Array(0);
     this.positions.clear();
+    this.unsubscribing.clear();
+    this.latest.clear();
     this.pending = [];
     this.requests.clear();
     this.nextSeq = 1;
