@@ -13,6 +13,7 @@ import dataclasses
 import enum
 import json
 import os
+import select
 import shutil
 import subprocess
 from collections.abc import Mapping
@@ -366,10 +367,16 @@ class NodeDriver:
         self.proc = subprocess.Popen(["node", str(DRIVER)], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, text=True, bufsize=1)
 
-    def request(self, obj: Json) -> Json:
+    def request(self, obj: Json, timeout: float = 30.0) -> Json:
+        """Send one request; its answer must come within ``timeout`` seconds (a decoder
+        caught in an offset loop fails the test instead of hanging it)."""
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self.proc.stdin.write(json.dumps(obj) + "\n")
         self.proc.stdin.flush()
+        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
+        if not ready:
+            self.proc.kill()
+            raise TimeoutError(f"the node driver did not answer within {timeout} s: {obj!r:.300}")
         line = self.proc.stdout.readline()
         if not line:
             raise RuntimeError(f"the node driver exited ({self.proc.poll()})")
