@@ -957,9 +957,13 @@ class Hub:
             # All-or-nothing: continue from the live head. Everything after the client's
             # position up to the head is lost to it, including what history still holds.
             session.subscriptions[topic] = head
-            lost_to = head.offset if result.lost_to else 0
+            lost_from, lost_to = result.lost_from, head.offset if result.lost_to else 0
+            if position.epoch == head.epoch and position.offset > head.offset:
+                # Beyond the head in the same epoch (the stream lost its tail): the client's
+                # head+1..offset are not ours, and the live stream numbers those offsets anew.
+                lost_from, lost_to = head.offset + 1, position.offset
             return TopicRecovery(topic=topic, status=RecoveryStatus.FAILED, position=head,
-                                 lost_from=result.lost_from, lost_to=lost_to), []
+                                 lost_from=lost_from, lost_to=lost_to), []
         sid = session.id
         entries = [e for e in result if e.reaches(sid)]
         status = RecoveryStatus.RECOVERED if client_pos is not None else RecoveryStatus.FRESH
