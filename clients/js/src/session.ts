@@ -88,6 +88,12 @@ export interface SessionConfig {
   clientInfo: ClientInfoInit | null;
   /** Added to `now` to stamp `*_ms` wire timestamps. */
   wallClockOffset: number;
+  /**
+   * After {@link ClientSession.networkChanged} reports the network offline (or back online)
+   * while connected, a Ping probes the socket: if nothing at all arrives within this many ms
+   * the connection is given up (close 4003) instead of waiting for the heartbeat timeout.
+   */
+  probeTimeout: number;
 }
 
 export const DEFAULT_SESSION_CONFIG: Omit<SessionConfig, "url"> = {
@@ -104,6 +110,7 @@ export const DEFAULT_SESSION_CONFIG: Omit<SessionConfig, "url"> = {
   authToken: "",
   clientInfo: null,
   wallClockOffset: 0,
+  probeTimeout: 3000,
 };
 
 // ----------------------------------------------------------------------------- outputs
@@ -197,6 +204,7 @@ export function validateConfig(config: SessionConfig): void {
   finite("heartbeatTimeout", 0);
   finite("connectTimeout", 0, true);
   finite("handshakeTimeout", 0, true);
+  finite("probeTimeout", 0, true);
   finite("maxMessageSize", ENVELOPE_OVERHEAD, true);
   if (config.reconnectInterval > config.maxReconnectInterval) {
     throw new RangeError("reconnectInterval must not exceed maxReconnectInterval");
@@ -236,6 +244,8 @@ interface Conn {
   timeout: number;
   peerGoodbye: Goodbye | null;
   transportError: string;
+  /** A network-change probe is out: fail unless something arrives by then. */
+  probeDeadline: number;
 }
 
 const SERVER_SENDS: ReadonlySet<Body["type"]> = new Set([
@@ -308,6 +318,8 @@ export class ClientSession {
   resumed = false;
   /** Smoothed heartbeat round-trip time in ms (null until the first Pong). */
   rtt: number | null = null;
+  /** The platform's last network report ({@link networkChanged}); true until told otherwise. */
+  online = true;
 
   constructor(config: SessionConfig, random: () => number) {
     validateConfig(config);
@@ -348,8 +360,11 @@ export class ClientSession {
     if (conn !== null) {
       if (conn.state === "hello") {
         deadline = Math.min(deadline, conn.openedAt + this.config.handshakeTimeout);
-      } else if (conn.state === "open" && conn.interval) {
-        deadline = Math.min(deadline, conn.nextPing, conn.lastReceived + conn.timeout);
+      } else if (conn.state === "open") {
+        if (conn.interval) {
+          deadline = Math.min(deadline, conn.nextPing, conn.lastReceived + conn.timeout);
+        }
+        deadline = Math.min(deadline, conn.probeDeadline);
       }
     }
     return deadline === Infinity ? null : deadline;
@@ -483,6 +498,7 @@ export class ClientSession {
     const conn = this.conn;
     if (attempt !== this.attemptId || conn === null || conn.state === "opening") return;
     conn.lastReceived = now;
+    conn.probeDeadline = Infinity; // the socket is alive
     if (typeof data === "string") {
       this.fail(new RemoteProtocolError("text message", CloseCode.UNSUPPORTED_DATA), now);
       return;
@@ -547,7 +563,15 @@ export class ClientSession {
       }
       return;
     }
-    if (conn.state !== "open" || !conn.interval) return;
+    if (conn.state !== "open") return;
+    if (now >= conn.probeDeadline) {
+      this.fail(new RemoteProtocolError(
+        `the network went ${this.online ? "away and came back" : "offline"}: nothing received `
+        + `within ${this.config.probeTimeout / 1000} s of the probe`,
+        CloseCode.HEARTBEAT_TIMEOUT), now);
+      return;
+    }
+    if (!conn.interval) return;
     if (now >= conn.lastReceived + conn.timeout) {
       this.fail(new RemoteProtocolError(
         `nothing received for ${((now - conn.lastReceived) / 1000).toFixed(1)} s (heartbeat `
@@ -558,6 +582,31 @@ export class ClientSession {
       conn.pingId = (conn.pingId + 1) >>> 0;
       this.sendBody({ type: "Ping", id: conn.pingId, timestampMs: this.wallMs(now) });
       conn.nextPing = now + conn.interval;
+    }
+  }
+
+  /**
+   * The platform says the network went offline (`online` false: the browser's `offline`
+   * event) or came back (`online` true). Connected: the socket is suspect, so a Ping probes it
+   * and the connection is failed (close 4003, then the usual reconnect) unless something
+   * arrives within `probeTimeout`. Back online while waiting to reconnect: the next attempt
+   * starts now, without waiting for the backoff. Not part of the Python session (which has no
+   * such platform signal); the other inputs behave the same.
+   */
+  networkChanged(online: boolean, now: number): void {
+    this.online = online;
+    const conn = this.conn;
+    if (conn !== null && conn.state === "open") {
+      if (conn.probeDeadline === Infinity) {
+        conn.pingId = (conn.pingId + 1) >>> 0;
+        this.sendBody({ type: "Ping", id: conn.pingId, timestampMs: this.wallMs(now) });
+        conn.probeDeadline = now + this.config.probeTimeout;
+      }
+      return;
+    }
+    if (online && this._status === "reconnecting" && this.reconnectAt !== Infinity) {
+      this.reconnectAt = Infinity;
+      this.open(now);
     }
   }
 
@@ -581,7 +630,7 @@ export class ClientSession {
     this.conn = {
       state: "opening", openedAt: now, lastReceived: now, nextPing: Infinity, pingId: 0,
       interval: this.config.heartbeatInterval, timeout: this.config.heartbeatTimeout,
-      peerGoodbye: null, transportError: "",
+      peerGoodbye: null, transportError: "", probeDeadline: Infinity,
     };
     this.out.push({ kind: "open", attempt: this.attemptId, url: this.config.url });
   }
