@@ -29,15 +29,14 @@ from sigma_core.client import (
     ClientSession,
     CloseTransport,
     Connected,
-    ConnectionStatus,
     Disconnected,
     ErrorReceived,
     GaveUp,
     MessageReceived,
     OpenTransport,
     PresenceReceived,
-    ReconnectPolicy,
     Reconnecting,
+    ReconnectPolicy,
     RecoveryFailed,
     SessionReset,
     StatusChanged,
@@ -119,9 +118,10 @@ def body_from_json(obj: Json) -> messages.Body:
         if key in ("position",):
             kwargs[key] = _position(v)
         elif key == "positions":
-            kwargs[key] = tuple(messages.TopicPosition(topic=p["topic"],
-                                                       position=_position(p["position"]))
-                                for p in v)
+            kwargs[key] = tuple(messages.TopicPosition(
+                topic=p["topic"], position=messages.StreamPosition(
+                    _int(p["position"]["epoch"]), _int(p["position"]["offset"])))
+                for p in v)
         elif key == "recovery":
             kwargs[key] = (tuple(_recovery(r) for r in v) if isinstance(v, list)
                            else _recovery(v))
@@ -148,8 +148,9 @@ def wire_trace(trace: Json) -> Json:
     steps = []
     for step in trace["steps"]:
         if step["do"] == "recv" and not isinstance(step["env"], str):
-            step = {**step, "env": codec.encode(body_from_json(step["env"])).hex()}
-        steps.append(step)
+            steps.append({**step, "env": codec.encode(body_from_json(step["env"])).hex()})
+        else:
+            steps.append(step)
     return {"config": trace.get("config", {}), "steps": steps}
 
 
@@ -370,7 +371,8 @@ class NodeDriver:
     def request(self, obj: Json, timeout: float = 30.0) -> Json:
         """Send one request; its answer must come within ``timeout`` seconds (a decoder
         caught in an offset loop fails the test instead of hanging it)."""
-        assert self.proc.stdin is not None and self.proc.stdout is not None
+        assert self.proc.stdin is not None
+        assert self.proc.stdout is not None
         self.proc.stdin.write(json.dumps(obj) + "\n")
         self.proc.stdin.flush()
         ready, _, _ = select.select([self.proc.stdout], [], [], timeout)

@@ -16,15 +16,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conformance_support import NodeDriver, build_js, canonical, node_available
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_codec import BODIES
+from test_codec_fuzz import WIRES, mutate, mutations
 
 from sigma_core import codec
 from sigma_core.errors import DecodeError
-
-from conformance_support import NodeDriver, build_js, canonical, node_available
-from test_codec import BODIES
-from test_codec_fuzz import WIRES, mutate, mutations
 
 CORPUS = Path(__file__).resolve().parent.parent / "fuzz" / "corpus" / "codec"
 N = int(os.environ.get("SIGMA_CROSSCHECK_EXAMPLES", "600"))

@@ -14,11 +14,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-
-from sigma_core import codec
-from sigma_core.messages import Subscribe, Unsubscribe
-
 from conformance_support import (
     NodeDriver,
     PythonDriver,
@@ -28,6 +23,10 @@ from conformance_support import (
     node_available,
     traces,
 )
+from hypothesis import HealthCheck, given, settings
+
+from sigma_core import codec
+from sigma_core.messages import Subscribe, Unsubscribe
 
 N_TRACES = int(os.environ.get("SIGMA_CONFORMANCE_TRACES", "2000"))
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from conformance_support import PythonDriver  # noqa: E402
+from conformance_support import PythonDriver
 
 HERE = Path(__file__).resolve().parent
 E1 = 1
@@ -121,8 +121,8 @@ def main() -> None:
     for name, trace in TRACES.items():
         t = 0
         steps = []
-        for step in trace["steps"]:
-            step = dict(step)
+        for given in trace["steps"]:
+            step = dict(given)
             t += step.pop("dt", 10)
             steps.append({"t": t, **step})
         out = {"about": trace["about"], "config": trace.get("config", {}), "steps": steps}
