@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 import json
 import os
 import select
@@ -430,82 +431,98 @@ def load_traces() -> dict[str, Json]:
 # ----------------------------------------------------------------------------- generation
 
 TOPICS = ("a", "b", "c")
-_epochs = st.sampled_from([1, 2])
+
+
+@functools.cache
+def _one_of(*values: Any) -> st.SearchStrategy[Any]:
+    """A cached sampled_from: generation runs thousands of times per test run."""
+    return st.sampled_from(values)
+
+
+@functools.cache
+def _ints(low: int, high: int) -> st.SearchStrategy[int]:
+    return st.integers(low, high)
+
+
+_epochs = _one_of(1, 2)
 _offsets = st.integers(min_value=0, max_value=6)
 _position_json = st.builds(lambda e, o: {"epoch": e, "offset": o}, _epochs, _offsets)
-_any_topic = st.sampled_from([*TOPICS, "$all", "$inbox"])
+_any_topic = _one_of(*TOPICS, "$all", "$inbox")
 _request_ids = st.integers(min_value=0, max_value=8)
+_maybe_position = st.none() | _position_json
 
 
 @st.composite
 def _recovery_json(draw: st.DrawFn) -> Json:
-    status = draw(st.sampled_from([0, 1, 2]))
+    status = draw(_one_of(0, 1, 2))
     out: Json = {"topic": draw(_any_topic), "status": status,
-                 "position": draw(st.none() | _position_json)}
+                 "position": draw(_maybe_position)}
     if status == 1:
-        out["lost_from"] = draw(st.integers(0, 6))
-        out["lost_to"] = draw(st.integers(0, 6))
+        out["lost_from"] = draw(_ints(0, 6))
+        out["lost_to"] = draw(_ints(0, 6))
     return out
 
 
 @st.composite
 def envelopes(draw: st.DrawFn) -> Json:
     """Envelopes a server could send, shaped to hit the client's state often."""
-    kind = draw(st.sampled_from(["Welcome", "Data", "Data", "Data", "Ack", "Subscribed",
-                                 "Unsubscribed", "Error", "Goodbye", "Ping", "Presence", "Pong"]))
+    kind = draw(_one_of("Welcome", "Data", "Data", "Data", "Ack", "Subscribed",
+                                 "Unsubscribed", "Error", "Goodbye", "Ping", "Presence", "Pong"))
     if kind == "Welcome":
         limits = draw(st.none() | st.builds(
             lambda u, m: {"max_unacked": u, "max_message_size": m},
-            st.sampled_from([0, 1, 2, 5]), st.sampled_from([0, 4096, 1 << 20])))
-        return {"type": "Welcome", "session_id": draw(st.sampled_from(["s1", "s2"])),
-                "resume_token": draw(st.sampled_from(["aa", "bb"])),
+            _one_of(0, 1, 2, 5), _one_of(0, 4096, 1 << 20)))
+        return {"type": "Welcome", "session_id": draw(_one_of("s1", "s2")),
+                "resume_token": draw(_one_of("aa", "bb")),
                 "resumed": draw(st.booleans()),
                 "recovery": draw(st.lists(_recovery_json(), max_size=4)),
-                "last_received_seq": draw(st.integers(0, 5)),
-                "heartbeat_interval_ms": draw(st.sampled_from([0, 1000, 30000])),
-                "heartbeat_timeout_ms": draw(st.sampled_from([0, 5000, 70000])),
+                "last_received_seq": draw(_ints(0, 5)),
+                "heartbeat_interval_ms": draw(_one_of(0, 1000, 30000)),
+                "heartbeat_timeout_ms": draw(_one_of(0, 5000, 70000)),
                 "limits": limits,
-                "fresh_reason": draw(st.sampled_from(["", "expired"]))}
+                "fresh_reason": draw(_one_of("", "expired"))}
     if kind == "Data":
         return {"type": "Data", "topic": draw(_any_topic), "position": draw(_position_json),
-                "timestamp_ms": 7, "payload": draw(st.sampled_from(["", "01", "0203"]))}
+                "timestamp_ms": 7, "payload": draw(_one_of("", "01", "0203"))}
     if kind == "Ack":
-        return {"type": "Ack", "seq": draw(st.integers(0, 6))}
+        return {"type": "Ack", "seq": draw(_ints(0, 6))}
     if kind == "Subscribed":
         return {"type": "Subscribed", "request_id": draw(_request_ids),
                 "recovery": draw(_recovery_json())}
     if kind == "Unsubscribed":
         return {"type": "Unsubscribed", "topic": draw(_any_topic), "request_id": draw(_request_ids)}
     if kind == "Error":
-        return {"type": "Error", "code": draw(st.sampled_from([3, 6, 10])), "message": "no",
+        return {"type": "Error", "code": draw(_one_of(3, 6, 10)), "message": "no",
                 "request_id": draw(_request_ids)}
     if kind == "Goodbye":
-        return {"type": "Goodbye", "code": draw(st.sampled_from([0, 1, 2, 8, 13])),
-                "reason": "bye", "reconnect_after_ms": draw(st.sampled_from([0, 2000]))}
+        return {"type": "Goodbye", "code": draw(_one_of(0, 1, 2, 8, 13)),
+                "reason": "bye", "reconnect_after_ms": draw(_one_of(0, 2000))}
     if kind == "Ping":
-        return {"type": "Ping", "id": draw(st.integers(0, 3)), "timestamp_ms": 5}
+        return {"type": "Ping", "id": draw(_ints(0, 3)), "timestamp_ms": 5}
     if kind == "Pong":
         return {"type": "Pong", "id": 1, "echo_timestamp_ms": 0, "timestamp_ms": 0}
     return {"type": "Presence", "topic": draw(_any_topic), "session_id": "s9",
-            "action": draw(st.sampled_from([0, 1]))}
+            "action": draw(_one_of(0, 1))}
+
+
+_STEP_KINDS = st.sampled_from(["connect", "disconnect", "send", "subscribe", "unsubscribe", "opened", "opened",
+         "open_failed", "recv", "recv", "recv", "recv", "recv", "server_close", "drop", "timer",
+         "timer"])
 
 
 @st.composite
 def steps(draw: st.DrawFn) -> Json:
-    kind = draw(st.sampled_from(
-        ["connect", "disconnect", "send", "subscribe", "unsubscribe", "opened", "opened",
-         "open_failed", "recv", "recv", "recv", "recv", "recv", "server_close", "drop", "timer",
-         "timer"]))
+    kind = draw(_STEP_KINDS)
     step: Json = {"do": kind}
     if kind == "send":
-        step["payload"] = draw(st.sampled_from(["", "61", "6162"]))
-        step["topic"] = draw(st.sampled_from(["", "a"]))
+        step["payload"] = draw(_one_of("", "61", "6162"))
+        step["topic"] = draw(_one_of("", "a"))
     elif kind in ("subscribe", "unsubscribe"):
-        step["topic"] = draw(st.sampled_from(TOPICS))
+        step["topic"] = draw(_one_of(*TOPICS))
     elif kind == "recv":
         step["env"] = draw(envelopes())
     elif kind == "server_close":
-        step["code"] = draw(st.sampled_from([1000, 1001, 1011, 4001]))
+        step["code"] = draw(_one_of(1000, 1001, 1011, 4001))
         step["reason"] = "x"
     return step
 
@@ -513,20 +530,20 @@ def steps(draw: st.DrawFn) -> Json:
 @st.composite
 def traces(draw: st.DrawFn) -> Json:
     config = {
-        "max_pending": draw(st.sampled_from([3, 1000])),
-        "max_message_size": draw(st.sampled_from([1 << 20, 420])),
+        "max_pending": draw(_one_of(3, 1000)),
+        "max_message_size": draw(_one_of(1 << 20, 420)),
         "reconnect": {"initial_ms": 1000, "max_ms": 8000, "multiplier": 2,
-                      "max_attempts": draw(st.sampled_from([2, 10, None]))},
-        "random": draw(st.sampled_from([0.0, 0.5, 0.999])),
+                      "max_attempts": draw(_one_of(2, 10, None))},
+        "random": draw(_one_of(0.0, 0.5, 0.999)),
     }
     # Most traces start by connecting and opening, so the server envelopes land on a session.
     prefix: list[Json] = []
-    if draw(st.integers(0, 9)) > 0:
+    if draw(_ints(0, 9)) > 0:
         prefix = [{"do": "connect"}, {"do": "opened"}]
     body = draw(st.lists(steps(), min_size=1, max_size=30))
     t = 0
     out = []
     for step in prefix + body:
-        t += draw(st.sampled_from([0, 0, 1, 100, 1000, 5000, 30000, 70000]))
+        t += draw(_one_of(0, 0, 1, 100, 1000, 5000, 30000, 70000))
         out.append({"t": t, **step})
     return {"config": config, "steps": out}
