@@ -505,9 +505,10 @@ def envelopes(draw: st.DrawFn) -> Json:
             "action": draw(_one_of(0, 1))}
 
 
-_STEP_KINDS = st.sampled_from(["connect", "disconnect", "send", "subscribe", "unsubscribe", "opened", "opened",
-         "open_failed", "recv", "recv", "recv", "recv", "recv", "server_close", "drop", "timer",
-         "timer"])
+_STEP_KINDS = st.sampled_from([
+    "connect", "disconnect", "send", "subscribe", "unsubscribe", "opened", "opened",
+    "open_failed", "recv", "recv", "recv", "recv", "recv", "server_close", "drop", "timer",
+    "timer"])
 
 
 @st.composite
