@@ -280,7 +280,9 @@ def test_server_killed_and_restarted_every_message_once_in_order(
     newest = alice.locator(SENT).last.bounding_box()
     notice = banner.bounding_box()
     timeline = alice.get_by_test_id("timeline").bounding_box()
-    assert newest is not None and notice is not None and timeline is not None
+    assert newest is not None
+    assert notice is not None
+    assert timeline is not None
     assert newest["y"] + newest["height"] <= notice["y"], (newest, notice)
     assert newest["y"] + newest["height"] <= timeline["y"] + timeline["height"] + 1
     for page in (alice, bob):
@@ -391,3 +393,34 @@ def test_limits_are_said_where_the_user_types(chat_server: ChatServer, pages: Pa
     expect(alice.locator(SENT)).to_have_count(1)
     expect(box).to_have_value("")
     expect(alice.get_by_test_id("composer")).not_to_contain_text("characters")
+
+
+def test_page_taken_offline_is_noticed_at_once(chat_server: ChatServer, pages: Pages) -> None:
+    """The browser goes offline (Playwright's network emulation fires `offline`): within the
+    client's 3 s probe, not the 70 s heartbeat timeout, the page stops saying "Connected" and
+    queues what the user sends; back online it reconnects at once (no backoff wait), resumes,
+    and every message arrives once."""
+    alice = pages.open(chat_server.url)
+    join(alice, "Alice")
+    bob = pages.open(chat_server.url)
+    join(bob, "Bob")
+    with pages.server_down():
+        alice.context.set_offline(True)
+        went = time.monotonic()
+        expect(alice.get_by_test_id("status")).not_to_have_attribute(
+            "data-status", "connected", timeout=8_000)
+        assert time.monotonic() - went < 8
+        send(alice, "typed while offline", confirmed=False)
+        expect(alice.locator("[data-testid=msg][data-state=pending]")).to_have_count(1)
+        send(bob, "said while Alice was offline")
+        time.sleep(2)  # let the backoff grow past what "at once" allows
+        alice.context.set_offline(False)
+        back = time.monotonic()
+        expect(alice.get_by_test_id("status")).to_have_attribute("data-status", "connected",
+                                                                timeout=5_000)
+        assert time.monotonic() - back < 5
+    expected = ["said while Alice was offline", "typed while offline"]
+    for page in (alice, bob):
+        expect(page.locator(SENT)).to_have_count(2)
+        assert sorted(sent_texts(page)) == sorted(expected)
+    expect(alice.get_by_test_id("snackbar")).to_have_count(0)  # resumed, not reset
