@@ -217,14 +217,20 @@ function handle(line: string): Json {
   return { error: "bad request" };
 }
 
-const rl = createInterface({ input: process.stdin, crlfDelay: Infinity });
-rl.on("line", (line) => {
-  if (!line.trim()) return;
-  let answer: Json;
-  try {
-    answer = handle(line);
-  } catch (exc) {
-    answer = { crash: String((exc as Error)?.stack ?? exc) };
-  }
-  process.stdout.write(JSON.stringify(answer) + "\n");
-});
+// `node --test dist/test/` loads every file under test/: there this is a helper, not a test,
+// and must not wait for requests on stdin.
+if (process.env.NODE_TEST_CONTEXT === undefined) serve();
+
+function serve(): void {
+  const rl = createInterface({ input: process.stdin, crlfDelay: Infinity });
+  rl.on("line", (line) => {
+    if (!line.trim()) return;
+    let answer: Json;
+    try {
+      answer = handle(line);
+    } catch (exc) {
+      answer = { crash: String((exc as Error)?.stack ?? exc) };
+    }
+    process.stdout.write(JSON.stringify(answer) + "\n");
+  });
+}
