@@ -3,10 +3,17 @@
     python -m examples.chat [--host H] [--port P] [--max-connections N]
                             [--heartbeat-interval S] [--history-size N] [--rooms a,b]
                             [--session-timeout S] [--static-dir DIR]
+                            [--metrics on|off] [--dashboard on|off] [--dashboard-token T]
+                            [--ops-port P] [--node-name N] [--drain-window S]
+                            [--drain-timeout S] [--ready-delay S]
 
-Every flag has a ``SIGMASOCKETS_*`` environment variable (flags win); see README.md. Prints
-``SigmaSockets chat: http://HOST:PORT/`` once listening; SIGTERM or SIGINT stops it gracefully
-(clients get Goodbye with a reconnect hint, then close 1001).
+Every flag has a ``SIGMASOCKETS_*`` environment variable (flags win); see README.md and
+docs/operations.md. Prints ``SigmaSockets chat: http://HOST:PORT/`` once listening. Operations
+(sigma_ops): ``/metrics``, ``/livez``, ``/readyz`` and the live ``/dashboard`` on the same port
+(or ``/metrics`` and the probes on ``--ops-port``). SIGTERM or SIGINT: ``/readyz`` turns 503,
+``--ready-delay`` seconds later the drain starts (no new clients; every client gets Goodbye with
+a reconnect hint and close 1001, spread over ``--drain-window`` seconds), and the process exits
+when the clients are gone or ``--drain-timeout`` passed.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from typing import Any
 
 from sigma_asyncio import ServerOptions, SigmaSocketServer, run
 from sigma_core.backplane import HistoryLimits
+from sigma_ops import Ops
 
 from .app import ChatApp
 from .static import StaticFiles
@@ -44,6 +52,16 @@ class ChatConfig:
     rooms: tuple[str, ...] = ("general", "random", "help")
     session_timeout: float = 120.0
     static_dir: Path = DEFAULT_STATIC
+    # operations (sigma_ops, docs/operations.md)
+    metrics: bool = True
+    dashboard: bool = True
+    dashboard_token: str = ""
+    #: None: /metrics and the probes on the chat's own port.
+    ops_port: int | None = None
+    node_name: str = ""
+    drain_window: float = 0.0
+    drain_timeout: float = 10.0
+    ready_delay: float = 0.0
 
 
 def _duration(text: str) -> float:
@@ -62,6 +80,30 @@ def _count(minimum: int) -> Callable[[str], int]:
             raise argparse.ArgumentTypeError(f"must be >= {minimum}: {text!r}")
         return value
     return parse
+
+
+def _seconds(text: str) -> float:
+    """Like a duration, but 0 is allowed."""
+    text = text.strip().lower()
+    value = float(text[:-2]) / 1000 if text.endswith("ms") else float(text.removesuffix("s"))
+    if not (value >= 0 and value != float("inf")):
+        raise argparse.ArgumentTypeError(f"must be >= 0: {text!r}")
+    return value
+
+
+def _switch(text: str) -> bool:
+    value = text.strip().lower()
+    if value in ("on", "true", "1", "yes"):
+        return True
+    if value in ("off", "false", "0", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"must be on or off: {text!r}")
+
+
+def _ops_port(text: str) -> int | None:
+    if text.strip() in ("", "same"):
+        return None
+    return _count(0)(text)
 
 
 def _rooms(text: str) -> tuple[str, ...]:
@@ -92,6 +134,19 @@ def parse_config(argv: Sequence[str] | None = None,
         ("session-timeout", _duration, d.session_timeout,
          "seconds a disconnected user's session waits for them to come back"),
         ("static-dir", Path, d.static_dir, "the built web app (npm run build)"),
+        ("metrics", _switch, "on", "Prometheus /metrics (on|off)"),
+        ("dashboard", _switch, "on", "the live /dashboard and its data stream (on|off)"),
+        ("dashboard-token", str, d.dashboard_token,
+         "token the dashboard's viewers must give (empty: no token)"),
+        ("ops-port", _ops_port, "same",
+         "port for /metrics, /livez, /readyz ('same': the chat's port)"),
+        ("node-name", str, d.node_name, "this node's name in metrics and the dashboard"),
+        ("drain-window", _seconds, d.drain_window,
+         "seconds over which SIGTERM spreads the clients' goodbyes (0: all at once)"),
+        ("drain-timeout", _duration, d.drain_timeout,
+         "seconds the drain may take before the remaining sockets are dropped"),
+        ("ready-delay", _seconds, d.ready_delay,
+         "seconds between /readyz turning 503 on SIGTERM and the drain"),
     ]
     for name, kind, builtin, text in specs:
         var = ENV_PREFIX + name.upper().replace("-", "_")
@@ -105,14 +160,28 @@ def parse_config(argv: Sequence[str] | None = None,
                             help=f"{text} [{var}] (default: %(default)s)")
     args = parser.parse_args(argv)
     rooms = args.rooms if isinstance(args.rooms, tuple) else _rooms(args.rooms)
+    # (argparse applies ``type`` to string defaults only: the switches' "on" and "same".)
+    if args.drain_window > args.drain_timeout:
+        parser.error(f"--drain-window ({args.drain_window}) must be <= --drain-timeout "
+                     f"({args.drain_timeout})")
     return ChatConfig(host=args.host, port=args.port, max_connections=args.max_connections,
                       heartbeat_interval=args.heartbeat_interval,
                       history_size=args.history_size, rooms=rooms,
-                      session_timeout=args.session_timeout, static_dir=args.static_dir)
+                      session_timeout=args.session_timeout, static_dir=args.static_dir,
+                      metrics=args.metrics, dashboard=args.dashboard,
+                      dashboard_token=args.dashboard_token, ops_port=args.ops_port,
+                      node_name=args.node_name, drain_window=args.drain_window,
+                      drain_timeout=args.drain_timeout, ready_delay=args.ready_delay)
 
 
-def build_server(config: ChatConfig, app: ChatApp) -> SigmaSocketServer:
-    """The SigmaSocketServer for ``config`` with ``app`` attached."""
+def build_ops(config: ChatConfig) -> Ops:
+    """Metrics, probes and dashboard as ``config`` says."""
+    return Ops(node=config.node_name, metrics=config.metrics, dashboard=config.dashboard,
+               dashboard_token=config.dashboard_token)
+
+
+def build_server(config: ChatConfig, app: ChatApp, ops: Ops | None = None) -> SigmaSocketServer:
+    """The SigmaSocketServer for ``config`` with ``app`` (and ``ops``, if given) attached."""
     options = ServerOptions(
         host=config.host,
         port=config.port,
@@ -128,9 +197,15 @@ def build_server(config: ChatConfig, app: ChatApp) -> SigmaSocketServer:
         authenticate=app.authenticate,
         authorize_subscribe=app.authorize_subscribe,
         http_handler=StaticFiles(config.static_dir),
+        shutdown_timeout=config.drain_timeout,
+        shutdown_spread=config.drain_window,
     )
+    if ops is not None:
+        options = ops.server_options(options)
     server = SigmaSocketServer(options)
     app.attach(server)
+    if ops is not None:
+        ops.attach(server)
     return server
 
 
@@ -146,7 +221,8 @@ def _url(host: str, port: int) -> str:
 
 async def serve(config: ChatConfig) -> None:
     app = ChatApp(history_size=config.history_size, rooms=config.rooms)
-    server = build_server(config, app)
+    ops = build_ops(config)
+    server = build_server(config, app, ops)
     if not (config.static_dir / "index.html").is_file():
         print(f"warning: {config.static_dir}/index.html is missing: build the web app "
               f"(bash scripts/chat.sh does)", file=sys.stderr, flush=True)
@@ -154,14 +230,35 @@ async def serve(config: ChatConfig) -> None:
     url = _url(config.host, server.port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    ops_server = None
+    if config.ops_port is not None:
+        ops_server = ops.separate_server(SigmaSocketServer, host=config.host,
+                                         port=config.ops_port)
+        await ops_server.start()
+    feed = asyncio.create_task(ops.feed.run(loop.time, asyncio.sleep)) \
+        if config.dashboard else None
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     print(f"SigmaSockets chat: {url}", flush=True)
     if config.host in ("", "0.0.0.0", "::"):
         print(f"  (listening on every interface, port {server.port})", flush=True)
+    if ops_server is not None:
+        print(f"  operations: {_url(config.host, ops_server.port)}metrics", flush=True)
+    if config.dashboard:
+        print(f"  dashboard: {url}dashboard", flush=True)
     await stop.wait()
-    print("stopping: telling clients to come back later...", flush=True)
+    ops.health.begin_shutdown()
+    print("stopping: /readyz says 503", flush=True)
+    if config.ready_delay:
+        await asyncio.sleep(config.ready_delay)
+    print("stopping: telling clients to come back later"
+          + (f" over {config.drain_window:g} s" if config.drain_window else "") + "...",
+          flush=True)
+    if feed is not None:
+        feed.cancel()
     await server.stop()
+    if ops_server is not None:
+        await ops_server.stop()
     print("stopped", flush=True)
 
 
