@@ -13,6 +13,7 @@ ensure_venv
 echo "== ruff";   "$VENV/bin/ruff" check .
 echo "== mypy";   "$VENV/bin/mypy"
 echo "== browser tests setup (Debian chromium, web app build)"; bash tests/browser/setup.sh
+echo "== deploy tests setup (Debian nginx)"; bash deploy/test-setup.sh
 echo "== pytest"; "$VENV/bin/pytest" "$@"
 if compgen -G "sigma_core/*.so" >/dev/null; then
   echo "== pytest, core tests on the pure-Python modules (sigma_core copied without .so)"

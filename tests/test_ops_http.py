@@ -12,6 +12,7 @@ from typing import Any
 import anyio
 import pytest
 from adapters_support import BACKENDS, DEADLINE, LOCAL, Host, make_client, make_server, url
+from ops_support import http
 from prometheus_client.parser import text_string_to_metric_families
 
 from sigma_core.api import HttpRequest, HttpResponse, ServerOptions
@@ -34,23 +35,6 @@ pytestmark = pytest.mark.anyio
 def anyio_backend(request: pytest.FixtureRequest) -> str:
     backend: str = request.param
     return backend
-
-
-async def http(port: int, path: str, method: str = "GET") -> tuple[int, dict[str, str], bytes]:
-    """One request on its own connection (the server closes it after the response)."""
-    async with await anyio.connect_tcp(LOCAL, port) as stream:
-        await stream.send(f"{method} {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
-        data = b""
-        with anyio.move_on_after(DEADLINE):
-            while True:
-                try:
-                    data += await stream.receive()
-                except (anyio.EndOfStream, anyio.BrokenResourceError):
-                    break
-    head, _, body = data.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    headers = dict((k.lower(), v.strip()) for k, v in (ln.split(":", 1) for ln in lines[1:]))
-    return int(lines[0].split()[1]), headers, body
 
 
 def app_handler(request: HttpRequest) -> HttpResponse:
@@ -112,13 +96,16 @@ async def test_metrics_probes_and_routes(anyio_backend: str) -> None:
                 status, headers, body = await http(server.port, "/metrics", "HEAD")
                 assert (status, body) == (200, b"")
                 status, headers, _ = await http(server.port, "/metrics", "POST")
-                assert status == 405 and headers["allow"] == "GET, HEAD"
+                assert status == 405
+                assert headers["allow"] == "GET, HEAD"
                 assert (await http(server.port, "/livez", "DELETE"))[0] == 405
                 status, headers, body = await http(server.port, "/dashboard")
-                assert status == 200 and b"/dashboard/dashboard.js" in body
+                assert status == 200
+                assert b"/dashboard/dashboard.js" in body
                 assert "content-security-policy" in headers
                 status, headers, body = await http(server.port, "/dashboard/dashboard.js")
-                assert status == 200 and headers["content-type"].startswith("text/javascript")
+                assert status == 200
+                assert headers["content-type"].startswith("text/javascript")
                 assert (await http(server.port, "/dashboard/../../setup.py"))[0] == 404
                 # Readiness: an unreachable engine, then SIGTERM's begin_shutdown.
                 reachable = False
@@ -217,18 +204,26 @@ async def test_dashboard_stream_is_for_viewers_only(anyio_backend: str) -> None:
                         # Viewers may not subscribe anywhere else.
                         watcher.subscribe("room")
                         await anyio.sleep(0.2)
-                        session = server.get_client(watcher.get_session().id)
+                        info = watcher.get_session()
+                        assert info is not None
+                        session = server.get_client(info.id)
+                        assert session is not None
                         assert set(session.subscriptions) == {"$all", "$inbox", STATS_TOPIC}
-                    plain_session = server.get_client(plain.get_session().id)
+                    plain_info = plain.get_session()
+                    assert plain_info is not None
+                    plain_session = server.get_client(plain_info.id)
+                    assert plain_session is not None
                     assert STATS_TOPIC not in plain_session.subscriptions
             finally:
                 tg.cancel_scope.cancel()
                 await server.stop()
     history = got[0]
-    assert history["type"] == "history" and len(history["points"]) >= 3
+    assert history["type"] == "history"
+    assert len(history["points"]) >= 3
     point = next(m for m in got if m["type"] == "point")
     assert point["node"] == "n1"
-    assert point["clients"] == 2 and point["connections"] >= 2
+    assert point["clients"] == 2
+    assert point["connections"] >= 2
     for key in ("messages_in_per_s", "deliveries_per_s", "resumes", "lost_messages",
                 "slow_consumers", "rtt_ms", "sessions"):
         assert key in point
