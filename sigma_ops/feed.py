@@ -8,11 +8,12 @@ viewers: :meth:`DashboardFeed.authorize_subscribe` lets only dashboard sessions 
 the dashboard token when one is set. Viewers can send nothing that changes the feed: the feed
 only publishes, and nothing a client sends is published to the topic.
 
-A point (all counters are totals since the node started, rates per second over the last
+``clients`` and ``sessions`` count every session, the viewers' own included (as the metrics
+do); ``viewers`` says how many of them are dashboards. A point (all counters are totals since the node started, rates per second over the last
 interval)::
 
     {"type": "point", "t": 1733550000000, "node": "a", "uptime": 12.0, "draining": false,
-     "connections": 3, "clients": 2, "sessions": 2, "messages_in_per_s": 4.0,
+     "connections": 3, "clients": 2, "sessions": 2, "viewers": 1, "messages_in_per_s": 4.0,
      "messages_out_per_s": 9.0, "deliveries_per_s": 9.0, "resumes": 1, "failed_resumes": 0,
      "failed_recoveries": 0, "lost_messages": 0, "slow_consumers": 0, "rate_limited": 0,
      "rtt_ms": 1.2, "rtt_p95_ms": 2.5}
@@ -145,7 +146,7 @@ class DashboardFeed:
             "type": "point", "t": int(wall * 1000), "node": self.node,
             "uptime": round(s.uptime, 3), "draining": hub.is_draining,
             "connections": hub.connection_count(), "clients": s.connected_clients,
-            "sessions": s.sessions,
+            "sessions": s.sessions, "viewers": len(hub.presence(STATS_TOPIC)),
             "messages_in_per_s": round(rates[0], 2), "messages_out_per_s": round(rates[1], 2),
             "deliveries_per_s": round(rates[2], 2),
             "resumes": s.resumes, "failed_resumes": s.failed_resumes,

@@ -23,6 +23,7 @@ import asyncio
 import dataclasses
 import os
 import signal
+import socket
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -140,7 +141,8 @@ def parse_config(argv: Sequence[str] | None = None,
          "token the dashboard's viewers must give (empty: no token)"),
         ("ops-port", _ops_port, "same",
          "port for /metrics, /livez, /readyz ('same': the chat's port)"),
-        ("node-name", str, d.node_name, "this node's name in metrics and the dashboard"),
+        ("node-name", str, d.node_name,
+         "this node's name in metrics and the dashboard (empty: the host name)"),
         ("drain-window", _seconds, d.drain_window,
          "seconds over which SIGTERM spreads the clients' goodbyes (0: all at once)"),
         ("drain-timeout", _duration, d.drain_timeout,
@@ -176,7 +178,8 @@ def parse_config(argv: Sequence[str] | None = None,
 
 def build_ops(config: ChatConfig) -> Ops:
     """Metrics, probes and dashboard as ``config`` says."""
-    return Ops(node=config.node_name, metrics=config.metrics, dashboard=config.dashboard,
+    return Ops(node=config.node_name or socket.gethostname(), metrics=config.metrics,
+               dashboard=config.dashboard,
                dashboard_token=config.dashboard_token)
 
 

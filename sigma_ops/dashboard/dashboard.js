@@ -2796,6 +2796,12 @@ var tt = "sigma-ops.stats", nt = "sigmasockets-dashboard", rt = "sigma-dashboard
 		!1
 	],
 	[
+		"viewers",
+		"Dashboard viewers",
+		(e) => Y(e.viewers ?? 0),
+		!1
+	],
+	[
 		"messages_in_per_s",
 		"Messages in/s",
 		(e) => Y(e.messages_in_per_s),
@@ -2840,7 +2846,7 @@ var tt = "sigma-ops.stats", nt = "sigmasockets-dashboard", rt = "sigma-dashboard
 	[
 		"rtt_ms",
 		"Heartbeat RTT",
-		(e) => `${e.rtt_ms.toFixed(1)} ms` + (e.rtt_p95_ms === null ? "" : ` (p95 ≤ ${e.rtt_p95_ms} ms)`),
+		(e) => e.rtt_ms === 0 && e.rtt_p95_ms === null ? "no pong yet" : `${e.rtt_ms.toFixed(1)} ms` + (e.rtt_p95_ms === null ? "" : ` (p95 ≤ ${e.rtt_p95_ms} ms)`),
 		!1
 	]
 ], at = [
@@ -2884,7 +2890,7 @@ function ct() {
 		let i = X(`tile-${t}`);
 		i.querySelector(".value").textContent = n(e), i.classList.toggle("alert", r && Number(e[t]) > 0);
 	}
-	let t = e.t, n = t - Q * 1e3;
+	let t = e.t, n = Math.max(Z[0].t, t - Q * 1e3);
 	for (let [e] of at) {
 		let r = X(`chart-${e}`), i = Z.filter((e) => e.t >= n), a = Math.max(1, ...i.map((t) => Number(t[e]))), o = i.map((r) => {
 			let i = (r.t - n) / (t - n || 1) * 300, o = 88 - Number(r[e]) / a * 84;

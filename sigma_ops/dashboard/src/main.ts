@@ -9,7 +9,7 @@ const TOKEN_KEY = "sigma-dashboard-token";
 
 interface Point {
   t: number; node: string; uptime: number; draining: boolean; connections: number;
-  clients: number; sessions: number; messages_in_per_s: number; messages_out_per_s: number;
+  clients: number; sessions: number; viewers: number; messages_in_per_s: number; messages_out_per_s: number;
   deliveries_per_s: number; resumes: number; failed_resumes: number; failed_recoveries: number;
   lost_messages: number; slow_consumers: number; rate_limited: number; rtt_ms: number;
   rtt_p95_ms: number | null;
@@ -19,6 +19,7 @@ const TILES: [keyof Point, string, (p: Point) => string, boolean][] = [
   ["connections", "Connections", (p) => fmt(p.connections), false],
   ["clients", "Clients", (p) => fmt(p.clients), false],
   ["sessions", "Sessions", (p) => fmt(p.sessions), false],
+  ["viewers", "Dashboard viewers", (p) => fmt(p.viewers ?? 0), false],
   ["messages_in_per_s", "Messages in/s", (p) => fmt(p.messages_in_per_s), false],
   ["deliveries_per_s", "Deliveries/s", (p) => fmt(p.deliveries_per_s), false],
   ["resumes", "Resumes", (p) => fmt(p.resumes), false],
@@ -26,8 +27,10 @@ const TILES: [keyof Point, string, (p: Point) => string, boolean][] = [
   ["lost_messages", "Lost messages", (p) => fmt(p.lost_messages), true],
   ["slow_consumers", "Slow consumers", (p) => fmt(p.slow_consumers), true],
   ["rate_limited", "Rate limited", (p) => fmt(p.rate_limited), true],
-  ["rtt_ms", "Heartbeat RTT", (p) => `${p.rtt_ms.toFixed(1)} ms` +
-    (p.rtt_p95_ms === null ? "" : ` (p95 ≤ ${p.rtt_p95_ms} ms)`), false],
+  ["rtt_ms", "Heartbeat RTT", (p) => p.rtt_ms === 0 && p.rtt_p95_ms === null
+    ? "no pong yet"
+    : `${p.rtt_ms.toFixed(1)} ms` + (p.rtt_p95_ms === null ? "" : ` (p95 ≤ ${p.rtt_p95_ms} ms)`),
+   false],
 ];
 const CHARTS: [keyof Point, string][] = [
   ["connections", "Connections"],
@@ -88,7 +91,8 @@ function render(): void {
     tile.classList.toggle("alert", alertWhenNonZero && Number(last[key]) > 0);
   }
   const t1 = last.t;
-  const t0 = t1 - keep * 1000;
+  // The last `keep` points' span, or less on a node younger than that.
+  const t0 = Math.max(points[0].t, t1 - keep * 1000);
   for (const [key] of CHARTS) {
     const chart = $(`chart-${key}`);
     const shown = points.filter((p) => p.t >= t0);
