@@ -9,8 +9,8 @@ the dashboard token when one is set. Viewers can send nothing that changes the f
 only publishes, and nothing a client sends is published to the topic.
 
 ``clients`` and ``sessions`` count every session, the viewers' own included (as the metrics
-do); ``viewers`` says how many of them are dashboards. A point (all counters are totals since the node started, rates per second over the last
-interval)::
+do); ``viewers`` says how many of them are dashboards. A point (all counters are totals since
+the node started, rates per second over the last interval)::
 
     {"type": "point", "t": 1733550000000, "node": "a", "uptime": 12.0, "draining": false,
      "connections": 3, "clients": 2, "sessions": 2, "viewers": 1, "messages_in_per_s": 4.0,

@@ -87,7 +87,7 @@ def test_protected_dashboard_asks_for_its_token(protected_server: ChatServer,
     # The chat's pings come every 25 s: no round trip measured yet, and the tile says so.
     expect(dash.locator("#token-form")).to_be_visible()
     expect(dash.locator("#status")).to_have_text("token needed")
-    expect(dash.locator("#tile-clients .value")).to_have_text("–")
+    expect(dash.locator("#tile-clients .value")).to_have_text("\u2013")  # an en dash: no value yet
     dash.locator("#token").fill("wrong")
     dash.locator("#token-form button").click()
     expect(dash.locator("#token-error")).to_have_text("wrong token")
