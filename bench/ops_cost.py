@@ -9,8 +9,8 @@ count is the same on a loaded machine): ``echo`` — 100 sessions, each read car
 server side); ``broadcast`` — 1,000 sessions, 1 KiB broadcast and flushed (bench (c)'s server
 side). ``--dry`` does the same set-up (sessions, frames) and no hub work: subtract it.
 ``--scrape-every N`` also reads the sigma_ops Prometheus collector (every family, rendered as
-text) once per N messages delivered, as a scrape would. Run it with PYTHONPATH pointing at another checkout's packages to compare
-cores (docs/operations.md, "What metrics cost").
+text) once per N messages delivered, as a scrape would. Run it with PYTHONPATH pointing at
+another checkout's packages to compare cores (docs/operations.md, "What metrics cost").
 """
 
 from __future__ import annotations
