@@ -16,6 +16,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 LOCAL = "127.0.0.1"
 ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # the chat demo (examples.chat) is imported from the checkout
+    sys.path.insert(0, str(ROOT))
 
 
 async def http(port: int, path: str, method: str = "GET",

@@ -69,13 +69,15 @@ def test_sdist_and_compiled_wheel(dist: Path) -> None:
     # A platform wheel: compiled, not py3-none-any.
     assert re.fullmatch(rf"sigmasockets-{re.escape(VERSION)}-cp3\d+-cp3\d+-linux_\w+\.whl",
                         wheel.name), wheel.name
-    names = zipfile.ZipFile(wheel).namelist()
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
     for module in ("hub", "codec", "connection", "websocket", "_speedups"):
         assert any(re.fullmatch(rf"sigma_core/{module}\.cpython-.*\.so", n) for n in names)
     for name in ("sigma_ops/dashboard/dashboard.js", "sigma_ops/dashboard/index.html",
                  "sigma_core/py.typed", "sigma_ops/py.typed"):
         assert name in names
-    members = tarfile.open(sdist).getnames()
+    with tarfile.open(sdist) as archive:
+        members = archive.getnames()
     for name in ("setup.py", "sigma_core/_speedups.c", "sigma_ops/dashboard/dashboard.js",
                  "README.md"):
         assert f"sigmasockets-{VERSION}/{name}" in members

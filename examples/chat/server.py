@@ -104,7 +104,10 @@ def _switch(text: str) -> bool:
 def _ops_port(text: str) -> int | None:
     if text.strip() in ("", "same"):
         return None
-    return _count(0)(text)
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a port (0..65535) or 'same': {text!r}")
+    return value
 
 
 def _rooms(text: str) -> tuple[str, ...]:
