@@ -4,8 +4,8 @@
         .venv/bin/python bench/ops_cost.py --workload echo --rounds 200 [--scrape-every 10000]
 
 A fixed amount of server-side work through the sans-IO hub (no sockets, no clock reads, so the
-count is the same on a loaded machine): ``echo`` — 100 sessions, each read carrying 4 masked
-1 KiB Data frames, every message answered through the sender's inbox and flushed (bench (b)'s
+count is the same on a loaded machine): ``echo`` — 100 sessions (``--sessions``), each read
+carrying 4 masked 1 KiB Data frames, every message answered through the sender's inbox and flushed (bench (b)'s
 server side); ``broadcast`` — 1,000 sessions, 1 KiB broadcast and flushed (bench (c)'s server
 side). ``--dry`` does the same set-up (sessions, frames) and no hub work: subtract it.
 ``--scrape-every N`` also reads the sigma_ops Prometheus collector (every family, rendered as
@@ -41,10 +41,10 @@ def scraper(hub: Hub) -> object:
     return lambda: generate_latest(registry)
 
 
-def echo(rounds: int, scrape_every: int, dry: bool) -> int:
-    bench = Bench(100)
+def echo(sessions: int, rounds: int, scrape_every: int, dry: bool) -> int:
+    bench = Bench(sessions)
     hub = bench.hub
-    conns = [bench.conn_of[i] for i in range(100)]
+    conns = [bench.conn_of[i] for i in range(sessions)]
     reads = [[(conn_id, b"".join(_masked_frame(codec.encode_data(seq=r * 4 + k + 1,
                                                                  payload=PAYLOAD))
                                  for k in range(4))) for conn_id in conns]
@@ -69,8 +69,8 @@ def echo(rounds: int, scrape_every: int, dry: bool) -> int:
     return delivered
 
 
-def broadcast(rounds: int, scrape_every: int, dry: bool) -> int:
-    bench = Bench(1000)
+def broadcast(sessions: int, rounds: int, scrape_every: int, dry: bool) -> int:
+    bench = Bench(sessions)
     hub = bench.hub
     scrape = scraper(hub) if scrape_every else None
     delivered = next_scrape = 0
@@ -89,12 +89,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workload", choices=("echo", "broadcast"), required=True)
+    parser.add_argument("--sessions", type=int, default=None,
+                        help="default: 100 for echo, 1000 for broadcast")
     parser.add_argument("--rounds", type=int, default=100)
     parser.add_argument("--scrape-every", type=int, default=0)
     parser.add_argument("--dry", action="store_true", help="set-up only, no hub work")
     args = parser.parse_args()
     run = echo if args.workload == "echo" else broadcast
-    print(args.workload, run(args.rounds, args.scrape_every, args.dry))
+    sessions = args.sessions or (100 if args.workload == "echo" else 1000)
+    print(args.workload, run(sessions, args.rounds, args.scrape_every, args.dry))
 
 
 if __name__ == "__main__":
