@@ -5,9 +5,10 @@
 
 A fixed amount of server-side work through the sans-IO hub (no sockets, no clock reads, so the
 count is the same on a loaded machine): ``echo`` — 100 sessions (``--sessions``), each read
-carrying 4 masked 1 KiB Data frames, every message answered through the sender's inbox and flushed (bench (b)'s
-server side); ``broadcast`` — 1,000 sessions, 1 KiB broadcast and flushed (bench (c)'s server
-side). ``--dry`` does the same set-up (sessions, frames) and no hub work: subtract it.
+carrying 4 masked 1 KiB Data frames, every message answered through the sender's inbox and
+flushed (bench (b)'s server side); ``broadcast`` — 1,000 sessions, 1 KiB broadcast and flushed
+(bench (c)'s server side). ``--dry`` does the same set-up (sessions, frames) and no hub
+work: subtract it.
 ``--scrape-every N`` also reads the sigma_ops Prometheus collector (every family, rendered as
 text) once per N messages delivered, as a scrape would. Run it with PYTHONPATH pointing at
 another checkout's packages to compare cores (docs/operations.md, "What metrics cost").
