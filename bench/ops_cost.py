@@ -20,12 +20,14 @@ import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(1, str(Path(__file__).resolve().parent))
-
-from core_bench import PAYLOAD, Bench, _masked_frame
-
+# sigma_core first, from PYTHONPATH when it is set (another checkout's core): core_bench puts
+# this checkout first on sys.path before it imports sigma_core, and must find it imported.
 from sigma_core import codec
 from sigma_core.hub import ClientMessage, Hub
+
+sys.path.insert(1, str(Path(__file__).resolve().parent))
+
+from core_bench import PAYLOAD, Bench, _masked_frame  # noqa: E402
 
 
 class _Source:
@@ -98,7 +100,8 @@ def main() -> None:
     args = parser.parse_args()
     run = echo if args.workload == "echo" else broadcast
     sessions = args.sessions or (100 if args.workload == "echo" else 1000)
-    print(args.workload, run(sessions, args.rounds, args.scrape_every, args.dry))
+    print(args.workload, run(sessions, args.rounds, args.scrape_every, args.dry),
+          "core:", Path(sys.modules["sigma_core.hub"].__file__ or "").parent.parent)
 
 
 if __name__ == "__main__":
