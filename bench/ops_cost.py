@@ -27,7 +27,7 @@ from sigma_core.hub import ClientMessage, Hub
 
 sys.path.insert(1, str(Path(__file__).resolve().parent))
 
-from core_bench import PAYLOAD, Bench, _masked_frame  # noqa: E402
+from core_bench import PAYLOAD, Bench, _masked_frame
 
 
 class _Source:
