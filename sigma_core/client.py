@@ -729,7 +729,8 @@ class ClientSession:
             if tokens < need:
                 wait = max(wait, (need - tokens) / rate)
         if wait > 0:
-            self._pace_at = min(self._pace_at, now + wait)
+            # At least 1 ms: a wait lost to rounding would spin at the same instant.
+            self._pace_at = min(self._pace_at, now + max(wait, 0.001))
             return False
         for bucket, amount in ((self._pace_msgs, 1.0), (self._pace_bytes, float(size))):
             if bucket is not None:

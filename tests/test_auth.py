@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from sigma_auth import JwksCache, JwtConfig, JwtVerifier, TokenRejected, jwt_authenticator
-from sigma_core.client import ErrorReceived, GaveUp, SubscribedEvent
+from sigma_core.client import ErrorReceived, GaveUp, SubscribedEvent, TokenNeeded
 from sigma_core.errors import CloseCode, ErrorCode
 from sigma_core.hub import (
     AuthAccept,
@@ -22,6 +22,7 @@ from sigma_core.hub import (
     AuthRequest,
     ClientConnected,
     ClientDisconnected,
+    ClientMessage,
     ConnectionRejected,
     HubConfig,
 )
@@ -340,12 +341,77 @@ def test_unrefreshed_credentials_close_with_4010_after_the_grace() -> None:
     sim.run(1.5)
     [gone] = [e for e in sim.hub_events if isinstance(e, ClientDisconnected)]
     assert gone.code == CloseCode.TOKEN_EXPIRED
-    # The stale token is not replayed in a loop: the client gives up (token expired).
+    # A client that cannot get a new token does not come back with the stale one.
     sim.run(5.0)
     assert not client.connected
-    assert [e.last_code for e in client.of_type(GaveUp)] == [CloseCode.AUTH_FAILED]
-    rejected = [e for e in sim.hub_events if isinstance(e, ConnectionRejected)]
-    assert [(e.code, e.reason) for e in rejected] == [(CloseCode.AUTH_FAILED, "token expired")]
+    assert [e.last_code for e in client.of_type(GaveUp)] == [CloseCode.TOKEN_EXPIRED]
+    assert [e for e in sim.hub_events if isinstance(e, ConnectionRejected)] == []
+
+
+def refreshing_client(sim: Simulation, exp: float) -> SimClient:
+    token = hs_token({"sub": "alice", "exp": exp})
+    return sim.add_client(client_config(auth_token=token, refresh_tokens=True,
+                                        refresh_margin=3.0))
+
+
+def test_refresh_over_the_open_connection_extends_the_credentials() -> None:
+    sim = jwt_sim(credentials_grace=2.0)
+    client = refreshing_client(sim, exp=10.0)
+    sim.run_until(lambda: client.connected)
+    assert client.session.credentials_expire_ms == 10_000
+    sim.run_until(lambda: bool(client.of_type(TokenNeeded)))
+    assert 6.9 <= sim.now <= 7.1  # 3 s before exp 10
+    assert [e.reason for e in client.of_type(TokenNeeded)] == ["refresh"]
+    client.session.refresh_token(hs_token({"sub": "alice", "exp": 30.0}), sim.now)
+    sim._pump_client(client)
+    sim.run(20.0)  # past the old exp + grace: still connected, asked again before 30
+    assert client.connected
+    assert client.session.credentials_expire_ms == 30_000
+    assert [e.reason for e in client.of_type(TokenNeeded)] == ["refresh", "refresh"]
+    assert [e for e in sim.hub_events if isinstance(e, ClientDisconnected)] == []
+
+
+def test_refresh_for_another_identity_is_refused_with_4005() -> None:
+    sim = jwt_sim()
+    client = refreshing_client(sim, exp=100.0)
+    sim.run_until(lambda: client.connected)
+    client.session.refresh_token(hs_token({"sub": "mallory", "exp": 200.0}), sim.now)
+    sim._pump_client(client)
+    sim.run(0.5)
+    [gone] = [e for e in sim.hub_events if isinstance(e, ClientDisconnected)]
+    assert (gone.code, gone.reason) == (CloseCode.AUTH_FAILED,
+                                        "the new token is for another identity")
+
+
+def test_expired_credentials_reconnect_only_with_a_new_token() -> None:
+    sim = jwt_sim(credentials_grace=1.0)
+    client = refreshing_client(sim, exp=5.0)
+    sim.run_until(lambda: client.connected)
+    sim.run(7.0)  # the app ignores the refresh request: closed with 4010 at 6
+    assert [e.reason for e in client.of_type(TokenNeeded)] == ["refresh", "reconnect"]
+    assert not client.connected
+    sim.run(10.0)  # no new token: no attempt at all with the stale one
+    assert [e for e in sim.hub_events if isinstance(e, ConnectionRejected)] == []
+    client.session.refresh_token(hs_token({"sub": "alice", "exp": 100.0}), sim.now)
+    sim._pump_client(client)
+    sim.run_until(lambda: client.connected, timeout=5)
+    assert client.session.credentials_expire_ms == 100_000
+
+
+def test_client_paces_itself_to_the_advertised_limit() -> None:
+    sim = Simulation(HubConfig(rate_limit=RateLimit(messages_per_second=5)), seed=4)
+    client = sim.add_client(client_config())
+    sim.run_until(lambda: client.connected)
+    start = sim.now
+    for n in range(20):
+        client.send(b"%d" % n)
+    sim.run_until(lambda: sum(isinstance(e, ClientMessage) for e in sim.hub_events) == 20,
+                  timeout=30)
+    got = [e.payload for e in sim.hub_events if isinstance(e, ClientMessage)]
+    assert got == [b"%d" % n for n in range(20)]
+    assert [e for e in sim.hub_events if isinstance(e, ClientDisconnected)] == []
+    # 4.5/s after a burst of 4.5: about 3.4 s for 20 messages.
+    assert 3.0 <= sim.now - start <= 4.5
 
 
 def test_identity_rate_limit_is_shared_by_its_connections_and_advertised() -> None:
