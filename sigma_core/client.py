@@ -716,21 +716,22 @@ class ClientSession:
 
     def _paced(self, size: int) -> bool:
         """Whether a message of ``size`` bytes may go now under the advertised rate limits;
-        if not, ``_pace_at`` is when it may."""
-        now = self._now
-        wait = 0.0
+        if not, ``_pace_at`` is when it may. Time is counted in whole milliseconds (the same
+        arithmetic as the TypeScript client, so both pace alike: tests/test_differential.py)."""
+        now_ms = round(self._now * 1000)
+        wait_ms = 0
         for bucket, amount in ((self._pace_msgs, 1.0), (self._pace_bytes, float(size))):
             if bucket is None:
                 continue
-            rate, tokens, updated = bucket
-            tokens = min(rate, tokens + (now - updated) * rate)  # capacity: one second's worth
-            bucket[1], bucket[2] = tokens, now
+            rate, tokens, updated_ms = bucket
+            # Capacity: one second's worth.
+            tokens = min(rate, tokens + (now_ms - updated_ms) * rate / 1000)
+            bucket[1], bucket[2] = tokens, now_ms
             need = min(amount, rate)
             if tokens < need:
-                wait = max(wait, (need - tokens) / rate)
-        if wait > 0:
-            # At least 1 ms: a wait lost to rounding would spin at the same instant.
-            self._pace_at = min(self._pace_at, now + max(wait, 0.001))
+                wait_ms = max(wait_ms, math.ceil((need - tokens) * 1000 / rate), 1)
+        if wait_ms:
+            self._pace_at = min(self._pace_at, (now_ms + wait_ms) / 1000)
             return False
         for bucket, amount in ((self._pace_msgs, 1.0), (self._pace_bytes, float(size))):
             if bucket is not None:
@@ -791,11 +792,12 @@ class ClientSession:
         self._on_credentials(welcome.credentials_expire_ms, welcome.server_time_ms, now)
         pace = self.config.pace
         limits = welcome.limits
+        now_ms = float(round(now * 1000))
         self._pace_msgs = [limits.max_messages_per_second * pace,
-                           limits.max_messages_per_second * pace, now] \
+                           limits.max_messages_per_second * pace, now_ms] \
             if limits is not None and limits.max_messages_per_second and pace else None
         self._pace_bytes = [limits.max_bytes_per_second * pace,
-                            limits.max_bytes_per_second * pace, now] \
+                            limits.max_bytes_per_second * pace, now_ms] \
             if limits is not None and limits.max_bytes_per_second and pace else None
         self._pace_at = math.inf
         if welcome.limits is not None:
@@ -834,8 +836,10 @@ class ClientSession:
         self._refresh_at = math.inf
         if not expire_ms or not self.config.refresh_tokens:
             return
-        remaining = max(0.0, (expire_ms - server_time_ms) / 1000) if server_time_ms else 0.0
-        self._refresh_at = now + max(remaining - self.config.refresh_margin, remaining / 2)
+        # In whole ms, as the TypeScript client computes it.
+        remaining_ms = max(0, expire_ms - server_time_ms) if server_time_ms else 0
+        wait_ms = max(remaining_ms - round(self.config.refresh_margin * 1000), remaining_ms // 2)
+        self._refresh_at = now + wait_ms / 1000
 
     def _reconcile(self, server_topics: set[str], pending_subscribe: set[str]) -> None:
         """After a Welcome, bring the server's topics in line with the app's requests.

@@ -42,6 +42,7 @@ from sigma_core.client import (
     SessionReset,
     StatusChanged,
     SubscribedEvent,
+    TokenNeeded,
     UnsubscribedEvent,
 )
 from sigma_core.connection import ConnectionConfig
@@ -91,7 +92,7 @@ def canonical(value: object) -> Json:
 
 _BODIES = {name: getattr(messages, name) for name in (
     "Hello", "Welcome", "Data", "Ack", "Ping", "Pong", "Subscribe", "Unsubscribe", "Subscribed",
-    "Unsubscribed", "Presence", "Error", "Goodbye")}
+    "Unsubscribed", "Presence", "Error", "Goodbye", "Refresh", "Refreshed")}
 
 
 def _int(v: Json) -> int:
@@ -137,7 +138,8 @@ def body_from_json(obj: Json) -> messages.Body:
         elif key == "metadata":
             kwargs[key] = dict(v)
         elif isinstance(v, str) and key not in ("session_id", "topic", "reason", "message",
-                                                "details", "fresh_reason", "auth_token"):
+                                                "details", "fresh_reason", "auth_token",
+                                                "serializer", "token"):
             kwargs[key] = int(v)
         else:
             kwargs[key] = v
@@ -202,6 +204,8 @@ def normal_event(e: ClientEvent) -> Json:
         return {"reconnecting": {"attempt": e.attempt, "delay_ms": round(e.delay * 1000)}}
     if isinstance(e, GaveUp):
         return {"gave_up": True}
+    if isinstance(e, TokenNeeded):
+        return {"token_needed": e.reason}
     return {"unknown": type(e).__name__}
 
 
@@ -235,6 +239,10 @@ class _PythonRun:
             max_pending=c.get("max_pending", 1000),
             connect_timeout=c.get("connect_timeout_ms", 10000) / 1000,
             auth_token=c.get("auth_token", ""),
+            serializer=c.get("serializer", ""),
+            refresh_tokens=c.get("refresh_tokens", False),
+            refresh_margin=c.get("refresh_margin_ms", 30000) / 1000,
+            pace=c.get("pace", 0.9),
             reconnect=ReconnectPolicy(
                 initial_delay=r.get("initial_ms", 1000) / 1000,
                 max_delay=r.get("max_ms", 30000) / 1000,
@@ -298,6 +306,8 @@ class _PythonRun:
                 s.transport_closed(self.current, now)
             elif kind == "timer":
                 s.handle_timer(now)
+            elif kind == "token":
+                s.refresh_token(step["token"], now)
             else:
                 raise ValueError(f"unknown step {kind!r}")
         except SigmaError as exc:
@@ -467,11 +477,16 @@ def _recovery_json(draw: st.DrawFn) -> Json:
 def envelopes(draw: st.DrawFn) -> Json:
     """Envelopes a server could send, shaped to hit the client's state often."""
     kind = draw(_one_of("Welcome", "Data", "Data", "Data", "Ack", "Subscribed",
-                                 "Unsubscribed", "Error", "Goodbye", "Ping", "Presence", "Pong"))
+                                 "Unsubscribed", "Error", "Goodbye", "Ping", "Presence", "Pong",
+                        "Refreshed"))
+    if kind == "Refreshed":
+        return {"type": "Refreshed", "credentials_expire_ms": draw(_one_of(0, 90_000, 400_000))}
     if kind == "Welcome":
         limits = draw(st.none() | st.builds(
-            lambda u, m: {"max_unacked": u, "max_message_size": m},
-            _one_of(0, 1, 2, 5), _one_of(0, 4096, 1 << 20)))
+            lambda u, m, r, b: {"max_unacked": u, "max_message_size": m,
+                                "max_messages_per_second": r, "max_bytes_per_second": b},
+            _one_of(0, 1, 2, 5), _one_of(0, 4096, 1 << 20), _one_of(0, 0, 1, 3, 7),
+            _one_of(0, 0, 2, 100)))
         return {"type": "Welcome", "session_id": draw(_one_of("s1", "s2")),
                 "resume_token": draw(_one_of("aa", "bb")),
                 "resumed": draw(st.booleans()),
@@ -480,7 +495,9 @@ def envelopes(draw: st.DrawFn) -> Json:
                 "heartbeat_interval_ms": draw(_one_of(0, 1000, 30000)),
                 "heartbeat_timeout_ms": draw(_one_of(0, 5000, 70000)),
                 "limits": limits,
-                "fresh_reason": draw(_one_of("", "expired"))}
+                "fresh_reason": draw(_one_of("", "expired")),
+                "server_time_ms": draw(_one_of(0, 50_000)),
+                "credentials_expire_ms": draw(_one_of(0, 0, 60_000, 100_000))}
     if kind == "Data":
         return {"type": "Data", "topic": draw(_any_topic), "position": draw(_position_json),
                 "timestamp_ms": 7, "payload": draw(_one_of("", "01", "0203"))}
@@ -495,7 +512,7 @@ def envelopes(draw: st.DrawFn) -> Json:
         return {"type": "Error", "code": draw(_one_of(3, 6, 10)), "message": "no",
                 "request_id": draw(_request_ids)}
     if kind == "Goodbye":
-        return {"type": "Goodbye", "code": draw(_one_of(0, 1, 2, 8, 13)),
+        return {"type": "Goodbye", "code": draw(_one_of(0, 1, 2, 8, 10, 13, 17, 19)),
                 "reason": "bye", "reconnect_after_ms": draw(_one_of(0, 2000))}
     if kind == "Ping":
         return {"type": "Ping", "id": draw(_ints(0, 3)), "timestamp_ms": 5}
@@ -508,7 +525,7 @@ def envelopes(draw: st.DrawFn) -> Json:
 _STEP_KINDS = st.sampled_from([
     "connect", "disconnect", "send", "subscribe", "unsubscribe", "opened", "opened",
     "open_failed", "recv", "recv", "recv", "recv", "recv", "server_close", "drop", "timer",
-    "timer"])
+    "timer", "token"])
 
 
 @st.composite
@@ -525,6 +542,8 @@ def steps(draw: st.DrawFn) -> Json:
     elif kind == "server_close":
         step["code"] = draw(_one_of(1000, 1001, 1011, 4001))
         step["reason"] = "x"
+    elif kind == "token":
+        step["token"] = draw(_one_of("t2", ""))
     return step
 
 
@@ -536,6 +555,9 @@ def traces(draw: st.DrawFn) -> Json:
         "reconnect": {"initial_ms": 1000, "max_ms": 8000, "multiplier": 2,
                       "max_attempts": draw(_one_of(2, 10, None))},
         "random": draw(_one_of(0.0, 0.5, 0.999)),
+        "refresh_tokens": draw(st.booleans()),
+        "refresh_margin_ms": draw(_one_of(0, 30000)),
+        "pace": draw(_one_of(0.9, 0.5, 0)),
     }
     # Most traces start by connecting and opening, so the server envelopes land on a session.
     prefix: list[Json] = []

@@ -15,7 +15,15 @@ import {
   RecoveryFailedError,
   ServerError,
   SessionLostError,
+  TokenRefreshError,
 } from "./errors.js";
+import {
+  PayloadDecodeError,
+  RAW,
+  checkSerializerName,
+  encodePayload,
+  type Serializer,
+} from "./serializers.js";
 import type { ClientInfoInit, Presence, StreamPosition, TopicRecovery } from "./messages.js";
 import {
   ClientSession,
@@ -138,6 +146,22 @@ export interface SigmaSocketClientOptions {
   WebSocket?: AnyWebSocketConstructor;
   /** Uniform random number in [0, 1) for the reconnect jitter. Default `Math.random`. */
   random?: () => number;
+  /**
+   * How payloads are encoded (`send` takes values) and decoded (`message` gives values):
+   * {@link RAW} (default, `Uint8Array`), {@link JSON_SERIALIZER}, {@link MSGPACK}, or your own.
+   * Must be the server's: its name goes in the Hello (a mismatch is refused, close 4011).
+   */
+  serializer?: Serializer;
+  /**
+   * Called for a new token before the credentials the server announced expire, and after a
+   * close for expired credentials (the client reconnects with the new token instead of giving
+   * up). May return a Promise. Unset: tokens are not refreshed.
+   */
+  getToken?: () => string | Promise<string>;
+  /** Ms before the credentials expire to call `getToken` (at most halfway). Default 30000. */
+  tokenRefreshMargin?: number;
+  /** Share of the server's advertised rate limits the client sends at (0: off). Default 0.9. */
+  ratePacing?: number;
   /** Clock in ms, for tests. Also stamps wire timestamps, so give it wall-clock-like values.
    * Default: a monotonic clock (`performance.now()`) offset to the wall clock once. */
   now?: () => number;
@@ -234,6 +258,8 @@ export class SigmaSocketClient {
   private lastFailure = "";
   private readonly network: NetworkMonitor | null;
   private stopNetwork: (() => void) | null = null;
+  private readonly serializer: Serializer;
+  private readonly getToken: (() => string | Promise<string>) | null;
 
   constructor(options: SigmaSocketClientOptions) {
     if (typeof options !== "object" || options === null) {
@@ -260,10 +286,16 @@ export class SigmaSocketClient {
       maxMessageSize: options.maxMessageSize ?? d.maxMessageSize,
       authToken: options.authToken ?? "",
       clientInfo: options.clientInfo ?? null,
+      serializer: checkSerializerName((options.serializer ?? RAW).name),
+      refreshTokens: options.getToken !== undefined,
+      refreshMargin: options.tokenRefreshMargin ?? d.refreshMargin,
+      pace: options.ratePacing ?? d.pace,
       wallClockOffset: clock.wallClockOffset,
       probeTimeout: options.probeTimeout ?? d.probeTimeout,
     };
     this.session = new ClientSession(config, options.random ?? Math.random);
+    this.serializer = options.serializer ?? RAW;
+    this.getToken = options.getToken ?? null;
     this.WebSocketCtor = (options.WebSocket as WebSocketConstructor | undefined)
       ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
     this.timers = options.timers ?? {
@@ -320,10 +352,26 @@ export class SigmaSocketClient {
    * and queues nothing, while `maxPending` messages await acknowledgement. Throws
    * `LocalProtocolError` for a message larger than the server accepts.
    */
-  send(data: Uint8Array, topic = ""): boolean {
-    const seq = this.session.send(data, this.now(), topic);
+  send(data: unknown, topic = ""): boolean {
+    const seq = this.session.send(encodePayload(this.serializer, data), this.now(), topic);
     this.pump();
     return seq !== null;
+  }
+
+  private async fetchToken(getToken: () => string | Promise<string>): Promise<void> {
+    let token: unknown;
+    try {
+      token = await getToken();
+    } catch (exc) {
+      this.emit("error", new TokenRefreshError(`getToken failed: ${String(exc)}`));
+      return;
+    }
+    if (typeof token !== "string" || !token) {
+      this.emit("error", new TokenRefreshError("getToken must return a non-empty string"));
+      return;
+    }
+    this.session.refreshToken(token, this.now());
+    this.pump();
   }
 
   /** Subscribe to `topic` (now, or on the next connection). Throws for `$`-names and "". */
@@ -429,8 +477,22 @@ export class SigmaSocketClient {
         break;
       case "connected":
         break;
-      case "message":
-        this.emit("message", o.payload, Number(o.position.offset), Number(o.timestampMs), o.topic);
+      case "message": {
+        let value: unknown = o.payload;
+        if (this.serializer !== RAW) {
+          try {
+            value = this.serializer.decode(o.payload);
+          } catch (exc) {
+            this.emit("error", new PayloadDecodeError(this.serializer.name, String(exc), o.payload,
+                                                      o.topic, Number(o.position.offset)));
+            break;
+          }
+        }
+        this.emit("message", value, Number(o.position.offset), Number(o.timestampMs), o.topic);
+        break;
+      }
+      case "token_needed":
+        if (this.getToken !== null) void this.fetchToken(this.getToken);
         break;
       case "reconnecting":
         this.emit("reconnecting", { attempt: o.attempt, maxAttempts: o.maxAttempts,

@@ -61,6 +61,8 @@ const BODY_TYPES = {
   Presence: w.Body.Presence,
   Error: w.Body.Error,
   Goodbye: w.Body.Goodbye,
+  Refresh: w.Body.Refresh,
+  Refreshed: w.Body.Refreshed,
 } as const;
 
 // ----------------------------------------------------------------------------- encoding
@@ -244,6 +246,7 @@ function buildBody(b: flatbuffers.Builder, m: BodyInit): number {
       const lastAcked = u64(m.lastAckedSeq ?? 0n, "Hello.lastAckedSeq");
       const authToken = optString(b, m.authToken, "Hello.authToken");
       const client = m.client == null ? 0 : buildClientInfo(b, m.client);
+      const serializer = optString(b, m.serializer, "Hello.serializer");
       w.Hello.startHello(b);
       w.Hello.addLastAckedSeq(b, lastAcked);
       w.Hello.addSessionId(b, sessionId);
@@ -251,6 +254,7 @@ function buildBody(b: flatbuffers.Builder, m: BodyInit): number {
       w.Hello.addPositions(b, positions);
       w.Hello.addAuthToken(b, authToken);
       w.Hello.addClient(b, client);
+      w.Hello.addSerializer(b, serializer);
       w.Hello.addProtocolVersion(b, version);
       return w.Hello.endHello(b);
     }
@@ -261,6 +265,8 @@ function buildBody(b: flatbuffers.Builder, m: BodyInit): number {
         .map((tr) => buildTopicRecovery(b, tr, "Welcome.recovery")));
       const limits = m.limits == null ? 0 : buildLimits(b, m.limits);
       const freshReason = optString(b, m.freshReason, "Welcome.freshReason");
+      const serializer = optString(b, m.serializer, "Welcome.serializer");
+      const expire = u64(m.credentialsExpireMs ?? 0n, "Welcome.credentialsExpireMs");
       const lastReceived = u64(m.lastReceivedSeq ?? 0n, "Welcome.lastReceivedSeq");
       const serverTime = u64(m.serverTimeMs ?? 0n, "Welcome.serverTimeMs");
       const interval = u32(m.heartbeatIntervalMs ?? 0, "Welcome.heartbeatIntervalMs");
@@ -268,6 +274,7 @@ function buildBody(b: flatbuffers.Builder, m: BodyInit): number {
       w.Welcome.startWelcome(b);
       w.Welcome.addLastReceivedSeq(b, lastReceived);
       w.Welcome.addServerTimeMs(b, serverTime);
+      w.Welcome.addCredentialsExpireMs(b, expire);
       w.Welcome.addSessionId(b, sessionId);
       w.Welcome.addResumeToken(b, resumeToken);
       w.Welcome.addRecovery(b, recovery);
@@ -275,6 +282,7 @@ function buildBody(b: flatbuffers.Builder, m: BodyInit): number {
       w.Welcome.addHeartbeatTimeoutMs(b, timeout);
       w.Welcome.addLimits(b, limits);
       w.Welcome.addFreshReason(b, freshReason);
+      w.Welcome.addSerializer(b, serializer);
       w.Welcome.addResumed(b, Boolean(m.resumed));
       return w.Welcome.endWelcome(b);
     }
@@ -393,6 +401,18 @@ function buildBody(b: flatbuffers.Builder, m: BodyInit): number {
       w.Goodbye.addCode(b, code);
       return w.Goodbye.endGoodbye(b);
     }
+    case "Refresh": {
+      const token = optString(b, m.token, "Refresh.token");
+      w.Refresh.startRefresh(b);
+      w.Refresh.addToken(b, token);
+      return w.Refresh.endRefresh(b);
+    }
+    case "Refreshed": {
+      const expire = u64(m.credentialsExpireMs ?? 0n, "Refreshed.credentialsExpireMs");
+      w.Refreshed.startRefreshed(b);
+      w.Refreshed.addCredentialsExpireMs(b, expire);
+      return w.Refreshed.endRefreshed(b);
+    }
     default: {
       const unknown: { type?: unknown } = m;
       throw new LocalProtocolError(`cannot encode a message of type ${String(unknown.type)}`);
@@ -470,7 +490,8 @@ const BODY_SPECS: Record<number, TableSpec> = {
     name: "Hello",
     fields: [f("protocol_version", "u16"), f("session_id", "str"), f("resume_token", "bytes"),
              f("positions", "tables", { table: TOPIC_POSITION }), f("last_acked_seq", "u64"),
-             f("auth_token", "str"), f("client", "table", { table: CLIENT_INFO })],
+             f("auth_token", "str"), f("client", "table", { table: CLIENT_INFO }),
+             f("serializer", "str")],
   },
   [w.Body.Welcome]: {
     name: "Welcome",
@@ -479,7 +500,8 @@ const BODY_SPECS: Record<number, TableSpec> = {
              f("recovery", "tables", { table: TOPIC_RECOVERY }), f("last_received_seq", "u64"),
              f("heartbeat_interval_ms", "u32"), f("heartbeat_timeout_ms", "u32"),
              f("limits", "table", { table: LIMITS }), f("server_time_ms", "u64"),
-             f("fresh_reason", "str")],
+             f("fresh_reason", "str"), f("credentials_expire_ms", "u64"),
+             f("serializer", "str")],
   },
   [w.Body.Data]: {
     name: "Data",
@@ -522,6 +544,8 @@ const BODY_SPECS: Record<number, TableSpec> = {
   [w.Body.Goodbye]: {
     name: "Goodbye", fields: [f("code", "u16"), f("reason", "str"), f("reconnect_after_ms", "u32")],
   },
+  [w.Body.Refresh]: { name: "Refresh", fields: [f("token", "str")] },
+  [w.Body.Refreshed]: { name: "Refreshed", fields: [f("credentials_expire_ms", "u64")] },
 };
 
 const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
@@ -759,6 +783,7 @@ function readBody(bodyType: number, env: w.Envelope): Body {
         lastAckedSeq: m.lastAckedSeq(),
         authToken: m.authToken() ?? "",
         client: readClientInfo(m.client()),
+        serializer: m.serializer() ?? "",
       };
     }
     case w.Body.Welcome: {
@@ -777,6 +802,8 @@ function readBody(bodyType: number, env: w.Envelope): Body {
         limits: readLimits(m.limits()),
         serverTimeMs: m.serverTimeMs(),
         freshReason: m.freshReason() ?? "",
+        credentialsExpireMs: m.credentialsExpireMs(),
+        serializer: m.serializer() ?? "",
       };
     }
     case w.Body.Data: {
@@ -856,6 +883,14 @@ function readBody(bodyType: number, env: w.Envelope): Body {
         type: "Goodbye", code: m.code(), reason: m.reason() ?? "",
         reconnectAfterMs: m.reconnectAfterMs(),
       };
+    }
+    case w.Body.Refresh: {
+      const m = env.body(new w.Refresh()) as w.Refresh;
+      return { type: "Refresh", token: m.token() ?? "" };
+    }
+    case w.Body.Refreshed: {
+      const m = env.body(new w.Refreshed()) as w.Refreshed;
+      return { type: "Refreshed", credentialsExpireMs: m.credentialsExpireMs() };
     }
     default:
       throw new UnknownMessageType(bodyType);

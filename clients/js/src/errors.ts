@@ -35,6 +35,10 @@ export const CloseCode = {
   SLOW_CONSUMER: 4007,
   RATE_LIMITED: 4008,
   LIMIT_EXCEEDED: 4009,
+  /** Credentials expired and were not refreshed within the server's grace period. */
+  TOKEN_EXPIRED: 4010,
+  /** The client's payload serializer is not the server's. */
+  SERIALIZER_MISMATCH: 4011,
 } as const;
 
 export const ErrorCode = {
@@ -56,6 +60,9 @@ export const ErrorCode = {
   LIMIT_EXCEEDED: 15,
   /** The peer closes normally (Goodbye before a 1000 close); from a client it ends the session. */
   NORMAL: 16,
+  TOKEN_EXPIRED: 17,
+  AUTH_UNAVAILABLE: 18,
+  SERIALIZER_MISMATCH: 19,
 } as const;
 
 /** Base class of every error this package throws or emits. */
@@ -112,6 +119,9 @@ export class SessionLostError extends SigmaError {}
 
 /** Messages on a topic were lost beyond the history bounds; the app must resync it. */
 export class RecoveryFailedError extends SigmaError {}
+
+/** The app's `getToken` failed (threw, or gave no token). */
+export class TokenRefreshError extends SigmaError {}
 
 /** The server reported an error (an `Error` envelope); `code` is an ErrorCode value. */
 export class ServerError extends SigmaError {

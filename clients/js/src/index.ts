@@ -38,3 +38,12 @@ export {
 export { FILE_IDENTIFIER, decode, encode } from "./codec.js";
 export * from "./errors.js";
 export * from "./messages.js";
+export {
+  JSON_SERIALIZER,
+  MSGPACK,
+  PayloadDecodeError,
+  RAW,
+  checkSerializerName,
+  encodePayload,
+  type Serializer,
+} from "./serializers.js";

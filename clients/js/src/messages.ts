@@ -63,6 +63,8 @@ export interface Hello {
   lastAckedSeq: bigint;
   authToken: string;
   client: ClientInfo | null;
+  /** The payload serializer's name; "" means "raw". */
+  serializer: string;
 }
 
 export interface Welcome {
@@ -77,6 +79,9 @@ export interface Welcome {
   limits: Limits | null;
   serverTimeMs: bigint;
   freshReason: string;
+  /** When the client's credentials expire, wall-clock ms since the epoch; 0n: never. */
+  credentialsExpireMs: bigint;
+  serializer: string;
 }
 
 export interface Data {
@@ -158,6 +163,18 @@ export interface Goodbye {
   reconnectAfterMs: number;
 }
 
+/** Client -> server: a new credential for the open connection. */
+export interface Refresh {
+  type: "Refresh";
+  token: string;
+}
+
+/** Server -> client: the Refresh was accepted; credentials now expire then (ms). */
+export interface Refreshed {
+  type: "Refreshed";
+  credentialsExpireMs: bigint;
+}
+
 export type Body =
   | Hello
   | Welcome
@@ -171,7 +188,9 @@ export type Body =
   | Unsubscribed
   | Presence
   | ErrorBody
-  | Goodbye;
+  | Goodbye
+  | Refresh
+  | Refreshed;
 
 export type BodyType = Body["type"];
 
@@ -197,4 +216,6 @@ export type BodyInit =
   | Init<Unsubscribed, "type" | "topic">
   | Init<Presence, "type" | "topic" | "sessionId">
   | Init<ErrorBody, "type">
-  | Init<Goodbye, "type">;
+  | Init<Goodbye, "type">
+  | Init<Refresh, "type">
+  | Init<Refreshed, "type">;

@@ -86,6 +86,17 @@ export interface SessionConfig {
   maxMessageSize: number;
   authToken: string;
   clientInfo: ClientInfoInit | null;
+  /** The payload serializer's name, sent in the Hello ("" or "raw": nothing sent). */
+  serializer: string;
+  /**
+   * The app can supply new tokens (`getToken`): the session asks for one (`token_needed`)
+   * `refreshMargin` ms before the credentials the Welcome announced expire (at most halfway),
+   * and after a close for expired or refused credentials instead of giving up.
+   */
+  refreshTokens: boolean;
+  refreshMargin: number;
+  /** Share of the Welcome's advertised rate limits to send at (0: no pacing). */
+  pace: number;
   /** Added to `now` to stamp `*_ms` wire timestamps. */
   wallClockOffset: number;
   /**
@@ -109,6 +120,10 @@ export const DEFAULT_SESSION_CONFIG: Omit<SessionConfig, "url"> = {
   maxMessageSize: 1 << 20,
   authToken: "",
   clientInfo: null,
+  serializer: "",
+  refreshTokens: false,
+  refreshMargin: 30000,
+  pace: 0.9,
   wallClockOffset: 0,
   probeTimeout: 3000,
 };
@@ -158,12 +173,18 @@ export interface Reconnecting {
 }
 /** No more reconnects: attempts exhausted, or the server refused us for good. */
 export interface GaveUp { kind: "gave_up"; reason: string }
+/**
+ * Ask the app for a new token and hand it to {@link ClientSession.refreshToken}: `"refresh"`
+ * (the credentials expire soon; the connection stays open) or `"reconnect"` (closed for
+ * expired or refused credentials; the session reconnects once it has the token).
+ */
+export interface TokenNeeded { kind: "token_needed"; reason: "refresh" | "reconnect" }
 
 export type SessionOutput =
   | OpenTransport | SendData | CloseTransport
   | StatusChanged | Connected | SessionReset | RecoveryFailed | MessageReceived
   | SubscribedEvent | UnsubscribedEvent | PresenceReceived | ErrorReceived
-  | Disconnected | Reconnecting | GaveUp;
+  | Disconnected | Reconnecting | GaveUp | TokenNeeded;
 
 // ----------------------------------------------------------------------------- helpers
 
@@ -249,13 +270,14 @@ interface Conn {
 }
 
 const SERVER_SENDS: ReadonlySet<Body["type"]> = new Set([
-  "Data", "Ack", "Subscribed", "Unsubscribed", "Presence", "Error",
+  "Data", "Ack", "Subscribed", "Unsubscribed", "Presence", "Error", "Refreshed",
 ]);
 
 // Reconnecting would not help: refused for good, or another connection now owns the session
 // (taking it back would start a tug of war between the two).
 const FATAL_GOODBYES: ReadonlySet<number> = new Set([
   ErrorCode.AUTH_FAILED, ErrorCode.UNSUPPORTED_VERSION, ErrorCode.SESSION_TAKEN_OVER,
+  ErrorCode.SERIALIZER_MISMATCH,
 ]);
 
 /** The ErrorCode sent in the Goodbye that precedes a close we initiate for a failure. */
@@ -320,6 +342,19 @@ export class ClientSession {
   rtt: number | null = null;
   /** The platform's last network report ({@link networkChanged}); true until told otherwise. */
   online = true;
+  // credentials: the token the next Hello carries, when to ask for a new one, whether the app
+  // gave a new one since the last refusal (a second refusal then gives up)
+  authToken: string;
+  credentialsExpireMs = 0n;
+  private refreshAt = Infinity;
+  private awaitingToken = false;
+  private tokenFresh = false;
+  private serverSkewMs = 0n;
+  // pacing to Welcome.limits: [rate, tokens, updatedMs] per messages and bytes, or null
+  private paceMsgs: number[] | null = null;
+  private paceBytes: number[] | null = null;
+  private paceAt = Infinity;
+  private lastNow = 0;
 
   constructor(config: SessionConfig, random: () => number) {
     validateConfig(config);
@@ -327,6 +362,7 @@ export class ClientSession {
     this.random = random;
     this.maxUnacked = config.maxPending;
     this.maxMessageSize = config.maxMessageSize;
+    this.authToken = config.authToken;
     this.checkHelloFits(null); // an auth token or client info too large for any Hello
   }
 
@@ -355,7 +391,7 @@ export class ClientSession {
 
   /** When {@link handleTimer} must next be called (null: no timer needed). */
   nextDeadline(): number | null {
-    let deadline = Math.min(this.attemptDeadline, this.reconnectAt);
+    let deadline = Math.min(this.attemptDeadline, this.reconnectAt, this.refreshAt, this.paceAt);
     const conn = this.conn;
     if (conn !== null) {
       if (conn.state === "hello") {
@@ -409,7 +445,26 @@ export class ClientSession {
    * reconnects, as long as the session survives. Throws {@link LocalProtocolError} for a
    * message the server could never accept (larger than its limit less the envelope overhead).
    */
+  /**
+   * The app's new token (answer to `token_needed`, or unasked): sent at once over an open
+   * connection (`Refresh`), and used by every later Hello. A session waiting for a token to
+   * reconnect reconnects now. Throws LocalProtocolError for an empty token.
+   */
+  refreshToken(token: string, now: number): void {
+    if (!token) throw new LocalProtocolError("refreshToken needs a token");
+    this.authToken = token;
+    this.tokenFresh = true;
+    this.refreshAt = Infinity;
+    if (this.isOpen) {
+      this.sendBody({ type: "Refresh", token });
+    } else if (this.awaitingToken && this.wanted) {
+      this.awaitingToken = false;
+      this.reconnectAt = now;
+    }
+  }
+
   send(payload: Uint8Array, now: number, topic = ""): number | null {
+    this.lastNow = now;
     if (!(payload instanceof Uint8Array)) {
       throw new LocalProtocolError("send() needs a Uint8Array payload");
     }
@@ -495,6 +550,7 @@ export class ClientSession {
 
   /** One whole WebSocket message from the socket of `attempt` (binary, or a string for text). */
   receive(attempt: number, data: Uint8Array | ArrayBuffer | string, now: number): void {
+    this.lastNow = now;
     const conn = this.conn;
     if (attempt !== this.attemptId || conn === null || conn.state === "opening") return;
     conn.lastReceived = now;
@@ -553,6 +609,15 @@ export class ClientSession {
     if (now >= this.reconnectAt) {
       this.reconnectAt = Infinity;
       this.open(now);
+    }
+    if (now >= this.refreshAt) {
+      this.refreshAt = Infinity;
+      this.out.push({ kind: "token_needed", reason: "refresh" });
+    }
+    if (now >= this.paceAt) {
+      this.paceAt = Infinity;
+      this.lastNow = now;
+      this.transmit();
     }
     const conn = this.conn;
     if (conn === null) return;
@@ -642,8 +707,9 @@ export class ClientSession {
       resumeToken: this.token,
       positions: [...this.positions].map(([topic, position]) => ({ topic, position })),
       lastAckedSeq: BigInt(this.lastAckedSeq),
-      authToken: this.config.authToken,
+      authToken: this.authToken,
       client: this.config.clientInfo,
+      serializer: this.config.serializer === "raw" ? "" : this.config.serializer,
     };
   }
 
@@ -702,13 +768,53 @@ export class ClientSession {
   private transmit(): void {
     if (!this.isOpen) return;
     const limit = this.lastAckedSeq + this.maxUnacked;
+    const pacing = this.paceMsgs !== null || this.paceBytes !== null;
     for (const item of this.pending) {
       if (item.seq <= this.sentUpto) continue;
       if (item.seq > limit) break;
+      if (pacing && !this.paced(item.payload.length)) break;
       this.sendBody({ type: "Data", topic: item.topic, seq: BigInt(item.seq),
                       timestampMs: item.timestampMs, payload: item.payload });
       this.sentUpto = item.seq;
     }
+  }
+
+  /**
+   * Whether a message of `size` bytes may go now under the advertised rate limits; if not,
+   * `paceAt` is when it may. Whole milliseconds, the same arithmetic as the Python client.
+   */
+  private paced(size: number): boolean {
+    const nowMs = Math.round(this.lastNow);
+    let waitMs = 0;
+    for (const [bucket, amount] of [[this.paceMsgs, 1], [this.paceBytes, size]] as const) {
+      if (bucket === null) continue;
+      const rate = bucket[0]!;
+      const tokens = Math.min(rate, bucket[1]! + (nowMs - bucket[2]!) * rate / 1000);
+      bucket[1] = tokens;
+      bucket[2] = nowMs;
+      const need = Math.min(amount, rate);
+      if (tokens < need) waitMs = Math.max(waitMs, Math.ceil((need - tokens) * 1000 / rate), 1);
+    }
+    if (waitMs) {
+      this.paceAt = Math.min(this.paceAt, nowMs + waitMs);
+      return false;
+    }
+    for (const [bucket, amount] of [[this.paceMsgs, 1], [this.paceBytes, size]] as const) {
+      if (bucket !== null) bucket[1]! -= amount;
+    }
+    return true;
+  }
+
+  /** Schedule the `token_needed` for credentials expiring at `expireMs` (server wall clock). */
+  private onCredentials(expireMs: bigint, serverTimeMs: bigint, now: number): void {
+    this.credentialsExpireMs = expireMs;
+    this.refreshAt = Infinity;
+    if (!expireMs || !this.config.refreshTokens) return;
+    let remaining = 0;
+    if (serverTimeMs) remaining = Math.max(0, Number(expireMs - serverTimeMs));
+    const waitMs = Math.max(remaining - Math.round(this.config.refreshMargin),
+                            Math.floor(remaining / 2));
+    this.refreshAt = now + waitMs;
   }
 
   /**
@@ -770,7 +876,7 @@ export class ClientSession {
       this.unexpected(conn, body, now);
       return;
     }
-    this.onBody(body);
+    this.onBody(body, now);
   }
 
   private unexpected(conn: Conn, body: Body, now: number): void {
@@ -796,6 +902,18 @@ export class ClientSession {
     }
     this.sessionId = welcome.sessionId;
     this.token = welcome.resumeToken;
+    this.tokenFresh = false;
+    this.serverSkewMs = welcome.serverTimeMs ? welcome.serverTimeMs - this.wallMs(now) : 0n;
+    this.onCredentials(welcome.credentialsExpireMs, welcome.serverTimeMs, now);
+    const pace = this.config.pace;
+    const lim = welcome.limits;
+    const nowMs = Math.round(now);
+    this.paceMsgs = lim !== null && lim.maxMessagesPerSecond && pace
+      ? [lim.maxMessagesPerSecond * pace, lim.maxMessagesPerSecond * pace, nowMs] : null;
+    this.paceBytes = lim !== null && lim.maxBytesPerSecond && pace
+      ? [lim.maxBytesPerSecond * pace, lim.maxBytesPerSecond * pace, nowMs] : null;
+    this.paceAt = Infinity;
+    this.lastNow = now;
     const limits = welcome.limits;
     if (limits !== null) {
       if (limits.maxUnacked) this.maxUnacked = Math.min(this.config.maxPending, limits.maxUnacked);
@@ -884,7 +1002,7 @@ export class ClientSession {
     }
   }
 
-  private onBody(body: Body): void {
+  private onBody(body: Body, now: number): void {
     switch (body.type) {
       case "Data":
         this.onData(body);
@@ -927,6 +1045,9 @@ export class ClientSession {
       }
       case "Presence":
         this.out.push({ kind: "presence", presence: body });
+        break;
+      case "Refreshed":
+        this.onCredentials(body.credentialsExpireMs, this.wallMs(now) + this.serverSkewMs, now);
         break;
       default:
         break;
@@ -977,7 +1098,22 @@ export class ClientSession {
   /** The current attempt or connection is over: schedule the next one, or give up. */
   private lost(now: number, code: number, reason: string, cause: RemoteProtocolError | null,
                goodbye: Goodbye | null): void {
-    const fatal = goodbye !== null && FATAL_GOODBYES.has(goodbye.code);
+    this.refreshAt = Infinity;
+    this.paceAt = Infinity;
+    let fatal = goodbye !== null && FATAL_GOODBYES.has(goodbye.code);
+    const credentials = goodbye !== null && (goodbye.code === ErrorCode.TOKEN_EXPIRED
+                                             || goodbye.code === ErrorCode.AUTH_FAILED);
+    if (credentials && this.wanted && this.config.refreshTokens && !this.tokenFresh) {
+      // Expired or refused credentials, and the app can get new ones: ask once, and reconnect
+      // when it answers (refreshToken), never with the old token.
+      this.out.push({ kind: "disconnected", code, reason, cause, goodbye, willReconnect: true });
+      this.awaitingToken = true;
+      this.reconnectAt = Infinity;
+      this.setStatus("reconnecting");
+      this.out.push({ kind: "token_needed", reason: "reconnect" });
+      return;
+    }
+    fatal = fatal || (goodbye !== null && goodbye.code === ErrorCode.TOKEN_EXPIRED);
     if (goodbye !== null && goodbye.code === ErrorCode.NORMAL && this.wanted) {
       // The server ended our session on purpose (a kick): coming back would undo it.
       this.out.push({ kind: "disconnected", code, reason, cause, goodbye, willReconnect: false });
@@ -1022,6 +1158,9 @@ export class ClientSession {
     this.nextSeq = 1;
     this.sentUpto = 0;
     this.lastAckedSeq = 0;
+    this.awaitingToken = false;
+    this.refreshAt = Infinity;
+    this.credentialsExpireMs = 0n;
   }
 }
 

@@ -22,7 +22,7 @@ type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 
 const U64_FIELDS = new Set([
   "epoch", "offset", "lost_from", "lost_to", "replayed", "last_acked_seq", "last_received_seq",
-  "server_time_ms", "seq", "timestamp_ms", "echo_timestamp_ms",
+  "server_time_ms", "seq", "timestamp_ms", "echo_timestamp_ms", "credentials_expire_ms",
 ]);
 const BYTES_FIELDS = new Set(["resume_token", "payload"]);
 
@@ -103,6 +103,7 @@ function normal(o: SessionOutput): Json {
     case "reconnecting":
       return { reconnecting: { attempt: o.attempt, delay_ms: Math.round(o.delay) } };
     case "gave_up": return { gave_up: true };
+    case "token_needed": return { token_needed: o.reason };
     default: return { unknown: (o as { kind: string }).kind };
   }
 }
@@ -117,6 +118,10 @@ interface TraceConfig {
   reconnect?: { initial_ms?: number; max_ms?: number; multiplier?: number; max_attempts?: number | null };
   random?: number;
   auth_token?: string;
+  serializer?: string;
+  refresh_tokens?: boolean;
+  refresh_margin_ms?: number;
+  pace?: number;
 }
 
 interface Step { t: number; do: string; [key: string]: Json }
@@ -139,6 +144,10 @@ function runTrace(trace: { config?: TraceConfig; steps: Step[] }): Json {
     reconnectMultiplier: r.multiplier ?? 2,
     maxReconnectAttempts: r.max_attempts === undefined ? 10 : r.max_attempts,
     authToken: c.auth_token ?? "",
+    serializer: c.serializer ?? "",
+    refreshTokens: c.refresh_tokens ?? false,
+    refreshMargin: c.refresh_margin_ms ?? 30000,
+    pace: c.pace ?? 0.9,
   }, () => rnd);
   let current = 0; // the attempt of the latest `open` output
   let opened = 0; // the latest attempt reported opened (a second report is not made)
@@ -177,6 +186,7 @@ function runTrace(trace: { config?: TraceConfig; steps: Step[] }): Json {
           break;
         case "drop": session.transportClosed(current, 1006, "", now); break;
         case "timer": session.handleTimer(now); break;
+        case "token": session.refreshToken(step.token as string, now); break;
         default: throw new Error(`unknown step ${step.do}`);
       }
     } catch (exc) {

@@ -15,6 +15,7 @@ export const FULL: Body[] = [
     lastAckedSeq: 99n, authToken: "tok",
     client: { name: "sigmasockets-client", version: "0.1.0", platform: "node",
               metadata: { user: "ann", room: "" } },
+    serializer: "json",
   },
   {
     type: "Welcome", sessionId: "S", resumeToken: new Uint8Array(32).fill(9), resumed: true,
@@ -26,7 +27,8 @@ export const FULL: Body[] = [
     lastReceivedSeq: 17n, heartbeatIntervalMs: 25000, heartbeatTimeoutMs: 60000,
     limits: { maxMessageSize: 1 << 20, maxUnacked: 1000, maxTopics: 100, maxMessagesPerSecond: 5,
               maxBytesPerSecond: 0xffffffff },
-    serverTimeMs: 1700000000123n, freshReason: "expired",
+    serverTimeMs: 1700000000123n, freshReason: "expired", credentialsExpireMs: 1700000600000n,
+    serializer: "json",
   },
   {
     type: "Data", topic: "chat", position: pos(7n, 1n), seq: 3n, timestampMs: 1700000000000n,
@@ -46,16 +48,19 @@ export const FULL: Body[] = [
   { type: "Error", code: 2, message: "too many topics", details: "max 100", retryable: true,
     requestId: 12 },
   { type: "Goodbye", code: 6, reason: "shutting down", reconnectAfterMs: 1000 },
+  { type: "Refresh", token: "eyJ.new.token" },
+  { type: "Refreshed", credentialsExpireMs: 1700000900000n },
 ];
 
 /** Minimal messages (defaults left out) and what they decode to. */
 export const MINIMAL: [BodyInit, Body][] = [
   [{ type: "Hello" }, { type: "Hello", protocolVersion: 1, sessionId: "", resumeToken: new Uint8Array(0),
-                        positions: [], lastAckedSeq: 0n, authToken: "", client: null }],
+                        positions: [], lastAckedSeq: 0n, authToken: "", client: null,
+                        serializer: "" }],
   [{ type: "Welcome", sessionId: "", resumeToken: new Uint8Array(0) },
    { type: "Welcome", sessionId: "", resumeToken: new Uint8Array(0), resumed: false, recovery: [],
      lastReceivedSeq: 0n, heartbeatIntervalMs: 0, heartbeatTimeoutMs: 0, limits: null,
-     serverTimeMs: 0n, freshReason: "" }],
+     serverTimeMs: 0n, freshReason: "", credentialsExpireMs: 0n, serializer: "" }],
   [{ type: "Data" }, { type: "Data", topic: "", position: null, seq: 0n, timestampMs: 0n,
                        payload: new Uint8Array(0) }],
   [{ type: "Ack" }, { type: "Ack", seq: 0n, positions: [] }],
