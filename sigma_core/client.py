@@ -70,6 +70,9 @@ from .messages import (
     Welcome,
 )
 
+#: The reserved topics every session holds.
+_SERVER_TOPICS = frozenset(("$all", "$inbox"))
+
 __all__ = [
     "ENVELOPE_OVERHEAD",
     "BufferFullError",
@@ -723,8 +726,17 @@ class ClientSession:
                 self._unsubscribing.discard(topic)
                 self.positions.pop(topic, None)
 
+    @staticmethod
+    def _foreign_reserved(topic: str) -> bool:
+        """A ``$`` topic other than ``$all`` and ``$inbox``: no client subscribes to one, so a
+        server (or anything on a plain ``ws://`` path) naming it is ignored; its position is
+        never kept, and the resuming Hello never carries it."""
+        return topic.startswith("$") and topic not in _SERVER_TOPICS
+
     def _apply_recovery(self, recovery: TopicRecovery) -> None:
         topic = recovery.topic
+        if self._foreign_reserved(topic):
+            return
         if recovery.position is not None:
             self.positions[topic] = recovery.position
         if not topic.startswith("$") and topic not in self._unsubscribing:
@@ -740,6 +752,8 @@ class ClientSession:
             if position is None:
                 return  # a server never sends this; nothing to place it by
             topic = body.topic
+            if self._foreign_reserved(topic):
+                return
             if topic not in self.subscriptions and not topic.startswith("$"):
                 # Unsubscribed by the app: the server has not processed it yet.
                 if topic in self.positions:

@@ -401,6 +401,9 @@ class PresenceChanged(HubEvent):
 class ClientErrorReceived(HubEvent):
     session: Session
     error: Error
+    #: False past the first ``_LOGGED_CLIENT_ERRORS`` of a connection: the log takes it at
+    #: DEBUG, so a client repeating Error envelopes cannot flood the INFO log.
+    loud: bool = True
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -459,9 +462,26 @@ def _client_message(session: Session, seq: int, topic: str, payload: bytes,
 
 
 class _Conn:
-    __slots__ = ("backlog", "backlog_bytes", "backlog_keys", "buckets", "close_action", "conn",
-                 "handshaking", "heartbeats_charged", "http", "id", "paused", "peer",
-                 "pump_due", "replayed", "request", "scheduled", "session")
+    __slots__ = (
+        "backlog",
+        "backlog_bytes",
+        "backlog_keys",
+        "buckets",
+        "client_errors",
+        "close_action",
+        "conn",
+        "handshaking",
+        "heartbeats_charged",
+        "http",
+        "id",
+        "paused",
+        "peer",
+        "pump_due",
+        "replayed",
+        "request",
+        "scheduled",
+        "session",
+    )
 
     def __init__(self, conn_id: int, conn: ServerConnection, peer: str) -> None:
         self.id = conn_id
@@ -482,6 +502,7 @@ class _Conn:
         self.replayed = 0
         #: Heartbeats (Ping/Pong envelopes) already charged to the rate limit.
         self.heartbeats_charged = 0
+        self.client_errors = 0
         self.close_action = CloseAction.NONE
         #: (messages, bytes) token buckets when rate limits are on.
         self.buckets: tuple[TokenBucket | None, TokenBucket | None] | None = None
@@ -489,6 +510,9 @@ class _Conn:
         self.request: HandshakeRequest | None = None
         self.scheduled = math.inf
 
+
+#: Error envelopes of one connection logged at INFO; the rest go to DEBUG.
+_LOGGED_CLIENT_ERRORS = 10
 
 _HTTP_500 = HttpResponse(status=500, headers=(("content-type", "text/plain"),),
                          body=b"internal server error")
@@ -876,7 +900,10 @@ class Hub:
                 elif isinstance(body, Unsubscribe):
                     self._on_unsubscribe(rec, session, body, now)
                 elif isinstance(body, Error):
-                    self._events.append(ClientErrorReceived(session=session, error=body))
+                    rec.client_errors += 1
+                    self._events.append(ClientErrorReceived(
+                        session=session, error=body,
+                        loud=rec.client_errors <= _LOGGED_CLIENT_ERRORS))
                 # Ack from the client: positions are advisory; nothing to do yet.
             elif isinstance(event, HelloReceived):
                 self._on_hello(rec, event.hello, now)
