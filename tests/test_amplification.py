@@ -13,12 +13,10 @@ import time
 import tracemalloc
 from collections.abc import Iterator
 
-import flatbuffers
 import pytest
-from test_hostile_input import client_frame, upgrade_request
+from test_hostile_input import aliased_positions, client_frame, upgrade_request
 
 from sigma_core import codec
-from sigma_core.backplane import HistoryLimits
 from sigma_core.entropy import SeededEntropy
 from sigma_core.errors import CloseCode, ErrorCode, LocalProtocolError
 from sigma_core.hub import (
@@ -26,15 +24,14 @@ from sigma_core.hub import (
     AuthRequest,
     ClientConnected,
     ClientErrorReceived,
-    ConnectionRejected,
     Hub,
     HubConfig,
 )
 from sigma_core.logs import DEBUG, INFO, hub_log_entry
 from sigma_core.messages import (
     Ack,
-    Data,
     ClientInfo,
+    Data,
     Error,
     Hello,
     Ping,
@@ -45,7 +42,7 @@ from sigma_core.messages import (
     Unsubscribe,
     Welcome,
 )
-from sigma_core.websocket import HttpRequest, HttpResponse
+from sigma_core.websocket import HttpRequest, HttpResponse, Role, WebSocket, WebSocketConfig
 
 OP_BINARY, OP_CONT, OP_PING = 0x2, 0x0, 0x9
 MiB = 1 << 20
@@ -154,7 +151,8 @@ def test_a_fresh_hello_cannot_replay_more_than_max_replay_bytes_nor_all_at_once(
     # Everything owed was paced, and no more than the cap was replayed in all.
     assert 14 * MiB <= attacker.out <= hub.config.max_replay_bytes + 64 * 1024, attacker.out
     connected = [e for e in hub.events_received() if isinstance(e, ClientConnected)]
-    assert connected and len(connected[0].failed_topics) == 1  # the fifth: reported, not sent
+    assert connected
+    assert len(connected[0].failed_topics) == 1  # the fifth: reported, not sent
     assert wire < 400
 
 
@@ -201,8 +199,9 @@ def test_live_messages_wait_behind_a_paced_replay_in_order() -> None:
             length = int.from_bytes(data[start:start + 8], "big")
             start += 8
         body = codec.decode(data[start:start + length])
-        if type(body).__name__ == "Data":
-            offsets.append(body.position.offset)  # type: ignore[attr-defined]
+        if isinstance(body, Data):
+            assert body.position is not None
+            offsets.append(body.position.offset)
         pos = start + length
     assert offsets == list(range(1, len(offsets) + 1))
     assert len(offsets) == 1 * MiB // (64 << 10) + 1
@@ -227,33 +226,6 @@ def test_a_repeated_subscribe_for_a_held_topic_replays_nothing_again() -> None:
 
 
 # ----------------------------------------------------------------------------- 2: decoder
-
-
-def aliased_positions(n: int, *, ack: bool) -> bytes:
-    """An envelope whose ``positions`` vector points ``n`` times at one TopicPosition table."""
-    b = flatbuffers.Builder(1024)
-    topic = b.CreateString(b"t")
-    codec._w_topic_position.Start(b)
-    codec._w_topic_position.AddPosition(b, codec._w_stream_position.CreateStreamPosition(b, 1, 0))
-    codec._w_topic_position.AddTopic(b, topic)
-    table = codec._w_topic_position.End(b)
-    b.StartVector(4, n, 4)
-    for _ in range(n):
-        b.PrependUOffsetTRelative(table)
-    vector = b.EndVector()
-    if ack:
-        codec._w_ack.Start(b)
-        codec._w_ack.AddPositions(b, vector)
-        body, body_type = codec._w_ack.End(b), 7
-    else:
-        codec._w_hello.Start(b)
-        codec._w_hello.AddPositions(b, vector)
-        body, body_type = codec._w_hello.End(b), 1
-    codec._w_envelope.Start(b)
-    codec._w_envelope.AddBody(b, body)
-    codec._w_envelope.AddBodyType(b, body_type)
-    b.Finish(codec._w_envelope.End(b), file_identifier=codec.FILE_IDENTIFIER)
-    return bytes(b.Output())
 
 
 @pytest.mark.parametrize("ack", [False, True], ids=["hello", "ack"])
@@ -426,7 +398,6 @@ def test_rate_limits_cover_every_envelope_type(body: object) -> None:
 def test_a_deflate_bomb_inflates_no_further_than_max_message_size(traced: None) -> None:
     import zlib
 
-    from sigma_core.websocket import Role, WebSocket, WebSocketConfig
     server = WebSocket(Role.SERVER, WebSocketConfig(compression=True, max_message_size=1 << 20))
     server.receive_data(upgrade_request(80).replace(
         b"\r\n\r\n", b"\r\nSec-WebSocket-Extensions: permessage-deflate\r\n\r\n"))
@@ -441,7 +412,8 @@ def test_a_deflate_bomb_inflates_no_further_than_max_message_size(traced: None) 
     server.receive_data(client_frame(OP_BINARY, bomb, rsv=0x40))
     peak = tracemalloc.get_traced_memory()[1] - base
     closed = [e for e in server.events_received() if type(e).__name__ == "Closed"]
-    assert closed and closed[0].code == CloseCode.MESSAGE_TOO_BIG  # type: ignore[attr-defined]
+    assert closed
+    assert closed[0].code == CloseCode.MESSAGE_TOO_BIG  # type: ignore[attr-defined]
     # 200 MiB of zeros in ~200 KB: inflating used to peak at the whole 200 MiB.
     assert peak < 4 * (1 << 20) + 4 * len(bomb), peak
 
@@ -457,7 +429,7 @@ def test_the_client_ignores_positions_for_topics_it_never_held() -> None:
         max_message_size=1 << 20, max_unacked=100, max_topics=100), recovery=tuple(
         TopicRecovery(topic=f"$junk{i}", status=RecoveryStatus.FRESH,
                       position=StreamPosition(1, 1)) for i in range(40_000)))
-    session._on_welcome(welcome, 0.0)  # type: ignore[attr-defined]
+    session._on_welcome(welcome, 0.0)
     session._on_body(Data(topic="$other", payload=b"x", position=StreamPosition(1, 2)), 0.0)
     assert all(not t.startswith("$junk") and t != "$other" for t in session.positions)
     assert len(codec.encode(session._hello())) < 1024
@@ -475,7 +447,8 @@ def test_client_error_envelopes_are_logged_at_info_only_a_few_times() -> None:
     levels = [hub_log_entry(e, {}).level for e in hub.events_received()  # type: ignore[union-attr]
               if isinstance(e, ClientErrorReceived)]
     assert len(levels) == 50
-    assert levels.count(INFO) == 10 and levels.count(DEBUG) == 40
+    assert levels.count(INFO) == 10
+    assert levels.count(DEBUG) == 40
 
 
 def test_http_handler_headers_with_cr_or_lf_are_never_written() -> None:
@@ -489,11 +462,10 @@ def test_http_handler_headers_with_cr_or_lf_are_never_written() -> None:
     out = b"".join(b"".join(chunks) for _, chunks, _ in hub.flush())
     assert out.startswith(b"HTTP/1.1 500")
     assert b"evil" not in out
-    with pytest.raises(LocalProtocolError):
-        from sigma_core.websocket import Role, WebSocket, WebSocketConfig
-        ws = WebSocket(Role.SERVER, WebSocketConfig(serve_http=True))
-        ws.receive_data(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-        ws.events_received()
+    ws = WebSocket(Role.SERVER, WebSocketConfig(serve_http=True))
+    ws.receive_data(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    ws.events_received()
+    with pytest.raises(LocalProtocolError, match="CR, LF or NUL"):
         ws.respond(HttpResponse(status=200, headers=(("x", "a\nb"),), body=b""))
 
 
@@ -517,5 +489,7 @@ def test_a_resume_never_changes_the_sessions_identity() -> None:
     mallory.send(Hello(auth_token="mallory", session_id=session.id,
                        resume_token=session._token))
     connected = [e for e in hub.events_received() if isinstance(e, ClientConnected)]
-    assert not connected[-1].resumed and connected[-1].session.identity == "mallory"
-    assert session.identity == "alice" and session.conn_id == alice.id
+    assert not connected[-1].resumed
+    assert connected[-1].session.identity == "mallory"
+    assert session.identity == "alice"
+    assert session.conn_id == alice.id
