@@ -400,7 +400,7 @@ class Connection:
         self._settle_ws(now)
         if self._state is ConnectionState.CLOSED:
             return
-        if code == CloseCode.NO_STATUS_RCVD or code == CloseCode.ABNORMAL_CLOSURE:
+        if code in (CloseCode.NO_STATUS_RCVD, CloseCode.ABNORMAL_CLOSURE):
             # Not every server passes the peer's close code on (hypercorn reports 1006 for every
             # close it did not start, uvicorn 1005 for a dropped TCP connection): a peer that
             # said Goodbye first closed normally; otherwise the transport just ended (1006).
