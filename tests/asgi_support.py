@@ -95,7 +95,6 @@ class ASGIServer:
             config = uvicorn.Config(self.app, lifespan="on", log_level="warning",
                                     ws="websockets-sansio")
             server = uvicorn.Server(config)
-            server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
 
             async def trigger() -> None:
                 await stop.wait()
@@ -108,19 +107,19 @@ class ASGIServer:
             return
         from hypercorn.config import Config
 
-        config = Config()
-        config.bind = [f"fd://{sock.fileno()}"]
-        config.graceful_timeout = 1.0
-        config.accesslog = None
-        config.errorlog = None
+        hyper = Config()
+        hyper.bind = [f"fd://{sock.fileno()}"]
+        hyper.graceful_timeout = 1.0
+        hyper.accesslog = None
+        hyper.errorlog = None
         if self.host == "hypercorn-trio":
             from hypercorn.trio import serve as trio_serve
 
-            await trio_serve(self.app, config, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
+            await trio_serve(self.app, hyper, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
         else:
             from hypercorn.asyncio import serve as asyncio_serve
 
-            await asyncio_serve(self.app, config, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
+            await asyncio_serve(self.app, hyper, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
 
     async def start(self) -> None:
         """For ``async with``: serve in a task group of our own."""
