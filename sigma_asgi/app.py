@@ -40,7 +40,7 @@ from sigma_core.hub import (
     ServerStats,
     Session,
 )
-from sigma_core.logs import hub_log_entry
+from sigma_core.logs import format_peer, hub_log_entry
 from sigma_core.logs import write as write_log
 from sigma_core.message_socket import MessageSocket
 from sigma_core.messages import Hello, StreamPosition
@@ -48,7 +48,7 @@ from sigma_core.websocket import HandshakeRequest, WebSocketState
 
 __all__ = ["ASGIApp", "ASGIAuthRequest", "SigmaASGIApp", "asgi_scope"]
 
-_log = logging.getLogger("sigma_asgi")
+_log = logging.getLogger("sigma_asgi.server")
 
 Scope = MutableMapping[str, Any]
 ASGIMessage = MutableMapping[str, Any]
@@ -153,6 +153,8 @@ class SigmaASGIApp:
         self._emitter = EventEmitter(on_listener_error=self._report)
         self._hub: Hub | None = None
         self._peers: dict[int, _Peer] = {}
+        #: conn_id -> the client's address (from the scope), for the log.
+        self._peer_names: dict[int, str] = {}
         self._busy = False
         self._accepting = False
         #: The scope of the connection whose input the hub is processing (for authenticate).
@@ -350,12 +352,14 @@ class SigmaASGIApp:
             await _refuse(scope, send, 503, "server is shutting down")
             return
         conn_id = hub.open_message_connection(_handshake_request(scope), anyio.current_time())
+        self._peer_names[conn_id] = format_peer(scope.get("client"))
         socket = hub.message_socket(conn_id)
         assert socket is not None
         if socket.state is not WebSocketState.OPEN:
             status, reason = socket.rejection or (403, "refused")
             hub.connection_lost(conn_id, anyio.current_time())
             self._after_core()
+            self._peer_names.pop(conn_id, None)
             await _refuse(scope, send, status, reason)
             return
         await send({"type": "websocket.accept", "subprotocol": socket.subprotocol})
@@ -431,6 +435,7 @@ class SigmaASGIApp:
         if hub is not None:
             hub.connection_lost(peer.conn_id, anyio.current_time())
             self._after_core()
+        self._peer_names.pop(peer.conn_id, None)
         if not self._peers and self._drained is not None:
             self._drained.set()
 
@@ -457,7 +462,7 @@ class SigmaASGIApp:
         hub = self._require_hub()
         peers = self._peers
         emit = self._emitter.emit
-        logger = self._logger
+        logger, names = self._logger, self._peer_names
         self._busy = True
         try:
             while True:
@@ -476,7 +481,7 @@ class SigmaASGIApp:
                         peer.wake.set()
                 events = hub.events_received()
                 for event in events:
-                    write_log(logger, hub_log_entry(event, {}))
+                    write_log(logger, hub_log_entry(event, names))
                     for name, args in server_callbacks(event):
                         emit(name, *args)
                 if not out and not events:

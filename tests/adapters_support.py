@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeAlias
 
 import anyio
+import pytest
 from anyio.abc import ByteStream, Process, SocketAttribute, SocketStream, TaskGroup
 from asgi_support import ASGI_HOSTS, ASGIServer, Backend
 
@@ -40,6 +41,7 @@ __all__ = [
     "Proxy",
     "Recorder",
     "Server",
+    "any_server",
     "connected_client",
     "hosting",
     "interop_server",
@@ -50,6 +52,7 @@ __all__ = [
     "package",
     "proxy_to",
     "raw_client",
+    "server_logger",
     "serving",
     "session_of",
     "url",
@@ -63,6 +66,10 @@ BACKENDS = ("asyncio", "trio")
 #: that hold for any server (pytest ids: "asyncio", "trio", "uvicorn", "hypercorn-asyncio", ...).
 ALL_BACKENDS = [*BACKENDS, *(Backend(anyio_name, asgi=host)
                              for host, anyio_name in ASGI_HOSTS.items())]
+#: The scenario holds for any server: it runs on the native adapters and through SigmaASGIApp
+#: under each ASGI server.
+any_server = pytest.mark.parametrize("anyio_backend", ALL_BACKENDS, indirect=True,
+                                     ids=[getattr(b, "asgi", None) or b for b in ALL_BACKENDS])
 ROOT = Path(__file__).resolve().parent.parent
 INTEROP_SERVER = Path(__file__).resolve().with_name("interop_server.py")
 
@@ -81,6 +88,11 @@ FAST: dict[str, Any] = {"reconnect_interval": 0.02, "max_reconnect_delay": 0.1,
 def package(backend: str) -> Any:
     """The adapter package for an anyio backend name."""
     return {"asyncio": sigma_asyncio, "trio": sigma_trio}[backend]
+
+
+def server_logger(backend: str) -> str:
+    """The name of the logger the server of ``backend`` writes to."""
+    return "sigma_asgi.server" if getattr(backend, "asgi", None) else f"sigma_{backend}.server"
 
 
 def other(backend: str) -> str:

@@ -17,11 +17,11 @@ import anyio
 import pytest
 import trustme
 from adapters_support import (
-    ALL_BACKENDS,
     BACKENDS,
     DEADLINE,
     Client,
     Recorder,
+    any_server,
     connected_client,
     hosting,
     interop_server,
@@ -60,12 +60,6 @@ PAYLOAD = bytes(range(256)) * 256
 def anyio_backend(request: pytest.FixtureRequest) -> str:
     backend: str = request.param
     return backend
-
-
-#: The scenario holds for any server: it runs on the native adapters and through SigmaASGIApp
-#: under each ASGI server (adapters_support.ALL_BACKENDS).
-any_server = pytest.mark.parametrize("anyio_backend", ALL_BACKENDS, indirect=True,
-                                     ids=[getattr(b, "asgi", None) or b for b in ALL_BACKENDS])
 
 
 @pytest.fixture(scope="module")
