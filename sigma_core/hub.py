@@ -1187,6 +1187,7 @@ class Hub:
         ws_open = WebSocketState.OPEN
         slow: list[_Conn] = []
         sent = 0
+        envelope: bytes | None = None
         for sid in targets:
             conn_id = sessions[sid].conn_id
             if conn_id is None:
@@ -1203,7 +1204,11 @@ class Hub:
                 conn._ordered.append(frame)
                 conn._buffered += length
             elif not offer_frame(conn, frame, size):
-                conn.send_encoded(entry.envelope)
+                # (An extension, or message mode: the envelope, cut out of the frame once for
+                # all of them.)
+                if envelope is None:
+                    envelope = entry.envelope
+                conn.send_encoded(envelope)
             sent += 1
             dirty.add(conn_id)
             if rec.paused:
