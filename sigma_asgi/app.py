@@ -16,17 +16,20 @@ trio ones (hypercorn's trio worker).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import math
+import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass
 from http.cookies import CookieError, SimpleCookie
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import anyio.abc
+import anyio.from_thread
 
 from sigma_asyncio._entropy import SystemEntropy
 from sigma_core.api import EventEmitter, Listener, ServerOptions, server_callbacks
@@ -58,6 +61,21 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 ClientRef = Session | str
 Exclude = ClientRef | Iterable[ClientRef] | None
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _on_loop(method: _F) -> _F:
+    """Commands run on the event loop: called from a worker thread of it (FastAPI's and
+    Starlette's sync endpoints run in ``anyio.to_thread``), they hop over to it and wait."""
+
+    @functools.wraps(method)
+    def command(self: SigmaASGIApp, *args: Any, **kwargs: Any) -> Any:
+        if self._loop_thread is None or threading.get_ident() == self._loop_thread:
+            return method(self, *args, **kwargs)
+        return anyio.from_thread.run_sync(functools.partial(method, self, *args, **kwargs))
+
+    return command  # type: ignore[return-value]
 
 #: Headers the ASGI server handled itself (HandshakeRequest gives host and subprotocols apart).
 _HANDLED_HEADERS = frozenset({"host", "sec-websocket-protocol", "sec-websocket-extensions"})
@@ -167,6 +185,8 @@ class SigmaASGIApp:
         self._timer_free: anyio.Event | None = None
         self._host_group: anyio.abc.TaskGroup | None = None
         self._drained: anyio.Event | None = None
+        #: The event loop's thread (commands from its worker threads hop over to it).
+        self._loop_thread: int | None = None
 
     # ------------------------------------------------------------------ ASGI
 
@@ -188,19 +208,12 @@ class SigmaASGIApp:
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
         inner = self.app
         if inner is None:
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await self.__aenter__()
-                    await send({"type": "lifespan.startup.complete"})
-                elif message["type"] == "lifespan.shutdown":
-                    await self.__aexit__(None, None, None)
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
+            await self._own_lifespan(receive, send, started=False)
+            return
 
         # Around the inner app's lifespan: we start before it sees the startup and stop before
         # it sees the shutdown (its own resources are still there while clients leave).
-        started = False
+        started = inner_answered = False
 
         async def receive_around() -> ASGIMessage:
             nonlocal started
@@ -213,12 +226,38 @@ class SigmaASGIApp:
                 await self.__aexit__(None, None, None)
             return message
 
+        async def send_around(message: ASGIMessage) -> None:
+            nonlocal inner_answered
+            inner_answered = True
+            await send(message)
+
         try:
-            await inner(scope, receive_around, send)
+            await inner(scope, receive_around, send_around)
+        except Exception:
+            if inner_answered:
+                raise
+            # The inner app does not speak the lifespan protocol (Django's ASGI handler
+            # refuses it): we answer it alone.
+            self._logger.log(logging.DEBUG, "the inner app does not support the lifespan "
+                             "protocol; SigmaASGIApp answers it alone")
+            await self._own_lifespan(receive, send, started=started)
         finally:
-            if started:
+            if started and self._host_group is not None:
                 with anyio.CancelScope(shield=True):
                     await self.__aexit__(None, None, None)
+
+    async def _own_lifespan(self, receive: Receive, send: Send, *, started: bool) -> None:
+        if started:
+            await send({"type": "lifespan.startup.complete"})
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await self.__aenter__()
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.__aexit__(None, None, None)
+                await send({"type": "lifespan.shutdown.complete"})
+                return
 
     async def __aenter__(self) -> SigmaASGIApp:
         """Start (create the hub if needed) and run the hub's timer until ``__aexit__``."""
@@ -248,6 +287,7 @@ class SigmaASGIApp:
         return self._hub
 
     def _start(self) -> None:
+        self._loop_thread = threading.get_ident()
         if self._hub is None:
             now = anyio.current_time()
             config = self.options.hub_config(wall_clock_offset=time.time() - now)
@@ -286,6 +326,7 @@ class SigmaASGIApp:
 
     # ------------------------------------------------------------------ commands
 
+    @_on_loop
     def send_to_client(self, client: ClientRef, data: bytes) -> bool:
         """Send to one client's inbox (replayed if it is away); False if no such session."""
         hub = self._require_hub()
@@ -296,11 +337,13 @@ class SigmaASGIApp:
         self._after_core()
         return True
 
+    @_on_loop
     def broadcast(self, data: bytes, exclude: Exclude = None) -> None:
         """Send to every client except ``exclude`` (an id, a session, or several)."""
         self._require_hub().broadcast(data, anyio.current_time(), exclude=_ids(exclude))
         self._after_core()
 
+    @_on_loop
     def publish(self, topic: str, data: bytes, exclude: Exclude = None) -> StreamPosition:
         """Publish to a topic's subscribers; returns the message's position."""
         position = self._require_hub().publish(topic, data, anyio.current_time(),
@@ -308,14 +351,17 @@ class SigmaASGIApp:
         self._after_core()
         return position
 
+    @_on_loop
     def subscribe(self, client: ClientRef, topic: str) -> None:
         self._require_hub().subscribe(_id(client), topic, anyio.current_time())
         self._after_core()
 
+    @_on_loop
     def unsubscribe(self, client: ClientRef, topic: str) -> None:
         self._require_hub().unsubscribe(_id(client), topic, anyio.current_time())
         self._after_core()
 
+    @_on_loop
     def disconnect_client(self, client: ClientRef, reason: str = "", *,
                           end_session: bool = True) -> None:
         """Close a client's connection (close 1000); see ``SigmaSocketServer``."""
@@ -332,9 +378,11 @@ class SigmaASGIApp:
     def get_connected_clients(self) -> list[Session]:
         return self._hub.connected_sessions() if self._hub is not None else []
 
+    @_on_loop
     def get_stats(self) -> ServerStats:
         return self._require_hub().stats(anyio.current_time())
 
+    @_on_loop
     def presence(self, topic: str) -> frozenset[str]:
         """Ids of the sessions subscribed to ``topic``."""
         return self._require_hub().presence(topic)
@@ -540,7 +588,9 @@ def _handshake_request(scope: Scope) -> HandshakeRequest:
             host = value
         if name not in _HANDLED_HEADERS:
             headers.append((name, value))
-    path = scope.get("root_path", "") + scope.get("path", "/")
+    # The full request path: uvicorn, hypercorn and Starlette's Mount all keep the mount
+    # prefix (root_path) in "path" itself.
+    path = scope.get("path") or "/"
     query = scope.get("query_string", b"")
     if query:
         path += "?" + bytes(query).decode("latin-1")

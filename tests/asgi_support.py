@@ -19,6 +19,7 @@ import anyio
 import anyio.abc
 
 from sigma_asgi import SigmaASGIApp
+from sigma_asgi.app import ASGIApp
 
 __all__ = ["ASGI_HOSTS", "ASGIServer", "Backend"]
 
@@ -43,13 +44,19 @@ class Backend(str):
 class ASGIServer:
     """A :class:`SigmaASGIApp` served by ``host`` (a key of :data:`ASGI_HOSTS`)."""
 
-    def __init__(self, server: str, /, *, port: int = 0, **options: Any) -> None:
+    def __init__(self, server: str, /, *, port: int = 0, sigma: SigmaASGIApp | None = None,
+                 asgi: ASGIApp | None = None, lifespan: bool = True, **options: Any) -> None:
+        """``sigma``: the app to serve (default: one made of ``options``); ``asgi``: what the
+        server runs, when the app sits inside another (default: ``sigma``). ``lifespan``: the
+        server sends the lifespan to ``sigma`` (start-up waits for it)."""
         options.pop("host", None)
         if options.get("ssl") is not None:
             raise ValueError("TLS is the ASGI server's business: not hosted here")
         options.pop("ssl", None)
         self.host = server
-        self.app = SigmaASGIApp(**options)
+        self.app = sigma if sigma is not None else SigmaASGIApp(**options)
+        self._asgi: ASGIApp = asgi if asgi is not None else self.app
+        self._lifespan = lifespan
         self._port = port
         self._stop: anyio.Event | None = None
         self._stopped: anyio.Event | None = None
@@ -80,7 +87,7 @@ class ASGIServer:
         try:
             async with anyio.create_task_group() as group:
                 group.start_soon(self._run_server, sock, stop)
-                while self.app.hub is None or not self.app._accepting:
+                while self._lifespan and (self.app.hub is None or not self.app._accepting):
                     await anyio.sleep(_STARTUP_POLL)
                 task_status.started(self._port)
         finally:
@@ -92,7 +99,8 @@ class ASGIServer:
         if self.host == "uvicorn":
             import uvicorn
 
-            config = uvicorn.Config(self.app, lifespan="on", log_level="warning",
+            config = uvicorn.Config(self._asgi, lifespan="on" if self._lifespan else "off",
+                                    log_level="warning",
                                     ws="websockets-sansio")
             server = uvicorn.Server(config)
 
@@ -115,11 +123,11 @@ class ASGIServer:
         if self.host == "hypercorn-trio":
             from hypercorn.trio import serve as trio_serve
 
-            await trio_serve(self.app, hyper, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
+            await trio_serve(self._asgi, hyper, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
         else:
             from hypercorn.asyncio import serve as asyncio_serve
 
-            await asyncio_serve(self.app, hyper, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
+            await asyncio_serve(self._asgi, hyper, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
 
     async def start(self) -> None:
         """For ``async with``: serve in a task group of our own."""

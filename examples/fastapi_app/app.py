@@ -86,7 +86,7 @@ def login(user: Annotated[str, Body(embed=True, min_length=1, max_length=64)],
 
 
 @api.post("/rooms/{room}/messages")
-def publish(room: str, body: Annotated[bytes, Body(media_type="application/octet-stream")]
+async def publish(room: str, body: Annotated[bytes, Body(media_type="application/octet-stream")]
             ) -> dict[str, int]:
     position = sigma.publish(room, body)
     return {"epoch": position.epoch, "offset": position.offset,
@@ -94,7 +94,7 @@ def publish(room: str, body: Annotated[bytes, Body(media_type="application/octet
 
 
 @api.get("/stats")
-def stats() -> dict[str, float]:
+async def stats() -> dict[str, float]:
     s = sigma.get_stats()
     return {"connected_clients": s.connected_clients, "messages_sent": s.messages_sent,
             "messages_received": s.messages_received}
