@@ -165,6 +165,14 @@ class SigmaASGIApp:
             options = ServerOptions(**overrides)
         elif overrides:
             options = dataclasses.replace(options, **overrides)
+        for name, why in (("ssl", "TLS is the ASGI server's (uvicorn --ssl-certfile, ...)"),
+                          ("http_handler", "plain HTTP goes to the inner app (app=...)")):
+            if getattr(options, name) is not None:
+                raise ValueError(f"SigmaASGIApp does not take ServerOptions.{name}: {why}")
+        if options.compression_enabled:
+            raise ValueError("SigmaASGIApp does not take ServerOptions.compression_enabled: "
+                             "permessage-deflate is the ASGI server's (uvicorn "
+                             "--ws-per-message-deflate)")
         self.options = options
         self.app = app
         self._logger = options.logger if options.logger is not None else _log
