@@ -304,3 +304,32 @@ async def test_example_under_a_real_server(name: str) -> None:
                 await process.wait()
 
 
+
+
+# ----------------------------------------------------------------------------- options
+
+
+@pytest.mark.parametrize(("options", "match"), [
+    ({"ssl": object()}, "ServerOptions.ssl: TLS is the ASGI server's"),
+    ({"http_handler": lambda request: None}, "http_handler: plain HTTP goes to the inner app"),
+    ({"compression_enabled": True}, "compression_enabled: permessage-deflate is the ASGI"),
+])
+def test_options_that_belong_to_the_asgi_server_are_refused(options: dict[str, object],
+                                                            match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        SigmaASGIApp(**options)
+
+
+def test_asgi_scope_of_a_native_request_is_none() -> None:
+    from sigma_asgi import asgi_scope
+    from sigma_core.messages import Hello
+
+    native = AuthRequest(hello=Hello(), path="/", headers=())
+    assert asgi_scope(native) is None
+    scoped = ASGIAuthRequest(hello=Hello(), path="/", headers=(("cookie", "a=1; b=2"),),
+                             scope={"type": "websocket", "user": "u"})
+    assert asgi_scope(scoped) == {"type": "websocket", "user": "u"}
+    assert (scoped.cookies, scoped.user) == ({"a": "1", "b": "2"}, "u")
+    broken = ASGIAuthRequest(hello=Hello(), path="/", headers=(("cookie", "\x00bad;;="),),
+                             scope={})
+    assert (broken.cookies, broken.user) == ({}, None)
