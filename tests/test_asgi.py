@@ -55,7 +55,7 @@ def ws_url(port: int, path: str = "/ws") -> str:
 
 
 async def test_fastapi_example_publishes_over_rest_to_a_room() -> None:
-    from examples.fastapi_app.app import app, sigma
+    from examples.fastapi_app.app import app
 
     with anyio.fail_after(DEADLINE):
         async with ASGIServer("uvicorn", sigma=app) as server, \

@@ -10,11 +10,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench/, for servers._*
 
-import uvloop  # noqa: E402
-from hypercorn.asyncio import serve  # noqa: E402
-from hypercorn.config import Config  # noqa: E402
-from servers._asgi import listen, make_app, run  # noqa: E402
-from servers._common import parse_args, raise_nofile  # noqa: E402
+import uvloop
+from hypercorn.asyncio import serve
+from hypercorn.config import Config
+
+from servers._asgi import listen, make_app, run
+from servers._common import parse_args, raise_nofile
 
 
 def main() -> None:

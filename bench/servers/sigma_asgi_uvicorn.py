@@ -10,10 +10,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench/, for servers._*
 
-import uvicorn  # noqa: E402
-import uvloop  # noqa: E402
-from servers._asgi import listen, make_app, run  # noqa: E402
-from servers._common import parse_args, raise_nofile  # noqa: E402
+import uvicorn
+import uvloop
+
+from servers._asgi import listen, make_app, run
+from servers._common import parse_args, raise_nofile
 
 
 def main() -> None:
