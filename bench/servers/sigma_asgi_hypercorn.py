@@ -8,14 +8,17 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench/, for servers._*
+# bench/servers holds files named like the packages (sigma_asyncio.py): take it off the path
+# and put bench/ on it (for servers._*).
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [str(_HERE.parent), *(p for p in sys.path if Path(p or ".").resolve() != _HERE)]
 
-import uvloop
-from hypercorn.asyncio import serve
-from hypercorn.config import Config
+import uvloop  # noqa: E402
+from hypercorn.asyncio import serve  # noqa: E402
+from hypercorn.config import Config  # noqa: E402
 
-from servers._asgi import listen, make_app, run
-from servers._common import parse_args, raise_nofile
+from servers._asgi import listen, make_app, run  # noqa: E402
+from servers._common import parse_args, raise_nofile  # noqa: E402
 
 
 def main() -> None:

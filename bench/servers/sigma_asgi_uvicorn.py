@@ -8,13 +8,16 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench/, for servers._*
+# bench/servers holds files named like the packages (sigma_asyncio.py): take it off the path
+# and put bench/ on it (for servers._*).
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [str(_HERE.parent), *(p for p in sys.path if Path(p or ".").resolve() != _HERE)]
 
-import uvicorn
-import uvloop
+import uvicorn  # noqa: E402
+import uvloop  # noqa: E402
 
-from servers._asgi import listen, make_app, run
-from servers._common import parse_args, raise_nofile
+from servers._asgi import listen, make_app, run  # noqa: E402
+from servers._common import parse_args, raise_nofile  # noqa: E402
 
 
 def main() -> None:
