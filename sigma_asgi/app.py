@@ -457,6 +457,14 @@ class SigmaASGIApp:
                 return
 
     async def _write(self, peer: _Peer, send: Send) -> None:
+        try:
+            await self._write_until_closed(peer, send)
+        except OSError:
+            # The server found the socket gone (uvicorn raises ClientDisconnected, an OSError):
+            # its websocket.disconnect follows, or the cancellation below ends the connection.
+            peer.cancel.cancel()
+
+    async def _write_until_closed(self, peer: _Peer, send: Send) -> None:
         hub = self._require_hub()
         while True:
             if not peer.outbox and not peer.action:
