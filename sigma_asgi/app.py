@@ -30,6 +30,7 @@ from typing import Any, TypeVar
 import anyio
 import anyio.abc
 import anyio.from_thread
+import sniffio
 
 from sigma_asyncio._entropy import SystemEntropy
 from sigma_core.api import EventEmitter, Listener, ServerOptions, server_callbacks
@@ -130,7 +131,7 @@ def asgi_scope(request: AuthRequest | ASGIAuthRequest) -> Mapping[str, Any] | No
 class _Peer:
     """One accepted WebSocket: what the writer task sends, and what the core decided."""
 
-    __slots__ = ("action", "cancel", "conn_id", "outbox", "scope", "socket", "wake")
+    __slots__ = ("action", "cancel", "conn_id", "outbox", "scope", "socket", "wake", "writing")
 
     def __init__(self, conn_id: int, scope: Scope, socket: MessageSocket,
                  cancel: anyio.CancelScope) -> None:
@@ -141,6 +142,8 @@ class _Peer:
         self.outbox: list[bytes] = []
         self.action = CloseAction.NONE
         self.wake = anyio.Event()
+        #: A task is in ``await send(...)`` for this connection.
+        self.writing = False
 
 
 class SigmaASGIApp:
@@ -195,6 +198,11 @@ class SigmaASGIApp:
         self._drained: anyio.Event | None = None
         #: The event loop's thread (commands from its worker threads hop over to it).
         self._loop_thread: int | None = None
+        #: The loop's clock, bound once (anyio.current_time looks the backend up per call).
+        self._now: Callable[[], float] = anyio.current_time
+        #: The connection whose reader is handing its input to the hub: it sends its own
+        #: output itself right after (no writer wake-up for an answer to what it just read).
+        self._inline: int | None = None
 
     # ------------------------------------------------------------------ ASGI
 
@@ -296,8 +304,9 @@ class SigmaASGIApp:
 
     def _start(self) -> None:
         self._loop_thread = threading.get_ident()
+        self._now = _loop_clock()
         if self._hub is None:
-            now = anyio.current_time()
+            now = self._now()
             config = self.options.hub_config(wall_clock_offset=time.time() - now)
             if self.options.authenticate is not None:
                 config = dataclasses.replace(config, authenticate=self._authenticate)
@@ -312,7 +321,7 @@ class SigmaASGIApp:
         if not self._accepting or self._hub is None:
             return
         self._accepting = False
-        self._hub.shutdown(anyio.current_time(),
+        self._hub.shutdown(self._now(),
                            reconnect_after_ms=int(self.options.shutdown_reconnect_after * 1000))
         self._after_core()
         if self._peers:
@@ -341,32 +350,32 @@ class SigmaASGIApp:
         session_id = _id(client)
         if hub.get_session(session_id) is None:
             return False
-        hub.send_to(session_id, data, anyio.current_time())
+        hub.send_to(session_id, data, self._now())
         self._after_core()
         return True
 
     @_on_loop
     def broadcast(self, data: bytes, exclude: Exclude = None) -> None:
         """Send to every client except ``exclude`` (an id, a session, or several)."""
-        self._require_hub().broadcast(data, anyio.current_time(), exclude=_ids(exclude))
+        self._require_hub().broadcast(data, self._now(), exclude=_ids(exclude))
         self._after_core()
 
     @_on_loop
     def publish(self, topic: str, data: bytes, exclude: Exclude = None) -> StreamPosition:
         """Publish to a topic's subscribers; returns the message's position."""
-        position = self._require_hub().publish(topic, data, anyio.current_time(),
+        position = self._require_hub().publish(topic, data, self._now(),
                                                exclude=_ids(exclude))
         self._after_core()
         return position
 
     @_on_loop
     def subscribe(self, client: ClientRef, topic: str) -> None:
-        self._require_hub().subscribe(_id(client), topic, anyio.current_time())
+        self._require_hub().subscribe(_id(client), topic, self._now())
         self._after_core()
 
     @_on_loop
     def unsubscribe(self, client: ClientRef, topic: str) -> None:
-        self._require_hub().unsubscribe(_id(client), topic, anyio.current_time())
+        self._require_hub().unsubscribe(_id(client), topic, self._now())
         self._after_core()
 
     @_on_loop
@@ -376,7 +385,7 @@ class SigmaASGIApp:
         hub = self._require_hub()
         session_id = _id(client)
         if hub.get_session(session_id) is not None:
-            hub.disconnect(session_id, anyio.current_time(), reason=reason,
+            hub.disconnect(session_id, self._now(), reason=reason,
                            end_session=end_session)
             self._after_core()
 
@@ -388,7 +397,7 @@ class SigmaASGIApp:
 
     @_on_loop
     def get_stats(self) -> ServerStats:
-        return self._require_hub().stats(anyio.current_time())
+        return self._require_hub().stats(self._now())
 
     @_on_loop
     def presence(self, topic: str) -> frozenset[str]:
@@ -407,13 +416,13 @@ class SigmaASGIApp:
         if not self._accepting:
             await _refuse(scope, send, 503, "server is shutting down")
             return
-        conn_id = hub.open_message_connection(_handshake_request(scope), anyio.current_time())
+        conn_id = hub.open_message_connection(_handshake_request(scope), self._now())
         self._peer_names[conn_id] = format_peer(scope.get("client"))
         socket = hub.message_socket(conn_id)
         assert socket is not None
         if socket.state is not WebSocketState.OPEN:
             status, reason = socket.rejection or (403, "refused")
-            hub.connection_lost(conn_id, anyio.current_time())
+            hub.connection_lost(conn_id, self._now())
             self._after_core()
             self._peer_names.pop(conn_id, None)
             await _refuse(scope, send, status, reason)
@@ -427,12 +436,12 @@ class SigmaASGIApp:
                 if not self._timer_hosted:
                     group.start_soon(self._timer_duty)
                 self._after_core()
-                await self._read(peer, receive)
+                await self._read(peer, receive, send)
             finally:
                 group.cancel_scope.cancel()
                 self._forget(peer)
 
-    async def _read(self, peer: _Peer, receive: Receive) -> None:
+    async def _read(self, peer: _Peer, receive: Receive, send: Send) -> None:
         hub = self._require_hub()
         conn_id, scope = peer.conn_id, peer.scope
         while True:
@@ -443,14 +452,17 @@ class SigmaASGIApp:
                 if data is None:
                     data = message.get("text") or ""
                 self._current_scope = scope
+                self._inline = conn_id
                 try:
-                    hub.receive_message(conn_id, data, anyio.current_time())
+                    hub.receive_message(conn_id, data, self._now())
+                    self._after_core()
                 finally:
-                    self._current_scope = None
-                self._after_core()
+                    self._current_scope = self._inline = None
+                if peer.outbox and not peer.writing and not peer.action:
+                    await self._send_batches(peer, send)
             elif kind == "websocket.disconnect":
                 code = message.get("code")
-                hub.connection_lost(conn_id, anyio.current_time(),
+                hub.connection_lost(conn_id, self._now(),
                                     code=int(code) if code is not None else None,
                                     reason=message.get("reason") or "")
                 self._after_core()
@@ -467,37 +479,52 @@ class SigmaASGIApp:
     async def _write_until_closed(self, peer: _Peer, send: Send) -> None:
         hub = self._require_hub()
         while True:
-            if not peer.outbox and not peer.action:
+            if peer.writing or (not peer.outbox and not peer.action):
                 peer.wake = anyio.Event()
                 await peer.wake.wait()
-            while peer.outbox:
-                batch, peer.outbox = peer.outbox, []
-                for chunk in batch:
-                    await send({"type": "websocket.send", "bytes": chunk})
-            action = peer.action
-            if action is CloseAction.ABORT:
+                continue
+            if peer.action is CloseAction.ABORT:
                 # Nothing more can be written in time (a slow consumer, a peer that does not
                 # close): leave; the ASGI server drops the connection when the app returns.
                 peer.cancel.cancel()
                 return
-            if action:
-                socket = peer.socket
-                await send({"type": "websocket.close", "code": socket.close_code,
-                            "reason": socket.close_reason})
-                # The server now runs the closing handshake and reports websocket.disconnect;
-                # a peer that never answers is dropped after close_timeout.
-                await anyio.sleep(hub.config.connection.close_timeout)
-                peer.cancel.cancel()
-                return
-            hub.resume_writing(peer.conn_id)
-            self._after_core()
+            if peer.outbox:
+                await self._send_batches(peer, send)
+                continue
+            socket = peer.socket
+            await send({"type": "websocket.close", "code": socket.close_code,
+                        "reason": socket.close_reason})
+            # The server now runs the closing handshake and reports websocket.disconnect;
+            # a peer that never answers is dropped after close_timeout.
+            await anyio.sleep(hub.config.connection.close_timeout)
+            peer.cancel.cancel()
+            return
+
+    async def _send_batches(self, peer: _Peer, send: Send) -> None:
+        """Send what the hub handed over (the writer task, or the reader for an answer to what
+        it read), then let the hub hand over what it held meanwhile."""
+        peer.writing = True
+        try:
+            while peer.outbox and peer.action is not CloseAction.ABORT:
+                batch, peer.outbox = peer.outbox, []
+                for chunk in batch:
+                    await send({"type": "websocket.send", "bytes": chunk})
+        finally:
+            peer.writing = False
+        if peer.action is CloseAction.ABORT:
+            peer.wake.set()
+            return
+        self._require_hub().resume_writing(peer.conn_id)
+        self._after_core()
+        if peer.action:
+            peer.wake.set()
 
     def _forget(self, peer: _Peer) -> None:
         hub = self._hub
         if self._peers.pop(peer.conn_id, None) is None:
             return
         if hub is not None:
-            hub.connection_lost(peer.conn_id, anyio.current_time())
+            hub.connection_lost(peer.conn_id, self._now())
             self._after_core()
         self._peer_names.pop(peer.conn_id, None)
         if not self._peers and self._drained is not None:
@@ -541,7 +568,7 @@ class SigmaASGIApp:
                         # outgoing_high_water meanwhile).
                         hub.pause_writing(conn_id)
                     peer.action = max(peer.action, action)
-                    if chunks or action:
+                    if action or (chunks and conn_id != self._inline):
                         peer.wake.set()
                 events = hub.events_received()
                 for event in events:
@@ -564,11 +591,11 @@ class SigmaASGIApp:
                 deadline = hub.next_deadline()
                 self._timer_at = math.inf if deadline is None else deadline
                 self._timer_wake = anyio.Event()
-                with anyio.move_on_after(self._timer_at - anyio.current_time()):
+                with anyio.move_on_after(self._timer_at - self._now()):
                     await self._timer_wake.wait()
-                if deadline is not None and anyio.current_time() >= deadline:
+                if deadline is not None and self._now() >= deadline:
                     # Never let the core see time before the deadline it asked for.
-                    hub.handle_timer(max(anyio.current_time(), deadline))
+                    hub.handle_timer(max(self._now(), deadline))
                     self._after_core()
         finally:
             self._timer_running = False
@@ -592,6 +619,17 @@ class SigmaASGIApp:
 
     def _report(self, exc: BaseException) -> None:
         self._logger.log(logging.ERROR, "exception in a SigmaASGIApp listener", exc_info=exc)
+
+
+def _loop_clock() -> Callable[[], float]:
+    """The running loop's clock, as anyio.current_time reads it, without the per-call lookup."""
+    if sniffio.current_async_library() == "trio":
+        import trio
+
+        return trio.current_time
+    import asyncio
+
+    return asyncio.get_running_loop().time
 
 
 def _handshake_request(scope: Scope) -> HandshakeRequest:
