@@ -18,6 +18,7 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import anyio
 import httpx
@@ -314,7 +315,7 @@ async def test_example_under_a_real_server(name: str) -> None:
     ({"http_handler": lambda request: None}, "http_handler: plain HTTP goes to the inner app"),
     ({"compression_enabled": True}, "compression_enabled: permessage-deflate is the ASGI"),
 ])
-def test_options_that_belong_to_the_asgi_server_are_refused(options: dict[str, object],
+def test_options_that_belong_to_the_asgi_server_are_refused(options: dict[str, Any],
                                                             match: str) -> None:
     with pytest.raises(ValueError, match=match):
         SigmaASGIApp(**options)
