@@ -416,7 +416,9 @@ class SigmaASGIApp:
         if not self._accepting:
             await _refuse(scope, send, 503, "server is shutting down")
             return
-        conn_id = hub.open_message_connection(_handshake_request(scope), self._now())
+        client = scope.get("client")
+        conn_id = hub.open_message_connection(_handshake_request(scope), self._now(),
+                                              str(client[0]) if client else "")
         self._peer_names[conn_id] = format_peer(scope.get("client"))
         socket = hub.message_socket(conn_id)
         assert socket is not None

@@ -620,16 +620,23 @@ class Hub:
         self._schedule_conn(rec)
         return conn_id
 
-    def open_message_connection(self, request: HandshakeRequest, now: float) -> int:
+    def open_message_connection(self, request: HandshakeRequest, now: float,
+                                peer: str = "") -> int:
         """Message mode (an ASGI server did the upgrade and frames the messages): like
         :meth:`open_connection`, for the request the server parsed. The upgrade is decided at
         once (limits, Origin, subprotocol): read :meth:`message_socket` for the answer to give
         the server. Then feed :meth:`receive_message`; :meth:`flush` returns one payload per
-        message (see :mod:`sigma_core.message_socket`)."""
+        message (see :mod:`sigma_core.message_socket`). ``peer`` is the client's host, as for
+        :meth:`open_connection` (the per-peer session limits count by it)."""
         conn_id = self._next_conn_id
         self._next_conn_id += 1
         transport = MessageSocket(request, self._conn_config.websocket)
-        rec = _Conn(conn_id, ServerConnection(self._conn_config, now=now, transport=transport))
+        rec = _Conn(conn_id, ServerConnection(self._conn_config, now=now, transport=transport),
+                    peer)
+        # The ASGI server did the upgrade: this socket never counts as a pending handshake.
+        rec.handshaking = False
+        rec.opened = now
+        rec.conn.rtt_samples = self.metrics.heartbeat_rtt_seconds
         self._conns[conn_id] = rec
         self._total_connections += 1
         self._process(rec, now)
