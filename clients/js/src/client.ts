@@ -217,7 +217,7 @@ export interface SigmaSocketClientEvents {
   /** Every status change. */
   connection: (status: ConnectionStatus) => void;
   /** `messageId` is the message's offset in its topic; `timestamp` ms since the epoch. */
-  message: (data: Uint8Array, messageId: number, timestamp: number, topic: string) => void;
+  message: (data: unknown, messageId: number, timestamp: number, topic: string) => void;
   reconnecting: (info: ReconnectInfo) => void;
   /** Gave up (ConnectionFailed), recovery failed, session reset, server error reports, and
    * exceptions thrown by listeners. */

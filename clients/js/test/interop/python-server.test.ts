@@ -30,7 +30,7 @@ function makeClient(port: number, extra: Partial<SigmaSocketClientOptions> = {})
   });
   const messages: Received[] = [];
   const log: [string, ...unknown[]][] = [];
-  client.on("message", (data, id, _ts, topic) => { messages.push({ data: dec(data), id, topic }); });
+  client.on("message", (data, id, _ts, topic) => { messages.push({ data: dec(data as Uint8Array), id, topic }); });
   for (const name of ["connection", "reconnecting", "error", "recovery_failed", "session_reset",
                       "disconnection", "subscribed", "unsubscribed", "presence"] as const) {
     client.on(name, ((...args: unknown[]) => { log.push([name, ...args]); }) as never);

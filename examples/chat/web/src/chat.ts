@@ -18,6 +18,7 @@
 
 import { reactive } from "vue";
 import {
+  JSON_SERIALIZER,
   SigmaSocketClient,
   type ConnectionStatus,
   type RecoveryFailedInfo,
@@ -114,8 +115,6 @@ interface Wire {
   [key: string]: unknown;
 }
 
-const encoder = new TextEncoder();
-const decoder = new TextDecoder();
 
 function randomId(): string {
   // crypto.getRandomValues works on plain http:// too (randomUUID needs a secure context).
@@ -221,6 +220,8 @@ export class Chat {
       maxReconnectInterval: 8000,
       maxReconnectAttempts: 20,
       heartbeatTimeout: 60000,
+      // Messages are JSON objects, encoded and decoded by the JSON serializer (the server's).
+      serializer: JSON_SERIALIZER,
     });
     this.client = client;
     client.on("connection", (status) => this.onStatus(status));
@@ -319,7 +320,7 @@ export class Chat {
     const id = randomId();
     this.typingOn = false;
     if (this.typingIdle !== null) clearTimeout(this.typingIdle);
-    const ok = client.send(encoder.encode(JSON.stringify({ t: "msg", room: room.name, id, text: body })),
+    const ok = client.send({ t: "msg", room: room.name, id, text: body },
                            ROOM_PREFIX + room.name);
     if (!ok) {
       this.flash("Too many messages waiting to be sent: try again when connected", "error");
@@ -352,7 +353,7 @@ export class Chat {
     const client = this.client;
     // Ephemeral: only while connected (a queued "typing" would arrive long after the fact).
     if (client === null || client.getStatus() !== "connected" || !this.state.joined[room]) return;
-    client.send(encoder.encode(JSON.stringify({ t: "typing", room, on })), ROOM_PREFIX + room);
+    client.send({ t: "typing", room, on }, ROOM_PREFIX + room);
   }
 
   // ------------------------------------------------------------------ events
@@ -395,18 +396,14 @@ export class Chat {
     if (prefix === undefined || this.client === null) return;
     const room = info.topic.slice(prefix.length);
     if (this.state.joined[room]) {
-      this.client.send(encoder.encode(JSON.stringify({ t: "sync", room })), ROOM_PREFIX + room);
+      this.client.send({ t: "sync", room }, ROOM_PREFIX + room);
     }
   }
 
-  private onMessage(data: Uint8Array, timestamp: number, topic: string): void {
-    let m: Wire;
-    try {
-      m = JSON.parse(decoder.decode(data)) as Wire;
-    } catch {
-      return;
-    }
-    if (typeof m !== "object" || m === null) return;
+  private onMessage(data: unknown, timestamp: number, topic: string): void {
+    // Decoded by the JSON serializer (one it could not decode is an "error" event instead).
+    if (typeof data !== "object" || data === null) return;
+    const m = data as Wire;
     const s = this.state;
     switch (m.t) {
       case "hello": {
