@@ -100,7 +100,8 @@ class Chat:
         config = ClientConfig(url="ws://chat.invalid/ws",
                               reconnect=ReconnectPolicy(initial_delay=0.1, max_delay=1.0,
                                                         max_attempts=None),
-                              client_info=ClientInfo(name="test", metadata={"user": name}))
+                              client_info=ClientInfo(name="test", metadata={"user": name}),
+                              serializer="json")
         client = self.sim.add_client(config, name=name)
         self.users.append(client)
         return client

@@ -42,7 +42,7 @@ def test_flooding_client_is_closed_with_4008_and_nothing_is_lost() -> None:
     config = HubConfig(connection=ConnectionConfig(heartbeat_interval=5, heartbeat_timeout=12),
                        rate_limit=RateLimit(messages_per_second=20, burst=1.0))
     sim = Simulation(config)
-    flood = sim.add_client(client_config(reconnect=fast_reconnect()))
+    flood = sim.add_client(client_config(reconnect=fast_reconnect(), pace=0))  # ignores Limits
     calm = sim.add_client()
     sim.run_until(lambda: flood.connected and calm.connected)
     for i in range(60):
