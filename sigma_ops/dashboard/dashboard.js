@@ -22,7 +22,9 @@ var e = {
 	SESSION_TAKEN_OVER: 4006,
 	SLOW_CONSUMER: 4007,
 	RATE_LIMITED: 4008,
-	LIMIT_EXCEEDED: 4009
+	LIMIT_EXCEEDED: 4009,
+	TOKEN_EXPIRED: 4010,
+	SERIALIZER_MISMATCH: 4011
 }, t = {
 	UNKNOWN: 0,
 	INVALID_TOPIC: 1,
@@ -40,7 +42,10 @@ var e = {
 	UNEXPECTED_MESSAGE: 13,
 	HEARTBEAT_TIMEOUT: 14,
 	LIMIT_EXCEEDED: 15,
-	NORMAL: 16
+	NORMAL: 16,
+	TOKEN_EXPIRED: 17,
+	AUTH_UNAVAILABLE: 18,
+	SERIALIZER_MISMATCH: 19
 }, n = class extends Error {
 	constructor(e) {
 		super(e), this.name = new.target.name;
@@ -51,7 +56,7 @@ var e = {
 		super(t), this.code = n;
 	}
 	get reason() {
-		return f(this.message);
+		return p(this.message);
 	}
 }, a = class extends i {
 	constructor(t) {
@@ -62,29 +67,59 @@ var e = {
 	constructor(e, t) {
 		super(t ?? `unknown message type ${e} (union member from a newer peer?)`), this.bodyType = e;
 	}
-}, s = class extends n {}, c = class extends n {}, l = class extends n {}, u = class extends n {
+}, s = class extends n {}, c = class extends n {}, l = class extends n {}, u = class extends n {}, d = class extends n {
 	code;
 	constructor(e, t) {
 		super(`server error ${e}: ${t}`), this.code = e;
 	}
-}, d = new TextEncoder();
-function f(e, t = 123) {
-	if (d.encode(e).length <= t) return e;
+}, f = new TextEncoder();
+function p(e, t = 123) {
+	if (f.encode(e).length <= t) return e;
 	let n = "", r = 0;
 	for (let i of e) {
-		let e = d.encode(i).length;
+		let e = f.encode(i).length;
 		if (r + e > t) break;
 		n += i, r += e;
 	}
 	return n;
 }
-// ../../clients/js/node_modules/flatbuffers/mjs/utils.js
-var p = /* @__PURE__ */ new Int32Array(2), m = new Float32Array(p.buffer), ee = new Float64Array(p.buffer), h = new Uint16Array(new Uint8Array([1, 0]).buffer)[0] === 1, te;
+// ../../clients/js/src/serializers.ts
+var m = {
+	name: "raw",
+	encode(e) {
+		if (!(e instanceof Uint8Array)) throw TypeError(`the raw serializer sends Uint8Array, got ${typeof e}`);
+		return e;
+	},
+	decode: (e) => e
+};
+new TextEncoder(), new TextDecoder("utf-8", { fatal: !0 });
+var ee = /^[a-z0-9][a-z0-9._+-]{0,31}$/;
+function te(e) {
+	if (!ee.test(e)) throw TypeError(`serializer name ${JSON.stringify(e)} is invalid: 1-32 of a-z 0-9 . _ + -`);
+	return e;
+}
+function ne(e, t) {
+	if (e === m && t instanceof Uint8Array) return t;
+	try {
+		return e.encode(t);
+	} catch (n) {
+		throw new r(`the ${e.name} serializer cannot encode ${typeof t}: ${String(n)}`);
+	}
+}
+var re = class extends n {
+	serializer;
+	data;
+	topic;
+	messageId;
+	constructor(e, t, n, r, i) {
+		super(`cannot decode message ${i} on ${JSON.stringify(r)} with the ${e} serializer: ${t}`), this.serializer = e, this.data = n, this.topic = r, this.messageId = i, this.name = "PayloadDecodeError";
+	}
+}, h = /* @__PURE__ */ new Int32Array(2), ie = new Float32Array(h.buffer), ae = new Float64Array(h.buffer), g = new Uint16Array(new Uint8Array([1, 0]).buffer)[0] === 1, oe;
 (function(e) {
 	e[e.UTF8_BYTES = 1] = "UTF8_BYTES", e[e.UTF16_STRING = 2] = "UTF16_STRING";
-})(te ||= {});
+})(oe ||= {});
 // ../../clients/js/node_modules/flatbuffers/mjs/byte-buffer.js
-var ne = class e {
+var se = class e {
 	constructor(e) {
 		this.bytes_ = e, this.position_ = 0, this.text_decoder_ = new TextDecoder();
 	}
@@ -131,10 +166,10 @@ var ne = class e {
 		return BigInt.asUintN(64, BigInt(this.readUint32(e)) + (BigInt(this.readUint32(e + 4)) << BigInt(32)));
 	}
 	readFloat32(e) {
-		return p[0] = this.readInt32(e), m[0];
+		return h[0] = this.readInt32(e), ie[0];
 	}
 	readFloat64(e) {
-		return p[+!h] = this.readInt32(e), p[+!!h] = this.readInt32(e + 4), ee[0];
+		return h[+!g] = this.readInt32(e), h[+!!g] = this.readInt32(e + 4), ae[0];
 	}
 	writeInt8(e, t) {
 		this.bytes_[e] = t;
@@ -161,10 +196,10 @@ var ne = class e {
 		this.writeUint32(e, Number(BigInt.asUintN(32, t))), this.writeUint32(e + 4, Number(BigInt.asUintN(32, t >> BigInt(32))));
 	}
 	writeFloat32(e, t) {
-		m[0] = t, this.writeInt32(e, p[0]);
+		ie[0] = t, this.writeInt32(e, h[0]);
 	}
 	writeFloat64(e, t) {
-		ee[0] = t, this.writeInt32(e, p[+!h]), this.writeInt32(e + 4, p[+!!h]);
+		ae[0] = t, this.writeInt32(e, h[+!g]), this.writeInt32(e + 4, h[+!!g]);
 	}
 	getBufferIdentifier() {
 		if (this.bytes_.length < this.position_ + 4 + 4) throw Error("FlatBuffers: ByteBuffer is too short to contain an identifier.");
@@ -184,7 +219,7 @@ var ne = class e {
 		let n = this.readInt32(e);
 		e += 4;
 		let r = this.bytes_.subarray(e, e + n);
-		return t === te.UTF8_BYTES ? r : this.text_decoder_.decode(r);
+		return t === oe.UTF8_BYTES ? r : this.text_decoder_.decode(r);
 	}
 	__union_with_string(e, t) {
 		return typeof e == "string" ? this.__string(t) : this.__union(e, t);
@@ -219,11 +254,11 @@ var ne = class e {
 		}
 		return n;
 	}
-}, re = class e {
+}, ce = class e {
 	constructor(e) {
 		this.minalign = 1, this.vtable = null, this.vtable_in_use = 0, this.isNested = !1, this.object_start = 0, this.vtables = [], this.vector_num_elems = 0, this.force_defaults = !1, this.string_maps = null, this.text_encoder = new TextEncoder();
 		let t;
-		t = e || 1024, this.bb = ne.allocate(t), this.space = t;
+		t = e || 1024, this.bb = se.allocate(t), this.space = t;
 	}
 	clear() {
 		this.bb.clear(), this.space = this.bb.capacity(), this.minalign = 1, this.vtable = null, this.vtable_in_use = 0, this.isNested = !1, this.object_start = 0, this.vtables = [], this.vector_num_elems = 0, this.force_defaults = !1, this.string_maps = null;
@@ -324,7 +359,7 @@ var ne = class e {
 	static growByteBuffer(e) {
 		let t = e.capacity();
 		if (t & 3221225472) throw Error("FlatBuffers: cannot grow buffer beyond 2 gigabytes.");
-		let n = t << 1, r = ne.allocate(n);
+		let n = t << 1, r = se.allocate(n);
 		return r.setPosition(n - t), r.bytes().set(e.bytes(), n - t), r;
 	}
 	addOffset(e) {
@@ -407,7 +442,7 @@ var ne = class e {
 	createStructOffsetList(e, t) {
 		return t(this, e.length), this.createObjectOffsetList(e.slice().reverse()), this.endVector();
 	}
-}, g = class {
+}, _ = class {
 	bb = null;
 	bb_pos = 0;
 	__init(e, t) {
@@ -425,7 +460,7 @@ var ne = class e {
 	static createStreamPosition(e, t, n) {
 		return e.prep(8, 16), e.writeInt64(BigInt(n ?? 0)), e.writeInt64(BigInt(t ?? 0)), e.offset();
 	}
-}, _ = class e {
+}, v = class e {
 	bb = null;
 	bb_pos = 0;
 	__init(e, t) {
@@ -443,7 +478,7 @@ var ne = class e {
 	}
 	position(e) {
 		let t = this.bb.__offset(this.bb_pos, 6);
-		return t ? (e || new g()).__init(this.bb_pos + t, this.bb) : null;
+		return t ? (e || new _()).__init(this.bb_pos + t, this.bb) : null;
 	}
 	static startTopicPosition(e) {
 		e.startObject(2);
@@ -458,7 +493,7 @@ var ne = class e {
 		let t = e.endObject();
 		return e.requiredField(t, 4), e.requiredField(t, 6), t;
 	}
-}, v = class e {
+}, y = class e {
 	bb = null;
 	bb_pos = 0;
 	__init(e, t) {
@@ -476,7 +511,7 @@ var ne = class e {
 	}
 	positions(e, t) {
 		let n = this.bb.__offset(this.bb_pos, 6);
-		return n ? (t || new _()).__init(this.bb.__indirect(this.bb.__vector(this.bb_pos + n) + e * 4), this.bb) : null;
+		return n ? (t || new v()).__init(this.bb.__indirect(this.bb.__vector(this.bb_pos + n) + e * 4), this.bb) : null;
 	}
 	positionsLength() {
 		let e = this.bb.__offset(this.bb_pos, 6);
@@ -505,7 +540,7 @@ var ne = class e {
 	static createAck(t, n, r) {
 		return e.startAck(t), e.addSeq(t, n), e.addPositions(t, r), e.endAck(t);
 	}
-}, y = class e {
+}, b = class e {
 	bb = null;
 	bb_pos = 0;
 	__init(e, t) {
@@ -523,7 +558,7 @@ var ne = class e {
 	}
 	position(e) {
 		let t = this.bb.__offset(this.bb_pos, 6);
-		return t ? (e || new g()).__init(this.bb_pos + t, this.bb) : null;
+		return t ? (e || new _()).__init(this.bb_pos + t, this.bb) : null;
 	}
 	seq() {
 		let e = this.bb.__offset(this.bb_pos, 8);
@@ -574,7 +609,7 @@ var ne = class e {
 	static endData(e) {
 		return e.endObject();
 	}
-}, b = class e {
+}, x = class e {
 	bb = null;
 	bb_pos = 0;
 	__init(e, t) {
@@ -630,7 +665,7 @@ var ne = class e {
 	static createError(t, n, r, i, a, o) {
 		return e.startError(t), e.addCode(t, n), e.addMessage(t, r), e.addDetails(t, i), e.addRetryable(t, a), e.addRequestId(t, o), e.endError(t);
 	}
-}, x = class e {
+}, S = class e {
 	bb = null;
 	bb_pos = 0;
 	__init(e, t) {
@@ -672,7 +707,7 @@ var ne = class e {
 	static createGoodbye(t, n, r, i) {
 		return e.startGoodbye(t), e.addCode(t, n), e.addReason(t, r), e.addReconnectAfterMs(t, i), e.endGoodbye(t);
 	}
-}, S = class e {
+}, C = class e {
 	bb = null;
 	bb_pos = 0;
 	__init(e, t) {
@@ -708,7 +743,7 @@ var ne = class e {
 	static createKeyValue(t, n, r) {
 		return e.startKeyValue(t), e.addKey(t, n), e.addValue(t, r), e.endKeyValue(t);
 	}
-}, C = class e {
+}, w = class e {
 	bb = null;
 	bb_pos = 0;
 	__init(e, t) {
@@ -734,7 +769,7 @@ var ne = class e {
 	}
 	metadata(e, t) {
 		let n = this.bb.__offset(this.bb_pos, 10);
-		return n ? (t || new S()).__init(this.bb.__indirect(this.bb.__vector(this.bb_pos + n) + e * 4), this.bb) : null;
+		return n ? (t || new C()).__init(this.bb.__indirect(this.bb.__vector(this.bb_pos + n) + e * 4), this.bb) : null;
 	}
 	metadataLength() {
 		let e = this.bb.__offset(this.bb_pos, 10);
@@ -769,7 +804,7 @@ var ne = class e {
 	static createClientInfo(t, n, r, i, a) {
 		return e.startClientInfo(t), e.addName(t, n), e.addVersion(t, r), e.addPlatform(t, i), e.addMetadata(t, a), e.endClientInfo(t);
 	}
-}, w = class e {
+}, T = class e {
 	bb = null;
 	bb_pos = 0;
 	__init(e, t) {
@@ -803,7 +838,7 @@ var ne = class e {
 	}
 	positions(e, t) {
 		let n = this.bb.__offset(this.bb_pos, 10);
-		return n ? (t || new _()).__init(this.bb.__indirect(this.bb.__vector(this.bb_pos + n) + e * 4), this.bb) : null;
+		return n ? (t || new v()).__init(this.bb.__indirect(this.bb.__vector(this.bb_pos + n) + e * 4), this.bb) : null;
 	}
 	positionsLength() {
 		let e = this.bb.__offset(this.bb_pos, 10);
@@ -819,10 +854,14 @@ var ne = class e {
 	}
 	client(e) {
 		let t = this.bb.__offset(this.bb_pos, 16);
-		return t ? (e || new C()).__init(this.bb.__indirect(this.bb_pos + t), this.bb) : null;
+		return t ? (e || new w()).__init(this.bb.__indirect(this.bb_pos + t), this.bb) : null;
+	}
+	serializer(e) {
+		let t = this.bb.__offset(this.bb_pos, 18);
+		return t ? this.bb.__string(this.bb_pos + t, e) : null;
 	}
 	static startHello(e) {
-		e.startObject(7);
+		e.startObject(8);
 	}
 	static addProtocolVersion(e, t) {
 		e.addFieldInt16(0, t, 1);
@@ -861,10 +900,13 @@ var ne = class e {
 	static addClient(e, t) {
 		e.addFieldOffset(6, t, 0);
 	}
+	static addSerializer(e, t) {
+		e.addFieldOffset(7, t, 0);
+	}
 	static endHello(e) {
 		return e.endObject();
 	}
-}, T = class e {
+}, E = class e {
 	bb = null;
 	bb_pos = 0;
 	__init(e, t) {
@@ -899,7 +941,7 @@ var ne = class e {
 	static createPing(t, n, r) {
 		return e.startPing(t), e.addId(t, n), e.addTimestampMs(t, r), e.endPing(t);
 	}
-}, E = class e {
+}, D = class e {
 	bb = null;
 	bb_pos = 0;
 	__init(e, t) {
@@ -941,9 +983,9 @@ var ne = class e {
 	static createPong(t, n, r, i) {
 		return e.startPong(t), e.addId(t, n), e.addEchoTimestampMs(t, r), e.addTimestampMs(t, i), e.endPong(t);
 	}
-}, ie = /* @__PURE__ */ function(e) {
+}, le = /* @__PURE__ */ function(e) {
 	return e[e.Join = 0] = "Join", e[e.Leave = 1] = "Leave", e;
-}({}), D = class e {
+}({}), O = class e {
 	bb = null;
 	bb_pos = 0;
 	__init(e, t) {
@@ -961,7 +1003,7 @@ var ne = class e {
 	}
 	action() {
 		let e = this.bb.__offset(this.bb_pos, 6);
-		return e ? this.bb.readUint8(this.bb_pos + e) : ie.Join;
+		return e ? this.bb.readUint8(this.bb_pos + e) : le.Join;
 	}
 	sessionId(e) {
 		let t = this.bb.__offset(this.bb_pos, 8);
@@ -969,7 +1011,7 @@ var ne = class e {
 	}
 	metadata(e, t) {
 		let n = this.bb.__offset(this.bb_pos, 10);
-		return n ? (t || new S()).__init(this.bb.__indirect(this.bb.__vector(this.bb_pos + n) + e * 4), this.bb) : null;
+		return n ? (t || new C()).__init(this.bb.__indirect(this.bb.__vector(this.bb_pos + n) + e * 4), this.bb) : null;
 	}
 	metadataLength() {
 		let e = this.bb.__offset(this.bb_pos, 10);
@@ -982,7 +1024,7 @@ var ne = class e {
 		e.addFieldOffset(0, t, 0);
 	}
 	static addAction(e, t) {
-		e.addFieldInt8(1, t, ie.Join);
+		e.addFieldInt8(1, t, le.Join);
 	}
 	static addSessionId(e, t) {
 		e.addFieldOffset(2, t, 0);
@@ -1005,7 +1047,63 @@ var ne = class e {
 	static createPresence(t, n, r, i, a) {
 		return e.startPresence(t), e.addTopic(t, n), e.addAction(t, r), e.addSessionId(t, i), e.addMetadata(t, a), e.endPresence(t);
 	}
-}, O = class e {
+}, k = class e {
+	bb = null;
+	bb_pos = 0;
+	__init(e, t) {
+		return this.bb_pos = e, this.bb = t, this;
+	}
+	static getRootAsRefresh(t, n) {
+		return (n || new e()).__init(t.readInt32(t.position()) + t.position(), t);
+	}
+	static getSizePrefixedRootAsRefresh(t, n) {
+		return t.setPosition(t.position() + 4), (n || new e()).__init(t.readInt32(t.position()) + t.position(), t);
+	}
+	token(e) {
+		let t = this.bb.__offset(this.bb_pos, 4);
+		return t ? this.bb.__string(this.bb_pos + t, e) : null;
+	}
+	static startRefresh(e) {
+		e.startObject(1);
+	}
+	static addToken(e, t) {
+		e.addFieldOffset(0, t, 0);
+	}
+	static endRefresh(e) {
+		return e.endObject();
+	}
+	static createRefresh(t, n) {
+		return e.startRefresh(t), e.addToken(t, n), e.endRefresh(t);
+	}
+}, A = class e {
+	bb = null;
+	bb_pos = 0;
+	__init(e, t) {
+		return this.bb_pos = e, this.bb = t, this;
+	}
+	static getRootAsRefreshed(t, n) {
+		return (n || new e()).__init(t.readInt32(t.position()) + t.position(), t);
+	}
+	static getSizePrefixedRootAsRefreshed(t, n) {
+		return t.setPosition(t.position() + 4), (n || new e()).__init(t.readInt32(t.position()) + t.position(), t);
+	}
+	credentialsExpireMs() {
+		let e = this.bb.__offset(this.bb_pos, 4);
+		return e ? this.bb.readUint64(this.bb_pos + e) : BigInt("0");
+	}
+	static startRefreshed(e) {
+		e.startObject(1);
+	}
+	static addCredentialsExpireMs(e, t) {
+		e.addFieldInt64(0, t, BigInt("0"));
+	}
+	static endRefreshed(e) {
+		return e.endObject();
+	}
+	static createRefreshed(t, n) {
+		return e.startRefreshed(t), e.addCredentialsExpireMs(t, n), e.endRefreshed(t);
+	}
+}, j = class e {
 	bb = null;
 	bb_pos = 0;
 	__init(e, t) {
@@ -1027,7 +1125,7 @@ var ne = class e {
 	}
 	position(e) {
 		let t = this.bb.__offset(this.bb_pos, 8);
-		return t ? (e || new g()).__init(this.bb_pos + t, this.bb) : null;
+		return t ? (e || new _()).__init(this.bb_pos + t, this.bb) : null;
 	}
 	static startSubscribe(e) {
 		e.startObject(3);
@@ -1045,9 +1143,9 @@ var ne = class e {
 		let t = e.endObject();
 		return e.requiredField(t, 6), t;
 	}
-}, ae = /* @__PURE__ */ function(e) {
+}, ue = /* @__PURE__ */ function(e) {
 	return e[e.Recovered = 0] = "Recovered", e[e.Failed = 1] = "Failed", e[e.Fresh = 2] = "Fresh", e;
-}({}), k = class e {
+}({}), M = class e {
 	bb = null;
 	bb_pos = 0;
 	__init(e, t) {
@@ -1065,11 +1163,11 @@ var ne = class e {
 	}
 	status() {
 		let e = this.bb.__offset(this.bb_pos, 6);
-		return e ? this.bb.readUint8(this.bb_pos + e) : ae.Recovered;
+		return e ? this.bb.readUint8(this.bb_pos + e) : ue.Recovered;
 	}
 	position(e) {
 		let t = this.bb.__offset(this.bb_pos, 8);
-		return t ? (e || new g()).__init(this.bb_pos + t, this.bb) : null;
+		return t ? (e || new _()).__init(this.bb_pos + t, this.bb) : null;
 	}
 	lostFrom() {
 		let e = this.bb.__offset(this.bb_pos, 10);
@@ -1090,7 +1188,7 @@ var ne = class e {
 		e.addFieldOffset(0, t, 0);
 	}
 	static addStatus(e, t) {
-		e.addFieldInt8(1, t, ae.Recovered);
+		e.addFieldInt8(1, t, ue.Recovered);
 	}
 	static addPosition(e, t) {
 		e.addFieldStruct(2, t, 0);
@@ -1108,7 +1206,7 @@ var ne = class e {
 		let t = e.endObject();
 		return e.requiredField(t, 4), t;
 	}
-}, A = class e {
+}, N = class e {
 	bb = null;
 	bb_pos = 0;
 	__init(e, t) {
@@ -1126,7 +1224,7 @@ var ne = class e {
 	}
 	recovery(e) {
 		let t = this.bb.__offset(this.bb_pos, 6);
-		return t ? (e || new k()).__init(this.bb.__indirect(this.bb_pos + t), this.bb) : null;
+		return t ? (e || new M()).__init(this.bb.__indirect(this.bb_pos + t), this.bb) : null;
 	}
 	static startSubscribed(e) {
 		e.startObject(2);
@@ -1141,7 +1239,7 @@ var ne = class e {
 		let t = e.endObject();
 		return e.requiredField(t, 6), t;
 	}
-}, j = class e {
+}, P = class e {
 	bb = null;
 	bb_pos = 0;
 	__init(e, t) {
@@ -1177,7 +1275,7 @@ var ne = class e {
 	static createUnsubscribe(t, n, r) {
 		return e.startUnsubscribe(t), e.addRequestId(t, n), e.addTopic(t, r), e.endUnsubscribe(t);
 	}
-}, M = class e {
+}, F = class e {
 	bb = null;
 	bb_pos = 0;
 	__init(e, t) {
@@ -1213,7 +1311,7 @@ var ne = class e {
 	static createUnsubscribed(t, n, r) {
 		return e.startUnsubscribed(t), e.addRequestId(t, n), e.addTopic(t, r), e.endUnsubscribed(t);
 	}
-}, N = class e {
+}, I = class e {
 	bb = null;
 	bb_pos = 0;
 	__init(e, t) {
@@ -1269,7 +1367,7 @@ var ne = class e {
 	static createLimits(t, n, r, i, a, o) {
 		return e.startLimits(t), e.addMaxMessageSize(t, n), e.addMaxUnacked(t, r), e.addMaxTopics(t, i), e.addMaxMessagesPerSecond(t, a), e.addMaxBytesPerSecond(t, o), e.endLimits(t);
 	}
-}, P = class e {
+}, L = class e {
 	bb = null;
 	bb_pos = 0;
 	__init(e, t) {
@@ -1303,7 +1401,7 @@ var ne = class e {
 	}
 	recovery(e, t) {
 		let n = this.bb.__offset(this.bb_pos, 10);
-		return n ? (t || new k()).__init(this.bb.__indirect(this.bb.__vector(this.bb_pos + n) + e * 4), this.bb) : null;
+		return n ? (t || new M()).__init(this.bb.__indirect(this.bb.__vector(this.bb_pos + n) + e * 4), this.bb) : null;
 	}
 	recoveryLength() {
 		let e = this.bb.__offset(this.bb_pos, 10);
@@ -1323,7 +1421,7 @@ var ne = class e {
 	}
 	limits(e) {
 		let t = this.bb.__offset(this.bb_pos, 18);
-		return t ? (e || new N()).__init(this.bb.__indirect(this.bb_pos + t), this.bb) : null;
+		return t ? (e || new I()).__init(this.bb.__indirect(this.bb_pos + t), this.bb) : null;
 	}
 	serverTimeMs() {
 		let e = this.bb.__offset(this.bb_pos, 20);
@@ -1333,8 +1431,16 @@ var ne = class e {
 		let t = this.bb.__offset(this.bb_pos, 22);
 		return t ? this.bb.__string(this.bb_pos + t, e) : null;
 	}
+	credentialsExpireMs() {
+		let e = this.bb.__offset(this.bb_pos, 24);
+		return e ? this.bb.readUint64(this.bb_pos + e) : BigInt("0");
+	}
+	serializer(e) {
+		let t = this.bb.__offset(this.bb_pos, 26);
+		return t ? this.bb.__string(this.bb_pos + t, e) : null;
+	}
 	static startWelcome(e) {
-		e.startObject(10);
+		e.startObject(12);
 	}
 	static addSessionId(e, t) {
 		e.addFieldOffset(0, t, 0);
@@ -1382,13 +1488,19 @@ var ne = class e {
 	static addFreshReason(e, t) {
 		e.addFieldOffset(9, t, 0);
 	}
+	static addCredentialsExpireMs(e, t) {
+		e.addFieldInt64(10, t, BigInt("0"));
+	}
+	static addSerializer(e, t) {
+		e.addFieldOffset(11, t, 0);
+	}
 	static endWelcome(e) {
 		let t = e.endObject();
 		return e.requiredField(t, 4), e.requiredField(t, 6), t;
 	}
-}, F = /* @__PURE__ */ function(e) {
-	return e[e.NONE = 0] = "NONE", e[e.Hello = 1] = "Hello", e[e.Welcome = 2] = "Welcome", e[e.Data = 3] = "Data", e[e.Ack = 4] = "Ack", e[e.Ping = 5] = "Ping", e[e.Pong = 6] = "Pong", e[e.Subscribe = 7] = "Subscribe", e[e.Unsubscribe = 8] = "Unsubscribe", e[e.Subscribed = 9] = "Subscribed", e[e.Unsubscribed = 10] = "Unsubscribed", e[e.Presence = 11] = "Presence", e[e.Error = 12] = "Error", e[e.Goodbye = 13] = "Goodbye", e;
-}({}), I = class e {
+}, R = /* @__PURE__ */ function(e) {
+	return e[e.NONE = 0] = "NONE", e[e.Hello = 1] = "Hello", e[e.Welcome = 2] = "Welcome", e[e.Data = 3] = "Data", e[e.Ack = 4] = "Ack", e[e.Ping = 5] = "Ping", e[e.Pong = 6] = "Pong", e[e.Subscribe = 7] = "Subscribe", e[e.Unsubscribe = 8] = "Unsubscribe", e[e.Subscribed = 9] = "Subscribed", e[e.Unsubscribed = 10] = "Unsubscribed", e[e.Presence = 11] = "Presence", e[e.Error = 12] = "Error", e[e.Goodbye = 13] = "Goodbye", e[e.Refresh = 14] = "Refresh", e[e.Refreshed = 15] = "Refreshed", e;
+}({}), z = class e {
 	bb = null;
 	bb_pos = 0;
 	__init(e, t) {
@@ -1405,7 +1517,7 @@ var ne = class e {
 	}
 	bodyType() {
 		let e = this.bb.__offset(this.bb_pos, 4);
-		return e ? this.bb.readUint8(this.bb_pos + e) : F.NONE;
+		return e ? this.bb.readUint8(this.bb_pos + e) : R.NONE;
 	}
 	body(e) {
 		let t = this.bb.__offset(this.bb_pos, 6);
@@ -1415,7 +1527,7 @@ var ne = class e {
 		e.startObject(2);
 	}
 	static addBodyType(e, t) {
-		e.addFieldInt8(0, t, F.NONE);
+		e.addFieldInt8(0, t, R.NONE);
 	}
 	static addBody(e, t) {
 		e.addFieldOffset(1, t, 0);
@@ -1432,178 +1544,188 @@ var ne = class e {
 	static createEnvelope(t, n, r) {
 		return e.startEnvelope(t), e.addBodyType(t, n), e.addBody(t, r), e.endEnvelope(t);
 	}
-}, L = {
+}, B = {
 	Recovered: 0,
 	Failed: 1,
 	Fresh: 2
-}, R = {
+}, V = {
 	Join: 0,
 	Leave: 1
-}, oe = 65535, se = 4294967295, ce = (1n << 64n) - 1n, le = {
-	Hello: F.Hello,
-	Welcome: F.Welcome,
-	Data: F.Data,
-	Ack: F.Ack,
-	Ping: F.Ping,
-	Pong: F.Pong,
-	Subscribe: F.Subscribe,
-	Unsubscribe: F.Unsubscribe,
-	Subscribed: F.Subscribed,
-	Unsubscribed: F.Unsubscribed,
-	Presence: F.Presence,
-	Error: F.Error,
-	Goodbye: F.Goodbye
+}, de = 65535, fe = 4294967295, pe = (1n << 64n) - 1n, me = {
+	Hello: R.Hello,
+	Welcome: R.Welcome,
+	Data: R.Data,
+	Ack: R.Ack,
+	Ping: R.Ping,
+	Pong: R.Pong,
+	Subscribe: R.Subscribe,
+	Unsubscribe: R.Unsubscribe,
+	Subscribed: R.Subscribed,
+	Unsubscribed: R.Unsubscribed,
+	Presence: R.Presence,
+	Error: R.Error,
+	Goodbye: R.Goodbye,
+	Refresh: R.Refresh,
+	Refreshed: R.Refreshed
 };
 new TextEncoder();
-function z(e, t) {
+function H(e, t) {
 	let n;
 	if (typeof e == "bigint") n = e;
 	else if (typeof e == "number" && Number.isSafeInteger(e)) n = BigInt(e);
 	else throw new r(`${t} must be an integer (bigint), not ${String(e)}`);
-	if (n < 0n || n > ce) throw new r(`${t}=${n} is out of range for ulong (0..${ce})`);
+	if (n < 0n || n > pe) throw new r(`${t}=${n} is out of range for ulong (0..${pe})`);
 	return n;
 }
-function ue(e, t, n, i) {
+function he(e, t, n, i) {
 	let a = typeof e == "bigint" ? Number(e) : e;
 	if (typeof a != "number" || !Number.isInteger(a)) throw new r(`${i} must be an integer, not ${String(e)}`);
 	if (a < 0 || a > t) throw new r(`${i}=${a} is out of range for ${n} (0..${t})`);
 	return a;
 }
-var B = (e, t) => ue(e, se, "uint", t), V = (e, t) => ue(e, oe, "ushort", t), de = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
-function H(e, t) {
+var U = (e, t) => he(e, fe, "uint", t), ge = (e, t) => he(e, de, "ushort", t), _e = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+function W(e, t) {
 	if (typeof e != "string") throw new r(`${t} must be a string, not ${typeof e}`);
-	if (de.test(e)) throw new r(`${t} cannot be encoded as UTF-8 (lone surrogate)`);
+	if (_e.test(e)) throw new r(`${t} cannot be encoded as UTF-8 (lone surrogate)`);
 	return e;
 }
-function U(e, t) {
+function ve(e, t) {
 	if (e instanceof Uint8Array) return e;
 	if (e instanceof ArrayBuffer) return new Uint8Array(e);
 	if (ArrayBuffer.isView(e)) return new Uint8Array(e.buffer, e.byteOffset, e.byteLength);
 	throw new r(`${t} must be a Uint8Array`);
 }
-function W(e, t) {
+function G(e, t) {
 	if (typeof e != "object" || !e || !("epoch" in e) || !("offset" in e)) throw new r(`${t} must be a StreamPosition {epoch, offset}`);
 	let n = e;
-	return [z(n.epoch, `${t}.epoch`), z(n.offset, `${t}.offset`)];
+	return [H(n.epoch, `${t}.epoch`), H(n.offset, `${t}.offset`)];
 }
-function fe(e, t, n, i) {
+function ye(e, t, n, i) {
 	if (typeof e != "number" || !Object.values(t).includes(e)) throw new r(`${i}=${String(e)} is not a ${n}`);
 	return e;
 }
-function G(e, t, n) {
-	let r = H(t ?? "", n);
+function K(e, t, n) {
+	let r = W(t ?? "", n);
 	return r ? e.createString(r) : 0;
 }
-function K(e, t) {
+function be(e, t) {
 	if (t.length === 0) return 0;
 	e.startVector(4, t.length, 4);
 	for (let n = t.length - 1; n >= 0; n--) e.addOffset(t[n]);
 	return e.endVector();
 }
-function pe(e, t) {
+function xe(e, t) {
 	if (e === void 0) return [];
 	if (!Array.isArray(e)) throw new r(`${t} must be an array`);
 	return e;
 }
-function me(e, t, n) {
-	let r = e.createString(H(t.topic, `${n}.topic`)), [i, a] = W(t.position, `${n}.position`);
-	return _.startTopicPosition(e), _.addPosition(e, g.createStreamPosition(e, i, a)), _.addTopic(e, r), _.endTopicPosition(e);
+function Se(e, t, n) {
+	let r = e.createString(W(t.topic, `${n}.topic`)), [i, a] = G(t.position, `${n}.position`);
+	return v.startTopicPosition(e), v.addPosition(e, _.createStreamPosition(e, i, a)), v.addTopic(e, r), v.endTopicPosition(e);
 }
-function he(e, t, n) {
-	return K(e, pe(t, n).map((t) => me(e, t, n)));
+function Ce(e, t, n) {
+	return be(e, xe(t, n).map((t) => Se(e, t, n)));
 }
-function ge(e, t, n) {
+function we(e, t, n) {
 	if (typeof t != "object" || !t) throw new r(`${n} must be a TopicRecovery`);
-	let i = e.createString(H(t.topic, `${n}.topic`)), a = fe(t.status ?? L.Recovered, L, "RecoveryStatus", `${n}.status`), o = t.position == null ? null : W(t.position, `${n}.position`), s = z(t.lostFrom ?? 0n, `${n}.lostFrom`), c = z(t.lostTo ?? 0n, `${n}.lostTo`), l = z(t.replayed ?? 0n, `${n}.replayed`);
-	return k.startTopicRecovery(e), o !== null && k.addPosition(e, g.createStreamPosition(e, o[0], o[1])), k.addLostFrom(e, s), k.addLostTo(e, c), k.addReplayed(e, l), k.addTopic(e, i), k.addStatus(e, a), k.endTopicRecovery(e);
+	let i = e.createString(W(t.topic, `${n}.topic`)), a = ye(t.status ?? B.Recovered, B, "RecoveryStatus", `${n}.status`), o = t.position == null ? null : G(t.position, `${n}.position`), s = H(t.lostFrom ?? 0n, `${n}.lostFrom`), c = H(t.lostTo ?? 0n, `${n}.lostTo`), l = H(t.replayed ?? 0n, `${n}.replayed`);
+	return M.startTopicRecovery(e), o !== null && M.addPosition(e, _.createStreamPosition(e, o[0], o[1])), M.addLostFrom(e, s), M.addLostTo(e, c), M.addReplayed(e, l), M.addTopic(e, i), M.addStatus(e, a), M.endTopicRecovery(e);
 }
-function _e(e, t, n) {
+function Te(e, t, n) {
 	if (t === void 0) return 0;
 	if (typeof t != "object" || !t) throw new r(`${n} must be an object of string values`);
 	let i = [];
 	for (let [r, a] of Object.entries(t)) {
-		let t = e.createString(H(r, `${n} key`)), o = G(e, a, `${n}[${JSON.stringify(r)}]`);
-		S.startKeyValue(e), S.addKey(e, t), S.addValue(e, o), i.push(S.endKeyValue(e));
+		let t = e.createString(W(r, `${n} key`)), o = K(e, a, `${n}[${JSON.stringify(r)}]`);
+		C.startKeyValue(e), C.addKey(e, t), C.addValue(e, o), i.push(C.endKeyValue(e));
 	}
-	return K(e, i);
+	return be(e, i);
 }
-function ve(e, t) {
-	let n = G(e, t.name, "ClientInfo.name"), r = G(e, t.version, "ClientInfo.version"), i = G(e, t.platform, "ClientInfo.platform"), a = _e(e, t.metadata, "ClientInfo.metadata");
-	return C.startClientInfo(e), C.addName(e, n), C.addVersion(e, r), C.addPlatform(e, i), C.addMetadata(e, a), C.endClientInfo(e);
+function Ee(e, t) {
+	let n = K(e, t.name, "ClientInfo.name"), r = K(e, t.version, "ClientInfo.version"), i = K(e, t.platform, "ClientInfo.platform"), a = Te(e, t.metadata, "ClientInfo.metadata");
+	return w.startClientInfo(e), w.addName(e, n), w.addVersion(e, r), w.addPlatform(e, i), w.addMetadata(e, a), w.endClientInfo(e);
 }
-function ye(e, t) {
+function De(e, t) {
 	let n = [
-		B(t.maxMessageSize ?? 0, "Limits.maxMessageSize"),
-		B(t.maxUnacked ?? 0, "Limits.maxUnacked"),
-		B(t.maxTopics ?? 0, "Limits.maxTopics"),
-		B(t.maxMessagesPerSecond ?? 0, "Limits.maxMessagesPerSecond"),
-		B(t.maxBytesPerSecond ?? 0, "Limits.maxBytesPerSecond")
+		U(t.maxMessageSize ?? 0, "Limits.maxMessageSize"),
+		U(t.maxUnacked ?? 0, "Limits.maxUnacked"),
+		U(t.maxTopics ?? 0, "Limits.maxTopics"),
+		U(t.maxMessagesPerSecond ?? 0, "Limits.maxMessagesPerSecond"),
+		U(t.maxBytesPerSecond ?? 0, "Limits.maxBytesPerSecond")
 	];
-	return N.startLimits(e), N.addMaxMessageSize(e, n[0]), N.addMaxUnacked(e, n[1]), N.addMaxTopics(e, n[2]), N.addMaxMessagesPerSecond(e, n[3]), N.addMaxBytesPerSecond(e, n[4]), N.endLimits(e);
+	return I.startLimits(e), I.addMaxMessageSize(e, n[0]), I.addMaxUnacked(e, n[1]), I.addMaxTopics(e, n[2]), I.addMaxMessagesPerSecond(e, n[3]), I.addMaxBytesPerSecond(e, n[4]), I.endLimits(e);
 }
-function be(e, t) {
+function Oe(e, t) {
 	switch (t.type) {
 		case "Hello": {
-			let n = V(t.protocolVersion ?? 1, "Hello.protocolVersion"), r = G(e, t.sessionId, "Hello.sessionId"), i = U(t.resumeToken ?? /* @__PURE__ */ new Uint8Array(), "Hello.resumeToken"), a = i.length ? e.createByteVector(i) : 0, o = he(e, t.positions, "Hello.positions"), s = z(t.lastAckedSeq ?? 0n, "Hello.lastAckedSeq"), c = G(e, t.authToken, "Hello.authToken"), l = t.client == null ? 0 : ve(e, t.client);
-			return w.startHello(e), w.addLastAckedSeq(e, s), w.addSessionId(e, r), w.addResumeToken(e, a), w.addPositions(e, o), w.addAuthToken(e, c), w.addClient(e, l), w.addProtocolVersion(e, n), w.endHello(e);
+			let n = ge(t.protocolVersion ?? 1, "Hello.protocolVersion"), r = K(e, t.sessionId, "Hello.sessionId"), i = ve(t.resumeToken ?? /* @__PURE__ */ new Uint8Array(), "Hello.resumeToken"), a = i.length ? e.createByteVector(i) : 0, o = Ce(e, t.positions, "Hello.positions"), s = H(t.lastAckedSeq ?? 0n, "Hello.lastAckedSeq"), c = K(e, t.authToken, "Hello.authToken"), l = t.client == null ? 0 : Ee(e, t.client), u = K(e, t.serializer, "Hello.serializer");
+			return T.startHello(e), T.addLastAckedSeq(e, s), T.addSessionId(e, r), T.addResumeToken(e, a), T.addPositions(e, o), T.addAuthToken(e, c), T.addClient(e, l), T.addSerializer(e, u), T.addProtocolVersion(e, n), T.endHello(e);
 		}
 		case "Welcome": {
-			let n = e.createString(H(t.sessionId, "Welcome.sessionId")), r = e.createByteVector(U(t.resumeToken, "Welcome.resumeToken")), i = K(e, pe(t.recovery, "Welcome.recovery").map((t) => ge(e, t, "Welcome.recovery"))), a = t.limits == null ? 0 : ye(e, t.limits), o = G(e, t.freshReason, "Welcome.freshReason"), s = z(t.lastReceivedSeq ?? 0n, "Welcome.lastReceivedSeq"), c = z(t.serverTimeMs ?? 0n, "Welcome.serverTimeMs"), l = B(t.heartbeatIntervalMs ?? 0, "Welcome.heartbeatIntervalMs"), u = B(t.heartbeatTimeoutMs ?? 0, "Welcome.heartbeatTimeoutMs");
-			return P.startWelcome(e), P.addLastReceivedSeq(e, s), P.addServerTimeMs(e, c), P.addSessionId(e, n), P.addResumeToken(e, r), P.addRecovery(e, i), P.addHeartbeatIntervalMs(e, l), P.addHeartbeatTimeoutMs(e, u), P.addLimits(e, a), P.addFreshReason(e, o), P.addResumed(e, !!t.resumed), P.endWelcome(e);
+			let n = e.createString(W(t.sessionId, "Welcome.sessionId")), r = e.createByteVector(ve(t.resumeToken, "Welcome.resumeToken")), i = be(e, xe(t.recovery, "Welcome.recovery").map((t) => we(e, t, "Welcome.recovery"))), a = t.limits == null ? 0 : De(e, t.limits), o = K(e, t.freshReason, "Welcome.freshReason"), s = K(e, t.serializer, "Welcome.serializer"), c = H(t.credentialsExpireMs ?? 0n, "Welcome.credentialsExpireMs"), l = H(t.lastReceivedSeq ?? 0n, "Welcome.lastReceivedSeq"), u = H(t.serverTimeMs ?? 0n, "Welcome.serverTimeMs"), d = U(t.heartbeatIntervalMs ?? 0, "Welcome.heartbeatIntervalMs"), f = U(t.heartbeatTimeoutMs ?? 0, "Welcome.heartbeatTimeoutMs");
+			return L.startWelcome(e), L.addLastReceivedSeq(e, l), L.addServerTimeMs(e, u), L.addCredentialsExpireMs(e, c), L.addSessionId(e, n), L.addResumeToken(e, r), L.addRecovery(e, i), L.addHeartbeatIntervalMs(e, d), L.addHeartbeatTimeoutMs(e, f), L.addLimits(e, a), L.addFreshReason(e, o), L.addSerializer(e, s), L.addResumed(e, !!t.resumed), L.endWelcome(e);
 		}
 		case "Data": {
-			let n = U(t.payload ?? /* @__PURE__ */ new Uint8Array(), "Data.payload"), r = n.length ? e.createByteVector(n) : 0, i = G(e, t.topic, "Data.topic"), a = t.position == null ? null : W(t.position, "Data.position"), o = z(t.seq ?? 0n, "Data.seq"), s = z(t.timestampMs ?? 0n, "Data.timestampMs");
-			return y.startData(e), a !== null && y.addPosition(e, g.createStreamPosition(e, a[0], a[1])), y.addTimestampMs(e, s), y.addSeq(e, o), y.addPayload(e, r), y.addTopic(e, i), y.endData(e);
+			let n = ve(t.payload ?? /* @__PURE__ */ new Uint8Array(), "Data.payload"), r = n.length ? e.createByteVector(n) : 0, i = K(e, t.topic, "Data.topic"), a = t.position == null ? null : G(t.position, "Data.position"), o = H(t.seq ?? 0n, "Data.seq"), s = H(t.timestampMs ?? 0n, "Data.timestampMs");
+			return b.startData(e), a !== null && b.addPosition(e, _.createStreamPosition(e, a[0], a[1])), b.addTimestampMs(e, s), b.addSeq(e, o), b.addPayload(e, r), b.addTopic(e, i), b.endData(e);
 		}
 		case "Ack": {
-			let n = he(e, t.positions, "Ack.positions"), r = z(t.seq ?? 0n, "Ack.seq");
-			return v.startAck(e), v.addSeq(e, r), v.addPositions(e, n), v.endAck(e);
+			let n = Ce(e, t.positions, "Ack.positions"), r = H(t.seq ?? 0n, "Ack.seq");
+			return y.startAck(e), y.addSeq(e, r), y.addPositions(e, n), y.endAck(e);
 		}
 		case "Ping": {
-			let n = B(t.id ?? 0, "Ping.id"), r = z(t.timestampMs ?? 0n, "Ping.timestampMs");
-			return T.startPing(e), T.addTimestampMs(e, r), T.addId(e, n), T.endPing(e);
+			let n = U(t.id ?? 0, "Ping.id"), r = H(t.timestampMs ?? 0n, "Ping.timestampMs");
+			return E.startPing(e), E.addTimestampMs(e, r), E.addId(e, n), E.endPing(e);
 		}
 		case "Pong": {
-			let n = B(t.id ?? 0, "Pong.id"), r = z(t.echoTimestampMs ?? 0n, "Pong.echoTimestampMs"), i = z(t.timestampMs ?? 0n, "Pong.timestampMs");
-			return E.startPong(e), E.addEchoTimestampMs(e, r), E.addTimestampMs(e, i), E.addId(e, n), E.endPong(e);
+			let n = U(t.id ?? 0, "Pong.id"), r = H(t.echoTimestampMs ?? 0n, "Pong.echoTimestampMs"), i = H(t.timestampMs ?? 0n, "Pong.timestampMs");
+			return D.startPong(e), D.addEchoTimestampMs(e, r), D.addTimestampMs(e, i), D.addId(e, n), D.endPong(e);
 		}
 		case "Subscribe": {
-			let n = e.createString(H(t.topic, "Subscribe.topic")), r = B(t.requestId ?? 0, "Subscribe.requestId"), i = t.position == null ? null : W(t.position, "Subscribe.position");
-			return O.startSubscribe(e), i !== null && O.addPosition(e, g.createStreamPosition(e, i[0], i[1])), O.addTopic(e, n), O.addRequestId(e, r), O.endSubscribe(e);
+			let n = e.createString(W(t.topic, "Subscribe.topic")), r = U(t.requestId ?? 0, "Subscribe.requestId"), i = t.position == null ? null : G(t.position, "Subscribe.position");
+			return j.startSubscribe(e), i !== null && j.addPosition(e, _.createStreamPosition(e, i[0], i[1])), j.addTopic(e, n), j.addRequestId(e, r), j.endSubscribe(e);
 		}
 		case "Unsubscribe": {
-			let n = e.createString(H(t.topic, "Unsubscribe.topic")), r = B(t.requestId ?? 0, "Unsubscribe.requestId");
-			return j.startUnsubscribe(e), j.addTopic(e, n), j.addRequestId(e, r), j.endUnsubscribe(e);
+			let n = e.createString(W(t.topic, "Unsubscribe.topic")), r = U(t.requestId ?? 0, "Unsubscribe.requestId");
+			return P.startUnsubscribe(e), P.addTopic(e, n), P.addRequestId(e, r), P.endUnsubscribe(e);
 		}
 		case "Subscribed": {
-			let n = ge(e, t.recovery, "Subscribed.recovery"), r = B(t.requestId ?? 0, "Subscribed.requestId");
-			return A.startSubscribed(e), A.addRecovery(e, n), A.addRequestId(e, r), A.endSubscribed(e);
+			let n = we(e, t.recovery, "Subscribed.recovery"), r = U(t.requestId ?? 0, "Subscribed.requestId");
+			return N.startSubscribed(e), N.addRecovery(e, n), N.addRequestId(e, r), N.endSubscribed(e);
 		}
 		case "Unsubscribed": {
-			let n = e.createString(H(t.topic, "Unsubscribed.topic")), r = B(t.requestId ?? 0, "Unsubscribed.requestId");
-			return M.startUnsubscribed(e), M.addTopic(e, n), M.addRequestId(e, r), M.endUnsubscribed(e);
+			let n = e.createString(W(t.topic, "Unsubscribed.topic")), r = U(t.requestId ?? 0, "Unsubscribed.requestId");
+			return F.startUnsubscribed(e), F.addTopic(e, n), F.addRequestId(e, r), F.endUnsubscribed(e);
 		}
 		case "Presence": {
-			let n = e.createString(H(t.topic, "Presence.topic")), r = e.createString(H(t.sessionId, "Presence.sessionId")), i = _e(e, t.metadata, "Presence.metadata"), a = fe(t.action ?? R.Join, R, "PresenceAction", "Presence.action");
-			return D.startPresence(e), D.addTopic(e, n), D.addSessionId(e, r), D.addMetadata(e, i), D.addAction(e, a), D.endPresence(e);
+			let n = e.createString(W(t.topic, "Presence.topic")), r = e.createString(W(t.sessionId, "Presence.sessionId")), i = Te(e, t.metadata, "Presence.metadata"), a = ye(t.action ?? V.Join, V, "PresenceAction", "Presence.action");
+			return O.startPresence(e), O.addTopic(e, n), O.addSessionId(e, r), O.addMetadata(e, i), O.addAction(e, a), O.endPresence(e);
 		}
 		case "Error": {
-			let n = G(e, t.message, "Error.message"), r = G(e, t.details, "Error.details"), i = V(t.code ?? 0, "Error.code"), a = B(t.requestId ?? 0, "Error.requestId");
-			return b.startError(e), b.addMessage(e, n), b.addDetails(e, r), b.addRequestId(e, a), b.addCode(e, i), b.addRetryable(e, !!t.retryable), b.endError(e);
+			let n = K(e, t.message, "Error.message"), r = K(e, t.details, "Error.details"), i = ge(t.code ?? 0, "Error.code"), a = U(t.requestId ?? 0, "Error.requestId");
+			return x.startError(e), x.addMessage(e, n), x.addDetails(e, r), x.addRequestId(e, a), x.addCode(e, i), x.addRetryable(e, !!t.retryable), x.endError(e);
 		}
 		case "Goodbye": {
-			let n = G(e, t.reason, "Goodbye.reason"), r = V(t.code ?? 0, "Goodbye.code"), i = B(t.reconnectAfterMs ?? 0, "Goodbye.reconnectAfterMs");
-			return x.startGoodbye(e), x.addReason(e, n), x.addReconnectAfterMs(e, i), x.addCode(e, r), x.endGoodbye(e);
+			let n = K(e, t.reason, "Goodbye.reason"), r = ge(t.code ?? 0, "Goodbye.code"), i = U(t.reconnectAfterMs ?? 0, "Goodbye.reconnectAfterMs");
+			return S.startGoodbye(e), S.addReason(e, n), S.addReconnectAfterMs(e, i), S.addCode(e, r), S.endGoodbye(e);
+		}
+		case "Refresh": {
+			let n = K(e, t.token, "Refresh.token");
+			return k.startRefresh(e), k.addToken(e, n), k.endRefresh(e);
+		}
+		case "Refreshed": {
+			let n = H(t.credentialsExpireMs ?? 0n, "Refreshed.credentialsExpireMs");
+			return A.startRefreshed(e), A.addCredentialsExpireMs(e, n), A.endRefreshed(e);
 		}
 		default: throw new r(`cannot encode a message of type ${String(t.type)}`);
 	}
 }
-function xe(e) {
-	if (typeof e != "object" || !e || !(e.type in le)) throw new r(`cannot encode ${String(e?.type)}`);
-	let t = new re(e.type === "Data" && e.payload ? e.payload.length + 128 : 256), n = be(t, e);
-	return I.startEnvelope(t), I.addBody(t, n), I.addBodyType(t, le[e.type]), I.finishEnvelopeBuffer(t, I.endEnvelope(t)), t.asUint8Array();
+function ke(e) {
+	if (typeof e != "object" || !e || !(e.type in me)) throw new r(`cannot encode ${String(e?.type)}`);
+	let t = new ce(e.type === "Data" && e.payload ? e.payload.length + 128 : 256), n = Oe(t, e);
+	return z.startEnvelope(t), z.addBody(t, n), z.addBodyType(t, me[e.type]), z.finishEnvelopeBuffer(t, z.endEnvelope(t)), t.asUint8Array();
 }
-var Se = {
+var Ae = {
 	u8: 1,
 	u16: 2,
 	u32: 4,
@@ -1617,10 +1739,10 @@ var Se = {
 	name: e,
 	kind: t,
 	...n
-}), Ce = {
+}), je = {
 	name: "TopicPosition",
 	fields: [q("topic", "str", { required: !0 }), q("position", "pos", { required: !0 })]
-}, we = {
+}, Me = {
 	name: "TopicRecovery",
 	fields: [
 		q("topic", "str", { required: !0 }),
@@ -1630,18 +1752,18 @@ var Se = {
 		q("lost_to", "u64"),
 		q("replayed", "u64")
 	]
-}, Te = {
+}, Ne = {
 	name: "KeyValue",
 	fields: [q("key", "str", { required: !0 }), q("value", "str")]
-}, Ee = {
+}, Pe = {
 	name: "ClientInfo",
 	fields: [
 		q("name", "str"),
 		q("version", "str"),
 		q("platform", "str"),
-		q("metadata", "tables", { table: Te })
+		q("metadata", "tables", { table: Ne })
 	]
-}, De = {
+}, Fe = {
 	name: "Limits",
 	fields: [
 		q("max_message_size", "u32"),
@@ -1650,35 +1772,38 @@ var Se = {
 		q("max_messages_per_second", "u32"),
 		q("max_bytes_per_second", "u32")
 	]
-}, Oe = {
-	[F.Hello]: {
+}, Ie = {
+	[R.Hello]: {
 		name: "Hello",
 		fields: [
 			q("protocol_version", "u16"),
 			q("session_id", "str"),
 			q("resume_token", "bytes"),
-			q("positions", "tables", { table: Ce }),
+			q("positions", "tables", { table: je }),
 			q("last_acked_seq", "u64"),
 			q("auth_token", "str"),
-			q("client", "table", { table: Ee })
+			q("client", "table", { table: Pe }),
+			q("serializer", "str")
 		]
 	},
-	[F.Welcome]: {
+	[R.Welcome]: {
 		name: "Welcome",
 		fields: [
 			q("session_id", "str", { required: !0 }),
 			q("resume_token", "bytes", { required: !0 }),
 			q("resumed", "u8"),
-			q("recovery", "tables", { table: we }),
+			q("recovery", "tables", { table: Me }),
 			q("last_received_seq", "u64"),
 			q("heartbeat_interval_ms", "u32"),
 			q("heartbeat_timeout_ms", "u32"),
-			q("limits", "table", { table: De }),
+			q("limits", "table", { table: Fe }),
 			q("server_time_ms", "u64"),
-			q("fresh_reason", "str")
+			q("fresh_reason", "str"),
+			q("credentials_expire_ms", "u64"),
+			q("serializer", "str")
 		]
 	},
-	[F.Data]: {
+	[R.Data]: {
 		name: "Data",
 		fields: [
 			q("topic", "str"),
@@ -1688,15 +1813,15 @@ var Se = {
 			q("payload", "bytes")
 		]
 	},
-	[F.Ack]: {
+	[R.Ack]: {
 		name: "Ack",
-		fields: [q("seq", "u64"), q("positions", "tables", { table: Ce })]
+		fields: [q("seq", "u64"), q("positions", "tables", { table: je })]
 	},
-	[F.Ping]: {
+	[R.Ping]: {
 		name: "Ping",
 		fields: [q("id", "u32"), q("timestamp_ms", "u64")]
 	},
-	[F.Pong]: {
+	[R.Pong]: {
 		name: "Pong",
 		fields: [
 			q("id", "u32"),
@@ -1704,7 +1829,7 @@ var Se = {
 			q("timestamp_ms", "u64")
 		]
 	},
-	[F.Subscribe]: {
+	[R.Subscribe]: {
 		name: "Subscribe",
 		fields: [
 			q("request_id", "u32"),
@@ -1712,31 +1837,31 @@ var Se = {
 			q("position", "pos")
 		]
 	},
-	[F.Unsubscribe]: {
+	[R.Unsubscribe]: {
 		name: "Unsubscribe",
 		fields: [q("request_id", "u32"), q("topic", "str", { required: !0 })]
 	},
-	[F.Subscribed]: {
+	[R.Subscribed]: {
 		name: "Subscribed",
 		fields: [q("request_id", "u32"), q("recovery", "table", {
-			table: we,
+			table: Me,
 			required: !0
 		})]
 	},
-	[F.Unsubscribed]: {
+	[R.Unsubscribed]: {
 		name: "Unsubscribed",
 		fields: [q("request_id", "u32"), q("topic", "str", { required: !0 })]
 	},
-	[F.Presence]: {
+	[R.Presence]: {
 		name: "Presence",
 		fields: [
 			q("topic", "str", { required: !0 }),
 			q("action", "u8"),
 			q("session_id", "str", { required: !0 }),
-			q("metadata", "tables", { table: Te })
+			q("metadata", "tables", { table: Ne })
 		]
 	},
-	[F.Error]: {
+	[R.Error]: {
 		name: "Error",
 		fields: [
 			q("code", "u16"),
@@ -1746,15 +1871,23 @@ var Se = {
 			q("request_id", "u32")
 		]
 	},
-	[F.Goodbye]: {
+	[R.Goodbye]: {
 		name: "Goodbye",
 		fields: [
 			q("code", "u16"),
 			q("reason", "str"),
 			q("reconnect_after_ms", "u32")
 		]
+	},
+	[R.Refresh]: {
+		name: "Refresh",
+		fields: [q("token", "str")]
+	},
+	[R.Refreshed]: {
+		name: "Refreshed",
+		fields: [q("credentials_expire_ms", "u64")]
 	}
-}, ke = new TextDecoder("utf-8", { fatal: !0 }), Ae = class {
+}, Le = new TextDecoder("utf-8", { fatal: !0 }), Re = class {
 	buf;
 	view;
 	size;
@@ -1799,7 +1932,7 @@ var Se = {
 		if (this.buf[r] !== 0) throw new a(`${t}: string is not NUL-terminated`);
 		this.charge(n + 1, t);
 		try {
-			ke.decode(this.buf.subarray(e + 4, r));
+			Le.decode(this.buf.subarray(e + 4, r));
 		} catch {
 			throw new a(`${t}: invalid UTF-8`);
 		}
@@ -1818,7 +1951,7 @@ var Se = {
 				if (n.required) throw new a(`missing required field ${s}`);
 				return;
 			}
-			if (c < 4 || c + Se[n.kind] > r) throw new a(`${s}: field offset ${c} is outside its table`);
+			if (c < 4 || c + Ae[n.kind] > r) throw new a(`${s}: field offset ${c} is outside its table`);
 			let l = e + c;
 			switch (n.kind) {
 				case "str":
@@ -1839,12 +1972,12 @@ var Se = {
 		});
 	}
 };
-function je(e) {
+function ze(e) {
 	let t = e.byteLength;
 	if (t < 8) throw new a(`envelope too short (${t} bytes)`);
 	let n = String.fromCharCode(e[4], e[5], e[6], e[7]);
 	if (n !== "SGM1") throw new a(`not a SigmaSockets envelope (file identifier ${JSON.stringify(n)})`);
-	let r = new Ae(e), i = r.u32(0), { inline: s, fields: c } = r.openTable(i, 2, "Envelope"), [l, u] = c, d = 0;
+	let r = new Re(e), i = r.u32(0), { inline: s, fields: c } = r.openTable(i, 2, "Envelope"), [l, u] = c, d = 0;
 	if (l) {
 		if (!(l >= 4 && l < s)) throw new a("Envelope.body_type: field offset is outside its table");
 		d = r.u8(i + l);
@@ -1852,7 +1985,7 @@ function je(e) {
 	if (d === 0) throw new a("envelope has no body");
 	if (!u) throw new a(`envelope of type ${d} has no body`);
 	if (!(u >= 4 && u <= s - 4)) throw new a("Envelope.body: field offset is outside its table");
-	let f = Oe[d];
+	let f = Ie[d];
 	if (f === void 0) throw new o(d);
 	let p = i + u, m = p + r.u32(p);
 	return r.table(m, f, f.name), {
@@ -1860,21 +1993,21 @@ function je(e) {
 		spec: f
 	};
 }
-var Me = /* @__PURE__ */ new Uint8Array();
+var Be = /* @__PURE__ */ new Uint8Array();
 function J(e) {
 	return e === null ? null : {
 		epoch: e.epoch(),
 		offset: e.offset()
 	};
 }
-function Ne(e) {
+function Ve(e) {
 	return {
 		topic: e.topic() ?? "",
 		position: J(e.position())
 	};
 }
-function Pe(e) {
-	let t = e.status(), n = t === L.Recovered || t === L.Fresh ? t : L.Failed;
+function He(e) {
+	let t = e.status(), n = t === B.Recovered || t === B.Fresh ? t : B.Failed;
 	return {
 		topic: e.topic() ?? "",
 		status: n,
@@ -1884,7 +2017,7 @@ function Pe(e) {
 		replayed: e.replayed()
 	};
 }
-function Fe(e, t) {
+function Ue(e, t) {
 	let n = {};
 	for (let r = 0; r < e; r++) {
 		let e = t(r);
@@ -1892,15 +2025,15 @@ function Fe(e, t) {
 	}
 	return n;
 }
-function Ie(e) {
+function We(e) {
 	return e === null ? null : {
 		name: e.name() ?? "",
 		version: e.version() ?? "",
 		platform: e.platform() ?? "",
-		metadata: Fe(e.metadataLength(), (t) => e.metadata(t))
+		metadata: Ue(e.metadataLength(), (t) => e.metadata(t))
 	};
 }
-function Le(e) {
+function Ge(e) {
 	return e === null ? null : {
 		maxMessageSize: e.maxMessageSize(),
 		maxUnacked: e.maxUnacked(),
@@ -1909,69 +2042,72 @@ function Le(e) {
 		maxBytesPerSecond: e.maxBytesPerSecond()
 	};
 }
-function Re(e, t) {
+function Ke(e, t) {
 	switch (e) {
-		case F.Hello: {
-			let e = t.body(new w()), n = [];
-			for (let t = 0; t < e.positionsLength(); t++) n.push(Ne(e.positions(t)));
+		case R.Hello: {
+			let e = t.body(new T()), n = [];
+			for (let t = 0; t < e.positionsLength(); t++) n.push(Ve(e.positions(t)));
 			return {
 				type: "Hello",
 				protocolVersion: e.protocolVersion(),
 				sessionId: e.sessionId() ?? "",
-				resumeToken: (e.resumeTokenArray() ?? Me).slice(),
+				resumeToken: (e.resumeTokenArray() ?? Be).slice(),
 				positions: n,
 				lastAckedSeq: e.lastAckedSeq(),
 				authToken: e.authToken() ?? "",
-				client: Ie(e.client())
+				client: We(e.client()),
+				serializer: e.serializer() ?? ""
 			};
 		}
-		case F.Welcome: {
-			let e = t.body(new P()), n = [];
-			for (let t = 0; t < e.recoveryLength(); t++) n.push(Pe(e.recovery(t)));
+		case R.Welcome: {
+			let e = t.body(new L()), n = [];
+			for (let t = 0; t < e.recoveryLength(); t++) n.push(He(e.recovery(t)));
 			return {
 				type: "Welcome",
 				sessionId: e.sessionId() ?? "",
-				resumeToken: (e.resumeTokenArray() ?? Me).slice(),
+				resumeToken: (e.resumeTokenArray() ?? Be).slice(),
 				resumed: e.resumed(),
 				recovery: n,
 				lastReceivedSeq: e.lastReceivedSeq(),
 				heartbeatIntervalMs: e.heartbeatIntervalMs(),
 				heartbeatTimeoutMs: e.heartbeatTimeoutMs(),
-				limits: Le(e.limits()),
+				limits: Ge(e.limits()),
 				serverTimeMs: e.serverTimeMs(),
-				freshReason: e.freshReason() ?? ""
+				freshReason: e.freshReason() ?? "",
+				credentialsExpireMs: e.credentialsExpireMs(),
+				serializer: e.serializer() ?? ""
 			};
 		}
-		case F.Data: {
-			let e = t.body(new y());
+		case R.Data: {
+			let e = t.body(new b());
 			return {
 				type: "Data",
 				topic: e.topic() ?? "",
 				position: J(e.position()),
 				seq: e.seq(),
 				timestampMs: e.timestampMs(),
-				payload: e.payloadArray() ?? Me
+				payload: e.payloadArray() ?? Be
 			};
 		}
-		case F.Ack: {
-			let e = t.body(new v()), n = [];
-			for (let t = 0; t < e.positionsLength(); t++) n.push(Ne(e.positions(t)));
+		case R.Ack: {
+			let e = t.body(new y()), n = [];
+			for (let t = 0; t < e.positionsLength(); t++) n.push(Ve(e.positions(t)));
 			return {
 				type: "Ack",
 				seq: e.seq(),
 				positions: n
 			};
 		}
-		case F.Ping: {
-			let e = t.body(new T());
+		case R.Ping: {
+			let e = t.body(new E());
 			return {
 				type: "Ping",
 				id: e.id(),
 				timestampMs: e.timestampMs()
 			};
 		}
-		case F.Pong: {
-			let e = t.body(new E());
+		case R.Pong: {
+			let e = t.body(new D());
 			return {
 				type: "Pong",
 				id: e.id(),
@@ -1979,8 +2115,8 @@ function Re(e, t) {
 				timestampMs: e.timestampMs()
 			};
 		}
-		case F.Subscribe: {
-			let e = t.body(new O());
+		case R.Subscribe: {
+			let e = t.body(new j());
 			return {
 				type: "Subscribe",
 				requestId: e.requestId(),
@@ -1988,43 +2124,43 @@ function Re(e, t) {
 				position: J(e.position())
 			};
 		}
-		case F.Unsubscribe: {
-			let e = t.body(new j());
+		case R.Unsubscribe: {
+			let e = t.body(new P());
 			return {
 				type: "Unsubscribe",
 				requestId: e.requestId(),
 				topic: e.topic() ?? ""
 			};
 		}
-		case F.Subscribed: {
-			let e = t.body(new A());
+		case R.Subscribed: {
+			let e = t.body(new N());
 			return {
 				type: "Subscribed",
 				requestId: e.requestId(),
-				recovery: Pe(e.recovery())
+				recovery: He(e.recovery())
 			};
 		}
-		case F.Unsubscribed: {
-			let e = t.body(new M());
+		case R.Unsubscribed: {
+			let e = t.body(new F());
 			return {
 				type: "Unsubscribed",
 				requestId: e.requestId(),
 				topic: e.topic() ?? ""
 			};
 		}
-		case F.Presence: {
-			let e = t.body(new D()), n = e.action();
-			if (n !== R.Join && n !== R.Leave) throw new o(F.Presence, `Presence with unknown action ${n}`);
+		case R.Presence: {
+			let e = t.body(new O()), n = e.action();
+			if (n !== V.Join && n !== V.Leave) throw new o(R.Presence, `Presence with unknown action ${n}`);
 			return {
 				type: "Presence",
 				topic: e.topic() ?? "",
 				action: n,
 				sessionId: e.sessionId() ?? "",
-				metadata: Fe(e.metadataLength(), (t) => e.metadata(t))
+				metadata: Ue(e.metadataLength(), (t) => e.metadata(t))
 			};
 		}
-		case F.Error: {
-			let e = t.body(new b());
+		case R.Error: {
+			let e = t.body(new x());
 			return {
 				type: "Error",
 				code: e.code(),
@@ -2034,8 +2170,8 @@ function Re(e, t) {
 				requestId: e.requestId()
 			};
 		}
-		case F.Goodbye: {
-			let e = t.body(new x());
+		case R.Goodbye: {
+			let e = t.body(new S());
 			return {
 				type: "Goodbye",
 				code: e.code(),
@@ -2043,20 +2179,28 @@ function Re(e, t) {
 				reconnectAfterMs: e.reconnectAfterMs()
 			};
 		}
+		case R.Refresh: return {
+			type: "Refresh",
+			token: t.body(new k()).token() ?? ""
+		};
+		case R.Refreshed: return {
+			type: "Refreshed",
+			credentialsExpireMs: t.body(new A()).credentialsExpireMs()
+		};
 		default: throw new o(e);
 	}
 }
-function ze(e) {
+function qe(e) {
 	let t = e instanceof Uint8Array ? e : new Uint8Array(e);
 	try {
-		let { bodyType: e } = je(t), n = new ne(t);
-		return Re(e, I.getRootAsEnvelope(n));
+		let { bodyType: e } = ze(t), n = new se(t);
+		return Ke(e, z.getRootAsEnvelope(n));
 	} catch (e) {
 		throw e instanceof a ? e : new a(`malformed envelope (${String(e)})`);
 	}
 }
 // ../../clients/js/src/session.ts
-var Be = "sigma.v1", Ve = {
+var Je = "sigma.v1", Ye = {
 	reconnectInterval: 1e3,
 	maxReconnectInterval: 3e4,
 	reconnectMultiplier: 2,
@@ -2069,9 +2213,14 @@ var Be = "sigma.v1", Ve = {
 	maxMessageSize: 1 << 20,
 	authToken: "",
 	clientInfo: null,
-	wallClockOffset: 0
+	serializer: "",
+	refreshTokens: !1,
+	refreshMargin: 3e4,
+	pace: .9,
+	wallClockOffset: 0,
+	probeTimeout: 3e3
 };
-function He(e) {
+function Xe(e) {
 	let t;
 	try {
 		t = new URL(e);
@@ -2082,39 +2231,41 @@ function He(e) {
 	if (!t.hostname) throw TypeError(`URL has no host: ${JSON.stringify(e)}`);
 	return t;
 }
-function Ue(e, t) {
+function Ze(e, t) {
 	let n = Math.min(t - 1, 64);
 	return Math.min(e.maxReconnectInterval, e.reconnectInterval * e.reconnectMultiplier ** n);
 }
-function We(e) {
-	He(e.url);
+function Qe(e) {
+	Xe(e.url);
 	let t = (t, n, r = !1) => {
 		let i = e[t];
 		if (typeof i != "number" || !Number.isFinite(i) || i < n || r && i === n) throw RangeError(`${t} must be a finite number ${r ? ">" : ">="} ${n}, got ${i}`);
 	};
-	if (t("reconnectInterval", 0, !0), t("maxReconnectInterval", 0, !0), t("reconnectMultiplier", 1), t("heartbeatInterval", 0), t("heartbeatTimeout", 0), t("connectTimeout", 0, !0), t("handshakeTimeout", 0, !0), t("maxMessageSize", 128, !0), e.reconnectInterval > e.maxReconnectInterval) throw RangeError("reconnectInterval must not exceed maxReconnectInterval");
+	if (t("reconnectInterval", 0, !0), t("maxReconnectInterval", 0, !0), t("reconnectMultiplier", 1), t("heartbeatInterval", 0), t("heartbeatTimeout", 0), t("connectTimeout", 0, !0), t("handshakeTimeout", 0, !0), t("probeTimeout", 0, !0), t("maxMessageSize", 128, !0), e.reconnectInterval > e.maxReconnectInterval) throw RangeError("reconnectInterval must not exceed maxReconnectInterval");
 	let n = e.maxReconnectAttempts;
 	if (n !== null && n !== Infinity && !(Number.isInteger(n) && n >= 1)) throw RangeError("maxReconnectAttempts must be an integer >= 1, or null/Infinity");
 	if (!(Number.isInteger(e.maxPending) && e.maxPending >= 1)) throw RangeError("maxPending must be an integer >= 1");
 	if (e.heartbeatInterval && e.heartbeatTimeout <= e.heartbeatInterval) throw RangeError(`heartbeatTimeout must exceed heartbeatInterval (${e.heartbeatTimeout} <= ${e.heartbeatInterval})`);
 }
-var Ge = new TextEncoder(), Ke = /* @__PURE__ */ new Set([
+var $e = new TextEncoder(), et = /* @__PURE__ */ new Set([
 	"Data",
 	"Ack",
 	"Subscribed",
 	"Unsubscribed",
 	"Presence",
-	"Error"
-]), qe = /* @__PURE__ */ new Set([
+	"Error",
+	"Refreshed"
+]), tt = /* @__PURE__ */ new Set([
 	t.AUTH_FAILED,
 	t.UNSUPPORTED_VERSION,
-	t.SESSION_TAKEN_OVER
-]), Je = {
+	t.SESSION_TAKEN_OVER,
+	t.SERIALIZER_MISMATCH
+]), nt = {
 	[e.BAD_ENVELOPE]: t.BAD_ENVELOPE,
 	[e.UNEXPECTED_MESSAGE]: t.UNEXPECTED_MESSAGE,
 	[e.HELLO_TIMEOUT]: t.UNEXPECTED_MESSAGE,
 	[e.HEARTBEAT_TIMEOUT]: t.HEARTBEAT_TIMEOUT
-}, Ye = class {
+}, rt = class {
 	config;
 	random;
 	_status = "disconnected";
@@ -2130,7 +2281,9 @@ var Ge = new TextEncoder(), Ke = /* @__PURE__ */ new Set([
 	token = /* @__PURE__ */ new Uint8Array();
 	positions = /* @__PURE__ */ new Map();
 	subscriptions = /* @__PURE__ */ new Set();
+	unsubscribing = /* @__PURE__ */ new Set();
 	requests = /* @__PURE__ */ new Map();
+	latest = /* @__PURE__ */ new Map();
 	nextRequest = 1;
 	pending = [];
 	nextSeq = 1;
@@ -2143,8 +2296,19 @@ var Ge = new TextEncoder(), Ke = /* @__PURE__ */ new Set([
 	connectedAt = null;
 	resumed = !1;
 	rtt = null;
+	online = !0;
+	authToken;
+	credentialsExpireMs = 0n;
+	refreshAt = Infinity;
+	awaitingToken = !1;
+	tokenFresh = !1;
+	serverSkewMs = 0n;
+	paceMsgs = null;
+	paceBytes = null;
+	paceAt = Infinity;
+	lastNow = 0;
 	constructor(e, t) {
-		We(e), this.config = e, this.random = t, this.maxUnacked = e.maxPending, this.maxMessageSize = e.maxMessageSize;
+		Qe(e), this.config = e, this.random = t, this.maxUnacked = e.maxPending, this.maxMessageSize = e.maxMessageSize, this.authToken = e.authToken, this.checkHelloFits(null);
 	}
 	get status() {
 		return this._status;
@@ -2160,8 +2324,8 @@ var Ge = new TextEncoder(), Ke = /* @__PURE__ */ new Set([
 		return this.out = [], e;
 	}
 	nextDeadline() {
-		let e = Math.min(this.attemptDeadline, this.reconnectAt), t = this.conn;
-		return t !== null && (t.state === "hello" ? e = Math.min(e, t.openedAt + this.config.handshakeTimeout) : t.state === "open" && t.interval && (e = Math.min(e, t.nextPing, t.lastReceived + t.timeout))), e === Infinity ? null : e;
+		let e = Math.min(this.attemptDeadline, this.reconnectAt, this.refreshAt, this.paceAt), t = this.conn;
+		return t !== null && (t.state === "hello" ? e = Math.min(e, t.openedAt + this.config.handshakeTimeout) : t.state === "open" && (t.interval && (e = Math.min(e, t.nextPing, t.lastReceived + t.timeout)), e = Math.min(e, t.probeDeadline))), e === Infinity ? null : e;
 	}
 	connect(e) {
 		(this._status === "disconnected" || this._status === "error") && (this.wanted = !0, this.failures = 0, this.setStatus("connecting"), this.open(e));
@@ -2177,13 +2341,20 @@ var Ge = new TextEncoder(), Ke = /* @__PURE__ */ new Set([
 			kind: "close",
 			attempt: this.attemptId,
 			code: e.NORMAL_CLOSURE,
-			reason: f(r)
+			reason: p(r)
 		})), this.conn = null, this.attemptId += 1, this.forgetSession(), this.setStatus("disconnected");
 	}
+	refreshToken(e, t) {
+		if (!e) throw new r("refreshToken needs a token");
+		this.authToken = e, this.tokenFresh = !0, this.refreshAt = Infinity, this.isOpen ? this.sendBody({
+			type: "Refresh",
+			token: e
+		}) : this.awaitingToken && this.wanted && (this.awaitingToken = !1, this.reconnectAt = t);
+	}
 	send(e, t, n = "") {
-		if (!(e instanceof Uint8Array)) throw new r("send() needs a Uint8Array payload");
+		if (this.lastNow = t, !(e instanceof Uint8Array)) throw new r("send() needs a Uint8Array payload");
 		if (typeof n != "string") throw new r("topic must be a string");
-		if (e.length + Ge.encode(n).length + 128 > this.maxMessageSize) throw new r(`message of ${e.length} bytes is too large: the limit is ${this.maxMessageSize - 128} bytes of payload and topic`);
+		if (e.length + $e.encode(n).length + 128 > this.maxMessageSize) throw new r(`message of ${e.length} bytes is too large: the limit is ${this.maxMessageSize - 128} bytes of payload and topic`);
 		if (this.pending.length >= this.config.maxPending) return null;
 		let i = {
 			seq: this.nextSeq,
@@ -2195,28 +2366,29 @@ var Ge = new TextEncoder(), Ke = /* @__PURE__ */ new Set([
 	}
 	subscribe(e, t) {
 		if (typeof e != "string" || !e || e.startsWith("$")) throw new r(`invalid topic name ${JSON.stringify(e)}`);
-		return this.subscriptions.add(e), this.request(e, !0);
+		return this.subscriptions.has(e) || this.checkHelloFits(e), this.subscriptions.add(e), this.unsubscribing.delete(e), this.request(e, !0);
 	}
 	unsubscribe(e, t) {
 		if (!this.subscriptions.has(e)) throw new r(`not subscribed to ${JSON.stringify(e)}`);
-		return this.subscriptions.delete(e), this.positions.delete(e), this.request(e, !1);
+		return this.subscriptions.delete(e), this.unsubscribing.add(e), this.request(e, !1);
 	}
-	transportOpened(t, n, r = Be) {
+	transportOpened(t, n, r = Je) {
 		let i = this.conn;
 		t === this.attemptId && i !== null && i.state === "opening" && this.wanted && (this.attemptDeadline = Infinity, r === "sigma.v1" ? (i.state = "hello", i.openedAt = i.lastReceived = n, this.sendBody(this.hello())) : (this.out.push({
 			kind: "close",
 			attempt: t,
 			code: e.PROTOCOL_ERROR,
 			reason: "no subprotocol"
-		}), this.conn = null, this.attemptId += 1, this.lost(n, e.ABNORMAL_CLOSURE, `the server did not select the subprotocol ${Be}` + (r ? ` (it chose ${JSON.stringify(r)})` : ""), null, null)));
+		}), this.conn = null, this.attemptId += 1, this.lost(n, e.ABNORMAL_CLOSURE, `the server did not select the subprotocol ${Je}` + (r ? ` (it chose ${JSON.stringify(r)})` : ""), null, null)));
 	}
 	transportError(e, t) {
 		e === this.attemptId && this.conn !== null && t && (this.conn.transportError = t);
 	}
 	receive(t, n, r) {
+		this.lastNow = r;
 		let s = this.conn;
 		if (t !== this.attemptId || s === null || s.state === "opening") return;
-		if (s.lastReceived = r, typeof n == "string") {
+		if (s.lastReceived = r, s.probeDeadline = Infinity, typeof n == "string") {
 			this.fail(new i("text message", e.UNSUPPORTED_DATA), r);
 			return;
 		}
@@ -2227,7 +2399,7 @@ var Ge = new TextEncoder(), Ke = /* @__PURE__ */ new Set([
 		}
 		let l;
 		try {
-			l = ze(c);
+			l = qe(c);
 		} catch (e) {
 			if (e instanceof o) {
 				this.unknownMessages += 1;
@@ -2248,13 +2420,25 @@ var Ge = new TextEncoder(), Ke = /* @__PURE__ */ new Set([
 			attempt: this.attemptId,
 			code: e.NORMAL_CLOSURE,
 			reason: "connect timeout"
-		}), this.conn = null, this.attemptId += 1, this.lost(t, e.ABNORMAL_CLOSURE, `connect timed out after ${this.config.connectTimeout / 1e3} s`, null, null)), t >= this.reconnectAt && (this.reconnectAt = Infinity, this.open(t));
+		}), this.conn = null, this.attemptId += 1, this.lost(t, e.ABNORMAL_CLOSURE, `connect timed out after ${this.config.connectTimeout / 1e3} s`, null, null)), t >= this.reconnectAt && (this.reconnectAt = Infinity, this.open(t)), t >= this.refreshAt && (this.refreshAt = Infinity, this.out.push({
+			kind: "token_needed",
+			reason: "refresh"
+		})), t >= this.paceAt && (this.paceAt = Infinity, this.lastNow = t, this.transmit());
 		let n = this.conn;
-		n !== null && (n.state === "hello" ? t >= n.openedAt + this.config.handshakeTimeout && this.fail(new i("no Welcome within the handshake timeout", e.HELLO_TIMEOUT), t) : n.state === "open" && n.interval && (t >= n.lastReceived + n.timeout ? this.fail(new i(`nothing received for ${((t - n.lastReceived) / 1e3).toFixed(1)} s (heartbeat timeout ${n.timeout / 1e3} s)`, e.HEARTBEAT_TIMEOUT), t) : t >= n.nextPing && (n.pingId = n.pingId + 1 >>> 0, this.sendBody({
+		n !== null && (n.state === "hello" ? t >= n.openedAt + this.config.handshakeTimeout && this.fail(new i("no Welcome within the handshake timeout", e.HELLO_TIMEOUT), t) : n.state === "open" && (t >= n.probeDeadline ? this.fail(new i(`the network went ${this.online ? "away and came back" : "offline"}: nothing received within ${this.config.probeTimeout / 1e3} s of the probe`, e.HEARTBEAT_TIMEOUT), t) : n.interval && (t >= n.lastReceived + n.timeout ? this.fail(new i(`nothing received for ${((t - n.lastReceived) / 1e3).toFixed(1)} s (heartbeat timeout ${n.timeout / 1e3} s)`, e.HEARTBEAT_TIMEOUT), t) : t >= n.nextPing && (n.pingId = n.pingId + 1 >>> 0, this.sendBody({
 			type: "Ping",
 			id: n.pingId,
 			timestampMs: this.wallMs(t)
-		}), n.nextPing = t + n.interval)));
+		}), n.nextPing = t + n.interval))));
+	}
+	networkChanged(e, t) {
+		this.online = e;
+		let n = this.conn;
+		n !== null && n.state === "open" ? n.probeDeadline === Infinity && (n.pingId = n.pingId + 1 >>> 0, this.sendBody({
+			type: "Ping",
+			id: n.pingId,
+			timestampMs: this.wallMs(t)
+		}), n.probeDeadline = t + this.config.probeTimeout) : e && this._status === "reconnecting" && this.reconnectAt !== Infinity && (this.reconnectAt = Infinity, this.open(t));
 	}
 	wallMs(e) {
 		return BigInt(Math.max(0, Math.floor(e + this.config.wallClockOffset)));
@@ -2279,7 +2463,8 @@ var Ge = new TextEncoder(), Ke = /* @__PURE__ */ new Set([
 			interval: this.config.heartbeatInterval,
 			timeout: this.config.heartbeatTimeout,
 			peerGoodbye: null,
-			transportError: ""
+			transportError: "",
+			probeDeadline: Infinity
 		}, this.out.push({
 			kind: "open",
 			attempt: this.attemptId,
@@ -2296,26 +2481,53 @@ var Ge = new TextEncoder(), Ke = /* @__PURE__ */ new Set([
 				position: t
 			})),
 			lastAckedSeq: BigInt(this.lastAckedSeq),
-			authToken: this.config.authToken,
-			client: this.config.clientInfo
+			authToken: this.authToken,
+			client: this.config.clientInfo,
+			serializer: this.config.serializer === "raw" ? "" : this.config.serializer
 		};
 	}
 	sendBody(e) {
 		this.out.push({
 			kind: "send",
 			attempt: this.attemptId,
-			data: xe(e)
+			data: ke(e)
 		});
 	}
 	get isOpen() {
 		return this.conn !== null && this.conn.state === "open";
+	}
+	checkHelloFits(e) {
+		let t = /* @__PURE__ */ new Set([
+			...this.subscriptions,
+			...this.unsubscribing,
+			...this.positions.keys(),
+			"$all",
+			"$inbox"
+		]);
+		e !== null && t.add(e);
+		let n = {
+			epoch: 18446744073709551615n,
+			offset: 18446744073709551615n
+		}, i = ke({
+			type: "Hello",
+			sessionId: this.sessionId || "x".repeat(32),
+			resumeToken: this.token.length ? this.token : /* @__PURE__ */ new Uint8Array(64),
+			positions: [...t].map((e) => ({
+				topic: e,
+				position: n
+			})),
+			lastAckedSeq: 18446744073709551615n,
+			authToken: this.config.authToken,
+			client: this.config.clientInfo
+		}).length;
+		if (i > this.maxMessageSize) throw e === null ? new r(`the Hello would be ${i} bytes, over the ${this.maxMessageSize}-byte message limit: authToken or clientInfo too large`) : new r(`cannot subscribe to ${JSON.stringify(e)}: with ${t.size} streams the Hello that resumes this session would be ${i} bytes, over the ${this.maxMessageSize}-byte message limit; unsubscribe from some topics or use shorter names`);
 	}
 	request(e, t) {
 		let n = this.nextRequest;
 		return this.nextRequest = this.nextRequest % 4294967295 + 1, this.requests.set(n, {
 			topic: e,
 			subscribe: t
-		}), this.isOpen && this.sendBody(t ? {
+		}), this.latest.set(e, n), this.isOpen && this.sendBody(t ? {
 			type: "Subscribe",
 			topic: e,
 			requestId: n,
@@ -2328,23 +2540,43 @@ var Ge = new TextEncoder(), Ke = /* @__PURE__ */ new Set([
 	}
 	transmit() {
 		if (!this.isOpen) return;
-		let e = this.lastAckedSeq + this.maxUnacked;
-		for (let t of this.pending) if (!(t.seq <= this.sentUpto)) {
-			if (t.seq > e) break;
+		let e = this.lastAckedSeq + this.maxUnacked, t = this.paceMsgs !== null || this.paceBytes !== null;
+		for (let n of this.pending) if (!(n.seq <= this.sentUpto)) {
+			if (n.seq > e || t && !this.paced(n.payload.length)) break;
 			this.sendBody({
 				type: "Data",
-				topic: t.topic,
-				seq: BigInt(t.seq),
-				timestampMs: t.timestampMs,
-				payload: t.payload
-			}), this.sentUpto = t.seq;
+				topic: n.topic,
+				seq: BigInt(n.seq),
+				timestampMs: n.timestampMs,
+				payload: n.payload
+			}), this.sentUpto = n.seq;
 		}
+	}
+	paced(e) {
+		let t = Math.round(this.lastNow), n = 0;
+		for (let [r, i] of [[this.paceMsgs, 1], [this.paceBytes, e]]) {
+			if (r === null) continue;
+			let e = r[0], a = Math.min(e, r[1] + (t - r[2]) * e / 1e3);
+			r[1] = a, r[2] = t;
+			let o = Math.min(i, e);
+			a < o && (n = Math.max(n, Math.ceil((o - a) * 1e3 / e), 1));
+		}
+		if (n) return this.paceAt = Math.min(this.paceAt, t + n), !1;
+		for (let [t, n] of [[this.paceMsgs, 1], [this.paceBytes, e]]) t !== null && (t[1] -= n);
+		return !0;
+	}
+	onCredentials(e, t, n) {
+		if (this.credentialsExpireMs = e, this.refreshAt = Infinity, !e || !this.config.refreshTokens) return;
+		let r = 0;
+		t && (r = Math.max(0, Number(e - t)));
+		let i = Math.max(r - Math.round(this.config.refreshMargin), Math.floor(r / 2));
+		this.refreshAt = n + i;
 	}
 	fail(e, n) {
 		let r = this.conn;
 		r !== null && (r.state === "open" && this.sendBody({
 			type: "Goodbye",
-			code: Je[e.code] ?? t.UNKNOWN,
+			code: nt[e.code] ?? t.UNKNOWN,
 			reason: e.reason
 		}), this.out.push({
 			kind: "close",
@@ -2383,14 +2615,14 @@ var Ge = new TextEncoder(), Ke = /* @__PURE__ */ new Set([
 				return;
 			}
 			this.unexpected(e, t, n);
-		} else Ke.has(t.type) ? this.onBody(t) : this.unexpected(e, t, n);
+		} else et.has(t.type) ? this.onBody(t, n) : this.unexpected(e, t, n);
 	}
 	unexpected(t, n, r) {
 		this.fail(new i(`unexpected ${n.type} from the server in state ${t.state === "hello" ? "hello" : "open"}`, e.UNEXPECTED_MESSAGE), r);
 	}
 	onWelcome(e, t) {
 		let n = this.sessionId;
-		if (e.resumed) this.dropAcked(Xe(e.lastReceivedSeq));
+		if (e.resumed) this.dropAcked(it(e.lastReceivedSeq));
 		else {
 			let t = this.pending.length;
 			this.pending.forEach((e, t) => {
@@ -2403,22 +2635,45 @@ var Ge = new TextEncoder(), Ke = /* @__PURE__ */ new Set([
 				resent: t
 			});
 		}
-		this.sessionId = e.sessionId, this.token = e.resumeToken;
-		let r = e.limits;
-		r !== null && (r.maxUnacked && (this.maxUnacked = Math.min(this.config.maxPending, r.maxUnacked)), r.maxMessageSize && (this.maxMessageSize = Math.min(this.config.maxMessageSize, r.maxMessageSize))), this.sentUpto = this.lastAckedSeq;
-		for (let t of e.recovery) this.applyRecovery(t);
+		this.sessionId = e.sessionId, this.token = e.resumeToken, this.tokenFresh = !1, this.serverSkewMs = e.serverTimeMs ? e.serverTimeMs - this.wallMs(t) : 0n, this.onCredentials(e.credentialsExpireMs, e.serverTimeMs, t);
+		let r = this.config.pace, i = e.limits, a = Math.round(t);
+		this.paceMsgs = i !== null && i.maxMessagesPerSecond && r ? [
+			i.maxMessagesPerSecond * r,
+			i.maxMessagesPerSecond * r,
+			a
+		] : null, this.paceBytes = i !== null && i.maxBytesPerSecond && r ? [
+			i.maxBytesPerSecond * r,
+			i.maxBytesPerSecond * r,
+			a
+		] : null, this.paceAt = Infinity, this.lastNow = t;
+		let o = e.limits;
+		o !== null && (o.maxUnacked && (this.maxUnacked = Math.min(this.config.maxPending, o.maxUnacked)), o.maxMessageSize && (this.maxMessageSize = Math.min(this.config.maxMessageSize, o.maxMessageSize))), this.sentUpto = this.lastAckedSeq;
+		let s = /* @__PURE__ */ new Set();
+		for (let [e, t] of this.latest) this.requests.get(t)?.subscribe && s.add(e);
+		let c = /* @__PURE__ */ new Set();
+		for (let t of e.recovery) t.topic.startsWith("$") || c.add(t.topic), this.unsubscribing.has(t.topic) ? this.updatePosition(t) : this.applyRecovery(t);
 		this.failures = 0, this.goodbyeFloor = 0, this.connectedAt = t, this.resumed = e.resumed, this.setStatus("connected"), this.out.push({
 			kind: "connected",
 			sessionId: e.sessionId,
 			resumed: e.resumed,
 			freshReason: e.freshReason
-		}), this.requests.clear();
-		for (let e of [...this.subscriptions].sort()) this.positions.has(e) || this.request(e, !0);
-		this.transmit();
+		}), this.reconcile(c, s), this.transmit();
+	}
+	reconcile(e, t) {
+		this.requests.clear(), this.latest.clear();
+		let n = (e) => [...e].sort((e, t) => e < t ? -1 : +(e > t));
+		for (let r of n(this.subscriptions)) e.has(r) || (t.has(r) || !this.positions.has(r)) && (this.positions.delete(r), this.request(r, !0));
+		for (let t of n(this.unsubscribing)) e.has(t) ? this.request(t, !1) : (this.unsubscribing.delete(t), this.positions.delete(t));
+	}
+	updatePosition(e) {
+		let t = e.position;
+		if (t === null) return;
+		let n = this.positions.get(e.topic);
+		e.status !== B.Failed && n !== void 0 && n.epoch === t.epoch && n.offset >= t.offset || this.positions.set(e.topic, t);
 	}
 	applyRecovery(e) {
 		let t = e.topic;
-		e.position !== null && this.positions.set(t, e.position), t.startsWith("$") || this.subscriptions.add(t), e.status === L.Failed && this.out.push({
+		this.updatePosition(e), !t.startsWith("$") && !this.unsubscribing.has(t) && this.subscriptions.add(t), e.status === B.Failed && this.out.push({
 			kind: "recovery_failed",
 			topic: t,
 			lostFrom: e.lostFrom,
@@ -2426,26 +2681,28 @@ var Ge = new TextEncoder(), Ke = /* @__PURE__ */ new Set([
 			position: e.position
 		});
 	}
-	onBody(e) {
+	onBody(e, t) {
 		switch (e.type) {
 			case "Data":
 				this.onData(e);
 				break;
 			case "Ack":
-				this.dropAcked(Xe(e.seq)), this.transmit();
+				this.dropAcked(it(e.seq)), this.transmit();
 				break;
 			case "Subscribed": {
 				let t = e.recovery;
-				this.requests.delete(e.requestId), (this.subscriptions.has(t.topic) || e.requestId === 0) && (this.applyRecovery(t), this.out.push({
+				if (this.requests.delete(e.requestId), !this.isAnswer(t.topic, e.requestId, !0)) break;
+				this.applyRecovery(t), this.out.push({
 					kind: "subscribed",
 					topic: t.topic,
 					recovery: t,
 					requestId: e.requestId
-				}));
+				});
 				break;
 			}
 			case "Unsubscribed":
-				this.requests.delete(e.requestId), this.subscriptions.delete(e.topic), this.positions.delete(e.topic), this.out.push({
+				if (this.requests.delete(e.requestId), !this.isAnswer(e.topic, e.requestId, !1)) break;
+				this.subscriptions.delete(e.topic), this.unsubscribing.delete(e.topic), this.positions.delete(e.topic), this.out.push({
 					kind: "unsubscribed",
 					topic: e.topic,
 					requestId: e.requestId
@@ -2453,22 +2710,34 @@ var Ge = new TextEncoder(), Ke = /* @__PURE__ */ new Set([
 				break;
 			case "Error": {
 				let t = this.requests.get(e.requestId);
-				this.requests.delete(e.requestId), t !== void 0 && t.subscribe && this.subscriptions.delete(t.topic), this.out.push({
+				this.requests.delete(e.requestId), t !== void 0 && this.latest.get(t.topic) === e.requestId && (this.latest.delete(t.topic), t.subscribe ? this.subscriptions.delete(t.topic) : (this.unsubscribing.delete(t.topic), this.positions.delete(t.topic))), this.out.push({
 					kind: "server_error",
 					error: e
 				});
 				break;
 			}
-			case "Presence": this.out.push({
-				kind: "presence",
-				presence: e
-			});
+			case "Presence":
+				this.out.push({
+					kind: "presence",
+					presence: e
+				});
+				break;
+			case "Refreshed": this.onCredentials(e.credentialsExpireMs, this.wallMs(t) + this.serverSkewMs, t);
 		}
+	}
+	isAnswer(e, t, n) {
+		let r = this.latest.get(e);
+		return t === 0 ? r === void 0 ? !n || !this.unsubscribing.has(e) : !1 : t === r && (this.latest.delete(e), !0);
 	}
 	onData(e) {
 		let t = e.position;
 		if (t === null) return;
-		let n = e.topic, r = this.positions.get(n);
+		let n = e.topic;
+		if (!this.subscriptions.has(n) && !n.startsWith("$")) {
+			this.positions.has(n) && this.positions.set(n, t);
+			return;
+		}
+		let r = this.positions.get(n);
 		r !== void 0 && r.epoch === t.epoch && t.offset <= r.offset ? this.duplicatesDropped += 1 : (this.positions.set(n, t), this.out.push({
 			kind: "message",
 			topic: n,
@@ -2483,8 +2752,23 @@ var Ge = new TextEncoder(), Ke = /* @__PURE__ */ new Set([
 		t && this.pending.splice(0, t), this.lastAckedSeq = Math.max(this.lastAckedSeq, e);
 	}
 	lost(e, n, r, i, a) {
-		let o = a !== null && qe.has(a.code);
-		if (a !== null && a.code === t.NORMAL && this.wanted) {
+		this.refreshAt = Infinity, this.paceAt = Infinity;
+		let o = a !== null && tt.has(a.code);
+		if (a !== null && (a.code === t.TOKEN_EXPIRED || a.code === t.AUTH_FAILED) && this.wanted && this.config.refreshTokens && !this.tokenFresh) {
+			this.out.push({
+				kind: "disconnected",
+				code: n,
+				reason: r,
+				cause: i,
+				goodbye: a,
+				willReconnect: !0
+			}), this.awaitingToken = !0, this.reconnectAt = Infinity, this.setStatus("reconnecting"), this.out.push({
+				kind: "token_needed",
+				reason: "reconnect"
+			});
+			return;
+		}
+		if (o ||= a !== null && a.code === t.TOKEN_EXPIRED, a !== null && a.code === t.NORMAL && this.wanted) {
 			this.out.push({
 				kind: "disconnected",
 				code: n,
@@ -2514,7 +2798,7 @@ var Ge = new TextEncoder(), Ke = /* @__PURE__ */ new Set([
 			});
 			return;
 		}
-		let u = this.goodbyeFloor + this.random() * Ue(this.config, this.failures);
+		let u = this.goodbyeFloor + this.random() * Ze(this.config, this.failures);
 		this.reconnectAt = e + u, this.setStatus("reconnecting"), this.out.push({
 			kind: "reconnecting",
 			attempt: this.failures,
@@ -2523,15 +2807,26 @@ var Ge = new TextEncoder(), Ke = /* @__PURE__ */ new Set([
 		});
 	}
 	forgetSession() {
-		this.sessionId = "", this.token = /* @__PURE__ */ new Uint8Array(), this.positions.clear(), this.pending = [], this.requests.clear(), this.nextSeq = 1, this.sentUpto = 0, this.lastAckedSeq = 0;
+		this.sessionId = "", this.token = /* @__PURE__ */ new Uint8Array(), this.positions.clear(), this.unsubscribing.clear(), this.latest.clear(), this.pending = [], this.requests.clear(), this.nextSeq = 1, this.sentUpto = 0, this.lastAckedSeq = 0, this.awaitingToken = !1, this.refreshAt = Infinity, this.credentialsExpireMs = 0n;
 	}
 };
-function Xe(e) {
+function it(e) {
 	return e > BigInt(2 ** 53 - 1) ? 2 ** 53 - 1 : Number(e);
 }
 // ../../clients/js/src/client.ts
-var Ze = 1;
-function Qe() {
+var at = 1;
+function ot() {
+	let e = globalThis;
+	if (typeof e.addEventListener != "function" || typeof e.removeEventListener != "function" || typeof e.navigator?.onLine != "boolean") return null;
+	let t = e.addEventListener.bind(e), n = e.removeEventListener.bind(e);
+	return { subscribe(e) {
+		let r = () => e(!0), i = () => e(!1);
+		return t("online", r), t("offline", i), () => {
+			n("online", r), n("offline", i);
+		};
+	} };
+}
+function st() {
 	let e = globalThis.performance;
 	return e === void 0 ? {
 		now: () => Date.now(),
@@ -2541,7 +2836,7 @@ function Qe() {
 		wallClockOffset: Date.now() - e.now()
 	};
 }
-var $e = class {
+var ct = class {
 	session;
 	WebSocketCtor;
 	now;
@@ -2554,14 +2849,18 @@ var $e = class {
 	busy = !1;
 	waiters = [];
 	lastFailure = "";
+	network;
+	stopNetwork = null;
+	serializer;
+	getToken;
 	constructor(e) {
 		if (typeof e != "object" || !e) throw TypeError("SigmaSocketClient needs an options object with a url");
-		let t = e.now === void 0 ? Qe() : {
+		let t = e.now === void 0 ? st() : {
 			now: e.now,
 			wallClockOffset: 0
 		};
 		this.now = t.now;
-		let n = Ve, r = e.reconnectInterval ?? n.reconnectInterval, i = {
+		let n = Ye, r = e.reconnectInterval ?? n.reconnectInterval, i = {
 			url: e.url,
 			reconnectInterval: r,
 			maxReconnectInterval: Math.max(e.maxReconnectInterval ?? n.maxReconnectInterval, r),
@@ -2575,12 +2874,17 @@ var $e = class {
 			maxMessageSize: e.maxMessageSize ?? n.maxMessageSize,
 			authToken: e.authToken ?? "",
 			clientInfo: e.clientInfo ?? null,
-			wallClockOffset: t.wallClockOffset
+			serializer: te((e.serializer ?? m).name),
+			refreshTokens: e.getToken !== void 0,
+			refreshMargin: e.tokenRefreshMargin ?? n.refreshMargin,
+			pace: e.ratePacing ?? n.pace,
+			wallClockOffset: t.wallClockOffset,
+			probeTimeout: e.probeTimeout ?? n.probeTimeout
 		};
-		this.session = new Ye(i, e.random ?? Math.random), this.WebSocketCtor = e.WebSocket ?? globalThis.WebSocket, this.timers = e.timers ?? {
+		this.session = new rt(i, e.random ?? Math.random), this.serializer = e.serializer ?? m, this.getToken = e.getToken ?? null, this.WebSocketCtor = e.WebSocket ?? globalThis.WebSocket, this.timers = e.timers ?? {
 			setTimeout: (e, t) => globalThis.setTimeout(e, t),
 			clearTimeout: (e) => globalThis.clearTimeout(e)
-		};
+		}, this.network = e.network === void 0 ? ot() : e.network;
 	}
 	connect() {
 		if (this.session.status === "connected") return Promise.resolve();
@@ -2591,14 +2895,29 @@ var $e = class {
 				reject: t
 			});
 		});
-		return this.session.connect(this.now()), this.pump(), e;
+		return this.network !== null && this.stopNetwork === null && (this.stopNetwork = this.network.subscribe((e) => {
+			this.session.networkChanged(e, this.now()), this.pump();
+		})), this.session.connect(this.now()), this.pump(), e;
 	}
 	disconnect() {
-		this.session.disconnect(this.now()), this.pump();
+		this.stopListening(), this.session.disconnect(this.now()), this.pump();
+	}
+	stopListening() {
+		this.stopNetwork?.(), this.stopNetwork = null;
 	}
 	send(e, t = "") {
-		let n = this.session.send(e, this.now(), t);
+		let n = this.session.send(ne(this.serializer, e), this.now(), t);
 		return this.pump(), n !== null;
+	}
+	async fetchToken(e) {
+		let t;
+		try {
+			t = await e();
+		} catch (e) {
+			this.emit("error", new u(`getToken failed: ${String(e)}`));
+			return;
+		}
+		typeof t != "string" || !t ? this.emit("error", new u("getToken must return a non-empty string")) : (this.session.refreshToken(t, this.now()), this.pump());
 	}
 	subscribe(e) {
 		this.session.subscribe(e, this.now()), this.pump();
@@ -2661,7 +2980,7 @@ var $e = class {
 				this.openSocket(e.attempt, e.url);
 				break;
 			case "send":
-				e.attempt === this.socketAttempt && this.socket?.readyState === Ze && this.socket.send(e.data);
+				e.attempt === this.socketAttempt && this.socket?.readyState === at && this.socket.send(e.data);
 				break;
 			case "close":
 				e.attempt === this.socketAttempt && this.closeSocket(e.code, e.reason);
@@ -2670,8 +2989,19 @@ var $e = class {
 				e.status === "connected" ? this.settle(null) : e.status === "disconnected" && this.settle(new s("disconnected before the server welcomed us")), this.emit("connection", e.status);
 				break;
 			case "connected": break;
-			case "message":
-				this.emit("message", e.payload, Number(e.position.offset), Number(e.timestampMs), e.topic);
+			case "message": {
+				let t = e.payload;
+				if (this.serializer !== m) try {
+					t = this.serializer.decode(e.payload);
+				} catch (t) {
+					this.emit("error", new re(this.serializer.name, String(t), e.payload, e.topic, Number(e.position.offset)));
+					break;
+				}
+				this.emit("message", t, Number(e.position.offset), Number(e.timestampMs), e.topic);
+				break;
+			}
+			case "token_needed":
+				this.getToken !== null && this.fetchToken(this.getToken);
 				break;
 			case "reconnecting":
 				this.emit("reconnecting", {
@@ -2682,7 +3012,7 @@ var $e = class {
 				break;
 			case "gave_up": {
 				let t = this.lastFailure ? ` (last error: ${this.lastFailure})` : "", n = new s(e.reason + t);
-				this.settle(n), this.emit("error", n);
+				this.stopListening(), this.settle(n), this.emit("error", n);
 				break;
 			}
 			case "recovery_failed":
@@ -2702,7 +3032,7 @@ var $e = class {
 				}), this.emit("error", new c(`session ${e.oldSessionId} could not be resumed: ${e.reason}`));
 				break;
 			case "server_error":
-				this.emit("error", new u(e.error.code, e.error.message));
+				this.emit("error", new d(e.error.code, e.error.message));
 				break;
 			case "disconnected":
 				this.lastFailure = e.reason, this.emit("disconnection", e.code, e.reason);
@@ -2713,7 +3043,7 @@ var $e = class {
 			case "unsubscribed":
 				this.emit("unsubscribed", e.topic);
 				break;
-			case "presence": this.emit("presence", et(e.presence));
+			case "presence": this.emit("presence", lt(e.presence));
 		}
 	}
 	settle(e) {
@@ -2725,7 +3055,7 @@ var $e = class {
 		this.dropSocket(), this.socketAttempt = e;
 		let n;
 		try {
-			n = new this.WebSocketCtor(t, [Be]), n.binaryType = "arraybuffer";
+			n = new this.WebSocketCtor(t, [Je]), n.binaryType = "arraybuffer";
 		} catch (t) {
 			let n = this.session;
 			n.transportError(e, t instanceof Error ? t.message : String(t)), n.transportClosed(e, 1006, "", this.now());
@@ -2767,7 +3097,7 @@ var $e = class {
 		this.timer = this.timerAt = null, this.session.handleTimer(Math.max(this.now(), e)), this.pump();
 	}
 };
-function et(e) {
+function lt(e) {
 	return {
 		topic: e.topic,
 		action: e.action === 0 ? "join" : "leave",
@@ -2776,7 +3106,7 @@ function et(e) {
 	};
 }
 // src/main.ts
-var tt = "sigma-ops.stats", nt = "sigmasockets-dashboard", rt = "sigma-dashboard-token", it = [
+var ut = "sigma-ops.stats", dt = "sigmasockets-dashboard", ft = "sigma-dashboard-token", pt = [
 	[
 		"connections",
 		"Connections",
@@ -2849,7 +3179,7 @@ var tt = "sigma-ops.stats", nt = "sigmasockets-dashboard", rt = "sigma-dashboard
 		(e) => e.rtt_ms === 0 && e.rtt_p95_ms === null ? "no pong yet" : `${e.rtt_ms.toFixed(1)} ms` + (e.rtt_p95_ms === null ? "" : ` (p95 ≤ ${e.rtt_p95_ms} ms)`),
 		!1
 	]
-], at = [
+], mt = [
 	["connections", "Connections"],
 	["messages_in_per_s", "Messages in / s"],
 	["deliveries_per_s", "Deliveries / s"],
@@ -2863,35 +3193,35 @@ function X(e) {
 	if (!t) throw Error(`#${e} missing`);
 	return t;
 }
-var ot = "http://www.w3.org/2000/svg", Z = [], Q = 300;
-function st() {
+var ht = "http://www.w3.org/2000/svg", Z = [], Q = 300;
+function gt() {
 	let e = X("tiles");
-	for (let [t, n] of it) {
+	for (let [t, n] of pt) {
 		let r = document.createElement("div");
 		r.className = "tile", r.id = `tile-${t}`, r.innerHTML = "<div class=\"label\"></div><div class=\"value\">–</div>", r.querySelector(".label").textContent = n, e.append(r);
 	}
 	let t = X("charts");
-	for (let [e, n] of at) {
+	for (let [e, n] of mt) {
 		let r = document.createElement("div");
 		r.className = "chart", r.id = `chart-${e}`;
 		let i = document.createElement("h2");
 		i.textContent = n;
-		let a = document.createElementNS(ot, "svg");
-		a.setAttribute("viewBox", "0 0 300 90"), a.setAttribute("preserveAspectRatio", "none"), a.append(document.createElementNS(ot, "polyline"));
+		let a = document.createElementNS(ht, "svg");
+		a.setAttribute("viewBox", "0 0 300 90"), a.setAttribute("preserveAspectRatio", "none"), a.append(document.createElementNS(ht, "polyline"));
 		let o = document.createElement("div");
 		o.className = "max", r.append(i, a, o), t.append(r);
 	}
 }
-function ct() {
+function _t() {
 	let e = Z[Z.length - 1];
 	if (!e) return;
 	X("node").textContent = e.node ? `· ${e.node}` : "";
-	for (let [t, , n, r] of it) {
+	for (let [t, , n, r] of pt) {
 		let i = X(`tile-${t}`);
 		i.querySelector(".value").textContent = n(e), i.classList.toggle("alert", r && Number(e[t]) > 0);
 	}
 	let t = e.t, n = Math.max(Z[0].t, t - Q * 1e3);
-	for (let [e] of at) {
+	for (let [e] of mt) {
 		let r = X(`chart-${e}`), i = Z.filter((e) => e.t >= n), a = Math.max(1, ...i.map((t) => Number(t[e]))), o = i.map((r) => {
 			let i = (r.t - n) / (t - n || 1) * 300, o = 88 - Number(r[e]) / a * 84;
 			return `${i.toFixed(1)},${o.toFixed(1)}`;
@@ -2901,22 +3231,22 @@ function ct() {
 	let r = X("status");
 	e.draining && (r.textContent = "draining", r.dataset.state = "reconnecting");
 }
-function lt(e) {
+function vt(e) {
 	let t = new Set(Z.map((e) => e.t));
-	Z = Z.concat(e.filter((e) => !t.has(e.t))).sort((e, t) => e.t - t.t), Z.length > Q && (Z = Z.slice(Z.length - Q)), ct();
+	Z = Z.concat(e.filter((e) => !t.has(e.t))).sort((e, t) => e.t - t.t), Z.length > Q && (Z = Z.slice(Z.length - Q)), _t();
 }
 function $(e, t = e) {
 	let n = X("status");
 	n.dataset.state = e, n.textContent = t;
 }
-var ut = null;
-function dt(e) {
-	ut?.disconnect();
-	let t = new $e({
+var yt = null;
+function bt(e) {
+	yt?.disconnect();
+	let t = new ct({
 		url: `${location.protocol === "https:" ? "wss:" : "ws:"}//${location.host}/`,
 		authToken: e,
 		clientInfo: {
-			name: nt,
+			name: dt,
 			version: "1",
 			platform: "web",
 			metadata: {}
@@ -2924,13 +3254,13 @@ function dt(e) {
 		maxReconnectAttempts: null,
 		maxReconnectInterval: 1e4
 	});
-	ut = t;
+	yt = t;
 	let n = new TextDecoder();
 	t.on("connection", (e) => {
-		e === "connected" ? ($("live"), X("problem").hidden = !0, t.subscribe(tt)) : e === "reconnecting" && $("reconnecting");
+		e === "connected" ? ($("live"), X("problem").hidden = !0, t.subscribe(ut)) : e === "reconnecting" && $("reconnecting");
 	}), t.on("message", (e, t, r, i) => {
 		let a = JSON.parse(n.decode(e));
-		a.type === "history" && a.points ? (a.interval && (Q = Math.round(300 / a.interval)), lt(a.points)) : a.type === "point" && i === tt && lt([a]);
+		a.type === "history" && a.points ? (a.interval && (Q = Math.round(300 / a.interval)), vt(a.points)) : a.type === "point" && i === ut && vt([a]);
 	}), t.on("error", (t) => {
 		let n = t.message;
 		if (/token/.test(n)) X("token-form").hidden = !1, X("token-error").textContent = e ? "wrong token" : "", $("error", "token needed");
@@ -2940,8 +3270,8 @@ function dt(e) {
 		}
 	}), t.connect().catch(() => {});
 }
-st(), X("token-form").addEventListener("submit", (e) => {
+gt(), X("token-form").addEventListener("submit", (e) => {
 	e.preventDefault();
 	let t = X("token").value;
-	sessionStorage.setItem(rt, t), X("token-form").hidden = !0, dt(t);
-}), dt(sessionStorage.getItem(rt) ?? "");
+	sessionStorage.setItem(ft, t), X("token-form").hidden = !0, bt(t);
+}), bt(sessionStorage.getItem(ft) ?? "");
