@@ -52,6 +52,7 @@ from .connection import (
 from .entropy import Entropy
 from .errors import CloseCode, ErrorCode, LocalProtocolError, RemoteProtocolError
 from .messages import (
+    ENVELOPE_OVERHEAD,
     Ack,
     ClientInfo,
     Data,
@@ -95,9 +96,6 @@ __all__ = [
     "parse_url",
 ]
 
-
-#: Bytes an envelope and its frame add to a payload and topic, at most (Data: ~100).
-ENVELOPE_OVERHEAD = 128
 
 
 class ConnectionStatus(enum.Enum):

@@ -33,7 +33,6 @@ from typing import Literal
 
 from . import codec
 from .backplane import Backplane, HistoryEntry, HistoryLimits, MemoryBackplane, ReplayGap
-from .client import ENVELOPE_OVERHEAD
 from .connection import (
     AnyConnectionEvent,
     Closed,
@@ -49,6 +48,7 @@ from .connection import (
 from .entropy import Entropy
 from .errors import CloseCode, ErrorCode, LocalProtocolError, RemoteProtocolError
 from .messages import (
+    ENVELOPE_OVERHEAD,
     PROTOCOL_VERSION,
     Ack,
     Data,

@@ -19,6 +19,7 @@ __all__ = [
     "Ack",
     "Body",
     "ClientInfo",
+    "ENVELOPE_OVERHEAD",
     "Data",
     "Error",
     "Goodbye",
@@ -40,6 +41,11 @@ __all__ = [
 ]
 
 PROTOCOL_VERSION = 1
+
+#: Bytes an envelope and its WebSocket frame add to a payload and topic, at most (a Data
+#: envelope: ~100). Both sides count it against ``max_message_size``: the client session before
+#: it sends, the hub before it publishes.
+ENVELOPE_OVERHEAD = 128
 
 Payload: TypeAlias = bytes | bytearray | memoryview
 

@@ -6,6 +6,10 @@ import ast
 import importlib
 import importlib.machinery
 import importlib.util
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -52,3 +56,33 @@ def test_the_framer_unmasks_in_c_whenever_the_helper_was_built() -> None:
     built = importlib.util.find_spec("sigma_core._speedups") is not None
     assert built or not COMPILED
     assert (_framer.unmask is not _framer.unmask_py) is built
+
+
+def _import_copy(tmp_path: Path, shim_age: float | None) -> subprocess.CompletedProcess[str]:
+    """Import a copy of sigma_core (sources only) in a fresh interpreter, with a fake compiled
+    ``hub`` module beside ``hub.py`` that is ``shim_age`` seconds older than the source."""
+    copy = tmp_path / "sigma_core"
+    shutil.copytree(CORE, copy, ignore=shutil.ignore_patterns("*.so", "*.pyd", "__pycache__"))
+    if shim_age is not None:
+        shim = copy / ("hub" + SUFFIXES[0])
+        shim.write_bytes(b"not a real extension: the check runs before any import of it")
+        source_mtime = (copy / "hub.py").stat().st_mtime
+        os.utime(shim, (source_mtime - shim_age, source_mtime - shim_age))
+    return subprocess.run([sys.executable, "-c", "import sigma_core"], capture_output=True,
+                          text=True, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(tmp_path)},
+                          check=False, timeout=60)
+
+
+def test_a_compiled_module_older_than_its_source_is_refused_at_import(tmp_path: Path) -> None:
+    # Python would import the stale .so first and silently run the old code.
+    result = _import_copy(tmp_path, shim_age=100)
+    assert result.returncode != 0
+    assert "ImportError: sigma_core: sigma_core/hub.py changed after the compiled modules" \
+        in result.stderr
+    assert "bash scripts/build.sh" in result.stderr
+
+
+def test_a_fresh_or_absent_compiled_module_imports(tmp_path: Path) -> None:
+    assert _import_copy(tmp_path / "pure", shim_age=None).returncode == 0
+    fresh = _import_copy(tmp_path / "fresh", shim_age=-100)
+    assert fresh.returncode == 0, fresh.stderr
