@@ -3,7 +3,7 @@
 Nothing here does I/O, reads a clock or draws randomness: time arrives as ``now`` arguments and
 entropy through injected objects, so every behaviour can be replayed deterministically.
 
-Importing the package first checks that no compiled module (mypyc, ``setup.py``) is older than
+In a source checkout (compiled in place), importing the package first checks that no compiled module (mypyc, ``setup.py``) is older than
 its source: Python imports ``hub.cpython-*.so`` in preference to ``hub.py``, so after an edit
 without a rebuild the old code would run silently. That raises :class:`ImportError` naming the
 sources; rebuild (``bash scripts/build.sh``) or delete the ``.so`` files (pure Python).
@@ -19,6 +19,10 @@ def _check_compiled_build() -> None:
     from pathlib import Path
 
     package = Path(__file__).resolve().parent
+    if not (package.parent / "setup.py").is_file():
+        # Installed from a wheel: built in one go, and the installer writes sources and
+        # compiled modules in any order. Only an in-place build can go stale.
+        return
     shims: list[Path] = []
     for suffix in EXTENSION_SUFFIXES:
         shims.extend(p for p in package.rglob("*" + suffix) if "_wire" not in p.parts)

@@ -63,6 +63,7 @@ def _import_copy(tmp_path: Path, shim_age: float | None) -> subprocess.Completed
     ``hub`` module beside ``hub.py`` that is ``shim_age`` seconds older than the source."""
     copy = tmp_path / "sigma_core"
     shutil.copytree(CORE, copy, ignore=shutil.ignore_patterns("*.so", "*.pyd", "__pycache__"))
+    (tmp_path / "setup.py").write_text("# a source checkout: the package is compiled in place\n")
     if shim_age is not None:
         shim = copy / ("hub" + SUFFIXES[0])
         shim.write_bytes(b"not a real extension: the check runs before any import of it")
@@ -86,3 +87,15 @@ def test_a_fresh_or_absent_compiled_module_imports(tmp_path: Path) -> None:
     assert _import_copy(tmp_path / "pure", shim_age=None).returncode == 0
     fresh = _import_copy(tmp_path / "fresh", shim_age=-100)
     assert fresh.returncode == 0, fresh.stderr
+
+
+def test_an_installed_package_is_not_checked(tmp_path: Path) -> None:
+    # A wheel's installer writes sources and compiled modules in any order: no false alarm.
+    copy = tmp_path / "site"
+    result = _import_copy(copy, shim_age=100)
+    assert result.returncode != 0  # in a checkout...
+    (copy / "setup.py").unlink()
+    installed = subprocess.run([sys.executable, "-c", "import sigma_core"], capture_output=True,
+                               text=True, cwd=copy, env={**os.environ, "PYTHONPATH": str(copy)},
+                               check=False, timeout=60)
+    assert installed.returncode == 0, installed.stderr  # ...but not once installed
