@@ -21,7 +21,7 @@ echo "== pytest"; "$VENV/bin/pytest" "$@"
 if compgen -G "sigma_core/*.so" >/dev/null; then
   echo "== pytest, core tests on the pure-Python modules (sigma_core copied without .so)"
   pure=$(mktemp -d); trap 'rm -rf "$pure"' EXIT
-  cp -r sigma_core "$pure/"; rm -f "$pure"/sigma_core/*.so
+  cp -r sigma_core "$pure/"; find "$pure/sigma_core" -name '*.so' -delete
   PYTHONPATH="$pure" "$VENV/bin/pytest" -p no:cacheprovider tests/test_build.py tests/test_codec.py \
     tests/test_codec_fuzz.py tests/test_connection.py tests/test_framer.py \
     tests/test_fuzz_targets.py tests/test_purity.py tests/test_ratelimit.py \

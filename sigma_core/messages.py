@@ -16,10 +16,10 @@ from enum import IntEnum
 from typing import NamedTuple, TypeAlias
 
 __all__ = [
+    "ENVELOPE_OVERHEAD",
     "Ack",
     "Body",
     "ClientInfo",
-    "ENVELOPE_OVERHEAD",
     "Data",
     "Error",
     "Goodbye",
