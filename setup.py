@@ -26,9 +26,9 @@ from setuptools.command.build_ext import build_ext
 #: The modules compiled. Not messages.py: its dataclasses are what applications build, and
 #: compiled they would refuse a wrongly typed field with TypeError at construction instead of
 #: the codec's documented validation error. Not the generated _wire code nor the adapters.
-COMPILED = ["_framer", "_handshake", "_wsevents", "backplane", "client", "codec", "codec._build", "codec._checks",
-            "codec._fast", "codec._readers", "codec._schema", "codec._verify", "connection",
-            "hub", "ratelimit", "websocket"]
+COMPILED = ["_framer", "_handshake", "_wsevents", "backplane", "client", "codec",
+            "codec._build", "codec._checks", "codec._fast", "codec._readers", "codec._schema",
+            "codec._verify", "connection", "hub", "message_socket", "ratelimit", "websocket"]
 
 
 def _source(module: str) -> Path:

@@ -32,6 +32,7 @@ from wsproto.extensions import PerMessageDeflate
 from wsproto.handshake import H11Handshake
 from wsproto.utilities import RemoteProtocolError as _WsRemoteProtocolError
 
+from sigma_core._deflate import BoundedDeflate
 from sigma_core._wsevents import (
     _HEADER_VALUE,
     _TOKEN,
@@ -53,6 +54,7 @@ __all__ = ["Handshake"]
 
 _PATH = re.compile(r"/[\x21-\x7e]*")
 _HOST = re.compile(r"[\x21-\x7e]+")
+_BAD_HEADER_VALUE = re.compile(r"[\r\n\x00]")
 _OPEN = WebSocketState.OPEN
 _REJECTED = WebSocketState.REJECTED
 _CLOSED = WebSocketState.CLOSED
@@ -170,7 +172,7 @@ class Handshake:
             raise LocalProtocolError(msg)
         headers = _encode_headers(extra_headers)
         if self._config.compression:
-            self.extension = PerMessageDeflate()
+            self.extension = BoundedDeflate(self._config.max_message_size)
         request = Request(
             host=host,
             target=path,
@@ -363,6 +365,13 @@ class Handshake:
             raise LocalProtocolError("respond() needs a pending HttpRequest")
         if not 100 <= response.status <= 599:
             raise LocalProtocolError(f"HTTP status must be 100..599, not {response.status}")
+        for name, value in response.headers:
+            # A CR or LF would end the header (response splitting); NUL is refused by RFC 9110.
+            if not isinstance(name, str) or not _TOKEN.fullmatch(name):
+                raise LocalProtocolError(f"HTTP header name {name!r} is not a valid token")
+            if not isinstance(value, str) or _BAD_HEADER_VALUE.search(value):
+                raise LocalProtocolError(
+                    f"HTTP header {name!r} has a value with CR, LF or NUL: {value!r}")
         head_only = self._http_method == "HEAD"
         self._http_method = None
         self._write_response(response.status, list(response.headers),
@@ -420,7 +429,8 @@ class Handshake:
             raise LocalProtocolError(msg)
         headers = _encode_headers(extra_headers)
         handshake = self._h11
-        extension = PerMessageDeflate() if self._config.compression else None
+        extension = (BoundedDeflate(self._config.max_message_size)
+                     if self._config.compression else None)
         try:
             data = handshake.send(
                 AcceptConnection(

@@ -194,6 +194,7 @@ class WebSocket:
         "_events",
         "_extension",
         "_fast_send",
+        "_fragments",
         "_handshake",
         "_held_end",
         "_held_remote",
@@ -246,6 +247,7 @@ class WebSocket:
         self._parts: list[bytes | bytearray] = []
         self._text_parts: list[str] = []
         self._message_size = 0
+        self._fragments = 0
 
     @classmethod
     def client(
@@ -453,6 +455,9 @@ class WebSocket:
 
     def _process_frames(self, conn: Connection) -> None:
         for event in conn.events():
+            if isinstance(event, BytesMessage | TextMessage) and self._state is _OPEN \
+                    and self._too_many_fragments(event):
+                return
             if isinstance(event, BytesMessage):
                 if self._state is _OPEN:  # after our close frame, messages are dropped
                     self._on_binary(event.data, event.message_finished)
@@ -483,23 +488,44 @@ class WebSocket:
                     self._on_close_frame(conn, event)
                 return
 
+    def _too_many_fragments(self, event: BytesMessage | TextMessage) -> bool:
+        # wsproto's path only (our parser counts frame heads): a frame that ends without
+        # ending its message is one more fragment.
+        if event.message_finished:
+            self._fragments = 0
+        elif event.frame_finished:
+            self._fragments += 1
+            if self._fragments > self._config.max_fragments:
+                failure = Failure(int(CloseCode.POLICY_VIOLATION),
+                                  f"message in more than {self._config.max_fragments} fragments")
+                if not self._hold(failure):
+                    self._on_frame(failure)
+                return True
+        return False
+
     def _on_binary(self, data: bytes | bytearray, finished: bool) -> None:
         size = self._message_size + len(data)
         if size > self._config.max_message_size:
             self._fail_too_big(size)
             return
+        # The pieces of a fragmented message are kept in one buffer (parts holds at most one
+        # bytearray), not one object per fragment.
         parts = self._parts
         if finished:
             if parts:
-                parts.append(data)
-                data = b"".join(parts)
+                buffer = parts[0]
+                buffer += data
+                data = bytes(buffer)
                 parts.clear()
             self._message_size = 0
             # The common single-frame message is emitted as wsproto parsed it (bytes): no copy.
             self._events.append(MessageReceived(data=data if type(data) is bytes else bytes(data)))
         else:
-            if data:
-                parts.append(data)
+            if not parts:
+                parts.append(bytearray(data))
+            else:
+                buffer = parts[0]
+                buffer += data
             self._message_size = size
 
     def _on_text(self, data: str, finished: bool) -> None:
@@ -619,6 +645,7 @@ class WebSocket:
             self._parser = FrameParser(
                 client=not server,
                 max_message_size=self._config.max_message_size,
+                max_fragments=self._config.max_fragments,
                 allow_text=self._config.allow_text,
             )
             if server:
