@@ -66,7 +66,7 @@ import enum
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar, TypeAlias
+from typing import ClassVar, Final, TypeAlias
 
 from . import codec
 from ._framer import server_binary_frame
@@ -79,7 +79,22 @@ from .errors import (
     UnknownMessageType,
 )
 from .message_socket import MessageSocket
-from .messages import Body, Data, Goodbye, Hello, Ping, Pong, Welcome
+from .messages import (
+    Ack,
+    Body,
+    Data,
+    Error,
+    Goodbye,
+    Hello,
+    Ping,
+    Pong,
+    Presence,
+    Subscribe,
+    Subscribed,
+    Unsubscribe,
+    Unsubscribed,
+    Welcome,
+)
 from .metrics import Histogram
 from .websocket import (
     Closed as WsClosed,
@@ -129,6 +144,29 @@ class ConnectionState(enum.Enum):
     OPEN = "open"
     CLOSING = "closing"
     CLOSED = "closed"
+
+
+_HANDSHAKE = ConnectionState.HANDSHAKE
+_HELLO = ConnectionState.HELLO
+_OPEN = ConnectionState.OPEN
+_CLOSING = ConnectionState.CLOSING
+_CLOSED = ConnectionState.CLOSED
+
+#: Every state change a connection makes, in one place (h11's rule): the code changes state only
+#: through ``Connection._enter``, which refuses a change this table does not list. The module
+#: docstring's diagram and docs/design.md's table say the same (tests/test_connection.py checks
+#: the table against docs/design.md and drives every state through the commands and inputs).
+_TRANSITIONS: Final[dict[ConnectionState, frozenset[ConnectionState]]] = {
+    # upgrade done (HELLO; OPEN at once in plain mode), refused, timed out or dropped
+    _HANDSHAKE: frozenset({_HELLO, _OPEN, _CLOSED}),
+    # Hello/Welcome done; close() or refuse() (CLOSING); error, timeout or EOF
+    _HELLO: frozenset({_OPEN, _CLOSING, _CLOSED}),
+    # close(); peer close, EOF, error, silence
+    _OPEN: frozenset({_CLOSING, _CLOSED}),
+    # the peer's close frame, EOF or close_timeout
+    _CLOSING: frozenset({_CLOSED}),
+    _CLOSED: frozenset(),
+}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -260,7 +298,7 @@ class Connection:
     def __init__(self, ws: WebSocket, config: ConnectionConfig, now: float) -> None:
         self._ws = ws
         self.config = config
-        self._state = ConnectionState.HANDSHAKE
+        self._state = _HANDSHAKE  # the initial state
         self._events: list[AnyConnectionEvent] = []
         self._priority: list[bytes] = []
         self._ordered: list[bytes] = []
@@ -544,7 +582,7 @@ class Connection:
         if self._ws.state is WebSocketState.OPEN:
             self._ws.close(int(code), reason)
             self._pull_ws(priority=False)
-        self._state = ConnectionState.CLOSING
+        self._enter(_CLOSING)
         self._close_deadline = now + self.config.close_timeout
         # A close frame or failure the WebSocket held behind messages ends it now (after ours).
         self._process_ws_events(self._ws.events_received(), now)
@@ -671,10 +709,10 @@ class Connection:
         if not self.config.envelope:
             self._enter_open(now)
         else:
-            self._state = ConnectionState.HELLO
+            self._enter(_HELLO)
 
     def _enter_open(self, now: float) -> None:
-        self._state = ConnectionState.OPEN
+        self._enter(_OPEN)
         self._last_received = now
         if self._interval:
             self._next_ping = now + self._interval
@@ -743,8 +781,15 @@ class Connection:
                             initiated_locally=True, cause=error if record_cause else None,
                             goodbye=self._peer_goodbye))
 
+    def _enter(self, state: ConnectionState) -> None:
+        """The one place the state changes: checked against ``_TRANSITIONS``."""
+        if state not in _TRANSITIONS[self._state]:
+            msg = f"connection state {self._state.name} -> {state.name} is not in _TRANSITIONS"
+            raise AssertionError(msg)
+        self._state = state
+
     def _finish(self, closed: Closed) -> None:
-        self._state = ConnectionState.CLOSED
+        self._enter(_CLOSED)
         self._transport_close = True
         self._events.append(closed)
 
@@ -764,9 +809,13 @@ _ERROR_FOR_CLOSE: dict[int, ErrorCode] = {
 }
 
 
-# server-bound messages a client may send once OPEN; client-bound ones a server may send
-_CLIENT_SENDS = ("Data", "Ack", "Subscribe", "Unsubscribe", "Error")
-_SERVER_SENDS = ("Data", "Ack", "Subscribed", "Unsubscribed", "Presence", "Error")
+# The direction tables: the bodies a client may send once OPEN (a server closes with 4002
+# UNEXPECTED_MESSAGE on anything else), and those a server may send. By class, so that a
+# misspelt or renamed message type is an error at import and in mypy, not a silent miss.
+_CLIENT_SENDS: Final[frozenset[type[Body]]] = frozenset(
+    {Data, Ack, Subscribe, Unsubscribe, Error})
+_SERVER_SENDS: Final[frozenset[type[Body]]] = frozenset(
+    {Data, Ack, Subscribed, Unsubscribed, Presence, Error})
 
 
 class ServerConnection(Connection):
@@ -835,7 +884,7 @@ class ServerConnection(Connection):
         if self._ws.state is WebSocketState.OPEN:
             self._ws.close(int(code), message)
             self._pull_ws(priority=False)
-        self._state = ConnectionState.CLOSING
+        self._enter(_CLOSING)
         self._close_deadline = now + self.config.close_timeout
         self._paused = False  # pipelined messages are dropped (CLOSING); a close frame ends it
         self._process_ws_events(self._ws.events_received(), now)  # a held end (see close())
@@ -851,7 +900,7 @@ class ServerConnection(Connection):
                 return
             self._unexpected(body, now)
             return
-        if type(body).__name__ in _CLIENT_SENDS:
+        if type(body) in _CLIENT_SENDS:
             self._events.append(EnvelopeReceived(body=body))
         else:
             self._unexpected(body, now)
@@ -889,7 +938,7 @@ class ClientConnection(Connection):
                 return
             self._unexpected(body, now)
             return
-        if type(body).__name__ in _SERVER_SENDS:
+        if type(body) in _SERVER_SENDS:
             self._events.append(EnvelopeReceived(body=body))
         else:
             self._unexpected(body, now)
