@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import random
 import re
+import typing
 from pathlib import Path
 
 import pytest
@@ -29,11 +30,13 @@ from sigma_core.connection import (
 from sigma_core.errors import CloseCode, ErrorCode, LocalProtocolError
 from sigma_core.messages import (
     Ack,
+    Body,
     Data,
     Error,
     Goodbye,
     Hello,
     Ping,
+    Pong,
     Presence,
     StreamPosition,
     Subscribe,
@@ -579,3 +582,13 @@ def test_direction_tables_are_message_classes() -> None:
 
     assert {Data, Ack, Subscribe, Unsubscribe, Error} == connection._CLIENT_SENDS
     assert {Data, Ack, Subscribed, Unsubscribed, Presence, Error} == connection._SERVER_SENDS
+
+
+def test_every_message_type_has_a_direction() -> None:
+    # A message type added to messages.Body must be placed: in a direction table, or among
+    # the bodies the connection handles itself (handshake, heartbeats, goodbye).
+    from sigma_core import connection
+
+    handled = {Hello, Welcome, Ping, Pong, Goodbye}
+    assert connection._CLIENT_SENDS | connection._SERVER_SENDS | handled \
+        == set(typing.get_args(Body))
