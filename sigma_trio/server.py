@@ -339,9 +339,9 @@ class SigmaSocketServer(OwnNursery):
             hub.disconnect(session_id, trio.current_time(), reason=reason, end_session=end_session)
             self._after_core()
 
-    def get_client(self, client_id: str) -> Session | None:
+    def get_client(self, session_id: str) -> Session | None:
         """The session with this id (connected or waiting to be resumed), or None."""
-        return self._hub.get_session(client_id) if self._hub is not None else None
+        return self._hub.get_session(session_id) if self._hub is not None else None
 
     def get_connected_clients(self) -> list[Session]:
         """The sessions that have a connection right now."""
