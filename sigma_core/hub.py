@@ -1454,14 +1454,16 @@ class Hub:
                 return  # the next message or heads check tries again
             assert isinstance(result, RangeRead)
             if result.gap is not None:
-                held = tracker.held
-                first_held = min(held) if held else 0
-                lost_to = first_held - 1 if first_held else result.head.offset
-                if result.head.epoch != tracker.epoch:
-                    self._topic_lost(key, tracker, tracker.last + 1, 0, result.head, at)
-                else:
-                    self._topic_lost(key, tracker, tracker.last + 1, lost_to,
-                                     StreamPosition(tracker.epoch, lost_to), at)
+                gap = result.gap
+                if gap.lost_to and result.head.epoch == tracker.epoch:
+                    # History starts after the hole: exactly lost_from..lost_to are gone;
+                    # what follows is read and delivered.
+                    self._topic_lost(key, tracker, gap.lost_from, gap.lost_to,
+                                     StreamPosition(tracker.epoch, gap.lost_to), at)
+                    self._fill(key, tracker, at)
+                    return
+                # Another epoch: the engine lost this stream's past (a failover, a reset).
+                self._topic_lost(key, tracker, tracker.last + 1, 0, result.head, at)
                 self._drain_held(key, tracker, at)
                 return
             for entry in result.entries:
