@@ -550,7 +550,7 @@ class Hub:
         self._external = engine if isinstance(engine, ExternalEngineConfig) else None
         self._engine = engine if isinstance(engine, MemoryEngine) \
             else MemoryEngine(entropy, self.config.history)
-        self._inline = inline_engine
+        self._inline_engine = inline_engine
         self._node_id = self._external.node_id if self._external is not None else ""
         self._outbox: list[EngineRequest] = []
         self._pending: dict[int, Callable[[EngineResult, float], None]] = {}
@@ -1336,7 +1336,7 @@ class Hub:
         rid = self._next_request_id
         self._next_request_id += 1
         request = make(rid)
-        engine = self._inline
+        engine = self._inline_engine
         if engine is not None:
             then(engine.execute(request, now + self._wall_clock_offset), now)
             return True
@@ -1745,7 +1745,8 @@ class Hub:
                 self._ack_saved(session)
             else:
                 self._engine_failures += 1  # acks wait: the next save (or ack timer) retries
-                if session._ack_due == math.inf and session.last_seq > session._acked_seq:
+                if session._ack_due == math.inf and (
+                        session.last_seq > session._acked_seq or detached):
                     self._schedule_ack(session, at)
             if session._save_again and self._sessions.get(sid) is session:
                 session._save_again = False
@@ -1758,6 +1759,10 @@ class Hub:
             session._saving = False
             session._version = version - 1
             self._engine_failures += 1
+            # The engine is down or saturated: try again with the next ack timer, so the
+            # client's messages are acknowledged once the engine holds them.
+            if session.last_seq > session._acked_seq or detached:
+                self._schedule_ack(session, now)
 
     def _ack_saved(self, session: Session) -> None:
         rec = self._rec_of(session)
