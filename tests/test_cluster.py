@@ -203,3 +203,44 @@ def test_presence_is_cluster_wide_and_members_of_a_crashed_node_expire() -> None
     b.request_presence("room", sim.now)
     sim.run(0.1)
     assert answers[-1].members == {bob.session.session_id}
+
+
+def _scenario(sim: object, seed: int) -> list[list[tuple[str, bytes]]]:
+    """A fixed script of subscriptions, publishes, inbox sends, cuts and client sends."""
+    from sigma_core.testing import Simulation
+
+    assert isinstance(sim, Simulation)
+    clients = []
+    for i in range(3):
+        client = sim.add_client(client_config(), name=f"c{i}")
+        clients.append(client)
+    sim.run_until(lambda: all(c.connected for c in clients))
+    hub = sim.hub
+    clients[0].subscribe("a")
+    clients[1].subscribe("a")
+    clients[2].subscribe("b")
+    sim.run(0.2)
+    for n in range(30):
+        topic = "a" if n % 3 else "b"
+        hub.publish(topic, b"p%d" % n, sim.now)
+        if n % 7 == 0:
+            hub.broadcast(b"all%d" % n, sim.now)
+        if n % 5 == 0:
+            hub.send_to(clients[n % 3].session.session_id, b"dm%d" % n, sim.now)
+        if n == 10:
+            sim.cut(clients[1], after_bytes=7 + seed)
+        sim.run(0.05)
+    sim.run(10)
+    return [[(m.topic, m.payload) for m in c.messages()] for c in clients]
+
+
+def test_a_single_node_on_an_external_engine_behaves_as_on_the_memory_engine() -> None:
+    """Differential: the inline memory-engine paths and the request/result paths deliver the
+    same messages, in the same order, to the same clients."""
+    from sigma_core.testing import Simulation
+
+    for seed in (0, 1, 2):
+        inline = _scenario(Simulation(seed=seed), seed)
+        external = _scenario(ClusterSimulation(1, seed=seed), seed)
+        assert inline == external
+        assert all(inline)
