@@ -462,7 +462,7 @@ class ServerStats:
     #: Cluster (external engine) figures; 0 / True on a single node. All node-local.
     #: Whether the engine is reachable (``Hub.engine_status``).
     engine_up: bool = True
-    #: Engine requests that failed or timed out.
+    #: Engine requests that failed, timed out or could not be sent (engine down, max_pending).
     engine_failures: int = 0
     #: Hellos and subscriptions refused because the engine was unavailable or saturated.
     engine_refusals: int = 0
@@ -523,6 +523,11 @@ def _presence_info(session: Session) -> bytes:
                       sort_keys=True, separators=(",", ":")).encode()
 
 
+def _ignore(result: EngineResult, now: float) -> None:
+    """The continuation of a request whose result needs nothing done (failures are counted
+    where results come in)."""
+
+
 class _Gather:
     """Topics of one recovery still waiting for the engine, and the first failure."""
 
@@ -540,11 +545,14 @@ def _pos(outcome: TopicRecovery) -> StreamPosition:
 class _Tracker:
     """One engine topic this node receives: where its delivery stands (see _topic_in)."""
 
-    __slots__ = ("epoch", "filling", "held", "last")
+    __slots__ = ("epoch", "filling", "held", "last", "receiving")
 
     def __init__(self, epoch: int, last: int) -> None:
         self.epoch = epoch
         self.last = last
+        #: Receive was confirmed (False: not yet, or it failed: asked again by the heads
+        #: check; meanwhile the heads check fills in what is appended).
+        self.receiving = False
         #: Early messages (offset -> entry) waiting for a hole before them to be filled.
         self.held: dict[int, HistoryEntry] = {}
         self.filling = False
@@ -1361,6 +1369,8 @@ class Hub:
         waiting = self._pending.pop(result.request_id, None)
         if waiting is None:
             return
+        if isinstance(result, EngineFailed):
+            self._engine_failures += 1
         waiting(result, now)
 
     def engine_message(self, topic: str, entry: HistoryEntry, now: float) -> None:
@@ -1407,7 +1417,10 @@ class Hub:
         request = make(rid)
         engine = self._inline_engine
         if engine is not None:
-            then(engine.execute(request, now + self._wall_clock_offset), now)
+            result = engine.execute(request, now + self._wall_clock_offset)
+            if isinstance(result, EngineFailed):
+                self._engine_failures += 1
+            then(result, now)
             return True
         self._pending[rid] = then
         self._outbox.append(request)
@@ -1415,17 +1428,14 @@ class Hub:
         return True
 
     def _tell(self, make: Callable[[int], EngineRequest], now: float) -> None:
-        """A request whose result only matters when it failed (counted, logged by the app)."""
-        def done(result: EngineResult, at: float) -> None:
-            if isinstance(result, EngineFailed):
-                self._engine_failures += 1
-        if not self._ask(make, done, now):
+        """A request whose result does not matter beyond its failure (counted)."""
+        if not self._ask(make, _ignore, now):
             self._engine_failures += 1
 
     def _engine_timeout(self, request_id: int, now: float) -> None:
         waiting = self._pending.pop(request_id, None)
         if waiting is not None:
-            self._engine_failures += 1
+            self._engine_failures += 1  # (counted here: EngineFailed made up, not received)
             waiting(EngineFailed(request_id=request_id, reason="timeout"), now)
 
     # ------------------------------------------------------------------ cluster: topics
@@ -1435,8 +1445,20 @@ class Hub:
         tracker = self._trackers.get(key)
         if tracker is None:
             tracker = self._trackers[key] = _Tracker(start.epoch, start.offset)
-            self._tell(lambda rid: Receive(request_id=rid, topic=key), now)
+            self._ask_receive(key, tracker, now)
         return tracker
+
+    def _ask_receive(self, key: str, tracker: _Tracker, now: float) -> None:
+        def answered(result: EngineResult, at: float) -> None:
+            if isinstance(result, EngineFailed):
+                tracker.receiving = False
+            elif self._trackers.get(key) is tracker:
+                tracker.receiving = True
+
+        tracker.receiving = True  # asked; reset below if it could not be sent
+        if not self._ask(lambda rid: Receive(request_id=rid, topic=key), answered, now):
+            self._engine_failures += 1
+            tracker.receiving = False
 
     def _stop_receiving(self, key: str, now: float) -> None:
         if self._trackers.pop(key, None) is not None:
@@ -1589,6 +1611,10 @@ class Hub:
         keys = tuple(self._trackers)
         if not keys:
             return
+        for key in keys:
+            tracker = self._trackers[key]
+            if not tracker.receiving:
+                self._ask_receive(key, tracker, now)
 
         def compared(result: EngineResult, at: float) -> None:
             if not isinstance(result, Heads):
@@ -1812,11 +1838,10 @@ class Hub:
                     return
                 session._saved_seq = max(session._saved_seq, seq)
                 self._ack_saved(session)
-            else:
-                self._engine_failures += 1  # acks wait: the next save (or ack timer) retries
-                if session._ack_due == math.inf and (
-                        session.last_seq > session._acked_seq or detached):
-                    self._schedule_ack(session, at)
+            # acks wait: the next save (or ack timer) retries
+            elif session._ack_due == math.inf and (
+                    session.last_seq > session._acked_seq or detached):
+                self._schedule_ack(session, at)
             if session._save_again and self._sessions.get(sid) is session:
                 session._save_again = False
                 self._save(session, at)
@@ -2089,7 +2114,6 @@ class Hub:
 
         def appended(result: EngineResult, at: float) -> None:
             if isinstance(result, EngineFailed):
-                self._engine_failures += 1
                 self._events.append(PublishFailed(topic=wire_topic, reason=result.reason))
                 return
             if not isinstance(result, Appended):

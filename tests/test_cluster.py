@@ -244,3 +244,60 @@ def test_a_single_node_on_an_external_engine_behaves_as_on_the_memory_engine() -
         external = _scenario(ClusterSimulation(1, seed=seed), seed)
         assert inline == external
         assert all(inline)
+
+
+def test_a_corrupt_history_entry_is_an_explicit_lost_range_with_a_logged_reason() -> None:
+    from sigma_core.engine import HistoryEntry
+    from sigma_core.hub import EngineRecordRejected
+
+    sim = ClusterSimulation(2, seed=10)
+    alice = connected_to(sim, 0)
+    alice.subscribe("room")
+    sim.run(0.2)
+    sim.node(1).hub.publish("room", b"good", sim.now)
+    sim.run(0.1)
+    # The engine hands out garbage for the next message (a corrupt or foreign entry).
+    stream = sim.engine.store._streams["room"]
+    sim.engine.store.on_append = None  # so the bad entry arrives through hole filling
+    stream.last_offset += 1
+    assert stream.entries is not None
+    stream.entries.append(HistoryEntry(stream.epoch, stream.last_offset, 0.0, b"\x00garbage"))
+    sim.engine.store.on_append = sim._fan_out
+    sim.node(1).hub.publish("room", b"after", sim.now)
+    sim.run(0.3)
+    assert alice.payloads("room") == [b"good", b"after"]
+    lost = alice.of_type(RecoveryFailed)
+    assert [(e.topic, e.lost_from, e.lost_to) for e in lost] == [("room", 2, 2)]
+    rejected = [e for e in sim.hub_events if isinstance(e, EngineRecordRejected)]
+    assert [e.what for e in rejected] == ["history entry room@2"]
+    assert "does not decode" in rejected[0].reason
+
+
+def test_requests_are_bounded_and_time_out() -> None:
+    import pytest
+
+    from sigma_core.engine import Append, ExternalEngineConfig
+    from sigma_core.entropy import SeededEntropy
+    from sigma_core.errors import LocalProtocolError
+    from sigma_core.hub import Hub, PublishFailed
+
+    hub = Hub(entropy=SeededEntropy(1), now=0.0,
+              engine=ExternalEngineConfig(node_id="n", max_pending=2, request_timeout=1.0))
+    hub.publish("room", b"1", 0.0)
+    hub.publish("room", b"2", 0.0)
+    with pytest.raises(LocalProtocolError, match="2 requests already waiting"):
+        hub.publish("room", b"3", 0.0)
+    requests = hub.engine_requests()
+    assert [type(r) for r in requests] == [Append, Append]
+    # Nobody answers: after request_timeout each is a failed publish, and room is freed.
+    hub.handle_timer(1.0)
+    failed = [e for e in hub.events_received() if isinstance(e, PublishFailed)]
+    assert [(e.topic, e.reason) for e in failed] == [("room", "timeout")] * 2
+    hub.publish("room", b"4", 1.0)
+    # A late answer to a request that timed out is ignored.
+    from sigma_core.engine import Appended
+    from sigma_core.messages import StreamPosition
+
+    hub.engine_result(Appended(request_id=requests[0].request_id, topic="room",
+                               position=StreamPosition(1, 1)), 1.5)
+    assert hub.stats(1.5).engine_failures == 2
