@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from sigma_core.client import RecoveryFailed, SessionReset
 from sigma_core.hub import ClientConnected, ClientMessage
-from sigma_core.testing import ClusterSimulation, client_config
+from sigma_core.testing import ClusterSimulation, SimClient, client_config
 
 
-def connected_to(sim: ClusterSimulation, node: int, name: str = "") -> object:
+def connected_to(sim: ClusterSimulation, node: int, name: str = "") -> SimClient:
     client = sim.add_client(client_config(), name=name, connect=False)
     sim.pin(client, node)
     client.connect()
