@@ -865,7 +865,7 @@ class Hub:
     def shutdown(self, now: float, *, reconnect_after_ms: int = 1000,
                  reason: str = "server shutting down") -> None:
         """Graceful stop: every open connection gets Goodbye(SHUTTING_DOWN, hint) and close
-        1001 after what is queued. Sessions are kept (a restart with a shared backplane resumes
+        1001 after what is queued. Sessions are kept (with an external engine another node resumes
         them). Call :meth:`flush` and keep feeding bytes until the sockets close."""
         for rec in list(self._conns.values()):
             if rec.conn.state is ConnectionState.OPEN:
