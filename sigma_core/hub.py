@@ -58,7 +58,6 @@ from .engine import (
     EngineResult,
     ExternalEngineConfig,
     Heads,
-    InlineEngine,
     LoadSession,
     PresenceMembers,
     PresenceRead,
@@ -562,8 +561,7 @@ class Hub:
     """All server state of one process. See the module docstring for the call protocol."""
 
     def __init__(self, config: HubConfig | None = None, *, entropy: Entropy, now: float,
-                 engine: MemoryEngine | ExternalEngineConfig | None = None,
-                 inline_engine: InlineEngine | None = None) -> None:
+                 engine: MemoryEngine | ExternalEngineConfig | None = None) -> None:
         self.config = config or HubConfig()
         origins = self.config.allowed_origins
         self._origins = None if origins is None else frozenset(o.lower() for o in origins)
@@ -574,12 +572,10 @@ class Hub:
         self._entropy = entropy
         # The memory engine serves a single node inline (the hot path calls it directly). With
         # an ExternalEngineConfig the hub emits requests (engine_requests) and takes results
-        # (engine_result): the cluster paths; ``inline_engine`` answers those requests within
-        # the call instead (tests, and a shared engine in one process).
+        # (engine_result): the cluster paths.
         self._external = engine if isinstance(engine, ExternalEngineConfig) else None
         self._engine = engine if isinstance(engine, MemoryEngine) \
             else MemoryEngine(entropy, self.config.history)
-        self._inline_engine = inline_engine
         self._node_id = self._external.node_id if self._external is not None else ""
         self._outbox: list[EngineRequest] = []
         self._pending: dict[int, Callable[[EngineResult, float], None]] = {}
@@ -1415,13 +1411,6 @@ class Hub:
         rid = self._next_request_id
         self._next_request_id += 1
         request = make(rid)
-        engine = self._inline_engine
-        if engine is not None:
-            result = engine.execute(request, now + self._wall_clock_offset)
-            if isinstance(result, EngineFailed):
-                self._engine_failures += 1
-            then(result, now)
-            return True
         self._pending[rid] = then
         self._outbox.append(request)
         self._push_timer(now + ext.request_timeout, "engine", rid)
