@@ -30,7 +30,7 @@ import json
 import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from . import codec
 from .backplane import HistoryEntry, HistoryLimits, MemoryEngine, ReplayGap
@@ -525,6 +525,16 @@ def _presence_info(session: Session) -> bytes:
 def _ignore(result: EngineResult, now: float) -> None:
     """The continuation of a request whose result needs nothing done (failures are counted
     where results come in)."""
+
+
+class _Recovered(NamedTuple):
+    """One topic of a recovery through the engine: the outcome, the envelopes replayed to the
+    session alone, and the entries to feed through the node's tracker after it."""
+
+    outcome: TopicRecovery
+    envelopes: list[bytes]
+    key: str
+    feed: list[HistoryEntry]
 
 
 class _Gather:
@@ -1624,7 +1634,7 @@ class Hub:
 
     def _recover_topics(self, session: Session,
                         wants: list[tuple[str, StreamPosition | None, StreamPosition | None]],
-                        done: Callable[[list[tuple[TopicRecovery, list[bytes]]] | str, float],
+                        done: Callable[[list[_Recovered] | str, float],
                                        None], now: float) -> None:
         """Work out, through the engine, what a (re)attaching session is owed on each topic of
         ``wants`` ``(topic, client position, subscription start)``; ``done`` gets, in order,
@@ -1664,12 +1674,21 @@ class Hub:
                     read(i, outcome.topic, keys[i], _pos(outcome), outcome.status, end,
                          entries, at)
                 return
-            out: list[tuple[TopicRecovery, list[bytes]]] = []
+            out: list[_Recovered] = []
             for (topic, _, _), key, result in zip(wants, keys, results, strict=True):
                 assert result is not None
                 outcome, entries = result
                 envelopes: list[bytes] = []
                 end = _pos(outcome)
+                # What this node already delivered to its other members is replayed to this
+                # session alone; what lies beyond goes through the topic's tracker after the
+                # Welcome (to every local member, this session included), so no member misses
+                # it and nobody gets it twice.
+                tracker = self._trackers.get(key)
+                feed: list[HistoryEntry] = []
+                if tracker is not None and entries and entries[0].epoch == tracker.epoch:
+                    feed = [e for e in entries if e.offset > tracker.last]
+                    entries = [e for e in entries if e.offset <= tracker.last]
                 for entry in entries:
                     checked = self._checked_envelope(key, entry)
                     if isinstance(checked, str):
@@ -1683,18 +1702,17 @@ class Hub:
                         break
                     if entry.reaches(sid):
                         envelopes.append(checked[1])
-                if entries and outcome.status is not RecoveryStatus.FAILED:
-                    end = StreamPosition(entries[-1].epoch, entries[-1].offset)
                 if outcome.status is RecoveryStatus.FAILED:
                     self._failed_recoveries += 1
+                    feed = []
+                elif entries or feed:
+                    last = (feed or entries)[-1]
+                    end = StreamPosition(last.epoch, last.offset)
                 session.subscriptions[topic] = end
-                tracker = self._receive(key, end, at)
-                if tracker.epoch == end.epoch and tracker.last < end.offset:
-                    tracker.last = end.offset  # this node now stands where the replay ends
-                    tracker.held = {o: e for o, e in tracker.held.items() if o > end.offset}
+                self._receive(key, end, at)  # a new tracker starts where the replay ends
                 if topic != INBOX_TOPIC:
                     self._members.setdefault(topic, set()).add(sid)
-                out.append((outcome, envelopes))
+                out.append(_Recovered(outcome, envelopes, key, feed))
             done(out, at)
 
         def recovered(i: int, outcome: TopicRecovery, entries: list[HistoryEntry],
@@ -1790,6 +1808,16 @@ class Hub:
                 return
         else:
             reads(now)
+
+    def _feed(self, result: list[_Recovered], now: float) -> None:
+        """After a replay: the entries this node had not delivered yet go through the
+        topic's tracker (to every local member, in order, once)."""
+        for recovered in result:
+            tracker = self._trackers.get(recovered.key)
+            if tracker is None:
+                continue
+            for entry in recovered.feed:
+                self._topic_in(recovered.key, tracker, entry, now)
 
     def _key(self, session: Session, topic: str) -> str:
         return _INBOX_KEY + session.id if topic == INBOX_TOPIC else topic
@@ -1997,7 +2025,7 @@ class Hub:
                          resumed: bool, fresh_reason: str, now: float) -> None:
         sid = session.id
 
-        def recovered(result: list[tuple[TopicRecovery, list[bytes]]] | str,
+        def recovered(result: list[_Recovered] | str,
                       at: float) -> None:
             alive = self._conns.get(rec.id) is rec and rec.conn.state is ConnectionState.HELLO
             if isinstance(result, str) or not alive:
@@ -2011,7 +2039,7 @@ class Hub:
         self._recover_topics(session, wants, recovered, now)
 
     def _welcome_external(self, rec: _Conn, session: Session, hello: Hello,
-                          result: list[tuple[TopicRecovery, list[bytes]]], resumed: bool,
+                          result: list[_Recovered], resumed: bool,
                           fresh_reason: str, now: float) -> None:
         conn = rec.conn
         positions = {p.topic for p in hello.positions}
@@ -2025,29 +2053,32 @@ class Hub:
         session.last_seq = max(session.last_seq, session._saved_seq)
         session._ack_due = math.inf
         cfg = self.config.connection
-        failed = [o.topic for o, _ in result if o.status is RecoveryStatus.FAILED]
+        failed = [r.outcome.topic for r in result
+                  if r.outcome.status is RecoveryStatus.FAILED]
         conn.welcome(Welcome(
             session_id=session.id, resume_token=session._token, resumed=resumed,
-            recovery=tuple(o for o, _ in result), last_received_seq=session._saved_seq,
+            recovery=tuple(r.outcome for r in result), last_received_seq=session._saved_seq,
             heartbeat_interval_ms=int(cfg.heartbeat_interval * 1000),
             heartbeat_timeout_ms=int(cfg.heartbeat_timeout * 1000),
             limits=self._limits, server_time_ms=int((now + cfg.wall_clock_offset) * 1000),
             fresh_reason=fresh_reason), now)
-        for _, envelopes in result:
-            for envelope in envelopes:
+        for recovered in result:
+            for envelope in recovered.envelopes:
                 conn.send_encoded(envelope)
                 self._messages_sent += 1
         for topic in stale:
             conn.send(Unsubscribed(topic=topic))
         self._dirty.add(rec.id)
+        self._feed(result, now)
         self._save(session, now)
         self._events.append(ClientConnected(session=session, conn_id=rec.id, resumed=resumed,
                                             fresh_reason=fresh_reason,
                                             failed_topics=tuple(failed)))
         if not resumed:
-            for outcome, _ in result:
-                if not outcome.topic.startswith(_RESERVED_PREFIX):
-                    self._presence(outcome.topic, session, PresenceAction.JOIN, now)
+            for recovered in result:
+                topic = recovered.outcome.topic
+                if not topic.startswith(_RESERVED_PREFIX):
+                    self._presence(topic, session, PresenceAction.JOIN, now)
         self._process(rec, now)
         self._check_high_water(rec, now)
 
@@ -2065,7 +2096,7 @@ class Hub:
         start = None if joined else session.subscriptions[topic]
         sid = session.id
 
-        def recovered(result: list[tuple[TopicRecovery, list[bytes]]] | str,
+        def recovered(result: list[_Recovered] | str,
                       at: float) -> None:
             if self._sessions.get(sid) is not session:
                 return
@@ -2075,13 +2106,15 @@ class Hub:
                     self._send(target, Error(code=ErrorCode.UNKNOWN, message=result,
                                              request_id=request_id), at)
                 return
-            outcome, envelopes = result[0]
+            outcome, envelopes = result[0].outcome, result[0].envelopes
             if target is not None and target.conn.state is ConnectionState.OPEN:
                 target.conn.send(Subscribed(request_id=request_id, recovery=outcome))
                 for envelope in envelopes:
                     target.conn.send_encoded(envelope)
                     self._messages_sent += 1
                 self._dirty.add(target.id)
+            self._feed(result, at)
+            if target is not None:
                 self._check_high_water(target, at)
             self._save(session, at)
             if joined:

@@ -301,3 +301,21 @@ def test_requests_are_bounded_and_time_out() -> None:
     hub.engine_result(Appended(request_id=requests[0].request_id, topic="room",
                                position=StreamPosition(1, 1)), 1.5)
     assert hub.stats(1.5).engine_failures == 2
+
+
+def test_a_resume_that_replays_past_this_nodes_delivery_skips_no_other_member() -> None:
+    """Found by the cluster state machine: Carol's resume on node 1 read a message that node 1
+    had not received yet (its delivery between nodes was lost); the replay must not move the
+    node's position past it for Bob, who is on node 1 too."""
+    sim = ClusterSimulation(2, seed=0)
+    bob = connected_to(sim, 1, "bob")
+    carol = connected_to(sim, 0, "carol")
+    sim.drop_cross_node(3)
+    sim.node(0).hub.broadcast(b"s-1", sim.now)
+    sim.pin(carol, 1)
+    sim.cut(carol, 0)
+    sim.run(0.2)  # carol resumed on node 1 before its heads check
+    assert sim.node_of(carol) is sim.node(1)
+    sim.run(2.0)
+    assert carol.payloads() == [b"s-1"]
+    assert bob.payloads() == [b"s-1"]
