@@ -2,7 +2,10 @@
 
     python -m examples.chat [--host H] [--port P] [--max-connections N]
                             [--heartbeat-interval S] [--history-size N] [--rooms a,b]
-                            [--session-timeout S] [--static-dir DIR]
+                            [--session-timeout S] [--static-dir DIR] [--max-rooms N]
+                            [--rooms-per-user N] [--room-create-interval S]
+                            [--room-expiry S] [--sync-interval S] [--typing-interval S]
+                            [--rooms-update-interval S]
 
 Every flag has a ``SIGMASOCKETS_*`` environment variable (flags win); see README.md. Prints
 ``SigmaSockets chat: http://HOST:PORT/`` once listening; SIGTERM or SIGINT stops it gracefully
@@ -24,10 +27,10 @@ from typing import Any
 from sigma_asyncio import ServerOptions, SigmaSocketServer, run
 from sigma_core.backplane import HistoryLimits
 
-from .app import ChatApp
+from .app import ChatApp, ChatLimits
 from .static import StaticFiles
 
-__all__ = ["ChatConfig", "build_server", "main", "parse_config"]
+__all__ = ["ChatConfig", "build_server", "main", "parse_config", "server_options"]
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_STATIC = HERE / "web" / "dist"
@@ -44,6 +47,8 @@ class ChatConfig:
     rooms: tuple[str, ...] = ("general", "random", "help")
     session_timeout: float = 120.0
     static_dir: Path = DEFAULT_STATIC
+    #: What one client may cost (room limits, sync and typing rates): see ChatLimits.
+    limits: ChatLimits = dataclasses.field(default_factory=ChatLimits)
 
 
 def _duration(text: str) -> float:
@@ -92,6 +97,19 @@ def parse_config(argv: Sequence[str] | None = None,
         ("session-timeout", _duration, d.session_timeout,
          "seconds a disconnected user's session waits for them to come back"),
         ("static-dir", Path, d.static_dir, "the built web app (npm run build)"),
+        ("max-rooms", _count(1), d.limits.max_rooms, "rooms in all, default rooms included"),
+        ("rooms-per-user", _count(0), d.limits.rooms_per_user,
+         "rooms one user may have created that still exist"),
+        ("room-create-interval", _duration, d.limits.room_create_interval,
+         "seconds between room creations per user (after a burst of rooms-per-user)"),
+        ("room-expiry", _duration, d.limits.room_expiry,
+         "seconds a created room may stay empty before it is removed"),
+        ("sync-interval", _duration, d.limits.sync_interval,
+         "seconds between sync requests per session (after a burst of 3)"),
+        ("typing-interval", _duration, d.limits.typing_interval,
+         "seconds between typing notices per session (after a burst of 4)"),
+        ("rooms-update-interval", _duration, d.limits.rooms_update_interval,
+         "seconds between room-list updates to everyone (changes in between are combined)"),
     ]
     for name, kind, builtin, text in specs:
         var = ENV_PREFIX + name.upper().replace("-", "_")
@@ -105,15 +123,23 @@ def parse_config(argv: Sequence[str] | None = None,
                             help=f"{text} [{var}] (default: %(default)s)")
     args = parser.parse_args(argv)
     rooms = args.rooms if isinstance(args.rooms, tuple) else _rooms(args.rooms)
+    if len(rooms) > args.max_rooms:
+        parser.error(f"{len(rooms)} rooms given but --max-rooms is {args.max_rooms}")
+    limits = ChatLimits(max_rooms=args.max_rooms, rooms_per_user=args.rooms_per_user,
+                        room_create_interval=args.room_create_interval,
+                        room_expiry=args.room_expiry, sync_interval=args.sync_interval,
+                        typing_interval=args.typing_interval,
+                        rooms_update_interval=args.rooms_update_interval)
     return ChatConfig(host=args.host, port=args.port, max_connections=args.max_connections,
                       heartbeat_interval=args.heartbeat_interval,
                       history_size=args.history_size, rooms=rooms,
-                      session_timeout=args.session_timeout, static_dir=args.static_dir)
+                      session_timeout=args.session_timeout, static_dir=args.static_dir,
+                      limits=limits)
 
 
-def build_server(config: ChatConfig, app: ChatApp) -> SigmaSocketServer:
-    """The SigmaSocketServer for ``config`` with ``app`` attached."""
-    options = ServerOptions(
+def server_options(config: ChatConfig, app: ChatApp) -> ServerOptions:
+    """The server's options for ``config``, with ``app``'s hooks."""
+    return ServerOptions(
         host=config.host,
         port=config.port,
         max_connections=config.max_connections,
@@ -123,13 +149,18 @@ def build_server(config: ChatConfig, app: ChatApp) -> SigmaSocketServer:
         # Replay history per topic: enough for a session that comes back before it expires.
         history=HistoryLimits(max_count=1000, max_bytes=4 << 20,
                               max_age=max(300.0, config.session_timeout)),
-        max_message_size=64 * 1024,
-        max_topics_per_session=50,
+        max_message_size=config.limits.max_message_size,
+        # Each room is two topics: its timeline and its live topic (typing, away/back).
+        max_topics_per_session=2 * config.limits.max_rooms,
         authenticate=app.authenticate,
         authorize_subscribe=app.authorize_subscribe,
         http_handler=StaticFiles(config.static_dir),
     )
-    server = SigmaSocketServer(options)
+
+
+def build_server(config: ChatConfig, app: ChatApp) -> SigmaSocketServer:
+    """The SigmaSocketServer for ``config`` with ``app`` attached."""
+    server = SigmaSocketServer(server_options(config, app))
     app.attach(server)
     return server
 
@@ -145,7 +176,7 @@ def _url(host: str, port: int) -> str:
 
 
 async def serve(config: ChatConfig) -> None:
-    app = ChatApp(history_size=config.history_size, rooms=config.rooms)
+    app = ChatApp(history_size=config.history_size, rooms=config.rooms, limits=config.limits)
     server = build_server(config, app)
     if not (config.static_dir / "index.html").is_file():
         print(f"warning: {config.static_dir}/index.html is missing: build the web app "
@@ -159,10 +190,20 @@ async def serve(config: ChatConfig) -> None:
     print(f"SigmaSockets chat: {url}", flush=True)
     if config.host in ("", "0.0.0.0", "::"):
         print(f"  (listening on every interface, port {server.port})", flush=True)
+    ticker = asyncio.create_task(_tick(app, min(1.0, config.limits.rooms_update_interval,
+                                                config.limits.room_expiry / 2)))
     await stop.wait()
+    ticker.cancel()
     print("stopping: telling clients to come back later...", flush=True)
     await server.stop()
     print("stopped", flush=True)
+
+
+async def _tick(app: ChatApp, every: float) -> None:
+    """Room expiry and the room-list updates held back by ``rooms_update_interval``."""
+    while True:
+        await asyncio.sleep(every)
+        app.tick()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
