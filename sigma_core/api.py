@@ -80,7 +80,12 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ServerOptions:
-    """Everything a ``SigmaSocketServer`` can be told."""
+    """Everything a ``SigmaSocketServer`` can be told.
+
+    Raises:
+        ValueError: a value is out of range (the message names the field), checked when the
+            options are built.
+    """
 
     #: Original default; bind "127.0.0.1" to stay off the network.
     host: str = "0.0.0.0"
@@ -183,7 +188,12 @@ class ServerOptions:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ClientOptions:
-    """Everything a ``SigmaSocketClient`` can be told."""
+    """Everything a ``SigmaSocketClient`` can be told.
+
+    Raises:
+        ValueError: a value is out of range, or ``url`` is not a ``ws://`` or ``wss://`` URL
+            with a host (the message says which), checked when the options are built.
+    """
 
     url: str
     #: First reconnect delay ceiling in seconds (original: 1000 ms); doubles per attempt up to

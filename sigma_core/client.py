@@ -451,9 +451,11 @@ class ClientSession:
         """Queue a message for the server; returns its sequence number.
 
         Delivered exactly once, in order, across reconnects, as long as the session survives.
-        Raises :class:`BufferFullError` when ``max_pending`` messages await acknowledgement,
-        and :class:`LocalProtocolError` when the message could never be accepted (larger than
-        the server's ``max_message_size`` less :data:`ENVELOPE_OVERHEAD`).
+
+        Raises:
+            BufferFullError: ``max_pending`` messages await acknowledgement (nothing queued).
+            LocalProtocolError: the message could never be accepted (larger than the server's
+                ``max_message_size`` less :data:`ENVELOPE_OVERHEAD`).
         """
         size = len(payload) + len(topic.encode("utf-8", "surrogatepass")) + ENVELOPE_OVERHEAD
         if size > self._max_message_size:
@@ -471,7 +473,13 @@ class ClientSession:
 
     def subscribe(self, topic: str, now: float) -> int:
         """Subscribe to ``topic`` (sent now, or on the next connection); returns the request
-        id that the Subscribed / Error answer quotes."""
+        id that the Subscribed / Error answer quotes.
+
+        Raises:
+            LocalProtocolError: ``topic`` is empty or reserved (starts with ``$``), or the Hello
+                that resumes the session would no longer fit in the server's ``max_message_size``
+                with it.
+        """
         if not topic or topic.startswith("$"):
             raise LocalProtocolError(f"invalid topic name {topic!r}")
         if topic not in self.subscriptions:
@@ -483,7 +491,11 @@ class ClientSession:
     def unsubscribe(self, topic: str, now: float) -> int:
         """Stop receiving ``topic``: nothing more is delivered for it from this call on. Sent
         now, or after the next Welcome; the topic's position is kept until the server confirms,
-        so a resume in between does not replay the topic from the start."""
+        so a resume in between does not replay the topic from the start.
+
+        Raises:
+            LocalProtocolError: not subscribed to ``topic``.
+        """
         if topic not in self.subscriptions:
             raise LocalProtocolError(f"not subscribed to {topic!r}")
         self.subscriptions.discard(topic)

@@ -787,7 +787,13 @@ class Hub:
     def publish(self, topic: str, payload: bytes | bytearray | memoryview, now: float, *,
                 exclude: Iterable[str] = (), only: Iterable[str] | None = None) -> StreamPosition:
         """Publish ``payload`` to ``topic``: kept in history, sent to every subscriber
-        (minus ``exclude``; only those in ``only`` when given). Encoded once."""
+        (minus ``exclude``; only those in ``only`` when given). Encoded once.
+
+        Raises:
+            LocalProtocolError: ``topic`` is empty, longer than ``max_topic_length`` or reserved
+                (starts with ``$``, other than ``$all``), or the message would not fit in
+                ``max_message_size``.
+        """
         if topic.startswith(_RESERVED_PREFIX) and topic != BROADCAST_TOPIC:
             raise LocalProtocolError(f"cannot publish to reserved topic {topic!r} (use send_to "
                                      f"for a session's inbox)")
@@ -797,13 +803,21 @@ class Hub:
 
     def broadcast(self, payload: bytes | bytearray | memoryview, now: float, *,
                   exclude: Iterable[str] = ()) -> StreamPosition:
-        """Send to every session (the ``$all`` topic), except those in ``exclude``."""
+        """Send to every session (the ``$all`` topic), except those in ``exclude``.
+
+        Raises:
+            LocalProtocolError: the message would not fit in ``max_message_size``.
+        """
         return self._publish(BROADCAST_TOPIC, BROADCAST_TOPIC, payload, now,
                              frozenset(exclude) if exclude else _NOBODY, None)
 
     def send_where(self, predicate: Callable[[Session], bool],
                    payload: bytes | bytearray | memoryview, now: float) -> StreamPosition:
-        """Selective routing: broadcast to the sessions for which ``predicate`` is true."""
+        """Selective routing: broadcast to the sessions for which ``predicate`` is true.
+
+        Raises:
+            LocalProtocolError: the message would not fit in ``max_message_size``.
+        """
         only = frozenset(s.id for s in self._sessions.values() if predicate(s))
         return self._publish(BROADCAST_TOPIC, BROADCAST_TOPIC, payload, now, _NOBODY, only)
 
@@ -811,14 +825,24 @@ class Hub:
                 now: float) -> StreamPosition:
         """Send to one session through its inbox (replayed if it is disconnected). With an
         external engine the session may live on any node: an id this node does not hold is
-        appended all the same (an id of no session is then not detected)."""
+        appended all the same (an id of no session is then not detected).
+
+        Raises:
+            LocalProtocolError: no session ``session_id`` (single node), the message would not
+                fit in ``max_message_size``, or the cluster engine is unavailable.
+        """
         if session_id not in self._sessions and self._external is None:
             raise LocalProtocolError(f"no session {session_id!r}")
         return self._publish(_INBOX_KEY + session_id, INBOX_TOPIC, payload, now, _NOBODY,
                              None)
 
     def subscribe(self, session_id: str, topic: str, now: float) -> None:
-        """Subscribe a session to a topic from the server side (it is told with Subscribed)."""
+        """Subscribe a session to a topic from the server side (it is told with Subscribed).
+
+        Raises:
+            LocalProtocolError: no session ``session_id``; ``topic`` is empty, too long or
+                reserved; or the session already holds ``max_topics_per_session`` topics.
+        """
         session = self._session(session_id)
         self._check_topic(topic)
         if topic.startswith(_RESERVED_PREFIX):
@@ -839,7 +863,11 @@ class Hub:
                 topic=topic, status=RecoveryStatus.FRESH, position=head)), now)
 
     def unsubscribe(self, session_id: str, topic: str, now: float) -> None:
-        """Remove a subscription from the server side (the client is told with Unsubscribed)."""
+        """Remove a subscription from the server side (the client is told with Unsubscribed).
+
+        Raises:
+            LocalProtocolError: no session ``session_id``, or ``topic`` is reserved.
+        """
         session = self._session(session_id)
         if topic.startswith(_RESERVED_PREFIX):
             raise LocalProtocolError(f"{topic!r} is reserved")
@@ -858,7 +886,11 @@ class Hub:
 
         With ``end_session`` (a kick) the session is forgotten at once and the client is told
         with Goodbye(NORMAL), which stops it from reconnecting. Without, only the connection
-        goes: the session stays resumable and the client reconnects and resumes."""
+        goes: the session stays resumable and the client reconnects and resumes.
+
+        Raises:
+            LocalProtocolError: no session ``session_id``.
+        """
         session = self._session(session_id)
         rec = self._rec_of(session)
         if rec is not None:
