@@ -16,6 +16,7 @@ echo "== mypy";   "$VENV/bin/mypy"
 echo "== docs site (mkdocs build --strict -> site/)"; bash scripts/docs.sh
 export SIGMA_DOCS_SITE="$PWD/site"  # tests/test_docs.py checks this build's API reference
 echo "== browser tests setup (Debian chromium, web app build)"; bash tests/browser/setup.sh
+echo "== deploy tests setup (Debian nginx)"; bash deploy/test-setup.sh
 echo "== pytest"; "$VENV/bin/pytest" "$@"
 if compgen -G "sigma_core/*.so" >/dev/null; then
   echo "== pytest, core tests on the pure-Python modules (sigma_core copied without .so)"

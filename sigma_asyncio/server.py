@@ -150,15 +150,19 @@ class SigmaSocketServer:
 
     async def stop(self) -> None:
         """Graceful stop: no new sockets, every client gets Goodbye (with the
-        ``shutdown_reconnect_after`` hint) and close 1001; sockets still open after
-        ``shutdown_timeout`` are aborted."""
+        ``shutdown_reconnect_after`` hint) and close 1001, spread over ``shutdown_spread``
+        seconds; sockets still open after ``shutdown_timeout`` are aborted."""
         server, self._server = self._server, None
         if server is None:
             return
         server.close()
         hub = self._require_hub()
-        hub.shutdown(self._loop.time(),
-                     reconnect_after_ms=int(self.options.shutdown_reconnect_after * 1000))
+        hint = int(self.options.shutdown_reconnect_after * 1000)
+        if self.options.shutdown_spread > 0:
+            hub.drain(self._loop.time(), window=self.options.shutdown_spread,
+                      reconnect_after_ms=hint)
+        else:
+            hub.shutdown(self._loop.time(), reconnect_after_ms=hint)
         self._after_core()
         if not await self._wait_closed(self.options.shutdown_timeout):
             for transport in list(self._transports.values()):

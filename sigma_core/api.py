@@ -117,6 +117,10 @@ class ServerOptions:
     shutdown_timeout: float = 5.0
     #: Delay suggested to clients in the shutdown Goodbye (they add jitter).
     shutdown_reconnect_after: float = 1.0
+    #: Seconds over which ``stop()`` spreads its Goodbyes, one connection after another, so
+    #: the clients do not all reconnect elsewhere at once (0: all at once). At most
+    #: ``shutdown_timeout``, which still bounds the whole stop.
+    shutdown_spread: float = 0.0
     #: Called with each Hello and the HTTP request; None admits everyone.
     authenticate: AuthHook | None = None
     #: When set, upgrades whose Origin header is not listed are refused with HTTP 403.
@@ -153,10 +157,13 @@ class ServerOptions:
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port must be 0..65535, got {self.port}")
-        for name in ("shutdown_timeout", "shutdown_reconnect_after"):
+        for name in ("shutdown_timeout", "shutdown_reconnect_after", "shutdown_spread"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
                 raise ValueError(f"{name} must be finite and >= 0")
+        if self.shutdown_spread > self.shutdown_timeout:
+            raise ValueError(f"shutdown_spread ({self.shutdown_spread}) must be <= "
+                             f"shutdown_timeout ({self.shutdown_timeout})")
         self.hub_config()  # validates everything else, with the core's messages
 
     def hub_config(self, wall_clock_offset: float = 0.0) -> HubConfig:

@@ -431,13 +431,14 @@ class ClientSession:
         """Leave for good: Goodbye(NORMAL) ends the session on the server; unacknowledged
         messages are dropped. ``connect()`` afterwards starts a fresh session."""
         self._wanted = False
+        opening = self._attempt_deadline != math.inf
         self._reconnect_at = self._attempt_deadline = math.inf
         conn = self._conn
         if conn is not None and conn.state is ConnectionState.OPEN:
             conn.close(CloseCode.NORMAL_CLOSURE, reason,
                        goodbye=Goodbye(code=ErrorCode.NORMAL, reason=reason), now=now)
             self._events.append(CloseTransport(attempt=self._attempt_id))
-        elif conn is not None or self._transport_up or self._attempt_deadline != math.inf:
+        elif conn is not None or self._transport_up or opening:
             # Also while the socket is still opening: the adapter cancels it.
             self._events.append(CloseTransport(attempt=self._attempt_id))
         self._release_conn()
@@ -517,8 +518,9 @@ class ClientSession:
 
     def transport_failed(self, attempt: int, now: float, reason: str = "") -> None:
         """The socket of ``attempt`` could not be opened (refused, DNS, TLS...)."""
-        if attempt != self._attempt_id or self._transport_up:
-            return
+        if attempt != self._attempt_id or self._transport_up \
+                or self._attempt_deadline == math.inf:
+            return  # stale, already open, or no attempt under way
         self._attempt_deadline = math.inf
         self._attempt_id += 1  # anything else reported about this attempt is stale
         self._lost(now, code=CloseCode.ABNORMAL_CLOSURE, reason=reason or "connect failed",
@@ -563,7 +565,8 @@ class ClientSession:
     # ------------------------------------------------------------------ internals
 
     def _wall_ms(self, now: float) -> int:
-        return max(0, int((now + self.config.connection.wall_clock_offset) * 1000))
+        # Rounded to the microsecond first: 1.001 s is 1000.9999999999999 ms in binary.
+        return max(0, math.floor(round((now + self.config.connection.wall_clock_offset) * 1000, 6)))
 
     def _set_status(self, status: ConnectionStatus) -> None:
         if status is not self._status:
@@ -699,8 +702,7 @@ class ClientSession:
             if not recovery.topic.startswith("$"):
                 server_topics.add(recovery.topic)
             if recovery.topic in self._unsubscribing:
-                if recovery.position is not None:
-                    self.positions[recovery.topic] = recovery.position
+                self._update_position(recovery)  # kept until the server confirms
             else:
                 self._apply_recovery(recovery)
         self._failures = 0
@@ -735,10 +737,22 @@ class ClientSession:
                 self._unsubscribing.discard(topic)
                 self.positions.pop(topic, None)
 
+    def _update_position(self, recovery: TopicRecovery) -> None:
+        """protocol.md §6.4: a Failed recovery or a position in another epoch replaces the
+        stored position; Recovered and Fresh only move it forward (their replay may overlap
+        what has already arrived, and is deduplicated against the stored position)."""
+        position = recovery.position
+        if position is None:
+            return
+        known = self.positions.get(recovery.topic)
+        if recovery.status is not RecoveryStatus.FAILED and known is not None \
+                and known.epoch == position.epoch and known.offset >= position.offset:
+            return
+        self.positions[recovery.topic] = position
+
     def _apply_recovery(self, recovery: TopicRecovery) -> None:
         topic = recovery.topic
-        if recovery.position is not None:
-            self.positions[topic] = recovery.position
+        self._update_position(recovery)
         if not topic.startswith("$") and topic not in self._unsubscribing:
             self.subscriptions.add(topic)
         if recovery.status is RecoveryStatus.FAILED:

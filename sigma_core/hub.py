@@ -48,6 +48,7 @@ from .connection import (
     ServerConnection,
     fan_out,
 )
+from .drain import spread_times
 from .engine import (
     Append,
     Appended,
@@ -98,6 +99,7 @@ from .messages import (
     Unsubscribed,
     Welcome,
 )
+from .metrics import HubMetrics
 from .ratelimit import RateLimit, TokenBucket
 
 encode_frame = codec.encode_data_frame
@@ -497,11 +499,12 @@ def _client_message(session: Session, seq: int, topic: str, payload: bytes,
 
 
 class _Conn:
-    __slots__ = ("buckets", "close_action", "conn", "http", "id", "paused", "request",
+    __slots__ = ("buckets", "close_action", "conn", "http", "id", "opened", "paused", "request",
                  "scheduled", "session")
 
     def __init__(self, conn_id: int, conn: ServerConnection) -> None:
         self.id = conn_id
+        self.opened = 0.0
         self.conn = conn
         self.paused = False
         self.http = False
@@ -513,7 +516,8 @@ class _Conn:
         self.scheduled = math.inf
 
 
-_TimerKind = Literal["conn", "ack", "expire", "trim", "reap", "engine", "heads", "presence"]
+_TimerKind = Literal["conn", "ack", "expire", "trim", "reap", "drain", "engine", "heads",
+                     "presence"]
 
 
 def _presence_info(session: Session) -> bytes:
@@ -645,6 +649,10 @@ class Hub:
         self._slow_consumers = 0
         self._rate_limited = 0
         self._duplicates = 0
+        #: Distributions and counts by reason for exporters (see sigma_core.metrics).
+        self.metrics = HubMetrics()
+        #: (goodbye hint in ms, reason) once :meth:`drain` began: new upgrades get 503.
+        self._drain: tuple[int, str] | None = None
 
     # ------------------------------------------------------------------ adapter side
 
@@ -655,6 +663,8 @@ class Hub:
         conn = ServerConnection(self._conn_config, now=now)
         conn.id = conn_id
         rec = _Conn(conn_id, conn)
+        rec.opened = now
+        rec.conn.rtt_samples = self.metrics.heartbeat_rtt_seconds
         self._conns[conn_id] = rec
         self._total_connections += 1
         self._schedule_conn(rec)
@@ -739,6 +749,10 @@ class Hub:
                     else:
                         self._end_session(session, now)
                         self._events.append(SessionExpired(session=session))
+            elif kind == "drain":
+                rec = self._conns.get(key)  # type: ignore[call-overload]
+                if rec is not None and self._drain is not None:
+                    self._say_goodbye(rec, now, *self._drain)
             else:
                 self._engine.trim(now + self._wall_clock_offset)
                 self._next_trim = now + self.config.trim_interval
@@ -906,13 +920,35 @@ class Hub:
         1001 after what is queued. Sessions are kept (with an external engine another node resumes
         them). Call :meth:`flush` and keep feeding bytes until the sockets close."""
         for rec in list(self._conns.values()):
-            if rec.conn.state is ConnectionState.OPEN:
-                rec.conn.close(CloseCode.GOING_AWAY, reason, now=now, goodbye=Goodbye(
-                    code=ErrorCode.SHUTTING_DOWN, reason=reason,
-                    reconnect_after_ms=reconnect_after_ms))
+            self._say_goodbye(rec, now, reconnect_after_ms, reason)
+
+    def drain(self, now: float, *, window: float, reconnect_after_ms: int = 1000,
+              reason: str = "server draining") -> None:
+        """:meth:`shutdown` spread over ``window`` seconds (see :mod:`sigma_core.drain`): from
+        now on upgrades are refused with 503, and the open connections get Goodbye
+        (SHUTTING_DOWN, ``reconnect_after_ms``) and close 1001 one after another, evenly over
+        the window, as :meth:`handle_timer` reaches their turn. ``is_draining`` stays True."""
+        self._drain = (reconnect_after_ms, reason)
+        recs = list(self._conns.values())
+        for rec, when in zip(recs, spread_times(len(recs), now, window), strict=True):
+            if when <= now:
+                self._say_goodbye(rec, now, reconnect_after_ms, reason)
             else:
-                rec.conn.close(CloseCode.GOING_AWAY, reason, now=now)
-            self._process(rec, now)
+                self._push_timer(when, "drain", rec.id)
+
+    @property
+    def is_draining(self) -> bool:
+        return self._drain is not None
+
+    def _say_goodbye(self, rec: _Conn, now: float, reconnect_after_ms: int, reason: str) -> None:
+        if rec.conn.state is ConnectionState.OPEN:
+            self.metrics.drained += 1
+            rec.conn.close(CloseCode.GOING_AWAY, reason, now=now, goodbye=Goodbye(
+                code=ErrorCode.SHUTTING_DOWN, reason=reason,
+                reconnect_after_ms=reconnect_after_ms))
+        else:
+            rec.conn.close(CloseCode.GOING_AWAY, reason, now=now)
+        self._process(rec, now)
 
     # ------------------------------------------------------------------ queries
 
@@ -1042,10 +1078,15 @@ class Hub:
                 origins = self._origins
                 origin = next((v for k, v in event.headers if k == "origin"), None)
                 if len(self._conns) > self.config.max_connections:
+                    self.metrics.refused["connection_limit"] += 1
                     conn.reject_handshake(503, "server is at its connection limit "
                                           f"({self.config.max_connections}); retry later")
                 elif origins is not None and (origin is None or origin.lower() not in origins):
+                    self.metrics.refused["origin"] += 1
                     conn.reject_handshake(403, f"origin {origin!r} is not allowed")
+                elif self._drain is not None:
+                    self.metrics.refused["draining"] += 1
+                    conn.reject_handshake(503, "server is draining; connect to another node")
                 else:
                     conn.accept_handshake()
             elif isinstance(event, HttpRequest):
@@ -1116,6 +1157,7 @@ class Hub:
         # Hello, so it goes now (its headers are most of an idle connection's memory otherwise).
         request, rec.request = rec.request, None
         if hello.protocol_version != PROTOCOL_VERSION:
+            self.metrics.refused["protocol_version"] += 1
             conn.refuse(CloseCode.UNSUPPORTED_VERSION, ErrorCode.UNSUPPORTED_VERSION,
                         f"protocol version {hello.protocol_version} is not supported "
                         f"(this server speaks {PROTOCOL_VERSION})", now)
@@ -1128,11 +1170,13 @@ class Hub:
                                             headers=request.headers if request else ()))
             except Exception as exc:  # the app's hook: contain it, refuse, report
                 self._events.append(HookFailed(hook="authenticate", error=exc))
+                self.metrics.refused["auth_error"] += 1
                 conn.refuse(CloseCode.INTERNAL_ERROR, ErrorCode.UNKNOWN,
                             "authentication failed: internal error", now,
                             reconnect_after_ms=5000)
                 return
             if isinstance(decision, AuthRefuse):
+                self.metrics.refused["auth_failed"] += 1
                 conn.refuse(CloseCode.AUTH_FAILED, ErrorCode.AUTH_FAILED, decision.message, now)
                 return
             identity, metadata = decision.identity, dict(decision.metadata)
@@ -1157,6 +1201,7 @@ class Hub:
         resumed = session is not None
         if session is None:
             if len(self._sessions) >= self.config.max_sessions:
+                self.metrics.refused["session_limit"] += 1
                 conn.refuse(CloseCode.TRY_AGAIN_LATER, ErrorCode.LIMIT_EXCEEDED,
                             f"server holds its maximum of {self.config.max_sessions} sessions",
                             now, reconnect_after_ms=5000)
@@ -1219,6 +1264,10 @@ class Hub:
             fresh_reason=fresh_reason), now)
         for entry in replay:
             self._deliver(rec, entry)
+        metrics = self.metrics
+        metrics.handshake_seconds.observe(now - rec.opened)
+        if resumed:
+            metrics.replayed_messages.observe(len(replay))
         for topic in stale:
             conn.send(Unsubscribed(topic=topic))
         self._dirty.add(rec.id)
@@ -1244,9 +1293,15 @@ class Hub:
             # All-or-nothing: continue from the live head. Everything after the client's
             # position up to the head is lost to it, including what history still holds.
             session.subscriptions[topic] = head
-            lost_to = head.offset if result.lost_to else 0
+            lost_from, lost_to = result.lost_from, head.offset if result.lost_to else 0
+            if position.epoch == head.epoch and position.offset > head.offset:
+                # Beyond the head in the same epoch (the stream lost its tail): the client's
+                # head+1..offset are not ours, and the live stream numbers those offsets anew.
+                lost_from, lost_to = head.offset + 1, position.offset
+            if lost_to >= lost_from > 0:
+                self.metrics.lost_messages += lost_to - lost_from + 1
             return TopicRecovery(topic=topic, status=RecoveryStatus.FAILED, position=head,
-                                 lost_from=result.lost_from, lost_to=lost_to), []
+                                 lost_from=lost_from, lost_to=lost_to), []
         sid = session.id
         entries = [e for e in result if e.reaches(sid)]
         status = RecoveryStatus.RECOVERED if client_pos is not None else RecoveryStatus.FRESH
@@ -1372,6 +1427,7 @@ class Hub:
         if session is None:
             if rec.http:
                 return  # a plain HTTP request, answered: not a refused WebSocket
+            self.metrics.rejected_connections += 1
             self._events.append(ConnectionRejected(conn_id=rec.id, code=closed.code,
                                                    reason=closed.reason, cause=closed.cause))
             return
@@ -2209,7 +2265,9 @@ class Hub:
 
         entry = self._engine.append(key, build)
         frame, self._frame = self._frame, b""
-        if key.startswith(_INBOX_KEY):
+        sent_before = self._messages_sent
+        kind = 0 if key == BROADCAST_TOPIC else 1 if wire_topic == INBOX_TOPIC else 2
+        if kind == 1:
             session = self._sessions.get(key[len(_INBOX_KEY):])
             if session is not None and session.conn_id is not None:
                 rec = self._conns[session.conn_id]
@@ -2221,6 +2279,9 @@ class Hub:
             members = self._members.get(key)
             if members:
                 self._fan_out(members, entry, frame, now)
+        metrics = self.metrics
+        metrics.publishes[kind] += 1
+        metrics.deliveries[kind] += self._messages_sent - sent_before
         return _tuple_new(StreamPosition, (entry.epoch, entry.offset))
 
     def _fan_out(self, targets: Iterable[str], entry: HistoryEntry, frame: bytes,

@@ -227,15 +227,19 @@ class SigmaSocketServer(OwnNursery):
 
     async def stop(self) -> None:
         """Graceful stop: stop accepting, send every client Goodbye (with the reconnect hint
-        ``shutdown_reconnect_after``) and close 1001, wait up to ``shutdown_timeout`` for the
-        sockets to close, then drop the rest."""
+        ``shutdown_reconnect_after``) and close 1001, spread over ``shutdown_spread`` seconds,
+        wait up to ``shutdown_timeout`` for the sockets to close, then drop the rest."""
         nursery = self._nursery
         if nursery is None:
             return
         self._accept_scope.cancel()
-        self._require_hub().shutdown(
-            trio.current_time(),
-            reconnect_after_ms=int(self.options.shutdown_reconnect_after * 1000))
+        hub = self._require_hub()
+        hint = int(self.options.shutdown_reconnect_after * 1000)
+        if self.options.shutdown_spread > 0:
+            hub.drain(trio.current_time(), window=self.options.shutdown_spread,
+                      reconnect_after_ms=hint)
+        else:
+            hub.shutdown(trio.current_time(), reconnect_after_ms=hint)
         self._after_core()
         if self._peers:
             self._drained = trio.Event()
