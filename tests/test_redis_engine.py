@@ -17,7 +17,7 @@ from pathlib import Path
 
 import anyio
 import pytest
-from redis_support import RedisServer, running_redis
+from redis_support import RedisServer, free_port, running_redis
 
 from sigma_core.backplane import HistoryLimits
 from sigma_core.engine import (
@@ -505,3 +505,69 @@ async def test_queue_bound_fails_excess_requests_at_once(redis: RedisServer) -> 
             assert len(failed) == 3
             assert all("queue full" in f.reason for f in failed)
             assert sum(isinstance(o, Appended) for o in outcomes) == 2
+
+
+def _replica_caught_up(primary: RedisServer, replica: RedisServer) -> bool:
+    info = replica.command("INFO", "replication")
+    if "master_link_status:up" not in info:
+        return False
+    offset = {line.split(":")[0]: line.split(":")[1]
+              for line in info.splitlines() if ":" in line}.get("slave_repl_offset")
+    primary_info = primary.command("INFO", "replication")
+    wanted = {line.split(":")[0]: line.split(":")[1]
+              for line in primary_info.splitlines() if ":" in line}["master_repl_offset"]
+    return offset == wanted
+
+
+@_LEAKY
+@pytest.mark.parametrize("fenced", [True, False], ids=["fenced", "unfenced"])
+async def test_failover_that_lost_acked_writes_starts_a_new_epoch(fenced: bool) -> None:
+    """A real primary and replica: writes acknowledged on the primary, the primary killed
+    before the replica has them, the replica promoted with REPLICAOF NO ONE and the engine
+    moved to it. Fenced (the default), every topic the promotion may have cut gets a new epoch:
+    a client holding offset 5 learns it lost its history, and no offset is handed out twice.
+    Unfenced (the anchors' behaviour, kept as the contrast), offset 4 is reused for another
+    message."""
+    with tempfile.TemporaryDirectory() as tmp_p, tempfile.TemporaryDirectory() as tmp_r, \
+            anyio.fail_after(60):
+        primary = RedisServer(Path(tmp_p)).start()
+        replica = RedisServer(Path(tmp_r), replica_of=primary.port).start()
+        try:
+            topic = fresh_topic("failover")
+            async with harness(primary.url, fence_replication_id=fenced) as h:
+                for i in range(1, 4):
+                    pos = await append(h, topic, b"replicated %d" % i)
+                with anyio.fail_after(10):
+                    while not _replica_caught_up(primary, replica):
+                        await anyio.sleep(0.05)
+                # The replication link breaks (the replica is pointed at a port nobody serves:
+                # SIGSTOP would not do, the kernel buffers the stream for it meanwhile).
+                replica.command("REPLICAOF", "127.0.0.1", str(free_port()))
+                acked = [await append(h, topic, b"acked, then lost %d" % i) for i in (4, 5)]
+                assert [p.offset for p in acked] == [4, 5]
+                epoch = pos.epoch
+                primary.kill()
+            assert replica.command("REPLICAOF", "NO", "ONE") == "OK"
+            async with harness(replica.url, fence_replication_id=fenced) as h:
+                # A client that saw offset 5 resumes on a node of the promoted replica.
+                read = await h.call(ReadRange(request_id=h.rid(), topic=topic,
+                                              after=StreamPosition(epoch, 5), max_count=10,
+                                              max_bytes=1 << 20))
+                assert isinstance(read, RangeRead)
+                new = await append(h, topic, b"written after the failover")
+                if fenced:
+                    assert read.gap == ReplayGap(6, 0)  # explicit: the epoch is gone
+                    assert new.epoch != epoch and new.offset == 1
+                    old = await h.call(ReadRange(request_id=h.rid(), topic=topic,
+                                                 after=StreamPosition(epoch, 3), max_count=10,
+                                                 max_bytes=1 << 20))
+                    assert isinstance(old, RangeRead) and old.gap == ReplayGap(4, 0)
+                else:
+                    # What fencing prevents: the same epoch now ends at 3 (the client's 4 and 5
+                    # are gone without a word) and offset 4 names another message.
+                    assert read.head == StreamPosition(epoch, 3)
+                    assert new == StreamPosition(epoch, 4)
+        finally:
+            replica.stop()
+            primary.stop()
+            gc.collect()
