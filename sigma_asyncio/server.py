@@ -263,7 +263,7 @@ class SigmaSocketServer:
         self._busy = True
         try:
             while True:
-                out = hub.flush()
+                out = hub.flush(self._loop.time())
                 for conn_id, chunks, action in out:
                     transport = transports.get(conn_id)
                     if transport is None:

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from . import codec
-from .backplane import Backplane, HistoryEntry, HistoryLimits, MemoryBackplane, ReplayGap
+from .backplane import HistoryEntry, HistoryLimits, MemoryEngine, ReplayGap
 from .client import ENVELOPE_OVERHEAD
 from .connection import (
     AnyConnectionEvent,
@@ -45,7 +45,9 @@ from .connection import (
     HttpRequest,
     HttpResponse,
     ServerConnection,
+    fan_out,
 )
+from .engine import Route
 from .entropy import Entropy
 from .errors import CloseCode, ErrorCode, LocalProtocolError, RemoteProtocolError
 from .messages import (
@@ -68,7 +70,6 @@ from .messages import (
     Welcome,
 )
 from .ratelimit import RateLimit, TokenBucket
-from .websocket import WebSocketState
 
 encode_frame = codec.encode_data_frame
 # Builds a NamedTuple (HistoryEntry, StreamPosition) from a tuple of all its fields, skipping
@@ -242,6 +243,7 @@ class Session:
     __slots__ = (
         "_ack_due",
         "_acked_seq",
+        "_conn",
         "_token",
         "client_version",
         "conn_id",
@@ -268,6 +270,8 @@ class Session:
         self._acked_seq = 0
         self._ack_due = math.inf
         self.conn_id: int | None = None
+        #: The connection of ``conn_id`` (the fan-out's shortcut).
+        self._conn: ServerConnection | None = None
         self.connected_at = now
         self.last_activity = now
         self.expires_at = math.inf
@@ -428,7 +432,7 @@ class Hub:
     """All server state of one process. See the module docstring for the call protocol."""
 
     def __init__(self, config: HubConfig | None = None, *, entropy: Entropy, now: float,
-                 backplane: Backplane | None = None) -> None:
+                 engine: MemoryEngine | None = None) -> None:
         self.config = config or HubConfig()
         origins = self.config.allowed_origins
         self._origins = None if origins is None else frozenset(o.lower() for o in origins)
@@ -437,9 +441,10 @@ class Hub:
             self._conn_config = replace(self._conn_config, websocket=replace(
                 self._conn_config.websocket, serve_http=True))
         self._entropy = entropy
-        self._backplane: Backplane = backplane or MemoryBackplane(entropy, self.config.history)
+        self._engine = engine or MemoryEngine(entropy, self.config.history)
+        #: The frame of the message being published (built with its envelope; see _publish).
+        self._frame = b""
         self._started = now
-        self._now = now  # the latest ``now`` an input brought (for work done in flush)
         self._conns: dict[int, _Conn] = {}
         self._next_conn_id = 1
         self._sessions: dict[str, Session] = {}
@@ -484,7 +489,9 @@ class Hub:
         """A socket was accepted; returns the id to use for it from now on."""
         conn_id = self._next_conn_id
         self._next_conn_id += 1
-        rec = _Conn(conn_id, ServerConnection(self._conn_config, now=now))
+        conn = ServerConnection(self._conn_config, now=now)
+        conn.id = conn_id
+        rec = _Conn(conn_id, conn)
         self._conns[conn_id] = rec
         self._total_connections += 1
         self._schedule_conn(rec)
@@ -525,7 +532,6 @@ class Hub:
 
     def handle_timer(self, now: float) -> None:
         """Run every timer due at ``now``."""
-        self._now = now
         timers = self._timers
         while timers and timers[0][0] <= now:
             when, _, kind, key = heapq.heappop(timers)
@@ -551,7 +557,7 @@ class Hub:
                     self._end_session(session, now)
                     self._events.append(SessionExpired(session=session))
             else:
-                self._backplane.trim(now)
+                self._engine.trim(now + self._wall_clock_offset)
                 self._next_trim = now + self.config.trim_interval
                 self._push_timer(self._next_trim, "trim", None)
 
@@ -559,11 +565,12 @@ class Hub:
         """When :meth:`handle_timer` must next run (None: nothing scheduled)."""
         return self._timers[0][0] if self._timers else None
 
-    def flush(self) -> list[tuple[int, list[bytes], CloseAction]]:
+    def flush(self, now: float) -> list[tuple[int, list[bytes], CloseAction]]:
         """``(conn_id, chunks, action)`` for every connection with something to do: write
         ``chunks`` in order, then close the socket as ``action`` says (see :class:`CloseAction`).
         A socket told to close that is still there ``close_timeout`` later is reported again
-        with ``ABORT``."""
+        with ``ABORT``. ``now`` is the time of the call (a held close acted on here is handled
+        at it)."""
         out = []
         dirty, self._dirty = self._dirty, set()
         conns = self._conns
@@ -578,7 +585,7 @@ class Hub:
             conn = rec.conn
             chunks = conn.data_to_send()
             if conn.pending_events:  # a held close was acted on: handle its Closed
-                self._process(rec, self._now)
+                self._process(rec, now)
                 chunks += conn.data_to_send()
                 self._dirty.discard(conn_id)
             # (One chunk is the common case: no map object for the collector to track.)
@@ -727,7 +734,6 @@ class Hub:
     # ------------------------------------------------------------------ internals: I/O
 
     def _process(self, rec: _Conn, now: float) -> None:
-        self._now = now
         conn = rec.conn
         # welcome() releases what the client pipelined behind its Hello: keep draining.
         while events := conn.events_received():
@@ -797,9 +803,16 @@ class Hub:
         self._check_high_water(rec, now)
 
     def _deliver(self, rec: _Conn, entry: HistoryEntry) -> None:
+        """Queue a message from history (a replay): framed for this connection."""
+        rec.conn.send_encoded(entry.envelope)
+        self._messages_sent += 1
+        self._dirty.add(rec.id)
+
+    def _deliver_frame(self, rec: _Conn, frame: bytes, envelope: bytes) -> None:
+        """Queue a just-published message: its shared frame when the connection takes it."""
         conn = rec.conn
-        if not conn.send_frame(entry.frame, entry.size):
-            conn.send_encoded(entry.envelope)
+        if not conn.send_frame(frame, len(envelope)):
+            conn.send_encoded(envelope)
         self._messages_sent += 1
         self._dirty.add(rec.id)
 
@@ -917,6 +930,7 @@ class Hub:
         stale = [t for t in positions if t not in session.subscriptions]
 
         session.conn_id = rec.id
+        session._conn = rec.conn
         session.expires_at = math.inf
         session.connected_at = session.last_activity = now
         rec.session = session
@@ -948,12 +962,12 @@ class Hub:
         """Work out what a (re)attaching session is owed on one topic."""
         position = client_pos if client_pos is not None else start
         if client_pos is None and start.offset == 0 and start.epoch == 0:
-            head = self._backplane.head(key)
+            head = self._engine.head(key)
             return TopicRecovery(topic=topic, status=RecoveryStatus.FRESH, position=head), []
-        result = self._backplane.read_after(key, position, now)
+        result = self._engine.read_after(key, position, now + self._wall_clock_offset)
         if isinstance(result, ReplayGap):
             self._failed_recoveries += 1
-            head = self._backplane.head(key)
+            head = self._engine.head(key)
             # All-or-nothing: continue from the live head. Everything after the client's
             # position up to the head is lost to it, including what history still holds.
             session.subscriptions[topic] = head
@@ -1085,6 +1099,7 @@ class Hub:
         if session.conn_id != rec.id:
             return  # taken over: the session already belongs to another connection
         session.conn_id = None
+        session._conn = None
         goodbye = closed.goodbye
         ended = (goodbye is not None and goodbye.code == ErrorCode.NORMAL) \
             or session.id not in self._sessions  # disconnect(end_session=True) got there first
@@ -1108,74 +1123,50 @@ class Hub:
         if len(payload) + topic_size + ENVELOPE_OVERHEAD > max_size:
             raise LocalProtocolError(f"message of {len(payload)} bytes is too large for "
                                      f"max_message_size {max_size}")
-        timestamp_ms = int((now + self._wall_clock_offset) * 1000)
+        wall = now + self._wall_clock_offset
+        timestamp_ms = int(wall * 1000)
+        route = None if only is None and not exclude else Route(exclude, only)
 
         def build(epoch: int, offset: int) -> HistoryEntry:
-            # Envelope and frame in one buffer: the frame goes to every socket as is.
+            # Envelope and frame in one buffer: the frame goes to every socket as is (kept in
+            # self._frame for the fan-out below), history keeps the envelope.
             frame, header = encode_frame(topic=wire_topic, epoch=epoch, offset=offset,
                                          timestamp_ms=timestamp_ms, payload=payload)
+            self._frame = frame
             # HistoryEntry(epoch, offset, ...) without its Python-level __new__.
-            return _tuple_new(HistoryEntry, (epoch, offset, now, frame, header, exclude, only))
+            return _tuple_new(HistoryEntry, (epoch, offset, wall, frame[header:], route))
 
-        entry = self._backplane.append(key, build)
+        entry = self._engine.append(key, build)
+        frame, self._frame = self._frame, b""
         if key.startswith(_INBOX_KEY):
             session = self._sessions.get(key[len(_INBOX_KEY):])
             if session is not None and session.conn_id is not None:
                 rec = self._conns[session.conn_id]
                 if rec.conn.state is ConnectionState.OPEN:
-                    self._deliver(rec, entry)
+                    self._deliver_frame(rec, frame, entry.envelope)
                     if rec.paused:
                         self._check_high_water(rec, now)
         else:
             members = self._members.get(key)
             if members:
-                self._fan_out(members, entry, now)
+                self._fan_out(members, entry, frame, now)
         return _tuple_new(StreamPosition, (entry.epoch, entry.offset))
 
-    def _fan_out(self, targets: Iterable[str], entry: HistoryEntry, now: float) -> None:
-        """Queue a published message on the open connections of ``targets``.
-
-        The hot loop of a broadcast (once per recipient): the frame is the same bytes for every
-        socket, so each open connection without an extension just queues it (as
-        :meth:`ServerConnection.offer_frame` does, inlined); the others get the envelope framed
-        their way."""
-        if entry.exclude or entry.only is not None:
+    def _fan_out(self, targets: Iterable[str], entry: HistoryEntry, frame: bytes,
+                  now: float) -> None:
+        """Queue a published message on the open connections of ``targets`` (the loop itself
+        is :func:`~sigma_core.connection.fan_out`, beside ``offer_frame``)."""
+        if entry.route is not None:
             targets = [sid for sid in targets if entry.reaches(sid)]
-        frame = entry.frame
-        size = entry.size
-        length = len(frame)
-        conns = self._conns
         sessions = self._sessions
-        dirty = self._dirty
-        offer_frame = ServerConnection.offer_frame
-        conn_open = ConnectionState.OPEN
-        ws_open = WebSocketState.OPEN
-        slow: list[_Conn] = []
-        sent = 0
-        for sid in targets:
-            conn_id = sessions[sid].conn_id
-            if conn_id is None:
-                continue
-            rec = conns[conn_id]
-            conn = rec.conn
-            # What offer_frame() does, inlined for the common case (a fifth of a broadcast's
-            # cost was the call): an OPEN connection without an extension whose WebSocket is
-            # OPEN queues the shared frame. The size was checked when the message was
-            # published (against the same limit).
-            if conn._state is not conn_open:
-                continue
-            if conn._fast_frames and conn._ws._state is ws_open:
-                conn._ordered.append(frame)
-                conn._buffered += length
-            elif not offer_frame(conn, frame, size):
-                conn.send_encoded(entry.envelope)
-            sent += 1
-            dirty.add(conn_id)
-            if rec.paused:
-                slow.append(rec)
+        conns = [conn for sid in targets if (conn := sessions[sid]._conn) is not None]
+        sent, crowded = fan_out(conns, frame, entry.envelope, self._dirty,
+                                self.config.outgoing_high_water)
         self._messages_sent += sent
-        for rec in slow:
-            self._check_high_water(rec, now)
+        for conn in crowded:
+            rec = self._conns.get(conn.id)
+            if rec is not None and rec.paused:
+                self._check_high_water(rec, now)
 
     def _new_session(self, now: float) -> Session:
         while True:
@@ -1191,7 +1182,7 @@ class Hub:
 
     def _add_subscription(self, session: Session, topic: str) -> StreamPosition:
         key = _INBOX_KEY + session.id if topic == INBOX_TOPIC else topic
-        head = self._backplane.head(key)
+        head = self._engine.head(key)
         session.subscriptions[topic] = head
         if topic != INBOX_TOPIC:
             self._members.setdefault(topic, set()).add(session.id)
@@ -1212,7 +1203,7 @@ class Hub:
         for topic in [t for t in session.subscriptions if not t.startswith(_RESERVED_PREFIX)]:
             self._remove_subscription(session, topic)
         self._members[BROADCAST_TOPIC].discard(session.id)
-        self._backplane.drop(_INBOX_KEY + session.id)
+        self._engine.drop(_INBOX_KEY + session.id)
         del self._sessions[session.id]
         session.expires_at = now
 

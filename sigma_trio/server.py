@@ -334,7 +334,7 @@ class SigmaSocketServer(OwnNursery):
             again = True
             while again:
                 self._again = False
-                for conn_id, chunks, action in hub.flush():
+                for conn_id, chunks, action in hub.flush(trio.current_time()):
                     peer = peers.get(conn_id)
                     if peer is None or peer.closed:
                         continue

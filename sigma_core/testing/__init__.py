@@ -332,7 +332,7 @@ class Simulation:
 
     def _pump_hub(self) -> None:
         while True:
-            for conn_id, chunks, close_after in self.hub.flush():
+            for conn_id, chunks, close_after in self.hub.flush(self.now):
                 link = self._links.get(conn_id)
                 if link is None:
                     continue
