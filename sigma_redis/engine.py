@@ -493,8 +493,8 @@ class RedisEngine:
             def members(replies: list[Any]) -> EngineResult:
                 flat = _check(replies[0])
                 try:
-                    pairs = tuple((bytes(flat[i]).decode(), bytes(flat[i + 1]))
-                                  for i in range(0, len(flat), 2))
+                    pairs = tuple(sorted((bytes(flat[i]).decode(), bytes(flat[i + 1]))
+                                         for i in range(0, len(flat), 2)))
                 except (UnicodeDecodeError, TypeError, IndexError):
                     raise EngineDataError("presence member is not a session id") from None
                 return PresenceMembers(request_id=rid, topic=t, members=pairs)
@@ -507,8 +507,9 @@ class RedisEngine:
         call = pipe.evalsha(self._shas["READ"], keys=[self.topic_key(topic, "m"),
                                                       self.topic_key(topic, "s")],
                             args=[self._candidate(), str(after.epoch), after.offset,
-                                  max(1, request.max_count), self._fence, self._meta_ttl_ms])
-        max_bytes = request.max_bytes
+                                  request.max_count or 1 << 40, self._fence,
+                                  self._meta_ttl_ms])
+        max_bytes = request.max_bytes or 1 << 62  # 0: no bound, as for the memory engine
         max_age_ms = self._max_age_ms
 
         def read(replies: list[Any]) -> EngineResult:
