@@ -14,6 +14,8 @@ from collections.abc import AsyncIterator, Iterator
 
 import anyio
 import pytest
+from redis_support import RedisServer, running_redis
+from test_redis_engine import Harness
 
 from sigma_core.backplane import HistoryLimits, MemoryEngine
 from sigma_core.engine import (
@@ -41,11 +43,9 @@ from sigma_core.engine import (
     SessionSaved,
     TouchSession,
 )
-from sigma_core.messages import StreamPosition
 from sigma_core.entropy import SeededEntropy
+from sigma_core.messages import StreamPosition
 from sigma_redis import RedisEngine, RedisEngineConfig
-from redis_support import RedisServer, running_redis
-from test_redis_engine import Harness
 
 pytestmark = pytest.mark.anyio
 LIMITS = HistoryLimits(max_count=4, max_bytes=1 << 20, max_age=300)
@@ -164,10 +164,12 @@ async def test_bounded_reads_are_all_or_nothing(engine: Engine) -> None:
     head = StreamPosition(epoch, 6)
     # max_count 4: 1 and 2 are gone, and a read from 1 says exactly that.
     result = await read(engine, name, StreamPosition(epoch, 0))
-    assert result.gap == ReplayGap(1, 2) and result.head == head
+    assert result.gap == ReplayGap(1, 2)
+    assert result.head == head
     result = await read(engine, name, StreamPosition(epoch, 2))
     assert [e.envelope for e in result.entries] == [b"m3", b"m4", b"m5", b"m6"]
-    assert result.gap is None and result.head == head
+    assert result.gap is None
+    assert result.head == head
     assert [e.offset for e in (await read(engine, name, StreamPosition(epoch, 2),
                                           max_count=2)).entries] == [3, 4]
     assert [e.offset for e in (await read(engine, name, StreamPosition(epoch, 2),
@@ -179,7 +181,8 @@ async def test_bounded_reads_are_all_or_nothing(engine: Engine) -> None:
     assert (await read(engine, name, StreamPosition(epoch + 1, 3))).gap == ReplayGap(4, 0)
     assert (await read(engine, name, StreamPosition(epoch, 9))).gap == ReplayGap(10, 0)
     unknown = await read(engine, topic("never"), StreamPosition(5, 5))
-    assert unknown.gap == ReplayGap(6, 0) and unknown.head == StreamPosition(0, 0)
+    assert unknown.gap == ReplayGap(6, 0)
+    assert unknown.head == StreamPosition(0, 0)
 
 
 async def test_entries_keep_time_and_route(engine: Engine) -> None:
@@ -190,7 +193,8 @@ async def test_entries_keep_time_and_route(engine: Engine) -> None:
     await append(engine, name, b"plain")
     entries = (await read(engine, name, StreamPosition(pos.epoch, 0))).entries
     assert [(e.envelope, e.route) for e in entries] == [(b"routed", route), (b"plain", None)]
-    assert entries[0].reaches("s1") and not entries[0].reaches("s2")
+    assert entries[0].reaches("s1")
+    assert not entries[0].reaches("s2")
     assert abs(entries[0].time - before) < 5
 
 
@@ -204,7 +208,8 @@ async def test_heads_create_only_when_asked(engine: Engine) -> None:
     heads = await engine.call(ReadHeads(request_id=rid(), topics=(unknown,), create=True))
     assert isinstance(heads, Heads)
     created = heads.heads[0][1]
-    assert created.epoch != 0 and created.offset == 0
+    assert created.epoch != 0
+    assert created.offset == 0
     assert await append(engine, unknown, b"y") == StreamPosition(created.epoch, 1)
 
 
@@ -213,33 +218,39 @@ async def test_dropped_topic_restarts_in_a_new_epoch(engine: Engine) -> None:
     first = await append(engine, name, b"a")
     assert isinstance(await engine.call(DropTopic(request_id=rid(), topic=name)), Done)
     again = await append(engine, name, b"b")
-    assert again.offset == 1 and again.epoch != first.epoch
+    assert again.offset == 1
+    assert again.epoch != first.epoch
     assert (await read(engine, name, first)).gap == ReplayGap(2, 0)
 
 
 async def test_session_records_compare_and_set_and_expire(engine: Engine) -> None:
     sid = topic("session")
     loaded = await engine.call(LoadSession(request_id=rid(), session_id=sid))
-    assert isinstance(loaded, SessionLoaded) and loaded.record is None
+    assert isinstance(loaded, SessionLoaded)
+    assert loaded.record is None
     for version, record, stored in ((1, b"one", True), (1, b"again", False),
                                     (3, b"three", True), (2, b"older", False)):
         saved = await engine.call(SaveSession(request_id=rid(), session_id=sid, record=record,
                                               version=version, ttl=math.inf))
-        assert isinstance(saved, SessionSaved) and saved.stored is stored
+        assert isinstance(saved, SessionSaved)
+        assert saved.stored is stored
     loaded = await engine.call(LoadSession(request_id=rid(), session_id=sid))
-    assert isinstance(loaded, SessionLoaded) and loaded.record == b"three"
+    assert isinstance(loaded, SessionLoaded)
+    assert loaded.record == b"three"
     await engine.call(TouchSession(request_id=rid(), session_id=sid, ttl=0.05))
     if isinstance(engine, Memory):
         engine.engine.trim(time.time() + 1)
     else:
         await anyio.sleep(0.2)
     loaded = await engine.call(LoadSession(request_id=rid(), session_id=sid))
-    assert isinstance(loaded, SessionLoaded) and loaded.record is None
+    assert isinstance(loaded, SessionLoaded)
+    assert loaded.record is None
     await engine.call(SaveSession(request_id=rid(), session_id=sid, record=b"r", version=1,
                                   ttl=60))
     await engine.call(DeleteSession(request_id=rid(), session_id=sid))
     loaded = await engine.call(LoadSession(request_id=rid(), session_id=sid))
-    assert isinstance(loaded, SessionLoaded) and loaded.record is None
+    assert isinstance(loaded, SessionLoaded)
+    assert loaded.record is None
 
 
 async def test_presence_joins_leaves_and_sorts(engine: Engine) -> None:
@@ -252,7 +263,8 @@ async def test_presence_joins_leaves_and_sorts(engine: Engine) -> None:
     assert isinstance(members, PresenceMembers)
     assert members.members == (("amy", b"a"), ("bob", b"b"))
     empty = await engine.call(PresenceRead(request_id=rid(), topic=topic("nobody")))
-    assert isinstance(empty, PresenceMembers) and empty.members == ()
+    assert isinstance(empty, PresenceMembers)
+    assert empty.members == ()
 
 
 async def test_appends_reach_receiving_nodes_with_their_position(engine: Engine) -> None:
