@@ -47,7 +47,33 @@ from .connection import (
     ServerConnection,
     fan_out,
 )
-from .engine import Route
+from .engine import (
+    Append,
+    Appended,
+    DeleteSession,
+    DropTopic,
+    EngineFailed,
+    EngineRequest,
+    EngineResult,
+    ExternalEngineConfig,
+    Heads,
+    InlineEngine,
+    LoadSession,
+    RangeRead,
+    ReadHeads,
+    ReadRange,
+    Receive,
+    RecordError,
+    Route,
+    SaveSession,
+    SessionLoaded,
+    SessionRecord,
+    SessionSaved,
+    StopReceiving,
+    decode_session_record,
+    encode_session_record,
+    token_digest,
+)
 from .entropy import Entropy
 from .errors import CloseCode, ErrorCode, LocalProtocolError, RemoteProtocolError
 from .messages import (
@@ -88,11 +114,13 @@ __all__ = [
     "ClientMessage",
     "CloseAction",
     "ConnectionRejected",
+    "EngineRecordRejected",
     "HookFailed",
     "Hub",
     "HubConfig",
     "HubEvent",
     "PresenceChanged",
+    "PublishFailed",
     "ServerStats",
     "Session",
     "SessionExpired",
@@ -244,7 +272,12 @@ class Session:
         "_ack_due",
         "_acked_seq",
         "_conn",
+        "_digest",
+        "_save_again",
+        "_saved_seq",
+        "_saving",
         "_token",
+        "_version",
         "client_version",
         "conn_id",
         "connected_at",
@@ -269,6 +302,13 @@ class Session:
         self.last_seq = 0
         self._acked_seq = 0
         self._ack_due = math.inf
+        # Cluster (external engine) bookkeeping: the record's version this node wrote last,
+        # the client sequence the engine holds, one save in flight (and one more owed).
+        self._digest = b""
+        self._version = 0
+        self._saved_seq = 0
+        self._saving = False
+        self._save_again = False
         self.conn_id: int | None = None
         #: The connection of ``conn_id`` (the fan-out's shortcut).
         self._conn: ServerConnection | None = None
@@ -354,6 +394,27 @@ class ClientErrorReceived(HubEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class PublishFailed(HubEvent):
+    """With an external engine: a publish the engine did not confirm (``reason``: "timeout",
+    "engine unavailable", the engine's error). It may still have been stored (a timeout): if
+    so it is delivered everywhere once, with its position; the app decides whether to
+    publish again (an app-level id in the payload lets receivers drop a second copy)."""
+
+    topic: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EngineRecordRejected(HubEvent):
+    """Something read back from the cluster engine was corrupt or foreign (a session record,
+    a history entry): the resume became a fresh session, or the range was reported lost.
+    ``what`` names it, ``reason`` says what was wrong. Log it: it means a bug or tampering."""
+
+    what: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class HookFailed(HubEvent):
     """An application hook (``authenticate``, ``authorize_subscribe``) raised. The client was
     refused (close 1011 / Error SUBSCRIBE_DENIED) and the hub carried on."""
@@ -383,6 +444,19 @@ class ServerStats:
     slow_consumer_disconnects: int
     duplicates_dropped: int
     rate_limited_disconnects: int
+    #: Cluster (external engine) figures; 0 / True on a single node. All node-local.
+    #: Whether the engine is reachable (``Hub.engine_status``).
+    engine_up: bool = True
+    #: Engine requests that failed or timed out.
+    engine_failures: int = 0
+    #: Hellos and subscriptions refused because the engine was unavailable or saturated.
+    engine_refusals: int = 0
+    #: Messages from the engine dropped as already delivered (continuity check).
+    cross_node_duplicates: int = 0
+    #: Ranges reported lost to subscribers because neither delivery nor history had them.
+    lost_ranges: int = 0
+    #: Session records and history entries read back corrupt or foreign.
+    rejected_records: int = 0
 
 
 # One ClientMessage per client message: built as a bare object with its slots set (the frozen
@@ -425,14 +499,42 @@ class _Conn:
         self.scheduled = math.inf
 
 
-_TimerKind = Literal["conn", "ack", "expire", "trim", "reap"]
+_TimerKind = Literal["conn", "ack", "expire", "trim", "reap", "engine", "heads"]
+
+
+class _Gather:
+    """Topics of one recovery still waiting for the engine, and the first failure."""
+
+    __slots__ = ("failed", "left")
+
+    def __init__(self, left: int) -> None:
+        self.left = left
+        self.failed = ""
+
+
+def _pos(outcome: TopicRecovery) -> StreamPosition:
+    return outcome.position if outcome.position is not None else StreamPosition(0, 0)
+
+
+class _Tracker:
+    """One engine topic this node receives: where its delivery stands (see _topic_in)."""
+
+    __slots__ = ("epoch", "filling", "held", "last")
+
+    def __init__(self, epoch: int, last: int) -> None:
+        self.epoch = epoch
+        self.last = last
+        #: Early messages (offset -> entry) waiting for a hole before them to be filled.
+        self.held: dict[int, HistoryEntry] = {}
+        self.filling = False
 
 
 class Hub:
     """All server state of one process. See the module docstring for the call protocol."""
 
     def __init__(self, config: HubConfig | None = None, *, entropy: Entropy, now: float,
-                 engine: MemoryEngine | None = None) -> None:
+                 engine: MemoryEngine | ExternalEngineConfig | None = None,
+                 inline_engine: InlineEngine | None = None) -> None:
         self.config = config or HubConfig()
         origins = self.config.allowed_origins
         self._origins = None if origins is None else frozenset(o.lower() for o in origins)
@@ -441,7 +543,28 @@ class Hub:
             self._conn_config = replace(self._conn_config, websocket=replace(
                 self._conn_config.websocket, serve_http=True))
         self._entropy = entropy
-        self._engine = engine or MemoryEngine(entropy, self.config.history)
+        # The memory engine serves a single node inline (the hot path calls it directly). With
+        # an ExternalEngineConfig the hub emits requests (engine_requests) and takes results
+        # (engine_result): the cluster paths; ``inline_engine`` answers those requests within
+        # the call instead (tests, and a shared engine in one process).
+        self._external = engine if isinstance(engine, ExternalEngineConfig) else None
+        self._engine = engine if isinstance(engine, MemoryEngine) \
+            else MemoryEngine(entropy, self.config.history)
+        self._inline = inline_engine
+        self._node_id = self._external.node_id if self._external is not None else ""
+        self._outbox: list[EngineRequest] = []
+        self._pending: dict[int, Callable[[EngineResult, float], None]] = {}
+        self._next_request_id = 1
+        self._engine_up = True
+        self._engine_down_reason = ""
+        self._trackers: dict[str, _Tracker] = {}
+        self._max_replay = self.config.history.max_count or 100_000
+        self._engine_failures = 0
+        self._engine_refusals = 0
+        self._cross_duplicates = 0
+        self._lost_ranges = 0
+        self._bad_records = 0
+        self._bad_entries = 0
         #: The frame of the message being published (built with its envelope; see _publish).
         self._frame = b""
         self._started = now
@@ -459,9 +582,13 @@ class Hub:
         self._ack_every = self.config.ack_every
         self._timers: list[tuple[float, int, _TimerKind, object]] = []
         self._timer_seq = 0
-        self._next_trim = now + self.config.trim_interval if self.config.trim_interval else 0.0
+        # (An external engine trims its own history.)
+        self._next_trim = now + self.config.trim_interval \
+            if self.config.trim_interval and self._external is None else 0.0
         if self._next_trim:
             self._push_timer(self._next_trim, "trim", None)
+        if self._external is not None:
+            self._push_timer(now + self._external.heads_interval, "heads", None)
         rate = self.config.rate_limit
         self._limits = Limits(
             max_message_size=self.config.connection.websocket.max_message_size,
@@ -544,7 +671,15 @@ class Hub:
             elif kind == "ack":
                 session = self._sessions.get(key)  # type: ignore[call-overload]
                 if session is not None and session._ack_due <= now:
-                    self._send_ack(session)
+                    self._send_ack(session, now)
+            elif kind == "engine":
+                self._engine_timeout(key, now)  # type: ignore[arg-type]
+            elif kind == "heads":
+                ext = self._external
+                assert ext is not None
+                if self._engine_up:
+                    self._check_heads(now)
+                self._push_timer(now + ext.heads_interval, "heads", None)
             elif kind == "reap":
                 rec = self._conns.get(key)  # type: ignore[call-overload]
                 if rec is not None:  # asked to close close_timeout ago, still not gone
@@ -554,8 +689,14 @@ class Hub:
                 session = self._sessions.get(key)  # type: ignore[call-overload]
                 if session is not None and session.conn_id is None \
                         and session.expires_at <= now:
-                    self._end_session(session, now)
-                    self._events.append(SessionExpired(session=session))
+                    if self._external is not None:
+                        # The engine expires the record itself (its ttl); the session may
+                        # have moved to another node meanwhile: only forget it here.
+                        if not session._saving:
+                            self._forget_locally(session, now)
+                    else:
+                        self._end_session(session, now)
+                        self._events.append(SessionExpired(session=session))
             else:
                 self._engine.trim(now + self._wall_clock_offset)
                 self._next_trim = now + self.config.trim_interval
@@ -626,8 +767,10 @@ class Hub:
 
     def send_to(self, session_id: str, payload: bytes | bytearray | memoryview,
                 now: float) -> StreamPosition:
-        """Send to one session through its inbox (replayed if it is disconnected)."""
-        if session_id not in self._sessions:
+        """Send to one session through its inbox (replayed if it is disconnected). With an
+        external engine the session may live on any node: an id this node does not hold is
+        appended all the same (an id of no session is then not detected)."""
+        if session_id not in self._sessions and self._external is None:
             raise LocalProtocolError(f"no session {session_id!r}")
         return self._publish(_INBOX_KEY + session_id, INBOX_TOPIC, payload, now, _NOBODY,
                              None)
@@ -643,6 +786,10 @@ class Hub:
         if len(session.subscriptions) - 2 >= self.config.max_topics_per_session:
             raise LocalProtocolError(f"session {session_id} already holds "
                                      f"{self.config.max_topics_per_session} topics")
+        if self._external is not None:
+            # Answered (Subscribed, request 0) once the engine gave the topic's head.
+            self._subscribe_external(None, session, topic, None, 0, now)
+            return
         head = self._add_subscription(session, topic)
         rec = self._rec_of(session)
         if rec is not None:  # (if it is closing, the resume's Welcome reports the topic)
@@ -656,10 +803,12 @@ class Hub:
             raise LocalProtocolError(f"{topic!r} is reserved")
         if topic not in session.subscriptions:
             return
-        self._remove_subscription(session, topic)
+        self._remove_subscription(session, topic, now)
         rec = self._rec_of(session)
         if rec is not None:
             self._send(rec, Unsubscribed(topic=topic), now)
+        if self._external is not None:
+            self._save(session, now)
 
     def disconnect(self, session_id: str, now: float, *, reason: str = "",
                    end_session: bool = True) -> None:
@@ -729,6 +878,12 @@ class Hub:
             slow_consumer_disconnects=self._slow_consumers,
             duplicates_dropped=self._duplicates,
             rate_limited_disconnects=self._rate_limited,
+            engine_up=self._engine_up,
+            engine_failures=self._engine_failures,
+            engine_refusals=self._engine_refusals,
+            cross_node_duplicates=self._cross_duplicates,
+            lost_ranges=self._lost_ranges,
+            rejected_records=self._bad_records + self._bad_entries,
         )
 
     # ------------------------------------------------------------------ internals: I/O
@@ -866,6 +1021,9 @@ class Hub:
                 conn.refuse(CloseCode.AUTH_FAILED, ErrorCode.AUTH_FAILED, decision.message, now)
                 return
             identity, metadata = decision.identity, dict(decision.metadata)
+        if self._external is not None:
+            self._hello_external(rec, hello, identity, metadata, now)
+            return
 
         session: Session | None = None
         fresh_reason = ""
@@ -1014,7 +1172,7 @@ class Hub:
         self._events.append(_client_message(session, seq, data.topic, bytes(data.payload),
                                             data.timestamp_ms))
         if seq - session._acked_seq >= self._ack_every:
-            self._send_ack(session)
+            self._send_ack(session, now)
         elif session._ack_due == math.inf:
             self._schedule_ack(session, now)
 
@@ -1035,8 +1193,11 @@ class Hub:
             session._ack_due = now + self.config.ack_delay
             self._push_timer(session._ack_due, "ack", session.id)
 
-    def _send_ack(self, session: Session) -> None:
+    def _send_ack(self, session: Session, now: float) -> None:
         session._ack_due = math.inf
+        if self._external is not None:
+            self._save(session, now)  # acked once the engine holds it (_ack_saved)
+            return
         rec = self._rec_of(session)
         if rec is None or rec.conn.state is not ConnectionState.OPEN:
             return
@@ -1059,15 +1220,16 @@ class Hub:
                                   message=f"not allowed to subscribe to {topic!r}",
                                   request_id=sub.request_id), now)
             return
-        if joined:
-            if len(session.subscriptions) - 2 >= self.config.max_topics_per_session:
-                self._send(rec, Error(code=ErrorCode.TOO_MANY_TOPICS,
-                                      message=f"at most {self.config.max_topics_per_session} "
-                                      "topics per session", request_id=sub.request_id), now)
-                return
-            start = self._add_subscription(session, topic)
-        else:
-            start = session.subscriptions[topic]
+        if joined and len(session.subscriptions) - 2 >= self.config.max_topics_per_session:
+            self._send(rec, Error(code=ErrorCode.TOO_MANY_TOPICS,
+                                  message=f"at most {self.config.max_topics_per_session} "
+                                  "topics per session", request_id=sub.request_id), now)
+            return
+        if self._external is not None:
+            self._subscribe_external(rec, session, topic, sub.position, sub.request_id, now)
+            return
+        start = self._add_subscription(session, topic) if joined \
+            else session.subscriptions[topic]
         outcome, entries = self._recover(session, topic, topic, sub.position, start, now)
         rec.conn.send(Subscribed(request_id=sub.request_id, recovery=outcome))
         for entry in entries:
@@ -1085,8 +1247,10 @@ class Hub:
                                   message=f"not subscribed to {topic!r}",
                                   request_id=unsub.request_id), now)
             return
-        self._remove_subscription(session, topic)
+        self._remove_subscription(session, topic, now)
         self._send(rec, Unsubscribed(request_id=unsub.request_id, topic=topic), now)
+        if self._external is not None:
+            self._save(session, now)
 
     def _on_closed(self, rec: _Conn, closed: Closed, now: float) -> None:
         session = rec.session
@@ -1111,6 +1275,758 @@ class Hub:
         elif session.id in self._sessions:
             session.expires_at = now + self.config.session_ttl
             self._push_timer(session.expires_at, "expire", session.id)
+            if self._external is not None:
+                self._save(session, now)  # the record now expires session_ttl from here
+
+    # ------------------------------------------------------------------ cluster: engine I/O
+
+    def engine_requests(self) -> list[EngineRequest]:
+        """Drain the requests for the external engine's driver (always empty with the memory
+        engine). Call after every call into the hub, like :meth:`flush`."""
+        out, self._outbox = self._outbox, []
+        return out
+
+    def engine_result(self, result: EngineResult, now: float) -> None:
+        """The driver's answer to a request (by ``request_id``). A result for a request that
+        timed out already, or that this hub never sent, is ignored."""
+        waiting = self._pending.pop(result.request_id, None)
+        if waiting is None:
+            return
+        waiting(result, now)
+
+    def engine_message(self, topic: str, entry: HistoryEntry, now: float) -> None:
+        """A message appended to ``topic`` (an engine topic this node receives), from any node.
+        Checked for continuity and delivered once, in position order (see docs/design.md)."""
+        tracker = self._trackers.get(topic)
+        if tracker is None:
+            return  # not received here (any more)
+        self._topic_in(topic, tracker, entry, now)
+
+    def engine_status(self, up: bool, reason: str, now: float) -> None:
+        """The driver lost (``up`` False) or regained the engine. While it is down, what needs
+        the engine is refused with "cluster engine unavailable: <reason>"."""
+        self._engine_up = up
+        self._engine_down_reason = reason or "engine unavailable"
+        if up:
+            # Catch up at once: whatever was appended while we could not hear it.
+            self._check_heads(now)
+
+    @property
+    def engine_up(self) -> bool:
+        return self._engine_up
+
+    def _engine_unavailable(self) -> str | None:
+        """Why new work that needs the engine must be refused now, or None."""
+        if not self._engine_up:
+            return f"cluster engine unavailable: {self._engine_down_reason}"
+        ext = self._external
+        if ext is not None and len(self._pending) >= ext.max_pending:
+            return (f"cluster engine unavailable: {ext.max_pending} requests already waiting "
+                    "(max_pending)")
+        return None
+
+    def _ask(self, make: Callable[[int], EngineRequest],
+             then: Callable[[EngineResult, float], None], now: float) -> bool:
+        """Send a request; ``then(result, now)`` runs on its result (or its timeout). False,
+        with nothing sent, when the engine is down or max_pending requests wait already."""
+        ext = self._external
+        assert ext is not None
+        if self._engine_unavailable() is not None:
+            return False
+        rid = self._next_request_id
+        self._next_request_id += 1
+        request = make(rid)
+        engine = self._inline
+        if engine is not None:
+            then(engine.execute(request, now + self._wall_clock_offset), now)
+            return True
+        self._pending[rid] = then
+        self._outbox.append(request)
+        self._push_timer(now + ext.request_timeout, "engine", rid)
+        return True
+
+    def _tell(self, make: Callable[[int], EngineRequest], now: float) -> None:
+        """A request whose result only matters when it failed (counted, logged by the app)."""
+        def done(result: EngineResult, at: float) -> None:
+            if isinstance(result, EngineFailed):
+                self._engine_failures += 1
+        if not self._ask(make, done, now):
+            self._engine_failures += 1
+
+    def _engine_timeout(self, request_id: int, now: float) -> None:
+        waiting = self._pending.pop(request_id, None)
+        if waiting is not None:
+            self._engine_failures += 1
+            waiting(EngineFailed(request_id=request_id, reason="timeout"), now)
+
+    # ------------------------------------------------------------------ cluster: topics
+
+    def _receive(self, key: str, start: StreamPosition, now: float) -> _Tracker:
+        """Make sure this node receives ``key``; a new tracker starts at ``start``."""
+        tracker = self._trackers.get(key)
+        if tracker is None:
+            tracker = self._trackers[key] = _Tracker(start.epoch, start.offset)
+            self._tell(lambda rid: Receive(request_id=rid, topic=key), now)
+        return tracker
+
+    def _stop_receiving(self, key: str, now: float) -> None:
+        if self._trackers.pop(key, None) is not None:
+            self._tell(lambda rid: StopReceiving(request_id=rid, topic=key), now)
+
+    def _topic_in(self, key: str, tracker: _Tracker, entry: HistoryEntry, now: float) -> None:
+        """Continuity per topic: deliver ``entry`` if it is the next one, hold it if it is
+        early (and fill the hole), drop it if it is old; another epoch is a reported loss."""
+        if entry.epoch != tracker.epoch:
+            self._topic_lost(key, tracker, tracker.last + 1, 0,
+                             StreamPosition(entry.epoch, entry.offset - 1), now)
+        if entry.offset <= tracker.last:
+            self._cross_duplicates += 1
+            return
+        if entry.offset > tracker.last + 1:
+            ext = self._external
+            assert ext is not None
+            if len(tracker.held) < ext.max_held_per_topic:
+                tracker.held[entry.offset] = entry
+            self._fill(key, tracker, now)
+            return
+        self._deliver_tracked(key, tracker, entry, now)
+        held = tracker.held
+        while held:
+            nxt = held.pop(tracker.last + 1, None)
+            if nxt is None:
+                break
+            self._deliver_tracked(key, tracker, nxt, now)
+
+    def _deliver_tracked(self, key: str, tracker: _Tracker, entry: HistoryEntry,
+                         now: float) -> None:
+        tracker.last = entry.offset
+        checked = self._checked_envelope(key, entry)
+        if isinstance(checked, str):
+            self._bad_entries += 1
+            self._events.append(EngineRecordRejected(what=f"history entry {key}@{entry.offset}",
+                                                     reason=checked))
+            self._topic_lost(key, tracker, entry.offset, entry.offset,
+                             StreamPosition(entry.epoch, entry.offset), now)
+            return
+        frame, envelope = checked
+        if key.startswith(_INBOX_KEY):
+            session = self._sessions.get(key[len(_INBOX_KEY):])
+            if session is not None and session.conn_id is not None:
+                rec = self._conns[session.conn_id]
+                if rec.conn.state is ConnectionState.OPEN:
+                    self._deliver_frame(rec, frame, envelope)
+                    if rec.paused:
+                        self._check_high_water(rec, now)
+            return
+        members = self._members.get(key)
+        if members:
+            self._fan_out(members, entry, frame, now)
+
+    def _checked_envelope(self, key: str, entry: HistoryEntry) -> tuple[bytes, bytes] | str:
+        """``entry``'s envelope as this hub sends it (position filled in), framed; or why it is
+        unusable (not a Data envelope, another topic)."""
+        try:
+            body = codec.decode(entry.envelope)
+        except Exception as exc:  # bytes from the engine: verified like bytes from a socket
+            return f"envelope does not decode: {exc}"
+        if type(body) is not Data:
+            return f"envelope holds {type(body).__name__}, not Data"
+        wire_topic = INBOX_TOPIC if key.startswith(_INBOX_KEY) else key
+        if body.topic != wire_topic:
+            return f"envelope is for topic {body.topic!r}, not {wire_topic!r}"
+        frame, header = encode_frame(topic=wire_topic, epoch=entry.epoch, offset=entry.offset,
+                                     timestamp_ms=body.timestamp_ms, payload=body.payload)
+        return frame, frame[header:]
+
+    def _fill(self, key: str, tracker: _Tracker, now: float) -> None:
+        """Read the hole after ``tracker.last`` from history (one read at a time)."""
+        if tracker.filling:
+            return
+        ext = self._external
+        assert ext is not None
+        after = StreamPosition(tracker.epoch, tracker.last)
+
+        def filled(result: EngineResult, at: float) -> None:
+            tracker.filling = False
+            if self._trackers.get(key) is not tracker:
+                return
+            if isinstance(result, EngineFailed):
+                return  # the next message or heads check tries again
+            assert isinstance(result, RangeRead)
+            if result.gap is not None:
+                gap = result.gap
+                if gap.lost_to and result.head.epoch == tracker.epoch:
+                    # History starts after the hole: exactly lost_from..lost_to are gone;
+                    # what follows is read and delivered.
+                    self._topic_lost(key, tracker, gap.lost_from, gap.lost_to,
+                                     StreamPosition(tracker.epoch, gap.lost_to), at)
+                    self._fill(key, tracker, at)
+                    return
+                # Another epoch: the engine lost this stream's past (a failover, a reset).
+                self._topic_lost(key, tracker, tracker.last + 1, 0, result.head, at)
+                self._drain_held(key, tracker, at)
+                return
+            for entry in result.entries:
+                if self._trackers.get(key) is not tracker:
+                    return
+                self._topic_in(key, tracker, entry, at)
+            if tracker.held or (result.head.epoch == tracker.epoch
+                                and result.head.offset > tracker.last):
+                self._fill(key, tracker, at)
+
+        tracker.filling = self._ask(lambda rid: ReadRange(
+            request_id=rid, topic=key, after=after, max_count=ext.read_batch_count,
+            max_bytes=ext.read_batch_bytes), filled, now)
+
+    def _drain_held(self, key: str, tracker: _Tracker, now: float) -> None:
+        held = tracker.held
+        for offset in sorted(held):
+            entry = held.pop(offset)
+            if offset > tracker.last:
+                tracker.last = offset - 1
+                self._deliver_tracked(key, tracker, entry, now)
+
+    def _topic_lost(self, key: str, tracker: _Tracker, lost_from: int, lost_to: int,
+                    resume_at: StreamPosition, now: float) -> None:
+        """Offsets ``lost_from..lost_to`` (0: unknown end, another epoch) of ``key`` never
+        reached this node and history no longer has them: every local subscriber is told
+        (``Subscribed`` with status FAILED and the range), and delivery goes on from
+        ``resume_at``."""
+        self._lost_ranges += 1
+        if resume_at.epoch != tracker.epoch:
+            tracker.held.clear()
+        tracker.epoch = resume_at.epoch
+        tracker.last = resume_at.offset
+        if key.startswith(_INBOX_KEY):
+            session = self._sessions.get(key[len(_INBOX_KEY):])
+            targets = [session] if session is not None else []
+            wire = INBOX_TOPIC
+        else:
+            targets = [self._sessions[s] for s in self._members.get(key, ())
+                       if s in self._sessions]
+            wire = key
+        for session in targets:
+            session.subscriptions[wire] = resume_at
+            self._failed_recoveries += 1
+            rec = self._rec_of(session)
+            if rec is not None:
+                self._send(rec, Subscribed(recovery=TopicRecovery(
+                    topic=wire, status=RecoveryStatus.FAILED, position=resume_at,
+                    lost_from=lost_from, lost_to=lost_to)), now)
+
+    def _check_heads(self, now: float) -> None:
+        """The periodic position check: a head past what this node delivered means a message
+        that never arrived (dropped between nodes); read it from history."""
+        keys = tuple(self._trackers)
+        if not keys:
+            return
+
+        def compared(result: EngineResult, at: float) -> None:
+            if not isinstance(result, Heads):
+                return
+            for key, head in result.heads:
+                tracker = self._trackers.get(key)
+                if tracker is None:
+                    continue
+                if head.epoch not in (tracker.epoch, 0):
+                    self._topic_lost(key, tracker, tracker.last + 1, 0, head, at)
+                elif head.offset > tracker.last:
+                    self._fill(key, tracker, at)
+
+        self._ask(lambda rid: ReadHeads(request_id=rid, topics=keys, create=False), compared,
+                  now)
+
+    # ------------------------------------------------------------------ cluster: recovery
+
+    def _recover_topics(self, session: Session,
+                        wants: list[tuple[str, StreamPosition | None, StreamPosition | None]],
+                        done: Callable[[list[tuple[TopicRecovery, list[bytes]]] | str, float],
+                                       None], now: float) -> None:
+        """Work out, through the engine, what a (re)attaching session is owed on each topic of
+        ``wants`` ``(topic, client position, subscription start)``; ``done`` gets, in order,
+        each topic's outcome and the envelopes to replay (read in bounded batches, all or
+        nothing per topic), or why the engine could not answer. The session is made a member
+        and its topics received before ``done`` runs, so nothing live slips between the
+        replay and the first live message, and nothing comes twice."""
+        ext = self._external
+        assert ext is not None
+        sid = session.id
+        keys = [self._key(session, topic) for topic, _, _ in wants]
+        results: list[tuple[TopicRecovery, list[HistoryEntry]] | None] = [None] * len(wants)
+        state = _Gather(len(wants))
+
+        def finish(at: float) -> None:
+            if state.failed:
+                done(state.failed, at)
+                return
+            # This node may have delivered past what was read meanwhile (live messages to
+            # other local subscribers): read on, so the replay reaches the live stream.
+            lagging = []
+            for i, key in enumerate(keys):
+                result = results[i]
+                assert result is not None
+                outcome, entries = result
+                if outcome.status is RecoveryStatus.FAILED:
+                    continue
+                end = entries[-1].position if entries else _pos(outcome)
+                tracker = self._trackers.get(key)
+                if tracker is not None and tracker.epoch == end.epoch \
+                        and tracker.last > end.offset:
+                    lagging.append((i, outcome, end, entries))
+            if lagging:
+                state.left = len(lagging)
+                for i, outcome, end, entries in lagging:
+                    results[i] = None
+                    read(i, outcome.topic, keys[i], _pos(outcome), outcome.status, end,
+                         entries, at)
+                return
+            out: list[tuple[TopicRecovery, list[bytes]]] = []
+            for (topic, _, _), key, result in zip(wants, keys, results, strict=True):
+                assert result is not None
+                outcome, entries = result
+                envelopes: list[bytes] = []
+                end = _pos(outcome)
+                for entry in entries:
+                    checked = self._checked_envelope(key, entry)
+                    if isinstance(checked, str):
+                        self._bad_entries += 1
+                        self._events.append(EngineRecordRejected(
+                            what=f"history entry {key}@{entry.offset}", reason=checked))
+                        outcome = TopicRecovery(topic=topic, status=RecoveryStatus.FAILED,
+                                                position=end, lost_from=entry.offset,
+                                                lost_to=entry.offset)
+                        envelopes = []
+                        break
+                    if entry.reaches(sid):
+                        envelopes.append(checked[1])
+                if entries and outcome.status is not RecoveryStatus.FAILED:
+                    end = StreamPosition(entries[-1].epoch, entries[-1].offset)
+                if outcome.status is RecoveryStatus.FAILED:
+                    self._failed_recoveries += 1
+                session.subscriptions[topic] = end
+                tracker = self._receive(key, end, at)
+                if tracker.epoch == end.epoch and tracker.last < end.offset:
+                    tracker.last = end.offset  # this node now stands where the replay ends
+                    tracker.held = {o: e for o, e in tracker.held.items() if o > end.offset}
+                if topic != INBOX_TOPIC:
+                    self._members.setdefault(topic, set()).add(sid)
+                out.append((outcome, envelopes))
+            done(out, at)
+
+        def recovered(i: int, outcome: TopicRecovery, entries: list[HistoryEntry],
+                      at: float) -> None:
+            results[i] = (outcome, entries)
+            state.left -= 1
+            if state.left == 0:
+                finish(at)
+
+        def failed(reason: str, at: float) -> None:
+            if not state.failed:
+                state.failed = reason
+            state.left -= 1
+            if state.left == 0:
+                finish(at)
+
+        def read(i: int, topic: str, key: str, start: StreamPosition, status: RecoveryStatus,
+                 position: StreamPosition, got: list[HistoryEntry], at: float) -> None:
+            def answered(result: EngineResult, t: float) -> None:
+                if isinstance(result, EngineFailed):
+                    failed(result.reason, t)
+                    return
+                if not isinstance(result, RangeRead):
+                    failed(f"unexpected answer {type(result).__name__}", t)
+                    return
+                tracker = self._trackers.get(key)
+                live = StreamPosition(tracker.epoch, tracker.last) if tracker else result.head
+                if result.gap is not None:
+                    head = live if tracker is not None else result.head
+                    lost_to = head.offset if result.gap.lost_to else 0
+                    recovered(i, TopicRecovery(topic=topic, status=RecoveryStatus.FAILED,
+                                               position=head, lost_from=result.gap.lost_from,
+                                               lost_to=lost_to), [], t)
+                    return
+                got.extend(result.entries)
+                last = got[-1].offset if got else position.offset
+                target = result.head.offset
+                if tracker is not None and tracker.epoch == position.epoch:
+                    target = max(target, tracker.last)
+                if result.entries and last < target and len(got) < self._max_replay:
+                    read(i, topic, key, start, status, StreamPosition(position.epoch, last),
+                         got, t)
+                    return
+                if last < target:
+                    # More than a replay may hold: all or nothing, so nothing.
+                    recovered(i, TopicRecovery(
+                        topic=topic, status=RecoveryStatus.FAILED,
+                        position=StreamPosition(position.epoch, target),
+                        lost_from=start.offset + 1, lost_to=target), [], t)
+                    return
+                recovered(i, TopicRecovery(topic=topic, status=status, position=start), got, t)
+
+            if not self._ask(lambda rid: ReadRange(
+                    request_id=rid, topic=key, after=position, max_count=ext.read_batch_count,
+                    max_bytes=ext.read_batch_bytes), answered, at):
+                failed(str(self._engine_unavailable()), at)
+
+        heads_needed = [i for i, (_, client_pos, start) in enumerate(wants)
+                        if client_pos is None and (start is None or start == (0, 0))]
+
+        def reads(at: float) -> None:
+            for i, (topic, client_pos, start) in enumerate(wants):
+                if i in heads_needed:
+                    continue
+                position = client_pos if client_pos is not None else start
+                assert position is not None
+                read(i, topic, keys[i], position, RecoveryStatus.RECOVERED, position, [], at)
+
+        if heads_needed:
+            head_keys = tuple(keys[i] for i in heads_needed)
+
+            def headed(result: EngineResult, at: float) -> None:
+                if not isinstance(result, Heads):
+                    reason = result.reason if isinstance(result, EngineFailed) \
+                        else "unexpected answer"
+                    for _ in heads_needed:
+                        failed(reason, at)
+                    reads(at)
+                    return
+                heads = dict(result.heads)
+                for i in heads_needed:
+                    key = keys[i]
+                    tracker = self._trackers.get(key)
+                    position = StreamPosition(tracker.epoch, tracker.last) if tracker \
+                        else heads.get(key, StreamPosition(0, 0))
+                    recovered(i, TopicRecovery(topic=wants[i][0], status=RecoveryStatus.FRESH,
+                                               position=position), [], at)
+                reads(at)
+
+            if not self._ask(lambda rid: ReadHeads(request_id=rid, topics=head_keys),
+                             headed, now):
+                done(str(self._engine_unavailable()), now)
+                return
+        else:
+            reads(now)
+
+    def _key(self, session: Session, topic: str) -> str:
+        return _INBOX_KEY + session.id if topic == INBOX_TOPIC else topic
+
+    # ------------------------------------------------------------------ cluster: sessions
+
+    def _record(self, session: Session, version: int, expires_at: float) -> bytes:
+        return encode_session_record(SessionRecord(
+            session_id=session.id, token_digest=session._digest, version=version,
+            node=self._node_id, identity=session.identity,
+            metadata=tuple(sorted(session.metadata.items())),
+            client_version=session.client_version,
+            subscriptions=tuple(session.subscriptions.items()), last_seq=session.last_seq,
+            expires_at=expires_at))
+
+    def _save(self, session: Session, now: float) -> None:
+        """Write the session through to the engine (one write in flight per session; changes
+        meanwhile are coalesced into the next). Acks wait for it."""
+        if session._saving:
+            session._save_again = True
+            return
+        detached = session.conn_id is None
+        ttl = self.config.session_ttl if detached else math.inf
+        wall = now + self._wall_clock_offset
+        version = session._version + 1
+        seq = session.last_seq
+        record = self._record(session, version, wall + ttl)
+        sid = session.id
+
+        def saved(result: EngineResult, at: float) -> None:
+            session._saving = False
+            if isinstance(result, SessionSaved):
+                if not result.stored:
+                    self._session_moved(session, at)
+                    return
+                session._saved_seq = max(session._saved_seq, seq)
+                self._ack_saved(session)
+            else:
+                self._engine_failures += 1  # acks wait: the next save (or ack timer) retries
+                if session._ack_due == math.inf and session.last_seq > session._acked_seq:
+                    self._schedule_ack(session, at)
+            if session._save_again and self._sessions.get(sid) is session:
+                session._save_again = False
+                self._save(session, at)
+
+        session._version = version
+        session._saving = True
+        if not self._ask(lambda rid: SaveSession(request_id=rid, session_id=sid, record=record,
+                                                 version=version, ttl=ttl), saved, now):
+            session._saving = False
+            session._version = version - 1
+            self._engine_failures += 1
+
+    def _ack_saved(self, session: Session) -> None:
+        rec = self._rec_of(session)
+        if rec is None or rec.conn.state is not ConnectionState.OPEN:
+            return
+        if session._saved_seq > session._acked_seq:
+            session._acked_seq = session._saved_seq
+            rec.conn.send(Ack(seq=session._saved_seq))
+            self._dirty.add(rec.id)
+
+    def _session_moved(self, session: Session, now: float) -> None:
+        """The engine holds a newer record of ``session``: another node took it over. This node
+        lets go of it (its connection is closed with 4006) without touching the engine."""
+        rec = self._rec_of(session)
+        if self._sessions.get(session.id) is session:
+            self._forget_locally(session, now)
+        if rec is not None and rec.conn.state is not ConnectionState.CLOSED:
+            rec.conn.abort(CloseCode.SESSION_TAKEN_OVER,
+                           "session resumed on another node", now)
+            self._process(rec, now)
+
+    def _forget_locally(self, session: Session, now: float) -> None:
+        for topic in list(session.subscriptions):
+            members = self._members.get(topic)
+            if members is not None and topic != INBOX_TOPIC:
+                members.discard(session.id)
+                if not members and topic != BROADCAST_TOPIC:
+                    del self._members[topic]
+                    self._stop_receiving(topic, now)
+        self._stop_receiving(_INBOX_KEY + session.id, now)
+        del self._sessions[session.id]
+
+    def _refuse_unavailable(self, rec: _Conn, reason: str, now: float) -> None:
+        self._engine_refusals += 1
+        rec.conn.refuse(CloseCode.TRY_AGAIN_LATER, ErrorCode.UNKNOWN, reason, now,
+                        reconnect_after_ms=1000)
+        self._process(rec, now)
+
+    def _hello_external(self, rec: _Conn, hello: Hello, identity: str,
+                        metadata: dict[str, str], now: float) -> None:
+        unavailable = self._engine_unavailable()
+        if unavailable is not None:
+            self._refuse_unavailable(rec, unavailable, now)
+            return
+        if not (hello.session_id or hello.resume_token):
+            self._hello_fresh(rec, hello, identity, metadata, "", now)
+            return
+        sid = hello.session_id
+
+        def loaded(result: EngineResult, at: float) -> None:
+            if self._conns.get(rec.id) is not rec or rec.conn.state is not ConnectionState.HELLO:
+                return  # the connection went away meanwhile
+            if isinstance(result, EngineFailed) or not isinstance(result, SessionLoaded):
+                reason = result.reason if isinstance(result, EngineFailed) else "bad answer"
+                self._refuse_unavailable(rec, f"cluster engine unavailable: {reason}", at)
+                return
+            fresh_reason = "session could not be resumed: unknown, expired or wrong token"
+            record: SessionRecord | None = None
+            if result.record is not None:
+                try:
+                    record = decode_session_record(result.record, sid)
+                except RecordError as exc:
+                    self._bad_records += 1
+                    self._events.append(EngineRecordRejected(what=f"session record {sid}",
+                                                             reason=str(exc)))
+                    fresh_reason = f"session could not be resumed: stored record unusable ({exc})"
+            if record is not None and not hmac.compare_digest(
+                    record.token_digest, token_digest(hello.resume_token)):
+                record = None
+            if record is None:
+                self._failed_resumes += 1
+                self._hello_fresh(rec, hello, identity, metadata, fresh_reason, at)
+                return
+            self._hello_resume(rec, hello, record, identity, metadata, at)
+
+        if not self._ask(lambda rid: LoadSession(request_id=rid, session_id=sid), loaded, now):
+            self._refuse_unavailable(rec, str(self._engine_unavailable()), now)
+
+    def _hello_fresh(self, rec: _Conn, hello: Hello, identity: str, metadata: dict[str, str],
+                     fresh_reason: str, now: float) -> None:
+        if len(self._sessions) >= self.config.max_sessions:
+            rec.conn.refuse(CloseCode.TRY_AGAIN_LATER, ErrorCode.LIMIT_EXCEEDED,
+                            f"this node holds its maximum of {self.config.max_sessions} "
+                            "sessions", now, reconnect_after_ms=5000)
+            self._process(rec, now)
+            return
+        while True:
+            session_id = self._entropy.token_bytes(12).hex()
+            if session_id not in self._sessions:
+                break
+        session = Session(session_id, self._entropy.token_bytes(self.config.resume_token_bytes),
+                          now)
+        session._digest = token_digest(session._token)
+        session.identity, session.metadata = identity, metadata
+        if hello.client is not None:
+            session.client_version = hello.client.version
+        wants: list[tuple[str, StreamPosition | None, StreamPosition | None]] = [
+            (BROADCAST_TOPIC, None, None), (INBOX_TOPIC, None, None)]
+        for tp in hello.positions:
+            topic = tp.topic
+            if (not topic.startswith(_RESERVED_PREFIX) and self._valid_topic(topic)
+                    and len(wants) - 2 < self.config.max_topics_per_session
+                    and all(w[0] != topic for w in wants)
+                    and self._may_subscribe(session, topic)):
+                wants.append((topic, tp.position, None))
+        self._sessions[session_id] = session  # counted against max_sessions meanwhile
+        self._attach_external(rec, session, hello, wants, False, fresh_reason, now)
+
+    def _hello_resume(self, rec: _Conn, hello: Hello, record: SessionRecord, identity: str,
+                      metadata: dict[str, str], now: float) -> None:
+        session = self._sessions.get(record.session_id)
+        if session is not None:
+            old = self._rec_of(session)
+            if old is not None:
+                old.conn.abort(CloseCode.SESSION_TAKEN_OVER,
+                               "session resumed by another connection", now)
+                self._process(old, now)
+        else:
+            if len(self._sessions) >= self.config.max_sessions:
+                rec.conn.refuse(CloseCode.TRY_AGAIN_LATER, ErrorCode.LIMIT_EXCEEDED,
+                                f"this node holds its maximum of {self.config.max_sessions} "
+                                "sessions", now, reconnect_after_ms=5000)
+                self._process(rec, now)
+                return
+            session = Session(record.session_id, hello.resume_token, now)
+            self._sessions[session.id] = session
+        session._digest = record.token_digest
+        session._token = hello.resume_token
+        session._version = max(session._version, record.version)
+        session.identity = identity or record.identity
+        session.metadata = dict(record.metadata)
+        session.metadata.update(metadata)
+        session.client_version = hello.client.version if hello.client is not None \
+            else record.client_version
+        session.last_seq = max(session.last_seq, record.last_seq)
+        session._saved_seq = max(session._saved_seq, record.last_seq)
+        positions = {p.topic: p.position for p in hello.positions}
+        starts = dict(record.subscriptions)
+        wants: list[tuple[str, StreamPosition | None, StreamPosition | None]] = [
+            (topic, positions.get(topic), start) for topic, start in starts.items()]
+        for topic in (BROADCAST_TOPIC, INBOX_TOPIC):
+            if topic not in starts:
+                wants.append((topic, positions.get(topic), None))
+        self._resumes += 1
+        self._attach_external(rec, session, hello, wants, True, "", now)
+
+    def _attach_external(self, rec: _Conn, session: Session, hello: Hello,
+                         wants: list[tuple[str, StreamPosition | None, StreamPosition | None]],
+                         resumed: bool, fresh_reason: str, now: float) -> None:
+        sid = session.id
+
+        def recovered(result: list[tuple[TopicRecovery, list[bytes]]] | str,
+                      at: float) -> None:
+            alive = self._conns.get(rec.id) is rec and rec.conn.state is ConnectionState.HELLO
+            if isinstance(result, str) or not alive:
+                if session.conn_id is None and self._sessions.get(sid) is session:
+                    self._forget_locally(session, at)
+                if alive:
+                    self._refuse_unavailable(rec, str(result), at)
+                return
+            self._welcome_external(rec, session, hello, result, resumed, fresh_reason, at)
+
+        self._recover_topics(session, wants, recovered, now)
+
+    def _welcome_external(self, rec: _Conn, session: Session, hello: Hello,
+                          result: list[tuple[TopicRecovery, list[bytes]]], resumed: bool,
+                          fresh_reason: str, now: float) -> None:
+        conn = rec.conn
+        positions = {p.topic for p in hello.positions}
+        stale = [t for t in positions if t not in session.subscriptions]
+        session.conn_id = rec.id
+        session._conn = conn
+        session.expires_at = math.inf
+        session.connected_at = session.last_activity = now
+        rec.session = session
+        session._acked_seq = session._saved_seq
+        session.last_seq = max(session.last_seq, session._saved_seq)
+        session._ack_due = math.inf
+        cfg = self.config.connection
+        failed = [o.topic for o, _ in result if o.status is RecoveryStatus.FAILED]
+        conn.welcome(Welcome(
+            session_id=session.id, resume_token=session._token, resumed=resumed,
+            recovery=tuple(o for o, _ in result), last_received_seq=session._saved_seq,
+            heartbeat_interval_ms=int(cfg.heartbeat_interval * 1000),
+            heartbeat_timeout_ms=int(cfg.heartbeat_timeout * 1000),
+            limits=self._limits, server_time_ms=int((now + cfg.wall_clock_offset) * 1000),
+            fresh_reason=fresh_reason), now)
+        for _, envelopes in result:
+            for envelope in envelopes:
+                conn.send_encoded(envelope)
+                self._messages_sent += 1
+        for topic in stale:
+            conn.send(Unsubscribed(topic=topic))
+        self._dirty.add(rec.id)
+        self._save(session, now)
+        self._events.append(ClientConnected(session=session, conn_id=rec.id, resumed=resumed,
+                                            fresh_reason=fresh_reason,
+                                            failed_topics=tuple(failed)))
+        if not resumed:
+            for outcome, _ in result:
+                if not outcome.topic.startswith(_RESERVED_PREFIX):
+                    self._presence(outcome.topic, session, PresenceAction.JOIN, now)
+        self._process(rec, now)
+        self._check_high_water(rec, now)
+
+    def _subscribe_external(self, rec: _Conn | None, session: Session, topic: str,
+                            client_pos: StreamPosition | None, request_id: int,
+                            now: float) -> None:
+        unavailable = self._engine_unavailable()
+        if unavailable is not None:
+            if rec is not None:
+                self._send(rec, Error(code=ErrorCode.UNKNOWN, message=unavailable,
+                                      request_id=request_id), now)
+                return
+            raise LocalProtocolError(unavailable)
+        joined = topic not in session.subscriptions
+        start = None if joined else session.subscriptions[topic]
+        sid = session.id
+
+        def recovered(result: list[tuple[TopicRecovery, list[bytes]]] | str,
+                      at: float) -> None:
+            if self._sessions.get(sid) is not session:
+                return
+            target = self._rec_of(session)
+            if isinstance(result, str):
+                if target is not None:
+                    self._send(target, Error(code=ErrorCode.UNKNOWN, message=result,
+                                             request_id=request_id), at)
+                return
+            outcome, envelopes = result[0]
+            if target is not None and target.conn.state is ConnectionState.OPEN:
+                target.conn.send(Subscribed(request_id=request_id, recovery=outcome))
+                for envelope in envelopes:
+                    target.conn.send_encoded(envelope)
+                    self._messages_sent += 1
+                self._dirty.add(target.id)
+                self._check_high_water(target, at)
+            self._save(session, at)
+            if joined:
+                self._presence(topic, session, PresenceAction.JOIN, at)
+
+        self._recover_topics(session, [(topic, client_pos, start)], recovered, now)
+
+    def _publish_external(self, key: str, wire_topic: str,
+                          payload: bytes | bytearray | memoryview, wall: float,
+                          timestamp_ms: int, route: Route | None, now: float) -> None:
+        """Append through the engine; local subscribers get the message when its position is
+        known (the result, or the engine's delivery, whichever comes first)."""
+        unavailable = self._engine_unavailable()
+        if unavailable is not None:
+            raise LocalProtocolError(unavailable)
+        # Position placeholders: the engine assigns it; _checked_envelope fills it in.
+        envelope = codec.encode_data(topic=wire_topic, epoch=0, offset=0,
+                                     timestamp_ms=timestamp_ms, payload=payload)
+
+        def appended(result: EngineResult, at: float) -> None:
+            if isinstance(result, EngineFailed):
+                self._engine_failures += 1
+                self._events.append(PublishFailed(topic=wire_topic, reason=result.reason))
+                return
+            if not isinstance(result, Appended):
+                return
+            tracker = self._trackers.get(key)
+            if tracker is not None:
+                self._topic_in(key, tracker, HistoryEntry(
+                    result.position.epoch, result.position.offset, wall, envelope, route), at)
+
+        self._ask(lambda rid: Append(request_id=rid, topic=key, envelope=envelope,
+                                     wall_time=wall, route=route), appended, now)
 
     # ------------------------------------------------------------------ internals: state
 
@@ -1126,6 +2042,9 @@ class Hub:
         wall = now + self._wall_clock_offset
         timestamp_ms = int(wall * 1000)
         route = None if only is None and not exclude else Route(exclude, only)
+        if self._external is not None:
+            self._publish_external(key, wire_topic, payload, wall, timestamp_ms, route, now)
+            return StreamPosition(0, 0)
 
         def build(epoch: int, offset: int) -> HistoryEntry:
             # Envelope and frame in one buffer: the frame goes to every socket as is (kept in
@@ -1188,22 +2107,30 @@ class Hub:
             self._members.setdefault(topic, set()).add(session.id)
         return head
 
-    def _remove_subscription(self, session: Session, topic: str) -> None:
+    def _remove_subscription(self, session: Session, topic: str, now: float) -> None:
         del session.subscriptions[topic]
         members = self._members.get(topic)
         if members is not None:
             members.discard(session.id)
             if not members and topic != BROADCAST_TOPIC:
                 del self._members[topic]
+                if self._external is not None:
+                    self._stop_receiving(topic, now)
         self._presence(topic, session, PresenceAction.LEAVE, None)
 
     def _end_session(self, session: Session, now: float) -> None:
         if self._sessions.get(session.id) is not session:
             return
         for topic in [t for t in session.subscriptions if not t.startswith(_RESERVED_PREFIX)]:
-            self._remove_subscription(session, topic)
+            self._remove_subscription(session, topic, now)
         self._members[BROADCAST_TOPIC].discard(session.id)
-        self._engine.drop(_INBOX_KEY + session.id)
+        if self._external is not None:
+            sid, inbox = session.id, _INBOX_KEY + session.id
+            self._stop_receiving(inbox, now)
+            self._tell(lambda rid: DeleteSession(request_id=rid, session_id=sid), now)
+            self._tell(lambda rid: DropTopic(request_id=rid, topic=inbox), now)
+        else:
+            self._engine.drop(_INBOX_KEY + session.id)
         del self._sessions[session.id]
         session.expires_at = now
 
