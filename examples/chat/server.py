@@ -44,6 +44,9 @@ class ChatConfig:
     rooms: tuple[str, ...] = ("general", "random", "help")
     session_timeout: float = 120.0
     static_dir: Path = DEFAULT_STATIC
+    #: Redis/Valkey URL of a cluster engine shared with other chat nodes (sigma_redis); "" runs
+    #: one process on the in-memory engine.
+    redis_url: str = ""
 
 
 def _duration(text: str) -> float:
@@ -92,6 +95,8 @@ def parse_config(argv: Sequence[str] | None = None,
         ("session-timeout", _duration, d.session_timeout,
          "seconds a disconnected user's session waits for them to come back"),
         ("static-dir", Path, d.static_dir, "the built web app (npm run build)"),
+        ("redis-url", str, d.redis_url,
+         "Redis/Valkey URL of the cluster engine shared by several nodes ('': one process)"),
     ]
     for name, kind, builtin, text in specs:
         var = ENV_PREFIX + name.upper().replace("-", "_")
@@ -108,12 +113,19 @@ def parse_config(argv: Sequence[str] | None = None,
     return ChatConfig(host=args.host, port=args.port, max_connections=args.max_connections,
                       heartbeat_interval=args.heartbeat_interval,
                       history_size=args.history_size, rooms=rooms,
-                      session_timeout=args.session_timeout, static_dir=args.static_dir)
+                      session_timeout=args.session_timeout, static_dir=args.static_dir,
+                      redis_url=args.redis_url)
 
 
 def build_server(config: ChatConfig, app: ChatApp) -> SigmaSocketServer:
     """The SigmaSocketServer for ``config`` with ``app`` attached."""
+    engine = None
+    if config.redis_url:
+        from sigma_redis import RedisEngine, RedisEngineConfig
+
+        engine = RedisEngine(RedisEngineConfig(url=config.redis_url))
     options = ServerOptions(
+        engine=engine,
         host=config.host,
         port=config.port,
         max_connections=config.max_connections,
