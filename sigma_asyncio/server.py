@@ -20,14 +20,7 @@ from collections.abc import Iterable
 from types import TracebackType
 from typing import Any
 
-from sigma_core.api import (
-    EventEmitter,
-    Listener,
-    ServerOptions,
-    external_engine_config,
-    server_callbacks,
-)
-from sigma_core.engine import EngineDriver, EngineResult, HistoryEntry
+from sigma_core.api import EventEmitter, Listener, ServerOptions, server_callbacks
 from sigma_core.errors import LocalProtocolError
 from sigma_core.hub import CloseAction, Hub, ServerStats, Session
 from sigma_core.logs import format_peer, hub_log_entry
@@ -84,35 +77,6 @@ class _Protocol(asyncio.Protocol):
         self._server._after_core()
 
 
-async def _run_engine(engine: EngineDriver, inputs: _EngineInputs) -> None:
-    await engine.run(inputs)
-
-
-class _EngineInputs:
-    """What the cluster engine's driver calls back: each feeds the hub with the loop's time and
-    writes what follows, like bytes from a socket."""
-
-    __slots__ = ("_server",)
-
-    def __init__(self, server: SigmaSocketServer) -> None:
-        self._server = server
-
-    def engine_result(self, result: EngineResult) -> None:
-        server = self._server
-        server._require_hub().engine_result(result, server._loop.time())
-        server._after_core()
-
-    def engine_message(self, topic: str, entry: HistoryEntry) -> None:
-        server = self._server
-        server._require_hub().engine_message(topic, entry, server._loop.time())
-        server._after_core()
-
-    def engine_status(self, up: bool, reason: str) -> None:
-        server = self._server
-        server._require_hub().engine_status(up, reason, server._loop.time())
-        server._after_core()
-
-
 class SigmaSocketServer:
     """A SigmaSockets server on asyncio.
 
@@ -141,7 +105,6 @@ class SigmaSocketServer:
         self._timer_at: float | None = None
         self._busy = False
         self._running = False  # from start() until stop() has finished
-        self._engine_task: asyncio.Task[None] | None = None
         self._port = options.port
 
     # ------------------------------------------------------------------ lifecycle
@@ -164,13 +127,8 @@ class SigmaSocketServer:
         self._loop = loop = asyncio.get_running_loop()
         if self._hub is None:
             now = loop.time()
-            entropy = SystemEntropy()
             self._hub = Hub(self.options.hub_config(wall_clock_offset=time.time() - now),
-                            entropy=entropy, now=now, engine=external_engine_config(
-                                self.options, entropy))
-        engine = self.options.engine
-        if engine is not None and self._engine_task is None:
-            self._engine_task = loop.create_task(_run_engine(engine, _EngineInputs(self)))
+                            entropy=SystemEntropy(), now=now)
         self._server = await loop.create_server(
             lambda: _Protocol(self), self.options.host, self._port, ssl=self.options.ssl)
         self._port = self._server.sockets[0].getsockname()[1]
@@ -194,11 +152,6 @@ class SigmaSocketServer:
                 _reset(transport)
             await self._wait_closed(1.0)
         await server.wait_closed()
-        task, self._engine_task = self._engine_task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
         self._running = False
         if self._timer is not None:
             self._timer.cancel()
@@ -326,12 +279,7 @@ class SigmaSocketServer:
                     write_log(logger, hub_log_entry(event, peers))
                     for name, args in server_callbacks(event):
                         emit(name, *args)
-                requests = hub.engine_requests()
-                if requests:
-                    engine = self.options.engine
-                    assert engine is not None
-                    engine.submit(requests)
-                if not out and not events and not requests:
+                if not out and not events:
                     break
         finally:
             self._busy = False

@@ -34,8 +34,6 @@ from .client import (
     UnsubscribedEvent,
 )
 from .connection import ConnectionConfig
-from .engine import EngineDriver, ExternalEngineConfig
-from .entropy import Entropy
 from .errors import (
     CloseCode,
     ConnectionFailed,
@@ -75,7 +73,6 @@ __all__ = [
     "ServerOptions",
     "SessionInfo",
     "client_callbacks",
-    "external_engine_config",
     "server_callbacks",
 ]
 
@@ -134,17 +131,8 @@ class ServerOptions:
     #: logged (see :mod:`sigma_core.logs`); None: ``logging.getLogger("sigma_asyncio.server")``
     #: or ``"sigma_trio.server"``. ``sigma_core.logs.NULL_LOGGER`` logs nothing.
     logger: Logger | None = None
-    #: A cluster engine's driver (e.g. ``sigma_redis.RedisEngine``): topics, history, sessions
-    #: and presence live there, shared by every node on it (docs/cluster.md). None: the
-    #: embedded in-memory engine, one process, nothing else needed.
-    engine: EngineDriver | None = None
-    #: The hub's side of an external engine (node id, bounds, timeouts); None with an
-    #: ``engine``: the defaults with a random node id.
-    engine_config: ExternalEngineConfig | None = None
 
     def __post_init__(self) -> None:
-        if self.engine_config is not None and self.engine is None:
-            raise ValueError("engine_config is given without an engine")
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port must be 0..65535, got {self.port}")
         for name in ("shutdown_timeout", "shutdown_reconnect_after"):
@@ -178,17 +166,6 @@ class ServerOptions:
             allowed_origins=(tuple(self.allowed_origins)
                              if self.allowed_origins is not None else None),
         )
-
-
-def external_engine_config(options: ServerOptions, entropy: Entropy
-                           ) -> ExternalEngineConfig | None:
-    """What the hub is given for ``options.engine``: its ``engine_config`` or the defaults
-    with a random node id (``node-`` and 8 hex digits); None without an engine."""
-    if options.engine is None:
-        return None
-    if options.engine_config is not None:
-        return options.engine_config
-    return ExternalEngineConfig(node_id="node-" + entropy.token_bytes(4).hex())
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -27,14 +27,7 @@ from typing import Any
 
 import trio
 
-from sigma_core.api import (
-    EventEmitter,
-    Listener,
-    ServerOptions,
-    external_engine_config,
-    server_callbacks,
-)
-from sigma_core.engine import EngineResult, HistoryEntry
+from sigma_core.api import EventEmitter, Listener, ServerOptions, server_callbacks
 from sigma_core.errors import LocalProtocolError
 from sigma_core.hub import CloseAction, Hub, ServerStats, Session
 from sigma_core.logs import ERROR, format_peer, hub_log_entry
@@ -139,31 +132,6 @@ class _Peer:
         sock.close()
 
 
-class _EngineInputs:
-    """What the cluster engine's driver calls back: each feeds the hub with trio's clock and
-    writes what follows, like bytes from a socket."""
-
-    __slots__ = ("_server",)
-
-    def __init__(self, server: SigmaSocketServer) -> None:
-        self._server = server
-
-    def engine_result(self, result: EngineResult) -> None:
-        server = self._server
-        server._require_hub().engine_result(result, trio.current_time())
-        server._after_core()
-
-    def engine_message(self, topic: str, entry: HistoryEntry) -> None:
-        server = self._server
-        server._require_hub().engine_message(topic, entry, trio.current_time())
-        server._after_core()
-
-    def engine_status(self, up: bool, reason: str) -> None:
-        server = self._server
-        server._require_hub().engine_status(up, reason, trio.current_time())
-        server._after_core()
-
-
 class SigmaSocketServer(OwnNursery):
     """A SigmaSockets server. ``SigmaSocketServer(ServerOptions(...))`` or
     ``SigmaSocketServer(host=..., port=..., **options)`` (keywords override ``options``).
@@ -220,10 +188,8 @@ class SigmaSocketServer(OwnNursery):
         hub = self._hub
         if hub is None:
             now = trio.current_time()
-            entropy = SystemEntropy()
             hub = self._hub = Hub(self.options.hub_config(wall_clock_offset=time.time() - now),
-                                  entropy=entropy, now=now, engine=external_engine_config(
-                                      self.options, entropy))
+                                  entropy=SystemEntropy(), now=now)
         options = self.options
         tcp = await trio.open_tcp_listeners(self._port, host=options.host)
         listeners: list[trio.abc.Listener[Any]] = list(tcp)
@@ -237,8 +203,6 @@ class SigmaSocketServer(OwnNursery):
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
                 nursery.start_soon(self._run_timer, hub)
-                if options.engine is not None:
-                    nursery.start_soon(options.engine.run, _EngineInputs(self))
                 nursery.start_soon(self._accept, listeners, nursery)
                 task_status.started(self._port)
         finally:
@@ -391,11 +355,6 @@ class SigmaSocketServer(OwnNursery):
                     write_log(logger, hub_log_entry(event, addresses))
                     for name, args in server_callbacks(event):
                         emit(name, *args)
-                requests = hub.engine_requests()
-                if requests:
-                    engine = self.options.engine
-                    assert engine is not None
-                    engine.submit(requests)  # may answer at once: loop again then
                 again = self._again
         finally:
             self._in_core = False
