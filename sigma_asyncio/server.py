@@ -21,6 +21,7 @@ from types import TracebackType
 from typing import Any
 
 from sigma_core.api import EventEmitter, Listener, ServerOptions, server_callbacks
+from sigma_core.engine import EngineLink
 from sigma_core.errors import LocalProtocolError
 from sigma_core.hub import CloseAction, Hub, ServerStats, Session
 from sigma_core.logs import format_peer, hub_log_entry
@@ -106,6 +107,9 @@ class SigmaSocketServer:
         self._busy = False
         self._running = False  # from start() until stop() has finished
         self._port = options.port
+        #: The external engine's driver task and the link feeding it (None: in-memory engine).
+        self._engine_link: EngineLink | None = None
+        self._engine_task: asyncio.Future[None] | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -128,7 +132,12 @@ class SigmaSocketServer:
         if self._hub is None:
             now = loop.time()
             self._hub = Hub(self.options.hub_config(wall_clock_offset=time.time() - now),
-                            entropy=SystemEntropy(), now=now)
+                            entropy=SystemEntropy(), now=now,
+                            engine=self.options.external_engine())
+        driver = self.options.engine
+        if driver is not None and self._engine_task is None:
+            self._engine_link = EngineLink(self._hub, driver, loop.time, self._after_core)
+            self._engine_task = asyncio.ensure_future(driver.run(self._engine_link))
         self._server = await loop.create_server(
             lambda: _Protocol(self), self.options.host, self._port, ssl=self.options.ssl)
         self._port = self._server.sockets[0].getsockname()[1]
@@ -153,6 +162,11 @@ class SigmaSocketServer:
             await self._wait_closed(1.0)
         await server.wait_closed()
         self._running = False
+        task, self._engine_task = self._engine_task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         if self._timer is not None:
             self._timer.cancel()
             self._timer = self._timer_at = None
@@ -260,9 +274,12 @@ class SigmaSocketServer:
         transports = self._transports
         emit = self._emitter.emit
         logger, peers = self._logger, self._peers
+        link = self._engine_link
         self._busy = True
         try:
             while True:
+                if link is not None:
+                    link.pump()
                 out = hub.flush(self._loop.time())
                 for conn_id, chunks, action in out:
                     transport = transports.get(conn_id)

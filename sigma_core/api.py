@@ -34,6 +34,7 @@ from .client import (
     UnsubscribedEvent,
 )
 from .connection import ConnectionConfig
+from .engine import EngineDriver, ExternalEngineConfig
 from .errors import (
     CloseCode,
     ConnectionFailed,
@@ -131,6 +132,18 @@ class ServerOptions:
     #: logged (see :mod:`sigma_core.logs`); None: ``logging.getLogger("sigma_asyncio.server")``
     #: or ``"sigma_trio.server"``. ``sigma_core.logs.NULL_LOGGER`` logs nothing.
     logger: Logger | None = None
+    #: Several nodes: the cluster engine's driver (e.g. the Redis engine's), run by the server
+    #: in its task group; None keeps everything in this process's memory (the default).
+    engine: EngineDriver | None = None
+    #: This node's settings for ``engine`` (node id, bounds, timeouts); None with an engine
+    #: means ``ExternalEngineConfig(node_id="node")``.
+    engine_config: ExternalEngineConfig | None = None
+
+    def external_engine(self) -> ExternalEngineConfig | None:
+        """The hub's engine settings (None: the in-memory engine)."""
+        if self.engine is None:
+            return None
+        return self.engine_config or ExternalEngineConfig(node_id="node")
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:

@@ -51,7 +51,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
@@ -67,6 +67,7 @@ __all__ = [
     "EngineDriver",
     "EngineFailed",
     "EngineInputs",
+    "EngineLink",
     "EngineRequest",
     "EngineResult",
     "ExternalEngineConfig",
@@ -239,7 +240,8 @@ class DropTopic(EngineRequest):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SaveSession(EngineRequest):
     """Store a session record (bytes from :func:`encode_session_record`) that expires ``ttl``
-    seconds after the engine stored it — only if the engine holds no record for the session or
+    seconds after the engine stored it (``math.inf``: no expiry, while a node holds its
+    connection) — only if the engine holds no record for the session or
     one with a lower ``version`` (a compare-and-set that fences a node which lost the session to
     another node). Result: :class:`SessionSaved` (``stored`` False when fenced)."""
 
@@ -452,6 +454,53 @@ class EngineDriver(Protocol):
     def submit(self, requests: Sequence[EngineRequest]) -> None: ...
 
     def run(self, inputs: EngineInputs) -> Awaitable[None]: ...
+
+
+class _EngineHub(Protocol):
+    """The hub's engine side (what :class:`EngineLink` calls)."""
+
+    def engine_requests(self) -> list[EngineRequest]: ...
+
+    def engine_result(self, result: EngineResult, now: float) -> None: ...
+
+    def engine_message(self, topic: str, entry: HistoryEntry, now: float) -> None: ...
+
+    def engine_status(self, up: bool, reason: str, now: float) -> None: ...
+
+
+class EngineLink:
+    """What both adapters use to connect a hub to an external engine's driver, the same way.
+
+    The adapter makes one with its clock (``loop.time`` / ``trio.current_time``) and its
+    after-every-call routine (write what ``flush`` returns, dispatch events, re-arm the timer),
+    starts ``driver.run(link)`` in its task group / nursery, and calls :meth:`pump` in that
+    routine (every call into the hub may queue requests). The driver calls the link back
+    (:class:`EngineInputs`), which feeds the hub with ``now`` and runs the routine."""
+
+    def __init__(self, hub: _EngineHub, driver: EngineDriver, clock: Callable[[], float],
+                 after: Callable[[], None]) -> None:
+        self.hub = hub
+        self.driver = driver
+        self._clock = clock
+        self._after = after
+
+    def pump(self) -> None:
+        """Hand the hub's queued requests to the driver."""
+        requests = self.hub.engine_requests()
+        if requests:
+            self.driver.submit(requests)
+
+    def engine_result(self, result: EngineResult) -> None:
+        self.hub.engine_result(result, self._clock())
+        self._after()
+
+    def engine_message(self, topic: str, entry: HistoryEntry) -> None:
+        self.hub.engine_message(topic, entry, self._clock())
+        self._after()
+
+    def engine_status(self, up: bool, reason: str) -> None:
+        self.hub.engine_status(up, reason, self._clock())
+        self._after()
 
 
 # ----------------------------------------------------------------------------- session records

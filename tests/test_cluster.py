@@ -165,6 +165,8 @@ def test_a_corrupt_session_record_is_a_failed_resume_with_a_logged_reason() -> N
     sim.pin(alice, 1)
     sim.run_until(lambda: alice.connected, timeout=30)
     resets = alice.of_type(SessionReset)
-    assert len(resets) == 1 and "stored record unusable" in resets[0].reason
+    assert len(resets) == 1
+    assert "stored record unusable" in resets[0].reason
     rejected = [e for e in sim.hub_events if isinstance(e, EngineRecordRejected)]
-    assert len(rejected) == 1 and "someone else" in rejected[0].reason
+    assert len(rejected) == 1
+    assert "someone else" in rejected[0].reason
