@@ -1,4 +1,4 @@
-"""A node SIGKILLed mid-traffic: three node processes (tests/cluster_node.py) on one real
+"""A node SIGKILLed mid-traffic: three node processes (bench/cluster_node.py) on one real
 redis-server, clients spread over them by a proxy that picks the next live node for every
 connection, every client sending into one room while one node is killed. Every client must then
 hold every message exactly once (by position), in each sender's order, with nothing lost —
@@ -15,9 +15,9 @@ from contextlib import AsyncExitStack
 import anyio
 import pytest
 from adapters_support import Client, make_client
-from cluster_support import Node, round_robin_proxy, start_node
 from redis_support import RedisServer, running_redis
 
+from bench.cluster_support import Node, round_robin_proxy, start_node
 from sigma_core.api import Message
 
 pytestmark = pytest.mark.anyio

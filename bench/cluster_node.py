@@ -2,7 +2,7 @@
 trio) on the Redis engine whose app publishes every client message to the room "room" (so a
 client's message reaches every client on every node). Prints ``PORT <n>`` once Redis answers.
 
-Usage: python tests/cluster_node.py asyncio|trio REDIS_URL NODE_ID [PORT]
+Usage: python bench/cluster_node.py asyncio|trio REDIS_URL NODE_ID [PORT]
 """
 
 from __future__ import annotations
