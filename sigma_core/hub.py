@@ -26,6 +26,7 @@ import builtins
 import enum
 import heapq
 import hmac
+import json
 import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -59,6 +60,9 @@ from .engine import (
     Heads,
     InlineEngine,
     LoadSession,
+    PresenceMembers,
+    PresenceRead,
+    PresenceUpdate,
     RangeRead,
     ReadHeads,
     ReadRange,
@@ -113,6 +117,7 @@ __all__ = [
     "ClientErrorReceived",
     "ClientMessage",
     "CloseAction",
+    "ClusterPresence",
     "ConnectionRejected",
     "EngineRecordRejected",
     "HookFailed",
@@ -394,6 +399,16 @@ class ClientErrorReceived(HubEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ClusterPresence(HubEvent):
+    """The answer to :meth:`Hub.request_presence`: ``topic``'s members on every node (empty,
+    with ``failed`` saying why, when the engine could not answer)."""
+
+    topic: str
+    members: frozenset[str]
+    failed: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PublishFailed(HubEvent):
     """With an external engine: a publish the engine did not confirm (``reason``: "timeout",
     "engine unavailable", the engine's error). It may still have been stored (a timeout): if
@@ -499,7 +514,13 @@ class _Conn:
         self.scheduled = math.inf
 
 
-_TimerKind = Literal["conn", "ack", "expire", "trim", "reap", "engine", "heads"]
+_TimerKind = Literal["conn", "ack", "expire", "trim", "reap", "engine", "heads", "presence"]
+
+
+def _presence_info(session: Session) -> bytes:
+    """A member's info in the engine's presence: its identity and metadata (JSON)."""
+    return json.dumps({"identity": session.identity, "metadata": session.metadata},
+                      sort_keys=True, separators=(",", ":")).encode()
 
 
 class _Gather:
@@ -550,7 +571,7 @@ class Hub:
         self._external = engine if isinstance(engine, ExternalEngineConfig) else None
         self._engine = engine if isinstance(engine, MemoryEngine) \
             else MemoryEngine(entropy, self.config.history)
-        self._inline = inline_engine
+        self._inline_engine = inline_engine
         self._node_id = self._external.node_id if self._external is not None else ""
         self._outbox: list[EngineRequest] = []
         self._pending: dict[int, Callable[[EngineResult, float], None]] = {}
@@ -589,6 +610,7 @@ class Hub:
             self._push_timer(self._next_trim, "trim", None)
         if self._external is not None:
             self._push_timer(now + self._external.heads_interval, "heads", None)
+            self._push_timer(now + self._external.presence_ttl / 3, "presence", None)
         rate = self.config.rate_limit
         self._limits = Limits(
             max_message_size=self.config.connection.websocket.max_message_size,
@@ -674,6 +696,12 @@ class Hub:
                     self._send_ack(session, now)
             elif kind == "engine":
                 self._engine_timeout(key, now)  # type: ignore[arg-type]
+            elif kind == "presence":
+                ext = self._external
+                assert ext is not None
+                if self._engine_up:
+                    self._refresh_presence(now)
+                self._push_timer(now + ext.presence_ttl / 3, "presence", None)
             elif kind == "heads":
                 ext = self._external
                 assert ext is not None
@@ -853,8 +881,49 @@ class Hub:
         return [s for s in self._sessions.values() if s.conn_id is not None]
 
     def presence(self, topic: str) -> frozenset[str]:
-        """Ids of the sessions subscribed to ``topic``."""
+        """Ids of the sessions subscribed to ``topic`` *on this node* (node-local; with an
+        external engine see :meth:`request_presence` for the whole cluster)."""
         return frozenset(self._members.get(topic, ()))
+
+    def request_presence(self, topic: str, now: float) -> None:
+        """Ask the engine for ``topic``'s members on every node; the answer comes as a
+        :class:`ClusterPresence` event. Members of a node that stopped refreshing them (it
+        crashed) drop out ``ExternalEngineConfig.presence_ttl`` after its last refresh. With
+        the memory engine the event comes at once with :meth:`presence`. ``$all`` is not
+        tracked cluster-wide (it would list every session)."""
+        if self._external is None:
+            self._events.append(ClusterPresence(topic=topic, members=self.presence(topic)))
+            return
+
+        def answered(result: EngineResult, at: float) -> None:
+            if isinstance(result, PresenceMembers):
+                self._events.append(ClusterPresence(
+                    topic=topic, members=frozenset(m for m, _ in result.members)))
+            else:
+                reason = result.reason if isinstance(result, EngineFailed) else "bad answer"
+                self._events.append(ClusterPresence(topic=topic, members=frozenset(),
+                                                    failed=reason))
+
+        if not self._ask(lambda rid: PresenceRead(request_id=rid, topic=topic), answered, now):
+            self._events.append(ClusterPresence(topic=topic, members=frozenset(),
+                                                failed=str(self._engine_unavailable())))
+
+    def _refresh_presence(self, now: float) -> None:
+        """Re-join every local member of every topic (their entries expire otherwise)."""
+        ext = self._external
+        assert ext is not None
+        ttl = ext.presence_ttl
+        for topic, members in self._members.items():
+            if topic == BROADCAST_TOPIC or not members:
+                continue
+            joins = tuple((sid, _presence_info(self._sessions[sid])) for sid in sorted(members)
+                          if sid in self._sessions)
+            self._join_presence(topic, joins, ttl, now)
+
+    def _join_presence(self, topic: str, joins: tuple[tuple[str, bytes], ...], ttl: float,
+                       now: float) -> None:
+        self._tell(lambda rid: PresenceUpdate(request_id=rid, topic=topic, joins=joins,
+                                              ttl=ttl), now)
 
     def connection_count(self) -> int:
         return len(self._conns)
@@ -1336,7 +1405,7 @@ class Hub:
         rid = self._next_request_id
         self._next_request_id += 1
         request = make(rid)
-        engine = self._inline
+        engine = self._inline_engine
         if engine is not None:
             then(engine.execute(request, now + self._wall_clock_offset), now)
             return True
@@ -1745,7 +1814,8 @@ class Hub:
                 self._ack_saved(session)
             else:
                 self._engine_failures += 1  # acks wait: the next save (or ack timer) retries
-                if session._ack_due == math.inf and session.last_seq > session._acked_seq:
+                if session._ack_due == math.inf and (
+                        session.last_seq > session._acked_seq or detached):
                     self._schedule_ack(session, at)
             if session._save_again and self._sessions.get(sid) is session:
                 session._save_again = False
@@ -1758,6 +1828,10 @@ class Hub:
             session._saving = False
             session._version = version - 1
             self._engine_failures += 1
+            # The engine is down or saturated: try again with the next ack timer, so the
+            # client's messages are acknowledged once the engine holds them.
+            if session.last_seq > session._acked_seq or detached:
+                self._schedule_ack(session, now)
 
     def _ack_saved(self, session: Session) -> None:
         rec = self._rec_of(session)
@@ -2116,7 +2190,7 @@ class Hub:
                 del self._members[topic]
                 if self._external is not None:
                     self._stop_receiving(topic, now)
-        self._presence(topic, session, PresenceAction.LEAVE, None)
+        self._presence(topic, session, PresenceAction.LEAVE, now)
 
     def _end_session(self, session: Session, now: float) -> None:
         if self._sessions.get(session.id) is not session:
@@ -2137,6 +2211,16 @@ class Hub:
     def _presence(self, topic: str, session: Session, action: PresenceAction,
                   now: float | None) -> None:
         self._events.append(PresenceChanged(topic=topic, session=session, action=action))
+        ext = self._external
+        if ext is not None and now is not None and topic != BROADCAST_TOPIC:
+            sid, ttl = session.id, ext.presence_ttl
+            if action is PresenceAction.JOIN:
+                joins = ((sid, _presence_info(session)),)
+                self._tell(lambda rid: PresenceUpdate(request_id=rid, topic=topic, joins=joins,
+                                                      ttl=ttl), now)
+            else:
+                self._tell(lambda rid: PresenceUpdate(request_id=rid, topic=topic,
+                                                      leaves=(sid,), ttl=ttl), now)
         if not self.config.presence_notifications:
             return
         body = codec.encode(Presence(topic=topic, session_id=session.id, action=action,

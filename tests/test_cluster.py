@@ -170,3 +170,36 @@ def test_a_corrupt_session_record_is_a_failed_resume_with_a_logged_reason() -> N
     rejected = [e for e in sim.hub_events if isinstance(e, EngineRecordRejected)]
     assert len(rejected) == 1
     assert "someone else" in rejected[0].reason
+
+
+def test_presence_is_cluster_wide_and_members_of_a_crashed_node_expire() -> None:
+    from sigma_core.engine import ExternalEngineConfig
+    from sigma_core.hub import ClusterPresence
+
+    sim = ClusterSimulation(2, seed=9, engine_config=lambda name: ExternalEngineConfig(
+        node_id=name, presence_ttl=3.0))
+    alice = connected_to(sim, 0)
+    bob = connected_to(sim, 1)
+    alice.subscribe("room")
+    bob.subscribe("room")
+    sim.run(0.2)
+    a, b = sim.node(0).hub, sim.node(1).hub
+    # presence() is node-local; request_presence() asks the engine for every node's members.
+    assert a.presence("room") == {alice.session.session_id}
+    answers: list[ClusterPresence] = []
+    sim.on_hub_event(lambda e: answers.append(e) if isinstance(e, ClusterPresence) else None)
+    b.request_presence("room", sim.now)
+    sim.run(0.1)
+    both = {alice.session.session_id, bob.session.session_id}
+    assert [e.members for e in answers] == [both]
+    # Alice's node dies and she does not come back (off the network): nobody refreshes her
+    # membership, so it lapses after presence_ttl; Bob's node keeps refreshing his.
+    sim.isolate(alice)
+    sim.crash_node(0)
+    b.request_presence("room", sim.now)
+    sim.run(0.1)
+    assert answers[-1].members == both  # not yet
+    sim.run(3.5)
+    b.request_presence("room", sim.now)
+    sim.run(0.1)
+    assert answers[-1].members == {bob.session.session_id}

@@ -196,6 +196,8 @@ class Simulation:
         self.nodes: list[SimNode] = [SimNode("node0", self._new_hub(0, now))]
         #: Every event a hub emitted, across restarts (and nodes).
         self.hub_events: list[HubEvent] = []
+        #: For each of ``hub_events``: the node's name and incarnation (crashes) that emitted it.
+        self.hub_event_sources: list[tuple[str, int]] = []
         self.clients: list[SimClient] = []
         self._queue: list[tuple[float, int, Callable[[], None]]] = []
         self._handlers: list[Callable[[HubEvent], None]] = []
@@ -408,6 +410,7 @@ class Simulation:
                 self._pump_engine(node)
                 return
             self.hub_events.extend(events)
+            self.hub_event_sources.extend([(node.name, node.incarnation)] * len(events))
             self.event_hub = hub
             for event in events:
                 for handler in self._handlers:
