@@ -36,6 +36,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+import itertools
+
 import sigma_asyncio  # noqa: E402
 import sigma_trio  # noqa: E402
 from bench.cluster_support import Node, round_robin_proxy, running_redis, start_node  # noqa: E402
@@ -130,7 +132,7 @@ class _Receiver:
         missing = expected - set(counts)
         if missing:
             offsets = sorted(o for _, o in positions)
-            holes = [(a, b) for a, b in zip(offsets, offsets[1:], strict=False) if b != a + 1]
+            holes = [(a, b) for a, b in itertools.pairwise(offsets) if b != a + 1]
             print(f"client {self.index} missing {sorted(missing)[:10]}; holes in its "
                   f"offsets {holes[:5]}; total {len(self.messages)}", file=sys.stderr)
         return {
@@ -139,7 +141,7 @@ class _Receiver:
             "lost": len(expected - set(counts)),
             "same_position_twice": len(positions) - len(set(positions)),
             "positions_not_increasing": sum(
-                1 for a, b in zip(positions, positions[1:], strict=False)
+                1 for a, b in itertools.pairwise(positions)
                 if a[0] == b[0] and b <= a),
             "out_of_order": out_of_order,
             "republished": sum(c - 1 for c in counts.values() if c > 1),
