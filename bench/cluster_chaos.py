@@ -20,6 +20,7 @@ loss, duplicate position, reordering, RecoveryFailed or SessionReset.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import random
 import sys
@@ -35,8 +36,6 @@ import anyio
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
-
-import itertools
 
 import sigma_asyncio  # noqa: E402
 import sigma_trio  # noqa: E402
