@@ -3,6 +3,7 @@ trio) on the Redis engine whose app publishes every client message to the room "
 client's message reaches every client on every node). Prints ``PORT <n>`` once Redis answers.
 
 Usage: python bench/cluster_node.py asyncio|trio REDIS_URL NODE_ID [PORT]
+(REDIS_URL "none": a single node on the in-memory engine, for comparisons.)
 """
 
 from __future__ import annotations
@@ -17,19 +18,30 @@ from sigma_redis import RedisEngine, RedisEngineConfig
 ROOM = "room"
 
 
+class _Memory:
+    """Stands in for the engine on a single node (REDIS_URL "none"): always ready."""
+
+    def is_ready(self) -> bool:
+        return True
+
+
 def options(redis_url: str, node_id: str, port: int) -> dict[str, Any]:
     limits = HistoryLimits(max_count=10_000, max_bytes=16 << 20, max_age=600)
-    return {
+    common: dict[str, Any] = {
         "host": "127.0.0.1", "port": port, "session_timeout": 60.0, "history": limits,
-        "shutdown_timeout": 1.0, "shutdown_reconnect_after": 0.05,
-        "engine": RedisEngine(RedisEngineConfig(url=redis_url, history=limits,
-                                                health_interval=0.1)),
+        "shutdown_timeout": 1.0, "shutdown_reconnect_after": 0.05, "max_connections": 20_000,
+    }
+    if redis_url == "none":
+        return {**common, "engine": None, "ready": _Memory()}
+    engine = RedisEngine(RedisEngineConfig(url=redis_url, history=limits, health_interval=0.1))
+    return {
+        **common, "engine": engine, "ready": engine,
         "engine_config": ExternalEngineConfig(node_id=node_id, heads_interval=0.5,
                                               presence_ttl=5.0),
     }
 
 
-def _announce(engine: RedisEngine, port: int) -> None:
+def _announce(port: int) -> None:
     print(f"PORT {port}", flush=True)
 
 
@@ -39,12 +51,13 @@ async def run_asyncio(redis_url: str, node_id: str, port: int) -> None:
     import sigma_asyncio
 
     opts = options(redis_url, node_id, port)
+    ready = opts.pop("ready")
     server = sigma_asyncio.SigmaSocketServer(**opts)
     server.on("message", lambda client, data, topic: server.publish(ROOM, data))
     await server.start()
-    while not opts["engine"].is_ready():
+    while not ready.is_ready():
         await asyncio.sleep(0.02)
-    _announce(opts["engine"], server.port)
+    _announce(server.port)
     await asyncio.Event().wait()
 
 
@@ -54,13 +67,14 @@ async def run_trio(redis_url: str, node_id: str, port: int) -> None:
     import sigma_trio
 
     opts = options(redis_url, node_id, port)
+    ready = opts.pop("ready")
     server = sigma_trio.SigmaSocketServer(**opts)
     server.on("message", lambda client, data, topic: server.publish(ROOM, data))
     async with trio.open_nursery() as nursery:
         bound = await nursery.start(server.serve)
-        while not opts["engine"].is_ready():
+        while not ready.is_ready():
             await trio.sleep(0.02)
-        _announce(opts["engine"], bound)
+        _announce(bound)
 
 
 def main() -> None:
