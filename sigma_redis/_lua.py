@@ -22,7 +22,8 @@ handing out its offsets again. Clients holding the old epoch get an explicit los
 
 from __future__ import annotations
 
-__all__ = ["APPEND", "HEAD", "PRESENCE_READ", "PRESENCE_UPDATE", "READ", "SAVE_SESSION"]
+__all__ = ["APPEND", "HEADS", "PRESENCE_READ", "PRESENCE_UPDATE", "READ",
+           "SAVE_SESSION"]
 
 _PRELUDE = r"""
 local function fence_now(use_fence)
@@ -130,13 +131,32 @@ local rows = redis.call('XRANGE', skey, '(' .. ARGV[3] .. '-0', '+', 'COUNT', to
 return {epoch, last, rows}
 """
 
-#: KEYS: meta, stream. ARGV: candidate epoch, create flag, fence flag, meta ttl ms.
-#: Returns {epoch or '0', last offset}.
-HEAD = _PRELUDE + r"""
-local epoch, last = meta(KEYS[1], KEYS[2], ARGV[2] == '1', ARGV[1], ARGV[3], tonumber(ARGV[4]))
-if epoch == nil then return last end
-if epoch == false then return {'0', 0} end
-return {epoch, last}
+#: Many topics in one call (one INFO for all): KEYS meta1, stream1, meta2, stream2, ...;
+#: ARGV: create flag, fence flag, meta ttl ms, then one candidate epoch per topic. Returns
+#: {epoch or '0', last offset, ...} per topic, or {'!', reason} for a topic whose keys are not
+#: ours. Keys of several slots: a standalone Redis only (see docs/cluster.md).
+HEADS = _PRELUDE + r"""
+local out = {}
+local create = ARGV[1] == '1'
+local fence = fence_now(ARGV[2])
+local saved = fence_now
+fence_now = function(_) return fence end
+for i = 1, #KEYS / 2 do
+  local epoch, last = meta(KEYS[2 * i - 1], KEYS[2 * i], create, ARGV[3 + i], ARGV[2],
+                           tonumber(ARGV[3]))
+  if epoch == nil then
+    out[#out + 1] = '!'
+    out[#out + 1] = last['err']
+  elseif epoch == false then
+    out[#out + 1] = '0'
+    out[#out + 1] = 0
+  else
+    out[#out + 1] = epoch
+    out[#out + 1] = last
+  end
+end
+fence_now = saved
+return out
 """
 
 #: KEYS: session hash. ARGV: version, record, ttl ms (0: no expiry). Returns 1 stored, 0 fenced.

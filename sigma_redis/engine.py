@@ -88,6 +88,8 @@ __all__ = ["EngineDataError", "RedisEngine", "RedisEngineConfig", "parse_message
 _log = logging.getLogger("sigma_redis")
 
 _MAX_U64 = (1 << 64) - 1
+#: Topics per HEADS script call (one INFO and one round trip for all of them).
+_HEADS_CHUNK = 256
 
 
 class EngineDataError(ValueError):
@@ -304,7 +306,7 @@ class RedisEngine:
 
     async def _load_scripts(self) -> None:
         client = self._client
-        for name in ("APPEND", "READ", "HEAD", "SAVE_SESSION", "PRESENCE_UPDATE",
+        for name in ("APPEND", "READ", "HEADS", "SAVE_SESSION", "PRESENCE_UPDATE",
                      "PRESENCE_READ"):
             self._shas[name] = await client.script_load(getattr(_lua, name))
 
@@ -425,17 +427,28 @@ class RedisEngine:
             return self._plan_read(pipe, request)
         if isinstance(request, ReadHeads):
             create = b"1" if request.create else b"0"
-            calls = [pipe.evalsha(shas["HEAD"], keys=[self.topic_key(t, "m"),
-                                                      self.topic_key(t, "s")],
-                                  args=[self._candidate(), create, self._fence,
-                                        self._meta_ttl_ms])
-                     for t in request.topics]
+            topics = request.topics
+            calls = []
+            for start in range(0, len(topics), _HEADS_CHUNK):
+                chunk = topics[start:start + _HEADS_CHUNK]
+                keys = [key for t in chunk
+                        for key in (self.topic_key(t, "m"), self.topic_key(t, "s"))]
+                calls.append(pipe.evalsha(
+                    shas["HEADS"], keys=keys,
+                    args=[create, self._fence, self._meta_ttl_ms,
+                          *(self._candidate() for _ in chunk)]))
 
             def heads(replies: list[Any]) -> EngineResult:
+                flat: list[Any] = []
+                for raw in replies:
+                    flat += _check(raw)
                 out = []
-                for topic, raw in zip(request.topics, replies, strict=True):
-                    reply = _check(raw)
-                    out.append((topic, StreamPosition(_epoch(reply[0]), int(reply[1]))))
+                for i, topic in enumerate(topics):
+                    epoch_raw, offset_raw = flat[2 * i], flat[2 * i + 1]
+                    if epoch_raw == b"!":
+                        raise EngineDataError(bytes(offset_raw).decode(errors="replace")
+                                              .replace("SIGMA_CORRUPT ", ""))
+                    out.append((topic, StreamPosition(_epoch(epoch_raw), int(offset_raw))))
                 return Heads(request_id=rid, heads=tuple(out))
             return calls, heads
         if isinstance(request, DropTopic):

@@ -206,6 +206,15 @@ async def test_heads_create_or_report_missing_topics(redis: RedisServer) -> None
             assert created.offset == 0
             # The created epoch is kept: the next append continues it.
             assert await append(h, unknown, b"y") == StreamPosition(created.epoch, 1)
+            # Many topics (more than one script call holds) in one request.
+            many = tuple(fresh_topic("many") for _ in range(300))
+            heads = await h.call(ReadHeads(request_id=h.rid(), topics=(known, *many)))
+            assert isinstance(heads, Heads)
+            assert [t for t, _ in heads.heads] == [known, *many]
+            assert heads.heads[0][1] == pos
+            epochs = {p.epoch for _, p in heads.heads[1:]}
+            assert len(epochs) == 300
+            assert 0 not in epochs
 
 
 async def test_history_is_trimmed_by_count_bytes_and_age_with_exact_gaps(
@@ -362,6 +371,9 @@ async def test_garbage_in_redis_fails_explicitly_and_logs(
             assert isinstance(read, RangeRead)
             assert read.gap == ReplayGap(2, 0)
             assert redis.command("GET", f"sigma:{{{topic}}}:m") == "not ours"  # untouched
+            heads = await h.call(ReadHeads(request_id=h.rid(), topics=(fresh_topic("ok"), topic)))
+            assert isinstance(heads, EngineFailed)
+            assert "not a hash" in heads.reason
             # A hash that is not a sigma meta hash.
             topic2 = fresh_topic("foreignhash")
             redis.command("HSET", f"sigma:{{{topic2}}}:m", "owner", "someone else")
@@ -557,11 +569,13 @@ async def test_failover_that_lost_acked_writes_starts_a_new_epoch(fenced: bool) 
                 new = await append(h, topic, b"written after the failover")
                 if fenced:
                     assert read.gap == ReplayGap(6, 0)  # explicit: the epoch is gone
-                    assert new.epoch != epoch and new.offset == 1
+                    assert new.epoch != epoch
+                    assert new.offset == 1
                     old = await h.call(ReadRange(request_id=h.rid(), topic=topic,
                                                  after=StreamPosition(epoch, 3), max_count=10,
                                                  max_bytes=1 << 20))
-                    assert isinstance(old, RangeRead) and old.gap == ReplayGap(4, 0)
+                    assert isinstance(old, RangeRead)
+                    assert old.gap == ReplayGap(4, 0)
                 else:
                     # What fencing prevents: the same epoch now ends at 3 (the client's 4 and 5
                     # are gone without a word) and offset 4 names another message.
