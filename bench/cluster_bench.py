@@ -337,6 +337,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-socketio", action="store_true")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
+    os.environ["SIGMA_NODE_DEFAULTS"] = "1"  # the nodes run with the library's defaults
     outcomes = asyncio.run(run(args))
     print(table(outcomes))
     if args.json:

@@ -8,6 +8,7 @@ Usage: python bench/cluster_node.py asyncio|trio REDIS_URL NODE_ID [PORT]
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
@@ -33,12 +34,14 @@ def options(redis_url: str, node_id: str, port: int) -> dict[str, Any]:
     }
     if redis_url == "none":
         return {**common, "engine": None, "ready": _Memory()}
-    engine = RedisEngine(RedisEngineConfig(url=redis_url, history=limits, health_interval=0.1))
-    return {
-        **common, "engine": engine, "ready": engine,
-        "engine_config": ExternalEngineConfig(node_id=node_id, heads_interval=0.5,
-                                              presence_ttl=5.0),
-    }
+    # SIGMA_NODE_DEFAULTS=1 (the benchmarks): the library's default intervals; otherwise
+    # quicker ones, so that tests and chaos runs notice losses and crashes sooner.
+    defaults = os.environ.get("SIGMA_NODE_DEFAULTS") == "1"
+    engine = RedisEngine(RedisEngineConfig(url=redis_url, history=limits,
+                                           health_interval=0.5 if defaults else 0.1))
+    external = ExternalEngineConfig(node_id=node_id) if defaults else ExternalEngineConfig(
+        node_id=node_id, heads_interval=0.5, presence_ttl=5.0)
+    return {**common, "engine": engine, "ready": engine, "engine_config": external}
 
 
 def _announce(port: int) -> None:
