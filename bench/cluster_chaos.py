@@ -97,6 +97,8 @@ class _Receiver:
         self.messages: list[Message] = []
         self.recovery_failed = 0
         self.session_reset = 0
+        self.statuses: list[str] = []
+        client.on("connection", lambda status: self.statuses.append(str(status.value)))
         client.on("recovery_failed", self._failed)
         client.on("session_reset", self._reset)
 
@@ -133,7 +135,8 @@ class _Receiver:
             offsets = sorted(o for _, o in positions)
             holes = [(a, b) for a, b in itertools.pairwise(offsets) if b != a + 1]
             print(f"client {self.index} missing {sorted(missing)[:10]}; holes in its "
-                  f"offsets {holes[:5]}; total {len(self.messages)}", file=sys.stderr)
+                  f"offsets {holes[:5]}; total {len(self.messages)}; statuses "
+                  f"{self.statuses}", file=sys.stderr)
         return {
             "expected": len(expected),
             "delivered": sum(counts[d] for d in expected),

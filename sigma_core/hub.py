@@ -1675,8 +1675,17 @@ class Hub:
                 session.subscriptions[topic] = end
                 tracker = self._receive(key, end, at)
                 if tracker.epoch == end.epoch and tracker.last < end.offset:
-                    tracker.last = end.offset  # this node now stands where the replay ends
-                    tracker.held = {o: e for o, e in tracker.held.items() if o > end.offset}
+                    # The replay read past what this node delivered so far: its other local
+                    # subscribers are owed those entries too (before this session becomes a
+                    # member). Jumping the tracker to the replay's end would skip them silently
+                    # (found by bench/cluster_chaos.py: holes after node kills).
+                    for entry in entries:
+                        if entry.offset > tracker.last and entry.epoch == tracker.epoch:
+                            self._topic_in(key, tracker, entry, at)
+                    if tracker.last < end.offset:
+                        tracker.last = end.offset  # the node now stands where the replay ends
+                        tracker.held = {o: e for o, e in tracker.held.items()
+                                        if o > end.offset}
                 if topic != INBOX_TOPIC:
                     self._members.setdefault(topic, set()).add(sid)
                 out.append((outcome, envelopes))
