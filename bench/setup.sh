@@ -9,9 +9,9 @@ if [ ! -x "$venv/bin/python" ]; then
     "$python" -m venv "$venv"
 fi
 "$venv/bin/python" -m pip install --quiet --upgrade pip
-"$venv/bin/python" -m pip install --quiet -e "$here/..[uvloop,trio]" -r "$here/requirements.txt"
+"$venv/bin/python" -m pip install --quiet -e "$here/..[uvloop,trio,ops]" -r "$here/requirements.txt"
 "$venv/bin/python" - <<'PY'
 import importlib.metadata as md
-for name in ("sigmasockets", "websockets", "aiohttp", "picows", "uvloop", "trio", "psutil", "wsproto"):
+for name in ("sigmasockets", "websockets", "aiohttp", "picows", "uvloop", "trio", "psutil", "wsproto", "prometheus-client"):
     print(f"{name:13} {md.version(name)}")
 PY

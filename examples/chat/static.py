@@ -5,12 +5,20 @@ The adapter passes every GET/HEAD without an ``Upgrade`` header to the handler a
 upgrades on the same port go to the hub. The handler serves files below ``root`` only: the path is
 decoded, resolved (symlinks and ``..`` included) and must stay inside ``root``; ``/`` is
 ``index.html``; anything else is 404. Text assets are gzipped once when the browser accepts it.
+
+Every response carries security headers (:func:`security_headers`): a Content-Security-Policy
+that allows scripts only from this origin (no inline script, no ``eval``), WebSockets only to
+this host name (any port: ``?ws=`` may point at another port of the same host, never another
+host), no framing, no plugins, no forms, no ``<base>``; plus ``nosniff``, ``no-referrer``,
+``X-Frame-Options: DENY``, cross-origin isolation of the window and resources, and a
+Permissions-Policy that turns off camera, microphone, geolocation and the like.
 """
 
 from __future__ import annotations
 
 import gzip
 import hashlib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +26,7 @@ from urllib.parse import unquote, urlsplit
 
 from sigma_core.api import HttpRequest, HttpResponse
 
-__all__ = ["CONTENT_TYPES", "HttpRequest", "HttpResponse", "StaticFiles"]
+__all__ = ["CONTENT_TYPES", "HttpRequest", "HttpResponse", "StaticFiles", "security_headers"]
 
 CONTENT_TYPES = {
     ".html": "text/html; charset=utf-8",
@@ -43,7 +51,20 @@ _COMPRESSIBLE = {".html", ".js", ".mjs", ".css", ".json", ".map", ".svg", ".txt"
 _SECURITY_HEADERS = (
     ("x-content-type-options", "nosniff"),
     ("referrer-policy", "no-referrer"),
+    ("x-frame-options", "DENY"),
+    ("cross-origin-opener-policy", "same-origin"),
+    ("cross-origin-resource-policy", "same-origin"),
+    ("permissions-policy", "camera=(), microphone=(), geolocation=(), payment=(), usb=()"),
 )
+# style-src needs 'unsafe-inline': Vuetify writes its theme into a <style> element at run time
+# (it can take a nonce, which a static file cannot carry). Inline *scripts* stay forbidden.
+# font-src and img-src allow data: for the fonts Vite inlines into the CSS and the favicon.
+_CSP = ("default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+        "font-src 'self' data:; img-src 'self' data:; manifest-src 'self'; "
+        "connect-src 'self'{ws}; base-uri 'none'; form-action 'none'; "
+        "frame-ancestors 'none'; object-src 'none'")
+#: A Host header we put into the CSP: a DNS name or IPv4 address, or an IPv6 literal, and a port.
+_HOST = re.compile(r"(\[[0-9A-Fa-f:.]{2,45}\]|[A-Za-z0-9][A-Za-z0-9.-]{0,252})(?::[0-9]{1,5})?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,22 +88,23 @@ class StaticFiles:
         self._on_miss = on_miss
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
+        host = _header(request, "host")
         if request.method not in ("GET", "HEAD"):
-            return _text(405, "method not allowed", (("allow", "GET, HEAD"),))
+            return _text(405, "method not allowed", host, (("allow", "GET, HEAD"),))
         target = self._resolve(request.path)
         if target is None:
             if self._on_miss is not None:
                 self._on_miss(request.path)
-            return _text(404, "not found")
+            return _text(404, "not found", host)
         file = self._load(target)
         if file is None:
-            return _text(404, "not found")
+            return _text(404, "not found", host)
         headers: list[tuple[str, str]] = [
             ("content-type", file.content_type),
             ("etag", file.etag),
             ("cache-control", "public, max-age=31536000, immutable" if file.immutable
              else "no-cache"),
-            *_SECURITY_HEADERS,
+            *security_headers(_header(request, "host")),
         ]
         if _header(request, "if-none-match") == file.etag:
             return HttpResponse(status=304, headers=tuple(headers))
@@ -144,7 +166,19 @@ def _header(request: HttpRequest, name: str) -> str | None:
     return next((v for k, v in request.headers if k.lower() == name), None)
 
 
-def _text(status: int, text: str,
+def security_headers(host: str | None) -> tuple[tuple[str, str], ...]:
+    """The security headers of a response to a request with this ``Host`` header: the CSP
+    lets the page open WebSockets to that host name on any port (only 'self' when the header
+    is missing or not a plain host name, so nothing from it reaches the header unchecked)."""
+    ws = ""
+    match = _HOST.fullmatch(host.strip()) if host else None
+    if match is not None:
+        name = match.group(1).lower()
+        ws = f" ws://{name}:* wss://{name}:*"
+    return (("content-security-policy", _CSP.format(ws=ws)), *_SECURITY_HEADERS)
+
+
+def _text(status: int, text: str, host: str | None,
           extra: tuple[tuple[str, str], ...] = ()) -> HttpResponse:
     return HttpResponse(status=status, body=text.encode() + b"\n", headers=(
-        ("content-type", "text/plain; charset=utf-8"), *_SECURITY_HEADERS, *extra))
+        ("content-type", "text/plain; charset=utf-8"), *security_headers(host), *extra))

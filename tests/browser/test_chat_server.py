@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from chat_support import REPO
+from chat_support import REPO, ChatServer, Pages
+from playwright.sync_api import expect
 
-from examples.chat.app import ChatApp, clean_username
+from examples.chat.app import ChatApp, ChatLimits, clean_username
 from examples.chat.server import ChatConfig, build_server, parse_config
 from examples.chat.static import HttpRequest, StaticFiles
 from sigma_asyncio import ClientOptions, SigmaSocketClient, SigmaSocketServer
@@ -95,6 +96,30 @@ def test_static_head_gzip_etag_and_methods(site: StaticFiles) -> None:
     assert header(post, "allow") == "GET, HEAD"
 
 
+def test_static_sends_a_strict_csp_and_security_headers(site: StaticFiles) -> None:
+    for response in (get(site, "/", ("host", "chat.example:3000")),
+                     get(site, "/nope", ("host", "chat.example:3000")),
+                     get(site, "/", ("host", "chat.example:3000"), method="POST")):
+        csp = header(response, "content-security-policy") or ""
+        directives = dict(d.strip().split(" ", 1) for d in csp.split(";"))
+        assert directives["default-src"] == "'none'"
+        assert directives["script-src"] == "'self'"  # no inline script, no eval
+        assert directives["connect-src"] == "'self' ws://chat.example:* wss://chat.example:*"
+        assert directives["frame-ancestors"] == "'none'"
+        assert directives["object-src"] == directives["base-uri"] == "'none'"
+        assert header(response, "x-frame-options") == "DENY"
+        assert header(response, "x-content-type-options") == "nosniff"
+        assert header(response, "referrer-policy") == "no-referrer"
+        assert header(response, "cross-origin-opener-policy") == "same-origin"
+        assert "camera=()" in (header(response, "permissions-policy") or "")
+    # A Host header that is not a plain host name never reaches the policy.
+    for host in ("evil\r\nset-cookie: x=1", "a b", "x;script-src *", "*", ""):
+        csp = header(get(site, "/", ("host", host)), "content-security-policy") or ""
+        assert "connect-src 'self';" in csp, host
+    assert "ws://[::1]:*" in (header(get(site, "/", ("host", "[::1]:3000")),
+                                     "content-security-policy") or "")
+
+
 # ----------------------------------------------------------------------------- configuration
 
 
@@ -108,6 +133,15 @@ def test_config_from_flags_and_environment() -> None:
     assert config.heartbeat_interval == 60.0
     assert config.history_size == 7
     assert config.rooms == ("lobby", "games")
+    limits = parse_config(["--max-rooms", "9", "--typing-interval", "2"], env={
+        "SIGMASOCKETS_ROOMS_PER_USER": "1", "SIGMASOCKETS_ROOM_EXPIRY": "30",
+        "SIGMASOCKETS_SYNC_INTERVAL": "500ms", "SIGMASOCKETS_ROOM_CREATE_INTERVAL": "7",
+        "SIGMASOCKETS_ROOMS_UPDATE_INTERVAL": "3"}).limits
+    assert limits == ChatLimits(max_rooms=9, rooms_per_user=1, room_expiry=30.0,
+                                sync_interval=0.5, room_create_interval=7.0,
+                                typing_interval=2.0, rooms_update_interval=3.0)
+    with pytest.raises(SystemExit):
+        parse_config(["--max-rooms", "1", "--rooms", "a,b"], env={})
     flags = parse_config(["--port", "9000", "--history-size", "0", "--heartbeat-interval", "5"],
                          env=env)
     assert (flags.port, flags.history_size, flags.heartbeat_interval) == (9000, 0, 5.0)
@@ -158,12 +192,14 @@ class User:
             client_info=ClientInfo(name="test", metadata={"user": name})))
         self.inbox: list[dict[str, Any]] = []
         self.rooms: list[dict[str, Any]] = []
+        self.topics_seen: set[str] = set()
         self.errors: list[BaseException] = []
         self.changed = asyncio.Event()
         self.client.on("message", self._on_message)
         self.client.on("error", self._on_error)
 
     def _on_message(self, data: bytes, _id: int, _ts: int, topic: str) -> None:
+        self.topics_seen.add(topic)
         (self.inbox if topic == "$inbox" else self.rooms).append(json.loads(data))
         self.changed.set()
 
@@ -197,7 +233,7 @@ async def test_protocol_rooms_history_dedup_and_authorization() -> None:
             await ann.until(lambda: any(m["t"] == "hello" for m in ann.inbox))
             hello = next(m for m in ann.inbox if m["t"] == "hello")
             assert hello["user"] == "Ann"
-            assert hello["rooms"] == [{"name": "general", "users": 0}]
+            assert hello["rooms"] == [{"name": "general", "users": 0, "fixed": True}]
 
             ann.client.subscribe("room:general")
             await ann.until(lambda: any(m["t"] == "history" for m in ann.inbox))
@@ -223,14 +259,21 @@ async def test_protocol_rooms_history_dedup_and_authorization() -> None:
             await bea.until(lambda: any(m["t"] == "history" for m in bea.inbox))
             history = next(m for m in bea.inbox if m["t"] == "history")
             assert [m["text"] for m in history["items"]] == ["m1", "m2"]
-            assert {u["user"] for u in history["users"]} == {"Ann", "Bea"}
+            assert (history["page"], history["pages"]) == (1, 1)
+            members = next(m for m in bea.inbox if m["t"] == "members")
+            assert {u["user"] for u in members["users"]} == {"Ann", "Bea"}
             await ann.until(lambda: any(m["t"] == "presence" and m["user"] == "Bea"
                                         for m in ann.rooms))
+            # The others get the join as a change, not the member list.
+            join = next(m for m in ann.rooms if m["t"] == "presence" and m["user"] == "Bea")
+            assert "users" not in join
+            assert join["v"] == members["v"]  # the list Bea got includes her join
 
-            # Typing goes to the others only.
+            # Typing goes to the others only, on the room's live topic (not its history).
             bea.send(t="typing", room="general", on=True)
             await ann.until(lambda: any(m["t"] == "typing" for m in ann.rooms))
             assert not any(m["t"] == "typing" for m in bea.rooms)
+            assert "live:general" in ann.topics_seen
 
             await bea.client.disconnect()
             await ann.until(lambda: any(m["t"] == "presence" and m["action"] == "leave"
@@ -287,3 +330,34 @@ async def test_protocol_refuses_a_missing_username() -> None:
                 await nobody.client.connect()
         finally:
             await server.stop()
+
+
+def test_the_page_runs_under_its_content_security_policy(chat_server: ChatServer,
+                                                         pages: Pages) -> None:
+    # The built app (Vue + Vuetify, fonts, the WebSocket) works with the CSP on: no violation
+    # reported, no console error (the pages fixture fails on any), and a chat round trip.
+    page = pages.open(chat_server.url)
+    response = page.request.get(chat_server.url)
+    csp = response.headers["content-security-policy"]
+    assert "script-src 'self';" in csp
+    page.evaluate("""() => { window.__violations = [];
+        document.addEventListener('securitypolicyviolation',
+            e => window.__violations.push(e.violatedDirective + ' ' + e.blockedURI)); }""")
+    page.get_by_test_id("username").locator("input").fill("Csp")
+    page.get_by_test_id("join").click()
+    expect(page.get_by_test_id("status")).to_have_attribute("data-status", "connected")
+    box = page.get_by_test_id("composer").locator("input")
+    box.fill("under a strict policy")
+    box.press("Enter")
+    expect(page.locator("[data-testid=msg][data-state=sent]",
+                        has_text="under a strict policy")).to_have_count(1)
+    # An inline script injected into the page is refused (and reported).
+    page.evaluate("""() => { const s = document.createElement('script');
+        s.textContent = 'window.__ran = true'; document.body.appendChild(s); }""")
+    page.wait_for_function("() => window.__violations.length > 0")
+    assert page.evaluate("() => window.__ran === undefined")
+    violations = page.evaluate("() => window.__violations")
+    assert violations == ["script-src-elem inline"], violations
+    provoked = [e for e in pages.errors if "inline script" in e]
+    assert len(provoked) == 1, pages.errors
+    pages.errors.remove(provoked[0])  # the one we provoked; any other still fails the test

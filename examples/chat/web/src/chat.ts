@@ -7,6 +7,13 @@
  * room's sequence number `n` and the server's `boot` id). The timeline is kept sorted by
  * (boot, n) and deduplicated by id, so history, replay after a reconnect and messages resent
  * to a restarted server merge into one list, each message once, in the server's order.
+ *
+ * Members come as one list when we join (`members`, in pages) and then as changes: join/leave
+ * notices on the room topic, away/back (`member`) on the room's live topic `live:<name>`, which
+ * also carries typing. Each change has the room's member-list version `v`; a change not newer
+ * than the list we hold is ignored, and changes newer than a list that arrives late are applied
+ * on top of it. The room list works the same way: the whole list in `hello`, then `rooms`
+ * changes, each with the room-list version `v`.
  */
 
 import { reactive } from "vue";
@@ -19,10 +26,13 @@ import {
 } from "sigmasockets-client";
 
 export const ROOM_PREFIX = "room:";
+export const LIVE_PREFIX = "live:";
+/** Member changes remembered per room, to re-apply on top of a member list that arrives late. */
+const MEMBER_CHANGES_KEPT = 256;
 const TYPING_SHOW_MS = 6000;
 const TYPING_REPEAT_MS = 2500;
 const TYPING_IDLE_MS = 4000;
-const MAX_TEXT = 2000;
+export const MAX_TEXT = 2000;
 
 export type Status = "connecting" | "connected" | "reconnecting" | "offline";
 
@@ -78,6 +88,22 @@ export interface RoomState {
   unread: number;
 }
 
+/** A change to a room's member list: `user` undefined removes the member. */
+interface MemberChange {
+  v: number;
+  sid: string;
+  user?: User;
+}
+
+/** Member-list bookkeeping per room (not rendered). */
+interface MemberSync {
+  /** Version of the list shown (0: none yet). */
+  v: number;
+  /** Pages of a list being received. */
+  pages: User[];
+  recent: MemberChange[];
+}
+
 export interface RoomInfo {
   name: string;
   users: number;
@@ -103,6 +129,11 @@ function str(value: unknown): string {
 
 function num(value: unknown): number {
   return typeof value === "number" && Number.isFinite(value) ? value : 0;
+}
+
+function sortUsers(list: User[]): User[] {
+  const key = (u: User): string => u.user.toLowerCase();
+  return list.sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : a.sid < b.sid ? -1 : a.sid > b.sid ? 1 : 0));
 }
 
 function users(value: unknown): User[] {
@@ -157,6 +188,10 @@ export class Chat {
   /** Server boot ids in the order this page first saw them: sorts timelines across restarts. */
   private readonly boots = new Map<string, number>();
   private autoJoined = false;
+  private roomsVersion = 0;
+  /** Rooms that always exist (listed first, in the server's order). */
+  private fixedRooms = new Set<string>();
+  private readonly memberSync = new Map<string, MemberSync>();
   private welcomed = false;
   private typingOn = false;
   private typingSentAt = 0;
@@ -218,6 +253,8 @@ export class Chat {
     s.rooms = [];
     s.sid = "";
     this.autoJoined = false;
+    this.roomsVersion = 0;
+    this.memberSync.clear();
   }
 
   logout(): void {
@@ -254,6 +291,7 @@ export class Chat {
     this.setTyping(false);
     this.client.unsubscribe(ROOM_PREFIX + name);
     delete s.joined[name];
+    this.memberSync.delete(name);
     if (s.active === name) s.active = Object.keys(s.joined)[0] ?? "";
   }
 
@@ -351,11 +389,13 @@ export class Chat {
   }
 
   private onRecoveryFailed(info: RecoveryFailedInfo): void {
-    // Part of a room's stream could not be replayed: ask for the room's history again.
-    if (!info.topic.startsWith(ROOM_PREFIX) || this.client === null) return;
-    const room = info.topic.slice(ROOM_PREFIX.length);
+    // Part of a room's stream (or of its live topic: away/back) could not be replayed: ask
+    // for the room's members and history again (the server rate-limits sync).
+    const prefix = [ROOM_PREFIX, LIVE_PREFIX].find((p) => info.topic.startsWith(p));
+    if (prefix === undefined || this.client === null) return;
+    const room = info.topic.slice(prefix.length);
     if (this.state.joined[room]) {
-      this.client.send(encoder.encode(JSON.stringify({ t: "sync", room })), info.topic);
+      this.client.send(encoder.encode(JSON.stringify({ t: "sync", room })), ROOM_PREFIX + room);
     }
   }
 
@@ -374,7 +414,7 @@ export class Chat {
         s.sid = str(m.sid);
         s.historySize = num(m.history_size);
         this.bootIndex(str(m.boot));
-        this.setRooms(m.rooms);
+        this.setRooms(m.rooms, num(m.v));
         if (!this.autoJoined) {
           this.autoJoined = true;
           const first = s.rooms[0]?.name;
@@ -383,7 +423,7 @@ export class Chat {
         break;
       }
       case "rooms":
-        this.setRooms(m.rooms);
+        this.changeRooms(m.changes, num(m.v));
         break;
       case "history": {
         const room = s.joined[str(m.room)];
@@ -391,7 +431,21 @@ export class Chat {
         if (Array.isArray(m.items)) {
           for (const item of m.items as Wire[]) this.addMessage(room, item, false);
         }
-        room.members = users(m.users);
+        break;
+      }
+      case "members": {
+        const room = s.joined[str(m.room)];
+        if (room !== undefined) this.memberPage(room, m);
+        break;
+      }
+      case "member": {
+        // Away (connection lost, session waiting) or back; or quietly back after a restart.
+        const room = s.joined[str(m.room)];
+        const sid = str(m.sid);
+        if (room === undefined || !sid) break;
+        this.changeMembers(room, {
+          v: num(m.v), sid, user: { sid, user: str(m.user), online: m.online === true },
+        });
         break;
       }
       case "msg": {
@@ -404,8 +458,12 @@ export class Chat {
       case "presence": {
         const room = s.joined[str(m.room)];
         if (room === undefined) break;
-        room.members = users(m.users);
         const join = m.action === "join";
+        const sid = str(m.sid);
+        this.changeMembers(room, {
+          v: num(m.v), sid,
+          user: join ? { sid, user: str(m.user), online: m.online !== false } : undefined,
+        });
         const who = str(m.sid) === s.sid ? "You" : str(m.user);
         this.insert(room, {
           kind: "notice", key: `${str(m.boot)}:${num(m.n)}`, room: room.name,
@@ -414,11 +472,6 @@ export class Chat {
           ts: num(m.ts), boot: str(m.boot), n: num(m.n),
         });
         if (!join) delete room.typing[str(m.sid)];
-        break;
-      }
-      case "users": {
-        const room = s.joined[str(m.room)];
-        if (room !== undefined) room.members = users(m.users);
         break;
       }
       case "typing": {
@@ -452,9 +505,73 @@ export class Chat {
 
   // ------------------------------------------------------------------ state helpers
 
-  private setRooms(value: unknown): void {
+  private setRooms(value: unknown, version: number): void {
     if (!Array.isArray(value)) return;
+    this.roomsVersion = version;
+    this.fixedRooms = new Set(value.filter((r: Wire) => r.fixed === true).map((r: Wire) => str(r.name)));
     this.state.rooms = value.map((r: Wire) => ({ name: str(r.name), users: num(r.users) }));
+  }
+
+  /** Room-list changes: counts, new rooms, removed rooms (older than the list we hold: ignored). */
+  private changeRooms(value: unknown, version: number): void {
+    if (!Array.isArray(value) || version <= this.roomsVersion) return;
+    this.roomsVersion = version;
+    const rooms = this.state.rooms;
+    for (const change of value as Wire[]) {
+      const name = str(change.name);
+      const index = rooms.findIndex((r) => r.name === name);
+      if (change.removed === true) {
+        if (index >= 0) rooms.splice(index, 1);
+      } else if (index >= 0) {
+        rooms[index]!.users = num(change.users);
+      } else if (name) {
+        rooms.push({ name, users: num(change.users) });
+      }
+    }
+    // The server's order: the fixed rooms as listed, then the others by name.
+    const fixed = rooms.filter((r) => this.fixedRooms.has(r.name));
+    const others = rooms.filter((r) => !this.fixedRooms.has(r.name))
+      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    this.state.rooms = [...fixed, ...others];
+  }
+
+  private sync(room: RoomState): MemberSync {
+    let sync = this.memberSync.get(room.name);
+    if (sync === undefined) {
+      sync = { v: 0, pages: [], recent: [] };
+      this.memberSync.set(room.name, sync);
+    }
+    return sync;
+  }
+
+  /** One page of a room's member list; the last page replaces the list shown. */
+  private memberPage(room: RoomState, m: Wire): void {
+    const sync = this.sync(room);
+    if (num(m.page) <= 1) sync.pages = [];
+    sync.pages.push(...users(m.users));
+    if (num(m.page) < num(m.pages)) return;
+    const version = num(m.v);
+    const list = new Map(sync.pages.map((u) => [u.sid, u]));
+    sync.pages = [];
+    // Changes newer than this list (they arrived before it) still apply.
+    for (const change of sync.recent) {
+      if (change.v <= version) continue;
+      if (change.user === undefined) list.delete(change.sid);
+      else list.set(change.sid, change.user);
+    }
+    sync.v = Math.max(version, ...sync.recent.map((c) => c.v));
+    room.members = sortUsers([...list.values()]);
+  }
+
+  private changeMembers(room: RoomState, change: MemberChange): void {
+    const sync = this.sync(room);
+    sync.recent.push(change);
+    if (sync.recent.length > MEMBER_CHANGES_KEPT) sync.recent.shift();
+    if (change.v <= sync.v) return;  // already in the list we hold
+    sync.v = change.v;
+    const members = room.members.filter((u) => u.sid !== change.sid);
+    if (change.user !== undefined) members.push(change.user);
+    room.members = sortUsers(members);
   }
 
   private bootIndex(boot: string): number {
