@@ -1,7 +1,7 @@
 """``SigmaSocketServer`` on asyncio: an ``asyncio.Protocol`` per socket feeding one sans-IO hub.
 
 Every call into the :class:`~sigma_core.hub.Hub` (bytes, socket end, timer, app command) is
-followed by :meth:`SigmaSocketServer._after_core`: write what ``hub.flush()`` returns, dispatch
+followed by :meth:`SigmaSocketServer._after_core`: write what ``hub.flush(now)`` returns, dispatch
 ``hub.events_received()`` to the listeners, re-arm the one ``call_at`` timer. Backpressure is the
 transport's: ``pause_writing``/``resume_writing`` go to the hub, which holds output meanwhile and
 cuts a consumer that stays slow past ``outgoing_high_water``.

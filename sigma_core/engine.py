@@ -384,8 +384,9 @@ class Done(EngineResult):
 
 
 class InlineEngine(Protocol):
-    """An engine that answers within the call (the memory engine; a test double). The hub calls
-    :meth:`execute` for each request instead of queuing it."""
+    """An engine that answers within the call: the memory engine (whose typed methods the
+    hub's single-node paths call directly) and what the simulated cluster and the tests put
+    behind a driver. :meth:`execute` answers any request."""
 
     def execute(self, request: EngineRequest, now: float) -> EngineResult:
         """Carry out ``request`` and return its result (never raises for a well-formed

@@ -30,7 +30,7 @@ import json
 import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from . import codec
 from .backplane import HistoryEntry, HistoryLimits, MemoryEngine, ReplayGap
@@ -59,7 +59,6 @@ from .engine import (
     EngineResult,
     ExternalEngineConfig,
     Heads,
-    InlineEngine,
     LoadSession,
     PresenceMembers,
     PresenceRead,
@@ -464,7 +463,7 @@ class ServerStats:
     #: Cluster (external engine) figures; 0 / True on a single node. All node-local.
     #: Whether the engine is reachable (``Hub.engine_status``).
     engine_up: bool = True
-    #: Engine requests that failed or timed out.
+    #: Engine requests that failed, timed out or could not be sent (engine down, max_pending).
     engine_failures: int = 0
     #: Hellos and subscriptions refused because the engine was unavailable or saturated.
     engine_refusals: int = 0
@@ -527,6 +526,21 @@ def _presence_info(session: Session) -> bytes:
                       sort_keys=True, separators=(",", ":")).encode()
 
 
+def _ignore(result: EngineResult, now: float) -> None:
+    """The continuation of a request whose result needs nothing done (failures are counted
+    where results come in)."""
+
+
+class _Recovered(NamedTuple):
+    """One topic of a recovery through the engine: the outcome, the envelopes replayed to the
+    session alone, and the entries to feed through the node's tracker after it."""
+
+    outcome: TopicRecovery
+    envelopes: list[bytes]
+    key: str
+    feed: list[HistoryEntry]
+
+
 class _Gather:
     """Topics of one recovery still waiting for the engine, and the first failure."""
 
@@ -544,11 +558,14 @@ def _pos(outcome: TopicRecovery) -> StreamPosition:
 class _Tracker:
     """One engine topic this node receives: where its delivery stands (see _topic_in)."""
 
-    __slots__ = ("epoch", "filling", "held", "last")
+    __slots__ = ("epoch", "filling", "held", "last", "receiving")
 
     def __init__(self, epoch: int, last: int) -> None:
         self.epoch = epoch
         self.last = last
+        #: Receive was confirmed (False: not yet, or it failed: asked again by the heads
+        #: check; meanwhile the heads check fills in what is appended).
+        self.receiving = False
         #: Early messages (offset -> entry) waiting for a hole before them to be filled.
         self.held: dict[int, HistoryEntry] = {}
         self.filling = False
@@ -558,8 +575,7 @@ class Hub:
     """All server state of one process. See the module docstring for the call protocol."""
 
     def __init__(self, config: HubConfig | None = None, *, entropy: Entropy, now: float,
-                 engine: MemoryEngine | ExternalEngineConfig | None = None,
-                 inline_engine: InlineEngine | None = None) -> None:
+                 engine: MemoryEngine | ExternalEngineConfig | None = None) -> None:
         self.config = config or HubConfig()
         origins = self.config.allowed_origins
         self._origins = None if origins is None else frozenset(o.lower() for o in origins)
@@ -570,12 +586,10 @@ class Hub:
         self._entropy = entropy
         # The memory engine serves a single node inline (the hot path calls it directly). With
         # an ExternalEngineConfig the hub emits requests (engine_requests) and takes results
-        # (engine_result): the cluster paths; ``inline_engine`` answers those requests within
-        # the call instead (tests, and a shared engine in one process).
+        # (engine_result): the cluster paths.
         self._external = engine if isinstance(engine, ExternalEngineConfig) else None
         self._engine = engine if isinstance(engine, MemoryEngine) \
             else MemoryEngine(entropy, self.config.history)
-        self._inline_engine = inline_engine
         self._node_id = self._external.node_id if self._external is not None else ""
         self._outbox: list[EngineRequest] = []
         self._pending: dict[int, Callable[[EngineResult, float], None]] = {}
@@ -828,8 +842,8 @@ class Hub:
         appended all the same (an id of no session is then not detected).
 
         Raises:
-            LocalProtocolError: no session ``session_id`` (in-memory engine), or the message
-                would not fit in ``max_message_size``.
+            LocalProtocolError: no session ``session_id`` (single node), the message would not
+                fit in ``max_message_size``, or the cluster engine is unavailable.
         """
         if session_id not in self._sessions and self._external is None:
             raise LocalProtocolError(f"no session {session_id!r}")
@@ -903,7 +917,7 @@ class Hub:
     def shutdown(self, now: float, *, reconnect_after_ms: int = 1000,
                  reason: str = "server shutting down") -> None:
         """Graceful stop: every open connection gets Goodbye(SHUTTING_DOWN, hint) and close
-        1001 after what is queued. Sessions are kept (a restart with a shared backplane resumes
+        1001 after what is queued. Sessions are kept (with an external engine another node resumes
         them). Call :meth:`flush` and keep feeding bytes until the sockets close."""
         for rec in list(self._conns.values()):
             self._say_goodbye(rec, now, reconnect_after_ms, reason)
@@ -1449,6 +1463,8 @@ class Hub:
         waiting = self._pending.pop(result.request_id, None)
         if waiting is None:
             return
+        if isinstance(result, EngineFailed):
+            self._engine_failures += 1
         waiting(result, now)
 
     def engine_message(self, topic: str, entry: HistoryEntry, now: float) -> None:
@@ -1493,27 +1509,20 @@ class Hub:
         rid = self._next_request_id
         self._next_request_id += 1
         request = make(rid)
-        engine = self._inline_engine
-        if engine is not None:
-            then(engine.execute(request, now + self._wall_clock_offset), now)
-            return True
         self._pending[rid] = then
         self._outbox.append(request)
         self._push_timer(now + ext.request_timeout, "engine", rid)
         return True
 
     def _tell(self, make: Callable[[int], EngineRequest], now: float) -> None:
-        """A request whose result only matters when it failed (counted, logged by the app)."""
-        def done(result: EngineResult, at: float) -> None:
-            if isinstance(result, EngineFailed):
-                self._engine_failures += 1
-        if not self._ask(make, done, now):
+        """A request whose result does not matter beyond its failure (counted)."""
+        if not self._ask(make, _ignore, now):
             self._engine_failures += 1
 
     def _engine_timeout(self, request_id: int, now: float) -> None:
         waiting = self._pending.pop(request_id, None)
         if waiting is not None:
-            self._engine_failures += 1
+            self._engine_failures += 1  # (counted here: EngineFailed made up, not received)
             waiting(EngineFailed(request_id=request_id, reason="timeout"), now)
 
     # ------------------------------------------------------------------ cluster: topics
@@ -1523,8 +1532,20 @@ class Hub:
         tracker = self._trackers.get(key)
         if tracker is None:
             tracker = self._trackers[key] = _Tracker(start.epoch, start.offset)
-            self._tell(lambda rid: Receive(request_id=rid, topic=key), now)
+            self._ask_receive(key, tracker, now)
         return tracker
+
+    def _ask_receive(self, key: str, tracker: _Tracker, now: float) -> None:
+        def answered(result: EngineResult, at: float) -> None:
+            if isinstance(result, EngineFailed):
+                tracker.receiving = False
+            elif self._trackers.get(key) is tracker:
+                tracker.receiving = True
+
+        tracker.receiving = True  # asked; reset below if it could not be sent
+        if not self._ask(lambda rid: Receive(request_id=rid, topic=key), answered, now):
+            self._engine_failures += 1
+            tracker.receiving = False
 
     def _stop_receiving(self, key: str, now: float) -> None:
         if self._trackers.pop(key, None) is not None:
@@ -1677,6 +1698,10 @@ class Hub:
         keys = tuple(self._trackers)
         if not keys:
             return
+        for key in keys:
+            tracker = self._trackers[key]
+            if not tracker.receiving:
+                self._ask_receive(key, tracker, now)
 
         def compared(result: EngineResult, at: float) -> None:
             if not isinstance(result, Heads):
@@ -1697,7 +1722,7 @@ class Hub:
 
     def _recover_topics(self, session: Session,
                         wants: list[tuple[str, StreamPosition | None, StreamPosition | None]],
-                        done: Callable[[list[tuple[TopicRecovery, list[bytes]]] | str, float],
+                        done: Callable[[list[_Recovered] | str, float],
                                        None], now: float) -> None:
         """Work out, through the engine, what a (re)attaching session is owed on each topic of
         ``wants`` ``(topic, client position, subscription start)``; ``done`` gets, in order,
@@ -1737,12 +1762,21 @@ class Hub:
                     read(i, outcome.topic, keys[i], _pos(outcome), outcome.status, end,
                          entries, at)
                 return
-            out: list[tuple[TopicRecovery, list[bytes]]] = []
+            out: list[_Recovered] = []
             for (topic, _, _), key, result in zip(wants, keys, results, strict=True):
                 assert result is not None
                 outcome, entries = result
                 envelopes: list[bytes] = []
                 end = _pos(outcome)
+                # What this node already delivered to its other members is replayed to this
+                # session alone; what lies beyond goes through the topic's tracker after the
+                # Welcome (to every local member, this session included), so no member misses
+                # it and nobody gets it twice.
+                tracker = self._trackers.get(key)
+                feed: list[HistoryEntry] = []
+                if tracker is not None and entries and entries[0].epoch == tracker.epoch:
+                    feed = [e for e in entries if e.offset > tracker.last]
+                    entries = [e for e in entries if e.offset <= tracker.last]
                 for entry in entries:
                     checked = self._checked_envelope(key, entry)
                     if isinstance(checked, str):
@@ -1756,27 +1790,17 @@ class Hub:
                         break
                     if entry.reaches(sid):
                         envelopes.append(checked[1])
-                if entries and outcome.status is not RecoveryStatus.FAILED:
-                    end = StreamPosition(entries[-1].epoch, entries[-1].offset)
                 if outcome.status is RecoveryStatus.FAILED:
                     self._failed_recoveries += 1
+                    feed = []
+                elif entries or feed:
+                    last = (feed or entries)[-1]
+                    end = StreamPosition(last.epoch, last.offset)
                 session.subscriptions[topic] = end
-                tracker = self._receive(key, end, at)
-                if tracker.epoch == end.epoch and tracker.last < end.offset:
-                    # The replay read past what this node delivered so far: its other local
-                    # subscribers are owed those entries too (before this session becomes a
-                    # member). Jumping the tracker to the replay's end would skip them silently
-                    # (found by bench/cluster_chaos.py: holes after node kills).
-                    for entry in entries:
-                        if entry.offset > tracker.last and entry.epoch == tracker.epoch:
-                            self._topic_in(key, tracker, entry, at)
-                    if tracker.last < end.offset:
-                        tracker.last = end.offset  # the node now stands where the replay ends
-                        tracker.held = {o: e for o, e in tracker.held.items()
-                                        if o > end.offset}
+                self._receive(key, end, at)  # a new tracker starts where the replay ends
                 if topic != INBOX_TOPIC:
                     self._members.setdefault(topic, set()).add(sid)
-                out.append((outcome, envelopes))
+                out.append(_Recovered(outcome, envelopes, key, feed))
             done(out, at)
 
         def recovered(i: int, outcome: TopicRecovery, entries: list[HistoryEntry],
@@ -1873,6 +1897,16 @@ class Hub:
         else:
             reads(now)
 
+    def _feed(self, result: list[_Recovered], now: float) -> None:
+        """After a replay: the entries this node had not delivered yet go through the
+        topic's tracker (to every local member, in order, once)."""
+        for recovered in result:
+            tracker = self._trackers.get(recovered.key)
+            if tracker is None:
+                continue
+            for entry in recovered.feed:
+                self._topic_in(recovered.key, tracker, entry, now)
+
     def _key(self, session: Session, topic: str) -> str:
         return _INBOX_KEY + session.id if topic == INBOX_TOPIC else topic
 
@@ -1909,11 +1943,10 @@ class Hub:
                     return
                 session._saved_seq = max(session._saved_seq, seq)
                 self._ack_saved(session)
-            else:
-                self._engine_failures += 1  # acks wait: the next save (or ack timer) retries
-                if session._ack_due == math.inf and (
-                        session.last_seq > session._acked_seq or detached):
-                    self._schedule_ack(session, at)
+            # acks wait: the next save (or ack timer) retries
+            elif session._ack_due == math.inf and (
+                    session.last_seq > session._acked_seq or detached):
+                self._schedule_ack(session, at)
             if session._save_again and self._sessions.get(sid) is session:
                 session._save_again = False
                 self._save(session, at)
@@ -2080,7 +2113,7 @@ class Hub:
                          resumed: bool, fresh_reason: str, now: float) -> None:
         sid = session.id
 
-        def recovered(result: list[tuple[TopicRecovery, list[bytes]]] | str,
+        def recovered(result: list[_Recovered] | str,
                       at: float) -> None:
             alive = self._conns.get(rec.id) is rec and rec.conn.state is ConnectionState.HELLO
             if isinstance(result, str) or not alive:
@@ -2094,7 +2127,7 @@ class Hub:
         self._recover_topics(session, wants, recovered, now)
 
     def _welcome_external(self, rec: _Conn, session: Session, hello: Hello,
-                          result: list[tuple[TopicRecovery, list[bytes]]], resumed: bool,
+                          result: list[_Recovered], resumed: bool,
                           fresh_reason: str, now: float) -> None:
         conn = rec.conn
         positions = {p.topic for p in hello.positions}
@@ -2108,29 +2141,32 @@ class Hub:
         session.last_seq = max(session.last_seq, session._saved_seq)
         session._ack_due = math.inf
         cfg = self.config.connection
-        failed = [o.topic for o, _ in result if o.status is RecoveryStatus.FAILED]
+        failed = [r.outcome.topic for r in result
+                  if r.outcome.status is RecoveryStatus.FAILED]
         conn.welcome(Welcome(
             session_id=session.id, resume_token=session._token, resumed=resumed,
-            recovery=tuple(o for o, _ in result), last_received_seq=session._saved_seq,
+            recovery=tuple(r.outcome for r in result), last_received_seq=session._saved_seq,
             heartbeat_interval_ms=int(cfg.heartbeat_interval * 1000),
             heartbeat_timeout_ms=int(cfg.heartbeat_timeout * 1000),
             limits=self._limits, server_time_ms=int((now + cfg.wall_clock_offset) * 1000),
             fresh_reason=fresh_reason), now)
-        for _, envelopes in result:
-            for envelope in envelopes:
+        for recovered in result:
+            for envelope in recovered.envelopes:
                 conn.send_encoded(envelope)
                 self._messages_sent += 1
         for topic in stale:
             conn.send(Unsubscribed(topic=topic))
         self._dirty.add(rec.id)
+        self._feed(result, now)
         self._save(session, now)
         self._events.append(ClientConnected(session=session, conn_id=rec.id, resumed=resumed,
                                             fresh_reason=fresh_reason,
                                             failed_topics=tuple(failed)))
         if not resumed:
-            for outcome, _ in result:
-                if not outcome.topic.startswith(_RESERVED_PREFIX):
-                    self._presence(outcome.topic, session, PresenceAction.JOIN, now)
+            for recovered in result:
+                topic = recovered.outcome.topic
+                if not topic.startswith(_RESERVED_PREFIX):
+                    self._presence(topic, session, PresenceAction.JOIN, now)
         self._process(rec, now)
         self._check_high_water(rec, now)
 
@@ -2148,7 +2184,7 @@ class Hub:
         start = None if joined else session.subscriptions[topic]
         sid = session.id
 
-        def recovered(result: list[tuple[TopicRecovery, list[bytes]]] | str,
+        def recovered(result: list[_Recovered] | str,
                       at: float) -> None:
             if self._sessions.get(sid) is not session:
                 return
@@ -2158,13 +2194,15 @@ class Hub:
                     self._send(target, Error(code=ErrorCode.UNKNOWN, message=result,
                                              request_id=request_id), at)
                 return
-            outcome, envelopes = result[0]
+            outcome, envelopes = result[0].outcome, result[0].envelopes
             if target is not None and target.conn.state is ConnectionState.OPEN:
                 target.conn.send(Subscribed(request_id=request_id, recovery=outcome))
                 for envelope in envelopes:
                     target.conn.send_encoded(envelope)
                     self._messages_sent += 1
                 self._dirty.add(target.id)
+            self._feed(result, at)
+            if target is not None:
                 self._check_high_water(target, at)
             self._save(session, at)
             if joined:
@@ -2186,7 +2224,6 @@ class Hub:
 
         def appended(result: EngineResult, at: float) -> None:
             if isinstance(result, EngineFailed):
-                self._engine_failures += 1
                 self._events.append(PublishFailed(topic=wire_topic, reason=result.reason))
                 return
             if not isinstance(result, Appended):

@@ -10,6 +10,7 @@ from typing import Any
 
 import anyio
 import pytest
+from adapters_support import BACKENDS, DEADLINE, make_client, make_server, next_message, url
 
 from sigma_core.backplane import MemoryEngine
 from sigma_core.engine import (
@@ -21,8 +22,6 @@ from sigma_core.engine import (
     StopReceiving,
 )
 from sigma_core.entropy import SeededEntropy
-
-from adapters_support import BACKENDS, DEADLINE, make_client, make_server, next_message, url
 
 
 @pytest.fixture(params=BACKENDS)
