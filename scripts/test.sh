@@ -13,6 +13,14 @@ source scripts/_env.sh
 ensure_venv
 echo "== ruff";   "$VENV/bin/ruff" check .
 echo "== mypy";   "$VENV/bin/mypy"
+echo "== redis-server (the cluster engine's tests start their own)"
+if ! command -v redis-server >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get update -qq && apt-get install -y -qq redis-server >/dev/null
+  else
+    echo "redis-server is missing: install Debian's redis-server (or valkey-server)" >&2; exit 1
+  fi
+fi
 echo "== docs site (mkdocs build --strict -> site/)"; bash scripts/docs.sh
 export SIGMA_DOCS_SITE="$PWD/site"  # tests/test_docs.py checks this build's API reference
 echo "== browser tests setup (Debian chromium, web app build)"; bash tests/browser/setup.sh
