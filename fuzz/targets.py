@@ -738,7 +738,7 @@ class _HubWatch:
 
 
 def _hub_flush(state: _HubState) -> None:
-    out = state.hub.flush()
+    out = state.hub.flush(state.now)
     assert isinstance(out, list)
     seen: set[int] = set()
     for conn_id, chunks, action in out:

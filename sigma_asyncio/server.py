@@ -1,7 +1,7 @@
 """``SigmaSocketServer`` on asyncio: an ``asyncio.Protocol`` per socket feeding one sans-IO hub.
 
 Every call into the :class:`~sigma_core.hub.Hub` (bytes, socket end, timer, app command) is
-followed by :meth:`SigmaSocketServer._after_core`: write what ``hub.flush()`` returns, dispatch
+followed by :meth:`SigmaSocketServer._after_core`: write what ``hub.flush(now)`` returns, dispatch
 ``hub.events_received()`` to the listeners, re-arm the one ``call_at`` timer. Backpressure is the
 transport's: ``pause_writing``/``resume_writing`` go to the hub, which holds output meanwhile and
 cuts a consumer that stays slow past ``outgoing_high_water``.
@@ -21,6 +21,7 @@ from types import TracebackType
 from typing import Any
 
 from sigma_core.api import EventEmitter, Listener, ServerOptions, server_callbacks
+from sigma_core.engine import EngineLink
 from sigma_core.errors import LocalProtocolError
 from sigma_core.hub import CloseAction, Hub, ServerStats, Session
 from sigma_core.logs import format_peer, hub_log_entry, peer_host
@@ -107,6 +108,9 @@ class SigmaSocketServer:
         self._busy = False
         self._running = False  # from start() until stop() has finished
         self._port = options.port
+        #: The external engine's driver task and the link feeding it (None: in-memory engine).
+        self._engine_link: EngineLink | None = None
+        self._engine_task: asyncio.Future[None] | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -133,7 +137,12 @@ class SigmaSocketServer:
         if self._hub is None:
             now = loop.time()
             self._hub = Hub(self.options.hub_config(wall_clock_offset=time.time() - now),
-                            entropy=SystemEntropy(), now=now)
+                            entropy=SystemEntropy(), now=now,
+                            engine=self.options.external_engine())
+        driver = self.options.engine
+        if driver is not None and self._engine_task is None:
+            self._engine_link = EngineLink(self._hub, driver, loop.time, self._after_core)
+            self._engine_task = asyncio.ensure_future(driver.run(self._engine_link))
         self._server = await loop.create_server(
             lambda: _Protocol(self), self.options.host, self._port, ssl=self.options.ssl,
             # The TLS handshake is part of the handshake: bounded by the same timeout.
@@ -164,6 +173,11 @@ class SigmaSocketServer:
             await self._wait_closed(1.0)
         await server.wait_closed()
         self._running = False
+        task, self._engine_task = self._engine_task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         if self._timer is not None:
             self._timer.cancel()
             self._timer = self._timer_at = None
@@ -306,10 +320,13 @@ class SigmaSocketServer:
         transports = self._transports
         emit = self._emitter.emit
         logger, peers = self._logger, self._peers
+        link = self._engine_link
         self._busy = True
         try:
             while True:
-                out = hub.flush()
+                if link is not None:
+                    link.pump()
+                out = hub.flush(self._loop.time())
                 for conn_id, chunks, action in out:
                     transport = transports.get(conn_id)
                     if transport is None:

@@ -34,6 +34,7 @@ from .client import (
     UnsubscribedEvent,
 )
 from .connection import ConnectionConfig
+from .engine import EngineDriver, ExternalEngineConfig
 from .errors import (
     CloseCode,
     ConnectionFailed,
@@ -148,6 +149,18 @@ class ServerOptions:
     max_sessions_per_peer: int = 1000
     new_sessions_per_peer_per_second: float = 20.0
     max_pending_handshakes: int = 1000
+    #: Several nodes: the cluster engine's driver (e.g. the Redis engine's), run by the server
+    #: in its task group; None keeps everything in this process's memory (the default).
+    engine: EngineDriver | None = None
+    #: This node's settings for ``engine`` (node id, bounds, timeouts); None with an engine
+    #: means ``ExternalEngineConfig(node_id="node")``.
+    engine_config: ExternalEngineConfig | None = None
+
+    def external_engine(self) -> ExternalEngineConfig | None:
+        """The hub's engine settings (None: the in-memory engine)."""
+        if self.engine is None:
+            return None
+        return self.engine_config or ExternalEngineConfig(node_id="node")
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:

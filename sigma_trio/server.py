@@ -28,6 +28,7 @@ from typing import Any
 import trio
 
 from sigma_core.api import EventEmitter, Listener, ServerOptions, server_callbacks
+from sigma_core.engine import EngineLink
 from sigma_core.errors import LocalProtocolError
 from sigma_core.hub import CloseAction, Hub, ServerStats, Session
 from sigma_core.logs import ERROR, format_peer, hub_log_entry, peer_host
@@ -168,6 +169,8 @@ class SigmaSocketServer(OwnNursery):
         #: Every plain socket reads into this buffer, copied out at once: no 64 KiB allocation
         #: per read, cut to size after.
         self._receive_buffer = memoryview(bytearray(_RECEIVE_SIZE))
+        #: Feeds the external engine's driver (None: in-memory engine).
+        self._engine_link: EngineLink | None = None
 
     # ------------------------------------------------------------------ running
 
@@ -196,7 +199,11 @@ class SigmaSocketServer(OwnNursery):
         if hub is None:
             now = trio.current_time()
             hub = self._hub = Hub(self.options.hub_config(wall_clock_offset=time.time() - now),
-                                  entropy=SystemEntropy(), now=now)
+                                  entropy=SystemEntropy(), now=now,
+                                  engine=self.options.external_engine())
+        driver = self.options.engine
+        if driver is not None and self._engine_link is None:
+            self._engine_link = EngineLink(hub, driver, trio.current_time, self._after_core)
         options = self.options
         tcp = await trio.open_tcp_listeners(self._port, host=options.host)
         listeners: list[trio.abc.Listener[Any]] = list(tcp)
@@ -210,6 +217,8 @@ class SigmaSocketServer(OwnNursery):
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
                 nursery.start_soon(self._run_timer, hub)
+                if self._engine_link is not None:
+                    nursery.start_soon(self._run_engine, self._engine_link)
                 nursery.start_soon(self._accept, listeners, nursery)
                 task_status.started(self._port)
         finally:
@@ -242,6 +251,9 @@ class SigmaSocketServer(OwnNursery):
             peer.close(reset=True)
         nursery.cancel_scope.cancel()
         await self._stopped.wait()
+
+    async def _run_engine(self, link: EngineLink) -> None:
+        await link.driver.run(link)
 
     async def _main(self, *, task_status: Any) -> None:
         await self.serve(task_status=task_status)
@@ -375,12 +387,15 @@ class SigmaSocketServer(OwnNursery):
         peers = self._peers
         emit = self._emitter.emit
         logger, addresses = self._logger, self._addresses
+        link = self._engine_link
         self._in_core = True
         try:
             again = True
             while again:
                 self._again = False
-                for conn_id, chunks, action in hub.flush():
+                if link is not None:
+                    link.pump()
+                for conn_id, chunks, action in hub.flush(trio.current_time()):
                     peer = peers.get(conn_id)
                     if peer is None or peer.closed:
                         continue

@@ -82,7 +82,7 @@ class Attacker:
     def drain(self, keep: bool = False) -> int:
         """Take one flush's output for this connection; returns its size."""
         size = 0
-        for conn_id, chunks, action in self.hub.flush():
+        for conn_id, chunks, action in self.hub.flush(self.now):
             if conn_id != self.id:
                 continue
             size += sum(map(len, chunks))
@@ -118,7 +118,7 @@ def fill_history(hub: Hub, topics: list[str], size: int) -> None:
 
 def epoch_of(hub: Hub, topic: str) -> int:
     # What any subscriber learns from its Subscribed (positions are not secret).
-    return hub._backplane.head(topic).epoch
+    return hub._engine.head(topic).epoch
 
 
 @pytest.fixture
@@ -328,7 +328,7 @@ def test_client_info_is_bounded() -> None:
 def test_pending_handshakes_are_capped_at_accept() -> None:
     hub = new_hub(max_pending_handshakes=5)
     ids = [hub.open_connection(0.0, "198.51.100.7") for _ in range(8)]
-    dropped = {conn_id for conn_id, _, action in hub.flush() if action}
+    dropped = {conn_id for conn_id, _, action in hub.flush(0.0) if action}
     assert dropped == set(ids[5:])
     assert hub.connection_count() == 5
 
@@ -340,16 +340,16 @@ def test_topic_streams_without_subscribers_or_history_are_freed() -> None:
     hub = new_hub()
     attacker = Attacker(hub)
     attacker.send(Hello())
-    baseline = len(hub._backplane)  # type: ignore[arg-type]
+    baseline = len(hub._engine)
     for i in range(2000):
         attacker.send(Subscribe(topic=f"t{i}", request_id=1))
         attacker.send(Unsubscribe(topic=f"t{i}", request_id=2))
     # 20k pairs used to leave 20,002 streams behind.
-    assert len(hub._backplane) == baseline  # type: ignore[arg-type]
+    assert len(hub._engine) == baseline
     hub.publish("nobody-listens", b"x", 0.0)
-    assert len(hub._backplane) == baseline + 1  # type: ignore[arg-type]
+    assert len(hub._engine) == baseline + 1
     hub.handle_timer(hub.config.history.max_age + hub.config.trim_interval + 1)
-    assert len(hub._backplane) == baseline  # type: ignore[arg-type]
+    assert len(hub._engine) == baseline
 
 
 # ----------------------------------------------------------------------------- 6: pongs, rates
@@ -459,7 +459,7 @@ def test_http_handler_headers_with_cr_or_lf_are_never_written() -> None:
     hub = new_hub(http_handler=handler)
     conn_id = hub.open_connection(0.0, "198.51.100.7")
     hub.receive_data(conn_id, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", 0.0)
-    out = b"".join(b"".join(chunks) for _, chunks, _ in hub.flush())
+    out = b"".join(b"".join(chunks) for _, chunks, _ in hub.flush(0.0))
     assert out.startswith(b"HTTP/1.1 500")
     assert b"evil" not in out
     ws = WebSocket(Role.SERVER, WebSocketConfig(serve_http=True))

@@ -613,11 +613,11 @@ async def test_subscribe_churn_leaves_no_streams_behind(anyio_backend: str) -> N
     with anyio.fail_after(DEADLINE):
         async with echo_server(anyio_backend) as (server, client):
             assert server.hub is not None
-            streams = len(server.hub._backplane)  # type: ignore[arg-type]
+            streams = len(server.hub._engine)
             await during(client, partial(topic_churn, server))
             # Only the attacker's inbox is left (its session awaits resume, session_timeout);
             # its four topics are gone (they used to stay for good).
-            assert len(server.hub._backplane) == streams + 1  # type: ignore[arg-type]
+            assert len(server.hub._engine) == streams + 1
 
 
 
@@ -842,7 +842,7 @@ async def test_memory_returns_to_its_baseline(anyio_backend: str) -> None:
                 await one_round()  # warm-up: caches, free lists, lazily built tables
                 base_counts, base_size = await settled()
                 assert server.hub is not None
-                base_streams = len(server.hub._backplane)  # type: ignore[arg-type]
+                base_streams = len(server.hub._engine)
                 assert base_counts == (1, 1)  # the bystander alone
                 for _ in range(ROUNDS):
                     await one_round()
@@ -852,7 +852,7 @@ async def test_memory_returns_to_its_baseline(anyio_backend: str) -> None:
                 assert growth < GROWTH_BOUND, f"traced memory grew by {growth} bytes"
                 hub = server.hub
                 assert hub is not None
-                assert len(hub._backplane) == base_streams  # type: ignore[arg-type]
+                assert len(hub._engine) == base_streams
                 await assert_echo(client, b"still here")
     finally:
         tracemalloc.stop()
