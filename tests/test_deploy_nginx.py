@@ -213,10 +213,10 @@ async def test_client_through_nginx_resumes_its_session_across_a_drain_and_a_kil
             say()  # after everything
             await until(lambda: sum(e.get("t") == "msg" for e in seen) >= len(sent))
             await anyio.sleep(0.3)  # (a duplicate would show up now)
+            after = client.get_session()
+            assert after is not None
+            assert after.id == session.id  # the same session all along, on 3 node processes
             tg.cancel_scope.cancel()
-        after = client.get_session()
-        assert after is not None
-        assert after.id == session.id  # the same session all along, on three node processes
     assert resets == []
     assert failed == []
     got = [e["id"] for e in seen if e.get("t") == "msg"]
