@@ -72,6 +72,10 @@ SERVERS = [
     ServerSpec("sigma_asyncio_uvloop_metrics", "sigma_asyncio_uvloop_metrics.py", "sigma",
                "sigma_asyncio + uvloop + sigma_ops metrics"),
     ServerSpec("sigma_trio", "sigma_trio.py", "sigma", "sigma_trio"),
+    ServerSpec("sigma_asgi_uvicorn", "sigma_asgi_uvicorn.py", "sigma",
+               "SigmaASGIApp + uvicorn (uvloop)"),
+    ServerSpec("sigma_asgi_hypercorn", "sigma_asgi_hypercorn.py", "sigma",
+               "SigmaASGIApp + hypercorn (uvloop)"),
     ServerSpec("websockets", "websockets_server.py", "plain", "websockets (asyncio loop)"),
     ServerSpec("aiohttp", "aiohttp_server.py", "plain", "aiohttp (asyncio loop)"),
     ServerSpec("picows", "picows_server.py", "plain", "picows + uvloop"),
@@ -112,7 +116,7 @@ def snapshot(rev: str) -> tuple[str, str]:
         raise SystemExit(f"unknown revision {rev!r}")
     folder = tempfile.mkdtemp(prefix="sigma-bench-")
     archive = subprocess.run(["git", "-C", str(ROOT), "archive", "--format=tar", commit,
-                              "sigma_core", "sigma_asyncio", "sigma_trio"],
+                              "sigma_core", "sigma_asyncio", "sigma_trio", "sigma_asgi"],
                              capture_output=True, check=True).stdout
     subprocess.run(["tar", "-x", "-C", folder], input=archive, check=True)
     return folder, commit

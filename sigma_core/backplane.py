@@ -109,6 +109,10 @@ class MemoryEngine:
         self._max_count = limits.max_count
         self._max_bytes = limits.max_bytes
         self._streams: dict[str, _Stream] = {}
+        #: Streams holding history (the only ones trim() has to look at).
+        self._holding: dict[str, _Stream] = {}
+        #: Topics without subscribers: dropped once they hold no history.
+        self._released: set[str] = set()
         self._sessions: dict[str, _StoredSession] = {}
         #: topic -> member -> (info, expires_at)
         self._presence: dict[str, dict[str, tuple[bytes, float]]] = {}
@@ -135,9 +139,13 @@ class MemoryEngine:
     def head(self, topic: str, create: bool = True) -> StreamPosition:
         """The position of the last message of ``topic`` (offset 0 if none). With ``create`` a
         missing stream is created with a fresh epoch; without, it reads as ``(0, 0)``."""
-        stream = self._stream(topic) if create else self._streams.get(topic)
-        if stream is None:
-            return StreamPosition(0, 0)
+        if not create:
+            stream = self._streams.get(topic)
+            if stream is None:
+                return StreamPosition(0, 0)
+        else:
+            self._released.discard(topic)
+            stream = self._stream(topic)
         return StreamPosition(stream.epoch, stream.last_offset)
 
     def append(self, topic: str, build: Callable[[int, int], HistoryEntry]) -> HistoryEntry:
@@ -150,6 +158,7 @@ class MemoryEngine:
         entries = stream.entries
         if entries is None:
             entries = stream.entries = deque()
+            self._holding[topic] = stream
         entries.append(entry)
         stream.bytes += len(entry.envelope)
         max_count, max_bytes = self._max_count, self._max_bytes
@@ -197,12 +206,34 @@ class MemoryEngine:
     def drop(self, topic: str) -> None:
         """Forget a topic and its history (an ended session's inbox)."""
         self._streams.pop(topic, None)
+        self._holding.pop(topic, None)
+        self._released.discard(topic)
+
+    def release(self, topic: str) -> None:
+        """``topic`` has no subscriber left: forget its stream as soon as it holds no history
+        (now, or when its history ages out). :meth:`head` takes it back."""
+        stream = self._streams.get(topic)
+        if stream is None:
+            return
+        if not stream.entries:
+            self.drop(topic)
+        else:
+            self._released.add(topic)
 
     def trim(self, now: float) -> None:
-        """Drop entries older than the age limit, and expired session records and members."""
+        """Drop entries older than the age limit (and released streams left empty), and
+        expired session records and members."""
         if self._limits.max_age:
-            for stream in self._streams.values():
+            emptied = []
+            for topic, stream in self._holding.items():
                 self._trim_stream(stream, now)
+                if not stream.entries:
+                    emptied.append(topic)
+            for topic in emptied:
+                stream = self._holding.pop(topic)
+                stream.entries = None  # (600 bytes for an empty deque)
+                if topic in self._released:
+                    self.drop(topic)
         expired = [sid for sid, s in self._sessions.items() if s.expires_at <= now]
         for sid in expired:
             del self._sessions[sid]

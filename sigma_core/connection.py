@@ -47,6 +47,14 @@ check :attr:`transport_should_close` after it). The result does not depend on ho
 chunked. A connection failed by this layer (bad envelope, :meth:`abort`) drops a held end, which
 came later in the stream.
 
+Message mode: a server connection may sit on a :class:`~sigma_core.message_socket.MessageSocket`
+instead of a framed WebSocket (``ServerConnection(config, now=..., transport=socket)``), for an
+ASGI server that does the handshake and framing itself. Whole messages come in through
+:meth:`Connection.receive_message` and the peer's close through :meth:`Connection.receive_close`;
+:meth:`data_to_send` returns one payload per message (no frame headers, the queued objects
+themselves) and the buffered amount counts them the same way. Everything above the WebSocket
+layer (states, heartbeats, Hello/Welcome, limits, the hub) is unchanged.
+
 Plain mode (``ConnectionConfig(envelope=False)``) is the same machine without the envelope layer:
 ``HANDSHAKE -> OPEN`` directly, whole WebSocket messages surface as :class:`RawMessage` and go out
 with :meth:`Connection.send_raw`. The adapters' RFC 6455 echo servers run on it.
@@ -70,6 +78,7 @@ from .errors import (
     RemoteProtocolError,
     UnknownMessageType,
 )
+from .message_socket import MessageSocket
 from .messages import Body, Data, Goodbye, Hello, Ping, Pong, Welcome
 from .metrics import Histogram
 from .websocket import (
@@ -257,6 +266,7 @@ class Connection:
         self._priority: list[bytes] = []
         self._ordered: list[bytes] = []
         self._buffered = 0
+        self._priority_bytes = 0
         self._transport_close = False
         self._created = now
         self._last_received = now
@@ -275,6 +285,8 @@ class Connection:
         self.bytes_received = 0
         #: Envelopes of a message type this version does not know, ignored.
         self.unknown_messages = 0
+        #: Ping and Pong envelopes received (answered here; the hub rate-limits them).
+        self.heartbeats_received = 0
         self._fast_frames = False
         #: Server with envelopes: client Data may take the fast path (_process_ws_events).
         self._fast_data = False
@@ -294,8 +306,10 @@ class Connection:
 
     @property
     def buffered_amount(self) -> int:
-        """Bytes queued in the ordered (data) queue, not yet taken by :meth:`data_to_send`."""
-        return self._buffered
+        """Bytes queued and not yet taken by :meth:`data_to_send`: the ordered (data) queue,
+        the priority queue (heartbeats) and the WebSocket layer's own replies (pongs to
+        WebSocket pings) alike: everything a paused socket makes the core hold."""
+        return self._buffered + self._priority_bytes
 
     @property
     def pending_events(self) -> bool:
@@ -338,6 +352,7 @@ class Connection:
         if self._priority:
             out = self._priority
             self._priority = []
+            self._priority_bytes = 0
             out += ordered
         elif ordered:
             out = ordered  # handed over as is
@@ -371,8 +386,53 @@ class Connection:
             self._last_received = now
             if self._state is ConnectionState.OPEN:
                 self.bytes_received += len(data)
-        self._ws.receive_data(data)
-        self._process_ws_events(self._ws.events_received(), now)
+        ws = self._ws
+        ws.receive_data(data)
+        if ws._output and self._state is not ConnectionState.HANDSHAKE:
+            # Its replies (pongs to WebSocket pings) join the ordered queue now, counted in
+            # buffered_amount, instead of piling up unseen while the socket is paused.
+            self._pull_ws(priority=False)
+        self._process_ws_events(ws.events_received(), now)
+
+    def receive_message(self, data: bytes | str, now: float) -> None:
+        """Message mode: one whole message from the transport (see the module docstring)."""
+        ws = self._message_socket()
+        self._release_held()
+        self._settle_ws(now)
+        if self._state is ConnectionState.CLOSED:
+            return
+        self._last_received = now
+        if self._state is ConnectionState.OPEN:
+            self.bytes_received += len(data)
+        ws.receive_message(data)
+        self._process_ws_events(ws.events_received(), now)
+
+    def receive_close(self, code: int, reason: str, now: float) -> None:
+        """Message mode: the peer closed with ``code`` (the transport ran the closing
+        handshake)."""
+        ws = self._message_socket()
+        self._release_held()
+        self._settle_ws(now)
+        if self._state is ConnectionState.CLOSED:
+            return
+        if code in (CloseCode.NO_STATUS_RCVD, CloseCode.ABNORMAL_CLOSURE):
+            # Not every server passes the peer's close code on (hypercorn reports 1006 for every
+            # close it did not start, uvicorn 1005 for a dropped TCP connection): a peer that
+            # said Goodbye first closed normally; otherwise the transport just ended (1006).
+            if self._peer_goodbye is None:
+                ws.receive_data(None)
+                self._process_ws_events(ws.events_received(), now)
+                return
+            code = CloseCode.NORMAL_CLOSURE
+        ws.receive_close(code, reason)
+        self._process_ws_events(ws.events_received(), now)
+
+    def _message_socket(self) -> MessageSocket:
+        ws = self._ws
+        if not isinstance(ws, MessageSocket):
+            raise LocalProtocolError("receive_message()/receive_close() need a MessageSocket "
+                                     "transport; feed bytes with receive_data()")
+        return ws
 
     def handle_timer(self, now: float) -> None:
         """Run whatever timers are due at ``now`` (calling early or late is harmless)."""
@@ -521,6 +581,7 @@ class Connection:
             frame = server_binary_frame(envelope)
             if priority:
                 self._priority.append(frame)
+                self._priority_bytes += len(frame)
             else:
                 self._ordered.append(frame)
                 self._buffered += len(frame)
@@ -534,6 +595,7 @@ class Connection:
             return
         if priority:
             self._priority.extend(chunks)
+            self._priority_bytes += sum(map(len, chunks))
         else:
             self._ordered.extend(chunks)
             self._buffered += sum(map(len, chunks))
@@ -603,7 +665,9 @@ class Connection:
         """The upgrade completed (both roles)."""
         # Without compression configured no extension can have been negotiated, so our frames
         # are plain RFC 6455 frames and may be built by hand (and shared across connections).
-        self._fast_frames = self.role is Role.SERVER and not self.config.websocket.compression
+        # (A MessageSocket's transport frames for itself: it is handed the envelopes.)
+        self._fast_frames = self.role is Role.SERVER and not self.config.websocket.compression \
+            and not isinstance(self._ws, MessageSocket)
         self._last_received = now
         if not self.config.envelope:
             self._enter_open(now)
@@ -630,11 +694,13 @@ class Connection:
             self._fail(exc, now)
             return
         if isinstance(body, Ping):
+            self.heartbeats_received += 1
             if self._state is ConnectionState.OPEN:
                 self._send_body(Pong(id=body.id, echo_timestamp_ms=body.timestamp_ms,
                                      timestamp_ms=self._wall_ms(now)))
                 return
         elif isinstance(body, Pong):
+            self.heartbeats_received += 1
             if self._state is ConnectionState.OPEN:
                 sample = max(0.0, (self._wall_ms(now) - body.echo_timestamp_ms) / 1000)
                 self.rtt = sample if self.rtt is None else self.rtt + (sample - self.rtt) / 8
@@ -744,12 +810,18 @@ class ServerConnection(Connection):
 
     role = Role.SERVER
 
-    def __init__(self, config: ConnectionConfig | None = None, *, now: float) -> None:
+    def __init__(self, config: ConnectionConfig | None = None, *, now: float,
+                 transport: MessageSocket | None = None) -> None:
+        """``transport``: a :class:`MessageSocket` for message mode (see the module docstring;
+        it should carry ``config.websocket``); None frames the bytes here."""
         config = config or ConnectionConfig()
-        super().__init__(WebSocket(Role.SERVER, config.websocket), config, now)
+        super().__init__(transport if transport is not None
+                         else WebSocket(Role.SERVER, config.websocket), config, now)
         self._fast_data = config.envelope
         #: A label for the owner (the hub's ``conn_id``); :func:`fan_out` reports it.
         self.id = 0
+        if transport is not None:  # its HandshakeRequest (or refusal) is already there
+            self._process_ws_events(transport.events_received(), now)
 
     def accept_handshake(self, *, extra_headers: Sequence[tuple[str, str]] = ()) -> None:
         """Accept the upgrade surfaced as :class:`HandshakeRequest`."""

@@ -508,7 +508,7 @@ def test_client_drops_a_duplicate_delivery() -> None:
     assert isinstance(entries, list)
     rec = sim.hub._rec_of(session)
     assert rec is not None
-    sim.hub._deliver(rec, entries[0])  # the same envelope again
+    sim.hub._deliver(rec, entries[0].envelope)  # the same envelope again
     sim.run(0.1)
     assert alice.payloads() == [b"once"]
     assert alice.session.duplicates_dropped == 1

@@ -79,12 +79,12 @@ function f(e, t = 123) {
 	return n;
 }
 // ../../clients/js/node_modules/flatbuffers/mjs/utils.js
-var p = /* @__PURE__ */ new Int32Array(2), m = new Float32Array(p.buffer), ee = new Float64Array(p.buffer), h = new Uint16Array(new Uint8Array([1, 0]).buffer)[0] === 1, te;
+var p = /* @__PURE__ */ new Int32Array(2), ee = new Float32Array(p.buffer), te = new Float64Array(p.buffer), m = new Uint16Array(new Uint8Array([1, 0]).buffer)[0] === 1, ne;
 (function(e) {
 	e[e.UTF8_BYTES = 1] = "UTF8_BYTES", e[e.UTF16_STRING = 2] = "UTF16_STRING";
-})(te ||= {});
+})(ne ||= {});
 // ../../clients/js/node_modules/flatbuffers/mjs/byte-buffer.js
-var ne = class e {
+var h = class e {
 	constructor(e) {
 		this.bytes_ = e, this.position_ = 0, this.text_decoder_ = new TextDecoder();
 	}
@@ -131,10 +131,10 @@ var ne = class e {
 		return BigInt.asUintN(64, BigInt(this.readUint32(e)) + (BigInt(this.readUint32(e + 4)) << BigInt(32)));
 	}
 	readFloat32(e) {
-		return p[0] = this.readInt32(e), m[0];
+		return p[0] = this.readInt32(e), ee[0];
 	}
 	readFloat64(e) {
-		return p[+!h] = this.readInt32(e), p[+!!h] = this.readInt32(e + 4), ee[0];
+		return p[+!m] = this.readInt32(e), p[+!!m] = this.readInt32(e + 4), te[0];
 	}
 	writeInt8(e, t) {
 		this.bytes_[e] = t;
@@ -161,10 +161,10 @@ var ne = class e {
 		this.writeUint32(e, Number(BigInt.asUintN(32, t))), this.writeUint32(e + 4, Number(BigInt.asUintN(32, t >> BigInt(32))));
 	}
 	writeFloat32(e, t) {
-		m[0] = t, this.writeInt32(e, p[0]);
+		ee[0] = t, this.writeInt32(e, p[0]);
 	}
 	writeFloat64(e, t) {
-		ee[0] = t, this.writeInt32(e, p[+!h]), this.writeInt32(e + 4, p[+!!h]);
+		te[0] = t, this.writeInt32(e, p[+!m]), this.writeInt32(e + 4, p[+!!m]);
 	}
 	getBufferIdentifier() {
 		if (this.bytes_.length < this.position_ + 4 + 4) throw Error("FlatBuffers: ByteBuffer is too short to contain an identifier.");
@@ -184,7 +184,7 @@ var ne = class e {
 		let n = this.readInt32(e);
 		e += 4;
 		let r = this.bytes_.subarray(e, e + n);
-		return t === te.UTF8_BYTES ? r : this.text_decoder_.decode(r);
+		return t === ne.UTF8_BYTES ? r : this.text_decoder_.decode(r);
 	}
 	__union_with_string(e, t) {
 		return typeof e == "string" ? this.__string(t) : this.__union(e, t);
@@ -223,7 +223,7 @@ var ne = class e {
 	constructor(e) {
 		this.minalign = 1, this.vtable = null, this.vtable_in_use = 0, this.isNested = !1, this.object_start = 0, this.vtables = [], this.vector_num_elems = 0, this.force_defaults = !1, this.string_maps = null, this.text_encoder = new TextEncoder();
 		let t;
-		t = e || 1024, this.bb = ne.allocate(t), this.space = t;
+		t = e || 1024, this.bb = h.allocate(t), this.space = t;
 	}
 	clear() {
 		this.bb.clear(), this.space = this.bb.capacity(), this.minalign = 1, this.vtable = null, this.vtable_in_use = 0, this.isNested = !1, this.object_start = 0, this.vtables = [], this.vector_num_elems = 0, this.force_defaults = !1, this.string_maps = null;
@@ -324,7 +324,7 @@ var ne = class e {
 	static growByteBuffer(e) {
 		let t = e.capacity();
 		if (t & 3221225472) throw Error("FlatBuffers: cannot grow buffer beyond 2 gigabytes.");
-		let n = t << 1, r = ne.allocate(n);
+		let n = t << 1, r = h.allocate(n);
 		return r.setPosition(n - t), r.bytes().set(e.bytes(), n - t), r;
 	}
 	addOffset(e) {
@@ -1854,8 +1854,8 @@ function je(e) {
 	if (!(u >= 4 && u <= s - 4)) throw new a("Envelope.body: field offset is outside its table");
 	let f = Oe[d];
 	if (f === void 0) throw new o(d);
-	let p = i + u, m = p + r.u32(p);
-	return r.table(m, f, f.name), {
+	let p = i + u, ee = p + r.u32(p);
+	return r.table(ee, f, f.name), {
 		bodyType: d,
 		spec: f
 	};
@@ -2049,7 +2049,7 @@ function Re(e, t) {
 function ze(e) {
 	let t = e instanceof Uint8Array ? e : new Uint8Array(e);
 	try {
-		let { bodyType: e } = je(t), n = new ne(t);
+		let { bodyType: e } = je(t), n = new h(t);
 		return Re(e, I.getRootAsEnvelope(n));
 	} catch (e) {
 		throw e instanceof a ? e : new a(`malformed envelope (${String(e)})`);
@@ -2069,7 +2069,8 @@ var Be = "sigma.v1", Ve = {
 	maxMessageSize: 1 << 20,
 	authToken: "",
 	clientInfo: null,
-	wallClockOffset: 0
+	wallClockOffset: 0,
+	probeTimeout: 3e3
 };
 function He(e) {
 	let t;
@@ -2092,7 +2093,7 @@ function We(e) {
 		let i = e[t];
 		if (typeof i != "number" || !Number.isFinite(i) || i < n || r && i === n) throw RangeError(`${t} must be a finite number ${r ? ">" : ">="} ${n}, got ${i}`);
 	};
-	if (t("reconnectInterval", 0, !0), t("maxReconnectInterval", 0, !0), t("reconnectMultiplier", 1), t("heartbeatInterval", 0), t("heartbeatTimeout", 0), t("connectTimeout", 0, !0), t("handshakeTimeout", 0, !0), t("maxMessageSize", 128, !0), e.reconnectInterval > e.maxReconnectInterval) throw RangeError("reconnectInterval must not exceed maxReconnectInterval");
+	if (t("reconnectInterval", 0, !0), t("maxReconnectInterval", 0, !0), t("reconnectMultiplier", 1), t("heartbeatInterval", 0), t("heartbeatTimeout", 0), t("connectTimeout", 0, !0), t("handshakeTimeout", 0, !0), t("probeTimeout", 0, !0), t("maxMessageSize", 128, !0), e.reconnectInterval > e.maxReconnectInterval) throw RangeError("reconnectInterval must not exceed maxReconnectInterval");
 	let n = e.maxReconnectAttempts;
 	if (n !== null && n !== Infinity && !(Number.isInteger(n) && n >= 1)) throw RangeError("maxReconnectAttempts must be an integer >= 1, or null/Infinity");
 	if (!(Number.isInteger(e.maxPending) && e.maxPending >= 1)) throw RangeError("maxPending must be an integer >= 1");
@@ -2130,7 +2131,9 @@ var Ge = new TextEncoder(), Ke = /* @__PURE__ */ new Set([
 	token = /* @__PURE__ */ new Uint8Array();
 	positions = /* @__PURE__ */ new Map();
 	subscriptions = /* @__PURE__ */ new Set();
+	unsubscribing = /* @__PURE__ */ new Set();
 	requests = /* @__PURE__ */ new Map();
+	latest = /* @__PURE__ */ new Map();
 	nextRequest = 1;
 	pending = [];
 	nextSeq = 1;
@@ -2143,8 +2146,9 @@ var Ge = new TextEncoder(), Ke = /* @__PURE__ */ new Set([
 	connectedAt = null;
 	resumed = !1;
 	rtt = null;
+	online = !0;
 	constructor(e, t) {
-		We(e), this.config = e, this.random = t, this.maxUnacked = e.maxPending, this.maxMessageSize = e.maxMessageSize;
+		We(e), this.config = e, this.random = t, this.maxUnacked = e.maxPending, this.maxMessageSize = e.maxMessageSize, this.checkHelloFits(null);
 	}
 	get status() {
 		return this._status;
@@ -2161,7 +2165,7 @@ var Ge = new TextEncoder(), Ke = /* @__PURE__ */ new Set([
 	}
 	nextDeadline() {
 		let e = Math.min(this.attemptDeadline, this.reconnectAt), t = this.conn;
-		return t !== null && (t.state === "hello" ? e = Math.min(e, t.openedAt + this.config.handshakeTimeout) : t.state === "open" && t.interval && (e = Math.min(e, t.nextPing, t.lastReceived + t.timeout))), e === Infinity ? null : e;
+		return t !== null && (t.state === "hello" ? e = Math.min(e, t.openedAt + this.config.handshakeTimeout) : t.state === "open" && (t.interval && (e = Math.min(e, t.nextPing, t.lastReceived + t.timeout)), e = Math.min(e, t.probeDeadline))), e === Infinity ? null : e;
 	}
 	connect(e) {
 		(this._status === "disconnected" || this._status === "error") && (this.wanted = !0, this.failures = 0, this.setStatus("connecting"), this.open(e));
@@ -2195,11 +2199,11 @@ var Ge = new TextEncoder(), Ke = /* @__PURE__ */ new Set([
 	}
 	subscribe(e, t) {
 		if (typeof e != "string" || !e || e.startsWith("$")) throw new r(`invalid topic name ${JSON.stringify(e)}`);
-		return this.subscriptions.add(e), this.request(e, !0);
+		return this.subscriptions.has(e) || this.checkHelloFits(e), this.subscriptions.add(e), this.unsubscribing.delete(e), this.request(e, !0);
 	}
 	unsubscribe(e, t) {
 		if (!this.subscriptions.has(e)) throw new r(`not subscribed to ${JSON.stringify(e)}`);
-		return this.subscriptions.delete(e), this.positions.delete(e), this.request(e, !1);
+		return this.subscriptions.delete(e), this.unsubscribing.add(e), this.request(e, !1);
 	}
 	transportOpened(t, n, r = Be) {
 		let i = this.conn;
@@ -2216,7 +2220,7 @@ var Ge = new TextEncoder(), Ke = /* @__PURE__ */ new Set([
 	receive(t, n, r) {
 		let s = this.conn;
 		if (t !== this.attemptId || s === null || s.state === "opening") return;
-		if (s.lastReceived = r, typeof n == "string") {
+		if (s.lastReceived = r, s.probeDeadline = Infinity, typeof n == "string") {
 			this.fail(new i("text message", e.UNSUPPORTED_DATA), r);
 			return;
 		}
@@ -2250,11 +2254,20 @@ var Ge = new TextEncoder(), Ke = /* @__PURE__ */ new Set([
 			reason: "connect timeout"
 		}), this.conn = null, this.attemptId += 1, this.lost(t, e.ABNORMAL_CLOSURE, `connect timed out after ${this.config.connectTimeout / 1e3} s`, null, null)), t >= this.reconnectAt && (this.reconnectAt = Infinity, this.open(t));
 		let n = this.conn;
-		n !== null && (n.state === "hello" ? t >= n.openedAt + this.config.handshakeTimeout && this.fail(new i("no Welcome within the handshake timeout", e.HELLO_TIMEOUT), t) : n.state === "open" && n.interval && (t >= n.lastReceived + n.timeout ? this.fail(new i(`nothing received for ${((t - n.lastReceived) / 1e3).toFixed(1)} s (heartbeat timeout ${n.timeout / 1e3} s)`, e.HEARTBEAT_TIMEOUT), t) : t >= n.nextPing && (n.pingId = n.pingId + 1 >>> 0, this.sendBody({
+		n !== null && (n.state === "hello" ? t >= n.openedAt + this.config.handshakeTimeout && this.fail(new i("no Welcome within the handshake timeout", e.HELLO_TIMEOUT), t) : n.state === "open" && (t >= n.probeDeadline ? this.fail(new i(`the network went ${this.online ? "away and came back" : "offline"}: nothing received within ${this.config.probeTimeout / 1e3} s of the probe`, e.HEARTBEAT_TIMEOUT), t) : n.interval && (t >= n.lastReceived + n.timeout ? this.fail(new i(`nothing received for ${((t - n.lastReceived) / 1e3).toFixed(1)} s (heartbeat timeout ${n.timeout / 1e3} s)`, e.HEARTBEAT_TIMEOUT), t) : t >= n.nextPing && (n.pingId = n.pingId + 1 >>> 0, this.sendBody({
 			type: "Ping",
 			id: n.pingId,
 			timestampMs: this.wallMs(t)
-		}), n.nextPing = t + n.interval)));
+		}), n.nextPing = t + n.interval))));
+	}
+	networkChanged(e, t) {
+		this.online = e;
+		let n = this.conn;
+		n !== null && n.state === "open" ? n.probeDeadline === Infinity && (n.pingId = n.pingId + 1 >>> 0, this.sendBody({
+			type: "Ping",
+			id: n.pingId,
+			timestampMs: this.wallMs(t)
+		}), n.probeDeadline = t + this.config.probeTimeout) : e && this._status === "reconnecting" && this.reconnectAt !== Infinity && (this.reconnectAt = Infinity, this.open(t));
 	}
 	wallMs(e) {
 		return BigInt(Math.max(0, Math.floor(e + this.config.wallClockOffset)));
@@ -2279,7 +2292,8 @@ var Ge = new TextEncoder(), Ke = /* @__PURE__ */ new Set([
 			interval: this.config.heartbeatInterval,
 			timeout: this.config.heartbeatTimeout,
 			peerGoodbye: null,
-			transportError: ""
+			transportError: "",
+			probeDeadline: Infinity
 		}, this.out.push({
 			kind: "open",
 			attempt: this.attemptId,
@@ -2310,12 +2324,38 @@ var Ge = new TextEncoder(), Ke = /* @__PURE__ */ new Set([
 	get isOpen() {
 		return this.conn !== null && this.conn.state === "open";
 	}
+	checkHelloFits(e) {
+		let t = /* @__PURE__ */ new Set([
+			...this.subscriptions,
+			...this.unsubscribing,
+			...this.positions.keys(),
+			"$all",
+			"$inbox"
+		]);
+		e !== null && t.add(e);
+		let n = {
+			epoch: 18446744073709551615n,
+			offset: 18446744073709551615n
+		}, i = xe({
+			type: "Hello",
+			sessionId: this.sessionId || "x".repeat(32),
+			resumeToken: this.token.length ? this.token : /* @__PURE__ */ new Uint8Array(64),
+			positions: [...t].map((e) => ({
+				topic: e,
+				position: n
+			})),
+			lastAckedSeq: 18446744073709551615n,
+			authToken: this.config.authToken,
+			client: this.config.clientInfo
+		}).length;
+		if (i > this.maxMessageSize) throw e === null ? new r(`the Hello would be ${i} bytes, over the ${this.maxMessageSize}-byte message limit: authToken or clientInfo too large`) : new r(`cannot subscribe to ${JSON.stringify(e)}: with ${t.size} streams the Hello that resumes this session would be ${i} bytes, over the ${this.maxMessageSize}-byte message limit; unsubscribe from some topics or use shorter names`);
+	}
 	request(e, t) {
 		let n = this.nextRequest;
 		return this.nextRequest = this.nextRequest % 4294967295 + 1, this.requests.set(n, {
 			topic: e,
 			subscribe: t
-		}), this.isOpen && this.sendBody(t ? {
+		}), this.latest.set(e, n), this.isOpen && this.sendBody(t ? {
 			type: "Subscribe",
 			topic: e,
 			requestId: n,
@@ -2406,19 +2446,32 @@ var Ge = new TextEncoder(), Ke = /* @__PURE__ */ new Set([
 		this.sessionId = e.sessionId, this.token = e.resumeToken;
 		let r = e.limits;
 		r !== null && (r.maxUnacked && (this.maxUnacked = Math.min(this.config.maxPending, r.maxUnacked)), r.maxMessageSize && (this.maxMessageSize = Math.min(this.config.maxMessageSize, r.maxMessageSize))), this.sentUpto = this.lastAckedSeq;
-		for (let t of e.recovery) this.applyRecovery(t);
+		let i = /* @__PURE__ */ new Set();
+		for (let [e, t] of this.latest) this.requests.get(t)?.subscribe && i.add(e);
+		let a = /* @__PURE__ */ new Set();
+		for (let t of e.recovery) t.topic.startsWith("$") || a.add(t.topic), this.unsubscribing.has(t.topic) ? this.updatePosition(t) : this.applyRecovery(t);
 		this.failures = 0, this.goodbyeFloor = 0, this.connectedAt = t, this.resumed = e.resumed, this.setStatus("connected"), this.out.push({
 			kind: "connected",
 			sessionId: e.sessionId,
 			resumed: e.resumed,
 			freshReason: e.freshReason
-		}), this.requests.clear();
-		for (let e of [...this.subscriptions].sort()) this.positions.has(e) || this.request(e, !0);
-		this.transmit();
+		}), this.reconcile(a, i), this.transmit();
+	}
+	reconcile(e, t) {
+		this.requests.clear(), this.latest.clear();
+		let n = (e) => [...e].sort((e, t) => e < t ? -1 : +(e > t));
+		for (let r of n(this.subscriptions)) e.has(r) || (t.has(r) || !this.positions.has(r)) && (this.positions.delete(r), this.request(r, !0));
+		for (let t of n(this.unsubscribing)) e.has(t) ? this.request(t, !1) : (this.unsubscribing.delete(t), this.positions.delete(t));
+	}
+	updatePosition(e) {
+		let t = e.position;
+		if (t === null) return;
+		let n = this.positions.get(e.topic);
+		e.status !== L.Failed && n !== void 0 && n.epoch === t.epoch && n.offset >= t.offset || this.positions.set(e.topic, t);
 	}
 	applyRecovery(e) {
 		let t = e.topic;
-		e.position !== null && this.positions.set(t, e.position), t.startsWith("$") || this.subscriptions.add(t), e.status === L.Failed && this.out.push({
+		this.updatePosition(e), !t.startsWith("$") && !this.unsubscribing.has(t) && this.subscriptions.add(t), e.status === L.Failed && this.out.push({
 			kind: "recovery_failed",
 			topic: t,
 			lostFrom: e.lostFrom,
@@ -2436,16 +2489,18 @@ var Ge = new TextEncoder(), Ke = /* @__PURE__ */ new Set([
 				break;
 			case "Subscribed": {
 				let t = e.recovery;
-				this.requests.delete(e.requestId), (this.subscriptions.has(t.topic) || e.requestId === 0) && (this.applyRecovery(t), this.out.push({
+				if (this.requests.delete(e.requestId), !this.isAnswer(t.topic, e.requestId, !0)) break;
+				this.applyRecovery(t), this.out.push({
 					kind: "subscribed",
 					topic: t.topic,
 					recovery: t,
 					requestId: e.requestId
-				}));
+				});
 				break;
 			}
 			case "Unsubscribed":
-				this.requests.delete(e.requestId), this.subscriptions.delete(e.topic), this.positions.delete(e.topic), this.out.push({
+				if (this.requests.delete(e.requestId), !this.isAnswer(e.topic, e.requestId, !1)) break;
+				this.subscriptions.delete(e.topic), this.unsubscribing.delete(e.topic), this.positions.delete(e.topic), this.out.push({
 					kind: "unsubscribed",
 					topic: e.topic,
 					requestId: e.requestId
@@ -2453,7 +2508,7 @@ var Ge = new TextEncoder(), Ke = /* @__PURE__ */ new Set([
 				break;
 			case "Error": {
 				let t = this.requests.get(e.requestId);
-				this.requests.delete(e.requestId), t !== void 0 && t.subscribe && this.subscriptions.delete(t.topic), this.out.push({
+				this.requests.delete(e.requestId), t !== void 0 && this.latest.get(t.topic) === e.requestId && (this.latest.delete(t.topic), t.subscribe ? this.subscriptions.delete(t.topic) : (this.unsubscribing.delete(t.topic), this.positions.delete(t.topic))), this.out.push({
 					kind: "server_error",
 					error: e
 				});
@@ -2465,10 +2520,19 @@ var Ge = new TextEncoder(), Ke = /* @__PURE__ */ new Set([
 			});
 		}
 	}
+	isAnswer(e, t, n) {
+		let r = this.latest.get(e);
+		return t === 0 ? r === void 0 ? !n || !this.unsubscribing.has(e) : !1 : t === r && (this.latest.delete(e), !0);
+	}
 	onData(e) {
 		let t = e.position;
 		if (t === null) return;
-		let n = e.topic, r = this.positions.get(n);
+		let n = e.topic;
+		if (!this.subscriptions.has(n) && !n.startsWith("$")) {
+			this.positions.has(n) && this.positions.set(n, t);
+			return;
+		}
+		let r = this.positions.get(n);
 		r !== void 0 && r.epoch === t.epoch && t.offset <= r.offset ? this.duplicatesDropped += 1 : (this.positions.set(n, t), this.out.push({
 			kind: "message",
 			topic: n,
@@ -2523,7 +2587,7 @@ var Ge = new TextEncoder(), Ke = /* @__PURE__ */ new Set([
 		});
 	}
 	forgetSession() {
-		this.sessionId = "", this.token = /* @__PURE__ */ new Uint8Array(), this.positions.clear(), this.pending = [], this.requests.clear(), this.nextSeq = 1, this.sentUpto = 0, this.lastAckedSeq = 0;
+		this.sessionId = "", this.token = /* @__PURE__ */ new Uint8Array(), this.positions.clear(), this.unsubscribing.clear(), this.latest.clear(), this.pending = [], this.requests.clear(), this.nextSeq = 1, this.sentUpto = 0, this.lastAckedSeq = 0;
 	}
 };
 function Xe(e) {
@@ -2532,6 +2596,17 @@ function Xe(e) {
 // ../../clients/js/src/client.ts
 var Ze = 1;
 function Qe() {
+	let e = globalThis;
+	if (typeof e.addEventListener != "function" || typeof e.removeEventListener != "function" || typeof e.navigator?.onLine != "boolean") return null;
+	let t = e.addEventListener.bind(e), n = e.removeEventListener.bind(e);
+	return { subscribe(e) {
+		let r = () => e(!0), i = () => e(!1);
+		return t("online", r), t("offline", i), () => {
+			n("online", r), n("offline", i);
+		};
+	} };
+}
+function $e() {
 	let e = globalThis.performance;
 	return e === void 0 ? {
 		now: () => Date.now(),
@@ -2541,7 +2616,7 @@ function Qe() {
 		wallClockOffset: Date.now() - e.now()
 	};
 }
-var $e = class {
+var et = class {
 	session;
 	WebSocketCtor;
 	now;
@@ -2554,9 +2629,11 @@ var $e = class {
 	busy = !1;
 	waiters = [];
 	lastFailure = "";
+	network;
+	stopNetwork = null;
 	constructor(e) {
 		if (typeof e != "object" || !e) throw TypeError("SigmaSocketClient needs an options object with a url");
-		let t = e.now === void 0 ? Qe() : {
+		let t = e.now === void 0 ? $e() : {
 			now: e.now,
 			wallClockOffset: 0
 		};
@@ -2575,12 +2652,13 @@ var $e = class {
 			maxMessageSize: e.maxMessageSize ?? n.maxMessageSize,
 			authToken: e.authToken ?? "",
 			clientInfo: e.clientInfo ?? null,
-			wallClockOffset: t.wallClockOffset
+			wallClockOffset: t.wallClockOffset,
+			probeTimeout: e.probeTimeout ?? n.probeTimeout
 		};
 		this.session = new Ye(i, e.random ?? Math.random), this.WebSocketCtor = e.WebSocket ?? globalThis.WebSocket, this.timers = e.timers ?? {
 			setTimeout: (e, t) => globalThis.setTimeout(e, t),
 			clearTimeout: (e) => globalThis.clearTimeout(e)
-		};
+		}, this.network = e.network === void 0 ? Qe() : e.network;
 	}
 	connect() {
 		if (this.session.status === "connected") return Promise.resolve();
@@ -2591,10 +2669,15 @@ var $e = class {
 				reject: t
 			});
 		});
-		return this.session.connect(this.now()), this.pump(), e;
+		return this.network !== null && this.stopNetwork === null && (this.stopNetwork = this.network.subscribe((e) => {
+			this.session.networkChanged(e, this.now()), this.pump();
+		})), this.session.connect(this.now()), this.pump(), e;
 	}
 	disconnect() {
-		this.session.disconnect(this.now()), this.pump();
+		this.stopListening(), this.session.disconnect(this.now()), this.pump();
+	}
+	stopListening() {
+		this.stopNetwork?.(), this.stopNetwork = null;
 	}
 	send(e, t = "") {
 		let n = this.session.send(e, this.now(), t);
@@ -2682,7 +2765,7 @@ var $e = class {
 				break;
 			case "gave_up": {
 				let t = this.lastFailure ? ` (last error: ${this.lastFailure})` : "", n = new s(e.reason + t);
-				this.settle(n), this.emit("error", n);
+				this.stopListening(), this.settle(n), this.emit("error", n);
 				break;
 			}
 			case "recovery_failed":
@@ -2713,7 +2796,7 @@ var $e = class {
 			case "unsubscribed":
 				this.emit("unsubscribed", e.topic);
 				break;
-			case "presence": this.emit("presence", et(e.presence));
+			case "presence": this.emit("presence", tt(e.presence));
 		}
 	}
 	settle(e) {
@@ -2767,7 +2850,7 @@ var $e = class {
 		this.timer = this.timerAt = null, this.session.handleTimer(Math.max(this.now(), e)), this.pump();
 	}
 };
-function et(e) {
+function tt(e) {
 	return {
 		topic: e.topic,
 		action: e.action === 0 ? "join" : "leave",
@@ -2776,7 +2859,7 @@ function et(e) {
 	};
 }
 // src/main.ts
-var tt = "sigma-ops.stats", nt = "sigmasockets-dashboard", rt = "sigma-dashboard-token", it = [
+var nt = "sigma-ops.stats", rt = "sigmasockets-dashboard", it = "sigma-dashboard-token", at = [
 	[
 		"connections",
 		"Connections",
@@ -2849,7 +2932,7 @@ var tt = "sigma-ops.stats", nt = "sigmasockets-dashboard", rt = "sigma-dashboard
 		(e) => e.rtt_ms === 0 && e.rtt_p95_ms === null ? "no pong yet" : `${e.rtt_ms.toFixed(1)} ms` + (e.rtt_p95_ms === null ? "" : ` (p95 ≤ ${e.rtt_p95_ms} ms)`),
 		!1
 	]
-], at = [
+], ot = [
 	["connections", "Connections"],
 	["messages_in_per_s", "Messages in / s"],
 	["deliveries_per_s", "Deliveries / s"],
@@ -2863,35 +2946,35 @@ function X(e) {
 	if (!t) throw Error(`#${e} missing`);
 	return t;
 }
-var ot = "http://www.w3.org/2000/svg", Z = [], Q = 300;
-function st() {
+var st = "http://www.w3.org/2000/svg", Z = [], Q = 300;
+function ct() {
 	let e = X("tiles");
-	for (let [t, n] of it) {
+	for (let [t, n] of at) {
 		let r = document.createElement("div");
 		r.className = "tile", r.id = `tile-${t}`, r.innerHTML = "<div class=\"label\"></div><div class=\"value\">–</div>", r.querySelector(".label").textContent = n, e.append(r);
 	}
 	let t = X("charts");
-	for (let [e, n] of at) {
+	for (let [e, n] of ot) {
 		let r = document.createElement("div");
 		r.className = "chart", r.id = `chart-${e}`;
 		let i = document.createElement("h2");
 		i.textContent = n;
-		let a = document.createElementNS(ot, "svg");
-		a.setAttribute("viewBox", "0 0 300 90"), a.setAttribute("preserveAspectRatio", "none"), a.append(document.createElementNS(ot, "polyline"));
+		let a = document.createElementNS(st, "svg");
+		a.setAttribute("viewBox", "0 0 300 90"), a.setAttribute("preserveAspectRatio", "none"), a.append(document.createElementNS(st, "polyline"));
 		let o = document.createElement("div");
 		o.className = "max", r.append(i, a, o), t.append(r);
 	}
 }
-function ct() {
+function lt() {
 	let e = Z[Z.length - 1];
 	if (!e) return;
 	X("node").textContent = e.node ? `· ${e.node}` : "";
-	for (let [t, , n, r] of it) {
+	for (let [t, , n, r] of at) {
 		let i = X(`tile-${t}`);
 		i.querySelector(".value").textContent = n(e), i.classList.toggle("alert", r && Number(e[t]) > 0);
 	}
 	let t = e.t, n = Math.max(Z[0].t, t - Q * 1e3);
-	for (let [e] of at) {
+	for (let [e] of ot) {
 		let r = X(`chart-${e}`), i = Z.filter((e) => e.t >= n), a = Math.max(1, ...i.map((t) => Number(t[e]))), o = i.map((r) => {
 			let i = (r.t - n) / (t - n || 1) * 300, o = 88 - Number(r[e]) / a * 84;
 			return `${i.toFixed(1)},${o.toFixed(1)}`;
@@ -2901,22 +2984,22 @@ function ct() {
 	let r = X("status");
 	e.draining && (r.textContent = "draining", r.dataset.state = "reconnecting");
 }
-function lt(e) {
+function ut(e) {
 	let t = new Set(Z.map((e) => e.t));
-	Z = Z.concat(e.filter((e) => !t.has(e.t))).sort((e, t) => e.t - t.t), Z.length > Q && (Z = Z.slice(Z.length - Q)), ct();
+	Z = Z.concat(e.filter((e) => !t.has(e.t))).sort((e, t) => e.t - t.t), Z.length > Q && (Z = Z.slice(Z.length - Q)), lt();
 }
 function $(e, t = e) {
 	let n = X("status");
 	n.dataset.state = e, n.textContent = t;
 }
-var ut = null;
-function dt(e) {
-	ut?.disconnect();
-	let t = new $e({
+var dt = null;
+function ft(e) {
+	dt?.disconnect();
+	let t = new et({
 		url: `${location.protocol === "https:" ? "wss:" : "ws:"}//${location.host}/`,
 		authToken: e,
 		clientInfo: {
-			name: nt,
+			name: rt,
 			version: "1",
 			platform: "web",
 			metadata: {}
@@ -2924,13 +3007,13 @@ function dt(e) {
 		maxReconnectAttempts: null,
 		maxReconnectInterval: 1e4
 	});
-	ut = t;
+	dt = t;
 	let n = new TextDecoder();
 	t.on("connection", (e) => {
-		e === "connected" ? ($("live"), X("problem").hidden = !0, t.subscribe(tt)) : e === "reconnecting" && $("reconnecting");
+		e === "connected" ? ($("live"), X("problem").hidden = !0, t.subscribe(nt)) : e === "reconnecting" && $("reconnecting");
 	}), t.on("message", (e, t, r, i) => {
 		let a = JSON.parse(n.decode(e));
-		a.type === "history" && a.points ? (a.interval && (Q = Math.round(300 / a.interval)), lt(a.points)) : a.type === "point" && i === tt && lt([a]);
+		a.type === "history" && a.points ? (a.interval && (Q = Math.round(300 / a.interval)), ut(a.points)) : a.type === "point" && i === nt && ut([a]);
 	}), t.on("error", (t) => {
 		let n = t.message;
 		if (/token/.test(n)) X("token-form").hidden = !1, X("token-error").textContent = e ? "wrong token" : "", $("error", "token needed");
@@ -2940,8 +3023,8 @@ function dt(e) {
 		}
 	}), t.connect().catch(() => {});
 }
-st(), X("token-form").addEventListener("submit", (e) => {
+ct(), X("token-form").addEventListener("submit", (e) => {
 	e.preventDefault();
 	let t = X("token").value;
-	sessionStorage.setItem(rt, t), X("token-form").hidden = !0, dt(t);
-}), dt(sessionStorage.getItem(rt) ?? "");
+	sessionStorage.setItem(it, t), X("token-form").hidden = !0, ft(t);
+}), ft(sessionStorage.getItem(it) ?? "");
