@@ -11,8 +11,10 @@ callgrind writes its counts) and prints the difference between the two runs divi
 difference in messages: instructions per echoed message, start-up and connection set-up
 cancelled out. Under callgrind the server runs ~50x slower, so with more than one message in
 flight it finds every one of them waiting at each read: ``10x16`` measures the batched path,
-``10x1`` one message per read. ``--profile OUT`` keeps the larger run's callgrind file
-(``callgrind_annotate OUT``).
+``10x1`` one message per read. ``--profile OUT`` keeps both runs' callgrind files
+(``OUT.small``, ``OUT.large``; ``callgrind_annotate OUT.large``) and prints the functions whose
+own instructions grew most between them, per message: where the steady state spends its time,
+start-up excluded.
 """
 
 from __future__ import annotations
@@ -67,6 +69,31 @@ async def drive(url: str, proto: str, conns: int, in_flight: int, total: int) ->
     await asyncio.sleep(0.5)
 
 
+def per_function(path: Path, inclusive: bool = False) -> dict[str, int]:
+    """Own (or inclusive) instructions per function (``callgrind_annotate``)."""
+    text = subprocess.run(["callgrind_annotate", f"--inclusive={'yes' if inclusive else 'no'}",
+                           "--threshold=100",
+                           "--auto=no", str(path)], capture_output=True, text=True,
+                          check=True).stdout
+    out: dict[str, int] = {}
+    listing = text[text.index("file:function"):].splitlines()[2:]
+    for line in listing:
+        if not line.strip():
+            break
+        match = re.match(r"\s*([\d,]+)\s+\([^)]*\)\s+(\S.*)$", line)
+        if match and "PROGRAM TOTALS" not in line:
+            name = re.sub(r"^.*/", "", match.group(2).split(" [")[0])
+            out[name] = out.get(name, 0) + int(match.group(1).replace(",", ""))
+    return out
+
+
+def top_growth(small: Path, large: Path, messages: int, n: int = 40,
+               inclusive: bool = False) -> list[tuple[str, float]]:
+    a, b = per_function(small, inclusive), per_function(large, inclusive)
+    growth = {k: (b.get(k, 0) - a.get(k, 0)) / messages for k in set(a) | set(b)}
+    return sorted(growth.items(), key=lambda kv: -kv[1])[:n]
+
+
 def count(name: str, conns: int, in_flight: int, total: int, keep: Path | None) -> int:
     spec = BY_NAME[name]
     out = Path(tempfile.mkdtemp(prefix="sigma-cg-")) / "callgrind.out"
@@ -112,8 +139,19 @@ def main() -> None:
     args = parser.parse_args()
     conns, in_flight = (int(x) for x in args.pattern.split("x"))
     small, large = (int(x) for x in args.messages.split(","))
-    a = count(args.server, conns, in_flight, small, None)
-    b = count(args.server, conns, in_flight, large, args.profile)
+    keep_small = keep_large = None
+    if args.profile is not None:
+        keep_small = args.profile.with_name(args.profile.name + ".small")
+        keep_large = args.profile.with_name(args.profile.name + ".large")
+    a = count(args.server, conns, in_flight, small, keep_small)
+    b = count(args.server, conns, in_flight, large, keep_large)
+    if keep_small is not None and keep_large is not None:
+        for inclusive in (False, True):
+            print(f"instructions per message, {'inclusive' if inclusive else 'own'}:",
+                  file=sys.stderr)
+            for fn, per in top_growth(keep_small, keep_large, large - small,
+                                      inclusive=inclusive):
+                print(f"{per:10,.0f}  {fn}", file=sys.stderr)
     print(json.dumps({"server": args.server, "pattern": args.pattern,
                       "messages": [small, large], "instructions": [a, b],
                       "instructions_per_msg": (b - a) / (large - small),

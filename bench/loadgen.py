@@ -20,7 +20,8 @@ Workloads (the issue's letters):
 * ``b`` throughput: 100 connections x 16 messages in flight, 1 KiB; echoes/s. ``--conns`` and
   ``--in-flight`` set another pattern (``bench/run.py`` goes through 10/100/1,000 x 1/16/64).
 * ``c`` broadcast: 1,000 clients; one of them asks for ``BCAST n`` rounds; deliveries/s.
-* ``d`` memory: 5,000 idle connections; server VmRSS after minus before, per connection.
+* ``d`` memory: 10,000 idle connections (``--conns-d``); server VmRSS after minus before, per
+  connection; then again after one 1 KiB echo on every connection.
 * ``e`` restart (sigma only): 1,000 resuming clients; prints ``READY``, the harness kills the
   server and starts a new one on the same port; every client reconnects with full-jitter
   backoff (initial 1 s, x2, cap 30 s) and a resuming Hello; reports when each got its Welcome.
@@ -599,8 +600,9 @@ async def workload_c(args: argparse.Namespace, cls: type[PlainConn]) -> dict[str
 
 
 async def workload_d(args: argparse.Namespace, cls: type[PlainConn]) -> dict[str, Any]:
-    """Memory: server VmRSS before and after opening N idle connections."""
-    n = 1000 if args.quick else 5000
+    """Memory: server VmRSS before and after opening N idle connections (ours: sessions, Hello
+    and Welcome done), then again after every connection has had one 1 KiB echo."""
+    n = 1000 if args.quick else args.conns_d
     await asyncio.sleep(0.3)
     before = proc_rss_kib(args.server_pid)
     t0 = time.perf_counter()
@@ -609,11 +611,31 @@ async def workload_d(args: argparse.Namespace, cls: type[PlainConn]) -> dict[str
     await asyncio.sleep(1.0)
     after = proc_rss_kib(args.server_pid)
     assert len(conns) == n
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+    echoed = 0
+
+    def on_message(conn: PlainConn) -> None:
+        nonlocal echoed
+        echoed += 1
+        if echoed == n:
+            done.set_result(None)
+
+    for i in range(0, n, 500):  # in slices, so the load generator's buffers stay small
+        for conn in conns[i:i + 500]:
+            conn.on_message = on_message
+            conn.send(PAYLOAD)
+        await asyncio.sleep(0)
+    await asyncio.wait_for(done, 120)
+    await asyncio.sleep(1.0)
+    after_echo = proc_rss_kib(args.server_pid)
     return {
         "connections": n,
         "rss_before_kib": before,
         "rss_after_kib": after,
+        "rss_after_echo_kib": after_echo,
         "kib_per_conn": (after - before) / n,
+        "kib_per_conn_after_echo": (after_echo - before) / n,
         "connect_s": connect_s,
     }
 
@@ -708,6 +730,8 @@ def main() -> None:
     parser.add_argument("--conns", type=int, default=100, help="(b): connections (100)")
     parser.add_argument("--in-flight", type=int, default=16,
                         help="(b): messages in flight per connection (16)")
+    parser.add_argument("--conns-d", type=int, default=10000,
+                        help="(d): connections (10,000; 1,000 with --quick)")
     parser.add_argument("--syscount", metavar="FILE",
                         help="the server's syscall counters (bench/syscount.c), read at the "
                              "edges of the window")
