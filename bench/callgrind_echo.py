@@ -36,7 +36,6 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
 import uvloop  # noqa: E402
-
 from loadgen import PAYLOAD, PROTOCOLS, close_all, open_many  # noqa: E402
 from run import BY_NAME  # noqa: E402
 

@@ -12,8 +12,9 @@ Workloads: (a) the original's 3 clients x 500 sequential 1 KiB round trips; (b) 
 echo under each client pattern of ``--patterns`` (connections x messages in flight; by default
 10, 100 and 1,000 connections x 1, 16 and 64 in flight); (c) broadcast of 1 KiB to 1,000
 clients; (d) memory per connection at 10,000 connections, idle and after one echo each; (e)
-time from a server restart until every client has resumed (ours only); (f) the sans-IO core alone, no sockets (``bench/core_bench.py``); (g) the syscall
-floor, a raw TCP echo making one ``recv`` + one ``send`` per message (``bench/syscall_floor.py``).
+time from a server restart until every client has resumed (ours only); (f) the sans-IO core
+alone, no sockets (``bench/core_bench.py``); (g) the syscall floor, a raw TCP echo making one
+``recv`` + one ``send`` per message (``bench/syscall_floor.py``).
 
 Servers run with ``bench/syscount.so`` preloaded (``bench/syscount.c``; built by setup.sh or
 on first use): it counts their socket reads, writes and event-loop waits, reported per message

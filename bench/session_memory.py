@@ -22,9 +22,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from core_bench import PAYLOAD, Bench  # noqa: E402
+from core_bench import PAYLOAD, Bench
 
-from sigma_core.hub import ClientMessage  # noqa: E402
+from sigma_core.hub import ClientMessage
 
 
 def reachable(roots: list[object], shared: set[int]) -> dict[int, object]:
@@ -35,7 +35,8 @@ def reachable(roots: list[object], shared: set[int]) -> dict[int, object]:
         key = id(obj)
         if key in seen or key in shared:
             continue
-        if isinstance(obj, type | types.ModuleType | types.FunctionType | types.BuiltinFunctionType):
+        if isinstance(obj, type | types.ModuleType | types.FunctionType
+                      | types.BuiltinFunctionType):
             continue
         seen[key] = obj
         stack.extend(gc.get_referents(obj))

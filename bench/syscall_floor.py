@@ -28,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from loadgen import proc_cpu, proc_user_sys  # noqa: E402
+from loadgen import proc_cpu, proc_user_sys
 
 SIZE = 1024
 SERVER_CPU, CLIENT_CPU = 0, 1
