@@ -86,20 +86,25 @@ def main() -> None:
     session = rec.session
     assert session is not None
 
-    def roots() -> list[object]:
-        return [rec, session]
+    streams = hub._backplane._streams  # type: ignore[attr-defined]
+    inbox = "$inbox:" + session.id  # the session's inbox stream (hub._INBOX_KEY)
 
-    # Shared: everything the hub reaches when this session's records are left out.
+    # Shared: everything the hub reaches when this session's records (its connection record,
+    # its Session, its inbox stream in the backplane) are left out.
     def measure(title: str) -> int:
-        own = {id(hub._conns), id(hub._sessions)}
+        own = {id(hub._conns), id(hub._sessions), id(streams)}
+        stream = streams.pop(inbox, None)
         hidden = [hub._conns.pop(target), hub._sessions.pop(session.id)]
         try:
             shared = shared_objects(bench, set())
         finally:
             hub._conns[target], hub._sessions[session.id] = hidden  # type: ignore[assignment]
-        shared -= {id(rec), id(session)}
+            if stream is not None:
+                streams[inbox] = stream
+        roots: list[object] = [rec, session] + ([inbox, stream] if stream is not None else [])
+        shared -= {id(o) for o in roots}
         shared |= own
-        return report(title, reachable(roots(), shared))
+        return report(title, reachable(roots, shared))
 
     idle = measure("idle session (after Hello/Welcome)")
 
