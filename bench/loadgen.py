@@ -541,6 +541,9 @@ async def workload_b(args: argparse.Namespace, cls: type[PlainConn]) -> dict[str
     count, measured = received - start, window.close()
     running = False
     close_all(conns)
+    if not count:
+        raise RuntimeError(f"no echo came back in the {duration} s window "
+                           f"({n_conns} connections x {in_flight} in flight)")
     return {
         **measured,
         "connections": n_conns,

@@ -727,10 +727,17 @@ def main() -> None:
                     _progress(w, spec.name, i, runs, started)
                     log.write(f"--- {w} {spec.name} run {i + 1}\n")
                     log.flush()
-                    if w == "e":
-                        result = run_restart(spec, args.quick, log)
-                    else:
-                        result = run_loadgen(w, spec, args.quick, log)
+                    try:
+                        result = (run_restart(spec, args.quick, log) if w == "e"
+                                  else run_loadgen(w, spec, args.quick, log))
+                    except (RuntimeError, TimeoutError, subprocess.TimeoutExpired) as exc:
+                        # One server failing one workload (e.g. a peer that cannot keep 1,000
+                        # connections) is reported, and the run goes on.
+                        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+                        notes.append(f"({w}) {spec.name} run {i + 1} failed: {first_line}")
+                        log.write(f"FAILED {w} {spec.name}: {exc}\n")
+                        continue
+                    if w != "e":
                         for _retry in range(args.retries):
                             if (foreign(result) <= args.max_foreign
                                     or retried_s > args.retry_budget):
@@ -738,7 +745,10 @@ def main() -> None:
                             t0 = time.monotonic()
                             _progress(w, spec.name, i, runs, started,
                                       f"again: {100 * foreign(result):.0f} % foreign CPU")
-                            again = run_loadgen(w, spec, args.quick, log)
+                            try:
+                                again = run_loadgen(w, spec, args.quick, log)
+                            except (RuntimeError, subprocess.TimeoutExpired):
+                                break
                             again["retried"] = result.get("retried", 0) + 1
                             result = min(result, again, key=foreign)
                             retried_s += time.monotonic() - t0
@@ -748,6 +758,8 @@ def main() -> None:
     checks = targets(results)
     elapsed = time.monotonic() - started
     report = tables(results, names, runs, args.quick) + "\n" + targets_table(checks)
+    if notes:
+        report += "\nNotes:\n" + "".join(f"* {n}\n" for n in notes)
     if folder:
         shutil.rmtree(folder, ignore_errors=True)
     print("\n" + report)
