@@ -83,6 +83,8 @@ SERVERS = [
     ServerSpec("sigma_asyncio", "sigma_asyncio.py", "sigma", "sigma_asyncio (asyncio loop)"),
     ServerSpec("sigma_asyncio_uvloop", "sigma_asyncio_uvloop.py", "sigma",
                "sigma_asyncio + uvloop"),
+    ServerSpec("sigma_asyncio_uvloop_metrics", "sigma_asyncio_uvloop_metrics.py", "sigma",
+               "sigma_asyncio + uvloop + sigma_ops metrics"),
     ServerSpec("sigma_trio", "sigma_trio.py", "sigma", "sigma_trio"),
     ServerSpec("websockets", "websockets_server.py", "plain", "websockets (asyncio loop)"),
     ServerSpec("aiohttp", "aiohttp_server.py", "plain", "aiohttp (asyncio loop)"),

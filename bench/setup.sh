@@ -11,12 +11,12 @@ if [ ! -x "$venv/bin/python" ]; then
     "$python" -m venv "$venv"
 fi
 "$venv/bin/python" -m pip install --quiet --upgrade pip
-"$venv/bin/python" -m pip install --quiet -e "$here/..[uvloop,trio]" -r "$here/requirements.txt"
+"$venv/bin/python" -m pip install --quiet -e "$here/..[uvloop,trio,ops]" -r "$here/requirements.txt"
 "$venv/bin/python" - <<'PY'
 import importlib.metadata as md
 for name in ("sigmasockets", "websockets", "aiohttp", "picows", "uvloop", "trio", "psutil", "wsproto",
-             "python-socketio", "python-engineio"):
-    print(f"{name:15} {md.version(name)}")
+             "prometheus-client", "python-socketio", "python-engineio"):
+    print(f"{name:17} {md.version(name)}")
 PY
 if command -v npm >/dev/null && command -v node >/dev/null; then
     (cd "$here" && npm ci --silent --no-audit --no-fund)

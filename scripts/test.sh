@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh clone: makes .venv, installs what it needs, then runs
-# ruff, mypy (strict), pytest (core, adapters over real sockets, fuzz runner, and the chat's
+# ruff, mypy (strict), the docs site (mkdocs build --strict, scripts/docs.sh), pytest (core,
+# adapters over real sockets, fuzz runner, the docs' examples and API reference, and the chat's
 # browser tests in Debian's chromium, installed with apt when missing and running as root), and
 # the JS client's tests (npm ci + node --test; needs Node 20.19+). pytest runs on sigma_core
 # compiled with mypyc (scripts/_env.sh), then the core tests again on the pure-Python modules;
@@ -12,7 +13,10 @@ source scripts/_env.sh
 ensure_venv
 echo "== ruff";   "$VENV/bin/ruff" check .
 echo "== mypy";   "$VENV/bin/mypy"
+echo "== docs site (mkdocs build --strict -> site/)"; bash scripts/docs.sh
+export SIGMA_DOCS_SITE="$PWD/site"  # tests/test_docs.py checks this build's API reference
 echo "== browser tests setup (Debian chromium, web app build)"; bash tests/browser/setup.sh
+echo "== deploy tests setup (Debian nginx)"; bash deploy/test-setup.sh
 echo "== pytest"; "$VENV/bin/pytest" "$@"
 if compgen -G "sigma_core/*.so" >/dev/null; then
   echo "== pytest, core tests on the pure-Python modules (sigma_core copied without .so)"

@@ -139,8 +139,9 @@ class SigmaSocketClient:
     async def connect(self) -> None:
         """Connect and return once the server welcomed us.
 
-        Raises :class:`~sigma_core.errors.ConnectionFailed` if the client gives up first
-        (attempts exhausted, authentication refused) or is disconnected meanwhile.
+        Raises:
+            ConnectionFailed: the client gave up first (attempts exhausted, authentication
+                refused) or was disconnected meanwhile.
         """
         core = self._core
         if core.status is ConnectionStatus.CONNECTED:
@@ -196,7 +197,12 @@ class SigmaSocketClient:
 
     def send(self, data: bytes, topic: str = "") -> bool:
         """Queue ``data`` for the server (delivered once, in order, across reconnects).
-        False, and nothing queued, while ``max_pending`` messages await acknowledgement."""
+        False, and nothing queued, while ``max_pending`` messages await acknowledgement.
+
+        Raises:
+            LocalProtocolError: the message could never be accepted: larger than the server's
+                ``max_message_size`` less the envelope's overhead.
+        """
         try:
             self._core.send(data, self._loop.time(), topic=topic)
         except BufferFullError:
@@ -205,12 +211,21 @@ class SigmaSocketClient:
         return True
 
     def subscribe(self, topic: str) -> None:
-        """Subscribe to ``topic`` (now, or on the next connection)."""
+        """Subscribe to ``topic`` (now, or on the next connection).
+
+        Raises:
+            LocalProtocolError: ``topic`` is empty or reserved (starts with ``$``), or the Hello
+                that resumes the session would no longer fit in ``max_message_size`` with it.
+        """
         self._core.subscribe(topic, self._loop.time())
         self._after_core()
 
     def unsubscribe(self, topic: str) -> None:
-        """Leave ``topic``."""
+        """Leave ``topic``.
+
+        Raises:
+            LocalProtocolError: not subscribed to ``topic``.
+        """
         self._core.unsubscribe(topic, self._loop.time())
         self._after_core()
 

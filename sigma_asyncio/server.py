@@ -126,7 +126,11 @@ class SigmaSocketServer:
 
     async def start(self) -> None:
         """Bind and accept. After :meth:`stop`, starting again keeps the hub (sessions and
-        history survive) and rebinds the same port."""
+        history survive) and rebinds the same port.
+
+        Raises:
+            OSError: the address could not be bound (in use, not permitted).
+        """
         if self._server is not None:
             return
         self._loop = loop = asyncio.get_running_loop()
@@ -143,15 +147,19 @@ class SigmaSocketServer:
 
     async def stop(self) -> None:
         """Graceful stop: no new sockets, every client gets Goodbye (with the
-        ``shutdown_reconnect_after`` hint) and close 1001; sockets still open after
-        ``shutdown_timeout`` are aborted."""
+        ``shutdown_reconnect_after`` hint) and close 1001, spread over ``shutdown_spread``
+        seconds; sockets still open after ``shutdown_timeout`` are aborted."""
         server, self._server = self._server, None
         if server is None:
             return
         server.close()
         hub = self._require_hub()
-        hub.shutdown(self._loop.time(),
-                     reconnect_after_ms=int(self.options.shutdown_reconnect_after * 1000))
+        hint = int(self.options.shutdown_reconnect_after * 1000)
+        if self.options.shutdown_spread > 0:
+            hub.drain(self._loop.time(), window=self.options.shutdown_spread,
+                      reconnect_after_ms=hint)
+        else:
+            hub.shutdown(self._loop.time(), reconnect_after_ms=hint)
         self._after_core()
         if not await self._wait_closed(self.options.shutdown_timeout):
             for transport in list(self._transports.values()):
@@ -196,7 +204,12 @@ class SigmaSocketServer:
     # ------------------------------------------------------------------ commands
 
     def send_to_client(self, client: ClientRef, data: bytes) -> bool:
-        """Send to one client's inbox (replayed if it is away); False if no such session."""
+        """Send to one client's inbox (replayed if it is away); False if no such session.
+
+        Raises:
+            LocalProtocolError: the server was never started, or the message is larger than
+                ``max_message_size`` allows.
+        """
         hub = self._require_hub()
         session_id = _id(client)
         if hub.get_session(session_id) is None:
@@ -206,24 +219,46 @@ class SigmaSocketServer:
         return True
 
     def broadcast(self, data: bytes, exclude: Exclude = None) -> None:
-        """Send to every client except ``exclude`` (an id, a session, or several)."""
+        """Send to every client except ``exclude`` (an id, a session, or several).
+
+        Raises:
+            LocalProtocolError: the server was never started, or the message is larger than
+                ``max_message_size`` allows.
+        """
         self._require_hub().broadcast(data, self._loop.time(), exclude=_ids(exclude))
         self._after_core()
 
     def publish(self, topic: str, data: bytes, exclude: Exclude = None) -> StreamPosition:
-        """Publish to a topic's subscribers; returns the message's position."""
+        """Publish to a topic's subscribers; returns the message's position.
+
+        Raises:
+            LocalProtocolError: the server was never started; ``topic`` is empty, longer than
+                256 bytes or reserved (starts with ``$``, other than ``$all``); or the message
+                is larger than ``max_message_size`` allows.
+        """
         position = self._require_hub().publish(topic, data, self._loop.time(),
                                                exclude=_ids(exclude))
         self._after_core()
         return position
 
     def subscribe(self, client: ClientRef, topic: str) -> None:
-        """Subscribe a client to ``topic`` from the server side."""
+        """Subscribe a client to ``topic`` from the server side.
+
+        Raises:
+            LocalProtocolError: the server was never started; no such session; ``topic`` is
+                empty, too long or reserved; or the session already holds ``max_topics_per_session``
+                topics.
+        """
         self._require_hub().subscribe(_id(client), topic, self._loop.time())
         self._after_core()
 
     def unsubscribe(self, client: ClientRef, topic: str) -> None:
-        """Remove a client's subscription to ``topic``."""
+        """Remove a client's subscription to ``topic``.
+
+        Raises:
+            LocalProtocolError: the server was never started, no such session, or ``topic`` is
+                reserved.
+        """
         self._require_hub().unsubscribe(_id(client), topic, self._loop.time())
         self._after_core()
 
@@ -231,7 +266,11 @@ class SigmaSocketServer:
                           end_session: bool = True) -> None:
         """Close a client's connection (close 1000). ``end_session`` (a kick): the session ends
         and the client does not come back; otherwise it reconnects and resumes. Unknown ids
-        are ignored."""
+        are ignored.
+
+        Raises:
+            LocalProtocolError: the server was never started.
+        """
         hub = self._require_hub()
         session_id = _id(client)
         if hub.get_session(session_id) is not None:
@@ -247,7 +286,11 @@ class SigmaSocketServer:
         return self._hub.connected_sessions() if self._hub is not None else []
 
     def get_stats(self) -> ServerStats:
-        """Counters and gauges (see :class:`~sigma_core.hub.ServerStats`)."""
+        """Counters and gauges (see :class:`~sigma_core.hub.ServerStats`).
+
+        Raises:
+            LocalProtocolError: the server was never started.
+        """
         return self._require_hub().stats(self._loop.time())
 
     # ------------------------------------------------------------------ plumbing

@@ -79,7 +79,12 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ServerOptions:
-    """Everything a ``SigmaSocketServer`` can be told."""
+    """Everything a ``SigmaSocketServer`` can be told.
+
+    Raises:
+        ValueError: a value is out of range (the message names the field), checked when the
+            options are built.
+    """
 
     #: Original default; bind "127.0.0.1" to stay off the network.
     host: str = "0.0.0.0"
@@ -111,6 +116,10 @@ class ServerOptions:
     shutdown_timeout: float = 5.0
     #: Delay suggested to clients in the shutdown Goodbye (they add jitter).
     shutdown_reconnect_after: float = 1.0
+    #: Seconds over which ``stop()`` spreads its Goodbyes, one connection after another, so
+    #: the clients do not all reconnect elsewhere at once (0: all at once). At most
+    #: ``shutdown_timeout``, which still bounds the whole stop.
+    shutdown_spread: float = 0.0
     #: Called with each Hello and the HTTP request; None admits everyone.
     authenticate: AuthHook | None = None
     #: When set, upgrades whose Origin header is not listed are refused with HTTP 403.
@@ -135,10 +144,13 @@ class ServerOptions:
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port must be 0..65535, got {self.port}")
-        for name in ("shutdown_timeout", "shutdown_reconnect_after"):
+        for name in ("shutdown_timeout", "shutdown_reconnect_after", "shutdown_spread"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
                 raise ValueError(f"{name} must be finite and >= 0")
+        if self.shutdown_spread > self.shutdown_timeout:
+            raise ValueError(f"shutdown_spread ({self.shutdown_spread}) must be <= "
+                             f"shutdown_timeout ({self.shutdown_timeout})")
         self.hub_config()  # validates everything else, with the core's messages
 
     def hub_config(self, wall_clock_offset: float = 0.0) -> HubConfig:
@@ -170,7 +182,12 @@ class ServerOptions:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ClientOptions:
-    """Everything a ``SigmaSocketClient`` can be told."""
+    """Everything a ``SigmaSocketClient`` can be told.
+
+    Raises:
+        ValueError: a value is out of range, or ``url`` is not a ``ws://`` or ``wss://`` URL
+            with a host (the message says which), checked when the options are built.
+    """
 
     url: str
     #: First reconnect delay ceiling in seconds (original: 1000 ms); doubles per attempt up to

@@ -431,13 +431,14 @@ class ClientSession:
         """Leave for good: Goodbye(NORMAL) ends the session on the server; unacknowledged
         messages are dropped. ``connect()`` afterwards starts a fresh session."""
         self._wanted = False
+        opening = self._attempt_deadline != math.inf
         self._reconnect_at = self._attempt_deadline = math.inf
         conn = self._conn
         if conn is not None and conn.state is ConnectionState.OPEN:
             conn.close(CloseCode.NORMAL_CLOSURE, reason,
                        goodbye=Goodbye(code=ErrorCode.NORMAL, reason=reason), now=now)
             self._events.append(CloseTransport(attempt=self._attempt_id))
-        elif conn is not None or self._transport_up or self._attempt_deadline != math.inf:
+        elif conn is not None or self._transport_up or opening:
             # Also while the socket is still opening: the adapter cancels it.
             self._events.append(CloseTransport(attempt=self._attempt_id))
         self._release_conn()
@@ -451,9 +452,11 @@ class ClientSession:
         """Queue a message for the server; returns its sequence number.
 
         Delivered exactly once, in order, across reconnects, as long as the session survives.
-        Raises :class:`BufferFullError` when ``max_pending`` messages await acknowledgement,
-        and :class:`LocalProtocolError` when the message could never be accepted (larger than
-        the server's ``max_message_size`` less :data:`ENVELOPE_OVERHEAD`).
+
+        Raises:
+            BufferFullError: ``max_pending`` messages await acknowledgement (nothing queued).
+            LocalProtocolError: the message could never be accepted (larger than the server's
+                ``max_message_size`` less :data:`ENVELOPE_OVERHEAD`).
         """
         size = len(payload) + len(topic.encode("utf-8", "surrogatepass")) + ENVELOPE_OVERHEAD
         if size > self._max_message_size:
@@ -471,7 +474,13 @@ class ClientSession:
 
     def subscribe(self, topic: str, now: float) -> int:
         """Subscribe to ``topic`` (sent now, or on the next connection); returns the request
-        id that the Subscribed / Error answer quotes."""
+        id that the Subscribed / Error answer quotes.
+
+        Raises:
+            LocalProtocolError: ``topic`` is empty or reserved (starts with ``$``), or the Hello
+                that resumes the session would no longer fit in the server's ``max_message_size``
+                with it.
+        """
         if not topic or topic.startswith("$"):
             raise LocalProtocolError(f"invalid topic name {topic!r}")
         if topic not in self.subscriptions:
@@ -483,7 +492,11 @@ class ClientSession:
     def unsubscribe(self, topic: str, now: float) -> int:
         """Stop receiving ``topic``: nothing more is delivered for it from this call on. Sent
         now, or after the next Welcome; the topic's position is kept until the server confirms,
-        so a resume in between does not replay the topic from the start."""
+        so a resume in between does not replay the topic from the start.
+
+        Raises:
+            LocalProtocolError: not subscribed to ``topic``.
+        """
         if topic not in self.subscriptions:
             raise LocalProtocolError(f"not subscribed to {topic!r}")
         self.subscriptions.discard(topic)
@@ -505,8 +518,9 @@ class ClientSession:
 
     def transport_failed(self, attempt: int, now: float, reason: str = "") -> None:
         """The socket of ``attempt`` could not be opened (refused, DNS, TLS...)."""
-        if attempt != self._attempt_id or self._transport_up:
-            return
+        if attempt != self._attempt_id or self._transport_up \
+                or self._attempt_deadline == math.inf:
+            return  # stale, already open, or no attempt under way
         self._attempt_deadline = math.inf
         self._attempt_id += 1  # anything else reported about this attempt is stale
         self._lost(now, code=CloseCode.ABNORMAL_CLOSURE, reason=reason or "connect failed",
@@ -551,7 +565,8 @@ class ClientSession:
     # ------------------------------------------------------------------ internals
 
     def _wall_ms(self, now: float) -> int:
-        return max(0, int((now + self.config.connection.wall_clock_offset) * 1000))
+        # Rounded to the microsecond first: 1.001 s is 1000.9999999999999 ms in binary.
+        return max(0, math.floor(round((now + self.config.connection.wall_clock_offset) * 1000, 6)))
 
     def _set_status(self, status: ConnectionStatus) -> None:
         if status is not self._status:
@@ -687,8 +702,7 @@ class ClientSession:
             if not recovery.topic.startswith("$"):
                 server_topics.add(recovery.topic)
             if recovery.topic in self._unsubscribing:
-                if recovery.position is not None:
-                    self.positions[recovery.topic] = recovery.position
+                self._update_position(recovery)  # kept until the server confirms
             else:
                 self._apply_recovery(recovery)
         self._failures = 0
@@ -723,10 +737,22 @@ class ClientSession:
                 self._unsubscribing.discard(topic)
                 self.positions.pop(topic, None)
 
+    def _update_position(self, recovery: TopicRecovery) -> None:
+        """protocol.md §6.4: a Failed recovery or a position in another epoch replaces the
+        stored position; Recovered and Fresh only move it forward (their replay may overlap
+        what has already arrived, and is deduplicated against the stored position)."""
+        position = recovery.position
+        if position is None:
+            return
+        known = self.positions.get(recovery.topic)
+        if recovery.status is not RecoveryStatus.FAILED and known is not None \
+                and known.epoch == position.epoch and known.offset >= position.offset:
+            return
+        self.positions[recovery.topic] = position
+
     def _apply_recovery(self, recovery: TopicRecovery) -> None:
         topic = recovery.topic
-        if recovery.position is not None:
-            self.positions[topic] = recovery.position
+        self._update_position(recovery)
         if not topic.startswith("$") and topic not in self._unsubscribing:
             self.subscriptions.add(topic)
         if recovery.status is RecoveryStatus.FAILED:

@@ -1113,19 +1113,19 @@ def _read_unsubscribed(t: _Table) -> Unsubscribed:
 
 
 def _read_presence(t: _Table) -> Presence:
+    # Every field is verified first: a malformed buffer is a DecodeError (close 4000) even
+    # when its action is also unknown (the TypeScript reader agrees; test_codec_crosscheck).
+    topic = t.string(0, "Presence.topic", required=True)
     raw_action = t.u8(1, "Presence.action")
+    session_id = t.string(2, "Presence.session_id", required=True)
+    metadata = _read_metadata(t, 3, "Presence.metadata")
     action = _PRESENCE_ACTION.get(raw_action)
     if action is None:
         # No safe fallback: treating an unknown action as JOIN or LEAVE would corrupt the set.
         # The message is from a newer version: the receiver ignores it.
         raise UnknownMessageType(_WireBody.Presence,
                                  f"Presence with unknown action {raw_action}")
-    return Presence(
-        topic=t.string(0, "Presence.topic", required=True),
-        action=action,
-        session_id=t.string(2, "Presence.session_id", required=True),
-        metadata=_read_metadata(t, 3, "Presence.metadata"),
-    )
+    return Presence(topic=topic, action=action, session_id=session_id, metadata=metadata)
 
 
 def _read_error(t: _Table) -> Error:

@@ -71,6 +71,7 @@ from .errors import (
     UnknownMessageType,
 )
 from .messages import Body, Data, Goodbye, Hello, Ping, Pong, Welcome
+from .metrics import Histogram
 from .websocket import (
     Closed as WsClosed,
 )
@@ -267,6 +268,8 @@ class Connection:
         self._peer_goodbye: Goodbye | None = None
         #: Smoothed heartbeat round-trip time in seconds (None until the first Pong).
         self.rtt: float | None = None
+        #: Where each raw RTT sample is also counted (the hub's metrics), if anywhere.
+        self.rtt_samples: Histogram | None = None
         #: Bytes received on the wire once open.
         self.bytes_received = 0
         #: Envelopes of a message type this version does not know, ignored.
@@ -634,6 +637,8 @@ class Connection:
             if self._state is ConnectionState.OPEN:
                 sample = max(0.0, (self._wall_ms(now) - body.echo_timestamp_ms) / 1000)
                 self.rtt = sample if self.rtt is None else self.rtt + (sample - self.rtt) / 8
+                if self.rtt_samples is not None:
+                    self.rtt_samples.observe(sample)
                 return
         elif isinstance(body, Goodbye):
             self._peer_goodbye = body

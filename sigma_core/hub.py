@@ -46,6 +46,7 @@ from .connection import (
     HttpResponse,
     ServerConnection,
 )
+from .drain import spread_times
 from .entropy import Entropy
 from .errors import CloseCode, ErrorCode, LocalProtocolError, RemoteProtocolError
 from .messages import (
@@ -67,6 +68,7 @@ from .messages import (
     Unsubscribed,
     Welcome,
 )
+from .metrics import HubMetrics
 from .ratelimit import RateLimit, TokenBucket
 from .websocket import WebSocketState
 
@@ -405,11 +407,12 @@ def _client_message(session: Session, seq: int, topic: str, payload: bytes,
 
 
 class _Conn:
-    __slots__ = ("buckets", "close_action", "conn", "http", "id", "paused", "request",
+    __slots__ = ("buckets", "close_action", "conn", "http", "id", "opened", "paused", "request",
                  "scheduled", "session")
 
     def __init__(self, conn_id: int, conn: ServerConnection) -> None:
         self.id = conn_id
+        self.opened = 0.0
         self.conn = conn
         self.paused = False
         self.http = False
@@ -421,7 +424,7 @@ class _Conn:
         self.scheduled = math.inf
 
 
-_TimerKind = Literal["conn", "ack", "expire", "trim", "reap"]
+_TimerKind = Literal["conn", "ack", "expire", "trim", "reap", "drain"]
 
 
 class Hub:
@@ -477,6 +480,10 @@ class Hub:
         self._slow_consumers = 0
         self._rate_limited = 0
         self._duplicates = 0
+        #: Distributions and counts by reason for exporters (see sigma_core.metrics).
+        self.metrics = HubMetrics()
+        #: (goodbye hint in ms, reason) once :meth:`drain` began: new upgrades get 503.
+        self._drain: tuple[int, str] | None = None
 
     # ------------------------------------------------------------------ adapter side
 
@@ -485,6 +492,8 @@ class Hub:
         conn_id = self._next_conn_id
         self._next_conn_id += 1
         rec = _Conn(conn_id, ServerConnection(self._conn_config, now=now))
+        rec.opened = now
+        rec.conn.rtt_samples = self.metrics.heartbeat_rtt_seconds
         self._conns[conn_id] = rec
         self._total_connections += 1
         self._schedule_conn(rec)
@@ -550,6 +559,10 @@ class Hub:
                         and session.expires_at <= now:
                     self._end_session(session, now)
                     self._events.append(SessionExpired(session=session))
+            elif kind == "drain":
+                rec = self._conns.get(key)  # type: ignore[call-overload]
+                if rec is not None and self._drain is not None:
+                    self._say_goodbye(rec, now, *self._drain)
             else:
                 self._backplane.trim(now)
                 self._next_trim = now + self.config.trim_interval
@@ -597,7 +610,13 @@ class Hub:
     def publish(self, topic: str, payload: bytes | bytearray | memoryview, now: float, *,
                 exclude: Iterable[str] = (), only: Iterable[str] | None = None) -> StreamPosition:
         """Publish ``payload`` to ``topic``: kept in history, sent to every subscriber
-        (minus ``exclude``; only those in ``only`` when given). Encoded once."""
+        (minus ``exclude``; only those in ``only`` when given). Encoded once.
+
+        Raises:
+            LocalProtocolError: ``topic`` is empty, longer than ``max_topic_length`` or reserved
+                (starts with ``$``, other than ``$all``), or the message would not fit in
+                ``max_message_size``.
+        """
         if topic.startswith(_RESERVED_PREFIX) and topic != BROADCAST_TOPIC:
             raise LocalProtocolError(f"cannot publish to reserved topic {topic!r} (use send_to "
                                      f"for a session's inbox)")
@@ -607,26 +626,44 @@ class Hub:
 
     def broadcast(self, payload: bytes | bytearray | memoryview, now: float, *,
                   exclude: Iterable[str] = ()) -> StreamPosition:
-        """Send to every session (the ``$all`` topic), except those in ``exclude``."""
+        """Send to every session (the ``$all`` topic), except those in ``exclude``.
+
+        Raises:
+            LocalProtocolError: the message would not fit in ``max_message_size``.
+        """
         return self._publish(BROADCAST_TOPIC, BROADCAST_TOPIC, payload, now,
                              frozenset(exclude) if exclude else _NOBODY, None)
 
     def send_where(self, predicate: Callable[[Session], bool],
                    payload: bytes | bytearray | memoryview, now: float) -> StreamPosition:
-        """Selective routing: broadcast to the sessions for which ``predicate`` is true."""
+        """Selective routing: broadcast to the sessions for which ``predicate`` is true.
+
+        Raises:
+            LocalProtocolError: the message would not fit in ``max_message_size``.
+        """
         only = frozenset(s.id for s in self._sessions.values() if predicate(s))
         return self._publish(BROADCAST_TOPIC, BROADCAST_TOPIC, payload, now, _NOBODY, only)
 
     def send_to(self, session_id: str, payload: bytes | bytearray | memoryview,
                 now: float) -> StreamPosition:
-        """Send to one session through its inbox (replayed if it is disconnected)."""
+        """Send to one session through its inbox (replayed if it is disconnected).
+
+        Raises:
+            LocalProtocolError: no session ``session_id``, or the message would not fit in
+                ``max_message_size``.
+        """
         if session_id not in self._sessions:
             raise LocalProtocolError(f"no session {session_id!r}")
         return self._publish(_INBOX_KEY + session_id, INBOX_TOPIC, payload, now, _NOBODY,
                              None)
 
     def subscribe(self, session_id: str, topic: str, now: float) -> None:
-        """Subscribe a session to a topic from the server side (it is told with Subscribed)."""
+        """Subscribe a session to a topic from the server side (it is told with Subscribed).
+
+        Raises:
+            LocalProtocolError: no session ``session_id``; ``topic`` is empty, too long or
+                reserved; or the session already holds ``max_topics_per_session`` topics.
+        """
         session = self._session(session_id)
         self._check_topic(topic)
         if topic.startswith(_RESERVED_PREFIX):
@@ -643,7 +680,11 @@ class Hub:
                 topic=topic, status=RecoveryStatus.FRESH, position=head)), now)
 
     def unsubscribe(self, session_id: str, topic: str, now: float) -> None:
-        """Remove a subscription from the server side (the client is told with Unsubscribed)."""
+        """Remove a subscription from the server side (the client is told with Unsubscribed).
+
+        Raises:
+            LocalProtocolError: no session ``session_id``, or ``topic`` is reserved.
+        """
         session = self._session(session_id)
         if topic.startswith(_RESERVED_PREFIX):
             raise LocalProtocolError(f"{topic!r} is reserved")
@@ -660,7 +701,11 @@ class Hub:
 
         With ``end_session`` (a kick) the session is forgotten at once and the client is told
         with Goodbye(NORMAL), which stops it from reconnecting. Without, only the connection
-        goes: the session stays resumable and the client reconnects and resumes."""
+        goes: the session stays resumable and the client reconnects and resumes.
+
+        Raises:
+            LocalProtocolError: no session ``session_id``.
+        """
         session = self._session(session_id)
         rec = self._rec_of(session)
         if rec is not None:
@@ -676,13 +721,35 @@ class Hub:
         1001 after what is queued. Sessions are kept (a restart with a shared backplane resumes
         them). Call :meth:`flush` and keep feeding bytes until the sockets close."""
         for rec in list(self._conns.values()):
-            if rec.conn.state is ConnectionState.OPEN:
-                rec.conn.close(CloseCode.GOING_AWAY, reason, now=now, goodbye=Goodbye(
-                    code=ErrorCode.SHUTTING_DOWN, reason=reason,
-                    reconnect_after_ms=reconnect_after_ms))
+            self._say_goodbye(rec, now, reconnect_after_ms, reason)
+
+    def drain(self, now: float, *, window: float, reconnect_after_ms: int = 1000,
+              reason: str = "server draining") -> None:
+        """:meth:`shutdown` spread over ``window`` seconds (see :mod:`sigma_core.drain`): from
+        now on upgrades are refused with 503, and the open connections get Goodbye
+        (SHUTTING_DOWN, ``reconnect_after_ms``) and close 1001 one after another, evenly over
+        the window, as :meth:`handle_timer` reaches their turn. ``is_draining`` stays True."""
+        self._drain = (reconnect_after_ms, reason)
+        recs = list(self._conns.values())
+        for rec, when in zip(recs, spread_times(len(recs), now, window), strict=True):
+            if when <= now:
+                self._say_goodbye(rec, now, reconnect_after_ms, reason)
             else:
-                rec.conn.close(CloseCode.GOING_AWAY, reason, now=now)
-            self._process(rec, now)
+                self._push_timer(when, "drain", rec.id)
+
+    @property
+    def is_draining(self) -> bool:
+        return self._drain is not None
+
+    def _say_goodbye(self, rec: _Conn, now: float, reconnect_after_ms: int, reason: str) -> None:
+        if rec.conn.state is ConnectionState.OPEN:
+            self.metrics.drained += 1
+            rec.conn.close(CloseCode.GOING_AWAY, reason, now=now, goodbye=Goodbye(
+                code=ErrorCode.SHUTTING_DOWN, reason=reason,
+                reconnect_after_ms=reconnect_after_ms))
+        else:
+            rec.conn.close(CloseCode.GOING_AWAY, reason, now=now)
+        self._process(rec, now)
 
     # ------------------------------------------------------------------ queries
 
@@ -766,10 +833,15 @@ class Hub:
                 origins = self._origins
                 origin = next((v for k, v in event.headers if k == "origin"), None)
                 if len(self._conns) > self.config.max_connections:
+                    self.metrics.refused["connection_limit"] += 1
                     conn.reject_handshake(503, "server is at its connection limit "
                                           f"({self.config.max_connections}); retry later")
                 elif origins is not None and (origin is None or origin.lower() not in origins):
+                    self.metrics.refused["origin"] += 1
                     conn.reject_handshake(403, f"origin {origin!r} is not allowed")
+                elif self._drain is not None:
+                    self.metrics.refused["draining"] += 1
+                    conn.reject_handshake(503, "server is draining; connect to another node")
                 else:
                     conn.accept_handshake()
             elif isinstance(event, HttpRequest):
@@ -833,6 +905,7 @@ class Hub:
         # Hello, so it goes now (its headers are most of an idle connection's memory otherwise).
         request, rec.request = rec.request, None
         if hello.protocol_version != PROTOCOL_VERSION:
+            self.metrics.refused["protocol_version"] += 1
             conn.refuse(CloseCode.UNSUPPORTED_VERSION, ErrorCode.UNSUPPORTED_VERSION,
                         f"protocol version {hello.protocol_version} is not supported "
                         f"(this server speaks {PROTOCOL_VERSION})", now)
@@ -845,11 +918,13 @@ class Hub:
                                             headers=request.headers if request else ()))
             except Exception as exc:  # the app's hook: contain it, refuse, report
                 self._events.append(HookFailed(hook="authenticate", error=exc))
+                self.metrics.refused["auth_error"] += 1
                 conn.refuse(CloseCode.INTERNAL_ERROR, ErrorCode.UNKNOWN,
                             "authentication failed: internal error", now,
                             reconnect_after_ms=5000)
                 return
             if isinstance(decision, AuthRefuse):
+                self.metrics.refused["auth_failed"] += 1
                 conn.refuse(CloseCode.AUTH_FAILED, ErrorCode.AUTH_FAILED, decision.message, now)
                 return
             identity, metadata = decision.identity, dict(decision.metadata)
@@ -871,6 +946,7 @@ class Hub:
         resumed = session is not None
         if session is None:
             if len(self._sessions) >= self.config.max_sessions:
+                self.metrics.refused["session_limit"] += 1
                 conn.refuse(CloseCode.TRY_AGAIN_LATER, ErrorCode.LIMIT_EXCEEDED,
                             f"server holds its maximum of {self.config.max_sessions} sessions",
                             now, reconnect_after_ms=5000)
@@ -932,6 +1008,10 @@ class Hub:
             fresh_reason=fresh_reason), now)
         for entry in replay:
             self._deliver(rec, entry)
+        metrics = self.metrics
+        metrics.handshake_seconds.observe(now - rec.opened)
+        if resumed:
+            metrics.replayed_messages.observe(len(replay))
         for topic in stale:
             conn.send(Unsubscribed(topic=topic))
         self._dirty.add(rec.id)
@@ -957,9 +1037,15 @@ class Hub:
             # All-or-nothing: continue from the live head. Everything after the client's
             # position up to the head is lost to it, including what history still holds.
             session.subscriptions[topic] = head
-            lost_to = head.offset if result.lost_to else 0
+            lost_from, lost_to = result.lost_from, head.offset if result.lost_to else 0
+            if position.epoch == head.epoch and position.offset > head.offset:
+                # Beyond the head in the same epoch (the stream lost its tail): the client's
+                # head+1..offset are not ours, and the live stream numbers those offsets anew.
+                lost_from, lost_to = head.offset + 1, position.offset
+            if lost_to >= lost_from > 0:
+                self.metrics.lost_messages += lost_to - lost_from + 1
             return TopicRecovery(topic=topic, status=RecoveryStatus.FAILED, position=head,
-                                 lost_from=result.lost_from, lost_to=lost_to), []
+                                 lost_from=lost_from, lost_to=lost_to), []
         sid = session.id
         entries = [e for e in result if e.reaches(sid)]
         status = RecoveryStatus.RECOVERED if client_pos is not None else RecoveryStatus.FRESH
@@ -1079,6 +1165,7 @@ class Hub:
         if session is None:
             if rec.http:
                 return  # a plain HTTP request, answered: not a refused WebSocket
+            self.metrics.rejected_connections += 1
             self._events.append(ConnectionRejected(conn_id=rec.id, code=closed.code,
                                                    reason=closed.reason, cause=closed.cause))
             return
@@ -1118,7 +1205,9 @@ class Hub:
             return _tuple_new(HistoryEntry, (epoch, offset, now, frame, header, exclude, only))
 
         entry = self._backplane.append(key, build)
-        if key.startswith(_INBOX_KEY):
+        sent_before = self._messages_sent
+        kind = 0 if key == BROADCAST_TOPIC else 1 if wire_topic == INBOX_TOPIC else 2
+        if kind == 1:
             session = self._sessions.get(key[len(_INBOX_KEY):])
             if session is not None and session.conn_id is not None:
                 rec = self._conns[session.conn_id]
@@ -1130,6 +1219,9 @@ class Hub:
             members = self._members.get(key)
             if members:
                 self._fan_out(members, entry, now)
+        metrics = self.metrics
+        metrics.publishes[kind] += 1
+        metrics.deliveries[kind] += self._messages_sent - sent_before
         return _tuple_new(StreamPosition, (entry.epoch, entry.offset))
 
     def _fan_out(self, targets: Iterable[str], entry: HistoryEntry, now: float) -> None:

@@ -72,8 +72,16 @@ __all__ = [
     "write",
 ]
 
-#: The standard ``logging`` module's numeric levels (the core cannot import it).
-DEBUG, INFO, WARNING, ERROR = 10, 20, 30, 40
+# The standard ``logging`` module's numeric levels (the core cannot import it), one per line so
+# that the API reference documents each.
+#: ``logging.DEBUG``
+DEBUG = 10
+#: ``logging.INFO``
+INFO = 20
+#: ``logging.WARNING``
+WARNING = 30
+#: ``logging.ERROR``
+ERROR = 40
 
 #: Closes that mean a limit was hit: worth an operator's attention.
 _LIMIT_CODES = frozenset({CloseCode.TRY_AGAIN_LATER, CloseCode.SLOW_CONSUMER,

@@ -119,9 +119,13 @@ class SigmaSocketClient(OwnNursery):
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
                   ) -> None:
         """Connect, report ``started`` once connected and keep the session going (reconnects
-        included) until :meth:`disconnect` or the session gives up. Raises
-        :class:`ConnectionFailed` if it gives up before the first connection. Cancelling it
-        disconnects at once."""
+        included) until :meth:`disconnect` or the session gives up. Cancelling it disconnects
+        at once.
+
+        Raises:
+            ConnectionFailed: the session gave up before the first connection.
+            LocalProtocolError: the client is already running.
+        """
         if self._nursery is not None:
             raise LocalProtocolError("this SigmaSocketClient is already running")
         session = self._core()
@@ -156,8 +160,12 @@ class SigmaSocketClient(OwnNursery):
             raise ConnectionFailed(self._failure())
 
     async def connect(self) -> None:
-        """Wait until the running client is connected. Raises :class:`ConnectionFailed` if the
-        session gives up first, :class:`LocalProtocolError` if the client is not running."""
+        """Wait until the running client is connected.
+
+        Raises:
+            ConnectionFailed: the session gave up first.
+            LocalProtocolError: the client is not running.
+        """
         if self._nursery is None:
             raise LocalProtocolError("the client is not running: use `async with client:` or "
                                      "`await nursery.start(client.run)`")
@@ -188,7 +196,12 @@ class SigmaSocketClient(OwnNursery):
 
     def send(self, data: bytes, topic: str = "") -> bool:
         """Queue a message for the server (delivered once, in order, across reconnects).
-        False, and nothing queued, while ``max_pending`` messages await acknowledgement."""
+        False, and nothing queued, while ``max_pending`` messages await acknowledgement.
+
+        Raises:
+            LocalProtocolError: the message could never be accepted: larger than the server's
+                ``max_message_size`` less the envelope's overhead.
+        """
         try:
             self._core().send(data, trio.current_time(), topic=topic)
         except BufferFullError:
@@ -198,12 +211,21 @@ class SigmaSocketClient(OwnNursery):
 
     def subscribe(self, topic: str) -> None:
         """Join ``topic`` (now, or on the next connection); the ``subscribed`` callback
-        confirms it."""
+        confirms it.
+
+        Raises:
+            LocalProtocolError: ``topic`` is empty or reserved (starts with ``$``), or the Hello
+                that resumes the session would no longer fit in ``max_message_size`` with it.
+        """
         self._core().subscribe(topic, trio.current_time())
         self._after_core()
 
     def unsubscribe(self, topic: str) -> None:
-        """Leave ``topic``."""
+        """Leave ``topic``.
+
+        Raises:
+            LocalProtocolError: not subscribed to ``topic``.
+        """
         self._core().unsubscribe(topic, trio.current_time())
         self._after_core()
 

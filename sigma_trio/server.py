@@ -184,7 +184,12 @@ class SigmaSocketServer(OwnNursery):
     async def serve(self, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED
                     ) -> None:
         """Bind, report the bound port through ``task_status`` and serve until :meth:`stop`
-        (or cancellation, which drops every connection at once)."""
+        (or cancellation, which drops every connection at once).
+
+        Raises:
+            LocalProtocolError: this server is already serving.
+            OSError: the address could not be bound (in use, not permitted).
+        """
         if self._nursery is not None:
             raise LocalProtocolError("this SigmaSocketServer is already serving")
         hub = self._hub
@@ -215,15 +220,19 @@ class SigmaSocketServer(OwnNursery):
 
     async def stop(self) -> None:
         """Graceful stop: stop accepting, send every client Goodbye (with the reconnect hint
-        ``shutdown_reconnect_after``) and close 1001, wait up to ``shutdown_timeout`` for the
-        sockets to close, then drop the rest."""
+        ``shutdown_reconnect_after``) and close 1001, spread over ``shutdown_spread`` seconds,
+        wait up to ``shutdown_timeout`` for the sockets to close, then drop the rest."""
         nursery = self._nursery
         if nursery is None:
             return
         self._accept_scope.cancel()
-        self._require_hub().shutdown(
-            trio.current_time(),
-            reconnect_after_ms=int(self.options.shutdown_reconnect_after * 1000))
+        hub = self._require_hub()
+        hint = int(self.options.shutdown_reconnect_after * 1000)
+        if self.options.shutdown_spread > 0:
+            hub.drain(trio.current_time(), window=self.options.shutdown_spread,
+                      reconnect_after_ms=hint)
+        else:
+            hub.shutdown(trio.current_time(), reconnect_after_ms=hint)
         self._after_core()
         if self._peers:
             self._drained = trio.Event()
@@ -257,7 +266,12 @@ class SigmaSocketServer(OwnNursery):
 
     def send_to_client(self, client: ClientRef, data: bytes) -> bool:
         """Send to one client's inbox (kept for it while it is away). False if no such
-        session."""
+        session.
+
+        Raises:
+            LocalProtocolError: the server was never started, or the message is larger than
+                ``max_message_size`` allows.
+        """
         hub = self._require_hub()
         session_id = _session_id(client)
         if hub.get_session(session_id) is None:
@@ -267,24 +281,46 @@ class SigmaSocketServer(OwnNursery):
         return True
 
     def broadcast(self, data: bytes, exclude: Exclude = None) -> None:
-        """Send to every client except ``exclude`` (a client, an id, or an iterable of them)."""
+        """Send to every client except ``exclude`` (a client, an id, or an iterable of them).
+
+        Raises:
+            LocalProtocolError: the server was never started, or the message is larger than
+                ``max_message_size`` allows.
+        """
         self._require_hub().broadcast(data, trio.current_time(), exclude=_session_ids(exclude))
         self._after_core()
 
     def publish(self, topic: str, data: bytes, exclude: Exclude = None) -> StreamPosition:
-        """Send to the subscribers of ``topic``; returns the message's position in it."""
+        """Send to the subscribers of ``topic``; returns the message's position in it.
+
+        Raises:
+            LocalProtocolError: the server was never started; ``topic`` is empty, longer than
+                256 bytes or reserved (starts with ``$``, other than ``$all``); or the message
+                is larger than ``max_message_size`` allows.
+        """
         position = self._require_hub().publish(topic, data, trio.current_time(),
                                         exclude=_session_ids(exclude))
         self._after_core()
         return position
 
     def subscribe(self, client: ClientRef, topic: str) -> None:
-        """Subscribe a client to ``topic`` from the server side (the client is told)."""
+        """Subscribe a client to ``topic`` from the server side (the client is told).
+
+        Raises:
+            LocalProtocolError: the server was never started; no such session; ``topic`` is
+                empty, too long or reserved; or the session already holds ``max_topics_per_session``
+                topics.
+        """
         self._require_hub().subscribe(_session_id(client), topic, trio.current_time())
         self._after_core()
 
     def unsubscribe(self, client: ClientRef, topic: str) -> None:
-        """Remove a client from ``topic`` (the client is told)."""
+        """Remove a client from ``topic`` (the client is told).
+
+        Raises:
+            LocalProtocolError: the server was never started, no such session, or ``topic`` is
+                reserved.
+        """
         self._require_hub().unsubscribe(_session_id(client), topic, trio.current_time())
         self._after_core()
 
@@ -292,7 +328,11 @@ class SigmaSocketServer(OwnNursery):
                           end_session: bool = True) -> None:
         """Close a client's connection (close 1000). ``end_session`` (a kick): the session ends
         and the client does not come back; otherwise it reconnects and resumes. Unknown ids
-        are ignored."""
+        are ignored.
+
+        Raises:
+            LocalProtocolError: the server was never started.
+        """
         hub = self._require_hub()
         session_id = _session_id(client)
         if hub.get_session(session_id) is not None:
@@ -308,7 +348,11 @@ class SigmaSocketServer(OwnNursery):
         return self._hub.connected_sessions() if self._hub is not None else []
 
     def get_stats(self) -> ServerStats:
-        """Counters of the hub (connections, messages, bytes, resumes, ...)."""
+        """Counters of the hub (connections, messages, bytes, resumes, ...).
+
+        Raises:
+            LocalProtocolError: the server was never started.
+        """
         return self._require_hub().stats(trio.current_time())
 
     # ------------------------------------------------------------------ I/O

@@ -1,6 +1,10 @@
 """SigmaSockets on asyncio (default event loop): full protocol, echo through the sender's inbox.
 
-    python bench/servers/sigma_asyncio.py --port 9001 [--uvloop]
+    python bench/servers/sigma_asyncio.py --port 9001 [--uvloop] [--metrics]
+
+``--metrics``: with sigma_ops attached (``/metrics``, probes, dashboard routes) and its
+Prometheus collector read once a second in the server process, as a scrape would: what
+operating metrics cost (docs/operations.md).
 """
 
 from __future__ import annotations
@@ -26,8 +30,17 @@ from servers._common import (  # noqa: E402
 from sigma_asyncio import SigmaSocketServer  # noqa: E402
 
 
-async def serve(host: str, port: int) -> None:
-    server = SigmaSocketServer(host=host, port=port)
+async def serve(host: str, port: int, metrics: bool = False) -> None:
+    ops = None
+    if metrics:
+        from sigma_core.api import ServerOptions
+        from sigma_ops import Ops
+
+        ops = Ops(node="bench", dashboard=False)
+        server = SigmaSocketServer(ops.server_options(ServerOptions(host=host, port=port)))
+        ops.attach(server)
+    else:
+        server = SigmaSocketServer(host=host, port=port)
 
     def on_message(client: object, data: bytes, topic: str) -> None:
         n = broadcast_count(data)
@@ -40,6 +53,12 @@ async def serve(host: str, port: int) -> None:
     server.on("message", on_message)
     await server.start()
     ready(server.port)
+    if ops is not None and ops.registry is not None:
+        from prometheus_client import generate_latest
+
+        while True:  # a scrape a second (Prometheus' default is one per 15 s)
+            await asyncio.sleep(1.0)
+            generate_latest(ops.registry)
     await asyncio.Event().wait()
 
 
@@ -47,9 +66,12 @@ def main() -> None:
     use_uvloop = "--uvloop" in sys.argv
     if use_uvloop:
         sys.argv.remove("--uvloop")
+    metrics = "--metrics" in sys.argv
+    if metrics:
+        sys.argv.remove("--metrics")
     args = parse_args(__doc__ or "")
     raise_nofile()
-    sigma_asyncio.run(serve(args.host, args.port), use_uvloop=use_uvloop)
+    sigma_asyncio.run(serve(args.host, args.port, metrics), use_uvloop=use_uvloop)
 
 
 if __name__ == "__main__":

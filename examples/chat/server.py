@@ -6,10 +6,17 @@
                             [--rooms-per-user N] [--room-create-interval S]
                             [--room-expiry S] [--sync-interval S] [--typing-interval S]
                             [--rooms-update-interval S]
+                            [--metrics on|off] [--dashboard on|off] [--dashboard-token T]
+                            [--ops-port P] [--node-name N] [--drain-window S]
+                            [--drain-timeout S] [--ready-delay S]
 
-Every flag has a ``SIGMASOCKETS_*`` environment variable (flags win); see README.md. Prints
-``SigmaSockets chat: http://HOST:PORT/`` once listening; SIGTERM or SIGINT stops it gracefully
-(clients get Goodbye with a reconnect hint, then close 1001).
+Every flag has a ``SIGMASOCKETS_*`` environment variable (flags win); see README.md and
+docs/operations.md. Prints ``SigmaSockets chat: http://HOST:PORT/`` once listening. Operations
+(sigma_ops): ``/metrics``, ``/livez``, ``/readyz`` and the live ``/dashboard`` on the same port
+(or ``/metrics`` and the probes on ``--ops-port``). SIGTERM or SIGINT: ``/readyz`` turns 503,
+``--ready-delay`` seconds later the drain starts (no new clients; every client gets Goodbye with
+a reconnect hint and close 1001, spread over ``--drain-window`` seconds), and the process exits
+when the clients are gone or ``--drain-timeout`` passed.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ import asyncio
 import dataclasses
 import os
 import signal
+import socket
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -26,6 +34,7 @@ from typing import Any
 
 from sigma_asyncio import ServerOptions, SigmaSocketServer, run
 from sigma_core.backplane import HistoryLimits
+from sigma_ops import Ops
 
 from .app import ChatApp, ChatLimits
 from .static import StaticFiles
@@ -49,6 +58,16 @@ class ChatConfig:
     static_dir: Path = DEFAULT_STATIC
     #: What one client may cost (room limits, sync and typing rates): see ChatLimits.
     limits: ChatLimits = dataclasses.field(default_factory=ChatLimits)
+    # operations (sigma_ops, docs/operations.md)
+    metrics: bool = True
+    dashboard: bool = True
+    dashboard_token: str = ""
+    #: None: /metrics and the probes on the chat's own port.
+    ops_port: int | None = None
+    node_name: str = ""
+    drain_window: float = 0.0
+    drain_timeout: float = 10.0
+    ready_delay: float = 0.0
 
 
 def _duration(text: str) -> float:
@@ -67,6 +86,33 @@ def _count(minimum: int) -> Callable[[str], int]:
             raise argparse.ArgumentTypeError(f"must be >= {minimum}: {text!r}")
         return value
     return parse
+
+
+def _seconds(text: str) -> float:
+    """Like a duration, but 0 is allowed."""
+    text = text.strip().lower()
+    value = float(text[:-2]) / 1000 if text.endswith("ms") else float(text.removesuffix("s"))
+    if not (value >= 0 and value != float("inf")):
+        raise argparse.ArgumentTypeError(f"must be >= 0: {text!r}")
+    return value
+
+
+def _switch(text: str) -> bool:
+    value = text.strip().lower()
+    if value in ("on", "true", "1", "yes"):
+        return True
+    if value in ("off", "false", "0", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"must be on or off: {text!r}")
+
+
+def _ops_port(text: str) -> int | None:
+    if text.strip() in ("", "same"):
+        return None
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a port (0..65535) or 'same': {text!r}")
+    return value
 
 
 def _rooms(text: str) -> tuple[str, ...]:
@@ -110,6 +156,20 @@ def parse_config(argv: Sequence[str] | None = None,
          "seconds between typing notices per session (after a burst of 4)"),
         ("rooms-update-interval", _duration, d.limits.rooms_update_interval,
          "seconds between room-list updates to everyone (changes in between are combined)"),
+        ("metrics", _switch, "on", "Prometheus /metrics (on|off)"),
+        ("dashboard", _switch, "on", "the live /dashboard and its data stream (on|off)"),
+        ("dashboard-token", str, d.dashboard_token,
+         "token the dashboard's viewers must give (empty: no token)"),
+        ("ops-port", _ops_port, "same",
+         "port for /metrics, /livez, /readyz ('same': the chat's port)"),
+        ("node-name", str, d.node_name,
+         "this node's name in metrics and the dashboard (empty: the host name)"),
+        ("drain-window", _seconds, d.drain_window,
+         "seconds over which SIGTERM spreads the clients' goodbyes (0: all at once)"),
+        ("drain-timeout", _duration, d.drain_timeout,
+         "seconds the drain may take before the remaining sockets are dropped"),
+        ("ready-delay", _seconds, d.ready_delay,
+         "seconds between /readyz turning 503 on SIGTERM and the drain"),
     ]
     for name, kind, builtin, text in specs:
         var = ENV_PREFIX + name.upper().replace("-", "_")
@@ -130,11 +190,24 @@ def parse_config(argv: Sequence[str] | None = None,
                         room_expiry=args.room_expiry, sync_interval=args.sync_interval,
                         typing_interval=args.typing_interval,
                         rooms_update_interval=args.rooms_update_interval)
+    # (argparse applies ``type`` to string defaults only: the switches' "on" and "same".)
+    if args.drain_window > args.drain_timeout:
+        parser.error(f"--drain-window ({args.drain_window}) must be <= --drain-timeout "
+                     f"({args.drain_timeout})")
     return ChatConfig(host=args.host, port=args.port, max_connections=args.max_connections,
                       heartbeat_interval=args.heartbeat_interval,
                       history_size=args.history_size, rooms=rooms,
                       session_timeout=args.session_timeout, static_dir=args.static_dir,
-                      limits=limits)
+                      limits=limits, metrics=args.metrics, dashboard=args.dashboard,
+                      dashboard_token=args.dashboard_token, ops_port=args.ops_port,
+                      node_name=args.node_name, drain_window=args.drain_window,
+                      drain_timeout=args.drain_timeout, ready_delay=args.ready_delay)
+
+
+def build_ops(config: ChatConfig) -> Ops:
+    """Metrics, probes and dashboard as ``config`` says."""
+    return Ops(node=config.node_name or socket.gethostname(), metrics=config.metrics,
+               dashboard=config.dashboard, dashboard_token=config.dashboard_token)
 
 
 def server_options(config: ChatConfig, app: ChatApp) -> ServerOptions:
@@ -155,13 +228,20 @@ def server_options(config: ChatConfig, app: ChatApp) -> ServerOptions:
         authenticate=app.authenticate,
         authorize_subscribe=app.authorize_subscribe,
         http_handler=StaticFiles(config.static_dir),
+        shutdown_timeout=config.drain_timeout,
+        shutdown_spread=config.drain_window,
     )
 
 
-def build_server(config: ChatConfig, app: ChatApp) -> SigmaSocketServer:
-    """The SigmaSocketServer for ``config`` with ``app`` attached."""
-    server = SigmaSocketServer(server_options(config, app))
+def build_server(config: ChatConfig, app: ChatApp, ops: Ops | None = None) -> SigmaSocketServer:
+    """The SigmaSocketServer for ``config`` with ``app`` (and ``ops``, if given) attached."""
+    options = server_options(config, app)
+    if ops is not None:
+        options = ops.server_options(options)
+    server = SigmaSocketServer(options)
     app.attach(server)
+    if ops is not None:
+        ops.attach(server)
     return server
 
 
@@ -177,7 +257,8 @@ def _url(host: str, port: int) -> str:
 
 async def serve(config: ChatConfig) -> None:
     app = ChatApp(history_size=config.history_size, rooms=config.rooms, limits=config.limits)
-    server = build_server(config, app)
+    ops = build_ops(config)
+    server = build_server(config, app, ops)
     if not (config.static_dir / "index.html").is_file():
         print(f"warning: {config.static_dir}/index.html is missing: build the web app "
               f"(bash scripts/chat.sh does)", file=sys.stderr, flush=True)
@@ -185,17 +266,38 @@ async def serve(config: ChatConfig) -> None:
     url = _url(config.host, server.port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    ops_server = None
+    if config.ops_port is not None:
+        ops_server = ops.separate_server(SigmaSocketServer, host=config.host,
+                                         port=config.ops_port)
+        await ops_server.start()
+    feed = asyncio.create_task(ops.feed.run(loop.time, asyncio.sleep)) \
+        if config.dashboard else None
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     print(f"SigmaSockets chat: {url}", flush=True)
     if config.host in ("", "0.0.0.0", "::"):
         print(f"  (listening on every interface, port {server.port})", flush=True)
+    if ops_server is not None:
+        print(f"  operations: {_url(config.host, ops_server.port)}metrics", flush=True)
+    if config.dashboard:
+        print(f"  dashboard: {url}dashboard", flush=True)
     ticker = asyncio.create_task(_tick(app, min(1.0, config.limits.rooms_update_interval,
                                                 config.limits.room_expiry / 2)))
     await stop.wait()
+    ops.health.begin_shutdown()
+    print("stopping: /readyz says 503", flush=True)
+    if config.ready_delay:
+        await asyncio.sleep(config.ready_delay)
+    print("stopping: telling clients to come back later"
+          + (f" over {config.drain_window:g} s" if config.drain_window else "") + "...",
+          flush=True)
     ticker.cancel()
-    print("stopping: telling clients to come back later...", flush=True)
+    if feed is not None:
+        feed.cancel()
     await server.stop()
+    if ops_server is not None:
+        await ops_server.stop()
     print("stopped", flush=True)
 
 

@@ -273,6 +273,18 @@ def test_server_killed_and_restarted_every_message_once_in_order(
 
     send(bob, "b5 after")
     expect(alice.locator(SENT).last).to_have_text("b5 after")
+    # The restart notice sits in the page's flow, not over the timeline: the newest message
+    # stays fully visible above it.
+    banner = alice.get_by_test_id("snackbar")
+    expect(banner).to_be_visible()
+    newest = alice.locator(SENT).last.bounding_box()
+    notice = banner.bounding_box()
+    timeline = alice.get_by_test_id("timeline").bounding_box()
+    assert newest is not None
+    assert notice is not None
+    assert timeline is not None
+    assert newest["y"] + newest["height"] <= notice["y"], (newest, notice)
+    assert newest["y"] + newest["height"] <= timeline["y"] + timeline["height"] + 1
     for page in (alice, bob):
         expect(page.get_by_test_id("user-item")).to_have_count(2)
     screenshot(bob, "07-after-restart-each-message-once")
@@ -304,3 +316,111 @@ def test_phone_sized_screen(chat_server: ChatServer, pages: Pages) -> None:
     expect(phone.get_by_test_id("rooms-drawer")).not_to_be_in_viewport()
     send(phone, "random from a phone")
     assert sent_texts(phone) == ["random from a phone"]
+
+
+def test_room_left_while_offline_stays_left(chat_server: ChatServer, pages: Pages) -> None:
+    """Alice leaves #random while her network is down. After it comes back the room stays left
+    (on the server too: Bob sees her gone), nothing from it appears on her screen, and #general,
+    which she kept, resumed with nothing lost."""
+    proxy = CuttableProxy(chat_server.port)
+    try:
+        bob = pages.open(chat_server.url)
+        join(bob, "Bob")
+        open_room(bob, "random")
+        alice = pages.open(with_ws(chat_server.url, proxy.ws_url()))
+        join(alice, "Alice")
+        open_room(alice, "random")
+        expect(bob.get_by_test_id("room-random")).to_contain_text("2 members")
+        send(bob, "random before")
+        expect(alice.locator(SENT, has_text="random before")).to_be_visible()
+        open_room(alice, "general")
+
+        with pages.server_down():
+            proxy.cut()
+            expect(alice.get_by_test_id("status")).to_have_attribute("data-status",
+                                                                    "reconnecting")
+            alice.get_by_test_id("leave-random").click()
+            expect(alice.get_by_test_id("room-random")).to_have_attribute("data-joined", "false")
+            send(bob, "random while Alice is away")
+            open_room(bob, "general")
+            send(bob, "general while Alice is away")
+            proxy.restore()
+            expect(alice.get_by_test_id("status")).to_have_attribute("data-status", "connected",
+                                                                    timeout=20_000)
+        # #general resumed: what Bob said meanwhile arrived, once.
+        expect(alice.locator(SENT, has_text="general while Alice is away")).to_have_count(1)
+        assert sent_texts(alice) == ["general while Alice is away"]
+        # #random stays left, on the server too.
+        expect(bob.get_by_test_id("room-random")).to_contain_text("1 member", timeout=10_000)
+        expect(alice.get_by_test_id("room-random")).to_have_attribute("data-joined", "false")
+        open_room(bob, "random")
+        send(bob, "random after")
+        open_room(bob, "general")
+        send(bob, "general after")
+        expect(alice.locator(SENT, has_text="general after")).to_be_visible()
+        expect(alice.get_by_test_id("room-random").get_by_test_id("unread")).to_have_count(0)
+        assert "random" not in alice.get_by_test_id("timeline").inner_text()
+        expect(alice.get_by_test_id("room-random")).to_have_attribute("data-joined", "false")
+        screenshot(alice, "08-room-left-offline-stays-left")
+    finally:
+        proxy.close()
+
+
+def test_limits_are_said_where_the_user_types(chat_server: ChatServer, pages: Pages) -> None:
+    """A 200-character name and a 10,000-character paste are not cut silently: the field keeps
+    the text and says the limit (24, 2,000 characters), and nothing is sent until it fits."""
+    alice = pages.open(chat_server.url)
+    name = alice.get_by_test_id("username").locator("input")
+    name.fill("N" * 200)
+    expect(name).to_have_value("N" * 200)
+    expect(alice.get_by_test_id("username")).to_contain_text("At most 24 characters")
+    expect(alice.get_by_test_id("join")).to_be_disabled()
+    join(alice, "Alice")
+
+    box = alice.get_by_test_id("composer").locator("input")
+    box.fill("x" * 10_000)
+    expect(box).to_have_value("x" * 10_000)
+    expect(alice.get_by_test_id("composer")).to_contain_text(
+        "Too long: 10,000 of at most 2,000 characters")
+    expect(alice.get_by_test_id("send")).to_be_disabled()
+    box.press("Enter")
+    expect(box).to_have_value("x" * 10_000)  # kept for the user to shorten
+    expect(alice.locator("[data-testid=msg]")).to_have_count(0)
+    screenshot(alice, "09-message-too-long")
+    box.fill("y" * 1_900)
+    expect(alice.get_by_test_id("composer")).to_contain_text("1,900 / 2,000 characters")
+    box.press("Enter")
+    expect(alice.locator(SENT)).to_have_count(1)
+    expect(box).to_have_value("")
+    expect(alice.get_by_test_id("composer")).not_to_contain_text("characters")
+
+
+def test_page_taken_offline_is_noticed_at_once(chat_server: ChatServer, pages: Pages) -> None:
+    """The browser goes offline (Playwright's network emulation fires `offline`): within the
+    client's 3 s probe, not the 70 s heartbeat timeout, the page stops saying "Connected" and
+    queues what the user sends; back online it reconnects at once (no backoff wait), resumes,
+    and every message arrives once."""
+    alice = pages.open(chat_server.url)
+    join(alice, "Alice")
+    bob = pages.open(chat_server.url)
+    join(bob, "Bob")
+    with pages.server_down():
+        alice.context.set_offline(True)
+        went = time.monotonic()
+        expect(alice.get_by_test_id("status")).not_to_have_attribute(
+            "data-status", "connected", timeout=8_000)
+        assert time.monotonic() - went < 8
+        send(alice, "typed while offline", confirmed=False)
+        expect(alice.locator("[data-testid=msg][data-state=pending]")).to_have_count(1)
+        send(bob, "said while Alice was offline")
+        time.sleep(2)  # let the backoff grow past what "at once" allows
+        alice.context.set_offline(False)
+        back = time.monotonic()
+        expect(alice.get_by_test_id("status")).to_have_attribute("data-status", "connected",
+                                                                timeout=5_000)
+        assert time.monotonic() - back < 5
+    expected = ["said while Alice was offline", "typed while offline"]
+    for page in (alice, bob):
+        expect(page.locator(SENT)).to_have_count(2)
+        assert sorted(sent_texts(page)) == sorted(expected)
+    expect(alice.get_by_test_id("snackbar")).to_have_count(0)  # resumed, not reset

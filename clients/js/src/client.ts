@@ -55,6 +55,46 @@ export interface Timers {
 
 const OPEN = 1;
 
+/**
+ * Where the client hears that the network went away or came back. In a browser the default
+ * is {@link browserNetwork} (the window's `online`/`offline` events); elsewhere (Node) there
+ * is none unless one is passed, so nothing changes for a Node user.
+ */
+export interface NetworkMonitor {
+  /** Call `onChange(online)` on every change; returns a function that stops listening. */
+  subscribe(onChange: (online: boolean) => void): () => void;
+}
+
+/**
+ * The browser's network signal: `window` `online`/`offline` events. Null outside a browser
+ * (no `addEventListener` on the global object, or no `navigator.onLine`).
+ */
+export function browserNetwork(): NetworkMonitor | null {
+  const g = globalThis as {
+    addEventListener?: (type: string, listener: () => void) => void;
+    removeEventListener?: (type: string, listener: () => void) => void;
+    navigator?: { onLine?: unknown };
+  };
+  if (typeof g.addEventListener !== "function" || typeof g.removeEventListener !== "function"
+      || typeof g.navigator?.onLine !== "boolean") {
+    return null;
+  }
+  const add = g.addEventListener.bind(g);
+  const remove = g.removeEventListener.bind(g);
+  return {
+    subscribe(onChange) {
+      const online = () => onChange(true);
+      const offline = () => onChange(false);
+      add("online", online);
+      add("offline", offline);
+      return () => {
+        remove("online", online);
+        remove("offline", offline);
+      };
+    },
+  };
+}
+
 // ----------------------------------------------------------------------------- options, events
 
 export interface SigmaSocketClientOptions {
@@ -85,6 +125,15 @@ export interface SigmaSocketClientOptions {
   handshakeTimeout?: number;
   /** Largest message accepted (whole envelope), in bytes. Default 1 MiB. */
   maxMessageSize?: number;
+  /**
+   * Network changes (browser `online`/`offline`): going offline (or coming back) while
+   * connected sends a Ping probe, and the connection is given up if nothing arrives within
+   * `probeTimeout`; coming back online while waiting to reconnect reconnects at once, skipping
+   * the backoff. Default {@link browserNetwork}() (null outside a browser); `null` turns it off.
+   */
+  network?: NetworkMonitor | null;
+  /** How long a network-change probe waits for any answer, in ms. Default 3000. */
+  probeTimeout?: number;
   /** WebSocket constructor; default `globalThis.WebSocket`. In Node 20 pass `ws`'s. */
   WebSocket?: AnyWebSocketConstructor;
   /** Uniform random number in [0, 1) for the reconnect jitter. Default `Math.random`. */
@@ -183,6 +232,8 @@ export class SigmaSocketClient {
   private busy = false;
   private waiters: { resolve: () => void; reject: (error: Error) => void }[] = [];
   private lastFailure = "";
+  private readonly network: NetworkMonitor | null;
+  private stopNetwork: (() => void) | null = null;
 
   constructor(options: SigmaSocketClientOptions) {
     if (typeof options !== "object" || options === null) {
@@ -210,6 +261,7 @@ export class SigmaSocketClient {
       authToken: options.authToken ?? "",
       clientInfo: options.clientInfo ?? null,
       wallClockOffset: clock.wallClockOffset,
+      probeTimeout: options.probeTimeout ?? d.probeTimeout,
     };
     this.session = new ClientSession(config, options.random ?? Math.random);
     this.WebSocketCtor = (options.WebSocket as WebSocketConstructor | undefined)
@@ -218,6 +270,7 @@ export class SigmaSocketClient {
       setTimeout: (cb, ms) => globalThis.setTimeout(cb, ms),
       clearTimeout: (h) => globalThis.clearTimeout(h as ReturnType<typeof setTimeout>),
     };
+    this.network = options.network === undefined ? browserNetwork() : options.network;
   }
 
   // ------------------------------------------------------------------ lifecycle
@@ -236,6 +289,12 @@ export class SigmaSocketClient {
     const promise = new Promise<void>((resolve, reject) => {
       this.waiters.push({ resolve, reject });
     });
+    if (this.network !== null && this.stopNetwork === null) {
+      this.stopNetwork = this.network.subscribe((online) => {
+        this.session.networkChanged(online, this.now());
+        this.pump();
+      });
+    }
     this.session.connect(this.now());
     this.pump();
     return promise;
@@ -243,8 +302,14 @@ export class SigmaSocketClient {
 
   /** Goodbye (NORMAL) and close 1000: the server ends the session. Status `disconnected`. */
   disconnect(): void {
+    this.stopListening();
     this.session.disconnect(this.now());
     this.pump();
+  }
+
+  private stopListening(): void {
+    this.stopNetwork?.();
+    this.stopNetwork = null;
   }
 
   // ------------------------------------------------------------------ commands and queries
@@ -374,6 +439,7 @@ export class SigmaSocketClient {
       case "gave_up": {
         const last = this.lastFailure ? ` (last error: ${this.lastFailure})` : "";
         const error = new ConnectionFailed(o.reason + last);
+        this.stopListening();
         this.settle(error);
         this.emit("error", error);
         break;

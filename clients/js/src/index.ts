@@ -10,7 +10,9 @@
 
 export {
   SigmaSocketClient,
+  browserNetwork,
   type AnyWebSocketConstructor,
+  type NetworkMonitor,
   type PresenceInfo,
   type ReconnectInfo,
   type RecoveryFailedInfo,

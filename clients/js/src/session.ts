@@ -88,6 +88,12 @@ export interface SessionConfig {
   clientInfo: ClientInfoInit | null;
   /** Added to `now` to stamp `*_ms` wire timestamps. */
   wallClockOffset: number;
+  /**
+   * After {@link ClientSession.networkChanged} reports the network offline (or back online)
+   * while connected, a Ping probes the socket: if nothing at all arrives within this many ms
+   * the connection is given up (close 4003) instead of waiting for the heartbeat timeout.
+   */
+  probeTimeout: number;
 }
 
 export const DEFAULT_SESSION_CONFIG: Omit<SessionConfig, "url"> = {
@@ -104,6 +110,7 @@ export const DEFAULT_SESSION_CONFIG: Omit<SessionConfig, "url"> = {
   authToken: "",
   clientInfo: null,
   wallClockOffset: 0,
+  probeTimeout: 3000,
 };
 
 // ----------------------------------------------------------------------------- outputs
@@ -197,6 +204,7 @@ export function validateConfig(config: SessionConfig): void {
   finite("heartbeatTimeout", 0);
   finite("connectTimeout", 0, true);
   finite("handshakeTimeout", 0, true);
+  finite("probeTimeout", 0, true);
   finite("maxMessageSize", ENVELOPE_OVERHEAD, true);
   if (config.reconnectInterval > config.maxReconnectInterval) {
     throw new RangeError("reconnectInterval must not exceed maxReconnectInterval");
@@ -236,6 +244,8 @@ interface Conn {
   timeout: number;
   peerGoodbye: Goodbye | null;
   transportError: string;
+  /** A network-change probe is out: fail unless something arrives by then. */
+  probeDeadline: number;
 }
 
 const SERVER_SENDS: ReadonlySet<Body["type"]> = new Set([
@@ -280,7 +290,15 @@ export class ClientSession {
   readonly positions = new Map<string, StreamPosition>();
   /** Rooms the app wants (or the server put us in). */
   readonly subscriptions = new Set<string>();
+  /** Left by the app, not yet confirmed by the server (their positions are kept until then). */
+  private unsubscribing = new Set<string>();
   private requests = new Map<number, { topic: string; subscribe: boolean }>();
+  /**
+   * topic -> id of the app's latest (un)subscribe request still unanswered. The server answers
+   * in order, so only the answer to the latest request decides the topic's state; answers to
+   * superseded requests are ignored.
+   */
+  private latest = new Map<string, number>();
   private nextRequest = 1;
   // client -> server
   private pending: Pending[] = [];
@@ -300,6 +318,8 @@ export class ClientSession {
   resumed = false;
   /** Smoothed heartbeat round-trip time in ms (null until the first Pong). */
   rtt: number | null = null;
+  /** The platform's last network report ({@link networkChanged}); true until told otherwise. */
+  online = true;
 
   constructor(config: SessionConfig, random: () => number) {
     validateConfig(config);
@@ -307,6 +327,7 @@ export class ClientSession {
     this.random = random;
     this.maxUnacked = config.maxPending;
     this.maxMessageSize = config.maxMessageSize;
+    this.checkHelloFits(null); // an auth token or client info too large for any Hello
   }
 
   // ------------------------------------------------------------------ queries
@@ -339,8 +360,11 @@ export class ClientSession {
     if (conn !== null) {
       if (conn.state === "hello") {
         deadline = Math.min(deadline, conn.openedAt + this.config.handshakeTimeout);
-      } else if (conn.state === "open" && conn.interval) {
-        deadline = Math.min(deadline, conn.nextPing, conn.lastReceived + conn.timeout);
+      } else if (conn.state === "open") {
+        if (conn.interval) {
+          deadline = Math.min(deadline, conn.nextPing, conn.lastReceived + conn.timeout);
+        }
+        deadline = Math.min(deadline, conn.probeDeadline);
       }
     }
     return deadline === Infinity ? null : deadline;
@@ -414,17 +438,24 @@ export class ClientSession {
     if (typeof topic !== "string" || !topic || topic.startsWith("$")) {
       throw new LocalProtocolError(`invalid topic name ${JSON.stringify(topic)}`);
     }
+    if (!this.subscriptions.has(topic)) this.checkHelloFits(topic);
     this.subscriptions.add(topic);
+    this.unsubscribing.delete(topic);
     return this.request(topic, true);
   }
 
+  /**
+   * Stop receiving `topic`: nothing more is delivered for it from this call on. Sent now, or
+   * after the next Welcome; the topic's position is kept until the server confirms, so a resume
+   * in between neither replays the topic from its start nor gives it back.
+   */
   unsubscribe(topic: string, now: number): number {
     void now;
     if (!this.subscriptions.has(topic)) {
       throw new LocalProtocolError(`not subscribed to ${JSON.stringify(topic)}`);
     }
     this.subscriptions.delete(topic);
-    this.positions.delete(topic);
+    this.unsubscribing.add(topic);
     return this.request(topic, false);
   }
 
@@ -467,6 +498,7 @@ export class ClientSession {
     const conn = this.conn;
     if (attempt !== this.attemptId || conn === null || conn.state === "opening") return;
     conn.lastReceived = now;
+    conn.probeDeadline = Infinity; // the socket is alive
     if (typeof data === "string") {
       this.fail(new RemoteProtocolError("text message", CloseCode.UNSUPPORTED_DATA), now);
       return;
@@ -531,7 +563,15 @@ export class ClientSession {
       }
       return;
     }
-    if (conn.state !== "open" || !conn.interval) return;
+    if (conn.state !== "open") return;
+    if (now >= conn.probeDeadline) {
+      this.fail(new RemoteProtocolError(
+        `the network went ${this.online ? "away and came back" : "offline"}: nothing received `
+        + `within ${this.config.probeTimeout / 1000} s of the probe`,
+        CloseCode.HEARTBEAT_TIMEOUT), now);
+      return;
+    }
+    if (!conn.interval) return;
     if (now >= conn.lastReceived + conn.timeout) {
       this.fail(new RemoteProtocolError(
         `nothing received for ${((now - conn.lastReceived) / 1000).toFixed(1)} s (heartbeat `
@@ -542,6 +582,31 @@ export class ClientSession {
       conn.pingId = (conn.pingId + 1) >>> 0;
       this.sendBody({ type: "Ping", id: conn.pingId, timestampMs: this.wallMs(now) });
       conn.nextPing = now + conn.interval;
+    }
+  }
+
+  /**
+   * The platform says the network went offline (`online` false: the browser's `offline`
+   * event) or came back (`online` true). Connected: the socket is suspect, so a Ping probes it
+   * and the connection is failed (close 4003, then the usual reconnect) unless something
+   * arrives within `probeTimeout`. Back online while waiting to reconnect: the next attempt
+   * starts now, without waiting for the backoff. Not part of the Python session (which has no
+   * such platform signal); the other inputs behave the same.
+   */
+  networkChanged(online: boolean, now: number): void {
+    this.online = online;
+    const conn = this.conn;
+    if (conn !== null && conn.state === "open") {
+      if (conn.probeDeadline === Infinity) {
+        conn.pingId = (conn.pingId + 1) >>> 0;
+        this.sendBody({ type: "Ping", id: conn.pingId, timestampMs: this.wallMs(now) });
+        conn.probeDeadline = now + this.config.probeTimeout;
+      }
+      return;
+    }
+    if (online && this._status === "reconnecting" && this.reconnectAt !== Infinity) {
+      this.reconnectAt = Infinity;
+      this.open(now);
     }
   }
 
@@ -565,7 +630,7 @@ export class ClientSession {
     this.conn = {
       state: "opening", openedAt: now, lastReceived: now, nextPing: Infinity, pingId: 0,
       interval: this.config.heartbeatInterval, timeout: this.config.heartbeatTimeout,
-      peerGoodbye: null, transportError: "",
+      peerGoodbye: null, transportError: "", probeDeadline: Infinity,
     };
     this.out.push({ kind: "open", attempt: this.attemptId, url: this.config.url });
   }
@@ -590,10 +655,41 @@ export class ClientSession {
     return this.conn !== null && this.conn.state === "open";
   }
 
+  /**
+   * Refuse a subscription that would make our resuming Hello (one position per topic) larger
+   * than the message size limit: the server would close every attempt with 1009, and the
+   * session could never come back.
+   */
+  private checkHelloFits(topic: string | null): void {
+    const topics = new Set<string>([...this.subscriptions, ...this.unsubscribing,
+                                    ...this.positions.keys(), "$all", "$inbox"]);
+    if (topic !== null) topics.add(topic);
+    const worst = { epoch: 0xffffffffffffffffn, offset: 0xffffffffffffffffn };
+    const size = encode({
+      type: "Hello", sessionId: this.sessionId || "x".repeat(32),
+      resumeToken: this.token.length ? this.token : new Uint8Array(64),
+      positions: [...topics].map((t) => ({ topic: t, position: worst })),
+      lastAckedSeq: 0xffffffffffffffffn, authToken: this.config.authToken,
+      client: this.config.clientInfo,
+    }).length;
+    if (size > this.maxMessageSize) {
+      if (topic === null) {
+        throw new LocalProtocolError(
+          `the Hello would be ${size} bytes, over the ${this.maxMessageSize}-byte message limit: `
+          + "authToken or clientInfo too large");
+      }
+      throw new LocalProtocolError(
+        `cannot subscribe to ${JSON.stringify(topic)}: with ${topics.size} streams the Hello that `
+        + `resumes this session would be ${size} bytes, over the ${this.maxMessageSize}-byte `
+        + "message limit; unsubscribe from some topics or use shorter names");
+    }
+  }
+
   private request(topic: string, subscribe: boolean): number {
     const requestId = this.nextRequest;
     this.nextRequest = (this.nextRequest % 0xffffffff) + 1;
     this.requests.set(requestId, { topic, subscribe });
+    this.latest.set(topic, requestId);
     if (this.isOpen) {
       this.sendBody(subscribe
         ? { type: "Subscribe", topic, requestId, position: this.positions.get(topic) ?? null }
@@ -708,7 +804,20 @@ export class ClientSession {
       }
     }
     this.sentUpto = this.lastAckedSeq;
-    for (const recovery of welcome.recovery) this.applyRecovery(recovery);
+    // What the server holds now, against what the app wants (see reconcile).
+    const pendingSubscribe = new Set<string>();
+    for (const [topic, rid] of this.latest) {
+      if (this.requests.get(rid)?.subscribe) pendingSubscribe.add(topic);
+    }
+    const serverTopics = new Set<string>();
+    for (const recovery of welcome.recovery) {
+      if (!recovery.topic.startsWith("$")) serverTopics.add(recovery.topic);
+      if (this.unsubscribing.has(recovery.topic)) {
+        this.updatePosition(recovery); // kept until the server confirms the Unsubscribe
+      } else {
+        this.applyRecovery(recovery);
+      }
+    }
     this.failures = 0;
     this.goodbyeFloor = 0;
     this.connectedAt = now;
@@ -716,19 +825,59 @@ export class ClientSession {
     this.setStatus("connected");
     this.out.push({ kind: "connected", sessionId: welcome.sessionId, resumed: welcome.resumed,
                     freshReason: welcome.freshReason });
-    // Subscriptions the server has not confirmed yet (asked while offline, or unanswered when
-    // the link dropped) go out again; the server answers idempotently.
-    this.requests.clear();
-    for (const topic of [...this.subscriptions].sort()) {
-      if (!this.positions.has(topic)) this.request(topic, true);
-    }
+    this.reconcile(serverTopics, pendingSubscribe);
     this.transmit();
+  }
+
+  /**
+   * After a Welcome, bring the server's topics in line with the app's requests (the Python
+   * client's `_reconcile`). Requests unanswered when the link dropped are lost; they are made
+   * again from what the app wants now. A topic the app wants but the server lacks is asked for
+   * again if our Subscribe never got through; if the server dropped it while we were away (it
+   * was confirmed and nothing was pending), the server's Unsubscribed, which follows the
+   * Welcome, says so. A topic the app left but the server still holds is left again.
+   */
+  private reconcile(serverTopics: Set<string>, pendingSubscribe: Set<string>): void {
+    this.requests.clear();
+    this.latest.clear();
+    const sorted = (items: Iterable<string>) => [...items].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    for (const topic of sorted(this.subscriptions)) {
+      if (serverTopics.has(topic)) continue;
+      if (pendingSubscribe.has(topic) || !this.positions.has(topic)) {
+        this.positions.delete(topic);
+        this.request(topic, true);
+      }
+    }
+    for (const topic of sorted(this.unsubscribing)) {
+      if (serverTopics.has(topic)) {
+        this.request(topic, false);
+      } else {
+        this.unsubscribing.delete(topic);
+        this.positions.delete(topic);
+      }
+    }
+  }
+
+  /**
+   * protocol.md §6.4: a `Failed` recovery or a position in another epoch replaces the stored
+   * position; `Recovered` and `Fresh` only move it forward (their replay may overlap what has
+   * already arrived, and is deduplicated against the stored position).
+   */
+  private updatePosition(recovery: TopicRecovery): void {
+    const position = recovery.position;
+    if (position === null) return;
+    const known = this.positions.get(recovery.topic);
+    if (recovery.status !== RecoveryStatus.Failed && known !== undefined
+        && known.epoch === position.epoch && known.offset >= position.offset) {
+      return;
+    }
+    this.positions.set(recovery.topic, position);
   }
 
   private applyRecovery(recovery: TopicRecovery): void {
     const topic = recovery.topic;
-    if (recovery.position !== null) this.positions.set(topic, recovery.position);
-    if (!topic.startsWith("$")) this.subscriptions.add(topic);
+    this.updatePosition(recovery);
+    if (!topic.startsWith("$") && !this.unsubscribing.has(topic)) this.subscriptions.add(topic);
     if (recovery.status === RecoveryStatus.Failed) {
       this.out.push({ kind: "recovery_failed", topic, lostFrom: recovery.lostFrom,
                       lostTo: recovery.lostTo, position: recovery.position });
@@ -747,23 +896,32 @@ export class ClientSession {
       case "Subscribed": {
         const recovery = body.recovery;
         this.requests.delete(body.requestId);
-        if (this.subscriptions.has(recovery.topic) || body.requestId === 0) {
-          this.applyRecovery(recovery);
-          this.out.push({ kind: "subscribed", topic: recovery.topic, recovery,
-                          requestId: body.requestId });
-        }
+        if (!this.isAnswer(recovery.topic, body.requestId, true)) break;
+        this.applyRecovery(recovery);
+        this.out.push({ kind: "subscribed", topic: recovery.topic, recovery,
+                        requestId: body.requestId });
         break;
       }
       case "Unsubscribed":
         this.requests.delete(body.requestId);
+        if (!this.isAnswer(body.topic, body.requestId, false)) break;
         this.subscriptions.delete(body.topic);
+        this.unsubscribing.delete(body.topic);
         this.positions.delete(body.topic);
         this.out.push({ kind: "unsubscribed", topic: body.topic, requestId: body.requestId });
         break;
       case "Error": {
         const request = this.requests.get(body.requestId);
         this.requests.delete(body.requestId);
-        if (request !== undefined && request.subscribe) this.subscriptions.delete(request.topic);
+        if (request !== undefined && this.latest.get(request.topic) === body.requestId) {
+          this.latest.delete(request.topic);
+          if (request.subscribe) {
+            this.subscriptions.delete(request.topic); // a refused subscription
+          } else { // an Unsubscribe the server could not honour: done anyway
+            this.unsubscribing.delete(request.topic);
+            this.positions.delete(request.topic);
+          }
+        }
         this.out.push({ kind: "server_error", error: body });
         break;
       }
@@ -775,10 +933,30 @@ export class ClientSession {
     }
   }
 
+  /**
+   * Whether a Subscribed/Unsubscribed decides `topic`'s state: the answer to the latest
+   * request, or a server-initiated change (request 0) with nothing pending.
+   */
+  private isAnswer(topic: string, requestId: number, subscribed: boolean): boolean {
+    const latest = this.latest.get(topic);
+    if (requestId === 0) {
+      if (latest !== undefined) return false; // our pending request is processed after it
+      return !subscribed || !this.unsubscribing.has(topic);
+    }
+    if (requestId !== latest) return false; // superseded: a later request will be answered
+    this.latest.delete(topic);
+    return true;
+  }
+
   private onData(body: Data): void {
     const position = body.position;
     if (position === null) return; // a server never sends this; nothing to place it by
     const topic = body.topic;
+    if (!this.subscriptions.has(topic) && !topic.startsWith("$")) {
+      // Left by the app: the server has not processed the Unsubscribe yet.
+      if (this.positions.has(topic)) this.positions.set(topic, position);
+      return;
+    }
     const known = this.positions.get(topic);
     if (known !== undefined && known.epoch === position.epoch && position.offset <= known.offset) {
       this.duplicatesDropped += 1;
@@ -837,6 +1015,8 @@ export class ClientSession {
     this.sessionId = "";
     this.token = new Uint8Array(0);
     this.positions.clear();
+    this.unsubscribing.clear();
+    this.latest.clear();
     this.pending = [];
     this.requests.clear();
     this.nextSeq = 1;

@@ -362,8 +362,13 @@ describe("subscriptions", () => {
     assert.ok(client.core.subscriptions.has("pushed"));
     client.unsubscribe("pushed");
     assert.deepEqual(ws.sentOf("Unsubscribe")[0], { type: "Unsubscribe", requestId: 2, topic: "pushed" });
-    assert.equal(client.core.positions.has("pushed"), false);
+    // The position is kept until the server confirms (a resume in between must not replay it).
+    assert.equal(client.core.positions.has("pushed"), true);
+    ws.deliver({ type: "Data", topic: "pushed", position: { epoch: 3n, offset: 1n },
+                 payload: text("late") });
+    assert.equal(events(log, "message").length, 0, "nothing of a left room is delivered");
     ws.deliver({ type: "Unsubscribed", requestId: 2, topic: "pushed" });
+    assert.equal(client.core.positions.has("pushed"), false);
     assert.deepEqual(events(log, "unsubscribed").map((e) => e[1]), ["pushed"]);
     // a Subscribed for a topic we no longer want (and not server-initiated) is ignored
     ws.deliver({ type: "Subscribed", requestId: 9,

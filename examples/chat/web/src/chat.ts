@@ -32,7 +32,7 @@ const MEMBER_CHANGES_KEPT = 256;
 const TYPING_SHOW_MS = 6000;
 const TYPING_REPEAT_MS = 2500;
 const TYPING_IDLE_MS = 4000;
-const MAX_TEXT = 2000;
+export const MAX_TEXT = 2000;
 
 export type Status = "connecting" | "connected" | "reconnecting" | "offline";
 

@@ -1,0 +1,119 @@
+"""Operating a SigmaSockets server: Prometheus metrics, health probes, a live dashboard.
+
+Outside the sans-IO core (it imports ``prometheus_client``; install the ``ops`` extra) and
+usable with either adapter::
+
+    ops = Ops(node="chat-1")
+    server = SigmaSocketServer(ops.server_options(ServerOptions(port=8080)))
+    ops.attach(server)           # /metrics, /livez, /readyz, /dashboard on port 8080
+
+:meth:`Ops.server_options` wraps the options' ``http_handler`` (the app's own paths keep
+working), ``authenticate`` and ``authorize_subscribe`` (dashboard viewers are decided by the
+feed; everyone else by the app's hooks). ``/metrics`` on a port of its own:
+:meth:`Ops.separate_server`. See docs/operations.md.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+from sigma_core.api import ServerOptions
+from sigma_core.hub import Hub, Session
+
+from ._version import VERSION
+from .feed import DASHBOARD_CLIENT_NAME, STATS_TOPIC, DashboardFeed
+from .health import Health
+from .metrics import (
+    ENGINE_METRIC_NAMES,
+    METRIC_NAMES,
+    EngineMetrics,
+    SigmaCollector,
+    make_registry,
+)
+from .routes import DASHBOARD_PATH, OpsRoutes
+
+__all__ = [
+    "DASHBOARD_CLIENT_NAME",
+    "DASHBOARD_PATH",
+    "ENGINE_METRIC_NAMES",
+    "METRIC_NAMES",
+    "STATS_TOPIC",
+    "VERSION",
+    "DashboardFeed",
+    "EngineMetrics",
+    "Health",
+    "Ops",
+    "OpsRoutes",
+    "SigmaCollector",
+]
+
+
+class Ops:
+    """Metrics, health and dashboard for one server. ``metrics``/``dashboard`` False turn
+    those routes off (404; a dashboard viewer is refused); ``dashboard_token`` protects the
+    dashboard's data stream (the page asks for it)."""
+
+    def __init__(self, *, node: str = "", metrics: bool = True, dashboard: bool = True,
+                 dashboard_token: str = "", dashboard_interval: float = 1.0) -> None:
+        self._server: Any = None
+        self._clock: Callable[[], float] | None = None
+        self.health = Health(self)
+        self.collector = SigmaCollector(self, self._now, node=node)
+        self.registry = make_registry(self.collector) if metrics else None
+        self.feed = DashboardFeed(self, node=node, interval=dashboard_interval,
+                                  token=dashboard_token, enabled=dashboard)
+        self.dashboard = dashboard
+
+    # What the collector, health and feed read: the attached server.
+    @property
+    def hub(self) -> Hub | None:
+        return self._server.hub if self._server is not None else None
+
+    def publish(self, topic: str, data: bytes) -> Any:
+        return self._server.publish(topic, data)
+
+    def send_to_client(self, client: Session, data: bytes) -> bool:
+        return bool(self._server.send_to_client(client, data))
+
+    def on(self, event: str, listener: Any) -> Any:
+        return self._server.on(event, listener)
+
+    def routes(self, fallback: Callable[..., Any] | None = None) -> OpsRoutes:
+        """The ``http_handler``: ops paths here, the rest to ``fallback`` (or 404)."""
+        return OpsRoutes(self.health, registry=self.registry, dashboard=self.dashboard,
+                         fallback=fallback)
+
+    def server_options(self, options: ServerOptions) -> ServerOptions:
+        """``options`` with the ops routes in front of its ``http_handler`` and the dashboard's
+        access rules around its hooks."""
+        return dataclasses.replace(
+            options, http_handler=self.routes(options.http_handler),
+            authenticate=self.feed.authenticate(options.authenticate),
+            authorize_subscribe=self.feed.authorize_subscribe(options.authorize_subscribe))
+
+    def attach(self, server: Any, clock: Callable[[], float] | None = None) -> None:
+        """Read ``server`` (either adapter's ``SigmaSocketServer``); ``clock`` defaults to its
+        adapter's (the running asyncio loop's time, or ``trio.current_time``)."""
+        self._server = server
+        self._clock = clock
+        self.feed.attach()
+
+    def separate_server(self, server_class: Callable[..., Any], *, host: str = "0.0.0.0",
+                        port: int = 9090) -> Any:
+        """A second ``server_class`` (the same adapter's ``SigmaSocketServer``) that serves only
+        the ops routes on its own port: WebSocket upgrades there are refused with 403."""
+        return server_class(ServerOptions(host=host, port=port, http_handler=self.routes(),
+                                          allowed_origins=(), max_connections=64))
+
+    def _now(self) -> float:
+        if self._clock is not None:
+            return self._clock()
+        if type(self._server).__module__.startswith("sigma_trio"):
+            import trio
+
+            return trio.current_time()
+        import asyncio
+
+        return asyncio.get_running_loop().time()

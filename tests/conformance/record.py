@@ -1,0 +1,134 @@
+"""Write the named conformance traces (tests/conformance/*.json) with the reference client's
+outputs as their ``expect``. Run after changing a trace or, deliberately, the reference client:
+``.venv/bin/python tests/conformance/record.py``; review the diff of the JSON files."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from conformance_support import PythonDriver
+
+HERE = Path(__file__).resolve().parent
+E1 = 1
+
+
+def pos(offset: int, epoch: int = E1) -> dict[str, int]:
+    return {"epoch": epoch, "offset": offset}
+
+
+def rec(topic: str, status: int, offset: int | None, **extra: Any) -> dict[str, Any]:
+    return {"topic": topic, "status": status,
+            "position": None if offset is None else pos(offset), **extra}
+
+
+RECOVERED, FAILED, FRESH = 0, 1, 2
+
+
+def welcome(resumed: bool, *recovery: dict[str, Any], sid: str = "s1",
+            last: int = 0, reason: str = "") -> dict[str, Any]:
+    return {"do": "recv", "env": {
+        "type": "Welcome", "session_id": sid, "resume_token": "aa", "resumed": resumed,
+        "recovery": [rec("$all", FRESH if not resumed else RECOVERED, 0),
+                     rec("$inbox", FRESH if not resumed else RECOVERED, 0), *recovery],
+        "last_received_seq": last, "heartbeat_interval_ms": 0, "fresh_reason": reason}}
+
+
+def data(topic: str, offset: int, epoch: int = E1) -> dict[str, Any]:
+    return {"do": "recv", "env": {"type": "Data", "topic": topic, "position": pos(offset, epoch),
+                                  "timestamp_ms": 5, "payload": f"{offset:02x}"}}
+
+
+def subscribed(request_id: int, topic: str, status: int, offset: int) -> dict[str, Any]:
+    return {"do": "recv", "env": {"type": "Subscribed", "request_id": request_id,
+                                  "recovery": rec(topic, status, offset)}}
+
+
+def unsubscribed(request_id: int, topic: str) -> dict[str, Any]:
+    return {"do": "recv", "env": {"type": "Unsubscribed", "request_id": request_id,
+                                  "topic": topic}}
+
+
+CONNECT = [{"do": "connect"}, {"do": "opened"}]
+# The link drops; with random 0.5 the first reconnect waits 500 ms.
+DROP_AND_BACK = [{"do": "drop"}, {"do": "timer", "dt": 500}, {"do": "opened"}]
+
+TRACES: dict[str, dict[str, Any]] = {
+    "leave_room_offline": {
+        "about": "Leave a room while offline: after the resume the room stays left, nothing "
+                 "of it is delivered (the server's replay of it is dropped) and the client "
+                 "asks the server, which still holds it, to drop it; the other room resumes.",
+        "steps": [*CONNECT, welcome(False),
+                  {"do": "subscribe", "topic": "a"}, {"do": "subscribe", "topic": "b"},
+                  subscribed(1, "a", FRESH, 0), subscribed(2, "b", FRESH, 0),
+                  data("a", 1), data("b", 1), *DROP_AND_BACK[:1],
+                  {"do": "unsubscribe", "topic": "a"}, *DROP_AND_BACK[1:],
+                  welcome(True, rec("a", RECOVERED, 1, replayed=1),
+                          rec("b", RECOVERED, 1, replayed=1)),
+                  data("a", 2), data("b", 2), unsubscribed(4, "a"), data("b", 3)]},
+    "unsubscribe_offline_then_resubscribe": {
+        "about": "Unsubscribe while offline keeps the topic's position until the server "
+                 "confirms: re-subscribing before the resume sends that position, so the "
+                 "resume neither replays the topic from its start nor loses it.",
+        "steps": [*CONNECT, welcome(False), {"do": "subscribe", "topic": "a"},
+                  subscribed(1, "a", FRESH, 0), data("a", 1), data("a", 2), data("a", 3),
+                  DROP_AND_BACK[0], {"do": "unsubscribe", "topic": "a"},
+                  {"do": "subscribe", "topic": "a"}, *DROP_AND_BACK[1:],
+                  welcome(True, rec("a", RECOVERED, 3, replayed=1)), data("a", 4)]},
+    "superseded_answers": {
+        "about": "subscribe, unsubscribe, subscribe, unsubscribe in a row: only the answer to "
+                 "the latest request decides; the earlier answers are ignored.",
+        "steps": [*CONNECT, welcome(False),
+                  {"do": "subscribe", "topic": "a"}, {"do": "unsubscribe", "topic": "a"},
+                  {"do": "subscribe", "topic": "a"}, {"do": "unsubscribe", "topic": "a"},
+                  subscribed(1, "a", FRESH, 0), unsubscribed(2, "a"),
+                  subscribed(3, "a", RECOVERED, 0), data("a", 1), unsubscribed(4, "a"),
+                  data("a", 2)]},
+    "resume_hello_fits_limit": {
+        "about": "With a 420-byte message limit a third topic would make the resuming Hello "
+                 "too large: subscribe() refuses it with LocalProtocolError.",
+        "config": {"max_message_size": 420},
+        "steps": [{"do": "subscribe", "topic": "room-one"}, {"do": "subscribe", "topic": "room-2"},
+                  {"do": "subscribe", "topic": "room-three-is-long"}, *CONNECT, welcome(False)]},
+    "reconcile_latest_request_wins": {
+        "about": "Requests unanswered when the link drops are made again after the Welcome "
+                 "from what the app wants now: a wanted 'b' the server lacks is subscribed, a "
+                 "left 'a' the server holds is unsubscribed.",
+        "steps": [*CONNECT, welcome(False), {"do": "subscribe", "topic": "a"},
+                  subscribed(1, "a", FRESH, 0), {"do": "subscribe", "topic": "b"},
+                  {"do": "unsubscribe", "topic": "a"}, *DROP_AND_BACK,
+                  welcome(True, rec("a", RECOVERED, 0))]},
+    "recovery_position_rule": {
+        "about": "protocol.md §6.4: Recovered and Fresh only move a position forward (a "
+                 "replay already seen is not delivered twice); Failed and a new epoch "
+                 "replace it.",
+        "steps": [*CONNECT, welcome(False), {"do": "subscribe", "topic": "a"},
+                  subscribed(1, "a", FRESH, 0), data("a", 1), data("a", 2),
+                  # Re-subscribing without a position replays from the subscription start.
+                  {"do": "subscribe", "topic": "a"}, subscribed(2, "a", FRESH, 0),
+                  data("a", 1), data("a", 2), data("a", 3),
+                  *DROP_AND_BACK,
+                  welcome(True, {"topic": "a", "status": FAILED, "position": pos(5, 2),
+                                 "lost_from": 4, "lost_to": 0}),
+                  data("a", 5, epoch=2), data("a", 6, epoch=2)]},
+}
+
+
+def main() -> None:
+    for name, trace in TRACES.items():
+        t = 0
+        steps = []
+        for given in trace["steps"]:
+            step = dict(given)
+            t += step.pop("dt", 10)
+            steps.append({"t": t, **step})
+        out = {"about": trace["about"], "config": trace.get("config", {}), "steps": steps}
+        out["expect"] = PythonDriver().run(out)["steps"]
+        (HERE / f"{name}.json").write_text(json.dumps(out, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
