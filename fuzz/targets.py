@@ -265,10 +265,31 @@ def codec(data: bytes) -> None:
         assert refused_by_reader or unknown, f"decode() refused what the reader accepts: {error}"
         return
     assert isinstance(body, _BODY_TYPES), f"decode() returned {type(body).__name__}"
+    # Amplification: what decoding allocates grows with the input, never past it. Every
+    # vector element is a table of its own (12 bytes or more on the wire), strings count
+    # their bytes once.
+    elements = _decoded_elements(body)
+    assert elements * 12 <= len(data), f"{elements} elements from {len(data)} bytes"
     reference = _codec._decode_with_reader(data)
     assert reference == body, f"fast path and reader disagree: {body!r} != {reference!r}"
     again = _codec.decode(_codec.encode(body))
     assert again == body, f"round trip changed the body: {body!r} -> {again!r}"
+
+
+def _decoded_elements(body: object) -> int:
+    """Vector elements of a decoded body (positions, recovery records, metadata entries)."""
+    count = 0
+    for name in ("positions", "recovery"):
+        value = getattr(body, name, None)
+        if isinstance(value, tuple):
+            count += len(value)
+    client = getattr(body, "client", None)
+    if client is not None:
+        count += len(client.metadata)
+    metadata = getattr(body, "metadata", None)
+    if isinstance(metadata, dict):
+        count += len(metadata)
+    return count
 
 
 _BODY_TYPES = (Hello, Welcome, Data, Ack, Ping, Pong, Subscribe, Unsubscribe, Subscribed,

@@ -23,7 +23,7 @@ from typing import Any
 from sigma_core.api import EventEmitter, Listener, ServerOptions, emit_server_event
 from sigma_core.errors import LocalProtocolError
 from sigma_core.hub import ClientMessage, CloseAction, Hub, ServerStats, Session
-from sigma_core.logs import format_peer, hub_log_entry
+from sigma_core.logs import format_peer, hub_log_entry, peer_host
 from sigma_core.logs import write as write_log
 from sigma_core.messages import StreamPosition
 
@@ -49,9 +49,10 @@ class _Protocol(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         server = self._server
         hub = server._require_hub()
-        self._conn_id = hub.open_connection(server._loop.time())
+        address = transport.get_extra_info("peername")
+        self._conn_id = hub.open_connection(server._loop.time(), peer_host(address))
         server._transports[self._conn_id] = transport  # type: ignore[assignment]
-        server._peers[self._conn_id] = format_peer(transport.get_extra_info("peername"))
+        server._peers[self._conn_id] = format_peer(address)
         server._after_core()
 
     def data_received(self, data: bytes) -> None:
@@ -140,7 +141,9 @@ class SigmaSocketServer:
                             entropy=SystemEntropy(), now=now)
         self._receive_data, self._clock = self._hub.receive_data, loop.time
         self._server = await loop.create_server(
-            lambda: _Protocol(self), self.options.host, self._port, ssl=self.options.ssl)
+            lambda: _Protocol(self), self.options.host, self._port, ssl=self.options.ssl,
+            # The TLS handshake is part of the handshake: bounded by the same timeout.
+            ssl_handshake_timeout=self.options.handshake_timeout if self.options.ssl else None)
         self._port = self._server.sockets[0].getsockname()[1]
         self._running = True
         self._rearm()

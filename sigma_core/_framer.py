@@ -77,6 +77,7 @@ _UTF8 = getincrementaldecoder("utf-8")
 _PROTOCOL_ERROR = 1002
 _UNSUPPORTED_DATA = 1003
 _INVALID_DATA = 1007
+_POLICY_VIOLATION = 1008
 _TOO_BIG = 1009
 
 # RFC 6455 §7.4.1/§7.4.2 as wsproto reads them: 1000-1003 and 1007-1013 (1012 and 1013 from the
@@ -134,23 +135,32 @@ class FrameParser:
 
     __slots__ = (
         "_allow_text",
+        "_buffer",
         "_client",
         "_decoder",
         "_dropping",
         "_fin",
+        "_fragments",
         "_frame_opcode",
         "_left",
         "_limit",
         "_mask",
+        "_max_fragments",
         "_opcode",
         "_parts",
         "_size",
         "_tail",
     )
 
-    def __init__(self, *, client: bool, max_message_size: int, allow_text: bool) -> None:
+    def __init__(self, *, client: bool, max_message_size: int, allow_text: bool,
+                 max_fragments: int = 1024) -> None:
         self._client = client
         self._limit = max_message_size
+        #: Frames one message may come in; more fails the connection with 1008.
+        self._max_fragments = max_fragments
+        self._fragments = 0
+        #: A fragmented binary message so far, in one buffer (not one object per fragment).
+        self._buffer: bytearray | None = None
         self._allow_text = allow_text
         #: After our close frame: frames are checked, messages and pings dropped.
         self._dropping = False
@@ -174,6 +184,8 @@ class FrameParser:
         """We sent our close frame: from now on, drop messages, pings and pongs."""
         self._dropping = True
         self._parts = []
+        self._buffer = None
+        self._fragments = 0
         self._size = 0
 
     def receive(self, data: bytes) -> list[Received]:
@@ -248,6 +260,12 @@ class FrameParser:
                 # not get to make us wait for (or buffer) a message we will never accept.
                 items.append(Failure(_TOO_BIG, too_big(limit, self._size + length)))
                 return items
+            if opcode <= BINARY and not b0 & _FIN and not self._dropping:
+                self._fragments += 1
+                if self._fragments > self._max_fragments:
+                    items.append(Failure(_POLICY_VIOLATION, "message in more than "
+                                         f"{self._max_fragments} fragments"))
+                    return items
             if stop <= end:
                 pos = stop
                 if b0 == 0x82 and whole:
@@ -356,6 +374,7 @@ class FrameParser:
                 self._opcode = 0
                 self._decoder = None
                 self._size = 0
+                self._fragments = 0
             else:
                 if text:
                     texts.append(text)
@@ -369,18 +388,21 @@ class FrameParser:
         if size > self._limit:
             items.append(Failure(_TOO_BIG, too_big(self._limit, size)))
             return False
-        chunks = self._parts
+        buffer = self._buffer
         if last:
-            if chunks:
-                chunks.append(payload)
-                payload = b"".join(chunks)
-                self._parts = []
+            if buffer is not None:
+                buffer += payload
+                payload = bytes(buffer)
+                self._buffer = None
             items.append(payload)
             self._opcode = 0
             self._size = 0
+            self._fragments = 0
         else:
-            if payload:
-                chunks.append(payload)
+            if buffer is None:
+                self._buffer = bytearray(payload)
+            else:
+                buffer += payload
             self._size = size
         return True
 

@@ -140,6 +140,14 @@ class ServerOptions:
     #: logged (see :mod:`sigma_core.logs`); None: ``logging.getLogger("sigma_asyncio.server")``
     #: or ``"sigma_trio.server"``. ``sigma_core.logs.NULL_LOGGER`` logs nothing.
     logger: Logger | None = None
+    #: Hardening limits (docs/hardening.md, "Cost model"): history bytes replayed to one
+    #: connection in all (past it a topic is reported FAILED); sessions one peer address may
+    #: hold and open per second (close 1013 past them; 0 disables); sockets still in their
+    #: upgrade at once (more are dropped at accept).
+    max_replay_bytes: int = 16 << 20
+    max_sessions_per_peer: int = 1000
+    new_sessions_per_peer_per_second: float = 20.0
+    max_pending_handshakes: int = 1000
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -175,6 +183,10 @@ class ServerOptions:
             rate_limit=RateLimit(messages_per_second=self.max_messages_per_second,
                                  bytes_per_second=self.max_bytes_per_second),
             http_handler=self.http_handler,
+            max_replay_bytes=self.max_replay_bytes,
+            max_sessions_per_peer=self.max_sessions_per_peer,
+            new_sessions_per_peer_per_second=self.new_sessions_per_peer_per_second,
+            max_pending_handshakes=self.max_pending_handshakes,
             allowed_origins=(tuple(self.allowed_origins)
                              if self.allowed_origins is not None else None),
         )

@@ -117,6 +117,11 @@ class Backplane(Protocol):
         """Drop entries older than the age limit."""
         ...
 
+    def release(self, topic: str) -> None:
+        """``topic`` has no subscriber left: forget its stream as soon as it holds no history
+        (now, or when its history ages out). :meth:`head` takes it back."""
+        ...
+
 
 class _Stream:
     __slots__ = ("bytes", "entries", "epoch", "last_offset")
@@ -139,6 +144,10 @@ class MemoryBackplane:
         self._max_count = limits.max_count
         self._max_bytes = limits.max_bytes
         self._streams: dict[str, _Stream] = {}
+        #: Streams holding history (the only ones trim() has to look at).
+        self._holding: dict[str, _Stream] = {}
+        #: Topics without subscribers: dropped once they hold no history.
+        self._released: set[str] = set()
 
     @property
     def limits(self) -> HistoryLimits:
@@ -155,6 +164,7 @@ class MemoryBackplane:
         return stream
 
     def head(self, topic: str) -> StreamPosition:
+        self._released.discard(topic)
         stream = self._stream(topic)
         return StreamPosition(stream.epoch, stream.last_offset)
 
@@ -166,6 +176,7 @@ class MemoryBackplane:
         entries = stream.entries
         if entries is None:
             entries = stream.entries = deque()
+            self._holding[topic] = stream
         entries.append(entry)
         stream.bytes += len(entry.frame) - entry.header
         max_count, max_bytes = self._max_count, self._max_bytes
@@ -194,11 +205,31 @@ class MemoryBackplane:
 
     def drop(self, topic: str) -> None:
         self._streams.pop(topic, None)
+        self._holding.pop(topic, None)
+        self._released.discard(topic)
+
+    def release(self, topic: str) -> None:
+        stream = self._streams.get(topic)
+        if stream is None:
+            return
+        if not stream.entries:
+            self.drop(topic)
+        else:
+            self._released.add(topic)
 
     def trim(self, now: float) -> None:
-        if self.limits.max_age:
-            for stream in self._streams.values():
-                self._trim_stream(stream, now)
+        if not self.limits.max_age:
+            return
+        emptied = []
+        for topic, stream in self._holding.items():
+            self._trim_stream(stream, now)
+            if not stream.entries:
+                emptied.append(topic)
+        for topic in emptied:
+            stream = self._holding.pop(topic)
+            stream.entries = None  # (600 bytes for an empty deque)
+            if topic in self._released:
+                self.drop(topic)
 
     def _trim_stream(self, stream: _Stream, now: float) -> None:
         max_age = self.limits.max_age

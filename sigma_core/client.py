@@ -70,6 +70,9 @@ from .messages import (
     Welcome,
 )
 
+#: The reserved topics every session holds.
+_SERVER_TOPICS = frozenset(("$all", "$inbox"))
+
 __all__ = [
     "ENVELOPE_OVERHEAD",
     "BufferFullError",
@@ -750,8 +753,17 @@ class ClientSession:
             return
         self.positions[recovery.topic] = position
 
+    @staticmethod
+    def _foreign_reserved(topic: str) -> bool:
+        """A ``$`` topic other than ``$all`` and ``$inbox``: no client subscribes to one, so a
+        server (or anything on a plain ``ws://`` path) naming it is ignored; its position is
+        never kept, and the resuming Hello never carries it."""
+        return topic.startswith("$") and topic not in _SERVER_TOPICS
+
     def _apply_recovery(self, recovery: TopicRecovery) -> None:
         topic = recovery.topic
+        if self._foreign_reserved(topic):
+            return
         self._update_position(recovery)
         if not topic.startswith("$") and topic not in self._unsubscribing:
             self.subscriptions.add(topic)
@@ -766,6 +778,8 @@ class ClientSession:
             if position is None:
                 return  # a server never sends this; nothing to place it by
             topic = body.topic
+            if self._foreign_reserved(topic):
+                return
             if topic not in self.subscriptions and not topic.startswith("$"):
                 # Unsubscribed by the app: the server has not processed it yet.
                 if topic in self.positions:

@@ -942,16 +942,31 @@ class _Table:
         return _Table(self.reader, self._target(slot, what, True), n_fields, what)
 
     def children(self, slot: int, n_fields: int, what: str) -> list[_Table]:
+        """The tables of a vector. Each element must be a table of its own: elements sharing
+        one table (legal FlatBuffers, never written by an encoder of ours) would let a small
+        envelope decode to many objects, so they are refused. Each element is charged
+        ``_MIN_CHILD_BYTES`` against the budget, what the smallest distinct table takes on
+        the wire."""
         target = self._target(slot, what, False)
         if not target:
             return []
         start, length = self.reader.vector(target, 4, what)
         reader = self.reader
-        return [
-            _Table(reader, reader.follow(at, what), n_fields, what)
-            for at in range(start, start + 4 * length, 4)
-        ]
+        reader.charge(length * (_MIN_CHILD_BYTES - 1), what)  # (vector() charged 1 each)
+        seen: set[int] = set()
+        tables = []
+        for at in range(start, start + 4 * length, 4):
+            pos = reader.follow(at, what)
+            if pos in seen:
+                raise DecodeError(f"{what}: elements share one table")
+            seen.add(pos)
+            tables.append(_Table(reader, pos, n_fields, what))
+        return tables
 
+
+#: The wire bytes of the smallest table a vector element can be: its uoffset in the vector,
+#: the table's soffset, and one 4-byte field (vtables may be shared, so they are not counted).
+_MIN_CHILD_BYTES: Final = 12
 
 # Field counts of the nested tables (schemas/sigma.fbs).
 _TOPIC_POSITION_FIELDS: Final = 2

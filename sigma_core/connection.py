@@ -256,6 +256,7 @@ class Connection:
         self._priority: list[bytes] = []
         self._ordered: list[bytes] = []
         self._buffered = 0
+        self._priority_bytes = 0
         self._transport_close = False
         self._created = now
         self._last_received = now
@@ -274,6 +275,8 @@ class Connection:
         self.bytes_received = 0
         #: Envelopes of a message type this version does not know, ignored.
         self.unknown_messages = 0
+        #: Ping and Pong envelopes received (answered here; the hub rate-limits them).
+        self.heartbeats_received = 0
         self._fast_frames = False
         #: Server with envelopes: client Data may take the fast path (_process_ws_events).
         self._fast_data = False
@@ -293,8 +296,10 @@ class Connection:
 
     @property
     def buffered_amount(self) -> int:
-        """Bytes queued in the ordered (data) queue, not yet taken by :meth:`data_to_send`."""
-        return self._buffered
+        """Bytes queued and not yet taken by :meth:`data_to_send`: the ordered (data) queue,
+        the priority queue (heartbeats) and the WebSocket layer's own replies (pongs to
+        WebSocket pings) alike: everything a paused socket makes the core hold."""
+        return self._buffered + self._priority_bytes
 
     @property
     def pending_events(self) -> bool:
@@ -337,6 +342,7 @@ class Connection:
         if self._priority:
             out = self._priority
             self._priority = []
+            self._priority_bytes = 0
             out += ordered
         elif ordered:
             out = ordered  # handed over as is
@@ -370,8 +376,13 @@ class Connection:
             self._last_received = now
             if self._state is ConnectionState.OPEN:
                 self.bytes_received += len(data)
-        self._ws.receive_data(data)
-        self._process_ws_events(self._ws.events_received(), now)
+        ws = self._ws
+        ws.receive_data(data)
+        if ws._output and self._state is not ConnectionState.HANDSHAKE:
+            # Its replies (pongs to WebSocket pings) join the ordered queue now, counted in
+            # buffered_amount, instead of piling up unseen while the socket is paused.
+            self._pull_ws(priority=False)
+        self._process_ws_events(ws.events_received(), now)
 
     def handle_timer(self, now: float) -> None:
         """Run whatever timers are due at ``now`` (calling early or late is harmless)."""
@@ -520,6 +531,7 @@ class Connection:
             frame = server_binary_frame(envelope)
             if priority:
                 self._priority.append(frame)
+                self._priority_bytes += len(frame)
             else:
                 self._ordered.append(frame)
                 self._buffered += len(frame)
@@ -533,6 +545,7 @@ class Connection:
             return
         if priority:
             self._priority.extend(chunks)
+            self._priority_bytes += sum(map(len, chunks))
         else:
             self._ordered.extend(chunks)
             self._buffered += sum(map(len, chunks))
@@ -629,11 +642,13 @@ class Connection:
             self._fail(exc, now)
             return
         if isinstance(body, Ping):
+            self.heartbeats_received += 1
             if self._state is ConnectionState.OPEN:
                 self._send_body(Pong(id=body.id, echo_timestamp_ms=body.timestamp_ms,
                                      timestamp_ms=self._wall_ms(now)))
                 return
         elif isinstance(body, Pong):
+            self.heartbeats_received += 1
             if self._state is ConnectionState.OPEN:
                 sample = max(0.0, (self._wall_ms(now) - body.echo_timestamp_ms) / 1000)
                 self.rtt = sample if self.rtt is None else self.rtt + (sample - self.rtt) / 8

@@ -27,6 +27,7 @@ import enum
 import heapq
 import hmac
 import math
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Literal
@@ -139,6 +140,12 @@ class AuthRequest:
     def origin(self) -> str | None:
         return self.header("origin")
 
+    def __repr__(self) -> str:
+        # Header values may be credentials (Authorization, Cookie): names only. The Hello's
+        # repr leaves out its tokens.
+        names = ", ".join(k for k, _ in self.headers)
+        return f"AuthRequest(path={self.path!r}, headers=[{names}], hello={self.hello!r})"
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AuthAccept:
@@ -205,6 +212,39 @@ class HubConfig:
     #: advertised in Welcome.limits. Exceeding them closes with 4008 (RATE_LIMITED): the
     #: session stays resumable and the refused message is resent after the resume.
     rate_limit: RateLimit = field(default_factory=RateLimit)
+    #: History bytes one connection may be replayed in all (its Hello's topics and its
+    #: Subscribes together). A topic whose replay would pass it is reported ``FAILED`` (all or
+    #: nothing per topic) and continues from the live head.
+    max_replay_bytes: int = 16 << 20
+    #: Replay is handed to the socket in pieces of about this many bytes, the next piece only
+    #: once the previous one was taken (and never while the socket is paused). Capped at
+    #: ``outgoing_high_water``.
+    replay_batch_bytes: int = 256 << 10
+    #: Positions one Hello may carry (a client sends one per topic it holds, plus ``$all`` and
+    #: ``$inbox``). More closes the connection with 4009 (LIMIT_EXCEEDED). 0: derived,
+    #: ``max_topics_per_session + 2``.
+    max_hello_positions: int = 0
+    #: Sessions (connected or awaiting resume) one peer address may hold; a fresh session past
+    #: it is refused with close 1013 and a retry hint. 0 disables the cap.
+    max_sessions_per_peer: int = 1000
+    #: Fresh sessions one peer address may open per second (a token bucket holding
+    #: ``new_session_burst_per_peer``); past it, close 1013 with a retry hint. 0 disables it.
+    new_sessions_per_peer_per_second: float = 20.0
+    new_session_burst_per_peer: int = 200
+    #: Sockets that have not completed the WebSocket upgrade (or an HTTP request) held at
+    #: once; a socket accepted past it is dropped at once (no bytes read).
+    max_pending_handshakes: int = 1000
+    #: Longest ``ClientInfo`` string (name, version, platform) a Hello may carry, in characters;
+    #: longer closes with 4009 (LIMIT_EXCEEDED).
+    max_client_info_length: int = 256
+    #: Entries in ``ClientInfo.metadata`` a Hello may carry, and the total characters of its
+    #: keys and values; more closes with 4009 (LIMIT_EXCEEDED).
+    max_client_metadata_entries: int = 32
+    max_client_metadata_chars: int = 4096
+
+    def hello_positions_limit(self) -> int:
+        """Positions a Hello may carry under this configuration."""
+        return self.max_hello_positions or self.max_topics_per_session + 2
 
     def welcome_size_bound(self) -> int:
         """Bytes a Welcome can take at most under these limits (every topic of a full session,
@@ -214,9 +254,20 @@ class HubConfig:
 
     def __post_init__(self) -> None:
         for name in ("max_connections", "max_sessions", "max_topics_per_session",
-                     "max_topic_length", "max_unacked", "outgoing_high_water", "ack_every"):
+                     "max_topic_length", "max_unacked", "outgoing_high_water", "ack_every",
+                     "max_replay_bytes", "replay_batch_bytes", "max_pending_handshakes",
+                     "max_client_info_length", "max_client_metadata_entries",
+                     "max_client_metadata_chars", "new_session_burst_per_peer"):
             if getattr(self, name) < 1:
                 raise ValueError(f"HubConfig.{name} must be >= 1")
+        for name in ("max_hello_positions", "max_sessions_per_peer"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"HubConfig.{name} must be >= 0 (0: see its documentation)")
+        rate = self.new_sessions_per_peer_per_second
+        if not (math.isfinite(rate) and rate >= 0):
+            raise ValueError("HubConfig.new_sessions_per_peer_per_second must be finite and "
+                             ">= 0 (0 disables it)")
+
         for name in ("session_ttl", "ack_delay", "trim_interval"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
@@ -254,11 +305,14 @@ class Session:
         "last_activity",
         "last_seq",
         "metadata",
+        "peer",
         "subscriptions",
     )
 
     def __init__(self, session_id: str, token: bytes, now: float) -> None:
         self.id = session_id
+        #: The address (host, no port) of the connection that created the session.
+        self.peer = ""
         self._token = token
         self.identity = ""
         self.metadata: dict[str, str] = {}
@@ -349,6 +403,9 @@ class PresenceChanged(HubEvent):
 class ClientErrorReceived(HubEvent):
     session: Session
     error: Error
+    #: False past the first ``_LOGGED_CLIENT_ERRORS`` of a connection: the log takes it at
+    #: DEBUG, so a client repeating Error envelopes cannot flood the INFO log.
+    loud: bool = True
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -407,15 +464,49 @@ def _client_message(session: Session, seq: int, topic: str, payload: bytes,
 
 
 class _Conn:
-    __slots__ = ("buckets", "close_action", "conn", "http", "id", "opened", "paused", "request",
-                 "scheduled", "session")
+    __slots__ = (
+        "backlog",
+        "backlog_bytes",
+        "backlog_keys",
+        "buckets",
+        "client_errors",
+        "close_action",
+        "conn",
+        "handshaking",
+        "heartbeats_charged",
+        "http",
+        "id",
+        "opened",
+        "paused",
+        "peer",
+        "pump_due",
+        "replayed",
+        "request",
+        "scheduled",
+        "session",
+    )
 
-    def __init__(self, conn_id: int, conn: ServerConnection) -> None:
+    def __init__(self, conn_id: int, conn: ServerConnection, peer: str) -> None:
         self.id = conn_id
         self.opened = 0.0
         self.conn = conn
+        self.peer = peer
         self.paused = False
         self.http = False
+        #: Not yet past the upgrade (counted against ``max_pending_handshakes``).
+        self.handshaking = True
+        #: The replay cursor: history entries owed to this connection, handed to the socket in
+        #: pieces of ``replay_batch_bytes`` as it drains (see :meth:`Hub._pump_backlog`). While
+        #: it is not empty, live messages of the topics in ``backlog_keys`` queue behind it.
+        self.backlog: deque[HistoryEntry] | None = None
+        self.backlog_bytes = 0
+        self.backlog_keys: set[str] = set()
+        self.pump_due = False
+        #: History bytes replayed (or queued for replay) on this connection so far.
+        self.replayed = 0
+        #: Heartbeats (Ping/Pong envelopes) already charged to the rate limit.
+        self.heartbeats_charged = 0
+        self.client_errors = 0
         self.close_action = CloseAction.NONE
         #: (messages, bytes) token buckets when rate limits are on.
         self.buckets: tuple[TokenBucket | None, TokenBucket | None] | None = None
@@ -424,7 +515,13 @@ class _Conn:
         self.scheduled = math.inf
 
 
-_TimerKind = Literal["conn", "ack", "expire", "trim", "reap", "drain"]
+#: Error envelopes of one connection logged at INFO; the rest go to DEBUG.
+_LOGGED_CLIENT_ERRORS = 10
+
+_HTTP_500 = HttpResponse(status=500, headers=(("content-type", "text/plain"),),
+                         body=b"internal server error")
+
+_TimerKind = Literal["conn", "ack", "expire", "trim", "reap", "replay", "drain"]
 
 
 class Hub:
@@ -449,6 +546,17 @@ class Hub:
         self._members: dict[str, set[str]] = {BROADCAST_TOPIC: set()}
         self._events: list[HubEvent] = []
         self._dirty: set[int] = set()
+        #: Topic key -> ids of connections with a replay backlog on it (live messages of the
+        #: topic queue behind their backlog, in order).
+        self._replaying: dict[str, set[int]] = {}
+        #: Sockets accepted past ``max_pending_handshakes``: dropped at the next flush.
+        self._refused: list[int] = []
+        self._pending_handshakes = 0
+        self._backlog_limit = self.config.max_replay_bytes + self.config.outgoing_high_water
+        self._replay_batch = min(self.config.replay_batch_bytes, self.config.outgoing_high_water)
+        #: Peer address -> sessions it holds; and its bucket of fresh sessions.
+        self._peer_sessions: dict[str, int] = {}
+        self._peer_buckets: dict[str, TokenBucket] = {}
         # Read per message: kept at hand.
         self._max_message_size = self._conn_config.websocket.max_message_size
         self._wall_clock_offset = self._conn_config.wall_clock_offset
@@ -487,15 +595,27 @@ class Hub:
 
     # ------------------------------------------------------------------ adapter side
 
-    def open_connection(self, now: float) -> int:
-        """A socket was accepted; returns the id to use for it from now on."""
+    def open_connection(self, now: float, peer: str = "") -> int:
+        """A socket was accepted; returns the id to use for it from now on. ``peer`` is the
+        remote address (host only: the per-peer session limits count by it; "" for unknown).
+
+        Past ``max_pending_handshakes`` sockets still in their upgrade, the new one is dropped
+        at the next :meth:`flush` (``ABORT``) and reported as :class:`ConnectionRejected`."""
         conn_id = self._next_conn_id
         self._next_conn_id += 1
-        rec = _Conn(conn_id, ServerConnection(self._conn_config, now=now))
+        self._total_connections += 1
+        if self._pending_handshakes >= self.config.max_pending_handshakes:
+            self._refused.append(conn_id)
+            self._events.append(ConnectionRejected(
+                conn_id=conn_id, code=CloseCode.TRY_AGAIN_LATER,
+                reason=f"{self.config.max_pending_handshakes} sockets are already in their "
+                "handshake (max_pending_handshakes)", cause=None))
+            return conn_id
+        self._pending_handshakes += 1
+        rec = _Conn(conn_id, ServerConnection(self._conn_config, now=now), peer)
         rec.opened = now
         rec.conn.rtt_samples = self.metrics.heartbeat_rtt_seconds
         self._conns[conn_id] = rec
-        self._total_connections += 1
         self._schedule_conn(rec)
         return conn_id
 
@@ -504,8 +624,13 @@ class Hub:
         rec = self._conns.get(conn_id)
         if rec is None:
             return
-        rec.conn.receive_data(data, now)
+        conn = rec.conn
+        conn.receive_data(data, now)
         self._process(rec, now)
+        if self._rate_limit_on and conn.heartbeats_received != rec.heartbeats_charged:
+            self._charge_heartbeats(rec, now)
+        if rec.paused:  # pongs (envelope and WebSocket) pile up behind a paused socket too
+            self._check_high_water(rec, now)
 
     def connection_lost(self, conn_id: int, now: float) -> None:
         """The socket is gone (EOF, reset, or closed by the adapter after ``flush``)."""
@@ -515,6 +640,8 @@ class Hub:
         if rec.conn.state is not ConnectionState.CLOSED:
             rec.conn.receive_data(None, now)
             self._process(rec, now)
+        self._handshake_over(rec)
+        self._drop_backlog(rec)
         self._bytes_received_closed += rec.conn.bytes_received
         self._dirty.discard(conn_id)
 
@@ -531,12 +658,17 @@ class Hub:
         if rec is not None and rec.paused:
             rec.paused = False
             self._dirty.add(conn_id)
+            if rec.backlog:
+                self._schedule_pump(rec)
 
     def handle_timer(self, now: float) -> None:
         """Run every timer due at ``now``."""
         self._now = now
         timers = self._timers
-        while timers and timers[0][0] <= now:
+        # Timers set while these run (a replay turn due "now") wait for the next call: the
+        # adapter writes what this one produced first.
+        last = self._timer_seq
+        while timers and timers[0][0] <= now and timers[0][1] <= last:
             when, _, kind, key = heapq.heappop(timers)
             if kind == "conn":
                 rec = self._conns.get(key)  # type: ignore[call-overload]
@@ -548,6 +680,12 @@ class Hub:
                 session = self._sessions.get(key)  # type: ignore[call-overload]
                 if session is not None and session._ack_due <= now:
                     self._send_ack(session)
+            elif kind == "replay":
+                rec = self._conns.get(key)  # type: ignore[call-overload]
+                if rec is not None:
+                    rec.pump_due = False
+                    if not rec.paused:
+                        self._pump_backlog(rec, now)
             elif kind == "reap":
                 rec = self._conns.get(key)  # type: ignore[call-overload]
                 if rec is not None:  # asked to close close_timeout ago, still not gone
@@ -565,6 +703,7 @@ class Hub:
                     self._say_goodbye(rec, now, *self._drain)
             else:
                 self._backplane.trim(now)
+                self._forget_idle_peers(now)
                 self._next_trim = now + self.config.trim_interval
                 self._push_timer(self._next_trim, "trim", None)
 
@@ -577,7 +716,10 @@ class Hub:
         ``chunks`` in order, then close the socket as ``action`` says (see :class:`CloseAction`).
         A socket told to close that is still there ``close_timeout`` later is reported again
         with ``ABORT``."""
-        out = []
+        out: list[tuple[int, list[bytes], CloseAction]] = []
+        if self._refused:
+            out.extend((conn_id, [], CloseAction.ABORT) for conn_id in self._refused)
+            self._refused.clear()
         dirty, self._dirty = self._dirty, set()
         conns = self._conns
         bytes_sent = 0
@@ -819,16 +961,22 @@ class Hub:
                     self._on_data(rec, session, body, now)
                 elif conn.state is not ConnectionState.OPEN:
                     continue  # closed earlier in this batch: requests are not answered
+                elif self._rate_limit_on and not self._within_rate(rec, 0, now):
+                    self._refuse_rate(rec, now)  # every envelope type counts, not just Data
                 elif isinstance(body, Subscribe):
                     self._on_subscribe(rec, session, body, now)
                 elif isinstance(body, Unsubscribe):
                     self._on_unsubscribe(rec, session, body, now)
                 elif isinstance(body, Error):
-                    self._events.append(ClientErrorReceived(session=session, error=body))
+                    rec.client_errors += 1
+                    self._events.append(ClientErrorReceived(
+                        session=session, error=body,
+                        loud=rec.client_errors <= _LOGGED_CLIENT_ERRORS))
                 # Ack from the client: positions are advisory; nothing to do yet.
             elif isinstance(event, HelloReceived):
                 self._on_hello(rec, event.hello, now)
             elif isinstance(event, HandshakeRequest):
+                self._handshake_over(rec)
                 rec.request = event
                 origins = self._origins
                 origin = next((v for k, v in event.headers if k == "origin"), None)
@@ -845,6 +993,7 @@ class Hub:
                 else:
                     conn.accept_handshake()
             elif isinstance(event, HttpRequest):
+                self._handshake_over(rec)
                 self._on_http(rec, event)
             elif isinstance(event, Closed):
                 self._on_closed(rec, event, now)
@@ -857,9 +1006,12 @@ class Hub:
             response = handler(request)
         except Exception as exc:  # the app's handler: contain it, answer 500, report
             self._events.append(HookFailed(hook="http_handler", error=exc))
-            response = HttpResponse(status=500, headers=(("content-type", "text/plain"),),
-                                    body=b"internal server error")
-        rec.conn.respond_http(response)
+            response = _HTTP_500
+        try:
+            rec.conn.respond_http(response)
+        except LocalProtocolError as exc:  # e.g. a header with CR/LF: never written
+            self._events.append(HookFailed(hook="http_handler", error=exc))
+            rec.conn.respond_http(_HTTP_500)
 
     def _send(self, rec: _Conn, body: object, now: float) -> None:
         if rec.conn.state is not ConnectionState.OPEN:
@@ -869,6 +1021,13 @@ class Hub:
         self._check_high_water(rec, now)
 
     def _deliver(self, rec: _Conn, entry: HistoryEntry) -> None:
+        if rec.backlog:  # behind the replay still owed to it: in order
+            rec.backlog.append(entry)
+            rec.backlog_bytes += entry.size
+            return
+        self._deliver_now(rec, entry)
+
+    def _deliver_now(self, rec: _Conn, entry: HistoryEntry) -> None:
         conn = rec.conn
         if not conn.send_frame(entry.frame, entry.size):
             conn.send_encoded(entry.envelope)
@@ -877,7 +1036,10 @@ class Hub:
 
     def _check_high_water(self, rec: _Conn, now: float) -> None:
         # Only a paused socket makes output pile up: an unpaused one takes it all at flush().
-        if rec.paused and rec.conn.buffered_amount > self.config.outgoing_high_water \
+        # A replay backlog holds owed history (at most max_replay_bytes); live messages that
+        # queue behind it past outgoing_high_water make a slow consumer too.
+        if ((rec.paused and rec.conn.buffered_amount > self.config.outgoing_high_water)
+                or rec.backlog_bytes > self._backlog_limit) \
                 and rec.conn.state is ConnectionState.OPEN:
             self._slow_consumers += 1
             rec.conn.abort(CloseCode.SLOW_CONSUMER,
@@ -910,6 +1072,10 @@ class Hub:
                         f"protocol version {hello.protocol_version} is not supported "
                         f"(this server speaks {PROTOCOL_VERSION})", now)
             return
+        problem = self._hello_problem(hello)
+        if problem is not None:
+            conn.refuse(CloseCode.LIMIT_EXCEEDED, ErrorCode.LIMIT_EXCEEDED, problem, now)
+            return
         identity, metadata = "", {}
         hook = self.config.authenticate
         if hook is not None:
@@ -937,7 +1103,13 @@ class Hub:
             expected = candidate._token if candidate is not None else bytes(
                 self.config.resume_token_bytes)
             token_ok = hmac.compare_digest(expected, hello.resume_token)
-            if candidate is not None and token_ok:
+            if candidate is not None and token_ok and identity and candidate.identity \
+                    and identity != candidate.identity:
+                # The token is right but the authentication hook says someone else: a resume
+                # never changes whose session it is.
+                fresh_reason = "session could not be resumed: it belongs to another identity"
+                self._failed_resumes += 1
+            elif candidate is not None and token_ok:
                 session = candidate
             else:
                 fresh_reason = "session could not be resumed: unknown, expired or wrong token"
@@ -951,8 +1123,15 @@ class Hub:
                             f"server holds its maximum of {self.config.max_sessions} sessions",
                             now, reconnect_after_ms=5000)
                 return
+            problem = self._peer_session_problem(rec.peer, now)
+            if problem is not None:
+                conn.refuse(CloseCode.TRY_AGAIN_LATER, ErrorCode.LIMIT_EXCEEDED, problem, now,
+                            reconnect_after_ms=5000)
+                return
             session = self._new_session(now)
             session.identity, session.metadata = identity, metadata
+            session.peer = rec.peer
+            self._peer_sessions[rec.peer] = self._peer_sessions.get(rec.peer, 0) + 1
         else:
             self._resumes += 1
             old = self._rec_of(session)
@@ -980,16 +1159,17 @@ class Hub:
                     new_members.append(topic)
 
         recovery: list[TopicRecovery] = []
-        replay: list[HistoryEntry] = []
+        replay: list[tuple[str, list[HistoryEntry]]] = []
         failed: list[str] = []
         for topic, start in session.subscriptions.items():
             key = _INBOX_KEY + session.id if topic == INBOX_TOPIC else topic
             client_pos = positions.get(topic)
-            outcome, entries = self._recover(session, key, topic, client_pos, start, now)
+            outcome, entries = self._recover(rec, session, key, topic, client_pos, start, now)
             recovery.append(outcome)
             if outcome.status is RecoveryStatus.FAILED:
                 failed.append(topic)
-            replay.extend(entries)
+            if entries:
+                replay.append((key, entries))
         stale = [t for t in positions if t not in session.subscriptions]
 
         session.conn_id = rec.id
@@ -1006,12 +1186,12 @@ class Hub:
             heartbeat_timeout_ms=int(cfg.heartbeat_timeout * 1000),
             limits=self._limits, server_time_ms=int((now + cfg.wall_clock_offset) * 1000),
             fresh_reason=fresh_reason), now)
-        for entry in replay:
-            self._deliver(rec, entry)
+        for key, entries in replay:
+            self._queue_replay(rec, key, entries)
         metrics = self.metrics
         metrics.handshake_seconds.observe(now - rec.opened)
         if resumed:
-            metrics.replayed_messages.observe(len(replay))
+            metrics.replayed_messages.observe(sum(len(entries) for _, entries in replay))
         for topic in stale:
             conn.send(Unsubscribed(topic=topic))
         self._dirty.add(rec.id)
@@ -1022,15 +1202,23 @@ class Hub:
             self._presence(topic, session, PresenceAction.JOIN, now)
         self._check_high_water(rec, now)
 
-    def _recover(self, session: Session, key: str, topic: str,
+    def _recover(self, rec: _Conn, session: Session, key: str, topic: str,
                  client_pos: StreamPosition | None, start: StreamPosition,
                  now: float) -> tuple[TopicRecovery, list[HistoryEntry]]:
-        """Work out what a (re)attaching session is owed on one topic."""
+        """Work out what a (re)attaching session is owed on one topic. What would take the
+        connection past ``max_replay_bytes`` is reported FAILED (all or nothing per topic)."""
         position = client_pos if client_pos is not None else start
         if client_pos is None and start.offset == 0 and start.epoch == 0:
             head = self._backplane.head(key)
             return TopicRecovery(topic=topic, status=RecoveryStatus.FRESH, position=head), []
         result = self._backplane.read_after(key, position, now)
+        if not isinstance(result, ReplayGap) and result:
+            size = sum(e.size for e in result)
+            if rec.replayed + size > self.config.max_replay_bytes:
+                # Over this connection's replay budget: as if history no longer held it.
+                result = ReplayGap(position.offset + 1, result[-1].offset)
+            else:
+                rec.replayed += size
         if isinstance(result, ReplayGap):
             self._failed_recoveries += 1
             head = self._backplane.head(key)
@@ -1067,11 +1255,7 @@ class Hub:
                            f"sequence gap: got {seq} after {session.last_seq}", now)
             return
         if self._rate_limit_on and not self._within_rate(rec, len(data.payload), now):
-            self._rate_limited += 1
-            rec.conn.abort(CloseCode.RATE_LIMITED,
-                           "client sent faster than its rate limit "
-                           f"({self._limits.max_messages_per_second} msgs/s, "
-                           f"{self._limits.max_bytes_per_second} bytes/s)", now)
+            self._refuse_rate(rec, now)
             return
         if seq - session._acked_seq > self._max_unacked:
             # The client may only run max_unacked ahead of the last ack we sent (Welcome.limits).
@@ -1102,6 +1286,29 @@ class Hub:
             return False
         return octets is None or octets.take(size, now)
 
+    def _refuse_rate(self, rec: _Conn, now: float) -> None:
+        self._rate_limited += 1
+        rec.conn.abort(CloseCode.RATE_LIMITED,
+                       "client sent faster than its rate limit "
+                       f"({self._limits.max_messages_per_second} msgs/s, "
+                       f"{self._limits.max_bytes_per_second} bytes/s)", now)
+
+    def _charge_heartbeats(self, rec: _Conn, now: float) -> None:
+        """Ping/Pong envelopes (answered inside the connection) count against the message
+        rate like every other envelope."""
+        count = rec.conn.heartbeats_received
+        delta, rec.heartbeats_charged = count - rec.heartbeats_charged, count
+        if rec.conn.state is not ConnectionState.OPEN or rec.session is None:
+            return
+        if not self._within_rate(rec, 0, now):
+            self._refuse_rate(rec, now)
+            self._process(rec, now)
+            return
+        messages = rec.buckets[0] if rec.buckets is not None else None
+        if messages is not None and delta > 1 and not messages.take(delta - 1, now):
+            self._refuse_rate(rec, now)
+            self._process(rec, now)
+
     def _schedule_ack(self, session: Session, now: float) -> None:
         if session._ack_due == math.inf:
             session._ack_due = now + self.config.ack_delay
@@ -1131,19 +1338,22 @@ class Hub:
                                   message=f"not allowed to subscribe to {topic!r}",
                                   request_id=sub.request_id), now)
             return
-        if joined:
-            if len(session.subscriptions) - 2 >= self.config.max_topics_per_session:
-                self._send(rec, Error(code=ErrorCode.TOO_MANY_TOPICS,
-                                      message=f"at most {self.config.max_topics_per_session} "
-                                      "topics per session", request_id=sub.request_id), now)
-                return
-            start = self._add_subscription(session, topic)
-        else:
-            start = session.subscriptions[topic]
-        outcome, entries = self._recover(session, topic, topic, sub.position, start, now)
+        if not joined:
+            # Already held: its messages are on their way (live, or in this connection's
+            # replay); replaying again would only repeat them. Nothing is re-read.
+            self._send(rec, Subscribed(request_id=sub.request_id, recovery=TopicRecovery(
+                topic=topic, status=RecoveryStatus.RECOVERED, position=None)), now)
+            return
+        if len(session.subscriptions) - 2 >= self.config.max_topics_per_session:
+            self._send(rec, Error(code=ErrorCode.TOO_MANY_TOPICS,
+                                  message=f"at most {self.config.max_topics_per_session} "
+                                  "topics per session", request_id=sub.request_id), now)
+            return
+        start = self._add_subscription(session, topic)
+        outcome, entries = self._recover(rec, session, topic, topic, sub.position, start, now)
         rec.conn.send(Subscribed(request_id=sub.request_id, recovery=outcome))
-        for entry in entries:
-            self._deliver(rec, entry)
+        if entries:
+            self._queue_replay(rec, topic, entries)
         self._dirty.add(rec.id)
         if joined:
             self._presence(topic, session, PresenceAction.JOIN, now)
@@ -1161,6 +1371,8 @@ class Hub:
         self._send(rec, Unsubscribed(request_id=unsub.request_id, topic=topic), now)
 
     def _on_closed(self, rec: _Conn, closed: Closed, now: float) -> None:
+        self._handshake_over(rec)
+        self._drop_backlog(rec)
         session = rec.session
         if session is None:
             if rec.http:
@@ -1217,12 +1429,97 @@ class Hub:
                         self._check_high_water(rec, now)
         else:
             members = self._members.get(key)
+            if not members and key != BROADCAST_TOPIC:
+                self._backplane.release(key)  # nobody holds it: forgotten once history ages
             if members:
-                self._fan_out(members, entry, now)
+                waiting = self._replaying.get(key)
+                if waiting:
+                    self._fan_out(self._queue_behind_replay(members, waiting, entry, now),
+                                  entry, now)
+                else:
+                    self._fan_out(members, entry, now)
         metrics = self.metrics
         metrics.publishes[kind] += 1
         metrics.deliveries[kind] += self._messages_sent - sent_before
         return _tuple_new(StreamPosition, (entry.epoch, entry.offset))
+
+    # ------------------------------------------------------------------ internals: replay cursor
+
+    def _queue_replay(self, rec: _Conn, key: str, entries: list[HistoryEntry]) -> None:
+        """Owe ``entries`` (of topic ``key``) to ``rec``. A replay that fits in one batch on an
+        idle connection is written at once; anything else goes to the connection's backlog,
+        which :meth:`_pump_backlog` hands to the socket a batch at a time as it drains. Live
+        messages of ``key`` then queue behind it, so the order is kept."""
+        if not rec.backlog and sum(e.size for e in entries) + rec.conn.buffered_amount \
+                <= self._replay_batch:
+            for entry in entries:
+                self._deliver_now(rec, entry)
+            return
+        backlog = rec.backlog
+        if backlog is None:
+            backlog = rec.backlog = deque()
+        backlog.extend(entries)
+        rec.backlog_bytes += sum(e.size for e in entries)
+        rec.backlog_keys.add(key)
+        self._replaying.setdefault(key, set()).add(rec.id)
+        self._pump_backlog(rec, self._now)
+
+    def _pump_backlog(self, rec: _Conn, now: float) -> None:
+        """Move backlog to the connection until ``replay_batch_bytes`` are queued for the
+        socket; the rest waits for the next turn (a timer due at once, so the adapter writes
+        in between) or, while the socket is paused, for :meth:`resume_writing`."""
+        backlog = rec.backlog
+        if not backlog or rec.paused or rec.conn.state is not ConnectionState.OPEN:
+            return
+        batch = self._replay_batch
+        conn = rec.conn
+        while backlog and conn.buffered_amount < batch:
+            entry = backlog.popleft()
+            rec.backlog_bytes -= entry.size
+            self._deliver_now(rec, entry)
+        self._dirty.add(rec.id)
+        if backlog:
+            if not rec.paused:
+                self._schedule_pump(rec)
+        else:
+            self._drop_backlog(rec)
+
+    def _schedule_pump(self, rec: _Conn) -> None:
+        if not rec.pump_due:
+            rec.pump_due = True
+            self._push_timer(self._now, "replay", rec.id)
+
+    def _drop_backlog(self, rec: _Conn) -> None:
+        """The backlog is done (or the connection is): live messages flow directly again."""
+        for key in rec.backlog_keys:
+            waiting = self._replaying.get(key)
+            if waiting is not None:
+                waiting.discard(rec.id)
+                if not waiting:
+                    del self._replaying[key]
+        rec.backlog_keys.clear()
+        rec.backlog = None
+        rec.backlog_bytes = 0
+
+    def _queue_behind_replay(self, members: Iterable[str], waiting: set[int],
+                             entry: HistoryEntry, now: float) -> list[str]:
+        """A live message of a topic some connections are still being replayed: theirs goes
+        to the end of their backlog; returns the other members (written as usual)."""
+        rest = []
+        sessions, conns = self._sessions, self._conns
+        for sid in members:
+            conn_id = sessions[sid].conn_id
+            if conn_id is not None and conn_id in waiting:
+                rec = conns[conn_id]
+                if entry.reaches(sid) and rec.backlog:
+                    rec.backlog.append(entry)
+                    rec.backlog_bytes += entry.size
+                    self._check_high_water(rec, now)
+                    continue
+                if rec.backlog:
+                    continue
+            rest.append(sid)
+        return rest
 
     def _fan_out(self, targets: Iterable[str], entry: HistoryEntry, now: float) -> None:
         """Queue a published message on the open connections of ``targets``.
@@ -1296,6 +1593,7 @@ class Hub:
             members.discard(session.id)
             if not members and topic != BROADCAST_TOPIC:
                 del self._members[topic]
+                self._backplane.release(topic)
         self._presence(topic, session, PresenceAction.LEAVE, None)
 
     def _end_session(self, session: Session, now: float) -> None:
@@ -1307,6 +1605,11 @@ class Hub:
         self._backplane.drop(_INBOX_KEY + session.id)
         del self._sessions[session.id]
         session.expires_at = now
+        held = self._peer_sessions.get(session.peer, 0) - 1
+        if held > 0:
+            self._peer_sessions[session.peer] = held
+        else:
+            self._peer_sessions.pop(session.peer, None)
 
     def _presence(self, topic: str, session: Session, action: PresenceAction,
                   now: float | None) -> None:
@@ -1322,6 +1625,61 @@ class Hub:
             if rec is not None and rec.conn.state is ConnectionState.OPEN:
                 rec.conn.send_encoded(body)
                 self._dirty.add(rec.id)
+
+    def _handshake_over(self, rec: _Conn) -> None:
+        if rec.handshaking:
+            rec.handshaking = False
+            self._pending_handshakes -= 1
+
+    def _hello_problem(self, hello: Hello) -> str | None:
+        """Why a Hello is over the limits on what one Hello may make the server hold or send
+        (None if it is not)."""
+        limit = self.config.hello_positions_limit()
+        if len(hello.positions) > limit:
+            return (f"Hello carries {len(hello.positions)} positions; at most {limit} "
+                    "(max_topics_per_session + $all + $inbox)")
+        client = hello.client
+        if client is not None:
+            longest = self.config.max_client_info_length
+            for name in ("name", "version", "platform"):
+                if len(getattr(client, name)) > longest:
+                    return f"ClientInfo.{name} is longer than {longest} characters"
+            metadata = client.metadata
+            if len(metadata) > self.config.max_client_metadata_entries:
+                return (f"ClientInfo.metadata has {len(metadata)} entries; at most "
+                        f"{self.config.max_client_metadata_entries}")
+            chars = sum(len(k) + len(v) for k, v in metadata.items())
+            if chars > self.config.max_client_metadata_chars:
+                return (f"ClientInfo.metadata holds {chars} characters; at most "
+                        f"{self.config.max_client_metadata_chars}")
+        return None
+
+    def _peer_session_problem(self, peer: str, now: float) -> str | None:
+        """Why ``peer`` may not open another session now (None if it may). An unknown
+        address ("": the adapter could not tell, or a test driving the hub) is not limited."""
+        if not peer:
+            return None
+        cap = self.config.max_sessions_per_peer
+        if cap and self._peer_sessions.get(peer, 0) >= cap:
+            return f"this address holds its maximum of {cap} sessions (max_sessions_per_peer)"
+        rate = self.config.new_sessions_per_peer_per_second
+        if rate:
+            bucket = self._peer_buckets.get(peer)
+            if bucket is None:
+                bucket = self._peer_buckets[peer] = TokenBucket(
+                    rate, self.config.new_session_burst_per_peer, now)
+            if not bucket.take(1, now):
+                return (f"this address opens sessions faster than {rate:g} per second "
+                        "(new_sessions_per_peer_per_second)")
+        return None
+
+    def _forget_idle_peers(self, now: float) -> None:
+        """Drop the session buckets that have refilled (at each trim): they hold nothing a
+        fresh bucket would not."""
+        for peer, bucket in list(self._peer_buckets.items()):
+            bucket.take(0, now)
+            if bucket.tokens >= bucket.capacity:
+                del self._peer_buckets[peer]
 
     def _may_subscribe(self, session: Session, topic: str) -> bool:
         check = self.config.authorize_subscribe

@@ -141,6 +141,16 @@ def write(logger: Logger, entry: LogEntry | None) -> None:
                    extra=dict(entry.extra))
 
 
+def peer_host(address: object) -> str:
+    """The host part of a socket address (what the hub's per-peer limits count by); "" if
+    unknown. A Unix socket path counts as one peer."""
+    if isinstance(address, tuple) and len(address) >= 2:
+        return str(address[0])
+    if isinstance(address, str):
+        return address
+    return ""
+
+
 def format_peer(address: object) -> str:
     """``host:port`` (``[host]:port`` for IPv6) from a socket address; ``?`` if unknown."""
     if isinstance(address, tuple) and len(address) >= 2:
@@ -176,7 +186,9 @@ def hub_log_entry(event: HubEvent, peers: Mapping[int, str] | None = None) -> Lo
                         extra={"sigma_event": "hook_failed", "sigma_hook": event.hook})
     if isinstance(event, ClientErrorReceived):
         message = _clean(event.error.message)
-        return LogEntry(level=INFO, msg="session %s reported error %d: %s",
+        # Past the first few of a connection: DEBUG (a client cannot flood the INFO log).
+        return LogEntry(level=INFO if event.loud else DEBUG,
+                        msg="session %s reported error %d: %s",
                         args=(event.session.id, int(event.error.code), message),
                         extra={"sigma_event": "client_error", "sigma_session": event.session.id,
                                "sigma_code": int(event.error.code), "sigma_reason": message})

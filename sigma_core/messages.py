@@ -99,17 +99,18 @@ class Limits:
 class Hello:
     protocol_version: int = PROTOCOL_VERSION
     session_id: str = ""
-    resume_token: bytes = b""
+    #: (Secrets: left out of the repr, so a logged Hello never shows them.)
+    resume_token: bytes = field(default=b"", repr=False)
     positions: tuple[TopicPosition, ...] = ()
     last_acked_seq: int = 0
-    auth_token: str = ""
+    auth_token: str = field(default="", repr=False)
     client: ClientInfo | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Welcome:
     session_id: str
-    resume_token: bytes
+    resume_token: bytes = field(repr=False)  # (a secret: not in the repr)
     resumed: bool = False
     recovery: tuple[TopicRecovery, ...] = ()
     last_received_seq: int = 0

@@ -103,6 +103,7 @@ from wsproto.frame_protocol import CloseReason
 from wsproto.handshake import H11Handshake
 from wsproto.utilities import RemoteProtocolError as _WsRemoteProtocolError
 
+from sigma_core._deflate import BoundedDeflate
 from sigma_core._framer import (
     CloseFrame,
     Failure,
@@ -164,6 +165,7 @@ _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _HEADER_VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]*")
 _PATH = re.compile(r"/[\x21-\x7e]*")
 _HOST = re.compile(r"[\x21-\x7e]+")
+_BAD_HEADER_VALUE = re.compile(r"[\r\n\x00]")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -189,9 +191,12 @@ class WebSocketConfig:
     #: (answer it with :meth:`WebSocket.respond`) instead of being refused with 400, so a web
     #: app and its WebSocket can share one port. Other methods get 405.
     serve_http: bool = False
+    #: Frames one message may arrive in (a fragmented message); more fails the connection with
+    #: close code 1008. Our clients and browsers send one frame per message.
+    max_fragments: int = 1024
 
     def __post_init__(self) -> None:
-        for name in ("max_message_size", "max_handshake_size"):
+        for name in ("max_message_size", "max_handshake_size", "max_fragments"):
             value = getattr(self, name)
             if type(value) is not int or value <= 0:
                 msg = f"{name} must be a positive int, not {value!r}"
@@ -216,6 +221,8 @@ class WebSocketConfig:
             "subprotocols": (),
             "allow_text": True,
             "max_message_size": 16 << 20,
+            # Autobahn's 9.3/9.4 cases send 4 MiB in 64-byte fragments.
+            "max_fragments": 1 << 17,
         }
         settings.update(overrides)
         return cls(**settings)
@@ -404,6 +411,7 @@ class WebSocket:
         "_extension",
         "_fast_send",
         "_first_line_seen",
+        "_fragments",
         "_handshake",
         "_head",
         "_held_end",
@@ -471,6 +479,7 @@ class WebSocket:
         self._parts: list[bytes | bytearray] = []
         self._text_parts: list[str] = []
         self._message_size = 0
+        self._fragments = 0
 
     @classmethod
     def client(
@@ -497,7 +506,7 @@ class WebSocket:
         self = cls(Role.CLIENT, config, _use_wsproto_frames=_use_wsproto_frames, _client=True)
         assert self._handshake is not None
         if self._config.compression:
-            self._extension = PerMessageDeflate()
+            self._extension = BoundedDeflate(self._config.max_message_size)
         request = Request(
             host=host,
             target=path,
@@ -696,6 +705,9 @@ class WebSocket:
 
     def _process_frames(self, conn: Connection) -> None:
         for event in conn.events():
+            if isinstance(event, BytesMessage | TextMessage) and self._state is _OPEN \
+                    and self._too_many_fragments(event):
+                return
             if isinstance(event, BytesMessage):
                 if self._state is _OPEN:  # after our close frame, messages are dropped
                     self._on_binary(event.data, event.message_finished)
@@ -726,23 +738,44 @@ class WebSocket:
                     self._on_close_frame(conn, event)
                 return
 
+    def _too_many_fragments(self, event: BytesMessage | TextMessage) -> bool:
+        # wsproto's path only (our parser counts frame heads): a frame that ends without
+        # ending its message is one more fragment.
+        if event.message_finished:
+            self._fragments = 0
+        elif event.frame_finished:
+            self._fragments += 1
+            if self._fragments > self._config.max_fragments:
+                failure = Failure(int(CloseCode.POLICY_VIOLATION),
+                                  f"message in more than {self._config.max_fragments} fragments")
+                if not self._hold(failure):
+                    self._on_frame(failure)
+                return True
+        return False
+
     def _on_binary(self, data: bytes | bytearray, finished: bool) -> None:
         size = self._message_size + len(data)
         if size > self._config.max_message_size:
             self._fail_too_big(size)
             return
+        # The pieces of a fragmented message are kept in one buffer (parts holds at most one
+        # bytearray), not one object per fragment.
         parts = self._parts
         if finished:
             if parts:
-                parts.append(data)
-                data = b"".join(parts)
+                buffer = parts[0]
+                buffer += data
+                data = bytes(buffer)
                 parts.clear()
             self._message_size = 0
             # The common single-frame message is emitted as wsproto parsed it (bytes): no copy.
             self._events.append(MessageReceived(data=data if type(data) is bytes else bytes(data)))
         else:
-            if data:
-                parts.append(data)
+            if not parts:
+                parts.append(bytearray(data))
+            else:
+                buffer = parts[0]
+                buffer += data
             self._message_size = size
 
     def _on_text(self, data: str, finished: bool) -> None:
@@ -964,6 +997,13 @@ class WebSocket:
             raise LocalProtocolError("respond() needs a pending HttpRequest")
         if not 100 <= response.status <= 599:
             raise LocalProtocolError(f"HTTP status must be 100..599, not {response.status}")
+        for name, value in response.headers:
+            # A CR or LF would end the header (response splitting); NUL is refused by RFC 9110.
+            if not isinstance(name, str) or not _TOKEN.fullmatch(name):
+                raise LocalProtocolError(f"HTTP header name {name!r} is not a valid token")
+            if not isinstance(value, str) or _BAD_HEADER_VALUE.search(value):
+                raise LocalProtocolError(
+                    f"HTTP header {name!r} has a value with CR, LF or NUL: {value!r}")
         head_only = self._http_method == "HEAD"
         self._http_method = None
         self._write_response(response.status, list(response.headers),
@@ -1034,7 +1074,8 @@ class WebSocket:
         headers = _encode_headers(extra_headers)
         handshake = self._handshake
         assert handshake is not None
-        extension = PerMessageDeflate() if self._config.compression else None
+        extension = (BoundedDeflate(self._config.max_message_size)
+                     if self._config.compression else None)
         try:
             data = handshake.send(
                 AcceptConnection(
@@ -1072,6 +1113,7 @@ class WebSocket:
             self._parser = FrameParser(
                 client=not server,
                 max_message_size=self._config.max_message_size,
+                max_fragments=self._config.max_fragments,
                 allow_text=self._config.allow_text,
             )
             if server:

@@ -30,7 +30,7 @@ import trio
 from sigma_core.api import EventEmitter, Listener, ServerOptions, emit_server_event
 from sigma_core.errors import LocalProtocolError
 from sigma_core.hub import ClientMessage, CloseAction, Hub, ServerStats, Session
-from sigma_core.logs import ERROR, format_peer, hub_log_entry
+from sigma_core.logs import ERROR, format_peer, hub_log_entry, peer_host
 from sigma_core.logs import write as write_log
 from sigma_core.messages import StreamPosition
 
@@ -66,14 +66,16 @@ def _session_ids(exclude: Exclude) -> tuple[str, ...]:
 _LINGER_ZERO = struct.pack("ii", 1, 0)
 
 
-def _peer_address(stream: trio.abc.Stream) -> str:
+def _peer_address(stream: trio.abc.Stream) -> tuple[str, str]:
+    """(``host:port`` for the log, host for the hub's per-peer limits)."""
     # An SSLStream wraps the SocketStream that has the socket.
     inner = getattr(stream, "transport_stream", stream)
     sock = getattr(inner, "socket", None)
     try:
-        return format_peer(sock.getpeername()) if sock is not None else "?"
+        address = sock.getpeername() if sock is not None else None
     except OSError:  # already gone
-        return "?"
+        address = None
+    return format_peer(address), peer_host(address)
 
 
 def _recv(sock: socket.socket, buffer: memoryview) -> bytes | None:
@@ -478,7 +480,7 @@ class SigmaSocketServer(OwnNursery):
     async def _handle(self, stream: trio.abc.Stream) -> None:
         """The connection's one task: reads, and writes whatever the hub has in answer."""
         hub = self._require_hub()
-        address = _peer_address(stream)
+        address, host = _peer_address(stream)
         if isinstance(stream, trio.SocketStream):
             # Own the stdlib socket, so that any task can write to it without awaiting.
             sock: socket.socket | None = socket.socket(fileno=stream.socket.detach())
@@ -487,7 +489,7 @@ class SigmaSocketServer(OwnNursery):
             assert isinstance(stream, trio.SSLStream)
             sock, tls = None, stream
         del stream
-        peer = _Peer(hub.open_connection(trio.current_time()), sock, tls)
+        peer = _Peer(hub.open_connection(trio.current_time(), host), sock, tls)
         conn_id = peer.id
         buffer = self._receive_buffer
         self._peers[conn_id] = peer

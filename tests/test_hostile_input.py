@@ -16,10 +16,11 @@ import struct
 import tracemalloc
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager, suppress
-from functools import partial
+from functools import cache, partial
 from typing import Any
 
 import anyio
+import flatbuffers
 import pytest
 from adapters_support import (
     BACKENDS,
@@ -36,10 +37,23 @@ from anyio.abc import SocketStream
 from test_connection import _unknown_envelope as unknown_envelope
 
 from sigma_core import codec
+from sigma_core._wire import Ack as w_ack
+from sigma_core._wire import Envelope as w_envelope
+from sigma_core._wire import Hello as w_hello
+from sigma_core._wire import StreamPosition as w_stream_position
+from sigma_core._wire import TopicPosition as w_topic_position
 from sigma_core.client import ConnectionStatus
 from sigma_core.errors import CloseCode
 from sigma_core.hub import Session
-from sigma_core.messages import Data, Hello, Welcome
+from sigma_core.messages import (
+    Data,
+    Hello,
+    StreamPosition,
+    Subscribe,
+    TopicPosition,
+    Unsubscribe,
+    Welcome,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -427,6 +441,73 @@ async def unknown_union_member(server: Server) -> None:
         assert bytes(message.payload) == b"still here"
 
 
+def aliased_positions(n: int, *, ack: bool = False) -> bytes:
+    """A Hello (or Ack) envelope whose ``positions`` vector points ``n`` times at one
+    TopicPosition table: legal FlatBuffers, refused by the decoder (it would decode to ``n``
+    objects from a few bytes each)."""
+    b = flatbuffers.Builder(1024)
+    topic = b.CreateString(b"t")
+    w_topic_position.Start(b)
+    w_topic_position.AddPosition(b, w_stream_position.CreateStreamPosition(b, 1, 0))
+    w_topic_position.AddTopic(b, topic)
+    table = w_topic_position.End(b)
+    b.StartVector(4, n, 4)
+    for _ in range(n):
+        b.PrependUOffsetTRelative(table)
+    vector = b.EndVector()
+    if ack:
+        w_ack.Start(b)
+        w_ack.AddPositions(b, vector)
+        body, body_type = w_ack.End(b), 7
+    else:
+        w_hello.Start(b)
+        w_hello.AddPositions(b, vector)
+        body, body_type = w_hello.End(b), 1
+    w_envelope.Start(b)
+    w_envelope.AddBody(b, body)
+    w_envelope.AddBodyType(b, body_type)
+    b.Finish(w_envelope.End(b), file_identifier=codec.FILE_IDENTIFIER)
+    return bytes(b.Output())
+
+
+@cache
+def _attack_bytes(name: str) -> bytes:
+    """Built once: building them inside the memory loop would stall the event loop (tracing)."""
+    if name == "shared_tables":
+        return client_frame(OP_BINARY, aliased_positions(900))
+    return client_frame(OP_BINARY, b"ab", fin=False) + b"".join(
+        client_frame(0x0, b"ab", fin=False) for _ in range(1100))
+
+
+async def shared_tables(server: Server) -> None:
+    """A Hello whose positions all point at one table (cheap to send, costly to decode)."""
+    await expect_close(server, _attack_bytes("shared_tables"), CloseCode.BAD_ENVELOPE)
+
+
+async def tiny_fragments(server: Server) -> None:
+    """A message in 2-byte fragments, more of them than max_fragments (1,024)."""
+    await expect_close(server, _attack_bytes("tiny_fragments"), CloseCode.POLICY_VIOLATION)
+
+
+async def too_many_positions(server: Server) -> None:
+    """A Hello with more positions than a session may hold topics (+ $all, $inbox)."""
+    hello = Hello(positions=tuple(TopicPosition(topic=f"t{i}", position=StreamPosition(1, 0))
+                                  for i in range(40)))
+    await expect_close(server, client_frame(OP_BINARY, codec.encode(hello)),
+                       CloseCode.LIMIT_EXCEEDED)
+
+
+async def topic_churn(server: Server) -> None:
+    """Subscribes to and leaves a few fresh topics: their streams must not outlive it."""
+    async with welcomed(server) as (conn, _):
+        for i in range(2):
+            name = os.urandom(6).hex()
+            await conn.send_binary(codec.encode(Subscribe(topic=name, request_id=2 * i + 1)))
+            await conn.send_binary(codec.encode(Unsubscribe(topic=name, request_id=2 * i + 2)))
+        for _ in range(4):
+            await conn.envelope()  # Subscribed, Unsubscribed, twice
+
+
 # Options some attacks need: a Welcome listing 4 topics fits in 4096 bytes (the default 100
 # topics would not), and a rate limit to pass.
 SMALL_MESSAGES: dict[str, Any] = {"max_message_size": 4096, "max_topics_per_session": 4}
@@ -434,6 +515,35 @@ RATE_LIMITED: dict[str, Any] = {"max_messages_per_second": 5}
 
 
 # ----------------------------------------------------------------------------- HTTP stage
+
+
+async def test_shared_tables_in_a_hello_close_4000(anyio_backend: str) -> None:
+    with anyio.fail_after(DEADLINE):
+        async with echo_server(anyio_backend, **SMALL_MESSAGES) as (server, client):
+            await during(client, partial(shared_tables, server))
+
+
+async def test_more_fragments_than_max_fragments_close_1008(anyio_backend: str) -> None:
+    with anyio.fail_after(DEADLINE):
+        async with echo_server(anyio_backend) as (server, client):
+            await during(client, partial(tiny_fragments, server))
+
+
+async def test_subscribe_churn_leaves_no_streams_behind(anyio_backend: str) -> None:
+    with anyio.fail_after(DEADLINE):
+        async with echo_server(anyio_backend) as (server, client):
+            assert server.hub is not None
+            streams = len(server.hub._backplane)  # type: ignore[arg-type]
+            await during(client, partial(topic_churn, server))
+            # Only the attacker's inbox is left (its session awaits resume, session_timeout);
+            # its four topics are gone (they used to stay for good).
+            assert len(server.hub._backplane) == streams + 1  # type: ignore[arg-type]
+
+
+async def test_a_hello_with_too_many_positions_closes_4009(anyio_backend: str) -> None:
+    with anyio.fail_after(DEADLINE):
+        async with echo_server(anyio_backend, **SMALL_MESSAGES) as (server, client):
+            await during(client, partial(too_many_positions, server))
 
 
 async def test_garbage_instead_of_http_gets_400(anyio_backend: str,
@@ -788,6 +898,8 @@ async def test_memory_returns_to_its_baseline(anyio_backend: str) -> None:
 
                 await one_round()  # warm-up: caches, free lists, lazily built tables
                 base_counts, base_size = await settled()
+                assert server.hub is not None
+                base_streams = len(server.hub._backplane)  # type: ignore[arg-type]
                 assert base_counts == (1, 1)  # the bystander alone
                 for _ in range(ROUNDS):
                     await one_round()
@@ -795,6 +907,9 @@ async def test_memory_returns_to_its_baseline(anyio_backend: str) -> None:
                 growth = size - base_size
                 assert counts == base_counts
                 assert growth < GROWTH_BOUND, f"traced memory grew by {growth} bytes"
+                hub = server.hub
+                assert hub is not None
+                assert len(hub._backplane) == base_streams  # type: ignore[arg-type]
                 await assert_echo(client, b"still here")
     finally:
         tracemalloc.stop()
