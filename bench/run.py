@@ -56,9 +56,11 @@ VENV = BENCH / ".venv-bench"
 VENV_PYTHON = VENV / "bin" / "python"
 RESULTS = BENCH / "results"
 SERVER_CPU, LOADGEN_CPU = 0, 1
-#: Environment of every child process; ``--commit`` puts a snapshot of the packages first on
-#: PYTHONPATH (ahead of the editable install of the working tree).
+#: Environment of every child process: the working tree on PYTHONPATH (packages added after
+#: bench/setup.sh's editable install, e.g. sigma_ops, are found too); ``--commit`` puts a
+#: snapshot of the packages first (ahead of the working tree).
 ENV = dict(os.environ)
+ENV["PYTHONPATH"] = os.pathsep.join(p for p in (ENV.get("PYTHONPATH"), str(ROOT)) if p)
 
 
 @dataclass(frozen=True)
@@ -133,8 +135,10 @@ def snapshot(rev: str) -> tuple[str, str]:
     if not commit:
         raise SystemExit(f"unknown revision {rev!r}")
     folder = tempfile.mkdtemp(prefix="sigma-bench-")
+    packages = [p for p in ("sigma_core", "sigma_asyncio", "sigma_trio", "sigma_ops")
+                if _git("cat-file", "-t", f"{commit}:{p}") == "tree"]
     archive = subprocess.run(["git", "-C", str(ROOT), "archive", "--format=tar", commit,
-                              "sigma_core", "sigma_asyncio", "sigma_trio"],
+                              *packages],
                              capture_output=True, check=True).stdout
     subprocess.run(["tar", "-x", "-C", folder], input=archive, check=True)
     return folder, commit
