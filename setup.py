@@ -26,8 +26,8 @@ from setuptools.command.build_ext import build_ext
 #: The modules compiled. Not messages.py: its dataclasses are what applications build, and
 #: compiled they would refuse a wrongly typed field with TypeError at construction instead of
 #: the codec's documented validation error. Not the generated _wire code nor the adapters.
-COMPILED = ["_framer", "backplane", "client", "codec", "connection", "hub", "ratelimit",
-            "websocket"]
+COMPILED = ["_framer", "backplane", "client", "codec", "connection", "hub", "message_socket",
+            "ratelimit", "websocket"]
 
 
 def _warn(message: str) -> None:

@@ -88,6 +88,10 @@ SERVERS = [
     ServerSpec("sigma_asyncio_uvloop_metrics", "sigma_asyncio_uvloop_metrics.py", "sigma",
                "sigma_asyncio + uvloop + sigma_ops metrics"),
     ServerSpec("sigma_trio", "sigma_trio.py", "sigma", "sigma_trio"),
+    ServerSpec("sigma_asgi_uvicorn", "sigma_asgi_uvicorn.py", "sigma",
+               "SigmaASGIApp + uvicorn (uvloop)"),
+    ServerSpec("sigma_asgi_hypercorn", "sigma_asgi_hypercorn.py", "sigma",
+               "SigmaASGIApp + hypercorn (uvloop)"),
     ServerSpec("websockets", "websockets_server.py", "plain", "websockets (asyncio loop)"),
     ServerSpec("aiohttp", "aiohttp_server.py", "plain", "aiohttp (asyncio loop)"),
     ServerSpec("picows", "picows_server.py", "plain", "picows + uvloop"),
@@ -135,7 +139,8 @@ def snapshot(rev: str) -> tuple[str, str]:
     if not commit:
         raise SystemExit(f"unknown revision {rev!r}")
     folder = tempfile.mkdtemp(prefix="sigma-bench-")
-    packages = [p for p in ("sigma_core", "sigma_asyncio", "sigma_trio", "sigma_ops")
+    packages = [p for p in ("sigma_core", "sigma_asyncio", "sigma_trio", "sigma_asgi",
+                            "sigma_ops")
                 if _git("cat-file", "-t", f"{commit}:{p}") == "tree"]
     archive = subprocess.run(["git", "-C", str(ROOT), "archive", "--format=tar", commit,
                               *packages],

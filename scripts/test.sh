@@ -23,7 +23,7 @@ if compgen -G "sigma_core/*.so" >/dev/null; then
   pure=$(mktemp -d); trap 'rm -rf "$pure"' EXIT
   cp -r sigma_core "$pure/"; rm -f "$pure"/sigma_core/*.so
   PYTHONPATH="$pure" "$VENV/bin/pytest" -p no:cacheprovider tests/test_build.py tests/test_codec.py \
-    tests/test_codec_fuzz.py tests/test_connection.py tests/test_framer.py \
+    tests/test_asgi_core.py tests/test_codec_fuzz.py tests/test_connection.py tests/test_framer.py \
     tests/test_fuzz_targets.py tests/test_purity.py tests/test_ratelimit.py \
     tests/test_sessions.py tests/test_stateful.py tests/test_websocket.py "$@"
 fi

@@ -47,6 +47,14 @@ check :attr:`transport_should_close` after it). The result does not depend on ho
 chunked. A connection failed by this layer (bad envelope, :meth:`abort`) drops a held end, which
 came later in the stream.
 
+Message mode: a server connection may sit on a :class:`~sigma_core.message_socket.MessageSocket`
+instead of a framed WebSocket (``ServerConnection(config, now=..., transport=socket)``), for an
+ASGI server that does the handshake and framing itself. Whole messages come in through
+:meth:`Connection.receive_message` and the peer's close through :meth:`Connection.receive_close`;
+:meth:`data_to_send` returns one payload per message (no frame headers, the queued objects
+themselves) and the buffered amount counts them the same way. Everything above the WebSocket
+layer (states, heartbeats, Hello/Welcome, limits, the hub) is unchanged.
+
 Plain mode (``ConnectionConfig(envelope=False)``) is the same machine without the envelope layer:
 ``HANDSHAKE -> OPEN`` directly, whole WebSocket messages surface as :class:`RawMessage` and go out
 with :meth:`Connection.send_raw`. The adapters' RFC 6455 echo servers run on it.
@@ -70,6 +78,7 @@ from .errors import (
     RemoteProtocolError,
     UnknownMessageType,
 )
+from .message_socket import MessageSocket
 from .messages import Body, Data, Goodbye, Hello, Ping, Pong, Welcome
 from .metrics import Histogram
 from .websocket import (
@@ -384,6 +393,46 @@ class Connection:
             self._pull_ws(priority=False)
         self._process_ws_events(ws.events_received(), now)
 
+    def receive_message(self, data: bytes | str, now: float) -> None:
+        """Message mode: one whole message from the transport (see the module docstring)."""
+        ws = self._message_socket()
+        self._release_held()
+        self._settle_ws(now)
+        if self._state is ConnectionState.CLOSED:
+            return
+        self._last_received = now
+        if self._state is ConnectionState.OPEN:
+            self.bytes_received += len(data)
+        ws.receive_message(data)
+        self._process_ws_events(ws.events_received(), now)
+
+    def receive_close(self, code: int, reason: str, now: float) -> None:
+        """Message mode: the peer closed with ``code`` (the transport ran the closing
+        handshake)."""
+        ws = self._message_socket()
+        self._release_held()
+        self._settle_ws(now)
+        if self._state is ConnectionState.CLOSED:
+            return
+        if code in (CloseCode.NO_STATUS_RCVD, CloseCode.ABNORMAL_CLOSURE):
+            # Not every server passes the peer's close code on (hypercorn reports 1006 for every
+            # close it did not start, uvicorn 1005 for a dropped TCP connection): a peer that
+            # said Goodbye first closed normally; otherwise the transport just ended (1006).
+            if self._peer_goodbye is None:
+                ws.receive_data(None)
+                self._process_ws_events(ws.events_received(), now)
+                return
+            code = CloseCode.NORMAL_CLOSURE
+        ws.receive_close(code, reason)
+        self._process_ws_events(ws.events_received(), now)
+
+    def _message_socket(self) -> MessageSocket:
+        ws = self._ws
+        if not isinstance(ws, MessageSocket):
+            raise LocalProtocolError("receive_message()/receive_close() need a MessageSocket "
+                                     "transport; feed bytes with receive_data()")
+        return ws
+
     def handle_timer(self, now: float) -> None:
         """Run whatever timers are due at ``now`` (calling early or late is harmless)."""
         self._release_held()
@@ -615,7 +664,9 @@ class Connection:
         """The upgrade completed (both roles)."""
         # Without compression configured no extension can have been negotiated, so our frames
         # are plain RFC 6455 frames and may be built by hand (and shared across connections).
-        self._fast_frames = self.role is Role.SERVER and not self.config.websocket.compression
+        # (A MessageSocket's transport frames for itself: it is handed the envelopes.)
+        self._fast_frames = self.role is Role.SERVER and not self.config.websocket.compression \
+            and not isinstance(self._ws, MessageSocket)
         self._last_received = now
         if not self.config.envelope:
             self._enter_open(now)
@@ -723,10 +774,16 @@ class ServerConnection(Connection):
 
     role = Role.SERVER
 
-    def __init__(self, config: ConnectionConfig | None = None, *, now: float) -> None:
+    def __init__(self, config: ConnectionConfig | None = None, *, now: float,
+                 transport: MessageSocket | None = None) -> None:
+        """``transport``: a :class:`MessageSocket` for message mode (see the module docstring;
+        it should carry ``config.websocket``); None frames the bytes here."""
         config = config or ConnectionConfig()
-        super().__init__(WebSocket(Role.SERVER, config.websocket), config, now)
+        super().__init__(transport if transport is not None
+                         else WebSocket(Role.SERVER, config.websocket), config, now)
         self._fast_data = config.envelope
+        if transport is not None:  # its HandshakeRequest (or refusal) is already there
+            self._process_ws_events(transport.events_received(), now)
 
     def accept_handshake(self, *, extra_headers: Sequence[tuple[str, str]] = ()) -> None:
         """Accept the upgrade surfaced as :class:`HandshakeRequest`."""

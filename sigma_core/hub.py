@@ -50,6 +50,7 @@ from .connection import (
 from .drain import spread_times
 from .entropy import Entropy
 from .errors import CloseCode, ErrorCode, LocalProtocolError, RemoteProtocolError
+from .message_socket import MessageSocket
 from .messages import (
     PROTOCOL_VERSION,
     Ack,
@@ -619,6 +620,42 @@ class Hub:
         self._schedule_conn(rec)
         return conn_id
 
+    def open_message_connection(self, request: HandshakeRequest, now: float,
+                                peer: str = "") -> int:
+        """Message mode (an ASGI server did the upgrade and frames the messages): like
+        :meth:`open_connection`, for the request the server parsed. The upgrade is decided at
+        once (limits, Origin, subprotocol): read :meth:`message_socket` for the answer to give
+        the server. Then feed :meth:`receive_message`; :meth:`flush` returns one payload per
+        message (see :mod:`sigma_core.message_socket`). ``peer`` is the client's host, as for
+        :meth:`open_connection` (the per-peer session limits count by it)."""
+        conn_id = self._next_conn_id
+        self._next_conn_id += 1
+        transport = MessageSocket(request, self._conn_config.websocket)
+        rec = _Conn(conn_id, ServerConnection(self._conn_config, now=now, transport=transport),
+                    peer)
+        # The ASGI server did the upgrade: this socket never counts as a pending handshake.
+        rec.handshaking = False
+        rec.opened = now
+        rec.conn.rtt_samples = self.metrics.heartbeat_rtt_seconds
+        self._conns[conn_id] = rec
+        self._total_connections += 1
+        self._process(rec, now)
+        return conn_id
+
+    def message_socket(self, conn_id: int) -> MessageSocket | None:
+        """The :class:`MessageSocket` below a message-mode connection (None otherwise)."""
+        rec = self._conns.get(conn_id)
+        transport = rec.conn._ws if rec is not None else None
+        return transport if isinstance(transport, MessageSocket) else None
+
+    def receive_message(self, conn_id: int, data: bytes | str, now: float) -> None:
+        """Message mode: one whole message arrived on ``conn_id``."""
+        rec = self._conns.get(conn_id)
+        if rec is None:
+            return
+        rec.conn.receive_message(data, now)
+        self._process(rec, now)
+
     def receive_data(self, conn_id: int, data: bytes | bytearray | memoryview, now: float) -> None:
         """Bytes arrived on ``conn_id``."""
         rec = self._conns.get(conn_id)
@@ -632,13 +669,18 @@ class Hub:
         if rec.paused:  # pongs (envelope and WebSocket) pile up behind a paused socket too
             self._check_high_water(rec, now)
 
-    def connection_lost(self, conn_id: int, now: float) -> None:
-        """The socket is gone (EOF, reset, or closed by the adapter after ``flush``)."""
+    def connection_lost(self, conn_id: int, now: float, *, code: int | None = None,
+                        reason: str = "") -> None:
+        """The socket is gone (EOF, reset, or closed by the adapter after ``flush``). Message
+        mode: ``code``/``reason`` are the peer's close (None: it just went away, 1006)."""
         rec = self._conns.pop(conn_id, None)
         if rec is None:
             return
         if rec.conn.state is not ConnectionState.CLOSED:
-            rec.conn.receive_data(None, now)
+            if code is not None and isinstance(rec.conn._ws, MessageSocket):
+                rec.conn.receive_close(code, reason, now)
+            else:
+                rec.conn.receive_data(None, now)
             self._process(rec, now)
         self._handshake_over(rec)
         self._drop_backlog(rec)
@@ -1541,6 +1583,7 @@ class Hub:
         ws_open = WebSocketState.OPEN
         slow: list[_Conn] = []
         sent = 0
+        envelope: bytes | None = None
         for sid in targets:
             conn_id = sessions[sid].conn_id
             if conn_id is None:
@@ -1557,7 +1600,11 @@ class Hub:
                 conn._ordered.append(frame)
                 conn._buffered += length
             elif not offer_frame(conn, frame, size):
-                conn.send_encoded(entry.envelope)
+                # (An extension, or message mode: the envelope, cut out of the frame once for
+                # all of them.)
+                if envelope is None:
+                    envelope = entry.envelope
+                conn.send_encoded(envelope)
             sent += 1
             dirty.add(conn_id)
             if rec.paused:

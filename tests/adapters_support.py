@@ -18,7 +18,9 @@ from pathlib import Path
 from typing import Any, Literal, TypeAlias
 
 import anyio
+import pytest
 from anyio.abc import ByteStream, Process, SocketAttribute, SocketStream, TaskGroup
+from asgi_support import ASGI_HOSTS, ASGIServer, Backend
 
 import sigma_asyncio
 import sigma_trio
@@ -28,6 +30,7 @@ from sigma_core.hub import Session
 from sigma_core.messages import Hello
 
 __all__ = [
+    "ALL_BACKENDS",
     "BACKENDS",
     "DEADLINE",
     "FAST",
@@ -38,6 +41,7 @@ __all__ = [
     "Proxy",
     "Recorder",
     "Server",
+    "any_server",
     "connected_client",
     "hosting",
     "interop_server",
@@ -48,6 +52,7 @@ __all__ = [
     "package",
     "proxy_to",
     "raw_client",
+    "server_logger",
     "serving",
     "session_of",
     "url",
@@ -57,10 +62,18 @@ LOCAL = "127.0.0.1"
 #: Every wait in these tests is bounded by this many seconds.
 DEADLINE = 10.0
 BACKENDS = ("asyncio", "trio")
+#: BACKENDS plus SigmaASGIApp hosted by each ASGI server (asgi_support.py), for the scenarios
+#: that hold for any server (pytest ids: "asyncio", "trio", "uvicorn", "hypercorn-asyncio", ...).
+ALL_BACKENDS = [*BACKENDS, *(Backend(anyio_name, asgi=host)
+                             for host, anyio_name in ASGI_HOSTS.items())]
+#: The scenario holds for any server: it runs on the native adapters and through SigmaASGIApp
+#: under each ASGI server.
+any_server = pytest.mark.parametrize("anyio_backend", ALL_BACKENDS, indirect=True,
+                                     ids=[getattr(b, "asgi", None) or b for b in ALL_BACKENDS])
 ROOT = Path(__file__).resolve().parent.parent
 INTEROP_SERVER = Path(__file__).resolve().with_name("interop_server.py")
 
-Server: TypeAlias = sigma_asyncio.SigmaSocketServer | sigma_trio.SigmaSocketServer
+Server: TypeAlias = sigma_asyncio.SigmaSocketServer | sigma_trio.SigmaSocketServer | ASGIServer
 Client: TypeAlias = sigma_asyncio.SigmaSocketClient | sigma_trio.SigmaSocketClient
 
 #: Test servers: local, any free port, quick to tell clients to come back, quick to give up
@@ -77,6 +90,11 @@ def package(backend: str) -> Any:
     return {"asyncio": sigma_asyncio, "trio": sigma_trio}[backend]
 
 
+def server_logger(backend: str) -> str:
+    """The name of the logger the server of ``backend`` writes to."""
+    return "sigma_asgi.server" if getattr(backend, "asgi", None) else f"sigma_{backend}.server"
+
+
 def other(backend: str) -> str:
     """The other backend (for interop)."""
     return "trio" if backend == "asyncio" else "asyncio"
@@ -84,6 +102,9 @@ def other(backend: str) -> str:
 
 def make_server(backend: str, **options: Any) -> Server:
     """An unstarted server of ``backend`` with :data:`SERVER_DEFAULTS` under ``options``."""
+    asgi = getattr(backend, "asgi", None)
+    if asgi is not None:
+        return ASGIServer(asgi, **{**SERVER_DEFAULTS, **options})
     server: Server = package(backend).SigmaSocketServer(**{**SERVER_DEFAULTS, **options})
     return server
 
@@ -125,7 +146,7 @@ class Host:
         """Bind (the same port again after :meth:`stop`, keeping the hub)."""
         # The one place the backends differ: asyncio's server starts itself; trio's serves
         # in a nursery of the caller's (the spec's `await nursery.start(server.serve)`).
-        if isinstance(self.server, sigma_trio.SigmaSocketServer):
+        if isinstance(self.server, sigma_trio.SigmaSocketServer | ASGIServer):
             await self._task_group.start(self.server.serve)
         else:
             await self.server.start()

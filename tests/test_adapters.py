@@ -21,6 +21,7 @@ from adapters_support import (
     DEADLINE,
     Client,
     Recorder,
+    any_server,
     connected_client,
     hosting,
     interop_server,
@@ -75,6 +76,7 @@ def tls() -> tuple[ssl.SSLContext, ssl.SSLContext]:
 # ----------------------------------------------------------------------------- basics
 
 
+@any_server
 async def test_connect_send_and_receive_both_ways(anyio_backend: str) -> None:
     with anyio.fail_after(DEADLINE):
         async with serving(anyio_backend) as server:
@@ -168,6 +170,7 @@ async def test_body_exception_propagates_unwrapped(anyio_backend: str) -> None:
 # ----------------------------------------------------------------------------- fan-out
 
 
+@any_server
 async def test_broadcast_excludes_the_given_clients(anyio_backend: str) -> None:
     with anyio.fail_after(DEADLINE):
         async with serving(anyio_backend) as server, \
@@ -186,6 +189,7 @@ async def test_broadcast_excludes_the_given_clients(anyio_backend: str) -> None:
                 b"not-a", b"only-c", b"all"]
 
 
+@any_server
 async def test_broadcast_reaches_fifty_clients(anyio_backend: str) -> None:
     with anyio.fail_after(DEADLINE):
         async with serving(anyio_backend) as server, AsyncExitStack() as stack:
@@ -204,6 +208,7 @@ async def test_broadcast_reaches_fifty_clients(anyio_backend: str) -> None:
             assert got == [b"to all"] * 50
 
 
+@any_server
 async def test_topics_reach_their_subscribers_only(anyio_backend: str) -> None:
     with anyio.fail_after(DEADLINE):
         async with serving(anyio_backend) as server, \
@@ -248,6 +253,7 @@ async def test_topics_reach_their_subscribers_only(anyio_backend: str) -> None:
 # ----------------------------------------------------------------------------- shutdown, restarts
 
 
+@any_server
 async def test_graceful_shutdown(anyio_backend: str) -> None:
     shutdown_timeout = 0.3
     with anyio.fail_after(DEADLINE):
@@ -293,6 +299,7 @@ async def test_graceful_shutdown(anyio_backend: str) -> None:
             assert a.get_status() is ConnectionStatus.DISCONNECTED
 
 
+@any_server
 async def test_restart_resumes_the_session_when_server_state_survives(
         anyio_backend: str) -> None:
     with anyio.fail_after(DEADLINE):
@@ -429,6 +436,7 @@ async def test_raw_connection_cut_mid_frame_leaves_others_alone(anyio_backend: s
             assert len(events.calls["message"]) == 1
 
 
+@any_server
 async def test_cut_while_receiving_resumes_and_delivers_once(anyio_backend: str) -> None:
     with anyio.fail_after(DEADLINE):
         async with serving(anyio_backend) as server, proxy_to(server.port) as proxy, \
@@ -451,6 +459,7 @@ async def test_cut_while_receiving_resumes_and_delivers_once(anyio_backend: str)
             assert len(events.calls["message"]) == 2
 
 
+@any_server
 async def test_cut_while_sending_resumes_and_delivers_once(anyio_backend: str) -> None:
     with anyio.fail_after(DEADLINE):
         async with serving(anyio_backend) as server, proxy_to(server.port) as proxy, \
@@ -499,6 +508,7 @@ async def test_tls_round_trip(anyio_backend: str,
                     pass  # pragma: no cover - refused
 
 
+@any_server
 async def test_connection_limit_refuses_with_503(anyio_backend: str) -> None:
     with anyio.fail_after(DEADLINE):
         async with serving(anyio_backend, max_connections=1) as server:
@@ -517,6 +527,7 @@ async def test_connection_limit_refuses_with_503(anyio_backend: str) -> None:
                 assert late.get_status() is ConnectionStatus.CONNECTED
 
 
+@any_server
 async def test_auth_hook_accepts_and_refuses(anyio_backend: str) -> None:
     headers: list[str | None] = []
 
@@ -552,6 +563,7 @@ async def test_auth_hook_accepts_and_refuses(anyio_backend: str) -> None:
 # ----------------------------------------------------------------------------- slow consumer
 
 
+@any_server
 async def test_slow_consumer_is_cut_while_others_keep_receiving(anyio_backend: str) -> None:
     with anyio.fail_after(DEADLINE):
         async with serving(anyio_backend, outgoing_high_water=256 * 1024) as server, \

@@ -28,12 +28,15 @@ from adapters_support import (
     LOCAL,
     Client,
     Server,
+    any_server,
     connected_client,
     next_message,
+    server_logger,
     serving,
     url,
 )
 from anyio.abc import SocketStream
+from asgi_support import ASGIServer
 from test_connection import _unknown_envelope as unknown_envelope
 
 from sigma_core import codec
@@ -248,7 +251,7 @@ async def during(client: Client, attack: Callable[[], Awaitable[None]]) -> None:
 @pytest.fixture
 def server_log(caplog: pytest.LogCaptureFixture, anyio_backend: str) -> pytest.LogCaptureFixture:
     """Captures the server's log at every level."""
-    caplog.set_level(logging.DEBUG, logger=f"sigma_{anyio_backend}.server")
+    caplog.set_level(logging.DEBUG, logger=server_logger(anyio_backend))
     return caplog
 
 
@@ -257,7 +260,7 @@ def logged(caplog: pytest.LogCaptureFixture, backend: str, *needles: str) -> log
     every needle, and the attacker's address."""
     messages = []
     for record in caplog.records:
-        if record.name == f"sigma_{backend}.server":
+        if record.name == server_logger(backend):
             message = record.getMessage()
             messages.append(message)
             if all(n in message for n in (*needles, f"from {LOCAL}:")) \
@@ -280,7 +283,10 @@ async def expect_status(server: Server, data: bytes, status: bytes) -> None:
         with suppress(anyio.BrokenResourceError, ConnectionError):
             await conn.send(data)
         head = await conn.http_head()
-        assert status_line(head) == status, head
+        if isinstance(server, ASGIServer):  # the ASGI server writes the reason phrase, or none
+            assert status_line(head)[:12] == status[:12], head
+        else:
+            assert status_line(head) == status, head
         await conn.read_until_eof()
 
 
@@ -592,6 +598,7 @@ def origin_request(port: int, origin: str | None) -> bytes:
     return request[:-2] + f"Origin: {origin}\r\n\r\n".encode()
 
 
+@any_server
 async def test_origin_not_on_the_allow_list_gets_403(
         anyio_backend: str, server_log: pytest.LogCaptureFixture) -> None:
     """With ``allowed_origins`` set, an upgrade from another origin, or with none, is refused
@@ -614,6 +621,7 @@ async def test_origin_not_on_the_allow_list_gets_403(
     logged(server_log, anyio_backend, "HTTP 403", "https://evil.example", "not allowed")
 
 
+@any_server
 async def test_data_before_hello_closes_4001(anyio_backend: str,
                                              server_log: pytest.LogCaptureFixture) -> None:
     with anyio.fail_after(DEADLINE):
@@ -622,6 +630,7 @@ async def test_data_before_hello_closes_4001(anyio_backend: str,
     logged(server_log, anyio_backend, "4001 unexpected_message", "unexpected Data")
 
 
+@any_server
 async def test_garbage_envelope_closes_4000(anyio_backend: str,
                                             server_log: pytest.LogCaptureFixture) -> None:
     with anyio.fail_after(DEADLINE):
@@ -630,6 +639,7 @@ async def test_garbage_envelope_closes_4000(anyio_backend: str,
     logged(server_log, anyio_backend, "4000 bad_envelope")
 
 
+@any_server
 async def test_wrong_file_identifier_closes_4000(anyio_backend: str,
                                                  server_log: pytest.LogCaptureFixture) -> None:
     with anyio.fail_after(DEADLINE):
@@ -639,6 +649,7 @@ async def test_wrong_file_identifier_closes_4000(anyio_backend: str,
     assert "XXXX" not in record.getMessage()  # bytes the peer sent are not logged
 
 
+@any_server
 async def test_text_frame_closes_1003(anyio_backend: str,
                                       server_log: pytest.LogCaptureFixture) -> None:
     with anyio.fail_after(DEADLINE):
@@ -647,6 +658,7 @@ async def test_text_frame_closes_1003(anyio_backend: str,
     logged(server_log, anyio_backend, "1003 unsupported_data", "text")
 
 
+@any_server
 async def test_message_over_max_size_closes_1009(anyio_backend: str,
                                                  server_log: pytest.LogCaptureFixture) -> None:
     with anyio.fail_after(DEADLINE):
@@ -691,6 +703,7 @@ async def test_frame_announcing_a_huge_length_closes_1009_at_its_head(
     logged(server_log, anyio_backend, "1009 message_too_big", str(1 << 40))
 
 
+@any_server
 async def test_truncated_envelope_closes_4000(anyio_backend: str,
                                               server_log: pytest.LogCaptureFixture) -> None:
     with anyio.fail_after(DEADLINE):
@@ -699,6 +712,7 @@ async def test_truncated_envelope_closes_4000(anyio_backend: str,
     logged(server_log, anyio_backend, "4000 bad_envelope")
 
 
+@any_server
 async def test_envelope_offsets_out_of_bounds_close_4000(
         anyio_backend: str, server_log: pytest.LogCaptureFixture) -> None:
     with anyio.fail_after(DEADLINE):
@@ -707,6 +721,7 @@ async def test_envelope_offsets_out_of_bounds_close_4000(
     logged(server_log, anyio_backend, "4000 bad_envelope")
 
 
+@any_server
 async def test_unknown_union_member_is_ignored_and_the_connection_goes_on(
         anyio_backend: str) -> None:
     with anyio.fail_after(DEADLINE):
@@ -717,6 +732,7 @@ async def test_unknown_union_member_is_ignored_and_the_connection_goes_on(
 # ----------------------------------------------------------------------------- session stage
 
 
+@any_server
 async def test_wrong_resume_token_gets_a_fresh_session(
         anyio_backend: str, server_log: pytest.LogCaptureFixture) -> None:
     with anyio.fail_after(DEADLINE):
@@ -733,6 +749,7 @@ async def test_wrong_resume_token_gets_a_fresh_session(
     logged(server_log, anyio_backend, "resume failed", "wrong token", "fresh session")
 
 
+@any_server
 async def test_resume_with_an_expired_token_gets_a_fresh_session(
         anyio_backend: str, server_log: pytest.LogCaptureFixture) -> None:
     with anyio.fail_after(DEADLINE):
@@ -754,6 +771,7 @@ async def test_resume_with_an_expired_token_gets_a_fresh_session(
     logged(server_log, anyio_backend, "resume failed", "fresh session")
 
 
+@any_server
 async def test_flood_past_rate_limit_closes_4008(anyio_backend: str,
                                                  server_log: pytest.LogCaptureFixture) -> None:
     with anyio.fail_after(DEADLINE):

@@ -45,7 +45,7 @@ def app_handler(request: HttpRequest) -> HttpResponse:
 
 def ops_server(backend: str, ops: Ops, **options: Any) -> Any:
     server = make_server(backend, **{"http_handler": app_handler, **options})
-    server = type(server)(ops.server_options(server.options))
+    server = type(server)(ops.server_options(server.options))  # type: ignore[arg-type]
     ops.attach(server)
     return server
 

@@ -1,0 +1,38 @@
+"""SigmaASGIApp under hypercorn (asyncio worker on uvloop): the full protocol through ASGI.
+
+    python bench/servers/sigma_asgi_hypercorn.py --port 9001
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# bench/servers holds files named like the packages (sigma_asyncio.py): take it off the path
+# and put bench/ on it (for servers._*).
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [str(_HERE.parent), *(p for p in sys.path if Path(p or ".").resolve() != _HERE)]
+
+import uvloop  # noqa: E402
+from hypercorn.asyncio import serve  # noqa: E402
+from hypercorn.config import Config  # noqa: E402
+
+from servers._asgi import listen, make_app, run  # noqa: E402
+from servers._common import parse_args, raise_nofile  # noqa: E402
+
+
+def main() -> None:
+    args = parse_args(__doc__ or "")
+    raise_nofile()
+    app = make_app()
+    sock = listen(args.host, args.port)
+    config = Config()
+    config.bind = [f"fd://{sock.fileno()}"]
+    config.accesslog = None
+    config.websocket_ping_interval = None
+    config.backlog = 4096
+    uvloop.run(run(app, sock, lambda: serve(app, config)))  # type: ignore[arg-type]
+
+
+if __name__ == "__main__":
+    main()

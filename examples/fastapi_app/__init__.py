@@ -1,0 +1,1 @@
+"""A FastAPI app with SigmaSockets on the same port: ``uvicorn examples.fastapi_app.app:app``."""

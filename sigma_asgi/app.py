@@ -1,0 +1,680 @@
+"""``SigmaASGIApp``: the hub (:class:`sigma_core.hub.Hub`) served through an ASGI 3 server.
+
+The ASGI server does the HTTP upgrade, the framing and the closing handshake; the hub runs in
+message mode (:mod:`sigma_core.message_socket`). Per WebSocket scope: the upgrade is decided by
+the hub at ``websocket.connect`` (limits, Origin, subprotocol ``sigma.v1``), then one task reads
+``receive()`` and feeds whole messages to the hub, and one writer task per connection sends what
+the hub flushes for it. While a batch is being sent (``await send`` waits for the server's
+transport to drain), the hub holds the connection's further output (``pause_writing``) and
+counts it against ``outgoing_high_water``: a consumer that stays slow is cut with 4007 as on the
+native adapters. Timers: one task wakes the hub at :meth:`Hub.next_deadline`, run by the
+lifespan (or ``async with app:``) when the host sends it, else by the connections themselves.
+Written on anyio: the same code runs under asyncio servers (uvicorn, hypercorn, granian) and
+trio ones (hypercorn's trio worker).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import logging
+import math
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
+from dataclasses import dataclass
+from http.cookies import CookieError, SimpleCookie
+from types import TracebackType
+from typing import Any, TypeVar
+
+import anyio
+import anyio.abc
+import anyio.from_thread
+import sniffio
+
+from sigma_asyncio._entropy import SystemEntropy
+from sigma_core.api import EventEmitter, Listener, ServerOptions, server_callbacks
+from sigma_core.errors import LocalProtocolError
+from sigma_core.hub import (
+    AuthAccept,
+    AuthRefuse,
+    AuthRequest,
+    CloseAction,
+    Hub,
+    ServerStats,
+    Session,
+)
+from sigma_core.logs import format_peer, hub_log_entry
+from sigma_core.logs import write as write_log
+from sigma_core.message_socket import MessageSocket
+from sigma_core.messages import Hello, StreamPosition
+from sigma_core.websocket import HandshakeRequest, WebSocketState
+
+__all__ = ["ASGIApp", "ASGIAuthRequest", "SigmaASGIApp", "asgi_scope"]
+
+_log = logging.getLogger("sigma_asgi.server")
+
+Scope = MutableMapping[str, Any]
+ASGIMessage = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[ASGIMessage]]
+Send = Callable[[ASGIMessage], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+ClientRef = Session | str
+Exclude = ClientRef | Iterable[ClientRef] | None
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _on_loop(method: _F) -> _F:
+    """Commands run on the event loop: called from a worker thread of it (FastAPI's and
+    Starlette's sync endpoints run in ``anyio.to_thread``), they hop over to it and wait."""
+
+    @functools.wraps(method)
+    def command(self: SigmaASGIApp, *args: Any, **kwargs: Any) -> Any:
+        if self._loop_thread is None or threading.get_ident() == self._loop_thread:
+            return method(self, *args, **kwargs)
+        return anyio.from_thread.run_sync(functools.partial(method, self, *args, **kwargs))
+
+    return command  # type: ignore[return-value]
+
+#: Headers the ASGI server handled itself (HandshakeRequest gives host and subprotocols apart).
+_HANDLED_HEADERS = frozenset({"host", "sec-websocket-protocol", "sec-websocket-extensions"})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ASGIAuthRequest:
+    """What the ``authenticate`` hook gets from a :class:`SigmaASGIApp`: everything an
+    :class:`~sigma_core.hub.AuthRequest` has (``hello``, ``path``, ``headers``, ``header()``,
+    ``origin``), plus the ASGI ``scope`` of the WebSocket, its ``cookies`` and the ``user`` an
+    authentication middleware (Starlette's ``AuthenticationMiddleware``, Django's
+    ``AuthMiddlewareStack``) put in the scope (None when there is none)."""
+
+    hello: Hello
+    path: str
+    headers: tuple[tuple[str, str], ...]
+    scope: Mapping[str, Any]
+
+    def header(self, name: str) -> str | None:
+        """First value of a header (names compare case-insensitively)."""
+        name = name.lower()
+        return next((v for k, v in self.headers if k == name), None)
+
+    @property
+    def origin(self) -> str | None:
+        return self.header("origin")
+
+    @property
+    def cookies(self) -> dict[str, str]:
+        """The request's cookies (an unparsable Cookie header gives none)."""
+        jar: SimpleCookie = SimpleCookie()
+        for name, value in self.headers:
+            if name == "cookie":
+                try:
+                    jar.load(value)
+                except CookieError:
+                    return {}
+        return {key: morsel.value for key, morsel in jar.items()}
+
+    @property
+    def user(self) -> Any:
+        """``scope["user"]`` (set by an authentication middleware), or None."""
+        return self.scope.get("user")
+
+
+def asgi_scope(request: AuthRequest | ASGIAuthRequest) -> Mapping[str, Any] | None:
+    """The ASGI scope behind an ``authenticate`` hook's request (None on the native adapters):
+    for hooks shared between a :class:`SigmaASGIApp` and ``SigmaSocketServer``."""
+    return request.scope if isinstance(request, ASGIAuthRequest) else None
+
+
+class _Peer:
+    """One accepted WebSocket: what the writer task sends, and what the core decided."""
+
+    __slots__ = ("action", "cancel", "conn_id", "outbox", "scope", "socket", "wake", "writing")
+
+    def __init__(self, conn_id: int, scope: Scope, socket: MessageSocket,
+                 cancel: anyio.CancelScope) -> None:
+        self.conn_id = conn_id
+        self.scope = scope
+        self.socket = socket
+        self.cancel = cancel
+        self.outbox: list[bytes] = []
+        self.action = CloseAction.NONE
+        self.wake = anyio.Event()
+        #: A task is in ``await send(...)`` for this connection.
+        self.writing = False
+
+
+class SigmaASGIApp:
+    """A SigmaSockets server as an ASGI 3 application.
+
+    ``SigmaASGIApp(ServerOptions(...), app=inner)`` or ``SigmaASGIApp(app=inner, **options)``
+    (keywords override the fields of a given ``ServerOptions``; ``host``, ``port`` and ``ssl``
+    belong to the ASGI server and are ignored here). ``websocket`` scopes are served; every
+    other scope goes to ``app`` (HTTP without an inner app gets 404). The same commands and
+    callbacks as ``sigma_asyncio.SigmaSocketServer``: :meth:`on`, :meth:`send_to_client`,
+    :meth:`broadcast`, :meth:`publish`, :meth:`subscribe`, :meth:`get_stats`, ...
+
+    Lifecycle: the ASGI ``lifespan`` starts it and stops it gracefully (Goodbye with the
+    reconnect hint, close 1001, at most ``shutdown_timeout``); mounted inside another app
+    (which does not pass the lifespan on), use ``async with sigma_app:`` in that app's lifespan.
+    Without either it starts on the first WebSocket and is never stopped gracefully.
+    """
+
+    def __init__(self, options: ServerOptions | None = None, /, *, app: ASGIApp | None = None,
+                 **overrides: Any) -> None:
+        if options is None:
+            options = ServerOptions(**overrides)
+        elif overrides:
+            options = dataclasses.replace(options, **overrides)
+        for name, why in (("ssl", "TLS is the ASGI server's (uvicorn --ssl-certfile, ...)"),
+                          ("http_handler", "plain HTTP goes to the inner app (app=...)")):
+            if getattr(options, name) is not None:
+                raise ValueError(f"SigmaASGIApp does not take ServerOptions.{name}: {why}")
+        if options.compression_enabled:
+            raise ValueError("SigmaASGIApp does not take ServerOptions.compression_enabled: "
+                             "permessage-deflate is the ASGI server's (uvicorn "
+                             "--ws-per-message-deflate)")
+        self.options = options
+        self.app = app
+        self._logger = options.logger if options.logger is not None else _log
+        self._emitter = EventEmitter(on_listener_error=self._report)
+        self._hub: Hub | None = None
+        self._peers: dict[int, _Peer] = {}
+        #: conn_id -> the client's address (from the scope), for the log.
+        self._peer_names: dict[int, str] = {}
+        self._busy = False
+        self._accepting = False
+        #: The scope of the connection whose input the hub is processing (for authenticate).
+        self._current_scope: Scope | None = None
+        # The hub's timer: one task sleeps until next_deadline(); _after_core wakes it early.
+        self._timer_wake = anyio.Event()
+        self._timer_at = math.inf
+        self._timer_hosted = False  # a lifespan / async-with task runs the timer
+        self._timer_running = False
+        self._timer_free: anyio.Event | None = None
+        self._host_group: anyio.abc.TaskGroup | None = None
+        self._drained: anyio.Event | None = None
+        #: The event loop's thread (commands from its worker threads hop over to it).
+        self._loop_thread: int | None = None
+        #: The loop's clock, bound once (anyio.current_time looks the backend up per call).
+        self._now: Callable[[], float] = anyio.current_time
+        #: The connection whose reader is handing its input to the hub: it sends its own
+        #: output itself right after (no writer wake-up for an answer to what it just read).
+        self._inline: int | None = None
+
+    # ------------------------------------------------------------------ ASGI
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "websocket":
+            await self._websocket(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(scope, receive, send)
+        elif self.app is not None:
+            await self.app(scope, receive, send)
+        elif kind == "http":
+            body = b"not found: this path serves SigmaSockets over WebSocket only"
+            await send({"type": "http.response.start", "status": 404,
+                        "headers": [(b"content-type", b"text/plain; charset=utf-8"),
+                                    (b"content-length", str(len(body)).encode())]})
+            await send({"type": "http.response.body", "body": body})
+
+    async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
+        inner = self.app
+        if inner is None:
+            await self._own_lifespan(receive, send, started=False)
+            return
+
+        # Around the inner app's lifespan: we start before it sees the startup and stop before
+        # it sees the shutdown (its own resources are still there while clients leave).
+        started = inner_answered = False
+
+        async def receive_around() -> ASGIMessage:
+            nonlocal started
+            message = await receive()
+            if message["type"] == "lifespan.startup" and not started:
+                started = True
+                await self.__aenter__()
+            elif message["type"] == "lifespan.shutdown" and started:
+                started = False
+                await self.__aexit__(None, None, None)
+            return message
+
+        async def send_around(message: ASGIMessage) -> None:
+            nonlocal inner_answered
+            inner_answered = True
+            await send(message)
+
+        try:
+            await inner(scope, receive_around, send_around)
+        except Exception:
+            if inner_answered:
+                raise
+            # The inner app does not speak the lifespan protocol (Django's ASGI handler
+            # refuses it): we answer it alone.
+            self._logger.log(logging.DEBUG, "the inner app does not support the lifespan "
+                             "protocol; SigmaASGIApp answers it alone")
+            await self._own_lifespan(receive, send, started=started)
+        finally:
+            if started and self._host_group is not None:
+                with anyio.CancelScope(shield=True):
+                    await self.__aexit__(None, None, None)
+
+    async def _own_lifespan(self, receive: Receive, send: Send, *, started: bool) -> None:
+        if started:
+            await send({"type": "lifespan.startup.complete"})
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await self.__aenter__()
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.__aexit__(None, None, None)
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def __aenter__(self) -> SigmaASGIApp:
+        """Start (create the hub if needed) and run the hub's timer until ``__aexit__``."""
+        self._start()
+        if self._host_group is None:
+            group = anyio.create_task_group()
+            await group.__aenter__()
+            self._host_group = group
+            self._timer_hosted = True
+            group.start_soon(self._run_timer)
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        await self.stop()
+        group, self._host_group = self._host_group, None
+        if group is not None:
+            group.cancel_scope.cancel()
+            self._timer_hosted = False
+            await group.__aexit__(None, None, None)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @property
+    def hub(self) -> Hub | None:
+        """The sans-IO hub (None before the app started)."""
+        return self._hub
+
+    def _start(self) -> None:
+        self._loop_thread = threading.get_ident()
+        self._now = _loop_clock()
+        if self._hub is None:
+            now = self._now()
+            config = self.options.hub_config(wall_clock_offset=time.time() - now)
+            if self.options.authenticate is not None:
+                config = dataclasses.replace(config, authenticate=self._authenticate)
+            self._hub = Hub(config, entropy=SystemEntropy(), now=now)
+        self._accepting = True
+
+    async def stop(self) -> None:
+        """Graceful stop: refuse new WebSockets, send every client Goodbye (with the
+        ``shutdown_reconnect_after`` hint) and close 1001, wait up to ``shutdown_timeout``
+        for them to go, then drop the rest. Sessions and history stay (a later start serves
+        them again)."""
+        if not self._accepting or self._hub is None:
+            return
+        self._accepting = False
+        self._hub.shutdown(self._now(),
+                           reconnect_after_ms=int(self.options.shutdown_reconnect_after * 1000))
+        self._after_core()
+        if self._peers:
+            self._drained = anyio.Event()
+            with anyio.move_on_after(self.options.shutdown_timeout):
+                await self._drained.wait()
+            self._drained = None
+        for peer in list(self._peers.values()):
+            peer.cancel.cancel()
+
+    # ------------------------------------------------------------------ callbacks
+
+    def on(self, event: str, listener: Listener) -> Listener:
+        """Register ``listener`` for ``event``; returns it (usable as a decorator)."""
+        return self._emitter.on(event, listener)
+
+    def off(self, event: str, listener: Listener) -> None:
+        self._emitter.off(event, listener)
+
+    # ------------------------------------------------------------------ commands
+
+    @_on_loop
+    def send_to_client(self, client: ClientRef, data: bytes) -> bool:
+        """Send to one client's inbox (replayed if it is away); False if no such session."""
+        hub = self._require_hub()
+        session_id = _id(client)
+        if hub.get_session(session_id) is None:
+            return False
+        hub.send_to(session_id, data, self._now())
+        self._after_core()
+        return True
+
+    @_on_loop
+    def broadcast(self, data: bytes, exclude: Exclude = None) -> None:
+        """Send to every client except ``exclude`` (an id, a session, or several)."""
+        self._require_hub().broadcast(data, self._now(), exclude=_ids(exclude))
+        self._after_core()
+
+    @_on_loop
+    def publish(self, topic: str, data: bytes, exclude: Exclude = None) -> StreamPosition:
+        """Publish to a topic's subscribers; returns the message's position."""
+        position = self._require_hub().publish(topic, data, self._now(),
+                                               exclude=_ids(exclude))
+        self._after_core()
+        return position
+
+    @_on_loop
+    def subscribe(self, client: ClientRef, topic: str) -> None:
+        self._require_hub().subscribe(_id(client), topic, self._now())
+        self._after_core()
+
+    @_on_loop
+    def unsubscribe(self, client: ClientRef, topic: str) -> None:
+        self._require_hub().unsubscribe(_id(client), topic, self._now())
+        self._after_core()
+
+    @_on_loop
+    def disconnect_client(self, client: ClientRef, reason: str = "", *,
+                          end_session: bool = True) -> None:
+        """Close a client's connection (close 1000); see ``SigmaSocketServer``."""
+        hub = self._require_hub()
+        session_id = _id(client)
+        if hub.get_session(session_id) is not None:
+            hub.disconnect(session_id, self._now(), reason=reason,
+                           end_session=end_session)
+            self._after_core()
+
+    def get_client(self, session_id: str) -> Session | None:
+        return self._hub.get_session(session_id) if self._hub is not None else None
+
+    def get_connected_clients(self) -> list[Session]:
+        return self._hub.connected_sessions() if self._hub is not None else []
+
+    @_on_loop
+    def get_stats(self) -> ServerStats:
+        return self._require_hub().stats(self._now())
+
+    @_on_loop
+    def presence(self, topic: str) -> frozenset[str]:
+        """Ids of the sessions subscribed to ``topic``."""
+        return self._require_hub().presence(topic)
+
+    # ------------------------------------------------------------------ one WebSocket
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        message = await receive()
+        if message["type"] != "websocket.connect":
+            return
+        if self._hub is None:
+            self._start()
+        hub = self._require_hub()
+        if not self._accepting:
+            await _refuse(scope, send, 503, "server is shutting down")
+            return
+        client = scope.get("client")
+        conn_id = hub.open_message_connection(_handshake_request(scope), self._now(),
+                                              str(client[0]) if client else "")
+        self._peer_names[conn_id] = format_peer(scope.get("client"))
+        socket = hub.message_socket(conn_id)
+        assert socket is not None
+        if socket.state is not WebSocketState.OPEN:
+            status, reason = socket.rejection or (403, "refused")
+            hub.connection_lost(conn_id, self._now())
+            self._after_core()
+            self._peer_names.pop(conn_id, None)
+            await _refuse(scope, send, status, reason)
+            return
+        await send({"type": "websocket.accept", "subprotocol": socket.subprotocol})
+        async with anyio.create_task_group() as group:
+            peer = _Peer(conn_id, scope, socket, group.cancel_scope)
+            self._peers[conn_id] = peer
+            try:
+                group.start_soon(self._write, peer, send)
+                if not self._timer_hosted:
+                    group.start_soon(self._timer_duty)
+                self._after_core()
+                await self._read(peer, receive, send)
+            finally:
+                group.cancel_scope.cancel()
+                self._forget(peer)
+
+    async def _read(self, peer: _Peer, receive: Receive, send: Send) -> None:
+        hub = self._require_hub()
+        conn_id, scope = peer.conn_id, peer.scope
+        while True:
+            message = await receive()
+            kind = message["type"]
+            if kind == "websocket.receive":
+                data = message.get("bytes")
+                if data is None:
+                    data = message.get("text") or ""
+                self._current_scope = scope
+                self._inline = conn_id
+                try:
+                    hub.receive_message(conn_id, data, self._now())
+                    self._after_core()
+                finally:
+                    self._current_scope = self._inline = None
+                if peer.outbox and not peer.writing and not peer.action:
+                    await self._send_batches(peer, send)
+            elif kind == "websocket.disconnect":
+                code = message.get("code")
+                hub.connection_lost(conn_id, self._now(),
+                                    code=int(code) if code is not None else None,
+                                    reason=message.get("reason") or "")
+                self._after_core()
+                return
+
+    async def _write(self, peer: _Peer, send: Send) -> None:
+        try:
+            await self._write_until_closed(peer, send)
+        except OSError:
+            # The server found the socket gone (uvicorn raises ClientDisconnected, an OSError):
+            # its websocket.disconnect follows, or the cancellation below ends the connection.
+            peer.cancel.cancel()
+
+    async def _write_until_closed(self, peer: _Peer, send: Send) -> None:
+        hub = self._require_hub()
+        while True:
+            if peer.writing or (not peer.outbox and not peer.action):
+                peer.wake = anyio.Event()
+                await peer.wake.wait()
+                continue
+            if peer.action is CloseAction.ABORT:
+                # Nothing more can be written in time (a slow consumer, a peer that does not
+                # close): leave; the ASGI server drops the connection when the app returns.
+                peer.cancel.cancel()
+                return
+            if peer.outbox:
+                await self._send_batches(peer, send)
+                continue
+            socket = peer.socket
+            await send({"type": "websocket.close", "code": socket.close_code,
+                        "reason": socket.close_reason})
+            # The server now runs the closing handshake and reports websocket.disconnect;
+            # a peer that never answers is dropped after close_timeout.
+            await anyio.sleep(hub.config.connection.close_timeout)
+            peer.cancel.cancel()
+            return
+
+    async def _send_batches(self, peer: _Peer, send: Send) -> None:
+        """Send what the hub handed over (the writer task, or the reader for an answer to what
+        it read), then let the hub hand over what it held meanwhile."""
+        peer.writing = True
+        try:
+            while peer.outbox and peer.action is not CloseAction.ABORT:
+                batch, peer.outbox = peer.outbox, []
+                for chunk in batch:
+                    await send({"type": "websocket.send", "bytes": chunk})
+        finally:
+            peer.writing = False
+        if peer.action is CloseAction.ABORT:
+            peer.wake.set()
+            return
+        self._require_hub().resume_writing(peer.conn_id)
+        self._after_core()
+        if peer.action:
+            peer.wake.set()
+
+    def _forget(self, peer: _Peer) -> None:
+        hub = self._hub
+        if self._peers.pop(peer.conn_id, None) is None:
+            return
+        if hub is not None:
+            hub.connection_lost(peer.conn_id, self._now())
+            self._after_core()
+        self._peer_names.pop(peer.conn_id, None)
+        if not self._peers and self._drained is not None:
+            self._drained.set()
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _require_hub(self) -> Hub:
+        if self._hub is None:
+            raise LocalProtocolError("the app has not started (no lifespan and no WebSocket "
+                                     "yet): use `async with app:` or serve it first")
+        return self._hub
+
+    def _authenticate(self, request: AuthRequest) -> AuthAccept | AuthRefuse:
+        hook = self.options.authenticate
+        assert hook is not None
+        scope: Mapping[str, Any] = self._current_scope or {}
+        return hook(ASGIAuthRequest(hello=request.hello, path=request.path,  # type: ignore[arg-type]
+                                    headers=request.headers, scope=scope))
+
+    def _after_core(self) -> None:
+        # A listener may call a command, which lands here again: the running call picks up
+        # its output, so events keep their order.
+        if self._busy:
+            return
+        hub = self._require_hub()
+        peers = self._peers
+        emit = self._emitter.emit
+        logger, names = self._logger, self._peer_names
+        self._busy = True
+        try:
+            while True:
+                out = hub.flush()
+                for conn_id, chunks, action in out:
+                    peer = peers.get(conn_id)
+                    if peer is None:
+                        continue
+                    if chunks:
+                        peer.outbox += chunks
+                        # Held in the core until the writer has sent these (counted against
+                        # outgoing_high_water meanwhile).
+                        hub.pause_writing(conn_id)
+                    peer.action = max(peer.action, action)
+                    if action or (chunks and conn_id != self._inline):
+                        peer.wake.set()
+                events = hub.events_received()
+                for event in events:
+                    write_log(logger, hub_log_entry(event, names))
+                    for name, args in server_callbacks(event):
+                        emit(name, *args)
+                if not out and not events:
+                    break
+        finally:
+            self._busy = False
+        deadline = hub.next_deadline()
+        if deadline is not None and deadline < self._timer_at:
+            self._timer_wake.set()
+
+    async def _run_timer(self) -> None:
+        hub = self._require_hub()
+        self._timer_running = True
+        try:
+            while True:
+                deadline = hub.next_deadline()
+                self._timer_at = math.inf if deadline is None else deadline
+                self._timer_wake = anyio.Event()
+                with anyio.move_on_after(self._timer_at - self._now()):
+                    await self._timer_wake.wait()
+                if deadline is not None and self._now() >= deadline:
+                    # Never let the core see time before the deadline it asked for.
+                    hub.handle_timer(max(self._now(), deadline))
+                    self._after_core()
+        finally:
+            self._timer_running = False
+            self._timer_at = math.inf
+
+    async def _timer_duty(self) -> None:
+        """Without a lifespan host, the connections keep the hub's timer: one of them runs
+        it; when its connection ends another takes over."""
+        while not self._timer_hosted:
+            if not self._timer_running:
+                self._timer_free = free = anyio.Event()
+                try:
+                    await self._run_timer()
+                finally:
+                    free.set()
+            else:
+                free_event = self._timer_free
+                if free_event is None:
+                    return
+                await free_event.wait()
+
+    def _report(self, exc: BaseException) -> None:
+        self._logger.log(logging.ERROR, "exception in a SigmaASGIApp listener", exc_info=exc)
+
+
+def _loop_clock() -> Callable[[], float]:
+    """The running loop's clock, as anyio.current_time reads it, without the per-call lookup."""
+    if sniffio.current_async_library() == "trio":
+        import trio
+
+        return trio.current_time
+    import asyncio
+
+    return asyncio.get_running_loop().time
+
+
+def _handshake_request(scope: Scope) -> HandshakeRequest:
+    headers: list[tuple[str, str]] = []
+    host = ""
+    for raw_name, raw_value in scope.get("headers", ()):
+        name = bytes(raw_name).decode("latin-1").lower()
+        value = bytes(raw_value).decode("latin-1")
+        if name == "host":
+            host = value
+        if name not in _HANDLED_HEADERS:
+            headers.append((name, value))
+    # The full request path: uvicorn, hypercorn and Starlette's Mount all keep the mount
+    # prefix (root_path) in "path" itself.
+    path = scope.get("path") or "/"
+    query = scope.get("query_string", b"")
+    if query:
+        path += "?" + bytes(query).decode("latin-1")
+    return HandshakeRequest(path=path, headers=tuple(headers),
+                            subprotocols=tuple(scope.get("subprotocols") or ()), host=host)
+
+
+async def _refuse(scope: Scope, send: Send, status: int, reason: str) -> None:
+    """Refuse the upgrade: with its HTTP status when the server has the ASGI
+    ``websocket.http.response`` extension, else with the 403 the server sends for a close
+    before accept."""
+    if "websocket.http.response" in scope.get("extensions", {}):
+        body = reason.encode()
+        await send({"type": "websocket.http.response.start", "status": status,
+                    "headers": [(b"content-type", b"text/plain; charset=utf-8"),
+                                (b"content-length", str(len(body)).encode())]})
+        await send({"type": "websocket.http.response.body", "body": body})
+    else:
+        await send({"type": "websocket.close", "code": 1008, "reason": reason[:123]})
+
+
+def _id(client: ClientRef) -> str:
+    return client if isinstance(client, str) else client.id
+
+
+def _ids(exclude: Exclude) -> frozenset[str]:
+    if exclude is None:
+        return frozenset()
+    if isinstance(exclude, str | Session):
+        return frozenset((_id(exclude),))
+    return frozenset(_id(c) for c in exclude)
