@@ -41,11 +41,11 @@ from test_connection import _unknown_envelope as unknown_envelope
 
 from sigma_core import codec
 from sigma_core._wire import Ack as w_ack
-from sigma_core._wire.Body import Body as w_body
 from sigma_core._wire import Envelope as w_envelope
 from sigma_core._wire import Hello as w_hello
 from sigma_core._wire import StreamPosition as w_stream_position
 from sigma_core._wire import TopicPosition as w_topic_position
+from sigma_core._wire.Body import Body as w_body
 from sigma_core.client import ConnectionStatus
 from sigma_core.errors import CloseCode
 from sigma_core.hub import Session

@@ -101,7 +101,8 @@ TRACES: dict[str, dict[str, Any]] = {
                   {"do": "subscribe", "topic": "room-three-is-long"}, *CONNECT, welcome(False)]},
     "server_adds_unsubscribed_topics": {
         "about": "A server (or anything on a plain ws:// path) announces topics the client never "
-                 "subscribed to. With a 310-byte message limit (the Welcome's) a server-side room that fits "
+                 "subscribed to. With a 310-byte message limit (the Welcome's) a server-side "
+                 "room that fits "
                  "('room-2') is kept; a foreign '$junk' and rooms that would make the resuming "
                  "Hello too large (in the Welcome and as a Subscribed with request id 0) are "
                  "ignored: no position, no event, their messages dropped; the next Hello carries "
