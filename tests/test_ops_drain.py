@@ -52,6 +52,9 @@ async def hosted(backend: str, redis: RedisServer, tg: Any,
     yield server
 
 
+# coredis leaves anyio memory streams unclosed when a node's engine connection ends with its
+# server (the same marker as tests/test_cluster_e2e.py; seen as a flaky unraisable warning).
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 async def test_drain_spreads_goodbyes_and_clients_resume_on_the_other_nodes(
         anyio_backend: str, redis: RedisServer) -> None:
     goodbyes: list[float] = []
