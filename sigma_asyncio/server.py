@@ -20,10 +20,10 @@ from collections.abc import Iterable
 from types import TracebackType
 from typing import Any
 
-from sigma_core.api import EventEmitter, Listener, ServerOptions, server_callbacks
+from sigma_core.api import EventEmitter, Listener, ServerOptions, emit_server_event
 from sigma_core.engine import EngineLink
 from sigma_core.errors import LocalProtocolError
-from sigma_core.hub import CloseAction, Hub, ServerStats, Session
+from sigma_core.hub import ClientMessage, CloseAction, Hub, ServerStats, Session
 from sigma_core.logs import format_peer, hub_log_entry, peer_host
 from sigma_core.logs import write as write_log
 from sigma_core.messages import StreamPosition
@@ -57,8 +57,10 @@ class _Protocol(asyncio.Protocol):
         server._after_core()
 
     def data_received(self, data: bytes) -> None:
+        # The per-read path: the hub exists (connection_made needed it); its bound methods and
+        # the loop's clock are kept on the server, not looked up per read.
         server = self._server
-        server._require_hub().receive_data(self._conn_id, data, server._loop.time())
+        server._receive_data(self._conn_id, data, server._clock())
         server._after_core()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -105,6 +107,9 @@ class SigmaSocketServer:
         self._all_closed: asyncio.Event | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
+        #: Bound once per start(): the hub's receive_data and the loop's time (per read).
+        self._receive_data: Any = None
+        self._clock: Any = None
         self._busy = False
         self._running = False  # from start() until stop() has finished
         self._port = options.port
@@ -143,6 +148,7 @@ class SigmaSocketServer:
         if driver is not None and self._engine_task is None:
             self._engine_link = EngineLink(self._hub, driver, loop.time, self._after_core)
             self._engine_task = asyncio.ensure_future(driver.run(self._engine_link))
+        self._receive_data, self._clock = self._hub.receive_data, loop.time
         self._server = await loop.create_server(
             lambda: _Protocol(self), self.options.host, self._port, ssl=self.options.ssl,
             # The TLS handshake is part of the handshake: bounded by the same timeout.
@@ -313,7 +319,10 @@ class SigmaSocketServer:
 
     def _after_core(self) -> None:
         # A listener may call a command, which lands here again: the running call picks up
-        # its output, so events keep their order.
+        # its output, so events keep their order. Events go out before the output is written:
+        # what a listener sends in answer then leaves in the same flush as the hub's own
+        # output (one write per read for an echo); a connection's bytes keep their order
+        # either way (the core queues them per connection).
         if self._busy:
             return
         hub = self._require_hub()
@@ -326,22 +335,25 @@ class SigmaSocketServer:
             while True:
                 if link is not None:
                     link.pump()
+                events = hub.events_received()
+                for event in events:
+                    if type(event) is not ClientMessage:  # messages are never logged
+                        write_log(logger, hub_log_entry(event, peers))
+                    emit_server_event(emit, event)
                 out = hub.flush(self._loop.time())
                 for conn_id, chunks, action in out:
                     transport = transports.get(conn_id)
                     if transport is None:
                         continue
                     if chunks:
-                        transport.writelines(chunks)
+                        if len(chunks) == 1:
+                            transport.write(chunks[0])
+                        else:
+                            transport.writelines(chunks)
                     if action is CloseAction.ABORT:
                         _reset(transport)
                     elif action:
                         transport.close()
-                events = hub.events_received()
-                for event in events:
-                    write_log(logger, hub_log_entry(event, peers))
-                    for name, args in server_callbacks(event):
-                        emit(name, *args)
                 if not out and not events:
                     break
         finally:

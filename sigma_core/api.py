@@ -379,6 +379,17 @@ def server_callbacks(event: HubEvent) -> list[tuple[str, tuple[Any, ...]]]:
     return []
 
 
+def emit_server_event(emit: Callable[..., None], event: HubEvent) -> None:
+    """``emit(name, *args)`` for each callback :func:`server_callbacks` names for ``event``:
+    the same calls, without building the list for a message (the per-message path of both
+    adapters)."""
+    if type(event) is ClientMessage:
+        emit("message", event.session, event.payload, event.topic)
+        return
+    for name, args in server_callbacks(event):
+        emit(name, *args)
+
+
 def client_callbacks(event: ClientEvent) -> list[tuple[str, tuple[Any, ...]]]:
     """The callbacks a client-session event fires on a ``SigmaSocketClient``:
 

@@ -79,6 +79,7 @@ from sigma_core.engine import (
     TouchSession,
 )
 from sigma_core.messages import StreamPosition
+from sigma_core.metrics import Histogram, HistogramSnapshot
 
 from . import _lua
 from ._pubsub import ProtocolError, Subscriber
@@ -195,6 +196,24 @@ def _epoch(raw: Any) -> int:
 _Call = Callable[[Any], Awaitable[ResponseType]]
 
 
+#: Upper bounds (seconds) of the engine's latency and cross-node lag histograms.
+LATENCY_BOUNDS: tuple[float, ...] = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                     0.25, 0.5, 1.0, 2.5, 5.0)
+
+_OPERATION_NAMES: dict[type, str] = {}
+
+
+def operation_name(request: EngineRequest) -> str:
+    """The metrics label of a request: its class name in snake case (``AppendMessage`` ->
+    ``append_message``)."""
+    kind = type(request)
+    name = _OPERATION_NAMES.get(kind)
+    if name is None:
+        name = _OPERATION_NAMES[kind] = "".join(
+            f"_{c.lower()}" if c.isupper() else c for c in kind.__name__).lstrip("_")
+    return name
+
+
 class RedisEngine:
     """The driver. ``RedisEngine(RedisEngineConfig(url=...))``; give it to ``ServerOptions``
     (``engine=``); the adapter submits requests and runs it."""
@@ -217,6 +236,13 @@ class RedisEngine:
         self.commands = 0
         self.received = 0
         self.data_errors = 0
+        #: Per operation (:func:`operation_name`): seconds from sending its pipeline to the
+        #: answer (queueing before the pipeline not included), and how many failed.
+        self._latency: dict[str, Histogram] = {}
+        self._failures: dict[str, int] = {}
+        #: Seconds from a message's append (the appending node's wall clock) to its arrival
+        #: here over pub/sub; across machines it includes their clock difference.
+        self._lag = Histogram(LATENCY_BOUNDS)
         limits = config.history
         self._max_count = limits.max_count
         self._max_bytes = limits.max_bytes
@@ -246,6 +272,24 @@ class RedisEngine:
         """Why the engine is not ready ("" while it is)."""
         return "" if self._up else self._down_reason
 
+    def operation_latency(self) -> dict[str, HistogramSnapshot]:
+        """Latency of each operation kind so far (seconds; :data:`LATENCY_BOUNDS`)."""
+        return {op: h.snapshot() for op, h in self._latency.items()}
+
+    def operation_errors(self) -> dict[str, int]:
+        """Failed requests per operation kind so far: Redis down or timed out, queue full,
+        script errors, corrupt data."""
+        return dict(self._failures)
+
+    def cross_node_lag(self) -> HistogramSnapshot:
+        """Seconds from each received message's append to its arrival on this node."""
+        return self._lag.snapshot()
+
+    def _failed(self, request: EngineRequest, reason: str) -> None:
+        op = operation_name(request)
+        self._failures[op] = self._failures.get(op, 0) + 1
+        self._answer(EngineFailed(request_id=request.request_id, reason=reason))
+
     def _set_status(self, up: bool, reason: str) -> None:
         if up == self._up:
             return
@@ -270,9 +314,8 @@ class RedisEngine:
                 if self._subscribe_wake is not None:
                     self._subscribe_wake.set()
             elif len(queue) >= self.config.max_queued:
-                self._answer(EngineFailed(
-                    request_id=request.request_id,
-                    reason=f"engine queue full ({self.config.max_queued} requests waiting)"))
+                self._failed(request,
+                             f"engine queue full ({self.config.max_queued} requests waiting)")
             else:
                 queue.append(request)
         if self._wake is not None:
@@ -338,8 +381,7 @@ class RedisEngine:
                 # Fail fast while Redis is down: the hub refuses new work meanwhile.
                 reason = f"cluster engine unavailable: {self._down_reason}"
                 while queue:
-                    self._answer(EngineFailed(request_id=queue.popleft().request_id,
-                                              reason=reason))
+                    self._failed(queue.popleft(), reason)
                 continue
             batch = [queue.popleft() for _ in range(min(len(queue), self.config.max_batch))]
             await self._run_batch(batch)
@@ -347,6 +389,7 @@ class RedisEngine:
     async def _run_batch(self, batch: list[EngineRequest]) -> None:
         self.batches += 1
         results: list[EngineResult] | None = None
+        started = time.perf_counter()
         try:
             with anyio.fail_after(self.config.request_timeout):
                 results = await self._execute(batch)
@@ -363,9 +406,19 @@ class RedisEngine:
             self._set_status(False, reason)
         if results is None:
             for request in batch:
-                self._answer(EngineFailed(request_id=request.request_id, reason=reason))
+                self._failed(request, reason)
             return
-        for result in results:
+        elapsed = time.perf_counter() - started
+        latency = self._latency
+        failures = self._failures
+        for request, result in zip(batch, results, strict=True):
+            op = operation_name(request)
+            histogram = latency.get(op)
+            if histogram is None:
+                histogram = latency[op] = Histogram(LATENCY_BOUNDS)
+            histogram.observe(elapsed)
+            if isinstance(result, EngineFailed):
+                failures[op] = failures.get(op, 0) + 1
             self._answer(result)
 
     async def _execute(self, batch: list[EngineRequest]) -> list[EngineResult] | None:
@@ -615,8 +668,7 @@ class RedisEngine:
         self._log.debug("cluster engine: pub/sub connection lost: %s", exc)
         while self._subscribe_queue:
             request, _ = self._subscribe_queue.popleft()
-            self._answer(EngineFailed(request_id=request.request_id,
-                                      reason=f"cluster engine unavailable: {_describe(exc)}"))
+            self._failed(request, f"cluster engine unavailable: {_describe(exc)}")
 
     async def _serve_subscriptions(self, subscriber: Subscriber) -> None:
         queue = self._subscribe_queue
@@ -649,6 +701,7 @@ class RedisEngine:
             self._log.warning("cluster engine: dropped a malformed message on %r: %s",
                               topic, exc)
             return
+        self._lag.observe(max(0.0, time.time() - entry.time))
         self._inputs.engine_message(topic, entry)
 
 

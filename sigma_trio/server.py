@@ -27,10 +27,10 @@ from typing import Any
 
 import trio
 
-from sigma_core.api import EventEmitter, Listener, ServerOptions, server_callbacks
+from sigma_core.api import EventEmitter, Listener, ServerOptions, emit_server_event
 from sigma_core.engine import EngineLink
 from sigma_core.errors import LocalProtocolError
-from sigma_core.hub import CloseAction, Hub, ServerStats, Session
+from sigma_core.hub import ClientMessage, CloseAction, Hub, ServerStats, Session
 from sigma_core.logs import ERROR, format_peer, hub_log_entry, peer_host
 from sigma_core.logs import write as write_log
 from sigma_core.messages import StreamPosition
@@ -159,6 +159,8 @@ class SigmaSocketServer(OwnNursery):
         #: conn_id -> the peer's address, for the log.
         self._addresses: dict[int, str] = {}
         self._timer = trio.CancelScope()
+        #: The deadline last given to ``_timer`` (None: none).
+        self._timer_at: float | None = None
         self._nursery: trio.Nursery | None = None
         self._accept_scope = trio.CancelScope()
         self._drained = trio.Event()
@@ -390,12 +392,20 @@ class SigmaSocketServer(OwnNursery):
         link = self._engine_link
         self._in_core = True
         try:
-            again = True
-            while again:
+            # Events first, then the output: what a listener sends in answer leaves in the
+            # same flush as the hub's own output (one send per read for an echo); each
+            # connection's bytes keep their order either way (the core queues them).
+            while True:
                 self._again = False
                 if link is not None:
                     link.pump()
-                for conn_id, chunks, action in hub.flush(trio.current_time()):
+                events = hub.events_received()
+                for event in events:
+                    if type(event) is not ClientMessage:  # messages are never logged
+                        write_log(logger, hub_log_entry(event, addresses))
+                    emit_server_event(emit, event)
+                out = hub.flush(trio.current_time())
+                for conn_id, chunks, action in out:
                     peer = peers.get(conn_id)
                     if peer is None or peer.closed:
                         continue
@@ -412,15 +422,14 @@ class SigmaSocketServer(OwnNursery):
                             peer.close()
                         elif not peer.writing:
                             self._start_writer(peer)
-                for event in hub.events_received():
-                    write_log(logger, hub_log_entry(event, addresses))
-                    for name, args in server_callbacks(event):
-                        emit(name, *args)
-                again = self._again
+                if not out and not events and not self._again:
+                    break
         finally:
             self._in_core = False
         deadline = hub.next_deadline()
-        self._timer.deadline = math.inf if deadline is None else deadline
+        if deadline != self._timer_at:  # a CancelScope's deadline setter is not free
+            self._timer_at = deadline
+            self._timer.deadline = math.inf if deadline is None else deadline
 
     def _write(self, hub: Hub, peer: _Peer, chunks: list[bytes]) -> None:
         """Send at once what the socket takes; queue the rest for a writer task."""
@@ -455,7 +464,7 @@ class SigmaSocketServer(OwnNursery):
 
     async def _run_timer(self, hub: Hub) -> None:
         while True:
-            deadline = hub.next_deadline()
+            deadline = self._timer_at = hub.next_deadline()
             self._timer = trio.CancelScope(deadline=math.inf if deadline is None else deadline)
             with self._timer:
                 await trio.sleep_forever()
@@ -518,11 +527,21 @@ class SigmaSocketServer(OwnNursery):
                     continue
                 if not data:
                     break
+                size = len(data)
                 hub.receive_data(conn_id, data, trio.current_time())
                 del data  # not kept alive by this frame while the connection idles
                 self._after_core()
-                if sock is not None:
-                    await trio.lowlevel.checkpoint()  # let the other connections in between reads
+                if sock is not None and not peer.closed:
+                    if size < _RECEIVE_SIZE:
+                        # A short read took what the socket had: wait for more instead of
+                        # reading it empty (a recv that fails with EAGAIN). Waiting also lets
+                        # the other connections in between reads.
+                        try:
+                            await trio.lowlevel.wait_readable(sock)
+                        except trio.ClosedResourceError:
+                            break
+                    else:
+                        await trio.lowlevel.checkpoint()  # the others in between reads
         finally:
             peer.close()
             del self._peers[conn_id]

@@ -46,6 +46,9 @@ PACKAGES = {
     "sigma_trio": "docs/reference/sigma_trio.md",
     "sigma_core": "docs/reference/sigma_core.md",
     "sigma_core.testing": "docs/reference/sigma_core.testing.md",
+    "sigma_asgi": "docs/reference/sigma_asgi.md",
+    "sigma_ops": "docs/reference/sigma_ops.md",
+    "sigma_redis": "docs/reference/sigma_redis.md",
 }
 EXAMPLE_DEADLINE = 60.0
 

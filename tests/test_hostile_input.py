@@ -45,6 +45,7 @@ from sigma_core._wire import Envelope as w_envelope
 from sigma_core._wire import Hello as w_hello
 from sigma_core._wire import StreamPosition as w_stream_position
 from sigma_core._wire import TopicPosition as w_topic_position
+from sigma_core._wire.Body import Body as w_body
 from sigma_core.client import ConnectionStatus
 from sigma_core.errors import CloseCode
 from sigma_core.hub import Session
@@ -464,11 +465,11 @@ def aliased_positions(n: int, *, ack: bool = False) -> bytes:
     if ack:
         w_ack.Start(b)
         w_ack.AddPositions(b, vector)
-        body, body_type = w_ack.End(b), 7
+        body, body_type = w_ack.End(b), w_body.Ack
     else:
         w_hello.Start(b)
         w_hello.AddPositions(b, vector)
-        body, body_type = w_hello.End(b), 1
+        body, body_type = w_hello.End(b), w_body.Hello
     w_envelope.Start(b)
     w_envelope.AddBody(b, body)
     w_envelope.AddBodyType(b, body_type)

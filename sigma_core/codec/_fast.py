@@ -110,6 +110,24 @@ _STRING_TAILS: Final = (b"\0\0\0\0", b"\0\0\0", b"\0\0", b"\0")
 _VECTOR_TAILS: Final = (b"", b"\0\0\0", b"\0\0", b"\0")
 _pack_u32: Final = struct.Struct("<I").pack
 _pack_u64: Final = struct.Struct("<Q").pack
+#: A topic's string block in a server Data (u32 length, UTF-8, NUL, padding to 4), by topic:
+#: the same few topics go out again and again (every inbox is ``$inbox``). Bounded: cleared
+#: when full.
+_TOPIC_BLOCKS: dict[str, bytes] = {}
+_TOPIC_BLOCKS_MAX: Final = 4096
+
+
+def _topic_block(topic: str) -> bytes:
+    try:
+        raw = topic.encode("utf-8")
+    except UnicodeEncodeError:
+        raw = _utf8(topic, "Data.topic")  # raises, naming the field
+    n = len(raw)
+    block = b"".join((_pack_u32(n), raw, _STRING_TAILS[n & 3]))
+    if len(_TOPIC_BLOCKS) >= _TOPIC_BLOCKS_MAX:
+        _TOPIC_BLOCKS.clear()
+    _TOPIC_BLOCKS[topic] = block
+    return block
 
 
 def encode_data(
@@ -157,13 +175,11 @@ def encode_data_frame(
             and len(payload) + len(topic) * 4 <= _MAX_FAST_BYTES):
         # The common case (a topic and a payload): one of four layouts, written straight out;
         # the same bytes as the general way below (tests/test_codec.py).
-        try:
-            raw_topic = topic.encode("utf-8")
-        except UnicodeEncodeError:
-            raw_topic = _utf8(topic, "Data.topic")  # raises, naming the field
-        n_topic = len(raw_topic)
+        block = _TOPIC_BLOCKS.get(topic)
+        if block is None:
+            block = _topic_block(topic)
+        topic_block = len(block)
         n_payload = len(payload)
-        topic_block = n_topic - (n_topic & 3) + 8
         payload_block = (n_payload + 7) & ~3
         prefix, pack, payload_rel, fixed = _SERVER_DATA[
             (topic_block + payload_block) & 4 | (timestamp_ms != 0)]
@@ -171,8 +187,7 @@ def encode_data_frame(
         values = (pack(payload_rel + topic_block, timestamp_ms, epoch, offset) if timestamp_ms
                   else pack(payload_rel + topic_block, epoch, offset))
         return b"".join((
-            header, prefix, values,
-            _pack_u32(n_topic), raw_topic, _STRING_TAILS[n_topic & 3],
+            header, prefix, values, block,
             _pack_u32(n_payload), payload, _VECTOR_TAILS[n_payload & 3],
         )), len(header)
     parts, size = _data_parts(topic, epoch, offset, 0, timestamp_ms, payload)

@@ -2115,7 +2115,7 @@ var Ge = new TextEncoder(), Ke = /* @__PURE__ */ new Set([
 	[e.UNEXPECTED_MESSAGE]: t.UNEXPECTED_MESSAGE,
 	[e.HELLO_TIMEOUT]: t.UNEXPECTED_MESSAGE,
 	[e.HEARTBEAT_TIMEOUT]: t.HEARTBEAT_TIMEOUT
-}, Ye = class {
+}, Ye = class n {
 	config;
 	random;
 	_status = "disconnected";
@@ -2449,7 +2449,11 @@ var Ge = new TextEncoder(), Ke = /* @__PURE__ */ new Set([
 		let i = /* @__PURE__ */ new Set();
 		for (let [e, t] of this.latest) this.requests.get(t)?.subscribe && i.add(e);
 		let a = /* @__PURE__ */ new Set();
-		for (let t of e.recovery) t.topic.startsWith("$") || a.add(t.topic), this.unsubscribing.has(t.topic) ? this.updatePosition(t) : this.applyRecovery(t);
+		for (let t of e.recovery) {
+			if (this.unsubscribing.has(t.topic)) this.updatePosition(t);
+			else if (!this.applyRecovery(t)) continue;
+			t.topic.startsWith("$") || a.add(t.topic);
+		}
 		this.failures = 0, this.goodbyeFloor = 0, this.connectedAt = t, this.resumed = e.resumed, this.setStatus("connected"), this.out.push({
 			kind: "connected",
 			sessionId: e.sessionId,
@@ -2469,15 +2473,28 @@ var Ge = new TextEncoder(), Ke = /* @__PURE__ */ new Set([
 		let n = this.positions.get(e.topic);
 		e.status !== L.Failed && n !== void 0 && n.epoch === t.epoch && n.offset >= t.offset || this.positions.set(e.topic, t);
 	}
+	static foreignReserved(e) {
+		return e.startsWith("$") && e !== "$all" && e !== "$inbox";
+	}
+	unaskedOverBudget(e) {
+		if (e.startsWith("$") || this.subscriptions.has(e) || this.unsubscribing.has(e)) return !1;
+		try {
+			this.checkHelloFits(e);
+		} catch (e) {
+			if (e instanceof r) return !0;
+			throw e;
+		}
+		return !1;
+	}
 	applyRecovery(e) {
 		let t = e.topic;
-		this.updatePosition(e), !t.startsWith("$") && !this.unsubscribing.has(t) && this.subscriptions.add(t), e.status === L.Failed && this.out.push({
+		return n.foreignReserved(t) || this.unaskedOverBudget(t) ? !1 : (this.updatePosition(e), !t.startsWith("$") && !this.unsubscribing.has(t) && this.subscriptions.add(t), e.status === L.Failed && this.out.push({
 			kind: "recovery_failed",
 			topic: t,
 			lostFrom: e.lostFrom,
 			lostTo: e.lostTo,
 			position: e.position
-		});
+		}), !0);
 	}
 	onBody(e) {
 		switch (e.type) {
@@ -2489,8 +2506,8 @@ var Ge = new TextEncoder(), Ke = /* @__PURE__ */ new Set([
 				break;
 			case "Subscribed": {
 				let t = e.recovery;
-				if (this.requests.delete(e.requestId), !this.isAnswer(t.topic, e.requestId, !0)) break;
-				this.applyRecovery(t), this.out.push({
+				if (this.requests.delete(e.requestId), !this.isAnswer(t.topic, e.requestId, !0) || !this.applyRecovery(t)) break;
+				this.out.push({
 					kind: "subscribed",
 					topic: t.topic,
 					recovery: t,
@@ -2527,15 +2544,16 @@ var Ge = new TextEncoder(), Ke = /* @__PURE__ */ new Set([
 	onData(e) {
 		let t = e.position;
 		if (t === null) return;
-		let n = e.topic;
-		if (!this.subscriptions.has(n) && !n.startsWith("$")) {
-			this.positions.has(n) && this.positions.set(n, t);
+		let r = e.topic;
+		if (n.foreignReserved(r)) return;
+		if (!this.subscriptions.has(r) && !r.startsWith("$")) {
+			this.positions.has(r) && this.positions.set(r, t);
 			return;
 		}
-		let r = this.positions.get(n);
-		r !== void 0 && r.epoch === t.epoch && t.offset <= r.offset ? this.duplicatesDropped += 1 : (this.positions.set(n, t), this.out.push({
+		let i = this.positions.get(r);
+		i !== void 0 && i.epoch === t.epoch && t.offset <= i.offset ? this.duplicatesDropped += 1 : (this.positions.set(r, t), this.out.push({
 			kind: "message",
-			topic: n,
+			topic: r,
 			position: t,
 			payload: e.payload.slice(),
 			timestampMs: e.timestampMs
