@@ -26,8 +26,15 @@ from setuptools.command.build_ext import build_ext
 #: The modules compiled. Not messages.py: its dataclasses are what applications build, and
 #: compiled they would refuse a wrongly typed field with TypeError at construction instead of
 #: the codec's documented validation error. Not the generated _wire code nor the adapters.
-COMPILED = ["_framer", "backplane", "client", "codec", "connection", "hub", "message_socket",
-            "ratelimit", "websocket"]
+COMPILED = ["_framer", "_handshake", "_wsevents", "backplane", "client", "codec",
+            "codec._build", "codec._checks", "codec._fast", "codec._readers", "codec._schema",
+            "codec._verify", "connection", "hub", "message_socket", "ratelimit", "websocket"]
+
+
+def _source(module: str) -> Path:
+    """``codec._fast`` -> sigma_core/codec/_fast.py; a package -> its __init__.py."""
+    path = Path(__file__).resolve().parent / "sigma_core" / module.replace(".", "/")
+    return path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
 
 
 def _warn(message: str) -> None:
@@ -39,11 +46,10 @@ def compiled_extensions() -> list[Any]:
         return []
     if platform.python_implementation() != "CPython":
         return []
-    root = Path(__file__).resolve().parent
     try:
         from mypyc.build import mypycify
 
-        extensions = list(mypycify([str(root / "sigma_core" / f"{m}.py") for m in COMPILED],
+        extensions = list(mypycify([str(_source(m)) for m in COMPILED],
                                    group_name="sigma_core._mypyc", opt_level="3"))
     except (Exception, SystemExit):  # mypyc missing, or its type check failed (it exits)
         traceback.print_exc()

@@ -41,7 +41,7 @@ def core(n: int) -> float:
     hub = Hub(HubConfig(), entropy=SeededEntropy(1), now=0.0)
     conn_id = hub.open_message_connection(REQUEST, 0.0)
     hub.receive_message(conn_id, codec.encode(Hello()), 0.0)
-    hub.flush()
+    hub.flush(0.0)
     hub.events_received()
     data = envelopes(n)
     started = time.process_time()
@@ -50,7 +50,7 @@ def core(n: int) -> float:
         for event in hub.events_received():
             if type(event) is ClientMessage:
                 hub.send_to(event.session.id, event.payload, 0.0)
-        hub.flush()
+        hub.flush(0.0)
     return (time.process_time() - started) / n
 
 

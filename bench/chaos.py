@@ -2,6 +2,10 @@
 receiver checks that it got each message exactly once, in order.
 
     .venv/bin/python bench/chaos.py --duration 60 --clients 20 --seed 7 --backend both
+    .venv/bin/python bench/chaos.py --kill-nodes --duration 20 --seed 7 --backend both
+
+(``--kill-nodes``: SIGKILL whole nodes of a Redis-backed cluster instead of cutting
+connections; bench/cluster_chaos.py, docs/chaos.md "Node kills".)
 
 One run per backend (``asyncio``, ``trio``; ``both`` runs one after the other), all in one
 process on 127.0.0.1: a real ``SigmaSocketServer`` of that adapter, a :class:`ChaosProxy` in
@@ -740,6 +744,16 @@ def table(results: list[Result]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    args_in = sys.argv[1:] if argv is None else argv
+    if "--kill-nodes" in args_in:
+        # Nodes, not connections: N node processes on one Redis, killed at random
+        # (bench/cluster_chaos.py, docs/chaos.md "Node kills").
+        import os.path
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        if root not in sys.path:
+            sys.path.insert(0, root)
+        from bench import cluster_chaos
+        return cluster_chaos.main(list(args_in))
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of traffic")
     parser.add_argument("--clients", type=int, default=20)

@@ -87,7 +87,7 @@ class Bench:
 
     def pump_hub(self, on_event: Callable[[object], None] | None = None) -> None:
         while True:
-            for conn_id, chunks, _close in self.hub.flush():
+            for conn_id, chunks, _close in self.hub.flush(self.now):
                 i = self.client_of[conn_id]
                 self.clients[i].receive_data(self.attempt[i], b"".join(chunks), self.now)
                 self._client_events(i)
@@ -159,7 +159,7 @@ def bench_server_echo(n_clients: int, rounds: int, per_read: int = 4) -> float:
             for event in events_received():
                 if type(event) is ClientMessage:
                     send_to(event.session.id, event.payload, now)
-            for _conn_id, chunks, _close in flush():
+            for _conn_id, chunks, _close in flush(now):
                 sent += len(chunks)
     cpu = time.process_time() - start_cpu
     total = n_clients * rounds * per_read
@@ -175,7 +175,7 @@ def bench_broadcast(n_clients: int, rounds: int) -> tuple[float, float]:
     for _ in range(rounds):
         t0 = time.perf_counter()
         hub.broadcast(PAYLOAD, bench.now)
-        flushed = hub.flush()
+        flushed = hub.flush(bench.now)
         server_time += time.perf_counter() - t0
         for conn_id, chunks, _close in flushed:
             i = bench.client_of[conn_id]

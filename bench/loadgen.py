@@ -1,7 +1,7 @@
 """The one load generator for every server under test (run by ``bench/run.py``, pinned to CPU 1).
 
-    python bench/loadgen.py --url ws://127.0.0.1:PORT/ --proto sigma|plain \\
-        --server-pid PID WORKLOAD [--quick]
+    python bench/loadgen.py --url ws://127.0.0.1:PORT/ --proto sigma|plain|socketio \\
+        --server-pid PID WORKLOAD [--quick] [--conns N] [--in-flight K] [--syscount FILE]
 
 Clients are picows (Cython) connections on uvloop. ``--proto plain`` speaks plain WebSocket (the
 peers echo frames). ``--proto sigma`` speaks our protocol on top: the upgrade offers
@@ -9,21 +9,30 @@ peers echo frames). ``--proto sigma`` speaks our protocol on top: the upgrade of
 envelopes (``codec.encode_data``) numbered 1, 2, ... per connection, decodes every envelope the
 server sends (Data with a small hand-written reader for topic and position, which the client
 keeps; everything else with ``codec.decode``), ignores Acks and answers Pings with Pongs.
+``--proto socketio`` speaks Socket.IO 5 over Engine.IO 4 on the WebSocket transport
+(``/socket.io/?EIO=4&transport=websocket``): each message is an ``echo`` event with one binary
+attachment (a text frame ``451-[...]`` then the payload as a binary frame), counted when its
+binary frame arrives; Engine.IO pings are answered.
 
 Workloads (the issue's letters):
 
 * ``a`` the original's: 3 clients x 500 sequential 1 KiB round trips; msgs/s and latency.
-* ``b`` throughput: 100 connections x 16 messages in flight, 1 KiB; echoes/s.
+* ``b`` throughput: 100 connections x 16 messages in flight, 1 KiB; echoes/s. ``--conns`` and
+  ``--in-flight`` set another pattern (``bench/run.py`` goes through 10/100/1,000 x 1/16/64).
 * ``c`` broadcast: 1,000 clients; one of them asks for ``BCAST n`` rounds; deliveries/s.
-* ``d`` memory: 5,000 idle connections; server VmRSS after minus before, per connection.
+* ``d`` memory: 10,000 idle connections (``--conns-d``); server VmRSS after minus before, per
+  connection; then again after one 1 KiB echo on every connection.
 * ``e`` restart (sigma only): 1,000 resuming clients; prints ``READY``, the harness kills the
   server and starts a new one on the same port; every client reconnects with full-jitter
   backoff (initial 1 s, x2, cap 30 s) and a resuming Hello; reports when each got its Welcome.
 
 Server CPU is read from ``/proc/<server-pid>/stat`` (utime + stime) at the edges of the measured
 window; the load generator's own CPU share over the window is reported beside it (near 100 %
-means the load generator, not the server, set the pace). The result is one JSON object, the
-last line on stdout.
+means the load generator, not the server, set the pace). The split of the server's CPU into
+user and kernel time comes from ``/proc/<pid>/stat`` (10 ms ticks). With ``--syscount FILE``
+(the server runs with ``bench/syscount.so`` preloaded, see ``bench/syscount.c``) the socket
+reads, writes and event-loop waits the server made in the window are read from that file and
+reported per message. The result is one JSON object, the last line on stdout.
 """
 
 from __future__ import annotations
@@ -127,6 +136,31 @@ def proc_cpu(pid: int) -> float:
         return (int(fields[11]) + int(fields[12])) / _TICKS  # utime, stime
 
 
+def proc_user_sys(pid: int) -> tuple[float, float]:
+    """User and kernel CPU seconds of a process (``/proc/<pid>/stat`` utime, stime; ticks)."""
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        stat = f.read()
+    fields = stat[stat.rindex(b")") + 2:].split()
+    return int(fields[11]) / _TICKS, int(fields[12]) / _TICKS
+
+
+#: The counters bench/syscount.c keeps (u64 each, in this order).
+SYSCOUNT_FIELDS = ("reads", "reads_with_data", "bytes_read", "writes", "bytes_written", "waits")
+
+
+def read_syscount(path: str | None) -> tuple[int, ...] | None:
+    if not path:
+        return None
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(8 * len(SYSCOUNT_FIELDS))
+    except OSError:
+        return None
+    if len(raw) < 8 * len(SYSCOUNT_FIELDS):
+        return None
+    return struct.unpack(f"<{len(SYSCOUNT_FIELDS)}Q", raw)
+
+
 def cpu_busy() -> list[float]:
     """Seconds each CPU has spent in user, nice and system time (``/proc/stat``)."""
     busy = []
@@ -158,9 +192,13 @@ class Window:
     that was neither the server (CPU 0) nor this process (CPU 1), i.e. other work on the machine
     that competed with the benchmark (10 ms resolution)."""
 
+    syscount: str | None = None  # set from --syscount in main()
+
     def __init__(self, server_pid: int) -> None:
         self.pid = server_pid
         self.busy = cpu_busy()
+        self.sys0 = read_syscount(self.syscount)
+        self.user_sys = proc_user_sys(server_pid)
         self.wall = time.perf_counter()
         self.server_cpu = proc_cpu(server_pid)
         self.own_cpu = time.process_time()
@@ -169,8 +207,17 @@ class Window:
         wall = time.perf_counter() - self.wall
         server_cpu = proc_cpu(self.pid) - self.server_cpu
         own_cpu = time.process_time() - self.own_cpu
+        user, kernel = (b - a for a, b in zip(self.user_sys, proc_user_sys(self.pid),
+                                              strict=True))
+        sys1 = read_syscount(self.syscount)
         busy = [b - a for a, b in zip(self.busy, cpu_busy(), strict=True)]
+        counts: dict[str, float] = {}
+        if self.sys0 is not None and sys1 is not None:
+            counts = {f"sys_{k}": b - a
+                      for k, a, b in zip(SYSCOUNT_FIELDS, self.sys0, sys1, strict=True)}
         return {
+            **counts,
+            "server_kernel_share": kernel / (user + kernel) if user + kernel else 0.0,
             "wall_s": wall,
             "server_cpu_s": server_cpu,
             "server_cpu_share": server_cpu / wall,
@@ -310,10 +357,56 @@ class SigmaConn(PlainConn):
         self.transport.send(BINARY, codec.encode_data(seq=seq, payload=payload))  # type: ignore[union-attr]
 
 
+TEXT = WSMsgType.TEXT
+#: Socket.IO 5 binary event "echo" with one attachment, in an Engine.IO 4 message packet.
+SIO_ECHO = b'451-["echo",{"_placeholder":true,"num":0}]'
+
+
+class SocketIOConn(PlainConn):
+    """A Socket.IO client (Engine.IO 4, WebSocket transport, default namespace): connects the
+    namespace after the Engine.IO open packet, answers pings, sends each message as an ``echo``
+    binary event and counts a message when an event's binary attachment arrives."""
+
+    proto = "socketio"
+
+    def on_ws_connected(self, transport: WSTransport) -> None:
+        self.transport = transport  # ready once the namespace is connected ("40{...}")
+
+    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        kind = frame.msg_type
+        if kind is BINARY:
+            self.on_message(self)
+        elif kind is TEXT:
+            packet = frame.get_payload_as_bytes()
+            if packet[:1] == b"0":  # Engine.IO open
+                transport.send(TEXT, b"40")
+            elif packet[:2] == b"40":  # namespace connected
+                if not self.ready.done():
+                    self.ready.set_result(True)
+            elif packet == b"2":  # Engine.IO ping
+                transport.send(TEXT, b"3")
+            elif packet[:2] in (b"41", b"44") and not self.ready.done():
+                self.ready.set_result(False)
+        elif kind is CLOSE:
+            transport.send_close(frame.get_close_code())
+            transport.disconnect()
+
+    def send(self, payload: bytes) -> None:
+        transport = self.transport
+        transport.send(TEXT, SIO_ECHO)  # type: ignore[union-attr]
+        transport.send(BINARY, payload)  # type: ignore[union-attr]
+
+
+PROTOCOLS: dict[str, type[PlainConn]] = {"plain": PlainConn, "sigma": SigmaConn,
+                                         "socketio": SocketIOConn}
+
+
 async def open_one(url: str, cls: type[PlainConn], state: SessionState | None = None,
                    tries: int = 5) -> PlainConn:
     """Connect and, for ours, wait for the Welcome."""
     headers = SUBPROTOCOL if cls is SigmaConn else None
+    if cls is SocketIOConn:
+        url = url.rstrip("/") + "/socket.io/?EIO=4&transport=websocket"
     for attempt in range(tries):
         try:
             _transport, listener = await ws_connect(lambda: cls(state), url,
@@ -349,6 +442,21 @@ def close_all(conns: list[PlainConn]) -> None:
 
 def us(seconds: float) -> float:
     return seconds * 1e6
+
+
+def per_message(measured: dict[str, Any], messages: int) -> dict[str, float]:
+    """Socket syscalls per message from the window's counters (empty without --syscount).
+    ``msgs_per_read``: messages the server took in per socket read call (EAGAIN included)."""
+    if "sys_reads" not in measured or not messages:
+        return {}
+    reads = measured["sys_reads"]
+    return {
+        "msgs_per_read": messages / reads if reads else 0.0,
+        "reads_per_msg": reads / messages,
+        "empty_reads_per_msg": (reads - measured["sys_reads_with_data"]) / messages,
+        "writes_per_msg": measured["sys_writes"] / messages,
+        "waits_per_msg": measured["sys_waits"] / messages,
+    }
 
 
 # ----------------------------------------------------------------------------- workloads
@@ -401,6 +509,7 @@ async def workload_a(args: argparse.Namespace, cls: type[PlainConn]) -> dict[str
         "messages": total,
         "msgs_per_s": total / measured["wall_s"],
         "server_cpu_us_per_msg": us(measured["server_cpu_s"]) / total,
+        **per_message(measured, total),
         "p50_us": us(lat[len(lat) // 2]),
         "p99_us": us(lat[min(len(lat) - 1, round(len(lat) * 0.99))]),
         "max_us": us(lat[-1]),
@@ -408,8 +517,9 @@ async def workload_a(args: argparse.Namespace, cls: type[PlainConn]) -> dict[str
 
 
 async def workload_b(args: argparse.Namespace, cls: type[PlainConn]) -> dict[str, Any]:
-    """Throughput: 100 connections x 16 in flight; echoes counted over a timed window."""
-    n_conns, in_flight = 100, 16
+    """Throughput: ``--conns`` connections x ``--in-flight`` messages in flight (default
+    100 x 16); echoes counted over a timed window."""
+    n_conns, in_flight = args.conns, args.in_flight
     warmup, duration = (0.3, 1.0) if args.quick else (0.5, 2.0)
     conns = await open_many(args.url, cls, n_conns)
     received = 0
@@ -431,11 +541,17 @@ async def workload_b(args: argparse.Namespace, cls: type[PlainConn]) -> dict[str
     count, measured = received - start, window.close()
     running = False
     close_all(conns)
+    if not count:
+        raise RuntimeError(f"no echo came back in the {duration} s window "
+                           f"({n_conns} connections x {in_flight} in flight)")
     return {
         **measured,
+        "connections": n_conns,
+        "in_flight": in_flight,
         "messages": count,
         "msgs_per_s": count / measured["wall_s"],
         "server_cpu_us_per_msg": us(measured["server_cpu_s"]) / count,
+        **per_message(measured, count),
     }
 
 
@@ -481,12 +597,15 @@ async def workload_c(args: argparse.Namespace, cls: type[PlainConn]) -> dict[str
         "busy_s": busy,
         "deliveries_per_s": deliveries / busy,
         "server_cpu_us_per_delivery": us(measured["server_cpu_s"]) / deliveries,
+        "writes_per_delivery": (measured["sys_writes"] / deliveries
+                                if "sys_writes" in measured else None),
     }
 
 
 async def workload_d(args: argparse.Namespace, cls: type[PlainConn]) -> dict[str, Any]:
-    """Memory: server VmRSS before and after opening N idle connections."""
-    n = 1000 if args.quick else 5000
+    """Memory: server VmRSS before and after opening N idle connections (ours: sessions, Hello
+    and Welcome done), then again after every connection has had one 1 KiB echo."""
+    n = 1000 if args.quick else args.conns_d
     await asyncio.sleep(0.3)
     before = proc_rss_kib(args.server_pid)
     t0 = time.perf_counter()
@@ -495,11 +614,31 @@ async def workload_d(args: argparse.Namespace, cls: type[PlainConn]) -> dict[str
     await asyncio.sleep(1.0)
     after = proc_rss_kib(args.server_pid)
     assert len(conns) == n
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+    echoed = 0
+
+    def on_message(conn: PlainConn) -> None:
+        nonlocal echoed
+        echoed += 1
+        if echoed == n:
+            done.set_result(None)
+
+    for i in range(0, n, 500):  # in slices, so the load generator's buffers stay small
+        for conn in conns[i:i + 500]:
+            conn.on_message = on_message
+            conn.send(PAYLOAD)
+        await asyncio.sleep(0)
+    await asyncio.wait_for(done, 120)
+    await asyncio.sleep(1.0)
+    after_echo = proc_rss_kib(args.server_pid)
     return {
         "connections": n,
         "rss_before_kib": before,
         "rss_after_kib": after,
+        "rss_after_echo_kib": after_echo,
         "kib_per_conn": (after - before) / n,
+        "kib_per_conn_after_echo": (after_echo - before) / n,
         "connect_s": connect_s,
     }
 
@@ -578,7 +717,7 @@ WORKLOADS = {"a": workload_a, "b": workload_b, "c": workload_c, "d": workload_d,
 
 
 async def amain(args: argparse.Namespace) -> dict[str, Any]:
-    cls = SigmaConn if args.proto == "sigma" else PlainConn
+    cls = PROTOCOLS[args.proto]
     gc.freeze()
     return await WORKLOADS[args.workload](args, cls)
 
@@ -588,10 +727,19 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("workload", choices=sorted(WORKLOADS))
     parser.add_argument("--url", required=True)
-    parser.add_argument("--proto", choices=("sigma", "plain"), required=True)
+    parser.add_argument("--proto", choices=sorted(PROTOCOLS), required=True)
     parser.add_argument("--server-pid", type=int, required=True)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--conns", type=int, default=100, help="(b): connections (100)")
+    parser.add_argument("--in-flight", type=int, default=16,
+                        help="(b): messages in flight per connection (16)")
+    parser.add_argument("--conns-d", type=int, default=10000,
+                        help="(d): connections (10,000; 1,000 with --quick)")
+    parser.add_argument("--syscount", metavar="FILE",
+                        help="the server's syscall counters (bench/syscount.c), read at the "
+                             "edges of the window")
     args = parser.parse_args()
+    Window.syscount = args.syscount
     raise_nofile()
     result = uvloop.run(amain(args))
     print(json.dumps(result), flush=True)

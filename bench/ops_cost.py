@@ -64,7 +64,7 @@ def echo(sessions: int, rounds: int, scrape_every: int, dry: bool) -> int:
             for event in events_received():
                 if type(event) is ClientMessage:
                     send_to(event.session.id, event.payload, 0.0)
-            for _conn_id, chunks, _close in flush():
+            for _conn_id, chunks, _close in flush(0.0):
                 delivered += len(chunks)
             if scrape is not None and delivered >= next_scrape:
                 scrape()  # type: ignore[operator]
@@ -81,7 +81,7 @@ def broadcast(sessions: int, rounds: int, scrape_every: int, dry: bool) -> int:
         return 0
     for _ in range(rounds):
         hub.broadcast(PAYLOAD, 0.0)
-        delivered += len(hub.flush())
+        delivered += len(hub.flush(0.0))
         if scrape is not None and delivered >= next_scrape:
             scrape()  # type: ignore[operator]
             next_scrape = delivered + scrape_every

@@ -444,7 +444,7 @@ class HubRecorder:
 
     def flush(self) -> None:
         for _ in range(50):
-            for conn_id, chunks, close_after in self.hub.flush():
+            for conn_id, chunks, close_after in self.hub.flush(self.now):
                 slot = self.slots.index(conn_id) if conn_id in self.slots else None
                 client = self.clients[slot] if slot is not None else None
                 if client is not None and chunks:
@@ -539,7 +539,7 @@ def hub_seeds() -> dict[str, bytes]:
     r.client_send(0, Data(seq=1, payload=b"a"))
     sid = next(iter(r.hub.sessions))
     token = r.hub.sessions[sid]._token
-    head = r.hub._backplane.head("room")
+    head = r.hub._engine.head("room")
     for _ in range(3):
         r.app(0x00)  # publish to room
     r.connect(1, _hello(session_id=sid, resume_token=token,
@@ -630,7 +630,7 @@ def hub_seeds() -> dict[str, bytes]:
     r.client_send(0, Subscribe(topic="room", request_id=1))
     sid = next(iter(r.hub.sessions))
     token = r.hub.sessions[sid]._token
-    head = r.hub._backplane.head("room")
+    head = r.hub._engine.head("room")
     r.socket_op(0, 2)
     r.app(0x00)  # published while detached: to be replayed
     resume = _hello(session_id=sid, resume_token=token,

@@ -738,7 +738,7 @@ class _HubWatch:
 
 
 def _hub_flush(state: _HubState) -> None:
-    out = state.hub.flush()
+    out = state.hub.flush(state.now)
     assert isinstance(out, list)
     seen: set[int] = set()
     for conn_id, chunks, action in out:
@@ -1034,6 +1034,14 @@ TARGETS: dict[str, Callable[[bytes], None]] = {
 FINDINGS = Path(__file__).resolve().parent / "findings"
 
 
+def _core_module(filename: str) -> str | None:
+    """``.../sigma_core/codec/_checks.py`` -> ``codec._checks``; None outside sigma_core."""
+    parts = Path(filename).with_suffix("").parts
+    if "sigma_core" not in parts:
+        return None
+    return ".".join(parts[len(parts) - parts[::-1].index("sigma_core"):])
+
+
 def signature(exc: BaseException) -> str:
     """A name for the bug behind ``exc`` that does not depend on the input that found it: the
     exception type, where it was raised (the line too, in this file) and the chain of core
@@ -1042,8 +1050,8 @@ def signature(exc: BaseException) -> str:
     if isinstance(exc, Finding):
         return exc.key
     frames = traceback.extract_tb(exc.__traceback__)
-    core = [f"{Path(f.filename).stem}.{f.name}" for f in frames
-            if Path(f.filename).parent.name == "sigma_core"]
+    core = [f"{module}.{f.name}" for f in frames
+            if (module := _core_module(f.filename)) is not None]
     where = "?"
     if frames:
         last = frames[-1]

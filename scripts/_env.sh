@@ -64,14 +64,16 @@ ensure_venv() {
 ensure_build() {
   local stamp="$VENV/.sigma-compiled" want log="$VENV/sigma-build.log"
   if [ -n "${SIGMA_NO_COMPILE:-}" ] && [ "$SIGMA_NO_COMPILE" != 0 ]; then
-    rm -f sigma_core/*.so "$stamp"
+    find sigma_core -name '*.so' -delete; rm -f "$stamp"
     return
   fi
-  want=$({ cat setup.py sigma_core/*.py sigma_core/*.c; "$VENV/bin/python" -c 'import mypy.version, sys
+  # (sigma_core/codec/ is a package of compiled modules: every .py below sigma_core counts.)
+  want=$({ cat setup.py sigma_core/*.c; find sigma_core -name '*.py' -not -path '*/_wire/*' \
+           | LC_ALL=C sort | xargs cat; "$VENV/bin/python" -c 'import mypy.version, sys
 print(mypy.version.__version__, sys.version)'; } | sha256sum | cut -d' ' -f1)
   if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     echo "== build: compiling sigma_core with mypyc (a minute or two; log: $log)"
-    rm -f sigma_core/*.so
+    find sigma_core -name '*.so' -delete
     if ! with_progress "compiling" "$log" "$VENV/bin/python" setup.py build_ext --inplace; then
       tail -20 "$log" >&2; echo "building sigma_core failed" >&2; exit 1
     fi
@@ -79,7 +81,7 @@ print(mypy.version.__version__, sys.version)'; } | sha256sum | cut -d' ' -f1)
     # build_ext copies an unchanged module from build/ with its old mtime (an edit to a module
     # that is not compiled, or to a docstring, leaves the C alone): mark the build as of now,
     # or tests/test_build.py takes these up-to-date modules for stale ones.
-    touch sigma_core/*.so 2>/dev/null || true
+    find sigma_core -name '*.so' -exec touch {} +
     echo "$want" > "$stamp"
   fi
 }

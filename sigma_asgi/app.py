@@ -559,7 +559,7 @@ class SigmaASGIApp:
         self._busy = True
         try:
             while True:
-                out = hub.flush()
+                out = hub.flush(self._now())
                 for conn_id, chunks, action in out:
                     peer = peers.get(conn_id)
                     if peer is None:

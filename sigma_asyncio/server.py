@@ -1,7 +1,7 @@
 """``SigmaSocketServer`` on asyncio: an ``asyncio.Protocol`` per socket feeding one sans-IO hub.
 
 Every call into the :class:`~sigma_core.hub.Hub` (bytes, socket end, timer, app command) is
-followed by :meth:`SigmaSocketServer._after_core`: write what ``hub.flush()`` returns, dispatch
+followed by :meth:`SigmaSocketServer._after_core`: write what ``hub.flush(now)`` returns, dispatch
 ``hub.events_received()`` to the listeners, re-arm the one ``call_at`` timer. Backpressure is the
 transport's: ``pause_writing``/``resume_writing`` go to the hub, which holds output meanwhile and
 cuts a consumer that stays slow past ``outgoing_high_water``.
@@ -20,9 +20,10 @@ from collections.abc import Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from sigma_core.api import EventEmitter, Listener, ServerOptions, server_callbacks
+from sigma_core.api import EventEmitter, Listener, ServerOptions, emit_server_event
+from sigma_core.engine import EngineLink
 from sigma_core.errors import LocalProtocolError
-from sigma_core.hub import CloseAction, Hub, ServerStats, Session
+from sigma_core.hub import ClientMessage, CloseAction, Hub, ServerStats, Session
 from sigma_core.logs import format_peer, hub_log_entry, peer_host
 from sigma_core.logs import write as write_log
 from sigma_core.messages import StreamPosition
@@ -60,8 +61,10 @@ class _Protocol(asyncio.Protocol):
         server._after_core()
 
     def data_received(self, data: bytes) -> None:
+        # The per-read path: the hub exists (connection_made needed it); its bound methods and
+        # the loop's clock are kept on the server, not looked up per read.
         server = self._server
-        server._require_hub().receive_data(self._conn_id, data, server._loop.time())
+        server._receive_data(self._conn_id, data, server._clock())
         server._after_core()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -108,12 +111,18 @@ class SigmaSocketServer:
         self._all_closed: asyncio.Event | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
+        #: Bound once per start(): the hub's receive_data and the loop's time (per read).
+        self._receive_data: Any = None
+        self._clock: Any = None
         self._busy = False
         self._running = False  # from start() until stop() has finished
         self._port = options.port
         #: Keeps JWKS keys fresh (ServerOptions.jwt with a jwks_url), for the hub's life.
         self._jwks_task: asyncio.Task[None] | None = None
         self._auth: ServerAuth | None = None
+        #: The external engine's driver task and the link feeding it (None: in-memory engine).
+        self._engine_link: EngineLink | None = None
+        self._engine_task: asyncio.Future[None] | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -145,7 +154,13 @@ class SigmaSocketServer:
             hook = self._auth.hook if self._auth is not None else None
             self._hub = Hub(self.options.hub_config(wall_clock_offset=time.time() - now,
                                                     authenticate=hook),
-                            entropy=SystemEntropy(), now=now)
+                            entropy=SystemEntropy(), now=now,
+                            engine=self.options.external_engine())
+        driver = self.options.engine
+        if driver is not None and self._engine_task is None:
+            self._engine_link = EngineLink(self._hub, driver, loop.time, self._after_core)
+            self._engine_task = asyncio.ensure_future(driver.run(self._engine_link))
+        self._receive_data, self._clock = self._hub.receive_data, loop.time
         self._server = await loop.create_server(
             lambda: _Protocol(self), self.options.host, self._port, ssl=self.options.ssl,
             # The TLS handshake is part of the handshake: bounded by the same timeout.
@@ -183,6 +198,11 @@ class SigmaSocketServer:
             self._jwks_task.cancel()
             self._jwks_task = None
         self._running = False
+        task, self._engine_task = self._engine_task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         if self._timer is not None:
             self._timer.cancel()
             self._timer = self._timer_at = None
@@ -321,32 +341,42 @@ class SigmaSocketServer:
 
     def _after_core(self) -> None:
         # A listener may call a command, which lands here again: the running call picks up
-        # its output, so events keep their order.
+        # its output, so events keep their order. Events go out before the output is written:
+        # what a listener sends in answer then leaves in the same flush as the hub's own
+        # output (one write per read for an echo); a connection's bytes keep their order
+        # either way (the core queues them per connection).
         if self._busy:
             return
         hub = self._require_hub()
         transports = self._transports
         emit = self._emitter.emit
         logger, peers = self._logger, self._peers
+        link = self._engine_link
+        serializer = self.options.serializer
         self._busy = True
         try:
             while True:
-                out = hub.flush()
+                if link is not None:
+                    link.pump()
+                events = hub.events_received()
+                for event in events:
+                    if type(event) is not ClientMessage:  # messages are never logged
+                        write_log(logger, hub_log_entry(event, peers))
+                    emit_server_event(emit, event, serializer)
+                out = hub.flush(self._loop.time())
                 for conn_id, chunks, action in out:
                     transport = transports.get(conn_id)
                     if transport is None:
                         continue
                     if chunks:
-                        transport.writelines(chunks)
+                        if len(chunks) == 1:
+                            transport.write(chunks[0])
+                        else:
+                            transport.writelines(chunks)
                     if action is CloseAction.ABORT:
                         _reset(transport)
                     elif action:
                         transport.close()
-                events = hub.events_received()
-                for event in events:
-                    write_log(logger, hub_log_entry(event, peers))
-                    for name, args in server_callbacks(event, self.options.serializer):
-                        emit(name, *args)
                 if not out and not events:
                     break
         finally:

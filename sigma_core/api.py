@@ -35,6 +35,7 @@ from .client import (
     UnsubscribedEvent,
 )
 from .connection import ConnectionConfig
+from .engine import EngineDriver, ExternalEngineConfig
 from .errors import (
     CloseCode,
     ConnectionFailed,
@@ -178,6 +179,18 @@ class ServerOptions:
     max_sessions_per_peer: int = 1000
     new_sessions_per_peer_per_second: float = 20.0
     max_pending_handshakes: int = 1000
+    #: Several nodes: the cluster engine's driver (e.g. the Redis engine's), run by the server
+    #: in its task group; None keeps everything in this process's memory (the default).
+    engine: EngineDriver | None = None
+    #: This node's settings for ``engine`` (node id, bounds, timeouts); None with an engine
+    #: means ``ExternalEngineConfig(node_id="node")``.
+    engine_config: ExternalEngineConfig | None = None
+
+    def external_engine(self) -> ExternalEngineConfig | None:
+        """The hub's engine settings (None: the in-memory engine)."""
+        if self.engine is None:
+            return None
+        return self.engine_config or ExternalEngineConfig(node_id="node")
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -449,6 +462,18 @@ def decode_message(event: MessageReceived,
                                       message_id=event.position.offset)
     return Message(data=value, topic=event.topic, position=event.position,
                    timestamp_ms=event.timestamp_ms)
+
+
+def emit_server_event(emit: Callable[..., None], event: HubEvent,
+                      serializer: Serializer = RAW) -> None:
+    """``emit(name, *args)`` for each callback :func:`server_callbacks` names for ``event``:
+    the same calls, without building the list for a raw message (the per-message path of both
+    adapters)."""
+    if type(event) is ClientMessage and serializer is RAW:
+        emit("message", event.session, event.payload, event.topic)
+        return
+    for name, args in server_callbacks(event, serializer):
+        emit(name, *args)
 
 
 def client_callbacks(event: ClientEvent, decoded: Message | PayloadDecodeError | None = None

@@ -1,4 +1,4 @@
-"""Topic streams: positions, bounded history, replay — behind a narrow interface.
+"""The memory engine: topic streams, bounded history, session records and presence in one process.
 
 A topic is a stream of encoded ``Data`` envelopes. Each has a position ``(epoch, offset)``:
 offsets count 1, 2, ... within an epoch, and the epoch is drawn fresh (64 random bits) whenever a
@@ -7,12 +7,16 @@ another epoch therefore never matches by accident, and a resuming client learns 
 its history is gone.
 
 History is bounded per topic by count, bytes and age (:class:`HistoryLimits`). Replay is
-all-or-nothing: :meth:`MemoryBackplane.read_after` returns every entry after a position, or a
+all-or-nothing: :meth:`MemoryEngine.read_after` returns every entry after a position, or a
 :class:`ReplayGap` saying which offsets are gone — never a partial list that looks complete.
 
-The hub only talks to :class:`Backplane`. :class:`MemoryBackplane` is the embedded default (one
-process). A multi-node implementation (Redis streams for history and fan-out) implements the same
-methods; the hub's tests run against whichever backplane they are given.
+:class:`MemoryEngine` is the hub's default engine (see :mod:`sigma_core.engine`): it answers every
+request within the call (:meth:`MemoryEngine.execute`), and the hub's hot path (publish, fan-out,
+replay) calls its typed methods directly, building no request object. The simulated cluster in
+:mod:`sigma_core.testing` shares one between several hubs and adds latency and faults.
+
+Times given to the engine are wall-clock seconds (the hub's ``now + wall_clock_offset``): an
+engine shared by nodes needs one clock, and history's age limit counts in it.
 """
 
 from __future__ import annotations
@@ -21,16 +25,40 @@ import math
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import NamedTuple, Protocol
 
+from .engine import (
+    Append,
+    Appended,
+    DeleteSession,
+    Done,
+    DropTopic,
+    EngineFailed,
+    EngineRequest,
+    EngineResult,
+    Heads,
+    HistoryEntry,
+    LoadSession,
+    PresenceMembers,
+    PresenceRead,
+    PresenceUpdate,
+    RangeRead,
+    ReadHeads,
+    ReadRange,
+    Receive,
+    ReplayGap,
+    SaveSession,
+    SessionLoaded,
+    SessionSaved,
+    StopReceiving,
+    TouchSession,
+)
 from .entropy import Entropy
 from .messages import StreamPosition
 
 __all__ = [
-    "Backplane",
     "HistoryEntry",
     "HistoryLimits",
-    "MemoryBackplane",
+    "MemoryEngine",
     "ReplayGap",
 ]
 
@@ -51,78 +79,6 @@ class HistoryLimits:
                              f"{self.max_age!r}")
 
 
-class HistoryEntry(NamedTuple):
-    """One published message as every subscriber receives it.
-
-    A tuple, not a dataclass: one is made per message, and a tuple is the cheapest to build."""
-
-    epoch: int
-    offset: int
-    time: float
-    #: The envelope inside one unmasked server WebSocket frame (RFC 6455 §5.2): the bytes sent
-    #: to every socket without an extension. The envelope is ``frame[header:]``.
-    frame: bytes
-    header: int
-    #: Session ids this message must not reach (``broadcast(..., exclude=...)``).
-    exclude: frozenset[str] = frozenset()
-    #: When set, only these session ids receive it (selective routing).
-    only: frozenset[str] | None = None
-
-    @property
-    def envelope(self) -> bytes:
-        """The encoded ``Data`` envelope (a copy out of the frame)."""
-        return self.frame[self.header:]
-
-    @property
-    def size(self) -> int:
-        """The envelope's size in bytes."""
-        return len(self.frame) - self.header
-
-    def reaches(self, session_id: str) -> bool:
-        if self.only is not None and session_id not in self.only:
-            return False
-        return session_id not in self.exclude
-
-
-@dataclass(frozen=True, slots=True)
-class ReplayGap:
-    """Replay is impossible: offsets ``lost_from..lost_to`` of the client's epoch are gone
-    (0 where unknown: another epoch, or an unknown topic)."""
-
-    lost_from: int
-    lost_to: int
-
-
-class Backplane(Protocol):
-    def head(self, topic: str) -> StreamPosition:
-        """The position of the last message of ``topic`` (offset 0 if none); creates the
-        stream (with a fresh epoch) if it does not exist."""
-        ...
-
-    def append(self, topic: str, build: Callable[[int, int], HistoryEntry]) -> HistoryEntry:
-        """Assign the next position, build its entry with ``build(epoch, offset)``, keep it in
-        history (trimming to the limits) and return the entry."""
-        ...
-
-    def read_after(self, topic: str, position: StreamPosition,
-                   now: float) -> list[HistoryEntry] | ReplayGap:
-        """Every entry after ``position`` in order, or a gap when any of them is gone."""
-        ...
-
-    def drop(self, topic: str) -> None:
-        """Forget a topic and its history (an expired session's inbox)."""
-        ...
-
-    def trim(self, now: float) -> None:
-        """Drop entries older than the age limit."""
-        ...
-
-    def release(self, topic: str) -> None:
-        """``topic`` has no subscriber left: forget its stream as soon as it holds no history
-        (now, or when its history ages out). :meth:`head` takes it back."""
-        ...
-
-
 class _Stream:
     __slots__ = ("bytes", "entries", "epoch", "last_offset")
 
@@ -135,8 +91,17 @@ class _Stream:
         self.bytes = 0
 
 
-class MemoryBackplane:
-    """The embedded, single-process backplane: streams live in this object's memory."""
+class _StoredSession:
+    __slots__ = ("expires_at", "record", "version")
+
+    def __init__(self, record: bytes, version: int, expires_at: float) -> None:
+        self.record = record
+        self.version = version
+        self.expires_at = expires_at
+
+
+class MemoryEngine:
+    """The embedded engine: streams, session records and presence live in this object."""
 
     def __init__(self, entropy: Entropy, limits: HistoryLimits | None = None) -> None:
         self._entropy = entropy
@@ -148,6 +113,12 @@ class MemoryBackplane:
         self._holding: dict[str, _Stream] = {}
         #: Topics without subscribers: dropped once they hold no history.
         self._released: set[str] = set()
+        self._sessions: dict[str, _StoredSession] = {}
+        #: topic -> member -> (info, expires_at)
+        self._presence: dict[str, dict[str, tuple[bytes, float]]] = {}
+        #: Called with (topic, entry) after every append (the simulated cluster's fan-out
+        #: between nodes); None on a single node.
+        self.on_append: Callable[[str, HistoryEntry], None] | None = None
 
     @property
     def limits(self) -> HistoryLimits:
@@ -156,6 +127,8 @@ class MemoryBackplane:
     def __len__(self) -> int:
         return len(self._streams)
 
+    # ------------------------------------------------------------------ streams (hot path)
+
     def _stream(self, topic: str) -> _Stream:
         stream = self._streams.get(topic)
         if stream is None:
@@ -163,12 +136,21 @@ class MemoryBackplane:
             stream = self._streams[topic] = _Stream(epoch)
         return stream
 
-    def head(self, topic: str) -> StreamPosition:
-        self._released.discard(topic)
-        stream = self._stream(topic)
+    def head(self, topic: str, create: bool = True) -> StreamPosition:
+        """The position of the last message of ``topic`` (offset 0 if none). With ``create`` a
+        missing stream is created with a fresh epoch; without, it reads as ``(0, 0)``."""
+        if not create:
+            stream = self._streams.get(topic)
+            if stream is None:
+                return StreamPosition(0, 0)
+        else:
+            self._released.discard(topic)
+            stream = self._stream(topic)
         return StreamPosition(stream.epoch, stream.last_offset)
 
     def append(self, topic: str, build: Callable[[int, int], HistoryEntry]) -> HistoryEntry:
+        """Assign the next position, build its entry with ``build(epoch, offset)``, keep it in
+        history (trimming to the limits) and return the entry."""
         stream = self._streams.get(topic) or self._stream(topic)
         offset = stream.last_offset + 1
         entry = build(stream.epoch, offset)
@@ -178,15 +160,20 @@ class MemoryBackplane:
             entries = stream.entries = deque()
             self._holding[topic] = stream
         entries.append(entry)
-        stream.bytes += len(entry.frame) - entry.header
+        stream.bytes += len(entry.envelope)
         max_count, max_bytes = self._max_count, self._max_bytes
         while entries and ((max_count and len(entries) > max_count)
                            or (max_bytes and stream.bytes > max_bytes)):
-            stream.bytes -= entries.popleft().size
+            stream.bytes -= len(entries.popleft().envelope)
+        if self.on_append is not None:
+            self.on_append(topic, entry)
         return entry
 
-    def read_after(self, topic: str, position: StreamPosition,
-                   now: float) -> list[HistoryEntry] | ReplayGap:
+    def read_after(self, topic: str, position: StreamPosition, now: float,
+                   max_count: int = 0, max_bytes: int = 0) -> list[HistoryEntry] | ReplayGap:
+        """Entries after ``position`` in order (at most ``max_count`` and, beyond the first,
+        ``max_bytes`` of envelopes when those are not 0), or a gap when any wanted entry is
+        gone (all-or-nothing: a bounded read stops early, it never skips)."""
         stream = self._streams.get(topic)
         if stream is None or stream.epoch != position.epoch or position.offset > stream.last_offset:
             # Another epoch (or a position from the future): nothing we hold relates to it.
@@ -201,14 +188,30 @@ class MemoryBackplane:
             return ReplayGap(wanted, first - 1)
         # Offsets in a stream are contiguous, so the index is arithmetic.
         start = wanted - first
-        return [entries[i] for i in range(start, len(entries))]
+        end = len(entries)
+        if max_count and end - start > max_count:
+            end = start + max_count
+        if not max_bytes:
+            return [entries[i] for i in range(start, end)]
+        out: list[HistoryEntry] = []
+        total = 0
+        for i in range(start, end):
+            entry = entries[i]
+            total += len(entry.envelope)
+            if out and total > max_bytes:
+                break
+            out.append(entry)
+        return out
 
     def drop(self, topic: str) -> None:
+        """Forget a topic and its history (an ended session's inbox)."""
         self._streams.pop(topic, None)
         self._holding.pop(topic, None)
         self._released.discard(topic)
 
     def release(self, topic: str) -> None:
+        """``topic`` has no subscriber left: forget its stream as soon as it holds no history
+        (now, or when its history ages out). :meth:`head` takes it back."""
         stream = self._streams.get(topic)
         if stream is None:
             return
@@ -218,24 +221,109 @@ class MemoryBackplane:
             self._released.add(topic)
 
     def trim(self, now: float) -> None:
-        if not self.limits.max_age:
-            return
-        emptied = []
-        for topic, stream in self._holding.items():
-            self._trim_stream(stream, now)
-            if not stream.entries:
-                emptied.append(topic)
-        for topic in emptied:
-            stream = self._holding.pop(topic)
-            stream.entries = None  # (600 bytes for an empty deque)
-            if topic in self._released:
-                self.drop(topic)
+        """Drop entries older than the age limit (and released streams left empty), and
+        expired session records and members."""
+        if self._limits.max_age:
+            emptied = []
+            for topic, stream in self._holding.items():
+                self._trim_stream(stream, now)
+                if not stream.entries:
+                    emptied.append(topic)
+            for topic in emptied:
+                stream = self._holding.pop(topic)
+                stream.entries = None  # (600 bytes for an empty deque)
+                if topic in self._released:
+                    self.drop(topic)
+        expired = [sid for sid, s in self._sessions.items() if s.expires_at <= now]
+        for sid in expired:
+            del self._sessions[sid]
+        for topic in list(self._presence):
+            self._presence_members(topic, now)
 
     def _trim_stream(self, stream: _Stream, now: float) -> None:
-        max_age = self.limits.max_age
+        max_age = self._limits.max_age
         if not max_age:
             return
         entries = stream.entries
         horizon = now - max_age
         while entries and entries[0].time < horizon:
-            stream.bytes -= entries.popleft().size
+            stream.bytes -= len(entries.popleft().envelope)
+
+    def _presence_members(self, topic: str, now: float) -> dict[str, tuple[bytes, float]]:
+        members = self._presence.get(topic)
+        if members is None:
+            return {}
+        for member in [m for m, (_, exp) in members.items() if exp <= now]:
+            del members[member]
+        if not members:
+            del self._presence[topic]
+        return members
+
+    # ------------------------------------------------------------------ the request interface
+
+    def execute(self, request: EngineRequest, now: float) -> EngineResult:
+        """Carry out any :mod:`sigma_core.engine` request within the call (``now``: wall-clock
+        seconds). The hub's single-node paths call the typed methods above instead; this is
+        what the simulated cluster's engine and the differential tests use."""
+        rid = request.request_id
+        if isinstance(request, Append):
+            envelope, route, wall = request.envelope, request.route, request.wall_time
+            entry = self.append(request.topic, lambda epoch, offset: HistoryEntry(
+                epoch, offset, wall, envelope, route))
+            return Appended(request_id=rid, topic=request.topic, position=entry.position)
+        if isinstance(request, ReadRange):
+            result = self.read_after(request.topic, request.after, now, request.max_count,
+                                     request.max_bytes)
+            head = self.head(request.topic, create=False)
+            if isinstance(result, ReplayGap):
+                return RangeRead(request_id=rid, topic=request.topic, head=head, gap=result)
+            return RangeRead(request_id=rid, topic=request.topic, head=head,
+                             entries=tuple(result))
+        if isinstance(request, ReadHeads):
+            return Heads(request_id=rid, heads=tuple(
+                (t, self.head(t, request.create)) for t in request.topics))
+        if isinstance(request, DropTopic):
+            self.drop(request.topic)
+            return Done(request_id=rid)
+        if isinstance(request, SaveSession):
+            stored = self._sessions.get(request.session_id)
+            if stored is not None and stored.expires_at <= now:
+                stored = None
+            if stored is not None and stored.version >= request.version:
+                return SessionSaved(request_id=rid, session_id=request.session_id,
+                                    stored=False)
+            self._sessions[request.session_id] = _StoredSession(
+                request.record, request.version, now + request.ttl)
+            return SessionSaved(request_id=rid, session_id=request.session_id)
+        if isinstance(request, TouchSession):
+            stored = self._sessions.get(request.session_id)
+            if stored is not None:
+                stored.expires_at = now + request.ttl
+            return Done(request_id=rid)
+        if isinstance(request, LoadSession):
+            stored = self._sessions.get(request.session_id)
+            if stored is not None and stored.expires_at <= now:
+                del self._sessions[request.session_id]
+                stored = None
+            return SessionLoaded(request_id=rid, session_id=request.session_id,
+                                 record=None if stored is None else stored.record)
+        if isinstance(request, DeleteSession):
+            self._sessions.pop(request.session_id, None)
+            return Done(request_id=rid)
+        if isinstance(request, PresenceUpdate):
+            members = self._presence.setdefault(request.topic, {})
+            for member, info in request.joins:
+                members[member] = (info, now + request.ttl)
+            for member in request.leaves:
+                members.pop(member, None)
+            if not members:
+                del self._presence[request.topic]
+            return Done(request_id=rid)
+        if isinstance(request, PresenceRead):
+            members = self._presence_members(request.topic, now)
+            return PresenceMembers(request_id=rid, topic=request.topic, members=tuple(
+                sorted((m, info) for m, (info, _) in members.items())))
+        if isinstance(request, (Receive, StopReceiving)):
+            return Done(request_id=rid)  # one process: every topic is "received"
+        return EngineFailed(request_id=rid,
+                            reason=f"unknown request {type(request).__name__}")

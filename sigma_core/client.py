@@ -52,6 +52,7 @@ from .connection import (
 from .entropy import Entropy
 from .errors import CloseCode, ErrorCode, LocalProtocolError, RemoteProtocolError
 from .messages import (
+    ENVELOPE_OVERHEAD,
     Ack,
     ClientInfo,
     Data,
@@ -74,6 +75,11 @@ from .messages import (
 
 #: The reserved topics every session holds.
 _SERVER_TOPICS = frozenset(("$all", "$inbox"))
+# What one more TopicPosition adds to an encoded Hello besides its name's UTF-8 bytes, at least
+# and at most (FlatBuffers: the string's length prefix, NUL and padding, the table's offsets
+# and 16-byte position, the vector slot, alignment; tests/test_amplification.py checks them).
+_POSITION_COST_MIN = 8
+_POSITION_COST_MAX = 72
 
 __all__ = [
     "ENVELOPE_OVERHEAD",
@@ -101,9 +107,6 @@ __all__ = [
     "parse_url",
 ]
 
-
-#: Bytes an envelope and its frame add to a payload and topic, at most (Data: ~100).
-ENVELOPE_OVERHEAD = 128
 
 
 class ConnectionStatus(enum.Enum):
@@ -393,6 +396,11 @@ class ClientSession:
         # answers to superseded requests are ignored.
         self._latest: dict[str, int] = {}
         self._next_request = 1
+        # Fast paths of the server-side room budget (_unasked_over_budget): an upper bound of
+        # the resuming Hello's size for today's topics, and a lower bound with the set sizes it
+        # was taken at; both keyed by the session id and token lengths the Hello carries.
+        self._hello_upper: tuple[int, int, int] | None = None
+        self._hello_lower: tuple[int, int, int, int, int, int] | None = None
         # client -> server
         self._pending: deque[_Pending] = deque()
         self._next_seq = 1
@@ -550,7 +558,8 @@ class ClientSession:
         if not topic or topic.startswith("$"):
             raise LocalProtocolError(f"invalid topic name {topic!r}")
         if topic not in self.subscriptions:
-            self._check_hello_fits(topic)
+            self._hello_upper = (self._check_hello_fits(topic), *self._hello_key())
+            self._hello_lower = None
         self.subscriptions.add(topic)
         self._unsubscribing.discard(topic)
         return self._request(topic, subscribe=True)
@@ -653,10 +662,26 @@ class ClientSession:
         self._events.append(OpenTransport(attempt=self._attempt_id, host=self._host,
                                           port=self._port, secure=self._secure))
 
-    def _check_hello_fits(self, topic: str | None) -> None:
+    def _check_hello_fits(self, topic: str | None) -> int:
         """Refuse a subscription that would make our resuming Hello (one position per
         subscribed topic) larger than the message size limit: the server would close every
-        connection attempt with 1009, and the session could never come back."""
+        connection attempt with 1009, and the session could never come back. Returns the
+        Hello's size (an upper bound: every position at its largest)."""
+        size, count = self._worst_hello_size(topic)
+        if size > self._max_message_size:
+            if topic is None:
+                raise LocalProtocolError(
+                    f"the Hello would be {size} bytes, over the {self._max_message_size}-byte "
+                    "message limit: auth_token or client info too large")
+            raise LocalProtocolError(
+                f"cannot subscribe to {topic!r}: with {count} streams the Hello that resumes "
+                f"this session would be {size} bytes, over the {self._max_message_size}-byte "
+                "message limit; unsubscribe from some topics or use shorter names")
+        return size
+
+    def _worst_hello_size(self, topic: str | None) -> tuple[int, int]:
+        """(size, number of positions) of the resuming Hello with ``topic`` added, every
+        position at its largest."""
         topics = self.subscriptions | self._unsubscribing | self.positions.keys() | {"$all",
                                                                                    "$inbox"}
         if topic is not None:
@@ -666,16 +691,7 @@ class ClientSession:
                       positions=tuple(TopicPosition(topic=t, position=worst) for t in topics),
                       last_acked_seq=0xFFFFFFFFFFFFFFFF, auth_token=self.config.auth_token,
                       client=self.config.client_info)
-        size = len(codec.encode(hello))
-        if size > self._max_message_size:
-            if topic is None:
-                raise LocalProtocolError(
-                    f"the Hello would be {size} bytes, over the {self._max_message_size}-byte "
-                    "message limit: auth_token or client info too large")
-            raise LocalProtocolError(
-                f"cannot subscribe to {topic!r}: with {len(topics)} streams the Hello that resumes "
-                f"this session would be {size} bytes, over the {self._max_message_size}-byte "
-                "message limit; unsubscribe from some topics or use shorter names")
+        return len(codec.encode(hello)), len(topics)
 
     def _hello(self) -> Hello:
         return Hello(
@@ -815,12 +831,12 @@ class ClientSession:
                              if self._requests.get(rid, ("", False))[1]}
         server_topics: set[str] = set()
         for recovery in welcome.recovery:
-            if not recovery.topic.startswith("$"):
-                server_topics.add(recovery.topic)
             if recovery.topic in self._unsubscribing:
                 self._update_position(recovery)  # kept until the server confirms
-            else:
-                self._apply_recovery(recovery)
+            elif not self._apply_recovery(recovery):
+                continue
+            if not recovery.topic.startswith("$"):
+                server_topics.add(recovery.topic)
         self._failures = 0
         self._goodbye_floor = 0.0
         self.connected_at = now
@@ -886,10 +902,51 @@ class ClientSession:
         never kept, and the resuming Hello never carries it."""
         return topic.startswith("$") and topic not in _SERVER_TOPICS
 
-    def _apply_recovery(self, recovery: TopicRecovery) -> None:
+    def _unasked_over_budget(self, topic: str) -> bool:
+        """A room the client never subscribed to (nor asked to, nor is leaving) that the server
+        announces (a server-side subscription in a Welcome, or a ``Subscribed`` with request id
+        0) and that would make the resuming Hello too large for the message limit: ignored like
+        a foreign ``$`` topic, so a server (or anything on a plain ``ws://`` path) cannot make
+        the session unable to resume. Rooms within the budget are kept as subscriptions."""
+        if topic.startswith("$") or topic in self.subscriptions or topic in self._unsubscribing:
+            return False
+        # The answer is always that of _check_hello_fits; the bounds below (kept as rooms come
+        # and go) only spare encoding a whole Hello per room: at most one more
+        # TopicPosition costs between _POSITION_COST_MIN and _POSITION_COST_MAX bytes plus
+        # its name.
+        name = len(topic.encode())
+        limit = self._max_message_size
+        key = self._hello_key()
+        upper = self._hello_upper
+        if upper is not None and upper[1:] == key \
+                and upper[0] + name + _POSITION_COST_MAX <= limit:
+            self._hello_upper = (upper[0] + name + _POSITION_COST_MAX, *key)
+            self._hello_lower = None
+            return False
+        lower = self._hello_lower
+        if lower is not None and lower[1:3] == key and len(self.subscriptions) >= lower[3] \
+                and len(self._unsubscribing) >= lower[4] and len(self.positions) >= lower[5] \
+                and lower[0] + name + _POSITION_COST_MIN > limit:
+            return True
+        size, _ = self._worst_hello_size(topic)
+        if size > limit:
+            self._hello_lower = (size - name - _POSITION_COST_MAX, *key,
+                                 len(self.subscriptions), len(self._unsubscribing),
+                                 len(self.positions))
+            return True
+        self._hello_upper = (size, *key)
+        self._hello_lower = None
+        return False
+
+    def _hello_key(self) -> tuple[int, int]:
+        return len(self.session_id), len(self._token)
+
+    def _apply_recovery(self, recovery: TopicRecovery) -> bool:
+        """Apply a topic's recovery; False if the topic was ignored (see
+        :meth:`_foreign_reserved` and :meth:`_unasked_over_budget`)."""
         topic = recovery.topic
-        if self._foreign_reserved(topic):
-            return
+        if self._foreign_reserved(topic) or self._unasked_over_budget(topic):
+            return False
         self._update_position(recovery)
         if not topic.startswith("$") and topic not in self._unsubscribing:
             self.subscriptions.add(topic)
@@ -897,6 +954,7 @@ class ClientSession:
             self._events.append(RecoveryFailed(topic=topic, lost_from=recovery.lost_from,
                                                lost_to=recovery.lost_to,
                                                position=recovery.position))
+        return True
 
     def _on_body(self, body: object, now: float) -> None:
         if isinstance(body, Data):
@@ -929,7 +987,8 @@ class ClientSession:
             self._requests.pop(body.request_id, None)
             if not self._is_answer(topic, body.request_id, subscribed=True):
                 return
-            self._apply_recovery(recovery)
+            if not self._apply_recovery(recovery):
+                return
             self._events.append(SubscribedEvent(topic=topic, recovery=recovery,
                                                 request_id=body.request_id))
         elif isinstance(body, Unsubscribed):

@@ -66,7 +66,7 @@ import enum
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar, TypeAlias
+from typing import ClassVar, Final, TypeAlias
 
 from . import codec
 from ._framer import server_binary_frame
@@ -79,7 +79,24 @@ from .errors import (
     UnknownMessageType,
 )
 from .message_socket import MessageSocket
-from .messages import Body, Data, Goodbye, Hello, Ping, Pong, Welcome
+from .messages import (
+    Ack,
+    Body,
+    Data,
+    Error,
+    Goodbye,
+    Hello,
+    Ping,
+    Pong,
+    Presence,
+    Refresh,
+    Refreshed,
+    Subscribe,
+    Subscribed,
+    Unsubscribe,
+    Unsubscribed,
+    Welcome,
+)
 from .metrics import Histogram
 from .websocket import (
     Closed as WsClosed,
@@ -116,6 +133,7 @@ __all__ = [
     "Role",
     "ServerConnection",
     "Welcomed",
+    "fan_out",
 ]
 
 SUBPROTOCOL = "sigma.v1"
@@ -129,6 +147,29 @@ class ConnectionState(enum.Enum):
     OPEN = "open"
     CLOSING = "closing"
     CLOSED = "closed"
+
+
+_HANDSHAKE = ConnectionState.HANDSHAKE
+_HELLO = ConnectionState.HELLO
+_OPEN = ConnectionState.OPEN
+_CLOSING = ConnectionState.CLOSING
+_CLOSED = ConnectionState.CLOSED
+
+#: Every state change a connection makes, in one place (h11's rule): the code changes state only
+#: through ``Connection._enter``, which refuses a change this table does not list. The module
+#: docstring's diagram and docs/design.md's table say the same (tests/test_connection.py checks
+#: the table against docs/design.md and drives every state through the commands and inputs).
+_TRANSITIONS: Final[dict[ConnectionState, frozenset[ConnectionState]]] = {
+    # upgrade done (HELLO; OPEN at once in plain mode), refused, timed out or dropped
+    _HANDSHAKE: frozenset({_HELLO, _OPEN, _CLOSED}),
+    # Hello/Welcome done; close() or refuse() (CLOSING); error, timeout or EOF
+    _HELLO: frozenset({_OPEN, _CLOSING, _CLOSED}),
+    # close(); peer close, EOF, error, silence
+    _OPEN: frozenset({_CLOSING, _CLOSED}),
+    # the peer's close frame, EOF or close_timeout
+    _CLOSING: frozenset({_CLOSED}),
+    _CLOSED: frozenset(),
+}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -260,7 +301,7 @@ class Connection:
     def __init__(self, ws: WebSocket, config: ConnectionConfig, now: float) -> None:
         self._ws = ws
         self.config = config
-        self._state = ConnectionState.HANDSHAKE
+        self._state = _HANDSHAKE  # the initial state
         self._events: list[AnyConnectionEvent] = []
         self._priority: list[bytes] = []
         self._ordered: list[bytes] = []
@@ -495,7 +536,7 @@ class Connection:
             raise LocalProtocolError(f"cannot send: connection is {self._state.value}")
         return queued
 
-    # Hub._fan_out inlines this method's common case (reading _state, _fast_frames and the
+    # fan_out() below inlines this method's common case (reading _state, _fast_frames and the
     # WebSocket's _state, appending to _ordered and _buffered): keep the two in step.
     def offer_frame(self, frame: bytes, payload_size: int) -> bool | None:
         """:meth:`send_frame` for a fan-out, where connections that are not ``OPEN`` are
@@ -544,7 +585,7 @@ class Connection:
         if self._ws.state is WebSocketState.OPEN:
             self._ws.close(int(code), reason)
             self._pull_ws(priority=False)
-        self._state = ConnectionState.CLOSING
+        self._enter(_CLOSING)
         self._close_deadline = now + self.config.close_timeout
         # A close frame or failure the WebSocket held behind messages ends it now (after ours).
         self._process_ws_events(self._ws.events_received(), now)
@@ -671,10 +712,10 @@ class Connection:
         if not self.config.envelope:
             self._enter_open(now)
         else:
-            self._state = ConnectionState.HELLO
+            self._enter(_HELLO)
 
     def _enter_open(self, now: float) -> None:
-        self._state = ConnectionState.OPEN
+        self._enter(_OPEN)
         self._last_received = now
         if self._interval:
             self._next_ping = now + self._interval
@@ -743,8 +784,15 @@ class Connection:
                             initiated_locally=True, cause=error if record_cause else None,
                             goodbye=self._peer_goodbye))
 
+    def _enter(self, state: ConnectionState) -> None:
+        """The one place the state changes: checked against ``_TRANSITIONS``."""
+        if state not in _TRANSITIONS[self._state]:
+            msg = f"connection state {self._state.name} -> {state.name} is not in _TRANSITIONS"
+            raise AssertionError(msg)
+        self._state = state
+
     def _finish(self, closed: Closed) -> None:
-        self._state = ConnectionState.CLOSED
+        self._enter(_CLOSED)
         self._transport_close = True
         self._events.append(closed)
 
@@ -765,9 +813,48 @@ _ERROR_FOR_CLOSE: dict[int, ErrorCode] = {
 }
 
 
-# server-bound messages a client may send once OPEN; client-bound ones a server may send
-_CLIENT_SENDS = ("Data", "Ack", "Subscribe", "Unsubscribe", "Error", "Refresh")
-_SERVER_SENDS = ("Data", "Ack", "Subscribed", "Unsubscribed", "Presence", "Error", "Refreshed")
+# The direction tables: the bodies a client may send once OPEN (a server closes with 4002
+# UNEXPECTED_MESSAGE on anything else), and those a server may send. By class, so that a
+# misspelt or renamed message type is an error at import and in mypy, not a silent miss.
+_CLIENT_SENDS: Final[frozenset[type[Body]]] = frozenset(
+    {Data, Ack, Subscribe, Unsubscribe, Error, Refresh})
+_SERVER_SENDS: Final[frozenset[type[Body]]] = frozenset(
+    {Data, Ack, Subscribed, Unsubscribed, Presence, Error, Refreshed})
+
+
+def fan_out(conns: list[ServerConnection], frame: bytes, envelope: bytes, queued: set[int],
+            high_water: int) -> tuple[int, list[ServerConnection]]:
+    """Queue one published message on every ``OPEN`` connection of ``conns`` (the hot loop of a
+    broadcast, once per recipient).
+
+    ``frame`` is ``envelope`` in one unmasked server frame (RFC 6455 §5.2), the same bytes for
+    every socket: a connection without an extension queues it as is (what
+    :meth:`Connection.offer_frame` does, inlined: a fifth of a broadcast's cost was the call);
+    the others frame the envelope their way. The size was checked when the message was
+    published, against the same limit. Connections that are not ``OPEN`` are skipped.
+
+    Adds the :attr:`ServerConnection.id` of each connection that got the message to ``queued``
+    and returns how many did, with those whose buffered output now exceeds ``high_water`` (the
+    caller decides whether they are slow consumers)."""
+    length = len(frame)
+    size = len(envelope)
+    conn_open = ConnectionState.OPEN
+    ws_open = WebSocketState.OPEN
+    crowded: list[ServerConnection] = []
+    sent = 0
+    for conn in conns:
+        if conn._state is not conn_open:
+            continue
+        if conn._fast_frames and conn._ws._state is ws_open:
+            conn._ordered.append(frame)
+            conn._buffered += length
+        elif not conn.offer_frame(frame, size):
+            conn.send_encoded(envelope)
+        sent += 1
+        queued.add(conn.id)
+        if conn._buffered > high_water:
+            crowded.append(conn)
+    return sent, crowded
 
 
 class ServerConnection(Connection):
@@ -783,6 +870,8 @@ class ServerConnection(Connection):
         super().__init__(transport if transport is not None
                          else WebSocket(Role.SERVER, config.websocket), config, now)
         self._fast_data = config.envelope
+        #: A label for the owner (the hub's ``conn_id``); :func:`fan_out` reports it.
+        self.id = 0
         if transport is not None:  # its HandshakeRequest (or refusal) is already there
             self._process_ws_events(transport.events_received(), now)
 
@@ -836,7 +925,7 @@ class ServerConnection(Connection):
         if self._ws.state is WebSocketState.OPEN:
             self._ws.close(int(code), message)
             self._pull_ws(priority=False)
-        self._state = ConnectionState.CLOSING
+        self._enter(_CLOSING)
         self._close_deadline = now + self.config.close_timeout
         self._paused = False  # pipelined messages are dropped (CLOSING); a close frame ends it
         self._process_ws_events(self._ws.events_received(), now)  # a held end (see close())
@@ -852,7 +941,7 @@ class ServerConnection(Connection):
                 return
             self._unexpected(body, now)
             return
-        if type(body).__name__ in _CLIENT_SENDS:
+        if type(body) in _CLIENT_SENDS:
             self._events.append(EnvelopeReceived(body=body))
         else:
             self._unexpected(body, now)
@@ -890,7 +979,7 @@ class ClientConnection(Connection):
                 return
             self._unexpected(body, now)
             return
-        if type(body).__name__ in _SERVER_SENDS:
+        if type(body) in _SERVER_SENDS:
             self._events.append(EnvelopeReceived(body=body))
         else:
             self._unexpected(body, now)

@@ -26,15 +26,15 @@ import builtins
 import enum
 import heapq
 import hmac
+import json
 import math
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from . import codec
-from .backplane import Backplane, HistoryEntry, HistoryLimits, MemoryBackplane, ReplayGap
-from .client import ENVELOPE_OVERHEAD
+from .backplane import HistoryEntry, HistoryLimits, MemoryEngine, ReplayGap
 from .connection import (
     AnyConnectionEvent,
     Closed,
@@ -46,12 +46,43 @@ from .connection import (
     HttpRequest,
     HttpResponse,
     ServerConnection,
+    fan_out,
 )
 from .drain import spread_times
+from .engine import (
+    Append,
+    Appended,
+    DeleteSession,
+    DropTopic,
+    EngineFailed,
+    EngineRequest,
+    EngineResult,
+    ExternalEngineConfig,
+    Heads,
+    LoadSession,
+    PresenceMembers,
+    PresenceRead,
+    PresenceUpdate,
+    RangeRead,
+    ReadHeads,
+    ReadRange,
+    Receive,
+    RecordError,
+    Route,
+    SaveSession,
+    SessionLoaded,
+    SessionRecord,
+    SessionSaved,
+    StopReceiving,
+    decode_session_record,
+    encode_session_record,
+    token_digest,
+)
 from .entropy import Entropy
 from .errors import CloseCode, ErrorCode, LocalProtocolError, RemoteProtocolError
 from .message_socket import MessageSocket
 from .messages import (
+    ENVELOPE_OVERHEAD,
     PROTOCOL_VERSION,
     Ack,
     Data,
@@ -74,7 +105,6 @@ from .messages import (
 )
 from .metrics import HubMetrics
 from .ratelimit import RateLimit, TokenBucket
-from .websocket import WebSocketState
 
 encode_frame = codec.encode_data_frame
 # Builds a NamedTuple (HistoryEntry, StreamPosition) from a tuple of all its fields, skipping
@@ -92,12 +122,15 @@ __all__ = [
     "ClientErrorReceived",
     "ClientMessage",
     "CloseAction",
+    "ClusterPresence",
     "ConnectionRejected",
+    "EngineRecordRejected",
     "HookFailed",
     "Hub",
     "HubConfig",
     "HubEvent",
     "PresenceChanged",
+    "PublishFailed",
     "ServerStats",
     "Session",
     "SessionExpired",
@@ -332,7 +365,13 @@ class Session:
     __slots__ = (
         "_ack_due",
         "_acked_seq",
+        "_conn",
+        "_digest",
+        "_save_again",
+        "_saved_seq",
+        "_saving",
         "_token",
+        "_version",
         "client_version",
         "conn_id",
         "connected_at",
@@ -362,7 +401,16 @@ class Session:
         self.last_seq = 0
         self._acked_seq = 0
         self._ack_due = math.inf
+        # Cluster (external engine) bookkeeping: the record's version this node wrote last,
+        # the client sequence the engine holds, one save in flight (and one more owed).
+        self._digest = b""
+        self._version = 0
+        self._saved_seq = 0
+        self._saving = False
+        self._save_again = False
         self.conn_id: int | None = None
+        #: The connection of ``conn_id`` (the fan-out's shortcut).
+        self._conn: ServerConnection | None = None
         self.connected_at = now
         self.last_activity = now
         self.expires_at = math.inf
@@ -466,6 +514,37 @@ class ClientErrorReceived(HubEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ClusterPresence(HubEvent):
+    """The answer to :meth:`Hub.request_presence`: ``topic``'s members on every node (empty,
+    with ``failed`` saying why, when the engine could not answer)."""
+
+    topic: str
+    members: frozenset[str]
+    failed: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PublishFailed(HubEvent):
+    """With an external engine: a publish the engine did not confirm (``reason``: "timeout",
+    "engine unavailable", the engine's error). It may still have been stored (a timeout): if
+    so it is delivered everywhere once, with its position; the app decides whether to
+    publish again (an app-level id in the payload lets receivers drop a second copy)."""
+
+    topic: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EngineRecordRejected(HubEvent):
+    """Something read back from the cluster engine was corrupt or foreign (a session record,
+    a history entry): the resume became a fresh session, or the range was reported lost.
+    ``what`` names it, ``reason`` says what was wrong. Log it: it means a bug or tampering."""
+
+    what: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class HookFailed(HubEvent):
     """An application hook (``authenticate``, ``authorize_subscribe``) raised. The client was
     refused (close 1011 / Error SUBSCRIBE_DENIED) and the hub carried on."""
@@ -495,6 +574,19 @@ class ServerStats:
     slow_consumer_disconnects: int
     duplicates_dropped: int
     rate_limited_disconnects: int
+    #: Cluster (external engine) figures; 0 / True on a single node. All node-local.
+    #: Whether the engine is reachable (``Hub.engine_status``).
+    engine_up: bool = True
+    #: Engine requests that failed, timed out or could not be sent (engine down, max_pending).
+    engine_failures: int = 0
+    #: Hellos and subscriptions refused because the engine was unavailable or saturated.
+    engine_refusals: int = 0
+    #: Messages from the engine dropped as already delivered (continuity check).
+    cross_node_duplicates: int = 0
+    #: Ranges reported lost to subscribers because neither delivery nor history had them.
+    lost_ranges: int = 0
+    #: Session records and history entries read back corrupt or foreign.
+    rejected_records: int = 0
 
 
 # One ClientMessage per client message: built as a bare object with its slots set (the frozen
@@ -522,6 +614,7 @@ def _client_message(session: Session, seq: int, topic: str, payload: bytes,
 
 class _Conn:
     __slots__ = (
+        "accepted",
         "backlog",
         "backlog_bytes",
         "backlog_keys",
@@ -552,10 +645,13 @@ class _Conn:
         self.http = False
         #: Not yet past the upgrade (counted against ``max_pending_handshakes``).
         self.handshaking = True
+        #: The authenticate hook's acceptance of its Hello, while a cluster engine loads the
+        #: session (applied to the session when it is built).
+        self.accepted: AuthAccept | None = None
         #: The replay cursor: history entries owed to this connection, handed to the socket in
         #: pieces of ``replay_batch_bytes`` as it drains (see :meth:`Hub._pump_backlog`). While
         #: it is not empty, live messages of the topics in ``backlog_keys`` queue behind it.
-        self.backlog: deque[HistoryEntry] | None = None
+        self.backlog: deque[bytes] | None = None
         self.backlog_bytes = 0
         self.backlog_keys: set[str] = set()
         self.pump_due = False
@@ -599,15 +695,66 @@ _LOGGED_CLIENT_ERRORS = 10
 _HTTP_500 = HttpResponse(status=500, headers=(("content-type", "text/plain"),),
                          body=b"internal server error")
 
-_TimerKind = Literal["conn", "ack", "expire", "trim", "reap", "replay", "drain",
-                     "credentials"]
+_TimerKind = Literal["conn", "ack", "expire", "trim", "reap", "replay", "drain", "engine", "heads",
+                     "presence", "credentials"]
+
+
+def _presence_info(session: Session) -> bytes:
+    """A member's info in the engine's presence: its identity and metadata (JSON)."""
+    return json.dumps({"identity": session.identity, "metadata": session.metadata},
+                      sort_keys=True, separators=(",", ":")).encode()
+
+
+def _ignore(result: EngineResult, now: float) -> None:
+    """The continuation of a request whose result needs nothing done (failures are counted
+    where results come in)."""
+
+
+class _Recovered(NamedTuple):
+    """One topic of a recovery through the engine: the outcome, the envelopes replayed to the
+    session alone, and the entries to feed through the node's tracker after it."""
+
+    outcome: TopicRecovery
+    envelopes: list[bytes]
+    key: str
+    feed: list[HistoryEntry]
+
+
+class _Gather:
+    """Topics of one recovery still waiting for the engine, and the first failure."""
+
+    __slots__ = ("failed", "left")
+
+    def __init__(self, left: int) -> None:
+        self.left = left
+        self.failed = ""
+
+
+def _pos(outcome: TopicRecovery) -> StreamPosition:
+    return outcome.position if outcome.position is not None else StreamPosition(0, 0)
+
+
+class _Tracker:
+    """One engine topic this node receives: where its delivery stands (see _topic_in)."""
+
+    __slots__ = ("epoch", "filling", "held", "last", "receiving")
+
+    def __init__(self, epoch: int, last: int) -> None:
+        self.epoch = epoch
+        self.last = last
+        #: Receive was confirmed (False: not yet, or it failed: asked again by the heads
+        #: check; meanwhile the heads check fills in what is appended).
+        self.receiving = False
+        #: Early messages (offset -> entry) waiting for a hole before them to be filled.
+        self.held: dict[int, HistoryEntry] = {}
+        self.filling = False
 
 
 class Hub:
     """All server state of one process. See the module docstring for the call protocol."""
 
     def __init__(self, config: HubConfig | None = None, *, entropy: Entropy, now: float,
-                 backplane: Backplane | None = None) -> None:
+                 engine: MemoryEngine | ExternalEngineConfig | None = None) -> None:
         self.config = config or HubConfig()
         origins = self.config.allowed_origins
         self._origins = None if origins is None else frozenset(o.lower() for o in origins)
@@ -616,9 +763,30 @@ class Hub:
             self._conn_config = replace(self._conn_config, websocket=replace(
                 self._conn_config.websocket, serve_http=True))
         self._entropy = entropy
-        self._backplane: Backplane = backplane or MemoryBackplane(entropy, self.config.history)
+        # The memory engine serves a single node inline (the hot path calls it directly). With
+        # an ExternalEngineConfig the hub emits requests (engine_requests) and takes results
+        # (engine_result): the cluster paths.
+        self._external = engine if isinstance(engine, ExternalEngineConfig) else None
+        self._engine = engine if isinstance(engine, MemoryEngine) \
+            else MemoryEngine(entropy, self.config.history)
+        self._node_id = self._external.node_id if self._external is not None else ""
+        self._outbox: list[EngineRequest] = []
+        self._pending: dict[int, Callable[[EngineResult, float], None]] = {}
+        self._next_request_id = 1
+        self._engine_up = True
+        self._engine_down_reason = ""
+        self._trackers: dict[str, _Tracker] = {}
+        self._max_replay = self.config.history.max_count or 100_000
+        self._engine_failures = 0
+        self._engine_refusals = 0
+        self._cross_duplicates = 0
+        self._lost_ranges = 0
+        self._bad_records = 0
+        self._bad_entries = 0
+        #: The frame of the message being published (built with its envelope; see _publish).
+        self._frame = b""
         self._started = now
-        self._now = now  # the latest ``now`` an input brought (for work done in flush)
+        self._now = now  # the latest ``now`` an input brought (a replay turn is due at it)
         self._conns: dict[int, _Conn] = {}
         self._next_conn_id = 1
         self._sessions: dict[str, Session] = {}
@@ -650,9 +818,14 @@ class Hub:
         self._ack_every = self.config.ack_every
         self._timers: list[tuple[float, int, _TimerKind, object]] = []
         self._timer_seq = 0
-        self._next_trim = now + self.config.trim_interval if self.config.trim_interval else 0.0
+        # (An external engine trims its own history.)
+        self._next_trim = now + self.config.trim_interval \
+            if self.config.trim_interval and self._external is None else 0.0
         if self._next_trim:
             self._push_timer(self._next_trim, "trim", None)
+        if self._external is not None:
+            self._push_timer(now + self._external.heads_interval, "heads", None)
+            self._push_timer(now + self._external.presence_ttl / 3, "presence", None)
         rate = self.config.rate_limit
         self._limits = Limits(
             max_message_size=self.config.connection.websocket.max_message_size,
@@ -697,7 +870,9 @@ class Hub:
                 "handshake (max_pending_handshakes)", cause=None))
             return conn_id
         self._pending_handshakes += 1
-        rec = _Conn(conn_id, ServerConnection(self._conn_config, now=now), peer)
+        conn = ServerConnection(self._conn_config, now=now)
+        conn.id = conn_id
+        rec = _Conn(conn_id, conn, peer)
         rec.opened = now
         rec.conn.rtt_samples = self.metrics.heartbeat_rtt_seconds
         self._conns[conn_id] = rec
@@ -715,8 +890,9 @@ class Hub:
         conn_id = self._next_conn_id
         self._next_conn_id += 1
         transport = MessageSocket(request, self._conn_config.websocket)
-        rec = _Conn(conn_id, ServerConnection(self._conn_config, now=now, transport=transport),
-                    peer)
+        conn = ServerConnection(self._conn_config, now=now, transport=transport)
+        conn.id = conn_id
+        rec = _Conn(conn_id, conn, peer)
         # The ASGI server did the upgrade: this socket never counts as a pending handshake.
         rec.handshaking = False
         rec.opened = now
@@ -805,13 +981,27 @@ class Hub:
             elif kind == "ack":
                 session = self._sessions.get(key)  # type: ignore[call-overload]
                 if session is not None and session._ack_due <= now:
-                    self._send_ack(session)
+                    self._send_ack(session, now)
             elif kind == "replay":
                 rec = self._conns.get(key)  # type: ignore[call-overload]
                 if rec is not None:
                     rec.pump_due = False
                     if not rec.paused:
                         self._pump_backlog(rec, now)
+            elif kind == "engine":
+                self._engine_timeout(key, now)  # type: ignore[arg-type]
+            elif kind == "presence":
+                ext = self._external
+                assert ext is not None
+                if self._engine_up:
+                    self._refresh_presence(now)
+                self._push_timer(now + ext.presence_ttl / 3, "presence", None)
+            elif kind == "heads":
+                ext = self._external
+                assert ext is not None
+                if self._engine_up:
+                    self._check_heads(now)
+                self._push_timer(now + ext.heads_interval, "heads", None)
             elif kind == "reap":
                 rec = self._conns.get(key)  # type: ignore[call-overload]
                 if rec is not None:  # asked to close close_timeout ago, still not gone
@@ -825,14 +1015,20 @@ class Hub:
                 session = self._sessions.get(key)  # type: ignore[call-overload]
                 if session is not None and session.conn_id is None \
                         and session.expires_at <= now:
-                    self._end_session(session, now)
-                    self._events.append(SessionExpired(session=session))
+                    if self._external is not None:
+                        # The engine expires the record itself (its ttl); the session may
+                        # have moved to another node meanwhile: only forget it here.
+                        if not session._saving:
+                            self._forget_locally(session, now)
+                    else:
+                        self._end_session(session, now)
+                        self._events.append(SessionExpired(session=session))
             elif kind == "drain":
                 rec = self._conns.get(key)  # type: ignore[call-overload]
                 if rec is not None and self._drain is not None:
                     self._say_goodbye(rec, now, *self._drain)
             else:
-                self._backplane.trim(now)
+                self._engine.trim(now + self._wall_clock_offset)
                 self._forget_idle_peers(now)
                 self._next_trim = now + self.config.trim_interval
                 self._push_timer(self._next_trim, "trim", None)
@@ -841,11 +1037,12 @@ class Hub:
         """When :meth:`handle_timer` must next run (None: nothing scheduled)."""
         return self._timers[0][0] if self._timers else None
 
-    def flush(self) -> list[tuple[int, list[bytes], CloseAction]]:
+    def flush(self, now: float) -> list[tuple[int, list[bytes], CloseAction]]:
         """``(conn_id, chunks, action)`` for every connection with something to do: write
         ``chunks`` in order, then close the socket as ``action`` says (see :class:`CloseAction`).
         A socket told to close that is still there ``close_timeout`` later is reported again
-        with ``ABORT``."""
+        with ``ABORT``. ``now`` is the time of the call (a held close acted on here is handled
+        at it)."""
         out: list[tuple[int, list[bytes], CloseAction]] = []
         if self._refused:
             out.extend((conn_id, [], CloseAction.ABORT) for conn_id in self._refused)
@@ -863,7 +1060,7 @@ class Hub:
             conn = rec.conn
             chunks = conn.data_to_send()
             if conn.pending_events:  # a held close was acted on: handle its Closed
-                self._process(rec, self._now)
+                self._process(rec, now)
                 chunks += conn.data_to_send()
                 self._dirty.discard(conn_id)
             # (One chunk is the common case: no map object for the collector to track.)
@@ -918,13 +1115,15 @@ class Hub:
 
     def send_to(self, session_id: str, payload: bytes | bytearray | memoryview,
                 now: float) -> StreamPosition:
-        """Send to one session through its inbox (replayed if it is disconnected).
+        """Send to one session through its inbox (replayed if it is disconnected). With an
+        external engine the session may live on any node: an id this node does not hold is
+        appended all the same (an id of no session is then not detected).
 
         Raises:
-            LocalProtocolError: no session ``session_id``, or the message would not fit in
-                ``max_message_size``.
+            LocalProtocolError: no session ``session_id`` (single node), the message would not
+                fit in ``max_message_size``, or the cluster engine is unavailable.
         """
-        if session_id not in self._sessions:
+        if session_id not in self._sessions and self._external is None:
             raise LocalProtocolError(f"no session {session_id!r}")
         return self._publish(_INBOX_KEY + session_id, INBOX_TOPIC, payload, now, _NOBODY,
                              None)
@@ -945,6 +1144,10 @@ class Hub:
         if len(session.subscriptions) - 2 >= self.config.max_topics_per_session:
             raise LocalProtocolError(f"session {session_id} already holds "
                                      f"{self.config.max_topics_per_session} topics")
+        if self._external is not None:
+            # Answered (Subscribed, request 0) once the engine gave the topic's head.
+            self._subscribe_external(None, session, topic, None, 0, now)
+            return
         head = self._add_subscription(session, topic)
         rec = self._rec_of(session)
         if rec is not None:  # (if it is closing, the resume's Welcome reports the topic)
@@ -962,10 +1165,12 @@ class Hub:
             raise LocalProtocolError(f"{topic!r} is reserved")
         if topic not in session.subscriptions:
             return
-        self._remove_subscription(session, topic)
+        self._remove_subscription(session, topic, now)
         rec = self._rec_of(session)
         if rec is not None:
             self._send(rec, Unsubscribed(topic=topic), now)
+        if self._external is not None:
+            self._save(session, now)
 
     def disconnect(self, session_id: str, now: float, *, reason: str = "",
                    end_session: bool = True) -> None:
@@ -990,7 +1195,7 @@ class Hub:
     def shutdown(self, now: float, *, reconnect_after_ms: int = 1000,
                  reason: str = "server shutting down") -> None:
         """Graceful stop: every open connection gets Goodbye(SHUTTING_DOWN, hint) and close
-        1001 after what is queued. Sessions are kept (a restart with a shared backplane resumes
+        1001 after what is queued. Sessions are kept (with an external engine another node resumes
         them). Call :meth:`flush` and keep feeding bytes until the sockets close."""
         for rec in list(self._conns.values()):
             self._say_goodbye(rec, now, reconnect_after_ms, reason)
@@ -1036,8 +1241,49 @@ class Hub:
         return [s for s in self._sessions.values() if s.conn_id is not None]
 
     def presence(self, topic: str) -> frozenset[str]:
-        """Ids of the sessions subscribed to ``topic``."""
+        """Ids of the sessions subscribed to ``topic`` *on this node* (node-local; with an
+        external engine see :meth:`request_presence` for the whole cluster)."""
         return frozenset(self._members.get(topic, ()))
+
+    def request_presence(self, topic: str, now: float) -> None:
+        """Ask the engine for ``topic``'s members on every node; the answer comes as a
+        :class:`ClusterPresence` event. Members of a node that stopped refreshing them (it
+        crashed) drop out ``ExternalEngineConfig.presence_ttl`` after its last refresh. With
+        the memory engine the event comes at once with :meth:`presence`. ``$all`` is not
+        tracked cluster-wide (it would list every session)."""
+        if self._external is None:
+            self._events.append(ClusterPresence(topic=topic, members=self.presence(topic)))
+            return
+
+        def answered(result: EngineResult, at: float) -> None:
+            if isinstance(result, PresenceMembers):
+                self._events.append(ClusterPresence(
+                    topic=topic, members=frozenset(m for m, _ in result.members)))
+            else:
+                reason = result.reason if isinstance(result, EngineFailed) else "bad answer"
+                self._events.append(ClusterPresence(topic=topic, members=frozenset(),
+                                                    failed=reason))
+
+        if not self._ask(lambda rid: PresenceRead(request_id=rid, topic=topic), answered, now):
+            self._events.append(ClusterPresence(topic=topic, members=frozenset(),
+                                                failed=str(self._engine_unavailable())))
+
+    def _refresh_presence(self, now: float) -> None:
+        """Re-join every local member of every topic (their entries expire otherwise)."""
+        ext = self._external
+        assert ext is not None
+        ttl = ext.presence_ttl
+        for topic, members in self._members.items():
+            if topic == BROADCAST_TOPIC or not members:
+                continue
+            joins = tuple((sid, _presence_info(self._sessions[sid])) for sid in sorted(members)
+                          if sid in self._sessions)
+            self._join_presence(topic, joins, ttl, now)
+
+    def _join_presence(self, topic: str, joins: tuple[tuple[str, bytes], ...], ttl: float,
+                       now: float) -> None:
+        self._tell(lambda rid: PresenceUpdate(request_id=rid, topic=topic, joins=joins,
+                                              ttl=ttl), now)
 
     def connection_count(self) -> int:
         return len(self._conns)
@@ -1061,6 +1307,12 @@ class Hub:
             slow_consumer_disconnects=self._slow_consumers,
             duplicates_dropped=self._duplicates,
             rate_limited_disconnects=self._rate_limited,
+            engine_up=self._engine_up,
+            engine_failures=self._engine_failures,
+            engine_refusals=self._engine_refusals,
+            cross_node_duplicates=self._cross_duplicates,
+            lost_ranges=self._lost_ranges,
+            rejected_records=self._bad_records + self._bad_entries,
         )
 
     # ------------------------------------------------------------------ internals: I/O
@@ -1152,17 +1404,22 @@ class Hub:
         self._dirty.add(rec.id)
         self._check_high_water(rec, now)
 
-    def _deliver(self, rec: _Conn, entry: HistoryEntry) -> None:
-        if rec.backlog:  # behind the replay still owed to it: in order
-            rec.backlog.append(entry)
-            rec.backlog_bytes += entry.size
-            return
-        self._deliver_now(rec, entry)
+    def _deliver(self, rec: _Conn, envelope: bytes) -> None:
+        """Queue a message from history (a replay): framed for this connection."""
+        rec.conn.send_encoded(envelope)
+        self._messages_sent += 1
+        self._dirty.add(rec.id)
 
-    def _deliver_now(self, rec: _Conn, entry: HistoryEntry) -> None:
+    def _deliver_frame(self, rec: _Conn, frame: bytes, envelope: bytes) -> None:
+        """Queue a just-published message: its shared frame when the connection takes it
+        (behind the replay still owed to it, in order, if there is one)."""
+        if rec.backlog:
+            rec.backlog.append(envelope)
+            rec.backlog_bytes += len(envelope)
+            return
         conn = rec.conn
-        if not conn.send_frame(entry.frame, entry.size):
-            conn.send_encoded(entry.envelope)
+        if not conn.send_frame(frame, len(envelope)):
+            conn.send_encoded(envelope)
         self._messages_sent += 1
         self._dirty.add(rec.id)
 
@@ -1227,6 +1484,10 @@ class Hub:
                 return
             accepted = decision
             identity, metadata = decision.identity, dict(decision.metadata)
+        if self._external is not None:
+            rec.accepted = accepted
+            self._hello_external(rec, hello, identity, metadata, now)
+            return
 
         session: Session | None = None
         fresh_reason = ""
@@ -1311,6 +1572,7 @@ class Hub:
         stale = [t for t in positions if t not in session.subscriptions]
 
         session.conn_id = rec.id
+        session._conn = rec.conn
         session.expires_at = math.inf
         session.connected_at = session.last_activity = now
         rec.session = session
@@ -1328,7 +1590,7 @@ class Hub:
             serializer=self.config.serializer), now)
         self._schedule_credentials(rec, session)
         for key, entries in replay:
-            self._queue_replay(rec, key, entries)
+            self._queue_replay(rec, key, [e.envelope for e in entries], now)
         metrics = self.metrics
         metrics.handshake_seconds.observe(now - rec.opened)
         if resumed:
@@ -1456,9 +1718,9 @@ class Hub:
         connection past ``max_replay_bytes`` is reported FAILED (all or nothing per topic)."""
         position = client_pos if client_pos is not None else start
         if client_pos is None and start.offset == 0 and start.epoch == 0:
-            head = self._backplane.head(key)
+            head = self._engine.head(key)
             return TopicRecovery(topic=topic, status=RecoveryStatus.FRESH, position=head), []
-        result = self._backplane.read_after(key, position, now)
+        result = self._engine.read_after(key, position, now + self._wall_clock_offset)
         if not isinstance(result, ReplayGap) and result:
             size = sum(e.size for e in result)
             if rec.replayed + size > self.config.max_replay_bytes:
@@ -1468,7 +1730,7 @@ class Hub:
                 rec.replayed += size
         if isinstance(result, ReplayGap):
             self._failed_recoveries += 1
-            head = self._backplane.head(key)
+            head = self._engine.head(key)
             # All-or-nothing: continue from the live head. Everything after the client's
             # position up to the head is lost to it, including what history still holds.
             session.subscriptions[topic] = head
@@ -1518,7 +1780,7 @@ class Hub:
         self._events.append(_client_message(session, seq, data.topic, bytes(data.payload),
                                             data.timestamp_ms))
         if seq - session._acked_seq >= self._ack_every:
-            self._send_ack(session)
+            self._send_ack(session, now)
         elif session._ack_due == math.inf:
             self._schedule_ack(session, now)
 
@@ -1568,8 +1830,11 @@ class Hub:
             session._ack_due = now + self.config.ack_delay
             self._push_timer(session._ack_due, "ack", session.id)
 
-    def _send_ack(self, session: Session) -> None:
+    def _send_ack(self, session: Session, now: float) -> None:
         session._ack_due = math.inf
+        if self._external is not None:
+            self._save(session, now)  # acked once the engine holds it (_ack_saved)
+            return
         rec = self._rec_of(session)
         if rec is None or rec.conn.state is not ConnectionState.OPEN:
             return
@@ -1603,11 +1868,14 @@ class Hub:
                                   message=f"at most {self.config.max_topics_per_session} "
                                   "topics per session", request_id=sub.request_id), now)
             return
+        if self._external is not None:
+            self._subscribe_external(rec, session, topic, sub.position, sub.request_id, now)
+            return
         start = self._add_subscription(session, topic)
         outcome, entries = self._recover(rec, session, topic, topic, sub.position, start, now)
         rec.conn.send(Subscribed(request_id=sub.request_id, recovery=outcome))
         if entries:
-            self._queue_replay(rec, topic, entries)
+            self._queue_replay(rec, topic, [e.envelope for e in entries], now)
         self._dirty.add(rec.id)
         if joined:
             self._presence(topic, session, PresenceAction.JOIN, now)
@@ -1621,8 +1889,10 @@ class Hub:
                                   message=f"not subscribed to {topic!r}",
                                   request_id=unsub.request_id), now)
             return
-        self._remove_subscription(session, topic)
+        self._remove_subscription(session, topic, now)
         self._send(rec, Unsubscribed(request_id=unsub.request_id, topic=topic), now)
+        if self._external is not None:
+            self._save(session, now)
 
     def _on_closed(self, rec: _Conn, closed: Closed, now: float) -> None:
         self._handshake_over(rec)
@@ -1638,6 +1908,7 @@ class Hub:
         if session.conn_id != rec.id:
             return  # taken over: the session already belongs to another connection
         session.conn_id = None
+        session._conn = None
         goodbye = closed.goodbye
         ended = (goodbye is not None and goodbye.code == ErrorCode.NORMAL) \
             or session.id not in self._sessions  # disconnect(end_session=True) got there first
@@ -1649,6 +1920,810 @@ class Hub:
         elif session.id in self._sessions:
             session.expires_at = now + self.config.session_ttl
             self._push_timer(session.expires_at, "expire", session.id)
+            if self._external is not None:
+                self._save(session, now)  # the record now expires session_ttl from here
+
+    # ------------------------------------------------------------------ cluster: engine I/O
+
+    def engine_requests(self) -> list[EngineRequest]:
+        """Drain the requests for the external engine's driver (always empty with the memory
+        engine). Call after every call into the hub, like :meth:`flush`."""
+        out, self._outbox = self._outbox, []
+        return out
+
+    def engine_result(self, result: EngineResult, now: float) -> None:
+        """The driver's answer to a request (by ``request_id``). A result for a request that
+        timed out already, or that this hub never sent, is ignored."""
+        waiting = self._pending.pop(result.request_id, None)
+        if waiting is None:
+            return
+        if isinstance(result, EngineFailed):
+            self._engine_failures += 1
+        waiting(result, now)
+
+    def engine_message(self, topic: str, entry: HistoryEntry, now: float) -> None:
+        """A message appended to ``topic`` (an engine topic this node receives), from any node.
+        Checked for continuity and delivered once, in position order (see docs/design.md)."""
+        tracker = self._trackers.get(topic)
+        if tracker is None:
+            return  # not received here (any more)
+        self._topic_in(topic, tracker, entry, now)
+
+    def engine_status(self, up: bool, reason: str, now: float) -> None:
+        """The driver lost (``up`` False) or regained the engine. While it is down, what needs
+        the engine is refused with "cluster engine unavailable: <reason>"."""
+        self._engine_up = up
+        self._engine_down_reason = reason or "engine unavailable"
+        if up:
+            # Catch up at once: whatever was appended while we could not hear it.
+            self._check_heads(now)
+
+    @property
+    def engine_up(self) -> bool:
+        return self._engine_up
+
+    def _engine_unavailable(self) -> str | None:
+        """Why new work that needs the engine must be refused now, or None."""
+        if not self._engine_up:
+            return f"cluster engine unavailable: {self._engine_down_reason}"
+        ext = self._external
+        if ext is not None and len(self._pending) >= ext.max_pending:
+            return (f"cluster engine unavailable: {ext.max_pending} requests already waiting "
+                    "(max_pending)")
+        return None
+
+    def _ask(self, make: Callable[[int], EngineRequest],
+             then: Callable[[EngineResult, float], None], now: float) -> bool:
+        """Send a request; ``then(result, now)`` runs on its result (or its timeout). False,
+        with nothing sent, when the engine is down or max_pending requests wait already."""
+        ext = self._external
+        assert ext is not None
+        if self._engine_unavailable() is not None:
+            return False
+        rid = self._next_request_id
+        self._next_request_id += 1
+        request = make(rid)
+        self._pending[rid] = then
+        self._outbox.append(request)
+        self._push_timer(now + ext.request_timeout, "engine", rid)
+        return True
+
+    def _tell(self, make: Callable[[int], EngineRequest], now: float) -> None:
+        """A request whose result does not matter beyond its failure (counted)."""
+        if not self._ask(make, _ignore, now):
+            self._engine_failures += 1
+
+    def _engine_timeout(self, request_id: int, now: float) -> None:
+        waiting = self._pending.pop(request_id, None)
+        if waiting is not None:
+            self._engine_failures += 1  # (counted here: EngineFailed made up, not received)
+            waiting(EngineFailed(request_id=request_id, reason="timeout"), now)
+
+    # ------------------------------------------------------------------ cluster: topics
+
+    def _receive(self, key: str, start: StreamPosition, now: float) -> _Tracker:
+        """Make sure this node receives ``key``; a new tracker starts at ``start``."""
+        tracker = self._trackers.get(key)
+        if tracker is None:
+            tracker = self._trackers[key] = _Tracker(start.epoch, start.offset)
+            self._ask_receive(key, tracker, now)
+        return tracker
+
+    def _ask_receive(self, key: str, tracker: _Tracker, now: float) -> None:
+        def answered(result: EngineResult, at: float) -> None:
+            if isinstance(result, EngineFailed):
+                tracker.receiving = False
+            elif self._trackers.get(key) is tracker:
+                tracker.receiving = True
+
+        tracker.receiving = True  # asked; reset below if it could not be sent
+        if not self._ask(lambda rid: Receive(request_id=rid, topic=key), answered, now):
+            self._engine_failures += 1
+            tracker.receiving = False
+
+    def _stop_receiving(self, key: str, now: float) -> None:
+        if self._trackers.pop(key, None) is not None:
+            self._tell(lambda rid: StopReceiving(request_id=rid, topic=key), now)
+
+    def _topic_in(self, key: str, tracker: _Tracker, entry: HistoryEntry, now: float) -> None:
+        """Continuity per topic: deliver ``entry`` if it is the next one, hold it if it is
+        early (and fill the hole), drop it if it is old; another epoch is a reported loss."""
+        if entry.epoch != tracker.epoch:
+            self._topic_lost(key, tracker, tracker.last + 1, 0,
+                             StreamPosition(entry.epoch, entry.offset - 1), now)
+        if entry.offset <= tracker.last:
+            self._cross_duplicates += 1
+            return
+        if entry.offset > tracker.last + 1:
+            ext = self._external
+            assert ext is not None
+            if len(tracker.held) < ext.max_held_per_topic:
+                tracker.held[entry.offset] = entry
+            self._fill(key, tracker, now)
+            return
+        self._deliver_tracked(key, tracker, entry, now)
+        held = tracker.held
+        while held:
+            nxt = held.pop(tracker.last + 1, None)
+            if nxt is None:
+                break
+            self._deliver_tracked(key, tracker, nxt, now)
+
+    def _deliver_tracked(self, key: str, tracker: _Tracker, entry: HistoryEntry,
+                         now: float) -> None:
+        tracker.last = entry.offset
+        checked = self._checked_envelope(key, entry)
+        if isinstance(checked, str):
+            self._bad_entries += 1
+            self._events.append(EngineRecordRejected(what=f"history entry {key}@{entry.offset}",
+                                                     reason=checked))
+            self._topic_lost(key, tracker, entry.offset, entry.offset,
+                             StreamPosition(entry.epoch, entry.offset), now)
+            return
+        frame, envelope = checked
+        if key.startswith(_INBOX_KEY):
+            session = self._sessions.get(key[len(_INBOX_KEY):])
+            if session is not None and session.conn_id is not None:
+                rec = self._conns[session.conn_id]
+                if rec.conn.state is ConnectionState.OPEN:
+                    self._deliver_frame(rec, frame, envelope)
+                    if rec.paused:
+                        self._check_high_water(rec, now)
+            return
+        members = self._members.get(key)
+        if members:
+            self._fan_out(key, members, entry, frame, now)
+
+    def _checked_envelope(self, key: str, entry: HistoryEntry) -> tuple[bytes, bytes] | str:
+        """``entry``'s envelope as this hub sends it (position filled in), framed; or why it is
+        unusable (not a Data envelope, another topic)."""
+        try:
+            body = codec.decode(entry.envelope)
+        except Exception as exc:  # bytes from the engine: verified like bytes from a socket
+            return f"envelope does not decode: {exc}"
+        if type(body) is not Data:
+            return f"envelope holds {type(body).__name__}, not Data"
+        wire_topic = INBOX_TOPIC if key.startswith(_INBOX_KEY) else key
+        if body.topic != wire_topic:
+            return f"envelope is for topic {body.topic!r}, not {wire_topic!r}"
+        frame, header = encode_frame(topic=wire_topic, epoch=entry.epoch, offset=entry.offset,
+                                     timestamp_ms=body.timestamp_ms, payload=body.payload)
+        return frame, frame[header:]
+
+    def _fill(self, key: str, tracker: _Tracker, now: float) -> None:
+        """Read the hole after ``tracker.last`` from history (one read at a time)."""
+        if tracker.filling:
+            return
+        ext = self._external
+        assert ext is not None
+        after = StreamPosition(tracker.epoch, tracker.last)
+
+        def filled(result: EngineResult, at: float) -> None:
+            tracker.filling = False
+            if self._trackers.get(key) is not tracker:
+                return
+            if isinstance(result, EngineFailed):
+                return  # the next message or heads check tries again
+            assert isinstance(result, RangeRead)
+            if result.gap is not None:
+                gap = result.gap
+                if gap.lost_to and result.head.epoch == tracker.epoch:
+                    # History starts after the hole: exactly lost_from..lost_to are gone;
+                    # what follows is read and delivered.
+                    self._topic_lost(key, tracker, gap.lost_from, gap.lost_to,
+                                     StreamPosition(tracker.epoch, gap.lost_to), at)
+                    self._fill(key, tracker, at)
+                    return
+                # Another epoch: the engine lost this stream's past (a failover, a reset).
+                self._topic_lost(key, tracker, tracker.last + 1, 0, result.head, at)
+                self._drain_held(key, tracker, at)
+                return
+            for entry in result.entries:
+                if self._trackers.get(key) is not tracker:
+                    return
+                self._topic_in(key, tracker, entry, at)
+            if tracker.held or (result.head.epoch == tracker.epoch
+                                and result.head.offset > tracker.last):
+                self._fill(key, tracker, at)
+
+        tracker.filling = self._ask(lambda rid: ReadRange(
+            request_id=rid, topic=key, after=after, max_count=ext.read_batch_count,
+            max_bytes=ext.read_batch_bytes), filled, now)
+
+    def _drain_held(self, key: str, tracker: _Tracker, now: float) -> None:
+        held = tracker.held
+        for offset in sorted(held):
+            entry = held.pop(offset)
+            if offset > tracker.last:
+                tracker.last = offset - 1
+                self._deliver_tracked(key, tracker, entry, now)
+
+    def _topic_lost(self, key: str, tracker: _Tracker, lost_from: int, lost_to: int,
+                    resume_at: StreamPosition, now: float) -> None:
+        """Offsets ``lost_from..lost_to`` (0: unknown end, another epoch) of ``key`` never
+        reached this node and history no longer has them: every local subscriber is told
+        (``Subscribed`` with status FAILED and the range), and delivery goes on from
+        ``resume_at``."""
+        self._lost_ranges += 1
+        if resume_at.epoch != tracker.epoch:
+            tracker.held.clear()
+        tracker.epoch = resume_at.epoch
+        tracker.last = resume_at.offset
+        if key.startswith(_INBOX_KEY):
+            session = self._sessions.get(key[len(_INBOX_KEY):])
+            targets = [session] if session is not None else []
+            wire = INBOX_TOPIC
+        else:
+            targets = [self._sessions[s] for s in self._members.get(key, ())
+                       if s in self._sessions]
+            wire = key
+        for session in targets:
+            session.subscriptions[wire] = resume_at
+            self._failed_recoveries += 1
+            rec = self._rec_of(session)
+            if rec is not None:
+                self._send(rec, Subscribed(recovery=TopicRecovery(
+                    topic=wire, status=RecoveryStatus.FAILED, position=resume_at,
+                    lost_from=lost_from, lost_to=lost_to)), now)
+
+    def _check_heads(self, now: float) -> None:
+        """The periodic position check: a head past what this node delivered means a message
+        that never arrived (dropped between nodes); read it from history."""
+        keys = tuple(self._trackers)
+        if not keys:
+            return
+        for key in keys:
+            tracker = self._trackers[key]
+            if not tracker.receiving:
+                self._ask_receive(key, tracker, now)
+
+        def compared(result: EngineResult, at: float) -> None:
+            if not isinstance(result, Heads):
+                return
+            for key, head in result.heads:
+                tracker = self._trackers.get(key)
+                if tracker is None:
+                    continue
+                if head.epoch not in (tracker.epoch, 0):
+                    self._topic_lost(key, tracker, tracker.last + 1, 0, head, at)
+                elif head.offset > tracker.last:
+                    self._fill(key, tracker, at)
+
+        self._ask(lambda rid: ReadHeads(request_id=rid, topics=keys, create=False), compared,
+                  now)
+
+    # ------------------------------------------------------------------ cluster: recovery
+
+    def _recover_topics(self, session: Session,
+                        wants: list[tuple[str, StreamPosition | None, StreamPosition | None]],
+                        done: Callable[[list[_Recovered] | str, float],
+                                       None], now: float) -> None:
+        """Work out, through the engine, what a (re)attaching session is owed on each topic of
+        ``wants`` ``(topic, client position, subscription start)``; ``done`` gets, in order,
+        each topic's outcome and the envelopes to replay (read in bounded batches, all or
+        nothing per topic), or why the engine could not answer. The session is made a member
+        and its topics received before ``done`` runs, so nothing live slips between the
+        replay and the first live message, and nothing comes twice."""
+        ext = self._external
+        assert ext is not None
+        sid = session.id
+        keys = [self._key(session, topic) for topic, _, _ in wants]
+        results: list[tuple[TopicRecovery, list[HistoryEntry]] | None] = [None] * len(wants)
+        state = _Gather(len(wants))
+
+        def finish(at: float) -> None:
+            if state.failed:
+                done(state.failed, at)
+                return
+            # This node may have delivered past what was read meanwhile (live messages to
+            # other local subscribers): read on, so the replay reaches the live stream.
+            lagging = []
+            for i, key in enumerate(keys):
+                result = results[i]
+                assert result is not None
+                outcome, entries = result
+                if outcome.status is RecoveryStatus.FAILED:
+                    continue
+                end = entries[-1].position if entries else _pos(outcome)
+                tracker = self._trackers.get(key)
+                if tracker is not None and tracker.epoch == end.epoch \
+                        and tracker.last > end.offset:
+                    lagging.append((i, outcome, end, entries))
+            if lagging:
+                state.left = len(lagging)
+                for i, outcome, end, entries in lagging:
+                    results[i] = None
+                    read(i, outcome.topic, keys[i], _pos(outcome), outcome.status, end,
+                         entries, at)
+                return
+            out: list[_Recovered] = []
+            for (topic, _, _), key, result in zip(wants, keys, results, strict=True):
+                assert result is not None
+                outcome, entries = result
+                envelopes: list[bytes] = []
+                end = _pos(outcome)
+                # What this node already delivered to its other members is replayed to this
+                # session alone; what lies beyond goes through the topic's tracker after the
+                # Welcome (to every local member, this session included), so no member misses
+                # it and nobody gets it twice.
+                tracker = self._trackers.get(key)
+                feed: list[HistoryEntry] = []
+                if tracker is not None and entries and entries[0].epoch == tracker.epoch:
+                    feed = [e for e in entries if e.offset > tracker.last]
+                    entries = [e for e in entries if e.offset <= tracker.last]
+                for entry in entries:
+                    checked = self._checked_envelope(key, entry)
+                    if isinstance(checked, str):
+                        self._bad_entries += 1
+                        self._events.append(EngineRecordRejected(
+                            what=f"history entry {key}@{entry.offset}", reason=checked))
+                        outcome = TopicRecovery(topic=topic, status=RecoveryStatus.FAILED,
+                                                position=end, lost_from=entry.offset,
+                                                lost_to=entry.offset)
+                        envelopes = []
+                        break
+                    if entry.reaches(sid):
+                        envelopes.append(checked[1])
+                if outcome.status is RecoveryStatus.FAILED:
+                    self._failed_recoveries += 1
+                    feed = []
+                elif entries or feed:
+                    last = (feed or entries)[-1]
+                    end = StreamPosition(last.epoch, last.offset)
+                session.subscriptions[topic] = end
+                self._receive(key, end, at)  # a new tracker starts where the replay ends
+                if topic != INBOX_TOPIC:
+                    self._members.setdefault(topic, set()).add(sid)
+                out.append(_Recovered(outcome, envelopes, key, feed))
+            done(out, at)
+
+        def recovered(i: int, outcome: TopicRecovery, entries: list[HistoryEntry],
+                      at: float) -> None:
+            results[i] = (outcome, entries)
+            state.left -= 1
+            if state.left == 0:
+                finish(at)
+
+        def failed(reason: str, at: float) -> None:
+            if not state.failed:
+                state.failed = reason
+            state.left -= 1
+            if state.left == 0:
+                finish(at)
+
+        def read(i: int, topic: str, key: str, start: StreamPosition, status: RecoveryStatus,
+                 position: StreamPosition, got: list[HistoryEntry], at: float) -> None:
+            def answered(result: EngineResult, t: float) -> None:
+                if isinstance(result, EngineFailed):
+                    failed(result.reason, t)
+                    return
+                if not isinstance(result, RangeRead):
+                    failed(f"unexpected answer {type(result).__name__}", t)
+                    return
+                tracker = self._trackers.get(key)
+                live = StreamPosition(tracker.epoch, tracker.last) if tracker else result.head
+                if result.gap is not None:
+                    head = live if tracker is not None else result.head
+                    lost_to = head.offset if result.gap.lost_to else 0
+                    recovered(i, TopicRecovery(topic=topic, status=RecoveryStatus.FAILED,
+                                               position=head, lost_from=result.gap.lost_from,
+                                               lost_to=lost_to), [], t)
+                    return
+                got.extend(result.entries)
+                last = got[-1].offset if got else position.offset
+                target = result.head.offset
+                if tracker is not None and tracker.epoch == position.epoch:
+                    target = max(target, tracker.last)
+                if result.entries and last < target and len(got) < self._max_replay:
+                    read(i, topic, key, start, status, StreamPosition(position.epoch, last),
+                         got, t)
+                    return
+                if last < target:
+                    # More than a replay may hold: all or nothing, so nothing.
+                    recovered(i, TopicRecovery(
+                        topic=topic, status=RecoveryStatus.FAILED,
+                        position=StreamPosition(position.epoch, target),
+                        lost_from=start.offset + 1, lost_to=target), [], t)
+                    return
+                recovered(i, TopicRecovery(topic=topic, status=status, position=start), got, t)
+
+            if not self._ask(lambda rid: ReadRange(
+                    request_id=rid, topic=key, after=position, max_count=ext.read_batch_count,
+                    max_bytes=ext.read_batch_bytes), answered, at):
+                failed(str(self._engine_unavailable()), at)
+
+        heads_needed = [i for i, (_, client_pos, start) in enumerate(wants)
+                        if client_pos is None and (start is None or start == (0, 0))]
+
+        def reads(at: float) -> None:
+            for i, (topic, client_pos, start) in enumerate(wants):
+                if i in heads_needed:
+                    continue
+                position = client_pos if client_pos is not None else start
+                assert position is not None
+                read(i, topic, keys[i], position, RecoveryStatus.RECOVERED, position, [], at)
+
+        if heads_needed:
+            head_keys = tuple(keys[i] for i in heads_needed)
+
+            def headed(result: EngineResult, at: float) -> None:
+                if not isinstance(result, Heads):
+                    reason = result.reason if isinstance(result, EngineFailed) \
+                        else "unexpected answer"
+                    for _ in heads_needed:
+                        failed(reason, at)
+                    reads(at)
+                    return
+                heads = dict(result.heads)
+                for i in heads_needed:
+                    key = keys[i]
+                    tracker = self._trackers.get(key)
+                    position = StreamPosition(tracker.epoch, tracker.last) if tracker \
+                        else heads.get(key, StreamPosition(0, 0))
+                    recovered(i, TopicRecovery(topic=wants[i][0], status=RecoveryStatus.FRESH,
+                                               position=position), [], at)
+                reads(at)
+
+            if not self._ask(lambda rid: ReadHeads(request_id=rid, topics=head_keys),
+                             headed, now):
+                done(str(self._engine_unavailable()), now)
+                return
+        else:
+            reads(now)
+
+    def _feed(self, result: list[_Recovered], now: float) -> None:
+        """After a replay: the entries this node had not delivered yet go through the
+        topic's tracker (to every local member, in order, once)."""
+        for recovered in result:
+            tracker = self._trackers.get(recovered.key)
+            if tracker is None:
+                continue
+            for entry in recovered.feed:
+                self._topic_in(recovered.key, tracker, entry, now)
+
+    def _key(self, session: Session, topic: str) -> str:
+        return _INBOX_KEY + session.id if topic == INBOX_TOPIC else topic
+
+    # ------------------------------------------------------------------ cluster: sessions
+
+    def _record(self, session: Session, version: int, expires_at: float) -> bytes:
+        return encode_session_record(SessionRecord(
+            session_id=session.id, token_digest=session._digest, version=version,
+            node=self._node_id, identity=session.identity,
+            metadata=tuple(sorted(session.metadata.items())),
+            client_version=session.client_version,
+            subscriptions=tuple(session.subscriptions.items()), last_seq=session.last_seq,
+            expires_at=expires_at))
+
+    def _save(self, session: Session, now: float) -> None:
+        """Write the session through to the engine (one write in flight per session; changes
+        meanwhile are coalesced into the next). Acks wait for it."""
+        if session._saving:
+            session._save_again = True
+            return
+        detached = session.conn_id is None
+        ttl = self.config.session_ttl if detached else math.inf
+        wall = now + self._wall_clock_offset
+        version = session._version + 1
+        seq = session.last_seq
+        record = self._record(session, version, wall + ttl)
+        sid = session.id
+
+        def saved(result: EngineResult, at: float) -> None:
+            session._saving = False
+            if isinstance(result, SessionSaved):
+                if not result.stored:
+                    self._session_moved(session, at)
+                    return
+                session._saved_seq = max(session._saved_seq, seq)
+                self._ack_saved(session)
+            # acks wait: the next save (or ack timer) retries
+            elif session._ack_due == math.inf and (
+                    session.last_seq > session._acked_seq or detached):
+                self._schedule_ack(session, at)
+            if session._save_again and self._sessions.get(sid) is session:
+                session._save_again = False
+                self._save(session, at)
+
+        session._version = version
+        session._saving = True
+        if not self._ask(lambda rid: SaveSession(request_id=rid, session_id=sid, record=record,
+                                                 version=version, ttl=ttl), saved, now):
+            session._saving = False
+            session._version = version - 1
+            self._engine_failures += 1
+            # The engine is down or saturated: try again with the next ack timer, so the
+            # client's messages are acknowledged once the engine holds them.
+            if session.last_seq > session._acked_seq or detached:
+                self._schedule_ack(session, now)
+
+    def _ack_saved(self, session: Session) -> None:
+        rec = self._rec_of(session)
+        if rec is None or rec.conn.state is not ConnectionState.OPEN:
+            return
+        if session._saved_seq > session._acked_seq:
+            session._acked_seq = session._saved_seq
+            rec.conn.send(Ack(seq=session._saved_seq))
+            self._dirty.add(rec.id)
+
+    def _session_moved(self, session: Session, now: float) -> None:
+        """The engine holds a newer record of ``session``: another node took it over. This node
+        lets go of it (its connection is closed with 4006) without touching the engine."""
+        rec = self._rec_of(session)
+        if self._sessions.get(session.id) is session:
+            self._forget_locally(session, now)
+        if rec is not None and rec.conn.state is not ConnectionState.CLOSED:
+            rec.conn.abort(CloseCode.SESSION_TAKEN_OVER,
+                           "session resumed on another node", now)
+            self._process(rec, now)
+
+    def _forget_locally(self, session: Session, now: float) -> None:
+        for topic in list(session.subscriptions):
+            members = self._members.get(topic)
+            if members is not None and topic != INBOX_TOPIC:
+                members.discard(session.id)
+                if not members and topic != BROADCAST_TOPIC:
+                    del self._members[topic]
+                    self._stop_receiving(topic, now)
+        self._stop_receiving(_INBOX_KEY + session.id, now)
+        del self._sessions[session.id]
+
+    def _refuse_unavailable(self, rec: _Conn, reason: str, now: float) -> None:
+        self._engine_refusals += 1
+        rec.conn.refuse(CloseCode.TRY_AGAIN_LATER, ErrorCode.UNKNOWN, reason, now,
+                        reconnect_after_ms=1000)
+        self._process(rec, now)
+
+    def _hello_external(self, rec: _Conn, hello: Hello, identity: str,
+                        metadata: dict[str, str], now: float) -> None:
+        unavailable = self._engine_unavailable()
+        if unavailable is not None:
+            self._refuse_unavailable(rec, unavailable, now)
+            return
+        if not (hello.session_id or hello.resume_token):
+            self._hello_fresh(rec, hello, identity, metadata, "", now)
+            return
+        sid = hello.session_id
+
+        def loaded(result: EngineResult, at: float) -> None:
+            if self._conns.get(rec.id) is not rec or rec.conn.state is not ConnectionState.HELLO:
+                return  # the connection went away meanwhile
+            if isinstance(result, EngineFailed) or not isinstance(result, SessionLoaded):
+                reason = result.reason if isinstance(result, EngineFailed) else "bad answer"
+                self._refuse_unavailable(rec, f"cluster engine unavailable: {reason}", at)
+                return
+            fresh_reason = "session could not be resumed: unknown, expired or wrong token"
+            record: SessionRecord | None = None
+            if result.record is not None:
+                try:
+                    record = decode_session_record(result.record, sid)
+                except RecordError as exc:
+                    self._bad_records += 1
+                    self._events.append(EngineRecordRejected(what=f"session record {sid}",
+                                                             reason=str(exc)))
+                    fresh_reason = f"session could not be resumed: stored record unusable ({exc})"
+            if record is not None and not hmac.compare_digest(
+                    record.token_digest, token_digest(hello.resume_token)):
+                record = None
+            if record is None:
+                self._failed_resumes += 1
+                self._hello_fresh(rec, hello, identity, metadata, fresh_reason, at)
+                return
+            self._hello_resume(rec, hello, record, identity, metadata, at)
+
+        if not self._ask(lambda rid: LoadSession(request_id=rid, session_id=sid), loaded, now):
+            self._refuse_unavailable(rec, str(self._engine_unavailable()), now)
+
+    def _hello_fresh(self, rec: _Conn, hello: Hello, identity: str, metadata: dict[str, str],
+                     fresh_reason: str, now: float) -> None:
+        if len(self._sessions) >= self.config.max_sessions:
+            rec.conn.refuse(CloseCode.TRY_AGAIN_LATER, ErrorCode.LIMIT_EXCEEDED,
+                            f"this node holds its maximum of {self.config.max_sessions} "
+                            "sessions", now, reconnect_after_ms=5000)
+            self._process(rec, now)
+            return
+        while True:
+            session_id = self._entropy.token_bytes(12).hex()
+            if session_id not in self._sessions:
+                break
+        session = Session(session_id, self._entropy.token_bytes(self.config.resume_token_bytes),
+                          now)
+        session._digest = token_digest(session._token)
+        session.identity, session.metadata = identity, metadata
+        if hello.client is not None:
+            session.client_version = hello.client.version
+        if rec.accepted is not None:
+            self._apply_credentials(session, rec.accepted)
+        wants: list[tuple[str, StreamPosition | None, StreamPosition | None]] = [
+            (BROADCAST_TOPIC, None, None), (INBOX_TOPIC, None, None)]
+        self._add_wants(rec, session, wants, [(tp.topic, tp.position) for tp in hello.positions])
+        self._sessions[session_id] = session  # counted against max_sessions meanwhile
+        self._attach_external(rec, session, hello, wants, False, fresh_reason, now)
+
+    def _hello_resume(self, rec: _Conn, hello: Hello, record: SessionRecord, identity: str,
+                      metadata: dict[str, str], now: float) -> None:
+        session = self._sessions.get(record.session_id)
+        if session is not None:
+            old = self._rec_of(session)
+            if old is not None:
+                old.conn.abort(CloseCode.SESSION_TAKEN_OVER,
+                               "session resumed by another connection", now)
+                self._process(old, now)
+        else:
+            if len(self._sessions) >= self.config.max_sessions:
+                rec.conn.refuse(CloseCode.TRY_AGAIN_LATER, ErrorCode.LIMIT_EXCEEDED,
+                                f"this node holds its maximum of {self.config.max_sessions} "
+                                "sessions", now, reconnect_after_ms=5000)
+                self._process(rec, now)
+                return
+            session = Session(record.session_id, hello.resume_token, now)
+            self._sessions[session.id] = session
+        session._digest = record.token_digest
+        session._token = hello.resume_token
+        session._version = max(session._version, record.version)
+        session.identity = identity or record.identity
+        session.metadata = dict(record.metadata)
+        session.metadata.update(metadata)
+        session.client_version = hello.client.version if hello.client is not None \
+            else record.client_version
+        session.last_seq = max(session.last_seq, record.last_seq)
+        session._saved_seq = max(session._saved_seq, record.last_seq)
+        positions = {p.topic: p.position for p in hello.positions}
+        starts = dict(record.subscriptions)
+        wants: list[tuple[str, StreamPosition | None, StreamPosition | None]] = [
+            (topic, positions.get(topic), start) for topic, start in starts.items()]
+        for topic in (BROADCAST_TOPIC, INBOX_TOPIC):
+            if topic not in starts:
+                wants.append((topic, positions.get(topic), None))
+        if rec.accepted is not None:
+            self._apply_credentials(session, rec.accepted)
+        self._add_wants(rec, session, wants, [])
+        self._resumes += 1
+        self._attach_external(rec, session, hello, wants, True, "", now)
+
+    def _add_wants(self, rec: _Conn, session: Session,
+                   wants: list[tuple[str, StreamPosition | None, StreamPosition | None]],
+                   positions: list[tuple[str, StreamPosition | None]]) -> None:
+        """Add the Hello's ``positions`` (a fresh session takes over the client's topics) and
+        the token's channels to the topics a session recovers through the engine, as far as
+        the topic limit and the permissions allow."""
+        channels = rec.accepted.channels if rec.accepted is not None else ()
+        for topic, position in [*positions, *((c, None) for c in channels)]:
+            if (not topic.startswith(_RESERVED_PREFIX) and self._valid_topic(topic)
+                    and len(wants) - 2 < self.config.max_topics_per_session
+                    and all(w[0] != topic for w in wants)
+                    and self._may_subscribe(session, topic)):
+                wants.append((topic, position, None))
+
+    def _attach_external(self, rec: _Conn, session: Session, hello: Hello,
+                         wants: list[tuple[str, StreamPosition | None, StreamPosition | None]],
+                         resumed: bool, fresh_reason: str, now: float) -> None:
+        sid = session.id
+
+        def recovered(result: list[_Recovered] | str,
+                      at: float) -> None:
+            alive = self._conns.get(rec.id) is rec and rec.conn.state is ConnectionState.HELLO
+            if isinstance(result, str) or not alive:
+                if session.conn_id is None and self._sessions.get(sid) is session:
+                    self._forget_locally(session, at)
+                if alive:
+                    self._refuse_unavailable(rec, str(result), at)
+                return
+            self._welcome_external(rec, session, hello, result, resumed, fresh_reason, at)
+
+        self._recover_topics(session, wants, recovered, now)
+
+    def _welcome_external(self, rec: _Conn, session: Session, hello: Hello,
+                          result: list[_Recovered], resumed: bool,
+                          fresh_reason: str, now: float) -> None:
+        conn = rec.conn
+        positions = {p.topic for p in hello.positions}
+        stale = [t for t in positions if t not in session.subscriptions]
+        session.conn_id = rec.id
+        session._conn = conn
+        session.expires_at = math.inf
+        session.connected_at = session.last_activity = now
+        rec.session = session
+        session._acked_seq = session._saved_seq
+        session.last_seq = max(session.last_seq, session._saved_seq)
+        session._ack_due = math.inf
+        cfg = self.config.connection
+        failed = [r.outcome.topic for r in result
+                  if r.outcome.status is RecoveryStatus.FAILED]
+        conn.welcome(Welcome(
+            session_id=session.id, resume_token=session._token, resumed=resumed,
+            recovery=tuple(r.outcome for r in result), last_received_seq=session._saved_seq,
+            heartbeat_interval_ms=int(cfg.heartbeat_interval * 1000),
+            heartbeat_timeout_ms=int(cfg.heartbeat_timeout * 1000),
+            limits=self._limits_for(session),
+            server_time_ms=int((now + cfg.wall_clock_offset) * 1000),
+            fresh_reason=fresh_reason, credentials_expire_ms=_ms(session.credentials_expire_at),
+            serializer=self.config.serializer), now)
+        rec.accepted = None
+        self._schedule_credentials(rec, session)
+        for recovered in result:
+            if recovered.envelopes:
+                self._queue_replay(rec, recovered.key, recovered.envelopes, now)
+        for topic in stale:
+            conn.send(Unsubscribed(topic=topic))
+        self._dirty.add(rec.id)
+        self._feed(result, now)
+        self._save(session, now)
+        self._events.append(ClientConnected(session=session, conn_id=rec.id, resumed=resumed,
+                                            fresh_reason=fresh_reason,
+                                            failed_topics=tuple(failed)))
+        if not resumed:
+            for recovered in result:
+                topic = recovered.outcome.topic
+                if not topic.startswith(_RESERVED_PREFIX):
+                    self._presence(topic, session, PresenceAction.JOIN, now)
+        self._process(rec, now)
+        self._check_high_water(rec, now)
+
+    def _subscribe_external(self, rec: _Conn | None, session: Session, topic: str,
+                            client_pos: StreamPosition | None, request_id: int,
+                            now: float) -> None:
+        unavailable = self._engine_unavailable()
+        if unavailable is not None:
+            if rec is not None:
+                self._send(rec, Error(code=ErrorCode.UNKNOWN, message=unavailable,
+                                      request_id=request_id), now)
+                return
+            raise LocalProtocolError(unavailable)
+        joined = topic not in session.subscriptions
+        start = None if joined else session.subscriptions[topic]
+        sid = session.id
+
+        def recovered(result: list[_Recovered] | str,
+                      at: float) -> None:
+            if self._sessions.get(sid) is not session:
+                return
+            target = self._rec_of(session)
+            if isinstance(result, str):
+                if target is not None:
+                    self._send(target, Error(code=ErrorCode.UNKNOWN, message=result,
+                                             request_id=request_id), at)
+                return
+            outcome, envelopes = result[0].outcome, result[0].envelopes
+            if target is not None and target.conn.state is ConnectionState.OPEN:
+                target.conn.send(Subscribed(request_id=request_id, recovery=outcome))
+                if envelopes:
+                    self._queue_replay(target, result[0].key, envelopes, at)
+                self._dirty.add(target.id)
+            self._feed(result, at)
+            if target is not None:
+                self._check_high_water(target, at)
+            self._save(session, at)
+            if joined:
+                self._presence(topic, session, PresenceAction.JOIN, at)
+
+        self._recover_topics(session, [(topic, client_pos, start)], recovered, now)
+
+    def _publish_external(self, key: str, wire_topic: str,
+                          payload: bytes | bytearray | memoryview, wall: float,
+                          timestamp_ms: int, route: Route | None, now: float) -> None:
+        """Append through the engine; local subscribers get the message when its position is
+        known (the result, or the engine's delivery, whichever comes first)."""
+        unavailable = self._engine_unavailable()
+        if unavailable is not None:
+            raise LocalProtocolError(unavailable)
+        # Position placeholders: the engine assigns it; _checked_envelope fills it in.
+        envelope = codec.encode_data(topic=wire_topic, epoch=0, offset=0,
+                                     timestamp_ms=timestamp_ms, payload=payload)
+
+        def appended(result: EngineResult, at: float) -> None:
+            if isinstance(result, EngineFailed):
+                self._events.append(PublishFailed(topic=wire_topic, reason=result.reason))
+                return
+            if not isinstance(result, Appended):
+                return
+            tracker = self._trackers.get(key)
+            if tracker is not None:
+                self._topic_in(key, tracker, HistoryEntry(
+                    result.position.epoch, result.position.offset, wall, envelope, route), at)
+
+        self._ask(lambda rid: Append(request_id=rid, topic=key, envelope=envelope,
+                                     wall_time=wall, route=route), appended, now)
 
     # ------------------------------------------------------------------ internals: state
 
@@ -1661,16 +2736,24 @@ class Hub:
         if len(payload) + topic_size + ENVELOPE_OVERHEAD > max_size:
             raise LocalProtocolError(f"message of {len(payload)} bytes is too large for "
                                      f"max_message_size {max_size}")
-        timestamp_ms = int((now + self._wall_clock_offset) * 1000)
+        wall = now + self._wall_clock_offset
+        timestamp_ms = int(wall * 1000)
+        route = None if only is None and not exclude else Route(exclude, only)
+        if self._external is not None:
+            self._publish_external(key, wire_topic, payload, wall, timestamp_ms, route, now)
+            return StreamPosition(0, 0)
 
         def build(epoch: int, offset: int) -> HistoryEntry:
-            # Envelope and frame in one buffer: the frame goes to every socket as is.
+            # Envelope and frame in one buffer: the frame goes to every socket as is (kept in
+            # self._frame for the fan-out below), history keeps the envelope.
             frame, header = encode_frame(topic=wire_topic, epoch=epoch, offset=offset,
                                          timestamp_ms=timestamp_ms, payload=payload)
+            self._frame = frame
             # HistoryEntry(epoch, offset, ...) without its Python-level __new__.
-            return _tuple_new(HistoryEntry, (epoch, offset, now, frame, header, exclude, only))
+            return _tuple_new(HistoryEntry, (epoch, offset, wall, frame[header:], route))
 
-        entry = self._backplane.append(key, build)
+        entry = self._engine.append(key, build)
+        frame, self._frame = self._frame, b""
         sent_before = self._messages_sent
         kind = 0 if key == BROADCAST_TOPIC else 1 if wire_topic == INBOX_TOPIC else 2
         if kind == 1:
@@ -1678,20 +2761,15 @@ class Hub:
             if session is not None and session.conn_id is not None:
                 rec = self._conns[session.conn_id]
                 if rec.conn.state is ConnectionState.OPEN:
-                    self._deliver(rec, entry)
+                    self._deliver_frame(rec, frame, entry.envelope)
                     if rec.paused:
                         self._check_high_water(rec, now)
         else:
             members = self._members.get(key)
             if not members and key != BROADCAST_TOPIC:
-                self._backplane.release(key)  # nobody holds it: forgotten once history ages
+                self._engine.release(key)  # nobody holds it: forgotten once history ages
             if members:
-                waiting = self._replaying.get(key)
-                if waiting:
-                    self._fan_out(self._queue_behind_replay(members, waiting, entry, now),
-                                  entry, now)
-                else:
-                    self._fan_out(members, entry, now)
+                self._fan_out(key, members, entry, frame, now)
         metrics = self.metrics
         metrics.publishes[kind] += 1
         metrics.deliveries[kind] += self._messages_sent - sent_before
@@ -1699,24 +2777,25 @@ class Hub:
 
     # ------------------------------------------------------------------ internals: replay cursor
 
-    def _queue_replay(self, rec: _Conn, key: str, entries: list[HistoryEntry]) -> None:
-        """Owe ``entries`` (of topic ``key``) to ``rec``. A replay that fits in one batch on an
-        idle connection is written at once; anything else goes to the connection's backlog,
-        which :meth:`_pump_backlog` hands to the socket a batch at a time as it drains. Live
-        messages of ``key`` then queue behind it, so the order is kept."""
-        if not rec.backlog and sum(e.size for e in entries) + rec.conn.buffered_amount \
-                <= self._replay_batch:
-            for entry in entries:
-                self._deliver_now(rec, entry)
+    def _queue_replay(self, rec: _Conn, key: str, envelopes: list[bytes], now: float) -> None:
+        """Owe ``envelopes`` (history of topic ``key``, read from the engine) to ``rec``. A
+        replay that fits in one batch on an idle connection is written at once; anything else
+        goes to the connection's backlog, which :meth:`_pump_backlog` hands to the socket a
+        batch at a time as it drains. Live messages of ``key`` then queue behind it, so the
+        order is kept."""
+        size = sum(len(e) for e in envelopes)
+        if not rec.backlog and size + rec.conn.buffered_amount <= self._replay_batch:
+            for envelope in envelopes:
+                self._deliver(rec, envelope)
             return
         backlog = rec.backlog
         if backlog is None:
             backlog = rec.backlog = deque()
-        backlog.extend(entries)
-        rec.backlog_bytes += sum(e.size for e in entries)
+        backlog.extend(envelopes)
+        rec.backlog_bytes += size
         rec.backlog_keys.add(key)
         self._replaying.setdefault(key, set()).add(rec.id)
-        self._pump_backlog(rec, self._now)
+        self._pump_backlog(rec, now)
 
     def _pump_backlog(self, rec: _Conn, now: float) -> None:
         """Move backlog to the connection until ``replay_batch_bytes`` are queued for the
@@ -1728,9 +2807,9 @@ class Hub:
         batch = self._replay_batch
         conn = rec.conn
         while backlog and conn.buffered_amount < batch:
-            entry = backlog.popleft()
-            rec.backlog_bytes -= entry.size
-            self._deliver_now(rec, entry)
+            envelope = backlog.popleft()
+            rec.backlog_bytes -= len(envelope)
+            self._deliver(rec, envelope)
         self._dirty.add(rec.id)
         if backlog:
             if not rec.paused:
@@ -1766,7 +2845,7 @@ class Hub:
             if conn_id is not None and conn_id in waiting:
                 rec = conns[conn_id]
                 if entry.reaches(sid) and rec.backlog:
-                    rec.backlog.append(entry)
+                    rec.backlog.append(entry.envelope)
                     rec.backlog_bytes += entry.size
                     self._check_high_water(rec, now)
                     continue
@@ -1775,55 +2854,25 @@ class Hub:
             rest.append(sid)
         return rest
 
-    def _fan_out(self, targets: Iterable[str], entry: HistoryEntry, now: float) -> None:
-        """Queue a published message on the open connections of ``targets``.
-
-        The hot loop of a broadcast (once per recipient): the frame is the same bytes for every
-        socket, so each open connection without an extension just queues it (as
-        :meth:`ServerConnection.offer_frame` does, inlined); the others get the envelope framed
-        their way."""
-        if entry.exclude or entry.only is not None:
+    def _fan_out(self, key: str, targets: Iterable[str], entry: HistoryEntry, frame: bytes,
+                 now: float) -> None:
+        """Queue a published message of topic ``key`` on the open connections of ``targets``
+        (the loop itself is :func:`~sigma_core.connection.fan_out`, beside ``offer_frame``);
+        connections still being replayed that topic get it at the end of their backlog."""
+        waiting = self._replaying.get(key)
+        if waiting:
+            targets = self._queue_behind_replay(targets, waiting, entry, now)
+        if entry.route is not None:
             targets = [sid for sid in targets if entry.reaches(sid)]
-        frame = entry.frame
-        size = entry.size
-        length = len(frame)
-        conns = self._conns
         sessions = self._sessions
-        dirty = self._dirty
-        offer_frame = ServerConnection.offer_frame
-        conn_open = ConnectionState.OPEN
-        ws_open = WebSocketState.OPEN
-        slow: list[_Conn] = []
-        sent = 0
-        envelope: bytes | None = None
-        for sid in targets:
-            conn_id = sessions[sid].conn_id
-            if conn_id is None:
-                continue
-            rec = conns[conn_id]
-            conn = rec.conn
-            # What offer_frame() does, inlined for the common case (a fifth of a broadcast's
-            # cost was the call): an OPEN connection without an extension whose WebSocket is
-            # OPEN queues the shared frame. The size was checked when the message was
-            # published (against the same limit).
-            if conn._state is not conn_open:
-                continue
-            if conn._fast_frames and conn._ws._state is ws_open:
-                conn._ordered.append(frame)
-                conn._buffered += length
-            elif not offer_frame(conn, frame, size):
-                # (An extension, or message mode: the envelope, cut out of the frame once for
-                # all of them.)
-                if envelope is None:
-                    envelope = entry.envelope
-                conn.send_encoded(envelope)
-            sent += 1
-            dirty.add(conn_id)
-            if rec.paused:
-                slow.append(rec)
+        conns = [conn for sid in targets if (conn := sessions[sid]._conn) is not None]
+        sent, crowded = fan_out(conns, frame, entry.envelope, self._dirty,
+                                self.config.outgoing_high_water)
         self._messages_sent += sent
-        for rec in slow:
-            self._check_high_water(rec, now)
+        for conn in crowded:
+            rec = self._conns.get(conn.id)
+            if rec is not None and rec.paused:
+                self._check_high_water(rec, now)
 
     def _new_session(self, now: float) -> Session:
         while True:
@@ -1839,29 +2888,38 @@ class Hub:
 
     def _add_subscription(self, session: Session, topic: str) -> StreamPosition:
         key = _INBOX_KEY + session.id if topic == INBOX_TOPIC else topic
-        head = self._backplane.head(key)
+        head = self._engine.head(key)
         session.subscriptions[topic] = head
         if topic != INBOX_TOPIC:
             self._members.setdefault(topic, set()).add(session.id)
         return head
 
-    def _remove_subscription(self, session: Session, topic: str) -> None:
+    def _remove_subscription(self, session: Session, topic: str, now: float) -> None:
         del session.subscriptions[topic]
         members = self._members.get(topic)
         if members is not None:
             members.discard(session.id)
             if not members and topic != BROADCAST_TOPIC:
                 del self._members[topic]
-                self._backplane.release(topic)
-        self._presence(topic, session, PresenceAction.LEAVE, None)
+                if self._external is not None:
+                    self._stop_receiving(topic, now)
+                else:
+                    self._engine.release(topic)
+        self._presence(topic, session, PresenceAction.LEAVE, now)
 
     def _end_session(self, session: Session, now: float) -> None:
         if self._sessions.get(session.id) is not session:
             return
         for topic in [t for t in session.subscriptions if not t.startswith(_RESERVED_PREFIX)]:
-            self._remove_subscription(session, topic)
+            self._remove_subscription(session, topic, now)
         self._members[BROADCAST_TOPIC].discard(session.id)
-        self._backplane.drop(_INBOX_KEY + session.id)
+        if self._external is not None:
+            sid, inbox = session.id, _INBOX_KEY + session.id
+            self._stop_receiving(inbox, now)
+            self._tell(lambda rid: DeleteSession(request_id=rid, session_id=sid), now)
+            self._tell(lambda rid: DropTopic(request_id=rid, topic=inbox), now)
+        else:
+            self._engine.drop(_INBOX_KEY + session.id)
         del self._sessions[session.id]
         identity = session.identity
         # (A scan, only for identities that hold limits or buckets: their last session frees
@@ -1881,6 +2939,16 @@ class Hub:
     def _presence(self, topic: str, session: Session, action: PresenceAction,
                   now: float | None) -> None:
         self._events.append(PresenceChanged(topic=topic, session=session, action=action))
+        ext = self._external
+        if ext is not None and now is not None and topic != BROADCAST_TOPIC:
+            sid, ttl = session.id, ext.presence_ttl
+            if action is PresenceAction.JOIN:
+                joins = ((sid, _presence_info(session)),)
+                self._tell(lambda rid: PresenceUpdate(request_id=rid, topic=topic, joins=joins,
+                                                      ttl=ttl), now)
+            else:
+                self._tell(lambda rid: PresenceUpdate(request_id=rid, topic=topic,
+                                                      leaves=(sid,), ttl=ttl), now)
         if not self.config.presence_notifications:
             return
         body = codec.encode(Presence(topic=topic, session_id=session.id, action=action,

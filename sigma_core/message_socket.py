@@ -55,7 +55,7 @@ class MessageSocket(WebSocket):
     docstring). Build it with the request the server parsed; hand it to
     ``ServerConnection(config, now=..., transport=socket)``."""
 
-    __slots__ = ("_close_code", "_close_reason", "_rejection")
+    __slots__ = ("_close_code", "_close_reason", "_offered", "_rejection")
 
     def __init__(self, request: HandshakeRequest, config: WebSocketConfig | None = None) -> None:
         super().__init__(Role.SERVER, config)
@@ -64,7 +64,6 @@ class MessageSocket(WebSocket):
         self._rejection: tuple[int, str] | None = None
         # Nothing of the HTTP machinery is used: the server parsed the request.
         self._handshake = None
-        self._head = None
         ours = self._config.subprotocols
         self._offered = request.subprotocols
         if ours and not any(p in request.subprotocols for p in ours):

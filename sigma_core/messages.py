@@ -16,6 +16,7 @@ from enum import IntEnum
 from typing import NamedTuple, TypeAlias
 
 __all__ = [
+    "ENVELOPE_OVERHEAD",
     "Ack",
     "Body",
     "ClientInfo",
@@ -42,6 +43,11 @@ __all__ = [
 ]
 
 PROTOCOL_VERSION = 1
+
+#: Bytes an envelope and its WebSocket frame add to a payload and topic, at most (a Data
+#: envelope: ~100). Both sides count it against ``max_message_size``: the client session before
+#: it sends, the hub before it publishes.
+ENVELOPE_OVERHEAD = 128
 
 Payload: TypeAlias = bytes | bytearray | memoryview
 

@@ -9,7 +9,13 @@ closing timeouts and calls :meth:`~WebSocket.abort` when they expire.
 
 Theory of operation
 -------------------
-wsproto's ``H11Handshake`` parses and writes the HTTP/1.1 upgrade. After it, frames are parsed by
+The layer is three modules, the way wsproto's ``WSConnection`` wraps a handshake object and a
+frame protocol object: :mod:`sigma_core._wsevents` (roles, states, the configuration and the
+events, all re-exported here), :mod:`sigma_core._handshake` (the opening handshake, both roles:
+the bounded HTTP head, plain HTTP answers, subprotocol and extension negotiation, on wsproto's
+``H11Handshake``) and this module, the :class:`WebSocket` itself: it owns a
+:class:`~sigma_core._handshake.Handshake` until the handshake ends, then runs the open
+connection's state machine below. After the handshake, frames are parsed by
 our own :class:`~sigma_core._framer.FrameParser` (wsproto's pure-Python frame layer was most of
 the receive cost), unless permessage-deflate was negotiated: then wsproto's ``Connection`` does
 all the framing. A client still sends through wsproto's ``Connection``, which draws each frame's
@@ -18,9 +24,10 @@ behave identically, byte for byte (``tests/test_framer.py`` compares them). Noth
 module and ``_framer`` knows about wsproto or frames. Around them this module adds what a
 conforming, bounded endpoint needs:
 
-* the HTTP head is buffered here first, so it is bounded (``max_handshake_size``, answered with
-  431) and obvious garbage (a TLS hello on a plain port) is answered at once with 400;
-* subprotocol policy: a request offering none of ours never reaches the application;
+* (in :mod:`~sigma_core._handshake`) the HTTP head is buffered first, so it is bounded
+  (``max_handshake_size``, answered with 431) and obvious garbage (a TLS hello on a plain port)
+  is answered at once with 400; subprotocol policy: a request offering none of ours never
+  reaches the application;
 * whole-message reassembly with a size limit counted as data arrives (1009), text policy (1003);
 * peer violations after the handshake never raise: the right close frame is queued, the cause is
   recorded in :class:`Closed`, the connection is CLOSED (RFC 6455 §7.1.7, "fail the connection"),
@@ -68,6 +75,12 @@ caller sent in between, and :class:`Closed` is emitted. So a caller that follows
 that arrived intact before the end, and sees the same events and the same close frame however
 the bytes were chunked. Both frame paths do this. The table above applies once it is acted on.
 
+On wsproto's frame path (permessage-deflate, and the reference path the differential tests
+use), holding an end means writing wsproto's private ``Connection._state`` (back to OPEN while
+the end is held, then to what parsing the close frame would have made it): that is the one
+write to wsproto's private state, in :meth:`WebSocket._hold` and :meth:`WebSocket.settle`.
+wsproto 1.x has no public way to defer acting on a parsed close frame.
+
 REMOTE_CLOSING (the peer's close frame arrived, ours is not yet sent) is never observed between
 calls here, because the reply is queued as soon as the peer's close frame is parsed; it is part of
 the state vocabulary for a framer that would let the application answer later.
@@ -75,35 +88,20 @@ the state vocabulary for a framer that would let the application answer later.
 
 from __future__ import annotations
 
-import binascii
-import enum
-import re
 import struct
 from collections.abc import Sequence
-from dataclasses import dataclass
-from http import HTTPStatus
-from typing import Any, cast
 
-import h11
-from wsproto.connection import Connection, ConnectionState, ConnectionType
+from wsproto.connection import Connection, ConnectionState
 from wsproto.events import (
-    AcceptConnection,
     BytesMessage,
     CloseConnection,
-    Event,
     Ping,
     Pong,
-    RejectConnection,
-    RejectData,
-    Request,
     TextMessage,
 )
 from wsproto.extensions import PerMessageDeflate
 from wsproto.frame_protocol import CloseReason
-from wsproto.handshake import H11Handshake
-from wsproto.utilities import RemoteProtocolError as _WsRemoteProtocolError
 
-from sigma_core._deflate import BoundedDeflate
 from sigma_core._framer import (
     CloseFrame,
     Failure,
@@ -114,6 +112,22 @@ from sigma_core._framer import (
     close_payload,
     frame,
     too_big,
+)
+from sigma_core._handshake import Handshake
+from sigma_core._wsevents import (
+    Closed,
+    HandshakeAccepted,
+    HandshakeFailed,
+    HandshakeRequest,
+    HttpRequest,
+    HttpResponse,
+    MessageReceived,
+    PingReceived,
+    PongReceived,
+    Role,
+    WebSocketConfig,
+    WebSocketEvent,
+    WebSocketState,
 )
 from sigma_core.errors import CloseCode, LocalProtocolError, RemoteProtocolError
 
@@ -134,236 +148,7 @@ __all__ = [
     "WebSocketState",
 ]
 
-Headers = tuple[tuple[str, str], ...]
-
-
-class Role(enum.Enum):
-    """Which end of the connection a :class:`WebSocket` is."""
-
-    CLIENT = "client"
-    SERVER = "server"
-
-
-class WebSocketState(enum.Enum):
-    """Where a :class:`WebSocket` is in its life (RFC 6455 §4, §7). See the module docstring."""
-
-    #: The opening handshake is in progress.
-    HANDSHAKE = "handshake"
-    #: Messages flow both ways.
-    OPEN = "open"
-    #: We sent a close frame and wait for the peer's.
-    LOCAL_CLOSING = "local_closing"
-    #: The peer sent a close frame and ours is not yet sent (transient, see the module docstring).
-    REMOTE_CLOSING = "remote_closing"
-    #: The WebSocket is over; :class:`Closed` was emitted.
-    CLOSED = "closed"
-    #: The handshake ended with an HTTP error response; :class:`HandshakeFailed` was emitted.
-    REJECTED = "rejected"
-
-
-_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-_HEADER_VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]*")
-_PATH = re.compile(r"/[\x21-\x7e]*")
-_HOST = re.compile(r"[\x21-\x7e]+")
-_BAD_HEADER_VALUE = re.compile(r"[\r\n\x00]")
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class WebSocketConfig:
-    """Limits and policy of one WebSocket. The defaults are SigmaSockets' envelope mode."""
-
-    #: Largest whole (reassembled) message accepted, in bytes. A larger one is answered with close
-    #: code 1009 as soon as the bytes received exceed it; it is never buffered past the limit.
-    #: Outgoing messages are held to the same limit.
-    max_message_size: int = 1 << 20
-    #: Largest HTTP request/response head. A server answers a larger request with 431; a client
-    #: fails the connection. A client also truncates a rejection's body to this size.
-    max_handshake_size: int = 16 * 1024
-    #: Server: the subprotocols we accept, in preference order. Client: the ones offered.
-    #: Empty: plain WebSocket, no subprotocol negotiated or required.
-    subprotocols: tuple[str, ...] = ("sigma.v1",)
-    #: False: a text message is answered with close code 1003 and sending text is refused.
-    #: True (plain/echo mode): text messages are delivered as ``str``.
-    allow_text: bool = False
-    #: permessage-deflate (RFC 7692): offered by a client, accepted by a server when offered.
-    compression: bool = False
-    #: Server: a GET or HEAD without ``Upgrade: websocket`` is surfaced as :class:`HttpRequest`
-    #: (answer it with :meth:`WebSocket.respond`) instead of being refused with 400, so a web
-    #: app and its WebSocket can share one port. Other methods get 405.
-    serve_http: bool = False
-    #: Frames one message may arrive in (a fragmented message); more fails the connection with
-    #: close code 1008. Our clients and browsers send one frame per message.
-    max_fragments: int = 1024
-
-    def __post_init__(self) -> None:
-        for name in ("max_message_size", "max_handshake_size", "max_fragments"):
-            value = getattr(self, name)
-            if type(value) is not int or value <= 0:
-                msg = f"{name} must be a positive int, not {value!r}"
-                raise ValueError(msg)
-        if not isinstance(self.subprotocols, tuple):
-            msg = f"subprotocols must be a tuple of str, not {type(self.subprotocols).__name__}"
-            raise ValueError(msg)
-        for subprotocol in self.subprotocols:
-            # RFC 6455 §4.1: non-empty tokens (RFC 2616 §2.2), all unique.
-            if not isinstance(subprotocol, str) or not _TOKEN.fullmatch(subprotocol):
-                msg = f"subprotocol {subprotocol!r} is not a valid HTTP token"
-                raise ValueError(msg)
-        if len(set(self.subprotocols)) != len(self.subprotocols):
-            msg = f"subprotocols must be unique: {self.subprotocols!r}"
-            raise ValueError(msg)
-
-    @classmethod
-    def plain(cls, **overrides: Any) -> WebSocketConfig:
-        """A plain RFC 6455 endpoint (e.g. an echo server for Autobahn): no subprotocol, text
-        allowed, 16 MiB messages (Autobahn's 9.* cases send up to 16 MiB)."""
-        settings: dict[str, Any] = {
-            "subprotocols": (),
-            "allow_text": True,
-            "max_message_size": 16 << 20,
-            # Autobahn's 9.3/9.4 cases send 4 MiB in 64-byte fragments.
-            "max_fragments": 1 << 17,
-        }
-        settings.update(overrides)
-        return cls(**settings)
-
-
-# -- events ----------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class WebSocketEvent:
-    """Base class of everything :meth:`WebSocket.events_received` returns."""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class HandshakeRequest(WebSocketEvent):
-    """Server: a valid upgrade request arrived; answer it with :meth:`WebSocket.accept` or
-    :meth:`WebSocket.reject`. Only requests offering one of our subprotocols (when we have any)
-    are surfaced; the others are rejected with HTTP 400 automatically."""
-
-    #: The request target, e.g. ``"/chat?room=1"``.
-    path: str
-    #: The request's headers, names lower-cased, except Host, Sec-WebSocket-Protocol and
-    #: Sec-WebSocket-Extensions (given by ``host`` and ``subprotocols``, and handled here).
-    headers: Headers
-    #: The subprotocols the client offered, in its order.
-    subprotocols: tuple[str, ...]
-    host: str
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class HandshakeAccepted(WebSocketEvent):
-    """Client: the server answered 101 and the answer is valid. The WebSocket is OPEN."""
-
-    subprotocol: str | None
-    #: The response's headers, names lower-cased, except those the handshake consumed
-    #: (Connection, Upgrade, Sec-WebSocket-Accept/-Protocol/-Extensions).
-    headers: Headers
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class HandshakeFailed(WebSocketEvent):
-    """The handshake ended with an HTTP error response. Terminal: the state is REJECTED.
-
-    Client: the server answered with something other than 101; ``reason`` is the response's
-    reason phrase. Server: we answered with an error, automatically or through
-    :meth:`WebSocket.reject`; ``reason`` is the explanation given, ``headers`` and ``body`` are
-    what was sent."""
-
-    status: int
-    reason: str
-    headers: Headers
-    body: bytes
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class HttpRequest(WebSocketEvent):
-    """Server with ``serve_http``: a plain HTTP GET/HEAD (no WebSocket upgrade) arrived. Answer
-    with :meth:`WebSocket.respond`; the connection closes after the response."""
-
-    method: str
-    #: The request target, query included.
-    path: str
-    #: Lower-cased names, in order.
-    headers: Headers
-
-
-@dataclass(frozen=True, slots=True)
-class HttpResponse:
-    """What an HTTP handler returns: status, headers (Content-Length and Connection are added)
-    and body (omitted on the wire for HEAD)."""
-
-    status: int = 200
-    headers: Headers = ()
-    body: bytes = b""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class MessageReceived(WebSocketEvent):
-    """One whole, reassembled message: ``bytes`` for binary, ``str`` for text (only when
-    ``allow_text``)."""
-
-    data: bytes | str
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class PingReceived(WebSocketEvent):
-    """The peer sent a ping; the pong was queued already."""
-
-    payload: bytes
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class PongReceived(WebSocketEvent):
-    """The peer sent a pong."""
-
-    payload: bytes
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Closed(WebSocketEvent):
-    """The WebSocket is over (terminal; the state is CLOSED).
-
-    ``code`` and ``reason`` are those of the peer's close frame when the closing handshake
-    completed (``clean``; 1005 when the frame had no code), those of the close frame we sent when
-    we failed the connection (``cause`` then says why), 1006 when the stream ended or the handshake
-    failed without any close frame, or what was given to :meth:`WebSocket.abort`."""
-
-    code: int
-    reason: str
-    #: True when we started the end: close(), abort(), or our answer to a peer's violation.
-    initiated_locally: bool
-    #: True when close frames went both ways.
-    clean: bool
-    #: The peer's violation, when that is why the connection ended.
-    cause: RemoteProtocolError | None = None
-
-
 # -- the WebSocket ---------------------------------------------------------------------------------
-
-_HEAD_END = re.compile(rb"\n\r?\n")  # h11's notion of the end of a head
-_REQUEST_LINE = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+ [\x21-\x7e]+ HTTP/[0-9]\.[0-9]\r?\n")
-_STATUS_LINE = re.compile(rb"HTTP/[0-9]\.[0-9] ([0-9]{3})(?: ([\t\x20-\x7e\x80-\xff]*))?\r?\n")
-_TOKEN_BYTES = frozenset(
-    b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-)
-
-# Header names the handshake writes itself; callers may not add them.
-_MANAGED_HEADERS = frozenset(
-    {
-        "connection",
-        "upgrade",
-        "host",
-        "content-length",
-        "transfer-encoding",
-        "sec-websocket-key",
-        "sec-websocket-accept",
-        "sec-websocket-version",
-        "sec-websocket-protocol",
-        "sec-websocket-extensions",
-    }
-)
 
 # RFC 6455 §7.4.1/§7.4.2 and the IANA registry: codes an endpoint may put in a close frame.
 # 1014 (Bad Gateway) is registered too, but wsproto fails a connection that receives it (1002),
@@ -404,27 +189,19 @@ class WebSocket:
 
     __slots__ = (
         "_batch",
-        "_body",
         "_config",
         "_conn",
         "_events",
         "_extension",
         "_fast_send",
-        "_first_line_seen",
         "_fragments",
         "_handshake",
-        "_head",
         "_held_end",
         "_held_remote",
-        "_http_method",
         "_message_size",
-        "_offered",
         "_output",
         "_parser",
         "_parts",
-        "_pending",
-        "_reject",
-        "_request",
         "_role",
         "_state",
         "_subprotocol",
@@ -456,8 +233,7 @@ class WebSocket:
         self._wsproto_frames = use_wsproto_frames
         self._config = config if config is not None else WebSocketConfig()
         self._state = _HANDSHAKE
-        ws_role = ConnectionType.SERVER if role is Role.SERVER else ConnectionType.CLIENT
-        self._handshake: H11Handshake | None = H11Handshake(ws_role)
+        self._handshake: Handshake | None = Handshake(role, self._config)
         self._conn: Connection | None = None
         self._parser: FrameParser | None = None
         self._held_end: CloseFrame | Failure | CloseConnection | None = None
@@ -465,14 +241,6 @@ class WebSocket:
         self._batch = 0
         self._events: list[WebSocketEvent] = []
         self._output: list[bytes] = []
-        self._head: bytearray | None = bytearray()
-        self._first_line_seen = False
-        self._http_method: str | None = None
-        self._request: Request | None = None
-        self._offered: tuple[str, ...] = ()
-        self._pending: bytearray | None = None
-        self._reject: tuple[int, str, Headers] | None = None
-        self._body: bytearray | None = None
         self._subprotocol: str | None = None
         self._extension: PerMessageDeflate | None = None
         self._fast_send = False
@@ -495,30 +263,12 @@ class WebSocket:
 
         ``host`` is the Host header's value (``"example.com:8080"``), ``path`` the request target.
         """
-        if not isinstance(host, str) or not _HOST.fullmatch(host):
-            msg = f"invalid host {host!r}"
-            raise LocalProtocolError(msg)
-        if not isinstance(path, str) or not _PATH.fullmatch(path):
-            msg = f"invalid path {path!r}: must start with '/' and be printable ASCII"
-            raise LocalProtocolError(msg)
-        headers = _encode_headers(extra_headers)
         # (Not cls.__new__ + _setup: mypyc's native classes have no callable __new__.)
         self = cls(Role.CLIENT, config, _use_wsproto_frames=_use_wsproto_frames, _client=True)
-        assert self._handshake is not None
-        if self._config.compression:
-            self._extension = BoundedDeflate(self._config.max_message_size)
-        request = Request(
-            host=host,
-            target=path,
-            extensions=[self._extension] if self._extension is not None else [],
-            subprotocols=list(self._config.subprotocols),
-            extra_headers=headers,
-        )
-        try:
-            self._output.append(self._handshake.send(request))
-        except UnicodeError as exc:  # the host is not a valid IDNA name ("a..b")
-            msg = f"invalid host {host!r}: {exc}"
-            raise LocalProtocolError(msg) from exc
+        handshake = self._handshake
+        assert handshake is not None
+        handshake.send_request(host=host, path=path, extra_headers=extra_headers)
+        self._after_handshake(handshake)
         return self
 
     def __repr__(self) -> str:
@@ -612,10 +362,10 @@ class WebSocket:
                 conn.receive_data(data)  # type: ignore[arg-type]  # any bytes-like will do
                 self._process_frames(conn)
         elif state is _HANDSHAKE:
-            if self._role is Role.SERVER:
-                self._receive_request(data)
-            else:
-                self._receive_response(data)
+            handshake = self._handshake
+            assert handshake is not None
+            handshake.receive_data(data)
+            self._after_handshake(handshake)
 
     # -- frames ------------------------------------------------------------------------------------
 
@@ -852,258 +602,40 @@ class WebSocket:
         self._conn = None
         self._parser = None
         self._handshake = None
-        self._head = None
-        self._pending = None
-        self._body = None
-        self._request = None
         self._parts.clear()
         self._text_parts.clear()
 
-    # -- server handshake --------------------------------------------------------------------------
+    # -- the opening handshake (sigma_core._handshake) --------------------------------------------
 
-    def _take_head(self, data: bytes | bytearray | memoryview) -> tuple[bytes, bytes] | None:
-        """Buffer bytes until the HTTP head is complete; return (head, what follows it).
-
-        Rejects oversized heads and a first line that cannot be HTTP as soon as that is known."""
-        buffer = self._head
-        assert buffer is not None
-        search_from = max(0, len(buffer) - 2)
-        buffer += data
-        server = self._role is Role.SERVER
-        if not self._first_line_seen:
-            newline = buffer.find(b"\n")
-            if newline < 0:
-                if server and buffer and buffer[0] not in _TOKEN_BYTES:
-                    self._head_error(400, "not an HTTP request")
-                    return None
-            else:
-                line = _REQUEST_LINE if server else _STATUS_LINE
-                if line.fullmatch(buffer, 0, newline + 1) is None:
-                    self._head_error(
-                        400, "malformed HTTP " + ("request" if server else "status") + " line"
-                    )
-                    return None
-                self._first_line_seen = True
-        limit = self._config.max_handshake_size
-        match = _HEAD_END.search(buffer, search_from)
-        end = match.end() if match is not None else -1
-        if end > limit or (end < 0 and len(buffer) > limit):
-            self._head_error(431, f"HTTP head larger than {limit} bytes")
-            return None
-        if end < 0:
-            return None
-        self._head = None
-        return bytes(buffer[:end]), bytes(buffer[end:])
-
-    def _head_error(self, status: int, message: str) -> None:
-        if self._role is Role.SERVER:
-            self._auto_reject(status, message)
+    def _after_handshake(self, handshake: Handshake) -> None:
+        """Take what the handshake produced; act on its end (see :class:`Handshake`)."""
+        if handshake.output:
+            self._output.extend(handshake.output)
+            handshake.output.clear()
+        if handshake.events:
+            self._events.extend(handshake.events)
+            handshake.events.clear()
+        outcome = handshake.outcome
+        if outcome is None:
+            return
+        if outcome is _OPEN:
+            self._open(handshake)
+            if handshake.rest:
+                self.receive_data(handshake.rest)
+        elif outcome is _REJECTED:
+            self._state = _REJECTED
+            self._release()
         else:
-            code = CloseCode.MESSAGE_TOO_BIG if status == 431 else CloseCode.PROTOCOL_ERROR
-            self._fail_handshake(message.replace("HTTP head", "HTTP response head"), code)
+            closed = handshake.closed
+            assert closed is not None
+            self._finish(closed)
 
-    def _receive_request(self, data: bytes | bytearray | memoryview | None) -> None:
-        if data is None:
-            self._end_of_stream()
-            return
-        if self._pending is not None:
-            # The client spoke before our 101 (RFC 6455 §4.1 says it must wait). Keep it for
-            # accept(), bounded: nobody reads it before then.
-            self._pending += data
-            if len(self._pending) > self._config.max_handshake_size:
-                self._auto_reject(400, "data sent before the handshake completed")
-            return
-        if not data:
-            return
-        taken = self._take_head(data)
-        if taken is None:
-            return
-        head, rest = taken
-        assert self._handshake is not None
-        if self._config.serve_http and not _asks_upgrade(head):
-            self._on_http(head)
-            return
-        try:
-            self._handshake.receive_data(head)
-            events = list(self._handshake.events())
-        except _WsRemoteProtocolError as exc:
-            hint = exc.event_hint
-            status = hint.status_code if isinstance(hint, RejectConnection) else 400
-            headers = _decode_headers(hint.headers) if isinstance(hint, RejectConnection) else ()
-            message = str(exc)
-            if exc.__context__ is not None:
-                message = f"{message}: {exc.__context__}"
-            self._auto_reject(status, message, headers)
-            return
-        except (UnicodeError, ValueError) as exc:
-            self._auto_reject(400, f"malformed upgrade request: {exc}")
-            return
-        for event in events:
-            if isinstance(event, Request):
-                self._on_request(event, rest)
-
-    def _on_request(self, request: Request, rest: bytes) -> None:
-        offered = tuple(p for p in request.subprotocols if p)
-        ours = self._config.subprotocols
-        if ours and not any(p in offered for p in ours):
-            self._auto_reject(
-                400, f"unsupported WebSocket subprotocol: this server speaks {', '.join(ours)}"
-            )
-            return
-        keys = [v for n, v in request.extra_headers if n == b"sec-websocket-key"]
-        if len(keys) != 1 or not _valid_key(keys[0]):
-            self._auto_reject(400, "invalid Sec-WebSocket-Key")  # RFC 6455 §4.2.1 item 5
-            return
-        self._request = request
-        self._offered = offered
-        self._pending = bytearray(rest)
-        if len(self._pending) > self._config.max_handshake_size:
-            self._auto_reject(400, "data sent before the handshake completed")
-            return
-        self._events.append(
-            HandshakeRequest(
-                path=request.target,
-                headers=_decode_headers(request.extra_headers),
-                subprotocols=offered,
-                host=request.host,
-            )
-        )
-
-    def _on_http(self, head: bytes) -> None:
-        parser = h11.Connection(h11.SERVER)
-        try:
-            parser.receive_data(head)
-            event = parser.next_event()
-        except h11.RemoteProtocolError as exc:
-            self._auto_reject(400, f"malformed HTTP request: {exc}")
-            return
-        if not isinstance(event, h11.Request):
-            self._auto_reject(400, "malformed HTTP request")
-            return
-        method = event.method.decode("ascii", "replace")
-        if method not in ("GET", "HEAD"):
-            self._auto_reject(405, f"method {method} not allowed", (("Allow", "GET, HEAD"),))
-            return
-        self._http_method = method
-        self._events.append(HttpRequest(
-            method=method, path=event.target.decode("ascii", "replace"),
-            headers=tuple((n.decode("latin-1").lower(), v.decode("latin-1"))
-                          for n, v in event.headers)))
-
-    def respond(self, response: HttpResponse) -> None:
-        """Server: answer the pending :class:`HttpRequest`; the connection then closes (state
-        REJECTED: it never became a WebSocket)."""
-        if self._http_method is None or self._state is not _HANDSHAKE:
-            raise LocalProtocolError("respond() needs a pending HttpRequest")
-        if not 100 <= response.status <= 599:
-            raise LocalProtocolError(f"HTTP status must be 100..599, not {response.status}")
-        for name, value in response.headers:
-            # A CR or LF would end the header (response splitting); NUL is refused by RFC 9110.
-            if not isinstance(name, str) or not _TOKEN.fullmatch(name):
-                raise LocalProtocolError(f"HTTP header name {name!r} is not a valid token")
-            if not isinstance(value, str) or _BAD_HEADER_VALUE.search(value):
-                raise LocalProtocolError(
-                    f"HTTP header {name!r} has a value with CR, LF or NUL: {value!r}")
-        head_only = self._http_method == "HEAD"
-        self._http_method = None
-        self._write_response(response.status, list(response.headers),
-                             response.body, head_only=head_only)
-        self._state = _REJECTED
-        self._release()
-
-    def _write_response(self, status: int, headers: list[tuple[str, str]], body: bytes, *,
-                        head_only: bool = False) -> None:
-        try:
-            phrase = HTTPStatus(status).phrase
-        except ValueError:
-            phrase = "Error"
-        sent = [(n, v) for n, v in headers if n.lower() not in ("content-length", "connection")]
-        sent += [("Content-Length", str(len(body))), ("Connection", "close")]
-        lines = [f"HTTP/1.1 {status} {phrase}\r\n"]
-        lines += [f"{name}: {value}\r\n" for name, value in sent]
-        lines.append("\r\n")
-        self._output.append("".join(lines).encode("latin-1") + (b"" if head_only else body))
-
-    def _auto_reject(self, status: int, reason: str, headers: Headers = ()) -> None:
-        self._send_rejection(status, reason, headers, reason.encode(), "text/plain; charset=utf-8")
-
-    def _send_rejection(
-        self, status: int, reason: str, headers: Headers, body: bytes, content_type: str | None
-    ) -> None:
-        # Written here rather than through h11: h11 cannot answer a request it failed to parse,
-        # and this way the status line carries a reason phrase.
-        sent = list(headers)
-        if content_type is not None:
-            sent.append(("Content-Type", content_type))
-        self._write_response(status, sent, body)
-        sent += [("Content-Length", str(len(body))), ("Connection", "close")]
-        self._state = _REJECTED
-        self._release()
-        self._events.append(
-            HandshakeFailed(
-                status=status,
-                reason=reason,
-                headers=tuple((name.lower(), value) for name, value in sent),
-                body=body,
-            )
-        )
-
-    def _require_request(self, command: str) -> Request:
-        if self._role is not Role.SERVER:
-            msg = f"{command}() is for servers"
-            raise LocalProtocolError(msg)
-        if self._state is not _HANDSHAKE or self._request is None:
-            msg = f"{command}() needs a pending HandshakeRequest (state {self._state.name})"
-            raise LocalProtocolError(msg)
-        return self._request
-
-    def accept(
-        self, *, subprotocol: str | None = None, extra_headers: Sequence[tuple[str, str]] = ()
-    ) -> None:
-        """Server: accept the pending :class:`HandshakeRequest` (101); the state becomes OPEN.
-
-        ``subprotocol`` defaults to the first of ``config.subprotocols`` the client offered (None
-        in plain mode); an explicit one must have been offered and, unless plain, be ours."""
-        self._require_request("accept")
-        ours = self._config.subprotocols
-        if subprotocol is None:
-            subprotocol = next((p for p in ours if p in self._offered), None)
-        elif subprotocol not in self._offered or (ours and subprotocol not in ours):
-            msg = f"subprotocol {subprotocol!r} was not offered or is not one of ours"
-            raise LocalProtocolError(msg)
-        headers = _encode_headers(extra_headers)
-        handshake = self._handshake
-        assert handshake is not None
-        extension = (BoundedDeflate(self._config.max_message_size)
-                     if self._config.compression else None)
-        try:
-            data = handshake.send(
-                AcceptConnection(
-                    subprotocol=subprotocol,
-                    extensions=[extension] if extension is not None else [],
-                    extra_headers=headers,
-                )
-            )
-        except ValueError:
-            # Only permessage-deflate raises here, on a malformed offer (a window size that is not
-            # a number): decline the offer rather than the connection (RFC 7692 §5).
-            extension = None
-            data = handshake.send(AcceptConnection(subprotocol=subprotocol, extra_headers=headers))
-        self._output.append(data)
-        pending = self._pending
-        self._open(handshake, subprotocol, extension)
-        if pending:
-            self.receive_data(pending)
-
-    def _open(
-        self, handshake: H11Handshake, subprotocol: str | None, extension: PerMessageDeflate | None
-    ) -> None:
+    def _open(self, handshake: Handshake) -> None:
         self._conn = handshake.connection
         assert self._conn is not None
         self._handshake = None
-        self._request = None
-        self._pending = None
-        self._subprotocol = subprotocol
+        self._subprotocol = handshake.subprotocol
+        extension = handshake.extension
         compressed = extension is not None and extension.enabled()
         self._extension = extension if compressed else None
         server = self._role is Role.SERVER
@@ -1120,6 +652,27 @@ class WebSocket:
                 self._conn = None  # every server frame is written here
         self._state = _OPEN
 
+    def _pending_request(self, command: str) -> Handshake:
+        if self._role is not Role.SERVER:
+            msg = f"{command}() is for servers"
+            raise LocalProtocolError(msg)
+        handshake = self._handshake
+        if self._state is not _HANDSHAKE or handshake is None or not handshake.has_request():
+            msg = f"{command}() needs a pending HandshakeRequest (state {self._state.name})"
+            raise LocalProtocolError(msg)
+        return handshake
+
+    def accept(
+        self, *, subprotocol: str | None = None, extra_headers: Sequence[tuple[str, str]] = ()
+    ) -> None:
+        """Server: accept the pending :class:`HandshakeRequest` (101); the state becomes OPEN.
+
+        ``subprotocol`` defaults to the first of ``config.subprotocols`` the client offered (None
+        in plain mode); an explicit one must have been offered and, unless plain, be ours."""
+        handshake = self._pending_request("accept")
+        handshake.accept(subprotocol=subprotocol, extra_headers=extra_headers)
+        self._after_handshake(handshake)
+
     def reject(
         self,
         status: int,
@@ -1132,130 +685,18 @@ class WebSocket:
 
         The body defaults to ``reason`` as UTF-8 text/plain. The state becomes REJECTED and
         :class:`HandshakeFailed` is emitted."""
-        self._require_request("reject")
-        if type(status) is not int or not 400 <= status <= 599:
-            msg = f"reject() status must be an int in 400..599, not {status!r}"
-            raise LocalProtocolError(msg)
-        if not isinstance(reason, str):
-            msg = f"reason must be str, not {type(reason).__name__}"
-            raise LocalProtocolError(msg)
-        encoded = _encode_headers(headers)
-        decoded = tuple((n.decode("ascii"), v.decode("latin-1")) for n, v in encoded)
-        if body is None:
-            self._send_rejection(
-                status, reason, decoded, reason.encode(), "text/plain; charset=utf-8"
-            )
-        else:
-            self._send_rejection(status, reason, decoded, bytes(body), None)
+        handshake = self._pending_request("reject")
+        handshake.reject(status, reason, headers=headers, body=body)
+        self._after_handshake(handshake)
 
-    # -- client handshake --------------------------------------------------------------------------
-
-    def _receive_response(self, data: bytes | bytearray | memoryview | None) -> None:
+    def respond(self, response: HttpResponse) -> None:
+        """Server: answer the pending :class:`HttpRequest`; the connection then closes (state
+        REJECTED: it never became a WebSocket)."""
         handshake = self._handshake
-        assert handshake is not None
-        if self._body is not None:
-            if data is None or data:  # b"" would be end of stream to h11
-                self._receive_rejection_body(handshake, data)
-            return
-        if data is None:
-            self._end_of_stream()
-            return
-        if not data:
-            return
-        taken = self._take_head(data)
-        if taken is None:
-            return
-        head, rest = taken
-        try:
-            handshake.receive_data(head)
-            events = list(handshake.events())
-        except (_WsRemoteProtocolError, UnicodeError, ValueError) as exc:
-            self._fail_handshake(f"invalid handshake response: {exc}")
-            return
-        for index, event in enumerate(events):
-            if isinstance(event, AcceptConnection):
-                self._on_accepted(handshake, event, rest)
-                return
-            if isinstance(event, RejectConnection):
-                match = _STATUS_LINE.match(head)
-                phrase = (match.group(2) or b"").decode("latin-1") if match else ""
-                self._reject = (event.status_code, phrase, _decode_headers(event.headers))
-                self._body = bytearray()
-                if not event.has_body:
-                    self._finish_rejection()
-                    return
-                self._on_rejection_events(events[index + 1 :])
-                # (Not self._body: mypy keeps it narrowed to bytearray across the call above,
-                # which may end the rejection, and compiled code would trust that.)
-                if self._state is not _REJECTED and rest:
-                    self._receive_rejection_body(handshake, rest)
-                return
-
-    def _on_accepted(self, handshake: H11Handshake, event: AcceptConnection, rest: bytes) -> None:
-        subprotocol = event.subprotocol
-        if self._config.subprotocols and subprotocol is None:
-            offered = ", ".join(self._config.subprotocols)
-            self._fail_handshake(f"the server selected no subprotocol (offered: {offered})")
-            return
-        self._open(handshake, subprotocol, self._extension)
-        self._events.append(
-            HandshakeAccepted(subprotocol=subprotocol, headers=_decode_headers(event.extra_headers))
-        )
-        if rest:
-            self.receive_data(rest)
-
-    def _receive_rejection_body(
-        self, handshake: H11Handshake, data: bytes | bytearray | memoryview | None
-    ) -> None:
-        try:
-            handshake.receive_data(None if data is None else bytes(data))
-            events = list(handshake.events())
-        except (_WsRemoteProtocolError, UnicodeError, ValueError):
-            events = []  # a broken body: report what we have
-            data = None
-        self._on_rejection_events(events)
-        if data is None and self._body is not None:
-            self._finish_rejection()
-
-    def _on_rejection_events(self, events: list[Event]) -> None:
-        body = self._body
-        assert body is not None
-        for event in events:
-            if isinstance(event, RejectData):
-                # Through Any: h11 hands over a bytearray whatever the annotation says, and
-                # compiled (mypyc) code checks annotations.
-                body += cast(Any, event).data
-                if len(body) >= self._config.max_handshake_size:
-                    del body[self._config.max_handshake_size :]
-                    self._finish_rejection()
-                    return
-                if event.body_finished:
-                    self._finish_rejection()
-                    return
-
-    def _finish_rejection(self) -> None:
-        assert self._reject is not None
-        assert self._body is not None
-        status, phrase, headers = self._reject
-        body = bytes(self._body)
-        self._state = _REJECTED
-        self._release()
-        self._events.append(
-            HandshakeFailed(status=status, reason=phrase, headers=headers, body=body)
-        )
-
-    def _fail_handshake(self, message: str, code: CloseCode = CloseCode.PROTOCOL_ERROR) -> None:
-        # No close frame: the connection was never established (RFC 6455 §4.1, §7.1.7).
-        cause = RemoteProtocolError(message, code=code)
-        self._finish(
-            Closed(
-                code=int(CloseCode.ABNORMAL_CLOSURE),
-                reason=cause.reason,
-                initiated_locally=True,
-                clean=False,
-                cause=cause,
-            )
-        )
+        if handshake is None or self._state is not _HANDSHAKE or not handshake.has_http_request():
+            raise LocalProtocolError("respond() needs a pending HttpRequest")
+        handshake.respond(response)
+        self._after_handshake(handshake)
 
     # -- commands ----------------------------------------------------------------------------------
 
@@ -1367,8 +808,9 @@ class WebSocket:
         as :meth:`abort`: a socket that never sent a byte (a browser's speculative
         preconnect, say) is dropped without a word, as are a request the application has not
         answered yet and a client's handshake."""
-        if self._role is Role.SERVER and self._state is _HANDSHAKE and self._head:
-            self._auto_reject(408, reason)
+        handshake = self._handshake
+        if self._state is _HANDSHAKE and handshake is not None and handshake.expire(reason):
+            self._after_handshake(handshake)
         else:
             self.abort(1006, reason)
 
@@ -1395,43 +837,3 @@ def _check_close_code(code: int) -> None:
     if code not in _SENDABLE_CLOSE_CODES:
         msg = f"close code {code} may not be sent (RFC 6455 §7.4)"
         raise LocalProtocolError(msg)
-
-
-def _asks_upgrade(head: bytes) -> bool:
-    """Whether an HTTP head carries ``Upgrade: websocket`` (case-insensitive, RFC 6455 §4.2.1)."""
-    for line in head.split(b"\r\n")[1:]:
-        name, _, value = line.partition(b":")
-        if name.strip().lower() == b"upgrade" and b"websocket" in value.lower():
-            return True
-    return False
-
-
-def _valid_key(key: bytes) -> bool:
-    try:
-        return len(binascii.a2b_base64(key, strict_mode=True)) == 16
-    except binascii.Error:
-        return False
-
-
-def _encode_headers(headers: Sequence[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
-    encoded = []
-    for item in headers:
-        if not (isinstance(item, tuple) and len(item) == 2):
-            msg = f"a header is a (name, value) tuple, not {item!r}"
-            raise LocalProtocolError(msg)
-        name, value = item
-        if not isinstance(name, str) or not _TOKEN.fullmatch(name):
-            msg = f"invalid header name {name!r}"
-            raise LocalProtocolError(msg)
-        if name.lower() in _MANAGED_HEADERS:
-            msg = f"header {name!r} is written by the handshake itself"
-            raise LocalProtocolError(msg)
-        if not isinstance(value, str) or not _HEADER_VALUE.fullmatch(value):
-            msg = f"invalid value for header {name!r}: {value!r}"
-            raise LocalProtocolError(msg)
-        encoded.append((name.encode("ascii"), value.strip(" \t").encode("latin-1")))
-    return encoded
-
-
-def _decode_headers(headers: Sequence[tuple[bytes, bytes]]) -> Headers:
-    return tuple((n.decode("latin-1").lower(), v.decode("latin-1")) for n, v in headers)

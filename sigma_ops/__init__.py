@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from sigma_core.api import ServerOptions
 from sigma_core.hub import Hub, Session
+from sigma_core.metrics import HistogramSnapshot
 
 from ._version import VERSION
 from .feed import DASHBOARD_CLIENT_NAME, STATS_TOPIC, DashboardFeed
@@ -43,11 +44,39 @@ __all__ = [
     "VERSION",
     "DashboardFeed",
     "EngineMetrics",
+    "EngineProbe",
     "Health",
     "Ops",
     "OpsRoutes",
     "SigmaCollector",
 ]
+
+
+@runtime_checkable
+class EngineProbe(Protocol):
+    """What a cluster engine offers to operations (``sigma_redis.RedisEngine`` does): its
+    reachability for ``/readyz`` and its figures for ``/metrics``. :meth:`Ops.attach` wires an
+    engine given as ``ServerOptions(engine=...)`` that has these methods."""
+
+    def is_ready(self) -> bool: ...
+
+    def operation_latency(self) -> dict[str, HistogramSnapshot]: ...
+
+    def operation_errors(self) -> dict[str, int]: ...
+
+    def cross_node_lag(self) -> HistogramSnapshot: ...
+
+
+def engine_report(engine: EngineProbe) -> Callable[[], EngineMetrics]:
+    """The collector's report of ``engine`` (for :meth:`SigmaCollector.set_engine`)."""
+
+    def report() -> EngineMetrics:
+        return EngineMetrics(reachable=engine.is_ready(),
+                             operations=engine.operation_latency(),
+                             errors=engine.operation_errors(),
+                             cross_node_lag=engine.cross_node_lag())
+
+    return report
 
 
 class Ops:
@@ -99,6 +128,12 @@ class Ops:
         self._server = server
         self._clock = clock
         self.feed.attach()
+        # A cluster engine: /readyz is 503 while it is unreachable, /metrics has its figures.
+        options = getattr(server, "options", None)
+        engine = getattr(options, "engine", None)
+        if isinstance(engine, EngineProbe):
+            self.health.set_engine_check(engine.is_ready)
+            self.collector.set_engine(engine_report(engine))
 
     def separate_server(self, server_class: Callable[..., Any], *, host: str = "0.0.0.0",
                         port: int = 9090) -> Any:

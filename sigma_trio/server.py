@@ -28,9 +28,10 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from sigma_core.api import EventEmitter, Listener, ServerOptions, server_callbacks
+from sigma_core.api import EventEmitter, Listener, ServerOptions, emit_server_event
+from sigma_core.engine import EngineLink
 from sigma_core.errors import LocalProtocolError
-from sigma_core.hub import CloseAction, Hub, ServerStats, Session
+from sigma_core.hub import ClientMessage, CloseAction, Hub, ServerStats, Session
 from sigma_core.logs import ERROR, format_peer, hub_log_entry, peer_host
 from sigma_core.logs import write as write_log
 from sigma_core.messages import StreamPosition
@@ -168,6 +169,8 @@ class SigmaSocketServer(OwnNursery):
         #: conn_id -> the peer's address, for the log.
         self._addresses: dict[int, str] = {}
         self._timer = trio.CancelScope()
+        #: The deadline last given to ``_timer`` (None: none).
+        self._timer_at: float | None = None
         self._nursery: trio.Nursery | None = None
         self._accept_scope = trio.CancelScope()
         self._drained = trio.Event()
@@ -180,6 +183,8 @@ class SigmaSocketServer(OwnNursery):
         self._receive_buffer = memoryview(bytearray(_RECEIVE_SIZE))
         #: ServerOptions.jwt set up (its hook, and its JWKS keys refreshed while serving).
         self._auth: ServerAuth | None = None
+        #: Feeds the external engine's driver (None: in-memory engine).
+        self._engine_link: EngineLink | None = None
 
     # ------------------------------------------------------------------ running
 
@@ -213,7 +218,11 @@ class SigmaSocketServer(OwnNursery):
             hook = self._auth.hook if self._auth is not None else None
             hub = self._hub = Hub(self.options.hub_config(wall_clock_offset=time.time() - now,
                                                           authenticate=hook),
-                                  entropy=SystemEntropy(), now=now)
+                                  entropy=SystemEntropy(), now=now,
+                                  engine=self.options.external_engine())
+        driver = self.options.engine
+        if driver is not None and self._engine_link is None:
+            self._engine_link = EngineLink(hub, driver, trio.current_time, self._after_core)
         options = self.options
         tcp = await trio.open_tcp_listeners(self._port, host=options.host)
         listeners: list[trio.abc.Listener[Any]] = list(tcp)
@@ -231,6 +240,8 @@ class SigmaSocketServer(OwnNursery):
                     nursery.start_soon(partial(
                         self._auth.refresh_keys, clock=trio.current_time, sleep=trio.sleep,
                         in_thread=_in_thread, logger=self._logger))
+                if self._engine_link is not None:
+                    nursery.start_soon(self._run_engine, self._engine_link)
                 nursery.start_soon(self._accept, listeners, nursery)
                 task_status.started(self._port)
         finally:
@@ -263,6 +274,9 @@ class SigmaSocketServer(OwnNursery):
             peer.close(reset=True)
         nursery.cancel_scope.cancel()
         await self._stopped.wait()
+
+    async def _run_engine(self, link: EngineLink) -> None:
+        await link.driver.run(link)
 
     async def _main(self, *, task_status: Any) -> None:
         await self.serve(task_status=task_status)
@@ -364,9 +378,9 @@ class SigmaSocketServer(OwnNursery):
             hub.disconnect(session_id, trio.current_time(), reason=reason, end_session=end_session)
             self._after_core()
 
-    def get_client(self, client_id: str) -> Session | None:
+    def get_client(self, session_id: str) -> Session | None:
         """The session with this id (connected or waiting to be resumed), or None."""
-        return self._hub.get_session(client_id) if self._hub is not None else None
+        return self._hub.get_session(session_id) if self._hub is not None else None
 
     def get_connected_clients(self) -> list[Session]:
         """The sessions that have a connection right now."""
@@ -400,12 +414,24 @@ class SigmaSocketServer(OwnNursery):
         peers = self._peers
         emit = self._emitter.emit
         logger, addresses = self._logger, self._addresses
+        link = self._engine_link
+        serializer = self.options.serializer
         self._in_core = True
         try:
-            again = True
-            while again:
+            # Events first, then the output: what a listener sends in answer leaves in the
+            # same flush as the hub's own output (one send per read for an echo); each
+            # connection's bytes keep their order either way (the core queues them).
+            while True:
                 self._again = False
-                for conn_id, chunks, action in hub.flush():
+                if link is not None:
+                    link.pump()
+                events = hub.events_received()
+                for event in events:
+                    if type(event) is not ClientMessage:  # messages are never logged
+                        write_log(logger, hub_log_entry(event, addresses))
+                    emit_server_event(emit, event, serializer)
+                out = hub.flush(trio.current_time())
+                for conn_id, chunks, action in out:
                     peer = peers.get(conn_id)
                     if peer is None or peer.closed:
                         continue
@@ -422,15 +448,14 @@ class SigmaSocketServer(OwnNursery):
                             peer.close()
                         elif not peer.writing:
                             self._start_writer(peer)
-                for event in hub.events_received():
-                    write_log(logger, hub_log_entry(event, addresses))
-                    for name, args in server_callbacks(event, self.options.serializer):
-                        emit(name, *args)
-                again = self._again
+                if not out and not events and not self._again:
+                    break
         finally:
             self._in_core = False
         deadline = hub.next_deadline()
-        self._timer.deadline = math.inf if deadline is None else deadline
+        if deadline != self._timer_at:  # a CancelScope's deadline setter is not free
+            self._timer_at = deadline
+            self._timer.deadline = math.inf if deadline is None else deadline
 
     def _write(self, hub: Hub, peer: _Peer, chunks: list[bytes]) -> None:
         """Send at once what the socket takes; queue the rest for a writer task."""
@@ -465,7 +490,7 @@ class SigmaSocketServer(OwnNursery):
 
     async def _run_timer(self, hub: Hub) -> None:
         while True:
-            deadline = hub.next_deadline()
+            deadline = self._timer_at = hub.next_deadline()
             self._timer = trio.CancelScope(deadline=math.inf if deadline is None else deadline)
             with self._timer:
                 await trio.sleep_forever()
@@ -528,11 +553,21 @@ class SigmaSocketServer(OwnNursery):
                     continue
                 if not data:
                     break
+                size = len(data)
                 hub.receive_data(conn_id, data, trio.current_time())
                 del data  # not kept alive by this frame while the connection idles
                 self._after_core()
-                if sock is not None:
-                    await trio.lowlevel.checkpoint()  # let the other connections in between reads
+                if sock is not None and not peer.closed:
+                    if size < _RECEIVE_SIZE:
+                        # A short read took what the socket had: wait for more instead of
+                        # reading it empty (a recv that fails with EAGAIN). Waiting also lets
+                        # the other connections in between reads.
+                        try:
+                            await trio.lowlevel.wait_readable(sock)
+                        except trio.ClosedResourceError:
+                            break
+                    else:
+                        await trio.lowlevel.checkpoint()  # the others in between reads
         finally:
             peer.close()
             del self._peers[conn_id]

@@ -508,6 +508,33 @@ async def test_tls_round_trip(anyio_backend: str,
                     pass  # pragma: no cover - refused
 
 
+async def test_tls_handshake_never_completed_is_dropped_after_handshake_timeout(
+        anyio_backend: str, tls: tuple[ssl.SSLContext, ssl.SSLContext]) -> None:
+    """A TLS client that connects and never finishes the TLS handshake (here: half a
+    ClientHello, then silence) is dropped after ``handshake_timeout``, not after asyncio's
+    60 s default nor never (trio wraps the TLS handshake in the first read)."""
+    server_context, _ = tls
+    timeout = 0.5
+    with anyio.fail_after(DEADLINE):
+        async with serving(anyio_backend, ssl=server_context,
+                           handshake_timeout=timeout) as server:
+            for partial in (b"", b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"):
+                stream = await anyio.connect_tcp("127.0.0.1", server.port)
+                async with stream:
+                    if partial:
+                        await stream.send(partial)
+                    started = anyio.current_time()
+                    with anyio.move_on_after(timeout + 5) as waited:
+                        with suppress(anyio.EndOfStream, anyio.BrokenResourceError,
+                                      ConnectionError):
+                            while await stream.receive():
+                                pass
+                    elapsed = anyio.current_time() - started
+                    assert not waited.cancelled_caught, \
+                        f"still open {elapsed:.1f} s after the {timeout} s handshake timeout"
+                    assert elapsed < timeout + 2.0
+
+
 @any_server
 async def test_connection_limit_refuses_with_503(anyio_backend: str) -> None:
     with anyio.fail_after(DEADLINE):

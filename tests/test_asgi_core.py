@@ -45,14 +45,14 @@ def welcomed(hub: Hub, now: float = T0) -> int:
     """A message-mode connection past its Hello; its Welcome flushed and checked."""
     conn_id = hub.open_message_connection(request(), now)
     hub.receive_message(conn_id, codec.encode(Hello()), now)
-    (out,) = [o for o in hub.flush() if o[0] == conn_id]
+    (out,) = [o for o in hub.flush(T0) if o[0] == conn_id]
     assert isinstance(codec.decode(out[1][0]), Welcome)
     hub.events_received()
     return conn_id
 
 
 def chunks_of(hub: Hub, conn_id: int) -> tuple[list[bytes], CloseAction]:
-    found = [(chunks, action) for cid, chunks, action in hub.flush() if cid == conn_id]
+    found = [(chunks, action) for cid, chunks, action in hub.flush(T0) if cid == conn_id]
     return found[0] if found else ([], CloseAction.NONE)
 
 
@@ -67,7 +67,7 @@ def test_a_request_without_our_subprotocol_is_refused_with_400() -> None:
     assert socket.state is WebSocketState.REJECTED
     assert socket.rejection == (400, "no supported subprotocol offered (offered: chat; "
                                      "supported: sigma.v1)")
-    (_, chunks, action), = hub.flush()
+    (_, chunks, action), = hub.flush(T0)
     assert (chunks, action) == ([], CloseAction.CLOSE)
 
 
@@ -103,7 +103,7 @@ def test_a_broadcast_hands_every_connection_the_same_envelope_object() -> None:
     hub = message_hub()
     a, b = welcomed(hub), welcomed(hub)
     hub.broadcast(b"to all", T0)
-    out = {cid: chunks for cid, chunks, _ in hub.flush()}
+    out = {cid: chunks for cid, chunks, _ in hub.flush(T0)}
     (to_a,), (to_b,) = out[a], out[b]
     assert to_a is to_b  # encoded once, handed over as is: no frame header, no copy
     body = codec.decode(to_a)
@@ -146,11 +146,11 @@ def test_a_paused_connection_past_the_high_water_mark_is_cut_with_4007() -> None
     hub.pause_writing(slow)  # its ASGI send is still busy with an earlier batch
     for _ in range(9):
         hub.broadcast(bytes(1000), T0)
-    out = {cid: (chunks, action) for cid, chunks, action in hub.flush()}
+    out = {cid: (chunks, action) for cid, chunks, action in hub.flush(T0)}
     assert slow not in out or out[slow][1] is CloseAction.NONE
     assert len(out[good][0]) == 9
     hub.broadcast(bytes(2000), T0)  # past 10_000 bytes held for the slow one
-    out = {cid: (chunks, action) for cid, chunks, action in hub.flush()}
+    out = {cid: (chunks, action) for cid, chunks, action in hub.flush(T0)}
     chunks, action = out[slow]
     assert action is CloseAction.ABORT
     assert isinstance(codec.decode(chunks[0]), Goodbye)
@@ -208,7 +208,7 @@ def test_message_mode_sends_what_the_framed_path_sends() -> None:
     framed_close: list[int] = []
 
     def pump() -> None:
-        for cid, chunks, _ in framed.flush():
+        for cid, chunks, _ in framed.flush(T0):
             assert cid == conn_id
             client.receive_data(b"".join(chunks), T0)
         for event in client.events_received():
@@ -240,13 +240,13 @@ def test_message_mode_sends_what_the_framed_path_sends() -> None:
 
     def feed_message(envelope: bytes, now: float) -> None:
         hub.receive_message(mid, envelope, now)
-        for _, chunks, _ in hub.flush():
+        for _, chunks, _ in hub.flush(now):
             message_out.extend(chunks)
 
     _script(framed, feed_framed, T0)
     pump()
     _script(hub, feed_message, T0)
-    for _, chunks, _ in hub.flush():
+    for _, chunks, _ in hub.flush(T0):
         message_out.extend(chunks)
 
     assert isinstance(codec.decode(message_out[0]), Welcome)

@@ -45,7 +45,7 @@ def _welcome_for(hello: Hello, hub: Hub) -> Welcome:
         out = b"".join(client.data_to_send())
         if out:
             hub.receive_data(conn_id, out, 0.0)
-        for _, chunks, _ in hub.flush():
+        for _, chunks, _ in hub.flush(0.0):
             client.receive_data(b"".join(chunks), 0.0)
         welcomed += [e.welcome for e in client.events_received() if isinstance(e, Welcomed)]
     assert len(welcomed) == 1

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import itertools
 import random
+import re
+import typing
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -27,14 +30,22 @@ from sigma_core.connection import (
 from sigma_core.errors import CloseCode, ErrorCode, LocalProtocolError
 from sigma_core.messages import (
     Ack,
+    Body,
     Data,
+    Error,
     Goodbye,
     Hello,
     Ping,
+    Pong,
+    Presence,
+    Refresh,
+    Refreshed,
     StreamPosition,
     Subscribe,
     Subscribed,
     TopicRecovery,
+    Unsubscribe,
+    Unsubscribed,
     Welcome,
 )
 from sigma_core.websocket import WebSocketConfig
@@ -532,3 +543,55 @@ def test_unknown_message_type_from_a_newer_peer_is_ignored() -> None:
     assert pair.server.unknown_messages == 1
     bodies = [e.body for e in pair.server_events if isinstance(e, EnvelopeReceived)]
     assert [bytes(b.payload) for b in bodies if isinstance(b, Data)] == [b"after"]
+
+
+# -- the transition table ----------------------------------------------------------------------
+
+
+def _design_table_transitions() -> dict[str, set[str]]:
+    """docs/design.md's Connection table: for each state, the states its "leaves on" column
+    names after an arrow."""
+    design = (Path(__file__).resolve().parent.parent / "docs" / "design.md").read_text()
+    section = design.split("## Connection (`sigma_core/connection.py`)", 1)[1].split("\n## ", 1)[0]
+    table: dict[str, set[str]] = {}
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 4 and cells[0].isupper():
+            table[cells[0]] = set(re.findall(r"→ ([A-Z]+)", cells[2]))
+    return table
+
+
+def test_transition_table_is_the_one_in_the_design_doc() -> None:
+    from sigma_core import connection
+
+    code = {state.name: {t.name for t in targets}
+            for state, targets in connection._TRANSITIONS.items()}
+    assert set(code) == {s.name for s in ConnectionState}
+    assert _design_table_transitions() == code
+
+
+def test_a_state_change_outside_the_table_is_refused() -> None:
+    conn = ServerConnection(now=0.0)
+    assert conn.state is ConnectionState.HANDSHAKE
+    with pytest.raises(AssertionError, match="HANDSHAKE -> CLOSING is not in _TRANSITIONS"):
+        conn._enter(ConnectionState.CLOSING)
+    assert conn.state is ConnectionState.HANDSHAKE
+
+
+def test_direction_tables_are_message_classes() -> None:
+    # Typed tables: a client may send these once OPEN, a server those (by class, not by name).
+    from sigma_core import connection
+
+    assert {Data, Ack, Subscribe, Unsubscribe, Error, Refresh} == connection._CLIENT_SENDS
+    assert {Data, Ack, Subscribed, Unsubscribed, Presence, Error, Refreshed} == \
+        connection._SERVER_SENDS
+
+
+def test_every_message_type_has_a_direction() -> None:
+    # A message type added to messages.Body must be placed: in a direction table, or among
+    # the bodies the connection handles itself (handshake, heartbeats, goodbye).
+    from sigma_core import connection
+
+    handled = {Hello, Welcome, Ping, Pong, Goodbye}
+    assert connection._CLIENT_SENDS | connection._SERVER_SENDS | handled \
+        == set(typing.get_args(Body))

@@ -185,6 +185,24 @@ def metrics_in(expr: str) -> set[str]:
     return names
 
 
+def test_every_chat_node_shares_the_shipped_redis() -> None:
+    """The cluster engine is configured where the stack is: compose's chat nodes and the
+    Kubernetes pods point SIGMASOCKETS_REDIS_URL at the Redis those files run."""
+    services = yaml.safe_load((DEPLOY / "compose.yaml").read_text())["services"]
+    urls = {services[name]["environment"]["SIGMASOCKETS_REDIS_URL"]
+            for name in ("chat-1", "chat-2")}
+    assert urls == {"redis://redis:6379/0"}
+    assert "redis" in services
+    deployment = next(d for d in manifests() if d["kind"] == "Deployment")
+    env = {e["name"]: e.get("value")
+           for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+    redis_service = next(d for d in manifests() if d["kind"] == "Service"
+                         and "redis" in d["metadata"]["name"])
+    port = redis_service["spec"]["ports"][0]["port"]
+    assert env["SIGMASOCKETS_REDIS_URL"] == \
+        f"redis://{redis_service['metadata']['name']}:{port}/0"
+
+
 def test_alert_rules_cover_the_failures_and_use_real_metrics() -> None:
     rules = yaml.safe_load((DEPLOY / "prometheus" / "alerts.yml").read_text())
     alerts = {r["alert"]: r for g in rules["groups"] for r in g["rules"]}

@@ -1,12 +1,11 @@
 """The shipped nginx config (deploy/nginx/nginx.conf), run for real by Debian's nginx in front of
-two chat nodes: a client connects through nginx; its node drains (SIGTERM) and the client comes
-back through nginx on the other node; that node is killed (SIGKILL) and the client comes back on
-the first one, restarted. The config under test is the shipped file with only the upstream
-addresses, the listen address and the process's file locations substituted.
-
-Cross-node *resume* (the same session, nothing lost) needs the shared cluster engine of issue 15;
-until it exists each node has its own memory, so the client is told its session was reset, and
-this test expects exactly that. Once the engine lands, the same scenario asserts the resume.
+two chat nodes that share one real redis-server (the cluster engine, ``--redis-url``): a client
+connects through nginx; its node drains (SIGTERM, goodbyes spread) and the client resumes its
+*same* session through nginx on the other node; that node is killed (SIGKILL) and the client
+resumes again on the first one, restarted. Meanwhile a third node (not behind nginx, same Redis)
+publishes chat messages into the room the client is in: the client gets every one, once, in
+order. The config under test is the shipped file with only the upstream addresses, the listen
+address and the process's file locations substituted.
 """
 
 from __future__ import annotations
@@ -15,12 +14,13 @@ import json
 import re
 import signal
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import anyio
 import pytest
 from ops_support import LOCAL, ChatNode, free_port, http, wait_file
+from redis_support import RedisServer
 
 from sigma_asyncio import SigmaSocketClient
 from sigma_core.client import ConnectionStatus
@@ -78,18 +78,25 @@ def test_shipped_config_passes_nginx_t(nginx_prefix: Path) -> None:
 
 
 @pytest.fixture
-def nginx(nginx_prefix: Path, tmp_path: Path) -> Iterator[tuple[int, ChatNode, ChatNode]]:
+def nginx(nginx_prefix: Path, tmp_path: Path) -> Iterator[tuple[int, ChatNode, ChatNode,
+                                                                ChatNode]]:
+    """nginx on a free port in front of chat-1 and chat-2, plus chat-3 reached directly; the
+    three share one Redis."""
+    redis_dir = tmp_path / "redis"
+    redis_dir.mkdir()
+    redis = RedisServer(redis_dir).start()
     ports = {"chat-1": free_port(), "chat-2": free_port()}
     listen = free_port()
     conf = derive_config(nginx_prefix, listen, ports)
-    nodes = [ChatNode(tmp_path, name, port, "--drain-window", "1", "--drain-timeout", "6")
-             for name, port in ports.items()]
+    nodes = [ChatNode(tmp_path, name, port, "--drain-window", "1", "--drain-timeout", "6",
+                      "--redis-url", redis.url)
+             for name, port in [*ports.items(), ("chat-3", free_port())]]
     proc = subprocess.Popen([str(NGINX), "-p", str(nginx_prefix), "-c", str(conf),
                              "-e", str(nginx_prefix / "error.log")],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_file(nginx_prefix / "nginx.pid")
-        yield listen, nodes[0], nodes[1]
+        yield listen, nodes[0], nodes[1], nodes[2]
     finally:
         proc.terminate()
         try:
@@ -99,19 +106,38 @@ def nginx(nginx_prefix: Path, tmp_path: Path) -> Iterator[tuple[int, ChatNode, C
             proc.wait(timeout=10)
         for node in nodes:
             node.stop()
+        redis.stop()
 
 
 async def clients_on(node: ChatNode) -> float:
     return await node.metric("sigmasockets_clients_connected")
 
 
-async def test_client_through_nginx_survives_a_drain_and_a_kill(
-        nginx: tuple[int, ChatNode, ChatNode]) -> None:
-    listen, one, two = nginx
-    for node in (one, two):
+def events(into: list[dict[str, object]]) -> Callable[[bytes, int, int, str], None]:
+    """A message listener keeping the JSON events of the room's timeline."""
+
+    def on_message(data: bytes, message_id: int, timestamp: int, topic: str) -> None:
+        if topic == ROOM:
+            into.append(json.loads(data))
+
+    return on_message
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    while not condition():
+        await anyio.sleep(0.05)
+
+
+ROOM = "room:general"
+
+
+async def test_client_through_nginx_resumes_its_session_across_a_drain_and_a_kill(
+        nginx: tuple[int, ChatNode, ChatNode, ChatNode]) -> None:
+    listen, one, two, three = nginx
+    for node in (one, two, three):
         node.start()
-    await one.ready()
-    await two.ready()
+    for node in (one, two, three):
+        await node.ready()
     # Plain HTTP goes through too (the chat's page, its probes).
     assert (await http(listen, "/livez"))[0] == 200
     assert (await http(listen, "/metrics"))[0] == 404  # scraped per node, not through nginx
@@ -120,32 +146,59 @@ async def test_client_through_nginx_survives_a_drain_and_a_kill(
         f"ws://{LOCAL}:{listen}/ws", reconnect_interval=0.2, max_reconnect_delay=1.0,
         max_reconnect_attempts=None,
         client_info=ClientInfo(name="test", version="1", metadata={"user": "alice"}))
+    publisher = SigmaSocketClient(
+        f"ws://{LOCAL}:{three.port}/ws", reconnect_interval=0.2, max_reconnect_delay=1.0,
+        max_reconnect_attempts=None,
+        client_info=ClientInfo(name="test", version="1", metadata={"user": "bob"}))
     resets: list[object] = []
     client.on("session_reset", resets.append)
-    boots: list[str] = []  # the chat greets each new session with its node's boot id
+    failed: list[object] = []
+    client.on("recovery_failed", lambda *args: failed.append(args))
+    seen: list[dict[str, object]] = []
+    client.on("message", events(seen))
+    mine: list[dict[str, object]] = []
+    publisher.on("message", events(mine))
+    sent: list[str] = []
 
-    def on_message(data: bytes, message_id: int, timestamp: int, topic: str) -> None:
-        message = json.loads(data)
-        if message.get("t") == "hello":
-            boots.append(message["boot"])
+    def say() -> None:
+        message_id = f"m{len(sent):07d}"
+        sent.append(message_id)
+        publisher.send(json.dumps({"t": "msg", "room": "general", "id": message_id,
+                                   "text": message_id}).encode())
 
-    client.on("message", on_message)
-    with anyio.fail_after(60):
-        async with client:
+    with anyio.fail_after(90):
+        async with client, publisher, anyio.create_task_group() as tg:
+            client.subscribe(ROOM)
+            session = client.get_session()
+            assert session is not None
+            await until(lambda: any(e.get("sid") == session.id for e in seen))
+            publisher.subscribe(ROOM)
+            # Bob joins on chat-3: the notice reaches Alice through Redis (the room spans nodes).
+            await until(lambda: any(e.get("t") == "presence" and e.get("user") == "bob"
+                                    for e in seen))
             first = one if await clients_on(one) == 1 else two
             other = two if first is one else one
             assert await clients_on(first) == 1
             assert await clients_on(other) == 0
 
-            # Drain the client's node: SIGTERM, Goodbye, reconnect through nginx elsewhere.
+            publishing = True
+
+            async def keep_saying() -> None:
+                while publishing:
+                    say()
+                    await anyio.sleep(0.05)
+
+            tg.start_soon(keep_saying)
+            await anyio.sleep(0.3)
+
+            # Drain the client's node: SIGTERM, Goodbye, resume through nginx elsewhere.
             first.signal(signal.SIGTERM)
             assert await first.exited(15) == 0, first.log()
+            await until(lambda: client.get_status() is ConnectionStatus.CONNECTED)
             while await clients_on(other) != 1:
                 await anyio.sleep(0.05)
-            while client.get_status() is not ConnectionStatus.CONNECTED:
-                await anyio.sleep(0.05)
             assert "over 1 s" in first.log()
-            assert len(resets) == 1  # a fresh session on the other node (no shared engine yet)
+            await anyio.sleep(0.3)
 
             # Bring the first back, kill the other outright: the client follows again.
             first.start()
@@ -154,10 +207,18 @@ async def test_client_through_nginx_survives_a_drain_and_a_kill(
             await other.exited(10)
             while await clients_on(first) != 1:
                 await anyio.sleep(0.05)
-            while client.get_status() is not ConnectionStatus.CONNECTED:
-                await anyio.sleep(0.05)
-            assert len(resets) == 2
-            # Data flows each time: greetings from three different node processes.
-            while len(boots) < 3:
-                await anyio.sleep(0.05)
-            assert len(set(boots)) == 3
+            await until(lambda: client.get_status() is ConnectionStatus.CONNECTED)
+            await anyio.sleep(0.3)
+            publishing = False
+            say()  # after everything
+            await until(lambda: sum(e.get("t") == "msg" for e in seen) >= len(sent))
+            await anyio.sleep(0.3)  # (a duplicate would show up now)
+            after = client.get_session()
+            assert after is not None
+            assert after.id == session.id  # the same session all along, on 3 node processes
+            tg.cancel_scope.cancel()
+    assert resets == []
+    assert failed == []
+    got = [e["id"] for e in seen if e.get("t") == "msg"]
+    assert got == sent  # every message once, in order, across the drain and the kill
+    assert len(sent) > 20

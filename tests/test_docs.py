@@ -46,6 +46,9 @@ PACKAGES = {
     "sigma_trio": "docs/reference/sigma_trio.md",
     "sigma_core": "docs/reference/sigma_core.md",
     "sigma_core.testing": "docs/reference/sigma_core.testing.md",
+    "sigma_asgi": "docs/reference/sigma_asgi.md",
+    "sigma_ops": "docs/reference/sigma_ops.md",
+    "sigma_redis": "docs/reference/sigma_redis.md",
     "sigma_auth": "docs/reference/sigma_auth.md",
 }
 EXAMPLE_DEADLINE = 60.0
@@ -232,6 +235,18 @@ def test_reference_page_lists_every_public_module(package: str) -> None:
     assert not missing, f"add `::: name` lines to {PACKAGES[package]} for {sorted(missing)}"
 
 
+def documented_elsewhere(obj: object, name: str, documented: set[str]) -> bool:
+    """Whether ``obj`` is documented as ``name`` in a public module that exports it (a class
+    defined in a private module, such as ``sigma_core._wsevents``, is documented where the
+    public module re-exports it: ``sigma_core.websocket``)."""
+    for entry in documented:
+        module_name, _, leaf = entry.rpartition(".")
+        if leaf == name and module_name in sys.modules \
+                and getattr(sys.modules[module_name], name, None) is obj:
+            return True
+    return False
+
+
 @pytest.mark.parametrize("package", sorted(PACKAGES))
 def test_reference_renders_every_public_name(site: Path, package: str) -> None:
     documented = inventory(site)
@@ -244,7 +259,8 @@ def test_reference_renders_every_public_name(site: Path, package: str) -> None:
             # A re-export is documented where it is defined (the adapters re-export sigma_core's
             # options and exceptions): either place counts.
             canonical = f"{getattr(obj, '__module__', '')}.{getattr(obj, '__qualname__', '')}"
-            if f"{module_name}.{name}" not in documented and canonical not in documented:
+            if f"{module_name}.{name}" not in documented and canonical not in documented \
+                    and not documented_elsewhere(obj, name, documented):
                 missing.append(f"{module_name}.{name}")
     assert not missing, f"not in the API reference: {missing}"
 

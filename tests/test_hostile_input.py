@@ -45,6 +45,7 @@ from sigma_core._wire import Envelope as w_envelope
 from sigma_core._wire import Hello as w_hello
 from sigma_core._wire import StreamPosition as w_stream_position
 from sigma_core._wire import TopicPosition as w_topic_position
+from sigma_core._wire.Body import Body as w_body
 from sigma_core.client import ConnectionStatus
 from sigma_core.errors import CloseCode
 from sigma_core.hub import Session
@@ -464,11 +465,11 @@ def aliased_positions(n: int, *, ack: bool = False) -> bytes:
     if ack:
         w_ack.Start(b)
         w_ack.AddPositions(b, vector)
-        body, body_type = w_ack.End(b), 7
+        body, body_type = w_ack.End(b), w_body.Ack
     else:
         w_hello.Start(b)
         w_hello.AddPositions(b, vector)
-        body, body_type = w_hello.End(b), 1
+        body, body_type = w_hello.End(b), w_body.Hello
     w_envelope.Start(b)
     w_envelope.AddBody(b, body)
     w_envelope.AddBodyType(b, body_type)
@@ -520,72 +521,105 @@ SMALL_MESSAGES: dict[str, Any] = {"max_message_size": 4096, "max_topics_per_sess
 RATE_LIMITED: dict[str, Any] = {"max_messages_per_second": 5}
 
 
-# ----------------------------------------------------------------------------- HTTP stage
+# ----------------------------------------------------------------------------- the attacks
 
 
-async def test_shared_tables_in_a_hello_close_4000(anyio_backend: str) -> None:
+class Case:
+    """One attack of the table below: the coroutine that runs it against the server, the
+    server's options, what the server logs about it (with the attacker's address), and what
+    must not be in that record (bytes the peer sent)."""
+
+    def __init__(self, run: Attack, *logged_needles: str,
+                 options: dict[str, Any] | None = None, not_logged: tuple[str, ...] = ()
+                 ) -> None:
+        self.run = run
+        self.logged = logged_needles
+        self.options = options or {}
+        self.not_logged = not_logged
+
+
+async def run_attack(anyio_backend: str, server_log: pytest.LogCaptureFixture,
+                     attack: Case) -> None:
+    """The attack against an echo server whose client keeps echoing throughout (``during``),
+    then the server's log record about it."""
     with anyio.fail_after(DEADLINE):
-        async with echo_server(anyio_backend, **SMALL_MESSAGES) as (server, client):
-            await during(client, partial(shared_tables, server))
+        async with echo_server(anyio_backend, **attack.options) as (server, client):
+            await during(client, partial(attack.run, server))
+    if attack.logged:
+        record = logged(server_log, anyio_backend, *attack.logged)
+        for needle in attack.not_logged:
+            assert needle not in record.getMessage()
 
 
-async def test_more_fragments_than_max_fragments_close_1008(anyio_backend: str) -> None:
-    with anyio.fail_after(DEADLINE):
-        async with echo_server(anyio_backend) as (server, client):
-            await during(client, partial(tiny_fragments, server))
+#: Attacks on the native adapters' HTTP and WebSocket stages (the ASGI server does those).
+NATIVE_ATTACKS = {
+    "shared_tables_in_a_hello_close_4000": Case(shared_tables, options=SMALL_MESSAGES),
+    "more_fragments_than_max_fragments_close_1008": Case(tiny_fragments),
+    "a_hello_with_too_many_positions_closes_4009": Case(too_many_positions,
+                                                           options=SMALL_MESSAGES),
+    "garbage_instead_of_http_gets_400": Case(garbage_http, "HTTP 400",
+                                               "malformed HTTP request line"),
+    # "not an HTTP request", or "malformed HTTP request line" if the random bytes hold a "\n"
+    "tls_client_hello_on_plain_port_gets_400": Case(tls_on_plain_port, "HTTP 400",
+                                                      "HTTP request"),
+    "slowloris_gets_408_at_the_handshake_timeout": Case(
+        slowloris, "HTTP 408", "within the handshake timeout (1 s)",
+        options={"handshake_timeout": 1.0}),
+    "oversized_http_head_gets_431": Case(oversized_head, "HTTP 431",
+                                           "HTTP head larger than 16384 bytes"),
+    "reserved_bit_closes_1002": Case(reserved_bit, "1002 protocol_error", "Reserved bit"),
+    # bytes the peer sent are not logged
+    "garbage_inside_the_http_head_gets_400": Case(garbage_inside_http, "HTTP 400",
+                                                    not_logged=("\\xff", "not a header")),
+    "invalid_utf8_closes_1007": Case(invalid_utf8, "1007"),
+    "frame_announcing_a_huge_length_closes_1009_at_its_head": Case(
+        huge_frame_header, "1009 message_too_big", str(1 << 40)),
+}
+
+#: Attacks on the envelope stage, the same on every server (native and ASGI).
+ENVELOPE_ATTACKS = {
+    "data_before_hello_closes_4001": Case(data_before_hello, "4001 unexpected_message",
+                                            "unexpected Data"),
+    "garbage_envelope_closes_4000": Case(garbage_envelope, "4000 bad_envelope"),
+    # bytes the peer sent are not logged
+    "wrong_file_identifier_closes_4000": Case(wrong_file_identifier, "4000 bad_envelope",
+                                                "not a SigmaSockets envelope",
+                                                not_logged=("XXXX",)),
+    "text_frame_closes_1003": Case(text_frame, "1003 unsupported_data", "text"),
+    # 4096 alone is refused (ValueError: too small for a Welcome listing 100 topics of 256
+    # bytes, needs >= 32928): lower the topic limit so that it is accepted.
+    "message_over_max_size_closes_1009": Case(message_over_max_size, "1009 message_too_big",
+                                                "4096", options=SMALL_MESSAGES),
+    "truncated_envelope_closes_4000": Case(truncated_envelope, "4000 bad_envelope"),
+    "envelope_offsets_out_of_bounds_close_4000": Case(offsets_out_of_bounds,
+                                                        "4000 bad_envelope"),
+    "unknown_union_member_is_ignored_and_the_connection_goes_on": Case(unknown_union_member),
+}
+
+
+@pytest.mark.parametrize("name", list(NATIVE_ATTACKS))
+async def test_native_attack(anyio_backend: str, server_log: pytest.LogCaptureFixture,
+                             name: str) -> None:
+    await run_attack(anyio_backend, server_log, NATIVE_ATTACKS[name])
+
+
+@any_server
+@pytest.mark.parametrize("name", list(ENVELOPE_ATTACKS))
+async def test_envelope_attack(anyio_backend: str, server_log: pytest.LogCaptureFixture,
+                               name: str) -> None:
+    await run_attack(anyio_backend, server_log, ENVELOPE_ATTACKS[name])
 
 
 async def test_subscribe_churn_leaves_no_streams_behind(anyio_backend: str) -> None:
     with anyio.fail_after(DEADLINE):
         async with echo_server(anyio_backend) as (server, client):
             assert server.hub is not None
-            streams = len(server.hub._backplane)  # type: ignore[arg-type]
+            streams = len(server.hub._engine)
             await during(client, partial(topic_churn, server))
             # Only the attacker's inbox is left (its session awaits resume, session_timeout);
             # its four topics are gone (they used to stay for good).
-            assert len(server.hub._backplane) == streams + 1  # type: ignore[arg-type]
+            assert len(server.hub._engine) == streams + 1
 
-
-async def test_a_hello_with_too_many_positions_closes_4009(anyio_backend: str) -> None:
-    with anyio.fail_after(DEADLINE):
-        async with echo_server(anyio_backend, **SMALL_MESSAGES) as (server, client):
-            await during(client, partial(too_many_positions, server))
-
-
-async def test_garbage_instead_of_http_gets_400(anyio_backend: str,
-                                                server_log: pytest.LogCaptureFixture) -> None:
-    with anyio.fail_after(DEADLINE):
-        async with echo_server(anyio_backend) as (server, client):
-            await during(client, partial(garbage_http, server))
-    logged(server_log, anyio_backend, "HTTP 400", "malformed HTTP request line")
-
-
-async def test_tls_client_hello_on_plain_port_gets_400(
-        anyio_backend: str, server_log: pytest.LogCaptureFixture) -> None:
-    with anyio.fail_after(DEADLINE):
-        async with echo_server(anyio_backend) as (server, client):
-            await during(client, partial(tls_on_plain_port, server))
-    # "not an HTTP request", or "malformed HTTP request line" if the random bytes hold a "\n"
-    logged(server_log, anyio_backend, "HTTP 400", "HTTP request")
-
-
-async def test_slowloris_gets_408_at_the_handshake_timeout(
-        anyio_backend: str, server_log: pytest.LogCaptureFixture) -> None:
-    with anyio.fail_after(DEADLINE):
-        async with echo_server(anyio_backend, handshake_timeout=1.0) as (server, client):
-            await during(client, partial(slowloris, server))
-    logged(server_log, anyio_backend, "HTTP 408", "within the handshake timeout (1 s)")
-
-
-async def test_oversized_http_head_gets_431(anyio_backend: str,
-                                            server_log: pytest.LogCaptureFixture) -> None:
-    with anyio.fail_after(DEADLINE):
-        async with echo_server(anyio_backend) as (server, client):
-            await during(client, partial(oversized_head, server))
-    logged(server_log, anyio_backend, "HTTP 431", "HTTP head larger than 16384 bytes")
-
-
-# ----------------------------------------------------------------------------- WebSocket stage
 
 
 ALLOWED = "https://chat.example"
@@ -619,114 +653,6 @@ async def test_origin_not_on_the_allow_list_gets_403(
 
             await during(client, attack)
     logged(server_log, anyio_backend, "HTTP 403", "https://evil.example", "not allowed")
-
-
-@any_server
-async def test_data_before_hello_closes_4001(anyio_backend: str,
-                                             server_log: pytest.LogCaptureFixture) -> None:
-    with anyio.fail_after(DEADLINE):
-        async with echo_server(anyio_backend) as (server, client):
-            await during(client, partial(data_before_hello, server))
-    logged(server_log, anyio_backend, "4001 unexpected_message", "unexpected Data")
-
-
-@any_server
-async def test_garbage_envelope_closes_4000(anyio_backend: str,
-                                            server_log: pytest.LogCaptureFixture) -> None:
-    with anyio.fail_after(DEADLINE):
-        async with echo_server(anyio_backend) as (server, client):
-            await during(client, partial(garbage_envelope, server))
-    logged(server_log, anyio_backend, "4000 bad_envelope")
-
-
-@any_server
-async def test_wrong_file_identifier_closes_4000(anyio_backend: str,
-                                                 server_log: pytest.LogCaptureFixture) -> None:
-    with anyio.fail_after(DEADLINE):
-        async with echo_server(anyio_backend) as (server, client):
-            await during(client, partial(wrong_file_identifier, server))
-    record = logged(server_log, anyio_backend, "4000 bad_envelope", "not a SigmaSockets envelope")
-    assert "XXXX" not in record.getMessage()  # bytes the peer sent are not logged
-
-
-@any_server
-async def test_text_frame_closes_1003(anyio_backend: str,
-                                      server_log: pytest.LogCaptureFixture) -> None:
-    with anyio.fail_after(DEADLINE):
-        async with echo_server(anyio_backend) as (server, client):
-            await during(client, partial(text_frame, server))
-    logged(server_log, anyio_backend, "1003 unsupported_data", "text")
-
-
-@any_server
-async def test_message_over_max_size_closes_1009(anyio_backend: str,
-                                                 server_log: pytest.LogCaptureFixture) -> None:
-    with anyio.fail_after(DEADLINE):
-        # 4096 alone is refused (ValueError: too small for a Welcome listing 100 topics of
-        # 256 bytes, needs >= 32928): lower the topic limit so that it is accepted.
-        async with echo_server(anyio_backend, **SMALL_MESSAGES) as (server, client):
-            await during(client, partial(message_over_max_size, server))
-    logged(server_log, anyio_backend, "1009 message_too_big", "4096")
-
-
-async def test_reserved_bit_closes_1002(anyio_backend: str,
-                                        server_log: pytest.LogCaptureFixture) -> None:
-    with anyio.fail_after(DEADLINE):
-        async with echo_server(anyio_backend) as (server, client):
-            await during(client, partial(reserved_bit, server))
-    logged(server_log, anyio_backend, "1002 protocol_error", "Reserved bit")
-
-
-async def test_garbage_inside_the_http_head_gets_400(
-        anyio_backend: str, server_log: pytest.LogCaptureFixture) -> None:
-    with anyio.fail_after(DEADLINE):
-        async with echo_server(anyio_backend) as (server, client):
-            await during(client, partial(garbage_inside_http, server))
-    record = logged(server_log, anyio_backend, "HTTP 400")
-    assert "\\xff" not in record.getMessage()  # bytes the peer sent are not logged
-    assert "not a header" not in record.getMessage()
-
-
-async def test_invalid_utf8_closes_1007(anyio_backend: str,
-                                        server_log: pytest.LogCaptureFixture) -> None:
-    with anyio.fail_after(DEADLINE):
-        async with echo_server(anyio_backend) as (server, client):
-            await during(client, partial(invalid_utf8, server))
-    logged(server_log, anyio_backend, "1007")
-
-
-async def test_frame_announcing_a_huge_length_closes_1009_at_its_head(
-        anyio_backend: str, server_log: pytest.LogCaptureFixture) -> None:
-    with anyio.fail_after(DEADLINE):
-        async with echo_server(anyio_backend) as (server, client):
-            await during(client, partial(huge_frame_header, server))
-    logged(server_log, anyio_backend, "1009 message_too_big", str(1 << 40))
-
-
-@any_server
-async def test_truncated_envelope_closes_4000(anyio_backend: str,
-                                              server_log: pytest.LogCaptureFixture) -> None:
-    with anyio.fail_after(DEADLINE):
-        async with echo_server(anyio_backend) as (server, client):
-            await during(client, partial(truncated_envelope, server))
-    logged(server_log, anyio_backend, "4000 bad_envelope")
-
-
-@any_server
-async def test_envelope_offsets_out_of_bounds_close_4000(
-        anyio_backend: str, server_log: pytest.LogCaptureFixture) -> None:
-    with anyio.fail_after(DEADLINE):
-        async with echo_server(anyio_backend) as (server, client):
-            await during(client, partial(offsets_out_of_bounds, server))
-    logged(server_log, anyio_backend, "4000 bad_envelope")
-
-
-@any_server
-async def test_unknown_union_member_is_ignored_and_the_connection_goes_on(
-        anyio_backend: str) -> None:
-    with anyio.fail_after(DEADLINE):
-        async with echo_server(anyio_backend) as (server, client):
-            await during(client, partial(unknown_union_member, server))
 
 
 # ----------------------------------------------------------------------------- session stage
@@ -917,7 +843,7 @@ async def test_memory_returns_to_its_baseline(anyio_backend: str) -> None:
                 await one_round()  # warm-up: caches, free lists, lazily built tables
                 base_counts, base_size = await settled()
                 assert server.hub is not None
-                base_streams = len(server.hub._backplane)  # type: ignore[arg-type]
+                base_streams = len(server.hub._engine)
                 assert base_counts == (1, 1)  # the bystander alone
                 for _ in range(ROUNDS):
                     await one_round()
@@ -927,7 +853,7 @@ async def test_memory_returns_to_its_baseline(anyio_backend: str) -> None:
                 assert growth < GROWTH_BOUND, f"traced memory grew by {growth} bytes"
                 hub = server.hub
                 assert hub is not None
-                assert len(hub._backplane) == base_streams  # type: ignore[arg-type]
+                assert len(hub._engine) == base_streams
                 await assert_echo(client, b"still here")
     finally:
         tracemalloc.stop()

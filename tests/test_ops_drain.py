@@ -1,28 +1,31 @@
-"""A node drains with its goodbyes spread over a window, and its clients land on another node
-(both adapters, real sockets). A relay in front of the nodes plays the load balancer: once the
-drained node is no longer ready it sends new connections to the other node.
-
-Resuming the *same* session on the other node needs a shared cluster engine (the Redis engine
-of issue 15); until then the clients get a fresh session there (``session_reset``), which this
-test expects. The nginx test (tests/test_deploy_nginx.py) runs the same through nginx.
+"""A node drains with its goodbyes spread over a window, and its clients resume their sessions
+on the other nodes with nothing lost (both adapters, real sockets, the nodes sharing one real
+redis-server through ``sigma_redis.RedisEngine``). A relay in front of the nodes plays the load
+balancer: once the drained node is no longer ready it sends new connections to the others
+(alternating between them). The nginx test (tests/test_deploy_nginx.py) runs the same through
+the shipped nginx config.
 """
 
 from __future__ import annotations
 
-from contextlib import AsyncExitStack
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import anyio
 import pytest
-from adapters_support import BACKENDS, Host, Recorder, make_client, make_server, proxy_to
+from adapters_support import BACKENDS, Host, Recorder, Server, make_client, make_server, proxy_to
+from redis_support import RedisServer, running_redis
 
 from sigma_core.client import ConnectionStatus
+from sigma_redis import RedisEngine, RedisEngineConfig
 
 pytestmark = pytest.mark.anyio
 
 CLIENTS = 12
 WINDOW = 1.5
 TIMEOUT = 8.0
+ROOM = "room"
 
 
 @pytest.fixture(params=BACKENDS)
@@ -31,39 +34,117 @@ def anyio_backend(request: pytest.FixtureRequest) -> str:
     return backend
 
 
-async def test_drain_spreads_goodbyes_and_clients_move_to_the_other_node(
-        anyio_backend: str) -> None:
-    node_a = make_server(anyio_backend, shutdown_spread=WINDOW, shutdown_timeout=TIMEOUT,
-                         shutdown_reconnect_after=0.05)
-    node_b = make_server(anyio_backend)
+@pytest.fixture(scope="module")
+def redis() -> Iterator[RedisServer]:
+    with running_redis() as server:
+        yield server
+
+
+@asynccontextmanager
+async def hosted(backend: str, redis: RedisServer, tg: Any,
+                 **options: Any) -> AsyncIterator[Server]:
+    engine = RedisEngine(RedisEngineConfig(url=redis.url, health_interval=0.1))
+    server = make_server(backend, engine=engine, **options)
+    await Host(server, tg).start()
+    with anyio.fail_after(10):
+        while not engine.is_ready():
+            await anyio.sleep(0.02)
+    yield server
+
+
+# coredis leaves anyio memory streams unclosed when a node's engine connection ends with its
+# server (the same marker as tests/test_cluster_e2e.py; seen as a flaky unraisable warning).
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+async def test_drain_spreads_goodbyes_and_clients_resume_on_the_other_nodes(
+        anyio_backend: str, redis: RedisServer) -> None:
     goodbyes: list[float] = []
-    with anyio.fail_after(20):
+    sent: list[bytes] = []
+    with anyio.fail_after(40):
         async with anyio.create_task_group() as tg, AsyncExitStack() as stack:
-            await Host(node_a, tg).start()
-            await Host(node_b, tg).start()
+            node_a = await stack.enter_async_context(hosted(
+                anyio_backend, redis, tg, shutdown_spread=WINDOW, shutdown_timeout=TIMEOUT,
+                shutdown_reconnect_after=0.05))
+            node_b = await stack.enter_async_context(hosted(anyio_backend, redis, tg))
+            node_c = await stack.enter_async_context(hosted(anyio_backend, redis, tg))
             proxy = await stack.enter_async_context(proxy_to(node_a.port))
             clients: list[Any] = []
+            got: list[list[bytes]] = []
             for _ in range(CLIENTS):
                 client = make_client(anyio_backend, proxy.url)
-                client.on("disconnection",
-                          lambda code, reason: goodbyes.append(anyio.current_time()))
+                received: list[bytes] = []
+
+                def on_message(data: bytes, message_id: int, timestamp: int, topic: str,
+                               into: list[bytes] = received) -> None:
+                    if topic == ROOM:
+                        into.append(data)
+
+                def on_goodbye(code: int, reason: str) -> None:
+                    goodbyes.append(anyio.current_time())
+                    # The load balancer spreads the returning clients over the other nodes.
+                    proxy.target_port = node_b.port if len(goodbyes) % 2 else node_c.port
+
+                client.on("message", on_message)
+                client.on("disconnection", on_goodbye)
                 await stack.enter_async_context(client)
+                client.subscribe(ROOM)
                 clients.append(client)
-            resets = [Recorder(c, "session_reset") for c in clients]
+                got.append(received)
+            events = [Recorder(c, "session_reset", "recovery_failed") for c in clients]
             assert len(node_a.get_connected_clients()) == CLIENTS
-            # The load balancer sees /readyz fail and routes new connections to node B.
-            proxy.target_port = node_b.port
+            while sum(ROOM in s.subscriptions for s in node_a.get_connected_clients()) \
+                    < CLIENTS:
+                await anyio.sleep(0.02)
+            await anyio.sleep(0.2)  # node a receives the room from Redis
+            sessions = [c.get_session().id for c in clients]
+
+            def publish(n: int) -> None:
+                for _ in range(n):
+                    data = b"#%d" % len(sent)
+                    sent.append(data)
+                    node_b.publish(ROOM, data)
+
+            publish(5)
+            while any(len(g) < len(sent) for g in got):
+                await anyio.sleep(0.02)
+
+            # Messages keep coming on node b while node a says goodbye to its clients.
+            publishing = True
+
+            async def keep_publishing() -> None:
+                while publishing:
+                    publish(1)
+                    await anyio.sleep(0.05)
+
+            tg.start_soon(keep_publishing)
             started = anyio.current_time()
             await node_a.stop()
             took = anyio.current_time() - started
-            # Every client reconnects on node B.
-            while len(node_b.get_connected_clients()) < CLIENTS:
+            while len(node_b.get_connected_clients()) + len(node_c.get_connected_clients()) \
+                    < CLIENTS:
                 await anyio.sleep(0.02)
-            for r in resets:
-                await r.wait("session_reset")
-            assert all(c.get_status() is ConnectionStatus.CONNECTED for c in clients)
+            while not all(c.get_status() is ConnectionStatus.CONNECTED for c in clients):
+                await anyio.sleep(0.02)
+            publishing = False
+            publish(3)  # after everyone is back
+            while any(len(g) < len(sent) for g in got):
+                await anyio.sleep(0.02)
+            resumed = [c.get_session().id for c in clients]
+            on_b = len(node_b.get_connected_clients())
+            on_c = len(node_c.get_connected_clients())
             await node_b.stop()
+            await node_c.stop()
             tg.cancel_scope.cancel()
+    total = len(sent)
+    assert total > 5 + 10  # the publisher ran through the drain
+    # Every client resumed its own session on node b or c: no reset, no failed recovery...
+    assert resumed == sessions
+    assert all(not e.order for e in events), [e.order for e in events]
+    # ...and got every message, once each, in order, across the move.
+    for received in got:
+        assert received == sent
+    assert on_b + on_c == CLIENTS
+    assert on_b > 0
+    assert on_c > 0
     assert len(goodbyes) >= CLIENTS
     first = goodbyes[:CLIENTS]
     # Spread: one goodbye every WINDOW / CLIENTS seconds, not all at once...

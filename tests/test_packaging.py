@@ -71,7 +71,8 @@ def test_sdist_and_compiled_wheel(dist: Path) -> None:
                         wheel.name), wheel.name
     with zipfile.ZipFile(wheel) as archive:
         names = archive.namelist()
-    for module in ("hub", "codec", "connection", "websocket", "_speedups"):
+    for module in ("hub", "codec/__init__", "codec/_readers", "connection", "websocket",
+                   "_speedups"):
         assert any(re.fullmatch(rf"sigma_core/{module}\.cpython-.*\.so", n) for n in names)
     for name in ("sigma_ops/dashboard/dashboard.js", "sigma_ops/dashboard/index.html",
                  "sigma_core/py.typed", "sigma_ops/py.typed"):

@@ -75,7 +75,7 @@ def test_limits_are_advertised_in_the_welcome() -> None:
         out = b"".join(client.data_to_send())
         if out:
             hub.receive_data(conn_id, out, 0.0)
-        for _, chunks, _ in hub.flush():
+        for _, chunks, _ in hub.flush(0.0):
             client.receive_data(b"".join(chunks), 0.0)
         welcomed += [e for e in client.events_received() if isinstance(e, Welcomed)]
     limits = welcomed[0].welcome.limits

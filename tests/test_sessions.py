@@ -504,11 +504,11 @@ def test_client_drops_a_duplicate_delivery() -> None:
     sim.run(0.1)
     session = sim.hub.get_session(alice.session.session_id)
     assert session is not None
-    entries = sim.hub._backplane.read_after("$all", session.subscriptions["$all"], sim.now)
+    entries = sim.hub._engine.read_after("$all", session.subscriptions["$all"], sim.now)
     assert isinstance(entries, list)
     rec = sim.hub._rec_of(session)
     assert rec is not None
-    sim.hub._deliver(rec, entries[0])  # the same envelope again
+    sim.hub._deliver(rec, entries[0].envelope)  # the same envelope again
     sim.run(0.1)
     assert alice.payloads() == [b"once"]
     assert alice.session.duplicates_dropped == 1
@@ -687,21 +687,21 @@ def test_flush_says_how_to_close_each_socket() -> None:
     hub.pause_writing(slow)
     for _ in range(20):
         hub.broadcast(b"z" * 1000, sim.now)
-    actions = {conn_id: action for conn_id, _, action in hub.flush()}
+    actions = {conn_id: action for conn_id, _, action in hub.flush(sim.now)}
     assert actions[slow] is CloseAction.ABORT
     assert actions[polite] is CloseAction.NONE
     # A graceful close waits for the peer's close frame (which never comes here)...
     hub.disconnect(bob.session.session_id, sim.now)
-    actions = {conn_id: action for conn_id, _, action in hub.flush()}
+    actions = {conn_id: action for conn_id, _, action in hub.flush(sim.now)}
     assert actions[polite] is CloseAction.NONE
     # ...until close_timeout: then the socket is closed, letting what was written drain...
     later = sim.now + HB.close_timeout
     hub.handle_timer(later)
-    actions = {conn_id: action for conn_id, _, action in hub.flush()}
+    actions = {conn_id: action for conn_id, _, action in hub.flush(later)}
     assert actions[polite] is CloseAction.CLOSE
     # ...and a socket still there close_timeout after that is dropped.
     hub.handle_timer(later + HB.close_timeout)
-    actions = {conn_id: action for conn_id, _, action in hub.flush()}
+    actions = {conn_id: action for conn_id, _, action in hub.flush(later + HB.close_timeout)}
     assert actions[polite] is CloseAction.ABORT
 
 
@@ -771,7 +771,7 @@ def test_data_in_the_same_read_as_the_goodbye_is_not_lost() -> None:
         out = b"".join(client.data_to_send())
         if out:
             hub.receive_data(conn_id, out, 0.0)
-        for _, chunks, _ in hub.flush():
+        for _, chunks, _ in hub.flush(0.0):
             client.receive_data(b"".join(chunks), 0.0)
     assert any(isinstance(e, Welcomed) for e in client.events_received())
     client.send(Data(seq=1, payload=b"last words"))

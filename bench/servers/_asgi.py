@@ -9,12 +9,12 @@ from collections.abc import Awaitable, Callable
 
 import anyio
 
-from servers._common import PAYLOAD, broadcast_count, ready
+from servers._common import PAYLOAD, SIGMA_BENCH_OPTIONS, broadcast_count, ready
 from sigma_asgi import ClientSession, SigmaASGIApp
 
 
 def make_app() -> SigmaASGIApp:
-    app = SigmaASGIApp(max_connections=100_000)
+    app = SigmaASGIApp(max_connections=100_000, **SIGMA_BENCH_OPTIONS)  # type: ignore[arg-type]
 
     def on_message(client: ClientSession, data: bytes, topic: str) -> None:
         n = broadcast_count(data)

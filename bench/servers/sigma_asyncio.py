@@ -22,6 +22,7 @@ import asyncio  # noqa: E402
 import sigma_asyncio  # noqa: E402
 from servers._common import (  # noqa: E402
     PAYLOAD,
+    SIGMA_BENCH_OPTIONS,
     broadcast_count,
     parse_args,
     raise_nofile,
@@ -37,10 +38,11 @@ async def serve(host: str, port: int, metrics: bool = False) -> None:
         from sigma_ops import Ops
 
         ops = Ops(node="bench", dashboard=False)
-        server = SigmaSocketServer(ops.server_options(ServerOptions(host=host, port=port)))
+        server = SigmaSocketServer(ops.server_options(
+            ServerOptions(host=host, port=port, **SIGMA_BENCH_OPTIONS)))  # type: ignore[arg-type]
         ops.attach(server)
     else:
-        server = SigmaSocketServer(host=host, port=port)
+        server = SigmaSocketServer(host=host, port=port, **SIGMA_BENCH_OPTIONS)
 
     def on_message(client: object, data: bytes, topic: str) -> None:
         n = broadcast_count(data)

@@ -103,7 +103,7 @@ class Load:
         out.update({
             "sockets": sockets,
             "hub_connections": hub.connection_count(),
-            "backplane_streams": len(hub._backplane),
+            "backplane_streams": len(hub._engine),
             "timer_heap": len(hub._timers),
             "rss_kib": _rss_kib(),
             "max_rss_kib": usage.ru_maxrss,

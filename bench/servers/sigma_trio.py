@@ -17,6 +17,7 @@ import trio  # noqa: E402
 
 from servers._common import (  # noqa: E402
     PAYLOAD,
+    SIGMA_BENCH_OPTIONS,
     broadcast_count,
     parse_args,
     raise_nofile,
@@ -26,7 +27,7 @@ from sigma_trio import SigmaSocketServer  # noqa: E402
 
 
 async def serve(host: str, port: int) -> None:
-    server = SigmaSocketServer(host=host, port=port)
+    server = SigmaSocketServer(host=host, port=port, **SIGMA_BENCH_OPTIONS)
 
     def on_message(client: object, data: bytes, topic: str) -> None:
         n = broadcast_count(data)

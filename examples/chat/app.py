@@ -34,9 +34,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from sigma_core.client import ENVELOPE_OVERHEAD
 from sigma_core.errors import LocalProtocolError, PayloadDecodeError
 from sigma_core.hub import AuthAccept, AuthRefuse, AuthRequest, Session
+from sigma_core.messages import ENVELOPE_OVERHEAD
 from sigma_core.ratelimit import TokenBucket
 from sigma_core.serializers import JSON
 

@@ -72,6 +72,9 @@ class ChatConfig:
     drain_window: float = 0.0
     drain_timeout: float = 10.0
     ready_delay: float = 0.0
+    #: Redis/Valkey URL of a cluster engine shared with other chat nodes (sigma_redis); "" runs
+    #: one process on the in-memory engine.
+    redis_url: str = ""
 
 
 def _duration(text: str) -> float:
@@ -174,6 +177,8 @@ def parse_config(argv: Sequence[str] | None = None,
          "seconds the drain may take before the remaining sockets are dropped"),
         ("ready-delay", _seconds, d.ready_delay,
          "seconds between /readyz turning 503 on SIGTERM and the drain"),
+        ("redis-url", str, d.redis_url,
+         "Redis/Valkey URL of the cluster engine shared by several nodes ('': one process)"),
     ]
     for name, kind, builtin, text in specs:
         var = ENV_PREFIX + name.upper().replace("-", "_")
@@ -210,7 +215,8 @@ def parse_config(argv: Sequence[str] | None = None,
                       dashboard=args.dashboard,
                       dashboard_token=args.dashboard_token, ops_port=args.ops_port,
                       node_name=args.node_name, drain_window=args.drain_window,
-                      drain_timeout=args.drain_timeout, ready_delay=args.ready_delay)
+                      drain_timeout=args.drain_timeout, ready_delay=args.ready_delay,
+                      redis_url=args.redis_url)
 
 
 def build_ops(config: ChatConfig) -> Ops:
@@ -221,7 +227,13 @@ def build_ops(config: ChatConfig) -> Ops:
 
 def server_options(config: ChatConfig, app: ChatApp) -> ServerOptions:
     """The server's options for ``config``, with ``app``'s hooks."""
+    engine = None
+    if config.redis_url:
+        from sigma_redis import RedisEngine, RedisEngineConfig
+
+        engine = RedisEngine(RedisEngineConfig(url=config.redis_url))
     return ServerOptions(
+        engine=engine,
         host=config.host,
         port=config.port,
         max_connections=config.max_connections,

@@ -102,6 +102,7 @@ async def stats() -> dict[str, float]:
 
 PAGE = """<!doctype html>
 <meta charset="utf-8">
+<link rel="icon" href="data:,">
 <title>SigmaSockets room</title>
 <script type="importmap">
 {"imports": {"flatbuffers": "/vendor/flatbuffers/flatbuffers.js"}}

@@ -48,8 +48,11 @@ from ..entropy import SeededEntropy
 from ..hub import Hub, HubConfig, HubEvent
 
 __all__ = [
+    "ClusterSimulation",
     "SimClient",
+    "SimEngine",
     "SimLink",
+    "SimNode",
     "Simulation",
     "VirtualClock",
 ]
@@ -81,6 +84,8 @@ class SimLink:
 
     client: SimClient
     attempt: int
+    #: The server node this link reached (None until established).
+    node: SimNode | None = None
     conn_id: int | None = None
     #: Bytes still allowed through (both directions together) before the link breaks.
     cut_after: int | None = None
@@ -94,6 +99,24 @@ class SimLink:
     s2c_in_flight: int = 0
     s2c_busy_until: float = 0.0
     paused: bool = False
+
+
+class SimNode:
+    """One server process: a hub and the links it accepted. A crash replaces ``hub`` (memory
+    gone) and bumps ``incarnation``, so what was in flight to the old process is discarded."""
+
+    def __init__(self, name: str, hub: Hub) -> None:
+        self.name = name
+        self.hub = hub
+        self.incarnation = 0
+        #: False while crashed (connections to it are refused).
+        self.alive = True
+        #: False while drained: the load balancer sends no new connection here.
+        self.accepting = True
+        self.links: dict[int, SimLink] = {}
+
+    def __repr__(self) -> str:
+        return f"<SimNode {self.name}{'' if self.alive else ' (down)'}>"
 
 
 class SimClient:
@@ -112,6 +135,8 @@ class SimClient:
         self.isolated = False
         #: Server->client bytes per second on this client's links (None: unlimited).
         self.bandwidth: float | None = None
+        #: On a cluster: the node the load balancer sends this client to (None: any).
+        self.pinned: str | None = None
 
     @property
     def connected(self) -> bool:
@@ -167,18 +192,37 @@ class Simulation:
         self._rng = SeededEntropy(seed)
         self._seed = seed
         self._restarts = 0
-        self.hub = Hub(self.hub_config, entropy=SeededEntropy(seed * 1000 + 1), now=now)
-        #: Every event the hub emitted, across restarts.
+        #: The server processes (one here; see ClusterSimulation).
+        self.nodes: list[SimNode] = [SimNode("node0", self._new_hub(0, now))]
+        #: Every event a hub emitted, across restarts (and nodes).
         self.hub_events: list[HubEvent] = []
+        #: For each of ``hub_events``: the node's name and incarnation (crashes) that emitted it.
+        self.hub_event_sources: list[tuple[str, int]] = []
         self.clients: list[SimClient] = []
-        self._links: dict[int, SimLink] = {}  # conn_id -> link
         self._queue: list[tuple[float, int, Callable[[], None]]] = []
         self._handlers: list[Callable[[HubEvent], None]] = []
+        #: The hub whose events the handlers are being given (on a cluster: the node's).
+        self.event_hub = self.nodes[0].hub
         self._seq = 0
 
     @property
     def now(self) -> float:
         return self.clock.now
+
+    @property
+    def hub(self) -> Hub:
+        """The (first) node's hub."""
+        return self.nodes[0].hub
+
+    def _new_hub(self, index: int, now: float) -> Hub:
+        return Hub(self.hub_config,
+                   entropy=SeededEntropy(self._seed * 1000 + 1 + self._restarts + 7 * index),
+                   now=now)
+
+    def _pick_node(self, client: SimClient) -> SimNode | None:
+        """The load balancer: which node a new connection reaches (None: refused)."""
+        node = self.nodes[0]
+        return node if node.alive and node.accepting else None
 
     # ------------------------------------------------------------------ setup
 
@@ -228,15 +272,23 @@ class Simulation:
 
     def restart_server(self, hub_config: HubConfig | None = None) -> None:
         """Kill the server: every link breaks and all server memory is lost."""
-        for link in list(self._links.values()):
-            self._break(link, notify_hub=False)
-        self._links.clear()
-        self._restarts += 1
         if hub_config is not None:
             self.hub_config = hub_config
-        self.hub = Hub(self.hub_config,
-                       entropy=SeededEntropy(self._seed * 1000 + 1 + self._restarts),
-                       now=self.now)
+        self._crash(self.nodes[0])
+        self._revive(self.nodes[0])
+
+    def _crash(self, node: SimNode) -> None:
+        for link in list(node.links.values()):
+            self._break(link, notify_hub=False)
+        node.links.clear()
+        node.alive = False
+        node.incarnation += 1
+
+    def _revive(self, node: SimNode) -> None:
+        self._restarts += 1
+        node.hub = self._new_hub(self.nodes.index(node), self.now)
+        node.alive = True
+        node.accepting = True
 
     # ------------------------------------------------------------------ running
 
@@ -269,9 +321,10 @@ class Simulation:
 
     def _next_time(self) -> float | None:
         candidates = [self._queue[0][0]] if self._queue else []
-        hub_deadline = self.hub.next_deadline()
-        if hub_deadline is not None:
-            candidates.append(hub_deadline)
+        for node in self.nodes:
+            hub_deadline = node.hub.next_deadline() if node.alive else None
+            if hub_deadline is not None:
+                candidates.append(hub_deadline)
         for client in self.clients:
             deadline = client.session.next_deadline()
             if deadline is not None:
@@ -280,10 +333,11 @@ class Simulation:
 
     def _fire_timers(self) -> None:
         now = self.now
-        deadline = self.hub.next_deadline()
-        if deadline is not None and deadline <= now:
-            self.hub.handle_timer(now)
-            self._pump_hub()
+        for node in self.nodes:
+            deadline = node.hub.next_deadline() if node.alive else None
+            if deadline is not None and deadline <= now:
+                node.hub.handle_timer(now)
+                self._pump_node(node)
         for client in self.clients:
             deadline = client.session.next_deadline()
             if deadline is not None and deadline <= now:
@@ -331,9 +385,19 @@ class Simulation:
         self._handlers.append(handler)
 
     def _pump_hub(self) -> None:
+        for node in self.nodes:
+            if node.alive:
+                self._pump_node(node)
+
+    def _pump_engine(self, node: SimNode) -> None:
+        """Hand the node's engine requests to the engine (none on a single node)."""
+
+    def _pump_node(self, node: SimNode) -> None:
+        hub = node.hub
         while True:
-            for conn_id, chunks, close_after in self.hub.flush():
-                link = self._links.get(conn_id)
+            self._pump_engine(node)
+            for conn_id, chunks, close_after in hub.flush(self.now):
+                link = node.links.get(conn_id)
                 if link is None:
                     continue
                 data = b"".join(chunks)
@@ -341,10 +405,13 @@ class Simulation:
                     self._send_s2c(link, data)
                 if close_after:
                     self._close_link_from_server(link)
-            events = self.hub.events_received()
+            events = hub.events_received()
             if not events:
+                self._pump_engine(node)
                 return
             self.hub_events.extend(events)
+            self.hub_event_sources.extend([(node.name, node.incarnation)] * len(events))
+            self.event_hub = hub
             for event in events:
                 for handler in self._handlers:
                     handler(event)
@@ -352,17 +419,20 @@ class Simulation:
     def _open_link(self, client: SimClient, attempt: int) -> None:
         link = SimLink(client=client, attempt=attempt)
         client.link = link
-        hub = self.hub
+        node = self._pick_node(client)
+        incarnation = node.incarnation if node is not None else -1
 
         def established() -> None:
-            if not link.client_open or self.hub is not hub or client.isolated:
+            if (not link.client_open or node is None or not node.alive
+                    or node.incarnation != incarnation or client.isolated):
                 link.client_open = link.hub_open = False
                 client.session.transport_failed(attempt, self.now, "connection refused")
                 self._pump_client(client)
                 return
             link.hub_open = True
-            link.conn_id = self.hub.open_connection(self.now)
-            self._links[link.conn_id] = link
+            link.node = node
+            link.conn_id = node.hub.open_connection(self.now)
+            node.links[link.conn_id] = link
             client.session.transport_opened(attempt, self.now)
             self._pump_client(client)
 
@@ -380,15 +450,17 @@ class Simulation:
         if not link.client_open or link.blackholed or not data:
             return
         data = self._consume(link, data)
-        hub = self.hub
+        node = link.node
+        assert node is not None
+        hub = node.hub
         for chunk in self._chunks(data):
             link.bytes_c2s += len(chunk)
 
             def deliver(chunk: bytes = chunk) -> None:
-                if not link.hub_open or link.conn_id is None or self.hub is not hub:
+                if not link.hub_open or link.conn_id is None or node.hub is not hub:
                     return
-                self.hub.receive_data(link.conn_id, chunk, self.now)
-                self._pump_hub()
+                hub.receive_data(link.conn_id, chunk, self.now)
+                self._pump_node(node)
 
             self._at(self.latency, deliver)
         if link.cut_after == 0:
@@ -413,10 +485,11 @@ class Simulation:
                 if bandwidth is not None:
                     link.s2c_in_flight -= len(chunk)
                     if link.paused and link.s2c_in_flight <= self.socket_buffer // 4 \
-                            and link.hub_open and link.conn_id is not None:
+                            and link.hub_open and link.conn_id is not None \
+                            and link.node is not None:
                         link.paused = False
-                        self.hub.resume_writing(link.conn_id)
-                        self._pump_hub()
+                        link.node.hub.resume_writing(link.conn_id)
+                        self._pump_node(link.node)
                 if not link.client_open:
                     return
                 client.session.receive_data(link.attempt, chunk, self.now)
@@ -424,9 +497,9 @@ class Simulation:
 
             self._at(delay, deliver)
         if bandwidth is not None and not link.paused and link.conn_id is not None \
-                and link.s2c_in_flight > self.socket_buffer:
+                and link.s2c_in_flight > self.socket_buffer and link.node is not None:
             link.paused = True
-            self.hub.pause_writing(link.conn_id)
+            link.node.hub.pause_writing(link.conn_id)
         if link.cut_after == 0:
             self._at(self.latency, lambda: self._break(link))
 
@@ -445,11 +518,12 @@ class Simulation:
         if not link.hub_open:
             return
         link.hub_open = False
-        if link.conn_id is not None:
-            self._links.pop(link.conn_id, None)
-            if notify:
-                self.hub.connection_lost(link.conn_id, self.now)
-                self._pump_hub()
+        node = link.node
+        if link.conn_id is not None and node is not None:
+            node.links.pop(link.conn_id, None)
+            if notify and node.alive:
+                node.hub.connection_lost(link.conn_id, self.now)
+                self._pump_node(node)
 
     def _close_client_side(self, link: SimLink) -> None:
         if not link.client_open:
@@ -473,3 +547,6 @@ def client_config(**overrides: Any) -> ClientConfig:
     """A :class:`ClientConfig` for simulations: any URL, unlimited fast reconnects."""
     base = ClientConfig(url="ws://sim.invalid/", reconnect=fast_reconnect())
     return replace(base, **overrides)
+
+
+from .cluster import ClusterSimulation, SimEngine  # noqa: E402  (it builds on Simulation)

@@ -22,9 +22,7 @@ var e = {
 	SESSION_TAKEN_OVER: 4006,
 	SLOW_CONSUMER: 4007,
 	RATE_LIMITED: 4008,
-	LIMIT_EXCEEDED: 4009,
-	TOKEN_EXPIRED: 4010,
-	SERIALIZER_MISMATCH: 4011
+	LIMIT_EXCEEDED: 4009
 }, t = {
 	UNKNOWN: 0,
 	INVALID_TOPIC: 1,
@@ -42,10 +40,7 @@ var e = {
 	UNEXPECTED_MESSAGE: 13,
 	HEARTBEAT_TIMEOUT: 14,
 	LIMIT_EXCEEDED: 15,
-	NORMAL: 16,
-	TOKEN_EXPIRED: 17,
-	AUTH_UNAVAILABLE: 18,
-	SERIALIZER_MISMATCH: 19
+	NORMAL: 16
 }, n = class extends Error {
 	constructor(e) {
 		super(e), this.name = new.target.name;
@@ -56,7 +51,7 @@ var e = {
 		super(t), this.code = n;
 	}
 	get reason() {
-		return p(this.message);
+		return f(this.message);
 	}
 }, a = class extends i {
 	constructor(t) {
@@ -67,59 +62,29 @@ var e = {
 	constructor(e, t) {
 		super(t ?? `unknown message type ${e} (union member from a newer peer?)`), this.bodyType = e;
 	}
-}, s = class extends n {}, c = class extends n {}, l = class extends n {}, u = class extends n {}, d = class extends n {
+}, s = class extends n {}, c = class extends n {}, l = class extends n {}, u = class extends n {
 	code;
 	constructor(e, t) {
 		super(`server error ${e}: ${t}`), this.code = e;
 	}
-}, f = new TextEncoder();
-function p(e, t = 123) {
-	if (f.encode(e).length <= t) return e;
+}, d = new TextEncoder();
+function f(e, t = 123) {
+	if (d.encode(e).length <= t) return e;
 	let n = "", r = 0;
 	for (let i of e) {
-		let e = f.encode(i).length;
+		let e = d.encode(i).length;
 		if (r + e > t) break;
 		n += i, r += e;
 	}
 	return n;
 }
-// ../../clients/js/src/serializers.ts
-var m = {
-	name: "raw",
-	encode(e) {
-		if (!(e instanceof Uint8Array)) throw TypeError(`the raw serializer sends Uint8Array, got ${typeof e}`);
-		return e;
-	},
-	decode: (e) => e
-};
-new TextEncoder(), new TextDecoder("utf-8", { fatal: !0 });
-var ee = /^[a-z0-9][a-z0-9._+-]{0,31}$/;
-function te(e) {
-	if (!ee.test(e)) throw TypeError(`serializer name ${JSON.stringify(e)} is invalid: 1-32 of a-z 0-9 . _ + -`);
-	return e;
-}
-function ne(e, t) {
-	if (e === m && t instanceof Uint8Array) return t;
-	try {
-		return e.encode(t);
-	} catch (n) {
-		throw new r(`the ${e.name} serializer cannot encode ${typeof t}: ${String(n)}`);
-	}
-}
-var re = class extends n {
-	serializer;
-	data;
-	topic;
-	messageId;
-	constructor(e, t, n, r, i) {
-		super(`cannot decode message ${i} on ${JSON.stringify(r)} with the ${e} serializer: ${t}`), this.serializer = e, this.data = n, this.topic = r, this.messageId = i, this.name = "PayloadDecodeError";
-	}
-}, h = /* @__PURE__ */ new Int32Array(2), ie = new Float32Array(h.buffer), ae = new Float64Array(h.buffer), g = new Uint16Array(new Uint8Array([1, 0]).buffer)[0] === 1, oe;
+// ../../clients/js/node_modules/flatbuffers/mjs/utils.js
+var p = /* @__PURE__ */ new Int32Array(2), ee = new Float32Array(p.buffer), te = new Float64Array(p.buffer), m = new Uint16Array(new Uint8Array([1, 0]).buffer)[0] === 1, ne;
 (function(e) {
 	e[e.UTF8_BYTES = 1] = "UTF8_BYTES", e[e.UTF16_STRING = 2] = "UTF16_STRING";
-})(oe ||= {});
+})(ne ||= {});
 // ../../clients/js/node_modules/flatbuffers/mjs/byte-buffer.js
-var se = class e {
+var h = class e {
 	constructor(e) {
 		this.bytes_ = e, this.position_ = 0, this.text_decoder_ = new TextDecoder();
 	}
@@ -166,10 +131,10 @@ var se = class e {
 		return BigInt.asUintN(64, BigInt(this.readUint32(e)) + (BigInt(this.readUint32(e + 4)) << BigInt(32)));
 	}
 	readFloat32(e) {
-		return h[0] = this.readInt32(e), ie[0];
+		return p[0] = this.readInt32(e), ee[0];
 	}
 	readFloat64(e) {
-		return h[+!g] = this.readInt32(e), h[+!!g] = this.readInt32(e + 4), ae[0];
+		return p[+!m] = this.readInt32(e), p[+!!m] = this.readInt32(e + 4), te[0];
 	}
 	writeInt8(e, t) {
 		this.bytes_[e] = t;
@@ -196,10 +161,10 @@ var se = class e {
 		this.writeUint32(e, Number(BigInt.asUintN(32, t))), this.writeUint32(e + 4, Number(BigInt.asUintN(32, t >> BigInt(32))));
 	}
 	writeFloat32(e, t) {
-		ie[0] = t, this.writeInt32(e, h[0]);
+		ee[0] = t, this.writeInt32(e, p[0]);
 	}
 	writeFloat64(e, t) {
-		ae[0] = t, this.writeInt32(e, h[+!g]), this.writeInt32(e + 4, h[+!!g]);
+		te[0] = t, this.writeInt32(e, p[+!m]), this.writeInt32(e + 4, p[+!!m]);
 	}
 	getBufferIdentifier() {
 		if (this.bytes_.length < this.position_ + 4 + 4) throw Error("FlatBuffers: ByteBuffer is too short to contain an identifier.");
@@ -219,7 +184,7 @@ var se = class e {
 		let n = this.readInt32(e);
 		e += 4;
 		let r = this.bytes_.subarray(e, e + n);
-		return t === oe.UTF8_BYTES ? r : this.text_decoder_.decode(r);
+		return t === ne.UTF8_BYTES ? r : this.text_decoder_.decode(r);
 	}
 	__union_with_string(e, t) {
 		return typeof e == "string" ? this.__string(t) : this.__union(e, t);
@@ -254,11 +219,11 @@ var se = class e {
 		}
 		return n;
 	}
-}, ce = class e {
+}, re = class e {
 	constructor(e) {
 		this.minalign = 1, this.vtable = null, this.vtable_in_use = 0, this.isNested = !1, this.object_start = 0, this.vtables = [], this.vector_num_elems = 0, this.force_defaults = !1, this.string_maps = null, this.text_encoder = new TextEncoder();
 		let t;
-		t = e || 1024, this.bb = se.allocate(t), this.space = t;
+		t = e || 1024, this.bb = h.allocate(t), this.space = t;
 	}
 	clear() {
 		this.bb.clear(), this.space = this.bb.capacity(), this.minalign = 1, this.vtable = null, this.vtable_in_use = 0, this.isNested = !1, this.object_start = 0, this.vtables = [], this.vector_num_elems = 0, this.force_defaults = !1, this.string_maps = null;
@@ -359,7 +324,7 @@ var se = class e {
 	static growByteBuffer(e) {
 		let t = e.capacity();
 		if (t & 3221225472) throw Error("FlatBuffers: cannot grow buffer beyond 2 gigabytes.");
-		let n = t << 1, r = se.allocate(n);
+		let n = t << 1, r = h.allocate(n);
 		return r.setPosition(n - t), r.bytes().set(e.bytes(), n - t), r;
 	}
 	addOffset(e) {
@@ -442,7 +407,7 @@ var se = class e {
 	createStructOffsetList(e, t) {
 		return t(this, e.length), this.createObjectOffsetList(e.slice().reverse()), this.endVector();
 	}
-}, _ = class {
+}, g = class {
 	bb = null;
 	bb_pos = 0;
 	__init(e, t) {
@@ -460,7 +425,7 @@ var se = class e {
 	static createStreamPosition(e, t, n) {
 		return e.prep(8, 16), e.writeInt64(BigInt(n ?? 0)), e.writeInt64(BigInt(t ?? 0)), e.offset();
 	}
-}, v = class e {
+}, _ = class e {
 	bb = null;
 	bb_pos = 0;
 	__init(e, t) {
@@ -478,7 +443,7 @@ var se = class e {
 	}
 	position(e) {
 		let t = this.bb.__offset(this.bb_pos, 6);
-		return t ? (e || new _()).__init(this.bb_pos + t, this.bb) : null;
+		return t ? (e || new g()).__init(this.bb_pos + t, this.bb) : null;
 	}
 	static startTopicPosition(e) {
 		e.startObject(2);
@@ -493,7 +458,7 @@ var se = class e {
 		let t = e.endObject();
 		return e.requiredField(t, 4), e.requiredField(t, 6), t;
 	}
-}, y = class e {
+}, v = class e {
 	bb = null;
 	bb_pos = 0;
 	__init(e, t) {
@@ -511,7 +476,7 @@ var se = class e {
 	}
 	positions(e, t) {
 		let n = this.bb.__offset(this.bb_pos, 6);
-		return n ? (t || new v()).__init(this.bb.__indirect(this.bb.__vector(this.bb_pos + n) + e * 4), this.bb) : null;
+		return n ? (t || new _()).__init(this.bb.__indirect(this.bb.__vector(this.bb_pos + n) + e * 4), this.bb) : null;
 	}
 	positionsLength() {
 		let e = this.bb.__offset(this.bb_pos, 6);
@@ -540,7 +505,7 @@ var se = class e {
 	static createAck(t, n, r) {
 		return e.startAck(t), e.addSeq(t, n), e.addPositions(t, r), e.endAck(t);
 	}
-}, b = class e {
+}, y = class e {
 	bb = null;
 	bb_pos = 0;
 	__init(e, t) {
@@ -558,7 +523,7 @@ var se = class e {
 	}
 	position(e) {
 		let t = this.bb.__offset(this.bb_pos, 6);
-		return t ? (e || new _()).__init(this.bb_pos + t, this.bb) : null;
+		return t ? (e || new g()).__init(this.bb_pos + t, this.bb) : null;
 	}
 	seq() {
 		let e = this.bb.__offset(this.bb_pos, 8);
@@ -609,7 +574,7 @@ var se = class e {
 	static endData(e) {
 		return e.endObject();
 	}
-}, x = class e {
+}, b = class e {
 	bb = null;
 	bb_pos = 0;
 	__init(e, t) {
@@ -665,7 +630,7 @@ var se = class e {
 	static createError(t, n, r, i, a, o) {
 		return e.startError(t), e.addCode(t, n), e.addMessage(t, r), e.addDetails(t, i), e.addRetryable(t, a), e.addRequestId(t, o), e.endError(t);
 	}
-}, S = class e {
+}, x = class e {
 	bb = null;
 	bb_pos = 0;
 	__init(e, t) {
@@ -707,7 +672,7 @@ var se = class e {
 	static createGoodbye(t, n, r, i) {
 		return e.startGoodbye(t), e.addCode(t, n), e.addReason(t, r), e.addReconnectAfterMs(t, i), e.endGoodbye(t);
 	}
-}, C = class e {
+}, S = class e {
 	bb = null;
 	bb_pos = 0;
 	__init(e, t) {
@@ -743,7 +708,7 @@ var se = class e {
 	static createKeyValue(t, n, r) {
 		return e.startKeyValue(t), e.addKey(t, n), e.addValue(t, r), e.endKeyValue(t);
 	}
-}, w = class e {
+}, C = class e {
 	bb = null;
 	bb_pos = 0;
 	__init(e, t) {
@@ -769,7 +734,7 @@ var se = class e {
 	}
 	metadata(e, t) {
 		let n = this.bb.__offset(this.bb_pos, 10);
-		return n ? (t || new C()).__init(this.bb.__indirect(this.bb.__vector(this.bb_pos + n) + e * 4), this.bb) : null;
+		return n ? (t || new S()).__init(this.bb.__indirect(this.bb.__vector(this.bb_pos + n) + e * 4), this.bb) : null;
 	}
 	metadataLength() {
 		let e = this.bb.__offset(this.bb_pos, 10);
@@ -804,7 +769,7 @@ var se = class e {
 	static createClientInfo(t, n, r, i, a) {
 		return e.startClientInfo(t), e.addName(t, n), e.addVersion(t, r), e.addPlatform(t, i), e.addMetadata(t, a), e.endClientInfo(t);
 	}
-}, T = class e {
+}, w = class e {
 	bb = null;
 	bb_pos = 0;
 	__init(e, t) {
@@ -838,7 +803,7 @@ var se = class e {
 	}
 	positions(e, t) {
 		let n = this.bb.__offset(this.bb_pos, 10);
-		return n ? (t || new v()).__init(this.bb.__indirect(this.bb.__vector(this.bb_pos + n) + e * 4), this.bb) : null;
+		return n ? (t || new _()).__init(this.bb.__indirect(this.bb.__vector(this.bb_pos + n) + e * 4), this.bb) : null;
 	}
 	positionsLength() {
 		let e = this.bb.__offset(this.bb_pos, 10);
@@ -854,14 +819,10 @@ var se = class e {
 	}
 	client(e) {
 		let t = this.bb.__offset(this.bb_pos, 16);
-		return t ? (e || new w()).__init(this.bb.__indirect(this.bb_pos + t), this.bb) : null;
-	}
-	serializer(e) {
-		let t = this.bb.__offset(this.bb_pos, 18);
-		return t ? this.bb.__string(this.bb_pos + t, e) : null;
+		return t ? (e || new C()).__init(this.bb.__indirect(this.bb_pos + t), this.bb) : null;
 	}
 	static startHello(e) {
-		e.startObject(8);
+		e.startObject(7);
 	}
 	static addProtocolVersion(e, t) {
 		e.addFieldInt16(0, t, 1);
@@ -900,13 +861,10 @@ var se = class e {
 	static addClient(e, t) {
 		e.addFieldOffset(6, t, 0);
 	}
-	static addSerializer(e, t) {
-		e.addFieldOffset(7, t, 0);
-	}
 	static endHello(e) {
 		return e.endObject();
 	}
-}, E = class e {
+}, T = class e {
 	bb = null;
 	bb_pos = 0;
 	__init(e, t) {
@@ -941,7 +899,7 @@ var se = class e {
 	static createPing(t, n, r) {
 		return e.startPing(t), e.addId(t, n), e.addTimestampMs(t, r), e.endPing(t);
 	}
-}, D = class e {
+}, E = class e {
 	bb = null;
 	bb_pos = 0;
 	__init(e, t) {
@@ -983,9 +941,9 @@ var se = class e {
 	static createPong(t, n, r, i) {
 		return e.startPong(t), e.addId(t, n), e.addEchoTimestampMs(t, r), e.addTimestampMs(t, i), e.endPong(t);
 	}
-}, le = /* @__PURE__ */ function(e) {
+}, ie = /* @__PURE__ */ function(e) {
 	return e[e.Join = 0] = "Join", e[e.Leave = 1] = "Leave", e;
-}({}), O = class e {
+}({}), D = class e {
 	bb = null;
 	bb_pos = 0;
 	__init(e, t) {
@@ -1003,7 +961,7 @@ var se = class e {
 	}
 	action() {
 		let e = this.bb.__offset(this.bb_pos, 6);
-		return e ? this.bb.readUint8(this.bb_pos + e) : le.Join;
+		return e ? this.bb.readUint8(this.bb_pos + e) : ie.Join;
 	}
 	sessionId(e) {
 		let t = this.bb.__offset(this.bb_pos, 8);
@@ -1011,7 +969,7 @@ var se = class e {
 	}
 	metadata(e, t) {
 		let n = this.bb.__offset(this.bb_pos, 10);
-		return n ? (t || new C()).__init(this.bb.__indirect(this.bb.__vector(this.bb_pos + n) + e * 4), this.bb) : null;
+		return n ? (t || new S()).__init(this.bb.__indirect(this.bb.__vector(this.bb_pos + n) + e * 4), this.bb) : null;
 	}
 	metadataLength() {
 		let e = this.bb.__offset(this.bb_pos, 10);
@@ -1024,7 +982,7 @@ var se = class e {
 		e.addFieldOffset(0, t, 0);
 	}
 	static addAction(e, t) {
-		e.addFieldInt8(1, t, le.Join);
+		e.addFieldInt8(1, t, ie.Join);
 	}
 	static addSessionId(e, t) {
 		e.addFieldOffset(2, t, 0);
@@ -1047,63 +1005,7 @@ var se = class e {
 	static createPresence(t, n, r, i, a) {
 		return e.startPresence(t), e.addTopic(t, n), e.addAction(t, r), e.addSessionId(t, i), e.addMetadata(t, a), e.endPresence(t);
 	}
-}, k = class e {
-	bb = null;
-	bb_pos = 0;
-	__init(e, t) {
-		return this.bb_pos = e, this.bb = t, this;
-	}
-	static getRootAsRefresh(t, n) {
-		return (n || new e()).__init(t.readInt32(t.position()) + t.position(), t);
-	}
-	static getSizePrefixedRootAsRefresh(t, n) {
-		return t.setPosition(t.position() + 4), (n || new e()).__init(t.readInt32(t.position()) + t.position(), t);
-	}
-	token(e) {
-		let t = this.bb.__offset(this.bb_pos, 4);
-		return t ? this.bb.__string(this.bb_pos + t, e) : null;
-	}
-	static startRefresh(e) {
-		e.startObject(1);
-	}
-	static addToken(e, t) {
-		e.addFieldOffset(0, t, 0);
-	}
-	static endRefresh(e) {
-		return e.endObject();
-	}
-	static createRefresh(t, n) {
-		return e.startRefresh(t), e.addToken(t, n), e.endRefresh(t);
-	}
-}, A = class e {
-	bb = null;
-	bb_pos = 0;
-	__init(e, t) {
-		return this.bb_pos = e, this.bb = t, this;
-	}
-	static getRootAsRefreshed(t, n) {
-		return (n || new e()).__init(t.readInt32(t.position()) + t.position(), t);
-	}
-	static getSizePrefixedRootAsRefreshed(t, n) {
-		return t.setPosition(t.position() + 4), (n || new e()).__init(t.readInt32(t.position()) + t.position(), t);
-	}
-	credentialsExpireMs() {
-		let e = this.bb.__offset(this.bb_pos, 4);
-		return e ? this.bb.readUint64(this.bb_pos + e) : BigInt("0");
-	}
-	static startRefreshed(e) {
-		e.startObject(1);
-	}
-	static addCredentialsExpireMs(e, t) {
-		e.addFieldInt64(0, t, BigInt("0"));
-	}
-	static endRefreshed(e) {
-		return e.endObject();
-	}
-	static createRefreshed(t, n) {
-		return e.startRefreshed(t), e.addCredentialsExpireMs(t, n), e.endRefreshed(t);
-	}
-}, j = class e {
+}, O = class e {
 	bb = null;
 	bb_pos = 0;
 	__init(e, t) {
@@ -1125,7 +1027,7 @@ var se = class e {
 	}
 	position(e) {
 		let t = this.bb.__offset(this.bb_pos, 8);
-		return t ? (e || new _()).__init(this.bb_pos + t, this.bb) : null;
+		return t ? (e || new g()).__init(this.bb_pos + t, this.bb) : null;
 	}
 	static startSubscribe(e) {
 		e.startObject(3);
@@ -1143,9 +1045,9 @@ var se = class e {
 		let t = e.endObject();
 		return e.requiredField(t, 6), t;
 	}
-}, ue = /* @__PURE__ */ function(e) {
+}, ae = /* @__PURE__ */ function(e) {
 	return e[e.Recovered = 0] = "Recovered", e[e.Failed = 1] = "Failed", e[e.Fresh = 2] = "Fresh", e;
-}({}), M = class e {
+}({}), k = class e {
 	bb = null;
 	bb_pos = 0;
 	__init(e, t) {
@@ -1163,11 +1065,11 @@ var se = class e {
 	}
 	status() {
 		let e = this.bb.__offset(this.bb_pos, 6);
-		return e ? this.bb.readUint8(this.bb_pos + e) : ue.Recovered;
+		return e ? this.bb.readUint8(this.bb_pos + e) : ae.Recovered;
 	}
 	position(e) {
 		let t = this.bb.__offset(this.bb_pos, 8);
-		return t ? (e || new _()).__init(this.bb_pos + t, this.bb) : null;
+		return t ? (e || new g()).__init(this.bb_pos + t, this.bb) : null;
 	}
 	lostFrom() {
 		let e = this.bb.__offset(this.bb_pos, 10);
@@ -1188,7 +1090,7 @@ var se = class e {
 		e.addFieldOffset(0, t, 0);
 	}
 	static addStatus(e, t) {
-		e.addFieldInt8(1, t, ue.Recovered);
+		e.addFieldInt8(1, t, ae.Recovered);
 	}
 	static addPosition(e, t) {
 		e.addFieldStruct(2, t, 0);
@@ -1206,7 +1108,7 @@ var se = class e {
 		let t = e.endObject();
 		return e.requiredField(t, 4), t;
 	}
-}, N = class e {
+}, A = class e {
 	bb = null;
 	bb_pos = 0;
 	__init(e, t) {
@@ -1224,7 +1126,7 @@ var se = class e {
 	}
 	recovery(e) {
 		let t = this.bb.__offset(this.bb_pos, 6);
-		return t ? (e || new M()).__init(this.bb.__indirect(this.bb_pos + t), this.bb) : null;
+		return t ? (e || new k()).__init(this.bb.__indirect(this.bb_pos + t), this.bb) : null;
 	}
 	static startSubscribed(e) {
 		e.startObject(2);
@@ -1239,7 +1141,7 @@ var se = class e {
 		let t = e.endObject();
 		return e.requiredField(t, 6), t;
 	}
-}, P = class e {
+}, j = class e {
 	bb = null;
 	bb_pos = 0;
 	__init(e, t) {
@@ -1275,7 +1177,7 @@ var se = class e {
 	static createUnsubscribe(t, n, r) {
 		return e.startUnsubscribe(t), e.addRequestId(t, n), e.addTopic(t, r), e.endUnsubscribe(t);
 	}
-}, F = class e {
+}, M = class e {
 	bb = null;
 	bb_pos = 0;
 	__init(e, t) {
@@ -1311,7 +1213,7 @@ var se = class e {
 	static createUnsubscribed(t, n, r) {
 		return e.startUnsubscribed(t), e.addRequestId(t, n), e.addTopic(t, r), e.endUnsubscribed(t);
 	}
-}, I = class e {
+}, N = class e {
 	bb = null;
 	bb_pos = 0;
 	__init(e, t) {
@@ -1367,7 +1269,7 @@ var se = class e {
 	static createLimits(t, n, r, i, a, o) {
 		return e.startLimits(t), e.addMaxMessageSize(t, n), e.addMaxUnacked(t, r), e.addMaxTopics(t, i), e.addMaxMessagesPerSecond(t, a), e.addMaxBytesPerSecond(t, o), e.endLimits(t);
 	}
-}, L = class e {
+}, P = class e {
 	bb = null;
 	bb_pos = 0;
 	__init(e, t) {
@@ -1401,7 +1303,7 @@ var se = class e {
 	}
 	recovery(e, t) {
 		let n = this.bb.__offset(this.bb_pos, 10);
-		return n ? (t || new M()).__init(this.bb.__indirect(this.bb.__vector(this.bb_pos + n) + e * 4), this.bb) : null;
+		return n ? (t || new k()).__init(this.bb.__indirect(this.bb.__vector(this.bb_pos + n) + e * 4), this.bb) : null;
 	}
 	recoveryLength() {
 		let e = this.bb.__offset(this.bb_pos, 10);
@@ -1421,7 +1323,7 @@ var se = class e {
 	}
 	limits(e) {
 		let t = this.bb.__offset(this.bb_pos, 18);
-		return t ? (e || new I()).__init(this.bb.__indirect(this.bb_pos + t), this.bb) : null;
+		return t ? (e || new N()).__init(this.bb.__indirect(this.bb_pos + t), this.bb) : null;
 	}
 	serverTimeMs() {
 		let e = this.bb.__offset(this.bb_pos, 20);
@@ -1431,16 +1333,8 @@ var se = class e {
 		let t = this.bb.__offset(this.bb_pos, 22);
 		return t ? this.bb.__string(this.bb_pos + t, e) : null;
 	}
-	credentialsExpireMs() {
-		let e = this.bb.__offset(this.bb_pos, 24);
-		return e ? this.bb.readUint64(this.bb_pos + e) : BigInt("0");
-	}
-	serializer(e) {
-		let t = this.bb.__offset(this.bb_pos, 26);
-		return t ? this.bb.__string(this.bb_pos + t, e) : null;
-	}
 	static startWelcome(e) {
-		e.startObject(12);
+		e.startObject(10);
 	}
 	static addSessionId(e, t) {
 		e.addFieldOffset(0, t, 0);
@@ -1488,19 +1382,13 @@ var se = class e {
 	static addFreshReason(e, t) {
 		e.addFieldOffset(9, t, 0);
 	}
-	static addCredentialsExpireMs(e, t) {
-		e.addFieldInt64(10, t, BigInt("0"));
-	}
-	static addSerializer(e, t) {
-		e.addFieldOffset(11, t, 0);
-	}
 	static endWelcome(e) {
 		let t = e.endObject();
 		return e.requiredField(t, 4), e.requiredField(t, 6), t;
 	}
-}, R = /* @__PURE__ */ function(e) {
-	return e[e.NONE = 0] = "NONE", e[e.Hello = 1] = "Hello", e[e.Welcome = 2] = "Welcome", e[e.Data = 3] = "Data", e[e.Ack = 4] = "Ack", e[e.Ping = 5] = "Ping", e[e.Pong = 6] = "Pong", e[e.Subscribe = 7] = "Subscribe", e[e.Unsubscribe = 8] = "Unsubscribe", e[e.Subscribed = 9] = "Subscribed", e[e.Unsubscribed = 10] = "Unsubscribed", e[e.Presence = 11] = "Presence", e[e.Error = 12] = "Error", e[e.Goodbye = 13] = "Goodbye", e[e.Refresh = 14] = "Refresh", e[e.Refreshed = 15] = "Refreshed", e;
-}({}), z = class e {
+}, F = /* @__PURE__ */ function(e) {
+	return e[e.NONE = 0] = "NONE", e[e.Hello = 1] = "Hello", e[e.Welcome = 2] = "Welcome", e[e.Data = 3] = "Data", e[e.Ack = 4] = "Ack", e[e.Ping = 5] = "Ping", e[e.Pong = 6] = "Pong", e[e.Subscribe = 7] = "Subscribe", e[e.Unsubscribe = 8] = "Unsubscribe", e[e.Subscribed = 9] = "Subscribed", e[e.Unsubscribed = 10] = "Unsubscribed", e[e.Presence = 11] = "Presence", e[e.Error = 12] = "Error", e[e.Goodbye = 13] = "Goodbye", e;
+}({}), I = class e {
 	bb = null;
 	bb_pos = 0;
 	__init(e, t) {
@@ -1517,7 +1405,7 @@ var se = class e {
 	}
 	bodyType() {
 		let e = this.bb.__offset(this.bb_pos, 4);
-		return e ? this.bb.readUint8(this.bb_pos + e) : R.NONE;
+		return e ? this.bb.readUint8(this.bb_pos + e) : F.NONE;
 	}
 	body(e) {
 		let t = this.bb.__offset(this.bb_pos, 6);
@@ -1527,7 +1415,7 @@ var se = class e {
 		e.startObject(2);
 	}
 	static addBodyType(e, t) {
-		e.addFieldInt8(0, t, R.NONE);
+		e.addFieldInt8(0, t, F.NONE);
 	}
 	static addBody(e, t) {
 		e.addFieldOffset(1, t, 0);
@@ -1544,188 +1432,178 @@ var se = class e {
 	static createEnvelope(t, n, r) {
 		return e.startEnvelope(t), e.addBodyType(t, n), e.addBody(t, r), e.endEnvelope(t);
 	}
-}, B = {
+}, L = {
 	Recovered: 0,
 	Failed: 1,
 	Fresh: 2
-}, V = {
+}, R = {
 	Join: 0,
 	Leave: 1
-}, de = 65535, fe = 4294967295, pe = (1n << 64n) - 1n, me = {
-	Hello: R.Hello,
-	Welcome: R.Welcome,
-	Data: R.Data,
-	Ack: R.Ack,
-	Ping: R.Ping,
-	Pong: R.Pong,
-	Subscribe: R.Subscribe,
-	Unsubscribe: R.Unsubscribe,
-	Subscribed: R.Subscribed,
-	Unsubscribed: R.Unsubscribed,
-	Presence: R.Presence,
-	Error: R.Error,
-	Goodbye: R.Goodbye,
-	Refresh: R.Refresh,
-	Refreshed: R.Refreshed
+}, oe = 65535, se = 4294967295, ce = (1n << 64n) - 1n, le = {
+	Hello: F.Hello,
+	Welcome: F.Welcome,
+	Data: F.Data,
+	Ack: F.Ack,
+	Ping: F.Ping,
+	Pong: F.Pong,
+	Subscribe: F.Subscribe,
+	Unsubscribe: F.Unsubscribe,
+	Subscribed: F.Subscribed,
+	Unsubscribed: F.Unsubscribed,
+	Presence: F.Presence,
+	Error: F.Error,
+	Goodbye: F.Goodbye
 };
 new TextEncoder();
-function H(e, t) {
+function z(e, t) {
 	let n;
 	if (typeof e == "bigint") n = e;
 	else if (typeof e == "number" && Number.isSafeInteger(e)) n = BigInt(e);
 	else throw new r(`${t} must be an integer (bigint), not ${String(e)}`);
-	if (n < 0n || n > pe) throw new r(`${t}=${n} is out of range for ulong (0..${pe})`);
+	if (n < 0n || n > ce) throw new r(`${t}=${n} is out of range for ulong (0..${ce})`);
 	return n;
 }
-function he(e, t, n, i) {
+function ue(e, t, n, i) {
 	let a = typeof e == "bigint" ? Number(e) : e;
 	if (typeof a != "number" || !Number.isInteger(a)) throw new r(`${i} must be an integer, not ${String(e)}`);
 	if (a < 0 || a > t) throw new r(`${i}=${a} is out of range for ${n} (0..${t})`);
 	return a;
 }
-var U = (e, t) => he(e, fe, "uint", t), ge = (e, t) => he(e, de, "ushort", t), _e = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
-function W(e, t) {
+var B = (e, t) => ue(e, se, "uint", t), V = (e, t) => ue(e, oe, "ushort", t), de = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+function H(e, t) {
 	if (typeof e != "string") throw new r(`${t} must be a string, not ${typeof e}`);
-	if (_e.test(e)) throw new r(`${t} cannot be encoded as UTF-8 (lone surrogate)`);
+	if (de.test(e)) throw new r(`${t} cannot be encoded as UTF-8 (lone surrogate)`);
 	return e;
 }
-function ve(e, t) {
+function U(e, t) {
 	if (e instanceof Uint8Array) return e;
 	if (e instanceof ArrayBuffer) return new Uint8Array(e);
 	if (ArrayBuffer.isView(e)) return new Uint8Array(e.buffer, e.byteOffset, e.byteLength);
 	throw new r(`${t} must be a Uint8Array`);
 }
-function G(e, t) {
+function W(e, t) {
 	if (typeof e != "object" || !e || !("epoch" in e) || !("offset" in e)) throw new r(`${t} must be a StreamPosition {epoch, offset}`);
 	let n = e;
-	return [H(n.epoch, `${t}.epoch`), H(n.offset, `${t}.offset`)];
+	return [z(n.epoch, `${t}.epoch`), z(n.offset, `${t}.offset`)];
 }
-function ye(e, t, n, i) {
+function fe(e, t, n, i) {
 	if (typeof e != "number" || !Object.values(t).includes(e)) throw new r(`${i}=${String(e)} is not a ${n}`);
 	return e;
 }
-function K(e, t, n) {
-	let r = W(t ?? "", n);
+function G(e, t, n) {
+	let r = H(t ?? "", n);
 	return r ? e.createString(r) : 0;
 }
-function be(e, t) {
+function K(e, t) {
 	if (t.length === 0) return 0;
 	e.startVector(4, t.length, 4);
 	for (let n = t.length - 1; n >= 0; n--) e.addOffset(t[n]);
 	return e.endVector();
 }
-function xe(e, t) {
+function pe(e, t) {
 	if (e === void 0) return [];
 	if (!Array.isArray(e)) throw new r(`${t} must be an array`);
 	return e;
 }
-function Se(e, t, n) {
-	let r = e.createString(W(t.topic, `${n}.topic`)), [i, a] = G(t.position, `${n}.position`);
-	return v.startTopicPosition(e), v.addPosition(e, _.createStreamPosition(e, i, a)), v.addTopic(e, r), v.endTopicPosition(e);
+function me(e, t, n) {
+	let r = e.createString(H(t.topic, `${n}.topic`)), [i, a] = W(t.position, `${n}.position`);
+	return _.startTopicPosition(e), _.addPosition(e, g.createStreamPosition(e, i, a)), _.addTopic(e, r), _.endTopicPosition(e);
 }
-function Ce(e, t, n) {
-	return be(e, xe(t, n).map((t) => Se(e, t, n)));
+function he(e, t, n) {
+	return K(e, pe(t, n).map((t) => me(e, t, n)));
 }
-function we(e, t, n) {
+function ge(e, t, n) {
 	if (typeof t != "object" || !t) throw new r(`${n} must be a TopicRecovery`);
-	let i = e.createString(W(t.topic, `${n}.topic`)), a = ye(t.status ?? B.Recovered, B, "RecoveryStatus", `${n}.status`), o = t.position == null ? null : G(t.position, `${n}.position`), s = H(t.lostFrom ?? 0n, `${n}.lostFrom`), c = H(t.lostTo ?? 0n, `${n}.lostTo`), l = H(t.replayed ?? 0n, `${n}.replayed`);
-	return M.startTopicRecovery(e), o !== null && M.addPosition(e, _.createStreamPosition(e, o[0], o[1])), M.addLostFrom(e, s), M.addLostTo(e, c), M.addReplayed(e, l), M.addTopic(e, i), M.addStatus(e, a), M.endTopicRecovery(e);
+	let i = e.createString(H(t.topic, `${n}.topic`)), a = fe(t.status ?? L.Recovered, L, "RecoveryStatus", `${n}.status`), o = t.position == null ? null : W(t.position, `${n}.position`), s = z(t.lostFrom ?? 0n, `${n}.lostFrom`), c = z(t.lostTo ?? 0n, `${n}.lostTo`), l = z(t.replayed ?? 0n, `${n}.replayed`);
+	return k.startTopicRecovery(e), o !== null && k.addPosition(e, g.createStreamPosition(e, o[0], o[1])), k.addLostFrom(e, s), k.addLostTo(e, c), k.addReplayed(e, l), k.addTopic(e, i), k.addStatus(e, a), k.endTopicRecovery(e);
 }
-function Te(e, t, n) {
+function _e(e, t, n) {
 	if (t === void 0) return 0;
 	if (typeof t != "object" || !t) throw new r(`${n} must be an object of string values`);
 	let i = [];
 	for (let [r, a] of Object.entries(t)) {
-		let t = e.createString(W(r, `${n} key`)), o = K(e, a, `${n}[${JSON.stringify(r)}]`);
-		C.startKeyValue(e), C.addKey(e, t), C.addValue(e, o), i.push(C.endKeyValue(e));
+		let t = e.createString(H(r, `${n} key`)), o = G(e, a, `${n}[${JSON.stringify(r)}]`);
+		S.startKeyValue(e), S.addKey(e, t), S.addValue(e, o), i.push(S.endKeyValue(e));
 	}
-	return be(e, i);
+	return K(e, i);
 }
-function Ee(e, t) {
-	let n = K(e, t.name, "ClientInfo.name"), r = K(e, t.version, "ClientInfo.version"), i = K(e, t.platform, "ClientInfo.platform"), a = Te(e, t.metadata, "ClientInfo.metadata");
-	return w.startClientInfo(e), w.addName(e, n), w.addVersion(e, r), w.addPlatform(e, i), w.addMetadata(e, a), w.endClientInfo(e);
+function ve(e, t) {
+	let n = G(e, t.name, "ClientInfo.name"), r = G(e, t.version, "ClientInfo.version"), i = G(e, t.platform, "ClientInfo.platform"), a = _e(e, t.metadata, "ClientInfo.metadata");
+	return C.startClientInfo(e), C.addName(e, n), C.addVersion(e, r), C.addPlatform(e, i), C.addMetadata(e, a), C.endClientInfo(e);
 }
-function De(e, t) {
+function ye(e, t) {
 	let n = [
-		U(t.maxMessageSize ?? 0, "Limits.maxMessageSize"),
-		U(t.maxUnacked ?? 0, "Limits.maxUnacked"),
-		U(t.maxTopics ?? 0, "Limits.maxTopics"),
-		U(t.maxMessagesPerSecond ?? 0, "Limits.maxMessagesPerSecond"),
-		U(t.maxBytesPerSecond ?? 0, "Limits.maxBytesPerSecond")
+		B(t.maxMessageSize ?? 0, "Limits.maxMessageSize"),
+		B(t.maxUnacked ?? 0, "Limits.maxUnacked"),
+		B(t.maxTopics ?? 0, "Limits.maxTopics"),
+		B(t.maxMessagesPerSecond ?? 0, "Limits.maxMessagesPerSecond"),
+		B(t.maxBytesPerSecond ?? 0, "Limits.maxBytesPerSecond")
 	];
-	return I.startLimits(e), I.addMaxMessageSize(e, n[0]), I.addMaxUnacked(e, n[1]), I.addMaxTopics(e, n[2]), I.addMaxMessagesPerSecond(e, n[3]), I.addMaxBytesPerSecond(e, n[4]), I.endLimits(e);
+	return N.startLimits(e), N.addMaxMessageSize(e, n[0]), N.addMaxUnacked(e, n[1]), N.addMaxTopics(e, n[2]), N.addMaxMessagesPerSecond(e, n[3]), N.addMaxBytesPerSecond(e, n[4]), N.endLimits(e);
 }
-function Oe(e, t) {
+function be(e, t) {
 	switch (t.type) {
 		case "Hello": {
-			let n = ge(t.protocolVersion ?? 1, "Hello.protocolVersion"), r = K(e, t.sessionId, "Hello.sessionId"), i = ve(t.resumeToken ?? /* @__PURE__ */ new Uint8Array(), "Hello.resumeToken"), a = i.length ? e.createByteVector(i) : 0, o = Ce(e, t.positions, "Hello.positions"), s = H(t.lastAckedSeq ?? 0n, "Hello.lastAckedSeq"), c = K(e, t.authToken, "Hello.authToken"), l = t.client == null ? 0 : Ee(e, t.client), u = K(e, t.serializer, "Hello.serializer");
-			return T.startHello(e), T.addLastAckedSeq(e, s), T.addSessionId(e, r), T.addResumeToken(e, a), T.addPositions(e, o), T.addAuthToken(e, c), T.addClient(e, l), T.addSerializer(e, u), T.addProtocolVersion(e, n), T.endHello(e);
+			let n = V(t.protocolVersion ?? 1, "Hello.protocolVersion"), r = G(e, t.sessionId, "Hello.sessionId"), i = U(t.resumeToken ?? /* @__PURE__ */ new Uint8Array(), "Hello.resumeToken"), a = i.length ? e.createByteVector(i) : 0, o = he(e, t.positions, "Hello.positions"), s = z(t.lastAckedSeq ?? 0n, "Hello.lastAckedSeq"), c = G(e, t.authToken, "Hello.authToken"), l = t.client == null ? 0 : ve(e, t.client);
+			return w.startHello(e), w.addLastAckedSeq(e, s), w.addSessionId(e, r), w.addResumeToken(e, a), w.addPositions(e, o), w.addAuthToken(e, c), w.addClient(e, l), w.addProtocolVersion(e, n), w.endHello(e);
 		}
 		case "Welcome": {
-			let n = e.createString(W(t.sessionId, "Welcome.sessionId")), r = e.createByteVector(ve(t.resumeToken, "Welcome.resumeToken")), i = be(e, xe(t.recovery, "Welcome.recovery").map((t) => we(e, t, "Welcome.recovery"))), a = t.limits == null ? 0 : De(e, t.limits), o = K(e, t.freshReason, "Welcome.freshReason"), s = K(e, t.serializer, "Welcome.serializer"), c = H(t.credentialsExpireMs ?? 0n, "Welcome.credentialsExpireMs"), l = H(t.lastReceivedSeq ?? 0n, "Welcome.lastReceivedSeq"), u = H(t.serverTimeMs ?? 0n, "Welcome.serverTimeMs"), d = U(t.heartbeatIntervalMs ?? 0, "Welcome.heartbeatIntervalMs"), f = U(t.heartbeatTimeoutMs ?? 0, "Welcome.heartbeatTimeoutMs");
-			return L.startWelcome(e), L.addLastReceivedSeq(e, l), L.addServerTimeMs(e, u), L.addCredentialsExpireMs(e, c), L.addSessionId(e, n), L.addResumeToken(e, r), L.addRecovery(e, i), L.addHeartbeatIntervalMs(e, d), L.addHeartbeatTimeoutMs(e, f), L.addLimits(e, a), L.addFreshReason(e, o), L.addSerializer(e, s), L.addResumed(e, !!t.resumed), L.endWelcome(e);
+			let n = e.createString(H(t.sessionId, "Welcome.sessionId")), r = e.createByteVector(U(t.resumeToken, "Welcome.resumeToken")), i = K(e, pe(t.recovery, "Welcome.recovery").map((t) => ge(e, t, "Welcome.recovery"))), a = t.limits == null ? 0 : ye(e, t.limits), o = G(e, t.freshReason, "Welcome.freshReason"), s = z(t.lastReceivedSeq ?? 0n, "Welcome.lastReceivedSeq"), c = z(t.serverTimeMs ?? 0n, "Welcome.serverTimeMs"), l = B(t.heartbeatIntervalMs ?? 0, "Welcome.heartbeatIntervalMs"), u = B(t.heartbeatTimeoutMs ?? 0, "Welcome.heartbeatTimeoutMs");
+			return P.startWelcome(e), P.addLastReceivedSeq(e, s), P.addServerTimeMs(e, c), P.addSessionId(e, n), P.addResumeToken(e, r), P.addRecovery(e, i), P.addHeartbeatIntervalMs(e, l), P.addHeartbeatTimeoutMs(e, u), P.addLimits(e, a), P.addFreshReason(e, o), P.addResumed(e, !!t.resumed), P.endWelcome(e);
 		}
 		case "Data": {
-			let n = ve(t.payload ?? /* @__PURE__ */ new Uint8Array(), "Data.payload"), r = n.length ? e.createByteVector(n) : 0, i = K(e, t.topic, "Data.topic"), a = t.position == null ? null : G(t.position, "Data.position"), o = H(t.seq ?? 0n, "Data.seq"), s = H(t.timestampMs ?? 0n, "Data.timestampMs");
-			return b.startData(e), a !== null && b.addPosition(e, _.createStreamPosition(e, a[0], a[1])), b.addTimestampMs(e, s), b.addSeq(e, o), b.addPayload(e, r), b.addTopic(e, i), b.endData(e);
+			let n = U(t.payload ?? /* @__PURE__ */ new Uint8Array(), "Data.payload"), r = n.length ? e.createByteVector(n) : 0, i = G(e, t.topic, "Data.topic"), a = t.position == null ? null : W(t.position, "Data.position"), o = z(t.seq ?? 0n, "Data.seq"), s = z(t.timestampMs ?? 0n, "Data.timestampMs");
+			return y.startData(e), a !== null && y.addPosition(e, g.createStreamPosition(e, a[0], a[1])), y.addTimestampMs(e, s), y.addSeq(e, o), y.addPayload(e, r), y.addTopic(e, i), y.endData(e);
 		}
 		case "Ack": {
-			let n = Ce(e, t.positions, "Ack.positions"), r = H(t.seq ?? 0n, "Ack.seq");
-			return y.startAck(e), y.addSeq(e, r), y.addPositions(e, n), y.endAck(e);
+			let n = he(e, t.positions, "Ack.positions"), r = z(t.seq ?? 0n, "Ack.seq");
+			return v.startAck(e), v.addSeq(e, r), v.addPositions(e, n), v.endAck(e);
 		}
 		case "Ping": {
-			let n = U(t.id ?? 0, "Ping.id"), r = H(t.timestampMs ?? 0n, "Ping.timestampMs");
-			return E.startPing(e), E.addTimestampMs(e, r), E.addId(e, n), E.endPing(e);
+			let n = B(t.id ?? 0, "Ping.id"), r = z(t.timestampMs ?? 0n, "Ping.timestampMs");
+			return T.startPing(e), T.addTimestampMs(e, r), T.addId(e, n), T.endPing(e);
 		}
 		case "Pong": {
-			let n = U(t.id ?? 0, "Pong.id"), r = H(t.echoTimestampMs ?? 0n, "Pong.echoTimestampMs"), i = H(t.timestampMs ?? 0n, "Pong.timestampMs");
-			return D.startPong(e), D.addEchoTimestampMs(e, r), D.addTimestampMs(e, i), D.addId(e, n), D.endPong(e);
+			let n = B(t.id ?? 0, "Pong.id"), r = z(t.echoTimestampMs ?? 0n, "Pong.echoTimestampMs"), i = z(t.timestampMs ?? 0n, "Pong.timestampMs");
+			return E.startPong(e), E.addEchoTimestampMs(e, r), E.addTimestampMs(e, i), E.addId(e, n), E.endPong(e);
 		}
 		case "Subscribe": {
-			let n = e.createString(W(t.topic, "Subscribe.topic")), r = U(t.requestId ?? 0, "Subscribe.requestId"), i = t.position == null ? null : G(t.position, "Subscribe.position");
-			return j.startSubscribe(e), i !== null && j.addPosition(e, _.createStreamPosition(e, i[0], i[1])), j.addTopic(e, n), j.addRequestId(e, r), j.endSubscribe(e);
+			let n = e.createString(H(t.topic, "Subscribe.topic")), r = B(t.requestId ?? 0, "Subscribe.requestId"), i = t.position == null ? null : W(t.position, "Subscribe.position");
+			return O.startSubscribe(e), i !== null && O.addPosition(e, g.createStreamPosition(e, i[0], i[1])), O.addTopic(e, n), O.addRequestId(e, r), O.endSubscribe(e);
 		}
 		case "Unsubscribe": {
-			let n = e.createString(W(t.topic, "Unsubscribe.topic")), r = U(t.requestId ?? 0, "Unsubscribe.requestId");
-			return P.startUnsubscribe(e), P.addTopic(e, n), P.addRequestId(e, r), P.endUnsubscribe(e);
+			let n = e.createString(H(t.topic, "Unsubscribe.topic")), r = B(t.requestId ?? 0, "Unsubscribe.requestId");
+			return j.startUnsubscribe(e), j.addTopic(e, n), j.addRequestId(e, r), j.endUnsubscribe(e);
 		}
 		case "Subscribed": {
-			let n = we(e, t.recovery, "Subscribed.recovery"), r = U(t.requestId ?? 0, "Subscribed.requestId");
-			return N.startSubscribed(e), N.addRecovery(e, n), N.addRequestId(e, r), N.endSubscribed(e);
+			let n = ge(e, t.recovery, "Subscribed.recovery"), r = B(t.requestId ?? 0, "Subscribed.requestId");
+			return A.startSubscribed(e), A.addRecovery(e, n), A.addRequestId(e, r), A.endSubscribed(e);
 		}
 		case "Unsubscribed": {
-			let n = e.createString(W(t.topic, "Unsubscribed.topic")), r = U(t.requestId ?? 0, "Unsubscribed.requestId");
-			return F.startUnsubscribed(e), F.addTopic(e, n), F.addRequestId(e, r), F.endUnsubscribed(e);
+			let n = e.createString(H(t.topic, "Unsubscribed.topic")), r = B(t.requestId ?? 0, "Unsubscribed.requestId");
+			return M.startUnsubscribed(e), M.addTopic(e, n), M.addRequestId(e, r), M.endUnsubscribed(e);
 		}
 		case "Presence": {
-			let n = e.createString(W(t.topic, "Presence.topic")), r = e.createString(W(t.sessionId, "Presence.sessionId")), i = Te(e, t.metadata, "Presence.metadata"), a = ye(t.action ?? V.Join, V, "PresenceAction", "Presence.action");
-			return O.startPresence(e), O.addTopic(e, n), O.addSessionId(e, r), O.addMetadata(e, i), O.addAction(e, a), O.endPresence(e);
+			let n = e.createString(H(t.topic, "Presence.topic")), r = e.createString(H(t.sessionId, "Presence.sessionId")), i = _e(e, t.metadata, "Presence.metadata"), a = fe(t.action ?? R.Join, R, "PresenceAction", "Presence.action");
+			return D.startPresence(e), D.addTopic(e, n), D.addSessionId(e, r), D.addMetadata(e, i), D.addAction(e, a), D.endPresence(e);
 		}
 		case "Error": {
-			let n = K(e, t.message, "Error.message"), r = K(e, t.details, "Error.details"), i = ge(t.code ?? 0, "Error.code"), a = U(t.requestId ?? 0, "Error.requestId");
-			return x.startError(e), x.addMessage(e, n), x.addDetails(e, r), x.addRequestId(e, a), x.addCode(e, i), x.addRetryable(e, !!t.retryable), x.endError(e);
+			let n = G(e, t.message, "Error.message"), r = G(e, t.details, "Error.details"), i = V(t.code ?? 0, "Error.code"), a = B(t.requestId ?? 0, "Error.requestId");
+			return b.startError(e), b.addMessage(e, n), b.addDetails(e, r), b.addRequestId(e, a), b.addCode(e, i), b.addRetryable(e, !!t.retryable), b.endError(e);
 		}
 		case "Goodbye": {
-			let n = K(e, t.reason, "Goodbye.reason"), r = ge(t.code ?? 0, "Goodbye.code"), i = U(t.reconnectAfterMs ?? 0, "Goodbye.reconnectAfterMs");
-			return S.startGoodbye(e), S.addReason(e, n), S.addReconnectAfterMs(e, i), S.addCode(e, r), S.endGoodbye(e);
-		}
-		case "Refresh": {
-			let n = K(e, t.token, "Refresh.token");
-			return k.startRefresh(e), k.addToken(e, n), k.endRefresh(e);
-		}
-		case "Refreshed": {
-			let n = H(t.credentialsExpireMs ?? 0n, "Refreshed.credentialsExpireMs");
-			return A.startRefreshed(e), A.addCredentialsExpireMs(e, n), A.endRefreshed(e);
+			let n = G(e, t.reason, "Goodbye.reason"), r = V(t.code ?? 0, "Goodbye.code"), i = B(t.reconnectAfterMs ?? 0, "Goodbye.reconnectAfterMs");
+			return x.startGoodbye(e), x.addReason(e, n), x.addReconnectAfterMs(e, i), x.addCode(e, r), x.endGoodbye(e);
 		}
 		default: throw new r(`cannot encode a message of type ${String(t.type)}`);
 	}
 }
-function ke(e) {
-	if (typeof e != "object" || !e || !(e.type in me)) throw new r(`cannot encode ${String(e?.type)}`);
-	let t = new ce(e.type === "Data" && e.payload ? e.payload.length + 128 : 256), n = Oe(t, e);
-	return z.startEnvelope(t), z.addBody(t, n), z.addBodyType(t, me[e.type]), z.finishEnvelopeBuffer(t, z.endEnvelope(t)), t.asUint8Array();
+function xe(e) {
+	if (typeof e != "object" || !e || !(e.type in le)) throw new r(`cannot encode ${String(e?.type)}`);
+	let t = new re(e.type === "Data" && e.payload ? e.payload.length + 128 : 256), n = be(t, e);
+	return I.startEnvelope(t), I.addBody(t, n), I.addBodyType(t, le[e.type]), I.finishEnvelopeBuffer(t, I.endEnvelope(t)), t.asUint8Array();
 }
-var Ae = {
+var Se = {
 	u8: 1,
 	u16: 2,
 	u32: 4,
@@ -1739,10 +1617,10 @@ var Ae = {
 	name: e,
 	kind: t,
 	...n
-}), je = {
+}), Ce = {
 	name: "TopicPosition",
 	fields: [q("topic", "str", { required: !0 }), q("position", "pos", { required: !0 })]
-}, Me = {
+}, we = {
 	name: "TopicRecovery",
 	fields: [
 		q("topic", "str", { required: !0 }),
@@ -1752,18 +1630,18 @@ var Ae = {
 		q("lost_to", "u64"),
 		q("replayed", "u64")
 	]
-}, Ne = {
+}, Te = {
 	name: "KeyValue",
 	fields: [q("key", "str", { required: !0 }), q("value", "str")]
-}, Pe = {
+}, Ee = {
 	name: "ClientInfo",
 	fields: [
 		q("name", "str"),
 		q("version", "str"),
 		q("platform", "str"),
-		q("metadata", "tables", { table: Ne })
+		q("metadata", "tables", { table: Te })
 	]
-}, Fe = {
+}, De = {
 	name: "Limits",
 	fields: [
 		q("max_message_size", "u32"),
@@ -1772,38 +1650,35 @@ var Ae = {
 		q("max_messages_per_second", "u32"),
 		q("max_bytes_per_second", "u32")
 	]
-}, Ie = {
-	[R.Hello]: {
+}, Oe = {
+	[F.Hello]: {
 		name: "Hello",
 		fields: [
 			q("protocol_version", "u16"),
 			q("session_id", "str"),
 			q("resume_token", "bytes"),
-			q("positions", "tables", { table: je }),
+			q("positions", "tables", { table: Ce }),
 			q("last_acked_seq", "u64"),
 			q("auth_token", "str"),
-			q("client", "table", { table: Pe }),
-			q("serializer", "str")
+			q("client", "table", { table: Ee })
 		]
 	},
-	[R.Welcome]: {
+	[F.Welcome]: {
 		name: "Welcome",
 		fields: [
 			q("session_id", "str", { required: !0 }),
 			q("resume_token", "bytes", { required: !0 }),
 			q("resumed", "u8"),
-			q("recovery", "tables", { table: Me }),
+			q("recovery", "tables", { table: we }),
 			q("last_received_seq", "u64"),
 			q("heartbeat_interval_ms", "u32"),
 			q("heartbeat_timeout_ms", "u32"),
-			q("limits", "table", { table: Fe }),
+			q("limits", "table", { table: De }),
 			q("server_time_ms", "u64"),
-			q("fresh_reason", "str"),
-			q("credentials_expire_ms", "u64"),
-			q("serializer", "str")
+			q("fresh_reason", "str")
 		]
 	},
-	[R.Data]: {
+	[F.Data]: {
 		name: "Data",
 		fields: [
 			q("topic", "str"),
@@ -1813,15 +1688,15 @@ var Ae = {
 			q("payload", "bytes")
 		]
 	},
-	[R.Ack]: {
+	[F.Ack]: {
 		name: "Ack",
-		fields: [q("seq", "u64"), q("positions", "tables", { table: je })]
+		fields: [q("seq", "u64"), q("positions", "tables", { table: Ce })]
 	},
-	[R.Ping]: {
+	[F.Ping]: {
 		name: "Ping",
 		fields: [q("id", "u32"), q("timestamp_ms", "u64")]
 	},
-	[R.Pong]: {
+	[F.Pong]: {
 		name: "Pong",
 		fields: [
 			q("id", "u32"),
@@ -1829,7 +1704,7 @@ var Ae = {
 			q("timestamp_ms", "u64")
 		]
 	},
-	[R.Subscribe]: {
+	[F.Subscribe]: {
 		name: "Subscribe",
 		fields: [
 			q("request_id", "u32"),
@@ -1837,31 +1712,31 @@ var Ae = {
 			q("position", "pos")
 		]
 	},
-	[R.Unsubscribe]: {
+	[F.Unsubscribe]: {
 		name: "Unsubscribe",
 		fields: [q("request_id", "u32"), q("topic", "str", { required: !0 })]
 	},
-	[R.Subscribed]: {
+	[F.Subscribed]: {
 		name: "Subscribed",
 		fields: [q("request_id", "u32"), q("recovery", "table", {
-			table: Me,
+			table: we,
 			required: !0
 		})]
 	},
-	[R.Unsubscribed]: {
+	[F.Unsubscribed]: {
 		name: "Unsubscribed",
 		fields: [q("request_id", "u32"), q("topic", "str", { required: !0 })]
 	},
-	[R.Presence]: {
+	[F.Presence]: {
 		name: "Presence",
 		fields: [
 			q("topic", "str", { required: !0 }),
 			q("action", "u8"),
 			q("session_id", "str", { required: !0 }),
-			q("metadata", "tables", { table: Ne })
+			q("metadata", "tables", { table: Te })
 		]
 	},
-	[R.Error]: {
+	[F.Error]: {
 		name: "Error",
 		fields: [
 			q("code", "u16"),
@@ -1871,23 +1746,15 @@ var Ae = {
 			q("request_id", "u32")
 		]
 	},
-	[R.Goodbye]: {
+	[F.Goodbye]: {
 		name: "Goodbye",
 		fields: [
 			q("code", "u16"),
 			q("reason", "str"),
 			q("reconnect_after_ms", "u32")
 		]
-	},
-	[R.Refresh]: {
-		name: "Refresh",
-		fields: [q("token", "str")]
-	},
-	[R.Refreshed]: {
-		name: "Refreshed",
-		fields: [q("credentials_expire_ms", "u64")]
 	}
-}, Le = new TextDecoder("utf-8", { fatal: !0 }), Re = class {
+}, ke = new TextDecoder("utf-8", { fatal: !0 }), Ae = class {
 	buf;
 	view;
 	size;
@@ -1932,7 +1799,7 @@ var Ae = {
 		if (this.buf[r] !== 0) throw new a(`${t}: string is not NUL-terminated`);
 		this.charge(n + 1, t);
 		try {
-			Le.decode(this.buf.subarray(e + 4, r));
+			ke.decode(this.buf.subarray(e + 4, r));
 		} catch {
 			throw new a(`${t}: invalid UTF-8`);
 		}
@@ -1951,7 +1818,7 @@ var Ae = {
 				if (n.required) throw new a(`missing required field ${s}`);
 				return;
 			}
-			if (c < 4 || c + Ae[n.kind] > r) throw new a(`${s}: field offset ${c} is outside its table`);
+			if (c < 4 || c + Se[n.kind] > r) throw new a(`${s}: field offset ${c} is outside its table`);
 			let l = e + c;
 			switch (n.kind) {
 				case "str":
@@ -1972,12 +1839,12 @@ var Ae = {
 		});
 	}
 };
-function ze(e) {
+function je(e) {
 	let t = e.byteLength;
 	if (t < 8) throw new a(`envelope too short (${t} bytes)`);
 	let n = String.fromCharCode(e[4], e[5], e[6], e[7]);
 	if (n !== "SGM1") throw new a(`not a SigmaSockets envelope (file identifier ${JSON.stringify(n)})`);
-	let r = new Re(e), i = r.u32(0), { inline: s, fields: c } = r.openTable(i, 2, "Envelope"), [l, u] = c, d = 0;
+	let r = new Ae(e), i = r.u32(0), { inline: s, fields: c } = r.openTable(i, 2, "Envelope"), [l, u] = c, d = 0;
 	if (l) {
 		if (!(l >= 4 && l < s)) throw new a("Envelope.body_type: field offset is outside its table");
 		d = r.u8(i + l);
@@ -1985,29 +1852,29 @@ function ze(e) {
 	if (d === 0) throw new a("envelope has no body");
 	if (!u) throw new a(`envelope of type ${d} has no body`);
 	if (!(u >= 4 && u <= s - 4)) throw new a("Envelope.body: field offset is outside its table");
-	let f = Ie[d];
+	let f = Oe[d];
 	if (f === void 0) throw new o(d);
-	let p = i + u, m = p + r.u32(p);
-	return r.table(m, f, f.name), {
+	let p = i + u, ee = p + r.u32(p);
+	return r.table(ee, f, f.name), {
 		bodyType: d,
 		spec: f
 	};
 }
-var Be = /* @__PURE__ */ new Uint8Array();
+var Me = /* @__PURE__ */ new Uint8Array();
 function J(e) {
 	return e === null ? null : {
 		epoch: e.epoch(),
 		offset: e.offset()
 	};
 }
-function Ve(e) {
+function Ne(e) {
 	return {
 		topic: e.topic() ?? "",
 		position: J(e.position())
 	};
 }
-function He(e) {
-	let t = e.status(), n = t === B.Recovered || t === B.Fresh ? t : B.Failed;
+function Pe(e) {
+	let t = e.status(), n = t === L.Recovered || t === L.Fresh ? t : L.Failed;
 	return {
 		topic: e.topic() ?? "",
 		status: n,
@@ -2017,7 +1884,7 @@ function He(e) {
 		replayed: e.replayed()
 	};
 }
-function Ue(e, t) {
+function Fe(e, t) {
 	let n = {};
 	for (let r = 0; r < e; r++) {
 		let e = t(r);
@@ -2025,15 +1892,15 @@ function Ue(e, t) {
 	}
 	return n;
 }
-function We(e) {
+function Ie(e) {
 	return e === null ? null : {
 		name: e.name() ?? "",
 		version: e.version() ?? "",
 		platform: e.platform() ?? "",
-		metadata: Ue(e.metadataLength(), (t) => e.metadata(t))
+		metadata: Fe(e.metadataLength(), (t) => e.metadata(t))
 	};
 }
-function Ge(e) {
+function Le(e) {
 	return e === null ? null : {
 		maxMessageSize: e.maxMessageSize(),
 		maxUnacked: e.maxUnacked(),
@@ -2042,72 +1909,69 @@ function Ge(e) {
 		maxBytesPerSecond: e.maxBytesPerSecond()
 	};
 }
-function Ke(e, t) {
+function Re(e, t) {
 	switch (e) {
-		case R.Hello: {
-			let e = t.body(new T()), n = [];
-			for (let t = 0; t < e.positionsLength(); t++) n.push(Ve(e.positions(t)));
+		case F.Hello: {
+			let e = t.body(new w()), n = [];
+			for (let t = 0; t < e.positionsLength(); t++) n.push(Ne(e.positions(t)));
 			return {
 				type: "Hello",
 				protocolVersion: e.protocolVersion(),
 				sessionId: e.sessionId() ?? "",
-				resumeToken: (e.resumeTokenArray() ?? Be).slice(),
+				resumeToken: (e.resumeTokenArray() ?? Me).slice(),
 				positions: n,
 				lastAckedSeq: e.lastAckedSeq(),
 				authToken: e.authToken() ?? "",
-				client: We(e.client()),
-				serializer: e.serializer() ?? ""
+				client: Ie(e.client())
 			};
 		}
-		case R.Welcome: {
-			let e = t.body(new L()), n = [];
-			for (let t = 0; t < e.recoveryLength(); t++) n.push(He(e.recovery(t)));
+		case F.Welcome: {
+			let e = t.body(new P()), n = [];
+			for (let t = 0; t < e.recoveryLength(); t++) n.push(Pe(e.recovery(t)));
 			return {
 				type: "Welcome",
 				sessionId: e.sessionId() ?? "",
-				resumeToken: (e.resumeTokenArray() ?? Be).slice(),
+				resumeToken: (e.resumeTokenArray() ?? Me).slice(),
 				resumed: e.resumed(),
 				recovery: n,
 				lastReceivedSeq: e.lastReceivedSeq(),
 				heartbeatIntervalMs: e.heartbeatIntervalMs(),
 				heartbeatTimeoutMs: e.heartbeatTimeoutMs(),
-				limits: Ge(e.limits()),
+				limits: Le(e.limits()),
 				serverTimeMs: e.serverTimeMs(),
-				freshReason: e.freshReason() ?? "",
-				credentialsExpireMs: e.credentialsExpireMs(),
-				serializer: e.serializer() ?? ""
+				freshReason: e.freshReason() ?? ""
 			};
 		}
-		case R.Data: {
-			let e = t.body(new b());
+		case F.Data: {
+			let e = t.body(new y());
 			return {
 				type: "Data",
 				topic: e.topic() ?? "",
 				position: J(e.position()),
 				seq: e.seq(),
 				timestampMs: e.timestampMs(),
-				payload: e.payloadArray() ?? Be
+				payload: e.payloadArray() ?? Me
 			};
 		}
-		case R.Ack: {
-			let e = t.body(new y()), n = [];
-			for (let t = 0; t < e.positionsLength(); t++) n.push(Ve(e.positions(t)));
+		case F.Ack: {
+			let e = t.body(new v()), n = [];
+			for (let t = 0; t < e.positionsLength(); t++) n.push(Ne(e.positions(t)));
 			return {
 				type: "Ack",
 				seq: e.seq(),
 				positions: n
 			};
 		}
-		case R.Ping: {
-			let e = t.body(new E());
+		case F.Ping: {
+			let e = t.body(new T());
 			return {
 				type: "Ping",
 				id: e.id(),
 				timestampMs: e.timestampMs()
 			};
 		}
-		case R.Pong: {
-			let e = t.body(new D());
+		case F.Pong: {
+			let e = t.body(new E());
 			return {
 				type: "Pong",
 				id: e.id(),
@@ -2115,8 +1979,8 @@ function Ke(e, t) {
 				timestampMs: e.timestampMs()
 			};
 		}
-		case R.Subscribe: {
-			let e = t.body(new j());
+		case F.Subscribe: {
+			let e = t.body(new O());
 			return {
 				type: "Subscribe",
 				requestId: e.requestId(),
@@ -2124,43 +1988,43 @@ function Ke(e, t) {
 				position: J(e.position())
 			};
 		}
-		case R.Unsubscribe: {
-			let e = t.body(new P());
+		case F.Unsubscribe: {
+			let e = t.body(new j());
 			return {
 				type: "Unsubscribe",
 				requestId: e.requestId(),
 				topic: e.topic() ?? ""
 			};
 		}
-		case R.Subscribed: {
-			let e = t.body(new N());
+		case F.Subscribed: {
+			let e = t.body(new A());
 			return {
 				type: "Subscribed",
 				requestId: e.requestId(),
-				recovery: He(e.recovery())
+				recovery: Pe(e.recovery())
 			};
 		}
-		case R.Unsubscribed: {
-			let e = t.body(new F());
+		case F.Unsubscribed: {
+			let e = t.body(new M());
 			return {
 				type: "Unsubscribed",
 				requestId: e.requestId(),
 				topic: e.topic() ?? ""
 			};
 		}
-		case R.Presence: {
-			let e = t.body(new O()), n = e.action();
-			if (n !== V.Join && n !== V.Leave) throw new o(R.Presence, `Presence with unknown action ${n}`);
+		case F.Presence: {
+			let e = t.body(new D()), n = e.action();
+			if (n !== R.Join && n !== R.Leave) throw new o(F.Presence, `Presence with unknown action ${n}`);
 			return {
 				type: "Presence",
 				topic: e.topic() ?? "",
 				action: n,
 				sessionId: e.sessionId() ?? "",
-				metadata: Ue(e.metadataLength(), (t) => e.metadata(t))
+				metadata: Fe(e.metadataLength(), (t) => e.metadata(t))
 			};
 		}
-		case R.Error: {
-			let e = t.body(new x());
+		case F.Error: {
+			let e = t.body(new b());
 			return {
 				type: "Error",
 				code: e.code(),
@@ -2170,8 +2034,8 @@ function Ke(e, t) {
 				requestId: e.requestId()
 			};
 		}
-		case R.Goodbye: {
-			let e = t.body(new S());
+		case F.Goodbye: {
+			let e = t.body(new x());
 			return {
 				type: "Goodbye",
 				code: e.code(),
@@ -2179,28 +2043,20 @@ function Ke(e, t) {
 				reconnectAfterMs: e.reconnectAfterMs()
 			};
 		}
-		case R.Refresh: return {
-			type: "Refresh",
-			token: t.body(new k()).token() ?? ""
-		};
-		case R.Refreshed: return {
-			type: "Refreshed",
-			credentialsExpireMs: t.body(new A()).credentialsExpireMs()
-		};
 		default: throw new o(e);
 	}
 }
-function qe(e) {
+function ze(e) {
 	let t = e instanceof Uint8Array ? e : new Uint8Array(e);
 	try {
-		let { bodyType: e } = ze(t), n = new se(t);
-		return Ke(e, z.getRootAsEnvelope(n));
+		let { bodyType: e } = je(t), n = new h(t);
+		return Re(e, I.getRootAsEnvelope(n));
 	} catch (e) {
 		throw e instanceof a ? e : new a(`malformed envelope (${String(e)})`);
 	}
 }
 // ../../clients/js/src/session.ts
-var Je = "sigma.v1", Ye = {
+var Be = "sigma.v1", Ve = {
 	reconnectInterval: 1e3,
 	maxReconnectInterval: 3e4,
 	reconnectMultiplier: 2,
@@ -2213,14 +2069,10 @@ var Je = "sigma.v1", Ye = {
 	maxMessageSize: 1 << 20,
 	authToken: "",
 	clientInfo: null,
-	serializer: "",
-	refreshTokens: !1,
-	refreshMargin: 3e4,
-	pace: .9,
 	wallClockOffset: 0,
 	probeTimeout: 3e3
 };
-function Xe(e) {
+function He(e) {
 	let t;
 	try {
 		t = new URL(e);
@@ -2231,12 +2083,12 @@ function Xe(e) {
 	if (!t.hostname) throw TypeError(`URL has no host: ${JSON.stringify(e)}`);
 	return t;
 }
-function Ze(e, t) {
+function Ue(e, t) {
 	let n = Math.min(t - 1, 64);
 	return Math.min(e.maxReconnectInterval, e.reconnectInterval * e.reconnectMultiplier ** n);
 }
-function Qe(e) {
-	Xe(e.url);
+function We(e) {
+	He(e.url);
 	let t = (t, n, r = !1) => {
 		let i = e[t];
 		if (typeof i != "number" || !Number.isFinite(i) || i < n || r && i === n) throw RangeError(`${t} must be a finite number ${r ? ">" : ">="} ${n}, got ${i}`);
@@ -2247,25 +2099,23 @@ function Qe(e) {
 	if (!(Number.isInteger(e.maxPending) && e.maxPending >= 1)) throw RangeError("maxPending must be an integer >= 1");
 	if (e.heartbeatInterval && e.heartbeatTimeout <= e.heartbeatInterval) throw RangeError(`heartbeatTimeout must exceed heartbeatInterval (${e.heartbeatTimeout} <= ${e.heartbeatInterval})`);
 }
-var $e = new TextEncoder(), et = /* @__PURE__ */ new Set([
+var Ge = new TextEncoder(), Ke = /* @__PURE__ */ new Set([
 	"Data",
 	"Ack",
 	"Subscribed",
 	"Unsubscribed",
 	"Presence",
-	"Error",
-	"Refreshed"
-]), tt = /* @__PURE__ */ new Set([
+	"Error"
+]), qe = /* @__PURE__ */ new Set([
 	t.AUTH_FAILED,
 	t.UNSUPPORTED_VERSION,
-	t.SESSION_TAKEN_OVER,
-	t.SERIALIZER_MISMATCH
-]), nt = {
+	t.SESSION_TAKEN_OVER
+]), Je = {
 	[e.BAD_ENVELOPE]: t.BAD_ENVELOPE,
 	[e.UNEXPECTED_MESSAGE]: t.UNEXPECTED_MESSAGE,
 	[e.HELLO_TIMEOUT]: t.UNEXPECTED_MESSAGE,
 	[e.HEARTBEAT_TIMEOUT]: t.HEARTBEAT_TIMEOUT
-}, rt = class {
+}, Ye = class n {
 	config;
 	random;
 	_status = "disconnected";
@@ -2297,18 +2147,8 @@ var $e = new TextEncoder(), et = /* @__PURE__ */ new Set([
 	resumed = !1;
 	rtt = null;
 	online = !0;
-	authToken;
-	credentialsExpireMs = 0n;
-	refreshAt = Infinity;
-	awaitingToken = !1;
-	tokenFresh = !1;
-	serverSkewMs = 0n;
-	paceMsgs = null;
-	paceBytes = null;
-	paceAt = Infinity;
-	lastNow = 0;
 	constructor(e, t) {
-		Qe(e), this.config = e, this.random = t, this.maxUnacked = e.maxPending, this.maxMessageSize = e.maxMessageSize, this.authToken = e.authToken, this.checkHelloFits(null);
+		We(e), this.config = e, this.random = t, this.maxUnacked = e.maxPending, this.maxMessageSize = e.maxMessageSize, this.checkHelloFits(null);
 	}
 	get status() {
 		return this._status;
@@ -2324,7 +2164,7 @@ var $e = new TextEncoder(), et = /* @__PURE__ */ new Set([
 		return this.out = [], e;
 	}
 	nextDeadline() {
-		let e = Math.min(this.attemptDeadline, this.reconnectAt, this.refreshAt, this.paceAt), t = this.conn;
+		let e = Math.min(this.attemptDeadline, this.reconnectAt), t = this.conn;
 		return t !== null && (t.state === "hello" ? e = Math.min(e, t.openedAt + this.config.handshakeTimeout) : t.state === "open" && (t.interval && (e = Math.min(e, t.nextPing, t.lastReceived + t.timeout)), e = Math.min(e, t.probeDeadline))), e === Infinity ? null : e;
 	}
 	connect(e) {
@@ -2341,20 +2181,13 @@ var $e = new TextEncoder(), et = /* @__PURE__ */ new Set([
 			kind: "close",
 			attempt: this.attemptId,
 			code: e.NORMAL_CLOSURE,
-			reason: p(r)
+			reason: f(r)
 		})), this.conn = null, this.attemptId += 1, this.forgetSession(), this.setStatus("disconnected");
 	}
-	refreshToken(e, t) {
-		if (!e) throw new r("refreshToken needs a token");
-		this.authToken = e, this.tokenFresh = !0, this.refreshAt = Infinity, this.isOpen ? this.sendBody({
-			type: "Refresh",
-			token: e
-		}) : this.awaitingToken && this.wanted && (this.awaitingToken = !1, this.reconnectAt = t);
-	}
 	send(e, t, n = "") {
-		if (this.lastNow = t, !(e instanceof Uint8Array)) throw new r("send() needs a Uint8Array payload");
+		if (!(e instanceof Uint8Array)) throw new r("send() needs a Uint8Array payload");
 		if (typeof n != "string") throw new r("topic must be a string");
-		if (e.length + $e.encode(n).length + 128 > this.maxMessageSize) throw new r(`message of ${e.length} bytes is too large: the limit is ${this.maxMessageSize - 128} bytes of payload and topic`);
+		if (e.length + Ge.encode(n).length + 128 > this.maxMessageSize) throw new r(`message of ${e.length} bytes is too large: the limit is ${this.maxMessageSize - 128} bytes of payload and topic`);
 		if (this.pending.length >= this.config.maxPending) return null;
 		let i = {
 			seq: this.nextSeq,
@@ -2372,20 +2205,19 @@ var $e = new TextEncoder(), et = /* @__PURE__ */ new Set([
 		if (!this.subscriptions.has(e)) throw new r(`not subscribed to ${JSON.stringify(e)}`);
 		return this.subscriptions.delete(e), this.unsubscribing.add(e), this.request(e, !1);
 	}
-	transportOpened(t, n, r = Je) {
+	transportOpened(t, n, r = Be) {
 		let i = this.conn;
 		t === this.attemptId && i !== null && i.state === "opening" && this.wanted && (this.attemptDeadline = Infinity, r === "sigma.v1" ? (i.state = "hello", i.openedAt = i.lastReceived = n, this.sendBody(this.hello())) : (this.out.push({
 			kind: "close",
 			attempt: t,
 			code: e.PROTOCOL_ERROR,
 			reason: "no subprotocol"
-		}), this.conn = null, this.attemptId += 1, this.lost(n, e.ABNORMAL_CLOSURE, `the server did not select the subprotocol ${Je}` + (r ? ` (it chose ${JSON.stringify(r)})` : ""), null, null)));
+		}), this.conn = null, this.attemptId += 1, this.lost(n, e.ABNORMAL_CLOSURE, `the server did not select the subprotocol ${Be}` + (r ? ` (it chose ${JSON.stringify(r)})` : ""), null, null)));
 	}
 	transportError(e, t) {
 		e === this.attemptId && this.conn !== null && t && (this.conn.transportError = t);
 	}
 	receive(t, n, r) {
-		this.lastNow = r;
 		let s = this.conn;
 		if (t !== this.attemptId || s === null || s.state === "opening") return;
 		if (s.lastReceived = r, s.probeDeadline = Infinity, typeof n == "string") {
@@ -2399,7 +2231,7 @@ var $e = new TextEncoder(), et = /* @__PURE__ */ new Set([
 		}
 		let l;
 		try {
-			l = qe(c);
+			l = ze(c);
 		} catch (e) {
 			if (e instanceof o) {
 				this.unknownMessages += 1;
@@ -2420,10 +2252,7 @@ var $e = new TextEncoder(), et = /* @__PURE__ */ new Set([
 			attempt: this.attemptId,
 			code: e.NORMAL_CLOSURE,
 			reason: "connect timeout"
-		}), this.conn = null, this.attemptId += 1, this.lost(t, e.ABNORMAL_CLOSURE, `connect timed out after ${this.config.connectTimeout / 1e3} s`, null, null)), t >= this.reconnectAt && (this.reconnectAt = Infinity, this.open(t)), t >= this.refreshAt && (this.refreshAt = Infinity, this.out.push({
-			kind: "token_needed",
-			reason: "refresh"
-		})), t >= this.paceAt && (this.paceAt = Infinity, this.lastNow = t, this.transmit());
+		}), this.conn = null, this.attemptId += 1, this.lost(t, e.ABNORMAL_CLOSURE, `connect timed out after ${this.config.connectTimeout / 1e3} s`, null, null)), t >= this.reconnectAt && (this.reconnectAt = Infinity, this.open(t));
 		let n = this.conn;
 		n !== null && (n.state === "hello" ? t >= n.openedAt + this.config.handshakeTimeout && this.fail(new i("no Welcome within the handshake timeout", e.HELLO_TIMEOUT), t) : n.state === "open" && (t >= n.probeDeadline ? this.fail(new i(`the network went ${this.online ? "away and came back" : "offline"}: nothing received within ${this.config.probeTimeout / 1e3} s of the probe`, e.HEARTBEAT_TIMEOUT), t) : n.interval && (t >= n.lastReceived + n.timeout ? this.fail(new i(`nothing received for ${((t - n.lastReceived) / 1e3).toFixed(1)} s (heartbeat timeout ${n.timeout / 1e3} s)`, e.HEARTBEAT_TIMEOUT), t) : t >= n.nextPing && (n.pingId = n.pingId + 1 >>> 0, this.sendBody({
 			type: "Ping",
@@ -2481,16 +2310,15 @@ var $e = new TextEncoder(), et = /* @__PURE__ */ new Set([
 				position: t
 			})),
 			lastAckedSeq: BigInt(this.lastAckedSeq),
-			authToken: this.authToken,
-			client: this.config.clientInfo,
-			serializer: this.config.serializer === "raw" ? "" : this.config.serializer
+			authToken: this.config.authToken,
+			client: this.config.clientInfo
 		};
 	}
 	sendBody(e) {
 		this.out.push({
 			kind: "send",
 			attempt: this.attemptId,
-			data: ke(e)
+			data: xe(e)
 		});
 	}
 	get isOpen() {
@@ -2508,7 +2336,7 @@ var $e = new TextEncoder(), et = /* @__PURE__ */ new Set([
 		let n = {
 			epoch: 18446744073709551615n,
 			offset: 18446744073709551615n
-		}, i = ke({
+		}, i = xe({
 			type: "Hello",
 			sessionId: this.sessionId || "x".repeat(32),
 			resumeToken: this.token.length ? this.token : /* @__PURE__ */ new Uint8Array(64),
@@ -2540,43 +2368,23 @@ var $e = new TextEncoder(), et = /* @__PURE__ */ new Set([
 	}
 	transmit() {
 		if (!this.isOpen) return;
-		let e = this.lastAckedSeq + this.maxUnacked, t = this.paceMsgs !== null || this.paceBytes !== null;
-		for (let n of this.pending) if (!(n.seq <= this.sentUpto)) {
-			if (n.seq > e || t && !this.paced(n.payload.length)) break;
+		let e = this.lastAckedSeq + this.maxUnacked;
+		for (let t of this.pending) if (!(t.seq <= this.sentUpto)) {
+			if (t.seq > e) break;
 			this.sendBody({
 				type: "Data",
-				topic: n.topic,
-				seq: BigInt(n.seq),
-				timestampMs: n.timestampMs,
-				payload: n.payload
-			}), this.sentUpto = n.seq;
+				topic: t.topic,
+				seq: BigInt(t.seq),
+				timestampMs: t.timestampMs,
+				payload: t.payload
+			}), this.sentUpto = t.seq;
 		}
-	}
-	paced(e) {
-		let t = Math.round(this.lastNow), n = 0;
-		for (let [r, i] of [[this.paceMsgs, 1], [this.paceBytes, e]]) {
-			if (r === null) continue;
-			let e = r[0], a = Math.min(e, r[1] + (t - r[2]) * e / 1e3);
-			r[1] = a, r[2] = t;
-			let o = Math.min(i, e);
-			a < o && (n = Math.max(n, Math.ceil((o - a) * 1e3 / e), 1));
-		}
-		if (n) return this.paceAt = Math.min(this.paceAt, t + n), !1;
-		for (let [t, n] of [[this.paceMsgs, 1], [this.paceBytes, e]]) t !== null && (t[1] -= n);
-		return !0;
-	}
-	onCredentials(e, t, n) {
-		if (this.credentialsExpireMs = e, this.refreshAt = Infinity, !e || !this.config.refreshTokens) return;
-		let r = 0;
-		t && (r = Math.max(0, Number(e - t)));
-		let i = Math.max(r - Math.round(this.config.refreshMargin), Math.floor(r / 2));
-		this.refreshAt = n + i;
 	}
 	fail(e, n) {
 		let r = this.conn;
 		r !== null && (r.state === "open" && this.sendBody({
 			type: "Goodbye",
-			code: nt[e.code] ?? t.UNKNOWN,
+			code: Je[e.code] ?? t.UNKNOWN,
 			reason: e.reason
 		}), this.out.push({
 			kind: "close",
@@ -2615,14 +2423,14 @@ var $e = new TextEncoder(), et = /* @__PURE__ */ new Set([
 				return;
 			}
 			this.unexpected(e, t, n);
-		} else et.has(t.type) ? this.onBody(t, n) : this.unexpected(e, t, n);
+		} else Ke.has(t.type) ? this.onBody(t) : this.unexpected(e, t, n);
 	}
 	unexpected(t, n, r) {
 		this.fail(new i(`unexpected ${n.type} from the server in state ${t.state === "hello" ? "hello" : "open"}`, e.UNEXPECTED_MESSAGE), r);
 	}
 	onWelcome(e, t) {
 		let n = this.sessionId;
-		if (e.resumed) this.dropAcked(it(e.lastReceivedSeq));
+		if (e.resumed) this.dropAcked(Xe(e.lastReceivedSeq));
 		else {
 			let t = this.pending.length;
 			this.pending.forEach((e, t) => {
@@ -2635,29 +2443,23 @@ var $e = new TextEncoder(), et = /* @__PURE__ */ new Set([
 				resent: t
 			});
 		}
-		this.sessionId = e.sessionId, this.token = e.resumeToken, this.tokenFresh = !1, this.serverSkewMs = e.serverTimeMs ? e.serverTimeMs - this.wallMs(t) : 0n, this.onCredentials(e.credentialsExpireMs, e.serverTimeMs, t);
-		let r = this.config.pace, i = e.limits, a = Math.round(t);
-		this.paceMsgs = i !== null && i.maxMessagesPerSecond && r ? [
-			i.maxMessagesPerSecond * r,
-			i.maxMessagesPerSecond * r,
-			a
-		] : null, this.paceBytes = i !== null && i.maxBytesPerSecond && r ? [
-			i.maxBytesPerSecond * r,
-			i.maxBytesPerSecond * r,
-			a
-		] : null, this.paceAt = Infinity, this.lastNow = t;
-		let o = e.limits;
-		o !== null && (o.maxUnacked && (this.maxUnacked = Math.min(this.config.maxPending, o.maxUnacked)), o.maxMessageSize && (this.maxMessageSize = Math.min(this.config.maxMessageSize, o.maxMessageSize))), this.sentUpto = this.lastAckedSeq;
-		let s = /* @__PURE__ */ new Set();
-		for (let [e, t] of this.latest) this.requests.get(t)?.subscribe && s.add(e);
-		let c = /* @__PURE__ */ new Set();
-		for (let t of e.recovery) t.topic.startsWith("$") || c.add(t.topic), this.unsubscribing.has(t.topic) ? this.updatePosition(t) : this.applyRecovery(t);
+		this.sessionId = e.sessionId, this.token = e.resumeToken;
+		let r = e.limits;
+		r !== null && (r.maxUnacked && (this.maxUnacked = Math.min(this.config.maxPending, r.maxUnacked)), r.maxMessageSize && (this.maxMessageSize = Math.min(this.config.maxMessageSize, r.maxMessageSize))), this.sentUpto = this.lastAckedSeq;
+		let i = /* @__PURE__ */ new Set();
+		for (let [e, t] of this.latest) this.requests.get(t)?.subscribe && i.add(e);
+		let a = /* @__PURE__ */ new Set();
+		for (let t of e.recovery) {
+			if (this.unsubscribing.has(t.topic)) this.updatePosition(t);
+			else if (!this.applyRecovery(t)) continue;
+			t.topic.startsWith("$") || a.add(t.topic);
+		}
 		this.failures = 0, this.goodbyeFloor = 0, this.connectedAt = t, this.resumed = e.resumed, this.setStatus("connected"), this.out.push({
 			kind: "connected",
 			sessionId: e.sessionId,
 			resumed: e.resumed,
 			freshReason: e.freshReason
-		}), this.reconcile(c, s), this.transmit();
+		}), this.reconcile(a, i), this.transmit();
 	}
 	reconcile(e, t) {
 		this.requests.clear(), this.latest.clear();
@@ -2669,30 +2471,43 @@ var $e = new TextEncoder(), et = /* @__PURE__ */ new Set([
 		let t = e.position;
 		if (t === null) return;
 		let n = this.positions.get(e.topic);
-		e.status !== B.Failed && n !== void 0 && n.epoch === t.epoch && n.offset >= t.offset || this.positions.set(e.topic, t);
+		e.status !== L.Failed && n !== void 0 && n.epoch === t.epoch && n.offset >= t.offset || this.positions.set(e.topic, t);
+	}
+	static foreignReserved(e) {
+		return e.startsWith("$") && e !== "$all" && e !== "$inbox";
+	}
+	unaskedOverBudget(e) {
+		if (e.startsWith("$") || this.subscriptions.has(e) || this.unsubscribing.has(e)) return !1;
+		try {
+			this.checkHelloFits(e);
+		} catch (e) {
+			if (e instanceof r) return !0;
+			throw e;
+		}
+		return !1;
 	}
 	applyRecovery(e) {
 		let t = e.topic;
-		this.updatePosition(e), !t.startsWith("$") && !this.unsubscribing.has(t) && this.subscriptions.add(t), e.status === B.Failed && this.out.push({
+		return n.foreignReserved(t) || this.unaskedOverBudget(t) ? !1 : (this.updatePosition(e), !t.startsWith("$") && !this.unsubscribing.has(t) && this.subscriptions.add(t), e.status === L.Failed && this.out.push({
 			kind: "recovery_failed",
 			topic: t,
 			lostFrom: e.lostFrom,
 			lostTo: e.lostTo,
 			position: e.position
-		});
+		}), !0);
 	}
-	onBody(e, t) {
+	onBody(e) {
 		switch (e.type) {
 			case "Data":
 				this.onData(e);
 				break;
 			case "Ack":
-				this.dropAcked(it(e.seq)), this.transmit();
+				this.dropAcked(Xe(e.seq)), this.transmit();
 				break;
 			case "Subscribed": {
 				let t = e.recovery;
-				if (this.requests.delete(e.requestId), !this.isAnswer(t.topic, e.requestId, !0)) break;
-				this.applyRecovery(t), this.out.push({
+				if (this.requests.delete(e.requestId), !this.isAnswer(t.topic, e.requestId, !0) || !this.applyRecovery(t)) break;
+				this.out.push({
 					kind: "subscribed",
 					topic: t.topic,
 					recovery: t,
@@ -2716,13 +2531,10 @@ var $e = new TextEncoder(), et = /* @__PURE__ */ new Set([
 				});
 				break;
 			}
-			case "Presence":
-				this.out.push({
-					kind: "presence",
-					presence: e
-				});
-				break;
-			case "Refreshed": this.onCredentials(e.credentialsExpireMs, this.wallMs(t) + this.serverSkewMs, t);
+			case "Presence": this.out.push({
+				kind: "presence",
+				presence: e
+			});
 		}
 	}
 	isAnswer(e, t, n) {
@@ -2732,15 +2544,16 @@ var $e = new TextEncoder(), et = /* @__PURE__ */ new Set([
 	onData(e) {
 		let t = e.position;
 		if (t === null) return;
-		let n = e.topic;
-		if (!this.subscriptions.has(n) && !n.startsWith("$")) {
-			this.positions.has(n) && this.positions.set(n, t);
+		let r = e.topic;
+		if (n.foreignReserved(r)) return;
+		if (!this.subscriptions.has(r) && !r.startsWith("$")) {
+			this.positions.has(r) && this.positions.set(r, t);
 			return;
 		}
-		let r = this.positions.get(n);
-		r !== void 0 && r.epoch === t.epoch && t.offset <= r.offset ? this.duplicatesDropped += 1 : (this.positions.set(n, t), this.out.push({
+		let i = this.positions.get(r);
+		i !== void 0 && i.epoch === t.epoch && t.offset <= i.offset ? this.duplicatesDropped += 1 : (this.positions.set(r, t), this.out.push({
 			kind: "message",
-			topic: n,
+			topic: r,
 			position: t,
 			payload: e.payload.slice(),
 			timestampMs: e.timestampMs
@@ -2752,23 +2565,8 @@ var $e = new TextEncoder(), et = /* @__PURE__ */ new Set([
 		t && this.pending.splice(0, t), this.lastAckedSeq = Math.max(this.lastAckedSeq, e);
 	}
 	lost(e, n, r, i, a) {
-		this.refreshAt = Infinity, this.paceAt = Infinity;
-		let o = a !== null && tt.has(a.code);
-		if (a !== null && (a.code === t.TOKEN_EXPIRED || a.code === t.AUTH_FAILED) && this.wanted && this.config.refreshTokens && !this.tokenFresh) {
-			this.out.push({
-				kind: "disconnected",
-				code: n,
-				reason: r,
-				cause: i,
-				goodbye: a,
-				willReconnect: !0
-			}), this.awaitingToken = !0, this.reconnectAt = Infinity, this.setStatus("reconnecting"), this.out.push({
-				kind: "token_needed",
-				reason: "reconnect"
-			});
-			return;
-		}
-		if (o ||= a !== null && a.code === t.TOKEN_EXPIRED, a !== null && a.code === t.NORMAL && this.wanted) {
+		let o = a !== null && qe.has(a.code);
+		if (a !== null && a.code === t.NORMAL && this.wanted) {
 			this.out.push({
 				kind: "disconnected",
 				code: n,
@@ -2798,7 +2596,7 @@ var $e = new TextEncoder(), et = /* @__PURE__ */ new Set([
 			});
 			return;
 		}
-		let u = this.goodbyeFloor + this.random() * Ze(this.config, this.failures);
+		let u = this.goodbyeFloor + this.random() * Ue(this.config, this.failures);
 		this.reconnectAt = e + u, this.setStatus("reconnecting"), this.out.push({
 			kind: "reconnecting",
 			attempt: this.failures,
@@ -2807,15 +2605,15 @@ var $e = new TextEncoder(), et = /* @__PURE__ */ new Set([
 		});
 	}
 	forgetSession() {
-		this.sessionId = "", this.token = /* @__PURE__ */ new Uint8Array(), this.positions.clear(), this.unsubscribing.clear(), this.latest.clear(), this.pending = [], this.requests.clear(), this.nextSeq = 1, this.sentUpto = 0, this.lastAckedSeq = 0, this.awaitingToken = !1, this.refreshAt = Infinity, this.credentialsExpireMs = 0n;
+		this.sessionId = "", this.token = /* @__PURE__ */ new Uint8Array(), this.positions.clear(), this.unsubscribing.clear(), this.latest.clear(), this.pending = [], this.requests.clear(), this.nextSeq = 1, this.sentUpto = 0, this.lastAckedSeq = 0;
 	}
 };
-function it(e) {
+function Xe(e) {
 	return e > BigInt(2 ** 53 - 1) ? 2 ** 53 - 1 : Number(e);
 }
 // ../../clients/js/src/client.ts
-var at = 1;
-function ot() {
+var Ze = 1;
+function Qe() {
 	let e = globalThis;
 	if (typeof e.addEventListener != "function" || typeof e.removeEventListener != "function" || typeof e.navigator?.onLine != "boolean") return null;
 	let t = e.addEventListener.bind(e), n = e.removeEventListener.bind(e);
@@ -2826,7 +2624,7 @@ function ot() {
 		};
 	} };
 }
-function st() {
+function $e() {
 	let e = globalThis.performance;
 	return e === void 0 ? {
 		now: () => Date.now(),
@@ -2836,7 +2634,7 @@ function st() {
 		wallClockOffset: Date.now() - e.now()
 	};
 }
-var ct = class {
+var et = class {
 	session;
 	WebSocketCtor;
 	now;
@@ -2851,16 +2649,14 @@ var ct = class {
 	lastFailure = "";
 	network;
 	stopNetwork = null;
-	serializer;
-	getToken;
 	constructor(e) {
 		if (typeof e != "object" || !e) throw TypeError("SigmaSocketClient needs an options object with a url");
-		let t = e.now === void 0 ? st() : {
+		let t = e.now === void 0 ? $e() : {
 			now: e.now,
 			wallClockOffset: 0
 		};
 		this.now = t.now;
-		let n = Ye, r = e.reconnectInterval ?? n.reconnectInterval, i = {
+		let n = Ve, r = e.reconnectInterval ?? n.reconnectInterval, i = {
 			url: e.url,
 			reconnectInterval: r,
 			maxReconnectInterval: Math.max(e.maxReconnectInterval ?? n.maxReconnectInterval, r),
@@ -2874,17 +2670,13 @@ var ct = class {
 			maxMessageSize: e.maxMessageSize ?? n.maxMessageSize,
 			authToken: e.authToken ?? "",
 			clientInfo: e.clientInfo ?? null,
-			serializer: te((e.serializer ?? m).name),
-			refreshTokens: e.getToken !== void 0,
-			refreshMargin: e.tokenRefreshMargin ?? n.refreshMargin,
-			pace: e.ratePacing ?? n.pace,
 			wallClockOffset: t.wallClockOffset,
 			probeTimeout: e.probeTimeout ?? n.probeTimeout
 		};
-		this.session = new rt(i, e.random ?? Math.random), this.serializer = e.serializer ?? m, this.getToken = e.getToken ?? null, this.WebSocketCtor = e.WebSocket ?? globalThis.WebSocket, this.timers = e.timers ?? {
+		this.session = new Ye(i, e.random ?? Math.random), this.WebSocketCtor = e.WebSocket ?? globalThis.WebSocket, this.timers = e.timers ?? {
 			setTimeout: (e, t) => globalThis.setTimeout(e, t),
 			clearTimeout: (e) => globalThis.clearTimeout(e)
-		}, this.network = e.network === void 0 ? ot() : e.network;
+		}, this.network = e.network === void 0 ? Qe() : e.network;
 	}
 	connect() {
 		if (this.session.status === "connected") return Promise.resolve();
@@ -2906,18 +2698,8 @@ var ct = class {
 		this.stopNetwork?.(), this.stopNetwork = null;
 	}
 	send(e, t = "") {
-		let n = this.session.send(ne(this.serializer, e), this.now(), t);
+		let n = this.session.send(e, this.now(), t);
 		return this.pump(), n !== null;
-	}
-	async fetchToken(e) {
-		let t;
-		try {
-			t = await e();
-		} catch (e) {
-			this.emit("error", new u(`getToken failed: ${String(e)}`));
-			return;
-		}
-		typeof t != "string" || !t ? this.emit("error", new u("getToken must return a non-empty string")) : (this.session.refreshToken(t, this.now()), this.pump());
 	}
 	subscribe(e) {
 		this.session.subscribe(e, this.now()), this.pump();
@@ -2980,7 +2762,7 @@ var ct = class {
 				this.openSocket(e.attempt, e.url);
 				break;
 			case "send":
-				e.attempt === this.socketAttempt && this.socket?.readyState === at && this.socket.send(e.data);
+				e.attempt === this.socketAttempt && this.socket?.readyState === Ze && this.socket.send(e.data);
 				break;
 			case "close":
 				e.attempt === this.socketAttempt && this.closeSocket(e.code, e.reason);
@@ -2989,19 +2771,8 @@ var ct = class {
 				e.status === "connected" ? this.settle(null) : e.status === "disconnected" && this.settle(new s("disconnected before the server welcomed us")), this.emit("connection", e.status);
 				break;
 			case "connected": break;
-			case "message": {
-				let t = e.payload;
-				if (this.serializer !== m) try {
-					t = this.serializer.decode(e.payload);
-				} catch (t) {
-					this.emit("error", new re(this.serializer.name, String(t), e.payload, e.topic, Number(e.position.offset)));
-					break;
-				}
-				this.emit("message", t, Number(e.position.offset), Number(e.timestampMs), e.topic);
-				break;
-			}
-			case "token_needed":
-				this.getToken !== null && this.fetchToken(this.getToken);
+			case "message":
+				this.emit("message", e.payload, Number(e.position.offset), Number(e.timestampMs), e.topic);
 				break;
 			case "reconnecting":
 				this.emit("reconnecting", {
@@ -3032,7 +2803,7 @@ var ct = class {
 				}), this.emit("error", new c(`session ${e.oldSessionId} could not be resumed: ${e.reason}`));
 				break;
 			case "server_error":
-				this.emit("error", new d(e.error.code, e.error.message));
+				this.emit("error", new u(e.error.code, e.error.message));
 				break;
 			case "disconnected":
 				this.lastFailure = e.reason, this.emit("disconnection", e.code, e.reason);
@@ -3043,7 +2814,7 @@ var ct = class {
 			case "unsubscribed":
 				this.emit("unsubscribed", e.topic);
 				break;
-			case "presence": this.emit("presence", lt(e.presence));
+			case "presence": this.emit("presence", tt(e.presence));
 		}
 	}
 	settle(e) {
@@ -3055,7 +2826,7 @@ var ct = class {
 		this.dropSocket(), this.socketAttempt = e;
 		let n;
 		try {
-			n = new this.WebSocketCtor(t, [Je]), n.binaryType = "arraybuffer";
+			n = new this.WebSocketCtor(t, [Be]), n.binaryType = "arraybuffer";
 		} catch (t) {
 			let n = this.session;
 			n.transportError(e, t instanceof Error ? t.message : String(t)), n.transportClosed(e, 1006, "", this.now());
@@ -3097,7 +2868,7 @@ var ct = class {
 		this.timer = this.timerAt = null, this.session.handleTimer(Math.max(this.now(), e)), this.pump();
 	}
 };
-function lt(e) {
+function tt(e) {
 	return {
 		topic: e.topic,
 		action: e.action === 0 ? "join" : "leave",
@@ -3106,7 +2877,7 @@ function lt(e) {
 	};
 }
 // src/main.ts
-var ut = "sigma-ops.stats", dt = "sigmasockets-dashboard", ft = "sigma-dashboard-token", pt = [
+var nt = "sigma-ops.stats", rt = "sigmasockets-dashboard", it = "sigma-dashboard-token", at = [
 	[
 		"connections",
 		"Connections",
@@ -3179,7 +2950,7 @@ var ut = "sigma-ops.stats", dt = "sigmasockets-dashboard", ft = "sigma-dashboard
 		(e) => e.rtt_ms === 0 && e.rtt_p95_ms === null ? "no pong yet" : `${e.rtt_ms.toFixed(1)} ms` + (e.rtt_p95_ms === null ? "" : ` (p95 ≤ ${e.rtt_p95_ms} ms)`),
 		!1
 	]
-], mt = [
+], ot = [
 	["connections", "Connections"],
 	["messages_in_per_s", "Messages in / s"],
 	["deliveries_per_s", "Deliveries / s"],
@@ -3193,35 +2964,35 @@ function X(e) {
 	if (!t) throw Error(`#${e} missing`);
 	return t;
 }
-var ht = "http://www.w3.org/2000/svg", Z = [], Q = 300;
-function gt() {
+var st = "http://www.w3.org/2000/svg", Z = [], Q = 300;
+function ct() {
 	let e = X("tiles");
-	for (let [t, n] of pt) {
+	for (let [t, n] of at) {
 		let r = document.createElement("div");
 		r.className = "tile", r.id = `tile-${t}`, r.innerHTML = "<div class=\"label\"></div><div class=\"value\">–</div>", r.querySelector(".label").textContent = n, e.append(r);
 	}
 	let t = X("charts");
-	for (let [e, n] of mt) {
+	for (let [e, n] of ot) {
 		let r = document.createElement("div");
 		r.className = "chart", r.id = `chart-${e}`;
 		let i = document.createElement("h2");
 		i.textContent = n;
-		let a = document.createElementNS(ht, "svg");
-		a.setAttribute("viewBox", "0 0 300 90"), a.setAttribute("preserveAspectRatio", "none"), a.append(document.createElementNS(ht, "polyline"));
+		let a = document.createElementNS(st, "svg");
+		a.setAttribute("viewBox", "0 0 300 90"), a.setAttribute("preserveAspectRatio", "none"), a.append(document.createElementNS(st, "polyline"));
 		let o = document.createElement("div");
 		o.className = "max", r.append(i, a, o), t.append(r);
 	}
 }
-function _t() {
+function lt() {
 	let e = Z[Z.length - 1];
 	if (!e) return;
 	X("node").textContent = e.node ? `· ${e.node}` : "";
-	for (let [t, , n, r] of pt) {
+	for (let [t, , n, r] of at) {
 		let i = X(`tile-${t}`);
 		i.querySelector(".value").textContent = n(e), i.classList.toggle("alert", r && Number(e[t]) > 0);
 	}
 	let t = e.t, n = Math.max(Z[0].t, t - Q * 1e3);
-	for (let [e] of mt) {
+	for (let [e] of ot) {
 		let r = X(`chart-${e}`), i = Z.filter((e) => e.t >= n), a = Math.max(1, ...i.map((t) => Number(t[e]))), o = i.map((r) => {
 			let i = (r.t - n) / (t - n || 1) * 300, o = 88 - Number(r[e]) / a * 84;
 			return `${i.toFixed(1)},${o.toFixed(1)}`;
@@ -3231,22 +3002,22 @@ function _t() {
 	let r = X("status");
 	e.draining && (r.textContent = "draining", r.dataset.state = "reconnecting");
 }
-function vt(e) {
+function ut(e) {
 	let t = new Set(Z.map((e) => e.t));
-	Z = Z.concat(e.filter((e) => !t.has(e.t))).sort((e, t) => e.t - t.t), Z.length > Q && (Z = Z.slice(Z.length - Q)), _t();
+	Z = Z.concat(e.filter((e) => !t.has(e.t))).sort((e, t) => e.t - t.t), Z.length > Q && (Z = Z.slice(Z.length - Q)), lt();
 }
 function $(e, t = e) {
 	let n = X("status");
 	n.dataset.state = e, n.textContent = t;
 }
-var yt = null;
-function bt(e) {
-	yt?.disconnect();
-	let t = new ct({
+var dt = null;
+function ft(e) {
+	dt?.disconnect();
+	let t = new et({
 		url: `${location.protocol === "https:" ? "wss:" : "ws:"}//${location.host}/`,
 		authToken: e,
 		clientInfo: {
-			name: dt,
+			name: rt,
 			version: "1",
 			platform: "web",
 			metadata: {}
@@ -3254,13 +3025,13 @@ function bt(e) {
 		maxReconnectAttempts: null,
 		maxReconnectInterval: 1e4
 	});
-	yt = t;
+	dt = t;
 	let n = new TextDecoder();
 	t.on("connection", (e) => {
-		e === "connected" ? ($("live"), X("problem").hidden = !0, t.subscribe(ut)) : e === "reconnecting" && $("reconnecting");
+		e === "connected" ? ($("live"), X("problem").hidden = !0, t.subscribe(nt)) : e === "reconnecting" && $("reconnecting");
 	}), t.on("message", (e, t, r, i) => {
 		let a = JSON.parse(n.decode(e));
-		a.type === "history" && a.points ? (a.interval && (Q = Math.round(300 / a.interval)), vt(a.points)) : a.type === "point" && i === ut && vt([a]);
+		a.type === "history" && a.points ? (a.interval && (Q = Math.round(300 / a.interval)), ut(a.points)) : a.type === "point" && i === nt && ut([a]);
 	}), t.on("error", (t) => {
 		let n = t.message;
 		if (/token/.test(n)) X("token-form").hidden = !1, X("token-error").textContent = e ? "wrong token" : "", $("error", "token needed");
@@ -3270,8 +3041,8 @@ function bt(e) {
 		}
 	}), t.connect().catch(() => {});
 }
-gt(), X("token-form").addEventListener("submit", (e) => {
+ct(), X("token-form").addEventListener("submit", (e) => {
 	e.preventDefault();
 	let t = X("token").value;
-	sessionStorage.setItem(ft, t), X("token-form").hidden = !0, bt(t);
-}), bt(sessionStorage.getItem(ft) ?? "");
+	sessionStorage.setItem(it, t), X("token-form").hidden = !0, ft(t);
+}), ft(sessionStorage.getItem(it) ?? "");

@@ -37,6 +37,12 @@ def welcome(resumed: bool, *recovery: dict[str, Any], sid: str = "s1",
         "last_received_seq": last, "heartbeat_interval_ms": 0, "fresh_reason": reason}}
 
 
+def limited(step: dict[str, Any], max_message_size: int) -> dict[str, Any]:
+    """A Welcome step whose Limits carry ``max_message_size``."""
+    step["env"]["limits"] = {"max_unacked": 0, "max_message_size": max_message_size}
+    return step
+
+
 def data(topic: str, offset: int, epoch: int = E1) -> dict[str, Any]:
     return {"do": "recv", "env": {"type": "Data", "topic": topic, "position": pos(offset, epoch),
                                   "timestamp_ms": 5, "payload": f"{offset:02x}"}}
@@ -93,6 +99,21 @@ TRACES: dict[str, dict[str, Any]] = {
         "config": {"max_message_size": 420},
         "steps": [{"do": "subscribe", "topic": "room-one"}, {"do": "subscribe", "topic": "room-2"},
                   {"do": "subscribe", "topic": "room-three-is-long"}, *CONNECT, welcome(False)]},
+    "server_adds_unsubscribed_topics": {
+        "about": "A server (or anything on a plain ws:// path) announces topics the client never "
+                 "subscribed to. With a 310-byte message limit (the Welcome's) a server-side "
+                 "room that fits "
+                 "('room-2') is kept; a foreign '$junk' and rooms that would make the resuming "
+                 "Hello too large (in the Welcome and as a Subscribed with request id 0) are "
+                 "ignored: no position, no event, their messages dropped; the next Hello carries "
+                 "only $all, $inbox and the kept rooms.",
+        "steps": [{"do": "subscribe", "topic": "room-one"}, *CONNECT,
+                  limited(welcome(False, rec("room-2", FRESH, 0), rec("$junk", FRESH, 0),
+                                  rec("room-three-is-long", FRESH, 0)), 310),
+                  subscribed(2, "room-one", FRESH, 0),
+                  subscribed(0, "room-four-is-long-too", FRESH, 0),
+                  data("room-three-is-long", 1), data("room-four-is-long-too", 1),
+                  data("$junk", 1), data("room-2", 1), data("room-one", 1), *DROP_AND_BACK]},
     "reconcile_latest_request_wins": {
         "about": "Requests unanswered when the link drops are made again after the Welcome "
                  "from what the app wants now: a wanted 'b' the server lacks is subscribed, a "

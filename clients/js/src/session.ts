@@ -929,12 +929,12 @@ export class ClientSession {
     }
     const serverTopics = new Set<string>();
     for (const recovery of welcome.recovery) {
-      if (!recovery.topic.startsWith("$")) serverTopics.add(recovery.topic);
       if (this.unsubscribing.has(recovery.topic)) {
         this.updatePosition(recovery); // kept until the server confirms the Unsubscribe
-      } else {
-        this.applyRecovery(recovery);
+      } else if (!this.applyRecovery(recovery)) {
+        continue;
       }
+      if (!recovery.topic.startsWith("$")) serverTopics.add(recovery.topic);
     }
     this.failures = 0;
     this.goodbyeFloor = 0;
@@ -992,14 +992,45 @@ export class ClientSession {
     this.positions.set(recovery.topic, position);
   }
 
-  private applyRecovery(recovery: TopicRecovery): void {
+  /**
+   * A `$` topic other than `$all` and `$inbox`: no client subscribes to one, so a server (or
+   * anything on a plain `ws://` path) naming it is ignored (the Python client's
+   * `_foreign_reserved`).
+   */
+  private static foreignReserved(topic: string): boolean {
+    return topic.startsWith("$") && topic !== "$all" && topic !== "$inbox";
+  }
+
+  /**
+   * A room the client never subscribed to (nor asked to, nor is leaving) that the server
+   * announces (a server-side subscription) and that would make the resuming Hello too large
+   * for the message limit: ignored, so the session can always resume (the Python client's
+   * `_unasked_over_budget`).
+   */
+  private unaskedOverBudget(topic: string): boolean {
+    if (topic.startsWith("$") || this.subscriptions.has(topic) || this.unsubscribing.has(topic)) {
+      return false;
+    }
+    try {
+      this.checkHelloFits(topic);
+    } catch (err) {
+      if (err instanceof LocalProtocolError) return true;
+      throw err;
+    }
+    return false;
+  }
+
+  /** Apply a topic's recovery; false if the topic was ignored. */
+  private applyRecovery(recovery: TopicRecovery): boolean {
     const topic = recovery.topic;
+    if (ClientSession.foreignReserved(topic) || this.unaskedOverBudget(topic)) return false;
     this.updatePosition(recovery);
     if (!topic.startsWith("$") && !this.unsubscribing.has(topic)) this.subscriptions.add(topic);
     if (recovery.status === RecoveryStatus.Failed) {
       this.out.push({ kind: "recovery_failed", topic, lostFrom: recovery.lostFrom,
                       lostTo: recovery.lostTo, position: recovery.position });
     }
+    return true;
   }
 
   private onBody(body: Body, now: number): void {
@@ -1015,7 +1046,7 @@ export class ClientSession {
         const recovery = body.recovery;
         this.requests.delete(body.requestId);
         if (!this.isAnswer(recovery.topic, body.requestId, true)) break;
-        this.applyRecovery(recovery);
+        if (!this.applyRecovery(recovery)) break;
         this.out.push({ kind: "subscribed", topic: recovery.topic, recovery,
                         requestId: body.requestId });
         break;
@@ -1073,6 +1104,7 @@ export class ClientSession {
     const position = body.position;
     if (position === null) return; // a server never sends this; nothing to place it by
     const topic = body.topic;
+    if (ClientSession.foreignReserved(topic)) return;
     if (!this.subscriptions.has(topic) && !topic.startsWith("$")) {
       // Left by the app: the server has not processed the Unsubscribe yet.
       if (this.positions.has(topic)) this.positions.set(topic, position);

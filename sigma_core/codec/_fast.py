@@ -1,0 +1,279 @@
+"""Encoding by hand: the fixed byte layouts the builder writes for ``Data`` and ``Ack``, and the
+fast encoders that fill them in (byte-identical to :mod:`._build`, tests/test_codec.py)."""
+
+from __future__ import annotations
+
+import struct
+from typing import Final, NamedTuple
+
+from .._framer import binary_frame_header
+from ..errors import LocalProtocolError
+from ..messages import (
+    Payload,
+)
+from ._checks import _byte_string, _u64, _utf8
+from ._schema import _MAX_FAST_BYTES, _U64_MAX, FILE_IDENTIFIER, _WireBody
+
+# -- encoding: the fast paths
+#
+# What the builder writes for one table T inside the envelope, front to back (it builds back to
+# front; every pad below is where its Prep() put it):
+#
+#   root uoffset | "SGM1" | finish pad | Envelope vtable (8, inline size, 7, 8)
+#   Envelope: soffset=8 | 3 zero bytes | body_type u8 | body uoffset | pad to 4 (inline)
+#   T's vtable (size, inline size, field offsets; trailing absent fields trimmed)
+#   T: soffset | uoffset fields (added last) | 8-byte fields | pad to 8 | strings, vectors
+#
+# The 8-byte fields of T are aligned to 8 counted from the END of the buffer, so the pad after
+# them depends on the size of the strings and vectors that follow (4 mod 8 or 0 mod 8).
+
+
+class _Layout(NamedTuple):
+    prefix: bytes  # every byte before the first variable one: up to T's topic uoffset
+    values: struct.Struct  # T's variable inline fields, then the pad to 8
+    payload_rel: int  # payload uoffset = payload_rel + size of the topic string block
+
+
+def _layout(body_type: int, fields: tuple[int, ...], n_offsets: int, wide: int, pad8: int) -> bytes:
+    """The constant prefix of an envelope whose body table has ``fields`` (offsets in the table).
+
+    ``n_offsets`` uoffset fields and ``wide`` bytes of 8-byte fields are inline (plus the
+    soffset and ``pad8``). Returns everything up to and including the body's soffset.
+    """
+    n = len(fields)
+    while n and not fields[n - 1]:
+        n -= 1
+    vt_bytes = 4 + 2 * n
+    inline = 4 + 4 * n_offsets + wide + pad8
+    pad_v = vt_bytes & 3
+    # Finish() aligns the whole buffer to the largest scalar written (8 if any, else 4).
+    pad_f = (-(4 * n_offsets + 4 + vt_bytes + pad_v + 12)) & 7 if wide else 0
+    return b"".join(
+        (
+            struct.pack("<I4s", 16 + pad_f, FILE_IDENTIFIER),
+            bytes(pad_f),
+            struct.pack(
+                "<4HiBBBBI", 8, 12 + pad_v, 7, 8, 8, 0, 0, 0, body_type, 4 + pad_v + vt_bytes
+            ),
+            bytes(pad_v),
+            struct.pack(f"<{n + 2}H", vt_bytes, inline, *fields[:n]),
+            struct.pack("<i", vt_bytes),
+        )
+    )
+
+
+def _data_layout(
+    has_topic: bool, has_payload: bool, has_seq: bool, has_ts: bool, has_pos: bool, odd: bool
+) -> _Layout:
+    wide = 8 * has_seq + 8 * has_ts + 16 * has_pos
+    pad8 = 4 if wide and odd else 0
+    n_offsets = has_topic + has_payload
+    inline = 4 + 4 * n_offsets + wide + pad8
+    at = 4 + 4 * n_offsets
+    fo_seq = at if has_seq else 0
+    at += 8 * has_seq
+    fo_ts = at if has_ts else 0
+    at += 8 * has_ts
+    fo_pos = at if has_pos else 0
+    fo_topic = 4 if has_topic else 0
+    fo_payload = 4 + 4 * has_topic if has_payload else 0
+    prefix = _layout(
+        _WireBody.Data, (fo_topic, fo_pos, fo_seq, fo_ts, fo_payload), n_offsets, wide, pad8
+    )
+    if has_topic:
+        prefix += struct.pack("<I", inline - 4)
+    fmt = "<" + "I" * has_payload + "Q" * (has_seq + has_ts + 2 * has_pos) + "x" * pad8
+    return _Layout(prefix, struct.Struct(fmt), inline - fo_payload)
+
+
+_DATA_LAYOUTS: Final = {
+    (t, p, s, ts, pos, odd): _data_layout(t, p, s, ts, pos, odd)
+    for t in (False, True)
+    for p in (False, True)
+    for s in (False, True)
+    for ts in (False, True)
+    for pos in (False, True)
+    for odd in (False, True)
+}
+# A server's Data with a topic and a payload, by (size of topic and payload blocks & 4) | (has a
+# timestamp): prefix, pack of the inline values, payload uoffset before the topic block, size of
+# the fixed part.
+_SERVER_DATA: Final = {
+    odd * 4 | ts: (layout.prefix, layout.values.pack, layout.payload_rel,
+                   len(layout.prefix) + layout.values.size)
+    for odd in (False, True)
+    for ts in (False, True)
+    for layout in (_DATA_LAYOUTS[(True, True, False, ts, True, odd)],)
+}
+# After a string of n bytes: its NUL, then zeros up to a multiple of 4.
+_STRING_TAILS: Final = (b"\0\0\0\0", b"\0\0\0", b"\0\0", b"\0")
+_VECTOR_TAILS: Final = (b"", b"\0\0\0", b"\0\0", b"\0")
+_pack_u32: Final = struct.Struct("<I").pack
+_pack_u64: Final = struct.Struct("<Q").pack
+#: A topic's string block in a server Data (u32 length, UTF-8, NUL, padding to 4), by topic:
+#: the same few topics go out again and again (every inbox is ``$inbox``). Bounded: cleared
+#: when full.
+_TOPIC_BLOCKS: dict[str, bytes] = {}
+_TOPIC_BLOCKS_MAX: Final = 4096
+
+
+def _topic_block(topic: str) -> bytes:
+    try:
+        raw = topic.encode("utf-8")
+    except UnicodeEncodeError:
+        raw = _utf8(topic, "Data.topic")  # raises, naming the field
+    n = len(raw)
+    block = b"".join((_pack_u32(n), raw, _STRING_TAILS[n & 3]))
+    if len(_TOPIC_BLOCKS) >= _TOPIC_BLOCKS_MAX:
+        _TOPIC_BLOCKS.clear()
+    _TOPIC_BLOCKS[topic] = block
+    return block
+
+
+def encode_data(
+    *,
+    topic: str = "",
+    epoch: int | None = None,
+    offset: int | None = None,
+    seq: int = 0,
+    timestamp_ms: int = 0,
+    payload: Payload = b"",
+) -> bytes:
+    """Encode a ``Data`` envelope; the hot path (same bytes as ``encode(Data(...))``).
+
+    ``epoch`` and ``offset`` form ``Data.position``: give both (server -> client) or neither
+    (client -> server). ``payload`` is any bytes-like object; it is copied once, into the result.
+
+    Raises :class:`LocalProtocolError` when an integer is out of its ``ulong`` range or not an
+    int, when only one of ``epoch``/``offset`` is given, when ``topic`` is not a str encodable
+    as UTF-8 (lone surrogates), when ``payload`` is not bytes-like, or when the envelope would
+    reach 2 GiB.
+    """
+    parts, _size = _data_parts(topic, epoch, offset, seq, timestamp_ms, payload)
+    return b"".join(parts)
+
+
+def encode_data_frame(
+    *,
+    topic: str,
+    epoch: int,
+    offset: int,
+    timestamp_ms: int,
+    payload: Payload,
+) -> tuple[bytes, int]:
+    """A server's ``Data`` envelope (:func:`encode_data` with a position and no ``seq``) inside
+    its WebSocket frame: ``(frame, header size)``, the frame being
+    :func:`~sigma_core._framer.server_binary_frame` of the envelope.
+
+    Header and envelope are built in one buffer, so the payload is copied once (a broadcast
+    sends the frame to every socket and keeps it in history, the envelope being
+    ``frame[header:]``). Raises as :func:`encode_data` does."""
+    if (type(payload) is bytes and payload and type(topic) is str and topic
+            and type(timestamp_ms) is int and 0 <= timestamp_ms <= _U64_MAX
+            and type(epoch) is int and 0 <= epoch <= _U64_MAX
+            and type(offset) is int and 0 <= offset <= _U64_MAX
+            and len(payload) + len(topic) * 4 <= _MAX_FAST_BYTES):
+        # The common case (a topic and a payload): one of four layouts, written straight out;
+        # the same bytes as the general way below (tests/test_codec.py).
+        block = _TOPIC_BLOCKS.get(topic)
+        if block is None:
+            block = _topic_block(topic)
+        topic_block = len(block)
+        n_payload = len(payload)
+        payload_block = (n_payload + 7) & ~3
+        prefix, pack, payload_rel, fixed = _SERVER_DATA[
+            (topic_block + payload_block) & 4 | (timestamp_ms != 0)]
+        header = binary_frame_header(fixed + topic_block + payload_block)
+        values = (pack(payload_rel + topic_block, timestamp_ms, epoch, offset) if timestamp_ms
+                  else pack(payload_rel + topic_block, epoch, offset))
+        return b"".join((
+            header, prefix, values, block,
+            _pack_u32(n_payload), payload, _VECTOR_TAILS[n_payload & 3],
+        )), len(header)
+    parts, size = _data_parts(topic, epoch, offset, 0, timestamp_ms, payload)
+    header = binary_frame_header(size)
+    parts[0:0] = (header,)
+    return b"".join(parts), len(header)
+
+
+def _data_parts(
+    topic: str,
+    epoch: int | None,
+    offset: int | None,
+    seq: int,
+    timestamp_ms: int,
+    payload: Payload,
+) -> tuple[list[bytes | bytearray | memoryview], int]:
+    """The pieces of a Data envelope, in order, and their total size."""
+    if type(topic) is str:
+        try:
+            raw_topic = topic.encode("utf-8")
+        except UnicodeEncodeError:
+            raw_topic = _utf8(topic, "Data.topic")  # raises, naming the field
+    else:
+        raw_topic = _utf8(topic, "Data.topic")
+    if type(payload) is bytes or isinstance(payload, bytearray):
+        n_payload = len(payload)
+    elif isinstance(payload, memoryview) and payload.c_contiguous:
+        n_payload = payload.nbytes  # len() counts items, not bytes, for other formats
+    else:
+        payload = _byte_string(payload, "Data.payload")
+        n_payload = len(payload)
+    n_topic = len(raw_topic)
+    if not (type(seq) is int and 0 <= seq <= _U64_MAX):
+        seq = _u64(seq, "Data.seq")
+    if not (type(timestamp_ms) is int and 0 <= timestamp_ms <= _U64_MAX):
+        timestamp_ms = _u64(timestamp_ms, "Data.timestamp_ms")
+    has_pos = epoch is not None
+    if has_pos or offset is not None:
+        if epoch is None or offset is None:
+            raise LocalProtocolError("Data.position needs both epoch and offset, or neither")
+        if not (type(epoch) is int and 0 <= epoch <= _U64_MAX):
+            epoch = _u64(epoch, "Data.position.epoch")
+        if not (type(offset) is int and 0 <= offset <= _U64_MAX):
+            offset = _u64(offset, "Data.position.offset")
+        position = (epoch, offset)
+    if n_payload + n_topic > _MAX_FAST_BYTES:
+        raise LocalProtocolError("Data is too large for an envelope")
+
+    topic_block = (n_topic - (n_topic & 3) + 8) if n_topic else 0
+    payload_block = (n_payload + 7) & ~3 if n_payload else 0
+    layout = _DATA_LAYOUTS[
+        (
+            n_topic > 0,
+            n_payload > 0,
+            seq != 0,
+            timestamp_ms != 0,
+            has_pos,
+            bool((topic_block + payload_block) & 4),
+        )
+    ]
+    values: list[int] = []
+    if n_payload:
+        values.append(layout.payload_rel + topic_block)
+    if seq:
+        values.append(seq)
+    if timestamp_ms:
+        values.append(timestamp_ms)
+    if has_pos:
+        values += position
+    parts: list[bytes | bytearray | memoryview] = [layout.prefix, layout.values.pack(*values)]
+    if n_topic:
+        parts += (_pack_u32(n_topic), raw_topic, _STRING_TAILS[n_topic & 3])
+    if n_payload:
+        parts += (_pack_u32(n_payload), payload, _VECTOR_TAILS[n_payload & 3])
+    return parts, len(layout.prefix) + layout.values.size + topic_block + payload_block
+
+
+_ACK_PREFIX: Final = _layout(_WireBody.Ack, (4,), 0, 8, 0)
+_ACK_ZERO: Final = _layout(_WireBody.Ack, (), 0, 0, 0)
+
+
+def encode_ack(seq: int) -> bytes:
+    """Encode an ``Ack`` envelope without positions; the hot path (same bytes as ``encode``).
+
+    Raises :class:`LocalProtocolError` when ``seq`` is not an int in the ``ulong`` range.
+    """
+    if not (type(seq) is int and 0 <= seq <= _U64_MAX):
+        seq = _u64(seq, "Ack.seq")
+    return _ACK_PREFIX + _pack_u64(seq) if seq else _ACK_ZERO

@@ -1,0 +1,486 @@
+"""Decoding, step two: one reader per message type over verified tables, the ``Data`` and
+``Ack`` fast readers, :func:`decode`, and the server's fixed-layout reader for client ``Data``
+(:func:`read_client_data`)."""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+from typing import Final
+
+from ..errors import DecodeError, UnknownMessageType
+from ..messages import (
+    Ack,
+    Body,
+    ClientInfo,
+    Data,
+    Error,
+    Goodbye,
+    Hello,
+    Limits,
+    Ping,
+    Pong,
+    Presence,
+    Refresh,
+    Refreshed,
+    RecoveryStatus,
+    Subscribe,
+    Subscribed,
+    TopicPosition,
+    TopicRecovery,
+    Unsubscribe,
+    Unsubscribed,
+    Welcome,
+)
+from ._fast import _DATA_LAYOUTS
+from ._schema import FILE_IDENTIFIER, _WireBody
+from ._verify import (
+    _PRESENCE_ACTION,
+    _RECOVERY_STATUS,
+    _make_position,
+    _open_table,
+    _Reader,
+    _Table,
+    _unpack_header,
+    _unpack_position,
+    _unpack_u32,
+    _unpack_u64,
+)
+
+# Field counts of the nested tables (schemas/sigma.fbs).
+_TOPIC_POSITION_FIELDS: Final = 2
+_TOPIC_RECOVERY_FIELDS: Final = 6
+_KEY_VALUE_FIELDS: Final = 2
+_CLIENT_INFO_FIELDS: Final = 4
+_LIMITS_FIELDS: Final = 5
+
+
+def _read_topic_position(t: _Table) -> TopicPosition:
+    return TopicPosition(
+        topic=t.string(0, "TopicPosition.topic", required=True),
+        position=t.required_position(1, "TopicPosition.position"),
+    )
+
+
+def _read_topic_recovery(t: _Table) -> TopicRecovery:
+    # Unknown statuses (a newer peer) read as FAILED, the safe side: the app resyncs the topic.
+    status = _RECOVERY_STATUS.get(t.u8(1, "TopicRecovery.status"), RecoveryStatus.FAILED)
+    return TopicRecovery(
+        topic=t.string(0, "TopicRecovery.topic", required=True),
+        status=status,
+        position=t.position(2, "TopicRecovery.position"),
+        lost_from=t.u64(3, "TopicRecovery.lost_from"),
+        lost_to=t.u64(4, "TopicRecovery.lost_to"),
+        replayed=t.u64(5, "TopicRecovery.replayed"),
+    )
+
+
+def _read_metadata(t: _Table, slot: int, what: str) -> dict[str, str]:
+    # Duplicate keys: the last one wins.
+    return {
+        kv.string(0, "KeyValue.key", required=True): kv.string(1, "KeyValue.value")
+        for kv in t.children(slot, _KEY_VALUE_FIELDS, what)
+    }
+
+
+def _read_hello(t: _Table) -> Hello:
+    client = t.child(6, _CLIENT_INFO_FIELDS, "Hello.client")
+    return Hello(
+        protocol_version=t.u16(0, "Hello.protocol_version", default=1),
+        session_id=t.string(1, "Hello.session_id"),
+        resume_token=t.byte_string(2, "Hello.resume_token"),
+        positions=tuple(
+            _read_topic_position(c)
+            for c in t.children(3, _TOPIC_POSITION_FIELDS, "Hello.positions")
+        ),
+        last_acked_seq=t.u64(4, "Hello.last_acked_seq"),
+        auth_token=t.string(5, "Hello.auth_token"),
+        client=None
+        if client is None
+        else ClientInfo(
+            name=client.string(0, "ClientInfo.name"),
+            version=client.string(1, "ClientInfo.version"),
+            platform=client.string(2, "ClientInfo.platform"),
+            metadata=_read_metadata(client, 3, "ClientInfo.metadata"),
+        ),
+        serializer=t.string(7, "Hello.serializer"),
+    )
+
+
+def _read_welcome(t: _Table) -> Welcome:
+    limits = t.child(7, _LIMITS_FIELDS, "Welcome.limits")
+    return Welcome(
+        session_id=t.string(0, "Welcome.session_id", required=True),
+        resume_token=t.byte_string(1, "Welcome.resume_token", required=True),
+        resumed=t.flag(2, "Welcome.resumed"),
+        recovery=tuple(
+            _read_topic_recovery(c)
+            for c in t.children(3, _TOPIC_RECOVERY_FIELDS, "Welcome.recovery")
+        ),
+        last_received_seq=t.u64(4, "Welcome.last_received_seq"),
+        heartbeat_interval_ms=t.u32(5, "Welcome.heartbeat_interval_ms"),
+        heartbeat_timeout_ms=t.u32(6, "Welcome.heartbeat_timeout_ms"),
+        limits=None
+        if limits is None
+        else Limits(
+            max_message_size=limits.u32(0, "Limits.max_message_size"),
+            max_unacked=limits.u32(1, "Limits.max_unacked"),
+            max_topics=limits.u32(2, "Limits.max_topics"),
+            max_messages_per_second=limits.u32(3, "Limits.max_messages_per_second"),
+            max_bytes_per_second=limits.u32(4, "Limits.max_bytes_per_second"),
+        ),
+        server_time_ms=t.u64(8, "Welcome.server_time_ms"),
+        fresh_reason=t.string(9, "Welcome.fresh_reason"),
+        credentials_expire_ms=t.u64(10, "Welcome.credentials_expire_ms"),
+        serializer=t.string(11, "Welcome.serializer"),
+    )
+
+
+def _read_data(t: _Table) -> Data:
+    # The reference for _decode_data (the hot path), which must agree with it on every buffer.
+    # The payload is a view, not a copy: it is bounds-checked but not charged to the budget.
+    reader = t.reader
+    payload = reader.view[0:0]
+    payload_at = t.field(4, 4, "Data.payload")
+    if payload_at:
+        start = reader.follow(payload_at, "Data.payload") + 4
+        end = start + _unpack_u32(reader.view, start - 4)[0]
+        if end > reader.size:
+            raise DecodeError("Data.payload: vector runs past the buffer")
+        payload = reader.view[start:end]
+    return Data(
+        topic=t.string(0, "Data.topic"),
+        position=t.position(1, "Data.position"),
+        seq=t.u64(2, "Data.seq"),
+        timestamp_ms=t.u64(3, "Data.timestamp_ms"),
+        payload=payload,
+    )
+
+
+def _read_ack(t: _Table) -> Ack:
+    return Ack(
+        seq=t.u64(0, "Ack.seq"),
+        positions=tuple(
+            _read_topic_position(c) for c in t.children(1, _TOPIC_POSITION_FIELDS, "Ack.positions")
+        ),
+    )
+
+
+def _read_ping(t: _Table) -> Ping:
+    return Ping(id=t.u32(0, "Ping.id"), timestamp_ms=t.u64(1, "Ping.timestamp_ms"))
+
+
+def _read_pong(t: _Table) -> Pong:
+    return Pong(
+        id=t.u32(0, "Pong.id"),
+        echo_timestamp_ms=t.u64(1, "Pong.echo_timestamp_ms"),
+        timestamp_ms=t.u64(2, "Pong.timestamp_ms"),
+    )
+
+
+def _read_subscribe(t: _Table) -> Subscribe:
+    return Subscribe(
+        request_id=t.u32(0, "Subscribe.request_id"),
+        topic=t.string(1, "Subscribe.topic", required=True),
+        position=t.position(2, "Subscribe.position"),
+    )
+
+
+def _read_unsubscribe(t: _Table) -> Unsubscribe:
+    return Unsubscribe(
+        request_id=t.u32(0, "Unsubscribe.request_id"),
+        topic=t.string(1, "Unsubscribe.topic", required=True),
+    )
+
+
+def _read_subscribed(t: _Table) -> Subscribed:
+    return Subscribed(
+        request_id=t.u32(0, "Subscribed.request_id"),
+        recovery=_read_topic_recovery(
+            t.required_child(1, _TOPIC_RECOVERY_FIELDS, "Subscribed.recovery")
+        ),
+    )
+
+
+def _read_unsubscribed(t: _Table) -> Unsubscribed:
+    return Unsubscribed(
+        request_id=t.u32(0, "Unsubscribed.request_id"),
+        topic=t.string(1, "Unsubscribed.topic", required=True),
+    )
+
+
+def _read_presence(t: _Table) -> Presence:
+    # Every field is verified first: a malformed buffer is a DecodeError (close 4000) even
+    # when its action is also unknown (the TypeScript reader agrees; test_codec_crosscheck).
+    topic = t.string(0, "Presence.topic", required=True)
+    raw_action = t.u8(1, "Presence.action")
+    session_id = t.string(2, "Presence.session_id", required=True)
+    metadata = _read_metadata(t, 3, "Presence.metadata")
+    action = _PRESENCE_ACTION.get(raw_action)
+    if action is None:
+        # No safe fallback: treating an unknown action as JOIN or LEAVE would corrupt the set.
+        # The message is from a newer version: the receiver ignores it.
+        raise UnknownMessageType(_WireBody.Presence,
+                                 f"Presence with unknown action {raw_action}")
+    return Presence(topic=topic, action=action, session_id=session_id, metadata=metadata)
+
+
+def _read_error(t: _Table) -> Error:
+    return Error(
+        code=t.u16(0, "Error.code"),
+        message=t.string(1, "Error.message"),
+        details=t.string(2, "Error.details"),
+        retryable=t.flag(3, "Error.retryable"),
+        request_id=t.u32(4, "Error.request_id"),
+    )
+
+
+def _read_goodbye(t: _Table) -> Goodbye:
+    return Goodbye(
+        code=t.u16(0, "Goodbye.code"),
+        reason=t.string(1, "Goodbye.reason"),
+        reconnect_after_ms=t.u32(2, "Goodbye.reconnect_after_ms"),
+    )
+
+
+def _read_refresh(t: _Table) -> Refresh:
+    return Refresh(token=t.string(0, "Refresh.token"))
+
+
+def _read_refreshed(t: _Table) -> Refreshed:
+    return Refreshed(credentials_expire_ms=t.u64(0, "Refreshed.credentials_expire_ms"))
+
+
+_READERS: Final[dict[int, tuple[str, int, Callable[[_Table], Body]]]] = {
+    _WireBody.Hello: ("Hello", 8, _read_hello),
+    _WireBody.Welcome: ("Welcome", 12, _read_welcome),
+    _WireBody.Data: ("Data", 5, _read_data),
+    _WireBody.Ack: ("Ack", 2, _read_ack),
+    _WireBody.Ping: ("Ping", 2, _read_ping),
+    _WireBody.Pong: ("Pong", 3, _read_pong),
+    _WireBody.Subscribe: ("Subscribe", 3, _read_subscribe),
+    _WireBody.Unsubscribe: ("Unsubscribe", 2, _read_unsubscribe),
+    _WireBody.Subscribed: ("Subscribed", 2, _read_subscribed),
+    _WireBody.Unsubscribed: ("Unsubscribed", 2, _read_unsubscribed),
+    _WireBody.Presence: ("Presence", 4, _read_presence),
+    _WireBody.Error: ("Error", 5, _read_error),
+    _WireBody.Goodbye: ("Goodbye", 3, _read_goodbye),
+    _WireBody.Refresh: ("Refresh", 1, _read_refresh),
+    _WireBody.Refreshed: ("Refreshed", 1, _read_refreshed),
+}
+_DATA: Final[int] = _WireBody.Data
+_ACK: Final[int] = _WireBody.Ack
+
+
+def _decode_data(view: memoryview, size: int, pos: int) -> Data:
+    """The hot path: Data's fields read in place, with the checks of :class:`_Table`."""
+    inline, (fo_topic, fo_pos, fo_seq, fo_ts, fo_payload) = _open_table(view, size, pos, 5, "Data")
+    topic = ""
+    if fo_topic:
+        if not 4 <= fo_topic <= inline - 4:
+            raise DecodeError("Data.topic: field offset is outside its table")
+        at = pos + fo_topic
+        start = at + _unpack_u32(view, at)[0] + 4
+        if start > size:
+            raise DecodeError("Data.topic: offset is outside the buffer")
+        end = start + _unpack_u32(view, start - 4)[0]
+        if end >= size:
+            raise DecodeError("Data.topic: string runs past the buffer")
+        if view[end]:
+            raise DecodeError("Data.topic: string is not NUL-terminated")
+        try:
+            topic = str(view[start:end], "utf-8")
+        except UnicodeDecodeError as exc:
+            raise DecodeError(f"Data.topic: invalid UTF-8 ({exc.reason})") from exc
+    position = None
+    if fo_pos:
+        if not 4 <= fo_pos <= inline - 16:
+            raise DecodeError("Data.position: field offset is outside its table")
+        position = _make_position(_unpack_position(view, pos + fo_pos))
+    seq = 0
+    if fo_seq:
+        if not 4 <= fo_seq <= inline - 8:
+            raise DecodeError("Data.seq: field offset is outside its table")
+        seq = _unpack_u64(view, pos + fo_seq)[0]
+    timestamp_ms = 0
+    if fo_ts:
+        if not 4 <= fo_ts <= inline - 8:
+            raise DecodeError("Data.timestamp_ms: field offset is outside its table")
+        timestamp_ms = _unpack_u64(view, pos + fo_ts)[0]
+    if fo_payload:
+        if not 4 <= fo_payload <= inline - 4:
+            raise DecodeError("Data.payload: field offset is outside its table")
+        at = pos + fo_payload
+        start = at + _unpack_u32(view, at)[0] + 4
+        if start > size:
+            raise DecodeError("Data.payload: offset is outside the buffer")
+        end = start + _unpack_u32(view, start - 4)[0]
+        if end > size:
+            raise DecodeError("Data.payload: vector runs past the buffer")
+        payload = view[start:end]
+    else:
+        payload = view[0:0]
+    return Data(topic=topic, position=position, seq=seq, timestamp_ms=timestamp_ms, payload=payload)
+
+
+def _decode_ack(view: memoryview, size: int, pos: int) -> Ack:
+    """The hot path for an Ack without positions (with positions: the generic reader)."""
+    inline, (fo_seq, fo_positions) = _open_table(view, size, pos, 2, "Ack")
+    if fo_positions:
+        return _read_ack(_Table(_Reader(view), pos, 2, "Ack"))
+    if not fo_seq:
+        return Ack()
+    if not 4 <= fo_seq <= inline - 8:
+        raise DecodeError("Ack.seq: field offset is outside its table")
+    return Ack(seq=_unpack_u64(view, pos + fo_seq)[0])
+
+
+def _decode(view: memoryview, *, fast: bool = True) -> Body:
+    size = len(view)
+    if size < 8:
+        raise DecodeError(f"envelope too short ({size} bytes)")
+    root, identifier = _unpack_header(view, 0)
+    if identifier != FILE_IDENTIFIER:
+        raise DecodeError(f"not a SigmaSockets envelope (file identifier {identifier!r})")
+    inline, (fo_type, fo_body) = _open_table(view, size, root, 2, "Envelope")
+    body_type = 0
+    if fo_type:
+        if not 4 <= fo_type < inline:
+            raise DecodeError("Envelope.body_type: field offset is outside its table")
+        body_type = view[root + fo_type]
+    if body_type == 0:
+        raise DecodeError("envelope has no body")
+    if not fo_body:
+        raise DecodeError(f"envelope of type {body_type} has no body")
+    if not 4 <= fo_body <= inline - 4:
+        raise DecodeError("Envelope.body: field offset is outside its table")
+    at = root + fo_body
+    body = at + _unpack_u32(view, at)[0]
+    if fast:
+        if body_type == _DATA:
+            return _decode_data(view, size, body)
+        if body_type == _ACK:
+            return _decode_ack(view, size, body)
+    entry = _READERS.get(body_type)
+    if entry is None:
+        raise UnknownMessageType(body_type)
+    name, n_fields, read = entry
+    return read(_Table(_Reader(view), body, n_fields, name))
+
+
+_MALFORMED: Final = (
+    IndexError,
+    struct.error,
+    ValueError,
+    UnicodeDecodeError,
+    TypeError,
+    OverflowError,
+    RecursionError,
+)
+
+
+def decode(buf: bytes | bytearray | memoryview) -> Body:
+    """Decode one envelope into its message body (a dataclass of :mod:`sigma_core.messages`).
+
+    ``Data.payload`` is a read-only ``memoryview`` into ``buf`` (no copy): keep ``buf`` unchanged
+    while it is in use, or copy it with ``bytes()``. Other byte vectors decode to ``bytes``,
+    vectors to tuples, ``metadata`` to a dict (a ``KeyValue`` without value maps to ``""``; with
+    duplicate keys the last wins). An unknown ``RecoveryStatus`` decodes as ``FAILED`` (the safe
+    side: the app resyncs that topic); ``Error.code`` and ``Goodbye.code`` stay plain ints, so
+    unknown codes are kept.
+
+    Raises :class:`DecodeError`, and nothing else, for any ``buf`` that is not a valid envelope:
+    shorter than 8 bytes, a file identifier other than ``SGM1``, an offset, vtable, field,
+    string or vector outside the buffer, a string not NUL-terminated or not UTF-8, a missing
+    ``(required)`` field, an envelope without a body, an unknown ``PresenceAction``, and an
+    unknown union member. The last is how a message type added by a newer peer arrives: it is
+    the subclass :class:`~sigma_core.errors.UnknownMessageType` (with ``body_type``), which
+    connections ignore as the schema's evolution rules require.
+    Raises ``TypeError`` if ``buf`` is not bytes-like at all.
+    """
+    if not isinstance(buf, bytes | bytearray | memoryview):
+        raise TypeError(f"decode() needs bytes, bytearray or memoryview, not {type(buf).__name__}")
+    try:
+        if type(buf) is bytes:
+            view = memoryview(buf)
+        elif not isinstance(buf, memoryview):
+            view = memoryview(buf).toreadonly()
+        elif not buf.c_contiguous:
+            view = memoryview(buf.tobytes())
+        elif buf.format != "B" or buf.ndim != 1:
+            view = buf.cast("B").toreadonly()
+        else:
+            view = buf.toreadonly()
+        return _decode(view)
+    except _MALFORMED as exc:
+        raise DecodeError(f"malformed envelope ({type(exc).__name__}: {exc})") from exc
+
+
+# -- decoding: the server's fast path for client Data
+#
+# A client's Data envelope (no position; seq and payload present; topic and timestamp optional)
+# as encode_data() writes it starts with one of eight 52-byte prefixes (_data_layout): root,
+# identifier, both vtables, both table heads, the topic's uoffset. When a buffer starts with one
+# of them, every check of the generic reader up to the body's variable fields is already passed
+# (the prefix is that of a valid envelope), so only the variable parts are left to check: the
+# fields' values, the topic string and the payload vector, exactly as _decode_data checks them.
+# Anything else, including every buffer the generic reader would refuse, returns None, and the
+# caller decodes it the generic way (tests/test_codec_fuzz.py holds them equal).
+
+_CLIENT_PREFIX: Final = 52
+
+
+def _client_layouts() -> dict[bytes, tuple[struct.Struct, bool, int]]:
+    layouts: dict[bytes, tuple[struct.Struct, bool, int]] = {}
+    for (has_topic, has_payload, has_seq, _ts, has_pos, _odd), layout in _DATA_LAYOUTS.items():
+        if has_payload and has_seq and not has_pos:
+            assert len(layout.prefix) == _CLIENT_PREFIX
+            # (the values' struct, whether a topic follows them, where the topic string starts)
+            layouts[layout.prefix] = (layout.values, has_topic,
+                                      _CLIENT_PREFIX + layout.values.size)
+    return layouts
+
+
+_CLIENT_LAYOUTS: Final = _client_layouts()
+
+
+def read_client_data(buf: bytes) -> tuple[int, str, bytes, int] | None:
+    """``(seq, topic, payload, timestamp_ms)`` of a client's ``Data`` envelope laid out as
+    :func:`encode_data` writes it, with exactly the checks :func:`decode` makes; None for any
+    other buffer (decode it with :func:`decode`, which accepts or refuses it)."""
+    entry = _CLIENT_LAYOUTS.get(buf[:_CLIENT_PREFIX])
+    if entry is None:
+        return None
+    values, has_topic, at = entry
+    size = len(buf)
+    if at > size:
+        return None
+    fields = values.unpack_from(buf, _CLIENT_PREFIX)
+    topic = ""
+    if has_topic:
+        # The topic's uoffset (in the prefix) points right behind the values: at ``at``.
+        if at + 4 > size:
+            return None
+        end = at + 4 + _unpack_u32(buf, at)[0]
+        if end >= size or buf[end]:
+            return None
+        try:
+            topic = str(buf[at + 4 : end], "utf-8")
+        except UnicodeDecodeError:
+            return None
+    # The payload's uoffset is the first value, stored at _CLIENT_PREFIX.
+    start = _CLIENT_PREFIX + fields[0] + 4
+    if start > size:
+        return None
+    end = start + _unpack_u32(buf, start - 4)[0]
+    if end > size:
+        return None
+    return fields[1], topic, buf[start:end], fields[2] if len(fields) > 2 else 0
+
+
+def _decode_with_reader(buf: bytes | bytearray) -> Body:
+    """:func:`decode` without the ``Data``/``Ack`` fast paths: their reference (tests, bench)."""
+    try:
+        return _decode(memoryview(bytes(buf)), fast=False)
+    except _MALFORMED as exc:
+        raise DecodeError(f"malformed envelope ({type(exc).__name__}: {exc})") from exc

@@ -1,0 +1,734 @@
+"""The Redis/Valkey cluster engine: an :class:`~sigma_core.engine.EngineDriver` on coredis.
+
+Theory of operation
+-------------------
+The hub stays sans-IO: it queues :class:`~sigma_core.engine.EngineRequest` objects, the adapter
+hands them to :meth:`RedisEngine.submit` (never blocks) and runs :meth:`RedisEngine.run` in its
+task group / nursery. ``run`` owns one coredis client (anyio: the same code on asyncio and trio)
+and three tasks:
+
+* the **batcher** takes every queued request (at most ``max_batch``) and sends them as one
+  pipeline, in submission order, with one batch in flight at a time: the per-topic order of
+  appends is the submission order (the interface asks for it), and under load batches grow
+  instead of round trips multiplying (group commit). Each result goes back through
+  ``inputs.engine_result``.
+* the **receiver** holds one pub/sub connection and subscribes to the channel of every topic
+  the hub asked to :class:`~sigma_core.engine.Receive`; each message (published by the append
+  script with its position) goes to ``inputs.engine_message`` in the order Redis sent it.
+* the **watchdog** pings Redis every ``health_interval`` and reports up/down transitions with
+  ``inputs.engine_status``; after an outage it reloads the scripts before saying "up".
+
+Limits (each with its behaviour when reached, see docs/cluster.md): a batch without an answer
+after ``request_timeout`` fails every request in it (``EngineFailed("timeout ...")``) and marks
+the engine down until a ping succeeds; more than ``max_queued`` waiting requests fail the
+excess at once (``EngineFailed("engine queue full ...")``); pub/sub messages the node cannot
+keep up with wait in Redis (the subscriber reads only as fast as the hub takes them), bounded
+by Redis' ``client-output-buffer-limit pubsub``; past it Redis drops the connection, the
+receiver resubscribes and the hub's heads check reads what was missed from history.
+
+What Redis returns is checked: a key of the wrong type, a meta hash or session hash that is
+not ours, a stream entry that is truncated or out of sequence → the request fails (appends,
+saves) or reads as an explicit gap (history), with a warning logged, never an exception in the
+hub or the loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+import coredis
+import coredis.exceptions
+from coredis.typing import ResponseType
+
+from sigma_core.backplane import HistoryLimits
+from sigma_core.engine import (
+    Append,
+    Appended,
+    DeleteSession,
+    Done,
+    DropTopic,
+    EngineFailed,
+    EngineInputs,
+    EngineRequest,
+    EngineResult,
+    Heads,
+    HistoryEntry,
+    LoadSession,
+    PresenceMembers,
+    PresenceRead,
+    PresenceUpdate,
+    RangeRead,
+    ReadHeads,
+    ReadRange,
+    Receive,
+    RecordError,
+    ReplayGap,
+    Route,
+    SaveSession,
+    SessionLoaded,
+    SessionSaved,
+    StopReceiving,
+    TouchSession,
+)
+from sigma_core.messages import StreamPosition
+from sigma_core.metrics import Histogram, HistogramSnapshot
+
+from . import _lua
+from ._pubsub import ProtocolError, Subscriber
+
+__all__ = ["EngineDataError", "RedisEngine", "RedisEngineConfig", "parse_message"]
+
+_log = logging.getLogger("sigma_redis")
+
+_MAX_U64 = (1 << 64) - 1
+#: Topics per HEADS script call (one INFO and one round trip for all of them).
+_HEADS_CHUNK = 256
+
+
+class EngineDataError(ValueError):
+    """What Redis holds under one of our keys is not what the engine wrote."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RedisEngineConfig:
+    """How a node reaches Redis and what it keeps there. Durations in seconds."""
+
+    #: ``redis://[user:password@]host:port/db`` or ``rediss://`` (TLS); ``unix:///path``.
+    url: str = "redis://127.0.0.1:6379/0"
+    #: First part of every key and channel (several apps can share one Redis).
+    prefix: str = "sigma"
+    #: History kept per topic: count and bytes trimmed by the append script, age by entry time
+    #: (older entries read as gone) and by the stream key's TTL (an idle topic's history
+    #: disappears ``max_age`` after its last message). 0 disables a bound.
+    history: HistoryLimits = field(default_factory=HistoryLimits)
+    #: A topic's meta hash (epoch, last offset) lives this long after its last append, so
+    #: offsets are never reused while a client may still hold a position in that epoch; after
+    #: it the topic starts a new epoch (a resuming client gets an explicit loss).
+    meta_ttl: float = 86_400.0
+    #: Fence each topic's epoch with Redis' replication id (see :mod:`sigma_redis._lua`). Turn
+    #: off only where ``INFO`` is refused to scripts; then a failover that lost writes reuses
+    #: offsets (the anchors' behaviour) — docs/cluster.md.
+    fence_replication_id: bool = True
+    #: A pipeline (or a connection attempt) without an answer after this long fails.
+    request_timeout: float = 2.0
+    #: Requests waiting for the batcher, at most; beyond it they fail at once.
+    max_queued: int = 100_000
+    #: Requests per pipeline, at most.
+    max_batch: int = 512
+    #: How often the watchdog pings Redis (and, while it is down, tries to reconnect).
+    health_interval: float = 0.5
+
+    def __post_init__(self) -> None:
+        if not self.prefix or "{" in self.prefix or "}" in self.prefix:
+            raise ValueError("RedisEngineConfig.prefix must be non-empty, without braces")
+        for name in ("max_queued", "max_batch"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"RedisEngineConfig.{name} must be >= 1")
+        for name in ("request_timeout", "health_interval"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"RedisEngineConfig.{name} must be finite and > 0")
+        if not (math.isfinite(self.meta_ttl) and self.meta_ttl >= 0):
+            raise ValueError("RedisEngineConfig.meta_ttl must be finite and >= 0")
+
+
+def _ms(seconds: float) -> int:
+    return max(0, round(seconds * 1000))
+
+
+def parse_message(data: bytes) -> HistoryEntry:
+    """A pub/sub message as the append script publishes it: ``"<epoch> <offset> <time ms>
+    <route length> " + route + envelope``. Raises :class:`EngineDataError`."""
+    try:
+        epoch_b, offset_b, time_b, route_len_b, rest = data.split(b" ", 4)
+        epoch, offset, time_ms, route_len = (int(epoch_b), int(offset_b), int(time_b),
+                                              int(route_len_b))
+    except ValueError:
+        raise EngineDataError("malformed pub/sub message header") from None
+    if not (0 < epoch <= _MAX_U64 and 0 < offset <= _MAX_U64 and 0 <= route_len <= len(rest)):
+        raise EngineDataError("pub/sub message position out of range")
+    try:
+        route = Route.from_bytes(rest[:route_len]) if route_len else None
+    except RecordError as exc:
+        raise EngineDataError(str(exc)) from None
+    return HistoryEntry(epoch, offset, time_ms / 1000, rest[route_len:], route)
+
+
+def _entry(row: Any, epoch: int) -> HistoryEntry:
+    """One XRANGE row ``[id, [field, value, ...]]`` as a history entry, checked."""
+    try:
+        entry_id, fields = row
+        ms_b, seq_b = bytes(entry_id).split(b"-")
+        offset = int(ms_b)
+        values = dict(zip(fields[::2], fields[1::2], strict=True))
+        envelope = values[b"d"]
+        time_ms = int(values[b"t"])
+        route_raw = values.get(b"r", b"")
+    except (ValueError, TypeError, KeyError):
+        raise EngineDataError("truncated or foreign stream entry") from None
+    if seq_b != b"0" or not 0 < offset <= _MAX_U64 or not isinstance(envelope, bytes):
+        raise EngineDataError(f"stream entry id {entry_id!r} is not a sigma offset")
+    try:
+        route = Route.from_bytes(route_raw) if route_raw else None
+    except RecordError as exc:
+        raise EngineDataError(str(exc)) from None
+    return HistoryEntry(epoch, offset, time_ms / 1000, envelope, route)
+
+
+def _epoch(raw: Any) -> int:
+    try:
+        epoch = int(raw)
+    except (TypeError, ValueError):
+        raise EngineDataError(f"epoch {raw!r} is not a number") from None
+    if not 0 <= epoch <= _MAX_U64:
+        raise EngineDataError("epoch out of range")
+    return epoch
+
+
+_Call = Callable[[Any], Awaitable[ResponseType]]
+
+
+#: Upper bounds (seconds) of the engine's latency and cross-node lag histograms.
+LATENCY_BOUNDS: tuple[float, ...] = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                     0.25, 0.5, 1.0, 2.5, 5.0)
+
+_OPERATION_NAMES: dict[type, str] = {}
+
+
+def operation_name(request: EngineRequest) -> str:
+    """The metrics label of a request: its class name in snake case (``AppendMessage`` ->
+    ``append_message``)."""
+    kind = type(request)
+    name = _OPERATION_NAMES.get(kind)
+    if name is None:
+        name = _OPERATION_NAMES[kind] = "".join(
+            f"_{c.lower()}" if c.isupper() else c for c in kind.__name__).lstrip("_")
+    return name
+
+
+class RedisEngine:
+    """The driver. ``RedisEngine(RedisEngineConfig(url=...))``; give it to ``ServerOptions``
+    (``engine=``); the adapter submits requests and runs it."""
+
+    def __init__(self, config: RedisEngineConfig | None = None, *,
+                 logger: logging.Logger | None = None) -> None:
+        self.config = config = config or RedisEngineConfig()
+        self._log = logger or _log
+        self._queue: deque[EngineRequest] = deque()
+        self._wake: anyio.Event | None = None
+        self._inputs: EngineInputs | None = None
+        self._shas: dict[str, bytes] = {}
+        self._up = False
+        self._down_reason = "not started"
+        self._receiving: dict[bytes, str] = {}  # channel -> topic
+        self._subscribe_queue: deque[tuple[EngineRequest, bytes]] = deque()
+        self._subscribe_wake: anyio.Event | None = None
+        #: Counters for stats and benchmarks.
+        self.batches = 0
+        self.commands = 0
+        self.received = 0
+        self.data_errors = 0
+        #: Per operation (:func:`operation_name`): seconds from sending its pipeline to the
+        #: answer (queueing before the pipeline not included), and how many failed.
+        self._latency: dict[str, Histogram] = {}
+        self._failures: dict[str, int] = {}
+        #: Seconds from a message's append (the appending node's wall clock) to its arrival
+        #: here over pub/sub; across machines it includes their clock difference.
+        self._lag = Histogram(LATENCY_BOUNDS)
+        limits = config.history
+        self._max_count = limits.max_count
+        self._max_bytes = limits.max_bytes
+        self._max_age_ms = _ms(limits.max_age)
+        self._meta_ttl_ms = _ms(config.meta_ttl)
+        self._fence = b"1" if config.fence_replication_id else b"0"
+        self._publish = b"PUBLISH"
+
+    # ------------------------------------------------------------------ names
+
+    def topic_key(self, topic: str, kind: str) -> str:
+        """The key (kind ``m``, ``s``, ``p``, ``i``) or channel (``c``) of ``topic``."""
+        return f"{self.config.prefix}:{{{topic}}}:{kind}"
+
+    def session_key(self, session_id: str) -> str:
+        return f"{self.config.prefix}:session:{{{session_id}}}"
+
+    # ------------------------------------------------------------------ health
+
+    def is_ready(self) -> bool:
+        """True while Redis answers (the watchdog's last ping or batch succeeded); the
+        readiness hook of the server's health endpoint."""
+        return self._up
+
+    @property
+    def status_reason(self) -> str:
+        """Why the engine is not ready ("" while it is)."""
+        return "" if self._up else self._down_reason
+
+    def operation_latency(self) -> dict[str, HistogramSnapshot]:
+        """Latency of each operation kind so far (seconds; :data:`LATENCY_BOUNDS`)."""
+        return {op: h.snapshot() for op, h in self._latency.items()}
+
+    def operation_errors(self) -> dict[str, int]:
+        """Failed requests per operation kind so far: Redis down or timed out, queue full,
+        script errors, corrupt data."""
+        return dict(self._failures)
+
+    def cross_node_lag(self) -> HistogramSnapshot:
+        """Seconds from each received message's append to its arrival on this node."""
+        return self._lag.snapshot()
+
+    def _failed(self, request: EngineRequest, reason: str) -> None:
+        op = operation_name(request)
+        self._failures[op] = self._failures.get(op, 0) + 1
+        self._answer(EngineFailed(request_id=request.request_id, reason=reason))
+
+    def _set_status(self, up: bool, reason: str) -> None:
+        if up == self._up:
+            return
+        self._up = up
+        self._down_reason = reason
+        if up:
+            self._log.warning("cluster engine reachable (%s)", _redact(self.config.url))
+        else:
+            self._log.warning("cluster engine unavailable: %s", reason)
+        if self._inputs is not None:
+            self._inputs.engine_status(up, reason)
+
+    # ------------------------------------------------------------------ driver API
+
+    def submit(self, requests: Sequence[EngineRequest]) -> None:
+        """Queue requests (never blocks). Receive/StopReceiving go to the pub/sub task."""
+        queue = self._queue
+        for request in requests:
+            if isinstance(request, Receive | StopReceiving):
+                self._subscribe_queue.append(
+                    (request, self.topic_key(request.topic, "c").encode()))
+                if self._subscribe_wake is not None:
+                    self._subscribe_wake.set()
+            elif len(queue) >= self.config.max_queued:
+                self._failed(request,
+                             f"engine queue full ({self.config.max_queued} requests waiting)")
+            else:
+                queue.append(request)
+        if self._wake is not None:
+            self._wake.set()
+
+    def _answer(self, result: EngineResult) -> None:
+        if self._inputs is not None:
+            self._inputs.engine_result(result)
+
+    async def run(self, inputs: EngineInputs) -> None:
+        """Serve requests until cancelled."""
+        self._inputs = inputs
+        self._wake = anyio.Event()
+        self._subscribe_wake = anyio.Event()
+        client: coredis.Redis[bytes] = coredis.Redis.from_url(
+            self.config.url, decode_responses=False,
+            connect_timeout=self.config.request_timeout,
+            stream_timeout=self.config.request_timeout)
+        self._client = client
+        try:
+            async with client, anyio.create_task_group() as tg:
+                tg.start_soon(self._watchdog)
+                tg.start_soon(self._receiver)
+                await self._batcher()
+        finally:
+            self._inputs = None
+            self._up = False
+            self._down_reason = "stopped"
+
+    # ------------------------------------------------------------------ watchdog
+
+    async def _load_scripts(self) -> None:
+        client = self._client
+        for name in ("APPEND", "READ", "HEADS", "SAVE_SESSION", "PRESENCE_UPDATE",
+                     "PRESENCE_READ"):
+            self._shas[name] = await client.script_load(getattr(_lua, name))
+
+    async def _watchdog(self) -> None:
+        interval = self.config.health_interval
+        while True:
+            try:
+                with anyio.fail_after(self.config.request_timeout):
+                    if not self._up:
+                        await self._load_scripts()
+                    await self._client.ping()
+            except Exception as exc:
+                self._set_status(False, _describe(exc))
+            else:
+                self._set_status(True, "")
+            await anyio.sleep(interval)
+
+    # ------------------------------------------------------------------ batcher
+
+    async def _batcher(self) -> None:
+        queue = self._queue
+        while True:
+            if not queue:
+                assert self._wake is not None
+                await self._wake.wait()
+                self._wake = anyio.Event()
+                continue
+            if not self._up:
+                # Fail fast while Redis is down: the hub refuses new work meanwhile.
+                reason = f"cluster engine unavailable: {self._down_reason}"
+                while queue:
+                    self._failed(queue.popleft(), reason)
+                continue
+            batch = [queue.popleft() for _ in range(min(len(queue), self.config.max_batch))]
+            await self._run_batch(batch)
+
+    async def _run_batch(self, batch: list[EngineRequest]) -> None:
+        self.batches += 1
+        results: list[EngineResult] | None = None
+        started = time.perf_counter()
+        try:
+            with anyio.fail_after(self.config.request_timeout):
+                results = await self._execute(batch)
+                if results is None:  # NOSCRIPT: Redis restarted or failed over
+                    await self._load_scripts()
+                    results = await self._execute(batch)
+                    if results is None:
+                        raise EngineDataError("scripts vanished again right after loading")
+        except TimeoutError:
+            self._set_status(False, f"no answer within {self.config.request_timeout} s")
+            reason = f"timeout: Redis did not answer within {self.config.request_timeout} s"
+        except Exception as exc:
+            reason = _describe(exc)
+            self._set_status(False, reason)
+        if results is None:
+            for request in batch:
+                self._failed(request, reason)
+            return
+        elapsed = time.perf_counter() - started
+        latency = self._latency
+        failures = self._failures
+        for request, result in zip(batch, results, strict=True):
+            op = operation_name(request)
+            histogram = latency.get(op)
+            if histogram is None:
+                histogram = latency[op] = Histogram(LATENCY_BOUNDS)
+            histogram.observe(elapsed)
+            if isinstance(result, EngineFailed):
+                failures[op] = failures.get(op, 0) + 1
+            self._answer(result)
+
+    async def _execute(self, batch: list[EngineRequest]) -> list[EngineResult] | None:
+        """One pipeline for the batch; None when a script was missing (NOSCRIPT)."""
+        finishers: list[Callable[[list[Any]], EngineResult]] = []
+        calls: list[list[Any]] = []  # per request, the awaitables of its commands
+        async with self._client.pipeline(transaction=False, raise_on_error=False) as pipe:
+            for request in batch:
+                awaitables, finish = self._plan(pipe, request)
+                calls.append(awaitables)
+                finishers.append(finish)
+        self.commands += sum(len(c) for c in calls)
+        results: list[EngineResult] = []
+        for request, awaitables, finish in zip(batch, calls, finishers, strict=True):
+            replies: list[Any] = []
+            for pending in awaitables:
+                try:
+                    replies.append(await pending)
+                except coredis.exceptions.NoScriptError:
+                    return None
+                except coredis.exceptions.ResponseError as exc:
+                    replies.append(exc)
+            try:
+                results.append(finish(replies))
+            except EngineDataError as exc:
+                self.data_errors += 1
+                self._log.warning("cluster engine: corrupt data for %s: %s",
+                                  type(request).__name__, exc)
+                results.append(EngineFailed(request_id=request.request_id,
+                                            reason=f"corrupt data in Redis: {exc}"))
+        return results
+
+    def _candidate(self) -> bytes:
+        return str(int.from_bytes(os.urandom(8), "big") or 1).encode()
+
+    def _plan(self, pipe: Any, request: EngineRequest
+              ) -> tuple[list[Any], Callable[[list[Any]], EngineResult]]:
+        rid = request.request_id
+        shas = self._shas
+        if isinstance(request, Append):
+            topic = request.topic
+            route = request.route.to_bytes() if request.route is not None else b""
+            now_ms = int(time.time() * 1000)
+            call = pipe.evalsha(shas["APPEND"], keys=[self.topic_key(topic, "m"),
+                                                      self.topic_key(topic, "s")],
+                                args=[self._candidate(), request.envelope,
+                                      _ms(request.wall_time), route,
+                                      self.topic_key(topic, "c"), self._publish,
+                                      self._max_count, self._max_bytes, self._max_age_ms,
+                                      self._meta_ttl_ms, now_ms, self._fence])
+
+            def appended(replies: list[Any]) -> EngineResult:
+                reply = _check(replies[0])
+                epoch, offset = _epoch(reply[0]), int(reply[1])
+                return Appended(request_id=rid, topic=topic,
+                                position=StreamPosition(epoch, offset))
+            return [call], appended
+        if isinstance(request, ReadRange):
+            return self._plan_read(pipe, request)
+        if isinstance(request, ReadHeads):
+            create = b"1" if request.create else b"0"
+            topics = request.topics
+            calls = []
+            for start in range(0, len(topics), _HEADS_CHUNK):
+                chunk = topics[start:start + _HEADS_CHUNK]
+                keys = [key for t in chunk
+                        for key in (self.topic_key(t, "m"), self.topic_key(t, "s"))]
+                calls.append(pipe.evalsha(
+                    shas["HEADS"], keys=keys,
+                    args=[create, self._fence, self._meta_ttl_ms,
+                          *(self._candidate() for _ in chunk)]))
+
+            def heads(replies: list[Any]) -> EngineResult:
+                flat: list[Any] = []
+                for raw in replies:
+                    flat += _check(raw)
+                out = []
+                for i, topic in enumerate(topics):
+                    epoch_raw, offset_raw = flat[2 * i], flat[2 * i + 1]
+                    if epoch_raw == b"!":
+                        raise EngineDataError(bytes(offset_raw).decode(errors="replace")
+                                              .replace("SIGMA_CORRUPT ", ""))
+                    out.append((topic, StreamPosition(_epoch(epoch_raw), int(offset_raw))))
+                return Heads(request_id=rid, heads=tuple(out))
+            return calls, heads
+        if isinstance(request, DropTopic):
+            t = request.topic
+            call = pipe.delete([self.topic_key(t, k) for k in ("m", "s", "p", "i")])
+            return [call], lambda replies: _done(rid, replies)
+        if isinstance(request, SaveSession):
+            call = pipe.evalsha(shas["SAVE_SESSION"], keys=[self.session_key(request.session_id)],
+                                args=[request.version, request.record,
+                                      0 if math.isinf(request.ttl) else max(1, _ms(request.ttl))])
+            sid = request.session_id
+
+            def saved(replies: list[Any]) -> EngineResult:
+                return SessionSaved(request_id=rid, session_id=sid,
+                                    stored=int(_check(replies[0])) == 1)
+            return [call], saved
+        if isinstance(request, TouchSession):
+            key = self.session_key(request.session_id)
+            if math.isinf(request.ttl):
+                call = pipe.persist(key)
+            else:
+                call = pipe.pexpire(key, max(1, _ms(request.ttl)))
+            return [call], lambda replies: _done(rid, replies)
+        if isinstance(request, LoadSession):
+            sid = request.session_id
+            key = self.session_key(sid)
+            call = pipe.hget(key, "r")
+
+            def loaded(replies: list[Any]) -> EngineResult:
+                reply = replies[0]
+                if isinstance(reply, coredis.exceptions.WrongTypeError):
+                    raise EngineDataError(f"{key} holds another type, not a session hash")
+                reply = _check(reply)
+                if reply is not None and not isinstance(reply, bytes):
+                    raise EngineDataError(f"{key} field r is not a string")
+                return SessionLoaded(request_id=rid, session_id=sid, record=reply)
+            return [call], loaded
+        if isinstance(request, DeleteSession):
+            call = pipe.delete([self.session_key(request.session_id)])
+            return [call], lambda replies: _done(rid, replies)
+        if isinstance(request, PresenceUpdate):
+            t = request.topic
+            args: list[Any] = [max(1, _ms(request.ttl)), len(request.joins)]
+            for member, info in request.joins:
+                args += [member, info]
+            args += list(request.leaves)
+            call = pipe.evalsha(shas["PRESENCE_UPDATE"],
+                                keys=[self.topic_key(t, "p"), self.topic_key(t, "i")], args=args)
+            return [call], lambda replies: _done(rid, replies)
+        if isinstance(request, PresenceRead):
+            t = request.topic
+            call = pipe.evalsha(shas["PRESENCE_READ"],
+                                keys=[self.topic_key(t, "p"), self.topic_key(t, "i")])
+
+            def members(replies: list[Any]) -> EngineResult:
+                flat = _check(replies[0])
+                try:
+                    pairs = tuple(sorted((bytes(flat[i]).decode(), bytes(flat[i + 1]))
+                                         for i in range(0, len(flat), 2)))
+                except (UnicodeDecodeError, TypeError, IndexError):
+                    raise EngineDataError("presence member is not a session id") from None
+                return PresenceMembers(request_id=rid, topic=t, members=pairs)
+            return [call], members
+        raise TypeError(f"RedisEngine cannot carry out {type(request).__name__}")
+
+    def _plan_read(self, pipe: Any, request: ReadRange
+                   ) -> tuple[list[Any], Callable[[list[Any]], EngineResult]]:
+        rid, topic, after = request.request_id, request.topic, request.after
+        call = pipe.evalsha(self._shas["READ"], keys=[self.topic_key(topic, "m"),
+                                                      self.topic_key(topic, "s")],
+                            args=[self._candidate(), str(after.epoch), after.offset,
+                                  request.max_count or 1 << 40, self._fence,
+                                  self._meta_ttl_ms])
+        max_bytes = request.max_bytes or 1 << 62  # 0: no bound, as for the memory engine
+        max_age_ms = self._max_age_ms
+
+        def read(replies: list[Any]) -> EngineResult:
+            reply = replies[0]
+            if isinstance(reply, coredis.exceptions.ResponseError):
+                # Unusable history is lost history: an explicit gap, logged.
+                self.data_errors += 1
+                self._log.warning("cluster engine: history of %r unreadable: %s", topic, reply)
+                return RangeRead(request_id=rid, topic=topic, head=StreamPosition(0, 0),
+                                 gap=ReplayGap(after.offset + 1, 0))
+            epoch, last = _epoch(reply[0]), int(reply[1])
+            head = StreamPosition(epoch, last)
+            wanted = after.offset + 1
+            if epoch != after.epoch or after.offset > last or epoch == 0:
+                return RangeRead(request_id=rid, topic=topic, head=head,
+                                 gap=ReplayGap(wanted, 0))
+            if after.offset == last:
+                return RangeRead(request_id=rid, topic=topic, head=head)
+            rows = reply[2] if len(reply) > 2 else []
+            horizon = (time.time() * 1000 - max_age_ms) / 1000 if max_age_ms else -math.inf
+            entries: list[HistoryEntry] = []
+            size = 0
+            try:
+                for row in rows:
+                    entry = _entry(row, epoch)
+                    if not entries:
+                        if entry.offset != wanted or entry.time < horizon:
+                            break  # the first wanted entry is gone: a gap, below
+                    elif entry.offset != wanted + len(entries):
+                        raise EngineDataError(f"stream of {topic!r} skips from "
+                                              f"{wanted + len(entries) - 1} to {entry.offset}")
+                    elif size + entry.size > max_bytes:
+                        break
+                    entries.append(entry)
+                    size += entry.size
+            except EngineDataError as exc:
+                self.data_errors += 1
+                self._log.warning("cluster engine: history of %r corrupt: %s", topic, exc)
+                return RangeRead(request_id=rid, topic=topic, head=head,
+                                 gap=ReplayGap(wanted, last))
+            if not entries:
+                # The first wanted entry is gone (trimmed or older than max_age): say up to
+                # where, from the first entry still held and young enough.
+                first_kept = last + 1
+                for row in rows:
+                    try:
+                        entry = _entry(row, epoch)
+                    except EngineDataError:
+                        break
+                    if entry.time >= horizon:
+                        first_kept = entry.offset
+                        break
+                return RangeRead(request_id=rid, topic=topic, head=head,
+                                 gap=ReplayGap(wanted, first_kept - 1))
+            return RangeRead(request_id=rid, topic=topic, head=head, entries=tuple(entries))
+        return [call], read
+
+    # ------------------------------------------------------------------ receiver
+
+    async def _receiver(self) -> None:
+        """Pub/sub: one connection (``_pubsub.Subscriber``), subscribed to the channel of every
+        received topic, reconnected and resubscribed after any failure. Messages published
+        while it was down are found by the hub's heads check and read from history."""
+        assert self._subscribe_wake is not None
+        while True:
+            subscriber = Subscriber(self.config.url, self._on_message,
+                                    connect_timeout=self.config.request_timeout,
+                                    idle_timeout=max(2.0, 4 * self.config.request_timeout))
+            try:
+                await subscriber.connect()
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(subscriber.serve)
+                    for channel in list(self._receiving):
+                        await subscriber.subscribe(channel)
+                    await self._serve_subscriptions(subscriber)
+            except (OSError, TimeoutError, anyio.BrokenResourceError, ProtocolError) as exc:
+                self._fail_subscriptions(exc)
+            except BaseExceptionGroup as group:
+                lost, other = group.split((OSError, TimeoutError, anyio.BrokenResourceError,
+                                           ProtocolError))
+                if other is not None or lost is None:
+                    raise
+                self._fail_subscriptions(lost)
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await subscriber.aclose()
+            await anyio.sleep(self.config.health_interval)
+
+    def _fail_subscriptions(self, exc: BaseException) -> None:
+        self._log.debug("cluster engine: pub/sub connection lost: %s", exc)
+        while self._subscribe_queue:
+            request, _ = self._subscribe_queue.popleft()
+            self._failed(request, f"cluster engine unavailable: {_describe(exc)}")
+
+    async def _serve_subscriptions(self, subscriber: Subscriber) -> None:
+        queue = self._subscribe_queue
+        while True:
+            if not queue:
+                assert self._subscribe_wake is not None
+                await self._subscribe_wake.wait()
+                self._subscribe_wake = anyio.Event()
+                continue
+            request, channel = queue[0]
+            if isinstance(request, Receive):
+                if channel not in self._receiving:
+                    await subscriber.subscribe(channel)
+                    self._receiving[channel] = request.topic
+            elif channel in self._receiving:
+                del self._receiving[channel]
+                await subscriber.subscribe(channel, subscribe=False)
+            queue.popleft()
+            self._answer(Done(request_id=request.request_id))
+
+    def _on_message(self, channel: bytes, data: bytes) -> None:
+        topic = self._receiving.get(channel)
+        if topic is None or self._inputs is None:
+            return
+        self.received += 1
+        try:
+            entry = parse_message(data)
+        except EngineDataError as exc:
+            self.data_errors += 1
+            self._log.warning("cluster engine: dropped a malformed message on %r: %s",
+                              topic, exc)
+            return
+        self._lag.observe(max(0.0, time.time() - entry.time))
+        self._inputs.engine_message(topic, entry)
+
+
+def _check(reply: Any) -> Any:
+    if isinstance(reply, BaseException):
+        text = str(reply)
+        if "SIGMA_CORRUPT" in text or isinstance(reply, coredis.exceptions.WrongTypeError):
+            raise EngineDataError(text.replace("SIGMA_CORRUPT ", ""))
+        raise reply
+    return reply
+
+
+def _done(rid: int, replies: list[Any]) -> EngineResult:
+    for reply in replies:
+        _check(reply)
+    return Done(request_id=rid)
+
+
+def _redact(url: str) -> str:
+    if "@" in url:
+        scheme, _, rest = url.partition("://")
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return url
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        return _describe(exc.exceptions[0])
+    text = str(exc) or type(exc).__name__
+    return f"{type(exc).__name__}: {text}"[:300]

@@ -1,0 +1,321 @@
+"""The cluster seam: several hubs sharing an engine (sigma_core.testing.ClusterSimulation)."""
+
+from __future__ import annotations
+
+from sigma_core.client import RecoveryFailed, SessionReset
+from sigma_core.hub import ClientConnected, ClientMessage
+from sigma_core.testing import ClusterSimulation, SimClient, client_config
+
+
+def connected_to(sim: ClusterSimulation, node: int, name: str = "") -> SimClient:
+    client = sim.add_client(client_config(), name=name, connect=False)
+    sim.pin(client, node)
+    client.connect()
+    sim.run_until(lambda: client.connected)
+    return client
+
+
+def test_a_client_on_node_a_gets_a_message_published_on_node_b() -> None:
+    sim = ClusterSimulation(2, seed=1)
+    alice = connected_to(sim, 0)
+    bob = connected_to(sim, 1)
+    alice.subscribe("room")
+    bob.subscribe("room")
+    sim.run(0.2)
+    sim.node(1).hub.publish("room", b"from B", sim.now)
+    sim.node(0).hub.publish("room", b"from A", sim.now)
+    sim.node(1).hub.broadcast(b"to all", sim.now)
+    sim.run(0.2)
+    assert alice.payloads("room") == bob.payloads("room")
+    assert sorted(alice.payloads("room")) == [b"from A", b"from B"]
+    assert alice.payloads("$all") == [b"to all"] == bob.payloads("$all")
+    # Positions are the engine's: the same on both nodes, contiguous.
+    assert [m.position for m in alice.messages("room")] == \
+        [m.position for m in bob.messages("room")]
+    assert [m.position.offset for m in alice.messages("room")] == [1, 2]
+
+
+def test_node_a_crashes_mid_publish_and_its_clients_resume_on_b_with_every_message_once() -> None:
+    sim = ClusterSimulation(2, seed=2)
+    alice = connected_to(sim, 0, "alice")
+    carol = connected_to(sim, 1, "carol")
+    for client in (alice, carol):
+        client.subscribe("room")
+    sim.run(0.2)
+    sent = []
+    # Node B keeps publishing while A dies with messages in flight to it.
+    for i in range(10):
+        sim.node(1).hub.publish("room", b"m%d" % i, sim.now)
+        sent.append(b"m%d" % i)
+        sim.run(0.002)
+        if i == 4:
+            sim.crash_node(0)
+            sim.pin(alice, 1)  # the load balancer has only B left
+    sim.run_until(lambda: alice.connected, timeout=30)
+    for i in range(10, 13):
+        sim.node(1).hub.publish("room", b"m%d" % i, sim.now)
+        sent.append(b"m%d" % i)
+    sim.run(0.5)
+    assert sim.node_of(alice) is sim.node(1)
+    # The session moved (resumed, not fresh), and nothing was lost or doubled.
+    assert alice.of_type(SessionReset) == []
+    assert alice.of_type(RecoveryFailed) == []
+    assert alice.payloads("room") == sent
+    assert carol.payloads("room") == sent
+    resumed = [e for e in sim.hub_events if isinstance(e, ClientConnected) and e.resumed]
+    assert [e.session.id for e in resumed] == [alice.session.session_id]
+
+
+def test_client_messages_acked_by_a_node_that_crashed_are_never_lost() -> None:
+    sim = ClusterSimulation(2, seed=3)
+    alice = connected_to(sim, 0)
+    got: list[tuple[str, int, bytes]] = []
+    sim.on_hub_event(lambda e: got.append((e.session.id, e.seq, e.payload))
+                     if isinstance(e, ClientMessage) else None)
+    for i in range(20):
+        alice.send(b"c%d" % i)
+        sim.run(0.003)
+    sim.crash_node(0)
+    sim.pin(alice, 1)
+    sim.run_until(lambda: alice.connected and not alice.session.pending_count, timeout=30)
+    sid = alice.session.session_id
+    # Every message reached an app at least once; the ones node A saw after its last save
+    # may come again on B with the same (session id, seq): that is what the app dedupes on.
+    seqs = [seq for s, seq, _ in got if s == sid]
+    assert sorted(set(seqs)) == list(range(1, 21))
+    first = {seq: payload for _, seq, payload in reversed(got)}
+    assert all(first[i + 1] == b"c%d" % i for i in range(20))
+    # On B, the seqs arrive in order starting right after what the engine held.
+    on_b = seqs[seqs.index(max(seqs[:20])) + 1:] if len(seqs) > 20 else []
+    assert on_b == sorted(on_b)
+
+
+def test_a_dropped_cross_node_message_is_recovered_by_the_position_check() -> None:
+    sim = ClusterSimulation(2, seed=4)
+    alice = connected_to(sim, 0)
+    alice.subscribe("room")
+    sim.run(0.2)
+    sim.drop_cross_node(1)
+    sim.node(1).hub.publish("room", b"lost on the way", sim.now)
+    sim.run(0.05)
+    assert sim.dropped_cross_node == 1
+    assert alice.payloads("room") == []  # no later message reveals the hole...
+    sim.run(1.5)  # ...the periodic heads check does (heads_interval = 1 s)
+    assert alice.payloads("room") == [b"lost on the way"]
+    assert alice.of_type(RecoveryFailed) == []
+
+
+def test_a_hole_between_cross_node_messages_is_filled_from_history_in_order() -> None:
+    sim = ClusterSimulation(2, seed=5)
+    alice = connected_to(sim, 0)
+    alice.subscribe("room")
+    sim.run(0.2)
+    sim.node(1).hub.publish("room", b"1", sim.now)
+    sim.drop_cross_node(1)
+    sim.node(1).hub.publish("room", b"2", sim.now)
+    sim.node(1).hub.publish("room", b"3", sim.now)
+    sim.run(0.1)
+    assert alice.payloads("room") == [b"1", b"2", b"3"]
+
+
+def test_a_hole_history_no_longer_has_is_reported_with_its_exact_range() -> None:
+    from sigma_core.backplane import HistoryLimits
+    from sigma_core.hub import HubConfig
+
+    sim = ClusterSimulation(2, HubConfig(history=HistoryLimits(max_count=2)), seed=6)
+    alice = connected_to(sim, 0)
+    alice.subscribe("room")
+    sim.run(0.2)
+    sim.drop_cross_node(4)
+    for i in range(1, 5):
+        sim.node(1).hub.publish("room", b"%d" % i, sim.now)
+    sim.node(1).hub.publish("room", b"5", sim.now)
+    sim.run(0.2)
+    # 1-4 never reached node A; history keeps only 4 and 5: 1-3 are gone, and said so.
+    lost = alice.of_type(RecoveryFailed)
+    assert [(e.topic, e.lost_from, e.lost_to) for e in lost] == [("room", 1, 3)]
+    assert alice.payloads("room") == [b"4", b"5"]
+
+
+def test_an_engine_outage_refuses_new_sessions_with_a_clear_error_and_recovers() -> None:
+    sim = ClusterSimulation(2, seed=7)
+    alice = connected_to(sim, 0)
+    sim.engine_down()
+    bob = sim.add_client(client_config(), name="bob")
+    sim.run(2.0)
+    assert not bob.connected
+    errors = [e for e in bob.events if "cluster engine unavailable" in repr(e)]
+    assert errors, bob.events
+    sim.engine_up()
+    sim.run_until(lambda: bob.connected, timeout=30)
+    sim.node(0).hub.broadcast(b"back", sim.now)
+    sim.run(0.2)
+    assert alice.payloads("$all") == [b"back"] == bob.payloads("$all")
+
+
+def test_a_corrupt_session_record_is_a_failed_resume_with_a_logged_reason() -> None:
+    from sigma_core.hub import EngineRecordRejected
+
+    sim = ClusterSimulation(2, seed=8)
+    alice = connected_to(sim, 0)
+    sid = alice.session.session_id
+    stored = sim.engine.store._sessions[sid]
+    stored.record = b'{"format": "sigma.session.v1", "id": "someone else"}'
+    sim.crash_node(0)
+    sim.pin(alice, 1)
+    sim.run_until(lambda: alice.connected, timeout=30)
+    resets = alice.of_type(SessionReset)
+    assert len(resets) == 1
+    assert "stored record unusable" in resets[0].reason
+    rejected = [e for e in sim.hub_events if isinstance(e, EngineRecordRejected)]
+    assert len(rejected) == 1
+    assert "someone else" in rejected[0].reason
+
+
+def test_presence_is_cluster_wide_and_members_of_a_crashed_node_expire() -> None:
+    from sigma_core.engine import ExternalEngineConfig
+    from sigma_core.hub import ClusterPresence
+
+    sim = ClusterSimulation(2, seed=9, engine_config=lambda name: ExternalEngineConfig(
+        node_id=name, presence_ttl=3.0))
+    alice = connected_to(sim, 0)
+    bob = connected_to(sim, 1)
+    alice.subscribe("room")
+    bob.subscribe("room")
+    sim.run(0.2)
+    a, b = sim.node(0).hub, sim.node(1).hub
+    # presence() is node-local; request_presence() asks the engine for every node's members.
+    assert a.presence("room") == {alice.session.session_id}
+    answers: list[ClusterPresence] = []
+    sim.on_hub_event(lambda e: answers.append(e) if isinstance(e, ClusterPresence) else None)
+    b.request_presence("room", sim.now)
+    sim.run(0.1)
+    both = {alice.session.session_id, bob.session.session_id}
+    assert [e.members for e in answers] == [both]
+    # Alice's node dies and she does not come back (off the network): nobody refreshes her
+    # membership, so it lapses after presence_ttl; Bob's node keeps refreshing his.
+    sim.isolate(alice)
+    sim.crash_node(0)
+    b.request_presence("room", sim.now)
+    sim.run(0.1)
+    assert answers[-1].members == both  # not yet
+    sim.run(3.5)
+    b.request_presence("room", sim.now)
+    sim.run(0.1)
+    assert answers[-1].members == {bob.session.session_id}
+
+
+def _scenario(sim: object, seed: int) -> list[list[tuple[str, bytes]]]:
+    """A fixed script of subscriptions, publishes, inbox sends, cuts and client sends."""
+    from sigma_core.testing import Simulation
+
+    assert isinstance(sim, Simulation)
+    clients = []
+    for i in range(3):
+        client = sim.add_client(client_config(), name=f"c{i}")
+        clients.append(client)
+    sim.run_until(lambda: all(c.connected for c in clients))
+    hub = sim.hub
+    clients[0].subscribe("a")
+    clients[1].subscribe("a")
+    clients[2].subscribe("b")
+    sim.run(0.2)
+    for n in range(30):
+        topic = "a" if n % 3 else "b"
+        hub.publish(topic, b"p%d" % n, sim.now)
+        if n % 7 == 0:
+            hub.broadcast(b"all%d" % n, sim.now)
+        if n % 5 == 0:
+            hub.send_to(clients[n % 3].session.session_id, b"dm%d" % n, sim.now)
+        if n == 10:
+            sim.cut(clients[1], after_bytes=7 + seed)
+        sim.run(0.05)
+    sim.run(10)
+    return [[(m.topic, m.payload) for m in c.messages()] for c in clients]
+
+
+def test_a_single_node_on_an_external_engine_behaves_as_on_the_memory_engine() -> None:
+    """Differential: the inline memory-engine paths and the request/result paths deliver the
+    same messages, in the same order, to the same clients."""
+    from sigma_core.testing import Simulation
+
+    for seed in (0, 1, 2):
+        inline = _scenario(Simulation(seed=seed), seed)
+        external = _scenario(ClusterSimulation(1, seed=seed), seed)
+        assert inline == external
+        assert all(inline)
+
+
+def test_a_corrupt_history_entry_is_an_explicit_lost_range_with_a_logged_reason() -> None:
+    from sigma_core.engine import HistoryEntry
+    from sigma_core.hub import EngineRecordRejected
+
+    sim = ClusterSimulation(2, seed=10)
+    alice = connected_to(sim, 0)
+    alice.subscribe("room")
+    sim.run(0.2)
+    sim.node(1).hub.publish("room", b"good", sim.now)
+    sim.run(0.1)
+    # The engine hands out garbage for the next message (a corrupt or foreign entry).
+    stream = sim.engine.store._streams["room"]
+    sim.engine.store.on_append = None  # so the bad entry arrives through hole filling
+    stream.last_offset += 1
+    assert stream.entries is not None
+    stream.entries.append(HistoryEntry(stream.epoch, stream.last_offset, 0.0, b"\x00garbage"))
+    sim.engine.store.on_append = sim._fan_out
+    sim.node(1).hub.publish("room", b"after", sim.now)
+    sim.run(0.3)
+    assert alice.payloads("room") == [b"good", b"after"]
+    lost = alice.of_type(RecoveryFailed)
+    assert [(e.topic, e.lost_from, e.lost_to) for e in lost] == [("room", 2, 2)]
+    rejected = [e for e in sim.hub_events if isinstance(e, EngineRecordRejected)]
+    assert [e.what for e in rejected] == ["history entry room@2"]
+    assert "does not decode" in rejected[0].reason
+
+
+def test_requests_are_bounded_and_time_out() -> None:
+    import pytest
+
+    from sigma_core.engine import Append, ExternalEngineConfig
+    from sigma_core.entropy import SeededEntropy
+    from sigma_core.errors import LocalProtocolError
+    from sigma_core.hub import Hub, PublishFailed
+
+    hub = Hub(entropy=SeededEntropy(1), now=0.0,
+              engine=ExternalEngineConfig(node_id="n", max_pending=2, request_timeout=1.0))
+    hub.publish("room", b"1", 0.0)
+    hub.publish("room", b"2", 0.0)
+    with pytest.raises(LocalProtocolError, match="2 requests already waiting"):
+        hub.publish("room", b"3", 0.0)
+    requests = hub.engine_requests()
+    assert [type(r) for r in requests] == [Append, Append]
+    # Nobody answers: after request_timeout each is a failed publish, and room is freed.
+    hub.handle_timer(1.0)
+    failed = [e for e in hub.events_received() if isinstance(e, PublishFailed)]
+    assert [(e.topic, e.reason) for e in failed] == [("room", "timeout")] * 2
+    hub.publish("room", b"4", 1.0)
+    # A late answer to a request that timed out is ignored.
+    from sigma_core.engine import Appended
+    from sigma_core.messages import StreamPosition
+
+    hub.engine_result(Appended(request_id=requests[0].request_id, topic="room",
+                               position=StreamPosition(1, 1)), 1.5)
+    assert hub.stats(1.5).engine_failures == 2
+
+
+def test_a_resume_that_replays_past_this_nodes_delivery_skips_no_other_member() -> None:
+    """Found by the cluster state machine: Carol's resume on node 1 read a message that node 1
+    had not received yet (its delivery between nodes was lost); the replay must not move the
+    node's position past it for Bob, who is on node 1 too."""
+    sim = ClusterSimulation(2, seed=0)
+    bob = connected_to(sim, 1, "bob")
+    carol = connected_to(sim, 0, "carol")
+    sim.drop_cross_node(3)
+    sim.node(0).hub.broadcast(b"s-1", sim.now)
+    sim.pin(carol, 1)
+    sim.cut(carol, 0)
+    sim.run(0.2)  # carol resumed on node 1 before its heads check
+    assert sim.node_of(carol) is sim.node(1)
+    sim.run(2.0)
+    assert carol.payloads() == [b"s-1"]
+    assert bob.payloads() == [b"s-1"]
