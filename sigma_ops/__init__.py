@@ -94,16 +94,18 @@ class Ops:
         self.feed = DashboardFeed(self, node=node, interval=dashboard_interval,
                                   token=dashboard_token, enabled=dashboard)
         self.dashboard = dashboard
+        #: The server's payload serializer (its name), from :meth:`server_options`.
+        self._serializer = "raw"
 
     # What the collector, health and feed read: the attached server.
     @property
     def hub(self) -> Hub | None:
         return self._server.hub if self._server is not None else None
 
-    def publish(self, topic: str, data: bytes) -> Any:
+    def publish(self, topic: str, data: Any) -> Any:
         return self._server.publish(topic, data)
 
-    def send_to_client(self, client: Session, data: bytes) -> bool:
+    def send_to_client(self, client: Session, data: Any) -> bool:
         return bool(self._server.send_to_client(client, data))
 
     def on(self, event: str, listener: Any) -> Any:
@@ -112,11 +114,14 @@ class Ops:
     def routes(self, fallback: Callable[..., Any] | None = None) -> OpsRoutes:
         """The ``http_handler``: ops paths here, the rest to ``fallback`` (or 404)."""
         return OpsRoutes(self.health, registry=self.registry, dashboard=self.dashboard,
-                         fallback=fallback)
+                         fallback=fallback, serializer=self._serializer)
 
     def server_options(self, options: ServerOptions) -> ServerOptions:
         """``options`` with the ops routes in front of its ``http_handler`` and the dashboard's
-        access rules around its hooks."""
+        access rules around its hooks. The dashboard speaks the server's serializer when it is
+        ``raw``, ``json`` or ``msgpack``; with another one the page says it cannot show this
+        server and the feed publishes nothing."""
+        self._serializer = self.feed.serializer = options.serializer.name
         return dataclasses.replace(
             options, http_handler=self.routes(options.http_handler),
             authenticate=self.feed.authenticate(options.authenticate),

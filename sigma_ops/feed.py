@@ -33,7 +33,7 @@ from sigma_core.metrics import HistogramSnapshot
 
 from .metrics import HubSource
 
-__all__ = ["DASHBOARD_CLIENT_NAME", "STATS_TOPIC", "DashboardFeed"]
+__all__ = ["DASHBOARD_CLIENT_NAME", "DASHBOARD_SERIALIZERS", "STATS_TOPIC", "DashboardFeed"]
 
 #: The topic the feed publishes to (viewers only).
 STATS_TOPIC = "sigma-ops.stats"
@@ -45,9 +45,13 @@ _ROLE = "dashboard"
 SubscribeHook = Callable[[Session, str], bool]
 
 
+#: The payload serializers the dashboard page can read (the server's must be one of them).
+DASHBOARD_SERIALIZERS = ("raw", "json", "msgpack")
+
+
 class _Server(HubSource, Protocol):
-    def publish(self, topic: str, data: bytes) -> Any: ...
-    def send_to_client(self, client: Session, data: bytes) -> bool: ...
+    def publish(self, topic: str, data: Any) -> Any: ...
+    def send_to_client(self, client: Session, data: Any) -> bool: ...
     def on(self, event: str, listener: Any) -> Any: ...
 
 
@@ -74,6 +78,10 @@ class DashboardFeed:
         if keep < 1:
             raise ValueError("keep must be >= 1")
         self._server = source
+        #: The server's payload serializer: ``raw`` publishes JSON text as bytes; ``json`` and
+        #: ``msgpack`` publish the points as values (the server encodes them); any other:
+        #: nothing (the page cannot read it, and says so).
+        self.serializer = "raw"
         self.node = node
         self.interval = interval
         self.enabled = enabled
@@ -120,9 +128,10 @@ class DashboardFeed:
 
     def _on_presence(self, topic: str, session: Session, joined: bool) -> None:
         if joined and topic == STATS_TOPIC and self.is_viewer(session):
-            self._server.send_to_client(session, _dumps(
-                {"type": "history", "node": self.node, "interval": self.interval,
-                 "points": list(self.points)}))
+            if self.serializer in DASHBOARD_SERIALIZERS:
+                self._server.send_to_client(session, self._payload(
+                    {"type": "history", "node": self.node, "interval": self.interval,
+                     "points": list(self.points)}))
 
     # ---------------------------------------------------------------- sampling
 
@@ -162,9 +171,12 @@ class DashboardFeed:
     def tick(self, now: float) -> None:
         """Sample and publish once (nothing before the server started or when disabled)."""
         hub = self._server.hub
-        if hub is None or not self.enabled:
+        if hub is None or not self.enabled or self.serializer not in DASHBOARD_SERIALIZERS:
             return
-        self._server.publish(STATS_TOPIC, _dumps(self.sample(hub, now, time.time())))
+        self._server.publish(STATS_TOPIC, self._payload(self.sample(hub, now, time.time())))
+
+    def _payload(self, obj: dict[str, Any]) -> Any:
+        return _dumps(obj) if self.serializer == "raw" else obj
 
     async def run(self, clock: Callable[[], float],
                   sleep: Callable[[float], Awaitable[object]]) -> None:

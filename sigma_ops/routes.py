@@ -35,12 +35,16 @@ def _text(status: int, body: str) -> HttpResponse:
 
 class OpsRoutes:
     """``registry``: what ``/metrics`` exports (None: no ``/metrics``, 404). ``dashboard``:
-    serve the page. ``fallback``: the app's handler for every other path."""
+    serve the page. ``fallback``: the app's handler for every other path. ``serializer``: the
+    name of the server's payload serializer, told to the page (its client must send the same
+    in its Hello, and it reads the feed's points with it)."""
 
     def __init__(self, health: Health, *, registry: CollectorRegistry | None = None,
                  dashboard: bool = True,
-                 fallback: Callable[[HttpRequest], HttpResponse] | None = None) -> None:
+                 fallback: Callable[[HttpRequest], HttpResponse] | None = None,
+                 serializer: str = "raw") -> None:
         self._health = health
+        self._serializer = serializer
         self._registry = registry
         self._dashboard = dashboard
         self._fallback = fallback
@@ -72,7 +76,11 @@ class OpsRoutes:
             return _text(404, "not found\n")
         body = self._assets.get(name)
         if body is None:
-            body = self._assets[name] = files("sigma_ops.dashboard").joinpath(name).read_bytes()
+            body = files("sigma_ops.dashboard").joinpath(name).read_bytes()
+            if name == "index.html":
+                # (A checked name: a-z 0-9 . _ + -, nothing to escape.)
+                body = body.replace(b'content="raw"', b'content="%s"' % self._serializer.encode())
+            self._assets[name] = body
         return HttpResponse(status=200, body=body, headers=(
             ("content-type", kind), _NO_STORE,
             ("content-security-policy", "default-src 'self'; connect-src 'self' ws: wss:; "

@@ -10,12 +10,12 @@ address and the process's file locations substituted.
 
 from __future__ import annotations
 
-import json
 import re
 import signal
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -25,6 +25,7 @@ from redis_support import RedisServer
 from sigma_asyncio import SigmaSocketClient
 from sigma_core.client import ConnectionStatus
 from sigma_core.messages import ClientInfo
+from sigma_core.serializers import JSON
 
 NGINX = Path("/usr/sbin/nginx")
 SHIPPED = Path(__file__).resolve().parent.parent / "deploy" / "nginx" / "nginx.conf"
@@ -113,12 +114,12 @@ async def clients_on(node: ChatNode) -> float:
     return await node.metric("sigmasockets_clients_connected")
 
 
-def events(into: list[dict[str, object]]) -> Callable[[bytes, int, int, str], None]:
-    """A message listener keeping the JSON events of the room's timeline."""
+def events(into: list[dict[str, object]]) -> Callable[[Any, int, int, str], None]:
+    """A message listener keeping the events of the room's timeline (the chat speaks JSON)."""
 
-    def on_message(data: bytes, message_id: int, timestamp: int, topic: str) -> None:
+    def on_message(data: Any, message_id: int, timestamp: int, topic: str) -> None:
         if topic == ROOM:
-            into.append(json.loads(data))
+            into.append(data)
 
     return on_message
 
@@ -144,11 +145,11 @@ async def test_client_through_nginx_resumes_its_session_across_a_drain_and_a_kil
 
     client = SigmaSocketClient(
         f"ws://{LOCAL}:{listen}/ws", reconnect_interval=0.2, max_reconnect_delay=1.0,
-        max_reconnect_attempts=None,
+        max_reconnect_attempts=None, serializer=JSON,
         client_info=ClientInfo(name="test", version="1", metadata={"user": "alice"}))
     publisher = SigmaSocketClient(
         f"ws://{LOCAL}:{three.port}/ws", reconnect_interval=0.2, max_reconnect_delay=1.0,
-        max_reconnect_attempts=None,
+        max_reconnect_attempts=None, serializer=JSON,
         client_info=ClientInfo(name="test", version="1", metadata={"user": "bob"}))
     resets: list[object] = []
     client.on("session_reset", resets.append)
@@ -163,8 +164,7 @@ async def test_client_through_nginx_resumes_its_session_across_a_drain_and_a_kil
     def say() -> None:
         message_id = f"m{len(sent):07d}"
         sent.append(message_id)
-        publisher.send(json.dumps({"t": "msg", "room": "general", "id": message_id,
-                                   "text": message_id}).encode())
+        publisher.send({"t": "msg", "room": "general", "id": message_id, "text": message_id})
 
     with anyio.fail_after(90):
         async with client, publisher, anyio.create_task_group() as tg:

@@ -14,6 +14,7 @@ from ops_support import LOCAL, ChatNode, free_port, http
 from examples.chat.server import ChatConfig, parse_config
 from sigma_asyncio import SigmaSocketClient
 from sigma_core.messages import ClientInfo
+from sigma_core.serializers import JSON
 
 
 def test_defaults_flags_and_variables() -> None:
@@ -66,7 +67,7 @@ async def test_sigterm_turns_readiness_off_then_drains(tmp_path: Path) -> None:
         assert (await http(ops_port, "/metrics"))[0] == 200
         assert (await http(node.port, "/metrics"))[0] == 200  # both, not only the ops port
         clients = [SigmaSocketClient(
-            f"ws://{LOCAL}:{node.port}/ws", max_reconnect_attempts=1,
+            f"ws://{LOCAL}:{node.port}/ws", max_reconnect_attempts=1, serializer=JSON,
             client_info=ClientInfo(name="t", metadata={"user": f"u{i}"})) for i in range(4)]
         closed: list[float] = []
         with anyio.fail_after(30):

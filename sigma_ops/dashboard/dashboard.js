@@ -22,7 +22,9 @@ var e = {
 	SESSION_TAKEN_OVER: 4006,
 	SLOW_CONSUMER: 4007,
 	RATE_LIMITED: 4008,
-	LIMIT_EXCEEDED: 4009
+	LIMIT_EXCEEDED: 4009,
+	TOKEN_EXPIRED: 4010,
+	SERIALIZER_MISMATCH: 4011
 }, t = {
 	UNKNOWN: 0,
 	INVALID_TOPIC: 1,
@@ -40,7 +42,10 @@ var e = {
 	UNEXPECTED_MESSAGE: 13,
 	HEARTBEAT_TIMEOUT: 14,
 	LIMIT_EXCEEDED: 15,
-	NORMAL: 16
+	NORMAL: 16,
+	TOKEN_EXPIRED: 17,
+	AUTH_UNAVAILABLE: 18,
+	SERIALIZER_MISMATCH: 19
 }, n = class extends Error {
 	constructor(e) {
 		super(e), this.name = new.target.name;
@@ -51,7 +56,7 @@ var e = {
 		super(t), this.code = n;
 	}
 	get reason() {
-		return f(this.message);
+		return p(this.message);
 	}
 }, a = class extends i {
 	constructor(t) {
@@ -62,29 +67,915 @@ var e = {
 	constructor(e, t) {
 		super(t ?? `unknown message type ${e} (union member from a newer peer?)`), this.bodyType = e;
 	}
-}, s = class extends n {}, c = class extends n {}, l = class extends n {}, u = class extends n {
+}, s = class extends n {}, c = class extends n {}, l = class extends n {}, u = class extends n {}, d = class extends n {
 	code;
 	constructor(e, t) {
 		super(`server error ${e}: ${t}`), this.code = e;
 	}
-}, d = new TextEncoder();
-function f(e, t = 123) {
-	if (d.encode(e).length <= t) return e;
+}, f = new TextEncoder();
+function p(e, t = 123) {
+	if (f.encode(e).length <= t) return e;
 	let n = "", r = 0;
 	for (let i of e) {
-		let e = d.encode(i).length;
+		let e = f.encode(i).length;
 		if (r + e > t) break;
 		n += i, r += e;
 	}
 	return n;
 }
-// ../../clients/js/node_modules/flatbuffers/mjs/utils.js
-var p = /* @__PURE__ */ new Int32Array(2), ee = new Float32Array(p.buffer), te = new Float64Array(p.buffer), m = new Uint16Array(new Uint8Array([1, 0]).buffer)[0] === 1, ne;
+// ../../clients/js/node_modules/@msgpack/msgpack/dist.esm/utils/utf8.mjs
+function ee(e) {
+	let t = e.length, n = 0, r = 0;
+	for (; r < t;) {
+		let i = e.charCodeAt(r++);
+		if (!(i & 4294967168)) n++;
+		else if (!(i & 4294965248)) n += 2;
+		else {
+			if (i >= 55296 && i <= 56319 && r < t) {
+				let t = e.charCodeAt(r);
+				(t & 64512) == 56320 && (++r, i = ((i & 1023) << 10) + (t & 1023) + 65536);
+			}
+			i & 4294901760 ? n += 4 : n += 3;
+		}
+	}
+	return n;
+}
+function te(e, t, n) {
+	let r = e.length, i = n, a = 0;
+	for (; a < r;) {
+		let n = e.charCodeAt(a++);
+		if (!(n & 4294967168)) t[i++] = n;
+		else {
+			if (!(n & 4294965248)) t[i++] = n >> 6 & 31 | 192;
+			else {
+				if (n >= 55296 && n <= 56319 && a < r) {
+					let t = e.charCodeAt(a);
+					(t & 64512) == 56320 && (++a, n = ((n & 1023) << 10) + (t & 1023) + 65536);
+				}
+				n & 4294901760 ? (t[i++] = n >> 18 & 7 | 240, t[i++] = n >> 12 & 63 | 128, t[i++] = n >> 6 & 63 | 128) : (t[i++] = n >> 12 & 15 | 224, t[i++] = n >> 6 & 63 | 128);
+			}
+			t[i++] = n & 63 | 128;
+		}
+	}
+}
+var ne = new TextEncoder(), re = 50;
+function ie(e, t, n) {
+	ne.encodeInto(e, t.subarray(n));
+}
+function ae(e, t, n) {
+	e.length > re ? ie(e, t, n) : te(e, t, n);
+}
+var oe = 4096;
+function se(e, t, n) {
+	let r = t, i = r + n, a = [], o = "";
+	for (; r < i;) {
+		let t = e[r++];
+		if (!(t & 128)) a.push(t);
+		else if ((t & 224) == 192) {
+			let n = e[r++] & 63;
+			a.push((t & 31) << 6 | n);
+		} else if ((t & 240) == 224) {
+			let n = e[r++] & 63, i = e[r++] & 63;
+			a.push((t & 31) << 12 | n << 6 | i);
+		} else if ((t & 248) == 240) {
+			let n = e[r++] & 63, i = e[r++] & 63, o = e[r++] & 63, s = (t & 7) << 18 | n << 12 | i << 6 | o;
+			s > 65535 && (s -= 65536, a.push(s >>> 10 & 1023 | 55296), s = 56320 | s & 1023), a.push(s);
+		} else a.push(t);
+		a.length >= oe && (o += String.fromCharCode(...a), a.length = 0);
+	}
+	return a.length > 0 && (o += String.fromCharCode(...a)), o;
+}
+var ce = new TextDecoder(), le = 200;
+function ue(e, t, n) {
+	let r = e.subarray(t, t + n);
+	return ce.decode(r);
+}
+function de(e, t, n) {
+	return n > le ? ue(e, t, n) : se(e, t, n);
+}
+// ../../clients/js/node_modules/@msgpack/msgpack/dist.esm/ExtData.mjs
+var m = class {
+	type;
+	data;
+	constructor(e, t) {
+		this.type = e, this.data = t;
+	}
+}, h = class e extends Error {
+	constructor(t) {
+		super(t);
+		let n = Object.create(e.prototype);
+		Object.setPrototypeOf(this, n), Object.defineProperty(this, "name", {
+			configurable: !0,
+			enumerable: !1,
+			value: e.name
+		});
+	}
+};
+function fe(e, t, n) {
+	let r = n / 4294967296, i = n;
+	e.setUint32(t, r), e.setUint32(t + 4, i);
+}
+function pe(e, t, n) {
+	let r = Math.floor(n / 4294967296), i = n;
+	e.setUint32(t, r), e.setUint32(t + 4, i);
+}
+function me(e, t) {
+	let n = e.getInt32(t), r = e.getUint32(t + 4);
+	return n * 4294967296 + r;
+}
+function he(e, t) {
+	let n = e.getUint32(t), r = e.getUint32(t + 4);
+	return n * 4294967296 + r;
+}
+var ge = 4294967295, _e = 17179869183;
+function ve({ sec: e, nsec: t }) {
+	if (e >= 0 && t >= 0 && e <= _e) {
+		if (t === 0 && e <= ge) {
+			let t = /* @__PURE__ */ new Uint8Array(4);
+			return new DataView(t.buffer).setUint32(0, e), t;
+		}
+		{
+			let n = e / 4294967296, r = e | 0, i = /* @__PURE__ */ new Uint8Array(8), a = new DataView(i.buffer);
+			return a.setUint32(0, t << 2 | n & 3), a.setUint32(4, r), i;
+		}
+	}
+	{
+		let n = /* @__PURE__ */ new Uint8Array(12), r = new DataView(n.buffer);
+		return r.setUint32(0, t), pe(r, 4, e), n;
+	}
+}
+function ye(e) {
+	let t = e.getTime(), n = Math.floor(t / 1e3), r = (t - n * 1e3) * 1e6, i = Math.floor(r / 1e9);
+	return {
+		sec: n + i,
+		nsec: r - i * 1e9
+	};
+}
+function be(e) {
+	return e instanceof Date ? ve(ye(e)) : null;
+}
+function xe(e) {
+	let t = new DataView(e.buffer, e.byteOffset, e.byteLength);
+	switch (e.byteLength) {
+		case 4: return {
+			sec: t.getUint32(0),
+			nsec: 0
+		};
+		case 8: {
+			let e = t.getUint32(0), n = t.getUint32(4);
+			return {
+				sec: (e & 3) * 4294967296 + n,
+				nsec: e >>> 2
+			};
+		}
+		case 12: return {
+			sec: me(t, 4),
+			nsec: t.getUint32(0)
+		};
+		default: throw new h(`Unrecognized data size for timestamp (expected 4, 8, or 12): ${e.length}`);
+	}
+}
+function Se(e) {
+	let t = xe(e);
+	return /* @__PURE__ */ new Date(t.sec * 1e3 + t.nsec / 1e6);
+}
+var Ce = {
+	type: -1,
+	encode: be,
+	decode: Se
+}, we = class e {
+	static defaultCodec = new e();
+	__brand;
+	builtInEncoders = [];
+	builtInDecoders = [];
+	encoders = [];
+	decoders = [];
+	constructor() {
+		this.register(Ce);
+	}
+	register({ type: e, encode: t, decode: n }) {
+		if (e >= 0) this.encoders[e] = t, this.decoders[e] = n;
+		else {
+			let r = -1 - e;
+			this.builtInEncoders[r] = t, this.builtInDecoders[r] = n;
+		}
+	}
+	tryToEncode(e, t) {
+		for (let n = 0; n < this.builtInEncoders.length; n++) {
+			let r = this.builtInEncoders[n];
+			if (r != null) {
+				let i = r(e, t);
+				if (i != null) return new m(-1 - n, i);
+			}
+		}
+		for (let n = 0; n < this.encoders.length; n++) {
+			let r = this.encoders[n];
+			if (r != null) {
+				let i = r(e, t);
+				if (i != null) return new m(n, i);
+			}
+		}
+		return e instanceof m ? e : null;
+	}
+	decode(e, t, n) {
+		let r = t < 0 ? this.builtInDecoders[-1 - t] : this.decoders[t];
+		return r ? r(e, t, n) : new m(t, e);
+	}
+};
+// ../../clients/js/node_modules/@msgpack/msgpack/dist.esm/utils/typedArrays.mjs
+function Te(e) {
+	return e instanceof ArrayBuffer || typeof SharedArrayBuffer < "u" && e instanceof SharedArrayBuffer;
+}
+function Ee(e) {
+	return e instanceof Uint8Array ? e : ArrayBuffer.isView(e) ? new Uint8Array(e.buffer, e.byteOffset, e.byteLength) : Te(e) ? new Uint8Array(e) : Uint8Array.from(e);
+}
+var De = class e {
+	extensionCodec;
+	context;
+	useBigInt64;
+	maxDepth;
+	initialBufferSize;
+	sortKeys;
+	forceFloat32;
+	ignoreUndefined;
+	forceIntegerToFloat;
+	pos;
+	view;
+	bytes;
+	entered = !1;
+	constructor(e) {
+		this.extensionCodec = e?.extensionCodec ?? we.defaultCodec, this.context = e?.context, this.useBigInt64 = e?.useBigInt64 ?? !1, this.maxDepth = e?.maxDepth ?? 100, this.initialBufferSize = e?.initialBufferSize ?? 2048, this.sortKeys = e?.sortKeys ?? !1, this.forceFloat32 = e?.forceFloat32 ?? !1, this.ignoreUndefined = e?.ignoreUndefined ?? !1, this.forceIntegerToFloat = e?.forceIntegerToFloat ?? !1, this.pos = 0, this.view = new DataView(new ArrayBuffer(this.initialBufferSize)), this.bytes = new Uint8Array(this.view.buffer);
+	}
+	clone() {
+		return new e({
+			extensionCodec: this.extensionCodec,
+			context: this.context,
+			useBigInt64: this.useBigInt64,
+			maxDepth: this.maxDepth,
+			initialBufferSize: this.initialBufferSize,
+			sortKeys: this.sortKeys,
+			forceFloat32: this.forceFloat32,
+			ignoreUndefined: this.ignoreUndefined,
+			forceIntegerToFloat: this.forceIntegerToFloat
+		});
+	}
+	reinitializeState() {
+		this.pos = 0;
+	}
+	encodeSharedRef(e) {
+		if (this.entered) return this.clone().encodeSharedRef(e);
+		try {
+			return this.entered = !0, this.reinitializeState(), this.doEncode(e, 1), this.bytes.subarray(0, this.pos);
+		} finally {
+			this.entered = !1;
+		}
+	}
+	encode(e) {
+		if (this.entered) return this.clone().encode(e);
+		try {
+			return this.entered = !0, this.reinitializeState(), this.doEncode(e, 1), this.bytes.slice(0, this.pos);
+		} finally {
+			this.entered = !1;
+		}
+	}
+	doEncode(e, t) {
+		if (t > this.maxDepth) throw Error(`Too deep objects in depth ${t}`);
+		e == null ? this.encodeNil() : typeof e == "boolean" ? this.encodeBoolean(e) : typeof e == "number" ? this.forceIntegerToFloat ? this.encodeNumberAsFloat(e) : this.encodeNumber(e) : typeof e == "string" ? this.encodeString(e) : this.useBigInt64 && typeof e == "bigint" ? this.encodeBigInt64(e) : this.encodeObject(e, t);
+	}
+	ensureBufferSizeToWrite(e) {
+		let t = this.pos + e;
+		this.view.byteLength < t && this.resizeBuffer(t * 2);
+	}
+	resizeBuffer(e) {
+		let t = new ArrayBuffer(e), n = new Uint8Array(t), r = new DataView(t);
+		n.set(this.bytes), this.view = r, this.bytes = n;
+	}
+	encodeNil() {
+		this.writeU8(192);
+	}
+	encodeBoolean(e) {
+		e === !1 ? this.writeU8(194) : this.writeU8(195);
+	}
+	encodeNumber(e) {
+		!this.forceIntegerToFloat && Number.isSafeInteger(e) ? e >= 0 ? e < 128 ? this.writeU8(e) : e < 256 ? (this.writeU8(204), this.writeU8(e)) : e < 65536 ? (this.writeU8(205), this.writeU16(e)) : e < 4294967296 ? (this.writeU8(206), this.writeU32(e)) : this.useBigInt64 ? this.encodeNumberAsFloat(e) : (this.writeU8(207), this.writeU64(e)) : e >= -32 ? this.writeU8(224 | e + 32) : e >= -128 ? (this.writeU8(208), this.writeI8(e)) : e >= -32768 ? (this.writeU8(209), this.writeI16(e)) : e >= -2147483648 ? (this.writeU8(210), this.writeI32(e)) : this.useBigInt64 ? this.encodeNumberAsFloat(e) : (this.writeU8(211), this.writeI64(e)) : this.encodeNumberAsFloat(e);
+	}
+	encodeNumberAsFloat(e) {
+		this.forceFloat32 ? (this.writeU8(202), this.writeF32(e)) : (this.writeU8(203), this.writeF64(e));
+	}
+	encodeBigInt64(e) {
+		e >= BigInt(0) ? (this.writeU8(207), this.writeBigUint64(e)) : (this.writeU8(211), this.writeBigInt64(e));
+	}
+	writeStringHeader(e) {
+		if (e < 32) this.writeU8(160 + e);
+		else if (e < 256) this.writeU8(217), this.writeU8(e);
+		else if (e < 65536) this.writeU8(218), this.writeU16(e);
+		else if (e < 4294967296) this.writeU8(219), this.writeU32(e);
+		else throw Error(`Too long string: ${e} bytes in UTF-8`);
+	}
+	encodeString(e) {
+		let t = ee(e);
+		this.ensureBufferSizeToWrite(5 + t), this.writeStringHeader(t), ae(e, this.bytes, this.pos), this.pos += t;
+	}
+	encodeObject(e, t) {
+		let n = this.extensionCodec.tryToEncode(e, this.context);
+		if (n != null) this.encodeExtension(n);
+		else if (Array.isArray(e)) this.encodeArray(e, t);
+		else if (ArrayBuffer.isView(e)) this.encodeBinary(e);
+		else if (typeof e == "object") this.encodeMap(e, t);
+		else throw Error(`Unrecognized object: ${Object.prototype.toString.apply(e)}`);
+	}
+	encodeBinary(e) {
+		let t = e.byteLength;
+		if (t < 256) this.writeU8(196), this.writeU8(t);
+		else if (t < 65536) this.writeU8(197), this.writeU16(t);
+		else if (t < 4294967296) this.writeU8(198), this.writeU32(t);
+		else throw Error(`Too large binary: ${t}`);
+		let n = Ee(e);
+		this.writeU8a(n);
+	}
+	encodeArray(e, t) {
+		let n = e.length;
+		if (n < 16) this.writeU8(144 + n);
+		else if (n < 65536) this.writeU8(220), this.writeU16(n);
+		else if (n < 4294967296) this.writeU8(221), this.writeU32(n);
+		else throw Error(`Too large array: ${n}`);
+		for (let n of e) this.doEncode(n, t + 1);
+	}
+	countWithoutUndefined(e, t) {
+		let n = 0;
+		for (let r of t) e[r] !== void 0 && n++;
+		return n;
+	}
+	encodeMap(e, t) {
+		let n = Object.keys(e);
+		this.sortKeys && n.sort();
+		let r = this.ignoreUndefined ? this.countWithoutUndefined(e, n) : n.length;
+		if (r < 16) this.writeU8(128 + r);
+		else if (r < 65536) this.writeU8(222), this.writeU16(r);
+		else if (r < 4294967296) this.writeU8(223), this.writeU32(r);
+		else throw Error(`Too large map object: ${r}`);
+		for (let r of n) {
+			let n = e[r];
+			this.ignoreUndefined && n === void 0 || (this.encodeString(r), this.doEncode(n, t + 1));
+		}
+	}
+	encodeExtension(e) {
+		if (typeof e.data == "function") {
+			let t = e.data(this.pos + 6), n = t.length;
+			if (n >= 4294967296) throw Error(`Too large extension object: ${n}`);
+			this.writeU8(201), this.writeU32(n), this.writeI8(e.type), this.writeU8a(t);
+			return;
+		}
+		let t = e.data.length;
+		if (t === 1) this.writeU8(212);
+		else if (t === 2) this.writeU8(213);
+		else if (t === 4) this.writeU8(214);
+		else if (t === 8) this.writeU8(215);
+		else if (t === 16) this.writeU8(216);
+		else if (t < 256) this.writeU8(199), this.writeU8(t);
+		else if (t < 65536) this.writeU8(200), this.writeU16(t);
+		else if (t < 4294967296) this.writeU8(201), this.writeU32(t);
+		else throw Error(`Too large extension object: ${t}`);
+		this.writeI8(e.type), this.writeU8a(e.data);
+	}
+	writeU8(e) {
+		this.ensureBufferSizeToWrite(1), this.view.setUint8(this.pos, e), this.pos++;
+	}
+	writeU8a(e) {
+		let t = e.length;
+		this.ensureBufferSizeToWrite(t), this.bytes.set(e, this.pos), this.pos += t;
+	}
+	writeI8(e) {
+		this.ensureBufferSizeToWrite(1), this.view.setInt8(this.pos, e), this.pos++;
+	}
+	writeU16(e) {
+		this.ensureBufferSizeToWrite(2), this.view.setUint16(this.pos, e), this.pos += 2;
+	}
+	writeI16(e) {
+		this.ensureBufferSizeToWrite(2), this.view.setInt16(this.pos, e), this.pos += 2;
+	}
+	writeU32(e) {
+		this.ensureBufferSizeToWrite(4), this.view.setUint32(this.pos, e), this.pos += 4;
+	}
+	writeI32(e) {
+		this.ensureBufferSizeToWrite(4), this.view.setInt32(this.pos, e), this.pos += 4;
+	}
+	writeF32(e) {
+		this.ensureBufferSizeToWrite(4), this.view.setFloat32(this.pos, e), this.pos += 4;
+	}
+	writeF64(e) {
+		this.ensureBufferSizeToWrite(8), this.view.setFloat64(this.pos, e), this.pos += 8;
+	}
+	writeU64(e) {
+		this.ensureBufferSizeToWrite(8), fe(this.view, this.pos, e), this.pos += 8;
+	}
+	writeI64(e) {
+		this.ensureBufferSizeToWrite(8), pe(this.view, this.pos, e), this.pos += 8;
+	}
+	writeBigUint64(e) {
+		this.ensureBufferSizeToWrite(8), this.view.setBigUint64(this.pos, e), this.pos += 8;
+	}
+	writeBigInt64(e) {
+		this.ensureBufferSizeToWrite(8), this.view.setBigInt64(this.pos, e), this.pos += 8;
+	}
+};
+// ../../clients/js/node_modules/@msgpack/msgpack/dist.esm/encode.mjs
+function Oe(e, t) {
+	return new De(t).encodeSharedRef(e);
+}
+// ../../clients/js/node_modules/@msgpack/msgpack/dist.esm/utils/prettyByte.mjs
+function ke(e) {
+	return `${e < 0 ? "-" : ""}0x${Math.abs(e).toString(16).padStart(2, "0")}`;
+}
+// ../../clients/js/node_modules/@msgpack/msgpack/dist.esm/CachedKeyDecoder.mjs
+var Ae = 16, je = 16, Me = class {
+	hit = 0;
+	miss = 0;
+	caches;
+	maxKeyLength;
+	maxLengthPerKey;
+	constructor(e = Ae, t = je) {
+		this.maxKeyLength = e, this.maxLengthPerKey = t, this.caches = [];
+		for (let e = 0; e < this.maxKeyLength; e++) this.caches.push([]);
+	}
+	canBeCached(e) {
+		return e > 0 && e <= this.maxKeyLength;
+	}
+	find(e, t, n) {
+		let r = this.caches[n - 1];
+		FIND_CHUNK: for (let i of r) {
+			let r = i.bytes;
+			for (let i = 0; i < n; i++) if (r[i] !== e[t + i]) continue FIND_CHUNK;
+			return i.str;
+		}
+		return null;
+	}
+	store(e, t) {
+		let n = this.caches[e.length - 1], r = {
+			bytes: e,
+			str: t
+		};
+		n.length >= this.maxLengthPerKey ? n[Math.random() * n.length | 0] = r : n.push(r);
+	}
+	decode(e, t, n) {
+		let r = this.find(e, t, n);
+		if (r != null) return this.hit++, r;
+		this.miss++;
+		let i = se(e, t, n), a = Uint8Array.prototype.slice.call(e, t, t + n);
+		return this.store(a, i), i;
+	}
+}, Ne = "array", g = "map_key", Pe = "map_value", Fe = (e) => {
+	if (typeof e == "string" || typeof e == "number") return e;
+	throw new h("The type of key must be string or number but " + typeof e);
+}, Ie = class {
+	stack = [];
+	stackHeadPosition = -1;
+	get length() {
+		return this.stackHeadPosition + 1;
+	}
+	top() {
+		return this.stack[this.stackHeadPosition];
+	}
+	pushArrayState(e) {
+		let t = this.getUninitializedStateFromPool();
+		t.type = Ne, t.position = 0, t.size = e, t.array = Array(e);
+	}
+	pushMapState(e) {
+		let t = this.getUninitializedStateFromPool();
+		t.type = g, t.readCount = 0, t.size = e, t.map = {};
+	}
+	getUninitializedStateFromPool() {
+		return this.stackHeadPosition++, this.stackHeadPosition === this.stack.length && this.stack.push({
+			type: void 0,
+			size: 0,
+			array: void 0,
+			position: 0,
+			readCount: 0,
+			map: void 0,
+			key: null
+		}), this.stack[this.stackHeadPosition];
+	}
+	release(e) {
+		if (this.stack[this.stackHeadPosition] !== e) throw Error("Invalid stack state. Released state is not on top of the stack.");
+		if (e.type === Ne) {
+			let t = e;
+			t.size = 0, t.array = void 0, t.position = 0, t.type = void 0;
+		}
+		if (e.type === g || e.type === Pe) {
+			let t = e;
+			t.size = 0, t.map = void 0, t.readCount = 0, t.type = void 0;
+		}
+		this.stackHeadPosition--;
+	}
+	reset() {
+		this.stack.length = 0, this.stackHeadPosition = -1;
+	}
+}, _ = -1, Le = /* @__PURE__ */ new DataView(/* @__PURE__ */ new ArrayBuffer(0)), Re = new Uint8Array(Le.buffer);
+try {
+	Le.getInt8(0);
+} catch (e) {
+	if (!(e instanceof RangeError)) throw Error("This module is not supported in the current JavaScript engine because DataView does not throw RangeError on out-of-bounds access");
+}
+var ze = /* @__PURE__ */ RangeError("Insufficient data"), Be = new Me(), Ve = class e {
+	extensionCodec;
+	context;
+	useBigInt64;
+	rawStrings;
+	maxStrLength;
+	maxBinLength;
+	maxArrayLength;
+	maxMapLength;
+	maxExtLength;
+	keyDecoder;
+	mapKeyConverter;
+	totalPos = 0;
+	pos = 0;
+	view = Le;
+	bytes = Re;
+	headByte = _;
+	stack = new Ie();
+	entered = !1;
+	constructor(e) {
+		this.extensionCodec = e?.extensionCodec ?? we.defaultCodec, this.context = e?.context, this.useBigInt64 = e?.useBigInt64 ?? !1, this.rawStrings = e?.rawStrings ?? !1, this.maxStrLength = e?.maxStrLength ?? 4294967295, this.maxBinLength = e?.maxBinLength ?? 4294967295, this.maxArrayLength = e?.maxArrayLength ?? 4294967295, this.maxMapLength = e?.maxMapLength ?? 4294967295, this.maxExtLength = e?.maxExtLength ?? 4294967295, this.keyDecoder = e?.keyDecoder === void 0 ? Be : e.keyDecoder, this.mapKeyConverter = e?.mapKeyConverter ?? Fe;
+	}
+	clone() {
+		return new e({
+			extensionCodec: this.extensionCodec,
+			context: this.context,
+			useBigInt64: this.useBigInt64,
+			rawStrings: this.rawStrings,
+			maxStrLength: this.maxStrLength,
+			maxBinLength: this.maxBinLength,
+			maxArrayLength: this.maxArrayLength,
+			maxMapLength: this.maxMapLength,
+			maxExtLength: this.maxExtLength,
+			keyDecoder: this.keyDecoder
+		});
+	}
+	reinitializeState() {
+		this.totalPos = 0, this.headByte = _, this.stack.reset();
+	}
+	setBuffer(e) {
+		let t = Ee(e);
+		this.bytes = t, this.view = new DataView(t.buffer, t.byteOffset, t.byteLength), this.pos = 0;
+	}
+	appendBuffer(e) {
+		if (this.headByte === _ && !this.hasRemaining(1)) this.setBuffer(e);
+		else {
+			let t = this.bytes.subarray(this.pos), n = Ee(e), r = new Uint8Array(t.length + n.length);
+			r.set(t), r.set(n, t.length), this.setBuffer(r);
+		}
+	}
+	hasRemaining(e) {
+		return this.view.byteLength - this.pos >= e;
+	}
+	createExtraByteError(e) {
+		let { view: t, pos: n } = this;
+		return /* @__PURE__ */ RangeError(`Extra ${t.byteLength - n} of ${t.byteLength} byte(s) found at buffer[${e}]`);
+	}
+	decode(e) {
+		if (this.entered) return this.clone().decode(e);
+		try {
+			this.entered = !0, this.reinitializeState(), this.setBuffer(e);
+			let t = this.doDecodeSync();
+			if (this.hasRemaining(1)) throw this.createExtraByteError(this.pos);
+			return t;
+		} finally {
+			this.entered = !1;
+		}
+	}
+	*decodeMulti(e) {
+		if (this.entered) yield* this.clone().decodeMulti(e);
+		else try {
+			for (this.entered = !0, this.reinitializeState(), this.setBuffer(e); this.hasRemaining(1);) yield this.doDecodeSync();
+		} finally {
+			this.entered = !1;
+		}
+	}
+	async decodeAsync(e) {
+		if (this.entered) return this.clone().decodeAsync(e);
+		try {
+			this.entered = !0;
+			let t = !1, n;
+			for await (let r of e) {
+				if (t) throw this.entered = !1, this.createExtraByteError(this.totalPos);
+				this.appendBuffer(r);
+				try {
+					n = this.doDecodeSync(), t = !0;
+				} catch (e) {
+					if (!(e instanceof RangeError)) throw e;
+				}
+				this.totalPos += this.pos;
+			}
+			if (t) {
+				if (this.hasRemaining(1)) throw this.createExtraByteError(this.totalPos);
+				return n;
+			}
+			let { headByte: r, pos: i, totalPos: a } = this;
+			throw RangeError(`Insufficient data in parsing ${ke(r)} at ${a} (${i} in the current buffer)`);
+		} finally {
+			this.entered = !1;
+		}
+	}
+	decodeArrayStream(e) {
+		return this.decodeMultiAsync(e, !0);
+	}
+	decodeStream(e) {
+		return this.decodeMultiAsync(e, !1);
+	}
+	async *decodeMultiAsync(e, t) {
+		if (this.entered) yield* this.clone().decodeMultiAsync(e, t);
+		else try {
+			this.entered = !0;
+			let n = t, r = -1;
+			for await (let i of e) {
+				if (t && r === 0) throw this.createExtraByteError(this.totalPos);
+				this.appendBuffer(i), n && (r = this.readArraySize(), n = !1, this.complete());
+				try {
+					for (; yield this.doDecodeSync(), --r !== 0;);
+				} catch (e) {
+					if (!(e instanceof RangeError)) throw e;
+				}
+				this.totalPos += this.pos;
+			}
+		} finally {
+			this.entered = !1;
+		}
+	}
+	doDecodeSync() {
+		DECODE: for (;;) {
+			let e = this.readHeadByte(), t;
+			if (e >= 224) t = e - 256;
+			else if (e < 192) {
+				if (e < 128) t = e;
+				else if (e < 144) {
+					let n = e - 128;
+					if (n !== 0) {
+						this.pushMapState(n), this.complete();
+						continue DECODE;
+					}
+					t = {};
+				} else if (e < 160) {
+					let n = e - 144;
+					if (n !== 0) {
+						this.pushArrayState(n), this.complete();
+						continue DECODE;
+					}
+					t = [];
+				} else {
+					let n = e - 160;
+					t = this.decodeString(n, 0);
+				}
+			} else if (e === 192) t = null;
+			else if (e === 194) t = !1;
+			else if (e === 195) t = !0;
+			else if (e === 202) t = this.readF32();
+			else if (e === 203) t = this.readF64();
+			else if (e === 204) t = this.readU8();
+			else if (e === 205) t = this.readU16();
+			else if (e === 206) t = this.readU32();
+			else if (e === 207) t = this.useBigInt64 ? this.readU64AsBigInt() : this.readU64();
+			else if (e === 208) t = this.readI8();
+			else if (e === 209) t = this.readI16();
+			else if (e === 210) t = this.readI32();
+			else if (e === 211) t = this.useBigInt64 ? this.readI64AsBigInt() : this.readI64();
+			else if (e === 217) {
+				let e = this.lookU8();
+				t = this.decodeString(e, 1);
+			} else if (e === 218) {
+				let e = this.lookU16();
+				t = this.decodeString(e, 2);
+			} else if (e === 219) {
+				let e = this.lookU32();
+				t = this.decodeString(e, 4);
+			} else if (e === 220) {
+				let e = this.readU16();
+				if (e !== 0) {
+					this.pushArrayState(e), this.complete();
+					continue DECODE;
+				}
+				t = [];
+			} else if (e === 221) {
+				let e = this.readU32();
+				if (e !== 0) {
+					this.pushArrayState(e), this.complete();
+					continue DECODE;
+				}
+				t = [];
+			} else if (e === 222) {
+				let e = this.readU16();
+				if (e !== 0) {
+					this.pushMapState(e), this.complete();
+					continue DECODE;
+				}
+				t = {};
+			} else if (e === 223) {
+				let e = this.readU32();
+				if (e !== 0) {
+					this.pushMapState(e), this.complete();
+					continue DECODE;
+				}
+				t = {};
+			} else if (e === 196) {
+				let e = this.lookU8();
+				t = this.decodeBinary(e, 1);
+			} else if (e === 197) {
+				let e = this.lookU16();
+				t = this.decodeBinary(e, 2);
+			} else if (e === 198) {
+				let e = this.lookU32();
+				t = this.decodeBinary(e, 4);
+			} else if (e === 212) t = this.decodeExtension(1, 0);
+			else if (e === 213) t = this.decodeExtension(2, 0);
+			else if (e === 214) t = this.decodeExtension(4, 0);
+			else if (e === 215) t = this.decodeExtension(8, 0);
+			else if (e === 216) t = this.decodeExtension(16, 0);
+			else if (e === 199) {
+				let e = this.lookU8();
+				t = this.decodeExtension(e, 1);
+			} else if (e === 200) {
+				let e = this.lookU16();
+				t = this.decodeExtension(e, 2);
+			} else if (e === 201) {
+				let e = this.lookU32();
+				t = this.decodeExtension(e, 4);
+			} else throw new h(`Unrecognized type byte: ${ke(e)}`);
+			this.complete();
+			let n = this.stack;
+			for (; n.length > 0;) {
+				let e = n.top();
+				if (e.type === Ne) {
+					if (e.array[e.position] = t, e.position++, e.position === e.size) t = e.array, n.release(e);
+					else continue DECODE;
+				} else if (e.type === g) {
+					if (t === "__proto__") throw new h("The key __proto__ is not allowed");
+					e.key = this.mapKeyConverter(t), e.type = Pe;
+					continue DECODE;
+				} else if (e.map[e.key] = t, e.readCount++, e.readCount === e.size) t = e.map, n.release(e);
+				else {
+					e.key = null, e.type = g;
+					continue DECODE;
+				}
+			}
+			return t;
+		}
+	}
+	readHeadByte() {
+		return this.headByte === _ && (this.headByte = this.readU8()), this.headByte;
+	}
+	complete() {
+		this.headByte = _;
+	}
+	readArraySize() {
+		let e = this.readHeadByte();
+		switch (e) {
+			case 220: return this.readU16();
+			case 221: return this.readU32();
+			default:
+				if (e < 160) return e - 144;
+				throw new h(`Unrecognized array type byte: ${ke(e)}`);
+		}
+	}
+	pushMapState(e) {
+		if (e > this.maxMapLength) throw new h(`Max length exceeded: map length (${e}) > maxMapLengthLength (${this.maxMapLength})`);
+		this.stack.pushMapState(e);
+	}
+	pushArrayState(e) {
+		if (e > this.maxArrayLength) throw new h(`Max length exceeded: array length (${e}) > maxArrayLength (${this.maxArrayLength})`);
+		this.stack.pushArrayState(e);
+	}
+	decodeString(e, t) {
+		return !this.rawStrings || this.stateIsMapKey() ? this.decodeUtf8String(e, t) : this.decodeBinary(e, t);
+	}
+	decodeUtf8String(e, t) {
+		if (e > this.maxStrLength) throw new h(`Max length exceeded: UTF-8 byte length (${e}) > maxStrLength (${this.maxStrLength})`);
+		if (this.bytes.byteLength < this.pos + t + e) throw ze;
+		let n = this.pos + t, r;
+		return r = this.stateIsMapKey() && this.keyDecoder?.canBeCached(e) ? this.keyDecoder.decode(this.bytes, n, e) : de(this.bytes, n, e), this.pos += t + e, r;
+	}
+	stateIsMapKey() {
+		return this.stack.length > 0 && this.stack.top().type === g;
+	}
+	decodeBinary(e, t) {
+		if (e > this.maxBinLength) throw new h(`Max length exceeded: bin length (${e}) > maxBinLength (${this.maxBinLength})`);
+		if (!this.hasRemaining(e + t)) throw ze;
+		let n = this.pos + t, r = this.bytes.subarray(n, n + e);
+		return this.pos += t + e, r;
+	}
+	decodeExtension(e, t) {
+		if (e > this.maxExtLength) throw new h(`Max length exceeded: ext length (${e}) > maxExtLength (${this.maxExtLength})`);
+		let n = this.view.getInt8(this.pos + t), r = this.decodeBinary(e, t + 1);
+		return this.extensionCodec.decode(r, n, this.context);
+	}
+	lookU8() {
+		return this.view.getUint8(this.pos);
+	}
+	lookU16() {
+		return this.view.getUint16(this.pos);
+	}
+	lookU32() {
+		return this.view.getUint32(this.pos);
+	}
+	readU8() {
+		let e = this.view.getUint8(this.pos);
+		return this.pos++, e;
+	}
+	readI8() {
+		let e = this.view.getInt8(this.pos);
+		return this.pos++, e;
+	}
+	readU16() {
+		let e = this.view.getUint16(this.pos);
+		return this.pos += 2, e;
+	}
+	readI16() {
+		let e = this.view.getInt16(this.pos);
+		return this.pos += 2, e;
+	}
+	readU32() {
+		let e = this.view.getUint32(this.pos);
+		return this.pos += 4, e;
+	}
+	readI32() {
+		let e = this.view.getInt32(this.pos);
+		return this.pos += 4, e;
+	}
+	readU64() {
+		let e = he(this.view, this.pos);
+		return this.pos += 8, e;
+	}
+	readI64() {
+		let e = me(this.view, this.pos);
+		return this.pos += 8, e;
+	}
+	readU64AsBigInt() {
+		let e = this.view.getBigUint64(this.pos);
+		return this.pos += 8, e;
+	}
+	readI64AsBigInt() {
+		let e = this.view.getBigInt64(this.pos);
+		return this.pos += 8, e;
+	}
+	readF32() {
+		let e = this.view.getFloat32(this.pos);
+		return this.pos += 4, e;
+	}
+	readF64() {
+		let e = this.view.getFloat64(this.pos);
+		return this.pos += 8, e;
+	}
+};
+// ../../clients/js/node_modules/@msgpack/msgpack/dist.esm/decode.mjs
+function He(e, t) {
+	return new Ve(t).decode(e);
+}
+// ../../clients/js/src/serializers.ts
+var v = {
+	name: "raw",
+	encode(e) {
+		if (!(e instanceof Uint8Array)) throw TypeError(`the raw serializer sends Uint8Array, got ${typeof e}`);
+		return e;
+	},
+	decode: (e) => e
+}, Ue = new TextEncoder(), We = new TextDecoder("utf-8", { fatal: !0 }), Ge = {
+	name: "json",
+	encode(e) {
+		let t = JSON.stringify(e);
+		if (t === void 0) throw TypeError(`${typeof e} is not JSON`);
+		return Ue.encode(t);
+	},
+	decode: (e) => JSON.parse(We.decode(e))
+}, Ke = {
+	name: "msgpack",
+	encode: (e) => Oe(e),
+	decode: (e) => He(e)
+}, qe = /^[a-z0-9][a-z0-9._+-]{0,31}$/;
+function Je(e) {
+	if (!qe.test(e)) throw TypeError(`serializer name ${JSON.stringify(e)} is invalid: 1-32 of a-z 0-9 . _ + -`);
+	return e;
+}
+function Ye(e, t) {
+	if (e === v && t instanceof Uint8Array) return t;
+	try {
+		return e.encode(t);
+	} catch (n) {
+		throw new r(`the ${e.name} serializer cannot encode ${typeof t}: ${String(n)}`);
+	}
+}
+var Xe = class extends n {
+	serializer;
+	data;
+	topic;
+	messageId;
+	constructor(e, t, n, r, i) {
+		super(`cannot decode message ${i} on ${JSON.stringify(r)} with the ${e} serializer: ${t}`), this.serializer = e, this.data = n, this.topic = r, this.messageId = i, this.name = "PayloadDecodeError";
+	}
+}, y = /* @__PURE__ */ new Int32Array(2), Ze = new Float32Array(y.buffer), Qe = new Float64Array(y.buffer), b = new Uint16Array(new Uint8Array([1, 0]).buffer)[0] === 1, $e;
 (function(e) {
 	e[e.UTF8_BYTES = 1] = "UTF8_BYTES", e[e.UTF16_STRING = 2] = "UTF16_STRING";
-})(ne ||= {});
+})($e ||= {});
 // ../../clients/js/node_modules/flatbuffers/mjs/byte-buffer.js
-var h = class e {
+var et = class e {
 	constructor(e) {
 		this.bytes_ = e, this.position_ = 0, this.text_decoder_ = new TextDecoder();
 	}
@@ -131,10 +1022,10 @@ var h = class e {
 		return BigInt.asUintN(64, BigInt(this.readUint32(e)) + (BigInt(this.readUint32(e + 4)) << BigInt(32)));
 	}
 	readFloat32(e) {
-		return p[0] = this.readInt32(e), ee[0];
+		return y[0] = this.readInt32(e), Ze[0];
 	}
 	readFloat64(e) {
-		return p[+!m] = this.readInt32(e), p[+!!m] = this.readInt32(e + 4), te[0];
+		return y[+!b] = this.readInt32(e), y[+!!b] = this.readInt32(e + 4), Qe[0];
 	}
 	writeInt8(e, t) {
 		this.bytes_[e] = t;
@@ -161,10 +1052,10 @@ var h = class e {
 		this.writeUint32(e, Number(BigInt.asUintN(32, t))), this.writeUint32(e + 4, Number(BigInt.asUintN(32, t >> BigInt(32))));
 	}
 	writeFloat32(e, t) {
-		ee[0] = t, this.writeInt32(e, p[0]);
+		Ze[0] = t, this.writeInt32(e, y[0]);
 	}
 	writeFloat64(e, t) {
-		te[0] = t, this.writeInt32(e, p[+!m]), this.writeInt32(e + 4, p[+!!m]);
+		Qe[0] = t, this.writeInt32(e, y[+!b]), this.writeInt32(e + 4, y[+!!b]);
 	}
 	getBufferIdentifier() {
 		if (this.bytes_.length < this.position_ + 4 + 4) throw Error("FlatBuffers: ByteBuffer is too short to contain an identifier.");
@@ -184,7 +1075,7 @@ var h = class e {
 		let n = this.readInt32(e);
 		e += 4;
 		let r = this.bytes_.subarray(e, e + n);
-		return t === ne.UTF8_BYTES ? r : this.text_decoder_.decode(r);
+		return t === $e.UTF8_BYTES ? r : this.text_decoder_.decode(r);
 	}
 	__union_with_string(e, t) {
 		return typeof e == "string" ? this.__string(t) : this.__union(e, t);
@@ -219,11 +1110,11 @@ var h = class e {
 		}
 		return n;
 	}
-}, re = class e {
+}, tt = class e {
 	constructor(e) {
 		this.minalign = 1, this.vtable = null, this.vtable_in_use = 0, this.isNested = !1, this.object_start = 0, this.vtables = [], this.vector_num_elems = 0, this.force_defaults = !1, this.string_maps = null, this.text_encoder = new TextEncoder();
 		let t;
-		t = e || 1024, this.bb = h.allocate(t), this.space = t;
+		t = e || 1024, this.bb = et.allocate(t), this.space = t;
 	}
 	clear() {
 		this.bb.clear(), this.space = this.bb.capacity(), this.minalign = 1, this.vtable = null, this.vtable_in_use = 0, this.isNested = !1, this.object_start = 0, this.vtables = [], this.vector_num_elems = 0, this.force_defaults = !1, this.string_maps = null;
@@ -324,7 +1215,7 @@ var h = class e {
 	static growByteBuffer(e) {
 		let t = e.capacity();
 		if (t & 3221225472) throw Error("FlatBuffers: cannot grow buffer beyond 2 gigabytes.");
-		let n = t << 1, r = h.allocate(n);
+		let n = t << 1, r = et.allocate(n);
 		return r.setPosition(n - t), r.bytes().set(e.bytes(), n - t), r;
 	}
 	addOffset(e) {
@@ -407,7 +1298,7 @@ var h = class e {
 	createStructOffsetList(e, t) {
 		return t(this, e.length), this.createObjectOffsetList(e.slice().reverse()), this.endVector();
 	}
-}, g = class {
+}, x = class {
 	bb = null;
 	bb_pos = 0;
 	__init(e, t) {
@@ -425,7 +1316,7 @@ var h = class e {
 	static createStreamPosition(e, t, n) {
 		return e.prep(8, 16), e.writeInt64(BigInt(n ?? 0)), e.writeInt64(BigInt(t ?? 0)), e.offset();
 	}
-}, _ = class e {
+}, S = class e {
 	bb = null;
 	bb_pos = 0;
 	__init(e, t) {
@@ -443,7 +1334,7 @@ var h = class e {
 	}
 	position(e) {
 		let t = this.bb.__offset(this.bb_pos, 6);
-		return t ? (e || new g()).__init(this.bb_pos + t, this.bb) : null;
+		return t ? (e || new x()).__init(this.bb_pos + t, this.bb) : null;
 	}
 	static startTopicPosition(e) {
 		e.startObject(2);
@@ -458,7 +1349,7 @@ var h = class e {
 		let t = e.endObject();
 		return e.requiredField(t, 4), e.requiredField(t, 6), t;
 	}
-}, v = class e {
+}, C = class e {
 	bb = null;
 	bb_pos = 0;
 	__init(e, t) {
@@ -476,7 +1367,7 @@ var h = class e {
 	}
 	positions(e, t) {
 		let n = this.bb.__offset(this.bb_pos, 6);
-		return n ? (t || new _()).__init(this.bb.__indirect(this.bb.__vector(this.bb_pos + n) + e * 4), this.bb) : null;
+		return n ? (t || new S()).__init(this.bb.__indirect(this.bb.__vector(this.bb_pos + n) + e * 4), this.bb) : null;
 	}
 	positionsLength() {
 		let e = this.bb.__offset(this.bb_pos, 6);
@@ -505,7 +1396,7 @@ var h = class e {
 	static createAck(t, n, r) {
 		return e.startAck(t), e.addSeq(t, n), e.addPositions(t, r), e.endAck(t);
 	}
-}, y = class e {
+}, w = class e {
 	bb = null;
 	bb_pos = 0;
 	__init(e, t) {
@@ -523,7 +1414,7 @@ var h = class e {
 	}
 	position(e) {
 		let t = this.bb.__offset(this.bb_pos, 6);
-		return t ? (e || new g()).__init(this.bb_pos + t, this.bb) : null;
+		return t ? (e || new x()).__init(this.bb_pos + t, this.bb) : null;
 	}
 	seq() {
 		let e = this.bb.__offset(this.bb_pos, 8);
@@ -574,7 +1465,7 @@ var h = class e {
 	static endData(e) {
 		return e.endObject();
 	}
-}, b = class e {
+}, T = class e {
 	bb = null;
 	bb_pos = 0;
 	__init(e, t) {
@@ -630,7 +1521,7 @@ var h = class e {
 	static createError(t, n, r, i, a, o) {
 		return e.startError(t), e.addCode(t, n), e.addMessage(t, r), e.addDetails(t, i), e.addRetryable(t, a), e.addRequestId(t, o), e.endError(t);
 	}
-}, x = class e {
+}, E = class e {
 	bb = null;
 	bb_pos = 0;
 	__init(e, t) {
@@ -672,7 +1563,7 @@ var h = class e {
 	static createGoodbye(t, n, r, i) {
 		return e.startGoodbye(t), e.addCode(t, n), e.addReason(t, r), e.addReconnectAfterMs(t, i), e.endGoodbye(t);
 	}
-}, S = class e {
+}, D = class e {
 	bb = null;
 	bb_pos = 0;
 	__init(e, t) {
@@ -708,7 +1599,7 @@ var h = class e {
 	static createKeyValue(t, n, r) {
 		return e.startKeyValue(t), e.addKey(t, n), e.addValue(t, r), e.endKeyValue(t);
 	}
-}, C = class e {
+}, O = class e {
 	bb = null;
 	bb_pos = 0;
 	__init(e, t) {
@@ -734,7 +1625,7 @@ var h = class e {
 	}
 	metadata(e, t) {
 		let n = this.bb.__offset(this.bb_pos, 10);
-		return n ? (t || new S()).__init(this.bb.__indirect(this.bb.__vector(this.bb_pos + n) + e * 4), this.bb) : null;
+		return n ? (t || new D()).__init(this.bb.__indirect(this.bb.__vector(this.bb_pos + n) + e * 4), this.bb) : null;
 	}
 	metadataLength() {
 		let e = this.bb.__offset(this.bb_pos, 10);
@@ -769,7 +1660,7 @@ var h = class e {
 	static createClientInfo(t, n, r, i, a) {
 		return e.startClientInfo(t), e.addName(t, n), e.addVersion(t, r), e.addPlatform(t, i), e.addMetadata(t, a), e.endClientInfo(t);
 	}
-}, w = class e {
+}, k = class e {
 	bb = null;
 	bb_pos = 0;
 	__init(e, t) {
@@ -803,7 +1694,7 @@ var h = class e {
 	}
 	positions(e, t) {
 		let n = this.bb.__offset(this.bb_pos, 10);
-		return n ? (t || new _()).__init(this.bb.__indirect(this.bb.__vector(this.bb_pos + n) + e * 4), this.bb) : null;
+		return n ? (t || new S()).__init(this.bb.__indirect(this.bb.__vector(this.bb_pos + n) + e * 4), this.bb) : null;
 	}
 	positionsLength() {
 		let e = this.bb.__offset(this.bb_pos, 10);
@@ -819,10 +1710,14 @@ var h = class e {
 	}
 	client(e) {
 		let t = this.bb.__offset(this.bb_pos, 16);
-		return t ? (e || new C()).__init(this.bb.__indirect(this.bb_pos + t), this.bb) : null;
+		return t ? (e || new O()).__init(this.bb.__indirect(this.bb_pos + t), this.bb) : null;
+	}
+	serializer(e) {
+		let t = this.bb.__offset(this.bb_pos, 18);
+		return t ? this.bb.__string(this.bb_pos + t, e) : null;
 	}
 	static startHello(e) {
-		e.startObject(7);
+		e.startObject(8);
 	}
 	static addProtocolVersion(e, t) {
 		e.addFieldInt16(0, t, 1);
@@ -861,10 +1756,13 @@ var h = class e {
 	static addClient(e, t) {
 		e.addFieldOffset(6, t, 0);
 	}
+	static addSerializer(e, t) {
+		e.addFieldOffset(7, t, 0);
+	}
 	static endHello(e) {
 		return e.endObject();
 	}
-}, T = class e {
+}, A = class e {
 	bb = null;
 	bb_pos = 0;
 	__init(e, t) {
@@ -899,7 +1797,7 @@ var h = class e {
 	static createPing(t, n, r) {
 		return e.startPing(t), e.addId(t, n), e.addTimestampMs(t, r), e.endPing(t);
 	}
-}, E = class e {
+}, j = class e {
 	bb = null;
 	bb_pos = 0;
 	__init(e, t) {
@@ -941,9 +1839,9 @@ var h = class e {
 	static createPong(t, n, r, i) {
 		return e.startPong(t), e.addId(t, n), e.addEchoTimestampMs(t, r), e.addTimestampMs(t, i), e.endPong(t);
 	}
-}, ie = /* @__PURE__ */ function(e) {
+}, nt = /* @__PURE__ */ function(e) {
 	return e[e.Join = 0] = "Join", e[e.Leave = 1] = "Leave", e;
-}({}), D = class e {
+}({}), M = class e {
 	bb = null;
 	bb_pos = 0;
 	__init(e, t) {
@@ -961,7 +1859,7 @@ var h = class e {
 	}
 	action() {
 		let e = this.bb.__offset(this.bb_pos, 6);
-		return e ? this.bb.readUint8(this.bb_pos + e) : ie.Join;
+		return e ? this.bb.readUint8(this.bb_pos + e) : nt.Join;
 	}
 	sessionId(e) {
 		let t = this.bb.__offset(this.bb_pos, 8);
@@ -969,7 +1867,7 @@ var h = class e {
 	}
 	metadata(e, t) {
 		let n = this.bb.__offset(this.bb_pos, 10);
-		return n ? (t || new S()).__init(this.bb.__indirect(this.bb.__vector(this.bb_pos + n) + e * 4), this.bb) : null;
+		return n ? (t || new D()).__init(this.bb.__indirect(this.bb.__vector(this.bb_pos + n) + e * 4), this.bb) : null;
 	}
 	metadataLength() {
 		let e = this.bb.__offset(this.bb_pos, 10);
@@ -982,7 +1880,7 @@ var h = class e {
 		e.addFieldOffset(0, t, 0);
 	}
 	static addAction(e, t) {
-		e.addFieldInt8(1, t, ie.Join);
+		e.addFieldInt8(1, t, nt.Join);
 	}
 	static addSessionId(e, t) {
 		e.addFieldOffset(2, t, 0);
@@ -1005,7 +1903,63 @@ var h = class e {
 	static createPresence(t, n, r, i, a) {
 		return e.startPresence(t), e.addTopic(t, n), e.addAction(t, r), e.addSessionId(t, i), e.addMetadata(t, a), e.endPresence(t);
 	}
-}, O = class e {
+}, N = class e {
+	bb = null;
+	bb_pos = 0;
+	__init(e, t) {
+		return this.bb_pos = e, this.bb = t, this;
+	}
+	static getRootAsRefresh(t, n) {
+		return (n || new e()).__init(t.readInt32(t.position()) + t.position(), t);
+	}
+	static getSizePrefixedRootAsRefresh(t, n) {
+		return t.setPosition(t.position() + 4), (n || new e()).__init(t.readInt32(t.position()) + t.position(), t);
+	}
+	token(e) {
+		let t = this.bb.__offset(this.bb_pos, 4);
+		return t ? this.bb.__string(this.bb_pos + t, e) : null;
+	}
+	static startRefresh(e) {
+		e.startObject(1);
+	}
+	static addToken(e, t) {
+		e.addFieldOffset(0, t, 0);
+	}
+	static endRefresh(e) {
+		return e.endObject();
+	}
+	static createRefresh(t, n) {
+		return e.startRefresh(t), e.addToken(t, n), e.endRefresh(t);
+	}
+}, P = class e {
+	bb = null;
+	bb_pos = 0;
+	__init(e, t) {
+		return this.bb_pos = e, this.bb = t, this;
+	}
+	static getRootAsRefreshed(t, n) {
+		return (n || new e()).__init(t.readInt32(t.position()) + t.position(), t);
+	}
+	static getSizePrefixedRootAsRefreshed(t, n) {
+		return t.setPosition(t.position() + 4), (n || new e()).__init(t.readInt32(t.position()) + t.position(), t);
+	}
+	credentialsExpireMs() {
+		let e = this.bb.__offset(this.bb_pos, 4);
+		return e ? this.bb.readUint64(this.bb_pos + e) : BigInt("0");
+	}
+	static startRefreshed(e) {
+		e.startObject(1);
+	}
+	static addCredentialsExpireMs(e, t) {
+		e.addFieldInt64(0, t, BigInt("0"));
+	}
+	static endRefreshed(e) {
+		return e.endObject();
+	}
+	static createRefreshed(t, n) {
+		return e.startRefreshed(t), e.addCredentialsExpireMs(t, n), e.endRefreshed(t);
+	}
+}, F = class e {
 	bb = null;
 	bb_pos = 0;
 	__init(e, t) {
@@ -1027,7 +1981,7 @@ var h = class e {
 	}
 	position(e) {
 		let t = this.bb.__offset(this.bb_pos, 8);
-		return t ? (e || new g()).__init(this.bb_pos + t, this.bb) : null;
+		return t ? (e || new x()).__init(this.bb_pos + t, this.bb) : null;
 	}
 	static startSubscribe(e) {
 		e.startObject(3);
@@ -1045,9 +1999,9 @@ var h = class e {
 		let t = e.endObject();
 		return e.requiredField(t, 6), t;
 	}
-}, ae = /* @__PURE__ */ function(e) {
+}, rt = /* @__PURE__ */ function(e) {
 	return e[e.Recovered = 0] = "Recovered", e[e.Failed = 1] = "Failed", e[e.Fresh = 2] = "Fresh", e;
-}({}), k = class e {
+}({}), I = class e {
 	bb = null;
 	bb_pos = 0;
 	__init(e, t) {
@@ -1065,11 +2019,11 @@ var h = class e {
 	}
 	status() {
 		let e = this.bb.__offset(this.bb_pos, 6);
-		return e ? this.bb.readUint8(this.bb_pos + e) : ae.Recovered;
+		return e ? this.bb.readUint8(this.bb_pos + e) : rt.Recovered;
 	}
 	position(e) {
 		let t = this.bb.__offset(this.bb_pos, 8);
-		return t ? (e || new g()).__init(this.bb_pos + t, this.bb) : null;
+		return t ? (e || new x()).__init(this.bb_pos + t, this.bb) : null;
 	}
 	lostFrom() {
 		let e = this.bb.__offset(this.bb_pos, 10);
@@ -1090,7 +2044,7 @@ var h = class e {
 		e.addFieldOffset(0, t, 0);
 	}
 	static addStatus(e, t) {
-		e.addFieldInt8(1, t, ae.Recovered);
+		e.addFieldInt8(1, t, rt.Recovered);
 	}
 	static addPosition(e, t) {
 		e.addFieldStruct(2, t, 0);
@@ -1108,7 +2062,7 @@ var h = class e {
 		let t = e.endObject();
 		return e.requiredField(t, 4), t;
 	}
-}, A = class e {
+}, L = class e {
 	bb = null;
 	bb_pos = 0;
 	__init(e, t) {
@@ -1126,7 +2080,7 @@ var h = class e {
 	}
 	recovery(e) {
 		let t = this.bb.__offset(this.bb_pos, 6);
-		return t ? (e || new k()).__init(this.bb.__indirect(this.bb_pos + t), this.bb) : null;
+		return t ? (e || new I()).__init(this.bb.__indirect(this.bb_pos + t), this.bb) : null;
 	}
 	static startSubscribed(e) {
 		e.startObject(2);
@@ -1141,7 +2095,7 @@ var h = class e {
 		let t = e.endObject();
 		return e.requiredField(t, 6), t;
 	}
-}, j = class e {
+}, R = class e {
 	bb = null;
 	bb_pos = 0;
 	__init(e, t) {
@@ -1177,7 +2131,7 @@ var h = class e {
 	static createUnsubscribe(t, n, r) {
 		return e.startUnsubscribe(t), e.addRequestId(t, n), e.addTopic(t, r), e.endUnsubscribe(t);
 	}
-}, M = class e {
+}, z = class e {
 	bb = null;
 	bb_pos = 0;
 	__init(e, t) {
@@ -1213,7 +2167,7 @@ var h = class e {
 	static createUnsubscribed(t, n, r) {
 		return e.startUnsubscribed(t), e.addRequestId(t, n), e.addTopic(t, r), e.endUnsubscribed(t);
 	}
-}, N = class e {
+}, B = class e {
 	bb = null;
 	bb_pos = 0;
 	__init(e, t) {
@@ -1269,7 +2223,7 @@ var h = class e {
 	static createLimits(t, n, r, i, a, o) {
 		return e.startLimits(t), e.addMaxMessageSize(t, n), e.addMaxUnacked(t, r), e.addMaxTopics(t, i), e.addMaxMessagesPerSecond(t, a), e.addMaxBytesPerSecond(t, o), e.endLimits(t);
 	}
-}, P = class e {
+}, V = class e {
 	bb = null;
 	bb_pos = 0;
 	__init(e, t) {
@@ -1303,7 +2257,7 @@ var h = class e {
 	}
 	recovery(e, t) {
 		let n = this.bb.__offset(this.bb_pos, 10);
-		return n ? (t || new k()).__init(this.bb.__indirect(this.bb.__vector(this.bb_pos + n) + e * 4), this.bb) : null;
+		return n ? (t || new I()).__init(this.bb.__indirect(this.bb.__vector(this.bb_pos + n) + e * 4), this.bb) : null;
 	}
 	recoveryLength() {
 		let e = this.bb.__offset(this.bb_pos, 10);
@@ -1323,7 +2277,7 @@ var h = class e {
 	}
 	limits(e) {
 		let t = this.bb.__offset(this.bb_pos, 18);
-		return t ? (e || new N()).__init(this.bb.__indirect(this.bb_pos + t), this.bb) : null;
+		return t ? (e || new B()).__init(this.bb.__indirect(this.bb_pos + t), this.bb) : null;
 	}
 	serverTimeMs() {
 		let e = this.bb.__offset(this.bb_pos, 20);
@@ -1333,8 +2287,16 @@ var h = class e {
 		let t = this.bb.__offset(this.bb_pos, 22);
 		return t ? this.bb.__string(this.bb_pos + t, e) : null;
 	}
+	credentialsExpireMs() {
+		let e = this.bb.__offset(this.bb_pos, 24);
+		return e ? this.bb.readUint64(this.bb_pos + e) : BigInt("0");
+	}
+	serializer(e) {
+		let t = this.bb.__offset(this.bb_pos, 26);
+		return t ? this.bb.__string(this.bb_pos + t, e) : null;
+	}
 	static startWelcome(e) {
-		e.startObject(10);
+		e.startObject(12);
 	}
 	static addSessionId(e, t) {
 		e.addFieldOffset(0, t, 0);
@@ -1382,13 +2344,19 @@ var h = class e {
 	static addFreshReason(e, t) {
 		e.addFieldOffset(9, t, 0);
 	}
+	static addCredentialsExpireMs(e, t) {
+		e.addFieldInt64(10, t, BigInt("0"));
+	}
+	static addSerializer(e, t) {
+		e.addFieldOffset(11, t, 0);
+	}
 	static endWelcome(e) {
 		let t = e.endObject();
 		return e.requiredField(t, 4), e.requiredField(t, 6), t;
 	}
-}, F = /* @__PURE__ */ function(e) {
-	return e[e.NONE = 0] = "NONE", e[e.Hello = 1] = "Hello", e[e.Welcome = 2] = "Welcome", e[e.Data = 3] = "Data", e[e.Ack = 4] = "Ack", e[e.Ping = 5] = "Ping", e[e.Pong = 6] = "Pong", e[e.Subscribe = 7] = "Subscribe", e[e.Unsubscribe = 8] = "Unsubscribe", e[e.Subscribed = 9] = "Subscribed", e[e.Unsubscribed = 10] = "Unsubscribed", e[e.Presence = 11] = "Presence", e[e.Error = 12] = "Error", e[e.Goodbye = 13] = "Goodbye", e;
-}({}), I = class e {
+}, H = /* @__PURE__ */ function(e) {
+	return e[e.NONE = 0] = "NONE", e[e.Hello = 1] = "Hello", e[e.Welcome = 2] = "Welcome", e[e.Data = 3] = "Data", e[e.Ack = 4] = "Ack", e[e.Ping = 5] = "Ping", e[e.Pong = 6] = "Pong", e[e.Subscribe = 7] = "Subscribe", e[e.Unsubscribe = 8] = "Unsubscribe", e[e.Subscribed = 9] = "Subscribed", e[e.Unsubscribed = 10] = "Unsubscribed", e[e.Presence = 11] = "Presence", e[e.Error = 12] = "Error", e[e.Goodbye = 13] = "Goodbye", e[e.Refresh = 14] = "Refresh", e[e.Refreshed = 15] = "Refreshed", e;
+}({}), U = class e {
 	bb = null;
 	bb_pos = 0;
 	__init(e, t) {
@@ -1405,7 +2373,7 @@ var h = class e {
 	}
 	bodyType() {
 		let e = this.bb.__offset(this.bb_pos, 4);
-		return e ? this.bb.readUint8(this.bb_pos + e) : F.NONE;
+		return e ? this.bb.readUint8(this.bb_pos + e) : H.NONE;
 	}
 	body(e) {
 		let t = this.bb.__offset(this.bb_pos, 6);
@@ -1415,7 +2383,7 @@ var h = class e {
 		e.startObject(2);
 	}
 	static addBodyType(e, t) {
-		e.addFieldInt8(0, t, F.NONE);
+		e.addFieldInt8(0, t, H.NONE);
 	}
 	static addBody(e, t) {
 		e.addFieldOffset(1, t, 0);
@@ -1432,178 +2400,188 @@ var h = class e {
 	static createEnvelope(t, n, r) {
 		return e.startEnvelope(t), e.addBodyType(t, n), e.addBody(t, r), e.endEnvelope(t);
 	}
-}, L = {
+}, W = {
 	Recovered: 0,
 	Failed: 1,
 	Fresh: 2
-}, R = {
+}, it = {
 	Join: 0,
 	Leave: 1
-}, oe = 65535, se = 4294967295, ce = (1n << 64n) - 1n, le = {
-	Hello: F.Hello,
-	Welcome: F.Welcome,
-	Data: F.Data,
-	Ack: F.Ack,
-	Ping: F.Ping,
-	Pong: F.Pong,
-	Subscribe: F.Subscribe,
-	Unsubscribe: F.Unsubscribe,
-	Subscribed: F.Subscribed,
-	Unsubscribed: F.Unsubscribed,
-	Presence: F.Presence,
-	Error: F.Error,
-	Goodbye: F.Goodbye
+}, at = 65535, ot = 4294967295, st = (1n << 64n) - 1n, ct = {
+	Hello: H.Hello,
+	Welcome: H.Welcome,
+	Data: H.Data,
+	Ack: H.Ack,
+	Ping: H.Ping,
+	Pong: H.Pong,
+	Subscribe: H.Subscribe,
+	Unsubscribe: H.Unsubscribe,
+	Subscribed: H.Subscribed,
+	Unsubscribed: H.Unsubscribed,
+	Presence: H.Presence,
+	Error: H.Error,
+	Goodbye: H.Goodbye,
+	Refresh: H.Refresh,
+	Refreshed: H.Refreshed
 };
 new TextEncoder();
-function z(e, t) {
+function G(e, t) {
 	let n;
 	if (typeof e == "bigint") n = e;
 	else if (typeof e == "number" && Number.isSafeInteger(e)) n = BigInt(e);
 	else throw new r(`${t} must be an integer (bigint), not ${String(e)}`);
-	if (n < 0n || n > ce) throw new r(`${t}=${n} is out of range for ulong (0..${ce})`);
+	if (n < 0n || n > st) throw new r(`${t}=${n} is out of range for ulong (0..${st})`);
 	return n;
 }
-function ue(e, t, n, i) {
+function lt(e, t, n, i) {
 	let a = typeof e == "bigint" ? Number(e) : e;
 	if (typeof a != "number" || !Number.isInteger(a)) throw new r(`${i} must be an integer, not ${String(e)}`);
 	if (a < 0 || a > t) throw new r(`${i}=${a} is out of range for ${n} (0..${t})`);
 	return a;
 }
-var B = (e, t) => ue(e, se, "uint", t), V = (e, t) => ue(e, oe, "ushort", t), de = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
-function H(e, t) {
+var K = (e, t) => lt(e, ot, "uint", t), ut = (e, t) => lt(e, at, "ushort", t), dt = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+function q(e, t) {
 	if (typeof e != "string") throw new r(`${t} must be a string, not ${typeof e}`);
-	if (de.test(e)) throw new r(`${t} cannot be encoded as UTF-8 (lone surrogate)`);
+	if (dt.test(e)) throw new r(`${t} cannot be encoded as UTF-8 (lone surrogate)`);
 	return e;
 }
-function U(e, t) {
+function ft(e, t) {
 	if (e instanceof Uint8Array) return e;
 	if (e instanceof ArrayBuffer) return new Uint8Array(e);
 	if (ArrayBuffer.isView(e)) return new Uint8Array(e.buffer, e.byteOffset, e.byteLength);
 	throw new r(`${t} must be a Uint8Array`);
 }
-function W(e, t) {
+function pt(e, t) {
 	if (typeof e != "object" || !e || !("epoch" in e) || !("offset" in e)) throw new r(`${t} must be a StreamPosition {epoch, offset}`);
 	let n = e;
-	return [z(n.epoch, `${t}.epoch`), z(n.offset, `${t}.offset`)];
+	return [G(n.epoch, `${t}.epoch`), G(n.offset, `${t}.offset`)];
 }
-function fe(e, t, n, i) {
+function mt(e, t, n, i) {
 	if (typeof e != "number" || !Object.values(t).includes(e)) throw new r(`${i}=${String(e)} is not a ${n}`);
 	return e;
 }
-function G(e, t, n) {
-	let r = H(t ?? "", n);
+function J(e, t, n) {
+	let r = q(t ?? "", n);
 	return r ? e.createString(r) : 0;
 }
-function K(e, t) {
+function ht(e, t) {
 	if (t.length === 0) return 0;
 	e.startVector(4, t.length, 4);
 	for (let n = t.length - 1; n >= 0; n--) e.addOffset(t[n]);
 	return e.endVector();
 }
-function pe(e, t) {
+function gt(e, t) {
 	if (e === void 0) return [];
 	if (!Array.isArray(e)) throw new r(`${t} must be an array`);
 	return e;
 }
-function me(e, t, n) {
-	let r = e.createString(H(t.topic, `${n}.topic`)), [i, a] = W(t.position, `${n}.position`);
-	return _.startTopicPosition(e), _.addPosition(e, g.createStreamPosition(e, i, a)), _.addTopic(e, r), _.endTopicPosition(e);
+function _t(e, t, n) {
+	let r = e.createString(q(t.topic, `${n}.topic`)), [i, a] = pt(t.position, `${n}.position`);
+	return S.startTopicPosition(e), S.addPosition(e, x.createStreamPosition(e, i, a)), S.addTopic(e, r), S.endTopicPosition(e);
 }
-function he(e, t, n) {
-	return K(e, pe(t, n).map((t) => me(e, t, n)));
+function vt(e, t, n) {
+	return ht(e, gt(t, n).map((t) => _t(e, t, n)));
 }
-function ge(e, t, n) {
+function yt(e, t, n) {
 	if (typeof t != "object" || !t) throw new r(`${n} must be a TopicRecovery`);
-	let i = e.createString(H(t.topic, `${n}.topic`)), a = fe(t.status ?? L.Recovered, L, "RecoveryStatus", `${n}.status`), o = t.position == null ? null : W(t.position, `${n}.position`), s = z(t.lostFrom ?? 0n, `${n}.lostFrom`), c = z(t.lostTo ?? 0n, `${n}.lostTo`), l = z(t.replayed ?? 0n, `${n}.replayed`);
-	return k.startTopicRecovery(e), o !== null && k.addPosition(e, g.createStreamPosition(e, o[0], o[1])), k.addLostFrom(e, s), k.addLostTo(e, c), k.addReplayed(e, l), k.addTopic(e, i), k.addStatus(e, a), k.endTopicRecovery(e);
+	let i = e.createString(q(t.topic, `${n}.topic`)), a = mt(t.status ?? W.Recovered, W, "RecoveryStatus", `${n}.status`), o = t.position == null ? null : pt(t.position, `${n}.position`), s = G(t.lostFrom ?? 0n, `${n}.lostFrom`), c = G(t.lostTo ?? 0n, `${n}.lostTo`), l = G(t.replayed ?? 0n, `${n}.replayed`);
+	return I.startTopicRecovery(e), o !== null && I.addPosition(e, x.createStreamPosition(e, o[0], o[1])), I.addLostFrom(e, s), I.addLostTo(e, c), I.addReplayed(e, l), I.addTopic(e, i), I.addStatus(e, a), I.endTopicRecovery(e);
 }
-function _e(e, t, n) {
+function bt(e, t, n) {
 	if (t === void 0) return 0;
 	if (typeof t != "object" || !t) throw new r(`${n} must be an object of string values`);
 	let i = [];
 	for (let [r, a] of Object.entries(t)) {
-		let t = e.createString(H(r, `${n} key`)), o = G(e, a, `${n}[${JSON.stringify(r)}]`);
-		S.startKeyValue(e), S.addKey(e, t), S.addValue(e, o), i.push(S.endKeyValue(e));
+		let t = e.createString(q(r, `${n} key`)), o = J(e, a, `${n}[${JSON.stringify(r)}]`);
+		D.startKeyValue(e), D.addKey(e, t), D.addValue(e, o), i.push(D.endKeyValue(e));
 	}
-	return K(e, i);
+	return ht(e, i);
 }
-function ve(e, t) {
-	let n = G(e, t.name, "ClientInfo.name"), r = G(e, t.version, "ClientInfo.version"), i = G(e, t.platform, "ClientInfo.platform"), a = _e(e, t.metadata, "ClientInfo.metadata");
-	return C.startClientInfo(e), C.addName(e, n), C.addVersion(e, r), C.addPlatform(e, i), C.addMetadata(e, a), C.endClientInfo(e);
+function xt(e, t) {
+	let n = J(e, t.name, "ClientInfo.name"), r = J(e, t.version, "ClientInfo.version"), i = J(e, t.platform, "ClientInfo.platform"), a = bt(e, t.metadata, "ClientInfo.metadata");
+	return O.startClientInfo(e), O.addName(e, n), O.addVersion(e, r), O.addPlatform(e, i), O.addMetadata(e, a), O.endClientInfo(e);
 }
-function ye(e, t) {
+function St(e, t) {
 	let n = [
-		B(t.maxMessageSize ?? 0, "Limits.maxMessageSize"),
-		B(t.maxUnacked ?? 0, "Limits.maxUnacked"),
-		B(t.maxTopics ?? 0, "Limits.maxTopics"),
-		B(t.maxMessagesPerSecond ?? 0, "Limits.maxMessagesPerSecond"),
-		B(t.maxBytesPerSecond ?? 0, "Limits.maxBytesPerSecond")
+		K(t.maxMessageSize ?? 0, "Limits.maxMessageSize"),
+		K(t.maxUnacked ?? 0, "Limits.maxUnacked"),
+		K(t.maxTopics ?? 0, "Limits.maxTopics"),
+		K(t.maxMessagesPerSecond ?? 0, "Limits.maxMessagesPerSecond"),
+		K(t.maxBytesPerSecond ?? 0, "Limits.maxBytesPerSecond")
 	];
-	return N.startLimits(e), N.addMaxMessageSize(e, n[0]), N.addMaxUnacked(e, n[1]), N.addMaxTopics(e, n[2]), N.addMaxMessagesPerSecond(e, n[3]), N.addMaxBytesPerSecond(e, n[4]), N.endLimits(e);
+	return B.startLimits(e), B.addMaxMessageSize(e, n[0]), B.addMaxUnacked(e, n[1]), B.addMaxTopics(e, n[2]), B.addMaxMessagesPerSecond(e, n[3]), B.addMaxBytesPerSecond(e, n[4]), B.endLimits(e);
 }
-function be(e, t) {
+function Ct(e, t) {
 	switch (t.type) {
 		case "Hello": {
-			let n = V(t.protocolVersion ?? 1, "Hello.protocolVersion"), r = G(e, t.sessionId, "Hello.sessionId"), i = U(t.resumeToken ?? /* @__PURE__ */ new Uint8Array(), "Hello.resumeToken"), a = i.length ? e.createByteVector(i) : 0, o = he(e, t.positions, "Hello.positions"), s = z(t.lastAckedSeq ?? 0n, "Hello.lastAckedSeq"), c = G(e, t.authToken, "Hello.authToken"), l = t.client == null ? 0 : ve(e, t.client);
-			return w.startHello(e), w.addLastAckedSeq(e, s), w.addSessionId(e, r), w.addResumeToken(e, a), w.addPositions(e, o), w.addAuthToken(e, c), w.addClient(e, l), w.addProtocolVersion(e, n), w.endHello(e);
+			let n = ut(t.protocolVersion ?? 1, "Hello.protocolVersion"), r = J(e, t.sessionId, "Hello.sessionId"), i = ft(t.resumeToken ?? /* @__PURE__ */ new Uint8Array(), "Hello.resumeToken"), a = i.length ? e.createByteVector(i) : 0, o = vt(e, t.positions, "Hello.positions"), s = G(t.lastAckedSeq ?? 0n, "Hello.lastAckedSeq"), c = J(e, t.authToken, "Hello.authToken"), l = t.client == null ? 0 : xt(e, t.client), u = J(e, t.serializer, "Hello.serializer");
+			return k.startHello(e), k.addLastAckedSeq(e, s), k.addSessionId(e, r), k.addResumeToken(e, a), k.addPositions(e, o), k.addAuthToken(e, c), k.addClient(e, l), k.addSerializer(e, u), k.addProtocolVersion(e, n), k.endHello(e);
 		}
 		case "Welcome": {
-			let n = e.createString(H(t.sessionId, "Welcome.sessionId")), r = e.createByteVector(U(t.resumeToken, "Welcome.resumeToken")), i = K(e, pe(t.recovery, "Welcome.recovery").map((t) => ge(e, t, "Welcome.recovery"))), a = t.limits == null ? 0 : ye(e, t.limits), o = G(e, t.freshReason, "Welcome.freshReason"), s = z(t.lastReceivedSeq ?? 0n, "Welcome.lastReceivedSeq"), c = z(t.serverTimeMs ?? 0n, "Welcome.serverTimeMs"), l = B(t.heartbeatIntervalMs ?? 0, "Welcome.heartbeatIntervalMs"), u = B(t.heartbeatTimeoutMs ?? 0, "Welcome.heartbeatTimeoutMs");
-			return P.startWelcome(e), P.addLastReceivedSeq(e, s), P.addServerTimeMs(e, c), P.addSessionId(e, n), P.addResumeToken(e, r), P.addRecovery(e, i), P.addHeartbeatIntervalMs(e, l), P.addHeartbeatTimeoutMs(e, u), P.addLimits(e, a), P.addFreshReason(e, o), P.addResumed(e, !!t.resumed), P.endWelcome(e);
+			let n = e.createString(q(t.sessionId, "Welcome.sessionId")), r = e.createByteVector(ft(t.resumeToken, "Welcome.resumeToken")), i = ht(e, gt(t.recovery, "Welcome.recovery").map((t) => yt(e, t, "Welcome.recovery"))), a = t.limits == null ? 0 : St(e, t.limits), o = J(e, t.freshReason, "Welcome.freshReason"), s = J(e, t.serializer, "Welcome.serializer"), c = G(t.credentialsExpireMs ?? 0n, "Welcome.credentialsExpireMs"), l = G(t.lastReceivedSeq ?? 0n, "Welcome.lastReceivedSeq"), u = G(t.serverTimeMs ?? 0n, "Welcome.serverTimeMs"), d = K(t.heartbeatIntervalMs ?? 0, "Welcome.heartbeatIntervalMs"), f = K(t.heartbeatTimeoutMs ?? 0, "Welcome.heartbeatTimeoutMs");
+			return V.startWelcome(e), V.addLastReceivedSeq(e, l), V.addServerTimeMs(e, u), V.addCredentialsExpireMs(e, c), V.addSessionId(e, n), V.addResumeToken(e, r), V.addRecovery(e, i), V.addHeartbeatIntervalMs(e, d), V.addHeartbeatTimeoutMs(e, f), V.addLimits(e, a), V.addFreshReason(e, o), V.addSerializer(e, s), V.addResumed(e, !!t.resumed), V.endWelcome(e);
 		}
 		case "Data": {
-			let n = U(t.payload ?? /* @__PURE__ */ new Uint8Array(), "Data.payload"), r = n.length ? e.createByteVector(n) : 0, i = G(e, t.topic, "Data.topic"), a = t.position == null ? null : W(t.position, "Data.position"), o = z(t.seq ?? 0n, "Data.seq"), s = z(t.timestampMs ?? 0n, "Data.timestampMs");
-			return y.startData(e), a !== null && y.addPosition(e, g.createStreamPosition(e, a[0], a[1])), y.addTimestampMs(e, s), y.addSeq(e, o), y.addPayload(e, r), y.addTopic(e, i), y.endData(e);
+			let n = ft(t.payload ?? /* @__PURE__ */ new Uint8Array(), "Data.payload"), r = n.length ? e.createByteVector(n) : 0, i = J(e, t.topic, "Data.topic"), a = t.position == null ? null : pt(t.position, "Data.position"), o = G(t.seq ?? 0n, "Data.seq"), s = G(t.timestampMs ?? 0n, "Data.timestampMs");
+			return w.startData(e), a !== null && w.addPosition(e, x.createStreamPosition(e, a[0], a[1])), w.addTimestampMs(e, s), w.addSeq(e, o), w.addPayload(e, r), w.addTopic(e, i), w.endData(e);
 		}
 		case "Ack": {
-			let n = he(e, t.positions, "Ack.positions"), r = z(t.seq ?? 0n, "Ack.seq");
-			return v.startAck(e), v.addSeq(e, r), v.addPositions(e, n), v.endAck(e);
+			let n = vt(e, t.positions, "Ack.positions"), r = G(t.seq ?? 0n, "Ack.seq");
+			return C.startAck(e), C.addSeq(e, r), C.addPositions(e, n), C.endAck(e);
 		}
 		case "Ping": {
-			let n = B(t.id ?? 0, "Ping.id"), r = z(t.timestampMs ?? 0n, "Ping.timestampMs");
-			return T.startPing(e), T.addTimestampMs(e, r), T.addId(e, n), T.endPing(e);
+			let n = K(t.id ?? 0, "Ping.id"), r = G(t.timestampMs ?? 0n, "Ping.timestampMs");
+			return A.startPing(e), A.addTimestampMs(e, r), A.addId(e, n), A.endPing(e);
 		}
 		case "Pong": {
-			let n = B(t.id ?? 0, "Pong.id"), r = z(t.echoTimestampMs ?? 0n, "Pong.echoTimestampMs"), i = z(t.timestampMs ?? 0n, "Pong.timestampMs");
-			return E.startPong(e), E.addEchoTimestampMs(e, r), E.addTimestampMs(e, i), E.addId(e, n), E.endPong(e);
+			let n = K(t.id ?? 0, "Pong.id"), r = G(t.echoTimestampMs ?? 0n, "Pong.echoTimestampMs"), i = G(t.timestampMs ?? 0n, "Pong.timestampMs");
+			return j.startPong(e), j.addEchoTimestampMs(e, r), j.addTimestampMs(e, i), j.addId(e, n), j.endPong(e);
 		}
 		case "Subscribe": {
-			let n = e.createString(H(t.topic, "Subscribe.topic")), r = B(t.requestId ?? 0, "Subscribe.requestId"), i = t.position == null ? null : W(t.position, "Subscribe.position");
-			return O.startSubscribe(e), i !== null && O.addPosition(e, g.createStreamPosition(e, i[0], i[1])), O.addTopic(e, n), O.addRequestId(e, r), O.endSubscribe(e);
+			let n = e.createString(q(t.topic, "Subscribe.topic")), r = K(t.requestId ?? 0, "Subscribe.requestId"), i = t.position == null ? null : pt(t.position, "Subscribe.position");
+			return F.startSubscribe(e), i !== null && F.addPosition(e, x.createStreamPosition(e, i[0], i[1])), F.addTopic(e, n), F.addRequestId(e, r), F.endSubscribe(e);
 		}
 		case "Unsubscribe": {
-			let n = e.createString(H(t.topic, "Unsubscribe.topic")), r = B(t.requestId ?? 0, "Unsubscribe.requestId");
-			return j.startUnsubscribe(e), j.addTopic(e, n), j.addRequestId(e, r), j.endUnsubscribe(e);
+			let n = e.createString(q(t.topic, "Unsubscribe.topic")), r = K(t.requestId ?? 0, "Unsubscribe.requestId");
+			return R.startUnsubscribe(e), R.addTopic(e, n), R.addRequestId(e, r), R.endUnsubscribe(e);
 		}
 		case "Subscribed": {
-			let n = ge(e, t.recovery, "Subscribed.recovery"), r = B(t.requestId ?? 0, "Subscribed.requestId");
-			return A.startSubscribed(e), A.addRecovery(e, n), A.addRequestId(e, r), A.endSubscribed(e);
+			let n = yt(e, t.recovery, "Subscribed.recovery"), r = K(t.requestId ?? 0, "Subscribed.requestId");
+			return L.startSubscribed(e), L.addRecovery(e, n), L.addRequestId(e, r), L.endSubscribed(e);
 		}
 		case "Unsubscribed": {
-			let n = e.createString(H(t.topic, "Unsubscribed.topic")), r = B(t.requestId ?? 0, "Unsubscribed.requestId");
-			return M.startUnsubscribed(e), M.addTopic(e, n), M.addRequestId(e, r), M.endUnsubscribed(e);
+			let n = e.createString(q(t.topic, "Unsubscribed.topic")), r = K(t.requestId ?? 0, "Unsubscribed.requestId");
+			return z.startUnsubscribed(e), z.addTopic(e, n), z.addRequestId(e, r), z.endUnsubscribed(e);
 		}
 		case "Presence": {
-			let n = e.createString(H(t.topic, "Presence.topic")), r = e.createString(H(t.sessionId, "Presence.sessionId")), i = _e(e, t.metadata, "Presence.metadata"), a = fe(t.action ?? R.Join, R, "PresenceAction", "Presence.action");
-			return D.startPresence(e), D.addTopic(e, n), D.addSessionId(e, r), D.addMetadata(e, i), D.addAction(e, a), D.endPresence(e);
+			let n = e.createString(q(t.topic, "Presence.topic")), r = e.createString(q(t.sessionId, "Presence.sessionId")), i = bt(e, t.metadata, "Presence.metadata"), a = mt(t.action ?? it.Join, it, "PresenceAction", "Presence.action");
+			return M.startPresence(e), M.addTopic(e, n), M.addSessionId(e, r), M.addMetadata(e, i), M.addAction(e, a), M.endPresence(e);
 		}
 		case "Error": {
-			let n = G(e, t.message, "Error.message"), r = G(e, t.details, "Error.details"), i = V(t.code ?? 0, "Error.code"), a = B(t.requestId ?? 0, "Error.requestId");
-			return b.startError(e), b.addMessage(e, n), b.addDetails(e, r), b.addRequestId(e, a), b.addCode(e, i), b.addRetryable(e, !!t.retryable), b.endError(e);
+			let n = J(e, t.message, "Error.message"), r = J(e, t.details, "Error.details"), i = ut(t.code ?? 0, "Error.code"), a = K(t.requestId ?? 0, "Error.requestId");
+			return T.startError(e), T.addMessage(e, n), T.addDetails(e, r), T.addRequestId(e, a), T.addCode(e, i), T.addRetryable(e, !!t.retryable), T.endError(e);
 		}
 		case "Goodbye": {
-			let n = G(e, t.reason, "Goodbye.reason"), r = V(t.code ?? 0, "Goodbye.code"), i = B(t.reconnectAfterMs ?? 0, "Goodbye.reconnectAfterMs");
-			return x.startGoodbye(e), x.addReason(e, n), x.addReconnectAfterMs(e, i), x.addCode(e, r), x.endGoodbye(e);
+			let n = J(e, t.reason, "Goodbye.reason"), r = ut(t.code ?? 0, "Goodbye.code"), i = K(t.reconnectAfterMs ?? 0, "Goodbye.reconnectAfterMs");
+			return E.startGoodbye(e), E.addReason(e, n), E.addReconnectAfterMs(e, i), E.addCode(e, r), E.endGoodbye(e);
+		}
+		case "Refresh": {
+			let n = J(e, t.token, "Refresh.token");
+			return N.startRefresh(e), N.addToken(e, n), N.endRefresh(e);
+		}
+		case "Refreshed": {
+			let n = G(t.credentialsExpireMs ?? 0n, "Refreshed.credentialsExpireMs");
+			return P.startRefreshed(e), P.addCredentialsExpireMs(e, n), P.endRefreshed(e);
 		}
 		default: throw new r(`cannot encode a message of type ${String(t.type)}`);
 	}
 }
-function xe(e) {
-	if (typeof e != "object" || !e || !(e.type in le)) throw new r(`cannot encode ${String(e?.type)}`);
-	let t = new re(e.type === "Data" && e.payload ? e.payload.length + 128 : 256), n = be(t, e);
-	return I.startEnvelope(t), I.addBody(t, n), I.addBodyType(t, le[e.type]), I.finishEnvelopeBuffer(t, I.endEnvelope(t)), t.asUint8Array();
+function wt(e) {
+	if (typeof e != "object" || !e || !(e.type in ct)) throw new r(`cannot encode ${String(e?.type)}`);
+	let t = new tt(e.type === "Data" && e.payload ? e.payload.length + 128 : 256), n = Ct(t, e);
+	return U.startEnvelope(t), U.addBody(t, n), U.addBodyType(t, ct[e.type]), U.finishEnvelopeBuffer(t, U.endEnvelope(t)), t.asUint8Array();
 }
-var Se = {
+var Tt = {
 	u8: 1,
 	u16: 2,
 	u32: 4,
@@ -1613,148 +2591,159 @@ var Se = {
 	bytes: 4,
 	table: 4,
 	tables: 4
-}, q = (e, t, n = {}) => ({
+}, Y = (e, t, n = {}) => ({
 	name: e,
 	kind: t,
 	...n
-}), Ce = {
+}), Et = {
 	name: "TopicPosition",
-	fields: [q("topic", "str", { required: !0 }), q("position", "pos", { required: !0 })]
-}, we = {
+	fields: [Y("topic", "str", { required: !0 }), Y("position", "pos", { required: !0 })]
+}, Dt = {
 	name: "TopicRecovery",
 	fields: [
-		q("topic", "str", { required: !0 }),
-		q("status", "u8"),
-		q("position", "pos"),
-		q("lost_from", "u64"),
-		q("lost_to", "u64"),
-		q("replayed", "u64")
+		Y("topic", "str", { required: !0 }),
+		Y("status", "u8"),
+		Y("position", "pos"),
+		Y("lost_from", "u64"),
+		Y("lost_to", "u64"),
+		Y("replayed", "u64")
 	]
-}, Te = {
+}, Ot = {
 	name: "KeyValue",
-	fields: [q("key", "str", { required: !0 }), q("value", "str")]
-}, Ee = {
+	fields: [Y("key", "str", { required: !0 }), Y("value", "str")]
+}, kt = {
 	name: "ClientInfo",
 	fields: [
-		q("name", "str"),
-		q("version", "str"),
-		q("platform", "str"),
-		q("metadata", "tables", { table: Te })
+		Y("name", "str"),
+		Y("version", "str"),
+		Y("platform", "str"),
+		Y("metadata", "tables", { table: Ot })
 	]
-}, De = {
+}, At = {
 	name: "Limits",
 	fields: [
-		q("max_message_size", "u32"),
-		q("max_unacked", "u32"),
-		q("max_topics", "u32"),
-		q("max_messages_per_second", "u32"),
-		q("max_bytes_per_second", "u32")
+		Y("max_message_size", "u32"),
+		Y("max_unacked", "u32"),
+		Y("max_topics", "u32"),
+		Y("max_messages_per_second", "u32"),
+		Y("max_bytes_per_second", "u32")
 	]
-}, Oe = {
-	[F.Hello]: {
+}, jt = {
+	[H.Hello]: {
 		name: "Hello",
 		fields: [
-			q("protocol_version", "u16"),
-			q("session_id", "str"),
-			q("resume_token", "bytes"),
-			q("positions", "tables", { table: Ce }),
-			q("last_acked_seq", "u64"),
-			q("auth_token", "str"),
-			q("client", "table", { table: Ee })
+			Y("protocol_version", "u16"),
+			Y("session_id", "str"),
+			Y("resume_token", "bytes"),
+			Y("positions", "tables", { table: Et }),
+			Y("last_acked_seq", "u64"),
+			Y("auth_token", "str"),
+			Y("client", "table", { table: kt }),
+			Y("serializer", "str")
 		]
 	},
-	[F.Welcome]: {
+	[H.Welcome]: {
 		name: "Welcome",
 		fields: [
-			q("session_id", "str", { required: !0 }),
-			q("resume_token", "bytes", { required: !0 }),
-			q("resumed", "u8"),
-			q("recovery", "tables", { table: we }),
-			q("last_received_seq", "u64"),
-			q("heartbeat_interval_ms", "u32"),
-			q("heartbeat_timeout_ms", "u32"),
-			q("limits", "table", { table: De }),
-			q("server_time_ms", "u64"),
-			q("fresh_reason", "str")
+			Y("session_id", "str", { required: !0 }),
+			Y("resume_token", "bytes", { required: !0 }),
+			Y("resumed", "u8"),
+			Y("recovery", "tables", { table: Dt }),
+			Y("last_received_seq", "u64"),
+			Y("heartbeat_interval_ms", "u32"),
+			Y("heartbeat_timeout_ms", "u32"),
+			Y("limits", "table", { table: At }),
+			Y("server_time_ms", "u64"),
+			Y("fresh_reason", "str"),
+			Y("credentials_expire_ms", "u64"),
+			Y("serializer", "str")
 		]
 	},
-	[F.Data]: {
+	[H.Data]: {
 		name: "Data",
 		fields: [
-			q("topic", "str"),
-			q("position", "pos"),
-			q("seq", "u64"),
-			q("timestamp_ms", "u64"),
-			q("payload", "bytes")
+			Y("topic", "str"),
+			Y("position", "pos"),
+			Y("seq", "u64"),
+			Y("timestamp_ms", "u64"),
+			Y("payload", "bytes")
 		]
 	},
-	[F.Ack]: {
+	[H.Ack]: {
 		name: "Ack",
-		fields: [q("seq", "u64"), q("positions", "tables", { table: Ce })]
+		fields: [Y("seq", "u64"), Y("positions", "tables", { table: Et })]
 	},
-	[F.Ping]: {
+	[H.Ping]: {
 		name: "Ping",
-		fields: [q("id", "u32"), q("timestamp_ms", "u64")]
+		fields: [Y("id", "u32"), Y("timestamp_ms", "u64")]
 	},
-	[F.Pong]: {
+	[H.Pong]: {
 		name: "Pong",
 		fields: [
-			q("id", "u32"),
-			q("echo_timestamp_ms", "u64"),
-			q("timestamp_ms", "u64")
+			Y("id", "u32"),
+			Y("echo_timestamp_ms", "u64"),
+			Y("timestamp_ms", "u64")
 		]
 	},
-	[F.Subscribe]: {
+	[H.Subscribe]: {
 		name: "Subscribe",
 		fields: [
-			q("request_id", "u32"),
-			q("topic", "str", { required: !0 }),
-			q("position", "pos")
+			Y("request_id", "u32"),
+			Y("topic", "str", { required: !0 }),
+			Y("position", "pos")
 		]
 	},
-	[F.Unsubscribe]: {
+	[H.Unsubscribe]: {
 		name: "Unsubscribe",
-		fields: [q("request_id", "u32"), q("topic", "str", { required: !0 })]
+		fields: [Y("request_id", "u32"), Y("topic", "str", { required: !0 })]
 	},
-	[F.Subscribed]: {
+	[H.Subscribed]: {
 		name: "Subscribed",
-		fields: [q("request_id", "u32"), q("recovery", "table", {
-			table: we,
+		fields: [Y("request_id", "u32"), Y("recovery", "table", {
+			table: Dt,
 			required: !0
 		})]
 	},
-	[F.Unsubscribed]: {
+	[H.Unsubscribed]: {
 		name: "Unsubscribed",
-		fields: [q("request_id", "u32"), q("topic", "str", { required: !0 })]
+		fields: [Y("request_id", "u32"), Y("topic", "str", { required: !0 })]
 	},
-	[F.Presence]: {
+	[H.Presence]: {
 		name: "Presence",
 		fields: [
-			q("topic", "str", { required: !0 }),
-			q("action", "u8"),
-			q("session_id", "str", { required: !0 }),
-			q("metadata", "tables", { table: Te })
+			Y("topic", "str", { required: !0 }),
+			Y("action", "u8"),
+			Y("session_id", "str", { required: !0 }),
+			Y("metadata", "tables", { table: Ot })
 		]
 	},
-	[F.Error]: {
+	[H.Error]: {
 		name: "Error",
 		fields: [
-			q("code", "u16"),
-			q("message", "str"),
-			q("details", "str"),
-			q("retryable", "u8"),
-			q("request_id", "u32")
+			Y("code", "u16"),
+			Y("message", "str"),
+			Y("details", "str"),
+			Y("retryable", "u8"),
+			Y("request_id", "u32")
 		]
 	},
-	[F.Goodbye]: {
+	[H.Goodbye]: {
 		name: "Goodbye",
 		fields: [
-			q("code", "u16"),
-			q("reason", "str"),
-			q("reconnect_after_ms", "u32")
+			Y("code", "u16"),
+			Y("reason", "str"),
+			Y("reconnect_after_ms", "u32")
 		]
+	},
+	[H.Refresh]: {
+		name: "Refresh",
+		fields: [Y("token", "str")]
+	},
+	[H.Refreshed]: {
+		name: "Refreshed",
+		fields: [Y("credentials_expire_ms", "u64")]
 	}
-}, ke = new TextDecoder("utf-8", { fatal: !0 }), Ae = class {
+}, Mt = new TextDecoder("utf-8", { fatal: !0 }), Nt = class {
 	buf;
 	view;
 	size;
@@ -1799,7 +2788,7 @@ var Se = {
 		if (this.buf[r] !== 0) throw new a(`${t}: string is not NUL-terminated`);
 		this.charge(n + 1, t);
 		try {
-			ke.decode(this.buf.subarray(e + 4, r));
+			Mt.decode(this.buf.subarray(e + 4, r));
 		} catch {
 			throw new a(`${t}: invalid UTF-8`);
 		}
@@ -1818,7 +2807,7 @@ var Se = {
 				if (n.required) throw new a(`missing required field ${s}`);
 				return;
 			}
-			if (c < 4 || c + Se[n.kind] > r) throw new a(`${s}: field offset ${c} is outside its table`);
+			if (c < 4 || c + Tt[n.kind] > r) throw new a(`${s}: field offset ${c} is outside its table`);
 			let l = e + c;
 			switch (n.kind) {
 				case "str":
@@ -1839,12 +2828,12 @@ var Se = {
 		});
 	}
 };
-function je(e) {
+function Pt(e) {
 	let t = e.byteLength;
 	if (t < 8) throw new a(`envelope too short (${t} bytes)`);
 	let n = String.fromCharCode(e[4], e[5], e[6], e[7]);
 	if (n !== "SGM1") throw new a(`not a SigmaSockets envelope (file identifier ${JSON.stringify(n)})`);
-	let r = new Ae(e), i = r.u32(0), { inline: s, fields: c } = r.openTable(i, 2, "Envelope"), [l, u] = c, d = 0;
+	let r = new Nt(e), i = r.u32(0), { inline: s, fields: c } = r.openTable(i, 2, "Envelope"), [l, u] = c, d = 0;
 	if (l) {
 		if (!(l >= 4 && l < s)) throw new a("Envelope.body_type: field offset is outside its table");
 		d = r.u8(i + l);
@@ -1852,7 +2841,7 @@ function je(e) {
 	if (d === 0) throw new a("envelope has no body");
 	if (!u) throw new a(`envelope of type ${d} has no body`);
 	if (!(u >= 4 && u <= s - 4)) throw new a("Envelope.body: field offset is outside its table");
-	let f = Oe[d];
+	let f = jt[d];
 	if (f === void 0) throw new o(d);
 	let p = i + u, ee = p + r.u32(p);
 	return r.table(ee, f, f.name), {
@@ -1860,31 +2849,31 @@ function je(e) {
 		spec: f
 	};
 }
-var Me = /* @__PURE__ */ new Uint8Array();
-function J(e) {
+var Ft = /* @__PURE__ */ new Uint8Array();
+function It(e) {
 	return e === null ? null : {
 		epoch: e.epoch(),
 		offset: e.offset()
 	};
 }
-function Ne(e) {
+function Lt(e) {
 	return {
 		topic: e.topic() ?? "",
-		position: J(e.position())
+		position: It(e.position())
 	};
 }
-function Pe(e) {
-	let t = e.status(), n = t === L.Recovered || t === L.Fresh ? t : L.Failed;
+function Rt(e) {
+	let t = e.status(), n = t === W.Recovered || t === W.Fresh ? t : W.Failed;
 	return {
 		topic: e.topic() ?? "",
 		status: n,
-		position: J(e.position()),
+		position: It(e.position()),
 		lostFrom: e.lostFrom(),
 		lostTo: e.lostTo(),
 		replayed: e.replayed()
 	};
 }
-function Fe(e, t) {
+function zt(e, t) {
 	let n = {};
 	for (let r = 0; r < e; r++) {
 		let e = t(r);
@@ -1892,15 +2881,15 @@ function Fe(e, t) {
 	}
 	return n;
 }
-function Ie(e) {
+function Bt(e) {
 	return e === null ? null : {
 		name: e.name() ?? "",
 		version: e.version() ?? "",
 		platform: e.platform() ?? "",
-		metadata: Fe(e.metadataLength(), (t) => e.metadata(t))
+		metadata: zt(e.metadataLength(), (t) => e.metadata(t))
 	};
 }
-function Le(e) {
+function Vt(e) {
 	return e === null ? null : {
 		maxMessageSize: e.maxMessageSize(),
 		maxUnacked: e.maxUnacked(),
@@ -1909,69 +2898,72 @@ function Le(e) {
 		maxBytesPerSecond: e.maxBytesPerSecond()
 	};
 }
-function Re(e, t) {
+function Ht(e, t) {
 	switch (e) {
-		case F.Hello: {
-			let e = t.body(new w()), n = [];
-			for (let t = 0; t < e.positionsLength(); t++) n.push(Ne(e.positions(t)));
+		case H.Hello: {
+			let e = t.body(new k()), n = [];
+			for (let t = 0; t < e.positionsLength(); t++) n.push(Lt(e.positions(t)));
 			return {
 				type: "Hello",
 				protocolVersion: e.protocolVersion(),
 				sessionId: e.sessionId() ?? "",
-				resumeToken: (e.resumeTokenArray() ?? Me).slice(),
+				resumeToken: (e.resumeTokenArray() ?? Ft).slice(),
 				positions: n,
 				lastAckedSeq: e.lastAckedSeq(),
 				authToken: e.authToken() ?? "",
-				client: Ie(e.client())
+				client: Bt(e.client()),
+				serializer: e.serializer() ?? ""
 			};
 		}
-		case F.Welcome: {
-			let e = t.body(new P()), n = [];
-			for (let t = 0; t < e.recoveryLength(); t++) n.push(Pe(e.recovery(t)));
+		case H.Welcome: {
+			let e = t.body(new V()), n = [];
+			for (let t = 0; t < e.recoveryLength(); t++) n.push(Rt(e.recovery(t)));
 			return {
 				type: "Welcome",
 				sessionId: e.sessionId() ?? "",
-				resumeToken: (e.resumeTokenArray() ?? Me).slice(),
+				resumeToken: (e.resumeTokenArray() ?? Ft).slice(),
 				resumed: e.resumed(),
 				recovery: n,
 				lastReceivedSeq: e.lastReceivedSeq(),
 				heartbeatIntervalMs: e.heartbeatIntervalMs(),
 				heartbeatTimeoutMs: e.heartbeatTimeoutMs(),
-				limits: Le(e.limits()),
+				limits: Vt(e.limits()),
 				serverTimeMs: e.serverTimeMs(),
-				freshReason: e.freshReason() ?? ""
+				freshReason: e.freshReason() ?? "",
+				credentialsExpireMs: e.credentialsExpireMs(),
+				serializer: e.serializer() ?? ""
 			};
 		}
-		case F.Data: {
-			let e = t.body(new y());
+		case H.Data: {
+			let e = t.body(new w());
 			return {
 				type: "Data",
 				topic: e.topic() ?? "",
-				position: J(e.position()),
+				position: It(e.position()),
 				seq: e.seq(),
 				timestampMs: e.timestampMs(),
-				payload: e.payloadArray() ?? Me
+				payload: e.payloadArray() ?? Ft
 			};
 		}
-		case F.Ack: {
-			let e = t.body(new v()), n = [];
-			for (let t = 0; t < e.positionsLength(); t++) n.push(Ne(e.positions(t)));
+		case H.Ack: {
+			let e = t.body(new C()), n = [];
+			for (let t = 0; t < e.positionsLength(); t++) n.push(Lt(e.positions(t)));
 			return {
 				type: "Ack",
 				seq: e.seq(),
 				positions: n
 			};
 		}
-		case F.Ping: {
-			let e = t.body(new T());
+		case H.Ping: {
+			let e = t.body(new A());
 			return {
 				type: "Ping",
 				id: e.id(),
 				timestampMs: e.timestampMs()
 			};
 		}
-		case F.Pong: {
-			let e = t.body(new E());
+		case H.Pong: {
+			let e = t.body(new j());
 			return {
 				type: "Pong",
 				id: e.id(),
@@ -1979,52 +2971,52 @@ function Re(e, t) {
 				timestampMs: e.timestampMs()
 			};
 		}
-		case F.Subscribe: {
-			let e = t.body(new O());
+		case H.Subscribe: {
+			let e = t.body(new F());
 			return {
 				type: "Subscribe",
 				requestId: e.requestId(),
 				topic: e.topic() ?? "",
-				position: J(e.position())
+				position: It(e.position())
 			};
 		}
-		case F.Unsubscribe: {
-			let e = t.body(new j());
+		case H.Unsubscribe: {
+			let e = t.body(new R());
 			return {
 				type: "Unsubscribe",
 				requestId: e.requestId(),
 				topic: e.topic() ?? ""
 			};
 		}
-		case F.Subscribed: {
-			let e = t.body(new A());
+		case H.Subscribed: {
+			let e = t.body(new L());
 			return {
 				type: "Subscribed",
 				requestId: e.requestId(),
-				recovery: Pe(e.recovery())
+				recovery: Rt(e.recovery())
 			};
 		}
-		case F.Unsubscribed: {
-			let e = t.body(new M());
+		case H.Unsubscribed: {
+			let e = t.body(new z());
 			return {
 				type: "Unsubscribed",
 				requestId: e.requestId(),
 				topic: e.topic() ?? ""
 			};
 		}
-		case F.Presence: {
-			let e = t.body(new D()), n = e.action();
-			if (n !== R.Join && n !== R.Leave) throw new o(F.Presence, `Presence with unknown action ${n}`);
+		case H.Presence: {
+			let e = t.body(new M()), n = e.action();
+			if (n !== it.Join && n !== it.Leave) throw new o(H.Presence, `Presence with unknown action ${n}`);
 			return {
 				type: "Presence",
 				topic: e.topic() ?? "",
 				action: n,
 				sessionId: e.sessionId() ?? "",
-				metadata: Fe(e.metadataLength(), (t) => e.metadata(t))
+				metadata: zt(e.metadataLength(), (t) => e.metadata(t))
 			};
 		}
-		case F.Error: {
-			let e = t.body(new b());
+		case H.Error: {
+			let e = t.body(new T());
 			return {
 				type: "Error",
 				code: e.code(),
@@ -2034,8 +3026,8 @@ function Re(e, t) {
 				requestId: e.requestId()
 			};
 		}
-		case F.Goodbye: {
-			let e = t.body(new x());
+		case H.Goodbye: {
+			let e = t.body(new E());
 			return {
 				type: "Goodbye",
 				code: e.code(),
@@ -2043,20 +3035,28 @@ function Re(e, t) {
 				reconnectAfterMs: e.reconnectAfterMs()
 			};
 		}
+		case H.Refresh: return {
+			type: "Refresh",
+			token: t.body(new N()).token() ?? ""
+		};
+		case H.Refreshed: return {
+			type: "Refreshed",
+			credentialsExpireMs: t.body(new P()).credentialsExpireMs()
+		};
 		default: throw new o(e);
 	}
 }
-function ze(e) {
+function Ut(e) {
 	let t = e instanceof Uint8Array ? e : new Uint8Array(e);
 	try {
-		let { bodyType: e } = je(t), n = new h(t);
-		return Re(e, I.getRootAsEnvelope(n));
+		let { bodyType: e } = Pt(t), n = new et(t);
+		return Ht(e, U.getRootAsEnvelope(n));
 	} catch (e) {
 		throw e instanceof a ? e : new a(`malformed envelope (${String(e)})`);
 	}
 }
 // ../../clients/js/src/session.ts
-var Be = "sigma.v1", Ve = {
+var Wt = "sigma.v1", Gt = {
 	reconnectInterval: 1e3,
 	maxReconnectInterval: 3e4,
 	reconnectMultiplier: 2,
@@ -2069,10 +3069,14 @@ var Be = "sigma.v1", Ve = {
 	maxMessageSize: 1 << 20,
 	authToken: "",
 	clientInfo: null,
+	serializer: "",
+	refreshTokens: !1,
+	refreshMargin: 3e4,
+	pace: .9,
 	wallClockOffset: 0,
 	probeTimeout: 3e3
 };
-function He(e) {
+function Kt(e) {
 	let t;
 	try {
 		t = new URL(e);
@@ -2083,12 +3087,12 @@ function He(e) {
 	if (!t.hostname) throw TypeError(`URL has no host: ${JSON.stringify(e)}`);
 	return t;
 }
-function Ue(e, t) {
+function qt(e, t) {
 	let n = Math.min(t - 1, 64);
 	return Math.min(e.maxReconnectInterval, e.reconnectInterval * e.reconnectMultiplier ** n);
 }
-function We(e) {
-	He(e.url);
+function Jt(e) {
+	Kt(e.url);
 	let t = (t, n, r = !1) => {
 		let i = e[t];
 		if (typeof i != "number" || !Number.isFinite(i) || i < n || r && i === n) throw RangeError(`${t} must be a finite number ${r ? ">" : ">="} ${n}, got ${i}`);
@@ -2099,23 +3103,25 @@ function We(e) {
 	if (!(Number.isInteger(e.maxPending) && e.maxPending >= 1)) throw RangeError("maxPending must be an integer >= 1");
 	if (e.heartbeatInterval && e.heartbeatTimeout <= e.heartbeatInterval) throw RangeError(`heartbeatTimeout must exceed heartbeatInterval (${e.heartbeatTimeout} <= ${e.heartbeatInterval})`);
 }
-var Ge = new TextEncoder(), Ke = /* @__PURE__ */ new Set([
+var Yt = new TextEncoder(), Xt = /* @__PURE__ */ new Set([
 	"Data",
 	"Ack",
 	"Subscribed",
 	"Unsubscribed",
 	"Presence",
-	"Error"
-]), qe = /* @__PURE__ */ new Set([
+	"Error",
+	"Refreshed"
+]), Zt = /* @__PURE__ */ new Set([
 	t.AUTH_FAILED,
 	t.UNSUPPORTED_VERSION,
-	t.SESSION_TAKEN_OVER
-]), Je = {
+	t.SESSION_TAKEN_OVER,
+	t.SERIALIZER_MISMATCH
+]), Qt = {
 	[e.BAD_ENVELOPE]: t.BAD_ENVELOPE,
 	[e.UNEXPECTED_MESSAGE]: t.UNEXPECTED_MESSAGE,
 	[e.HELLO_TIMEOUT]: t.UNEXPECTED_MESSAGE,
 	[e.HEARTBEAT_TIMEOUT]: t.HEARTBEAT_TIMEOUT
-}, Ye = class n {
+}, $t = class n {
 	config;
 	random;
 	_status = "disconnected";
@@ -2147,8 +3153,18 @@ var Ge = new TextEncoder(), Ke = /* @__PURE__ */ new Set([
 	resumed = !1;
 	rtt = null;
 	online = !0;
+	authToken;
+	credentialsExpireMs = 0n;
+	refreshAt = Infinity;
+	awaitingToken = !1;
+	tokenFresh = !1;
+	serverSkewMs = 0n;
+	paceMsgs = null;
+	paceBytes = null;
+	paceAt = Infinity;
+	lastNow = 0;
 	constructor(e, t) {
-		We(e), this.config = e, this.random = t, this.maxUnacked = e.maxPending, this.maxMessageSize = e.maxMessageSize, this.checkHelloFits(null);
+		Jt(e), this.config = e, this.random = t, this.maxUnacked = e.maxPending, this.maxMessageSize = e.maxMessageSize, this.authToken = e.authToken, this.checkHelloFits(null);
 	}
 	get status() {
 		return this._status;
@@ -2164,7 +3180,7 @@ var Ge = new TextEncoder(), Ke = /* @__PURE__ */ new Set([
 		return this.out = [], e;
 	}
 	nextDeadline() {
-		let e = Math.min(this.attemptDeadline, this.reconnectAt), t = this.conn;
+		let e = Math.min(this.attemptDeadline, this.reconnectAt, this.refreshAt, this.paceAt), t = this.conn;
 		return t !== null && (t.state === "hello" ? e = Math.min(e, t.openedAt + this.config.handshakeTimeout) : t.state === "open" && (t.interval && (e = Math.min(e, t.nextPing, t.lastReceived + t.timeout)), e = Math.min(e, t.probeDeadline))), e === Infinity ? null : e;
 	}
 	connect(e) {
@@ -2181,13 +3197,20 @@ var Ge = new TextEncoder(), Ke = /* @__PURE__ */ new Set([
 			kind: "close",
 			attempt: this.attemptId,
 			code: e.NORMAL_CLOSURE,
-			reason: f(r)
+			reason: p(r)
 		})), this.conn = null, this.attemptId += 1, this.forgetSession(), this.setStatus("disconnected");
 	}
+	refreshToken(e, t) {
+		if (!e) throw new r("refreshToken needs a token");
+		this.authToken = e, this.tokenFresh = !0, this.refreshAt = Infinity, this.isOpen ? this.sendBody({
+			type: "Refresh",
+			token: e
+		}) : this.awaitingToken && this.wanted && (this.awaitingToken = !1, this.reconnectAt = t);
+	}
 	send(e, t, n = "") {
-		if (!(e instanceof Uint8Array)) throw new r("send() needs a Uint8Array payload");
+		if (this.lastNow = t, !(e instanceof Uint8Array)) throw new r("send() needs a Uint8Array payload");
 		if (typeof n != "string") throw new r("topic must be a string");
-		if (e.length + Ge.encode(n).length + 128 > this.maxMessageSize) throw new r(`message of ${e.length} bytes is too large: the limit is ${this.maxMessageSize - 128} bytes of payload and topic`);
+		if (e.length + Yt.encode(n).length + 128 > this.maxMessageSize) throw new r(`message of ${e.length} bytes is too large: the limit is ${this.maxMessageSize - 128} bytes of payload and topic`);
 		if (this.pending.length >= this.config.maxPending) return null;
 		let i = {
 			seq: this.nextSeq,
@@ -2205,19 +3228,20 @@ var Ge = new TextEncoder(), Ke = /* @__PURE__ */ new Set([
 		if (!this.subscriptions.has(e)) throw new r(`not subscribed to ${JSON.stringify(e)}`);
 		return this.subscriptions.delete(e), this.unsubscribing.add(e), this.request(e, !1);
 	}
-	transportOpened(t, n, r = Be) {
+	transportOpened(t, n, r = Wt) {
 		let i = this.conn;
 		t === this.attemptId && i !== null && i.state === "opening" && this.wanted && (this.attemptDeadline = Infinity, r === "sigma.v1" ? (i.state = "hello", i.openedAt = i.lastReceived = n, this.sendBody(this.hello())) : (this.out.push({
 			kind: "close",
 			attempt: t,
 			code: e.PROTOCOL_ERROR,
 			reason: "no subprotocol"
-		}), this.conn = null, this.attemptId += 1, this.lost(n, e.ABNORMAL_CLOSURE, `the server did not select the subprotocol ${Be}` + (r ? ` (it chose ${JSON.stringify(r)})` : ""), null, null)));
+		}), this.conn = null, this.attemptId += 1, this.lost(n, e.ABNORMAL_CLOSURE, `the server did not select the subprotocol ${Wt}` + (r ? ` (it chose ${JSON.stringify(r)})` : ""), null, null)));
 	}
 	transportError(e, t) {
 		e === this.attemptId && this.conn !== null && t && (this.conn.transportError = t);
 	}
 	receive(t, n, r) {
+		this.lastNow = r;
 		let s = this.conn;
 		if (t !== this.attemptId || s === null || s.state === "opening") return;
 		if (s.lastReceived = r, s.probeDeadline = Infinity, typeof n == "string") {
@@ -2231,7 +3255,7 @@ var Ge = new TextEncoder(), Ke = /* @__PURE__ */ new Set([
 		}
 		let l;
 		try {
-			l = ze(c);
+			l = Ut(c);
 		} catch (e) {
 			if (e instanceof o) {
 				this.unknownMessages += 1;
@@ -2252,7 +3276,10 @@ var Ge = new TextEncoder(), Ke = /* @__PURE__ */ new Set([
 			attempt: this.attemptId,
 			code: e.NORMAL_CLOSURE,
 			reason: "connect timeout"
-		}), this.conn = null, this.attemptId += 1, this.lost(t, e.ABNORMAL_CLOSURE, `connect timed out after ${this.config.connectTimeout / 1e3} s`, null, null)), t >= this.reconnectAt && (this.reconnectAt = Infinity, this.open(t));
+		}), this.conn = null, this.attemptId += 1, this.lost(t, e.ABNORMAL_CLOSURE, `connect timed out after ${this.config.connectTimeout / 1e3} s`, null, null)), t >= this.reconnectAt && (this.reconnectAt = Infinity, this.open(t)), t >= this.refreshAt && (this.refreshAt = Infinity, this.out.push({
+			kind: "token_needed",
+			reason: "refresh"
+		})), t >= this.paceAt && (this.paceAt = Infinity, this.lastNow = t, this.transmit());
 		let n = this.conn;
 		n !== null && (n.state === "hello" ? t >= n.openedAt + this.config.handshakeTimeout && this.fail(new i("no Welcome within the handshake timeout", e.HELLO_TIMEOUT), t) : n.state === "open" && (t >= n.probeDeadline ? this.fail(new i(`the network went ${this.online ? "away and came back" : "offline"}: nothing received within ${this.config.probeTimeout / 1e3} s of the probe`, e.HEARTBEAT_TIMEOUT), t) : n.interval && (t >= n.lastReceived + n.timeout ? this.fail(new i(`nothing received for ${((t - n.lastReceived) / 1e3).toFixed(1)} s (heartbeat timeout ${n.timeout / 1e3} s)`, e.HEARTBEAT_TIMEOUT), t) : t >= n.nextPing && (n.pingId = n.pingId + 1 >>> 0, this.sendBody({
 			type: "Ping",
@@ -2310,15 +3337,16 @@ var Ge = new TextEncoder(), Ke = /* @__PURE__ */ new Set([
 				position: t
 			})),
 			lastAckedSeq: BigInt(this.lastAckedSeq),
-			authToken: this.config.authToken,
-			client: this.config.clientInfo
+			authToken: this.authToken,
+			client: this.config.clientInfo,
+			serializer: this.config.serializer === "raw" ? "" : this.config.serializer
 		};
 	}
 	sendBody(e) {
 		this.out.push({
 			kind: "send",
 			attempt: this.attemptId,
-			data: xe(e)
+			data: wt(e)
 		});
 	}
 	get isOpen() {
@@ -2336,7 +3364,7 @@ var Ge = new TextEncoder(), Ke = /* @__PURE__ */ new Set([
 		let n = {
 			epoch: 18446744073709551615n,
 			offset: 18446744073709551615n
-		}, i = xe({
+		}, i = wt({
 			type: "Hello",
 			sessionId: this.sessionId || "x".repeat(32),
 			resumeToken: this.token.length ? this.token : /* @__PURE__ */ new Uint8Array(64),
@@ -2368,23 +3396,43 @@ var Ge = new TextEncoder(), Ke = /* @__PURE__ */ new Set([
 	}
 	transmit() {
 		if (!this.isOpen) return;
-		let e = this.lastAckedSeq + this.maxUnacked;
-		for (let t of this.pending) if (!(t.seq <= this.sentUpto)) {
-			if (t.seq > e) break;
+		let e = this.lastAckedSeq + this.maxUnacked, t = this.paceMsgs !== null || this.paceBytes !== null;
+		for (let n of this.pending) if (!(n.seq <= this.sentUpto)) {
+			if (n.seq > e || t && !this.paced(n.payload.length)) break;
 			this.sendBody({
 				type: "Data",
-				topic: t.topic,
-				seq: BigInt(t.seq),
-				timestampMs: t.timestampMs,
-				payload: t.payload
-			}), this.sentUpto = t.seq;
+				topic: n.topic,
+				seq: BigInt(n.seq),
+				timestampMs: n.timestampMs,
+				payload: n.payload
+			}), this.sentUpto = n.seq;
 		}
+	}
+	paced(e) {
+		let t = Math.round(this.lastNow), n = 0;
+		for (let [r, i] of [[this.paceMsgs, 1], [this.paceBytes, e]]) {
+			if (r === null) continue;
+			let e = r[0], a = Math.min(e, r[1] + (t - r[2]) * e / 1e3);
+			r[1] = a, r[2] = t;
+			let o = Math.min(i, e);
+			a < o && (n = Math.max(n, Math.ceil((o - a) * 1e3 / e), 1));
+		}
+		if (n) return this.paceAt = Math.min(this.paceAt, t + n), !1;
+		for (let [t, n] of [[this.paceMsgs, 1], [this.paceBytes, e]]) t !== null && (t[1] -= n);
+		return !0;
+	}
+	onCredentials(e, t, n) {
+		if (this.credentialsExpireMs = e, this.refreshAt = Infinity, !e || !this.config.refreshTokens) return;
+		let r = 0;
+		t && (r = Math.max(0, Number(e - t)));
+		let i = Math.max(r - Math.round(this.config.refreshMargin), Math.floor(r / 2));
+		this.refreshAt = n + i;
 	}
 	fail(e, n) {
 		let r = this.conn;
 		r !== null && (r.state === "open" && this.sendBody({
 			type: "Goodbye",
-			code: Je[e.code] ?? t.UNKNOWN,
+			code: Qt[e.code] ?? t.UNKNOWN,
 			reason: e.reason
 		}), this.out.push({
 			kind: "close",
@@ -2423,14 +3471,14 @@ var Ge = new TextEncoder(), Ke = /* @__PURE__ */ new Set([
 				return;
 			}
 			this.unexpected(e, t, n);
-		} else Ke.has(t.type) ? this.onBody(t) : this.unexpected(e, t, n);
+		} else Xt.has(t.type) ? this.onBody(t, n) : this.unexpected(e, t, n);
 	}
 	unexpected(t, n, r) {
 		this.fail(new i(`unexpected ${n.type} from the server in state ${t.state === "hello" ? "hello" : "open"}`, e.UNEXPECTED_MESSAGE), r);
 	}
 	onWelcome(e, t) {
 		let n = this.sessionId;
-		if (e.resumed) this.dropAcked(Xe(e.lastReceivedSeq));
+		if (e.resumed) this.dropAcked(en(e.lastReceivedSeq));
 		else {
 			let t = this.pending.length;
 			this.pending.forEach((e, t) => {
@@ -2443,23 +3491,33 @@ var Ge = new TextEncoder(), Ke = /* @__PURE__ */ new Set([
 				resent: t
 			});
 		}
-		this.sessionId = e.sessionId, this.token = e.resumeToken;
-		let r = e.limits;
-		r !== null && (r.maxUnacked && (this.maxUnacked = Math.min(this.config.maxPending, r.maxUnacked)), r.maxMessageSize && (this.maxMessageSize = Math.min(this.config.maxMessageSize, r.maxMessageSize))), this.sentUpto = this.lastAckedSeq;
-		let i = /* @__PURE__ */ new Set();
-		for (let [e, t] of this.latest) this.requests.get(t)?.subscribe && i.add(e);
-		let a = /* @__PURE__ */ new Set();
+		this.sessionId = e.sessionId, this.token = e.resumeToken, this.tokenFresh = !1, this.serverSkewMs = e.serverTimeMs ? e.serverTimeMs - this.wallMs(t) : 0n, this.onCredentials(e.credentialsExpireMs, e.serverTimeMs, t);
+		let r = this.config.pace, i = e.limits, a = Math.round(t);
+		this.paceMsgs = i !== null && i.maxMessagesPerSecond && r ? [
+			i.maxMessagesPerSecond * r,
+			i.maxMessagesPerSecond * r,
+			a
+		] : null, this.paceBytes = i !== null && i.maxBytesPerSecond && r ? [
+			i.maxBytesPerSecond * r,
+			i.maxBytesPerSecond * r,
+			a
+		] : null, this.paceAt = Infinity, this.lastNow = t;
+		let o = e.limits;
+		o !== null && (o.maxUnacked && (this.maxUnacked = Math.min(this.config.maxPending, o.maxUnacked)), o.maxMessageSize && (this.maxMessageSize = Math.min(this.config.maxMessageSize, o.maxMessageSize))), this.sentUpto = this.lastAckedSeq;
+		let s = /* @__PURE__ */ new Set();
+		for (let [e, t] of this.latest) this.requests.get(t)?.subscribe && s.add(e);
+		let c = /* @__PURE__ */ new Set();
 		for (let t of e.recovery) {
 			if (this.unsubscribing.has(t.topic)) this.updatePosition(t);
 			else if (!this.applyRecovery(t)) continue;
-			t.topic.startsWith("$") || a.add(t.topic);
+			t.topic.startsWith("$") || c.add(t.topic);
 		}
 		this.failures = 0, this.goodbyeFloor = 0, this.connectedAt = t, this.resumed = e.resumed, this.setStatus("connected"), this.out.push({
 			kind: "connected",
 			sessionId: e.sessionId,
 			resumed: e.resumed,
 			freshReason: e.freshReason
-		}), this.reconcile(a, i), this.transmit();
+		}), this.reconcile(c, s), this.transmit();
 	}
 	reconcile(e, t) {
 		this.requests.clear(), this.latest.clear();
@@ -2471,7 +3529,7 @@ var Ge = new TextEncoder(), Ke = /* @__PURE__ */ new Set([
 		let t = e.position;
 		if (t === null) return;
 		let n = this.positions.get(e.topic);
-		e.status !== L.Failed && n !== void 0 && n.epoch === t.epoch && n.offset >= t.offset || this.positions.set(e.topic, t);
+		e.status !== W.Failed && n !== void 0 && n.epoch === t.epoch && n.offset >= t.offset || this.positions.set(e.topic, t);
 	}
 	static foreignReserved(e) {
 		return e.startsWith("$") && e !== "$all" && e !== "$inbox";
@@ -2488,7 +3546,7 @@ var Ge = new TextEncoder(), Ke = /* @__PURE__ */ new Set([
 	}
 	applyRecovery(e) {
 		let t = e.topic;
-		return n.foreignReserved(t) || this.unaskedOverBudget(t) ? !1 : (this.updatePosition(e), !t.startsWith("$") && !this.unsubscribing.has(t) && this.subscriptions.add(t), e.status === L.Failed && this.out.push({
+		return n.foreignReserved(t) || this.unaskedOverBudget(t) ? !1 : (this.updatePosition(e), !t.startsWith("$") && !this.unsubscribing.has(t) && this.subscriptions.add(t), e.status === W.Failed && this.out.push({
 			kind: "recovery_failed",
 			topic: t,
 			lostFrom: e.lostFrom,
@@ -2496,13 +3554,13 @@ var Ge = new TextEncoder(), Ke = /* @__PURE__ */ new Set([
 			position: e.position
 		}), !0);
 	}
-	onBody(e) {
+	onBody(e, t) {
 		switch (e.type) {
 			case "Data":
 				this.onData(e);
 				break;
 			case "Ack":
-				this.dropAcked(Xe(e.seq)), this.transmit();
+				this.dropAcked(en(e.seq)), this.transmit();
 				break;
 			case "Subscribed": {
 				let t = e.recovery;
@@ -2531,10 +3589,13 @@ var Ge = new TextEncoder(), Ke = /* @__PURE__ */ new Set([
 				});
 				break;
 			}
-			case "Presence": this.out.push({
-				kind: "presence",
-				presence: e
-			});
+			case "Presence":
+				this.out.push({
+					kind: "presence",
+					presence: e
+				});
+				break;
+			case "Refreshed": this.onCredentials(e.credentialsExpireMs, this.wallMs(t) + this.serverSkewMs, t);
 		}
 	}
 	isAnswer(e, t, n) {
@@ -2565,8 +3626,23 @@ var Ge = new TextEncoder(), Ke = /* @__PURE__ */ new Set([
 		t && this.pending.splice(0, t), this.lastAckedSeq = Math.max(this.lastAckedSeq, e);
 	}
 	lost(e, n, r, i, a) {
-		let o = a !== null && qe.has(a.code);
-		if (a !== null && a.code === t.NORMAL && this.wanted) {
+		this.refreshAt = Infinity, this.paceAt = Infinity;
+		let o = a !== null && Zt.has(a.code);
+		if (a !== null && (a.code === t.TOKEN_EXPIRED || a.code === t.AUTH_FAILED) && this.wanted && this.config.refreshTokens && !this.tokenFresh) {
+			this.out.push({
+				kind: "disconnected",
+				code: n,
+				reason: r,
+				cause: i,
+				goodbye: a,
+				willReconnect: !0
+			}), this.awaitingToken = !0, this.reconnectAt = Infinity, this.setStatus("reconnecting"), this.out.push({
+				kind: "token_needed",
+				reason: "reconnect"
+			});
+			return;
+		}
+		if (o ||= a !== null && a.code === t.TOKEN_EXPIRED, a !== null && a.code === t.NORMAL && this.wanted) {
 			this.out.push({
 				kind: "disconnected",
 				code: n,
@@ -2596,7 +3672,7 @@ var Ge = new TextEncoder(), Ke = /* @__PURE__ */ new Set([
 			});
 			return;
 		}
-		let u = this.goodbyeFloor + this.random() * Ue(this.config, this.failures);
+		let u = this.goodbyeFloor + this.random() * qt(this.config, this.failures);
 		this.reconnectAt = e + u, this.setStatus("reconnecting"), this.out.push({
 			kind: "reconnecting",
 			attempt: this.failures,
@@ -2605,15 +3681,15 @@ var Ge = new TextEncoder(), Ke = /* @__PURE__ */ new Set([
 		});
 	}
 	forgetSession() {
-		this.sessionId = "", this.token = /* @__PURE__ */ new Uint8Array(), this.positions.clear(), this.unsubscribing.clear(), this.latest.clear(), this.pending = [], this.requests.clear(), this.nextSeq = 1, this.sentUpto = 0, this.lastAckedSeq = 0;
+		this.sessionId = "", this.token = /* @__PURE__ */ new Uint8Array(), this.positions.clear(), this.unsubscribing.clear(), this.latest.clear(), this.pending = [], this.requests.clear(), this.nextSeq = 1, this.sentUpto = 0, this.lastAckedSeq = 0, this.awaitingToken = !1, this.refreshAt = Infinity, this.credentialsExpireMs = 0n;
 	}
 };
-function Xe(e) {
+function en(e) {
 	return e > BigInt(2 ** 53 - 1) ? 2 ** 53 - 1 : Number(e);
 }
 // ../../clients/js/src/client.ts
-var Ze = 1;
-function Qe() {
+var tn = 1;
+function nn() {
 	let e = globalThis;
 	if (typeof e.addEventListener != "function" || typeof e.removeEventListener != "function" || typeof e.navigator?.onLine != "boolean") return null;
 	let t = e.addEventListener.bind(e), n = e.removeEventListener.bind(e);
@@ -2624,7 +3700,7 @@ function Qe() {
 		};
 	} };
 }
-function $e() {
+function rn() {
 	let e = globalThis.performance;
 	return e === void 0 ? {
 		now: () => Date.now(),
@@ -2634,7 +3710,7 @@ function $e() {
 		wallClockOffset: Date.now() - e.now()
 	};
 }
-var et = class {
+var an = class {
 	session;
 	WebSocketCtor;
 	now;
@@ -2649,14 +3725,16 @@ var et = class {
 	lastFailure = "";
 	network;
 	stopNetwork = null;
+	serializer;
+	getToken;
 	constructor(e) {
 		if (typeof e != "object" || !e) throw TypeError("SigmaSocketClient needs an options object with a url");
-		let t = e.now === void 0 ? $e() : {
+		let t = e.now === void 0 ? rn() : {
 			now: e.now,
 			wallClockOffset: 0
 		};
 		this.now = t.now;
-		let n = Ve, r = e.reconnectInterval ?? n.reconnectInterval, i = {
+		let n = Gt, r = e.reconnectInterval ?? n.reconnectInterval, i = {
 			url: e.url,
 			reconnectInterval: r,
 			maxReconnectInterval: Math.max(e.maxReconnectInterval ?? n.maxReconnectInterval, r),
@@ -2670,13 +3748,17 @@ var et = class {
 			maxMessageSize: e.maxMessageSize ?? n.maxMessageSize,
 			authToken: e.authToken ?? "",
 			clientInfo: e.clientInfo ?? null,
+			serializer: Je((e.serializer ?? v).name),
+			refreshTokens: e.getToken !== void 0,
+			refreshMargin: e.tokenRefreshMargin ?? n.refreshMargin,
+			pace: e.ratePacing ?? n.pace,
 			wallClockOffset: t.wallClockOffset,
 			probeTimeout: e.probeTimeout ?? n.probeTimeout
 		};
-		this.session = new Ye(i, e.random ?? Math.random), this.WebSocketCtor = e.WebSocket ?? globalThis.WebSocket, this.timers = e.timers ?? {
+		this.session = new $t(i, e.random ?? Math.random), this.serializer = e.serializer ?? v, this.getToken = e.getToken ?? null, this.WebSocketCtor = e.WebSocket ?? globalThis.WebSocket, this.timers = e.timers ?? {
 			setTimeout: (e, t) => globalThis.setTimeout(e, t),
 			clearTimeout: (e) => globalThis.clearTimeout(e)
-		}, this.network = e.network === void 0 ? Qe() : e.network;
+		}, this.network = e.network === void 0 ? nn() : e.network;
 	}
 	connect() {
 		if (this.session.status === "connected") return Promise.resolve();
@@ -2698,8 +3780,18 @@ var et = class {
 		this.stopNetwork?.(), this.stopNetwork = null;
 	}
 	send(e, t = "") {
-		let n = this.session.send(e, this.now(), t);
+		let n = this.session.send(Ye(this.serializer, e), this.now(), t);
 		return this.pump(), n !== null;
+	}
+	async fetchToken(e) {
+		let t;
+		try {
+			t = await e();
+		} catch (e) {
+			this.emit("error", new u(`getToken failed: ${String(e)}`));
+			return;
+		}
+		typeof t != "string" || !t ? this.emit("error", new u("getToken must return a non-empty string")) : (this.session.refreshToken(t, this.now()), this.pump());
 	}
 	subscribe(e) {
 		this.session.subscribe(e, this.now()), this.pump();
@@ -2762,7 +3854,7 @@ var et = class {
 				this.openSocket(e.attempt, e.url);
 				break;
 			case "send":
-				e.attempt === this.socketAttempt && this.socket?.readyState === Ze && this.socket.send(e.data);
+				e.attempt === this.socketAttempt && this.socket?.readyState === tn && this.socket.send(e.data);
 				break;
 			case "close":
 				e.attempt === this.socketAttempt && this.closeSocket(e.code, e.reason);
@@ -2771,8 +3863,19 @@ var et = class {
 				e.status === "connected" ? this.settle(null) : e.status === "disconnected" && this.settle(new s("disconnected before the server welcomed us")), this.emit("connection", e.status);
 				break;
 			case "connected": break;
-			case "message":
-				this.emit("message", e.payload, Number(e.position.offset), Number(e.timestampMs), e.topic);
+			case "message": {
+				let t = e.payload;
+				if (this.serializer !== v) try {
+					t = this.serializer.decode(e.payload);
+				} catch (t) {
+					this.emit("error", new Xe(this.serializer.name, String(t), e.payload, e.topic, Number(e.position.offset)));
+					break;
+				}
+				this.emit("message", t, Number(e.position.offset), Number(e.timestampMs), e.topic);
+				break;
+			}
+			case "token_needed":
+				this.getToken !== null && this.fetchToken(this.getToken);
 				break;
 			case "reconnecting":
 				this.emit("reconnecting", {
@@ -2803,7 +3906,7 @@ var et = class {
 				}), this.emit("error", new c(`session ${e.oldSessionId} could not be resumed: ${e.reason}`));
 				break;
 			case "server_error":
-				this.emit("error", new u(e.error.code, e.error.message));
+				this.emit("error", new d(e.error.code, e.error.message));
 				break;
 			case "disconnected":
 				this.lastFailure = e.reason, this.emit("disconnection", e.code, e.reason);
@@ -2814,7 +3917,7 @@ var et = class {
 			case "unsubscribed":
 				this.emit("unsubscribed", e.topic);
 				break;
-			case "presence": this.emit("presence", tt(e.presence));
+			case "presence": this.emit("presence", on(e.presence));
 		}
 	}
 	settle(e) {
@@ -2826,7 +3929,7 @@ var et = class {
 		this.dropSocket(), this.socketAttempt = e;
 		let n;
 		try {
-			n = new this.WebSocketCtor(t, [Be]), n.binaryType = "arraybuffer";
+			n = new this.WebSocketCtor(t, [Wt]), n.binaryType = "arraybuffer";
 		} catch (t) {
 			let n = this.session;
 			n.transportError(e, t instanceof Error ? t.message : String(t)), n.transportClosed(e, 1006, "", this.now());
@@ -2868,7 +3971,7 @@ var et = class {
 		this.timer = this.timerAt = null, this.session.handleTimer(Math.max(this.now(), e)), this.pump();
 	}
 };
-function tt(e) {
+function on(e) {
 	return {
 		topic: e.topic,
 		action: e.action === 0 ? "join" : "leave",
@@ -2877,71 +3980,71 @@ function tt(e) {
 	};
 }
 // src/main.ts
-var nt = "sigma-ops.stats", rt = "sigmasockets-dashboard", it = "sigma-dashboard-token", at = [
+var sn = "sigma-ops.stats", cn = "sigmasockets-dashboard", ln = "sigma-dashboard-token", un = [
 	[
 		"connections",
 		"Connections",
-		(e) => Y(e.connections),
+		(e) => X(e.connections),
 		!1
 	],
 	[
 		"clients",
 		"Clients",
-		(e) => Y(e.clients),
+		(e) => X(e.clients),
 		!1
 	],
 	[
 		"sessions",
 		"Sessions",
-		(e) => Y(e.sessions),
+		(e) => X(e.sessions),
 		!1
 	],
 	[
 		"viewers",
 		"Dashboard viewers",
-		(e) => Y(e.viewers ?? 0),
+		(e) => X(e.viewers ?? 0),
 		!1
 	],
 	[
 		"messages_in_per_s",
 		"Messages in/s",
-		(e) => Y(e.messages_in_per_s),
+		(e) => X(e.messages_in_per_s),
 		!1
 	],
 	[
 		"deliveries_per_s",
 		"Deliveries/s",
-		(e) => Y(e.deliveries_per_s),
+		(e) => X(e.deliveries_per_s),
 		!1
 	],
 	[
 		"resumes",
 		"Resumes",
-		(e) => Y(e.resumes),
+		(e) => X(e.resumes),
 		!1
 	],
 	[
 		"failed_resumes",
 		"Failed resumes",
-		(e) => Y(e.failed_resumes),
+		(e) => X(e.failed_resumes),
 		!0
 	],
 	[
 		"lost_messages",
 		"Lost messages",
-		(e) => Y(e.lost_messages),
+		(e) => X(e.lost_messages),
 		!0
 	],
 	[
 		"slow_consumers",
 		"Slow consumers",
-		(e) => Y(e.slow_consumers),
+		(e) => X(e.slow_consumers),
 		!0
 	],
 	[
 		"rate_limited",
 		"Rate limited",
-		(e) => Y(e.rate_limited),
+		(e) => X(e.rate_limited),
 		!0
 	],
 	[
@@ -2950,99 +4053,108 @@ var nt = "sigma-ops.stats", rt = "sigmasockets-dashboard", it = "sigma-dashboard
 		(e) => e.rtt_ms === 0 && e.rtt_p95_ms === null ? "no pong yet" : `${e.rtt_ms.toFixed(1)} ms` + (e.rtt_p95_ms === null ? "" : ` (p95 ≤ ${e.rtt_p95_ms} ms)`),
 		!1
 	]
-], ot = [
+], dn = [
 	["connections", "Connections"],
 	["messages_in_per_s", "Messages in / s"],
 	["deliveries_per_s", "Deliveries / s"],
 	["rtt_ms", "Heartbeat RTT (ms)"]
 ];
-function Y(e) {
+function X(e) {
 	return Number.isInteger(e) ? e.toLocaleString("en") : e.toFixed(1);
 }
-function X(e) {
+function Z(e) {
 	let t = document.getElementById(e);
 	if (!t) throw Error(`#${e} missing`);
 	return t;
 }
-var st = "http://www.w3.org/2000/svg", Z = [], Q = 300;
-function ct() {
-	let e = X("tiles");
-	for (let [t, n] of at) {
+var fn = "http://www.w3.org/2000/svg", Q = [], pn = 300;
+function mn() {
+	let e = Z("tiles");
+	for (let [t, n] of un) {
 		let r = document.createElement("div");
 		r.className = "tile", r.id = `tile-${t}`, r.innerHTML = "<div class=\"label\"></div><div class=\"value\">–</div>", r.querySelector(".label").textContent = n, e.append(r);
 	}
-	let t = X("charts");
-	for (let [e, n] of ot) {
+	let t = Z("charts");
+	for (let [e, n] of dn) {
 		let r = document.createElement("div");
 		r.className = "chart", r.id = `chart-${e}`;
 		let i = document.createElement("h2");
 		i.textContent = n;
-		let a = document.createElementNS(st, "svg");
-		a.setAttribute("viewBox", "0 0 300 90"), a.setAttribute("preserveAspectRatio", "none"), a.append(document.createElementNS(st, "polyline"));
+		let a = document.createElementNS(fn, "svg");
+		a.setAttribute("viewBox", "0 0 300 90"), a.setAttribute("preserveAspectRatio", "none"), a.append(document.createElementNS(fn, "polyline"));
 		let o = document.createElement("div");
 		o.className = "max", r.append(i, a, o), t.append(r);
 	}
 }
-function lt() {
-	let e = Z[Z.length - 1];
+function hn() {
+	let e = Q[Q.length - 1];
 	if (!e) return;
-	X("node").textContent = e.node ? `· ${e.node}` : "";
-	for (let [t, , n, r] of at) {
-		let i = X(`tile-${t}`);
+	Z("node").textContent = e.node ? `· ${e.node}` : "";
+	for (let [t, , n, r] of un) {
+		let i = Z(`tile-${t}`);
 		i.querySelector(".value").textContent = n(e), i.classList.toggle("alert", r && Number(e[t]) > 0);
 	}
-	let t = e.t, n = Math.max(Z[0].t, t - Q * 1e3);
-	for (let [e] of ot) {
-		let r = X(`chart-${e}`), i = Z.filter((e) => e.t >= n), a = Math.max(1, ...i.map((t) => Number(t[e]))), o = i.map((r) => {
+	let t = e.t, n = Math.max(Q[0].t, t - pn * 1e3);
+	for (let [e] of dn) {
+		let r = Z(`chart-${e}`), i = Q.filter((e) => e.t >= n), a = Math.max(1, ...i.map((t) => Number(t[e]))), o = i.map((r) => {
 			let i = (r.t - n) / (t - n || 1) * 300, o = 88 - Number(r[e]) / a * 84;
 			return `${i.toFixed(1)},${o.toFixed(1)}`;
 		});
-		r.querySelector("polyline").setAttribute("points", o.join(" ")), r.querySelector(".max").textContent = `max ${Y(a)} · ${i.length} points`, r.dataset.points = String(i.length);
+		r.querySelector("polyline").setAttribute("points", o.join(" ")), r.querySelector(".max").textContent = `max ${X(a)} · ${i.length} points`, r.dataset.points = String(i.length);
 	}
-	let r = X("status");
+	let r = Z("status");
 	e.draining && (r.textContent = "draining", r.dataset.state = "reconnecting");
 }
-function ut(e) {
-	let t = new Set(Z.map((e) => e.t));
-	Z = Z.concat(e.filter((e) => !t.has(e.t))).sort((e, t) => e.t - t.t), Z.length > Q && (Z = Z.slice(Z.length - Q)), lt();
+function gn(e) {
+	let t = new Set(Q.map((e) => e.t));
+	Q = Q.concat(e.filter((e) => !t.has(e.t))).sort((e, t) => e.t - t.t), Q.length > pn && (Q = Q.slice(Q.length - pn)), hn();
 }
 function $(e, t = e) {
-	let n = X("status");
+	let n = Z("status");
 	n.dataset.state = e, n.textContent = t;
 }
-var dt = null;
-function ft(e) {
-	dt?.disconnect();
-	let t = new et({
+var _n = null, vn = {
+	raw: v,
+	json: Ge,
+	msgpack: Ke
+}, yn = document.querySelector("meta[name=\"sigma-serializer\"]")?.content ?? "raw", bn = vn[yn];
+function xn(e) {
+	if (_n?.disconnect(), bn === void 0) {
+		let e = Z("problem");
+		e.textContent = `this server's payloads use the ${JSON.stringify(yn)} serializer; the dashboard reads raw (JSON text), json and msgpack`, e.hidden = !1, $("error", "unsupported");
+		return;
+	}
+	let t = new an({
 		url: `${location.protocol === "https:" ? "wss:" : "ws:"}//${location.host}/`,
 		authToken: e,
 		clientInfo: {
-			name: rt,
+			name: cn,
 			version: "1",
 			platform: "web",
 			metadata: {}
 		},
 		maxReconnectAttempts: null,
-		maxReconnectInterval: 1e4
+		maxReconnectInterval: 1e4,
+		serializer: bn
 	});
-	dt = t;
+	_n = t;
 	let n = new TextDecoder();
 	t.on("connection", (e) => {
-		e === "connected" ? ($("live"), X("problem").hidden = !0, t.subscribe(nt)) : e === "reconnecting" && $("reconnecting");
+		e === "connected" ? ($("live"), Z("problem").hidden = !0, t.subscribe(sn)) : e === "reconnecting" && $("reconnecting");
 	}), t.on("message", (e, t, r, i) => {
-		let a = JSON.parse(n.decode(e));
-		a.type === "history" && a.points ? (a.interval && (Q = Math.round(300 / a.interval)), ut(a.points)) : a.type === "point" && i === nt && ut([a]);
+		let a = bn === v ? JSON.parse(n.decode(e)) : e;
+		a.type === "history" && a.points ? (a.interval && (pn = Math.round(300 / a.interval)), gn(a.points)) : a.type === "point" && i === sn && gn([a]);
 	}), t.on("error", (t) => {
 		let n = t.message;
-		if (/token/.test(n)) X("token-form").hidden = !1, X("token-error").textContent = e ? "wrong token" : "", $("error", "token needed");
+		if (/token/.test(n)) Z("token-form").hidden = !1, Z("token-error").textContent = e ? "wrong token" : "", $("error", "token needed");
 		else {
-			let e = X("problem");
+			let e = Z("problem");
 			e.textContent = n, e.hidden = !1, /turned off/.test(n) && $("error", "off");
 		}
 	}), t.connect().catch(() => {});
 }
-ct(), X("token-form").addEventListener("submit", (e) => {
+mn(), Z("token-form").addEventListener("submit", (e) => {
 	e.preventDefault();
-	let t = X("token").value;
-	sessionStorage.setItem(it, t), X("token-form").hidden = !0, ft(t);
-}), ft(sessionStorage.getItem(it) ?? "");
+	let t = Z("token").value;
+	sessionStorage.setItem(ln, t), Z("token-form").hidden = !0, xn(t);
+}), xn(sessionStorage.getItem(ln) ?? "");

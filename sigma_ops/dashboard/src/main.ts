@@ -1,7 +1,9 @@
 // The live dashboard of one SigmaSockets node (sigma_ops). Connects over SigmaSockets to the
 // page's own host, subscribes to the stats topic, and draws tiles and small charts from the
 // points the server publishes once a second (the last minutes arrive first, in the inbox).
-import { SigmaSocketClient } from "sigmasockets-client";
+// It speaks the server's payload serializer (named by the page, sigma_ops/routes.py): with raw
+// the points are JSON text, with json or msgpack they are values.
+import { JSON_SERIALIZER, MSGPACK, RAW, SigmaSocketClient, type Serializer } from "sigmasockets-client";
 
 const TOPIC = "sigma-ops.stats";
 const CLIENT_NAME = "sigmasockets-dashboard";
@@ -129,8 +131,21 @@ function setStatus(state: string, text = state): void {
 
 let client: SigmaSocketClient | null = null;
 
+const SERIALIZERS: Record<string, Serializer> = { raw: RAW, json: JSON_SERIALIZER, msgpack: MSGPACK };
+const serializerName =
+  document.querySelector<HTMLMetaElement>('meta[name="sigma-serializer"]')?.content ?? "raw";
+const serializer = SERIALIZERS[serializerName];
+
 function connect(token: string): void {
   client?.disconnect();
+  if (serializer === undefined) {
+    const problem = $("problem");
+    problem.textContent = `this server's payloads use the ${JSON.stringify(serializerName)} `
+      + "serializer; the dashboard reads raw (JSON text), json and msgpack";
+    problem.hidden = false;
+    setStatus("error", "unsupported");
+    return;
+  }
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
   const c = new SigmaSocketClient({
     url: `${scheme}//${location.host}/`,
@@ -138,6 +153,7 @@ function connect(token: string): void {
     clientInfo: { name: CLIENT_NAME, version: "1", platform: "web", metadata: {} },
     maxReconnectAttempts: null,
     maxReconnectInterval: 10000,
+    serializer,
   });
   client = c;
   const decoder = new TextDecoder();
@@ -151,8 +167,8 @@ function connect(token: string): void {
     }
   });
   c.on("message", (data, _id, _ts, topic) => {
-    const msg = JSON.parse(decoder.decode(data)) as
-      { type: string; points?: Point[]; interval?: number } & Point;
+    const value = serializer === RAW ? JSON.parse(decoder.decode(data as Uint8Array)) : data;
+    const msg = value as { type: string; points?: Point[]; interval?: number } & Point;
     if (msg.type === "history" && msg.points) {
       if (msg.interval) keep = Math.round(300 / msg.interval);
       add(msg.points);
