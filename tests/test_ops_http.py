@@ -19,6 +19,7 @@ from sigma_core.api import HttpRequest, HttpResponse, ServerOptions
 from sigma_core.errors import ConnectionFailed
 from sigma_core.messages import ClientInfo
 from sigma_core.metrics import HistogramSnapshot
+from sigma_core.serializers import MsgpackSerializer
 from sigma_ops import (
     DASHBOARD_CLIENT_NAME,
     ENGINE_METRIC_NAMES,
@@ -171,9 +172,9 @@ async def test_metrics_off_and_separate_port(anyio_backend: str) -> None:
         == 404
 
 
-def viewer(backend: str, port: int, token: str = "") -> Any:
+def viewer(backend: str, port: int, token: str = "", **options: Any) -> Any:
     return make_client(backend, f"ws://{LOCAL}:{port}/", auth_token=token,
-                       max_reconnect_attempts=1,
+                       max_reconnect_attempts=1, **options,
                        client_info=ClientInfo(name=DASHBOARD_CLIENT_NAME, version="1",
                                               platform="test"))
 
@@ -227,6 +228,62 @@ async def test_dashboard_stream_is_for_viewers_only(anyio_backend: str) -> None:
     for key in ("messages_in_per_s", "deliveries_per_s", "resumes", "lost_messages",
                 "slow_consumers", "rtt_ms", "sessions"):
         assert key in point
+
+
+async def test_dashboard_speaks_the_servers_serializer(anyio_backend: str) -> None:
+    # A server on MessagePack: the page names it (its client must send the same in its Hello),
+    # and the points arrive as MessagePack values, the history first.
+    ops = Ops(node="n1", dashboard_interval=0.05)
+    server = ops_server(anyio_backend, ops, serializer=MsgpackSerializer())
+    with anyio.fail_after(DEADLINE):
+        async with anyio.create_task_group() as tg:
+            await Host(server, tg).start()
+            tg.start_soon(ops.feed.run, anyio.current_time, anyio.sleep)
+            try:
+                status, _, page = await http(server.port, "/dashboard")
+                assert status == 200
+                assert b'<meta name="sigma-serializer" content="msgpack">' in page
+                async with viewer(anyio_backend, server.port,
+                                  serializer=MsgpackSerializer()) as watcher:
+                    watcher.subscribe(STATS_TOPIC)
+                    got: list[dict[str, Any]] = []
+                    async for message in watcher:
+                        got.append(message.data)
+                        if len(got) >= 2:
+                            break
+            finally:
+                tg.cancel_scope.cancel()
+                await server.stop()
+    assert got[0]["type"] == "history"
+    assert got[1]["type"] == "point" and got[1]["node"] == "n1"
+
+
+class _Upper:
+    """A serializer of the app's own, which the dashboard page cannot read."""
+
+    name = "upper"
+
+    def encode(self, value: Any) -> bytes:
+        return str(value).upper().encode()
+
+    def decode(self, data: bytes) -> Any:
+        return data.decode()
+
+
+async def test_dashboard_says_it_cannot_read_another_serializer(anyio_backend: str) -> None:
+    ops = Ops(dashboard_interval=0.05)
+    server = ops_server(anyio_backend, ops, serializer=_Upper())
+    with anyio.fail_after(DEADLINE):
+        async with anyio.create_task_group() as tg:
+            await Host(server, tg).start()
+            try:
+                page = (await http(server.port, "/dashboard"))[2]
+                assert b'content="upper"' in page  # the page says so (dashboard main.ts)
+                ops.feed.tick(anyio.current_time())
+                ops.feed.tick(anyio.current_time() + 1)
+                assert not ops.feed.points  # nothing sampled, nothing published it cannot read
+            finally:
+                await server.stop()
 
 
 async def test_dashboard_turned_off_refuses_viewers(anyio_backend: str) -> None:
