@@ -127,11 +127,11 @@ class DashboardFeed:
         self._server.on("presence", self._on_presence)
 
     def _on_presence(self, topic: str, session: Session, joined: bool) -> None:
-        if joined and topic == STATS_TOPIC and self.is_viewer(session):
-            if self.serializer in DASHBOARD_SERIALIZERS:
-                self._server.send_to_client(session, self._payload(
-                    {"type": "history", "node": self.node, "interval": self.interval,
-                     "points": list(self.points)}))
+        if joined and topic == STATS_TOPIC and self.is_viewer(session) \
+                and self.serializer in DASHBOARD_SERIALIZERS:
+            self._server.send_to_client(session, self._payload(
+                {"type": "history", "node": self.node, "interval": self.interval,
+                 "points": list(self.points)}))
 
     # ---------------------------------------------------------------- sampling
 

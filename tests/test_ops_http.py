@@ -255,7 +255,8 @@ async def test_dashboard_speaks_the_servers_serializer(anyio_backend: str) -> No
                 tg.cancel_scope.cancel()
                 await server.stop()
     assert got[0]["type"] == "history"
-    assert got[1]["type"] == "point" and got[1]["node"] == "n1"
+    assert got[1]["type"] == "point"
+    assert got[1]["node"] == "n1"
 
 
 class _Upper:
