@@ -497,7 +497,8 @@ def envelopes(draw: st.DrawFn) -> Json:
                 "limits": limits,
                 "fresh_reason": draw(_one_of("", "expired")),
                 "server_time_ms": draw(_one_of(0, 50_000)),
-                "credentials_expire_ms": draw(_one_of(0, 0, 60_000, 100_000))}
+                "credentials_expire_ms": draw(_one_of(0, 0, 60_000, 100_000)),
+                "serializer": draw(_one_of("", "raw", "json"))}
     if kind == "Data":
         return {"type": "Data", "topic": draw(_any_topic), "position": draw(_position_json),
                 "timestamp_ms": 7, "payload": draw(_one_of("", "01", "0203"))}
@@ -558,6 +559,8 @@ def traces(draw: st.DrawFn) -> Json:
         "refresh_tokens": draw(st.booleans()),
         "refresh_margin_ms": draw(_one_of(0, 30000)),
         "pace": draw(_one_of(0.9, 0.5, 0)),
+        # The Hello's serializer name: "" and "raw" send nothing, the others their name.
+        "serializer": draw(_one_of("", "raw", "json", "msgpack", "my.proto+v2")),
     }
     # Most traces start by connecting and opening, so the server envelopes land on a session.
     prefix: list[Json] = []
