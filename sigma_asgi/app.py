@@ -33,7 +33,7 @@ import anyio.from_thread
 import sniffio
 
 from sigma_asyncio._entropy import SystemEntropy
-from sigma_core.api import EventEmitter, Listener, ServerOptions, server_callbacks
+from sigma_core.api import EventEmitter, Listener, ServerOptions, emit_server_event
 from sigma_core.errors import LocalProtocolError
 from sigma_core.hub import (
     AuthAccept,
@@ -48,6 +48,7 @@ from sigma_core.logs import format_peer, hub_log_entry
 from sigma_core.logs import write as write_log
 from sigma_core.message_socket import MessageSocket
 from sigma_core.messages import Hello, StreamPosition
+from sigma_core.serializers import encode_payload
 from sigma_core.websocket import HandshakeRequest, WebSocketState
 
 __all__ = ["ASGIApp", "ASGIAuthRequest", "SigmaASGIApp", "asgi_scope"]
@@ -169,7 +170,9 @@ class SigmaASGIApp:
         elif overrides:
             options = dataclasses.replace(options, **overrides)
         for name, why in (("ssl", "TLS is the ASGI server's (uvicorn --ssl-certfile, ...)"),
-                          ("http_handler", "plain HTTP goes to the inner app (app=...)")):
+                          ("http_handler", "plain HTTP goes to the inner app (app=...)"),
+                          ("jwt", "not verified here yet: use authenticate with a "
+                                  "sigma_auth.JwtVerifier (docs/auth.md)")):
             if getattr(options, name) is not None:
                 raise ValueError(f"SigmaASGIApp does not take ServerOptions.{name}: {why}")
         if options.compression_enabled:
@@ -307,9 +310,11 @@ class SigmaASGIApp:
         self._now = _loop_clock()
         if self._hub is None:
             now = self._now()
-            config = self.options.hub_config(wall_clock_offset=time.time() - now)
-            if self.options.authenticate is not None:
-                config = dataclasses.replace(config, authenticate=self._authenticate)
+            # (ServerOptions.wrap_authenticate, e.g. sigma_ops, goes around the app's hook.)
+            config = self.options.hub_config(
+                wall_clock_offset=time.time() - now,
+                authenticate=self._authenticate if self.options.authenticate is not None
+                else None)
             self._hub = Hub(config, entropy=SystemEntropy(), now=now)
         self._accepting = True
 
@@ -344,27 +349,30 @@ class SigmaASGIApp:
     # ------------------------------------------------------------------ commands
 
     @_on_loop
-    def send_to_client(self, client: ClientRef, data: bytes) -> bool:
-        """Send to one client's inbox (replayed if it is away); False if no such session."""
+    def send_to_client(self, client: ClientRef, data: Any) -> bool:
+        """Send to one client's inbox (replayed if it is away); False if no such session.
+        ``data`` is encoded by ``ServerOptions.serializer`` (bytes with the default)."""
         hub = self._require_hub()
         session_id = _id(client)
         if hub.get_session(session_id) is None:
             return False
-        hub.send_to(session_id, data, self._now())
+        hub.send_to(session_id, encode_payload(self.options.serializer, data), self._now())
         self._after_core()
         return True
 
     @_on_loop
-    def broadcast(self, data: bytes, exclude: Exclude = None) -> None:
+    def broadcast(self, data: Any, exclude: Exclude = None) -> None:
         """Send to every client except ``exclude`` (an id, a session, or several)."""
-        self._require_hub().broadcast(data, self._now(), exclude=_ids(exclude))
+        self._require_hub().broadcast(encode_payload(self.options.serializer, data),
+                                      self._now(), exclude=_ids(exclude))
         self._after_core()
 
     @_on_loop
-    def publish(self, topic: str, data: bytes, exclude: Exclude = None) -> StreamPosition:
+    def publish(self, topic: str, data: Any, exclude: Exclude = None) -> StreamPosition:
         """Publish to a topic's subscribers; returns the message's position."""
-        position = self._require_hub().publish(topic, data, self._now(),
-                                               exclude=_ids(exclude))
+        position = self._require_hub().publish(topic, encode_payload(self.options.serializer,
+                                                                     data),
+                                               self._now(), exclude=_ids(exclude))
         self._after_core()
         return position
 
@@ -556,6 +564,7 @@ class SigmaASGIApp:
         peers = self._peers
         emit = self._emitter.emit
         logger, names = self._logger, self._peer_names
+        serializer = self.options.serializer
         self._busy = True
         try:
             while True:
@@ -575,8 +584,7 @@ class SigmaASGIApp:
                 events = hub.events_received()
                 for event in events:
                     write_log(logger, hub_log_entry(event, names))
-                    for name, args in server_callbacks(event):
-                        emit(name, *args)
+                    emit_server_event(emit, event, serializer)
                 if not out and not events:
                     break
         finally:

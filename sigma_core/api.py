@@ -156,6 +156,10 @@ class ServerOptions:
     #: Seconds a connection stays open after its credentials expired (token ``exp``) without a
     #: refresh; then it is closed with 4010 (TOKEN_EXPIRED).
     credentials_grace: float = 30.0
+    #: Wraps the hook the server decides with (the one built from ``jwt``, or
+    #: ``authenticate``; None when neither is set): ``sigma_ops`` admits its dashboard viewers
+    #: this way, around the app's own rules, JWT or not.
+    wrap_authenticate: Callable[[AuthHook | None], AuthHook] | None = None
     #: How payloads are encoded (``send_to_client``/``broadcast``/``publish`` take values) and
     #: decoded (the ``message`` callback gets values): ``sigma_core.serializers.RAW`` (bytes,
     #: the default), ``JSON``, ``MsgpackSerializer()`` or your own. Its name is advertised in
@@ -226,7 +230,9 @@ class ServerOptions:
             max_topics_per_session=self.max_topics_per_session,
             outgoing_high_water=self.outgoing_high_water,
             presence_notifications=self.presence_notifications,
-            authenticate=authenticate or self.authenticate,
+            authenticate=(self.wrap_authenticate(authenticate or self.authenticate)
+                          if self.wrap_authenticate is not None
+                          else authenticate or self.authenticate),
             credentials_grace=self.credentials_grace,
             identity_rate_limit=RateLimit(
                 messages_per_second=self.identity_max_messages_per_second,

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
 from sigma_core.api import ServerOptions
-from sigma_core.hub import Hub, Session
+from sigma_core.hub import AuthHook, Hub, Session
 from sigma_core.metrics import HistogramSnapshot
 
 from ._version import VERSION
@@ -122,9 +122,15 @@ class Ops:
         ``raw``, ``json`` or ``msgpack``; with another one the page says it cannot show this
         server and the feed publishes nothing."""
         self._serializer = self.feed.serializer = options.serializer.name
+        inner = options.wrap_authenticate
+        feed = self.feed
+
+        def wrap(hook: AuthHook | None) -> AuthHook:
+            # The dashboard's viewers first, then the app's rules (its JWT or its hook).
+            return feed.authenticate(inner(hook) if inner is not None else hook)
+
         return dataclasses.replace(
-            options, http_handler=self.routes(options.http_handler),
-            authenticate=self.feed.authenticate(options.authenticate),
+            options, http_handler=self.routes(options.http_handler), wrap_authenticate=wrap,
             authorize_subscribe=self.feed.authorize_subscribe(options.authorize_subscribe))
 
     def attach(self, server: Any, clock: Callable[[], float] | None = None) -> None:

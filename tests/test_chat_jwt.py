@@ -73,6 +73,25 @@ def test_login_endpoint_issues_tokens_and_passes_the_rest_on() -> None:
     assert handle(HttpRequest(method="GET", path="/index.html", headers=())).status == 404
 
 
+def test_login_without_jwt_mode_says_no_token_is_needed() -> None:
+    # The web app asks /login first: without JWT mode it connects with the bare name.
+    def static(_: HttpRequest) -> HttpResponse:
+        return HttpResponse(status=404)
+
+    handle = login_handler(None, static)
+    answer = handle(HttpRequest(method="GET", path="/login?user=Ann", headers=()))
+    assert (answer.status, json.loads(answer.body)) == (200, {"token": None})
+    assert handle(HttpRequest(method="GET", path="/login?user=", headers=())).status == 400
+
+
+def test_grace_comes_from_the_environment() -> None:
+    mode = parse_jwt_env({"SIGMASOCKETS_JWT_SECRET": SECRET, "SIGMASOCKETS_JWT_GRACE": "2.5"})
+    assert mode is not None
+    assert mode.grace == 2.5
+    with pytest.raises(ValueError, match="GRACE"):
+        parse_jwt_env({"SIGMASOCKETS_JWT_SECRET": SECRET, "SIGMASOCKETS_JWT_GRACE": "-1"})
+
+
 @pytest.mark.anyio
 async def test_chat_server_admits_a_login_token_and_refuses_a_forged_one() -> None:
     mode = ChatJwt(algorithms=("HS256",), secret=SECRET, login=True)

@@ -17,6 +17,8 @@ variable                        meaning
                                 signed with the secret (demo only: anyone may log in as anyone)
 ``SIGMASOCKETS_JWT_LIFETIME``   seconds a login token lives (default 600); the web app
                                 refreshes it over the open connection before it expires
+``SIGMASOCKETS_JWT_GRACE``      seconds a connection stays open past its token's expiry
+                                without a refresh, then close 4010 (default 30)
 =============================== ==============================================================
 
 The username is the token's ``info.name``, else its ``sub``.
@@ -58,6 +60,7 @@ class ChatJwt:
     leeway: float = 0.0
     login: bool = False
     lifetime: float = 600.0
+    grace: float = 30.0
 
     def __post_init__(self) -> None:
         if self.login and self.secret is None:
@@ -65,6 +68,8 @@ class ChatJwt:
                              "tokens with it)")
         if not self.lifetime > 0:
             raise ValueError(f"{PREFIX}LIFETIME must be > 0")
+        if not self.grace >= 0:
+            raise ValueError(f"{PREFIX}GRACE must be >= 0")
         self.config()  # refuses what cannot be verified safely
 
     def config(self) -> JwtConfig:
@@ -120,14 +125,16 @@ def parse_jwt_env(env: Mapping[str, str]) -> ChatJwt | None:
         audience=env.get(PREFIX + "AUDIENCE") or None, issuer=env.get(PREFIX + "ISSUER") or None,
         leeway=float(env.get(PREFIX + "LEEWAY", "0")),
         login=env.get(PREFIX + "LOGIN", "") in ("1", "true", "yes"),
-        lifetime=float(env.get(PREFIX + "LIFETIME", "600")))
+        lifetime=float(env.get(PREFIX + "LIFETIME", "600")),
+        grace=float(env.get(PREFIX + "GRACE", "30")))
 
 
-def login_handler(jwt_mode: ChatJwt, static: Callable[[HttpRequest], HttpResponse],
+def login_handler(jwt_mode: ChatJwt | None, static: Callable[[HttpRequest], HttpResponse],
                   clock: Callable[[], float] = time.time
                   ) -> Callable[[HttpRequest], HttpResponse]:
-    """``GET /login?user=NAME`` issues a token (``{"token": ..., "expires_at": ...}``); every
-    other request goes to ``static``."""
+    """``GET /login?user=NAME`` issues a token (``{"token": ..., "expires_at": ...}``);
+    without JWT mode (``jwt_mode`` None) it answers ``{"token": null}``: the web app then
+    connects with the bare name. Every other request goes to ``static``."""
 
     def handle(request: HttpRequest) -> HttpResponse:
         url = urlsplit(request.path)
@@ -138,6 +145,8 @@ def login_handler(jwt_mode: ChatJwt, static: Callable[[HttpRequest], HttpRespons
         if not user:
             error = {"error": f"choose a username of 1 to {MAX_USERNAME} characters"}
             return HttpResponse(status=400, headers=headers, body=json.dumps(error).encode())
+        if jwt_mode is None:
+            return HttpResponse(status=200, headers=headers, body=b'{"token":null}')
         now = clock()
         body = {"token": jwt_mode.issue(user, now), "expires_at": now + jwt_mode.lifetime}
         return HttpResponse(status=200, headers=headers, body=json.dumps(body).encode())

@@ -250,9 +250,12 @@ def server_options(config: ChatConfig, app: ChatApp) -> ServerOptions:
         authenticate=app.authenticate if config.jwt is None else None,
         jwt=config.jwt.config() if config.jwt is not None else None,
         jwt_then=config.jwt.accept if config.jwt is not None else None,
+        credentials_grace=config.jwt.grace if config.jwt is not None else 30.0,
         authorize_subscribe=app.authorize_subscribe,
+        # /login: a token in JWT mode with SIGMASOCKETS_JWT_LOGIN, {"token": null} without JWT
+        # mode (the page uses the bare name); a JWT-mode server without it issues no tokens.
         http_handler=(login_handler(config.jwt, StaticFiles(config.static_dir))
-                      if config.jwt is not None and config.jwt.login
+                      if config.jwt is None or config.jwt.login
                       else StaticFiles(config.static_dir)),
         # Chat messages are JSON objects: the JSON serializer encodes and decodes them.
         serializer=JSON,

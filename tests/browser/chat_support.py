@@ -53,9 +53,11 @@ class ChatServer:
     """``python -m examples.chat`` in a subprocess; ``start()`` again after ``kill()`` reuses
     the port (the restarted server has none of the old one's memory)."""
 
-    def __init__(self, directory: Path, *args: str) -> None:
+    def __init__(self, directory: Path, *args: str, env: dict[str, str] | None = None) -> None:
         self.port = free_port()
         self.args = args
+        #: SIGMASOCKETS_* variables for the server (the test's own are never passed on).
+        self.env = env or {}
         self.out = directory / "chat-server.out"
         self.err = directory / "chat-server.err"
         self.url = ""
@@ -68,7 +70,7 @@ class ChatServer:
         argv = [sys.executable, "-m", "examples.chat", "--host", "127.0.0.1",
                 "--port", str(self.port), *self.args]
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        env = {k: v for k, v in env.items() if not k.startswith("SIGMASOCKETS_")}
+        env = {k: v for k, v in env.items() if not k.startswith("SIGMASOCKETS_")} | self.env
         with self.out.open("ab") as out, self.err.open("ab") as err:
             self.proc = subprocess.Popen(argv, cwd=REPO, stdout=out, stderr=err, env=env,
                                          stdin=subprocess.DEVNULL)

@@ -162,6 +162,23 @@ export function defaultUrl(): string {
   return `${scheme}//${location.host}/ws`;
 }
 
+/**
+ * The chat server's login (examples/chat/auth.py): `GET /login?user=NAME` answers
+ * `{"token", "expires_at"}` in JWT mode with SIGMASOCKETS_JWT_LOGIN, `{"token": null}` without
+ * JWT mode (the bare name is the credential). Resolves to the token or null; rejects with the
+ * server's reason (a bad name) or when there is no login (404: a JWT-mode server whose tokens
+ * come from elsewhere).
+ */
+async function login(name: string): Promise<string | null> {
+  const response = await fetch(`/login?user=${encodeURIComponent(name)}`, { cache: "no-store" });
+  const body = await response.json().catch(() => ({})) as { token?: unknown; error?: unknown };
+  if (response.ok && body.token === null) return null;
+  if (!response.ok || typeof body.token !== "string") {
+    throw new Error(typeof body.error === "string" ? body.error : `login failed (${response.status})`);
+  }
+  return body.token;
+}
+
 export class Chat {
   readonly state = reactive({
     phase: "login" as "login" | "chat",
@@ -198,6 +215,9 @@ export class Chat {
   private typingIdle: ReturnType<typeof setTimeout> | null = null;
   private ticker: ReturnType<typeof setInterval> | null = null;
 
+  /** Counts start() calls: a login answer for an earlier one is dropped. */
+  private starts = 0;
+
   constructor(private readonly url: string = defaultUrl()) {}
 
   // ------------------------------------------------------------------ lifecycle
@@ -209,11 +229,30 @@ export class Chat {
     const s = this.state;
     s.username = name;
     s.loginError = "";
+    const attempt = ++this.starts;
+    // JWT mode with the server's login endpoint: its token is the credential, and asked for
+    // again before it expires (refreshed over the open connection). 404: plain usernames.
+    login(name).then((token) => {
+      if (attempt !== this.starts) return; // the user started over meanwhile
+      this.open(name, token);
+    }, (error: Error) => {
+      if (attempt !== this.starts) return;
+      s.phase = "login";
+      s.loginError = error.message;
+    });
+  }
+
+  private open(name: string, token: string | null): void {
+    const s = this.state;
     s.phase = "chat";
     s.status = "connecting";
     this.welcomed = false;
     const client = new SigmaSocketClient({
       url: this.url,
+      ...(token === null ? {} : {
+        authToken: token,
+        getToken: async () => (await login(name)) ?? "",
+      }),
       clientInfo: { name: "sigmasockets-chat", version: "0.1.0", platform: "web",
                     metadata: { user: name } },
       reconnectInterval: 1000,
@@ -259,6 +298,7 @@ export class Chat {
   }
 
   logout(): void {
+    this.starts++; // a login still on its way is dropped
     this.stop();
     this.state.phase = "login";
   }
