@@ -54,6 +54,7 @@ from .errors import CloseCode, ErrorCode, LocalProtocolError, RemoteProtocolErro
 from .messages import (
     ENVELOPE_OVERHEAD,
     Ack,
+    Body,
     ClientInfo,
     Data,
     Error,
@@ -359,6 +360,10 @@ class _Pending:
 
 # Reconnecting would not help: refused for good, or another connection now owns the session
 # (taking it back would start a tug of war between the two).
+#: A control envelope waiting for the pacing: ("subscribe" | "unsubscribe", topic, request
+#: id) or ("refresh", token, 0).
+_Control = tuple[str, str, int]
+
 _FATAL_GOODBYES = frozenset({ErrorCode.AUTH_FAILED, ErrorCode.UNSUPPORTED_VERSION,
                              ErrorCode.SESSION_TAKEN_OVER, ErrorCode.SERIALIZER_MISMATCH})
 
@@ -423,10 +428,15 @@ class ClientSession:
         self._refresh_at = math.inf
         self._awaiting_token = False
         self._token_fresh = False
-        # pacing to Welcome.limits: (rate, tokens, updated) per messages and bytes, or None
+        # pacing to Welcome.limits: [rate, tokens, updated_ms, capacity] per messages and bytes,
+        # or None
         self._pace_msgs: list[float] | None = None
         self._pace_bytes: list[float] | None = None
         self._pace_at = math.inf
+        #: Subscribe/Unsubscribe/Refresh waiting for the pacing (sent before waiting Data).
+        self._paced_control: deque[_Control] = deque()
+        #: ``heartbeats_sent`` of the connection already charged to the pacing.
+        self._heartbeats_charged = 0
         self._server_skew_ms = 0
 
     # ------------------------------------------------------------------ properties
@@ -541,7 +551,7 @@ class ClientSession:
         self._refresh_at = math.inf
         conn = self._conn
         if conn is not None and conn.state is ConnectionState.OPEN:
-            conn.send(Refresh(token=token))
+            self._send_control(("refresh", token, 0))
         elif self._awaiting_token and self._wanted:
             self._awaiting_token = False
             self._reconnect_at = now
@@ -707,21 +717,44 @@ class ClientSession:
         self._next_request = (self._next_request % 0xFFFFFFFF) + 1
         self._requests[request_id] = (topic, subscribe)
         self._latest[topic] = request_id
-        conn = self._conn
-        if conn is not None and conn.state is ConnectionState.OPEN:
-            conn.send(Subscribe(topic=topic, request_id=request_id,
-                                position=self.positions.get(topic)) if subscribe
-                      else Unsubscribe(topic=topic, request_id=request_id))
+        self._send_control(("subscribe" if subscribe else "unsubscribe", topic, request_id))
         return request_id
 
+    def _send_control(self, item: _Control) -> None:
+        """Send a Subscribe, Unsubscribe or Refresh over the open connection (nothing
+        otherwise): now, or in turn when the server's rate limits (Welcome.limits) are paced,
+        before any Data that waits (the server counts every envelope)."""
+        conn = self._conn
+        if conn is None or conn.state is not ConnectionState.OPEN:
+            return
+        if self._pace_msgs is None:
+            conn.send(self._control_body(item))
+            return
+        self._paced_control.append(item)
+        self._transmit()
+
+    def _control_body(self, item: _Control) -> Body:
+        kind, text, request_id = item
+        if kind == "subscribe":  # the position as it is when it leaves
+            return Subscribe(topic=text, request_id=request_id,
+                             position=self.positions.get(text))
+        if kind == "unsubscribe":
+            return Unsubscribe(topic=text, request_id=request_id)
+        return Refresh(token=text)
+
     def _transmit(self) -> None:
-        """Send pending messages not yet written on this connection, within the server's
-        unacked limit."""
+        """Send the paced control envelopes, then pending messages not yet written on this
+        connection, within the server's unacked limit and its rate limits."""
         conn = self._conn
         if conn is None or conn.state is not ConnectionState.OPEN:
             return
         limit = self.last_acked_seq + self._max_unacked
         pacing = self._pace_msgs is not None or self._pace_bytes is not None
+        control = self._paced_control
+        while control:
+            if pacing and not self._paced(0):
+                return
+            conn.send(self._control_body(control.popleft()))
         for item in self._pending:
             if item.seq <= self._sent_upto:
                 continue
@@ -739,14 +772,20 @@ class ClientSession:
         arithmetic as the TypeScript client, so both pace alike: tests/test_differential.py)."""
         now_ms = round(self._now * 1000)
         wait_ms = 0
+        # Heartbeats (Ping, Pong) are never held back, but the server counts them: they are
+        # charged when sent since the last look, and may put the message bucket in debt.
+        conn = self._conn
+        sent = conn.heartbeats_sent if conn is not None else self._heartbeats_charged
+        owed, self._heartbeats_charged = sent - self._heartbeats_charged, sent
         for bucket, amount in ((self._pace_msgs, 1.0), (self._pace_bytes, float(size))):
             if bucket is None:
                 continue
-            rate, tokens, updated_ms = bucket
-            # Capacity: one second's worth.
-            tokens = min(rate, tokens + (now_ms - updated_ms) * rate / 1000)
+            rate, tokens, updated_ms, capacity = bucket
+            tokens = min(capacity, tokens + (now_ms - updated_ms) * rate / 1000)
+            if bucket is self._pace_msgs:
+                tokens -= owed
             bucket[1], bucket[2] = tokens, now_ms
-            need = min(amount, rate)
+            need = min(amount, capacity)
             if tokens < need:
                 wait_ms = max(wait_ms, math.ceil((need - tokens) * 1000 / rate), 1)
         if wait_ms:
@@ -812,13 +851,21 @@ class ClientSession:
         pace = self.config.pace
         limits = welcome.limits
         now_ms = float(round(now * 1000))
-        self._pace_msgs = [limits.max_messages_per_second * pace,
-                           limits.max_messages_per_second * pace, now_ms] \
-            if limits is not None and limits.max_messages_per_second and pace else None
-        self._pace_bytes = [limits.max_bytes_per_second * pace,
-                            limits.max_bytes_per_second * pace, now_ms] \
-            if limits is not None and limits.max_bytes_per_second and pace else None
+        # [rate, tokens, updated_ms, capacity]. Capacity: one second's worth, less two
+        # messages kept for the heartbeats (a Ping and a Pong may leave at any moment, never
+        # held back; charged once sent).
+        self._pace_msgs = self._pace_bytes = None
+        if limits is not None and pace and limits.max_messages_per_second:
+            rate = limits.max_messages_per_second * pace
+            capacity = max(min(rate, 1.0), rate - 2)
+            self._pace_msgs = [rate, capacity, now_ms, capacity]
+        if limits is not None and pace and limits.max_bytes_per_second:
+            rate = limits.max_bytes_per_second * pace
+            self._pace_bytes = [rate, rate, now_ms, rate]
         self._pace_at = math.inf
+        # Heartbeats sent before this Welcome are not the new limits' business.
+        self._heartbeats_charged = self._conn.heartbeats_sent if self._conn is not None else 0
+        self._paced_control.clear()
         if welcome.limits is not None:
             if welcome.limits.max_unacked:
                 self._max_unacked = min(self.config.max_pending, welcome.limits.max_unacked)
@@ -1088,6 +1135,9 @@ class ClientSession:
                                          max_attempts=policy.max_attempts, delay=delay))
 
     def _release_conn(self) -> None:
+        # Unsent requests are sent again after the next Welcome (_reconcile); a token
+        # rides in the next Hello.
+        self._paced_control.clear()
         if self._conn is not None:
             self._leftover.extend(self._conn.data_to_send())
             self._conn = None

@@ -327,6 +327,8 @@ class Connection:
         self.unknown_messages = 0
         #: Ping and Pong envelopes received (answered here; the hub rate-limits them).
         self.heartbeats_received = 0
+        #: Ping and Pong envelopes sent (a client session charges them to its pacing).
+        self.heartbeats_sent = 0
         self._fast_frames = False
         #: Server with envelopes: client Data may take the fast path (_process_ws_events).
         self._fast_data = False
@@ -606,6 +608,8 @@ class Connection:
     def _send_body(self, body: Body, *, priority: bool | None = None) -> None:
         if priority is None:
             priority = isinstance(body, _PRIORITY_TYPES)
+        if type(body) is Ping or type(body) is Pong:
+            self.heartbeats_sent += 1
         self._send_envelope_bytes(codec.encode(body), priority=priority)
 
     def _send_envelope_bytes(self, envelope: bytes, priority: bool = False) -> None:

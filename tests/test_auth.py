@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from sigma_auth import JwksCache, JwtConfig, JwtVerifier, TokenRejected, jwt_authenticator
 from sigma_core.client import ErrorReceived, GaveUp, SubscribedEvent, TokenNeeded
+from sigma_core.connection import ConnectionConfig
 from sigma_core.errors import CloseCode, ErrorCode
 from sigma_core.hub import (
     AuthAccept,
@@ -302,9 +303,9 @@ def jwt_sim(**hub: Any) -> Simulation:
     return Simulation(HubConfig(authenticate=hook, **hub), seed=5)
 
 
-def token_client(sim: Simulation, **claims_: Any) -> SimClient:
+def token_client(sim: Simulation, pace: float = 0.9, **claims_: Any) -> SimClient:
     token = hs_token({"sub": "alice", "exp": 1000.0, **claims_})
-    return sim.add_client(client_config(auth_token=token))
+    return sim.add_client(client_config(auth_token=token, pace=pace))
 
 
 def test_token_identity_info_and_channels_reach_the_session() -> None:
@@ -414,10 +415,37 @@ def test_client_paces_itself_to_the_advertised_limit() -> None:
     assert 3.0 <= sim.now - start <= 4.5
 
 
+def test_client_paces_every_envelope_the_server_counts() -> None:
+    # The server counts every envelope (Subscribe, Unsubscribe, Refresh, Ping, Pong, Data)
+    # against its 5 msgs/s: subscribing to 10 rooms and sending 10 messages at once, with
+    # heartbeats each way every second, would close with 4008 unpaced; paced to 4.5/s it all
+    # goes through, the requests first, on the one connection.
+    config = HubConfig(rate_limit=RateLimit(messages_per_second=5),
+                       connection=ConnectionConfig(heartbeat_interval=1.0,
+                                                   heartbeat_timeout=10.0))
+    sim = Simulation(config, seed=5)
+    client = sim.add_client(client_config())
+    sim.run_until(lambda: client.connected)
+    for n in range(10):
+        client.subscribe(f"room{n}")
+        client.send(b"%d" % n)
+    sim.run_until(lambda: sum(isinstance(e, ClientMessage) for e in sim.hub_events) == 10,
+                  timeout=30)
+    sim.run(1.0)
+    assert [e for e in sim.hub_events if isinstance(e, ClientDisconnected)] == []
+    assert [e.topic for e in client.of_type(SubscribedEvent)] == [f"room{n}" for n in range(10)]
+    session = sim.hub.get_session(client.session.session_id)
+    assert session is not None
+    assert {f"room{n}" for n in range(10)} <= set(session.subscriptions)
+    # 20 paced envelopes and ~2 heartbeats a second within 4.5/s (after a burst of 4.5).
+    assert sim.now > 5.0
+
+
 def test_identity_rate_limit_is_shared_by_its_connections_and_advertised() -> None:
     sim = jwt_sim(identity_rate_limit=RateLimit(messages_per_second=10))
-    first = token_client(sim)
-    second = token_client(sim, rate={"messages_per_second": 4})
+    # Clients that ignore the advertised limits (pace=0): the server's side is under test.
+    first = token_client(sim, pace=0)
+    second = token_client(sim, pace=0, rate={"messages_per_second": 4})
     sim.run_until(lambda: first.connected and second.connected)
     for n in range(6):  # 6 messages of one identity within a second: past its 4/s
         (first if n % 2 else second).send(b"m%d" % n)

@@ -291,6 +291,9 @@ const ERROR_FOR_CLOSE: Readonly<Record<number, number>> = {
 // ----------------------------------------------------------------------------- machine
 
 /** One logical client: keeps its session, positions and unacked sends across sockets. */
+/** A control envelope waiting for the pacing: [kind, topic or token, request id]. */
+type Control = ["subscribe" | "unsubscribe" | "refresh", string, number];
+
 export class ClientSession {
   readonly config: SessionConfig;
   private readonly random: () => number;
@@ -350,10 +353,14 @@ export class ClientSession {
   private awaitingToken = false;
   private tokenFresh = false;
   private serverSkewMs = 0n;
-  // pacing to Welcome.limits: [rate, tokens, updatedMs] per messages and bytes, or null
+  // pacing to Welcome.limits: [rate, tokens, updatedMs, capacity] per messages and bytes, or null
   private paceMsgs: number[] | null = null;
   private paceBytes: number[] | null = null;
   private paceAt = Infinity;
+  /** Subscribe/Unsubscribe/Refresh waiting for the pacing (sent before waiting Data). */
+  private pacedControl: Control[] = [];
+  /** Ping and Pong sent and not yet charged to the pacing (the server counts them too). */
+  private heartbeatsOwed = 0;
   private lastNow = 0;
 
   constructor(config: SessionConfig, random: () => number) {
@@ -456,7 +463,7 @@ export class ClientSession {
     this.tokenFresh = true;
     this.refreshAt = Infinity;
     if (this.isOpen) {
-      this.sendBody({ type: "Refresh", token });
+      this.sendControl(["refresh", token, 0]);
     } else if (this.awaitingToken && this.wanted) {
       this.awaitingToken = false;
       this.reconnectAt = now;
@@ -714,6 +721,7 @@ export class ClientSession {
   }
 
   private sendBody(body: BodyInit): void {
+    if (body.type === "Ping" || body.type === "Pong") this.heartbeatsOwed += 1;
     this.out.push({ kind: "send", attempt: this.attemptId, data: encode(body) });
   }
 
@@ -756,19 +764,45 @@ export class ClientSession {
     this.nextRequest = (this.nextRequest % 0xffffffff) + 1;
     this.requests.set(requestId, { topic, subscribe });
     this.latest.set(topic, requestId);
-    if (this.isOpen) {
-      this.sendBody(subscribe
-        ? { type: "Subscribe", topic, requestId, position: this.positions.get(topic) ?? null }
-        : { type: "Unsubscribe", topic, requestId });
-    }
+    this.sendControl([subscribe ? "subscribe" : "unsubscribe", topic, requestId]);
     return requestId;
   }
 
-  /** Send pending messages not yet written on this connection, within the unacked window. */
+  /**
+   * Send a Subscribe, Unsubscribe or Refresh over the open connection (nothing otherwise):
+   * now, or in turn when the server's rate limits (Welcome.limits) are paced, before any Data
+   * that waits (the server counts every envelope).
+   */
+  private sendControl(item: Control): void {
+    if (!this.isOpen) return;
+    if (this.paceMsgs === null) {
+      this.sendBody(this.controlBody(item));
+      return;
+    }
+    this.pacedControl.push(item);
+    this.transmit();
+  }
+
+  private controlBody([kind, text, requestId]: Control): BodyInit {
+    if (kind === "subscribe") { // the position as it is when it leaves
+      return { type: "Subscribe", topic: text, requestId, position: this.positions.get(text) ?? null };
+    }
+    if (kind === "unsubscribe") return { type: "Unsubscribe", topic: text, requestId };
+    return { type: "Refresh", token: text };
+  }
+
+  /**
+   * Send the paced control envelopes, then pending messages not yet written on this
+   * connection, within the unacked window and the rate limits.
+   */
   private transmit(): void {
     if (!this.isOpen) return;
     const limit = this.lastAckedSeq + this.maxUnacked;
     const pacing = this.paceMsgs !== null || this.paceBytes !== null;
+    while (this.pacedControl.length > 0) {
+      if (pacing && !this.paced(0)) return;
+      this.sendBody(this.controlBody(this.pacedControl.shift()!));
+    }
     for (const item of this.pending) {
       if (item.seq <= this.sentUpto) continue;
       if (item.seq > limit) break;
@@ -786,13 +820,19 @@ export class ClientSession {
   private paced(size: number): boolean {
     const nowMs = Math.round(this.lastNow);
     let waitMs = 0;
+    // Heartbeats (Ping, Pong) are never held back, but the server counts them: they are
+    // charged when sent since the last look, and may put the message bucket in debt.
+    const owed = this.heartbeatsOwed;
+    this.heartbeatsOwed = 0;
     for (const [bucket, amount] of [[this.paceMsgs, 1], [this.paceBytes, size]] as const) {
       if (bucket === null) continue;
       const rate = bucket[0]!;
-      const tokens = Math.min(rate, bucket[1]! + (nowMs - bucket[2]!) * rate / 1000);
+      const capacity = bucket[3]!;
+      let tokens = Math.min(capacity, bucket[1]! + (nowMs - bucket[2]!) * rate / 1000);
+      if (bucket === this.paceMsgs) tokens -= owed;
       bucket[1] = tokens;
       bucket[2] = nowMs;
-      const need = Math.min(amount, rate);
+      const need = Math.min(amount, capacity);
       if (tokens < need) waitMs = Math.max(waitMs, Math.ceil((need - tokens) * 1000 / rate), 1);
     }
     if (waitMs) {
@@ -908,11 +948,24 @@ export class ClientSession {
     const pace = this.config.pace;
     const lim = welcome.limits;
     const nowMs = Math.round(now);
-    this.paceMsgs = lim !== null && lim.maxMessagesPerSecond && pace
-      ? [lim.maxMessagesPerSecond * pace, lim.maxMessagesPerSecond * pace, nowMs] : null;
-    this.paceBytes = lim !== null && lim.maxBytesPerSecond && pace
-      ? [lim.maxBytesPerSecond * pace, lim.maxBytesPerSecond * pace, nowMs] : null;
+    // [rate, tokens, updatedMs, capacity]. Capacity: one second's worth, less two messages
+    // kept for the heartbeats (a Ping and a Pong may leave at any moment, never held back;
+    // charged once sent).
+    this.paceMsgs = null;
+    this.paceBytes = null;
+    if (lim !== null && pace && lim.maxMessagesPerSecond) {
+      const rate = lim.maxMessagesPerSecond * pace;
+      const capacity = Math.max(Math.min(rate, 1), rate - 2);
+      this.paceMsgs = [rate, capacity, nowMs, capacity];
+    }
+    if (lim !== null && pace && lim.maxBytesPerSecond) {
+      const rate = lim.maxBytesPerSecond * pace;
+      this.paceBytes = [rate, rate, nowMs, rate];
+    }
     this.paceAt = Infinity;
+    // Heartbeats sent before this Welcome are not the new limits' business.
+    this.heartbeatsOwed = 0;
+    this.pacedControl = [];
     this.lastNow = now;
     const limits = welcome.limits;
     if (limits !== null) {
