@@ -294,7 +294,8 @@ class ClientOptions:
     get_token: Callable[[], Any] | None = None
     #: Seconds before the credentials expire to ask ``get_token`` (at most halfway).
     token_refresh_margin: float = 30.0
-    #: Share of the server's advertised rate limits the client sends at (0: no pacing).
+    #: Share of the server's advertised rate limits the client paces every envelope the
+    #: server counts to (requests and messages wait, heartbeats are charged; 0: no pacing).
     rate_pacing: float = 0.9
     #: Where lost connections, reconnects and session resets are logged (see
     #: :mod:`sigma_core.logs`); None: ``logging.getLogger("sigma_asyncio.client")`` or

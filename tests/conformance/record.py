@@ -135,6 +135,23 @@ TRACES: dict[str, dict[str, Any]] = {
                   welcome(True, {"topic": "a", "status": FAILED, "position": pos(5, 2),
                                  "lost_from": 4, "lost_to": 0}),
                   data("a", 5, epoch=2), data("a", 6, epoch=2)]},
+    "pacing_every_envelope": {
+        "about": "Welcome.limits of 5 msgs/s (paced to 4.5, two kept for heartbeats: 2.5 at "
+                 "once): subscribes, a token refresh and messages queue in turn, requests "
+                 "before Data; a Pong sent meanwhile is never held back but is charged.",
+        "config": {"pace": 0.9, "refresh_tokens": True},
+        "steps": [*CONNECT,
+                  {"do": "recv", "env": {**welcome(False)["env"], "limits": {
+                      "max_unacked": 0, "max_message_size": 0, "max_messages_per_second": 5,
+                      "max_bytes_per_second": 0}}},
+                  {"do": "send", "payload": "61", "topic": ""},
+                  {"do": "subscribe", "topic": "a"}, {"do": "subscribe", "topic": "b"},
+                  {"do": "send", "payload": "62", "topic": ""},
+                  {"do": "token", "token": "t2"},
+                  {"do": "recv", "env": {"type": "Ping", "id": 1, "timestamp_ms": 5}},
+                  {"do": "timer", "dt": 250}, {"do": "timer", "dt": 250},
+                  {"do": "timer", "dt": 250}, {"do": "timer", "dt": 250},
+                  {"do": "timer", "dt": 500}]},
 }
 
 

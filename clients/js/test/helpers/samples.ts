@@ -76,4 +76,6 @@ export const MINIMAL: [BodyInit, Body][] = [
    { type: "Presence", topic: "t", action: 0, sessionId: "s", metadata: {} }],
   [{ type: "Error" }, { type: "Error", code: 0, message: "", details: "", retryable: false, requestId: 0 }],
   [{ type: "Goodbye" }, { type: "Goodbye", code: 0, reason: "", reconnectAfterMs: 0 }],
+  [{ type: "Refresh" }, { type: "Refresh", token: "" }],
+  [{ type: "Refreshed" }, { type: "Refreshed", credentialsExpireMs: 0n }],
 ];
