@@ -319,3 +319,41 @@ def test_a_resume_that_replays_past_this_nodes_delivery_skips_no_other_member() 
     sim.run(2.0)
     assert carol.payloads() == [b"s-1"]
     assert bob.payloads() == [b"s-1"]
+
+
+def test_credentials_apply_on_a_cluster_node_fresh_and_resumed() -> None:
+    # The authenticate hook's answer reaches a session built through the engine: its channels
+    # are subscribed, its topic permission holds, its expiry is in the Welcome and enforced.
+    from sigma_core.client import ErrorReceived
+    from sigma_core.errors import CloseCode, ErrorCode
+    from sigma_core.hub import AuthAccept, AuthRequest, ClientDisconnected, HubConfig
+
+    def hook(request: AuthRequest) -> AuthAccept:
+        return AuthAccept(identity="alice", channels=("news",), topics=("news", "room:*"),
+                          expires_at=request.now + 5.0)
+
+    sim = ClusterSimulation(2, HubConfig(authenticate=hook, credentials_grace=1.0), seed=3)
+    alice = sim.add_client(client_config(auth_token="t"), connect=False)
+    sim.pin(alice, 0)
+    alice.connect()
+    sim.run_until(lambda: alice.connected)
+    session = sim.node(0).hub.get_session(alice.session.session_id)
+    assert session is not None
+    assert "news" in session.subscriptions
+    assert alice.session.credentials_expire_ms > 0
+    denied = alice.subscribe("secret")
+    alice.subscribe("room:1")
+    sim.run(0.2)
+    [error] = alice.of_type(ErrorReceived)
+    assert (error.error.code, error.error.request_id) == (ErrorCode.SUBSCRIBE_DENIED, denied)
+    assert "room:1" in session.subscriptions
+    # Resumed on the other node: the same rules from the new Hello's credentials.
+    sim.pin(alice, 1)
+    sim.cut(alice)
+    sim.run_until(lambda: alice.connected, timeout=10)
+    resumed = sim.node(1).hub.get_session(alice.session.session_id)
+    assert resumed is not None
+    assert {"news", "room:1"} <= set(resumed.subscriptions)
+    sim.run(7.0)  # past the expiry and the grace, never refreshed: 4010
+    closed = [e for e in sim.hub_events if isinstance(e, ClientDisconnected)]
+    assert CloseCode.TOKEN_EXPIRED in [e.code for e in closed]

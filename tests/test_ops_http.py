@@ -287,6 +287,37 @@ async def test_dashboard_says_it_cannot_read_another_serializer(anyio_backend: s
                 await server.stop()
 
 
+async def test_dashboard_viewers_get_in_beside_a_jwt_server(anyio_backend: str) -> None:
+    # A JWT server with ops: viewers come in with the dashboard token (no JWT), everyone else
+    # only with a valid JWT (the dashboard's rules go around the JWT hook: wrap_authenticate).
+    jwt = pytest.importorskip("jwt")
+    from sigma_auth import JwtConfig
+
+    secret = "a-secret-of-at-least-32-bytes-for-hs256!"
+    ops = Ops(dashboard_token="s3cret", dashboard_interval=0.05)
+    server = ops_server(anyio_backend, ops,
+                        jwt=JwtConfig(algorithms=("HS256",), secret=secret))
+    token = jwt.encode({"sub": "alice", "exp": 4_000_000_000}, secret, algorithm="HS256")
+    with anyio.fail_after(DEADLINE):
+        async with anyio.create_task_group() as tg:
+            await Host(server, tg).start()
+            try:
+                async with viewer(anyio_backend, server.port, "s3cret") as watcher:
+                    assert watcher.get_session() is not None
+                async with make_client(anyio_backend, url(server), auth_token=token) as user:
+                    info = user.get_session()
+                    assert info is not None
+                    session = server.get_client(info.id)
+                    assert session is not None
+                    assert session.identity == "alice"
+                with pytest.raises(ConnectionFailed):
+                    async with make_client(anyio_backend, url(server), auth_token="not-a-jwt",
+                                           max_reconnect_attempts=1):
+                        pass  # pragma: no cover - refused
+            finally:
+                await server.stop()
+
+
 async def test_dashboard_turned_off_refuses_viewers(anyio_backend: str) -> None:
     ops = Ops(dashboard=False)
     server = ops_server(anyio_backend, ops)

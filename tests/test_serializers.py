@@ -13,6 +13,7 @@ from adapters_support import (
     BACKENDS,
     DEADLINE,
     Recorder,
+    any_server,
     connected_client,
     next_message,
     serving,
@@ -107,6 +108,7 @@ class LenientJson:
 
 
 @pytest.mark.anyio
+@any_server  # SigmaASGIApp under each ASGI server too
 async def test_json_both_ways_and_undecodable_messages_are_errors(anyio_backend: str) -> None:
     with anyio.fail_after(DEADLINE):
         async with serving(anyio_backend, serializer=JSON) as server:
@@ -147,6 +149,7 @@ async def test_client_reports_an_undecodable_message_and_keeps_receiving(
 
 
 @pytest.mark.anyio
+@any_server
 async def test_encoding_failure_sends_nothing(anyio_backend: str) -> None:
     with anyio.fail_after(DEADLINE):
         async with serving(anyio_backend, serializer=JSON) as server, \
