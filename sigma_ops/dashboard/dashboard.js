@@ -56,7 +56,7 @@ var e = {
 		super(t), this.code = n;
 	}
 	get reason() {
-		return p(this.message);
+		return ee(this.message);
 	}
 }, a = class extends i {
 	constructor(t) {
@@ -73,7 +73,7 @@ var e = {
 		super(`server error ${e}: ${t}`), this.code = e;
 	}
 }, f = new TextEncoder();
-function p(e, t = 123) {
+function ee(e, t = 123) {
 	if (f.encode(e).length <= t) return e;
 	let n = "", r = 0;
 	for (let i of e) {
@@ -83,8 +83,3085 @@ function p(e, t = 123) {
 	}
 	return n;
 }
+// ../../clients/js/src/serializers.ts
+var p = {
+	name: "raw",
+	encode(e) {
+		if (!(e instanceof Uint8Array)) throw TypeError(`the raw serializer sends Uint8Array, got ${typeof e}`);
+		return e;
+	},
+	decode: (e) => e
+}, te = new TextEncoder(), ne = new TextDecoder("utf-8", { fatal: !0 }), re = {
+	name: "json",
+	encode(e) {
+		let t = JSON.stringify(e);
+		if (t === void 0) throw TypeError(`${typeof e} is not JSON`);
+		return te.encode(t);
+	},
+	decode: (e) => JSON.parse(ne.decode(e))
+}, ie = /^[a-z0-9][a-z0-9._+-]{0,31}$/;
+function ae(e) {
+	if (!ie.test(e)) throw TypeError(`serializer name ${JSON.stringify(e)} is invalid: 1-32 of a-z 0-9 . _ + -`);
+	return e;
+}
+function oe(e, t) {
+	if (e === p && t instanceof Uint8Array) return t;
+	try {
+		return e.encode(t);
+	} catch (n) {
+		throw new r(`the ${e.name} serializer cannot encode ${typeof t}: ${String(n)}`);
+	}
+}
+var se = class extends n {
+	serializer;
+	data;
+	topic;
+	messageId;
+	constructor(e, t, n, r, i) {
+		super(`cannot decode message ${i} on ${JSON.stringify(r)} with the ${e} serializer: ${t}`), this.serializer = e, this.data = n, this.topic = r, this.messageId = i, this.name = "PayloadDecodeError";
+	}
+}, m = /* @__PURE__ */ new Int32Array(2), ce = new Float32Array(m.buffer), le = new Float64Array(m.buffer), h = new Uint16Array(new Uint8Array([1, 0]).buffer)[0] === 1, ue;
+(function(e) {
+	e[e.UTF8_BYTES = 1] = "UTF8_BYTES", e[e.UTF16_STRING = 2] = "UTF16_STRING";
+})(ue ||= {});
+// ../../clients/js/node_modules/flatbuffers/mjs/byte-buffer.js
+var de = class e {
+	constructor(e) {
+		this.bytes_ = e, this.position_ = 0, this.text_decoder_ = new TextDecoder();
+	}
+	static allocate(t) {
+		return new e(new Uint8Array(t));
+	}
+	clear() {
+		this.position_ = 0;
+	}
+	bytes() {
+		return this.bytes_;
+	}
+	position() {
+		return this.position_;
+	}
+	setPosition(e) {
+		this.position_ = e;
+	}
+	capacity() {
+		return this.bytes_.length;
+	}
+	readInt8(e) {
+		return this.readUint8(e) << 24 >> 24;
+	}
+	readUint8(e) {
+		return this.bytes_[e];
+	}
+	readInt16(e) {
+		return this.readUint16(e) << 16 >> 16;
+	}
+	readUint16(e) {
+		return this.bytes_[e] | this.bytes_[e + 1] << 8;
+	}
+	readInt32(e) {
+		return this.bytes_[e] | this.bytes_[e + 1] << 8 | this.bytes_[e + 2] << 16 | this.bytes_[e + 3] << 24;
+	}
+	readUint32(e) {
+		return this.readInt32(e) >>> 0;
+	}
+	readInt64(e) {
+		return BigInt.asIntN(64, BigInt(this.readUint32(e)) + (BigInt(this.readUint32(e + 4)) << BigInt(32)));
+	}
+	readUint64(e) {
+		return BigInt.asUintN(64, BigInt(this.readUint32(e)) + (BigInt(this.readUint32(e + 4)) << BigInt(32)));
+	}
+	readFloat32(e) {
+		return m[0] = this.readInt32(e), ce[0];
+	}
+	readFloat64(e) {
+		return m[+!h] = this.readInt32(e), m[+!!h] = this.readInt32(e + 4), le[0];
+	}
+	writeInt8(e, t) {
+		this.bytes_[e] = t;
+	}
+	writeUint8(e, t) {
+		this.bytes_[e] = t;
+	}
+	writeInt16(e, t) {
+		this.bytes_[e] = t, this.bytes_[e + 1] = t >> 8;
+	}
+	writeUint16(e, t) {
+		this.bytes_[e] = t, this.bytes_[e + 1] = t >> 8;
+	}
+	writeInt32(e, t) {
+		this.bytes_[e] = t, this.bytes_[e + 1] = t >> 8, this.bytes_[e + 2] = t >> 16, this.bytes_[e + 3] = t >> 24;
+	}
+	writeUint32(e, t) {
+		this.bytes_[e] = t, this.bytes_[e + 1] = t >> 8, this.bytes_[e + 2] = t >> 16, this.bytes_[e + 3] = t >> 24;
+	}
+	writeInt64(e, t) {
+		this.writeInt32(e, Number(BigInt.asIntN(32, t))), this.writeInt32(e + 4, Number(BigInt.asIntN(32, t >> BigInt(32))));
+	}
+	writeUint64(e, t) {
+		this.writeUint32(e, Number(BigInt.asUintN(32, t))), this.writeUint32(e + 4, Number(BigInt.asUintN(32, t >> BigInt(32))));
+	}
+	writeFloat32(e, t) {
+		ce[0] = t, this.writeInt32(e, m[0]);
+	}
+	writeFloat64(e, t) {
+		le[0] = t, this.writeInt32(e, m[+!h]), this.writeInt32(e + 4, m[+!!h]);
+	}
+	getBufferIdentifier() {
+		if (this.bytes_.length < this.position_ + 4 + 4) throw Error("FlatBuffers: ByteBuffer is too short to contain an identifier.");
+		let e = "";
+		for (let t = 0; t < 4; t++) e += String.fromCharCode(this.readInt8(this.position_ + 4 + t));
+		return e;
+	}
+	__offset(e, t) {
+		let n = e - this.readInt32(e);
+		return t < this.readInt16(n) ? this.readInt16(n + t) : 0;
+	}
+	__union(e, t) {
+		return e.bb_pos = t + this.readInt32(t), e.bb = this, e;
+	}
+	__string(e, t) {
+		e += this.readInt32(e);
+		let n = this.readInt32(e);
+		e += 4;
+		let r = this.bytes_.subarray(e, e + n);
+		return t === ue.UTF8_BYTES ? r : this.text_decoder_.decode(r);
+	}
+	__union_with_string(e, t) {
+		return typeof e == "string" ? this.__string(t) : this.__union(e, t);
+	}
+	__indirect(e) {
+		return e + this.readInt32(e);
+	}
+	__vector(e) {
+		return e + this.readInt32(e) + 4;
+	}
+	__vector_len(e) {
+		return this.readInt32(e + this.readInt32(e));
+	}
+	__has_identifier(e) {
+		if (e.length != 4) throw Error("FlatBuffers: file identifier must be length 4");
+		for (let t = 0; t < 4; t++) if (e.charCodeAt(t) != this.readInt8(this.position() + 4 + t)) return !1;
+		return !0;
+	}
+	createScalarList(e, t) {
+		let n = [];
+		for (let r = 0; r < t; ++r) {
+			let t = e(r);
+			t !== null && n.push(t);
+		}
+		return n;
+	}
+	createObjList(e, t) {
+		let n = [];
+		for (let r = 0; r < t; ++r) {
+			let t = e(r);
+			t !== null && n.push(t.unpack());
+		}
+		return n;
+	}
+}, fe = class e {
+	constructor(e) {
+		this.minalign = 1, this.vtable = null, this.vtable_in_use = 0, this.isNested = !1, this.object_start = 0, this.vtables = [], this.vector_num_elems = 0, this.force_defaults = !1, this.string_maps = null, this.text_encoder = new TextEncoder();
+		let t;
+		t = e || 1024, this.bb = de.allocate(t), this.space = t;
+	}
+	clear() {
+		this.bb.clear(), this.space = this.bb.capacity(), this.minalign = 1, this.vtable = null, this.vtable_in_use = 0, this.isNested = !1, this.object_start = 0, this.vtables = [], this.vector_num_elems = 0, this.force_defaults = !1, this.string_maps = null;
+	}
+	forceDefaults(e) {
+		this.force_defaults = e;
+	}
+	dataBuffer() {
+		return this.bb;
+	}
+	asUint8Array() {
+		return this.bb.bytes().subarray(this.bb.position(), this.bb.position() + this.offset());
+	}
+	prep(t, n) {
+		t > this.minalign && (this.minalign = t);
+		let r = ~(this.bb.capacity() - this.space + n) + 1 & t - 1;
+		for (; this.space < r + t + n;) {
+			let t = this.bb.capacity();
+			this.bb = e.growByteBuffer(this.bb), this.space += this.bb.capacity() - t;
+		}
+		this.pad(r);
+	}
+	pad(e) {
+		for (let t = 0; t < e; t++) this.bb.writeInt8(--this.space, 0);
+	}
+	writeInt8(e) {
+		this.bb.writeInt8(--this.space, e);
+	}
+	writeInt16(e) {
+		this.bb.writeInt16(this.space -= 2, e);
+	}
+	writeInt32(e) {
+		this.bb.writeInt32(this.space -= 4, e);
+	}
+	writeInt64(e) {
+		this.bb.writeInt64(this.space -= 8, e);
+	}
+	writeFloat32(e) {
+		this.bb.writeFloat32(this.space -= 4, e);
+	}
+	writeFloat64(e) {
+		this.bb.writeFloat64(this.space -= 8, e);
+	}
+	addInt8(e) {
+		this.prep(1, 0), this.writeInt8(e);
+	}
+	addInt16(e) {
+		this.prep(2, 0), this.writeInt16(e);
+	}
+	addInt32(e) {
+		this.prep(4, 0), this.writeInt32(e);
+	}
+	addInt64(e) {
+		this.prep(8, 0), this.writeInt64(e);
+	}
+	addFloat32(e) {
+		this.prep(4, 0), this.writeFloat32(e);
+	}
+	addFloat64(e) {
+		this.prep(8, 0), this.writeFloat64(e);
+	}
+	addFieldInt8(e, t, n) {
+		(this.force_defaults || t != n) && (this.addInt8(t), this.slot(e));
+	}
+	addFieldInt16(e, t, n) {
+		(this.force_defaults || t != n) && (this.addInt16(t), this.slot(e));
+	}
+	addFieldInt32(e, t, n) {
+		(this.force_defaults || t != n) && (this.addInt32(t), this.slot(e));
+	}
+	addFieldInt64(e, t, n) {
+		(this.force_defaults || t !== n) && (this.addInt64(t), this.slot(e));
+	}
+	addFieldFloat32(e, t, n) {
+		(this.force_defaults || t != n) && (this.addFloat32(t), this.slot(e));
+	}
+	addFieldFloat64(e, t, n) {
+		(this.force_defaults || t != n) && (this.addFloat64(t), this.slot(e));
+	}
+	addFieldOffset(e, t, n) {
+		(this.force_defaults || t != n) && (this.addOffset(t), this.slot(e));
+	}
+	addFieldStruct(e, t, n) {
+		t != n && (this.nested(t), this.slot(e));
+	}
+	nested(e) {
+		if (e != this.offset()) throw TypeError("FlatBuffers: struct must be serialized inline.");
+	}
+	notNested() {
+		if (this.isNested) throw TypeError("FlatBuffers: object serialization must not be nested.");
+	}
+	slot(e) {
+		this.vtable !== null && (this.vtable[e] = this.offset());
+	}
+	offset() {
+		return this.bb.capacity() - this.space;
+	}
+	static growByteBuffer(e) {
+		let t = e.capacity();
+		if (t & 3221225472) throw Error("FlatBuffers: cannot grow buffer beyond 2 gigabytes.");
+		let n = t << 1, r = de.allocate(n);
+		return r.setPosition(n - t), r.bytes().set(e.bytes(), n - t), r;
+	}
+	addOffset(e) {
+		this.prep(4, 0), this.writeInt32(this.offset() - e + 4);
+	}
+	startObject(e) {
+		this.notNested(), this.vtable ??= [], this.vtable_in_use = e;
+		for (let t = 0; t < e; t++) this.vtable[t] = 0;
+		this.isNested = !0, this.object_start = this.offset();
+	}
+	endObject() {
+		if (this.vtable == null || !this.isNested) throw Error("FlatBuffers: endObject called without startObject");
+		this.addInt32(0);
+		let e = this.offset(), t = this.vtable_in_use - 1;
+		for (; t >= 0 && this.vtable[t] == 0; t--);
+		let n = t + 1;
+		for (; t >= 0; t--) this.addInt16(this.vtable[t] == 0 ? 0 : e - this.vtable[t]);
+		this.addInt16(e - this.object_start);
+		let r = (n + 2) * 2;
+		this.addInt16(r);
+		let i = 0, a = this.space;
+		outer_loop: for (t = 0; t < this.vtables.length; t++) {
+			let e = this.bb.capacity() - this.vtables[t];
+			if (r == this.bb.readInt16(e)) {
+				for (let t = 2; t < r; t += 2) if (this.bb.readInt16(a + t) != this.bb.readInt16(e + t)) continue outer_loop;
+				i = this.vtables[t];
+				break;
+			}
+		}
+		return i ? (this.space = this.bb.capacity() - e, this.bb.writeInt32(this.space, i - e)) : (this.vtables.push(this.offset()), this.bb.writeInt32(this.bb.capacity() - e, this.offset() - e)), this.isNested = !1, e;
+	}
+	finish(e, t, n) {
+		let r = n ? 4 : 0;
+		if (t) {
+			let e = t;
+			if (this.prep(this.minalign, 8 + r), e.length != 4) throw TypeError("FlatBuffers: file identifier must be length 4");
+			for (let t = 3; t >= 0; t--) this.writeInt8(e.charCodeAt(t));
+		}
+		this.prep(this.minalign, 4 + r), this.addOffset(e), r && this.addInt32(this.bb.capacity() - this.space), this.bb.setPosition(this.space);
+	}
+	finishSizePrefixed(e, t) {
+		this.finish(e, t, !0);
+	}
+	requiredField(e, t) {
+		let n = this.bb.capacity() - e, r = n - this.bb.readInt32(n);
+		if (!(t < this.bb.readInt16(r) && this.bb.readInt16(r + t) != 0)) throw TypeError("FlatBuffers: field " + t + " must be set");
+	}
+	startVector(e, t, n) {
+		this.notNested(), this.vector_num_elems = t, this.prep(4, e * t), this.prep(n, e * t);
+	}
+	endVector() {
+		return this.writeInt32(this.vector_num_elems), this.offset();
+	}
+	createSharedString(e) {
+		if (!e) return 0;
+		if (this.string_maps ||= /* @__PURE__ */ new Map(), this.string_maps.has(e)) return this.string_maps.get(e);
+		let t = this.createString(e);
+		return this.string_maps.set(e, t), t;
+	}
+	createString(e) {
+		if (e == null) return 0;
+		let t;
+		return t = e instanceof Uint8Array ? e : this.text_encoder.encode(e), this.addInt8(0), this.startVector(1, t.length, 1), this.bb.setPosition(this.space -= t.length), this.bb.bytes().set(t, this.space), this.endVector();
+	}
+	createByteVector(e) {
+		return e == null ? 0 : (this.startVector(1, e.length, 1), this.bb.setPosition(this.space -= e.length), this.bb.bytes().set(e, this.space), this.endVector());
+	}
+	createObjectOffset(e) {
+		return e === null ? 0 : typeof e == "string" ? this.createString(e) : e.pack(this);
+	}
+	createObjectOffsetList(e) {
+		let t = [];
+		for (let n = 0; n < e.length; ++n) {
+			let r = e[n];
+			if (r !== null) t.push(this.createObjectOffset(r));
+			else throw TypeError("FlatBuffers: Argument for createObjectOffsetList cannot contain null.");
+		}
+		return t;
+	}
+	createStructOffsetList(e, t) {
+		return t(this, e.length), this.createObjectOffsetList(e.slice().reverse()), this.endVector();
+	}
+}, g = class {
+	bb = null;
+	bb_pos = 0;
+	__init(e, t) {
+		return this.bb_pos = e, this.bb = t, this;
+	}
+	epoch() {
+		return this.bb.readUint64(this.bb_pos);
+	}
+	offset() {
+		return this.bb.readUint64(this.bb_pos + 8);
+	}
+	static sizeOf() {
+		return 16;
+	}
+	static createStreamPosition(e, t, n) {
+		return e.prep(8, 16), e.writeInt64(BigInt(n ?? 0)), e.writeInt64(BigInt(t ?? 0)), e.offset();
+	}
+}, _ = class e {
+	bb = null;
+	bb_pos = 0;
+	__init(e, t) {
+		return this.bb_pos = e, this.bb = t, this;
+	}
+	static getRootAsTopicPosition(t, n) {
+		return (n || new e()).__init(t.readInt32(t.position()) + t.position(), t);
+	}
+	static getSizePrefixedRootAsTopicPosition(t, n) {
+		return t.setPosition(t.position() + 4), (n || new e()).__init(t.readInt32(t.position()) + t.position(), t);
+	}
+	topic(e) {
+		let t = this.bb.__offset(this.bb_pos, 4);
+		return t ? this.bb.__string(this.bb_pos + t, e) : null;
+	}
+	position(e) {
+		let t = this.bb.__offset(this.bb_pos, 6);
+		return t ? (e || new g()).__init(this.bb_pos + t, this.bb) : null;
+	}
+	static startTopicPosition(e) {
+		e.startObject(2);
+	}
+	static addTopic(e, t) {
+		e.addFieldOffset(0, t, 0);
+	}
+	static addPosition(e, t) {
+		e.addFieldStruct(1, t, 0);
+	}
+	static endTopicPosition(e) {
+		let t = e.endObject();
+		return e.requiredField(t, 4), e.requiredField(t, 6), t;
+	}
+}, v = class e {
+	bb = null;
+	bb_pos = 0;
+	__init(e, t) {
+		return this.bb_pos = e, this.bb = t, this;
+	}
+	static getRootAsAck(t, n) {
+		return (n || new e()).__init(t.readInt32(t.position()) + t.position(), t);
+	}
+	static getSizePrefixedRootAsAck(t, n) {
+		return t.setPosition(t.position() + 4), (n || new e()).__init(t.readInt32(t.position()) + t.position(), t);
+	}
+	seq() {
+		let e = this.bb.__offset(this.bb_pos, 4);
+		return e ? this.bb.readUint64(this.bb_pos + e) : BigInt("0");
+	}
+	positions(e, t) {
+		let n = this.bb.__offset(this.bb_pos, 6);
+		return n ? (t || new _()).__init(this.bb.__indirect(this.bb.__vector(this.bb_pos + n) + e * 4), this.bb) : null;
+	}
+	positionsLength() {
+		let e = this.bb.__offset(this.bb_pos, 6);
+		return e ? this.bb.__vector_len(this.bb_pos + e) : 0;
+	}
+	static startAck(e) {
+		e.startObject(2);
+	}
+	static addSeq(e, t) {
+		e.addFieldInt64(0, t, BigInt("0"));
+	}
+	static addPositions(e, t) {
+		e.addFieldOffset(1, t, 0);
+	}
+	static createPositionsVector(e, t) {
+		e.startVector(4, t.length, 4);
+		for (let n = t.length - 1; n >= 0; n--) e.addOffset(t[n]);
+		return e.endVector();
+	}
+	static startPositionsVector(e, t) {
+		e.startVector(4, t, 4);
+	}
+	static endAck(e) {
+		return e.endObject();
+	}
+	static createAck(t, n, r) {
+		return e.startAck(t), e.addSeq(t, n), e.addPositions(t, r), e.endAck(t);
+	}
+}, y = class e {
+	bb = null;
+	bb_pos = 0;
+	__init(e, t) {
+		return this.bb_pos = e, this.bb = t, this;
+	}
+	static getRootAsData(t, n) {
+		return (n || new e()).__init(t.readInt32(t.position()) + t.position(), t);
+	}
+	static getSizePrefixedRootAsData(t, n) {
+		return t.setPosition(t.position() + 4), (n || new e()).__init(t.readInt32(t.position()) + t.position(), t);
+	}
+	topic(e) {
+		let t = this.bb.__offset(this.bb_pos, 4);
+		return t ? this.bb.__string(this.bb_pos + t, e) : null;
+	}
+	position(e) {
+		let t = this.bb.__offset(this.bb_pos, 6);
+		return t ? (e || new g()).__init(this.bb_pos + t, this.bb) : null;
+	}
+	seq() {
+		let e = this.bb.__offset(this.bb_pos, 8);
+		return e ? this.bb.readUint64(this.bb_pos + e) : BigInt("0");
+	}
+	timestampMs() {
+		let e = this.bb.__offset(this.bb_pos, 10);
+		return e ? this.bb.readUint64(this.bb_pos + e) : BigInt("0");
+	}
+	payload(e) {
+		let t = this.bb.__offset(this.bb_pos, 12);
+		return t ? this.bb.readUint8(this.bb.__vector(this.bb_pos + t) + e) : 0;
+	}
+	payloadLength() {
+		let e = this.bb.__offset(this.bb_pos, 12);
+		return e ? this.bb.__vector_len(this.bb_pos + e) : 0;
+	}
+	payloadArray() {
+		let e = this.bb.__offset(this.bb_pos, 12);
+		return e ? new Uint8Array(this.bb.bytes().buffer, this.bb.bytes().byteOffset + this.bb.__vector(this.bb_pos + e), this.bb.__vector_len(this.bb_pos + e)) : null;
+	}
+	static startData(e) {
+		e.startObject(5);
+	}
+	static addTopic(e, t) {
+		e.addFieldOffset(0, t, 0);
+	}
+	static addPosition(e, t) {
+		e.addFieldStruct(1, t, 0);
+	}
+	static addSeq(e, t) {
+		e.addFieldInt64(2, t, BigInt("0"));
+	}
+	static addTimestampMs(e, t) {
+		e.addFieldInt64(3, t, BigInt("0"));
+	}
+	static addPayload(e, t) {
+		e.addFieldOffset(4, t, 0);
+	}
+	static createPayloadVector(e, t) {
+		e.startVector(1, t.length, 1);
+		for (let n = t.length - 1; n >= 0; n--) e.addInt8(t[n]);
+		return e.endVector();
+	}
+	static startPayloadVector(e, t) {
+		e.startVector(1, t, 1);
+	}
+	static endData(e) {
+		return e.endObject();
+	}
+}, b = class e {
+	bb = null;
+	bb_pos = 0;
+	__init(e, t) {
+		return this.bb_pos = e, this.bb = t, this;
+	}
+	static getRootAsError(t, n) {
+		return (n || new e()).__init(t.readInt32(t.position()) + t.position(), t);
+	}
+	static getSizePrefixedRootAsError(t, n) {
+		return t.setPosition(t.position() + 4), (n || new e()).__init(t.readInt32(t.position()) + t.position(), t);
+	}
+	code() {
+		let e = this.bb.__offset(this.bb_pos, 4);
+		return e ? this.bb.readUint16(this.bb_pos + e) : 0;
+	}
+	message(e) {
+		let t = this.bb.__offset(this.bb_pos, 6);
+		return t ? this.bb.__string(this.bb_pos + t, e) : null;
+	}
+	details(e) {
+		let t = this.bb.__offset(this.bb_pos, 8);
+		return t ? this.bb.__string(this.bb_pos + t, e) : null;
+	}
+	retryable() {
+		let e = this.bb.__offset(this.bb_pos, 10);
+		return e ? !!this.bb.readInt8(this.bb_pos + e) : !1;
+	}
+	requestId() {
+		let e = this.bb.__offset(this.bb_pos, 12);
+		return e ? this.bb.readUint32(this.bb_pos + e) : 0;
+	}
+	static startError(e) {
+		e.startObject(5);
+	}
+	static addCode(e, t) {
+		e.addFieldInt16(0, t, 0);
+	}
+	static addMessage(e, t) {
+		e.addFieldOffset(1, t, 0);
+	}
+	static addDetails(e, t) {
+		e.addFieldOffset(2, t, 0);
+	}
+	static addRetryable(e, t) {
+		e.addFieldInt8(3, +t, 0);
+	}
+	static addRequestId(e, t) {
+		e.addFieldInt32(4, t, 0);
+	}
+	static endError(e) {
+		return e.endObject();
+	}
+	static createError(t, n, r, i, a, o) {
+		return e.startError(t), e.addCode(t, n), e.addMessage(t, r), e.addDetails(t, i), e.addRetryable(t, a), e.addRequestId(t, o), e.endError(t);
+	}
+}, x = class e {
+	bb = null;
+	bb_pos = 0;
+	__init(e, t) {
+		return this.bb_pos = e, this.bb = t, this;
+	}
+	static getRootAsGoodbye(t, n) {
+		return (n || new e()).__init(t.readInt32(t.position()) + t.position(), t);
+	}
+	static getSizePrefixedRootAsGoodbye(t, n) {
+		return t.setPosition(t.position() + 4), (n || new e()).__init(t.readInt32(t.position()) + t.position(), t);
+	}
+	code() {
+		let e = this.bb.__offset(this.bb_pos, 4);
+		return e ? this.bb.readUint16(this.bb_pos + e) : 0;
+	}
+	reason(e) {
+		let t = this.bb.__offset(this.bb_pos, 6);
+		return t ? this.bb.__string(this.bb_pos + t, e) : null;
+	}
+	reconnectAfterMs() {
+		let e = this.bb.__offset(this.bb_pos, 8);
+		return e ? this.bb.readUint32(this.bb_pos + e) : 0;
+	}
+	static startGoodbye(e) {
+		e.startObject(3);
+	}
+	static addCode(e, t) {
+		e.addFieldInt16(0, t, 0);
+	}
+	static addReason(e, t) {
+		e.addFieldOffset(1, t, 0);
+	}
+	static addReconnectAfterMs(e, t) {
+		e.addFieldInt32(2, t, 0);
+	}
+	static endGoodbye(e) {
+		return e.endObject();
+	}
+	static createGoodbye(t, n, r, i) {
+		return e.startGoodbye(t), e.addCode(t, n), e.addReason(t, r), e.addReconnectAfterMs(t, i), e.endGoodbye(t);
+	}
+}, S = class e {
+	bb = null;
+	bb_pos = 0;
+	__init(e, t) {
+		return this.bb_pos = e, this.bb = t, this;
+	}
+	static getRootAsKeyValue(t, n) {
+		return (n || new e()).__init(t.readInt32(t.position()) + t.position(), t);
+	}
+	static getSizePrefixedRootAsKeyValue(t, n) {
+		return t.setPosition(t.position() + 4), (n || new e()).__init(t.readInt32(t.position()) + t.position(), t);
+	}
+	key(e) {
+		let t = this.bb.__offset(this.bb_pos, 4);
+		return t ? this.bb.__string(this.bb_pos + t, e) : null;
+	}
+	value(e) {
+		let t = this.bb.__offset(this.bb_pos, 6);
+		return t ? this.bb.__string(this.bb_pos + t, e) : null;
+	}
+	static startKeyValue(e) {
+		e.startObject(2);
+	}
+	static addKey(e, t) {
+		e.addFieldOffset(0, t, 0);
+	}
+	static addValue(e, t) {
+		e.addFieldOffset(1, t, 0);
+	}
+	static endKeyValue(e) {
+		let t = e.endObject();
+		return e.requiredField(t, 4), t;
+	}
+	static createKeyValue(t, n, r) {
+		return e.startKeyValue(t), e.addKey(t, n), e.addValue(t, r), e.endKeyValue(t);
+	}
+}, C = class e {
+	bb = null;
+	bb_pos = 0;
+	__init(e, t) {
+		return this.bb_pos = e, this.bb = t, this;
+	}
+	static getRootAsClientInfo(t, n) {
+		return (n || new e()).__init(t.readInt32(t.position()) + t.position(), t);
+	}
+	static getSizePrefixedRootAsClientInfo(t, n) {
+		return t.setPosition(t.position() + 4), (n || new e()).__init(t.readInt32(t.position()) + t.position(), t);
+	}
+	name(e) {
+		let t = this.bb.__offset(this.bb_pos, 4);
+		return t ? this.bb.__string(this.bb_pos + t, e) : null;
+	}
+	version(e) {
+		let t = this.bb.__offset(this.bb_pos, 6);
+		return t ? this.bb.__string(this.bb_pos + t, e) : null;
+	}
+	platform(e) {
+		let t = this.bb.__offset(this.bb_pos, 8);
+		return t ? this.bb.__string(this.bb_pos + t, e) : null;
+	}
+	metadata(e, t) {
+		let n = this.bb.__offset(this.bb_pos, 10);
+		return n ? (t || new S()).__init(this.bb.__indirect(this.bb.__vector(this.bb_pos + n) + e * 4), this.bb) : null;
+	}
+	metadataLength() {
+		let e = this.bb.__offset(this.bb_pos, 10);
+		return e ? this.bb.__vector_len(this.bb_pos + e) : 0;
+	}
+	static startClientInfo(e) {
+		e.startObject(4);
+	}
+	static addName(e, t) {
+		e.addFieldOffset(0, t, 0);
+	}
+	static addVersion(e, t) {
+		e.addFieldOffset(1, t, 0);
+	}
+	static addPlatform(e, t) {
+		e.addFieldOffset(2, t, 0);
+	}
+	static addMetadata(e, t) {
+		e.addFieldOffset(3, t, 0);
+	}
+	static createMetadataVector(e, t) {
+		e.startVector(4, t.length, 4);
+		for (let n = t.length - 1; n >= 0; n--) e.addOffset(t[n]);
+		return e.endVector();
+	}
+	static startMetadataVector(e, t) {
+		e.startVector(4, t, 4);
+	}
+	static endClientInfo(e) {
+		return e.endObject();
+	}
+	static createClientInfo(t, n, r, i, a) {
+		return e.startClientInfo(t), e.addName(t, n), e.addVersion(t, r), e.addPlatform(t, i), e.addMetadata(t, a), e.endClientInfo(t);
+	}
+}, w = class e {
+	bb = null;
+	bb_pos = 0;
+	__init(e, t) {
+		return this.bb_pos = e, this.bb = t, this;
+	}
+	static getRootAsHello(t, n) {
+		return (n || new e()).__init(t.readInt32(t.position()) + t.position(), t);
+	}
+	static getSizePrefixedRootAsHello(t, n) {
+		return t.setPosition(t.position() + 4), (n || new e()).__init(t.readInt32(t.position()) + t.position(), t);
+	}
+	protocolVersion() {
+		let e = this.bb.__offset(this.bb_pos, 4);
+		return e ? this.bb.readUint16(this.bb_pos + e) : 1;
+	}
+	sessionId(e) {
+		let t = this.bb.__offset(this.bb_pos, 6);
+		return t ? this.bb.__string(this.bb_pos + t, e) : null;
+	}
+	resumeToken(e) {
+		let t = this.bb.__offset(this.bb_pos, 8);
+		return t ? this.bb.readUint8(this.bb.__vector(this.bb_pos + t) + e) : 0;
+	}
+	resumeTokenLength() {
+		let e = this.bb.__offset(this.bb_pos, 8);
+		return e ? this.bb.__vector_len(this.bb_pos + e) : 0;
+	}
+	resumeTokenArray() {
+		let e = this.bb.__offset(this.bb_pos, 8);
+		return e ? new Uint8Array(this.bb.bytes().buffer, this.bb.bytes().byteOffset + this.bb.__vector(this.bb_pos + e), this.bb.__vector_len(this.bb_pos + e)) : null;
+	}
+	positions(e, t) {
+		let n = this.bb.__offset(this.bb_pos, 10);
+		return n ? (t || new _()).__init(this.bb.__indirect(this.bb.__vector(this.bb_pos + n) + e * 4), this.bb) : null;
+	}
+	positionsLength() {
+		let e = this.bb.__offset(this.bb_pos, 10);
+		return e ? this.bb.__vector_len(this.bb_pos + e) : 0;
+	}
+	lastAckedSeq() {
+		let e = this.bb.__offset(this.bb_pos, 12);
+		return e ? this.bb.readUint64(this.bb_pos + e) : BigInt("0");
+	}
+	authToken(e) {
+		let t = this.bb.__offset(this.bb_pos, 14);
+		return t ? this.bb.__string(this.bb_pos + t, e) : null;
+	}
+	client(e) {
+		let t = this.bb.__offset(this.bb_pos, 16);
+		return t ? (e || new C()).__init(this.bb.__indirect(this.bb_pos + t), this.bb) : null;
+	}
+	serializer(e) {
+		let t = this.bb.__offset(this.bb_pos, 18);
+		return t ? this.bb.__string(this.bb_pos + t, e) : null;
+	}
+	static startHello(e) {
+		e.startObject(8);
+	}
+	static addProtocolVersion(e, t) {
+		e.addFieldInt16(0, t, 1);
+	}
+	static addSessionId(e, t) {
+		e.addFieldOffset(1, t, 0);
+	}
+	static addResumeToken(e, t) {
+		e.addFieldOffset(2, t, 0);
+	}
+	static createResumeTokenVector(e, t) {
+		e.startVector(1, t.length, 1);
+		for (let n = t.length - 1; n >= 0; n--) e.addInt8(t[n]);
+		return e.endVector();
+	}
+	static startResumeTokenVector(e, t) {
+		e.startVector(1, t, 1);
+	}
+	static addPositions(e, t) {
+		e.addFieldOffset(3, t, 0);
+	}
+	static createPositionsVector(e, t) {
+		e.startVector(4, t.length, 4);
+		for (let n = t.length - 1; n >= 0; n--) e.addOffset(t[n]);
+		return e.endVector();
+	}
+	static startPositionsVector(e, t) {
+		e.startVector(4, t, 4);
+	}
+	static addLastAckedSeq(e, t) {
+		e.addFieldInt64(4, t, BigInt("0"));
+	}
+	static addAuthToken(e, t) {
+		e.addFieldOffset(5, t, 0);
+	}
+	static addClient(e, t) {
+		e.addFieldOffset(6, t, 0);
+	}
+	static addSerializer(e, t) {
+		e.addFieldOffset(7, t, 0);
+	}
+	static endHello(e) {
+		return e.endObject();
+	}
+}, T = class e {
+	bb = null;
+	bb_pos = 0;
+	__init(e, t) {
+		return this.bb_pos = e, this.bb = t, this;
+	}
+	static getRootAsPing(t, n) {
+		return (n || new e()).__init(t.readInt32(t.position()) + t.position(), t);
+	}
+	static getSizePrefixedRootAsPing(t, n) {
+		return t.setPosition(t.position() + 4), (n || new e()).__init(t.readInt32(t.position()) + t.position(), t);
+	}
+	id() {
+		let e = this.bb.__offset(this.bb_pos, 4);
+		return e ? this.bb.readUint32(this.bb_pos + e) : 0;
+	}
+	timestampMs() {
+		let e = this.bb.__offset(this.bb_pos, 6);
+		return e ? this.bb.readUint64(this.bb_pos + e) : BigInt("0");
+	}
+	static startPing(e) {
+		e.startObject(2);
+	}
+	static addId(e, t) {
+		e.addFieldInt32(0, t, 0);
+	}
+	static addTimestampMs(e, t) {
+		e.addFieldInt64(1, t, BigInt("0"));
+	}
+	static endPing(e) {
+		return e.endObject();
+	}
+	static createPing(t, n, r) {
+		return e.startPing(t), e.addId(t, n), e.addTimestampMs(t, r), e.endPing(t);
+	}
+}, E = class e {
+	bb = null;
+	bb_pos = 0;
+	__init(e, t) {
+		return this.bb_pos = e, this.bb = t, this;
+	}
+	static getRootAsPong(t, n) {
+		return (n || new e()).__init(t.readInt32(t.position()) + t.position(), t);
+	}
+	static getSizePrefixedRootAsPong(t, n) {
+		return t.setPosition(t.position() + 4), (n || new e()).__init(t.readInt32(t.position()) + t.position(), t);
+	}
+	id() {
+		let e = this.bb.__offset(this.bb_pos, 4);
+		return e ? this.bb.readUint32(this.bb_pos + e) : 0;
+	}
+	echoTimestampMs() {
+		let e = this.bb.__offset(this.bb_pos, 6);
+		return e ? this.bb.readUint64(this.bb_pos + e) : BigInt("0");
+	}
+	timestampMs() {
+		let e = this.bb.__offset(this.bb_pos, 8);
+		return e ? this.bb.readUint64(this.bb_pos + e) : BigInt("0");
+	}
+	static startPong(e) {
+		e.startObject(3);
+	}
+	static addId(e, t) {
+		e.addFieldInt32(0, t, 0);
+	}
+	static addEchoTimestampMs(e, t) {
+		e.addFieldInt64(1, t, BigInt("0"));
+	}
+	static addTimestampMs(e, t) {
+		e.addFieldInt64(2, t, BigInt("0"));
+	}
+	static endPong(e) {
+		return e.endObject();
+	}
+	static createPong(t, n, r, i) {
+		return e.startPong(t), e.addId(t, n), e.addEchoTimestampMs(t, r), e.addTimestampMs(t, i), e.endPong(t);
+	}
+}, pe = /* @__PURE__ */ function(e) {
+	return e[e.Join = 0] = "Join", e[e.Leave = 1] = "Leave", e;
+}({}), D = class e {
+	bb = null;
+	bb_pos = 0;
+	__init(e, t) {
+		return this.bb_pos = e, this.bb = t, this;
+	}
+	static getRootAsPresence(t, n) {
+		return (n || new e()).__init(t.readInt32(t.position()) + t.position(), t);
+	}
+	static getSizePrefixedRootAsPresence(t, n) {
+		return t.setPosition(t.position() + 4), (n || new e()).__init(t.readInt32(t.position()) + t.position(), t);
+	}
+	topic(e) {
+		let t = this.bb.__offset(this.bb_pos, 4);
+		return t ? this.bb.__string(this.bb_pos + t, e) : null;
+	}
+	action() {
+		let e = this.bb.__offset(this.bb_pos, 6);
+		return e ? this.bb.readUint8(this.bb_pos + e) : pe.Join;
+	}
+	sessionId(e) {
+		let t = this.bb.__offset(this.bb_pos, 8);
+		return t ? this.bb.__string(this.bb_pos + t, e) : null;
+	}
+	metadata(e, t) {
+		let n = this.bb.__offset(this.bb_pos, 10);
+		return n ? (t || new S()).__init(this.bb.__indirect(this.bb.__vector(this.bb_pos + n) + e * 4), this.bb) : null;
+	}
+	metadataLength() {
+		let e = this.bb.__offset(this.bb_pos, 10);
+		return e ? this.bb.__vector_len(this.bb_pos + e) : 0;
+	}
+	static startPresence(e) {
+		e.startObject(4);
+	}
+	static addTopic(e, t) {
+		e.addFieldOffset(0, t, 0);
+	}
+	static addAction(e, t) {
+		e.addFieldInt8(1, t, pe.Join);
+	}
+	static addSessionId(e, t) {
+		e.addFieldOffset(2, t, 0);
+	}
+	static addMetadata(e, t) {
+		e.addFieldOffset(3, t, 0);
+	}
+	static createMetadataVector(e, t) {
+		e.startVector(4, t.length, 4);
+		for (let n = t.length - 1; n >= 0; n--) e.addOffset(t[n]);
+		return e.endVector();
+	}
+	static startMetadataVector(e, t) {
+		e.startVector(4, t, 4);
+	}
+	static endPresence(e) {
+		let t = e.endObject();
+		return e.requiredField(t, 4), e.requiredField(t, 8), t;
+	}
+	static createPresence(t, n, r, i, a) {
+		return e.startPresence(t), e.addTopic(t, n), e.addAction(t, r), e.addSessionId(t, i), e.addMetadata(t, a), e.endPresence(t);
+	}
+}, me = class e {
+	bb = null;
+	bb_pos = 0;
+	__init(e, t) {
+		return this.bb_pos = e, this.bb = t, this;
+	}
+	static getRootAsRefresh(t, n) {
+		return (n || new e()).__init(t.readInt32(t.position()) + t.position(), t);
+	}
+	static getSizePrefixedRootAsRefresh(t, n) {
+		return t.setPosition(t.position() + 4), (n || new e()).__init(t.readInt32(t.position()) + t.position(), t);
+	}
+	token(e) {
+		let t = this.bb.__offset(this.bb_pos, 4);
+		return t ? this.bb.__string(this.bb_pos + t, e) : null;
+	}
+	static startRefresh(e) {
+		e.startObject(1);
+	}
+	static addToken(e, t) {
+		e.addFieldOffset(0, t, 0);
+	}
+	static endRefresh(e) {
+		return e.endObject();
+	}
+	static createRefresh(t, n) {
+		return e.startRefresh(t), e.addToken(t, n), e.endRefresh(t);
+	}
+}, he = class e {
+	bb = null;
+	bb_pos = 0;
+	__init(e, t) {
+		return this.bb_pos = e, this.bb = t, this;
+	}
+	static getRootAsRefreshed(t, n) {
+		return (n || new e()).__init(t.readInt32(t.position()) + t.position(), t);
+	}
+	static getSizePrefixedRootAsRefreshed(t, n) {
+		return t.setPosition(t.position() + 4), (n || new e()).__init(t.readInt32(t.position()) + t.position(), t);
+	}
+	credentialsExpireMs() {
+		let e = this.bb.__offset(this.bb_pos, 4);
+		return e ? this.bb.readUint64(this.bb_pos + e) : BigInt("0");
+	}
+	static startRefreshed(e) {
+		e.startObject(1);
+	}
+	static addCredentialsExpireMs(e, t) {
+		e.addFieldInt64(0, t, BigInt("0"));
+	}
+	static endRefreshed(e) {
+		return e.endObject();
+	}
+	static createRefreshed(t, n) {
+		return e.startRefreshed(t), e.addCredentialsExpireMs(t, n), e.endRefreshed(t);
+	}
+}, O = class e {
+	bb = null;
+	bb_pos = 0;
+	__init(e, t) {
+		return this.bb_pos = e, this.bb = t, this;
+	}
+	static getRootAsSubscribe(t, n) {
+		return (n || new e()).__init(t.readInt32(t.position()) + t.position(), t);
+	}
+	static getSizePrefixedRootAsSubscribe(t, n) {
+		return t.setPosition(t.position() + 4), (n || new e()).__init(t.readInt32(t.position()) + t.position(), t);
+	}
+	requestId() {
+		let e = this.bb.__offset(this.bb_pos, 4);
+		return e ? this.bb.readUint32(this.bb_pos + e) : 0;
+	}
+	topic(e) {
+		let t = this.bb.__offset(this.bb_pos, 6);
+		return t ? this.bb.__string(this.bb_pos + t, e) : null;
+	}
+	position(e) {
+		let t = this.bb.__offset(this.bb_pos, 8);
+		return t ? (e || new g()).__init(this.bb_pos + t, this.bb) : null;
+	}
+	static startSubscribe(e) {
+		e.startObject(3);
+	}
+	static addRequestId(e, t) {
+		e.addFieldInt32(0, t, 0);
+	}
+	static addTopic(e, t) {
+		e.addFieldOffset(1, t, 0);
+	}
+	static addPosition(e, t) {
+		e.addFieldStruct(2, t, 0);
+	}
+	static endSubscribe(e) {
+		let t = e.endObject();
+		return e.requiredField(t, 6), t;
+	}
+}, ge = /* @__PURE__ */ function(e) {
+	return e[e.Recovered = 0] = "Recovered", e[e.Failed = 1] = "Failed", e[e.Fresh = 2] = "Fresh", e;
+}({}), k = class e {
+	bb = null;
+	bb_pos = 0;
+	__init(e, t) {
+		return this.bb_pos = e, this.bb = t, this;
+	}
+	static getRootAsTopicRecovery(t, n) {
+		return (n || new e()).__init(t.readInt32(t.position()) + t.position(), t);
+	}
+	static getSizePrefixedRootAsTopicRecovery(t, n) {
+		return t.setPosition(t.position() + 4), (n || new e()).__init(t.readInt32(t.position()) + t.position(), t);
+	}
+	topic(e) {
+		let t = this.bb.__offset(this.bb_pos, 4);
+		return t ? this.bb.__string(this.bb_pos + t, e) : null;
+	}
+	status() {
+		let e = this.bb.__offset(this.bb_pos, 6);
+		return e ? this.bb.readUint8(this.bb_pos + e) : ge.Recovered;
+	}
+	position(e) {
+		let t = this.bb.__offset(this.bb_pos, 8);
+		return t ? (e || new g()).__init(this.bb_pos + t, this.bb) : null;
+	}
+	lostFrom() {
+		let e = this.bb.__offset(this.bb_pos, 10);
+		return e ? this.bb.readUint64(this.bb_pos + e) : BigInt("0");
+	}
+	lostTo() {
+		let e = this.bb.__offset(this.bb_pos, 12);
+		return e ? this.bb.readUint64(this.bb_pos + e) : BigInt("0");
+	}
+	replayed() {
+		let e = this.bb.__offset(this.bb_pos, 14);
+		return e ? this.bb.readUint64(this.bb_pos + e) : BigInt("0");
+	}
+	static startTopicRecovery(e) {
+		e.startObject(6);
+	}
+	static addTopic(e, t) {
+		e.addFieldOffset(0, t, 0);
+	}
+	static addStatus(e, t) {
+		e.addFieldInt8(1, t, ge.Recovered);
+	}
+	static addPosition(e, t) {
+		e.addFieldStruct(2, t, 0);
+	}
+	static addLostFrom(e, t) {
+		e.addFieldInt64(3, t, BigInt("0"));
+	}
+	static addLostTo(e, t) {
+		e.addFieldInt64(4, t, BigInt("0"));
+	}
+	static addReplayed(e, t) {
+		e.addFieldInt64(5, t, BigInt("0"));
+	}
+	static endTopicRecovery(e) {
+		let t = e.endObject();
+		return e.requiredField(t, 4), t;
+	}
+}, A = class e {
+	bb = null;
+	bb_pos = 0;
+	__init(e, t) {
+		return this.bb_pos = e, this.bb = t, this;
+	}
+	static getRootAsSubscribed(t, n) {
+		return (n || new e()).__init(t.readInt32(t.position()) + t.position(), t);
+	}
+	static getSizePrefixedRootAsSubscribed(t, n) {
+		return t.setPosition(t.position() + 4), (n || new e()).__init(t.readInt32(t.position()) + t.position(), t);
+	}
+	requestId() {
+		let e = this.bb.__offset(this.bb_pos, 4);
+		return e ? this.bb.readUint32(this.bb_pos + e) : 0;
+	}
+	recovery(e) {
+		let t = this.bb.__offset(this.bb_pos, 6);
+		return t ? (e || new k()).__init(this.bb.__indirect(this.bb_pos + t), this.bb) : null;
+	}
+	static startSubscribed(e) {
+		e.startObject(2);
+	}
+	static addRequestId(e, t) {
+		e.addFieldInt32(0, t, 0);
+	}
+	static addRecovery(e, t) {
+		e.addFieldOffset(1, t, 0);
+	}
+	static endSubscribed(e) {
+		let t = e.endObject();
+		return e.requiredField(t, 6), t;
+	}
+}, j = class e {
+	bb = null;
+	bb_pos = 0;
+	__init(e, t) {
+		return this.bb_pos = e, this.bb = t, this;
+	}
+	static getRootAsUnsubscribe(t, n) {
+		return (n || new e()).__init(t.readInt32(t.position()) + t.position(), t);
+	}
+	static getSizePrefixedRootAsUnsubscribe(t, n) {
+		return t.setPosition(t.position() + 4), (n || new e()).__init(t.readInt32(t.position()) + t.position(), t);
+	}
+	requestId() {
+		let e = this.bb.__offset(this.bb_pos, 4);
+		return e ? this.bb.readUint32(this.bb_pos + e) : 0;
+	}
+	topic(e) {
+		let t = this.bb.__offset(this.bb_pos, 6);
+		return t ? this.bb.__string(this.bb_pos + t, e) : null;
+	}
+	static startUnsubscribe(e) {
+		e.startObject(2);
+	}
+	static addRequestId(e, t) {
+		e.addFieldInt32(0, t, 0);
+	}
+	static addTopic(e, t) {
+		e.addFieldOffset(1, t, 0);
+	}
+	static endUnsubscribe(e) {
+		let t = e.endObject();
+		return e.requiredField(t, 6), t;
+	}
+	static createUnsubscribe(t, n, r) {
+		return e.startUnsubscribe(t), e.addRequestId(t, n), e.addTopic(t, r), e.endUnsubscribe(t);
+	}
+}, M = class e {
+	bb = null;
+	bb_pos = 0;
+	__init(e, t) {
+		return this.bb_pos = e, this.bb = t, this;
+	}
+	static getRootAsUnsubscribed(t, n) {
+		return (n || new e()).__init(t.readInt32(t.position()) + t.position(), t);
+	}
+	static getSizePrefixedRootAsUnsubscribed(t, n) {
+		return t.setPosition(t.position() + 4), (n || new e()).__init(t.readInt32(t.position()) + t.position(), t);
+	}
+	requestId() {
+		let e = this.bb.__offset(this.bb_pos, 4);
+		return e ? this.bb.readUint32(this.bb_pos + e) : 0;
+	}
+	topic(e) {
+		let t = this.bb.__offset(this.bb_pos, 6);
+		return t ? this.bb.__string(this.bb_pos + t, e) : null;
+	}
+	static startUnsubscribed(e) {
+		e.startObject(2);
+	}
+	static addRequestId(e, t) {
+		e.addFieldInt32(0, t, 0);
+	}
+	static addTopic(e, t) {
+		e.addFieldOffset(1, t, 0);
+	}
+	static endUnsubscribed(e) {
+		let t = e.endObject();
+		return e.requiredField(t, 6), t;
+	}
+	static createUnsubscribed(t, n, r) {
+		return e.startUnsubscribed(t), e.addRequestId(t, n), e.addTopic(t, r), e.endUnsubscribed(t);
+	}
+}, N = class e {
+	bb = null;
+	bb_pos = 0;
+	__init(e, t) {
+		return this.bb_pos = e, this.bb = t, this;
+	}
+	static getRootAsLimits(t, n) {
+		return (n || new e()).__init(t.readInt32(t.position()) + t.position(), t);
+	}
+	static getSizePrefixedRootAsLimits(t, n) {
+		return t.setPosition(t.position() + 4), (n || new e()).__init(t.readInt32(t.position()) + t.position(), t);
+	}
+	maxMessageSize() {
+		let e = this.bb.__offset(this.bb_pos, 4);
+		return e ? this.bb.readUint32(this.bb_pos + e) : 0;
+	}
+	maxUnacked() {
+		let e = this.bb.__offset(this.bb_pos, 6);
+		return e ? this.bb.readUint32(this.bb_pos + e) : 0;
+	}
+	maxTopics() {
+		let e = this.bb.__offset(this.bb_pos, 8);
+		return e ? this.bb.readUint32(this.bb_pos + e) : 0;
+	}
+	maxMessagesPerSecond() {
+		let e = this.bb.__offset(this.bb_pos, 10);
+		return e ? this.bb.readUint32(this.bb_pos + e) : 0;
+	}
+	maxBytesPerSecond() {
+		let e = this.bb.__offset(this.bb_pos, 12);
+		return e ? this.bb.readUint32(this.bb_pos + e) : 0;
+	}
+	static startLimits(e) {
+		e.startObject(5);
+	}
+	static addMaxMessageSize(e, t) {
+		e.addFieldInt32(0, t, 0);
+	}
+	static addMaxUnacked(e, t) {
+		e.addFieldInt32(1, t, 0);
+	}
+	static addMaxTopics(e, t) {
+		e.addFieldInt32(2, t, 0);
+	}
+	static addMaxMessagesPerSecond(e, t) {
+		e.addFieldInt32(3, t, 0);
+	}
+	static addMaxBytesPerSecond(e, t) {
+		e.addFieldInt32(4, t, 0);
+	}
+	static endLimits(e) {
+		return e.endObject();
+	}
+	static createLimits(t, n, r, i, a, o) {
+		return e.startLimits(t), e.addMaxMessageSize(t, n), e.addMaxUnacked(t, r), e.addMaxTopics(t, i), e.addMaxMessagesPerSecond(t, a), e.addMaxBytesPerSecond(t, o), e.endLimits(t);
+	}
+}, P = class e {
+	bb = null;
+	bb_pos = 0;
+	__init(e, t) {
+		return this.bb_pos = e, this.bb = t, this;
+	}
+	static getRootAsWelcome(t, n) {
+		return (n || new e()).__init(t.readInt32(t.position()) + t.position(), t);
+	}
+	static getSizePrefixedRootAsWelcome(t, n) {
+		return t.setPosition(t.position() + 4), (n || new e()).__init(t.readInt32(t.position()) + t.position(), t);
+	}
+	sessionId(e) {
+		let t = this.bb.__offset(this.bb_pos, 4);
+		return t ? this.bb.__string(this.bb_pos + t, e) : null;
+	}
+	resumeToken(e) {
+		let t = this.bb.__offset(this.bb_pos, 6);
+		return t ? this.bb.readUint8(this.bb.__vector(this.bb_pos + t) + e) : 0;
+	}
+	resumeTokenLength() {
+		let e = this.bb.__offset(this.bb_pos, 6);
+		return e ? this.bb.__vector_len(this.bb_pos + e) : 0;
+	}
+	resumeTokenArray() {
+		let e = this.bb.__offset(this.bb_pos, 6);
+		return e ? new Uint8Array(this.bb.bytes().buffer, this.bb.bytes().byteOffset + this.bb.__vector(this.bb_pos + e), this.bb.__vector_len(this.bb_pos + e)) : null;
+	}
+	resumed() {
+		let e = this.bb.__offset(this.bb_pos, 8);
+		return e ? !!this.bb.readInt8(this.bb_pos + e) : !1;
+	}
+	recovery(e, t) {
+		let n = this.bb.__offset(this.bb_pos, 10);
+		return n ? (t || new k()).__init(this.bb.__indirect(this.bb.__vector(this.bb_pos + n) + e * 4), this.bb) : null;
+	}
+	recoveryLength() {
+		let e = this.bb.__offset(this.bb_pos, 10);
+		return e ? this.bb.__vector_len(this.bb_pos + e) : 0;
+	}
+	lastReceivedSeq() {
+		let e = this.bb.__offset(this.bb_pos, 12);
+		return e ? this.bb.readUint64(this.bb_pos + e) : BigInt("0");
+	}
+	heartbeatIntervalMs() {
+		let e = this.bb.__offset(this.bb_pos, 14);
+		return e ? this.bb.readUint32(this.bb_pos + e) : 0;
+	}
+	heartbeatTimeoutMs() {
+		let e = this.bb.__offset(this.bb_pos, 16);
+		return e ? this.bb.readUint32(this.bb_pos + e) : 0;
+	}
+	limits(e) {
+		let t = this.bb.__offset(this.bb_pos, 18);
+		return t ? (e || new N()).__init(this.bb.__indirect(this.bb_pos + t), this.bb) : null;
+	}
+	serverTimeMs() {
+		let e = this.bb.__offset(this.bb_pos, 20);
+		return e ? this.bb.readUint64(this.bb_pos + e) : BigInt("0");
+	}
+	freshReason(e) {
+		let t = this.bb.__offset(this.bb_pos, 22);
+		return t ? this.bb.__string(this.bb_pos + t, e) : null;
+	}
+	credentialsExpireMs() {
+		let e = this.bb.__offset(this.bb_pos, 24);
+		return e ? this.bb.readUint64(this.bb_pos + e) : BigInt("0");
+	}
+	serializer(e) {
+		let t = this.bb.__offset(this.bb_pos, 26);
+		return t ? this.bb.__string(this.bb_pos + t, e) : null;
+	}
+	static startWelcome(e) {
+		e.startObject(12);
+	}
+	static addSessionId(e, t) {
+		e.addFieldOffset(0, t, 0);
+	}
+	static addResumeToken(e, t) {
+		e.addFieldOffset(1, t, 0);
+	}
+	static createResumeTokenVector(e, t) {
+		e.startVector(1, t.length, 1);
+		for (let n = t.length - 1; n >= 0; n--) e.addInt8(t[n]);
+		return e.endVector();
+	}
+	static startResumeTokenVector(e, t) {
+		e.startVector(1, t, 1);
+	}
+	static addResumed(e, t) {
+		e.addFieldInt8(2, +t, 0);
+	}
+	static addRecovery(e, t) {
+		e.addFieldOffset(3, t, 0);
+	}
+	static createRecoveryVector(e, t) {
+		e.startVector(4, t.length, 4);
+		for (let n = t.length - 1; n >= 0; n--) e.addOffset(t[n]);
+		return e.endVector();
+	}
+	static startRecoveryVector(e, t) {
+		e.startVector(4, t, 4);
+	}
+	static addLastReceivedSeq(e, t) {
+		e.addFieldInt64(4, t, BigInt("0"));
+	}
+	static addHeartbeatIntervalMs(e, t) {
+		e.addFieldInt32(5, t, 0);
+	}
+	static addHeartbeatTimeoutMs(e, t) {
+		e.addFieldInt32(6, t, 0);
+	}
+	static addLimits(e, t) {
+		e.addFieldOffset(7, t, 0);
+	}
+	static addServerTimeMs(e, t) {
+		e.addFieldInt64(8, t, BigInt("0"));
+	}
+	static addFreshReason(e, t) {
+		e.addFieldOffset(9, t, 0);
+	}
+	static addCredentialsExpireMs(e, t) {
+		e.addFieldInt64(10, t, BigInt("0"));
+	}
+	static addSerializer(e, t) {
+		e.addFieldOffset(11, t, 0);
+	}
+	static endWelcome(e) {
+		let t = e.endObject();
+		return e.requiredField(t, 4), e.requiredField(t, 6), t;
+	}
+}, F = /* @__PURE__ */ function(e) {
+	return e[e.NONE = 0] = "NONE", e[e.Hello = 1] = "Hello", e[e.Welcome = 2] = "Welcome", e[e.Data = 3] = "Data", e[e.Ack = 4] = "Ack", e[e.Ping = 5] = "Ping", e[e.Pong = 6] = "Pong", e[e.Subscribe = 7] = "Subscribe", e[e.Unsubscribe = 8] = "Unsubscribe", e[e.Subscribed = 9] = "Subscribed", e[e.Unsubscribed = 10] = "Unsubscribed", e[e.Presence = 11] = "Presence", e[e.Error = 12] = "Error", e[e.Goodbye = 13] = "Goodbye", e[e.Refresh = 14] = "Refresh", e[e.Refreshed = 15] = "Refreshed", e;
+}({}), I = class e {
+	bb = null;
+	bb_pos = 0;
+	__init(e, t) {
+		return this.bb_pos = e, this.bb = t, this;
+	}
+	static getRootAsEnvelope(t, n) {
+		return (n || new e()).__init(t.readInt32(t.position()) + t.position(), t);
+	}
+	static getSizePrefixedRootAsEnvelope(t, n) {
+		return t.setPosition(t.position() + 4), (n || new e()).__init(t.readInt32(t.position()) + t.position(), t);
+	}
+	static bufferHasIdentifier(e) {
+		return e.__has_identifier("SGM1");
+	}
+	bodyType() {
+		let e = this.bb.__offset(this.bb_pos, 4);
+		return e ? this.bb.readUint8(this.bb_pos + e) : F.NONE;
+	}
+	body(e) {
+		let t = this.bb.__offset(this.bb_pos, 6);
+		return t ? this.bb.__union(e, this.bb_pos + t) : null;
+	}
+	static startEnvelope(e) {
+		e.startObject(2);
+	}
+	static addBodyType(e, t) {
+		e.addFieldInt8(0, t, F.NONE);
+	}
+	static addBody(e, t) {
+		e.addFieldOffset(1, t, 0);
+	}
+	static endEnvelope(e) {
+		return e.endObject();
+	}
+	static finishEnvelopeBuffer(e, t) {
+		e.finish(t, "SGM1");
+	}
+	static finishSizePrefixedEnvelopeBuffer(e, t) {
+		e.finish(t, "SGM1", !0);
+	}
+	static createEnvelope(t, n, r) {
+		return e.startEnvelope(t), e.addBodyType(t, n), e.addBody(t, r), e.endEnvelope(t);
+	}
+}, L = {
+	Recovered: 0,
+	Failed: 1,
+	Fresh: 2
+}, _e = {
+	Join: 0,
+	Leave: 1
+}, ve = 65535, ye = 4294967295, be = (1n << 64n) - 1n, xe = {
+	Hello: F.Hello,
+	Welcome: F.Welcome,
+	Data: F.Data,
+	Ack: F.Ack,
+	Ping: F.Ping,
+	Pong: F.Pong,
+	Subscribe: F.Subscribe,
+	Unsubscribe: F.Unsubscribe,
+	Subscribed: F.Subscribed,
+	Unsubscribed: F.Unsubscribed,
+	Presence: F.Presence,
+	Error: F.Error,
+	Goodbye: F.Goodbye,
+	Refresh: F.Refresh,
+	Refreshed: F.Refreshed
+};
+new TextEncoder();
+function R(e, t) {
+	let n;
+	if (typeof e == "bigint") n = e;
+	else if (typeof e == "number" && Number.isSafeInteger(e)) n = BigInt(e);
+	else throw new r(`${t} must be an integer (bigint), not ${String(e)}`);
+	if (n < 0n || n > be) throw new r(`${t}=${n} is out of range for ulong (0..${be})`);
+	return n;
+}
+function Se(e, t, n, i) {
+	let a = typeof e == "bigint" ? Number(e) : e;
+	if (typeof a != "number" || !Number.isInteger(a)) throw new r(`${i} must be an integer, not ${String(e)}`);
+	if (a < 0 || a > t) throw new r(`${i}=${a} is out of range for ${n} (0..${t})`);
+	return a;
+}
+var z = (e, t) => Se(e, ye, "uint", t), Ce = (e, t) => Se(e, ve, "ushort", t), we = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+function B(e, t) {
+	if (typeof e != "string") throw new r(`${t} must be a string, not ${typeof e}`);
+	if (we.test(e)) throw new r(`${t} cannot be encoded as UTF-8 (lone surrogate)`);
+	return e;
+}
+function Te(e, t) {
+	if (e instanceof Uint8Array) return e;
+	if (e instanceof ArrayBuffer) return new Uint8Array(e);
+	if (ArrayBuffer.isView(e)) return new Uint8Array(e.buffer, e.byteOffset, e.byteLength);
+	throw new r(`${t} must be a Uint8Array`);
+}
+function V(e, t) {
+	if (typeof e != "object" || !e || !("epoch" in e) || !("offset" in e)) throw new r(`${t} must be a StreamPosition {epoch, offset}`);
+	let n = e;
+	return [R(n.epoch, `${t}.epoch`), R(n.offset, `${t}.offset`)];
+}
+function Ee(e, t, n, i) {
+	if (typeof e != "number" || !Object.values(t).includes(e)) throw new r(`${i}=${String(e)} is not a ${n}`);
+	return e;
+}
+function H(e, t, n) {
+	let r = B(t ?? "", n);
+	return r ? e.createString(r) : 0;
+}
+function De(e, t) {
+	if (t.length === 0) return 0;
+	e.startVector(4, t.length, 4);
+	for (let n = t.length - 1; n >= 0; n--) e.addOffset(t[n]);
+	return e.endVector();
+}
+function Oe(e, t) {
+	if (e === void 0) return [];
+	if (!Array.isArray(e)) throw new r(`${t} must be an array`);
+	return e;
+}
+function ke(e, t, n) {
+	let r = e.createString(B(t.topic, `${n}.topic`)), [i, a] = V(t.position, `${n}.position`);
+	return _.startTopicPosition(e), _.addPosition(e, g.createStreamPosition(e, i, a)), _.addTopic(e, r), _.endTopicPosition(e);
+}
+function Ae(e, t, n) {
+	return De(e, Oe(t, n).map((t) => ke(e, t, n)));
+}
+function je(e, t, n) {
+	if (typeof t != "object" || !t) throw new r(`${n} must be a TopicRecovery`);
+	let i = e.createString(B(t.topic, `${n}.topic`)), a = Ee(t.status ?? L.Recovered, L, "RecoveryStatus", `${n}.status`), o = t.position == null ? null : V(t.position, `${n}.position`), s = R(t.lostFrom ?? 0n, `${n}.lostFrom`), c = R(t.lostTo ?? 0n, `${n}.lostTo`), l = R(t.replayed ?? 0n, `${n}.replayed`);
+	return k.startTopicRecovery(e), o !== null && k.addPosition(e, g.createStreamPosition(e, o[0], o[1])), k.addLostFrom(e, s), k.addLostTo(e, c), k.addReplayed(e, l), k.addTopic(e, i), k.addStatus(e, a), k.endTopicRecovery(e);
+}
+function Me(e, t, n) {
+	if (t === void 0) return 0;
+	if (typeof t != "object" || !t) throw new r(`${n} must be an object of string values`);
+	let i = [];
+	for (let [r, a] of Object.entries(t)) {
+		let t = e.createString(B(r, `${n} key`)), o = H(e, a, `${n}[${JSON.stringify(r)}]`);
+		S.startKeyValue(e), S.addKey(e, t), S.addValue(e, o), i.push(S.endKeyValue(e));
+	}
+	return De(e, i);
+}
+function Ne(e, t) {
+	let n = H(e, t.name, "ClientInfo.name"), r = H(e, t.version, "ClientInfo.version"), i = H(e, t.platform, "ClientInfo.platform"), a = Me(e, t.metadata, "ClientInfo.metadata");
+	return C.startClientInfo(e), C.addName(e, n), C.addVersion(e, r), C.addPlatform(e, i), C.addMetadata(e, a), C.endClientInfo(e);
+}
+function Pe(e, t) {
+	let n = [
+		z(t.maxMessageSize ?? 0, "Limits.maxMessageSize"),
+		z(t.maxUnacked ?? 0, "Limits.maxUnacked"),
+		z(t.maxTopics ?? 0, "Limits.maxTopics"),
+		z(t.maxMessagesPerSecond ?? 0, "Limits.maxMessagesPerSecond"),
+		z(t.maxBytesPerSecond ?? 0, "Limits.maxBytesPerSecond")
+	];
+	return N.startLimits(e), N.addMaxMessageSize(e, n[0]), N.addMaxUnacked(e, n[1]), N.addMaxTopics(e, n[2]), N.addMaxMessagesPerSecond(e, n[3]), N.addMaxBytesPerSecond(e, n[4]), N.endLimits(e);
+}
+function Fe(e, t) {
+	switch (t.type) {
+		case "Hello": {
+			let n = Ce(t.protocolVersion ?? 1, "Hello.protocolVersion"), r = H(e, t.sessionId, "Hello.sessionId"), i = Te(t.resumeToken ?? /* @__PURE__ */ new Uint8Array(), "Hello.resumeToken"), a = i.length ? e.createByteVector(i) : 0, o = Ae(e, t.positions, "Hello.positions"), s = R(t.lastAckedSeq ?? 0n, "Hello.lastAckedSeq"), c = H(e, t.authToken, "Hello.authToken"), l = t.client == null ? 0 : Ne(e, t.client), u = H(e, t.serializer, "Hello.serializer");
+			return w.startHello(e), w.addLastAckedSeq(e, s), w.addSessionId(e, r), w.addResumeToken(e, a), w.addPositions(e, o), w.addAuthToken(e, c), w.addClient(e, l), w.addSerializer(e, u), w.addProtocolVersion(e, n), w.endHello(e);
+		}
+		case "Welcome": {
+			let n = e.createString(B(t.sessionId, "Welcome.sessionId")), r = e.createByteVector(Te(t.resumeToken, "Welcome.resumeToken")), i = De(e, Oe(t.recovery, "Welcome.recovery").map((t) => je(e, t, "Welcome.recovery"))), a = t.limits == null ? 0 : Pe(e, t.limits), o = H(e, t.freshReason, "Welcome.freshReason"), s = H(e, t.serializer, "Welcome.serializer"), c = R(t.credentialsExpireMs ?? 0n, "Welcome.credentialsExpireMs"), l = R(t.lastReceivedSeq ?? 0n, "Welcome.lastReceivedSeq"), u = R(t.serverTimeMs ?? 0n, "Welcome.serverTimeMs"), d = z(t.heartbeatIntervalMs ?? 0, "Welcome.heartbeatIntervalMs"), f = z(t.heartbeatTimeoutMs ?? 0, "Welcome.heartbeatTimeoutMs");
+			return P.startWelcome(e), P.addLastReceivedSeq(e, l), P.addServerTimeMs(e, u), P.addCredentialsExpireMs(e, c), P.addSessionId(e, n), P.addResumeToken(e, r), P.addRecovery(e, i), P.addHeartbeatIntervalMs(e, d), P.addHeartbeatTimeoutMs(e, f), P.addLimits(e, a), P.addFreshReason(e, o), P.addSerializer(e, s), P.addResumed(e, !!t.resumed), P.endWelcome(e);
+		}
+		case "Data": {
+			let n = Te(t.payload ?? /* @__PURE__ */ new Uint8Array(), "Data.payload"), r = n.length ? e.createByteVector(n) : 0, i = H(e, t.topic, "Data.topic"), a = t.position == null ? null : V(t.position, "Data.position"), o = R(t.seq ?? 0n, "Data.seq"), s = R(t.timestampMs ?? 0n, "Data.timestampMs");
+			return y.startData(e), a !== null && y.addPosition(e, g.createStreamPosition(e, a[0], a[1])), y.addTimestampMs(e, s), y.addSeq(e, o), y.addPayload(e, r), y.addTopic(e, i), y.endData(e);
+		}
+		case "Ack": {
+			let n = Ae(e, t.positions, "Ack.positions"), r = R(t.seq ?? 0n, "Ack.seq");
+			return v.startAck(e), v.addSeq(e, r), v.addPositions(e, n), v.endAck(e);
+		}
+		case "Ping": {
+			let n = z(t.id ?? 0, "Ping.id"), r = R(t.timestampMs ?? 0n, "Ping.timestampMs");
+			return T.startPing(e), T.addTimestampMs(e, r), T.addId(e, n), T.endPing(e);
+		}
+		case "Pong": {
+			let n = z(t.id ?? 0, "Pong.id"), r = R(t.echoTimestampMs ?? 0n, "Pong.echoTimestampMs"), i = R(t.timestampMs ?? 0n, "Pong.timestampMs");
+			return E.startPong(e), E.addEchoTimestampMs(e, r), E.addTimestampMs(e, i), E.addId(e, n), E.endPong(e);
+		}
+		case "Subscribe": {
+			let n = e.createString(B(t.topic, "Subscribe.topic")), r = z(t.requestId ?? 0, "Subscribe.requestId"), i = t.position == null ? null : V(t.position, "Subscribe.position");
+			return O.startSubscribe(e), i !== null && O.addPosition(e, g.createStreamPosition(e, i[0], i[1])), O.addTopic(e, n), O.addRequestId(e, r), O.endSubscribe(e);
+		}
+		case "Unsubscribe": {
+			let n = e.createString(B(t.topic, "Unsubscribe.topic")), r = z(t.requestId ?? 0, "Unsubscribe.requestId");
+			return j.startUnsubscribe(e), j.addTopic(e, n), j.addRequestId(e, r), j.endUnsubscribe(e);
+		}
+		case "Subscribed": {
+			let n = je(e, t.recovery, "Subscribed.recovery"), r = z(t.requestId ?? 0, "Subscribed.requestId");
+			return A.startSubscribed(e), A.addRecovery(e, n), A.addRequestId(e, r), A.endSubscribed(e);
+		}
+		case "Unsubscribed": {
+			let n = e.createString(B(t.topic, "Unsubscribed.topic")), r = z(t.requestId ?? 0, "Unsubscribed.requestId");
+			return M.startUnsubscribed(e), M.addTopic(e, n), M.addRequestId(e, r), M.endUnsubscribed(e);
+		}
+		case "Presence": {
+			let n = e.createString(B(t.topic, "Presence.topic")), r = e.createString(B(t.sessionId, "Presence.sessionId")), i = Me(e, t.metadata, "Presence.metadata"), a = Ee(t.action ?? _e.Join, _e, "PresenceAction", "Presence.action");
+			return D.startPresence(e), D.addTopic(e, n), D.addSessionId(e, r), D.addMetadata(e, i), D.addAction(e, a), D.endPresence(e);
+		}
+		case "Error": {
+			let n = H(e, t.message, "Error.message"), r = H(e, t.details, "Error.details"), i = Ce(t.code ?? 0, "Error.code"), a = z(t.requestId ?? 0, "Error.requestId");
+			return b.startError(e), b.addMessage(e, n), b.addDetails(e, r), b.addRequestId(e, a), b.addCode(e, i), b.addRetryable(e, !!t.retryable), b.endError(e);
+		}
+		case "Goodbye": {
+			let n = H(e, t.reason, "Goodbye.reason"), r = Ce(t.code ?? 0, "Goodbye.code"), i = z(t.reconnectAfterMs ?? 0, "Goodbye.reconnectAfterMs");
+			return x.startGoodbye(e), x.addReason(e, n), x.addReconnectAfterMs(e, i), x.addCode(e, r), x.endGoodbye(e);
+		}
+		case "Refresh": {
+			let n = H(e, t.token, "Refresh.token");
+			return me.startRefresh(e), me.addToken(e, n), me.endRefresh(e);
+		}
+		case "Refreshed": {
+			let n = R(t.credentialsExpireMs ?? 0n, "Refreshed.credentialsExpireMs");
+			return he.startRefreshed(e), he.addCredentialsExpireMs(e, n), he.endRefreshed(e);
+		}
+		default: throw new r(`cannot encode a message of type ${String(t.type)}`);
+	}
+}
+function Ie(e) {
+	if (typeof e != "object" || !e || !(e.type in xe)) throw new r(`cannot encode ${String(e?.type)}`);
+	let t = new fe(e.type === "Data" && e.payload ? e.payload.length + 128 : 256), n = Fe(t, e);
+	return I.startEnvelope(t), I.addBody(t, n), I.addBodyType(t, xe[e.type]), I.finishEnvelopeBuffer(t, I.endEnvelope(t)), t.asUint8Array();
+}
+var Le = {
+	u8: 1,
+	u16: 2,
+	u32: 4,
+	u64: 8,
+	pos: 16,
+	str: 4,
+	bytes: 4,
+	table: 4,
+	tables: 4
+}, U = (e, t, n = {}) => ({
+	name: e,
+	kind: t,
+	...n
+}), Re = {
+	name: "TopicPosition",
+	fields: [U("topic", "str", { required: !0 }), U("position", "pos", { required: !0 })]
+}, ze = {
+	name: "TopicRecovery",
+	fields: [
+		U("topic", "str", { required: !0 }),
+		U("status", "u8"),
+		U("position", "pos"),
+		U("lost_from", "u64"),
+		U("lost_to", "u64"),
+		U("replayed", "u64")
+	]
+}, Be = {
+	name: "KeyValue",
+	fields: [U("key", "str", { required: !0 }), U("value", "str")]
+}, Ve = {
+	name: "ClientInfo",
+	fields: [
+		U("name", "str"),
+		U("version", "str"),
+		U("platform", "str"),
+		U("metadata", "tables", { table: Be })
+	]
+}, He = {
+	name: "Limits",
+	fields: [
+		U("max_message_size", "u32"),
+		U("max_unacked", "u32"),
+		U("max_topics", "u32"),
+		U("max_messages_per_second", "u32"),
+		U("max_bytes_per_second", "u32")
+	]
+}, Ue = {
+	[F.Hello]: {
+		name: "Hello",
+		fields: [
+			U("protocol_version", "u16"),
+			U("session_id", "str"),
+			U("resume_token", "bytes"),
+			U("positions", "tables", { table: Re }),
+			U("last_acked_seq", "u64"),
+			U("auth_token", "str"),
+			U("client", "table", { table: Ve }),
+			U("serializer", "str")
+		]
+	},
+	[F.Welcome]: {
+		name: "Welcome",
+		fields: [
+			U("session_id", "str", { required: !0 }),
+			U("resume_token", "bytes", { required: !0 }),
+			U("resumed", "u8"),
+			U("recovery", "tables", { table: ze }),
+			U("last_received_seq", "u64"),
+			U("heartbeat_interval_ms", "u32"),
+			U("heartbeat_timeout_ms", "u32"),
+			U("limits", "table", { table: He }),
+			U("server_time_ms", "u64"),
+			U("fresh_reason", "str"),
+			U("credentials_expire_ms", "u64"),
+			U("serializer", "str")
+		]
+	},
+	[F.Data]: {
+		name: "Data",
+		fields: [
+			U("topic", "str"),
+			U("position", "pos"),
+			U("seq", "u64"),
+			U("timestamp_ms", "u64"),
+			U("payload", "bytes")
+		]
+	},
+	[F.Ack]: {
+		name: "Ack",
+		fields: [U("seq", "u64"), U("positions", "tables", { table: Re })]
+	},
+	[F.Ping]: {
+		name: "Ping",
+		fields: [U("id", "u32"), U("timestamp_ms", "u64")]
+	},
+	[F.Pong]: {
+		name: "Pong",
+		fields: [
+			U("id", "u32"),
+			U("echo_timestamp_ms", "u64"),
+			U("timestamp_ms", "u64")
+		]
+	},
+	[F.Subscribe]: {
+		name: "Subscribe",
+		fields: [
+			U("request_id", "u32"),
+			U("topic", "str", { required: !0 }),
+			U("position", "pos")
+		]
+	},
+	[F.Unsubscribe]: {
+		name: "Unsubscribe",
+		fields: [U("request_id", "u32"), U("topic", "str", { required: !0 })]
+	},
+	[F.Subscribed]: {
+		name: "Subscribed",
+		fields: [U("request_id", "u32"), U("recovery", "table", {
+			table: ze,
+			required: !0
+		})]
+	},
+	[F.Unsubscribed]: {
+		name: "Unsubscribed",
+		fields: [U("request_id", "u32"), U("topic", "str", { required: !0 })]
+	},
+	[F.Presence]: {
+		name: "Presence",
+		fields: [
+			U("topic", "str", { required: !0 }),
+			U("action", "u8"),
+			U("session_id", "str", { required: !0 }),
+			U("metadata", "tables", { table: Be })
+		]
+	},
+	[F.Error]: {
+		name: "Error",
+		fields: [
+			U("code", "u16"),
+			U("message", "str"),
+			U("details", "str"),
+			U("retryable", "u8"),
+			U("request_id", "u32")
+		]
+	},
+	[F.Goodbye]: {
+		name: "Goodbye",
+		fields: [
+			U("code", "u16"),
+			U("reason", "str"),
+			U("reconnect_after_ms", "u32")
+		]
+	},
+	[F.Refresh]: {
+		name: "Refresh",
+		fields: [U("token", "str")]
+	},
+	[F.Refreshed]: {
+		name: "Refreshed",
+		fields: [U("credentials_expire_ms", "u64")]
+	}
+}, We = new TextDecoder("utf-8", { fatal: !0 }), Ge = class {
+	buf;
+	view;
+	size;
+	budget;
+	strings = /* @__PURE__ */ new Set();
+	constructor(e) {
+		this.buf = e, this.view = new DataView(e.buffer, e.byteOffset, e.byteLength), this.size = e.byteLength, this.budget = this.size;
+	}
+	u8(e) {
+		return this.view.getUint8(e);
+	}
+	u32(e) {
+		return this.view.getUint32(e, !0);
+	}
+	openTable(e, t, n) {
+		let r = this.size;
+		if (e < 0 || e + 4 > r) throw new a(`${n}: table offset ${e} is outside the ${r}-byte buffer`);
+		let i = e - this.view.getInt32(e, !0);
+		if (i < 0 || i + 4 > r) throw new a(`${n}: vtable offset ${i} is outside the buffer`);
+		let o = this.view.getUint16(i, !0), s = this.view.getUint16(i + 2, !0);
+		if (o < 4 || o & 1 || o >= 32768 || i + o > r) throw new a(`${n}: bad vtable size ${o}`);
+		if (s < 4 || s >= 32768 || e + s > r) throw new a(`${n}: bad table size ${s}`);
+		let c = o - 4 >> 1, l = [];
+		for (let e = 0; e < t; e++) l.push(e < c ? this.view.getUint16(i + 4 + 2 * e, !0) : 0);
+		return {
+			inline: s,
+			fields: l
+		};
+	}
+	charge(e, t) {
+		if (this.budget -= e, this.budget < 0) throw new a(`${t}: the envelope decodes to more than its own size`);
+	}
+	follow(e, t) {
+		let n = e + this.u32(e);
+		if (n + 4 > this.size) throw new a(`${t}: offset ${n} is outside the ${this.size}-byte buffer`);
+		return n;
+	}
+	string(e, t) {
+		if (this.strings.has(e)) return;
+		let n = this.u32(e), r = e + 4 + n;
+		if (r >= this.size) throw new a(`${t}: string of ${n} bytes runs past the buffer`);
+		if (this.buf[r] !== 0) throw new a(`${t}: string is not NUL-terminated`);
+		this.charge(n + 1, t);
+		try {
+			We.decode(this.buf.subarray(e + 4, r));
+		} catch {
+			throw new a(`${t}: invalid UTF-8`);
+		}
+		this.strings.add(e);
+	}
+	vector(e, t, n, r = !0) {
+		let i = this.u32(e), o = e + 4;
+		if (o + i * t > this.size) throw new a(`${n}: vector of ${i} elements runs past the buffer`);
+		return r && this.charge(i, n), [o, i];
+	}
+	table(e, t, n) {
+		let { inline: r, fields: i } = this.openTable(e, t.fields.length, n);
+		t.fields.forEach((n, o) => {
+			let s = `${t.name}.${n.name}`, c = i[o];
+			if (!c) {
+				if (n.required) throw new a(`missing required field ${s}`);
+				return;
+			}
+			if (c < 4 || c + Le[n.kind] > r) throw new a(`${s}: field offset ${c} is outside its table`);
+			let l = e + c;
+			switch (n.kind) {
+				case "str":
+					this.string(this.follow(l, s), s);
+					break;
+				case "bytes":
+					this.vector(this.follow(l, s), 1, s, s !== "Data.payload");
+					break;
+				case "table":
+					this.table(this.follow(l, s), n.table, s);
+					break;
+				case "tables": {
+					let [e, t] = this.vector(this.follow(l, s), 4, s);
+					for (let r = 0; r < t; r++) this.table(this.follow(e + 4 * r, s), n.table, s);
+					break;
+				}
+			}
+		});
+	}
+};
+function Ke(e) {
+	let t = e.byteLength;
+	if (t < 8) throw new a(`envelope too short (${t} bytes)`);
+	let n = String.fromCharCode(e[4], e[5], e[6], e[7]);
+	if (n !== "SGM1") throw new a(`not a SigmaSockets envelope (file identifier ${JSON.stringify(n)})`);
+	let r = new Ge(e), i = r.u32(0), { inline: s, fields: c } = r.openTable(i, 2, "Envelope"), [l, u] = c, d = 0;
+	if (l) {
+		if (!(l >= 4 && l < s)) throw new a("Envelope.body_type: field offset is outside its table");
+		d = r.u8(i + l);
+	}
+	if (d === 0) throw new a("envelope has no body");
+	if (!u) throw new a(`envelope of type ${d} has no body`);
+	if (!(u >= 4 && u <= s - 4)) throw new a("Envelope.body: field offset is outside its table");
+	let f = Ue[d];
+	if (f === void 0) throw new o(d);
+	let ee = i + u, p = ee + r.u32(ee);
+	return r.table(p, f, f.name), {
+		bodyType: d,
+		spec: f
+	};
+}
+var qe = /* @__PURE__ */ new Uint8Array();
+function W(e) {
+	return e === null ? null : {
+		epoch: e.epoch(),
+		offset: e.offset()
+	};
+}
+function Je(e) {
+	return {
+		topic: e.topic() ?? "",
+		position: W(e.position())
+	};
+}
+function Ye(e) {
+	let t = e.status(), n = t === L.Recovered || t === L.Fresh ? t : L.Failed;
+	return {
+		topic: e.topic() ?? "",
+		status: n,
+		position: W(e.position()),
+		lostFrom: e.lostFrom(),
+		lostTo: e.lostTo(),
+		replayed: e.replayed()
+	};
+}
+function Xe(e, t) {
+	let n = {};
+	for (let r = 0; r < e; r++) {
+		let e = t(r);
+		n[e.key() ?? ""] = e.value() ?? "";
+	}
+	return n;
+}
+function Ze(e) {
+	return e === null ? null : {
+		name: e.name() ?? "",
+		version: e.version() ?? "",
+		platform: e.platform() ?? "",
+		metadata: Xe(e.metadataLength(), (t) => e.metadata(t))
+	};
+}
+function Qe(e) {
+	return e === null ? null : {
+		maxMessageSize: e.maxMessageSize(),
+		maxUnacked: e.maxUnacked(),
+		maxTopics: e.maxTopics(),
+		maxMessagesPerSecond: e.maxMessagesPerSecond(),
+		maxBytesPerSecond: e.maxBytesPerSecond()
+	};
+}
+function $e(e, t) {
+	switch (e) {
+		case F.Hello: {
+			let e = t.body(new w()), n = [];
+			for (let t = 0; t < e.positionsLength(); t++) n.push(Je(e.positions(t)));
+			return {
+				type: "Hello",
+				protocolVersion: e.protocolVersion(),
+				sessionId: e.sessionId() ?? "",
+				resumeToken: (e.resumeTokenArray() ?? qe).slice(),
+				positions: n,
+				lastAckedSeq: e.lastAckedSeq(),
+				authToken: e.authToken() ?? "",
+				client: Ze(e.client()),
+				serializer: e.serializer() ?? ""
+			};
+		}
+		case F.Welcome: {
+			let e = t.body(new P()), n = [];
+			for (let t = 0; t < e.recoveryLength(); t++) n.push(Ye(e.recovery(t)));
+			return {
+				type: "Welcome",
+				sessionId: e.sessionId() ?? "",
+				resumeToken: (e.resumeTokenArray() ?? qe).slice(),
+				resumed: e.resumed(),
+				recovery: n,
+				lastReceivedSeq: e.lastReceivedSeq(),
+				heartbeatIntervalMs: e.heartbeatIntervalMs(),
+				heartbeatTimeoutMs: e.heartbeatTimeoutMs(),
+				limits: Qe(e.limits()),
+				serverTimeMs: e.serverTimeMs(),
+				freshReason: e.freshReason() ?? "",
+				credentialsExpireMs: e.credentialsExpireMs(),
+				serializer: e.serializer() ?? ""
+			};
+		}
+		case F.Data: {
+			let e = t.body(new y());
+			return {
+				type: "Data",
+				topic: e.topic() ?? "",
+				position: W(e.position()),
+				seq: e.seq(),
+				timestampMs: e.timestampMs(),
+				payload: e.payloadArray() ?? qe
+			};
+		}
+		case F.Ack: {
+			let e = t.body(new v()), n = [];
+			for (let t = 0; t < e.positionsLength(); t++) n.push(Je(e.positions(t)));
+			return {
+				type: "Ack",
+				seq: e.seq(),
+				positions: n
+			};
+		}
+		case F.Ping: {
+			let e = t.body(new T());
+			return {
+				type: "Ping",
+				id: e.id(),
+				timestampMs: e.timestampMs()
+			};
+		}
+		case F.Pong: {
+			let e = t.body(new E());
+			return {
+				type: "Pong",
+				id: e.id(),
+				echoTimestampMs: e.echoTimestampMs(),
+				timestampMs: e.timestampMs()
+			};
+		}
+		case F.Subscribe: {
+			let e = t.body(new O());
+			return {
+				type: "Subscribe",
+				requestId: e.requestId(),
+				topic: e.topic() ?? "",
+				position: W(e.position())
+			};
+		}
+		case F.Unsubscribe: {
+			let e = t.body(new j());
+			return {
+				type: "Unsubscribe",
+				requestId: e.requestId(),
+				topic: e.topic() ?? ""
+			};
+		}
+		case F.Subscribed: {
+			let e = t.body(new A());
+			return {
+				type: "Subscribed",
+				requestId: e.requestId(),
+				recovery: Ye(e.recovery())
+			};
+		}
+		case F.Unsubscribed: {
+			let e = t.body(new M());
+			return {
+				type: "Unsubscribed",
+				requestId: e.requestId(),
+				topic: e.topic() ?? ""
+			};
+		}
+		case F.Presence: {
+			let e = t.body(new D()), n = e.action();
+			if (n !== _e.Join && n !== _e.Leave) throw new o(F.Presence, `Presence with unknown action ${n}`);
+			return {
+				type: "Presence",
+				topic: e.topic() ?? "",
+				action: n,
+				sessionId: e.sessionId() ?? "",
+				metadata: Xe(e.metadataLength(), (t) => e.metadata(t))
+			};
+		}
+		case F.Error: {
+			let e = t.body(new b());
+			return {
+				type: "Error",
+				code: e.code(),
+				message: e.message() ?? "",
+				details: e.details() ?? "",
+				retryable: e.retryable(),
+				requestId: e.requestId()
+			};
+		}
+		case F.Goodbye: {
+			let e = t.body(new x());
+			return {
+				type: "Goodbye",
+				code: e.code(),
+				reason: e.reason() ?? "",
+				reconnectAfterMs: e.reconnectAfterMs()
+			};
+		}
+		case F.Refresh: return {
+			type: "Refresh",
+			token: t.body(new me()).token() ?? ""
+		};
+		case F.Refreshed: return {
+			type: "Refreshed",
+			credentialsExpireMs: t.body(new he()).credentialsExpireMs()
+		};
+		default: throw new o(e);
+	}
+}
+function et(e) {
+	let t = e instanceof Uint8Array ? e : new Uint8Array(e);
+	try {
+		let { bodyType: e } = Ke(t), n = new de(t);
+		return $e(e, I.getRootAsEnvelope(n));
+	} catch (e) {
+		throw e instanceof a ? e : new a(`malformed envelope (${String(e)})`);
+	}
+}
+// ../../clients/js/src/session.ts
+var tt = "sigma.v1", nt = {
+	reconnectInterval: 1e3,
+	maxReconnectInterval: 3e4,
+	reconnectMultiplier: 2,
+	maxReconnectAttempts: 10,
+	heartbeatInterval: 3e4,
+	heartbeatTimeout: 7e4,
+	connectTimeout: 1e4,
+	handshakeTimeout: 1e4,
+	maxPending: 1e3,
+	maxMessageSize: 1 << 20,
+	authToken: "",
+	clientInfo: null,
+	serializer: "",
+	refreshTokens: !1,
+	refreshMargin: 3e4,
+	pace: .9,
+	wallClockOffset: 0,
+	probeTimeout: 3e3
+};
+function rt(e) {
+	let t;
+	try {
+		t = new URL(e);
+	} catch {
+		throw TypeError(`not a WebSocket URL (ws:// or wss://): ${JSON.stringify(e)}`);
+	}
+	if (t.protocol !== "ws:" && t.protocol !== "wss:") throw TypeError(`not a WebSocket URL (ws:// or wss://): ${JSON.stringify(e)}`);
+	if (!t.hostname) throw TypeError(`URL has no host: ${JSON.stringify(e)}`);
+	return t;
+}
+function it(e, t) {
+	let n = Math.min(t - 1, 64);
+	return Math.min(e.maxReconnectInterval, e.reconnectInterval * e.reconnectMultiplier ** n);
+}
+function at(e) {
+	rt(e.url);
+	let t = (t, n, r = !1) => {
+		let i = e[t];
+		if (typeof i != "number" || !Number.isFinite(i) || i < n || r && i === n) throw RangeError(`${t} must be a finite number ${r ? ">" : ">="} ${n}, got ${i}`);
+	};
+	if (t("reconnectInterval", 0, !0), t("maxReconnectInterval", 0, !0), t("reconnectMultiplier", 1), t("heartbeatInterval", 0), t("heartbeatTimeout", 0), t("connectTimeout", 0, !0), t("handshakeTimeout", 0, !0), t("probeTimeout", 0, !0), t("maxMessageSize", 128, !0), e.reconnectInterval > e.maxReconnectInterval) throw RangeError("reconnectInterval must not exceed maxReconnectInterval");
+	let n = e.maxReconnectAttempts;
+	if (n !== null && n !== Infinity && !(Number.isInteger(n) && n >= 1)) throw RangeError("maxReconnectAttempts must be an integer >= 1, or null/Infinity");
+	if (!(Number.isInteger(e.maxPending) && e.maxPending >= 1)) throw RangeError("maxPending must be an integer >= 1");
+	if (e.heartbeatInterval && e.heartbeatTimeout <= e.heartbeatInterval) throw RangeError(`heartbeatTimeout must exceed heartbeatInterval (${e.heartbeatTimeout} <= ${e.heartbeatInterval})`);
+}
+var ot = new TextEncoder(), st = /* @__PURE__ */ new Set([
+	"Data",
+	"Ack",
+	"Subscribed",
+	"Unsubscribed",
+	"Presence",
+	"Error",
+	"Refreshed"
+]), ct = /* @__PURE__ */ new Set([
+	t.AUTH_FAILED,
+	t.UNSUPPORTED_VERSION,
+	t.SESSION_TAKEN_OVER,
+	t.SERIALIZER_MISMATCH
+]), lt = {
+	[e.BAD_ENVELOPE]: t.BAD_ENVELOPE,
+	[e.UNEXPECTED_MESSAGE]: t.UNEXPECTED_MESSAGE,
+	[e.HELLO_TIMEOUT]: t.UNEXPECTED_MESSAGE,
+	[e.HEARTBEAT_TIMEOUT]: t.HEARTBEAT_TIMEOUT
+}, ut = class n {
+	config;
+	random;
+	_status = "disconnected";
+	out = [];
+	conn = null;
+	attemptId = 0;
+	attemptDeadline = Infinity;
+	reconnectAt = Infinity;
+	failures = 0;
+	goodbyeFloor = 0;
+	wanted = !1;
+	sessionId = "";
+	token = /* @__PURE__ */ new Uint8Array();
+	positions = /* @__PURE__ */ new Map();
+	subscriptions = /* @__PURE__ */ new Set();
+	unsubscribing = /* @__PURE__ */ new Set();
+	requests = /* @__PURE__ */ new Map();
+	latest = /* @__PURE__ */ new Map();
+	nextRequest = 1;
+	pending = [];
+	nextSeq = 1;
+	sentUpto = 0;
+	maxUnacked;
+	maxMessageSize;
+	lastAckedSeq = 0;
+	duplicatesDropped = 0;
+	unknownMessages = 0;
+	connectedAt = null;
+	resumed = !1;
+	rtt = null;
+	online = !0;
+	authToken;
+	credentialsExpireMs = 0n;
+	refreshAt = Infinity;
+	awaitingToken = !1;
+	tokenFresh = !1;
+	serverSkewMs = 0n;
+	paceMsgs = null;
+	paceBytes = null;
+	paceAt = Infinity;
+	pacedControl = [];
+	heartbeatsOwed = 0;
+	lastNow = 0;
+	constructor(e, t) {
+		at(e), this.config = e, this.random = t, this.maxUnacked = e.maxPending, this.maxMessageSize = e.maxMessageSize, this.authToken = e.authToken, this.checkHelloFits(null);
+	}
+	get status() {
+		return this._status;
+	}
+	get pendingCount() {
+		return this.pending.length;
+	}
+	get attempt() {
+		return this.attemptId;
+	}
+	takeOutputs() {
+		let e = this.out;
+		return this.out = [], e;
+	}
+	nextDeadline() {
+		let e = Math.min(this.attemptDeadline, this.reconnectAt, this.refreshAt, this.paceAt), t = this.conn;
+		return t !== null && (t.state === "hello" ? e = Math.min(e, t.openedAt + this.config.handshakeTimeout) : t.state === "open" && (t.interval && (e = Math.min(e, t.nextPing, t.lastReceived + t.timeout)), e = Math.min(e, t.probeDeadline))), e === Infinity ? null : e;
+	}
+	connect(e) {
+		(this._status === "disconnected" || this._status === "error") && (this.wanted = !0, this.failures = 0, this.setStatus("connecting"), this.open(e));
+	}
+	disconnect(n, r = "client disconnect") {
+		this.wanted = !1, this.reconnectAt = this.attemptDeadline = Infinity;
+		let i = this.conn;
+		i !== null && (i.state === "open" && this.sendBody({
+			type: "Goodbye",
+			code: t.NORMAL,
+			reason: r
+		}), this.out.push({
+			kind: "close",
+			attempt: this.attemptId,
+			code: e.NORMAL_CLOSURE,
+			reason: ee(r)
+		})), this.conn = null, this.attemptId += 1, this.forgetSession(), this.setStatus("disconnected");
+	}
+	refreshToken(e, t) {
+		if (!e) throw new r("refreshToken needs a token");
+		this.authToken = e, this.tokenFresh = !0, this.refreshAt = Infinity, this.isOpen ? this.sendControl([
+			"refresh",
+			e,
+			0
+		]) : this.awaitingToken && this.wanted && (this.awaitingToken = !1, this.reconnectAt = t);
+	}
+	send(e, t, n = "") {
+		if (this.lastNow = t, !(e instanceof Uint8Array)) throw new r("send() needs a Uint8Array payload");
+		if (typeof n != "string") throw new r("topic must be a string");
+		if (e.length + ot.encode(n).length + 128 > this.maxMessageSize) throw new r(`message of ${e.length} bytes is too large: the limit is ${this.maxMessageSize - 128} bytes of payload and topic`);
+		if (this.pending.length >= this.config.maxPending) return null;
+		let i = {
+			seq: this.nextSeq,
+			topic: n,
+			payload: e.slice(),
+			timestampMs: this.wallMs(t)
+		};
+		return this.nextSeq += 1, this.pending.push(i), this.transmit(), i.seq;
+	}
+	subscribe(e, t) {
+		if (typeof e != "string" || !e || e.startsWith("$")) throw new r(`invalid topic name ${JSON.stringify(e)}`);
+		return this.subscriptions.has(e) || this.checkHelloFits(e), this.subscriptions.add(e), this.unsubscribing.delete(e), this.request(e, !0);
+	}
+	unsubscribe(e, t) {
+		if (!this.subscriptions.has(e)) throw new r(`not subscribed to ${JSON.stringify(e)}`);
+		return this.subscriptions.delete(e), this.unsubscribing.add(e), this.request(e, !1);
+	}
+	transportOpened(t, n, r = tt) {
+		let i = this.conn;
+		t === this.attemptId && i !== null && i.state === "opening" && this.wanted && (this.attemptDeadline = Infinity, r === "sigma.v1" ? (i.state = "hello", i.openedAt = i.lastReceived = n, this.sendBody(this.hello())) : (this.out.push({
+			kind: "close",
+			attempt: t,
+			code: e.PROTOCOL_ERROR,
+			reason: "no subprotocol"
+		}), this.conn = null, this.attemptId += 1, this.lost(n, e.ABNORMAL_CLOSURE, `the server did not select the subprotocol ${tt}` + (r ? ` (it chose ${JSON.stringify(r)})` : ""), null, null)));
+	}
+	transportError(e, t) {
+		e === this.attemptId && this.conn !== null && t && (this.conn.transportError = t);
+	}
+	receive(t, n, r) {
+		this.lastNow = r;
+		let s = this.conn;
+		if (t !== this.attemptId || s === null || s.state === "opening") return;
+		if (s.lastReceived = r, s.probeDeadline = Infinity, typeof n == "string") {
+			this.fail(new i("text message", e.UNSUPPORTED_DATA), r);
+			return;
+		}
+		let c = n instanceof Uint8Array ? n : new Uint8Array(n);
+		if (c.length > this.config.maxMessageSize) {
+			this.fail(new i(`message of ${c.length} bytes exceeds max_message_size ${this.config.maxMessageSize}`, e.MESSAGE_TOO_BIG), r);
+			return;
+		}
+		let l;
+		try {
+			l = et(c);
+		} catch (e) {
+			if (e instanceof o) {
+				this.unknownMessages += 1;
+				return;
+			}
+			this.fail(e instanceof a ? e : new a(String(e)), r);
+			return;
+		}
+		this.onEnvelope(s, l, r);
+	}
+	transportClosed(t, n, r, i) {
+		let a = this.conn;
+		t === this.attemptId && a !== null && (this.conn = null, this.attemptId += 1, a.state === "opening" ? (this.attemptDeadline = Infinity, this.lost(i, e.ABNORMAL_CLOSURE, a.transportError || r || "connect failed", null, null)) : this.lost(i, n || e.NO_STATUS_RCVD, r, null, a.peerGoodbye));
+	}
+	handleTimer(t) {
+		t >= this.attemptDeadline && (this.attemptDeadline = Infinity, this.out.push({
+			kind: "close",
+			attempt: this.attemptId,
+			code: e.NORMAL_CLOSURE,
+			reason: "connect timeout"
+		}), this.conn = null, this.attemptId += 1, this.lost(t, e.ABNORMAL_CLOSURE, `connect timed out after ${this.config.connectTimeout / 1e3} s`, null, null)), t >= this.reconnectAt && (this.reconnectAt = Infinity, this.open(t)), t >= this.refreshAt && (this.refreshAt = Infinity, this.out.push({
+			kind: "token_needed",
+			reason: "refresh"
+		})), t >= this.paceAt && (this.paceAt = Infinity, this.lastNow = t, this.transmit());
+		let n = this.conn;
+		n !== null && (n.state === "hello" ? t >= n.openedAt + this.config.handshakeTimeout && this.fail(new i("no Welcome within the handshake timeout", e.HELLO_TIMEOUT), t) : n.state === "open" && (t >= n.probeDeadline ? this.fail(new i(`the network went ${this.online ? "away and came back" : "offline"}: nothing received within ${this.config.probeTimeout / 1e3} s of the probe`, e.HEARTBEAT_TIMEOUT), t) : n.interval && (t >= n.lastReceived + n.timeout ? this.fail(new i(`nothing received for ${((t - n.lastReceived) / 1e3).toFixed(1)} s (heartbeat timeout ${n.timeout / 1e3} s)`, e.HEARTBEAT_TIMEOUT), t) : t >= n.nextPing && (n.pingId = n.pingId + 1 >>> 0, this.sendBody({
+			type: "Ping",
+			id: n.pingId,
+			timestampMs: this.wallMs(t)
+		}), n.nextPing = t + n.interval))));
+	}
+	networkChanged(e, t) {
+		this.online = e;
+		let n = this.conn;
+		n !== null && n.state === "open" ? n.probeDeadline === Infinity && (n.pingId = n.pingId + 1 >>> 0, this.sendBody({
+			type: "Ping",
+			id: n.pingId,
+			timestampMs: this.wallMs(t)
+		}), n.probeDeadline = t + this.config.probeTimeout) : e && this._status === "reconnecting" && this.reconnectAt !== Infinity && (this.reconnectAt = Infinity, this.open(t));
+	}
+	wallMs(e) {
+		return BigInt(Math.max(0, Math.floor(e + this.config.wallClockOffset)));
+	}
+	setStatus(e) {
+		if (e !== this._status) {
+			let t = this._status;
+			this._status = e, this.out.push({
+				kind: "status",
+				status: e,
+				previous: t
+			});
+		}
+	}
+	open(e) {
+		this.attemptId += 1, this.attemptDeadline = e + this.config.connectTimeout, this.conn = {
+			state: "opening",
+			openedAt: e,
+			lastReceived: e,
+			nextPing: Infinity,
+			pingId: 0,
+			interval: this.config.heartbeatInterval,
+			timeout: this.config.heartbeatTimeout,
+			peerGoodbye: null,
+			transportError: "",
+			probeDeadline: Infinity
+		}, this.out.push({
+			kind: "open",
+			attempt: this.attemptId,
+			url: this.config.url
+		});
+	}
+	hello() {
+		return {
+			type: "Hello",
+			sessionId: this.sessionId,
+			resumeToken: this.token,
+			positions: [...this.positions].map(([e, t]) => ({
+				topic: e,
+				position: t
+			})),
+			lastAckedSeq: BigInt(this.lastAckedSeq),
+			authToken: this.authToken,
+			client: this.config.clientInfo,
+			serializer: this.config.serializer === "raw" ? "" : this.config.serializer
+		};
+	}
+	sendBody(e) {
+		(e.type === "Ping" || e.type === "Pong") && (this.heartbeatsOwed += 1), this.out.push({
+			kind: "send",
+			attempt: this.attemptId,
+			data: Ie(e)
+		});
+	}
+	get isOpen() {
+		return this.conn !== null && this.conn.state === "open";
+	}
+	checkHelloFits(e) {
+		let t = /* @__PURE__ */ new Set([
+			...this.subscriptions,
+			...this.unsubscribing,
+			...this.positions.keys(),
+			"$all",
+			"$inbox"
+		]);
+		e !== null && t.add(e);
+		let n = {
+			epoch: 18446744073709551615n,
+			offset: 18446744073709551615n
+		}, i = Ie({
+			type: "Hello",
+			sessionId: this.sessionId || "x".repeat(32),
+			resumeToken: this.token.length ? this.token : /* @__PURE__ */ new Uint8Array(64),
+			positions: [...t].map((e) => ({
+				topic: e,
+				position: n
+			})),
+			lastAckedSeq: 18446744073709551615n,
+			authToken: this.config.authToken,
+			client: this.config.clientInfo
+		}).length;
+		if (i > this.maxMessageSize) throw e === null ? new r(`the Hello would be ${i} bytes, over the ${this.maxMessageSize}-byte message limit: authToken or clientInfo too large`) : new r(`cannot subscribe to ${JSON.stringify(e)}: with ${t.size} streams the Hello that resumes this session would be ${i} bytes, over the ${this.maxMessageSize}-byte message limit; unsubscribe from some topics or use shorter names`);
+	}
+	request(e, t) {
+		let n = this.nextRequest;
+		return this.nextRequest = this.nextRequest % 4294967295 + 1, this.requests.set(n, {
+			topic: e,
+			subscribe: t
+		}), this.latest.set(e, n), this.sendControl([
+			t ? "subscribe" : "unsubscribe",
+			e,
+			n
+		]), n;
+	}
+	sendControl(e) {
+		this.isOpen && (this.paceMsgs === null ? this.sendBody(this.controlBody(e)) : (this.pacedControl.push(e), this.transmit()));
+	}
+	controlBody([e, t, n]) {
+		return e === "subscribe" ? {
+			type: "Subscribe",
+			topic: t,
+			requestId: n,
+			position: this.positions.get(t) ?? null
+		} : e === "unsubscribe" ? {
+			type: "Unsubscribe",
+			topic: t,
+			requestId: n
+		} : {
+			type: "Refresh",
+			token: t
+		};
+	}
+	transmit() {
+		if (!this.isOpen) return;
+		let e = this.lastAckedSeq + this.maxUnacked, t = this.paceMsgs !== null || this.paceBytes !== null;
+		for (; this.pacedControl.length > 0;) {
+			if (t && !this.paced(0)) return;
+			this.sendBody(this.controlBody(this.pacedControl.shift()));
+		}
+		for (let n of this.pending) if (!(n.seq <= this.sentUpto)) {
+			if (n.seq > e || t && !this.paced(n.payload.length)) break;
+			this.sendBody({
+				type: "Data",
+				topic: n.topic,
+				seq: BigInt(n.seq),
+				timestampMs: n.timestampMs,
+				payload: n.payload
+			}), this.sentUpto = n.seq;
+		}
+	}
+	paced(e) {
+		let t = Math.round(this.lastNow), n = 0, r = this.heartbeatsOwed;
+		this.heartbeatsOwed = 0;
+		for (let [i, a] of [[this.paceMsgs, 1], [this.paceBytes, e]]) {
+			if (i === null) continue;
+			let e = i[0], o = i[3], s = Math.min(o, i[1] + (t - i[2]) * e / 1e3);
+			i === this.paceMsgs && (s -= r), i[1] = s, i[2] = t;
+			let c = Math.min(a, o);
+			s < c && (n = Math.max(n, Math.ceil((c - s) * 1e3 / e), 1));
+		}
+		if (n) return this.paceAt = Math.min(this.paceAt, t + n), !1;
+		for (let [t, n] of [[this.paceMsgs, 1], [this.paceBytes, e]]) t !== null && (t[1] -= n);
+		return !0;
+	}
+	onCredentials(e, t, n) {
+		if (this.credentialsExpireMs = e, this.refreshAt = Infinity, !e || !this.config.refreshTokens) return;
+		let r = 0;
+		t && (r = Math.max(0, Number(e - t)));
+		let i = Math.max(r - Math.round(this.config.refreshMargin), Math.floor(r / 2));
+		this.refreshAt = n + i;
+	}
+	fail(e, n) {
+		let r = this.conn;
+		r !== null && (r.state === "open" && this.sendBody({
+			type: "Goodbye",
+			code: lt[e.code] ?? t.UNKNOWN,
+			reason: e.reason
+		}), this.out.push({
+			kind: "close",
+			attempt: this.attemptId,
+			code: e.code,
+			reason: e.reason
+		}), this.conn = null, this.attemptId += 1, this.lost(n, e.code, e.reason, e, r.peerGoodbye));
+	}
+	onEnvelope(e, t, n) {
+		switch (t.type) {
+			case "Ping":
+				if (e.state === "open") {
+					this.sendBody({
+						type: "Pong",
+						id: t.id,
+						echoTimestampMs: t.timestampMs,
+						timestampMs: this.wallMs(n)
+					});
+					return;
+				}
+				break;
+			case "Pong":
+				if (e.state === "open") {
+					let e = Math.max(0, Number(this.wallMs(n) - t.echoTimestampMs));
+					this.rtt = this.rtt === null ? e : this.rtt + (e - this.rtt) / 8;
+					return;
+				}
+				break;
+			case "Goodbye":
+				e.peerGoodbye = t;
+				return;
+		}
+		if (e.state === "hello") {
+			if (t.type === "Welcome") {
+				t.heartbeatIntervalMs && (e.interval = t.heartbeatIntervalMs), t.heartbeatTimeoutMs > t.heartbeatIntervalMs && (e.timeout = t.heartbeatTimeoutMs), e.state = "open", e.lastReceived = n, e.nextPing = e.interval ? n + e.interval : Infinity, this.onWelcome(t, n);
+				return;
+			}
+			this.unexpected(e, t, n);
+		} else st.has(t.type) ? this.onBody(t, n) : this.unexpected(e, t, n);
+	}
+	unexpected(t, n, r) {
+		this.fail(new i(`unexpected ${n.type} from the server in state ${t.state === "hello" ? "hello" : "open"}`, e.UNEXPECTED_MESSAGE), r);
+	}
+	onWelcome(e, t) {
+		let n = this.sessionId;
+		if (e.resumed) this.dropAcked(dt(e.lastReceivedSeq));
+		else {
+			let t = this.pending.length;
+			this.pending.forEach((e, t) => {
+				e.seq = t + 1;
+			}), this.nextSeq = t + 1, this.lastAckedSeq = 0, n && this.out.push({
+				kind: "session_reset",
+				oldSessionId: n,
+				newSessionId: e.sessionId,
+				reason: e.freshReason,
+				resent: t
+			});
+		}
+		this.sessionId = e.sessionId, this.token = e.resumeToken, this.tokenFresh = !1, this.serverSkewMs = e.serverTimeMs ? e.serverTimeMs - this.wallMs(t) : 0n, this.onCredentials(e.credentialsExpireMs, e.serverTimeMs, t);
+		let r = this.config.pace, i = e.limits, a = Math.round(t);
+		if (this.paceMsgs = null, this.paceBytes = null, i !== null && r && i.maxMessagesPerSecond) {
+			let e = i.maxMessagesPerSecond * r, t = Math.max(Math.min(e, 1), e - 2);
+			this.paceMsgs = [
+				e,
+				t,
+				a,
+				t
+			];
+		}
+		if (i !== null && r && i.maxBytesPerSecond) {
+			let e = i.maxBytesPerSecond * r;
+			this.paceBytes = [
+				e,
+				e,
+				a,
+				e
+			];
+		}
+		this.paceAt = Infinity, this.heartbeatsOwed = 0, this.pacedControl = [], this.lastNow = t;
+		let o = e.limits;
+		o !== null && (o.maxUnacked && (this.maxUnacked = Math.min(this.config.maxPending, o.maxUnacked)), o.maxMessageSize && (this.maxMessageSize = Math.min(this.config.maxMessageSize, o.maxMessageSize))), this.sentUpto = this.lastAckedSeq;
+		let s = /* @__PURE__ */ new Set();
+		for (let [e, t] of this.latest) this.requests.get(t)?.subscribe && s.add(e);
+		let c = /* @__PURE__ */ new Set();
+		for (let t of e.recovery) {
+			if (this.unsubscribing.has(t.topic)) this.updatePosition(t);
+			else if (!this.applyRecovery(t)) continue;
+			t.topic.startsWith("$") || c.add(t.topic);
+		}
+		this.failures = 0, this.goodbyeFloor = 0, this.connectedAt = t, this.resumed = e.resumed, this.setStatus("connected"), this.out.push({
+			kind: "connected",
+			sessionId: e.sessionId,
+			resumed: e.resumed,
+			freshReason: e.freshReason
+		}), this.reconcile(c, s), this.transmit();
+	}
+	reconcile(e, t) {
+		this.requests.clear(), this.latest.clear();
+		let n = (e) => [...e].sort((e, t) => e < t ? -1 : +(e > t));
+		for (let r of n(this.subscriptions)) e.has(r) || (t.has(r) || !this.positions.has(r)) && (this.positions.delete(r), this.request(r, !0));
+		for (let t of n(this.unsubscribing)) e.has(t) ? this.request(t, !1) : (this.unsubscribing.delete(t), this.positions.delete(t));
+	}
+	updatePosition(e) {
+		let t = e.position;
+		if (t === null) return;
+		let n = this.positions.get(e.topic);
+		e.status !== L.Failed && n !== void 0 && n.epoch === t.epoch && n.offset >= t.offset || this.positions.set(e.topic, t);
+	}
+	static foreignReserved(e) {
+		return e.startsWith("$") && e !== "$all" && e !== "$inbox";
+	}
+	unaskedOverBudget(e) {
+		if (e.startsWith("$") || this.subscriptions.has(e) || this.unsubscribing.has(e)) return !1;
+		try {
+			this.checkHelloFits(e);
+		} catch (e) {
+			if (e instanceof r) return !0;
+			throw e;
+		}
+		return !1;
+	}
+	applyRecovery(e) {
+		let t = e.topic;
+		return n.foreignReserved(t) || this.unaskedOverBudget(t) ? !1 : (this.updatePosition(e), !t.startsWith("$") && !this.unsubscribing.has(t) && this.subscriptions.add(t), e.status === L.Failed && this.out.push({
+			kind: "recovery_failed",
+			topic: t,
+			lostFrom: e.lostFrom,
+			lostTo: e.lostTo,
+			position: e.position
+		}), !0);
+	}
+	onBody(e, t) {
+		switch (e.type) {
+			case "Data":
+				this.onData(e);
+				break;
+			case "Ack":
+				this.dropAcked(dt(e.seq)), this.transmit();
+				break;
+			case "Subscribed": {
+				let t = e.recovery;
+				if (this.requests.delete(e.requestId), !this.isAnswer(t.topic, e.requestId, !0) || !this.applyRecovery(t)) break;
+				this.out.push({
+					kind: "subscribed",
+					topic: t.topic,
+					recovery: t,
+					requestId: e.requestId
+				});
+				break;
+			}
+			case "Unsubscribed":
+				if (this.requests.delete(e.requestId), !this.isAnswer(e.topic, e.requestId, !1)) break;
+				this.subscriptions.delete(e.topic), this.unsubscribing.delete(e.topic), this.positions.delete(e.topic), this.out.push({
+					kind: "unsubscribed",
+					topic: e.topic,
+					requestId: e.requestId
+				});
+				break;
+			case "Error": {
+				let t = this.requests.get(e.requestId);
+				this.requests.delete(e.requestId), t !== void 0 && this.latest.get(t.topic) === e.requestId && (this.latest.delete(t.topic), t.subscribe ? this.subscriptions.delete(t.topic) : (this.unsubscribing.delete(t.topic), this.positions.delete(t.topic))), this.out.push({
+					kind: "server_error",
+					error: e
+				});
+				break;
+			}
+			case "Presence":
+				this.out.push({
+					kind: "presence",
+					presence: e
+				});
+				break;
+			case "Refreshed": this.onCredentials(e.credentialsExpireMs, this.wallMs(t) + this.serverSkewMs, t);
+		}
+	}
+	isAnswer(e, t, n) {
+		let r = this.latest.get(e);
+		return t === 0 ? r === void 0 ? !n || !this.unsubscribing.has(e) : !1 : t === r && (this.latest.delete(e), !0);
+	}
+	onData(e) {
+		let t = e.position;
+		if (t === null) return;
+		let r = e.topic;
+		if (n.foreignReserved(r)) return;
+		if (!this.subscriptions.has(r) && !r.startsWith("$")) {
+			this.positions.has(r) && this.positions.set(r, t);
+			return;
+		}
+		let i = this.positions.get(r);
+		i !== void 0 && i.epoch === t.epoch && t.offset <= i.offset ? this.duplicatesDropped += 1 : (this.positions.set(r, t), this.out.push({
+			kind: "message",
+			topic: r,
+			position: t,
+			payload: e.payload.slice(),
+			timestampMs: e.timestampMs
+		}));
+	}
+	dropAcked(e) {
+		let t = 0;
+		for (; t < this.pending.length && this.pending[t].seq <= e;) t += 1;
+		t && this.pending.splice(0, t), this.lastAckedSeq = Math.max(this.lastAckedSeq, e);
+	}
+	lost(e, n, r, i, a) {
+		this.refreshAt = Infinity, this.paceAt = Infinity;
+		let o = a !== null && ct.has(a.code);
+		if (a !== null && (a.code === t.TOKEN_EXPIRED || a.code === t.AUTH_FAILED) && this.wanted && this.config.refreshTokens && !this.tokenFresh) {
+			this.out.push({
+				kind: "disconnected",
+				code: n,
+				reason: r,
+				cause: i,
+				goodbye: a,
+				willReconnect: !0
+			}), this.awaitingToken = !0, this.reconnectAt = Infinity, this.setStatus("reconnecting"), this.out.push({
+				kind: "token_needed",
+				reason: "reconnect"
+			});
+			return;
+		}
+		if (o ||= a !== null && a.code === t.TOKEN_EXPIRED, a !== null && a.code === t.NORMAL && this.wanted) {
+			this.out.push({
+				kind: "disconnected",
+				code: n,
+				reason: r,
+				cause: i,
+				goodbye: a,
+				willReconnect: !1
+			}), this.wanted = !1, this.reconnectAt = Infinity, this.attemptDeadline = Infinity, this.forgetSession(), this.setStatus("disconnected");
+			return;
+		}
+		a !== null && a.reconnectAfterMs && (this.goodbyeFloor = a.reconnectAfterMs), this.failures += 1;
+		let s = this.config.maxReconnectAttempts, c = s !== null && this.failures > s, l = this.wanted && !o && !c;
+		if (this.out.push({
+			kind: "disconnected",
+			code: n,
+			reason: r,
+			cause: i,
+			goodbye: a,
+			willReconnect: l
+		}), !this.wanted) return;
+		if (!l) {
+			this.wanted = !1, this.setStatus("error");
+			let e = o && a !== null ? a.reason || `refused by the server (code ${a.code})` : `gave up after ${s} reconnect attempts`;
+			this.out.push({
+				kind: "gave_up",
+				reason: e
+			});
+			return;
+		}
+		let u = this.goodbyeFloor + this.random() * it(this.config, this.failures);
+		this.reconnectAt = e + u, this.setStatus("reconnecting"), this.out.push({
+			kind: "reconnecting",
+			attempt: this.failures,
+			maxAttempts: s === Infinity ? null : s,
+			delay: u
+		});
+	}
+	forgetSession() {
+		this.sessionId = "", this.token = /* @__PURE__ */ new Uint8Array(), this.positions.clear(), this.unsubscribing.clear(), this.latest.clear(), this.pending = [], this.requests.clear(), this.nextSeq = 1, this.sentUpto = 0, this.lastAckedSeq = 0, this.awaitingToken = !1, this.refreshAt = Infinity, this.credentialsExpireMs = 0n;
+	}
+};
+function dt(e) {
+	return e > BigInt(2 ** 53 - 1) ? 2 ** 53 - 1 : Number(e);
+}
+// ../../clients/js/src/client.ts
+var ft = 1;
+function pt() {
+	let e = globalThis;
+	if (typeof e.addEventListener != "function" || typeof e.removeEventListener != "function" || typeof e.navigator?.onLine != "boolean") return null;
+	let t = e.addEventListener.bind(e), n = e.removeEventListener.bind(e);
+	return { subscribe(e) {
+		let r = () => e(!0), i = () => e(!1);
+		return t("online", r), t("offline", i), () => {
+			n("online", r), n("offline", i);
+		};
+	} };
+}
+function mt() {
+	let e = globalThis.performance;
+	return e === void 0 ? {
+		now: () => Date.now(),
+		wallClockOffset: 0
+	} : {
+		now: () => e.now(),
+		wallClockOffset: Date.now() - e.now()
+	};
+}
+var ht = class {
+	session;
+	WebSocketCtor;
+	now;
+	timers;
+	listeners = /* @__PURE__ */ new Map();
+	socket = null;
+	socketAttempt = 0;
+	timer = null;
+	timerAt = null;
+	busy = !1;
+	waiters = [];
+	lastFailure = "";
+	network;
+	stopNetwork = null;
+	serializer;
+	getToken;
+	constructor(e) {
+		if (typeof e != "object" || !e) throw TypeError("SigmaSocketClient needs an options object with a url");
+		let t = e.now === void 0 ? mt() : {
+			now: e.now,
+			wallClockOffset: 0
+		};
+		this.now = t.now;
+		let n = nt, r = e.reconnectInterval ?? n.reconnectInterval, i = {
+			url: e.url,
+			reconnectInterval: r,
+			maxReconnectInterval: Math.max(e.maxReconnectInterval ?? n.maxReconnectInterval, r),
+			reconnectMultiplier: n.reconnectMultiplier,
+			maxReconnectAttempts: e.maxReconnectAttempts === void 0 ? n.maxReconnectAttempts : e.maxReconnectAttempts,
+			heartbeatInterval: e.heartbeatInterval ?? n.heartbeatInterval,
+			heartbeatTimeout: e.heartbeatTimeout ?? n.heartbeatTimeout,
+			connectTimeout: e.connectTimeout ?? n.connectTimeout,
+			handshakeTimeout: e.handshakeTimeout ?? n.handshakeTimeout,
+			maxPending: e.maxPending ?? n.maxPending,
+			maxMessageSize: e.maxMessageSize ?? n.maxMessageSize,
+			authToken: e.authToken ?? "",
+			clientInfo: e.clientInfo ?? null,
+			serializer: ae((e.serializer ?? p).name),
+			refreshTokens: e.getToken !== void 0,
+			refreshMargin: e.tokenRefreshMargin ?? n.refreshMargin,
+			pace: e.ratePacing ?? n.pace,
+			wallClockOffset: t.wallClockOffset,
+			probeTimeout: e.probeTimeout ?? n.probeTimeout
+		};
+		this.session = new ut(i, e.random ?? Math.random), this.serializer = e.serializer ?? p, this.getToken = e.getToken ?? null, this.WebSocketCtor = e.WebSocket ?? globalThis.WebSocket, this.timers = e.timers ?? {
+			setTimeout: (e, t) => globalThis.setTimeout(e, t),
+			clearTimeout: (e) => globalThis.clearTimeout(e)
+		}, this.network = e.network === void 0 ? pt() : e.network;
+	}
+	connect() {
+		if (this.session.status === "connected") return Promise.resolve();
+		if (this.WebSocketCtor === void 0) return Promise.reject(/* @__PURE__ */ TypeError("no WebSocket implementation: pass { WebSocket } (in Node 20: import WebSocket from 'ws')"));
+		let e = new Promise((e, t) => {
+			this.waiters.push({
+				resolve: e,
+				reject: t
+			});
+		});
+		return this.network !== null && this.stopNetwork === null && (this.stopNetwork = this.network.subscribe((e) => {
+			this.session.networkChanged(e, this.now()), this.pump();
+		})), this.session.connect(this.now()), this.pump(), e;
+	}
+	disconnect() {
+		this.stopListening(), this.session.disconnect(this.now()), this.pump();
+	}
+	stopListening() {
+		this.stopNetwork?.(), this.stopNetwork = null;
+	}
+	send(e, t = "") {
+		let n = this.session.send(oe(this.serializer, e), this.now(), t);
+		return this.pump(), n !== null;
+	}
+	async fetchToken(e) {
+		let t;
+		try {
+			t = await e();
+		} catch (e) {
+			this.emit("error", new u(`getToken failed: ${String(e)}`));
+			return;
+		}
+		typeof t != "string" || !t ? this.emit("error", new u("getToken must return a non-empty string")) : (this.session.refreshToken(t, this.now()), this.pump());
+	}
+	subscribe(e) {
+		this.session.subscribe(e, this.now()), this.pump();
+	}
+	unsubscribe(e) {
+		this.session.unsubscribe(e, this.now()), this.pump();
+	}
+	getStatus() {
+		return this.session.status;
+	}
+	getSession() {
+		let e = this.session;
+		return !e.sessionId || e.connectedAt === null ? null : {
+			id: e.sessionId,
+			resumed: e.resumed,
+			connectedAt: e.connectedAt + e.config.wallClockOffset,
+			pending: e.pendingCount
+		};
+	}
+	getRtt() {
+		return this.session.rtt;
+	}
+	get core() {
+		return this.session;
+	}
+	on(e, t) {
+		let n = this.listeners.get(e) ?? [];
+		return n.push(t), this.listeners.set(e, n), this;
+	}
+	off(e, t) {
+		let n = this.listeners.get(e), r = n?.indexOf(t) ?? -1;
+		return n !== void 0 && r >= 0 && n.splice(r, 1), this;
+	}
+	emit(e, ...t) {
+		for (let n of [...this.listeners.get(e) ?? []]) try {
+			n(...t);
+		} catch (t) {
+			let n = t instanceof Error ? t : Error(String(t));
+			e !== "error" && (this.listeners.get("error")?.length ?? 0) > 0 ? this.emit("error", n) : console.error("exception in a SigmaSocketClient listener:", n);
+		}
+	}
+	pump() {
+		if (!this.busy) {
+			this.busy = !0;
+			try {
+				for (;;) {
+					let e = this.session.takeOutputs();
+					if (e.length === 0) break;
+					for (let t of e) this.handle(t);
+				}
+			} finally {
+				this.busy = !1;
+			}
+			this.rearm();
+		}
+	}
+	handle(e) {
+		switch (e.kind) {
+			case "open":
+				this.openSocket(e.attempt, e.url);
+				break;
+			case "send":
+				e.attempt === this.socketAttempt && this.socket?.readyState === ft && this.socket.send(e.data);
+				break;
+			case "close":
+				e.attempt === this.socketAttempt && this.closeSocket(e.code, e.reason);
+				break;
+			case "status":
+				e.status === "connected" ? this.settle(null) : e.status === "disconnected" && this.settle(new s("disconnected before the server welcomed us")), this.emit("connection", e.status);
+				break;
+			case "connected": break;
+			case "message": {
+				let t = e.payload;
+				if (this.serializer !== p) try {
+					t = this.serializer.decode(e.payload);
+				} catch (t) {
+					this.emit("error", new se(this.serializer.name, String(t), e.payload, e.topic, Number(e.position.offset)));
+					break;
+				}
+				this.emit("message", t, Number(e.position.offset), Number(e.timestampMs), e.topic);
+				break;
+			}
+			case "token_needed":
+				this.getToken !== null && this.fetchToken(this.getToken);
+				break;
+			case "reconnecting":
+				this.emit("reconnecting", {
+					attempt: e.attempt,
+					maxAttempts: e.maxAttempts,
+					nextRetryIn: e.delay
+				});
+				break;
+			case "gave_up": {
+				let t = this.lastFailure ? ` (last error: ${this.lastFailure})` : "", n = new s(e.reason + t);
+				this.stopListening(), this.settle(n), this.emit("error", n);
+				break;
+			}
+			case "recovery_failed":
+				this.emit("recovery_failed", {
+					topic: e.topic,
+					lostFrom: Number(e.lostFrom),
+					lostTo: Number(e.lostTo),
+					position: e.position
+				}), this.emit("error", new l(`messages lost on topic ${JSON.stringify(e.topic)} (offsets ${e.lostFrom}..${e.lostTo || "?"}); resync it`));
+				break;
+			case "session_reset":
+				this.emit("session_reset", {
+					oldSessionId: e.oldSessionId,
+					newSessionId: e.newSessionId,
+					reason: e.reason,
+					resent: e.resent
+				}), this.emit("error", new c(`session ${e.oldSessionId} could not be resumed: ${e.reason}`));
+				break;
+			case "server_error":
+				this.emit("error", new d(e.error.code, e.error.message));
+				break;
+			case "disconnected":
+				this.lastFailure = e.reason, this.emit("disconnection", e.code, e.reason);
+				break;
+			case "subscribed":
+				this.emit("subscribed", e.topic, e.recovery);
+				break;
+			case "unsubscribed":
+				this.emit("unsubscribed", e.topic);
+				break;
+			case "presence": this.emit("presence", gt(e.presence));
+		}
+	}
+	settle(e) {
+		let t = this.waiters;
+		this.waiters = [];
+		for (let n of t) e === null ? n.resolve() : n.reject(e);
+	}
+	openSocket(e, t) {
+		this.dropSocket(), this.socketAttempt = e;
+		let n;
+		try {
+			n = new this.WebSocketCtor(t, [tt]), n.binaryType = "arraybuffer";
+		} catch (t) {
+			let n = this.session;
+			n.transportError(e, t instanceof Error ? t.message : String(t)), n.transportClosed(e, 1006, "", this.now());
+			return;
+		}
+		this.socket = n;
+		let r = this.session;
+		n.onopen = () => {
+			r.transportOpened(e, this.now(), n.protocol), this.pump();
+		}, n.onmessage = (t) => {
+			let n = t.data;
+			typeof n == "string" || n instanceof ArrayBuffer || n instanceof Uint8Array ? r.receive(e, n, this.now()) : ArrayBuffer.isView(n) ? r.receive(e, new Uint8Array(n.buffer, n.byteOffset, n.byteLength), this.now()) : r.receive(e, String(n), this.now()), this.pump();
+		}, n.onerror = (t) => {
+			let n = t, i = typeof n?.message == "string" ? n.message : typeof n?.error?.message == "string" ? n.error.message : "";
+			r.transportError(e, i);
+		}, n.onclose = (t) => {
+			this.socket === n && (this.socket = null), r.transportClosed(e, t.code, t.reason, this.now()), this.pump();
+		};
+	}
+	closeSocket(e, t) {
+		let n = this.socket;
+		if (n !== null) try {
+			n.close(e, t);
+		} catch {
+			try {
+				n.close();
+			} catch {}
+		}
+	}
+	dropSocket() {
+		this.socket = null;
+	}
+	rearm() {
+		let e = this.session.nextDeadline();
+		e !== this.timerAt && (this.timer !== null && this.timers.clearTimeout(this.timer), this.timerAt = e, this.timer = e === null ? null : this.timers.setTimeout(() => this.onTimer(), Math.max(0, e - this.now())));
+	}
+	onTimer() {
+		let e = this.timerAt ?? 0;
+		this.timer = this.timerAt = null, this.session.handleTimer(Math.max(this.now(), e)), this.pump();
+	}
+};
+function gt(e) {
+	return {
+		topic: e.topic,
+		action: e.action === 0 ? "join" : "leave",
+		sessionId: e.sessionId,
+		metadata: e.metadata
+	};
+}
 // ../../clients/js/node_modules/@msgpack/msgpack/dist.esm/utils/utf8.mjs
-function ee(e) {
+function _t(e) {
 	let t = e.length, n = 0, r = 0;
 	for (; r < t;) {
 		let i = e.charCodeAt(r++);
@@ -100,7 +3177,7 @@ function ee(e) {
 	}
 	return n;
 }
-function te(e, t, n) {
+function vt(e, t, n) {
 	let r = e.length, i = n, a = 0;
 	for (; a < r;) {
 		let n = e.charCodeAt(a++);
@@ -118,15 +3195,15 @@ function te(e, t, n) {
 		}
 	}
 }
-var ne = new TextEncoder(), re = 50;
-function ie(e, t, n) {
-	ne.encodeInto(e, t.subarray(n));
+var yt = new TextEncoder(), bt = 50;
+function xt(e, t, n) {
+	yt.encodeInto(e, t.subarray(n));
 }
-function ae(e, t, n) {
-	e.length > re ? ie(e, t, n) : te(e, t, n);
+function St(e, t, n) {
+	e.length > bt ? xt(e, t, n) : vt(e, t, n);
 }
-var oe = 4096;
-function se(e, t, n) {
+var Ct = 4096;
+function wt(e, t, n) {
 	let r = t, i = r + n, a = [], o = "";
 	for (; r < i;) {
 		let t = e[r++];
@@ -141,26 +3218,26 @@ function se(e, t, n) {
 			let n = e[r++] & 63, i = e[r++] & 63, o = e[r++] & 63, s = (t & 7) << 18 | n << 12 | i << 6 | o;
 			s > 65535 && (s -= 65536, a.push(s >>> 10 & 1023 | 55296), s = 56320 | s & 1023), a.push(s);
 		} else a.push(t);
-		a.length >= oe && (o += String.fromCharCode(...a), a.length = 0);
+		a.length >= Ct && (o += String.fromCharCode(...a), a.length = 0);
 	}
 	return a.length > 0 && (o += String.fromCharCode(...a)), o;
 }
-var ce = new TextDecoder(), le = 200;
-function ue(e, t, n) {
+var Tt = new TextDecoder(), Et = 200;
+function Dt(e, t, n) {
 	let r = e.subarray(t, t + n);
-	return ce.decode(r);
+	return Tt.decode(r);
 }
-function de(e, t, n) {
-	return n > le ? ue(e, t, n) : se(e, t, n);
+function Ot(e, t, n) {
+	return n > Et ? Dt(e, t, n) : wt(e, t, n);
 }
 // ../../clients/js/node_modules/@msgpack/msgpack/dist.esm/ExtData.mjs
-var m = class {
+var G = class {
 	type;
 	data;
 	constructor(e, t) {
 		this.type = e, this.data = t;
 	}
-}, h = class e extends Error {
+}, K = class e extends Error {
 	constructor(t) {
 		super(t);
 		let n = Object.create(e.prototype);
@@ -171,26 +3248,26 @@ var m = class {
 		});
 	}
 };
-function fe(e, t, n) {
+function kt(e, t, n) {
 	let r = n / 4294967296, i = n;
 	e.setUint32(t, r), e.setUint32(t + 4, i);
 }
-function pe(e, t, n) {
+function At(e, t, n) {
 	let r = Math.floor(n / 4294967296), i = n;
 	e.setUint32(t, r), e.setUint32(t + 4, i);
 }
-function me(e, t) {
+function jt(e, t) {
 	let n = e.getInt32(t), r = e.getUint32(t + 4);
 	return n * 4294967296 + r;
 }
-function he(e, t) {
+function Mt(e, t) {
 	let n = e.getUint32(t), r = e.getUint32(t + 4);
 	return n * 4294967296 + r;
 }
-var ge = 4294967295, _e = 17179869183;
-function ve({ sec: e, nsec: t }) {
-	if (e >= 0 && t >= 0 && e <= _e) {
-		if (t === 0 && e <= ge) {
+var Nt = 4294967295, Pt = 17179869183;
+function Ft({ sec: e, nsec: t }) {
+	if (e >= 0 && t >= 0 && e <= Pt) {
+		if (t === 0 && e <= Nt) {
 			let t = /* @__PURE__ */ new Uint8Array(4);
 			return new DataView(t.buffer).setUint32(0, e), t;
 		}
@@ -201,20 +3278,20 @@ function ve({ sec: e, nsec: t }) {
 	}
 	{
 		let n = /* @__PURE__ */ new Uint8Array(12), r = new DataView(n.buffer);
-		return r.setUint32(0, t), pe(r, 4, e), n;
+		return r.setUint32(0, t), At(r, 4, e), n;
 	}
 }
-function ye(e) {
+function It(e) {
 	let t = e.getTime(), n = Math.floor(t / 1e3), r = (t - n * 1e3) * 1e6, i = Math.floor(r / 1e9);
 	return {
 		sec: n + i,
 		nsec: r - i * 1e9
 	};
 }
-function be(e) {
-	return e instanceof Date ? ve(ye(e)) : null;
+function Lt(e) {
+	return e instanceof Date ? Ft(It(e)) : null;
 }
-function xe(e) {
+function Rt(e) {
 	let t = new DataView(e.buffer, e.byteOffset, e.byteLength);
 	switch (e.byteLength) {
 		case 4: return {
@@ -229,21 +3306,21 @@ function xe(e) {
 			};
 		}
 		case 12: return {
-			sec: me(t, 4),
+			sec: jt(t, 4),
 			nsec: t.getUint32(0)
 		};
-		default: throw new h(`Unrecognized data size for timestamp (expected 4, 8, or 12): ${e.length}`);
+		default: throw new K(`Unrecognized data size for timestamp (expected 4, 8, or 12): ${e.length}`);
 	}
 }
-function Se(e) {
-	let t = xe(e);
+function zt(e) {
+	let t = Rt(e);
 	return /* @__PURE__ */ new Date(t.sec * 1e3 + t.nsec / 1e6);
 }
-var Ce = {
+var Bt = {
 	type: -1,
-	encode: be,
-	decode: Se
-}, we = class e {
+	encode: Lt,
+	decode: zt
+}, Vt = class e {
 	static defaultCodec = new e();
 	__brand;
 	builtInEncoders = [];
@@ -251,7 +3328,7 @@ var Ce = {
 	encoders = [];
 	decoders = [];
 	constructor() {
-		this.register(Ce);
+		this.register(Bt);
 	}
 	register({ type: e, encode: t, decode: n }) {
 		if (e >= 0) this.encoders[e] = t, this.decoders[e] = n;
@@ -265,31 +3342,31 @@ var Ce = {
 			let r = this.builtInEncoders[n];
 			if (r != null) {
 				let i = r(e, t);
-				if (i != null) return new m(-1 - n, i);
+				if (i != null) return new G(-1 - n, i);
 			}
 		}
 		for (let n = 0; n < this.encoders.length; n++) {
 			let r = this.encoders[n];
 			if (r != null) {
 				let i = r(e, t);
-				if (i != null) return new m(n, i);
+				if (i != null) return new G(n, i);
 			}
 		}
-		return e instanceof m ? e : null;
+		return e instanceof G ? e : null;
 	}
 	decode(e, t, n) {
 		let r = t < 0 ? this.builtInDecoders[-1 - t] : this.decoders[t];
-		return r ? r(e, t, n) : new m(t, e);
+		return r ? r(e, t, n) : new G(t, e);
 	}
 };
 // ../../clients/js/node_modules/@msgpack/msgpack/dist.esm/utils/typedArrays.mjs
-function Te(e) {
+function Ht(e) {
 	return e instanceof ArrayBuffer || typeof SharedArrayBuffer < "u" && e instanceof SharedArrayBuffer;
 }
-function Ee(e) {
-	return e instanceof Uint8Array ? e : ArrayBuffer.isView(e) ? new Uint8Array(e.buffer, e.byteOffset, e.byteLength) : Te(e) ? new Uint8Array(e) : Uint8Array.from(e);
+function Ut(e) {
+	return e instanceof Uint8Array ? e : ArrayBuffer.isView(e) ? new Uint8Array(e.buffer, e.byteOffset, e.byteLength) : Ht(e) ? new Uint8Array(e) : Uint8Array.from(e);
 }
-var De = class e {
+var Wt = class e {
 	extensionCodec;
 	context;
 	useBigInt64;
@@ -304,7 +3381,7 @@ var De = class e {
 	bytes;
 	entered = !1;
 	constructor(e) {
-		this.extensionCodec = e?.extensionCodec ?? we.defaultCodec, this.context = e?.context, this.useBigInt64 = e?.useBigInt64 ?? !1, this.maxDepth = e?.maxDepth ?? 100, this.initialBufferSize = e?.initialBufferSize ?? 2048, this.sortKeys = e?.sortKeys ?? !1, this.forceFloat32 = e?.forceFloat32 ?? !1, this.ignoreUndefined = e?.ignoreUndefined ?? !1, this.forceIntegerToFloat = e?.forceIntegerToFloat ?? !1, this.pos = 0, this.view = new DataView(new ArrayBuffer(this.initialBufferSize)), this.bytes = new Uint8Array(this.view.buffer);
+		this.extensionCodec = e?.extensionCodec ?? Vt.defaultCodec, this.context = e?.context, this.useBigInt64 = e?.useBigInt64 ?? !1, this.maxDepth = e?.maxDepth ?? 100, this.initialBufferSize = e?.initialBufferSize ?? 2048, this.sortKeys = e?.sortKeys ?? !1, this.forceFloat32 = e?.forceFloat32 ?? !1, this.ignoreUndefined = e?.ignoreUndefined ?? !1, this.forceIntegerToFloat = e?.forceIntegerToFloat ?? !1, this.pos = 0, this.view = new DataView(new ArrayBuffer(this.initialBufferSize)), this.bytes = new Uint8Array(this.view.buffer);
 	}
 	clone() {
 		return new e({
@@ -373,8 +3450,8 @@ var De = class e {
 		else throw Error(`Too long string: ${e} bytes in UTF-8`);
 	}
 	encodeString(e) {
-		let t = ee(e);
-		this.ensureBufferSizeToWrite(5 + t), this.writeStringHeader(t), ae(e, this.bytes, this.pos), this.pos += t;
+		let t = _t(e);
+		this.ensureBufferSizeToWrite(5 + t), this.writeStringHeader(t), St(e, this.bytes, this.pos), this.pos += t;
 	}
 	encodeObject(e, t) {
 		let n = this.extensionCodec.tryToEncode(e, this.context);
@@ -390,7 +3467,7 @@ var De = class e {
 		else if (t < 65536) this.writeU8(197), this.writeU16(t);
 		else if (t < 4294967296) this.writeU8(198), this.writeU32(t);
 		else throw Error(`Too large binary: ${t}`);
-		let n = Ee(e);
+		let n = Ut(e);
 		this.writeU8a(n);
 	}
 	encodeArray(e, t) {
@@ -467,10 +3544,10 @@ var De = class e {
 		this.ensureBufferSizeToWrite(8), this.view.setFloat64(this.pos, e), this.pos += 8;
 	}
 	writeU64(e) {
-		this.ensureBufferSizeToWrite(8), fe(this.view, this.pos, e), this.pos += 8;
+		this.ensureBufferSizeToWrite(8), kt(this.view, this.pos, e), this.pos += 8;
 	}
 	writeI64(e) {
-		this.ensureBufferSizeToWrite(8), pe(this.view, this.pos, e), this.pos += 8;
+		this.ensureBufferSizeToWrite(8), At(this.view, this.pos, e), this.pos += 8;
 	}
 	writeBigUint64(e) {
 		this.ensureBufferSizeToWrite(8), this.view.setBigUint64(this.pos, e), this.pos += 8;
@@ -480,21 +3557,21 @@ var De = class e {
 	}
 };
 // ../../clients/js/node_modules/@msgpack/msgpack/dist.esm/encode.mjs
-function Oe(e, t) {
-	return new De(t).encodeSharedRef(e);
+function Gt(e, t) {
+	return new Wt(t).encodeSharedRef(e);
 }
 // ../../clients/js/node_modules/@msgpack/msgpack/dist.esm/utils/prettyByte.mjs
-function ke(e) {
+function Kt(e) {
 	return `${e < 0 ? "-" : ""}0x${Math.abs(e).toString(16).padStart(2, "0")}`;
 }
 // ../../clients/js/node_modules/@msgpack/msgpack/dist.esm/CachedKeyDecoder.mjs
-var Ae = 16, je = 16, Me = class {
+var qt = 16, Jt = 16, Yt = class {
 	hit = 0;
 	miss = 0;
 	caches;
 	maxKeyLength;
 	maxLengthPerKey;
-	constructor(e = Ae, t = je) {
+	constructor(e = qt, t = Jt) {
 		this.maxKeyLength = e, this.maxLengthPerKey = t, this.caches = [];
 		for (let e = 0; e < this.maxKeyLength; e++) this.caches.push([]);
 	}
@@ -521,13 +3598,13 @@ var Ae = 16, je = 16, Me = class {
 		let r = this.find(e, t, n);
 		if (r != null) return this.hit++, r;
 		this.miss++;
-		let i = se(e, t, n), a = Uint8Array.prototype.slice.call(e, t, t + n);
+		let i = wt(e, t, n), a = Uint8Array.prototype.slice.call(e, t, t + n);
 		return this.store(a, i), i;
 	}
-}, Ne = "array", g = "map_key", Pe = "map_value", Fe = (e) => {
+}, Xt = "array", q = "map_key", Zt = "map_value", Qt = (e) => {
 	if (typeof e == "string" || typeof e == "number") return e;
-	throw new h("The type of key must be string or number but " + typeof e);
-}, Ie = class {
+	throw new K("The type of key must be string or number but " + typeof e);
+}, $t = class {
 	stack = [];
 	stackHeadPosition = -1;
 	get length() {
@@ -538,11 +3615,11 @@ var Ae = 16, je = 16, Me = class {
 	}
 	pushArrayState(e) {
 		let t = this.getUninitializedStateFromPool();
-		t.type = Ne, t.position = 0, t.size = e, t.array = Array(e);
+		t.type = Xt, t.position = 0, t.size = e, t.array = Array(e);
 	}
 	pushMapState(e) {
 		let t = this.getUninitializedStateFromPool();
-		t.type = g, t.readCount = 0, t.size = e, t.map = {};
+		t.type = q, t.readCount = 0, t.size = e, t.map = {};
 	}
 	getUninitializedStateFromPool() {
 		return this.stackHeadPosition++, this.stackHeadPosition === this.stack.length && this.stack.push({
@@ -557,11 +3634,11 @@ var Ae = 16, je = 16, Me = class {
 	}
 	release(e) {
 		if (this.stack[this.stackHeadPosition] !== e) throw Error("Invalid stack state. Released state is not on top of the stack.");
-		if (e.type === Ne) {
+		if (e.type === Xt) {
 			let t = e;
 			t.size = 0, t.array = void 0, t.position = 0, t.type = void 0;
 		}
-		if (e.type === g || e.type === Pe) {
+		if (e.type === q || e.type === Zt) {
 			let t = e;
 			t.size = 0, t.map = void 0, t.readCount = 0, t.type = void 0;
 		}
@@ -570,13 +3647,13 @@ var Ae = 16, je = 16, Me = class {
 	reset() {
 		this.stack.length = 0, this.stackHeadPosition = -1;
 	}
-}, _ = -1, Le = /* @__PURE__ */ new DataView(/* @__PURE__ */ new ArrayBuffer(0)), Re = new Uint8Array(Le.buffer);
+}, J = -1, en = /* @__PURE__ */ new DataView(/* @__PURE__ */ new ArrayBuffer(0)), tn = new Uint8Array(en.buffer);
 try {
-	Le.getInt8(0);
+	en.getInt8(0);
 } catch (e) {
 	if (!(e instanceof RangeError)) throw Error("This module is not supported in the current JavaScript engine because DataView does not throw RangeError on out-of-bounds access");
 }
-var ze = /* @__PURE__ */ RangeError("Insufficient data"), Be = new Me(), Ve = class e {
+var nn = /* @__PURE__ */ RangeError("Insufficient data"), rn = new Yt(), an = class e {
 	extensionCodec;
 	context;
 	useBigInt64;
@@ -590,13 +3667,13 @@ var ze = /* @__PURE__ */ RangeError("Insufficient data"), Be = new Me(), Ve = cl
 	mapKeyConverter;
 	totalPos = 0;
 	pos = 0;
-	view = Le;
-	bytes = Re;
-	headByte = _;
-	stack = new Ie();
+	view = en;
+	bytes = tn;
+	headByte = J;
+	stack = new $t();
 	entered = !1;
 	constructor(e) {
-		this.extensionCodec = e?.extensionCodec ?? we.defaultCodec, this.context = e?.context, this.useBigInt64 = e?.useBigInt64 ?? !1, this.rawStrings = e?.rawStrings ?? !1, this.maxStrLength = e?.maxStrLength ?? 4294967295, this.maxBinLength = e?.maxBinLength ?? 4294967295, this.maxArrayLength = e?.maxArrayLength ?? 4294967295, this.maxMapLength = e?.maxMapLength ?? 4294967295, this.maxExtLength = e?.maxExtLength ?? 4294967295, this.keyDecoder = e?.keyDecoder === void 0 ? Be : e.keyDecoder, this.mapKeyConverter = e?.mapKeyConverter ?? Fe;
+		this.extensionCodec = e?.extensionCodec ?? Vt.defaultCodec, this.context = e?.context, this.useBigInt64 = e?.useBigInt64 ?? !1, this.rawStrings = e?.rawStrings ?? !1, this.maxStrLength = e?.maxStrLength ?? 4294967295, this.maxBinLength = e?.maxBinLength ?? 4294967295, this.maxArrayLength = e?.maxArrayLength ?? 4294967295, this.maxMapLength = e?.maxMapLength ?? 4294967295, this.maxExtLength = e?.maxExtLength ?? 4294967295, this.keyDecoder = e?.keyDecoder === void 0 ? rn : e.keyDecoder, this.mapKeyConverter = e?.mapKeyConverter ?? Qt;
 	}
 	clone() {
 		return new e({
@@ -613,16 +3690,16 @@ var ze = /* @__PURE__ */ RangeError("Insufficient data"), Be = new Me(), Ve = cl
 		});
 	}
 	reinitializeState() {
-		this.totalPos = 0, this.headByte = _, this.stack.reset();
+		this.totalPos = 0, this.headByte = J, this.stack.reset();
 	}
 	setBuffer(e) {
-		let t = Ee(e);
+		let t = Ut(e);
 		this.bytes = t, this.view = new DataView(t.buffer, t.byteOffset, t.byteLength), this.pos = 0;
 	}
 	appendBuffer(e) {
-		if (this.headByte === _ && !this.hasRemaining(1)) this.setBuffer(e);
+		if (this.headByte === J && !this.hasRemaining(1)) this.setBuffer(e);
 		else {
-			let t = this.bytes.subarray(this.pos), n = Ee(e), r = new Uint8Array(t.length + n.length);
+			let t = this.bytes.subarray(this.pos), n = Ut(e), r = new Uint8Array(t.length + n.length);
 			r.set(t), r.set(n, t.length), this.setBuffer(r);
 		}
 	}
@@ -672,7 +3749,7 @@ var ze = /* @__PURE__ */ RangeError("Insufficient data"), Be = new Me(), Ve = cl
 				return n;
 			}
 			let { headByte: r, pos: i, totalPos: a } = this;
-			throw RangeError(`Insufficient data in parsing ${ke(r)} at ${a} (${i} in the current buffer)`);
+			throw RangeError(`Insufficient data in parsing ${Kt(r)} at ${a} (${i} in the current buffer)`);
 		} finally {
 			this.entered = !1;
 		}
@@ -799,21 +3876,21 @@ var ze = /* @__PURE__ */ RangeError("Insufficient data"), Be = new Me(), Ve = cl
 			} else if (e === 201) {
 				let e = this.lookU32();
 				t = this.decodeExtension(e, 4);
-			} else throw new h(`Unrecognized type byte: ${ke(e)}`);
+			} else throw new K(`Unrecognized type byte: ${Kt(e)}`);
 			this.complete();
 			let n = this.stack;
 			for (; n.length > 0;) {
 				let e = n.top();
-				if (e.type === Ne) {
+				if (e.type === Xt) {
 					if (e.array[e.position] = t, e.position++, e.position === e.size) t = e.array, n.release(e);
 					else continue DECODE;
-				} else if (e.type === g) {
-					if (t === "__proto__") throw new h("The key __proto__ is not allowed");
-					e.key = this.mapKeyConverter(t), e.type = Pe;
+				} else if (e.type === q) {
+					if (t === "__proto__") throw new K("The key __proto__ is not allowed");
+					e.key = this.mapKeyConverter(t), e.type = Zt;
 					continue DECODE;
 				} else if (e.map[e.key] = t, e.readCount++, e.readCount === e.size) t = e.map, n.release(e);
 				else {
-					e.key = null, e.type = g;
+					e.key = null, e.type = q;
 					continue DECODE;
 				}
 			}
@@ -821,10 +3898,10 @@ var ze = /* @__PURE__ */ RangeError("Insufficient data"), Be = new Me(), Ve = cl
 		}
 	}
 	readHeadByte() {
-		return this.headByte === _ && (this.headByte = this.readU8()), this.headByte;
+		return this.headByte === J && (this.headByte = this.readU8()), this.headByte;
 	}
 	complete() {
-		this.headByte = _;
+		this.headByte = J;
 	}
 	readArraySize() {
 		let e = this.readHeadByte();
@@ -833,37 +3910,37 @@ var ze = /* @__PURE__ */ RangeError("Insufficient data"), Be = new Me(), Ve = cl
 			case 221: return this.readU32();
 			default:
 				if (e < 160) return e - 144;
-				throw new h(`Unrecognized array type byte: ${ke(e)}`);
+				throw new K(`Unrecognized array type byte: ${Kt(e)}`);
 		}
 	}
 	pushMapState(e) {
-		if (e > this.maxMapLength) throw new h(`Max length exceeded: map length (${e}) > maxMapLengthLength (${this.maxMapLength})`);
+		if (e > this.maxMapLength) throw new K(`Max length exceeded: map length (${e}) > maxMapLengthLength (${this.maxMapLength})`);
 		this.stack.pushMapState(e);
 	}
 	pushArrayState(e) {
-		if (e > this.maxArrayLength) throw new h(`Max length exceeded: array length (${e}) > maxArrayLength (${this.maxArrayLength})`);
+		if (e > this.maxArrayLength) throw new K(`Max length exceeded: array length (${e}) > maxArrayLength (${this.maxArrayLength})`);
 		this.stack.pushArrayState(e);
 	}
 	decodeString(e, t) {
 		return !this.rawStrings || this.stateIsMapKey() ? this.decodeUtf8String(e, t) : this.decodeBinary(e, t);
 	}
 	decodeUtf8String(e, t) {
-		if (e > this.maxStrLength) throw new h(`Max length exceeded: UTF-8 byte length (${e}) > maxStrLength (${this.maxStrLength})`);
-		if (this.bytes.byteLength < this.pos + t + e) throw ze;
+		if (e > this.maxStrLength) throw new K(`Max length exceeded: UTF-8 byte length (${e}) > maxStrLength (${this.maxStrLength})`);
+		if (this.bytes.byteLength < this.pos + t + e) throw nn;
 		let n = this.pos + t, r;
-		return r = this.stateIsMapKey() && this.keyDecoder?.canBeCached(e) ? this.keyDecoder.decode(this.bytes, n, e) : de(this.bytes, n, e), this.pos += t + e, r;
+		return r = this.stateIsMapKey() && this.keyDecoder?.canBeCached(e) ? this.keyDecoder.decode(this.bytes, n, e) : Ot(this.bytes, n, e), this.pos += t + e, r;
 	}
 	stateIsMapKey() {
-		return this.stack.length > 0 && this.stack.top().type === g;
+		return this.stack.length > 0 && this.stack.top().type === q;
 	}
 	decodeBinary(e, t) {
-		if (e > this.maxBinLength) throw new h(`Max length exceeded: bin length (${e}) > maxBinLength (${this.maxBinLength})`);
-		if (!this.hasRemaining(e + t)) throw ze;
+		if (e > this.maxBinLength) throw new K(`Max length exceeded: bin length (${e}) > maxBinLength (${this.maxBinLength})`);
+		if (!this.hasRemaining(e + t)) throw nn;
 		let n = this.pos + t, r = this.bytes.subarray(n, n + e);
 		return this.pos += t + e, r;
 	}
 	decodeExtension(e, t) {
-		if (e > this.maxExtLength) throw new h(`Max length exceeded: ext length (${e}) > maxExtLength (${this.maxExtLength})`);
+		if (e > this.maxExtLength) throw new K(`Max length exceeded: ext length (${e}) > maxExtLength (${this.maxExtLength})`);
 		let n = this.view.getInt8(this.pos + t), r = this.decodeBinary(e, t + 1);
 		return this.extensionCodec.decode(r, n, this.context);
 	}
@@ -901,11 +3978,11 @@ var ze = /* @__PURE__ */ RangeError("Insufficient data"), Be = new Me(), Ve = cl
 		return this.pos += 4, e;
 	}
 	readU64() {
-		let e = he(this.view, this.pos);
+		let e = Mt(this.view, this.pos);
 		return this.pos += 8, e;
 	}
 	readI64() {
-		let e = me(this.view, this.pos);
+		let e = jt(this.view, this.pos);
 		return this.pos += 8, e;
 	}
 	readU64AsBigInt() {
@@ -926,3125 +4003,79 @@ var ze = /* @__PURE__ */ RangeError("Insufficient data"), Be = new Me(), Ve = cl
 	}
 };
 // ../../clients/js/node_modules/@msgpack/msgpack/dist.esm/decode.mjs
-function He(e, t) {
-	return new Ve(t).decode(e);
+function on(e, t) {
+	return new an(t).decode(e);
 }
-// ../../clients/js/src/serializers.ts
-var v = {
-	name: "raw",
-	encode(e) {
-		if (!(e instanceof Uint8Array)) throw TypeError(`the raw serializer sends Uint8Array, got ${typeof e}`);
-		return e;
-	},
-	decode: (e) => e
-}, Ue = new TextEncoder(), We = new TextDecoder("utf-8", { fatal: !0 }), Ge = {
-	name: "json",
-	encode(e) {
-		let t = JSON.stringify(e);
-		if (t === void 0) throw TypeError(`${typeof e} is not JSON`);
-		return Ue.encode(t);
-	},
-	decode: (e) => JSON.parse(We.decode(e))
-}, Ke = {
+// ../../clients/js/src/msgpack.ts
+var sn = {
 	name: "msgpack",
-	encode: (e) => Oe(e),
-	decode: (e) => He(e)
-}, qe = /^[a-z0-9][a-z0-9._+-]{0,31}$/;
-function Je(e) {
-	if (!qe.test(e)) throw TypeError(`serializer name ${JSON.stringify(e)} is invalid: 1-32 of a-z 0-9 . _ + -`);
-	return e;
-}
-function Ye(e, t) {
-	if (e === v && t instanceof Uint8Array) return t;
-	try {
-		return e.encode(t);
-	} catch (n) {
-		throw new r(`the ${e.name} serializer cannot encode ${typeof t}: ${String(n)}`);
-	}
-}
-var Xe = class extends n {
-	serializer;
-	data;
-	topic;
-	messageId;
-	constructor(e, t, n, r, i) {
-		super(`cannot decode message ${i} on ${JSON.stringify(r)} with the ${e} serializer: ${t}`), this.serializer = e, this.data = n, this.topic = r, this.messageId = i, this.name = "PayloadDecodeError";
-	}
-}, y = /* @__PURE__ */ new Int32Array(2), Ze = new Float32Array(y.buffer), Qe = new Float64Array(y.buffer), b = new Uint16Array(new Uint8Array([1, 0]).buffer)[0] === 1, $e;
-(function(e) {
-	e[e.UTF8_BYTES = 1] = "UTF8_BYTES", e[e.UTF16_STRING = 2] = "UTF16_STRING";
-})($e ||= {});
-// ../../clients/js/node_modules/flatbuffers/mjs/byte-buffer.js
-var et = class e {
-	constructor(e) {
-		this.bytes_ = e, this.position_ = 0, this.text_decoder_ = new TextDecoder();
-	}
-	static allocate(t) {
-		return new e(new Uint8Array(t));
-	}
-	clear() {
-		this.position_ = 0;
-	}
-	bytes() {
-		return this.bytes_;
-	}
-	position() {
-		return this.position_;
-	}
-	setPosition(e) {
-		this.position_ = e;
-	}
-	capacity() {
-		return this.bytes_.length;
-	}
-	readInt8(e) {
-		return this.readUint8(e) << 24 >> 24;
-	}
-	readUint8(e) {
-		return this.bytes_[e];
-	}
-	readInt16(e) {
-		return this.readUint16(e) << 16 >> 16;
-	}
-	readUint16(e) {
-		return this.bytes_[e] | this.bytes_[e + 1] << 8;
-	}
-	readInt32(e) {
-		return this.bytes_[e] | this.bytes_[e + 1] << 8 | this.bytes_[e + 2] << 16 | this.bytes_[e + 3] << 24;
-	}
-	readUint32(e) {
-		return this.readInt32(e) >>> 0;
-	}
-	readInt64(e) {
-		return BigInt.asIntN(64, BigInt(this.readUint32(e)) + (BigInt(this.readUint32(e + 4)) << BigInt(32)));
-	}
-	readUint64(e) {
-		return BigInt.asUintN(64, BigInt(this.readUint32(e)) + (BigInt(this.readUint32(e + 4)) << BigInt(32)));
-	}
-	readFloat32(e) {
-		return y[0] = this.readInt32(e), Ze[0];
-	}
-	readFloat64(e) {
-		return y[+!b] = this.readInt32(e), y[+!!b] = this.readInt32(e + 4), Qe[0];
-	}
-	writeInt8(e, t) {
-		this.bytes_[e] = t;
-	}
-	writeUint8(e, t) {
-		this.bytes_[e] = t;
-	}
-	writeInt16(e, t) {
-		this.bytes_[e] = t, this.bytes_[e + 1] = t >> 8;
-	}
-	writeUint16(e, t) {
-		this.bytes_[e] = t, this.bytes_[e + 1] = t >> 8;
-	}
-	writeInt32(e, t) {
-		this.bytes_[e] = t, this.bytes_[e + 1] = t >> 8, this.bytes_[e + 2] = t >> 16, this.bytes_[e + 3] = t >> 24;
-	}
-	writeUint32(e, t) {
-		this.bytes_[e] = t, this.bytes_[e + 1] = t >> 8, this.bytes_[e + 2] = t >> 16, this.bytes_[e + 3] = t >> 24;
-	}
-	writeInt64(e, t) {
-		this.writeInt32(e, Number(BigInt.asIntN(32, t))), this.writeInt32(e + 4, Number(BigInt.asIntN(32, t >> BigInt(32))));
-	}
-	writeUint64(e, t) {
-		this.writeUint32(e, Number(BigInt.asUintN(32, t))), this.writeUint32(e + 4, Number(BigInt.asUintN(32, t >> BigInt(32))));
-	}
-	writeFloat32(e, t) {
-		Ze[0] = t, this.writeInt32(e, y[0]);
-	}
-	writeFloat64(e, t) {
-		Qe[0] = t, this.writeInt32(e, y[+!b]), this.writeInt32(e + 4, y[+!!b]);
-	}
-	getBufferIdentifier() {
-		if (this.bytes_.length < this.position_ + 4 + 4) throw Error("FlatBuffers: ByteBuffer is too short to contain an identifier.");
-		let e = "";
-		for (let t = 0; t < 4; t++) e += String.fromCharCode(this.readInt8(this.position_ + 4 + t));
-		return e;
-	}
-	__offset(e, t) {
-		let n = e - this.readInt32(e);
-		return t < this.readInt16(n) ? this.readInt16(n + t) : 0;
-	}
-	__union(e, t) {
-		return e.bb_pos = t + this.readInt32(t), e.bb = this, e;
-	}
-	__string(e, t) {
-		e += this.readInt32(e);
-		let n = this.readInt32(e);
-		e += 4;
-		let r = this.bytes_.subarray(e, e + n);
-		return t === $e.UTF8_BYTES ? r : this.text_decoder_.decode(r);
-	}
-	__union_with_string(e, t) {
-		return typeof e == "string" ? this.__string(t) : this.__union(e, t);
-	}
-	__indirect(e) {
-		return e + this.readInt32(e);
-	}
-	__vector(e) {
-		return e + this.readInt32(e) + 4;
-	}
-	__vector_len(e) {
-		return this.readInt32(e + this.readInt32(e));
-	}
-	__has_identifier(e) {
-		if (e.length != 4) throw Error("FlatBuffers: file identifier must be length 4");
-		for (let t = 0; t < 4; t++) if (e.charCodeAt(t) != this.readInt8(this.position() + 4 + t)) return !1;
-		return !0;
-	}
-	createScalarList(e, t) {
-		let n = [];
-		for (let r = 0; r < t; ++r) {
-			let t = e(r);
-			t !== null && n.push(t);
-		}
-		return n;
-	}
-	createObjList(e, t) {
-		let n = [];
-		for (let r = 0; r < t; ++r) {
-			let t = e(r);
-			t !== null && n.push(t.unpack());
-		}
-		return n;
-	}
-}, tt = class e {
-	constructor(e) {
-		this.minalign = 1, this.vtable = null, this.vtable_in_use = 0, this.isNested = !1, this.object_start = 0, this.vtables = [], this.vector_num_elems = 0, this.force_defaults = !1, this.string_maps = null, this.text_encoder = new TextEncoder();
-		let t;
-		t = e || 1024, this.bb = et.allocate(t), this.space = t;
-	}
-	clear() {
-		this.bb.clear(), this.space = this.bb.capacity(), this.minalign = 1, this.vtable = null, this.vtable_in_use = 0, this.isNested = !1, this.object_start = 0, this.vtables = [], this.vector_num_elems = 0, this.force_defaults = !1, this.string_maps = null;
-	}
-	forceDefaults(e) {
-		this.force_defaults = e;
-	}
-	dataBuffer() {
-		return this.bb;
-	}
-	asUint8Array() {
-		return this.bb.bytes().subarray(this.bb.position(), this.bb.position() + this.offset());
-	}
-	prep(t, n) {
-		t > this.minalign && (this.minalign = t);
-		let r = ~(this.bb.capacity() - this.space + n) + 1 & t - 1;
-		for (; this.space < r + t + n;) {
-			let t = this.bb.capacity();
-			this.bb = e.growByteBuffer(this.bb), this.space += this.bb.capacity() - t;
-		}
-		this.pad(r);
-	}
-	pad(e) {
-		for (let t = 0; t < e; t++) this.bb.writeInt8(--this.space, 0);
-	}
-	writeInt8(e) {
-		this.bb.writeInt8(--this.space, e);
-	}
-	writeInt16(e) {
-		this.bb.writeInt16(this.space -= 2, e);
-	}
-	writeInt32(e) {
-		this.bb.writeInt32(this.space -= 4, e);
-	}
-	writeInt64(e) {
-		this.bb.writeInt64(this.space -= 8, e);
-	}
-	writeFloat32(e) {
-		this.bb.writeFloat32(this.space -= 4, e);
-	}
-	writeFloat64(e) {
-		this.bb.writeFloat64(this.space -= 8, e);
-	}
-	addInt8(e) {
-		this.prep(1, 0), this.writeInt8(e);
-	}
-	addInt16(e) {
-		this.prep(2, 0), this.writeInt16(e);
-	}
-	addInt32(e) {
-		this.prep(4, 0), this.writeInt32(e);
-	}
-	addInt64(e) {
-		this.prep(8, 0), this.writeInt64(e);
-	}
-	addFloat32(e) {
-		this.prep(4, 0), this.writeFloat32(e);
-	}
-	addFloat64(e) {
-		this.prep(8, 0), this.writeFloat64(e);
-	}
-	addFieldInt8(e, t, n) {
-		(this.force_defaults || t != n) && (this.addInt8(t), this.slot(e));
-	}
-	addFieldInt16(e, t, n) {
-		(this.force_defaults || t != n) && (this.addInt16(t), this.slot(e));
-	}
-	addFieldInt32(e, t, n) {
-		(this.force_defaults || t != n) && (this.addInt32(t), this.slot(e));
-	}
-	addFieldInt64(e, t, n) {
-		(this.force_defaults || t !== n) && (this.addInt64(t), this.slot(e));
-	}
-	addFieldFloat32(e, t, n) {
-		(this.force_defaults || t != n) && (this.addFloat32(t), this.slot(e));
-	}
-	addFieldFloat64(e, t, n) {
-		(this.force_defaults || t != n) && (this.addFloat64(t), this.slot(e));
-	}
-	addFieldOffset(e, t, n) {
-		(this.force_defaults || t != n) && (this.addOffset(t), this.slot(e));
-	}
-	addFieldStruct(e, t, n) {
-		t != n && (this.nested(t), this.slot(e));
-	}
-	nested(e) {
-		if (e != this.offset()) throw TypeError("FlatBuffers: struct must be serialized inline.");
-	}
-	notNested() {
-		if (this.isNested) throw TypeError("FlatBuffers: object serialization must not be nested.");
-	}
-	slot(e) {
-		this.vtable !== null && (this.vtable[e] = this.offset());
-	}
-	offset() {
-		return this.bb.capacity() - this.space;
-	}
-	static growByteBuffer(e) {
-		let t = e.capacity();
-		if (t & 3221225472) throw Error("FlatBuffers: cannot grow buffer beyond 2 gigabytes.");
-		let n = t << 1, r = et.allocate(n);
-		return r.setPosition(n - t), r.bytes().set(e.bytes(), n - t), r;
-	}
-	addOffset(e) {
-		this.prep(4, 0), this.writeInt32(this.offset() - e + 4);
-	}
-	startObject(e) {
-		this.notNested(), this.vtable ??= [], this.vtable_in_use = e;
-		for (let t = 0; t < e; t++) this.vtable[t] = 0;
-		this.isNested = !0, this.object_start = this.offset();
-	}
-	endObject() {
-		if (this.vtable == null || !this.isNested) throw Error("FlatBuffers: endObject called without startObject");
-		this.addInt32(0);
-		let e = this.offset(), t = this.vtable_in_use - 1;
-		for (; t >= 0 && this.vtable[t] == 0; t--);
-		let n = t + 1;
-		for (; t >= 0; t--) this.addInt16(this.vtable[t] == 0 ? 0 : e - this.vtable[t]);
-		this.addInt16(e - this.object_start);
-		let r = (n + 2) * 2;
-		this.addInt16(r);
-		let i = 0, a = this.space;
-		outer_loop: for (t = 0; t < this.vtables.length; t++) {
-			let e = this.bb.capacity() - this.vtables[t];
-			if (r == this.bb.readInt16(e)) {
-				for (let t = 2; t < r; t += 2) if (this.bb.readInt16(a + t) != this.bb.readInt16(e + t)) continue outer_loop;
-				i = this.vtables[t];
-				break;
-			}
-		}
-		return i ? (this.space = this.bb.capacity() - e, this.bb.writeInt32(this.space, i - e)) : (this.vtables.push(this.offset()), this.bb.writeInt32(this.bb.capacity() - e, this.offset() - e)), this.isNested = !1, e;
-	}
-	finish(e, t, n) {
-		let r = n ? 4 : 0;
-		if (t) {
-			let e = t;
-			if (this.prep(this.minalign, 8 + r), e.length != 4) throw TypeError("FlatBuffers: file identifier must be length 4");
-			for (let t = 3; t >= 0; t--) this.writeInt8(e.charCodeAt(t));
-		}
-		this.prep(this.minalign, 4 + r), this.addOffset(e), r && this.addInt32(this.bb.capacity() - this.space), this.bb.setPosition(this.space);
-	}
-	finishSizePrefixed(e, t) {
-		this.finish(e, t, !0);
-	}
-	requiredField(e, t) {
-		let n = this.bb.capacity() - e, r = n - this.bb.readInt32(n);
-		if (!(t < this.bb.readInt16(r) && this.bb.readInt16(r + t) != 0)) throw TypeError("FlatBuffers: field " + t + " must be set");
-	}
-	startVector(e, t, n) {
-		this.notNested(), this.vector_num_elems = t, this.prep(4, e * t), this.prep(n, e * t);
-	}
-	endVector() {
-		return this.writeInt32(this.vector_num_elems), this.offset();
-	}
-	createSharedString(e) {
-		if (!e) return 0;
-		if (this.string_maps ||= /* @__PURE__ */ new Map(), this.string_maps.has(e)) return this.string_maps.get(e);
-		let t = this.createString(e);
-		return this.string_maps.set(e, t), t;
-	}
-	createString(e) {
-		if (e == null) return 0;
-		let t;
-		return t = e instanceof Uint8Array ? e : this.text_encoder.encode(e), this.addInt8(0), this.startVector(1, t.length, 1), this.bb.setPosition(this.space -= t.length), this.bb.bytes().set(t, this.space), this.endVector();
-	}
-	createByteVector(e) {
-		return e == null ? 0 : (this.startVector(1, e.length, 1), this.bb.setPosition(this.space -= e.length), this.bb.bytes().set(e, this.space), this.endVector());
-	}
-	createObjectOffset(e) {
-		return e === null ? 0 : typeof e == "string" ? this.createString(e) : e.pack(this);
-	}
-	createObjectOffsetList(e) {
-		let t = [];
-		for (let n = 0; n < e.length; ++n) {
-			let r = e[n];
-			if (r !== null) t.push(this.createObjectOffset(r));
-			else throw TypeError("FlatBuffers: Argument for createObjectOffsetList cannot contain null.");
-		}
-		return t;
-	}
-	createStructOffsetList(e, t) {
-		return t(this, e.length), this.createObjectOffsetList(e.slice().reverse()), this.endVector();
-	}
-}, x = class {
-	bb = null;
-	bb_pos = 0;
-	__init(e, t) {
-		return this.bb_pos = e, this.bb = t, this;
-	}
-	epoch() {
-		return this.bb.readUint64(this.bb_pos);
-	}
-	offset() {
-		return this.bb.readUint64(this.bb_pos + 8);
-	}
-	static sizeOf() {
-		return 16;
-	}
-	static createStreamPosition(e, t, n) {
-		return e.prep(8, 16), e.writeInt64(BigInt(n ?? 0)), e.writeInt64(BigInt(t ?? 0)), e.offset();
-	}
-}, S = class e {
-	bb = null;
-	bb_pos = 0;
-	__init(e, t) {
-		return this.bb_pos = e, this.bb = t, this;
-	}
-	static getRootAsTopicPosition(t, n) {
-		return (n || new e()).__init(t.readInt32(t.position()) + t.position(), t);
-	}
-	static getSizePrefixedRootAsTopicPosition(t, n) {
-		return t.setPosition(t.position() + 4), (n || new e()).__init(t.readInt32(t.position()) + t.position(), t);
-	}
-	topic(e) {
-		let t = this.bb.__offset(this.bb_pos, 4);
-		return t ? this.bb.__string(this.bb_pos + t, e) : null;
-	}
-	position(e) {
-		let t = this.bb.__offset(this.bb_pos, 6);
-		return t ? (e || new x()).__init(this.bb_pos + t, this.bb) : null;
-	}
-	static startTopicPosition(e) {
-		e.startObject(2);
-	}
-	static addTopic(e, t) {
-		e.addFieldOffset(0, t, 0);
-	}
-	static addPosition(e, t) {
-		e.addFieldStruct(1, t, 0);
-	}
-	static endTopicPosition(e) {
-		let t = e.endObject();
-		return e.requiredField(t, 4), e.requiredField(t, 6), t;
-	}
-}, C = class e {
-	bb = null;
-	bb_pos = 0;
-	__init(e, t) {
-		return this.bb_pos = e, this.bb = t, this;
-	}
-	static getRootAsAck(t, n) {
-		return (n || new e()).__init(t.readInt32(t.position()) + t.position(), t);
-	}
-	static getSizePrefixedRootAsAck(t, n) {
-		return t.setPosition(t.position() + 4), (n || new e()).__init(t.readInt32(t.position()) + t.position(), t);
-	}
-	seq() {
-		let e = this.bb.__offset(this.bb_pos, 4);
-		return e ? this.bb.readUint64(this.bb_pos + e) : BigInt("0");
-	}
-	positions(e, t) {
-		let n = this.bb.__offset(this.bb_pos, 6);
-		return n ? (t || new S()).__init(this.bb.__indirect(this.bb.__vector(this.bb_pos + n) + e * 4), this.bb) : null;
-	}
-	positionsLength() {
-		let e = this.bb.__offset(this.bb_pos, 6);
-		return e ? this.bb.__vector_len(this.bb_pos + e) : 0;
-	}
-	static startAck(e) {
-		e.startObject(2);
-	}
-	static addSeq(e, t) {
-		e.addFieldInt64(0, t, BigInt("0"));
-	}
-	static addPositions(e, t) {
-		e.addFieldOffset(1, t, 0);
-	}
-	static createPositionsVector(e, t) {
-		e.startVector(4, t.length, 4);
-		for (let n = t.length - 1; n >= 0; n--) e.addOffset(t[n]);
-		return e.endVector();
-	}
-	static startPositionsVector(e, t) {
-		e.startVector(4, t, 4);
-	}
-	static endAck(e) {
-		return e.endObject();
-	}
-	static createAck(t, n, r) {
-		return e.startAck(t), e.addSeq(t, n), e.addPositions(t, r), e.endAck(t);
-	}
-}, w = class e {
-	bb = null;
-	bb_pos = 0;
-	__init(e, t) {
-		return this.bb_pos = e, this.bb = t, this;
-	}
-	static getRootAsData(t, n) {
-		return (n || new e()).__init(t.readInt32(t.position()) + t.position(), t);
-	}
-	static getSizePrefixedRootAsData(t, n) {
-		return t.setPosition(t.position() + 4), (n || new e()).__init(t.readInt32(t.position()) + t.position(), t);
-	}
-	topic(e) {
-		let t = this.bb.__offset(this.bb_pos, 4);
-		return t ? this.bb.__string(this.bb_pos + t, e) : null;
-	}
-	position(e) {
-		let t = this.bb.__offset(this.bb_pos, 6);
-		return t ? (e || new x()).__init(this.bb_pos + t, this.bb) : null;
-	}
-	seq() {
-		let e = this.bb.__offset(this.bb_pos, 8);
-		return e ? this.bb.readUint64(this.bb_pos + e) : BigInt("0");
-	}
-	timestampMs() {
-		let e = this.bb.__offset(this.bb_pos, 10);
-		return e ? this.bb.readUint64(this.bb_pos + e) : BigInt("0");
-	}
-	payload(e) {
-		let t = this.bb.__offset(this.bb_pos, 12);
-		return t ? this.bb.readUint8(this.bb.__vector(this.bb_pos + t) + e) : 0;
-	}
-	payloadLength() {
-		let e = this.bb.__offset(this.bb_pos, 12);
-		return e ? this.bb.__vector_len(this.bb_pos + e) : 0;
-	}
-	payloadArray() {
-		let e = this.bb.__offset(this.bb_pos, 12);
-		return e ? new Uint8Array(this.bb.bytes().buffer, this.bb.bytes().byteOffset + this.bb.__vector(this.bb_pos + e), this.bb.__vector_len(this.bb_pos + e)) : null;
-	}
-	static startData(e) {
-		e.startObject(5);
-	}
-	static addTopic(e, t) {
-		e.addFieldOffset(0, t, 0);
-	}
-	static addPosition(e, t) {
-		e.addFieldStruct(1, t, 0);
-	}
-	static addSeq(e, t) {
-		e.addFieldInt64(2, t, BigInt("0"));
-	}
-	static addTimestampMs(e, t) {
-		e.addFieldInt64(3, t, BigInt("0"));
-	}
-	static addPayload(e, t) {
-		e.addFieldOffset(4, t, 0);
-	}
-	static createPayloadVector(e, t) {
-		e.startVector(1, t.length, 1);
-		for (let n = t.length - 1; n >= 0; n--) e.addInt8(t[n]);
-		return e.endVector();
-	}
-	static startPayloadVector(e, t) {
-		e.startVector(1, t, 1);
-	}
-	static endData(e) {
-		return e.endObject();
-	}
-}, T = class e {
-	bb = null;
-	bb_pos = 0;
-	__init(e, t) {
-		return this.bb_pos = e, this.bb = t, this;
-	}
-	static getRootAsError(t, n) {
-		return (n || new e()).__init(t.readInt32(t.position()) + t.position(), t);
-	}
-	static getSizePrefixedRootAsError(t, n) {
-		return t.setPosition(t.position() + 4), (n || new e()).__init(t.readInt32(t.position()) + t.position(), t);
-	}
-	code() {
-		let e = this.bb.__offset(this.bb_pos, 4);
-		return e ? this.bb.readUint16(this.bb_pos + e) : 0;
-	}
-	message(e) {
-		let t = this.bb.__offset(this.bb_pos, 6);
-		return t ? this.bb.__string(this.bb_pos + t, e) : null;
-	}
-	details(e) {
-		let t = this.bb.__offset(this.bb_pos, 8);
-		return t ? this.bb.__string(this.bb_pos + t, e) : null;
-	}
-	retryable() {
-		let e = this.bb.__offset(this.bb_pos, 10);
-		return e ? !!this.bb.readInt8(this.bb_pos + e) : !1;
-	}
-	requestId() {
-		let e = this.bb.__offset(this.bb_pos, 12);
-		return e ? this.bb.readUint32(this.bb_pos + e) : 0;
-	}
-	static startError(e) {
-		e.startObject(5);
-	}
-	static addCode(e, t) {
-		e.addFieldInt16(0, t, 0);
-	}
-	static addMessage(e, t) {
-		e.addFieldOffset(1, t, 0);
-	}
-	static addDetails(e, t) {
-		e.addFieldOffset(2, t, 0);
-	}
-	static addRetryable(e, t) {
-		e.addFieldInt8(3, +t, 0);
-	}
-	static addRequestId(e, t) {
-		e.addFieldInt32(4, t, 0);
-	}
-	static endError(e) {
-		return e.endObject();
-	}
-	static createError(t, n, r, i, a, o) {
-		return e.startError(t), e.addCode(t, n), e.addMessage(t, r), e.addDetails(t, i), e.addRetryable(t, a), e.addRequestId(t, o), e.endError(t);
-	}
-}, E = class e {
-	bb = null;
-	bb_pos = 0;
-	__init(e, t) {
-		return this.bb_pos = e, this.bb = t, this;
-	}
-	static getRootAsGoodbye(t, n) {
-		return (n || new e()).__init(t.readInt32(t.position()) + t.position(), t);
-	}
-	static getSizePrefixedRootAsGoodbye(t, n) {
-		return t.setPosition(t.position() + 4), (n || new e()).__init(t.readInt32(t.position()) + t.position(), t);
-	}
-	code() {
-		let e = this.bb.__offset(this.bb_pos, 4);
-		return e ? this.bb.readUint16(this.bb_pos + e) : 0;
-	}
-	reason(e) {
-		let t = this.bb.__offset(this.bb_pos, 6);
-		return t ? this.bb.__string(this.bb_pos + t, e) : null;
-	}
-	reconnectAfterMs() {
-		let e = this.bb.__offset(this.bb_pos, 8);
-		return e ? this.bb.readUint32(this.bb_pos + e) : 0;
-	}
-	static startGoodbye(e) {
-		e.startObject(3);
-	}
-	static addCode(e, t) {
-		e.addFieldInt16(0, t, 0);
-	}
-	static addReason(e, t) {
-		e.addFieldOffset(1, t, 0);
-	}
-	static addReconnectAfterMs(e, t) {
-		e.addFieldInt32(2, t, 0);
-	}
-	static endGoodbye(e) {
-		return e.endObject();
-	}
-	static createGoodbye(t, n, r, i) {
-		return e.startGoodbye(t), e.addCode(t, n), e.addReason(t, r), e.addReconnectAfterMs(t, i), e.endGoodbye(t);
-	}
-}, D = class e {
-	bb = null;
-	bb_pos = 0;
-	__init(e, t) {
-		return this.bb_pos = e, this.bb = t, this;
-	}
-	static getRootAsKeyValue(t, n) {
-		return (n || new e()).__init(t.readInt32(t.position()) + t.position(), t);
-	}
-	static getSizePrefixedRootAsKeyValue(t, n) {
-		return t.setPosition(t.position() + 4), (n || new e()).__init(t.readInt32(t.position()) + t.position(), t);
-	}
-	key(e) {
-		let t = this.bb.__offset(this.bb_pos, 4);
-		return t ? this.bb.__string(this.bb_pos + t, e) : null;
-	}
-	value(e) {
-		let t = this.bb.__offset(this.bb_pos, 6);
-		return t ? this.bb.__string(this.bb_pos + t, e) : null;
-	}
-	static startKeyValue(e) {
-		e.startObject(2);
-	}
-	static addKey(e, t) {
-		e.addFieldOffset(0, t, 0);
-	}
-	static addValue(e, t) {
-		e.addFieldOffset(1, t, 0);
-	}
-	static endKeyValue(e) {
-		let t = e.endObject();
-		return e.requiredField(t, 4), t;
-	}
-	static createKeyValue(t, n, r) {
-		return e.startKeyValue(t), e.addKey(t, n), e.addValue(t, r), e.endKeyValue(t);
-	}
-}, O = class e {
-	bb = null;
-	bb_pos = 0;
-	__init(e, t) {
-		return this.bb_pos = e, this.bb = t, this;
-	}
-	static getRootAsClientInfo(t, n) {
-		return (n || new e()).__init(t.readInt32(t.position()) + t.position(), t);
-	}
-	static getSizePrefixedRootAsClientInfo(t, n) {
-		return t.setPosition(t.position() + 4), (n || new e()).__init(t.readInt32(t.position()) + t.position(), t);
-	}
-	name(e) {
-		let t = this.bb.__offset(this.bb_pos, 4);
-		return t ? this.bb.__string(this.bb_pos + t, e) : null;
-	}
-	version(e) {
-		let t = this.bb.__offset(this.bb_pos, 6);
-		return t ? this.bb.__string(this.bb_pos + t, e) : null;
-	}
-	platform(e) {
-		let t = this.bb.__offset(this.bb_pos, 8);
-		return t ? this.bb.__string(this.bb_pos + t, e) : null;
-	}
-	metadata(e, t) {
-		let n = this.bb.__offset(this.bb_pos, 10);
-		return n ? (t || new D()).__init(this.bb.__indirect(this.bb.__vector(this.bb_pos + n) + e * 4), this.bb) : null;
-	}
-	metadataLength() {
-		let e = this.bb.__offset(this.bb_pos, 10);
-		return e ? this.bb.__vector_len(this.bb_pos + e) : 0;
-	}
-	static startClientInfo(e) {
-		e.startObject(4);
-	}
-	static addName(e, t) {
-		e.addFieldOffset(0, t, 0);
-	}
-	static addVersion(e, t) {
-		e.addFieldOffset(1, t, 0);
-	}
-	static addPlatform(e, t) {
-		e.addFieldOffset(2, t, 0);
-	}
-	static addMetadata(e, t) {
-		e.addFieldOffset(3, t, 0);
-	}
-	static createMetadataVector(e, t) {
-		e.startVector(4, t.length, 4);
-		for (let n = t.length - 1; n >= 0; n--) e.addOffset(t[n]);
-		return e.endVector();
-	}
-	static startMetadataVector(e, t) {
-		e.startVector(4, t, 4);
-	}
-	static endClientInfo(e) {
-		return e.endObject();
-	}
-	static createClientInfo(t, n, r, i, a) {
-		return e.startClientInfo(t), e.addName(t, n), e.addVersion(t, r), e.addPlatform(t, i), e.addMetadata(t, a), e.endClientInfo(t);
-	}
-}, k = class e {
-	bb = null;
-	bb_pos = 0;
-	__init(e, t) {
-		return this.bb_pos = e, this.bb = t, this;
-	}
-	static getRootAsHello(t, n) {
-		return (n || new e()).__init(t.readInt32(t.position()) + t.position(), t);
-	}
-	static getSizePrefixedRootAsHello(t, n) {
-		return t.setPosition(t.position() + 4), (n || new e()).__init(t.readInt32(t.position()) + t.position(), t);
-	}
-	protocolVersion() {
-		let e = this.bb.__offset(this.bb_pos, 4);
-		return e ? this.bb.readUint16(this.bb_pos + e) : 1;
-	}
-	sessionId(e) {
-		let t = this.bb.__offset(this.bb_pos, 6);
-		return t ? this.bb.__string(this.bb_pos + t, e) : null;
-	}
-	resumeToken(e) {
-		let t = this.bb.__offset(this.bb_pos, 8);
-		return t ? this.bb.readUint8(this.bb.__vector(this.bb_pos + t) + e) : 0;
-	}
-	resumeTokenLength() {
-		let e = this.bb.__offset(this.bb_pos, 8);
-		return e ? this.bb.__vector_len(this.bb_pos + e) : 0;
-	}
-	resumeTokenArray() {
-		let e = this.bb.__offset(this.bb_pos, 8);
-		return e ? new Uint8Array(this.bb.bytes().buffer, this.bb.bytes().byteOffset + this.bb.__vector(this.bb_pos + e), this.bb.__vector_len(this.bb_pos + e)) : null;
-	}
-	positions(e, t) {
-		let n = this.bb.__offset(this.bb_pos, 10);
-		return n ? (t || new S()).__init(this.bb.__indirect(this.bb.__vector(this.bb_pos + n) + e * 4), this.bb) : null;
-	}
-	positionsLength() {
-		let e = this.bb.__offset(this.bb_pos, 10);
-		return e ? this.bb.__vector_len(this.bb_pos + e) : 0;
-	}
-	lastAckedSeq() {
-		let e = this.bb.__offset(this.bb_pos, 12);
-		return e ? this.bb.readUint64(this.bb_pos + e) : BigInt("0");
-	}
-	authToken(e) {
-		let t = this.bb.__offset(this.bb_pos, 14);
-		return t ? this.bb.__string(this.bb_pos + t, e) : null;
-	}
-	client(e) {
-		let t = this.bb.__offset(this.bb_pos, 16);
-		return t ? (e || new O()).__init(this.bb.__indirect(this.bb_pos + t), this.bb) : null;
-	}
-	serializer(e) {
-		let t = this.bb.__offset(this.bb_pos, 18);
-		return t ? this.bb.__string(this.bb_pos + t, e) : null;
-	}
-	static startHello(e) {
-		e.startObject(8);
-	}
-	static addProtocolVersion(e, t) {
-		e.addFieldInt16(0, t, 1);
-	}
-	static addSessionId(e, t) {
-		e.addFieldOffset(1, t, 0);
-	}
-	static addResumeToken(e, t) {
-		e.addFieldOffset(2, t, 0);
-	}
-	static createResumeTokenVector(e, t) {
-		e.startVector(1, t.length, 1);
-		for (let n = t.length - 1; n >= 0; n--) e.addInt8(t[n]);
-		return e.endVector();
-	}
-	static startResumeTokenVector(e, t) {
-		e.startVector(1, t, 1);
-	}
-	static addPositions(e, t) {
-		e.addFieldOffset(3, t, 0);
-	}
-	static createPositionsVector(e, t) {
-		e.startVector(4, t.length, 4);
-		for (let n = t.length - 1; n >= 0; n--) e.addOffset(t[n]);
-		return e.endVector();
-	}
-	static startPositionsVector(e, t) {
-		e.startVector(4, t, 4);
-	}
-	static addLastAckedSeq(e, t) {
-		e.addFieldInt64(4, t, BigInt("0"));
-	}
-	static addAuthToken(e, t) {
-		e.addFieldOffset(5, t, 0);
-	}
-	static addClient(e, t) {
-		e.addFieldOffset(6, t, 0);
-	}
-	static addSerializer(e, t) {
-		e.addFieldOffset(7, t, 0);
-	}
-	static endHello(e) {
-		return e.endObject();
-	}
-}, A = class e {
-	bb = null;
-	bb_pos = 0;
-	__init(e, t) {
-		return this.bb_pos = e, this.bb = t, this;
-	}
-	static getRootAsPing(t, n) {
-		return (n || new e()).__init(t.readInt32(t.position()) + t.position(), t);
-	}
-	static getSizePrefixedRootAsPing(t, n) {
-		return t.setPosition(t.position() + 4), (n || new e()).__init(t.readInt32(t.position()) + t.position(), t);
-	}
-	id() {
-		let e = this.bb.__offset(this.bb_pos, 4);
-		return e ? this.bb.readUint32(this.bb_pos + e) : 0;
-	}
-	timestampMs() {
-		let e = this.bb.__offset(this.bb_pos, 6);
-		return e ? this.bb.readUint64(this.bb_pos + e) : BigInt("0");
-	}
-	static startPing(e) {
-		e.startObject(2);
-	}
-	static addId(e, t) {
-		e.addFieldInt32(0, t, 0);
-	}
-	static addTimestampMs(e, t) {
-		e.addFieldInt64(1, t, BigInt("0"));
-	}
-	static endPing(e) {
-		return e.endObject();
-	}
-	static createPing(t, n, r) {
-		return e.startPing(t), e.addId(t, n), e.addTimestampMs(t, r), e.endPing(t);
-	}
-}, j = class e {
-	bb = null;
-	bb_pos = 0;
-	__init(e, t) {
-		return this.bb_pos = e, this.bb = t, this;
-	}
-	static getRootAsPong(t, n) {
-		return (n || new e()).__init(t.readInt32(t.position()) + t.position(), t);
-	}
-	static getSizePrefixedRootAsPong(t, n) {
-		return t.setPosition(t.position() + 4), (n || new e()).__init(t.readInt32(t.position()) + t.position(), t);
-	}
-	id() {
-		let e = this.bb.__offset(this.bb_pos, 4);
-		return e ? this.bb.readUint32(this.bb_pos + e) : 0;
-	}
-	echoTimestampMs() {
-		let e = this.bb.__offset(this.bb_pos, 6);
-		return e ? this.bb.readUint64(this.bb_pos + e) : BigInt("0");
-	}
-	timestampMs() {
-		let e = this.bb.__offset(this.bb_pos, 8);
-		return e ? this.bb.readUint64(this.bb_pos + e) : BigInt("0");
-	}
-	static startPong(e) {
-		e.startObject(3);
-	}
-	static addId(e, t) {
-		e.addFieldInt32(0, t, 0);
-	}
-	static addEchoTimestampMs(e, t) {
-		e.addFieldInt64(1, t, BigInt("0"));
-	}
-	static addTimestampMs(e, t) {
-		e.addFieldInt64(2, t, BigInt("0"));
-	}
-	static endPong(e) {
-		return e.endObject();
-	}
-	static createPong(t, n, r, i) {
-		return e.startPong(t), e.addId(t, n), e.addEchoTimestampMs(t, r), e.addTimestampMs(t, i), e.endPong(t);
-	}
-}, nt = /* @__PURE__ */ function(e) {
-	return e[e.Join = 0] = "Join", e[e.Leave = 1] = "Leave", e;
-}({}), M = class e {
-	bb = null;
-	bb_pos = 0;
-	__init(e, t) {
-		return this.bb_pos = e, this.bb = t, this;
-	}
-	static getRootAsPresence(t, n) {
-		return (n || new e()).__init(t.readInt32(t.position()) + t.position(), t);
-	}
-	static getSizePrefixedRootAsPresence(t, n) {
-		return t.setPosition(t.position() + 4), (n || new e()).__init(t.readInt32(t.position()) + t.position(), t);
-	}
-	topic(e) {
-		let t = this.bb.__offset(this.bb_pos, 4);
-		return t ? this.bb.__string(this.bb_pos + t, e) : null;
-	}
-	action() {
-		let e = this.bb.__offset(this.bb_pos, 6);
-		return e ? this.bb.readUint8(this.bb_pos + e) : nt.Join;
-	}
-	sessionId(e) {
-		let t = this.bb.__offset(this.bb_pos, 8);
-		return t ? this.bb.__string(this.bb_pos + t, e) : null;
-	}
-	metadata(e, t) {
-		let n = this.bb.__offset(this.bb_pos, 10);
-		return n ? (t || new D()).__init(this.bb.__indirect(this.bb.__vector(this.bb_pos + n) + e * 4), this.bb) : null;
-	}
-	metadataLength() {
-		let e = this.bb.__offset(this.bb_pos, 10);
-		return e ? this.bb.__vector_len(this.bb_pos + e) : 0;
-	}
-	static startPresence(e) {
-		e.startObject(4);
-	}
-	static addTopic(e, t) {
-		e.addFieldOffset(0, t, 0);
-	}
-	static addAction(e, t) {
-		e.addFieldInt8(1, t, nt.Join);
-	}
-	static addSessionId(e, t) {
-		e.addFieldOffset(2, t, 0);
-	}
-	static addMetadata(e, t) {
-		e.addFieldOffset(3, t, 0);
-	}
-	static createMetadataVector(e, t) {
-		e.startVector(4, t.length, 4);
-		for (let n = t.length - 1; n >= 0; n--) e.addOffset(t[n]);
-		return e.endVector();
-	}
-	static startMetadataVector(e, t) {
-		e.startVector(4, t, 4);
-	}
-	static endPresence(e) {
-		let t = e.endObject();
-		return e.requiredField(t, 4), e.requiredField(t, 8), t;
-	}
-	static createPresence(t, n, r, i, a) {
-		return e.startPresence(t), e.addTopic(t, n), e.addAction(t, r), e.addSessionId(t, i), e.addMetadata(t, a), e.endPresence(t);
-	}
-}, N = class e {
-	bb = null;
-	bb_pos = 0;
-	__init(e, t) {
-		return this.bb_pos = e, this.bb = t, this;
-	}
-	static getRootAsRefresh(t, n) {
-		return (n || new e()).__init(t.readInt32(t.position()) + t.position(), t);
-	}
-	static getSizePrefixedRootAsRefresh(t, n) {
-		return t.setPosition(t.position() + 4), (n || new e()).__init(t.readInt32(t.position()) + t.position(), t);
-	}
-	token(e) {
-		let t = this.bb.__offset(this.bb_pos, 4);
-		return t ? this.bb.__string(this.bb_pos + t, e) : null;
-	}
-	static startRefresh(e) {
-		e.startObject(1);
-	}
-	static addToken(e, t) {
-		e.addFieldOffset(0, t, 0);
-	}
-	static endRefresh(e) {
-		return e.endObject();
-	}
-	static createRefresh(t, n) {
-		return e.startRefresh(t), e.addToken(t, n), e.endRefresh(t);
-	}
-}, P = class e {
-	bb = null;
-	bb_pos = 0;
-	__init(e, t) {
-		return this.bb_pos = e, this.bb = t, this;
-	}
-	static getRootAsRefreshed(t, n) {
-		return (n || new e()).__init(t.readInt32(t.position()) + t.position(), t);
-	}
-	static getSizePrefixedRootAsRefreshed(t, n) {
-		return t.setPosition(t.position() + 4), (n || new e()).__init(t.readInt32(t.position()) + t.position(), t);
-	}
-	credentialsExpireMs() {
-		let e = this.bb.__offset(this.bb_pos, 4);
-		return e ? this.bb.readUint64(this.bb_pos + e) : BigInt("0");
-	}
-	static startRefreshed(e) {
-		e.startObject(1);
-	}
-	static addCredentialsExpireMs(e, t) {
-		e.addFieldInt64(0, t, BigInt("0"));
-	}
-	static endRefreshed(e) {
-		return e.endObject();
-	}
-	static createRefreshed(t, n) {
-		return e.startRefreshed(t), e.addCredentialsExpireMs(t, n), e.endRefreshed(t);
-	}
-}, F = class e {
-	bb = null;
-	bb_pos = 0;
-	__init(e, t) {
-		return this.bb_pos = e, this.bb = t, this;
-	}
-	static getRootAsSubscribe(t, n) {
-		return (n || new e()).__init(t.readInt32(t.position()) + t.position(), t);
-	}
-	static getSizePrefixedRootAsSubscribe(t, n) {
-		return t.setPosition(t.position() + 4), (n || new e()).__init(t.readInt32(t.position()) + t.position(), t);
-	}
-	requestId() {
-		let e = this.bb.__offset(this.bb_pos, 4);
-		return e ? this.bb.readUint32(this.bb_pos + e) : 0;
-	}
-	topic(e) {
-		let t = this.bb.__offset(this.bb_pos, 6);
-		return t ? this.bb.__string(this.bb_pos + t, e) : null;
-	}
-	position(e) {
-		let t = this.bb.__offset(this.bb_pos, 8);
-		return t ? (e || new x()).__init(this.bb_pos + t, this.bb) : null;
-	}
-	static startSubscribe(e) {
-		e.startObject(3);
-	}
-	static addRequestId(e, t) {
-		e.addFieldInt32(0, t, 0);
-	}
-	static addTopic(e, t) {
-		e.addFieldOffset(1, t, 0);
-	}
-	static addPosition(e, t) {
-		e.addFieldStruct(2, t, 0);
-	}
-	static endSubscribe(e) {
-		let t = e.endObject();
-		return e.requiredField(t, 6), t;
-	}
-}, rt = /* @__PURE__ */ function(e) {
-	return e[e.Recovered = 0] = "Recovered", e[e.Failed = 1] = "Failed", e[e.Fresh = 2] = "Fresh", e;
-}({}), I = class e {
-	bb = null;
-	bb_pos = 0;
-	__init(e, t) {
-		return this.bb_pos = e, this.bb = t, this;
-	}
-	static getRootAsTopicRecovery(t, n) {
-		return (n || new e()).__init(t.readInt32(t.position()) + t.position(), t);
-	}
-	static getSizePrefixedRootAsTopicRecovery(t, n) {
-		return t.setPosition(t.position() + 4), (n || new e()).__init(t.readInt32(t.position()) + t.position(), t);
-	}
-	topic(e) {
-		let t = this.bb.__offset(this.bb_pos, 4);
-		return t ? this.bb.__string(this.bb_pos + t, e) : null;
-	}
-	status() {
-		let e = this.bb.__offset(this.bb_pos, 6);
-		return e ? this.bb.readUint8(this.bb_pos + e) : rt.Recovered;
-	}
-	position(e) {
-		let t = this.bb.__offset(this.bb_pos, 8);
-		return t ? (e || new x()).__init(this.bb_pos + t, this.bb) : null;
-	}
-	lostFrom() {
-		let e = this.bb.__offset(this.bb_pos, 10);
-		return e ? this.bb.readUint64(this.bb_pos + e) : BigInt("0");
-	}
-	lostTo() {
-		let e = this.bb.__offset(this.bb_pos, 12);
-		return e ? this.bb.readUint64(this.bb_pos + e) : BigInt("0");
-	}
-	replayed() {
-		let e = this.bb.__offset(this.bb_pos, 14);
-		return e ? this.bb.readUint64(this.bb_pos + e) : BigInt("0");
-	}
-	static startTopicRecovery(e) {
-		e.startObject(6);
-	}
-	static addTopic(e, t) {
-		e.addFieldOffset(0, t, 0);
-	}
-	static addStatus(e, t) {
-		e.addFieldInt8(1, t, rt.Recovered);
-	}
-	static addPosition(e, t) {
-		e.addFieldStruct(2, t, 0);
-	}
-	static addLostFrom(e, t) {
-		e.addFieldInt64(3, t, BigInt("0"));
-	}
-	static addLostTo(e, t) {
-		e.addFieldInt64(4, t, BigInt("0"));
-	}
-	static addReplayed(e, t) {
-		e.addFieldInt64(5, t, BigInt("0"));
-	}
-	static endTopicRecovery(e) {
-		let t = e.endObject();
-		return e.requiredField(t, 4), t;
-	}
-}, L = class e {
-	bb = null;
-	bb_pos = 0;
-	__init(e, t) {
-		return this.bb_pos = e, this.bb = t, this;
-	}
-	static getRootAsSubscribed(t, n) {
-		return (n || new e()).__init(t.readInt32(t.position()) + t.position(), t);
-	}
-	static getSizePrefixedRootAsSubscribed(t, n) {
-		return t.setPosition(t.position() + 4), (n || new e()).__init(t.readInt32(t.position()) + t.position(), t);
-	}
-	requestId() {
-		let e = this.bb.__offset(this.bb_pos, 4);
-		return e ? this.bb.readUint32(this.bb_pos + e) : 0;
-	}
-	recovery(e) {
-		let t = this.bb.__offset(this.bb_pos, 6);
-		return t ? (e || new I()).__init(this.bb.__indirect(this.bb_pos + t), this.bb) : null;
-	}
-	static startSubscribed(e) {
-		e.startObject(2);
-	}
-	static addRequestId(e, t) {
-		e.addFieldInt32(0, t, 0);
-	}
-	static addRecovery(e, t) {
-		e.addFieldOffset(1, t, 0);
-	}
-	static endSubscribed(e) {
-		let t = e.endObject();
-		return e.requiredField(t, 6), t;
-	}
-}, R = class e {
-	bb = null;
-	bb_pos = 0;
-	__init(e, t) {
-		return this.bb_pos = e, this.bb = t, this;
-	}
-	static getRootAsUnsubscribe(t, n) {
-		return (n || new e()).__init(t.readInt32(t.position()) + t.position(), t);
-	}
-	static getSizePrefixedRootAsUnsubscribe(t, n) {
-		return t.setPosition(t.position() + 4), (n || new e()).__init(t.readInt32(t.position()) + t.position(), t);
-	}
-	requestId() {
-		let e = this.bb.__offset(this.bb_pos, 4);
-		return e ? this.bb.readUint32(this.bb_pos + e) : 0;
-	}
-	topic(e) {
-		let t = this.bb.__offset(this.bb_pos, 6);
-		return t ? this.bb.__string(this.bb_pos + t, e) : null;
-	}
-	static startUnsubscribe(e) {
-		e.startObject(2);
-	}
-	static addRequestId(e, t) {
-		e.addFieldInt32(0, t, 0);
-	}
-	static addTopic(e, t) {
-		e.addFieldOffset(1, t, 0);
-	}
-	static endUnsubscribe(e) {
-		let t = e.endObject();
-		return e.requiredField(t, 6), t;
-	}
-	static createUnsubscribe(t, n, r) {
-		return e.startUnsubscribe(t), e.addRequestId(t, n), e.addTopic(t, r), e.endUnsubscribe(t);
-	}
-}, z = class e {
-	bb = null;
-	bb_pos = 0;
-	__init(e, t) {
-		return this.bb_pos = e, this.bb = t, this;
-	}
-	static getRootAsUnsubscribed(t, n) {
-		return (n || new e()).__init(t.readInt32(t.position()) + t.position(), t);
-	}
-	static getSizePrefixedRootAsUnsubscribed(t, n) {
-		return t.setPosition(t.position() + 4), (n || new e()).__init(t.readInt32(t.position()) + t.position(), t);
-	}
-	requestId() {
-		let e = this.bb.__offset(this.bb_pos, 4);
-		return e ? this.bb.readUint32(this.bb_pos + e) : 0;
-	}
-	topic(e) {
-		let t = this.bb.__offset(this.bb_pos, 6);
-		return t ? this.bb.__string(this.bb_pos + t, e) : null;
-	}
-	static startUnsubscribed(e) {
-		e.startObject(2);
-	}
-	static addRequestId(e, t) {
-		e.addFieldInt32(0, t, 0);
-	}
-	static addTopic(e, t) {
-		e.addFieldOffset(1, t, 0);
-	}
-	static endUnsubscribed(e) {
-		let t = e.endObject();
-		return e.requiredField(t, 6), t;
-	}
-	static createUnsubscribed(t, n, r) {
-		return e.startUnsubscribed(t), e.addRequestId(t, n), e.addTopic(t, r), e.endUnsubscribed(t);
-	}
-}, B = class e {
-	bb = null;
-	bb_pos = 0;
-	__init(e, t) {
-		return this.bb_pos = e, this.bb = t, this;
-	}
-	static getRootAsLimits(t, n) {
-		return (n || new e()).__init(t.readInt32(t.position()) + t.position(), t);
-	}
-	static getSizePrefixedRootAsLimits(t, n) {
-		return t.setPosition(t.position() + 4), (n || new e()).__init(t.readInt32(t.position()) + t.position(), t);
-	}
-	maxMessageSize() {
-		let e = this.bb.__offset(this.bb_pos, 4);
-		return e ? this.bb.readUint32(this.bb_pos + e) : 0;
-	}
-	maxUnacked() {
-		let e = this.bb.__offset(this.bb_pos, 6);
-		return e ? this.bb.readUint32(this.bb_pos + e) : 0;
-	}
-	maxTopics() {
-		let e = this.bb.__offset(this.bb_pos, 8);
-		return e ? this.bb.readUint32(this.bb_pos + e) : 0;
-	}
-	maxMessagesPerSecond() {
-		let e = this.bb.__offset(this.bb_pos, 10);
-		return e ? this.bb.readUint32(this.bb_pos + e) : 0;
-	}
-	maxBytesPerSecond() {
-		let e = this.bb.__offset(this.bb_pos, 12);
-		return e ? this.bb.readUint32(this.bb_pos + e) : 0;
-	}
-	static startLimits(e) {
-		e.startObject(5);
-	}
-	static addMaxMessageSize(e, t) {
-		e.addFieldInt32(0, t, 0);
-	}
-	static addMaxUnacked(e, t) {
-		e.addFieldInt32(1, t, 0);
-	}
-	static addMaxTopics(e, t) {
-		e.addFieldInt32(2, t, 0);
-	}
-	static addMaxMessagesPerSecond(e, t) {
-		e.addFieldInt32(3, t, 0);
-	}
-	static addMaxBytesPerSecond(e, t) {
-		e.addFieldInt32(4, t, 0);
-	}
-	static endLimits(e) {
-		return e.endObject();
-	}
-	static createLimits(t, n, r, i, a, o) {
-		return e.startLimits(t), e.addMaxMessageSize(t, n), e.addMaxUnacked(t, r), e.addMaxTopics(t, i), e.addMaxMessagesPerSecond(t, a), e.addMaxBytesPerSecond(t, o), e.endLimits(t);
-	}
-}, V = class e {
-	bb = null;
-	bb_pos = 0;
-	__init(e, t) {
-		return this.bb_pos = e, this.bb = t, this;
-	}
-	static getRootAsWelcome(t, n) {
-		return (n || new e()).__init(t.readInt32(t.position()) + t.position(), t);
-	}
-	static getSizePrefixedRootAsWelcome(t, n) {
-		return t.setPosition(t.position() + 4), (n || new e()).__init(t.readInt32(t.position()) + t.position(), t);
-	}
-	sessionId(e) {
-		let t = this.bb.__offset(this.bb_pos, 4);
-		return t ? this.bb.__string(this.bb_pos + t, e) : null;
-	}
-	resumeToken(e) {
-		let t = this.bb.__offset(this.bb_pos, 6);
-		return t ? this.bb.readUint8(this.bb.__vector(this.bb_pos + t) + e) : 0;
-	}
-	resumeTokenLength() {
-		let e = this.bb.__offset(this.bb_pos, 6);
-		return e ? this.bb.__vector_len(this.bb_pos + e) : 0;
-	}
-	resumeTokenArray() {
-		let e = this.bb.__offset(this.bb_pos, 6);
-		return e ? new Uint8Array(this.bb.bytes().buffer, this.bb.bytes().byteOffset + this.bb.__vector(this.bb_pos + e), this.bb.__vector_len(this.bb_pos + e)) : null;
-	}
-	resumed() {
-		let e = this.bb.__offset(this.bb_pos, 8);
-		return e ? !!this.bb.readInt8(this.bb_pos + e) : !1;
-	}
-	recovery(e, t) {
-		let n = this.bb.__offset(this.bb_pos, 10);
-		return n ? (t || new I()).__init(this.bb.__indirect(this.bb.__vector(this.bb_pos + n) + e * 4), this.bb) : null;
-	}
-	recoveryLength() {
-		let e = this.bb.__offset(this.bb_pos, 10);
-		return e ? this.bb.__vector_len(this.bb_pos + e) : 0;
-	}
-	lastReceivedSeq() {
-		let e = this.bb.__offset(this.bb_pos, 12);
-		return e ? this.bb.readUint64(this.bb_pos + e) : BigInt("0");
-	}
-	heartbeatIntervalMs() {
-		let e = this.bb.__offset(this.bb_pos, 14);
-		return e ? this.bb.readUint32(this.bb_pos + e) : 0;
-	}
-	heartbeatTimeoutMs() {
-		let e = this.bb.__offset(this.bb_pos, 16);
-		return e ? this.bb.readUint32(this.bb_pos + e) : 0;
-	}
-	limits(e) {
-		let t = this.bb.__offset(this.bb_pos, 18);
-		return t ? (e || new B()).__init(this.bb.__indirect(this.bb_pos + t), this.bb) : null;
-	}
-	serverTimeMs() {
-		let e = this.bb.__offset(this.bb_pos, 20);
-		return e ? this.bb.readUint64(this.bb_pos + e) : BigInt("0");
-	}
-	freshReason(e) {
-		let t = this.bb.__offset(this.bb_pos, 22);
-		return t ? this.bb.__string(this.bb_pos + t, e) : null;
-	}
-	credentialsExpireMs() {
-		let e = this.bb.__offset(this.bb_pos, 24);
-		return e ? this.bb.readUint64(this.bb_pos + e) : BigInt("0");
-	}
-	serializer(e) {
-		let t = this.bb.__offset(this.bb_pos, 26);
-		return t ? this.bb.__string(this.bb_pos + t, e) : null;
-	}
-	static startWelcome(e) {
-		e.startObject(12);
-	}
-	static addSessionId(e, t) {
-		e.addFieldOffset(0, t, 0);
-	}
-	static addResumeToken(e, t) {
-		e.addFieldOffset(1, t, 0);
-	}
-	static createResumeTokenVector(e, t) {
-		e.startVector(1, t.length, 1);
-		for (let n = t.length - 1; n >= 0; n--) e.addInt8(t[n]);
-		return e.endVector();
-	}
-	static startResumeTokenVector(e, t) {
-		e.startVector(1, t, 1);
-	}
-	static addResumed(e, t) {
-		e.addFieldInt8(2, +t, 0);
-	}
-	static addRecovery(e, t) {
-		e.addFieldOffset(3, t, 0);
-	}
-	static createRecoveryVector(e, t) {
-		e.startVector(4, t.length, 4);
-		for (let n = t.length - 1; n >= 0; n--) e.addOffset(t[n]);
-		return e.endVector();
-	}
-	static startRecoveryVector(e, t) {
-		e.startVector(4, t, 4);
-	}
-	static addLastReceivedSeq(e, t) {
-		e.addFieldInt64(4, t, BigInt("0"));
-	}
-	static addHeartbeatIntervalMs(e, t) {
-		e.addFieldInt32(5, t, 0);
-	}
-	static addHeartbeatTimeoutMs(e, t) {
-		e.addFieldInt32(6, t, 0);
-	}
-	static addLimits(e, t) {
-		e.addFieldOffset(7, t, 0);
-	}
-	static addServerTimeMs(e, t) {
-		e.addFieldInt64(8, t, BigInt("0"));
-	}
-	static addFreshReason(e, t) {
-		e.addFieldOffset(9, t, 0);
-	}
-	static addCredentialsExpireMs(e, t) {
-		e.addFieldInt64(10, t, BigInt("0"));
-	}
-	static addSerializer(e, t) {
-		e.addFieldOffset(11, t, 0);
-	}
-	static endWelcome(e) {
-		let t = e.endObject();
-		return e.requiredField(t, 4), e.requiredField(t, 6), t;
-	}
-}, H = /* @__PURE__ */ function(e) {
-	return e[e.NONE = 0] = "NONE", e[e.Hello = 1] = "Hello", e[e.Welcome = 2] = "Welcome", e[e.Data = 3] = "Data", e[e.Ack = 4] = "Ack", e[e.Ping = 5] = "Ping", e[e.Pong = 6] = "Pong", e[e.Subscribe = 7] = "Subscribe", e[e.Unsubscribe = 8] = "Unsubscribe", e[e.Subscribed = 9] = "Subscribed", e[e.Unsubscribed = 10] = "Unsubscribed", e[e.Presence = 11] = "Presence", e[e.Error = 12] = "Error", e[e.Goodbye = 13] = "Goodbye", e[e.Refresh = 14] = "Refresh", e[e.Refreshed = 15] = "Refreshed", e;
-}({}), U = class e {
-	bb = null;
-	bb_pos = 0;
-	__init(e, t) {
-		return this.bb_pos = e, this.bb = t, this;
-	}
-	static getRootAsEnvelope(t, n) {
-		return (n || new e()).__init(t.readInt32(t.position()) + t.position(), t);
-	}
-	static getSizePrefixedRootAsEnvelope(t, n) {
-		return t.setPosition(t.position() + 4), (n || new e()).__init(t.readInt32(t.position()) + t.position(), t);
-	}
-	static bufferHasIdentifier(e) {
-		return e.__has_identifier("SGM1");
-	}
-	bodyType() {
-		let e = this.bb.__offset(this.bb_pos, 4);
-		return e ? this.bb.readUint8(this.bb_pos + e) : H.NONE;
-	}
-	body(e) {
-		let t = this.bb.__offset(this.bb_pos, 6);
-		return t ? this.bb.__union(e, this.bb_pos + t) : null;
-	}
-	static startEnvelope(e) {
-		e.startObject(2);
-	}
-	static addBodyType(e, t) {
-		e.addFieldInt8(0, t, H.NONE);
-	}
-	static addBody(e, t) {
-		e.addFieldOffset(1, t, 0);
-	}
-	static endEnvelope(e) {
-		return e.endObject();
-	}
-	static finishEnvelopeBuffer(e, t) {
-		e.finish(t, "SGM1");
-	}
-	static finishSizePrefixedEnvelopeBuffer(e, t) {
-		e.finish(t, "SGM1", !0);
-	}
-	static createEnvelope(t, n, r) {
-		return e.startEnvelope(t), e.addBodyType(t, n), e.addBody(t, r), e.endEnvelope(t);
-	}
-}, W = {
-	Recovered: 0,
-	Failed: 1,
-	Fresh: 2
-}, it = {
-	Join: 0,
-	Leave: 1
-}, at = 65535, ot = 4294967295, st = (1n << 64n) - 1n, ct = {
-	Hello: H.Hello,
-	Welcome: H.Welcome,
-	Data: H.Data,
-	Ack: H.Ack,
-	Ping: H.Ping,
-	Pong: H.Pong,
-	Subscribe: H.Subscribe,
-	Unsubscribe: H.Unsubscribe,
-	Subscribed: H.Subscribed,
-	Unsubscribed: H.Unsubscribed,
-	Presence: H.Presence,
-	Error: H.Error,
-	Goodbye: H.Goodbye,
-	Refresh: H.Refresh,
-	Refreshed: H.Refreshed
-};
-new TextEncoder();
-function G(e, t) {
-	let n;
-	if (typeof e == "bigint") n = e;
-	else if (typeof e == "number" && Number.isSafeInteger(e)) n = BigInt(e);
-	else throw new r(`${t} must be an integer (bigint), not ${String(e)}`);
-	if (n < 0n || n > st) throw new r(`${t}=${n} is out of range for ulong (0..${st})`);
-	return n;
-}
-function lt(e, t, n, i) {
-	let a = typeof e == "bigint" ? Number(e) : e;
-	if (typeof a != "number" || !Number.isInteger(a)) throw new r(`${i} must be an integer, not ${String(e)}`);
-	if (a < 0 || a > t) throw new r(`${i}=${a} is out of range for ${n} (0..${t})`);
-	return a;
-}
-var K = (e, t) => lt(e, ot, "uint", t), ut = (e, t) => lt(e, at, "ushort", t), dt = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
-function q(e, t) {
-	if (typeof e != "string") throw new r(`${t} must be a string, not ${typeof e}`);
-	if (dt.test(e)) throw new r(`${t} cannot be encoded as UTF-8 (lone surrogate)`);
-	return e;
-}
-function ft(e, t) {
-	if (e instanceof Uint8Array) return e;
-	if (e instanceof ArrayBuffer) return new Uint8Array(e);
-	if (ArrayBuffer.isView(e)) return new Uint8Array(e.buffer, e.byteOffset, e.byteLength);
-	throw new r(`${t} must be a Uint8Array`);
-}
-function pt(e, t) {
-	if (typeof e != "object" || !e || !("epoch" in e) || !("offset" in e)) throw new r(`${t} must be a StreamPosition {epoch, offset}`);
-	let n = e;
-	return [G(n.epoch, `${t}.epoch`), G(n.offset, `${t}.offset`)];
-}
-function mt(e, t, n, i) {
-	if (typeof e != "number" || !Object.values(t).includes(e)) throw new r(`${i}=${String(e)} is not a ${n}`);
-	return e;
-}
-function J(e, t, n) {
-	let r = q(t ?? "", n);
-	return r ? e.createString(r) : 0;
-}
-function ht(e, t) {
-	if (t.length === 0) return 0;
-	e.startVector(4, t.length, 4);
-	for (let n = t.length - 1; n >= 0; n--) e.addOffset(t[n]);
-	return e.endVector();
-}
-function gt(e, t) {
-	if (e === void 0) return [];
-	if (!Array.isArray(e)) throw new r(`${t} must be an array`);
-	return e;
-}
-function _t(e, t, n) {
-	let r = e.createString(q(t.topic, `${n}.topic`)), [i, a] = pt(t.position, `${n}.position`);
-	return S.startTopicPosition(e), S.addPosition(e, x.createStreamPosition(e, i, a)), S.addTopic(e, r), S.endTopicPosition(e);
-}
-function vt(e, t, n) {
-	return ht(e, gt(t, n).map((t) => _t(e, t, n)));
-}
-function yt(e, t, n) {
-	if (typeof t != "object" || !t) throw new r(`${n} must be a TopicRecovery`);
-	let i = e.createString(q(t.topic, `${n}.topic`)), a = mt(t.status ?? W.Recovered, W, "RecoveryStatus", `${n}.status`), o = t.position == null ? null : pt(t.position, `${n}.position`), s = G(t.lostFrom ?? 0n, `${n}.lostFrom`), c = G(t.lostTo ?? 0n, `${n}.lostTo`), l = G(t.replayed ?? 0n, `${n}.replayed`);
-	return I.startTopicRecovery(e), o !== null && I.addPosition(e, x.createStreamPosition(e, o[0], o[1])), I.addLostFrom(e, s), I.addLostTo(e, c), I.addReplayed(e, l), I.addTopic(e, i), I.addStatus(e, a), I.endTopicRecovery(e);
-}
-function bt(e, t, n) {
-	if (t === void 0) return 0;
-	if (typeof t != "object" || !t) throw new r(`${n} must be an object of string values`);
-	let i = [];
-	for (let [r, a] of Object.entries(t)) {
-		let t = e.createString(q(r, `${n} key`)), o = J(e, a, `${n}[${JSON.stringify(r)}]`);
-		D.startKeyValue(e), D.addKey(e, t), D.addValue(e, o), i.push(D.endKeyValue(e));
-	}
-	return ht(e, i);
-}
-function xt(e, t) {
-	let n = J(e, t.name, "ClientInfo.name"), r = J(e, t.version, "ClientInfo.version"), i = J(e, t.platform, "ClientInfo.platform"), a = bt(e, t.metadata, "ClientInfo.metadata");
-	return O.startClientInfo(e), O.addName(e, n), O.addVersion(e, r), O.addPlatform(e, i), O.addMetadata(e, a), O.endClientInfo(e);
-}
-function St(e, t) {
-	let n = [
-		K(t.maxMessageSize ?? 0, "Limits.maxMessageSize"),
-		K(t.maxUnacked ?? 0, "Limits.maxUnacked"),
-		K(t.maxTopics ?? 0, "Limits.maxTopics"),
-		K(t.maxMessagesPerSecond ?? 0, "Limits.maxMessagesPerSecond"),
-		K(t.maxBytesPerSecond ?? 0, "Limits.maxBytesPerSecond")
-	];
-	return B.startLimits(e), B.addMaxMessageSize(e, n[0]), B.addMaxUnacked(e, n[1]), B.addMaxTopics(e, n[2]), B.addMaxMessagesPerSecond(e, n[3]), B.addMaxBytesPerSecond(e, n[4]), B.endLimits(e);
-}
-function Ct(e, t) {
-	switch (t.type) {
-		case "Hello": {
-			let n = ut(t.protocolVersion ?? 1, "Hello.protocolVersion"), r = J(e, t.sessionId, "Hello.sessionId"), i = ft(t.resumeToken ?? /* @__PURE__ */ new Uint8Array(), "Hello.resumeToken"), a = i.length ? e.createByteVector(i) : 0, o = vt(e, t.positions, "Hello.positions"), s = G(t.lastAckedSeq ?? 0n, "Hello.lastAckedSeq"), c = J(e, t.authToken, "Hello.authToken"), l = t.client == null ? 0 : xt(e, t.client), u = J(e, t.serializer, "Hello.serializer");
-			return k.startHello(e), k.addLastAckedSeq(e, s), k.addSessionId(e, r), k.addResumeToken(e, a), k.addPositions(e, o), k.addAuthToken(e, c), k.addClient(e, l), k.addSerializer(e, u), k.addProtocolVersion(e, n), k.endHello(e);
-		}
-		case "Welcome": {
-			let n = e.createString(q(t.sessionId, "Welcome.sessionId")), r = e.createByteVector(ft(t.resumeToken, "Welcome.resumeToken")), i = ht(e, gt(t.recovery, "Welcome.recovery").map((t) => yt(e, t, "Welcome.recovery"))), a = t.limits == null ? 0 : St(e, t.limits), o = J(e, t.freshReason, "Welcome.freshReason"), s = J(e, t.serializer, "Welcome.serializer"), c = G(t.credentialsExpireMs ?? 0n, "Welcome.credentialsExpireMs"), l = G(t.lastReceivedSeq ?? 0n, "Welcome.lastReceivedSeq"), u = G(t.serverTimeMs ?? 0n, "Welcome.serverTimeMs"), d = K(t.heartbeatIntervalMs ?? 0, "Welcome.heartbeatIntervalMs"), f = K(t.heartbeatTimeoutMs ?? 0, "Welcome.heartbeatTimeoutMs");
-			return V.startWelcome(e), V.addLastReceivedSeq(e, l), V.addServerTimeMs(e, u), V.addCredentialsExpireMs(e, c), V.addSessionId(e, n), V.addResumeToken(e, r), V.addRecovery(e, i), V.addHeartbeatIntervalMs(e, d), V.addHeartbeatTimeoutMs(e, f), V.addLimits(e, a), V.addFreshReason(e, o), V.addSerializer(e, s), V.addResumed(e, !!t.resumed), V.endWelcome(e);
-		}
-		case "Data": {
-			let n = ft(t.payload ?? /* @__PURE__ */ new Uint8Array(), "Data.payload"), r = n.length ? e.createByteVector(n) : 0, i = J(e, t.topic, "Data.topic"), a = t.position == null ? null : pt(t.position, "Data.position"), o = G(t.seq ?? 0n, "Data.seq"), s = G(t.timestampMs ?? 0n, "Data.timestampMs");
-			return w.startData(e), a !== null && w.addPosition(e, x.createStreamPosition(e, a[0], a[1])), w.addTimestampMs(e, s), w.addSeq(e, o), w.addPayload(e, r), w.addTopic(e, i), w.endData(e);
-		}
-		case "Ack": {
-			let n = vt(e, t.positions, "Ack.positions"), r = G(t.seq ?? 0n, "Ack.seq");
-			return C.startAck(e), C.addSeq(e, r), C.addPositions(e, n), C.endAck(e);
-		}
-		case "Ping": {
-			let n = K(t.id ?? 0, "Ping.id"), r = G(t.timestampMs ?? 0n, "Ping.timestampMs");
-			return A.startPing(e), A.addTimestampMs(e, r), A.addId(e, n), A.endPing(e);
-		}
-		case "Pong": {
-			let n = K(t.id ?? 0, "Pong.id"), r = G(t.echoTimestampMs ?? 0n, "Pong.echoTimestampMs"), i = G(t.timestampMs ?? 0n, "Pong.timestampMs");
-			return j.startPong(e), j.addEchoTimestampMs(e, r), j.addTimestampMs(e, i), j.addId(e, n), j.endPong(e);
-		}
-		case "Subscribe": {
-			let n = e.createString(q(t.topic, "Subscribe.topic")), r = K(t.requestId ?? 0, "Subscribe.requestId"), i = t.position == null ? null : pt(t.position, "Subscribe.position");
-			return F.startSubscribe(e), i !== null && F.addPosition(e, x.createStreamPosition(e, i[0], i[1])), F.addTopic(e, n), F.addRequestId(e, r), F.endSubscribe(e);
-		}
-		case "Unsubscribe": {
-			let n = e.createString(q(t.topic, "Unsubscribe.topic")), r = K(t.requestId ?? 0, "Unsubscribe.requestId");
-			return R.startUnsubscribe(e), R.addTopic(e, n), R.addRequestId(e, r), R.endUnsubscribe(e);
-		}
-		case "Subscribed": {
-			let n = yt(e, t.recovery, "Subscribed.recovery"), r = K(t.requestId ?? 0, "Subscribed.requestId");
-			return L.startSubscribed(e), L.addRecovery(e, n), L.addRequestId(e, r), L.endSubscribed(e);
-		}
-		case "Unsubscribed": {
-			let n = e.createString(q(t.topic, "Unsubscribed.topic")), r = K(t.requestId ?? 0, "Unsubscribed.requestId");
-			return z.startUnsubscribed(e), z.addTopic(e, n), z.addRequestId(e, r), z.endUnsubscribed(e);
-		}
-		case "Presence": {
-			let n = e.createString(q(t.topic, "Presence.topic")), r = e.createString(q(t.sessionId, "Presence.sessionId")), i = bt(e, t.metadata, "Presence.metadata"), a = mt(t.action ?? it.Join, it, "PresenceAction", "Presence.action");
-			return M.startPresence(e), M.addTopic(e, n), M.addSessionId(e, r), M.addMetadata(e, i), M.addAction(e, a), M.endPresence(e);
-		}
-		case "Error": {
-			let n = J(e, t.message, "Error.message"), r = J(e, t.details, "Error.details"), i = ut(t.code ?? 0, "Error.code"), a = K(t.requestId ?? 0, "Error.requestId");
-			return T.startError(e), T.addMessage(e, n), T.addDetails(e, r), T.addRequestId(e, a), T.addCode(e, i), T.addRetryable(e, !!t.retryable), T.endError(e);
-		}
-		case "Goodbye": {
-			let n = J(e, t.reason, "Goodbye.reason"), r = ut(t.code ?? 0, "Goodbye.code"), i = K(t.reconnectAfterMs ?? 0, "Goodbye.reconnectAfterMs");
-			return E.startGoodbye(e), E.addReason(e, n), E.addReconnectAfterMs(e, i), E.addCode(e, r), E.endGoodbye(e);
-		}
-		case "Refresh": {
-			let n = J(e, t.token, "Refresh.token");
-			return N.startRefresh(e), N.addToken(e, n), N.endRefresh(e);
-		}
-		case "Refreshed": {
-			let n = G(t.credentialsExpireMs ?? 0n, "Refreshed.credentialsExpireMs");
-			return P.startRefreshed(e), P.addCredentialsExpireMs(e, n), P.endRefreshed(e);
-		}
-		default: throw new r(`cannot encode a message of type ${String(t.type)}`);
-	}
-}
-function wt(e) {
-	if (typeof e != "object" || !e || !(e.type in ct)) throw new r(`cannot encode ${String(e?.type)}`);
-	let t = new tt(e.type === "Data" && e.payload ? e.payload.length + 128 : 256), n = Ct(t, e);
-	return U.startEnvelope(t), U.addBody(t, n), U.addBodyType(t, ct[e.type]), U.finishEnvelopeBuffer(t, U.endEnvelope(t)), t.asUint8Array();
-}
-var Tt = {
-	u8: 1,
-	u16: 2,
-	u32: 4,
-	u64: 8,
-	pos: 16,
-	str: 4,
-	bytes: 4,
-	table: 4,
-	tables: 4
-}, Y = (e, t, n = {}) => ({
-	name: e,
-	kind: t,
-	...n
-}), Et = {
-	name: "TopicPosition",
-	fields: [Y("topic", "str", { required: !0 }), Y("position", "pos", { required: !0 })]
-}, Dt = {
-	name: "TopicRecovery",
-	fields: [
-		Y("topic", "str", { required: !0 }),
-		Y("status", "u8"),
-		Y("position", "pos"),
-		Y("lost_from", "u64"),
-		Y("lost_to", "u64"),
-		Y("replayed", "u64")
-	]
-}, Ot = {
-	name: "KeyValue",
-	fields: [Y("key", "str", { required: !0 }), Y("value", "str")]
-}, kt = {
-	name: "ClientInfo",
-	fields: [
-		Y("name", "str"),
-		Y("version", "str"),
-		Y("platform", "str"),
-		Y("metadata", "tables", { table: Ot })
-	]
-}, At = {
-	name: "Limits",
-	fields: [
-		Y("max_message_size", "u32"),
-		Y("max_unacked", "u32"),
-		Y("max_topics", "u32"),
-		Y("max_messages_per_second", "u32"),
-		Y("max_bytes_per_second", "u32")
-	]
-}, jt = {
-	[H.Hello]: {
-		name: "Hello",
-		fields: [
-			Y("protocol_version", "u16"),
-			Y("session_id", "str"),
-			Y("resume_token", "bytes"),
-			Y("positions", "tables", { table: Et }),
-			Y("last_acked_seq", "u64"),
-			Y("auth_token", "str"),
-			Y("client", "table", { table: kt }),
-			Y("serializer", "str")
-		]
-	},
-	[H.Welcome]: {
-		name: "Welcome",
-		fields: [
-			Y("session_id", "str", { required: !0 }),
-			Y("resume_token", "bytes", { required: !0 }),
-			Y("resumed", "u8"),
-			Y("recovery", "tables", { table: Dt }),
-			Y("last_received_seq", "u64"),
-			Y("heartbeat_interval_ms", "u32"),
-			Y("heartbeat_timeout_ms", "u32"),
-			Y("limits", "table", { table: At }),
-			Y("server_time_ms", "u64"),
-			Y("fresh_reason", "str"),
-			Y("credentials_expire_ms", "u64"),
-			Y("serializer", "str")
-		]
-	},
-	[H.Data]: {
-		name: "Data",
-		fields: [
-			Y("topic", "str"),
-			Y("position", "pos"),
-			Y("seq", "u64"),
-			Y("timestamp_ms", "u64"),
-			Y("payload", "bytes")
-		]
-	},
-	[H.Ack]: {
-		name: "Ack",
-		fields: [Y("seq", "u64"), Y("positions", "tables", { table: Et })]
-	},
-	[H.Ping]: {
-		name: "Ping",
-		fields: [Y("id", "u32"), Y("timestamp_ms", "u64")]
-	},
-	[H.Pong]: {
-		name: "Pong",
-		fields: [
-			Y("id", "u32"),
-			Y("echo_timestamp_ms", "u64"),
-			Y("timestamp_ms", "u64")
-		]
-	},
-	[H.Subscribe]: {
-		name: "Subscribe",
-		fields: [
-			Y("request_id", "u32"),
-			Y("topic", "str", { required: !0 }),
-			Y("position", "pos")
-		]
-	},
-	[H.Unsubscribe]: {
-		name: "Unsubscribe",
-		fields: [Y("request_id", "u32"), Y("topic", "str", { required: !0 })]
-	},
-	[H.Subscribed]: {
-		name: "Subscribed",
-		fields: [Y("request_id", "u32"), Y("recovery", "table", {
-			table: Dt,
-			required: !0
-		})]
-	},
-	[H.Unsubscribed]: {
-		name: "Unsubscribed",
-		fields: [Y("request_id", "u32"), Y("topic", "str", { required: !0 })]
-	},
-	[H.Presence]: {
-		name: "Presence",
-		fields: [
-			Y("topic", "str", { required: !0 }),
-			Y("action", "u8"),
-			Y("session_id", "str", { required: !0 }),
-			Y("metadata", "tables", { table: Ot })
-		]
-	},
-	[H.Error]: {
-		name: "Error",
-		fields: [
-			Y("code", "u16"),
-			Y("message", "str"),
-			Y("details", "str"),
-			Y("retryable", "u8"),
-			Y("request_id", "u32")
-		]
-	},
-	[H.Goodbye]: {
-		name: "Goodbye",
-		fields: [
-			Y("code", "u16"),
-			Y("reason", "str"),
-			Y("reconnect_after_ms", "u32")
-		]
-	},
-	[H.Refresh]: {
-		name: "Refresh",
-		fields: [Y("token", "str")]
-	},
-	[H.Refreshed]: {
-		name: "Refreshed",
-		fields: [Y("credentials_expire_ms", "u64")]
-	}
-}, Mt = new TextDecoder("utf-8", { fatal: !0 }), Nt = class {
-	buf;
-	view;
-	size;
-	budget;
-	strings = /* @__PURE__ */ new Set();
-	constructor(e) {
-		this.buf = e, this.view = new DataView(e.buffer, e.byteOffset, e.byteLength), this.size = e.byteLength, this.budget = this.size;
-	}
-	u8(e) {
-		return this.view.getUint8(e);
-	}
-	u32(e) {
-		return this.view.getUint32(e, !0);
-	}
-	openTable(e, t, n) {
-		let r = this.size;
-		if (e < 0 || e + 4 > r) throw new a(`${n}: table offset ${e} is outside the ${r}-byte buffer`);
-		let i = e - this.view.getInt32(e, !0);
-		if (i < 0 || i + 4 > r) throw new a(`${n}: vtable offset ${i} is outside the buffer`);
-		let o = this.view.getUint16(i, !0), s = this.view.getUint16(i + 2, !0);
-		if (o < 4 || o & 1 || o >= 32768 || i + o > r) throw new a(`${n}: bad vtable size ${o}`);
-		if (s < 4 || s >= 32768 || e + s > r) throw new a(`${n}: bad table size ${s}`);
-		let c = o - 4 >> 1, l = [];
-		for (let e = 0; e < t; e++) l.push(e < c ? this.view.getUint16(i + 4 + 2 * e, !0) : 0);
-		return {
-			inline: s,
-			fields: l
-		};
-	}
-	charge(e, t) {
-		if (this.budget -= e, this.budget < 0) throw new a(`${t}: the envelope decodes to more than its own size`);
-	}
-	follow(e, t) {
-		let n = e + this.u32(e);
-		if (n + 4 > this.size) throw new a(`${t}: offset ${n} is outside the ${this.size}-byte buffer`);
-		return n;
-	}
-	string(e, t) {
-		if (this.strings.has(e)) return;
-		let n = this.u32(e), r = e + 4 + n;
-		if (r >= this.size) throw new a(`${t}: string of ${n} bytes runs past the buffer`);
-		if (this.buf[r] !== 0) throw new a(`${t}: string is not NUL-terminated`);
-		this.charge(n + 1, t);
-		try {
-			Mt.decode(this.buf.subarray(e + 4, r));
-		} catch {
-			throw new a(`${t}: invalid UTF-8`);
-		}
-		this.strings.add(e);
-	}
-	vector(e, t, n, r = !0) {
-		let i = this.u32(e), o = e + 4;
-		if (o + i * t > this.size) throw new a(`${n}: vector of ${i} elements runs past the buffer`);
-		return r && this.charge(i, n), [o, i];
-	}
-	table(e, t, n) {
-		let { inline: r, fields: i } = this.openTable(e, t.fields.length, n);
-		t.fields.forEach((n, o) => {
-			let s = `${t.name}.${n.name}`, c = i[o];
-			if (!c) {
-				if (n.required) throw new a(`missing required field ${s}`);
-				return;
-			}
-			if (c < 4 || c + Tt[n.kind] > r) throw new a(`${s}: field offset ${c} is outside its table`);
-			let l = e + c;
-			switch (n.kind) {
-				case "str":
-					this.string(this.follow(l, s), s);
-					break;
-				case "bytes":
-					this.vector(this.follow(l, s), 1, s, s !== "Data.payload");
-					break;
-				case "table":
-					this.table(this.follow(l, s), n.table, s);
-					break;
-				case "tables": {
-					let [e, t] = this.vector(this.follow(l, s), 4, s);
-					for (let r = 0; r < t; r++) this.table(this.follow(e + 4 * r, s), n.table, s);
-					break;
-				}
-			}
-		});
-	}
-};
-function Pt(e) {
-	let t = e.byteLength;
-	if (t < 8) throw new a(`envelope too short (${t} bytes)`);
-	let n = String.fromCharCode(e[4], e[5], e[6], e[7]);
-	if (n !== "SGM1") throw new a(`not a SigmaSockets envelope (file identifier ${JSON.stringify(n)})`);
-	let r = new Nt(e), i = r.u32(0), { inline: s, fields: c } = r.openTable(i, 2, "Envelope"), [l, u] = c, d = 0;
-	if (l) {
-		if (!(l >= 4 && l < s)) throw new a("Envelope.body_type: field offset is outside its table");
-		d = r.u8(i + l);
-	}
-	if (d === 0) throw new a("envelope has no body");
-	if (!u) throw new a(`envelope of type ${d} has no body`);
-	if (!(u >= 4 && u <= s - 4)) throw new a("Envelope.body: field offset is outside its table");
-	let f = jt[d];
-	if (f === void 0) throw new o(d);
-	let p = i + u, ee = p + r.u32(p);
-	return r.table(ee, f, f.name), {
-		bodyType: d,
-		spec: f
-	};
-}
-var Ft = /* @__PURE__ */ new Uint8Array();
-function It(e) {
-	return e === null ? null : {
-		epoch: e.epoch(),
-		offset: e.offset()
-	};
-}
-function Lt(e) {
-	return {
-		topic: e.topic() ?? "",
-		position: It(e.position())
-	};
-}
-function Rt(e) {
-	let t = e.status(), n = t === W.Recovered || t === W.Fresh ? t : W.Failed;
-	return {
-		topic: e.topic() ?? "",
-		status: n,
-		position: It(e.position()),
-		lostFrom: e.lostFrom(),
-		lostTo: e.lostTo(),
-		replayed: e.replayed()
-	};
-}
-function zt(e, t) {
-	let n = {};
-	for (let r = 0; r < e; r++) {
-		let e = t(r);
-		n[e.key() ?? ""] = e.value() ?? "";
-	}
-	return n;
-}
-function Bt(e) {
-	return e === null ? null : {
-		name: e.name() ?? "",
-		version: e.version() ?? "",
-		platform: e.platform() ?? "",
-		metadata: zt(e.metadataLength(), (t) => e.metadata(t))
-	};
-}
-function Vt(e) {
-	return e === null ? null : {
-		maxMessageSize: e.maxMessageSize(),
-		maxUnacked: e.maxUnacked(),
-		maxTopics: e.maxTopics(),
-		maxMessagesPerSecond: e.maxMessagesPerSecond(),
-		maxBytesPerSecond: e.maxBytesPerSecond()
-	};
-}
-function Ht(e, t) {
-	switch (e) {
-		case H.Hello: {
-			let e = t.body(new k()), n = [];
-			for (let t = 0; t < e.positionsLength(); t++) n.push(Lt(e.positions(t)));
-			return {
-				type: "Hello",
-				protocolVersion: e.protocolVersion(),
-				sessionId: e.sessionId() ?? "",
-				resumeToken: (e.resumeTokenArray() ?? Ft).slice(),
-				positions: n,
-				lastAckedSeq: e.lastAckedSeq(),
-				authToken: e.authToken() ?? "",
-				client: Bt(e.client()),
-				serializer: e.serializer() ?? ""
-			};
-		}
-		case H.Welcome: {
-			let e = t.body(new V()), n = [];
-			for (let t = 0; t < e.recoveryLength(); t++) n.push(Rt(e.recovery(t)));
-			return {
-				type: "Welcome",
-				sessionId: e.sessionId() ?? "",
-				resumeToken: (e.resumeTokenArray() ?? Ft).slice(),
-				resumed: e.resumed(),
-				recovery: n,
-				lastReceivedSeq: e.lastReceivedSeq(),
-				heartbeatIntervalMs: e.heartbeatIntervalMs(),
-				heartbeatTimeoutMs: e.heartbeatTimeoutMs(),
-				limits: Vt(e.limits()),
-				serverTimeMs: e.serverTimeMs(),
-				freshReason: e.freshReason() ?? "",
-				credentialsExpireMs: e.credentialsExpireMs(),
-				serializer: e.serializer() ?? ""
-			};
-		}
-		case H.Data: {
-			let e = t.body(new w());
-			return {
-				type: "Data",
-				topic: e.topic() ?? "",
-				position: It(e.position()),
-				seq: e.seq(),
-				timestampMs: e.timestampMs(),
-				payload: e.payloadArray() ?? Ft
-			};
-		}
-		case H.Ack: {
-			let e = t.body(new C()), n = [];
-			for (let t = 0; t < e.positionsLength(); t++) n.push(Lt(e.positions(t)));
-			return {
-				type: "Ack",
-				seq: e.seq(),
-				positions: n
-			};
-		}
-		case H.Ping: {
-			let e = t.body(new A());
-			return {
-				type: "Ping",
-				id: e.id(),
-				timestampMs: e.timestampMs()
-			};
-		}
-		case H.Pong: {
-			let e = t.body(new j());
-			return {
-				type: "Pong",
-				id: e.id(),
-				echoTimestampMs: e.echoTimestampMs(),
-				timestampMs: e.timestampMs()
-			};
-		}
-		case H.Subscribe: {
-			let e = t.body(new F());
-			return {
-				type: "Subscribe",
-				requestId: e.requestId(),
-				topic: e.topic() ?? "",
-				position: It(e.position())
-			};
-		}
-		case H.Unsubscribe: {
-			let e = t.body(new R());
-			return {
-				type: "Unsubscribe",
-				requestId: e.requestId(),
-				topic: e.topic() ?? ""
-			};
-		}
-		case H.Subscribed: {
-			let e = t.body(new L());
-			return {
-				type: "Subscribed",
-				requestId: e.requestId(),
-				recovery: Rt(e.recovery())
-			};
-		}
-		case H.Unsubscribed: {
-			let e = t.body(new z());
-			return {
-				type: "Unsubscribed",
-				requestId: e.requestId(),
-				topic: e.topic() ?? ""
-			};
-		}
-		case H.Presence: {
-			let e = t.body(new M()), n = e.action();
-			if (n !== it.Join && n !== it.Leave) throw new o(H.Presence, `Presence with unknown action ${n}`);
-			return {
-				type: "Presence",
-				topic: e.topic() ?? "",
-				action: n,
-				sessionId: e.sessionId() ?? "",
-				metadata: zt(e.metadataLength(), (t) => e.metadata(t))
-			};
-		}
-		case H.Error: {
-			let e = t.body(new T());
-			return {
-				type: "Error",
-				code: e.code(),
-				message: e.message() ?? "",
-				details: e.details() ?? "",
-				retryable: e.retryable(),
-				requestId: e.requestId()
-			};
-		}
-		case H.Goodbye: {
-			let e = t.body(new E());
-			return {
-				type: "Goodbye",
-				code: e.code(),
-				reason: e.reason() ?? "",
-				reconnectAfterMs: e.reconnectAfterMs()
-			};
-		}
-		case H.Refresh: return {
-			type: "Refresh",
-			token: t.body(new N()).token() ?? ""
-		};
-		case H.Refreshed: return {
-			type: "Refreshed",
-			credentialsExpireMs: t.body(new P()).credentialsExpireMs()
-		};
-		default: throw new o(e);
-	}
-}
-function Ut(e) {
-	let t = e instanceof Uint8Array ? e : new Uint8Array(e);
-	try {
-		let { bodyType: e } = Pt(t), n = new et(t);
-		return Ht(e, U.getRootAsEnvelope(n));
-	} catch (e) {
-		throw e instanceof a ? e : new a(`malformed envelope (${String(e)})`);
-	}
-}
-// ../../clients/js/src/session.ts
-var Wt = "sigma.v1", Gt = {
-	reconnectInterval: 1e3,
-	maxReconnectInterval: 3e4,
-	reconnectMultiplier: 2,
-	maxReconnectAttempts: 10,
-	heartbeatInterval: 3e4,
-	heartbeatTimeout: 7e4,
-	connectTimeout: 1e4,
-	handshakeTimeout: 1e4,
-	maxPending: 1e3,
-	maxMessageSize: 1 << 20,
-	authToken: "",
-	clientInfo: null,
-	serializer: "",
-	refreshTokens: !1,
-	refreshMargin: 3e4,
-	pace: .9,
-	wallClockOffset: 0,
-	probeTimeout: 3e3
-};
-function Kt(e) {
-	let t;
-	try {
-		t = new URL(e);
-	} catch {
-		throw TypeError(`not a WebSocket URL (ws:// or wss://): ${JSON.stringify(e)}`);
-	}
-	if (t.protocol !== "ws:" && t.protocol !== "wss:") throw TypeError(`not a WebSocket URL (ws:// or wss://): ${JSON.stringify(e)}`);
-	if (!t.hostname) throw TypeError(`URL has no host: ${JSON.stringify(e)}`);
-	return t;
-}
-function qt(e, t) {
-	let n = Math.min(t - 1, 64);
-	return Math.min(e.maxReconnectInterval, e.reconnectInterval * e.reconnectMultiplier ** n);
-}
-function Jt(e) {
-	Kt(e.url);
-	let t = (t, n, r = !1) => {
-		let i = e[t];
-		if (typeof i != "number" || !Number.isFinite(i) || i < n || r && i === n) throw RangeError(`${t} must be a finite number ${r ? ">" : ">="} ${n}, got ${i}`);
-	};
-	if (t("reconnectInterval", 0, !0), t("maxReconnectInterval", 0, !0), t("reconnectMultiplier", 1), t("heartbeatInterval", 0), t("heartbeatTimeout", 0), t("connectTimeout", 0, !0), t("handshakeTimeout", 0, !0), t("probeTimeout", 0, !0), t("maxMessageSize", 128, !0), e.reconnectInterval > e.maxReconnectInterval) throw RangeError("reconnectInterval must not exceed maxReconnectInterval");
-	let n = e.maxReconnectAttempts;
-	if (n !== null && n !== Infinity && !(Number.isInteger(n) && n >= 1)) throw RangeError("maxReconnectAttempts must be an integer >= 1, or null/Infinity");
-	if (!(Number.isInteger(e.maxPending) && e.maxPending >= 1)) throw RangeError("maxPending must be an integer >= 1");
-	if (e.heartbeatInterval && e.heartbeatTimeout <= e.heartbeatInterval) throw RangeError(`heartbeatTimeout must exceed heartbeatInterval (${e.heartbeatTimeout} <= ${e.heartbeatInterval})`);
-}
-var Yt = new TextEncoder(), Xt = /* @__PURE__ */ new Set([
-	"Data",
-	"Ack",
-	"Subscribed",
-	"Unsubscribed",
-	"Presence",
-	"Error",
-	"Refreshed"
-]), Zt = /* @__PURE__ */ new Set([
-	t.AUTH_FAILED,
-	t.UNSUPPORTED_VERSION,
-	t.SESSION_TAKEN_OVER,
-	t.SERIALIZER_MISMATCH
-]), Qt = {
-	[e.BAD_ENVELOPE]: t.BAD_ENVELOPE,
-	[e.UNEXPECTED_MESSAGE]: t.UNEXPECTED_MESSAGE,
-	[e.HELLO_TIMEOUT]: t.UNEXPECTED_MESSAGE,
-	[e.HEARTBEAT_TIMEOUT]: t.HEARTBEAT_TIMEOUT
-}, $t = class n {
-	config;
-	random;
-	_status = "disconnected";
-	out = [];
-	conn = null;
-	attemptId = 0;
-	attemptDeadline = Infinity;
-	reconnectAt = Infinity;
-	failures = 0;
-	goodbyeFloor = 0;
-	wanted = !1;
-	sessionId = "";
-	token = /* @__PURE__ */ new Uint8Array();
-	positions = /* @__PURE__ */ new Map();
-	subscriptions = /* @__PURE__ */ new Set();
-	unsubscribing = /* @__PURE__ */ new Set();
-	requests = /* @__PURE__ */ new Map();
-	latest = /* @__PURE__ */ new Map();
-	nextRequest = 1;
-	pending = [];
-	nextSeq = 1;
-	sentUpto = 0;
-	maxUnacked;
-	maxMessageSize;
-	lastAckedSeq = 0;
-	duplicatesDropped = 0;
-	unknownMessages = 0;
-	connectedAt = null;
-	resumed = !1;
-	rtt = null;
-	online = !0;
-	authToken;
-	credentialsExpireMs = 0n;
-	refreshAt = Infinity;
-	awaitingToken = !1;
-	tokenFresh = !1;
-	serverSkewMs = 0n;
-	paceMsgs = null;
-	paceBytes = null;
-	paceAt = Infinity;
-	lastNow = 0;
-	constructor(e, t) {
-		Jt(e), this.config = e, this.random = t, this.maxUnacked = e.maxPending, this.maxMessageSize = e.maxMessageSize, this.authToken = e.authToken, this.checkHelloFits(null);
-	}
-	get status() {
-		return this._status;
-	}
-	get pendingCount() {
-		return this.pending.length;
-	}
-	get attempt() {
-		return this.attemptId;
-	}
-	takeOutputs() {
-		let e = this.out;
-		return this.out = [], e;
-	}
-	nextDeadline() {
-		let e = Math.min(this.attemptDeadline, this.reconnectAt, this.refreshAt, this.paceAt), t = this.conn;
-		return t !== null && (t.state === "hello" ? e = Math.min(e, t.openedAt + this.config.handshakeTimeout) : t.state === "open" && (t.interval && (e = Math.min(e, t.nextPing, t.lastReceived + t.timeout)), e = Math.min(e, t.probeDeadline))), e === Infinity ? null : e;
-	}
-	connect(e) {
-		(this._status === "disconnected" || this._status === "error") && (this.wanted = !0, this.failures = 0, this.setStatus("connecting"), this.open(e));
-	}
-	disconnect(n, r = "client disconnect") {
-		this.wanted = !1, this.reconnectAt = this.attemptDeadline = Infinity;
-		let i = this.conn;
-		i !== null && (i.state === "open" && this.sendBody({
-			type: "Goodbye",
-			code: t.NORMAL,
-			reason: r
-		}), this.out.push({
-			kind: "close",
-			attempt: this.attemptId,
-			code: e.NORMAL_CLOSURE,
-			reason: p(r)
-		})), this.conn = null, this.attemptId += 1, this.forgetSession(), this.setStatus("disconnected");
-	}
-	refreshToken(e, t) {
-		if (!e) throw new r("refreshToken needs a token");
-		this.authToken = e, this.tokenFresh = !0, this.refreshAt = Infinity, this.isOpen ? this.sendBody({
-			type: "Refresh",
-			token: e
-		}) : this.awaitingToken && this.wanted && (this.awaitingToken = !1, this.reconnectAt = t);
-	}
-	send(e, t, n = "") {
-		if (this.lastNow = t, !(e instanceof Uint8Array)) throw new r("send() needs a Uint8Array payload");
-		if (typeof n != "string") throw new r("topic must be a string");
-		if (e.length + Yt.encode(n).length + 128 > this.maxMessageSize) throw new r(`message of ${e.length} bytes is too large: the limit is ${this.maxMessageSize - 128} bytes of payload and topic`);
-		if (this.pending.length >= this.config.maxPending) return null;
-		let i = {
-			seq: this.nextSeq,
-			topic: n,
-			payload: e.slice(),
-			timestampMs: this.wallMs(t)
-		};
-		return this.nextSeq += 1, this.pending.push(i), this.transmit(), i.seq;
-	}
-	subscribe(e, t) {
-		if (typeof e != "string" || !e || e.startsWith("$")) throw new r(`invalid topic name ${JSON.stringify(e)}`);
-		return this.subscriptions.has(e) || this.checkHelloFits(e), this.subscriptions.add(e), this.unsubscribing.delete(e), this.request(e, !0);
-	}
-	unsubscribe(e, t) {
-		if (!this.subscriptions.has(e)) throw new r(`not subscribed to ${JSON.stringify(e)}`);
-		return this.subscriptions.delete(e), this.unsubscribing.add(e), this.request(e, !1);
-	}
-	transportOpened(t, n, r = Wt) {
-		let i = this.conn;
-		t === this.attemptId && i !== null && i.state === "opening" && this.wanted && (this.attemptDeadline = Infinity, r === "sigma.v1" ? (i.state = "hello", i.openedAt = i.lastReceived = n, this.sendBody(this.hello())) : (this.out.push({
-			kind: "close",
-			attempt: t,
-			code: e.PROTOCOL_ERROR,
-			reason: "no subprotocol"
-		}), this.conn = null, this.attemptId += 1, this.lost(n, e.ABNORMAL_CLOSURE, `the server did not select the subprotocol ${Wt}` + (r ? ` (it chose ${JSON.stringify(r)})` : ""), null, null)));
-	}
-	transportError(e, t) {
-		e === this.attemptId && this.conn !== null && t && (this.conn.transportError = t);
-	}
-	receive(t, n, r) {
-		this.lastNow = r;
-		let s = this.conn;
-		if (t !== this.attemptId || s === null || s.state === "opening") return;
-		if (s.lastReceived = r, s.probeDeadline = Infinity, typeof n == "string") {
-			this.fail(new i("text message", e.UNSUPPORTED_DATA), r);
-			return;
-		}
-		let c = n instanceof Uint8Array ? n : new Uint8Array(n);
-		if (c.length > this.config.maxMessageSize) {
-			this.fail(new i(`message of ${c.length} bytes exceeds max_message_size ${this.config.maxMessageSize}`, e.MESSAGE_TOO_BIG), r);
-			return;
-		}
-		let l;
-		try {
-			l = Ut(c);
-		} catch (e) {
-			if (e instanceof o) {
-				this.unknownMessages += 1;
-				return;
-			}
-			this.fail(e instanceof a ? e : new a(String(e)), r);
-			return;
-		}
-		this.onEnvelope(s, l, r);
-	}
-	transportClosed(t, n, r, i) {
-		let a = this.conn;
-		t === this.attemptId && a !== null && (this.conn = null, this.attemptId += 1, a.state === "opening" ? (this.attemptDeadline = Infinity, this.lost(i, e.ABNORMAL_CLOSURE, a.transportError || r || "connect failed", null, null)) : this.lost(i, n || e.NO_STATUS_RCVD, r, null, a.peerGoodbye));
-	}
-	handleTimer(t) {
-		t >= this.attemptDeadline && (this.attemptDeadline = Infinity, this.out.push({
-			kind: "close",
-			attempt: this.attemptId,
-			code: e.NORMAL_CLOSURE,
-			reason: "connect timeout"
-		}), this.conn = null, this.attemptId += 1, this.lost(t, e.ABNORMAL_CLOSURE, `connect timed out after ${this.config.connectTimeout / 1e3} s`, null, null)), t >= this.reconnectAt && (this.reconnectAt = Infinity, this.open(t)), t >= this.refreshAt && (this.refreshAt = Infinity, this.out.push({
-			kind: "token_needed",
-			reason: "refresh"
-		})), t >= this.paceAt && (this.paceAt = Infinity, this.lastNow = t, this.transmit());
-		let n = this.conn;
-		n !== null && (n.state === "hello" ? t >= n.openedAt + this.config.handshakeTimeout && this.fail(new i("no Welcome within the handshake timeout", e.HELLO_TIMEOUT), t) : n.state === "open" && (t >= n.probeDeadline ? this.fail(new i(`the network went ${this.online ? "away and came back" : "offline"}: nothing received within ${this.config.probeTimeout / 1e3} s of the probe`, e.HEARTBEAT_TIMEOUT), t) : n.interval && (t >= n.lastReceived + n.timeout ? this.fail(new i(`nothing received for ${((t - n.lastReceived) / 1e3).toFixed(1)} s (heartbeat timeout ${n.timeout / 1e3} s)`, e.HEARTBEAT_TIMEOUT), t) : t >= n.nextPing && (n.pingId = n.pingId + 1 >>> 0, this.sendBody({
-			type: "Ping",
-			id: n.pingId,
-			timestampMs: this.wallMs(t)
-		}), n.nextPing = t + n.interval))));
-	}
-	networkChanged(e, t) {
-		this.online = e;
-		let n = this.conn;
-		n !== null && n.state === "open" ? n.probeDeadline === Infinity && (n.pingId = n.pingId + 1 >>> 0, this.sendBody({
-			type: "Ping",
-			id: n.pingId,
-			timestampMs: this.wallMs(t)
-		}), n.probeDeadline = t + this.config.probeTimeout) : e && this._status === "reconnecting" && this.reconnectAt !== Infinity && (this.reconnectAt = Infinity, this.open(t));
-	}
-	wallMs(e) {
-		return BigInt(Math.max(0, Math.floor(e + this.config.wallClockOffset)));
-	}
-	setStatus(e) {
-		if (e !== this._status) {
-			let t = this._status;
-			this._status = e, this.out.push({
-				kind: "status",
-				status: e,
-				previous: t
-			});
-		}
-	}
-	open(e) {
-		this.attemptId += 1, this.attemptDeadline = e + this.config.connectTimeout, this.conn = {
-			state: "opening",
-			openedAt: e,
-			lastReceived: e,
-			nextPing: Infinity,
-			pingId: 0,
-			interval: this.config.heartbeatInterval,
-			timeout: this.config.heartbeatTimeout,
-			peerGoodbye: null,
-			transportError: "",
-			probeDeadline: Infinity
-		}, this.out.push({
-			kind: "open",
-			attempt: this.attemptId,
-			url: this.config.url
-		});
-	}
-	hello() {
-		return {
-			type: "Hello",
-			sessionId: this.sessionId,
-			resumeToken: this.token,
-			positions: [...this.positions].map(([e, t]) => ({
-				topic: e,
-				position: t
-			})),
-			lastAckedSeq: BigInt(this.lastAckedSeq),
-			authToken: this.authToken,
-			client: this.config.clientInfo,
-			serializer: this.config.serializer === "raw" ? "" : this.config.serializer
-		};
-	}
-	sendBody(e) {
-		this.out.push({
-			kind: "send",
-			attempt: this.attemptId,
-			data: wt(e)
-		});
-	}
-	get isOpen() {
-		return this.conn !== null && this.conn.state === "open";
-	}
-	checkHelloFits(e) {
-		let t = /* @__PURE__ */ new Set([
-			...this.subscriptions,
-			...this.unsubscribing,
-			...this.positions.keys(),
-			"$all",
-			"$inbox"
-		]);
-		e !== null && t.add(e);
-		let n = {
-			epoch: 18446744073709551615n,
-			offset: 18446744073709551615n
-		}, i = wt({
-			type: "Hello",
-			sessionId: this.sessionId || "x".repeat(32),
-			resumeToken: this.token.length ? this.token : /* @__PURE__ */ new Uint8Array(64),
-			positions: [...t].map((e) => ({
-				topic: e,
-				position: n
-			})),
-			lastAckedSeq: 18446744073709551615n,
-			authToken: this.config.authToken,
-			client: this.config.clientInfo
-		}).length;
-		if (i > this.maxMessageSize) throw e === null ? new r(`the Hello would be ${i} bytes, over the ${this.maxMessageSize}-byte message limit: authToken or clientInfo too large`) : new r(`cannot subscribe to ${JSON.stringify(e)}: with ${t.size} streams the Hello that resumes this session would be ${i} bytes, over the ${this.maxMessageSize}-byte message limit; unsubscribe from some topics or use shorter names`);
-	}
-	request(e, t) {
-		let n = this.nextRequest;
-		return this.nextRequest = this.nextRequest % 4294967295 + 1, this.requests.set(n, {
-			topic: e,
-			subscribe: t
-		}), this.latest.set(e, n), this.isOpen && this.sendBody(t ? {
-			type: "Subscribe",
-			topic: e,
-			requestId: n,
-			position: this.positions.get(e) ?? null
-		} : {
-			type: "Unsubscribe",
-			topic: e,
-			requestId: n
-		}), n;
-	}
-	transmit() {
-		if (!this.isOpen) return;
-		let e = this.lastAckedSeq + this.maxUnacked, t = this.paceMsgs !== null || this.paceBytes !== null;
-		for (let n of this.pending) if (!(n.seq <= this.sentUpto)) {
-			if (n.seq > e || t && !this.paced(n.payload.length)) break;
-			this.sendBody({
-				type: "Data",
-				topic: n.topic,
-				seq: BigInt(n.seq),
-				timestampMs: n.timestampMs,
-				payload: n.payload
-			}), this.sentUpto = n.seq;
-		}
-	}
-	paced(e) {
-		let t = Math.round(this.lastNow), n = 0;
-		for (let [r, i] of [[this.paceMsgs, 1], [this.paceBytes, e]]) {
-			if (r === null) continue;
-			let e = r[0], a = Math.min(e, r[1] + (t - r[2]) * e / 1e3);
-			r[1] = a, r[2] = t;
-			let o = Math.min(i, e);
-			a < o && (n = Math.max(n, Math.ceil((o - a) * 1e3 / e), 1));
-		}
-		if (n) return this.paceAt = Math.min(this.paceAt, t + n), !1;
-		for (let [t, n] of [[this.paceMsgs, 1], [this.paceBytes, e]]) t !== null && (t[1] -= n);
-		return !0;
-	}
-	onCredentials(e, t, n) {
-		if (this.credentialsExpireMs = e, this.refreshAt = Infinity, !e || !this.config.refreshTokens) return;
-		let r = 0;
-		t && (r = Math.max(0, Number(e - t)));
-		let i = Math.max(r - Math.round(this.config.refreshMargin), Math.floor(r / 2));
-		this.refreshAt = n + i;
-	}
-	fail(e, n) {
-		let r = this.conn;
-		r !== null && (r.state === "open" && this.sendBody({
-			type: "Goodbye",
-			code: Qt[e.code] ?? t.UNKNOWN,
-			reason: e.reason
-		}), this.out.push({
-			kind: "close",
-			attempt: this.attemptId,
-			code: e.code,
-			reason: e.reason
-		}), this.conn = null, this.attemptId += 1, this.lost(n, e.code, e.reason, e, r.peerGoodbye));
-	}
-	onEnvelope(e, t, n) {
-		switch (t.type) {
-			case "Ping":
-				if (e.state === "open") {
-					this.sendBody({
-						type: "Pong",
-						id: t.id,
-						echoTimestampMs: t.timestampMs,
-						timestampMs: this.wallMs(n)
-					});
-					return;
-				}
-				break;
-			case "Pong":
-				if (e.state === "open") {
-					let e = Math.max(0, Number(this.wallMs(n) - t.echoTimestampMs));
-					this.rtt = this.rtt === null ? e : this.rtt + (e - this.rtt) / 8;
-					return;
-				}
-				break;
-			case "Goodbye":
-				e.peerGoodbye = t;
-				return;
-		}
-		if (e.state === "hello") {
-			if (t.type === "Welcome") {
-				t.heartbeatIntervalMs && (e.interval = t.heartbeatIntervalMs), t.heartbeatTimeoutMs > t.heartbeatIntervalMs && (e.timeout = t.heartbeatTimeoutMs), e.state = "open", e.lastReceived = n, e.nextPing = e.interval ? n + e.interval : Infinity, this.onWelcome(t, n);
-				return;
-			}
-			this.unexpected(e, t, n);
-		} else Xt.has(t.type) ? this.onBody(t, n) : this.unexpected(e, t, n);
-	}
-	unexpected(t, n, r) {
-		this.fail(new i(`unexpected ${n.type} from the server in state ${t.state === "hello" ? "hello" : "open"}`, e.UNEXPECTED_MESSAGE), r);
-	}
-	onWelcome(e, t) {
-		let n = this.sessionId;
-		if (e.resumed) this.dropAcked(en(e.lastReceivedSeq));
-		else {
-			let t = this.pending.length;
-			this.pending.forEach((e, t) => {
-				e.seq = t + 1;
-			}), this.nextSeq = t + 1, this.lastAckedSeq = 0, n && this.out.push({
-				kind: "session_reset",
-				oldSessionId: n,
-				newSessionId: e.sessionId,
-				reason: e.freshReason,
-				resent: t
-			});
-		}
-		this.sessionId = e.sessionId, this.token = e.resumeToken, this.tokenFresh = !1, this.serverSkewMs = e.serverTimeMs ? e.serverTimeMs - this.wallMs(t) : 0n, this.onCredentials(e.credentialsExpireMs, e.serverTimeMs, t);
-		let r = this.config.pace, i = e.limits, a = Math.round(t);
-		this.paceMsgs = i !== null && i.maxMessagesPerSecond && r ? [
-			i.maxMessagesPerSecond * r,
-			i.maxMessagesPerSecond * r,
-			a
-		] : null, this.paceBytes = i !== null && i.maxBytesPerSecond && r ? [
-			i.maxBytesPerSecond * r,
-			i.maxBytesPerSecond * r,
-			a
-		] : null, this.paceAt = Infinity, this.lastNow = t;
-		let o = e.limits;
-		o !== null && (o.maxUnacked && (this.maxUnacked = Math.min(this.config.maxPending, o.maxUnacked)), o.maxMessageSize && (this.maxMessageSize = Math.min(this.config.maxMessageSize, o.maxMessageSize))), this.sentUpto = this.lastAckedSeq;
-		let s = /* @__PURE__ */ new Set();
-		for (let [e, t] of this.latest) this.requests.get(t)?.subscribe && s.add(e);
-		let c = /* @__PURE__ */ new Set();
-		for (let t of e.recovery) {
-			if (this.unsubscribing.has(t.topic)) this.updatePosition(t);
-			else if (!this.applyRecovery(t)) continue;
-			t.topic.startsWith("$") || c.add(t.topic);
-		}
-		this.failures = 0, this.goodbyeFloor = 0, this.connectedAt = t, this.resumed = e.resumed, this.setStatus("connected"), this.out.push({
-			kind: "connected",
-			sessionId: e.sessionId,
-			resumed: e.resumed,
-			freshReason: e.freshReason
-		}), this.reconcile(c, s), this.transmit();
-	}
-	reconcile(e, t) {
-		this.requests.clear(), this.latest.clear();
-		let n = (e) => [...e].sort((e, t) => e < t ? -1 : +(e > t));
-		for (let r of n(this.subscriptions)) e.has(r) || (t.has(r) || !this.positions.has(r)) && (this.positions.delete(r), this.request(r, !0));
-		for (let t of n(this.unsubscribing)) e.has(t) ? this.request(t, !1) : (this.unsubscribing.delete(t), this.positions.delete(t));
-	}
-	updatePosition(e) {
-		let t = e.position;
-		if (t === null) return;
-		let n = this.positions.get(e.topic);
-		e.status !== W.Failed && n !== void 0 && n.epoch === t.epoch && n.offset >= t.offset || this.positions.set(e.topic, t);
-	}
-	static foreignReserved(e) {
-		return e.startsWith("$") && e !== "$all" && e !== "$inbox";
-	}
-	unaskedOverBudget(e) {
-		if (e.startsWith("$") || this.subscriptions.has(e) || this.unsubscribing.has(e)) return !1;
-		try {
-			this.checkHelloFits(e);
-		} catch (e) {
-			if (e instanceof r) return !0;
-			throw e;
-		}
-		return !1;
-	}
-	applyRecovery(e) {
-		let t = e.topic;
-		return n.foreignReserved(t) || this.unaskedOverBudget(t) ? !1 : (this.updatePosition(e), !t.startsWith("$") && !this.unsubscribing.has(t) && this.subscriptions.add(t), e.status === W.Failed && this.out.push({
-			kind: "recovery_failed",
-			topic: t,
-			lostFrom: e.lostFrom,
-			lostTo: e.lostTo,
-			position: e.position
-		}), !0);
-	}
-	onBody(e, t) {
-		switch (e.type) {
-			case "Data":
-				this.onData(e);
-				break;
-			case "Ack":
-				this.dropAcked(en(e.seq)), this.transmit();
-				break;
-			case "Subscribed": {
-				let t = e.recovery;
-				if (this.requests.delete(e.requestId), !this.isAnswer(t.topic, e.requestId, !0) || !this.applyRecovery(t)) break;
-				this.out.push({
-					kind: "subscribed",
-					topic: t.topic,
-					recovery: t,
-					requestId: e.requestId
-				});
-				break;
-			}
-			case "Unsubscribed":
-				if (this.requests.delete(e.requestId), !this.isAnswer(e.topic, e.requestId, !1)) break;
-				this.subscriptions.delete(e.topic), this.unsubscribing.delete(e.topic), this.positions.delete(e.topic), this.out.push({
-					kind: "unsubscribed",
-					topic: e.topic,
-					requestId: e.requestId
-				});
-				break;
-			case "Error": {
-				let t = this.requests.get(e.requestId);
-				this.requests.delete(e.requestId), t !== void 0 && this.latest.get(t.topic) === e.requestId && (this.latest.delete(t.topic), t.subscribe ? this.subscriptions.delete(t.topic) : (this.unsubscribing.delete(t.topic), this.positions.delete(t.topic))), this.out.push({
-					kind: "server_error",
-					error: e
-				});
-				break;
-			}
-			case "Presence":
-				this.out.push({
-					kind: "presence",
-					presence: e
-				});
-				break;
-			case "Refreshed": this.onCredentials(e.credentialsExpireMs, this.wallMs(t) + this.serverSkewMs, t);
-		}
-	}
-	isAnswer(e, t, n) {
-		let r = this.latest.get(e);
-		return t === 0 ? r === void 0 ? !n || !this.unsubscribing.has(e) : !1 : t === r && (this.latest.delete(e), !0);
-	}
-	onData(e) {
-		let t = e.position;
-		if (t === null) return;
-		let r = e.topic;
-		if (n.foreignReserved(r)) return;
-		if (!this.subscriptions.has(r) && !r.startsWith("$")) {
-			this.positions.has(r) && this.positions.set(r, t);
-			return;
-		}
-		let i = this.positions.get(r);
-		i !== void 0 && i.epoch === t.epoch && t.offset <= i.offset ? this.duplicatesDropped += 1 : (this.positions.set(r, t), this.out.push({
-			kind: "message",
-			topic: r,
-			position: t,
-			payload: e.payload.slice(),
-			timestampMs: e.timestampMs
-		}));
-	}
-	dropAcked(e) {
-		let t = 0;
-		for (; t < this.pending.length && this.pending[t].seq <= e;) t += 1;
-		t && this.pending.splice(0, t), this.lastAckedSeq = Math.max(this.lastAckedSeq, e);
-	}
-	lost(e, n, r, i, a) {
-		this.refreshAt = Infinity, this.paceAt = Infinity;
-		let o = a !== null && Zt.has(a.code);
-		if (a !== null && (a.code === t.TOKEN_EXPIRED || a.code === t.AUTH_FAILED) && this.wanted && this.config.refreshTokens && !this.tokenFresh) {
-			this.out.push({
-				kind: "disconnected",
-				code: n,
-				reason: r,
-				cause: i,
-				goodbye: a,
-				willReconnect: !0
-			}), this.awaitingToken = !0, this.reconnectAt = Infinity, this.setStatus("reconnecting"), this.out.push({
-				kind: "token_needed",
-				reason: "reconnect"
-			});
-			return;
-		}
-		if (o ||= a !== null && a.code === t.TOKEN_EXPIRED, a !== null && a.code === t.NORMAL && this.wanted) {
-			this.out.push({
-				kind: "disconnected",
-				code: n,
-				reason: r,
-				cause: i,
-				goodbye: a,
-				willReconnect: !1
-			}), this.wanted = !1, this.reconnectAt = Infinity, this.attemptDeadline = Infinity, this.forgetSession(), this.setStatus("disconnected");
-			return;
-		}
-		a !== null && a.reconnectAfterMs && (this.goodbyeFloor = a.reconnectAfterMs), this.failures += 1;
-		let s = this.config.maxReconnectAttempts, c = s !== null && this.failures > s, l = this.wanted && !o && !c;
-		if (this.out.push({
-			kind: "disconnected",
-			code: n,
-			reason: r,
-			cause: i,
-			goodbye: a,
-			willReconnect: l
-		}), !this.wanted) return;
-		if (!l) {
-			this.wanted = !1, this.setStatus("error");
-			let e = o && a !== null ? a.reason || `refused by the server (code ${a.code})` : `gave up after ${s} reconnect attempts`;
-			this.out.push({
-				kind: "gave_up",
-				reason: e
-			});
-			return;
-		}
-		let u = this.goodbyeFloor + this.random() * qt(this.config, this.failures);
-		this.reconnectAt = e + u, this.setStatus("reconnecting"), this.out.push({
-			kind: "reconnecting",
-			attempt: this.failures,
-			maxAttempts: s === Infinity ? null : s,
-			delay: u
-		});
-	}
-	forgetSession() {
-		this.sessionId = "", this.token = /* @__PURE__ */ new Uint8Array(), this.positions.clear(), this.unsubscribing.clear(), this.latest.clear(), this.pending = [], this.requests.clear(), this.nextSeq = 1, this.sentUpto = 0, this.lastAckedSeq = 0, this.awaitingToken = !1, this.refreshAt = Infinity, this.credentialsExpireMs = 0n;
-	}
-};
-function en(e) {
-	return e > BigInt(2 ** 53 - 1) ? 2 ** 53 - 1 : Number(e);
-}
-// ../../clients/js/src/client.ts
-var tn = 1;
-function nn() {
-	let e = globalThis;
-	if (typeof e.addEventListener != "function" || typeof e.removeEventListener != "function" || typeof e.navigator?.onLine != "boolean") return null;
-	let t = e.addEventListener.bind(e), n = e.removeEventListener.bind(e);
-	return { subscribe(e) {
-		let r = () => e(!0), i = () => e(!1);
-		return t("online", r), t("offline", i), () => {
-			n("online", r), n("offline", i);
-		};
-	} };
-}
-function rn() {
-	let e = globalThis.performance;
-	return e === void 0 ? {
-		now: () => Date.now(),
-		wallClockOffset: 0
-	} : {
-		now: () => e.now(),
-		wallClockOffset: Date.now() - e.now()
-	};
-}
-var an = class {
-	session;
-	WebSocketCtor;
-	now;
-	timers;
-	listeners = /* @__PURE__ */ new Map();
-	socket = null;
-	socketAttempt = 0;
-	timer = null;
-	timerAt = null;
-	busy = !1;
-	waiters = [];
-	lastFailure = "";
-	network;
-	stopNetwork = null;
-	serializer;
-	getToken;
-	constructor(e) {
-		if (typeof e != "object" || !e) throw TypeError("SigmaSocketClient needs an options object with a url");
-		let t = e.now === void 0 ? rn() : {
-			now: e.now,
-			wallClockOffset: 0
-		};
-		this.now = t.now;
-		let n = Gt, r = e.reconnectInterval ?? n.reconnectInterval, i = {
-			url: e.url,
-			reconnectInterval: r,
-			maxReconnectInterval: Math.max(e.maxReconnectInterval ?? n.maxReconnectInterval, r),
-			reconnectMultiplier: n.reconnectMultiplier,
-			maxReconnectAttempts: e.maxReconnectAttempts === void 0 ? n.maxReconnectAttempts : e.maxReconnectAttempts,
-			heartbeatInterval: e.heartbeatInterval ?? n.heartbeatInterval,
-			heartbeatTimeout: e.heartbeatTimeout ?? n.heartbeatTimeout,
-			connectTimeout: e.connectTimeout ?? n.connectTimeout,
-			handshakeTimeout: e.handshakeTimeout ?? n.handshakeTimeout,
-			maxPending: e.maxPending ?? n.maxPending,
-			maxMessageSize: e.maxMessageSize ?? n.maxMessageSize,
-			authToken: e.authToken ?? "",
-			clientInfo: e.clientInfo ?? null,
-			serializer: Je((e.serializer ?? v).name),
-			refreshTokens: e.getToken !== void 0,
-			refreshMargin: e.tokenRefreshMargin ?? n.refreshMargin,
-			pace: e.ratePacing ?? n.pace,
-			wallClockOffset: t.wallClockOffset,
-			probeTimeout: e.probeTimeout ?? n.probeTimeout
-		};
-		this.session = new $t(i, e.random ?? Math.random), this.serializer = e.serializer ?? v, this.getToken = e.getToken ?? null, this.WebSocketCtor = e.WebSocket ?? globalThis.WebSocket, this.timers = e.timers ?? {
-			setTimeout: (e, t) => globalThis.setTimeout(e, t),
-			clearTimeout: (e) => globalThis.clearTimeout(e)
-		}, this.network = e.network === void 0 ? nn() : e.network;
-	}
-	connect() {
-		if (this.session.status === "connected") return Promise.resolve();
-		if (this.WebSocketCtor === void 0) return Promise.reject(/* @__PURE__ */ TypeError("no WebSocket implementation: pass { WebSocket } (in Node 20: import WebSocket from 'ws')"));
-		let e = new Promise((e, t) => {
-			this.waiters.push({
-				resolve: e,
-				reject: t
-			});
-		});
-		return this.network !== null && this.stopNetwork === null && (this.stopNetwork = this.network.subscribe((e) => {
-			this.session.networkChanged(e, this.now()), this.pump();
-		})), this.session.connect(this.now()), this.pump(), e;
-	}
-	disconnect() {
-		this.stopListening(), this.session.disconnect(this.now()), this.pump();
-	}
-	stopListening() {
-		this.stopNetwork?.(), this.stopNetwork = null;
-	}
-	send(e, t = "") {
-		let n = this.session.send(Ye(this.serializer, e), this.now(), t);
-		return this.pump(), n !== null;
-	}
-	async fetchToken(e) {
-		let t;
-		try {
-			t = await e();
-		} catch (e) {
-			this.emit("error", new u(`getToken failed: ${String(e)}`));
-			return;
-		}
-		typeof t != "string" || !t ? this.emit("error", new u("getToken must return a non-empty string")) : (this.session.refreshToken(t, this.now()), this.pump());
-	}
-	subscribe(e) {
-		this.session.subscribe(e, this.now()), this.pump();
-	}
-	unsubscribe(e) {
-		this.session.unsubscribe(e, this.now()), this.pump();
-	}
-	getStatus() {
-		return this.session.status;
-	}
-	getSession() {
-		let e = this.session;
-		return !e.sessionId || e.connectedAt === null ? null : {
-			id: e.sessionId,
-			resumed: e.resumed,
-			connectedAt: e.connectedAt + e.config.wallClockOffset,
-			pending: e.pendingCount
-		};
-	}
-	getRtt() {
-		return this.session.rtt;
-	}
-	get core() {
-		return this.session;
-	}
-	on(e, t) {
-		let n = this.listeners.get(e) ?? [];
-		return n.push(t), this.listeners.set(e, n), this;
-	}
-	off(e, t) {
-		let n = this.listeners.get(e), r = n?.indexOf(t) ?? -1;
-		return n !== void 0 && r >= 0 && n.splice(r, 1), this;
-	}
-	emit(e, ...t) {
-		for (let n of [...this.listeners.get(e) ?? []]) try {
-			n(...t);
-		} catch (t) {
-			let n = t instanceof Error ? t : Error(String(t));
-			e !== "error" && (this.listeners.get("error")?.length ?? 0) > 0 ? this.emit("error", n) : console.error("exception in a SigmaSocketClient listener:", n);
-		}
-	}
-	pump() {
-		if (!this.busy) {
-			this.busy = !0;
-			try {
-				for (;;) {
-					let e = this.session.takeOutputs();
-					if (e.length === 0) break;
-					for (let t of e) this.handle(t);
-				}
-			} finally {
-				this.busy = !1;
-			}
-			this.rearm();
-		}
-	}
-	handle(e) {
-		switch (e.kind) {
-			case "open":
-				this.openSocket(e.attempt, e.url);
-				break;
-			case "send":
-				e.attempt === this.socketAttempt && this.socket?.readyState === tn && this.socket.send(e.data);
-				break;
-			case "close":
-				e.attempt === this.socketAttempt && this.closeSocket(e.code, e.reason);
-				break;
-			case "status":
-				e.status === "connected" ? this.settle(null) : e.status === "disconnected" && this.settle(new s("disconnected before the server welcomed us")), this.emit("connection", e.status);
-				break;
-			case "connected": break;
-			case "message": {
-				let t = e.payload;
-				if (this.serializer !== v) try {
-					t = this.serializer.decode(e.payload);
-				} catch (t) {
-					this.emit("error", new Xe(this.serializer.name, String(t), e.payload, e.topic, Number(e.position.offset)));
-					break;
-				}
-				this.emit("message", t, Number(e.position.offset), Number(e.timestampMs), e.topic);
-				break;
-			}
-			case "token_needed":
-				this.getToken !== null && this.fetchToken(this.getToken);
-				break;
-			case "reconnecting":
-				this.emit("reconnecting", {
-					attempt: e.attempt,
-					maxAttempts: e.maxAttempts,
-					nextRetryIn: e.delay
-				});
-				break;
-			case "gave_up": {
-				let t = this.lastFailure ? ` (last error: ${this.lastFailure})` : "", n = new s(e.reason + t);
-				this.stopListening(), this.settle(n), this.emit("error", n);
-				break;
-			}
-			case "recovery_failed":
-				this.emit("recovery_failed", {
-					topic: e.topic,
-					lostFrom: Number(e.lostFrom),
-					lostTo: Number(e.lostTo),
-					position: e.position
-				}), this.emit("error", new l(`messages lost on topic ${JSON.stringify(e.topic)} (offsets ${e.lostFrom}..${e.lostTo || "?"}); resync it`));
-				break;
-			case "session_reset":
-				this.emit("session_reset", {
-					oldSessionId: e.oldSessionId,
-					newSessionId: e.newSessionId,
-					reason: e.reason,
-					resent: e.resent
-				}), this.emit("error", new c(`session ${e.oldSessionId} could not be resumed: ${e.reason}`));
-				break;
-			case "server_error":
-				this.emit("error", new d(e.error.code, e.error.message));
-				break;
-			case "disconnected":
-				this.lastFailure = e.reason, this.emit("disconnection", e.code, e.reason);
-				break;
-			case "subscribed":
-				this.emit("subscribed", e.topic, e.recovery);
-				break;
-			case "unsubscribed":
-				this.emit("unsubscribed", e.topic);
-				break;
-			case "presence": this.emit("presence", on(e.presence));
-		}
-	}
-	settle(e) {
-		let t = this.waiters;
-		this.waiters = [];
-		for (let n of t) e === null ? n.resolve() : n.reject(e);
-	}
-	openSocket(e, t) {
-		this.dropSocket(), this.socketAttempt = e;
-		let n;
-		try {
-			n = new this.WebSocketCtor(t, [Wt]), n.binaryType = "arraybuffer";
-		} catch (t) {
-			let n = this.session;
-			n.transportError(e, t instanceof Error ? t.message : String(t)), n.transportClosed(e, 1006, "", this.now());
-			return;
-		}
-		this.socket = n;
-		let r = this.session;
-		n.onopen = () => {
-			r.transportOpened(e, this.now(), n.protocol), this.pump();
-		}, n.onmessage = (t) => {
-			let n = t.data;
-			typeof n == "string" || n instanceof ArrayBuffer || n instanceof Uint8Array ? r.receive(e, n, this.now()) : ArrayBuffer.isView(n) ? r.receive(e, new Uint8Array(n.buffer, n.byteOffset, n.byteLength), this.now()) : r.receive(e, String(n), this.now()), this.pump();
-		}, n.onerror = (t) => {
-			let n = t, i = typeof n?.message == "string" ? n.message : typeof n?.error?.message == "string" ? n.error.message : "";
-			r.transportError(e, i);
-		}, n.onclose = (t) => {
-			this.socket === n && (this.socket = null), r.transportClosed(e, t.code, t.reason, this.now()), this.pump();
-		};
-	}
-	closeSocket(e, t) {
-		let n = this.socket;
-		if (n !== null) try {
-			n.close(e, t);
-		} catch {
-			try {
-				n.close();
-			} catch {}
-		}
-	}
-	dropSocket() {
-		this.socket = null;
-	}
-	rearm() {
-		let e = this.session.nextDeadline();
-		e !== this.timerAt && (this.timer !== null && this.timers.clearTimeout(this.timer), this.timerAt = e, this.timer = e === null ? null : this.timers.setTimeout(() => this.onTimer(), Math.max(0, e - this.now())));
-	}
-	onTimer() {
-		let e = this.timerAt ?? 0;
-		this.timer = this.timerAt = null, this.session.handleTimer(Math.max(this.now(), e)), this.pump();
-	}
-};
-function on(e) {
-	return {
-		topic: e.topic,
-		action: e.action === 0 ? "join" : "leave",
-		sessionId: e.sessionId,
-		metadata: e.metadata
-	};
-}
-// src/main.ts
-var sn = "sigma-ops.stats", cn = "sigmasockets-dashboard", ln = "sigma-dashboard-token", un = [
+	encode: (e) => Gt(e),
+	decode: (e) => on(e)
+}, cn = "sigma-ops.stats", ln = "sigmasockets-dashboard", un = "sigma-dashboard-token", dn = [
 	[
 		"connections",
 		"Connections",
-		(e) => X(e.connections),
+		(e) => Y(e.connections),
 		!1
 	],
 	[
 		"clients",
 		"Clients",
-		(e) => X(e.clients),
+		(e) => Y(e.clients),
 		!1
 	],
 	[
 		"sessions",
 		"Sessions",
-		(e) => X(e.sessions),
+		(e) => Y(e.sessions),
 		!1
 	],
 	[
 		"viewers",
 		"Dashboard viewers",
-		(e) => X(e.viewers ?? 0),
+		(e) => Y(e.viewers ?? 0),
 		!1
 	],
 	[
 		"messages_in_per_s",
 		"Messages in/s",
-		(e) => X(e.messages_in_per_s),
+		(e) => Y(e.messages_in_per_s),
 		!1
 	],
 	[
 		"deliveries_per_s",
 		"Deliveries/s",
-		(e) => X(e.deliveries_per_s),
+		(e) => Y(e.deliveries_per_s),
 		!1
 	],
 	[
 		"resumes",
 		"Resumes",
-		(e) => X(e.resumes),
+		(e) => Y(e.resumes),
 		!1
 	],
 	[
 		"failed_resumes",
 		"Failed resumes",
-		(e) => X(e.failed_resumes),
+		(e) => Y(e.failed_resumes),
 		!0
 	],
 	[
 		"lost_messages",
 		"Lost messages",
-		(e) => X(e.lost_messages),
+		(e) => Y(e.lost_messages),
 		!0
 	],
 	[
 		"slow_consumers",
 		"Slow consumers",
-		(e) => X(e.slow_consumers),
+		(e) => Y(e.slow_consumers),
 		!0
 	],
 	[
 		"rate_limited",
 		"Rate limited",
-		(e) => X(e.rate_limited),
+		(e) => Y(e.rate_limited),
 		!0
 	],
 	[
@@ -4053,82 +4084,82 @@ var sn = "sigma-ops.stats", cn = "sigmasockets-dashboard", ln = "sigma-dashboard
 		(e) => e.rtt_ms === 0 && e.rtt_p95_ms === null ? "no pong yet" : `${e.rtt_ms.toFixed(1)} ms` + (e.rtt_p95_ms === null ? "" : ` (p95 ≤ ${e.rtt_p95_ms} ms)`),
 		!1
 	]
-], dn = [
+], fn = [
 	["connections", "Connections"],
 	["messages_in_per_s", "Messages in / s"],
 	["deliveries_per_s", "Deliveries / s"],
 	["rtt_ms", "Heartbeat RTT (ms)"]
 ];
-function X(e) {
+function Y(e) {
 	return Number.isInteger(e) ? e.toLocaleString("en") : e.toFixed(1);
 }
-function Z(e) {
+function X(e) {
 	let t = document.getElementById(e);
 	if (!t) throw Error(`#${e} missing`);
 	return t;
 }
-var fn = "http://www.w3.org/2000/svg", Q = [], pn = 300;
+var pn = "http://www.w3.org/2000/svg", Z = [], Q = 300;
 function mn() {
-	let e = Z("tiles");
-	for (let [t, n] of un) {
+	let e = X("tiles");
+	for (let [t, n] of dn) {
 		let r = document.createElement("div");
 		r.className = "tile", r.id = `tile-${t}`, r.innerHTML = "<div class=\"label\"></div><div class=\"value\">–</div>", r.querySelector(".label").textContent = n, e.append(r);
 	}
-	let t = Z("charts");
-	for (let [e, n] of dn) {
+	let t = X("charts");
+	for (let [e, n] of fn) {
 		let r = document.createElement("div");
 		r.className = "chart", r.id = `chart-${e}`;
 		let i = document.createElement("h2");
 		i.textContent = n;
-		let a = document.createElementNS(fn, "svg");
-		a.setAttribute("viewBox", "0 0 300 90"), a.setAttribute("preserveAspectRatio", "none"), a.append(document.createElementNS(fn, "polyline"));
+		let a = document.createElementNS(pn, "svg");
+		a.setAttribute("viewBox", "0 0 300 90"), a.setAttribute("preserveAspectRatio", "none"), a.append(document.createElementNS(pn, "polyline"));
 		let o = document.createElement("div");
 		o.className = "max", r.append(i, a, o), t.append(r);
 	}
 }
 function hn() {
-	let e = Q[Q.length - 1];
+	let e = Z[Z.length - 1];
 	if (!e) return;
-	Z("node").textContent = e.node ? `· ${e.node}` : "";
-	for (let [t, , n, r] of un) {
-		let i = Z(`tile-${t}`);
+	X("node").textContent = e.node ? `· ${e.node}` : "";
+	for (let [t, , n, r] of dn) {
+		let i = X(`tile-${t}`);
 		i.querySelector(".value").textContent = n(e), i.classList.toggle("alert", r && Number(e[t]) > 0);
 	}
-	let t = e.t, n = Math.max(Q[0].t, t - pn * 1e3);
-	for (let [e] of dn) {
-		let r = Z(`chart-${e}`), i = Q.filter((e) => e.t >= n), a = Math.max(1, ...i.map((t) => Number(t[e]))), o = i.map((r) => {
+	let t = e.t, n = Math.max(Z[0].t, t - Q * 1e3);
+	for (let [e] of fn) {
+		let r = X(`chart-${e}`), i = Z.filter((e) => e.t >= n), a = Math.max(1, ...i.map((t) => Number(t[e]))), o = i.map((r) => {
 			let i = (r.t - n) / (t - n || 1) * 300, o = 88 - Number(r[e]) / a * 84;
 			return `${i.toFixed(1)},${o.toFixed(1)}`;
 		});
-		r.querySelector("polyline").setAttribute("points", o.join(" ")), r.querySelector(".max").textContent = `max ${X(a)} · ${i.length} points`, r.dataset.points = String(i.length);
+		r.querySelector("polyline").setAttribute("points", o.join(" ")), r.querySelector(".max").textContent = `max ${Y(a)} · ${i.length} points`, r.dataset.points = String(i.length);
 	}
-	let r = Z("status");
+	let r = X("status");
 	e.draining && (r.textContent = "draining", r.dataset.state = "reconnecting");
 }
 function gn(e) {
-	let t = new Set(Q.map((e) => e.t));
-	Q = Q.concat(e.filter((e) => !t.has(e.t))).sort((e, t) => e.t - t.t), Q.length > pn && (Q = Q.slice(Q.length - pn)), hn();
+	let t = new Set(Z.map((e) => e.t));
+	Z = Z.concat(e.filter((e) => !t.has(e.t))).sort((e, t) => e.t - t.t), Z.length > Q && (Z = Z.slice(Z.length - Q)), hn();
 }
 function $(e, t = e) {
-	let n = Z("status");
+	let n = X("status");
 	n.dataset.state = e, n.textContent = t;
 }
 var _n = null, vn = {
-	raw: v,
-	json: Ge,
-	msgpack: Ke
+	raw: p,
+	json: re,
+	msgpack: sn
 }, yn = document.querySelector("meta[name=\"sigma-serializer\"]")?.content ?? "raw", bn = vn[yn];
 function xn(e) {
 	if (_n?.disconnect(), bn === void 0) {
-		let e = Z("problem");
+		let e = X("problem");
 		e.textContent = `this server's payloads use the ${JSON.stringify(yn)} serializer; the dashboard reads raw (JSON text), json and msgpack`, e.hidden = !1, $("error", "unsupported");
 		return;
 	}
-	let t = new an({
+	let t = new ht({
 		url: `${location.protocol === "https:" ? "wss:" : "ws:"}//${location.host}/`,
 		authToken: e,
 		clientInfo: {
-			name: cn,
+			name: ln,
 			version: "1",
 			platform: "web",
 			metadata: {}
@@ -4140,21 +4171,21 @@ function xn(e) {
 	_n = t;
 	let n = new TextDecoder();
 	t.on("connection", (e) => {
-		e === "connected" ? ($("live"), Z("problem").hidden = !0, t.subscribe(sn)) : e === "reconnecting" && $("reconnecting");
+		e === "connected" ? ($("live"), X("problem").hidden = !0, t.subscribe(cn)) : e === "reconnecting" && $("reconnecting");
 	}), t.on("message", (e, t, r, i) => {
-		let a = bn === v ? JSON.parse(n.decode(e)) : e;
-		a.type === "history" && a.points ? (a.interval && (pn = Math.round(300 / a.interval)), gn(a.points)) : a.type === "point" && i === sn && gn([a]);
+		let a = bn === p ? JSON.parse(n.decode(e)) : e;
+		a.type === "history" && a.points ? (a.interval && (Q = Math.round(300 / a.interval)), gn(a.points)) : a.type === "point" && i === cn && gn([a]);
 	}), t.on("error", (t) => {
 		let n = t.message;
-		if (/token/.test(n)) Z("token-form").hidden = !1, Z("token-error").textContent = e ? "wrong token" : "", $("error", "token needed");
+		if (/token/.test(n)) X("token-form").hidden = !1, X("token-error").textContent = e ? "wrong token" : "", $("error", "token needed");
 		else {
-			let e = Z("problem");
+			let e = X("problem");
 			e.textContent = n, e.hidden = !1, /turned off/.test(n) && $("error", "off");
 		}
 	}), t.connect().catch(() => {});
 }
-mn(), Z("token-form").addEventListener("submit", (e) => {
+mn(), X("token-form").addEventListener("submit", (e) => {
 	e.preventDefault();
-	let t = Z("token").value;
-	sessionStorage.setItem(ln, t), Z("token-form").hidden = !0, xn(t);
-}), xn(sessionStorage.getItem(ln) ?? "");
+	let t = X("token").value;
+	sessionStorage.setItem(un, t), X("token-form").hidden = !0, xn(t);
+}), xn(sessionStorage.getItem(un) ?? "");

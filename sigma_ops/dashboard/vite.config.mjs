@@ -9,7 +9,11 @@ export default {
   root: here,
   logLevel: "warn",
   resolve: {
-    alias: { "sigmasockets-client": `${here}../../clients/js/src/index.ts` },
+    // (The subpath first: an alias matches a prefix.)
+    alias: [
+      { find: "sigmasockets-client/msgpack", replacement: `${here}../../clients/js/src/msgpack.ts` },
+      { find: "sigmasockets-client", replacement: `${here}../../clients/js/src/index.ts` },
+    ],
   },
   build: {
     target: "es2022",

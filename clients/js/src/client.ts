@@ -148,7 +148,7 @@ export interface SigmaSocketClientOptions {
   random?: () => number;
   /**
    * How payloads are encoded (`send` takes values) and decoded (`message` gives values):
-   * {@link RAW} (default, `Uint8Array`), {@link JSON_SERIALIZER}, {@link MSGPACK}, or your own.
+   * {@link RAW} (default, `Uint8Array`), {@link JSON_SERIALIZER}, `MSGPACK` (from `sigmasockets-client/msgpack`), or your own.
    * Must be the server's: its name goes in the Hello (a mismatch is refused, close 4011).
    */
   serializer?: Serializer;

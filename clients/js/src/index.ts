@@ -40,7 +40,6 @@ export * from "./errors.js";
 export * from "./messages.js";
 export {
   JSON_SERIALIZER,
-  MSGPACK,
   PayloadDecodeError,
   RAW,
   checkSerializerName,

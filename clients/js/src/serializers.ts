@@ -6,15 +6,17 @@
  * |---|---|---|
  * | {@link RAW} (default) | `raw` | `Uint8Array` in and out, untouched |
  * | {@link JSON_SERIALIZER} | `json` | JSON values, UTF-8, compact |
- * | {@link MSGPACK} | `msgpack` | MessagePack values (`@msgpack/msgpack`), `Uint8Array` included |
+ * | `MSGPACK` from `sigmasockets-client/msgpack` | `msgpack` | MessagePack values (`@msgpack/msgpack`), `Uint8Array` included |
+ *
+ * MessagePack lives in its own entry point so that the main one imports nothing outside this
+ * package: a page can load `dist/src/index.js` as a native ES module, without a bundler or an
+ * import map.
  *
  * Your own: any object with a `name` and `encode`/`decode` ({@link Serializer}). The name is
  * sent in the Hello: a server with another serializer refuses the connection (close 4011).
  * `decode` may throw for bad input: the client reports a {@link PayloadDecodeError} for that
  * one message (an `error` event) and goes on.
  */
-
-import { decode as msgpackDecode, encode as msgpackEncode } from "@msgpack/msgpack";
 
 import { LocalProtocolError, SigmaError } from "./errors.js";
 
@@ -47,12 +49,6 @@ export const JSON_SERIALIZER: Serializer = {
     return utf8.encode(text);
   },
   decode: (data: Uint8Array): unknown => JSON.parse(strictUtf8.decode(data)),
-};
-
-export const MSGPACK: Serializer = {
-  name: "msgpack",
-  encode: (value: unknown): Uint8Array => msgpackEncode(value),
-  decode: (data: Uint8Array): unknown => msgpackDecode(data),
 };
 
 const NAME = /^[a-z0-9][a-z0-9._+-]{0,31}$/;

@@ -3,7 +3,8 @@
 // points the server publishes once a second (the last minutes arrive first, in the inbox).
 // It speaks the server's payload serializer (named by the page, sigma_ops/routes.py): with raw
 // the points are JSON text, with json or msgpack they are values.
-import { JSON_SERIALIZER, MSGPACK, RAW, SigmaSocketClient, type Serializer } from "sigmasockets-client";
+import { JSON_SERIALIZER, RAW, SigmaSocketClient, type Serializer } from "sigmasockets-client";
+import { MSGPACK } from "sigmasockets-client/msgpack";
 
 const TOPIC = "sigma-ops.stats";
 const CLIENT_NAME = "sigmasockets-dashboard";

@@ -1,12 +1,13 @@
 /** Payload serializers: the same names and behaviour as sigma_core.serializers (Python). */
 
 import assert from "node:assert/strict";
+import { readFileSync, readdirSync } from "node:fs";
 import { describe, test } from "node:test";
 
 import { LocalProtocolError } from "../../src/errors.js";
+import { MSGPACK } from "../../src/msgpack.js";
 import {
   JSON_SERIALIZER,
-  MSGPACK,
   RAW,
   checkSerializerName,
   encodePayload,
@@ -50,5 +51,20 @@ describe("serializers", () => {
     const own: Serializer = { name: "text", encode: (v) => utf8.encode(String(v)),
                               decode: (d) => new TextDecoder().decode(d) };
     assert.equal(own.decode(encodePayload(own, "hi")), "hi");
+  });
+});
+
+describe("entry points", () => {
+  test("the main one needs nothing but flatbuffers (a page loads it with one import map entry)", () => {
+    // MessagePack is the subpath sigmasockets-client/msgpack: its dependency stays out of the
+    // main entry, which the FastAPI example loads as native ES modules.
+    const root = new URL("../../src/", import.meta.url);
+    const bare = new Set<string>();
+    for (const entry of readdirSync(root, { recursive: true, withFileTypes: true })) {
+      if (!entry.isFile() || !entry.name.endsWith(".js") || entry.name === "msgpack.js") continue;
+      const text = readFileSync(`${entry.parentPath}/${entry.name}`, "utf8");
+      for (const match of text.matchAll(/(?:from|import)\s*["']([^"'.][^"']*)["']/g)) bare.add(match[1]!);
+    }
+    assert.deepEqual([...bare], ["flatbuffers"]);
   });
 });
