@@ -140,13 +140,13 @@ def login_handler(jwt_mode: ChatJwt | None, static: Callable[[HttpRequest], Http
         url = urlsplit(request.path)
         if url.path != "/login":
             return static(request)
-        user = clean_username(parse_qs(url.query).get("user", [""])[0])
         headers = (("content-type", "application/json"), ("cache-control", "no-store"))
+        if jwt_mode is None:  # the name is checked where it is used: the Hello (4005)
+            return HttpResponse(status=200, headers=headers, body=b'{"token":null}')
+        user = clean_username(parse_qs(url.query).get("user", [""])[0])
         if not user:
             error = {"error": f"choose a username of 1 to {MAX_USERNAME} characters"}
             return HttpResponse(status=400, headers=headers, body=json.dumps(error).encode())
-        if jwt_mode is None:
-            return HttpResponse(status=200, headers=headers, body=b'{"token":null}')
         now = clock()
         body = {"token": jwt_mode.issue(user, now), "expires_at": now + jwt_mode.lifetime}
         return HttpResponse(status=200, headers=headers, body=json.dumps(body).encode())
