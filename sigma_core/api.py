@@ -230,6 +230,14 @@ class ClientOptions:
     #: Messages kept until acknowledged (including those sent while offline); ``send`` returns
     #: False beyond it.
     max_pending: int = 1000
+    #: Messages received and not yet taken by ``async for``. Once the queue holds this many,
+    #: the client stops reading its socket (back-pressure: TCP pushes back on the server, whose
+    #: ``outgoing_high_water`` decides) and reads on once the app has taken it down to half;
+    #: nothing is dropped. What one socket read already carried still joins the queue, so it
+    #: can pass the bound by one read (at most 256 KiB). ``0``: no queue at all -- messages
+    #: reach the ``message`` callback only and ``async for`` raises ``LocalProtocolError``; set
+    #: it when the callback is all you use, or the client stalls once the queue is full.
+    max_queued_messages: int = 1000
     max_message_size: int = 1 << 20
     connect_timeout: float = 10.0
     auth_token: str = ""
@@ -244,6 +252,8 @@ class ClientOptions:
     logger: Logger | None = None
 
     def __post_init__(self) -> None:
+        if self.max_queued_messages < 0:
+            raise ValueError(f"max_queued_messages must be >= 0, got {self.max_queued_messages}")
         self.client_config()
 
     def client_config(self, wall_clock_offset: float = 0.0) -> ClientConfig:
