@@ -144,7 +144,8 @@ async def test_a_forgotten_queue_is_said_once(anyio_backend: str,
                 await anyio.sleep(0.2)
                 assert len(events.calls["message"]) < 100
     warnings = [r for r in caplog.records if "max_queued_messages=0" in r.getMessage()]
-    assert len(warnings) == 1 and warnings[0].levelno == logging.WARNING
+    assert len(warnings) == 1
+    assert warnings[0].levelno == logging.WARNING
 
 
 def test_max_queued_messages_is_checked() -> None:
