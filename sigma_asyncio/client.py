@@ -99,8 +99,10 @@ class SigmaSocketClient:
 
     The ``async for`` stream is a queue of at most ``max_queued_messages`` (1000): while it is
     full the client stops reading its socket until the app takes messages (nothing is dropped;
-    the server's ``outgoing_high_water`` decides how long it waits). An app that uses only the
-    ``message`` callback sets ``max_queued_messages=0``.
+    the server's ``outgoing_high_water`` decides how long it waits). Messages are queued once
+    ``async for`` has begun, or while no ``message`` listener is registered: an app that only
+    registers a ``message`` callback queues nothing and never stalls. ``max_queued_messages=0``:
+    no queue at all.
     """
 
     def __init__(self, url_or_options: str | ClientOptions, /, **overrides: Any) -> None:
@@ -126,8 +128,11 @@ class SigmaSocketClient:
         self._messages: asyncio.Queue[Message | None] = asyncio.Queue()
         #: The socket is not being read because the queue is full (back-pressure).
         self._reading_paused = False
-        #: ``async for`` has been used: a full queue is the app's doing, not a forgotten one.
+        #: ``async for`` has begun: every message is queued from then on (before it, only while
+        #: no ``message`` listener is registered, so a callback-only app never fills the queue).
         self._iterated = False
+        #: The "nothing iterates" warning was logged (it is said once).
+        self._warned = False
         #: The last run is over (disconnected or gave up): ``async for`` ends once drained.
         self._ended = False
 
@@ -326,8 +331,8 @@ class SigmaSocketClient:
             self._reading_paused = True
             transport.pause_reading()
             self._core.set_reading_paused(True, self._loop.time())
-            if not self._iterated:
-                self._iterated = True  # said once
+            if not self._iterated and not self._warned:
+                self._warned = True
                 self._logger.log(WARNING,
                     "SigmaSocketClient: %d messages wait for `async for` and nothing iterates: "
                     "reading paused until the app takes them (set max_queued_messages=0 to use "
@@ -335,7 +340,8 @@ class SigmaSocketClient:
 
     def _handle(self, event: object) -> None:
         if isinstance(event, MessageReceived):
-            if self.options.max_queued_messages:
+            if self.options.max_queued_messages and (
+                    self._iterated or not self._emitter.has_listeners("message")):
                 self._messages.put_nowait(Message(data=event.payload, topic=event.topic,
                                                   position=event.position,
                                                   timestamp_ms=event.timestamp_ms))

@@ -108,8 +108,10 @@ class SigmaSocketClient(OwnNursery):
     during a run and ends when the run ends (disconnect or give-up). The buffer behind it holds
     at most ``max_queued_messages`` (1000): while it is full the client stops reading its
     socket until the app takes messages (nothing is dropped; the server's
-    ``outgoing_high_water`` decides how long it waits). An app that uses only the ``message``
-    callback sets ``max_queued_messages=0``. A client belongs to one ``trio.run``.
+    ``outgoing_high_water`` decides how long it waits). Messages are queued once ``async for``
+    has begun, or while no ``message`` listener is registered: an app that only registers a
+    ``message`` callback queues nothing and never stalls. ``max_queued_messages=0``: no queue.
+    A client belongs to one ``trio.run``.
     """
 
     def __init__(self, url_or_options: str | ClientOptions, /, **overrides: Any) -> None:
@@ -134,8 +136,11 @@ class SigmaSocketClient(OwnNursery):
         self._messages_in, self._messages = trio.open_memory_channel[Message](math.inf)
         #: Set when the app took the queue down to half (or the run ended): reading goes on.
         self._room = trio.Event()
-        #: ``async for`` has been used: a full queue is the app's doing, not a forgotten one.
+        #: ``async for`` has begun: every message is queued from then on (before it, only while
+        #: no ``message`` listener is registered, so a callback-only app never fills the queue).
         self._iterated = False
+        #: The "nothing iterates" warning was logged (it is said once).
+        self._warned = False
         self._gave_up = ""
         self._in_core = False
         self._again = False
@@ -377,7 +382,8 @@ class SigmaSocketClient(OwnNursery):
         self._timer.deadline = math.inf if deadline is None else deadline
 
     def _queue_message(self, event: MessageReceived) -> None:
-        if not self.options.max_queued_messages:
+        if not self.options.max_queued_messages or (
+                not self._iterated and self._emitter.has_listeners("message")):
             return
         # Closed: not running, or the iterator was closed; the callbacks still see it.
         with contextlib.suppress(trio.ClosedResourceError, trio.BrokenResourceError):
@@ -487,8 +493,8 @@ class SigmaSocketClient(OwnNursery):
         socket reads until its Welcome)."""
         session.set_reading_paused(True, trio.current_time())
         self._after_core()
-        if not self._iterated:
-            self._iterated = True  # said once
+        if not self._iterated and not self._warned:
+            self._warned = True
             self._logger.log(WARNING,
                 "SigmaSocketClient: %d messages wait for `async for` and nothing iterates: "
                 "reading paused until the app takes them (set max_queued_messages=0 to use "

@@ -126,15 +126,37 @@ async def test_callbacks_only_no_queue(anyio_backend: str, caplog: pytest.LogCap
         == list(range(total))
 
 
+async def test_a_message_callback_alone_never_stalls(anyio_backend: str,
+                                                     caplog: pytest.LogCaptureFixture) -> None:
+    # The original's way: only a `message` callback, the default bound (1,000), never `async
+    # for`. Nothing is queued, so three times the bound arrives without a pause or a warning.
+    total = 3000
+    with anyio.fail_after(30), caplog.at_level(logging.WARNING):
+        async with serving(anyio_backend) as server:
+            client = make_client(anyio_backend, url(server))
+            assert client.options.max_queued_messages == 1000
+            async with client:
+                events = Recorder(client, "subscribed", "message")
+                client.subscribe("room")
+                await events.wait("subscribed")
+                for i in range(total):
+                    server.publish("room", payload(i)[:64])
+                await events.wait("message", total)
+                assert client.queued_messages == 0
+    assert [int.from_bytes(args[0][:4], "big") for args in events.calls["message"]] \
+        == list(range(total))
+    assert not [r for r in caplog.records if "max_queued_messages" in r.getMessage()]
+
+
 async def test_a_forgotten_queue_is_said_once(anyio_backend: str,
                                               caplog: pytest.LogCaptureFixture) -> None:
-    # An app that uses the callback and forgot max_queued_messages=0: the client stops at the
-    # bound and says why, once, at WARNING.
+    # No `message` listener and nothing iterates: messages queue for an `async for` that never
+    # comes; the client stops at the bound and says why, once, at WARNING.
     with anyio.fail_after(20), caplog.at_level(logging.WARNING):
         async with serving(anyio_backend) as server:
             client = make_client(anyio_backend, url(server), max_queued_messages=5)
             async with client:
-                events = Recorder(client, "subscribed", "message")
+                events = Recorder(client, "subscribed")
                 client.subscribe("room")
                 await events.wait("subscribed")
                 for i in range(100):  # 1.6 MB: more than one read
@@ -142,7 +164,7 @@ async def test_a_forgotten_queue_is_said_once(anyio_backend: str,
                 while client.queued_messages < 5:
                     await anyio.sleep(0.01)
                 await anyio.sleep(0.2)
-                assert len(events.calls["message"]) < 100
+                assert client.queued_messages < 100
     warnings = [r for r in caplog.records if "max_queued_messages=0" in r.getMessage()]
     assert len(warnings) == 1
     assert warnings[0].levelno == logging.WARNING
