@@ -742,7 +742,10 @@ function readMetadata(count: number, get: (i: number) => w.KeyValue | null):
   const out: Record<string, string> = {};
   for (let i = 0; i < count; i++) {
     const kv = get(i)!;
-    out[kv.key() ?? ""] = kv.value() ?? "";
+    // An own property whatever the key: `out["__proto__"] = v` would set the prototype
+    // instead (the peer's key lost, and a way to graft a prototype onto our objects).
+    Object.defineProperty(out, kv.key() ?? "", {
+      value: kv.value() ?? "", enumerable: true, writable: true, configurable: true });
   }
   return out;
 }

@@ -41,11 +41,16 @@ export function canonical(value: unknown, key = ""): Json {
   if (typeof value === "object") {
     const out: { [k: string]: Json } = {};
     for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
-      out[k === "type" || key === "metadata" ? k : snake(k)] = canonical(v, snake(k));
+      put(out, k === "type" || key === "metadata" ? k : snake(k), canonical(v, snake(k)));
     }
     return out;
   }
   return value as Json;
+}
+
+/** An own property even for the key "__proto__" (an assignment would set the prototype). */
+function put(out: object, key: string, value: unknown): void {
+  Object.defineProperty(out, key, { value, enumerable: true, writable: true, configurable: true });
 }
 
 /** Canonical JSON back into a BodyInit (the inverse of {@link canonical}). */
@@ -61,7 +66,7 @@ export function fromCanonical(value: Json, key = ""): unknown {
   if (typeof value === "object") {
     const out: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(value)) {
-      out[key === "metadata" ? k : camel(k)] = key === "metadata" ? v : fromCanonical(v, k);
+      put(out, key === "metadata" ? k : camel(k), key === "metadata" ? v : fromCanonical(v, k));
     }
     return out;
   }

@@ -62,6 +62,16 @@ describe("round trip", () => {
     });
   }
 
+  test("a metadata key named __proto__ is kept as a key, not taken for the prototype", () => {
+    // Found by tests/test_codec_crosscheck.py: Python kept the key, TypeScript lost it.
+    const metadata = JSON.parse('{"__proto__": "x", "a": "b"}') as Record<string, string>;
+    const got = decode(encode({ type: "Presence", topic: "t", sessionId: "s", metadata }));
+    assert.equal(got.type, "Presence");
+    if (got.type !== "Presence") return;
+    assert.deepEqual(Object.entries(got.metadata), [["__proto__", "x"], ["a", "b"]]);
+    assert.equal(Object.getPrototypeOf(got.metadata), Object.prototype);
+  });
+
   test("the 15 message types are all covered", () => {
     assert.equal(new Set(FULL.map((b) => b.type)).size, 15);
     assert.equal(new Set(MINIMAL.map(([b]) => b.type)).size, 15);
