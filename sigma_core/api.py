@@ -48,6 +48,7 @@ from .hub import (
     ClientDisconnected,
     ClientErrorReceived,
     ClientMessage,
+    ClusterPresence,
     ConnectionRejected,
     HookFailed,
     HubConfig,
@@ -55,6 +56,9 @@ from .hub import (
     PresenceChanged,
     Session,
     SessionExpired,
+    TopicLost,
+    TopicMessage,
+    TopicWatched,
 )
 from .logs import Logger
 from .messages import ClientInfo, PresenceAction, StreamPosition
@@ -357,7 +361,10 @@ def server_callbacks(event: HubEvent) -> list[tuple[str, tuple[Any, ...]]]:
     ``disconnection(client, reason: str)`` (reason names the close code),
     ``session_expired(client)``, ``presence(topic, client, joined: bool)``,
     ``rejected(conn_id, reason)`` for connections refused before they had a session,
-    ``client_error(client, Error)``, and ``error(exception)`` when an app hook raised.
+    ``client_error(client, Error)``, and ``error(exception)`` when an app hook raised. The
+    server-side subscriptions (``watch``): ``topic_message(TopicMessage)``,
+    ``topic_watched(TopicWatched)``, ``topic_lost(TopicLost)``; and
+    ``cluster_presence(ClusterPresence)``, the answer to ``request_presence``.
     """
     if isinstance(event, ClientMessage):
         return [("message", (event.session, event.payload, event.topic))]
@@ -376,6 +383,14 @@ def server_callbacks(event: HubEvent) -> list[tuple[str, tuple[Any, ...]]]:
         return [("client_error", (event.session, event.error))]
     if isinstance(event, HookFailed):
         return [("error", (event.error,))]
+    if isinstance(event, TopicMessage):
+        return [("topic_message", (event,))]
+    if isinstance(event, TopicWatched):
+        return [("topic_watched", (event,))]
+    if isinstance(event, TopicLost):
+        return [("topic_lost", (event,))]
+    if isinstance(event, ClusterPresence):
+        return [("cluster_presence", (event,))]
     return []
 
 

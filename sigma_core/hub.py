@@ -132,6 +132,9 @@ __all__ = [
     "ServerStats",
     "Session",
     "SessionExpired",
+    "TopicLost",
+    "TopicMessage",
+    "TopicWatched",
 ]
 
 BROADCAST_TOPIC = "$all"
@@ -465,6 +468,47 @@ class ClusterPresence(HubEvent):
     topic: str
     members: frozenset[str]
     failed: str = ""
+    #: Session id -> that member's identity (``AuthAccept.identity``; "" when its node stored
+    #: none or its entry is unreadable), for every member.
+    identities: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TopicMessage(HubEvent):
+    """A message of a topic the app watches (:meth:`Hub.watch`), published on *any* node:
+    every node's hub emits the same messages of the topic in the same (position) order, each
+    once — the app's server-side subscription. ``history`` marks the messages the watch began
+    with (the last ``history`` ones published before it)."""
+
+    topic: str
+    position: StreamPosition
+    payload: bytes
+    timestamp_ms: int
+    history: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TopicLost(HubEvent):
+    """Offsets ``lost_from..lost_to`` (``lost_to`` 0: unknown, another epoch) of a watched
+    topic never reached this node and are gone from history (a cluster engine that lost its
+    data, a failover); the watch goes on from ``position``. The app resyncs what it derived
+    from the topic."""
+
+    topic: str
+    lost_from: int
+    lost_to: int
+    position: StreamPosition
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TopicWatched(HubEvent):
+    """A :meth:`Hub.watch` is in place: its history (if any was asked) came before this event,
+    live messages follow it; ``position`` is where history ended. With ``failed`` (the cluster
+    engine could not answer) the watch was not set up: call ``watch`` again later."""
+
+    topic: str
+    position: StreamPosition
+    failed: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -669,6 +713,27 @@ class _Tracker:
         self.filling = False
 
 
+class _Watch:
+    """A topic the app watches (Hub.watch): live messages wait in ``held`` while its history
+    is being read, so the app gets history first, then live, in position order."""
+
+    __slots__ = ("held", "ready")
+
+    def __init__(self) -> None:
+        self.ready = False
+        self.held: list[HubEvent] = []
+
+
+def _identity(info: bytes) -> str:
+    """The identity in a presence member's info (see _presence_info); "" if unreadable."""
+    try:
+        doc = json.loads(info)
+    except (ValueError, UnicodeDecodeError):
+        return ""
+    identity = doc.get("identity") if isinstance(doc, dict) else None
+    return identity if isinstance(identity, str) else ""
+
+
 class Hub:
     """All server state of one process. See the module docstring for the call protocol."""
 
@@ -695,6 +760,8 @@ class Hub:
         self._engine_up = True
         self._engine_down_reason = ""
         self._trackers: dict[str, _Tracker] = {}
+        #: Topics the app watches (server-side subscriptions: TopicMessage events).
+        self._watches: dict[str, _Watch] = {}
         self._max_replay = self.config.history.max_count or 100_000
         self._engine_failures = 0
         self._engine_refusals = 0
@@ -1081,6 +1148,160 @@ class Hub:
         if self._external is not None:
             self._save(session, now)
 
+    def watch(self, topic: str, now: float, *, history: int = 0) -> None:
+        """Subscribe the app itself to ``topic`` (a server-side subscription): from now on
+        every message published to it — on this node or, with a cluster engine, on any node —
+        comes as a :class:`TopicMessage` event, in position order, each once, the same
+        sequence on every node. The last ``history`` messages published before (as many as
+        history still holds) come first, marked ``history``; then :class:`TopicWatched`; then
+        live messages. A range that cannot be delivered (gone from history) is reported with
+        :class:`TopicLost`. The topic stays received by this node (and its history kept)
+        while watched, subscribers or not. Watching a watched topic does nothing.
+
+        Raises:
+            LocalProtocolError: ``topic`` is empty, too long or reserved (starts with ``$``),
+                or ``history`` is negative.
+        """
+        self._check_topic(topic)
+        if topic.startswith(_RESERVED_PREFIX):
+            raise LocalProtocolError(f"{topic!r} is reserved: watch a topic of your own")
+        if history < 0:
+            raise LocalProtocolError(f"history must be >= 0, got {history}")
+        if topic in self._watches:
+            return
+        watch = self._watches[topic] = _Watch()
+        if self._external is None:
+            head = self._engine.head(topic)
+            start = StreamPosition(head.epoch, max(0, head.offset - history))
+            while start.offset < head.offset:
+                got = self._engine.read_after(topic, start, now)
+                if isinstance(got, ReplayGap):
+                    if not got.lost_to:
+                        break
+                    start = StreamPosition(head.epoch, got.lost_to)
+                    continue
+                for entry in got:
+                    self._watched(topic, watch, entry, True)
+                break
+            self._watch_ready(topic, watch, head)
+            return
+        tracker = self._trackers.get(topic)
+        if tracker is not None:
+            self._watch_history(topic, watch, StreamPosition(tracker.epoch, tracker.last),
+                                history, now)
+            return
+
+        def headed(result: EngineResult, at: float) -> None:
+            if self._watches.get(topic) is not watch:
+                return
+            if not isinstance(result, Heads) or not result.heads:
+                reason = result.reason if isinstance(result, EngineFailed) else "bad answer"
+                self._watch_failed(topic, reason, at)
+                return
+            head = result.heads[0][1]
+            current = self._trackers.get(topic)
+            if current is None:
+                current = self._receive(topic, head, at)
+            self._watch_history(topic, watch, StreamPosition(current.epoch, current.last),
+                                history, at)
+
+        if not self._ask(lambda rid: ReadHeads(request_id=rid, topics=(topic,)), headed, now):
+            self._watch_failed(topic, str(self._engine_unavailable()), now)
+
+    def unwatch(self, topic: str, now: float) -> None:
+        """Stop watching ``topic`` (no more :class:`TopicMessage` events for it); a topic not
+        watched is ignored."""
+        if self._watches.pop(topic, None) is None or self._members.get(topic):
+            return
+        if self._external is not None:
+            self._stop_receiving(topic, now)
+        else:
+            self._engine.release(topic)
+
+    @property
+    def watched(self) -> frozenset[str]:
+        """The topics the app watches."""
+        return frozenset(self._watches)
+
+    def _watch_history(self, topic: str, watch: _Watch, upto: StreamPosition, history: int,
+                       now: float) -> None:
+        """Read the ``history`` entries up to ``upto`` for a new watch, then make it ready."""
+        ext = self._external
+        assert ext is not None
+        if not history or upto.offset == 0:
+            self._watch_ready(topic, watch, upto)
+            return
+
+        def read(after: StreamPosition, at: float) -> None:
+            def answered(result: EngineResult, t: float) -> None:
+                if self._watches.get(topic) is not watch:
+                    return
+                if not isinstance(result, RangeRead):
+                    reason = result.reason if isinstance(result, EngineFailed) else "bad answer"
+                    self._watch_failed(topic, reason, t)
+                    return
+                if result.gap is not None:
+                    gap = result.gap
+                    if gap.lost_to and gap.lost_to < upto.offset \
+                            and result.head.epoch == upto.epoch:
+                        read(StreamPosition(upto.epoch, gap.lost_to), t)  # history starts later
+                    else:
+                        self._watch_ready(topic, watch, upto)
+                    return
+                last = after.offset
+                for entry in result.entries:
+                    if entry.offset > upto.offset:
+                        break
+                    checked = self._checked_envelope(topic, entry)
+                    if isinstance(checked, str):
+                        self._bad_entries += 1
+                        self._events.append(EngineRecordRejected(
+                            what=f"history entry {topic}@{entry.offset}", reason=checked))
+                    else:
+                        self._watched(topic, watch, _tuple_new(HistoryEntry, (
+                            entry.epoch, entry.offset, entry.time, checked[1], entry.route)),
+                            True)
+                    last = entry.offset
+                if result.entries and last < upto.offset:
+                    read(StreamPosition(upto.epoch, last), t)
+                else:
+                    self._watch_ready(topic, watch, upto)
+
+            if not self._ask(lambda rid: ReadRange(
+                    request_id=rid, topic=topic, after=after, max_count=ext.read_batch_count,
+                    max_bytes=ext.read_batch_bytes), answered, at):
+                self._watch_failed(topic, str(self._engine_unavailable()), at)
+
+        read(StreamPosition(upto.epoch, max(0, upto.offset - history)), now)
+
+    def _watched(self, topic: str, watch: _Watch, entry: HistoryEntry, history: bool) -> None:
+        """Emit (or hold, while the watch's history is read) one message of a watched topic;
+        ``entry.envelope`` holds the position already."""
+        body = codec.decode(entry.envelope)
+        assert type(body) is Data
+        event = TopicMessage(topic=topic, position=StreamPosition(entry.epoch, entry.offset),
+                             payload=bytes(body.payload), timestamp_ms=body.timestamp_ms,
+                             history=history)
+        if watch.ready or history:
+            self._events.append(event)
+        else:
+            watch.held.append(event)
+
+    def _watch_ready(self, topic: str, watch: _Watch, position: StreamPosition) -> None:
+        watch.ready = True
+        self._events.append(TopicWatched(topic=topic, position=position))
+        held, watch.held = watch.held, []
+        self._events.extend(held)
+
+    def _watch_failed(self, topic: str, reason: str, now: float) -> None:
+        watch = self._watches.pop(topic, None)
+        if watch is None:
+            return
+        self._events.append(TopicWatched(topic=topic, position=StreamPosition(0, 0),
+                                         failed=reason))
+        if not self._members.get(topic):
+            self._stop_receiving(topic, now)
+
     def disconnect(self, session_id: str, now: float, *, reason: str = "",
                    end_session: bool = True) -> None:
         """Close a session's connection with close 1000.
@@ -1161,13 +1382,17 @@ class Hub:
         the memory engine the event comes at once with :meth:`presence`. ``$all`` is not
         tracked cluster-wide (it would list every session)."""
         if self._external is None:
-            self._events.append(ClusterPresence(topic=topic, members=self.presence(topic)))
+            members = self.presence(topic)
+            self._events.append(ClusterPresence(
+                topic=topic, members=members,
+                identities={sid: self._sessions[sid].identity for sid in members}))
             return
 
         def answered(result: EngineResult, at: float) -> None:
             if isinstance(result, PresenceMembers):
                 self._events.append(ClusterPresence(
-                    topic=topic, members=frozenset(m for m, _ in result.members)))
+                    topic=topic, members=frozenset(m for m, _ in result.members),
+                    identities={m: _identity(info) for m, info in result.members}))
             else:
                 reason = result.reason if isinstance(result, EngineFailed) else "bad answer"
                 self._events.append(ClusterPresence(topic=topic, members=frozenset(),
@@ -1806,6 +2031,8 @@ class Hub:
             tracker.receiving = False
 
     def _stop_receiving(self, key: str, now: float) -> None:
+        if key in self._watches:
+            return  # the app still watches it
         if self._trackers.pop(key, None) is not None:
             self._tell(lambda rid: StopReceiving(request_id=rid, topic=key), now)
 
@@ -1845,6 +2072,12 @@ class Hub:
                              StreamPosition(entry.epoch, entry.offset), now)
             return
         frame, envelope = checked
+        watches = self._watches
+        if watches:
+            watch = watches.get(key)
+            if watch is not None:
+                self._watched(key, watch, _tuple_new(HistoryEntry, (
+                    entry.epoch, entry.offset, entry.time, envelope, entry.route)), False)
         if key.startswith(_INBOX_KEY):
             session = self._sessions.get(key[len(_INBOX_KEY):])
             if session is not None and session.conn_id is not None:
@@ -1941,6 +2174,14 @@ class Hub:
             targets = [self._sessions[s] for s in self._members.get(key, ())
                        if s in self._sessions]
             wire = key
+        watch = self._watches.get(key)
+        if watch is not None:
+            event = TopicLost(topic=key, lost_from=lost_from, lost_to=lost_to,
+                              position=resume_at)
+            if watch.ready:
+                self._events.append(event)
+            else:
+                watch.held.append(event)
         for session in targets:
             session.subscriptions[wire] = resume_at
             self._failed_recoveries += 1
@@ -2533,10 +2774,16 @@ class Hub:
                         self._check_high_water(rec, now)
         else:
             members = self._members.get(key)
-            if not members and key != BROADCAST_TOPIC:
+            watches = self._watches
+            watch = watches.get(key) if watches else None
+            if not members and key != BROADCAST_TOPIC and watch is None:
                 self._engine.release(key)  # nobody holds it: forgotten once history ages
             if members:
                 self._fan_out(key, members, entry, frame, now)
+            if watch is not None:
+                self._events.append(TopicMessage(
+                    topic=key, position=_tuple_new(StreamPosition, (entry.epoch, entry.offset)),
+                    payload=bytes(payload), timestamp_ms=timestamp_ms))
         metrics = self.metrics
         metrics.publishes[kind] += 1
         metrics.deliveries[kind] += self._messages_sent - sent_before
@@ -2670,7 +2917,7 @@ class Hub:
                 del self._members[topic]
                 if self._external is not None:
                     self._stop_receiving(topic, now)
-                else:
+                elif topic not in self._watches:
                     self._engine.release(topic)
         self._presence(topic, session, PresenceAction.LEAVE, now)
 
