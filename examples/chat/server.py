@@ -268,13 +268,15 @@ def _url(host: str, port: int) -> str:
 
 
 async def serve(config: ChatConfig) -> None:
-    app = ChatApp(history_size=config.history_size, rooms=config.rooms, limits=config.limits)
+    app = ChatApp(history_size=config.history_size, rooms=config.rooms, limits=config.limits,
+                  cluster=bool(config.redis_url))
     ops = build_ops(config)
     server = build_server(config, app, ops)
     if not (config.static_dir / "index.html").is_file():
         print(f"warning: {config.static_dir}/index.html is missing: build the web app "
               f"(bash scripts/chat.sh does)", file=sys.stderr, flush=True)
     await server.start()
+    app.tick()  # watch the rooms' topics now, before the first client
     url = _url(config.host, server.port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
