@@ -474,11 +474,14 @@ export class Chat {
         const join = m.action === "join";
         const sid = str(m.sid);
         const boot = this.epochOf(topic);
+        // A second leave of someone already gone (two nodes both saw a dead node's member
+        // go): nothing to show. Before any list arrived (v 0) every leave counts.
+        const listed = this.sync(room).v === 0 || room.members.some((u) => u.sid === sid);
         this.changeMembers(room, {
           v: offset, sid,
           user: join ? { sid, user: str(m.user), online: m.online !== false } : undefined,
         });
-        if (m.quiet !== true) {  // quiet: put back after a server restart, no notice
+        if (m.quiet !== true && (join || listed)) {  // quiet: put back after a restart
           const who = str(m.sid) === s.sid ? "You" : str(m.user);
           this.insert(room, {
             kind: "notice", key: `${boot}:${offset}`, room: room.name,
