@@ -379,6 +379,23 @@ class SigmaASGIApp:
         self._after_core()
 
     @_on_loop
+    def watch(self, topic: str, history: int = 0) -> None:
+        """The app's own subscription to ``topic``; see ``SigmaSocketServer.watch``."""
+        self._require_hub().watch(topic, self._now(), history=history)
+        self._after_core()
+
+    @_on_loop
+    def unwatch(self, topic: str) -> None:
+        self._require_hub().unwatch(topic, self._now())
+        self._after_core()
+
+    @_on_loop
+    def request_presence(self, topic: str) -> None:
+        """``topic``'s subscribers (``cluster_presence`` event); see ``SigmaSocketServer``."""
+        self._require_hub().request_presence(topic, self._now())
+        self._after_core()
+
+    @_on_loop
     def disconnect_client(self, client: ClientRef, reason: str = "", *,
                           end_session: bool = True) -> None:
         """Close a client's connection (close 1000); see ``SigmaSocketServer``."""

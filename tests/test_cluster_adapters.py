@@ -129,7 +129,8 @@ async def test_the_app_watches_a_topic_both_servers_publish_to(anyio_backend: st
             a.request_presence("room")
             while not answers:
                 await anyio.sleep(0.01)
-            assert answers[0].topic == "room" and not answers[0].failed
+            assert answers[0].topic == "room"
+            assert not answers[0].failed
             a.unwatch("room")
             b.publish("room", b"unheard by a")
             while len(heard["b"]) < 6:

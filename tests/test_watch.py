@@ -3,6 +3,8 @@ node, in the same order on every node; and cluster presence answers with identit
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 import pytest
 
 from sigma_core.entropy import SeededEntropy
@@ -15,10 +17,10 @@ from sigma_core.hub import (
     TopicMessage,
     TopicWatched,
 )
-from sigma_core.testing import ClusterSimulation, client_config
+from sigma_core.testing import ClusterSimulation, SimClient, Simulation, client_config
 
 
-def _messages(events: list[object], topic: str = "room") -> list[tuple[int, bytes, bool]]:
+def _messages(events: Sequence[object], topic: str = "room") -> list[tuple[int, bytes, bool]]:
     return [(e.position.offset, e.payload, e.history) for e in events
             if isinstance(e, TopicMessage) and e.topic == topic]
 
@@ -55,10 +57,24 @@ def test_watch_refuses_reserved_topics_and_negative_history() -> None:
 
 
 def test_single_node_cluster_presence_names_identities() -> None:
-    hub = Hub(HubConfig(), entropy=SeededEntropy(1), now=0.0)
-    hub.request_presence("room", 0.0)
-    (answer,) = [e for e in hub.events_received() if isinstance(e, ClusterPresence)]
-    assert answer.members == frozenset() and dict(answer.identities) == {}
+    sim = Simulation(HubConfig(), seed=2)
+    client = sim.add_client(client_config())
+    sim.run_until(lambda: client.connected)
+    client.subscribe("room")
+    sim.run(0.1)
+    sim.hub.request_presence("room", sim.now)
+    sim.run(0.01)
+    (answer,) = [e for e in sim.hub_events if isinstance(e, ClusterPresence)]
+    sid = client.session.session_id
+    assert answer.members == frozenset({sid})
+    session = sim.hub.get_session(sid)
+    assert session is not None
+    assert dict(answer.identities) == {sid: session.identity}
+    assert not answer.failed
+
+
+def connected_check(client: SimClient) -> Callable[[], bool]:
+    return lambda: client.connected
 
 
 def _node_events(sim: ClusterSimulation, node: str) -> list[object]:
@@ -152,7 +168,7 @@ def test_cluster_presence_lists_members_of_every_node_with_identities() -> None:
         client = sim.add_client(client_config(), connect=False)
         sim.pin(client, node)
         client.connect()
-        sim.run_until(lambda c=client: c.connected)
+        sim.run_until(connected_check(client))
         client.subscribe("room")
         clients.append(client)
     sim.run(0.3)
