@@ -39,8 +39,13 @@ def options(redis_url: str, node_id: str, port: int) -> dict[str, Any]:
     defaults = os.environ.get("SIGMA_NODE_DEFAULTS") == "1"
     engine = RedisEngine(RedisEngineConfig(url=redis_url, history=limits,
                                            health_interval=0.5 if defaults else 0.1))
-    external = ExternalEngineConfig(node_id=node_id) if defaults else ExternalEngineConfig(
-        node_id=node_id, heads_interval=0.5, presence_ttl=5.0)
+    # SIGMA_NODE_HEADS_FIXED=1: the heads check every heads_interval, never stretched (the
+    # behaviour before the adaptive interval; bench/cluster_bench.py's "before" scenario).
+    fixed = os.environ.get("SIGMA_NODE_HEADS_FIXED") == "1"
+    external = ExternalEngineConfig(node_id=node_id, **({"heads_interval_max": 1.0}
+                                                        if fixed else {})) \
+        if defaults else ExternalEngineConfig(node_id=node_id, heads_interval=0.5,
+                                              heads_interval_max=2.0, presence_ttl=5.0)
     return {**common, "engine": engine, "ready": engine, "engine_config": external}
 
 

@@ -762,6 +762,9 @@ class Hub:
         self._trackers: dict[str, _Tracker] = {}
         #: Topics the app watches (server-side subscriptions: TopicMessage events).
         self._watches: dict[str, _Watch] = {}
+        #: The adaptive heads check: the current interval and when the next check is due.
+        self._heads_wait = 0.0
+        self._heads_due = math.inf
         self._max_replay = self.config.history.max_count or 100_000
         self._engine_failures = 0
         self._engine_refusals = 0
@@ -804,7 +807,9 @@ class Hub:
         if self._next_trim:
             self._push_timer(self._next_trim, "trim", None)
         if self._external is not None:
-            self._push_timer(now + self._external.heads_interval, "heads", None)
+            self._heads_wait = self._external.heads_interval
+            self._heads_due = now + self._heads_wait
+            self._push_timer(self._heads_due, "heads", None)
             self._push_timer(now + self._external.presence_ttl / 3, "presence", None)
         rate = self.config.rate_limit
         self._limits = Limits(
@@ -977,11 +982,12 @@ class Hub:
                     self._refresh_presence(now)
                 self._push_timer(now + ext.presence_ttl / 3, "presence", None)
             elif kind == "heads":
-                ext = self._external
-                assert ext is not None
+                if when != self._heads_due:
+                    continue  # superseded by an earlier check (see _heads_soon)
                 if self._engine_up:
                     self._check_heads(now)
-                self._push_timer(now + ext.heads_interval, "heads", None)
+                self._heads_due = now + self._heads_wait
+                self._push_timer(self._heads_due, "heads", None)
             elif kind == "reap":
                 rec = self._conns.get(key)  # type: ignore[call-overload]
                 if rec is not None:  # asked to close close_timeout ago, still not gone
@@ -1966,6 +1972,7 @@ class Hub:
         if up:
             # Catch up at once: whatever was appended while we could not hear it.
             self._check_heads(now)
+            self._heads_soon(now)
 
     @property
     def engine_up(self) -> bool:
@@ -2051,6 +2058,7 @@ class Hub:
             if len(tracker.held) < ext.max_held_per_topic:
                 tracker.held[entry.offset] = entry
             self._fill(key, tracker, now)
+            self._heads_soon(now)  # deliveries are being lost: check the quiet topics too
             return
         self._deliver_tracked(key, tracker, entry, now)
         held = tracker.held
@@ -2191,6 +2199,15 @@ class Hub:
                     topic=wire, status=RecoveryStatus.FAILED, position=resume_at,
                     lost_from=lost_from, lost_to=lost_to)), now)
 
+    def _heads_soon(self, now: float) -> None:
+        """Something was or may have been missed: checks at ``heads_interval`` again."""
+        ext = self._external
+        assert ext is not None
+        self._heads_wait = ext.heads_interval
+        if self._heads_due > now + ext.heads_interval:
+            self._heads_due = now + ext.heads_interval
+            self._push_timer(self._heads_due, "heads", None)
+
     def _check_heads(self, now: float) -> None:
         """The periodic position check: a head past what this node delivered means a message
         that never arrived (dropped between nodes); read it from history."""
@@ -2205,14 +2222,24 @@ class Hub:
         def compared(result: EngineResult, at: float) -> None:
             if not isinstance(result, Heads):
                 return
+            behind = False
             for key, head in result.heads:
                 tracker = self._trackers.get(key)
                 if tracker is None:
                     continue
                 if head.epoch not in (tracker.epoch, 0):
+                    behind = True
                     self._topic_lost(key, tracker, tracker.last + 1, 0, head, at)
                 elif head.offset > tracker.last:
+                    # (Also a message on its way when the heads were read: cheap to ask.)
+                    behind = True
                     self._fill(key, tracker, at)
+            if behind:
+                self._heads_soon(at)
+            else:
+                ext = self._external
+                assert ext is not None
+                self._heads_wait = min(self._heads_wait * 2, ext.heads_interval_max)
 
         self._ask(lambda rid: ReadHeads(request_id=rid, topics=keys, create=False), compared,
                   now)
