@@ -20,7 +20,9 @@ way :class:`~sigma_core.client.ClientSession` talks to its socket:
   this node appended itself (the hub drops those it already delivered: it checks continuity).
 * **status in** — ``hub.engine_status(up, reason, now)`` when the driver loses or regains the
   engine (connection down, failover). While down, the hub refuses what needs the engine
-  (resumes, subscribes) with a clear error and keeps serving what it holds.
+  (resumes, subscribes) with a clear error and keeps serving what it holds. A driver also
+  reports ``up`` after its message delivery reconnected (messages appended meanwhile were not
+  delivered): the hub then reads every head at once instead of at its next periodic check.
 
 Results may arrive in any order across topics, but a driver must keep, **per topic**, the order
 in which it received appends, and deliver :class:`Received` messages of one topic in position
