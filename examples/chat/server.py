@@ -34,6 +34,7 @@ from typing import Any
 
 from sigma_asyncio import ServerOptions, SigmaSocketServer, run
 from sigma_core.backplane import HistoryLimits
+from sigma_core.engine import ExternalEngineConfig
 from sigma_ops import Ops
 
 from .app import ChatApp, ChatLimits
@@ -219,12 +220,17 @@ def build_ops(config: ChatConfig) -> Ops:
 def server_options(config: ChatConfig, app: ChatApp) -> ServerOptions:
     """The server's options for ``config``, with ``app``'s hooks."""
     engine = None
+    engine_config = None
     if config.redis_url:
         from sigma_redis import RedisEngine, RedisEngineConfig
 
         engine = RedisEngine(RedisEngineConfig(url=config.redis_url))
+        # The node's name in session records and logs: --node-name, else host and process.
+        engine_config = ExternalEngineConfig(
+            node_id=config.node_name or f"{socket.gethostname()}-{os.getpid()}")
     return ServerOptions(
         engine=engine,
+        engine_config=engine_config,
         host=config.host,
         port=config.port,
         max_connections=config.max_connections,
