@@ -8,9 +8,10 @@ asyncio adapter, the library's default engine intervals), and in this process a 
 load balancer) plus ``--clients`` SigmaSocket clients (asyncio) subscribed to ``room``. The proxy
 sends every connection to node A while A lives, then to node B. A publisher on node B sends a
 numbered message every ``--publish-interval`` (0.5 s: 2,000 deliveries/s to 1,000 clients, so
-the one load-generator process is not the bottleneck) throughout. Node A is SIGKILLed; from that instant (t0) every
-client notices the dead socket, waits its reconnect delay (full jitter: uniform below
-``--reconnect-interval``, the ``ClientOptions`` default 1 s) and resumes its session on B.
+the one load-generator process is not the bottleneck) throughout. Node A is SIGKILLed; from that
+instant (t0) every client notices the dead socket, waits its reconnect delay (full jitter:
+uniform below ``--reconnect-interval``, the ``ClientOptions`` default 1 s) and resumes its
+session on B.
 
 Reported per run, over the clients: **time to resume** (t0 → the client's ``connection``
 status ``connected`` with its session resumed: p50 / p99 / max), the same **after the client's
@@ -41,6 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.cluster_bench import cpu_seconds  # noqa: E402
 from bench.cluster_support import RedisServer, round_robin_proxy, start_node  # noqa: E402
 
 
@@ -59,6 +61,12 @@ class Run:
     published: int = 0
     lost: int = 0
     duplicated: int = 0
+    #: CPU seconds over the resume window (kill → every client back): node B, Redis, and this
+    #: load generator (1,000 clients and the proxy), to see which one was saturated.
+    node_cpu_s: float = 0.0
+    redis_cpu_s: float = 0.0
+    generator_cpu_s: float = 0.0
+    window_s: float = 0.0
     load_average: list[float] = field(default_factory=list)
 
 
@@ -130,11 +138,18 @@ async def one_run(args: argparse.Namespace, directory: Path) -> Run:
             await asyncio.sleep(1.0)
             result.load_average = list(os.getloadavg())
             proxy.nodes = [a, b]
+            assert redis.process is not None
+            cpu0 = (cpu_seconds(b.process.pid), cpu_seconds(redis.process.pid),
+                    time.process_time())
             killed_at[0] = time.perf_counter()
             a.kill()
             deadline = time.perf_counter() + args.deadline
             while any(t is None for t in resumed_at) and time.perf_counter() < deadline:
                 await asyncio.sleep(0.05)
+            result.window_s = time.perf_counter() - killed_at[0]
+            result.node_cpu_s = cpu_seconds(b.process.pid) - cpu0[0]
+            result.redis_cpu_s = cpu_seconds(redis.process.pid) - cpu0[1]
+            result.generator_cpu_s = time.process_time() - cpu0[2]
             await asyncio.sleep(1.0)
             stop.set()
             await task
