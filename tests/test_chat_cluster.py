@@ -89,7 +89,11 @@ class NodeServer:
 class ChatCluster(ClusterSimulation):
     """Two chat nodes: each hub with its own app's hooks; each app hears its own hub only."""
 
-    def __init__(self, *, seed: int = 1, history_size: int = 5) -> None:
+    def __init__(self, *, seed: int = 1, history_size: int = 5,
+                 asleep: tuple[int, ...] = ()) -> None:
+        #: Nodes whose app is not ticked (so not watching its rooms) until woken: a node whose
+        #: chat started late.
+        self.asleep = set(asleep)
         self.apps: list[ChatApp] = []
         self.configs: list[HubConfig] = []
         for _ in range(2):
@@ -121,7 +125,7 @@ class ChatCluster(ClusterSimulation):
 
     def tick(self) -> None:
         for server, app in zip(self.servers, self.apps, strict=True):
-            if self.node(server.index).alive:
+            if self.node(server.index).alive and server.index not in self.asleep:
                 app.tick()
 
     def advance(self, seconds: float) -> None:
@@ -267,4 +271,23 @@ def test_a_member_of_a_dead_node_who_never_returns_is_shown_gone() -> None:
     carol = chat.user("carol", 0)
     chat.join(carol)
     assert set(last_members(carol)) == {"alice", "carol"}
+    assert chat.failures() == []
+
+
+def test_a_node_that_starts_late_knows_the_members_whose_joins_history_no_longer_shows() -> None:
+    chat = ChatCluster(seed=4, history_size=3, asleep=(1,))
+    alice = chat.user("alice", 0)
+    chat.join(alice)
+    for i in range(5):  # alice's join is older than the 3 entries node 1 will read
+        send(alice, f"m{i}", f"alice-msg-{i:03d}")
+    chat.advance(0.5)
+    assert not chat.apps[1].rooms["general"].watched
+    chat.asleep.clear()
+    chat.advance(1.0)
+    room = chat.apps[1].rooms["general"]
+    assert list(room.members.values()) == ["alice"]  # from the cluster's presence
+    assert [m["text"] for m in room.history] == ["m2", "m3", "m4"]
+    bob = chat.user("bob", 1)
+    chat.join(bob)
+    assert set(last_members(bob)) == {"alice", "bob"}
     assert chat.failures() == []

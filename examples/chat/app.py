@@ -200,6 +200,9 @@ class Room:
     joining: set[str] = field(default_factory=set)
     #: Members missing from the cluster's presence at the last check (cluster only).
     missing: set[str] = field(default_factory=set)
+    #: The next presence answer may add members the topic's history did not show (right after
+    #: the watch began or history was lost); later answers only find members who are gone.
+    syncing: bool = False
     recent_ids: OrderedDict[str, None] = field(default_factory=OrderedDict)
     #: Who created it (None for a default room): session id and username.
     creator: tuple[str, str] | None = None
@@ -531,6 +534,7 @@ class ChatApp:
         room.position = event.position
         if self.cluster:
             # Members whose join is older than the history the watch brought.
+            room.syncing = True
             self._require_server().request_presence(room.topic)
 
     def _on_topic_lost(self, event: TopicLost) -> None:
@@ -543,21 +547,24 @@ class ChatApp:
         room.history.clear()
         room.position = event.position
         if self.cluster:
+            room.syncing = True
             self._require_server().request_presence(room.topic)
 
     def _on_cluster_presence(self, event: ClusterPresence) -> None:
-        """Who is in the room on any node: members whose join the mirror never saw are
-        added (a node that started late); a member missing from two answers in a row is
-        published as gone (its node died; nobody else would say so)."""
+        """Who is in the room on any node: right after the watch began, members whose join
+        the mirror never saw are added (a node that started late); a member missing from two
+        answers in a row is published as gone (its node died; nobody else would say so)."""
         name = room_name(event.topic)
         room = self.rooms.get(name) if name is not None else None
         if room is None or event.failed:
             return
-        for sid in event.members - room.members.keys() - room.joining:
-            user = event.identities.get(sid, "")
-            if user:
-                room.members[sid] = user
-                room.online.setdefault(sid, True)
+        if room.syncing:
+            room.syncing = False
+            for sid in event.members - room.members.keys() - room.joining:
+                user = event.identities.get(sid, "")
+                if user:
+                    room.members[sid] = user
+                    room.online.setdefault(sid, True)
         server = self._require_server()
         missing = {sid for sid in room.members
                    if sid not in event.members and server.get_client(sid) is None}
