@@ -153,6 +153,11 @@ class ServerOptions:
     max_sessions_per_peer: int = 1000
     new_sessions_per_peer_per_second: float = 20.0
     max_pending_handshakes: int = 1000
+    #: Reverse proxies (addresses or networks, e.g. ``("127.0.0.1", "10.0.0.0/8")``) whose
+    #: ``X-Forwarded-For`` names the client: behind nginx or a load balancer the per-peer
+    #: limits above then count each client, not the proxy. Empty (the default): the socket's
+    #: address; the header is ignored.
+    trusted_proxies: tuple[str, ...] = ()
     #: Several nodes: the cluster engine's driver (e.g. the Redis engine's), run by the server
     #: in its task group; None keeps everything in this process's memory (the default).
     engine: EngineDriver | None = None
@@ -204,6 +209,7 @@ class ServerOptions:
             max_sessions_per_peer=self.max_sessions_per_peer,
             new_sessions_per_peer_per_second=self.new_sessions_per_peer_per_second,
             max_pending_handshakes=self.max_pending_handshakes,
+            trusted_proxies=tuple(self.trusted_proxies),
             allowed_origins=(tuple(self.allowed_origins)
                              if self.allowed_origins is not None else None),
         )
