@@ -215,6 +215,8 @@ def _render(info: dict[str, Any]) -> str:
             if required:
                 what += " (required)"
             const(f"{prefix}_{_upper(field)}", slot, what)
+            if default not in (None, 0, False):  # a scalar's non-zero default, for its reader
+                const(f"{prefix}_{_upper(field)}_DEFAULT", default)
     for union in info["unions"]:
         out.append(f"\n# union {union}: the body type ids")
         for member, value in sorted(info["enums"][union].items(), key=lambda kv: kv[1]):

@@ -81,7 +81,10 @@ def _read_metadata(t: _Table, field: int, what: str) -> dict[str, str]:
 def _read_hello(t: _Table) -> Hello:
     client = t.child(slot.HELLO_CLIENT, slot.CLIENT_INFO_SLOT_COUNT, "Hello.client")
     return Hello(
-        protocol_version=t.u16(slot.HELLO_PROTOCOL_VERSION, "Hello.protocol_version", default=1),
+        protocol_version=t.u16(
+            slot.HELLO_PROTOCOL_VERSION, "Hello.protocol_version",
+            default=slot.HELLO_PROTOCOL_VERSION_DEFAULT,
+        ),
         session_id=t.string(slot.HELLO_SESSION_ID, "Hello.session_id"),
         resume_token=t.byte_string(slot.HELLO_RESUME_TOKEN, "Hello.resume_token"),
         positions=tuple(

@@ -39,6 +39,7 @@ CLIENT_INFO_METADATA: Final = 3  # [KeyValue]
 # table Hello
 HELLO_SLOT_COUNT: Final = 7
 HELLO_PROTOCOL_VERSION: Final = 0  # ushort = 1
+HELLO_PROTOCOL_VERSION_DEFAULT: Final = 1
 HELLO_SESSION_ID: Final = 1  # string
 HELLO_RESUME_TOKEN: Final = 2  # [ubyte]
 HELLO_POSITIONS: Final = 3  # [TopicPosition]

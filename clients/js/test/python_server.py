@@ -67,7 +67,8 @@ async def main() -> None:
             server.subscribe(client, topic.removeprefix("subscribe:"))
         elif topic == "drop":
             # TODO: no public API aborts one client's connection while keeping its session
-            # (disconnect_client ends the session); reach into the adapter's peers (conn_id -> transport).
+            # (disconnect_client ends the session); reach into the adapter's peers
+            # (conn_id -> transport).
             conn_id = client.conn_id
             transport = server._peers.get(conn_id) if conn_id is not None else None
             if transport is not None:
