@@ -42,7 +42,8 @@ Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 async def scrape(port: int) -> Samples:
     status, headers, body = await http(port, "/metrics")
-    assert status == 200 and headers["content-type"].startswith("text/plain")
+    assert status == 200
+    assert headers["content-type"].startswith("text/plain")
     return {(s.name, tuple(sorted(s.labels.items()))): s.value
             for family in text_string_to_metric_families(body.decode())
             for s in family.samples}
