@@ -85,6 +85,7 @@ def test_dashboard_shows_the_cluster_and_a_dead_node(nodes: tuple[ChatServer, Ch
     # The cluster charts fill from the page's opening, one sample per node-A point.
     expect(dash.locator("#cchart-connections")).to_have_attribute(
         "data-points", re.compile(r"[3-9]|\d\d+"), timeout=10_000)
+    dash.locator("#cluster-charts").scroll_into_view_if_needed()
     screenshot(dash, "dashboard-cluster")
 
     # Node B dies without a goodbye: down within the staleness rule (plus a second of the
