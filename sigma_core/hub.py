@@ -2096,6 +2096,7 @@ class Hub:
             if watch is not None:
                 self._watched(key, watch, _tuple_new(HistoryEntry, (
                     entry.epoch, entry.offset, entry.time, envelope, entry.route)), False)
+        sent_before = self._messages_sent
         if key.startswith(_INBOX_KEY):
             session = self._sessions.get(key[len(_INBOX_KEY):])
             if session is not None and session.conn_id is not None:
@@ -2104,10 +2105,13 @@ class Hub:
                     self._deliver_frame(rec, frame, envelope)
                     if rec.paused:
                         self._check_high_water(rec, now)
+            self.metrics.deliveries[1] += self._messages_sent - sent_before
             return
         members = self._members.get(key)
         if members:
             self._fan_out(key, members, entry, frame, now)
+            self.metrics.deliveries[0 if key == BROADCAST_TOPIC else 2] += \
+                self._messages_sent - sent_before
 
     def _checked_envelope(self, key: str, entry: HistoryEntry) -> tuple[bytes, bytes] | str:
         """``entry``'s envelope as this hub sends it (position filled in), framed; or why it is
@@ -2815,6 +2819,9 @@ class Hub:
         route = None if only is None and not exclude else Route(exclude, only)
         if self._external is not None:
             self._publish_external(key, wire_topic, payload, wall, timestamp_ms, route, now)
+            # (Deliveries are counted when the message comes back: _deliver_tracked.)
+            self.metrics.publishes[0 if key == BROADCAST_TOPIC
+                                   else 1 if wire_topic == INBOX_TOPIC else 2] += 1
             return StreamPosition(0, 0)
 
         def build(epoch: int, offset: int) -> HistoryEntry:

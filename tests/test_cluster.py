@@ -361,3 +361,27 @@ def test_the_driver_reporting_delivery_back_makes_the_hub_check_heads_at_once() 
     sim._pump_node(sim.node(0))
     sim.run(0.1)
     assert alice.payloads("room") == [b"published while deliveries were down"]
+
+
+def test_publishes_and_deliveries_by_kind_are_counted_on_an_external_engine() -> None:
+    """``sigmasockets_publishes_total``/``_deliveries_total`` on cluster nodes: a publish counts
+    on the node that published it, a delivery on the node whose socket got the copy (the
+    message came back through the engine), by topic kind (broadcast, inbox, topic)."""
+    sim = ClusterSimulation(2, seed=3)
+    alice = connected_to(sim, 0)
+    bob = connected_to(sim, 1)
+    carol = connected_to(sim, 1)
+    for client in (alice, bob, carol):
+        client.subscribe("room")
+    sim.run(0.2)
+    a, b = sim.node(0).hub.metrics, sim.node(1).hub.metrics
+    before_a, before_b = list(a.deliveries), list(b.deliveries)
+    sim.node(0).hub.publish("room", b"one", sim.now)
+    sim.node(0).hub.broadcast(b"all", sim.now)
+    sim.node(1).hub.send_to(alice.session.session_id, b"to alice", sim.now)
+    sim.run(0.2)
+    assert alice.payloads("$inbox")[-1:] == [b"to alice"]
+    assert list(a.publishes) == [1, 0, 1]      # broadcast, inbox, topic
+    assert list(b.publishes) == [0, 1, 0]
+    assert [x - y for x, y in zip(a.deliveries, before_a, strict=True)] == [1, 1, 1]
+    assert [x - y for x, y in zip(b.deliveries, before_b, strict=True)] == [2, 0, 2]

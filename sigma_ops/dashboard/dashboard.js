@@ -1475,63 +1475,63 @@ function H(e, t) {
 	if (de.test(e)) throw new r(`${t} cannot be encoded as UTF-8 (lone surrogate)`);
 	return e;
 }
-function U(e, t) {
+function fe(e, t) {
 	if (e instanceof Uint8Array) return e;
 	if (e instanceof ArrayBuffer) return new Uint8Array(e);
 	if (ArrayBuffer.isView(e)) return new Uint8Array(e.buffer, e.byteOffset, e.byteLength);
 	throw new r(`${t} must be a Uint8Array`);
 }
-function W(e, t) {
+function U(e, t) {
 	if (typeof e != "object" || !e || !("epoch" in e) || !("offset" in e)) throw new r(`${t} must be a StreamPosition {epoch, offset}`);
 	let n = e;
 	return [z(n.epoch, `${t}.epoch`), z(n.offset, `${t}.offset`)];
 }
-function fe(e, t, n, i) {
+function pe(e, t, n, i) {
 	if (typeof e != "number" || !Object.values(t).includes(e)) throw new r(`${i}=${String(e)} is not a ${n}`);
 	return e;
 }
-function G(e, t, n) {
+function W(e, t, n) {
 	let r = H(t ?? "", n);
 	return r ? e.createString(r) : 0;
 }
-function K(e, t) {
+function me(e, t) {
 	if (t.length === 0) return 0;
 	e.startVector(4, t.length, 4);
 	for (let n = t.length - 1; n >= 0; n--) e.addOffset(t[n]);
 	return e.endVector();
 }
-function pe(e, t) {
+function he(e, t) {
 	if (e === void 0) return [];
 	if (!Array.isArray(e)) throw new r(`${t} must be an array`);
 	return e;
 }
-function me(e, t, n) {
-	let r = e.createString(H(t.topic, `${n}.topic`)), [i, a] = W(t.position, `${n}.position`);
+function ge(e, t, n) {
+	let r = e.createString(H(t.topic, `${n}.topic`)), [i, a] = U(t.position, `${n}.position`);
 	return _.startTopicPosition(e), _.addPosition(e, g.createStreamPosition(e, i, a)), _.addTopic(e, r), _.endTopicPosition(e);
 }
-function he(e, t, n) {
-	return K(e, pe(t, n).map((t) => me(e, t, n)));
+function _e(e, t, n) {
+	return me(e, he(t, n).map((t) => ge(e, t, n)));
 }
-function ge(e, t, n) {
+function ve(e, t, n) {
 	if (typeof t != "object" || !t) throw new r(`${n} must be a TopicRecovery`);
-	let i = e.createString(H(t.topic, `${n}.topic`)), a = fe(t.status ?? L.Recovered, L, "RecoveryStatus", `${n}.status`), o = t.position == null ? null : W(t.position, `${n}.position`), s = z(t.lostFrom ?? 0n, `${n}.lostFrom`), c = z(t.lostTo ?? 0n, `${n}.lostTo`), l = z(t.replayed ?? 0n, `${n}.replayed`);
+	let i = e.createString(H(t.topic, `${n}.topic`)), a = pe(t.status ?? L.Recovered, L, "RecoveryStatus", `${n}.status`), o = t.position == null ? null : U(t.position, `${n}.position`), s = z(t.lostFrom ?? 0n, `${n}.lostFrom`), c = z(t.lostTo ?? 0n, `${n}.lostTo`), l = z(t.replayed ?? 0n, `${n}.replayed`);
 	return k.startTopicRecovery(e), o !== null && k.addPosition(e, g.createStreamPosition(e, o[0], o[1])), k.addLostFrom(e, s), k.addLostTo(e, c), k.addReplayed(e, l), k.addTopic(e, i), k.addStatus(e, a), k.endTopicRecovery(e);
 }
-function _e(e, t, n) {
+function ye(e, t, n) {
 	if (t === void 0) return 0;
 	if (typeof t != "object" || !t) throw new r(`${n} must be an object of string values`);
 	let i = [];
 	for (let [r, a] of Object.entries(t)) {
-		let t = e.createString(H(r, `${n} key`)), o = G(e, a, `${n}[${JSON.stringify(r)}]`);
+		let t = e.createString(H(r, `${n} key`)), o = W(e, a, `${n}[${JSON.stringify(r)}]`);
 		S.startKeyValue(e), S.addKey(e, t), S.addValue(e, o), i.push(S.endKeyValue(e));
 	}
-	return K(e, i);
+	return me(e, i);
 }
-function ve(e, t) {
-	let n = G(e, t.name, "ClientInfo.name"), r = G(e, t.version, "ClientInfo.version"), i = G(e, t.platform, "ClientInfo.platform"), a = _e(e, t.metadata, "ClientInfo.metadata");
+function be(e, t) {
+	let n = W(e, t.name, "ClientInfo.name"), r = W(e, t.version, "ClientInfo.version"), i = W(e, t.platform, "ClientInfo.platform"), a = ye(e, t.metadata, "ClientInfo.metadata");
 	return C.startClientInfo(e), C.addName(e, n), C.addVersion(e, r), C.addPlatform(e, i), C.addMetadata(e, a), C.endClientInfo(e);
 }
-function ye(e, t) {
+function xe(e, t) {
 	let n = [
 		B(t.maxMessageSize ?? 0, "Limits.maxMessageSize"),
 		B(t.maxUnacked ?? 0, "Limits.maxUnacked"),
@@ -1541,22 +1541,22 @@ function ye(e, t) {
 	];
 	return N.startLimits(e), N.addMaxMessageSize(e, n[0]), N.addMaxUnacked(e, n[1]), N.addMaxTopics(e, n[2]), N.addMaxMessagesPerSecond(e, n[3]), N.addMaxBytesPerSecond(e, n[4]), N.endLimits(e);
 }
-function be(e, t) {
+function Se(e, t) {
 	switch (t.type) {
 		case "Hello": {
-			let n = V(t.protocolVersion ?? 1, "Hello.protocolVersion"), r = G(e, t.sessionId, "Hello.sessionId"), i = U(t.resumeToken ?? /* @__PURE__ */ new Uint8Array(), "Hello.resumeToken"), a = i.length ? e.createByteVector(i) : 0, o = he(e, t.positions, "Hello.positions"), s = z(t.lastAckedSeq ?? 0n, "Hello.lastAckedSeq"), c = G(e, t.authToken, "Hello.authToken"), l = t.client == null ? 0 : ve(e, t.client);
+			let n = V(t.protocolVersion ?? 1, "Hello.protocolVersion"), r = W(e, t.sessionId, "Hello.sessionId"), i = fe(t.resumeToken ?? /* @__PURE__ */ new Uint8Array(), "Hello.resumeToken"), a = i.length ? e.createByteVector(i) : 0, o = _e(e, t.positions, "Hello.positions"), s = z(t.lastAckedSeq ?? 0n, "Hello.lastAckedSeq"), c = W(e, t.authToken, "Hello.authToken"), l = t.client == null ? 0 : be(e, t.client);
 			return w.startHello(e), w.addLastAckedSeq(e, s), w.addSessionId(e, r), w.addResumeToken(e, a), w.addPositions(e, o), w.addAuthToken(e, c), w.addClient(e, l), w.addProtocolVersion(e, n), w.endHello(e);
 		}
 		case "Welcome": {
-			let n = e.createString(H(t.sessionId, "Welcome.sessionId")), r = e.createByteVector(U(t.resumeToken, "Welcome.resumeToken")), i = K(e, pe(t.recovery, "Welcome.recovery").map((t) => ge(e, t, "Welcome.recovery"))), a = t.limits == null ? 0 : ye(e, t.limits), o = G(e, t.freshReason, "Welcome.freshReason"), s = z(t.lastReceivedSeq ?? 0n, "Welcome.lastReceivedSeq"), c = z(t.serverTimeMs ?? 0n, "Welcome.serverTimeMs"), l = B(t.heartbeatIntervalMs ?? 0, "Welcome.heartbeatIntervalMs"), u = B(t.heartbeatTimeoutMs ?? 0, "Welcome.heartbeatTimeoutMs");
+			let n = e.createString(H(t.sessionId, "Welcome.sessionId")), r = e.createByteVector(fe(t.resumeToken, "Welcome.resumeToken")), i = me(e, he(t.recovery, "Welcome.recovery").map((t) => ve(e, t, "Welcome.recovery"))), a = t.limits == null ? 0 : xe(e, t.limits), o = W(e, t.freshReason, "Welcome.freshReason"), s = z(t.lastReceivedSeq ?? 0n, "Welcome.lastReceivedSeq"), c = z(t.serverTimeMs ?? 0n, "Welcome.serverTimeMs"), l = B(t.heartbeatIntervalMs ?? 0, "Welcome.heartbeatIntervalMs"), u = B(t.heartbeatTimeoutMs ?? 0, "Welcome.heartbeatTimeoutMs");
 			return P.startWelcome(e), P.addLastReceivedSeq(e, s), P.addServerTimeMs(e, c), P.addSessionId(e, n), P.addResumeToken(e, r), P.addRecovery(e, i), P.addHeartbeatIntervalMs(e, l), P.addHeartbeatTimeoutMs(e, u), P.addLimits(e, a), P.addFreshReason(e, o), P.addResumed(e, !!t.resumed), P.endWelcome(e);
 		}
 		case "Data": {
-			let n = U(t.payload ?? /* @__PURE__ */ new Uint8Array(), "Data.payload"), r = n.length ? e.createByteVector(n) : 0, i = G(e, t.topic, "Data.topic"), a = t.position == null ? null : W(t.position, "Data.position"), o = z(t.seq ?? 0n, "Data.seq"), s = z(t.timestampMs ?? 0n, "Data.timestampMs");
+			let n = fe(t.payload ?? /* @__PURE__ */ new Uint8Array(), "Data.payload"), r = n.length ? e.createByteVector(n) : 0, i = W(e, t.topic, "Data.topic"), a = t.position == null ? null : U(t.position, "Data.position"), o = z(t.seq ?? 0n, "Data.seq"), s = z(t.timestampMs ?? 0n, "Data.timestampMs");
 			return y.startData(e), a !== null && y.addPosition(e, g.createStreamPosition(e, a[0], a[1])), y.addTimestampMs(e, s), y.addSeq(e, o), y.addPayload(e, r), y.addTopic(e, i), y.endData(e);
 		}
 		case "Ack": {
-			let n = he(e, t.positions, "Ack.positions"), r = z(t.seq ?? 0n, "Ack.seq");
+			let n = _e(e, t.positions, "Ack.positions"), r = z(t.seq ?? 0n, "Ack.seq");
 			return v.startAck(e), v.addSeq(e, r), v.addPositions(e, n), v.endAck(e);
 		}
 		case "Ping": {
@@ -1568,7 +1568,7 @@ function be(e, t) {
 			return E.startPong(e), E.addEchoTimestampMs(e, r), E.addTimestampMs(e, i), E.addId(e, n), E.endPong(e);
 		}
 		case "Subscribe": {
-			let n = e.createString(H(t.topic, "Subscribe.topic")), r = B(t.requestId ?? 0, "Subscribe.requestId"), i = t.position == null ? null : W(t.position, "Subscribe.position");
+			let n = e.createString(H(t.topic, "Subscribe.topic")), r = B(t.requestId ?? 0, "Subscribe.requestId"), i = t.position == null ? null : U(t.position, "Subscribe.position");
 			return O.startSubscribe(e), i !== null && O.addPosition(e, g.createStreamPosition(e, i[0], i[1])), O.addTopic(e, n), O.addRequestId(e, r), O.endSubscribe(e);
 		}
 		case "Unsubscribe": {
@@ -1576,7 +1576,7 @@ function be(e, t) {
 			return j.startUnsubscribe(e), j.addTopic(e, n), j.addRequestId(e, r), j.endUnsubscribe(e);
 		}
 		case "Subscribed": {
-			let n = ge(e, t.recovery, "Subscribed.recovery"), r = B(t.requestId ?? 0, "Subscribed.requestId");
+			let n = ve(e, t.recovery, "Subscribed.recovery"), r = B(t.requestId ?? 0, "Subscribed.requestId");
 			return A.startSubscribed(e), A.addRecovery(e, n), A.addRequestId(e, r), A.endSubscribed(e);
 		}
 		case "Unsubscribed": {
@@ -1584,26 +1584,26 @@ function be(e, t) {
 			return M.startUnsubscribed(e), M.addTopic(e, n), M.addRequestId(e, r), M.endUnsubscribed(e);
 		}
 		case "Presence": {
-			let n = e.createString(H(t.topic, "Presence.topic")), r = e.createString(H(t.sessionId, "Presence.sessionId")), i = _e(e, t.metadata, "Presence.metadata"), a = fe(t.action ?? R.Join, R, "PresenceAction", "Presence.action");
+			let n = e.createString(H(t.topic, "Presence.topic")), r = e.createString(H(t.sessionId, "Presence.sessionId")), i = ye(e, t.metadata, "Presence.metadata"), a = pe(t.action ?? R.Join, R, "PresenceAction", "Presence.action");
 			return D.startPresence(e), D.addTopic(e, n), D.addSessionId(e, r), D.addMetadata(e, i), D.addAction(e, a), D.endPresence(e);
 		}
 		case "Error": {
-			let n = G(e, t.message, "Error.message"), r = G(e, t.details, "Error.details"), i = V(t.code ?? 0, "Error.code"), a = B(t.requestId ?? 0, "Error.requestId");
+			let n = W(e, t.message, "Error.message"), r = W(e, t.details, "Error.details"), i = V(t.code ?? 0, "Error.code"), a = B(t.requestId ?? 0, "Error.requestId");
 			return b.startError(e), b.addMessage(e, n), b.addDetails(e, r), b.addRequestId(e, a), b.addCode(e, i), b.addRetryable(e, !!t.retryable), b.endError(e);
 		}
 		case "Goodbye": {
-			let n = G(e, t.reason, "Goodbye.reason"), r = V(t.code ?? 0, "Goodbye.code"), i = B(t.reconnectAfterMs ?? 0, "Goodbye.reconnectAfterMs");
+			let n = W(e, t.reason, "Goodbye.reason"), r = V(t.code ?? 0, "Goodbye.code"), i = B(t.reconnectAfterMs ?? 0, "Goodbye.reconnectAfterMs");
 			return x.startGoodbye(e), x.addReason(e, n), x.addReconnectAfterMs(e, i), x.addCode(e, r), x.endGoodbye(e);
 		}
 		default: throw new r(`cannot encode a message of type ${String(t.type)}`);
 	}
 }
-function xe(e) {
+function Ce(e) {
 	if (typeof e != "object" || !e || !(e.type in le)) throw new r(`cannot encode ${String(e?.type)}`);
-	let t = new re(e.type === "Data" && e.payload ? e.payload.length + 128 : 256), n = be(t, e);
+	let t = new re(e.type === "Data" && e.payload ? e.payload.length + 128 : 256), n = Se(t, e);
 	return I.startEnvelope(t), I.addBody(t, n), I.addBodyType(t, le[e.type]), I.finishEnvelopeBuffer(t, I.endEnvelope(t)), t.asUint8Array();
 }
-var Se = {
+var we = {
 	u8: 1,
 	u16: 2,
 	u32: 4,
@@ -1613,148 +1613,148 @@ var Se = {
 	bytes: 4,
 	table: 4,
 	tables: 4
-}, q = (e, t, n = {}) => ({
+}, G = (e, t, n = {}) => ({
 	name: e,
 	kind: t,
 	...n
-}), Ce = {
+}), Te = {
 	name: "TopicPosition",
-	fields: [q("topic", "str", { required: !0 }), q("position", "pos", { required: !0 })]
-}, we = {
+	fields: [G("topic", "str", { required: !0 }), G("position", "pos", { required: !0 })]
+}, Ee = {
 	name: "TopicRecovery",
 	fields: [
-		q("topic", "str", { required: !0 }),
-		q("status", "u8"),
-		q("position", "pos"),
-		q("lost_from", "u64"),
-		q("lost_to", "u64"),
-		q("replayed", "u64")
-	]
-}, Te = {
-	name: "KeyValue",
-	fields: [q("key", "str", { required: !0 }), q("value", "str")]
-}, Ee = {
-	name: "ClientInfo",
-	fields: [
-		q("name", "str"),
-		q("version", "str"),
-		q("platform", "str"),
-		q("metadata", "tables", { table: Te })
+		G("topic", "str", { required: !0 }),
+		G("status", "u8"),
+		G("position", "pos"),
+		G("lost_from", "u64"),
+		G("lost_to", "u64"),
+		G("replayed", "u64")
 	]
 }, De = {
+	name: "KeyValue",
+	fields: [G("key", "str", { required: !0 }), G("value", "str")]
+}, Oe = {
+	name: "ClientInfo",
+	fields: [
+		G("name", "str"),
+		G("version", "str"),
+		G("platform", "str"),
+		G("metadata", "tables", { table: De })
+	]
+}, ke = {
 	name: "Limits",
 	fields: [
-		q("max_message_size", "u32"),
-		q("max_unacked", "u32"),
-		q("max_topics", "u32"),
-		q("max_messages_per_second", "u32"),
-		q("max_bytes_per_second", "u32")
+		G("max_message_size", "u32"),
+		G("max_unacked", "u32"),
+		G("max_topics", "u32"),
+		G("max_messages_per_second", "u32"),
+		G("max_bytes_per_second", "u32")
 	]
-}, Oe = {
+}, Ae = {
 	[F.Hello]: {
 		name: "Hello",
 		fields: [
-			q("protocol_version", "u16"),
-			q("session_id", "str"),
-			q("resume_token", "bytes"),
-			q("positions", "tables", { table: Ce }),
-			q("last_acked_seq", "u64"),
-			q("auth_token", "str"),
-			q("client", "table", { table: Ee })
+			G("protocol_version", "u16"),
+			G("session_id", "str"),
+			G("resume_token", "bytes"),
+			G("positions", "tables", { table: Te }),
+			G("last_acked_seq", "u64"),
+			G("auth_token", "str"),
+			G("client", "table", { table: Oe })
 		]
 	},
 	[F.Welcome]: {
 		name: "Welcome",
 		fields: [
-			q("session_id", "str", { required: !0 }),
-			q("resume_token", "bytes", { required: !0 }),
-			q("resumed", "u8"),
-			q("recovery", "tables", { table: we }),
-			q("last_received_seq", "u64"),
-			q("heartbeat_interval_ms", "u32"),
-			q("heartbeat_timeout_ms", "u32"),
-			q("limits", "table", { table: De }),
-			q("server_time_ms", "u64"),
-			q("fresh_reason", "str")
+			G("session_id", "str", { required: !0 }),
+			G("resume_token", "bytes", { required: !0 }),
+			G("resumed", "u8"),
+			G("recovery", "tables", { table: Ee }),
+			G("last_received_seq", "u64"),
+			G("heartbeat_interval_ms", "u32"),
+			G("heartbeat_timeout_ms", "u32"),
+			G("limits", "table", { table: ke }),
+			G("server_time_ms", "u64"),
+			G("fresh_reason", "str")
 		]
 	},
 	[F.Data]: {
 		name: "Data",
 		fields: [
-			q("topic", "str"),
-			q("position", "pos"),
-			q("seq", "u64"),
-			q("timestamp_ms", "u64"),
-			q("payload", "bytes")
+			G("topic", "str"),
+			G("position", "pos"),
+			G("seq", "u64"),
+			G("timestamp_ms", "u64"),
+			G("payload", "bytes")
 		]
 	},
 	[F.Ack]: {
 		name: "Ack",
-		fields: [q("seq", "u64"), q("positions", "tables", { table: Ce })]
+		fields: [G("seq", "u64"), G("positions", "tables", { table: Te })]
 	},
 	[F.Ping]: {
 		name: "Ping",
-		fields: [q("id", "u32"), q("timestamp_ms", "u64")]
+		fields: [G("id", "u32"), G("timestamp_ms", "u64")]
 	},
 	[F.Pong]: {
 		name: "Pong",
 		fields: [
-			q("id", "u32"),
-			q("echo_timestamp_ms", "u64"),
-			q("timestamp_ms", "u64")
+			G("id", "u32"),
+			G("echo_timestamp_ms", "u64"),
+			G("timestamp_ms", "u64")
 		]
 	},
 	[F.Subscribe]: {
 		name: "Subscribe",
 		fields: [
-			q("request_id", "u32"),
-			q("topic", "str", { required: !0 }),
-			q("position", "pos")
+			G("request_id", "u32"),
+			G("topic", "str", { required: !0 }),
+			G("position", "pos")
 		]
 	},
 	[F.Unsubscribe]: {
 		name: "Unsubscribe",
-		fields: [q("request_id", "u32"), q("topic", "str", { required: !0 })]
+		fields: [G("request_id", "u32"), G("topic", "str", { required: !0 })]
 	},
 	[F.Subscribed]: {
 		name: "Subscribed",
-		fields: [q("request_id", "u32"), q("recovery", "table", {
-			table: we,
+		fields: [G("request_id", "u32"), G("recovery", "table", {
+			table: Ee,
 			required: !0
 		})]
 	},
 	[F.Unsubscribed]: {
 		name: "Unsubscribed",
-		fields: [q("request_id", "u32"), q("topic", "str", { required: !0 })]
+		fields: [G("request_id", "u32"), G("topic", "str", { required: !0 })]
 	},
 	[F.Presence]: {
 		name: "Presence",
 		fields: [
-			q("topic", "str", { required: !0 }),
-			q("action", "u8"),
-			q("session_id", "str", { required: !0 }),
-			q("metadata", "tables", { table: Te })
+			G("topic", "str", { required: !0 }),
+			G("action", "u8"),
+			G("session_id", "str", { required: !0 }),
+			G("metadata", "tables", { table: De })
 		]
 	},
 	[F.Error]: {
 		name: "Error",
 		fields: [
-			q("code", "u16"),
-			q("message", "str"),
-			q("details", "str"),
-			q("retryable", "u8"),
-			q("request_id", "u32")
+			G("code", "u16"),
+			G("message", "str"),
+			G("details", "str"),
+			G("retryable", "u8"),
+			G("request_id", "u32")
 		]
 	},
 	[F.Goodbye]: {
 		name: "Goodbye",
 		fields: [
-			q("code", "u16"),
-			q("reason", "str"),
-			q("reconnect_after_ms", "u32")
+			G("code", "u16"),
+			G("reason", "str"),
+			G("reconnect_after_ms", "u32")
 		]
 	}
-}, ke = new TextDecoder("utf-8", { fatal: !0 }), Ae = class {
+}, je = new TextDecoder("utf-8", { fatal: !0 }), Me = class {
 	buf;
 	view;
 	size;
@@ -1799,7 +1799,7 @@ var Se = {
 		if (this.buf[r] !== 0) throw new a(`${t}: string is not NUL-terminated`);
 		this.charge(n + 1, t);
 		try {
-			ke.decode(this.buf.subarray(e + 4, r));
+			je.decode(this.buf.subarray(e + 4, r));
 		} catch {
 			throw new a(`${t}: invalid UTF-8`);
 		}
@@ -1818,7 +1818,7 @@ var Se = {
 				if (n.required) throw new a(`missing required field ${s}`);
 				return;
 			}
-			if (c < 4 || c + Se[n.kind] > r) throw new a(`${s}: field offset ${c} is outside its table`);
+			if (c < 4 || c + we[n.kind] > r) throw new a(`${s}: field offset ${c} is outside its table`);
 			let l = e + c;
 			switch (n.kind) {
 				case "str":
@@ -1839,12 +1839,12 @@ var Se = {
 		});
 	}
 };
-function je(e) {
+function Ne(e) {
 	let t = e.byteLength;
 	if (t < 8) throw new a(`envelope too short (${t} bytes)`);
 	let n = String.fromCharCode(e[4], e[5], e[6], e[7]);
 	if (n !== "SGM1") throw new a(`not a SigmaSockets envelope (file identifier ${JSON.stringify(n)})`);
-	let r = new Ae(e), i = r.u32(0), { inline: s, fields: c } = r.openTable(i, 2, "Envelope"), [l, u] = c, d = 0;
+	let r = new Me(e), i = r.u32(0), { inline: s, fields: c } = r.openTable(i, 2, "Envelope"), [l, u] = c, d = 0;
 	if (l) {
 		if (!(l >= 4 && l < s)) throw new a("Envelope.body_type: field offset is outside its table");
 		d = r.u8(i + l);
@@ -1852,7 +1852,7 @@ function je(e) {
 	if (d === 0) throw new a("envelope has no body");
 	if (!u) throw new a(`envelope of type ${d} has no body`);
 	if (!(u >= 4 && u <= s - 4)) throw new a("Envelope.body: field offset is outside its table");
-	let f = Oe[d];
+	let f = Ae[d];
 	if (f === void 0) throw new o(d);
 	let p = i + u, ee = p + r.u32(p);
 	return r.table(ee, f, f.name), {
@@ -1860,31 +1860,31 @@ function je(e) {
 		spec: f
 	};
 }
-var Me = /* @__PURE__ */ new Uint8Array();
-function J(e) {
+var Pe = /* @__PURE__ */ new Uint8Array();
+function K(e) {
 	return e === null ? null : {
 		epoch: e.epoch(),
 		offset: e.offset()
 	};
 }
-function Ne(e) {
+function Fe(e) {
 	return {
 		topic: e.topic() ?? "",
-		position: J(e.position())
+		position: K(e.position())
 	};
 }
-function Pe(e) {
+function Ie(e) {
 	let t = e.status(), n = t === L.Recovered || t === L.Fresh ? t : L.Failed;
 	return {
 		topic: e.topic() ?? "",
 		status: n,
-		position: J(e.position()),
+		position: K(e.position()),
 		lostFrom: e.lostFrom(),
 		lostTo: e.lostTo(),
 		replayed: e.replayed()
 	};
 }
-function Fe(e, t) {
+function Le(e, t) {
 	let n = {};
 	for (let r = 0; r < e; r++) {
 		let e = t(r);
@@ -1892,15 +1892,15 @@ function Fe(e, t) {
 	}
 	return n;
 }
-function Ie(e) {
+function Re(e) {
 	return e === null ? null : {
 		name: e.name() ?? "",
 		version: e.version() ?? "",
 		platform: e.platform() ?? "",
-		metadata: Fe(e.metadataLength(), (t) => e.metadata(t))
+		metadata: Le(e.metadataLength(), (t) => e.metadata(t))
 	};
 }
-function Le(e) {
+function ze(e) {
 	return e === null ? null : {
 		maxMessageSize: e.maxMessageSize(),
 		maxUnacked: e.maxUnacked(),
@@ -1909,35 +1909,35 @@ function Le(e) {
 		maxBytesPerSecond: e.maxBytesPerSecond()
 	};
 }
-function Re(e, t) {
+function Be(e, t) {
 	switch (e) {
 		case F.Hello: {
 			let e = t.body(new w()), n = [];
-			for (let t = 0; t < e.positionsLength(); t++) n.push(Ne(e.positions(t)));
+			for (let t = 0; t < e.positionsLength(); t++) n.push(Fe(e.positions(t)));
 			return {
 				type: "Hello",
 				protocolVersion: e.protocolVersion(),
 				sessionId: e.sessionId() ?? "",
-				resumeToken: (e.resumeTokenArray() ?? Me).slice(),
+				resumeToken: (e.resumeTokenArray() ?? Pe).slice(),
 				positions: n,
 				lastAckedSeq: e.lastAckedSeq(),
 				authToken: e.authToken() ?? "",
-				client: Ie(e.client())
+				client: Re(e.client())
 			};
 		}
 		case F.Welcome: {
 			let e = t.body(new P()), n = [];
-			for (let t = 0; t < e.recoveryLength(); t++) n.push(Pe(e.recovery(t)));
+			for (let t = 0; t < e.recoveryLength(); t++) n.push(Ie(e.recovery(t)));
 			return {
 				type: "Welcome",
 				sessionId: e.sessionId() ?? "",
-				resumeToken: (e.resumeTokenArray() ?? Me).slice(),
+				resumeToken: (e.resumeTokenArray() ?? Pe).slice(),
 				resumed: e.resumed(),
 				recovery: n,
 				lastReceivedSeq: e.lastReceivedSeq(),
 				heartbeatIntervalMs: e.heartbeatIntervalMs(),
 				heartbeatTimeoutMs: e.heartbeatTimeoutMs(),
-				limits: Le(e.limits()),
+				limits: ze(e.limits()),
 				serverTimeMs: e.serverTimeMs(),
 				freshReason: e.freshReason() ?? ""
 			};
@@ -1947,15 +1947,15 @@ function Re(e, t) {
 			return {
 				type: "Data",
 				topic: e.topic() ?? "",
-				position: J(e.position()),
+				position: K(e.position()),
 				seq: e.seq(),
 				timestampMs: e.timestampMs(),
-				payload: e.payloadArray() ?? Me
+				payload: e.payloadArray() ?? Pe
 			};
 		}
 		case F.Ack: {
 			let e = t.body(new v()), n = [];
-			for (let t = 0; t < e.positionsLength(); t++) n.push(Ne(e.positions(t)));
+			for (let t = 0; t < e.positionsLength(); t++) n.push(Fe(e.positions(t)));
 			return {
 				type: "Ack",
 				seq: e.seq(),
@@ -1985,7 +1985,7 @@ function Re(e, t) {
 				type: "Subscribe",
 				requestId: e.requestId(),
 				topic: e.topic() ?? "",
-				position: J(e.position())
+				position: K(e.position())
 			};
 		}
 		case F.Unsubscribe: {
@@ -2001,7 +2001,7 @@ function Re(e, t) {
 			return {
 				type: "Subscribed",
 				requestId: e.requestId(),
-				recovery: Pe(e.recovery())
+				recovery: Ie(e.recovery())
 			};
 		}
 		case F.Unsubscribed: {
@@ -2020,7 +2020,7 @@ function Re(e, t) {
 				topic: e.topic() ?? "",
 				action: n,
 				sessionId: e.sessionId() ?? "",
-				metadata: Fe(e.metadataLength(), (t) => e.metadata(t))
+				metadata: Le(e.metadataLength(), (t) => e.metadata(t))
 			};
 		}
 		case F.Error: {
@@ -2046,17 +2046,17 @@ function Re(e, t) {
 		default: throw new o(e);
 	}
 }
-function ze(e) {
+function Ve(e) {
 	let t = e instanceof Uint8Array ? e : new Uint8Array(e);
 	try {
-		let { bodyType: e } = je(t), n = new h(t);
-		return Re(e, I.getRootAsEnvelope(n));
+		let { bodyType: e } = Ne(t), n = new h(t);
+		return Be(e, I.getRootAsEnvelope(n));
 	} catch (e) {
 		throw e instanceof a ? e : new a(`malformed envelope (${String(e)})`);
 	}
 }
 // ../../clients/js/src/session.ts
-var Be = "sigma.v1", Ve = {
+var He = "sigma.v1", Ue = {
 	reconnectInterval: 1e3,
 	maxReconnectInterval: 3e4,
 	reconnectMultiplier: 2,
@@ -2072,7 +2072,7 @@ var Be = "sigma.v1", Ve = {
 	wallClockOffset: 0,
 	probeTimeout: 3e3
 };
-function He(e) {
+function We(e) {
 	let t;
 	try {
 		t = new URL(e);
@@ -2083,12 +2083,12 @@ function He(e) {
 	if (!t.hostname) throw TypeError(`URL has no host: ${JSON.stringify(e)}`);
 	return t;
 }
-function Ue(e, t) {
+function Ge(e, t) {
 	let n = Math.min(t - 1, 64);
 	return Math.min(e.maxReconnectInterval, e.reconnectInterval * e.reconnectMultiplier ** n);
 }
-function We(e) {
-	He(e.url);
+function Ke(e) {
+	We(e.url);
 	let t = (t, n, r = !1) => {
 		let i = e[t];
 		if (typeof i != "number" || !Number.isFinite(i) || i < n || r && i === n) throw RangeError(`${t} must be a finite number ${r ? ">" : ">="} ${n}, got ${i}`);
@@ -2099,23 +2099,23 @@ function We(e) {
 	if (!(Number.isInteger(e.maxPending) && e.maxPending >= 1)) throw RangeError("maxPending must be an integer >= 1");
 	if (e.heartbeatInterval && e.heartbeatTimeout <= e.heartbeatInterval) throw RangeError(`heartbeatTimeout must exceed heartbeatInterval (${e.heartbeatTimeout} <= ${e.heartbeatInterval})`);
 }
-var Ge = new TextEncoder(), Ke = /* @__PURE__ */ new Set([
+var qe = new TextEncoder(), Je = /* @__PURE__ */ new Set([
 	"Data",
 	"Ack",
 	"Subscribed",
 	"Unsubscribed",
 	"Presence",
 	"Error"
-]), qe = /* @__PURE__ */ new Set([
+]), Ye = /* @__PURE__ */ new Set([
 	t.AUTH_FAILED,
 	t.UNSUPPORTED_VERSION,
 	t.SESSION_TAKEN_OVER
-]), Je = {
+]), Xe = {
 	[e.BAD_ENVELOPE]: t.BAD_ENVELOPE,
 	[e.UNEXPECTED_MESSAGE]: t.UNEXPECTED_MESSAGE,
 	[e.HELLO_TIMEOUT]: t.UNEXPECTED_MESSAGE,
 	[e.HEARTBEAT_TIMEOUT]: t.HEARTBEAT_TIMEOUT
-}, Ye = class n {
+}, Ze = class n {
 	config;
 	random;
 	_status = "disconnected";
@@ -2148,7 +2148,7 @@ var Ge = new TextEncoder(), Ke = /* @__PURE__ */ new Set([
 	rtt = null;
 	online = !0;
 	constructor(e, t) {
-		We(e), this.config = e, this.random = t, this.maxUnacked = e.maxPending, this.maxMessageSize = e.maxMessageSize, this.checkHelloFits(null);
+		Ke(e), this.config = e, this.random = t, this.maxUnacked = e.maxPending, this.maxMessageSize = e.maxMessageSize, this.checkHelloFits(null);
 	}
 	get status() {
 		return this._status;
@@ -2187,7 +2187,7 @@ var Ge = new TextEncoder(), Ke = /* @__PURE__ */ new Set([
 	send(e, t, n = "") {
 		if (!(e instanceof Uint8Array)) throw new r("send() needs a Uint8Array payload");
 		if (typeof n != "string") throw new r("topic must be a string");
-		if (e.length + Ge.encode(n).length + 128 > this.maxMessageSize) throw new r(`message of ${e.length} bytes is too large: the limit is ${this.maxMessageSize - 128} bytes of payload and topic`);
+		if (e.length + qe.encode(n).length + 128 > this.maxMessageSize) throw new r(`message of ${e.length} bytes is too large: the limit is ${this.maxMessageSize - 128} bytes of payload and topic`);
 		if (this.pending.length >= this.config.maxPending) return null;
 		let i = {
 			seq: this.nextSeq,
@@ -2205,14 +2205,14 @@ var Ge = new TextEncoder(), Ke = /* @__PURE__ */ new Set([
 		if (!this.subscriptions.has(e)) throw new r(`not subscribed to ${JSON.stringify(e)}`);
 		return this.subscriptions.delete(e), this.unsubscribing.add(e), this.request(e, !1);
 	}
-	transportOpened(t, n, r = Be) {
+	transportOpened(t, n, r = He) {
 		let i = this.conn;
 		t === this.attemptId && i !== null && i.state === "opening" && this.wanted && (this.attemptDeadline = Infinity, r === "sigma.v1" ? (i.state = "hello", i.openedAt = i.lastReceived = n, this.sendBody(this.hello())) : (this.out.push({
 			kind: "close",
 			attempt: t,
 			code: e.PROTOCOL_ERROR,
 			reason: "no subprotocol"
-		}), this.conn = null, this.attemptId += 1, this.lost(n, e.ABNORMAL_CLOSURE, `the server did not select the subprotocol ${Be}` + (r ? ` (it chose ${JSON.stringify(r)})` : ""), null, null)));
+		}), this.conn = null, this.attemptId += 1, this.lost(n, e.ABNORMAL_CLOSURE, `the server did not select the subprotocol ${He}` + (r ? ` (it chose ${JSON.stringify(r)})` : ""), null, null)));
 	}
 	transportError(e, t) {
 		e === this.attemptId && this.conn !== null && t && (this.conn.transportError = t);
@@ -2231,7 +2231,7 @@ var Ge = new TextEncoder(), Ke = /* @__PURE__ */ new Set([
 		}
 		let l;
 		try {
-			l = ze(c);
+			l = Ve(c);
 		} catch (e) {
 			if (e instanceof o) {
 				this.unknownMessages += 1;
@@ -2318,7 +2318,7 @@ var Ge = new TextEncoder(), Ke = /* @__PURE__ */ new Set([
 		this.out.push({
 			kind: "send",
 			attempt: this.attemptId,
-			data: xe(e)
+			data: Ce(e)
 		});
 	}
 	get isOpen() {
@@ -2336,7 +2336,7 @@ var Ge = new TextEncoder(), Ke = /* @__PURE__ */ new Set([
 		let n = {
 			epoch: 18446744073709551615n,
 			offset: 18446744073709551615n
-		}, i = xe({
+		}, i = Ce({
 			type: "Hello",
 			sessionId: this.sessionId || "x".repeat(32),
 			resumeToken: this.token.length ? this.token : /* @__PURE__ */ new Uint8Array(64),
@@ -2384,7 +2384,7 @@ var Ge = new TextEncoder(), Ke = /* @__PURE__ */ new Set([
 		let r = this.conn;
 		r !== null && (r.state === "open" && this.sendBody({
 			type: "Goodbye",
-			code: Je[e.code] ?? t.UNKNOWN,
+			code: Xe[e.code] ?? t.UNKNOWN,
 			reason: e.reason
 		}), this.out.push({
 			kind: "close",
@@ -2423,14 +2423,14 @@ var Ge = new TextEncoder(), Ke = /* @__PURE__ */ new Set([
 				return;
 			}
 			this.unexpected(e, t, n);
-		} else Ke.has(t.type) ? this.onBody(t) : this.unexpected(e, t, n);
+		} else Je.has(t.type) ? this.onBody(t) : this.unexpected(e, t, n);
 	}
 	unexpected(t, n, r) {
 		this.fail(new i(`unexpected ${n.type} from the server in state ${t.state === "hello" ? "hello" : "open"}`, e.UNEXPECTED_MESSAGE), r);
 	}
 	onWelcome(e, t) {
 		let n = this.sessionId;
-		if (e.resumed) this.dropAcked(Xe(e.lastReceivedSeq));
+		if (e.resumed) this.dropAcked(Qe(e.lastReceivedSeq));
 		else {
 			let t = this.pending.length;
 			this.pending.forEach((e, t) => {
@@ -2502,7 +2502,7 @@ var Ge = new TextEncoder(), Ke = /* @__PURE__ */ new Set([
 				this.onData(e);
 				break;
 			case "Ack":
-				this.dropAcked(Xe(e.seq)), this.transmit();
+				this.dropAcked(Qe(e.seq)), this.transmit();
 				break;
 			case "Subscribed": {
 				let t = e.recovery;
@@ -2565,7 +2565,7 @@ var Ge = new TextEncoder(), Ke = /* @__PURE__ */ new Set([
 		t && this.pending.splice(0, t), this.lastAckedSeq = Math.max(this.lastAckedSeq, e);
 	}
 	lost(e, n, r, i, a) {
-		let o = a !== null && qe.has(a.code);
+		let o = a !== null && Ye.has(a.code);
 		if (a !== null && a.code === t.NORMAL && this.wanted) {
 			this.out.push({
 				kind: "disconnected",
@@ -2596,7 +2596,7 @@ var Ge = new TextEncoder(), Ke = /* @__PURE__ */ new Set([
 			});
 			return;
 		}
-		let u = this.goodbyeFloor + this.random() * Ue(this.config, this.failures);
+		let u = this.goodbyeFloor + this.random() * Ge(this.config, this.failures);
 		this.reconnectAt = e + u, this.setStatus("reconnecting"), this.out.push({
 			kind: "reconnecting",
 			attempt: this.failures,
@@ -2608,12 +2608,12 @@ var Ge = new TextEncoder(), Ke = /* @__PURE__ */ new Set([
 		this.sessionId = "", this.token = /* @__PURE__ */ new Uint8Array(), this.positions.clear(), this.unsubscribing.clear(), this.latest.clear(), this.pending = [], this.requests.clear(), this.nextSeq = 1, this.sentUpto = 0, this.lastAckedSeq = 0;
 	}
 };
-function Xe(e) {
+function Qe(e) {
 	return e > BigInt(2 ** 53 - 1) ? 2 ** 53 - 1 : Number(e);
 }
 // ../../clients/js/src/client.ts
-var Ze = 1;
-function Qe() {
+var $e = 1;
+function et() {
 	let e = globalThis;
 	if (typeof e.addEventListener != "function" || typeof e.removeEventListener != "function" || typeof e.navigator?.onLine != "boolean") return null;
 	let t = e.addEventListener.bind(e), n = e.removeEventListener.bind(e);
@@ -2624,7 +2624,7 @@ function Qe() {
 		};
 	} };
 }
-function $e() {
+function tt() {
 	let e = globalThis.performance;
 	return e === void 0 ? {
 		now: () => Date.now(),
@@ -2634,7 +2634,7 @@ function $e() {
 		wallClockOffset: Date.now() - e.now()
 	};
 }
-var et = class {
+var nt = class {
 	session;
 	WebSocketCtor;
 	now;
@@ -2651,12 +2651,12 @@ var et = class {
 	stopNetwork = null;
 	constructor(e) {
 		if (typeof e != "object" || !e) throw TypeError("SigmaSocketClient needs an options object with a url");
-		let t = e.now === void 0 ? $e() : {
+		let t = e.now === void 0 ? tt() : {
 			now: e.now,
 			wallClockOffset: 0
 		};
 		this.now = t.now;
-		let n = Ve, r = e.reconnectInterval ?? n.reconnectInterval, i = {
+		let n = Ue, r = e.reconnectInterval ?? n.reconnectInterval, i = {
 			url: e.url,
 			reconnectInterval: r,
 			maxReconnectInterval: Math.max(e.maxReconnectInterval ?? n.maxReconnectInterval, r),
@@ -2673,10 +2673,10 @@ var et = class {
 			wallClockOffset: t.wallClockOffset,
 			probeTimeout: e.probeTimeout ?? n.probeTimeout
 		};
-		this.session = new Ye(i, e.random ?? Math.random), this.WebSocketCtor = e.WebSocket ?? globalThis.WebSocket, this.timers = e.timers ?? {
+		this.session = new Ze(i, e.random ?? Math.random), this.WebSocketCtor = e.WebSocket ?? globalThis.WebSocket, this.timers = e.timers ?? {
 			setTimeout: (e, t) => globalThis.setTimeout(e, t),
 			clearTimeout: (e) => globalThis.clearTimeout(e)
-		}, this.network = e.network === void 0 ? Qe() : e.network;
+		}, this.network = e.network === void 0 ? et() : e.network;
 	}
 	connect() {
 		if (this.session.status === "connected") return Promise.resolve();
@@ -2762,7 +2762,7 @@ var et = class {
 				this.openSocket(e.attempt, e.url);
 				break;
 			case "send":
-				e.attempt === this.socketAttempt && this.socket?.readyState === Ze && this.socket.send(e.data);
+				e.attempt === this.socketAttempt && this.socket?.readyState === $e && this.socket.send(e.data);
 				break;
 			case "close":
 				e.attempt === this.socketAttempt && this.closeSocket(e.code, e.reason);
@@ -2814,7 +2814,7 @@ var et = class {
 			case "unsubscribed":
 				this.emit("unsubscribed", e.topic);
 				break;
-			case "presence": this.emit("presence", tt(e.presence));
+			case "presence": this.emit("presence", rt(e.presence));
 		}
 	}
 	settle(e) {
@@ -2826,7 +2826,7 @@ var et = class {
 		this.dropSocket(), this.socketAttempt = e;
 		let n;
 		try {
-			n = new this.WebSocketCtor(t, [Be]), n.binaryType = "arraybuffer";
+			n = new this.WebSocketCtor(t, [He]), n.binaryType = "arraybuffer";
 		} catch (t) {
 			let n = this.session;
 			n.transportError(e, t instanceof Error ? t.message : String(t)), n.transportClosed(e, 1006, "", this.now());
@@ -2868,7 +2868,7 @@ var et = class {
 		this.timer = this.timerAt = null, this.session.handleTimer(Math.max(this.now(), e)), this.pump();
 	}
 };
-function tt(e) {
+function rt(e) {
 	return {
 		topic: e.topic,
 		action: e.action === 0 ? "join" : "leave",
@@ -2876,72 +2876,144 @@ function tt(e) {
 		metadata: e.metadata
 	};
 }
-// src/main.ts
-var nt = "sigma-ops.stats", rt = "sigmasockets-dashboard", it = "sigma-dashboard-token", at = [
+// src/cluster.ts
+var it = [
+	"connections",
+	"clients",
+	"sessions",
+	"viewers",
+	"messages_in_per_s",
+	"messages_out_per_s",
+	"deliveries_per_s",
+	"resumes",
+	"failed_resumes",
+	"failed_recoveries",
+	"lost_messages",
+	"slow_consumers",
+	"rate_limited"
+], at = class {
+	staleAfterMs;
+	keep;
+	nodes = /* @__PURE__ */ new Map();
+	samples = [];
+	constructor(e, t = 300) {
+		if (this.staleAfterMs = e, this.keep = t, !(e > 0)) throw Error(`staleAfterMs must be > 0, not ${e}`);
+	}
+	observe(e, t) {
+		let n = e.id ?? e.node, r = this.nodes.get(n);
+		r && r.last.t > e.t || this.nodes.set(n, {
+			last: e,
+			arrived: t
+		});
+	}
+	rows(e) {
+		let t = /* @__PURE__ */ new Map();
+		for (let { last: e } of this.nodes.values()) t.set(e.node, (t.get(e.node) ?? 0) + 1);
+		let n = [];
+		for (let [r, { last: i, arrived: a }] of this.nodes) {
+			let o = e - a, s = o > this.staleAfterMs ? "down" : i.draining ? "draining" : "up", c = (t.get(i.node) ?? 0) > 1 || !i.node ? `${i.node || "node"} (${r})` : i.node;
+			n.push({
+				key: r,
+				name: c,
+				state: s,
+				last: i,
+				ageMs: o
+			});
+		}
+		return n.sort((e, t) => e.name < t.name ? -1 : +(e.name > t.name));
+	}
+	totals(e, t = e) {
+		let n = {
+			t,
+			nodes_up: 0,
+			nodes_down: 0,
+			rtt_ms: null,
+			rtt_p95_ms: null
+		};
+		for (let e of it) n[e] = 0;
+		let r = 0, i = 0;
+		for (let t of this.rows(e)) {
+			if (t.state === "down") {
+				n.nodes_down += 1;
+				continue;
+			}
+			n.nodes_up += 1;
+			for (let e of it) n[e] += Number(t.last[e]) || 0;
+			let e = t.last;
+			(e.rtt_ms > 0 || e.rtt_p95_ms !== null) && (r += e.rtt_ms, i += 1), e.rtt_p95_ms !== null && (n.rtt_p95_ms = Math.max(n.rtt_p95_ms ?? 0, e.rtt_p95_ms));
+		}
+		for (let e of it) n[e] = Math.round(n[e] * 100) / 100;
+		return n.rtt_ms = i ? Math.round(r / i * 1e3) / 1e3 : null, n;
+	}
+	sample(e, t = e) {
+		let n = this.totals(e, t);
+		return this.samples.push(n), this.samples.length > this.keep && this.samples.splice(0, this.samples.length - this.keep), n;
+	}
+}, ot = "sigma-ops.nodes", st = "sigmasockets-dashboard", ct = "sigma-dashboard-token", lt = [
 	[
 		"connections",
 		"Connections",
-		(e) => Y(e.connections),
+		(e) => q(e.connections),
 		!1
 	],
 	[
 		"clients",
 		"Clients",
-		(e) => Y(e.clients),
+		(e) => q(e.clients),
 		!1
 	],
 	[
 		"sessions",
 		"Sessions",
-		(e) => Y(e.sessions),
+		(e) => q(e.sessions),
 		!1
 	],
 	[
 		"viewers",
 		"Dashboard viewers",
-		(e) => Y(e.viewers ?? 0),
+		(e) => q(e.viewers ?? 0),
 		!1
 	],
 	[
 		"messages_in_per_s",
 		"Messages in/s",
-		(e) => Y(e.messages_in_per_s),
+		(e) => q(e.messages_in_per_s),
 		!1
 	],
 	[
 		"deliveries_per_s",
 		"Deliveries/s",
-		(e) => Y(e.deliveries_per_s),
+		(e) => q(e.deliveries_per_s),
 		!1
 	],
 	[
 		"resumes",
 		"Resumes",
-		(e) => Y(e.resumes),
+		(e) => q(e.resumes),
 		!1
 	],
 	[
 		"failed_resumes",
 		"Failed resumes",
-		(e) => Y(e.failed_resumes),
+		(e) => q(e.failed_resumes),
 		!0
 	],
 	[
 		"lost_messages",
 		"Lost messages",
-		(e) => Y(e.lost_messages),
+		(e) => q(e.lost_messages),
 		!0
 	],
 	[
 		"slow_consumers",
 		"Slow consumers",
-		(e) => Y(e.slow_consumers),
+		(e) => q(e.slow_consumers),
 		!0
 	],
 	[
 		"rate_limited",
 		"Rate limited",
-		(e) => Y(e.rate_limited),
+		(e) => q(e.rate_limited),
 		!0
 	],
 	[
@@ -2950,74 +3022,199 @@ var nt = "sigma-ops.stats", rt = "sigmasockets-dashboard", it = "sigma-dashboard
 		(e) => e.rtt_ms === 0 && e.rtt_p95_ms === null ? "no pong yet" : `${e.rtt_ms.toFixed(1)} ms` + (e.rtt_p95_ms === null ? "" : ` (p95 ≤ ${e.rtt_p95_ms} ms)`),
 		!1
 	]
-], ot = [
+], ut = [
 	["connections", "Connections"],
 	["messages_in_per_s", "Messages in / s"],
 	["deliveries_per_s", "Deliveries / s"],
 	["rtt_ms", "Heartbeat RTT (ms)"]
+], dt = [
+	[
+		"nodes_up",
+		"Nodes up",
+		(e) => q(e.nodes_up),
+		!1
+	],
+	[
+		"nodes_down",
+		"Nodes down",
+		(e) => q(e.nodes_down),
+		!0
+	],
+	[
+		"connections",
+		"Connections",
+		(e) => q(e.connections),
+		!1
+	],
+	[
+		"clients",
+		"Clients",
+		(e) => q(e.clients),
+		!1
+	],
+	[
+		"sessions",
+		"Sessions",
+		(e) => q(e.sessions),
+		!1
+	],
+	[
+		"messages_in_per_s",
+		"Messages in/s",
+		(e) => q(e.messages_in_per_s),
+		!1
+	],
+	[
+		"deliveries_per_s",
+		"Deliveries/s",
+		(e) => q(e.deliveries_per_s),
+		!1
+	],
+	[
+		"resumes",
+		"Resumes",
+		(e) => q(e.resumes),
+		!1
+	],
+	[
+		"failed_resumes",
+		"Failed resumes",
+		(e) => q(e.failed_resumes),
+		!0
+	],
+	[
+		"lost_messages",
+		"Lost messages",
+		(e) => q(e.lost_messages),
+		!0
+	],
+	[
+		"slow_consumers",
+		"Slow consumers",
+		(e) => q(e.slow_consumers),
+		!0
+	],
+	[
+		"rtt_ms",
+		"Heartbeat RTT",
+		(e) => e.rtt_ms === null ? "no pong yet" : `${e.rtt_ms.toFixed(1)} ms` + (e.rtt_p95_ms === null ? "" : ` (worst p95 ≤ ${e.rtt_p95_ms} ms)`),
+		!1
+	]
+], ft = [
+	["connections", "Cluster connections"],
+	["messages_in_per_s", "Cluster messages in / s"],
+	["deliveries_per_s", "Cluster deliveries / s"],
+	["nodes_up", "Nodes up"]
+], pt = [
+	["Node", (e) => e.name],
+	["State", (e) => e.state],
+	["Connections", (e) => q(e.last.connections)],
+	["Clients", (e) => q(e.last.clients)],
+	["Sessions", (e) => q(e.last.sessions)],
+	["Msg in/s", (e) => q(e.last.messages_in_per_s)],
+	["Deliveries/s", (e) => q(e.last.deliveries_per_s)],
+	["Resumes", (e) => q(e.last.resumes)],
+	["Lost", (e) => q(e.last.lost_messages)],
+	["Slow", (e) => q(e.last.slow_consumers)],
+	["RTT ms", (e) => e.last.rtt_ms === 0 && e.last.rtt_p95_ms === null ? "–" : e.last.rtt_ms.toFixed(1)],
+	["Last point", (e) => `${Math.max(0, Math.round(e.ageMs / 1e3))} s ago`]
 ];
-function Y(e) {
+function q(e) {
 	return Number.isInteger(e) ? e.toLocaleString("en") : e.toFixed(1);
 }
-function X(e) {
+function J(e) {
 	let t = document.getElementById(e);
 	if (!t) throw Error(`#${e} missing`);
 	return t;
 }
-var st = "http://www.w3.org/2000/svg", Z = [], Q = 300;
-function ct() {
-	let e = X("tiles");
-	for (let [t, n] of at) {
-		let r = document.createElement("div");
-		r.className = "tile", r.id = `tile-${t}`, r.innerHTML = "<div class=\"label\"></div><div class=\"value\">–</div>", r.querySelector(".label").textContent = n, e.append(r);
-	}
-	let t = X("charts");
-	for (let [e, n] of ot) {
-		let r = document.createElement("div");
-		r.className = "chart", r.id = `chart-${e}`;
-		let i = document.createElement("h2");
-		i.textContent = n;
-		let a = document.createElementNS(st, "svg");
-		a.setAttribute("viewBox", "0 0 300 90"), a.setAttribute("preserveAspectRatio", "none"), a.append(document.createElementNS(st, "polyline"));
-		let o = document.createElement("div");
-		o.className = "max", r.append(i, a, o), t.append(r);
+var mt = "http://www.w3.org/2000/svg", Y = [], X = 300, Z = null, Q = new at(5e3);
+function ht(e, t, n) {
+	let r = J(e);
+	for (let [e, i] of n) {
+		let n = document.createElement("div");
+		n.className = "tile", n.id = `${t}-${e}`, n.innerHTML = "<div class=\"label\"></div><div class=\"value\">–</div>", n.querySelector(".label").textContent = i, r.append(n);
 	}
 }
-function lt() {
-	let e = Z[Z.length - 1];
-	if (!e) return;
-	X("node").textContent = e.node ? `· ${e.node}` : "";
-	for (let [t, , n, r] of at) {
-		let i = X(`tile-${t}`);
-		i.querySelector(".value").textContent = n(e), i.classList.toggle("alert", r && Number(e[t]) > 0);
+function gt(e, t, n) {
+	let r = J(e);
+	for (let [e, i] of n) {
+		let n = document.createElement("div");
+		n.className = "chart", n.id = `${t}-${e}`;
+		let a = document.createElement("h2");
+		a.textContent = i;
+		let o = document.createElementNS(mt, "svg");
+		o.setAttribute("viewBox", "0 0 300 90"), o.setAttribute("preserveAspectRatio", "none"), o.append(document.createElementNS(mt, "polyline"));
+		let s = document.createElement("div");
+		s.className = "max", n.append(a, o, s), r.append(n);
 	}
-	let t = e.t, n = Math.max(Z[0].t, t - Q * 1e3);
-	for (let [e] of ot) {
-		let r = X(`chart-${e}`), i = Z.filter((e) => e.t >= n), a = Math.max(1, ...i.map((t) => Number(t[e]))), o = i.map((r) => {
-			let i = (r.t - n) / (t - n || 1) * 300, o = 88 - Number(r[e]) / a * 84;
-			return `${i.toFixed(1)},${o.toFixed(1)}`;
+}
+function _t() {
+	ht("tiles", "tile", lt), gt("charts", "chart", ut), ht("cluster-tiles", "ctile", dt), gt("cluster-charts", "cchart", ft);
+	let e = J("nodes").querySelector("thead tr");
+	for (let [t] of pt) {
+		let n = document.createElement("th");
+		n.textContent = t, e.append(n);
+	}
+}
+function vt(e, t, n) {
+	for (let [r, , i, a] of t) {
+		let t = J(`${e}-${r}`);
+		t.querySelector(".value").textContent = i(n), t.classList.toggle("alert", a && Number(n[r]) > 0);
+	}
+}
+function yt(e, t, n, r) {
+	let i = n[n.length - 1];
+	if (!i) return;
+	let a = i.t, o = Math.max(n[0].t, a - r), s = n.filter((e) => e.t >= o);
+	for (let [n] of t) {
+		let t = J(`${e}-${n}`), r = Math.max(1, ...s.map((e) => Number(e[n]) || 0)), i = s.map((e) => {
+			let t = (e.t - o) / (a - o || 1) * 300, i = 88 - (Number(e[n]) || 0) / r * 84;
+			return `${t.toFixed(1)},${i.toFixed(1)}`;
 		});
-		r.querySelector("polyline").setAttribute("points", o.join(" ")), r.querySelector(".max").textContent = `max ${Y(a)} · ${i.length} points`, r.dataset.points = String(i.length);
+		t.querySelector("polyline").setAttribute("points", i.join(" ")), t.querySelector(".max").textContent = `max ${q(r)} · ${s.length} points`, t.dataset.points = String(s.length);
 	}
-	let r = X("status");
-	e.draining && (r.textContent = "draining", r.dataset.state = "reconnecting");
 }
-function ut(e) {
-	let t = new Set(Z.map((e) => e.t));
-	Z = Z.concat(e.filter((e) => !t.has(e.t))).sort((e, t) => e.t - t.t), Z.length > Q && (Z = Z.slice(Z.length - Q)), lt();
+function bt() {
+	let e = Y[Y.length - 1];
+	if (!e) return;
+	J("node").textContent = e.node ? `· ${e.node}` : "", vt("tile", lt, e), yt("chart", ut, Y, X * 1e3);
+	let t = J("status");
+	e.draining && (t.textContent = "draining", t.dataset.state = "reconnecting");
+}
+function xt() {
+	let e = Date.now(), t = Q.rows(e);
+	if (!t.length) return;
+	let n = Q.totals(e);
+	J("cluster-summary").textContent = `${n.nodes_up} up · ${n.nodes_down} down · a node is down after ${Q.staleAfterMs / 1e3} s without a point`, vt("ctile", dt, n), yt("cchart", ft, Q.samples, X * 1e3), J("nodes").querySelector("tbody").replaceChildren(...t.map((e) => {
+		let t = document.createElement("tr");
+		t.dataset.node = e.name, t.dataset.state = e.state, e.key === Z && (t.className = "local");
+		for (let [, n] of pt) {
+			let r = document.createElement("td");
+			r.textContent = n(e), t.append(r);
+		}
+		return t;
+	}));
+}
+function St(e) {
+	let t = new Set(Y.map((e) => e.t));
+	Y = Y.concat(e.filter((e) => !t.has(e.t))).sort((e, t) => e.t - t.t), Y.length > X && (Y = Y.slice(Y.length - X)), bt();
+}
+function Ct(e) {
+	let t = Date.now();
+	Q.observe(e, t), Z !== null && e.id === Z && (St([e]), Q.sample(t, e.t)), xt();
 }
 function $(e, t = e) {
-	let n = X("status");
+	let n = J("status");
 	n.dataset.state = e, n.textContent = t;
 }
-var dt = null;
-function ft(e) {
-	dt?.disconnect();
-	let t = new et({
+var wt = null;
+function Tt(e) {
+	wt?.disconnect();
+	let t = new nt({
 		url: `${location.protocol === "https:" ? "wss:" : "ws:"}//${location.host}/`,
 		authToken: e,
 		clientInfo: {
-			name: rt,
+			name: st,
 			version: "1",
 			platform: "web",
 			metadata: {}
@@ -3025,24 +3222,24 @@ function ft(e) {
 		maxReconnectAttempts: null,
 		maxReconnectInterval: 1e4
 	});
-	dt = t;
+	wt = t;
 	let n = new TextDecoder();
 	t.on("connection", (e) => {
-		e === "connected" ? ($("live"), X("problem").hidden = !0, t.subscribe(nt)) : e === "reconnecting" && $("reconnecting");
+		e === "connected" ? ($("live"), J("problem").hidden = !0, t.subscribe(ot)) : e === "reconnecting" && $("reconnecting");
 	}), t.on("message", (e, t, r, i) => {
 		let a = JSON.parse(n.decode(e));
-		a.type === "history" && a.points ? (a.interval && (Q = Math.round(300 / a.interval)), ut(a.points)) : a.type === "point" && i === nt && ut([a]);
+		a.type === "history" && a.points ? (a.interval && (X = Math.round(300 / a.interval)), a.id !== Z && (Z = a.id ?? null, Q = new at((a.stale_after ?? 5) * 1e3, X), Y = []), St(a.points)) : a.type === "point" && i === ot && Ct(a);
 	}), t.on("error", (t) => {
 		let n = t.message;
-		if (/token/.test(n)) X("token-form").hidden = !1, X("token-error").textContent = e ? "wrong token" : "", $("error", "token needed");
+		if (/token/.test(n)) J("token-form").hidden = !1, J("token-error").textContent = e ? "wrong token" : "", $("error", "token needed");
 		else {
-			let e = X("problem");
+			let e = J("problem");
 			e.textContent = n, e.hidden = !1, /turned off/.test(n) && $("error", "off");
 		}
 	}), t.connect().catch(() => {});
 }
-ct(), X("token-form").addEventListener("submit", (e) => {
+_t(), setInterval(xt, 1e3), J("token-form").addEventListener("submit", (e) => {
 	e.preventDefault();
-	let t = X("token").value;
-	sessionStorage.setItem(it, t), X("token-form").hidden = !0, ft(t);
-}), ft(sessionStorage.getItem(it) ?? "");
+	let t = J("token").value;
+	sessionStorage.setItem(ct, t), J("token-form").hidden = !0, Tt(t);
+}), Tt(sessionStorage.getItem(ct) ?? "");
