@@ -82,17 +82,21 @@ def engine_report(engine: EngineProbe) -> Callable[[], EngineMetrics]:
 class Ops:
     """Metrics, health and dashboard for one server. ``metrics``/``dashboard`` False turn
     those routes off (404; a dashboard viewer is refused); ``dashboard_token`` protects the
-    dashboard's data stream (the page asks for it)."""
+    dashboard's data stream (the page asks for it); ``dashboard_interval`` is the seconds
+    between the node's points, ``dashboard_stale_after`` the seconds without a point after
+    which the dashboard's cluster view marks a node down (at least 2 x the interval)."""
 
     def __init__(self, *, node: str = "", metrics: bool = True, dashboard: bool = True,
-                 dashboard_token: str = "", dashboard_interval: float = 1.0) -> None:
+                 dashboard_token: str = "", dashboard_interval: float = 1.0,
+                 dashboard_stale_after: float = 5.0) -> None:
         self._server: Any = None
         self._clock: Callable[[], float] | None = None
         self.health = Health(self)
         self.collector = SigmaCollector(self, self._now, node=node)
         self.registry = make_registry(self.collector) if metrics else None
         self.feed = DashboardFeed(self, node=node, interval=dashboard_interval,
-                                  token=dashboard_token, enabled=dashboard)
+                                  token=dashboard_token, enabled=dashboard,
+                                  stale_after=dashboard_stale_after)
         self.dashboard = dashboard
         #: The server's payload serializer (its name), from :meth:`server_options`.
         self._serializer = "raw"

@@ -1,8 +1,15 @@
 """The live dashboard's data: node stats published over SigmaSockets itself.
 
 Once a second (``interval``) :class:`DashboardFeed` samples the hub and publishes a JSON point
-to the topic :data:`STATS_TOPIC`; a viewer that subscribes first gets the points of the last
-minutes (``keep``) in its inbox, so its charts are full at once. The topic is reserved to
+to the topic :data:`STATS_TOPIC` (``sigma-ops.nodes``); a viewer that subscribes first gets
+this node's points of the last minutes (``keep``) in its inbox, so its charts are full at once.
+
+**The cluster view goes through the cluster engine.** Every node publishes its points to the
+same topic, so with a shared engine (Redis) a viewer on any node receives every node's points,
+its own node's included, and the page aggregates them (``src/cluster.ts``: the nodes, their
+totals, and a node marked down when no point of it has arrived for ``stale_after`` seconds,
+by the viewer's own clock). Each point carries the node's name and an ``id`` unique to the
+process, so two nodes with the same name are still two nodes. The topic is reserved to
 viewers: :meth:`DashboardFeed.authorize_subscribe` lets only dashboard sessions subscribe to it
 (and them to nothing else), and :meth:`DashboardFeed.authenticate` admits a viewer only with
 the dashboard token when one is set. Viewers can send nothing that changes the feed: the feed
@@ -10,9 +17,10 @@ only publishes, and nothing a client sends is published to the topic.
 
 ``clients`` and ``sessions`` count every session, the viewers' own included (as the metrics
 do); ``viewers`` says how many of them are dashboards. A point (all counters are totals since
-the node started, rates per second over the last interval)::
+the node started, rates per second over the last interval; ``interval`` is the node's)::
 
-    {"type": "point", "t": 1733550000000, "node": "a", "uptime": 12.0, "draining": false,
+    {"type": "point", "t": 1733550000000, "node": "a", "id": "3f9c0a1b", "interval": 1.0,
+     "uptime": 12.0, "draining": false,
      "connections": 3, "clients": 2, "sessions": 2, "viewers": 1, "messages_in_per_s": 4.0,
      "messages_out_per_s": 9.0, "deliveries_per_s": 9.0, "resumes": 1, "failed_resumes": 0,
      "failed_recoveries": 0, "lost_messages": 0, "slow_consumers": 0, "rate_limited": 0,
@@ -23,11 +31,14 @@ from __future__ import annotations
 
 import hmac
 import json
+import math
 import time
+import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
+from sigma_core.errors import LocalProtocolError
 from sigma_core.hub import AuthAccept, AuthHook, AuthRefuse, AuthRequest, Hub, Session
 from sigma_core.metrics import HistogramSnapshot
 
@@ -35,8 +46,9 @@ from .metrics import HubSource
 
 __all__ = ["DASHBOARD_CLIENT_NAME", "DASHBOARD_SERIALIZERS", "STATS_TOPIC", "DashboardFeed"]
 
-#: The topic the feed publishes to (viewers only).
-STATS_TOPIC = "sigma-ops.stats"
+#: The topic every node's feed publishes its points to (viewers only): cluster-wide with a
+#: shared engine.
+STATS_TOPIC = "sigma-ops.nodes"
 #: The ``client_info.name`` a dashboard viewer presents in its Hello.
 DASHBOARD_CLIENT_NAME = "sigmasockets-dashboard"
 _ROLE_KEY = "sigma_role"
@@ -69,21 +81,29 @@ def _p95_ms(now: HistogramSnapshot, before: HistogramSnapshot | None) -> float |
 
 class DashboardFeed:
     """``token``: when set, a viewer must send it as its auth token. ``enabled`` False refuses
-    viewers (the page shows why) and publishes nothing."""
+    viewers (the page shows why) and publishes nothing. ``stale_after`` (seconds, at least two
+    intervals): the viewers' rule for marking a node down, sent to them with the history."""
 
     def __init__(self, source: _Server, *, node: str = "", interval: float = 1.0,
-                 keep: int = 300, token: str = "", enabled: bool = True) -> None:
-        if not interval > 0:
-            raise ValueError("interval must be > 0")
+                 keep: int = 300, token: str = "", enabled: bool = True,
+                 stale_after: float = 5.0) -> None:
+        if not interval > 0 or not math.isfinite(interval):
+            raise ValueError(f"interval must be a finite number > 0, not {interval!r}")
         if keep < 1:
-            raise ValueError("keep must be >= 1")
+            raise ValueError(f"keep must be >= 1, not {keep!r}")
+        if not stale_after >= 2 * interval or not math.isfinite(stale_after):
+            raise ValueError(f"stale_after must be finite and at least 2 x interval "
+                             f"({2 * interval:g} s), not {stale_after!r}")
         self._server = source
         #: The server's payload serializer: ``raw`` publishes JSON text as bytes; ``json`` and
         #: ``msgpack`` publish the points as values (the server encodes them); any other:
         #: nothing (the page cannot read it, and says so).
         self.serializer = "raw"
         self.node = node
+        #: Unique to this process: tells apart two nodes that share a name.
+        self.node_id = uuid.uuid4().hex[:8]
         self.interval = interval
+        self.stale_after = stale_after
         self.enabled = enabled
         self._token = token.encode()
         self.points: deque[dict[str, Any]] = deque(maxlen=keep)
@@ -130,7 +150,8 @@ class DashboardFeed:
         if joined and topic == STATS_TOPIC and self.is_viewer(session) \
                 and self.serializer in DASHBOARD_SERIALIZERS:
             self._server.send_to_client(session, self._payload(
-                {"type": "history", "node": self.node, "interval": self.interval,
+                {"type": "history", "node": self.node, "id": self.node_id,
+                 "interval": self.interval, "stale_after": self.stale_after,
                  "points": list(self.points)}))
 
     # ---------------------------------------------------------------- sampling
@@ -152,7 +173,8 @@ class DashboardFeed:
             p95 = _p95_ms(rtt, last[4])
         self._last = (now, s.messages_received, s.messages_sent, deliveries, rtt)
         point = {
-            "type": "point", "t": int(wall * 1000), "node": self.node,
+            "type": "point", "t": int(wall * 1000), "node": self.node, "id": self.node_id,
+            "interval": self.interval,
             "uptime": round(s.uptime, 3), "draining": hub.is_draining,
             "connections": hub.connection_count(), "clients": s.connected_clients,
             "sessions": s.sessions, "viewers": len(hub.presence(STATS_TOPIC)),
@@ -168,12 +190,19 @@ class DashboardFeed:
         self.points.append(point)
         return point
 
-    def tick(self, now: float) -> None:
-        """Sample and publish once (nothing before the server started or when disabled)."""
+    def tick(self, now: float) -> bool:
+        """Sample and publish once (nothing before the server started or when disabled).
+        False when the point could not be published (the cluster engine is unavailable: the
+        point is kept for the history all the same, and the next tick tries again)."""
         hub = self._server.hub
         if hub is None or not self.enabled or self.serializer not in DASHBOARD_SERIALIZERS:
-            return
-        self._server.publish(STATS_TOPIC, self._payload(self.sample(hub, now, time.time())))
+            return False
+        point = self._payload(self.sample(hub, now, time.time()))
+        try:
+            self._server.publish(STATS_TOPIC, point)
+        except LocalProtocolError:
+            return False
+        return True
 
     def _payload(self, obj: dict[str, Any]) -> Any:
         return _dumps(obj) if self.serializer == "raw" else obj

@@ -357,3 +357,67 @@ def test_credentials_apply_on_a_cluster_node_fresh_and_resumed() -> None:
     sim.run(7.0)  # past the expiry and the grace, never refreshed: 4010
     closed = [e for e in sim.hub_events if isinstance(e, ClientDisconnected)]
     assert CloseCode.TOKEN_EXPIRED in [e.code for e in closed]
+def test_heads_checks_stretch_while_nothing_is_missed_and_tighten_on_a_hole() -> None:
+    """The periodic heads check (the backstop for a delivery lost without a later message to
+    reveal it) doubles its interval while it finds nothing, up to heads_interval_max (8 s):
+    a quiet node with 1,000 inboxes no longer reads every head every second. A hole brings it
+    back to heads_interval, and a dropped message is still delivered within the longest
+    interval."""
+    sim = ClusterSimulation(2, seed=9)
+    alice = connected_to(sim, 0)
+    alice.subscribe("room")
+    sim.run(0.2)
+    before = sim.engine.executed.get("ReadHeads", 0)
+    sim.run(60.0)
+    checks = sim.engine.executed.get("ReadHeads", 0) - before
+    # Node 0 and node 1 (which receives nothing: no check at all): 1, 2, 4, 8, 8, ... s.
+    assert 6 <= checks <= 10, checks
+    sim.drop_cross_node(1)
+    sim.node(1).hub.publish("room", b"lost on the way", sim.now)
+    sim.run_until(lambda: alice.payloads("room") == [b"lost on the way"], timeout=8.5)
+    # Found by a check: the next ones start from heads_interval again (1, 2, 4 s: three in
+    # the next 7.5 s, where the stretched interval would have made at most one).
+    before = sim.engine.executed.get("ReadHeads", 0)
+    sim.run(7.5)
+    assert sim.engine.executed.get("ReadHeads", 0) - before >= 2
+    assert alice.of_type(RecoveryFailed) == []
+
+
+def test_the_driver_reporting_delivery_back_makes_the_hub_check_heads_at_once() -> None:
+    sim = ClusterSimulation(2, seed=10)
+    alice = connected_to(sim, 0)
+    alice.subscribe("room")
+    sim.run(30.0)  # the interval has stretched to 8 s
+    sim.drop_cross_node(1)
+    sim.node(1).hub.publish("room", b"published while deliveries were down", sim.now)
+    sim.run(0.05)
+    assert alice.payloads("room") == []
+    hub = sim.node(0).hub
+    hub.engine_status(True, "message delivery reconnected", sim.now)  # what sigma_redis says
+    sim._pump_node(sim.node(0))
+    sim.run(0.1)
+    assert alice.payloads("room") == [b"published while deliveries were down"]
+
+
+def test_publishes_and_deliveries_by_kind_are_counted_on_an_external_engine() -> None:
+    """``sigmasockets_publishes_total``/``_deliveries_total`` on cluster nodes: a publish counts
+    on the node that published it, a delivery on the node whose socket got the copy (the
+    message came back through the engine), by topic kind (broadcast, inbox, topic)."""
+    sim = ClusterSimulation(2, seed=3)
+    alice = connected_to(sim, 0)
+    bob = connected_to(sim, 1)
+    carol = connected_to(sim, 1)
+    for client in (alice, bob, carol):
+        client.subscribe("room")
+    sim.run(0.2)
+    a, b = sim.node(0).hub.metrics, sim.node(1).hub.metrics
+    before_a, before_b = list(a.deliveries), list(b.deliveries)
+    sim.node(0).hub.publish("room", b"one", sim.now)
+    sim.node(0).hub.broadcast(b"all", sim.now)
+    sim.node(1).hub.send_to(alice.session.session_id, b"to alice", sim.now)
+    sim.run(0.2)
+    assert alice.payloads("$inbox")[-1:] == [b"to alice"]
+    assert list(a.publishes) == [1, 0, 1]      # broadcast, inbox, topic
+    assert list(b.publishes) == [0, 1, 0]
+    assert [x - y for x, y in zip(a.deliveries, before_a, strict=True)] == [1, 1, 1]
+    assert [x - y for x, y in zip(b.deliveries, before_b, strict=True)] == [2, 0, 2]

@@ -221,8 +221,14 @@ async def test_dashboard_stream_is_for_viewers_only(anyio_backend: str) -> None:
     history = got[0]
     assert history["type"] == "history"
     assert len(history["points"]) >= 3
+    # What the page's cluster view needs: the node's id (unique to the process), its interval
+    # and the staleness rule.
+    assert history["id"] == ops.feed.node_id
+    assert len(ops.feed.node_id) == 8
+    assert (history["interval"], history["stale_after"]) == (0.05, 5.0)
     point = next(m for m in got if m["type"] == "point")
     assert point["node"] == "n1"
+    assert (point["id"], point["interval"]) == (ops.feed.node_id, 0.05)
     assert point["clients"] == 2
     assert point["connections"] >= 2
     for key in ("messages_in_per_s", "deliveries_per_s", "resumes", "lost_messages",
@@ -337,3 +343,14 @@ def test_options_validation() -> None:
         ServerOptions(shutdown_spread=6.0, shutdown_timeout=5.0)
     with pytest.raises(ValueError, match="shutdown_spread"):
         ServerOptions(shutdown_spread=-1.0)
+
+
+def test_dashboard_options_are_checked() -> None:
+    with pytest.raises(ValueError, match="stale_after must be finite and at least 2 x interval"):
+        Ops(dashboard_interval=1.0, dashboard_stale_after=1.5)
+    with pytest.raises(ValueError, match="interval must be a finite number > 0"):
+        Ops(dashboard_interval=0.0)
+    assert Ops(dashboard_interval=2.0, dashboard_stale_after=4.0).feed.stale_after == 4.0
+    assert STATS_TOPIC == "sigma-ops.nodes"
+    # Two feeds (two nodes, possibly of one name) never share an id.
+    assert Ops(node="x").feed.node_id != Ops(node="x").feed.node_id

@@ -125,10 +125,23 @@ async def test_json_both_ways_and_undecodable_messages_are_errors(anyio_backend:
                 [(error,)] = server_log.calls["error"]
                 assert isinstance(error, PayloadDecodeError)
                 assert (error.serializer, error.seq, error.data) == ("json", 1, b"\xff not json")
-                message = await next_message(client)
-                assert message.data == {"echo": {"n": 1}}
+                # (A client with a message listener that never iterates queues nothing: the
+                # decoded value comes through the callback.)
+                data, _offset, _ts, topic = await client_log.wait("message")
+                assert (data, topic) == ({"echo": {"n": 1}}, "$inbox")
                 assert client_log.calls["error"] == []
                 assert client_log.calls["message"][0][0] == {"echo": {"n": 1}}
+
+
+@pytest.mark.anyio
+async def test_async_for_yields_decoded_values(anyio_backend: str) -> None:
+    # No message listener: ``async for`` (next_message) gets Message.data as the value.
+    with anyio.fail_after(DEADLINE):
+        async with serving(anyio_backend, serializer=JSON) as server, \
+                connected_client(anyio_backend, url(server), serializer=JSON) as client:
+            server.broadcast({"n": [1, 2]})
+            message = await next_message(client)
+            assert (message.data, message.topic) == ({"n": [1, 2]}, "$all")
 
 
 @pytest.mark.anyio
@@ -140,8 +153,8 @@ async def test_client_reports_an_undecodable_message_and_keeps_receiving(
             log = Recorder(client, "message", "error")
             server.broadcast(b"\x00garbage")
             server.broadcast({"after": "garbage"})
-            message = await next_message(client)
-            assert message.data == {"after": "garbage"}
+            data, *_ = await log.wait("message")
+            assert data == {"after": "garbage"}
             [(error,)] = log.calls["error"]
             assert isinstance(error, PayloadDecodeError)
             assert (error.topic, error.message_id, error.data) == ("$all", 1, b"\x00garbage")

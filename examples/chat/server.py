@@ -34,6 +34,8 @@ from typing import Any
 
 from sigma_asyncio import ServerOptions, SigmaSocketServer, run
 from sigma_core.backplane import HistoryLimits
+from sigma_core.engine import ExternalEngineConfig
+from sigma_core.proxies import TrustedProxies
 from sigma_core.serializers import JSON
 from sigma_ops import Ops
 
@@ -75,6 +77,8 @@ class ChatConfig:
     #: Redis/Valkey URL of a cluster engine shared with other chat nodes (sigma_redis); "" runs
     #: one process on the in-memory engine.
     redis_url: str = ""
+    #: Reverse proxies whose X-Forwarded-For names the client (ServerOptions.trusted_proxies).
+    trusted_proxies: tuple[str, ...] = ()
 
 
 def _duration(text: str) -> float:
@@ -129,6 +133,15 @@ def _rooms(text: str) -> tuple[str, ...]:
     return rooms
 
 
+def _addresses(text: str) -> tuple[str, ...]:
+    entries = tuple(part.strip() for part in text.split(",") if part.strip())
+    try:
+        TrustedProxies(entries)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return entries
+
+
 def parse_config(argv: Sequence[str] | None = None,
                  env: Mapping[str, str] | None = None) -> ChatConfig:
     """Flags, then ``SIGMASOCKETS_*`` environment variables, then defaults."""
@@ -179,6 +192,9 @@ def parse_config(argv: Sequence[str] | None = None,
          "seconds between /readyz turning 503 on SIGTERM and the drain"),
         ("redis-url", str, d.redis_url,
          "Redis/Valkey URL of the cluster engine shared by several nodes ('': one process)"),
+        ("trusted-proxies", _addresses, "",
+         "comma-separated proxy addresses/networks whose X-Forwarded-For names the client "
+         "(per-address limits then count clients, not the proxy)"),
     ]
     for name, kind, builtin, text in specs:
         var = ENV_PREFIX + name.upper().replace("-", "_")
@@ -216,7 +232,9 @@ def parse_config(argv: Sequence[str] | None = None,
                       dashboard_token=args.dashboard_token, ops_port=args.ops_port,
                       node_name=args.node_name, drain_window=args.drain_window,
                       drain_timeout=args.drain_timeout, ready_delay=args.ready_delay,
-                      redis_url=args.redis_url)
+                      redis_url=args.redis_url,
+                      trusted_proxies=_addresses(args.trusted_proxies)
+                      if isinstance(args.trusted_proxies, str) else args.trusted_proxies)
 
 
 def build_ops(config: ChatConfig) -> Ops:
@@ -228,12 +246,17 @@ def build_ops(config: ChatConfig) -> Ops:
 def server_options(config: ChatConfig, app: ChatApp) -> ServerOptions:
     """The server's options for ``config``, with ``app``'s hooks."""
     engine = None
+    engine_config = None
     if config.redis_url:
         from sigma_redis import RedisEngine, RedisEngineConfig
 
         engine = RedisEngine(RedisEngineConfig(url=config.redis_url))
+        # The node's name in session records and logs: --node-name, else host and process.
+        engine_config = ExternalEngineConfig(
+            node_id=config.node_name or f"{socket.gethostname()}-{os.getpid()}")
     return ServerOptions(
         engine=engine,
+        engine_config=engine_config,
         host=config.host,
         port=config.port,
         max_connections=config.max_connections,
@@ -261,6 +284,7 @@ def server_options(config: ChatConfig, app: ChatApp) -> ServerOptions:
         serializer=JSON,
         shutdown_timeout=config.drain_timeout,
         shutdown_spread=config.drain_window,
+        trusted_proxies=config.trusted_proxies,
     )
 
 
@@ -287,13 +311,15 @@ def _url(host: str, port: int) -> str:
 
 
 async def serve(config: ChatConfig) -> None:
-    app = ChatApp(history_size=config.history_size, rooms=config.rooms, limits=config.limits)
+    app = ChatApp(history_size=config.history_size, rooms=config.rooms, limits=config.limits,
+                  cluster=bool(config.redis_url))
     ops = build_ops(config)
     server = build_server(config, app, ops)
     if not (config.static_dir / "index.html").is_file():
         print(f"warning: {config.static_dir}/index.html is missing: build the web app "
               f"(bash scripts/chat.sh does)", file=sys.stderr, flush=True)
     await server.start()
+    app.tick()  # watch the rooms' topics now, before the first client
     url = _url(config.host, server.port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

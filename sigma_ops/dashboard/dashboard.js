@@ -120,12 +120,12 @@ var se = class extends n {
 	constructor(e, t, n, r, i) {
 		super(`cannot decode message ${i} on ${JSON.stringify(r)} with the ${e} serializer: ${t}`), this.serializer = e, this.data = n, this.topic = r, this.messageId = i, this.name = "PayloadDecodeError";
 	}
-}, m = /* @__PURE__ */ new Int32Array(2), ce = new Float32Array(m.buffer), le = new Float64Array(m.buffer), h = new Uint16Array(new Uint8Array([1, 0]).buffer)[0] === 1, ue;
+}, m = /* @__PURE__ */ new Int32Array(2), ce = new Float32Array(m.buffer), le = new Float64Array(m.buffer), ue = new Uint16Array(new Uint8Array([1, 0]).buffer)[0] === 1, de;
 (function(e) {
 	e[e.UTF8_BYTES = 1] = "UTF8_BYTES", e[e.UTF16_STRING = 2] = "UTF16_STRING";
-})(ue ||= {});
+})(de ||= {});
 // ../../clients/js/node_modules/flatbuffers/mjs/byte-buffer.js
-var de = class e {
+var fe = class e {
 	constructor(e) {
 		this.bytes_ = e, this.position_ = 0, this.text_decoder_ = new TextDecoder();
 	}
@@ -175,7 +175,7 @@ var de = class e {
 		return m[0] = this.readInt32(e), ce[0];
 	}
 	readFloat64(e) {
-		return m[+!h] = this.readInt32(e), m[+!!h] = this.readInt32(e + 4), le[0];
+		return m[+!ue] = this.readInt32(e), m[+!!ue] = this.readInt32(e + 4), le[0];
 	}
 	writeInt8(e, t) {
 		this.bytes_[e] = t;
@@ -205,7 +205,7 @@ var de = class e {
 		ce[0] = t, this.writeInt32(e, m[0]);
 	}
 	writeFloat64(e, t) {
-		le[0] = t, this.writeInt32(e, m[+!h]), this.writeInt32(e + 4, m[+!!h]);
+		le[0] = t, this.writeInt32(e, m[+!ue]), this.writeInt32(e + 4, m[+!!ue]);
 	}
 	getBufferIdentifier() {
 		if (this.bytes_.length < this.position_ + 4 + 4) throw Error("FlatBuffers: ByteBuffer is too short to contain an identifier.");
@@ -225,7 +225,7 @@ var de = class e {
 		let n = this.readInt32(e);
 		e += 4;
 		let r = this.bytes_.subarray(e, e + n);
-		return t === ue.UTF8_BYTES ? r : this.text_decoder_.decode(r);
+		return t === de.UTF8_BYTES ? r : this.text_decoder_.decode(r);
 	}
 	__union_with_string(e, t) {
 		return typeof e == "string" ? this.__string(t) : this.__union(e, t);
@@ -260,11 +260,11 @@ var de = class e {
 		}
 		return n;
 	}
-}, fe = class e {
+}, pe = class e {
 	constructor(e) {
 		this.minalign = 1, this.vtable = null, this.vtable_in_use = 0, this.isNested = !1, this.object_start = 0, this.vtables = [], this.vector_num_elems = 0, this.force_defaults = !1, this.string_maps = null, this.text_encoder = new TextEncoder();
 		let t;
-		t = e || 1024, this.bb = de.allocate(t), this.space = t;
+		t = e || 1024, this.bb = fe.allocate(t), this.space = t;
 	}
 	clear() {
 		this.bb.clear(), this.space = this.bb.capacity(), this.minalign = 1, this.vtable = null, this.vtable_in_use = 0, this.isNested = !1, this.object_start = 0, this.vtables = [], this.vector_num_elems = 0, this.force_defaults = !1, this.string_maps = null;
@@ -365,7 +365,7 @@ var de = class e {
 	static growByteBuffer(e) {
 		let t = e.capacity();
 		if (t & 3221225472) throw Error("FlatBuffers: cannot grow buffer beyond 2 gigabytes.");
-		let n = t << 1, r = de.allocate(n);
+		let n = t << 1, r = fe.allocate(n);
 		return r.setPosition(n - t), r.bytes().set(e.bytes(), n - t), r;
 	}
 	addOffset(e) {
@@ -448,7 +448,7 @@ var de = class e {
 	createStructOffsetList(e, t) {
 		return t(this, e.length), this.createObjectOffsetList(e.slice().reverse()), this.endVector();
 	}
-}, g = class {
+}, h = class {
 	bb = null;
 	bb_pos = 0;
 	__init(e, t) {
@@ -466,7 +466,7 @@ var de = class e {
 	static createStreamPosition(e, t, n) {
 		return e.prep(8, 16), e.writeInt64(BigInt(n ?? 0)), e.writeInt64(BigInt(t ?? 0)), e.offset();
 	}
-}, _ = class e {
+}, g = class e {
 	bb = null;
 	bb_pos = 0;
 	__init(e, t) {
@@ -484,7 +484,7 @@ var de = class e {
 	}
 	position(e) {
 		let t = this.bb.__offset(this.bb_pos, 6);
-		return t ? (e || new g()).__init(this.bb_pos + t, this.bb) : null;
+		return t ? (e || new h()).__init(this.bb_pos + t, this.bb) : null;
 	}
 	static startTopicPosition(e) {
 		e.startObject(2);
@@ -499,7 +499,7 @@ var de = class e {
 		let t = e.endObject();
 		return e.requiredField(t, 4), e.requiredField(t, 6), t;
 	}
-}, v = class e {
+}, _ = class e {
 	bb = null;
 	bb_pos = 0;
 	__init(e, t) {
@@ -517,7 +517,7 @@ var de = class e {
 	}
 	positions(e, t) {
 		let n = this.bb.__offset(this.bb_pos, 6);
-		return n ? (t || new _()).__init(this.bb.__indirect(this.bb.__vector(this.bb_pos + n) + e * 4), this.bb) : null;
+		return n ? (t || new g()).__init(this.bb.__indirect(this.bb.__vector(this.bb_pos + n) + e * 4), this.bb) : null;
 	}
 	positionsLength() {
 		let e = this.bb.__offset(this.bb_pos, 6);
@@ -546,7 +546,7 @@ var de = class e {
 	static createAck(t, n, r) {
 		return e.startAck(t), e.addSeq(t, n), e.addPositions(t, r), e.endAck(t);
 	}
-}, y = class e {
+}, v = class e {
 	bb = null;
 	bb_pos = 0;
 	__init(e, t) {
@@ -564,7 +564,7 @@ var de = class e {
 	}
 	position(e) {
 		let t = this.bb.__offset(this.bb_pos, 6);
-		return t ? (e || new g()).__init(this.bb_pos + t, this.bb) : null;
+		return t ? (e || new h()).__init(this.bb_pos + t, this.bb) : null;
 	}
 	seq() {
 		let e = this.bb.__offset(this.bb_pos, 8);
@@ -615,7 +615,7 @@ var de = class e {
 	static endData(e) {
 		return e.endObject();
 	}
-}, b = class e {
+}, y = class e {
 	bb = null;
 	bb_pos = 0;
 	__init(e, t) {
@@ -671,7 +671,7 @@ var de = class e {
 	static createError(t, n, r, i, a, o) {
 		return e.startError(t), e.addCode(t, n), e.addMessage(t, r), e.addDetails(t, i), e.addRetryable(t, a), e.addRequestId(t, o), e.endError(t);
 	}
-}, x = class e {
+}, b = class e {
 	bb = null;
 	bb_pos = 0;
 	__init(e, t) {
@@ -713,7 +713,7 @@ var de = class e {
 	static createGoodbye(t, n, r, i) {
 		return e.startGoodbye(t), e.addCode(t, n), e.addReason(t, r), e.addReconnectAfterMs(t, i), e.endGoodbye(t);
 	}
-}, S = class e {
+}, x = class e {
 	bb = null;
 	bb_pos = 0;
 	__init(e, t) {
@@ -749,7 +749,7 @@ var de = class e {
 	static createKeyValue(t, n, r) {
 		return e.startKeyValue(t), e.addKey(t, n), e.addValue(t, r), e.endKeyValue(t);
 	}
-}, C = class e {
+}, S = class e {
 	bb = null;
 	bb_pos = 0;
 	__init(e, t) {
@@ -775,7 +775,7 @@ var de = class e {
 	}
 	metadata(e, t) {
 		let n = this.bb.__offset(this.bb_pos, 10);
-		return n ? (t || new S()).__init(this.bb.__indirect(this.bb.__vector(this.bb_pos + n) + e * 4), this.bb) : null;
+		return n ? (t || new x()).__init(this.bb.__indirect(this.bb.__vector(this.bb_pos + n) + e * 4), this.bb) : null;
 	}
 	metadataLength() {
 		let e = this.bb.__offset(this.bb_pos, 10);
@@ -810,7 +810,7 @@ var de = class e {
 	static createClientInfo(t, n, r, i, a) {
 		return e.startClientInfo(t), e.addName(t, n), e.addVersion(t, r), e.addPlatform(t, i), e.addMetadata(t, a), e.endClientInfo(t);
 	}
-}, w = class e {
+}, C = class e {
 	bb = null;
 	bb_pos = 0;
 	__init(e, t) {
@@ -844,7 +844,7 @@ var de = class e {
 	}
 	positions(e, t) {
 		let n = this.bb.__offset(this.bb_pos, 10);
-		return n ? (t || new _()).__init(this.bb.__indirect(this.bb.__vector(this.bb_pos + n) + e * 4), this.bb) : null;
+		return n ? (t || new g()).__init(this.bb.__indirect(this.bb.__vector(this.bb_pos + n) + e * 4), this.bb) : null;
 	}
 	positionsLength() {
 		let e = this.bb.__offset(this.bb_pos, 10);
@@ -860,7 +860,7 @@ var de = class e {
 	}
 	client(e) {
 		let t = this.bb.__offset(this.bb_pos, 16);
-		return t ? (e || new C()).__init(this.bb.__indirect(this.bb_pos + t), this.bb) : null;
+		return t ? (e || new S()).__init(this.bb.__indirect(this.bb_pos + t), this.bb) : null;
 	}
 	serializer(e) {
 		let t = this.bb.__offset(this.bb_pos, 18);
@@ -912,7 +912,7 @@ var de = class e {
 	static endHello(e) {
 		return e.endObject();
 	}
-}, T = class e {
+}, w = class e {
 	bb = null;
 	bb_pos = 0;
 	__init(e, t) {
@@ -947,7 +947,7 @@ var de = class e {
 	static createPing(t, n, r) {
 		return e.startPing(t), e.addId(t, n), e.addTimestampMs(t, r), e.endPing(t);
 	}
-}, E = class e {
+}, T = class e {
 	bb = null;
 	bb_pos = 0;
 	__init(e, t) {
@@ -989,9 +989,9 @@ var de = class e {
 	static createPong(t, n, r, i) {
 		return e.startPong(t), e.addId(t, n), e.addEchoTimestampMs(t, r), e.addTimestampMs(t, i), e.endPong(t);
 	}
-}, pe = /* @__PURE__ */ function(e) {
+}, me = /* @__PURE__ */ function(e) {
 	return e[e.Join = 0] = "Join", e[e.Leave = 1] = "Leave", e;
-}({}), D = class e {
+}({}), E = class e {
 	bb = null;
 	bb_pos = 0;
 	__init(e, t) {
@@ -1009,7 +1009,7 @@ var de = class e {
 	}
 	action() {
 		let e = this.bb.__offset(this.bb_pos, 6);
-		return e ? this.bb.readUint8(this.bb_pos + e) : pe.Join;
+		return e ? this.bb.readUint8(this.bb_pos + e) : me.Join;
 	}
 	sessionId(e) {
 		let t = this.bb.__offset(this.bb_pos, 8);
@@ -1017,7 +1017,7 @@ var de = class e {
 	}
 	metadata(e, t) {
 		let n = this.bb.__offset(this.bb_pos, 10);
-		return n ? (t || new S()).__init(this.bb.__indirect(this.bb.__vector(this.bb_pos + n) + e * 4), this.bb) : null;
+		return n ? (t || new x()).__init(this.bb.__indirect(this.bb.__vector(this.bb_pos + n) + e * 4), this.bb) : null;
 	}
 	metadataLength() {
 		let e = this.bb.__offset(this.bb_pos, 10);
@@ -1030,7 +1030,7 @@ var de = class e {
 		e.addFieldOffset(0, t, 0);
 	}
 	static addAction(e, t) {
-		e.addFieldInt8(1, t, pe.Join);
+		e.addFieldInt8(1, t, me.Join);
 	}
 	static addSessionId(e, t) {
 		e.addFieldOffset(2, t, 0);
@@ -1053,7 +1053,7 @@ var de = class e {
 	static createPresence(t, n, r, i, a) {
 		return e.startPresence(t), e.addTopic(t, n), e.addAction(t, r), e.addSessionId(t, i), e.addMetadata(t, a), e.endPresence(t);
 	}
-}, me = class e {
+}, he = class e {
 	bb = null;
 	bb_pos = 0;
 	__init(e, t) {
@@ -1081,7 +1081,7 @@ var de = class e {
 	static createRefresh(t, n) {
 		return e.startRefresh(t), e.addToken(t, n), e.endRefresh(t);
 	}
-}, he = class e {
+}, ge = class e {
 	bb = null;
 	bb_pos = 0;
 	__init(e, t) {
@@ -1109,7 +1109,7 @@ var de = class e {
 	static createRefreshed(t, n) {
 		return e.startRefreshed(t), e.addCredentialsExpireMs(t, n), e.endRefreshed(t);
 	}
-}, O = class e {
+}, D = class e {
 	bb = null;
 	bb_pos = 0;
 	__init(e, t) {
@@ -1131,7 +1131,7 @@ var de = class e {
 	}
 	position(e) {
 		let t = this.bb.__offset(this.bb_pos, 8);
-		return t ? (e || new g()).__init(this.bb_pos + t, this.bb) : null;
+		return t ? (e || new h()).__init(this.bb_pos + t, this.bb) : null;
 	}
 	static startSubscribe(e) {
 		e.startObject(3);
@@ -1149,9 +1149,9 @@ var de = class e {
 		let t = e.endObject();
 		return e.requiredField(t, 6), t;
 	}
-}, ge = /* @__PURE__ */ function(e) {
+}, _e = /* @__PURE__ */ function(e) {
 	return e[e.Recovered = 0] = "Recovered", e[e.Failed = 1] = "Failed", e[e.Fresh = 2] = "Fresh", e;
-}({}), k = class e {
+}({}), O = class e {
 	bb = null;
 	bb_pos = 0;
 	__init(e, t) {
@@ -1169,11 +1169,11 @@ var de = class e {
 	}
 	status() {
 		let e = this.bb.__offset(this.bb_pos, 6);
-		return e ? this.bb.readUint8(this.bb_pos + e) : ge.Recovered;
+		return e ? this.bb.readUint8(this.bb_pos + e) : _e.Recovered;
 	}
 	position(e) {
 		let t = this.bb.__offset(this.bb_pos, 8);
-		return t ? (e || new g()).__init(this.bb_pos + t, this.bb) : null;
+		return t ? (e || new h()).__init(this.bb_pos + t, this.bb) : null;
 	}
 	lostFrom() {
 		let e = this.bb.__offset(this.bb_pos, 10);
@@ -1194,7 +1194,7 @@ var de = class e {
 		e.addFieldOffset(0, t, 0);
 	}
 	static addStatus(e, t) {
-		e.addFieldInt8(1, t, ge.Recovered);
+		e.addFieldInt8(1, t, _e.Recovered);
 	}
 	static addPosition(e, t) {
 		e.addFieldStruct(2, t, 0);
@@ -1212,7 +1212,7 @@ var de = class e {
 		let t = e.endObject();
 		return e.requiredField(t, 4), t;
 	}
-}, A = class e {
+}, k = class e {
 	bb = null;
 	bb_pos = 0;
 	__init(e, t) {
@@ -1230,7 +1230,7 @@ var de = class e {
 	}
 	recovery(e) {
 		let t = this.bb.__offset(this.bb_pos, 6);
-		return t ? (e || new k()).__init(this.bb.__indirect(this.bb_pos + t), this.bb) : null;
+		return t ? (e || new O()).__init(this.bb.__indirect(this.bb_pos + t), this.bb) : null;
 	}
 	static startSubscribed(e) {
 		e.startObject(2);
@@ -1245,7 +1245,7 @@ var de = class e {
 		let t = e.endObject();
 		return e.requiredField(t, 6), t;
 	}
-}, j = class e {
+}, A = class e {
 	bb = null;
 	bb_pos = 0;
 	__init(e, t) {
@@ -1281,7 +1281,7 @@ var de = class e {
 	static createUnsubscribe(t, n, r) {
 		return e.startUnsubscribe(t), e.addRequestId(t, n), e.addTopic(t, r), e.endUnsubscribe(t);
 	}
-}, M = class e {
+}, j = class e {
 	bb = null;
 	bb_pos = 0;
 	__init(e, t) {
@@ -1317,7 +1317,7 @@ var de = class e {
 	static createUnsubscribed(t, n, r) {
 		return e.startUnsubscribed(t), e.addRequestId(t, n), e.addTopic(t, r), e.endUnsubscribed(t);
 	}
-}, N = class e {
+}, M = class e {
 	bb = null;
 	bb_pos = 0;
 	__init(e, t) {
@@ -1373,7 +1373,7 @@ var de = class e {
 	static createLimits(t, n, r, i, a, o) {
 		return e.startLimits(t), e.addMaxMessageSize(t, n), e.addMaxUnacked(t, r), e.addMaxTopics(t, i), e.addMaxMessagesPerSecond(t, a), e.addMaxBytesPerSecond(t, o), e.endLimits(t);
 	}
-}, P = class e {
+}, N = class e {
 	bb = null;
 	bb_pos = 0;
 	__init(e, t) {
@@ -1407,7 +1407,7 @@ var de = class e {
 	}
 	recovery(e, t) {
 		let n = this.bb.__offset(this.bb_pos, 10);
-		return n ? (t || new k()).__init(this.bb.__indirect(this.bb.__vector(this.bb_pos + n) + e * 4), this.bb) : null;
+		return n ? (t || new O()).__init(this.bb.__indirect(this.bb.__vector(this.bb_pos + n) + e * 4), this.bb) : null;
 	}
 	recoveryLength() {
 		let e = this.bb.__offset(this.bb_pos, 10);
@@ -1427,7 +1427,7 @@ var de = class e {
 	}
 	limits(e) {
 		let t = this.bb.__offset(this.bb_pos, 18);
-		return t ? (e || new N()).__init(this.bb.__indirect(this.bb_pos + t), this.bb) : null;
+		return t ? (e || new M()).__init(this.bb.__indirect(this.bb_pos + t), this.bb) : null;
 	}
 	serverTimeMs() {
 		let e = this.bb.__offset(this.bb_pos, 20);
@@ -1504,9 +1504,9 @@ var de = class e {
 		let t = e.endObject();
 		return e.requiredField(t, 4), e.requiredField(t, 6), t;
 	}
-}, F = /* @__PURE__ */ function(e) {
+}, P = /* @__PURE__ */ function(e) {
 	return e[e.NONE = 0] = "NONE", e[e.Hello = 1] = "Hello", e[e.Welcome = 2] = "Welcome", e[e.Data = 3] = "Data", e[e.Ack = 4] = "Ack", e[e.Ping = 5] = "Ping", e[e.Pong = 6] = "Pong", e[e.Subscribe = 7] = "Subscribe", e[e.Unsubscribe = 8] = "Unsubscribe", e[e.Subscribed = 9] = "Subscribed", e[e.Unsubscribed = 10] = "Unsubscribed", e[e.Presence = 11] = "Presence", e[e.Error = 12] = "Error", e[e.Goodbye = 13] = "Goodbye", e[e.Refresh = 14] = "Refresh", e[e.Refreshed = 15] = "Refreshed", e;
-}({}), I = class e {
+}({}), F = class e {
 	bb = null;
 	bb_pos = 0;
 	__init(e, t) {
@@ -1523,7 +1523,7 @@ var de = class e {
 	}
 	bodyType() {
 		let e = this.bb.__offset(this.bb_pos, 4);
-		return e ? this.bb.readUint8(this.bb_pos + e) : F.NONE;
+		return e ? this.bb.readUint8(this.bb_pos + e) : P.NONE;
 	}
 	body(e) {
 		let t = this.bb.__offset(this.bb_pos, 6);
@@ -1533,7 +1533,7 @@ var de = class e {
 		e.startObject(2);
 	}
 	static addBodyType(e, t) {
-		e.addFieldInt8(0, t, F.NONE);
+		e.addFieldInt8(0, t, P.NONE);
 	}
 	static addBody(e, t) {
 		e.addFieldOffset(1, t, 0);
@@ -1550,188 +1550,188 @@ var de = class e {
 	static createEnvelope(t, n, r) {
 		return e.startEnvelope(t), e.addBodyType(t, n), e.addBody(t, r), e.endEnvelope(t);
 	}
-}, L = {
+}, I = {
 	Recovered: 0,
 	Failed: 1,
 	Fresh: 2
-}, _e = {
+}, ve = {
 	Join: 0,
 	Leave: 1
-}, ve = 65535, ye = 4294967295, be = (1n << 64n) - 1n, xe = {
-	Hello: F.Hello,
-	Welcome: F.Welcome,
-	Data: F.Data,
-	Ack: F.Ack,
-	Ping: F.Ping,
-	Pong: F.Pong,
-	Subscribe: F.Subscribe,
-	Unsubscribe: F.Unsubscribe,
-	Subscribed: F.Subscribed,
-	Unsubscribed: F.Unsubscribed,
-	Presence: F.Presence,
-	Error: F.Error,
-	Goodbye: F.Goodbye,
-	Refresh: F.Refresh,
-	Refreshed: F.Refreshed
+}, ye = 65535, be = 4294967295, xe = (1n << 64n) - 1n, Se = {
+	Hello: P.Hello,
+	Welcome: P.Welcome,
+	Data: P.Data,
+	Ack: P.Ack,
+	Ping: P.Ping,
+	Pong: P.Pong,
+	Subscribe: P.Subscribe,
+	Unsubscribe: P.Unsubscribe,
+	Subscribed: P.Subscribed,
+	Unsubscribed: P.Unsubscribed,
+	Presence: P.Presence,
+	Error: P.Error,
+	Goodbye: P.Goodbye,
+	Refresh: P.Refresh,
+	Refreshed: P.Refreshed
 };
 new TextEncoder();
-function R(e, t) {
+function L(e, t) {
 	let n;
 	if (typeof e == "bigint") n = e;
 	else if (typeof e == "number" && Number.isSafeInteger(e)) n = BigInt(e);
 	else throw new r(`${t} must be an integer (bigint), not ${String(e)}`);
-	if (n < 0n || n > be) throw new r(`${t}=${n} is out of range for ulong (0..${be})`);
+	if (n < 0n || n > xe) throw new r(`${t}=${n} is out of range for ulong (0..${xe})`);
 	return n;
 }
-function Se(e, t, n, i) {
+function Ce(e, t, n, i) {
 	let a = typeof e == "bigint" ? Number(e) : e;
 	if (typeof a != "number" || !Number.isInteger(a)) throw new r(`${i} must be an integer, not ${String(e)}`);
 	if (a < 0 || a > t) throw new r(`${i}=${a} is out of range for ${n} (0..${t})`);
 	return a;
 }
-var z = (e, t) => Se(e, ye, "uint", t), Ce = (e, t) => Se(e, ve, "ushort", t), we = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
-function B(e, t) {
+var R = (e, t) => Ce(e, be, "uint", t), we = (e, t) => Ce(e, ye, "ushort", t), Te = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+function z(e, t) {
 	if (typeof e != "string") throw new r(`${t} must be a string, not ${typeof e}`);
-	if (we.test(e)) throw new r(`${t} cannot be encoded as UTF-8 (lone surrogate)`);
+	if (Te.test(e)) throw new r(`${t} cannot be encoded as UTF-8 (lone surrogate)`);
 	return e;
 }
-function Te(e, t) {
+function Ee(e, t) {
 	if (e instanceof Uint8Array) return e;
 	if (e instanceof ArrayBuffer) return new Uint8Array(e);
 	if (ArrayBuffer.isView(e)) return new Uint8Array(e.buffer, e.byteOffset, e.byteLength);
 	throw new r(`${t} must be a Uint8Array`);
 }
-function V(e, t) {
+function B(e, t) {
 	if (typeof e != "object" || !e || !("epoch" in e) || !("offset" in e)) throw new r(`${t} must be a StreamPosition {epoch, offset}`);
 	let n = e;
-	return [R(n.epoch, `${t}.epoch`), R(n.offset, `${t}.offset`)];
+	return [L(n.epoch, `${t}.epoch`), L(n.offset, `${t}.offset`)];
 }
-function Ee(e, t, n, i) {
+function De(e, t, n, i) {
 	if (typeof e != "number" || !Object.values(t).includes(e)) throw new r(`${i}=${String(e)} is not a ${n}`);
 	return e;
 }
-function H(e, t, n) {
-	let r = B(t ?? "", n);
+function V(e, t, n) {
+	let r = z(t ?? "", n);
 	return r ? e.createString(r) : 0;
 }
-function De(e, t) {
+function Oe(e, t) {
 	if (t.length === 0) return 0;
 	e.startVector(4, t.length, 4);
 	for (let n = t.length - 1; n >= 0; n--) e.addOffset(t[n]);
 	return e.endVector();
 }
-function Oe(e, t) {
+function ke(e, t) {
 	if (e === void 0) return [];
 	if (!Array.isArray(e)) throw new r(`${t} must be an array`);
 	return e;
 }
-function ke(e, t, n) {
-	let r = e.createString(B(t.topic, `${n}.topic`)), [i, a] = V(t.position, `${n}.position`);
-	return _.startTopicPosition(e), _.addPosition(e, g.createStreamPosition(e, i, a)), _.addTopic(e, r), _.endTopicPosition(e);
-}
 function Ae(e, t, n) {
-	return De(e, Oe(t, n).map((t) => ke(e, t, n)));
+	let r = e.createString(z(t.topic, `${n}.topic`)), [i, a] = B(t.position, `${n}.position`);
+	return g.startTopicPosition(e), g.addPosition(e, h.createStreamPosition(e, i, a)), g.addTopic(e, r), g.endTopicPosition(e);
 }
 function je(e, t, n) {
-	if (typeof t != "object" || !t) throw new r(`${n} must be a TopicRecovery`);
-	let i = e.createString(B(t.topic, `${n}.topic`)), a = Ee(t.status ?? L.Recovered, L, "RecoveryStatus", `${n}.status`), o = t.position == null ? null : V(t.position, `${n}.position`), s = R(t.lostFrom ?? 0n, `${n}.lostFrom`), c = R(t.lostTo ?? 0n, `${n}.lostTo`), l = R(t.replayed ?? 0n, `${n}.replayed`);
-	return k.startTopicRecovery(e), o !== null && k.addPosition(e, g.createStreamPosition(e, o[0], o[1])), k.addLostFrom(e, s), k.addLostTo(e, c), k.addReplayed(e, l), k.addTopic(e, i), k.addStatus(e, a), k.endTopicRecovery(e);
+	return Oe(e, ke(t, n).map((t) => Ae(e, t, n)));
 }
 function Me(e, t, n) {
+	if (typeof t != "object" || !t) throw new r(`${n} must be a TopicRecovery`);
+	let i = e.createString(z(t.topic, `${n}.topic`)), a = De(t.status ?? I.Recovered, I, "RecoveryStatus", `${n}.status`), o = t.position == null ? null : B(t.position, `${n}.position`), s = L(t.lostFrom ?? 0n, `${n}.lostFrom`), c = L(t.lostTo ?? 0n, `${n}.lostTo`), l = L(t.replayed ?? 0n, `${n}.replayed`);
+	return O.startTopicRecovery(e), o !== null && O.addPosition(e, h.createStreamPosition(e, o[0], o[1])), O.addLostFrom(e, s), O.addLostTo(e, c), O.addReplayed(e, l), O.addTopic(e, i), O.addStatus(e, a), O.endTopicRecovery(e);
+}
+function Ne(e, t, n) {
 	if (t === void 0) return 0;
 	if (typeof t != "object" || !t) throw new r(`${n} must be an object of string values`);
 	let i = [];
 	for (let [r, a] of Object.entries(t)) {
-		let t = e.createString(B(r, `${n} key`)), o = H(e, a, `${n}[${JSON.stringify(r)}]`);
-		S.startKeyValue(e), S.addKey(e, t), S.addValue(e, o), i.push(S.endKeyValue(e));
+		let t = e.createString(z(r, `${n} key`)), o = V(e, a, `${n}[${JSON.stringify(r)}]`);
+		x.startKeyValue(e), x.addKey(e, t), x.addValue(e, o), i.push(x.endKeyValue(e));
 	}
-	return De(e, i);
-}
-function Ne(e, t) {
-	let n = H(e, t.name, "ClientInfo.name"), r = H(e, t.version, "ClientInfo.version"), i = H(e, t.platform, "ClientInfo.platform"), a = Me(e, t.metadata, "ClientInfo.metadata");
-	return C.startClientInfo(e), C.addName(e, n), C.addVersion(e, r), C.addPlatform(e, i), C.addMetadata(e, a), C.endClientInfo(e);
+	return Oe(e, i);
 }
 function Pe(e, t) {
-	let n = [
-		z(t.maxMessageSize ?? 0, "Limits.maxMessageSize"),
-		z(t.maxUnacked ?? 0, "Limits.maxUnacked"),
-		z(t.maxTopics ?? 0, "Limits.maxTopics"),
-		z(t.maxMessagesPerSecond ?? 0, "Limits.maxMessagesPerSecond"),
-		z(t.maxBytesPerSecond ?? 0, "Limits.maxBytesPerSecond")
-	];
-	return N.startLimits(e), N.addMaxMessageSize(e, n[0]), N.addMaxUnacked(e, n[1]), N.addMaxTopics(e, n[2]), N.addMaxMessagesPerSecond(e, n[3]), N.addMaxBytesPerSecond(e, n[4]), N.endLimits(e);
+	let n = V(e, t.name, "ClientInfo.name"), r = V(e, t.version, "ClientInfo.version"), i = V(e, t.platform, "ClientInfo.platform"), a = Ne(e, t.metadata, "ClientInfo.metadata");
+	return S.startClientInfo(e), S.addName(e, n), S.addVersion(e, r), S.addPlatform(e, i), S.addMetadata(e, a), S.endClientInfo(e);
 }
 function Fe(e, t) {
+	let n = [
+		R(t.maxMessageSize ?? 0, "Limits.maxMessageSize"),
+		R(t.maxUnacked ?? 0, "Limits.maxUnacked"),
+		R(t.maxTopics ?? 0, "Limits.maxTopics"),
+		R(t.maxMessagesPerSecond ?? 0, "Limits.maxMessagesPerSecond"),
+		R(t.maxBytesPerSecond ?? 0, "Limits.maxBytesPerSecond")
+	];
+	return M.startLimits(e), M.addMaxMessageSize(e, n[0]), M.addMaxUnacked(e, n[1]), M.addMaxTopics(e, n[2]), M.addMaxMessagesPerSecond(e, n[3]), M.addMaxBytesPerSecond(e, n[4]), M.endLimits(e);
+}
+function Ie(e, t) {
 	switch (t.type) {
 		case "Hello": {
-			let n = Ce(t.protocolVersion ?? 1, "Hello.protocolVersion"), r = H(e, t.sessionId, "Hello.sessionId"), i = Te(t.resumeToken ?? /* @__PURE__ */ new Uint8Array(), "Hello.resumeToken"), a = i.length ? e.createByteVector(i) : 0, o = Ae(e, t.positions, "Hello.positions"), s = R(t.lastAckedSeq ?? 0n, "Hello.lastAckedSeq"), c = H(e, t.authToken, "Hello.authToken"), l = t.client == null ? 0 : Ne(e, t.client), u = H(e, t.serializer, "Hello.serializer");
-			return w.startHello(e), w.addLastAckedSeq(e, s), w.addSessionId(e, r), w.addResumeToken(e, a), w.addPositions(e, o), w.addAuthToken(e, c), w.addClient(e, l), w.addSerializer(e, u), w.addProtocolVersion(e, n), w.endHello(e);
+			let n = we(t.protocolVersion ?? 1, "Hello.protocolVersion"), r = V(e, t.sessionId, "Hello.sessionId"), i = Ee(t.resumeToken ?? /* @__PURE__ */ new Uint8Array(), "Hello.resumeToken"), a = i.length ? e.createByteVector(i) : 0, o = je(e, t.positions, "Hello.positions"), s = L(t.lastAckedSeq ?? 0n, "Hello.lastAckedSeq"), c = V(e, t.authToken, "Hello.authToken"), l = t.client == null ? 0 : Pe(e, t.client), u = V(e, t.serializer, "Hello.serializer");
+			return C.startHello(e), C.addLastAckedSeq(e, s), C.addSessionId(e, r), C.addResumeToken(e, a), C.addPositions(e, o), C.addAuthToken(e, c), C.addClient(e, l), C.addSerializer(e, u), C.addProtocolVersion(e, n), C.endHello(e);
 		}
 		case "Welcome": {
-			let n = e.createString(B(t.sessionId, "Welcome.sessionId")), r = e.createByteVector(Te(t.resumeToken, "Welcome.resumeToken")), i = De(e, Oe(t.recovery, "Welcome.recovery").map((t) => je(e, t, "Welcome.recovery"))), a = t.limits == null ? 0 : Pe(e, t.limits), o = H(e, t.freshReason, "Welcome.freshReason"), s = H(e, t.serializer, "Welcome.serializer"), c = R(t.credentialsExpireMs ?? 0n, "Welcome.credentialsExpireMs"), l = R(t.lastReceivedSeq ?? 0n, "Welcome.lastReceivedSeq"), u = R(t.serverTimeMs ?? 0n, "Welcome.serverTimeMs"), d = z(t.heartbeatIntervalMs ?? 0, "Welcome.heartbeatIntervalMs"), f = z(t.heartbeatTimeoutMs ?? 0, "Welcome.heartbeatTimeoutMs");
-			return P.startWelcome(e), P.addLastReceivedSeq(e, l), P.addServerTimeMs(e, u), P.addCredentialsExpireMs(e, c), P.addSessionId(e, n), P.addResumeToken(e, r), P.addRecovery(e, i), P.addHeartbeatIntervalMs(e, d), P.addHeartbeatTimeoutMs(e, f), P.addLimits(e, a), P.addFreshReason(e, o), P.addSerializer(e, s), P.addResumed(e, !!t.resumed), P.endWelcome(e);
+			let n = e.createString(z(t.sessionId, "Welcome.sessionId")), r = e.createByteVector(Ee(t.resumeToken, "Welcome.resumeToken")), i = Oe(e, ke(t.recovery, "Welcome.recovery").map((t) => Me(e, t, "Welcome.recovery"))), a = t.limits == null ? 0 : Fe(e, t.limits), o = V(e, t.freshReason, "Welcome.freshReason"), s = V(e, t.serializer, "Welcome.serializer"), c = L(t.credentialsExpireMs ?? 0n, "Welcome.credentialsExpireMs"), l = L(t.lastReceivedSeq ?? 0n, "Welcome.lastReceivedSeq"), u = L(t.serverTimeMs ?? 0n, "Welcome.serverTimeMs"), d = R(t.heartbeatIntervalMs ?? 0, "Welcome.heartbeatIntervalMs"), f = R(t.heartbeatTimeoutMs ?? 0, "Welcome.heartbeatTimeoutMs");
+			return N.startWelcome(e), N.addLastReceivedSeq(e, l), N.addServerTimeMs(e, u), N.addCredentialsExpireMs(e, c), N.addSessionId(e, n), N.addResumeToken(e, r), N.addRecovery(e, i), N.addHeartbeatIntervalMs(e, d), N.addHeartbeatTimeoutMs(e, f), N.addLimits(e, a), N.addFreshReason(e, o), N.addSerializer(e, s), N.addResumed(e, !!t.resumed), N.endWelcome(e);
 		}
 		case "Data": {
-			let n = Te(t.payload ?? /* @__PURE__ */ new Uint8Array(), "Data.payload"), r = n.length ? e.createByteVector(n) : 0, i = H(e, t.topic, "Data.topic"), a = t.position == null ? null : V(t.position, "Data.position"), o = R(t.seq ?? 0n, "Data.seq"), s = R(t.timestampMs ?? 0n, "Data.timestampMs");
-			return y.startData(e), a !== null && y.addPosition(e, g.createStreamPosition(e, a[0], a[1])), y.addTimestampMs(e, s), y.addSeq(e, o), y.addPayload(e, r), y.addTopic(e, i), y.endData(e);
+			let n = Ee(t.payload ?? /* @__PURE__ */ new Uint8Array(), "Data.payload"), r = n.length ? e.createByteVector(n) : 0, i = V(e, t.topic, "Data.topic"), a = t.position == null ? null : B(t.position, "Data.position"), o = L(t.seq ?? 0n, "Data.seq"), s = L(t.timestampMs ?? 0n, "Data.timestampMs");
+			return v.startData(e), a !== null && v.addPosition(e, h.createStreamPosition(e, a[0], a[1])), v.addTimestampMs(e, s), v.addSeq(e, o), v.addPayload(e, r), v.addTopic(e, i), v.endData(e);
 		}
 		case "Ack": {
-			let n = Ae(e, t.positions, "Ack.positions"), r = R(t.seq ?? 0n, "Ack.seq");
-			return v.startAck(e), v.addSeq(e, r), v.addPositions(e, n), v.endAck(e);
+			let n = je(e, t.positions, "Ack.positions"), r = L(t.seq ?? 0n, "Ack.seq");
+			return _.startAck(e), _.addSeq(e, r), _.addPositions(e, n), _.endAck(e);
 		}
 		case "Ping": {
-			let n = z(t.id ?? 0, "Ping.id"), r = R(t.timestampMs ?? 0n, "Ping.timestampMs");
-			return T.startPing(e), T.addTimestampMs(e, r), T.addId(e, n), T.endPing(e);
+			let n = R(t.id ?? 0, "Ping.id"), r = L(t.timestampMs ?? 0n, "Ping.timestampMs");
+			return w.startPing(e), w.addTimestampMs(e, r), w.addId(e, n), w.endPing(e);
 		}
 		case "Pong": {
-			let n = z(t.id ?? 0, "Pong.id"), r = R(t.echoTimestampMs ?? 0n, "Pong.echoTimestampMs"), i = R(t.timestampMs ?? 0n, "Pong.timestampMs");
-			return E.startPong(e), E.addEchoTimestampMs(e, r), E.addTimestampMs(e, i), E.addId(e, n), E.endPong(e);
+			let n = R(t.id ?? 0, "Pong.id"), r = L(t.echoTimestampMs ?? 0n, "Pong.echoTimestampMs"), i = L(t.timestampMs ?? 0n, "Pong.timestampMs");
+			return T.startPong(e), T.addEchoTimestampMs(e, r), T.addTimestampMs(e, i), T.addId(e, n), T.endPong(e);
 		}
 		case "Subscribe": {
-			let n = e.createString(B(t.topic, "Subscribe.topic")), r = z(t.requestId ?? 0, "Subscribe.requestId"), i = t.position == null ? null : V(t.position, "Subscribe.position");
-			return O.startSubscribe(e), i !== null && O.addPosition(e, g.createStreamPosition(e, i[0], i[1])), O.addTopic(e, n), O.addRequestId(e, r), O.endSubscribe(e);
+			let n = e.createString(z(t.topic, "Subscribe.topic")), r = R(t.requestId ?? 0, "Subscribe.requestId"), i = t.position == null ? null : B(t.position, "Subscribe.position");
+			return D.startSubscribe(e), i !== null && D.addPosition(e, h.createStreamPosition(e, i[0], i[1])), D.addTopic(e, n), D.addRequestId(e, r), D.endSubscribe(e);
 		}
 		case "Unsubscribe": {
-			let n = e.createString(B(t.topic, "Unsubscribe.topic")), r = z(t.requestId ?? 0, "Unsubscribe.requestId");
-			return j.startUnsubscribe(e), j.addTopic(e, n), j.addRequestId(e, r), j.endUnsubscribe(e);
+			let n = e.createString(z(t.topic, "Unsubscribe.topic")), r = R(t.requestId ?? 0, "Unsubscribe.requestId");
+			return A.startUnsubscribe(e), A.addTopic(e, n), A.addRequestId(e, r), A.endUnsubscribe(e);
 		}
 		case "Subscribed": {
-			let n = je(e, t.recovery, "Subscribed.recovery"), r = z(t.requestId ?? 0, "Subscribed.requestId");
-			return A.startSubscribed(e), A.addRecovery(e, n), A.addRequestId(e, r), A.endSubscribed(e);
+			let n = Me(e, t.recovery, "Subscribed.recovery"), r = R(t.requestId ?? 0, "Subscribed.requestId");
+			return k.startSubscribed(e), k.addRecovery(e, n), k.addRequestId(e, r), k.endSubscribed(e);
 		}
 		case "Unsubscribed": {
-			let n = e.createString(B(t.topic, "Unsubscribed.topic")), r = z(t.requestId ?? 0, "Unsubscribed.requestId");
-			return M.startUnsubscribed(e), M.addTopic(e, n), M.addRequestId(e, r), M.endUnsubscribed(e);
+			let n = e.createString(z(t.topic, "Unsubscribed.topic")), r = R(t.requestId ?? 0, "Unsubscribed.requestId");
+			return j.startUnsubscribed(e), j.addTopic(e, n), j.addRequestId(e, r), j.endUnsubscribed(e);
 		}
 		case "Presence": {
-			let n = e.createString(B(t.topic, "Presence.topic")), r = e.createString(B(t.sessionId, "Presence.sessionId")), i = Me(e, t.metadata, "Presence.metadata"), a = Ee(t.action ?? _e.Join, _e, "PresenceAction", "Presence.action");
-			return D.startPresence(e), D.addTopic(e, n), D.addSessionId(e, r), D.addMetadata(e, i), D.addAction(e, a), D.endPresence(e);
+			let n = e.createString(z(t.topic, "Presence.topic")), r = e.createString(z(t.sessionId, "Presence.sessionId")), i = Ne(e, t.metadata, "Presence.metadata"), a = De(t.action ?? ve.Join, ve, "PresenceAction", "Presence.action");
+			return E.startPresence(e), E.addTopic(e, n), E.addSessionId(e, r), E.addMetadata(e, i), E.addAction(e, a), E.endPresence(e);
 		}
 		case "Error": {
-			let n = H(e, t.message, "Error.message"), r = H(e, t.details, "Error.details"), i = Ce(t.code ?? 0, "Error.code"), a = z(t.requestId ?? 0, "Error.requestId");
-			return b.startError(e), b.addMessage(e, n), b.addDetails(e, r), b.addRequestId(e, a), b.addCode(e, i), b.addRetryable(e, !!t.retryable), b.endError(e);
+			let n = V(e, t.message, "Error.message"), r = V(e, t.details, "Error.details"), i = we(t.code ?? 0, "Error.code"), a = R(t.requestId ?? 0, "Error.requestId");
+			return y.startError(e), y.addMessage(e, n), y.addDetails(e, r), y.addRequestId(e, a), y.addCode(e, i), y.addRetryable(e, !!t.retryable), y.endError(e);
 		}
 		case "Goodbye": {
-			let n = H(e, t.reason, "Goodbye.reason"), r = Ce(t.code ?? 0, "Goodbye.code"), i = z(t.reconnectAfterMs ?? 0, "Goodbye.reconnectAfterMs");
-			return x.startGoodbye(e), x.addReason(e, n), x.addReconnectAfterMs(e, i), x.addCode(e, r), x.endGoodbye(e);
+			let n = V(e, t.reason, "Goodbye.reason"), r = we(t.code ?? 0, "Goodbye.code"), i = R(t.reconnectAfterMs ?? 0, "Goodbye.reconnectAfterMs");
+			return b.startGoodbye(e), b.addReason(e, n), b.addReconnectAfterMs(e, i), b.addCode(e, r), b.endGoodbye(e);
 		}
 		case "Refresh": {
-			let n = H(e, t.token, "Refresh.token");
-			return me.startRefresh(e), me.addToken(e, n), me.endRefresh(e);
+			let n = V(e, t.token, "Refresh.token");
+			return he.startRefresh(e), he.addToken(e, n), he.endRefresh(e);
 		}
 		case "Refreshed": {
-			let n = R(t.credentialsExpireMs ?? 0n, "Refreshed.credentialsExpireMs");
-			return he.startRefreshed(e), he.addCredentialsExpireMs(e, n), he.endRefreshed(e);
+			let n = L(t.credentialsExpireMs ?? 0n, "Refreshed.credentialsExpireMs");
+			return ge.startRefreshed(e), ge.addCredentialsExpireMs(e, n), ge.endRefreshed(e);
 		}
 		default: throw new r(`cannot encode a message of type ${String(t.type)}`);
 	}
 }
-function Ie(e) {
-	if (typeof e != "object" || !e || !(e.type in xe)) throw new r(`cannot encode ${String(e?.type)}`);
-	let t = new fe(e.type === "Data" && e.payload ? e.payload.length + 128 : 256), n = Fe(t, e);
-	return I.startEnvelope(t), I.addBody(t, n), I.addBodyType(t, xe[e.type]), I.finishEnvelopeBuffer(t, I.endEnvelope(t)), t.asUint8Array();
+function Le(e) {
+	if (typeof e != "object" || !e || !(e.type in Se)) throw new r(`cannot encode ${String(e?.type)}`);
+	let t = new pe(e.type === "Data" && e.payload ? e.payload.length + 128 : 256), n = Ie(t, e);
+	return F.startEnvelope(t), F.addBody(t, n), F.addBodyType(t, Se[e.type]), F.finishEnvelopeBuffer(t, F.endEnvelope(t)), t.asUint8Array();
 }
-var Le = {
+var Re = {
 	u8: 1,
 	u16: 2,
 	u32: 4,
@@ -1741,159 +1741,159 @@ var Le = {
 	bytes: 4,
 	table: 4,
 	tables: 4
-}, U = (e, t, n = {}) => ({
+}, H = (e, t, n = {}) => ({
 	name: e,
 	kind: t,
 	...n
-}), Re = {
+}), ze = {
 	name: "TopicPosition",
-	fields: [U("topic", "str", { required: !0 }), U("position", "pos", { required: !0 })]
-}, ze = {
+	fields: [H("topic", "str", { required: !0 }), H("position", "pos", { required: !0 })]
+}, Be = {
 	name: "TopicRecovery",
 	fields: [
-		U("topic", "str", { required: !0 }),
-		U("status", "u8"),
-		U("position", "pos"),
-		U("lost_from", "u64"),
-		U("lost_to", "u64"),
-		U("replayed", "u64")
+		H("topic", "str", { required: !0 }),
+		H("status", "u8"),
+		H("position", "pos"),
+		H("lost_from", "u64"),
+		H("lost_to", "u64"),
+		H("replayed", "u64")
 	]
-}, Be = {
-	name: "KeyValue",
-	fields: [U("key", "str", { required: !0 }), U("value", "str")]
 }, Ve = {
+	name: "KeyValue",
+	fields: [H("key", "str", { required: !0 }), H("value", "str")]
+}, He = {
 	name: "ClientInfo",
 	fields: [
-		U("name", "str"),
-		U("version", "str"),
-		U("platform", "str"),
-		U("metadata", "tables", { table: Be })
-	]
-}, He = {
-	name: "Limits",
-	fields: [
-		U("max_message_size", "u32"),
-		U("max_unacked", "u32"),
-		U("max_topics", "u32"),
-		U("max_messages_per_second", "u32"),
-		U("max_bytes_per_second", "u32")
+		H("name", "str"),
+		H("version", "str"),
+		H("platform", "str"),
+		H("metadata", "tables", { table: Ve })
 	]
 }, Ue = {
-	[F.Hello]: {
+	name: "Limits",
+	fields: [
+		H("max_message_size", "u32"),
+		H("max_unacked", "u32"),
+		H("max_topics", "u32"),
+		H("max_messages_per_second", "u32"),
+		H("max_bytes_per_second", "u32")
+	]
+}, We = {
+	[P.Hello]: {
 		name: "Hello",
 		fields: [
-			U("protocol_version", "u16"),
-			U("session_id", "str"),
-			U("resume_token", "bytes"),
-			U("positions", "tables", { table: Re }),
-			U("last_acked_seq", "u64"),
-			U("auth_token", "str"),
-			U("client", "table", { table: Ve }),
-			U("serializer", "str")
+			H("protocol_version", "u16"),
+			H("session_id", "str"),
+			H("resume_token", "bytes"),
+			H("positions", "tables", { table: ze }),
+			H("last_acked_seq", "u64"),
+			H("auth_token", "str"),
+			H("client", "table", { table: He }),
+			H("serializer", "str")
 		]
 	},
-	[F.Welcome]: {
+	[P.Welcome]: {
 		name: "Welcome",
 		fields: [
-			U("session_id", "str", { required: !0 }),
-			U("resume_token", "bytes", { required: !0 }),
-			U("resumed", "u8"),
-			U("recovery", "tables", { table: ze }),
-			U("last_received_seq", "u64"),
-			U("heartbeat_interval_ms", "u32"),
-			U("heartbeat_timeout_ms", "u32"),
-			U("limits", "table", { table: He }),
-			U("server_time_ms", "u64"),
-			U("fresh_reason", "str"),
-			U("credentials_expire_ms", "u64"),
-			U("serializer", "str")
+			H("session_id", "str", { required: !0 }),
+			H("resume_token", "bytes", { required: !0 }),
+			H("resumed", "u8"),
+			H("recovery", "tables", { table: Be }),
+			H("last_received_seq", "u64"),
+			H("heartbeat_interval_ms", "u32"),
+			H("heartbeat_timeout_ms", "u32"),
+			H("limits", "table", { table: Ue }),
+			H("server_time_ms", "u64"),
+			H("fresh_reason", "str"),
+			H("credentials_expire_ms", "u64"),
+			H("serializer", "str")
 		]
 	},
-	[F.Data]: {
+	[P.Data]: {
 		name: "Data",
 		fields: [
-			U("topic", "str"),
-			U("position", "pos"),
-			U("seq", "u64"),
-			U("timestamp_ms", "u64"),
-			U("payload", "bytes")
+			H("topic", "str"),
+			H("position", "pos"),
+			H("seq", "u64"),
+			H("timestamp_ms", "u64"),
+			H("payload", "bytes")
 		]
 	},
-	[F.Ack]: {
+	[P.Ack]: {
 		name: "Ack",
-		fields: [U("seq", "u64"), U("positions", "tables", { table: Re })]
+		fields: [H("seq", "u64"), H("positions", "tables", { table: ze })]
 	},
-	[F.Ping]: {
+	[P.Ping]: {
 		name: "Ping",
-		fields: [U("id", "u32"), U("timestamp_ms", "u64")]
+		fields: [H("id", "u32"), H("timestamp_ms", "u64")]
 	},
-	[F.Pong]: {
+	[P.Pong]: {
 		name: "Pong",
 		fields: [
-			U("id", "u32"),
-			U("echo_timestamp_ms", "u64"),
-			U("timestamp_ms", "u64")
+			H("id", "u32"),
+			H("echo_timestamp_ms", "u64"),
+			H("timestamp_ms", "u64")
 		]
 	},
-	[F.Subscribe]: {
+	[P.Subscribe]: {
 		name: "Subscribe",
 		fields: [
-			U("request_id", "u32"),
-			U("topic", "str", { required: !0 }),
-			U("position", "pos")
+			H("request_id", "u32"),
+			H("topic", "str", { required: !0 }),
+			H("position", "pos")
 		]
 	},
-	[F.Unsubscribe]: {
+	[P.Unsubscribe]: {
 		name: "Unsubscribe",
-		fields: [U("request_id", "u32"), U("topic", "str", { required: !0 })]
+		fields: [H("request_id", "u32"), H("topic", "str", { required: !0 })]
 	},
-	[F.Subscribed]: {
+	[P.Subscribed]: {
 		name: "Subscribed",
-		fields: [U("request_id", "u32"), U("recovery", "table", {
-			table: ze,
+		fields: [H("request_id", "u32"), H("recovery", "table", {
+			table: Be,
 			required: !0
 		})]
 	},
-	[F.Unsubscribed]: {
+	[P.Unsubscribed]: {
 		name: "Unsubscribed",
-		fields: [U("request_id", "u32"), U("topic", "str", { required: !0 })]
+		fields: [H("request_id", "u32"), H("topic", "str", { required: !0 })]
 	},
-	[F.Presence]: {
+	[P.Presence]: {
 		name: "Presence",
 		fields: [
-			U("topic", "str", { required: !0 }),
-			U("action", "u8"),
-			U("session_id", "str", { required: !0 }),
-			U("metadata", "tables", { table: Be })
+			H("topic", "str", { required: !0 }),
+			H("action", "u8"),
+			H("session_id", "str", { required: !0 }),
+			H("metadata", "tables", { table: Ve })
 		]
 	},
-	[F.Error]: {
+	[P.Error]: {
 		name: "Error",
 		fields: [
-			U("code", "u16"),
-			U("message", "str"),
-			U("details", "str"),
-			U("retryable", "u8"),
-			U("request_id", "u32")
+			H("code", "u16"),
+			H("message", "str"),
+			H("details", "str"),
+			H("retryable", "u8"),
+			H("request_id", "u32")
 		]
 	},
-	[F.Goodbye]: {
+	[P.Goodbye]: {
 		name: "Goodbye",
 		fields: [
-			U("code", "u16"),
-			U("reason", "str"),
-			U("reconnect_after_ms", "u32")
+			H("code", "u16"),
+			H("reason", "str"),
+			H("reconnect_after_ms", "u32")
 		]
 	},
-	[F.Refresh]: {
+	[P.Refresh]: {
 		name: "Refresh",
-		fields: [U("token", "str")]
+		fields: [H("token", "str")]
 	},
-	[F.Refreshed]: {
+	[P.Refreshed]: {
 		name: "Refreshed",
-		fields: [U("credentials_expire_ms", "u64")]
+		fields: [H("credentials_expire_ms", "u64")]
 	}
-}, We = new TextDecoder("utf-8", { fatal: !0 }), Ge = class {
+}, Ge = new TextDecoder("utf-8", { fatal: !0 }), Ke = class {
 	buf;
 	view;
 	size;
@@ -1938,7 +1938,7 @@ var Le = {
 		if (this.buf[r] !== 0) throw new a(`${t}: string is not NUL-terminated`);
 		this.charge(n + 1, t);
 		try {
-			We.decode(this.buf.subarray(e + 4, r));
+			Ge.decode(this.buf.subarray(e + 4, r));
 		} catch {
 			throw new a(`${t}: invalid UTF-8`);
 		}
@@ -1957,7 +1957,7 @@ var Le = {
 				if (n.required) throw new a(`missing required field ${s}`);
 				return;
 			}
-			if (c < 4 || c + Le[n.kind] > r) throw new a(`${s}: field offset ${c} is outside its table`);
+			if (c < 4 || c + Re[n.kind] > r) throw new a(`${s}: field offset ${c} is outside its table`);
 			let l = e + c;
 			switch (n.kind) {
 				case "str":
@@ -1978,12 +1978,12 @@ var Le = {
 		});
 	}
 };
-function Ke(e) {
+function qe(e) {
 	let t = e.byteLength;
 	if (t < 8) throw new a(`envelope too short (${t} bytes)`);
 	let n = String.fromCharCode(e[4], e[5], e[6], e[7]);
 	if (n !== "SGM1") throw new a(`not a SigmaSockets envelope (file identifier ${JSON.stringify(n)})`);
-	let r = new Ge(e), i = r.u32(0), { inline: s, fields: c } = r.openTable(i, 2, "Envelope"), [l, u] = c, d = 0;
+	let r = new Ke(e), i = r.u32(0), { inline: s, fields: c } = r.openTable(i, 2, "Envelope"), [l, u] = c, d = 0;
 	if (l) {
 		if (!(l >= 4 && l < s)) throw new a("Envelope.body_type: field offset is outside its table");
 		d = r.u8(i + l);
@@ -1991,7 +1991,7 @@ function Ke(e) {
 	if (d === 0) throw new a("envelope has no body");
 	if (!u) throw new a(`envelope of type ${d} has no body`);
 	if (!(u >= 4 && u <= s - 4)) throw new a("Envelope.body: field offset is outside its table");
-	let f = Ue[d];
+	let f = We[d];
 	if (f === void 0) throw new o(d);
 	let ee = i + u, p = ee + r.u32(ee);
 	return r.table(p, f, f.name), {
@@ -1999,47 +1999,52 @@ function Ke(e) {
 		spec: f
 	};
 }
-var qe = /* @__PURE__ */ new Uint8Array();
-function W(e) {
+var Je = /* @__PURE__ */ new Uint8Array();
+function U(e) {
 	return e === null ? null : {
 		epoch: e.epoch(),
 		offset: e.offset()
 	};
 }
-function Je(e) {
+function Ye(e) {
 	return {
 		topic: e.topic() ?? "",
-		position: W(e.position())
+		position: U(e.position())
 	};
 }
-function Ye(e) {
-	let t = e.status(), n = t === L.Recovered || t === L.Fresh ? t : L.Failed;
+function Xe(e) {
+	let t = e.status(), n = t === I.Recovered || t === I.Fresh ? t : I.Failed;
 	return {
 		topic: e.topic() ?? "",
 		status: n,
-		position: W(e.position()),
+		position: U(e.position()),
 		lostFrom: e.lostFrom(),
 		lostTo: e.lostTo(),
 		replayed: e.replayed()
 	};
 }
-function Xe(e, t) {
+function Ze(e, t) {
 	let n = {};
 	for (let r = 0; r < e; r++) {
 		let e = t(r);
-		n[e.key() ?? ""] = e.value() ?? "";
+		Object.defineProperty(n, e.key() ?? "", {
+			value: e.value() ?? "",
+			enumerable: !0,
+			writable: !0,
+			configurable: !0
+		});
 	}
 	return n;
 }
-function Ze(e) {
+function Qe(e) {
 	return e === null ? null : {
 		name: e.name() ?? "",
 		version: e.version() ?? "",
 		platform: e.platform() ?? "",
-		metadata: Xe(e.metadataLength(), (t) => e.metadata(t))
+		metadata: Ze(e.metadataLength(), (t) => e.metadata(t))
 	};
 }
-function Qe(e) {
+function $e(e) {
 	return e === null ? null : {
 		maxMessageSize: e.maxMessageSize(),
 		maxUnacked: e.maxUnacked(),
@@ -2048,72 +2053,72 @@ function Qe(e) {
 		maxBytesPerSecond: e.maxBytesPerSecond()
 	};
 }
-function $e(e, t) {
+function et(e, t) {
 	switch (e) {
-		case F.Hello: {
-			let e = t.body(new w()), n = [];
-			for (let t = 0; t < e.positionsLength(); t++) n.push(Je(e.positions(t)));
+		case P.Hello: {
+			let e = t.body(new C()), n = [];
+			for (let t = 0; t < e.positionsLength(); t++) n.push(Ye(e.positions(t)));
 			return {
 				type: "Hello",
 				protocolVersion: e.protocolVersion(),
 				sessionId: e.sessionId() ?? "",
-				resumeToken: (e.resumeTokenArray() ?? qe).slice(),
+				resumeToken: (e.resumeTokenArray() ?? Je).slice(),
 				positions: n,
 				lastAckedSeq: e.lastAckedSeq(),
 				authToken: e.authToken() ?? "",
-				client: Ze(e.client()),
+				client: Qe(e.client()),
 				serializer: e.serializer() ?? ""
 			};
 		}
-		case F.Welcome: {
-			let e = t.body(new P()), n = [];
-			for (let t = 0; t < e.recoveryLength(); t++) n.push(Ye(e.recovery(t)));
+		case P.Welcome: {
+			let e = t.body(new N()), n = [];
+			for (let t = 0; t < e.recoveryLength(); t++) n.push(Xe(e.recovery(t)));
 			return {
 				type: "Welcome",
 				sessionId: e.sessionId() ?? "",
-				resumeToken: (e.resumeTokenArray() ?? qe).slice(),
+				resumeToken: (e.resumeTokenArray() ?? Je).slice(),
 				resumed: e.resumed(),
 				recovery: n,
 				lastReceivedSeq: e.lastReceivedSeq(),
 				heartbeatIntervalMs: e.heartbeatIntervalMs(),
 				heartbeatTimeoutMs: e.heartbeatTimeoutMs(),
-				limits: Qe(e.limits()),
+				limits: $e(e.limits()),
 				serverTimeMs: e.serverTimeMs(),
 				freshReason: e.freshReason() ?? "",
 				credentialsExpireMs: e.credentialsExpireMs(),
 				serializer: e.serializer() ?? ""
 			};
 		}
-		case F.Data: {
-			let e = t.body(new y());
+		case P.Data: {
+			let e = t.body(new v());
 			return {
 				type: "Data",
 				topic: e.topic() ?? "",
-				position: W(e.position()),
+				position: U(e.position()),
 				seq: e.seq(),
 				timestampMs: e.timestampMs(),
-				payload: e.payloadArray() ?? qe
+				payload: e.payloadArray() ?? Je
 			};
 		}
-		case F.Ack: {
-			let e = t.body(new v()), n = [];
-			for (let t = 0; t < e.positionsLength(); t++) n.push(Je(e.positions(t)));
+		case P.Ack: {
+			let e = t.body(new _()), n = [];
+			for (let t = 0; t < e.positionsLength(); t++) n.push(Ye(e.positions(t)));
 			return {
 				type: "Ack",
 				seq: e.seq(),
 				positions: n
 			};
 		}
-		case F.Ping: {
-			let e = t.body(new T());
+		case P.Ping: {
+			let e = t.body(new w());
 			return {
 				type: "Ping",
 				id: e.id(),
 				timestampMs: e.timestampMs()
 			};
 		}
-		case F.Pong: {
-			let e = t.body(new E());
+		case P.Pong: {
+			let e = t.body(new T());
 			return {
 				type: "Pong",
 				id: e.id(),
@@ -2121,52 +2126,52 @@ function $e(e, t) {
 				timestampMs: e.timestampMs()
 			};
 		}
-		case F.Subscribe: {
-			let e = t.body(new O());
+		case P.Subscribe: {
+			let e = t.body(new D());
 			return {
 				type: "Subscribe",
 				requestId: e.requestId(),
 				topic: e.topic() ?? "",
-				position: W(e.position())
+				position: U(e.position())
 			};
 		}
-		case F.Unsubscribe: {
-			let e = t.body(new j());
+		case P.Unsubscribe: {
+			let e = t.body(new A());
 			return {
 				type: "Unsubscribe",
 				requestId: e.requestId(),
 				topic: e.topic() ?? ""
 			};
 		}
-		case F.Subscribed: {
-			let e = t.body(new A());
+		case P.Subscribed: {
+			let e = t.body(new k());
 			return {
 				type: "Subscribed",
 				requestId: e.requestId(),
-				recovery: Ye(e.recovery())
+				recovery: Xe(e.recovery())
 			};
 		}
-		case F.Unsubscribed: {
-			let e = t.body(new M());
+		case P.Unsubscribed: {
+			let e = t.body(new j());
 			return {
 				type: "Unsubscribed",
 				requestId: e.requestId(),
 				topic: e.topic() ?? ""
 			};
 		}
-		case F.Presence: {
-			let e = t.body(new D()), n = e.action();
-			if (n !== _e.Join && n !== _e.Leave) throw new o(F.Presence, `Presence with unknown action ${n}`);
+		case P.Presence: {
+			let e = t.body(new E()), n = e.action();
+			if (n !== ve.Join && n !== ve.Leave) throw new o(P.Presence, `Presence with unknown action ${n}`);
 			return {
 				type: "Presence",
 				topic: e.topic() ?? "",
 				action: n,
 				sessionId: e.sessionId() ?? "",
-				metadata: Xe(e.metadataLength(), (t) => e.metadata(t))
+				metadata: Ze(e.metadataLength(), (t) => e.metadata(t))
 			};
 		}
-		case F.Error: {
-			let e = t.body(new b());
+		case P.Error: {
+			let e = t.body(new y());
 			return {
 				type: "Error",
 				code: e.code(),
@@ -2176,8 +2181,8 @@ function $e(e, t) {
 				requestId: e.requestId()
 			};
 		}
-		case F.Goodbye: {
-			let e = t.body(new x());
+		case P.Goodbye: {
+			let e = t.body(new b());
 			return {
 				type: "Goodbye",
 				code: e.code(),
@@ -2185,28 +2190,28 @@ function $e(e, t) {
 				reconnectAfterMs: e.reconnectAfterMs()
 			};
 		}
-		case F.Refresh: return {
+		case P.Refresh: return {
 			type: "Refresh",
-			token: t.body(new me()).token() ?? ""
+			token: t.body(new he()).token() ?? ""
 		};
-		case F.Refreshed: return {
+		case P.Refreshed: return {
 			type: "Refreshed",
-			credentialsExpireMs: t.body(new he()).credentialsExpireMs()
+			credentialsExpireMs: t.body(new ge()).credentialsExpireMs()
 		};
 		default: throw new o(e);
 	}
 }
-function et(e) {
+function tt(e) {
 	let t = e instanceof Uint8Array ? e : new Uint8Array(e);
 	try {
-		let { bodyType: e } = Ke(t), n = new de(t);
-		return $e(e, I.getRootAsEnvelope(n));
+		let { bodyType: e } = qe(t), n = new fe(t);
+		return et(e, F.getRootAsEnvelope(n));
 	} catch (e) {
 		throw e instanceof a ? e : new a(`malformed envelope (${String(e)})`);
 	}
 }
 // ../../clients/js/src/session.ts
-var tt = "sigma.v1", nt = {
+var nt = "sigma.v1", rt = {
 	reconnectInterval: 1e3,
 	maxReconnectInterval: 3e4,
 	reconnectMultiplier: 2,
@@ -2226,7 +2231,7 @@ var tt = "sigma.v1", nt = {
 	wallClockOffset: 0,
 	probeTimeout: 3e3
 };
-function rt(e) {
+function it(e) {
 	let t;
 	try {
 		t = new URL(e);
@@ -2237,12 +2242,12 @@ function rt(e) {
 	if (!t.hostname) throw TypeError(`URL has no host: ${JSON.stringify(e)}`);
 	return t;
 }
-function it(e, t) {
+function at(e, t) {
 	let n = Math.min(t - 1, 64);
 	return Math.min(e.maxReconnectInterval, e.reconnectInterval * e.reconnectMultiplier ** n);
 }
-function at(e) {
-	rt(e.url);
+function ot(e) {
+	it(e.url);
 	let t = (t, n, r = !1) => {
 		let i = e[t];
 		if (typeof i != "number" || !Number.isFinite(i) || i < n || r && i === n) throw RangeError(`${t} must be a finite number ${r ? ">" : ">="} ${n}, got ${i}`);
@@ -2253,7 +2258,7 @@ function at(e) {
 	if (!(Number.isInteger(e.maxPending) && e.maxPending >= 1)) throw RangeError("maxPending must be an integer >= 1");
 	if (e.heartbeatInterval && e.heartbeatTimeout <= e.heartbeatInterval) throw RangeError(`heartbeatTimeout must exceed heartbeatInterval (${e.heartbeatTimeout} <= ${e.heartbeatInterval})`);
 }
-var ot = new TextEncoder(), st = /* @__PURE__ */ new Set([
+var st = new TextEncoder(), ct = /* @__PURE__ */ new Set([
 	"Data",
 	"Ack",
 	"Subscribed",
@@ -2261,17 +2266,17 @@ var ot = new TextEncoder(), st = /* @__PURE__ */ new Set([
 	"Presence",
 	"Error",
 	"Refreshed"
-]), ct = /* @__PURE__ */ new Set([
+]), lt = /* @__PURE__ */ new Set([
 	t.AUTH_FAILED,
 	t.UNSUPPORTED_VERSION,
 	t.SESSION_TAKEN_OVER,
 	t.SERIALIZER_MISMATCH
-]), lt = {
+]), ut = {
 	[e.BAD_ENVELOPE]: t.BAD_ENVELOPE,
 	[e.UNEXPECTED_MESSAGE]: t.UNEXPECTED_MESSAGE,
 	[e.HELLO_TIMEOUT]: t.UNEXPECTED_MESSAGE,
 	[e.HEARTBEAT_TIMEOUT]: t.HEARTBEAT_TIMEOUT
-}, ut = class n {
+}, dt = class n {
 	config;
 	random;
 	_status = "disconnected";
@@ -2316,7 +2321,7 @@ var ot = new TextEncoder(), st = /* @__PURE__ */ new Set([
 	heartbeatsOwed = 0;
 	lastNow = 0;
 	constructor(e, t) {
-		at(e), this.config = e, this.random = t, this.maxUnacked = e.maxPending, this.maxMessageSize = e.maxMessageSize, this.authToken = e.authToken, this.checkHelloFits(null);
+		ot(e), this.config = e, this.random = t, this.maxUnacked = e.maxPending, this.maxMessageSize = e.maxMessageSize, this.authToken = e.authToken, this.checkHelloFits(null);
 	}
 	get status() {
 		return this._status;
@@ -2363,7 +2368,7 @@ var ot = new TextEncoder(), st = /* @__PURE__ */ new Set([
 	send(e, t, n = "") {
 		if (this.lastNow = t, !(e instanceof Uint8Array)) throw new r("send() needs a Uint8Array payload");
 		if (typeof n != "string") throw new r("topic must be a string");
-		if (e.length + ot.encode(n).length + 128 > this.maxMessageSize) throw new r(`message of ${e.length} bytes is too large: the limit is ${this.maxMessageSize - 128} bytes of payload and topic`);
+		if (e.length + st.encode(n).length + 128 > this.maxMessageSize) throw new r(`message of ${e.length} bytes is too large: the limit is ${this.maxMessageSize - 128} bytes of payload and topic`);
 		if (this.pending.length >= this.config.maxPending) return null;
 		let i = {
 			seq: this.nextSeq,
@@ -2381,14 +2386,14 @@ var ot = new TextEncoder(), st = /* @__PURE__ */ new Set([
 		if (!this.subscriptions.has(e)) throw new r(`not subscribed to ${JSON.stringify(e)}`);
 		return this.subscriptions.delete(e), this.unsubscribing.add(e), this.request(e, !1);
 	}
-	transportOpened(t, n, r = tt) {
+	transportOpened(t, n, r = nt) {
 		let i = this.conn;
 		t === this.attemptId && i !== null && i.state === "opening" && this.wanted && (this.attemptDeadline = Infinity, r === "sigma.v1" ? (i.state = "hello", i.openedAt = i.lastReceived = n, this.sendBody(this.hello())) : (this.out.push({
 			kind: "close",
 			attempt: t,
 			code: e.PROTOCOL_ERROR,
 			reason: "no subprotocol"
-		}), this.conn = null, this.attemptId += 1, this.lost(n, e.ABNORMAL_CLOSURE, `the server did not select the subprotocol ${tt}` + (r ? ` (it chose ${JSON.stringify(r)})` : ""), null, null)));
+		}), this.conn = null, this.attemptId += 1, this.lost(n, e.ABNORMAL_CLOSURE, `the server did not select the subprotocol ${nt}` + (r ? ` (it chose ${JSON.stringify(r)})` : ""), null, null)));
 	}
 	transportError(e, t) {
 		e === this.attemptId && this.conn !== null && t && (this.conn.transportError = t);
@@ -2408,7 +2413,7 @@ var ot = new TextEncoder(), st = /* @__PURE__ */ new Set([
 		}
 		let l;
 		try {
-			l = et(c);
+			l = tt(c);
 		} catch (e) {
 			if (e instanceof o) {
 				this.unknownMessages += 1;
@@ -2499,7 +2504,7 @@ var ot = new TextEncoder(), st = /* @__PURE__ */ new Set([
 		(e.type === "Ping" || e.type === "Pong") && (this.heartbeatsOwed += 1), this.out.push({
 			kind: "send",
 			attempt: this.attemptId,
-			data: Ie(e)
+			data: Le(e)
 		});
 	}
 	get isOpen() {
@@ -2517,7 +2522,7 @@ var ot = new TextEncoder(), st = /* @__PURE__ */ new Set([
 		let n = {
 			epoch: 18446744073709551615n,
 			offset: 18446744073709551615n
-		}, i = Ie({
+		}, i = Le({
 			type: "Hello",
 			sessionId: this.sessionId || "x".repeat(32),
 			resumeToken: this.token.length ? this.token : /* @__PURE__ */ new Uint8Array(64),
@@ -2603,7 +2608,7 @@ var ot = new TextEncoder(), st = /* @__PURE__ */ new Set([
 		let r = this.conn;
 		r !== null && (r.state === "open" && this.sendBody({
 			type: "Goodbye",
-			code: lt[e.code] ?? t.UNKNOWN,
+			code: ut[e.code] ?? t.UNKNOWN,
 			reason: e.reason
 		}), this.out.push({
 			kind: "close",
@@ -2642,14 +2647,14 @@ var ot = new TextEncoder(), st = /* @__PURE__ */ new Set([
 				return;
 			}
 			this.unexpected(e, t, n);
-		} else st.has(t.type) ? this.onBody(t, n) : this.unexpected(e, t, n);
+		} else ct.has(t.type) ? this.onBody(t, n) : this.unexpected(e, t, n);
 	}
 	unexpected(t, n, r) {
 		this.fail(new i(`unexpected ${n.type} from the server in state ${t.state === "hello" ? "hello" : "open"}`, e.UNEXPECTED_MESSAGE), r);
 	}
 	onWelcome(e, t) {
 		let n = this.sessionId;
-		if (e.resumed) this.dropAcked(dt(e.lastReceivedSeq));
+		if (e.resumed) this.dropAcked(ft(e.lastReceivedSeq));
 		else {
 			let t = this.pending.length;
 			this.pending.forEach((e, t) => {
@@ -2710,7 +2715,7 @@ var ot = new TextEncoder(), st = /* @__PURE__ */ new Set([
 		let t = e.position;
 		if (t === null) return;
 		let n = this.positions.get(e.topic);
-		e.status !== L.Failed && n !== void 0 && n.epoch === t.epoch && n.offset >= t.offset || this.positions.set(e.topic, t);
+		e.status !== I.Failed && n !== void 0 && n.epoch === t.epoch && n.offset >= t.offset || this.positions.set(e.topic, t);
 	}
 	static foreignReserved(e) {
 		return e.startsWith("$") && e !== "$all" && e !== "$inbox";
@@ -2727,7 +2732,7 @@ var ot = new TextEncoder(), st = /* @__PURE__ */ new Set([
 	}
 	applyRecovery(e) {
 		let t = e.topic;
-		return n.foreignReserved(t) || this.unaskedOverBudget(t) ? !1 : (this.updatePosition(e), !t.startsWith("$") && !this.unsubscribing.has(t) && this.subscriptions.add(t), e.status === L.Failed && this.out.push({
+		return n.foreignReserved(t) || this.unaskedOverBudget(t) ? !1 : (this.updatePosition(e), !t.startsWith("$") && !this.unsubscribing.has(t) && this.subscriptions.add(t), e.status === I.Failed && this.out.push({
 			kind: "recovery_failed",
 			topic: t,
 			lostFrom: e.lostFrom,
@@ -2741,7 +2746,7 @@ var ot = new TextEncoder(), st = /* @__PURE__ */ new Set([
 				this.onData(e);
 				break;
 			case "Ack":
-				this.dropAcked(dt(e.seq)), this.transmit();
+				this.dropAcked(ft(e.seq)), this.transmit();
 				break;
 			case "Subscribed": {
 				let t = e.recovery;
@@ -2808,7 +2813,7 @@ var ot = new TextEncoder(), st = /* @__PURE__ */ new Set([
 	}
 	lost(e, n, r, i, a) {
 		this.refreshAt = Infinity, this.paceAt = Infinity;
-		let o = a !== null && ct.has(a.code);
+		let o = a !== null && lt.has(a.code);
 		if (a !== null && (a.code === t.TOKEN_EXPIRED || a.code === t.AUTH_FAILED) && this.wanted && this.config.refreshTokens && !this.tokenFresh) {
 			this.out.push({
 				kind: "disconnected",
@@ -2853,7 +2858,7 @@ var ot = new TextEncoder(), st = /* @__PURE__ */ new Set([
 			});
 			return;
 		}
-		let u = this.goodbyeFloor + this.random() * it(this.config, this.failures);
+		let u = this.goodbyeFloor + this.random() * at(this.config, this.failures);
 		this.reconnectAt = e + u, this.setStatus("reconnecting"), this.out.push({
 			kind: "reconnecting",
 			attempt: this.failures,
@@ -2865,12 +2870,12 @@ var ot = new TextEncoder(), st = /* @__PURE__ */ new Set([
 		this.sessionId = "", this.token = /* @__PURE__ */ new Uint8Array(), this.positions.clear(), this.unsubscribing.clear(), this.latest.clear(), this.pending = [], this.requests.clear(), this.nextSeq = 1, this.sentUpto = 0, this.lastAckedSeq = 0, this.awaitingToken = !1, this.refreshAt = Infinity, this.credentialsExpireMs = 0n;
 	}
 };
-function dt(e) {
+function ft(e) {
 	return e > BigInt(2 ** 53 - 1) ? 2 ** 53 - 1 : Number(e);
 }
 // ../../clients/js/src/client.ts
-var ft = 1;
-function pt() {
+var pt = 1;
+function mt() {
 	let e = globalThis;
 	if (typeof e.addEventListener != "function" || typeof e.removeEventListener != "function" || typeof e.navigator?.onLine != "boolean") return null;
 	let t = e.addEventListener.bind(e), n = e.removeEventListener.bind(e);
@@ -2881,7 +2886,7 @@ function pt() {
 		};
 	} };
 }
-function mt() {
+function ht() {
 	let e = globalThis.performance;
 	return e === void 0 ? {
 		now: () => Date.now(),
@@ -2891,7 +2896,7 @@ function mt() {
 		wallClockOffset: Date.now() - e.now()
 	};
 }
-var ht = class {
+var gt = class {
 	session;
 	WebSocketCtor;
 	now;
@@ -2910,12 +2915,12 @@ var ht = class {
 	getToken;
 	constructor(e) {
 		if (typeof e != "object" || !e) throw TypeError("SigmaSocketClient needs an options object with a url");
-		let t = e.now === void 0 ? mt() : {
+		let t = e.now === void 0 ? ht() : {
 			now: e.now,
 			wallClockOffset: 0
 		};
 		this.now = t.now;
-		let n = nt, r = e.reconnectInterval ?? n.reconnectInterval, i = {
+		let n = rt, r = e.reconnectInterval ?? n.reconnectInterval, i = {
 			url: e.url,
 			reconnectInterval: r,
 			maxReconnectInterval: Math.max(e.maxReconnectInterval ?? n.maxReconnectInterval, r),
@@ -2936,10 +2941,10 @@ var ht = class {
 			wallClockOffset: t.wallClockOffset,
 			probeTimeout: e.probeTimeout ?? n.probeTimeout
 		};
-		this.session = new ut(i, e.random ?? Math.random), this.serializer = e.serializer ?? p, this.getToken = e.getToken ?? null, this.WebSocketCtor = e.WebSocket ?? globalThis.WebSocket, this.timers = e.timers ?? {
+		this.session = new dt(i, e.random ?? Math.random), this.serializer = e.serializer ?? p, this.getToken = e.getToken ?? null, this.WebSocketCtor = e.WebSocket ?? globalThis.WebSocket, this.timers = e.timers ?? {
 			setTimeout: (e, t) => globalThis.setTimeout(e, t),
 			clearTimeout: (e) => globalThis.clearTimeout(e)
-		}, this.network = e.network === void 0 ? pt() : e.network;
+		}, this.network = e.network === void 0 ? mt() : e.network;
 	}
 	connect() {
 		if (this.session.status === "connected") return Promise.resolve();
@@ -3035,7 +3040,7 @@ var ht = class {
 				this.openSocket(e.attempt, e.url);
 				break;
 			case "send":
-				e.attempt === this.socketAttempt && this.socket?.readyState === ft && this.socket.send(e.data);
+				e.attempt === this.socketAttempt && this.socket?.readyState === pt && this.socket.send(e.data);
 				break;
 			case "close":
 				e.attempt === this.socketAttempt && this.closeSocket(e.code, e.reason);
@@ -3098,7 +3103,7 @@ var ht = class {
 			case "unsubscribed":
 				this.emit("unsubscribed", e.topic);
 				break;
-			case "presence": this.emit("presence", gt(e.presence));
+			case "presence": this.emit("presence", _t(e.presence));
 		}
 	}
 	settle(e) {
@@ -3110,7 +3115,7 @@ var ht = class {
 		this.dropSocket(), this.socketAttempt = e;
 		let n;
 		try {
-			n = new this.WebSocketCtor(t, [tt]), n.binaryType = "arraybuffer";
+			n = new this.WebSocketCtor(t, [nt]), n.binaryType = "arraybuffer";
 		} catch (t) {
 			let n = this.session;
 			n.transportError(e, t instanceof Error ? t.message : String(t)), n.transportClosed(e, 1006, "", this.now());
@@ -3152,7 +3157,7 @@ var ht = class {
 		this.timer = this.timerAt = null, this.session.handleTimer(Math.max(this.now(), e)), this.pump();
 	}
 };
-function gt(e) {
+function _t(e) {
 	return {
 		topic: e.topic,
 		action: e.action === 0 ? "join" : "leave",
@@ -3161,7 +3166,7 @@ function gt(e) {
 	};
 }
 // ../../clients/js/node_modules/@msgpack/msgpack/dist.esm/utils/utf8.mjs
-function _t(e) {
+function vt(e) {
 	let t = e.length, n = 0, r = 0;
 	for (; r < t;) {
 		let i = e.charCodeAt(r++);
@@ -3177,7 +3182,7 @@ function _t(e) {
 	}
 	return n;
 }
-function vt(e, t, n) {
+function yt(e, t, n) {
 	let r = e.length, i = n, a = 0;
 	for (; a < r;) {
 		let n = e.charCodeAt(a++);
@@ -3195,15 +3200,15 @@ function vt(e, t, n) {
 		}
 	}
 }
-var yt = new TextEncoder(), bt = 50;
-function xt(e, t, n) {
-	yt.encodeInto(e, t.subarray(n));
-}
+var bt = new TextEncoder(), xt = 50;
 function St(e, t, n) {
-	e.length > bt ? xt(e, t, n) : vt(e, t, n);
+	bt.encodeInto(e, t.subarray(n));
 }
-var Ct = 4096;
-function wt(e, t, n) {
+function Ct(e, t, n) {
+	e.length > xt ? St(e, t, n) : yt(e, t, n);
+}
+var wt = 4096;
+function Tt(e, t, n) {
 	let r = t, i = r + n, a = [], o = "";
 	for (; r < i;) {
 		let t = e[r++];
@@ -3218,26 +3223,26 @@ function wt(e, t, n) {
 			let n = e[r++] & 63, i = e[r++] & 63, o = e[r++] & 63, s = (t & 7) << 18 | n << 12 | i << 6 | o;
 			s > 65535 && (s -= 65536, a.push(s >>> 10 & 1023 | 55296), s = 56320 | s & 1023), a.push(s);
 		} else a.push(t);
-		a.length >= Ct && (o += String.fromCharCode(...a), a.length = 0);
+		a.length >= wt && (o += String.fromCharCode(...a), a.length = 0);
 	}
 	return a.length > 0 && (o += String.fromCharCode(...a)), o;
 }
-var Tt = new TextDecoder(), Et = 200;
-function Dt(e, t, n) {
-	let r = e.subarray(t, t + n);
-	return Tt.decode(r);
-}
+var Et = new TextDecoder(), Dt = 200;
 function Ot(e, t, n) {
-	return n > Et ? Dt(e, t, n) : wt(e, t, n);
+	let r = e.subarray(t, t + n);
+	return Et.decode(r);
+}
+function kt(e, t, n) {
+	return n > Dt ? Ot(e, t, n) : Tt(e, t, n);
 }
 // ../../clients/js/node_modules/@msgpack/msgpack/dist.esm/ExtData.mjs
-var G = class {
+var At = class {
 	type;
 	data;
 	constructor(e, t) {
 		this.type = e, this.data = t;
 	}
-}, K = class e extends Error {
+}, W = class e extends Error {
 	constructor(t) {
 		super(t);
 		let n = Object.create(e.prototype);
@@ -3248,26 +3253,26 @@ var G = class {
 		});
 	}
 };
-function kt(e, t, n) {
+function jt(e, t, n) {
 	let r = n / 4294967296, i = n;
 	e.setUint32(t, r), e.setUint32(t + 4, i);
 }
-function At(e, t, n) {
+function Mt(e, t, n) {
 	let r = Math.floor(n / 4294967296), i = n;
 	e.setUint32(t, r), e.setUint32(t + 4, i);
 }
-function jt(e, t) {
+function Nt(e, t) {
 	let n = e.getInt32(t), r = e.getUint32(t + 4);
 	return n * 4294967296 + r;
 }
-function Mt(e, t) {
+function Pt(e, t) {
 	let n = e.getUint32(t), r = e.getUint32(t + 4);
 	return n * 4294967296 + r;
 }
-var Nt = 4294967295, Pt = 17179869183;
-function Ft({ sec: e, nsec: t }) {
-	if (e >= 0 && t >= 0 && e <= Pt) {
-		if (t === 0 && e <= Nt) {
+var Ft = 4294967295, It = 17179869183;
+function Lt({ sec: e, nsec: t }) {
+	if (e >= 0 && t >= 0 && e <= It) {
+		if (t === 0 && e <= Ft) {
 			let t = /* @__PURE__ */ new Uint8Array(4);
 			return new DataView(t.buffer).setUint32(0, e), t;
 		}
@@ -3278,20 +3283,20 @@ function Ft({ sec: e, nsec: t }) {
 	}
 	{
 		let n = /* @__PURE__ */ new Uint8Array(12), r = new DataView(n.buffer);
-		return r.setUint32(0, t), At(r, 4, e), n;
+		return r.setUint32(0, t), Mt(r, 4, e), n;
 	}
 }
-function It(e) {
+function Rt(e) {
 	let t = e.getTime(), n = Math.floor(t / 1e3), r = (t - n * 1e3) * 1e6, i = Math.floor(r / 1e9);
 	return {
 		sec: n + i,
 		nsec: r - i * 1e9
 	};
 }
-function Lt(e) {
-	return e instanceof Date ? Ft(It(e)) : null;
+function zt(e) {
+	return e instanceof Date ? Lt(Rt(e)) : null;
 }
-function Rt(e) {
+function Bt(e) {
 	let t = new DataView(e.buffer, e.byteOffset, e.byteLength);
 	switch (e.byteLength) {
 		case 4: return {
@@ -3306,21 +3311,21 @@ function Rt(e) {
 			};
 		}
 		case 12: return {
-			sec: jt(t, 4),
+			sec: Nt(t, 4),
 			nsec: t.getUint32(0)
 		};
-		default: throw new K(`Unrecognized data size for timestamp (expected 4, 8, or 12): ${e.length}`);
+		default: throw new W(`Unrecognized data size for timestamp (expected 4, 8, or 12): ${e.length}`);
 	}
 }
-function zt(e) {
-	let t = Rt(e);
+function Vt(e) {
+	let t = Bt(e);
 	return /* @__PURE__ */ new Date(t.sec * 1e3 + t.nsec / 1e6);
 }
-var Bt = {
+var Ht = {
 	type: -1,
-	encode: Lt,
-	decode: zt
-}, Vt = class e {
+	encode: zt,
+	decode: Vt
+}, Ut = class e {
 	static defaultCodec = new e();
 	__brand;
 	builtInEncoders = [];
@@ -3328,7 +3333,7 @@ var Bt = {
 	encoders = [];
 	decoders = [];
 	constructor() {
-		this.register(Bt);
+		this.register(Ht);
 	}
 	register({ type: e, encode: t, decode: n }) {
 		if (e >= 0) this.encoders[e] = t, this.decoders[e] = n;
@@ -3342,31 +3347,31 @@ var Bt = {
 			let r = this.builtInEncoders[n];
 			if (r != null) {
 				let i = r(e, t);
-				if (i != null) return new G(-1 - n, i);
+				if (i != null) return new At(-1 - n, i);
 			}
 		}
 		for (let n = 0; n < this.encoders.length; n++) {
 			let r = this.encoders[n];
 			if (r != null) {
 				let i = r(e, t);
-				if (i != null) return new G(n, i);
+				if (i != null) return new At(n, i);
 			}
 		}
-		return e instanceof G ? e : null;
+		return e instanceof At ? e : null;
 	}
 	decode(e, t, n) {
 		let r = t < 0 ? this.builtInDecoders[-1 - t] : this.decoders[t];
-		return r ? r(e, t, n) : new G(t, e);
+		return r ? r(e, t, n) : new At(t, e);
 	}
 };
 // ../../clients/js/node_modules/@msgpack/msgpack/dist.esm/utils/typedArrays.mjs
-function Ht(e) {
+function Wt(e) {
 	return e instanceof ArrayBuffer || typeof SharedArrayBuffer < "u" && e instanceof SharedArrayBuffer;
 }
-function Ut(e) {
-	return e instanceof Uint8Array ? e : ArrayBuffer.isView(e) ? new Uint8Array(e.buffer, e.byteOffset, e.byteLength) : Ht(e) ? new Uint8Array(e) : Uint8Array.from(e);
+function Gt(e) {
+	return e instanceof Uint8Array ? e : ArrayBuffer.isView(e) ? new Uint8Array(e.buffer, e.byteOffset, e.byteLength) : Wt(e) ? new Uint8Array(e) : Uint8Array.from(e);
 }
-var Wt = class e {
+var Kt = class e {
 	extensionCodec;
 	context;
 	useBigInt64;
@@ -3381,7 +3386,7 @@ var Wt = class e {
 	bytes;
 	entered = !1;
 	constructor(e) {
-		this.extensionCodec = e?.extensionCodec ?? Vt.defaultCodec, this.context = e?.context, this.useBigInt64 = e?.useBigInt64 ?? !1, this.maxDepth = e?.maxDepth ?? 100, this.initialBufferSize = e?.initialBufferSize ?? 2048, this.sortKeys = e?.sortKeys ?? !1, this.forceFloat32 = e?.forceFloat32 ?? !1, this.ignoreUndefined = e?.ignoreUndefined ?? !1, this.forceIntegerToFloat = e?.forceIntegerToFloat ?? !1, this.pos = 0, this.view = new DataView(new ArrayBuffer(this.initialBufferSize)), this.bytes = new Uint8Array(this.view.buffer);
+		this.extensionCodec = e?.extensionCodec ?? Ut.defaultCodec, this.context = e?.context, this.useBigInt64 = e?.useBigInt64 ?? !1, this.maxDepth = e?.maxDepth ?? 100, this.initialBufferSize = e?.initialBufferSize ?? 2048, this.sortKeys = e?.sortKeys ?? !1, this.forceFloat32 = e?.forceFloat32 ?? !1, this.ignoreUndefined = e?.ignoreUndefined ?? !1, this.forceIntegerToFloat = e?.forceIntegerToFloat ?? !1, this.pos = 0, this.view = new DataView(new ArrayBuffer(this.initialBufferSize)), this.bytes = new Uint8Array(this.view.buffer);
 	}
 	clone() {
 		return new e({
@@ -3450,8 +3455,8 @@ var Wt = class e {
 		else throw Error(`Too long string: ${e} bytes in UTF-8`);
 	}
 	encodeString(e) {
-		let t = _t(e);
-		this.ensureBufferSizeToWrite(5 + t), this.writeStringHeader(t), St(e, this.bytes, this.pos), this.pos += t;
+		let t = vt(e);
+		this.ensureBufferSizeToWrite(5 + t), this.writeStringHeader(t), Ct(e, this.bytes, this.pos), this.pos += t;
 	}
 	encodeObject(e, t) {
 		let n = this.extensionCodec.tryToEncode(e, this.context);
@@ -3467,7 +3472,7 @@ var Wt = class e {
 		else if (t < 65536) this.writeU8(197), this.writeU16(t);
 		else if (t < 4294967296) this.writeU8(198), this.writeU32(t);
 		else throw Error(`Too large binary: ${t}`);
-		let n = Ut(e);
+		let n = Gt(e);
 		this.writeU8a(n);
 	}
 	encodeArray(e, t) {
@@ -3544,10 +3549,10 @@ var Wt = class e {
 		this.ensureBufferSizeToWrite(8), this.view.setFloat64(this.pos, e), this.pos += 8;
 	}
 	writeU64(e) {
-		this.ensureBufferSizeToWrite(8), kt(this.view, this.pos, e), this.pos += 8;
+		this.ensureBufferSizeToWrite(8), jt(this.view, this.pos, e), this.pos += 8;
 	}
 	writeI64(e) {
-		this.ensureBufferSizeToWrite(8), At(this.view, this.pos, e), this.pos += 8;
+		this.ensureBufferSizeToWrite(8), Mt(this.view, this.pos, e), this.pos += 8;
 	}
 	writeBigUint64(e) {
 		this.ensureBufferSizeToWrite(8), this.view.setBigUint64(this.pos, e), this.pos += 8;
@@ -3557,21 +3562,21 @@ var Wt = class e {
 	}
 };
 // ../../clients/js/node_modules/@msgpack/msgpack/dist.esm/encode.mjs
-function Gt(e, t) {
-	return new Wt(t).encodeSharedRef(e);
+function qt(e, t) {
+	return new Kt(t).encodeSharedRef(e);
 }
 // ../../clients/js/node_modules/@msgpack/msgpack/dist.esm/utils/prettyByte.mjs
-function Kt(e) {
+function Jt(e) {
 	return `${e < 0 ? "-" : ""}0x${Math.abs(e).toString(16).padStart(2, "0")}`;
 }
 // ../../clients/js/node_modules/@msgpack/msgpack/dist.esm/CachedKeyDecoder.mjs
-var qt = 16, Jt = 16, Yt = class {
+var Yt = 16, Xt = 16, Zt = class {
 	hit = 0;
 	miss = 0;
 	caches;
 	maxKeyLength;
 	maxLengthPerKey;
-	constructor(e = qt, t = Jt) {
+	constructor(e = Yt, t = Xt) {
 		this.maxKeyLength = e, this.maxLengthPerKey = t, this.caches = [];
 		for (let e = 0; e < this.maxKeyLength; e++) this.caches.push([]);
 	}
@@ -3598,13 +3603,13 @@ var qt = 16, Jt = 16, Yt = class {
 		let r = this.find(e, t, n);
 		if (r != null) return this.hit++, r;
 		this.miss++;
-		let i = wt(e, t, n), a = Uint8Array.prototype.slice.call(e, t, t + n);
+		let i = Tt(e, t, n), a = Uint8Array.prototype.slice.call(e, t, t + n);
 		return this.store(a, i), i;
 	}
-}, Xt = "array", q = "map_key", Zt = "map_value", Qt = (e) => {
+}, Qt = "array", G = "map_key", $t = "map_value", en = (e) => {
 	if (typeof e == "string" || typeof e == "number") return e;
-	throw new K("The type of key must be string or number but " + typeof e);
-}, $t = class {
+	throw new W("The type of key must be string or number but " + typeof e);
+}, tn = class {
 	stack = [];
 	stackHeadPosition = -1;
 	get length() {
@@ -3615,11 +3620,11 @@ var qt = 16, Jt = 16, Yt = class {
 	}
 	pushArrayState(e) {
 		let t = this.getUninitializedStateFromPool();
-		t.type = Xt, t.position = 0, t.size = e, t.array = Array(e);
+		t.type = Qt, t.position = 0, t.size = e, t.array = Array(e);
 	}
 	pushMapState(e) {
 		let t = this.getUninitializedStateFromPool();
-		t.type = q, t.readCount = 0, t.size = e, t.map = {};
+		t.type = G, t.readCount = 0, t.size = e, t.map = {};
 	}
 	getUninitializedStateFromPool() {
 		return this.stackHeadPosition++, this.stackHeadPosition === this.stack.length && this.stack.push({
@@ -3634,11 +3639,11 @@ var qt = 16, Jt = 16, Yt = class {
 	}
 	release(e) {
 		if (this.stack[this.stackHeadPosition] !== e) throw Error("Invalid stack state. Released state is not on top of the stack.");
-		if (e.type === Xt) {
+		if (e.type === Qt) {
 			let t = e;
 			t.size = 0, t.array = void 0, t.position = 0, t.type = void 0;
 		}
-		if (e.type === q || e.type === Zt) {
+		if (e.type === G || e.type === $t) {
 			let t = e;
 			t.size = 0, t.map = void 0, t.readCount = 0, t.type = void 0;
 		}
@@ -3647,13 +3652,13 @@ var qt = 16, Jt = 16, Yt = class {
 	reset() {
 		this.stack.length = 0, this.stackHeadPosition = -1;
 	}
-}, J = -1, en = /* @__PURE__ */ new DataView(/* @__PURE__ */ new ArrayBuffer(0)), tn = new Uint8Array(en.buffer);
+}, K = -1, nn = /* @__PURE__ */ new DataView(/* @__PURE__ */ new ArrayBuffer(0)), rn = new Uint8Array(nn.buffer);
 try {
-	en.getInt8(0);
+	nn.getInt8(0);
 } catch (e) {
 	if (!(e instanceof RangeError)) throw Error("This module is not supported in the current JavaScript engine because DataView does not throw RangeError on out-of-bounds access");
 }
-var nn = /* @__PURE__ */ RangeError("Insufficient data"), rn = new Yt(), an = class e {
+var an = /* @__PURE__ */ RangeError("Insufficient data"), on = new Zt(), sn = class e {
 	extensionCodec;
 	context;
 	useBigInt64;
@@ -3667,13 +3672,13 @@ var nn = /* @__PURE__ */ RangeError("Insufficient data"), rn = new Yt(), an = cl
 	mapKeyConverter;
 	totalPos = 0;
 	pos = 0;
-	view = en;
-	bytes = tn;
-	headByte = J;
-	stack = new $t();
+	view = nn;
+	bytes = rn;
+	headByte = K;
+	stack = new tn();
 	entered = !1;
 	constructor(e) {
-		this.extensionCodec = e?.extensionCodec ?? Vt.defaultCodec, this.context = e?.context, this.useBigInt64 = e?.useBigInt64 ?? !1, this.rawStrings = e?.rawStrings ?? !1, this.maxStrLength = e?.maxStrLength ?? 4294967295, this.maxBinLength = e?.maxBinLength ?? 4294967295, this.maxArrayLength = e?.maxArrayLength ?? 4294967295, this.maxMapLength = e?.maxMapLength ?? 4294967295, this.maxExtLength = e?.maxExtLength ?? 4294967295, this.keyDecoder = e?.keyDecoder === void 0 ? rn : e.keyDecoder, this.mapKeyConverter = e?.mapKeyConverter ?? Qt;
+		this.extensionCodec = e?.extensionCodec ?? Ut.defaultCodec, this.context = e?.context, this.useBigInt64 = e?.useBigInt64 ?? !1, this.rawStrings = e?.rawStrings ?? !1, this.maxStrLength = e?.maxStrLength ?? 4294967295, this.maxBinLength = e?.maxBinLength ?? 4294967295, this.maxArrayLength = e?.maxArrayLength ?? 4294967295, this.maxMapLength = e?.maxMapLength ?? 4294967295, this.maxExtLength = e?.maxExtLength ?? 4294967295, this.keyDecoder = e?.keyDecoder === void 0 ? on : e.keyDecoder, this.mapKeyConverter = e?.mapKeyConverter ?? en;
 	}
 	clone() {
 		return new e({
@@ -3690,16 +3695,16 @@ var nn = /* @__PURE__ */ RangeError("Insufficient data"), rn = new Yt(), an = cl
 		});
 	}
 	reinitializeState() {
-		this.totalPos = 0, this.headByte = J, this.stack.reset();
+		this.totalPos = 0, this.headByte = K, this.stack.reset();
 	}
 	setBuffer(e) {
-		let t = Ut(e);
+		let t = Gt(e);
 		this.bytes = t, this.view = new DataView(t.buffer, t.byteOffset, t.byteLength), this.pos = 0;
 	}
 	appendBuffer(e) {
-		if (this.headByte === J && !this.hasRemaining(1)) this.setBuffer(e);
+		if (this.headByte === K && !this.hasRemaining(1)) this.setBuffer(e);
 		else {
-			let t = this.bytes.subarray(this.pos), n = Ut(e), r = new Uint8Array(t.length + n.length);
+			let t = this.bytes.subarray(this.pos), n = Gt(e), r = new Uint8Array(t.length + n.length);
 			r.set(t), r.set(n, t.length), this.setBuffer(r);
 		}
 	}
@@ -3749,7 +3754,7 @@ var nn = /* @__PURE__ */ RangeError("Insufficient data"), rn = new Yt(), an = cl
 				return n;
 			}
 			let { headByte: r, pos: i, totalPos: a } = this;
-			throw RangeError(`Insufficient data in parsing ${Kt(r)} at ${a} (${i} in the current buffer)`);
+			throw RangeError(`Insufficient data in parsing ${Jt(r)} at ${a} (${i} in the current buffer)`);
 		} finally {
 			this.entered = !1;
 		}
@@ -3876,21 +3881,21 @@ var nn = /* @__PURE__ */ RangeError("Insufficient data"), rn = new Yt(), an = cl
 			} else if (e === 201) {
 				let e = this.lookU32();
 				t = this.decodeExtension(e, 4);
-			} else throw new K(`Unrecognized type byte: ${Kt(e)}`);
+			} else throw new W(`Unrecognized type byte: ${Jt(e)}`);
 			this.complete();
 			let n = this.stack;
 			for (; n.length > 0;) {
 				let e = n.top();
-				if (e.type === Xt) {
+				if (e.type === Qt) {
 					if (e.array[e.position] = t, e.position++, e.position === e.size) t = e.array, n.release(e);
 					else continue DECODE;
-				} else if (e.type === q) {
-					if (t === "__proto__") throw new K("The key __proto__ is not allowed");
-					e.key = this.mapKeyConverter(t), e.type = Zt;
+				} else if (e.type === G) {
+					if (t === "__proto__") throw new W("The key __proto__ is not allowed");
+					e.key = this.mapKeyConverter(t), e.type = $t;
 					continue DECODE;
 				} else if (e.map[e.key] = t, e.readCount++, e.readCount === e.size) t = e.map, n.release(e);
 				else {
-					e.key = null, e.type = q;
+					e.key = null, e.type = G;
 					continue DECODE;
 				}
 			}
@@ -3898,10 +3903,10 @@ var nn = /* @__PURE__ */ RangeError("Insufficient data"), rn = new Yt(), an = cl
 		}
 	}
 	readHeadByte() {
-		return this.headByte === J && (this.headByte = this.readU8()), this.headByte;
+		return this.headByte === K && (this.headByte = this.readU8()), this.headByte;
 	}
 	complete() {
-		this.headByte = J;
+		this.headByte = K;
 	}
 	readArraySize() {
 		let e = this.readHeadByte();
@@ -3910,37 +3915,37 @@ var nn = /* @__PURE__ */ RangeError("Insufficient data"), rn = new Yt(), an = cl
 			case 221: return this.readU32();
 			default:
 				if (e < 160) return e - 144;
-				throw new K(`Unrecognized array type byte: ${Kt(e)}`);
+				throw new W(`Unrecognized array type byte: ${Jt(e)}`);
 		}
 	}
 	pushMapState(e) {
-		if (e > this.maxMapLength) throw new K(`Max length exceeded: map length (${e}) > maxMapLengthLength (${this.maxMapLength})`);
+		if (e > this.maxMapLength) throw new W(`Max length exceeded: map length (${e}) > maxMapLengthLength (${this.maxMapLength})`);
 		this.stack.pushMapState(e);
 	}
 	pushArrayState(e) {
-		if (e > this.maxArrayLength) throw new K(`Max length exceeded: array length (${e}) > maxArrayLength (${this.maxArrayLength})`);
+		if (e > this.maxArrayLength) throw new W(`Max length exceeded: array length (${e}) > maxArrayLength (${this.maxArrayLength})`);
 		this.stack.pushArrayState(e);
 	}
 	decodeString(e, t) {
 		return !this.rawStrings || this.stateIsMapKey() ? this.decodeUtf8String(e, t) : this.decodeBinary(e, t);
 	}
 	decodeUtf8String(e, t) {
-		if (e > this.maxStrLength) throw new K(`Max length exceeded: UTF-8 byte length (${e}) > maxStrLength (${this.maxStrLength})`);
-		if (this.bytes.byteLength < this.pos + t + e) throw nn;
+		if (e > this.maxStrLength) throw new W(`Max length exceeded: UTF-8 byte length (${e}) > maxStrLength (${this.maxStrLength})`);
+		if (this.bytes.byteLength < this.pos + t + e) throw an;
 		let n = this.pos + t, r;
-		return r = this.stateIsMapKey() && this.keyDecoder?.canBeCached(e) ? this.keyDecoder.decode(this.bytes, n, e) : Ot(this.bytes, n, e), this.pos += t + e, r;
+		return r = this.stateIsMapKey() && this.keyDecoder?.canBeCached(e) ? this.keyDecoder.decode(this.bytes, n, e) : kt(this.bytes, n, e), this.pos += t + e, r;
 	}
 	stateIsMapKey() {
-		return this.stack.length > 0 && this.stack.top().type === q;
+		return this.stack.length > 0 && this.stack.top().type === G;
 	}
 	decodeBinary(e, t) {
-		if (e > this.maxBinLength) throw new K(`Max length exceeded: bin length (${e}) > maxBinLength (${this.maxBinLength})`);
-		if (!this.hasRemaining(e + t)) throw nn;
+		if (e > this.maxBinLength) throw new W(`Max length exceeded: bin length (${e}) > maxBinLength (${this.maxBinLength})`);
+		if (!this.hasRemaining(e + t)) throw an;
 		let n = this.pos + t, r = this.bytes.subarray(n, n + e);
 		return this.pos += t + e, r;
 	}
 	decodeExtension(e, t) {
-		if (e > this.maxExtLength) throw new K(`Max length exceeded: ext length (${e}) > maxExtLength (${this.maxExtLength})`);
+		if (e > this.maxExtLength) throw new W(`Max length exceeded: ext length (${e}) > maxExtLength (${this.maxExtLength})`);
 		let n = this.view.getInt8(this.pos + t), r = this.decodeBinary(e, t + 1);
 		return this.extensionCodec.decode(r, n, this.context);
 	}
@@ -3978,11 +3983,11 @@ var nn = /* @__PURE__ */ RangeError("Insufficient data"), rn = new Yt(), an = cl
 		return this.pos += 4, e;
 	}
 	readU64() {
-		let e = Mt(this.view, this.pos);
+		let e = Pt(this.view, this.pos);
 		return this.pos += 8, e;
 	}
 	readI64() {
-		let e = jt(this.view, this.pos);
+		let e = Nt(this.view, this.pos);
 		return this.pos += 8, e;
 	}
 	readU64AsBigInt() {
@@ -4003,79 +4008,151 @@ var nn = /* @__PURE__ */ RangeError("Insufficient data"), rn = new Yt(), an = cl
 	}
 };
 // ../../clients/js/node_modules/@msgpack/msgpack/dist.esm/decode.mjs
-function on(e, t) {
-	return new an(t).decode(e);
+function cn(e, t) {
+	return new sn(t).decode(e);
 }
 // ../../clients/js/src/msgpack.ts
-var sn = {
+var ln = {
 	name: "msgpack",
-	encode: (e) => Gt(e),
-	decode: (e) => on(e)
-}, cn = "sigma-ops.stats", ln = "sigmasockets-dashboard", un = "sigma-dashboard-token", dn = [
+	encode: (e) => qt(e),
+	decode: (e) => cn(e)
+}, un = [
+	"connections",
+	"clients",
+	"sessions",
+	"viewers",
+	"messages_in_per_s",
+	"messages_out_per_s",
+	"deliveries_per_s",
+	"resumes",
+	"failed_resumes",
+	"failed_recoveries",
+	"lost_messages",
+	"slow_consumers",
+	"rate_limited"
+], dn = class {
+	staleAfterMs;
+	keep;
+	nodes = /* @__PURE__ */ new Map();
+	samples = [];
+	constructor(e, t = 300) {
+		if (this.staleAfterMs = e, this.keep = t, !(e > 0)) throw Error(`staleAfterMs must be > 0, not ${e}`);
+	}
+	observe(e, t) {
+		let n = e.id ?? e.node, r = this.nodes.get(n);
+		r && r.last.t > e.t || this.nodes.set(n, {
+			last: e,
+			arrived: t
+		});
+	}
+	rows(e) {
+		let t = /* @__PURE__ */ new Map();
+		for (let { last: e } of this.nodes.values()) t.set(e.node, (t.get(e.node) ?? 0) + 1);
+		let n = [];
+		for (let [r, { last: i, arrived: a }] of this.nodes) {
+			let o = e - a, s = o > this.staleAfterMs ? "down" : i.draining ? "draining" : "up", c = (t.get(i.node) ?? 0) > 1 || !i.node ? `${i.node || "node"} (${r})` : i.node;
+			n.push({
+				key: r,
+				name: c,
+				state: s,
+				last: i,
+				ageMs: o
+			});
+		}
+		return n.sort((e, t) => e.name < t.name ? -1 : +(e.name > t.name));
+	}
+	totals(e, t = e) {
+		let n = {
+			t,
+			nodes_up: 0,
+			nodes_down: 0,
+			rtt_ms: null,
+			rtt_p95_ms: null
+		};
+		for (let e of un) n[e] = 0;
+		let r = 0, i = 0;
+		for (let t of this.rows(e)) {
+			if (t.state === "down") {
+				n.nodes_down += 1;
+				continue;
+			}
+			n.nodes_up += 1;
+			for (let e of un) n[e] += Number(t.last[e]) || 0;
+			let e = t.last;
+			(e.rtt_ms > 0 || e.rtt_p95_ms !== null) && (r += e.rtt_ms, i += 1), e.rtt_p95_ms !== null && (n.rtt_p95_ms = Math.max(n.rtt_p95_ms ?? 0, e.rtt_p95_ms));
+		}
+		for (let e of un) n[e] = Math.round(n[e] * 100) / 100;
+		return n.rtt_ms = i ? Math.round(r / i * 1e3) / 1e3 : null, n;
+	}
+	sample(e, t = e) {
+		let n = this.totals(e, t);
+		return this.samples.push(n), this.samples.length > this.keep && this.samples.splice(0, this.samples.length - this.keep), n;
+	}
+}, fn = "sigma-ops.nodes", pn = "sigmasockets-dashboard", mn = "sigma-dashboard-token", hn = [
 	[
 		"connections",
 		"Connections",
-		(e) => Y(e.connections),
+		(e) => q(e.connections),
 		!1
 	],
 	[
 		"clients",
 		"Clients",
-		(e) => Y(e.clients),
+		(e) => q(e.clients),
 		!1
 	],
 	[
 		"sessions",
 		"Sessions",
-		(e) => Y(e.sessions),
+		(e) => q(e.sessions),
 		!1
 	],
 	[
 		"viewers",
 		"Dashboard viewers",
-		(e) => Y(e.viewers ?? 0),
+		(e) => q(e.viewers ?? 0),
 		!1
 	],
 	[
 		"messages_in_per_s",
 		"Messages in/s",
-		(e) => Y(e.messages_in_per_s),
+		(e) => q(e.messages_in_per_s),
 		!1
 	],
 	[
 		"deliveries_per_s",
 		"Deliveries/s",
-		(e) => Y(e.deliveries_per_s),
+		(e) => q(e.deliveries_per_s),
 		!1
 	],
 	[
 		"resumes",
 		"Resumes",
-		(e) => Y(e.resumes),
+		(e) => q(e.resumes),
 		!1
 	],
 	[
 		"failed_resumes",
 		"Failed resumes",
-		(e) => Y(e.failed_resumes),
+		(e) => q(e.failed_resumes),
 		!0
 	],
 	[
 		"lost_messages",
 		"Lost messages",
-		(e) => Y(e.lost_messages),
+		(e) => q(e.lost_messages),
 		!0
 	],
 	[
 		"slow_consumers",
 		"Slow consumers",
-		(e) => Y(e.slow_consumers),
+		(e) => q(e.slow_consumers),
 		!0
 	],
 	[
 		"rate_limited",
 		"Rate limited",
-		(e) => Y(e.rate_limited),
+		(e) => q(e.rate_limited),
 		!0
 	],
 	[
@@ -4084,108 +4161,233 @@ var sn = {
 		(e) => e.rtt_ms === 0 && e.rtt_p95_ms === null ? "no pong yet" : `${e.rtt_ms.toFixed(1)} ms` + (e.rtt_p95_ms === null ? "" : ` (p95 ≤ ${e.rtt_p95_ms} ms)`),
 		!1
 	]
-], fn = [
+], gn = [
 	["connections", "Connections"],
 	["messages_in_per_s", "Messages in / s"],
 	["deliveries_per_s", "Deliveries / s"],
 	["rtt_ms", "Heartbeat RTT (ms)"]
+], _n = [
+	[
+		"nodes_up",
+		"Nodes up",
+		(e) => q(e.nodes_up),
+		!1
+	],
+	[
+		"nodes_down",
+		"Nodes down",
+		(e) => q(e.nodes_down),
+		!0
+	],
+	[
+		"connections",
+		"Connections",
+		(e) => q(e.connections),
+		!1
+	],
+	[
+		"clients",
+		"Clients",
+		(e) => q(e.clients),
+		!1
+	],
+	[
+		"sessions",
+		"Sessions",
+		(e) => q(e.sessions),
+		!1
+	],
+	[
+		"messages_in_per_s",
+		"Messages in/s",
+		(e) => q(e.messages_in_per_s),
+		!1
+	],
+	[
+		"deliveries_per_s",
+		"Deliveries/s",
+		(e) => q(e.deliveries_per_s),
+		!1
+	],
+	[
+		"resumes",
+		"Resumes",
+		(e) => q(e.resumes),
+		!1
+	],
+	[
+		"failed_resumes",
+		"Failed resumes",
+		(e) => q(e.failed_resumes),
+		!0
+	],
+	[
+		"lost_messages",
+		"Lost messages",
+		(e) => q(e.lost_messages),
+		!0
+	],
+	[
+		"slow_consumers",
+		"Slow consumers",
+		(e) => q(e.slow_consumers),
+		!0
+	],
+	[
+		"rtt_ms",
+		"Heartbeat RTT",
+		(e) => e.rtt_ms === null ? "no pong yet" : `${e.rtt_ms.toFixed(1)} ms` + (e.rtt_p95_ms === null ? "" : ` (worst p95 ≤ ${e.rtt_p95_ms} ms)`),
+		!1
+	]
+], vn = [
+	["connections", "Cluster connections"],
+	["messages_in_per_s", "Cluster messages in / s"],
+	["deliveries_per_s", "Cluster deliveries / s"],
+	["nodes_up", "Nodes up"]
+], yn = [
+	["Node", (e) => e.name],
+	["State", (e) => e.state],
+	["Connections", (e) => q(e.last.connections)],
+	["Clients", (e) => q(e.last.clients)],
+	["Sessions", (e) => q(e.last.sessions)],
+	["Msg in/s", (e) => q(e.last.messages_in_per_s)],
+	["Deliveries/s", (e) => q(e.last.deliveries_per_s)],
+	["Resumes", (e) => q(e.last.resumes)],
+	["Lost", (e) => q(e.last.lost_messages)],
+	["Slow", (e) => q(e.last.slow_consumers)],
+	["RTT ms", (e) => e.last.rtt_ms === 0 && e.last.rtt_p95_ms === null ? "–" : e.last.rtt_ms.toFixed(1)],
+	["Last point", (e) => `${Math.max(0, Math.round(e.ageMs / 1e3))} s ago`]
 ];
-function Y(e) {
+function q(e) {
 	return Number.isInteger(e) ? e.toLocaleString("en") : e.toFixed(1);
 }
-function X(e) {
+function J(e) {
 	let t = document.getElementById(e);
 	if (!t) throw Error(`#${e} missing`);
 	return t;
 }
-var pn = "http://www.w3.org/2000/svg", Z = [], Q = 300;
-function mn() {
-	let e = X("tiles");
-	for (let [t, n] of dn) {
-		let r = document.createElement("div");
-		r.className = "tile", r.id = `tile-${t}`, r.innerHTML = "<div class=\"label\"></div><div class=\"value\">–</div>", r.querySelector(".label").textContent = n, e.append(r);
-	}
-	let t = X("charts");
-	for (let [e, n] of fn) {
-		let r = document.createElement("div");
-		r.className = "chart", r.id = `chart-${e}`;
-		let i = document.createElement("h2");
-		i.textContent = n;
-		let a = document.createElementNS(pn, "svg");
-		a.setAttribute("viewBox", "0 0 300 90"), a.setAttribute("preserveAspectRatio", "none"), a.append(document.createElementNS(pn, "polyline"));
-		let o = document.createElement("div");
-		o.className = "max", r.append(i, a, o), t.append(r);
+var bn = "http://www.w3.org/2000/svg", Y = [], X = 300, Z = null, Q = new dn(5e3);
+function xn(e, t, n) {
+	let r = J(e);
+	for (let [e, i] of n) {
+		let n = document.createElement("div");
+		n.className = "tile", n.id = `${t}-${e}`, n.innerHTML = "<div class=\"label\"></div><div class=\"value\">–</div>", n.querySelector(".label").textContent = i, r.append(n);
 	}
 }
-function hn() {
-	let e = Z[Z.length - 1];
-	if (!e) return;
-	X("node").textContent = e.node ? `· ${e.node}` : "";
-	for (let [t, , n, r] of dn) {
-		let i = X(`tile-${t}`);
-		i.querySelector(".value").textContent = n(e), i.classList.toggle("alert", r && Number(e[t]) > 0);
+function Sn(e, t, n) {
+	let r = J(e);
+	for (let [e, i] of n) {
+		let n = document.createElement("div");
+		n.className = "chart", n.id = `${t}-${e}`;
+		let a = document.createElement("h2");
+		a.textContent = i;
+		let o = document.createElementNS(bn, "svg");
+		o.setAttribute("viewBox", "0 0 300 90"), o.setAttribute("preserveAspectRatio", "none"), o.append(document.createElementNS(bn, "polyline"));
+		let s = document.createElement("div");
+		s.className = "max", n.append(a, o, s), r.append(n);
 	}
-	let t = e.t, n = Math.max(Z[0].t, t - Q * 1e3);
-	for (let [e] of fn) {
-		let r = X(`chart-${e}`), i = Z.filter((e) => e.t >= n), a = Math.max(1, ...i.map((t) => Number(t[e]))), o = i.map((r) => {
-			let i = (r.t - n) / (t - n || 1) * 300, o = 88 - Number(r[e]) / a * 84;
-			return `${i.toFixed(1)},${o.toFixed(1)}`;
+}
+function Cn() {
+	xn("tiles", "tile", hn), Sn("charts", "chart", gn), xn("cluster-tiles", "ctile", _n), Sn("cluster-charts", "cchart", vn);
+	let e = J("nodes").querySelector("thead tr");
+	for (let [t] of yn) {
+		let n = document.createElement("th");
+		n.textContent = t, e.append(n);
+	}
+}
+function wn(e, t, n) {
+	for (let [r, , i, a] of t) {
+		let t = J(`${e}-${r}`);
+		t.querySelector(".value").textContent = i(n), t.classList.toggle("alert", a && Number(n[r]) > 0);
+	}
+}
+function Tn(e, t, n, r) {
+	let i = n[n.length - 1];
+	if (!i) return;
+	let a = i.t, o = Math.max(n[0].t, a - r), s = n.filter((e) => e.t >= o);
+	for (let [n] of t) {
+		let t = J(`${e}-${n}`), r = Math.max(1, ...s.map((e) => Number(e[n]) || 0)), i = s.map((e) => {
+			let t = (e.t - o) / (a - o || 1) * 300, i = 88 - (Number(e[n]) || 0) / r * 84;
+			return `${t.toFixed(1)},${i.toFixed(1)}`;
 		});
-		r.querySelector("polyline").setAttribute("points", o.join(" ")), r.querySelector(".max").textContent = `max ${Y(a)} · ${i.length} points`, r.dataset.points = String(i.length);
+		t.querySelector("polyline").setAttribute("points", i.join(" ")), t.querySelector(".max").textContent = `max ${q(r)} · ${s.length} points`, t.dataset.points = String(s.length);
 	}
-	let r = X("status");
-	e.draining && (r.textContent = "draining", r.dataset.state = "reconnecting");
 }
-function gn(e) {
-	let t = new Set(Z.map((e) => e.t));
-	Z = Z.concat(e.filter((e) => !t.has(e.t))).sort((e, t) => e.t - t.t), Z.length > Q && (Z = Z.slice(Z.length - Q)), hn();
+function En() {
+	let e = Y[Y.length - 1];
+	if (!e) return;
+	J("node").textContent = e.node ? `· ${e.node}` : "", wn("tile", hn, e), Tn("chart", gn, Y, X * 1e3);
+	let t = J("status");
+	e.draining && (t.textContent = "draining", t.dataset.state = "reconnecting");
+}
+function Dn() {
+	let e = Date.now(), t = Q.rows(e);
+	if (!t.length) return;
+	let n = Q.totals(e);
+	J("cluster-summary").textContent = `${n.nodes_up} up · ${n.nodes_down} down · a node is down after ${Q.staleAfterMs / 1e3} s without a point`, wn("ctile", _n, n), Tn("cchart", vn, Q.samples, X * 1e3), J("nodes").querySelector("tbody").replaceChildren(...t.map((e) => {
+		let t = document.createElement("tr");
+		t.dataset.node = e.name, t.dataset.state = e.state, e.key === Z && (t.className = "local");
+		for (let [, n] of yn) {
+			let r = document.createElement("td");
+			r.textContent = n(e), t.append(r);
+		}
+		return t;
+	}));
+}
+function On(e) {
+	let t = new Set(Y.map((e) => e.t));
+	Y = Y.concat(e.filter((e) => !t.has(e.t))).sort((e, t) => e.t - t.t), Y.length > X && (Y = Y.slice(Y.length - X)), En();
+}
+function kn(e) {
+	let t = Date.now();
+	Q.observe(e, t), Z !== null && e.id === Z && (On([e]), Q.sample(t, e.t)), Dn();
 }
 function $(e, t = e) {
-	let n = X("status");
+	let n = J("status");
 	n.dataset.state = e, n.textContent = t;
 }
-var _n = null, vn = {
+var An = null, jn = {
 	raw: p,
 	json: re,
-	msgpack: sn
-}, yn = document.querySelector("meta[name=\"sigma-serializer\"]")?.content ?? "raw", bn = vn[yn];
-function xn(e) {
-	if (_n?.disconnect(), bn === void 0) {
-		let e = X("problem");
-		e.textContent = `this server's payloads use the ${JSON.stringify(yn)} serializer; the dashboard reads raw (JSON text), json and msgpack`, e.hidden = !1, $("error", "unsupported");
+	msgpack: ln
+}, Mn = document.querySelector("meta[name=\"sigma-serializer\"]")?.content ?? "raw", Nn = jn[Mn];
+function Pn(e) {
+	if (An?.disconnect(), Nn === void 0) {
+		let e = J("problem");
+		e.textContent = `this server's payloads use the ${JSON.stringify(Mn)} serializer; the dashboard reads raw (JSON text), json and msgpack`, e.hidden = !1, $("error", "unsupported");
 		return;
 	}
-	let t = new ht({
+	let t = new gt({
 		url: `${location.protocol === "https:" ? "wss:" : "ws:"}//${location.host}/`,
 		authToken: e,
 		clientInfo: {
-			name: ln,
+			name: pn,
 			version: "1",
 			platform: "web",
 			metadata: {}
 		},
 		maxReconnectAttempts: null,
 		maxReconnectInterval: 1e4,
-		serializer: bn
+		serializer: Nn
 	});
-	_n = t;
+	An = t;
 	let n = new TextDecoder();
 	t.on("connection", (e) => {
-		e === "connected" ? ($("live"), X("problem").hidden = !0, t.subscribe(cn)) : e === "reconnecting" && $("reconnecting");
+		e === "connected" ? ($("live"), J("problem").hidden = !0, t.subscribe(fn)) : e === "reconnecting" && $("reconnecting");
 	}), t.on("message", (e, t, r, i) => {
-		let a = bn === p ? JSON.parse(n.decode(e)) : e;
-		a.type === "history" && a.points ? (a.interval && (Q = Math.round(300 / a.interval)), gn(a.points)) : a.type === "point" && i === cn && gn([a]);
+		let a = Nn === p ? JSON.parse(n.decode(e)) : e;
+		a.type === "history" && a.points ? (a.interval && (X = Math.round(300 / a.interval)), a.id !== Z && (Z = a.id ?? null, Q = new dn((a.stale_after ?? 5) * 1e3, X), Y = []), On(a.points)) : a.type === "point" && i === fn && kn(a);
 	}), t.on("error", (t) => {
 		let n = t.message;
-		if (/token/.test(n)) X("token-form").hidden = !1, X("token-error").textContent = e ? "wrong token" : "", $("error", "token needed");
+		if (/token/.test(n)) J("token-form").hidden = !1, J("token-error").textContent = e ? "wrong token" : "", $("error", "token needed");
 		else {
-			let e = X("problem");
+			let e = J("problem");
 			e.textContent = n, e.hidden = !1, /turned off/.test(n) && $("error", "off");
 		}
 	}), t.connect().catch(() => {});
 }
-mn(), X("token-form").addEventListener("submit", (e) => {
+Cn(), setInterval(Dn, 1e3), J("token-form").addEventListener("submit", (e) => {
 	e.preventDefault();
-	let t = X("token").value;
-	sessionStorage.setItem(un, t), X("token-form").hidden = !0, xn(t);
-}), xn(sessionStorage.getItem(un) ?? "");
+	let t = J("token").value;
+	sessionStorage.setItem(mn, t), J("token-form").hidden = !0, Pn(t);
+}), Pn(sessionStorage.getItem(mn) ?? "");
