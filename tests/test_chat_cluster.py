@@ -21,6 +21,7 @@ from sigma_core.engine import ExternalEngineConfig
 from sigma_core.entropy import SeededEntropy
 from sigma_core.hub import HookFailed, Hub, HubConfig, Session
 from sigma_core.messages import ClientInfo, StreamPosition
+from sigma_core.serializers import JSON
 from sigma_core.testing import ClusterSimulation, SimClient
 
 REPO = Path(__file__).resolve().parents[1]
@@ -34,7 +35,8 @@ PRESENCE_TTL = 30.0
 
 
 class NodeServer:
-    """What ``ChatApp`` needs of a ``SigmaSocketServer``, over one node's hub of the cluster."""
+    """What ``ChatApp`` needs of a ``SigmaSocketServer``, over one node's hub of the cluster:
+    payloads are values, encoded and decoded by the JSON serializer (the chat server's)."""
 
     def __init__(self, sim: ChatCluster, index: int) -> None:
         self.sim = sim
@@ -48,23 +50,23 @@ class NodeServer:
         return self.sim.node(self.index).hub
 
     def dispatch(self, event: Any) -> None:
-        for name, args in server_callbacks(event):
+        for name, args in server_callbacks(event, JSON):
             self._emitter.emit(name, *args)
 
     def on(self, event: str, listener: Listener) -> Listener:
         return self._emitter.on(event, listener)
 
-    def publish(self, topic: str, data: bytes, exclude: Any = None) -> StreamPosition:
-        return self.hub.publish(topic, data, self.sim.now,
+    def publish(self, topic: str, data: Any, exclude: Any = None) -> StreamPosition:
+        return self.hub.publish(topic, JSON.encode(data), self.sim.now,
                                 exclude=() if exclude is None else (exclude,))
 
-    def broadcast(self, data: bytes, exclude: Any = None) -> None:
-        self.hub.broadcast(data, self.sim.now)
+    def broadcast(self, data: Any, exclude: Any = None) -> None:
+        self.hub.broadcast(JSON.encode(data), self.sim.now)
 
-    def send_to_client(self, client: Any, data: bytes) -> bool:
+    def send_to_client(self, client: Any, data: Any) -> bool:
         if self.hub.get_session(client) is None:
             return False
-        self.hub.send_to(client, data, self.sim.now)
+        self.hub.send_to(client, JSON.encode(data), self.sim.now)
         return True
 
     def subscribe(self, client: Any, topic: str) -> None:
@@ -139,7 +141,8 @@ class ChatCluster(ClusterSimulation):
         config = ClientConfig(url="ws://chat.invalid/ws",
                               reconnect=ReconnectPolicy(initial_delay=0.1, max_delay=1.0,
                                                         max_attempts=None),
-                              client_info=ClientInfo(name="test", metadata={"user": name}))
+                              client_info=ClientInfo(name="test", metadata={"user": name}),
+                              serializer="json")
         client = self.add_client(config, name=name, connect=False)
         self.pin(client, node)
         client.connect()
