@@ -593,7 +593,8 @@ class _Conn:
         #: it is not empty, live messages of the topics in ``backlog_keys`` queue behind it.
         self.backlog: deque[bytes] | None = None
         self.backlog_bytes = 0
-        self.backlog_keys: set[str] = set()
+        #: None until the first replay that goes through the backlog (most never do).
+        self.backlog_keys: set[str] | None = None
         self.pump_due = False
         #: History bytes replayed (or queued for replay) on this connection so far.
         self.replayed = 0
@@ -2560,7 +2561,10 @@ class Hub:
             backlog = rec.backlog = deque()
         backlog.extend(envelopes)
         rec.backlog_bytes += size
-        rec.backlog_keys.add(key)
+        keys = rec.backlog_keys
+        if keys is None:
+            keys = rec.backlog_keys = set()
+        keys.add(key)
         self._replaying.setdefault(key, set()).add(rec.id)
         self._pump_backlog(rec, now)
 
@@ -2591,13 +2595,13 @@ class Hub:
 
     def _drop_backlog(self, rec: _Conn) -> None:
         """The backlog is done (or the connection is): live messages flow directly again."""
-        for key in rec.backlog_keys:
+        for key in rec.backlog_keys or ():
             waiting = self._replaying.get(key)
             if waiting is not None:
                 waiting.discard(rec.id)
                 if not waiting:
                     del self._replaying[key]
-        rec.backlog_keys.clear()
+        rec.backlog_keys = None
         rec.backlog = None
         rec.backlog_bytes = 0
 
