@@ -70,6 +70,7 @@ from typing import ClassVar, Final, TypeAlias, TypeVar
 
 from . import codec
 from ._framer import server_binary_frame
+from .codec._readers import read_client_data
 from .errors import (
     CloseCode,
     DecodeError,
@@ -268,7 +269,6 @@ _set_topic = Data.__dict__["topic"].__set__
 _set_payload = Data.__dict__["payload"].__set__
 _set_timestamp = Data.__dict__["timestamp_ms"].__set__
 _set_position = Data.__dict__["position"].__set__
-_read_client_data = codec.read_client_data
 
 
 def _data_received(seq: int, topic: str, payload: bytes, timestamp_ms: int) -> EnvelopeReceived:
@@ -696,9 +696,11 @@ class Connection:
                     # (another message, another layout, anything malformed) comes back None and
                     # goes to _on_envelope, which accepts it or fails with its close code.
                     data = event.data
-                    fields = _read_client_data(data) if type(data) is bytes else None
+                    fields = read_client_data(data) if type(data) is bytes else None
                     if fields is not None:
-                        self._emit(_data_received(*fields))
+                        # (Unpacked, not ``*fields``: a star call is a Python-level call.)
+                        seq, topic, payload, timestamp_ms = fields
+                        self._emit(_data_received(seq, topic, payload, timestamp_ms))
                         continue
                 if state is ConnectionState.CLOSING:
                     continue

@@ -35,6 +35,7 @@ from typing import Literal, NamedTuple
 
 from . import codec
 from .backplane import HistoryEntry, HistoryLimits, MemoryEngine, ReplayGap
+from .codec._fast import encode_data_frame as encode_frame
 from .connection import (
     AnyConnectionEvent,
     Closed,
@@ -104,10 +105,12 @@ from .messages import (
 from .metrics import HubMetrics
 from .ratelimit import RateLimit, TokenBucket
 
-encode_frame = codec.encode_data_frame
 # Builds a NamedTuple (HistoryEntry, StreamPosition) from a tuple of all its fields, skipping
 # the Python-level __new__ that typing.NamedTuple generates: one of each per message.
 _tuple_new = tuple.__new__
+# (encode_frame and connection's read_client_data are imported by name, not read off the codec
+# package: compiled, a call to a function the build knows is a direct C call; through a module
+# attribute it is a Python-level call, its keyword arguments parsed on every message.)
 
 __all__ = [
     "BROADCAST_TOPIC",
