@@ -113,12 +113,14 @@ async def sigma_scenario(name: str, publish_port: int, receive_port: int, pids: 
 
     receivers = []
     for _ in range(args.receivers):
-        client = sigma_asyncio.SigmaSocketClient(f"ws://127.0.0.1:{receive_port}/")
+        client = sigma_asyncio.SigmaSocketClient(f"ws://127.0.0.1:{receive_port}/",
+                                                  max_queued_messages=0)
         client.on("message", on_message)
         await client.connect()
         client.subscribe("room")
         receivers.append(client)
-    publisher = sigma_asyncio.SigmaSocketClient(f"ws://127.0.0.1:{publish_port}/")
+    publisher = sigma_asyncio.SigmaSocketClient(f"ws://127.0.0.1:{publish_port}/",
+                                                max_queued_messages=0)
     await publisher.connect()
     await asyncio.sleep(2.0)  # subscriptions in place on every node
 

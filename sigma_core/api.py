@@ -230,6 +230,16 @@ class ClientOptions:
     #: Messages kept until acknowledged (including those sent while offline); ``send`` returns
     #: False beyond it.
     max_pending: int = 1000
+    #: Messages received and not yet taken by ``async for``. Once the queue holds this many,
+    #: the client stops reading its socket (back-pressure: TCP pushes back on the server, whose
+    #: ``outgoing_high_water`` decides) and reads on once the app has taken it down to half;
+    #: nothing is dropped. What one socket read already carried still joins the queue, so it
+    #: can pass the bound by one read (at most 256 KiB). Messages join the queue once
+    #: ``async for`` has begun, or while no ``message`` listener is registered: a client that
+    #: only registers a ``message`` callback queues nothing and never stalls. ``0``: no queue
+    #: at all -- messages reach the ``message`` callback only and ``async for`` raises
+    #: ``LocalProtocolError``.
+    max_queued_messages: int = 1000
     max_message_size: int = 1 << 20
     connect_timeout: float = 10.0
     auth_token: str = ""
@@ -244,6 +254,8 @@ class ClientOptions:
     logger: Logger | None = None
 
     def __post_init__(self) -> None:
+        if self.max_queued_messages < 0:
+            raise ValueError(f"max_queued_messages must be >= 0, got {self.max_queued_messages}")
         self.client_config()
 
     def client_config(self, wall_clock_offset: float = 0.0) -> ClientConfig:
@@ -322,6 +334,10 @@ class EventEmitter:
 
     def listeners(self, event: str) -> list[Listener]:
         return list(self._listeners.get(event, ()))
+
+    def has_listeners(self, event: str) -> bool:
+        """Whether any listener is registered for ``event`` (no copy)."""
+        return bool(self._listeners.get(event))
 
     def emit(self, event: str, *args: Any) -> None:
         for listener in self._listeners.get(event, ()):

@@ -1985,18 +1985,22 @@ class Hub:
     def _recover_topics(self, session: Session,
                         wants: list[tuple[str, StreamPosition | None, StreamPosition | None]],
                         done: Callable[[list[_Recovered] | str, float],
-                                       None], now: float) -> None:
+                                       None], now: float, rec: _Conn | None = None) -> None:
         """Work out, through the engine, what a (re)attaching session is owed on each topic of
         ``wants`` ``(topic, client position, subscription start)``; ``done`` gets, in order,
         each topic's outcome and the envelopes to replay (read in bounded batches, all or
-        nothing per topic), or why the engine could not answer. The session is made a member
-        and its topics received before ``done`` runs, so nothing live slips between the
-        replay and the first live message, and nothing comes twice."""
+        nothing per topic), or why the engine could not answer. As with the memory engine, a
+        topic whose replay would take the connection (``rec``, else the session's) past
+        ``max_replay_bytes`` is FAILED, and a topic is not read past that many bytes. The
+        session is made a member and its topics received before ``done`` runs, so nothing
+        live slips between the replay and the first live message, and nothing comes twice."""
         ext = self._external
         assert ext is not None
         sid = session.id
         keys = [self._key(session, topic) for topic, _, _ in wants]
         results: list[tuple[TopicRecovery, list[HistoryEntry]] | None] = [None] * len(wants)
+        read_bytes = [0] * len(wants)
+        max_replay_bytes = self.config.max_replay_bytes
         state = _Gather(len(wants))
 
         def finish(at: float) -> None:
@@ -2025,11 +2029,27 @@ class Hub:
                          entries, at)
                 return
             out: list[_Recovered] = []
+            target = rec if rec is not None else self._rec_of(session)
             for (topic, _, _), key, result in zip(wants, keys, results, strict=True):
                 assert result is not None
                 outcome, entries = result
                 envelopes: list[bytes] = []
                 end = _pos(outcome)
+                if entries and target is not None:
+                    size = sum(e.size for e in entries)
+                    if target.replayed + size > max_replay_bytes:
+                        # Over this connection's replay budget: as if history no longer held
+                        # it (all or nothing), continuing from the last entry read.
+                        last = entries[-1]
+                        lost_from, lost_to = end.offset + 1, last.offset
+                        self.metrics.lost_messages += lost_to - lost_from + 1
+                        end = StreamPosition(last.epoch, last.offset)
+                        outcome = TopicRecovery(topic=topic, status=RecoveryStatus.FAILED,
+                                                position=end, lost_from=lost_from,
+                                                lost_to=lost_to)
+                        entries = []
+                    else:
+                        target.replayed += size
                 # What this node already delivered to its other members is replayed to this
                 # session alone; what lies beyond goes through the topic's tracker after the
                 # Welcome (to every local member, this session included), so no member misses
@@ -2098,10 +2118,19 @@ class Hub:
                                                lost_to=lost_to), [], t)
                     return
                 got.extend(result.entries)
+                read_bytes[i] += sum(e.size for e in result.entries)
                 last = got[-1].offset if got else position.offset
                 target = result.head.offset
                 if tracker is not None and tracker.epoch == position.epoch:
                     target = max(target, tracker.last)
+                if read_bytes[i] > max_replay_bytes:
+                    # More than any connection may be replayed: nothing (all or nothing), and
+                    # no more read from the engine.
+                    recovered(i, TopicRecovery(
+                        topic=topic, status=RecoveryStatus.FAILED,
+                        position=StreamPosition(position.epoch, target),
+                        lost_from=start.offset + 1, lost_to=target), [], t)
+                    return
                 if result.entries and last < target and len(got) < self._max_replay:
                     read(i, topic, key, start, status, StreamPosition(position.epoch, last),
                          got, t)
@@ -2386,7 +2415,7 @@ class Hub:
                 return
             self._welcome_external(rec, session, hello, result, resumed, fresh_reason, at)
 
-        self._recover_topics(session, wants, recovered, now)
+        self._recover_topics(session, wants, recovered, now, rec)
 
     def _welcome_external(self, rec: _Conn, session: Session, hello: Hello,
                           result: list[_Recovered], resumed: bool,
@@ -2468,7 +2497,7 @@ class Hub:
             if joined:
                 self._presence(topic, session, PresenceAction.JOIN, at)
 
-        self._recover_topics(session, [(topic, client_pos, start)], recovered, now)
+        self._recover_topics(session, [(topic, client_pos, start)], recovered, now, rec)
 
     def _publish_external(self, key: str, wire_topic: str,
                           payload: bytes | bytearray | memoryview, wall: float,

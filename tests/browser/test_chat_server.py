@@ -188,7 +188,7 @@ class User:
 
     def __init__(self, server: SigmaSocketServer, name: str) -> None:
         self.client = SigmaSocketClient(ClientOptions(
-            url=f"ws://127.0.0.1:{server.port}/ws", max_reconnect_attempts=1,
+            url=f"ws://127.0.0.1:{server.port}/ws", max_reconnect_attempts=1, max_queued_messages=0,
             client_info=ClientInfo(name="test", metadata={"user": name})))
         self.inbox: list[dict[str, Any]] = []
         self.rooms: list[dict[str, Any]] = []
