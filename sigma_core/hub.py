@@ -35,6 +35,7 @@ from typing import Literal, NamedTuple
 
 from . import codec
 from .backplane import HistoryEntry, HistoryLimits, MemoryEngine, ReplayGap
+from .codec._fast import encode_data_frame as encode_frame
 from .connection import (
     AnyConnectionEvent,
     Closed,
@@ -105,10 +106,12 @@ from .metrics import HubMetrics
 from .proxies import TrustedProxies
 from .ratelimit import RateLimit, TokenBucket
 
-encode_frame = codec.encode_data_frame
 # Builds a NamedTuple (HistoryEntry, StreamPosition) from a tuple of all its fields, skipping
 # the Python-level __new__ that typing.NamedTuple generates: one of each per message.
 _tuple_new = tuple.__new__
+# (encode_frame and connection's read_client_data are imported by name, not read off the codec
+# package: compiled, a call to a function the build knows is a direct C call; through a module
+# attribute it is a Python-level call, its keyword arguments parsed on every message.)
 
 __all__ = [
     "BROADCAST_TOPIC",
@@ -644,7 +647,8 @@ class _Conn:
         #: it is not empty, live messages of the topics in ``backlog_keys`` queue behind it.
         self.backlog: deque[bytes] | None = None
         self.backlog_bytes = 0
-        self.backlog_keys: set[str] = set()
+        #: None until the first replay that goes through the backlog (most never do).
+        self.backlog_keys: set[str] | None = None
         self.pump_due = False
         #: History bytes replayed (or queued for replay) on this connection so far.
         self.replayed = 0
@@ -2880,7 +2884,10 @@ class Hub:
             backlog = rec.backlog = deque()
         backlog.extend(envelopes)
         rec.backlog_bytes += size
-        rec.backlog_keys.add(key)
+        keys = rec.backlog_keys
+        if keys is None:
+            keys = rec.backlog_keys = set()
+        keys.add(key)
         self._replaying.setdefault(key, set()).add(rec.id)
         self._pump_backlog(rec, now)
 
@@ -2911,13 +2918,13 @@ class Hub:
 
     def _drop_backlog(self, rec: _Conn) -> None:
         """The backlog is done (or the connection is): live messages flow directly again."""
-        for key in rec.backlog_keys:
+        for key in rec.backlog_keys or ():
             waiting = self._replaying.get(key)
             if waiting is not None:
                 waiting.discard(rec.id)
                 if not waiting:
                     del self._replaying[key]
-        rec.backlog_keys.clear()
+        rec.backlog_keys = None
         rec.backlog = None
         rec.backlog_bytes = 0
 
