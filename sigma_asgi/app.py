@@ -34,12 +34,14 @@ import sniffio
 
 from sigma_asyncio._entropy import SystemEntropy
 from sigma_core.api import EventEmitter, Listener, ServerOptions, server_callbacks
+from sigma_core.engine import EngineLink
 from sigma_core.errors import LocalProtocolError
 from sigma_core.hub import (
     AuthAccept,
     AuthRefuse,
     AuthRequest,
     CloseAction,
+    ClusterPresence,
     Hub,
     ServerStats,
     Session,
@@ -50,7 +52,7 @@ from sigma_core.message_socket import MessageSocket
 from sigma_core.messages import Hello, StreamPosition
 from sigma_core.websocket import HandshakeRequest, WebSocketState
 
-__all__ = ["ASGIApp", "ASGIAuthRequest", "SigmaASGIApp", "asgi_scope"]
+__all__ = ["ASGIApp", "ASGIAuthRequest", "ClusterPresenceError", "SigmaASGIApp", "asgi_scope"]
 
 _log = logging.getLogger("sigma_asgi.server")
 
@@ -77,6 +79,11 @@ def _on_loop(method: _F) -> _F:
         return anyio.from_thread.run_sync(functools.partial(method, self, *args, **kwargs))
 
     return command  # type: ignore[return-value]
+
+_NO_ENGINE_HOST = (
+    "SigmaASGIApp has a cluster engine (ServerOptions.engine) but nothing runs it: the "
+    "WebSocket is refused with 503. Serve the app with the lifespan protocol on (uvicorn "
+    "--lifespan on), or start it with `async with app:` in the host app's lifespan")
 
 #: Headers the ASGI server handled itself (HandshakeRequest gives host and subprotocols apart).
 _HANDLED_HEADERS = frozenset({"host", "sec-websocket-protocol", "sec-websocket-extensions"})
@@ -126,6 +133,18 @@ def asgi_scope(request: AuthRequest | ASGIAuthRequest) -> Mapping[str, Any] | No
     """The ASGI scope behind an ``authenticate`` hook's request (None on the native adapters):
     for hooks shared between a :class:`SigmaASGIApp` and ``SigmaSocketServer``."""
     return request.scope if isinstance(request, ASGIAuthRequest) else None
+
+
+class ClusterPresenceError(RuntimeError):
+    """:meth:`SigmaASGIApp.cluster_presence` got no answer from the cluster engine."""
+
+
+class _PresenceWaiter:
+    __slots__ = ("answer", "done")
+
+    def __init__(self) -> None:
+        self.done = anyio.Event()
+        self.answer: ClusterPresence | None = None
 
 
 class _Peer:
@@ -203,6 +222,12 @@ class SigmaASGIApp:
         #: The connection whose reader is handing its input to the hub: it sends its own
         #: output itself right after (no writer wake-up for an answer to what it just read).
         self._inline: int | None = None
+        #: Feeds the cluster engine's driver (None: the in-memory engine), the same
+        #: ``EngineLink`` the native adapters use; the driver runs in the host's task group.
+        self._engine_link: EngineLink | None = None
+        self._engine_running = False
+        #: Callers of cluster_presence waiting for the engine's answer, per topic, in order.
+        self._presence_waiters: dict[str, list[_PresenceWaiter]] = {}
 
     # ------------------------------------------------------------------ ASGI
 
@@ -249,6 +274,8 @@ class SigmaASGIApp:
 
         try:
             await inner(scope, receive_around, send_around)
+            if not inner_answered:  # it returned at once: not a lifespan app either
+                raise LookupError("the inner app ignored the lifespan scope")
         except Exception:
             if inner_answered:
                 raise
@@ -284,7 +311,16 @@ class SigmaASGIApp:
             self._host_group = group
             self._timer_hosted = True
             group.start_soon(self._run_timer)
+            if self._engine_link is not None:
+                group.start_soon(self._run_engine, self._engine_link)
         return self
+
+    async def _run_engine(self, link: EngineLink) -> None:
+        self._engine_running = True
+        try:
+            await link.driver.run(link)
+        finally:
+            self._engine_running = False
 
     async def __aexit__(self, exc_type: type[BaseException] | None,
                         exc: BaseException | None, tb: TracebackType | None) -> None:
@@ -310,8 +346,15 @@ class SigmaASGIApp:
             config = self.options.hub_config(wall_clock_offset=time.time() - now)
             if self.options.authenticate is not None:
                 config = dataclasses.replace(config, authenticate=self._authenticate)
-            self._hub = Hub(config, entropy=SystemEntropy(), now=now)
+            self._hub = Hub(config, entropy=SystemEntropy(), now=now,
+                            engine=self.options.external_engine())
+            driver = self.options.engine
+            if driver is not None:
+                self._engine_link = EngineLink(self._hub, driver, self._clock, self._after_core)
         self._accepting = True
+
+    def _clock(self) -> float:
+        return self._now()
 
     async def stop(self) -> None:
         """Graceful stop: refuse new WebSockets, send every client Goodbye (with the
@@ -404,6 +447,43 @@ class SigmaASGIApp:
         """Ids of the sessions subscribed to ``topic``."""
         return self._require_hub().presence(topic)
 
+    async def cluster_presence(self, topic: str) -> frozenset[str]:
+        """Ids of the sessions subscribed to ``topic`` on every node of the cluster (with
+        the in-memory engine: this node's, as :meth:`presence`). A node that crashed keeps
+        its members listed until ``ExternalEngineConfig.presence_ttl`` (30 s) after its last
+        refresh. ``$all`` is not tracked cluster-wide (always empty).
+
+        Raises:
+            LocalProtocolError: the app has not started.
+            ClusterPresenceError: the engine did not answer (down, ``max_pending`` requests
+                waiting already, ``request_timeout``): the reason is the message.
+        """
+        hub = self._require_hub()
+        waiter = _PresenceWaiter()
+        waiters = self._presence_waiters.setdefault(topic, [])
+        waiters.append(waiter)
+        try:
+            hub.request_presence(topic, self._now())
+            self._after_core()
+            await waiter.done.wait()
+        finally:
+            if waiter in waiters:
+                waiters.remove(waiter)
+            if not waiters and self._presence_waiters.get(topic) is waiters:
+                del self._presence_waiters[topic]
+        answer = waiter.answer
+        assert answer is not None
+        if answer.failed:
+            raise ClusterPresenceError(f"cluster presence of {topic!r}: {answer.failed}")
+        return answer.members
+
+    def _answer_presence(self, event: ClusterPresence) -> None:
+        waiters = self._presence_waiters.get(event.topic)
+        if waiters:
+            waiter = waiters.pop(0)
+            waiter.answer = event
+            waiter.done.set()
+
     # ------------------------------------------------------------------ one WebSocket
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -415,6 +495,11 @@ class SigmaASGIApp:
         hub = self._require_hub()
         if not self._accepting:
             await _refuse(scope, send, 503, "server is shutting down")
+            return
+        if self._engine_link is not None and not self._engine_running:
+            # The driver needs a task that outlives every connection: the lifespan's.
+            self._logger.log(logging.ERROR, _NO_ENGINE_HOST)
+            await _refuse(scope, send, 503, "cluster engine not running")
             return
         client = scope.get("client")
         conn_id = hub.open_message_connection(_handshake_request(scope), self._now(),
@@ -557,8 +642,11 @@ class SigmaASGIApp:
         emit = self._emitter.emit
         logger, names = self._logger, self._peer_names
         self._busy = True
+        link = self._engine_link
         try:
             while True:
+                if link is not None:
+                    link.pump()
                 out = hub.flush(self._now())
                 for conn_id, chunks, action in out:
                     peer = peers.get(conn_id)
@@ -574,6 +662,9 @@ class SigmaASGIApp:
                         peer.wake.set()
                 events = hub.events_received()
                 for event in events:
+                    if type(event) is ClusterPresence:
+                        self._answer_presence(event)
+                        continue
                     write_log(logger, hub_log_entry(event, names))
                     for name, args in server_callbacks(event):
                         emit(name, *args)

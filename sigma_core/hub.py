@@ -1856,7 +1856,10 @@ class Hub:
             return
         members = self._members.get(key)
         if members:
-            self._fan_out(key, members, entry, frame, now)
+            # The stored envelope carries the placeholder position (0, 0) the publishing node
+            # appended: connections that cannot take the shared frame (message mode under
+            # ASGI, permessage-deflate) and replay backlogs get the envelope with the position.
+            self._fan_out(key, members, entry._replace(envelope=envelope), frame, now)
 
     def _checked_envelope(self, key: str, entry: HistoryEntry) -> tuple[bytes, bytes] | str:
         """``entry``'s envelope as this hub sends it (position filled in), framed; or why it is
