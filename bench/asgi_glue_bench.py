@@ -11,11 +11,21 @@ task's wake-ups, ``_after_core``); the rest of an ASGI server's cost per message
 framing and I/O (docs/benchmarks.md, "ASGI servers").
 
     .venv/bin/python bench/asgi_glue_bench.py [--messages 20000]
+    .venv/bin/python bench/asgi_glue_bench.py --instructions [--messages 1000,3000]
+
+``--instructions`` counts instead of timing (load-independent): each variant runs under
+``valgrind --tool=callgrind`` twice, with the two message counts, and the difference in
+instructions divided by the difference in messages is printed (start-up cancels out).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
 import time
 from typing import Any
 
@@ -92,14 +102,54 @@ async def app(n: int) -> float:
     return (time.process_time() - started) / n
 
 
+VARIANTS = ("core", "asyncio", "trio")
+
+
+def run_once(variant: str, n: int) -> float:
+    if variant == "core":
+        return core(n)
+    return anyio.run(app, n, backend=variant)
+
+
+def instructions(variant: str, n: int) -> int:
+    """Instructions callgrind counts for one run of ``variant`` with ``n`` messages."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "callgrind.out")
+        subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
+                        sys.executable, __file__, "--run", variant, "--messages", str(n)],
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        with open(out) as counts:
+            for line in counts:
+                found = re.match(r"(?:summary|totals): (\d+)", line)
+                if found:
+                    return int(found.group(1))
+    raise RuntimeError("callgrind wrote no totals")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--messages", type=int, default=20_000)
-    n = parser.parse_args().messages
+    parser.add_argument("--messages", default="")
+    parser.add_argument("--instructions", action="store_true")
+    parser.add_argument("--run", choices=VARIANTS, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.run:
+        run_once(args.run, int(args.messages))
+        return
+    if args.instructions:
+        small, large = (int(x) for x in (args.messages or "1000,3000").split(","))
+        print(f"echoed 1 KiB messages, instructions per message (callgrind, {small} vs {large})")
+        per = {}
+        for variant in VARIANTS:
+            per[variant] = (instructions(variant, large) - instructions(variant, small)) / (
+                large - small)
+            label = "core, message mode" if variant == "core" else f"SigmaASGIApp on {variant}"
+            print(f"  {label:24} {per[variant]:9,.0f}")
+        return
+    n = int(args.messages or 20_000)
     print(f"{n} echoed 1 KiB messages, µs of CPU per message (best of 3)")
     print(f"  core, message mode       {min(core(n) for _ in range(3)) * 1e6:6.2f}")
     for backend in ("asyncio", "trio"):
-        cost = min(anyio.run(app, n, backend=backend) for _ in range(3))
+        cost = min(run_once(backend, n) for _ in range(3))
         print(f"  SigmaASGIApp on {backend:7}  {cost * 1e6:6.2f}")
 
 

@@ -3,11 +3,12 @@
 The ASGI server does the HTTP upgrade, the framing and the closing handshake; the hub runs in
 message mode (:mod:`sigma_core.message_socket`). Per WebSocket scope: the upgrade is decided by
 the hub at ``websocket.connect`` (limits, Origin, subprotocol ``sigma.v1``), then one task reads
-``receive()`` and feeds whole messages to the hub, and one writer task per connection sends what
-the hub flushes for it. While a batch is being sent (``await send`` waits for the server's
-transport to drain), the hub holds the connection's further output (``pause_writing``) and
-counts it against ``outgoing_high_water``: a consumer that stays slow is cut with 4007 as on the
-native adapters. Timers: one task wakes the hub at :meth:`Hub.next_deadline`, run by the
+``receive()``, feeds whole messages to the hub and sends the answer to what it read itself; a
+writer task per connection sends what arrives otherwise (broadcasts, timers). What waits in a
+connection's outbox (``await send`` waits while the server's transport drains) is counted;
+past 64 KiB the hub holds the connection's further output (``pause_writing``) and counts it
+against ``outgoing_high_water``: a consumer that stays slow is cut with 4007 as on the native
+adapters. Timers: one task wakes the hub at :meth:`Hub.next_deadline`, run by the
 lifespan (or ``async with app:``) when the host sends it, else by the connections themselves.
 Written on anyio: the same code runs under asyncio servers (uvicorn, hypercorn, granian) and
 trio ones (hypercorn's trio worker).
@@ -33,13 +34,14 @@ import anyio.from_thread
 import sniffio
 
 from sigma_asyncio._entropy import SystemEntropy
-from sigma_core.api import EventEmitter, Listener, ServerOptions, server_callbacks
+from sigma_core.api import EventEmitter, Listener, ServerOptions, emit_server_event
 from sigma_core.engine import EngineLink
 from sigma_core.errors import LocalProtocolError
 from sigma_core.hub import (
     AuthAccept,
     AuthRefuse,
     AuthRequest,
+    ClientMessage,
     CloseAction,
     ClusterPresence,
     Hub,
@@ -147,10 +149,15 @@ class _PresenceWaiter:
         self.answer: ClusterPresence | None = None
 
 
+#: Bytes waiting in a connection's outbox past which the hub holds its output (as sigma_trio).
+_OUTBOX_HIGH_WATER = 64 * 1024
+
+
 class _Peer:
     """One accepted WebSocket: what the writer task sends, and what the core decided."""
 
-    __slots__ = ("action", "cancel", "conn_id", "outbox", "scope", "socket", "wake", "writing")
+    __slots__ = ("action", "cancel", "conn_id", "outbox", "paused", "queued", "scope",
+                 "socket", "wake", "writing")
 
     def __init__(self, conn_id: int, scope: Scope, socket: MessageSocket,
                  cancel: anyio.CancelScope) -> None:
@@ -159,6 +166,10 @@ class _Peer:
         self.socket = socket
         self.cancel = cancel
         self.outbox: list[bytes] = []
+        #: Bytes in the outbox and the batch being sent.
+        self.queued = 0
+        #: The hub holds this connection's output (queued passed _OUTBOX_HIGH_WATER).
+        self.paused = False
         self.action = CloseAction.NONE
         self.wake = anyio.Event()
         #: A task is in ``await send(...)`` for this connection.
@@ -530,6 +541,7 @@ class SigmaASGIApp:
 
     async def _read(self, peer: _Peer, receive: Receive, send: Send) -> None:
         hub = self._require_hub()
+        receive_message, clock, after_core = hub.receive_message, self._now, self._after_core
         conn_id, scope = peer.conn_id, peer.scope
         while True:
             message = await receive()
@@ -541,8 +553,8 @@ class SigmaASGIApp:
                 self._current_scope = scope
                 self._inline = conn_id
                 try:
-                    hub.receive_message(conn_id, data, self._now())
-                    self._after_core()
+                    receive_message(conn_id, data, clock())
+                    after_core()
                 finally:
                     self._current_scope = self._inline = None
                 if peer.outbox and not peer.writing and not peer.action:
@@ -589,20 +601,24 @@ class SigmaASGIApp:
 
     async def _send_batches(self, peer: _Peer, send: Send) -> None:
         """Send what the hub handed over (the writer task, or the reader for an answer to what
-        it read), then let the hub hand over what it held meanwhile."""
+        it read); if the hub held output meanwhile, let it hand that over. One ASGI message
+        per WebSocket message (ASGI has no batched send); the payload object is the core's."""
         peer.writing = True
         try:
             while peer.outbox and peer.action is not CloseAction.ABORT:
                 batch, peer.outbox = peer.outbox, []
                 for chunk in batch:
                     await send({"type": "websocket.send", "bytes": chunk})
+                    peer.queued -= len(chunk)
         finally:
             peer.writing = False
         if peer.action is CloseAction.ABORT:
             peer.wake.set()
             return
-        self._require_hub().resume_writing(peer.conn_id)
-        self._after_core()
+        if peer.paused:
+            peer.paused = False
+            self._require_hub().resume_writing(peer.conn_id)
+            self._after_core()
         if peer.action:
             peer.wake.set()
 
@@ -634,19 +650,33 @@ class SigmaASGIApp:
 
     def _after_core(self) -> None:
         # A listener may call a command, which lands here again: the running call picks up
-        # its output, so events keep their order.
+        # its output, so events keep their order. Events go out before the output is taken
+        # (as on the native adapters): what a listener sends in answer leaves in the same
+        # flush as the hub's own output.
         if self._busy:
             return
         hub = self._require_hub()
         peers = self._peers
         emit = self._emitter.emit
         logger, names = self._logger, self._peer_names
-        self._busy = True
         link = self._engine_link
+        inline = self._inline
+        self._busy = True
         try:
             while True:
                 if link is not None:
                     link.pump()
+                events = hub.events_received()
+                for event in events:
+                    kind = type(event)
+                    if kind is ClientMessage:  # messages are never logged
+                        emit("message", event.session, event.payload,  # type: ignore[attr-defined]
+                             event.topic)  # type: ignore[attr-defined]
+                    elif kind is ClusterPresence:
+                        self._answer_presence(event)  # type: ignore[arg-type]
+                    else:
+                        write_log(logger, hub_log_entry(event, names))
+                        emit_server_event(emit, event)
                 out = hub.flush(self._now())
                 for conn_id, chunks, action in out:
                     peer = peers.get(conn_id)
@@ -654,20 +684,18 @@ class SigmaASGIApp:
                         continue
                     if chunks:
                         peer.outbox += chunks
-                        # Held in the core until the writer has sent these (counted against
-                        # outgoing_high_water meanwhile).
-                        hub.pause_writing(conn_id)
-                    peer.action = max(peer.action, action)
-                    if action or (chunks and conn_id != self._inline):
+                        peer.queued += len(chunks[0]) if len(chunks) == 1 else sum(
+                            map(len, chunks))
+                        if peer.queued > _OUTBOX_HIGH_WATER and not peer.paused:
+                            # Held in the core from now until the outbox is sent (counted
+                            # against outgoing_high_water meanwhile).
+                            peer.paused = True
+                            hub.pause_writing(conn_id)
+                        if conn_id != inline:
+                            peer.wake.set()
+                    if action:
+                        peer.action = max(peer.action, action)
                         peer.wake.set()
-                events = hub.events_received()
-                for event in events:
-                    if type(event) is ClusterPresence:
-                        self._answer_presence(event)
-                        continue
-                    write_log(logger, hub_log_entry(event, names))
-                    for name, args in server_callbacks(event):
-                        emit(name, *args)
                 if not out and not events:
                     break
         finally:
@@ -715,14 +743,18 @@ class SigmaASGIApp:
 
 
 def _loop_clock() -> Callable[[], float]:
-    """The running loop's clock, as anyio.current_time reads it, without the per-call lookup."""
+    """The running loop's clock, as anyio.current_time reads it, without the per-call lookup
+    (and, on the stdlib asyncio loop, without its Python method around time.monotonic)."""
     if sniffio.current_async_library() == "trio":
         import trio
 
         return trio.current_time
     import asyncio
 
-    return asyncio.get_running_loop().time
+    loop = asyncio.get_running_loop()
+    if type(loop).time is asyncio.BaseEventLoop.time:
+        return time.monotonic
+    return loop.time
 
 
 def _handshake_request(scope: Scope) -> HandshakeRequest:

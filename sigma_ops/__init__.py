@@ -24,8 +24,8 @@ from sigma_core.hub import Hub, Session
 from sigma_core.metrics import HistogramSnapshot
 
 from ._version import VERSION
-from .feed import DASHBOARD_CLIENT_NAME, STATS_TOPIC, DashboardFeed
 from .asgi import ASGIApp, ops_asgi_app
+from .feed import DASHBOARD_CLIENT_NAME, STATS_TOPIC, DashboardFeed
 from .health import Health
 from .metrics import (
     ENGINE_METRIC_NAMES,
