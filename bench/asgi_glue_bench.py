@@ -6,8 +6,10 @@
   ``receive()`` hands over the next message (with one checkpoint, as a real server's
   ``receive`` suspends) and whose ``send()`` only counts;
 
-on asyncio and on trio. The difference is the adapter's glue (the message dicts, the writer
-task's wake-ups, ``_after_core``); the rest of an ASGI server's cost per message is its own
+on asyncio and on trio; and ``bare``: an ASGI app that sends each message back as it came,
+under the same stand-in (the floor: the stand-in's suspending ``receive()`` and the dicts any
+ASGI app pays). ``app - core - bare`` is the adapter's glue (``_after_core``, the writer
+bookkeeping, the listener call); the rest of an ASGI server's cost per message is its own
 framing and I/O (docs/benchmarks.md, "ASGI servers").
 
     .venv/bin/python bench/asgi_glue_bench.py [--messages 20000]
@@ -64,6 +66,38 @@ def core(n: int) -> float:
     return (time.process_time() - started) / n
 
 
+async def bare(n: int) -> float:
+    """The floor: an ASGI app that sends each message back as it came (no protocol), under the
+    same stand-in server."""
+    messages: list[dict[str, Any]] = [{"type": "websocket.connect"}]
+    messages += [{"type": "websocket.receive", "bytes": e} for e in envelopes(n)]
+    position = 0
+
+    async def receive() -> dict[str, Any]:
+        nonlocal position
+        await anyio.lowlevel.checkpoint()
+        if position == len(messages):
+            return {"type": "websocket.disconnect", "code": 1000}
+        position += 1
+        return messages[position - 1]
+
+    async def send(message: Any) -> None:
+        pass
+
+    async def echo(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        while True:
+            message = await receive()
+            if message["type"] != "websocket.receive":
+                return
+            await send({"type": "websocket.send", "bytes": message["bytes"]})
+
+    started = time.process_time()
+    await echo({"type": "websocket"}, receive, send)
+    return (time.process_time() - started) / n
+
+
 async def app(n: int) -> float:
     sigma = SigmaASGIApp()
     echoed = 0
@@ -102,12 +136,17 @@ async def app(n: int) -> float:
     return (time.process_time() - started) / n
 
 
-VARIANTS = ("core", "asyncio", "trio")
+VARIANTS = ("core", "bare-asyncio", "asyncio", "bare-trio", "trio")
+LABELS = {"core": "core, message mode", "bare-asyncio": "bare ASGI echo on asyncio",
+          "bare-trio": "bare ASGI echo on trio", "asyncio": "SigmaASGIApp on asyncio",
+          "trio": "SigmaASGIApp on trio"}
 
 
 def run_once(variant: str, n: int) -> float:
     if variant == "core":
         return core(n)
+    if variant.startswith("bare-"):
+        return anyio.run(bare, n, backend=variant[5:])
     return anyio.run(app, n, backend=variant)
 
 
@@ -142,15 +181,16 @@ def main() -> None:
         for variant in VARIANTS:
             per[variant] = (instructions(variant, large) - instructions(variant, small)) / (
                 large - small)
-            label = "core, message mode" if variant == "core" else f"SigmaASGIApp on {variant}"
-            print(f"  {label:24} {per[variant]:9,.0f}")
+            print(f"  {LABELS[variant]:26} {per[variant]:9,.0f}")
+        for backend in ("asyncio", "trio"):
+            glue = per[backend] - per["core"] - per["bare-" + backend]
+            print(f"  glue on {backend:7} (app - core - bare) {glue:9,.0f}")
         return
     n = int(args.messages or 20_000)
     print(f"{n} echoed 1 KiB messages, µs of CPU per message (best of 3)")
-    print(f"  core, message mode       {min(core(n) for _ in range(3)) * 1e6:6.2f}")
-    for backend in ("asyncio", "trio"):
-        cost = min(run_once(backend, n) for _ in range(3))
-        print(f"  SigmaASGIApp on {backend:7}  {cost * 1e6:6.2f}")
+    for variant in VARIANTS:
+        cost = min(run_once(variant, n) for _ in range(3))
+        print(f"  {LABELS[variant]:26} {cost * 1e6:6.2f}")
 
 
 if __name__ == "__main__":
