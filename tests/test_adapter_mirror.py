@@ -31,7 +31,7 @@ PACKAGE_IDIOMS = {"sigma_asyncio": {"run"}, "sigma_trio": set[str]()}
 #: SigmaSocketServer members the ASGI app does not have: it is served, it does not listen.
 NOT_ON_ASGI = {"start", "serve", "port"}
 #: ASGI-app members the servers do not have yet (reported, not hidden).
-ASGI_EXTRA = {"presence"}
+ASGI_EXTRA = {"presence", "cluster_presence"}
 DUNDERS = ("__init__", "__aenter__", "__aexit__", "__aiter__", "__anext__")
 
 
