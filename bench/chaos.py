@@ -547,7 +547,8 @@ def _client(config: ChaosConfig, url: str) -> Client:
         heartbeat_interval=config.heartbeat_interval,
         heartbeat_timeout=config.heartbeat_timeout,
         connect_timeout=2.0,
-        max_pending=10_000)
+        max_pending=10_000,
+        max_queued_messages=0)  # the message callback is all it uses
     package = sigma_asyncio if config.backend == "asyncio" else sigma_trio
     client: Client = package.SigmaSocketClient(options)
     return client

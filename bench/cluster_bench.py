@@ -18,6 +18,8 @@ Per scenario:
 * **burst**: the publisher sends ``--burst`` messages back to back; deliveries/s from the
   first send until the last receiver has all of them (bounded by the load generator too: same
   generator for every scenario, so the ratio counts).
+* ``--fixed-heads``: the cross-node scenario again with the heads check every second (the
+  behaviour before ``ExternalEngineConfig.heads_interval_max``): before/after in one run.
 * **Redis cost per publish** (cross-node scenarios): ``INFO commandstats`` and
   ``total_net_input_bytes``/``total_net_output_bytes`` deltas over the paced window divided by
   publishes: commands and bytes Redis handled per published message.
@@ -113,12 +115,14 @@ async def sigma_scenario(name: str, publish_port: int, receive_port: int, pids: 
 
     receivers = []
     for _ in range(args.receivers):
-        client = sigma_asyncio.SigmaSocketClient(f"ws://127.0.0.1:{receive_port}/")
+        client = sigma_asyncio.SigmaSocketClient(f"ws://127.0.0.1:{receive_port}/",
+                                                  max_queued_messages=0)
         client.on("message", on_message)
         await client.connect()
         client.subscribe("room")
         receivers.append(client)
-    publisher = sigma_asyncio.SigmaSocketClient(f"ws://127.0.0.1:{publish_port}/")
+    publisher = sigma_asyncio.SigmaSocketClient(f"ws://127.0.0.1:{publish_port}/",
+                                                max_queued_messages=0)
     await publisher.connect()
     await asyncio.sleep(2.0)  # subscriptions in place on every node
 
@@ -306,6 +310,21 @@ async def run(args: argparse.Namespace) -> list[Outcome]:
                 [a.process.pid, b.process.pid], args, redis))
             a.stop()
             b.stop()
+            if args.fixed_heads:
+                # The same, with the heads check every second, never stretched (before the
+                # adaptive interval): the before/after of one run.
+                os.environ["SIGMA_NODE_HEADS_FIXED"] = "1"
+                try:
+                    a = start_node("asyncio", redis.url, "a2")
+                    b = start_node("asyncio", redis.url, "b2")
+                finally:
+                    del os.environ["SIGMA_NODE_HEADS_FIXED"]
+                nodes += [a, b]
+                outcomes.append(await sigma_scenario(
+                    "same, heads check every 1 s (before)", a.port, b.port,
+                    [a.process.pid, b.process.pid], args, redis))
+                a.stop()
+                b.stop()
             if not args.skip_socketio:
                 sa, pa = start_socketio(redis.url)
                 sb, pb = start_socketio(redis.url)
@@ -332,6 +351,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--burst", type=int, default=200)
     parser.add_argument("--skip-socketio", action="store_true")
+    parser.add_argument("--fixed-heads", action="store_true",
+                        help="also run the cross-node scenario with the heads check every 1 s")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     os.environ["SIGMA_NODE_DEFAULTS"] = "1"  # the nodes run with the library's defaults

@@ -31,6 +31,10 @@ def options(redis_url: str, node_id: str, port: int) -> dict[str, Any]:
     common: dict[str, Any] = {
         "host": "127.0.0.1", "port": port, "session_timeout": 60.0, "history": limits,
         "shutdown_timeout": 1.0, "shutdown_reconnect_after": 0.05, "max_connections": 20_000,
+        # Every client of the tests and benchmarks comes from 127.0.0.1: the per-address
+        # session limits (1,000 held, 20 new/s after a burst) would refuse the crowd that
+        # resumes on a node after its own node died.
+        "max_sessions_per_peer": 0, "new_sessions_per_peer_per_second": 0.0,
     }
     if redis_url == "none":
         return {**common, "engine": None, "ready": _Memory()}
@@ -39,8 +43,13 @@ def options(redis_url: str, node_id: str, port: int) -> dict[str, Any]:
     defaults = os.environ.get("SIGMA_NODE_DEFAULTS") == "1"
     engine = RedisEngine(RedisEngineConfig(url=redis_url, history=limits,
                                            health_interval=0.5 if defaults else 0.1))
-    external = ExternalEngineConfig(node_id=node_id) if defaults else ExternalEngineConfig(
-        node_id=node_id, heads_interval=0.5, presence_ttl=5.0)
+    # SIGMA_NODE_HEADS_FIXED=1: the heads check every heads_interval, never stretched (the
+    # behaviour before the adaptive interval; bench/cluster_bench.py's "before" scenario).
+    fixed = os.environ.get("SIGMA_NODE_HEADS_FIXED") == "1"
+    external = ExternalEngineConfig(node_id=node_id, **({"heads_interval_max": 1.0}
+                                                        if fixed else {})) \
+        if defaults else ExternalEngineConfig(node_id=node_id, heads_interval=0.5,
+                                              heads_interval_max=2.0, presence_ttl=5.0)
     return {**common, "engine": engine, "ready": engine, "engine_config": external}
 
 

@@ -42,6 +42,7 @@ from __future__ import annotations
 import math
 import re
 import traceback
+import tracemalloc
 from collections.abc import Callable, Iterable
 from contextlib import suppress
 from dataclasses import dataclass, field, replace
@@ -234,6 +235,60 @@ _HELLO = Hello(
 )
 
 
+# ----------------------------------------------------------------------------- amplification
+
+# docs/hardening.md, "Cost model", in numbers: what the server-side targets (server_connection,
+# hub) assert of every input. Output: at most OUTPUT_PER_INPUT_BYTE bytes per byte received,
+# plus OUTPUT_PER_SOCKET per socket (the HTTP answer, the Welcome, a close frame) and
+# OUTPUT_PER_TIMER per socket and timer run (a heartbeat Ping). Memory: what one call into
+# the core allocates at its peak is at most ALLOC_PER_INPUT_BYTE per byte it was given, plus
+# ALLOC_PER_MESSAGE x max_message_size (one message being collected or inflated), plus
+# ALLOC_PER_CALL (the call's own bookkeeping).
+OUTPUT_PER_INPUT_BYTE = 4
+OUTPUT_PER_SOCKET = 4096
+OUTPUT_PER_TIMER = 128
+ALLOC_PER_INPUT_BYTE = 64
+ALLOC_PER_MESSAGE = 4
+ALLOC_PER_CALL = 256 * 1024
+
+
+class _Allocations:
+    """Peak traced allocation of single calls into the core (tracemalloc, started for the
+    target's run if nothing traces already)."""
+
+    def __init__(self, max_message_size: int) -> None:
+        self.allowance = ALLOC_PER_MESSAGE * max_message_size + ALLOC_PER_CALL
+        self._started = False
+
+    def __enter__(self) -> _Allocations:
+        if not tracemalloc.is_tracing():
+            tracemalloc.start()
+            self._started = True
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._started:
+            tracemalloc.stop()
+
+    def call(self, nbytes: int, fn: Callable[[], object], what: str) -> None:
+        tracemalloc.reset_peak()
+        base = tracemalloc.get_traced_memory()[0]
+        fn()
+        peak = tracemalloc.get_traced_memory()[1] - base
+        bound = ALLOC_PER_INPUT_BYTE * nbytes + self.allowance
+        if peak > bound:
+            raise Finding(f"{what}: {nbytes} bytes in, {peak} bytes allocated (bound {bound})",
+                          key=f"amplification: memory ({what})")
+
+
+def _check_output(what: str, out: int, fed: int, sockets: int, timer_runs: int) -> None:
+    bound = (OUTPUT_PER_INPUT_BYTE * fed + OUTPUT_PER_SOCKET * sockets
+             + OUTPUT_PER_TIMER * sockets * timer_runs)
+    if out > bound:
+        raise Finding(f"{what}: {fed} bytes in, {out} bytes out (bound {bound})",
+                      key=f"amplification: output ({what})")
+
+
 # ----------------------------------------------------------------------------- codec
 
 
@@ -362,6 +417,10 @@ class _Driver:
         self.now = 0.0
         self.sent = bytearray()  # everything the connection wrote
         self.log: list[tuple[object, ...]] = []  # what it emitted, for the chunking check
+        self.fed = 0  # bytes received
+        self.timer_runs = 0
+        #: Set to check each receive's peak allocation (the server target does).
+        self.allocations: _Allocations | None = None
 
     def settle(self) -> None:
         for _ in range(16):
@@ -380,8 +439,18 @@ class _Driver:
     def feed(self, chunk: bytes | None) -> None:
         if self.flags & F_TICK:
             self.now += 1.0
+            self.timer_runs += 1
             self.conn.handle_timer(self.now)
             self.settle()
+        self.fed += len(chunk or b"")
+        allocations = self.allocations
+        if allocations is None:
+            self.conn.receive_data(chunk, self.now)
+            self.settle()
+        else:
+            allocations.call(len(chunk or b""), lambda: self._receive(chunk), "receive_data")
+
+    def _receive(self, chunk: bytes | None) -> None:
         self.conn.receive_data(chunk, self.now)
         self.settle()
 
@@ -394,6 +463,7 @@ class _Driver:
                 if deadline is None:
                     break
                 self.now = max(self.now, deadline)
+                self.timer_runs += 1
                 self.conn.handle_timer(self.now)
                 self.settle()
         # Closed is final: nothing more comes out, whatever arrives.
@@ -458,12 +528,18 @@ def server_connection(data: bytes) -> None:
 
 
 def _run_server(flags: int, chunks: list[bytes]) -> list[tuple[object, ...]]:
-    driver = _ServerDriver(ServerConnection(_CONFIGS[flags & 3], now=0.0), flags)
+    config = _CONFIGS[flags & 3]
+    driver = _ServerDriver(ServerConnection(config, now=0.0), flags)
     driver.settle()
-    for chunk in chunks:
-        if chunk:
-            driver.feed(chunk)
-    driver.finish()
+    with _Allocations(config.websocket.max_message_size) as allocations:
+        driver.allocations = allocations
+        for chunk in chunks:
+            if chunk:
+                driver.feed(chunk)
+        driver.finish()
+    # Amplification: what the server wrote (its answers and this driver's one echo per
+    # envelope) against what it was sent.
+    _check_output("server connection", len(driver.sent), driver.fed, 1, driver.timer_runs + 2)
     return driver.log
 
 
@@ -690,6 +766,11 @@ class _HubState:
     now: float = 0.0
     received: int = 0
     flushed: int = 0
+    #: Bytes fed to receive_data, timer runs, and whether the application did anything (its
+    #: publishes are not the client's cost: output is bounded only without them).
+    fed: int = 0
+    timer_runs: int = 0
+    app: bool = False
 
     def socket(self, slot: int) -> int:
         """The slot's socket, accepted now if the slot is empty."""
@@ -815,6 +896,14 @@ def hub(data: bytes) -> None:
     flags = inp.byte()
     config = _HUB_CONFIGS[flags & 3]
     state = _HubState(Hub(config, entropy=SeededEntropy(7), now=0.0), config)
+    with _Allocations(config.connection.websocket.max_message_size) as allocations:
+        _run_hub(inp, state, allocations)
+    if not state.app:
+        _check_output("hub", state.flushed, state.fed, max(state.opened, 1),
+                      state.timer_runs + 2)
+
+
+def _run_hub(inp: Input, state: _HubState, allocations: _Allocations) -> None:
     watch = _HubWatch()
     hub = state.hub
     while inp.remaining:
@@ -822,16 +911,26 @@ def hub(data: bytes) -> None:
         slot = op & 1
         kind = (op >> 1) & 7
         if kind <= 3:
-            hub.receive_data(state.socket(slot), inp.blob(), state.now)
+            chunk = inp.blob()
+            conn_id = state.socket(slot)
+            state.fed += len(chunk)
+
+            def receive(conn_id: int = conn_id, chunk: bytes = chunk) -> None:
+                hub.receive_data(conn_id, chunk, state.now)
+
+            allocations.call(len(chunk), receive, "hub.receive_data")
         elif kind == HUB_TICK:
             state.now += inp.byte() / 10
+            state.timer_runs += 1
             hub.handle_timer(state.now)
         elif kind == HUB_DEADLINE:
             deadline = hub.next_deadline()
             if deadline is not None:
                 state.now = max(state.now, deadline)
+            state.timer_runs += 1
             hub.handle_timer(state.now)
         elif kind == HUB_APP:
+            state.app = True
             _hub_app(state, inp.byte())
         else:
             conn_id = state.socket(slot)

@@ -433,6 +433,23 @@ class SigmaASGIApp:
         self._after_core()
 
     @_on_loop
+    def watch(self, topic: str, history: int = 0) -> None:
+        """The app's own subscription to ``topic``; see ``SigmaSocketServer.watch``."""
+        self._require_hub().watch(topic, self._now(), history=history)
+        self._after_core()
+
+    @_on_loop
+    def unwatch(self, topic: str) -> None:
+        self._require_hub().unwatch(topic, self._now())
+        self._after_core()
+
+    @_on_loop
+    def request_presence(self, topic: str) -> None:
+        """``topic``'s subscribers (``cluster_presence`` event); see ``SigmaSocketServer``."""
+        self._require_hub().request_presence(topic, self._now())
+        self._after_core()
+
+    @_on_loop
     def disconnect_client(self, client: ClientRef, reason: str = "", *,
                           end_session: bool = True) -> None:
         """Close a client's connection (close 1000); see ``SigmaSocketServer``."""
@@ -672,9 +689,9 @@ class SigmaASGIApp:
                     if kind is ClientMessage:  # messages are never logged
                         emit("message", event.session, event.payload,  # type: ignore[attr-defined]
                              event.topic)  # type: ignore[attr-defined]
-                    elif kind is ClusterPresence:
-                        self._answer_presence(event)  # type: ignore[arg-type]
                     else:
+                        if kind is ClusterPresence:  # cluster_presence() awaits these too
+                            self._answer_presence(event)  # type: ignore[arg-type]
                         write_log(logger, hub_log_entry(event, names))
                         emit_server_event(emit, event)
                 out = hub.flush(self._now())

@@ -35,8 +35,8 @@ from sigma_core.client import (
     OpenTransport,
     StatusChanged,
 )
-from sigma_core.errors import ConnectionFailed
-from sigma_core.logs import client_log_entry
+from sigma_core.errors import ConnectionFailed, LocalProtocolError
+from sigma_core.logs import WARNING, client_log_entry
 from sigma_core.logs import write as write_log
 
 from ._entropy import SystemEntropy
@@ -66,6 +66,7 @@ class _ClientProtocol(asyncio.Protocol):
             transport.close()
             return
         client._transport = self._transport
+        client._reading_paused = False
         client._core.transport_opened(self._attempt, client._loop.time())
         client._after_core()
 
@@ -96,8 +97,12 @@ class SigmaSocketClient:
     ``SigmaSocketClient(ClientOptions(...))``. ``await connect()`` / ``await disconnect()``, or
     ``async with``; ``async for message in client`` yields :class:`~sigma_core.api.Message`.
 
-    The ``async for`` stream is an unbounded queue: messages nobody iterates over stay in
-    memory. Use the ``message`` callback instead when you do not iterate.
+    The ``async for`` stream is a queue of at most ``max_queued_messages`` (1000): while it is
+    full the client stops reading its socket until the app takes messages (nothing is dropped;
+    the server's ``outgoing_high_water`` decides how long it waits). Messages are queued once
+    ``async for`` has begun, or while no ``message`` listener is registered: an app that only
+    registers a ``message`` callback queues nothing and never stalls. ``max_queued_messages=0``:
+    no queue at all.
     """
 
     def __init__(self, url_or_options: str | ClientOptions, /, **overrides: Any) -> None:
@@ -121,6 +126,13 @@ class SigmaSocketClient:
         self._busy = False
         self._connected: asyncio.Future[None] | None = None
         self._messages: asyncio.Queue[Message | None] = asyncio.Queue()
+        #: The socket is not being read because the queue is full (back-pressure).
+        self._reading_paused = False
+        #: ``async for`` has begun: every message is queued from then on (before it, only while
+        #: no ``message`` listener is registered, so a callback-only app never fills the queue).
+        self._iterated = False
+        #: The "nothing iterates" warning was logged (it is said once).
+        self._warned = False
         #: The last run is over (disconnected or gave up): ``async for`` ends once drained.
         self._ended = False
 
@@ -182,11 +194,21 @@ class SigmaSocketClient:
         await self.disconnect()
 
     async def __aiter__(self) -> AsyncIterator[Message]:
-        """Messages as they arrive; ends when the client is disconnected or gives up."""
+        """Messages as they arrive; ends when the client is disconnected or gives up.
+
+        Raises:
+            LocalProtocolError: ``max_queued_messages`` is 0 (callbacks only).
+        """
+        if not self.options.max_queued_messages:
+            raise LocalProtocolError("max_queued_messages=0: messages reach the `message` "
+                                     "callback only, there is nothing to iterate over")
+        self._iterated = True
         while True:
             if self._ended and self._messages.empty():
                 return
             message = await self._messages.get()
+            if self._reading_paused:
+                self._update_reading()
             if message is not None:
                 yield message
             elif self.get_status() in (ConnectionStatus.DISCONNECTED, ConnectionStatus.ERROR):
@@ -244,6 +266,12 @@ class SigmaSocketClient:
                            connected_at=core.connected_at + offset, pending=core.pending_count)
 
     @property
+    def queued_messages(self) -> int:
+        """Messages received and not yet taken by ``async for`` (at most
+        ``max_queued_messages`` plus one socket read: the client stops reading at the bound)."""
+        return self._messages.qsize()
+
+    @property
     def session(self) -> ClientSession | None:
         """The sans-IO core (None before first use)."""
         return self._session
@@ -278,17 +306,45 @@ class SigmaSocketClient:
                         emit(name, *args)
         finally:
             self._busy = False
+        self._update_reading()
         self._rearm()
 
     def _write(self, chunks: list[bytes]) -> None:
         if chunks and self._transport is not None:
             self._transport.writelines(chunks)
 
+    def _update_reading(self) -> None:
+        """Back-pressure: stop reading once ``max_queued_messages`` wait for the app (while
+        connected: a new socket reads until its Welcome), read on once it took them to half."""
+        limit = self.options.max_queued_messages
+        transport = self._transport
+        if not limit or transport is None:
+            return
+        queued = self._messages.qsize()
+        if self._reading_paused:
+            if queued <= limit // 2 or self._core.status is not ConnectionStatus.CONNECTED:
+                self._reading_paused = False
+                transport.resume_reading()
+                self._core.set_reading_paused(False, self._loop.time())
+                self._rearm()
+        elif queued >= limit and self._core.status is ConnectionStatus.CONNECTED:
+            self._reading_paused = True
+            transport.pause_reading()
+            self._core.set_reading_paused(True, self._loop.time())
+            if not self._iterated and not self._warned:
+                self._warned = True
+                self._logger.log(WARNING,
+                    "SigmaSocketClient: %d messages wait for `async for` and nothing iterates: "
+                    "reading paused until the app takes them (set max_queued_messages=0 to use "
+                    "the message callback only)", queued)
+
     def _handle(self, event: object) -> None:
         if isinstance(event, MessageReceived):
-            self._messages.put_nowait(Message(data=event.payload, topic=event.topic,
-                                              position=event.position,
-                                              timestamp_ms=event.timestamp_ms))
+            if self.options.max_queued_messages and (
+                    self._iterated or not self._emitter.has_listeners("message")):
+                self._messages.put_nowait(Message(data=event.payload, topic=event.topic,
+                                                  position=event.position,
+                                                  timestamp_ms=event.timestamp_ms))
         elif isinstance(event, OpenTransport):
             self._attempt = event.attempt
             self._opener = self._loop.create_task(self._open(event))

@@ -279,6 +279,38 @@ class SigmaSocketServer:
         self._require_hub().unsubscribe(_id(client), topic, self._loop.time())
         self._after_core()
 
+    def watch(self, topic: str, history: int = 0) -> None:
+        """Subscribe the app to ``topic`` from the server side: every message published to it,
+        on this node or (cluster engine) any node, fires ``topic_message(TopicMessage)`` in
+        position order, each once; the last ``history`` ones first (``history`` True), then
+        ``topic_watched(TopicWatched)``, then live ones (see ``Hub.watch``).
+
+        Raises:
+            LocalProtocolError: the server was never started, ``topic`` is empty, too long or
+                reserved, or ``history`` is negative.
+        """
+        self._require_hub().watch(topic, self._loop.time(), history=history)
+        self._after_core()
+
+    def unwatch(self, topic: str) -> None:
+        """Stop watching ``topic`` (a topic not watched is ignored).
+
+        Raises:
+            LocalProtocolError: the server was never started.
+        """
+        self._require_hub().unwatch(topic, self._loop.time())
+        self._after_core()
+
+    def request_presence(self, topic: str) -> None:
+        """Ask for ``topic``'s subscribers on every node: the answer fires
+        ``cluster_presence(ClusterPresence)`` (at once on the in-memory engine).
+
+        Raises:
+            LocalProtocolError: the server was never started.
+        """
+        self._require_hub().request_presence(topic, self._loop.time())
+        self._after_core()
+
     def disconnect_client(self, client: ClientRef, reason: str = "", *,
                           end_session: bool = True) -> None:
         """Close a client's connection (close 1000). ``end_session`` (a kick): the session ends

@@ -48,6 +48,7 @@ from .hub import (
     ClientDisconnected,
     ClientErrorReceived,
     ClientMessage,
+    ClusterPresence,
     ConnectionRejected,
     HookFailed,
     HubConfig,
@@ -55,6 +56,9 @@ from .hub import (
     PresenceChanged,
     Session,
     SessionExpired,
+    TopicLost,
+    TopicMessage,
+    TopicWatched,
 )
 from .logs import Logger
 from .messages import ClientInfo, PresenceAction, StreamPosition
@@ -230,6 +234,16 @@ class ClientOptions:
     #: Messages kept until acknowledged (including those sent while offline); ``send`` returns
     #: False beyond it.
     max_pending: int = 1000
+    #: Messages received and not yet taken by ``async for``. Once the queue holds this many,
+    #: the client stops reading its socket (back-pressure: TCP pushes back on the server, whose
+    #: ``outgoing_high_water`` decides) and reads on once the app has taken it down to half;
+    #: nothing is dropped. What one socket read already carried still joins the queue, so it
+    #: can pass the bound by one read (at most 256 KiB). Messages join the queue once
+    #: ``async for`` has begun, or while no ``message`` listener is registered: a client that
+    #: only registers a ``message`` callback queues nothing and never stalls. ``0``: no queue
+    #: at all -- messages reach the ``message`` callback only and ``async for`` raises
+    #: ``LocalProtocolError``.
+    max_queued_messages: int = 1000
     max_message_size: int = 1 << 20
     connect_timeout: float = 10.0
     auth_token: str = ""
@@ -244,6 +258,8 @@ class ClientOptions:
     logger: Logger | None = None
 
     def __post_init__(self) -> None:
+        if self.max_queued_messages < 0:
+            raise ValueError(f"max_queued_messages must be >= 0, got {self.max_queued_messages}")
         self.client_config()
 
     def client_config(self, wall_clock_offset: float = 0.0) -> ClientConfig:
@@ -323,6 +339,10 @@ class EventEmitter:
     def listeners(self, event: str) -> list[Listener]:
         return list(self._listeners.get(event, ()))
 
+    def has_listeners(self, event: str) -> bool:
+        """Whether any listener is registered for ``event`` (no copy)."""
+        return bool(self._listeners.get(event))
+
     def emit(self, event: str, *args: Any) -> None:
         for listener in self._listeners.get(event, ()):
             try:
@@ -357,7 +377,10 @@ def server_callbacks(event: HubEvent) -> list[tuple[str, tuple[Any, ...]]]:
     ``disconnection(client, reason: str)`` (reason names the close code),
     ``session_expired(client)``, ``presence(topic, client, joined: bool)``,
     ``rejected(conn_id, reason)`` for connections refused before they had a session,
-    ``client_error(client, Error)``, and ``error(exception)`` when an app hook raised.
+    ``client_error(client, Error)``, and ``error(exception)`` when an app hook raised. The
+    server-side subscriptions (``watch``): ``topic_message(TopicMessage)``,
+    ``topic_watched(TopicWatched)``, ``topic_lost(TopicLost)``; and
+    ``cluster_presence(ClusterPresence)``, the answer to ``request_presence``.
     """
     if isinstance(event, ClientMessage):
         return [("message", (event.session, event.payload, event.topic))]
@@ -376,6 +399,14 @@ def server_callbacks(event: HubEvent) -> list[tuple[str, tuple[Any, ...]]]:
         return [("client_error", (event.session, event.error))]
     if isinstance(event, HookFailed):
         return [("error", (event.error,))]
+    if isinstance(event, TopicMessage):
+        return [("topic_message", (event,))]
+    if isinstance(event, TopicWatched):
+        return [("topic_watched", (event,))]
+    if isinstance(event, TopicLost):
+        return [("topic_lost", (event,))]
+    if isinstance(event, ClusterPresence):
+        return [("cluster_presence", (event,))]
     return []
 
 

@@ -547,6 +547,14 @@ class ClientSession:
         conn.receive_data(data, now)
         self._process(now)
 
+    def set_reading_paused(self, paused: bool, now: float) -> None:
+        """The adapter stopped (``True``) or resumed reading the current socket because the
+        application is not taking messages (its receive queue is full): while paused, silence
+        from the server is not a heartbeat timeout (pings still go out). A new socket starts
+        unpaused."""
+        if self._conn is not None:
+            self._conn.set_reading_paused(paused, now)
+
     def transport_closed(self, attempt: int, now: float) -> None:
         """The socket of ``attempt`` is closed (by us or the peer)."""
         if attempt != self._attempt_id:

@@ -314,6 +314,8 @@ class Connection:
         self._max_message_size = config.websocket.max_message_size
         self._interval = config.heartbeat_interval
         self._timeout = config.heartbeat_timeout
+        #: The adapter stopped reading (its app is not taking messages): silence is ours.
+        self._reading_paused = False
         self._peer_goodbye: Goodbye | None = None
         #: Smoothed heartbeat round-trip time in seconds (None until the first Pong).
         self.rtt: float | None = None
@@ -410,6 +412,8 @@ class Connection:
             return self._created + self.config.handshake_timeout
         if not self._interval:
             return None
+        if self._reading_paused:
+            return self._next_ping
         return min(self._next_ping, self._last_received + self._timeout)
 
     # -- inputs
@@ -500,7 +504,7 @@ class Connection:
         interval = self._interval
         if not interval:
             return
-        if now >= self._last_received + self._timeout:
+        if now >= self._last_received + self._timeout and not self._reading_paused:
             self._fail(RemoteProtocolError(
                 f"nothing received for {now - self._last_received:.1f} s (heartbeat timeout "
                 f"{self._timeout:g} s)", code=CloseCode.HEARTBEAT_TIMEOUT), now)
@@ -511,6 +515,15 @@ class Connection:
             self._next_ping = now + interval
 
     # -- commands
+
+    def set_reading_paused(self, paused: bool, now: float) -> None:
+        """The adapter stopped (``True``) or resumed reading the socket, because its
+        application is not taking messages (back-pressure). While paused the heartbeat timeout
+        does not run: the peer's silence is ours. Pings still go out; on resuming, silence is
+        counted from ``now``."""
+        self._reading_paused = paused
+        if not paused and now > self._last_received:
+            self._last_received = now
 
     def send(self, body: Body) -> None:
         """Queue one envelope. Raises LocalProtocolError unless the connection is ``OPEN``."""

@@ -20,7 +20,9 @@ way :class:`~sigma_core.client.ClientSession` talks to its socket:
   this node appended itself (the hub drops those it already delivered: it checks continuity).
 * **status in** — ``hub.engine_status(up, reason, now)`` when the driver loses or regains the
   engine (connection down, failover). While down, the hub refuses what needs the engine
-  (resumes, subscribes) with a clear error and keeps serving what it holds.
+  (resumes, subscribes) with a clear error and keeps serving what it holds. A driver also
+  reports ``up`` after its message delivery reconnected (messages appended meanwhile were not
+  delivered): the hub then reads every head at once instead of at its next periodic check.
 
 Results may arrive in any order across topics, but a driver must keep, **per topic**, the order
 in which it received appends, and deliver :class:`Received` messages of one topic in position
@@ -410,8 +412,16 @@ class ExternalEngineConfig:
     #: A request without a result after this long counts as :class:`EngineFailed` ("timeout").
     request_timeout: float = 5.0
     #: Every this often, the hub reads the heads of the topics it receives and fetches what it
-    #: missed (a cross-node message dropped without a later one to reveal the hole).
+    #: missed (a cross-node message dropped without a later one to reveal the hole). While the
+    #: checks find nothing missing, the interval doubles after each, up to
+    #: ``heads_interval_max``; it is back to ``heads_interval`` (and a check runs at once) when
+    #: the driver reports the engine (re)gained — which a driver must also do after its
+    #: message delivery reconnected, the one way a delivery is lost — and when a check or a
+    #: message reveals a hole.
     heads_interval: float = 1.0
+    #: The longest interval between two heads checks (see ``heads_interval``); set it equal to
+    #: ``heads_interval`` for a fixed interval.
+    heads_interval_max: float = 8.0
     #: Presence members expire this long after their node last refreshed them.
     presence_ttl: float = 30.0
     #: Entries a hub asks for per range read (replay and hole filling are paced in batches).
@@ -429,10 +439,13 @@ class ExternalEngineConfig:
                      "max_held_per_topic"):
             if getattr(self, name) < 1:
                 raise ValueError(f"ExternalEngineConfig.{name} must be >= 1")
-        for name in ("request_timeout", "heads_interval", "presence_ttl"):
+        for name in ("request_timeout", "heads_interval", "heads_interval_max",
+                     "presence_ttl"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 raise ValueError(f"ExternalEngineConfig.{name} must be finite and > 0")
+        if self.heads_interval_max < self.heads_interval:
+            raise ValueError("ExternalEngineConfig.heads_interval_max must be >= heads_interval")
 
 
 class EngineInputs(Protocol):

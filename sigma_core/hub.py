@@ -132,6 +132,9 @@ __all__ = [
     "ServerStats",
     "Session",
     "SessionExpired",
+    "TopicLost",
+    "TopicMessage",
+    "TopicWatched",
 ]
 
 BROADCAST_TOPIC = "$all"
@@ -465,6 +468,47 @@ class ClusterPresence(HubEvent):
     topic: str
     members: frozenset[str]
     failed: str = ""
+    #: Session id -> that member's identity (``AuthAccept.identity``; "" when its node stored
+    #: none or its entry is unreadable), for every member.
+    identities: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TopicMessage(HubEvent):
+    """A message of a topic the app watches (:meth:`Hub.watch`), published on *any* node:
+    every node's hub emits the same messages of the topic in the same (position) order, each
+    once — the app's server-side subscription. ``history`` marks the messages the watch began
+    with (the last ``history`` ones published before it)."""
+
+    topic: str
+    position: StreamPosition
+    payload: bytes
+    timestamp_ms: int
+    history: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TopicLost(HubEvent):
+    """Offsets ``lost_from..lost_to`` (``lost_to`` 0: unknown, another epoch) of a watched
+    topic never reached this node and are gone from history (a cluster engine that lost its
+    data, a failover); the watch goes on from ``position``. The app resyncs what it derived
+    from the topic."""
+
+    topic: str
+    lost_from: int
+    lost_to: int
+    position: StreamPosition
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TopicWatched(HubEvent):
+    """A :meth:`Hub.watch` is in place: its history (if any was asked) came before this event,
+    live messages follow it; ``position`` is where history ended. With ``failed`` (the cluster
+    engine could not answer) the watch was not set up: call ``watch`` again later."""
+
+    topic: str
+    position: StreamPosition
+    failed: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -669,6 +713,27 @@ class _Tracker:
         self.filling = False
 
 
+class _Watch:
+    """A topic the app watches (Hub.watch): live messages wait in ``held`` while its history
+    is being read, so the app gets history first, then live, in position order."""
+
+    __slots__ = ("held", "ready")
+
+    def __init__(self) -> None:
+        self.ready = False
+        self.held: list[HubEvent] = []
+
+
+def _identity(info: bytes) -> str:
+    """The identity in a presence member's info (see _presence_info); "" if unreadable."""
+    try:
+        doc = json.loads(info)
+    except (ValueError, UnicodeDecodeError):
+        return ""
+    identity = doc.get("identity") if isinstance(doc, dict) else None
+    return identity if isinstance(identity, str) else ""
+
+
 class Hub:
     """All server state of one process. See the module docstring for the call protocol."""
 
@@ -695,6 +760,11 @@ class Hub:
         self._engine_up = True
         self._engine_down_reason = ""
         self._trackers: dict[str, _Tracker] = {}
+        #: Topics the app watches (server-side subscriptions: TopicMessage events).
+        self._watches: dict[str, _Watch] = {}
+        #: The adaptive heads check: the current interval and when the next check is due.
+        self._heads_wait = 0.0
+        self._heads_due = math.inf
         self._max_replay = self.config.history.max_count or 100_000
         self._engine_failures = 0
         self._engine_refusals = 0
@@ -737,7 +807,9 @@ class Hub:
         if self._next_trim:
             self._push_timer(self._next_trim, "trim", None)
         if self._external is not None:
-            self._push_timer(now + self._external.heads_interval, "heads", None)
+            self._heads_wait = self._external.heads_interval
+            self._heads_due = now + self._heads_wait
+            self._push_timer(self._heads_due, "heads", None)
             self._push_timer(now + self._external.presence_ttl / 3, "presence", None)
         rate = self.config.rate_limit
         self._limits = Limits(
@@ -910,11 +982,12 @@ class Hub:
                     self._refresh_presence(now)
                 self._push_timer(now + ext.presence_ttl / 3, "presence", None)
             elif kind == "heads":
-                ext = self._external
-                assert ext is not None
+                if when != self._heads_due:
+                    continue  # superseded by an earlier check (see _heads_soon)
                 if self._engine_up:
                     self._check_heads(now)
-                self._push_timer(now + ext.heads_interval, "heads", None)
+                self._heads_due = now + self._heads_wait
+                self._push_timer(self._heads_due, "heads", None)
             elif kind == "reap":
                 rec = self._conns.get(key)  # type: ignore[call-overload]
                 if rec is not None:  # asked to close close_timeout ago, still not gone
@@ -1081,6 +1154,160 @@ class Hub:
         if self._external is not None:
             self._save(session, now)
 
+    def watch(self, topic: str, now: float, *, history: int = 0) -> None:
+        """Subscribe the app itself to ``topic`` (a server-side subscription): from now on
+        every message published to it — on this node or, with a cluster engine, on any node —
+        comes as a :class:`TopicMessage` event, in position order, each once, the same
+        sequence on every node. The last ``history`` messages published before (as many as
+        history still holds) come first, marked ``history``; then :class:`TopicWatched`; then
+        live messages. A range that cannot be delivered (gone from history) is reported with
+        :class:`TopicLost`. The topic stays received by this node (and its history kept)
+        while watched, subscribers or not. Watching a watched topic does nothing.
+
+        Raises:
+            LocalProtocolError: ``topic`` is empty, too long or reserved (starts with ``$``),
+                or ``history`` is negative.
+        """
+        self._check_topic(topic)
+        if topic.startswith(_RESERVED_PREFIX):
+            raise LocalProtocolError(f"{topic!r} is reserved: watch a topic of your own")
+        if history < 0:
+            raise LocalProtocolError(f"history must be >= 0, got {history}")
+        if topic in self._watches:
+            return
+        watch = self._watches[topic] = _Watch()
+        if self._external is None:
+            head = self._engine.head(topic)
+            start = StreamPosition(head.epoch, max(0, head.offset - history))
+            while start.offset < head.offset:
+                got = self._engine.read_after(topic, start, now)
+                if isinstance(got, ReplayGap):
+                    if not got.lost_to:
+                        break
+                    start = StreamPosition(head.epoch, got.lost_to)
+                    continue
+                for entry in got:
+                    self._watched(topic, watch, entry, True)
+                break
+            self._watch_ready(topic, watch, head)
+            return
+        tracker = self._trackers.get(topic)
+        if tracker is not None:
+            self._watch_history(topic, watch, StreamPosition(tracker.epoch, tracker.last),
+                                history, now)
+            return
+
+        def headed(result: EngineResult, at: float) -> None:
+            if self._watches.get(topic) is not watch:
+                return
+            if not isinstance(result, Heads) or not result.heads:
+                reason = result.reason if isinstance(result, EngineFailed) else "bad answer"
+                self._watch_failed(topic, reason, at)
+                return
+            head = result.heads[0][1]
+            current = self._trackers.get(topic)
+            if current is None:
+                current = self._receive(topic, head, at)
+            self._watch_history(topic, watch, StreamPosition(current.epoch, current.last),
+                                history, at)
+
+        if not self._ask(lambda rid: ReadHeads(request_id=rid, topics=(topic,)), headed, now):
+            self._watch_failed(topic, str(self._engine_unavailable()), now)
+
+    def unwatch(self, topic: str, now: float) -> None:
+        """Stop watching ``topic`` (no more :class:`TopicMessage` events for it); a topic not
+        watched is ignored."""
+        if self._watches.pop(topic, None) is None or self._members.get(topic):
+            return
+        if self._external is not None:
+            self._stop_receiving(topic, now)
+        else:
+            self._engine.release(topic)
+
+    @property
+    def watched(self) -> frozenset[str]:
+        """The topics the app watches."""
+        return frozenset(self._watches)
+
+    def _watch_history(self, topic: str, watch: _Watch, upto: StreamPosition, history: int,
+                       now: float) -> None:
+        """Read the ``history`` entries up to ``upto`` for a new watch, then make it ready."""
+        ext = self._external
+        assert ext is not None
+        if not history or upto.offset == 0:
+            self._watch_ready(topic, watch, upto)
+            return
+
+        def read(after: StreamPosition, at: float) -> None:
+            def answered(result: EngineResult, t: float) -> None:
+                if self._watches.get(topic) is not watch:
+                    return
+                if not isinstance(result, RangeRead):
+                    reason = result.reason if isinstance(result, EngineFailed) else "bad answer"
+                    self._watch_failed(topic, reason, t)
+                    return
+                if result.gap is not None:
+                    gap = result.gap
+                    if gap.lost_to and gap.lost_to < upto.offset \
+                            and result.head.epoch == upto.epoch:
+                        read(StreamPosition(upto.epoch, gap.lost_to), t)  # history starts later
+                    else:
+                        self._watch_ready(topic, watch, upto)
+                    return
+                last = after.offset
+                for entry in result.entries:
+                    if entry.offset > upto.offset:
+                        break
+                    checked = self._checked_envelope(topic, entry)
+                    if isinstance(checked, str):
+                        self._bad_entries += 1
+                        self._events.append(EngineRecordRejected(
+                            what=f"history entry {topic}@{entry.offset}", reason=checked))
+                    else:
+                        self._watched(topic, watch, _tuple_new(HistoryEntry, (
+                            entry.epoch, entry.offset, entry.time, checked[1], entry.route)),
+                            True)
+                    last = entry.offset
+                if result.entries and last < upto.offset:
+                    read(StreamPosition(upto.epoch, last), t)
+                else:
+                    self._watch_ready(topic, watch, upto)
+
+            if not self._ask(lambda rid: ReadRange(
+                    request_id=rid, topic=topic, after=after, max_count=ext.read_batch_count,
+                    max_bytes=ext.read_batch_bytes), answered, at):
+                self._watch_failed(topic, str(self._engine_unavailable()), at)
+
+        read(StreamPosition(upto.epoch, max(0, upto.offset - history)), now)
+
+    def _watched(self, topic: str, watch: _Watch, entry: HistoryEntry, history: bool) -> None:
+        """Emit (or hold, while the watch's history is read) one message of a watched topic;
+        ``entry.envelope`` holds the position already."""
+        body = codec.decode(entry.envelope)
+        assert type(body) is Data
+        event = TopicMessage(topic=topic, position=StreamPosition(entry.epoch, entry.offset),
+                             payload=bytes(body.payload), timestamp_ms=body.timestamp_ms,
+                             history=history)
+        if watch.ready or history:
+            self._events.append(event)
+        else:
+            watch.held.append(event)
+
+    def _watch_ready(self, topic: str, watch: _Watch, position: StreamPosition) -> None:
+        watch.ready = True
+        self._events.append(TopicWatched(topic=topic, position=position))
+        held, watch.held = watch.held, []
+        self._events.extend(held)
+
+    def _watch_failed(self, topic: str, reason: str, now: float) -> None:
+        watch = self._watches.pop(topic, None)
+        if watch is None:
+            return
+        self._events.append(TopicWatched(topic=topic, position=StreamPosition(0, 0),
+                                         failed=reason))
+        if not self._members.get(topic):
+            self._stop_receiving(topic, now)
+
     def disconnect(self, session_id: str, now: float, *, reason: str = "",
                    end_session: bool = True) -> None:
         """Close a session's connection with close 1000.
@@ -1161,13 +1388,17 @@ class Hub:
         the memory engine the event comes at once with :meth:`presence`. ``$all`` is not
         tracked cluster-wide (it would list every session)."""
         if self._external is None:
-            self._events.append(ClusterPresence(topic=topic, members=self.presence(topic)))
+            members = self.presence(topic)
+            self._events.append(ClusterPresence(
+                topic=topic, members=members,
+                identities={sid: self._sessions[sid].identity for sid in members}))
             return
 
         def answered(result: EngineResult, at: float) -> None:
             if isinstance(result, PresenceMembers):
                 self._events.append(ClusterPresence(
-                    topic=topic, members=frozenset(m for m, _ in result.members)))
+                    topic=topic, members=frozenset(m for m, _ in result.members),
+                    identities={m: _identity(info) for m, info in result.members}))
             else:
                 reason = result.reason if isinstance(result, EngineFailed) else "bad answer"
                 self._events.append(ClusterPresence(topic=topic, members=frozenset(),
@@ -1741,6 +1972,7 @@ class Hub:
         if up:
             # Catch up at once: whatever was appended while we could not hear it.
             self._check_heads(now)
+            self._heads_soon(now)
 
     @property
     def engine_up(self) -> bool:
@@ -1806,6 +2038,8 @@ class Hub:
             tracker.receiving = False
 
     def _stop_receiving(self, key: str, now: float) -> None:
+        if key in self._watches:
+            return  # the app still watches it
         if self._trackers.pop(key, None) is not None:
             self._tell(lambda rid: StopReceiving(request_id=rid, topic=key), now)
 
@@ -1824,6 +2058,7 @@ class Hub:
             if len(tracker.held) < ext.max_held_per_topic:
                 tracker.held[entry.offset] = entry
             self._fill(key, tracker, now)
+            self._heads_soon(now)  # deliveries are being lost: check the quiet topics too
             return
         self._deliver_tracked(key, tracker, entry, now)
         held = tracker.held
@@ -1845,6 +2080,12 @@ class Hub:
                              StreamPosition(entry.epoch, entry.offset), now)
             return
         frame, envelope = checked
+        watches = self._watches
+        if watches:
+            watch = watches.get(key)
+            if watch is not None:
+                self._watched(key, watch, _tuple_new(HistoryEntry, (
+                    entry.epoch, entry.offset, entry.time, envelope, entry.route)), False)
         if key.startswith(_INBOX_KEY):
             session = self._sessions.get(key[len(_INBOX_KEY):])
             if session is not None and session.conn_id is not None:
@@ -1944,6 +2185,14 @@ class Hub:
             targets = [self._sessions[s] for s in self._members.get(key, ())
                        if s in self._sessions]
             wire = key
+        watch = self._watches.get(key)
+        if watch is not None:
+            event = TopicLost(topic=key, lost_from=lost_from, lost_to=lost_to,
+                              position=resume_at)
+            if watch.ready:
+                self._events.append(event)
+            else:
+                watch.held.append(event)
         for session in targets:
             session.subscriptions[wire] = resume_at
             self._failed_recoveries += 1
@@ -1952,6 +2201,15 @@ class Hub:
                 self._send(rec, Subscribed(recovery=TopicRecovery(
                     topic=wire, status=RecoveryStatus.FAILED, position=resume_at,
                     lost_from=lost_from, lost_to=lost_to)), now)
+
+    def _heads_soon(self, now: float) -> None:
+        """Something was or may have been missed: checks at ``heads_interval`` again."""
+        ext = self._external
+        assert ext is not None
+        self._heads_wait = ext.heads_interval
+        if self._heads_due > now + ext.heads_interval:
+            self._heads_due = now + ext.heads_interval
+            self._push_timer(self._heads_due, "heads", None)
 
     def _check_heads(self, now: float) -> None:
         """The periodic position check: a head past what this node delivered means a message
@@ -1967,14 +2225,24 @@ class Hub:
         def compared(result: EngineResult, at: float) -> None:
             if not isinstance(result, Heads):
                 return
+            behind = False
             for key, head in result.heads:
                 tracker = self._trackers.get(key)
                 if tracker is None:
                     continue
                 if head.epoch not in (tracker.epoch, 0):
+                    behind = True
                     self._topic_lost(key, tracker, tracker.last + 1, 0, head, at)
                 elif head.offset > tracker.last:
+                    # (Also a message on its way when the heads were read: cheap to ask.)
+                    behind = True
                     self._fill(key, tracker, at)
+            if behind:
+                self._heads_soon(at)
+            else:
+                ext = self._external
+                assert ext is not None
+                self._heads_wait = min(self._heads_wait * 2, ext.heads_interval_max)
 
         self._ask(lambda rid: ReadHeads(request_id=rid, topics=keys, create=False), compared,
                   now)
@@ -1984,18 +2252,22 @@ class Hub:
     def _recover_topics(self, session: Session,
                         wants: list[tuple[str, StreamPosition | None, StreamPosition | None]],
                         done: Callable[[list[_Recovered] | str, float],
-                                       None], now: float) -> None:
+                                       None], now: float, rec: _Conn | None = None) -> None:
         """Work out, through the engine, what a (re)attaching session is owed on each topic of
         ``wants`` ``(topic, client position, subscription start)``; ``done`` gets, in order,
         each topic's outcome and the envelopes to replay (read in bounded batches, all or
-        nothing per topic), or why the engine could not answer. The session is made a member
-        and its topics received before ``done`` runs, so nothing live slips between the
-        replay and the first live message, and nothing comes twice."""
+        nothing per topic), or why the engine could not answer. As with the memory engine, a
+        topic whose replay would take the connection (``rec``, else the session's) past
+        ``max_replay_bytes`` is FAILED, and a topic is not read past that many bytes. The
+        session is made a member and its topics received before ``done`` runs, so nothing
+        live slips between the replay and the first live message, and nothing comes twice."""
         ext = self._external
         assert ext is not None
         sid = session.id
         keys = [self._key(session, topic) for topic, _, _ in wants]
         results: list[tuple[TopicRecovery, list[HistoryEntry]] | None] = [None] * len(wants)
+        read_bytes = [0] * len(wants)
+        max_replay_bytes = self.config.max_replay_bytes
         state = _Gather(len(wants))
 
         def finish(at: float) -> None:
@@ -2024,11 +2296,27 @@ class Hub:
                          entries, at)
                 return
             out: list[_Recovered] = []
+            target = rec if rec is not None else self._rec_of(session)
             for (topic, _, _), key, result in zip(wants, keys, results, strict=True):
                 assert result is not None
                 outcome, entries = result
                 envelopes: list[bytes] = []
                 end = _pos(outcome)
+                if entries and target is not None:
+                    size = sum(e.size for e in entries)
+                    if target.replayed + size > max_replay_bytes:
+                        # Over this connection's replay budget: as if history no longer held
+                        # it (all or nothing), continuing from the last entry read.
+                        last = entries[-1]
+                        lost_from, lost_to = end.offset + 1, last.offset
+                        self.metrics.lost_messages += lost_to - lost_from + 1
+                        end = StreamPosition(last.epoch, last.offset)
+                        outcome = TopicRecovery(topic=topic, status=RecoveryStatus.FAILED,
+                                                position=end, lost_from=lost_from,
+                                                lost_to=lost_to)
+                        entries = []
+                    else:
+                        target.replayed += size
                 # What this node already delivered to its other members is replayed to this
                 # session alone; what lies beyond goes through the topic's tracker after the
                 # Welcome (to every local member, this session included), so no member misses
@@ -2097,10 +2385,19 @@ class Hub:
                                                lost_to=lost_to), [], t)
                     return
                 got.extend(result.entries)
+                read_bytes[i] += sum(e.size for e in result.entries)
                 last = got[-1].offset if got else position.offset
                 target = result.head.offset
                 if tracker is not None and tracker.epoch == position.epoch:
                     target = max(target, tracker.last)
+                if read_bytes[i] > max_replay_bytes:
+                    # More than any connection may be replayed: nothing (all or nothing), and
+                    # no more read from the engine.
+                    recovered(i, TopicRecovery(
+                        topic=topic, status=RecoveryStatus.FAILED,
+                        position=StreamPosition(position.epoch, target),
+                        lost_from=start.offset + 1, lost_to=target), [], t)
+                    return
                 if result.entries and last < target and len(got) < self._max_replay:
                     read(i, topic, key, start, status, StreamPosition(position.epoch, last),
                          got, t)
@@ -2385,7 +2682,7 @@ class Hub:
                 return
             self._welcome_external(rec, session, hello, result, resumed, fresh_reason, at)
 
-        self._recover_topics(session, wants, recovered, now)
+        self._recover_topics(session, wants, recovered, now, rec)
 
     def _welcome_external(self, rec: _Conn, session: Session, hello: Hello,
                           result: list[_Recovered], resumed: bool,
@@ -2467,7 +2764,7 @@ class Hub:
             if joined:
                 self._presence(topic, session, PresenceAction.JOIN, at)
 
-        self._recover_topics(session, [(topic, client_pos, start)], recovered, now)
+        self._recover_topics(session, [(topic, client_pos, start)], recovered, now, rec)
 
     def _publish_external(self, key: str, wire_topic: str,
                           payload: bytes | bytearray | memoryview, wall: float,
@@ -2536,10 +2833,16 @@ class Hub:
                         self._check_high_water(rec, now)
         else:
             members = self._members.get(key)
-            if not members and key != BROADCAST_TOPIC:
+            watches = self._watches
+            watch = watches.get(key) if watches else None
+            if not members and key != BROADCAST_TOPIC and watch is None:
                 self._engine.release(key)  # nobody holds it: forgotten once history ages
             if members:
                 self._fan_out(key, members, entry, frame, now)
+            if watch is not None:
+                self._events.append(TopicMessage(
+                    topic=key, position=_tuple_new(StreamPosition, (entry.epoch, entry.offset)),
+                    payload=bytes(payload), timestamp_ms=timestamp_ms))
         metrics = self.metrics
         metrics.publishes[kind] += 1
         metrics.deliveries[kind] += self._messages_sent - sent_before
@@ -2673,7 +2976,7 @@ class Hub:
                 del self._members[topic]
                 if self._external is not None:
                     self._stop_receiving(topic, now)
-                else:
+                elif topic not in self._watches:
                     self._engine.release(topic)
         self._presence(topic, session, PresenceAction.LEAVE, now)
 

@@ -640,6 +640,7 @@ class RedisEngine:
         received topic, reconnected and resubscribed after any failure. Messages published
         while it was down are found by the hub's heads check and read from history."""
         assert self._subscribe_wake is not None
+        first = True
         while True:
             subscriber = Subscriber(self.config.url, self._on_message,
                                     connect_timeout=self.config.request_timeout,
@@ -650,6 +651,12 @@ class RedisEngine:
                     tg.start_soon(subscriber.serve)
                     for channel in list(self._receiving):
                         await subscriber.subscribe(channel)
+                    if not first and self._up and self._inputs is not None:
+                        # Messages published while the subscriber was away were never
+                        # delivered: the hub checks every head now (and returns to its
+                        # shortest heads interval).
+                        self._inputs.engine_status(True, "message delivery reconnected")
+                    first = False
                     await self._serve_subscriptions(subscriber)
             except (OSError, TimeoutError, anyio.BrokenResourceError, ProtocolError) as exc:
                 self._fail_subscriptions(exc)

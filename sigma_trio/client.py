@@ -40,7 +40,7 @@ from sigma_core.client import (
     StatusChanged,
 )
 from sigma_core.errors import ConnectionFailed, LocalProtocolError
-from sigma_core.logs import ERROR, client_log_entry
+from sigma_core.logs import ERROR, WARNING, client_log_entry
 from sigma_core.logs import write as write_log
 
 from ._entropy import SystemEntropy
@@ -73,6 +73,28 @@ class _Link:
         self.scope = trio.CancelScope()
 
 
+class _MessageStream:
+    """``async for`` over a client's queue (an iterator object, not an async generator: one
+    left mid-way needs no closing)."""
+
+    __slots__ = ("_client", "_receive")
+
+    def __init__(self, client: SigmaSocketClient) -> None:
+        self._client = client
+        self._receive = client._messages
+
+    def __aiter__(self) -> _MessageStream:
+        return self
+
+    async def __anext__(self) -> Message:
+        try:
+            message = await self._receive.receive()
+        except (trio.EndOfChannel, trio.ClosedResourceError):
+            raise StopAsyncIteration from None
+        self._client._took()
+        return message
+
+
 class SigmaSocketClient(OwnNursery):
     """A SigmaSockets client: ``SigmaSocketClient("ws://host:port/", **options)`` or
     ``SigmaSocketClient(ClientOptions(...))``.
@@ -83,10 +105,13 @@ class SigmaSocketClient(OwnNursery):
     waits until a *running* client is connected (e.g. while it reconnects).
 
     ``async for message in client`` yields every :class:`~sigma_core.api.Message` received
-    during a run and ends when the run ends (disconnect or give-up). The buffer behind it is
-    unbounded: messages are kept until iterated, so a client that only uses the ``message``
-    callback and runs for long should drain it or mind its memory. A client belongs to one
-    ``trio.run``.
+    during a run and ends when the run ends (disconnect or give-up). The buffer behind it holds
+    at most ``max_queued_messages`` (1000): while it is full the client stops reading its
+    socket until the app takes messages (nothing is dropped; the server's
+    ``outgoing_high_water`` decides how long it waits). Messages are queued once ``async for``
+    has begun, or while no ``message`` listener is registered: an app that only registers a
+    ``message`` callback queues nothing and never stalls. ``max_queued_messages=0``: no queue.
+    A client belongs to one ``trio.run``.
     """
 
     def __init__(self, url_or_options: str | ClientOptions, /, **overrides: Any) -> None:
@@ -109,6 +134,13 @@ class SigmaSocketClient(OwnNursery):
         self._links_idle = trio.Event()
         self._done = trio.Event()
         self._messages_in, self._messages = trio.open_memory_channel[Message](math.inf)
+        #: Set when the app took the queue down to half (or the run ended): reading goes on.
+        self._room = trio.Event()
+        #: ``async for`` has begun: every message is queued from then on (before it, only while
+        #: no ``message`` listener is registered, so a callback-only app never fills the queue).
+        self._iterated = False
+        #: The "nothing iterates" warning was logged (it is said once).
+        self._warned = False
         self._gave_up = ""
         self._in_core = False
         self._again = False
@@ -155,6 +187,7 @@ class SigmaSocketClient(OwnNursery):
                 session.disconnect(trio.current_time())
                 self._after_core()
             self._messages_in.close()
+            self._room.set()
             self._done.set()
         if not connected:
             raise ConnectionFailed(self._failure())
@@ -190,7 +223,22 @@ class SigmaSocketClient(OwnNursery):
         await self.disconnect()
 
     def __aiter__(self) -> AsyncIterator[Message]:
-        return self._messages
+        """Messages as they arrive; ends when the run ends.
+
+        Raises:
+            LocalProtocolError: ``max_queued_messages`` is 0 (callbacks only).
+        """
+        if not self.options.max_queued_messages:
+            raise LocalProtocolError("max_queued_messages=0: messages reach the `message` "
+                                     "callback only, there is nothing to iterate over")
+        self._iterated = True
+        return _MessageStream(self)
+
+    def _took(self) -> None:
+        """The app took a message: read on once the queue is down to half."""
+        if self._messages_in.statistics().current_buffer_used \
+                <= self.options.max_queued_messages // 2:
+            self._room.set()
 
     # ------------------------------------------------------------------ commands, queries
 
@@ -242,6 +290,12 @@ class SigmaSocketClient(OwnNursery):
         return SessionInfo(id=core.session_id, resumed=core.resumed,
                            connected_at=core.connected_at + self._wall_clock_offset,
                            pending=core.pending_count)
+
+    @property
+    def queued_messages(self) -> int:
+        """Messages received and not yet taken by ``async for`` (at most
+        ``max_queued_messages`` plus one socket read: the client stops reading at the bound)."""
+        return self._messages_in.statistics().current_buffer_used
 
     @property
     def session(self) -> ClientSession | None:
@@ -310,6 +364,7 @@ class SigmaSocketClient(OwnNursery):
                     elif isinstance(event, StatusChanged):
                         self._changed.set()
                         self._changed = trio.Event()
+                        self._room.set()
                     elif isinstance(event, GaveUp):
                         self._gave_up = event.reason
                     for name, args in client_callbacks(event):
@@ -327,6 +382,9 @@ class SigmaSocketClient(OwnNursery):
         self._timer.deadline = math.inf if deadline is None else deadline
 
     def _queue_message(self, event: MessageReceived) -> None:
+        if not self.options.max_queued_messages or (
+                not self._iterated and self._emitter.has_listeners("message")):
+            return
         # Closed: not running, or the iterator was closed; the callbacks still see it.
         with contextlib.suppress(trio.ClosedResourceError, trio.BrokenResourceError):
             self._messages_in.send_nowait(Message(data=event.payload, topic=event.topic,
@@ -357,6 +415,7 @@ class SigmaSocketClient(OwnNursery):
         link.outbox.extend(chunks)
         link.closing = True
         link.wake.set()
+        self._room.set()
         link.scope.deadline = trio.current_time() + _CLOSE_TIMEOUT
         if self._current is link:
             self._current = None
@@ -412,6 +471,8 @@ class SigmaSocketClient(OwnNursery):
                          stream: trio.abc.Stream) -> None:
         attempt = link.attempt
         while True:
+            if self._queue_full(session):
+                await self._wait_for_room(session, link)
             try:
                 data = await stream.receive_some(_RECEIVE_SIZE)
             except (trio.BrokenResourceError, trio.ClosedResourceError):
@@ -420,6 +481,35 @@ class SigmaSocketClient(OwnNursery):
                 self._transport_lost(session, link)
                 return
             session.receive_data(attempt, data, trio.current_time())
+            self._after_core()
+
+    def _queue_full(self, session: ClientSession) -> bool:
+        limit = self.options.max_queued_messages
+        return (bool(limit) and session.status is ConnectionStatus.CONNECTED
+                and self._messages_in.statistics().current_buffer_used >= limit)
+
+    async def _wait_for_room(self, session: ClientSession, link: _Link) -> None:
+        """Back-pressure: read nothing until the app took the queue down to half (a new
+        socket reads until its Welcome)."""
+        session.set_reading_paused(True, trio.current_time())
+        self._after_core()
+        if not self._iterated and not self._warned:
+            self._warned = True
+            self._logger.log(WARNING,
+                "SigmaSocketClient: %d messages wait for `async for` and nothing iterates: "
+                "reading paused until the app takes them (set max_queued_messages=0 to use "
+                "the message callback only)",
+                self._messages_in.statistics().current_buffer_used)
+        try:
+            # Read on when the app took half, or when this socket is being closed (its close
+            # handshake needs the server's answer) or the session left CONNECTED.
+            while (not link.closing and session.status is ConnectionStatus.CONNECTED
+                   and self._messages_in.statistics().current_buffer_used
+                   > self.options.max_queued_messages // 2):
+                self._room = trio.Event()
+                await self._room.wait()
+        finally:
+            session.set_reading_paused(False, trio.current_time())
             self._after_core()
 
     async def _write_link(self, link: _Link, stream: trio.abc.Stream) -> None:

@@ -348,3 +348,45 @@ def test_cross_node_messages_carry_their_position_without_the_shared_frame() -> 
         assert client.payloads("room") == [b"from B", b"from A"]
         assert [m.position.offset for m in client.messages("room")] == [1, 2]
     assert alice.messages("room")[0].position.epoch != 0
+
+
+def test_heads_checks_stretch_while_nothing_is_missed_and_tighten_on_a_hole() -> None:
+    """The periodic heads check (the backstop for a delivery lost without a later message to
+    reveal it) doubles its interval while it finds nothing, up to heads_interval_max (8 s):
+    a quiet node with 1,000 inboxes no longer reads every head every second. A hole brings it
+    back to heads_interval, and a dropped message is still delivered within the longest
+    interval."""
+    sim = ClusterSimulation(2, seed=9)
+    alice = connected_to(sim, 0)
+    alice.subscribe("room")
+    sim.run(0.2)
+    before = sim.engine.executed.get("ReadHeads", 0)
+    sim.run(60.0)
+    checks = sim.engine.executed.get("ReadHeads", 0) - before
+    # Node 0 and node 1 (which receives nothing: no check at all): 1, 2, 4, 8, 8, ... s.
+    assert 6 <= checks <= 10, checks
+    sim.drop_cross_node(1)
+    sim.node(1).hub.publish("room", b"lost on the way", sim.now)
+    sim.run_until(lambda: alice.payloads("room") == [b"lost on the way"], timeout=8.5)
+    # Found by a check: the next ones start from heads_interval again (1, 2, 4 s: three in
+    # the next 7.5 s, where the stretched interval would have made at most one).
+    before = sim.engine.executed.get("ReadHeads", 0)
+    sim.run(7.5)
+    assert sim.engine.executed.get("ReadHeads", 0) - before >= 2
+    assert alice.of_type(RecoveryFailed) == []
+
+
+def test_the_driver_reporting_delivery_back_makes_the_hub_check_heads_at_once() -> None:
+    sim = ClusterSimulation(2, seed=10)
+    alice = connected_to(sim, 0)
+    alice.subscribe("room")
+    sim.run(30.0)  # the interval has stretched to 8 s
+    sim.drop_cross_node(1)
+    sim.node(1).hub.publish("room", b"published while deliveries were down", sim.now)
+    sim.run(0.05)
+    assert alice.payloads("room") == []
+    hub = sim.node(0).hub
+    hub.engine_status(True, "message delivery reconnected", sim.now)  # what sigma_redis says
+    sim._pump_node(sim.node(0))
+    sim.run(0.1)
+    assert alice.payloads("room") == [b"published while deliveries were down"]

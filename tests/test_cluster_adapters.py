@@ -93,3 +93,46 @@ async def test_a_client_on_one_server_gets_what_another_server_publishes(
             message = await next_message(alice)
             assert message.data == b"from b"
             assert a.get_stats().engine_up
+
+
+@pytest.mark.anyio
+async def test_the_app_watches_a_topic_both_servers_publish_to(anyio_backend: str) -> None:
+    """``server.watch``: each server's app hears every message of the topic, from either
+    server, in position order, the same sequence on both; ``request_presence`` answers."""
+    engine = SharedEngine()
+    heard: dict[str, list[tuple[int, bytes]]] = {"a": [], "b": []}
+    watched: dict[str, list[int]] = {"a": [], "b": []}
+    with anyio.fail_after(DEADLINE):
+        async with cluster_server(anyio_backend, engine, "a") as a, \
+                cluster_server(anyio_backend, engine, "b") as b:
+            a.publish("room", b"before")
+            for name, server in (("a", a), ("b", b)):
+                server.on("topic_message", lambda e, n=name: heard[n].append(
+                    (e.position.offset, e.payload)))
+                server.on("topic_watched", lambda e, n=name: watched[n].append(
+                    e.position.offset))
+            while not engine.store.head("room", create=False).offset:
+                await anyio.sleep(0.01)
+            a.watch("room", history=1)
+            b.watch("room", history=1)
+            while not (watched["a"] and watched["b"]):
+                await anyio.sleep(0.01)
+            for i in range(4):
+                (a if i % 2 else b).publish("room", b"m%d" % i)
+            while len(heard["a"]) < 5 or len(heard["b"]) < 5:
+                await anyio.sleep(0.01)
+            assert heard["a"] == heard["b"]
+            assert heard["a"][0] == (1, b"before")  # the history asked for
+            assert [o for o, _ in heard["a"]] == [1, 2, 3, 4, 5]
+            answers: list[Any] = []
+            a.on("cluster_presence", answers.append)
+            a.request_presence("room")
+            while not answers:
+                await anyio.sleep(0.01)
+            assert answers[0].topic == "room"
+            assert not answers[0].failed
+            a.unwatch("room")
+            b.publish("room", b"unheard by a")
+            while len(heard["b"]) < 6:
+                await anyio.sleep(0.01)
+            assert len(heard["a"]) == 5

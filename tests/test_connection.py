@@ -237,6 +237,29 @@ def test_silent_peer_declared_dead_within_the_bound() -> None:
     assert pair.server.next_deadline() is None
 
 
+def test_reading_paused_for_back_pressure_is_not_a_silent_peer() -> None:
+    # The adapter stopped reading (its app is not taking messages): 30 s of the server's
+    # silence is its own doing, not a dead peer; pings still go out. Once reading resumes,
+    # silence counts from then.
+    pair = Pair()
+    pair.client.set_reading_paused(True, 0.0)
+    sent = 0
+    t = 0.0
+    while t < 30:
+        t += 0.25
+        pair.client.handle_timer(t)
+        sent += len(b"".join(pair.client.data_to_send()))
+    assert pair.client.state is ConnectionState.OPEN
+    assert sent > 0  # its heartbeat pings
+    pair.client.set_reading_paused(False, 30.0)
+    assert pair.client.next_deadline() is not None
+    pair.client.handle_timer(41.0)
+    states = [pair.client.state]
+    pair.client.handle_timer(42.25)  # heartbeat_timeout (12 s) after resuming
+    states.append(pair.client.state)
+    assert states == [ConnectionState.OPEN, ConnectionState.CLOSED]
+
+
 def test_next_deadline_is_exact() -> None:
     pair = Pair()
     assert pair.server.next_deadline() == 5.0  # first ping

@@ -144,11 +144,11 @@ async def test_client_through_nginx_resumes_its_session_across_a_drain_and_a_kil
 
     client = SigmaSocketClient(
         f"ws://{LOCAL}:{listen}/ws", reconnect_interval=0.2, max_reconnect_delay=1.0,
-        max_reconnect_attempts=None,
+        max_reconnect_attempts=None, max_queued_messages=0,
         client_info=ClientInfo(name="test", version="1", metadata={"user": "alice"}))
     publisher = SigmaSocketClient(
         f"ws://{LOCAL}:{three.port}/ws", reconnect_interval=0.2, max_reconnect_delay=1.0,
-        max_reconnect_attempts=None,
+        max_reconnect_attempts=None, max_queued_messages=0,
         client_info=ClientInfo(name="test", version="1", metadata={"user": "bob"}))
     resets: list[object] = []
     client.on("session_reset", resets.append)

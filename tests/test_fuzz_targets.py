@@ -186,3 +186,25 @@ def test_client_session_random_bytes(data: bytes) -> None:
 @given(data=mutated(seeds("client_session")))
 def test_client_session_mutated_seeds(data: bytes) -> None:
     run("client_session", data)
+
+
+@pytest.mark.parametrize("name", ["server_connection", "hub"])
+@pytest.mark.parametrize("check", ["output", "memory"])
+def test_the_amplification_checks_report_a_breach(name: str, check: str,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the cost model's constants at zero, every seed that gets an answer breaks it: the
+    checks run inside the target (so a fuzzer reports a breach as a finding)."""
+    if check == "output":
+        for constant in ("OUTPUT_PER_INPUT_BYTE", "OUTPUT_PER_SOCKET", "OUTPUT_PER_TIMER"):
+            monkeypatch.setattr(targets, constant, 0)
+    else:
+        for constant in ("ALLOC_PER_INPUT_BYTE", "ALLOC_PER_MESSAGE", "ALLOC_PER_CALL"):
+            monkeypatch.setattr(targets, constant, 0)
+    breaches = []
+    for seed in seeds(name):
+        try:
+            targets.TARGETS[name](seed)
+        except targets.Finding as finding:
+            if finding.key.startswith(f"amplification: {check}"):
+                breaches.append(finding)
+    assert breaches, f"no seed of {name} broke a zero {check} bound"

@@ -15,10 +15,21 @@ everyone), the member list and the history a newcomer gets are split into pages 
 message size limit, ``sync`` and typing are rate-limited per session, room creation per user,
 and an empty room that is not a default room expires.
 
-The server keeps nothing on disk. After a restart it has a new ``boot`` id and empty rooms;
-returning clients get a fresh session (they are told: ``session_reset``), resend what the old
-server never acknowledged, and are put back in their rooms by the hub (from the positions in
-their Hello) — which this app sees as presence joins and answers with the room's history.
+The app's state of a room — its member list, who is online, its last messages — is a *mirror*
+of the room's two topics: the app watches them server-side (``server.watch``) and changes that
+state only when an event comes back from a topic, in the topic's order. A join, a leave, a
+message is *published* first and *applied* when it returns. So every node that serves the room
+(several chat servers on one Redis, ``--redis-url``) holds the same member list and the same
+history in the same order, whichever node a user is connected to, and the timeline's order is
+the room topic's order (``boot`` = the topic's epoch, ``n`` = its offset: the positions the hub
+gives). Members of a node that died are found with the cluster's presence
+(``server.request_presence``) and their leave published by a node still alive.
+
+The server keeps nothing on disk. On the in-memory engine a restart starts new topics (a new
+epoch, hence a new ``boot``) and empty rooms; returning clients get a fresh session (they are
+told: ``session_reset``), resend what the old server never acknowledged, and are put back in
+their rooms by the hub (from the positions in their Hello) — which this app sees as presence
+joins, publishes quietly and answers with the room's history.
 """
 
 from __future__ import annotations
@@ -35,8 +46,17 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from sigma_core.errors import LocalProtocolError
-from sigma_core.hub import AuthAccept, AuthRefuse, AuthRequest, Session
-from sigma_core.messages import ENVELOPE_OVERHEAD
+from sigma_core.hub import (
+    AuthAccept,
+    AuthRefuse,
+    AuthRequest,
+    ClusterPresence,
+    Session,
+    TopicLost,
+    TopicMessage,
+    TopicWatched,
+)
+from sigma_core.messages import ENVELOPE_OVERHEAD, StreamPosition
 from sigma_core.ratelimit import TokenBucket
 
 __all__ = ["LIVE_PREFIX", "ROOM_PREFIX", "ChatApp", "ChatLimits", "ChatServer", "Room",
@@ -55,6 +75,8 @@ _REMEMBERED_IDS = 4096
 _INBOX_OVERHEAD = ENVELOPE_OVERHEAD + 16
 #: Longest peer-supplied text (a close reason) the log prints.
 _LOG_TEXT = 120
+#: Where a room's mirror stands before its topic was read.
+_START = StreamPosition(0, 0)
 #: Line and paragraph separators (U+2028, U+2029) break lines too; "C*" are escaped as well.
 _UNPRINTABLE = frozenset({"Zl", "Zp"})
 
@@ -108,6 +130,9 @@ class ChatServer(Protocol):
     def subscribe(self, client: Any, topic: str) -> None: ...
     def unsubscribe(self, client: Any, topic: str) -> None: ...
     def get_client(self, session_id: str) -> Session | None: ...
+    def watch(self, topic: str, history: int = 0) -> None: ...
+    def unwatch(self, topic: str) -> None: ...
+    def request_presence(self, topic: str) -> None: ...
 
 
 def room_name(topic: str, prefix: str = ROOM_PREFIX) -> str | None:
@@ -152,15 +177,32 @@ def _dumps(obj: object) -> bytes:
 
 @dataclass(slots=True)
 class Room:
+    """A room as the app knows it: a mirror of its topics, changed only by what comes back from
+    them (see the module docstring), plus this node's own bookkeeping."""
+
     name: str
     history_size: int
-    #: Per-room sequence number of timeline events (messages and notices) in this boot.
-    seq: int = 0
-    #: Version of the member list: +1 on every join, leave, away or back (``v`` on the wire).
-    version: int = 0
+    #: Chat messages as they came from the room topic, each with its position (``boot`` the
+    #: topic's epoch, ``n`` its offset): the last ``history_size`` of them, what a newcomer
+    #: gets.
     history: deque[dict[str, Any]] = field(init=False)
-    #: session id -> username of the members (subscribers) of the room.
+    #: session id -> username of the members, from the room topic's joins and leaves.
     members: dict[str, str] = field(default_factory=dict)
+    #: session id -> online (a connection holds it), from joins and the live topic's changes.
+    online: dict[str, bool] = field(default_factory=dict)
+    #: The room topic's position the mirror stands at (``v`` of a members list).
+    position: StreamPosition = _START
+    #: Both topics are watched and their history applied (False: not yet, or lost: watched
+    #: again at the next tick).
+    watched: bool = False
+    #: Session ids of this node's sessions whose join was published and not yet applied: they
+    #: get the room's members and history when it is.
+    joining: set[str] = field(default_factory=set)
+    #: Members missing from the cluster's presence at the last check (cluster only).
+    missing: set[str] = field(default_factory=set)
+    #: The next presence answer may add members the topic's history did not show (right after
+    #: the watch began or history was lost); later answers only find members who are gone.
+    syncing: bool = False
     recent_ids: OrderedDict[str, None] = field(default_factory=OrderedDict)
     #: Who created it (None for a default room): session id and username.
     creator: tuple[str, str] | None = None
@@ -192,20 +234,29 @@ class ChatApp:
     """The chat's logic, attached to a server with :meth:`attach`.
 
     ``clock`` (seconds, monotonic) drives the rate limits and room expiry; ``wall_ms`` stamps
-    messages. Call :meth:`tick` every few seconds to expire empty rooms (``server.py`` does);
-    a room creation also expires what is due first."""
+    messages. Call :meth:`tick` about once a second (``server.py`` does): it watches the rooms'
+    topics once the server runs, expires empty rooms, sends held-back room-list changes and,
+    with ``cluster`` (several nodes on one engine), checks every ``presence_interval`` seconds
+    that each member is still present somewhere in the cluster — a member missing from two
+    answers in a row (its node died and did not come back) is published as gone."""
 
     def __init__(self, *, history_size: int = 50, rooms: Sequence[str] = ("general", "random"),
                  max_rooms: int | None = None, limits: ChatLimits | None = None,
                  log: bool = True, clock: Callable[[], float] = time.monotonic,
-                 wall_ms: Callable[[], int] | None = None) -> None:
+                 wall_ms: Callable[[], int] | None = None, cluster: bool = False,
+                 presence_interval: float = 5.0) -> None:
         limits = limits or ChatLimits()
         if max_rooms is not None:  # kept from before ChatLimits
             limits = ChatLimits(**{**_fields(limits), "max_rooms": max_rooms})
+        if not (math.isfinite(presence_interval) and presence_interval > 0):
+            raise ValueError(f"presence_interval must be finite and > 0, got "
+                             f"{presence_interval!r}")
         self.limits = limits
         self.boot = secrets.token_hex(4)
         self.history_size = history_size
         self.max_rooms = limits.max_rooms
+        self.cluster = cluster
+        self.presence_interval = presence_interval
         self.default_rooms = tuple(rooms)
         if len(self.default_rooms) > limits.max_rooms:
             raise ValueError(f"{len(self.default_rooms)} default rooms exceed max_rooms "
@@ -220,13 +271,15 @@ class ChatApp:
         self._clock = clock
         self._wall_ms = wall_ms or _now_ms
         self._server: ChatServer | None = None
-        #: Version of the room list (``v`` of ``hello`` and ``rooms`` messages).
+        #: Version of the room list (``v`` of ``hello`` and ``rooms`` messages): wall-clock
+        #: milliseconds, +1 at least per change, so the versions of several nodes compare.
         self._rooms_version = 0
         #: Rooms whose count changed since the last room-list update, and when that was.
         self._rooms_dirty: set[str] = set()
         self._rooms_sent_at = -math.inf
+        self._presence_checked_at = -math.inf
         # Rooms a fresh session was put back into by the hub (server restart): their presence
-        # join is not announced as a join. Cleared as those joins arrive.
+        # join is published quietly (no "joined" notice). Cleared as those joins arrive.
         self._restored: dict[str, set[str]] = {}
         #: session id -> (room, on, when) of its last published typing notice.
         self._last_typing: dict[str, tuple[str, bool, float]] = {}
@@ -266,22 +319,36 @@ class ChatApp:
         server.on("presence", self._on_presence)
         server.on("message", self._on_message)
         server.on("error", self._on_error)
+        server.on("topic_message", self._on_topic_message)
+        server.on("topic_watched", self._on_topic_watched)
+        server.on("topic_lost", self._on_topic_lost)
+        server.on("cluster_presence", self._on_cluster_presence)
 
     def tick(self) -> None:
-        """Remove created rooms that have been empty for ``room_expiry`` seconds; send the
-        room-list changes held back by ``rooms_update_interval``. Call it about once a
-        second."""
+        """Watch rooms not watched yet; remove created rooms that have been empty for
+        ``room_expiry`` seconds; send the room-list changes held back by
+        ``rooms_update_interval``; with ``cluster``, check the members against the cluster's
+        presence. Call it about once a second."""
         now = self._clock()
+        for room in list(self.rooms.values()):
+            self._watch(room)
         expiry = self.limits.room_expiry
         for room in [r for r in self.rooms.values()
                      if r.empty_since is not None and now - r.empty_since >= expiry]:
             del self.rooms[room.name]
+            self._unwatch(room)
             self._room_changed(room.name, hold=True)
         if self._rooms_dirty and now - self._rooms_sent_at >= self.limits.rooms_update_interval:
             self._send_room_changes(now)
         buckets = self._create_buckets  # keyed by username too: drop those full again
         for key in [k for k, b in buckets.items() if _refill(b, now) >= b.capacity]:
             del buckets[key]
+        if self.cluster and now - self._presence_checked_at >= self.presence_interval:
+            self._presence_checked_at = now
+            server = self._require_server()
+            for room in self.rooms.values():
+                if room.watched and room.members:
+                    server.request_presence(room.topic)
 
     # ------------------------------------------------------------------ events
 
@@ -291,7 +358,8 @@ class ChatApp:
             name = room_name(topic)
             room = self.rooms.get(name) if name is not None else None
             if room is not None and session.id in room.members:
-                self._member_changed(room, session.id, online=True)  # resumed: back online
+                # Resumed (here, or on this node after its own node died): back online.
+                self._member_changed(room, session.id, online=True)
             elif name is not None:
                 restored.add(topic)  # the hub re-joined a fresh session: presence follows
         if restored:
@@ -323,6 +391,8 @@ class ChatApp:
         self._create_buckets.pop("s:" + session.id, None)
 
     def _on_presence(self, topic: str, session: Session, joined: bool) -> None:
+        """A session of this node joined or left a room topic: published to the room (the
+        mirror changes when it comes back, on every node)."""
         name = room_name(topic)
         if name is None:
             return  # live topics, $all, $inbox
@@ -331,40 +401,36 @@ class ChatApp:
             return  # expired, or never authorized
         server = self._require_server()
         user = session.identity
+        self._watch(room)
         if joined:
-            if session.id in room.members:
-                return
-            room.members[session.id] = user
-            room.empty_since = None
-            restored = self._restored.get(session.id)
-            if restored is not None and topic in restored:
-                restored.discard(topic)
-                if not restored:
-                    del self._restored[session.id]
-                self._member_changed(room, session.id, online=True)  # quietly back
-            else:
-                room.version += 1
-                self._publish_event(room, {"t": "presence", "action": "join", "sid": session.id,
-                                           "user": user, "online": session.connected,
-                                           "v": room.version})
             if room.live_topic not in session.subscriptions:
                 try:
                     server.subscribe(session.id, room.live_topic)
                 except LocalProtocolError as exc:  # cannot happen within 2 x max_rooms topics
                     self._note(f"no live topic for {session.id[:6]} in {room.name}: {exc}")
-            self._send_room(session.id, room)
-        else:
-            if room.members.pop(session.id, None) is None:
+            room.empty_since = None
+            if session.id in room.members:
+                self._member_changed(room, session.id, online=True)
+                self._send_room(session.id, room)
                 return
-            room.version += 1
-            self._publish_event(room, {"t": "presence", "action": "leave", "sid": session.id,
-                                       "user": user, "v": room.version})
+            restored = self._restored.get(session.id)
+            quiet = restored is not None and topic in restored
+            if restored is not None and quiet:
+                restored.discard(topic)
+                if not restored:
+                    del self._restored[session.id]
+            room.joining.add(session.id)
+            self._publish_event(room, {"t": "presence", "action": "join", "sid": session.id,
+                                       "user": user, "online": session.connected,
+                                       **({"quiet": True} if quiet else {})})
+        else:
+            room.joining.discard(session.id)
+            if session.id in room.members:
+                self._publish_event(room, {"t": "presence", "action": "leave",
+                                           "sid": session.id, "user": user})
             if room.live_topic in session.subscriptions \
                     and server.get_client(session.id) is not None:
                 server.unsubscribe(session.id, room.live_topic)
-            if not room.members and name not in self.default_rooms:
-                room.empty_since = self._clock()
-        self._room_changed(room.name)
 
     def _on_message(self, session: Session, data: bytes, topic: str) -> None:
         try:
@@ -381,7 +447,9 @@ class ChatApp:
         if kind not in ("msg", "typing", "sync"):
             self._error(session.id, "bad_request", f"unknown message type {kind!r}")
             return
-        if room is None or session.id not in room.members:
+        # The session's own subscription decides (the hub's record, on whichever node holds
+        # the session now), not the mirror: its join may still be on the way back.
+        if room is None or room.topic not in session.subscriptions:
             self._error(session.id, "not_in_room", f"join room {name!r} first",
                         request.get("id"))
             return
@@ -397,6 +465,133 @@ class ChatApp:
 
     def _on_error(self, error: BaseException) -> None:
         self._note(f"hook failed: {printable(repr(error), 300)}")
+
+    # ------------------------------------------------------------------ the rooms' topics
+
+    def _on_topic_message(self, event: TopicMessage) -> None:
+        """One event of a room's topic, from any node, in the topic's order: applied."""
+        live = room_name(event.topic, LIVE_PREFIX)
+        name = live if live is not None else room_name(event.topic)
+        room = self.rooms.get(name) if name is not None else None
+        if room is None:
+            return
+        try:
+            message = json.loads(event.payload)
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            message = None
+        if not isinstance(message, dict):
+            self._note(f"not a chat event on {event.topic} at {event.position.offset}")
+            return
+        if live is not None:
+            sid = message.get("sid")
+            if message.get("t") == "member" and isinstance(sid, str) and sid in room.members:
+                room.online[sid] = message.get("online") is True
+            return
+        self._apply(room, message, event.position)
+
+    def _apply(self, room: Room, m: dict[str, Any], position: StreamPosition) -> None:
+        room.position = position
+        placed = {**m, "boot": str(position.epoch), "n": position.offset}
+        kind, sid, user = m.get("t"), m.get("sid"), m.get("user")
+        if kind == "msg":
+            message_id = m.get("id")
+            if isinstance(message_id, str):
+                room.remember(message_id)
+            room.history.append(placed)
+            return
+        if kind != "presence" or not isinstance(sid, str) or not isinstance(user, str):
+            return
+        if m.get("action") == "join":
+            changed = sid not in room.members
+            room.members[sid] = user
+            room.online[sid] = m.get("online") is not False
+            room.missing.discard(sid)
+            room.empty_since = None
+            if sid in room.joining:
+                room.joining.discard(sid)
+                if self._require_server().get_client(sid) is not None:
+                    self._send_room(sid, room)
+            if changed and m.get("by") == self.boot:
+                self._room_changed(room.name)
+        elif m.get("action") == "leave" and sid in room.members:
+            del room.members[sid]
+            room.online.pop(sid, None)
+            room.missing.discard(sid)
+            if not room.members and room.name not in self.default_rooms:
+                room.empty_since = self._clock()
+            if m.get("by") == self.boot:
+                self._room_changed(room.name)
+
+    def _on_topic_watched(self, event: TopicWatched) -> None:
+        name = room_name(event.topic)
+        room = self.rooms.get(name) if name is not None else None
+        if room is None:
+            return
+        if event.failed:
+            room.watched = False  # the next tick watches again
+            self._note(f"cannot watch {event.topic}: {printable(event.failed)}")
+            return
+        room.position = event.position
+        if self.cluster:
+            # Members whose join is older than the history the watch brought.
+            room.syncing = True
+            self._require_server().request_presence(room.topic)
+
+    def _on_topic_lost(self, event: TopicLost) -> None:
+        name = room_name(event.topic)
+        room = self.rooms.get(name) if name is not None else None
+        if room is None:
+            return
+        self._note(f"{event.topic}: offsets {event.lost_from}..{event.lost_to or '?'} lost; "
+                   f"history restarts")
+        room.history.clear()
+        room.position = event.position
+        if self.cluster:
+            room.syncing = True
+            self._require_server().request_presence(room.topic)
+
+    def _on_cluster_presence(self, event: ClusterPresence) -> None:
+        """Who is in the room on any node: right after the watch began, members whose join
+        the mirror never saw are added (a node that started late); a member missing from two
+        answers in a row is published as gone (its node died; nobody else would say so)."""
+        name = room_name(event.topic)
+        room = self.rooms.get(name) if name is not None else None
+        if room is None or event.failed:
+            return
+        if room.syncing:
+            room.syncing = False
+            for sid in event.members - room.members.keys() - room.joining:
+                user = event.identities.get(sid, "")
+                if user:
+                    room.members[sid] = user
+                    room.online.setdefault(sid, True)
+        server = self._require_server()
+        missing = {sid for sid in room.members
+                   if sid not in event.members and server.get_client(sid) is None}
+        for sid in sorted(missing & room.missing):
+            self._note(f"{room.members[sid]!r} ({sid[:6]}) is gone from {room.topic} "
+                       f"(its node stopped)")
+            self._publish_event(room, {"t": "presence", "action": "leave", "sid": sid,
+                                       "user": room.members[sid]})
+        room.missing = missing - room.missing
+
+    def _watch(self, room: Room) -> None:
+        if room.watched:
+            return
+        try:
+            server = self._require_server()
+            server.watch(room.live_topic)
+            room.watched = True
+            server.watch(room.topic, history=self.history_size)
+        except LocalProtocolError:
+            room.watched = False  # the server is not started yet: the next tick
+
+    def _unwatch(self, room: Room) -> None:
+        if room.watched:
+            server = self._require_server()
+            server.unwatch(room.topic)
+            server.unwatch(room.live_topic)
+            room.watched = False
 
     # ------------------------------------------------------------------ actions
 
@@ -424,6 +619,7 @@ class ChatApp:
             self._create_buckets[key] = bucket
         room = self.rooms[name] = Room(name, self.history_size, creator=(session.id, user),
                                        empty_since=now)
+        self._watch(room)
         self._room_changed(room.name)
         return True
 
@@ -438,14 +634,13 @@ class ChatApp:
                         message_id)
             return
         if not room.remember(message_id):
-            return  # already published (sent twice): the protocol promises it once
+            return  # already published (sent twice, or again to another node): once only
         last = self._last_typing.get(session.id)
         if last is not None and last[0] == room.name:
             # The message ends the typing (clients clear it on the message itself).
             self._last_typing[session.id] = (room.name, False, last[2])
-        event = self._publish_event(room, {"t": "msg", "id": message_id, "sid": session.id,
-                                           "user": session.identity, "text": text})
-        room.history.append(event)
+        self._publish_event(room, {"t": "msg", "id": message_id, "sid": session.id,
+                                   "user": session.identity, "text": text})
 
     def _typing(self, session: Session, room: Room, on: bool) -> None:
         """Published to the room's live topic, never to its timeline. A notice that changes
@@ -476,24 +671,22 @@ class ChatApp:
             bucket = buckets[key] = TokenBucket(1 / interval, burst, now)
         return bucket.take(1, now)
 
-    def _publish_event(self, room: Room, event: dict[str, Any]) -> dict[str, Any]:
-        room.seq += 1
-        event = {**event, "room": room.name, "boot": self.boot, "n": room.seq,
-                 "ts": self._wall_ms()}
+    def _publish_event(self, room: Room, event: dict[str, Any]) -> None:
+        """Publish a timeline event to the room topic; every node applies it when it comes
+        back (its position is its place: ``boot``/``n`` in history)."""
+        event = {**event, "room": room.name, "by": self.boot, "ts": self._wall_ms()}
         self._require_server().publish(room.topic, _dumps(event))
-        return event
 
     def _member_changed(self, room: Room, session_id: str, *, online: bool) -> None:
         """One member went away (connection lost, session waiting) or came back."""
-        room.version += 1
         self._require_server().publish(room.live_topic, _dumps(
             {"t": "member", "room": room.name, "sid": session_id,
-             "user": room.members.get(session_id, ""), "online": online, "v": room.version}))
+             "user": room.members.get(session_id, ""), "online": online}))
 
     def _room_changed(self, name: str, *, hold: bool = False) -> None:
         """A room was created or removed or its member count changed: everyone is told the
         changed rooms only, at most once per ``rooms_update_interval``."""
-        self._rooms_version += 1
+        self._rooms_version = max(self._rooms_version + 1, self._wall_ms())
         self._rooms_dirty.add(name)
         now = self._clock()
         if not hold and now - self._rooms_sent_at >= self.limits.rooms_update_interval:
@@ -514,9 +707,10 @@ class ChatApp:
     def _send_room(self, session_id: str, room: Room) -> None:
         """A room's member list, then its last messages, to one session's inbox: each in
         pages that fit the message size limit."""
-        self._paged(session_id, {"t": "members", "room": room.name, "boot": self.boot,
-                                 "v": room.version}, "users", self._users(room))
-        self._paged(session_id, {"t": "history", "room": room.name, "boot": self.boot},
+        boot = str(room.position.epoch)
+        self._paged(session_id, {"t": "members", "room": room.name, "boot": boot,
+                                 "v": room.position.offset}, "users", self._users(room))
+        self._paged(session_id, {"t": "history", "room": room.name, "boot": boot},
                     "items", list(room.history))
 
     def _paged(self, session_id: str, head: dict[str, Any], key: str,
@@ -542,9 +736,9 @@ class ChatApp:
         server = self._require_server()
         users = []
         for sid, user in room.members.items():
-            session = server.get_client(sid)
-            users.append({"sid": sid, "user": user,
-                          "online": session is not None and session.connected})
+            session = server.get_client(sid)  # this node's own sessions: known for sure
+            online = session.connected if session is not None else room.online.get(sid, True)
+            users.append({"sid": sid, "user": user, "online": online})
         users.sort(key=lambda u: (str(u["user"]).casefold(), str(u["sid"])))
         return users
 

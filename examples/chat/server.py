@@ -34,6 +34,7 @@ from typing import Any
 
 from sigma_asyncio import ServerOptions, SigmaSocketServer, run
 from sigma_core.backplane import HistoryLimits
+from sigma_core.engine import ExternalEngineConfig
 from sigma_ops import Ops
 
 from .app import ChatApp, ChatLimits
@@ -219,12 +220,17 @@ def build_ops(config: ChatConfig) -> Ops:
 def server_options(config: ChatConfig, app: ChatApp) -> ServerOptions:
     """The server's options for ``config``, with ``app``'s hooks."""
     engine = None
+    engine_config = None
     if config.redis_url:
         from sigma_redis import RedisEngine, RedisEngineConfig
 
         engine = RedisEngine(RedisEngineConfig(url=config.redis_url))
+        # The node's name in session records and logs: --node-name, else host and process.
+        engine_config = ExternalEngineConfig(
+            node_id=config.node_name or f"{socket.gethostname()}-{os.getpid()}")
     return ServerOptions(
         engine=engine,
+        engine_config=engine_config,
         host=config.host,
         port=config.port,
         max_connections=config.max_connections,
@@ -268,13 +274,15 @@ def _url(host: str, port: int) -> str:
 
 
 async def serve(config: ChatConfig) -> None:
-    app = ChatApp(history_size=config.history_size, rooms=config.rooms, limits=config.limits)
+    app = ChatApp(history_size=config.history_size, rooms=config.rooms, limits=config.limits,
+                  cluster=bool(config.redis_url))
     ops = build_ops(config)
     server = build_server(config, app, ops)
     if not (config.static_dir / "index.html").is_file():
         print(f"warning: {config.static_dir}/index.html is missing: build the web app "
               f"(bash scripts/chat.sh does)", file=sys.stderr, flush=True)
     await server.start()
+    app.tick()  # watch the rooms' topics now, before the first client
     url = _url(config.host, server.port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -123,10 +123,16 @@ def with_ws(url: str, ws_url: str) -> str:
 class CuttableProxy:
     """A TCP proxy on 127.0.0.1 in front of the chat server, for one browser: ``cut()`` drops
     its connections and refuses new ones (accepts and closes at once) until ``restore()`` —
-    a network outage for that browser alone, while the server keeps running."""
+    a network outage for that browser alone, while the server keeps running. With
+    ``fallback_ports`` it is a load balancer with a preference: each connection goes to the
+    first of ``upstream_port, *fallback_ports`` that accepts it (another chat node when the
+    first one is dead)."""
 
-    def __init__(self, upstream_port: int) -> None:
+    def __init__(self, upstream_port: int, *fallback_ports: int) -> None:
         self.upstream_port = upstream_port
+        self.upstream_ports = (upstream_port, *fallback_ports)
+        #: Upstream port of each connection made, in order.
+        self.routed: list[int] = []
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port: int = self._listener.getsockname()[1]
         self._lock = threading.Lock()
@@ -165,9 +171,15 @@ class CuttableProxy:
             if refusing:
                 _close(client)
                 continue
-            try:
-                upstream = socket.create_connection(("127.0.0.1", self.upstream_port), timeout=5)
-            except OSError:
+            upstream = None
+            for port in self.upstream_ports:
+                try:
+                    upstream = socket.create_connection(("127.0.0.1", port), timeout=5)
+                except OSError:
+                    continue
+                self.routed.append(port)
+                break
+            if upstream is None:
                 _close(client)
                 continue
             upstream.settimeout(None)

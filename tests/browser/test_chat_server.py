@@ -188,7 +188,7 @@ class User:
 
     def __init__(self, server: SigmaSocketServer, name: str) -> None:
         self.client = SigmaSocketClient(ClientOptions(
-            url=f"ws://127.0.0.1:{server.port}/ws", max_reconnect_attempts=1,
+            url=f"ws://127.0.0.1:{server.port}/ws", max_reconnect_attempts=1, max_queued_messages=0,
             client_info=ClientInfo(name="test", metadata={"user": name})))
         self.inbox: list[dict[str, Any]] = []
         self.rooms: list[dict[str, Any]] = []
@@ -198,9 +198,11 @@ class User:
         self.client.on("message", self._on_message)
         self.client.on("error", self._on_error)
 
-    def _on_message(self, data: bytes, _id: int, _ts: int, topic: str) -> None:
+    def _on_message(self, data: bytes, offset: int, _ts: int, topic: str) -> None:
         self.topics_seen.add(topic)
-        (self.inbox if topic == "$inbox" else self.rooms).append(json.loads(data))
+        # "_offset": the message's position in its topic (the timeline's order).
+        (self.inbox if topic == "$inbox" else self.rooms).append(
+            {**json.loads(data), "_offset": offset})
         self.changed.set()
 
     def _on_error(self, error: BaseException) -> None:
@@ -246,7 +248,7 @@ async def test_protocol_rooms_history_dedup_and_authorization() -> None:
             assert (error["code"], error["id"]) == ("not_in_room", "ann-msg-9")
             msgs = [m for m in ann.rooms if m["t"] == "msg"]
             assert [m["text"] for m in msgs] == ["m0", "m1", "m2"]  # the duplicate dropped
-            assert [m["n"] for m in msgs] == sorted(m["n"] for m in msgs)
+            assert [m["_offset"] for m in msgs] == sorted(m["_offset"] for m in msgs)
 
             # Only room topics may be subscribed.
             ann.client.subscribe("secret")
@@ -267,7 +269,10 @@ async def test_protocol_rooms_history_dedup_and_authorization() -> None:
             # The others get the join as a change, not the member list.
             join = next(m for m in ann.rooms if m["t"] == "presence" and m["user"] == "Bea")
             assert "users" not in join
-            assert join["v"] == members["v"]  # the list Bea got includes her join
+            assert join["_offset"] == members["v"]  # the list Bea got includes her join
+            # History items carry their place in the room topic: the messages' own offsets.
+            assert [(m["boot"], m["n"]) for m in history["items"]] == \
+                [(history["boot"], m["_offset"]) for m in msgs[1:]]
 
             # Typing goes to the others only, on the room's live topic (not its history).
             bea.send(t="typing", room="general", on=True)

@@ -3,17 +3,20 @@
  *
  * Protocol (JSON in SigmaSockets payloads; see ../README.md): rooms are topics `room:<name>`
  * joined with `client.subscribe`; a chat message is sent as {t:"msg", room, id, text} with a
- * client-made id and shows as "pending" until the server publishes it to the room (with the
- * room's sequence number `n` and the server's `boot` id). The timeline is kept sorted by
- * (boot, n) and deduplicated by id, so history, replay after a reconnect and messages resent
- * to a restarted server merge into one list, each message once, in the server's order.
+ * client-made id and shows as "pending" until the server publishes it to the room. Its place is
+ * its position in the room topic: `boot` = the topic's epoch, `n` = its offset (a live message
+ * gets them from the client: the offset is the message id, the epoch the topic's position; a
+ * history item carries them). The timeline is kept sorted by (boot, n) (epochs in the order
+ * this page saw them) and deduplicated by id, so history, replay after a reconnect, messages
+ * resent to a restarted server and messages published through other chat nodes merge into one
+ * list, each message once, in the topic's order — the same on every screen.
  *
- * Members come as one list when we join (`members`, in pages) and then as changes: join/leave
- * notices on the room topic, away/back (`member`) on the room's live topic `live:<name>`, which
- * also carries typing. Each change has the room's member-list version `v`; a change not newer
- * than the list we hold is ignored, and changes newer than a list that arrives late are applied
- * on top of it. The room list works the same way: the whole list in `hello`, then `rooms`
- * changes, each with the room-list version `v`.
+ * Members come as one list when we join (`members`, in pages, at version `v`: the room topic's
+ * offset it stands at) and then as changes: join/leave notices on the room topic (version: their
+ * offset), away/back (`member`) on the room's live topic `live:<name>`, which also carries
+ * typing. A join or leave not newer than the list we hold is ignored, and those newer than a
+ * list that arrives late are applied on top of it. The room list works the same way: the whole
+ * list in `hello`, then `rooms` changes, each with the room-list version `v`.
  */
 
 import { reactive } from "vue";
@@ -185,7 +188,8 @@ export class Chat {
 
   private client: SigmaSocketClient | null = null;
   private readonly ownIds = new Set<string>();
-  /** Server boot ids in the order this page first saw them: sorts timelines across restarts. */
+  /** Room topics' epochs (`boot`) in the order this page first saw them: sorts timelines across
+   * restarts and failovers. */
   private readonly boots = new Map<string, number>();
   private autoJoined = false;
   private roomsVersion = 0;
@@ -225,7 +229,7 @@ export class Chat {
     this.client = client;
     client.on("connection", (status) => this.onStatus(status));
     client.on("reconnecting", (info) => this.onReconnecting(info));
-    client.on("message", (data, _id, timestamp, topic) => this.onMessage(data, timestamp, topic));
+    client.on("message", (data, offset, timestamp, topic) => this.onMessage(data, offset, timestamp, topic));
     client.on("session_reset", (info) => this.onSessionReset(info));
     client.on("recovery_failed", (info) => this.onRecoveryFailed(info));
     client.on("error", (error) => console.warn("chat:", error.message));
@@ -394,12 +398,21 @@ export class Chat {
     const prefix = [ROOM_PREFIX, LIVE_PREFIX].find((p) => info.topic.startsWith(p));
     if (prefix === undefined || this.client === null) return;
     const room = info.topic.slice(prefix.length);
+    // A new epoch numbers member changes from 1 again: the next list starts over.
+    if (prefix === ROOM_PREFIX) this.memberSync.delete(room);
     if (this.state.joined[room]) {
       this.client.send(encoder.encode(JSON.stringify({ t: "sync", room })), ROOM_PREFIX + room);
     }
   }
 
-  private onMessage(data: Uint8Array, timestamp: number, topic: string): void {
+  /** The epoch of `topic`'s position as the client holds it (that of the message being
+   * delivered), as a decimal string: a live message's `boot`. */
+  private epochOf(topic: string): string {
+    const position = this.client?.core.positions.get(topic);
+    return position === undefined ? "" : position.epoch.toString();
+  }
+
+  private onMessage(data: Uint8Array, offset: number, timestamp: number, topic: string): void {
     let m: Wire;
     try {
       m = JSON.parse(decoder.decode(data)) as Wire;
@@ -413,7 +426,6 @@ export class Chat {
         this.welcomed = true;
         s.sid = str(m.sid);
         s.historySize = num(m.history_size);
-        this.bootIndex(str(m.boot));
         this.setRooms(m.rooms, num(m.v));
         if (!this.autoJoined) {
           this.autoJoined = true;
@@ -439,38 +451,45 @@ export class Chat {
         break;
       }
       case "member": {
-        // Away (connection lost, session waiting) or back; or quietly back after a restart.
+        // Away (connection lost, session waiting) or back: a listed member's online flag.
         const room = s.joined[str(m.room)];
         const sid = str(m.sid);
         if (room === undefined || !sid) break;
-        this.changeMembers(room, {
-          v: num(m.v), sid, user: { sid, user: str(m.user), online: m.online === true },
-        });
+        const online = m.online === true;
+        if (room.members.some((u) => u.sid === sid && u.online !== online)) {
+          room.members = room.members.map((u) => (u.sid === sid ? { ...u, online } : u));
+        }
         break;
       }
       case "msg": {
         const room = s.joined[str(m.room)];
         if (room === undefined || topic !== ROOM_PREFIX + room.name) break;
-        this.addMessage(room, m, true);
+        this.addMessage(room, { ...m, boot: this.epochOf(topic), n: offset }, true);
         delete room.typing[str(m.sid)];
         break;
       }
       case "presence": {
         const room = s.joined[str(m.room)];
-        if (room === undefined) break;
+        if (room === undefined || topic !== ROOM_PREFIX + room.name) break;
         const join = m.action === "join";
         const sid = str(m.sid);
+        const boot = this.epochOf(topic);
+        // A second leave of someone already gone (two nodes both saw a dead node's member
+        // go): nothing to show. Before any list arrived (v 0) every leave counts.
+        const listed = this.sync(room).v === 0 || room.members.some((u) => u.sid === sid);
         this.changeMembers(room, {
-          v: num(m.v), sid,
+          v: offset, sid,
           user: join ? { sid, user: str(m.user), online: m.online !== false } : undefined,
         });
-        const who = str(m.sid) === s.sid ? "You" : str(m.user);
-        this.insert(room, {
-          kind: "notice", key: `${str(m.boot)}:${num(m.n)}`, room: room.name,
-          text: `${who} ${join ? "joined" : "left"} #${room.name}`,
-          icon: join ? "mdi-account-plus-outline" : "mdi-account-minus-outline",
-          ts: num(m.ts), boot: str(m.boot), n: num(m.n),
-        });
+        if (m.quiet !== true && (join || listed)) {  // quiet: put back after a restart
+          const who = str(m.sid) === s.sid ? "You" : str(m.user);
+          this.insert(room, {
+            kind: "notice", key: `${boot}:${offset}`, room: room.name,
+            text: `${who} ${join ? "joined" : "left"} #${room.name}`,
+            icon: join ? "mdi-account-plus-outline" : "mdi-account-minus-outline",
+            ts: num(m.ts), boot, n: offset,
+          });
+        }
         if (!join) delete room.typing[str(m.sid)];
         break;
       }
