@@ -22,7 +22,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from dataclasses import dataclass
 from http.cookies import CookieError, SimpleCookie
 from types import TracebackType
@@ -34,7 +34,7 @@ import anyio.from_thread
 import sniffio
 
 from sigma_asyncio._entropy import SystemEntropy
-from sigma_core.api import EventEmitter, Listener, ServerOptions, emit_server_event
+from sigma_core.api import EventEmitter, ServerCommands, ServerOptions, emit_server_event
 from sigma_core.engine import EngineLink
 from sigma_core.errors import LocalProtocolError
 from sigma_core.hub import (
@@ -45,13 +45,11 @@ from sigma_core.hub import (
     CloseAction,
     ClusterPresence,
     Hub,
-    ServerStats,
-    Session,
 )
 from sigma_core.logs import format_peer, hub_log_entry
 from sigma_core.logs import write as write_log
 from sigma_core.message_socket import MessageSocket
-from sigma_core.messages import Hello, StreamPosition
+from sigma_core.messages import Hello
 from sigma_core.websocket import HandshakeRequest, WebSocketState
 
 __all__ = ["ASGIApp", "ASGIAuthRequest", "ClusterPresenceError", "SigmaASGIApp", "asgi_scope"]
@@ -63,9 +61,6 @@ ASGIMessage = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[ASGIMessage]]
 Send = Callable[[ASGIMessage], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-
-ClientRef = Session | str
-Exclude = ClientRef | Iterable[ClientRef] | None
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -176,7 +171,7 @@ class _Peer:
         self.writing = False
 
 
-class SigmaASGIApp:
+class SigmaASGIApp(ServerCommands):
     """A SigmaSockets server as an ASGI 3 application.
 
     ``SigmaASGIApp(ServerOptions(...), app=inner)`` or ``SigmaASGIApp(app=inner, **options)``
@@ -209,11 +204,11 @@ class SigmaASGIApp:
         self.options = options
         self.app = app
         self._logger = options.logger if options.logger is not None else _log
-        self._emitter = EventEmitter(on_listener_error=self._report)
+        self._emitter = EventEmitter(logger=self._logger, owner="SigmaASGIApp")
         self._hub: Hub | None = None
         self._peers: dict[int, _Peer] = {}
         #: conn_id -> the client's address (from the scope), for the log.
-        self._peer_names: dict[int, str] = {}
+        self._addresses: dict[int, str] = {}
         self._busy = False
         self._accepting = False
         #: The scope of the connection whose input the hub is processing (for authenticate).
@@ -344,11 +339,6 @@ class SigmaASGIApp:
 
     # ------------------------------------------------------------------ lifecycle
 
-    @property
-    def hub(self) -> Hub | None:
-        """The sans-IO hub (None before the app started)."""
-        return self._hub
-
     def _start(self) -> None:
         self._loop_thread = threading.get_ident()
         self._now = _loop_clock()
@@ -385,95 +375,6 @@ class SigmaASGIApp:
             self._drained = None
         for peer in list(self._peers.values()):
             peer.cancel.cancel()
-
-    # ------------------------------------------------------------------ callbacks
-
-    def on(self, event: str, listener: Listener) -> Listener:
-        """Register ``listener`` for ``event``; returns it (usable as a decorator)."""
-        return self._emitter.on(event, listener)
-
-    def off(self, event: str, listener: Listener) -> None:
-        self._emitter.off(event, listener)
-
-    # ------------------------------------------------------------------ commands
-
-    @_on_loop
-    def send_to_client(self, client: ClientRef, data: bytes) -> bool:
-        """Send to one client's inbox (replayed if it is away); False if no such session."""
-        hub = self._require_hub()
-        session_id = _id(client)
-        if hub.get_session(session_id) is None:
-            return False
-        hub.send_to(session_id, data, self._now())
-        self._after_core()
-        return True
-
-    @_on_loop
-    def broadcast(self, data: bytes, exclude: Exclude = None) -> None:
-        """Send to every client except ``exclude`` (an id, a session, or several)."""
-        self._require_hub().broadcast(data, self._now(), exclude=_ids(exclude))
-        self._after_core()
-
-    @_on_loop
-    def publish(self, topic: str, data: bytes, exclude: Exclude = None) -> StreamPosition:
-        """Publish to a topic's subscribers; returns the message's position."""
-        position = self._require_hub().publish(topic, data, self._now(),
-                                               exclude=_ids(exclude))
-        self._after_core()
-        return position
-
-    @_on_loop
-    def subscribe(self, client: ClientRef, topic: str) -> None:
-        self._require_hub().subscribe(_id(client), topic, self._now())
-        self._after_core()
-
-    @_on_loop
-    def unsubscribe(self, client: ClientRef, topic: str) -> None:
-        self._require_hub().unsubscribe(_id(client), topic, self._now())
-        self._after_core()
-
-    @_on_loop
-    def watch(self, topic: str, history: int = 0) -> None:
-        """The app's own subscription to ``topic``; see ``SigmaSocketServer.watch``."""
-        self._require_hub().watch(topic, self._now(), history=history)
-        self._after_core()
-
-    @_on_loop
-    def unwatch(self, topic: str) -> None:
-        self._require_hub().unwatch(topic, self._now())
-        self._after_core()
-
-    @_on_loop
-    def request_presence(self, topic: str) -> None:
-        """``topic``'s subscribers (``cluster_presence`` event); see ``SigmaSocketServer``."""
-        self._require_hub().request_presence(topic, self._now())
-        self._after_core()
-
-    @_on_loop
-    def disconnect_client(self, client: ClientRef, reason: str = "", *,
-                          end_session: bool = True) -> None:
-        """Close a client's connection (close 1000); see ``SigmaSocketServer``."""
-        hub = self._require_hub()
-        session_id = _id(client)
-        if hub.get_session(session_id) is not None:
-            hub.disconnect(session_id, self._now(), reason=reason,
-                           end_session=end_session)
-            self._after_core()
-
-    def get_client(self, session_id: str) -> Session | None:
-        return self._hub.get_session(session_id) if self._hub is not None else None
-
-    def get_connected_clients(self) -> list[Session]:
-        return self._hub.connected_sessions() if self._hub is not None else []
-
-    @_on_loop
-    def get_stats(self) -> ServerStats:
-        return self._require_hub().stats(self._now())
-
-    @_on_loop
-    def presence(self, topic: str) -> frozenset[str]:
-        """Ids of the sessions subscribed to ``topic``."""
-        return self._require_hub().presence(topic)
 
     async def cluster_presence(self, topic: str) -> frozenset[str]:
         """Ids of the sessions subscribed to ``topic`` on every node of the cluster (with
@@ -532,14 +433,14 @@ class SigmaASGIApp:
         client = scope.get("client")
         conn_id = hub.open_message_connection(_handshake_request(scope), self._now(),
                                               str(client[0]) if client else "")
-        self._peer_names[conn_id] = format_peer(scope.get("client"))
+        self._addresses[conn_id] = format_peer(scope.get("client"))
         socket = hub.message_socket(conn_id)
         assert socket is not None
         if socket.state is not WebSocketState.OPEN:
             status, reason = socket.rejection or (403, "refused")
             hub.connection_lost(conn_id, self._now())
             self._after_core()
-            self._peer_names.pop(conn_id, None)
+            self._addresses.pop(conn_id, None)
             await _refuse(scope, send, status, reason)
             return
         await send({"type": "websocket.accept", "subprotocol": socket.subprotocol})
@@ -646,7 +547,7 @@ class SigmaASGIApp:
         if hub is not None:
             hub.connection_lost(peer.conn_id, self._now())
             self._after_core()
-        self._peer_names.pop(peer.conn_id, None)
+        self._addresses.pop(peer.conn_id, None)
         if not self._peers and self._drained is not None:
             self._drained.set()
 
@@ -675,7 +576,7 @@ class SigmaASGIApp:
         hub = self._require_hub()
         peers = self._peers
         emit = self._emitter.emit
-        logger, names = self._logger, self._peer_names
+        logger, names = self._logger, self._addresses
         link = self._engine_link
         inline = self._inline
         self._busy = True
@@ -755,8 +656,12 @@ class SigmaASGIApp:
                     return
                 await free_event.wait()
 
-    def _report(self, exc: BaseException) -> None:
-        self._logger.log(logging.ERROR, "exception in a SigmaASGIApp listener", exc_info=exc)
+
+
+# The commands are sigma_core.api.ServerCommands'; here the ones that touch the hub hop over to
+# the event loop when called from one of its worker threads.
+for _name in ServerCommands._HUB_COMMANDS:
+    setattr(SigmaASGIApp, _name, _on_loop(getattr(ServerCommands, _name)))
 
 
 def _loop_clock() -> Callable[[], float]:
@@ -807,14 +712,3 @@ async def _refuse(scope: Scope, send: Send, status: int, reason: str) -> None:
     else:
         await send({"type": "websocket.close", "code": 1008, "reason": reason[:123]})
 
-
-def _id(client: ClientRef) -> str:
-    return client if isinstance(client, str) else client.id
-
-
-def _ids(exclude: Exclude) -> frozenset[str]:
-    if exclude is None:
-        return frozenset()
-    if isinstance(exclude, str | Session):
-        return frozenset((_id(exclude),))
-    return frozenset(_id(c) for c in exclude)

@@ -18,15 +18,13 @@ from types import TracebackType
 from typing import Any
 
 from sigma_core.api import (
+    ClientCommands,
     ClientOptions,
     EventEmitter,
-    Listener,
     Message,
-    SessionInfo,
     client_callbacks,
 )
 from sigma_core.client import (
-    BufferFullError,
     ClientSession,
     CloseTransport,
     ConnectionStatus,
@@ -44,9 +42,6 @@ from ._entropy import SystemEntropy
 __all__ = ["SigmaSocketClient"]
 
 _log = logging.getLogger("sigma_asyncio.client")
-
-#: How long ``disconnect()`` waits for the socket to finish writing and close.
-_CLOSE_TIMEOUT = 5.0
 
 
 class _ClientProtocol(asyncio.Protocol):
@@ -67,30 +62,30 @@ class _ClientProtocol(asyncio.Protocol):
             return
         client._transport = self._transport
         client._reading_paused = False
-        client._core.transport_opened(self._attempt, client._loop.time())
+        client._core().transport_opened(self._attempt, client._loop.time())
         client._after_core()
 
     def data_received(self, data: bytes) -> None:
         client = self._client
-        client._core.receive_data(self._attempt, data, client._loop.time())
+        client._core().receive_data(self._attempt, data, client._loop.time())
         client._after_core()
 
     def eof_received(self) -> None:
         client = self._client
-        client._core.receive_data(self._attempt, None, client._loop.time())
+        client._core().receive_data(self._attempt, None, client._loop.time())
         client._after_core()
 
     def connection_lost(self, exc: Exception | None) -> None:
         client = self._client
         if client._transport is self._transport:
             client._transport = None
-        client._core.transport_closed(self._attempt, client._loop.time())
+        client._core().transport_closed(self._attempt, client._loop.time())
         client._after_core()
         if client._transport_lost is not None and client._transport is None:
             client._transport_lost.set()
 
 
-class SigmaSocketClient:
+class SigmaSocketClient(ClientCommands):
     """A SigmaSockets client on asyncio.
 
     ``SigmaSocketClient("ws://host:port/", **ClientOptions fields)`` or
@@ -113,7 +108,7 @@ class SigmaSocketClient:
             options = ClientOptions(url=url_or_options, **overrides)
         self.options = options
         self._logger = options.logger if options.logger is not None else _log
-        self._emitter = EventEmitter(on_listener_error=self._report)
+        self._emitter = EventEmitter(logger=self._logger, owner="SigmaSocketClient")
         self._session: ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]
         self._attempt = 0
@@ -138,7 +133,6 @@ class SigmaSocketClient:
 
     # ------------------------------------------------------------------ lifecycle
 
-    @property
     def _core(self) -> ClientSession:
         session = self._session
         if session is None:
@@ -155,7 +149,7 @@ class SigmaSocketClient:
             ConnectionFailed: the client gave up first (attempts exhausted, authentication
                 refused) or was disconnected meanwhile.
         """
-        core = self._core
+        core = self._core()
         if core.status is ConnectionStatus.CONNECTED:
             return
         if self._connected is None or self._connected.done():
@@ -178,7 +172,7 @@ class SigmaSocketClient:
         if self._transport is not None:
             self._transport_lost = event = asyncio.Event()
             try:
-                await asyncio.wait_for(event.wait(), _CLOSE_TIMEOUT)
+                await asyncio.wait_for(event.wait(), self.options.close_timeout)
             except TimeoutError:
                 if self._transport is not None:
                     self._transport.abort()
@@ -215,81 +209,21 @@ class SigmaSocketClient:
                 return
             # else: the end mark of an earlier run, followed by a new connect(): go on
 
-    # ------------------------------------------------------------------ commands and queries
-
-    def send(self, data: bytes, topic: str = "") -> bool:
-        """Queue ``data`` for the server (delivered once, in order, across reconnects).
-        False, and nothing queued, while ``max_pending`` messages await acknowledgement.
-
-        Raises:
-            LocalProtocolError: the message could never be accepted: larger than the server's
-                ``max_message_size`` less the envelope's overhead.
-        """
-        try:
-            self._core.send(data, self._loop.time(), topic=topic)
-        except BufferFullError:
-            return False
-        self._after_core()
-        return True
-
-    def subscribe(self, topic: str) -> None:
-        """Subscribe to ``topic`` (now, or on the next connection).
-
-        Raises:
-            LocalProtocolError: ``topic`` is empty or reserved (starts with ``$``), or the Hello
-                that resumes the session would no longer fit in ``max_message_size`` with it.
-        """
-        self._core.subscribe(topic, self._loop.time())
-        self._after_core()
-
-    def unsubscribe(self, topic: str) -> None:
-        """Leave ``topic``.
-
-        Raises:
-            LocalProtocolError: not subscribed to ``topic``.
-        """
-        self._core.unsubscribe(topic, self._loop.time())
-        self._after_core()
-
-    def get_status(self) -> ConnectionStatus:
-        """The current :class:`~sigma_core.client.ConnectionStatus`."""
-        session = self._session
-        return session.status if session is not None else ConnectionStatus.DISCONNECTED
-
-    def get_session(self) -> SessionInfo | None:
-        """The session the server gave us; None before the first Welcome."""
-        core = self._session
-        if core is None or not core.session_id or core.connected_at is None:
-            return None
-        offset = core.config.connection.wall_clock_offset
-        return SessionInfo(id=core.session_id, resumed=core.resumed,
-                           connected_at=core.connected_at + offset, pending=core.pending_count)
-
     @property
     def queued_messages(self) -> int:
         """Messages received and not yet taken by ``async for`` (at most
         ``max_queued_messages`` plus one socket read: the client stops reading at the bound)."""
         return self._messages.qsize()
 
-    @property
-    def session(self) -> ClientSession | None:
-        """The sans-IO core (None before first use)."""
-        return self._session
-
-    def on(self, event: str, listener: Listener) -> Listener:
-        """Register ``listener`` for ``event``; returns it (usable as a decorator)."""
-        return self._emitter.on(event, listener)
-
-    def off(self, event: str, listener: Listener) -> None:
-        """Remove ``listener`` from ``event``."""
-        self._emitter.off(event, listener)
-
     # ------------------------------------------------------------------ plumbing
+
+    def _now(self) -> float:
+        return self._loop.time()
 
     def _after_core(self) -> None:
         if self._busy:  # a listener called a command: the running call picks it up
             return
-        core = self._core
+        core = self._core()
         emit = self._emitter.emit
         logger = self._logger
         self._busy = True
@@ -322,15 +256,15 @@ class SigmaSocketClient:
             return
         queued = self._messages.qsize()
         if self._reading_paused:
-            if queued <= limit // 2 or self._core.status is not ConnectionStatus.CONNECTED:
+            if queued <= limit // 2 or self._core().status is not ConnectionStatus.CONNECTED:
                 self._reading_paused = False
                 transport.resume_reading()
-                self._core.set_reading_paused(False, self._loop.time())
+                self._core().set_reading_paused(False, self._loop.time())
                 self._rearm()
-        elif queued >= limit and self._core.status is ConnectionStatus.CONNECTED:
+        elif queued >= limit and self._core().status is ConnectionStatus.CONNECTED:
             self._reading_paused = True
             transport.pause_reading()
-            self._core.set_reading_paused(True, self._loop.time())
+            self._core().set_reading_paused(True, self._loop.time())
             if not self._iterated and not self._warned:
                 self._warned = True
                 self._logger.log(WARNING,
@@ -355,7 +289,7 @@ class SigmaSocketClient:
                 self._opener.cancel()
             transport = self._transport
             if transport is not None:
-                self._write(self._core.data_to_send())
+                self._write(self._core().data_to_send())
                 transport.close()
         elif isinstance(event, StatusChanged):
             if event.status is ConnectionStatus.CONNECTED:
@@ -391,14 +325,14 @@ class SigmaSocketClient:
                 lambda: _ClientProtocol(self, event.attempt), event.host, event.port,
                 ssl=context, server_hostname=event.host if event.secure else None)
         except OSError as exc:
-            self._core.transport_failed(event.attempt, self._loop.time(), str(exc) or repr(exc))
+            self._core().transport_failed(event.attempt, self._loop.time(), str(exc) or repr(exc))
             self._after_core()
         finally:
             if self._opener is asyncio.current_task():
                 self._opener = None
 
     def _rearm(self) -> None:
-        deadline = self._core.next_deadline()
+        deadline = self._core().next_deadline()
         if deadline == self._timer_at:
             return
         if self._timer is not None:
@@ -409,9 +343,5 @@ class SigmaSocketClient:
     def _on_timer(self) -> None:
         when = self._timer_at or 0.0  # never show the core a time before its deadline
         self._timer = self._timer_at = None
-        self._core.handle_timer(max(self._loop.time(), when))
+        self._core().handle_timer(max(self._loop.time(), when))
         self._after_core()
-
-    def _report(self, exc: BaseException) -> None:
-        self._loop.call_exception_handler({
-            "message": "exception in a SigmaSocketClient listener", "exception": exc})

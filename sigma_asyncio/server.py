@@ -16,27 +16,20 @@ import logging
 import socket
 import struct
 import time
-from collections.abc import Iterable
 from types import TracebackType
 from typing import Any
 
-from sigma_core.api import EventEmitter, Listener, ServerOptions, emit_server_event
+from sigma_core.api import EventEmitter, ServerCommands, ServerOptions, emit_server_event
 from sigma_core.engine import EngineLink
-from sigma_core.errors import LocalProtocolError
-from sigma_core.hub import ClientMessage, CloseAction, Hub, ServerStats, Session
+from sigma_core.hub import ClientMessage, CloseAction, Hub
 from sigma_core.logs import format_peer, hub_log_entry, peer_host
 from sigma_core.logs import write as write_log
-from sigma_core.messages import StreamPosition
 
 from ._entropy import SystemEntropy
 
 __all__ = ["SigmaSocketServer"]
 
 _log = logging.getLogger("sigma_asyncio.server")
-
-ClientRef = Session | str
-Exclude = ClientRef | Iterable[ClientRef] | None
-
 
 class _Protocol(asyncio.Protocol):
     """One accepted socket. Moves bytes and transport state into the hub; nothing else."""
@@ -52,8 +45,8 @@ class _Protocol(asyncio.Protocol):
         hub = server._require_hub()
         address = transport.get_extra_info("peername")
         self._conn_id = hub.open_connection(server._loop.time(), peer_host(address))
-        server._transports[self._conn_id] = transport  # type: ignore[assignment]
-        server._peers[self._conn_id] = format_peer(address)
+        server._peers[self._conn_id] = transport  # type: ignore[assignment]
+        server._addresses[self._conn_id] = format_peer(address)
         server._after_core()
 
     def data_received(self, data: bytes) -> None:
@@ -65,11 +58,11 @@ class _Protocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         server = self._server
-        server._transports.pop(self._conn_id, None)
+        server._peers.pop(self._conn_id, None)
         server._require_hub().connection_lost(self._conn_id, server._loop.time())
         server._after_core()
-        server._peers.pop(self._conn_id, None)
-        if not server._transports and server._all_closed is not None:
+        server._addresses.pop(self._conn_id, None)
+        if not server._peers and server._all_closed is not None:
             server._all_closed.set()
 
     def pause_writing(self) -> None:
@@ -81,7 +74,7 @@ class _Protocol(asyncio.Protocol):
         self._server._after_core()
 
 
-class SigmaSocketServer:
+class SigmaSocketServer(ServerCommands):
     """A SigmaSockets server on asyncio.
 
     ``SigmaSocketServer(ServerOptions(...))`` or ``SigmaSocketServer(host=..., port=..., ...)``
@@ -97,13 +90,14 @@ class SigmaSocketServer:
             options = dataclasses.replace(options, **overrides)
         self.options = options
         self._logger = options.logger if options.logger is not None else _log
-        self._emitter = EventEmitter(on_listener_error=self._report)
+        self._emitter = EventEmitter(logger=self._logger, owner="SigmaSocketServer")
         self._hub: Hub | None = None
         self._loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]
         self._server: asyncio.Server | None = None
-        self._transports: dict[int, asyncio.Transport] = {}
+        #: conn_id -> the connection's transport.
+        self._peers: dict[int, asyncio.Transport] = {}
         #: conn_id -> the peer's address, for the log.
-        self._peers: dict[int, str] = {}
+        self._addresses: dict[int, str] = {}
         self._all_closed: asyncio.Event | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
@@ -123,11 +117,6 @@ class SigmaSocketServer:
     def port(self) -> int:
         """The bound port (the configured one before :meth:`start`)."""
         return self._port
-
-    @property
-    def hub(self) -> Hub | None:
-        """The sans-IO hub (None before the first :meth:`start`)."""
-        return self._hub
 
     async def start(self) -> None:
         """Bind and accept. After :meth:`stop`, starting again keeps the hub (sessions and
@@ -174,9 +163,9 @@ class SigmaSocketServer:
             hub.shutdown(self._loop.time(), reconnect_after_ms=hint)
         self._after_core()
         if not await self._wait_closed(self.options.shutdown_timeout):
-            for transport in list(self._transports.values()):
+            for transport in list(self._peers.values()):
                 _reset(transport)
-            await self._wait_closed(1.0)
+            await self._wait_closed(self.options.close_timeout)
         await server.wait_closed()
         self._running = False
         task, self._engine_task = self._engine_task, None
@@ -189,7 +178,7 @@ class SigmaSocketServer:
             self._timer = self._timer_at = None
 
     async def _wait_closed(self, timeout: float) -> bool:
-        if not self._transports:
+        if not self._peers:
             return True
         self._all_closed = event = asyncio.Event()
         try:
@@ -208,146 +197,10 @@ class SigmaSocketServer:
                         exc: BaseException | None, tb: TracebackType | None) -> None:
         await self.stop()
 
-    # ------------------------------------------------------------------ callbacks
-
-    def on(self, event: str, listener: Listener) -> Listener:
-        """Register ``listener`` for ``event``; returns it (usable as a decorator)."""
-        return self._emitter.on(event, listener)
-
-    def off(self, event: str, listener: Listener) -> None:
-        """Remove ``listener`` from ``event``."""
-        self._emitter.off(event, listener)
-
-    # ------------------------------------------------------------------ commands
-
-    def send_to_client(self, client: ClientRef, data: bytes) -> bool:
-        """Send to one client's inbox (replayed if it is away); False if no such session.
-
-        Raises:
-            LocalProtocolError: the server was never started, or the message is larger than
-                ``max_message_size`` allows.
-        """
-        hub = self._require_hub()
-        session_id = _id(client)
-        if hub.get_session(session_id) is None:
-            return False
-        hub.send_to(session_id, data, self._loop.time())
-        self._after_core()
-        return True
-
-    def broadcast(self, data: bytes, exclude: Exclude = None) -> None:
-        """Send to every client except ``exclude`` (an id, a session, or several).
-
-        Raises:
-            LocalProtocolError: the server was never started, or the message is larger than
-                ``max_message_size`` allows.
-        """
-        self._require_hub().broadcast(data, self._loop.time(), exclude=_ids(exclude))
-        self._after_core()
-
-    def publish(self, topic: str, data: bytes, exclude: Exclude = None) -> StreamPosition:
-        """Publish to a topic's subscribers; returns the message's position.
-
-        Raises:
-            LocalProtocolError: the server was never started; ``topic`` is empty, longer than
-                256 bytes or reserved (starts with ``$``, other than ``$all``); or the message
-                is larger than ``max_message_size`` allows.
-        """
-        position = self._require_hub().publish(topic, data, self._loop.time(),
-                                               exclude=_ids(exclude))
-        self._after_core()
-        return position
-
-    def subscribe(self, client: ClientRef, topic: str) -> None:
-        """Subscribe a client to ``topic`` from the server side.
-
-        Raises:
-            LocalProtocolError: the server was never started; no such session; ``topic`` is
-                empty, too long or reserved; or the session already holds ``max_topics_per_session``
-                topics.
-        """
-        self._require_hub().subscribe(_id(client), topic, self._loop.time())
-        self._after_core()
-
-    def unsubscribe(self, client: ClientRef, topic: str) -> None:
-        """Remove a client's subscription to ``topic``.
-
-        Raises:
-            LocalProtocolError: the server was never started, no such session, or ``topic`` is
-                reserved.
-        """
-        self._require_hub().unsubscribe(_id(client), topic, self._loop.time())
-        self._after_core()
-
-    def watch(self, topic: str, history: int = 0) -> None:
-        """Subscribe the app to ``topic`` from the server side: every message published to it,
-        on this node or (cluster engine) any node, fires ``topic_message(TopicMessage)`` in
-        position order, each once; the last ``history`` ones first (``history`` True), then
-        ``topic_watched(TopicWatched)``, then live ones (see ``Hub.watch``).
-
-        Raises:
-            LocalProtocolError: the server was never started, ``topic`` is empty, too long or
-                reserved, or ``history`` is negative.
-        """
-        self._require_hub().watch(topic, self._loop.time(), history=history)
-        self._after_core()
-
-    def unwatch(self, topic: str) -> None:
-        """Stop watching ``topic`` (a topic not watched is ignored).
-
-        Raises:
-            LocalProtocolError: the server was never started.
-        """
-        self._require_hub().unwatch(topic, self._loop.time())
-        self._after_core()
-
-    def request_presence(self, topic: str) -> None:
-        """Ask for ``topic``'s subscribers on every node: the answer fires
-        ``cluster_presence(ClusterPresence)`` (at once on the in-memory engine).
-
-        Raises:
-            LocalProtocolError: the server was never started.
-        """
-        self._require_hub().request_presence(topic, self._loop.time())
-        self._after_core()
-
-    def disconnect_client(self, client: ClientRef, reason: str = "", *,
-                          end_session: bool = True) -> None:
-        """Close a client's connection (close 1000). ``end_session`` (a kick): the session ends
-        and the client does not come back; otherwise it reconnects and resumes. Unknown ids
-        are ignored.
-
-        Raises:
-            LocalProtocolError: the server was never started.
-        """
-        hub = self._require_hub()
-        session_id = _id(client)
-        if hub.get_session(session_id) is not None:
-            hub.disconnect(session_id, self._loop.time(), reason=reason, end_session=end_session)
-            self._after_core()
-
-    def get_client(self, session_id: str) -> Session | None:
-        """The session with this id (connected or awaiting resume), or None."""
-        return self._hub.get_session(session_id) if self._hub is not None else None
-
-    def get_connected_clients(self) -> list[Session]:
-        """Sessions that currently have a connection."""
-        return self._hub.connected_sessions() if self._hub is not None else []
-
-    def get_stats(self) -> ServerStats:
-        """Counters and gauges (see :class:`~sigma_core.hub.ServerStats`).
-
-        Raises:
-            LocalProtocolError: the server was never started.
-        """
-        return self._require_hub().stats(self._loop.time())
-
     # ------------------------------------------------------------------ plumbing
 
-    def _require_hub(self) -> Hub:
-        if self._hub is None:
-            raise LocalProtocolError("the server has not been started")
-        return self._hub
+    def _now(self) -> float:
+        return self._loop.time()
 
     def _after_core(self) -> None:
         # A listener may call a command, which lands here again: the running call picks up
@@ -358,9 +211,9 @@ class SigmaSocketServer:
         if self._busy:
             return
         hub = self._require_hub()
-        transports = self._transports
+        peers = self._peers
         emit = self._emitter.emit
-        logger, peers = self._logger, self._peers
+        logger, addresses = self._logger, self._addresses
         link = self._engine_link
         self._busy = True
         try:
@@ -370,11 +223,11 @@ class SigmaSocketServer:
                 events = hub.events_received()
                 for event in events:
                     if type(event) is not ClientMessage:  # messages are never logged
-                        write_log(logger, hub_log_entry(event, peers))
+                        write_log(logger, hub_log_entry(event, addresses))
                     emit_server_event(emit, event)
                 out = hub.flush(self._loop.time())
                 for conn_id, chunks, action in out:
-                    transport = transports.get(conn_id)
+                    transport = peers.get(conn_id)
                     if transport is None:
                         continue
                     if chunks:
@@ -411,9 +264,6 @@ class SigmaSocketServer:
         self._require_hub().handle_timer(max(self._loop.time(), when))
         self._after_core()
 
-    def _report(self, exc: BaseException) -> None:
-        self._loop.call_exception_handler({
-            "message": "exception in a SigmaSocketServer listener", "exception": exc})
 
 
 _LINGER_ZERO = struct.pack("ii", 1, 0)
@@ -429,14 +279,3 @@ def _reset(transport: asyncio.Transport) -> None:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_ZERO)
     transport.abort()
 
-
-def _id(client: ClientRef) -> str:
-    return client if isinstance(client, str) else client.id
-
-
-def _ids(exclude: Exclude) -> frozenset[str]:
-    if exclude is None:
-        return frozenset()
-    if isinstance(exclude, str | Session):
-        return frozenset((_id(exclude),))
-    return frozenset(_id(c) for c in exclude)

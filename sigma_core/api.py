@@ -12,14 +12,17 @@ not milliseconds). Where we differ, the field's comment says why.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from .backplane import HistoryLimits
 from .client import (
+    BufferFullError,
     ClientConfig,
     ClientEvent,
+    ClientSession,
+    ConnectionStatus,
     Disconnected,
     ErrorReceived,
     GaveUp,
@@ -38,6 +41,7 @@ from .engine import EngineDriver, ExternalEngineConfig
 from .errors import (
     CloseCode,
     ConnectionFailed,
+    LocalProtocolError,
     RecoveryFailedError,
     ServerError,
     SessionLostError,
@@ -51,16 +55,19 @@ from .hub import (
     ClusterPresence,
     ConnectionRejected,
     HookFailed,
+    Hub,
     HubConfig,
     HubEvent,
     PresenceChanged,
+    ServerStats,
     Session,
     SessionExpired,
     TopicLost,
     TopicMessage,
     TopicWatched,
 )
-from .logs import Logger
+from .logs import Logger, listener_error_entry
+from .logs import write as write_log
 from .messages import ClientInfo, PresenceAction, StreamPosition
 from .ratelimit import RateLimit
 from .websocket import HttpRequest, HttpResponse, WebSocketConfig
@@ -69,17 +76,29 @@ if TYPE_CHECKING:
     import ssl
 
 __all__ = [
+    "CLOSE_TIMEOUT",
+    "ClientCommands",
     "ClientOptions",
+    "ClientRef",
     "EventEmitter",
+    "Exclude",
     "HttpRequest",
     "HttpResponse",
     "Message",
     "ReconnectInfo",
+    "ServerCommands",
     "ServerOptions",
     "SessionInfo",
     "client_callbacks",
     "server_callbacks",
+    "session_id_of",
+    "session_ids_of",
 ]
+
+#: The default of ``ServerOptions.close_timeout`` and ``ClientOptions.close_timeout``, in
+#: seconds: how long a closing socket has to finish its closing handshake (RFC 6455 §7.1.1)
+#: before it is dropped, on every adapter alike.
+CLOSE_TIMEOUT = 5.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -125,6 +144,10 @@ class ServerOptions:
     #: the clients do not all reconnect elsewhere at once (0: all at once). At most
     #: ``shutdown_timeout``, which still bounds the whole stop.
     shutdown_spread: float = 0.0
+    #: Seconds a socket the server closes has to finish the closing handshake (our close
+    #: frame out, the client's back, the TCP close) before it is dropped; also how long
+    #: ``stop()`` waits for the sockets it reset past ``shutdown_timeout`` to go.
+    close_timeout: float = CLOSE_TIMEOUT
     #: Called with each Hello and the HTTP request; None admits everyone.
     authenticate: AuthHook | None = None
     #: When set, upgrades whose Origin header is not listed are refused with HTTP 403.
@@ -153,6 +176,11 @@ class ServerOptions:
     max_sessions_per_peer: int = 1000
     new_sessions_per_peer_per_second: float = 20.0
     max_pending_handshakes: int = 1000
+    #: Reverse proxies (addresses or networks, e.g. ``("127.0.0.1", "10.0.0.0/8")``) whose
+    #: ``X-Forwarded-For`` names the client: behind nginx or a load balancer the per-peer
+    #: limits above then count each client, not the proxy. Empty (the default): the socket's
+    #: address; the header is ignored.
+    trusted_proxies: tuple[str, ...] = ()
     #: Several nodes: the cluster engine's driver (e.g. the Redis engine's), run by the server
     #: in its task group; None keeps everything in this process's memory (the default).
     engine: EngineDriver | None = None
@@ -187,6 +215,7 @@ class ServerOptions:
                 heartbeat_interval=self.heartbeat_interval,
                 heartbeat_timeout=self.heartbeat_timeout,
                 handshake_timeout=self.handshake_timeout,
+                close_timeout=self.close_timeout,
                 wall_clock_offset=wall_clock_offset),
             history=self.history,
             session_ttl=self.session_timeout,
@@ -204,6 +233,7 @@ class ServerOptions:
             max_sessions_per_peer=self.max_sessions_per_peer,
             new_sessions_per_peer_per_second=self.new_sessions_per_peer_per_second,
             max_pending_handshakes=self.max_pending_handshakes,
+            trusted_proxies=tuple(self.trusted_proxies),
             allowed_origins=(tuple(self.allowed_origins)
                              if self.allowed_origins is not None else None),
         )
@@ -252,6 +282,10 @@ class ClientOptions:
     compression_enabled: bool = False
     #: A client-side ``ssl.SSLContext`` for wss:// (None: the system's default context).
     ssl: ssl.SSLContext | None = None
+    #: Seconds a socket the client lets go of (``disconnect()``, a lost or replaced connection)
+    #: has to write its last bytes and see the server close first (RFC 6455 §7.1.1) before it
+    #: is dropped; ``disconnect()`` returns within it.
+    close_timeout: float = CLOSE_TIMEOUT
     #: Where lost connections, reconnects and session resets are logged (see
     #: :mod:`sigma_core.logs`); None: ``logging.getLogger("sigma_asyncio.client")`` or
     #: ``"sigma_trio.client"``.
@@ -274,6 +308,7 @@ class ClientOptions:
                                           compression=self.compression_enabled),
                 heartbeat_interval=self.heartbeat_interval,
                 heartbeat_timeout=self.heartbeat_timeout,
+                close_timeout=self.close_timeout,
                 wall_clock_offset=wall_clock_offset),
             max_pending=self.max_pending,
             connect_timeout=self.connect_timeout,
@@ -312,17 +347,42 @@ class SessionInfo:
 
 
 Listener = Callable[..., Any]
+#: A client as the server's commands take it: its :class:`~sigma_core.hub.Session` or its id.
+ClientRef: TypeAlias = Session | str
+#: Who a broadcast or publish leaves out: one client, several, or nobody (None).
+Exclude: TypeAlias = ClientRef | Iterable[ClientRef] | None
+
+
+def session_id_of(client: ClientRef) -> str:
+    """The session id a :data:`ClientRef` stands for."""
+    return client if isinstance(client, str) else client.id
+
+
+def session_ids_of(exclude: Exclude) -> frozenset[str]:
+    """The session ids an :data:`Exclude` stands for (empty for None)."""
+    if exclude is None:
+        return frozenset()
+    if isinstance(exclude, str | Session):
+        return frozenset((session_id_of(exclude),))
+    return frozenset(session_id_of(c) for c in exclude)
 
 
 class EventEmitter:
     """``on`` / ``off`` / ``emit`` as in the original. A listener that raises does not stop the
-    others: the exception goes to the ``error`` listeners (or ``on_listener_error``)."""
+    others, nor the connection that fired the event: the exception, with a note naming the
+    event (``exc.__notes__``), goes to the ``error`` listeners; when there are none (or an
+    ``error`` listener raised) it is logged at ERROR on ``logger`` with the event's name
+    (``sigma_callback``, and ``sigma_listener_of``: ``owner``) and handed to ``on_listener_error``.
+    Every adapter's servers and clients report through this one path."""
 
-    def __init__(self, on_listener_error: Callable[[BaseException], None] | None = None) -> None:
+    def __init__(self, on_listener_error: Callable[[BaseException], None] | None = None, *,
+                 logger: Logger | None = None, owner: str = "") -> None:
         # Tuples, replaced on on()/off(): emit() iterates one as it was when the event fired
         # (a listener may add or remove listeners) without copying it for every event.
         self._listeners: dict[str, tuple[Listener, ...]] = {}
         self._on_listener_error = on_listener_error
+        self._logger = logger
+        self._owner = owner
 
     def on(self, event: str, listener: Listener) -> Listener:
         """Register ``listener`` for ``event``; returns it (so it works as a decorator)."""
@@ -348,10 +408,277 @@ class EventEmitter:
             try:
                 listener(*args)
             except Exception as exc:  # a user callback: report, keep going
-                if event != "error" and self._listeners.get("error"):
-                    self.emit("error", exc)
-                elif self._on_listener_error is not None:
-                    self._on_listener_error(exc)
+                self._listener_raised(event, exc)
+
+    def _listener_raised(self, event: str, exc: Exception) -> None:
+        exc.add_note(f"raised by a {self._owner or 'SigmaSockets'} {event!r} listener")
+        if event != "error" and self._listeners.get("error"):
+            self.emit("error", exc)
+            return
+        if self._logger is not None:
+            write_log(self._logger, listener_error_entry(self._owner, event, exc))
+        if self._on_listener_error is not None:
+            self._on_listener_error(exc)
+
+
+# ----------------------------------------------------------------------------- commands
+#
+# The application's commands, written once: every adapter's server (sigma_asyncio, sigma_trio,
+# sigma_asgi) and client (sigma_asyncio, sigma_trio) inherits them, and supplies only its
+# clock (``_now``), its hub or session, and ``_after_core`` (write the output, fire the
+# callbacks, re-arm the timer).
+
+
+class ServerCommands:
+    """What an application tells a server, and asks it. Mixed into every adapter's server."""
+
+    __slots__ = ()
+    _hub: Hub | None
+    _emitter: EventEmitter
+    #: The adapter's clock (the event loop's time, the timebase of the hub).
+    _now: Callable[[], float]
+
+    def _after_core(self) -> None:
+        raise NotImplementedError
+
+    def _require_hub(self) -> Hub:
+        if self._hub is None:
+            raise LocalProtocolError("the server has not been started")
+        return self._hub
+
+    @property
+    def hub(self) -> Hub | None:
+        """The sans-IO hub (None before the server first started)."""
+        return self._hub
+
+    def on(self, event: str, listener: Listener) -> Listener:
+        """Register ``listener`` for ``event`` (:func:`server_callbacks` names them); returns
+        it (usable as a decorator). A listener that raises is reported (:class:`EventEmitter`);
+        the connection that fired the event is kept."""
+        return self._emitter.on(event, listener)
+
+    def off(self, event: str, listener: Listener) -> None:
+        """Remove ``listener`` from ``event`` (unknown listeners are ignored)."""
+        self._emitter.off(event, listener)
+
+    def send_to_client(self, client: ClientRef, data: bytes) -> bool:
+        """Send to one client's inbox (replayed if it is away); False if no such session.
+
+        Raises:
+            LocalProtocolError: the server was never started, or the message is larger than
+                ``max_message_size`` allows.
+        """
+        hub = self._require_hub()
+        session_id = session_id_of(client)
+        if hub.get_session(session_id) is None:
+            return False
+        hub.send_to(session_id, data, self._now())
+        self._after_core()
+        return True
+
+    def broadcast(self, data: bytes, exclude: Exclude = None) -> None:
+        """Send to every client except ``exclude`` (an id, a session, or several).
+
+        Raises:
+            LocalProtocolError: the server was never started, or the message is larger than
+                ``max_message_size`` allows.
+        """
+        self._require_hub().broadcast(data, self._now(), exclude=session_ids_of(exclude))
+        self._after_core()
+
+    def publish(self, topic: str, data: bytes, exclude: Exclude = None) -> StreamPosition:
+        """Publish to a topic's subscribers; returns the message's position.
+
+        Raises:
+            LocalProtocolError: the server was never started; ``topic`` is empty, longer than
+                256 bytes or reserved (starts with ``$``, other than ``$all``); or the message
+                is larger than ``max_message_size`` allows.
+        """
+        position = self._require_hub().publish(topic, data, self._now(),
+                                               exclude=session_ids_of(exclude))
+        self._after_core()
+        return position
+
+    def subscribe(self, client: ClientRef, topic: str) -> None:
+        """Subscribe a client to ``topic`` from the server side (the client is told).
+
+        Raises:
+            LocalProtocolError: the server was never started; no such session; ``topic`` is
+                empty, too long or reserved; or the session already holds
+                ``max_topics_per_session`` topics.
+        """
+        self._require_hub().subscribe(session_id_of(client), topic, self._now())
+        self._after_core()
+
+    def unsubscribe(self, client: ClientRef, topic: str) -> None:
+        """Remove a client's subscription to ``topic`` (the client is told).
+
+        Raises:
+            LocalProtocolError: the server was never started, no such session, or ``topic`` is
+                reserved.
+        """
+        self._require_hub().unsubscribe(session_id_of(client), topic, self._now())
+        self._after_core()
+
+    def watch(self, topic: str, history: int = 0) -> None:
+        """Subscribe the app to ``topic`` from the server side: every message published to it,
+        on this node or (cluster engine) any node, fires ``topic_message(TopicMessage)`` in
+        position order, each once; the last ``history`` ones first, then
+        ``topic_watched(TopicWatched)``, then live ones (see ``Hub.watch``).
+
+        Raises:
+            LocalProtocolError: the server was never started, ``topic`` is empty, too long or
+                reserved, or ``history`` is negative.
+        """
+        self._require_hub().watch(topic, self._now(), history=history)
+        self._after_core()
+
+    def unwatch(self, topic: str) -> None:
+        """Stop watching ``topic`` (a topic not watched is ignored).
+
+        Raises:
+            LocalProtocolError: the server was never started.
+        """
+        self._require_hub().unwatch(topic, self._now())
+        self._after_core()
+
+    def request_presence(self, topic: str) -> None:
+        """Ask for ``topic``'s subscribers on every node: the answer fires
+        ``cluster_presence(ClusterPresence)`` (at once on the in-memory engine).
+
+        Raises:
+            LocalProtocolError: the server was never started.
+        """
+        self._require_hub().request_presence(topic, self._now())
+        self._after_core()
+
+    def disconnect_client(self, client: ClientRef, reason: str = "", *,
+                          end_session: bool = True) -> None:
+        """Close a client's connection (close 1000). ``end_session`` (a kick): the session ends
+        and the client does not come back; otherwise it reconnects and resumes. Unknown ids
+        are ignored.
+
+        Raises:
+            LocalProtocolError: the server was never started.
+        """
+        hub = self._require_hub()
+        session_id = session_id_of(client)
+        if hub.get_session(session_id) is not None:
+            hub.disconnect(session_id, self._now(), reason=reason, end_session=end_session)
+            self._after_core()
+
+    def get_client(self, session_id: str) -> Session | None:
+        """The session with this id (connected or awaiting resume), or None."""
+        return self._hub.get_session(session_id) if self._hub is not None else None
+
+    def get_connected_clients(self) -> list[Session]:
+        """Sessions that currently have a connection."""
+        return self._hub.connected_sessions() if self._hub is not None else []
+
+    def get_stats(self) -> ServerStats:
+        """Counters and gauges (see :class:`~sigma_core.hub.ServerStats`).
+
+        Raises:
+            LocalProtocolError: the server was never started.
+        """
+        return self._require_hub().stats(self._now())
+
+    def presence(self, topic: str) -> frozenset[str]:
+        """Ids of the sessions subscribed to ``topic`` (empty for an unknown topic).
+
+        Raises:
+            LocalProtocolError: the server was never started.
+        """
+        return self._require_hub().presence(topic)
+
+    #: The commands that change or read the hub's state (what ``sigma_asgi`` runs on its
+    #: event loop when called from a worker thread).
+    _HUB_COMMANDS = ("send_to_client", "broadcast", "publish", "subscribe", "unsubscribe",
+                     "watch", "unwatch", "request_presence", "disconnect_client", "get_stats",
+                     "presence")
+
+
+class ClientCommands:
+    """What an application tells a client, and asks it. Mixed into every adapter's client."""
+
+    __slots__ = ()
+    _session: ClientSession | None
+    _emitter: EventEmitter
+
+    def _core(self) -> ClientSession:
+        """The sans-IO session, made on first use."""
+        raise NotImplementedError
+
+    def _now(self) -> float:
+        raise NotImplementedError
+
+    def _after_core(self) -> None:
+        raise NotImplementedError
+
+    def send(self, data: bytes, topic: str = "") -> bool:
+        """Queue ``data`` for the server (delivered once, in order, across reconnects).
+        False, and nothing queued, while ``max_pending`` messages await acknowledgement.
+
+        Raises:
+            LocalProtocolError: the message could never be accepted: larger than the server's
+                ``max_message_size`` less the envelope's overhead.
+        """
+        try:
+            self._core().send(data, self._now(), topic=topic)
+        except BufferFullError:
+            return False
+        self._after_core()
+        return True
+
+    def subscribe(self, topic: str) -> None:
+        """Subscribe to ``topic`` (now, or on the next connection); the ``subscribed``
+        callback confirms it.
+
+        Raises:
+            LocalProtocolError: ``topic`` is empty or reserved (starts with ``$``), or the Hello
+                that resumes the session would no longer fit in ``max_message_size`` with it.
+        """
+        self._core().subscribe(topic, self._now())
+        self._after_core()
+
+    def unsubscribe(self, topic: str) -> None:
+        """Leave ``topic``.
+
+        Raises:
+            LocalProtocolError: not subscribed to ``topic``.
+        """
+        self._core().unsubscribe(topic, self._now())
+        self._after_core()
+
+    def get_status(self) -> ConnectionStatus:
+        """The current :class:`~sigma_core.client.ConnectionStatus`: DISCONNECTED,
+        CONNECTING, CONNECTED, RECONNECTING or ERROR (gave up)."""
+        session = self._session
+        return session.status if session is not None else ConnectionStatus.DISCONNECTED
+
+    def get_session(self) -> SessionInfo | None:
+        """The session as of the last Welcome; None before the first one."""
+        core = self._session
+        if core is None or not core.session_id or core.connected_at is None:
+            return None
+        offset = core.config.connection.wall_clock_offset
+        return SessionInfo(id=core.session_id, resumed=core.resumed,
+                           connected_at=core.connected_at + offset, pending=core.pending_count)
+
+    @property
+    def session(self) -> ClientSession | None:
+        """The sans-IO core (None before first use)."""
+        return self._session
+
+    def on(self, event: str, listener: Listener) -> Listener:
+        """Register ``listener`` for ``event`` (:func:`client_callbacks` names them); returns
+        it (usable as a decorator). A listener that raises is reported (:class:`EventEmitter`);
+        the connection is kept."""
+        return self._emitter.on(event, listener)
+
+    def off(self, event: str, listener: Listener) -> None:
+        """Remove ``listener`` from ``event`` (unknown listeners are ignored)."""
+        self._emitter.off(event, listener)
 
 
 # ----------------------------------------------------------------------------- event mapping

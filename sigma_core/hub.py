@@ -102,6 +102,7 @@ from .messages import (
     Welcome,
 )
 from .metrics import HubMetrics
+from .proxies import TrustedProxies
 from .ratelimit import RateLimit, TokenBucket
 
 encode_frame = codec.encode_data_frame
@@ -268,6 +269,11 @@ class HubConfig:
     #: ``new_session_burst_per_peer``); past it, close 1013 with a retry hint. 0 disables it.
     new_sessions_per_peer_per_second: float = 20.0
     new_session_burst_per_peer: int = 200
+    #: Reverse proxies (IP addresses or networks, e.g. ``("127.0.0.1", "10.0.0.0/8")``) whose
+    #: sockets carry the client's address in ``X-Forwarded-For``: the per-peer limits then
+    #: count the client, not the proxy (see :mod:`sigma_core.proxies`). Empty: the socket's
+    #: own address always (the header is ignored).
+    trusted_proxies: tuple[str, ...] = ()
     #: Sockets that have not completed the WebSocket upgrade (or an HTTP request) held at
     #: once; a socket accepted past it is dropped at once (no bytes read).
     max_pending_handshakes: int = 1000
@@ -300,6 +306,7 @@ class HubConfig:
         for name in ("max_hello_positions", "max_sessions_per_peer"):
             if getattr(self, name) < 0:
                 raise ValueError(f"HubConfig.{name} must be >= 0 (0: see its documentation)")
+        TrustedProxies(self.trusted_proxies)  # raises ValueError naming a bad entry
         rate = self.new_sessions_per_peer_per_second
         if not (math.isfinite(rate) and rate >= 0):
             raise ValueError("HubConfig.new_sessions_per_peer_per_second must be finite and "
@@ -793,6 +800,7 @@ class Hub:
         #: Peer address -> sessions it holds; and its bucket of fresh sessions.
         self._peer_sessions: dict[str, int] = {}
         self._peer_buckets: dict[str, TokenBucket] = {}
+        self._proxies = TrustedProxies(self.config.trusted_proxies)
         # Read per message: kept at hand.
         self._max_message_size = self._conn_config.websocket.max_message_size
         self._wall_clock_offset = self._conn_config.wall_clock_offset
@@ -1500,6 +1508,8 @@ class Hub:
             elif isinstance(event, HandshakeRequest):
                 self._handshake_over(rec)
                 rec.request = event
+                if self._proxies:
+                    rec.peer = self._proxies.client_address(rec.peer, event.headers)
                 origins = self._origins
                 origin = next((v for k, v in event.headers if k == "origin"), None)
                 if len(self._conns) > self.config.max_connections:

@@ -69,6 +69,7 @@ __all__ = [
     "client_log_entry",
     "format_peer",
     "hub_log_entry",
+    "listener_error_entry",
     "write",
 ]
 
@@ -260,6 +261,16 @@ def _close_level(code: int) -> int:
     if code in _LIMIT_CODES:
         return WARNING
     return DEBUG if code in _ROUTINE_CODES else INFO
+
+
+def listener_error_entry(owner: str, event: str, exc: BaseException) -> LogEntry:
+    """The record for an application callback that raised (``on(event, listener)``): ERROR,
+    with its traceback, naming the event (``sigma_callback``) and the object it was registered on
+    (``sigma_listener_of``: ``SigmaSocketServer``, ``SigmaASGIApp``, ``SigmaSocketClient``).
+    The same on every adapter: the connection that fired the event is kept."""
+    return LogEntry(level=ERROR, msg="a %s %r listener raised %s",
+                    args=(owner or "SigmaSockets", event, type(exc).__name__),
+                    extra={"sigma_callback": event, "sigma_listener_of": owner}, exc=exc)
 
 
 # ----------------------------------------------------------------------------- client

@@ -22,15 +22,13 @@ from typing import Any
 import trio
 
 from sigma_core.api import (
+    ClientCommands,
     ClientOptions,
     EventEmitter,
-    Listener,
     Message,
-    SessionInfo,
     client_callbacks,
 )
 from sigma_core.client import (
-    BufferFullError,
     ClientSession,
     CloseTransport,
     ConnectionStatus,
@@ -40,7 +38,7 @@ from sigma_core.client import (
     StatusChanged,
 )
 from sigma_core.errors import ConnectionFailed, LocalProtocolError
-from sigma_core.logs import ERROR, WARNING, client_log_entry
+from sigma_core.logs import WARNING, client_log_entry
 from sigma_core.logs import write as write_log
 
 from ._entropy import SystemEntropy
@@ -51,9 +49,6 @@ __all__ = ["SigmaSocketClient"]
 _log = logging.getLogger("sigma_trio.client")
 
 _RECEIVE_SIZE = 65536
-#: How long a socket may take to close once the session let go of it: writing the last bytes
-#: and waiting for the server to close first (RFC 6455 §7.1.1).
-_CLOSE_TIMEOUT = 2.0
 _ENDED = (ConnectionStatus.DISCONNECTED, ConnectionStatus.ERROR)
 
 
@@ -95,7 +90,7 @@ class _MessageStream:
         return message
 
 
-class SigmaSocketClient(OwnNursery):
+class SigmaSocketClient(OwnNursery, ClientCommands):
     """A SigmaSockets client: ``SigmaSocketClient("ws://host:port/", **options)`` or
     ``SigmaSocketClient(ClientOptions(...))``.
 
@@ -122,7 +117,7 @@ class SigmaSocketClient(OwnNursery):
             options = ClientOptions(url=url_or_options, **overrides)
         self.options = options
         self._logger = options.logger if options.logger is not None else _log
-        self._emitter = EventEmitter(on_listener_error=self._log_listener_error)
+        self._emitter = EventEmitter(logger=self._logger, owner="SigmaSocketClient")
         self._session: ClientSession | None = None
         self._wall_clock_offset = 0.0
         self._ssl_context = options.ssl
@@ -240,78 +235,11 @@ class SigmaSocketClient(OwnNursery):
                 <= self.options.max_queued_messages // 2:
             self._room.set()
 
-    # ------------------------------------------------------------------ commands, queries
-
-    def send(self, data: bytes, topic: str = "") -> bool:
-        """Queue a message for the server (delivered once, in order, across reconnects).
-        False, and nothing queued, while ``max_pending`` messages await acknowledgement.
-
-        Raises:
-            LocalProtocolError: the message could never be accepted: larger than the server's
-                ``max_message_size`` less the envelope's overhead.
-        """
-        try:
-            self._core().send(data, trio.current_time(), topic=topic)
-        except BufferFullError:
-            return False
-        self._after_core()
-        return True
-
-    def subscribe(self, topic: str) -> None:
-        """Join ``topic`` (now, or on the next connection); the ``subscribed`` callback
-        confirms it.
-
-        Raises:
-            LocalProtocolError: ``topic`` is empty or reserved (starts with ``$``), or the Hello
-                that resumes the session would no longer fit in ``max_message_size`` with it.
-        """
-        self._core().subscribe(topic, trio.current_time())
-        self._after_core()
-
-    def unsubscribe(self, topic: str) -> None:
-        """Leave ``topic``.
-
-        Raises:
-            LocalProtocolError: not subscribed to ``topic``.
-        """
-        self._core().unsubscribe(topic, trio.current_time())
-        self._after_core()
-
-    def get_status(self) -> ConnectionStatus:
-        """DISCONNECTED, CONNECTING, CONNECTED, RECONNECTING or ERROR (gave up)."""
-        return self._session.status if self._session is not None \
-            else ConnectionStatus.DISCONNECTED
-
-    def get_session(self) -> SessionInfo | None:
-        """The session as of the last Welcome; None before the first one."""
-        core = self._session
-        if core is None or not core.session_id or core.connected_at is None:
-            return None
-        return SessionInfo(id=core.session_id, resumed=core.resumed,
-                           connected_at=core.connected_at + self._wall_clock_offset,
-                           pending=core.pending_count)
-
     @property
     def queued_messages(self) -> int:
         """Messages received and not yet taken by ``async for`` (at most
         ``max_queued_messages`` plus one socket read: the client stops reading at the bound)."""
         return self._messages_in.statistics().current_buffer_used
-
-    @property
-    def session(self) -> ClientSession | None:
-        """The sans-IO core (None before first use)."""
-        return self._session
-
-    def on(self, event: str, listener: Listener) -> Listener:
-        """Register a callback: ``connection(status)``, ``message(data, message_id,
-        timestamp_ms, topic)``, ``reconnecting(ReconnectInfo)``, ``error(exc)``,
-        ``disconnection(code, reason)``, ``session_reset(event)``,
-        ``recovery_failed(event)``, ``subscribed(topic)``, ``unsubscribed(topic)``."""
-        return self._emitter.on(event, listener)
-
-    def off(self, event: str, listener: Listener) -> None:
-        """Remove a callback registered with :meth:`on`."""
-        self._emitter.off(event, listener)
 
     # ------------------------------------------------------------------ core plumbing
 
@@ -324,8 +252,8 @@ class SigmaSocketClient(OwnNursery):
                 entropy=SystemEntropy())
         return session
 
-    def _log_listener_error(self, exc: BaseException) -> None:
-        self._logger.log(ERROR, "a SigmaSocketClient listener raised", exc_info=exc)
+    def _now(self) -> float:
+        return trio.current_time()
 
     def _failure(self) -> str:
         return self._gave_up or "disconnected before the server welcomed us"
@@ -416,7 +344,7 @@ class SigmaSocketClient(OwnNursery):
         link.closing = True
         link.wake.set()
         self._room.set()
-        link.scope.deadline = trio.current_time() + _CLOSE_TIMEOUT
+        link.scope.deadline = trio.current_time() + self.options.close_timeout
         if self._current is link:
             self._current = None
         if link.stream is None:

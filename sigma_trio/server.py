@@ -21,19 +21,17 @@ import os
 import socket
 import struct
 import time
-from collections.abc import Iterable
 from contextlib import AbstractAsyncContextManager, suppress
 from typing import Any
 
 import trio
 
-from sigma_core.api import EventEmitter, Listener, ServerOptions, emit_server_event
+from sigma_core.api import EventEmitter, ServerCommands, ServerOptions, emit_server_event
 from sigma_core.engine import EngineLink
 from sigma_core.errors import LocalProtocolError
-from sigma_core.hub import ClientMessage, CloseAction, Hub, ServerStats, Session
+from sigma_core.hub import ClientMessage, CloseAction, Hub
 from sigma_core.logs import ERROR, format_peer, hub_log_entry, peer_host
 from sigma_core.logs import write as write_log
-from sigma_core.messages import StreamPosition
 
 from ._entropy import SystemEntropy
 from ._nursery import OwnNursery
@@ -47,22 +45,6 @@ _OUTBOX_HIGH_WATER = 64 * 1024
 _RECEIVE_SIZE = 65536
 #: accept(2) errors that mean "overloaded": wait and accept again (as trio.serve_listeners does).
 _ACCEPT_CAPACITY_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS})
-
-ClientRef = Session | str
-Exclude = ClientRef | Iterable[ClientRef] | None
-
-
-def _session_id(client: ClientRef) -> str:
-    return client if isinstance(client, str) else client.id
-
-
-def _session_ids(exclude: Exclude) -> tuple[str, ...]:
-    if exclude is None:
-        return ()
-    if isinstance(exclude, str | Session):
-        return (_session_id(exclude),)
-    return tuple(_session_id(c) for c in exclude)
-
 
 _LINGER_ZERO = struct.pack("ii", 1, 0)
 
@@ -135,7 +117,7 @@ class _Peer:
         sock.close()
 
 
-class SigmaSocketServer(OwnNursery):
+class SigmaSocketServer(OwnNursery, ServerCommands):
     """A SigmaSockets server. ``SigmaSocketServer(ServerOptions(...))`` or
     ``SigmaSocketServer(host=..., port=..., **options)`` (keywords override ``options``).
 
@@ -153,8 +135,9 @@ class SigmaSocketServer(OwnNursery):
         self.options = options
         self._port = options.port
         self._logger = options.logger if options.logger is not None else _log
-        self._emitter = EventEmitter(on_listener_error=self._log_listener_error)
+        self._emitter = EventEmitter(logger=self._logger, owner="SigmaSocketServer")
         self._hub: Hub | None = None
+        #: conn_id -> the connection's socket and output state.
         self._peers: dict[int, _Peer] = {}
         #: conn_id -> the peer's address, for the log.
         self._addresses: dict[int, str] = {}
@@ -180,11 +163,6 @@ class SigmaSocketServer(OwnNursery):
     def port(self) -> int:
         """The bound port (the configured one before the first :meth:`serve`)."""
         return self._port
-
-    @property
-    def hub(self) -> Hub | None:
-        """The sans-IO hub (None before the first :meth:`serve`)."""
-        return self._hub
 
     async def serve(self, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED
                     ) -> None:
@@ -263,153 +241,10 @@ class SigmaSocketServer(OwnNursery):
     async def _end(self) -> None:
         await self.stop()
 
-    # ------------------------------------------------------------------ callbacks
-
-    def on(self, event: str, listener: Listener) -> Listener:
-        """Register a callback: ``connection(client)``, ``message(client, data, topic)``,
-        ``disconnection(client, reason)``, ``error(exc)``, ``session_expired(client)``,
-        ``presence(topic, client, joined)``, ``rejected(conn_id, reason)``,
-        ``client_error(client, error)``. Returns ``listener`` (usable as a decorator)."""
-        return self._emitter.on(event, listener)
-
-    def off(self, event: str, listener: Listener) -> None:
-        """Remove a callback registered with :meth:`on`."""
-        self._emitter.off(event, listener)
-
-    # ------------------------------------------------------------------ commands
-
-    def send_to_client(self, client: ClientRef, data: bytes) -> bool:
-        """Send to one client's inbox (kept for it while it is away). False if no such
-        session.
-
-        Raises:
-            LocalProtocolError: the server was never started, or the message is larger than
-                ``max_message_size`` allows.
-        """
-        hub = self._require_hub()
-        session_id = _session_id(client)
-        if hub.get_session(session_id) is None:
-            return False
-        hub.send_to(session_id, data, trio.current_time())
-        self._after_core()
-        return True
-
-    def broadcast(self, data: bytes, exclude: Exclude = None) -> None:
-        """Send to every client except ``exclude`` (a client, an id, or an iterable of them).
-
-        Raises:
-            LocalProtocolError: the server was never started, or the message is larger than
-                ``max_message_size`` allows.
-        """
-        self._require_hub().broadcast(data, trio.current_time(), exclude=_session_ids(exclude))
-        self._after_core()
-
-    def publish(self, topic: str, data: bytes, exclude: Exclude = None) -> StreamPosition:
-        """Send to the subscribers of ``topic``; returns the message's position in it.
-
-        Raises:
-            LocalProtocolError: the server was never started; ``topic`` is empty, longer than
-                256 bytes or reserved (starts with ``$``, other than ``$all``); or the message
-                is larger than ``max_message_size`` allows.
-        """
-        position = self._require_hub().publish(topic, data, trio.current_time(),
-                                        exclude=_session_ids(exclude))
-        self._after_core()
-        return position
-
-    def subscribe(self, client: ClientRef, topic: str) -> None:
-        """Subscribe a client to ``topic`` from the server side (the client is told).
-
-        Raises:
-            LocalProtocolError: the server was never started; no such session; ``topic`` is
-                empty, too long or reserved; or the session already holds ``max_topics_per_session``
-                topics.
-        """
-        self._require_hub().subscribe(_session_id(client), topic, trio.current_time())
-        self._after_core()
-
-    def unsubscribe(self, client: ClientRef, topic: str) -> None:
-        """Remove a client from ``topic`` (the client is told).
-
-        Raises:
-            LocalProtocolError: the server was never started, no such session, or ``topic`` is
-                reserved.
-        """
-        self._require_hub().unsubscribe(_session_id(client), topic, trio.current_time())
-        self._after_core()
-
-    def watch(self, topic: str, history: int = 0) -> None:
-        """Subscribe the app to ``topic`` from the server side: every message published to it,
-        on this node or (cluster engine) any node, fires ``topic_message(TopicMessage)`` in
-        position order, each once; the last ``history`` ones first (``history`` True), then
-        ``topic_watched(TopicWatched)``, then live ones (see ``Hub.watch``).
-
-        Raises:
-            LocalProtocolError: the server was never started, ``topic`` is empty, too long or
-                reserved, or ``history`` is negative.
-        """
-        self._require_hub().watch(topic, trio.current_time(), history=history)
-        self._after_core()
-
-    def unwatch(self, topic: str) -> None:
-        """Stop watching ``topic`` (a topic not watched is ignored).
-
-        Raises:
-            LocalProtocolError: the server was never started.
-        """
-        self._require_hub().unwatch(topic, trio.current_time())
-        self._after_core()
-
-    def request_presence(self, topic: str) -> None:
-        """Ask for ``topic``'s subscribers on every node: the answer fires
-        ``cluster_presence(ClusterPresence)`` (at once on the in-memory engine).
-
-        Raises:
-            LocalProtocolError: the server was never started.
-        """
-        self._require_hub().request_presence(topic, trio.current_time())
-        self._after_core()
-
-    def disconnect_client(self, client: ClientRef, reason: str = "", *,
-                          end_session: bool = True) -> None:
-        """Close a client's connection (close 1000). ``end_session`` (a kick): the session ends
-        and the client does not come back; otherwise it reconnects and resumes. Unknown ids
-        are ignored.
-
-        Raises:
-            LocalProtocolError: the server was never started.
-        """
-        hub = self._require_hub()
-        session_id = _session_id(client)
-        if hub.get_session(session_id) is not None:
-            hub.disconnect(session_id, trio.current_time(), reason=reason, end_session=end_session)
-            self._after_core()
-
-    def get_client(self, session_id: str) -> Session | None:
-        """The session with this id (connected or waiting to be resumed), or None."""
-        return self._hub.get_session(session_id) if self._hub is not None else None
-
-    def get_connected_clients(self) -> list[Session]:
-        """The sessions that have a connection right now."""
-        return self._hub.connected_sessions() if self._hub is not None else []
-
-    def get_stats(self) -> ServerStats:
-        """Counters of the hub (connections, messages, bytes, resumes, ...).
-
-        Raises:
-            LocalProtocolError: the server was never started.
-        """
-        return self._require_hub().stats(trio.current_time())
-
     # ------------------------------------------------------------------ I/O
 
-    def _log_listener_error(self, exc: BaseException) -> None:
-        self._logger.log(ERROR, "a SigmaSocketServer listener raised", exc_info=exc)
-
-    def _require_hub(self) -> Hub:
-        if self._hub is None:
-            raise LocalProtocolError("the server has not been started")
-        return self._hub
+    def _now(self) -> float:
+        return trio.current_time()
 
     def _after_core(self) -> None:
         """Write what the hub wrote, fire the callbacks, re-arm the timer. A callback that calls

@@ -10,6 +10,7 @@ servers) stays in ``test_asyncio_adapter.py`` and ``test_trio_adapter.py``.
 
 from __future__ import annotations
 
+import logging
 import ssl
 from contextlib import AsyncExitStack, suppress
 
@@ -30,6 +31,7 @@ from adapters_support import (
     other,
     proxy_to,
     raw_client,
+    server_logger,
     serving,
     session_of,
     url,
@@ -125,6 +127,60 @@ async def test_connect_send_and_receive_both_ways(anyio_backend: str) -> None:
             assert reason.startswith("normal_closure")
             assert server.get_client(session.id) is None  # a clean disconnect ends the session
             assert server.get_connected_clients() == []
+
+
+@any_server
+async def test_a_listener_that_raises_is_logged_with_its_event_and_the_connection_stays(
+    anyio_backend: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Every adapter reports a raising callback the same way (sigma_core.api.EventEmitter):
+    # logged at ERROR naming the event and where it was registered, the other listeners still
+    # called, the connection that fired it kept.
+    failed_up = RuntimeError("server listener failed")
+    failed_down = ValueError("client listener failed")
+
+    def server_boom(session: object, data: bytes, topic: str) -> None:
+        if data == b"boom":
+            raise failed_up
+
+    def client_boom(data: bytes, *_: object) -> None:
+        if data == b"boom":
+            raise failed_down
+
+    caplog.set_level(logging.ERROR)
+    with anyio.fail_after(DEADLINE):
+        async with serving(anyio_backend) as server:
+            server.on("message", server_boom)
+            events = Recorder(server, "message")  # registered after the one that raises
+            client = make_client(anyio_backend, url(server))
+            client.on("message", client_boom)
+            client_events = Recorder(client, "message")
+            async with client:
+                assert client.send(b"boom")
+                (session, _, _) = await events.wait("message")
+                assert client.send(b"after")
+                assert (await events.wait("message", 2))[1] == b"after"
+                assert server.send_to_client(session, b"boom")
+                await client_events.wait("message")
+                assert server.send_to_client(session, b"after")
+                assert (await client_events.wait("message", 2))[0] == b"after"
+                assert client.get_status() is ConnectionStatus.CONNECTED
+                assert server.get_connected_clients() == [session]
+                assert server.get_stats().connected_clients == 1
+    reported = {r.sigma_listener_of: r for r in caplog.records  # type: ignore[attr-defined]
+                if getattr(r, "sigma_callback", None) == "message"}
+    server_owner = "SigmaASGIApp" if getattr(anyio_backend, "asgi", None) else "SigmaSocketServer"
+    assert set(reported) == {server_owner, "SigmaSocketClient"}
+    up, down = reported[server_owner], reported["SigmaSocketClient"]
+    assert up.levelno == down.levelno == logging.ERROR
+    assert up.name == server_logger(anyio_backend)
+    assert down.name.endswith(".client")
+    assert up.getMessage() == f"a {server_owner} 'message' listener raised RuntimeError"
+    assert down.getMessage() == "a SigmaSocketClient 'message' listener raised ValueError"
+    assert up.exc_info is not None
+    assert up.exc_info[1] is failed_up
+    assert down.exc_info is not None
+    assert down.exc_info[1] is failed_down
 
 
 async def test_iteration_ends_on_disconnect_after_buffered_messages(anyio_backend: str) -> None:

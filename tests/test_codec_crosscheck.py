@@ -104,7 +104,8 @@ def _js_order(mapping: Mapping[str, str]) -> dict[str, str]:
     """The order a JavaScript object iterates these keys in: integer-like keys ("0", "7")
     first, ascending, then the others as inserted (ECMA-262 OrdinaryOwnPropertyKeys)."""
     def index(key: str) -> int | None:
-        return int(key) if key.isdigit() and str(int(key)) == key and int(key) < 2**32 - 1 \
+        return int(key) if key.isascii() and key.isdigit() and str(int(key)) == key \
+            and int(key) < 2**32 - 1 \
             else None
     numeric = sorted((k for k in mapping if index(k) is not None), key=int)
     return {k: mapping[k] for k in [*numeric, *(k for k in mapping if index(k) is None)]}

@@ -33,6 +33,9 @@ def test_defaults_flags_and_variables() -> None:
     flags = parse_config(["--metrics", "on", "--ops-port", "same", "--drain-window", "0"],
                          env=env)
     assert (flags.metrics, flags.ops_port, flags.drain_window) == (True, None, 0.0)
+    proxies = parse_config([], env={"SIGMASOCKETS_TRUSTED_PROXIES": "127.0.0.1, 10.0.0.0/8"})
+    assert proxies.trusted_proxies == ("127.0.0.1", "10.0.0.0/8")
+    assert parse_config(["--trusted-proxies", "::1"], env={}).trusted_proxies == ("::1",)
 
 
 @pytest.mark.parametrize(("argv", "env", "message"), [
@@ -40,6 +43,8 @@ def test_defaults_flags_and_variables() -> None:
     (["--metrics", "maybe"], {}, "must be on or off"),
     ([], {"SIGMASOCKETS_DRAIN_WINDOW": "-1"}, "SIGMASOCKETS_DRAIN_WINDOW='-1'"),
     ([], {"SIGMASOCKETS_OPS_PORT": "70000"}, "SIGMASOCKETS_OPS_PORT"),
+    ([], {"SIGMASOCKETS_TRUSTED_PROXIES": "nginx"}, "'nginx' is not an IP address"),
+    (["--trusted-proxies", "10.0.0.0/40"], {}, "trusted_proxies"),
 ])
 def test_bad_values_are_refused_with_their_name(argv: list[str], env: dict[str, str],
                                                 message: str,

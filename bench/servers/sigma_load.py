@@ -165,7 +165,7 @@ async def serve_asyncio(load: Load) -> None:
 
     async def control(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while line := await reader.readline():
-            reply, pace = command(load, line.decode(), len(server._transports))
+            reply, pace = command(load, line.decode(), len(server._peers))
             writer.write(json.dumps(reply).encode() + b"\n")
             if pace:
                 stream(*pace)

@@ -35,6 +35,7 @@ from typing import Any
 from sigma_asyncio import ServerOptions, SigmaSocketServer, run
 from sigma_core.backplane import HistoryLimits
 from sigma_core.engine import ExternalEngineConfig
+from sigma_core.proxies import TrustedProxies
 from sigma_ops import Ops
 
 from .app import ChatApp, ChatLimits
@@ -72,6 +73,8 @@ class ChatConfig:
     #: Redis/Valkey URL of a cluster engine shared with other chat nodes (sigma_redis); "" runs
     #: one process on the in-memory engine.
     redis_url: str = ""
+    #: Reverse proxies whose X-Forwarded-For names the client (ServerOptions.trusted_proxies).
+    trusted_proxies: tuple[str, ...] = ()
 
 
 def _duration(text: str) -> float:
@@ -126,6 +129,15 @@ def _rooms(text: str) -> tuple[str, ...]:
     return rooms
 
 
+def _addresses(text: str) -> tuple[str, ...]:
+    entries = tuple(part.strip() for part in text.split(",") if part.strip())
+    try:
+        TrustedProxies(entries)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return entries
+
+
 def parse_config(argv: Sequence[str] | None = None,
                  env: Mapping[str, str] | None = None) -> ChatConfig:
     """Flags, then ``SIGMASOCKETS_*`` environment variables, then defaults."""
@@ -176,6 +188,9 @@ def parse_config(argv: Sequence[str] | None = None,
          "seconds between /readyz turning 503 on SIGTERM and the drain"),
         ("redis-url", str, d.redis_url,
          "Redis/Valkey URL of the cluster engine shared by several nodes ('': one process)"),
+        ("trusted-proxies", _addresses, "",
+         "comma-separated proxy addresses/networks whose X-Forwarded-For names the client "
+         "(per-address limits then count clients, not the proxy)"),
     ]
     for name, kind, builtin, text in specs:
         var = ENV_PREFIX + name.upper().replace("-", "_")
@@ -208,7 +223,9 @@ def parse_config(argv: Sequence[str] | None = None,
                       dashboard_token=args.dashboard_token, ops_port=args.ops_port,
                       node_name=args.node_name, drain_window=args.drain_window,
                       drain_timeout=args.drain_timeout, ready_delay=args.ready_delay,
-                      redis_url=args.redis_url)
+                      redis_url=args.redis_url,
+                      trusted_proxies=_addresses(args.trusted_proxies)
+                      if isinstance(args.trusted_proxies, str) else args.trusted_proxies)
 
 
 def build_ops(config: ChatConfig) -> Ops:
@@ -248,6 +265,7 @@ def server_options(config: ChatConfig, app: ChatApp) -> ServerOptions:
         http_handler=StaticFiles(config.static_dir),
         shutdown_timeout=config.drain_timeout,
         shutdown_spread=config.drain_window,
+        trusted_proxies=config.trusted_proxies,
     )
 
 

@@ -53,9 +53,10 @@ from ..messages import (
     Unsubscribed,
     Welcome,
 )
+from . import _slots as slot
 from ._checks import _byte_string, _enum_value, _metadata_items, _position, _u16, _u32, _u64, _utf8
 from ._fast import encode_ack, encode_data
-from ._schema import FILE_IDENTIFIER, _WireBody
+from ._schema import FILE_IDENTIFIER
 
 # -- encoding: the generic builder
 #
@@ -334,19 +335,19 @@ def _build_goodbye(b: _Builder, m: Goodbye) -> int:
 
 
 _BUILDERS: Final[dict[type[object], tuple[int, Callable[[_Builder, object], int]]]] = {
-    Hello: (_WireBody.Hello, _build_hello),  # type: ignore[dict-item]
-    Welcome: (_WireBody.Welcome, _build_welcome),  # type: ignore[dict-item]
-    Data: (_WireBody.Data, _build_data),  # type: ignore[dict-item]
-    Ack: (_WireBody.Ack, _build_ack),  # type: ignore[dict-item]
-    Ping: (_WireBody.Ping, _build_ping),  # type: ignore[dict-item]
-    Pong: (_WireBody.Pong, _build_pong),  # type: ignore[dict-item]
-    Subscribe: (_WireBody.Subscribe, _build_subscribe),  # type: ignore[dict-item]
-    Unsubscribe: (_WireBody.Unsubscribe, _build_unsubscribe),  # type: ignore[dict-item]
-    Subscribed: (_WireBody.Subscribed, _build_subscribed),  # type: ignore[dict-item]
-    Unsubscribed: (_WireBody.Unsubscribed, _build_unsubscribed),  # type: ignore[dict-item]
-    Presence: (_WireBody.Presence, _build_presence),  # type: ignore[dict-item]
-    Error: (_WireBody.Error, _build_error),  # type: ignore[dict-item]
-    Goodbye: (_WireBody.Goodbye, _build_goodbye),  # type: ignore[dict-item]
+    Hello: (slot.BODY_HELLO, _build_hello),  # type: ignore[dict-item]
+    Welcome: (slot.BODY_WELCOME, _build_welcome),  # type: ignore[dict-item]
+    Data: (slot.BODY_DATA, _build_data),  # type: ignore[dict-item]
+    Ack: (slot.BODY_ACK, _build_ack),  # type: ignore[dict-item]
+    Ping: (slot.BODY_PING, _build_ping),  # type: ignore[dict-item]
+    Pong: (slot.BODY_PONG, _build_pong),  # type: ignore[dict-item]
+    Subscribe: (slot.BODY_SUBSCRIBE, _build_subscribe),  # type: ignore[dict-item]
+    Unsubscribe: (slot.BODY_UNSUBSCRIBE, _build_unsubscribe),  # type: ignore[dict-item]
+    Subscribed: (slot.BODY_SUBSCRIBED, _build_subscribed),  # type: ignore[dict-item]
+    Unsubscribed: (slot.BODY_UNSUBSCRIBED, _build_unsubscribed),  # type: ignore[dict-item]
+    Presence: (slot.BODY_PRESENCE, _build_presence),  # type: ignore[dict-item]
+    Error: (slot.BODY_ERROR, _build_error),  # type: ignore[dict-item]
+    Goodbye: (slot.BODY_GOODBYE, _build_goodbye),  # type: ignore[dict-item]
 }
 
 

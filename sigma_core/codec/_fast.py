@@ -11,8 +11,9 @@ from ..errors import LocalProtocolError
 from ..messages import (
     Payload,
 )
+from . import _slots as slot
 from ._checks import _byte_string, _u64, _utf8
-from ._schema import _MAX_FAST_BYTES, _U64_MAX, FILE_IDENTIFIER, _WireBody
+from ._schema import _MAX_FAST_BYTES, _U64_MAX, FILE_IDENTIFIER
 
 # -- encoding: the fast paths
 #
@@ -34,8 +35,15 @@ class _Layout(NamedTuple):
     payload_rel: int  # payload uoffset = payload_rel + size of the topic string block
 
 
+def _entries(slot_count: int, offsets: dict[int, int]) -> tuple[int, ...]:
+    """A table's vtable entries in slot order: ``offsets`` maps a slot to its field's offset in
+    the table; the other slots are absent (0)."""
+    return tuple(offsets.get(i, 0) for i in range(slot_count))
+
+
 def _layout(body_type: int, fields: tuple[int, ...], n_offsets: int, wide: int, pad8: int) -> bytes:
-    """The constant prefix of an envelope whose body table has ``fields`` (offsets in the table).
+    """The constant prefix of an envelope whose body table has ``fields`` (its vtable entries:
+    the fields' offsets in the table, in slot order; see :func:`_entries`).
 
     ``n_offsets`` uoffset fields and ``wide`` bytes of 8-byte fields are inline (plus the
     soffset and ``pad8``). Returns everything up to and including the body's soffset.
@@ -48,13 +56,17 @@ def _layout(body_type: int, fields: tuple[int, ...], n_offsets: int, wide: int, 
     pad_v = vt_bytes & 3
     # Finish() aligns the whole buffer to the largest scalar written (8 if any, else 4).
     pad_f = (-(4 * n_offsets + 4 + vt_bytes + pad_v + 12)) & 7 if wide else 0
+    # The Envelope table (two slots; its vtable is 8 bytes): soffset, 3 zero bytes, body_type
+    # (u8) at 7, the body's uoffset at 8.
+    envelope = _entries(
+        slot.ENVELOPE_SLOT_COUNT, {slot.ENVELOPE_BODY_TYPE: 7, slot.ENVELOPE_BODY: 8}
+    )
     return b"".join(
         (
             struct.pack("<I4s", 16 + pad_f, FILE_IDENTIFIER),
             bytes(pad_f),
-            struct.pack(
-                "<4HiBBBBI", 8, 12 + pad_v, 7, 8, 8, 0, 0, 0, body_type, 4 + pad_v + vt_bytes
-            ),
+            struct.pack("<4HiBBBBI", 8, 12 + pad_v, *envelope, 8, 0, 0, 0, body_type,
+                        4 + pad_v + vt_bytes),
             bytes(pad_v),
             struct.pack(f"<{n + 2}H", vt_bytes, inline, *fields[:n]),
             struct.pack("<i", vt_bytes),
@@ -77,9 +89,14 @@ def _data_layout(
     fo_pos = at if has_pos else 0
     fo_topic = 4 if has_topic else 0
     fo_payload = 4 + 4 * has_topic if has_payload else 0
-    prefix = _layout(
-        _WireBody.Data, (fo_topic, fo_pos, fo_seq, fo_ts, fo_payload), n_offsets, wide, pad8
-    )
+    fields = _entries(slot.DATA_SLOT_COUNT, {
+        slot.DATA_TOPIC: fo_topic,
+        slot.DATA_POSITION: fo_pos,
+        slot.DATA_SEQ: fo_seq,
+        slot.DATA_TIMESTAMP_MS: fo_ts,
+        slot.DATA_PAYLOAD: fo_payload,
+    })
+    prefix = _layout(slot.BODY_DATA, fields, n_offsets, wide, pad8)
     if has_topic:
         prefix += struct.pack("<I", inline - 4)
     fmt = "<" + "I" * has_payload + "Q" * (has_seq + has_ts + 2 * has_pos) + "x" * pad8
@@ -265,8 +282,10 @@ def _data_parts(
     return parts, len(layout.prefix) + layout.values.size + topic_block + payload_block
 
 
-_ACK_PREFIX: Final = _layout(_WireBody.Ack, (4,), 0, 8, 0)
-_ACK_ZERO: Final = _layout(_WireBody.Ack, (), 0, 0, 0)
+_ACK_PREFIX: Final = _layout(
+    slot.BODY_ACK, _entries(slot.ACK_SLOT_COUNT, {slot.ACK_SEQ: 4}), 0, 8, 0
+)
+_ACK_ZERO: Final = _layout(slot.BODY_ACK, (), 0, 0, 0)
 
 
 def encode_ack(seq: int) -> bytes:

@@ -30,8 +30,9 @@ from ..messages import (
     Unsubscribed,
     Welcome,
 )
+from . import _slots as slot
 from ._fast import _DATA_LAYOUTS
-from ._schema import FILE_IDENTIFIER, _WireBody
+from ._schema import FILE_IDENTIFIER
 from ._verify import (
     _PRESENCE_ACTION,
     _RECOVERY_STATUS,
@@ -45,89 +46,102 @@ from ._verify import (
     _unpack_u64,
 )
 
-# Field counts of the nested tables (schemas/sigma.fbs).
-_TOPIC_POSITION_FIELDS: Final = 2
-_TOPIC_RECOVERY_FIELDS: Final = 6
-_KEY_VALUE_FIELDS: Final = 2
-_CLIENT_INFO_FIELDS: Final = 4
-_LIMITS_FIELDS: Final = 5
-
 
 def _read_topic_position(t: _Table) -> TopicPosition:
     return TopicPosition(
-        topic=t.string(0, "TopicPosition.topic", required=True),
-        position=t.required_position(1, "TopicPosition.position"),
+        topic=t.string(slot.TOPIC_POSITION_TOPIC, "TopicPosition.topic", required=True),
+        position=t.required_position(slot.TOPIC_POSITION_POSITION, "TopicPosition.position"),
     )
 
 
 def _read_topic_recovery(t: _Table) -> TopicRecovery:
     # Unknown statuses (a newer peer) read as FAILED, the safe side: the app resyncs the topic.
-    status = _RECOVERY_STATUS.get(t.u8(1, "TopicRecovery.status"), RecoveryStatus.FAILED)
+    status = _RECOVERY_STATUS.get(
+        t.u8(slot.TOPIC_RECOVERY_STATUS, "TopicRecovery.status"), RecoveryStatus.FAILED
+    )
     return TopicRecovery(
-        topic=t.string(0, "TopicRecovery.topic", required=True),
+        topic=t.string(slot.TOPIC_RECOVERY_TOPIC, "TopicRecovery.topic", required=True),
         status=status,
-        position=t.position(2, "TopicRecovery.position"),
-        lost_from=t.u64(3, "TopicRecovery.lost_from"),
-        lost_to=t.u64(4, "TopicRecovery.lost_to"),
-        replayed=t.u64(5, "TopicRecovery.replayed"),
+        position=t.position(slot.TOPIC_RECOVERY_POSITION, "TopicRecovery.position"),
+        lost_from=t.u64(slot.TOPIC_RECOVERY_LOST_FROM, "TopicRecovery.lost_from"),
+        lost_to=t.u64(slot.TOPIC_RECOVERY_LOST_TO, "TopicRecovery.lost_to"),
+        replayed=t.u64(slot.TOPIC_RECOVERY_REPLAYED, "TopicRecovery.replayed"),
     )
 
 
-def _read_metadata(t: _Table, slot: int, what: str) -> dict[str, str]:
+def _read_metadata(t: _Table, field: int, what: str) -> dict[str, str]:
     # Duplicate keys: the last one wins.
     return {
-        kv.string(0, "KeyValue.key", required=True): kv.string(1, "KeyValue.value")
-        for kv in t.children(slot, _KEY_VALUE_FIELDS, what)
+        kv.string(slot.KEY_VALUE_KEY, "KeyValue.key", required=True):
+            kv.string(slot.KEY_VALUE_VALUE, "KeyValue.value")
+        for kv in t.children(field, slot.KEY_VALUE_SLOT_COUNT, what)
     }
 
 
 def _read_hello(t: _Table) -> Hello:
-    client = t.child(6, _CLIENT_INFO_FIELDS, "Hello.client")
+    client = t.child(slot.HELLO_CLIENT, slot.CLIENT_INFO_SLOT_COUNT, "Hello.client")
     return Hello(
-        protocol_version=t.u16(0, "Hello.protocol_version", default=1),
-        session_id=t.string(1, "Hello.session_id"),
-        resume_token=t.byte_string(2, "Hello.resume_token"),
+        protocol_version=t.u16(
+            slot.HELLO_PROTOCOL_VERSION, "Hello.protocol_version",
+            default=slot.HELLO_PROTOCOL_VERSION_DEFAULT,
+        ),
+        session_id=t.string(slot.HELLO_SESSION_ID, "Hello.session_id"),
+        resume_token=t.byte_string(slot.HELLO_RESUME_TOKEN, "Hello.resume_token"),
         positions=tuple(
             _read_topic_position(c)
-            for c in t.children(3, _TOPIC_POSITION_FIELDS, "Hello.positions")
+            for c in t.children(
+                slot.HELLO_POSITIONS, slot.TOPIC_POSITION_SLOT_COUNT, "Hello.positions"
+            )
         ),
-        last_acked_seq=t.u64(4, "Hello.last_acked_seq"),
-        auth_token=t.string(5, "Hello.auth_token"),
+        last_acked_seq=t.u64(slot.HELLO_LAST_ACKED_SEQ, "Hello.last_acked_seq"),
+        auth_token=t.string(slot.HELLO_AUTH_TOKEN, "Hello.auth_token"),
         client=None
         if client is None
         else ClientInfo(
-            name=client.string(0, "ClientInfo.name"),
-            version=client.string(1, "ClientInfo.version"),
-            platform=client.string(2, "ClientInfo.platform"),
-            metadata=_read_metadata(client, 3, "ClientInfo.metadata"),
+            name=client.string(slot.CLIENT_INFO_NAME, "ClientInfo.name"),
+            version=client.string(slot.CLIENT_INFO_VERSION, "ClientInfo.version"),
+            platform=client.string(slot.CLIENT_INFO_PLATFORM, "ClientInfo.platform"),
+            metadata=_read_metadata(client, slot.CLIENT_INFO_METADATA, "ClientInfo.metadata"),
         ),
     )
 
 
 def _read_welcome(t: _Table) -> Welcome:
-    limits = t.child(7, _LIMITS_FIELDS, "Welcome.limits")
+    limits = t.child(slot.WELCOME_LIMITS, slot.LIMITS_SLOT_COUNT, "Welcome.limits")
     return Welcome(
-        session_id=t.string(0, "Welcome.session_id", required=True),
-        resume_token=t.byte_string(1, "Welcome.resume_token", required=True),
-        resumed=t.flag(2, "Welcome.resumed"),
+        session_id=t.string(slot.WELCOME_SESSION_ID, "Welcome.session_id", required=True),
+        resume_token=t.byte_string(
+            slot.WELCOME_RESUME_TOKEN, "Welcome.resume_token", required=True
+        ),
+        resumed=t.flag(slot.WELCOME_RESUMED, "Welcome.resumed"),
         recovery=tuple(
             _read_topic_recovery(c)
-            for c in t.children(3, _TOPIC_RECOVERY_FIELDS, "Welcome.recovery")
+            for c in t.children(
+                slot.WELCOME_RECOVERY, slot.TOPIC_RECOVERY_SLOT_COUNT, "Welcome.recovery"
+            )
         ),
-        last_received_seq=t.u64(4, "Welcome.last_received_seq"),
-        heartbeat_interval_ms=t.u32(5, "Welcome.heartbeat_interval_ms"),
-        heartbeat_timeout_ms=t.u32(6, "Welcome.heartbeat_timeout_ms"),
+        last_received_seq=t.u64(slot.WELCOME_LAST_RECEIVED_SEQ, "Welcome.last_received_seq"),
+        heartbeat_interval_ms=t.u32(
+            slot.WELCOME_HEARTBEAT_INTERVAL_MS, "Welcome.heartbeat_interval_ms"
+        ),
+        heartbeat_timeout_ms=t.u32(
+            slot.WELCOME_HEARTBEAT_TIMEOUT_MS, "Welcome.heartbeat_timeout_ms"
+        ),
         limits=None
         if limits is None
         else Limits(
-            max_message_size=limits.u32(0, "Limits.max_message_size"),
-            max_unacked=limits.u32(1, "Limits.max_unacked"),
-            max_topics=limits.u32(2, "Limits.max_topics"),
-            max_messages_per_second=limits.u32(3, "Limits.max_messages_per_second"),
-            max_bytes_per_second=limits.u32(4, "Limits.max_bytes_per_second"),
+            max_message_size=limits.u32(slot.LIMITS_MAX_MESSAGE_SIZE, "Limits.max_message_size"),
+            max_unacked=limits.u32(slot.LIMITS_MAX_UNACKED, "Limits.max_unacked"),
+            max_topics=limits.u32(slot.LIMITS_MAX_TOPICS, "Limits.max_topics"),
+            max_messages_per_second=limits.u32(
+                slot.LIMITS_MAX_MESSAGES_PER_SECOND, "Limits.max_messages_per_second"
+            ),
+            max_bytes_per_second=limits.u32(
+                slot.LIMITS_MAX_BYTES_PER_SECOND, "Limits.max_bytes_per_second"
+            ),
         ),
-        server_time_ms=t.u64(8, "Welcome.server_time_ms"),
-        fresh_reason=t.string(9, "Welcome.fresh_reason"),
+        server_time_ms=t.u64(slot.WELCOME_SERVER_TIME_MS, "Welcome.server_time_ms"),
+        fresh_reason=t.string(slot.WELCOME_FRESH_REASON, "Welcome.fresh_reason"),
     )
 
 
@@ -136,7 +150,7 @@ def _read_data(t: _Table) -> Data:
     # The payload is a view, not a copy: it is bounds-checked but not charged to the budget.
     reader = t.reader
     payload = reader.view[0:0]
-    payload_at = t.field(4, 4, "Data.payload")
+    payload_at = t.field(slot.DATA_PAYLOAD, 4, "Data.payload")
     if payload_at:
         start = reader.follow(payload_at, "Data.payload") + 4
         end = start + _unpack_u32(reader.view, start - 4)[0]
@@ -144,122 +158,131 @@ def _read_data(t: _Table) -> Data:
             raise DecodeError("Data.payload: vector runs past the buffer")
         payload = reader.view[start:end]
     return Data(
-        topic=t.string(0, "Data.topic"),
-        position=t.position(1, "Data.position"),
-        seq=t.u64(2, "Data.seq"),
-        timestamp_ms=t.u64(3, "Data.timestamp_ms"),
+        topic=t.string(slot.DATA_TOPIC, "Data.topic"),
+        position=t.position(slot.DATA_POSITION, "Data.position"),
+        seq=t.u64(slot.DATA_SEQ, "Data.seq"),
+        timestamp_ms=t.u64(slot.DATA_TIMESTAMP_MS, "Data.timestamp_ms"),
         payload=payload,
     )
 
 
 def _read_ack(t: _Table) -> Ack:
     return Ack(
-        seq=t.u64(0, "Ack.seq"),
+        seq=t.u64(slot.ACK_SEQ, "Ack.seq"),
         positions=tuple(
-            _read_topic_position(c) for c in t.children(1, _TOPIC_POSITION_FIELDS, "Ack.positions")
+            _read_topic_position(c)
+            for c in t.children(slot.ACK_POSITIONS, slot.TOPIC_POSITION_SLOT_COUNT, "Ack.positions")
         ),
     )
 
 
 def _read_ping(t: _Table) -> Ping:
-    return Ping(id=t.u32(0, "Ping.id"), timestamp_ms=t.u64(1, "Ping.timestamp_ms"))
+    return Ping(
+        id=t.u32(slot.PING_ID, "Ping.id"),
+        timestamp_ms=t.u64(slot.PING_TIMESTAMP_MS, "Ping.timestamp_ms"),
+    )
 
 
 def _read_pong(t: _Table) -> Pong:
     return Pong(
-        id=t.u32(0, "Pong.id"),
-        echo_timestamp_ms=t.u64(1, "Pong.echo_timestamp_ms"),
-        timestamp_ms=t.u64(2, "Pong.timestamp_ms"),
+        id=t.u32(slot.PONG_ID, "Pong.id"),
+        echo_timestamp_ms=t.u64(slot.PONG_ECHO_TIMESTAMP_MS, "Pong.echo_timestamp_ms"),
+        timestamp_ms=t.u64(slot.PONG_TIMESTAMP_MS, "Pong.timestamp_ms"),
     )
 
 
 def _read_subscribe(t: _Table) -> Subscribe:
     return Subscribe(
-        request_id=t.u32(0, "Subscribe.request_id"),
-        topic=t.string(1, "Subscribe.topic", required=True),
-        position=t.position(2, "Subscribe.position"),
+        request_id=t.u32(slot.SUBSCRIBE_REQUEST_ID, "Subscribe.request_id"),
+        topic=t.string(slot.SUBSCRIBE_TOPIC, "Subscribe.topic", required=True),
+        position=t.position(slot.SUBSCRIBE_POSITION, "Subscribe.position"),
     )
 
 
 def _read_unsubscribe(t: _Table) -> Unsubscribe:
     return Unsubscribe(
-        request_id=t.u32(0, "Unsubscribe.request_id"),
-        topic=t.string(1, "Unsubscribe.topic", required=True),
+        request_id=t.u32(slot.UNSUBSCRIBE_REQUEST_ID, "Unsubscribe.request_id"),
+        topic=t.string(slot.UNSUBSCRIBE_TOPIC, "Unsubscribe.topic", required=True),
     )
 
 
 def _read_subscribed(t: _Table) -> Subscribed:
     return Subscribed(
-        request_id=t.u32(0, "Subscribed.request_id"),
+        request_id=t.u32(slot.SUBSCRIBED_REQUEST_ID, "Subscribed.request_id"),
         recovery=_read_topic_recovery(
-            t.required_child(1, _TOPIC_RECOVERY_FIELDS, "Subscribed.recovery")
+            t.required_child(
+                slot.SUBSCRIBED_RECOVERY, slot.TOPIC_RECOVERY_SLOT_COUNT, "Subscribed.recovery"
+            )
         ),
     )
 
 
 def _read_unsubscribed(t: _Table) -> Unsubscribed:
     return Unsubscribed(
-        request_id=t.u32(0, "Unsubscribed.request_id"),
-        topic=t.string(1, "Unsubscribed.topic", required=True),
+        request_id=t.u32(slot.UNSUBSCRIBED_REQUEST_ID, "Unsubscribed.request_id"),
+        topic=t.string(slot.UNSUBSCRIBED_TOPIC, "Unsubscribed.topic", required=True),
     )
 
 
 def _read_presence(t: _Table) -> Presence:
     # Every field is verified first: a malformed buffer is a DecodeError (close 4000) even
     # when its action is also unknown (the TypeScript reader agrees; test_codec_crosscheck).
-    topic = t.string(0, "Presence.topic", required=True)
-    raw_action = t.u8(1, "Presence.action")
-    session_id = t.string(2, "Presence.session_id", required=True)
-    metadata = _read_metadata(t, 3, "Presence.metadata")
+    topic = t.string(slot.PRESENCE_TOPIC, "Presence.topic", required=True)
+    raw_action = t.u8(slot.PRESENCE_ACTION, "Presence.action")
+    session_id = t.string(slot.PRESENCE_SESSION_ID, "Presence.session_id", required=True)
+    metadata = _read_metadata(t, slot.PRESENCE_METADATA, "Presence.metadata")
     action = _PRESENCE_ACTION.get(raw_action)
     if action is None:
         # No safe fallback: treating an unknown action as JOIN or LEAVE would corrupt the set.
         # The message is from a newer version: the receiver ignores it.
-        raise UnknownMessageType(_WireBody.Presence,
+        raise UnknownMessageType(slot.BODY_PRESENCE,
                                  f"Presence with unknown action {raw_action}")
     return Presence(topic=topic, action=action, session_id=session_id, metadata=metadata)
 
 
 def _read_error(t: _Table) -> Error:
     return Error(
-        code=t.u16(0, "Error.code"),
-        message=t.string(1, "Error.message"),
-        details=t.string(2, "Error.details"),
-        retryable=t.flag(3, "Error.retryable"),
-        request_id=t.u32(4, "Error.request_id"),
+        code=t.u16(slot.ERROR_CODE, "Error.code"),
+        message=t.string(slot.ERROR_MESSAGE, "Error.message"),
+        details=t.string(slot.ERROR_DETAILS, "Error.details"),
+        retryable=t.flag(slot.ERROR_RETRYABLE, "Error.retryable"),
+        request_id=t.u32(slot.ERROR_REQUEST_ID, "Error.request_id"),
     )
 
 
 def _read_goodbye(t: _Table) -> Goodbye:
     return Goodbye(
-        code=t.u16(0, "Goodbye.code"),
-        reason=t.string(1, "Goodbye.reason"),
-        reconnect_after_ms=t.u32(2, "Goodbye.reconnect_after_ms"),
+        code=t.u16(slot.GOODBYE_CODE, "Goodbye.code"),
+        reason=t.string(slot.GOODBYE_REASON, "Goodbye.reason"),
+        reconnect_after_ms=t.u32(slot.GOODBYE_RECONNECT_AFTER_MS, "Goodbye.reconnect_after_ms"),
     )
 
 
 _READERS: Final[dict[int, tuple[str, int, Callable[[_Table], Body]]]] = {
-    _WireBody.Hello: ("Hello", 7, _read_hello),
-    _WireBody.Welcome: ("Welcome", 10, _read_welcome),
-    _WireBody.Data: ("Data", 5, _read_data),
-    _WireBody.Ack: ("Ack", 2, _read_ack),
-    _WireBody.Ping: ("Ping", 2, _read_ping),
-    _WireBody.Pong: ("Pong", 3, _read_pong),
-    _WireBody.Subscribe: ("Subscribe", 3, _read_subscribe),
-    _WireBody.Unsubscribe: ("Unsubscribe", 2, _read_unsubscribe),
-    _WireBody.Subscribed: ("Subscribed", 2, _read_subscribed),
-    _WireBody.Unsubscribed: ("Unsubscribed", 2, _read_unsubscribed),
-    _WireBody.Presence: ("Presence", 4, _read_presence),
-    _WireBody.Error: ("Error", 5, _read_error),
-    _WireBody.Goodbye: ("Goodbye", 3, _read_goodbye),
+    slot.BODY_HELLO: ("Hello", slot.HELLO_SLOT_COUNT, _read_hello),
+    slot.BODY_WELCOME: ("Welcome", slot.WELCOME_SLOT_COUNT, _read_welcome),
+    slot.BODY_DATA: ("Data", slot.DATA_SLOT_COUNT, _read_data),
+    slot.BODY_ACK: ("Ack", slot.ACK_SLOT_COUNT, _read_ack),
+    slot.BODY_PING: ("Ping", slot.PING_SLOT_COUNT, _read_ping),
+    slot.BODY_PONG: ("Pong", slot.PONG_SLOT_COUNT, _read_pong),
+    slot.BODY_SUBSCRIBE: ("Subscribe", slot.SUBSCRIBE_SLOT_COUNT, _read_subscribe),
+    slot.BODY_UNSUBSCRIBE: ("Unsubscribe", slot.UNSUBSCRIBE_SLOT_COUNT, _read_unsubscribe),
+    slot.BODY_SUBSCRIBED: ("Subscribed", slot.SUBSCRIBED_SLOT_COUNT, _read_subscribed),
+    slot.BODY_UNSUBSCRIBED: ("Unsubscribed", slot.UNSUBSCRIBED_SLOT_COUNT, _read_unsubscribed),
+    slot.BODY_PRESENCE: ("Presence", slot.PRESENCE_SLOT_COUNT, _read_presence),
+    slot.BODY_ERROR: ("Error", slot.ERROR_SLOT_COUNT, _read_error),
+    slot.BODY_GOODBYE: ("Goodbye", slot.GOODBYE_SLOT_COUNT, _read_goodbye),
 }
-_DATA: Final[int] = _WireBody.Data
-_ACK: Final[int] = _WireBody.Ack
 
 
 def _decode_data(view: memoryview, size: int, pos: int) -> Data:
     """The hot path: Data's fields read in place, with the checks of :class:`_Table`."""
-    inline, (fo_topic, fo_pos, fo_seq, fo_ts, fo_payload) = _open_table(view, size, pos, 5, "Data")
+    inline, fields = _open_table(view, size, pos, slot.DATA_SLOT_COUNT, "Data")
+    fo_topic = fields[slot.DATA_TOPIC]
+    fo_pos = fields[slot.DATA_POSITION]
+    fo_seq = fields[slot.DATA_SEQ]
+    fo_ts = fields[slot.DATA_TIMESTAMP_MS]
+    fo_payload = fields[slot.DATA_PAYLOAD]
     topic = ""
     if fo_topic:
         if not 4 <= fo_topic <= inline - 4:
@@ -310,9 +333,10 @@ def _decode_data(view: memoryview, size: int, pos: int) -> Data:
 
 def _decode_ack(view: memoryview, size: int, pos: int) -> Ack:
     """The hot path for an Ack without positions (with positions: the generic reader)."""
-    inline, (fo_seq, fo_positions) = _open_table(view, size, pos, 2, "Ack")
-    if fo_positions:
-        return _read_ack(_Table(_Reader(view), pos, 2, "Ack"))
+    inline, fields = _open_table(view, size, pos, slot.ACK_SLOT_COUNT, "Ack")
+    fo_seq = fields[slot.ACK_SEQ]
+    if fields[slot.ACK_POSITIONS]:
+        return _read_ack(_Table(_Reader(view), pos, slot.ACK_SLOT_COUNT, "Ack"))
     if not fo_seq:
         return Ack()
     if not 4 <= fo_seq <= inline - 8:
@@ -327,7 +351,9 @@ def _decode(view: memoryview, *, fast: bool = True) -> Body:
     root, identifier = _unpack_header(view, 0)
     if identifier != FILE_IDENTIFIER:
         raise DecodeError(f"not a SigmaSockets envelope (file identifier {identifier!r})")
-    inline, (fo_type, fo_body) = _open_table(view, size, root, 2, "Envelope")
+    inline, fields = _open_table(view, size, root, slot.ENVELOPE_SLOT_COUNT, "Envelope")
+    fo_type = fields[slot.ENVELOPE_BODY_TYPE]
+    fo_body = fields[slot.ENVELOPE_BODY]
     body_type = 0
     if fo_type:
         if not 4 <= fo_type < inline:
@@ -342,9 +368,9 @@ def _decode(view: memoryview, *, fast: bool = True) -> Body:
     at = root + fo_body
     body = at + _unpack_u32(view, at)[0]
     if fast:
-        if body_type == _DATA:
+        if body_type == slot.BODY_DATA:
             return _decode_data(view, size, body)
-        if body_type == _ACK:
+        if body_type == slot.BODY_ACK:
             return _decode_ack(view, size, body)
     entry = _READERS.get(body_type)
     if entry is None:

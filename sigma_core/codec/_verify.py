@@ -12,6 +12,7 @@ from ..messages import (
     RecoveryStatus,
     StreamPosition,
 )
+from ._slots import MAX_SLOT_COUNT
 
 # -- decoding
 
@@ -22,9 +23,11 @@ _unpack_i32: Final = struct.Struct("<i").unpack_from
 _unpack_header: Final = struct.Struct("<I4s").unpack_from
 _unpack_vt_header: Final = struct.Struct("<HH").unpack_from
 _unpack_position: Final = struct.Struct("<QQ").unpack_from
-# Field offsets of a vtable, by count (Welcome, the largest table, has 10 fields).
-_unpack_fields: Final = tuple(struct.Struct(f"<{n}H").unpack_from for n in range(11))
-_ABSENT: Final = (0,) * 10
+# Field offsets of a vtable, by count, up to the most slots a table of the schema has.
+_unpack_fields: Final = tuple(
+    struct.Struct(f"<{n}H").unpack_from for n in range(MAX_SLOT_COUNT + 1)
+)
+_ABSENT: Final = (0,) * MAX_SLOT_COUNT
 _make_position: Final = StreamPosition._make
 _RECOVERY_STATUS: Final = {int(s): s for s in RecoveryStatus}
 _PRESENCE_ACTION: Final = {int(a): a for a in PresenceAction}

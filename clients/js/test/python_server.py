@@ -67,9 +67,10 @@ async def main() -> None:
             server.subscribe(client, topic.removeprefix("subscribe:"))
         elif topic == "drop":
             # TODO: no public API aborts one client's connection while keeping its session
-            # (disconnect_client ends the session); reach into the adapter's transports.
+            # (disconnect_client ends the session); reach into the adapter's peers
+            # (conn_id -> transport).
             conn_id = client.conn_id
-            transport = server._transports.get(conn_id) if conn_id is not None else None
+            transport = server._peers.get(conn_id) if conn_id is not None else None
             if transport is not None:
                 transport.abort()
         elif topic == "kick":
