@@ -2113,7 +2113,10 @@ class Hub:
             return
         members = self._members.get(key)
         if members:
-            self._fan_out(key, members, entry, frame, now)
+            # The stored envelope carries the placeholder position (0, 0) the publishing node
+            # appended: connections that cannot take the shared frame (message mode under
+            # ASGI, permessage-deflate) and replay backlogs get the envelope with the position.
+            self._fan_out(key, members, entry._replace(envelope=envelope), frame, now)
             self.metrics.deliveries[0 if key == BROADCAST_TOPIC else 2] += \
                 self._messages_sent - sent_before
 
