@@ -487,7 +487,9 @@ class ServerCommands:
         self._after_core()
 
     def publish(self, topic: str, data: bytes, exclude: Exclude = None) -> StreamPosition:
-        """Publish to a topic's subscribers; returns the message's position.
+        """Publish to a topic's subscribers; returns the message's position
+        (``StreamPosition(0, 0)`` with an external cluster engine, which assigns positions
+        when it appends: a ``watch`` on the topic sees each message with its position).
 
         Raises:
             LocalProtocolError: the server was never started; ``topic`` is empty, longer than

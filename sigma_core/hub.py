@@ -1073,7 +1073,10 @@ class Hub:
     def publish(self, topic: str, payload: bytes | bytearray | memoryview, now: float, *,
                 exclude: Iterable[str] = (), only: Iterable[str] | None = None) -> StreamPosition:
         """Publish ``payload`` to ``topic``: kept in history, sent to every subscriber
-        (minus ``exclude``; only those in ``only`` when given). Encoded once.
+        (minus ``exclude``; only those in ``only`` when given). Encoded once. Returns the
+        message's position in the topic; with an external cluster engine the engine assigns
+        it later (the append is a request), so the return value is ``StreamPosition(0, 0)``
+        and the position reaches subscribers and ``watch`` listeners with the message.
 
         Raises:
             LocalProtocolError: ``topic`` is empty, longer than ``max_topic_length`` or reserved
