@@ -86,14 +86,16 @@ def main() -> None:
     session = rec.session
     assert session is not None
 
-    streams = hub._backplane._streams  # type: ignore[attr-defined]
+    engine = hub._engine
+    streams, holding = engine._streams, engine._holding
     inbox = "$inbox:" + session.id  # the session's inbox stream (hub._INBOX_KEY)
 
     # Shared: everything the hub reaches when this session's records (its connection record,
     # its Session, its inbox stream in the backplane) are left out.
     def measure(title: str) -> int:
-        own = {id(hub._conns), id(hub._sessions), id(streams)}
+        own = {id(hub._conns), id(hub._sessions), id(streams), id(holding)}
         stream = streams.pop(inbox, None)
+        held = holding.pop(inbox, None)
         hidden = [hub._conns.pop(target), hub._sessions.pop(session.id)]
         try:
             shared = shared_objects(bench, set())
@@ -101,6 +103,8 @@ def main() -> None:
             hub._conns[target], hub._sessions[session.id] = hidden  # type: ignore[assignment]
             if stream is not None:
                 streams[inbox] = stream
+            if held is not None:
+                holding[inbox] = held
         roots: list[object] = [rec, session] + ([inbox, stream] if stream is not None else [])
         shared -= {id(o) for o in roots}
         shared |= own

@@ -7,7 +7,7 @@ from sigma_core.api import Message, ServerOptions
 from sigma_core.hub import AuthAccept, AuthRefuse, AuthRequest, ServerStats
 from sigma_core.hub import Session as ClientSession
 
-from .app import ASGIAuthRequest, SigmaASGIApp, asgi_scope
+from .app import ASGIAuthRequest, ClusterPresenceError, SigmaASGIApp, asgi_scope
 
 __all__ = [
     "ASGIAuthRequest",
@@ -15,6 +15,7 @@ __all__ = [
     "AuthRefuse",
     "AuthRequest",
     "ClientSession",
+    "ClusterPresenceError",
     "Message",
     "ServerOptions",
     "ServerStats",

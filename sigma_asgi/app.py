@@ -3,11 +3,12 @@
 The ASGI server does the HTTP upgrade, the framing and the closing handshake; the hub runs in
 message mode (:mod:`sigma_core.message_socket`). Per WebSocket scope: the upgrade is decided by
 the hub at ``websocket.connect`` (limits, Origin, subprotocol ``sigma.v1``), then one task reads
-``receive()`` and feeds whole messages to the hub, and one writer task per connection sends what
-the hub flushes for it. While a batch is being sent (``await send`` waits for the server's
-transport to drain), the hub holds the connection's further output (``pause_writing``) and
-counts it against ``outgoing_high_water``: a consumer that stays slow is cut with 4007 as on the
-native adapters. Timers: one task wakes the hub at :meth:`Hub.next_deadline`, run by the
+``receive()``, feeds whole messages to the hub and sends the answer to what it read itself; a
+writer task per connection sends what arrives otherwise (broadcasts, timers). What waits in a
+connection's outbox (``await send`` waits while the server's transport drains) is counted;
+past 64 KiB the hub holds the connection's further output (``pause_writing``) and counts it
+against ``outgoing_high_water``: a consumer that stays slow is cut with 4007 as on the native
+adapters. Timers: one task wakes the hub at :meth:`Hub.next_deadline`, run by the
 lifespan (or ``async with app:``) when the host sends it, else by the connections themselves.
 Written on anyio: the same code runs under asyncio servers (uvicorn, hypercorn, granian) and
 trio ones (hypercorn's trio worker).
@@ -34,21 +35,25 @@ import sniffio
 
 from sigma_asyncio._entropy import SystemEntropy
 from sigma_core.api import EventEmitter, ServerCommands, ServerOptions, emit_server_event
+from sigma_core.engine import EngineLink
 from sigma_core.errors import LocalProtocolError
 from sigma_core.hub import (
     AuthAccept,
     AuthRefuse,
     AuthRequest,
+    ClientMessage,
     CloseAction,
+    ClusterPresence,
     Hub,
 )
 from sigma_core.logs import format_peer, hub_log_entry
 from sigma_core.logs import write as write_log
 from sigma_core.message_socket import MessageSocket
 from sigma_core.messages import Hello
+from sigma_core.serializers import RAW
 from sigma_core.websocket import HandshakeRequest, WebSocketState
 
-__all__ = ["ASGIApp", "ASGIAuthRequest", "SigmaASGIApp", "asgi_scope"]
+__all__ = ["ASGIApp", "ASGIAuthRequest", "ClusterPresenceError", "SigmaASGIApp", "asgi_scope"]
 
 _log = logging.getLogger("sigma_asgi.server")
 
@@ -72,6 +77,11 @@ def _on_loop(method: _F) -> _F:
         return anyio.from_thread.run_sync(functools.partial(method, self, *args, **kwargs))
 
     return command  # type: ignore[return-value]
+
+_NO_ENGINE_HOST = (
+    "SigmaASGIApp has a cluster engine (ServerOptions.engine) but nothing runs it: the "
+    "WebSocket is refused with 503. Serve the app with the lifespan protocol on (uvicorn "
+    "--lifespan on), or start it with `async with app:` in the host app's lifespan")
 
 #: Headers the ASGI server handled itself (HandshakeRequest gives host and subprotocols apart).
 _HANDLED_HEADERS = frozenset({"host", "sec-websocket-protocol", "sec-websocket-extensions"})
@@ -123,10 +133,27 @@ def asgi_scope(request: AuthRequest | ASGIAuthRequest) -> Mapping[str, Any] | No
     return request.scope if isinstance(request, ASGIAuthRequest) else None
 
 
+class ClusterPresenceError(RuntimeError):
+    """:meth:`SigmaASGIApp.cluster_presence` got no answer from the cluster engine."""
+
+
+class _PresenceWaiter:
+    __slots__ = ("answer", "done")
+
+    def __init__(self) -> None:
+        self.done = anyio.Event()
+        self.answer: ClusterPresence | None = None
+
+
+#: Bytes waiting in a connection's outbox past which the hub holds its output (as sigma_trio).
+_OUTBOX_HIGH_WATER = 64 * 1024
+
+
 class _Peer:
     """One accepted WebSocket: what the writer task sends, and what the core decided."""
 
-    __slots__ = ("action", "cancel", "conn_id", "outbox", "scope", "socket", "wake", "writing")
+    __slots__ = ("action", "cancel", "conn_id", "outbox", "paused", "queued", "scope",
+                 "socket", "wake", "writing")
 
     def __init__(self, conn_id: int, scope: Scope, socket: MessageSocket,
                  cancel: anyio.CancelScope) -> None:
@@ -135,6 +162,10 @@ class _Peer:
         self.socket = socket
         self.cancel = cancel
         self.outbox: list[bytes] = []
+        #: Bytes in the outbox and the batch being sent.
+        self.queued = 0
+        #: The hub holds this connection's output (queued passed _OUTBOX_HIGH_WATER).
+        self.paused = False
         self.action = CloseAction.NONE
         self.wake = anyio.Event()
         #: A task is in ``await send(...)`` for this connection.
@@ -200,6 +231,12 @@ class SigmaASGIApp(ServerCommands):
         #: The connection whose reader is handing its input to the hub: it sends its own
         #: output itself right after (no writer wake-up for an answer to what it just read).
         self._inline: int | None = None
+        #: Feeds the cluster engine's driver (None: the in-memory engine), the same
+        #: ``EngineLink`` the native adapters use; the driver runs in the host's task group.
+        self._engine_link: EngineLink | None = None
+        self._engine_running = False
+        #: Callers of cluster_presence waiting for the engine's answer, per topic, in order.
+        self._presence_waiters: dict[str, list[_PresenceWaiter]] = {}
 
     # ------------------------------------------------------------------ ASGI
 
@@ -246,6 +283,8 @@ class SigmaASGIApp(ServerCommands):
 
         try:
             await inner(scope, receive_around, send_around)
+            if not inner_answered:  # it returned at once: not a lifespan app either
+                raise LookupError("the inner app ignored the lifespan scope")
         except Exception:
             if inner_answered:
                 raise
@@ -281,7 +320,16 @@ class SigmaASGIApp(ServerCommands):
             self._host_group = group
             self._timer_hosted = True
             group.start_soon(self._run_timer)
+            if self._engine_link is not None:
+                group.start_soon(self._run_engine, self._engine_link)
         return self
+
+    async def _run_engine(self, link: EngineLink) -> None:
+        self._engine_running = True
+        try:
+            await link.driver.run(link)
+        finally:
+            self._engine_running = False
 
     async def __aexit__(self, exc_type: type[BaseException] | None,
                         exc: BaseException | None, tb: TracebackType | None) -> None:
@@ -304,8 +352,15 @@ class SigmaASGIApp(ServerCommands):
                 wall_clock_offset=time.time() - now,
                 authenticate=self._authenticate if self.options.authenticate is not None
                 else None)
-            self._hub = Hub(config, entropy=SystemEntropy(), now=now)
+            self._hub = Hub(config, entropy=SystemEntropy(), now=now,
+                            engine=self.options.external_engine())
+            driver = self.options.engine
+            if driver is not None:
+                self._engine_link = EngineLink(self._hub, driver, self._clock, self._after_core)
         self._accepting = True
+
+    def _clock(self) -> float:
+        return self._now()
 
     async def stop(self) -> None:
         """Graceful stop: refuse new WebSockets, send every client Goodbye (with the
@@ -326,6 +381,43 @@ class SigmaASGIApp(ServerCommands):
         for peer in list(self._peers.values()):
             peer.cancel.cancel()
 
+    async def cluster_presence(self, topic: str) -> frozenset[str]:
+        """Ids of the sessions subscribed to ``topic`` on every node of the cluster (with
+        the in-memory engine: this node's, as :meth:`presence`). A node that crashed keeps
+        its members listed until ``ExternalEngineConfig.presence_ttl`` (30 s) after its last
+        refresh. ``$all`` is not tracked cluster-wide (always empty).
+
+        Raises:
+            LocalProtocolError: the app has not started.
+            ClusterPresenceError: the engine did not answer (down, ``max_pending`` requests
+                waiting already, ``request_timeout``): the reason is the message.
+        """
+        hub = self._require_hub()
+        waiter = _PresenceWaiter()
+        waiters = self._presence_waiters.setdefault(topic, [])
+        waiters.append(waiter)
+        try:
+            hub.request_presence(topic, self._now())
+            self._after_core()
+            await waiter.done.wait()
+        finally:
+            if waiter in waiters:
+                waiters.remove(waiter)
+            if not waiters and self._presence_waiters.get(topic) is waiters:
+                del self._presence_waiters[topic]
+        answer = waiter.answer
+        assert answer is not None
+        if answer.failed:
+            raise ClusterPresenceError(f"cluster presence of {topic!r}: {answer.failed}")
+        return answer.members
+
+    def _answer_presence(self, event: ClusterPresence) -> None:
+        waiters = self._presence_waiters.get(event.topic)
+        if waiters:
+            waiter = waiters.pop(0)
+            waiter.answer = event
+            waiter.done.set()
+
     # ------------------------------------------------------------------ one WebSocket
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -337,6 +429,11 @@ class SigmaASGIApp(ServerCommands):
         hub = self._require_hub()
         if not self._accepting:
             await _refuse(scope, send, 503, "server is shutting down")
+            return
+        if self._engine_link is not None and not self._engine_running:
+            # The driver needs a task that outlives every connection: the lifespan's.
+            self._logger.log(logging.ERROR, _NO_ENGINE_HOST)
+            await _refuse(scope, send, 503, "cluster engine not running")
             return
         client = scope.get("client")
         conn_id = hub.open_message_connection(_handshake_request(scope), self._now(),
@@ -367,6 +464,7 @@ class SigmaASGIApp(ServerCommands):
 
     async def _read(self, peer: _Peer, receive: Receive, send: Send) -> None:
         hub = self._require_hub()
+        receive_message, clock, after_core = hub.receive_message, self._now, self._after_core
         conn_id, scope = peer.conn_id, peer.scope
         while True:
             message = await receive()
@@ -378,8 +476,8 @@ class SigmaASGIApp(ServerCommands):
                 self._current_scope = scope
                 self._inline = conn_id
                 try:
-                    hub.receive_message(conn_id, data, self._now())
-                    self._after_core()
+                    receive_message(conn_id, data, clock())
+                    after_core()
                 finally:
                     self._current_scope = self._inline = None
                 if peer.outbox and not peer.writing and not peer.action:
@@ -426,20 +524,24 @@ class SigmaASGIApp(ServerCommands):
 
     async def _send_batches(self, peer: _Peer, send: Send) -> None:
         """Send what the hub handed over (the writer task, or the reader for an answer to what
-        it read), then let the hub hand over what it held meanwhile."""
+        it read); if the hub held output meanwhile, let it hand that over. One ASGI message
+        per WebSocket message (ASGI has no batched send); the payload object is the core's."""
         peer.writing = True
         try:
             while peer.outbox and peer.action is not CloseAction.ABORT:
                 batch, peer.outbox = peer.outbox, []
                 for chunk in batch:
                     await send({"type": "websocket.send", "bytes": chunk})
+                    peer.queued -= len(chunk)
         finally:
             peer.writing = False
         if peer.action is CloseAction.ABORT:
             peer.wake.set()
             return
-        self._require_hub().resume_writing(peer.conn_id)
-        self._after_core()
+        if peer.paused:
+            peer.paused = False
+            self._require_hub().resume_writing(peer.conn_id)
+            self._after_core()
         if peer.action:
             peer.wake.set()
 
@@ -471,7 +573,9 @@ class SigmaASGIApp(ServerCommands):
 
     def _after_core(self) -> None:
         # A listener may call a command, which lands here again: the running call picks up
-        # its output, so events keep their order.
+        # its output, so events keep their order. Events go out before the output is taken
+        # (as on the native adapters): what a listener sends in answer leaves in the same
+        # flush as the hub's own output.
         if self._busy:
             return
         hub = self._require_hub()
@@ -479,9 +583,27 @@ class SigmaASGIApp(ServerCommands):
         emit = self._emitter.emit
         logger, names = self._logger, self._addresses
         serializer = self.options.serializer
+        link = self._engine_link
+        inline = self._inline
         self._busy = True
         try:
             while True:
+                if link is not None:
+                    link.pump()
+                events = hub.events_received()
+                for event in events:
+                    kind = type(event)
+                    if kind is ClientMessage:  # messages are never logged
+                        if serializer is RAW:
+                            emit("message", event.session,  # type: ignore[attr-defined]
+                                 event.payload, event.topic)  # type: ignore[attr-defined]
+                        else:  # decoded, or an "error" for that message only
+                            emit_server_event(emit, event, serializer)
+                    else:
+                        if kind is ClusterPresence:  # cluster_presence() awaits these too
+                            self._answer_presence(event)  # type: ignore[arg-type]
+                        write_log(logger, hub_log_entry(event, names))
+                        emit_server_event(emit, event, serializer)
                 out = hub.flush(self._now())
                 for conn_id, chunks, action in out:
                     peer = peers.get(conn_id)
@@ -489,16 +611,18 @@ class SigmaASGIApp(ServerCommands):
                         continue
                     if chunks:
                         peer.outbox += chunks
-                        # Held in the core until the writer has sent these (counted against
-                        # outgoing_high_water meanwhile).
-                        hub.pause_writing(conn_id)
-                    peer.action = max(peer.action, action)
-                    if action or (chunks and conn_id != self._inline):
+                        peer.queued += len(chunks[0]) if len(chunks) == 1 else sum(
+                            map(len, chunks))
+                        if peer.queued > _OUTBOX_HIGH_WATER and not peer.paused:
+                            # Held in the core from now until the outbox is sent (counted
+                            # against outgoing_high_water meanwhile).
+                            peer.paused = True
+                            hub.pause_writing(conn_id)
+                        if conn_id != inline:
+                            peer.wake.set()
+                    if action:
+                        peer.action = max(peer.action, action)
                         peer.wake.set()
-                events = hub.events_received()
-                for event in events:
-                    write_log(logger, hub_log_entry(event, names))
-                    emit_server_event(emit, event, serializer)
                 if not out and not events:
                     break
         finally:
@@ -550,14 +674,18 @@ for _name in ServerCommands._HUB_COMMANDS:
 
 
 def _loop_clock() -> Callable[[], float]:
-    """The running loop's clock, as anyio.current_time reads it, without the per-call lookup."""
+    """The running loop's clock, as anyio.current_time reads it, without the per-call lookup
+    (and, on the stdlib asyncio loop, without its Python method around time.monotonic)."""
     if sniffio.current_async_library() == "trio":
         import trio
 
         return trio.current_time
     import asyncio
 
-    return asyncio.get_running_loop().time
+    loop = asyncio.get_running_loop()
+    if type(loop).time is asyncio.BaseEventLoop.time:
+        return time.monotonic
+    return loop.time
 
 
 def _handshake_request(scope: Scope) -> HandshakeRequest:

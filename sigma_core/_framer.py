@@ -176,14 +176,14 @@ class FrameParser:
         #: The message being received: TEXT, BINARY or 0; its pieces so far (bytes, or str for
         #: text) and its size in bytes; the UTF-8 decoder of a text message.
         self._opcode = 0
-        self._parts: list[Any] = []
+        self._parts: list[Any] | None = None  # (None while empty: most messages are one frame)
         self._size = 0
         self._decoder: IncrementalDecoder | None = None
 
     def drop_messages(self) -> None:
         """We sent our close frame: from now on, drop messages, pings and pongs."""
         self._dropping = True
-        self._parts = []
+        self._parts = None
         self._buffer = None
         self._fragments = 0
         self._size = 0
@@ -369,7 +369,7 @@ class FrameParser:
                 if texts:
                     texts.append(text)
                     text = "".join(texts)
-                    self._parts = []
+                    self._parts = None
                 items.append(text)
                 self._opcode = 0
                 self._decoder = None
@@ -377,7 +377,10 @@ class FrameParser:
                 self._fragments = 0
             else:
                 if text:
-                    texts.append(text)
+                    if texts is None:
+                        self._parts = [text]
+                    else:
+                        texts.append(text)
                 self._size = size
             return True
         if self._dropping:

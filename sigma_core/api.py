@@ -558,7 +558,9 @@ class ServerCommands:
 
     def publish(self, topic: str, data: Any, exclude: Exclude = None) -> StreamPosition:
         """Publish ``data`` (bytes, or a value for ``options.serializer``) to a topic's
-        subscribers; returns the message's position.
+        subscribers; returns the message's position (``StreamPosition(0, 0)`` with an external
+        cluster engine, which assigns positions when it appends: a ``watch`` on the topic sees
+        each message with its position).
 
         Raises:
             LocalProtocolError: the server was never started; the serializer cannot encode

@@ -85,10 +85,23 @@ class _Stream:
     def __init__(self, epoch: int) -> None:
         self.epoch = epoch
         self.last_offset = 0
-        #: Created on the first append: most streams (every session's inbox) stay empty, and an
-        #: empty deque costs 600 bytes.
-        self.entries: deque[HistoryEntry] | None = None
+        #: Created on the first append: most streams (every session's inbox) stay empty. A list
+        #: while it is short (a session's inbox mostly holds a message or two, and CPython gives
+        #: a deque a 64-slot block, 760 bytes, for its first entry), a deque past
+        #: ``_SHORT_HISTORY`` entries (trimming from the left is O(1) there).
+        self.entries: list[HistoryEntry] | deque[HistoryEntry] | None = None
         self.bytes = 0
+
+    def pop_first(self) -> HistoryEntry:
+        entries = self.entries
+        assert entries
+        first = entries.pop(0) if isinstance(entries, list) else entries.popleft()
+        self.bytes -= len(first.envelope)
+        return first
+
+
+#: A stream's history is a list up to this many entries, a deque beyond.
+_SHORT_HISTORY = 8
 
 
 class _StoredSession:
@@ -157,14 +170,17 @@ class MemoryEngine:
         stream.last_offset = offset
         entries = stream.entries
         if entries is None:
-            entries = stream.entries = deque()
+            entries = stream.entries = [entry]
             self._holding[topic] = stream
-        entries.append(entry)
+        else:
+            if len(entries) == _SHORT_HISTORY and isinstance(entries, list):
+                entries = stream.entries = deque(entries)
+            entries.append(entry)
         stream.bytes += len(entry.envelope)
         max_count, max_bytes = self._max_count, self._max_bytes
         while entries and ((max_count and len(entries) > max_count)
                            or (max_bytes and stream.bytes > max_bytes)):
-            stream.bytes -= len(entries.popleft().envelope)
+            stream.pop_first()
         if self.on_append is not None:
             self.on_append(topic, entry)
         return entry
@@ -231,7 +247,7 @@ class MemoryEngine:
                     emptied.append(topic)
             for topic in emptied:
                 stream = self._holding.pop(topic)
-                stream.entries = None  # (600 bytes for an empty deque)
+                stream.entries = None
                 if topic in self._released:
                     self.drop(topic)
         expired = [sid for sid, s in self._sessions.items() if s.expires_at <= now]
@@ -247,7 +263,7 @@ class MemoryEngine:
         entries = stream.entries
         horizon = now - max_age
         while entries and entries[0].time < horizon:
-            stream.bytes -= len(entries.popleft().envelope)
+            stream.pop_first()
 
     def _presence_members(self, topic: str, now: float) -> dict[str, tuple[bytes, float]]:
         members = self._presence.get(topic)

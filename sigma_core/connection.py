@@ -66,10 +66,11 @@ import enum
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar, Final, TypeAlias
+from typing import ClassVar, Final, TypeAlias, TypeVar
 
 from . import codec
 from ._framer import server_binary_frame
+from .codec._readers import read_client_data
 from .errors import (
     CloseCode,
     DecodeError,
@@ -270,7 +271,6 @@ _set_topic = Data.__dict__["topic"].__set__
 _set_payload = Data.__dict__["payload"].__set__
 _set_timestamp = Data.__dict__["timestamp_ms"].__set__
 _set_position = Data.__dict__["position"].__set__
-_read_client_data = codec.read_client_data
 
 
 def _data_received(seq: int, topic: str, payload: bytes, timestamp_ms: int) -> EnvelopeReceived:
@@ -290,6 +290,24 @@ def _data_received(seq: int, topic: str, payload: bytes, timestamp_ms: int) -> E
 AnyConnectionEvent: TypeAlias = ConnectionEvent | HandshakeRequest | HandshakeFailed | HttpRequest
 
 
+_T = TypeVar("_T")
+
+
+def _appended(queue: list[_T] | None, item: _T) -> list[_T]:
+    """``queue`` with ``item`` added (a new list for a queue that was None: empty)."""
+    if queue is None:
+        return [item]
+    queue.append(item)
+    return queue
+
+
+def _extended(queue: list[_T] | None, items: Sequence[_T]) -> list[_T]:
+    if queue is None:
+        return list(items)
+    queue.extend(items)
+    return queue
+
+
 # ----------------------------------------------------------------------------- machine
 
 
@@ -302,9 +320,11 @@ class Connection:
         self._ws = ws
         self.config = config
         self._state = _HANDSHAKE  # the initial state
-        self._events: list[AnyConnectionEvent] = []
-        self._priority: list[bytes] = []
-        self._ordered: list[bytes] = []
+        # The queues are None while empty (an idle connection keeps none: a list object is 56
+        # bytes, and a server holds thousands of idle connections).
+        self._events: list[AnyConnectionEvent] | None = None
+        self._priority: list[bytes] | None = None
+        self._ordered: list[bytes] | None = None
         self._buffered = 0
         self._priority_bytes = 0
         self._transport_close = False
@@ -335,7 +355,7 @@ class Connection:
         #: Server with envelopes: client Data may take the fast path (_process_ws_events).
         self._fast_data = False
         self._paused = False
-        self._held: list[WebSocketEvent] = []
+        self._held: list[WebSocketEvent] | None = None
 
     # -- properties
 
@@ -359,7 +379,7 @@ class Connection:
     def pending_events(self) -> bool:
         """Whether :meth:`events_received` has something to return (e.g. the ``Closed`` that
         :meth:`data_to_send` produced by acting on a held close)."""
-        return bool(self._events)
+        return self._events is not None
 
     @property
     def subprotocol(self) -> str | None:
@@ -373,10 +393,10 @@ class Connection:
         A call that finds nothing acts on the WebSocket's held end (see the module docstring), so
         ``while events := conn.events_received(): ...`` sees the ``Closed`` it causes."""
         self._release_held()
-        if not self._events:
+        if self._events is None:
             self._settle_ws(self._last_received)
-        events, self._events = self._events, []
-        return events
+        events, self._events = self._events, None
+        return events if events is not None else []
 
     def data_to_send(self) -> list[bytes]:
         """Drain the bytes to write: our heartbeats first, then everything else in order.
@@ -393,16 +413,17 @@ class Connection:
             # ping) stays in order behind what was queued before it (RFC 6455 §5.5.1).
             self._pull_ws(priority=False)
         ordered = self._ordered
-        if self._priority:
-            out = self._priority
-            self._priority = []
+        out = self._priority
+        if out is not None:
+            self._priority = None
             self._priority_bytes = 0
-            out += ordered
-        elif ordered:
+            if ordered is not None:
+                out += ordered
+        elif ordered is not None:
             out = ordered  # handed over as is
         else:
             return []
-        self._ordered = []
+        self._ordered = None
         self._buffered = 0
         return out
 
@@ -568,7 +589,11 @@ class Connection:
         if payload_size > self._max_message_size:
             raise LocalProtocolError(f"message of {payload_size} bytes exceeds "
                                      f"max_message_size {self._max_message_size}")
-        self._ordered.append(frame)
+        ordered = self._ordered
+        if ordered is None:
+            self._ordered = [frame]
+        else:
+            ordered.append(frame)
         self._buffered += len(frame)
         return True
 
@@ -637,10 +662,10 @@ class Connection:
                                          f"{self.config.websocket.max_message_size}")
             frame = server_binary_frame(envelope)
             if priority:
-                self._priority.append(frame)
+                self._priority = _appended(self._priority, frame)
                 self._priority_bytes += len(frame)
             else:
-                self._ordered.append(frame)
+                self._ordered = _appended(self._ordered, frame)
                 self._buffered += len(frame)
             return
         self._ws.send_message(envelope)
@@ -651,10 +676,10 @@ class Connection:
         if not chunks:
             return
         if priority:
-            self._priority.extend(chunks)
+            self._priority = _extended(self._priority, chunks)
             self._priority_bytes += sum(map(len, chunks))
         else:
-            self._ordered.extend(chunks)
+            self._ordered = _extended(self._ordered, chunks)
             self._buffered += sum(map(len, chunks))
 
     def _settle_ws(self, now: float) -> None:
@@ -665,9 +690,10 @@ class Connection:
             self._process_ws_events(self._ws.events_received(), now)
 
     def _release_held(self) -> None:
-        if self._paused or not self._held:
+        held = self._held
+        if self._paused or held is None:
             return
-        held, self._held = self._held, []
+        self._held = None
         self._process_ws_events(held, self._last_received)
 
     def _process_ws_events(self, events: Sequence[WebSocketEvent], now: float) -> None:
@@ -679,7 +705,7 @@ class Connection:
             if self._paused:
                 # Server between Hello and welcome(): what the client pipelined waits, so the
                 # events are the same however the bytes were chunked.
-                self._held.extend(events[index:])
+                self._held = _extended(self._held, events[index:])
                 return
             if type(event) is MessageReceived:
                 if fast_data and state is ConnectionState.OPEN:
@@ -689,26 +715,28 @@ class Connection:
                     # (another message, another layout, anything malformed) comes back None and
                     # goes to _on_envelope, which accepts it or fails with its close code.
                     data = event.data
-                    fields = _read_client_data(data) if type(data) is bytes else None
+                    fields = read_client_data(data) if type(data) is bytes else None
                     if fields is not None:
-                        self._events.append(_data_received(*fields))
+                        # (Unpacked, not ``*fields``: a star call is a Python-level call.)
+                        seq, topic, payload, timestamp_ms = fields
+                        self._emit(_data_received(seq, topic, payload, timestamp_ms))
                         continue
                 if state is ConnectionState.CLOSING:
                     continue
                 if self.config.envelope:
                     self._on_envelope(event.data, now)
                 else:
-                    self._events.append(RawMessage(data=event.data))
+                    self._emit(RawMessage(data=event.data))
             elif isinstance(event, WsClosed):
                 self._finish(Closed(code=event.code, reason=event.reason, clean=event.clean,
                                     initiated_locally=event.initiated_locally, cause=event.cause,
                                     goodbye=self._peer_goodbye))
             elif isinstance(event, HandshakeRequest | HttpRequest):
-                self._events.append(event)
+                self._emit(event)
             elif isinstance(event, HandshakeAccepted):
                 self._on_ws_open(now)
             elif isinstance(event, HandshakeFailed):
-                self._events.append(event)
+                self._emit(event)
                 self._finish(Closed(code=CloseCode.ABNORMAL_CLOSURE,
                                     reason=f"handshake failed: HTTP {event.status} {event.reason}",
                                     clean=False, initiated_locally=self.role is Role.SERVER))
@@ -786,7 +814,7 @@ class Connection:
         # An end the WebSocket held behind messages came later in the stream than what fails
         # here: dropped, as it would be had it arrived in a later read.
         self._ws.settle(discard=True)
-        self._ordered.clear()
+        self._ordered = None
         self._buffered = 0
         self._ws.data_to_send()  # anything the WebSocket layer still held is dropped too
         if self._ws.state is WebSocketState.OPEN:
@@ -811,7 +839,14 @@ class Connection:
     def _finish(self, closed: Closed) -> None:
         self._enter(_CLOSED)
         self._transport_close = True
-        self._events.append(closed)
+        self._emit(closed)
+
+    def _emit(self, event: AnyConnectionEvent) -> None:
+        events = self._events
+        if events is None:
+            self._events = [event]
+        else:
+            events.append(event)
 
 
 _ERROR_FOR_CLOSE: dict[int, ErrorCode] = {
@@ -863,7 +898,11 @@ def fan_out(conns: list[ServerConnection], frame: bytes, envelope: bytes, queued
         if conn._state is not conn_open:
             continue
         if conn._fast_frames and conn._ws._state is ws_open:
-            conn._ordered.append(frame)
+            ordered = conn._ordered
+            if ordered is None:
+                conn._ordered = [frame]
+            else:
+                ordered.append(frame)
             conn._buffered += length
         elif not conn.offer_frame(frame, size):
             conn.send_encoded(envelope)
@@ -954,12 +993,12 @@ class ServerConnection(Connection):
             if isinstance(body, Hello) and not self._hello_seen:
                 self._hello_seen = True
                 self._paused = True
-                self._events.append(HelloReceived(hello=body))
+                self._emit(HelloReceived(hello=body))
                 return
             self._unexpected(body, now)
             return
         if type(body) in _CLIENT_SENDS:
-            self._events.append(EnvelopeReceived(body=body))
+            self._emit(EnvelopeReceived(body=body))
         else:
             self._unexpected(body, now)
 
@@ -992,11 +1031,11 @@ class ClientConnection(Connection):
                 if body.heartbeat_timeout_ms > body.heartbeat_interval_ms:
                     self._timeout = body.heartbeat_timeout_ms / 1000
                 self._enter_open(now)
-                self._events.append(Welcomed(welcome=body))
+                self._emit(Welcomed(welcome=body))
                 return
             self._unexpected(body, now)
             return
         if type(body) in _SERVER_SENDS:
-            self._events.append(EnvelopeReceived(body=body))
+            self._emit(EnvelopeReceived(body=body))
         else:
             self._unexpected(body, now)

@@ -35,6 +35,7 @@ from typing import Literal, NamedTuple
 
 from . import codec
 from .backplane import HistoryEntry, HistoryLimits, MemoryEngine, ReplayGap
+from .codec._fast import encode_data_frame as encode_frame
 from .connection import (
     AnyConnectionEvent,
     Closed,
@@ -107,10 +108,12 @@ from .metrics import HubMetrics
 from .proxies import TrustedProxies
 from .ratelimit import RateLimit, TokenBucket
 
-encode_frame = codec.encode_data_frame
 # Builds a NamedTuple (HistoryEntry, StreamPosition) from a tuple of all its fields, skipping
 # the Python-level __new__ that typing.NamedTuple generates: one of each per message.
 _tuple_new = tuple.__new__
+# (encode_frame and connection's read_client_data are imported by name, not read off the codec
+# package: compiled, a call to a function the build knows is a direct C call; through a module
+# attribute it is a Python-level call, its keyword arguments parsed on every message.)
 
 __all__ = [
     "BROADCAST_TOPIC",
@@ -704,7 +707,8 @@ class _Conn:
         #: it is not empty, live messages of the topics in ``backlog_keys`` queue behind it.
         self.backlog: deque[bytes] | None = None
         self.backlog_bytes = 0
-        self.backlog_keys: set[str] = set()
+        #: None until the first replay that goes through the backlog (most never do).
+        self.backlog_keys: set[str] | None = None
         self.pump_due = False
         #: History bytes replayed (or queued for replay) on this connection so far.
         self.replayed = 0
@@ -1160,7 +1164,10 @@ class Hub:
     def publish(self, topic: str, payload: bytes | bytearray | memoryview, now: float, *,
                 exclude: Iterable[str] = (), only: Iterable[str] | None = None) -> StreamPosition:
         """Publish ``payload`` to ``topic``: kept in history, sent to every subscriber
-        (minus ``exclude``; only those in ``only`` when given). Encoded once.
+        (minus ``exclude``; only those in ``only`` when given). Encoded once. Returns the
+        message's position in the topic; with an external cluster engine the engine assigns
+        it later (the append is a request), so the return value is ``StreamPosition(0, 0)``
+        and the position reaches subscribers and ``watch`` listeners with the message.
 
         Raises:
             LocalProtocolError: ``topic`` is empty, longer than ``max_topic_length`` or reserved
@@ -2325,7 +2332,10 @@ class Hub:
             return
         members = self._members.get(key)
         if members:
-            self._fan_out(key, members, entry, frame, now)
+            # The stored envelope carries the placeholder position (0, 0) the publishing node
+            # appended: connections that cannot take the shared frame (message mode under
+            # ASGI, permessage-deflate) and replay backlogs get the envelope with the position.
+            self._fan_out(key, members, entry._replace(envelope=envelope), frame, now)
             self.metrics.deliveries[0 if key == BROADCAST_TOPIC else 2] += \
                 self._messages_sent - sent_before
 
@@ -3113,7 +3123,10 @@ class Hub:
             backlog = rec.backlog = deque()
         backlog.extend(envelopes)
         rec.backlog_bytes += size
-        rec.backlog_keys.add(key)
+        keys = rec.backlog_keys
+        if keys is None:
+            keys = rec.backlog_keys = set()
+        keys.add(key)
         self._replaying.setdefault(key, set()).add(rec.id)
         self._pump_backlog(rec, now)
 
@@ -3144,13 +3157,13 @@ class Hub:
 
     def _drop_backlog(self, rec: _Conn) -> None:
         """The backlog is done (or the connection is): live messages flow directly again."""
-        for key in rec.backlog_keys:
+        for key in rec.backlog_keys or ():
             waiting = self._replaying.get(key)
             if waiting is not None:
                 waiting.discard(rec.id)
                 if not waiting:
                     del self._replaying[key]
-        rec.backlog_keys.clear()
+        rec.backlog_keys = None
         rec.backlog = None
         rec.backlog_bytes = 0
 

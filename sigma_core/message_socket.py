@@ -72,7 +72,7 @@ class MessageSocket(WebSocket):
             self._refuse(400, f"no supported subprotocol offered (offered: {offered}; "
                               f"supported: {', '.join(ours)})")
             return
-        self._events.append(request)
+        self._emit(request)
 
     # -- what the server is told -------------------------------------------------------------
 
@@ -105,7 +105,7 @@ class MessageSocket(WebSocket):
                 return
             event = _new_event(MessageReceived)
             _set_message_data(event, data)
-            self._events.append(event)
+            self._emit(event)
         elif isinstance(data, str):
             if not self._config.allow_text:
                 self._fail(CloseCode.UNSUPPORTED_DATA, "text messages are not accepted")
@@ -115,7 +115,7 @@ class MessageSocket(WebSocket):
                            f"text message exceeds max_message_size "
                            f"{self._config.max_message_size}")
                 return
-            self._events.append(MessageReceived(data=data))
+            self._emit(MessageReceived(data=data))
         else:
             raise LocalProtocolError(f"a message is bytes or str, not {type(data).__name__}")
 
@@ -173,7 +173,7 @@ class MessageSocket(WebSocket):
         if len(data) > self._config.max_message_size:
             raise LocalProtocolError(f"message of {len(data)} bytes is larger than "
                                      "max_message_size")
-        self._output.append(data if type(data) is bytes else bytes(data))
+        self._write(data if type(data) is bytes else bytes(data))
 
     def close(self, code: int = 1000, reason: str = "") -> None:
         """Decide to close with ``code``/``reason``; CLOSED at once (the ASGI server runs the
@@ -200,5 +200,5 @@ class MessageSocket(WebSocket):
     def _refuse(self, status: int, reason: str) -> None:
         self._rejection = (status, reason)
         self._state = _REJECTED
-        self._events.append(HandshakeFailed(status=status, reason=reason, headers=(),
+        self._emit(HandshakeFailed(status=status, reason=reason, headers=(),
                                             body=reason.encode()))

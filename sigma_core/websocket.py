@@ -239,13 +239,15 @@ class WebSocket:
         self._held_end: CloseFrame | Failure | CloseConnection | None = None
         self._held_remote = False
         self._batch = 0
-        self._events: list[WebSocketEvent] = []
-        self._output: list[bytes] = []
+        # The queues and fragment buffers are None while empty: an idle connection keeps
+        # none of them (a list is 56 bytes; a server holds thousands of idle connections).
+        self._events: list[WebSocketEvent] | None = None
+        self._output: list[bytes] | None = None
         self._subprotocol: str | None = None
         self._extension: PerMessageDeflate | None = None
         self._fast_send = False
-        self._parts: list[bytes | bytearray] = []
-        self._text_parts: list[str] = []
+        self._parts: list[bytes | bytearray] | None = None
+        self._text_parts: list[str] | None = None
         self._message_size = 0
         self._fragments = 0
 
@@ -305,11 +307,12 @@ class WebSocket:
         events = self._events
         if not events:
             if self._held_end is None:
+                self._events = None
                 return []
             self.settle()
             events = self._events
-        self._events = []
-        return events
+        self._events = None
+        return events if events is not None else []
 
     def data_to_send(self, *, settle: bool = True) -> list[bytes]:
         """Return and forget the bytes to write to the transport, in order (maybe ``[]``).
@@ -319,9 +322,9 @@ class WebSocket:
         if settle and self._held_end is not None:
             self.settle()
         output = self._output
-        if not output:
+        if output is None:
             return []
-        self._output = []
+        self._output = None
         return output
 
     # -- input -------------------------------------------------------------------------------------
@@ -341,6 +344,8 @@ class WebSocket:
             elif data:
                 parser = self._parser
                 events = self._events
+                if events is None:
+                    events = self._events = []
                 self._batch = len(events)
                 if parser is not None:
                     for item in parser.receive(data if type(data) is bytes else bytes(data)):
@@ -374,15 +379,15 @@ class WebSocket:
         # control frames, and the end (always last). After our own close frame only the end
         # comes (the parser drops the rest).
         if isinstance(item, (bytes, str)):
-            self._events.append(MessageReceived(data=item))
+            self._emit(MessageReceived(data=item))
         elif isinstance(item, PingFrame):
             if self._conn is None:
-                self._output.append(frame(_FIN_PONG, item.payload))
+                self._write(frame(_FIN_PONG, item.payload))
             else:
-                self._output.append(self._conn.send(Pong(payload=item.payload)))
-            self._events.append(PingReceived(payload=item.payload))
+                self._write(self._conn.send(Pong(payload=item.payload)))
+            self._emit(PingReceived(payload=item.payload))
         elif isinstance(item, PongFrame):
-            self._events.append(PongReceived(payload=item.payload))
+            self._emit(PongReceived(payload=item.payload))
         elif isinstance(item, CloseFrame):
             code, reason = item
             if self._state is _OPEN:
@@ -400,7 +405,7 @@ class WebSocket:
         message before it, so the layer above can answer the messages first."""
         if self._state is not _OPEN:
             return False
-        events = self._events
+        events = self._events or ()
         for index in range(self._batch, len(events)):
             if type(events[index]) is MessageReceived:
                 break
@@ -444,14 +449,14 @@ class WebSocket:
     def _send_close(self, code: int, reason: str) -> None:
         conn = self._conn
         if conn is None:
-            self._output.append(frame(_FIN_CLOSE, close_payload(code, reason)))
+            self._write(frame(_FIN_CLOSE, close_payload(code, reason)))
         else:
             # wsproto writes no code only for its own 1005 member (an identity test). (No
             # conditional expression: compiled, its type int would turn the member into an int.)
             sent: CloseReason | int = code
             if code == CloseReason.NO_STATUS_RCVD:
                 sent = CloseReason.NO_STATUS_RCVD
-            self._output.append(conn.send(CloseConnection(code=sent, reason=reason)))
+            self._write(conn.send(CloseConnection(code=sent, reason=reason)))
 
     def _process_frames(self, conn: Connection) -> None:
         for event in conn.events():
@@ -478,11 +483,11 @@ class WebSocket:
             elif isinstance(event, Ping):
                 if self._state is _OPEN:
                     # After our close frame we send nothing more (RFC 6455 §5.5.1).
-                    self._output.append(conn.send(event.response()))
-                    self._events.append(PingReceived(payload=bytes(event.payload)))
+                    self._write(conn.send(event.response()))
+                    self._emit(PingReceived(payload=bytes(event.payload)))
             elif isinstance(event, Pong):
                 if self._state is _OPEN:
-                    self._events.append(PongReceived(payload=bytes(event.payload)))
+                    self._emit(PongReceived(payload=bytes(event.payload)))
             elif isinstance(event, CloseConnection):
                 if not self._hold(event):
                     self._on_close_frame(conn, event)
@@ -516,13 +521,13 @@ class WebSocket:
                 buffer = parts[0]
                 buffer += data
                 data = bytes(buffer)
-                parts.clear()
+                self._parts = None
             self._message_size = 0
             # The common single-frame message is emitted as wsproto parsed it (bytes): no copy.
-            self._events.append(MessageReceived(data=data if type(data) is bytes else bytes(data)))
+            self._emit(MessageReceived(data=data if type(data) is bytes else bytes(data)))
         else:
             if not parts:
-                parts.append(bytearray(data))
+                self._parts = [bytearray(data)]
             else:
                 buffer = parts[0]
                 buffer += data
@@ -540,12 +545,15 @@ class WebSocket:
             if parts:
                 parts.append(data)
                 data = "".join(parts)
-                parts.clear()
+                self._text_parts = None
             self._message_size = 0
-            self._events.append(MessageReceived(data=data))
+            self._emit(MessageReceived(data=data))
         else:
             if data:
-                parts.append(data)
+                if parts is None:
+                    self._text_parts = [data]
+                else:
+                    parts.append(data)
             self._message_size = size
 
     def _fail_too_big(self, size: int) -> None:
@@ -563,7 +571,7 @@ class WebSocket:
             # The peer started closing: echo its code (RFC 6455 §5.5.1, §7.1.5; none for 1005).
             # A server then closes TCP first (§7.1.1). A client should wait for the server's FIN,
             # but nothing is lost by closing now and the layer above holds no timer for it.
-            self._output.append(conn.send(event.response()))
+            self._write(conn.send(event.response()))
             self._finish(Closed(code=code, reason=reason, initiated_locally=False, clean=True))
         elif ws_state is ConnectionState.CLOSED:
             self._finish(Closed(code=code, reason=reason, initiated_locally=True, clean=True))
@@ -593,27 +601,43 @@ class WebSocket:
             )
         )
 
+    def _emit(self, event: WebSocketEvent) -> None:
+        events = self._events
+        if events is None:
+            self._events = [event]
+        else:
+            events.append(event)
+
+    def _write(self, data: bytes) -> None:
+        output = self._output
+        if output is None:
+            self._output = [data]
+        else:
+            output.append(data)
+
     def _finish(self, event: Closed) -> None:
         self._state = _CLOSED
         self._release()
-        self._events.append(event)
+        self._emit(event)
 
     def _release(self) -> None:
         self._conn = None
         self._parser = None
         self._handshake = None
-        self._parts.clear()
-        self._text_parts.clear()
+        self._parts = None
+        self._text_parts = None
 
     # -- the opening handshake (sigma_core._handshake) --------------------------------------------
 
     def _after_handshake(self, handshake: Handshake) -> None:
         """Take what the handshake produced; act on its end (see :class:`Handshake`)."""
         if handshake.output:
-            self._output.extend(handshake.output)
+            for chunk in handshake.output:
+                self._write(chunk)
             handshake.output.clear()
         if handshake.events:
-            self._events.extend(handshake.events)
+            for event in handshake.events:
+                self._emit(event)
             handshake.events.clear()
         outcome = handshake.outcome
         if outcome is None:
@@ -740,14 +764,14 @@ class WebSocket:
                 header = _pack_header_16(opcode, 126, size)
             else:
                 header = _pack_header_64(opcode, 127, size)
-            self._output.append(header + payload)
+            self._write(header + payload)
             return
         conn = self._conn
         assert conn is not None
         if opcode == _FIN_TEXT:
-            self._output.append(conn.send(TextMessage(data=data)))  # type: ignore[arg-type]
+            self._write(conn.send(TextMessage(data=data)))  # type: ignore[arg-type]
         else:
-            self._output.append(conn.send(BytesMessage(data=payload)))  # type: ignore[arg-type]
+            self._write(conn.send(BytesMessage(data=payload)))  # type: ignore[arg-type]
 
     def send_ping(self, payload: bytes = b"") -> None:
         """Send a ping (at most 125 bytes of payload). Only when OPEN."""
@@ -762,9 +786,9 @@ class WebSocket:
             msg = f"ping payload of {len(payload)} bytes is larger than 125"
             raise LocalProtocolError(msg)
         if self._conn is None:
-            self._output.append(frame(_FIN_PING, payload))
+            self._write(frame(_FIN_PING, payload))
         else:
-            self._output.append(self._conn.send(Ping(payload=payload)))
+            self._write(self._conn.send(Ping(payload=payload)))
 
     def close(self, code: int = 1000, reason: str = "") -> None:
         """Start the closing handshake: queue a close frame; the state becomes LOCAL_CLOSING.
@@ -794,8 +818,8 @@ class WebSocket:
         self._state = _LOCAL_CLOSING
         if self._parser is not None:
             self._parser.drop_messages()
-        self._parts.clear()
-        self._text_parts.clear()
+        self._parts = None
+        self._text_parts = None
         self._message_size = 0
         if self._held_end is not None:
             self.settle()  # as if it had arrived in a later read, after our close frame

@@ -24,6 +24,7 @@ from sigma_core.hub import AuthHook, Hub, Session
 from sigma_core.metrics import HistogramSnapshot
 
 from ._version import VERSION
+from .asgi import ASGIApp, ops_asgi_app
 from .feed import DASHBOARD_CLIENT_NAME, STATS_TOPIC, DashboardFeed
 from .health import Health
 from .metrics import (
@@ -120,11 +121,19 @@ class Ops:
         return OpsRoutes(self.health, registry=self.registry, dashboard=self.dashboard,
                          fallback=fallback, serializer=self._serializer)
 
-    def server_options(self, options: ServerOptions) -> ServerOptions:
-        """``options`` with the ops routes in front of its ``http_handler`` and the dashboard's
-        access rules around its hooks. The dashboard speaks the server's serializer when it is
-        ``raw``, ``json`` or ``msgpack``; with another one the page says it cannot show this
-        server and the feed publishes nothing."""
+    def asgi_app(self, fallback: ASGIApp | None = None) -> ASGIApp:
+        """The ops routes as an ASGI app, for ``SigmaASGIApp(options, app=ops.asgi_app(web))``
+        (a SigmaASGIApp takes no ``http_handler``): GET/HEAD of ``/livez``, ``/readyz``,
+        ``/metrics`` and the dashboard here, every other scope to ``fallback`` (404 without).
+        Use :meth:`hooks` for the options and :meth:`attach` the SigmaASGIApp."""
+        return ops_asgi_app(self.routes, fallback)
+
+    def hooks(self, options: ServerOptions) -> ServerOptions:
+        """``options`` with the dashboard's access rules around its authentication (its
+        ``authenticate`` hook or its ``jwt``) and ``authorize_subscribe`` (what
+        :meth:`server_options` adds besides the routes). The dashboard speaks the server's
+        serializer when it is ``raw``, ``json`` or ``msgpack``; with another one the page says
+        it cannot show this server and the feed publishes nothing."""
         self._serializer = self.feed.serializer = options.serializer.name
         inner = options.wrap_authenticate
         feed = self.feed
@@ -134,12 +143,20 @@ class Ops:
             return feed.authenticate(inner(hook) if inner is not None else hook)
 
         return dataclasses.replace(
-            options, http_handler=self.routes(options.http_handler), wrap_authenticate=wrap,
+            options, wrap_authenticate=wrap,
             authorize_subscribe=self.feed.authorize_subscribe(options.authorize_subscribe))
 
+    def server_options(self, options: ServerOptions) -> ServerOptions:
+        """``options`` with the ops routes in front of its ``http_handler`` and the dashboard's
+        access rules around its hooks (:meth:`hooks`: the dashboard speaks the server's
+        serializer)."""
+        return dataclasses.replace(self.hooks(options),
+                                   http_handler=self.routes(options.http_handler))
+
     def attach(self, server: Any, clock: Callable[[], float] | None = None) -> None:
-        """Read ``server`` (either adapter's ``SigmaSocketServer``); ``clock`` defaults to its
-        adapter's (the running asyncio loop's time, or ``trio.current_time``)."""
+        """Read ``server`` (either adapter's ``SigmaSocketServer``, or a ``SigmaASGIApp``);
+        ``clock`` defaults to its adapter's (the running asyncio loop's time,
+        ``trio.current_time``, or anyio's for the ASGI app)."""
         self._server = server
         self._clock = clock
         self.feed.attach()
@@ -160,7 +177,12 @@ class Ops:
     def _now(self) -> float:
         if self._clock is not None:
             return self._clock()
-        if type(self._server).__module__.startswith("sigma_trio"):
+        module = type(self._server).__module__
+        if module.startswith("sigma_asgi"):  # asyncio or trio, whichever runs the ASGI server
+            import anyio
+
+            return anyio.current_time()
+        if module.startswith("sigma_trio"):
             import trio
 
             return trio.current_time()

@@ -35,8 +35,9 @@ IDIOMS: dict[str, set[str]] = {
 PACKAGE_IDIOMS = {"sigma_asyncio": {"run"}, "sigma_trio": set[str]()}
 #: SigmaSocketServer members the ASGI app does not have: it is served, it does not listen.
 NOT_ON_ASGI = {"start", "serve", "port"}
-#: ASGI-app members the servers do not have (reported, not hidden): none.
-ASGI_EXTRA: set[str] = set()
+#: ASGI-app members the servers do not have yet (reported, not hidden): the awaitable form of
+#: request_presence (an ASGI app's endpoints are async).
+ASGI_EXTRA = {"cluster_presence"}
 DUNDERS = ("__init__", "__aenter__", "__aexit__", "__aiter__", "__anext__")
 
 

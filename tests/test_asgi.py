@@ -187,6 +187,27 @@ async def test_a_request_without_the_subprotocol_is_refused() -> None:
             assert "no supported subprotocol" in reason
 
 
+async def test_a_cluster_engine_that_nothing_runs_refuses_websockets_with_503(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """docs/asgi.md: the engine's driver runs in the lifespan; served without one, the app
+    refuses WebSockets (HTTP 503) and logs why, rather than serve without its engine."""
+    from websockets.asyncio.client import connect
+    from websockets.exceptions import InvalidStatus
+
+    from sigma_redis import RedisEngine, RedisEngineConfig
+
+    engine = RedisEngine(RedisEngineConfig(url=f"redis://{LOCAL}:1/0"))
+    sigma = SigmaASGIApp(engine=engine)
+    with anyio.fail_after(DEADLINE):
+        async with ASGIServer("uvicorn", sigma=sigma, lifespan=False) as server:
+            with pytest.raises(InvalidStatus) as refused:
+                async with connect(ws_url(server.port), subprotocols=["sigma.v1"]):  # type: ignore[list-item]
+                    pass  # pragma: no cover - refused
+            assert refused.value.response.status_code == 503
+            assert b"cluster engine not running" in refused.value.response.body
+    assert "nothing runs it" in caplog.text
+
+
 # ----------------------------------------------------------------------------- Django
 
 

@@ -357,6 +357,37 @@ def test_credentials_apply_on_a_cluster_node_fresh_and_resumed() -> None:
     sim.run(7.0)  # past the expiry and the grace, never refreshed: 4010
     closed = [e for e in sim.hub_events if isinstance(e, ClientDisconnected)]
     assert CloseCode.TOKEN_EXPIRED in [e.code for e in closed]
+
+
+def test_cross_node_messages_carry_their_position_without_the_shared_frame() -> None:
+    """Connections that cannot take the shared pre-built frame (permessage-deflate configured
+    here; message mode under ASGI likewise) get the envelope: with the engine's position, not
+    the placeholder the publishing node stored (which the client took as offset 0 and then
+    dropped every later message of the topic as a duplicate)."""
+    import dataclasses
+
+    from sigma_core.hub import HubConfig
+    from sigma_core.websocket import WebSocketConfig
+
+    config = HubConfig()
+    config = dataclasses.replace(config, connection=dataclasses.replace(
+        config.connection, websocket=WebSocketConfig(compression=True)))
+    sim = ClusterSimulation(2, config, seed=4)
+    alice = connected_to(sim, 0)
+    bob = connected_to(sim, 1)
+    alice.subscribe("room")
+    bob.subscribe("room")
+    sim.run(0.2)
+    sim.node(1).hub.publish("room", b"from B", sim.now)
+    sim.run(0.05)
+    sim.node(0).hub.publish("room", b"from A", sim.now)
+    sim.run(0.2)
+    for client in (alice, bob):
+        assert client.payloads("room") == [b"from B", b"from A"]
+        assert [m.position.offset for m in client.messages("room")] == [1, 2]
+    assert alice.messages("room")[0].position.epoch != 0
+
+
 def test_heads_checks_stretch_while_nothing_is_missed_and_tighten_on_a_hole() -> None:
     """The periodic heads check (the backstop for a delivery lost without a later message to
     reveal it) doubles its interval while it finds nothing, up to heads_interval_max (8 s):

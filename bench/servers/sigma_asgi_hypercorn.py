@@ -17,14 +17,14 @@ import uvloop  # noqa: E402
 from hypercorn.asyncio import serve  # noqa: E402
 from hypercorn.config import Config  # noqa: E402
 
-from servers._asgi import listen, make_app, run  # noqa: E402
+from servers._asgi import BareEcho, listen, make_app, run  # noqa: E402
 from servers._common import parse_args, raise_nofile  # noqa: E402
 
 
-def main() -> None:
+def main(*, bare: bool = False) -> None:
     args = parse_args(__doc__ or "")
     raise_nofile()
-    app = make_app()
+    app = BareEcho() if bare else make_app()
     sock = listen(args.host, args.port)
     config = Config()
     config.bind = [f"fd://{sock.fileno()}"]

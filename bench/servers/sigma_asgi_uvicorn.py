@@ -16,14 +16,14 @@ sys.path[:] = [str(_HERE.parent), *(p for p in sys.path if Path(p or ".").resolv
 import uvicorn  # noqa: E402
 import uvloop  # noqa: E402
 
-from servers._asgi import listen, make_app, run  # noqa: E402
+from servers._asgi import BareEcho, listen, make_app, run  # noqa: E402
 from servers._common import parse_args, raise_nofile  # noqa: E402
 
 
-def main() -> None:
+def main(*, bare: bool = False) -> None:
     args = parse_args(__doc__ or "")
     raise_nofile()
-    app = make_app()
+    app = BareEcho() if bare else make_app()
     sock = listen(args.host, args.port)
     server = uvicorn.Server(uvicorn.Config(app, lifespan="on", log_level="warning",
                                            ws="websockets-sansio", loop="none",
