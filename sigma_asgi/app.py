@@ -26,11 +26,12 @@ from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from dataclasses import dataclass
 from http.cookies import CookieError, SimpleCookie
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 import anyio.abc
 import anyio.from_thread
+import anyio.to_thread
 import sniffio
 
 from sigma_asyncio._entropy import SystemEntropy
@@ -45,6 +46,7 @@ from sigma_core.hub import (
     CloseAction,
     ClusterPresence,
     Hub,
+    Session,
 )
 from sigma_core.logs import format_peer, hub_log_entry
 from sigma_core.logs import write as write_log
@@ -52,6 +54,9 @@ from sigma_core.message_socket import MessageSocket
 from sigma_core.messages import Hello
 from sigma_core.serializers import RAW
 from sigma_core.websocket import HandshakeRequest, WebSocketState
+
+if TYPE_CHECKING:
+    from sigma_auth import ServerAuth
 
 __all__ = ["ASGIApp", "ASGIAuthRequest", "ClusterPresenceError", "SigmaASGIApp", "asgi_scope"]
 
@@ -99,6 +104,11 @@ class ASGIAuthRequest:
     path: str
     headers: tuple[tuple[str, str], ...]
     scope: Mapping[str, Any]
+    #: As :class:`~sigma_core.hub.AuthRequest`: wall-clock seconds when the Hello arrived, the
+    #: hub's clock then, and the session being refreshed (a token refresh; None for a Hello).
+    now: float = 0.0
+    monotonic: float = 0.0
+    refreshing: Session | None = None
 
     def header(self, name: str) -> str | None:
         """First value of a header (names compare case-insensitively)."""
@@ -195,9 +205,7 @@ class SigmaASGIApp(ServerCommands):
         elif overrides:
             options = dataclasses.replace(options, **overrides)
         for name, why in (("ssl", "TLS is the ASGI server's (uvicorn --ssl-certfile, ...)"),
-                          ("http_handler", "plain HTTP goes to the inner app (app=...)"),
-                          ("jwt", "not verified here yet: use authenticate with a "
-                                  "sigma_auth.JwtVerifier (docs/auth.md)")):
+                          ("http_handler", "plain HTTP goes to the inner app (app=...)")):
             if getattr(options, name) is not None:
                 raise ValueError(f"SigmaASGIApp does not take ServerOptions.{name}: {why}")
         if options.compression_enabled:
@@ -234,6 +242,8 @@ class SigmaASGIApp(ServerCommands):
         #: Feeds the cluster engine's driver (None: the in-memory engine), the same
         #: ``EngineLink`` the native adapters use; the driver runs in the host's task group.
         self._engine_link: EngineLink | None = None
+        #: ``ServerOptions.jwt``: the verifier's hook and its JWKS cache (sigma_auth).
+        self._auth: ServerAuth | None = None
         self._engine_running = False
         #: Callers of cluster_presence waiting for the engine's answer, per topic, in order.
         self._presence_waiters: dict[str, list[_PresenceWaiter]] = {}
@@ -322,6 +332,13 @@ class SigmaASGIApp(ServerCommands):
             group.start_soon(self._run_timer)
             if self._engine_link is not None:
                 group.start_soon(self._run_engine, self._engine_link)
+            auth = self._auth
+            if auth is not None and auth.jwks is not None:
+                # JWKS fetched in a worker thread: a slow endpoint never blocks the loop (until
+                # a fetch succeeds, tokens are refused as retryable: nobody is admitted).
+                group.start_soon(functools.partial(
+                    auth.refresh_keys, clock=self._clock, sleep=anyio.sleep,
+                    in_thread=anyio.to_thread.run_sync, logger=self._logger))
         return self
 
     async def _run_engine(self, link: EngineLink) -> None:
@@ -348,10 +365,16 @@ class SigmaASGIApp(ServerCommands):
         if self._hub is None:
             now = self._now()
             # (ServerOptions.wrap_authenticate, e.g. sigma_ops, goes around the app's hook.)
-            config = self.options.hub_config(
-                wall_clock_offset=time.time() - now,
-                authenticate=self._authenticate if self.options.authenticate is not None
-                else None)
+            hook: Callable[[AuthRequest], AuthAccept | AuthRefuse] | None = None
+            if self.options.jwt is not None:
+                from sigma_auth import server_auth
+
+                self._auth = server_auth(self.options)
+                hook = self._verify_token
+            elif self.options.authenticate is not None:
+                hook = self._authenticate
+            config = self.options.hub_config(wall_clock_offset=time.time() - now,
+                                             authenticate=hook)
             self._hub = Hub(config, entropy=SystemEntropy(), now=now,
                             engine=self.options.external_engine())
             driver = self.options.engine
@@ -564,12 +587,24 @@ class SigmaASGIApp(ServerCommands):
                                      "yet): use `async with app:` or serve it first")
         return self._hub
 
+    def _asgi_request(self, request: AuthRequest) -> ASGIAuthRequest:
+        scope: Mapping[str, Any] = self._current_scope or {}
+        return ASGIAuthRequest(hello=request.hello, path=request.path, headers=request.headers,
+                               scope=scope, now=request.now, monotonic=request.monotonic,
+                               refreshing=request.refreshing)
+
     def _authenticate(self, request: AuthRequest) -> AuthAccept | AuthRefuse:
         hook = self.options.authenticate
         assert hook is not None
-        scope: Mapping[str, Any] = self._current_scope or {}
-        return hook(ASGIAuthRequest(hello=request.hello, path=request.path,  # type: ignore[arg-type]
-                                    headers=request.headers, scope=scope))
+        return hook(self._asgi_request(request))  # type: ignore[arg-type]
+
+    def _verify_token(self, request: AuthRequest) -> AuthAccept | AuthRefuse:
+        """``ServerOptions.jwt``: the token verified as on the native adapters; ``jwt_then``
+        sees the :class:`ASGIAuthRequest` (scope, cookies, user) with the claims."""
+        auth = self._auth
+        assert auth is not None
+        assert auth.hook is not None
+        return auth.hook(self._asgi_request(request))  # type: ignore[arg-type]
 
     def _after_core(self) -> None:
         # A listener may call a command, which lands here again: the running call picks up

@@ -335,8 +335,6 @@ async def test_example_under_a_real_server(name: str) -> None:
     ({"ssl": object()}, "ServerOptions.ssl: TLS is the ASGI server's"),
     ({"http_handler": lambda request: None}, "http_handler: plain HTTP goes to the inner app"),
     ({"compression_enabled": True}, "compression_enabled: permessage-deflate is the ASGI"),
-    # Not verified by SigmaASGIApp yet: refused rather than ignored (which would admit anyone).
-    ({"jwt": object()}, "ServerOptions.jwt: not verified here yet"),
 ])
 def test_options_that_belong_to_the_asgi_server_are_refused(options: dict[str, Any],
                                                             match: str) -> None:

@@ -23,6 +23,7 @@ from adapters_support import (
     DEADLINE,
     LOCAL,
     Recorder,
+    any_server,
     connected_client,
     make_client,
     serving,
@@ -75,6 +76,7 @@ BAD_TOKENS: dict[str, Callable[[], str]] = {
 }
 
 
+@any_server
 @pytest.mark.parametrize("reason", list(BAD_TOKENS))
 async def test_bad_token_is_refused_for_good_without_logging_it(
         anyio_backend: str, reason: str, caplog: pytest.LogCaptureFixture) -> None:
@@ -98,6 +100,7 @@ async def test_bad_token_is_refused_for_good_without_logging_it(
     assert not any(bad in line for line in logged)
 
 
+@any_server
 async def test_valid_token_carries_identity_and_info(anyio_backend: str) -> None:
     with anyio.fail_after(DEADLINE):
         async with serving(anyio_backend, jwt=HS) as server, \

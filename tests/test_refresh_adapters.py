@@ -14,6 +14,7 @@ from adapters_support import (
     BACKENDS,
     DEADLINE,
     Recorder,
+    any_server,
     connected_client,
     make_client,
     serving,
@@ -42,6 +43,7 @@ def token(lifetime: float) -> str:
     return jwt.encode({"sub": "alice", "exp": time.time() + lifetime}, SECRET, algorithm="HS256")
 
 
+@any_server
 async def test_get_token_refreshes_before_expiry_and_the_connection_stays(
         anyio_backend: str) -> None:
     asked: list[float] = []
