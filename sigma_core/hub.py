@@ -2920,6 +2920,11 @@ class Hub:
                          wants: list[tuple[str, StreamPosition | None, StreamPosition | None]],
                          resumed: bool, fresh_reason: str, now: float) -> None:
         sid = session.id
+        # Topics the session joins with this connect, those without a start of its own (all of
+        # a fresh session's; on a resume, the token's channels its record did not hold): their
+        # members are told (presence JOIN).
+        joined = frozenset(topic for topic, _, start in wants
+                           if start is None and not topic.startswith(_RESERVED_PREFIX))
 
         def recovered(result: list[_Recovered] | str,
                       at: float) -> None:
@@ -2930,13 +2935,14 @@ class Hub:
                 if alive:
                     self._refuse_unavailable(rec, str(result), at)
                 return
-            self._welcome_external(rec, session, hello, result, resumed, fresh_reason, at)
+            self._welcome_external(rec, session, hello, result, resumed, fresh_reason, joined,
+                                   at)
 
         self._recover_topics(session, wants, recovered, now, rec)
 
     def _welcome_external(self, rec: _Conn, session: Session, hello: Hello,
                           result: list[_Recovered], resumed: bool,
-                          fresh_reason: str, now: float) -> None:
+                          fresh_reason: str, joined: frozenset[str], now: float) -> None:
         conn = rec.conn
         positions = {p.topic for p in hello.positions}
         stale = [t for t in positions if t not in session.subscriptions]
@@ -2973,11 +2979,10 @@ class Hub:
         self._events.append(ClientConnected(session=session, conn_id=rec.id, resumed=resumed,
                                             fresh_reason=fresh_reason,
                                             failed_topics=tuple(failed)))
-        if not resumed:
-            for recovered in result:
-                topic = recovered.outcome.topic
-                if not topic.startswith(_RESERVED_PREFIX):
-                    self._presence(topic, session, PresenceAction.JOIN, now)
+        for recovered in result:
+            topic = recovered.outcome.topic
+            if topic in joined:
+                self._presence(topic, session, PresenceAction.JOIN, now)
         self._process(rec, now)
         self._check_high_water(rec, now)
 

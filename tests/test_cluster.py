@@ -359,6 +359,40 @@ def test_credentials_apply_on_a_cluster_node_fresh_and_resumed() -> None:
     assert CloseCode.TOKEN_EXPIRED in [e.code for e in closed]
 
 
+def test_a_channel_a_resumed_session_gains_from_its_token_is_announced() -> None:
+    # Alice's second token grants a channel the first did not ("alerts"): resumed on the other
+    # node, she joins it there, and its members are told (presence JOIN), as for a fresh join.
+    from sigma_core.hub import AuthAccept, AuthRequest, HubConfig, PresenceChanged
+    from sigma_core.messages import PresenceAction
+
+    grants = iter([("news",), ("news", "alerts")])
+
+    def hook(request: AuthRequest) -> AuthAccept:
+        if request.hello.auth_token != "alice":
+            return AuthAccept(identity=request.hello.auth_token)
+        return AuthAccept(identity="alice", channels=next(grants))
+
+    sim = ClusterSimulation(2, HubConfig(authenticate=hook), seed=5)
+    joins: list[tuple[str, str]] = []
+    sim.on_hub_event(lambda e: joins.append((e.topic, e.session.identity))
+                     if isinstance(e, PresenceChanged) and e.action is PresenceAction.JOIN
+                     else None)
+    alice = sim.add_client(client_config(auth_token="alice"), connect=False)
+    sim.pin(alice, 0)
+    alice.connect()
+    sim.run_until(lambda: alice.connected)
+    assert ("news", "alice") in joins
+    assert ("alerts", "alice") not in joins
+    sim.pin(alice, 1)
+    sim.cut(alice)
+    sim.run_until(lambda: alice.connected, timeout=10)
+    resumed = sim.node(1).hub.get_session(alice.session.session_id)
+    assert resumed is not None
+    assert "alerts" in resumed.subscriptions
+    assert ("alerts", "alice") in joins
+    assert joins.count(("news", "alice")) == 1  # held before: not announced again
+
+
 def test_cross_node_messages_carry_their_position_without_the_shared_frame() -> None:
     """Connections that cannot take the shared pre-built frame (permessage-deflate configured
     here; message mode under ASGI likewise) get the envelope: with the engine's position, not
