@@ -16,7 +16,6 @@ feed; everyone else by the app's hooks). ``/metrics`` on a port of its own:
 from __future__ import annotations
 
 import dataclasses
-import gc
 from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
@@ -86,17 +85,12 @@ class Ops:
     those routes off (404; a dashboard viewer is refused); ``dashboard_token`` protects the
     dashboard's data stream (the page asks for it); ``dashboard_interval`` is the seconds
     between the node's points, ``dashboard_stale_after`` the seconds without a point after
-    which the dashboard's cluster view marks a node down (at least 2 x the interval).
-    ``freeze_gc`` (default True): :meth:`attach` calls :func:`gc.freeze` once, so the garbage
-    collector's full passes skip what exists by then (prometheus-client and the other imported
-    modules' objects); without it they made every broadcast delivery ~9 % dearer
-    (docs/operations.md, "What metrics cost")."""
+    which the dashboard's cluster view marks a node down (at least 2 x the interval)."""
 
     def __init__(self, *, node: str = "", metrics: bool = True, dashboard: bool = True,
                  dashboard_token: str = "", dashboard_interval: float = 1.0,
-                 dashboard_stale_after: float = 5.0, freeze_gc: bool = True) -> None:
+                 dashboard_stale_after: float = 5.0) -> None:
         self._server: Any = None
-        self.freeze_gc = freeze_gc
         self._clock: Callable[[], float] | None = None
         self.health = Health(self)
         self.collector = SigmaCollector(self, self._now, node=node)
@@ -165,8 +159,6 @@ class Ops:
         ``trio.current_time``, or anyio's for the ASGI app)."""
         self._server = server
         self._clock = clock
-        if self.freeze_gc:
-            gc.freeze()
         self.feed.attach()
         # A cluster engine: /readyz is 503 while it is unreachable, /metrics has its figures.
         options = getattr(server, "options", None)

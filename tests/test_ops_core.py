@@ -132,27 +132,3 @@ def test_drain_spreads_goodbyes_over_the_window_and_refuses_newcomers() -> None:
     # Their reconnects (to this same, draining hub) are refused with 503.
     assert sim.hub.metrics.refused["draining"] >= 1
     assert not any(c.connected for c in clients)
-
-
-def test_attach_freezes_the_gc_once_unless_told_not_to() -> None:
-    # The collector's full passes skip what exists at attach (docs/operations.md, "What
-    # metrics cost": importing prometheus-client made each broadcast delivery ~9 % dearer).
-    import gc
-
-    from sigma_ops import Ops
-
-    class Server:
-        hub = None
-        options = None
-
-        def on(self, event: str, listener: object) -> object:
-            return listener
-
-    gc.unfreeze()
-    try:
-        Ops(freeze_gc=False).attach(Server())
-        assert gc.get_freeze_count() == 0
-        Ops().attach(Server())
-        assert gc.get_freeze_count() > 0
-    finally:
-        gc.unfreeze()
