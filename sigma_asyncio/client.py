@@ -38,11 +38,10 @@ from sigma_core.client import (
 )
 from sigma_core.errors import (
     ConnectionFailed,
-    LocalProtocolError,
     PayloadDecodeError,
     TokenRefreshError,
 )
-from sigma_core.logs import WARNING, client_log_entry
+from sigma_core.logs import client_log_entry
 from sigma_core.logs import write as write_log
 
 from ._entropy import SystemEntropy
@@ -201,10 +200,7 @@ class SigmaSocketClient(ClientCommands):
         Raises:
             LocalProtocolError: ``max_queued_messages`` is 0 (callbacks only).
         """
-        if not self.options.max_queued_messages:
-            raise LocalProtocolError("max_queued_messages=0: messages reach the `message` "
-                                     "callback only, there is nothing to iterate over")
-        self._iterated = True
+        self._begin_iterating()
         while True:
             if self._ended and self._messages.empty():
                 return
@@ -273,18 +269,12 @@ class SigmaSocketClient(ClientCommands):
             self._reading_paused = True
             transport.pause_reading()
             self._core().set_reading_paused(True, self._loop.time())
-            if not self._iterated and not self._warned:
-                self._warned = True
-                self._logger.log(WARNING,
-                    "SigmaSocketClient: %d messages wait for `async for` and nothing iterates: "
-                    "reading paused until the app takes them (set max_queued_messages=0 to use "
-                    "the message callback only)", queued)
+            self._warn_if_unread(queued)
 
     def _handle(self, event: object) -> Message | PayloadDecodeError | None:
         if isinstance(event, MessageReceived):
             decoded = decode_message(event, self.options.serializer)
-            if isinstance(decoded, Message) and self.options.max_queued_messages and (
-                    self._iterated or not self._emitter.has_listeners("message")):
+            if isinstance(decoded, Message) and self._queues_messages():
                 self._messages.put_nowait(decoded)
             return decoded
         if isinstance(event, TokenNeeded):

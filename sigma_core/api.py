@@ -72,7 +72,7 @@ from .hub import (
     TopicMessage,
     TopicWatched,
 )
-from .logs import Logger, listener_error_entry
+from .logs import WARNING, Logger, listener_error_entry
 from .logs import write as write_log
 from .messages import ClientInfo, PresenceAction, StreamPosition
 from .ratelimit import RateLimit
@@ -676,10 +676,41 @@ class ServerCommands:
 class ClientCommands:
     """What an application tells a client, and asks it. Mixed into every adapter's client."""
 
-    __slots__ = ()
+    __slots__ = ("_iterated", "_warned")
     options: ClientOptions
     _session: ClientSession | None
     _emitter: EventEmitter
+    _logger: Logger
+    # _iterated: ``async for`` has begun: every message is queued from then on (before it,
+    # only while no ``message`` listener is registered, so a callback-only app never fills
+    # the queue). _warned: the "nothing iterates" warning was logged (it is said once).
+    _iterated: bool
+    _warned: bool
+
+    def _begin_iterating(self) -> None:
+        """``async for`` starts.
+
+        Raises:
+            LocalProtocolError: ``max_queued_messages`` is 0 (callbacks only).
+        """
+        if not self.options.max_queued_messages:
+            raise LocalProtocolError("max_queued_messages=0: messages reach the `message` "
+                                     "callback only, there is nothing to iterate over")
+        self._iterated = True
+
+    def _queues_messages(self) -> bool:
+        """Whether a message received now joins the ``async for`` queue."""
+        return bool(self.options.max_queued_messages) and (
+            self._iterated or not self._emitter.has_listeners("message"))
+
+    def _warn_if_unread(self, queued: int) -> None:
+        """Reading paused on a full queue: say so once when nothing iterates."""
+        if not self._iterated and not self._warned:
+            self._warned = True
+            self._logger.log(WARNING,
+                "SigmaSocketClient: %d messages wait for `async for` and nothing iterates: "
+                "reading paused until the app takes them (iterate, register a `message` "
+                "listener, or set max_queued_messages=0)", queued)
 
     def _core(self) -> ClientSession:
         """The sans-IO session, made on first use."""

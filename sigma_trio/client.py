@@ -46,7 +46,7 @@ from sigma_core.errors import (
     PayloadDecodeError,
     TokenRefreshError,
 )
-from sigma_core.logs import WARNING, client_log_entry
+from sigma_core.logs import client_log_entry
 from sigma_core.logs import write as write_log
 
 from ._entropy import SystemEntropy
@@ -231,10 +231,7 @@ class SigmaSocketClient(OwnNursery, ClientCommands):
         Raises:
             LocalProtocolError: ``max_queued_messages`` is 0 (callbacks only).
         """
-        if not self.options.max_queued_messages:
-            raise LocalProtocolError("max_queued_messages=0: messages reach the `message` "
-                                     "callback only, there is nothing to iterate over")
-        self._iterated = True
+        self._begin_iterating()
         return _MessageStream(self)
 
     def _took(self) -> None:
@@ -324,8 +321,7 @@ class SigmaSocketClient(OwnNursery, ClientCommands):
         self._timer.deadline = math.inf if deadline is None else deadline
 
     def _queue_message(self, message: Message) -> None:
-        if not self.options.max_queued_messages or (
-                not self._iterated and self._emitter.has_listeners("message")):
+        if not self._queues_messages():
             return
         # Closed: not running, or the iterator was closed; the callbacks still see it.
         with contextlib.suppress(trio.ClosedResourceError, trio.BrokenResourceError):
@@ -442,13 +438,7 @@ class SigmaSocketClient(OwnNursery, ClientCommands):
         socket reads until its Welcome)."""
         session.set_reading_paused(True, trio.current_time())
         self._after_core()
-        if not self._iterated and not self._warned:
-            self._warned = True
-            self._logger.log(WARNING,
-                "SigmaSocketClient: %d messages wait for `async for` and nothing iterates: "
-                "reading paused until the app takes them (set max_queued_messages=0 to use "
-                "the message callback only)",
-                self._messages_in.statistics().current_buffer_used)
+        self._warn_if_unread(self._messages_in.statistics().current_buffer_used)
         try:
             # Read on when the app took half, or when this socket is being closed (its close
             # handshake needs the server's answer) or the session left CONNECTED.
