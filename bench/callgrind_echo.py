@@ -15,6 +15,11 @@ flight it finds every one of them waiting at each read: ``10x16`` measures the b
 (``OUT.small``, ``OUT.large``; ``callgrind_annotate OUT.large``) and prints the functions whose
 own instructions grew most between them, per message: where the steady state spends its time,
 start-up excluded.
+
+``--broadcast``: instructions per delivered copy of a broadcast instead (bench/run.py's (c)):
+CONNS clients connect, the first asks for ``BCAST 10`` rounds until each message count (here
+deliveries, multiples of 10 x CONNS) is reached, e.g.
+``callgrind_echo.py sigma_asyncio_uvloop --broadcast --pattern 100x1 --messages 2000,10000``.
 """
 
 from __future__ import annotations
@@ -68,6 +73,32 @@ async def drive(url: str, proto: str, conns: int, in_flight: int, total: int) ->
     await asyncio.sleep(0.5)
 
 
+async def drive_broadcast(url: str, proto: str, conns: int, rounds: int) -> None:
+    """``rounds`` times ``BCAST 10`` from the first client; every client receives each copy."""
+    cls = PROTOCOLS[proto]
+    clients = await open_many(url, cls, conns, concurrency=conns)
+    loop = asyncio.get_running_loop()
+    received = target = 0
+    done: asyncio.Future[None] = loop.create_future()
+
+    def on_message(conn: object) -> None:
+        nonlocal received
+        received += 1
+        if received == target and not done.done():
+            done.set_result(None)
+
+    for conn in clients:
+        conn.on_message = on_message
+    await asyncio.sleep(0.5)
+    for _ in range(rounds):
+        target = received + 10 * conns
+        done = loop.create_future()
+        clients[0].send(b"BCAST 10")
+        await asyncio.wait_for(done, 600)
+    close_all(clients)
+    await asyncio.sleep(0.5)
+
+
 def per_function(path: Path, inclusive: bool = False) -> dict[str, int]:
     """Own (or inclusive) instructions per function (``callgrind_annotate``)."""
     text = subprocess.run(["callgrind_annotate", f"--inclusive={'yes' if inclusive else 'no'}",
@@ -93,7 +124,8 @@ def top_growth(small: Path, large: Path, messages: int, n: int = 40,
     return sorted(growth.items(), key=lambda kv: -kv[1])[:n]
 
 
-def count(name: str, conns: int, in_flight: int, total: int, keep: Path | None) -> int:
+def count(name: str, conns: int, in_flight: int, total: int, keep: Path | None,
+          broadcast: bool = False) -> int:
     spec = BY_NAME[name]
     out = Path(tempfile.mkdtemp(prefix="sigma-cg-")) / "callgrind.out"
     cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
@@ -110,7 +142,11 @@ def count(name: str, conns: int, in_flight: int, total: int, keep: Path | None) 
                 break
             if not line or time.monotonic() > deadline:
                 raise RuntimeError(f"{name} did not start under valgrind")
-        uvloop.run(drive(f"ws://127.0.0.1:{port}/", spec.proto, conns, in_flight, total))
+        url = f"ws://127.0.0.1:{port}/"
+        if broadcast:  # total = deliveries: rounds of 10 broadcasts to every client
+            uvloop.run(drive_broadcast(url, spec.proto, conns, total // (10 * conns)))
+        else:
+            uvloop.run(drive(url, spec.proto, conns, in_flight, total))
         proc.send_signal(signal.SIGINT)
         proc.wait(120)
     finally:
@@ -135,6 +171,9 @@ def main() -> None:
     parser.add_argument("--messages", default="2000,6000",
                         help="the two message counts (2000,6000)")
     parser.add_argument("--profile", type=Path, help="keep the larger run's callgrind file")
+    parser.add_argument("--broadcast", action="store_true",
+                        help="per delivery of a broadcast instead: CONNS clients, the messages "
+                             "counts are deliveries (multiples of 10 x CONNS; IN_FLIGHT unused)")
     args = parser.parse_args()
     conns, in_flight = (int(x) for x in args.pattern.split("x"))
     small, large = (int(x) for x in args.messages.split(","))
@@ -142,8 +181,8 @@ def main() -> None:
     if args.profile is not None:
         keep_small = args.profile.with_name(args.profile.name + ".small")
         keep_large = args.profile.with_name(args.profile.name + ".large")
-    a = count(args.server, conns, in_flight, small, keep_small)
-    b = count(args.server, conns, in_flight, large, keep_large)
+    a = count(args.server, conns, in_flight, small, keep_small, args.broadcast)
+    b = count(args.server, conns, in_flight, large, keep_large, args.broadcast)
     if keep_small is not None and keep_large is not None:
         for inclusive in (False, True):
             print(f"instructions per message, {'inclusive' if inclusive else 'own'}:",
@@ -152,6 +191,7 @@ def main() -> None:
                                       inclusive=inclusive):
                 print(f"{per:10,.0f}  {fn}", file=sys.stderr)
     print(json.dumps({"server": args.server, "pattern": args.pattern,
+                      "workload": "broadcast" if args.broadcast else "echo",
                       "messages": [small, large], "instructions": [a, b],
                       "instructions_per_msg": (b - a) / (large - small),
                       "commit": subprocess.run(["git", "-C", str(BENCH), "rev-parse", "--short",
