@@ -146,7 +146,9 @@ class Connection:
             del self._buffer[:size + 2]
             return data
         if kind == b"*":
-            return [await self._read_reply() for _ in range(max(0, size))]
+            if size < 0:
+                return None  # the null array (Sentinel: an unknown service)
+            return [await self._read_reply() for _ in range(size)]
         raise ProtocolError(f"unknown RESP type {kind!r}")
 
 

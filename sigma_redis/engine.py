@@ -498,8 +498,9 @@ class RedisEngine:
                 if "unknown command" in str(reply).lower():
                     raise DeploymentMismatch(
                         f"{redact(self.config.url)} names sentinels, but {endpoint} is not a "
-                        f"Sentinel (it refused SENTINEL: {reply}): use redis://{endpoint} or "
-                        f"redis+cluster://{endpoint}")
+                        f"Sentinel (SENTINEL is an unknown command there): use "
+                        f"redis://{endpoint} for a single server, redis+cluster://{endpoint} "
+                        f"for a Cluster node")
                 errors.append(f"{endpoint}: {reply}")
                 continue
             if reply is None:
