@@ -104,7 +104,7 @@ def test_url_forms_name_the_deployment() -> None:
     assert (one.kind, str(one.endpoints[0]), one.db, one.password) == \
         ("standalone", "db.example:6380", 2, "pw")
     cl = parse_target("rediss+cluster://u:p@10.0.0.1:7000,10.0.0.2,[::1]:7002")
-    assert cl.kind == "cluster" and cl.tls and cl.username == "u"
+    assert (cl.kind, cl.tls, cl.username) == ("cluster", True, "u")
     assert [str(e) for e in cl.endpoints] == ["10.0.0.1:7000", "10.0.0.2:6379", "[::1]:7002"]
     se = parse_target("redis+sentinel://s1:26380,s2/mymaster/3")
     assert (se.kind, se.service, se.db) == ("sentinel", "mymaster", 3)
@@ -219,8 +219,8 @@ async def test_shard_failover_starts_a_new_epoch_and_delivery_follows(
             for k in itertools.count():
                 probe = await append(h, moved, b"probe-%d" % k)
                 with anyio.move_on_after(0.5):
-                    await h.wait_for(lambda: any(t == moved and e.position == probe
-                                                 for t, e in h.messages), 1.0)
+                    await h.wait_for(lambda p=probe: any(
+                        t == moved and e.position == p for t, e in h.messages), 1.0)
                     break
         assert probe.epoch == after.epoch
 
@@ -334,7 +334,8 @@ async def test_two_nodes_on_the_cluster_a_node_dies_its_client_resumes(
                 for topic in topics:
                     await inbox_a.wait(topic, b"b2")
                 after = on_a.get_session()
-                assert after is not None and after.id == session.id
+                assert after is not None
+                assert after.id == session.id  # resumed, not a fresh session
                 assert proxy.connections["b"] >= 1
                 for inbox in (inbox_a, inbox_b):
                     for topic in topics:
