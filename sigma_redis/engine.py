@@ -435,9 +435,13 @@ class RedisEngine:
             try:
                 with anyio.fail_after(self.config.request_timeout):
                     await self._check_deployment()
-                async with self._open_client() as client:
-                    self._client = client
-                    await self._watchdog()
+                opened = self._open_client()
+                try:
+                    async with opened as client:
+                        self._client = client
+                        await self._watchdog()
+                finally:
+                    _close_layout_streams(opened)
             except Exception as exc:
                 self._set_status(False, _describe(exc))
             finally:
@@ -1018,6 +1022,17 @@ def _done(rid: int, replies: list[Any]) -> EngineResult:
     for reply in replies:
         _check(reply)
     return Done(request_id=rid)
+
+
+def _close_layout_streams(client: Any) -> None:
+    """coredis 6's cluster layout never closes its error stream pair (anyio memory streams),
+    which then warn (``ResourceWarning: Unclosed ...``) when collected; close them once the
+    client is done. Nothing happens on clients without them."""
+    layout = getattr(getattr(client, "connection_pool", None), "cluster_layout", None)
+    for stream in getattr(layout, "_error_stream", None) or ():
+        close = getattr(stream, "close", None)
+        if close is not None:
+            close()
 
 
 class _PrimarySwitched(ConnectionError):

@@ -47,8 +47,7 @@ from sigma_redis import DeploymentMismatch, RedisEngine, RedisEngineConfig
 from sigma_redis._cluster import hash_slot
 from sigma_redis._url import parse_target
 
-pytestmark = [pytest.mark.anyio,
-              pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")]
+pytestmark = pytest.mark.anyio
 DEADLINE = 30.0
 _ids = itertools.count(1)
 
