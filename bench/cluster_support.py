@@ -358,7 +358,8 @@ class SentinelServer(RedisServer):
     down after ``down_after_ms``."""
 
     def __init__(self, directory: Path, *, primary_port: int, service: str = "sigma",
-                 down_after_ms: int = 400, failover_timeout_ms: int = 3000) -> None:
+                 down_after_ms: int = 400, failover_timeout_ms: int = 3000,
+                 replica_ports: tuple[int, ...] = ()) -> None:
         super().__init__(directory)
         self.service = service
         conf = directory / "sentinel.conf"
@@ -368,7 +369,11 @@ class SentinelServer(RedisServer):
             f"sentinel monitor {service} 127.0.0.1 {primary_port} 1\n"
             f"sentinel down-after-milliseconds {service} {down_after_ms}\n"
             f"sentinel failover-timeout {service} {failover_timeout_ms}\n"
-            f"sentinel parallel-syncs {service} 1\n")
+            f"sentinel parallel-syncs {service} 1\n"
+            # Known replicas (as Sentinel writes them itself): it need not wait for the
+            # primary's INFO (every 10 s) to learn them.
+            + "".join(f"sentinel known-replica {service} 127.0.0.1 {port}\n"
+                      for port in replica_ports))
         self.conf = conf
 
     @property

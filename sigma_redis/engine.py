@@ -584,6 +584,10 @@ class RedisEngine:
         except Exception as exc:
             reason = _describe(exc)
             self._set_status(False, reason)
+            if "READONLY" in reason:
+                # Sentinel demoted the server these connections reach (a failover with the
+                # old primary alive): new connections ask Sentinel for the primary again.
+                self._drop_command_connections()
         if results is None:
             for request in batch:
                 self._failed(request, reason)
@@ -848,6 +852,8 @@ class RedisEngine:
                 leaves = _leaves(exc)
                 if not leaves or not all(isinstance(e, _LOST) for e in leaves):
                     raise
+                if any(isinstance(e, _PrimarySwitched) for e in leaves):
+                    self._drop_command_connections()
                 if all(isinstance(e, _MOVED) for e in leaves):
                     # Not a failure: ask where the channels are now, soon, and keep the
                     # queued subscriptions.
@@ -890,6 +896,13 @@ class RedisEngine:
                 self._inputs.engine_status(True, "message delivery reconnected")
             self._delivered_before = True
             await self._serve_subscriptions(subscriber_for)
+
+    def _drop_command_connections(self) -> None:
+        """Close the command connections (coredis opens new ones on the next request: with
+        Sentinel, to the primary it names now)."""
+        pool = getattr(self._client, "connection_pool", None)
+        if pool is not None:
+            pool.disconnect()
 
     async def _locator(self, tg: anyio.abc.TaskGroup) -> Callable[[bytes], Endpoint]:
         """Where each channel is served, as the deployment says now."""
