@@ -273,7 +273,10 @@ class RedisClusterServers:
             self.servers.append(RedisServer(path, extra_args=(
                 "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
                 "--cluster-port", str(free_port()),
-                "--cluster-node-timeout", str(node_timeout_ms))))
+                "--cluster-node-timeout", str(node_timeout_ms),
+                # Replicas sync at once (not after the default 5 s delay): a replica that
+                # never synced would not take its primary over.
+                "--repl-diskless-sync-delay", "0")))
         self.masters = masters
         self.replicas = replicas
 
@@ -306,6 +309,9 @@ class RedisClusterServers:
         except OSError:
             return False
         if "cluster_state:ok" not in info:
+            return False
+        replication = server.command("INFO", "replication")
+        if "role:slave" in replication and "master_link_status:up" not in replication:
             return False
         known = int(info.split("cluster_known_nodes:")[1].split()[0])
         return known == len(self.servers)

@@ -89,6 +89,7 @@ from . import _lua
 from ._cluster import SlotMap, hash_slot
 from ._pubsub import (
     ChannelMoved,
+    Connection,
     ProtocolError,
     Redirected,
     ReplyError,
@@ -405,8 +406,8 @@ class RedisEngine:
                                           connect_timeout=timeout, stream_timeout=timeout)
         if target.kind == "cluster":
             return coredis.RedisCluster(
-                startup_nodes=[TCPLocation(e.host, e.port)
-                               for e in (*target.endpoints, *self._known_nodes)],
+                startup_nodes=[TCPLocation(e.host, e.port) for e in dict.fromkeys(
+                    (*self._known_nodes, *target.endpoints))],
                 username=target.username, password=target.password, ssl=target.tls,
                 decode_responses=False, connect_timeout=timeout, stream_timeout=timeout)
         return self._sentinel_client(target)
@@ -457,10 +458,11 @@ class RedisEngine:
             await self._sentinel_primary()
             return
         errors = []
-        for endpoint in target.endpoints:
+        candidates = tuple(dict.fromkeys((*target.endpoints, *self._known_nodes)))
+        for endpoint in candidates:
             try:
                 reply = await ask(endpoint, b"INFO", b"server",
-                                  timeout=self.config.request_timeout / len(target.endpoints))
+                                  timeout=self.config.request_timeout / len(candidates))
             except (OSError, TimeoutError) as exc:
                 errors.append(f"{endpoint}: {_describe(exc)}")
                 continue
@@ -525,13 +527,32 @@ class RedisEngine:
 
     # ------------------------------------------------------------------ watchdog
 
+    _SCRIPTS = ("APPEND", "READ", "HEADS", "SAVE_SESSION", "PRESENCE_UPDATE", "PRESENCE_READ")
+
     async def _load_scripts(self) -> None:
-        client = self._client
-        for name in ("APPEND", "READ", "HEADS", "SAVE_SESSION", "PRESENCE_UPDATE",
-                     "PRESENCE_READ"):
-            # Redis Cluster: coredis sends SCRIPT LOAD to every node (replicas too, so a
-            # promoted replica has them; a NOSCRIPT after all loads them again).
-            self._shas[name] = await client.script_load(getattr(_lua, name))
+        if not self._sharded:
+            for name in self._SCRIPTS:
+                self._shas[name] = await self._client.script_load(getattr(_lua, name))
+            return
+        # Redis Cluster: on every primary of the current slot map, on connections of our own
+        # (coredis would send SCRIPT LOAD to every node it knows, and fail while one of them
+        # is dead — a killed primary lingers in its layout). A replica promoted later answers
+        # NOSCRIPT, and the batch loads them again (on the primaries of the new map).
+        slots = await self._slot_map()
+        for endpoint in slots.nodes:
+            conn = Connection(endpoint, connect_timeout=self.config.request_timeout,
+                              idle_timeout=max(2.0, 2 * self.config.request_timeout))
+            try:
+                await conn.connect()
+                for name in self._SCRIPTS:
+                    reply = await conn.request(b"SCRIPT", b"LOAD",
+                                               getattr(_lua, name).encode())
+                    if not isinstance(reply, bytes):
+                        raise ConnectionError(f"{endpoint} refused SCRIPT LOAD: {reply}")
+                    self._shas[name] = reply
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await conn.aclose()
 
     async def _watchdog(self) -> None:
         interval = self.config.health_interval
@@ -543,6 +564,11 @@ class RedisEngine:
                     await self._client.ping()
             except Exception as exc:
                 self._set_status(False, _describe(exc))
+                if self._sharded:
+                    # coredis' cluster layout keeps a dead primary after its replica took
+                    # over (ping fans out to it and fails): build the client again from the
+                    # slot map as it is now.
+                    return
             else:
                 self._set_status(True, "")
             await anyio.sleep(interval)

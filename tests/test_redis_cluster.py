@@ -224,6 +224,35 @@ async def test_shard_failover_starts_a_new_epoch_and_delivery_follows(
         assert probe.epoch == after.epoch
 
 
+async def test_shard_primary_killed_replica_takes_over_engine_recovers(
+        cluster: RedisClusterServers) -> None:
+    # After the takeover above: a shard's primary SIGKILLed, its replica elected after
+    # cluster-node-timeout (1 s here). The engine rebuilds its client from the new slot map
+    # (coredis keeps the dead node otherwise), loads the scripts on the new primary, and the
+    # shard's topics start new epochs; the other shards' topics keep theirs.
+    topics = shard_topics(cluster, "killed")
+    async with harness(cluster.url) as h:
+        await h.ready()
+        before = {name: await append(h, name, b"before") for name in topics.values()}
+        port, victim_topic = next(iter(topics.items()))
+        victim = next(s for s in cluster.servers if s.port == port)
+        victim.kill()
+        killed = time.monotonic()
+        with anyio.fail_after(DEADLINE):
+            while not isinstance(result := await h.call(Append(
+                    request_id=h.rid(), topic=victim_topic, envelope=b"after",
+                    wall_time=time.time())), Appended):
+                assert isinstance(result, EngineFailed)
+                await anyio.sleep(0.1)
+        print(f"appends on the killed shard failed for {time.monotonic() - killed:.2f} s")
+        assert result.position.epoch != before[victim_topic].epoch
+        assert result.position.offset == 1
+        for name in topics.values():
+            if name != victim_topic:
+                assert (await append(h, name, b"after")) == StreamPosition(
+                    before[name].epoch, 2)
+
+
 # ---------------------------------------------------------------------- wrong deployments
 
 
@@ -257,7 +286,7 @@ async def test_cluster_url_on_a_single_server_is_refused(single: RedisServer) ->
 
 async def test_single_server_url_on_a_cluster_node_is_refused(
         cluster: RedisClusterServers) -> None:
-    port = cluster.servers[0].port
+    port = next(s.port for s in cluster.servers if s.process and s.process.poll() is None)
     await refused(f"redis://127.0.0.1:{port}/0",
                   f"is a Redis Cluster node: use redis+cluster://127.0.0.1:{port}")
 
