@@ -11,6 +11,7 @@ naming a service it does not know: a clear reason, never ready, no hang."""
 
 from __future__ import annotations
 
+import gc
 import itertools
 import tempfile
 import time
@@ -38,6 +39,7 @@ from sigma_redis import RedisEngine, RedisEngineConfig
 
 # coredis leaves anyio memory streams unclosed when a connection ends with its server (the
 # killed primary, the demoted one): the collector reports them, as in tests/test_cluster_e2e.py.
+# The module's last teardown collects them here, under this filter.
 pytestmark = [pytest.mark.anyio,
               pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")]
 #: What docs/cluster.md promises in the test's configuration: publishes work again within
@@ -50,6 +52,12 @@ RECOVERY_BOUND = 10.0
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _collect_coredis_leftovers() -> Iterator[None]:
+    yield
+    gc.collect()
 
 
 class Deployment:
