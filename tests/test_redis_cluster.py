@@ -402,3 +402,14 @@ async def test_two_nodes_on_the_cluster_a_node_dies_its_client_resumes(
         finally:
             for n in nodes:
                 n.stop()
+
+
+def test_chat_refuses_a_malformed_redis_url_at_start(capsys: pytest.CaptureFixture[str]) -> None:
+    from examples.chat.server import parse_config
+
+    config = parse_config(["--redis-url", "redis+cluster://10.0.0.1:7000,10.0.0.2:7000"], env={})
+    assert config.redis_url == "redis+cluster://10.0.0.1:7000,10.0.0.2:7000"
+    with pytest.raises(SystemExit) as exit_info:
+        parse_config([], env={"SIGMASOCKETS_REDIS_URL": "redis+sentinel://10.0.0.5:26379"})
+    assert exit_info.value.code == 2
+    assert "no service name" in capsys.readouterr().err
