@@ -299,6 +299,7 @@ class RedisEngine:
         self._slots: SlotMap | None = None
         self._known_nodes: tuple[Endpoint, ...] = ()
         self._delivered_before = False
+        self._verified = False
 
     # ------------------------------------------------------------------ names
 
@@ -434,8 +435,10 @@ class RedisEngine:
         (a URL naming the wrong kind of server says so, see :meth:`_check_deployment`)."""
         while True:
             try:
-                with anyio.fail_after(self.config.request_timeout):
-                    await self._check_deployment()
+                if not self._verified:
+                    with anyio.fail_after(self.config.request_timeout):
+                        await self._check_deployment()
+                    self._verified = True  # a deployment does not change its kind
                 opened = self._open_client()
                 try:
                     async with opened as client:
@@ -452,17 +455,17 @@ class RedisEngine:
     async def _check_deployment(self) -> None:
         """``INFO server``'s ``redis_mode`` (or, for Sentinel, the service's primary) must
         match the URL's kind; raises :class:`DeploymentMismatch` saying what to use instead.
-        Servers that refuse ``INFO`` (some managed services) are not checked."""
+        Servers that refuse ``INFO`` (some managed services) are not checked. Until it passed
+        once (then the client is opened without it)."""
         target = self._target
         if target.kind == "sentinel":
             await self._sentinel_primary()
             return
         errors = []
-        candidates = tuple(dict.fromkeys((*target.endpoints, *self._known_nodes)))
-        for endpoint in candidates:
+        for endpoint in target.endpoints:
             try:
                 reply = await ask(endpoint, b"INFO", b"server",
-                                  timeout=self.config.request_timeout / len(candidates))
+                                  timeout=self.config.request_timeout / len(target.endpoints))
             except (OSError, TimeoutError) as exc:
                 errors.append(f"{endpoint}: {_describe(exc)}")
                 continue

@@ -152,6 +152,7 @@ def test_hash_slot_is_coredis_and_redis_cluster_keyslot(cluster: RedisClusterSer
 # ---------------------------------------------------------------------- the engine on Cluster
 
 
+@pytest.mark.parametrize("anyio_backend", ["asyncio", "trio"])
 async def test_heads_and_delivery_span_every_shard(cluster: RedisClusterServers) -> None:
     topics = shard_topics(cluster, "span")
     names = list(topics.values())

@@ -131,6 +131,7 @@ async def delivered_again(h: Harness, topic: str) -> StreamPosition:
     raise AssertionError("unreachable")
 
 
+@pytest.mark.parametrize("anyio_backend", ["asyncio", "trio"])
 async def test_primary_killed_sentinel_promotes_the_engine_follows(
         deployment: Deployment) -> None:
     async with harness(deployment.sentinel.url) as h:
