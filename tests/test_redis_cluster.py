@@ -153,8 +153,9 @@ def test_hash_slot_is_coredis_and_redis_cluster_keyslot(cluster: RedisClusterSer
 
 
 @pytest.mark.parametrize("anyio_backend", ["asyncio", "trio"])
-async def test_heads_and_delivery_span_every_shard(cluster: RedisClusterServers) -> None:
-    topics = shard_topics(cluster, "span")
+async def test_heads_and_delivery_span_every_shard(anyio_backend: str,
+                                                  cluster: RedisClusterServers) -> None:
+    topics = shard_topics(cluster, f"span-{anyio_backend}")
     names = list(topics.values())
     async with harness(cluster.url) as h:
         await h.ready()
@@ -176,6 +177,24 @@ async def test_heads_and_delivery_span_every_shard(cluster: RedisClusterServers)
         assert [t for t, _ in heads.heads] == [*names, *more]
         assert [p for _, p in heads.heads[:3]] == [positions[n][-1] for n in names]
         assert all(p == StreamPosition(0, 0) for _, p in heads.heads[3:])
+        # One batch across the three shards (coredis splits the pipeline per shard): each
+        # topic's appends take offsets in submission order.
+        batch = [Append(request_id=h.rid(), topic=names[i % 3], envelope=b"b%d" % i,
+                        wall_time=time.time()) for i in range(60)]
+        batches = h.engine.batches
+        h.engine.submit(batch)
+        await h.wait_for(lambda: all(r.request_id in h.results for r in batch))
+        assert h.engine.batches - batches <= 2  # one pipeline (or two: the first one sent)
+        for k, name in enumerate(names):
+            results = [h.results.pop(r.request_id) for r in batch if r.topic == name]
+            assert [(r.position.offset if isinstance(r, Appended) else r)
+                    for r in results] == list(range(4, 24)), name
+            read = await h.call(ReadRange(request_id=h.rid(), topic=name,
+                                          after=positions[name][-1], max_count=0,
+                                          max_bytes=0))
+            assert isinstance(read, RangeRead)
+            assert [e.envelope for e in read.entries] == [b"b%d" % i
+                                                          for i in range(k, 60, 3)]
         assert h.engine.is_ready()
 
 
