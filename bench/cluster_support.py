@@ -153,8 +153,10 @@ class RedisServer:
 
     def __init__(self, directory: Path, *, port: int | None = None,
                  persistence: str = "none", replica_of: int | None = None,
-                 extra_args: tuple[str, ...] = ()) -> None:
+                 extra_args: tuple[str, ...] = (), password: str | None = None) -> None:
         self.directory = directory
+        #: requirepass (and masterauth, for a replica of a server with the same password).
+        self.password = password
         self.port = port or free_port()
         self.persistence = persistence
         self.replica_of = replica_of
@@ -178,6 +180,8 @@ class RedisServer:
             args += ["--save", "3600 1", "--dbfilename", "dump.rdb"]
         if self.replica_of is not None:
             args += ["--replicaof", "127.0.0.1", str(self.replica_of)]
+        if self.password is not None:
+            args += ["--requirepass", self.password, "--masterauth", self.password]
         return args + list(self.extra_args)
 
     def start(self, deadline: float = 10.0) -> RedisServer:
@@ -202,8 +206,9 @@ class RedisServer:
         cli = shutil.which("redis-cli") or shutil.which("valkey-cli")
         if cli is None:
             raise RuntimeError("redis-cli is not installed")
+        env = {**os.environ, "REDISCLI_AUTH": self.password} if self.password else None
         done = subprocess.run([cli, "-h", "127.0.0.1", "-p", str(self.port), *args],
-                              capture_output=True, timeout=timeout, check=False)
+                              capture_output=True, timeout=timeout, check=False, env=env)
         if done.returncode != 0:
             raise OSError(done.stderr.decode(errors="replace"))
         out = done.stdout.decode(errors="replace").strip()
@@ -365,7 +370,7 @@ class SentinelServer(RedisServer):
 
     def __init__(self, directory: Path, *, primary_port: int, service: str = "sigma",
                  down_after_ms: int = 400, failover_timeout_ms: int = 3000,
-                 replica_ports: tuple[int, ...] = ()) -> None:
+                 replica_ports: tuple[int, ...] = (), auth_pass: str | None = None) -> None:
         super().__init__(directory)
         self.service = service
         conf = directory / "sentinel.conf"
@@ -379,7 +384,9 @@ class SentinelServer(RedisServer):
             # Known replicas (as Sentinel writes them itself): it need not wait for the
             # primary's INFO (every 10 s) to learn them.
             + "".join(f"sentinel known-replica {service} 127.0.0.1 {port}\n"
-                      for port in replica_ports))
+                      for port in replica_ports)
+            # The servers' password (the sentinel itself asks none).
+            + (f"sentinel auth-pass {service} {auth_pass}\n" if auth_pass else ""))
         self.conf = conf
 
     @property

@@ -53,24 +53,21 @@ class Endpoint:
 @dataclass(frozen=True, slots=True)
 class RedisTarget:
     """What a URL names. ``kind``: ``standalone``, ``cluster`` or ``sentinel``; ``endpoints``:
-    the server, the startup nodes or the sentinels; ``service``: the Sentinel service name."""
+    the server, the startup nodes or the sentinels (sentinels without credentials);
+    ``service``: the Sentinel service name; ``username``/``password``/``tls``: the Redis
+    servers'."""
 
     kind: str
     endpoints: tuple[Endpoint, ...]
     db: int = 0
     service: str = ""
+    username: str | None = None
+    password: str | None = None
+    tls: bool = False
 
-    @property
-    def username(self) -> str | None:
-        return self.endpoints[0].username
-
-    @property
-    def password(self) -> str | None:
-        return self.endpoints[0].password
-
-    @property
-    def tls(self) -> bool:
-        return self.endpoints[0].tls
+    def server(self, host: str, port: int) -> Endpoint:
+        """A Redis server of this deployment (its credentials and TLS)."""
+        return Endpoint(host, port, self.username, self.password, self.tls)
 
 
 def _hosts(netloc: str, default_port: int, url: str) -> list[tuple[str, int]]:
@@ -129,7 +126,8 @@ def parse_target(url: str) -> RedisTarget:
         db = _db(parse_qs(parts.query).get("db", ["0"])[0], url)
         if not parts.path:
             raise ValueError(f"Redis URL {redact(url)!r}: no socket path")
-        return RedisTarget("standalone", (Endpoint(parts.path, 0, username, password),), db)
+        return RedisTarget("standalone", (Endpoint(parts.path, 0, username, password),), db,
+                           username=username, password=password)
     if query:
         raise ValueError(f"Redis URL {redact(url)!r}: query parameters are not supported")
     if kind == "standalone":
@@ -140,13 +138,15 @@ def parse_target(url: str) -> RedisTarget:
                              f"(sentinels)")
         db = _db(path.strip("/") or "0", url)
         host, port = hosts[0]
-        return RedisTarget("standalone", (Endpoint(host, port, username, password, tls),), db)
+        return RedisTarget("standalone", (Endpoint(host, port, username, password, tls),), db,
+                           username=username, password=password, tls=tls)
     if kind == "cluster":
         if path.strip("/") not in ("", "0"):
             raise ValueError(f"Redis URL {redact(url)!r}: Redis Cluster has only database 0")
         hosts = _hosts(netloc, 6379, url)
         return RedisTarget("cluster", tuple(Endpoint(h, p, username, password, tls)
-                                            for h, p in hosts))
+                                            for h, p in hosts),
+                           username=username, password=password, tls=tls)
     parts_path = [p for p in path.split("/") if p]
     if not parts_path:
         raise ValueError(f"Redis URL {redact(url)!r}: no service name (redis+sentinel://"
@@ -158,8 +158,8 @@ def parse_target(url: str) -> RedisTarget:
         raise ValueError(f"Redis URL {redact(url)!r}: bad service name {service!r}")
     db = _db(parts_path[1], url) if len(parts_path) == 2 else 0
     hosts = _hosts(netloc, 26379, url)
-    return RedisTarget("sentinel", tuple(Endpoint(h, p, username, password, tls)
-                                         for h, p in hosts), db, service)
+    return RedisTarget("sentinel", tuple(Endpoint(h, p, tls=tls) for h, p in hosts), db, service,
+                       username=username, password=password, tls=tls)
 
 
 def redact(url: str) -> str:

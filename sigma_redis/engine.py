@@ -520,7 +520,7 @@ class RedisEngine:
             except (TypeError, ValueError, IndexError, UnicodeDecodeError):
                 errors.append(f"{endpoint}: unexpected answer {reply!r:.80}")
                 continue
-            return target.endpoints[0].at(host, port)
+            return target.server(host, port)
         if unknown and not errors:
             raise DeploymentMismatch(
                 f"Sentinel service {target.service!r} is unknown to {', '.join(unknown)} "

@@ -45,7 +45,7 @@ from sigma_core.engine import (
 )
 from sigma_core.messages import StreamPosition
 from sigma_redis import DeploymentMismatch, RedisEngine, RedisEngineConfig
-from sigma_redis._cluster import hash_slot
+from sigma_redis._cluster import SlotMap, hash_slot
 from sigma_redis._url import parse_target
 
 # coredis leaves anyio memory streams unclosed when a connection ends with its server (the
@@ -147,6 +147,22 @@ def test_hash_slot_is_coredis_and_redis_cluster_keyslot(cluster: RedisClusterSer
     server = cluster.servers[0]
     for key in keys[:6]:
         assert hash_slot(key) == int(server.command("CLUSTER", "KEYSLOT", key.decode()))
+
+
+def test_slot_map_from_cluster_slots() -> None:
+    template = parse_target("redis+cluster://:pw@10.0.0.9:7000").endpoints[0]
+    reply = [[b"5461", b"16383", [b"10.0.0.2", b"7001", b"id2"], [b"10.0.0.3", b"7002", b"id3"]],
+             [b"0", b"5460", [b"", b"7000", b"id1"]]]
+    slots = SlotMap.from_reply(reply, template)
+    assert str(slots.owner(0)) == "10.0.0.9:7000"  # empty host: where the reply came from
+    assert slots.owner(0).password == "pw"  # type: ignore[union-attr]
+    assert str(slots.owner(5461)) == "10.0.0.2:7001"
+    assert str(slots.owner(16383)) == "10.0.0.2:7001"
+    assert [str(e) for e in slots.nodes] == ["10.0.0.9:7000", "10.0.0.2:7001"]
+    assert SlotMap.from_reply([[b"0", b"10", [b"h", b"1"]]], template).owner(11) is None
+    for garbage in ([], b"ERR", [[b"x", b"1", [b"h", b"1"]]], [[b"0", b"1"]]):
+        with pytest.raises(ValueError, match="CLUSTER SLOTS"):
+            SlotMap.from_reply(garbage, template)
 
 
 # ---------------------------------------------------------------------- the engine on Cluster

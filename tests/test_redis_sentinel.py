@@ -61,17 +61,20 @@ def _collect_coredis_leftovers() -> Iterator[None]:
 
 
 class Deployment:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, password: str | None = None) -> None:
         (root / "primary").mkdir()
         (root / "replica").mkdir()
         (root / "sentinel").mkdir()
         # No 5 s wait before the replica's first sync (repl-diskless-sync-delay's default).
-        self.primary = RedisServer(root / "primary",
+        self.primary = RedisServer(root / "primary", password=password,
                                    extra_args=("--repl-diskless-sync-delay", "0")).start()
-        self.replica = RedisServer(root / "replica", replica_of=self.primary.port).start()
+        self.replica = RedisServer(root / "replica", replica_of=self.primary.port,
+                                   password=password).start()
         self.sentinel = SentinelServer(root / "sentinel", primary_port=self.primary.port,
-                                       replica_ports=(self.replica.port,))
+                                       replica_ports=(self.replica.port,), auth_pass=password)
         self.sentinel.start()
+        self.url = self.sentinel.url if password is None else \
+            self.sentinel.url.replace("://", f"://:{password}@")
 
     def wait_watched(self, deadline: float = 15.0) -> None:
         """Until the sentinel knows the replica (it learns it from the primary's INFO)."""
@@ -90,9 +93,10 @@ class Deployment:
 
 
 @pytest.fixture
-def deployment() -> Iterator[Deployment]:
+def deployment(request: pytest.FixtureRequest) -> Iterator[Deployment]:
+    password = getattr(request, "param", None)
     with tempfile.TemporaryDirectory(prefix="sigma-sentinel-") as tmp:
-        d = Deployment(Path(tmp))
+        d = Deployment(Path(tmp), password)
         try:
             d.wait_watched()
             yield d
@@ -179,9 +183,11 @@ async def test_primary_killed_sentinel_promotes_the_engine_follows(
         print(f"publishes failed for {recovered:.2f} s after the primary was killed")
 
 
+@pytest.mark.parametrize("deployment", ["s3cret"], indirect=True)
 async def test_forced_failover_with_the_old_primary_alive_moves_the_engine(
         deployment: Deployment) -> None:
-    async with harness(deployment.sentinel.url) as h:
+    # With a password on the Redis servers (in the URL), none on the sentinel.
+    async with harness(deployment.url) as h:
         await h.ready()
         await h.call(Receive(request_id=h.rid(), topic="room"))
         first = await append(h, "room", b"before")
@@ -201,6 +207,9 @@ async def test_forced_failover_with_the_old_primary_alive_moves_the_engine(
             await delivered_again(h, "room")
         info = deployment.replica.command("INFO", "replication")
         assert "role:master" in info
+        # (The servers really ask for the password.)
+        bare = RedisServer(deployment.replica.directory, port=deployment.replica.port)
+        assert "NOAUTH" in bare.command("PING")
 
 
 async def test_unknown_service_is_refused_with_the_reason(deployment: Deployment) -> None:
