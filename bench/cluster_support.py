@@ -306,7 +306,15 @@ class RedisClusterServers:
             if all(self._ok(server) for server in self.servers):
                 return self
             time.sleep(0.1)
-        raise RuntimeError(f"the Redis Cluster did not become ok within {deadline} s")
+        states = []
+        for server in self.servers:
+            try:
+                states.append(f"{server.port}: " + server.command("CLUSTER", "INFO")
+                              .split("cluster_known_nodes")[0].replace("\r\n", " "))
+            except OSError as exc:
+                states.append(f"{server.port}: {exc}")
+        raise RuntimeError(f"the Redis Cluster did not become ok within {deadline} s: "
+                           + "; ".join(states))
 
     def _ok(self, server: RedisServer) -> bool:
         try:
@@ -355,12 +363,21 @@ class RedisClusterServers:
 @contextlib.contextmanager
 def running_redis_cluster(masters: int = 3, replicas: int = 0
                           ) -> Iterator[RedisClusterServers]:
-    with tempfile.TemporaryDirectory(prefix="sigma-redis-cluster-") as tmp:
-        cluster = RedisClusterServers(Path(tmp), masters=masters, replicas=replicas)
-        try:
-            yield cluster.start()
-        finally:
-            cluster.stop()
+    """A started cluster, stopped at the end. A start that fails (a free port taken by
+    another process meanwhile, a loaded machine) is tried once more on new ports."""
+    with contextlib.ExitStack() as stack:
+        for attempt in (1, 2):
+            tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="sigma-redis-cluster-"))
+            cluster = RedisClusterServers(Path(tmp), masters=masters, replicas=replicas)
+            stack.callback(cluster.stop)
+            try:
+                cluster.start()
+                break
+            except (RuntimeError, OSError, subprocess.TimeoutExpired):
+                cluster.stop()
+                if attempt == 2:
+                    raise
+        yield cluster
 
 
 class SentinelServer(RedisServer):

@@ -601,12 +601,24 @@ class RedisEngine:
         started = time.perf_counter()
         try:
             with anyio.fail_after(self.config.request_timeout):
-                results = await self._execute(batch)
-                if results is None:  # NOSCRIPT: Redis restarted or failed over
+                answers = await self._execute(batch)
+                missing = [i for i, answer in enumerate(answers) if answer is None]
+                if missing:
+                    # NOSCRIPT (Redis restarted or failed over; on Cluster perhaps one shard
+                    # only): load the scripts, send again just the requests that met it —
+                    # the others were carried out and must not be repeated. A topic's
+                    # requests of this batch went to one server: retried together, in order.
                     await self._load_scripts()
-                    results = await self._execute(batch)
-                    if results is None:
+                    again = await self._execute([batch[i] for i in missing])
+                    if any(answer is None for answer in again):
                         raise EngineDataError("scripts vanished again right after loading")
+                    for i, answer in zip(missing, again, strict=True):
+                        answers[i] = answer
+                results = [answer for answer in answers if answer is not None]
+                lost = next((r.reason for r in results if isinstance(r, EngineFailed)
+                             and r.reason.startswith(_LOST_PREFIX)), None)
+                if lost is not None:
+                    self._set_status(False, lost.removeprefix(_LOST_PREFIX))
         except TimeoutError:
             self._set_status(False, f"no answer within {self.config.request_timeout} s")
             reason = f"timeout: Redis did not answer within {self.config.request_timeout} s"
@@ -634,8 +646,10 @@ class RedisEngine:
                 failures[op] = failures.get(op, 0) + 1
             self._answer(result)
 
-    async def _execute(self, batch: list[EngineRequest]) -> list[EngineResult] | None:
-        """One pipeline for the batch; None when a script was missing (NOSCRIPT)."""
+    async def _execute(self, batch: list[EngineRequest]) -> list[EngineResult | None]:
+        """One pipeline for the batch: a result per request, None for a request that met
+        NOSCRIPT. A request whose server could not be reached (on Cluster: one shard) fails
+        alone; the others keep their results."""
         finishers: list[Callable[[list[Any]], EngineResult]] = []
         calls: list[list[Any]] = []  # per request, the awaitables of its commands
         async with self._client.pipeline(transaction=False, raise_on_error=False) as pipe:
@@ -644,16 +658,27 @@ class RedisEngine:
                 calls.append(awaitables)
                 finishers.append(finish)
         self.commands += sum(len(c) for c in calls)
-        results: list[EngineResult] = []
+        results: list[EngineResult | None] = []
         for request, awaitables, finish in zip(batch, calls, finishers, strict=True):
             replies: list[Any] = []
+            noscript = False
+            lost: BaseException | None = None
             for pending in awaitables:
                 try:
                     replies.append(await pending)
                 except coredis.exceptions.NoScriptError:
-                    return None
+                    noscript = True
                 except coredis.exceptions.ResponseError as exc:
                     replies.append(exc)
+                except (coredis.exceptions.RedisError, OSError) as exc:
+                    lost = exc
+            if lost is not None:
+                results.append(EngineFailed(request_id=request.request_id,
+                                            reason=_LOST_PREFIX + _describe(lost)))
+                continue
+            if noscript:
+                results.append(None)
+                continue
             try:
                 results.append(finish(replies))
             except EngineDataError as exc:
@@ -1075,6 +1100,10 @@ def _close_layout_streams(client: Any) -> None:
         close = getattr(stream, "close", None)
         if close is not None:
             close()
+
+
+#: The reason of a request whose server could not be reached within its batch.
+_LOST_PREFIX = "cluster engine unavailable: "
 
 
 class _PrimarySwitched(ConnectionError):

@@ -214,6 +214,27 @@ async def test_heads_and_delivery_span_every_shard(anyio_backend: str,
         assert h.engine.is_ready()
 
 
+async def test_scripts_are_loaded_again_on_every_shard_after_noscript(
+        cluster: RedisClusterServers) -> None:
+    topics = list(shard_topics(cluster, "noscript").values())
+    async with harness(cluster.url) as h:
+        await h.ready()
+        first = [await append(h, name, b"1") for name in topics]
+        for server in cluster.servers:
+            assert server.command("SCRIPT", "FLUSH") == "OK"
+        # One batch over the three shards: NOSCRIPT, scripts loaded on every primary, the
+        # batch sent again — nothing fails, nothing is appended twice.
+        batch = [Append(request_id=h.rid(), topic=name, envelope=b"2", wall_time=time.time())
+                 for name in topics]
+        h.engine.submit(batch)
+        await h.wait_for(lambda: all(r.request_id in h.results for r in batch))
+        assert [h.results.pop(r.request_id) for r in batch] == [
+            Appended(request_id=r.request_id, topic=r.topic,
+                     position=StreamPosition(p.epoch, 2)) for r, p in zip(batch, first,
+                                                                           strict=True)]
+        assert h.engine.is_ready()
+
+
 async def test_shard_failover_starts_a_new_epoch_and_delivery_follows(
         cluster: RedisClusterServers) -> None:
     # Runs last among the engine tests of this module: it moves one shard to its replica.
