@@ -46,7 +46,8 @@ from sigma_core.engine import (
 from sigma_core.messages import StreamPosition
 from sigma_redis import DeploymentMismatch, RedisEngine, RedisEngineConfig
 from sigma_redis._cluster import SlotMap, hash_slot
-from sigma_redis._url import parse_target
+from sigma_redis._pubsub import Redirected, Subscriber
+from sigma_redis._url import Endpoint, parse_target
 
 # coredis leaves anyio memory streams unclosed when a connection ends with its server (the
 # killed primary): the collector reports them, as in tests/test_cluster_e2e.py. The module's
@@ -212,6 +213,34 @@ async def test_heads_and_delivery_span_every_shard(anyio_backend: str,
             assert [e.envelope for e in read.entries] == [b"b%d" % i
                                                           for i in range(k, 60, 3)]
         assert h.engine.is_ready()
+
+
+async def test_sharded_subscriber_on_the_wrong_node_is_redirected(
+        cluster: RedisClusterServers) -> None:
+    # The receiver's connection to a node that does not own a channel's slot (a stale slot
+    # map): Redis answers MOVED, the subscriber raises Redirected (the receiver then asks for
+    # the slot map again and resubscribes, keeping the queued subscriptions).
+    channel = b"sigma:{moved-probe}:c"
+    owner = cluster.primary_for_slot(hash_slot(channel)).port
+    other = next(s.port for s in cluster.servers
+                 if s.port != owner and s.process and s.process.poll() is None)
+    subscriber = Subscriber(Endpoint("127.0.0.1", other), lambda c, d: None,
+                            connect_timeout=2.0, idle_timeout=4.0, sharded=True)
+
+    async def subscribe() -> None:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(subscriber.serve)
+            await subscriber.subscribe(channel)
+
+    await subscriber.connect()
+    try:
+        with anyio.fail_after(5), pytest.raises(BaseExceptionGroup) as caught:
+            await subscribe()
+        moved = caught.value.exceptions[0]
+        assert isinstance(moved, Redirected)
+        assert f"MOVED {hash_slot(channel)} " in str(moved)
+    finally:
+        await subscriber.aclose()
 
 
 async def test_scripts_are_loaded_again_on_every_shard_after_noscript(

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gc
 import itertools
+import logging
 import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -185,8 +186,9 @@ async def test_primary_killed_sentinel_promotes_the_engine_follows(
 
 @pytest.mark.parametrize("deployment", ["s3cret"], indirect=True)
 async def test_forced_failover_with_the_old_primary_alive_moves_the_engine(
-        deployment: Deployment) -> None:
+        deployment: Deployment, caplog: pytest.LogCaptureFixture) -> None:
     # With a password on the Redis servers (in the URL), none on the sentinel.
+    caplog.set_level(logging.INFO, "sigma_redis")
     async with harness(deployment.url) as h:
         await h.ready()
         await h.call(Receive(request_id=h.rid(), topic="room"))
@@ -207,6 +209,9 @@ async def test_forced_failover_with_the_old_primary_alive_moves_the_engine(
             await delivered_again(h, "room")
         info = deployment.replica.command("INFO", "replication")
         assert "role:master" in info
+        # The receiver moved on Sentinel's +switch-master (announced before Sentinel
+        # reconfigures the old primary, whose connections it then closes).
+        assert "Sentinel switched the primary of 'sigma'" in caplog.text
         # (The servers really ask for the password.)
         bare = RedisServer(deployment.replica.directory, port=deployment.replica.port)
         assert "NOAUTH" in bare.command("PING")
