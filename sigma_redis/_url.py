@@ -116,11 +116,9 @@ def parse_target(url: str) -> RedisTarget:
     username = password = None
     if "@" in netloc:
         userinfo, _, netloc = netloc.rpartition("@")
-        user, colon, secret = userinfo.partition(":")
-        username = unquote(user) or None
-        password = unquote(secret) if colon else unquote(user) or None
-        if not colon:  # "password@host" (redis-py and coredis read it as the password)
-            username = None
+        user, colon, secret = userinfo.partition(":")  # as coredis reads it: "user@" is a
+        username = unquote(user) or None                 # user without a password
+        password = unquote(secret) if colon else None
     if scheme == "unix":
         parts = urlsplit(url)
         db = _db(parse_qs(parts.query).get("db", ["0"])[0], url)

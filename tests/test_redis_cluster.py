@@ -121,6 +121,13 @@ def test_url_forms_name_the_deployment() -> None:
     assert (se.kind, se.service, se.db) == ("sentinel", "mymaster", 3)
     assert [str(e) for e in se.endpoints] == ["s1:26380", "s2:26379"]
     assert parse_target("unix:///run/redis.sock?db=1").db == 1
+    # Credentials as coredis reads them; the sentinels get none (they are the servers').
+    assert (parse_target("redis://u@h").username, parse_target("redis://u@h").password) == \
+        ("u", None)
+    auth = parse_target("redis+sentinel://u:p%40x@s1/svc")
+    assert (auth.username, auth.password) == ("u", "p@x")
+    assert (auth.endpoints[0].username, auth.endpoints[0].password) == (None, None)
+    assert auth.server("10.0.0.7", 6379).password == "p@x"
 
 
 @pytest.mark.parametrize(("url", "says"), [
