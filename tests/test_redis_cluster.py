@@ -15,8 +15,8 @@ from __future__ import annotations
 import gc
 import itertools
 import time
-from collections.abc import AsyncIterator, Iterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import Iterator
+from contextlib import AsyncExitStack
 
 import anyio
 import pytest
@@ -27,7 +27,7 @@ from redis_support import (
     running_redis,
     running_redis_cluster,
 )
-from test_redis_engine import Harness
+from test_redis_engine import Harness, harness
 
 from bench.cluster_support import Node, round_robin_proxy, start_node
 from sigma_core.api import Message
@@ -55,7 +55,6 @@ from sigma_redis._url import Endpoint, parse_target
 pytestmark = [pytest.mark.anyio,
               pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")]
 DEADLINE = 30.0
-_ids = itertools.count(1)
 
 
 @pytest.fixture
@@ -73,17 +72,6 @@ def _collect_coredis_leftovers() -> Iterator[None]:
 def cluster() -> Iterator[RedisClusterServers]:
     with running_redis_cluster(masters=3, replicas=1) as servers:
         yield servers
-
-
-@asynccontextmanager
-async def harness(url: str, **options: object) -> AsyncIterator[Harness]:
-    config = RedisEngineConfig(url=url, request_timeout=1.0, health_interval=0.1,
-                               **options)  # type: ignore[arg-type]
-    h = Harness(RedisEngine(config))
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(h.engine.run, h)
-        yield h
-        tg.cancel_scope.cancel()
 
 
 def shard_topics(cluster: RedisClusterServers, prefix: str) -> dict[int, str]:
@@ -181,7 +169,7 @@ async def test_heads_and_delivery_span_every_shard(anyio_backend: str,
                                                   cluster: RedisClusterServers) -> None:
     topics = shard_topics(cluster, f"span-{anyio_backend}")
     names = list(topics.values())
-    async with harness(cluster.url) as h:
+    async with harness(ready=False, url=cluster.url) as h:
         await h.ready()
         for name in names:
             assert isinstance(await h.call(Receive(request_id=h.rid(), topic=name)), Done)
@@ -253,7 +241,7 @@ async def test_sharded_subscriber_on_the_wrong_node_is_redirected(
 async def test_scripts_are_loaded_again_on_every_shard_after_noscript(
         cluster: RedisClusterServers) -> None:
     topics = list(shard_topics(cluster, "noscript").values())
-    async with harness(cluster.url) as h:
+    async with harness(ready=False, url=cluster.url) as h:
         await h.ready()
         first = [await append(h, name, b"1") for name in topics]
         for server in cluster.servers:
@@ -275,7 +263,7 @@ async def test_shard_failover_starts_a_new_epoch_and_delivery_follows(
         cluster: RedisClusterServers) -> None:
     # Runs last among the engine tests of this module: it moves one shard to its replica.
     topics = shard_topics(cluster, "failover")
-    async with harness(cluster.url) as h:
+    async with harness(ready=False, url=cluster.url) as h:
         await h.ready()
         for name in topics.values():
             await h.call(Receive(request_id=h.rid(), topic=name))
@@ -335,7 +323,7 @@ async def test_shard_primary_killed_replica_takes_over_engine_recovers(
     # (coredis keeps the dead node otherwise), loads the scripts on the new primary, and the
     # shard's topics start new epochs; the other shards' topics keep theirs.
     topics = shard_topics(cluster, "killed")
-    async with harness(cluster.url) as h:
+    async with harness(ready=False, url=cluster.url) as h:
         await h.ready()
         before = {name: await append(h, name, b"before") for name in topics.values()}
         port, victim_topic = next(iter(topics.items()))
@@ -368,7 +356,7 @@ def single() -> Iterator[RedisServer]:
 
 async def refused(url: str, says: str) -> None:
     started = time.monotonic()
-    async with harness(url) as h:
+    async with harness(ready=False, url=url) as h:
         with anyio.fail_after(10):
             while says not in h.engine.status_reason:
                 await anyio.sleep(0.05)

@@ -16,14 +16,13 @@ import itertools
 import logging
 import tempfile
 import time
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
 import pytest
 from redis_support import RedisServer, SentinelServer
-from test_redis_engine import Harness
+from test_redis_engine import Harness, harness
 
 from sigma_core.engine import (
     Append,
@@ -36,7 +35,6 @@ from sigma_core.engine import (
     ReplayGap,
 )
 from sigma_core.messages import StreamPosition
-from sigma_redis import RedisEngine, RedisEngineConfig
 
 # coredis leaves anyio memory streams unclosed when a connection ends with its server (the
 # killed primary, the demoted one): the collector reports them, as in tests/test_cluster_e2e.py.
@@ -105,16 +103,6 @@ def deployment(request: pytest.FixtureRequest) -> Iterator[Deployment]:
             d.stop()
 
 
-@asynccontextmanager
-async def harness(url: str) -> AsyncIterator[Harness]:
-    h = Harness(RedisEngine(RedisEngineConfig(url=url, request_timeout=1.0,
-                                              health_interval=0.1)))
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(h.engine.run, h)
-        yield h
-        tg.cancel_scope.cancel()
-
-
 async def append(h: Harness, topic: str, data: bytes) -> Appended | EngineFailed:
     result = await h.call(Append(request_id=h.rid(), topic=topic, envelope=data,
                                  wall_time=time.time()))
@@ -139,7 +127,7 @@ async def delivered_again(h: Harness, topic: str) -> StreamPosition:
 @pytest.mark.parametrize("anyio_backend", ["asyncio", "trio"])
 async def test_primary_killed_sentinel_promotes_the_engine_follows(
         deployment: Deployment) -> None:
-    async with harness(deployment.sentinel.url) as h:
+    async with harness(ready=False, url=deployment.sentinel.url) as h:
         await h.ready()
         assert isinstance(await h.call(Receive(request_id=h.rid(), topic="room")), Done)
         before = [await append(h, "room", b"m%d" % i) for i in range(3)]
@@ -189,7 +177,7 @@ async def test_forced_failover_with_the_old_primary_alive_moves_the_engine(
         deployment: Deployment, caplog: pytest.LogCaptureFixture) -> None:
     # With a password on the Redis servers (in the URL), none on the sentinel.
     caplog.set_level(logging.INFO, "sigma_redis")
-    async with harness(deployment.url) as h:
+    async with harness(ready=False, url=deployment.url) as h:
         await h.ready()
         await h.call(Receive(request_id=h.rid(), topic="room"))
         first = await append(h, "room", b"before")
@@ -220,7 +208,7 @@ async def test_forced_failover_with_the_old_primary_alive_moves_the_engine(
 async def test_unknown_service_is_refused_with_the_reason(deployment: Deployment) -> None:
     port = deployment.sentinel.port
     started = time.monotonic()
-    async with harness(f"redis+sentinel://127.0.0.1:{port}/nosuch") as h:
+    async with harness(ready=False, url=f"redis+sentinel://127.0.0.1:{port}/nosuch") as h:
         with anyio.fail_after(10):
             while "unknown" not in h.engine.status_reason:
                 await anyio.sleep(0.05)
