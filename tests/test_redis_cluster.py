@@ -491,6 +491,9 @@ def test_chat_refuses_a_malformed_redis_url_at_start(capsys: pytest.CaptureFixtu
     config = parse_config(["--redis-url", "redis+cluster://10.0.0.1:7000,10.0.0.2:7000"], env={})
     assert config.redis_url == "redis+cluster://10.0.0.1:7000,10.0.0.2:7000"
     with pytest.raises(SystemExit) as exit_info:
-        parse_config([], env={"SIGMASOCKETS_REDIS_URL": "redis+sentinel://10.0.0.5:26379"})
+        parse_config([], env={"SIGMASOCKETS_REDIS_URL": "redis+sentinel://:pw@10.0.0.5:26379"})
     assert exit_info.value.code == 2
-    assert "no service name" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "SIGMASOCKETS_REDIS_URL: Redis URL 'redis+sentinel://***@10.0.0.5:26379': no " \
+        "service name" in err
+    assert "pw" not in err

@@ -218,7 +218,9 @@ def parse_config(argv: Sequence[str] | None = None,
             try:
                 default = kind(env[var])
             except (ValueError, argparse.ArgumentTypeError) as exc:
-                parser.error(f"{var}={env[var]!r}: {exc}")
+                # (A Redis URL may hold a password: its error shows the URL redacted.)
+                parser.error(f"{var}: {exc}" if name == "redis-url"
+                             else f"{var}={env[var]!r}: {exc}")
         parser.add_argument(f"--{name}", type=kind, default=default,
                             help=f"{text} [{var}] (default: %(default)s)")
     args = parser.parse_args(argv)
