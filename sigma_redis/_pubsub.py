@@ -20,10 +20,10 @@ from collections.abc import Callable
 import anyio
 import anyio.abc
 
-from ._url import Endpoint
+from ._url import Endpoint, parse_target
 
 __all__ = ["ChannelMoved", "Connection", "ProtocolError", "Redirected", "ReplyError",
-           "Subscriber", "ask"]
+           "Subscriber", "ask", "parse_url"]
 
 
 class ProtocolError(ConnectionError):
@@ -41,6 +41,18 @@ class Redirected(ConnectionError):
 class ChannelMoved(ConnectionError):
     """Redis Cluster ended a shard channel's subscription itself (``sunsubscribe`` we did not
     ask for): its slot moved to another node (resharding, failover)."""
+
+
+def parse_url(url: str) -> tuple[str, int, str | None, str | None, bool]:
+    """A single server's URL (``redis://``, ``rediss://``, ``unix://``) as (host or socket
+    path, port — 0 for a socket —, username, password, tls). ``ValueError`` for a URL that
+    does not name one server (a Redis Cluster or Sentinel URL names several: their servers
+    are found at run time, see :mod:`._url`)."""
+    target = parse_target(url)
+    if target.kind != "standalone":
+        raise ValueError(f"{target.kind} URL: no single server to connect to")
+    ep = target.endpoints[0]
+    return ep.host, ep.port, ep.username, ep.password, ep.tls
 
 
 def _command(*args: bytes) -> bytes:

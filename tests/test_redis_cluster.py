@@ -46,7 +46,7 @@ from sigma_core.engine import (
 from sigma_core.messages import StreamPosition
 from sigma_redis import DeploymentMismatch, RedisEngine, RedisEngineConfig
 from sigma_redis._cluster import SlotMap, hash_slot
-from sigma_redis._pubsub import Redirected, Subscriber
+from sigma_redis._pubsub import Redirected, Subscriber, parse_url
 from sigma_redis._url import Endpoint, parse_target
 
 # coredis leaves anyio memory streams unclosed when a connection ends with its server (the
@@ -116,6 +116,10 @@ def test_url_forms_name_the_deployment() -> None:
     assert (auth.username, auth.password) == ("u", "p@x")
     assert (auth.endpoints[0].username, auth.endpoints[0].password) == (None, None)
     assert auth.server("10.0.0.7", 6379).password == "p@x"
+    # One server's address, for code that connects to exactly one (refused for the others).
+    assert parse_url("rediss://u:p@h:1/0") == ("h", 1, "u", "p", True)
+    with pytest.raises(ValueError, match="cluster URL: no single server"):
+        parse_url("redis+cluster://h:1")
 
 
 @pytest.mark.parametrize(("url", "says"), [
