@@ -289,6 +289,12 @@ def _data_received(seq: int, topic: str, payload: bytes, timestamp_ms: int) -> E
 #: handshake events passed through unchanged.
 AnyConnectionEvent: TypeAlias = ConnectionEvent | HandshakeRequest | HandshakeFailed | HttpRequest
 
+#: A client's ``Data`` read on the fast path, as ``codec.read_client_data`` returns it:
+#: ``(seq, topic, payload, timestamp_ms)``. Queued as is among the events (no ``Data`` and no
+#: ``EnvelopeReceived`` built per message); :meth:`Connection.events_received` turns it into
+#: ``EnvelopeReceived(body=Data(...))``, the hub reads it directly (``_take_events``).
+DataFields: TypeAlias = tuple[int, str, bytes, int]
+
 
 _T = TypeVar("_T")
 
@@ -322,7 +328,7 @@ class Connection:
         self._state = _HANDSHAKE  # the initial state
         # The queues are None while empty (an idle connection keeps none: a list object is 56
         # bytes, and a server holds thousands of idle connections).
-        self._events: list[AnyConnectionEvent] | None = None
+        self._events: list[AnyConnectionEvent | DataFields] | None = None
         self._priority: list[bytes] | None = None
         self._ordered: list[bytes] | None = None
         self._buffered = 0
@@ -392,6 +398,17 @@ class Connection:
 
         A call that finds nothing acts on the WebSocket's held end (see the module docstring), so
         ``while events := conn.events_received(): ...`` sees the ``Closed`` it causes."""
+        events = self._take_events()
+        for i, event in enumerate(events):
+            if type(event) is tuple:
+                # A client's Data from the fast path: the event it stands for.
+                seq, topic, payload, timestamp_ms = event
+                events[i] = _data_received(seq, topic, payload, timestamp_ms)
+        return events  # type: ignore[return-value]
+
+    def _take_events(self) -> list[AnyConnectionEvent | DataFields]:
+        """:meth:`events_received` for the hub: a client's ``Data`` from the fast path comes as
+        its :data:`DataFields` tuple, not as an event object built per message."""
         self._release_held()
         if self._events is None:
             self._settle_ws(self._last_received)
@@ -717,9 +734,8 @@ class Connection:
                     data = event.data
                     fields = read_client_data(data) if type(data) is bytes else None
                     if fields is not None:
-                        # (Unpacked, not ``*fields``: a star call is a Python-level call.)
-                        seq, topic, payload, timestamp_ms = fields
-                        self._emit(_data_received(seq, topic, payload, timestamp_ms))
+                        # Queued as the tuple it is: events_received() builds the event.
+                        self._emit(fields)
                         continue
                 if state is ConnectionState.CLOSING:
                     continue
@@ -841,7 +857,7 @@ class Connection:
         self._transport_close = True
         self._emit(closed)
 
-    def _emit(self, event: AnyConnectionEvent) -> None:
+    def _emit(self, event: AnyConnectionEvent | DataFields) -> None:
         events = self._events
         if events is None:
             self._events = [event]

@@ -41,6 +41,7 @@ from .connection import (
     Closed,
     ConnectionConfig,
     ConnectionState,
+    DataFields,
     EnvelopeReceived,
     HandshakeRequest,
     HelloReceived,
@@ -1567,7 +1568,7 @@ class Hub:
         self._now = now
         conn = rec.conn
         # welcome() releases what the client pipelined behind its Hello: keep draining.
-        while events := conn.events_received():
+        while events := conn._take_events():
             self._dispatch(rec, events, now)
         self._dirty.add(rec.id)
         if conn.transport_should_close and not rec.close_action:
@@ -1575,10 +1576,18 @@ class Hub:
             self._push_timer(now + self.config.connection.close_timeout, "reap", rec.id)
         self._schedule_conn(rec)
 
-    def _dispatch(self, rec: _Conn, events: list[AnyConnectionEvent], now: float) -> None:
+    def _dispatch(self, rec: _Conn, events: list[AnyConnectionEvent | DataFields],
+                  now: float) -> None:
         conn = rec.conn
         for event in events:
-            if type(event) is EnvelopeReceived:
+            if isinstance(event, tuple):
+                # A client's Data from the connection's fast path, as its fields.
+                session = rec.session
+                if session is None or session.conn_id != rec.id:
+                    continue  # taken over by another connection in this batch
+                seq, topic, payload, timestamp_ms = event
+                self._on_data(rec, session, seq, topic, payload, timestamp_ms, now)
+            elif type(event) is EnvelopeReceived:
                 session = rec.session
                 if session is None or session.conn_id != rec.id:
                     continue  # taken over by another connection in this batch
@@ -1586,7 +1595,8 @@ class Hub:
                 if type(body) is Data:
                     # Even if a later frame of the same read closed the connection: the client
                     # sent it, and after a normal Goodbye it would never be resent.
-                    self._on_data(rec, session, body, now)
+                    self._on_data(rec, session, body.seq, body.topic, body.payload,
+                                  body.timestamp_ms, now)
                 elif conn.state is not ConnectionState.OPEN:
                     continue  # closed earlier in this batch: requests are not answered
                 elif self._rate_limit_on and not self._within_rate(rec, 0, now):
@@ -1998,8 +2008,8 @@ class Hub:
         return TopicRecovery(topic=topic, status=status, position=position,
                              replayed=len(entries)), entries
 
-    def _on_data(self, rec: _Conn, session: Session, data: Data, now: float) -> None:
-        seq = data.seq
+    def _on_data(self, rec: _Conn, session: Session, seq: int, topic: str,
+                 payload: bytes | bytearray | memoryview, timestamp_ms: int, now: float) -> None:
         session.last_activity = now
         if seq <= session.last_seq:
             self._duplicates += 1
@@ -2012,7 +2022,7 @@ class Hub:
                            f"sequence gap: got {seq} after {session.last_seq}", now)
             return
         if (self._rate_limit_on or self._identity_limits_on) \
-                and not self._within_rate(rec, len(data.payload), now):
+                and not self._within_rate(rec, len(payload), now):
             self._refuse_rate(rec, now)
             return
         if seq - session._acked_seq > self._max_unacked:
@@ -2025,8 +2035,7 @@ class Hub:
         self._messages_received += 1
         # ClientMessage(session=..., seq=..., ...) without the keyword __init__ (see
         # _client_message).
-        self._events.append(_client_message(session, seq, data.topic, bytes(data.payload),
-                                            data.timestamp_ms))
+        self._events.append(_client_message(session, seq, topic, bytes(payload), timestamp_ms))
         if seq - session._acked_seq >= self._ack_every:
             self._send_ack(session, now)
         elif session._ack_due == math.inf:
