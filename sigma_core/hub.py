@@ -31,7 +31,7 @@ import math
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Literal, NamedTuple
+from typing import Literal, NamedTuple, TypeAlias
 
 from . import codec
 from .backplane import HistoryEntry, HistoryLimits, MemoryEngine, ReplayGap
@@ -652,6 +652,14 @@ _CLIENT_MESSAGE_SLOTS = tuple(vars(ClientMessage)[name].__set__
                               for name in ("session", "seq", "topic", "payload", "timestamp_ms"))
 
 
+#: A client's message as the hub queues it among its events: ``(session, seq, topic, payload,
+#: timestamp_ms)``, a plain tuple instead of a :class:`ClientMessage` built per message.
+#: :meth:`Hub.events_received` turns it into the ``ClientMessage``; the adapters' pump
+#: (:mod:`sigma_core.pump`) reads it as is (``Hub._take_events``) and hands the listeners the
+#: session, the payload and the topic.
+MessageFields: TypeAlias = tuple[Session, int, str, bytes, int]
+
+
 def _client_message(session: Session, seq: int, topic: str, payload: bytes,
                     timestamp_ms: int) -> ClientMessage:
     event = _new_client_message(ClientMessage)
@@ -873,7 +881,7 @@ class Hub:
         self._next_conn_id = 1
         self._sessions: dict[str, Session] = {}
         self._members: dict[str, set[str]] = {BROADCAST_TOPIC: set()}
-        self._events: list[HubEvent] = []
+        self._events: list[HubEvent | MessageFields] = []
         self._dirty: set[int] = set()
         #: Topic key -> ids of connections with a replay backlog on it (live messages of the
         #: topic queue behind their backlog, in order).
@@ -1157,6 +1165,16 @@ class Hub:
 
     def events_received(self) -> list[HubEvent]:
         """Drain the events for the application."""
+        events = self._take_events()
+        for i, event in enumerate(events):
+            if isinstance(event, tuple):
+                session, seq, topic, payload, timestamp_ms = event
+                events[i] = _client_message(session, seq, topic, payload, timestamp_ms)
+        return events  # type: ignore[return-value]
+
+    def _take_events(self) -> list[HubEvent | MessageFields]:
+        """:meth:`events_received` for the adapters' pump: a client's message comes as its
+        :data:`MessageFields` tuple, not as a ``ClientMessage`` built per message."""
         events, self._events = self._events, []
         return events
 
@@ -2033,9 +2051,8 @@ class Hub:
             return
         session.last_seq = seq
         self._messages_received += 1
-        # ClientMessage(session=..., seq=..., ...) without the keyword __init__ (see
-        # _client_message).
-        self._events.append(_client_message(session, seq, topic, bytes(payload), timestamp_ms))
+        # Queued as its fields: events_received() builds the ClientMessage (MessageFields).
+        self._events.append((session, seq, topic, bytes(payload), timestamp_ms))
         if seq - session._acked_seq >= self._ack_every:
             self._send_ack(session, now)
         elif session._ack_due == math.inf:

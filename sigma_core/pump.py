@@ -27,7 +27,7 @@ from typing import Any
 
 from .api import EventEmitter, emit_server_event
 from .engine import EngineLink
-from .hub import ClientMessage, CloseAction, Hub
+from .hub import CloseAction, Hub, _client_message
 from .logs import Logger, hub_log_entry
 from .logs import write as write_log
 from .serializers import RAW, Serializer
@@ -118,13 +118,17 @@ class ServerPump:
                 self._again = False
                 if link is not None:
                     link.pump()
-                events = hub.events_received()
+                events = hub._take_events()
                 for event in events:
-                    if type(event) is ClientMessage and self._raw:
-                        self._message(event.session, event.payload, event.topic)
+                    if isinstance(event, tuple):  # a client's message (hub.MessageFields)
+                        session, seq, topic, payload, timestamp_ms = event
+                        if self._raw:
+                            self._message(session, payload, topic)
+                        else:  # messages are never logged
+                            emit_server_event(self._emit, _client_message(
+                                session, seq, topic, payload, timestamp_ms), self._serializer)
                     else:
-                        if type(event) is not ClientMessage:  # messages are never logged
-                            write_log(self._logger, hub_log_entry(event, self._addresses))
+                        write_log(self._logger, hub_log_entry(event, self._addresses))
                         emit_server_event(self._emit, event, self._serializer)
                 out = hub.flush(self._clock())
                 for conn_id, chunks, action in out:
