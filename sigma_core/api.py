@@ -537,10 +537,15 @@ class ServerCommands:
                 ``data``, or the message is larger than ``max_message_size`` allows.
         """
         hub = self._require_hub()
-        session_id = session_id_of(client)
+        # (session_id_of and encode_payload inlined for the common case: this runs once per
+        # message an echo or a chat sends.)
+        session_id = client if isinstance(client, str) else client.id
         if hub.get_session(session_id) is None:
             return False
-        hub.send_to(session_id, encode_payload(self.options.serializer, data), self._now())
+        serializer = self.options.serializer
+        payload = data if serializer is RAW and type(data) is bytes \
+            else encode_payload(serializer, data)
+        hub.send_to(session_id, payload, self._now())
         self._after_core()
         return True
 

@@ -1230,10 +1230,11 @@ class Hub:
             LocalProtocolError: no session ``session_id`` (single node), the message would not
                 fit in ``max_message_size``, or the cluster engine is unavailable.
         """
-        if session_id not in self._sessions and self._external is None:
+        session = self._sessions.get(session_id)
+        if session is None and self._external is None:
             raise LocalProtocolError(f"no session {session_id!r}")
         return self._publish(_INBOX_KEY + session_id, INBOX_TOPIC, payload, now, _NOBODY,
-                             None)
+                             None, session)
 
     def subscribe(self, session_id: str, topic: str, now: float) -> None:
         """Subscribe a session to a topic from the server side (it is told with Subscribed).
@@ -3081,7 +3082,9 @@ class Hub:
 
     def _publish(self, key: str, wire_topic: str, payload: bytes | bytearray | memoryview,
                  now: float, exclude: frozenset[str],
-                 only: frozenset[str] | None) -> StreamPosition:
+                 only: frozenset[str] | None, inbox: Session | None = None) -> StreamPosition:
+        """Append to ``key``'s stream and deliver. ``inbox``: the session whose inbox ``key``
+        is, when the caller has it at hand (not looked up again by the key)."""
         max_size = self._max_message_size
         topic_size = len(wire_topic) if wire_topic.isascii() \
             else len(wire_topic.encode("utf-8", "surrogatepass"))
@@ -3112,7 +3115,7 @@ class Hub:
         sent_before = self._messages_sent
         kind = 0 if key == BROADCAST_TOPIC else 1 if wire_topic == INBOX_TOPIC else 2
         if kind == 1:
-            session = self._sessions.get(key[len(_INBOX_KEY):])
+            session = inbox if inbox is not None else self._sessions.get(key[len(_INBOX_KEY):])
             if session is not None and session.conn_id is not None:
                 rec = self._conns[session.conn_id]
                 if rec.conn.state is ConnectionState.OPEN:
