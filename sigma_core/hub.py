@@ -31,7 +31,7 @@ import math
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Literal, NamedTuple, TypeAlias
+from typing import Final, Literal, NamedTuple, TypeAlias
 
 from . import codec
 from .backplane import HistoryEntry, HistoryLimits, MemoryEngine, ReplayGap
@@ -111,7 +111,7 @@ from .ratelimit import RateLimit, TokenBucket
 
 # Builds a NamedTuple (HistoryEntry, StreamPosition) from a tuple of all its fields, skipping
 # the Python-level __new__ that typing.NamedTuple generates: one of each per message.
-_tuple_new = tuple.__new__
+_tuple_new: Final = tuple.__new__
 # (encode_frame and connection's read_client_data are imported by name, not read off the codec
 # package: compiled, a call to a function the build knows is a direct C call; through a module
 # attribute it is a Python-level call, its keyword arguments parsed on every message.)
@@ -144,11 +144,15 @@ __all__ = [
     "TopicWatched",
 ]
 
-BROADCAST_TOPIC = "$all"
-INBOX_TOPIC = "$inbox"
-_RESERVED_PREFIX = "$"
-_INBOX_KEY = "$inbox:"
-_NOBODY: frozenset[str] = frozenset()
+# (Final: compiled, a constant or a C static instead of a module-dict lookup per use.)
+BROADCAST_TOPIC: Final = "$all"
+INBOX_TOPIC: Final = "$inbox"
+_RESERVED_PREFIX: Final = "$"
+_INBOX_KEY: Final = "$inbox:"
+_NOBODY: Final[frozenset[str]] = frozenset()
+_OPEN: Final = ConnectionState.OPEN
+_CLOSED: Final = ConnectionState.CLOSED
+_HELLO: Final = ConnectionState.HELLO
 
 
 class CloseAction(enum.IntEnum):
@@ -1029,7 +1033,7 @@ class Hub:
         rec = self._conns.pop(conn_id, None)
         if rec is None:
             return
-        if rec.conn.state is not ConnectionState.CLOSED:
+        if rec.conn.state is not _CLOSED:
             if code is not None and isinstance(rec.conn._ws, MessageSocket):
                 rec.conn.receive_close(code, reason, now)
             else:
@@ -1481,7 +1485,7 @@ class Hub:
         return self._drain is not None
 
     def _say_goodbye(self, rec: _Conn, now: float, reconnect_after_ms: int, reason: str) -> None:
-        if rec.conn.state is ConnectionState.OPEN:
+        if rec.conn.state is _OPEN:
             self.metrics.drained += 1
             rec.conn.close(CloseCode.GOING_AWAY, reason, now=now, goodbye=Goodbye(
                 code=ErrorCode.SHUTTING_DOWN, reason=reason,
@@ -1616,7 +1620,7 @@ class Hub:
                     # sent it, and after a normal Goodbye it would never be resent.
                     self._on_data(rec, session, body.seq, body.topic, body.payload,
                                   body.timestamp_ms, now)
-                elif conn.state is not ConnectionState.OPEN:
+                elif conn.state is not _OPEN:
                     continue  # closed earlier in this batch: requests are not answered
                 elif self._rate_limit_on and not self._within_rate(rec, 0, now):
                     self._refuse_rate(rec, now)  # every envelope type counts, not just Data
@@ -1675,7 +1679,7 @@ class Hub:
             rec.conn.respond_http(_HTTP_500)
 
     def _send(self, rec: _Conn, body: object, now: float) -> None:
-        if rec.conn.state is not ConnectionState.OPEN:
+        if rec.conn.state is not _OPEN:
             return  # closing: the session learns the rest when it resumes
         rec.conn.send(body)  # type: ignore[arg-type]
         self._dirty.add(rec.id)
@@ -1706,7 +1710,7 @@ class Hub:
         # queue behind it past outgoing_high_water make a slow consumer too.
         if ((rec.paused and rec.conn.buffered_amount > self.config.outgoing_high_water)
                 or rec.backlog_bytes > self._backlog_limit) \
-                and rec.conn.state is ConnectionState.OPEN:
+                and rec.conn.state is _OPEN:
             self._slow_consumers += 1
             rec.conn.abort(CloseCode.SLOW_CONSUMER,
                            f"outgoing buffer passed {self.config.outgoing_high_water} bytes",
@@ -1978,7 +1982,7 @@ class Hub:
     def _credentials_due(self, rec: _Conn, now: float) -> None:
         session = rec.session
         if session is None or session.conn_id != rec.id \
-                or rec.conn.state is not ConnectionState.OPEN:
+                or rec.conn.state is not _OPEN:
             return
         expires = session.credentials_expire_at
         if expires is None or \
@@ -2034,7 +2038,7 @@ class Hub:
             self._duplicates += 1
             self._schedule_ack(session, now)
             return
-        if rec.conn.state is not ConnectionState.OPEN and seq != session.last_seq + 1:
+        if rec.conn.state is not _OPEN and seq != session.last_seq + 1:
             return  # we already closed it; the client resends after resuming
         if seq != session.last_seq + 1:
             rec.conn.abort(CloseCode.UNEXPECTED_MESSAGE,
@@ -2089,7 +2093,7 @@ class Hub:
         rate like every other envelope."""
         count = rec.conn.heartbeats_received
         delta, rec.heartbeats_charged = count - rec.heartbeats_charged, count
-        if rec.conn.state is not ConnectionState.OPEN or rec.session is None:
+        if rec.conn.state is not _OPEN or rec.session is None:
             return
         if not self._within_rate(rec, 0, now):
             self._refuse_rate(rec, now)
@@ -2111,7 +2115,7 @@ class Hub:
             self._save(session, now)  # acked once the engine holds it (_ack_saved)
             return
         rec = self._rec_of(session)
-        if rec is None or rec.conn.state is not ConnectionState.OPEN:
+        if rec is None or rec.conn.state is not _OPEN:
             return
         session._acked_seq = session.last_seq
         rec.conn.send(Ack(seq=session.last_seq))
@@ -2351,7 +2355,7 @@ class Hub:
             session = self._sessions.get(key[len(_INBOX_KEY):])
             if session is not None and session.conn_id is not None:
                 rec = self._conns[session.conn_id]
-                if rec.conn.state is ConnectionState.OPEN:
+                if rec.conn.state is _OPEN:
                     self._deliver_frame(rec, frame, envelope)
                     if rec.paused:
                         self._check_high_water(rec, now)
@@ -2787,7 +2791,7 @@ class Hub:
 
     def _ack_saved(self, session: Session) -> None:
         rec = self._rec_of(session)
-        if rec is None or rec.conn.state is not ConnectionState.OPEN:
+        if rec is None or rec.conn.state is not _OPEN:
             return
         if session._saved_seq > session._acked_seq:
             session._acked_seq = session._saved_seq
@@ -2800,7 +2804,7 @@ class Hub:
         rec = self._rec_of(session)
         if self._sessions.get(session.id) is session:
             self._forget_locally(session, now)
-        if rec is not None and rec.conn.state is not ConnectionState.CLOSED:
+        if rec is not None and rec.conn.state is not _CLOSED:
             rec.conn.abort(CloseCode.SESSION_TAKEN_OVER,
                            "session resumed on another node", now)
             self._process(rec, now)
@@ -2834,7 +2838,7 @@ class Hub:
         sid = hello.session_id
 
         def loaded(result: EngineResult, at: float) -> None:
-            if self._conns.get(rec.id) is not rec or rec.conn.state is not ConnectionState.HELLO:
+            if self._conns.get(rec.id) is not rec or rec.conn.state is not _HELLO:
                 return  # the connection went away meanwhile
             if isinstance(result, EngineFailed) or not isinstance(result, SessionLoaded):
                 reason = result.reason if isinstance(result, EngineFailed) else "bad answer"
@@ -2955,7 +2959,7 @@ class Hub:
 
         def recovered(result: list[_Recovered] | str,
                       at: float) -> None:
-            alive = self._conns.get(rec.id) is rec and rec.conn.state is ConnectionState.HELLO
+            alive = self._conns.get(rec.id) is rec and rec.conn.state is _HELLO
             if isinstance(result, str) or not alive:
                 if session.conn_id is None and self._sessions.get(sid) is session:
                     self._forget_locally(session, at)
@@ -3038,7 +3042,7 @@ class Hub:
                                              request_id=request_id), at)
                 return
             outcome, envelopes = result[0].outcome, result[0].envelopes
-            if target is not None and target.conn.state is ConnectionState.OPEN:
+            if target is not None and target.conn.state is _OPEN:
                 target.conn.send(Subscribed(request_id=request_id, recovery=outcome))
                 if envelopes:
                     self._queue_replay(target, result[0].key, envelopes, at)
@@ -3118,7 +3122,7 @@ class Hub:
             session = inbox if inbox is not None else self._sessions.get(key[len(_INBOX_KEY):])
             if session is not None and session.conn_id is not None:
                 rec = self._conns[session.conn_id]
-                if rec.conn.state is ConnectionState.OPEN:
+                if rec.conn.state is _OPEN:
                     self._deliver_frame(rec, frame, entry.envelope)
                     if rec.paused:
                         self._check_high_water(rec, now)
@@ -3169,7 +3173,7 @@ class Hub:
         socket; the rest waits for the next turn (a timer due at once, so the adapter writes
         in between) or, while the socket is paused, for :meth:`resume_writing`."""
         backlog = rec.backlog
-        if not backlog or rec.paused or rec.conn.state is not ConnectionState.OPEN:
+        if not backlog or rec.paused or rec.conn.state is not _OPEN:
             return
         batch = self._replay_batch
         conn = rec.conn
@@ -3324,7 +3328,7 @@ class Hub:
             if sid == session.id:
                 continue
             rec = self._rec_of(self._sessions[sid])
-            if rec is not None and rec.conn.state is ConnectionState.OPEN:
+            if rec is not None and rec.conn.state is _OPEN:
                 rec.conn.send_encoded(body)
                 self._dirty.add(rec.id)
 
