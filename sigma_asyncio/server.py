@@ -21,11 +21,12 @@ import time
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from sigma_core.api import EventEmitter, ServerCommands, ServerOptions
+from sigma_core.api import EventEmitter, ServerCommands, ServerOptions, server_event_dispatcher
 from sigma_core.engine import EngineLink
 from sigma_core.hub import CloseAction, Hub
 from sigma_core.logs import format_peer, peer_host
 from sigma_core.pump import ServerPump
+from sigma_core.serializers import RAW
 
 from ._entropy import SystemEntropy
 
@@ -146,10 +147,12 @@ class SigmaSocketServer(ServerCommands):
         if driver is not None and self._engine_task is None:
             self._engine_link = EngineLink(self._hub, driver, loop.time, self._after_core)
             self._engine_task = asyncio.ensure_future(driver.run(self._engine_link))
-        self._pump = ServerPump(self._hub, emitter=self._emitter, logger=self._logger,
-                                addresses=self._addresses, peers=self._peers,
-                                serializer=self.options.serializer, link=self._engine_link,
-                                clock=loop.time, arm=self._arm, close=_act)
+        serializer = self.options.serializer
+        self._pump = ServerPump(
+            self._hub, emitter=self._emitter, raw=serializer is RAW, peers=self._peers,
+            dispatch=server_event_dispatcher(self._emitter, self._logger, self._addresses,
+                                             serializer),
+            link=self._engine_link, clock=loop.time, arm=self._arm, close=_act)
         self._data_received = self._pump.data_received
         self._server = await loop.create_server(
             lambda: _Protocol(self), self.options.host, self._port, ssl=self.options.ssl,

@@ -9,8 +9,12 @@ the adapter's Python into compiled code: ``pump.data_received(conn_id, data)``.
 
 It does no I/O of its own: it calls what the adapter gave it — the peers' ``write`` /
 ``writelines`` (asyncio transports) or the adapter's ``deliver`` (trio), the adapter's ``close``
-for a ``CloseAction``, the adapter's ``arm`` for the timer, the listeners. Pure Python like the
-rest of the core when not compiled (``SIGMA_NO_COMPILE=1``): the same code either way.
+for a ``CloseAction``, the adapter's ``arm`` for the timer, the ``message`` listeners, and
+``dispatch`` for every other event (:func:`sigma_core.api.server_event_dispatcher`: the log
+line and the callbacks). Pure Python like the rest of the core when not compiled
+(``SIGMA_NO_COMPILE=1``): the same code either way. (It does not import ``sigma_core.api``:
+compiled modules are type-checked with what they import, and the API's options name the
+optional ``sigma_auth``.)
 
 The timer is re-armed lazily: only when the hub's next deadline comes *earlier* than the time
 the adapter's timer is set for. A deadline that moved later (a heartbeat pushed back by a read,
@@ -23,23 +27,29 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
-from .api import EventEmitter, emit_server_event
 from .engine import EngineLink
-from .hub import CloseAction, Hub, _client_message
-from .logs import Logger, hub_log_entry
-from .logs import write as write_log
-from .serializers import RAW, Serializer
+from .hub import CloseAction, Hub, HubEvent, _client_message
 
 __all__ = ["ServerPump"]
+
+
+class _Emitter(Protocol):
+    """What the pump reads of :class:`sigma_core.api.EventEmitter`."""
+
+    _listeners: dict[str, tuple[Callable[..., Any], ...]]
+
+    def _listener_raised(self, event: str, exc: Exception) -> None: ...
 
 
 class ServerPump:
     """One server's hub driven for its I/O adapter.
 
     ``peers`` maps a connection id to the adapter's object for the socket (the adapter adds and
-    removes entries); ``addresses`` a connection id to the peer's address for the log. Output
+    removes entries). A client's message goes to ``emitter``'s ``message`` listeners as
+    ``(session, payload, topic)`` when ``raw`` (the RAW serializer); every other event, and a
+    message to decode, to ``dispatch(event)``. Output
     goes to ``deliver(peer, chunks, action)`` when given; otherwise the peer's ``write(chunk)``
     (one chunk) or ``writelines(chunks)``, then ``close(peer, action)`` for a ``CloseAction``
     other than ``NONE``. ``arm(when)``: set the adapter's one timer to fire at ``when`` (the
@@ -47,9 +57,8 @@ class ServerPump:
     :meth:`on_timer`. ``clock()``: the hub's timebase (the event loop's time).
     """
 
-    def __init__(self, hub: Hub, *, emitter: EventEmitter, logger: Logger,
-                 addresses: dict[int, str], peers: dict[int, Any],
-                 serializer: Serializer, link: EngineLink | None,
+    def __init__(self, hub: Hub, *, emitter: _Emitter, dispatch: Callable[[HubEvent], None],
+                 raw: bool, peers: dict[int, Any], link: EngineLink | None,
                  clock: Callable[[], float], arm: Callable[[float], None],
                  close: Callable[[Any, CloseAction], None] | None = None,
                  deliver: Callable[[Any, list[bytes], CloseAction], None] | None = None) -> None:
@@ -57,12 +66,9 @@ class ServerPump:
             raise ValueError("ServerPump needs exactly one of close= and deliver=")
         self.hub = hub
         self._emitter = emitter
-        self._emit = emitter.emit
-        self._logger = logger
-        self._addresses = addresses
+        self._dispatch = dispatch
         self._peers = peers
-        self._serializer = serializer
-        self._raw = serializer is RAW
+        self._raw = raw
         self._link = link
         self._clock = clock
         self._arm = arm
@@ -124,12 +130,11 @@ class ServerPump:
                         session, seq, topic, payload, timestamp_ms = event
                         if self._raw:
                             self._message(session, payload, topic)
-                        else:  # messages are never logged
-                            emit_server_event(self._emit, _client_message(
-                                session, seq, topic, payload, timestamp_ms), self._serializer)
+                        else:
+                            self._dispatch(_client_message(session, seq, topic, payload,
+                                                           timestamp_ms))
                     else:
-                        write_log(self._logger, hub_log_entry(event, self._addresses))
-                        emit_server_event(self._emit, event, self._serializer)
+                        self._dispatch(event)
                 out = hub.flush(self._clock())
                 for conn_id, chunks, action in out:
                     peer = peers.get(conn_id)
@@ -160,8 +165,7 @@ class ServerPump:
     def _message(self, session: object, payload: bytes, topic: str) -> None:
         """``message(session, payload, topic)`` to every listener, as ``EventEmitter.emit``
         calls them (a listener that raises is reported the emitter's way; the others run)."""
-        listeners: tuple[Callable[..., object], ...] | None = \
-            self._emitter._listeners.get("message")
+        listeners = self._emitter._listeners.get("message")
         if not listeners:
             return
         for listener in listeners:

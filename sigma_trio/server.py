@@ -28,12 +28,13 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from sigma_core.api import EventEmitter, ServerCommands, ServerOptions
+from sigma_core.api import EventEmitter, ServerCommands, ServerOptions, server_event_dispatcher
 from sigma_core.engine import EngineLink
 from sigma_core.errors import LocalProtocolError
 from sigma_core.hub import CloseAction, Hub
 from sigma_core.logs import ERROR, format_peer, peer_host
 from sigma_core.pump import ServerPump
+from sigma_core.serializers import RAW
 
 from ._entropy import SystemEntropy
 from ._nursery import OwnNursery
@@ -201,11 +202,12 @@ class SigmaSocketServer(OwnNursery, ServerCommands):
             self._engine_link = EngineLink(hub, driver, trio.current_time, self._after_core)
         options = self.options
         if self._pump is None:
-            self._pump = ServerPump(hub, emitter=self._emitter, logger=self._logger,
-                                    addresses=self._addresses, peers=self._peers,
-                                    serializer=options.serializer, link=self._engine_link,
-                                    clock=trio.current_time, arm=self._arm,
-                                    deliver=self._deliver)
+            self._pump = ServerPump(
+                hub, emitter=self._emitter, raw=options.serializer is RAW, peers=self._peers,
+                dispatch=server_event_dispatcher(self._emitter, self._logger, self._addresses,
+                                                 options.serializer),
+                link=self._engine_link, clock=trio.current_time, arm=self._arm,
+                deliver=self._deliver)
         tcp = await trio.open_tcp_listeners(self._port, host=options.host)
         listeners: list[trio.abc.Listener[Any]] = list(tcp)
         if options.ssl is not None:

@@ -12,13 +12,13 @@ from typing import Any
 
 import pytest
 
-from sigma_core.api import EventEmitter, ServerOptions
+from sigma_core.api import EventEmitter, ServerOptions, server_event_dispatcher
 from sigma_core.connection import ClientConnection, EnvelopeReceived
 from sigma_core.entropy import SeededEntropy
 from sigma_core.hub import ClientMessage, CloseAction, Hub, Session
 from sigma_core.messages import Ack, Data, Hello
 from sigma_core.pump import ServerPump
-from sigma_core.serializers import JSON
+from sigma_core.serializers import JSON, RAW
 
 
 class Transport:
@@ -43,10 +43,11 @@ class Rig:
         self.emitter = EventEmitter(logger=logging.getLogger("test_pump"), owner="test")
         self.peers: dict[int, Transport] = {}
         self.armed: list[float] = []
-        self.pump = ServerPump(self.hub, emitter=self.emitter, logger=logging.getLogger("t"),
-                               addresses={}, peers=self.peers, serializer=opts.serializer,
-                               link=None, clock=lambda: self.now, arm=self.armed.append,
-                               close=self._close)
+        self.pump = ServerPump(
+            self.hub, emitter=self.emitter, raw=opts.serializer is RAW, peers=self.peers,
+            dispatch=server_event_dispatcher(self.emitter, logging.getLogger("t"), {},
+                                             opts.serializer),
+            link=None, clock=lambda: self.now, arm=self.armed.append, close=self._close)
         self.pump.running = True
         hello = Hello(serializer=serializer.name) if serializer else None
         self.client = ClientConnection(host="example", hello=hello, now=self.now)
@@ -186,6 +187,5 @@ def test_a_stopped_pump_arms_nothing() -> None:
 def test_exactly_one_way_to_hand_output_over() -> None:
     hub = Hub(entropy=SeededEntropy(1), now=0.0)
     with pytest.raises(ValueError, match="exactly one of close= and deliver="):
-        ServerPump(hub, emitter=EventEmitter(), logger=logging.getLogger("t"), addresses={},
-                   peers={}, serializer=ServerOptions().serializer, link=None,
-                   clock=lambda: 0.0, arm=lambda when: None)
+        ServerPump(hub, emitter=EventEmitter(), dispatch=lambda event: None, raw=True,
+                   peers={}, link=None, clock=lambda: 0.0, arm=lambda when: None)
