@@ -39,7 +39,9 @@ from .engine import (
     HistoryEntry,
     LoadSession,
     PresenceMembers,
+    PresenceMissing,
     PresenceRead,
+    PresenceRefresh,
     PresenceUpdate,
     RangeRead,
     ReadHeads,
@@ -335,6 +337,17 @@ class MemoryEngine:
             if not members:
                 del self._presence[request.topic]
             return Done(request_id=rid)
+        if isinstance(request, PresenceRefresh):
+            held = self._presence_members(request.topic, now)
+            expires = now + request.ttl
+            missing: list[str] = []
+            for member in request.members:
+                present = held.get(member)
+                if present is None:
+                    missing.append(member)
+                elif present[1] < expires:
+                    held[member] = (present[0], expires)
+            return PresenceMissing(request_id=rid, topic=request.topic, members=tuple(missing))
         if isinstance(request, PresenceRead):
             members = self._presence_members(request.topic, now)
             return PresenceMembers(request_id=rid, topic=request.topic, members=tuple(

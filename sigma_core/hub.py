@@ -62,7 +62,9 @@ from .engine import (
     Heads,
     LoadSession,
     PresenceMembers,
+    PresenceMissing,
     PresenceRead,
+    PresenceRefresh,
     PresenceUpdate,
     RangeRead,
     ReadHeads,
@@ -380,6 +382,7 @@ class Session:
         "_acked_seq",
         "_conn",
         "_digest",
+        "_presence_stale",
         "_save_again",
         "_saved_seq",
         "_saving",
@@ -421,6 +424,9 @@ class Session:
         self._saved_seq = 0
         self._saving = False
         self._save_again = False
+        #: Identity or metadata changed since this node wrote the session's presence info:
+        #: the next presence refresh writes it again (otherwise it sends the id only).
+        self._presence_stale = False
         self.conn_id: int | None = None
         #: The connection of ``conn_id`` (the fan-out's shortcut).
         self._conn: ServerConnection | None = None
@@ -1515,16 +1521,44 @@ class Hub:
                                                 failed=str(self._engine_unavailable())))
 
     def _refresh_presence(self, now: float) -> None:
-        """Re-join every local member of every topic (their entries expire otherwise)."""
+        """Push the expiry of every local member of every topic (their entries expire
+        otherwise): member ids only, one request per topic; their info went with their join
+        (and goes again, once, after a resume changed their identity or metadata)."""
         ext = self._external
         assert ext is not None
-        ttl = ext.presence_ttl
+        sessions = self._sessions
+        stale = [s for s in sessions.values() if s._presence_stale]
         for topic, members in self._members.items():
             if topic == BROADCAST_TOPIC or not members:
                 continue
-            joins = tuple((sid, _presence_info(self._sessions[sid])) for sid in sorted(members)
-                          if sid in self._sessions)
-            self._join_presence(topic, joins, ttl, now)
+            if stale:
+                joins = tuple((s.id, _presence_info(s)) for s in stale if s.id in members)
+                if joins:
+                    self._join_presence(topic, joins, ext.presence_ttl, now)
+            ids = tuple(sorted(sid for sid in members
+                               if sid in sessions and not sessions[sid]._presence_stale))
+            if ids:
+                self._refresh_topic_presence(topic, ids, ext.presence_ttl, now)
+        for session in stale:
+            session._presence_stale = False
+
+    def _refresh_topic_presence(self, topic: str, ids: tuple[str, ...], ttl: float,
+                                now: float) -> None:
+        """Members the engine no longer holds (expired while this node could not reach it,
+        removed by hand) are joined again with their info."""
+
+        def refreshed(result: EngineResult, at: float) -> None:
+            if not isinstance(result, PresenceMissing):
+                return  # (a failure is counted in engine_result; the next refresh retries)
+            local = self._members.get(topic, ())
+            joins = tuple((sid, _presence_info(self._sessions[sid])) for sid in result.members
+                          if sid in local and sid in self._sessions)
+            if joins:
+                self._join_presence(topic, joins, ttl, at)
+
+        if not self._ask(lambda rid: PresenceRefresh(request_id=rid, topic=topic, members=ids,
+                                                     ttl=ttl), refreshed, now):
+            self._engine_failures += 1
 
     def _join_presence(self, topic: str, joins: tuple[tuple[str, bytes], ...], ttl: float,
                        now: float) -> None:
@@ -1785,6 +1819,7 @@ class Hub:
                 session.identity = identity
             if metadata:
                 session.metadata.update(metadata)
+            session._presence_stale = bool(identity or metadata)
         if hello.client is not None:
             session.client_version = hello.client.version
         if accepted is not None:
@@ -2885,6 +2920,7 @@ class Hub:
         session.identity = identity or record.identity
         session.metadata = dict(record.metadata)
         session.metadata.update(metadata)
+        session._presence_stale = True  # (the info its old node wrote may differ)
         session.client_version = hello.client.version if hello.client is not None \
             else record.client_version
         session.last_seq = max(session.last_seq, record.last_seq)

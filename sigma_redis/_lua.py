@@ -22,7 +22,7 @@ handing out its offsets again. Clients holding the old epoch get an explicit los
 
 from __future__ import annotations
 
-__all__ = ["APPEND", "HEADS", "PRESENCE_READ", "PRESENCE_UPDATE", "READ",
+__all__ = ["APPEND", "HEADS", "PRESENCE_READ", "PRESENCE_REFRESH", "PRESENCE_UPDATE", "READ",
            "SAVE_SESSION"]
 
 _PRELUDE = r"""
@@ -222,6 +222,42 @@ else
   redis.call('DEL', zkey, ikey)
 end
 return 1
+"""
+
+#: KEYS: presence zset, info hash. ARGV: ttl ms, then member ids. Pushes the expiry of the
+#: unexpired members among them to now + ttl (never shortens one: ZADD XX GT), leaves their info
+#: alone, drops the expired members, keeps the keys alive as long as their longest-lived member,
+#: and returns the ids it could not refresh (not held or expired), which the node joins again
+#: with their info. One ZMSCORE and one ZADD per 2,000 members: no info bytes on the wire.
+PRESENCE_REFRESH = _PRESENCE_PRELUDE + r"""
+local expiry = now + tonumber(ARGV[1])
+local missing, live = {}, {}
+for first = 2, #ARGV, 2000 do
+  local last = math.min(first + 1999, #ARGV)
+  local scores = redis.call('ZMSCORE', zkey, unpack(ARGV, first, last))
+  for i = 1, #scores do
+    local member = ARGV[first + i - 1]
+    if scores[i] and tonumber(scores[i]) > now then
+      live[#live + 1] = expiry
+      live[#live + 1] = member
+    else
+      missing[#missing + 1] = member
+    end
+  end
+  if #live > 0 then
+    redis.call('ZADD', zkey, 'XX', 'GT', unpack(live))
+    live = {}
+  end
+end
+local expired = redis.call('ZRANGEBYSCORE', zkey, '-inf', now)
+for _, m in ipairs(expired) do redis.call('HDEL', ikey, m) end
+redis.call('ZREMRANGEBYSCORE', zkey, '-inf', now)
+local top = redis.call('ZRANGE', zkey, -1, -1, 'WITHSCORES')
+if #top > 0 then
+  redis.call('PEXPIREAT', zkey, top[2])
+  redis.call('PEXPIREAT', ikey, top[2])
+end
+return missing
 """
 
 #: KEYS: presence zset, info hash. Returns {member, info, ...} of the unexpired members.

@@ -63,7 +63,9 @@ from sigma_core.engine import (
     HistoryEntry,
     LoadSession,
     PresenceMembers,
+    PresenceMissing,
     PresenceRead,
+    PresenceRefresh,
     PresenceUpdate,
     RangeRead,
     ReadHeads,
@@ -350,7 +352,7 @@ class RedisEngine:
     async def _load_scripts(self) -> None:
         client = self._client
         for name in ("APPEND", "READ", "HEADS", "SAVE_SESSION", "PRESENCE_UPDATE",
-                     "PRESENCE_READ"):
+                     "PRESENCE_REFRESH", "PRESENCE_READ"):
             self._shas[name] = await client.script_load(getattr(_lua, name))
 
     async def _watchdog(self) -> None:
@@ -551,6 +553,24 @@ class RedisEngine:
             call = pipe.evalsha(shas["PRESENCE_UPDATE"],
                                 keys=[self.topic_key(t, "p"), self.topic_key(t, "i")], args=args)
             return [call], lambda replies: _done(rid, replies)
+        if isinstance(request, PresenceRefresh):
+            t = request.topic
+            asked = request.members
+            call = pipe.evalsha(shas["PRESENCE_REFRESH"],
+                                keys=[self.topic_key(t, "p"), self.topic_key(t, "i")],
+                                args=[max(1, _ms(request.ttl)), *asked])
+
+            def missing(replies: list[Any]) -> EngineResult:
+                raw = _check(replies[0])
+                wanted = set(asked)
+                try:
+                    gone = tuple(bytes(m).decode() for m in raw)
+                except (UnicodeDecodeError, TypeError):
+                    raise EngineDataError("presence refresh returned a foreign member") from None
+                if not wanted.issuperset(gone):
+                    raise EngineDataError("presence refresh returned a member not asked for")
+                return PresenceMissing(request_id=rid, topic=t, members=gone)
+            return [call], missing
         if isinstance(request, PresenceRead):
             t = request.topic
             call = pipe.evalsha(shas["PRESENCE_READ"],
