@@ -85,6 +85,7 @@ from sigma_core.metrics import Histogram, HistogramSnapshot
 
 from . import _lua
 from ._pubsub import ProtocolError, Subscriber
+from ._wire import Pipe, Wire
 
 __all__ = ["EngineDataError", "RedisEngine", "RedisEngineConfig", "parse_message"]
 
@@ -251,6 +252,9 @@ class RedisEngine:
         self._max_age_ms = _ms(limits.max_age)
         self._meta_ttl_ms = _ms(config.meta_ttl)
         self._fence = b"1" if config.fence_replication_id else b"0"
+        #: The batcher's connection (commands of the watchdog go through coredis).
+        self._wire = Wire(config.url, connect_timeout=config.request_timeout)
+        self._wire_stale = False
         self._publish = b"PUBLISH"
 
     # ------------------------------------------------------------------ names
@@ -301,6 +305,7 @@ class RedisEngine:
             self._log.warning("cluster engine reachable (%s)", _redact(self.config.url))
         else:
             self._log.warning("cluster engine unavailable: %s", reason)
+            self._wire_stale = True  # the batcher opens a new connection when it is back
         if self._inputs is not None:
             self._inputs.engine_status(up, reason)
 
@@ -346,6 +351,7 @@ class RedisEngine:
             self._inputs = None
             self._up = False
             self._down_reason = "stopped"
+            await self._wire.close()
 
     # ------------------------------------------------------------------ watchdog
 
@@ -424,25 +430,30 @@ class RedisEngine:
             self._answer(result)
 
     async def _execute(self, batch: list[EngineRequest]) -> list[EngineResult] | None:
-        """One pipeline for the batch; None when a script was missing (NOSCRIPT)."""
+        """One pipeline for the batch on the batcher's own connection (:mod:`._wire`); None
+        when a script was missing (NOSCRIPT)."""
         finishers: list[Callable[[list[Any]], EngineResult]] = []
-        calls: list[list[Any]] = []  # per request, the awaitables of its commands
-        async with self._client.pipeline(transaction=False, raise_on_error=False) as pipe:
-            for request in batch:
-                awaitables, finish = self._plan(pipe, request)
-                calls.append(awaitables)
-                finishers.append(finish)
-        self.commands += sum(len(c) for c in calls)
+        calls: list[list[Any]] = []  # per request, the indexes of its commands' replies
+        pipe = Pipe()
+        for request in batch:
+            indexes, finish = self._plan(pipe, request)
+            calls.append(indexes)
+            finishers.append(finish)
+        wire = self._wire
+        if self._wire_stale or not wire.is_open:
+            self._wire_stale = False
+            await wire.close()
+            await wire.open()
+        answers = await wire.execute(pipe.commands)
+        self.commands += len(answers)
         results: list[EngineResult] = []
-        for request, awaitables, finish in zip(batch, calls, finishers, strict=True):
+        for request, indexes, finish in zip(batch, calls, finishers, strict=True):
             replies: list[Any] = []
-            for pending in awaitables:
-                try:
-                    replies.append(await pending)
-                except coredis.exceptions.NoScriptError:
+            for index in indexes:
+                reply = answers[index]
+                if isinstance(reply, coredis.exceptions.NoScriptError):
                     return None
-                except coredis.exceptions.ResponseError as exc:
-                    replies.append(exc)
+                replies.append(reply)
             try:
                 results.append(finish(replies))
             except EngineDataError as exc:
