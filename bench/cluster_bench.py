@@ -20,6 +20,9 @@ Per scenario:
   generator for every scenario, so the ratio counts).
 * ``--fixed-heads``: the cross-node scenario again with the heads check every second (the
   behaviour before ``ExternalEngineConfig.heads_interval_max``): before/after in one run.
+* ``--before DIR``: the cross-node scenario again with both nodes run from another checkout of
+  the project (``git archive <commit>`` unpacked in DIR, with its compiled ``sigma_core``
+  modules), on the same Redis and load generator: a before/after of the engine in one run.
 * **Redis cost per publish** (cross-node scenarios): ``INFO commandstats`` and
   ``total_net_input_bytes``/``total_net_output_bytes`` deltas over the paced window divided by
   publishes: commands and bytes Redis handled per published message.
@@ -325,6 +328,16 @@ async def run(args: argparse.Namespace) -> list[Outcome]:
                     [a.process.pid, b.process.pid], args, redis))
                 a.stop()
                 b.stop()
+            if args.before:
+                root = Path(args.before).resolve()
+                a = start_node("asyncio", redis.url, "a3", root=root)
+                b = start_node("asyncio", redis.url, "b3", root=root)
+                nodes += [a, b]
+                outcomes.append(await sigma_scenario(
+                    f"same, nodes from {args.before_label or root.name} (before)", a.port,
+                    b.port, [a.process.pid, b.process.pid], args, redis))
+                a.stop()
+                b.stop()
             if not args.skip_socketio:
                 sa, pa = start_socketio(redis.url)
                 sb, pb = start_socketio(redis.url)
@@ -353,6 +366,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-socketio", action="store_true")
     parser.add_argument("--fixed-heads", action="store_true",
                         help="also run the cross-node scenario with the heads check every 1 s")
+    parser.add_argument("--before", metavar="DIR",
+                        help="also run the cross-node scenario with nodes from this checkout")
+    parser.add_argument("--before-label", default="", help="its name in the table")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     os.environ["SIGMA_NODE_DEFAULTS"] = "1"  # the nodes run with the library's defaults

@@ -15,7 +15,8 @@ and three tasks:
 * the **receiver** holds one pub/sub connection and subscribes to the channel of every topic
   the hub asked to :class:`~sigma_core.engine.Receive`; each message (published by the append
   script with its position) goes to ``inputs.engine_message`` in the order Redis sent it.
-* the **watchdog** pings Redis every ``health_interval`` and reports up/down transitions with
+* the **watchdog** pings Redis every ``health_interval`` (unless a pipeline was answered within
+  it) and reports up/down transitions with
   ``inputs.engine_status``; after an outage it reloads the scripts before saying "up".
 
 Limits (each with its behaviour when reached, see docs/cluster.md): a batch without an answer
@@ -126,7 +127,8 @@ class RedisEngineConfig:
     max_queued: int = 100_000
     #: Requests per pipeline, at most.
     max_batch: int = 512
-    #: How often the watchdog pings Redis (and, while it is down, tries to reconnect).
+    #: How often the watchdog pings Redis (and, while it is down, tries to reconnect); no ping
+    #: when a pipeline was answered within the interval.
     health_interval: float = 0.5
 
     def __post_init__(self) -> None:
@@ -255,6 +257,8 @@ class RedisEngine:
         #: The batcher's connection (commands of the watchdog go through coredis).
         self._wire = Wire(config.url, connect_timeout=config.request_timeout)
         self._wire_stale = False
+        #: When the batcher last had a pipeline answered (time.monotonic()).
+        self._answered_at = -math.inf
         self._publish = b"PUBLISH"
 
     # ------------------------------------------------------------------ names
@@ -364,6 +368,11 @@ class RedisEngine:
     async def _watchdog(self) -> None:
         interval = self.config.health_interval
         while True:
+            if self._up and time.monotonic() - self._answered_at < interval:
+                # A pipeline was answered within the interval: Redis is up, no ping needed
+                # (a node that publishes pays for no health checks).
+                await anyio.sleep(interval)
+                continue
             try:
                 with anyio.fail_after(self.config.request_timeout):
                     if not self._up:
@@ -417,6 +426,7 @@ class RedisEngine:
                 self._failed(request, reason)
             return
         elapsed = time.perf_counter() - started
+        self._answered_at = time.monotonic()
         latency = self._latency
         failures = self._failures
         for request, result in zip(batch, results, strict=True):
