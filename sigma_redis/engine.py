@@ -8,7 +8,8 @@ task group / nursery. ``run`` owns one coredis client (anyio: the same code on a
 and three tasks:
 
 * the **batcher** takes every queued request (at most ``max_batch``) and sends them as one
-  pipeline, in submission order, with one batch in flight at a time: the per-topic order of
+  pipeline on its own connection (:mod:`._wire`; coredis carries the watchdog's commands),
+  in submission order, with one batch in flight at a time: the per-topic order of
   appends is the submission order (the interface asks for it), and under load batches grow
   instead of round trips multiplying (group commit). Each result goes back through
   ``inputs.engine_result``.
