@@ -73,6 +73,8 @@ class Outcome:
     deliveries: int = 0
     window: float = 0.0
     server_cpu: float = 0.0
+    #: CPU seconds of each server process over the paced window (publishing node first).
+    process_cpu: list[float] = field(default_factory=list)
     cpu_us_per_delivery: float = 0.0
     latency_p50_ms: float = 0.0
     latency_p99_ms: float = 0.0
@@ -153,7 +155,8 @@ async def _paced_and_burst(outcome: Outcome, send: Any, latencies: list[float],
     expected[0] = publishes * args.receivers
     done.clear()
     before = redis_stats(redis) if redis is not None else None
-    cpu0 = sum(cpu_seconds(pid) for pid in pids)
+    cpu0s = [cpu_seconds(pid) for pid in pids]
+    cpu0 = sum(cpu0s)
     start = time.perf_counter()
     for i in range(publishes):
         send()
@@ -162,7 +165,9 @@ async def _paced_and_burst(outcome: Outcome, send: Any, latencies: list[float],
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(done.wait(), 60)
     window = time.perf_counter() - start
-    cpu1 = sum(cpu_seconds(pid) for pid in pids)
+    cpu1s = [cpu_seconds(pid) for pid in pids]
+    cpu1 = sum(cpu1s)
+    outcome.process_cpu = [round(b - a, 3) for a, b in zip(cpu0s, cpu1s, strict=True)]
     if redis is not None and before is not None:
         after = redis_stats(redis)
         deltas = {k: after[0].get(k, 0) - before[0].get(k, 0) for k in after[0]}
@@ -282,15 +287,17 @@ async def socketio_scenario(publish_port: int, receive_port: int, pids: list[int
 
 def table(outcomes: list[Outcome]) -> str:
     rows = ["| scenario | deliveries | server CPU µs/delivery | p50 ms | p99 ms"
-            " | burst deliveries/s | Redis cmds/publish | Redis bytes in/out per publish |",
-            "|---|---|---|---|---|---|---|---|"]
+            " | burst deliveries/s | Redis cmds/publish | Redis bytes in/out per publish"
+            " | CPU s per process |",
+            "|---|---|---|---|---|---|---|---|---|"]
     for o in outcomes:
         redis = (f"{o.redis_commands_per_publish:.2f}" if o.redis_commands else "—")
         traffic = (f"{o.redis_bytes_in_per_publish:.0f} / {o.redis_bytes_out_per_publish:.0f}"
                    if o.redis_commands else "—")
         rows.append(f"| {o.scenario} | {o.deliveries} | {o.cpu_us_per_delivery:.2f} | "
                     f"{o.latency_p50_ms:.2f} | {o.latency_p99_ms:.2f} | "
-                    f"{o.burst_deliveries_per_s:.0f} | {redis} | {traffic} |")
+                    f"{o.burst_deliveries_per_s:.0f} | {redis} | {traffic} | "
+                    f"{' + '.join(f'{c:.2f}' for c in o.process_cpu)} |")
     return "\n".join(rows)
 
 
