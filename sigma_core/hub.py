@@ -854,6 +854,11 @@ class Hub:
         self._node_id = self._external.node_id if self._external is not None else ""
         self._outbox: list[EngineRequest] = []
         self._pending: dict[int, Callable[[EngineResult, float], None]] = {}
+        #: request id -> when it times out, in request order (the timeout is one constant, so
+        #: this is also deadline order): one "engine" timer, for the oldest, is armed at a
+        #: time, not one per request (each would wake the adapter for nothing when answered).
+        self._pending_due: dict[int, float] = {}
+        self._engine_timer_due = math.inf
         self._next_request_id = 1
         self._engine_up = True
         self._engine_down_reason = ""
@@ -1079,7 +1084,8 @@ class Hub:
                     if not rec.paused:
                         self._pump_backlog(rec, now)
             elif kind == "engine":
-                self._engine_timeout(key, now)  # type: ignore[arg-type]
+                if when == self._engine_timer_due:
+                    self._engine_timeouts(now)
             elif kind == "presence":
                 ext = self._external
                 assert ext is not None
@@ -2220,6 +2226,7 @@ class Hub:
         waiting = self._pending.pop(result.request_id, None)
         if waiting is None:
             return
+        self._pending_due.pop(result.request_id, None)
         if isinstance(result, EngineFailed):
             self._engine_failures += 1
         waiting(result, now)
@@ -2268,8 +2275,11 @@ class Hub:
         self._next_request_id += 1
         request = make(rid)
         self._pending[rid] = then
+        due = self._pending_due[rid] = now + ext.request_timeout
         self._outbox.append(request)
-        self._push_timer(now + ext.request_timeout, "engine", rid)
+        if self._engine_timer_due == math.inf:
+            self._engine_timer_due = due
+            self._push_timer(due, "engine", None)
         return True
 
     def _tell(self, make: Callable[[int], EngineRequest], now: float) -> None:
@@ -2277,11 +2287,23 @@ class Hub:
         if not self._ask(make, _ignore, now):
             self._engine_failures += 1
 
-    def _engine_timeout(self, request_id: int, now: float) -> None:
-        waiting = self._pending.pop(request_id, None)
-        if waiting is not None:
-            self._engine_failures += 1  # (counted here: EngineFailed made up, not received)
-            waiting(EngineFailed(request_id=request_id, reason="timeout"), now)
+    def _engine_timeouts(self, now: float) -> None:
+        """Requests without a result ``request_timeout`` after they were sent fail
+        ("timeout"), oldest first; the timer is armed again for the oldest still waiting."""
+        self._engine_timer_due = math.inf
+        due_by = self._pending_due
+        while due_by:
+            request_id, due = next(iter(due_by.items()))
+            if due > now:
+                if due < self._engine_timer_due:
+                    self._engine_timer_due = due
+                    self._push_timer(due, "engine", None)
+                return
+            del due_by[request_id]
+            waiting = self._pending.pop(request_id, None)
+            if waiting is not None:
+                self._engine_failures += 1  # (counted here: EngineFailed made up, not received)
+                waiting(EngineFailed(request_id=request_id, reason="timeout"), now)
 
     # ------------------------------------------------------------------ cluster: topics
 
