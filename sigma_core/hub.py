@@ -1825,7 +1825,8 @@ class Hub:
                 session.identity = identity
             if metadata:
                 session.metadata.update(metadata)
-            session._presence_stale = bool(identity or metadata)
+            if identity or metadata:
+                session._presence_stale = True
         if hello.client is not None:
             session.client_version = hello.client.version
         if accepted is not None:
