@@ -80,11 +80,15 @@ class HistoryLimits:
 
 
 class _Stream:
-    __slots__ = ("bytes", "entries", "epoch", "last_offset")
+    __slots__ = ("bytes", "entries", "epoch", "head", "last_offset")
 
     def __init__(self, epoch: int) -> None:
         self.epoch = epoch
         self.last_offset = 0
+        #: The last position :meth:`MemoryEngine.head` returned, handed out again while no
+        #: message was appended: every session that joins ``$all`` (or a room) between two
+        #: messages keeps the same object as its subscription start, not a copy each.
+        self.head: StreamPosition | None = None
         #: Created on the first append: most streams (every session's inbox) stay empty. A list
         #: while it is short (a session's inbox mostly holds a message or two, and CPython gives
         #: a deque a 64-slot block, 760 bytes, for its first entry), a deque past
@@ -159,7 +163,10 @@ class MemoryEngine:
         else:
             self._released.discard(topic)
             stream = self._stream(topic)
-        return StreamPosition(stream.epoch, stream.last_offset)
+        head = stream.head
+        if head is None or head.offset != stream.last_offset:
+            head = stream.head = StreamPosition(stream.epoch, stream.last_offset)
+        return head
 
     def append(self, topic: str, build: Callable[[int, int], HistoryEntry]) -> HistoryEntry:
         """Assign the next position, build its entry with ``build(epoch, offset)``, keep it in

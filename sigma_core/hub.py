@@ -28,6 +28,7 @@ import heapq
 import hmac
 import json
 import math
+import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -372,8 +373,15 @@ class HubConfig:
 # ----------------------------------------------------------------------------- sessions
 
 
+#: The metadata of every session that has none: one shared empty dict (a server holds thousands
+#: of sessions, most without metadata). The hub never changes a session's dict in place: new
+#: metadata replaces it (see :meth:`Session.metadata`'s note).
+_NO_METADATA: dict[str, str] = {}
+
+
 class Session:
-    """A client's session as the app sees it (read its attributes; don't assign them)."""
+    """A client's session as the app sees it (read its attributes; don't assign them, nor change
+    the dicts they hold: ``metadata`` of a session without any is one dict all of them share)."""
 
     __slots__ = (
         "_ack_due",
@@ -406,7 +414,7 @@ class Session:
         self.peer = ""
         self._token = token
         self.identity = ""
-        self.metadata: dict[str, str] = {}
+        self.metadata: dict[str, str] = _NO_METADATA
         self.client_version = ""
         #: topic -> the position the subscription started at (replay floor).
         self.subscriptions: dict[str, StreamPosition] = {}
@@ -946,6 +954,9 @@ class Hub:
         conn_id = self._next_conn_id
         self._next_conn_id += 1
         self._total_connections += 1
+        # One string per peer host, not one per socket (a proxy or NAT puts thousands of
+        # connections behind one address; the session keeps it too).
+        peer = sys.intern(peer)
         if self._pending_handshakes >= self.config.max_pending_handshakes:
             self._refused.append(conn_id)
             self._events.append(ConnectionRejected(
@@ -1720,7 +1731,7 @@ class Hub:
         if problem is not None:
             conn.refuse(CloseCode.LIMIT_EXCEEDED, ErrorCode.LIMIT_EXCEEDED, problem, now)
             return
-        identity, metadata = "", {}
+        identity, metadata = "", _NO_METADATA
         accepted: AuthAccept | None = None
         if self.config.authenticate is not None:
             decision = self._authenticate(AuthRequest(
@@ -1731,7 +1742,8 @@ class Hub:
                 self._refuse_auth(conn, decision, now)
                 return
             accepted = decision
-            identity, metadata = decision.identity, dict(decision.metadata)
+            identity, metadata = decision.identity, \
+                (dict(decision.metadata) if decision.metadata else _NO_METADATA)
         if self._external is not None:
             rec.accepted = accepted
             self._hello_external(rec, hello, identity, metadata, now)
@@ -1784,7 +1796,7 @@ class Hub:
             if identity:
                 session.identity = identity
             if metadata:
-                session.metadata.update(metadata)
+                session.metadata = {**session.metadata, **metadata}
         if hello.client is not None:
             session.client_version = hello.client.version
         if accepted is not None:
@@ -1941,7 +1953,7 @@ class Hub:
             return
         self._apply_credentials(session, decision)
         if decision.metadata:
-            session.metadata.update(decision.metadata)
+            session.metadata = {**session.metadata, **decision.metadata}
         self._schedule_credentials(rec, session)
         self._send(rec, Refreshed(credentials_expire_ms=_ms(session.credentials_expire_at)),
                    now)
@@ -2883,8 +2895,8 @@ class Hub:
         session._token = hello.resume_token
         session._version = max(session._version, record.version)
         session.identity = identity or record.identity
-        session.metadata = dict(record.metadata)
-        session.metadata.update(metadata)
+        session.metadata = {**dict(record.metadata), **metadata} \
+            if record.metadata or metadata else _NO_METADATA
         session.client_version = hello.client.version if hello.client is not None \
             else record.client_version
         session.last_seq = max(session.last_seq, record.last_seq)
