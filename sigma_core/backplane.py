@@ -6,6 +6,14 @@ stream starts without its past — a new topic, or a process that lost its memor
 another epoch therefore never matches by accident, and a resuming client learns explicitly that
 its history is gone.
 
+A session's inbox (engine topic ``$inbox:<session id>``) exists only as a key until its first
+message: most sessions never get one, and a stream object, its epoch and its key would be a
+tenth of an idle session. Its epoch is derived from the key (a keyed hash with a secret drawn
+once per engine) rather than drawn, so that the position a session starts at is known without
+the stream. That keeps the rule above: an inbox key names one stream in an engine's life (session
+ids are random and never reused, and an ended session's inbox is not appended to again), and
+another engine (a restarted process) has another secret, so another epoch.
+
 History is bounded per topic by count, bytes and age (:class:`HistoryLimits`). Replay is
 all-or-nothing: :meth:`MemoryEngine.read_after` returns every entry after a position, or a
 :class:`ReplayGap` saying which offsets are gone — never a partial list that looks complete.
@@ -21,12 +29,14 @@ engine shared by nodes needs one clock, and history's age limit counts in it.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from .engine import (
+    INBOX_PREFIX,
     Append,
     Appended,
     DeleteSession,
@@ -122,6 +132,8 @@ class MemoryEngine:
 
     def __init__(self, entropy: Entropy, limits: HistoryLimits | None = None) -> None:
         self._entropy = entropy
+        #: The key of the hash that gives inboxes their epochs (see the module docstring).
+        self._inbox_secret = entropy.token_bytes(16)
         self._limits = limits = limits or HistoryLimits()
         self._max_count = limits.max_count
         self._max_bytes = limits.max_bytes
@@ -149,20 +161,30 @@ class MemoryEngine:
     def _stream(self, topic: str) -> _Stream:
         stream = self._streams.get(topic)
         if stream is None:
-            epoch = int.from_bytes(self._entropy.token_bytes(8), "big") or 1
+            epoch = self._inbox_epoch(topic) if topic.startswith(INBOX_PREFIX) \
+                else int.from_bytes(self._entropy.token_bytes(8), "big") or 1
             stream = self._streams[topic] = _Stream(epoch)
         return stream
 
+    def _inbox_epoch(self, topic: str) -> int:
+        digest = hashlib.blake2b(topic.encode("utf-8", "surrogatepass"), digest_size=8,
+                                 key=self._inbox_secret).digest()
+        return int.from_bytes(digest, "big") or 1
+
     def head(self, topic: str, create: bool = True) -> StreamPosition:
         """The position of the last message of ``topic`` (offset 0 if none). With ``create`` a
-        missing stream is created with a fresh epoch; without, it reads as ``(0, 0)``."""
-        if not create:
-            stream = self._streams.get(topic)
-            if stream is None:
+        missing stream is created with a fresh epoch; without, it reads as ``(0, 0)``. A
+        session's inbox without a message yet reads as its epoch and offset 0 either way (it is
+        made by its first message)."""
+        stream = self._streams.get(topic)
+        if stream is None:
+            if topic.startswith(INBOX_PREFIX):  # an inbox is made by its first message
+                return StreamPosition(self._inbox_epoch(topic), 0)
+            if not create:
                 return StreamPosition(0, 0)
-        else:
-            self._released.discard(topic)
             stream = self._stream(topic)
+        if create:
+            self._released.discard(topic)
         head = stream.head
         if head is None or head.offset != stream.last_offset:
             head = stream.head = StreamPosition(stream.epoch, stream.last_offset)
@@ -198,6 +220,8 @@ class MemoryEngine:
         ``max_bytes`` of envelopes when those are not 0), or a gap when any wanted entry is
         gone (all-or-nothing: a bounded read stops early, it never skips)."""
         stream = self._streams.get(topic)
+        if stream is None and topic.startswith(INBOX_PREFIX):
+            stream = _Stream(self._inbox_epoch(topic))  # an inbox without a message yet
         if stream is None or stream.epoch != position.epoch or position.offset > stream.last_offset:
             # Another epoch (or a position from the future): nothing we hold relates to it.
             return ReplayGap(position.offset + 1, 0)

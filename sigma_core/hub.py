@@ -52,6 +52,7 @@ from .connection import (
 )
 from .drain import spread_times
 from .engine import (
+    INBOX_PREFIX,
     Append,
     Appended,
     DeleteSession,
@@ -147,7 +148,7 @@ __all__ = [
 BROADCAST_TOPIC = "$all"
 INBOX_TOPIC = "$inbox"
 _RESERVED_PREFIX = "$"
-_INBOX_KEY = "$inbox:"
+_INBOX_KEY = INBOX_PREFIX
 _NOBODY: frozenset[str] = frozenset()
 
 
