@@ -852,8 +852,10 @@ class Hub:
         # an ExternalEngineConfig the hub emits requests (engine_requests) and takes results
         # (engine_result): the cluster paths.
         self._external = engine if isinstance(engine, ExternalEngineConfig) else None
+        # Its own engine on a single node: inboxes are streams from their first message (this
+        # hub never appends to an inbox it dropped, see sigma_core.backplane).
         self._engine = engine if isinstance(engine, MemoryEngine) \
-            else MemoryEngine(entropy, self.config.history)
+            else MemoryEngine(entropy, self.config.history, lazy_inboxes=self._external is None)
         self._node_id = self._external.node_id if self._external is not None else ""
         self._outbox: list[EngineRequest] = []
         self._pending: dict[int, Callable[[EngineResult, float], None]] = {}
