@@ -28,7 +28,6 @@ import heapq
 import hmac
 import json
 import math
-import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -957,9 +956,6 @@ class Hub:
         conn_id = self._next_conn_id
         self._next_conn_id += 1
         self._total_connections += 1
-        # One string per peer host, not one per socket (a proxy or NAT puts thousands of
-        # connections behind one address; the session keeps it too).
-        peer = sys.intern(peer)
         if self._pending_handshakes >= self.config.max_pending_handshakes:
             self._refused.append(conn_id)
             self._events.append(ConnectionRejected(

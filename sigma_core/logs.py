@@ -28,7 +28,6 @@ escaped so it cannot forge log lines.
 from __future__ import annotations
 
 import re
-import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -146,15 +145,30 @@ def write(logger: Logger, entry: LogEntry | None) -> None:
                    extra=dict(entry.extra))
 
 
+#: Host strings handed out by :func:`peer_host`, so that connections from one host share one
+#: string (a server keeps it per connection, and a proxy or NAT puts thousands behind one host).
+#: Bounded: past ``_MAX_SHARED_HOSTS`` it starts over (not ``sys.intern``, whose strings are
+#: immortal on some CPython builds: every address ever seen would stay).
+_SHARED_HOSTS: dict[str, str] = {}
+_MAX_SHARED_HOSTS = 4096
+
+
 def peer_host(address: object) -> str:
     """The host part of a socket address (what the hub's per-peer limits count by); "" if
-    unknown. A Unix socket path counts as one peer. One string object per host (interned): a
-    server keeps it per connection, and many connections come from one host (a proxy, NAT)."""
+    unknown. A Unix socket path counts as one peer. The same host gives the same string object
+    (while a bounded table remembers it)."""
     if isinstance(address, tuple) and len(address) >= 2:
-        return sys.intern(str(address[0]))
-    if isinstance(address, str):
-        return sys.intern(address)
-    return ""
+        host = str(address[0])
+    elif isinstance(address, str):
+        host = address
+    else:
+        return ""
+    shared = _SHARED_HOSTS.get(host)
+    if shared is None:
+        if len(_SHARED_HOSTS) >= _MAX_SHARED_HOSTS:
+            _SHARED_HOSTS.clear()
+        shared = _SHARED_HOSTS[host] = host
+    return shared
 
 
 def peer_port(address: object) -> int | None:
