@@ -1,6 +1,7 @@
 """One cluster node for the end-to-end tests and bench/chaos.py: a SigmaSocketServer (asyncio or
 trio) on the Redis engine whose app publishes every client message to the room "room" (so a
-client's message reaches every client on every node). Prints ``PORT <n>`` once Redis answers.
+client's message reaches every client on every node), or to the topic it was sent with.
+Prints ``PORT <n>`` once Redis answers.
 
 Usage: python bench/cluster_node.py asyncio|trio REDIS_URL NODE_ID [PORT]
 (REDIS_URL "none": a single node on the in-memory engine, for comparisons.)
@@ -65,7 +66,7 @@ async def run_asyncio(redis_url: str, node_id: str, port: int) -> None:
     opts = options(redis_url, node_id, port)
     ready = opts.pop("ready")
     server = sigma_asyncio.SigmaSocketServer(**opts)
-    server.on("message", lambda client, data, topic: server.publish(ROOM, data))
+    server.on("message", lambda client, data, topic: server.publish(topic or ROOM, data))
     await server.start()
     while not ready.is_ready():
         await asyncio.sleep(0.02)
@@ -81,7 +82,7 @@ async def run_trio(redis_url: str, node_id: str, port: int) -> None:
     opts = options(redis_url, node_id, port)
     ready = opts.pop("ready")
     server = sigma_trio.SigmaSocketServer(**opts)
-    server.on("message", lambda client, data, topic: server.publish(ROOM, data))
+    server.on("message", lambda client, data, topic: server.publish(topic or ROOM, data))
     async with trio.open_nursery() as nursery:
         bound = await nursery.start(server.serve)
         while not ready.is_ready():

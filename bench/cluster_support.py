@@ -22,8 +22,9 @@ from pathlib import Path
 import anyio
 from anyio.abc import SocketAttribute, SocketStream
 
-__all__ = ["Node", "RedisServer", "RoundRobinProxy", "free_port", "redis_server_binary",
-           "round_robin_proxy", "running_redis", "start_node"]
+__all__ = ["Node", "RedisClusterServers", "RedisServer", "RoundRobinProxy", "SentinelServer",
+           "free_port", "redis_server_binary", "round_robin_proxy", "running_redis",
+           "running_redis_cluster", "start_node"]
 
 NODE_SCRIPT = Path(__file__).resolve().with_name("cluster_node.py")
 ROOT = NODE_SCRIPT.parent.parent
@@ -151,11 +152,15 @@ class RedisServer:
     "rdb" (a snapshot only when SHUTDOWN saves)."""
 
     def __init__(self, directory: Path, *, port: int | None = None,
-                 persistence: str = "none", replica_of: int | None = None) -> None:
+                 persistence: str = "none", replica_of: int | None = None,
+                 extra_args: tuple[str, ...] = (), password: str | None = None) -> None:
         self.directory = directory
+        #: requirepass (and masterauth, for a replica of a server with the same password).
+        self.password = password
         self.port = port or free_port()
         self.persistence = persistence
         self.replica_of = replica_of
+        self.extra_args = extra_args
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -175,7 +180,9 @@ class RedisServer:
             args += ["--save", "3600 1", "--dbfilename", "dump.rdb"]
         if self.replica_of is not None:
             args += ["--replicaof", "127.0.0.1", str(self.replica_of)]
-        return args
+        if self.password is not None:
+            args += ["--requirepass", self.password, "--masterauth", self.password]
+        return args + list(self.extra_args)
 
     def start(self, deadline: float = 10.0) -> RedisServer:
         self.process = subprocess.Popen(self._args(), stdout=subprocess.DEVNULL,
@@ -199,8 +206,9 @@ class RedisServer:
         cli = shutil.which("redis-cli") or shutil.which("valkey-cli")
         if cli is None:
             raise RuntimeError("redis-cli is not installed")
+        env = {**os.environ, "REDISCLI_AUTH": self.password} if self.password else None
         done = subprocess.run([cli, "-h", "127.0.0.1", "-p", str(self.port), *args],
-                              capture_output=True, timeout=timeout, check=False)
+                              capture_output=True, timeout=timeout, check=False, env=env)
         if done.returncode != 0:
             raise OSError(done.stderr.decode(errors="replace"))
         out = done.stdout.decode(errors="replace").strip()
@@ -251,3 +259,161 @@ def running_redis(persistence: str = "none") -> Iterator[RedisServer]:
             yield server
         finally:
             server.stop()
+
+
+class RedisClusterServers:
+    """A Redis Cluster of ``masters`` primaries (each with ``replicas`` replicas), each server
+    on a free port in its own directory under ``directory``, made a cluster with
+    ``redis-cli --cluster create`` (Redis >= 7.0: sharded pub/sub). ``url`` names two startup
+    nodes."""
+
+    def __init__(self, directory: Path, *, masters: int = 3, replicas: int = 0,
+                 node_timeout_ms: int = 1000) -> None:
+        self.servers: list[RedisServer] = []
+        for i in range(masters * (1 + replicas)):
+            path = directory / f"node{i}"
+            path.mkdir()
+            # The cluster bus on a free port of its own (by default it is port + 10000,
+            # which may be taken or beyond 65535).
+            self.servers.append(RedisServer(path, extra_args=(
+                "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+                "--cluster-port", str(free_port()),
+                "--cluster-node-timeout", str(node_timeout_ms),
+                # Replicas sync at once (not after the default 5 s delay): a replica that
+                # never synced would not take its primary over.
+                "--repl-diskless-sync-delay", "0")))
+        self.masters = masters
+        self.replicas = replicas
+
+    @property
+    def url(self) -> str:
+        return "redis+cluster://" + ",".join(f"127.0.0.1:{s.port}" for s in self.servers[:2])
+
+    def start(self, deadline: float = 20.0) -> RedisClusterServers:
+        for server in self.servers:
+            server.start()
+        cli = shutil.which("redis-cli") or shutil.which("valkey-cli")
+        if cli is None:
+            raise RuntimeError("redis-cli is not installed")
+        done = subprocess.run(
+            [cli, "--cluster", "create", *(f"127.0.0.1:{s.port}" for s in self.servers),
+             "--cluster-replicas", str(self.replicas), "--cluster-yes"],
+            capture_output=True, timeout=deadline, check=False)
+        if done.returncode != 0:
+            raise RuntimeError(f"redis-cli --cluster create failed: {done.stdout!r:.500}")
+        end = time.monotonic() + deadline
+        while time.monotonic() < end:
+            if all(self._ok(server) for server in self.servers):
+                return self
+            time.sleep(0.1)
+        states = []
+        for server in self.servers:
+            try:
+                states.append(f"{server.port}: " + server.command("CLUSTER", "INFO")
+                              .split("cluster_known_nodes")[0].replace("\r\n", " "))
+            except OSError as exc:
+                states.append(f"{server.port}: {exc}")
+        raise RuntimeError(f"the Redis Cluster did not become ok within {deadline} s: "
+                           + "; ".join(states))
+
+    def _ok(self, server: RedisServer) -> bool:
+        try:
+            info = server.command("CLUSTER", "INFO")
+        except OSError:
+            return False
+        if "cluster_state:ok" not in info:
+            return False
+        replication = server.command("INFO", "replication")
+        if "role:slave" in replication and "master_link_status:up" not in replication:
+            return False
+        known = int(info.split("cluster_known_nodes:")[1].split()[0])
+        return known == len(self.servers)
+
+    def primary_for_slot(self, slot: int) -> RedisServer:
+        """The server that serves ``slot`` now (asked of the cluster)."""
+        for server in self.servers:
+            if server.process is None or server.process.poll() is not None:
+                continue
+            for line in server.command("CLUSTER", "NODES").splitlines():
+                fields = line.split()
+                if "master" not in fields[2] or "fail" in fields[2]:
+                    continue
+                for part in fields[8:]:
+                    low, _, high = part.partition("-")
+                    if part[0].isdigit() and int(low) <= slot <= int(high or low):
+                        port = int(fields[1].split("@")[0].rsplit(":", 1)[1])
+                        return next(s for s in self.servers if s.port == port)
+            break
+        raise LookupError(f"no primary serves slot {slot}")
+
+    def replica_of(self, primary: RedisServer) -> RedisServer:
+        node_id = primary.command("CLUSTER", "MYID")
+        for line in primary.command("CLUSTER", "NODES").splitlines():
+            fields = line.split()
+            if fields[3] == node_id:
+                port = int(fields[1].split("@")[0].rsplit(":", 1)[1])
+                return next(s for s in self.servers if s.port == port)
+        raise LookupError(f"127.0.0.1:{primary.port} has no replica")
+
+    def stop(self) -> None:
+        for server in self.servers:
+            server.stop()
+
+
+@contextlib.contextmanager
+def running_redis_cluster(masters: int = 3, replicas: int = 0
+                          ) -> Iterator[RedisClusterServers]:
+    """A started cluster, stopped at the end. A start that fails (a free port taken by
+    another process meanwhile, a loaded machine) is tried once more on new ports."""
+    with contextlib.ExitStack() as stack:
+        for attempt in (1, 2):
+            tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="sigma-redis-cluster-"))
+            cluster = RedisClusterServers(Path(tmp), masters=masters, replicas=replicas)
+            stack.callback(cluster.stop)
+            try:
+                cluster.start()
+                break
+            except (RuntimeError, OSError, subprocess.TimeoutExpired):
+                cluster.stop()
+                if attempt == 2:
+                    raise
+        yield cluster
+
+
+class SentinelServer(RedisServer):
+    """One Sentinel (``redis-server sentinel.conf --sentinel``: no redis-sentinel package
+    needed) watching the primary on ``primary_port`` as ``service`` with quorum 1, declaring it
+    down after ``down_after_ms``."""
+
+    def __init__(self, directory: Path, *, primary_port: int, service: str = "sigma",
+                 down_after_ms: int = 400, failover_timeout_ms: int = 3000,
+                 replica_ports: tuple[int, ...] = (), auth_pass: str | None = None) -> None:
+        super().__init__(directory)
+        self.service = service
+        conf = directory / "sentinel.conf"
+        conf.write_text(
+            f"port {self.port}\nbind 127.0.0.1\ndaemonize no\n"
+            f"logfile {directory / 'sentinel.log'}\ndir {directory}\n"
+            f"sentinel monitor {service} 127.0.0.1 {primary_port} 1\n"
+            f"sentinel down-after-milliseconds {service} {down_after_ms}\n"
+            f"sentinel failover-timeout {service} {failover_timeout_ms}\n"
+            f"sentinel parallel-syncs {service} 1\n"
+            # Known replicas (as Sentinel writes them itself): it need not wait for the
+            # primary's INFO (every 10 s) to learn them.
+            + "".join(f"sentinel known-replica {service} 127.0.0.1 {port}\n"
+                      for port in replica_ports)
+            # The servers' password (the sentinel itself asks none).
+            + (f"sentinel auth-pass {service} {auth_pass}\n" if auth_pass else ""))
+        self.conf = conf
+
+    @property
+    def url(self) -> str:
+        return f"redis+sentinel://127.0.0.1:{self.port}/{self.service}"
+
+    def _args(self) -> list[str]:
+        return [redis_server_binary(), str(self.conf), "--sentinel"]
+
+    def primary(self) -> int:
+        """The port of the primary this sentinel names now."""
+        return int(self.command("SENTINEL", "get-master-addr-by-name",
+                                self.service).split()[1])

@@ -2,11 +2,20 @@
 
 ``RedisEngine(RedisEngineConfig(url="redis://host:6379/0"))`` is an
 :class:`sigma_core.engine.EngineDriver` on coredis (anyio), so one implementation serves
-``sigma_asyncio`` and ``sigma_trio``. See docs/cluster.md.
+``sigma_asyncio`` and ``sigma_trio``. The URL names one server, a Redis Cluster
+(``redis+cluster://host:port,...``) or a Sentinel service (``redis+sentinel://host:port,.../
+service``). See docs/cluster.md.
 """
 
 from __future__ import annotations
 
-from .engine import EngineDataError, RedisEngine, RedisEngineConfig, parse_message
+from .engine import (
+    DeploymentMismatch,
+    EngineDataError,
+    RedisEngine,
+    RedisEngineConfig,
+    parse_message,
+)
 
-__all__ = ["EngineDataError", "RedisEngine", "RedisEngineConfig", "parse_message"]
+__all__ = ["DeploymentMismatch", "EngineDataError", "RedisEngine", "RedisEngineConfig",
+           "parse_message"]

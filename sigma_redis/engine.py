@@ -37,15 +37,19 @@ from __future__ import annotations
 import logging
 import math
 import os
+import ssl
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
+import anyio.abc
 import coredis
 import coredis.exceptions
+from coredis.connection import TCPLocation
 from coredis.typing import ResponseType
 
 from sigma_core.backplane import HistoryLimits
@@ -82,9 +86,20 @@ from sigma_core.messages import StreamPosition
 from sigma_core.metrics import Histogram, HistogramSnapshot
 
 from . import _lua
-from ._pubsub import ProtocolError, Subscriber
+from ._cluster import SlotMap, hash_slot
+from ._pubsub import (
+    ChannelMoved,
+    Connection,
+    ProtocolError,
+    Redirected,
+    ReplyError,
+    Subscriber,
+    ask,
+)
+from ._url import Endpoint, RedisTarget, parse_target, redact
 
-__all__ = ["EngineDataError", "RedisEngine", "RedisEngineConfig", "parse_message"]
+__all__ = ["DeploymentMismatch", "EngineDataError", "RedisEngine", "RedisEngineConfig",
+           "parse_message"]
 
 _log = logging.getLogger("sigma_redis")
 
@@ -97,11 +112,30 @@ class EngineDataError(ValueError):
     """What Redis holds under one of our keys is not what the engine wrote."""
 
 
+class DeploymentMismatch(ConnectionError):
+    """The URL names another kind of deployment than the server is: a ``redis+cluster://``
+    URL pointing at a single server or the other way round, a Sentinel URL naming a service
+    its sentinels do not know, or a server where a sentinel was expected. The engine stays
+    down with this reason (``status_reason``, logged as an error) and checks again every
+    ``health_interval``."""
+
+
+def _info_field(info: bytes, name: bytes) -> bytes | None:
+    for line in info.split(b"\r\n"):
+        key, sep, value = line.partition(b":")
+        if sep and key == name:
+            return value.strip()
+    return None
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RedisEngineConfig:
     """How a node reaches Redis and what it keeps there. Durations in seconds."""
 
-    #: ``redis://[user:password@]host:port/db`` or ``rediss://`` (TLS); ``unix:///path``.
+    #: Where Redis is, and which kind of deployment (docs/cluster.md, "Redis URLs"): one
+    #: server ``redis://[user:password@]host:port/db`` (``rediss://``: TLS; ``unix:///path``),
+    #: a Redis Cluster ``redis+cluster://host:port[,host:port...]`` (startup nodes), or a
+    #: Sentinel service ``redis+sentinel://host:port[,host:port...]/service[/db]``.
     url: str = "redis://127.0.0.1:6379/0"
     #: First part of every key and channel (several apps can share one Redis).
     prefix: str = "sigma"
@@ -127,6 +161,7 @@ class RedisEngineConfig:
     health_interval: float = 0.5
 
     def __post_init__(self) -> None:
+        parse_target(self.url)  # ValueError with the reason when the URL cannot work
         if not self.prefix or "{" in self.prefix or "}" in self.prefix:
             raise ValueError("RedisEngineConfig.prefix must be non-empty, without braces")
         for name in ("max_queued", "max_batch"):
@@ -138,6 +173,11 @@ class RedisEngineConfig:
                 raise ValueError(f"RedisEngineConfig.{name} must be finite and > 0")
         if not (math.isfinite(self.meta_ttl) and self.meta_ttl >= 0):
             raise ValueError("RedisEngineConfig.meta_ttl must be finite and >= 0")
+
+    @property
+    def target(self) -> RedisTarget:
+        """The deployment :attr:`url` names (kind, servers, service)."""
+        return parse_target(self.url)
 
 
 def _ms(seconds: float) -> int:
@@ -249,7 +289,17 @@ class RedisEngine:
         self._max_age_ms = _ms(limits.max_age)
         self._meta_ttl_ms = _ms(config.meta_ttl)
         self._fence = b"1" if config.fence_replication_id else b"0"
-        self._publish = b"PUBLISH"
+        self._target = config.target
+        #: Redis Cluster: sharded pub/sub (the append script SPUBLISHes to the shard owning
+        #: the topic's slot, receivers SSUBSCRIBE there) and HEADS grouped by slot.
+        self._sharded = self._target.kind == "cluster"
+        self._publish = b"SPUBLISH" if self._sharded else b"PUBLISH"
+        self._client: Any = None
+        #: Cluster: the receiver's slot map, and nodes learned from it (startup candidates).
+        self._slots: SlotMap | None = None
+        self._known_nodes: tuple[Endpoint, ...] = ()
+        self._delivered_before = False
+        self._verified = False
 
     # ------------------------------------------------------------------ names
 
@@ -292,11 +342,17 @@ class RedisEngine:
 
     def _set_status(self, up: bool, reason: str) -> None:
         if up == self._up:
+            if not up and reason != self._down_reason:
+                # Still down, for another reason (the first one after starting, too).
+                self._down_reason = reason
+                level = logging.ERROR if reason.startswith("DeploymentMismatch") else \
+                    logging.WARNING
+                self._log.log(level, "cluster engine unavailable: %s", reason)
             return
         self._up = up
         self._down_reason = reason
         if up:
-            self._log.warning("cluster engine reachable (%s)", _redact(self.config.url))
+            self._log.warning("cluster engine reachable (%s)", redact(self.config.url))
         else:
             self._log.warning("cluster engine unavailable: %s", reason)
         if self._inputs is not None:
@@ -330,28 +386,176 @@ class RedisEngine:
         self._inputs = inputs
         self._wake = anyio.Event()
         self._subscribe_wake = anyio.Event()
-        client: coredis.Redis[bytes] = coredis.Redis.from_url(
-            self.config.url, decode_responses=False,
-            connect_timeout=self.config.request_timeout,
-            stream_timeout=self.config.request_timeout)
-        self._client = client
         try:
-            async with client, anyio.create_task_group() as tg:
-                tg.start_soon(self._watchdog)
+            async with anyio.create_task_group() as tg:
                 tg.start_soon(self._receiver)
-                await self._batcher()
+                tg.start_soon(self._batcher)
+                await self._keeper()
         finally:
             self._inputs = None
+            self._client = None
             self._up = False
             self._down_reason = "stopped"
 
+    # ------------------------------------------------------------------ connection
+
+    def _open_client(self) -> Any:
+        """The coredis client for the URL's deployment (an async context manager)."""
+        target, timeout = self._target, self.config.request_timeout
+        if target.kind == "standalone":
+            return coredis.Redis.from_url(self.config.url, decode_responses=False,
+                                          connect_timeout=timeout, stream_timeout=timeout)
+        if target.kind == "cluster":
+            return coredis.RedisCluster(
+                startup_nodes=[TCPLocation(e.host, e.port) for e in dict.fromkeys(
+                    (*self._known_nodes, *target.endpoints))],
+                username=target.username, password=target.password, ssl=target.tls,
+                decode_responses=False, connect_timeout=timeout, stream_timeout=timeout)
+        return self._sentinel_client(target)
+
+    @asynccontextmanager
+    async def _sentinel_client(self, target: RedisTarget) -> AsyncIterator[Any]:
+        timeout = self.config.request_timeout
+        tls: dict[str, Any] = {"ssl_context": ssl.create_default_context()} \
+            if target.tls else {}
+        sentinel: coredis.Sentinel[bytes] = coredis.Sentinel(
+            [TCPLocation(e.host, e.port) for e in target.endpoints],
+            sentinel_kwargs={"connect_timeout": timeout, "stream_timeout": timeout,
+                             "decode_responses": False, **tls},
+            decode_responses=False, connect_timeout=timeout, stream_timeout=timeout,
+            username=target.username, password=target.password, db=target.db, **tls)
+        async with sentinel:
+            primary = sentinel.primary_for(target.service)
+            async with primary:
+                yield primary
+
+    async def _keeper(self) -> None:
+        """Own the coredis client: check that the URL names the kind of deployment it says,
+        open the client, then watch it. Until that works the engine is down with the reason
+        (a URL naming the wrong kind of server says so, see :meth:`_check_deployment`)."""
+        while True:
+            try:
+                if not self._verified:
+                    with anyio.fail_after(self.config.request_timeout):
+                        await self._check_deployment()
+                    self._verified = True  # a deployment does not change its kind
+                opened = self._open_client()
+                try:
+                    async with opened as client:
+                        self._client = client
+                        await self._watchdog()
+                finally:
+                    _close_layout_streams(opened)
+            except Exception as exc:
+                self._set_status(False, _describe(exc))
+            finally:
+                self._client = None
+            await anyio.sleep(self.config.health_interval)
+
+    async def _check_deployment(self) -> None:
+        """``INFO server``'s ``redis_mode`` (or, for Sentinel, the service's primary) must
+        match the URL's kind; raises :class:`DeploymentMismatch` saying what to use instead.
+        Servers that refuse ``INFO`` (some managed services) are not checked. Until it passed
+        once (then the client is opened without it)."""
+        target = self._target
+        if target.kind == "sentinel":
+            await self._sentinel_primary()
+            return
+        errors = []
+        for endpoint in target.endpoints:
+            try:
+                reply = await ask(endpoint, b"INFO", b"server",
+                                  timeout=self.config.request_timeout / len(target.endpoints))
+            except (OSError, TimeoutError) as exc:
+                errors.append(f"{endpoint}: {_describe(exc)}")
+                continue
+            if not isinstance(reply, bytes):
+                return  # INFO refused (renamed, ACL): nothing to check against
+            mode = _info_field(reply, b"redis_mode")
+            url = redact(self.config.url)
+            if target.kind == "cluster" and mode == b"standalone":
+                raise DeploymentMismatch(
+                    f"{url} names a Redis Cluster, but {endpoint} is a single server "
+                    f"(cluster support disabled): use redis://{endpoint}")
+            if target.kind == "standalone" and mode == b"cluster":
+                raise DeploymentMismatch(
+                    f"{url} names a single server, but {endpoint} is a Redis Cluster node: "
+                    f"use redis+cluster://{endpoint}")
+            if mode == b"sentinel":
+                raise DeploymentMismatch(
+                    f"{url} names a Redis server, but {endpoint} is a Sentinel: use "
+                    f"redis+sentinel://{endpoint}/<service>")
+            return
+        raise ConnectionError("no server reachable: " + "; ".join(errors))
+
+    async def _sentinel_primary(self) -> Endpoint:
+        """The service's primary, asked of each sentinel in turn (``SENTINEL
+        get-master-addr-by-name``); a clear error when none knows the service or none
+        answers."""
+        target = self._target
+        errors = []
+        unknown = []
+        for endpoint in target.endpoints:
+            try:
+                reply = await ask(endpoint, b"SENTINEL", b"get-master-addr-by-name",
+                                  target.service.encode(),
+                                  timeout=self.config.request_timeout / len(target.endpoints))
+            except (OSError, TimeoutError) as exc:
+                errors.append(f"{endpoint}: {_describe(exc)}")
+                continue
+            if isinstance(reply, ReplyError):
+                if "unknown command" in str(reply).lower():
+                    raise DeploymentMismatch(
+                        f"{redact(self.config.url)} names sentinels, but {endpoint} is not a "
+                        f"Sentinel (SENTINEL is an unknown command there): use "
+                        f"redis://{endpoint} for a single server, redis+cluster://{endpoint} "
+                        f"for a Cluster node")
+                errors.append(f"{endpoint}: {reply}")
+                continue
+            if reply is None:
+                unknown.append(str(endpoint))
+                continue
+            try:
+                host, port = bytes(reply[0]).decode(), int(reply[1])  # type: ignore[index]
+            except (TypeError, ValueError, IndexError, UnicodeDecodeError):
+                errors.append(f"{endpoint}: unexpected answer {reply!r:.80}")
+                continue
+            return target.server(host, port)
+        if unknown and not errors:
+            raise DeploymentMismatch(
+                f"Sentinel service {target.service!r} is unknown to {', '.join(unknown)} "
+                f"(no 'sentinel monitor {target.service} ...' there)")
+        raise ConnectionError(f"no sentinel named a primary for {target.service!r}: "
+                              + "; ".join(errors + [f"{u}: unknown service" for u in unknown]))
+
     # ------------------------------------------------------------------ watchdog
 
+    _SCRIPTS = ("APPEND", "READ", "HEADS", "SAVE_SESSION", "PRESENCE_UPDATE", "PRESENCE_READ")
+
     async def _load_scripts(self) -> None:
-        client = self._client
-        for name in ("APPEND", "READ", "HEADS", "SAVE_SESSION", "PRESENCE_UPDATE",
-                     "PRESENCE_READ"):
-            self._shas[name] = await client.script_load(getattr(_lua, name))
+        if not self._sharded:
+            for name in self._SCRIPTS:
+                self._shas[name] = await self._client.script_load(getattr(_lua, name))
+            return
+        # Redis Cluster: on every primary of the current slot map, on connections of our own
+        # (coredis would send SCRIPT LOAD to every node it knows, and fail while one of them
+        # is dead — a killed primary lingers in its layout). A replica promoted later answers
+        # NOSCRIPT, and the batch loads them again (on the primaries of the new map).
+        slots = await self._slot_map()
+        for endpoint in slots.nodes:
+            conn = Connection(endpoint, connect_timeout=self.config.request_timeout,
+                              idle_timeout=max(2.0, 2 * self.config.request_timeout))
+            try:
+                await conn.connect()
+                for name in self._SCRIPTS:
+                    reply = await conn.request(b"SCRIPT", b"LOAD",
+                                               getattr(_lua, name).encode())
+                    if not isinstance(reply, bytes):
+                        raise ConnectionError(f"{endpoint} refused SCRIPT LOAD: {reply}")
+                    self._shas[name] = reply
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await conn.aclose()
 
     async def _watchdog(self) -> None:
         interval = self.config.health_interval
@@ -363,6 +567,11 @@ class RedisEngine:
                     await self._client.ping()
             except Exception as exc:
                 self._set_status(False, _describe(exc))
+                if self._sharded:
+                    # coredis' cluster layout keeps a dead primary after its replica took
+                    # over (ping fans out to it and fails): build the client again from the
+                    # slot map as it is now.
+                    return
             else:
                 self._set_status(True, "")
             await anyio.sleep(interval)
@@ -392,18 +601,34 @@ class RedisEngine:
         started = time.perf_counter()
         try:
             with anyio.fail_after(self.config.request_timeout):
-                results = await self._execute(batch)
-                if results is None:  # NOSCRIPT: Redis restarted or failed over
+                answers = await self._execute(batch)
+                missing = [i for i, answer in enumerate(answers) if answer is None]
+                if missing:
+                    # NOSCRIPT (Redis restarted or failed over; on Cluster perhaps one shard
+                    # only): load the scripts, send again just the requests that met it —
+                    # the others were carried out and must not be repeated. A topic's
+                    # requests of this batch went to one server: retried together, in order.
                     await self._load_scripts()
-                    results = await self._execute(batch)
-                    if results is None:
+                    again = await self._execute([batch[i] for i in missing])
+                    if any(answer is None for answer in again):
                         raise EngineDataError("scripts vanished again right after loading")
+                    for i, answer in zip(missing, again, strict=True):
+                        answers[i] = answer
+                results = [answer for answer in answers if answer is not None]
+                lost = next((r.reason for r in results if isinstance(r, EngineFailed)
+                             and r.reason.startswith(_LOST_PREFIX)), None)
+                if lost is not None:
+                    self._set_status(False, lost.removeprefix(_LOST_PREFIX))
         except TimeoutError:
             self._set_status(False, f"no answer within {self.config.request_timeout} s")
             reason = f"timeout: Redis did not answer within {self.config.request_timeout} s"
         except Exception as exc:
             reason = _describe(exc)
             self._set_status(False, reason)
+            if "READONLY" in reason:
+                # Sentinel demoted the server these connections reach (a failover with the
+                # old primary alive): new connections ask Sentinel for the primary again.
+                self._drop_command_connections()
         if results is None:
             for request in batch:
                 self._failed(request, reason)
@@ -421,8 +646,10 @@ class RedisEngine:
                 failures[op] = failures.get(op, 0) + 1
             self._answer(result)
 
-    async def _execute(self, batch: list[EngineRequest]) -> list[EngineResult] | None:
-        """One pipeline for the batch; None when a script was missing (NOSCRIPT)."""
+    async def _execute(self, batch: list[EngineRequest]) -> list[EngineResult | None]:
+        """One pipeline for the batch: a result per request, None for a request that met
+        NOSCRIPT. A request whose server could not be reached (on Cluster: one shard) fails
+        alone; the others keep their results."""
         finishers: list[Callable[[list[Any]], EngineResult]] = []
         calls: list[list[Any]] = []  # per request, the awaitables of its commands
         async with self._client.pipeline(transaction=False, raise_on_error=False) as pipe:
@@ -431,16 +658,27 @@ class RedisEngine:
                 calls.append(awaitables)
                 finishers.append(finish)
         self.commands += sum(len(c) for c in calls)
-        results: list[EngineResult] = []
+        results: list[EngineResult | None] = []
         for request, awaitables, finish in zip(batch, calls, finishers, strict=True):
             replies: list[Any] = []
+            noscript = False
+            lost: BaseException | None = None
             for pending in awaitables:
                 try:
                     replies.append(await pending)
                 except coredis.exceptions.NoScriptError:
-                    return None
+                    noscript = True
                 except coredis.exceptions.ResponseError as exc:
                     replies.append(exc)
+                except (coredis.exceptions.RedisError, OSError) as exc:
+                    lost = exc
+            if lost is not None:
+                results.append(EngineFailed(request_id=request.request_id,
+                                            reason=_LOST_PREFIX + _describe(lost)))
+                continue
+            if noscript:
+                results.append(None)
+                continue
             try:
                 results.append(finish(replies))
             except EngineDataError as exc:
@@ -450,6 +688,18 @@ class RedisEngine:
                 results.append(EngineFailed(request_id=request.request_id,
                                             reason=f"corrupt data in Redis: {exc}"))
         return results
+
+    def _heads_chunks(self, topics: Sequence[str]) -> list[list[int]]:
+        """Indexes of ``topics`` per HEADS call: at most ``_HEADS_CHUNK`` topics each, and on
+        Redis Cluster only topics of one hash slot (a script's keys must share a slot)."""
+        if not self._sharded:
+            return [list(range(start, min(start + _HEADS_CHUNK, len(topics))))
+                    for start in range(0, len(topics), _HEADS_CHUNK)]
+        by_slot: dict[int, list[int]] = {}
+        for i, topic in enumerate(topics):
+            by_slot.setdefault(hash_slot(self.topic_key(topic, "m").encode()), []).append(i)
+        return [indexes[start:start + _HEADS_CHUNK] for indexes in by_slot.values()
+                for start in range(0, len(indexes), _HEADS_CHUNK)]
 
     def _candidate(self) -> bytes:
         return str(int.from_bytes(os.urandom(8), "big") or 1).encode()
@@ -481,28 +731,30 @@ class RedisEngine:
         if isinstance(request, ReadHeads):
             create = b"1" if request.create else b"0"
             topics = request.topics
+            chunks = self._heads_chunks(topics)
             calls = []
-            for start in range(0, len(topics), _HEADS_CHUNK):
-                chunk = topics[start:start + _HEADS_CHUNK]
-                keys = [key for t in chunk
-                        for key in (self.topic_key(t, "m"), self.topic_key(t, "s"))]
+            for chunk in chunks:
+                keys = [key for i in chunk
+                        for key in (self.topic_key(topics[i], "m"),
+                                    self.topic_key(topics[i], "s"))]
                 calls.append(pipe.evalsha(
                     shas["HEADS"], keys=keys,
                     args=[create, self._fence, self._meta_ttl_ms,
                           *(self._candidate() for _ in chunk)]))
 
             def heads(replies: list[Any]) -> EngineResult:
-                flat: list[Any] = []
-                for raw in replies:
-                    flat += _check(raw)
-                out = []
-                for i, topic in enumerate(topics):
-                    epoch_raw, offset_raw = flat[2 * i], flat[2 * i + 1]
-                    if epoch_raw == b"!":
-                        raise EngineDataError(bytes(offset_raw).decode(errors="replace")
-                                              .replace("SIGMA_CORRUPT ", ""))
-                    out.append((topic, StreamPosition(_epoch(epoch_raw), int(offset_raw))))
-                return Heads(request_id=rid, heads=tuple(out))
+                found: list[StreamPosition | None] = [None] * len(topics)
+                for chunk, raw in zip(chunks, replies, strict=True):
+                    flat = _check(raw)
+                    for j, i in enumerate(chunk):
+                        epoch_raw, offset_raw = flat[2 * j], flat[2 * j + 1]
+                        if epoch_raw == b"!":
+                            raise EngineDataError(bytes(offset_raw).decode(errors="replace")
+                                                  .replace("SIGMA_CORRUPT ", ""))
+                        found[i] = StreamPosition(_epoch(epoch_raw), int(offset_raw))
+                return Heads(request_id=rid, heads=tuple(
+                    (topic, position) for topic, position in zip(topics, found, strict=True)
+                    if position is not None))
             return calls, heads
         if isinstance(request, DropTopic):
             t = request.topic
@@ -636,40 +888,151 @@ class RedisEngine:
     # ------------------------------------------------------------------ receiver
 
     async def _receiver(self) -> None:
-        """Pub/sub: one connection (``_pubsub.Subscriber``), subscribed to the channel of every
-        received topic, reconnected and resubscribed after any failure. Messages published
-        while it was down are found by the hub's heads check and read from history."""
+        """Pub/sub (``_pubsub.Subscriber``): one connection per server that serves received
+        topics' channels — the one server, the primary Sentinel names, or on Redis Cluster
+        each shard owning a received channel's slot (``SSUBSCRIBE``). After any failure (a
+        connection lost, a slot moved — ``MOVED`` or a ``sunsubscribe`` Redis sent itself —,
+        Sentinel announcing ``+switch-master``) every connection is closed and the set is
+        built again from a fresh view of the deployment (slot map, Sentinel's answer). Messages
+        published meanwhile were never delivered: the hub is told to check every head and
+        reads them from history."""
         assert self._subscribe_wake is not None
-        first = True
         while True:
-            subscriber = Subscriber(self.config.url, self._on_message,
-                                    connect_timeout=self.config.request_timeout,
-                                    idle_timeout=max(2.0, 4 * self.config.request_timeout))
+            subscribers: dict[Endpoint, Subscriber] = {}
+            pause = self.config.health_interval
             try:
-                await subscriber.connect()
-                async with anyio.create_task_group() as tg:
-                    tg.start_soon(subscriber.serve)
-                    for channel in list(self._receiving):
-                        await subscriber.subscribe(channel)
-                    if not first and self._up and self._inputs is not None:
-                        # Messages published while the subscriber was away were never
-                        # delivered: the hub checks every head now (and returns to its
-                        # shortest heads interval).
-                        self._inputs.engine_status(True, "message delivery reconnected")
-                    first = False
-                    await self._serve_subscriptions(subscriber)
-            except (OSError, TimeoutError, anyio.BrokenResourceError, ProtocolError) as exc:
-                self._fail_subscriptions(exc)
-            except BaseExceptionGroup as group:
-                lost, other = group.split((OSError, TimeoutError, anyio.BrokenResourceError,
-                                           ProtocolError))
-                if other is not None or lost is None:
+                await self._deliver(subscribers)
+            except BaseException as exc:
+                leaves = _leaves(exc)
+                if not leaves or not all(isinstance(e, _LOST) for e in leaves):
                     raise
-                self._fail_subscriptions(lost)
+                if any(isinstance(e, _PrimarySwitched) for e in leaves):
+                    self._drop_command_connections()
+                if all(isinstance(e, _MOVED) for e in leaves):
+                    # Not a failure: ask where the channels are now, soon, and keep the
+                    # queued subscriptions.
+                    self._log.info("cluster engine: pub/sub rerouted: %s", _describe(exc))
+                    pause = min(pause, 0.05)
+                else:
+                    self._fail_subscriptions(exc)
             finally:
                 with anyio.CancelScope(shield=True):
-                    await subscriber.aclose()
-            await anyio.sleep(self.config.health_interval)
+                    for subscriber in subscribers.values():
+                        await subscriber.aclose()
+            await anyio.sleep(pause)
+
+    async def _deliver(self, subscribers: dict[Endpoint, Subscriber]) -> None:
+        """One generation of subscriber connections (in ``subscribers``), until one fails."""
+        async with anyio.create_task_group() as tg:
+            locate = await self._locator(tg)
+
+            async def subscriber_for(channel: bytes) -> Subscriber:
+                endpoint = locate(channel)
+                subscriber = subscribers.get(endpoint)
+                if subscriber is None:
+                    subscriber = subscribers[endpoint] = Subscriber(
+                        endpoint, self._on_message,
+                        connect_timeout=self.config.request_timeout,
+                        idle_timeout=max(2.0, 4 * self.config.request_timeout),
+                        sharded=self._sharded)
+                    await subscriber.connect()
+                    tg.start_soon(subscriber.serve)
+                return subscriber
+
+            if not self._sharded:
+                await subscriber_for(b"")  # one server: connect now
+            for channel in list(self._receiving):
+                await (await subscriber_for(channel)).subscribe(channel)
+            if self._delivered_before and self._up and self._inputs is not None:
+                # Messages published while the subscriber was away were never delivered:
+                # the hub checks every head now (and returns to its shortest heads
+                # interval).
+                self._inputs.engine_status(True, "message delivery reconnected")
+            self._delivered_before = True
+            await self._serve_subscriptions(subscriber_for)
+
+    def _drop_command_connections(self) -> None:
+        """Close the command connections (coredis opens new ones on the next request: with
+        Sentinel, to the primary it names now)."""
+        pool = getattr(self._client, "connection_pool", None)
+        if pool is not None:
+            pool.disconnect()
+
+    async def _locator(self, tg: anyio.abc.TaskGroup) -> Callable[[bytes], Endpoint]:
+        """Where each channel is served, as the deployment says now."""
+        target = self._target
+        if target.kind == "standalone":
+            endpoint = target.endpoints[0]
+            return lambda channel: endpoint
+        if target.kind == "sentinel":
+            with anyio.fail_after(self.config.request_timeout):
+                primary = await self._sentinel_primary()
+            tg.start_soon(self._watch_switch_master, primary)
+            return lambda channel: primary
+        slots = await self._slot_map()
+
+        def owner(channel: bytes) -> Endpoint:
+            slot = hash_slot(channel)
+            endpoint = slots.owner(slot)
+            if endpoint is None:
+                raise ConnectionError(f"no Redis Cluster node serves slot {slot}")
+            return endpoint
+        return owner
+
+    async def _slot_map(self) -> SlotMap:
+        """``CLUSTER SLOTS`` of the first node that answers: the startup nodes, then the
+        nodes learned from earlier maps (the startup nodes may all be gone by now)."""
+        errors = []
+        candidates = dict.fromkeys((*self._target.endpoints, *self._known_nodes))
+        for endpoint in candidates:
+            try:
+                reply = await ask(endpoint, b"CLUSTER", b"SLOTS",
+                                  timeout=self.config.request_timeout)
+                if isinstance(reply, ReplyError):
+                    raise reply
+                slots = SlotMap.from_reply(reply, endpoint)
+            except (OSError, TimeoutError, ValueError) as exc:
+                errors.append(f"{endpoint}: {_describe(exc)}")
+                continue
+            self._slots = slots
+            self._known_nodes = tuple(dict.fromkeys((*slots.nodes, *self._known_nodes)))[:64]
+            return slots
+        raise ConnectionError("no Redis Cluster node answered CLUSTER SLOTS: "
+                              + "; ".join(errors))
+
+    async def _watch_switch_master(self, primary: Endpoint) -> None:
+        """Sentinel: raise :class:`_PrimarySwitched` when a sentinel announces
+        ``+switch-master`` for our service (the receiver then asks again and moves). Without
+        a sentinel to listen to, the receiver still moves when its connection to the old
+        primary ends."""
+        service = self._target.service.encode()
+        switched = anyio.Event()
+
+        def on_message(channel: bytes, data: bytes) -> None:
+            if data.split(b" ", 1)[0] == service:
+                switched.set()
+
+        for endpoint in self._target.endpoints:
+            watcher = Subscriber(endpoint, on_message,
+                                 connect_timeout=self.config.request_timeout,
+                                 idle_timeout=max(2.0, 4 * self.config.request_timeout))
+            try:
+                await watcher.connect()
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(watcher.serve)
+                    await watcher.subscribe(b"+switch-master")
+                    await switched.wait()
+                    tg.cancel_scope.cancel()
+            except BaseException as exc:
+                leaves = _leaves(exc)
+                if not leaves or not all(isinstance(e, _LOST) for e in leaves):
+                    raise
+                continue  # that sentinel is gone: listen to the next one
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await watcher.aclose()
+            raise _PrimarySwitched(f"Sentinel switched the primary of {service.decode()!r} "
+                                   f"away from {primary}")
 
     def _fail_subscriptions(self, exc: BaseException) -> None:
         self._log.debug("cluster engine: pub/sub connection lost: %s", exc)
@@ -677,7 +1040,8 @@ class RedisEngine:
             request, _ = self._subscribe_queue.popleft()
             self._failed(request, f"cluster engine unavailable: {_describe(exc)}")
 
-    async def _serve_subscriptions(self, subscriber: Subscriber) -> None:
+    async def _serve_subscriptions(
+            self, subscriber_for: Callable[[bytes], Awaitable[Subscriber]]) -> None:
         queue = self._subscribe_queue
         while True:
             if not queue:
@@ -688,11 +1052,11 @@ class RedisEngine:
             request, channel = queue[0]
             if isinstance(request, Receive):
                 if channel not in self._receiving:
-                    await subscriber.subscribe(channel)
+                    await (await subscriber_for(channel)).subscribe(channel)
                     self._receiving[channel] = request.topic
             elif channel in self._receiving:
                 del self._receiving[channel]
-                await subscriber.subscribe(channel, subscribe=False)
+                await (await subscriber_for(channel)).subscribe(channel, subscribe=False)
             queue.popleft()
             self._answer(Done(request_id=request.request_id))
 
@@ -727,11 +1091,37 @@ def _done(rid: int, replies: list[Any]) -> EngineResult:
     return Done(request_id=rid)
 
 
-def _redact(url: str) -> str:
-    if "@" in url:
-        scheme, _, rest = url.partition("://")
-        return f"{scheme}://***@{rest.split('@', 1)[1]}"
-    return url
+def _close_layout_streams(client: Any) -> None:
+    """coredis 6's cluster layout never closes its error stream pair (anyio memory streams),
+    which then warn (``ResourceWarning: Unclosed ...``) when collected; close them once the
+    client is done. Nothing happens on clients without them."""
+    layout = getattr(getattr(client, "connection_pool", None), "cluster_layout", None)
+    for stream in getattr(layout, "_error_stream", None) or ():
+        close = getattr(stream, "close", None)
+        if close is not None:
+            close()
+
+
+#: The reason of a request whose server could not be reached within its batch.
+_LOST_PREFIX = "cluster engine unavailable: "
+
+
+class _PrimarySwitched(ConnectionError):
+    """Sentinel announced a new primary for our service."""
+
+
+#: Failures the receiver survives (it reconnects); among them the reroutes, after which it
+#: asks where channels are now without failing the queued subscriptions.
+_LOST = (OSError, TimeoutError, anyio.BrokenResourceError, anyio.EndOfStream,
+         anyio.ClosedResourceError, ProtocolError)
+_MOVED = (Redirected, ChannelMoved, _PrimarySwitched)
+
+
+def _leaves(exc: BaseException) -> list[BaseException]:
+    """The exceptions inside (nested) exception groups."""
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for inner in exc.exceptions for leaf in _leaves(inner)]
+    return [exc]
 
 
 def _describe(exc: BaseException) -> str:

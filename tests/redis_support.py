@@ -12,10 +12,14 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.cluster_support import (  # noqa: E402
+    RedisClusterServers,
     RedisServer,
+    SentinelServer,
     free_port,
     redis_server_binary,
     running_redis,
+    running_redis_cluster,
 )
 
-__all__ = ["RedisServer", "free_port", "redis_server_binary", "running_redis"]
+__all__ = ["RedisClusterServers", "RedisServer", "SentinelServer", "free_port",
+           "redis_server_binary", "running_redis", "running_redis_cluster"]

@@ -1,6 +1,7 @@
 """The engine contract: the same tests, unchanged, against the in-memory engine
 (``sigma_core.backplane.MemoryEngine``, answering inline) and the Redis engine
-(``sigma_redis.RedisEngine`` on a real redis-server). What a hub may rely on from any engine:
+(``sigma_redis.RedisEngine`` on a real redis-server, and on a real Redis Cluster of three
+primaries: ``redis+cluster://``). What a hub may rely on from any engine:
 positions, all-or-nothing bounded reads, heads, dropping, session compare-and-set with expiry,
 cluster presence, routes stored with messages, and appends delivered with their position to the
 nodes receiving the topic."""
@@ -14,7 +15,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import anyio
 import pytest
-from redis_support import RedisServer, running_redis
+from redis_support import RedisClusterServers, RedisServer, running_redis, running_redis_cluster
 from test_redis_engine import Harness
 
 from sigma_core.backplane import HistoryLimits, MemoryEngine
@@ -109,13 +110,23 @@ class Redis(Engine):
         await self.harness.wait_for(lambda: len(self.messages) >= count)
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(scope="module")
+def redis_cluster() -> Iterator[RedisClusterServers]:
+    with running_redis_cluster(masters=3) as servers:
+        yield servers
+
+
+@pytest.fixture(params=["memory", "redis", "cluster"])
 async def engine(request: pytest.FixtureRequest) -> AsyncIterator[Engine]:
     if request.param == "memory":
         yield Memory()
         return
-    server: RedisServer = request.getfixturevalue("redis")
-    h = Harness(RedisEngine(RedisEngineConfig(url=server.url, history=LIMITS,
+    if request.param == "cluster":
+        url = request.getfixturevalue("redis_cluster").url
+    else:
+        server: RedisServer = request.getfixturevalue("redis")
+        url = server.url
+    h = Harness(RedisEngine(RedisEngineConfig(url=url, history=LIMITS,
                                               health_interval=0.1)))
     async with anyio.create_task_group() as tg:
         tg.start_soon(h.engine.run, h)

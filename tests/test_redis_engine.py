@@ -113,13 +113,16 @@ class Harness:
 
 
 @asynccontextmanager
-async def harness(url: str, **options: object) -> AsyncIterator[Harness]:
+async def harness(url: str, *, ready: bool = True, **options: object
+                  ) -> AsyncIterator[Harness]:
+    """A running engine on ``url`` (``ready``: once Redis answered)."""
     config = RedisEngineConfig(url=url, request_timeout=1.0, health_interval=0.1,
                                **options)  # type: ignore[arg-type]
     h = Harness(RedisEngine(config))
     async with anyio.create_task_group() as tg:
         tg.start_soon(h.engine.run, h)
-        await h.ready()
+        if ready:
+            await h.ready()
         yield h
         tg.cancel_scope.cancel()
 

@@ -108,6 +108,19 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _redis_url(text: str) -> str:
+    """A cluster engine URL ('' for none), checked now: a malformed one is a usage error."""
+    text = text.strip()
+    if text:
+        from sigma_redis._url import parse_target  # the extra, only when a URL is given
+
+        try:
+            parse_target(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
 def _switch(text: str) -> bool:
     value = text.strip().lower()
     if value in ("on", "true", "1", "yes"):
@@ -190,8 +203,10 @@ def parse_config(argv: Sequence[str] | None = None,
          "seconds the drain may take before the remaining sockets are dropped"),
         ("ready-delay", _seconds, d.ready_delay,
          "seconds between /readyz turning 503 on SIGTERM and the drain"),
-        ("redis-url", str, d.redis_url,
-         "Redis/Valkey URL of the cluster engine shared by several nodes ('': one process)"),
+        ("redis-url", _redis_url, d.redis_url,
+         "Redis/Valkey URL of the cluster engine shared by several nodes: redis://host:port/db, "
+         "redis+cluster://host:port,... (Redis Cluster) or redis+sentinel://host:port,.../"
+         "service ('': one process)"),
         ("trusted-proxies", _addresses, "",
          "comma-separated proxy addresses/networks whose X-Forwarded-For names the client "
          "(per-address limits then count clients, not the proxy)"),
@@ -203,7 +218,9 @@ def parse_config(argv: Sequence[str] | None = None,
             try:
                 default = kind(env[var])
             except (ValueError, argparse.ArgumentTypeError) as exc:
-                parser.error(f"{var}={env[var]!r}: {exc}")
+                # (A Redis URL may hold a password: its error shows the URL redacted.)
+                parser.error(f"{var}: {exc}" if name == "redis-url"
+                             else f"{var}={env[var]!r}: {exc}")
         parser.add_argument(f"--{name}", type=kind, default=default,
                             help=f"{text} [{var}] (default: %(default)s)")
     args = parser.parse_args(argv)
