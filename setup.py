@@ -28,8 +28,8 @@ from setuptools.command.build_ext import build_ext
 #: the codec's documented validation error. Not the generated _wire code nor the adapters.
 COMPILED = ["_framer", "_handshake", "_wsevents", "backplane", "client", "codec",
             "codec._build", "codec._checks", "codec._fast", "codec._readers", "codec._schema",
-            "codec._slots", "codec._verify", "connection", "hub", "message_socket", "ratelimit",
-            "websocket"]
+            "codec._slots", "codec._verify", "connection", "hub", "message_socket", "metrics",
+            "pump", "ratelimit", "websocket"]
 
 
 def _source(module: str) -> Path:

@@ -1,8 +1,10 @@
 """``SigmaSocketServer`` on asyncio: an ``asyncio.Protocol`` per socket feeding one sans-IO hub.
 
 Every call into the :class:`~sigma_core.hub.Hub` (bytes, socket end, timer, app command) is
-followed by :meth:`SigmaSocketServer._after_core`: write what ``hub.flush(now)`` returns, dispatch
-``hub.events_received()`` to the listeners, re-arm the one ``call_at`` timer. Backpressure is the
+followed by :meth:`SigmaSocketServer._after_core`, which is the core's compiled
+:class:`~sigma_core.pump.ServerPump`: dispatch ``hub.events_received()`` to the listeners, write
+what ``hub.flush(now)`` returns, keep the one ``call_at`` timer no later than the hub's next
+deadline. A read is one call: ``pump.data_received(conn_id, data)``. Backpressure is the
 transport's: ``pause_writing``/``resume_writing`` go to the hub, which holds output meanwhile and
 cuts a consumer that stays slow past ``outgoing_high_water``.
 """
@@ -19,11 +21,12 @@ import time
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from sigma_core.api import EventEmitter, ServerCommands, ServerOptions, emit_server_event
+from sigma_core.api import EventEmitter, ServerCommands, ServerOptions, server_event_dispatcher
 from sigma_core.engine import EngineLink
-from sigma_core.hub import ClientMessage, CloseAction, Hub
-from sigma_core.logs import PeerNames, hub_log_entry, peer_host, peer_port
-from sigma_core.logs import write as write_log
+from sigma_core.hub import CloseAction, Hub
+from sigma_core.logs import PeerNames, peer_host, peer_port
+from sigma_core.pump import ServerPump
+from sigma_core.serializers import RAW
 
 from ._entropy import SystemEntropy
 
@@ -56,11 +59,8 @@ class _Protocol(asyncio.Protocol):
         server._after_core()
 
     def data_received(self, data: bytes) -> None:
-        # The per-read path: the hub exists (connection_made needed it); its bound methods and
-        # the loop's clock are kept on the server, not looked up per read.
-        server = self._server
-        server._receive_data(self._conn_id, data, server._clock())
-        server._after_core()
+        # The per-read path: one call into the compiled pump (bound once per start()).
+        self._server._data_received(self._conn_id, data)
 
     def connection_lost(self, exc: Exception | None) -> None:
         server = self._server
@@ -109,11 +109,10 @@ class SigmaSocketServer(ServerCommands):
         self._addresses = PeerNames(self._address_of)
         self._all_closed: asyncio.Event | None = None
         self._timer: asyncio.TimerHandle | None = None
-        self._timer_at: float | None = None
-        #: Bound once per start(): the hub's receive_data and the loop's time (per read).
-        self._receive_data: Any = None
-        self._clock: Any = None
-        self._busy = False
+        #: The hub's per-read path and after-core loop (sigma_core.pump), from the first start().
+        self._pump: ServerPump | None = None
+        #: Bound once per start(): the pump's data_received (per read).
+        self._data_received: Any = None
         self._running = False  # from start() until stop() has finished
         self._port = options.port
         #: Keeps JWKS keys fresh (ServerOptions.jwt with a jwks_url), for the hub's life.
@@ -154,7 +153,13 @@ class SigmaSocketServer(ServerCommands):
         if driver is not None and self._engine_task is None:
             self._engine_link = EngineLink(self._hub, driver, loop.time, self._after_core)
             self._engine_task = asyncio.ensure_future(driver.run(self._engine_link))
-        self._receive_data, self._clock = self._hub.receive_data, loop.time
+        serializer = self.options.serializer
+        self._pump = ServerPump(
+            self._hub, emitter=self._emitter, raw=serializer is RAW, peers=self._peers,
+            dispatch=server_event_dispatcher(self._emitter, self._logger, self._addresses,
+                                             serializer),
+            link=self._engine_link, clock=loop.time, arm=self._arm, close=_act)
+        self._data_received = self._pump.data_received
         self._server = await loop.create_server(
             lambda: _Protocol(self), self.options.host, self._port, ssl=self.options.ssl,
             # The TLS handshake is part of the handshake: bounded by the same timeout.
@@ -165,7 +170,8 @@ class SigmaSocketServer(ServerCommands):
                 clock=loop.time, sleep=asyncio.sleep, in_thread=asyncio.to_thread,
                 logger=self._logger))
         self._running = True
-        self._rearm()
+        self._pump.running = True
+        self._after_core()
 
     async def stop(self) -> None:
         """Graceful stop: no new sockets, every client gets Goodbye (with the
@@ -192,6 +198,8 @@ class SigmaSocketServer(ServerCommands):
             self._jwks_task.cancel()
             self._jwks_task = None
         self._running = False
+        if self._pump is not None:
+            self._pump.running = False
         task, self._engine_task = self._engine_task, None
         if task is not None:
             task.cancel()
@@ -199,7 +207,9 @@ class SigmaSocketServer(ServerCommands):
                 await task
         if self._timer is not None:
             self._timer.cancel()
-            self._timer = self._timer_at = None
+            self._timer = None
+        if self._pump is not None:
+            self._pump.disarmed()
 
     async def _wait_closed(self, timeout: float) -> bool:
         if not self._peers:
@@ -235,68 +245,32 @@ class SigmaSocketServer(ServerCommands):
         return protocol._host, protocol._port
 
     def _after_core(self) -> None:
-        # A listener may call a command, which lands here again: the running call picks up
-        # its output, so events keep their order. Events go out before the output is written:
-        # what a listener sends in answer then leaves in the same flush as the hub's own
-        # output (one write per read for an echo); a connection's bytes keep their order
-        # either way (the core queues them per connection).
-        if self._busy:
+        # Events, output and the timer: the compiled pump (sigma_core.pump.ServerPump). A
+        # listener's command that lands here while it runs is picked up by the running call.
+        pump = self._pump
+        if pump is None:
+            self._require_hub()  # never started: the command's error
             return
-        hub = self._require_hub()
-        peers = self._peers
-        emit = self._emitter.emit
-        logger, addresses = self._logger, self._addresses
-        link = self._engine_link
-        serializer = self.options.serializer
-        self._busy = True
-        try:
-            while True:
-                if link is not None:
-                    link.pump()
-                events = hub.events_received()
-                for event in events:
-                    if type(event) is not ClientMessage:  # messages are never logged
-                        write_log(logger, hub_log_entry(event, addresses))
-                    emit_server_event(emit, event, serializer)
-                out = hub.flush(self._loop.time())
-                for conn_id, chunks, action in out:
-                    transport = peers.get(conn_id)
-                    if transport is None:
-                        continue
-                    if chunks:
-                        if len(chunks) == 1:
-                            transport.write(chunks[0])
-                        else:
-                            transport.writelines(chunks)
-                    if action is CloseAction.ABORT:
-                        _reset(transport)
-                    elif action:
-                        transport.close()
-                if not out and not events:
-                    break
-        finally:
-            self._busy = False
-        self._rearm()
+        pump.after_core()
 
-    def _rearm(self) -> None:
-        if not self._running or self._hub is None:
-            return
-        deadline = self._hub.next_deadline()
-        if deadline == self._timer_at:
-            return
+    def _arm(self, when: float) -> None:
+        # The pump asks only for an earlier time than the one set (see ServerPump).
         if self._timer is not None:
             self._timer.cancel()
-        self._timer_at = deadline
-        self._timer = None if deadline is None else self._loop.call_at(deadline, self._on_timer)
+        self._timer = self._loop.call_at(when, self._on_timer)
 
     def _on_timer(self) -> None:
-        # The loop may fire a hair early (clock resolution): never let the core see time
-        # before the deadline it asked for, or it would ask again at once.
-        when = self._timer_at or 0.0
-        self._timer = self._timer_at = None
-        self._require_hub().handle_timer(max(self._loop.time(), when))
-        self._after_core()
+        self._timer = None
+        assert self._pump is not None
+        self._pump.on_timer()
 
+
+def _act(transport: asyncio.Transport, action: CloseAction) -> None:
+    """What the hub's flush says to do with a socket once its bytes are written."""
+    if action is CloseAction.ABORT:
+        _reset(transport)
+    else:
+        transport.close()
 
 
 _LINGER_ZERO = struct.pack("ii", 1, 0)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeAlias
 
@@ -72,7 +72,7 @@ from .hub import (
     TopicMessage,
     TopicWatched,
 )
-from .logs import WARNING, Logger, listener_error_entry
+from .logs import WARNING, Logger, PeerNames, hub_log_entry, listener_error_entry
 from .logs import write as write_log
 from .messages import ClientInfo, PresenceAction, StreamPosition
 from .ratelimit import RateLimit
@@ -537,10 +537,15 @@ class ServerCommands:
                 ``data``, or the message is larger than ``max_message_size`` allows.
         """
         hub = self._require_hub()
-        session_id = session_id_of(client)
+        # (session_id_of and encode_payload inlined for the common case: this runs once per
+        # message an echo or a chat sends.)
+        session_id = client if isinstance(client, str) else client.id
         if hub.get_session(session_id) is None:
             return False
-        hub.send_to(session_id, encode_payload(self.options.serializer, data), self._now())
+        serializer = self.options.serializer
+        payload = data if serializer is RAW and type(data) is bytes \
+            else encode_payload(serializer, data)
+        hub.send_to(session_id, payload, self._now())
         self._after_core()
         return True
 
@@ -883,6 +888,22 @@ def emit_server_event(emit: Callable[..., None], event: HubEvent,
         return
     for name, args in server_callbacks(event, serializer):
         emit(name, *args)
+
+
+def server_event_dispatcher(emitter: EventEmitter, logger: Logger,
+                            addresses: Mapping[int, str] | PeerNames,
+                            serializer: Serializer = RAW) -> Callable[[HubEvent], None]:
+    """What a socket adapter does with each hub event (``ServerPump``'s ``dispatch``): its log
+    line (:func:`sigma_core.logs.hub_log_entry`; messages are never logged), then the callbacks
+    :func:`emit_server_event` fires."""
+    emit = emitter.emit
+
+    def dispatch(event: HubEvent) -> None:
+        if type(event) is not ClientMessage:
+            write_log(logger, hub_log_entry(event, addresses))
+        emit_server_event(emit, event, serializer)
+
+    return dispatch
 
 
 def client_callbacks(event: ClientEvent, decoded: Message | PayloadDecodeError | None = None

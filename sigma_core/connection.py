@@ -150,11 +150,13 @@ class ConnectionState(enum.Enum):
     CLOSED = "closed"
 
 
-_HANDSHAKE = ConnectionState.HANDSHAKE
-_HELLO = ConnectionState.HELLO
-_OPEN = ConnectionState.OPEN
-_CLOSING = ConnectionState.CLOSING
-_CLOSED = ConnectionState.CLOSED
+# (Final: compiled, each is a C static; ``ConnectionState.OPEN`` is a module-dict lookup and an
+# attribute read on every use.)
+_HANDSHAKE: Final = ConnectionState.HANDSHAKE
+_HELLO: Final = ConnectionState.HELLO
+_OPEN: Final = ConnectionState.OPEN
+_CLOSING: Final = ConnectionState.CLOSING
+_CLOSED: Final = ConnectionState.CLOSED
 
 #: Every state change a connection makes, in one place (h11's rule): the code changes state only
 #: through ``Connection._enter``, which refuses a change this table does not list. The module
@@ -289,6 +291,12 @@ def _data_received(seq: int, topic: str, payload: bytes, timestamp_ms: int) -> E
 #: handshake events passed through unchanged.
 AnyConnectionEvent: TypeAlias = ConnectionEvent | HandshakeRequest | HandshakeFailed | HttpRequest
 
+#: A client's ``Data`` read on the fast path, as ``codec.read_client_data`` returns it:
+#: ``(seq, topic, payload, timestamp_ms)``. Queued as is among the events (no ``Data`` and no
+#: ``EnvelopeReceived`` built per message); :meth:`Connection.events_received` turns it into
+#: ``EnvelopeReceived(body=Data(...))``, the hub reads it directly (``_take_events``).
+DataFields: TypeAlias = tuple[int, str, bytes, int]
+
 
 _T = TypeVar("_T")
 
@@ -332,7 +340,7 @@ class Connection:
         self._state = _HANDSHAKE  # the initial state
         # The queues are None while empty (an idle connection keeps none: a list object is 56
         # bytes, and a server holds thousands of idle connections).
-        self._events: list[AnyConnectionEvent] | None = None
+        self._events: list[AnyConnectionEvent | DataFields] | None = None
         self._priority: list[bytes] | None = None
         self._ordered: list[bytes] | None = None
         self._buffered = 0
@@ -402,6 +410,17 @@ class Connection:
 
         A call that finds nothing acts on the WebSocket's held end (see the module docstring), so
         ``while events := conn.events_received(): ...`` sees the ``Closed`` it causes."""
+        events = self._take_events()
+        for i, event in enumerate(events):
+            if type(event) is tuple:
+                # A client's Data from the fast path: the event it stands for.
+                seq, topic, payload, timestamp_ms = event
+                events[i] = _data_received(seq, topic, payload, timestamp_ms)
+        return events  # type: ignore[return-value]
+
+    def _take_events(self) -> list[AnyConnectionEvent | DataFields]:
+        """:meth:`events_received` for the hub: a client's ``Data`` from the fast path comes as
+        its :data:`DataFields` tuple, not as an event object built per message."""
         self._release_held()
         if self._events is None:
             self._settle_ws(self._last_received)
@@ -439,11 +458,11 @@ class Connection:
 
     def next_deadline(self) -> float | None:
         """When :meth:`handle_timer` must next be called (None: no timer needed)."""
-        if self._state is ConnectionState.CLOSED:
+        if self._state is _CLOSED:
             return None
-        if self._state is ConnectionState.CLOSING:
+        if self._state is _CLOSING:
             return self._close_deadline
-        if self._state is not ConnectionState.OPEN:
+        if self._state is not _OPEN:
             return self._created + self.config.handshake_timeout
         if not self._interval:
             return None
@@ -457,15 +476,15 @@ class Connection:
         """Feed bytes from the transport; ``None`` means the transport reached EOF."""
         self._release_held()
         self._settle_ws(now)
-        if self._state is ConnectionState.CLOSED:
+        if self._state is _CLOSED:
             return
         if data:
             self._last_received = now
-            if self._state is ConnectionState.OPEN:
+            if self._state is _OPEN:
                 self.bytes_received += len(data)
         ws = self._ws
         ws.receive_data(data)
-        if ws._output and self._state is not ConnectionState.HANDSHAKE:
+        if ws._output and self._state is not _HANDSHAKE:
             # Its replies (pongs to WebSocket pings) join the ordered queue now, counted in
             # buffered_amount, instead of piling up unseen while the socket is paused.
             self._pull_ws(priority=False)
@@ -476,10 +495,10 @@ class Connection:
         ws = self._message_socket()
         self._release_held()
         self._settle_ws(now)
-        if self._state is ConnectionState.CLOSED:
+        if self._state is _CLOSED:
             return
         self._last_received = now
-        if self._state is ConnectionState.OPEN:
+        if self._state is _OPEN:
             self.bytes_received += len(data)
         ws.receive_message(data)
         self._process_ws_events(ws.events_received(), now)
@@ -490,7 +509,7 @@ class Connection:
         ws = self._message_socket()
         self._release_held()
         self._settle_ws(now)
-        if self._state is ConnectionState.CLOSED:
+        if self._state is _CLOSED:
             return
         if code in (CloseCode.NO_STATUS_RCVD, CloseCode.ABNORMAL_CLOSURE):
             # Not every server passes the peer's close code on (hypercorn reports 1006 for every
@@ -516,16 +535,16 @@ class Connection:
         self._release_held()
         self._settle_ws(now)
         state = self._state
-        if state is ConnectionState.CLOSED:
+        if state is _CLOSED:
             return
-        if state is ConnectionState.CLOSING:
+        if state is _CLOSING:
             if now >= self._close_deadline:
                 self._ws.abort()
                 self._process_ws_events(self._ws.events_received(), now)
             return
-        if state is not ConnectionState.OPEN:
+        if state is not _OPEN:
             if now >= self._created + self.config.handshake_timeout:
-                if state is ConnectionState.HANDSHAKE:
+                if state is _HANDSHAKE:
                     # No WebSocket yet to carry a close frame: a server answers a request begun
                     # and not finished with 408; a socket that never spoke is just dropped.
                     self._ws.expire_handshake("HTTP request not complete within the handshake "
@@ -562,14 +581,14 @@ class Connection:
 
     def send(self, body: Body) -> None:
         """Queue one envelope. Raises LocalProtocolError unless the connection is ``OPEN``."""
-        if self._state is not ConnectionState.OPEN:
+        if self._state is not _OPEN:
             raise LocalProtocolError(f"cannot send {type(body).__name__}: connection is "
                                      f"{self._state.value}")
         self._send_body(body)
 
     def send_encoded(self, envelope: bytes) -> None:
         """Queue an already encoded envelope (a broadcast is encoded once for all recipients)."""
-        if self._state is not ConnectionState.OPEN:
+        if self._state is not _OPEN:
             raise LocalProtocolError(f"cannot send: connection is {self._state.value}")
         self._send_envelope_bytes(envelope)
 
@@ -590,7 +609,7 @@ class Connection:
         queued, False when this connection cannot carry the frame verbatim. One call per
         recipient of a broadcast, so it reads the WebSocket's state slot directly (the layer is
         ours; its property costs a call)."""
-        if self._state is not ConnectionState.OPEN:
+        if self._state is not _OPEN:
             return None
         if not self._fast_frames:
             return False
@@ -611,7 +630,7 @@ class Connection:
         """Plain mode: send one WebSocket message (text if ``data`` is a str)."""
         if self.config.envelope:
             raise LocalProtocolError("send_raw() is for plain mode; use send() for envelopes")
-        if self._state is not ConnectionState.OPEN:
+        if self._state is not _OPEN:
             raise LocalProtocolError(f"cannot send: connection is {self._state.value}")
         if self._ws.state is WebSocketState.OPEN:
             self._ws.send_message(data)
@@ -624,13 +643,13 @@ class Connection:
         ``goodbye`` is sent first when the connection is ``OPEN`` (the peer learns why and when
         to come back). Idempotent once closing or closed.
         """
-        if self._state in (ConnectionState.CLOSING, ConnectionState.CLOSED):
+        if self._state in (_CLOSING, _CLOSED):
             return
-        if self._state is ConnectionState.HANDSHAKE:
+        if self._state is _HANDSHAKE:
             self._ws.abort()
             self._process_ws_events(self._ws.events_received(), now)
             return
-        if goodbye is not None and self._state is ConnectionState.OPEN and self.config.envelope:
+        if goodbye is not None and self._state is _OPEN and self.config.envelope:
             self._send_body(goodbye)
         if self._ws.state is WebSocketState.OPEN:
             self._ws.close(int(code), reason)
@@ -710,7 +729,7 @@ class Connection:
         fast_data = self._fast_data
         for index, event in enumerate(events):
             state = self._state
-            if state is ConnectionState.CLOSED:
+            if state is _CLOSED:
                 return
             if self._paused:
                 # Server between Hello and welcome(): what the client pipelined waits, so the
@@ -718,7 +737,7 @@ class Connection:
                 self._held = _extended(self._held, events[index:])
                 return
             if type(event) is MessageReceived:
-                if fast_data and state is ConnectionState.OPEN:
+                if fast_data and state is _OPEN:
                     # The hot path: a client's Data as our encoders lay it out, read at fixed
                     # offsets (codec.read_client_data). It gives what _on_envelope would: the
                     # same event, which the server emits for Data once OPEN. Anything else
@@ -727,11 +746,10 @@ class Connection:
                     data = event.data
                     fields = read_client_data(data) if type(data) is bytes else None
                     if fields is not None:
-                        # (Unpacked, not ``*fields``: a star call is a Python-level call.)
-                        seq, topic, payload, timestamp_ms = fields
-                        self._emit(_data_received(seq, topic, payload, timestamp_ms))
+                        # Queued as the tuple it is: events_received() builds the event.
+                        self._emit(fields)
                         continue
-                if state is ConnectionState.CLOSING:
+                if state is _CLOSING:
                     continue
                 if self.config.envelope:
                     self._on_envelope(event.data, now)
@@ -752,7 +770,7 @@ class Connection:
                                     clean=False, initiated_locally=self.role is Role.SERVER))
             # PingReceived / PongReceived: the WebSocket layer answered; liveness is counted
             # on bytes, so nothing more to do.
-        if self._ws.transport_should_close and self._state is not ConnectionState.CLOSED \
+        if self._ws.transport_should_close and self._state is not _CLOSED \
                 and not self._paused:
             self._transport_close = True
 
@@ -790,13 +808,13 @@ class Connection:
             return
         if isinstance(body, Ping):
             self.heartbeats_received += 1
-            if self._state is ConnectionState.OPEN:
+            if self._state is _OPEN:
                 self._send_body(Pong(id=body.id, echo_timestamp_ms=body.timestamp_ms,
                                      timestamp_ms=self._wall_ms(now)))
                 return
         elif isinstance(body, Pong):
             self.heartbeats_received += 1
-            if self._state is ConnectionState.OPEN:
+            if self._state is _OPEN:
                 sample = max(0.0, (self._wall_ms(now) - body.echo_timestamp_ms) / 1000)
                 self.rtt = sample if self.rtt is None else self.rtt + (sample - self.rtt) / 8
                 if self.rtt_samples is not None:
@@ -819,7 +837,7 @@ class Connection:
     def _fail(self, error: RemoteProtocolError, now: float, *, record_cause: bool = True) -> None:
         """Close at once with ``error.code``: queued data is dropped, the close frame goes first,
         and we do not wait for the peer's reply (RFC 6455 §7.1.7, "fail the connection")."""
-        if self._state is ConnectionState.CLOSED:
+        if self._state is _CLOSED:
             return
         # An end the WebSocket held behind messages came later in the stream than what fails
         # here: dropped, as it would be had it arrived in a later read.
@@ -828,7 +846,7 @@ class Connection:
         self._buffered = 0
         self._ws.data_to_send()  # anything the WebSocket layer still held is dropped too
         if self._ws.state is WebSocketState.OPEN:
-            if self.config.envelope and self._state is ConnectionState.OPEN:
+            if self.config.envelope and self._state is _OPEN:
                 self._send_body(Goodbye(code=_ERROR_FOR_CLOSE.get(error.code, ErrorCode.UNKNOWN),
                                         reason=error.reason), priority=True)
             self._ws.close(int(error.code), error.reason)
@@ -851,7 +869,7 @@ class Connection:
         self._transport_close = True
         self._emit(closed)
 
-    def _emit(self, event: AnyConnectionEvent) -> None:
+    def _emit(self, event: AnyConnectionEvent | DataFields) -> None:
         events = self._events
         if events is None:
             self._events = [event]
@@ -900,7 +918,7 @@ def fan_out(conns: list[ServerConnection], frame: bytes, envelope: bytes, queued
     caller decides whether they are slow consumers)."""
     length = len(frame)
     size = len(envelope)
-    conn_open = ConnectionState.OPEN
+    conn_open = _OPEN
     ws_open = WebSocketState.OPEN
     crowded: list[ServerConnection] = []
     sent = 0
@@ -946,7 +964,7 @@ class ServerConnection(Connection):
 
     def accept_handshake(self, *, extra_headers: Sequence[tuple[str, str]] = ()) -> None:
         """Accept the upgrade surfaced as :class:`HandshakeRequest`."""
-        if self._state is not ConnectionState.HANDSHAKE:
+        if self._state is not _HANDSHAKE:
             raise LocalProtocolError(f"accept_handshake() in state {self._state.value}")
         self._ws.accept(extra_headers=extra_headers)
         self._pull_ws(priority=False)
@@ -958,7 +976,7 @@ class ServerConnection(Connection):
     def respond_http(self, response: HttpResponse) -> None:
         """Answer a plain HTTP request (:class:`HttpRequest`, with ``serve_http``); the
         connection then ends (``Closed`` with 1000, ``transport_should_close``)."""
-        if self._state is not ConnectionState.HANDSHAKE:
+        if self._state is not _HANDSHAKE:
             raise LocalProtocolError(f"respond_http() in state {self._state.value}")
         self._ws.respond(response)
         self._pull_ws(priority=False)
@@ -967,7 +985,7 @@ class ServerConnection(Connection):
 
     def reject_handshake(self, status: int, reason: str) -> None:
         """Refuse the upgrade with an HTTP status (e.g. 503 when full, 403 for a bad Origin)."""
-        if self._state is not ConnectionState.HANDSHAKE:
+        if self._state is not _HANDSHAKE:
             raise LocalProtocolError(f"reject_handshake() in state {self._state.value}")
         self._ws.reject(status, reason)
         self._pull_ws(priority=False)
@@ -975,7 +993,7 @@ class ServerConnection(Connection):
 
     def welcome(self, welcome: Welcome, now: float) -> None:
         """Answer the Hello: the connection becomes ``OPEN``."""
-        if self._state is not ConnectionState.HELLO or not self._hello_seen:
+        if self._state is not _HELLO or not self._hello_seen:
             raise LocalProtocolError(f"welcome() in state {self._state.value}")
         self._send_body(welcome)
         self._enter_open(now)
@@ -987,7 +1005,7 @@ class ServerConnection(Connection):
     def refuse(self, code: CloseCode, error: ErrorCode, message: str, now: float, *,
                reconnect_after_ms: int = 0) -> None:
         """Answer the Hello with a Goodbye and close (auth refused, unsupported version)."""
-        if self._state is not ConnectionState.HELLO:
+        if self._state is not _HELLO:
             raise LocalProtocolError(f"refuse() in state {self._state.value}")
         self._send_body(Goodbye(code=error, reason=message,
                                 reconnect_after_ms=reconnect_after_ms))
@@ -1000,7 +1018,7 @@ class ServerConnection(Connection):
         self._process_ws_events(self._ws.events_received(), now)  # a held end (see close())
 
     def _on_body(self, body: Body, now: float) -> None:
-        if self._state is ConnectionState.HELLO:
+        if self._state is _HELLO:
             if isinstance(body, Hello) and not self._hello_seen:
                 self._hello_seen = True
                 self._paused = True
@@ -1036,7 +1054,7 @@ class ClientConnection(Connection):
             self._send_body(self._hello)
 
     def _on_body(self, body: Body, now: float) -> None:
-        if self._state is ConnectionState.HELLO:
+        if self._state is _HELLO:
             if isinstance(body, Welcome):
                 # The server's heartbeat settings win: it sized its timeouts for them.
                 if body.heartbeat_interval_ms:

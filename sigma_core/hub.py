@@ -31,7 +31,7 @@ import math
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Literal, NamedTuple
+from typing import Final, Literal, NamedTuple, TypeAlias
 
 from . import codec
 from .backplane import HistoryEntry, HistoryLimits, MemoryEngine, ReplayGap
@@ -41,6 +41,7 @@ from .connection import (
     Closed,
     ConnectionConfig,
     ConnectionState,
+    DataFields,
     EnvelopeReceived,
     HandshakeRequest,
     HelloReceived,
@@ -51,7 +52,6 @@ from .connection import (
 )
 from .drain import spread_times
 from .engine import (
-    INBOX_PREFIX,
     Append,
     Appended,
     DeleteSession,
@@ -111,7 +111,7 @@ from .ratelimit import RateLimit, TokenBucket
 
 # Builds a NamedTuple (HistoryEntry, StreamPosition) from a tuple of all its fields, skipping
 # the Python-level __new__ that typing.NamedTuple generates: one of each per message.
-_tuple_new = tuple.__new__
+_tuple_new: Final = tuple.__new__
 # (encode_frame and connection's read_client_data are imported by name, not read off the codec
 # package: compiled, a call to a function the build knows is a direct C call; through a module
 # attribute it is a Python-level call, its keyword arguments parsed on every message.)
@@ -144,11 +144,15 @@ __all__ = [
     "TopicWatched",
 ]
 
-BROADCAST_TOPIC = "$all"
-INBOX_TOPIC = "$inbox"
-_RESERVED_PREFIX = "$"
-_INBOX_KEY = INBOX_PREFIX
-_NOBODY: frozenset[str] = frozenset()
+# (Final: compiled, a constant or a C static instead of a module-dict lookup per use.)
+BROADCAST_TOPIC: Final = "$all"
+INBOX_TOPIC: Final = "$inbox"
+_RESERVED_PREFIX: Final = "$"
+_INBOX_KEY: Final = "$inbox:"
+_NOBODY: Final[frozenset[str]] = frozenset()
+_OPEN: Final = ConnectionState.OPEN
+_CLOSED: Final = ConnectionState.CLOSED
+_HELLO: Final = ConnectionState.HELLO
 
 
 class CloseAction(enum.IntEnum):
@@ -659,6 +663,14 @@ _CLIENT_MESSAGE_SLOTS = tuple(vars(ClientMessage)[name].__set__
                               for name in ("session", "seq", "topic", "payload", "timestamp_ms"))
 
 
+#: A client's message as the hub queues it among its events: ``(session, seq, topic, payload,
+#: timestamp_ms)``, a plain tuple instead of a :class:`ClientMessage` built per message.
+#: :meth:`Hub.events_received` turns it into the ``ClientMessage``; the adapters' pump
+#: (:mod:`sigma_core.pump`) reads it as is (``Hub._take_events``) and hands the listeners the
+#: session, the payload and the topic.
+MessageFields: TypeAlias = tuple[Session, int, str, bytes, int]
+
+
 def _client_message(session: Session, seq: int, topic: str, payload: bytes,
                     timestamp_ms: int) -> ClientMessage:
     event = _new_client_message(ClientMessage)
@@ -882,7 +894,7 @@ class Hub:
         self._next_conn_id = 1
         self._sessions: dict[str, Session] = {}
         self._members: dict[str, set[str]] = {BROADCAST_TOPIC: set()}
-        self._events: list[HubEvent] = []
+        self._events: list[HubEvent | MessageFields] = []
         self._dirty: set[int] = set()
         #: Topic key -> ids of connections with a replay backlog on it (live messages of the
         #: topic queue behind their backlog, in order).
@@ -1030,7 +1042,7 @@ class Hub:
         rec = self._conns.pop(conn_id, None)
         if rec is None:
             return
-        if rec.conn.state is not ConnectionState.CLOSED:
+        if rec.conn.state is not _CLOSED:
             if code is not None and isinstance(rec.conn._ws, MessageSocket):
                 rec.conn.receive_close(code, reason, now)
             else:
@@ -1166,6 +1178,16 @@ class Hub:
 
     def events_received(self) -> list[HubEvent]:
         """Drain the events for the application."""
+        events = self._take_events()
+        for i, event in enumerate(events):
+            if isinstance(event, tuple):
+                session, seq, topic, payload, timestamp_ms = event
+                events[i] = _client_message(session, seq, topic, payload, timestamp_ms)
+        return events  # type: ignore[return-value]
+
+    def _take_events(self) -> list[HubEvent | MessageFields]:
+        """:meth:`events_received` for the adapters' pump: a client's message comes as its
+        :data:`MessageFields` tuple, not as a ``ClientMessage`` built per message."""
         events, self._events = self._events, []
         return events
 
@@ -1221,10 +1243,11 @@ class Hub:
             LocalProtocolError: no session ``session_id`` (single node), the message would not
                 fit in ``max_message_size``, or the cluster engine is unavailable.
         """
-        if session_id not in self._sessions and self._external is None:
+        session = self._sessions.get(session_id)
+        if session is None and self._external is None:
             raise LocalProtocolError(f"no session {session_id!r}")
         return self._publish(_INBOX_KEY + session_id, INBOX_TOPIC, payload, now, _NOBODY,
-                             None)
+                             None, session)
 
     def subscribe(self, session_id: str, topic: str, now: float) -> None:
         """Subscribe a session to a topic from the server side (it is told with Subscribed).
@@ -1471,7 +1494,7 @@ class Hub:
         return self._drain is not None
 
     def _say_goodbye(self, rec: _Conn, now: float, reconnect_after_ms: int, reason: str) -> None:
-        if rec.conn.state is ConnectionState.OPEN:
+        if rec.conn.state is _OPEN:
             self.metrics.drained += 1
             rec.conn.close(CloseCode.GOING_AWAY, reason, now=now, goodbye=Goodbye(
                 code=ErrorCode.SHUTTING_DOWN, reason=reason,
@@ -1577,7 +1600,7 @@ class Hub:
         self._now = now
         conn = rec.conn
         # welcome() releases what the client pipelined behind its Hello: keep draining.
-        while events := conn.events_received():
+        while events := conn._take_events():
             self._dispatch(rec, events, now)
         self._dirty.add(rec.id)
         if conn.transport_should_close and not rec.close_action:
@@ -1585,10 +1608,18 @@ class Hub:
             self._push_timer(now + self.config.connection.close_timeout, "reap", rec.id)
         self._schedule_conn(rec)
 
-    def _dispatch(self, rec: _Conn, events: list[AnyConnectionEvent], now: float) -> None:
+    def _dispatch(self, rec: _Conn, events: list[AnyConnectionEvent | DataFields],
+                  now: float) -> None:
         conn = rec.conn
         for event in events:
-            if type(event) is EnvelopeReceived:
+            if isinstance(event, tuple):
+                # A client's Data from the connection's fast path, as its fields.
+                session = rec.session
+                if session is None or session.conn_id != rec.id:
+                    continue  # taken over by another connection in this batch
+                seq, topic, payload, timestamp_ms = event
+                self._on_data(rec, session, seq, topic, payload, timestamp_ms, now)
+            elif type(event) is EnvelopeReceived:
                 session = rec.session
                 if session is None or session.conn_id != rec.id:
                     continue  # taken over by another connection in this batch
@@ -1596,8 +1627,9 @@ class Hub:
                 if type(body) is Data:
                     # Even if a later frame of the same read closed the connection: the client
                     # sent it, and after a normal Goodbye it would never be resent.
-                    self._on_data(rec, session, body, now)
-                elif conn.state is not ConnectionState.OPEN:
+                    self._on_data(rec, session, body.seq, body.topic, body.payload,
+                                  body.timestamp_ms, now)
+                elif conn.state is not _OPEN:
                     continue  # closed earlier in this batch: requests are not answered
                 elif self._rate_limit_on and not self._within_rate(rec, 0, now):
                     self._refuse_rate(rec, now)  # every envelope type counts, not just Data
@@ -1656,7 +1688,7 @@ class Hub:
             rec.conn.respond_http(_HTTP_500)
 
     def _send(self, rec: _Conn, body: object, now: float) -> None:
-        if rec.conn.state is not ConnectionState.OPEN:
+        if rec.conn.state is not _OPEN:
             return  # closing: the session learns the rest when it resumes
         rec.conn.send(body)  # type: ignore[arg-type]
         self._dirty.add(rec.id)
@@ -1687,7 +1719,7 @@ class Hub:
         # queue behind it past outgoing_high_water make a slow consumer too.
         if ((rec.paused and rec.conn.buffered_amount > self.config.outgoing_high_water)
                 or rec.backlog_bytes > self._backlog_limit) \
-                and rec.conn.state is ConnectionState.OPEN:
+                and rec.conn.state is _OPEN:
             self._slow_consumers += 1
             rec.conn.abort(CloseCode.SLOW_CONSUMER,
                            f"outgoing buffer passed {self.config.outgoing_high_water} bytes",
@@ -1960,7 +1992,7 @@ class Hub:
     def _credentials_due(self, rec: _Conn, now: float) -> None:
         session = rec.session
         if session is None or session.conn_id != rec.id \
-                or rec.conn.state is not ConnectionState.OPEN:
+                or rec.conn.state is not _OPEN:
             return
         expires = session.credentials_expire_at
         if expires is None or \
@@ -2009,21 +2041,21 @@ class Hub:
         return TopicRecovery(topic=topic, status=status, position=position,
                              replayed=len(entries)), entries
 
-    def _on_data(self, rec: _Conn, session: Session, data: Data, now: float) -> None:
-        seq = data.seq
+    def _on_data(self, rec: _Conn, session: Session, seq: int, topic: str,
+                 payload: bytes | bytearray | memoryview, timestamp_ms: int, now: float) -> None:
         session.last_activity = now
         if seq <= session.last_seq:
             self._duplicates += 1
             self._schedule_ack(session, now)
             return
-        if rec.conn.state is not ConnectionState.OPEN and seq != session.last_seq + 1:
+        if rec.conn.state is not _OPEN and seq != session.last_seq + 1:
             return  # we already closed it; the client resends after resuming
         if seq != session.last_seq + 1:
             rec.conn.abort(CloseCode.UNEXPECTED_MESSAGE,
                            f"sequence gap: got {seq} after {session.last_seq}", now)
             return
         if (self._rate_limit_on or self._identity_limits_on) \
-                and not self._within_rate(rec, len(data.payload), now):
+                and not self._within_rate(rec, len(payload), now):
             self._refuse_rate(rec, now)
             return
         if seq - session._acked_seq > self._max_unacked:
@@ -2034,10 +2066,8 @@ class Hub:
             return
         session.last_seq = seq
         self._messages_received += 1
-        # ClientMessage(session=..., seq=..., ...) without the keyword __init__ (see
-        # _client_message).
-        self._events.append(_client_message(session, seq, data.topic, bytes(data.payload),
-                                            data.timestamp_ms))
+        # Queued as its fields: events_received() builds the ClientMessage (MessageFields).
+        self._events.append((session, seq, topic, bytes(payload), timestamp_ms))
         if seq - session._acked_seq >= self._ack_every:
             self._send_ack(session, now)
         elif session._ack_due == math.inf:
@@ -2073,7 +2103,7 @@ class Hub:
         rate like every other envelope."""
         count = rec.conn.heartbeats_received
         delta, rec.heartbeats_charged = count - rec.heartbeats_charged, count
-        if rec.conn.state is not ConnectionState.OPEN or rec.session is None:
+        if rec.conn.state is not _OPEN or rec.session is None:
             return
         if not self._within_rate(rec, 0, now):
             self._refuse_rate(rec, now)
@@ -2095,7 +2125,7 @@ class Hub:
             self._save(session, now)  # acked once the engine holds it (_ack_saved)
             return
         rec = self._rec_of(session)
-        if rec is None or rec.conn.state is not ConnectionState.OPEN:
+        if rec is None or rec.conn.state is not _OPEN:
             return
         session._acked_seq = session.last_seq
         rec.conn.send(Ack(seq=session.last_seq))
@@ -2335,7 +2365,7 @@ class Hub:
             session = self._sessions.get(key[len(_INBOX_KEY):])
             if session is not None and session.conn_id is not None:
                 rec = self._conns[session.conn_id]
-                if rec.conn.state is ConnectionState.OPEN:
+                if rec.conn.state is _OPEN:
                     self._deliver_frame(rec, frame, envelope)
                     if rec.paused:
                         self._check_high_water(rec, now)
@@ -2771,7 +2801,7 @@ class Hub:
 
     def _ack_saved(self, session: Session) -> None:
         rec = self._rec_of(session)
-        if rec is None or rec.conn.state is not ConnectionState.OPEN:
+        if rec is None or rec.conn.state is not _OPEN:
             return
         if session._saved_seq > session._acked_seq:
             session._acked_seq = session._saved_seq
@@ -2784,7 +2814,7 @@ class Hub:
         rec = self._rec_of(session)
         if self._sessions.get(session.id) is session:
             self._forget_locally(session, now)
-        if rec is not None and rec.conn.state is not ConnectionState.CLOSED:
+        if rec is not None and rec.conn.state is not _CLOSED:
             rec.conn.abort(CloseCode.SESSION_TAKEN_OVER,
                            "session resumed on another node", now)
             self._process(rec, now)
@@ -2818,7 +2848,7 @@ class Hub:
         sid = hello.session_id
 
         def loaded(result: EngineResult, at: float) -> None:
-            if self._conns.get(rec.id) is not rec or rec.conn.state is not ConnectionState.HELLO:
+            if self._conns.get(rec.id) is not rec or rec.conn.state is not _HELLO:
                 return  # the connection went away meanwhile
             if isinstance(result, EngineFailed) or not isinstance(result, SessionLoaded):
                 reason = result.reason if isinstance(result, EngineFailed) else "bad answer"
@@ -2939,7 +2969,7 @@ class Hub:
 
         def recovered(result: list[_Recovered] | str,
                       at: float) -> None:
-            alive = self._conns.get(rec.id) is rec and rec.conn.state is ConnectionState.HELLO
+            alive = self._conns.get(rec.id) is rec and rec.conn.state is _HELLO
             if isinstance(result, str) or not alive:
                 if session.conn_id is None and self._sessions.get(sid) is session:
                     self._forget_locally(session, at)
@@ -3022,7 +3052,7 @@ class Hub:
                                              request_id=request_id), at)
                 return
             outcome, envelopes = result[0].outcome, result[0].envelopes
-            if target is not None and target.conn.state is ConnectionState.OPEN:
+            if target is not None and target.conn.state is _OPEN:
                 target.conn.send(Subscribed(request_id=request_id, recovery=outcome))
                 if envelopes:
                     self._queue_replay(target, result[0].key, envelopes, at)
@@ -3066,7 +3096,9 @@ class Hub:
 
     def _publish(self, key: str, wire_topic: str, payload: bytes | bytearray | memoryview,
                  now: float, exclude: frozenset[str],
-                 only: frozenset[str] | None) -> StreamPosition:
+                 only: frozenset[str] | None, inbox: Session | None = None) -> StreamPosition:
+        """Append to ``key``'s stream and deliver. ``inbox``: the session whose inbox ``key``
+        is, when the caller has it at hand (not looked up again by the key)."""
         max_size = self._max_message_size
         topic_size = len(wire_topic) if wire_topic.isascii() \
             else len(wire_topic.encode("utf-8", "surrogatepass"))
@@ -3097,10 +3129,10 @@ class Hub:
         sent_before = self._messages_sent
         kind = 0 if key == BROADCAST_TOPIC else 1 if wire_topic == INBOX_TOPIC else 2
         if kind == 1:
-            session = self._sessions.get(key[len(_INBOX_KEY):])
+            session = inbox if inbox is not None else self._sessions.get(key[len(_INBOX_KEY):])
             if session is not None and session.conn_id is not None:
                 rec = self._conns[session.conn_id]
-                if rec.conn.state is ConnectionState.OPEN:
+                if rec.conn.state is _OPEN:
                     self._deliver_frame(rec, frame, entry.envelope)
                     if rec.paused:
                         self._check_high_water(rec, now)
@@ -3151,7 +3183,7 @@ class Hub:
         socket; the rest waits for the next turn (a timer due at once, so the adapter writes
         in between) or, while the socket is paused, for :meth:`resume_writing`."""
         backlog = rec.backlog
-        if not backlog or rec.paused or rec.conn.state is not ConnectionState.OPEN:
+        if not backlog or rec.paused or rec.conn.state is not _OPEN:
             return
         batch = self._replay_batch
         conn = rec.conn
@@ -3306,7 +3338,7 @@ class Hub:
             if sid == session.id:
                 continue
             rec = self._rec_of(self._sessions[sid])
-            if rec is not None and rec.conn.state is ConnectionState.OPEN:
+            if rec is not None and rec.conn.state is _OPEN:
                 rec.conn.send_encoded(body)
                 self._dirty.add(rec.id)
 

@@ -107,6 +107,10 @@ class MsgpackSerializer:
 
 
 RAW = RawSerializer()
+
+#: The payload types RAW passes through (a tuple: ``bytes | bytearray | memoryview`` in an
+#: isinstance check builds a union object on every call).
+_BYTES_LIKE = (bytes, bytearray, memoryview)
 JSON = JsonSerializer()
 
 
@@ -129,7 +133,7 @@ def encode_payload(serializer: Serializer, value: Any) -> bytes | bytearray | me
         LocalProtocolError: the serializer could not encode ``value`` (the message names the
             serializer and the reason; nothing was sent).
     """
-    if serializer is RAW and isinstance(value, bytes | bytearray | memoryview):
+    if serializer is RAW and isinstance(value, _BYTES_LIKE):
         return value  # the default path: no call
     try:
         return serializer.encode(value)

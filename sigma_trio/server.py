@@ -8,7 +8,9 @@ while it holds more than 64 KiB the hub is told to hold the connection's output
 (``pause_writing``), so a slow consumer piles up in the core, which cuts it past
 ``outgoing_high_water``. Over TLS every write goes through that writer (``SSLStream.send_all``).
 Aborting or closing a connection closes its socket, which wakes its tasks. One timer task wakes
-the hub at :meth:`Hub.next_deadline`.
+the hub at :meth:`Hub.next_deadline`. The loop after every input (events to the listeners, output
+to the sockets, the timer kept no later than the hub's deadline) is the core's compiled
+:class:`~sigma_core.pump.ServerPump`, shared with sigma_asyncio.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ from __future__ import annotations
 import dataclasses
 import errno
 import logging
-import math
 import os
 import socket
 import struct
@@ -27,12 +28,13 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from sigma_core.api import EventEmitter, ServerCommands, ServerOptions, emit_server_event
+from sigma_core.api import EventEmitter, ServerCommands, ServerOptions, server_event_dispatcher
 from sigma_core.engine import EngineLink
 from sigma_core.errors import LocalProtocolError
-from sigma_core.hub import ClientMessage, CloseAction, Hub
-from sigma_core.logs import ERROR, PeerNames, hub_log_entry, peer_host, peer_port
-from sigma_core.logs import write as write_log
+from sigma_core.hub import CloseAction, Hub
+from sigma_core.logs import ERROR, PeerNames, peer_host, peer_port
+from sigma_core.pump import ServerPump
+from sigma_core.serializers import RAW
 
 from ._entropy import SystemEntropy
 from ._nursery import OwnNursery
@@ -158,14 +160,12 @@ class SigmaSocketServer(OwnNursery, ServerCommands):
         #: conn_id -> the peer's address, for the log.
         self._addresses = PeerNames(self._address_of)
         self._timer = trio.CancelScope()
-        #: The deadline last given to ``_timer`` (None: none).
-        self._timer_at: float | None = None
+        #: The hub's after-core loop and timer keeping (sigma_core.pump), from the first serve().
+        self._pump: ServerPump | None = None
         self._nursery: trio.Nursery | None = None
         self._accept_scope = trio.CancelScope()
         self._drained = trio.Event()
         self._stopped = trio.Event()
-        self._in_core = False
-        self._again = False
         self._cm: AbstractAsyncContextManager[trio.Nursery] | None = None
         #: Every plain socket reads into this buffer, copied out at once: no 64 KiB allocation
         #: per read, cut to size after.
@@ -208,6 +208,13 @@ class SigmaSocketServer(OwnNursery, ServerCommands):
         if driver is not None and self._engine_link is None:
             self._engine_link = EngineLink(hub, driver, trio.current_time, self._after_core)
         options = self.options
+        if self._pump is None:
+            self._pump = ServerPump(
+                hub, emitter=self._emitter, raw=options.serializer is RAW, peers=self._peers,
+                dispatch=server_event_dispatcher(self._emitter, self._logger, self._addresses,
+                                                 options.serializer),
+                link=self._engine_link, clock=trio.current_time, arm=self._arm,
+                deliver=self._deliver)
         tcp = await trio.open_tcp_listeners(self._port, host=options.host)
         listeners: list[trio.abc.Listener[Any]] = list(tcp)
         if options.ssl is not None:
@@ -219,7 +226,7 @@ class SigmaSocketServer(OwnNursery, ServerCommands):
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
-                nursery.start_soon(self._run_timer, hub)
+                nursery.start_soon(self._run_timer, self._pump)
                 if self._auth is not None and self._auth.jwks is not None:
                     nursery.start_soon(partial(
                         self._auth.refresh_keys, clock=trio.current_time, sleep=trio.sleep,
@@ -278,57 +285,36 @@ class SigmaSocketServer(OwnNursery, ServerCommands):
         return None if peer is None else (peer.host, peer.port)
 
     def _after_core(self) -> None:
-        """Write what the hub wrote, fire the callbacks, re-arm the timer. A callback that calls
-        a command re-enters here: the outer call loops instead."""
-        if self._in_core:
-            self._again = True
+        """Fire the callbacks, write what the hub wrote, keep the timer: the compiled pump
+        (sigma_core.pump.ServerPump). A callback that calls a command re-enters here: the
+        running call loops instead."""
+        pump = self._pump
+        if pump is None:
+            self._require_hub()  # never served: the command's error
             return
-        hub = self._require_hub()
-        peers = self._peers
-        emit = self._emitter.emit
-        logger, addresses = self._logger, self._addresses
-        link = self._engine_link
-        serializer = self.options.serializer
-        self._in_core = True
-        try:
-            # Events first, then the output: what a listener sends in answer leaves in the
-            # same flush as the hub's own output (one send per read for an echo); each
-            # connection's bytes keep their order either way (the core queues them).
-            while True:
-                self._again = False
-                if link is not None:
-                    link.pump()
-                events = hub.events_received()
-                for event in events:
-                    if type(event) is not ClientMessage:  # messages are never logged
-                        write_log(logger, hub_log_entry(event, addresses))
-                    emit_server_event(emit, event, serializer)
-                out = hub.flush(trio.current_time())
-                for conn_id, chunks, action in out:
-                    peer = peers.get(conn_id)
-                    if peer is None or peer.closed:
-                        continue
-                    if action is CloseAction.ABORT:
-                        peer.close(reset=True)  # now, unwritten bytes and all
-                        continue
-                    if chunks:
-                        self._write(hub, peer, chunks)
-                    if action and not peer.closing:
-                        # Once all is written the server closes first (RFC 6455 §7.1.1): now,
-                        # or by the writer task (which also sends TLS close_notify).
-                        peer.closing = True
-                        if peer.tls is None and not peer.writing:
-                            peer.close()
-                        elif not peer.writing:
-                            self._start_writer(peer)
-                if not out and not events and not self._again:
-                    break
-        finally:
-            self._in_core = False
-        deadline = hub.next_deadline()
-        if deadline != self._timer_at:  # a CancelScope's deadline setter is not free
-            self._timer_at = deadline
-            self._timer.deadline = math.inf if deadline is None else deadline
+        pump.after_core()
+
+    def _deliver(self, peer: _Peer, chunks: list[bytes], action: CloseAction) -> None:
+        """One connection's part of a flush: write ``chunks``, then close as ``action`` says."""
+        if peer.closed:
+            return
+        if action is CloseAction.ABORT:
+            peer.close(reset=True)  # now, unwritten bytes and all
+            return
+        if chunks:
+            self._write(self._require_hub(), peer, chunks)
+        if action and not peer.closing:
+            # Once all is written the server closes first (RFC 6455 §7.1.1): now, or by the
+            # writer task (which also sends TLS close_notify).
+            peer.closing = True
+            if peer.tls is None and not peer.writing:
+                peer.close()
+            elif not peer.writing:
+                self._start_writer(peer)
+
+    def _arm(self, when: float) -> None:
+        # The pump asks only for an earlier time than the one set (see ServerPump).
+        self._timer.deadline = when
 
     def _write(self, hub: Hub, peer: _Peer, chunks: list[bytes]) -> None:
         """Send at once what the socket takes; queue the rest for a writer task."""
@@ -364,14 +350,18 @@ class SigmaSocketServer(OwnNursery, ServerCommands):
             peer.outbox = []
         self._nursery.start_soon(self._write_loop, peer)
 
-    async def _run_timer(self, hub: Hub) -> None:
-        while True:
-            deadline = self._timer_at = hub.next_deadline()
-            self._timer = trio.CancelScope(deadline=math.inf if deadline is None else deadline)
-            with self._timer:
-                await trio.sleep_forever()
-            hub.handle_timer(trio.current_time())
-            self._after_core()
+    async def _run_timer(self, pump: ServerPump) -> None:
+        pump.running = True
+        pump.disarmed()
+        pump.after_core()  # arms the timer at the hub's deadline
+        try:
+            while True:
+                self._timer = trio.CancelScope(deadline=pump.armed_at)
+                with self._timer:
+                    await trio.sleep_forever()
+                pump.on_timer()
+        finally:
+            pump.running = False
 
     async def _accept(self, listeners: list[trio.abc.Listener[Any]],
                       nursery: trio.Nursery) -> None:
@@ -407,6 +397,8 @@ class SigmaSocketServer(OwnNursery, ServerCommands):
             sock, tls = None, stream
         del stream
         peer = _Peer(hub.open_connection(trio.current_time(), host), sock, tls)
+        pump = self._pump
+        assert pump is not None
         conn_id = peer.id
         peer.host, peer.port = host, port
         buffer = self._receive_buffer
@@ -430,9 +422,8 @@ class SigmaSocketServer(OwnNursery, ServerCommands):
                 if not data:
                     break
                 size = len(data)
-                hub.receive_data(conn_id, data, trio.current_time())
+                pump.data_received(conn_id, data)
                 del data  # not kept alive by this frame while the connection idles
-                self._after_core()
                 if sock is not None and not peer.closed:
                     if size < _RECEIVE_SIZE:
                         # A short read took what the socket had: wait for more instead of

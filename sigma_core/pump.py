@@ -1,0 +1,175 @@
+"""The server adapters' per-read path, compiled with the core (``setup.py``'s ``COMPILED``).
+
+Every socket adapter drives its :class:`~sigma_core.hub.Hub` the same way after each input (bytes,
+a socket's end, a timer, an application command): dispatch ``hub.events_received()`` to the
+listeners, hand what ``hub.flush(now)`` returns to the sockets, loop until both are empty (a
+listener's command lands in the same turn), and keep the adapter's one timer no later than
+``hub.next_deadline()``. :class:`ServerPump` is that loop, once, so that a read is one call from
+the adapter's Python into compiled code: ``pump.data_received(conn_id, data)``.
+
+It does no I/O of its own: it calls what the adapter gave it — the peers' ``write`` /
+``writelines`` (asyncio transports) or the adapter's ``deliver`` (trio), the adapter's ``close``
+for a ``CloseAction``, the adapter's ``arm`` for the timer, the ``message`` listeners, and
+``dispatch`` for every other event (:func:`sigma_core.api.server_event_dispatcher`: the log
+line and the callbacks). Pure Python like the rest of the core when not compiled
+(``SIGMA_NO_COMPILE=1``): the same code either way. (It does not import ``sigma_core.api``:
+compiled modules are type-checked with what they import, and the API's options name the
+optional ``sigma_auth``.)
+
+The timer is re-armed lazily: only when the hub's next deadline comes *earlier* than the time
+the adapter's timer is set for. A deadline that moved later (a heartbeat pushed back by a read,
+an ack timer already served) leaves the timer alone; when it fires early, ``on_timer`` finds
+nothing due and arms it again at the hub's deadline. So a read costs one comparison, never a
+``call_at`` and a cancelled handle.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from .engine import EngineLink
+from .hub import CloseAction, Hub, HubEvent, _client_message
+
+__all__ = ["ServerPump"]
+
+
+class _Emitter(Protocol):
+    """What the pump reads of :class:`sigma_core.api.EventEmitter`."""
+
+    _listeners: dict[str, tuple[Callable[..., Any], ...]]
+
+    def _listener_raised(self, event: str, exc: Exception) -> None: ...
+
+
+class ServerPump:
+    """One server's hub driven for its I/O adapter.
+
+    ``peers`` maps a connection id to the adapter's object for the socket (the adapter adds and
+    removes entries). A client's message goes to ``emitter``'s ``message`` listeners as
+    ``(session, payload, topic)`` when ``raw`` (the RAW serializer); every other event, and a
+    message to decode, to ``dispatch(event)``. Output
+    goes to ``deliver(peer, chunks, action)`` when given; otherwise the peer's ``write(chunk)``
+    (one chunk) or ``writelines(chunks)``, then ``close(peer, action)`` for a ``CloseAction``
+    other than ``NONE``. ``arm(when)``: set the adapter's one timer to fire at ``when`` (the
+    pump calls it only when ``when`` is earlier than the time set last), then call
+    :meth:`on_timer`. ``clock()``: the hub's timebase (the event loop's time).
+    """
+
+    def __init__(self, hub: Hub, *, emitter: _Emitter, dispatch: Callable[[HubEvent], None],
+                 raw: bool, peers: dict[int, Any], link: EngineLink | None,
+                 clock: Callable[[], float], arm: Callable[[float], None],
+                 close: Callable[[Any, CloseAction], None] | None = None,
+                 deliver: Callable[[Any, list[bytes], CloseAction], None] | None = None) -> None:
+        if (close is None) == (deliver is None):
+            raise ValueError("ServerPump needs exactly one of close= and deliver=")
+        self.hub = hub
+        self._emitter = emitter
+        self._dispatch = dispatch
+        self._peers = peers
+        self._raw = raw
+        self._link = link
+        self._clock = clock
+        self._arm = arm
+        self._close = close
+        self._deliver = deliver
+        #: When the adapter's timer fires (inf: not armed).
+        self.armed_at = math.inf
+        #: Whether the timer is kept (the adapter is serving); False: never armed.
+        self.running = False
+        self._busy = False
+        self._again = False
+
+    # ------------------------------------------------------------------ inputs
+
+    def data_received(self, conn_id: int, data: bytes | bytearray | memoryview) -> None:
+        """Bytes arrived on ``conn_id``: feed the hub, then :meth:`after_core`."""
+        self.hub.receive_data(conn_id, data, self._clock())
+        self.after_core()
+
+    def on_timer(self) -> None:
+        """The adapter's timer fired (it is no longer armed)."""
+        when = self.armed_at
+        self.armed_at = math.inf
+        # The loop may fire a hair early (clock resolution): never let the core see time
+        # before the deadline it asked for, or it would ask again at once.
+        now = self._clock()
+        self.hub.handle_timer(now if when == math.inf or now > when else when)
+        self.after_core()
+
+    def disarmed(self) -> None:
+        """The adapter cancelled its timer (stopping): the next :meth:`after_core` while
+        ``running`` arms it afresh."""
+        self.armed_at = math.inf
+
+    # ------------------------------------------------------------------ the loop
+
+    def after_core(self) -> None:
+        """Fire the events' callbacks, hand the output to the sockets, until both are empty;
+        then keep the timer. A listener's command that lands here again while this runs
+        returns at once: the running call picks up its output, so events keep their order.
+        Events go out before the output is written, so what a listener sends in answer leaves
+        in the same write as the hub's own output (one write per read for an echo)."""
+        if self._busy:
+            self._again = True
+            return
+        hub = self.hub
+        peers = self._peers
+        link = self._link
+        deliver = self._deliver
+        self._busy = True
+        try:
+            while True:
+                self._again = False
+                if link is not None:
+                    link.pump()
+                events = hub._take_events()
+                for event in events:
+                    if isinstance(event, tuple):  # a client's message (hub.MessageFields)
+                        session, seq, topic, payload, timestamp_ms = event
+                        if self._raw:
+                            self._message(session, payload, topic)
+                        else:
+                            self._dispatch(_client_message(session, seq, topic, payload,
+                                                           timestamp_ms))
+                    else:
+                        self._dispatch(event)
+                out = hub.flush(self._clock())
+                for conn_id, chunks, action in out:
+                    peer = peers.get(conn_id)
+                    if peer is None:
+                        continue
+                    if deliver is not None:
+                        deliver(peer, chunks, action)
+                        continue
+                    if chunks:
+                        if len(chunks) == 1:
+                            peer.write(chunks[0])
+                        else:
+                            peer.writelines(chunks)
+                    if action:
+                        close = self._close
+                        assert close is not None
+                        close(peer, action)
+                if not out and not events and not self._again:
+                    break
+        finally:
+            self._busy = False
+        if self.running:
+            deadline = hub.next_deadline()
+            if deadline is not None and deadline < self.armed_at:
+                self.armed_at = deadline
+                self._arm(deadline)
+
+    def _message(self, session: object, payload: bytes, topic: str) -> None:
+        """``message(session, payload, topic)`` to every listener, as ``EventEmitter.emit``
+        calls them (a listener that raises is reported the emitter's way; the others run)."""
+        listeners = self._emitter._listeners.get("message")
+        if not listeners:
+            return
+        for listener in listeners:
+            try:
+                listener(session, payload, topic)
+            except Exception as exc:  # a user callback: report, keep going
+                self._emitter._listener_raised("message", exc)

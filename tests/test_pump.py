@@ -1,0 +1,191 @@
+"""sigma_core.pump.ServerPump: the adapters' per-read path, driven without sockets.
+
+A real client connection (sigma_core.connection.ClientConnection) talks to a hub through the
+pump; the "transport" records what the pump writes and the "timer" records what it arms. Runs
+compiled and pure (scripts/test.sh runs the core tests both ways).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pytest
+
+from sigma_core.api import EventEmitter, ServerOptions, server_event_dispatcher
+from sigma_core.connection import ClientConnection, EnvelopeReceived
+from sigma_core.entropy import SeededEntropy
+from sigma_core.hub import ClientMessage, CloseAction, Hub, Session
+from sigma_core.messages import Ack, Data, Hello
+from sigma_core.pump import ServerPump
+from sigma_core.serializers import JSON, RAW
+
+
+class Transport:
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+        self.closed: CloseAction | None = None
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(bytes(data))
+
+    def writelines(self, chunks: list[bytes]) -> None:
+        self.writes.append(b"".join(chunks))
+
+
+class Rig:
+    """A hub, its pump, one client connection through it."""
+
+    def __init__(self, serializer: Any = None, **options: Any) -> None:
+        self.now = 100.0
+        opts = ServerOptions(**({"serializer": serializer} if serializer else {}), **options)
+        self.hub = Hub(opts.hub_config(), entropy=SeededEntropy(1), now=self.now)
+        self.emitter = EventEmitter(logger=logging.getLogger("test_pump"), owner="test")
+        self.peers: dict[int, Transport] = {}
+        self.armed: list[float] = []
+        self.pump = ServerPump(
+            self.hub, emitter=self.emitter, raw=opts.serializer is RAW, peers=self.peers,
+            dispatch=server_event_dispatcher(self.emitter, logging.getLogger("t"), {},
+                                             opts.serializer),
+            link=None, clock=lambda: self.now, arm=self.armed.append, close=self._close)
+        self.pump.running = True
+        hello = Hello(serializer=serializer.name) if serializer else None
+        self.client = ClientConnection(host="example", hello=hello, now=self.now)
+        self.conn_id = self.hub.open_connection(self.now, "127.0.0.1")
+        self.transport = self.peers[self.conn_id] = Transport()
+        self.pump.after_core()
+        self.exchange()  # upgrade, Hello, Welcome
+
+    def _close(self, peer: Transport, action: CloseAction) -> None:
+        peer.closed = action
+
+    def exchange(self) -> list[Any]:
+        """Client bytes to the pump, the pump's writes back to the client, until quiet; the
+        client's events."""
+        events: list[Any] = []
+        for _ in range(10):
+            out = b"".join(self.client.data_to_send())
+            if out:
+                self.pump.data_received(self.conn_id, out)
+            back = b"".join(self.transport.writes)
+            self.transport.writes.clear()
+            if back:
+                self.client.receive_data(back, self.now)
+            events += self.client.events_received()
+            if not out and not back:
+                return events
+        raise AssertionError("no quiet after 10 rounds")
+
+    def send(self, *payloads: bytes, first_seq: int = 1) -> None:
+        for i, payload in enumerate(payloads):
+            self.client.send(Data(seq=first_seq + i, payload=payload))
+
+
+def data_payloads(events: list[Any]) -> list[bytes]:
+    return [bytes(e.body.payload) for e in events
+            if isinstance(e, EnvelopeReceived) and isinstance(e.body, Data)]
+
+
+def test_an_echo_leaves_in_one_write_per_read() -> None:
+    rig = Rig()
+    got: list[tuple[Session, bytes, str]] = []
+
+    def on_message(session: Session, payload: bytes, topic: str) -> None:
+        got.append((session, payload, topic))
+        rig.hub.send_to(session.id, payload, rig.now)
+        rig.pump.after_core()  # what a command does: lands in the running call
+
+    rig.emitter.on("message", on_message)
+    rig.send(b"a", b"b", b"c")
+    rig.pump.data_received(rig.conn_id, b"".join(rig.client.data_to_send()))
+    assert [(p, t) for _, p, t in got] == [(b"a", ""), (b"b", ""), (b"c", "")]
+    assert all(isinstance(s, Session) for s, _, _ in got)
+    assert len(rig.transport.writes) == 1  # three echoes, one write
+    rig.client.receive_data(rig.transport.writes.pop(), rig.now)
+    assert data_payloads(rig.client.events_received()) == [b"a", b"b", b"c"]
+
+
+def test_a_raising_listener_is_reported_and_the_others_still_run() -> None:
+    rig = Rig()
+    seen: list[bytes] = []
+    errors: list[BaseException] = []
+
+    def bad(session: Session, payload: bytes, topic: str) -> None:
+        raise RuntimeError("boom")
+
+    rig.emitter.on("message", bad)
+    rig.emitter.on("message", lambda s, p, t: seen.append(p))
+    rig.emitter.on("error", errors.append)
+    rig.send(b"x")
+    rig.exchange()
+    assert seen == [b"x"]
+    assert len(errors) == 1
+    assert isinstance(errors[0], RuntimeError)
+    assert "raised by a test 'message' listener" in errors[0].__notes__
+
+
+def test_a_serializer_gets_the_decoded_value_and_the_hub_still_gives_client_messages() -> None:
+    rig = Rig(serializer=JSON)
+    got: list[Any] = []
+    rig.emitter.on("message", lambda session, value, topic: got.append(value))
+    rig.send(b'{"n": 1}')
+    rig.exchange()
+    assert got == [{"n": 1}]
+    # Without the pump the hub's public events are ClientMessage objects, as always.
+    rig.send(b'{"n": 2}', first_seq=2)
+    rig.hub.receive_data(rig.conn_id, b"".join(rig.client.data_to_send()), rig.now)
+    messages = [e for e in rig.hub.events_received() if isinstance(e, ClientMessage)]
+    assert [(m.seq, m.payload, m.topic) for m in messages] == [(2, b'{"n": 2}', "")]
+
+
+def test_the_timer_is_armed_only_when_the_deadline_comes_earlier() -> None:
+    rig = Rig()
+    first = list(rig.armed)
+    assert first
+    assert first[-1] == rig.hub.next_deadline()
+    # Reads push the heartbeat deadlines later and schedule acks: many reads, few arms.
+    for n in range(1, 201):
+        rig.now += 0.001
+        rig.send(b"m", first_seq=n)
+        rig.exchange()
+    assert len(rig.armed) - len(first) < 10
+    assert all(b < a for a, b in zip(rig.armed, rig.armed[1:], strict=False))  # only earlier
+    # The timer fires at what was armed; a deadline since moved later is found not due, and
+    # the timer is armed again at the hub's next deadline.
+    rig.now = rig.pump.armed_at
+    rig.pump.on_timer()
+    deadline = rig.hub.next_deadline()
+    assert deadline is not None
+    assert deadline > rig.now
+    assert rig.pump.armed_at == deadline == rig.armed[-1]
+
+
+def test_a_due_ack_timer_fires_through_the_pump() -> None:
+    rig = Rig()
+    rig.send(b"one")
+    rig.exchange()
+    assert rig.pump.armed_at <= rig.now + rig.hub.config.ack_delay
+    rig.now = rig.pump.armed_at
+    rig.pump.on_timer()
+    rig.client.receive_data(b"".join(rig.transport.writes), rig.now)
+    acks = [e.body for e in rig.client.events_received()
+            if isinstance(e, EnvelopeReceived) and isinstance(e.body, Ack)]
+    assert acks == [Ack(seq=1)]
+
+
+def test_a_stopped_pump_arms_nothing() -> None:
+    rig = Rig()
+    rig.pump.running = False
+    rig.pump.disarmed()
+    before = list(rig.armed)
+    rig.send(b"m")
+    rig.exchange()
+    assert rig.armed == before
+    assert rig.pump.armed_at == float("inf")
+
+
+def test_exactly_one_way_to_hand_output_over() -> None:
+    hub = Hub(entropy=SeededEntropy(1), now=0.0)
+    with pytest.raises(ValueError, match="exactly one of close= and deliver="):
+        ServerPump(hub, emitter=EventEmitter(), dispatch=lambda event: None, raw=True,
+                   peers={}, link=None, clock=lambda: 0.0, arm=lambda when: None)
