@@ -60,6 +60,7 @@ from typing import NamedTuple, Protocol
 from .messages import StreamPosition
 
 __all__ = [
+    "INBOX_PREFIX",
     "SESSION_RECORD_FORMAT",
     "Append",
     "Appended",
@@ -544,6 +545,9 @@ class EngineLink:
 # ----------------------------------------------------------------------------- session records
 
 #: The ``format`` field of every session record this version writes and accepts.
+#: The engine topics of sessions' inboxes: ``INBOX_PREFIX + session_id``.
+INBOX_PREFIX = "$inbox:"
+
 SESSION_RECORD_FORMAT = "sigma.session.v1"
 
 

@@ -379,8 +379,15 @@ class HubConfig:
 # ----------------------------------------------------------------------------- sessions
 
 
+#: The metadata of every session that has none: one shared empty dict (a server holds thousands
+#: of sessions, most without metadata). The hub never changes a session's dict in place: new
+#: metadata replaces it (see :meth:`Session.metadata`'s note).
+_NO_METADATA: dict[str, str] = {}
+
+
 class Session:
-    """A client's session as the app sees it (read its attributes; don't assign them)."""
+    """A client's session as the app sees it (read its attributes; don't assign them, nor change
+    the dicts they hold: ``metadata`` of a session without any is one dict all of them share)."""
 
     __slots__ = (
         "_ack_due",
@@ -414,7 +421,7 @@ class Session:
         self.peer = ""
         self._token = token
         self.identity = ""
-        self.metadata: dict[str, str] = {}
+        self.metadata: dict[str, str] = _NO_METADATA
         self.client_version = ""
         #: topic -> the position the subscription started at (replay floor).
         self.subscriptions: dict[str, StreamPosition] = {}
@@ -862,8 +869,10 @@ class Hub:
         # an ExternalEngineConfig the hub emits requests (engine_requests) and takes results
         # (engine_result): the cluster paths.
         self._external = engine if isinstance(engine, ExternalEngineConfig) else None
+        # Its own engine on a single node: inboxes are streams from their first message (this
+        # hub never appends to an inbox it dropped, see sigma_core.backplane).
         self._engine = engine if isinstance(engine, MemoryEngine) \
-            else MemoryEngine(entropy, self.config.history)
+            else MemoryEngine(entropy, self.config.history, lazy_inboxes=self._external is None)
         self._node_id = self._external.node_id if self._external is not None else ""
         self._outbox: list[EngineRequest] = []
         self._pending: dict[int, Callable[[EngineResult, float], None]] = {}
@@ -1793,7 +1802,7 @@ class Hub:
         if problem is not None:
             conn.refuse(CloseCode.LIMIT_EXCEEDED, ErrorCode.LIMIT_EXCEEDED, problem, now)
             return
-        identity, metadata = "", {}
+        identity, metadata = "", _NO_METADATA
         accepted: AuthAccept | None = None
         if self.config.authenticate is not None:
             decision = self._authenticate(AuthRequest(
@@ -1804,7 +1813,8 @@ class Hub:
                 self._refuse_auth(conn, decision, now)
                 return
             accepted = decision
-            identity, metadata = decision.identity, dict(decision.metadata)
+            identity, metadata = decision.identity, \
+                (dict(decision.metadata) if decision.metadata else _NO_METADATA)
         if self._external is not None:
             rec.accepted = accepted
             self._hello_external(rec, hello, identity, metadata, now)
@@ -1857,7 +1867,7 @@ class Hub:
             if identity:
                 session.identity = identity
             if metadata:
-                session.metadata.update(metadata)
+                session.metadata = {**session.metadata, **metadata}
             if identity or metadata:
                 session._presence_stale = True
         if hello.client is not None:
@@ -2016,7 +2026,7 @@ class Hub:
             return
         self._apply_credentials(session, decision)
         if decision.metadata:
-            session.metadata.update(decision.metadata)
+            session.metadata = {**session.metadata, **decision.metadata}
         self._schedule_credentials(rec, session)
         self._send(rec, Refreshed(credentials_expire_ms=_ms(session.credentials_expire_at)),
                    now)
@@ -2972,8 +2982,8 @@ class Hub:
         session._token = hello.resume_token
         session._version = max(session._version, record.version)
         session.identity = identity or record.identity
-        session.metadata = dict(record.metadata)
-        session.metadata.update(metadata)
+        session.metadata = {**dict(record.metadata), **metadata} \
+            if record.metadata or metadata else _NO_METADATA
         session._presence_stale = True  # (the info its old node wrote may differ)
         session.client_version = hello.client.version if hello.client is not None \
             else record.client_version
