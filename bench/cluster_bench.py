@@ -20,6 +20,9 @@ Per scenario:
   generator for every scenario, so the ratio counts).
 * ``--fixed-heads``: the cross-node scenario again with the heads check every second (the
   behaviour before ``ExternalEngineConfig.heads_interval_max``): before/after in one run.
+* ``--before DIR``: the cross-node scenario again with both nodes run from another checkout of
+  the project (``git archive <commit>`` unpacked in DIR, with its compiled ``sigma_core``
+  modules), on the same Redis and load generator: a before/after of the engine in one run.
 * **Redis cost per publish** (cross-node scenarios): ``INFO commandstats`` and
   ``total_net_input_bytes``/``total_net_output_bytes`` deltas over the paced window divided by
   publishes: commands and bytes Redis handled per published message.
@@ -70,6 +73,8 @@ class Outcome:
     deliveries: int = 0
     window: float = 0.0
     server_cpu: float = 0.0
+    #: CPU seconds of each server process over the paced window (publishing node first).
+    process_cpu: list[float] = field(default_factory=list)
     cpu_us_per_delivery: float = 0.0
     latency_p50_ms: float = 0.0
     latency_p99_ms: float = 0.0
@@ -150,7 +155,8 @@ async def _paced_and_burst(outcome: Outcome, send: Any, latencies: list[float],
     expected[0] = publishes * args.receivers
     done.clear()
     before = redis_stats(redis) if redis is not None else None
-    cpu0 = sum(cpu_seconds(pid) for pid in pids)
+    cpu0s = [cpu_seconds(pid) for pid in pids]
+    cpu0 = sum(cpu0s)
     start = time.perf_counter()
     for i in range(publishes):
         send()
@@ -159,7 +165,9 @@ async def _paced_and_burst(outcome: Outcome, send: Any, latencies: list[float],
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(done.wait(), 60)
     window = time.perf_counter() - start
-    cpu1 = sum(cpu_seconds(pid) for pid in pids)
+    cpu1s = [cpu_seconds(pid) for pid in pids]
+    cpu1 = sum(cpu1s)
+    outcome.process_cpu = [round(b - a, 3) for a, b in zip(cpu0s, cpu1s, strict=True)]
     if redis is not None and before is not None:
         after = redis_stats(redis)
         deltas = {k: after[0].get(k, 0) - before[0].get(k, 0) for k in after[0]}
@@ -279,15 +287,17 @@ async def socketio_scenario(publish_port: int, receive_port: int, pids: list[int
 
 def table(outcomes: list[Outcome]) -> str:
     rows = ["| scenario | deliveries | server CPU µs/delivery | p50 ms | p99 ms"
-            " | burst deliveries/s | Redis cmds/publish | Redis bytes in/out per publish |",
-            "|---|---|---|---|---|---|---|---|"]
+            " | burst deliveries/s | Redis cmds/publish | Redis bytes in/out per publish"
+            " | CPU s per process |",
+            "|---|---|---|---|---|---|---|---|---|"]
     for o in outcomes:
         redis = (f"{o.redis_commands_per_publish:.2f}" if o.redis_commands else "—")
         traffic = (f"{o.redis_bytes_in_per_publish:.0f} / {o.redis_bytes_out_per_publish:.0f}"
                    if o.redis_commands else "—")
         rows.append(f"| {o.scenario} | {o.deliveries} | {o.cpu_us_per_delivery:.2f} | "
                     f"{o.latency_p50_ms:.2f} | {o.latency_p99_ms:.2f} | "
-                    f"{o.burst_deliveries_per_s:.0f} | {redis} | {traffic} |")
+                    f"{o.burst_deliveries_per_s:.0f} | {redis} | {traffic} | "
+                    f"{' + '.join(f'{c:.2f}' for c in o.process_cpu)} |")
     return "\n".join(rows)
 
 
@@ -325,6 +335,16 @@ async def run(args: argparse.Namespace) -> list[Outcome]:
                     [a.process.pid, b.process.pid], args, redis))
                 a.stop()
                 b.stop()
+            if args.before:
+                root = Path(args.before).resolve()
+                a = start_node("asyncio", redis.url, "a3", root=root)
+                b = start_node("asyncio", redis.url, "b3", root=root)
+                nodes += [a, b]
+                outcomes.append(await sigma_scenario(
+                    f"same, nodes from {args.before_label or root.name} (before)", a.port,
+                    b.port, [a.process.pid, b.process.pid], args, redis))
+                a.stop()
+                b.stop()
             if not args.skip_socketio:
                 sa, pa = start_socketio(redis.url)
                 sb, pb = start_socketio(redis.url)
@@ -353,6 +373,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-socketio", action="store_true")
     parser.add_argument("--fixed-heads", action="store_true",
                         help="also run the cross-node scenario with the heads check every 1 s")
+    parser.add_argument("--before", metavar="DIR",
+                        help="also run the cross-node scenario with nodes from this checkout")
+    parser.add_argument("--before-label", default="", help="its name in the table")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     os.environ["SIGMA_NODE_DEFAULTS"] = "1"  # the nodes run with the library's defaults

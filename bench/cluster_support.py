@@ -58,13 +58,18 @@ class Node:
             self.process.stdout.close()
 
 
-def start_node(backend: str, redis_url: str, node_id: str, deadline: float = 20.0) -> Node:
+def start_node(backend: str, redis_url: str, node_id: str, deadline: float = 20.0, *,
+               root: Path | None = None) -> Node:
     """Start a node and wait for its ``PORT`` line (blocking; call via a thread in async code
-    or before the loop)."""
+    or before the loop). ``root``: run the node from another checkout of the project (its
+    ``bench/cluster_node.py`` and packages; a benchmark's "before")."""
+    base = root or ROOT
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
-    process = subprocess.Popen([sys.executable, str(NODE_SCRIPT), backend, redis_url, node_id],
-                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
+        [str(base), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    script = base / "bench" / "cluster_node.py"
+    process = subprocess.Popen([sys.executable, str(script), backend, redis_url, node_id],
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env,
+                               cwd=str(base))
     assert process.stdout is not None
     import selectors
     with selectors.DefaultSelector() as selector:

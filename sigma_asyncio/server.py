@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from sigma_core.api import EventEmitter, ServerCommands, ServerOptions, server_event_dispatcher
 from sigma_core.engine import EngineLink
 from sigma_core.hub import CloseAction, Hub
-from sigma_core.logs import format_peer, peer_host
+from sigma_core.logs import PeerNames, peer_host, peer_port
 from sigma_core.pump import ServerPump
 from sigma_core.serializers import RAW
 
@@ -40,19 +40,22 @@ _log = logging.getLogger("sigma_asyncio.server")
 class _Protocol(asyncio.Protocol):
     """One accepted socket. Moves bytes and transport state into the hub; nothing else."""
 
-    __slots__ = ("_conn_id", "_server")
+    __slots__ = ("_conn_id", "_host", "_port", "_server")
 
     def __init__(self, server: SigmaSocketServer) -> None:
         self._server = server
         self._conn_id = 0
+        #: The peer's address for the log (PeerNames formats it when a line needs it).
+        self._host = ""
+        self._port: int | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         server = self._server
         hub = server._require_hub()
         address = transport.get_extra_info("peername")
-        self._conn_id = hub.open_connection(server._loop.time(), peer_host(address))
+        self._host, self._port = peer_host(address), peer_port(address)
+        self._conn_id = hub.open_connection(server._loop.time(), self._host)
         server._peers[self._conn_id] = transport  # type: ignore[assignment]
-        server._addresses[self._conn_id] = format_peer(address)
         server._after_core()
 
     def data_received(self, data: bytes) -> None:
@@ -62,9 +65,10 @@ class _Protocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         server = self._server
         server._peers.pop(self._conn_id, None)
+        server._leaving[self._conn_id] = self  # its address, for the log of its end
         server._require_hub().connection_lost(self._conn_id, server._loop.time())
         server._after_core()
-        server._addresses.pop(self._conn_id, None)
+        server._leaving.pop(self._conn_id, None)
         if not server._peers and server._all_closed is not None:
             server._all_closed.set()
 
@@ -99,8 +103,10 @@ class SigmaSocketServer(ServerCommands):
         self._server: asyncio.Server | None = None
         #: conn_id -> the connection's transport.
         self._peers: dict[int, asyncio.Transport] = {}
+        #: conn_id -> a connection whose socket is gone, while its end is logged.
+        self._leaving: dict[int, _Protocol] = {}
         #: conn_id -> the peer's address, for the log.
-        self._addresses: dict[int, str] = {}
+        self._addresses = PeerNames(self._address_of)
         self._all_closed: asyncio.Event | None = None
         self._timer: asyncio.TimerHandle | None = None
         #: The hub's per-read path and after-core loop (sigma_core.pump), from the first start().
@@ -229,6 +235,14 @@ class SigmaSocketServer(ServerCommands):
 
     def _now(self) -> float:
         return self._loop.time()
+
+    def _address_of(self, conn_id: int) -> tuple[str, int | None] | None:
+        transport = self._peers.get(conn_id)
+        protocol = transport.get_protocol() if transport is not None \
+            else self._leaving.get(conn_id)
+        if not isinstance(protocol, _Protocol):
+            return None
+        return protocol._host, protocol._port
 
     def _after_core(self) -> None:
         # Events, output and the timer: the compiled pump (sigma_core.pump.ServerPump). A

@@ -72,7 +72,7 @@ from .hub import (
     TopicMessage,
     TopicWatched,
 )
-from .logs import WARNING, Logger, hub_log_entry, listener_error_entry
+from .logs import WARNING, Logger, PeerNames, hub_log_entry, listener_error_entry
 from .logs import write as write_log
 from .messages import ClientInfo, PresenceAction, StreamPosition
 from .ratelimit import RateLimit
@@ -891,7 +891,7 @@ def emit_server_event(emit: Callable[..., None], event: HubEvent,
 
 
 def server_event_dispatcher(emitter: EventEmitter, logger: Logger,
-                            addresses: Mapping[int, str],
+                            addresses: Mapping[int, str] | PeerNames,
                             serializer: Serializer = RAW) -> Callable[[HubEvent], None]:
     """What a socket adapter does with each hub event (``ServerPump``'s ``dispatch``): its log
     line (:func:`sigma_core.logs.hub_log_entry`; messages are never logged), then the callbacks

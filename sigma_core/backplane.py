@@ -6,6 +6,17 @@ stream starts without its past — a new topic, or a process that lost its memor
 another epoch therefore never matches by accident, and a resuming client learns explicitly that
 its history is gone.
 
+With ``lazy_inboxes`` (the engine a single-node hub makes for itself), a session's inbox (engine
+topic ``$inbox:<session id>``) exists only as a key until its first message: most sessions never
+get one, and a stream object, its epoch and its key would be a tenth of an idle session. Its
+epoch is derived from the key (a keyed hash with a secret drawn once per engine) rather than
+drawn, so that the position a session starts at is known without the stream. That keeps the rule
+above only because that hub never appends to an inbox it dropped (an ended session's; session
+ids are random and never reused), and another engine (a restarted process) has another secret,
+so another epoch. An engine shared by nodes (the simulated cluster) keeps drawing: there an
+inbox dropped on one node may be appended to again from another, and must restart in a new
+epoch.
+
 History is bounded per topic by count, bytes and age (:class:`HistoryLimits`). Replay is
 all-or-nothing: :meth:`MemoryEngine.read_after` returns every entry after a position, or a
 :class:`ReplayGap` saying which offsets are gone — never a partial list that looks complete.
@@ -21,12 +32,14 @@ engine shared by nodes needs one clock, and history's age limit counts in it.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from .engine import (
+    INBOX_PREFIX,
     Append,
     Appended,
     DeleteSession,
@@ -39,7 +52,9 @@ from .engine import (
     HistoryEntry,
     LoadSession,
     PresenceMembers,
+    PresenceMissing,
     PresenceRead,
+    PresenceRefresh,
     PresenceUpdate,
     RangeRead,
     ReadHeads,
@@ -80,11 +95,15 @@ class HistoryLimits:
 
 
 class _Stream:
-    __slots__ = ("bytes", "entries", "epoch", "last_offset")
+    __slots__ = ("bytes", "entries", "epoch", "head", "last_offset")
 
     def __init__(self, epoch: int) -> None:
         self.epoch = epoch
         self.last_offset = 0
+        #: The last position :meth:`MemoryEngine.head` returned, handed out again while no
+        #: message was appended: every session that joins ``$all`` (or a room) between two
+        #: messages keeps the same object as its subscription start, not a copy each.
+        self.head: StreamPosition | None = None
         #: Created on the first append: most streams (every session's inbox) stay empty. A list
         #: while it is short (a session's inbox mostly holds a message or two, and CPython gives
         #: a deque a 64-slot block, 760 bytes, for its first entry), a deque past
@@ -116,8 +135,14 @@ class _StoredSession:
 class MemoryEngine:
     """The embedded engine: streams, session records and presence live in this object."""
 
-    def __init__(self, entropy: Entropy, limits: HistoryLimits | None = None) -> None:
+    def __init__(self, entropy: Entropy, limits: HistoryLimits | None = None, *,
+                 lazy_inboxes: bool = False) -> None:
+        """``lazy_inboxes``: inboxes are streams only from their first message (see the module
+        docstring); only for an engine whose one hub never appends to an inbox it dropped."""
         self._entropy = entropy
+        #: The key of the hash that gives lazy inboxes their epochs (b"": inboxes are streams
+        #: like any other).
+        self._inbox_secret = entropy.token_bytes(16) if lazy_inboxes else b""
         self._limits = limits = limits or HistoryLimits()
         self._max_count = limits.max_count
         self._max_bytes = limits.max_bytes
@@ -145,21 +170,37 @@ class MemoryEngine:
     def _stream(self, topic: str) -> _Stream:
         stream = self._streams.get(topic)
         if stream is None:
-            epoch = int.from_bytes(self._entropy.token_bytes(8), "big") or 1
+            epoch = self._inbox_epoch(topic) if self._lazy_inbox(topic) \
+                else int.from_bytes(self._entropy.token_bytes(8), "big") or 1
             stream = self._streams[topic] = _Stream(epoch)
         return stream
 
+    def _lazy_inbox(self, topic: str) -> bool:
+        return bool(self._inbox_secret) and topic.startswith(INBOX_PREFIX)
+
+    def _inbox_epoch(self, topic: str) -> int:
+        digest = hashlib.blake2b(topic.encode("utf-8", "surrogatepass"), digest_size=8,
+                                 key=self._inbox_secret).digest()
+        return int.from_bytes(digest, "big") or 1
+
     def head(self, topic: str, create: bool = True) -> StreamPosition:
         """The position of the last message of ``topic`` (offset 0 if none). With ``create`` a
-        missing stream is created with a fresh epoch; without, it reads as ``(0, 0)``."""
-        if not create:
-            stream = self._streams.get(topic)
-            if stream is None:
+        missing stream is created with a fresh epoch; without, it reads as ``(0, 0)``. A
+        session's inbox without a message yet reads as its epoch and offset 0 either way (it is
+        made by its first message) with ``lazy_inboxes``."""
+        stream = self._streams.get(topic)
+        if stream is None:
+            if self._lazy_inbox(topic):  # made by its first message
+                return StreamPosition(self._inbox_epoch(topic), 0)
+            if not create:
                 return StreamPosition(0, 0)
-        else:
-            self._released.discard(topic)
             stream = self._stream(topic)
-        return StreamPosition(stream.epoch, stream.last_offset)
+        if create:
+            self._released.discard(topic)
+        head = stream.head
+        if head is None or head.offset != stream.last_offset:
+            head = stream.head = StreamPosition(stream.epoch, stream.last_offset)
+        return head
 
     def append(self, topic: str, build: Callable[[int, int], HistoryEntry]) -> HistoryEntry:
         """Assign the next position, build its entry with ``build(epoch, offset)``, keep it in
@@ -191,6 +232,8 @@ class MemoryEngine:
         ``max_bytes`` of envelopes when those are not 0), or a gap when any wanted entry is
         gone (all-or-nothing: a bounded read stops early, it never skips)."""
         stream = self._streams.get(topic)
+        if stream is None and self._lazy_inbox(topic):
+            stream = _Stream(self._inbox_epoch(topic))  # an inbox without a message yet
         if stream is None or stream.epoch != position.epoch or position.offset > stream.last_offset:
             # Another epoch (or a position from the future): nothing we hold relates to it.
             return ReplayGap(position.offset + 1, 0)
@@ -335,6 +378,17 @@ class MemoryEngine:
             if not members:
                 del self._presence[request.topic]
             return Done(request_id=rid)
+        if isinstance(request, PresenceRefresh):
+            held = self._presence_members(request.topic, now)
+            expires = now + request.ttl
+            missing: list[str] = []
+            for member in request.members:
+                present = held.get(member)
+                if present is None:
+                    missing.append(member)
+                elif present[1] < expires:
+                    held[member] = (present[0], expires)
+            return PresenceMissing(request_id=rid, topic=request.topic, members=tuple(missing))
         if isinstance(request, PresenceRead):
             members = self._presence_members(request.topic, now)
             return PresenceMembers(request_id=rid, topic=request.topic, members=tuple(

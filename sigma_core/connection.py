@@ -324,6 +324,16 @@ class Connection:
 
     role: ClassVar[Role]
 
+    # Slotted like the WebSocket below it: a server holds one per socket, and a __dict__ per
+    # connection would triple an idle connection's size in the pure-Python build (mypyc's
+    # native classes have no __dict__ either way).
+    __slots__ = ("_buffered", "_close_deadline", "_created", "_events", "_fast_data",
+                 "_fast_frames", "_held", "_interval", "_last_received", "_max_message_size",
+                 "_next_ping", "_ordered", "_paused", "_peer_goodbye", "_ping_id", "_priority",
+                 "_priority_bytes", "_reading_paused", "_state", "_timeout", "_transport_close",
+                 "_ws", "bytes_received", "config", "heartbeats_received", "heartbeats_sent",
+                 "rtt", "rtt_samples", "unknown_messages")
+
     def __init__(self, ws: WebSocket, config: ConnectionConfig, now: float) -> None:
         self._ws = ws
         self.config = config
@@ -936,6 +946,8 @@ class ServerConnection(Connection):
 
     role = Role.SERVER
 
+    __slots__ = ("_hello_seen", "id")
+
     def __init__(self, config: ConnectionConfig | None = None, *, now: float,
                  transport: MessageSocket | None = None) -> None:
         """``transport``: a :class:`MessageSocket` for message mode (see the module docstring;
@@ -946,6 +958,7 @@ class ServerConnection(Connection):
         self._fast_data = config.envelope
         #: A label for the owner (the hub's ``conn_id``); :func:`fan_out` reports it.
         self.id = 0
+        self._hello_seen = False
         if transport is not None:  # its HandshakeRequest (or refusal) is already there
             self._process_ws_events(transport.events_received(), now)
 
@@ -1004,8 +1017,6 @@ class ServerConnection(Connection):
         self._paused = False  # pipelined messages are dropped (CLOSING); a close frame ends it
         self._process_ws_events(self._ws.events_received(), now)  # a held end (see close())
 
-    _hello_seen = False
-
     def _on_body(self, body: Body, now: float) -> None:
         if self._state is _HELLO:
             if isinstance(body, Hello) and not self._hello_seen:
@@ -1025,6 +1036,8 @@ class ClientConnection(Connection):
     """The client end of one socket: upgrade, then ``Hello``, then wait for ``Welcome``."""
 
     role = Role.CLIENT
+
+    __slots__ = ("_hello",)
 
     def __init__(self, *, host: str, path: str = "/", hello: Hello | None = None,
                  config: ConnectionConfig | None = None,

@@ -60,6 +60,7 @@ from typing import NamedTuple, Protocol
 from .messages import StreamPosition
 
 __all__ = [
+    "INBOX_PREFIX",
     "SESSION_RECORD_FORMAT",
     "Append",
     "Appended",
@@ -78,7 +79,9 @@ __all__ = [
     "InlineEngine",
     "LoadSession",
     "PresenceMembers",
+    "PresenceMissing",
     "PresenceRead",
+    "PresenceRefresh",
     "PresenceUpdate",
     "RangeRead",
     "ReadHeads",
@@ -291,6 +294,19 @@ class PresenceUpdate(EngineRequest):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class PresenceRefresh(EngineRequest):
+    """Push the expiry of ``members`` of ``topic``'s presence to ``ttl`` seconds from now —
+    ids only: their info was written when they joined (:class:`PresenceUpdate`) and is not sent
+    again. A member the engine does not hold (never joined there, expired while its node could
+    not reach the engine, removed) is not added: the result lists it, and the node joins it
+    again with its info. An expiry is never shortened. Result: :class:`PresenceMissing`."""
+
+    topic: str
+    members: tuple[str, ...]
+    ttl: float = 30.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PresenceRead(EngineRequest):
     """The unexpired members of ``topic``. Result: :class:`PresenceMembers`."""
 
@@ -375,6 +391,15 @@ class SessionLoaded(EngineResult):
 class PresenceMembers(EngineResult):
     topic: str
     members: tuple[tuple[str, bytes], ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PresenceMissing(EngineResult):
+    """The answer to :class:`PresenceRefresh`: the members it could not refresh (not held, or
+    expired already), in the order asked."""
+
+    topic: str
+    members: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -520,6 +545,9 @@ class EngineLink:
 # ----------------------------------------------------------------------------- session records
 
 #: The ``format`` field of every session record this version writes and accepts.
+#: The engine topics of sessions' inboxes: ``INBOX_PREFIX + session_id``.
+INBOX_PREFIX = "$inbox:"
+
 SESSION_RECORD_FORMAT = "sigma.session.v1"
 
 

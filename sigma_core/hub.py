@@ -63,7 +63,9 @@ from .engine import (
     Heads,
     LoadSession,
     PresenceMembers,
+    PresenceMissing,
     PresenceRead,
+    PresenceRefresh,
     PresenceUpdate,
     RangeRead,
     ReadHeads,
@@ -377,14 +379,22 @@ class HubConfig:
 # ----------------------------------------------------------------------------- sessions
 
 
+#: The metadata of every session that has none: one shared empty dict (a server holds thousands
+#: of sessions, most without metadata). The hub never changes a session's dict in place: new
+#: metadata replaces it (see :meth:`Session.metadata`'s note).
+_NO_METADATA: dict[str, str] = {}
+
+
 class Session:
-    """A client's session as the app sees it (read its attributes; don't assign them)."""
+    """A client's session as the app sees it (read its attributes; don't assign them, nor change
+    the dicts they hold: ``metadata`` of a session without any is one dict all of them share)."""
 
     __slots__ = (
         "_ack_due",
         "_acked_seq",
         "_conn",
         "_digest",
+        "_presence_stale",
         "_save_again",
         "_saved_seq",
         "_saving",
@@ -411,7 +421,7 @@ class Session:
         self.peer = ""
         self._token = token
         self.identity = ""
-        self.metadata: dict[str, str] = {}
+        self.metadata: dict[str, str] = _NO_METADATA
         self.client_version = ""
         #: topic -> the position the subscription started at (replay floor).
         self.subscriptions: dict[str, StreamPosition] = {}
@@ -426,6 +436,9 @@ class Session:
         self._saved_seq = 0
         self._saving = False
         self._save_again = False
+        #: Identity or metadata changed since this node wrote the session's presence info:
+        #: the next presence refresh writes it again (otherwise it sends the id only).
+        self._presence_stale = False
         self.conn_id: int | None = None
         #: The connection of ``conn_id`` (the fan-out's shortcut).
         self._conn: ServerConnection | None = None
@@ -856,11 +869,18 @@ class Hub:
         # an ExternalEngineConfig the hub emits requests (engine_requests) and takes results
         # (engine_result): the cluster paths.
         self._external = engine if isinstance(engine, ExternalEngineConfig) else None
+        # Its own engine on a single node: inboxes are streams from their first message (this
+        # hub never appends to an inbox it dropped, see sigma_core.backplane).
         self._engine = engine if isinstance(engine, MemoryEngine) \
-            else MemoryEngine(entropy, self.config.history)
+            else MemoryEngine(entropy, self.config.history, lazy_inboxes=self._external is None)
         self._node_id = self._external.node_id if self._external is not None else ""
         self._outbox: list[EngineRequest] = []
         self._pending: dict[int, Callable[[EngineResult, float], None]] = {}
+        #: request id -> when it times out, in request order (the timeout is one constant, so
+        #: this is also deadline order): one "engine" timer, for the oldest, is armed at a
+        #: time, not one per request (each would wake the adapter for nothing when answered).
+        self._pending_due: dict[int, float] = {}
+        self._engine_timer_due = math.inf
         self._next_request_id = 1
         self._engine_up = True
         self._engine_down_reason = ""
@@ -1086,7 +1106,8 @@ class Hub:
                     if not rec.paused:
                         self._pump_backlog(rec, now)
             elif kind == "engine":
-                self._engine_timeout(key, now)  # type: ignore[arg-type]
+                if when == self._engine_timer_due:
+                    self._engine_timeouts(now)
             elif kind == "presence":
                 ext = self._external
                 assert ext is not None
@@ -1539,16 +1560,44 @@ class Hub:
                                                 failed=str(self._engine_unavailable())))
 
     def _refresh_presence(self, now: float) -> None:
-        """Re-join every local member of every topic (their entries expire otherwise)."""
+        """Push the expiry of every local member of every topic (their entries expire
+        otherwise): member ids only, one request per topic; their info went with their join
+        (and goes again, once, after a resume changed their identity or metadata)."""
         ext = self._external
         assert ext is not None
-        ttl = ext.presence_ttl
+        sessions = self._sessions
+        stale = [s for s in sessions.values() if s._presence_stale]
         for topic, members in self._members.items():
             if topic == BROADCAST_TOPIC or not members:
                 continue
-            joins = tuple((sid, _presence_info(self._sessions[sid])) for sid in sorted(members)
-                          if sid in self._sessions)
-            self._join_presence(topic, joins, ttl, now)
+            if stale:
+                joins = tuple((s.id, _presence_info(s)) for s in stale if s.id in members)
+                if joins:
+                    self._join_presence(topic, joins, ext.presence_ttl, now)
+            ids = tuple(sorted(sid for sid in members
+                               if sid in sessions and not sessions[sid]._presence_stale))
+            if ids:
+                self._refresh_topic_presence(topic, ids, ext.presence_ttl, now)
+        for session in stale:
+            session._presence_stale = False
+
+    def _refresh_topic_presence(self, topic: str, ids: tuple[str, ...], ttl: float,
+                                now: float) -> None:
+        """Members the engine no longer holds (expired while this node could not reach it,
+        removed by hand) are joined again with their info."""
+
+        def refreshed(result: EngineResult, at: float) -> None:
+            if not isinstance(result, PresenceMissing):
+                return  # (a failure is counted in engine_result; the next refresh retries)
+            local = self._members.get(topic, ())
+            joins = tuple((sid, _presence_info(self._sessions[sid])) for sid in result.members
+                          if sid in local and sid in self._sessions)
+            if joins:
+                self._join_presence(topic, joins, ttl, at)
+
+        if not self._ask(lambda rid: PresenceRefresh(request_id=rid, topic=topic, members=ids,
+                                                     ttl=ttl), refreshed, now):
+            self._engine_failures += 1
 
     def _join_presence(self, topic: str, joins: tuple[tuple[str, bytes], ...], ttl: float,
                        now: float) -> None:
@@ -1753,7 +1802,7 @@ class Hub:
         if problem is not None:
             conn.refuse(CloseCode.LIMIT_EXCEEDED, ErrorCode.LIMIT_EXCEEDED, problem, now)
             return
-        identity, metadata = "", {}
+        identity, metadata = "", _NO_METADATA
         accepted: AuthAccept | None = None
         if self.config.authenticate is not None:
             decision = self._authenticate(AuthRequest(
@@ -1764,7 +1813,8 @@ class Hub:
                 self._refuse_auth(conn, decision, now)
                 return
             accepted = decision
-            identity, metadata = decision.identity, dict(decision.metadata)
+            identity, metadata = decision.identity, \
+                (dict(decision.metadata) if decision.metadata else _NO_METADATA)
         if self._external is not None:
             rec.accepted = accepted
             self._hello_external(rec, hello, identity, metadata, now)
@@ -1817,7 +1867,9 @@ class Hub:
             if identity:
                 session.identity = identity
             if metadata:
-                session.metadata.update(metadata)
+                session.metadata = {**session.metadata, **metadata}
+            if identity or metadata:
+                session._presence_stale = True
         if hello.client is not None:
             session.client_version = hello.client.version
         if accepted is not None:
@@ -1974,7 +2026,7 @@ class Hub:
             return
         self._apply_credentials(session, decision)
         if decision.metadata:
-            session.metadata.update(decision.metadata)
+            session.metadata = {**session.metadata, **decision.metadata}
         self._schedule_credentials(rec, session)
         self._send(rec, Refreshed(credentials_expire_ms=_ms(session.credentials_expire_at)),
                    now)
@@ -2216,6 +2268,7 @@ class Hub:
         waiting = self._pending.pop(result.request_id, None)
         if waiting is None:
             return
+        self._pending_due.pop(result.request_id, None)
         if isinstance(result, EngineFailed):
             self._engine_failures += 1
         waiting(result, now)
@@ -2264,8 +2317,11 @@ class Hub:
         self._next_request_id += 1
         request = make(rid)
         self._pending[rid] = then
+        due = self._pending_due[rid] = now + ext.request_timeout
         self._outbox.append(request)
-        self._push_timer(now + ext.request_timeout, "engine", rid)
+        if self._engine_timer_due == math.inf:
+            self._engine_timer_due = due
+            self._push_timer(due, "engine", None)
         return True
 
     def _tell(self, make: Callable[[int], EngineRequest], now: float) -> None:
@@ -2273,11 +2329,23 @@ class Hub:
         if not self._ask(make, _ignore, now):
             self._engine_failures += 1
 
-    def _engine_timeout(self, request_id: int, now: float) -> None:
-        waiting = self._pending.pop(request_id, None)
-        if waiting is not None:
-            self._engine_failures += 1  # (counted here: EngineFailed made up, not received)
-            waiting(EngineFailed(request_id=request_id, reason="timeout"), now)
+    def _engine_timeouts(self, now: float) -> None:
+        """Requests without a result ``request_timeout`` after they were sent fail
+        ("timeout"), oldest first; the timer is armed again for the oldest still waiting."""
+        self._engine_timer_due = math.inf
+        due_by = self._pending_due
+        while due_by:
+            request_id, due = next(iter(due_by.items()))
+            if due > now:
+                if due < self._engine_timer_due:
+                    self._engine_timer_due = due
+                    self._push_timer(due, "engine", None)
+                return
+            del due_by[request_id]
+            waiting = self._pending.pop(request_id, None)
+            if waiting is not None:
+                self._engine_failures += 1  # (counted here: EngineFailed made up, not received)
+                waiting(EngineFailed(request_id=request_id, reason="timeout"), now)
 
     # ------------------------------------------------------------------ cluster: topics
 
@@ -2914,8 +2982,9 @@ class Hub:
         session._token = hello.resume_token
         session._version = max(session._version, record.version)
         session.identity = identity or record.identity
-        session.metadata = dict(record.metadata)
-        session.metadata.update(metadata)
+        session.metadata = {**dict(record.metadata), **metadata} \
+            if record.metadata or metadata else _NO_METADATA
+        session._presence_stale = True  # (the info its old node wrote may differ)
         session.client_version = hello.client.version if hello.client is not None \
             else record.client_version
         session.last_seq = max(session.last_seq, record.last_seq)

@@ -28,7 +28,7 @@ escaped so it cannot forge log lines.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -66,10 +66,13 @@ __all__ = [
     "LogEntry",
     "Logger",
     "NullLogger",
+    "PeerNames",
     "client_log_entry",
     "format_peer",
     "hub_log_entry",
     "listener_error_entry",
+    "peer_host",
+    "peer_port",
     "write",
 ]
 
@@ -142,14 +145,56 @@ def write(logger: Logger, entry: LogEntry | None) -> None:
                    extra=dict(entry.extra))
 
 
+#: Host strings handed out by :func:`peer_host`, so that connections from one host share one
+#: string (a server keeps it per connection, and a proxy or NAT puts thousands behind one host).
+#: Bounded: past ``_MAX_SHARED_HOSTS`` it starts over (not ``sys.intern``, whose strings are
+#: immortal on some CPython builds: every address ever seen would stay).
+_SHARED_HOSTS: dict[str, str] = {}
+_MAX_SHARED_HOSTS = 4096
+
+
 def peer_host(address: object) -> str:
     """The host part of a socket address (what the hub's per-peer limits count by); "" if
-    unknown. A Unix socket path counts as one peer."""
+    unknown. A Unix socket path counts as one peer. The same host gives the same string object
+    (while a bounded table remembers it)."""
     if isinstance(address, tuple) and len(address) >= 2:
-        return str(address[0])
-    if isinstance(address, str):
-        return address
-    return ""
+        host = str(address[0])
+    elif isinstance(address, str):
+        host = address
+    else:
+        return ""
+    shared = _SHARED_HOSTS.get(host)
+    if shared is None:
+        if len(_SHARED_HOSTS) >= _MAX_SHARED_HOSTS:
+            _SHARED_HOSTS.clear()
+        shared = _SHARED_HOSTS[host] = host
+    return shared
+
+
+def peer_port(address: object) -> int | None:
+    """The port of a socket address (None for a Unix socket or an unknown address)."""
+    if isinstance(address, tuple) and len(address) >= 2 and isinstance(address[1], int):
+        return address[1]
+    return None
+
+
+class PeerNames:
+    """``conn_id`` -> the remote address for the log (:func:`format_peer`), made when a log line
+    asks for it: an adapter keeps each connection's host (shared, see :func:`peer_host`) and
+    port, not one formatted string per connection. ``lookup(conn_id)`` gives ``(host, port)``
+    (port None: a Unix socket) or None for a connection it does not know."""
+
+    __slots__ = ("_lookup",)
+
+    def __init__(self, lookup: Callable[[int], tuple[str, int | None] | None]) -> None:
+        self._lookup = lookup
+
+    def get(self, conn_id: int, default: str = "?") -> str:
+        address = self._lookup(conn_id)
+        if address is None:
+            return default
+        host, port = address
+        return format_peer(host if port is None else (host, port))
 
 
 def format_peer(address: object) -> str:
@@ -165,9 +210,11 @@ def format_peer(address: object) -> str:
 # ----------------------------------------------------------------------------- server
 
 
-def hub_log_entry(event: HubEvent, peers: Mapping[int, str] | None = None) -> LogEntry | None:
+def hub_log_entry(event: HubEvent,
+                  peers: Mapping[int, str] | PeerNames | None = None) -> LogEntry | None:
     """The record for a hub event (None: not logged; messages never are). ``peers`` maps a
-    ``conn_id`` to the remote address as the adapter knows it (:func:`format_peer`)."""
+    ``conn_id`` to the remote address as the adapter knows it (:func:`format_peer`; a dict, or
+    a :class:`PeerNames` that formats it on demand)."""
     if type(event) is ClientMessage:
         return None
     if isinstance(event, ConnectionRejected | ClientDisconnected | ClientConnected):

@@ -22,7 +22,7 @@ handing out its offsets again. Clients holding the old epoch get an explicit los
 
 from __future__ import annotations
 
-__all__ = ["APPEND", "HEADS", "PRESENCE_READ", "PRESENCE_UPDATE", "READ",
+__all__ = ["APPEND", "HEADS", "PRESENCE_READ", "PRESENCE_REFRESH", "PRESENCE_UPDATE", "READ",
            "SAVE_SESSION"]
 
 _PRELUDE = r"""
@@ -36,19 +36,26 @@ local function corrupt(what)
   return redis.error_reply('SIGMA_CORRUPT ' .. what)
 end
 
--- Returns epoch (string) or false, last offset (number), or an error reply table.
+-- Returns epoch (string) or false, last offset (number), and the meta fields read
+-- {v, e, o, f, b, t} (nil when the topic was created or restarted here), or nil and an error
+-- reply table. One HMGET on the common path: TYPE only when the key is missing or not a hash.
 local function meta(mkey, skey, create, candidate, use_fence, meta_ttl_ms)
-  local mtype = redis.call('TYPE', mkey)['ok']
+  local m = redis.pcall('HMGET', mkey, 'v', 'e', 'o', 'f', 'b', 't')
+  local mtype = 'hash'
+  if m['err'] then
+    mtype = redis.call('TYPE', mkey)['ok']
+  elseif not (m[1] or m[2] or m[3] or m[4]) then
+    mtype = redis.call('TYPE', mkey)['ok']  -- missing, or a hash without our fields
+  end
   if mtype == 'none' then
     if not create then return false, 0 end
     redis.call('DEL', skey)
     redis.call('HSET', mkey, 'v', '1', 'e', candidate, 'o', '0', 'b', '0',
                'f', fence_now(use_fence))
     if meta_ttl_ms > 0 then redis.call('PEXPIRE', mkey, meta_ttl_ms) end
-    return candidate, 0
+    return candidate, 0, nil
   end
   if mtype ~= 'hash' then return nil, corrupt(mkey .. ' holds a ' .. mtype .. ', not a hash') end
-  local m = redis.call('HMGET', mkey, 'v', 'e', 'o', 'f')
   if m[1] ~= '1' or not m[2] or not string.match(m[2], '^%d+$')
      or not m[3] or not string.match(m[3], '^%d+$') then
     return nil, corrupt(mkey .. ' is not a sigma topic meta hash')
@@ -58,10 +65,11 @@ local function meta(mkey, skey, create, candidate, use_fence, meta_ttl_ms)
     -- Written under another replication history: its tail may be gone. New epoch.
     redis.call('DEL', skey)
     redis.call('HSET', mkey, 'e', candidate, 'o', '0', 'b', '0', 'f', fence)
+    redis.call('HDEL', mkey, 't')
     if meta_ttl_ms > 0 then redis.call('PEXPIRE', mkey, meta_ttl_ms) end
-    return candidate, 0
+    return candidate, 0, nil
   end
-  return m[2], tonumber(m[3])
+  return m[2], tonumber(m[3]), m
 end
 
 local function stream_ok(skey)
@@ -75,37 +83,51 @@ end
 
 #: KEYS: meta, stream. ARGV: candidate epoch, envelope, time ms, route, channel, publish command,
 #: max count, max bytes, max age ms, meta ttl ms, now ms, fence flag. Returns {epoch, offset}.
+#: The meta hash keeps ``b`` (bytes held) and ``t`` (time ms of the oldest entry held, a lower
+#: bound: the stream is read only when a bound may be exceeded), so the common append is HMGET,
+#: INFO (the fence), XLEN, XADD, HSET, two PEXPIREs and the PUBLISH — no read of the stream.
 APPEND = _PRELUDE + r"""
 local mkey, skey = KEYS[1], KEYS[2]
 local max_count, max_bytes = tonumber(ARGV[7]), tonumber(ARGV[8])
 local max_age, meta_ttl, now = tonumber(ARGV[9]), tonumber(ARGV[10]), tonumber(ARGV[11])
-local epoch, last = meta(mkey, skey, true, ARGV[1], ARGV[12], meta_ttl)
+local epoch, last, m = meta(mkey, skey, true, ARGV[1], ARGV[12], meta_ttl)
 if epoch == nil then return last end
-local bad = stream_ok(skey)
-if bad then return bad end
-if redis.call('EXISTS', skey) == 0 then redis.call('HSET', mkey, 'b', '0') end
+local count = redis.pcall('XLEN', skey)
+if type(count) == 'table' then
+  return corrupt(skey .. ' holds a ' .. redis.call('TYPE', skey)['ok'] .. ', not a stream')
+end
+local held, oldest = 0, tonumber(ARGV[3])
+if count > 0 and m then
+  held = tonumber(m[5]) or 0
+  oldest = tonumber(m[6]) or -1  -- unknown (written by an older script): read the stream
+end
 local offset = last + 1
 local off = string.format('%d', offset)
 redis.call('XADD', skey, off .. '-0', 'd', ARGV[2], 't', ARGV[3], 'r', ARGV[4])
-redis.call('HSET', mkey, 'o', off)
-local held = redis.call('HINCRBY', mkey, 'b', #ARGV[2])
-local count = redis.call('XLEN', skey)
+held = held + #ARGV[2]
+count = count + 1
 local horizon = now - max_age
-while count > 1 do
-  local first = redis.call('XRANGE', skey, '-', '+', 'COUNT', 1)[1]
-  local fields, size, t = first[2], 0, nil
-  for i = 1, #fields, 2 do
-    if fields[i] == 'd' then size = #fields[i + 1] elseif fields[i] == 't' then
-      t = tonumber(fields[i + 1]) end
+if (max_count > 0 and count > max_count) or (max_bytes > 0 and held > max_bytes)
+   or (max_age > 0 and oldest < horizon) then
+  while count > 0 do
+    local first = redis.call('XRANGE', skey, '-', '+', 'COUNT', 1)[1]
+    local fields, size, t = first[2], 0, nil
+    for i = 1, #fields, 2 do
+      if fields[i] == 'd' then size = #fields[i + 1] elseif fields[i] == 't' then
+        t = tonumber(fields[i + 1]) end
+    end
+    oldest = t or 0
+    local old = max_age > 0 and t ~= nil and t < horizon
+    if count == 1 or not ((max_count > 0 and count > max_count)
+                          or (max_bytes > 0 and held > max_bytes) or old) then
+      break
+    end
+    redis.call('XDEL', skey, first[1])
+    held = held - size
+    count = count - 1
   end
-  local old = max_age > 0 and t ~= nil and t < horizon
-  if not ((max_count > 0 and count > max_count) or (max_bytes > 0 and held > max_bytes) or old) then
-    break
-  end
-  redis.call('XDEL', skey, first[1])
-  held = redis.call('HINCRBY', mkey, 'b', -size)
-  count = count - 1
 end
+redis.call('HSET', mkey, 'o', off, 'b', held, 't', oldest)
 local stream_ttl = meta_ttl
 if max_age > 0 and (meta_ttl <= 0 or max_age < meta_ttl) then stream_ttl = max_age end
 if stream_ttl > 0 then redis.call('PEXPIRE', skey, stream_ttl) end
@@ -222,6 +244,42 @@ else
   redis.call('DEL', zkey, ikey)
 end
 return 1
+"""
+
+#: KEYS: presence zset, info hash. ARGV: ttl ms, then member ids. Pushes the expiry of the
+#: unexpired members among them to now + ttl (never shortens one: ZADD XX GT), leaves their info
+#: alone, drops the expired members, keeps the keys alive as long as their longest-lived member,
+#: and returns the ids it could not refresh (not held or expired), which the node joins again
+#: with their info. One ZMSCORE and one ZADD per 2,000 members: no info bytes on the wire.
+PRESENCE_REFRESH = _PRESENCE_PRELUDE + r"""
+local expiry = now + tonumber(ARGV[1])
+local missing, live = {}, {}
+for first = 2, #ARGV, 2000 do
+  local last = math.min(first + 1999, #ARGV)
+  local scores = redis.call('ZMSCORE', zkey, unpack(ARGV, first, last))
+  for i = 1, #scores do
+    local member = ARGV[first + i - 1]
+    if scores[i] and tonumber(scores[i]) > now then
+      live[#live + 1] = expiry
+      live[#live + 1] = member
+    else
+      missing[#missing + 1] = member
+    end
+  end
+  if #live > 0 then
+    redis.call('ZADD', zkey, 'XX', 'GT', unpack(live))
+    live = {}
+  end
+end
+local expired = redis.call('ZRANGEBYSCORE', zkey, '-inf', now)
+for _, m in ipairs(expired) do redis.call('HDEL', ikey, m) end
+redis.call('ZREMRANGEBYSCORE', zkey, '-inf', now)
+local top = redis.call('ZRANGE', zkey, -1, -1, 'WITHSCORES')
+if #top > 0 then
+  redis.call('PEXPIREAT', zkey, top[2])
+  redis.call('PEXPIREAT', ikey, top[2])
+end
+return missing
 """
 
 #: KEYS: presence zset, info hash. Returns {member, info, ...} of the unexpired members.

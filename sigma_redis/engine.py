@@ -8,14 +8,16 @@ task group / nursery. ``run`` owns one coredis client (anyio: the same code on a
 and three tasks:
 
 * the **batcher** takes every queued request (at most ``max_batch``) and sends them as one
-  pipeline, in submission order, with one batch in flight at a time: the per-topic order of
+  pipeline on its own connection (:mod:`._wire`; coredis carries the watchdog's commands),
+  in submission order, with one batch in flight at a time: the per-topic order of
   appends is the submission order (the interface asks for it), and under load batches grow
   instead of round trips multiplying (group commit). Each result goes back through
   ``inputs.engine_result``.
 * the **receiver** holds one pub/sub connection and subscribes to the channel of every topic
   the hub asked to :class:`~sigma_core.engine.Receive`; each message (published by the append
   script with its position) goes to ``inputs.engine_message`` in the order Redis sent it.
-* the **watchdog** pings Redis every ``health_interval`` and reports up/down transitions with
+* the **watchdog** pings Redis every ``health_interval`` (unless a pipeline was answered within
+  it) and reports up/down transitions with
   ``inputs.engine_status``; after an outage it reloads the scripts before saying "up".
 
 Limits (each with its behaviour when reached, see docs/cluster.md): a batch without an answer
@@ -67,7 +69,9 @@ from sigma_core.engine import (
     HistoryEntry,
     LoadSession,
     PresenceMembers,
+    PresenceMissing,
     PresenceRead,
+    PresenceRefresh,
     PresenceUpdate,
     RangeRead,
     ReadHeads,
@@ -97,6 +101,7 @@ from ._pubsub import (
     ask,
 )
 from ._url import Endpoint, RedisTarget, parse_target, redact
+from ._wire import Pipe, Wire
 
 __all__ = ["DeploymentMismatch", "EngineDataError", "RedisEngine", "RedisEngineConfig",
            "parse_message"]
@@ -157,7 +162,8 @@ class RedisEngineConfig:
     max_queued: int = 100_000
     #: Requests per pipeline, at most.
     max_batch: int = 512
-    #: How often the watchdog pings Redis (and, while it is down, tries to reconnect).
+    #: How often the watchdog pings Redis (and, while it is down, tries to reconnect); no ping
+    #: when a pipeline was answered within the interval.
     health_interval: float = 0.5
 
     def __post_init__(self) -> None:
@@ -300,6 +306,13 @@ class RedisEngine:
         self._known_nodes: tuple[Endpoint, ...] = ()
         self._delivered_before = False
         self._verified = False
+        #: One server: the batcher's own connection (:mod:`._wire`); Cluster and Sentinel
+        #: deployments send their pipelines through coredis. The watchdog uses coredis.
+        self._wire = Wire(config.url, connect_timeout=config.request_timeout) \
+            if self._target.kind == "standalone" else None
+        self._wire_stale = False
+        #: When the batcher last had a pipeline answered (time.monotonic()).
+        self._answered_at = -math.inf
 
     # ------------------------------------------------------------------ names
 
@@ -355,6 +368,7 @@ class RedisEngine:
             self._log.warning("cluster engine reachable (%s)", redact(self.config.url))
         else:
             self._log.warning("cluster engine unavailable: %s", reason)
+            self._wire_stale = True  # the batcher opens a new connection when it is back
         if self._inputs is not None:
             self._inputs.engine_status(up, reason)
 
@@ -396,6 +410,8 @@ class RedisEngine:
             self._client = None
             self._up = False
             self._down_reason = "stopped"
+            if self._wire is not None:
+                await self._wire.close()
 
     # ------------------------------------------------------------------ connection
 
@@ -530,7 +546,8 @@ class RedisEngine:
 
     # ------------------------------------------------------------------ watchdog
 
-    _SCRIPTS = ("APPEND", "READ", "HEADS", "SAVE_SESSION", "PRESENCE_UPDATE", "PRESENCE_READ")
+    _SCRIPTS = ("APPEND", "READ", "HEADS", "SAVE_SESSION", "PRESENCE_UPDATE", "PRESENCE_REFRESH",
+                "PRESENCE_READ")
 
     async def _load_scripts(self) -> None:
         if not self._sharded:
@@ -560,6 +577,11 @@ class RedisEngine:
     async def _watchdog(self) -> None:
         interval = self.config.health_interval
         while True:
+            if self._up and time.monotonic() - self._answered_at < interval:
+                # A pipeline was answered within the interval: Redis is up, no ping needed
+                # (a node that publishes pays for no health checks).
+                await anyio.sleep(interval)
+                continue
             try:
                 with anyio.fail_after(self.config.request_timeout):
                     if not self._up:
@@ -634,6 +656,7 @@ class RedisEngine:
                 self._failed(request, reason)
             return
         elapsed = time.perf_counter() - started
+        self._answered_at = time.monotonic()
         latency = self._latency
         failures = self._failures
         for request, result in zip(batch, results, strict=True):
@@ -650,6 +673,8 @@ class RedisEngine:
         """One pipeline for the batch: a result per request, None for a request that met
         NOSCRIPT. A request whose server could not be reached (on Cluster: one shard) fails
         alone; the others keep their results."""
+        if self._wire is not None:
+            return await self._execute_on_wire(self._wire, batch)
         finishers: list[Callable[[list[Any]], EngineResult]] = []
         calls: list[list[Any]] = []  # per request, the awaitables of its commands
         async with self._client.pipeline(transaction=False, raise_on_error=False) as pipe:
@@ -677,6 +702,40 @@ class RedisEngine:
                                             reason=_LOST_PREFIX + _describe(lost)))
                 continue
             if noscript:
+                results.append(None)
+                continue
+            try:
+                results.append(finish(replies))
+            except EngineDataError as exc:
+                self.data_errors += 1
+                self._log.warning("cluster engine: corrupt data for %s: %s",
+                                  type(request).__name__, exc)
+                results.append(EngineFailed(request_id=request.request_id,
+                                            reason=f"corrupt data in Redis: {exc}"))
+        return results
+
+    async def _execute_on_wire(self, wire: Wire, batch: list[EngineRequest]
+                               ) -> list[EngineResult | None]:
+        """:meth:`_execute` on one server: the pipeline written and read on the batcher's own
+        connection (:mod:`._wire`), two task hops and ~125 µs of CPU less per round trip than
+        a coredis pipeline. A connection failure fails the whole batch (one server)."""
+        finishers: list[Callable[[list[Any]], EngineResult]] = []
+        calls: list[list[Any]] = []  # per request, the indexes of its commands' replies
+        pipe = Pipe()
+        for request in batch:
+            indexes, finish = self._plan(pipe, request)
+            calls.append(indexes)
+            finishers.append(finish)
+        if self._wire_stale or not wire.is_open:
+            self._wire_stale = False
+            await wire.close()
+            await wire.open()
+        answers = await wire.execute(pipe.commands)
+        self.commands += len(answers)
+        results: list[EngineResult | None] = []
+        for request, indexes, finish in zip(batch, calls, finishers, strict=True):
+            replies = [answers[index] for index in indexes]
+            if any(isinstance(r, coredis.exceptions.NoScriptError) for r in replies):
                 results.append(None)
                 continue
             try:
@@ -803,6 +862,24 @@ class RedisEngine:
             call = pipe.evalsha(shas["PRESENCE_UPDATE"],
                                 keys=[self.topic_key(t, "p"), self.topic_key(t, "i")], args=args)
             return [call], lambda replies: _done(rid, replies)
+        if isinstance(request, PresenceRefresh):
+            t = request.topic
+            asked = request.members
+            call = pipe.evalsha(shas["PRESENCE_REFRESH"],
+                                keys=[self.topic_key(t, "p"), self.topic_key(t, "i")],
+                                args=[max(1, _ms(request.ttl)), *asked])
+
+            def missing(replies: list[Any]) -> EngineResult:
+                raw = _check(replies[0])
+                wanted = set(asked)
+                try:
+                    gone = tuple(bytes(m).decode() for m in raw)
+                except (UnicodeDecodeError, TypeError):
+                    raise EngineDataError("presence refresh returned a foreign member") from None
+                if not wanted.issuperset(gone):
+                    raise EngineDataError("presence refresh returned a member not asked for")
+                return PresenceMissing(request_id=rid, topic=t, members=gone)
+            return [call], missing
         if isinstance(request, PresenceRead):
             t = request.topic
             call = pipe.evalsha(shas["PRESENCE_READ"],

@@ -32,7 +32,7 @@ from sigma_core.api import EventEmitter, ServerCommands, ServerOptions, server_e
 from sigma_core.engine import EngineLink
 from sigma_core.errors import LocalProtocolError
 from sigma_core.hub import CloseAction, Hub
-from sigma_core.logs import ERROR, format_peer, peer_host
+from sigma_core.logs import ERROR, PeerNames, peer_host, peer_port
 from sigma_core.pump import ServerPump
 from sigma_core.serializers import RAW
 
@@ -60,8 +60,8 @@ async def _in_thread(call: Any) -> Any:
 _LINGER_ZERO = struct.pack("ii", 1, 0)
 
 
-def _peer_address(stream: trio.abc.Stream) -> tuple[str, str]:
-    """(``host:port`` for the log, host for the hub's per-peer limits)."""
+def _peer_address(stream: trio.abc.Stream) -> tuple[str, int | None]:
+    """(host, port): the host for the hub's per-peer limits, both for the log."""
     # An SSLStream wraps the SocketStream that has the socket.
     inner = getattr(stream, "transport_stream", stream)
     sock = getattr(inner, "socket", None)
@@ -69,7 +69,7 @@ def _peer_address(stream: trio.abc.Stream) -> tuple[str, str]:
         address = sock.getpeername() if sock is not None else None
     except OSError:  # already gone
         address = None
-    return format_peer(address), peer_host(address)
+    return peer_host(address), peer_port(address)
 
 
 def _recv(sock: socket.socket, buffer: memoryview) -> bytes | None:
@@ -87,8 +87,8 @@ class _Peer:
     wait; only what the kernel does not take waits in ``outbox`` for a writer task, started
     then and gone once the outbox is empty. Over TLS every write goes through that task."""
 
-    __slots__ = ("closed", "closing", "id", "outbox", "paused", "queued", "sock", "tls",
-                 "writing")
+    __slots__ = ("closed", "closing", "host", "id", "outbox", "paused", "port", "queued", "sock",
+                 "tls", "writing")
 
     def __init__(self, conn_id: int, sock: socket.socket | None,
                  tls: trio.SSLStream[trio.SocketStream] | None) -> None:
@@ -98,7 +98,9 @@ class _Peer:
         self.tls = tls
         if sock is not None:
             sock.setblocking(False)
-        self.outbox: list[bytes] = []
+        #: Made when the kernel first leaves something over, gone when the writer is done
+        #: (None meanwhile: most connections never need one; a list is 56 bytes each).
+        self.outbox: list[bytes] | None = None
         #: Bytes in the outbox plus the batch being written.
         self.queued = 0
         self.paused = False
@@ -107,6 +109,9 @@ class _Peer:
         #: A writer task owns the output until the outbox is empty.
         self.writing = False
         self.closed = False
+        #: The peer's address for the log (PeerNames formats it when a line needs it).
+        self.host = ""
+        self.port: int | None = None
 
     def close(self, *, reset: bool = False) -> None:
         """Close the socket now; a task waiting on it wakes with ``ClosedResourceError``.
@@ -150,8 +155,10 @@ class SigmaSocketServer(OwnNursery, ServerCommands):
         self._hub: Hub | None = None
         #: conn_id -> the connection's socket and output state.
         self._peers: dict[int, _Peer] = {}
+        #: conn_id -> a connection whose socket is gone, while its end is logged.
+        self._leaving: dict[int, _Peer] = {}
         #: conn_id -> the peer's address, for the log.
-        self._addresses: dict[int, str] = {}
+        self._addresses = PeerNames(self._address_of)
         self._timer = trio.CancelScope()
         #: The hub's after-core loop and timer keeping (sigma_core.pump), from the first serve().
         self._pump: ServerPump | None = None
@@ -273,6 +280,10 @@ class SigmaSocketServer(OwnNursery, ServerCommands):
     def _now(self) -> float:
         return trio.current_time()
 
+    def _address_of(self, conn_id: int) -> tuple[str, int | None] | None:
+        peer = self._peers.get(conn_id) or self._leaving.get(conn_id)
+        return None if peer is None else (peer.host, peer.port)
+
     def _after_core(self) -> None:
         """Fire the callbacks, write what the hub wrote, keep the timer: the compiled pump
         (sigma_core.pump.ServerPump). A callback that calls a command re-enters here: the
@@ -308,6 +319,7 @@ class SigmaSocketServer(OwnNursery, ServerCommands):
     def _write(self, hub: Hub, peer: _Peer, chunks: list[bytes]) -> None:
         """Send at once what the socket takes; queue the rest for a writer task."""
         if peer.writing:
+            assert peer.outbox is not None
             peer.outbox.extend(chunks)
             peer.queued += sum(map(len, chunks))
         else:
@@ -324,7 +336,7 @@ class SigmaSocketServer(OwnNursery, ServerCommands):
                 if sent == len(data):
                     return
                 data = data[sent:]
-            peer.outbox.append(data)
+            peer.outbox = [data]
             peer.queued += len(data)
             self._start_writer(peer)
         if peer.queued > _OUTBOX_HIGH_WATER and not peer.paused:
@@ -334,6 +346,8 @@ class SigmaSocketServer(OwnNursery, ServerCommands):
     def _start_writer(self, peer: _Peer) -> None:
         assert self._nursery is not None
         peer.writing = True
+        if peer.outbox is None:  # (a TLS close with nothing left to write)
+            peer.outbox = []
         self._nursery.start_soon(self._write_loop, peer)
 
     async def _run_timer(self, pump: ServerPump) -> None:
@@ -373,7 +387,7 @@ class SigmaSocketServer(OwnNursery, ServerCommands):
     async def _handle(self, stream: trio.abc.Stream) -> None:
         """The connection's one task: reads, and writes whatever the hub has in answer."""
         hub = self._require_hub()
-        address, host = _peer_address(stream)
+        host, port = _peer_address(stream)
         if isinstance(stream, trio.SocketStream):
             # Own the stdlib socket, so that any task can write to it without awaiting.
             sock: socket.socket | None = socket.socket(fileno=stream.socket.detach())
@@ -386,9 +400,9 @@ class SigmaSocketServer(OwnNursery, ServerCommands):
         pump = self._pump
         assert pump is not None
         conn_id = peer.id
+        peer.host, peer.port = host, port
         buffer = self._receive_buffer
         self._peers[conn_id] = peer
-        self._addresses[conn_id] = address
         self._after_core()
         try:
             while not peer.closed:
@@ -424,9 +438,10 @@ class SigmaSocketServer(OwnNursery, ServerCommands):
         finally:
             peer.close()
             del self._peers[conn_id]
+            self._leaving[conn_id] = peer  # its address, for the log of its end
             hub.connection_lost(conn_id, trio.current_time())
             self._after_core()
-            self._addresses.pop(conn_id, None)
+            self._leaving.pop(conn_id, None)
             if not self._peers:
                 self._drained.set()
 
@@ -434,6 +449,7 @@ class SigmaSocketServer(OwnNursery, ServerCommands):
         """Write what the socket did not take, then hand writing back to :meth:`_write` and
         tell the hub it may write again."""
         outbox = peer.outbox
+        assert outbox is not None
         try:
             while outbox:
                 batch = outbox[0] if len(outbox) == 1 else b"".join(outbox)
@@ -457,6 +473,7 @@ class SigmaSocketServer(OwnNursery, ServerCommands):
             peer.close()
             return
         # Only now: resume_writing() below may start the next writer at once.
+        peer.outbox = None
         peer.writing = False
         if peer.paused:
             peer.paused = False

@@ -22,6 +22,7 @@ import sigma_asyncio
 import sigma_trio
 from sigma_core import api
 from sigma_core.api import ClientCommands, ServerCommands
+from sigma_core.logs import PeerNames
 
 #: Public members one adapter has and the other has not, by design (the framework's idiom).
 IDIOMS: dict[str, set[str]] = {
@@ -146,7 +147,7 @@ def test_internal_names_mean_the_same_thing() -> None:
     for package, cls in SERVERS.items():
         server = cls()
         assert isinstance(server._peers, dict), package
-        assert isinstance(server._addresses, dict), package
+        assert isinstance(server._addresses, dict | PeerNames), package
         assert server._emitter._logger is logging.getLogger(f"{package}.server")
     for package, cls in CLIENTS.items():
         client = cls("ws://127.0.0.1:1/")

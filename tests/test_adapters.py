@@ -11,6 +11,7 @@ servers) stays in ``test_asyncio_adapter.py`` and ``test_trio_adapter.py``.
 from __future__ import annotations
 
 import logging
+import re
 import ssl
 from contextlib import AsyncExitStack, suppress
 
@@ -127,6 +128,29 @@ async def test_connect_send_and_receive_both_ways(anyio_backend: str) -> None:
             assert reason.startswith("normal_closure")
             assert server.get_client(session.id) is None  # a clean disconnect ends the session
             assert server.get_connected_clients() == []
+
+
+@any_server
+async def test_connect_and_disconnect_log_lines_name_the_peer_address(
+    anyio_backend: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The socket adapters keep each connection's host and port and format the address when a
+    # line is logged (not one string per connection): the line of a connection's end, logged
+    # after its socket is gone, still names it.
+    caplog.set_level(logging.DEBUG, logger=server_logger(anyio_backend))
+    with anyio.fail_after(DEADLINE):
+        async with serving(anyio_backend) as server:
+            events = Recorder(server, "connection", "disconnection")
+            client = make_client(anyio_backend, url(server))
+            async with client:
+                await events.wait("connection")
+            await events.wait("disconnection")
+    peers = {r.sigma_event: r.sigma_peer for r in caplog.records  # type: ignore[attr-defined]
+             if r.name == server_logger(anyio_backend)
+             and getattr(r, "sigma_event", None) in ("connected", "disconnected")}
+    assert set(peers) == {"connected", "disconnected"}
+    assert re.fullmatch(r"127\.0\.0\.1:[0-9]+", peers["connected"]), peers
+    assert peers["disconnected"] == peers["connected"]
 
 
 @any_server

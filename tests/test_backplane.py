@@ -74,3 +74,38 @@ def test_byte_and_age_limits_trim_a_short_and_a_long_history_alike() -> None:
     _append(engine, "short", 1, at=100.0)
     pos = engine.head("short")
     assert _offsets(engine.read_after("short", StreamPosition(pos.epoch, 4), 100.0)) == [5]
+
+
+def test_an_inbox_is_a_stream_only_from_its_first_message_and_keeps_its_epoch() -> None:
+    # A session's inbox takes no stream until something is sent to it (memory per idle
+    # session), yet reads, replays and numbers exactly as a stream made at once would.
+    engine = MemoryEngine(SeededEntropy(3), lazy_inboxes=True)
+    inbox = "$inbox:0123456789abcdef01234567"
+    start = engine.head(inbox)
+    assert start.offset == 0
+    assert start.epoch != 0
+    assert engine.head(inbox, create=False) == start == engine.head(inbox)
+    assert len(engine) == 0
+    assert engine.read_after(inbox, start, 0.0) == []
+    stale = engine.read_after(inbox, StreamPosition(start.epoch + 1, 0), 0.0)
+    assert isinstance(stale, ReplayGap)
+    assert (stale.lost_from, stale.lost_to) == (1, 0)
+    _append(engine, inbox, 2)
+    assert len(engine) == 1
+    assert engine.head(inbox) == StreamPosition(start.epoch, 2)
+    assert _offsets(engine.read_after(inbox, start, 0.0)) == [1, 2]
+    # Another inbox, and the same inbox in another engine (a restarted process), have other
+    # epochs: a position from one never matches the other by accident.
+    assert engine.head("$inbox:76543210fedcba9876543210").epoch != start.epoch
+    assert MemoryEngine(SeededEntropy(4), lazy_inboxes=True).head(inbox).epoch != start.epoch
+    # Rooms keep drawing an epoch when they start.
+    room = engine.head("room")
+    assert room.offset == 0
+    assert len(engine) == 2
+    # Without lazy_inboxes (an engine shared by nodes) an inbox is a stream like any other: a
+    # dropped one restarts in a new epoch (the engine contract, tests/test_redis_contract.py).
+    shared = _engine()
+    first = shared.head(inbox)
+    assert len(shared) == 1
+    shared.drop(inbox)
+    assert shared.head(inbox).epoch != first.epoch

@@ -205,6 +205,79 @@ def test_presence_is_cluster_wide_and_members_of_a_crashed_node_expire() -> None
     assert answers[-1].members == {bob.session.session_id}
 
 
+def test_answered_requests_leave_no_timers_and_timeouts_fire_in_order() -> None:
+    # One engine timer is armed at a time, for the oldest request waiting: requests answered
+    # in time wake the adapter at most once between them, not once each (with a timer per
+    # request, every answered request still woke its node request_timeout later).
+    from sigma_core.engine import Appended, ExternalEngineConfig
+    from sigma_core.entropy import SeededEntropy
+    from sigma_core.hub import Hub, PublishFailed
+    from sigma_core.messages import StreamPosition
+
+    hub = Hub(entropy=SeededEntropy(1), now=0.0, engine=ExternalEngineConfig(
+        node_id="n", request_timeout=1.0, heads_interval=100.0, heads_interval_max=100.0,
+        presence_ttl=600.0))
+    for i, at in enumerate((0.0, 0.1, 0.2)):
+        hub.publish("room", b"%d" % i, at)
+    answered = hub.engine_requests()
+    for offset, request in enumerate(answered, 1):
+        hub.engine_result(Appended(request_id=request.request_id, topic="room",
+                                   position=StreamPosition(1, offset)), 0.3)
+    assert hub.next_deadline() == 1.0
+    hub.handle_timer(1.0)
+    assert hub.next_deadline() == 100.0  # the heads check: nothing left for 1.1 and 1.2
+    # Unanswered ones fail at their own deadlines, oldest first.
+    hub.publish("room", b"late 1", 2.0)
+    hub.publish("room", b"late 2", 2.5)
+    assert hub.next_deadline() == 3.0
+    hub.handle_timer(3.0)
+    failed = [e for e in hub.events_received() if isinstance(e, PublishFailed)]
+    assert [e.reason for e in failed] == ["timeout"]
+    assert hub.next_deadline() == 3.5
+    hub.handle_timer(3.5)
+    failed = [e for e in hub.events_received() if isinstance(e, PublishFailed)]
+    assert [e.reason for e in failed] == ["timeout"]
+    assert hub.next_deadline() == 100.0
+
+
+def test_presence_refresh_sends_member_ids_only_and_rejoins_what_the_engine_lost() -> None:
+    # A node refreshes its members' expiry every presence_ttl / 3 with their ids only (their
+    # info went with the join); a member the engine no longer holds is joined again, with info.
+    from sigma_core.engine import ExternalEngineConfig, PresenceUpdate
+    from sigma_core.hub import ClusterPresence
+
+    sim = ClusterSimulation(2, seed=11, engine_config=lambda name: ExternalEngineConfig(
+        node_id=name, presence_ttl=3.0))
+    alice = connected_to(sim, 0)
+    bob = connected_to(sim, 1)
+    alice.subscribe("room")
+    bob.subscribe("room")
+    sim.run(0.2)
+    executed = sim.engine.executed
+    joins = executed.get("PresenceUpdate", 0)
+    sim.run(2.5)  # two refreshes per node, at least
+    assert executed.get("PresenceRefresh", 0) >= 4
+    assert executed.get("PresenceUpdate", 0) == joins  # no info re-sent
+    answers: list[ClusterPresence] = []
+    sim.on_hub_event(lambda e: answers.append(e) if isinstance(e, ClusterPresence) else None)
+    both = {alice.session.session_id, bob.session.session_id}
+    sim.node(1).hub.request_presence("room", sim.now)
+    sim.run(0.1)
+    assert answers[-1].members == both
+    # The engine loses Alice's entry (removed by hand, or expired while her node was cut
+    # off): her node's next refresh is told so and joins her again.
+    sim.engine.store.execute(PresenceUpdate(request_id=0, topic="room",
+                                            leaves=(alice.session.session_id,)), sim.now)
+    sim.node(1).hub.request_presence("room", sim.now)
+    sim.run(0.1)
+    assert answers[-1].members == {bob.session.session_id}
+    sim.run(1.1)
+    assert executed.get("PresenceUpdate", 0) == joins + 1
+    sim.node(1).hub.request_presence("room", sim.now)
+    sim.run(0.1)
+    assert answers[-1].members == both
+
+
 def _scenario(sim: object, seed: int) -> list[list[tuple[str, bytes]]]:
     """A fixed script of subscriptions, publishes, inbox sends, cuts and client sends."""
     from sigma_core.testing import Simulation

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 
 import pytest
 
+from sigma_core import logs
 from sigma_core.client import (
     CloseTransport,
     Connected,
@@ -46,6 +47,7 @@ from sigma_core.logs import (
     client_log_entry,
     format_peer,
     hub_log_entry,
+    peer_host,
     write,
 )
 from sigma_core.messages import Error, PresenceAction, StreamPosition
@@ -336,3 +338,18 @@ def test_no_token_in_any_entry_of_a_simulated_life() -> None:
                        base64.urlsafe_b64encode(prefix).decode()[:10]):
             for entry in logged:
                 assert needle not in text(entry) + repr(entry.extra)
+
+
+def test_peer_host_shares_one_string_per_host_in_a_bounded_table() -> None:
+    # Connections from one host (a proxy, NAT) keep one host string between them, and a flood of
+    # distinct addresses cannot grow the table without bound.
+    first = peer_host(("10.1.2.3", 4000))
+    again = peer_host(("".join(["10.1.2", ".3"]), 4001))
+    assert first == again == "10.1.2.3"
+    assert first is again
+    assert peer_host("/run/sigma.sock") == "/run/sigma.sock"
+    assert peer_host(None) == ""
+    for i in range(logs._MAX_SHARED_HOSTS + 10):
+        peer_host((f"2001:db8::{i:x}", 443, 0, 0))
+    assert len(logs._SHARED_HOSTS) <= logs._MAX_SHARED_HOSTS
+    assert peer_host(("2001:db8::1", 443, 0, 0)) == "2001:db8::1"

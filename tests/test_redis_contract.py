@@ -31,7 +31,9 @@ from sigma_core.engine import (
     HistoryEntry,
     LoadSession,
     PresenceMembers,
+    PresenceMissing,
     PresenceRead,
+    PresenceRefresh,
     PresenceUpdate,
     RangeRead,
     ReadHeads,
@@ -276,6 +278,40 @@ async def test_presence_joins_leaves_and_sorts(engine: Engine) -> None:
     empty = await engine.call(PresenceRead(request_id=rid(), topic=topic("nobody")))
     assert isinstance(empty, PresenceMembers)
     assert empty.members == ()
+
+
+async def test_presence_refresh_extends_members_by_id_and_names_the_missing(
+        engine: Engine) -> None:
+    # A node refreshes its members with their ids only: the info written at the join stays,
+    # the expiry moves, and a member the engine no longer holds is named (not added) so the
+    # node can join it again with its info.
+    name = topic("refresh")
+    await engine.call(PresenceUpdate(request_id=rid(), topic=name,
+                                     joins=(("amy", b"a"), ("bob", b"b")), ttl=0.3))
+    refreshed = await engine.call(PresenceRefresh(request_id=rid(), topic=name,
+                                                  members=("amy", "zed"), ttl=30))
+    assert isinstance(refreshed, PresenceMissing)
+    assert refreshed.members == ("zed",)
+    if isinstance(engine, Memory):
+        now = time.time() + 1
+        members = engine.engine.execute(PresenceRead(request_id=rid(), topic=name), now)
+    else:
+        await anyio.sleep(0.5)
+        members = await engine.call(PresenceRead(request_id=rid(), topic=name))
+    assert isinstance(members, PresenceMembers)
+    assert members.members == (("amy", b"a"),)  # bob expired; zed was never added
+    again = await engine.call(PresenceRefresh(request_id=rid(), topic=name,
+                                              members=("amy", "bob"), ttl=30))
+    assert isinstance(again, PresenceMissing)
+    assert again.members == ("bob",)
+    # A refresh never shortens an expiry.
+    await engine.call(PresenceRefresh(request_id=rid(), topic=name, members=("amy",),
+                                      ttl=0.05))
+    if not isinstance(engine, Memory):
+        await anyio.sleep(0.2)
+    kept = await engine.call(PresenceRead(request_id=rid(), topic=name))
+    assert isinstance(kept, PresenceMembers)
+    assert kept.members == (("amy", b"a"),)
 
 
 async def test_appends_reach_receiving_nodes_with_their_position(engine: Engine) -> None:

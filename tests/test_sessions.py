@@ -355,6 +355,31 @@ def test_auth_hook_accepts_with_identity_and_refuses_with_4005() -> None:
     assert bad.of_type(Disconnected)[0].code == CloseCode.AUTH_FAILED
 
 
+def test_metadata_given_on_resume_stays_with_its_session() -> None:
+    # Sessions without metadata share one empty dict (memory per idle session): metadata a
+    # resume brings must replace that dict for its session, never fill the shared one.
+    grants: dict[str, dict[str, str]] = {}
+
+    def auth(request: AuthRequest) -> AuthAccept:
+        return AuthAccept(identity=request.hello.auth_token,
+                          metadata=grants.get(request.hello.auth_token, {}))
+
+    sim = Simulation(hub_config(authenticate=auth))
+    plain = sim.add_client(client_config(auth_token="plain"))
+    other = sim.add_client(client_config(auth_token="other"))
+    sim.run_until(lambda: plain.connected and other.connected)
+    grants["plain"] = {"role": "guest"}
+    sim.cut(plain)
+    sim.run_until(lambda: plain.connected and plain.session.session_id is not None, timeout=30)
+    late = sim.add_client(client_config(auth_token="late"))
+    sim.run_until(lambda: late.connected)
+    hub = sim.hub
+    metadata = {c: hub.get_session(c.session.session_id).metadata  # type: ignore[union-attr]
+                for c in (plain, other, late)}
+    assert metadata == {plain: {"role": "guest"}, other: {}, late: {}}
+    assert hub.get_session(plain.session.session_id).identity == "plain"  # type: ignore[union-attr]
+
+
 def test_max_connections_refused_at_handshake_with_503() -> None:
     sim = Simulation(hub_config(max_connections=2))
     clients = [sim.add_client(client_config(reconnect=fast_reconnect(max_attempts=1)))
