@@ -704,15 +704,21 @@ class RedisEngine:
             if noscript:
                 results.append(None)
                 continue
-            try:
-                results.append(finish(replies))
-            except EngineDataError as exc:
-                self.data_errors += 1
-                self._log.warning("cluster engine: corrupt data for %s: %s",
-                                  type(request).__name__, exc)
-                results.append(EngineFailed(request_id=request.request_id,
-                                            reason=f"corrupt data in Redis: {exc}"))
+            results.append(self._finish(request, finish, replies))
         return results
+
+    def _finish(self, request: EngineRequest, finish: Callable[[list[Any]], EngineResult],
+                replies: list[Any]) -> EngineResult:
+        """A request's result from its commands' replies; data that is not what the engine
+        wrote (a foreign key, a truncated entry) fails that request, logged, and counted."""
+        try:
+            return finish(replies)
+        except EngineDataError as exc:
+            self.data_errors += 1
+            self._log.warning("cluster engine: corrupt data for %s: %s",
+                              type(request).__name__, exc)
+            return EngineFailed(request_id=request.request_id,
+                                reason=f"corrupt data in Redis: {exc}")
 
     async def _execute_on_wire(self, wire: Wire, batch: list[EngineRequest]
                                ) -> list[EngineResult | None]:
@@ -738,14 +744,7 @@ class RedisEngine:
             if any(isinstance(r, coredis.exceptions.NoScriptError) for r in replies):
                 results.append(None)
                 continue
-            try:
-                results.append(finish(replies))
-            except EngineDataError as exc:
-                self.data_errors += 1
-                self._log.warning("cluster engine: corrupt data for %s: %s",
-                                  type(request).__name__, exc)
-                results.append(EngineFailed(request_id=request.request_id,
-                                            reason=f"corrupt data in Redis: {exc}"))
+            results.append(self._finish(request, finish, replies))
         return results
 
     def _heads_chunks(self, topics: Sequence[str]) -> list[list[int]]:
