@@ -8,6 +8,7 @@ and sigma_ops' ``/readyz`` follows Redis' reachability."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -84,8 +85,10 @@ async def node(name: str, redis: RedisServer, node_id: str) -> AsyncIterator[Nod
     port = free_port()
     command = [sys.executable, *(a.format(port=port) for a in COMMANDS[name])]
     env = {**os.environ, "SIGMASOCKETS_REDIS_URL": redis.url, "SIGMASOCKETS_NODE_ID": node_id}
+    # Its own process group: hypercorn runs the app in a child process (multiprocessing, with
+    # a resource tracker), which a kill of the parent alone would leave running.
     process = await anyio.open_process(command, cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
-                                       stdout=None, stderr=None)
+                                       stdout=None, stderr=None, start_new_session=True)
     result = Node(name, port, process)
     try:
         with anyio.fail_after(30):  # a cold start of a server on a loaded machine
@@ -104,6 +107,8 @@ async def node(name: str, redis: RedisServer, node_id: str) -> AsyncIterator[Nod
             if process.returncode is None:
                 process.kill()
             await process.wait()
+            with contextlib.suppress(ProcessLookupError):  # the group, by the leader's PID
+                os.killpg(process.pid, signal.SIGKILL)
             await process.aclose()
 
 
