@@ -84,9 +84,14 @@ class ServerPump:
     # ------------------------------------------------------------------ inputs
 
     def data_received(self, conn_id: int, data: bytes | bytearray | memoryview) -> None:
-        """Bytes arrived on ``conn_id``: feed the hub, then :meth:`after_core`."""
-        self.hub.receive_data(conn_id, data, self._clock())
-        self.after_core()
+        """Bytes arrived on ``conn_id``: feed the hub, then :meth:`after_core` (its first
+        ``flush`` at the read's time: one clock read per read)."""
+        now = self._clock()
+        self.hub.receive_data(conn_id, data, now)
+        if self._busy:
+            self._again = True
+            return
+        self._run(now)
 
     def on_timer(self) -> None:
         """The adapter's timer fired (it is no longer armed)."""
@@ -95,8 +100,13 @@ class ServerPump:
         # The loop may fire a hair early (clock resolution): never let the core see time
         # before the deadline it asked for, or it would ask again at once.
         now = self._clock()
-        self.hub.handle_timer(now if when == math.inf or now > when else when)
-        self.after_core()
+        if when != math.inf and now < when:
+            now = when
+        self.hub.handle_timer(now)
+        if self._busy:
+            self._again = True
+            return
+        self._run(now)
 
     def disarmed(self) -> None:
         """The adapter cancelled its timer (stopping): the next :meth:`after_core` while
@@ -114,14 +124,25 @@ class ServerPump:
         if self._busy:
             self._again = True
             return
+        self._run(self._clock())
+
+    def _run(self, now: float) -> None:
+        """:meth:`after_core` with its first ``flush`` at ``now``.
+
+        One pass per read when nothing is left: the events are dispatched before the flush,
+        so a listener's output (its command re-entering :meth:`after_core` only sets
+        ``_again``) leaves in that flush; another pass runs only if the hub holds events
+        again (queued by a command or by the flush) or something re-entered during the
+        writes. With an engine link the loop also goes round while there was output, as the
+        link may have more to hand over."""
         hub = self.hub
         peers = self._peers
         link = self._link
         deliver = self._deliver
         self._busy = True
         try:
+            first = True
             while True:
-                self._again = False
                 if link is not None:
                     link.pump()
                 events = hub._take_events()
@@ -135,7 +156,13 @@ class ServerPump:
                                                            timestamp_ms))
                     else:
                         self._dispatch(event)
-                out = hub.flush(self._clock())
+                if not first:
+                    now = self._clock()
+                first = False
+                # What the callbacks above sent is in this flush: only a re-entry from here on
+                # (during the writes) asks for another pass.
+                self._again = False
+                out = hub.flush(now)
                 for conn_id, chunks, action in out:
                     peer = peers.get(conn_id)
                     if peer is None:
@@ -152,10 +179,11 @@ class ServerPump:
                         close = self._close
                         assert close is not None
                         close(peer, action)
-                if not out and not events and not self._again:
+                if not self._again and not hub._events and (link is None or not out):
                     break
         finally:
             self._busy = False
+            self._again = False
         if self.running:
             deadline = hub.next_deadline()
             if deadline is not None and deadline < self.armed_at:

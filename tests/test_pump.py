@@ -43,11 +43,12 @@ class Rig:
         self.emitter = EventEmitter(logger=logging.getLogger("test_pump"), owner="test")
         self.peers: dict[int, Transport] = {}
         self.armed: list[float] = []
+        self.clock_reads = 0
         self.pump = ServerPump(
             self.hub, emitter=self.emitter, raw=opts.serializer is RAW, peers=self.peers,
             dispatch=server_event_dispatcher(self.emitter, logging.getLogger("t"), {},
                                              opts.serializer),
-            link=None, clock=lambda: self.now, arm=self.armed.append, close=self._close)
+            link=None, clock=self._clock, arm=self.armed.append, close=self._close)
         self.pump.running = True
         hello = Hello(serializer=serializer.name) if serializer else None
         self.client = ClientConnection(host="example", hello=hello, now=self.now)
@@ -55,6 +56,10 @@ class Rig:
         self.transport = self.peers[self.conn_id] = Transport()
         self.pump.after_core()
         self.exchange()  # upgrade, Hello, Welcome
+
+    def _clock(self) -> float:
+        self.clock_reads += 1
+        return self.now
 
     def _close(self, peer: Transport, action: CloseAction) -> None:
         peer.closed = action
@@ -103,6 +108,62 @@ def test_an_echo_leaves_in_one_write_per_read() -> None:
     assert len(rig.transport.writes) == 1  # three echoes, one write
     rig.client.receive_data(rig.transport.writes.pop(), rig.now)
     assert data_payloads(rig.client.events_received()) == [b"a", b"b", b"c"]
+
+
+def test_a_read_with_an_echo_is_one_pass_one_clock_read_one_write() -> None:
+    """The fixed cost per read: the read's time serves the hub's input and its flush, and the
+    echo a listener sends from inside the ``message`` callback leaves in that one flush (its
+    command re-entering the pump does not read the clock or flush again)."""
+    rig = Rig()
+
+    def on_message(session: Session, payload: bytes, topic: str) -> None:
+        rig.hub.send_to(session.id, payload, rig.now)
+        rig.pump.after_core()
+
+    rig.emitter.on("message", on_message)
+    for n in range(1, 51):  # past an ack_every (32): the Ack joins the echo's write
+        rig.send(b"m%d" % n, first_seq=n)
+        reads = rig.clock_reads
+        rig.pump.data_received(rig.conn_id, b"".join(rig.client.data_to_send()))
+        assert rig.clock_reads - reads == 1
+        assert len(rig.transport.writes) == 1
+        rig.client.receive_data(rig.transport.writes.pop(), rig.now)
+        events = rig.client.events_received()
+        assert data_payloads(events) == [b"m%d" % n]
+        acks = [e.body.seq for e in events
+                if isinstance(e, EnvelopeReceived) and isinstance(e.body, Ack)]
+        assert acks == ([32] if n == 32 else [])
+
+
+class ReenteringTransport(Transport):
+    """A transport whose first write makes the application send again (as a callback run by
+    the transport, e.g. on ``resume_writing``, would): that output must not wait for the
+    next read."""
+
+    def __init__(self, rig: Rig) -> None:
+        super().__init__()
+        self.rig = rig
+        self.reentered = False
+
+    def write(self, data: bytes) -> None:
+        super().write(data)
+        if not self.reentered:
+            self.reentered = True
+            session = next(iter(self.rig.hub.sessions.values()))
+            self.rig.hub.send_to(session.id, b"from the write", self.rig.now)
+            self.rig.pump.after_core()
+
+
+def test_output_sent_during_the_writes_leaves_before_the_read_returns() -> None:
+    rig = Rig()
+    rig.emitter.on("message", lambda session, payload, topic: (
+        rig.hub.send_to(session.id, payload, rig.now), rig.pump.after_core()))
+    rig.transport = rig.peers[rig.conn_id] = ReenteringTransport(rig)
+    rig.send(b"ping")
+    rig.pump.data_received(rig.conn_id, b"".join(rig.client.data_to_send()))
+    assert len(rig.transport.writes) == 2  # the echo, then what the write sent
+    rig.client.receive_data(b"".join(rig.transport.writes), rig.now)
+    assert data_payloads(rig.client.events_received()) == [b"ping", b"from the write"]
 
 
 def test_a_raising_listener_is_reported_and_the_others_still_run() -> None:
