@@ -182,6 +182,10 @@ class SigmaSocketServer(ServerCommands):
                                              serializer),
             link=self._engine_link, clock=loop.time, arm=self._arm, close=_act)
         self._data_received = self._pump.data_received
+        # The commands' per-message calls (send_to_client: the clock, then the pump) go
+        # straight to the loop's clock and the compiled pump, without a Python frame each.
+        self._now = loop.time  # type: ignore[method-assign]
+        self._after_core = self._pump.after_core  # type: ignore[method-assign]
         protocol: type[_Protocol] = _Protocol
         if _buffered_reads(loop):
             protocol = _BufferedProtocol
