@@ -1098,7 +1098,10 @@ class Hub:
             elif kind == "ack":
                 session = self._sessions.get(key)  # type: ignore[call-overload]
                 if session is not None and session._ack_due <= now:
-                    self._send_ack(session, now)
+                    if session.last_seq == session._acked_seq and self._external is None:
+                        session._ack_due = math.inf  # acked by count since: nothing to say
+                    else:
+                        self._send_ack(session, now)
             elif kind == "replay":
                 rec = self._conns.get(key)  # type: ignore[call-overload]
                 if rec is not None:
@@ -2111,7 +2114,11 @@ class Hub:
         # Queued as its fields: events_received() builds the ClientMessage (MessageFields).
         self._events.append((session, seq, topic, bytes(payload), timestamp_ms))
         if seq - session._acked_seq >= self._ack_every:
-            self._send_ack(session, now)
+            # Acked by count: the ack timer, if set, stays for what comes next (it fires no
+            # later than ack_delay after the first message since the last timed ack, so
+            # before ack_delay after any later one): one timer per session and ack_delay,
+            # not one per ack_every messages.
+            self._send_ack(session, now, by_count=True)
         elif session._ack_due == math.inf:
             self._schedule_ack(session, now)
 
@@ -2161,8 +2168,9 @@ class Hub:
             session._ack_due = now + self.config.ack_delay
             self._push_timer(session._ack_due, "ack", session.id)
 
-    def _send_ack(self, session: Session, now: float) -> None:
-        session._ack_due = math.inf
+    def _send_ack(self, session: Session, now: float, by_count: bool = False) -> None:
+        if not by_count or self._external is not None:
+            session._ack_due = math.inf
         if self._external is not None:
             self._save(session, now)  # acked once the engine holds it (_ack_saved)
             return

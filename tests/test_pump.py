@@ -250,3 +250,48 @@ def test_exactly_one_way_to_hand_output_over() -> None:
     with pytest.raises(ValueError, match="exactly one of close= and deliver="):
         ServerPump(hub, emitter=EventEmitter(), dispatch=lambda event: None, raw=True,
                    peers={}, link=None, clock=lambda: 0.0, arm=lambda when: None)
+
+
+def test_every_message_is_acked_within_ack_delay_with_one_ack_timer_per_window() -> None:
+    """A client sending a message every millisecond: acks by count (every ``ack_every``) and
+    by time. Every message is acknowledged no later than ``ack_delay`` after it arrived, and
+    the ack timer wakes the server about once per ``ack_delay``, not once per ``ack_every``
+    messages (an ack by count leaves the pending timer for what comes after it)."""
+    rig = Rig()
+    delay = rig.hub.config.ack_delay
+    received_at: dict[int, float] = {}
+    acked_at: dict[int, float] = {}
+    fired = 0
+
+    def collect() -> None:
+        if rig.transport.writes:
+            rig.client.receive_data(b"".join(rig.transport.writes), rig.now)
+            rig.transport.writes.clear()
+        for event in rig.client.events_received():
+            if isinstance(event, EnvelopeReceived) and isinstance(event.body, Ack):
+                for seq in range(len(acked_at) + 1, event.body.seq + 1):
+                    acked_at[seq] = rig.now
+
+    def advance(to: float) -> None:
+        nonlocal fired
+        while rig.pump.armed_at <= to:
+            rig.now = rig.pump.armed_at
+            rig.pump.on_timer()
+            fired += 1
+            collect()
+        rig.now = to
+
+    start = rig.now
+    for seq in range(1, 501):  # 0.5 s
+        rig.send(b"m", first_seq=seq)
+        received_at[seq] = rig.now
+        rig.pump.data_received(rig.conn_id, b"".join(rig.client.data_to_send()))
+        collect()
+        advance(rig.now + 0.001)
+    advance(rig.now + 2 * delay)
+    assert sorted(acked_at) == sorted(received_at)
+    late = {seq: acked_at[seq] - at for seq, at in received_at.items()
+            if acked_at[seq] - at > delay + 1e-9}
+    assert late == {}
+    # ~10 ack windows in 0.5 s (an ack by count every 32 ms would make ~16 timers).
+    assert fired <= (rig.now - start) / delay + 3
