@@ -180,12 +180,15 @@ class SigmaSocketServer(ServerCommands):
             self._hub, emitter=self._emitter, raw=serializer is RAW, peers=self._peers,
             dispatch=server_event_dispatcher(self._emitter, self._logger, self._addresses,
                                              serializer),
-            link=self._engine_link, clock=loop.time, arm=self._arm, close=_act)
+            link=self._engine_link, clock=loop.time, arm=self._arm, close=_act,
+            serializer=serializer)
         self._data_received = self._pump.data_received
         # The commands' per-message calls (send_to_client: the clock, then the pump) go
         # straight to the loop's clock and the compiled pump, without a Python frame each.
         self._now = loop.time  # type: ignore[method-assign]
         self._after_core = self._pump.after_core  # type: ignore[method-assign]
+        if type(self).send_to_client is ServerCommands.send_to_client:  # not overridden
+            self.send_to_client = self._pump.send_to_client  # type: ignore[method-assign]
         protocol: type[_Protocol] = _Protocol
         if _buffered_reads(loop):
             protocol = _BufferedProtocol

@@ -30,7 +30,8 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from .engine import EngineLink
-from .hub import CloseAction, Hub, HubEvent, _client_message
+from .hub import CloseAction, Hub, HubEvent, Session, _client_message
+from .serializers import RAW, Serializer, encode_payload
 
 __all__ = ["ServerPump"]
 
@@ -61,7 +62,8 @@ class ServerPump:
                  raw: bool, peers: dict[int, Any], link: EngineLink | None,
                  clock: Callable[[], float], arm: Callable[[float], None],
                  close: Callable[[Any, CloseAction], None] | None = None,
-                 deliver: Callable[[Any, list[bytes], CloseAction], None] | None = None) -> None:
+                 deliver: Callable[[Any, list[bytes], CloseAction], None] | None = None,
+                 serializer: Serializer = RAW) -> None:
         if (close is None) == (deliver is None):
             raise ValueError("ServerPump needs exactly one of close= and deliver=")
         self.hub = hub
@@ -69,6 +71,8 @@ class ServerPump:
         self._dispatch = dispatch
         self._peers = peers
         self._raw = raw
+        #: The server's serializer (for :meth:`send_to_client`; ``raw`` when it is RAW).
+        self._serializer = serializer
         self._link = link
         self._clock = clock
         self._arm = arm
@@ -189,6 +193,35 @@ class ServerPump:
             if deadline is not None and deadline < self.armed_at:
                 self.armed_at = deadline
                 self._arm(deadline)
+
+    # ------------------------------------------------------------------ commands
+
+    def send_to_client(self, client: object, data: Any) -> bool:
+        """:meth:`sigma_core.api.ServerCommands.send_to_client` of a started server, compiled:
+        the same checks, errors and result (tests/test_pump.py holds the two equal). The socket
+        adapters bind it over the method at start when it is not overridden: an echo's answer
+        is then one call from the application's Python, not a Python frame more per message.
+
+        Raises:
+            LocalProtocolError: the serializer cannot encode ``data``, or the message is larger
+                than ``max_message_size`` allows.
+        """
+        hub = self.hub
+        if isinstance(client, Session):
+            session_id = client.id
+        elif isinstance(client, str):
+            session_id = client
+        else:
+            session_id = client.id  # type: ignore[attr-defined]  # the method's AttributeError
+        if hub.get_session(session_id) is None:
+            return False
+        if self._raw and type(data) is bytes:
+            payload: bytes | bytearray | memoryview = data
+        else:
+            payload = encode_payload(self._serializer, data)
+        hub.send_to(session_id, payload, self._clock())
+        self.after_core()
+        return True
 
     def _message(self, session: object, payload: bytes, topic: str) -> None:
         """``message(session, payload, topic)`` to every listener, as ``EventEmitter.emit``

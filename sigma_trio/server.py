@@ -214,11 +214,13 @@ class SigmaSocketServer(OwnNursery, ServerCommands):
                 dispatch=server_event_dispatcher(self._emitter, self._logger, self._addresses,
                                                  options.serializer),
                 link=self._engine_link, clock=trio.current_time, arm=self._arm,
-                deliver=self._deliver)
+                deliver=self._deliver, serializer=options.serializer)
         # The commands' per-message calls (send_to_client: the clock, then the pump) go
         # straight to trio's clock and the compiled pump, without a Python frame each.
         self._now = trio.current_time  # type: ignore[method-assign]
         self._after_core = self._pump.after_core  # type: ignore[method-assign]
+        if type(self).send_to_client is ServerCommands.send_to_client:  # not overridden
+            self.send_to_client = self._pump.send_to_client  # type: ignore[method-assign]
         tcp = await trio.open_tcp_listeners(self._port, host=options.host)
         listeners: list[trio.abc.Listener[Any]] = list(tcp)
         if options.ssl is not None:

@@ -12,9 +12,10 @@ from typing import Any
 
 import pytest
 
-from sigma_core.api import EventEmitter, ServerOptions, server_event_dispatcher
+from sigma_core.api import EventEmitter, ServerCommands, ServerOptions, server_event_dispatcher
 from sigma_core.connection import ClientConnection, EnvelopeReceived
 from sigma_core.entropy import SeededEntropy
+from sigma_core.errors import LocalProtocolError
 from sigma_core.hub import ClientMessage, CloseAction, Hub, Session
 from sigma_core.messages import Ack, Data, Hello
 from sigma_core.pump import ServerPump
@@ -38,7 +39,8 @@ class Rig:
 
     def __init__(self, serializer: Any = None, **options: Any) -> None:
         self.now = 100.0
-        opts = ServerOptions(**({"serializer": serializer} if serializer else {}), **options)
+        self.opts = opts = ServerOptions(**({"serializer": serializer} if serializer else {}),
+                                         **options)
         self.hub = Hub(opts.hub_config(), entropy=SeededEntropy(1), now=self.now)
         self.emitter = EventEmitter(logger=logging.getLogger("test_pump"), owner="test")
         self.peers: dict[int, Transport] = {}
@@ -48,7 +50,8 @@ class Rig:
             self.hub, emitter=self.emitter, raw=opts.serializer is RAW, peers=self.peers,
             dispatch=server_event_dispatcher(self.emitter, logging.getLogger("t"), {},
                                              opts.serializer),
-            link=None, clock=self._clock, arm=self.armed.append, close=self._close)
+            link=None, clock=self._clock, arm=self.armed.append, close=self._close,
+            serializer=opts.serializer)
         self.pump.running = True
         hello = Hello(serializer=serializer.name) if serializer else None
         self.client = ClientConnection(host="example", hello=hello, now=self.now)
@@ -156,8 +159,11 @@ class ReenteringTransport(Transport):
 
 def test_output_sent_during_the_writes_leaves_before_the_read_returns() -> None:
     rig = Rig()
-    rig.emitter.on("message", lambda session, payload, topic: (
-        rig.hub.send_to(session.id, payload, rig.now), rig.pump.after_core()))
+    def echo(session: Session, payload: bytes, topic: str) -> None:
+        rig.hub.send_to(session.id, payload, rig.now)
+        rig.pump.after_core()
+
+    rig.emitter.on("message", echo)
     rig.transport = rig.peers[rig.conn_id] = ReenteringTransport(rig)
     rig.send(b"ping")
     rig.pump.data_received(rig.conn_id, b"".join(rig.client.data_to_send()))
@@ -295,3 +301,48 @@ def test_every_message_is_acked_within_ack_delay_with_one_ack_timer_per_window()
     assert late == {}
     # ~10 ack windows in 0.5 s (an ack by count every 32 ms would make ~16 timers).
     assert fired <= (rig.now - start) / delay + 3
+
+
+class Commands(ServerCommands):
+    """``ServerCommands.send_to_client`` (the Python method every adapter inherits) on a rig."""
+
+    def __init__(self, rig: Rig) -> None:
+        self.rig = rig
+        self.options = rig.opts
+        self._hub = rig.hub
+
+    def _now(self) -> float:
+        return self.rig.now
+
+    def _after_core(self) -> None:
+        self.rig.pump.after_core()
+
+
+def _outcome(call: Any) -> Any:
+    try:
+        return ("returned", call())
+    except Exception as exc:  # the outcome compared, whatever it is
+        return ("raised", type(exc), str(exc))
+
+
+@pytest.mark.parametrize("serializer", [None, JSON])
+def test_the_pumps_send_to_client_is_the_commands_send_to_client(serializer: Any) -> None:
+    """The compiled ``ServerPump.send_to_client`` the adapters bind at start and the Python
+    ``ServerCommands.send_to_client`` it stands for: the same result, error and frames for a
+    session, its id, an unknown id, a wrong client, payloads of every kind."""
+    rig = Rig(serializer=serializer)
+    commands = Commands(rig)
+    session = next(iter(rig.hub.sessions.values()))
+    big = b"x" * (rig.opts.max_message_size + 1)
+    payloads: list[Any] = ([b"bytes", bytearray(b"ba"), memoryview(b"mv"), "text", 7, big]
+                           if serializer is None else [{"n": 1}, [1, 2], object(), b"raw"])
+    for client in (session, session.id, "no-such-session", 42):
+        for data in payloads:
+            ours = _outcome(lambda c=client, d=data: rig.pump.send_to_client(c, d))
+            got_ours = data_payloads(rig.exchange())
+            theirs = _outcome(lambda c=client, d=data: commands.send_to_client(c, d))
+            got_theirs = data_payloads(rig.exchange())
+            assert ours == theirs, (client, data)
+            assert got_ours == got_theirs, (client, data)
+            if ours[0] == "raised":
+                assert ours[1] in (LocalProtocolError, AttributeError), ours
