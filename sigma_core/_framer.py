@@ -37,7 +37,7 @@ from __future__ import annotations
 import struct
 from codecs import IncrementalDecoder, getincrementaldecoder
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, Final, NamedTuple
 
 __all__ = [
     "BINARY",
@@ -61,32 +61,39 @@ __all__ = [
     "unmask_py",
 ]
 
-CONTINUATION, TEXT, BINARY, CLOSE, PING, PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
+# (Final, these and the module's other constants: compiled, each is a C static or an inlined
+# literal, not a module-dict lookup per use — the parser read nine per frame.)
+CONTINUATION: Final = 0x0
+TEXT: Final = 0x1
+BINARY: Final = 0x2
+CLOSE: Final = 0x8
+PING: Final = 0x9
+PONG: Final = 0xA
 
-_CONTROL_OPCODES = (CLOSE, PING, PONG)
-_FIN = 0x80
-_RSV = 0x70
-_MASKED = 0x80
+_CONTROL_OPCODES: Final = (CLOSE, PING, PONG)
+_FIN: Final = 0x80
+_RSV: Final = 0x70
+_MASKED: Final = 0x80
 
-_LEN16 = struct.Struct("!BBH")
-_LEN64 = struct.Struct("!BBQ")
-_unpack_len64 = struct.Struct("!Q").unpack_from
-_unpack_mask = struct.Struct("<I").unpack_from
-_UTF8 = getincrementaldecoder("utf-8")
+_LEN16: Final = struct.Struct("!BBH")
+_LEN64: Final = struct.Struct("!BBQ")
+_unpack_len64: Final = struct.Struct("!Q").unpack_from
+_unpack_mask: Final = struct.Struct("<I").unpack_from
+_UTF8: Final = getincrementaldecoder("utf-8")
 
-_PROTOCOL_ERROR = 1002
-_UNSUPPORTED_DATA = 1003
-_INVALID_DATA = 1007
-_POLICY_VIOLATION = 1008
-_TOO_BIG = 1009
+_PROTOCOL_ERROR: Final = 1002
+_UNSUPPORTED_DATA: Final = 1003
+_INVALID_DATA: Final = 1007
+_POLICY_VIOLATION: Final = 1008
+_TOO_BIG: Final = 1009
 
 # RFC 6455 §7.4.1/§7.4.2 as wsproto reads them: 1000-1003 and 1007-1013 (1012 and 1013 from the
 # IANA registry), and 3000-4999. 1004, 1014 and the rest of 1016-2999 are reserved; 1005, 1006
 # and 1015 may never be sent.
-_RECEIVABLE_PROTOCOL_CODES = frozenset([*range(1000, 1004), *range(1007, 1014)])
-_LOCAL_ONLY_CODES = frozenset([1005, 1006, 1015])
+_RECEIVABLE_PROTOCOL_CODES: Final = frozenset([*range(1000, 1004), *range(1007, 1014)])
+_LOCAL_ONLY_CODES: Final = frozenset([1005, 1006, 1015])
 # How wsproto names the opcodes in "expected CONTINUATION, got ..." (its Opcode enum's repr).
-_OPCODE_NAMES = {TEXT: "<Opcode.TEXT: 1>", BINARY: "<Opcode.BINARY: 2>"}
+_OPCODE_NAMES: Final = {TEXT: "<Opcode.TEXT: 1>", BINARY: "<Opcode.BINARY: 2>"}
 
 
 class PingFrame(NamedTuple):
@@ -440,15 +447,15 @@ def _close_frame(payload: bytes) -> CloseFrame | Failure:
 # Below this size, XOR as one big integer: int.from_bytes, ^, to_bytes are each one C loop.
 # From it on, four bytes.translate calls over strided slices cost less (measured on CPython 3.11:
 # equal near 1 KiB, 1.5x cheaper at 4 KiB; the integer way is 2x cheaper at 256 bytes).
-_TRANSLATE_FROM = 1024
+_TRANSLATE_FROM: Final = 1024
 # Integers with a 1 in the low byte of every 32-bit word, by word count: m * _ones(k) repeats
 # the 32-bit mask m k times. A few sizes recur (the same envelopes), so a small cache pays.
-_ONES: dict[int, int] = {}
-_ONES_CACHE_SIZE = 64
-_ALL_WORDS = _TRANSLATE_FROM // 4
-_ALL_ONES = int.from_bytes(b"\x01\x00\x00\x00" * _ALL_WORDS, "little")
+_ONES: Final[dict[int, int]] = {}
+_ONES_CACHE_SIZE: Final = 64
+_ALL_WORDS: Final = _TRANSLATE_FROM // 4
+_ALL_ONES: Final = int.from_bytes(b"\x01\x00\x00\x00" * _ALL_WORDS, "little")
 # bytes.translate tables: _XOR_TABLES[k][i] == i ^ k.
-_XOR_TABLES = [bytes(i ^ k for i in range(256)) for k in range(256)]
+_XOR_TABLES: Final = [bytes(i ^ k for i in range(256)) for k in range(256)]
 
 
 def _ones(words: int) -> int:

@@ -90,6 +90,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Sequence
+from typing import Final
 
 from wsproto.connection import Connection, ConnectionState
 from wsproto.events import (
@@ -163,19 +164,21 @@ _FIN_TEXT = 0x81
 _FIN_CLOSE = 0x88
 _FIN_PING = 0x89
 _FIN_PONG = 0x8A
-_pack_header_16 = struct.Struct("!BBH").pack
-_pack_header_64 = struct.Struct("!BBQ").pack
+_pack_header_16: Final = struct.Struct("!BBH").pack
+_pack_header_64: Final = struct.Struct("!BBQ").pack
 
 # The hot path's way to build MessageReceived: the bare object, then its slot (see receive_data).
 # (MessageReceived.__new__ is object.__new__ in Python; compiled by mypyc, the class's own.)
-_new_event = MessageReceived.__new__
-_set_message_data = vars(MessageReceived)["data"].__set__
+# (Final, these and the states: compiled, each is a C static, not a module-dict lookup per use;
+# ``transport_should_close``, asked once per read, was two.)
+_new_event: Final = MessageReceived.__new__
+_set_message_data: Final = vars(MessageReceived)["data"].__set__
 
-_OPEN = WebSocketState.OPEN
-_LOCAL_CLOSING = WebSocketState.LOCAL_CLOSING
-_HANDSHAKE = WebSocketState.HANDSHAKE
-_CLOSED = WebSocketState.CLOSED
-_REJECTED = WebSocketState.REJECTED
+_OPEN: Final = WebSocketState.OPEN
+_LOCAL_CLOSING: Final = WebSocketState.LOCAL_CLOSING
+_HANDSHAKE: Final = WebSocketState.HANDSHAKE
+_CLOSED: Final = WebSocketState.CLOSED
+_REJECTED: Final = WebSocketState.REJECTED
 
 
 class WebSocket:
