@@ -1684,7 +1684,8 @@ class Hub:
                         loud=rec.client_errors <= _LOGGED_CLIENT_ERRORS))
                 elif isinstance(body, Refresh):
                     self._on_refresh(rec, session, body, now)
-                # Ack from the client: positions are advisory; nothing to do yet.
+                elif type(body) is Ack:
+                    self._on_client_ack(session, body)
             elif isinstance(event, HelloReceived):
                 self._on_hello(rec, event.hello, now)
             elif isinstance(event, HandshakeRequest):
@@ -1711,6 +1712,19 @@ class Hub:
                 self._on_http(rec, event)
             elif isinstance(event, Closed):
                 self._on_closed(rec, event, now)
+
+    def _on_client_ack(self, session: Session, ack: Ack) -> None:
+        """A client's Ack: its ``$inbox`` position says which of the session's inbox messages
+        it holds, and those leave the inbox's history (nobody else reads it; a resume replays
+        only what follows the client's position). Another epoch than the inbox's, or an offset
+        beyond its head, releases nothing, and so does any other topic (advisory: rooms and
+        ``$all`` are read by many) and ``seq`` (protocol.md §7). With an external engine the
+        engine's own history limits bound the inbox instead (nothing is trimmed there)."""
+        if self._external is not None:
+            return
+        for reported in ack.positions:
+            if reported.topic == INBOX_TOPIC:
+                self._engine.release_upto(_INBOX_KEY + session.id, reported.position)
 
     def _on_http(self, rec: _Conn, request: HttpRequest) -> None:
         handler = self.config.http_handler
