@@ -656,7 +656,8 @@ async def workload_c(args: argparse.Namespace, cls: type[PlainConn]) -> dict[str
 
 async def workload_d(args: argparse.Namespace, cls: type[PlainConn]) -> dict[str, Any]:
     """Memory: server VmRSS before and after opening N idle connections (ours: sessions, Hello
-    and Welcome done), then again after every connection has had one 1 KiB echo."""
+    and Welcome done), then again after every connection has had one 1 KiB echo (and, ours,
+    has acknowledged the reply: docs/protocol.md §7)."""
     n = 1000 if args.quick else args.conns_d
     await asyncio.sleep(0.3)
     before = proc_rss_kib(args.server_pid)
@@ -682,7 +683,8 @@ async def workload_d(args: argparse.Namespace, cls: type[PlainConn]) -> dict[str
             conn.send(PAYLOAD)
         await asyncio.sleep(0)
     await asyncio.wait_for(done, 120)
-    await asyncio.sleep(1.0)
+    # Past the clients' inbox Acks (InboxAcks: 1 s after a reply), as a user's clients send them.
+    await asyncio.sleep(1.5)
     after_echo = proc_rss_kib(args.server_pid)
     return {
         "connections": n,

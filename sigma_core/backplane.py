@@ -162,6 +162,12 @@ class MemoryEngine:
     def limits(self) -> HistoryLimits:
         return self._limits
 
+    @property
+    def lazy_inboxes(self) -> bool:
+        """Whether inboxes are streams only from their first message (see the module
+        docstring): an inbox's first position is then its derived epoch and offset 0."""
+        return bool(self._inbox_secret)
+
     def __len__(self) -> int:
         return len(self._streams)
 
