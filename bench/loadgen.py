@@ -9,7 +9,7 @@ peers echo frames). ``--proto sigma`` speaks our protocol on top: the upgrade of
 envelopes (``codec.encode_data``) numbered 1, 2, ... per connection, decodes every envelope the
 server sends (Data with a small hand-written reader for topic and position, which the client
 keeps; everything else with ``codec.decode``), ignores Acks, answers Pings with Pongs and
-acknowledges its ``$inbox`` messages as the reference clients do (after 32, or 1 s after the
+acknowledges its ``$inbox`` messages as the reference clients do (after 128, or 1 s after the
 first unacknowledged one: :class:`InboxAcks`), so the server drops its copies of the replies.
 ``--proto socketio`` speaks Socket.IO 5 over Engine.IO 4 on the WebSocket transport
 (``/socket.io/?EIO=4&transport=websocket``): each message is an ``echo`` event with one binary
@@ -278,7 +278,7 @@ class InboxAcks:
 
     __slots__ = ("delay", "every", "position", "send", "timer", "unacked")
 
-    def __init__(self, send: Callable[[bytes], None], every: int = 32, delay: float = 1.0) -> None:
+    def __init__(self, send: Callable[[bytes], None], every: int = 128, delay: float = 1.0) -> None:
         self.send = send
         self.every = every
         self.delay = delay

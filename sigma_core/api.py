@@ -345,7 +345,7 @@ class ClientOptions:
     #: seconds after the first unacknowledged one, so it can drop its copies at once instead of
     #: keeping them for replay until its history limits (docs/protocol.md §7, "Inbox
     #: acknowledgements"); 0: never.
-    inbox_ack_every: int = 32
+    inbox_ack_every: int = 128
     inbox_ack_delay: float = 1.0
     #: Seconds a socket the client lets go of (``disconnect()``, a lost or replaced connection)
     #: has to write its last bytes and see the server close first (RFC 6455 §7.1.1) before it

@@ -182,7 +182,7 @@ class ClientConfig:
     #: ``inbox_ack_delay`` seconds after the first of them, whichever comes first, so that the
     #: server can let go of what this client holds; 0 never acknowledges (the server then keeps
     #: them until its history limits drop them, as for a client that predates inbox acks).
-    inbox_ack_every: int = 32
+    inbox_ack_every: int = 128
     inbox_ack_delay: float = 1.0
 
     def __post_init__(self) -> None:

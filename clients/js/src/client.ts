@@ -145,7 +145,7 @@ export interface SigmaSocketClientOptions {
   /**
    * Acknowledge `$inbox` messages to the server (protocol.md §7) after this many, or
    * `inboxAckDelay` ms after the first unacknowledged one, so it can let go of them.
-   * Defaults 32 and 1000; `inboxAckEvery: 0` never acknowledges.
+   * Defaults 128 and 1000; `inboxAckEvery: 0` never acknowledges.
    */
   inboxAckEvery?: number;
   inboxAckDelay?: number;

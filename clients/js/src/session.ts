@@ -134,7 +134,7 @@ export const DEFAULT_SESSION_CONFIG: Omit<SessionConfig, "url"> = {
   pace: 0.9,
   wallClockOffset: 0,
   probeTimeout: 3000,
-  inboxAckEvery: 32,
+  inboxAckEvery: 128,
   inboxAckDelay: 1000,
 };
 

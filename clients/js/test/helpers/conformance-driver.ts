@@ -155,7 +155,7 @@ function runTrace(trace: { config?: TraceConfig; steps: Step[] }): Json {
     refreshTokens: c.refresh_tokens ?? false,
     refreshMargin: c.refresh_margin_ms ?? 30000,
     pace: c.pace ?? 0.9,
-    inboxAckEvery: c.inbox_ack_every ?? 32,
+    inboxAckEvery: c.inbox_ack_every ?? 128,
     inboxAckDelay: c.inbox_ack_delay_ms ?? 1000,
   }, () => rnd);
   let current = 0; // the attempt of the latest `open` output
