@@ -594,3 +594,67 @@ async def test_failover_that_lost_acked_writes_starts_a_new_epoch(fenced: bool) 
             replica.stop()
             primary.stop()
             gc.collect()
+
+
+async def test_subscriber_reassembles_split_messages_and_pings_when_idle() -> None:
+    # The pub/sub connection against a scripted server: a message cut into three writes, two
+    # messages in one write — each delivered whole, once, in order (on asyncio from the event
+    # loop's read callback, on trio from a reading task: both paths of Subscriber.serve).
+    # Then silence: a PING after idle_timeout / 2; the server answers it once, then not
+    # again — the subscriber gives up with a TimeoutError after the second ping goes
+    # unanswered, rather than waiting forever.
+    from sigma_redis._pubsub import Subscriber
+    from sigma_redis._url import Endpoint
+
+    def message(data: bytes) -> bytes:
+        return b"*3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$%d\r\n%s\r\n" % (len(data), data)
+
+    pings: list[float] = []
+    received: list[bytes] = []
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    port = listener.extra(anyio.abc.SocketAttribute.local_port)
+
+    async def server(stream: anyio.abc.SocketStream) -> None:
+        async with stream:
+            assert b"SUBSCRIBE" in await stream.receive()
+            await stream.send(b"*3\r\n$9\r\nsubscribe\r\n$2\r\nch\r\n:1\r\n")
+            first = message(b"one" * 20)
+            for part in (first[:5], first[5:40], first[40:]):
+                await stream.send(part)
+                await anyio.sleep(0.02)
+            await stream.send(message(b"two") + message(b"three"))
+            while True:
+                data = await stream.receive()
+                if b"PING" in data:
+                    pings.append(time.monotonic())
+                    if len(pings) == 1:
+                        await stream.send(b"*2\r\n$4\r\npong\r\n$0\r\n\r\n")
+
+    subscriber = Subscriber(Endpoint("127.0.0.1", port),
+                            lambda channel, data: received.append(data),
+                            connect_timeout=2.0, idle_timeout=0.4)
+    with anyio.fail_after(10):
+        async with listener, anyio.create_task_group() as tg:
+            tg.start_soon(listener.serve, server)
+            await subscriber.connect()
+            started = time.monotonic()
+
+
+            async def subscribe_and_wait() -> None:
+                async with anyio.create_task_group() as inner:
+                    inner.start_soon(subscriber.serve)
+                    await subscriber.subscribe(b"ch")
+                    await anyio.sleep(5)
+            try:
+                with pytest.raises(BaseExceptionGroup) as caught:
+                    await subscribe_and_wait()
+            finally:
+                await subscriber.aclose()
+            tg.cancel_scope.cancel()
+    assert received == [b"one" * 20, b"two", b"three"]
+    failure = caught.value.exceptions[0]
+    assert isinstance(failure, TimeoutError)
+    assert "silent for 0.4 s" in str(failure)
+    assert len(pings) == 2
+    assert 0.15 < pings[0] - started < 1.0
+    assert time.monotonic() - started < 2.5
