@@ -215,8 +215,10 @@ def run_scenario(label: str, redis: RedisServer | None, args: argparse.Namespace
                  tmp: Path) -> None:
     cross = redis is not None
     os.environ["SIGMA_NODE_DEFAULTS"] = "1"
-    nodes = [start_node(args.backend, redis.url, "ta"), start_node(args.backend, redis.url, "tb")] \
-        if redis is not None else [start_node(args.backend, "none", "t1")]
+    root = Path(args.root).resolve() if args.root else None
+    nodes = [start_node(args.backend, redis.url, "ta", root=root),
+             start_node(args.backend, redis.url, "tb", root=root)] \
+        if redis is not None else [start_node(args.backend, "none", "t1", root=root)]
     client = subprocess.Popen(
         [sys.executable, "-c", CLIENT, str(nodes[0].port), str(nodes[-1].port), str(args.rate),
          str(args.seconds)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=str(ROOT),
@@ -287,18 +289,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backend", default="asyncio", choices=["asyncio", "trio"])
     parser.add_argument("--tool", default="perf", choices=["perf", "strace"],
                         help="perf trace (default: no stop per syscall) or strace")
+    parser.add_argument("--root", metavar="DIR",
+                        help="run the nodes from another checkout (git archive + compiled "
+                             "sigma_core), for a before/after")
     parser.add_argument("--keep", metavar="DIR", help="keep the trace files in DIR")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(args.keep or tmp_name)
         tmp.mkdir(parents=True, exist_ok=True)
-        redis = RedisServer(tmp / "redis").start() if (tmp / "redis").mkdir() is None else None
+        (tmp / "redis").mkdir()
+        redis = RedisServer(tmp / "redis").start()
         try:
             run_scenario("one-node", None, args, tmp)
             run_scenario("cross-node", redis, args, tmp)
         finally:
-            if redis is not None:
-                redis.stop()
+            redis.stop()
     print(f"\nload average: {os.getloadavg()[0]:.1f}")
     return 0
 

@@ -35,7 +35,7 @@ import anyio.abc
 from ._url import Endpoint, parse_target
 
 __all__ = ["ChannelMoved", "Connection", "ProtocolError", "Redirected", "ReplyError",
-           "Subscriber", "ask", "parse_url"]
+           "Subscriber", "ask", "connect_socket", "parse_url"]
 
 
 class ProtocolError(ConnectionError):
@@ -125,7 +125,7 @@ def parse_reply(buf: bytearray, pos: int) -> tuple[object, int]:
     raise ProtocolError(f"unknown RESP type {bytes([kind])!r}")
 
 
-async def _connect_socket(endpoint: Endpoint) -> socket.socket:
+async def connect_socket(endpoint: Endpoint) -> socket.socket:
     """A connected non-blocking socket to ``endpoint`` (TCP with ``TCP_NODELAY``, or Unix)."""
     if endpoint.port == 0:
         targets: list[tuple[int, int, Any]] = [(socket.AF_UNIX, 0, endpoint.host)]
@@ -180,7 +180,7 @@ class Connection:
                 self._stream = await anyio.connect_tcp(
                     ep.host, ep.port, ssl_context=ssl.create_default_context())
             else:
-                self._sock = await _connect_socket(ep)
+                self._sock = await connect_socket(ep)
             if ep.password is not None:
                 auth = (b"AUTH", ep.username.encode(), ep.password.encode()) if ep.username \
                     else (b"AUTH", ep.password.encode())

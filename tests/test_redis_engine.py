@@ -658,3 +658,37 @@ async def test_subscriber_reassembles_split_messages_and_pings_when_idle() -> No
     assert len(pings) == 2
     assert 0.15 < pings[0] - started < 1.0
     assert time.monotonic() - started < 2.5
+
+
+async def test_idle_engine_writes_a_request_from_submit_in_order_and_survives_a_dead_socket(
+        redis: RedisServer) -> None:
+    # With nothing in flight, submit() writes the pipeline itself (no event-loop turn before
+    # the append leaves); what arrives meanwhile waits for the replies and goes next, in
+    # order. A connection that died under the idle engine: the requests stay queued, the
+    # batcher opens a new connection, nothing is lost or sent twice.
+    async with harness(redis.url) as h:
+        topic = fresh_topic("sendnow")
+        await append(h, topic, b"0")
+        first = Append(request_id=h.rid(), topic=topic, envelope=b"1", wall_time=time.time())
+        second = Append(request_id=h.rid(), topic=topic, envelope=b"2", wall_time=time.time())
+        h.engine.submit([first])
+        assert h.engine._sent is not None  # written already, before any await
+        assert not h.engine._queue
+        h.engine.submit([second])
+        assert list(h.engine._queue) == [second]  # waits for the first pipeline's replies
+        await h.wait_for(lambda: second.request_id in h.results)
+        offsets = [h.results.pop(r.request_id) for r in (first, second)]
+        assert [r.position.offset for r in offsets if isinstance(r, Appended)] == [2, 3]
+        wire = h.engine._wire
+        assert wire is not None
+        assert wire._sock is not None
+        wire._sock.close()  # the socket dies while the engine is idle
+        third = await h.call(Append(request_id=h.rid(), topic=topic, envelope=b"3",
+                                    wall_time=time.time()))
+        assert isinstance(third, Appended)
+        assert third.position.offset == 4
+        read = await h.call(ReadRange(request_id=h.rid(), topic=topic,
+                                      after=StreamPosition(third.position.epoch, 0),
+                                      max_count=0, max_bytes=0))
+        assert isinstance(read, RangeRead)
+        assert [e.envelope for e in read.entries] == [b"0", b"1", b"2", b"3"]
