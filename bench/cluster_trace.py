@@ -15,10 +15,12 @@ window. Each message is followed through the syscalls by their order and sizes:
 
 (on one node: client write → node wakes → node reads → node writes → client wakes → reads).
 Printed: the median time of each hop since the client's write, the median gap between hops,
-and how many ``epoll_wait`` calls each process made per message. ``perf trace`` records from
-the kernel's syscall tracepoints without stopping the processes (a few µs per syscall);
-strace stops every traced process at each traced syscall (tens of µs each), so its absolute
-figures are inflated.
+and how many ``epoll_wait`` calls each process made per message. Then the floor of the
+Redis hop, untraced: a raw client's ``PUBLISH`` reaching a raw subscriber (blocking sockets,
+no event loop, no framework) in another process — two process wake-ups through Redis.
+``perf trace`` records from the kernel's syscall tracepoints without stopping the processes
+(a few µs per syscall); strace stops every traced process at each traced syscall (tens of µs
+each), so its absolute figures are inflated.
 """
 
 from __future__ import annotations
@@ -74,6 +76,68 @@ async def main(pub_port, recv_port, rate, seconds):
 
 asyncio.run(main(*map(int, sys.argv[1:3]), float(sys.argv[3]), float(sys.argv[4])))
 """
+
+FLOOR = r"""
+import socket, sys, time
+port, role, rate, seconds = int(sys.argv[1]), sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
+sock = socket.create_connection(("127.0.0.1", port))
+sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+def cmd(*args):
+    return b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args)
+if role == "sub":
+    sock.sendall(cmd(b"SUBSCRIBE", b"floor"))
+    sock.recv(1024)
+    print("READY", flush=True)
+    got = []
+    buf = b""
+    while True:
+        data = sock.recv(65536)
+        now = time.perf_counter()
+        if not data:
+            break
+        buf += data
+        while b"T" in buf and b"E" in buf[buf.index(b"T"):]:
+            start = buf.index(b"T")
+            end = buf.index(b"E", start)
+            sent = float(buf[start + 1:end])
+            buf = buf[end + 1:]
+            if sent < 0:
+                got.sort()
+                p50, p99 = got[len(got) // 2], got[int(len(got) * .99) - 1]
+                print("DONE", len(got), p50 * 1000, p99 * 1000, flush=True)
+                sys.exit(0)
+            got.append(now - sent)
+else:
+    start = time.perf_counter()
+    n = 0
+    while time.perf_counter() - start < seconds:
+        sock.sendall(cmd(b"PUBLISH", b"floor", b"T%.6fE" % time.perf_counter()))
+        sock.recv(64)
+        n += 1
+        time.sleep(max(0.0, start + n / rate - time.perf_counter()))
+    sock.sendall(cmd(b"PUBLISH", b"floor", b"T-1E"))
+    sock.recv(64)
+"""
+
+
+def floor(redis: RedisServer, args: argparse.Namespace) -> None:
+    """The physics of the Redis hop: a raw client's PUBLISH (blocking socket, no event loop)
+    reaching a raw subscriber in another process (blocking recv) — two process wake-ups
+    through redis-server, and nothing else."""
+    port = str(int(redis.url.rsplit(":", 1)[1].split("/")[0]))
+    sub = subprocess.Popen([sys.executable, "-c", FLOOR, port, "sub", "0", "0"],
+                           stdout=subprocess.PIPE)
+    assert sub.stdout is not None
+    assert sub.stdout.readline().startswith(b"READY")
+    subprocess.run([sys.executable, "-c", FLOOR, port, "pub", str(args.rate),
+                    str(args.seconds)], check=True, timeout=args.seconds + 30)
+    done = sub.stdout.readline().split()
+    sub.wait(timeout=10)
+    sub.stdout.close()
+    print(f"\n## the floor: raw PUBLISH → raw subscriber through Redis, {int(done[1])} "
+          f"messages at {args.rate:g}/s: p50 {float(done[2]):.3f} ms, p99 "
+          f"{float(done[3]):.3f} ms (no tracing)")
+
 
 LINE = re.compile(r"^(?:\[pid\s+\d+\]\s+|\d+\s+)?(\d+\.\d+)\s+(\w+)\((\d+)?(.*?)\)\s+=\s+(-?\d+)"
                   r".*<(\d+\.\d+)>$")
@@ -302,6 +366,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             run_scenario("one-node", None, args, tmp)
             run_scenario("cross-node", redis, args, tmp)
+            floor(redis, args)
         finally:
             redis.stop()
     print(f"\nload average: {os.getloadavg()[0]:.1f}")
