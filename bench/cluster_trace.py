@@ -17,7 +17,8 @@ window. Each message is followed through the syscalls by their order and sizes:
 Printed: the median time of each hop since the client's write, the median gap between hops,
 and how many ``epoll_wait`` calls each process made per message. Then the floor of the
 Redis hop, untraced: a raw client's ``PUBLISH`` reaching a raw subscriber (blocking sockets,
-no event loop, no framework) in another process — two process wake-ups through Redis.
+no event loop, no framework) in another process — two process wake-ups through Redis —, and
+the same through the engine's append script (``EVALSHA``) instead of a bare ``PUBLISH``.
 ``perf trace`` records from the kernel's syscall tracepoints without stopping the processes
 (a few µs per syscall); strace stops every traced process at each traced syscall (tens of µs
 each), so its absolute figures are inflated.
@@ -41,6 +42,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.cluster_support import RedisServer, start_node  # noqa: E402
+from sigma_redis._lua import APPEND  # noqa: E402
 
 CLIENT = r"""
 import asyncio, sys, time
@@ -80,12 +82,14 @@ asyncio.run(main(*map(int, sys.argv[1:3]), float(sys.argv[3]), float(sys.argv[4]
 FLOOR = r"""
 import socket, sys, time
 port, role, rate, seconds = int(sys.argv[1]), sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
+script = sys.argv[5].encode() if len(sys.argv) > 5 else b""  # the append script, or PUBLISH
+channel = b"sigma:{floor}:c" if script else b"floor"
 sock = socket.create_connection(("127.0.0.1", port))
 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 def cmd(*args):
     return b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args)
 if role == "sub":
-    sock.sendall(cmd(b"SUBSCRIBE", b"floor"))
+    sock.sendall(cmd(b"SUBSCRIBE", channel))
     sock.recv(1024)
     print("READY", flush=True)
     got = []
@@ -108,33 +112,46 @@ if role == "sub":
                 sys.exit(0)
             got.append(now - sent)
 else:
+    if script:
+        sock.sendall(cmd(b"SCRIPT", b"LOAD", script))
+        sha = sock.recv(1024).split(b"\r\n")[1]
+    def publish(data):
+        if not script:
+            return cmd(b"PUBLISH", channel, data)
+        now = b"%d" % (time.time() * 1000)
+        return cmd(b"EVALSHA", sha, b"2", b"sigma:{floor}:m", b"sigma:{floor}:s", b"7", data,
+                   now, b"", channel, b"PUBLISH", b"10000", b"16777216", b"600000",
+                   b"86400000", now, b"1")
     start = time.perf_counter()
     n = 0
     while time.perf_counter() - start < seconds:
-        sock.sendall(cmd(b"PUBLISH", b"floor", b"T%.6fE" % time.perf_counter()))
-        sock.recv(64)
+        sock.sendall(publish(b"T%.6fE" % time.perf_counter() + b"x" * 140))
+        sock.recv(1024)
         n += 1
         time.sleep(max(0.0, start + n / rate - time.perf_counter()))
-    sock.sendall(cmd(b"PUBLISH", b"floor", b"T-1E"))
-    sock.recv(64)
+    sock.sendall(publish(b"T-1E"))
+    sock.recv(1024)
 """
 
 
-def floor(redis: RedisServer, args: argparse.Namespace) -> None:
+def floor(redis: RedisServer, args: argparse.Namespace, script: str = "") -> None:
     """The physics of the Redis hop: a raw client's PUBLISH (blocking socket, no event loop)
     reaching a raw subscriber in another process (blocking recv) — two process wake-ups
-    through redis-server, and nothing else."""
+    through redis-server, and nothing else. ``script``: the same through the engine's append
+    script (EVALSHA, the message published by the script) instead of a bare PUBLISH."""
     port = str(int(redis.url.rsplit(":", 1)[1].split("/")[0]))
-    sub = subprocess.Popen([sys.executable, "-c", FLOOR, port, "sub", "0", "0"],
+    extra = [script] if script else []
+    sub = subprocess.Popen([sys.executable, "-c", FLOOR, port, "sub", "0", "0", *extra],
                            stdout=subprocess.PIPE)
     assert sub.stdout is not None
     assert sub.stdout.readline().startswith(b"READY")
     subprocess.run([sys.executable, "-c", FLOOR, port, "pub", str(args.rate),
-                    str(args.seconds)], check=True, timeout=args.seconds + 30)
+                    str(args.seconds), *extra], check=True, timeout=args.seconds + 30)
     done = sub.stdout.readline().split()
     sub.wait(timeout=10)
     sub.stdout.close()
-    print(f"\n## the floor: raw PUBLISH → raw subscriber through Redis, {int(done[1])} "
+    what = "EVALSHA of the append script" if script else "PUBLISH"
+    print(f"\n## the floor: raw {what} → raw subscriber through Redis, {int(done[1])} "
           f"messages at {args.rate:g}/s: p50 {float(done[2]):.3f} ms, p99 "
           f"{float(done[3]):.3f} ms (no tracing)")
 
@@ -353,6 +370,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backend", default="asyncio", choices=["asyncio", "trio"])
     parser.add_argument("--tool", default="perf", choices=["perf", "strace"],
                         help="perf trace (default: no stop per syscall) or strace")
+    parser.add_argument("--floor-only", action="store_true", help="only the raw floors")
     parser.add_argument("--root", metavar="DIR",
                         help="run the nodes from another checkout (git archive + compiled "
                              "sigma_core), for a before/after")
@@ -364,9 +382,11 @@ def main(argv: list[str] | None = None) -> int:
         (tmp / "redis").mkdir()
         redis = RedisServer(tmp / "redis").start()
         try:
-            run_scenario("one-node", None, args, tmp)
-            run_scenario("cross-node", redis, args, tmp)
+            if not args.floor_only:
+                run_scenario("one-node", None, args, tmp)
+                run_scenario("cross-node", redis, args, tmp)
             floor(redis, args)
+            floor(redis, args, APPEND)
         finally:
             redis.stop()
     print(f"\nload average: {os.getloadavg()[0]:.1f}")
