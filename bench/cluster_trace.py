@@ -349,7 +349,7 @@ def run_scenario(label: str, redis: RedisServer | None, args: argparse.Namespace
     sends = [c for c in traces["client"] if c.name in WRITES and 140 <= c.ret <= 160]
     names, rows, polls = timeline(traces, cross, sends)
     print(f"\n## {label}: {len(rows)} of {len(sends)} messages followed "
-          f"(client's own p50 under strace: {float(done[2]):.2f} ms)\n")
+          f"(client's own p50 under tracing: {float(done[2]):.2f} ms)\n")
     print("| hop | p50 ms since the client's write | p50 gap from the hop before |")
     print("|---|---|---|")
     previous = 0.0
