@@ -172,6 +172,15 @@ class Connection:
         self._sock: socket.socket | None = None
         self._stream: anyio.abc.ByteStream | None = None
         self._buffer = bytearray()
+        #: asyncio: the loop whose readiness callback reads the socket (Subscriber.serve).
+        self._reading: asyncio.AbstractEventLoop | None = None
+
+    def _stop_reading(self) -> None:
+        """Unregister the socket from the event loop before it is closed (a closed descriptor
+        left registered would confuse the loop when its number is reused)."""
+        loop, self._reading = self._reading, None
+        if loop is not None and self._sock is not None:
+            loop.remove_reader(self._sock.fileno())
 
     async def connect(self) -> None:
         ep = self.endpoint
@@ -190,6 +199,7 @@ class Connection:
                     raise ConnectionError(f"{ep} refused AUTH: {reply}")
 
     async def aclose(self) -> None:
+        self._stop_reading()
         if self._stream is not None:
             await self._stream.aclose()
             self._stream = None
@@ -340,11 +350,12 @@ class Subscriber(Connection):
             except BlockingIOError:
                 return
             except BaseException as exc:  # handed to serve(), which raises it
-                loop.remove_reader(sock.fileno())
+                self._stop_reading()
                 failure.append(exc)
                 done.set()
 
         loop.add_reader(sock.fileno(), readable)
+        self._reading = loop
         try:
             pinged_at: float | None = None
             while True:
@@ -362,8 +373,7 @@ class Subscriber(Connection):
                     pinged_at = now
                     await self._send(_command(b"PING"))
         finally:
-            if not failure and self._sock is sock:
-                loop.remove_reader(sock.fileno())
+            self._stop_reading()
 
     def _feed(self, data: bytes) -> None:
         """Parse and hand on every complete reply in the buffer after ``data``."""
