@@ -70,6 +70,7 @@ class ServerSpec:
     proto: str  # "sigma" (our protocol), "plain" (echo of frames) or "socketio"
     label: str
     runtime: str = "python"  # or "node"
+    diagnostic: bool = False  # run only when named in --servers
 
     @property
     def ours(self) -> bool:
@@ -87,6 +88,9 @@ SERVERS = [
                "sigma_asyncio + uvloop"),
     ServerSpec("sigma_asyncio_uvloop_metrics", "sigma_asyncio_uvloop_metrics.py", "sigma",
                "sigma_asyncio + uvloop + sigma_ops metrics"),
+    ServerSpec("sigma_asyncio_uvloop_imports", "sigma_asyncio_uvloop_imports.py", "sigma",
+               "sigma_asyncio + uvloop, prometheus_client and sigma_ops imported, not attached",
+               diagnostic=True),
     ServerSpec("sigma_trio", "sigma_trio.py", "sigma", "sigma_trio"),
     ServerSpec("sigma_asgi_uvicorn", "sigma_asgi_uvicorn.py", "sigma",
                "SigmaASGIApp + uvicorn (uvloop)"),
@@ -654,8 +658,10 @@ def main() -> None:
                         help="shorter windows, 1,000 connections for (d), 200 clients for (e)")
     parser.add_argument("--only", default=",".join(WORKLOADS),
                         help="workloads to run, e.g. a,b,c (default: all)")
-    parser.add_argument("--servers", default=",".join(s.name for s in SERVERS),
-                        help="servers to run (default: all): " + ", ".join(BY_NAME))
+    parser.add_argument("--servers",
+                        default=",".join(s.name for s in SERVERS if not s.diagnostic),
+                        help="servers to run (default: all but the diagnostic "
+                             "sigma_asyncio_uvloop_imports): " + ", ".join(BY_NAME))
     parser.add_argument("--patterns", default=",".join(PATTERNS),
                         help="(b)'s client patterns, CONNSxIN_FLIGHT, the first one also in its "
                              "own table (default: " + ",".join(PATTERNS) + ")")
