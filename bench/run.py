@@ -24,8 +24,10 @@ Every server runs as its own process pinned to CPU 0 (``bench/servers/*.py``), a
 every measurement; one load generator (``bench/loadgen.py``, picows clients) pinned to CPU 1
 drives it and reads the server's CPU time from /proc at the edges of the measured window.
 Each figure is the median of ``--runs`` runs; runs go round the servers in turn, so slow drift
-on the machine touches all of them alike. Prints one Markdown table per workload and writes
-everything to ``bench/results/latest.json``.
+on the machine touches all of them alike, and run i starts every server with
+``PYTHONHASHSEED=i`` (``--random-hash-seed``: each its own), so servers compared in one run
+share their dicts' hash layout and differ across runs. Prints one Markdown table per
+workload and writes everything to ``bench/results/latest.json``.
 """
 
 from __future__ import annotations
@@ -680,6 +682,10 @@ def main() -> None:
                              "disturbed try is kept (default 1)")
     parser.add_argument("--retry-budget", type=float, default=120.0,
                         help="seconds the whole run may spend on such repeats (default 120)")
+    parser.add_argument("--random-hash-seed", action="store_true",
+                        help="let every server process draw its own string-hash seed; by "
+                             "default run i gives every server PYTHONHASHSEED=i (1, 2, ...), so "
+                             "servers compared in one run share their dicts' hash layout")
     args = parser.parse_args(argv)
     ensure_venv(argv)
     runs = args.runs if args.runs is not None else (1 if args.quick else 3)
@@ -742,6 +748,8 @@ def main() -> None:
                 continue
             raw[w] = {s.name: [] for s in specs if w != "e" or s.ours}
             for i in range(runs):
+                if not args.random_hash_seed:  # run i: the same seed for every server
+                    ENV["PYTHONHASHSEED"] = str(i + 1)
                 for spec in specs:
                     if w == "e" and not spec.ours:
                         continue
@@ -773,6 +781,7 @@ def main() -> None:
                             again["retried"] = result.get("retried", 0) + 1
                             result = min(result, again, key=foreign)
                             retried_s += time.monotonic() - t0
+                    result["hash_seed"] = ENV.get("PYTHONHASHSEED", "random")
                     raw[w][spec.name].append(result)
     results = {w: {s: {"runs": r, "median": median_of(r)} for s, r in per.items() if r}
                for w, per in raw.items()}
