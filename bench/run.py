@@ -23,8 +23,9 @@ on first use): it counts their socket reads, writes and event-loop waits, report
 Every server runs as its own process pinned to CPU 0 (``bench/servers/*.py``), a fresh one for
 every measurement; one load generator (``bench/loadgen.py``, picows clients) pinned to CPU 1
 drives it and reads the server's CPU time from /proc at the edges of the measured window.
-Each figure is the median of ``--runs`` runs; runs go round the servers in turn, so slow drift
-on the machine touches all of them alike, and run i starts every server with
+Each figure is the median of ``--runs`` runs; runs go round the servers in turn (each run
+starting one server further on), so slow drift on the machine touches all of them alike, and
+run i starts every server with
 ``PYTHONHASHSEED=i`` (``--random-hash-seed``: each its own), so servers compared in one run
 share their dicts' hash layout and differ across runs. Prints one Markdown table per
 workload and writes everything to ``bench/results/latest.json``.
@@ -750,7 +751,9 @@ def main() -> None:
             for i in range(runs):
                 if not args.random_hash_seed:  # run i: the same seed for every server
                     ENV["PYTHONHASHSEED"] = str(i + 1)
-                for spec in specs:
+                # Each run starts with the next server, so none always runs first or right
+                # after the same neighbour.
+                for spec in specs[i % len(specs):] + specs[:i % len(specs)]:
                     if w == "e" and not spec.ours:
                         continue
                     _progress(w, spec.name, i, runs, started)
