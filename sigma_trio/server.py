@@ -1,6 +1,11 @@
 """``SigmaSocketServer``: the hub (:class:`sigma_core.hub.Hub`) served on trio sockets.
 
-One task per connection, reading and feeding :meth:`Hub.receive_data`. Output is written by
+One task reads every plain-TCP connection: the sockets sit in one level-triggered epoll set of
+the server's own (:class:`_Reactor`), which trio waits on as a single file descriptor; each wake-up
+reads every ready socket once and feeds :meth:`Hub.receive_data`, so a connection costs no task, no
+coroutine and no trio registration of its own, and one wake-up serves every connection that is
+ready. (Where ``select.epoll`` is missing, and over TLS, each connection has its own task.) Output
+is written by
 whichever task produced it, straight to the socket (a plain TCP socket is owned as a non-blocking
 stdlib socket): nothing that produces output awaits, and a broadcast is one ``send`` per socket.
 What the kernel does not take goes to a writer task started for that connection only then;
@@ -19,6 +24,7 @@ import dataclasses
 import errno
 import logging
 import os
+import select
 import socket
 import struct
 import time
@@ -51,6 +57,8 @@ _OUTBOX_HIGH_WATER = 64 * 1024
 _RECEIVE_SIZE = 65536
 #: accept(2) errors that mean "overloaded": wait and accept again (as trio.serve_listeners does).
 _ACCEPT_CAPACITY_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS})
+#: One reader task for every plain socket needs epoll (Linux); elsewhere a task per connection.
+_HAVE_EPOLL = hasattr(select, "epoll") and hasattr(os, "eventfd")
 
 async def _in_thread(call: Any) -> Any:
     # abandon_on_cancel: stopping the server does not wait for a hung JWKS fetch.
@@ -87,12 +95,14 @@ class _Peer:
     wait; only what the kernel does not take waits in ``outbox`` for a writer task, started
     then and gone once the outbox is empty. Over TLS every write goes through that task."""
 
-    __slots__ = ("closed", "closing", "host", "id", "outbox", "paused", "port", "queued", "sock",
-                 "tls", "writing")
+    __slots__ = ("closed", "closing", "host", "id", "outbox", "paused", "port", "queued",
+                 "reactor", "sock", "tls", "writing")
 
     def __init__(self, conn_id: int, sock: socket.socket | None,
                  tls: trio.SSLStream[trio.SocketStream] | None) -> None:
         self.id = conn_id
+        #: The reactor that reads this socket (None: the connection's own task reads it).
+        self.reactor: _Reactor | None = None
         #: The plain TCP socket, non-blocking (None over TLS).
         self.sock = sock
         self.tls = tls
@@ -128,9 +138,63 @@ class _Peer:
         if reset:
             with suppress(OSError):
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_ZERO)
+        if self.reactor is not None:
+            self.reactor.forget(self)  # before the descriptor goes (and may be reused)
         if self.sock is not None:
-            trio.lowlevel.notify_closing(self.sock)
+            trio.lowlevel.notify_closing(self.sock)  # wakes a writer task waiting on it
         sock.close()
+
+
+class _Reactor:
+    """The reads of every plain-TCP connection, for one task (:meth:`SigmaSocketServer._react`).
+
+    The sockets are in an epoll set of our own, level-triggered, registered once when accepted:
+    trio waits on the set's descriptor (one ``epoll_ctl`` and one wake-up per pass, whatever the
+    number of ready connections), then ``poll(0)`` says which sockets are ready. A socket closed
+    anywhere (:meth:`_Peer.close`) leaves the set at once and is queued in ``ended``; a close
+    made while the task waits wakes it through an ``eventfd`` in the same set, so the
+    connection's end reaches the hub without a task per connection to notice it."""
+
+    __slots__ = ("by_fd", "ended", "epoll", "waiting", "wake_fd", "woken")
+
+    def __init__(self) -> None:
+        self.epoll = select.epoll()
+        #: Written to wake the task when a connection ends while it waits.
+        self.wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        self.epoll.register(self.wake_fd, select.EPOLLIN)
+        #: descriptor -> the connection reading from it.
+        self.by_fd: dict[int, _Peer] = {}
+        #: Connections closed and not yet reported to the hub, in the order they closed.
+        self.ended: list[_Peer] = []
+        #: The task is parked on the set (a close must wake it).
+        self.waiting = False
+        #: The eventfd holds a wake-up not yet read.
+        self.woken = False
+
+    def add(self, peer: _Peer) -> None:
+        sock = peer.sock
+        assert sock is not None
+        fd = sock.fileno()
+        self.by_fd[fd] = peer
+        self.epoll.register(fd, select.EPOLLIN)
+        peer.reactor = self
+
+    def forget(self, peer: _Peer) -> None:
+        sock = peer.sock
+        assert sock is not None
+        fd = sock.fileno()
+        if self.by_fd.get(fd) is peer:
+            del self.by_fd[fd]
+            with suppress(OSError, ValueError):
+                self.epoll.unregister(fd)
+        self.ended.append(peer)
+        if self.waiting and not self.woken:
+            self.woken = True
+            os.eventfd_write(self.wake_fd, 1)
+
+    def close(self) -> None:
+        self.epoll.close()
+        os.close(self.wake_fd)
 
 
 class SigmaSocketServer(OwnNursery, ServerCommands):
@@ -174,6 +238,8 @@ class SigmaSocketServer(OwnNursery, ServerCommands):
         self._auth: ServerAuth | None = None
         #: Feeds the external engine's driver (None: in-memory engine).
         self._engine_link: EngineLink | None = None
+        #: Reads the plain-TCP connections while serving (None: not serving, or no epoll here).
+        self._reactor: _Reactor | None = None
 
     # ------------------------------------------------------------------ running
 
@@ -223,10 +289,13 @@ class SigmaSocketServer(OwnNursery, ServerCommands):
         self._port = tcp[0].socket.getsockname()[1]
         self._stopped = trio.Event()
         self._accept_scope = trio.CancelScope()
+        reactor = self._reactor = _Reactor() if _HAVE_EPOLL else None
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
                 nursery.start_soon(self._run_timer, self._pump)
+                if reactor is not None:
+                    nursery.start_soon(self._react, reactor)
                 if self._auth is not None and self._auth.jwks is not None:
                     nursery.start_soon(partial(
                         self._auth.refresh_keys, clock=trio.current_time, sleep=trio.sleep,
@@ -237,6 +306,9 @@ class SigmaSocketServer(OwnNursery, ServerCommands):
                 task_status.started(self._port)
         finally:
             self._nursery = None
+            self._reactor = None
+            if reactor is not None:
+                reactor.close()
             self._stopped.set()
             for listener in listeners:
                 await trio.aclose_forcefully(listener)
@@ -382,7 +454,90 @@ class SigmaSocketServer(OwnNursery, ServerCommands):
                                  os.strerror(exc.errno))
                 await trio.sleep(0.1)
             else:
-                nursery.start_soon(self._handle, stream, name="sigma_trio connection")
+                reactor = self._reactor
+                if reactor is not None and isinstance(stream, trio.SocketStream):
+                    self._open_plain(stream, reactor)
+                else:
+                    nursery.start_soon(self._handle, stream, name="sigma_trio connection")
+
+    def _open_plain(self, stream: trio.SocketStream, reactor: _Reactor) -> None:
+        """A plain-TCP connection, read by the reactor's task from now on."""
+        hub = self._require_hub()
+        host, port = _peer_address(stream)
+        # Own the stdlib socket, so that any task can write to it without awaiting.
+        sock = socket.socket(fileno=stream.socket.detach())
+        peer = _Peer(hub.open_connection(trio.current_time(), host), sock, None)
+        peer.host, peer.port = host, port
+        self._peers[peer.id] = peer
+        reactor.add(peer)
+        self._after_core()
+
+    async def _react(self, reactor: _Reactor) -> None:
+        """Read every ready plain socket once per wake-up (level-triggered: what a read leaves
+        is there on the next pass, after the other connections), and report the connections
+        that ended to the hub. Cancelled (the server stops), it drops the ones left."""
+        pump = self._pump
+        assert pump is not None
+        by_fd = reactor.by_fd
+        ended = reactor.ended
+        poll = reactor.epoll.poll
+        epoll_fd = reactor.epoll.fileno()
+        wake_fd = reactor.wake_fd
+        buffer = self._receive_buffer
+        data_received = pump.data_received
+        wait_readable = trio.lowlevel.wait_readable
+        try:
+            while True:
+                if ended:
+                    self._report_ended(ended)
+                reactor.waiting = True
+                try:
+                    await wait_readable(epoll_fd)
+                finally:
+                    reactor.waiting = False
+                for fd, _ in poll(0):
+                    peer = by_fd.get(fd)
+                    if peer is None:
+                        if fd == wake_fd:
+                            with suppress(BlockingIOError):
+                                os.eventfd_read(wake_fd)
+                            reactor.woken = False
+                        continue  # (closed earlier in this pass)
+                    try:
+                        data = _recv(peer.sock, buffer)  # type: ignore[arg-type]
+                    except OSError:
+                        peer.close()
+                        continue
+                    if data is None:
+                        continue
+                    if not data:
+                        peer.close()
+                        continue
+                    data_received(peer.id, data)
+                    del data
+        finally:
+            for peer in list(by_fd.values()):
+                peer.close()
+            self._report_ended(ended)
+
+    def _report_ended(self, ended: list[_Peer]) -> None:
+        """Tell the hub about connections the reactor's sockets lost, oldest first (a report
+        may close more: they are reported in the same call)."""
+        while ended:
+            batch = ended.copy()
+            ended.clear()
+            for peer in batch:
+                self._connection_ended(peer)
+
+    def _connection_ended(self, peer: _Peer) -> None:
+        conn_id = peer.id
+        del self._peers[conn_id]
+        self._leaving[conn_id] = peer  # its address, for the log of its end
+        self._require_hub().connection_lost(conn_id, trio.current_time())
+        self._after_core()
+        self._leaving.pop(conn_id, None)
+        if not self._peers:
+            self._drained.set()
 
     async def _handle(self, stream: trio.abc.Stream) -> None:
         """The connection's one task: reads, and writes whatever the hub has in answer."""
@@ -437,13 +592,7 @@ class SigmaSocketServer(OwnNursery, ServerCommands):
                         await trio.lowlevel.checkpoint()  # the others in between reads
         finally:
             peer.close()
-            del self._peers[conn_id]
-            self._leaving[conn_id] = peer  # its address, for the log of its end
-            hub.connection_lost(conn_id, trio.current_time())
-            self._after_core()
-            self._leaving.pop(conn_id, None)
-            if not self._peers:
-                self._drained.set()
+            self._connection_ended(peer)
 
     async def _write_loop(self, peer: _Peer) -> None:
         """Write what the socket did not take, then hand writing back to :meth:`_write` and

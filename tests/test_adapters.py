@@ -516,6 +516,34 @@ async def test_raw_connection_cut_mid_frame_leaves_others_alone(anyio_backend: s
             assert len(events.calls["message"]) == 1
 
 
+@pytest.mark.parametrize("anyio_backend", BACKENDS, indirect=True)
+async def test_a_peer_that_never_answers_the_close_frees_its_place_while_nothing_else_moves(
+        anyio_backend: str) -> None:
+    """The app kicks a client that then never answers the Close nor sends anything else, and
+    no other connection sends either: after ``close_timeout`` the server drops it and its
+    place is free at once: with ``max_connections=1`` the next client gets in. (sigma_trio
+    reads every plain socket in one task; that a close made elsewhere wakes it to report the
+    end is held by ``test_hostile_input.py::test_memory_returns_to_its_baseline[trio]``.)"""
+    with anyio.fail_after(DEADLINE):
+        async with serving(anyio_backend, close_timeout=0.3, max_connections=1) as server:
+            events = Recorder(server, "connection", "disconnection")
+            async with raw_client(server.port) as (stream, _conn):
+                (victim,) = await events.wait("connection")
+                started = anyio.current_time()
+                server.disconnect_client(victim, "bye")
+                # The client got the server's last frames, then the end of the stream.
+                received = b""
+                with anyio.fail_after(2), suppress(anyio.EndOfStream, anyio.BrokenResourceError):
+                    while True:
+                        received += await stream.receive()
+                assert received
+                assert anyio.current_time() - started >= 0.25  # it waited for the answer
+                assert (await events.wait("disconnection"))[0] is victim
+                async with connected_client(anyio_backend, url(server)) as newcomer:
+                    assert newcomer.send(b"in")
+                    assert session_of(server, newcomer) is not victim
+
+
 @any_server
 async def test_cut_while_receiving_resumes_and_delivers_once(anyio_backend: str) -> None:
     with anyio.fail_after(DEADLINE):

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import trio
 
+import sigma_trio.server
 from sigma_core.client import ConnectionStatus
 from sigma_core.connection import (
     ClientConnection,
@@ -85,7 +86,12 @@ async def open_raw(port: int, *, config: ConnectionConfig
 # ----------------------------------------------------------------------------- running
 
 
-async def test_serve_and_run_in_your_own_nursery() -> None:
+@pytest.mark.parametrize("one_reader", [True, False],
+                         ids=["one reader task (epoll)", "a task per connection (no epoll)"])
+async def test_serve_and_run_in_your_own_nursery(one_reader: bool,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Also where ``select.epoll`` is missing: then each plain connection has its own task."""
+    monkeypatch.setattr(sigma_trio.server, "_HAVE_EPOLL", one_reader)
     with trio.fail_after(10):
         server = SigmaSocketServer(options())
         async with trio.open_nursery() as nursery:
@@ -95,9 +101,16 @@ async def test_serve_and_run_in_your_own_nursery() -> None:
             for client in clients:
                 await nursery.start(client.run)
             assert len(server.get_connected_clients()) == 3
+            assert (server._reactor is not None) is one_reader
             server.broadcast(b"to all")
             for client in clients:
                 assert (await next_message(client)).data == b"to all"
+            received = []
+            server.on("message", lambda session, data, *_: received.append(data))
+            assert clients[0].send(b"up")
+            while not received:
+                await trio.sleep(0.01)
+            assert received == [b"up"]
             async with trio.open_nursery() as leavers:
                 for client in clients:
                     leavers.start_soon(client.disconnect)
