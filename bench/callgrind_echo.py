@@ -44,6 +44,9 @@ import uvloop  # noqa: E402
 from loadgen import PAYLOAD, PROTOCOLS, close_all, open_many  # noqa: E402
 from run import BY_NAME  # noqa: E402
 
+#: Extra valgrind options (``--valgrind-arg``), e.g. ``--cache-sim=yes``.
+VALGRIND_ARGS: list[str] = []
+
 
 async def drive(url: str, proto: str, conns: int, in_flight: int, total: int) -> None:
     cls = PROTOCOLS[proto]
@@ -102,7 +105,7 @@ async def drive_broadcast(url: str, proto: str, conns: int, rounds: int) -> None
 def per_function(path: Path, inclusive: bool = False) -> dict[str, int]:
     """Own (or inclusive) instructions per function (``callgrind_annotate``)."""
     text = subprocess.run(["callgrind_annotate", f"--inclusive={'yes' if inclusive else 'no'}",
-                           "--threshold=100",
+                           "--threshold=100", "--show=Ir",
                            "--auto=no", str(path)], capture_output=True, text=True,
                           check=True).stdout
     out: dict[str, int] = {}
@@ -128,7 +131,7 @@ def count(name: str, conns: int, in_flight: int, total: int, keep: Path | None,
           broadcast: bool = False) -> int:
     spec = BY_NAME[name]
     out = Path(tempfile.mkdtemp(prefix="sigma-cg-")) / "callgrind.out"
-    cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
+    cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *VALGRIND_ARGS,
            *spec.command(), "--port", "0"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
                             cwd=BENCH)
@@ -184,7 +187,11 @@ def main() -> None:
     parser.add_argument("--broadcast", action="store_true",
                         help="per delivery of a broadcast instead: CONNS clients, the messages "
                              "counts are deliveries (multiples of 10 x CONNS; IN_FLIGHT unused)")
+    parser.add_argument("--valgrind-arg", action="append", default=[],
+                        help="an extra valgrind option, e.g. --valgrind-arg=--cache-sim=yes "
+                             "(repeatable; the first event, instructions, is the one printed)")
     args = parser.parse_args()
+    VALGRIND_ARGS.extend(args.valgrind_arg)
     conns, in_flight = (int(x) for x in args.pattern.split("x"))
     small, large = (int(x) for x in args.messages.split(","))
     keep_small = keep_large = None

@@ -55,7 +55,7 @@ from picows import (  # type: ignore[import-not-found, unused-ignore]
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/, for loadgen
 sys.path.append(str(Path(__file__).resolve().parent.parent))  # the project when not installed
 
-from loadgen import SUBPROTOCOL, peek_data, raise_nofile
+from loadgen import SUBPROTOCOL, InboxAcks, peek_data, raise_nofile
 
 from sigma_core import codec
 from sigma_core.errors import ErrorCode
@@ -115,6 +115,7 @@ class Conn(WSListener):  # type: ignore[misc, unused-ignore]
         self.seq = 0
         self.pings = 0
         self.silent = False  # plays dead: no Pong, nothing read
+        self.inbox = InboxAcks(self._send_envelope)
 
     # picows callbacks
 
@@ -135,7 +136,9 @@ class Conn(WSListener):  # type: ignore[misc, unused-ignore]
         data = peek_data(buf)
         if data is not None:
             topic, epoch, offset = data
-            self.session.positions[topic] = StreamPosition(epoch, offset)
+            position = self.session.positions[topic] = StreamPosition(epoch, offset)
+            if topic == INBOX:
+                self.inbox.received(position)
             if topic == ALL:
                 raw = bytes(buf)
                 at = raw.find(MAGIC)
@@ -164,10 +167,15 @@ class Conn(WSListener):  # type: ignore[misc, unused-ignore]
                 self.welcomed.set_result(msg)
 
     def on_ws_disconnected(self, transport: WSTransport) -> None:
+        self.inbox.cancel()
         if not self.welcomed.done():
             self.welcomed.set_result(None)
         if not self.closed.done():
             self.closed.set_result(self.close_code)
+
+    def _send_envelope(self, envelope: bytes) -> None:
+        if self.transport is not None and not self.silent:
+            self.transport.send(BINARY, envelope)
 
     # hooks
 

@@ -8,7 +8,9 @@ peers echo frames). ``--proto sigma`` speaks our protocol on top: the upgrade of
 ``sigma.v1``, the client sends a ``Hello`` and waits for the ``Welcome``, then sends ``Data``
 envelopes (``codec.encode_data``) numbered 1, 2, ... per connection, decodes every envelope the
 server sends (Data with a small hand-written reader for topic and position, which the client
-keeps; everything else with ``codec.decode``), ignores Acks and answers Pings with Pongs.
+keeps; everything else with ``codec.decode``), ignores Acks, answers Pings with Pongs and
+acknowledges its ``$inbox`` messages as the reference clients do (after 128, or 1 s after the
+first unacknowledged one: :class:`InboxAcks`), so the server drops its copies of the replies.
 ``--proto socketio`` speaks Socket.IO 5 over Engine.IO 4 on the WebSocket transport
 (``/socket.io/?EIO=4&transport=websocket``): each message is an ``echo`` event with one binary
 attachment (a text frame ``451-[...]`` then the payload as a binary frame), counted when its
@@ -66,6 +68,7 @@ sys.path.append(str(Path(__file__).resolve().parent.parent))
 
 from sigma_core import codec
 from sigma_core.messages import (
+    Ack,
     Data,
     Goodbye,
     Hello,
@@ -265,6 +268,47 @@ class PlainConn(WSListener):  # type: ignore[misc, unused-ignore]
         self.transport.send(BINARY, payload)  # type: ignore[union-attr]
 
 
+INBOX_TOPIC = b"$inbox"
+
+
+class InboxAcks:
+    """A client's ``$inbox`` acknowledgements, as the reference clients send them
+    (docs/protocol.md §7): an ``Ack`` with the inbox position after ``every`` inbox messages,
+    or ``delay`` seconds after the first unacknowledged one."""
+
+    __slots__ = ("delay", "every", "position", "send", "timer", "unacked")
+
+    def __init__(self, send: Callable[[bytes], None], every: int = 128, delay: float = 1.0) -> None:
+        self.send = send
+        self.every = every
+        self.delay = delay
+        self.unacked = 0
+        self.timer: asyncio.TimerHandle | None = None
+        self.position: StreamPosition | None = None
+
+    def received(self, position: StreamPosition) -> None:
+        self.position = position
+        self.unacked += 1
+        if self.unacked >= self.every:
+            self.flush()
+        elif self.timer is None:
+            self.timer = asyncio.get_running_loop().call_later(self.delay, self.flush)
+
+    def flush(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        if self.unacked and self.position is not None:
+            self.unacked = 0
+            self.send(codec.encode(Ack(positions=(
+                TopicPosition(topic="$inbox", position=self.position),))))
+
+    def cancel(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+
 class SessionState:
     """What a SigmaSockets client keeps across connections (for resume)."""
 
@@ -296,6 +340,7 @@ class SigmaConn(PlainConn):
         super().__init__()
         self.state = state if state is not None else SessionState()
         self.seq = 0
+        self.inbox = InboxAcks(self._send_envelope)
 
     def on_ws_connected(self, transport: WSTransport) -> None:
         self.transport = transport
@@ -311,7 +356,9 @@ class SigmaConn(PlainConn):
         data = peek_data(buf)
         if data is not None:
             topic, epoch, offset = data
-            self.state.positions[topic] = StreamPosition(epoch, offset)
+            position = self.state.positions[topic] = StreamPosition(epoch, offset)
+            if topic == INBOX_TOPIC:
+                self.inbox.received(position)
             self.on_message(self)
             return
         msg = codec.decode(buf)
@@ -347,10 +394,15 @@ class SigmaConn(PlainConn):
             self.ready.set_result(True)
 
     def on_ws_disconnected(self, transport: WSTransport) -> None:
+        self.inbox.cancel()
         if not self.ready.done():
             self.ready.set_result(False)
         elif self.state.on_lost is not None:
             self.state.on_lost(self.state)
+
+    def _send_envelope(self, envelope: bytes) -> None:
+        if self.transport is not None:
+            self.transport.send(BINARY, envelope)
 
     def send(self, payload: bytes) -> None:
         self.seq = seq = self.seq + 1
@@ -604,7 +656,8 @@ async def workload_c(args: argparse.Namespace, cls: type[PlainConn]) -> dict[str
 
 async def workload_d(args: argparse.Namespace, cls: type[PlainConn]) -> dict[str, Any]:
     """Memory: server VmRSS before and after opening N idle connections (ours: sessions, Hello
-    and Welcome done), then again after every connection has had one 1 KiB echo."""
+    and Welcome done), then again after every connection has had one 1 KiB echo (and, ours,
+    has acknowledged the reply: docs/protocol.md §7)."""
     n = 1000 if args.quick else args.conns_d
     await asyncio.sleep(0.3)
     before = proc_rss_kib(args.server_pid)
@@ -630,7 +683,8 @@ async def workload_d(args: argparse.Namespace, cls: type[PlainConn]) -> dict[str
             conn.send(PAYLOAD)
         await asyncio.sleep(0)
     await asyncio.wait_for(done, 120)
-    await asyncio.sleep(1.0)
+    # Past the clients' inbox Acks (InboxAcks: 1 s after a reply), as a user's clients send them.
+    await asyncio.sleep(1.5)
     after_echo = proc_rss_kib(args.server_pid)
     return {
         "connections": n,

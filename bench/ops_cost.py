@@ -97,7 +97,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=100)
     parser.add_argument("--scrape-every", type=int, default=0)
     parser.add_argument("--dry", action="store_true", help="set-up only, no hub work")
+    parser.add_argument("--imports", action="store_true",
+                        help="import prometheus_client and sigma_ops first (nothing attached)")
     args = parser.parse_args()
+    if args.imports:
+        import prometheus_client  # noqa: F401
+
+        import sigma_ops  # noqa: F401
     run = echo if args.workload == "echo" else broadcast
     sessions = args.sessions or (100 if args.workload == "echo" else 1000)
     print(args.workload, run(sessions, args.rounds, args.scrape_every, args.dry),

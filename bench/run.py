@@ -23,9 +23,12 @@ on first use): it counts their socket reads, writes and event-loop waits, report
 Every server runs as its own process pinned to CPU 0 (``bench/servers/*.py``), a fresh one for
 every measurement; one load generator (``bench/loadgen.py``, picows clients) pinned to CPU 1
 drives it and reads the server's CPU time from /proc at the edges of the measured window.
-Each figure is the median of ``--runs`` runs; runs go round the servers in turn, so slow drift
-on the machine touches all of them alike. Prints one Markdown table per workload and writes
-everything to ``bench/results/latest.json``.
+Each figure is the median of ``--runs`` runs; runs go round the servers in turn (each run
+starting one server further on), so slow drift on the machine touches all of them alike, and
+run i starts every server with
+``PYTHONHASHSEED=i`` (``--random-hash-seed``: each its own), so servers compared in one run
+share their dicts' hash layout and differ across runs. Prints one Markdown table per
+workload and writes everything to ``bench/results/latest.json``.
 """
 
 from __future__ import annotations
@@ -70,6 +73,7 @@ class ServerSpec:
     proto: str  # "sigma" (our protocol), "plain" (echo of frames) or "socketio"
     label: str
     runtime: str = "python"  # or "node"
+    diagnostic: bool = False  # run only when named in --servers
 
     @property
     def ours(self) -> bool:
@@ -87,6 +91,9 @@ SERVERS = [
                "sigma_asyncio + uvloop"),
     ServerSpec("sigma_asyncio_uvloop_metrics", "sigma_asyncio_uvloop_metrics.py", "sigma",
                "sigma_asyncio + uvloop + sigma_ops metrics"),
+    ServerSpec("sigma_asyncio_uvloop_imports", "sigma_asyncio_uvloop_imports.py", "sigma",
+               "sigma_asyncio + uvloop, prometheus_client and sigma_ops imported, not attached",
+               diagnostic=True),
     ServerSpec("sigma_trio", "sigma_trio.py", "sigma", "sigma_trio"),
     ServerSpec("sigma_asgi_uvicorn", "sigma_asgi_uvicorn.py", "sigma",
                "SigmaASGIApp + uvicorn (uvloop)"),
@@ -654,8 +661,10 @@ def main() -> None:
                         help="shorter windows, 1,000 connections for (d), 200 clients for (e)")
     parser.add_argument("--only", default=",".join(WORKLOADS),
                         help="workloads to run, e.g. a,b,c (default: all)")
-    parser.add_argument("--servers", default=",".join(s.name for s in SERVERS),
-                        help="servers to run (default: all): " + ", ".join(BY_NAME))
+    parser.add_argument("--servers",
+                        default=",".join(s.name for s in SERVERS if not s.diagnostic),
+                        help="servers to run (default: all but the diagnostic "
+                             "sigma_asyncio_uvloop_imports): " + ", ".join(BY_NAME))
     parser.add_argument("--patterns", default=",".join(PATTERNS),
                         help="(b)'s client patterns, CONNSxIN_FLIGHT, the first one also in its "
                              "own table (default: " + ",".join(PATTERNS) + ")")
@@ -674,6 +683,10 @@ def main() -> None:
                              "disturbed try is kept (default 1)")
     parser.add_argument("--retry-budget", type=float, default=120.0,
                         help="seconds the whole run may spend on such repeats (default 120)")
+    parser.add_argument("--random-hash-seed", action="store_true",
+                        help="let every server process draw its own string-hash seed; by "
+                             "default run i gives every server PYTHONHASHSEED=i (1, 2, ...), so "
+                             "servers compared in one run share their dicts' hash layout")
     args = parser.parse_args(argv)
     ensure_venv(argv)
     runs = args.runs if args.runs is not None else (1 if args.quick else 3)
@@ -736,7 +749,11 @@ def main() -> None:
                 continue
             raw[w] = {s.name: [] for s in specs if w != "e" or s.ours}
             for i in range(runs):
-                for spec in specs:
+                if not args.random_hash_seed:  # run i: the same seed for every server
+                    ENV["PYTHONHASHSEED"] = str(i + 1)
+                # Each run starts with the next server, so none always runs first or right
+                # after the same neighbour.
+                for spec in specs[i % len(specs):] + specs[:i % len(specs)]:
                     if w == "e" and not spec.ours:
                         continue
                     _progress(w, spec.name, i, runs, started)
@@ -767,6 +784,7 @@ def main() -> None:
                             again["retried"] = result.get("retried", 0) + 1
                             result = min(result, again, key=foreign)
                             retried_s += time.monotonic() - t0
+                    result["hash_seed"] = ENV.get("PYTHONHASHSEED", "random")
                     raw[w][spec.name].append(result)
     results = {w: {s: {"runs": r, "median": median_of(r)} for s, r in per.items() if r}
                for w, per in raw.items()}

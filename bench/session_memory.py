@@ -6,7 +6,8 @@ Builds a hub with ``--clients`` client cores wired to it in memory (``bench/core
 ``Bench``), then walks the objects reachable from one session's hub-side records (its
 connection record and its ``Session``), not counting what every session shares (the hub, its
 config, types, modules, interned strings, small ints). Prints the total and the largest kinds,
-idle and after one 1 KiB echo through the session's inbox. ``sys.getsizeof`` per object: what
+idle and after one 1 KiB echo through the session's inbox (before and after the client
+acknowledges it, docs/protocol.md §7). ``sys.getsizeof`` per object: what
 the objects take, without the allocator's rounding or the kernel's socket buffers (which
 ``bench/run.py`` (d)'s RSS includes).
 """
@@ -119,9 +120,18 @@ def main() -> None:
     bench.clients[0].send(PAYLOAD, bench.now)
     bench.pump_client(0)
     bench.pump_hub(echo)
-    after = measure("after one 1 KiB echo")
+    unacked = measure("after one 1 KiB echo, before the client's inbox Ack")
+    # The client acknowledges its $inbox inbox_ack_delay (1 s) later (docs/protocol.md §7).
+    client = bench.clients[0]
+    deadline = client.next_deadline()
+    assert deadline is not None
+    bench.now = deadline
+    client.handle_timer(bench.now)
+    bench.pump_client(0)
+    bench.pump_hub(echo)
+    after = measure("after one 1 KiB echo, acknowledged")
     print(f"\nidle {idle / 1024:.2f} KiB, after one echo {after / 1024:.2f} KiB "
-          f"(+{(after - idle) / 1024:.2f})")
+          f"(+{(after - idle) / 1024:.2f}; {unacked / 1024:.2f} KiB until the client's Ack)")
 
 
 if __name__ == "__main__":

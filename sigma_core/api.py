@@ -341,6 +341,12 @@ class ClientOptions:
     #: Share of the server's advertised rate limits the client paces every envelope the
     #: server counts to (requests and messages wait, heartbeats are charged; 0: no pacing).
     rate_pacing: float = 0.9
+    #: Acknowledge ``$inbox`` messages to the server after this many, or ``inbox_ack_delay``
+    #: seconds after the first unacknowledged one, so it can drop its copies at once instead of
+    #: keeping them for replay until its history limits (docs/protocol.md §7, "Inbox
+    #: acknowledgements"); 0: never.
+    inbox_ack_every: int = 128
+    inbox_ack_delay: float = 1.0
     #: Seconds a socket the client lets go of (``disconnect()``, a lost or replaced connection)
     #: has to write its last bytes and see the server close first (RFC 6455 §7.1.1) before it
     #: is dropped; ``disconnect()`` returns within it.
@@ -378,6 +384,8 @@ class ClientOptions:
             refresh_tokens=self.get_token is not None,
             refresh_margin=self.token_refresh_margin,
             pace=self.rate_pacing,
+            inbox_ack_every=self.inbox_ack_every,
+            inbox_ack_delay=self.inbox_ack_delay,
         )
 
 

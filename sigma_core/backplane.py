@@ -162,6 +162,12 @@ class MemoryEngine:
     def limits(self) -> HistoryLimits:
         return self._limits
 
+    @property
+    def lazy_inboxes(self) -> bool:
+        """Whether inboxes are streams only from their first message (see the module
+        docstring): an inbox's first position is then its derived epoch and offset 0."""
+        return bool(self._inbox_secret)
+
     def __len__(self) -> int:
         return len(self._streams)
 
@@ -261,6 +267,26 @@ class MemoryEngine:
                 break
             out.append(entry)
         return out
+
+    def release_upto(self, topic: str, position: StreamPosition) -> int:
+        """Drop the history of ``topic`` up to and including ``position``: the one reader
+        that needs it (a session, for its ``$inbox``) acknowledged it. Returns how many entries
+        went. A position of another epoch, or beyond the head, releases nothing (0)."""
+        stream = self._streams.get(topic)
+        if stream is None or stream.epoch != position.epoch \
+                or position.offset > stream.last_offset:
+            return 0
+        entries = stream.entries
+        released = 0
+        while entries and entries[0].offset <= position.offset:
+            stream.pop_first()
+            released += 1
+        if released and not entries:
+            stream.entries = None
+            self._holding.pop(topic, None)
+            if topic in self._released:
+                self.drop(topic)
+        return released
 
     def drop(self, topic: str) -> None:
         """Forget a topic and its history (an ended session's inbox)."""

@@ -177,9 +177,20 @@ class ClientConfig:
     #: (``Limits.max_messages_per_second``/``max_bytes_per_second``), leaving room for network
     #: jitter; 0 turns pacing off (the server then closes with 4008 past its limits).
     pace: float = 0.9
+    #: Acknowledge ``$inbox`` messages to the server (a C→S ``Ack`` carrying the ``$inbox``
+    #: position, protocol.md §7) once this many arrived since the last such Ack, or
+    #: ``inbox_ack_delay`` seconds after the first of them, whichever comes first, so that the
+    #: server can let go of what this client holds; 0 never acknowledges (the server then keeps
+    #: them until its history limits drop them, as for a client that predates inbox acks).
+    inbox_ack_every: int = 128
+    inbox_ack_delay: float = 1.0
 
     def __post_init__(self) -> None:
         parse_url(self.url)
+        if self.inbox_ack_every < 0:
+            raise ValueError("ClientConfig.inbox_ack_every must be >= 0")
+        if not (math.isfinite(self.inbox_ack_delay) and self.inbox_ack_delay >= 0):
+            raise ValueError("ClientConfig.inbox_ack_delay must be finite and >= 0")
         if not (math.isfinite(self.refresh_margin) and self.refresh_margin >= 0):
             raise ValueError("ClientConfig.refresh_margin must be finite and >= 0")
         if not 0 <= self.pace <= 1:
@@ -438,6 +449,12 @@ class ClientSession:
         #: ``heartbeats_sent`` of the connection already charged to the pacing.
         self._heartbeats_charged = 0
         self._server_skew_ms = 0
+        # $inbox acknowledgements: messages delivered since the last inbox Ack (this
+        # session), when the next Ack is due, and inbox Acks sent not yet charged to the
+        # pacing (the server counts every envelope).
+        self._inbox_unacked = 0
+        self._inbox_ack_at = math.inf
+        self._acks_owed = 0
 
     # ------------------------------------------------------------------ properties
 
@@ -472,7 +489,7 @@ class ClientSession:
 
     def next_deadline(self) -> float | None:
         deadline = min(self._attempt_deadline, self._reconnect_at, self._refresh_at,
-                       self._pace_at)
+                       self._pace_at, self._inbox_ack_at)
         if self._conn is not None:
             conn_deadline = self._conn.next_deadline()
             if conn_deadline is not None:
@@ -658,6 +675,8 @@ class ClientSession:
             self._pace_at = math.inf
             self._now = now
             self._transmit()
+        if now >= self._inbox_ack_at:
+            self._send_inbox_ack()
         if self._conn is not None:
             self._conn.handle_timer(now)
             self._process(now)
@@ -785,6 +804,8 @@ class ClientSession:
         conn = self._conn
         sent = conn.heartbeats_sent if conn is not None else self._heartbeats_charged
         owed, self._heartbeats_charged = sent - self._heartbeats_charged, sent
+        owed += self._acks_owed  # inbox Acks, sent like heartbeats without waiting
+        self._acks_owed = 0
         for bucket, amount in ((self._pace_msgs, 1.0), (self._pace_bytes, float(size))):
             if bucket is None:
                 continue
@@ -873,6 +894,7 @@ class ClientSession:
         self._pace_at = math.inf
         # Heartbeats sent before this Welcome are not the new limits' business.
         self._heartbeats_charged = self._conn.heartbeats_sent if self._conn is not None else 0
+        self._acks_owed = 0
         self._paced_control.clear()
         if welcome.limits is not None:
             if welcome.limits.max_unacked:
@@ -896,6 +918,12 @@ class ClientSession:
         self._goodbye_floor = 0.0
         self.connected_at = now
         self.resumed = welcome.resumed
+        if not welcome.resumed:
+            self._inbox_unacked = 0  # the old inbox is gone
+        elif self._inbox_unacked and self._inbox_ack_at == math.inf:
+            # Inbox messages that arrived after the last Ack, before the link dropped: the
+            # server still keeps them (an Ack, not a Hello, lets them go).
+            self._inbox_ack_at = now + self.config.inbox_ack_delay
         self._set_status(ConnectionStatus.CONNECTED)
         self._events.append(Connected(session_id=welcome.session_id, resumed=welcome.resumed,
                                       fresh_reason=welcome.fresh_reason))
@@ -1033,6 +1061,12 @@ class ClientSession:
             self._events.append(MessageReceived(topic=topic, position=position,
                                                 payload=bytes(body.payload),
                                                 timestamp_ms=body.timestamp_ms))
+            if topic == "$inbox" and self.config.inbox_ack_every:
+                self._inbox_unacked += 1
+                if self._inbox_unacked >= self.config.inbox_ack_every:
+                    self._send_inbox_ack()
+                elif self._inbox_ack_at == math.inf:
+                    self._inbox_ack_at = now + self.config.inbox_ack_delay
         elif isinstance(body, Ack):
             self._drop_acked(body.seq)
             self._transmit()
@@ -1071,6 +1105,20 @@ class ClientSession:
             self._on_credentials(body.credentials_expire_ms,
                                  self._wall_ms(now) + self._server_skew_ms, now)
 
+    def _send_inbox_ack(self) -> None:
+        """Tell the server how far this client holds its ``$inbox`` (protocol.md §7): it may
+        let go of those messages. Sent at once like a heartbeat (an ``Ack`` is a few dozen
+        bytes and at most one per ``inbox_ack_every`` messages or ``inbox_ack_delay``),
+        and charged to the pacing before the next paced envelope."""
+        self._inbox_unacked = 0
+        self._inbox_ack_at = math.inf
+        conn = self._conn
+        position = self.positions.get("$inbox")
+        if conn is None or conn.state is not ConnectionState.OPEN or position is None:
+            return
+        conn.send(Ack(positions=(TopicPosition(topic="$inbox", position=position),)))
+        self._acks_owed += 1
+
     def _is_answer(self, topic: str, request_id: int, *, subscribed: bool) -> bool:
         """Whether a Subscribed/Unsubscribed decides ``topic``'s state: the answer to the
         latest request, or a server-initiated change (request 0) with nothing pending."""
@@ -1093,7 +1141,7 @@ class ClientSession:
     def _lost(self, now: float, *, code: int, reason: str, cause: RemoteProtocolError | None,
               goodbye: Goodbye | None) -> None:
         """The current attempt or connection is over: schedule the next one, or give up."""
-        self._refresh_at = self._pace_at = math.inf
+        self._refresh_at = self._pace_at = self._inbox_ack_at = math.inf
         fatal = goodbye is not None and goodbye.code in _FATAL_GOODBYES
         credentials = goodbye is not None and goodbye.code in (ErrorCode.TOKEN_EXPIRED,
                                                                ErrorCode.AUTH_FAILED)
@@ -1146,6 +1194,7 @@ class ClientSession:
         # Unsent requests are sent again after the next Welcome (_reconcile); a token
         # rides in the next Hello.
         self._paced_control.clear()
+        self._inbox_ack_at = math.inf  # due again after the next (resumed) Welcome
         if self._conn is not None:
             self._leftover.extend(self._conn.data_to_send())
             self._conn = None
@@ -1161,6 +1210,7 @@ class ClientSession:
         self._next_seq = 1
         self._sent_upto = 0
         self.last_acked_seq = 0
+        self._inbox_unacked = 0
         self._awaiting_token = False
         self._refresh_at = math.inf
         self.credentials_expire_ms = 0

@@ -383,6 +383,10 @@ class HubConfig:
 #: of sessions, most without metadata). The hub never changes a session's dict in place: new
 #: metadata replaces it (see :meth:`Session.metadata`'s note).
 _NO_METADATA: dict[str, str] = {}
+#: A single node's ``$inbox`` subscription start while it is the inbox's first position (its
+#: epoch, offset 0): epoch 0 is never a stream's, so it cannot be taken for a real position. Only
+#: the subscription dicts that sessions share hold it (see :meth:`Hub._new_session`).
+_INBOX_FROM_START: Final = StreamPosition(0, 0)
 
 
 class Session:
@@ -423,7 +427,10 @@ class Session:
         self.identity = ""
         self.metadata: dict[str, str] = _NO_METADATA
         self.client_version = ""
-        #: topic -> the position the subscription started at (replay floor).
+        #: topic -> the position the subscription started at (replay floor). On a single node
+        #: ``$inbox`` reads ``StreamPosition(0, 0)`` while it starts at the inbox's first
+        #: message, and sessions that joined between two broadcasts share one dict until one
+        #: of them subscribes to a room (don't change it).
         self.subscriptions: dict[str, StreamPosition] = {}
         #: Highest contiguous client sequence received.
         self.last_seq = 0
@@ -905,6 +912,8 @@ class Hub:
         self._next_conn_id = 1
         self._sessions: dict[str, Session] = {}
         self._members: dict[str, set[str]] = {BROADCAST_TOPIC: set()}
+        #: The subscriptions new sessions share while the $all head stays (_new_session).
+        self._shared_subscriptions: dict[str, StreamPosition] | None = None
         self._events: list[HubEvent | MessageFields] = []
         self._dirty: set[int] = set()
         #: Topic key -> ids of connections with a replay backlog on it (live messages of the
@@ -1687,7 +1696,8 @@ class Hub:
                         loud=rec.client_errors <= _LOGGED_CLIENT_ERRORS))
                 elif isinstance(body, Refresh):
                     self._on_refresh(rec, session, body, now)
-                # Ack from the client: positions are advisory; nothing to do yet.
+                elif type(body) is Ack:
+                    self._on_client_ack(session, body)
             elif isinstance(event, HelloReceived):
                 self._on_hello(rec, event.hello, now)
             elif isinstance(event, HandshakeRequest):
@@ -1714,6 +1724,19 @@ class Hub:
                 self._on_http(rec, event)
             elif isinstance(event, Closed):
                 self._on_closed(rec, event, now)
+
+    def _on_client_ack(self, session: Session, ack: Ack) -> None:
+        """A client's Ack: its ``$inbox`` position says which of the session's inbox messages
+        it holds, and those leave the inbox's history (nobody else reads it; a resume replays
+        only what follows the client's position). Another epoch than the inbox's, or an offset
+        beyond its head, releases nothing, and so does any other topic (advisory: rooms and
+        ``$all`` are read by many) and ``seq`` (protocol.md §7). With an external engine the
+        engine's own history limits bound the inbox instead (nothing is trimmed there)."""
+        if self._external is not None:
+            return
+        for reported in ack.positions:
+            if reported.topic == INBOX_TOPIC:
+                self._engine.release_upto(_INBOX_KEY + session.id, reported.position)
 
     def _on_http(self, rec: _Conn, request: HttpRequest) -> None:
         handler = self.config.http_handler
@@ -1896,8 +1919,9 @@ class Hub:
         recovery: list[TopicRecovery] = []
         replay: list[tuple[str, list[HistoryEntry]]] = []
         failed: list[str] = []
-        for topic, start in session.subscriptions.items():
+        for topic, held in list(session.subscriptions.items()):
             key = _INBOX_KEY + session.id if topic == INBOX_TOPIC else topic
+            start = self._inbox_start(session) if held is _INBOX_FROM_START else held
             client_pos = positions.get(topic)
             outcome, entries = self._recover(rec, session, key, topic, client_pos, start, now)
             recovery.append(outcome)
@@ -2069,7 +2093,7 @@ class Hub:
             head = self._engine.head(key)
             # All-or-nothing: continue from the live head. Everything after the client's
             # position up to the head is lost to it, including what history still holds.
-            session.subscriptions[topic] = head
+            self._own_subscriptions(session)[topic] = head
             lost_from, lost_to = result.lost_from, head.offset if result.lost_to else 0
             if position.epoch == head.epoch and position.offset > head.offset:
                 # Beyond the head in the same epoch (the stream lost its tail): the client's
@@ -2538,7 +2562,7 @@ class Hub:
             else:
                 watch.held.append(event)
         for session in targets:
-            session.subscriptions[wire] = resume_at
+            self._own_subscriptions(session)[wire] = resume_at
             self._failed_recoveries += 1
             rec = self._rec_of(session)
             if rec is not None:
@@ -2689,7 +2713,7 @@ class Hub:
                 elif entries or feed:
                     last = (feed or entries)[-1]
                     end = StreamPosition(last.epoch, last.offset)
-                session.subscriptions[topic] = end
+                self._own_subscriptions(session)[topic] = end
                 self._receive(key, end, at)  # a new tracker starts where the replay ends
                 if topic != INBOX_TOPIC:
                     self._members.setdefault(topic, set()).add(sid)
@@ -3330,20 +3354,44 @@ class Hub:
         session = Session(session_id, self._entropy.token_bytes(self.config.resume_token_bytes),
                           now)
         self._sessions[session_id] = session
+        if self._external is None and self._engine.lazy_inboxes:
+            # $all from its head and $inbox from its first message: one dict shared by every
+            # session that joins before the next broadcast moves the head (a dict is ~0.2 KiB
+            # of an idle session), made its own on its first change (_own_subscriptions).
+            head = self._engine.head(BROADCAST_TOPIC)
+            shared = self._shared_subscriptions
+            if shared is None or shared[BROADCAST_TOPIC] is not head:
+                shared = self._shared_subscriptions = {BROADCAST_TOPIC: head,
+                                                       INBOX_TOPIC: _INBOX_FROM_START}
+            session.subscriptions = shared
+            self._members[BROADCAST_TOPIC].add(session_id)
+            return session
         self._add_subscription(session, BROADCAST_TOPIC)
         self._add_subscription(session, INBOX_TOPIC)
         return session
 
+    def _own_subscriptions(self, session: Session) -> dict[str, StreamPosition]:
+        """The session's subscription dict, made its own first if it is a shared one."""
+        subs = session.subscriptions
+        if subs.get(INBOX_TOPIC) is _INBOX_FROM_START:
+            subs = session.subscriptions = dict(subs)
+            subs[INBOX_TOPIC] = self._inbox_start(session)
+        return subs
+
+    def _inbox_start(self, session: Session) -> StreamPosition:
+        """The first position of the session's inbox (its epoch, offset 0)."""
+        return StreamPosition(self._engine.head(_INBOX_KEY + session.id, create=False).epoch, 0)
+
     def _add_subscription(self, session: Session, topic: str) -> StreamPosition:
         key = _INBOX_KEY + session.id if topic == INBOX_TOPIC else topic
         head = self._engine.head(key)
-        session.subscriptions[topic] = head
+        self._own_subscriptions(session)[topic] = head
         if topic != INBOX_TOPIC:
             self._members.setdefault(topic, set()).add(session.id)
         return head
 
     def _remove_subscription(self, session: Session, topic: str, now: float) -> None:
-        del session.subscriptions[topic]
+        del self._own_subscriptions(session)[topic]
         members = self._members.get(topic)
         if members is not None:
             members.discard(session.id)

@@ -16,6 +16,7 @@ unknown state: the connection is closed and the next pipeline opens a new one.
 
 from __future__ import annotations
 
+import socket
 import ssl
 from typing import Any
 from urllib.parse import urlsplit
@@ -24,7 +25,8 @@ import anyio
 import anyio.abc
 from coredis.parser import NotEnoughData, Parser
 
-from ._pubsub import parse_url
+from ._pubsub import connect_socket, parse_url
+from ._url import Endpoint
 
 __all__ = ["Pipe", "Wire"]
 
@@ -80,36 +82,49 @@ class Pipe:
 
 class Wire:
     """One connection to the Redis of ``url`` (``redis://``, ``rediss://``, ``unix://``;
-    user, password and database number from the URL)."""
+    user, password and database number from the URL).
+
+    A plain TCP or Unix connection is a non-blocking socket of its own, so a pipeline can be
+    written synchronously (:meth:`send_now`) by the code that has it ready — the engine's
+    ``submit``, when nothing else is in flight — without waiting for a task to be scheduled;
+    :meth:`finish` then reads the replies. TLS goes through an anyio stream (``send_now``
+    declines)."""
 
     def __init__(self, url: str, *, connect_timeout: float) -> None:
-        self._address = parse_url(url)
+        host, port, user, password, tls = parse_url(url)
+        self._endpoint = Endpoint(host, port, user, password, tls)
         path = urlsplit(url).path.strip("/")
         self._db = int(path) if path.isdigit() and not url.startswith("unix:") else 0
         self._connect_timeout = connect_timeout
+        self._sock: socket.socket | None = None
         self._stream: anyio.abc.ByteStream | None = None
+        self._unsent = b""
         self._parser = Parser()
 
     @property
     def is_open(self) -> bool:
-        return self._stream is not None
+        return self._sock is not None or self._stream is not None
+
+    @property
+    def can_send_now(self) -> bool:
+        """Open, on a socket of its own (not TLS), nothing of an earlier pipeline unsent."""
+        return self._sock is not None and not self._unsent
 
     async def open(self) -> None:
-        host, port, user, password, tls = self._address
+        ep = self._endpoint
         with anyio.fail_after(self._connect_timeout):
-            if port == 0:
-                stream: anyio.abc.ByteStream = await anyio.connect_unix(host)
-            elif tls:
-                stream = await anyio.connect_tcp(host, port,
-                                                 ssl_context=ssl.create_default_context())
+            if ep.tls:
+                self._stream = await anyio.connect_tcp(
+                    ep.host, ep.port, ssl_context=ssl.create_default_context())
             else:
-                stream = await anyio.connect_tcp(host, port)
-            self._stream = stream
+                self._sock = await connect_socket(ep)
             self._parser = Parser()
+            self._unsent = b""
             try:
                 hello = []
-                if password is not None:
-                    hello.append(pack(b"AUTH", *([user] if user else []), password))
+                if ep.password is not None:
+                    hello.append(pack(b"AUTH", *([ep.username] if ep.username else []),
+                                      ep.password))
                 if self._db:
                     hello.append(pack(b"SELECT", self._db))
                 if hello:
@@ -120,33 +135,99 @@ class Wire:
                 await self.close()
                 raise
 
+    def _close_now(self) -> None:
+        sock, self._sock = self._sock, None
+        if sock is not None:
+            sock.close()
+
     async def close(self) -> None:
+        self._close_now()
         stream, self._stream = self._stream, None
         if stream is not None:
             with anyio.CancelScope(shield=True):
                 await stream.aclose()
 
-    async def execute(self, commands: list[bytes]) -> list[Any]:
-        """Send ``commands`` (packed) in one write; their replies in order (an error reply as
-        its exception instance). The stream is closed if anything goes wrong on the way."""
-        stream = self._stream
-        if stream is None:
-            raise ConnectionError("the batcher's Redis connection is closed")
+    def send_now(self, data: bytes) -> None:
+        """Write ``data`` (one pipeline) now, without waiting (:attr:`can_send_now` must be
+        true); what the socket does not take at once is written by :meth:`finish`. An
+        ``OSError`` closes the connection (nothing of ``data`` was sent then)."""
+        sock = self._sock
+        assert sock is not None
+        assert not self._unsent
         try:
-            await stream.send(b"".join(commands))
-            replies: list[Any] = []
-            parser = self._parser
-            while len(replies) < len(commands):
-                parsed = parser.parse(decode=False)
-                if isinstance(parsed, NotEnoughData):
-                    try:
-                        parser.feed(await stream.receive())
-                    except (anyio.EndOfStream, anyio.BrokenResourceError,
-                            anyio.ClosedResourceError):
-                        raise ConnectionError("Redis closed the connection") from None
-                    continue
-                replies.append(parsed[1])
-            return replies
+            sent = sock.send(data)
+        except BlockingIOError:
+            sent = 0
+        except OSError:
+            self._close_now()
+            raise
+        self._unsent = data[sent:]
+
+    async def finish(self, count: int) -> list[Any]:
+        """The replies of the pipeline :meth:`send_now` wrote (``count`` commands), after
+        writing what it left; closed if anything goes wrong on the way."""
+        try:
+            if self._unsent:
+                data, self._unsent = self._unsent, b""
+                await self._send(data)
+            return await self._replies(count)
         except BaseException:
             await self.close()
             raise
+
+    async def execute(self, commands: list[bytes]) -> list[Any]:
+        """Send ``commands`` (packed) in one write; their replies in order (an error reply as
+        its exception instance). The stream is closed if anything goes wrong on the way."""
+        if not self.is_open:
+            raise ConnectionError("the batcher's Redis connection is closed")
+        try:
+            await self._send(b"".join(commands))
+            return await self._replies(len(commands))
+        except BaseException:
+            await self.close()
+            raise
+
+    async def _send(self, data: bytes) -> None:
+        if self._stream is not None:
+            await self._stream.send(data)
+            return
+        sock = self._sock
+        if sock is None:
+            raise ConnectionError("the batcher's Redis connection is closed")
+        view = memoryview(data)
+        while view:
+            try:
+                view = view[sock.send(view):]
+            except BlockingIOError:
+                await anyio.wait_writable(sock)
+
+    async def _receive(self) -> bytes:
+        if self._stream is not None:
+            try:
+                return await self._stream.receive()
+            except (anyio.EndOfStream, anyio.BrokenResourceError,
+                    anyio.ClosedResourceError):
+                raise ConnectionError("Redis closed the connection") from None
+        sock = self._sock
+        if sock is None:
+            raise ConnectionError("the batcher's Redis connection is closed")
+        while True:
+            try:
+                data = sock.recv(1 << 16)
+            except BlockingIOError:
+                await anyio.wait_readable(sock)
+                continue
+            if not data:
+                raise ConnectionError("Redis closed the connection")
+            return data
+
+    async def _replies(self, count: int) -> list[Any]:
+        replies: list[Any] = []
+        parser = self._parser
+        while len(replies) < count:
+            parsed = parser.parse(decode=False)
+            if isinstance(parsed, NotEnoughData):
+                parser.feed(await self._receive())
+                continue
+            replies.append(parsed[1])
+        return replies

@@ -243,6 +243,8 @@ class _PythonRun:
             refresh_tokens=c.get("refresh_tokens", False),
             refresh_margin=c.get("refresh_margin_ms", 30000) / 1000,
             pace=c.get("pace", 0.9),
+            inbox_ack_every=c.get("inbox_ack_every", 128),
+            inbox_ack_delay=c.get("inbox_ack_delay_ms", 1000) / 1000,
             reconnect=ReconnectPolicy(
                 initial_delay=r.get("initial_ms", 1000) / 1000,
                 max_delay=r.get("max_ms", 30000) / 1000,
@@ -559,6 +561,9 @@ def traces(draw: st.DrawFn) -> Json:
         "refresh_tokens": draw(st.booleans()),
         "refresh_margin_ms": draw(_one_of(0, 30000)),
         "pace": draw(_one_of(0.9, 0.5, 0)),
+        # $inbox acknowledgements: at once, after two, after 32, the default (128), never.
+        "inbox_ack_every": draw(_one_of(1, 2, 32, 128, 0)),
+        "inbox_ack_delay_ms": draw(_one_of(0, 1000)),
         # The Hello's serializer name: "" and "raw" send nothing, the others their name.
         "serializer": draw(_one_of("", "raw", "json", "msgpack", "my.proto+v2")),
     }

@@ -26,7 +26,7 @@ from conformance_support import (
 from hypothesis import HealthCheck, given, settings
 
 from sigma_core import codec
-from sigma_core.messages import Subscribe, Unsubscribe
+from sigma_core.messages import Ack, Subscribe, Unsubscribe
 
 N_TRACES = int(os.environ.get("SIGMA_CONFORMANCE_TRACES", "2000"))
 
@@ -120,3 +120,13 @@ def test_generated_traces_equal(trace: Any, node: NodeDriver) -> None:
     ts = node.run(trace)
     diff = first_difference(trace, py, ts)
     assert diff is None, f"the clients differ\n{diff}"
+
+
+def test_inbox_acks_trace() -> None:
+    """inbox_acks: the $inbox positions acknowledged, in order (every 3rd at once, the rest
+    after inbox_ack_delay, the one left before a drop after the resumed Welcome); no seq."""
+    result = PythonDriver().run(NAMED["inbox_acks"])
+    acks = [body for step in result["steps"] for h in step["sends"]
+            if isinstance(body := codec.decode(bytes.fromhex(h)), Ack)]
+    assert [(a.seq, [(p.topic, p.position.offset) for p in a.positions]) for a in acks] == [
+        (0, [("$inbox", 3)]), (0, [("$inbox", 4)]), (0, [("$inbox", 5)])]

@@ -594,3 +594,101 @@ async def test_failover_that_lost_acked_writes_starts_a_new_epoch(fenced: bool) 
             replica.stop()
             primary.stop()
             gc.collect()
+
+
+async def test_subscriber_reassembles_split_messages_and_pings_when_idle() -> None:
+    # The pub/sub connection against a scripted server: a message cut into three writes, two
+    # messages in one write — each delivered whole, once, in order (on asyncio from the event
+    # loop's read callback, on trio from a reading task: both paths of Subscriber.serve).
+    # Then silence: a PING after idle_timeout / 2; the server answers it once, then not
+    # again — the subscriber gives up with a TimeoutError after the second ping goes
+    # unanswered, rather than waiting forever.
+    from sigma_redis._pubsub import Subscriber
+    from sigma_redis._url import Endpoint
+
+    def message(data: bytes) -> bytes:
+        return b"*3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$%d\r\n%s\r\n" % (len(data), data)
+
+    pings: list[float] = []
+    received: list[bytes] = []
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    port = listener.extra(anyio.abc.SocketAttribute.local_port)
+
+    async def server(stream: anyio.abc.SocketStream) -> None:
+        async with stream:
+            assert b"SUBSCRIBE" in await stream.receive()
+            await stream.send(b"*3\r\n$9\r\nsubscribe\r\n$2\r\nch\r\n:1\r\n")
+            first = message(b"one" * 20)
+            for part in (first[:5], first[5:40], first[40:]):
+                await stream.send(part)
+                await anyio.sleep(0.02)
+            await stream.send(message(b"two") + message(b"three"))
+            while True:
+                data = await stream.receive()
+                if b"PING" in data:
+                    pings.append(time.monotonic())
+                    if len(pings) == 1:
+                        await stream.send(b"*2\r\n$4\r\npong\r\n$0\r\n\r\n")
+
+    subscriber = Subscriber(Endpoint("127.0.0.1", port),
+                            lambda channel, data: received.append(data),
+                            connect_timeout=2.0, idle_timeout=0.4)
+    with anyio.fail_after(10):
+        async with listener, anyio.create_task_group() as tg:
+            tg.start_soon(listener.serve, server)
+            await subscriber.connect()
+            started = time.monotonic()
+
+
+            async def subscribe_and_wait() -> None:
+                async with anyio.create_task_group() as inner:
+                    inner.start_soon(subscriber.serve)
+                    await subscriber.subscribe(b"ch")
+                    await anyio.sleep(5)
+            try:
+                with pytest.raises(BaseExceptionGroup) as caught:
+                    await subscribe_and_wait()
+            finally:
+                await subscriber.aclose()
+            tg.cancel_scope.cancel()
+    assert received == [b"one" * 20, b"two", b"three"]
+    failure = caught.value.exceptions[0]
+    assert isinstance(failure, TimeoutError)
+    assert "silent for 0.4 s" in str(failure)
+    assert len(pings) == 2
+    assert 0.15 < pings[0] - started < 1.0
+    assert time.monotonic() - started < 2.5
+
+
+async def test_idle_engine_writes_a_request_from_submit_in_order_and_survives_a_dead_socket(
+        redis: RedisServer) -> None:
+    # With nothing in flight, submit() writes the pipeline itself (no event-loop turn before
+    # the append leaves); what arrives meanwhile waits for the replies and goes next, in
+    # order. A connection that died under the idle engine: the requests stay queued, the
+    # batcher opens a new connection, nothing is lost or sent twice.
+    async with harness(redis.url) as h:
+        topic = fresh_topic("sendnow")
+        await append(h, topic, b"0")
+        first = Append(request_id=h.rid(), topic=topic, envelope=b"1", wall_time=time.time())
+        second = Append(request_id=h.rid(), topic=topic, envelope=b"2", wall_time=time.time())
+        h.engine.submit([first])
+        assert h.engine._sent is not None  # written already, before any await
+        assert not h.engine._queue
+        h.engine.submit([second])
+        assert list(h.engine._queue) == [second]  # waits for the first pipeline's replies
+        await h.wait_for(lambda: second.request_id in h.results)
+        offsets = [h.results.pop(r.request_id) for r in (first, second)]
+        assert [r.position.offset for r in offsets if isinstance(r, Appended)] == [2, 3]
+        wire = h.engine._wire
+        assert wire is not None
+        assert wire._sock is not None
+        wire._sock.close()  # the socket dies while the engine is idle
+        third = await h.call(Append(request_id=h.rid(), topic=topic, envelope=b"3",
+                                    wall_time=time.time()))
+        assert isinstance(third, Appended)
+        assert third.position.offset == 4
+        read = await h.call(ReadRange(request_id=h.rid(), topic=topic,
+                                      after=StreamPosition(third.position.epoch, 0),
+                                      max_count=0, max_bytes=0))
+        assert isinstance(read, RangeRead)
+        assert [e.envelope for e in read.entries] == [b"0", b"1", b"2", b"3"]

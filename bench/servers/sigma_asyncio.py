@@ -1,10 +1,11 @@
 """SigmaSockets on asyncio (default event loop): full protocol, echo through the sender's inbox.
 
-    python bench/servers/sigma_asyncio.py --port 9001 [--uvloop] [--metrics]
+    python bench/servers/sigma_asyncio.py --port 9001 [--uvloop] [--metrics | --imports-only]
 
 ``--metrics``: with sigma_ops attached (``/metrics``, probes, dashboard routes) and its
 Prometheus collector read once a second in the server process, as a scrape would: what
-operating metrics cost (docs/operations.md).
+operating metrics cost (docs/operations.md). ``--imports-only``: ``prometheus_client`` and
+``sigma_ops`` imported, nothing attached (a diagnostic: what the imports alone cost).
 """
 
 from __future__ import annotations
@@ -71,6 +72,11 @@ def main() -> None:
     metrics = "--metrics" in sys.argv
     if metrics:
         sys.argv.remove("--metrics")
+    if "--imports-only" in sys.argv:  # what the imports alone cost: nothing attached
+        sys.argv.remove("--imports-only")
+        import prometheus_client  # noqa: F401
+
+        import sigma_ops  # noqa: F401
     args = parse_args(__doc__ or "")
     raise_nofile()
     sigma_asyncio.run(serve(args.host, args.port, metrics), use_uvloop=use_uvloop)

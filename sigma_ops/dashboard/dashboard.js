@@ -2229,7 +2229,9 @@ var nt = "sigma.v1", rt = {
 	refreshMargin: 3e4,
 	pace: .9,
 	wallClockOffset: 0,
-	probeTimeout: 3e3
+	probeTimeout: 3e3,
+	inboxAckEvery: 128,
+	inboxAckDelay: 1e3
 };
 function it(e) {
 	let t;
@@ -2252,7 +2254,8 @@ function ot(e) {
 		let i = e[t];
 		if (typeof i != "number" || !Number.isFinite(i) || i < n || r && i === n) throw RangeError(`${t} must be a finite number ${r ? ">" : ">="} ${n}, got ${i}`);
 	};
-	if (t("reconnectInterval", 0, !0), t("maxReconnectInterval", 0, !0), t("reconnectMultiplier", 1), t("heartbeatInterval", 0), t("heartbeatTimeout", 0), t("connectTimeout", 0, !0), t("handshakeTimeout", 0, !0), t("probeTimeout", 0, !0), t("maxMessageSize", 128, !0), e.reconnectInterval > e.maxReconnectInterval) throw RangeError("reconnectInterval must not exceed maxReconnectInterval");
+	if (t("reconnectInterval", 0, !0), t("maxReconnectInterval", 0, !0), t("reconnectMultiplier", 1), t("heartbeatInterval", 0), t("heartbeatTimeout", 0), t("connectTimeout", 0, !0), t("handshakeTimeout", 0, !0), t("probeTimeout", 0, !0), t("inboxAckDelay", 0), !(Number.isInteger(e.inboxAckEvery) && e.inboxAckEvery >= 0)) throw RangeError("inboxAckEvery must be an integer >= 0");
+	if (t("maxMessageSize", 128, !0), e.reconnectInterval > e.maxReconnectInterval) throw RangeError("reconnectInterval must not exceed maxReconnectInterval");
 	let n = e.maxReconnectAttempts;
 	if (n !== null && n !== Infinity && !(Number.isInteger(n) && n >= 1)) throw RangeError("maxReconnectAttempts must be an integer >= 1, or null/Infinity");
 	if (!(Number.isInteger(e.maxPending) && e.maxPending >= 1)) throw RangeError("maxPending must be an integer >= 1");
@@ -2319,6 +2322,8 @@ var st = new TextEncoder(), ct = /* @__PURE__ */ new Set([
 	paceAt = Infinity;
 	pacedControl = [];
 	heartbeatsOwed = 0;
+	inboxUnacked = 0;
+	inboxAckAt = Infinity;
 	lastNow = 0;
 	constructor(e, t) {
 		ot(e), this.config = e, this.random = t, this.maxUnacked = e.maxPending, this.maxMessageSize = e.maxMessageSize, this.authToken = e.authToken, this.checkHelloFits(null);
@@ -2337,7 +2342,7 @@ var st = new TextEncoder(), ct = /* @__PURE__ */ new Set([
 		return this.out = [], e;
 	}
 	nextDeadline() {
-		let e = Math.min(this.attemptDeadline, this.reconnectAt, this.refreshAt, this.paceAt), t = this.conn;
+		let e = Math.min(this.attemptDeadline, this.reconnectAt, this.refreshAt, this.paceAt, this.inboxAckAt), t = this.conn;
 		return t !== null && (t.state === "hello" ? e = Math.min(e, t.openedAt + this.config.handshakeTimeout) : t.state === "open" && (t.interval && (e = Math.min(e, t.nextPing, t.lastReceived + t.timeout)), e = Math.min(e, t.probeDeadline))), e === Infinity ? null : e;
 	}
 	connect(e) {
@@ -2355,7 +2360,7 @@ var st = new TextEncoder(), ct = /* @__PURE__ */ new Set([
 			attempt: this.attemptId,
 			code: e.NORMAL_CLOSURE,
 			reason: ee(r)
-		})), this.conn = null, this.attemptId += 1, this.forgetSession(), this.setStatus("disconnected");
+		})), this.conn = null, this.attemptId += 1, this.inboxAckAt = Infinity, this.forgetSession(), this.setStatus("disconnected");
 	}
 	refreshToken(e, t) {
 		if (!e) throw new r("refreshToken needs a token");
@@ -2437,9 +2442,9 @@ var st = new TextEncoder(), ct = /* @__PURE__ */ new Set([
 		}), this.conn = null, this.attemptId += 1, this.lost(t, e.ABNORMAL_CLOSURE, `connect timed out after ${this.config.connectTimeout / 1e3} s`, null, null)), t >= this.reconnectAt && (this.reconnectAt = Infinity, this.open(t)), t >= this.refreshAt && (this.refreshAt = Infinity, this.out.push({
 			kind: "token_needed",
 			reason: "refresh"
-		})), t >= this.paceAt && (this.paceAt = Infinity, this.lastNow = t, this.transmit());
+		})), t >= this.paceAt && (this.paceAt = Infinity, this.lastNow = t, this.transmit()), t >= this.inboxAckAt && this.sendInboxAck();
 		let n = this.conn;
-		n !== null && (n.state === "hello" ? t >= n.openedAt + this.config.handshakeTimeout && this.fail(new i("no Welcome within the handshake timeout", e.HELLO_TIMEOUT), t) : n.state === "open" && (t >= n.probeDeadline ? this.fail(new i(`the network went ${this.online ? "away and came back" : "offline"}: nothing received within ${this.config.probeTimeout / 1e3} s of the probe`, e.HEARTBEAT_TIMEOUT), t) : n.interval && (t >= n.lastReceived + n.timeout ? this.fail(new i(`nothing received for ${((t - n.lastReceived) / 1e3).toFixed(1)} s (heartbeat timeout ${n.timeout / 1e3} s)`, e.HEARTBEAT_TIMEOUT), t) : t >= n.nextPing && (n.pingId = n.pingId + 1 >>> 0, this.sendBody({
+		n !== null && (this.lastNow = t, n.state === "hello" ? t >= n.openedAt + this.config.handshakeTimeout && this.fail(new i("no Welcome within the handshake timeout", e.HELLO_TIMEOUT), t) : n.state === "open" && (t >= n.probeDeadline ? this.fail(new i(`the network went ${this.online ? "away and came back" : "offline"}: nothing received within ${this.config.probeTimeout / 1e3} s of the probe`, e.HEARTBEAT_TIMEOUT), t) : n.interval && (t >= n.lastReceived + n.timeout ? this.fail(new i(`nothing received for ${((t - n.lastReceived) / 1e3).toFixed(1)} s (heartbeat timeout ${n.timeout / 1e3} s)`, e.HEARTBEAT_TIMEOUT), t) : t >= n.nextPing && (n.pingId = n.pingId + 1 >>> 0, this.sendBody({
 			type: "Ping",
 			id: n.pingId,
 			timestampMs: this.wallMs(t)
@@ -2501,7 +2506,7 @@ var st = new TextEncoder(), ct = /* @__PURE__ */ new Set([
 		};
 	}
 	sendBody(e) {
-		(e.type === "Ping" || e.type === "Pong") && (this.heartbeatsOwed += 1), this.out.push({
+		(e.type === "Ping" || e.type === "Pong" || e.type === "Ack") && (this.heartbeatsOwed += 1), this.out.push({
 			kind: "send",
 			attempt: this.attemptId,
 			data: Le(e)
@@ -2698,7 +2703,7 @@ var st = new TextEncoder(), ct = /* @__PURE__ */ new Set([
 			else if (!this.applyRecovery(t)) continue;
 			t.topic.startsWith("$") || c.add(t.topic);
 		}
-		this.failures = 0, this.goodbyeFloor = 0, this.connectedAt = t, this.resumed = e.resumed, this.setStatus("connected"), this.out.push({
+		this.failures = 0, this.goodbyeFloor = 0, this.connectedAt = t, this.resumed = e.resumed, e.resumed ? this.inboxUnacked && this.inboxAckAt === Infinity && (this.inboxAckAt = t + this.config.inboxAckDelay) : this.inboxUnacked = 0, this.setStatus("connected"), this.out.push({
 			kind: "connected",
 			sessionId: e.sessionId,
 			resumed: e.resumed,
@@ -2743,7 +2748,7 @@ var st = new TextEncoder(), ct = /* @__PURE__ */ new Set([
 	onBody(e, t) {
 		switch (e.type) {
 			case "Data":
-				this.onData(e);
+				this.onData(e, t);
 				break;
 			case "Ack":
 				this.dropAcked(ft(e.seq)), this.transmit();
@@ -2788,23 +2793,35 @@ var st = new TextEncoder(), ct = /* @__PURE__ */ new Set([
 		let r = this.latest.get(e);
 		return t === 0 ? r === void 0 ? !n || !this.unsubscribing.has(e) : !1 : t === r && (this.latest.delete(e), !0);
 	}
-	onData(e) {
-		let t = e.position;
-		if (t === null) return;
-		let r = e.topic;
-		if (n.foreignReserved(r)) return;
-		if (!this.subscriptions.has(r) && !r.startsWith("$")) {
-			this.positions.has(r) && this.positions.set(r, t);
+	onData(e, t) {
+		let r = e.position;
+		if (r === null) return;
+		let i = e.topic;
+		if (n.foreignReserved(i)) return;
+		if (!this.subscriptions.has(i) && !i.startsWith("$")) {
+			this.positions.has(i) && this.positions.set(i, r);
 			return;
 		}
-		let i = this.positions.get(r);
-		i !== void 0 && i.epoch === t.epoch && t.offset <= i.offset ? this.duplicatesDropped += 1 : (this.positions.set(r, t), this.out.push({
+		let a = this.positions.get(i);
+		a !== void 0 && a.epoch === r.epoch && r.offset <= a.offset ? this.duplicatesDropped += 1 : (this.positions.set(i, r), this.out.push({
 			kind: "message",
-			topic: r,
-			position: t,
+			topic: i,
+			position: r,
 			payload: e.payload.slice(),
 			timestampMs: e.timestampMs
-		}));
+		}), i === "$inbox" && this.config.inboxAckEvery && (this.inboxUnacked += 1, this.inboxUnacked >= this.config.inboxAckEvery ? this.sendInboxAck() : this.inboxAckAt === Infinity && (this.inboxAckAt = t + this.config.inboxAckDelay)));
+	}
+	sendInboxAck() {
+		this.inboxUnacked = 0, this.inboxAckAt = Infinity;
+		let e = this.positions.get("$inbox");
+		this.isOpen && e !== void 0 && this.sendBody({
+			type: "Ack",
+			seq: 0n,
+			positions: [{
+				topic: "$inbox",
+				position: e
+			}]
+		});
 	}
 	dropAcked(e) {
 		let t = 0;
@@ -2812,7 +2829,7 @@ var st = new TextEncoder(), ct = /* @__PURE__ */ new Set([
 		t && this.pending.splice(0, t), this.lastAckedSeq = Math.max(this.lastAckedSeq, e);
 	}
 	lost(e, n, r, i, a) {
-		this.refreshAt = Infinity, this.paceAt = Infinity;
+		this.refreshAt = Infinity, this.paceAt = Infinity, this.inboxAckAt = Infinity;
 		let o = a !== null && lt.has(a.code);
 		if (a !== null && (a.code === t.TOKEN_EXPIRED || a.code === t.AUTH_FAILED) && this.wanted && this.config.refreshTokens && !this.tokenFresh) {
 			this.out.push({
@@ -2867,7 +2884,7 @@ var st = new TextEncoder(), ct = /* @__PURE__ */ new Set([
 		});
 	}
 	forgetSession() {
-		this.sessionId = "", this.token = /* @__PURE__ */ new Uint8Array(), this.positions.clear(), this.unsubscribing.clear(), this.latest.clear(), this.pending = [], this.requests.clear(), this.nextSeq = 1, this.sentUpto = 0, this.lastAckedSeq = 0, this.awaitingToken = !1, this.refreshAt = Infinity, this.credentialsExpireMs = 0n;
+		this.sessionId = "", this.token = /* @__PURE__ */ new Uint8Array(), this.positions.clear(), this.unsubscribing.clear(), this.latest.clear(), this.pending = [], this.requests.clear(), this.nextSeq = 1, this.sentUpto = 0, this.lastAckedSeq = 0, this.inboxUnacked = 0, this.awaitingToken = !1, this.refreshAt = Infinity, this.credentialsExpireMs = 0n;
 	}
 };
 function ft(e) {
@@ -2939,7 +2956,9 @@ var gt = class {
 			refreshMargin: e.tokenRefreshMargin ?? n.refreshMargin,
 			pace: e.ratePacing ?? n.pace,
 			wallClockOffset: t.wallClockOffset,
-			probeTimeout: e.probeTimeout ?? n.probeTimeout
+			probeTimeout: e.probeTimeout ?? n.probeTimeout,
+			inboxAckEvery: e.inboxAckEvery ?? n.inboxAckEvery,
+			inboxAckDelay: e.inboxAckDelay ?? n.inboxAckDelay
 		};
 		this.session = new dt(i, e.random ?? Math.random), this.serializer = e.serializer ?? p, this.getToken = e.getToken ?? null, this.WebSocketCtor = e.WebSocket ?? globalThis.WebSocket, this.timers = e.timers ?? {
 			setTimeout: (e, t) => globalThis.setTimeout(e, t),

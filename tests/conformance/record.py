@@ -152,6 +152,18 @@ TRACES: dict[str, dict[str, Any]] = {
                   {"do": "timer", "dt": 250}, {"do": "timer", "dt": 250},
                   {"do": "timer", "dt": 250}, {"do": "timer", "dt": 250},
                   {"do": "timer", "dt": 500}]},
+    "inbox_acks": {
+        "about": "protocol.md §7, inbox acknowledgements: with inbox_ack_every 3 the third "
+                 "$inbox message is acknowledged at once (Ack with the $inbox position, no "
+                 "seq); a fourth waits inbox_ack_delay (1 s) and is acknowledged by the timer; "
+                 "room messages are never acknowledged; one that arrived unacknowledged before "
+                 "the link dropped is acknowledged 1 s after the resumed Welcome.",
+        "config": {"inbox_ack_every": 3, "inbox_ack_delay_ms": 1000},
+        "steps": [*CONNECT, welcome(False), {"do": "subscribe", "topic": "a"},
+                  subscribed(1, "a", FRESH, 0), data("$inbox", 1), data("a", 1),
+                  data("$inbox", 2), data("$inbox", 3), data("$inbox", 4),
+                  {"do": "timer", "dt": 1000}, data("$inbox", 5), *DROP_AND_BACK,
+                  welcome(True, rec("a", RECOVERED, 1)), {"do": "timer", "dt": 1000}]},
 }
 
 

@@ -142,6 +142,13 @@ export interface SigmaSocketClientOptions {
   network?: NetworkMonitor | null;
   /** How long a network-change probe waits for any answer, in ms. Default 3000. */
   probeTimeout?: number;
+  /**
+   * Acknowledge `$inbox` messages to the server (protocol.md §7) after this many, or
+   * `inboxAckDelay` ms after the first unacknowledged one, so it can let go of them.
+   * Defaults 128 and 1000; `inboxAckEvery: 0` never acknowledges.
+   */
+  inboxAckEvery?: number;
+  inboxAckDelay?: number;
   /** WebSocket constructor; default `globalThis.WebSocket`. In Node 20 pass `ws`'s. */
   WebSocket?: AnyWebSocketConstructor;
   /** Uniform random number in [0, 1) for the reconnect jitter. Default `Math.random`. */
@@ -292,6 +299,8 @@ export class SigmaSocketClient {
       pace: options.ratePacing ?? d.pace,
       wallClockOffset: clock.wallClockOffset,
       probeTimeout: options.probeTimeout ?? d.probeTimeout,
+      inboxAckEvery: options.inboxAckEvery ?? d.inboxAckEvery,
+      inboxAckDelay: options.inboxAckDelay ?? d.inboxAckDelay,
     };
     this.session = new ClientSession(config, options.random ?? Math.random);
     this.serializer = options.serializer ?? RAW;

@@ -105,6 +105,14 @@ export interface SessionConfig {
    * the connection is given up (close 4003) instead of waiting for the heartbeat timeout.
    */
   probeTimeout: number;
+  /**
+   * Acknowledge `$inbox` messages (a C→S `Ack` with the `$inbox` position, protocol.md §7) once
+   * this many arrived since the last such Ack, or `inboxAckDelay` ms after the first of them,
+   * so the server can let go of them; 0 never acknowledges (the server keeps them until its
+   * history limits drop them).
+   */
+  inboxAckEvery: number;
+  inboxAckDelay: number;
 }
 
 export const DEFAULT_SESSION_CONFIG: Omit<SessionConfig, "url"> = {
@@ -126,6 +134,8 @@ export const DEFAULT_SESSION_CONFIG: Omit<SessionConfig, "url"> = {
   pace: 0.9,
   wallClockOffset: 0,
   probeTimeout: 3000,
+  inboxAckEvery: 128,
+  inboxAckDelay: 1000,
 };
 
 // ----------------------------------------------------------------------------- outputs
@@ -226,6 +236,10 @@ export function validateConfig(config: SessionConfig): void {
   finite("connectTimeout", 0, true);
   finite("handshakeTimeout", 0, true);
   finite("probeTimeout", 0, true);
+  finite("inboxAckDelay", 0);
+  if (!(Number.isInteger(config.inboxAckEvery) && config.inboxAckEvery >= 0)) {
+    throw new RangeError("inboxAckEvery must be an integer >= 0");
+  }
   finite("maxMessageSize", ENVELOPE_OVERHEAD, true);
   if (config.reconnectInterval > config.maxReconnectInterval) {
     throw new RangeError("reconnectInterval must not exceed maxReconnectInterval");
@@ -361,6 +375,10 @@ export class ClientSession {
   private pacedControl: Control[] = [];
   /** Ping and Pong sent and not yet charged to the pacing (the server counts them too). */
   private heartbeatsOwed = 0;
+  /** `$inbox` messages delivered since the last inbox Ack (this session). */
+  private inboxUnacked = 0;
+  /** When the next inbox Ack is due (Infinity: none). */
+  private inboxAckAt = Infinity;
   private lastNow = 0;
 
   constructor(config: SessionConfig, random: () => number) {
@@ -398,7 +416,8 @@ export class ClientSession {
 
   /** When {@link handleTimer} must next be called (null: no timer needed). */
   nextDeadline(): number | null {
-    let deadline = Math.min(this.attemptDeadline, this.reconnectAt, this.refreshAt, this.paceAt);
+    let deadline = Math.min(this.attemptDeadline, this.reconnectAt, this.refreshAt, this.paceAt,
+                            this.inboxAckAt);
     const conn = this.conn;
     if (conn !== null) {
       if (conn.state === "hello") {
@@ -442,6 +461,7 @@ export class ClientSession {
     }
     this.conn = null;
     this.attemptId += 1; // whatever the old socket reports from now on is stale
+    this.inboxAckAt = Infinity;
     this.forgetSession();
     this.setStatus("disconnected");
   }
@@ -626,8 +646,10 @@ export class ClientSession {
       this.lastNow = now;
       this.transmit();
     }
+    if (now >= this.inboxAckAt) this.sendInboxAck();
     const conn = this.conn;
     if (conn === null) return;
+    this.lastNow = now; // as the Python client's _process: the pacing counts from here
     if (conn.state === "hello") {
       if (now >= conn.openedAt + this.config.handshakeTimeout) {
         this.fail(new RemoteProtocolError("no Welcome within the handshake timeout",
@@ -721,7 +743,10 @@ export class ClientSession {
   }
 
   private sendBody(body: BodyInit): void {
-    if (body.type === "Ping" || body.type === "Pong") this.heartbeatsOwed += 1;
+    // Heartbeats and inbox Acks are sent at once; the server counts them against the rate.
+    if (body.type === "Ping" || body.type === "Pong" || body.type === "Ack") {
+      this.heartbeatsOwed += 1;
+    }
     this.out.push({ kind: "send", attempt: this.attemptId, data: encode(body) });
   }
 
@@ -993,6 +1018,13 @@ export class ClientSession {
     this.goodbyeFloor = 0;
     this.connectedAt = now;
     this.resumed = welcome.resumed;
+    if (!welcome.resumed) {
+      this.inboxUnacked = 0; // the old inbox is gone
+    } else if (this.inboxUnacked && this.inboxAckAt === Infinity) {
+      // Inbox messages that arrived after the last Ack, before the link dropped: the server
+      // still keeps them (an Ack, not a Hello, lets them go).
+      this.inboxAckAt = now + this.config.inboxAckDelay;
+    }
     this.setStatus("connected");
     this.out.push({ kind: "connected", sessionId: welcome.sessionId, resumed: welcome.resumed,
                     freshReason: welcome.freshReason });
@@ -1089,7 +1121,7 @@ export class ClientSession {
   private onBody(body: Body, now: number): void {
     switch (body.type) {
       case "Data":
-        this.onData(body);
+        this.onData(body, now);
         break;
       case "Ack":
         this.dropAcked(safeNumber(body.seq));
@@ -1153,7 +1185,7 @@ export class ClientSession {
     return true;
   }
 
-  private onData(body: Data): void {
+  private onData(body: Data, now: number): void {
     const position = body.position;
     if (position === null) return; // a server never sends this; nothing to place it by
     const topic = body.topic;
@@ -1171,6 +1203,23 @@ export class ClientSession {
     this.positions.set(topic, position);
     this.out.push({ kind: "message", topic, position, payload: body.payload.slice(),
                     timestampMs: body.timestampMs });
+    if (topic === "$inbox" && this.config.inboxAckEvery) {
+      this.inboxUnacked += 1;
+      if (this.inboxUnacked >= this.config.inboxAckEvery) this.sendInboxAck();
+      else if (this.inboxAckAt === Infinity) this.inboxAckAt = now + this.config.inboxAckDelay;
+    }
+  }
+
+  /**
+   * Tell the server how far this client holds its `$inbox` (protocol.md §7): it may let go of
+   * those messages. Sent at once like a heartbeat, charged to the pacing.
+   */
+  private sendInboxAck(): void {
+    this.inboxUnacked = 0;
+    this.inboxAckAt = Infinity;
+    const position = this.positions.get("$inbox");
+    if (!this.isOpen || position === undefined) return;
+    this.sendBody({ type: "Ack", seq: 0n, positions: [{ topic: "$inbox", position }] });
   }
 
   private dropAcked(seq: number): void {
@@ -1185,6 +1234,7 @@ export class ClientSession {
                goodbye: Goodbye | null): void {
     this.refreshAt = Infinity;
     this.paceAt = Infinity;
+    this.inboxAckAt = Infinity; // due again after the next (resumed) Welcome
     let fatal = goodbye !== null && FATAL_GOODBYES.has(goodbye.code);
     const credentials = goodbye !== null && (goodbye.code === ErrorCode.TOKEN_EXPIRED
                                              || goodbye.code === ErrorCode.AUTH_FAILED);
@@ -1243,6 +1293,7 @@ export class ClientSession {
     this.nextSeq = 1;
     this.sentUpto = 0;
     this.lastAckedSeq = 0;
+    this.inboxUnacked = 0;
     this.awaitingToken = false;
     this.refreshAt = Infinity;
     this.credentialsExpireMs = 0n;

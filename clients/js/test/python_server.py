@@ -10,6 +10,9 @@ there), and runs until killed. Every client message is answered according to its
 * ``"broadcast"``: sent to ``$all``;
 * ``"stats"``: the sender's ``$inbox`` gets JSON ``{"received": [...]}``: every payload (UTF-8)
   this session delivered to the server app, in order, so the test can check exactly-once;
+* ``"inbox-held"``: the sender's ``$inbox`` gets JSON ``{"held": n}``: how many of its inbox
+  messages the server still keeps for replay (before this reply; the client's inbox Acks let
+  them go, docs/protocol.md §7);
 * ``"subscribe:<room>"``: the server subscribes the sender to ``<room>`` (server-initiated);
 * ``"drop"``: the sender's socket is aborted (no close frame, no Goodbye): a network cut. The
   session stays resumable;
@@ -63,6 +66,13 @@ async def main() -> None:
             server.broadcast(payload)
         elif topic == "stats":
             server.send_to_client(client, json.dumps({"received": received[client.id]}).encode())
+        elif topic == "inbox-held":
+            # No public API counts a session's inbox history: reach into the hub's engine.
+            hub = server._hub
+            assert hub is not None
+            stream = hub._engine._streams.get("$inbox:" + client.id)
+            held = len(stream.entries) if stream is not None and stream.entries else 0
+            server.send_to_client(client, json.dumps({"held": held}).encode())
         elif topic.startswith("subscribe:"):
             server.subscribe(client, topic.removeprefix("subscribe:"))
         elif topic == "drop":

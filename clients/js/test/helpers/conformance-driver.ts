@@ -127,6 +127,8 @@ interface TraceConfig {
   refresh_tokens?: boolean;
   refresh_margin_ms?: number;
   pace?: number;
+  inbox_ack_every?: number;
+  inbox_ack_delay_ms?: number;
 }
 
 interface Step { t: number; do: string; [key: string]: Json }
@@ -153,6 +155,8 @@ function runTrace(trace: { config?: TraceConfig; steps: Step[] }): Json {
     refreshTokens: c.refresh_tokens ?? false,
     refreshMargin: c.refresh_margin_ms ?? 30000,
     pace: c.pace ?? 0.9,
+    inboxAckEvery: c.inbox_ack_every ?? 128,
+    inboxAckDelay: c.inbox_ack_delay_ms ?? 1000,
   }, () => rnd);
   let current = 0; // the attempt of the latest `open` output
   let opened = 0; // the latest attempt reported opened (a second report is not made)

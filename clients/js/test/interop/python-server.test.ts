@@ -106,6 +106,27 @@ describe("interop with the Python server", () => {
     assert.deepEqual(await serverReceived(a), ["hello", "world"]);
   });
 
+  test("inbox acks: the server lets go of the replies the client acknowledged", async () => {
+    const held = async (c: ReturnType<typeof makeClient>): Promise<number> => {
+      const before = c.messages.length;
+      c.client.send(enc(""), "inbox-held");
+      await until(() => c.messages.slice(before).some((m) => m.data.startsWith('{"held"')),
+                  "the inbox-held reply");
+      const reply = c.messages.slice(before).find((m) => m.data.startsWith('{"held"'))!;
+      return (JSON.parse(reply.data) as { held: number }).held;
+    };
+    const acking = track(makeClient(server.port, { inboxAckDelay: 50 }));
+    const silent = track(makeClient(server.port, { inboxAckEvery: 0 }));
+    await Promise.all([acking.client.connect(), silent.client.connect()]);
+    for (const c of [acking, silent]) {
+      for (const word of ["a", "b", "c"]) c.client.send(enc(word), "echo");
+      await until(() => c.messages.length === 3, "three echoes");
+    }
+    await new Promise((r) => setTimeout(r, 300)); // past inboxAckDelay
+    assert.equal(await held(acking), 0);
+    assert.equal(await held(silent), 3); // kept until the history limits drop them
+  });
+
   test("subscribe, publish to the room, presence", async () => {
     const a = track(makeClient(server.port));
     const b = track(makeClient(server.port));

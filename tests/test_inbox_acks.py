@@ -1,0 +1,181 @@
+"""Client acknowledgements of ``$inbox`` positions (protocol.md §7, "Inbox acknowledgements"):
+the server lets go of the inbox messages a client holds, and of nothing else.
+
+Through the simulator (client core, hub, network), on a virtual clock: a few virtual seconds each.
+"""
+
+from __future__ import annotations
+
+from sigma_core.backplane import HistoryEntry, MemoryEngine, ReplayGap
+from sigma_core.client import ClientConfig, ConnectionStatus, ReconnectPolicy, RecoveryFailed
+from sigma_core.connection import ConnectionConfig
+from sigma_core.engine import Route
+from sigma_core.entropy import SeededEntropy
+from sigma_core.hub import HubConfig
+from sigma_core.messages import Ack, StreamPosition, TopicPosition
+from sigma_core.testing import SimClient, Simulation
+
+HB = ConnectionConfig(heartbeat_interval=5.0, heartbeat_timeout=12.0)
+
+
+def client(sim: Simulation, *, inbox_ack_every: int = 32,
+           inbox_ack_delay: float = 1.0) -> SimClient:
+    config = ClientConfig(url="ws://sim.invalid/",
+                          reconnect=ReconnectPolicy(max_attempts=None, initial_delay=0.1),
+                          inbox_ack_every=inbox_ack_every, inbox_ack_delay=inbox_ack_delay)
+    alice = sim.add_client(config)
+    sim.run_until(lambda: alice.connected)
+    return alice
+
+
+def held(sim: Simulation, alice: SimClient) -> list[int]:
+    """The offsets the hub still keeps in alice's inbox history."""
+    engine = sim.hub._engine
+    stream = engine._streams.get("$inbox:" + alice.session.session_id)
+    return [] if stream is None or not stream.entries else [e.offset for e in stream.entries]
+
+
+def send_raw(sim: Simulation, alice: SimClient, body: Ack) -> None:
+    conn = alice.session._conn
+    assert conn is not None
+    conn.send(body)
+    sim._pump_client(alice)
+    sim.run(0.5)
+
+
+def test_acknowledged_inbox_messages_leave_the_history() -> None:
+    sim = Simulation(HubConfig(connection=HB))
+    alice = client(sim)
+    sid = alice.session.session_id
+    sim.hub.send_to(sid, b"r1", sim.now)
+    sim.hub.send_to(sid, b"r2", sim.now)
+    sim.run(0.2)  # delivered, the Ack not due yet (inbox_ack_delay 1 s)
+    assert alice.payloads("$inbox") == [b"r1", b"r2"]
+    assert held(sim, alice) == [1, 2]
+    sim.run(1.5)
+    assert held(sim, alice) == []
+    # The session goes on numbering after what it let go of, and a resume replays nothing twice.
+    sim.hub.send_to(sid, b"r3", sim.now)
+    sim.run(0.2)
+    sim.cut(alice)
+    sim.run_until(lambda: alice.connected and alice.session.resumed)
+    sim.run(2)
+    assert alice.payloads("$inbox") == [b"r1", b"r2", b"r3"]
+    assert [m.position.offset for m in alice.messages("$inbox")] == [1, 2, 3]
+    assert held(sim, alice) == []  # r3 acknowledged after the resume
+
+
+def test_inbox_ack_every_acknowledges_without_waiting() -> None:
+    sim = Simulation(HubConfig(connection=HB))
+    alice = client(sim, inbox_ack_every=2, inbox_ack_delay=60.0)
+    for i in range(5):
+        sim.hub.send_to(alice.session.session_id, b"m%d" % i, sim.now)
+    sim.run(0.2)
+    assert len(alice.payloads("$inbox")) == 5
+    assert held(sim, alice) == [5]  # 1..4 acknowledged in two Acks; the fifth waits
+
+
+def test_resume_replays_what_was_not_acknowledged() -> None:
+    sim = Simulation(HubConfig(connection=HB))
+    alice = client(sim)
+    sid = alice.session.session_id
+    sim.hub.send_to(sid, b"seen", sim.now)
+    sim.run(2)
+    assert held(sim, alice) == []
+    sim.isolate(alice)
+    sim.hub.send_to(sid, b"missed", sim.now)  # never reaches alice before the cut
+    sim.run(0.5)
+    sim.cut(alice)
+    sim.heal(alice)
+    sim.run_until(lambda: alice.connected and alice.session.resumed)
+    sim.run(0.5)
+    assert alice.payloads("$inbox") == [b"seen", b"missed"]
+    assert alice.session.duplicates_dropped == 0
+    assert alice.of_type(RecoveryFailed) == []
+
+
+def test_a_client_that_never_acknowledges_keeps_todays_behaviour() -> None:
+    sim = Simulation(HubConfig(connection=HB))
+    alice = client(sim, inbox_ack_every=0)
+    sim.hub.send_to(alice.session.session_id, b"r1", sim.now)
+    sim.run(5)
+    assert alice.payloads("$inbox") == [b"r1"]
+    assert held(sim, alice) == [1]  # until history's limits drop it
+    assert alice.session.status is ConnectionStatus.CONNECTED
+
+
+def test_a_stale_foreign_or_bogus_ack_releases_nothing() -> None:
+    sim = Simulation(HubConfig(connection=HB))
+    alice = client(sim, inbox_ack_every=0)
+    sid = alice.session.session_id
+    for i in range(3):
+        sim.hub.send_to(sid, b"m%d" % i, sim.now)
+    sim.run(0.5)
+    inbox = alice.session.positions["$inbox"]
+    assert held(sim, alice) == [1, 2, 3]
+    for body in (
+        # another epoch (a stale ack from an ended session's inbox): nothing
+        Ack(positions=(TopicPosition(topic="$inbox", position=StreamPosition(
+            inbox.epoch ^ 1, 3)),)),
+        # beyond the head: ignored, not a protocol error
+        Ack(positions=(TopicPosition(topic="$inbox", position=StreamPosition(
+            inbox.epoch, 99)),)),
+        # other topics and seq: advisory, ignored
+        Ack(seq=7, positions=(TopicPosition(topic="$all", position=inbox),
+                              TopicPosition(topic="room", position=inbox))),
+    ):
+        send_raw(sim, alice, body)
+        assert held(sim, alice) == [1, 2, 3]
+        assert alice.session.status is ConnectionStatus.CONNECTED
+    send_raw(sim, alice, Ack(positions=(TopicPosition(
+        topic="$inbox", position=StreamPosition(inbox.epoch, 2)),)))
+    assert held(sim, alice) == [3]
+
+
+def test_an_ack_never_releases_another_sessions_inbox() -> None:
+    sim = Simulation(HubConfig(connection=HB))
+    alice = client(sim, inbox_ack_every=0)
+    bob = client(sim, inbox_ack_every=0)
+    sim.hub.send_to(bob.session.session_id, b"for bob", sim.now)
+    sim.run(0.5)
+    # Alice quotes Bob's inbox position: it is another epoch than her own inbox's.
+    send_raw(sim, alice, Ack(positions=(TopicPosition(
+        topic="$inbox", position=bob.session.positions["$inbox"]),)))
+    assert held(sim, bob) == [1]
+
+
+def test_memory_engine_release_upto() -> None:
+    engine = MemoryEngine(SeededEntropy(1))
+    for _ in range(3):
+        engine.append("t", lambda e, o: HistoryEntry(e, o, 0.0, b"x" * 10, Route()))
+    head = engine.head("t")
+    assert engine.release_upto("t", StreamPosition(head.epoch + 1, 2)) == 0
+    assert engine.release_upto("t", StreamPosition(head.epoch, 4)) == 0
+    assert engine.release_upto("t", StreamPosition(head.epoch, 2)) == 2
+    rest = engine.read_after("t", StreamPosition(head.epoch, 2), 0.0)
+    assert isinstance(rest, list)
+    assert [e.offset for e in rest] == [3]
+    gap = engine.read_after("t", StreamPosition(head.epoch, 1), 0.0)
+    assert isinstance(gap, ReplayGap)
+    assert (gap.lost_from, gap.lost_to) == (2, 2)
+    assert engine.release_upto("t", head) == 1
+    assert engine.read_after("t", head, 0.0) == []
+    assert engine.head("t") == head  # positions go on from the head
+    assert engine.release_upto("missing", head) == 0
+
+
+def test_resume_from_before_an_ack_reports_the_loss() -> None:
+    """A client that restored an old position (a copy of its state from before an Ack) learns
+    that what it acknowledged is gone: Failed, never a partial replay."""
+    sim = Simulation(HubConfig(connection=HB))
+    alice = client(sim)
+    sid = alice.session.session_id
+    before = dict(alice.session.positions)
+    sim.hub.send_to(sid, b"r1", sim.now)
+    sim.run(2)
+    assert held(sim, alice) == []
+    sim.cut(alice)
+    alice.session.positions = dict(before)
+    sim.run_until(lambda: alice.connected and alice.session.resumed)
+    failed = alice.of_type(RecoveryFailed)
+    assert [(r.topic, r.lost_from, r.lost_to) for r in failed] == [("$inbox", 1, 1)]
