@@ -125,6 +125,48 @@ def parse_reply(buf: bytearray, pos: int) -> tuple[object, int]:
     raise ProtocolError(f"unknown RESP type {bytes([kind])!r}")
 
 
+async def send_bytes(stream: anyio.abc.ByteStream | None, sock: socket.socket | None,
+                     data: bytes, peer: object) -> None:
+    """Send all of ``data`` on ``stream`` (TLS) or else the non-blocking ``sock``, waiting
+    while the kernel takes none. ``peer`` names the server in the error when neither is open."""
+    if stream is not None:
+        await stream.send(data)
+        return
+    if sock is None:
+        raise ConnectionError(f"{peer}: connection closed")
+    view = memoryview(data)
+    while view:
+        try:
+            view = view[sock.send(view):]
+        except BlockingIOError:
+            await anyio.wait_writable(sock)
+
+
+async def receive_bytes(stream: anyio.abc.ByteStream | None, sock: socket.socket | None,
+                        peer: object) -> bytes:
+    """What ``stream`` (TLS) or else the non-blocking ``sock`` has, waiting until it has some.
+
+    Raises:
+        ConnectionError: the server closed the connection, or neither is open.
+    """
+    if stream is not None:
+        try:
+            return await stream.receive()
+        except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError):
+            raise ConnectionError(f"{peer} closed the connection") from None
+    if sock is None:
+        raise ConnectionError(f"{peer}: connection closed")
+    while True:
+        try:
+            data = sock.recv(1 << 16)
+        except BlockingIOError:
+            await anyio.wait_readable(sock)
+            continue
+        if not data:
+            raise ConnectionError(f"{peer} closed the connection")
+        return data
+
+
 async def connect_socket(endpoint: Endpoint) -> socket.socket:
     """A connected non-blocking socket to ``endpoint`` (TCP with ``TCP_NODELAY``, or Unix)."""
     if endpoint.port == 0:
@@ -216,38 +258,10 @@ class Connection:
     # ------------------------------------------------------------------ bytes
 
     async def _send(self, data: bytes) -> None:
-        if self._stream is not None:
-            await self._stream.send(data)
-            return
-        sock = self._sock
-        if sock is None:
-            raise ConnectionError(f"{self.endpoint}: connection closed")
-        view = memoryview(data)
-        while view:
-            try:
-                view = view[sock.send(view):]
-            except BlockingIOError:
-                await anyio.wait_writable(sock)
+        await send_bytes(self._stream, self._sock, data, self.endpoint)
 
     async def _receive(self) -> bytes:
-        if self._stream is not None:
-            try:
-                return await self._stream.receive()
-            except (anyio.EndOfStream, anyio.BrokenResourceError,
-                    anyio.ClosedResourceError):
-                raise ConnectionError(f"{self.endpoint} closed the connection") from None
-        sock = self._sock
-        if sock is None:
-            raise ConnectionError(f"{self.endpoint}: connection closed")
-        while True:
-            try:
-                data = sock.recv(1 << 16)
-            except BlockingIOError:
-                await anyio.wait_readable(sock)
-                continue
-            if not data:
-                raise ConnectionError(f"{self.endpoint} closed the connection")
-            return data
+        return await receive_bytes(self._stream, self._sock, self.endpoint)
 
     async def _read_reply(self) -> object:
         while True:

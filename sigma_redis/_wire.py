@@ -25,7 +25,7 @@ import anyio
 import anyio.abc
 from coredis.parser import NotEnoughData, Parser
 
-from ._pubsub import connect_socket, parse_url
+from ._pubsub import connect_socket, parse_url, receive_bytes, send_bytes
 from ._url import Endpoint
 
 __all__ = ["Pipe", "Wire"]
@@ -188,38 +188,10 @@ class Wire:
             raise
 
     async def _send(self, data: bytes) -> None:
-        if self._stream is not None:
-            await self._stream.send(data)
-            return
-        sock = self._sock
-        if sock is None:
-            raise ConnectionError("the batcher's Redis connection is closed")
-        view = memoryview(data)
-        while view:
-            try:
-                view = view[sock.send(view):]
-            except BlockingIOError:
-                await anyio.wait_writable(sock)
+        await send_bytes(self._stream, self._sock, data, self._endpoint)
 
     async def _receive(self) -> bytes:
-        if self._stream is not None:
-            try:
-                return await self._stream.receive()
-            except (anyio.EndOfStream, anyio.BrokenResourceError,
-                    anyio.ClosedResourceError):
-                raise ConnectionError("Redis closed the connection") from None
-        sock = self._sock
-        if sock is None:
-            raise ConnectionError("the batcher's Redis connection is closed")
-        while True:
-            try:
-                data = sock.recv(1 << 16)
-            except BlockingIOError:
-                await anyio.wait_readable(sock)
-                continue
-            if not data:
-                raise ConnectionError("Redis closed the connection")
-            return data
+        return await receive_bytes(self._stream, self._sock, self._endpoint)
 
     async def _replies(self, count: int) -> list[Any]:
         replies: list[Any] = []
