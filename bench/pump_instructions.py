@@ -96,15 +96,15 @@ def main(reads: int) -> None:
 
     emitter = EventEmitter(logger=logging.getLogger("bench"), owner="bench")
     peers: dict[int, Any] = {bench.conn_of[i]: Sink() for i in range(SESSIONS)}
-    kwargs: dict[str, Any] = {"emitter": emitter, "raw": True, "peers": peers, "link": None,
+    kwargs: dict[str, Any] = {"emitter": emitter, "peers": peers, "link": None,
                               "clock": clock, "arm": lambda when: None,
                               "close": lambda peer, action: None,
                               "dispatch": server_event_dispatcher(
                                   emitter, logging.getLogger("bench"), {}, RAW)}
     try:
         pump = ServerPump(hub, serializer=RAW, **kwargs)
-    except TypeError:  # before session 6: no serializer (nor send_to_client)
-        pump = ServerPump(hub, **kwargs)
+    except TypeError:  # before session 6: raw= and no serializer (nor send_to_client)
+        pump = ServerPump(hub, raw=True, **kwargs)
     pump.running = True
     server = Server(hub, pump, clock)
     send = getattr(pump, "send_to_client", None) or server.send_to_client

@@ -26,7 +26,6 @@ from sigma_core.engine import EngineLink
 from sigma_core.hub import CloseAction, Hub
 from sigma_core.logs import PeerNames, peer_host, peer_port
 from sigma_core.pump import ServerPump
-from sigma_core.serializers import RAW
 
 from ._entropy import SystemEntropy
 
@@ -177,7 +176,7 @@ class SigmaSocketServer(ServerCommands):
             self._engine_task = asyncio.ensure_future(driver.run(self._engine_link))
         serializer = self.options.serializer
         self._pump = ServerPump(
-            self._hub, emitter=self._emitter, raw=serializer is RAW, peers=self._peers,
+            self._hub, emitter=self._emitter, peers=self._peers,
             dispatch=server_event_dispatcher(self._emitter, self._logger, self._addresses,
                                              serializer),
             link=self._engine_link, clock=loop.time, arm=self._arm, close=_act,

@@ -49,7 +49,7 @@ class ServerPump:
 
     ``peers`` maps a connection id to the adapter's object for the socket (the adapter adds and
     removes entries). A client's message goes to ``emitter``'s ``message`` listeners as
-    ``(session, payload, topic)`` when ``raw`` (the RAW serializer); every other event, and a
+    ``(session, payload, topic)`` with the RAW serializer; every other event, and a
     message to decode, to ``dispatch(event)``. Output
     goes to ``deliver(peer, chunks, action)`` when given; otherwise the peer's ``write(chunk)``
     (one chunk) or ``writelines(chunks)``, then ``close(peer, action)`` for a ``CloseAction``
@@ -59,7 +59,7 @@ class ServerPump:
     """
 
     def __init__(self, hub: Hub, *, emitter: _Emitter, dispatch: Callable[[HubEvent], None],
-                 raw: bool, peers: dict[int, Any], link: EngineLink | None,
+                 peers: dict[int, Any], link: EngineLink | None,
                  clock: Callable[[], float], arm: Callable[[float], None],
                  close: Callable[[Any, CloseAction], None] | None = None,
                  deliver: Callable[[Any, list[bytes], CloseAction], None] | None = None,
@@ -70,9 +70,10 @@ class ServerPump:
         self._emitter = emitter
         self._dispatch = dispatch
         self._peers = peers
-        self._raw = raw
-        #: The server's serializer (for :meth:`send_to_client`; ``raw`` when it is RAW).
+        #: The server's serializer (for :meth:`send_to_client`).
         self._serializer = serializer
+        #: It is RAW: payloads pass as they are (no encode or decode).
+        self._raw = serializer is RAW
         self._link = link
         self._clock = clock
         self._arm = arm

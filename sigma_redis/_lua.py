@@ -216,6 +216,21 @@ local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 """
 
+#: The end of PRESENCE_UPDATE and PRESENCE_REFRESH: drop the expired members (and their info),
+#: keep the keys alive as long as their longest-lived member, delete them when none is left.
+_PRESENCE_EXPIRE = r"""
+local expired = redis.call('ZRANGEBYSCORE', zkey, '-inf', now)
+for _, m in ipairs(expired) do redis.call('HDEL', ikey, m) end
+redis.call('ZREMRANGEBYSCORE', zkey, '-inf', now)
+local top = redis.call('ZRANGE', zkey, -1, -1, 'WITHSCORES')
+if #top > 0 then
+  redis.call('PEXPIREAT', zkey, top[2])
+  redis.call('PEXPIREAT', ikey, top[2])
+else
+  redis.call('DEL', zkey, ikey)
+end
+"""
+
 #: KEYS: presence zset, info hash. ARGV: ttl ms, number of joins, then member/info pairs, then
 #: members leaving. Expired members are removed on the way.
 PRESENCE_UPDATE = _PRESENCE_PRELUDE + r"""
@@ -232,25 +247,16 @@ while i <= #ARGV do
   redis.call('HDEL', ikey, ARGV[i])
   i = i + 1
 end
-local expired = redis.call('ZRANGEBYSCORE', zkey, '-inf', now)
-for _, m in ipairs(expired) do redis.call('HDEL', ikey, m) end
-redis.call('ZREMRANGEBYSCORE', zkey, '-inf', now)
-local top = redis.call('ZRANGE', zkey, -1, -1, 'WITHSCORES')
-if #top > 0 then
-  -- The keys live as long as their longest-lived member.
-  redis.call('PEXPIREAT', zkey, top[2])
-  redis.call('PEXPIREAT', ikey, top[2])
-else
-  redis.call('DEL', zkey, ikey)
-end
+""" + _PRESENCE_EXPIRE + r"""
 return 1
 """
 
 #: KEYS: presence zset, info hash. ARGV: ttl ms, then member ids. Pushes the expiry of the
 #: unexpired members among them to now + ttl (never shortens one: ZADD XX GT), leaves their info
-#: alone, drops the expired members, keeps the keys alive as long as their longest-lived member,
-#: and returns the ids it could not refresh (not held or expired), which the node joins again
-#: with their info. One ZMSCORE and one ZADD per 2,000 members: no info bytes on the wire.
+#: alone, drops the expired members, keeps the keys alive as long as their longest-lived member
+#: (deletes them when none is left), and returns the ids it could not refresh (not held or
+#: expired), which the node joins again with their info. One ZMSCORE and one ZADD per 2,000
+#: members: no info bytes on the wire.
 PRESENCE_REFRESH = _PRESENCE_PRELUDE + r"""
 local expiry = now + tonumber(ARGV[1])
 local missing, live = {}, {}
@@ -271,14 +277,7 @@ for first = 2, #ARGV, 2000 do
     live = {}
   end
 end
-local expired = redis.call('ZRANGEBYSCORE', zkey, '-inf', now)
-for _, m in ipairs(expired) do redis.call('HDEL', ikey, m) end
-redis.call('ZREMRANGEBYSCORE', zkey, '-inf', now)
-local top = redis.call('ZRANGE', zkey, -1, -1, 'WITHSCORES')
-if #top > 0 then
-  redis.call('PEXPIREAT', zkey, top[2])
-  redis.call('PEXPIREAT', ikey, top[2])
-end
+""" + _PRESENCE_EXPIRE + r"""
 return missing
 """
 

@@ -167,6 +167,16 @@ async def receive_bytes(stream: anyio.abc.ByteStream | None, sock: socket.socket
         return data
 
 
+async def open_transport(endpoint: Endpoint
+                         ) -> tuple[socket.socket | None, anyio.abc.ByteStream | None]:
+    """``(sock, None)``: a non-blocking socket of our own to ``endpoint``; over TLS
+    ``(None, stream)``, an anyio TLS stream (see :func:`send_bytes`, :func:`receive_bytes`)."""
+    if endpoint.tls:
+        return None, await anyio.connect_tcp(endpoint.host, endpoint.port,
+                                             ssl_context=ssl.create_default_context())
+    return await connect_socket(endpoint), None
+
+
 async def connect_socket(endpoint: Endpoint) -> socket.socket:
     """A connected non-blocking socket to ``endpoint`` (TCP with ``TCP_NODELAY``, or Unix)."""
     if endpoint.port == 0:
@@ -227,11 +237,7 @@ class Connection:
     async def connect(self) -> None:
         ep = self.endpoint
         with anyio.fail_after(self._connect_timeout):
-            if ep.tls:
-                self._stream = await anyio.connect_tcp(
-                    ep.host, ep.port, ssl_context=ssl.create_default_context())
-            else:
-                self._sock = await connect_socket(ep)
+            self._sock, self._stream = await open_transport(ep)
             if ep.password is not None:
                 auth = (b"AUTH", ep.username.encode(), ep.password.encode()) if ep.username \
                     else (b"AUTH", ep.password.encode())

@@ -17,7 +17,6 @@ unknown state: the connection is closed and the next pipeline opens a new one.
 from __future__ import annotations
 
 import socket
-import ssl
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -25,7 +24,7 @@ import anyio
 import anyio.abc
 from coredis.parser import NotEnoughData, Parser
 
-from ._pubsub import connect_socket, parse_url, receive_bytes, send_bytes
+from ._pubsub import open_transport, parse_url, receive_bytes, send_bytes
 from ._url import Endpoint
 
 __all__ = ["Pipe", "Wire"]
@@ -113,11 +112,7 @@ class Wire:
     async def open(self) -> None:
         ep = self._endpoint
         with anyio.fail_after(self._connect_timeout):
-            if ep.tls:
-                self._stream = await anyio.connect_tcp(
-                    ep.host, ep.port, ssl_context=ssl.create_default_context())
-            else:
-                self._sock = await connect_socket(ep)
+            self._sock, self._stream = await open_transport(ep)
             self._parser = Parser()
             self._unsent = b""
             try:

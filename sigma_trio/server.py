@@ -40,7 +40,6 @@ from sigma_core.errors import LocalProtocolError
 from sigma_core.hub import CloseAction, Hub
 from sigma_core.logs import ERROR, PeerNames, peer_host, peer_port
 from sigma_core.pump import ServerPump
-from sigma_core.serializers import RAW
 
 from ._entropy import SystemEntropy
 from ._nursery import OwnNursery
@@ -276,7 +275,7 @@ class SigmaSocketServer(OwnNursery, ServerCommands):
         options = self.options
         if self._pump is None:
             self._pump = ServerPump(
-                hub, emitter=self._emitter, raw=options.serializer is RAW, peers=self._peers,
+                hub, emitter=self._emitter, peers=self._peers,
                 dispatch=server_event_dispatcher(self._emitter, self._logger, self._addresses,
                                                  options.serializer),
                 link=self._engine_link, clock=trio.current_time, arm=self._arm,

@@ -172,17 +172,24 @@ def test_a_corrupt_session_record_is_a_failed_resume_with_a_logged_reason() -> N
     assert "someone else" in rejected[0].reason
 
 
-def test_presence_is_cluster_wide_and_members_of_a_crashed_node_expire() -> None:
+def room_on_two_nodes(seed: int) -> tuple[ClusterSimulation, SimClient, SimClient]:
+    """Two nodes (presence_ttl 3 s); alice on node 0 and bob on node 1, both in "room"."""
     from sigma_core.engine import ExternalEngineConfig
-    from sigma_core.hub import ClusterPresence
 
-    sim = ClusterSimulation(2, seed=9, engine_config=lambda name: ExternalEngineConfig(
+    sim = ClusterSimulation(2, seed=seed, engine_config=lambda name: ExternalEngineConfig(
         node_id=name, presence_ttl=3.0))
     alice = connected_to(sim, 0)
     bob = connected_to(sim, 1)
     alice.subscribe("room")
     bob.subscribe("room")
     sim.run(0.2)
+    return sim, alice, bob
+
+
+def test_presence_is_cluster_wide_and_members_of_a_crashed_node_expire() -> None:
+    from sigma_core.hub import ClusterPresence
+
+    sim, alice, bob = room_on_two_nodes(seed=9)
     a, b = sim.node(0).hub, sim.node(1).hub
     # presence() is node-local; request_presence() asks the engine for every node's members.
     assert a.presence("room") == {alice.session.session_id}
@@ -243,16 +250,10 @@ def test_answered_requests_leave_no_timers_and_timeouts_fire_in_order() -> None:
 def test_presence_refresh_sends_member_ids_only_and_rejoins_what_the_engine_lost() -> None:
     # A node refreshes its members' expiry every presence_ttl / 3 with their ids only (their
     # info went with the join); a member the engine no longer holds is joined again, with info.
-    from sigma_core.engine import ExternalEngineConfig, PresenceUpdate
+    from sigma_core.engine import PresenceUpdate
     from sigma_core.hub import ClusterPresence
 
-    sim = ClusterSimulation(2, seed=11, engine_config=lambda name: ExternalEngineConfig(
-        node_id=name, presence_ttl=3.0))
-    alice = connected_to(sim, 0)
-    bob = connected_to(sim, 1)
-    alice.subscribe("room")
-    bob.subscribe("room")
-    sim.run(0.2)
+    sim, alice, bob = room_on_two_nodes(seed=11)
     executed = sim.engine.executed
     joins = executed.get("PresenceUpdate", 0)
     sim.run(2.5)  # two refreshes per node, at least

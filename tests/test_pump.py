@@ -19,7 +19,7 @@ from sigma_core.errors import LocalProtocolError
 from sigma_core.hub import ClientMessage, CloseAction, Hub, Session
 from sigma_core.messages import Ack, Data, Hello
 from sigma_core.pump import ServerPump
-from sigma_core.serializers import JSON, RAW
+from sigma_core.serializers import JSON
 
 
 class Transport:
@@ -47,7 +47,7 @@ class Rig:
         self.armed: list[float] = []
         self.clock_reads = 0
         self.pump = ServerPump(
-            self.hub, emitter=self.emitter, raw=opts.serializer is RAW, peers=self.peers,
+            self.hub, emitter=self.emitter, peers=self.peers,
             dispatch=server_event_dispatcher(self.emitter, logging.getLogger("t"), {},
                                              opts.serializer),
             link=None, clock=self._clock, arm=self.armed.append, close=self._close,
@@ -254,7 +254,7 @@ def test_a_stopped_pump_arms_nothing() -> None:
 def test_exactly_one_way_to_hand_output_over() -> None:
     hub = Hub(entropy=SeededEntropy(1), now=0.0)
     with pytest.raises(ValueError, match="exactly one of close= and deliver="):
-        ServerPump(hub, emitter=EventEmitter(), dispatch=lambda event: None, raw=True,
+        ServerPump(hub, emitter=EventEmitter(), dispatch=lambda event: None,
                    peers={}, link=None, clock=lambda: 0.0, arm=lambda when: None)
 
 
