@@ -67,12 +67,13 @@ _PASSES_PER_WAKEUP = 8
 _BYTES_PER_WAKEUP = 64 * 1024
 
 
-def _hub_clock() -> tuple[Callable[[], float], float]:
-    """The hub's clock, and what to add to its times to get trio's: the run's clock itself, as a
-    C call where it can be. trio's default clock is ``time.perf_counter()`` plus a fixed offset,
-    and ``trio.current_time()`` reaches it through three Python frames, twice per echoed message;
-    so with that clock (checked by reading both) the hub runs on ``perf_counter`` and its deadlines
-    are moved by the offset for trio. Any other clock (``trio.testing.MockClock``) is used as is."""
+def _pump_clock() -> tuple[Callable[[], float], float]:
+    """trio's clock for the pump, as ``(clock, offset)``: ``clock() + offset`` is
+    ``trio.current_time()``, read in one C call where it can be. trio's default clock is
+    ``time.perf_counter()`` plus a fixed offset, and ``trio.current_time()`` reaches it through
+    three Python frames, twice per echoed message (a read, a send); with that clock (checked by
+    reading both) the pump reads ``perf_counter`` and adds the offset, so the hub's times stay
+    trio's. Any other clock (``trio.testing.MockClock``) is read as is."""
     clock = trio.lowlevel.current_clock()
     offset = getattr(clock, "offset", None)
     if type(clock).__name__ == "SystemClock" and isinstance(offset, float):
@@ -263,10 +264,6 @@ class SigmaSocketServer(OwnNursery, ServerCommands):
         self._engine_link: EngineLink | None = None
         #: Reads the plain-TCP connections while serving (None: not serving, or no epoll here).
         self._reactor: _Reactor | None = None
-        #: The hub's clock (set by the first serve(): :func:`_hub_clock`), and what to add to
-        #: its times to get trio's (a deadline for a cancel scope).
-        self._clock: Callable[[], float] = trio.current_time
-        self._clock_offset = 0.0
 
     # ------------------------------------------------------------------ running
 
@@ -288,9 +285,7 @@ class SigmaSocketServer(OwnNursery, ServerCommands):
             raise LocalProtocolError("this SigmaSocketServer is already serving")
         hub = self._hub
         if hub is None:
-            # The hub keeps its times for good: its clock is chosen once (one trio.run).
-            self._clock, self._clock_offset = _hub_clock()
-            now = self._clock()
+            now = trio.current_time()
             if self.options.jwt is not None:
                 from sigma_auth import server_auth
                 self._auth = server_auth(self.options)
@@ -301,18 +296,19 @@ class SigmaSocketServer(OwnNursery, ServerCommands):
                                   engine=self.options.external_engine())
         driver = self.options.engine
         if driver is not None and self._engine_link is None:
-            self._engine_link = EngineLink(hub, driver, self._clock, self._after_core)
+            self._engine_link = EngineLink(hub, driver, trio.current_time, self._after_core)
         options = self.options
         if self._pump is None:
+            clock, offset = _pump_clock()
             self._pump = ServerPump(
                 hub, emitter=self._emitter, peers=self._peers,
                 dispatch=server_event_dispatcher(self._emitter, self._logger, self._addresses,
                                                  options.serializer),
-                link=self._engine_link, clock=self._clock, arm=self._arm,
+                link=self._engine_link, clock=clock, clock_offset=offset, arm=self._arm,
                 deliver=self._deliver, serializer=options.serializer)
         # The commands' per-message calls (send_to_client: the clock, then the pump) go
         # straight to trio's clock and the compiled pump, without a Python frame each.
-        self._now = self._clock  # type: ignore[method-assign]
+        self._now = trio.current_time  # type: ignore[method-assign]
         self._after_core = self._pump.after_core  # type: ignore[method-assign]
         if type(self).send_to_client is ServerCommands.send_to_client:  # not overridden
             self.send_to_client = self._pump.send_to_client  # type: ignore[method-assign]
@@ -359,10 +355,10 @@ class SigmaSocketServer(OwnNursery, ServerCommands):
         hub = self._require_hub()
         hint = int(self.options.shutdown_reconnect_after * 1000)
         if self.options.shutdown_spread > 0:
-            hub.drain(self._clock(), window=self.options.shutdown_spread,
+            hub.drain(trio.current_time(), window=self.options.shutdown_spread,
                       reconnect_after_ms=hint)
         else:
-            hub.shutdown(self._clock(), reconnect_after_ms=hint)
+            hub.shutdown(trio.current_time(), reconnect_after_ms=hint)
         self._after_core()
         if self._peers:
             self._drained = trio.Event()
@@ -385,7 +381,7 @@ class SigmaSocketServer(OwnNursery, ServerCommands):
     # ------------------------------------------------------------------ I/O
 
     def _now(self) -> float:
-        return self._clock()
+        return trio.current_time()
 
     def _address_of(self, conn_id: int) -> tuple[str, int | None] | None:
         peer = self._peers.get(conn_id) or self._leaving.get(conn_id)
@@ -436,7 +432,7 @@ class SigmaSocketServer(OwnNursery, ServerCommands):
 
     def _arm(self, when: float) -> None:
         # The pump asks only for an earlier time than the one set (see ServerPump).
-        self._timer.deadline = when + self._clock_offset
+        self._timer.deadline = when
 
     def _write(self, peer: _Peer, chunks: list[bytes]) -> None:
         """Send at once what the socket takes; queue the rest for a writer task."""
@@ -487,7 +483,7 @@ class SigmaSocketServer(OwnNursery, ServerCommands):
         pump.after_core()  # arms the timer at the hub's deadline
         try:
             while True:
-                self._timer = trio.CancelScope(deadline=pump.armed_at + self._clock_offset)
+                self._timer = trio.CancelScope(deadline=pump.armed_at)
                 with self._timer:
                     await trio.sleep_forever()
                 pump.on_timer()
@@ -525,7 +521,7 @@ class SigmaSocketServer(OwnNursery, ServerCommands):
         host, port = _peer_address(stream)
         # Own the stdlib socket, so that any task can write to it without awaiting.
         sock = socket.socket(fileno=stream.socket.detach())
-        peer = _Peer(hub.open_connection(self._clock(), host), sock, None)
+        peer = _Peer(hub.open_connection(trio.current_time(), host), sock, None)
         peer.host, peer.port = host, port
         self._peers[peer.id] = peer
         reactor.add(peer)
@@ -612,7 +608,7 @@ class SigmaSocketServer(OwnNursery, ServerCommands):
         conn_id = peer.id
         del self._peers[conn_id]
         self._leaving[conn_id] = peer  # its address, for the log of its end
-        self._require_hub().connection_lost(conn_id, self._clock())
+        self._require_hub().connection_lost(conn_id, trio.current_time())
         self._after_core()
         self._leaving.pop(conn_id, None)
         if not self._peers:
@@ -630,7 +626,7 @@ class SigmaSocketServer(OwnNursery, ServerCommands):
             assert isinstance(stream, trio.SSLStream)
             sock, tls = None, stream
         del stream
-        peer = _Peer(hub.open_connection(self._clock(), host), sock, tls)
+        peer = _Peer(hub.open_connection(trio.current_time(), host), sock, tls)
         pump = self._pump
         assert pump is not None
         conn_id = peer.id

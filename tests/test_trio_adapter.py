@@ -203,24 +203,38 @@ async def test_a_flood_starves_neither_the_other_tasks_nor_a_stop() -> None:
         await stream.aclose()
 
 
-def test_the_hub_clock_is_trios_clock_read_in_one_call() -> None:
-    """The server's hub runs on ``perf_counter`` plus trio's offset under trio's own clock (no
-    Python frames per read), and on the run's clock itself under any other (a MockClock)."""
+def test_the_pump_reads_trios_clock_in_one_call() -> None:
+    """Under trio's own clock the pump reads ``perf_counter`` and adds trio's offset (no Python
+    frames per read); under any other (a MockClock) it reads the run's clock itself."""
 
     async def default_clock() -> None:
-        clock, offset = sigma_trio.server._hub_clock()
+        clock, offset = sigma_trio.server._pump_clock()
         assert clock is time.perf_counter
         before = trio.current_time()
         assert before <= clock() + offset <= trio.current_time()
 
     async def mock_clock() -> None:
-        clock, offset = sigma_trio.server._hub_clock()
+        clock, offset = sigma_trio.server._pump_clock()
         assert (clock, offset) == (trio.current_time, 0.0)
         await trio.sleep(5)  # (autojump: at once)
         assert clock() == trio.current_time() >= 5
 
     trio.run(default_clock)
     trio.run(mock_clock, clock=trio.testing.MockClock(autojump_threshold=0))
+
+
+async def test_the_servers_times_are_trios_and_the_wall_clocks() -> None:
+    """The hub's times are trio's (``connected_at`` against ``trio.current_time()``) and the
+    messages it stamps carry the wall clock, whichever clock the pump reads."""
+    with trio.fail_after(10):
+        async with SigmaSocketServer(options()) as server, \
+                SigmaSocketClient(url(server), **FAST) as client:
+            (session,) = server.get_connected_clients()
+            assert 0 <= trio.current_time() - session.connected_at < 5
+            server.send_to_client(session, b"stamped")
+            message = await next_message(client)
+            assert message.data == b"stamped"
+            assert abs(message.timestamp_ms - time.time() * 1000) < 5000
 
 
 async def test_connect_requires_a_running_client() -> None:
