@@ -97,12 +97,12 @@ def _ts_defaults() -> dict[str, float]:
     body = SESSION_TS[SESSION_TS.index("export const DEFAULT_SESSION_CONFIG"):]
     body = body[:body.index("};")]
     values: dict[str, float] = {}
-    for name, value in re.findall(r"^\s+(\w+): ([^,\n]+),", body, re.MULTILINE):
-        value = value.strip()
-        if value == "1 << 20":
+    for name, raw in re.findall(r"^\s+(\w+): ([^,\n]+),", body, re.MULTILINE):
+        text = raw.strip()
+        if text == "1 << 20":
             values[name] = 1 << 20
-        elif re.fullmatch(r"[\d.]+", value):
-            values[name] = float(value)
+        elif re.fullmatch(r"[\d.]+", text):
+            values[name] = float(text)
     return values
 
 
