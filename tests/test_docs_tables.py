@@ -10,9 +10,13 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import io
+import math
 import re
 import sys
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from sigma_core.api import ClientOptions, ServerOptions
 from sigma_core.client import ClientConfig, ReconnectPolicy
@@ -140,3 +144,40 @@ def test_python_and_typescript_clients_have_the_same_defaults() -> None:
         py.connection.heartbeat_interval, py.connection.heartbeat_timeout, py.connect_timeout,
         py.max_pending, py.connection.websocket.max_message_size, py.refresh_margin, py.pace,
         py.inbox_ack_every, py.inbox_ack_delay)
+
+
+def _bad_values() -> list[tuple[str, str, object]]:
+    cases: list[tuple[str, str, object]] = []
+    samples: tuple[ServerOptions | ClientOptions, ...] = (ServerOptions(),
+                                                          ClientOptions(url="ws://h/"))
+    for sample in samples:
+        cls = type(sample)
+        for f in dataclasses.fields(sample):
+            default = getattr(sample, f.name)
+            if isinstance(default, bool) or not isinstance(default, int | float):
+                continue
+            if cls is ClientOptions and f.name == "session_timeout":
+                continue  # accepted for parity with the original and documented as no effect
+            bad: list[object] = [-1] if isinstance(default, int) else [-1.0, math.nan]
+            cases += [(cls.__name__, f.name, value) for value in bad]
+    return [*cases, ("ClientOptions", "rate_pacing", 1.5)]
+
+
+@pytest.mark.parametrize(("kind", "name", "bad"), _bad_values())
+def test_a_bad_option_value_is_refused_with_the_options_own_name(kind: str, name: str,
+                                                                  bad: object) -> None:
+    """docs/operations.md and ``ServerOptions``/``ClientOptions``: invalid values raise
+    ``ValueError`` naming the field -- the option the app passed, also where the core calls it
+    otherwise (``session_timeout`` is the hub's ``session_ttl``, ``rate_pacing`` the client's
+    ``pace``, ``reconnect_interval`` the backoff's ``initial_delay``)."""
+    overrides: dict[str, Any] = {name: bad}
+    if kind == "ClientOptions":
+        overrides["url"] = "ws://h/"
+    build: Any = ServerOptions if kind == "ServerOptions" else ClientOptions
+    with pytest.raises(ValueError, match=re.escape(name)):
+        build(**overrides)
+
+
+def test_zero_pacing_and_retrying_forever_are_accepted() -> None:
+    options = ClientOptions(url="ws://h/", rate_pacing=0.0, max_reconnect_attempts=None)
+    assert (options.rate_pacing, options.max_reconnect_attempts) == (0.0, None)
