@@ -2957,6 +2957,12 @@ class Hub:
             if record is not None and not hmac.compare_digest(
                     record.token_digest, token_digest(hello.resume_token)):
                 record = None
+            elif record is not None and identity and record.identity \
+                    and identity != record.identity:
+                # The token is right but the authentication hook says someone else: a resume
+                # never changes whose session it is (as on the memory engine, _on_hello).
+                fresh_reason = "session could not be resumed: it belongs to another identity"
+                record = None
             if record is None:
                 self._failed_resumes += 1
                 self._hello_fresh(rec, hello, identity, metadata, fresh_reason, at)
