@@ -64,8 +64,12 @@ def test_operations_table_lists_every_server_option_with_its_default() -> None:
             assert cell.strip("`") == repr(value).replace("'", '"'), (name, cell, value)
 
 
-def test_operations_chat_table_matches_the_chat_flags_and_variables() -> None:
-    rows = _table(OPERATIONS, "### The chat server: flags")
+@pytest.mark.parametrize(("page", "heading"), [
+    ("docs/operations.md", "### The chat server: flags"),
+    ("examples/chat/README.md", "## Configuration"),
+])
+def test_chat_flags_tables_match_the_chat_flags_and_variables(page: str, heading: str) -> None:
+    rows = _table((ROOT / page).read_text(), heading)
     flags = {row[0].strip("`"): (row[1].strip("`"), row[2]) for row in rows}
     # Every flag the parser knows is in the table, with its variable.
     help_text = io.StringIO()
