@@ -185,3 +185,13 @@ def test_a_bad_option_value_is_refused_with_the_options_own_name(kind: str, name
 def test_zero_pacing_and_retrying_forever_are_accepted() -> None:
     options = ClientOptions(url="ws://h/", rate_pacing=0.0, max_reconnect_attempts=None)
     assert (options.rate_pacing, options.max_reconnect_attempts) == (0.0, None)
+
+
+def test_operations_names_every_extra() -> None:
+    """docs/operations.md, "Release packages", lists the extras pyproject.toml defines."""
+    import tomllib
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"]
+    section = OPERATIONS[OPERATIONS.index("## Release packages"):]
+    section = section[:section.index("\n## ")]
+    assert sorted(e for e in extras if f"`{e}`" not in section) == []
