@@ -944,11 +944,14 @@ class Hub:
         #: ack ride with the server's own output to it in the same flush (its echo or reply)
         #: instead of from the ack timer, which would fire alone (a wake-up and a write of
         #: its own) before the next message; with no output for it, the timer is set as
-        #: usual. Not with an external engine (acks wait for its save there).
+        #: usual. So does any client whose pending ack timer falls due before its next
+        #: message at its pace (the timer then finds nothing). Not with an external engine
+        #: (acks wait for its save there).
         self._ack_ride_gap = self.config.ack_delay / 8 if self._external is None else math.inf
-        #: Sessions whose ack may ride with this turn's output (their ``_ack_due`` set, no
-        #: timer yet): :meth:`flush` acks them with their output or sets their timer.
-        self._ack_riders: list[Session] = []
+        #: Sessions whose ack may ride with this turn's output (their ``_ack_due`` set), and
+        #: whether their ack timer is set already: :meth:`flush` acks them with their output,
+        #: else sets the timer of those without one.
+        self._ack_riders: list[tuple[Session, bool]] = []
         self._timers: list[tuple[float, int, _TimerKind, object]] = []
         self._timer_seq = 0
         # (An external engine trims its own history.)
@@ -1176,7 +1179,7 @@ class Hub:
     def next_deadline(self) -> float | None:
         """When :meth:`handle_timer` must next run (None: nothing scheduled)."""
         if self._ack_riders:  # read before the flush that sets their timers: theirs count
-            due = min(session._ack_due for session in self._ack_riders)
+            due = min(session._ack_due for session, _ in self._ack_riders)
             return min(due, self._timers[0][0]) if self._timers else due
         return self._timers[0][0] if self._timers else None
 
@@ -2163,9 +2166,14 @@ class Hub:
                 # A slow sender: the ack timer would fire before its next message. Let the
                 # ack ride with this turn's output to it (flush decides; same deadline).
                 session._ack_due = now + self.config.ack_delay
-                self._ack_riders.append(session)
+                self._ack_riders.append((session, False))
             else:
                 self._schedule_ack(session, now)
+        elif self._ack_ride_gap != math.inf and now + (now - previous) >= session._ack_due:
+            # The timer is set and falls due before this sender's next message at its pace:
+            # it would fire alone. The ack rides with this turn's output if there is any (the
+            # timer then finds nothing to say); if not, the timer stays as it is.
+            self._ack_riders.append((session, True))
 
     def _within_rate(self, rec: _Conn, size: int, now: float) -> bool:
         if rec.buckets is None:
@@ -2214,22 +2222,23 @@ class Hub:
             self._push_timer(session._ack_due, "ack", session.id)
 
     def _ride_acks(self, now: float) -> None:
-        """The acks of slow senders (``_on_data``): sent now if their connection has output
-        in this flush (the Ack goes in the same write), else their ack timer is set at the
-        deadline the message gave them, as for any other sender."""
+        """The acks that may ride (``_on_data``): sent now if their connection has output in
+        this flush (the Ack goes in the same write), else left to the ack timer — set here,
+        at the deadline the message gave, for a slow sender that has none yet."""
         riders, self._ack_riders = self._ack_riders, []
-        for session in riders:
+        for session, timed in riders:
             due = session._ack_due
             if due == math.inf:
                 continue  # acked or reset meanwhile (a takeover, a detach)
             if session.last_seq == session._acked_seq:
-                session._ack_due = math.inf  # acked by count since: nothing to say
-                continue
+                if not timed:
+                    session._ack_due = math.inf  # acked by count since: nothing to say
+                continue  # (a set timer stays: it acknowledges what comes before it fires)
             rec = self._rec_of(session)
             # (The application's output to the connection: its ordered queue, non-empty.)
             if rec is not None and rec.conn.state is _OPEN and rec.conn._ordered is not None:
                 self._send_ack(session, now)
-            else:
+            elif not timed:
                 self._push_timer(due, "ack", session.id)
 
     def _send_ack(self, session: Session, now: float, by_count: bool = False) -> None:
