@@ -1067,7 +1067,8 @@ class Hub:
         conn = rec.conn
         conn.receive_data(data, now)
         self._process(rec, now)
-        if self._rate_limit_on and conn.heartbeats_received != rec.heartbeats_charged:
+        if (self._rate_limit_on or self._identity_limits_on) \
+                and conn.heartbeats_received != rec.heartbeats_charged:
             self._charge_heartbeats(rec, now)
         if rec.paused:  # pongs (envelope and WebSocket) pile up behind a paused socket too
             self._check_high_water(rec, now)
@@ -1705,8 +1706,11 @@ class Hub:
                                   body.timestamp_ms, now)
                 elif conn.state is not _OPEN:
                     continue  # closed earlier in this batch: requests are not answered
-                elif self._rate_limit_on and not self._within_rate(rec, 0, now):
-                    self._refuse_rate(rec, now)  # every envelope type counts, not just Data
+                elif (self._rate_limit_on or self._identity_limits_on) \
+                        and not self._within_rate(rec, 0, now):
+                    # Every envelope type counts, not just Data, against the identity's
+                    # limits too (docs/auth.md).
+                    self._refuse_rate(rec, now)
                 elif isinstance(body, Subscribe):
                     self._on_subscribe(rec, session, body, now)
                 elif isinstance(body, Unsubscribe):
@@ -2158,6 +2162,13 @@ class Hub:
         session.last_activity = now
         if seq <= session.last_seq:
             self._duplicates += 1
+            if (self._rate_limit_on or self._identity_limits_on) \
+                    and rec.conn.state is _OPEN \
+                    and not self._within_rate(rec, len(payload), now):
+                # A duplicate is an envelope like any other (protocol.md §5.4): resending
+                # old seqs (or seq 0) must not get around the rate limits.
+                self._refuse_rate(rec, now)
+                return
             self._schedule_ack(session, now)
             return
         if rec.conn.state is not _OPEN and seq != session.last_seq + 1:
@@ -2221,14 +2232,11 @@ class Hub:
         delta, rec.heartbeats_charged = count - rec.heartbeats_charged, count
         if rec.conn.state is not _OPEN or rec.session is None:
             return
-        if not self._within_rate(rec, 0, now):
-            self._refuse_rate(rec, now)
-            self._process(rec, now)
-            return
-        messages = rec.buckets[0] if rec.buckets is not None else None
-        if messages is not None and delta > 1 and not messages.take(delta - 1, now):
-            self._refuse_rate(rec, now)
-            self._process(rec, now)
+        for _ in range(delta):  # (each one also to the identity's buckets)
+            if not self._within_rate(rec, 0, now):
+                self._refuse_rate(rec, now)
+                self._process(rec, now)
+                return
 
     def _schedule_ack(self, session: Session, now: float) -> None:
         if session._ack_due == math.inf:
@@ -2999,6 +3007,12 @@ class Hub:
                     fresh_reason = f"session could not be resumed: stored record unusable ({exc})"
             if record is not None and not hmac.compare_digest(
                     record.token_digest, token_digest(hello.resume_token)):
+                record = None
+            elif record is not None and identity and record.identity \
+                    and identity != record.identity:
+                # The token is right but the authentication hook says someone else: a resume
+                # never changes whose session it is (as on the memory engine, _on_hello).
+                fresh_reason = "session could not be resumed: it belongs to another identity"
                 record = None
             if record is None:
                 self._failed_resumes += 1
