@@ -35,6 +35,7 @@ import anyio.to_thread
 import sniffio
 
 from sigma_asyncio._entropy import SystemEntropy
+from sigma_asyncio._heap import heap_trimmer
 from sigma_core.api import EventEmitter, ServerCommands, ServerOptions, emit_server_event
 from sigma_core.engine import EngineLink
 from sigma_core.errors import LocalProtocolError
@@ -377,6 +378,7 @@ class SigmaASGIApp(ServerCommands):
                                              authenticate=hook)
             self._hub = Hub(config, entropy=SystemEntropy(), now=now,
                             engine=self.options.external_engine())
+            self._hub.heap_trim = heap_trimmer()
             driver = self.options.engine
             if driver is not None:
                 self._engine_link = EngineLink(self._hub, driver, self._clock, self._after_core)

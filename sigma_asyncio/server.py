@@ -28,6 +28,7 @@ from sigma_core.logs import PeerNames, peer_host, peer_port
 from sigma_core.pump import ServerPump
 
 from ._entropy import SystemEntropy
+from ._heap import heap_trimmer
 
 if TYPE_CHECKING:
     from sigma_auth import ServerAuth
@@ -170,6 +171,7 @@ class SigmaSocketServer(ServerCommands):
                                                     authenticate=hook),
                             entropy=SystemEntropy(), now=now,
                             engine=self.options.external_engine())
+            self._hub.heap_trim = heap_trimmer()
         driver = self.options.engine
         if driver is not None and self._engine_task is None:
             self._engine_link = EngineLink(self._hub, driver, loop.time, self._after_core)

@@ -157,6 +157,10 @@ class MemoryEngine:
         #: Called with (topic, entry) after every append (the simulated cluster's fan-out
         #: between nodes); None on a single node.
         self.on_append: Callable[[str, HistoryEntry], None] | None = None
+        #: Envelope bytes that have left history since the engine was made (acknowledged,
+        #: aged out, over a limit, dropped with their stream): what the process may hand back
+        #: to the OS (the hub's heap trim, see ``Hub.heap_trim``).
+        self.released_bytes = 0
 
     @property
     def limits(self) -> HistoryLimits:
@@ -227,7 +231,7 @@ class MemoryEngine:
         max_count, max_bytes = self._max_count, self._max_bytes
         while entries and ((max_count and len(entries) > max_count)
                            or (max_bytes and stream.bytes > max_bytes)):
-            stream.pop_first()
+            self.released_bytes += len(stream.pop_first().envelope)
         if self.on_append is not None:
             self.on_append(topic, entry)
         return entry
@@ -278,20 +282,32 @@ class MemoryEngine:
             return 0
         entries = stream.entries
         released = 0
+        held = stream.bytes
         while entries and entries[0].offset <= position.offset:
             stream.pop_first()
             released += 1
+        self.released_bytes += held - stream.bytes
         if released and not entries:
             stream.entries = None
-            self._holding.pop(topic, None)
+            self._unhold(topic)
             if topic in self._released:
                 self.drop(topic)
         return released
 
+    def _unhold(self, topic: str) -> None:
+        """``topic``'s history is empty: off the holding list. A list that emptied is made
+        anew, so the table it grew to in a burst (10,000 inboxes holding a reply for a second:
+        ~300 KiB) does not stay allocated for nothing."""
+        holding = self._holding
+        if holding.pop(topic, None) is not None and not holding:
+            self._holding = {}
+
     def drop(self, topic: str) -> None:
         """Forget a topic and its history (an ended session's inbox)."""
-        self._streams.pop(topic, None)
-        self._holding.pop(topic, None)
+        stream = self._streams.pop(topic, None)
+        if stream is not None:
+            self.released_bytes += stream.bytes
+        self._unhold(topic)
         self._released.discard(topic)
 
     def release(self, topic: str) -> None:
@@ -315,7 +331,8 @@ class MemoryEngine:
                 if not stream.entries:
                     emptied.append(topic)
             for topic in emptied:
-                stream = self._holding.pop(topic)
+                stream = self._holding[topic]
+                self._unhold(topic)
                 stream.entries = None
                 if topic in self._released:
                     self.drop(topic)
@@ -332,7 +349,7 @@ class MemoryEngine:
         entries = stream.entries
         horizon = now - max_age
         while entries and entries[0].time < horizon:
-            stream.pop_first()
+            self.released_bytes += len(stream.pop_first().envelope)
 
     def _presence_members(self, topic: str, now: float) -> dict[str, tuple[bytes, float]]:
         members = self._presence.get(topic)

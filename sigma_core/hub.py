@@ -784,7 +784,15 @@ _HTTP_500 = HttpResponse(status=500, headers=(("content-type", "text/plain"),),
                          body=b"internal server error")
 
 _TimerKind = Literal["conn", "ack", "expire", "trim", "reap", "replay", "drain", "engine", "heads",
-                     "presence", "credentials"]
+                     "presence", "credentials", "heap"]
+
+#: ``Hub.heap_trim`` runs once history has released this many envelope bytes since its last
+#: run (1 MiB: below it the heap a trim could return is not worth the walk)...
+HEAP_TRIM_AFTER = 1 << 20
+#: ... and no release came for this long (a burst of acknowledgements is over; under steady
+#: traffic the freed heap is reused at once, and trimming it would only fault it back in),
+#: or at the latest ``trim_interval`` after the threshold was passed.
+HEAP_TRIM_QUIET = 0.1
 
 
 def _presence_info(session: Session) -> bytes:
@@ -908,6 +916,15 @@ class Hub:
         self._frame = b""
         self._started = now
         self._now = now  # the latest ``now`` an input brought (a replay turn is due at it)
+        #: Called (no arguments) to hand the heap that released history leaves free back to the
+        #: OS: the adapters set glibc's ``malloc_trim(0)`` where it exists (None: never). It
+        #: runs from :meth:`handle_timer` once ``HEAP_TRIM_AFTER`` bytes of history were
+        #: released since its last run and then ``HEAP_TRIM_QUIET`` passed without a release
+        #: (at the latest ``trim_interval`` after the threshold was passed).
+        self.heap_trim: Callable[[], object] | None = None
+        self._heap_mark = 0  # engine.released_bytes at the last heap_trim
+        self._heap_due = math.inf  # the threshold was passed then (inf: not yet)
+        self._last_release = now
         self._conns: dict[int, _Conn] = {}
         self._next_conn_id = 1
         self._sessions: dict[str, Session] = {}
@@ -1171,8 +1188,13 @@ class Hub:
                 rec = self._conns.get(key)  # type: ignore[call-overload]
                 if rec is not None and self._drain is not None:
                     self._say_goodbye(rec, now, *self._drain)
+            elif kind == "heap":
+                self._heap_timer(now)
             else:
+                released = self._engine.released_bytes
                 self._engine.trim(now + self._wall_clock_offset)
+                if self._engine.released_bytes != released:
+                    self._history_released(now)
                 self._forget_idle_peers(now)
                 self._next_trim = now + self.config.trim_interval
                 self._push_timer(self._next_trim, "trim", None)
@@ -1718,7 +1740,7 @@ class Hub:
                 elif isinstance(body, Refresh):
                     self._on_refresh(rec, session, body, now)
                 elif type(body) is Ack:
-                    self._on_client_ack(session, body)
+                    self._on_client_ack(session, body, now)
             elif isinstance(event, HelloReceived):
                 self._on_hello(rec, event.hello, now)
             elif isinstance(event, HandshakeRequest):
@@ -1746,7 +1768,7 @@ class Hub:
             elif isinstance(event, Closed):
                 self._on_closed(rec, event, now)
 
-    def _on_client_ack(self, session: Session, ack: Ack) -> None:
+    def _on_client_ack(self, session: Session, ack: Ack, now: float) -> None:
         """A client's Ack: its ``$inbox`` position says which of the session's inbox messages
         it holds, and those leave the inbox's history (nobody else reads it; a resume replays
         only what follows the client's position). Another epoch than the inbox's, or an offset
@@ -1756,8 +1778,29 @@ class Hub:
         if self._external is not None:
             return
         for reported in ack.positions:
-            if reported.topic == INBOX_TOPIC:
-                self._engine.release_upto(_INBOX_KEY + session.id, reported.position)
+            if reported.topic == INBOX_TOPIC \
+                    and self._engine.release_upto(_INBOX_KEY + session.id, reported.position):
+                self._history_released(now)
+
+    def _history_released(self, now: float) -> None:
+        """History entries left memory: once ``HEAP_TRIM_AFTER`` bytes have since the last
+        heap trim, one is due when releases pause (``HEAP_TRIM_QUIET``; see ``heap_trim``)."""
+        self._last_release = now
+        if self.heap_trim is not None and self._heap_due == math.inf \
+                and self._engine.released_bytes - self._heap_mark >= HEAP_TRIM_AFTER:
+            self._heap_due = now
+            self._push_timer(now + HEAP_TRIM_QUIET, "heap", None)
+
+    def _heap_timer(self, now: float) -> None:
+        quiet_from = self._last_release + HEAP_TRIM_QUIET
+        if now < quiet_from and now < self._heap_due + self.config.trim_interval:
+            self._push_timer(quiet_from, "heap", None)  # releases go on: wait for a pause
+            return
+        self._heap_due = math.inf
+        self._heap_mark = self._engine.released_bytes
+        trim = self.heap_trim
+        if trim is not None:
+            trim()
 
     def _on_http(self, rec: _Conn, request: HttpRequest) -> None:
         handler = self.config.http_handler

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from sigma_asyncio._heap import heap_trimmer
 from sigma_core.api import EventEmitter, ServerCommands, ServerOptions, server_event_dispatcher
 from sigma_core.engine import EngineLink
 from sigma_core.errors import LocalProtocolError
@@ -294,6 +295,7 @@ class SigmaSocketServer(OwnNursery, ServerCommands):
                                                           authenticate=hook),
                                   entropy=SystemEntropy(), now=now,
                                   engine=self.options.external_engine())
+            hub.heap_trim = heap_trimmer()
         driver = self.options.engine
         if driver is not None and self._engine_link is None:
             self._engine_link = EngineLink(hub, driver, trio.current_time, self._after_core)

@@ -29,6 +29,8 @@ from sigma_core.messages import (
     Presence,
     PresenceAction,
     RecoveryStatus,
+    Refresh,
+    Refreshed,
     StreamPosition,
     Subscribe,
     Subscribed,
@@ -55,6 +57,8 @@ BODY_TYPES = (
     Presence,
     Error,
     Goodbye,
+    Refresh,
+    Refreshed,
 )
 
 _position = StreamPosition(epoch=0x0102030405060708, offset=42)
@@ -111,6 +115,8 @@ SEEDS: list[Body] = [
     Presence(topic="room/1", session_id="s", action=PresenceAction.LEAVE, metadata={"a": "b"}),
     Error(code=3, message="denied", details="{}", retryable=True, request_id=9),
     Goodbye(code=6, reason="restart", reconnect_after_ms=500),
+    Refresh(token="header.claims.signature"),
+    Refreshed(credentials_expire_ms=1_700_000_000_000),
 ]
 WIRES = [codec.encode(body) for body in SEEDS]
 

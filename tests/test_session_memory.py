@@ -1,12 +1,20 @@
-"""What an idle session keeps on a single node (issue 20, memory): sessions that join between two
+"""What a session keeps on a single node (issue 20, memory): sessions that join between two
 broadcasts share one subscription dict, made a session's own at its first change, with the same
-behaviour as one dict each."""
+behaviour as one dict each; after traffic, what history released is counted and the heap it
+leaves free is handed back (``Hub.heap_trim``) once a burst of releases is over."""
 
 from __future__ import annotations
 
+import gc
+import sys
+import types
+
+from sigma_core.backplane import HistoryEntry, HistoryLimits, MemoryEngine
 from sigma_core.client import ClientConfig, ReconnectPolicy, SubscribedEvent
 from sigma_core.connection import ConnectionConfig
-from sigma_core.hub import HubConfig
+from sigma_core.engine import Route
+from sigma_core.entropy import SeededEntropy
+from sigma_core.hub import HEAP_TRIM_AFTER, HEAP_TRIM_QUIET, HubConfig
 from sigma_core.messages import StreamPosition
 from sigma_core.testing import SimClient, Simulation
 
@@ -52,3 +60,132 @@ def test_a_resume_without_an_inbox_position_replays_the_inbox_from_its_start() -
     sim.run(0.5)
     assert alice.payloads("$inbox") == [b"one", b"two"]
     assert bob.payloads("$inbox") == []
+
+
+def acking_client(sim: Simulation, every: int = 32) -> SimClient:
+    c = sim.add_client(ClientConfig(url="ws://sim.invalid/", reconnect=ReconnectPolicy(
+        max_attempts=None, initial_delay=0.1), inbox_ack_every=every, inbox_ack_delay=1.0))
+    sim.run_until(lambda: c.connected)
+    return c
+
+
+def test_released_bytes_counts_every_way_history_lets_go() -> None:
+    engine = MemoryEngine(SeededEntropy(1), HistoryLimits(max_count=2, max_age=10.0))
+
+    def add(topic: str, now: float) -> None:
+        engine.append(topic, lambda e, o: HistoryEntry(e, o, now, b"x" * 10, Route()))
+
+    for _ in range(3):
+        add("t", 0.0)
+    assert engine.released_bytes == 10  # over max_count
+    head = engine.head("t")
+    assert engine.release_upto("t", StreamPosition(head.epoch, 2)) == 1
+    assert engine.released_bytes == 20  # acknowledged
+    add("t", 5.0)
+    engine.trim(12.0)
+    assert engine.released_bytes == 30  # aged out (the entry of time 0)
+    add("u", 12.0)
+    engine.drop("u")
+    assert engine.released_bytes == 40  # dropped with its stream
+    engine.trim(100.0)
+    assert engine.released_bytes == 50
+    assert not engine._holding
+    add("t", 100.0)  # the holding list made anew still serves the age limit
+    engine.trim(200.0)
+    assert engine.released_bytes == 60
+    assert engine.read_after("t", engine.head("t"), 200.0) == []
+
+
+def test_the_heap_is_trimmed_once_a_burst_of_acknowledged_replies_is_over() -> None:
+    sim = Simulation(HubConfig(connection=HB))
+    trims: list[float] = []
+    sim.hub.heap_trim = lambda: trims.append(sim.now)
+    alice, bob = acking_client(sim), acking_client(sim)
+    reply = bytes(32 * 1024)
+    n = HEAP_TRIM_AFTER // len(reply) // 2 + 1  # each inbox half, both together past it
+    for _ in range(n):
+        sim.hub.send_to(alice.session.session_id, reply, sim.now)
+        sim.hub.send_to(bob.session.session_id, reply, sim.now)
+    sim.run(0.5)
+    assert trims == []  # nothing acknowledged yet (every 32: n is below)
+    assert sim.hub._engine.released_bytes == 0
+    sim.run(1.0)  # the Acks (inbox_ack_delay 1 s), then HEAP_TRIM_QUIET without a release
+    assert len(trims) == 1
+    assert sim.hub._engine.released_bytes >= HEAP_TRIM_AFTER
+    sim.run(30.0)
+    assert len(trims) == 1  # nothing released since: no other walk of the heap
+    # Nothing a client holds was lost: both got every reply once, and a resume replays none.
+    sim.cut(alice)
+    sim.run_until(lambda: alice.connected and alice.session.resumed)
+    sim.run(2.0)
+    assert len(alice.payloads("$inbox")) == n
+    assert len(bob.payloads("$inbox")) == n
+    assert alice.session.duplicates_dropped == 0
+
+
+def test_no_heap_trim_below_the_threshold() -> None:
+    sim = Simulation(HubConfig(connection=HB, trim_interval=1.0))
+    trims: list[float] = []
+    sim.hub.heap_trim = lambda: trims.append(sim.now)
+    alice = acking_client(sim)
+    for _ in range(3):
+        sim.hub.send_to(alice.session.session_id, bytes(1024), sim.now)
+    sim.run(20.0)
+    assert 0 < sim.hub._engine.released_bytes < HEAP_TRIM_AFTER
+    assert trims == []
+
+
+def test_steady_releases_trim_at_the_latest_a_trim_interval_after_the_threshold() -> None:
+    """Releases that never pause (a reply acknowledged every 50 ms): the trim does not wait
+    for a pause forever, it runs trim_interval after the threshold was passed."""
+    sim = Simulation(HubConfig(connection=HB, trim_interval=10.0))
+    trims: list[float] = []
+    sim.hub.heap_trim = lambda: trims.append(sim.now)
+    alice = acking_client(sim, every=1)
+    reply = bytes(16 * 1024)
+    passed_at = None
+    start = sim.now
+    while sim.now < start + 12.0 + HEAP_TRIM_AFTER / len(reply) * 0.05:
+        sim.hub.send_to(alice.session.session_id, reply, sim.now)
+        sim.run(0.05)
+        if passed_at is None and sim.hub._engine.released_bytes >= HEAP_TRIM_AFTER:
+            passed_at = sim.now
+    assert passed_at is not None
+    assert trims
+    assert passed_at + 10.0 - 0.1 <= trims[0] <= passed_at + 10.0 + 0.2
+    assert trims[0] < sim.now - HEAP_TRIM_QUIET  # before the sends stopped
+
+
+def hub_bytes(root: object) -> int:
+    """``sys.getsizeof`` over everything ``root`` reaches (types, modules and functions not
+    followed): what the hub holds, without the allocator's rounding."""
+    seen: set[int] = set()
+    stack = [root]
+    total = 0
+    while stack:
+        obj = stack.pop()
+        if id(obj) in seen or isinstance(obj, type | types.ModuleType | types.FunctionType
+                                         | types.BuiltinFunctionType | types.MethodType):
+            continue
+        seen.add(id(obj))
+        total += sys.getsizeof(obj)
+        stack.extend(gc.get_referents(obj))
+    return total
+
+
+def test_an_acknowledged_echo_leaves_little_per_session() -> None:
+    """What the hub keeps per session after one 1 KiB reply each, acknowledged: the inbox's
+    stream (its epoch, last offset and key), not the reply, its frame, a buffer of the read or
+    a container grown for the burst."""
+    sim = Simulation(HubConfig(connection=HB))
+    clients = [acking_client(sim) for _ in range(100)]
+    sim.run(1.0)
+    idle = hub_bytes(sim.hub)
+    for c in clients:
+        sim.hub.send_to(c.session.session_id, bytes(1024), sim.now)
+    held = hub_bytes(sim.hub)
+    sim.run(2.0)  # delivered, acknowledged (1 s), released
+    assert all(len(c.payloads("$inbox")) == 1 for c in clients)
+    kept = (hub_bytes(sim.hub) - idle) / len(clients)
+    assert (held - idle) / len(clients) > 1024  # the replies, until acknowledged
+    assert kept < 256, kept
