@@ -1018,6 +1018,7 @@ class Hub:
         self._next_conn_id += 1
         self._total_connections += 1
         if self._pending_handshakes >= self.config.max_pending_handshakes:
+            self.metrics.refused["handshake_limit"] += 1
             self._refused.append(conn_id)
             self._events.append(ConnectionRejected(
                 conn_id=conn_id, code=CloseCode.TRY_AGAIN_LATER,
@@ -1890,6 +1891,7 @@ class Hub:
             return
         problem = self._hello_problem(hello)
         if problem is not None:
+            self.metrics.refused["hello_limit"] += 1
             conn.refuse(CloseCode.LIMIT_EXCEEDED, ErrorCode.LIMIT_EXCEEDED, problem, now)
             return
         identity, metadata = "", _NO_METADATA
@@ -1940,6 +1942,7 @@ class Hub:
                 return
             problem = self._peer_session_problem(rec.peer, now)
             if problem is not None:
+                self.metrics.refused["peer_limit"] += 1
                 conn.refuse(CloseCode.TRY_AGAIN_LATER, ErrorCode.LIMIT_EXCEEDED, problem, now,
                             reconnect_after_ms=5000)
                 return
@@ -3019,9 +3022,11 @@ class Hub:
                     self._stop_receiving(topic, now)
         self._stop_receiving(_INBOX_KEY + session.id, now)
         del self._sessions[session.id]
+        self._release_peer(session)
 
     def _refuse_unavailable(self, rec: _Conn, reason: str, now: float) -> None:
         self._engine_refusals += 1
+        self.metrics.refused["engine_unavailable"] += 1
         rec.conn.refuse(CloseCode.TRY_AGAIN_LATER, ErrorCode.UNKNOWN, reason, now,
                         reconnect_after_ms=1000)
         self._process(rec, now)
@@ -3075,9 +3080,17 @@ class Hub:
     def _hello_fresh(self, rec: _Conn, hello: Hello, identity: str, metadata: dict[str, str],
                      fresh_reason: str, now: float) -> None:
         if len(self._sessions) >= self.config.max_sessions:
+            self.metrics.refused["session_limit"] += 1
             rec.conn.refuse(CloseCode.TRY_AGAIN_LATER, ErrorCode.LIMIT_EXCEEDED,
                             f"this node holds its maximum of {self.config.max_sessions} "
                             "sessions", now, reconnect_after_ms=5000)
+            self._process(rec, now)
+            return
+        problem = self._peer_session_problem(rec.peer, now)
+        if problem is not None:  # the same per-address caps as on the memory engine
+            self.metrics.refused["peer_limit"] += 1
+            rec.conn.refuse(CloseCode.TRY_AGAIN_LATER, ErrorCode.LIMIT_EXCEEDED, problem, now,
+                            reconnect_after_ms=5000)
             self._process(rec, now)
             return
         while True:
@@ -3088,6 +3101,8 @@ class Hub:
                           now)
         session._digest = token_digest(session._token)
         session.identity, session.metadata = identity, metadata
+        session.peer = rec.peer
+        self._peer_sessions[rec.peer] = self._peer_sessions.get(rec.peer, 0) + 1
         if hello.client is not None:
             session.client_version = hello.client.version
         if rec.accepted is not None:
@@ -3109,6 +3124,7 @@ class Hub:
                 self._process(old, now)
         else:
             if len(self._sessions) >= self.config.max_sessions:
+                self.metrics.refused["session_limit"] += 1
                 rec.conn.refuse(CloseCode.TRY_AGAIN_LATER, ErrorCode.LIMIT_EXCEEDED,
                                 f"this node holds its maximum of {self.config.max_sessions} "
                                 "sessions", now, reconnect_after_ms=5000)
@@ -3532,6 +3548,10 @@ class Hub:
             self._identity_limits.pop(identity, None)
             self._identity_buckets.pop(identity, None)
         session.expires_at = now
+        self._release_peer(session)
+
+    def _release_peer(self, session: Session) -> None:
+        """``session`` no longer counts against its address's ``max_sessions_per_peer``."""
         held = self._peer_sessions.get(session.peer, 0) - 1
         if held > 0:
             self._peer_sessions[session.peer] = held

@@ -37,7 +37,9 @@ TOPIC_KINDS: tuple[str, ...] = ("broadcast", "inbox", "topic")
 #: Why an upgrade or a Hello was refused (keys of :attr:`HubMetrics.refused`).
 REFUSAL_REASONS: tuple[str, ...] = ("connection_limit", "origin", "draining", "protocol_version",
                                     "auth_failed", "auth_error", "session_limit",
-                                    "auth_unavailable", "serializer_mismatch")
+                                    "auth_unavailable", "serializer_mismatch",
+                                    "handshake_limit", "hello_limit", "peer_limit",
+                                    "engine_unavailable")
 
 
 @dataclass(frozen=True, slots=True)

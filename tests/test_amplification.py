@@ -17,6 +17,7 @@ import pytest
 from test_hostile_input import aliased_positions, client_frame, upgrade_request
 
 from sigma_core import codec
+from sigma_core.engine import ExternalEngineConfig
 from sigma_core.entropy import SeededEntropy
 from sigma_core.errors import CloseCode, DecodeError, ErrorCode, LocalProtocolError
 from sigma_core.hub import (
@@ -299,21 +300,36 @@ def test_fragments_are_collected_in_one_buffer_and_counted(traced: None) -> None
 # ----------------------------------------------------------------------------- 4: sessions
 
 
-def test_one_address_cannot_fill_the_session_table() -> None:
-    hub = new_hub(max_sessions_per_peer=50, new_sessions_per_peer_per_second=1000.0,
-                  new_session_burst_per_peer=1000)
-    for _ in range(60):
-        Attacker(hub).send(Hello())
+def _engine_hub(engine: str, **config: object) -> Hub:
+    """A hub on the memory engine, or a cluster node (its engine requests left unanswered:
+    a fresh session counts from its Hello on)."""
+    if engine == "memory":
+        return new_hub(**config)
+    return Hub(HubConfig(**config), entropy=SeededEntropy(7), now=0.0,  # type: ignore[arg-type]
+               engine=ExternalEngineConfig(node_id="n1"))
+
+
+@pytest.mark.parametrize("engine", ["memory", "cluster"])
+def test_one_address_cannot_fill_the_session_table(engine: str) -> None:
+    hub = _engine_hub(engine, max_sessions_per_peer=50, new_sessions_per_peer_per_second=1000.0,
+                      new_session_burst_per_peer=1000)
+    refused = [Attacker(hub) for _ in range(60)]
+    for attacker in refused:
+        attacker.send(Hello())
     assert len(hub.sessions) == 50
+    assert [a.close_code() for a in refused[50:]] == [CloseCode.TRY_AGAIN_LATER] * 10
+    assert hub.metrics.refused["peer_limit"] == 10
     Attacker(hub, peer="203.0.113.9").send(Hello())  # another address still gets in
     assert len(hub.sessions) == 51
 
 
-def test_new_sessions_per_address_are_rate_limited() -> None:
-    hub = new_hub(new_sessions_per_peer_per_second=5.0, new_session_burst_per_peer=10)
+@pytest.mark.parametrize("engine", ["memory", "cluster"])
+def test_new_sessions_per_address_are_rate_limited(engine: str) -> None:
+    hub = _engine_hub(engine, new_sessions_per_peer_per_second=5.0, new_session_burst_per_peer=10)
     for _ in range(30):
         Attacker(hub).send(Hello())
     assert len(hub.sessions) == 10
+    assert hub.metrics.refused["peer_limit"] == 20
     for _ in range(5):
         Attacker(hub, now=1.0).send(Hello())  # a second later: 5 more
     assert len(hub.sessions) == 15
@@ -327,6 +343,7 @@ def test_client_info_is_bounded() -> None:
         attacker.send(Hello(client=info))
         assert attacker.close_code() == CloseCode.LIMIT_EXCEEDED
     assert len(hub.sessions) == 0
+    assert hub.metrics.refused["hello_limit"] == 2
 
 
 def test_pending_handshakes_are_capped_at_accept() -> None:
@@ -335,6 +352,7 @@ def test_pending_handshakes_are_capped_at_accept() -> None:
     dropped = {conn_id for conn_id, _, action in hub.flush(0.0) if action}
     assert dropped == set(ids[5:])
     assert hub.connection_count() == 5
+    assert hub.metrics.refused["handshake_limit"] == 3
 
 
 # ----------------------------------------------------------------------------- 5: streams
