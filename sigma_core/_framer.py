@@ -59,6 +59,8 @@ __all__ = [
     "too_big",
     "unmask",
     "unmask_py",
+    "unmask_slice",
+    "unmask_slice_py",
 ]
 
 # (Final, these and the module's other constants: compiled, each is a C static or an inlined
@@ -276,13 +278,15 @@ class FrameParser:
             if stop <= end:
                 pos = stop
                 if b0 == 0x82 and whole:
-                    # The hot path: a whole, unfragmented binary message.
-                    payload = data[start:stop]
-                    items.append(unmask(payload, mask) if mask and length else payload)
+                    # The hot path: a whole, unfragmented binary message, unmasked straight
+                    # out of the read (one copy).
+                    items.append(unmask_slice(data, start, stop, mask) if mask and length
+                                 else data[start:stop])
                     continue
-                payload = data[start:stop]
                 if mask and length:
-                    payload = unmask(payload, mask)
+                    payload = unmask_slice(data, start, stop, mask)
+                else:
+                    payload = data[start:stop]
                 if opcode > BINARY:
                     if opcode == CLOSE:
                         items.append(_close_frame(payload))
@@ -304,10 +308,11 @@ class FrameParser:
                 self._mask = mask
                 self._frame_opcode = opcode
                 return items
-            payload = data[start:end]
             if mask:
-                payload = unmask(payload, mask)
+                payload = unmask_slice(data, start, end, mask)
                 mask = _rotate(mask, end - start)
+            else:
+                payload = data[start:end]
             self._mask = mask
             self._frame_opcode = CONTINUATION
             self._data(opcode, payload, False, items)
@@ -488,15 +493,29 @@ def unmask_py(payload: bytes, mask: int) -> bytes:
     return bytes(out)
 
 
-#: The unmasking in use: the C helper (``_speedups.c``, built with the compiled modules; a fifth
-#: of the compiled server's time was this loop) when it is there, else :func:`unmask_py`.
+def unmask_slice_py(data: bytes, start: int, stop: int, mask: int) -> bytes:
+    """``unmask_py(data[start:stop], mask)``: a frame's payload unmasked straight out of the read
+    (the C helper makes one copy where the slice and the unmasking make two). IndexError
+    unless ``0 <= start <= stop <= len(data)``, as the C helper."""
+    if not 0 <= start <= stop <= len(data):
+        raise IndexError("unmask_slice(): start/stop out of range")
+    return unmask_py(data[start:stop], mask)
+
+
+#: The unmasking in use: the C helpers (``_speedups.c``, built with the compiled modules; a fifth
+#: of the compiled server's time was this loop) when they are there, else :func:`unmask_py` and
+#: :func:`unmask_slice_py`.
 unmask: Callable[[bytes, int], bytes]
+unmask_slice: Callable[[bytes, int, int, int], bytes]
 try:
     from ._speedups import unmask as _unmask_c
+    from ._speedups import unmask_slice as _unmask_slice_c
 except ImportError:  # a pure-Python install
     unmask = unmask_py
+    unmask_slice = unmask_slice_py
 else:
     unmask = _unmask_c
+    unmask_slice = _unmask_slice_c
 
 
 def _rotate(mask: int, consumed: int) -> int:
