@@ -51,6 +51,7 @@ __all__ = [
     "FrameParser",
     "PingFrame",
     "PongFrame",
+    "ReadMessage",
     "Received",
     "binary_frame_header",
     "close_payload",
@@ -124,9 +125,14 @@ class Failure(NamedTuple):
     message: str
 
 
+#: What a :attr:`FrameParser.reader` makes of a whole binary message it recognises: the
+#: ``(seq, topic, payload, timestamp_ms)`` of a client's ``Data`` (``codec.read_client_data``).
+ReadMessage = tuple[int, str, bytes, int]
+
 #: What :meth:`FrameParser.receive` returns, in order: whole messages (``bytes`` for binary,
-#: ``str`` for text), control frames, and at most one final close frame or failure.
-Received = bytes | str | PingFrame | PongFrame | CloseFrame | Failure
+#: ``str`` for text, or what the parser's ``reader`` read from a binary one), control frames,
+#: and at most one final close frame or failure.
+Received = bytes | str | ReadMessage | PingFrame | PongFrame | CloseFrame | Failure
 
 
 def too_big(limit: int, size: int) -> str:
@@ -159,6 +165,7 @@ class FrameParser:
         "_parts",
         "_size",
         "_tail",
+        "reader",
     )
 
     def __init__(self, *, client: bool, max_message_size: int, allow_text: bool,
@@ -188,6 +195,10 @@ class FrameParser:
         self._parts: list[Any] | None = None  # (None while empty: most messages are one frame)
         self._size = 0
         self._decoder: IncrementalDecoder | None = None
+        #: Reads a whole, unfragmented binary message in the same pass as its frame (the
+        #: server's ``codec.read_client_data``): what it returns is handed on instead of the
+        #: bytes; None (anything it does not recognise) hands on the bytes as without it.
+        self.reader: Callable[[bytes], ReadMessage | None] | None = None
 
     def drop_messages(self) -> None:
         """We sent our close frame: from now on, drop messages, pings and pongs."""
@@ -214,6 +225,7 @@ class FrameParser:
         client = self._client
         mask_bit = 0 if client else _MASKED
         limit = self._limit
+        reader = self.reader
         # No message is open: a FIN binary frame (0x82, the common case) is a whole message.
         whole = not self._opcode and not self._dropping
         mask = 0
@@ -279,9 +291,15 @@ class FrameParser:
                 pos = stop
                 if b0 == 0x82 and whole:
                     # The hot path: a whole, unfragmented binary message, unmasked straight
-                    # out of the read (one copy).
-                    items.append(unmask_slice(data, start, stop, mask) if mask and length
-                                 else data[start:stop])
+                    # out of the read (one copy), and read at once if a reader is set.
+                    payload = (unmask_slice(data, start, stop, mask) if mask and length
+                               else data[start:stop])
+                    if reader is not None:
+                        fields = reader(payload)
+                        if fields is not None:
+                            items.append(fields)
+                            continue
+                    items.append(payload)
                     continue
                 if mask and length:
                     payload = unmask_slice(data, start, stop, mask)
