@@ -303,13 +303,14 @@ class WebSocket:
         returns. A server closes the TCP connection first (RFC 6455 §7.1.1)."""
         return self._state is _CLOSED or self._state is _REJECTED
 
-    def events_received(self) -> list[WebSocketEvent | ReadMessage]:
+    def events_received(self) -> list[WebSocketEvent]:
         """Return and forget the events produced since the last call, oldest first.
 
         A call that finds no events acts on a held end first (see "Messages before the end"
         in the module docstring), so ``while events := ws.events_received(): ...`` sees it.
-        A binary message comes as :class:`MessageReceived`, or as what the reader read from it
-        once :meth:`read_binary_with` is in effect."""
+        A binary message comes as :class:`MessageReceived`, or, once :meth:`read_binary_with`
+        is in effect (the server connection's own use, never the default), as the tuple the
+        reader read from it."""
         events = self._events
         if not events:
             if self._held_end is None:
@@ -318,7 +319,8 @@ class WebSocket:
             self.settle()
             events = self._events
         self._events = None
-        return events if events is not None else []
+        # (The reader's tuples are typed apart inside the layer; see the docstring.)
+        return cast(list[WebSocketEvent], events) if events is not None else []
 
     def data_to_send(self, *, settle: bool = True) -> list[bytes]:
         """Return and forget the bytes to write to the transport, in order (maybe ``[]``).

@@ -773,4 +773,5 @@ def test_the_parser_reads_data_once_open() -> None:
     assert server.state is ConnectionState.OPEN
     ws = server._ws
     ws.receive_data(_client_frame(codec.encode_data(seq=5, topic="t", payload=b"p")))
-    assert ws.events_received() == [(5, "t", b"p", 0)]
+    events: list[object] = list(ws.events_received())
+    assert events == [(5, "t", b"p", 0)]
