@@ -315,15 +315,21 @@ class InboxAcks:
 
     __slots__ = ("delay", "every", "position", "send", "timer", "unacked")
 
-    def __init__(self, send: Callable[[bytes], None], every: int = 128, delay: float = 1.0) -> None:
+    #: ``every`` when not given (``--inbox-ack-every``); 0: never acknowledge.
+    default_every = 128
+
+    def __init__(self, send: Callable[[bytes], None], every: int | None = None,
+                 delay: float = 1.0) -> None:
         self.send = send
-        self.every = every
+        self.every = InboxAcks.default_every if every is None else every
         self.delay = delay
         self.unacked = 0
         self.timer: asyncio.TimerHandle | None = None
         self.position: StreamPosition | None = None
 
     def received(self, position: StreamPosition) -> None:
+        if not self.every:
+            return
         self.position = position
         self.unacked += 1
         if self.unacked >= self.every:
@@ -825,11 +831,16 @@ def main() -> None:
                         help="(b): messages in flight per connection (16)")
     parser.add_argument("--conns-d", type=int, default=10000,
                         help="(d): connections (10,000; 1,000 with --quick)")
+    parser.add_argument("--inbox-ack-every", type=int, default=128, metavar="N",
+                        help="sigma: acknowledge $inbox messages after N of them or 1 s after "
+                             "the first unacknowledged one, as the reference clients do "
+                             "(128; 0: never, an old client)")
     parser.add_argument("--syscount", metavar="FILE",
                         help="the server's syscall counters (bench/syscount.c), read at the "
                              "edges of the window")
     args = parser.parse_args()
     Window.syscount = args.syscount
+    InboxAcks.default_every = args.inbox_ack_every
     raise_nofile()
     result = uvloop.run(amain(args))
     print(json.dumps(result), flush=True)

@@ -112,6 +112,25 @@ __all__ = [
 CLOSE_TIMEOUT = 5.0
 
 
+def _check_options(options: object, non_negative: tuple[str, ...],
+                   positive: tuple[str, ...] = ()) -> None:
+    """The options whose core field has another name (``session_timeout`` is the hub's
+    ``session_ttl``, ``rate_pacing`` the client's ``pace``, ...), checked here so that the
+    ``ValueError`` names the option the app passed, not the core's field.
+
+    Raises:
+        ValueError: one of them is not a finite number (>= 0, or > 0 for ``positive``).
+    """
+    kind = type(options).__name__
+    for name in non_negative + positive:
+        value = getattr(options, name)
+        low_ok = value > 0 if name in positive else value >= 0
+        if isinstance(value, bool) or not isinstance(value, int | float) \
+                or not (math.isfinite(value) and low_ok):
+            bound = "> 0" if name in positive else ">= 0"
+            raise ValueError(f"{kind}.{name} must be a finite number {bound}, got {value!r}")
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ServerOptions:
     """Everything a ``SigmaSocketServer`` can be told.
@@ -241,6 +260,9 @@ class ServerOptions:
         if self.shutdown_spread > self.shutdown_timeout:
             raise ValueError(f"shutdown_spread ({self.shutdown_spread}) must be <= "
                              f"shutdown_timeout ({self.shutdown_timeout})")
+        _check_options(self, ("session_timeout", "max_messages_per_second",
+                              "max_bytes_per_second", "identity_max_messages_per_second",
+                              "identity_max_bytes_per_second"))
         self.hub_config()  # validates everything else, with the core's messages
 
     def hub_config(self, wall_clock_offset: float = 0.0,
@@ -357,8 +379,19 @@ class ClientOptions:
     logger: Logger | None = None
 
     def __post_init__(self) -> None:
-        if self.max_queued_messages < 0:
-            raise ValueError(f"max_queued_messages must be >= 0, got {self.max_queued_messages}")
+        queued = self.max_queued_messages
+        if isinstance(queued, bool) or not isinstance(queued, int) or queued < 0:
+            raise ValueError(f"max_queued_messages must be an int >= 0, got {queued!r}")
+        _check_options(self, ("token_refresh_margin", "rate_pacing"),
+                       positive=("reconnect_interval", "max_reconnect_delay"))
+        if self.rate_pacing > 1:
+            raise ValueError(f"ClientOptions.rate_pacing must be within 0..1, got "
+                             f"{self.rate_pacing!r}")
+        attempts = self.max_reconnect_attempts
+        if attempts is not None and (isinstance(attempts, bool) or not isinstance(attempts, int)
+                                     or attempts < 1):
+            raise ValueError("ClientOptions.max_reconnect_attempts must be an int >= 1 or None "
+                             f"(retry forever), got {attempts!r}")
         self.client_config()
 
     def client_config(self, wall_clock_offset: float = 0.0) -> ClientConfig:

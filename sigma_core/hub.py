@@ -940,6 +940,18 @@ class Hub:
                                     or self.config.authenticate is not None)
         self._max_unacked = self.config.max_unacked
         self._ack_every = self.config.ack_every
+        #: A client whose messages come at least this far apart (``ack_delay`` / 8) has its
+        #: ack ride with the server's own output to it in the same flush (its echo or reply)
+        #: instead of from the ack timer, which would fire alone (a wake-up and a write of
+        #: its own) before the next message; with no output for it, the timer is set as
+        #: usual. So does any client whose pending ack timer falls due before its next
+        #: message at its pace (the timer then finds nothing). Not with an external engine
+        #: (acks wait for its save there).
+        self._ack_ride_gap = self.config.ack_delay / 8 if self._external is None else math.inf
+        #: Sessions whose ack may ride with this turn's output (their ``_ack_due`` set), and
+        #: whether their ack timer is set already: :meth:`flush` acks them with their output,
+        #: else sets the timer of those without one.
+        self._ack_riders: list[tuple[Session, bool]] = []
         self._timers: list[tuple[float, int, _TimerKind, object]] = []
         self._timer_seq = 0
         # (An external engine trims its own history.)
@@ -1050,7 +1062,8 @@ class Hub:
         conn = rec.conn
         conn.receive_data(data, now)
         self._process(rec, now)
-        if self._rate_limit_on and conn.heartbeats_received != rec.heartbeats_charged:
+        if (self._rate_limit_on or self._identity_limits_on) \
+                and conn.heartbeats_received != rec.heartbeats_charged:
             self._charge_heartbeats(rec, now)
         if rec.paused:  # pongs (envelope and WebSocket) pile up behind a paused socket too
             self._check_high_water(rec, now)
@@ -1166,6 +1179,9 @@ class Hub:
 
     def next_deadline(self) -> float | None:
         """When :meth:`handle_timer` must next run (None: nothing scheduled)."""
+        if self._ack_riders:  # read before the flush that sets their timers: theirs count
+            due = min(session._ack_due for session, _ in self._ack_riders)
+            return min(due, self._timers[0][0]) if self._timers else due
         return self._timers[0][0] if self._timers else None
 
     def flush(self, now: float) -> list[tuple[int, list[bytes], CloseAction]]:
@@ -1178,6 +1194,8 @@ class Hub:
         if self._refused:
             out.extend((conn_id, [], CloseAction.ABORT) for conn_id in self._refused)
             self._refused.clear()
+        if self._ack_riders:
+            self._ride_acks(now)
         dirty, self._dirty = self._dirty, set()
         conns = self._conns
         bytes_sent = 0
@@ -1683,8 +1701,11 @@ class Hub:
                                   body.timestamp_ms, now)
                 elif conn.state is not _OPEN:
                     continue  # closed earlier in this batch: requests are not answered
-                elif self._rate_limit_on and not self._within_rate(rec, 0, now):
-                    self._refuse_rate(rec, now)  # every envelope type counts, not just Data
+                elif (self._rate_limit_on or self._identity_limits_on) \
+                        and not self._within_rate(rec, 0, now):
+                    # Every envelope type counts, not just Data, against the identity's
+                    # limits too (docs/auth.md).
+                    self._refuse_rate(rec, now)
                 elif isinstance(body, Subscribe):
                     self._on_subscribe(rec, session, body, now)
                 elif isinstance(body, Unsubscribe):
@@ -2112,9 +2133,17 @@ class Hub:
 
     def _on_data(self, rec: _Conn, session: Session, seq: int, topic: str,
                  payload: bytes | bytearray | memoryview, timestamp_ms: int, now: float) -> None:
+        previous = session.last_activity
         session.last_activity = now
         if seq <= session.last_seq:
             self._duplicates += 1
+            if (self._rate_limit_on or self._identity_limits_on) \
+                    and rec.conn.state is _OPEN \
+                    and not self._within_rate(rec, len(payload), now):
+                # A duplicate is an envelope like any other (protocol.md §5.4): resending
+                # old seqs (or seq 0) must not get around the rate limits.
+                self._refuse_rate(rec, now)
+                return
             self._schedule_ack(session, now)
             return
         if rec.conn.state is not _OPEN and seq != session.last_seq + 1:
@@ -2144,7 +2173,18 @@ class Hub:
             # not one per ack_every messages.
             self._send_ack(session, now, by_count=True)
         elif session._ack_due == math.inf:
-            self._schedule_ack(session, now)
+            if now - previous >= self._ack_ride_gap:
+                # A slow sender: the ack timer would fire before its next message. Let the
+                # ack ride with this turn's output to it (flush decides; same deadline).
+                session._ack_due = now + self.config.ack_delay
+                self._ack_riders.append((session, False))
+            else:
+                self._schedule_ack(session, now)
+        elif self._ack_ride_gap != math.inf and now + (now - previous) >= session._ack_due:
+            # The timer is set and falls due before this sender's next message at its pace:
+            # it would fire alone. The ack rides with this turn's output if there is any (the
+            # timer then finds nothing to say); if not, the timer stays as it is.
+            self._ack_riders.append((session, True))
 
     def _within_rate(self, rec: _Conn, size: int, now: float) -> bool:
         if rec.buckets is None:
@@ -2178,19 +2218,36 @@ class Hub:
         delta, rec.heartbeats_charged = count - rec.heartbeats_charged, count
         if rec.conn.state is not _OPEN or rec.session is None:
             return
-        if not self._within_rate(rec, 0, now):
-            self._refuse_rate(rec, now)
-            self._process(rec, now)
-            return
-        messages = rec.buckets[0] if rec.buckets is not None else None
-        if messages is not None and delta > 1 and not messages.take(delta - 1, now):
-            self._refuse_rate(rec, now)
-            self._process(rec, now)
+        for _ in range(delta):  # (each one also to the identity's buckets)
+            if not self._within_rate(rec, 0, now):
+                self._refuse_rate(rec, now)
+                self._process(rec, now)
+                return
 
     def _schedule_ack(self, session: Session, now: float) -> None:
         if session._ack_due == math.inf:
             session._ack_due = now + self.config.ack_delay
             self._push_timer(session._ack_due, "ack", session.id)
+
+    def _ride_acks(self, now: float) -> None:
+        """The acks that may ride (``_on_data``): sent now if their connection has output in
+        this flush (the Ack goes in the same write), else left to the ack timer — set here,
+        at the deadline the message gave, for a slow sender that has none yet."""
+        riders, self._ack_riders = self._ack_riders, []
+        for session, timed in riders:
+            due = session._ack_due
+            if due == math.inf:
+                continue  # acked or reset meanwhile (a takeover, a detach)
+            if session.last_seq == session._acked_seq:
+                if not timed:
+                    session._ack_due = math.inf  # acked by count since: nothing to say
+                continue  # (a set timer stays: it acknowledges what comes before it fires)
+            rec = self._rec_of(session)
+            # (The application's output to the connection: its ordered queue, non-empty.)
+            if rec is not None and rec.conn.state is _OPEN and rec.conn._ordered is not None:
+                self._send_ack(session, now)
+            elif not timed:
+                self._push_timer(due, "ack", session.id)
 
     def _send_ack(self, session: Session, now: float, by_count: bool = False) -> None:
         if not by_count or self._external is not None:
@@ -2956,6 +3013,12 @@ class Hub:
                     fresh_reason = f"session could not be resumed: stored record unusable ({exc})"
             if record is not None and not hmac.compare_digest(
                     record.token_digest, token_digest(hello.resume_token)):
+                record = None
+            elif record is not None and identity and record.identity \
+                    and identity != record.identity:
+                # The token is right but the authentication hook says someone else: a resume
+                # never changes whose session it is (as on the memory engine, _on_hello).
+                fresh_reason = "session could not be resumed: it belongs to another identity"
                 record = None
             if record is None:
                 self._failed_resumes += 1

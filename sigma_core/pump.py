@@ -55,7 +55,9 @@ class ServerPump:
     (one chunk) or ``writelines(chunks)``, then ``close(peer, action)`` for a ``CloseAction``
     other than ``NONE``. ``arm(when)``: set the adapter's one timer to fire at ``when`` (the
     pump calls it only when ``when`` is earlier than the time set last), then call
-    :meth:`on_timer`. ``clock()``: the hub's timebase (the event loop's time).
+    :meth:`on_timer`. ``clock() + clock_offset``: the hub's timebase (the event loop's time;
+    sigma_trio passes ``time.perf_counter`` and the offset of trio's default clock, one C call
+    where ``trio.current_time`` is three Python frames).
     """
 
     def __init__(self, hub: Hub, *, emitter: _Emitter, dispatch: Callable[[HubEvent], None],
@@ -63,7 +65,7 @@ class ServerPump:
                  clock: Callable[[], float], arm: Callable[[float], None],
                  close: Callable[[Any, CloseAction], None] | None = None,
                  deliver: Callable[[Any, list[bytes], CloseAction], None] | None = None,
-                 serializer: Serializer = RAW) -> None:
+                 serializer: Serializer = RAW, clock_offset: float = 0.0) -> None:
         if (close is None) == (deliver is None):
             raise ValueError("ServerPump needs exactly one of close= and deliver=")
         self.hub = hub
@@ -76,6 +78,7 @@ class ServerPump:
         self._raw = serializer is RAW
         self._link = link
         self._clock = clock
+        self._clock_offset = clock_offset
         self._arm = arm
         self._close = close
         self._deliver = deliver
@@ -91,7 +94,7 @@ class ServerPump:
     def data_received(self, conn_id: int, data: bytes | bytearray | memoryview) -> None:
         """Bytes arrived on ``conn_id``: feed the hub, then :meth:`after_core` (its first
         ``flush`` at the read's time: one clock read per read)."""
-        now = self._clock()
+        now = self._clock() + self._clock_offset
         self.hub.receive_data(conn_id, data, now)
         if self._busy:
             self._again = True
@@ -104,7 +107,7 @@ class ServerPump:
         self.armed_at = math.inf
         # The loop may fire a hair early (clock resolution): never let the core see time
         # before the deadline it asked for, or it would ask again at once.
-        now = self._clock()
+        now = self._clock() + self._clock_offset
         if when != math.inf and now < when:
             now = when
         self.hub.handle_timer(now)
@@ -129,7 +132,7 @@ class ServerPump:
         if self._busy:
             self._again = True
             return
-        self._run(self._clock())
+        self._run(self._clock() + self._clock_offset)
 
     def _run(self, now: float) -> None:
         """:meth:`after_core` with its first ``flush`` at ``now``.
@@ -162,7 +165,7 @@ class ServerPump:
                     else:
                         self._dispatch(event)
                 if not first:
-                    now = self._clock()
+                    now = self._clock() + self._clock_offset
                 first = False
                 # What the callbacks above sent is in this flush: only a re-entry from here on
                 # (during the writes) asks for another pass.
@@ -220,7 +223,7 @@ class ServerPump:
             payload: bytes | bytearray | memoryview = data
         else:
             payload = encode_payload(self._serializer, data)
-        hub.send_to(session_id, payload, self._clock())
+        hub.send_to(session_id, payload, self._clock() + self._clock_offset)
         self.after_core()
         return True
 

@@ -28,6 +28,7 @@ import select
 import socket
 import struct
 import time
+from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager, suppress
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -58,6 +59,30 @@ _RECEIVE_SIZE = 65536
 _ACCEPT_CAPACITY_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS})
 #: One reader task for every plain socket needs epoll (Linux); elsewhere a task per connection.
 _HAVE_EPOLL = hasattr(select, "epoll") and hasattr(os, "eventfd")
+#: Passes over the ready sockets per trio wake-up of the reader: after a pass it asks its epoll set
+#: again (timeout 0) and reads what arrived meanwhile, without going through trio's run loop, up
+#: to this many passes and while less than ``_BYTES_PER_WAKEUP`` was read since the wake-up; then
+#: it waits through trio again, which lets the other tasks run (and a cancellation arrive).
+_PASSES_PER_WAKEUP = 8
+_BYTES_PER_WAKEUP = 64 * 1024
+
+
+def _pump_clock() -> tuple[Callable[[], float], float]:
+    """trio's clock for the pump, as ``(clock, offset)``: ``clock() + offset`` is
+    ``trio.current_time()``, read in one C call where it can be. trio's default clock is
+    ``time.perf_counter()`` plus a fixed offset, and ``trio.current_time()`` reaches it through
+    three Python frames, twice per echoed message (a read, a send); with that clock (checked by
+    reading both) the pump reads ``perf_counter`` and adds the offset, so the hub's times stay
+    trio's. Any other clock (``trio.testing.MockClock``) is read as is."""
+    clock = trio.lowlevel.current_clock()
+    offset = getattr(clock, "offset", None)
+    if type(clock).__name__ == "SystemClock" and isinstance(offset, float):
+        before = time.perf_counter()
+        now = clock.current_time()
+        if before + offset <= now <= time.perf_counter() + offset:
+            return time.perf_counter, offset
+    return trio.current_time, 0.0
+
 
 async def _in_thread(call: Any) -> Any:
     # abandon_on_cancel: stopping the server does not wait for a hung JWKS fetch.
@@ -274,11 +299,12 @@ class SigmaSocketServer(OwnNursery, ServerCommands):
             self._engine_link = EngineLink(hub, driver, trio.current_time, self._after_core)
         options = self.options
         if self._pump is None:
+            clock, offset = _pump_clock()
             self._pump = ServerPump(
                 hub, emitter=self._emitter, peers=self._peers,
                 dispatch=server_event_dispatcher(self._emitter, self._logger, self._addresses,
                                                  options.serializer),
-                link=self._engine_link, clock=trio.current_time, arm=self._arm,
+                link=self._engine_link, clock=clock, clock_offset=offset, arm=self._arm,
                 deliver=self._deliver, serializer=options.serializer)
         # The commands' per-message calls (send_to_client: the clock, then the pump) go
         # straight to trio's clock and the compiled pump, without a Python frame each.
@@ -379,7 +405,22 @@ class SigmaSocketServer(OwnNursery, ServerCommands):
             peer.close(reset=True)  # now, unwritten bytes and all
             return
         if chunks:
-            self._write(self._require_hub(), peer, chunks)
+            sock = peer.sock
+            if sock is not None and not peer.writing and len(chunks) == 1:
+                # The common case, inline (a Python frame less per message): one chunk, and the
+                # kernel takes it all.
+                data = chunks[0]
+                try:
+                    sent = sock.send(data)
+                except BlockingIOError:
+                    sent = 0
+                except OSError:
+                    peer.close()  # broken: the reader wakes and reports the loss
+                    return
+                if sent != len(data):
+                    self._queue(peer, data[sent:])
+            else:
+                self._write(peer, chunks)
         if action and not peer.closing:
             # Once all is written the server closes first (RFC 6455 §7.1.1): now, or by the
             # writer task (which also sends TLS close_notify).
@@ -393,7 +434,7 @@ class SigmaSocketServer(OwnNursery, ServerCommands):
         # The pump asks only for an earlier time than the one set (see ServerPump).
         self._timer.deadline = when
 
-    def _write(self, hub: Hub, peer: _Peer, chunks: list[bytes]) -> None:
+    def _write(self, peer: _Peer, chunks: list[bytes]) -> None:
         """Send at once what the socket takes; queue the rest for a writer task."""
         if peer.writing:
             assert peer.outbox is not None
@@ -413,12 +454,21 @@ class SigmaSocketServer(OwnNursery, ServerCommands):
                 if sent == len(data):
                     return
                 data = data[sent:]
-            peer.outbox = [data]
-            peer.queued += len(data)
-            self._start_writer(peer)
+            self._queue(peer, data)
+            return
+        self._check_high_water(peer)
+
+    def _queue(self, peer: _Peer, data: bytes) -> None:
+        """What the kernel did not take: to a writer task, started now."""
+        peer.outbox = [data]
+        peer.queued += len(data)
+        self._start_writer(peer)
+        self._check_high_water(peer)
+
+    def _check_high_water(self, peer: _Peer) -> None:
         if peer.queued > _OUTBOX_HIGH_WATER and not peer.paused:
             peer.paused = True
-            hub.pause_writing(peer.id)
+            self._require_hub().pause_writing(peer.id)
 
     def _start_writer(self, peer: _Peer) -> None:
         assert self._nursery is not None
@@ -478,12 +528,19 @@ class SigmaSocketServer(OwnNursery, ServerCommands):
         self._after_core()
 
     async def _react(self, reactor: _Reactor) -> None:
-        """Read every ready plain socket once per wake-up (level-triggered: what a read leaves
-        is there on the next pass, after the other connections), and report the connections
-        that ended to the hub. Cancelled (the server stops), it drops the ones left."""
+        """Read every ready plain socket once per pass (level-triggered: what a read leaves is
+        there on the next pass, after the other connections), and report the connections that
+        ended to the hub. After a pass the set is asked again at once (``epoll_wait`` with
+        timeout 0): what arrived meanwhile is read without a trio wake-up (one scheduler pass,
+        an ``epoll_ctl`` and an ``epoll_wait`` of trio's), up to ``_PASSES_PER_WAKEUP`` passes
+        and ``_BYTES_PER_WAKEUP`` bytes (the first pass reads every ready socket once, whatever
+        it reads); then, or when nothing is ready, the task waits through trio, so the other
+        tasks run and a cancellation arrives. Cancelled (the server stops), it drops the
+        connections left."""
         pump = self._pump
         assert pump is not None
         by_fd = reactor.by_fd
+        get_peer = by_fd.get
         ended = reactor.ended
         poll = reactor.epoll.poll
         epoll_fd = reactor.epoll.fileno()
@@ -491,6 +548,8 @@ class SigmaSocketServer(OwnNursery, ServerCommands):
         buffer = self._receive_buffer
         data_received = pump.data_received
         wait_readable = trio.lowlevel.wait_readable
+        passes = range(_PASSES_PER_WAKEUP)
+        budget = _BYTES_PER_WAKEUP
         try:
             while True:
                 if ended:
@@ -500,26 +559,37 @@ class SigmaSocketServer(OwnNursery, ServerCommands):
                     await wait_readable(epoll_fd)
                 finally:
                     reactor.waiting = False
-                for fd, _ in poll(0):
-                    peer = by_fd.get(fd)
-                    if peer is None:
-                        if fd == wake_fd:
-                            with suppress(BlockingIOError):
-                                os.eventfd_read(wake_fd)
-                            reactor.woken = False
-                        continue  # (closed earlier in this pass)
-                    try:
-                        data = _recv(peer.sock, buffer)  # type: ignore[arg-type]
-                    except OSError:
-                        peer.close()
-                        continue
-                    if data is None:
-                        continue
-                    if not data:
-                        peer.close()
-                        continue
-                    data_received(peer.id, data)
-                    del data
+                taken = 0
+                for _ in passes:
+                    ready = poll(0)
+                    if not ready:
+                        break
+                    for fd, _ in ready:
+                        peer = get_peer(fd)
+                        if peer is None:
+                            if fd == wake_fd:
+                                with suppress(BlockingIOError):
+                                    os.eventfd_read(wake_fd)
+                                reactor.woken = False
+                            continue  # (closed earlier in this pass)
+                        # (_recv inline: one frame less per read; this long-lived frame is
+                        # the one task's, not one per connection.)
+                        try:
+                            size = peer.sock.recv_into(buffer)  # type: ignore[union-attr]
+                        except BlockingIOError:
+                            continue
+                        except OSError:
+                            peer.close()
+                            continue
+                        if not size:
+                            peer.close()
+                            continue
+                        taken += size
+                        data_received(peer.id, buffer[:size].tobytes())
+                    if ended:
+                        self._report_ended(ended)
+                    if taken >= budget:
+                        break
         finally:
             for peer in list(by_fd.values()):
                 peer.close()

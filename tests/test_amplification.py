@@ -380,11 +380,15 @@ def test_pongs_count_toward_the_high_water_mark(traced: None) -> None:
 
 
 @pytest.mark.parametrize("body", [Ack(seq=0), Subscribe(topic="t", request_id=1),
-                                  Ping(id=1, timestamp_ms=0)],
-                         ids=["ack", "subscribe", "ping"])
-def test_rate_limits_cover_every_envelope_type(body: object) -> None:
+                                  Ping(id=1, timestamp_ms=0), Data(seq=0, payload=b"x")],
+                         ids=["ack", "subscribe", "ping", "duplicate-data"])
+@pytest.mark.parametrize("per", ["connection", "identity"])
+def test_rate_limits_cover_every_envelope_type(body: object, per: str) -> None:
+    from sigma_core.hub import AuthAccept
     from sigma_core.ratelimit import RateLimit
-    hub = new_hub(rate_limit=RateLimit(messages_per_second=20))
+    limit = RateLimit(messages_per_second=20)
+    hub = new_hub(rate_limit=limit) if per == "connection" else new_hub(
+        identity_rate_limit=limit, authenticate=lambda request: AuthAccept(identity="alice"))
     attacker = Attacker(hub)
     attacker.send(Hello())
     frame = client_frame(OP_BINARY, codec.encode(body))  # type: ignore[arg-type]

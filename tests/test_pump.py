@@ -346,3 +346,97 @@ def test_the_pumps_send_to_client_is_the_commands_send_to_client(serializer: Any
             assert got_ours == got_theirs, (client, data)
             if ours[0] == "raised":
                 assert ours[1] in (LocalProtocolError, AttributeError), ours
+
+
+def _acks_in(rig: Rig, writes: list[bytes]) -> list[int]:
+    rig.client.receive_data(b"".join(writes), rig.now)
+    return [e.body.seq for e in rig.client.events_received()
+            if isinstance(e, EnvelopeReceived) and isinstance(e.body, Ack)]
+
+
+@pytest.mark.parametrize(("period", "echo"),
+                         [(0.02, True), (0.02, False), (0.004, True), (0.001, True)])
+def test_acks_ride_with_a_slow_senders_replies_and_stay_within_ack_delay(
+        period: float, echo: bool) -> None:
+    """A client whose messages come ``ack_delay`` / 8 or more apart (20 ms here, against 50):
+    the ack timer would fire alone (a wake-up and a write of its own) before its next message,
+    so the hub acknowledges each message in the write of the reply to it instead, and sets no
+    ack timer. Without a reply it waits for the timer as before (no extra writes). A faster
+    sender (4 or 1 ms apart) is acknowledged by count and timer, not per message, but the
+    message that arrives within one period of the timer's deadline carries the ack in its
+    reply, so the timer writes alone only after the sender stopped. Always: every message
+    acknowledged within ``ack_delay`` of its arrival, one write per read."""
+    rig = Rig()
+    delay = rig.hub.config.ack_delay
+    if echo:
+        def on_message(session: Session, payload: bytes, topic: str) -> None:
+            rig.hub.send_to(session.id, payload, rig.now)
+            rig.pump.after_core()
+
+        rig.emitter.on("message", on_message)
+    received_at: dict[int, float] = {}
+    acked_at: dict[int, float] = {}
+    fired = acks = lone = 0
+
+    def collect() -> None:
+        nonlocal acks
+        writes = list(rig.transport.writes)
+        rig.transport.writes.clear()
+        for seq_acked in _acks_in(rig, writes):
+            acks += 1
+            for seq in range(len(acked_at) + 1, seq_acked + 1):
+                acked_at[seq] = rig.now
+
+    def advance(to: float) -> None:
+        nonlocal fired, lone
+        while rig.pump.armed_at <= to:
+            rig.now = rig.pump.armed_at
+            rig.pump.on_timer()
+            fired += 1
+            lone += len(rig.transport.writes)  # what the timer wrote on its own
+            collect()
+        rig.now = to
+
+    count = 40
+    for seq in range(1, count + 1):
+        rig.send(b"m", first_seq=seq)
+        received_at[seq] = rig.now
+        rig.pump.data_received(rig.conn_id, b"".join(rig.client.data_to_send()))
+        assert len(rig.transport.writes) == (1 if echo else 0)  # the reply and its ack: one
+        collect()
+        advance(rig.now + period)
+    advance(rig.now + 2 * delay)
+    assert sorted(acked_at) == sorted(received_at)
+    assert {seq: acked_at[seq] - at for seq, at in received_at.items()
+            if acked_at[seq] - at > delay + 1e-9} == {}
+    if period >= delay / 8 and echo:
+        # The first message came right after the Welcome (no gap yet): its timer was set, the
+        # third message's echo (due before the fourth) acks all three, the timer finds
+        # nothing; from then on each message's ack rides with its echo and no timer is set.
+        assert (fired, lone) == (1, 0)
+        assert acks == count - 2
+    elif period >= delay / 8:
+        assert acks == lone == fired <= count * period / delay + 3  # by the timer, as before
+    else:
+        assert lone <= 1  # at most the ack of the last messages, after which none came
+        assert acks <= count / rig.hub.config.ack_every + count * period / delay + 3
+
+
+def test_a_riding_acks_deadline_counts_before_the_flush() -> None:
+    """Driven without the pump: between ``receive_data`` and ``flush`` a slow sender's pending
+    ack is in ``next_deadline()``; a flush with nothing else for the connection sets its timer,
+    which acknowledges the message ``ack_delay`` after it arrived."""
+    rig = Rig()
+    delay = rig.hub.config.ack_delay
+    rig.now += 1.0  # long after the Welcome: a slow sender
+    rig.send(b"quiet")
+    arrived = rig.now
+    rig.hub.receive_data(rig.conn_id, b"".join(rig.client.data_to_send()), rig.now)
+    assert rig.hub.next_deadline() == pytest.approx(arrived + delay)
+    rig.hub.events_received()
+    assert all(not chunks for _, chunks, _ in rig.hub.flush(rig.now))
+    assert rig.hub.next_deadline() == pytest.approx(arrived + delay)
+    rig.now = arrived + delay
+    rig.hub.handle_timer(rig.now)
+    writes = [b"".join(chunks) for _, chunks, _ in rig.hub.flush(rig.now)]
+    assert _acks_in(rig, writes) == [1]
