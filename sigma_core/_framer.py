@@ -51,6 +51,7 @@ __all__ = [
     "FrameParser",
     "PingFrame",
     "PongFrame",
+    "ReadMessage",
     "Received",
     "binary_frame_header",
     "close_payload",
@@ -59,6 +60,8 @@ __all__ = [
     "too_big",
     "unmask",
     "unmask_py",
+    "unmask_slice",
+    "unmask_slice_py",
 ]
 
 # (Final, these and the module's other constants: compiled, each is a C static or an inlined
@@ -122,9 +125,14 @@ class Failure(NamedTuple):
     message: str
 
 
+#: What a :attr:`FrameParser.reader` makes of a whole binary message it recognises: the
+#: ``(seq, topic, payload, timestamp_ms)`` of a client's ``Data`` (``codec.read_client_data``).
+ReadMessage = tuple[int, str, bytes, int]
+
 #: What :meth:`FrameParser.receive` returns, in order: whole messages (``bytes`` for binary,
-#: ``str`` for text), control frames, and at most one final close frame or failure.
-Received = bytes | str | PingFrame | PongFrame | CloseFrame | Failure
+#: ``str`` for text, or what the parser's ``reader`` read from a binary one), control frames,
+#: and at most one final close frame or failure.
+Received = bytes | str | ReadMessage | PingFrame | PongFrame | CloseFrame | Failure
 
 
 def too_big(limit: int, size: int) -> str:
@@ -157,6 +165,7 @@ class FrameParser:
         "_parts",
         "_size",
         "_tail",
+        "reader",
     )
 
     def __init__(self, *, client: bool, max_message_size: int, allow_text: bool,
@@ -186,6 +195,10 @@ class FrameParser:
         self._parts: list[Any] | None = None  # (None while empty: most messages are one frame)
         self._size = 0
         self._decoder: IncrementalDecoder | None = None
+        #: Reads a whole, unfragmented binary message in the same pass as its frame (the
+        #: server's ``codec.read_client_data``): what it returns is handed on instead of the
+        #: bytes; None (anything it does not recognise) hands on the bytes as without it.
+        self.reader: Callable[[bytes], ReadMessage | None] | None = None
 
     def drop_messages(self) -> None:
         """We sent our close frame: from now on, drop messages, pings and pongs."""
@@ -212,6 +225,7 @@ class FrameParser:
         client = self._client
         mask_bit = 0 if client else _MASKED
         limit = self._limit
+        reader = self.reader
         # No message is open: a FIN binary frame (0x82, the common case) is a whole message.
         whole = not self._opcode and not self._dropping
         mask = 0
@@ -276,13 +290,21 @@ class FrameParser:
             if stop <= end:
                 pos = stop
                 if b0 == 0x82 and whole:
-                    # The hot path: a whole, unfragmented binary message.
-                    payload = data[start:stop]
-                    items.append(unmask(payload, mask) if mask and length else payload)
+                    # The hot path: a whole, unfragmented binary message, unmasked straight
+                    # out of the read (one copy), and read at once if a reader is set.
+                    payload = (unmask_slice(data, start, stop, mask) if mask and length
+                               else data[start:stop])
+                    if reader is not None:
+                        fields = reader(payload)
+                        if fields is not None:
+                            items.append(fields)
+                            continue
+                    items.append(payload)
                     continue
-                payload = data[start:stop]
                 if mask and length:
-                    payload = unmask(payload, mask)
+                    payload = unmask_slice(data, start, stop, mask)
+                else:
+                    payload = data[start:stop]
                 if opcode > BINARY:
                     if opcode == CLOSE:
                         items.append(_close_frame(payload))
@@ -304,10 +326,11 @@ class FrameParser:
                 self._mask = mask
                 self._frame_opcode = opcode
                 return items
-            payload = data[start:end]
             if mask:
-                payload = unmask(payload, mask)
+                payload = unmask_slice(data, start, end, mask)
                 mask = _rotate(mask, end - start)
+            else:
+                payload = data[start:end]
             self._mask = mask
             self._frame_opcode = CONTINUATION
             self._data(opcode, payload, False, items)
@@ -488,15 +511,29 @@ def unmask_py(payload: bytes, mask: int) -> bytes:
     return bytes(out)
 
 
-#: The unmasking in use: the C helper (``_speedups.c``, built with the compiled modules; a fifth
-#: of the compiled server's time was this loop) when it is there, else :func:`unmask_py`.
+def unmask_slice_py(data: bytes, start: int, stop: int, mask: int) -> bytes:
+    """``unmask_py(data[start:stop], mask)``: a frame's payload unmasked straight out of the read
+    (the C helper makes one copy where the slice and the unmasking make two). IndexError
+    unless ``0 <= start <= stop <= len(data)``, as the C helper."""
+    if not 0 <= start <= stop <= len(data):
+        raise IndexError("unmask_slice(): start/stop out of range")
+    return unmask_py(data[start:stop], mask)
+
+
+#: The unmasking in use: the C helpers (``_speedups.c``, built with the compiled modules; a fifth
+#: of the compiled server's time was this loop) when they are there, else :func:`unmask_py` and
+#: :func:`unmask_slice_py`.
 unmask: Callable[[bytes, int], bytes]
+unmask_slice: Callable[[bytes, int, int, int], bytes]
 try:
     from ._speedups import unmask as _unmask_c
+    from ._speedups import unmask_slice as _unmask_slice_c
 except ImportError:  # a pure-Python install
     unmask = unmask_py
+    unmask_slice = unmask_slice_py
 else:
     unmask = _unmask_c
+    unmask_slice = _unmask_slice_c
 
 
 def _rotate(mask: int, consumed: int) -> int:

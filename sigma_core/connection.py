@@ -66,7 +66,7 @@ import enum
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar, Final, TypeAlias, TypeVar
+from typing import Any, ClassVar, Final, TypeAlias, TypeVar, cast
 
 from . import codec
 from ._framer import server_binary_frame
@@ -373,7 +373,7 @@ class Connection:
         #: Server with envelopes: client Data may take the fast path (_process_ws_events).
         self._fast_data = False
         self._paused = False
-        self._held: list[WebSocketEvent] | None = None
+        self._held: list[WebSocketEvent | DataFields] | None = None
 
     # -- properties
 
@@ -725,7 +725,9 @@ class Connection:
         self._held = None
         self._process_ws_events(held, self._last_received)
 
-    def _process_ws_events(self, events: Sequence[WebSocketEvent], now: float) -> None:
+    def _process_ws_events(
+        self, events: Sequence[WebSocketEvent | DataFields], now: float
+    ) -> None:
         fast_data = self._fast_data
         for index, event in enumerate(events):
             state = self._state
@@ -736,6 +738,14 @@ class Connection:
                 # events are the same however the bytes were chunked.
                 self._held = _extended(self._held, events[index:])
                 return
+            if type(event) is tuple:
+                # DataFields the frame parser read (read_binary_with, set on entering OPEN):
+                # what the MessageReceived branch below makes of the same message.
+                if state is _OPEN:
+                    # (cast to Any: compiled, a value typed DataFields would be unpacked into
+                    # a native tuple and packed into a new tuple object again)
+                    self._emit(cast(Any, event))
+                continue  # CLOSING: dropped, as a message is
             if type(event) is MessageReceived:
                 if fast_data and state is _OPEN:
                     # The hot path: a client's Data as our encoders lay it out, read at fixed
@@ -747,7 +757,7 @@ class Connection:
                     fields = read_client_data(data) if type(data) is bytes else None
                     if fields is not None:
                         # Queued as the tuple it is: events_received() builds the event.
-                        self._emit(fields)
+                        self._emit(cast(Any, fields))
                         continue
                 if state is _CLOSING:
                     continue
@@ -789,6 +799,12 @@ class Connection:
 
     def _enter_open(self, now: float) -> None:
         self._enter(_OPEN)
+        ws = self._ws
+        if self._fast_data and type(ws) is WebSocket:
+            # The frame parser reads a client's Data as it parses its frame: the DataFields
+            # tuple comes out of the WebSocket layer (see _process_ws_events), no
+            # MessageReceived per message.
+            ws.read_binary_with(read_client_data)
         self._last_received = now
         if self._interval:
             self._next_ping = now + self._interval

@@ -89,8 +89,8 @@ the state vocabulary for a framer that would let the application answer later.
 from __future__ import annotations
 
 import struct
-from collections.abc import Sequence
-from typing import Final
+from collections.abc import Callable, Sequence
+from typing import Any, Final, cast
 
 from wsproto.connection import Connection, ConnectionState
 from wsproto.events import (
@@ -109,6 +109,7 @@ from sigma_core._framer import (
     FrameParser,
     PingFrame,
     PongFrame,
+    ReadMessage,
     Received,
     close_payload,
     frame,
@@ -244,7 +245,7 @@ class WebSocket:
         self._batch = 0
         # The queues and fragment buffers are None while empty: an idle connection keeps
         # none of them (a list is 56 bytes; a server holds thousands of idle connections).
-        self._events: list[WebSocketEvent] | None = None
+        self._events: list[WebSocketEvent | ReadMessage] | None = None
         self._output: list[bytes] | None = None
         self._subprotocol: str | None = None
         self._extension: PerMessageDeflate | None = None
@@ -306,7 +307,10 @@ class WebSocket:
         """Return and forget the events produced since the last call, oldest first.
 
         A call that finds no events acts on a held end first (see "Messages before the end"
-        in the module docstring), so ``while events := ws.events_received(): ...`` sees it."""
+        in the module docstring), so ``while events := ws.events_received(): ...`` sees it.
+        A binary message comes as :class:`MessageReceived`, or, once :meth:`read_binary_with`
+        is in effect (the server connection's own use, never the default), as the tuple the
+        reader read from it."""
         events = self._events
         if not events:
             if self._held_end is None:
@@ -315,7 +319,8 @@ class WebSocket:
             self.settle()
             events = self._events
         self._events = None
-        return events if events is not None else []
+        # (The reader's tuples are typed apart inside the layer; see the docstring.)
+        return cast(list[WebSocketEvent], events) if events is not None else []
 
     def data_to_send(self, *, settle: bool = True) -> list[bytes]:
         """Return and forget the bytes to write to the transport, in order (maybe ``[]``).
@@ -352,7 +357,12 @@ class WebSocket:
                 self._batch = len(events)
                 if parser is not None:
                     for item in parser.receive(data if type(data) is bytes else bytes(data)):
-                        if type(item) is bytes:
+                        if type(item) is tuple:
+                            # What the parser's reader read from a binary message (see
+                            # read_binary_with): handed on as it is.
+                            # (cast to Any: no checked conversion, the tuple goes on as it is)
+                            events.append(cast(Any, item))
+                        elif type(item) is bytes:
                             # MessageReceived(data=item), without the frozen dataclass's
                             # keyword __init__ (half the cost; there is nothing to validate).
                             event = _new_event(MessageReceived)
@@ -374,6 +384,19 @@ class WebSocket:
             assert handshake is not None
             handshake.receive_data(data)
             self._after_handshake(handshake)
+
+    def read_binary_with(self, reader: Callable[[bytes], ReadMessage | None]) -> bool:
+        """From now on, read every whole, unfragmented binary message with ``reader`` in the
+        frame parser's pass (the server's ``codec.read_client_data``, see connection.py):
+        what it returns comes out of :meth:`events_received` as it is, in place of
+        :class:`MessageReceived`; when it returns None the message comes as before. Returns
+        False (and changes nothing) when there is no frame parser: not open yet, or an
+        extension negotiated (wsproto parses)."""
+        parser = self._parser
+        if parser is None:
+            return False
+        parser.reader = reader
+        return True
 
     # -- frames ------------------------------------------------------------------------------------
 
@@ -400,8 +423,9 @@ class WebSocket:
                 self._finish(Closed(code=code, reason=reason, initiated_locally=False, clean=True))
             else:
                 self._finish(Closed(code=code, reason=reason, initiated_locally=True, clean=True))
-        else:
+        elif isinstance(item, Failure):
             self._fail(CloseCode(item.code), item.message)
+        # (What a reader read never comes here: receive_data hands it on first.)
 
     def _hold(self, end: CloseFrame | Failure | CloseConnection) -> bool:
         """Hold ``end`` (a close frame or a failure) if this receive_data() call emitted a
@@ -410,7 +434,7 @@ class WebSocket:
             return False
         events = self._events or ()
         for index in range(self._batch, len(events)):
-            if type(events[index]) is MessageReceived:
+            if type(events[index]) is MessageReceived or type(events[index]) is tuple:
                 break
         else:
             return False

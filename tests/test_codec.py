@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 
 from sigma_core import codec
 from sigma_core._framer import server_binary_frame
+from sigma_core.codec import _fast
 from sigma_core.errors import DecodeError, LocalProtocolError, UnknownMessageType
 from sigma_core.messages import (
     Ack,
@@ -878,3 +879,119 @@ def test_overlapping_strings_cannot_amplify() -> None:
 def test_every_message_type_has_a_round_trip_strategy() -> None:
     # A message type added to messages.Body without a strategy here would go untested.
     assert set(BODIES) == set(typing.get_args(Body))
+
+
+# -- the server's Data frame from a per-topic template (codec._fast.data_frame and its twin)
+
+
+def _reference_frame(
+    topic: str, epoch: int, offset: int, timestamp_ms: int, payload: bytes
+) -> bytes:
+    """The server's frame of a Data the slow way: the generic FlatBuffers builder (generated from
+    schemas/sigma.fbs, so a change to the schema shows here), framed by the framer."""
+    body = Data(topic=topic, position=StreamPosition(epoch, offset), timestamp_ms=timestamp_ms,
+                payload=payload)
+    return server_binary_frame(codec._encode_with_builder(body))
+
+
+def _check_frame(topic: str, epoch: int, offset: int, timestamp_ms: int, payload: bytes) -> None:
+    frame, header = codec.encode_data_frame(topic=topic, epoch=epoch, offset=offset,
+                                            timestamp_ms=timestamp_ms, payload=payload)
+    assert frame == _reference_frame(topic, epoch, offset, timestamp_ms, payload)
+    # What a client reads back, by the generic reader (not the fast paths).
+    assert codec._decode_with_reader(frame[header:]) == Data(
+        topic=topic, position=StreamPosition(epoch, offset), timestamp_ms=timestamp_ms,
+        payload=payload)
+
+
+# Envelope sizes straddle 125/126 (a 1-byte length -> 16-bit) with payloads of 0-200 bytes, and
+# 65535/65536 (16-bit -> 64-bit) with 65,400-65,600 bytes, for topics of 0-20 characters.
+frame_payload_sizes = st.integers(0, 200) | st.integers(65_400, 65_600)
+
+
+@THOROUGH
+@given(topic=st.text(max_size=20), epoch=u64_or_zero, offset=u64_or_zero,
+       timestamp_ms=u64_or_zero, size=frame_payload_sizes, fill=st.integers(0, 255))
+def test_template_frame_is_the_reference_frame(
+    topic: str, epoch: int, offset: int, timestamp_ms: int, size: int, fill: int
+) -> None:
+    # Differential: the template path (the C helper when built, its Python twin otherwise) gives
+    # the builder's bytes, framed, for every topic, payload size, position and timestamp; twice,
+    # so that the second use of the cached template is checked too.
+    payload = bytes([fill]) * size
+    _check_frame(topic, epoch, offset, timestamp_ms, payload)
+    _check_frame(topic, epoch, offset, timestamp_ms, payload)
+
+
+@pytest.mark.parametrize("topic", ["t", "tt", "ttt", "tttt", "t" * 5, "$inbox", "é" * 3])
+def test_template_frame_at_every_length_boundary(topic: str) -> None:
+    # Every payload size whose frame is within 8 bytes of a change of WebSocket length class,
+    # with and without a timestamp (two template layouts) and both pads to 8.
+    for n in [*range(40, 130), *range(65_440, 65_540)]:
+        for timestamp_ms in (0, 1_700_000_000_000):
+            frame, header = codec.encode_data_frame(topic=topic, epoch=7, offset=n,
+                                                    timestamp_ms=timestamp_ms, payload=b"x" * n)
+            envelope = codec.encode_data(topic=topic, epoch=7, offset=n,
+                                         timestamp_ms=timestamp_ms, payload=b"x" * n)
+            assert frame == server_binary_frame(envelope)
+            assert header == len(frame) - len(envelope)
+            if n in (40, 125, 65_535):
+                assert frame == _reference_frame(topic, 7, n, timestamp_ms, b"x" * n)
+
+
+def _templates(topic: str) -> list[tuple[bytes, int, int]]:
+    """All 12 templates of a topic: (template, at, has a timestamp)."""
+    frames = _fast._topic_frames(topic)
+    return [(frames.build(i), frames.ats[i], i & 1) for i in range(12)]
+
+
+@FAST
+@given(topic=st.text(max_size=9), index=st.integers(0, 11), size=st.integers(0, 70_000),
+       epoch=u64, offset=u64, timestamp_ms=u64)
+def test_data_frame_c_equals_python(
+    topic: str, index: int, size: int, epoch: int, offset: int, timestamp_ms: int
+) -> None:
+    # The C helper and its pure-Python twin: the same bytes for a template that fits, the same
+    # ValueError for one that does not (a template of the wrong length class or layout).
+    speedups = pytest.importorskip("sigma_core._speedups")
+    template, at, has_ts = _templates(topic)[index]
+    payload = b"\xa5" * size
+    ts = timestamp_ms if has_ts else 0
+    results = []
+    for build in (speedups.data_frame, _fast.data_frame_py):
+        try:
+            results.append(build(template, at, payload, ts, epoch, offset))
+        except ValueError as exc:
+            results.append(str(exc))
+    assert results[0] == results[1]
+
+
+@pytest.mark.parametrize(
+    ("template", "at", "timestamp_ms", "size", "message"),
+    [
+        (b"\x82", 0, 0, 1, "cannot hold"),  # shorter than a header
+        (b"\x82\0" + bytes(19), 2, 0, 1, "cannot hold"),  # no room for two u64 and the u32
+        (b"\x82\0" + bytes(20), 2, 1, 1, "cannot hold"),  # ... nor three
+        (b"\x82\x7e" + bytes(30), 2, 0, 1, "cannot hold"),  # fields over the 16-bit length
+        (b"\x82\0" + bytes(20), 0, 0, 0, "cannot hold"),  # fields over the header
+        (b"\x82\0" + bytes(20), 2, 0, 200, "length class"),  # 1-byte length, 222-byte frame
+        (b"\x82\x7e\0\0" + bytes(20), 4, 0, 10, "length class"),  # 16-bit length, 30 bytes
+        (b"\x82\x7f" + bytes(28), 10, 0, 10, "length class"),  # 64-bit length, 30 bytes
+    ],
+)
+def test_data_frame_refuses_a_template_that_does_not_fit(
+    template: bytes, at: int, timestamp_ms: int, size: int, message: str
+) -> None:
+    builds = [_fast.data_frame_py, _fast.data_frame]
+    for build in builds:
+        with pytest.raises(ValueError, match=message):
+            build(template, at, b"p" * size, timestamp_ms, 1, 2)
+
+
+def test_topic_frame_cache_is_bounded() -> None:
+    _fast._TOPIC_FRAMES.clear()
+    for i in range(_fast._TOPIC_FRAMES_MAX + 10):
+        codec.encode_data_frame(topic=f"t{i}", epoch=1, offset=2, timestamp_ms=0, payload=b"p")
+    assert len(_fast._TOPIC_FRAMES) <= _fast._TOPIC_FRAMES_MAX
+    # A topic met again after the cache was cleared is built again, the same bytes.
+    _check_frame("t0", 1, 2, 0, b"p")

@@ -590,3 +590,22 @@ def test_unmask_in_use_equals_the_reference(payload: bytes, mask: int, kind: typ
     reference, for every length (the C loop's 8-byte words and its tail) and key."""
     assert _framer.unmask(kind(payload), mask) == _framer.unmask_py(payload, mask)
 
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.binary(max_size=3000), start=st.integers(-2, 3002), stop=st.integers(-2, 3002),
+       mask=st.integers(0, 0xFFFFFFFF))
+def test_unmask_slice_in_use_equals_the_reference(
+    data: bytes, start: int, stop: int, mask: int
+) -> None:
+    """The frame parser unmasks a payload straight out of the read: the helper in use (C in a
+    compiled build) is ``unmask_py(data[start:stop], mask)`` for every range inside the data,
+    and refuses one outside it with IndexError, as its pure-Python twin does."""
+    if 0 <= start <= stop <= len(data):
+        expected = _framer.unmask_py(data[start:stop], mask)
+        assert _framer.unmask_slice(data, start, stop, mask) == expected
+        assert _framer.unmask_slice_py(data, start, stop, mask) == expected
+    else:
+        for unmask_slice in (_framer.unmask_slice, _framer.unmask_slice_py):
+            with pytest.raises(IndexError):
+                unmask_slice(data, start, stop, mask)

@@ -4,6 +4,7 @@ fast encoders that fill them in (byte-identical to :mod:`._build`, tests/test_co
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from typing import Final, NamedTuple
 
 from .._framer import binary_frame_header
@@ -112,39 +113,119 @@ _DATA_LAYOUTS: Final = {
     for pos in (False, True)
     for odd in (False, True)
 }
-# A server's Data with a topic and a payload, by (size of topic and payload blocks & 4) | (has a
-# timestamp): prefix, pack of the inline values, payload uoffset before the topic block, size of
-# the fixed part.
-_SERVER_DATA: Final = {
-    odd * 4 | ts: (layout.prefix, layout.values.pack, layout.payload_rel,
-                   len(layout.prefix) + layout.values.size)
-    for odd in (False, True)
-    for ts in (False, True)
-    for layout in (_DATA_LAYOUTS[(True, True, False, ts, True, odd)],)
-}
 # After a string of n bytes: its NUL, then zeros up to a multiple of 4.
 _STRING_TAILS: Final = (b"\0\0\0\0", b"\0\0\0", b"\0\0", b"\0")
 _VECTOR_TAILS: Final = (b"", b"\0\0\0", b"\0\0", b"\0")
 _pack_u32: Final = struct.Struct("<I").pack
 _pack_u64: Final = struct.Struct("<Q").pack
-#: A topic's string block in a server Data (u32 length, UTF-8, NUL, padding to 4), by topic:
-#: the same few topics go out again and again (every inbox is ``$inbox``). Bounded: cleared
-#: when full.
-_TOPIC_BLOCKS: dict[str, bytes] = {}
-_TOPIC_BLOCKS_MAX: Final = 4096
+#: A server's Data frame is built from a per-topic template (:class:`_TopicFrames`): every byte
+#: before the payload, constants written, zeros where the variable fields go, patched by
+#: :func:`data_frame` (C, one allocation) or :func:`data_frame_py` (its pure-Python twin). The
+#: same few topics go out again and again (every inbox is ``$inbox``). Bounded: cleared when full.
+_TOPIC_FRAMES: dict[str, _TopicFrames] = {}
+_TOPIC_FRAMES_MAX: Final = 4096
+#: A frame's WebSocket header by length class (under 126 bytes, 16-bit, 64-bit length), its
+#: length left zero: :func:`data_frame` reads the class from byte 1.
+_HEADERS: Final = (b"\x82\0", b"\x82\x7e\0\0", b"\x82\x7f" + bytes(8))
+_HEADER_SIZES: Final = (2, 4, 10)
+_patch_len16: Final = struct.Struct("!H").pack_into
+_patch_len64: Final = struct.Struct("!Q").pack_into
+_patch_u32: Final = struct.Struct("<I").pack_into
+_patch_2u64: Final = struct.Struct("<QQ").pack_into
+_patch_3u64: Final = struct.Struct("<QQQ").pack_into
 
 
-def _topic_block(topic: str) -> bytes:
+class _TopicFrames:
+    """A topic's frame templates, built on first use: by ``cls * 4 + odd * 2 + has_timestamp``
+    (``cls`` the length class of :data:`_HEADERS`, ``odd`` the layout's pad to 8), the template
+    and where its u64 fields start."""
+
+    def __init__(self, block: bytes) -> None:
+        self.block = block  # u32 length, UTF-8, NUL, padding to 4
+        # The envelope's size without the payload (its u32 length included), by odd * 2 + ts.
+        self.bases = tuple(
+            len(layout.prefix) + layout.values.size + len(block) + 4
+            for odd in (False, True) for ts in (False, True)
+            for layout in (_DATA_LAYOUTS[(True, True, False, ts, True, odd)],)
+        )
+        self.templates: list[bytes] = [b""] * 12
+        self.ats: list[int] = [0] * 12
+
+    def build(self, index: int) -> bytes:
+        cls, odd, ts = index >> 2, bool(index & 2), bool(index & 1)
+        layout = _DATA_LAYOUTS[(True, True, False, ts, True, odd)]
+        header = _HEADERS[cls]
+        zeros = (0, 0, 0) if ts else (0, 0)
+        template = b"".join((
+            header, layout.prefix, layout.values.pack(layout.payload_rel + len(self.block), *zeros),
+            self.block, bytes(4),
+        ))
+        self.templates[index] = template
+        self.ats[index] = len(header) + len(layout.prefix) + 4
+        return template
+
+
+def _topic_frames(topic: str) -> _TopicFrames:
     try:
         raw = topic.encode("utf-8")
     except UnicodeEncodeError:
         raw = _utf8(topic, "Data.topic")  # raises, naming the field
     n = len(raw)
-    block = b"".join((_pack_u32(n), raw, _STRING_TAILS[n & 3]))
-    if len(_TOPIC_BLOCKS) >= _TOPIC_BLOCKS_MAX:
-        _TOPIC_BLOCKS.clear()
-    _TOPIC_BLOCKS[topic] = block
-    return block
+    frames = _TopicFrames(b"".join((_pack_u32(n), raw, _STRING_TAILS[n & 3])))
+    if len(_TOPIC_FRAMES) >= _TOPIC_FRAMES_MAX:
+        _TOPIC_FRAMES.clear()
+    _TOPIC_FRAMES[topic] = frames
+    return frames
+
+
+def data_frame_py(
+    template: bytes, at: int, payload: bytes | bytearray | memoryview, timestamp_ms: int,
+    epoch: int, offset: int,
+) -> bytes:
+    """A server's Data frame from ``template`` (:meth:`_TopicFrames.build`): the pure-Python
+    twin of the C ``_speedups.data_frame`` (tests/test_codec.py holds them equal). Patches
+    the WebSocket length (its class read from ``template[1]``), at ``at`` the u64s
+    ``timestamp_ms`` (only when non-zero), ``epoch`` and ``offset``, the payload's u32 length in
+    the template's last 4 bytes; appends the payload and its zero padding to 4.
+
+    Raises ValueError when the template cannot hold those fields or its length class does not
+    fit the frame (a template/size mismatch: a bug of the caller), as the C version does."""
+    n_template = len(template)
+    header = 0
+    if n_template >= 2:
+        header = 10 if template[1] == 127 else 4 if template[1] == 126 else 2
+    if n_template < 2 or at < header or at + (24 if timestamp_ms else 16) > n_template - 4:
+        raise ValueError("data_frame(): the template cannot hold the fields")
+    buf = bytearray(template)
+    buf += payload
+    n = len(buf) - n_template
+    buf += _VECTOR_TAILS[n & 3]
+    body = len(buf) - header
+    if header == 2 and body < 126:
+        buf[1] = body
+    elif header == 4 and 126 <= body <= 0xFFFF:
+        _patch_len16(buf, 2, body)
+    elif header == 10 and body > 0xFFFF:
+        _patch_len64(buf, 2, body)
+    else:
+        raise ValueError("data_frame(): the template's length class does not fit the frame")
+    if timestamp_ms:
+        _patch_3u64(buf, at, timestamp_ms, epoch, offset)
+    else:
+        _patch_2u64(buf, at, epoch, offset)
+    _patch_u32(buf, n_template - 4, n)
+    return bytes(buf)
+
+
+#: The frame builder in use: the C helper (``_speedups.c``, built with the compiled modules)
+#: when it is there, else :func:`data_frame_py`.
+data_frame: Callable[[bytes, int, bytes, int, int, int], bytes]
+try:
+    from .._speedups import data_frame as _data_frame_c
+except ImportError:  # a pure-Python install
+    data_frame = data_frame_py
+else:
+    data_frame = _data_frame_c
 
 
 def encode_data(
@@ -190,23 +271,22 @@ def encode_data_frame(
             and type(epoch) is int and 0 <= epoch <= _U64_MAX
             and type(offset) is int and 0 <= offset <= _U64_MAX
             and len(payload) + len(topic) * 4 <= _MAX_FAST_BYTES):
-        # The common case (a topic and a payload): one of four layouts, written straight out;
-        # the same bytes as the general way below (tests/test_codec.py).
-        block = _TOPIC_BLOCKS.get(topic)
-        if block is None:
-            block = _topic_block(topic)
-        topic_block = len(block)
+        # The common case (a topic and a payload): the topic's template for this layout and
+        # length class, patched in one allocation; the same bytes as the general way below
+        # (tests/test_codec.py).
+        frames = _TOPIC_FRAMES.get(topic)
+        if frames is None:
+            frames = _topic_frames(topic)
         n_payload = len(payload)
-        payload_block = (n_payload + 7) & ~3
-        prefix, pack, payload_rel, fixed = _SERVER_DATA[
-            (topic_block + payload_block) & 4 | (timestamp_ms != 0)]
-        header = binary_frame_header(fixed + topic_block + payload_block)
-        values = (pack(payload_rel + topic_block, timestamp_ms, epoch, offset) if timestamp_ms
-                  else pack(payload_rel + topic_block, epoch, offset))
-        return b"".join((
-            header, prefix, values, block,
-            _pack_u32(n_payload), payload, _VECTOR_TAILS[n_payload & 3],
-        )), len(header)
+        index = ((len(frames.block) + n_payload + 7) & 4) >> 1 | (timestamp_ms != 0)
+        size = frames.bases[index] + ((n_payload + 3) & ~3)
+        cls = 0 if size < 126 else 1 if size < 65536 else 2
+        index |= cls << 2
+        template = frames.templates[index]
+        if not template:
+            template = frames.build(index)
+        return (data_frame(template, frames.ats[index], payload, timestamp_ms, epoch, offset),
+                _HEADER_SIZES[cls])
     parts, size = _data_parts(topic, epoch, offset, 0, timestamp_ms, payload)
     header = binary_frame_header(size)
     parts[0:0] = (header,)

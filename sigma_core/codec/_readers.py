@@ -471,27 +471,50 @@ def _client_layouts() -> dict[bytes, tuple[struct.Struct, bool, int]]:
     return layouts
 
 
+def _key_bytes(prefixes: list[bytes]) -> tuple[int, int]:
+    """Two byte positions whose values tell the prefixes apart (the first such pair)."""
+    for first in range(_CLIENT_PREFIX):
+        for second in range(first + 1, _CLIENT_PREFIX):
+            if len({(p[first], p[second]) for p in prefixes}) == len(prefixes):
+                return first, second
+    raise AssertionError("the client Data prefixes differ in no two bytes")  # pragma: no cover
+
+
 _CLIENT_LAYOUTS: Final = _client_layouts()
+# The layout of a buffer is looked up by two of its bytes (no slice of the prefix made and
+# hashed per message) and then confirmed by comparing the whole prefix.
+_KEY_A, _KEY_B = _key_bytes(list(_CLIENT_LAYOUTS))
+_KEY_FIRST: Final = _KEY_A
+_KEY_SECOND: Final = _KEY_B
+_CLIENT_BY_KEY: Final[dict[int, tuple[bytes, struct.Struct, bool, int]]] = {
+    prefix[_KEY_A] << 8 | prefix[_KEY_B]: (prefix, values, has_topic, at)
+    for prefix, (values, has_topic, at) in _CLIENT_LAYOUTS.items()
+}
 
 
 def read_client_data(buf: bytes) -> tuple[int, str, bytes, int] | None:
     """``(seq, topic, payload, timestamp_ms)`` of a client's ``Data`` envelope laid out as
     :func:`encode_data` writes it, with exactly the checks :func:`decode` makes; None for any
     other buffer (decode it with :func:`decode`, which accepts or refuses it)."""
-    entry = _CLIENT_LAYOUTS.get(buf[:_CLIENT_PREFIX])
+    size = len(buf)
+    if size < _CLIENT_PREFIX:
+        return None
+    entry = _CLIENT_BY_KEY.get(buf[_KEY_FIRST] << 8 | buf[_KEY_SECOND])
     if entry is None:
         return None
-    values, has_topic, at = entry
-    size = len(buf)
-    if at > size:
+    prefix, values, has_topic, at = entry
+    if at > size or not buf.startswith(prefix):
         return None
     fields = values.unpack_from(buf, _CLIENT_PREFIX)
+    # Typed, so that the offsets below are native integer arithmetic (compiled) rather than
+    # operations on objects.
+    payload_rel: int = fields[0]
     topic = ""
     if has_topic:
         # The topic's uoffset (in the prefix) points right behind the values: at ``at``.
         if at + 4 > size:
             return None
-        end = at + 4 + _unpack_u32(buf, at)[0]
+        end = at + 4 + (buf[at] | buf[at + 1] << 8 | buf[at + 2] << 16 | buf[at + 3] << 24)
         if end >= size or buf[end]:
             return None
         try:
@@ -499,10 +522,11 @@ def read_client_data(buf: bytes) -> tuple[int, str, bytes, int] | None:
         except UnicodeDecodeError:
             return None
     # The payload's uoffset is the first value, stored at _CLIENT_PREFIX.
-    start = _CLIENT_PREFIX + fields[0] + 4
+    start = _CLIENT_PREFIX + payload_rel + 4
     if start > size:
         return None
-    end = start + _unpack_u32(buf, start - 4)[0]
+    end = start + (buf[start - 4] | buf[start - 3] << 8 | buf[start - 2] << 16
+                   | buf[start - 1] << 24)
     if end > size:
         return None
     return fields[1], topic, buf[start:end], fields[2] if len(fields) > 2 else 0
