@@ -32,7 +32,7 @@ if compgen -G "sigma_core/*.so" >/dev/null; then
   cp -r sigma_core "$pure/"; find "$pure/sigma_core" -name '*.so' -delete
   # The editable install's finder would still hand out the checkout's built C helpers
   # (sigma_core._speedups) to the copy: a stand-in that fails to import keeps this run pure.
-  echo 'raise ImportError("the pure-Python test run leaves the C helpers out")' \
+  echo 'raise ModuleNotFoundError("the pure-Python test run leaves the C helpers out")' \
     > "$pure/sigma_core/_speedups.py"
   PYTHONPATH="$pure" "$VENV/bin/pytest" -p no:cacheprovider tests/test_build.py tests/test_codec.py \
     tests/test_asgi_core.py tests/test_codec_fuzz.py tests/test_connection.py tests/test_framer.py \
