@@ -410,7 +410,8 @@ class SigmaSocketServer(OwnNursery, ServerCommands):
             sock = peer.sock
             if sock is not None and not peer.writing and len(chunks) == 1:
                 # The common case, inline (a Python frame less per message): one chunk, and the
-                # kernel takes it all.
+                # kernel takes it all. The same send as _write's, written twice on purpose (the
+                # duplicates tool lists the pair); change both together.
                 data = chunks[0]
                 try:
                     sent = sock.send(data)
