@@ -948,13 +948,14 @@ class Hub:
         # Read per message: kept at hand.
         self._max_message_size = self._conn_config.websocket.max_message_size
         self._wall_clock_offset = self._conn_config.wall_clock_offset
-        self._rate_limit_on = self.config.rate_limit.enabled
         #: Per-identity limits from AuthAccept.rate_limit (replacing identity_rate_limit), and
         #: the buckets shared by an identity's connections (kept while it has a session).
         self._identity_limits: dict[str, RateLimit] = {}
         self._identity_buckets: dict[str, tuple[RateLimit, _Buckets]] = {}
         self._identity_limits_on = (self.config.identity_rate_limit.enabled
                                     or self.config.authenticate is not None)
+        #: Any rate limit to charge an envelope to (the connection's or its identity's).
+        self._limits_on = self.config.rate_limit.enabled or self._identity_limits_on
         self._max_unacked = self.config.max_unacked
         self._ack_every = self.config.ack_every
         #: A client whose messages come at least this far apart (``ack_delay`` / 8) has its
@@ -1080,8 +1081,7 @@ class Hub:
         conn = rec.conn
         conn.receive_data(data, now)
         self._process(rec, now)
-        if (self._rate_limit_on or self._identity_limits_on) \
-                and conn.heartbeats_received != rec.heartbeats_charged:
+        if self._limits_on and conn.heartbeats_received != rec.heartbeats_charged:
             self._charge_heartbeats(rec, now)
         if rec.paused:  # pongs (envelope and WebSocket) pile up behind a paused socket too
             self._check_high_water(rec, now)
@@ -1724,8 +1724,7 @@ class Hub:
                                   body.timestamp_ms, now)
                 elif conn.state is not _OPEN:
                     continue  # closed earlier in this batch: requests are not answered
-                elif (self._rate_limit_on or self._identity_limits_on) \
-                        and not self._within_rate(rec, 0, now):
+                elif self._limits_on and not self._within_rate(rec, 0, now):
                     # Every envelope type counts, not just Data, against the identity's
                     # limits too (docs/auth.md).
                     self._refuse_rate(rec, now)
@@ -2183,8 +2182,7 @@ class Hub:
         session.last_activity = now
         if seq <= session.last_seq:
             self._duplicates += 1
-            if (self._rate_limit_on or self._identity_limits_on) \
-                    and rec.conn.state is _OPEN \
+            if self._limits_on and rec.conn.state is _OPEN \
                     and not self._within_rate(rec, len(payload), now):
                 # A duplicate is an envelope like any other (protocol.md §5.4): resending
                 # old seqs (or seq 0) must not get around the rate limits.
@@ -2198,8 +2196,7 @@ class Hub:
             rec.conn.abort(CloseCode.UNEXPECTED_MESSAGE,
                            f"sequence gap: got {seq} after {session.last_seq}", now)
             return
-        if (self._rate_limit_on or self._identity_limits_on) \
-                and not self._within_rate(rec, len(payload), now):
+        if self._limits_on and not self._within_rate(rec, len(payload), now):
             self._refuse_rate(rec, now)
             return
         if seq - session._acked_seq > self._max_unacked:
