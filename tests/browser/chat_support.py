@@ -265,7 +265,9 @@ class Pages:
             self._tolerate_until = time.monotonic() + _WS_FAILED_GRACE
 
     def close(self) -> None:
-        for context in self._contexts:
+        """Close every page's context (again is harmless: the fixture closes at teardown)."""
+        contexts, self._contexts = self._contexts, []
+        for context in contexts:
             with contextlib.suppress(Error):
                 context.close()
 

@@ -206,6 +206,9 @@ def test_connection_drop_resumes_session_with_replay(chat_server: ChatServer,
             "data-online", "true")
         expect(bob.get_by_test_id("snackbar")).to_have_count(0)  # resumed: no session reset
     finally:
+        # The pages first: a page still open when the proxy's listener closes would
+        # reconnect to it, and the browser logs the refusal as a console error.
+        pages.close()
         proxy.close()
 
 
@@ -363,6 +366,9 @@ def test_room_left_while_offline_stays_left(chat_server: ChatServer, pages: Page
         expect(alice.get_by_test_id("room-random")).to_have_attribute("data-joined", "false")
         screenshot(alice, "08-room-left-offline-stays-left")
     finally:
+        # The pages first: a page still open when the proxy's listener closes would
+        # reconnect to it, and the browser logs the refusal as a console error.
+        pages.close()
         proxy.close()
 
 

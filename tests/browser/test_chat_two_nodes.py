@@ -117,4 +117,7 @@ def test_two_nodes_one_conversation_members_history_and_a_node_killed(
             assert members(page) == ["Alice", "Bob", "Dave"]
         screenshot(bob, "two-nodes-after-node-killed")
     finally:
+        # The pages first: a page still open when the proxy's listener closes would
+        # reconnect to it, and the browser logs the refusal as a console error.
+        pages.close()
         proxy.close()
