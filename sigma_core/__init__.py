@@ -12,7 +12,9 @@ delete the ``.so`` files (pure Python).
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from ._version import VERSION as __version__
+
+__all__: list[str] = ["__version__"]
 
 
 def _check_compiled_build() -> None:

@@ -1,13 +1,7 @@
-"""The distribution's version, read once from its metadata (pyproject.toml is the one place
-it is written)."""
+"""The distribution's version: ``sigma_core._version``'s constant (written there once)."""
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
+from sigma_core._version import VERSION
 
 __all__ = ["VERSION"]
-
-try:
-    VERSION = version("sigmasockets")
-except PackageNotFoundError:  # running from a source tree that was never installed
-    VERSION = "0+unknown"

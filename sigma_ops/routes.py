@@ -10,7 +10,7 @@ core answers them with 405 (``Allow: GET, HEAD``).
 from __future__ import annotations
 
 from collections.abc import Callable
-from importlib.resources import files
+from pathlib import Path
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import CollectorRegistry
@@ -23,6 +23,9 @@ __all__ = ["DASHBOARD_PATH", "OpsRoutes"]
 
 #: Where the dashboard page is served (its assets under ``/dashboard/``).
 DASHBOARD_PATH = "/dashboard"
+#: The dashboard's built files, shipped inside the package (read from the file system, not
+#: through ``importlib.resources``: that import cost the broadcast, docs/operations.md).
+_DASHBOARD_DIR = Path(__file__).resolve().parent / "dashboard"
 _ASSETS = {"dashboard.js": "text/javascript; charset=utf-8",
            "dashboard.css": "text/css; charset=utf-8"}
 _NO_STORE = ("cache-control", "no-store")
@@ -76,7 +79,7 @@ class OpsRoutes:
             return _text(404, "not found\n")
         body = self._assets.get(name)
         if body is None:
-            body = files("sigma_ops.dashboard").joinpath(name).read_bytes()
+            body = (_DASHBOARD_DIR / name).read_bytes()
             if name == "index.html":
                 # (A checked name: a-z 0-9 . _ + -, nothing to escape.)
                 body = body.replace(b'content="raw"', b'content="%s"' % self._serializer.encode())

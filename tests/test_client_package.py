@@ -12,7 +12,6 @@ import shutil
 import subprocess
 import sys
 import tarfile
-import tomllib
 from pathlib import Path
 
 import pytest
@@ -45,7 +44,7 @@ def test_npm_version_mapping() -> None:
 
 
 def test_package_version_is_the_python_distributions() -> None:
-    python = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    from sigma_core import __version__ as python
     package = json.loads((JS / "package.json").read_text())
     lock = json.loads((JS / "package-lock.json").read_text())
     assert package["version"] == npm_version(python)

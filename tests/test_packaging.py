@@ -1,7 +1,8 @@
 """Release packaging: ``python -m build`` gives an sdist and a wheel compiled for this platform
 (mypyc modules and the C helper inside); the wheel installs into a fresh virtualenv whose PATH
 has no C compiler, and a client talks to a server from it, with sigma_ops serving /metrics.
-The version is written once (pyproject.toml); everything else reads it from there.
+The version is written once (sigma_core/_version.py, which pyproject.toml reads); the built
+packages' metadata and everything else carry it from there.
 
 Slow (one compile of sigma_core, a minute or more): built once per session.
 """
@@ -21,7 +22,17 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+
+def written_version() -> str:
+    """The one place the version is written: sigma_core/_version.py, read as text (``VERSION =
+    "..."``), not imported."""
+    text = (ROOT / "sigma_core" / "_version.py").read_text()
+    found = re.findall(r'^VERSION = "([^"]+)"$', text, re.MULTILINE)
+    assert len(found) == 1, "sigma_core/_version.py must assign VERSION once, as a literal"
+    return found[0]
+
+
+VERSION = written_version()
 
 CLIENT_SERVER = r'''
 import asyncio, sys
@@ -110,9 +121,19 @@ def test_wheel_installs_and_runs_without_a_compiler(dist: Path, tmp_path: Path) 
 
 
 def test_version_is_written_once() -> None:
+    from importlib.metadata import version
+
+    import sigma_core
     from sigma_ops import VERSION as OPS_VERSION
 
-    assert OPS_VERSION == VERSION  # read from the installed metadata (pyproject.toml)
+    assert OPS_VERSION == sigma_core.__version__ == VERSION
+    # pyproject.toml does not write it: it reads the constant (the installed metadata agrees).
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert "version" not in project["project"]
+    assert "version" in project["project"]["dynamic"]
+    assert project["tool"]["setuptools"]["dynamic"]["version"] == {
+        "attr": "sigma_core._version.VERSION"}
+    assert version("sigmasockets") == VERSION
     # The deploy files name the image by the release the version stands for.
     release = re.sub(r"\.dev\d+$|(a|b|rc)\d+$", "", VERSION)
     for path in (ROOT / "deploy" / "compose.yaml", ROOT / "deploy" / "k8s" / "deployment.yaml"):
@@ -122,4 +143,5 @@ def test_version_is_written_once() -> None:
     python_sources = [p for d in ("sigma_core", "sigma_asyncio", "sigma_trio", "sigma_ops")
                       for p in (ROOT / d).rglob("*.py") if "_wire" not in p.parts]
     for path in python_sources:
-        assert VERSION not in path.read_text(), f"{path} writes the version itself"
+        if path != ROOT / "sigma_core" / "_version.py":
+            assert VERSION not in path.read_text(), f"{path} writes the version itself"
