@@ -196,9 +196,11 @@ class FrameParser:
         self._size = 0
         self._decoder: IncrementalDecoder | None = None
         #: Reads a whole, unfragmented binary message in the same pass as its frame (the
-        #: server's ``codec.read_client_data``): what it returns is handed on instead of the
-        #: bytes; None (anything it does not recognise) hands on the bytes as without it.
-        self.reader: Callable[[bytes], ReadMessage | None] | None = None
+        #: server's ``codec.read_client_frame``), called as ``reader(data, start, stop, mask)``
+        #: with the message's masked bytes ``data[start:stop]`` and the masking key (0: none):
+        #: it returns what it read, handed on instead of the bytes, or the unmasked message's
+        #: bytes (anything it does not recognise), handed on as without it.
+        self.reader: Callable[[bytes, int, int, int], ReadMessage | bytes] | None = None
 
     def drop_messages(self) -> None:
         """We sent our close frame: from now on, drop messages, pings and pongs."""
@@ -292,14 +294,12 @@ class FrameParser:
                 if b0 == 0x82 and whole:
                     # The hot path: a whole, unfragmented binary message, unmasked straight
                     # out of the read (one copy), and read at once if a reader is set.
-                    payload = (unmask_slice(data, start, stop, mask) if mask and length
-                               else data[start:stop])
                     if reader is not None:
-                        fields = reader(payload)
-                        if fields is not None:
-                            items.append(fields)
-                            continue
-                    items.append(payload)
+                        # What the reader read, or the unmasked message when it read nothing.
+                        items.append(reader(data, start, stop, mask))
+                        continue
+                    items.append(unmask_slice(data, start, stop, mask) if mask and length
+                                 else data[start:stop])
                     continue
                 if mask and length:
                     payload = unmask_slice(data, start, stop, mask)

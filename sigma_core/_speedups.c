@@ -210,6 +210,252 @@ data_frame(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return out;
 }
 
+/* -- a client's Data read straight out of the masked frame (sigma_core/codec/_readers.py)
+ *
+ * set_client_layouts(layouts): the fixed layouts of a client's Data envelope as the codec's
+ * encoders write them (codec._readers._client_layouts), each (prefix, has_topic, has_timestamp,
+ * at): the 52-byte constant prefix, whether a topic string follows the values, whether the
+ * values hold a timestamp, where the topic string's length starts. Until it is called no
+ * layout matches.
+ *
+ * read_client_frame(data, start, stop, mask) -> (seq, topic, payload, timestamp_ms) | bytes:
+ * read_client_data(unmask_slice(data, start, stop, mask)) or, when that is None, the unmasked
+ * bytes themselves (the pure-Python twin is codec._readers.read_client_frame_py): the envelope's
+ * head is unmasked into a small buffer and checked exactly as read_client_data checks it, and
+ * the payload is unmasked straight into its own bytes object (one copy of it, where the
+ * unmasked envelope and then the payload sliced out of it were two). */
+#define CLIENT_PREFIX 52
+#define MAX_LAYOUTS 16
+
+typedef struct {
+    unsigned char prefix[CLIENT_PREFIX];
+    int has_topic, has_ts;
+    Py_ssize_t at;
+} client_layout;
+
+static client_layout layouts[MAX_LAYOUTS];
+static int n_layouts = 0;
+
+static PyObject *
+set_client_layouts(PyObject *module, PyObject *arg)
+{
+    PyObject *seq = PySequence_Fast(arg, "set_client_layouts() needs a sequence");
+    if (seq == NULL) {
+        return NULL;
+    }
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    if (n > MAX_LAYOUTS) {
+        Py_DECREF(seq);
+        PyErr_SetString(PyExc_ValueError, "set_client_layouts(): too many layouts");
+        return NULL;
+    }
+    client_layout fresh[MAX_LAYOUTS];
+    for (Py_ssize_t i = 0; i < n; i++) {
+        const char *prefix;
+        Py_ssize_t plen, at;
+        int has_topic, has_ts;
+        if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(seq, i), "y#ppn", &prefix, &plen,
+                              &has_topic, &has_ts, &at)) {
+            Py_DECREF(seq);
+            return NULL;
+        }
+        if (plen != CLIENT_PREFIX || at < CLIENT_PREFIX + 12 || at > CLIENT_PREFIX + 24) {
+            Py_DECREF(seq);
+            PyErr_SetString(PyExc_ValueError, "set_client_layouts(): not a client Data layout");
+            return NULL;
+        }
+        memcpy(fresh[i].prefix, prefix, CLIENT_PREFIX);
+        fresh[i].has_topic = has_topic;
+        fresh[i].has_ts = has_ts;
+        fresh[i].at = at;
+    }
+    Py_DECREF(seq);
+    memcpy(layouts, fresh, sizeof(client_layout) * (size_t)n);
+    n_layouts = (int)n;
+    Py_RETURN_NONE;
+}
+
+/* dst = src XOR the masking key, where src is the frame payload's bytes from ``offset`` on. */
+static void
+xor_mask_at(unsigned char *dst, const unsigned char *src, Py_ssize_t n, unsigned long long m,
+            Py_ssize_t offset)
+{
+    int r = (int)(offset & 3);
+    if (r) {
+        m = ((m >> (8 * r)) | (m << (8 * (4 - r)))) & 0xFFFFFFFFULL;
+    }
+    xor_mask(dst, src, n, m);
+}
+
+static unsigned long long
+le64(const unsigned char *p)
+{
+    unsigned long long v = 0;
+    for (int k = 7; k >= 0; k--) {
+        v = v << 8 | p[k];
+    }
+    return v;
+}
+
+static Py_ssize_t
+le32(const unsigned char *p)
+{
+    return (Py_ssize_t)((uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16
+                        | (uint32_t)p[3] << 24);
+}
+
+/* The client Data read out of src (n masked bytes, key m), or NULL without an exception when
+ * it is not one (or with one on a memory error). */
+static PyObject *
+read_masked_data(const unsigned char *src, Py_ssize_t n, unsigned long long m)
+{
+    unsigned char head[CLIENT_PREFIX + 24 + 4];
+    if (n < CLIENT_PREFIX) {
+        return NULL;
+    }
+    xor_mask(head, src, CLIENT_PREFIX, m);
+    const client_layout *lay = NULL;
+    for (int i = 0; i < n_layouts; i++) {
+        if (memcmp(head, layouts[i].prefix, CLIENT_PREFIX) == 0) {
+            lay = &layouts[i];
+            break;
+        }
+    }
+    Py_ssize_t at = lay ? lay->at : 0;
+    if (lay == NULL || at > n) {
+        return NULL;
+    }
+    /* The values (and the topic's length, when it is there: right behind them). */
+    Py_ssize_t head_len = lay->has_topic && at + 4 <= n ? at + 4 : at;
+    xor_mask_at(head + CLIENT_PREFIX, src + CLIENT_PREFIX, head_len - CLIENT_PREFIX, m,
+                CLIENT_PREFIX);
+    Py_ssize_t payload_rel = le32(head + CLIENT_PREFIX);
+    unsigned long long seq = le64(head + CLIENT_PREFIX + 4);
+    unsigned long long ts = lay->has_ts ? le64(head + CLIENT_PREFIX + 12) : 0;
+    PyObject *topic = NULL;
+    if (lay->has_topic) {
+        if (at + 4 > n) {
+            return NULL;
+        }
+        Py_ssize_t tlen = le32(head + at);
+        Py_ssize_t tend = at + 4 + tlen;
+        if (tend >= n) {
+            return NULL;
+        }
+        /* the string and its NUL, unmasked */
+        unsigned char small[256];
+        unsigned char *tbuf = tlen + 1 <= (Py_ssize_t)sizeof(small) ? small
+                                                                      : PyMem_Malloc((size_t)tlen + 1);
+        if (tbuf == NULL) {
+            PyErr_NoMemory();
+            return NULL;
+        }
+        xor_mask_at(tbuf, src + at + 4, tlen + 1, m, at + 4);
+        if (tbuf[tlen] == 0) {
+            topic = PyUnicode_DecodeUTF8((const char *)tbuf, tlen, NULL);
+        }
+        if (tbuf != small) {
+            PyMem_Free(tbuf);
+        }
+        if (topic == NULL) {
+            if (PyErr_Occurred()) {
+                if (!PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) {
+                    return NULL; /* a memory error: raised */
+                }
+                PyErr_Clear();
+            }
+            return NULL;
+        }
+    } else {
+        topic = PyUnicode_FromStringAndSize("", 0);
+        if (topic == NULL) {
+            return NULL;
+        }
+    }
+    /* The payload's uoffset is the first value. */
+    Py_ssize_t pstart = CLIENT_PREFIX + payload_rel + 4;
+    if (pstart > n) {
+        Py_DECREF(topic);
+        return NULL;
+    }
+    unsigned char lenb[4];
+    xor_mask_at(lenb, src + pstart - 4, 4, m, pstart - 4);
+    Py_ssize_t pend = pstart + le32(lenb);
+    if (pend > n) {
+        Py_DECREF(topic);
+        return NULL;
+    }
+    PyObject *payload = PyBytes_FromStringAndSize(NULL, pend - pstart);
+    if (payload == NULL) {
+        Py_DECREF(topic);
+        return NULL;
+    }
+    xor_mask_at((unsigned char *)PyBytes_AS_STRING(payload), src + pstart, pend - pstart, m,
+                pstart);
+    PyObject *seq_obj = PyLong_FromUnsignedLongLong(seq);
+    PyObject *ts_obj = seq_obj ? PyLong_FromUnsignedLongLong(ts) : NULL;
+    if (ts_obj == NULL) {
+        Py_XDECREF(seq_obj);
+        Py_DECREF(topic);
+        Py_DECREF(payload);
+        return NULL;
+    }
+    PyObject *out = PyTuple_New(4);
+    if (out == NULL) {
+        Py_DECREF(seq_obj);
+        Py_DECREF(ts_obj);
+        Py_DECREF(topic);
+        Py_DECREF(payload);
+        return NULL;
+    }
+    PyTuple_SET_ITEM(out, 0, seq_obj);
+    PyTuple_SET_ITEM(out, 1, topic);
+    PyTuple_SET_ITEM(out, 2, payload);
+    PyTuple_SET_ITEM(out, 3, ts_obj);
+    return out;
+}
+
+static PyObject *
+read_client_frame(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError,
+                        "read_client_frame() takes exactly 4 arguments (data, start, stop, mask)");
+        return NULL;
+    }
+    Py_ssize_t start = PyLong_AsSsize_t(args[1]);
+    if (start == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    Py_ssize_t stop = PyLong_AsSsize_t(args[2]);
+    if (stop == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    unsigned long long m;
+    if (read_mask(args[3], &m) < 0) {
+        return NULL;
+    }
+    Py_buffer view;
+    if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    if (start < 0 || stop < start || stop > view.len) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_IndexError, "read_client_frame(): start/stop out of range");
+        return NULL;
+    }
+    const unsigned char *src = (const unsigned char *)view.buf + start;
+    PyObject *out = read_masked_data(src, stop - start, m);
+    if (out == NULL && !PyErr_Occurred()) {
+        out = PyBytes_FromStringAndSize(NULL, stop - start);
+        if (out != NULL) {
+            xor_mask((unsigned char *)PyBytes_AS_STRING(out), src, stop - start, m);
+        }
+    }
+    PyBuffer_Release(&view);
+    return out;
+}
+
 static PyMethodDef methods[] = {
     {"unmask", (PyCFunction)(void (*)(void))unmask, METH_FASTCALL,
      "unmask(payload, mask) -> bytes: payload XOR the masking key (RFC 6455 5.3)."},
@@ -218,6 +464,12 @@ static PyMethodDef methods[] = {
     {"data_frame", (PyCFunction)(void (*)(void))data_frame, METH_FASTCALL,
      "data_frame(template, at, payload, timestamp_ms, epoch, offset) -> bytes: a server's Data "
      "frame from its template (sigma_core.codec._fast)."},
+    {"set_client_layouts", (PyCFunction)set_client_layouts, METH_O,
+     "set_client_layouts(layouts): the client Data layouts read_client_frame recognises "
+     "(sigma_core.codec._readers)."},
+    {"read_client_frame", (PyCFunction)(void (*)(void))read_client_frame, METH_FASTCALL,
+     "read_client_frame(data, start, stop, mask) -> (seq, topic, payload, timestamp_ms) | bytes: "
+     "a client's Data read out of a masked frame, or the unmasked bytes when it is not one."},
     {NULL, NULL, 0, NULL},
 };
 

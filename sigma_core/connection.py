@@ -70,7 +70,7 @@ from typing import Any, ClassVar, Final, TypeAlias, TypeVar, cast
 
 from . import codec
 from ._framer import server_binary_frame
-from .codec._readers import read_client_data
+from .codec._readers import read_client_data, read_client_frame
 from .errors import (
     CloseCode,
     DecodeError,
@@ -804,7 +804,7 @@ class Connection:
             # The frame parser reads a client's Data as it parses its frame: the DataFields
             # tuple comes out of the WebSocket layer (see _process_ws_events), no
             # MessageReceived per message.
-            ws.read_binary_with(read_client_data)
+            ws.read_binary_with(read_client_frame)
         self._last_received = now
         if self._interval:
             self._next_ping = now + self._interval

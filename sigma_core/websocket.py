@@ -385,11 +385,14 @@ class WebSocket:
             handshake.receive_data(data)
             self._after_handshake(handshake)
 
-    def read_binary_with(self, reader: Callable[[bytes], ReadMessage | None]) -> bool:
+    def read_binary_with(
+        self, reader: Callable[[bytes, int, int, int], ReadMessage | bytes]
+    ) -> bool:
         """From now on, read every whole, unfragmented binary message with ``reader`` in the
-        frame parser's pass (the server's ``codec.read_client_data``, see connection.py):
-        what it returns comes out of :meth:`events_received` as it is, in place of
-        :class:`MessageReceived`; when it returns None the message comes as before. Returns
+        frame parser's pass (the server's ``codec.read_client_frame``, see connection.py and
+        :attr:`FrameParser.reader`): a tuple it returns comes out of :meth:`events_received`
+        as it is, in place of :class:`MessageReceived`; when it returns the message's bytes
+        the message comes as before. Returns
         False (and changes nothing) when there is no frame parser: not open yet, or an
         extension negotiated (wsproto parses)."""
         parser = self._parser

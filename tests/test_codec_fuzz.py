@@ -127,9 +127,28 @@ def normalised(body: Body) -> Body:
     return body
 
 
+def masked(buf: bytes, mask: int, before: int) -> bytes:
+    """``buf`` masked with ``mask`` (RFC 6455 5.3, the key as the frame parser holds it), after
+    ``before`` bytes of other data and followed by three more, as it sits in a read."""
+    key = mask.to_bytes(4, "little")
+    return (b"\xa5" * before + bytes(b ^ key[i & 3] for i, b in enumerate(buf)) + b"\x5a" * 3)
+
+
+def check_frame_reader(buf: bytes, fields: tuple[int, str, bytes, int] | None) -> None:
+    """The frame parser's reader (the C helper when compiled) reads a masked frame's payload
+    as its pure-Python twin does: what read_client_data reads, else the unmasked bytes."""
+    expected = buf if fields is None else fields
+    for mask, before in ((0, 0), (0x9A3C5E71, 1), (0x01020304, 2), (0xFFFFFFFF, 7)):
+        read = masked(buf, mask, before)
+        stop = before + len(buf)
+        assert codec.read_client_frame_py(read, before, stop, mask) == expected
+        assert codec.read_client_frame(read, before, stop, mask) == expected
+
+
 def check_fast_path(buf: bytes | bytearray) -> None:
     """The server's fast path for client Data either defers (None) or gives what decode gives."""
     fields = codec.read_client_data(bytes(buf))
+    check_frame_reader(bytes(buf), fields)
     if fields is None:
         return
     body = codec.decode(buf)  # a DecodeError here: the fast path accepted what decode refuses
@@ -280,3 +299,31 @@ def test_client_data_fast_path_agrees_with_decode(
     if body.seq and body.payload:
         assert fields == (body.seq, body.topic, bytes(body.payload), body.timestamp_ms)
     check(mutate(wire, steps))
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    topic=st.one_of(st.just(""), st.text(max_size=300)),
+    payload=st.binary(max_size=2000),
+    seq=st.integers(1, 2**64 - 1),
+    timestamp_ms=st.integers(0, 2**64 - 1),
+    mask=st.integers(0, 2**32 - 1),
+    before=st.integers(0, 9),
+    cut=st.integers(0, 80),
+)
+def test_frame_reader_reads_a_masked_client_data_as_its_twin(
+    topic: str, payload: bytes, seq: int, timestamp_ms: int, mask: int, before: int, cut: int
+) -> None:
+    # Every client layout (topic or not, timestamp or not, both pads), topics past the C
+    # helper's 256-byte stack buffer, any key and alignment in the read; then cut short.
+    wire = codec.encode_data(topic=topic, payload=payload, seq=seq, timestamp_ms=timestamp_ms)
+    expected = (seq, topic, payload, timestamp_ms) if payload else None
+    for buf in (wire, wire[: max(0, len(wire) - cut)]):
+        fields = codec.read_client_data(buf)
+        if buf is wire:
+            assert fields == expected
+        read = masked(buf, mask, before)
+        stop = before + len(buf)
+        want = buf if fields is None else fields
+        assert codec.read_client_frame(read, before, stop, mask) == want
+        assert codec.read_client_frame_py(read, before, stop, mask) == want

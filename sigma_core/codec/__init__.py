@@ -42,7 +42,12 @@ from ._build import _encode_with_builder as _encode_with_builder
 from ._build import encode
 from ._fast import encode_ack, encode_data, encode_data_frame
 from ._readers import _decode_with_reader as _decode_with_reader
-from ._readers import decode, read_client_data
+from ._readers import (
+    decode,
+    read_client_data,
+    read_client_frame,
+    read_client_frame_py,
+)
 from ._schema import FILE_IDENTIFIER
 from ._schema import _WireBody as _WireBody
 
@@ -54,4 +59,6 @@ __all__ = [
     "encode_data",
     "encode_data_frame",
     "read_client_data",
+    "read_client_frame",
+    "read_client_frame_py",
 ]

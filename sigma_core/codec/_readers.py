@@ -8,6 +8,7 @@ import struct
 from collections.abc import Callable
 from typing import Final
 
+from .._framer import ReadMessage, unmask_slice
 from ..errors import DecodeError, UnknownMessageType
 from ..messages import (
     Ack,
@@ -530,6 +531,35 @@ def read_client_data(buf: bytes) -> tuple[int, str, bytes, int] | None:
     if end > size:
         return None
     return fields[1], topic, buf[start:end], fields[2] if len(fields) > 2 else 0
+
+
+def read_client_frame_py(data: bytes, start: int, stop: int, mask: int) -> ReadMessage | bytes:
+    """A client's ``Data`` read out of a masked frame's payload ``data[start:stop]`` (masking key
+    ``mask`` as the frame parser holds it): what :func:`read_client_data` reads from the
+    unmasked payload, or, when that is None, the unmasked payload itself. The pure-Python twin
+    of the C helper ``_speedups.read_client_frame`` (one copy of the payload where this makes
+    two; tests/test_connection.py holds the two equal)."""
+    payload = unmask_slice(data, start, stop, mask) if mask else data[start:stop]
+    fields = read_client_data(payload)
+    return payload if fields is None else fields
+
+
+#: What the frame parser reads a whole binary message with once a server connection is open
+#: (see connection.py): the C helper when the compiled build is there, else the twin above.
+read_client_frame: Callable[[bytes, int, int, int], ReadMessage | bytes]
+try:
+    from .._speedups import read_client_frame as _read_client_frame_c
+    from .._speedups import set_client_layouts as _set_client_layouts
+except ImportError:  # the pure-Python fallback
+    read_client_frame = read_client_frame_py
+else:
+    _set_client_layouts(tuple(
+        (layout.prefix, has_topic, has_ts, _CLIENT_PREFIX + layout.values.size)
+        for (has_topic, has_payload, has_seq, has_ts, has_pos, _odd), layout
+        in _DATA_LAYOUTS.items()
+        if has_payload and has_seq and not has_pos
+    ))
+    read_client_frame = _read_client_frame_c
 
 
 def _decode_with_reader(buf: bytes | bytearray) -> Body:
