@@ -70,7 +70,7 @@ from typing import Any, ClassVar, Final, TypeAlias, TypeVar, cast
 
 from . import codec
 from ._framer import server_binary_frame
-from .codec._readers import read_client_data, read_client_frame
+from .codec._readers import _INBOX, read_client_data, read_client_frame, read_inbox_ack
 from .errors import (
     CloseCode,
     DecodeError,
@@ -92,8 +92,10 @@ from .messages import (
     Presence,
     Refresh,
     Refreshed,
+    StreamPosition,
     Subscribe,
     Subscribed,
+    TopicPosition,
     Unsubscribe,
     Unsubscribed,
     Welcome,
@@ -297,6 +299,12 @@ AnyConnectionEvent: TypeAlias = ConnectionEvent | HandshakeRequest | HandshakeFa
 #: ``EnvelopeReceived(body=Data(...))``, the hub reads it directly (``_take_events``).
 DataFields: TypeAlias = tuple[int, str, bytes, int]
 
+#: A client's ``$inbox`` acknowledgement read on the fast path (``codec.read_inbox_ack``): the
+#: position of its ``Ack(positions=(TopicPosition("$inbox", position),))``, queued as is among
+#: the events (no ``Ack``, ``TopicPosition`` or ``EnvelopeReceived`` built);
+#: :meth:`Connection.events_received` turns it into that event, the hub reads the position.
+InboxAckPosition: TypeAlias = StreamPosition
+
 
 _T = TypeVar("_T")
 
@@ -340,7 +348,7 @@ class Connection:
         self._state = _HANDSHAKE  # the initial state
         # The queues are None while empty (an idle connection keeps none: a list object is 56
         # bytes, and a server holds thousands of idle connections).
-        self._events: list[AnyConnectionEvent | DataFields] | None = None
+        self._events: list[AnyConnectionEvent | DataFields | InboxAckPosition] | None = None
         self._priority: list[bytes] | None = None
         self._ordered: list[bytes] | None = None
         self._buffered = 0
@@ -414,11 +422,15 @@ class Connection:
         for i, event in enumerate(events):
             if type(event) is tuple:
                 # A client's Data from the fast path: the event it stands for.
-                seq, topic, payload, timestamp_ms = event
+                seq, topic, payload, timestamp_ms = cast(DataFields, event)
                 events[i] = _data_received(seq, topic, payload, timestamp_ms)
+            elif type(event) is StreamPosition:
+                # A client's $inbox Ack from the fast path (InboxAckPosition).
+                events[i] = EnvelopeReceived(body=Ack(positions=(
+                    TopicPosition(topic=_INBOX, position=event),)))
         return events  # type: ignore[return-value]
 
-    def _take_events(self) -> list[AnyConnectionEvent | DataFields]:
+    def _take_events(self) -> list[AnyConnectionEvent | DataFields | InboxAckPosition]:
         """:meth:`events_received` for the hub: a client's ``Data`` from the fast path comes as
         its :data:`DataFields` tuple, not as an event object built per message."""
         self._release_held()
@@ -759,6 +771,13 @@ class Connection:
                         # Queued as the tuple it is: events_received() builds the event.
                         self._emit(cast(Any, fields))
                         continue
+                    # A reference client's $inbox Ack, read the same way (codec.read_inbox_ack):
+                    # its position queued as is (InboxAckPosition), what _on_envelope would
+                    # emit as EnvelopeReceived(body=Ack(...)).
+                    position = read_inbox_ack(data) if type(data) is bytes else None
+                    if position is not None:
+                        self._emit(cast(Any, position))
+                        continue
                 if state is _CLOSING:
                     continue
                 if self.config.envelope:
@@ -885,7 +904,7 @@ class Connection:
         self._transport_close = True
         self._emit(closed)
 
-    def _emit(self, event: AnyConnectionEvent | DataFields) -> None:
+    def _emit(self, event: AnyConnectionEvent | DataFields | InboxAckPosition) -> None:
         events = self._events
         if events is None:
             self._events = [event]

@@ -31,7 +31,7 @@ import math
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Final, Literal, NamedTuple, TypeAlias
+from typing import Final, Literal, NamedTuple, TypeAlias, cast
 
 from . import codec
 from .backplane import HistoryEntry, HistoryLimits, MemoryEngine, ReplayGap
@@ -47,6 +47,7 @@ from .connection import (
     HelloReceived,
     HttpRequest,
     HttpResponse,
+    InboxAckPosition,
     ServerConnection,
     fan_out,
 )
@@ -1701,16 +1702,28 @@ class Hub:
             self._push_timer(now + self.config.connection.close_timeout, "reap", rec.id)
         self._schedule_conn(rec)
 
-    def _dispatch(self, rec: _Conn, events: list[AnyConnectionEvent | DataFields],
+    def _dispatch(self, rec: _Conn,
+                  events: list[AnyConnectionEvent | DataFields | InboxAckPosition],
                   now: float) -> None:
         conn = rec.conn
         for event in events:
             if isinstance(event, tuple):
-                # A client's Data from the connection's fast path, as its fields.
                 session = rec.session
                 if session is None or session.conn_id != rec.id:
                     continue  # taken over by another connection in this batch
-                seq, topic, payload, timestamp_ms = event
+                if type(event) is StreamPosition:
+                    # A client's $inbox Ack from the connection's fast path, as its position
+                    # (connection.InboxAckPosition): what an EnvelopeReceived of that Ack gets
+                    # below (the same state check and rate limit), no Ack built.
+                    if conn.state is not _OPEN:
+                        continue
+                    if self._limits_on and not self._within_rate(rec, 0, now):
+                        self._refuse_rate(rec, now)
+                    else:
+                        self._on_inbox_ack(session, event, now)
+                    continue
+                # A client's Data from the connection's fast path, as its fields.
+                seq, topic, payload, timestamp_ms = cast(DataFields, event)
                 self._on_data(rec, session, seq, topic, payload, timestamp_ms, now)
             elif type(event) is EnvelopeReceived:
                 session = rec.session
@@ -1781,6 +1794,13 @@ class Hub:
             if reported.topic == INBOX_TOPIC \
                     and self._engine.release_upto(_INBOX_KEY + session.id, reported.position):
                 self._history_released(now)
+
+    def _on_inbox_ack(self, session: Session, position: StreamPosition, now: float) -> None:
+        """:meth:`_on_client_ack` for an ``Ack`` of the ``$inbox`` position alone (a reference
+        client's, read on the connection's fast path)."""
+        if self._external is None \
+                and self._engine.release_upto(_INBOX_KEY + session.id, position):
+            self._history_released(now)
 
     def _history_released(self, now: float) -> None:
         """History entries left memory: once ``HEAP_TRIM_AFTER`` bytes have since the last

@@ -6,9 +6,13 @@ Through the simulator (client core, hub, network), on a virtual clock: a few vir
 
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sigma_core import codec
 from sigma_core.backplane import HistoryEntry, MemoryEngine, ReplayGap
 from sigma_core.client import ClientConfig, ConnectionStatus, ReconnectPolicy, RecoveryFailed
-from sigma_core.connection import ConnectionConfig
+from sigma_core.connection import ConnectionConfig, ServerConnection
 from sigma_core.engine import Route
 from sigma_core.entropy import SeededEntropy
 from sigma_core.hub import HubConfig
@@ -179,3 +183,106 @@ def test_resume_from_before_an_ack_reports_the_loss() -> None:
     sim.run_until(lambda: alice.connected and alice.session.resumed)
     failed = alice.of_type(RecoveryFailed)
     assert [(r.topic, r.lost_from, r.lost_to) for r in failed] == [("$inbox", 1, 1)]
+
+
+# -- the fast reader of a reference client's $inbox Ack (codec.read_inbox_ack) against decode()
+
+U64 = st.integers(0, 2**64 - 1)
+positions = st.builds(StreamPosition, epoch=U64, offset=U64)
+topics = st.sampled_from(["$inbox", "$inboy", "$inbox2", "$inbo", "", "$all", "room", "é$inbox"])
+ack_layouts = st.builds(
+    Ack,
+    seq=st.one_of(st.just(0), U64),
+    positions=st.lists(st.builds(TopicPosition, topic=topics, position=positions),
+                       max_size=3).map(tuple),
+)
+
+
+def expect_inbox_ack_agrees(buf: bytes) -> StreamPosition | None:
+    """read_inbox_ack either defers (None) or gives exactly what decode reads."""
+    position = codec.read_inbox_ack(buf)
+    if position is not None:
+        # (a DecodeError here: the fast reader accepted what decode refuses)
+        assert codec.decode(buf) == Ack(positions=(TopicPosition(topic="$inbox",
+                                                                 position=position),))
+        assert type(position) is StreamPosition
+    return position
+
+
+@settings(max_examples=300, deadline=None)
+@given(position=positions, other=ack_layouts, cut=st.integers(1, 104),
+       flips=st.lists(st.tuples(st.integers(0, 103), st.integers(0, 7)), min_size=1, max_size=3))
+def test_the_inbox_ack_reader_reads_what_decode_reads(
+    position: StreamPosition, other: Ack, cut: int, flips: list[tuple[int, int]]
+) -> None:
+    # The reference clients' Ack (any position, stale epoch and beyond any head included) is
+    # read by the fast reader; every other Ack layout, a truncated or bit-flipped one, defers
+    # or reads the same as decode.
+    wire = codec.encode(Ack(positions=(TopicPosition(topic="$inbox", position=position),)))
+    assert expect_inbox_ack_agrees(wire) == position
+    other_wire = codec.encode(other)
+    read = expect_inbox_ack_agrees(other_wire)
+    is_reference = other.seq == 0 and len(other.positions) == 1 \
+        and other.positions[0].topic == "$inbox"
+    assert (read is not None) == is_reference
+    assert expect_inbox_ack_agrees(wire[:-cut]) is None
+    flipped = bytearray(wire)
+    for at, bit in flips:
+        flipped[at] ^= 1 << bit
+    # (flips inside the position's 16 bytes are another position, read as decode reads it)
+    expect_inbox_ack_agrees(bytes(flipped))
+
+
+def test_an_inbox_ack_reaches_the_hub_as_its_position_and_the_app_as_the_ack() -> None:
+    # A server connection queues a reference client's $inbox Ack as its position
+    # (connection.InboxAckPosition, no Ack built) for the hub; events_received() gives the
+    # application exactly the event decode() would (EnvelopeReceived of the Ack).
+    sim = Simulation(HubConfig(connection=HB))
+    alice = client(sim, inbox_ack_every=0)
+    sid = alice.session.session_id
+    sim.hub.send_to(sid, b"m", sim.now)
+    sim.run(0.5)
+    inbox = alice.session.positions["$inbox"]
+    rec = next(iter(sim.hub._conns.values()))
+    conn = rec.conn
+    assert isinstance(conn, ServerConnection)
+    ack = Ack(positions=(TopicPosition(topic="$inbox", position=inbox),))
+    conn.receive_data(_masked(codec.encode(ack)), sim.now)
+    taken = conn._take_events()
+    assert taken == [inbox]
+    assert type(taken[0]) is StreamPosition
+    conn.receive_data(_masked(codec.encode(ack)), sim.now)
+    events = conn.events_received()
+    assert len(events) == 1
+    assert events[0].body == ack  # type: ignore[union-attr]
+
+
+def _masked(payload: bytes, key: bytes = b"\x11\x22\x33\x44") -> bytes:
+    """A client's masked binary frame (RFC 6455 5.2, 5.3) carrying ``payload``."""
+    n = len(payload)
+    head = bytes([0x82, 0x80 | n]) if n < 126 else bytes([0x82, 0xFE]) + n.to_bytes(2, "big")
+    return head + key + bytes(b ^ key[i & 3] for i, b in enumerate(payload))
+
+
+def test_inbox_acks_count_against_the_rate_limit_like_every_envelope() -> None:
+    # The fast path (a reference $inbox Ack) and the general one (an Ack of another topic) are
+    # charged alike: 40 of either in a burst close a connection limited to 20 msgs/s with 4008.
+    from sigma_core.errors import CloseCode
+    from sigma_core.hub import ClientDisconnected
+    from sigma_core.ratelimit import RateLimit
+
+    for topic in ("$inbox", "$all"):
+        sim = Simulation(HubConfig(connection=HB,
+                                   rate_limit=RateLimit(messages_per_second=20, burst=1.0)))
+        alice = client(sim, inbox_ack_every=0)
+        sim.hub.send_to(alice.session.session_id, b"m", sim.now)
+        sim.run(0.5)
+        position = alice.session.positions["$inbox"]
+        conn = alice.session._conn
+        assert conn is not None
+        for _ in range(40):
+            conn.send(Ack(positions=(TopicPosition(topic=topic, position=position),)))
+        sim._pump_client(alice)
+        sim.run(0.5)
+        cut = [e for e in sim.hub_events if isinstance(e, ClientDisconnected)]
+        assert [e.code for e in cut] == [CloseCode.RATE_LIMITED], topic

@@ -47,6 +47,7 @@ from ._readers import (
     read_client_data,
     read_client_frame,
     read_client_frame_py,
+    read_inbox_ack,
 )
 from ._schema import FILE_IDENTIFIER
 from ._schema import _WireBody as _WireBody
@@ -61,4 +62,5 @@ __all__ = [
     "read_client_data",
     "read_client_frame",
     "read_client_frame_py",
+    "read_inbox_ack",
 ]

@@ -25,6 +25,7 @@ from ..messages import (
     RecoveryStatus,
     Refresh,
     Refreshed,
+    StreamPosition,
     Subscribe,
     Subscribed,
     TopicPosition,
@@ -34,6 +35,7 @@ from ..messages import (
     Welcome,
 )
 from . import _slots as slot
+from ._build import encode
 from ._fast import _DATA_LAYOUTS
 from ._schema import FILE_IDENTIFIER
 from ._verify import (
@@ -531,6 +533,53 @@ def read_client_data(buf: bytes) -> tuple[int, str, bytes, int] | None:
     if end > size:
         return None
     return fields[1], topic, buf[start:end], fields[2] if len(fields) > 2 else 0
+
+
+# -- decoding: the server's fast path for a client's $inbox Ack
+#
+# The reference clients (Python and TypeScript) acknowledge their $inbox messages with an Ack of
+# one TopicPosition ("$inbox" and its StreamPosition) and no seq, every 128 messages or so. Both
+# write it in one fixed 104-byte layout (tests/test_codec_crosscheck.py holds the TypeScript
+# encoder to Python's bytes): all of it constant but the position's two u64 fields, which any
+# value passes. A buffer equal to that layout outside those 16 bytes is therefore exactly what
+# decode() reads as Ack(positions=(TopicPosition("$inbox", position),)), and read_inbox_ack
+# reads only the position; anything else (another topic, a seq, more positions, a layout of another builder,
+# anything malformed) is None and goes to decode().
+
+_INBOX: Final = "$inbox"
+
+
+def _inbox_ack_layout() -> tuple[bytes, int]:
+    """The reference clients' $inbox Ack with a zero position, and where the position starts:
+    found by encoding it with the generic builder twice, the position all zeros and all ones."""
+    def ack(value: int) -> bytes:
+        position = StreamPosition(epoch=value, offset=value)
+        return encode(Ack(positions=(TopicPosition(topic=_INBOX, position=position),)))
+
+    low, high = ack(0), ack(2**64 - 1)
+    differ = [i for i in range(len(low)) if low[i] != high[i]]
+    assert len(low) == len(high)
+    assert differ == list(range(differ[0], differ[0] + 16))
+    return low, differ[0]
+
+
+_INBOX_ACK, _INBOX_AT = _inbox_ack_layout()
+_INBOX_ACK_SIZE: Final = len(_INBOX_ACK)
+_INBOX_ACK_HEAD: Final = _INBOX_ACK[:_INBOX_AT]
+_INBOX_ACK_TAIL: Final = _INBOX_ACK[_INBOX_AT + 16 :]
+_INBOX_POSITION_AT: Final = _INBOX_AT
+
+
+def read_inbox_ack(buf: bytes) -> StreamPosition | None:
+    """The ``$inbox`` position of a client's ``Ack`` laid out as the reference clients write it
+    (one ``TopicPosition`` for ``"$inbox"``, no ``seq``), with exactly the checks :func:`decode`
+    makes; None for any other buffer (decode it with :func:`decode`, which accepts or refuses
+    it). What ``decode(buf)`` gives is then ``Ack(positions=(TopicPosition("$inbox",
+    position),))``; no ``Ack`` is built here."""
+    if len(buf) != _INBOX_ACK_SIZE or not buf.startswith(_INBOX_ACK_HEAD) \
+            or not buf.endswith(_INBOX_ACK_TAIL):
+        return None
+    return _make_position(_unpack_position(buf, _INBOX_POSITION_AT))
 
 
 def read_client_frame_py(data: bytes, start: int, stop: int, mask: int) -> ReadMessage | bytes:
