@@ -32,11 +32,29 @@ xor_mask(unsigned char *dst, const unsigned char *src, Py_ssize_t n, unsigned lo
     }
 }
 
+/* *out = PyLong_AsUnsignedLongLong(o), raising as it does (TypeError, OverflowError for a
+ * negative or too large int). On CPython before 3.12 that function converts every int of two
+ * or more 30-bit digits through _PyLong_AsByteArray (~170 instructions; a millisecond
+ * timestamp, a masking key and most positions have two): an int of at most two digits, which
+ * is non-negative and below 2**60, is read by PyLong_AsUnsignedLongLongMask (a digit loop),
+ * exactly. */
+static int
+as_u64(PyObject *o, unsigned long long *out)
+{
+#if PY_VERSION_HEX < 0x030C0000
+    if (PyLong_Check(o) && Py_SIZE(o) >= 0 && Py_SIZE(o) <= 2) {
+        *out = PyLong_AsUnsignedLongLongMask(o);
+        return 0;
+    }
+#endif
+    *out = PyLong_AsUnsignedLongLong(o);
+    return *out == (unsigned long long)-1 && PyErr_Occurred() ? -1 : 0;
+}
+
 static int
 read_mask(PyObject *arg, unsigned long long *m)
 {
-    *m = PyLong_AsUnsignedLongLong(arg);
-    if (*m == (unsigned long long)-1 && PyErr_Occurred()) {
+    if (as_u64(arg, m) < 0) {
         return -1;
     }
     if (*m > 0xFFFFFFFFULL) {
@@ -148,8 +166,7 @@ data_frame(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     }
     unsigned long long v[3];
     for (int k = 0; k < 3; k++) {
-        v[k] = PyLong_AsUnsignedLongLong(args[3 + k]);
-        if (v[k] == (unsigned long long)-1 && PyErr_Occurred()) {
+        if (as_u64(args[3 + k], &v[k]) < 0) {
             return NULL;
         }
     }

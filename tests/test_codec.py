@@ -995,3 +995,30 @@ def test_topic_frame_cache_is_bounded() -> None:
     assert len(_fast._TOPIC_FRAMES) <= _fast._TOPIC_FRAMES_MAX
     # A topic met again after the cache was cleared is built again, the same bytes.
     _check_frame("t0", 1, 2, 0, b"p")
+
+
+@pytest.mark.parametrize("value", [0, 1, 2**30 - 1, 2**30, 2**60 - 1, 2**60, 2**64 - 1, True])
+def test_data_frame_c_reads_every_u64_as_the_twin(value: int) -> None:
+    # The C helper's int conversion (a fast path for ints of up to two 30-bit digits) at every
+    # digit boundary, for each u64 field.
+    speedups = pytest.importorskip("sigma_core._speedups")
+    template, at, _ = next(t for t in _templates("room") if t[2])
+    for args in ((value, 1, 2), (1, value, 2), (1, 2, value)):
+        expected = _fast.data_frame_py(template, at, b"p" * 10, *args)
+        assert speedups.data_frame(template, at, b"p" * 10, *args) == expected
+
+
+@pytest.mark.parametrize(("value", "error"), [
+    (-1, OverflowError), (-(2**30), OverflowError), (-(2**61), OverflowError),
+    (2**64, OverflowError), (2**90, OverflowError), (1.0, TypeError), ("1", TypeError),
+])
+def test_c_helpers_refuse_what_is_not_a_u64(value: object, error: type[Exception]) -> None:
+    speedups = pytest.importorskip("sigma_core._speedups")
+    template, at, _ = next(t for t in _templates("room") if t[2])
+    for args in ((value, 1, 2), (1, value, 2), (1, 2, value)):
+        with pytest.raises(error):
+            speedups.data_frame(template, at, b"p" * 10, *args)
+    with pytest.raises(error):
+        speedups.unmask(b"abc", value)
+    with pytest.raises(ValueError, match="32 bits"):
+        speedups.unmask(b"abc", 2**32)
