@@ -235,7 +235,8 @@ data_frame(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
  * values hold a timestamp, where the topic string's length starts. Until it is called no
  * layout matches.
  *
- * read_client_frame(data, start, stop, mask) -> (seq, topic, payload, timestamp_ms) | bytes:
+ * read_client_frame(data, start, stop) -> (seq, topic, payload, timestamp_ms) | bytes: a masked
+ * frame's payload data[start:stop], its masking key the 4 bytes before it (RFC 6455 5.2):
  * read_client_data(unmask_slice(data, start, stop, mask)) or, when that is None, the unmasked
  * bytes themselves (the pure-Python twin is codec._readers.read_client_frame_py): the envelope's
  * head is unmasked into a small buffer and checked exactly as read_client_data checks it, and
@@ -435,9 +436,9 @@ read_masked_data(const unsigned char *src, Py_ssize_t n, unsigned long long m)
 static PyObject *
 read_client_frame(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 4) {
+    if (nargs != 3) {
         PyErr_SetString(PyExc_TypeError,
-                        "read_client_frame() takes exactly 4 arguments (data, start, stop, mask)");
+                        "read_client_frame() takes exactly 3 arguments (data, start, stop)");
         return NULL;
     }
     Py_ssize_t start = PyLong_AsSsize_t(args[1]);
@@ -448,20 +449,18 @@ read_client_frame(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (stop == -1 && PyErr_Occurred()) {
         return NULL;
     }
-    unsigned long long m;
-    if (read_mask(args[3], &m) < 0) {
-        return NULL;
-    }
     Py_buffer view;
     if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0) {
         return NULL;
     }
-    if (start < 0 || stop < start || stop > view.len) {
+    if (start < 4 || stop < start || stop > view.len) {
         PyBuffer_Release(&view);
         PyErr_SetString(PyExc_IndexError, "read_client_frame(): start/stop out of range");
         return NULL;
     }
     const unsigned char *src = (const unsigned char *)view.buf + start;
+    /* the masking key: the 4 bytes before the payload, read little-endian (as unmask takes it) */
+    unsigned long long m = (unsigned long long)le32(src - 4);
     PyObject *out = read_masked_data(src, stop - start, m);
     if (out == NULL && !PyErr_Occurred()) {
         out = PyBytes_FromStringAndSize(NULL, stop - start);
@@ -485,8 +484,9 @@ static PyMethodDef methods[] = {
      "set_client_layouts(layouts): the client Data layouts read_client_frame recognises "
      "(sigma_core.codec._readers)."},
     {"read_client_frame", (PyCFunction)(void (*)(void))read_client_frame, METH_FASTCALL,
-     "read_client_frame(data, start, stop, mask) -> (seq, topic, payload, timestamp_ms) | bytes: "
-     "a client's Data read out of a masked frame, or the unmasked bytes when it is not one."},
+     "read_client_frame(data, start, stop) -> (seq, topic, payload, timestamp_ms) | bytes: "
+     "a client's Data read out of a masked frame (the key at data[start-4:start]), or the "
+     "unmasked bytes when it is not one."},
     {NULL, NULL, 0, NULL},
 };
 

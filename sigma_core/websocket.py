@@ -386,7 +386,7 @@ class WebSocket:
             self._after_handshake(handshake)
 
     def read_binary_with(
-        self, reader: Callable[[bytes, int, int, int], ReadMessage | bytes]
+        self, reader: Callable[[bytes, int, int], ReadMessage | bytes]
     ) -> bool:
         """From now on, read every whole, unfragmented binary message with ``reader`` in the
         frame parser's pass (the server's ``codec.read_client_frame``, see connection.py and

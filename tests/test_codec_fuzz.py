@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import struct
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -128,10 +129,12 @@ def normalised(body: Body) -> Body:
 
 
 def masked(buf: bytes, mask: int, before: int) -> bytes:
-    """``buf`` masked with ``mask`` (RFC 6455 5.3, the key as the frame parser holds it), after
-    ``before`` bytes of other data and followed by three more, as it sits in a read."""
+    """``buf`` masked with ``mask`` (RFC 6455 5.3, the key as the frame parser holds it) and
+    preceded by its key, after ``before`` bytes of other data and followed by three more, as it
+    sits in a read: the payload starts at ``before + 4``."""
     key = mask.to_bytes(4, "little")
-    return (b"\xa5" * before + bytes(b ^ key[i & 3] for i, b in enumerate(buf)) + b"\x5a" * 3)
+    return (b"\xa5" * before + key + bytes(b ^ key[i & 3] for i, b in enumerate(buf))
+            + b"\x5a" * 3)
 
 
 def check_frame_reader(buf: bytes, fields: tuple[int, str, bytes, int] | None) -> None:
@@ -140,9 +143,18 @@ def check_frame_reader(buf: bytes, fields: tuple[int, str, bytes, int] | None) -
     expected = buf if fields is None else fields
     for mask, before in ((0, 0), (0x9A3C5E71, 1), (0x01020304, 2), (0xFFFFFFFF, 7)):
         read = masked(buf, mask, before)
-        stop = before + len(buf)
-        assert codec.read_client_frame_py(read, before, stop, mask) == expected
-        assert codec.read_client_frame(read, before, stop, mask) == expected
+        start = before + 4
+        stop = start + len(buf)
+        assert codec.read_client_frame_py(read, start, stop) == expected
+        assert codec.read_client_frame(read, start, stop) == expected
+
+
+def test_frame_reader_refuses_a_range_outside_the_read() -> None:
+    read = masked(b"abc", 1, 0)
+    for start, stop in ((3, 5), (4, 3), (4, len(read) + 1), (-1, 2)):
+        for reader in (codec.read_client_frame, codec.read_client_frame_py):
+            with pytest.raises(IndexError):
+                reader(read, start, stop)
 
 
 def check_fast_path(buf: bytes | bytearray) -> None:
@@ -323,7 +335,8 @@ def test_frame_reader_reads_a_masked_client_data_as_its_twin(
         if buf is wire:
             assert fields == expected
         read = masked(buf, mask, before)
-        stop = before + len(buf)
+        start = before + 4
+        stop = start + len(buf)
         want = buf if fields is None else fields
-        assert codec.read_client_frame(read, before, stop, mask) == want
-        assert codec.read_client_frame_py(read, before, stop, mask) == want
+        assert codec.read_client_frame(read, start, stop) == want
+        assert codec.read_client_frame_py(read, start, stop) == want

@@ -543,8 +543,8 @@ def read_client_data(buf: bytes) -> tuple[int, str, bytes, int] | None:
 # encoder to Python's bytes): all of it constant but the position's two u64 fields, which any
 # value passes. A buffer equal to that layout outside those 16 bytes is therefore exactly what
 # decode() reads as Ack(positions=(TopicPosition("$inbox", position),)), and read_inbox_ack
-# reads only the position; anything else (another topic, a seq, more positions, a layout of another builder,
-# anything malformed) is None and goes to decode().
+# reads only the position; anything else (another topic, a seq, more positions, a layout of
+# another builder, anything malformed) is None and goes to decode().
 
 _INBOX: Final = "$inbox"
 
@@ -582,20 +582,24 @@ def read_inbox_ack(buf: bytes) -> StreamPosition | None:
     return _make_position(_unpack_position(buf, _INBOX_POSITION_AT))
 
 
-def read_client_frame_py(data: bytes, start: int, stop: int, mask: int) -> ReadMessage | bytes:
-    """A client's ``Data`` read out of a masked frame's payload ``data[start:stop]`` (masking key
-    ``mask`` as the frame parser holds it): what :func:`read_client_data` reads from the
-    unmasked payload, or, when that is None, the unmasked payload itself. The pure-Python twin
-    of the C helper ``_speedups.read_client_frame`` (one copy of the payload where this makes
-    two; tests/test_connection.py holds the two equal)."""
-    payload = unmask_slice(data, start, stop, mask) if mask else data[start:stop]
+def read_client_frame_py(data: bytes, start: int, stop: int) -> ReadMessage | bytes:
+    """A client's ``Data`` read out of a masked frame: its payload is ``data[start:stop]``, its
+    masking key the 4 bytes before (RFC 6455 §5.2). What :func:`read_client_data` reads from
+    the unmasked payload, or, when that is None, the unmasked payload itself. IndexError unless
+    ``4 <= start <= stop <= len(data)``. The pure-Python twin of the C helper
+    ``_speedups.read_client_frame`` (one copy of the payload where this makes two;
+    tests/test_codec_fuzz.py holds the two equal)."""
+    if start < 4 or stop < start or stop > len(data):
+        raise IndexError("read_client_frame(): start/stop out of range")
+    mask = data[start - 4] | data[start - 3] << 8 | data[start - 2] << 16 | data[start - 1] << 24
+    payload = unmask_slice(data, start, stop, mask)
     fields = read_client_data(payload)
     return payload if fields is None else fields
 
 
 #: What the frame parser reads a whole binary message with once a server connection is open
 #: (see connection.py): the C helper when the compiled build is there, else the twin above.
-read_client_frame: Callable[[bytes, int, int, int], ReadMessage | bytes]
+read_client_frame: Callable[[bytes, int, int], ReadMessage | bytes]
 try:
     from .._speedups import read_client_frame as _read_client_frame_c
     from .._speedups import set_client_layouts as _set_client_layouts
