@@ -267,13 +267,13 @@ def encode_data_frame(
     sends the frame to every socket and keeps it in history, the envelope being
     ``frame[header:]``). Raises as :func:`encode_data` does."""
     if (type(payload) is bytes and payload and type(topic) is str and topic
-            and type(timestamp_ms) is int and 0 <= timestamp_ms <= _U64_MAX
-            and type(epoch) is int and 0 <= epoch <= _U64_MAX
-            and type(offset) is int and 0 <= offset <= _U64_MAX
+            and type(timestamp_ms) is int and type(epoch) is int and type(offset) is int
             and len(payload) + len(topic) * 4 <= _MAX_FAST_BYTES):
         # The common case (a topic and a payload): the topic's template for this layout and
         # length class, patched in one allocation; the same bytes as the general way below
-        # (tests/test_codec.py).
+        # (tests/test_codec.py). The u64 ranges are checked by data_frame itself (compiled, a
+        # comparison with 2**64 - 1 is a call on boxed ints, three per message): a value out
+        # of range goes the general way, which refuses it naming the field.
         frames = _TOPIC_FRAMES.get(topic)
         if frames is None:
             frames = _topic_frames(topic)
@@ -285,8 +285,13 @@ def encode_data_frame(
         template = frames.templates[index]
         if not template:
             template = frames.build(index)
-        return (data_frame(template, frames.ats[index], payload, timestamp_ms, epoch, offset),
-                _HEADER_SIZES[cls])
+        try:
+            frame = data_frame(template, frames.ats[index], payload, timestamp_ms, epoch,
+                               offset)
+        except (OverflowError, struct.error):
+            pass  # a u64 out of range (negative or 2**64 and up): refused below
+        else:
+            return frame, _HEADER_SIZES[cls]
     parts, size = _data_parts(topic, epoch, offset, 0, timestamp_ms, payload)
     header = binary_frame_header(size)
     parts[0:0] = (header,)
