@@ -122,7 +122,7 @@ _pack_u64: Final = struct.Struct("<Q").pack
 #: before the payload, constants written, zeros where the variable fields go, patched by
 #: :func:`data_frame` (C, one allocation) or :func:`data_frame_py` (its pure-Python twin). The
 #: same few topics go out again and again (every inbox is ``$inbox``). Bounded: cleared when full.
-_TOPIC_FRAMES: dict[str, _TopicFrames] = {}
+_TOPIC_FRAMES: Final[dict[str, _TopicFrames]] = {}
 _TOPIC_FRAMES_MAX: Final = 4096
 #: A frame's WebSocket header by length class (under 126 bytes, 16-bit, 64-bit length), its
 #: length left zero: :func:`data_frame` reads the class from byte 1.
@@ -217,15 +217,18 @@ def data_frame_py(
     return bytes(buf)
 
 
+def _data_frame_in_use() -> Callable[[bytes, int, bytes, int, int, int], bytes]:
+    try:
+        from .._speedups import data_frame as data_frame_c
+    except ImportError:  # a pure-Python install
+        return data_frame_py
+    return data_frame_c
+
+
 #: The frame builder in use: the C helper (``_speedups.c``, built with the compiled modules)
-#: when it is there, else :func:`data_frame_py`.
-data_frame: Callable[[bytes, int, bytes, int, int, int], bytes]
-try:
-    from .._speedups import data_frame as _data_frame_c
-except ImportError:  # a pure-Python install
-    data_frame = data_frame_py
-else:
-    data_frame = _data_frame_c
+#: when it is there, else :func:`data_frame_py`. (Final: compiled, it is read from a C static,
+#: not looked up in the module's dict per call.)
+data_frame: Final = _data_frame_in_use()
 
 
 def encode_data(
