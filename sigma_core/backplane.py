@@ -272,10 +272,11 @@ class MemoryEngine:
             out.append(entry)
         return out
 
-    def release_upto(self, topic: str, position: StreamPosition) -> int:
+    def release_upto(self, topic: str, position: StreamPosition, limit: int = 0) -> int:
         """Drop the history of ``topic`` up to and including ``position``: the one reader
         that needs it (a session, for its ``$inbox``) acknowledged it. Returns how many entries
-        went. A position of another epoch, or beyond the head, releases nothing (0)."""
+        went; with ``limit`` > 0 at most that many (the oldest; call again for the rest). A
+        position of another epoch, or beyond the head, releases nothing (0)."""
         stream = self._streams.get(topic)
         if stream is None or stream.epoch != position.epoch \
                 or position.offset > stream.last_offset:
@@ -283,7 +284,8 @@ class MemoryEngine:
         entries = stream.entries
         released = 0
         held = stream.bytes
-        while entries and entries[0].offset <= position.offset:
+        stop = limit if limit > 0 else -1
+        while entries and entries[0].offset <= position.offset and released != stop:
             stream.pop_first()
             released += 1
         self.released_bytes += held - stream.bytes
