@@ -1791,9 +1791,14 @@ class Hub:
             return
         for reported in ack.positions:
             if reported.topic == INBOX_TOPIC:
-                if not self._releasing:  # released from a turn of their own (RELEASE_SLICE)
-                    self._push_timer(now, "release", None)
-                self._releasing.append((_INBOX_KEY + session.id, reported.position))
+                self._release_inbox(session, reported.position, now)
+
+    def _release_inbox(self, session: Session, position: StreamPosition, now: float) -> None:
+        """The session's ``$inbox`` history up to ``position`` goes, in turns of its own after
+        this one (``RELEASE_SLICE``; every way an inbox Ack comes in ends here)."""
+        if not self._releasing:
+            self._push_timer(now, "release", None)
+        self._releasing.append((_INBOX_KEY + session.id, position))
 
     def _release_slice(self, now: float) -> None:
         """One turn of the releases acknowledged by ``$inbox`` Acks: at most ``RELEASE_SLICE``
