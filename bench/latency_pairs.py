@@ -119,6 +119,7 @@ def pairs(args: argparse.Namespace) -> None:
     control = None if args.no_control else Side("picows", Path(args.new), "picows_server.py",
                                                 "plain")
     rows: list[dict[str, Any]] = []
+    started = time.monotonic()
     print(f"old: {old.tree} ({commit(old.tree)}), new: {new.tree} ({commit(new.tree)}), "
           f"server {args.server}, {args.pairs} pairs; load average at start "
           f"{' '.join(Path('/proc/loadavg').read_text().split()[:3])}", flush=True)
@@ -142,7 +143,7 @@ def pairs(args: argparse.Namespace) -> None:
     out.write_text(json.dumps({"old": str(old.tree), "old_commit": commit(old.tree),
                                "new": str(new.tree), "new_commit": commit(new.tree),
                                "server": args.server, "pairs": rows}, indent=1))
-    print(f"\nwritten to {out}")
+    print(f"\nwritten to {out} ({time.monotonic() - started:.0f} s)")
 
 
 def report(rows: list[dict[str, Any]], names: list[str]) -> None:

@@ -156,6 +156,34 @@ def test_steady_releases_trim_at_the_latest_a_trim_interval_after_the_threshold(
     assert trims[0] < sim.now - HEAP_TRIM_QUIET  # before the sends stopped
 
 
+
+def test_the_heap_trim_takes_a_turn_of_its_own_when_output_waits() -> None:
+    """The trim (~0.7 ms on a large heap) never runs while a reply waits for the turn's flush
+    (docs/benchmarks.md, "Session 8: latency (a)"): it moves to the next turn."""
+    sim = Simulation(HubConfig(connection=HB))
+    waiting: list[int] = []
+    sim.hub.heap_trim = lambda: waiting.append(len(sim.hub._dirty) + len(sim.hub._events))
+    alice = acking_client(sim, every=1000)  # one Ack, 1 s after the first reply
+    sid = alice.session.session_id
+    reply = bytes(32 * 1024)
+    for _ in range(HEAP_TRIM_AFTER // len(reply) + 1):
+        sim.hub.send_to(sid, reply, sim.now)
+    sim.run(1.05)  # delivered, acknowledged (inbox_ack_delay 1 s), released; quiet not over
+    assert sim.hub._engine.released_bytes >= HEAP_TRIM_AFTER
+    assert waiting == []
+    due = min(w for w, _, kind, _ in sim.hub._timers if kind == "heap")
+    sim.clock.set(due)
+    sim.hub.send_to(sid, b"a reply of this turn", due)
+    sim.hub.handle_timer(due)
+    assert waiting == []  # the reply is written first
+    sim._pump_node(sim.nodes[0])
+    sim.hub.handle_timer(due)
+    assert waiting == [0]
+    sim.run(1.0)
+    assert alice.payloads("$inbox")[-1] == b"a reply of this turn"
+    assert waiting == [0]
+
+
 def hub_bytes(root: object) -> int:
     """``sys.getsizeof`` over everything ``root`` reaches (types, modules and functions not
     followed): what the hub holds, without the allocator's rounding."""
