@@ -193,7 +193,7 @@ def test_an_acknowledged_echo_leaves_little_per_session() -> None:
 
 def test_history_entries_without_a_route_leave_the_cyclic_gc_and_are_still_freed() -> None:
     """A message lives in history until its client acknowledges it (about a second at 1,000
-    connections × 1 in flight): with the C helpers built, an entry without a route (a plain
+    connections x 1 in flight): with the C helpers built, an entry without a route (a plain
     tuple of ints, a float, bytes) is off the cyclic GC's lists, so young collections do not
     examine and promote it and full collections do not traverse thousands of them; one with a
     route stays tracked. Either way it is read back unchanged and freed by reference counting
