@@ -231,3 +231,33 @@ def test_history_entries_without_a_route_leave_the_cyclic_gc_and_are_still_freed
         assert speedups.untrack_atomic((1, [2])) is False
         assert speedups.untrack_atomic([1]) is False  # not a tuple: left as it is
         assert speedups.untrack_atomic(5) is True  # nothing to track
+
+
+def test_the_two_step_append_keeps_the_same_history_as_append() -> None:
+    """The hub builds its entries itself (``stream_for_append`` then ``commit_append``: no
+    closure per message); ``append(topic, build)`` is the engine's interface. Fed the same
+    messages, two engines hold the same positions, entries, trims and released bytes."""
+    limits = HistoryLimits(max_count=5, max_bytes=2_000)
+    one, two = MemoryEngine(SeededEntropy(9), limits), MemoryEngine(SeededEntropy(9), limits)
+    appended: list[tuple[str, HistoryEntry]] = []
+    two.on_append = lambda topic, entry: appended.append((topic, entry))
+    for i in range(40):
+        topic = ("room", "hall")[i % 2]
+        payload = bytes([i]) * (i * 37 % 700)
+        route = Route(frozenset({"s1"}), None) if i % 7 == 0 else None
+        def build(epoch: int, offset: int, p: bytes = payload, r: Route | None = route,
+                  w: float = float(i)) -> HistoryEntry:
+            return HistoryEntry(epoch, offset, w, p, r)
+
+        got = one.append(topic, build)
+        stream = two.stream_for_append(topic)
+        entry = HistoryEntry(stream.epoch, stream.last_offset + 1, float(i), payload, route)
+        two.commit_append(topic, stream, entry)
+        assert entry == got
+        assert appended[-1] == (topic, entry)
+        for t in ("room", "hall"):
+            assert one.head(t) == two.head(t)
+            start = StreamPosition(one.head(t).epoch, 0)
+            assert one.read_after(t, start, 0.0) == two.read_after(t, start, 0.0)
+        assert one.released_bytes == two.released_bytes
+    assert one.released_bytes > 0  # the limits trimmed along the way
