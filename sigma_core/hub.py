@@ -114,6 +114,8 @@ from .ratelimit import RateLimit, TokenBucket
 # Builds a NamedTuple (HistoryEntry, StreamPosition) from a tuple of all its fields, skipping
 # the Python-level __new__ that typing.NamedTuple generates: one of each per message.
 _tuple_new: Final = tuple.__new__
+# (A C static in the compiled build, not a module-dict lookup per message.)
+_ENVELOPE_OVERHEAD: Final = ENVELOPE_OVERHEAD
 # (encode_frame and connection's read_client_data are imported by name, not read off the codec
 # package: compiled, a call to a function the build knows is a direct C call; through a module
 # attribute it is a Python-level call, its keyword arguments parsed on every message.)
@@ -919,8 +921,6 @@ class Hub:
         self._lost_ranges = 0
         self._bad_records = 0
         self._bad_entries = 0
-        #: The frame of the message being published (built with its envelope; see _publish).
-        self._frame = b""
         self._started = now
         self._now = now  # the latest ``now`` an input brought (a replay turn is due at it)
         #: Called (no arguments) to hand the heap that released history leaves free back to the
@@ -3356,7 +3356,7 @@ class Hub:
         max_size = self._max_message_size
         topic_size = len(wire_topic) if wire_topic.isascii() \
             else len(wire_topic.encode("utf-8", "surrogatepass"))
-        if len(payload) + topic_size + ENVELOPE_OVERHEAD > max_size:
+        if len(payload) + topic_size + _ENVELOPE_OVERHEAD > max_size:
             raise LocalProtocolError(f"message of {len(payload)} bytes is too large for "
                                      f"max_message_size {max_size}")
         wall = now + self._wall_clock_offset
@@ -3369,17 +3369,17 @@ class Hub:
                                    else 1 if wire_topic == INBOX_TOPIC else 2] += 1
             return StreamPosition(0, 0)
 
-        def build(epoch: int, offset: int) -> HistoryEntry:
-            # Envelope and frame in one buffer: the frame goes to every socket as is (kept in
-            # self._frame for the fan-out below), history keeps the envelope.
-            frame, header = encode_frame(topic=wire_topic, epoch=epoch, offset=offset,
-                                         timestamp_ms=timestamp_ms, payload=payload)
-            self._frame = frame
-            # HistoryEntry(epoch, offset, ...) without its Python-level __new__.
-            return _tuple_new(HistoryEntry, (epoch, offset, wall, frame[header:], route))
-
-        entry = self._engine.append(key, build)
-        frame, self._frame = self._frame, b""
+        # Envelope and frame in one buffer: the frame goes to every socket as is, history keeps
+        # the envelope. (The memory engine's append in two steps: no closure and no Python-level
+        # call per message.)
+        engine = self._engine
+        stream = engine.stream_for_append(key)
+        epoch, offset = stream.epoch, stream.last_offset + 1
+        frame, header = encode_frame(topic=wire_topic, epoch=epoch, offset=offset,
+                                     timestamp_ms=timestamp_ms, payload=payload)
+        # HistoryEntry(epoch, offset, ...) without its Python-level __new__.
+        entry: HistoryEntry = _tuple_new(HistoryEntry, (epoch, offset, wall, frame[header:], route))
+        engine.commit_append(key, stream, entry)
         sent_before = self._messages_sent
         kind = 0 if key == BROADCAST_TOPIC else 1 if wire_topic == INBOX_TOPIC else 2
         if kind == 1:
