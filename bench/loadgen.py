@@ -2,6 +2,7 @@
 
     python bench/loadgen.py --url ws://127.0.0.1:PORT/ --proto sigma|plain|socketio \\
         --server-pid PID WORKLOAD [--quick] [--conns N] [--in-flight K] [--syscount FILE]
+        [--latencies FILE]
 
 Clients are picows (Cython) connections on uvloop. ``--proto plain`` speaks plain WebSocket (the
 peers echo frames). ``--proto sigma`` speaks our protocol on top: the upgrade offers
@@ -562,6 +563,7 @@ async def workload_a(args: argparse.Namespace, cls: type[PlainConn]) -> dict[str
     conns = await open_many(args.url, cls, n_clients)
     loop = asyncio.get_running_loop()
     latencies: list[float] = []
+    ends: list[float] = []  # perf_counter() at each reply (--latencies)
     done: asyncio.Future[None] = loop.create_future()
     finished = 0
     perf = time.perf_counter
@@ -570,6 +572,7 @@ async def workload_a(args: argparse.Namespace, cls: type[PlainConn]) -> dict[str
         nonlocal finished
         now = perf()
         latencies.append(now - conn.t0)
+        ends.append(now)
         conn.left -= 1
         if conn.left:
             conn.t0 = perf()
@@ -583,6 +586,7 @@ async def workload_a(args: argparse.Namespace, cls: type[PlainConn]) -> dict[str
         nonlocal done, finished
         done, finished = loop.create_future(), 0
         latencies.clear()
+        ends.clear()
         for conn in conns:
             conn.on_message = on_message
             conn.left = count
@@ -595,6 +599,9 @@ async def workload_a(args: argparse.Namespace, cls: type[PlainConn]) -> dict[str
     await round_trips(n_msgs)
     measured = window.close()
     close_all(conns)
+    if args.latencies:  # every round trip: (sent, answered), perf_counter() = CLOCK_MONOTONIC
+        Path(args.latencies).write_text(json.dumps(
+            [(end - latency, end) for latency, end in zip(latencies, ends, strict=True)]))
     lat = sorted(latencies)
     total = n_clients * n_msgs
     assert len(lat) == total, (len(lat), total)
@@ -835,6 +842,10 @@ def main() -> None:
                         help="sigma: acknowledge $inbox messages after N of them or 1 s after "
                              "the first unacknowledged one, as the reference clients do "
                              "(128; 0: never, an old client)")
+    parser.add_argument("--latencies", metavar="FILE",
+                        help="(a): write every measured round trip to FILE as JSON, "
+                             "[[sent, answered], ...] in CLOCK_MONOTONIC seconds "
+                             "(bench/latency_pairs.py --trace)")
     parser.add_argument("--syscount", metavar="FILE",
                         help="the server's syscall counters (bench/syscount.c), read at the "
                              "edges of the window")

@@ -2,7 +2,9 @@
  * unmasking, the one per-byte loop that compiled Python cannot make fast (the pure-Python
  * _framer.unmask_py is the reference; tests/test_framer.py holds the two equal); for the codec,
  * a server's Data frame from its template in one allocation (the pure-Python twin is
- * codec._fast.data_frame_py; tests/test_codec.py holds the two equal). */
+ * codec._fast.data_frame_py; tests/test_codec.py holds the two equal); for the memory engine, a
+ * history entry taken off the cyclic GC's lists (untrack_atomic; the pure-Python build leaves it
+ * tracked, which only costs collections). */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
@@ -472,7 +474,38 @@ read_client_frame(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return out;
 }
 
+/* untrack_atomic(obj) -> bool: take a tuple (or a tuple subclass without a __dict__, such as a
+ * NamedTuple) off the cyclic GC's lists when none of its items is tracked: ints, floats, bytes,
+ * str, None, untracked tuples. Such a tuple cannot be part of a reference cycle (its type is
+ * the one object it reaches besides its items, and the GC then counts that reference as coming
+ * from outside: it keeps the type alive, never frees anything early), so collections need not
+ * look at it. CPython does this for exact tuples when a collection first examines them
+ * (_PyTuple_MaybeUntrack); a subclass instance stays tracked for life, and one that lives until
+ * a client acknowledges it is examined by every young collection it survives and promoted to the
+ * old generation, whose full collections then traverse it. Returns whether obj is untracked. */
+static PyObject *
+untrack_atomic(PyObject *module, PyObject *obj)
+{
+    (void)module;
+    if (!PyTuple_Check(obj) || Py_TYPE(obj)->tp_dictoffset != 0) {
+        return PyBool_FromLong(!PyObject_GC_IsTracked(obj));
+    }
+    if (PyObject_GC_IsTracked(obj)) {
+        Py_ssize_t n = PyTuple_GET_SIZE(obj);
+        for (Py_ssize_t i = 0; i < n; i++) {
+            if (PyObject_GC_IsTracked(PyTuple_GET_ITEM(obj, i))) {
+                Py_RETURN_FALSE;
+            }
+        }
+        PyObject_GC_UnTrack(obj);
+    }
+    Py_RETURN_TRUE;
+}
+
 static PyMethodDef methods[] = {
+    {"untrack_atomic", (PyCFunction)untrack_atomic, METH_O,
+     "untrack_atomic(obj) -> bool: a tuple whose items are all untracked leaves the cyclic GC's "
+     "lists; whether obj is untracked now."},
     {"unmask", (PyCFunction)(void (*)(void))unmask, METH_FASTCALL,
      "unmask(payload, mask) -> bytes: payload XOR the masking key (RFC 6455 5.3)."},
     {"unmask_slice", (PyCFunction)(void (*)(void))unmask_slice, METH_FASTCALL,
@@ -491,7 +524,7 @@ static PyMethodDef methods[] = {
 };
 
 static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "sigma_core._speedups", "C helpers for sigma_core._framer and sigma_core.codec._fast.", -1, methods,
+    PyModuleDef_HEAD_INIT, "sigma_core._speedups", "C helpers for sigma_core._framer, sigma_core.codec._fast and sigma_core.backplane.", -1, methods,
 };
 
 PyMODINIT_FUNC

@@ -37,6 +37,7 @@ import math
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Final
 
 from .engine import (
     INBOX_PREFIX,
@@ -69,6 +70,25 @@ from .engine import (
 )
 from .entropy import Entropy
 from .messages import StreamPosition
+
+
+# A history entry leaves the cyclic GC's lists when it holds no container (no route): see
+# ``_speedups.untrack_atomic``. Without the C helpers (a pure-Python install) it stays tracked,
+# which costs collections and nothing else.
+def _untrack_atomic_py(obj: object) -> bool:
+    return False
+
+
+def _untrack_atomic_impl() -> Callable[[object], bool]:
+    try:
+        from ._speedups import untrack_atomic
+    except ImportError:  # a pure-Python install
+        return _untrack_atomic_py
+    return untrack_atomic
+
+
+#: (Final: compiled, a C static, not a module-dict lookup per message.)
+_untrack_atomic: Final = _untrack_atomic_impl()
 
 __all__ = [
     "HistoryEntry",
@@ -120,7 +140,7 @@ class _Stream:
 
 
 #: A stream's history is a list up to this many entries, a deque beyond.
-_SHORT_HISTORY = 8
+_SHORT_HISTORY: Final = 8
 
 
 class _StoredSession:
@@ -215,10 +235,27 @@ class MemoryEngine:
     def append(self, topic: str, build: Callable[[int, int], HistoryEntry]) -> HistoryEntry:
         """Assign the next position, build its entry with ``build(epoch, offset)``, keep it in
         history (trimming to the limits) and return the entry."""
-        stream = self._streams.get(topic) or self._stream(topic)
-        offset = stream.last_offset + 1
-        entry = build(stream.epoch, offset)
-        stream.last_offset = offset
+        stream = self.stream_for_append(topic)
+        entry = build(stream.epoch, stream.last_offset + 1)
+        self.commit_append(topic, stream, entry)
+        return entry
+
+    def stream_for_append(self, topic: str) -> _Stream:
+        """:meth:`append` in two steps, for a caller that builds the entry itself (the hub's
+        publish: no closure and no Python-level call per message): the stream of ``topic``
+        (made if missing); the next entry's position is ``(stream.epoch, stream.last_offset +
+        1)``. Then :meth:`commit_append` with nothing appended to ``topic`` in between."""
+        return self._streams.get(topic) or self._stream(topic)
+
+    def commit_append(self, topic: str, stream: _Stream, entry: HistoryEntry) -> None:
+        """Keep ``entry``, built at the position :meth:`stream_for_append` gave, in history
+        (trimming to the limits)."""
+        stream.last_offset = entry.offset
+        # It lives until acknowledged or trimmed (about a second in an inbox whose client acks
+        # every 128 messages or 1 s): long enough for young collections to examine and promote
+        # it, so that full collections traverse thousands of them. Its items are ints, a
+        # float, bytes and (mostly) None: nothing a cycle could run through.
+        _untrack_atomic(entry)
         entries = stream.entries
         if entries is None:
             entries = stream.entries = [entry]
@@ -234,7 +271,6 @@ class MemoryEngine:
             self.released_bytes += len(stream.pop_first().envelope)
         if self.on_append is not None:
             self.on_append(topic, entry)
-        return entry
 
     def read_after(self, topic: str, position: StreamPosition, now: float,
                    max_count: int = 0, max_bytes: int = 0) -> list[HistoryEntry] | ReplayGap:
@@ -272,10 +308,11 @@ class MemoryEngine:
             out.append(entry)
         return out
 
-    def release_upto(self, topic: str, position: StreamPosition) -> int:
+    def release_upto(self, topic: str, position: StreamPosition, limit: int = 0) -> int:
         """Drop the history of ``topic`` up to and including ``position``: the one reader
         that needs it (a session, for its ``$inbox``) acknowledged it. Returns how many entries
-        went. A position of another epoch, or beyond the head, releases nothing (0)."""
+        went; with ``limit`` > 0 at most that many (the oldest; call again for the rest). A
+        position of another epoch, or beyond the head, releases nothing (0)."""
         stream = self._streams.get(topic)
         if stream is None or stream.epoch != position.epoch \
                 or position.offset > stream.last_offset:
@@ -283,7 +320,8 @@ class MemoryEngine:
         entries = stream.entries
         released = 0
         held = stream.bytes
-        while entries and entries[0].offset <= position.offset:
+        stop = limit if limit > 0 else -1
+        while entries and entries[0].offset <= position.offset and released != stop:
             stream.pop_first()
             released += 1
         self.released_bytes += held - stream.bytes

@@ -115,6 +115,8 @@ from .ratelimit import RateLimit, TokenBucket
 # Builds a NamedTuple (HistoryEntry, StreamPosition) from a tuple of all its fields, skipping
 # the Python-level __new__ that typing.NamedTuple generates: one of each per message.
 _tuple_new: Final = tuple.__new__
+# (A C static in the compiled build, not a module-dict lookup per message.)
+_ENVELOPE_OVERHEAD: Final = ENVELOPE_OVERHEAD
 # (encode_frame and connection's read_client_data are imported by name, not read off the codec
 # package: compiled, a call to a function the build knows is a direct C call; through a module
 # attribute it is a Python-level call, its keyword arguments parsed on every message.)
@@ -785,7 +787,14 @@ _HTTP_500 = HttpResponse(status=500, headers=(("content-type", "text/plain"),),
                          body=b"internal server error")
 
 _TimerKind = Literal["conn", "ack", "expire", "trim", "reap", "replay", "drain", "engine", "heads",
-                     "presence", "credentials", "heap"]
+                     "presence", "credentials", "heap", "release"]
+
+#: A client's ``$inbox`` Ack lets go of the history it acknowledges in turns of the event loop
+#: of their own, after the turn that carried it (its reply is written first), at most this many
+#: entries a turn: freeing 128 acknowledged 1 KiB replies at once took ~35 µs, and every
+#: message that came in meanwhile waited for it (the p99 of docs/benchmarks.md's workload (a),
+#: "Session 8: latency (a)").
+RELEASE_SLICE = 32
 
 #: ``Hub.heap_trim`` runs once history has released this many envelope bytes since its last
 #: run (1 MiB: below it the heap a trim could return is not worth the walk)...
@@ -913,8 +922,6 @@ class Hub:
         self._lost_ranges = 0
         self._bad_records = 0
         self._bad_entries = 0
-        #: The frame of the message being published (built with its envelope; see _publish).
-        self._frame = b""
         self._started = now
         self._now = now  # the latest ``now`` an input brought (a replay turn is due at it)
         #: Called (no arguments) to hand the heap that released history leaves free back to the
@@ -924,6 +931,9 @@ class Hub:
         #: (at the latest ``trim_interval`` after the threshold was passed).
         self.heap_trim: Callable[[], object] | None = None
         self._heap_mark = 0  # engine.released_bytes at the last heap_trim
+        #: ``$inbox`` histories (engine topic, acknowledged position) to let go of, oldest
+        #: first: the "release" timer's turns (``_release_slice``).
+        self._releasing: deque[tuple[str, StreamPosition]] = deque()
         self._heap_due = math.inf  # the threshold was passed then (inf: not yet)
         self._last_release = now
         self._conns: dict[int, _Conn] = {}
@@ -1128,6 +1138,7 @@ class Hub:
         # Timers set while these run (a replay turn due "now") wait for the next call: the
         # adapter writes what this one produced first.
         last = self._timer_seq
+        heap = False
         while timers and timers[0][0] <= now and timers[0][1] <= last:
             when, _, kind, key = heapq.heappop(timers)
             if kind == "conn":
@@ -1191,7 +1202,9 @@ class Hub:
                 if rec is not None and self._drain is not None:
                     self._say_goodbye(rec, now, *self._drain)
             elif kind == "heap":
-                self._heap_timer(now)
+                heap = True  # after the others: see _heap_timer
+            elif kind == "release":
+                self._release_slice(now)
             else:
                 released = self._engine.released_bytes
                 self._engine.trim(now + self._wall_clock_offset)
@@ -1200,6 +1213,8 @@ class Hub:
                 self._forget_idle_peers(now)
                 self._next_trim = now + self.config.trim_interval
                 self._push_timer(self._next_trim, "trim", None)
+        if heap:
+            self._heap_timer(now)
 
     def next_deadline(self) -> float | None:
         """When :meth:`handle_timer` must next run (None: nothing scheduled)."""
@@ -1791,16 +1806,39 @@ class Hub:
         if self._external is not None:
             return
         for reported in ack.positions:
-            if reported.topic == INBOX_TOPIC \
-                    and self._engine.release_upto(_INBOX_KEY + session.id, reported.position):
-                self._history_released(now)
+            if reported.topic == INBOX_TOPIC:
+                self._release_inbox(session, reported.position, now)
+
+    def _release_inbox(self, session: Session, position: StreamPosition, now: float) -> None:
+        """The session's ``$inbox`` history up to ``position`` goes, in turns of its own after
+        this one (``RELEASE_SLICE``; every way an inbox Ack comes in ends here)."""
+        if not self._releasing:
+            self._push_timer(now, "release", None)
+        self._releasing.append((_INBOX_KEY + session.id, position))
+
+    def _release_slice(self, now: float) -> None:
+        """One turn of the releases acknowledged by ``$inbox`` Acks: at most ``RELEASE_SLICE``
+        entries, the next turn for the rest (a stale or bogus position releases nothing)."""
+        releasing = self._releasing
+        budget = RELEASE_SLICE
+        released = 0
+        while releasing and budget:
+            topic, position = releasing[0]
+            count = self._engine.release_upto(topic, position, budget)
+            released += count
+            budget -= count
+            if budget:  # fewer than asked for: nothing of this one is left
+                releasing.popleft()
+        if released:
+            self._history_released(now)
+        if releasing:
+            self._push_timer(now, "release", None)
 
     def _on_inbox_ack(self, session: Session, position: StreamPosition, now: float) -> None:
         """:meth:`_on_client_ack` for an ``Ack`` of the ``$inbox`` position alone (a reference
         client's, read on the connection's fast path)."""
-        if self._external is None \
-                and self._engine.release_upto(_INBOX_KEY + session.id, position):
-            self._history_released(now)
+        if self._external is None:
+            self._release_inbox(session, position, now)
 
     def _history_released(self, now: float) -> None:
         """History entries left memory: once ``HEAP_TRIM_AFTER`` bytes have since the last
@@ -1815,6 +1853,11 @@ class Hub:
         quiet_from = self._last_release + HEAP_TRIM_QUIET
         if now < quiet_from and now < self._heap_due + self.config.trim_interval:
             self._push_timer(quiet_from, "heap", None)  # releases go on: wait for a pause
+            return
+        if self._dirty or self._events:
+            # Output or events of this turn wait for the flush after it: the trim (~0.7 ms
+            # for a 27 MiB heap) takes a turn of its own, the next one.
+            self._push_timer(now, "heap", None)
             return
         self._heap_due = math.inf
         self._heap_mark = self._engine.released_bytes
@@ -3332,7 +3375,7 @@ class Hub:
         max_size = self._max_message_size
         topic_size = len(wire_topic) if wire_topic.isascii() \
             else len(wire_topic.encode("utf-8", "surrogatepass"))
-        if len(payload) + topic_size + ENVELOPE_OVERHEAD > max_size:
+        if len(payload) + topic_size + _ENVELOPE_OVERHEAD > max_size:
             raise LocalProtocolError(f"message of {len(payload)} bytes is too large for "
                                      f"max_message_size {max_size}")
         wall = now + self._wall_clock_offset
@@ -3345,17 +3388,17 @@ class Hub:
                                    else 1 if wire_topic == INBOX_TOPIC else 2] += 1
             return StreamPosition(0, 0)
 
-        def build(epoch: int, offset: int) -> HistoryEntry:
-            # Envelope and frame in one buffer: the frame goes to every socket as is (kept in
-            # self._frame for the fan-out below), history keeps the envelope.
-            frame, header = encode_frame(topic=wire_topic, epoch=epoch, offset=offset,
-                                         timestamp_ms=timestamp_ms, payload=payload)
-            self._frame = frame
-            # HistoryEntry(epoch, offset, ...) without its Python-level __new__.
-            return _tuple_new(HistoryEntry, (epoch, offset, wall, frame[header:], route))
-
-        entry = self._engine.append(key, build)
-        frame, self._frame = self._frame, b""
+        # Envelope and frame in one buffer: the frame goes to every socket as is, history keeps
+        # the envelope. (The memory engine's append in two steps: no closure and no Python-level
+        # call per message.)
+        engine = self._engine
+        stream = engine.stream_for_append(key)
+        epoch, offset = stream.epoch, stream.last_offset + 1
+        frame, header = encode_frame(topic=wire_topic, epoch=epoch, offset=offset,
+                                     timestamp_ms=timestamp_ms, payload=payload)
+        # HistoryEntry(epoch, offset, ...) without its Python-level __new__.
+        entry: HistoryEntry = _tuple_new(HistoryEntry, (epoch, offset, wall, frame[header:], route))
+        engine.commit_append(key, stream, entry)
         sent_before = self._messages_sent
         kind = 0 if key == BROADCAST_TOPIC else 1 if wire_topic == INBOX_TOPIC else 2
         if kind == 1:

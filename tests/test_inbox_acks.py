@@ -6,6 +6,8 @@ Through the simulator (client core, hub, network), on a virtual clock: a few vir
 
 from __future__ import annotations
 
+import heapq
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -15,7 +17,7 @@ from sigma_core.client import ClientConfig, ConnectionStatus, ReconnectPolicy, R
 from sigma_core.connection import ConnectionConfig, ServerConnection
 from sigma_core.engine import Route
 from sigma_core.entropy import SeededEntropy
-from sigma_core.hub import HubConfig
+from sigma_core.hub import RELEASE_SLICE, HubConfig
 from sigma_core.messages import Ack, StreamPosition, TopicPosition
 from sigma_core.testing import SimClient, Simulation
 
@@ -286,3 +288,61 @@ def test_inbox_acks_count_against_the_rate_limit_like_every_envelope() -> None:
         sim.run(0.5)
         cut = [e for e in sim.hub_events if isinstance(e, ClientDisconnected)]
         assert [e.code for e in cut] == [CloseCode.RATE_LIMITED], topic
+
+
+def test_an_inbox_ack_lets_go_in_slices_after_the_turn_that_carried_it() -> None:
+    """Freeing many acknowledged replies at once held up every message that came in meanwhile
+    (the p99 of docs/benchmarks.md's workload (a)): the read carrying the Ack frees nothing (what
+    it produced is written first), then each timer turn frees at most RELEASE_SLICE entries, all
+    of them at the same instant."""
+    sim = Simulation(HubConfig(connection=HB))
+    alice = client(sim, inbox_ack_every=0)
+    sid = alice.session.session_id
+    n = 2 * RELEASE_SLICE + 5
+    for i in range(n):
+        sim.hub.send_to(sid, b"m%d" % i, sim.now)
+    sim.run(0.5)
+    assert held(sim, alice) == list(range(1, n + 1))
+    conn = alice.session._conn
+    assert conn is not None
+    conn.send(Ack(positions=(TopicPosition(topic="$inbox",
+                                           position=alice.session.positions["$inbox"]),)))
+    sim._pump_client(alice)
+    while sim._queue:  # the Ack's way to the hub: its read, that turn's output written
+        when, _, action = heapq.heappop(sim._queue)
+        sim.clock.set(max(sim.now, when))
+        action()
+    assert held(sim, alice) == list(range(1, n + 1))
+    left = [n]
+    turns = 0
+    while (deadline := sim.hub.next_deadline()) is not None and deadline <= sim.now:
+        sim.hub.handle_timer(sim.now)
+        sim._pump_node(sim.nodes[0])
+        left.append(len(held(sim, alice)))
+        turns += 1
+        assert turns < 10
+    assert left == [n, n - RELEASE_SLICE, n - 2 * RELEASE_SLICE, 0, 0][:len(left)]
+    assert left[-1] == 0
+    assert alice.session.status is ConnectionStatus.CONNECTED
+    # A resume replays nothing it acknowledged, and the numbering goes on.
+    sim.hub.send_to(sid, b"after", sim.now)
+    sim.run(0.5)
+    sim.cut(alice)
+    sim.run_until(lambda: alice.connected and alice.session.resumed)
+    sim.run(1.0)
+    assert len(alice.payloads("$inbox")) == n + 1
+    assert alice.session.duplicates_dropped == 0
+
+
+def test_memory_engine_release_upto_with_a_limit() -> None:
+    engine = MemoryEngine(SeededEntropy(1))
+    for _ in range(5):
+        engine.append("t", lambda e, o: HistoryEntry(e, o, 0.0, b"x" * 10, Route()))
+    head = engine.head("t")
+    assert engine.release_upto("t", head, 2) == 2
+    assert engine.released_bytes == 20
+    assert engine.release_upto("t", head, 2) == 2
+    assert engine.release_upto("t", head, 2) == 1
+    assert engine.release_upto("t", head, 2) == 0
+    assert engine.released_bytes == 50
+    assert engine.read_after("t", head, 0.0) == []

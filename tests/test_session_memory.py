@@ -156,6 +156,34 @@ def test_steady_releases_trim_at_the_latest_a_trim_interval_after_the_threshold(
     assert trims[0] < sim.now - HEAP_TRIM_QUIET  # before the sends stopped
 
 
+
+def test_the_heap_trim_takes_a_turn_of_its_own_when_output_waits() -> None:
+    """The trim (~0.7 ms on a large heap) never runs while a reply waits for the turn's flush
+    (docs/benchmarks.md, "Session 8: latency (a)"): it moves to the next turn."""
+    sim = Simulation(HubConfig(connection=HB))
+    waiting: list[int] = []
+    sim.hub.heap_trim = lambda: waiting.append(len(sim.hub._dirty) + len(sim.hub._events))
+    alice = acking_client(sim, every=1000)  # one Ack, 1 s after the first reply
+    sid = alice.session.session_id
+    reply = bytes(32 * 1024)
+    for _ in range(HEAP_TRIM_AFTER // len(reply) + 1):
+        sim.hub.send_to(sid, reply, sim.now)
+    sim.run(1.05)  # delivered, acknowledged (inbox_ack_delay 1 s), released; quiet not over
+    assert sim.hub._engine.released_bytes >= HEAP_TRIM_AFTER
+    assert waiting == []
+    due = min(w for w, _, kind, _ in sim.hub._timers if kind == "heap")
+    sim.clock.set(due)
+    sim.hub.send_to(sid, b"a reply of this turn", due)
+    sim.hub.handle_timer(due)
+    assert waiting == []  # the reply is written first
+    sim._pump_node(sim.nodes[0])
+    sim.hub.handle_timer(due)
+    assert waiting == [0]
+    sim.run(1.0)
+    assert alice.payloads("$inbox")[-1] == b"a reply of this turn"
+    assert waiting == [0]
+
+
 def hub_bytes(root: object) -> int:
     """``sys.getsizeof`` over everything ``root`` reaches (types, modules and functions not
     followed): what the hub holds, without the allocator's rounding."""
@@ -189,3 +217,75 @@ def test_an_acknowledged_echo_leaves_little_per_session() -> None:
     kept = (hub_bytes(sim.hub) - idle) / len(clients)
     assert (held - idle) / len(clients) > 1024  # the replies, until acknowledged
     assert kept < 256, kept
+
+
+def test_history_entries_without_a_route_leave_the_cyclic_gc_and_are_still_freed() -> None:
+    """A message lives in history until its client acknowledges it (about a second at 1,000
+    connections x 1 in flight): with the C helpers built, an entry without a route (a plain
+    tuple of ints, a float, bytes) is off the cyclic GC's lists, so young collections do not
+    examine and promote it and full collections do not traverse thousands of them; one with a
+    route stays tracked. Either way it is read back unchanged and freed by reference counting
+    when history lets it go. In a pure-Python install it stays tracked (only collections differ)."""
+    speedups: types.ModuleType | None
+    try:
+        from sigma_core import _speedups as speedups
+    except ImportError:
+        speedups = None
+    engine = MemoryEngine(SeededEntropy(5), HistoryLimits(max_count=0, max_bytes=0))
+    payload = b"x" * 100
+
+    def build(route: Route | None) -> object:
+        return lambda epoch, offset: HistoryEntry(epoch, offset, 1.5, payload + bytes([offset]),
+                                                  route)
+
+    plain = engine.append("room", build(None))  # type: ignore[arg-type]
+    routed = engine.append("room", build(Route(frozenset({"s1"}), None)))  # type: ignore[arg-type]
+    assert gc.is_tracked(routed)
+    assert gc.is_tracked(plain) is (speedups is None)
+    got = engine.read_after("room", StreamPosition(plain.epoch, 0), 0.0)
+    assert isinstance(got, list)
+    assert [(e.offset, e.envelope, e.route) for e in got] == [
+        (1, payload + b"\x01", None), (2, payload + b"\x02", Route(frozenset({"s1"}), None))]
+    del got
+    envelope = plain.envelope
+    refs = sys.getrefcount(envelope)
+    del plain
+    engine.release_upto("room", StreamPosition(routed.epoch, 2))
+    assert sys.getrefcount(envelope) == refs - 1  # the entry was freed, its envelope with it
+    if speedups is not None:  # the helper itself: only tuples of untracked items
+        inner = tuple.__new__(tuple, (3, b"t"))
+        speedups.untrack_atomic(inner)
+        assert speedups.untrack_atomic((1, 2.0, b"b", "s", None, inner)) is True
+        assert speedups.untrack_atomic((1, [2])) is False
+        assert speedups.untrack_atomic([1]) is False  # not a tuple: left as it is
+        assert speedups.untrack_atomic(5) is True  # nothing to track
+
+
+def test_the_two_step_append_keeps_the_same_history_as_append() -> None:
+    """The hub builds its entries itself (``stream_for_append`` then ``commit_append``: no
+    closure per message); ``append(topic, build)`` is the engine's interface. Fed the same
+    messages, two engines hold the same positions, entries, trims and released bytes."""
+    limits = HistoryLimits(max_count=5, max_bytes=2_000)
+    one, two = MemoryEngine(SeededEntropy(9), limits), MemoryEngine(SeededEntropy(9), limits)
+    appended: list[tuple[str, HistoryEntry]] = []
+    two.on_append = lambda topic, entry: appended.append((topic, entry))
+    for i in range(40):
+        topic = ("room", "hall")[i % 2]
+        payload = bytes([i]) * (i * 37 % 700)
+        route = Route(frozenset({"s1"}), None) if i % 7 == 0 else None
+        def build(epoch: int, offset: int, p: bytes = payload, r: Route | None = route,
+                  w: float = float(i)) -> HistoryEntry:
+            return HistoryEntry(epoch, offset, w, p, r)
+
+        got = one.append(topic, build)
+        stream = two.stream_for_append(topic)
+        entry = HistoryEntry(stream.epoch, stream.last_offset + 1, float(i), payload, route)
+        two.commit_append(topic, stream, entry)
+        assert entry == got
+        assert appended[-1] == (topic, entry)
+        for t in ("room", "hall"):
+            assert one.head(t) == two.head(t)
+            start = StreamPosition(one.head(t).epoch, 0)
+            assert one.read_after(t, start, 0.0) == two.read_after(t, start, 0.0)
+        assert one.released_bytes == two.released_bytes
+    assert one.released_bytes > 0  # the limits trimmed along the way
