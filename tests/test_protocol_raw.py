@@ -1,0 +1,212 @@
+"""docs/protocol.md read as a third-party implementer would: a client written from the document
+alone (the upgrade and the masked frames by hand, envelopes with the codec) checks the server's
+side of each MUST it relies on, on both adapters over real sockets on 127.0.0.1.
+
+§4.2 Welcome of a new session, §3 the file identifier of every S→C envelope, §7 the client
+sequence rules and when Acks come (by count at once; a duplicate schedules one; a gap is
+Goodbye + 4001; a slow sender's Ack rides in the same write as the server's reply), §5 resume
+and Goodbye(NORMAL), §8 the refusals of Subscribe/Unsubscribe with the request id echoed.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+import pytest
+from adapters_support import DEADLINE, Server, serving
+from test_hostile_input import OP_BINARY, OP_CLOSE, Raw, client_frame, upgraded
+
+from sigma_core import codec
+from sigma_core.errors import CloseCode, ErrorCode
+from sigma_core.hub import Session
+from sigma_core.messages import (
+    Ack,
+    Data,
+    Error,
+    Goodbye,
+    Hello,
+    Limits,
+    RecoveryStatus,
+    Subscribe,
+    Subscribed,
+    Unsubscribe,
+    Welcome,
+)
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(params=["asyncio", "trio"])
+def anyio_backend(request: pytest.FixtureRequest) -> str:
+    backend: str = request.param
+    return backend
+
+
+class Peer(Raw):
+    """A raw connection after the 101 that counts its recv() calls, so a test can tell which
+    S→C messages came in the bytes of one read."""
+
+    def __init__(self, raw: Raw) -> None:
+        super().__init__(raw.stream)
+        self.buffer = raw.buffer
+        self.reads = 0
+
+    async def fill(self) -> bool:
+        self.reads += 1
+        return await super().fill()
+
+    async def message(self) -> tuple[int, bytes, int]:
+        """(opcode, payload, the recv() whose bytes completed it)."""
+        opcode, payload = await self.frame()
+        return opcode, payload, self.reads
+
+    async def envelope(self) -> tuple[Any, int]:
+        opcode, payload, read = await self.message()
+        if opcode == OP_CLOSE:
+            raise AssertionError(f"closed: {payload!r}")
+        assert opcode == OP_BINARY, opcode
+        assert payload[4:8] == b"SGM1", payload[:8]  # §3: every envelope has the identifier
+        return codec.decode(payload), read
+
+    async def send_all(self, *messages: Any) -> None:
+        """One write holding one masked frame per envelope."""
+        await self.send(b"".join(client_frame(OP_BINARY, codec.encode(m)) for m in messages))
+
+    async def close_after_goodbye(self) -> tuple[Goodbye, int]:
+        """The Goodbye that must come immediately before the close frame, and its code."""
+        goodbye, _ = await self.envelope()
+        assert isinstance(goodbye, Goodbye), goodbye
+        opcode, payload, _ = await self.message()
+        assert opcode == OP_CLOSE, (opcode, payload)
+        code: int = struct.unpack("!H", payload[:2])[0]
+        return goodbye, code
+
+
+@asynccontextmanager
+async def peer(server: Server, hello: Hello | None = None) -> AsyncIterator[tuple[Peer, Welcome]]:
+    async with upgraded(server) as raw:
+        p = Peer(raw)
+        await p.send_all(hello or Hello())
+        welcome, _ = await p.envelope()
+        assert isinstance(welcome, Welcome), welcome
+        yield p, welcome
+
+
+async def test_a_new_session_and_the_client_sequence_rules(anyio_backend: str) -> None:
+    with anyio.fail_after(DEADLINE):
+        async with serving(anyio_backend) as server, peer(server) as (p, welcome):
+            # §4.2/§5.1: a new session's Welcome, with the documented defaults.
+            assert re.fullmatch(r"[0-9a-f]{24}", welcome.session_id)
+            assert len(welcome.resume_token) == 32
+            assert (welcome.resumed, welcome.fresh_reason, welcome.last_received_seq) == (
+                False, "", 0)
+            assert [(r.topic, r.status) for r in welcome.recovery] == [
+                ("$all", RecoveryStatus.FRESH), ("$inbox", RecoveryStatus.FRESH)]
+            assert all(r.position is not None for r in welcome.recovery)
+            assert (welcome.heartbeat_interval_ms, welcome.heartbeat_timeout_ms) == (
+                25_000, 60_000)
+            assert welcome.limits == Limits(max_message_size=1 << 20, max_unacked=1000,
+                                            max_topics=100)
+            assert welcome.serializer == "raw"
+
+            # §7: ack_every (32) messages get their Ack at once (one write, nothing echoed).
+            await p.send_all(*(Data(seq=s, payload=b"m%d" % s) for s in range(1, 33)))
+            ack, _ = await p.envelope()
+            assert ack == Ack(seq=32)
+            # A duplicate (and seq 0, always one) is dropped without an error, and an Ack is
+            # scheduled: the next Ack says 33, the duplicates changed nothing.
+            await p.send_all(Data(seq=5, payload=b"again"), Data(seq=0), Data(seq=33))
+            ack, _ = await p.envelope()
+            assert ack == Ack(seq=33)
+            # A gap: Goodbye(UNEXPECTED_MESSAGE) + close 4001; the session survives.
+            await p.send_all(Data(seq=35))
+            goodbye, code = await p.close_after_goodbye()
+            assert (goodbye.code, code) == (ErrorCode.UNEXPECTED_MESSAGE,
+                                            CloseCode.UNEXPECTED_MESSAGE)
+            assert "sequence gap" in goodbye.reason
+        # (a fresh server: the session above is gone with it)
+
+        async with serving(anyio_backend) as server:
+            received: list[bytes] = []
+            server.on("message", lambda session, data, topic: received.append(data))
+            async with peer(server) as (p, welcome):
+                await p.send_all(*(Data(seq=s, payload=b"%d" % s) for s in (1, 2, 3)))
+                ack, _ = await p.envelope()  # by the timer, ack_delay (50 ms) later
+                assert ack == Ack(seq=3)
+                await p.send_all(Data(seq=5))
+                await p.close_after_goodbye()
+            # §5.2/§7: a resume is told the last contiguous seq; the app got each one once.
+            resume = Hello(session_id=welcome.session_id, resume_token=welcome.resume_token)
+            async with peer(server, resume) as (p, again):
+                assert (again.resumed, again.last_received_seq, again.fresh_reason) == (
+                    True, 3, "")
+                await p.send_all(Data(seq=3, payload=b"dup"), Data(seq=4, payload=b"4"))
+                ack, _ = await p.envelope()
+                assert ack == Ack(seq=4)
+                # §4.5: a client's Goodbye(NORMAL) ends the session at once.
+                await p.send_all(Goodbye(code=ErrorCode.NORMAL))
+            assert received == [b"1", b"2", b"3", b"4"]
+            async with peer(server, resume) as (p, fresh):
+                assert not fresh.resumed
+                assert fresh.fresh_reason.startswith("session could not be resumed")
+                assert fresh.last_received_seq == 0
+            # §5.1: an id without a token is a failed resume, not a plain new session.
+            async with peer(server, Hello(session_id=welcome.session_id)) as (p, half):
+                assert not half.resumed
+                assert half.fresh_reason
+
+
+async def test_a_slow_senders_ack_rides_in_the_same_write_as_the_reply(anyio_backend: str
+                                                                      ) -> None:
+    """§7: messages `ack_delay` / 8 (6.25 ms) or more apart are acknowledged in the same write as
+    the server's output to that client in the same turn (here the echo), not 50 ms later."""
+    with anyio.fail_after(DEADLINE):
+        async with serving(anyio_backend) as server:
+            def echo(session: Session, data: bytes, topic: str) -> None:
+                server.send_to_client(session, data)
+
+            server.on("message", echo)
+            async with peer(server) as (p, _):
+                for seq in (1, 2, 3):
+                    await anyio.sleep(0.02)  # the pace of a slow sender (> 6.25 ms apart)
+                    await p.send_all(Data(seq=seq, payload=b"ping %d" % seq))
+                    first, read_1 = await p.envelope()
+                    second, read_2 = await p.envelope()
+                    got = {type(first): first, type(second): second}
+                    assert got[Ack] == Ack(seq=seq), (first, second)
+                    assert got[Data].payload == b"ping %d" % seq
+                    assert got[Data].topic == "$inbox"
+                    # One write from the server: both were in the bytes of one recv().
+                    assert read_1 == read_2, (first, second)
+
+
+async def test_subscription_refusals_echo_the_request_id(anyio_backend: str) -> None:
+    """§8: each refusal is an Error with its code and the request's id; the connection stays."""
+    with anyio.fail_after(DEADLINE):
+        async with serving(anyio_backend) as server, peer(server) as (p, _):
+            asks: list[tuple[Any, ErrorCode]] = [
+                (Subscribe(topic="", request_id=1), ErrorCode.INVALID_TOPIC),
+                (Subscribe(topic="$all", request_id=2), ErrorCode.INVALID_TOPIC),
+                (Subscribe(topic="x" * 257, request_id=3), ErrorCode.INVALID_TOPIC),
+                (Unsubscribe(topic="never-joined", request_id=4), ErrorCode.NOT_SUBSCRIBED),
+                (Unsubscribe(topic="$inbox", request_id=5), ErrorCode.NOT_SUBSCRIBED),
+            ]
+            await p.send_all(*(ask for ask, _ in asks))
+            for ask, code in asks:
+                error, _ = await p.envelope()
+                assert isinstance(error, Error), error
+                assert (error.code, error.request_id, error.retryable) == (
+                    code, ask.request_id, False)
+            # 256 bytes of UTF-8 is a valid room name (é is two bytes).
+            room = "é" * 128
+            await p.send_all(Subscribe(topic=room, request_id=6))
+            subscribed, _ = await p.envelope()
+            assert isinstance(subscribed, Subscribed)
+            assert subscribed.request_id == 6
+            assert (subscribed.recovery.topic, subscribed.recovery.status) == (
+                room, RecoveryStatus.FRESH)
