@@ -101,7 +101,7 @@ def test_fastapi_examples_publish_the_posted_body(where: str, code: str) -> None
 
     namespace: dict[str, Any] = {"__name__": "__doc_example__"}
     exec(compile(code, where, "exec"), namespace)
-    sigma = namespace.get("sigma", namespace.get("app"))
+    sigma = namespace["sigma"] if "sigma" in namespace else namespace["app"]
 
     async def post() -> None:
         async with sigma:  # (the host's lifespan in the examples)
