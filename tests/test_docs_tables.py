@@ -195,3 +195,141 @@ def test_operations_names_every_extra() -> None:
     section = OPERATIONS[OPERATIONS.index("## Release packages"):]
     section = section[:section.index("\n## ")]
     assert sorted(e for e in extras if f"`{e}`" not in section) == []
+
+
+# ------------------------------------------------------------- docs/protocol.md, README, hardening
+
+PROTOCOL = (ROOT / "docs" / "protocol.md").read_text()
+README = (ROOT / "README.md").read_text()
+HARDENING = (ROOT / "docs" / "hardening.md").read_text()
+
+
+def test_protocol_message_tags_are_the_schemas() -> None:
+    """§3: the tag of each body type is its place in the schema's ``union Body``."""
+    from sigma_core._wire.Body import Body
+
+    rows = _table(PROTOCOL, "## 3. Envelope encoding")
+    tags = {int(row[0]): row[1].strip("`") for row in rows}
+    wire = {value: name for name, value in vars(Body).items()
+            if not name.startswith("_") and isinstance(value, int)}
+    assert tags == wire
+
+
+def test_protocol_close_codes_and_their_goodbyes_are_the_codes() -> None:
+    """§4.4: each close code's name, and the ErrorCode (name and number) of its Goodbye."""
+    from sigma_core.errors import CloseCode, ErrorCode
+
+    rows = _table(PROTOCOL, "### 4.4 Close codes")
+    assert {int(row[0]): row[1] for row in rows} == {c.value: c.name for c in CloseCode}
+    for row in rows:
+        for name, number in re.findall(r"`([A-Z_]+)` \(?(\d+)\)?", row[3]):
+            assert ErrorCode[name] == int(number), (row[0], name, number)
+
+
+def test_protocol_error_codes_are_the_codes() -> None:
+    """§10: every ErrorCode, by number and name."""
+    from sigma_core.errors import ErrorCode
+
+    rows = _table(PROTOCOL, "## 10. Error codes")
+    assert {int(row[0]): row[1] for row in rows} == {c.value: c.name for c in ErrorCode}
+
+
+def test_protocol_timeouts_are_the_defaults() -> None:
+    """§4.3: the timers' defaults, server and client."""
+    from sigma_core.connection import ConnectionConfig
+    from sigma_core.hub import HubConfig
+
+    rows = {row[0].strip("`"): row[1] for row in _table(PROTOCOL, "### 4.3 Timeouts")}
+    server, client = ServerOptions(), ClientOptions(url="ws://h/")
+    assert rows["connect_timeout"] == f"{client.connect_timeout:g} s"
+    assert rows["handshake_timeout"] == (
+        f"{server.handshake_timeout:g} s, from socket open")
+    assert ClientConfig(url="ws://h/").connection.handshake_timeout == server.handshake_timeout
+    assert rows["heartbeat_interval"] == (
+        f"server {server.heartbeat_interval:g} s (client's own {client.heartbeat_interval:g} s)")
+    assert rows["heartbeat_timeout"] == (
+        f"server {server.heartbeat_timeout:g} s (client's own {client.heartbeat_timeout:g} s)")
+    assert rows["close_timeout"] == f"{ConnectionConfig().close_timeout:g} s"
+    assert server.close_timeout == client.close_timeout == ConnectionConfig().close_timeout
+    assert rows["session_ttl"] == f"{HubConfig().session_ttl:g} s"
+    assert server.session_timeout == HubConfig().session_ttl
+
+
+def _number(text: str) -> float | None:
+    """The value a cell starts with: ``10,000``, ``1 MiB``, ``16 KiB``, ``20/s, burst 200``."""
+    m = re.match(r"(\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?)\s*(KiB|MiB)?", text)
+    if m is None:
+        return None
+    return float(m[1].replace(",", "")) * {"KiB": 1 << 10, "MiB": 1 << 20}.get(m[2] or "", 1)
+
+
+def test_hardening_limits_are_the_defaults() -> None:
+    """docs/hardening.md, "Limits and their defaults": each option's default as written."""
+    from sigma_core.hub import HubConfig
+    from sigma_core.websocket import WebSocketConfig
+
+    rows = _table(HARDENING, "## Limits and their defaults")
+    server, hub, ws = ServerOptions(), HubConfig(), WebSocketConfig()
+    client = ClientOptions(url="ws://h/")
+    checked = 0
+    for row in rows:
+        names = _names(row[0])
+        source: Any
+        if "(`HubConfig`)" in row[0]:
+            source = hub
+        elif "(`WebSocketConfig`)" in row[0]:
+            source = ws
+        elif "(`ClientOptions`)" in row[0]:
+            source = client
+        else:
+            source = server
+        for name in names:
+            if not hasattr(source, name):
+                continue
+            default = getattr(source, name)
+            if name == "max_hello_positions":
+                assert default == 0  # 0: derived, max_topics_per_session + 2 (the row says so)
+                assert row[1] == "`max_topics_per_session + 2`"
+            elif name == "max_client_info_length":
+                assert row[1] == f"{hub.max_client_info_length}, " \
+                    f"{hub.max_client_metadata_entries}, {hub.max_client_metadata_chars:,}"
+            elif name in ("max_client_metadata_entries", "max_client_metadata_chars"):
+                continue
+            elif default is None or default == ():
+                assert row[1].startswith(("None", "`()`")), (name, row[1])
+            else:
+                assert _number(row[1]) == default, (name, row[1], default)
+            checked += 1
+    # The rows without an option name: the hub's topic name limit and the HTTP head.
+    extra = {row[0]: row[1] for row in rows if not _names(row[0])}
+    assert extra["topic name length (hub)"] == f"{hub.max_topic_length} bytes"
+    assert _number(extra["HTTP head"]) == ws.max_handshake_size
+    assert checked >= 20
+
+
+def test_readme_auth_table_defaults_are_the_options() -> None:
+    """README.md, "Who may connect and what they send": each option's default."""
+    rows = _table(README, "Who may connect and what they send")
+    server, client = ServerOptions(), ClientOptions(url="ws://h/")
+    seen = set()
+    for row in rows:
+        side = re.findall(r"\((S|C|S, C)\)", row[0])
+        names = _names(row[0])
+        defaults = [d.strip() for d in re.sub(r" \(off\)$", "", row[1]).split(",")]
+        if len(defaults) == 1:
+            defaults *= len(names)
+        for name, written in zip(names, defaults, strict=True):
+            for target in ([server] if side == ["S"] else [client] if side == ["C"]
+                           else [server, client]):
+                value = getattr(target, name)
+                if name == "serializer":
+                    assert written == "`RAW`"
+                    assert value.name == "raw"
+                elif value is None:
+                    assert written == "`None`", name
+                elif isinstance(value, str):
+                    assert written == f'`"{value}"`', name
+                else:
+                    assert float(written.strip("`")) == value, (name, written, value)
+                seen.add(name)
+    assert len(seen) >= 11
