@@ -333,3 +333,54 @@ def test_readme_auth_table_defaults_are_the_options() -> None:
                     assert float(written.strip("`")) == value, (name, written, value)
                 seen.add(name)
     assert len(seen) >= 11
+
+
+def test_operations_metrics_tables_are_the_series_served() -> None:
+    """docs/operations.md, "Metrics": both tables name every family the collector serves, with
+    its type and labels (the engine's only while an engine reports), and nothing else."""
+    from prometheus_client import generate_latest
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from sigma_core.metrics import Histogram
+    from sigma_core.testing import Simulation
+    from sigma_ops.metrics import EngineMetrics, SigmaCollector, make_registry
+
+    sim = Simulation(seed=1)
+    sim.add_client()
+    sim.run(1)
+
+    class Source:
+        hub = sim.hub
+
+    snap = Histogram((0.001, 0.01)).snapshot()
+    collector = SigmaCollector(Source(), lambda: sim.now)
+    collector.set_engine(lambda: EngineMetrics(reachable=True, operations={"append": snap},
+                                               errors={"append": 1}, cross_node_lag=snap))
+
+    served: dict[str, tuple[str, set[str]]] = {}
+    for family in text_string_to_metric_families(
+            generate_latest(make_registry(collector)).decode()):
+        name = family.name + ("_total" if family.type == "counter" else "")
+        labels = {k for s in family.samples for k in s.labels if k != "le"}
+        served[name] = (family.type, labels)
+
+    section = OPERATIONS[OPERATIONS.index("## Metrics"):OPERATIONS.index("## Alerts")]
+    documented: dict[str, tuple[str, set[str]]] = {}
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("| `sigmasockets_"):
+            documented[cells[0].strip("`")] = (cells[1], set(_names(cells[2])))
+    assert documented == served
+
+
+def test_operations_names_every_refusal_reason_and_kind() -> None:
+    """docs/operations.md, "Metrics": the values of the ``reason`` and ``kind`` labels."""
+    from sigma_core.metrics import REFUSAL_REASONS, TOPIC_KINDS
+
+    rows = {line.split("|")[1].strip().strip("`"): line for line in OPERATIONS.splitlines()
+            if line.startswith("| `sigmasockets_")}
+    refused = rows["sigmasockets_connections_refused_total"].split("|")[4]
+    assert re.findall(r"`([a-z_]+)` \(", refused) == list(REFUSAL_REASONS)
+    kinds = rows["sigmasockets_publishes_total"].split("|")[4]
+    assert re.findall(r"`([a-z]+)` \(", kinds) == list(TOPIC_KINDS)
+    assert "by the same kinds" in rows["sigmasockets_deliveries_total"]
