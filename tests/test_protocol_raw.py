@@ -31,10 +31,15 @@ from sigma_core.messages import (
     Goodbye,
     Hello,
     Limits,
+    Ping,
+    Pong,
     RecoveryStatus,
+    StreamPosition,
     Subscribe,
     Subscribed,
+    TopicPosition,
     Unsubscribe,
+    Unsubscribed,
     Welcome,
 )
 
@@ -210,3 +215,66 @@ async def test_subscription_refusals_echo_the_request_id(anyio_backend: str) -> 
             assert subscribed.request_id == 6
             assert (subscribed.recovery.topic, subscribed.recovery.status) == (
                 room, RecoveryStatus.FRESH)
+
+
+async def test_pipelining_heartbeats_inbox_acks_and_a_failed_resume(anyio_backend: str) -> None:
+    """§4.2 (what follows the Hello waits for the Welcome; Unsubscribed for listed rooms not
+    taken), §9 (every Ping answered, its timestamp echoed), §7 (an inbox Ack beyond the head is
+    ignored, not an error), §5.2 (a failed resume takes the listed rooms over, each topic's loss
+    reported), §8 (the topic limit is an Error, not a close)."""
+    with anyio.fail_after(DEADLINE):
+        async with serving(anyio_backend, authorize_subscribe=lambda session, topic:
+                           topic != "forbidden") as server:
+            received: list[bytes] = []
+            server.on("message", lambda session, data, topic: received.append(data))
+            async with upgraded(server) as raw:
+                p = Peer(raw)
+                # Hello and a Data in one write: the Data is held until the Welcome is sent.
+                await p.send_all(Hello(), Data(seq=1, payload=b"pipelined"))
+                welcome, _ = await p.envelope()
+                assert isinstance(welcome, Welcome)
+                ack, _ = await p.envelope()
+                assert ack == Ack(seq=1)
+                assert received == [b"pipelined"]
+                inbox = next(r for r in welcome.recovery if r.topic == "$inbox")
+                assert inbox.position is not None
+                # An inbox Ack far beyond the head: ignored, the connection stays; a Ping is
+                # answered with its id and timestamp echoed.
+                beyond = StreamPosition(inbox.position.epoch, inbox.position.offset + 999)
+                await p.send_all(Ack(positions=(TopicPosition(topic="$inbox", position=beyond),)),
+                                 Ping(id=7, timestamp_ms=123_456))
+                pong, _ = await p.envelope()
+                assert isinstance(pong, Pong)
+                assert (pong.id, pong.echo_timestamp_ms) == (7, 123_456)
+                assert pong.timestamp_ms > 1_600_000_000_000  # the server's wall clock, in ms
+                # 100 rooms are allowed (Limits.max_topics), the 101st is refused.
+                await p.send_all(*(Subscribe(topic=f"r{i}", request_id=i + 1)
+                                   for i in range(101)))
+                for i in range(100):
+                    subscribed, _ = await p.envelope()
+                    assert isinstance(subscribed, Subscribed)
+                    assert subscribed.request_id == i + 1
+                refused, _ = await p.envelope()
+                assert isinstance(refused, Error)
+                assert (refused.code, refused.request_id) == (ErrorCode.TOO_MANY_TOPICS, 101)
+                await p.send_all(Subscribe(topic="forbidden", request_id=200))
+                denied, _ = await p.envelope()
+                assert isinstance(denied, Error)
+                assert (denied.code, denied.request_id) == (ErrorCode.SUBSCRIBE_DENIED, 200)
+
+            # A resume that cannot match, listing rooms and old positions: a new session that
+            # takes over the allowed rooms; every topic reports its loss; the refused room is
+            # answered with Unsubscribed (request_id 0) after the Welcome.
+            old = StreamPosition(12345, 3)
+            listed = ("$all", "$inbox", "lobby", "forbidden")
+            hello = Hello(session_id="0" * 24, resume_token=b"\x01" * 32,
+                          positions=tuple(TopicPosition(topic=t, position=old) for t in listed))
+            async with peer(server, hello) as (p, welcome):
+                assert not welcome.resumed
+                assert welcome.fresh_reason == (
+                    "session could not be resumed: unknown, expired or wrong token")
+                outcome = {r.topic: (r.status, r.lost_from, r.lost_to) for r in welcome.recovery}
+                assert outcome == {t: (RecoveryStatus.FAILED, 4, 0)
+                                   for t in ("$all", "$inbox", "lobby")}
+                unsubscribed, _ = await p.envelope()
+                assert unsubscribed == Unsubscribed(topic="forbidden", request_id=0)
