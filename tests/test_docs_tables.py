@@ -384,3 +384,29 @@ def test_operations_names_every_refusal_reason_and_kind() -> None:
     kinds = rows["sigmasockets_publishes_total"].split("|")[4]
     assert re.findall(r"`([a-z]+)` \(", kinds) == list(TOPIC_KINDS)
     assert "by the same kinds" in rows["sigmasockets_deliveries_total"]
+
+
+def test_readme_names_methods_both_adapters_have() -> None:
+    """README.md, "Using it from asyncio or trio": every server and client method it names
+    exists on both adapters (sigma_trio's server starts with ``serve``, as it says)."""
+    import sigma_asyncio
+    import sigma_trio
+
+    start = README.index("Server: `start`")
+    text = README[start:README.index('(docs/reference/index.md, "Events")', start)]
+    server_part, client_part = text.split("Client: ", 1)
+    # (The parenthesis says how each starts: ``async with``, sigma_trio's ``serve``.)
+    server_part = re.split(r";\s+callbacks", server_part)[0]
+    server_part = re.sub(r"\(or `async with`.*?\), ", "", server_part)
+    client_part = re.split(r";\s+callbacks", client_part)[0]
+    assert hasattr(sigma_trio.SigmaSocketServer, "serve")
+    for package in (sigma_asyncio, sigma_trio):
+        for name in re.findall(r"`([a-z_]+)", server_part):
+            if name == "start" and package is sigma_trio:
+                continue  # (serve, above)
+            assert hasattr(package.SigmaSocketServer, name), (package.__name__, name)
+        for name in re.findall(r"`([a-z_]+)", client_part):
+            if name != "async":  # `async for message in client`
+                assert hasattr(package.SigmaSocketClient, name), (package.__name__, name)
+    assert hasattr(sigma_asyncio.SigmaSocketClient, "__aiter__")
+    assert hasattr(sigma_trio.SigmaSocketClient, "__aiter__")
