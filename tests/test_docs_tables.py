@@ -410,3 +410,30 @@ def test_readme_names_methods_both_adapters_have() -> None:
                 assert hasattr(package.SigmaSocketClient, name), (package.__name__, name)
     assert hasattr(sigma_asyncio.SigmaSocketClient, "__aiter__")
     assert hasattr(sigma_trio.SigmaSocketClient, "__aiter__")
+
+
+def test_migration_names_only_real_options() -> None:
+    """docs/migration.md: every option named under "Server options" / "Client options" (the
+    tables and their "New:" lists) is a field of ServerOptions / ClientOptions, and each
+    default it states for ours is the field's."""
+    migration = (ROOT / "docs" / "migration.md").read_text()
+    for heading, end, cls in (("## Server options", "## Server methods", ServerOptions),
+                              ("## Client options", "## Client methods", ClientOptions)):
+        section = migration[migration.index(heading):migration.index(end)]
+        fields = {f.name for f in dataclasses.fields(cls)}
+        named: set[str] = set()
+        for line in section.splitlines():
+            if line.startswith("| `"):
+                cells = [c.strip() for c in line.strip("|").split("|")]
+                named.update(_names(cells[2]))
+        new = section[section.index("New: "):]
+        named.update(re.findall(r"`([a-z_]+)`", new))
+        named -= {"heartbeat_interval"} if cls is ServerOptions else set()  # (in a note)
+        assert named <= fields, sorted(named - fields)
+        sample = cls(url="ws://h/") if cls is ClientOptions else cls()
+        for line in section.splitlines():
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            if line.startswith("| `") and _names(cells[2]) and cells[3] != "required":
+                value = getattr(sample, _names(cells[2])[0])
+                written = cells[3].removesuffix(" s").strip("`").replace("_", "").strip('"')
+                assert written == str(value), (cells[2], cells[3], value)
