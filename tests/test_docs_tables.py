@@ -439,3 +439,48 @@ def test_migration_names_only_real_options() -> None:
                 value = getattr(sample, _names(cells[2])[0])
                 written = cells[3].removesuffix(" s").strip("`").replace("_", "").strip('"')
                 assert written == str(value), (cells[2], cells[3], value)
+
+
+def test_browser_tutorial_options_table_is_both_clients_defaults() -> None:
+    """docs/tutorials/browser.md, "Options" (it says this file holds it): each TypeScript
+    default is the TypeScript client's, each Python default in parentheses is
+    ``ClientOptions``'s, and the Python names are its fields."""
+    text = (ROOT / "docs" / "tutorials" / "browser.md").read_text()
+    section = text[text.index("## Options"):text.index("## In Node")]
+    ts = _ts_defaults()
+    # The TypeScript option names whose DEFAULT_SESSION_CONFIG key differs.
+    ts_key = {"tokenRefreshMargin": "refreshMargin", "ratePacing": "pace"}
+    options = ClientOptions(url="ws://h/")
+    fields = {f.name for f in dataclasses.fields(ClientOptions)}
+    checked = 0
+    for line in section.splitlines()[4:]:
+        if not line.startswith("| "):
+            continue
+        ts_cell, ts_default, py_cell, _ = (c.strip() for c in line.strip().strip("|").split("|"))
+        py_names = _names(py_cell)
+        assert set(py_names) <= fields, py_names
+        grouped = re.fullmatch(r"((?:`[a-z_]+`(?:, )?)+) \(([^()]*)\)", py_cell)
+        if grouped is not None:  # "`a`, `b` (`1`, `2`)": the defaults of the names, in order
+            written = [d.strip().strip("`") for d in grouped[2].split(",")]
+            for name, value_text in zip(_names(grouped[1]), written, strict=True):
+                value = getattr(options, name)
+                if name == "serializer":
+                    assert value_text == "RAW"
+                    assert value.name == "raw"
+                elif isinstance(value, str):
+                    assert value_text == f'"{value}"', name
+                else:
+                    assert value_text == repr(value), (name, value_text, value)
+                checked += 1
+        for name, value_text in re.findall(r"`([a-z_]+)` \(`([^`]+)`\)", py_cell):
+            if grouped is None:  # "`a` (`1`), `b` (`2`), `c`": one default per name
+                assert value_text == repr(getattr(options, name)), (name, value_text)
+                checked += 1
+        ts_names = re.findall(r"`([a-zA-Z]+)`", ts_cell)
+        for name, value_text in zip(ts_names, (d.strip().strip("`")
+                                               for d in ts_default.split(",")), strict=False):
+            key = ts_key.get(name, name)
+            if key in ts and re.fullmatch(r"[\d.]+", value_text):
+                assert float(value_text) == ts[key], (name, value_text, ts[key])
+                checked += 1
+    assert checked >= 25, checked
