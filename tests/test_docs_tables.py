@@ -484,3 +484,17 @@ def test_browser_tutorial_options_table_is_both_clients_defaults() -> None:
                 assert float(value_text) == ts[key], (name, value_text, ts[key])
                 checked += 1
     assert checked >= 25, checked
+
+
+def test_typescript_readme_defaults_are_the_clients() -> None:
+    """clients/js/README.md, "API": each ``option`` (default) it states is the TypeScript
+    client's (DEFAULT_SESSION_CONFIG)."""
+    readme = (ROOT / "clients" / "js" / "README.md").read_text()
+    api = readme[readme.index("`new SigmaSocketClient(options)`"):readme.index("| method |")]
+    ts = _ts_defaults()
+    key = {"tokenRefreshMargin": "refreshMargin", "ratePacing": "pace"}
+    found = re.findall(r"`([a-zA-Z]+)` \((1 MiB|\d[\d.]*)", api)
+    for name, text in found:
+        value = float(1 << 20) if text == "1 MiB" else float(text)
+        assert ts[key.get(name, name)] == value, (name, text)
+    assert len(found) >= 14, found
