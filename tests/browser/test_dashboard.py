@@ -21,26 +21,29 @@ def tile(page: Page, key: str) -> str:
 
 
 @pytest.fixture
-def pinging_server(tmp_path: Path) -> Iterator[ChatServer]:
+def pinging_server(tmp_path: Path, pages: Pages) -> Iterator[ChatServer]:
     server = ChatServer(tmp_path, "--heartbeat-interval", "0.5", "--node-name", "node-a")
     server.start()
     yield server
+    pages.close()  # before the server goes (conftest.py, `pages`)
     assert server.stop() == 0, server.log()
 
 
 @pytest.fixture
-def protected_server(tmp_path: Path) -> Iterator[ChatServer]:
+def protected_server(tmp_path: Path, pages: Pages) -> Iterator[ChatServer]:
     server = ChatServer(tmp_path, "--dashboard-token", "let-me-see")
     server.start()
     yield server
+    pages.close()  # before the server goes (conftest.py, `pages`)
     assert server.stop() == 0, server.log()
 
 
 @pytest.fixture
-def dashboard_off_server(tmp_path: Path) -> Iterator[ChatServer]:
+def dashboard_off_server(tmp_path: Path, pages: Pages) -> Iterator[ChatServer]:
     server = ChatServer(tmp_path, "--dashboard", "off")
     server.start()
     yield server
+    pages.close()  # before the server goes (conftest.py, `pages`)
     assert server.stop() == 0, server.log()
 
 
