@@ -19,7 +19,7 @@ from typing import Any
 import anyio
 import pytest
 from adapters_support import DEADLINE, Server, serving
-from test_hostile_input import OP_BINARY, OP_CLOSE, Raw, client_frame, upgraded
+from test_hostile_input import OP_BINARY, OP_CLOSE, Raw, client_frame, raw, upgraded
 
 from sigma_core import codec
 from sigma_core.errors import CloseCode, ErrorCode
@@ -278,3 +278,50 @@ async def test_pipelining_heartbeats_inbox_acks_and_a_failed_resume(anyio_backen
                                                 (RecoveryStatus.FAILED, 4, 0))
                 unsubscribed, _ = await p.envelope()
                 assert unsubscribed == Unsubscribed(topic="forbidden", request_id=0)
+
+
+async def test_refusals_come_in_the_documented_order(anyio_backend: str) -> None:
+    """§2.2: HTTP syntax and size, the RFC 6455 headers, the subprotocol, the key, then the
+    connection limit, the Origin, draining; each answer a plain HTTP response with a text body."""
+    def head(*, protocol: str | None = "sigma.v1", key: str = "dGhlIHNhbXBsZSBub25jZQ==",
+             version: str = "13", origin: str | None = None) -> bytes:
+        lines = ["GET /chat?x=1 HTTP/1.1", "Host: 127.0.0.1", "Upgrade: websocket",
+                 "Connection: Upgrade", f"Sec-WebSocket-Key: {key}",
+                 f"Sec-WebSocket-Version: {version}"]
+        if protocol is not None:
+            lines.append(f"Sec-WebSocket-Protocol: {protocol}")
+        if origin is not None:
+            lines.append(f"Origin: {origin}")
+        return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+    async def answer(server: Server, request: bytes) -> tuple[bytes, bytes]:
+        async with raw(server) as conn:
+            await conn.send(request)
+            response = await conn.http_head()
+            body = await conn.read_until_eof()
+        return response.split(b"\r\n", 1)[0], body
+
+    with anyio.fail_after(DEADLINE):
+        async with serving(anyio_backend, allowed_origins=["https://ok.example"],
+                           max_connections=1) as server:
+            # The version before the subprotocol, the subprotocol before the key, and all of
+            # them before the Origin.
+            status, _ = await answer(server, head(version="12", protocol=None,
+                                                  origin="https://evil.example"))
+            assert status == b"HTTP/1.1 426 Upgrade Required"
+            status, body = await answer(server, head(protocol="chat.v2", key="short",
+                                                     origin="https://evil.example"))
+            assert status == b"HTTP/1.1 400 Bad Request"
+            assert b"sigma.v1" in body
+            status, body = await answer(server, head(key="short", origin="https://evil.example"))
+            assert status == b"HTTP/1.1 400 Bad Request"
+            assert b"Sec-WebSocket-Key" in body
+            status, _ = await answer(server, head(origin="https://evil.example"))
+            assert status == b"HTTP/1.1 403 Forbidden"
+            # The connection limit (1: the socket asking is the one) comes before the Origin.
+            async with raw(server) as holder:
+                await holder.send(head(origin="https://ok.example"))
+                assert (await holder.http_head()).startswith(b"HTTP/1.1 101 ")
+                status, body = await answer(server, head(origin="https://evil.example"))
+                assert status == b"HTTP/1.1 503 Service Unavailable"
+                assert body == b"server is at its connection limit (1); retry later"
