@@ -498,3 +498,34 @@ def test_typescript_readme_defaults_are_the_clients() -> None:
         value = float(1 << 20) if text == "1 MiB" else float(text)
         assert ts[key.get(name, name)] == value, (name, text)
     assert len(found) >= 14, found
+
+
+def test_reference_event_tables_are_the_events_and_others_are_refused() -> None:
+    """docs/reference/index.md, "Events": the server's and the client's tables name exactly the
+    events they fire (SERVER_EVENTS, CLIENT_EVENTS); ``on``/``off`` refuse any other name on
+    every adapter."""
+    import sigma_asgi
+    import sigma_asyncio
+    import sigma_trio
+    from sigma_core.api import CLIENT_EVENTS, SERVER_EVENTS
+
+    reference = (ROOT / "docs" / "reference" / "index.md").read_text()
+    server_table = _table(reference, "Server (`SigmaSocketServer.on`)")
+    client_table = _table(reference, "Client (`SigmaSocketClient.on`)")
+    assert {row[0].strip("`") for row in server_table} == SERVER_EVENTS
+    assert {_names(row[0])[0] for row in client_table} | {
+        n for row in client_table for n in _names(row[0])} == CLIENT_EVENTS
+    servers: list[Any] = [sigma_asyncio.SigmaSocketServer(), sigma_trio.SigmaSocketServer(),
+                          sigma_asgi.SigmaASGIApp()]
+    clients: list[Any] = [sigma_asyncio.SigmaSocketClient("ws://h/"),
+                          sigma_trio.SigmaSocketClient("ws://h/")]
+    target: Any
+    for target, known in [*((s, SERVER_EVENTS) for s in servers),
+                          *((c, CLIENT_EVENTS) for c in clients)]:
+        for event in known:
+            assert target.on(event, print) is print
+            target.off(event, print)
+        for method in (target.on, target.off):
+            with pytest.raises(ValueError, match=r"unknown (server|client) event 'conection': "
+                                                 r"one of .*connection"):
+                method("conection", print)
