@@ -529,3 +529,19 @@ def test_reference_event_tables_are_the_events_and_others_are_refused() -> None:
             with pytest.raises(ValueError, match=r"unknown (server|client) event 'conection': "
                                                  r"one of .*connection"):
                 method("conection", print)
+
+
+def test_typescript_readme_names_the_packages_dependencies() -> None:
+    """clients/js/README.md, "Install": the dependencies it names are package.json's, and only
+    the msgpack entry point imports @msgpack/msgpack."""
+    import json
+
+    js = ROOT / "clients" / "js"
+    readme = (js / "README.md").read_text()
+    line = next(x for x in readme.splitlines() if x.startswith("npm install sigmasockets-client"))
+    deps = json.loads((js / "package.json").read_text())["dependencies"]
+    assert sorted(re.findall(r"(@?[a-z][\w/.-]*)", line.split("# brings", 1)[1].replace(
+        " and ", " "))) == sorted(deps)
+    importers = [p.name for p in (js / "src").glob("*.ts")
+                 if re.search(r"from \"@msgpack/msgpack\"", p.read_text())]
+    assert importers == ["msgpack.ts"]
