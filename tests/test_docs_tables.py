@@ -545,3 +545,17 @@ def test_typescript_readme_names_the_packages_dependencies() -> None:
     importers = [p.name for p in (js / "src").glob("*.ts")
                  if re.search(r"from \"@msgpack/msgpack\"", p.read_text())]
     assert importers == ["msgpack.ts"]
+
+
+def test_operations_ops_table_is_its_signature() -> None:
+    """docs/operations.md, "`Ops` (sigma_ops)": every argument with its default."""
+    import inspect
+
+    from sigma_ops import Ops
+
+    rows = _table(OPERATIONS, "### `Ops` (sigma_ops)")
+    documented = {row[0].strip("`"): row[1].strip("`") for row in rows}
+    params = {name: p.default for name, p in inspect.signature(Ops).parameters.items()}
+    assert set(documented) == set(params)
+    for name, default in params.items():
+        assert documented[name] == (f'"{default}"' if isinstance(default, str) else repr(default))
