@@ -559,3 +559,26 @@ def test_operations_ops_table_is_its_signature() -> None:
     assert set(documented) == set(params)
     for name, default in params.items():
         assert documented[name] == (f'"{default}"' if isinstance(default, str) else repr(default))
+
+
+def test_cluster_engine_limits_table_is_the_config() -> None:
+    """docs/cluster.md, "Limits and timeouts (RedisEngineConfig)": every setting but the URL,
+    with its default."""
+    from sigma_core.backplane import HistoryLimits
+    from sigma_redis import RedisEngineConfig
+
+    rows = _table((ROOT / "docs" / "cluster.md").read_text(),
+                  "## Limits and timeouts (RedisEngineConfig)")
+    documented = {row[0].strip("`"): row[1].strip("`") for row in rows}
+    config = RedisEngineConfig(url="redis://h/")
+    fields = {f.name for f in dataclasses.fields(config)} - {"url"}
+    assert set(documented) == fields
+    for name in fields:
+        value = getattr(config, name)
+        if name == "history":
+            assert value == HistoryLimits()
+            assert documented[name] == "HistoryLimits()"
+        elif isinstance(value, bool | str):
+            assert documented[name] == str(value), name
+        else:
+            assert _number(documented[name]) == value, (name, documented[name], value)
