@@ -582,3 +582,12 @@ def test_cluster_engine_limits_table_is_the_config() -> None:
             assert documented[name] == str(value), name
         else:
             assert _number(documented[name]) == value, (name, documented[name], value)
+
+
+def test_operations_names_the_metrics_content_type() -> None:
+    """docs/operations.md, "HTTP endpoints": the content type /metrics is served with
+    (sigma_ops.routes sends prometheus_client's CONTENT_TYPE_LATEST)."""
+    from prometheus_client import CONTENT_TYPE_LATEST
+
+    row = next(line for line in OPERATIONS.splitlines() if line.startswith("| `/metrics` |"))
+    assert f"`{CONTENT_TYPE_LATEST}`" in row
