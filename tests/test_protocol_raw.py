@@ -26,6 +26,7 @@ from sigma_core.errors import CloseCode, ErrorCode
 from sigma_core.hub import Session
 from sigma_core.messages import (
     Ack,
+    ClientInfo,
     Data,
     Error,
     Goodbye,
@@ -325,3 +326,32 @@ async def test_refusals_come_in_the_documented_order(anyio_backend: str) -> None
                 status, body = await answer(server, head(origin="https://evil.example"))
                 assert status == b"HTTP/1.1 503 Service Unavailable"
                 assert body == b"server is at its connection limit (1); retry later"
+
+
+async def test_hellos_the_server_refuses(anyio_backend: str) -> None:
+    """§4.2 steps 2-4: each refused Hello gets its Goodbye code, then its close code."""
+    long = "x" * 257
+    cases = [
+        (Hello(protocol_version=2), ErrorCode.UNSUPPORTED_VERSION, CloseCode.UNSUPPORTED_VERSION),
+        (Hello(serializer="json"), ErrorCode.SERIALIZER_MISMATCH, CloseCode.SERIALIZER_MISMATCH),
+        (Hello(client=ClientInfo(name=long)), ErrorCode.LIMIT_EXCEEDED, CloseCode.LIMIT_EXCEEDED),
+        (Hello(client=ClientInfo(metadata={f"k{i}": "v" for i in range(33)})),
+         ErrorCode.LIMIT_EXCEEDED, CloseCode.LIMIT_EXCEEDED),
+        (Hello(positions=tuple(TopicPosition(topic=f"t{i}", position=StreamPosition(1, 1))
+                               for i in range(103))),
+         ErrorCode.LIMIT_EXCEEDED, CloseCode.LIMIT_EXCEEDED),
+    ]
+    with anyio.fail_after(DEADLINE):
+        async with serving(anyio_backend) as server:
+            for hello, goodbye_code, close_code in cases:
+                async with upgraded(server) as conn:
+                    p = Peer(conn)
+                    await p.send_all(hello)
+                    goodbye, code = await p.close_after_goodbye()
+                    assert (goodbye.code, code) == (goodbye_code, close_code), hello
+            # At the limits themselves: welcomed.
+            at_limits = Hello(client=ClientInfo(name="x" * 256, metadata={
+                f"k{i}": "v" for i in range(32)}), positions=tuple(
+                TopicPosition(topic=f"t{i}", position=StreamPosition(1, 1)) for i in range(102)))
+            async with peer(server, at_limits) as (_, welcome):
+                assert not welcome.resumed
