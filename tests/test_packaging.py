@@ -29,7 +29,7 @@ def written_version() -> str:
     text = (ROOT / "sigma_core" / "_version.py").read_text()
     found = re.findall(r'^VERSION = "([^"]+)"$', text, re.MULTILINE)
     assert len(found) == 1, "sigma_core/_version.py must assign VERSION once, as a literal"
-    return found[0]
+    return str(found[0])
 
 
 VERSION = written_version()
