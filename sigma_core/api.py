@@ -85,7 +85,9 @@ if TYPE_CHECKING:
     from sigma_auth import Claims, JwtConfig
 
 __all__ = [
+    "CLIENT_EVENTS",
     "CLOSE_TIMEOUT",
+    "SERVER_EVENTS",
     "ClientCommands",
     "ClientOptions",
     "ClientRef",
@@ -110,6 +112,24 @@ __all__ = [
 #: seconds: how long a closing socket has to finish its closing handshake (RFC 6455 §7.1.1)
 #: before it is dropped, on every adapter alike.
 CLOSE_TIMEOUT = 5.0
+
+
+#: Every event a server fires (:func:`server_callbacks`; ``error`` also for a listener that
+#: raised): ``on``/``off`` with any other name raise ``ValueError``, so a misspelt event fails
+#: at once instead of never firing.
+SERVER_EVENTS: frozenset[str] = frozenset({
+    "connection", "message", "disconnection", "session_expired", "presence", "rejected",
+    "client_error", "error", "topic_message", "topic_watched", "topic_lost", "cluster_presence"})
+#: Every event a client fires (:func:`client_callbacks`); ``on``/``off`` refuse any other name.
+CLIENT_EVENTS: frozenset[str] = frozenset({
+    "connection", "message", "reconnecting", "disconnection", "error", "recovery_failed",
+    "session_reset", "subscribed", "unsubscribed", "presence"})
+
+
+def _known_event(event: str, known: frozenset[str], side: str) -> str:
+    if event not in known:
+        raise ValueError(f"unknown {side} event {event!r}: one of {', '.join(sorted(known))}")
+    return event
 
 
 def _check_options(options: object, non_negative: tuple[str, ...],
@@ -562,12 +582,20 @@ class ServerCommands:
     def on(self, event: str, listener: Listener) -> Listener:
         """Register ``listener`` for ``event`` (:func:`server_callbacks` names them); returns
         it (usable as a decorator). A listener that raises is reported (:class:`EventEmitter`);
-        the connection that fired the event is kept."""
-        return self._emitter.on(event, listener)
+        the connection that fired the event is kept.
+
+        Raises:
+            ValueError: ``event`` is not one of :data:`SERVER_EVENTS`.
+        """
+        return self._emitter.on(_known_event(event, SERVER_EVENTS, "server"), listener)
 
     def off(self, event: str, listener: Listener) -> None:
-        """Remove ``listener`` from ``event`` (unknown listeners are ignored)."""
-        self._emitter.off(event, listener)
+        """Remove ``listener`` from ``event`` (unknown listeners are ignored).
+
+        Raises:
+            ValueError: ``event`` is not one of :data:`SERVER_EVENTS`.
+        """
+        self._emitter.off(_known_event(event, SERVER_EVENTS, "server"), listener)
 
     def send_to_client(self, client: ClientRef, data: Any) -> bool:
         """Send ``data`` (bytes, or a value for ``options.serializer``) to one client's inbox
@@ -829,12 +857,20 @@ class ClientCommands:
     def on(self, event: str, listener: Listener) -> Listener:
         """Register ``listener`` for ``event`` (:func:`client_callbacks` names them); returns
         it (usable as a decorator). A listener that raises is reported (:class:`EventEmitter`);
-        the connection is kept."""
-        return self._emitter.on(event, listener)
+        the connection is kept.
+
+        Raises:
+            ValueError: ``event`` is not one of :data:`CLIENT_EVENTS`.
+        """
+        return self._emitter.on(_known_event(event, CLIENT_EVENTS, "client"), listener)
 
     def off(self, event: str, listener: Listener) -> None:
-        """Remove ``listener`` from ``event`` (unknown listeners are ignored)."""
-        self._emitter.off(event, listener)
+        """Remove ``listener`` from ``event`` (unknown listeners are ignored).
+
+        Raises:
+            ValueError: ``event`` is not one of :data:`CLIENT_EVENTS`.
+        """
+        self._emitter.off(_known_event(event, CLIENT_EVENTS, "client"), listener)
 
 
 # ----------------------------------------------------------------------------- event mapping

@@ -145,3 +145,22 @@ def test_version_is_written_once() -> None:
     for path in python_sources:
         if path != ROOT / "sigma_core" / "_version.py":
             assert VERSION not in path.read_text(), f"{path} writes the version itself"
+
+
+def test_every_extra_that_compiles_in_place_installs_the_build_requirements() -> None:
+    """scripts/chat.sh and scripts/test.sh compile sigma_core with ``python setup.py build_ext
+    --inplace`` in .venv, not in pip's isolated build environment: the extra each installs must
+    bring every build requirement (a new venv's own setuptools cannot read pyproject.toml's SPDX
+    license, and a clean clone's first ``bash scripts/chat.sh`` failed so)."""
+    from packaging.requirements import Requirement
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    runtime = [Requirement(r) for r in project["project"]["dependencies"]]
+    for extra in ("chat", "test"):
+        installed = {r.name: r for r in [*runtime, *map(
+            Requirement, project["project"]["optional-dependencies"][extra])]}
+        for text in project["build-system"]["requires"]:
+            need = Requirement(text)
+            assert need.name in installed, (extra, text)
+            got = installed[need.name]
+            assert got.specifier == need.specifier, (extra, str(got), text)

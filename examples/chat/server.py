@@ -112,13 +112,22 @@ def _redis_url(text: str) -> str:
     """A cluster engine URL ('' for none), checked now: a malformed one is a usage error."""
     text = text.strip()
     if text:
-        from sigma_redis._url import parse_target  # the extra, only when a URL is given
-
+        try:  # the extra, only when a URL is given
+            from sigma_redis._url import parse_target
+        except ImportError as exc:
+            raise argparse.ArgumentTypeError(_missing_extra("redis", exc)) from None
         try:
             parse_target(text)
         except ValueError as exc:
             raise argparse.ArgumentTypeError(str(exc)) from None
     return text
+
+
+def _missing_extra(extra: str, exc: ImportError) -> str:
+    """What to say when a mode needs an extra the venv lacks (``bash scripts/chat.sh``
+    installs the ``chat`` extra only)."""
+    return (f"needs the {extra} extra ({exc}): .venv/bin/pip install -e '.[chat,{extra}]', "
+            f"or pip install 'sigmasockets[{extra}]'")
 
 
 def _switch(text: str) -> bool:
@@ -234,6 +243,8 @@ def parse_config(argv: Sequence[str] | None = None,
                         rooms_update_interval=args.rooms_update_interval)
     try:
         jwt_mode = parse_jwt_env(env)
+    except ImportError as exc:
+        parser.error(f"JWT mode {_missing_extra('jwt', exc)}")
     except (ValueError, OSError) as exc:
         parser.error(f"JWT mode: {exc}")
     # (argparse applies ``type`` to string defaults only: the switches' "on" and "same".)

@@ -47,10 +47,11 @@ def browser(playwright: Playwright) -> Iterator[Browser]:
 
 
 @pytest.fixture
-def chat_server(tmp_path: Path) -> Iterator[ChatServer]:
+def chat_server(tmp_path: Path, pages: Pages) -> Iterator[ChatServer]:
     server = ChatServer(tmp_path, "--history-size", "3")
     server.start()
     yield server
+    pages.close()  # before the server goes (see `pages`)
     running = server.proc is not None
     code = server.stop()
     if running:
@@ -59,6 +60,11 @@ def chat_server(tmp_path: Path) -> Iterator[ChatServer]:
 
 @pytest.fixture
 def pages(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Pages]:
+    """The test's pages. Every fixture that runs a server the pages connect to (directly or
+    through a proxy) takes ``pages`` and closes them before it stops that server: a page still
+    open would reconnect to the stopped server and the browser would log the refusal as a
+    console error (CI failed so once). Taking ``pages`` also sets them up first, so this holds
+    whatever order a test lists its fixtures in."""
     pages = Pages(browser, request.node.name)
     yield pages
     pages.close()

@@ -21,12 +21,13 @@ LIFETIME, GRACE = 4, 1
 
 
 @pytest.fixture
-def jwt_server(tmp_path: Path) -> Iterator[ChatServer]:
+def jwt_server(tmp_path: Path, pages: Pages) -> Iterator[ChatServer]:
     server = ChatServer(tmp_path, env={
         "SIGMASOCKETS_JWT_SECRET": SECRET, "SIGMASOCKETS_JWT_LOGIN": "1",
         "SIGMASOCKETS_JWT_LIFETIME": str(LIFETIME), "SIGMASOCKETS_JWT_GRACE": str(GRACE)})
     server.start()
     yield server
+    pages.close()  # before the server goes (conftest.py, `pages`)
     assert server.stop() == 0, server.log()
 
 

@@ -149,6 +149,26 @@ def test_config_from_flags_and_environment() -> None:
         parse_config(["--port", "-1"], env={})
 
 
+@pytest.mark.parametrize(("module", "argv", "env", "extra"), [
+    ("sigma_redis._url", ["--redis-url", "redis://127.0.0.1:6379/0"], {}, "redis"),
+    ("sigma_redis._url", [], {"SIGMASOCKETS_REDIS_URL": "redis://127.0.0.1:6379/0"}, "redis"),
+    ("sigma_auth", [], {"SIGMASOCKETS_JWT_SECRET": "x" * 40}, "jwt"),
+])
+def test_a_mode_whose_extra_is_missing_is_a_usage_error_naming_it(
+        module: str, argv: list[str], env: dict[str, str], extra: str,
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """``bash scripts/chat.sh`` installs the chat extra only: the cluster engine (docs/cluster.md)
+    and JWT mode (docs/auth.md) then say which extra to install, not a traceback."""
+    monkeypatch.setitem(sys.modules, module, None)  # (importing it raises ImportError)
+    with pytest.raises(SystemExit) as exited:
+        parse_config(argv, env=env)
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert f"needs the {extra} extra" in err
+    assert f"pip install 'sigmasockets[{extra}]'" in err
+    assert "Traceback" not in err
+
+
 def test_usernames_are_cleaned() -> None:
     assert clean_username("  Ada \t Lovelace ") == "Ada Lovelace"
     assert clean_username("a\x00b\u200b") == "ab"

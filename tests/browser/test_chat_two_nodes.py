@@ -29,7 +29,8 @@ def redis() -> Iterator[RedisServer]:
 
 
 @pytest.fixture
-def nodes(tmp_path: Path, redis: RedisServer) -> Iterator[tuple[ChatServer, ChatServer]]:
+def nodes(tmp_path: Path, redis: RedisServer,
+          pages: Pages) -> Iterator[tuple[ChatServer, ChatServer]]:
     started: list[ChatServer] = []
     try:
         for name in ("node1", "node2"):
@@ -41,6 +42,7 @@ def nodes(tmp_path: Path, redis: RedisServer) -> Iterator[tuple[ChatServer, Chat
             started.append(node)
         yield started[0], started[1]
     finally:
+        pages.close()  # before the nodes go (conftest.py, `pages`)
         for node in started:
             node.kill()
 

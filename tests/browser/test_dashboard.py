@@ -14,6 +14,8 @@ from chat_support import ChatServer, Pages, screenshot
 from playwright.sync_api import Page, expect
 from test_chat_browser import join, send
 
+from sigma_core.metrics import RTT_BUCKETS
+
 
 def tile(page: Page, key: str) -> str:
     text: str = page.locator(f"#tile-{key} .value").inner_text()
@@ -21,26 +23,29 @@ def tile(page: Page, key: str) -> str:
 
 
 @pytest.fixture
-def pinging_server(tmp_path: Path) -> Iterator[ChatServer]:
+def pinging_server(tmp_path: Path, pages: Pages) -> Iterator[ChatServer]:
     server = ChatServer(tmp_path, "--heartbeat-interval", "0.5", "--node-name", "node-a")
     server.start()
     yield server
+    pages.close()  # before the server goes (conftest.py, `pages`)
     assert server.stop() == 0, server.log()
 
 
 @pytest.fixture
-def protected_server(tmp_path: Path) -> Iterator[ChatServer]:
+def protected_server(tmp_path: Path, pages: Pages) -> Iterator[ChatServer]:
     server = ChatServer(tmp_path, "--dashboard-token", "let-me-see")
     server.start()
     yield server
+    pages.close()  # before the server goes (conftest.py, `pages`)
     assert server.stop() == 0, server.log()
 
 
 @pytest.fixture
-def dashboard_off_server(tmp_path: Path) -> Iterator[ChatServer]:
+def dashboard_off_server(tmp_path: Path, pages: Pages) -> Iterator[ChatServer]:
     server = ChatServer(tmp_path, "--dashboard", "off")
     server.start()
     yield server
+    pages.close()  # before the server goes (conftest.py, `pages`)
     assert server.stop() == 0, server.log()
 
 
@@ -67,9 +72,12 @@ def test_dashboard_follows_the_node_live(pinging_server: ChatServer, pages: Page
     # Messages in/s and deliveries/s move off zero within a couple of points.
     expect(dash.locator("#tile-messages_in_per_s .value")).not_to_have_text("0", timeout=5_000)
     expect(dash.locator("#tile-deliveries_per_s .value")).not_to_have_text("0")
-    # Pings every 0.5 s: round trips measured (local: well under 25 ms).
+    # Pings every 0.5 s: round trips measured, with the p95's histogram bound. Any bound: a
+    # loaded machine's RTT is no bug of the page (CI's p95 once read 50-100 ms with the other
+    # suites running, and "≤ 25 ms" failed the test).
+    bounds = "|".join(re.escape(f"{bound * 1000:g}") for bound in RTT_BUCKETS)
     expect(dash.locator("#tile-rtt_ms .value")).to_have_text(
-        re.compile(r"^\d+\.\d ms \(p95 ≤ (1|2\.5|5|10|25) ms\)$"), timeout=5_000)
+        re.compile(rf"^\d+\.\d ms \(p95 ≤ ({bounds}) ms\)$"), timeout=5_000)
     screenshot(dash, "dashboard-live")
     # A viewer cannot join the chat's rooms, and the chat's users do not see the viewer.
     expect(alice.get_by_test_id("user-item")).to_have_count(2)

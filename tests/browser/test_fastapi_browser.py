@@ -21,7 +21,7 @@ APP = "examples.fastapi_app.app:app"
 
 
 @pytest.fixture
-def fastapi_url(tmp_path: Path) -> Iterator[str]:
+def fastapi_url(tmp_path: Path, pages: Pages) -> Iterator[str]:
     """The example under uvicorn in a subprocess on a free port (output to files), stopped by
     PID; the page's TypeScript client comes from clients/js/dist (built by setup.sh)."""
     port = free_port()
@@ -38,6 +38,7 @@ def fastapi_url(tmp_path: Path) -> Iterator[str]:
             time.sleep(0.05)
         yield f"http://127.0.0.1:{port}/"
     finally:
+        pages.close()  # before uvicorn goes (conftest.py, `pages`)
         proc.send_signal(signal.SIGINT)
         try:
             code = proc.wait(timeout=10)
