@@ -90,6 +90,22 @@ unmask(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return out;
 }
 
+/* The (start, stop) of a call's args[1] and args[2] as Py_ssize_t: 0, or -1 with the error set
+ * (unmask_slice and read_client_frame; each checks the range against its data). */
+static int
+as_range(PyObject *const *args, Py_ssize_t *start, Py_ssize_t *stop)
+{
+    *start = PyLong_AsSsize_t(args[1]);
+    if (*start == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    *stop = PyLong_AsSsize_t(args[2]);
+    if (*stop == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    return 0;
+}
+
 /* unmask_slice(data, start, stop, mask) -> bytes: unmask(data[start:stop], mask) without the
  * slice's copy (the frame's payload read straight out of the read). IndexError unless
  * 0 <= start <= stop <= len(data). */
@@ -101,12 +117,8 @@ unmask_slice(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
                         "unmask_slice() takes exactly 4 arguments (data, start, stop, mask)");
         return NULL;
     }
-    Py_ssize_t start = PyLong_AsSsize_t(args[1]);
-    if (start == -1 && PyErr_Occurred()) {
-        return NULL;
-    }
-    Py_ssize_t stop = PyLong_AsSsize_t(args[2]);
-    if (stop == -1 && PyErr_Occurred()) {
+    Py_ssize_t start, stop;
+    if (as_range(args, &start, &stop) < 0) {
         return NULL;
     }
     unsigned long long m;
@@ -443,12 +455,8 @@ read_client_frame(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
                         "read_client_frame() takes exactly 3 arguments (data, start, stop)");
         return NULL;
     }
-    Py_ssize_t start = PyLong_AsSsize_t(args[1]);
-    if (start == -1 && PyErr_Occurred()) {
-        return NULL;
-    }
-    Py_ssize_t stop = PyLong_AsSsize_t(args[2]);
-    if (stop == -1 && PyErr_Occurred()) {
+    Py_ssize_t start, stop;
+    if (as_range(args, &start, &stop) < 0) {
         return NULL;
     }
     Py_buffer view;
