@@ -37,7 +37,7 @@ import math
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from .engine import (
     INBOX_PREFIX,
@@ -89,6 +89,25 @@ def _untrack_atomic_impl() -> Callable[[object], bool]:
 
 #: (Final: compiled, a C static, not a module-dict lookup per message.)
 _untrack_atomic: Final = _untrack_atomic_impl()
+
+
+def _new_tuple_py(cls: type[Any], *items: object) -> Any:
+    """``tuple.__new__(cls, items)``: an instance of a tuple subclass (a ``NamedTuple``) built
+    from its items without its Python-level ``__new__`` (the reference of
+    ``_speedups.new_tuple``, which skips the intermediate tuple)."""
+    return tuple.__new__(cls, items)
+
+
+def _new_tuple_impl() -> Callable[..., Any]:
+    try:
+        from ._speedups import new_tuple
+    except ImportError:  # a pure-Python install
+        return _new_tuple_py
+    return new_tuple
+
+
+#: ``new_tuple(HistoryEntry, epoch, offset, ...)``: the hub's entries and positions per message.
+new_tuple: Final = _new_tuple_impl()
 
 __all__ = [
     "HistoryEntry",

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field, replace
 from typing import Final, Literal, NamedTuple, TypeAlias, cast
 
 from . import codec
-from .backplane import HistoryEntry, HistoryLimits, MemoryEngine, ReplayGap
+from .backplane import HistoryEntry, HistoryLimits, MemoryEngine, ReplayGap, new_tuple
 from .codec._fast import encode_data_frame as encode_frame
 from .connection import (
     AnyConnectionEvent,
@@ -3396,8 +3396,9 @@ class Hub:
         epoch, offset = stream.epoch, stream.last_offset + 1
         frame, header = encode_frame(topic=wire_topic, epoch=epoch, offset=offset,
                                      timestamp_ms=timestamp_ms, payload=payload)
-        # HistoryEntry(epoch, offset, ...) without its Python-level __new__.
-        entry: HistoryEntry = _tuple_new(HistoryEntry, (epoch, offset, wall, frame[header:], route))
+        # HistoryEntry(epoch, offset, ...) without its Python-level __new__ (nor, compiled, the
+        # intermediate tuple of tuple.__new__: backplane.new_tuple).
+        entry: HistoryEntry = new_tuple(HistoryEntry, epoch, offset, wall, frame[header:], route)
         engine.commit_append(key, stream, entry)
         sent_before = self._messages_sent
         kind = 0 if key == BROADCAST_TOPIC else 1 if wire_topic == INBOX_TOPIC else 2
@@ -3419,12 +3420,12 @@ class Hub:
                 self._fan_out(key, members, entry, frame, now)
             if watch is not None:
                 self._events.append(TopicMessage(
-                    topic=key, position=_tuple_new(StreamPosition, (entry.epoch, entry.offset)),
+                    topic=key, position=new_tuple(StreamPosition, epoch, offset),
                     payload=bytes(payload), timestamp_ms=timestamp_ms))
         metrics = self.metrics
         metrics.publishes[kind] += 1
         metrics.deliveries[kind] += self._messages_sent - sent_before
-        return _tuple_new(StreamPosition, (entry.epoch, entry.offset))
+        return new_tuple(StreamPosition, epoch, offset)  # type: ignore[no-any-return]
 
     # ------------------------------------------------------------------ internals: replay cursor
 

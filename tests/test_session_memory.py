@@ -289,3 +289,49 @@ def test_the_two_step_append_keeps_the_same_history_as_append() -> None:
             assert one.read_after(t, start, 0.0) == two.read_after(t, start, 0.0)
         assert one.released_bytes == two.released_bytes
     assert one.released_bytes > 0  # the limits trimmed along the way
+
+
+def test_new_tuple_builds_what_tuple_new_builds() -> None:
+    """The hub builds each message's ``HistoryEntry`` and returned ``StreamPosition`` with
+    ``backplane.new_tuple`` (C when compiled: no intermediate tuple). It is held to its
+    reference, ``tuple.__new__(cls, items)``: same type, items, equality and hash, the
+    NamedTuple's fields readable, the GC tracking of a tracked type, and the same TypeError for
+    a class that is not a tuple."""
+    from sigma_core import backplane
+
+    impls = [backplane._new_tuple_py, backplane.new_tuple]
+    try:
+        from sigma_core import _speedups
+    except ImportError:
+        pass
+    else:
+        assert backplane.new_tuple is _speedups.new_tuple
+    route = Route(frozenset({"s1"}), None)
+    cases: list[tuple[type[tuple[object, ...]], tuple[object, ...]]] = [
+        (HistoryEntry, (7, 2**40, 1.5, b"envelope", None)),
+        (HistoryEntry, (2**64 - 1, 0, 0.0, b"", route)),
+        (StreamPosition, (3, 4)),
+        (tuple, (1, "a", [2])),
+        (tuple, ()),
+    ]
+    for cls, items in cases:
+        want: tuple[object, ...] = tuple.__new__(cls, items)
+        for impl in impls:
+            got: tuple[object, ...] = impl(cls, *items)
+            assert type(got) is cls
+            assert got == want
+            assert all(a is b for a, b in zip(got, items, strict=True))
+            if cls is not tuple:  # (an exact tuple of a list is not hashable)
+                assert hash(got) == hash(want)
+                assert gc.is_tracked(got) is gc.is_tracked(want) is True
+    entry = backplane.new_tuple(HistoryEntry, 1, 2, 3.0, b"e", None)
+    assert (entry.epoch, entry.offset, entry.time, entry.envelope, entry.route) == (
+        1, 2, 3.0, b"e", None)
+    for impl in impls:
+        for bad in (list, int, object()):
+            try:
+                impl(bad, 1)  # type: ignore[arg-type]
+            except TypeError:
+                pass
+            else:
+                raise AssertionError(f"{impl} accepted {bad!r}")
