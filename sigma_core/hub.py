@@ -117,6 +117,10 @@ from .ratelimit import RateLimit, TokenBucket
 _tuple_new: Final = tuple.__new__
 # (A C static in the compiled build, not a module-dict lookup per message.)
 _ENVELOPE_OVERHEAD: Final = ENVELOPE_OVERHEAD
+# The classes built or tested per message, as C statics too (an imported class is read from
+# the module's dict at every use: ~130 instructions each).
+_HistoryEntry: Final = HistoryEntry
+_StreamPosition: Final = StreamPosition
 # (encode_frame and connection's read_client_data are imported by name, not read off the codec
 # package: compiled, a call to a function the build knows is a direct C call; through a module
 # attribute it is a Python-level call, its keyword arguments parsed on every message.)
@@ -1726,7 +1730,7 @@ class Hub:
                 session = rec.session
                 if session is None or session.conn_id != rec.id:
                     continue  # taken over by another connection in this batch
-                if type(event) is StreamPosition:
+                if type(event) is _StreamPosition:
                     # A client's $inbox Ack from the connection's fast path, as its position
                     # (connection.InboxAckPosition): what an EnvelopeReceived of that Ack gets
                     # below (the same state check and rate limit), no Ack built.
@@ -3373,7 +3377,9 @@ class Hub:
         """Append to ``key``'s stream and deliver. ``inbox``: the session whose inbox ``key``
         is, when the caller has it at hand (not looked up again by the key)."""
         max_size = self._max_message_size
-        topic_size = len(wire_topic) if wire_topic.isascii() \
+        # (The inbox's topic is ASCII: compiled, isascii() is a Python-level method call.)
+        is_inbox = wire_topic == INBOX_TOPIC
+        topic_size = len(wire_topic) if is_inbox or wire_topic.isascii() \
             else len(wire_topic.encode("utf-8", "surrogatepass"))
         if len(payload) + topic_size + _ENVELOPE_OVERHEAD > max_size:
             raise LocalProtocolError(f"message of {len(payload)} bytes is too large for "
@@ -3398,10 +3404,10 @@ class Hub:
                                      timestamp_ms=timestamp_ms, payload=payload)
         # HistoryEntry(epoch, offset, ...) without its Python-level __new__ (nor, compiled, the
         # intermediate tuple of tuple.__new__: backplane.new_tuple).
-        entry: HistoryEntry = new_tuple(HistoryEntry, epoch, offset, wall, frame[header:], route)
+        entry: HistoryEntry = new_tuple(_HistoryEntry, epoch, offset, wall, frame[header:], route)
         engine.commit_append(key, stream, entry)
         sent_before = self._messages_sent
-        kind = 0 if key == BROADCAST_TOPIC else 1 if wire_topic == INBOX_TOPIC else 2
+        kind = 0 if key == BROADCAST_TOPIC else 1 if is_inbox else 2
         if kind == 1:
             session = inbox if inbox is not None else self._sessions.get(key[len(_INBOX_KEY):])
             if session is not None and session.conn_id is not None:
@@ -3420,12 +3426,12 @@ class Hub:
                 self._fan_out(key, members, entry, frame, now)
             if watch is not None:
                 self._events.append(TopicMessage(
-                    topic=key, position=new_tuple(StreamPosition, epoch, offset),
+                    topic=key, position=new_tuple(_StreamPosition, epoch, offset),
                     payload=bytes(payload), timestamp_ms=timestamp_ms))
         metrics = self.metrics
         metrics.publishes[kind] += 1
         metrics.deliveries[kind] += self._messages_sent - sent_before
-        return new_tuple(StreamPosition, epoch, offset)  # type: ignore[no-any-return]
+        return new_tuple(_StreamPosition, epoch, offset)  # type: ignore[no-any-return]
 
     # ------------------------------------------------------------------ internals: replay cursor
 
