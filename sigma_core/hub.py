@@ -963,6 +963,11 @@ class Hub:
         # Read per message: kept at hand.
         self._max_message_size = self._conn_config.websocket.max_message_size
         self._wall_clock_offset = self._conn_config.wall_clock_offset
+        # send_to's last session id (the same str object) and its inbox key: consecutive sends
+        # to one session (an echo answering a read's messages, a burst to one client) build and
+        # hash the key once. One string more per hub, none per session.
+        self._inbox_key_of = ""
+        self._inbox_key = _INBOX_KEY
         #: Per-identity limits from AuthAccept.rate_limit (replacing identity_rate_limit), and
         #: the buckets shared by an identity's connections (kept while it has a session).
         self._identity_limits: dict[str, RateLimit] = {}
@@ -1331,8 +1336,12 @@ class Hub:
         session = self._sessions.get(session_id)
         if session is None and self._external is None:
             raise LocalProtocolError(f"no session {session_id!r}")
-        return self._publish(_INBOX_KEY + session_id, INBOX_TOPIC, payload, now, _NOBODY,
-                             None, session)
+        if session_id is self._inbox_key_of:
+            key = self._inbox_key
+        else:
+            key = self._inbox_key = _INBOX_KEY + session_id
+            self._inbox_key_of = session_id
+        return self._publish(key, INBOX_TOPIC, payload, now, _NOBODY, None, session)
 
     def subscribe(self, session_id: str, topic: str, now: float) -> None:
         """Subscribe a session to a topic from the server side (it is told with Subscribed).

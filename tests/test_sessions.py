@@ -76,6 +76,32 @@ def test_connect_and_exchange_both_ways() -> None:
     assert stats.messages_sent == 2
 
 
+def test_send_to_interleaved_sessions_reaches_each_inbox_in_order() -> None:
+    """send_to keeps the last session's inbox key (consecutive sends to one session build it
+    once): sends that alternate, repeat and use an equal id from another string object still
+    land in the right inbox, numbered from 1 in each, and a session that is gone is refused."""
+    sim = Simulation(hub_config())
+    alice, bob = sim.add_client(), sim.add_client()
+    sim.run_until(lambda: alice.connected and bob.connected)
+    a, b = alice.session.session_id, bob.session.session_id
+    assert a is not None
+    assert b is not None
+    a_copy = "".join(list(a))  # equal, another object
+    assert a_copy == a
+    assert a_copy is not a
+    order = [(a, b"a1"), (a, b"a2"), (b, b"b1"), (a_copy, b"a3"), (a, b"a4"), (b, b"b2"),
+             (b, b"b3")]
+    offsets: dict[str, list[int]] = {a: [], b: []}
+    for sid, payload in order:
+        offsets[sid if sid != a_copy else a].append(sim.hub.send_to(sid, payload, sim.now).offset)
+    assert offsets == {a: [1, 2, 3, 4], b: [1, 2, 3]}
+    sim.run(1.0)
+    assert alice.payloads() == [b"a1", b"a2", b"a3", b"a4"]
+    assert bob.payloads() == [b"b1", b"b2", b"b3"]
+    with pytest.raises(LocalProtocolError, match="no session"):
+        sim.hub.send_to(a + "x", b"nobody", sim.now)
+
+
 def test_broadcast_with_exclusion_and_topics() -> None:
     sim = Simulation(hub_config())
     a, b, c = (sim.add_client() for _ in range(3))
