@@ -488,6 +488,14 @@ def test_encode_data_refuses_bad_arguments(kwargs: dict[str, Any], field: str) -
         ({"topic": "\ud83d"}, "Data.topic"),
         pytest.param({"topic": 5}, "Data.topic", marks=TYPED),
         ({"payload": 5}, "Data.payload"),
+        # Not ints: data_frame (C or twin) refuses them with TypeError, the general way names
+        # the field (the frame's layout is chosen by timestamp_ms != 0, so a falsy non-int
+        # must not be taken for "no timestamp").
+        pytest.param({"timestamp_ms": None}, "Data.timestamp_ms", marks=TYPED),
+        pytest.param({"timestamp_ms": 0.0}, "Data.timestamp_ms", marks=TYPED),
+        pytest.param({"timestamp_ms": 3.0}, "Data.timestamp_ms", marks=TYPED),
+        pytest.param({"epoch": "1"}, "Data.position.epoch", marks=TYPED),
+        pytest.param({"offset": 2.5}, "Data.position.offset", marks=TYPED),
     ],
 )
 def test_encode_data_frame_refuses_bad_arguments(kwargs: dict[str, Any], field: str) -> None:
@@ -1013,10 +1021,17 @@ def test_data_frame_c_reads_every_u64_as_the_twin(value: int) -> None:
     (2**64, OverflowError), (2**90, OverflowError), (1.0, TypeError), ("1", TypeError),
 ])
 def test_c_helpers_refuse_what_is_not_a_u64(value: object, error: type[Exception]) -> None:
-    speedups = pytest.importorskip("sigma_core._speedups")
     template, at, _ = next(t for t in _templates("room") if t[2])
+    if error is TypeError:  # the twin refuses a non-int as the C helper does
+        for args in ((value, 1, 2), (1, value, 2), (1, 2, value), (None, 1, 2), (0.0, 1, 2)):
+            with pytest.raises(TypeError):
+                _fast.data_frame_py(template, at, b"p" * 10, *args)
+    speedups = pytest.importorskip("sigma_core._speedups")
     for args in ((value, 1, 2), (1, value, 2), (1, 2, value)):
         with pytest.raises(error):
+            speedups.data_frame(template, at, b"p" * 10, *args)
+    for args in ((None, 1, 2), (0.0, 1, 2)):
+        with pytest.raises(TypeError):
             speedups.data_frame(template, at, b"p" * 10, *args)
     with pytest.raises(error):
         speedups.unmask(b"abc", value)

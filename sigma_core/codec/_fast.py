@@ -188,8 +188,12 @@ def data_frame_py(
     ``timestamp_ms`` (only when non-zero), ``epoch`` and ``offset``, the payload's u32 length in
     the template's last 4 bytes; appends the payload and its zero padding to 4.
 
-    Raises ValueError when the template cannot hold those fields or its length class does not
-    fit the frame (a template/size mismatch: a bug of the caller), as the C version does."""
+    Raises TypeError when ``timestamp_ms``, ``epoch`` or ``offset`` is not an int, and
+    ValueError when the template cannot hold those fields or its length class does not fit the
+    frame (a template/size mismatch: a bug of the caller), as the C version does."""
+    if not (isinstance(timestamp_ms, int) and isinstance(epoch, int)
+            and isinstance(offset, int)):
+        raise TypeError("data_frame(): timestamp_ms, epoch and offset must be ints")
     n_template = len(template)
     header = 0
     if n_template >= 2:
@@ -270,13 +274,13 @@ def encode_data_frame(
     sends the frame to every socket and keeps it in history, the envelope being
     ``frame[header:]``). Raises as :func:`encode_data` does."""
     if (type(payload) is bytes and payload and type(topic) is str and topic
-            and type(timestamp_ms) is int and type(epoch) is int and type(offset) is int
             and len(payload) + len(topic) * 4 <= _MAX_FAST_BYTES):
         # The common case (a topic and a payload): the topic's template for this layout and
         # length class, patched in one allocation; the same bytes as the general way below
-        # (tests/test_codec.py). The u64 ranges are checked by data_frame itself (compiled, a
-        # comparison with 2**64 - 1 is a call on boxed ints, three per message): a value out
-        # of range goes the general way, which refuses it naming the field.
+        # (tests/test_codec.py). The u64 ranges and the ints' types are checked by data_frame
+        # itself (compiled, a comparison with 2**64 - 1 is a call on boxed ints, and a type()
+        # test boxes a native int: three of each per message): a value out of range or not an
+        # int goes the general way, which refuses it naming the field.
         frames = _TOPIC_FRAMES.get(topic)
         if frames is None:
             frames = _topic_frames(topic)
@@ -291,10 +295,11 @@ def encode_data_frame(
         try:
             frame = data_frame(template, frames.ats[index], payload, timestamp_ms, epoch,
                                offset)
-        except (OverflowError, struct.error):
-            pass  # a u64 out of range (negative or 2**64 and up): refused below
+        except (OverflowError, struct.error, TypeError):
+            pass  # a u64 out of range (negative or 2**64 and up) or not an int: refused below
         else:
-            return frame, _HEADER_SIZES[cls]
+            # (_HEADER_SIZES[cls], without boxing the Final tuple's ints into a new tuple.)
+            return frame, 2 if cls == 0 else 4 if cls == 1 else 10
     parts, size = _data_parts(topic, epoch, offset, 0, timestamp_ms, payload)
     header = binary_frame_header(size)
     parts[0:0] = (header,)
