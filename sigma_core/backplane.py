@@ -153,9 +153,16 @@ class _Stream:
     def pop_first(self) -> HistoryEntry:
         entries = self.entries
         assert entries
-        first = entries.pop(0) if isinstance(entries, list) else entries.popleft()
+        first = entries.pop(0) if isinstance(entries, list) else _popleft(entries)
         self.bytes -= len(first.envelope)
         return first
+
+
+# deque's methods as C statics: compiled, ``entries.append(entry)`` on a deque is a method
+# looked up by name and bound on every call (~230 instructions); a call of the method
+# descriptor itself is a plain vectorcall. (Per message: one append, one popleft on release.)
+_deque_append: Final = deque.append
+_popleft: Final = deque.popleft
 
 
 #: A stream's history is a list up to this many entries, a deque beyond.
@@ -279,10 +286,14 @@ class MemoryEngine:
         if entries is None:
             entries = stream.entries = [entry]
             self._holding[topic] = stream
-        else:
-            if len(entries) == _SHORT_HISTORY and isinstance(entries, list):
+        elif isinstance(entries, list):
+            if len(entries) == _SHORT_HISTORY:
                 entries = stream.entries = deque(entries)
-            entries.append(entry)
+                _deque_append(entries, entry)
+            else:
+                entries.append(entry)
+        else:
+            _deque_append(entries, entry)
         stream.bytes += len(entry.envelope)
         max_count, max_bytes = self._max_count, self._max_bytes
         while entries and ((max_count and len(entries) > max_count)

@@ -3437,10 +3437,18 @@ class Hub:
                 self._events.append(TopicMessage(
                     topic=key, position=new_tuple(_StreamPosition, epoch, offset),
                     payload=bytes(payload), timestamp_ms=timestamp_ms))
+        # (Compiled, ``counts[kind] = counts[kind] + 1`` adds native ints; ``+=`` on a list
+        # item goes through PyNumber_InPlaceAdd on boxed ones.)
         metrics = self.metrics
-        metrics.publishes[kind] += 1
-        metrics.deliveries[kind] += self._messages_sent - sent_before
-        return new_tuple(_StreamPosition, epoch, offset)  # type: ignore[no-any-return]
+        counts = metrics.publishes
+        counts[kind] = counts[kind] + 1
+        delivered = self._messages_sent - sent_before
+        if delivered:
+            counts = metrics.deliveries
+            counts[kind] = counts[kind] + delivered
+        # The entry's own int objects (a tuple read as objects: not unboxed and boxed again).
+        fields = cast("tuple[object, ...]", entry)
+        return new_tuple(_StreamPosition, fields[0], fields[1])  # type: ignore[no-any-return]
 
     # ------------------------------------------------------------------ internals: replay cursor
 
