@@ -741,7 +741,10 @@ class Connection:
         self, events: Sequence[WebSocketEvent | DataFields], now: float
     ) -> None:
         fast_data = self._fast_data
-        for index, event in enumerate(events):
+        # (Iterated as objects: compiled, an item typed as the union is checked against it, and
+        # one narrowed to DataFields is unpacked into a native tuple and packed into a new
+        # tuple object again; the hot item, a DataFields tuple, is queued as it is.)
+        for index, item in enumerate(cast("Sequence[object]", events)):
             state = self._state
             if state is _CLOSED:
                 return
@@ -750,14 +753,13 @@ class Connection:
                 # events are the same however the bytes were chunked.
                 self._held = _extended(self._held, events[index:])
                 return
-            if type(event) is tuple:
+            if type(item) is tuple:
                 # DataFields the frame parser read (read_binary_with, set on entering OPEN):
                 # what the MessageReceived branch below makes of the same message.
                 if state is _OPEN:
-                    # (cast to Any: compiled, a value typed DataFields would be unpacked into
-                    # a native tuple and packed into a new tuple object again)
-                    self._emit(cast(Any, event))
+                    self._emit(cast(Any, item))
                 continue  # CLOSING: dropped, as a message is
+            event = cast(WebSocketEvent, item)
             if type(event) is MessageReceived:
                 if fast_data and state is _OPEN:
                     # The hot path: a client's Data as our encoders lay it out, read at fixed
