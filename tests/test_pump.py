@@ -16,8 +16,8 @@ from sigma_core.api import EventEmitter, ServerCommands, ServerOptions, server_e
 from sigma_core.connection import ClientConnection, EnvelopeReceived
 from sigma_core.entropy import SeededEntropy
 from sigma_core.errors import LocalProtocolError
-from sigma_core.hub import ClientMessage, CloseAction, Hub, Session
-from sigma_core.messages import Ack, Data, Hello
+from sigma_core.hub import RELEASE_SLICE, ClientMessage, CloseAction, Hub, Session
+from sigma_core.messages import Ack, Data, Hello, TopicPosition
 from sigma_core.pump import ServerPump
 from sigma_core.serializers import JSON
 
@@ -440,3 +440,72 @@ def test_a_riding_acks_deadline_counts_before_the_flush() -> None:
     rig.hub.handle_timer(rig.now)
     writes = [b"".join(chunks) for _, chunks, _ in rig.hub.flush(rig.now)]
     assert _acks_in(rig, writes) == [1]
+
+
+class HeldAtWrite(Transport):
+    """A transport that notes how many ``$inbox`` entries the hub still held at each write."""
+
+    def __init__(self, held: Any) -> None:
+        super().__init__()
+        self.held = held
+        self.held_at_write: list[int] = []
+
+    def write(self, data: bytes) -> None:
+        self.held_at_write.append(self.held())
+        super().write(data)
+
+    def writelines(self, chunks: list[bytes]) -> None:
+        self.held_at_write.append(self.held())
+        super().writelines(chunks)
+
+
+@pytest.mark.parametrize("extra", [-1, 0, RELEASE_SLICE + 5])
+def test_an_inbox_ack_lets_go_of_one_slice_after_the_reads_write(extra: int) -> None:
+    """The read carrying a client's ``$inbox`` Ack writes its reply first, then lets go of one
+    slice (RELEASE_SLICE entries) in the same turn: up to a slice asks for no timer turn (no
+    wake-up of its own per Ack); only what is left beyond it arms the timer at once, a slice
+    per turn."""
+    rig = Rig()
+    (sid,) = list(rig.hub._sessions)
+    stream = f"$inbox:{sid}"
+
+    def held() -> int:
+        entries = rig.hub._engine._streams[stream].entries
+        return len(entries)
+
+    rig.transport = rig.peers[rig.conn_id] = HeldAtWrite(held)
+    rig.emitter.on("message", lambda session, payload, topic: rig.pump.send_to_client(
+        session, payload))
+    n = RELEASE_SLICE + extra
+    for i in range(n):
+        rig.hub.send_to(sid, b"r%d" % i, rig.now)
+    rig.pump.after_core()
+    events = rig.exchange()
+    positions = [e.body.position for e in events if isinstance(e, EnvelopeReceived)
+                 and isinstance(e.body, Data) and e.body.topic == "$inbox"]
+    assert len(positions) == n
+    assert held() == n
+    armed = len(rig.armed)
+    rig.client.send(Ack(positions=(TopicPosition(topic="$inbox", position=positions[-1]),)))
+    rig.send(b"echo me")
+    rig.transport.held_at_write.clear()
+    rig.pump.data_received(rig.conn_id, b"".join(rig.client.data_to_send()))
+    # The echo (an $inbox entry of its own, not acknowledged yet) left before any release.
+    assert rig.transport.held_at_write == [n + 1]
+    left = max(n - RELEASE_SLICE, 0) + 1  # the echo's own entry is not acknowledged yet
+    assert held() == left
+    if n <= RELEASE_SLICE:
+        # No timer turn for the release (the Data's own ack timer is armed, ack_delay later).
+        assert all(when > rig.now for when in rig.armed[armed:])
+        deadline = rig.hub.next_deadline()
+        assert deadline is not None
+        assert deadline > rig.now
+    else:
+        assert rig.armed[-1] == rig.now == rig.pump.armed_at  # a turn for the rest
+        after_turns = []
+        while rig.pump.armed_at <= rig.now:
+            rig.pump.on_timer()
+            after_turns.append(held())
+            assert len(after_turns) < 5
+        assert after_turns == [n - 2 * RELEASE_SLICE + 1, 1]
+        assert rig.pump.armed_at > rig.now
