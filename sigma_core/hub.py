@@ -791,14 +791,19 @@ _TimerKind = Literal["conn", "ack", "expire", "trim", "reap", "replay", "drain",
 
 #: A client's ``$inbox`` Ack lets go of the history it acknowledges at most this many entries at
 #: a time, each slice after output was written: one right after the write of the read that
-#: carried the Ack (:meth:`Hub.after_write`, called by the socket adapters' pump), the rest one
-#: slice per timer turn (:meth:`Hub.next_deadline` asks for one at once while any is left; a
-#: driver that never calls ``after_write`` releases in timer turns alone). Freeing 128
+#: carried the Ack (:meth:`Hub.after_write`, called by the socket adapters' pump), one after
+#: each read that follows, and one per timer turn when no read comes (``RELEASE_DEFER``; a
+#: driver that never calls ``after_write`` releases in timer turns alone, one at once after the
+#: other: :meth:`Hub.next_deadline`). Freeing 128
 #: acknowledged 1 KiB replies at once took ~35 µs, and every message that came in meanwhile
 #: waited for it (the p99 of docs/benchmarks.md's workload (a), "Session 8: latency (a)"); a
 #: timer turn per Ack cost a loop iteration and a wake-up per Ack ("Session 9: the cost per
 #: read").
 RELEASE_SLICE = 32
+#: What a read's slice (:meth:`Hub.after_write`) leaves is due in a timer turn this long after
+#: the latest read (seconds; as long as ``ack_delay``'s default): under traffic the next reads
+#: take it, a slice each after their own writes, and the adapter's timer is not re-armed for it.
+RELEASE_DEFER = 0.05
 
 #: ``Hub.heap_trim`` runs once history has released this many envelope bytes since its last
 #: run (1 MiB: below it the heap a trim could return is not worth the walk)...
@@ -1217,8 +1222,8 @@ class Hub:
                 self._forget_idle_peers(now)
                 self._next_trim = now + self.config.trim_interval
                 self._push_timer(self._next_trim, "trim", None)
-        if self._release_due <= now:
-            self._release_slice(now)
+        if self._release_due <= now:  # no read took the rest: a slice a turn, at once
+            self._release_due = now if self._release_slice(now) else math.inf
         if heap:
             self._heap_timer(now)
 
@@ -1233,11 +1238,14 @@ class Hub:
 
     def after_write(self, now: float) -> None:
         """The driver has written what :meth:`flush` returned after a read: let go of one slice
-        (``RELEASE_SLICE`` entries) of the ``$inbox`` history that read's Acks acknowledged, in
-        the same turn, its reply already out; what is left goes one slice per timer turn
-        (:meth:`next_deadline`). Optional: without it every slice waits for a timer turn."""
+        (``RELEASE_SLICE`` entries) of the ``$inbox`` history the reads' Acks acknowledged, in
+        the same turn, its reply already out; what is left goes a slice after each next read,
+        or per timer turn once no read came for ``RELEASE_DEFER`` (:meth:`next_deadline`).
+        Optional: without it every slice waits for a timer turn."""
         if self._releasing:
-            self._release_slice(now)
+            # The next reads take the rest, a slice each after their own writes; a timer turn
+            # only when none comes for RELEASE_DEFER (no wake-up of its own under traffic).
+            self._release_due = now + RELEASE_DEFER if self._release_slice(now) else math.inf
 
     def flush(self, now: float) -> list[tuple[int, list[bytes], CloseAction]]:
         """``(conn_id, chunks, action)`` for every connection with something to do: write
@@ -1833,10 +1841,10 @@ class Hub:
             self._release_due = now
         self._releasing.append((_INBOX_KEY + session.id, position))
 
-    def _release_slice(self, now: float) -> None:
+    def _release_slice(self, now: float) -> bool:
         """One slice of the releases acknowledged by ``$inbox`` Acks: at most ``RELEASE_SLICE``
-        entries, the next timer turn for the rest (a stale or bogus position releases
-        nothing)."""
+        entries (a stale or bogus position releases nothing). Returns whether any is left (the
+        caller says when the next slice is due)."""
         releasing = self._releasing
         engine = self._engine
         budget = RELEASE_SLICE
@@ -1852,7 +1860,7 @@ class Hub:
                 releasing.popleft()
         if released:
             self._history_released(now)
-        self._release_due = now if releasing else math.inf
+        return bool(releasing)
 
     def _on_inbox_ack(self, session: Session, position: StreamPosition, now: float) -> None:
         """:meth:`_on_client_ack` for an ``Ack`` of the ``$inbox`` position alone (a reference

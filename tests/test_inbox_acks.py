@@ -17,7 +17,7 @@ from sigma_core.client import ClientConfig, ConnectionStatus, ReconnectPolicy, R
 from sigma_core.connection import ConnectionConfig, ServerConnection
 from sigma_core.engine import Route
 from sigma_core.entropy import SeededEntropy
-from sigma_core.hub import RELEASE_SLICE, HubConfig
+from sigma_core.hub import RELEASE_DEFER, RELEASE_SLICE, HubConfig
 from sigma_core.messages import Ack, StreamPosition, TopicPosition
 from sigma_core.testing import SimClient, Simulation
 
@@ -294,8 +294,9 @@ def test_an_inbox_ack_lets_go_in_slices_after_the_write_of_the_read_that_carried
     """Freeing many acknowledged replies at once held up every message that came in meanwhile
     (the p99 of docs/benchmarks.md's workload (a)), and a timer turn per Ack cost a wake-up per
     Ack: the read carrying the Ack frees one slice (RELEASE_SLICE entries) once its output is
-    written (``Hub.after_write``, as the adapters' pump calls it), and every timer turn after it
-    at most one more slice, all of them at the same instant; none is asked for once all went."""
+    written (``Hub.after_write``, as the adapters' pump calls it); with no read after it, the
+    first timer turn comes RELEASE_DEFER later and each frees at most one more slice, the
+    following ones at that same instant; none is asked for once all went."""
     sim = Simulation(HubConfig(connection=HB))
     alice = client(sim, inbox_ack_every=0)
     sid = alice.session.session_id
@@ -315,6 +316,9 @@ def test_an_inbox_ack_lets_go_in_slices_after_the_write_of_the_read_that_carried
         action()
     assert held(sim, alice) == list(range(RELEASE_SLICE + 1, n + 1))
     left = [len(held(sim, alice))]
+    read_at = sim.now
+    assert sim.hub.next_deadline() == read_at + RELEASE_DEFER
+    sim.clock.set(read_at + RELEASE_DEFER)
     turns = 0
     while (deadline := sim.hub.next_deadline()) is not None and deadline <= sim.now:
         sim.hub.handle_timer(sim.now)

@@ -16,7 +16,7 @@ from sigma_core.api import EventEmitter, ServerCommands, ServerOptions, server_e
 from sigma_core.connection import ClientConnection, EnvelopeReceived
 from sigma_core.entropy import SeededEntropy
 from sigma_core.errors import LocalProtocolError
-from sigma_core.hub import RELEASE_SLICE, ClientMessage, CloseAction, Hub, Session
+from sigma_core.hub import RELEASE_DEFER, RELEASE_SLICE, ClientMessage, CloseAction, Hub, Session
 from sigma_core.messages import Ack, Data, Hello, TopicPosition
 from sigma_core.pump import ServerPump
 from sigma_core.serializers import JSON
@@ -460,18 +460,18 @@ class HeldAtWrite(Transport):
 
 
 @pytest.mark.parametrize("extra", [-1, 0, RELEASE_SLICE + 5])
-def test_an_inbox_ack_lets_go_of_one_slice_after_the_reads_write(extra: int) -> None:
+def test_an_inbox_ack_lets_go_of_one_slice_after_each_reads_write(extra: int) -> None:
     """The read carrying a client's ``$inbox`` Ack writes its reply first, then lets go of one
-    slice (RELEASE_SLICE entries) in the same turn: up to a slice asks for no timer turn (no
-    wake-up of its own per Ack); only what is left beyond it arms the timer at once, a slice
-    per turn."""
+    slice (RELEASE_SLICE entries) in the same turn; each read after it one more slice, after
+    its own write. No slice asks for a timer turn of its own under traffic (no wake-up per
+    Ack); what is left when reads stop goes in timer turns from RELEASE_DEFER on."""
     rig = Rig()
     (sid,) = list(rig.hub._sessions)
     stream = f"$inbox:{sid}"
 
     def held() -> int:
         entries = rig.hub._engine._streams[stream].entries
-        return len(entries)
+        return 0 if entries is None else len(entries)
 
     rig.transport = rig.peers[rig.conn_id] = HeldAtWrite(held)
     rig.emitter.on("message", lambda session, payload, topic: rig.pump.send_to_client(
@@ -487,25 +487,58 @@ def test_an_inbox_ack_lets_go_of_one_slice_after_the_reads_write(extra: int) -> 
     assert held() == n
     armed = len(rig.armed)
     rig.client.send(Ack(positions=(TopicPosition(topic="$inbox", position=positions[-1]),)))
-    rig.send(b"echo me")
+    seq = 1
+    rig.send(b"echo me", first_seq=seq)
     rig.transport.held_at_write.clear()
+    first_read = rig.now
     rig.pump.data_received(rig.conn_id, b"".join(rig.client.data_to_send()))
     # The echo (an $inbox entry of its own, not acknowledged yet) left before any release.
     assert rig.transport.held_at_write == [n + 1]
-    left = max(n - RELEASE_SLICE, 0) + 1  # the echo's own entry is not acknowledged yet
-    assert held() == left
-    if n <= RELEASE_SLICE:
-        # No timer turn for the release (the Data's own ack timer is armed, ack_delay later).
-        assert all(when > rig.now for when in rig.armed[armed:])
-        deadline = rig.hub.next_deadline()
-        assert deadline is not None
-        assert deadline > rig.now
-    else:
-        assert rig.armed[-1] == rig.now == rig.pump.armed_at  # a turn for the rest
-        after_turns = []
-        while rig.pump.armed_at <= rig.now:
-            rig.pump.on_timer()
-            after_turns.append(held())
-            assert len(after_turns) < 5
-        assert after_turns == [n - 2 * RELEASE_SLICE + 1, 1]
-        assert rig.pump.armed_at > rig.now
+    echoes = 1
+    assert held() == max(n - RELEASE_SLICE, 0) + echoes
+    # Reads that follow take a slice each, after their own write.
+    while held() > echoes:
+        before = held()
+        rig.now += 0.001
+        seq += 1
+        rig.send(b"more", first_seq=seq)
+        rig.pump.data_received(rig.conn_id, b"".join(rig.client.data_to_send()))
+        echoes += 1
+        assert rig.transport.held_at_write[-1] == before + 1
+        assert held() == max(before - echoes + 1 - RELEASE_SLICE, 0) + echoes
+    assert seq == -(-n // RELEASE_SLICE)  # one read per slice
+    # No timer turn was asked for at once: only the Data's ack timer (ack_delay after the
+    # first read) and no earlier.
+    horizon = min(rig.hub.config.ack_delay, RELEASE_DEFER)
+    assert all(when - first_read >= horizon - 1e-9 for when in rig.armed[armed:])
+
+
+def test_what_a_read_leaves_goes_in_timer_turns_when_no_read_follows() -> None:
+    rig = Rig()
+    (sid,) = list(rig.hub._sessions)
+    stream = f"$inbox:{sid}"
+
+    def held() -> int:
+        entries = rig.hub._engine._streams[stream].entries
+        return 0 if entries is None else len(entries)
+
+    n = 2 * RELEASE_SLICE + 5
+    for i in range(n):
+        rig.hub.send_to(sid, b"r%d" % i, rig.now)
+    rig.pump.after_core()
+    events = rig.exchange()
+    last = [e.body.position for e in events if isinstance(e, EnvelopeReceived)
+            and isinstance(e.body, Data) and e.body.topic == "$inbox"][-1]
+    rig.client.send(Ack(positions=(TopicPosition(topic="$inbox", position=last),)))
+    read_at = rig.now
+    rig.pump.data_received(rig.conn_id, b"".join(rig.client.data_to_send()))
+    assert held() == n - RELEASE_SLICE
+    assert rig.pump.armed_at == rig.hub.next_deadline() == read_at + RELEASE_DEFER
+    left = []
+    while rig.pump.armed_at <= read_at + RELEASE_DEFER:
+        rig.now = rig.pump.armed_at
+        rig.pump.on_timer()
+        left.append(held())
+        assert len(left) < 5
+    assert left == [n - 2 * RELEASE_SLICE, 0]
+    assert rig.now == read_at + RELEASE_DEFER  # the second turn at once after the first
