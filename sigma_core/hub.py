@@ -1229,11 +1229,12 @@ class Hub:
 
     def next_deadline(self) -> float | None:
         """When :meth:`handle_timer` must next run (None: nothing scheduled)."""
-        due = self._timers[0][0] if self._timers else math.inf
+        due = self._release_due  # inf: no release left for a timer turn
+        if self._timers:
+            due = min(due, self._timers[0][0])
         if self._ack_riders:  # read before the flush that sets their timers: theirs count
-            due = min(due, min(session._ack_due for session, _ in self._ack_riders))
-        if self._release_due < due:
-            due = self._release_due
+            riders = min(session._ack_due for session, _ in self._ack_riders)
+            due = min(due, riders)
         return None if due == math.inf else due
 
     def after_write(self, now: float) -> None:
@@ -1834,9 +1835,10 @@ class Hub:
                 self._release_inbox(session, reported.position, now)
 
     def _release_inbox(self, session: Session, position: StreamPosition, now: float) -> None:
-        """The session's ``$inbox`` history up to ``position`` goes, in turns of its own after
-        this one's output, a slice at a time (``RELEASE_SLICE``: :meth:`after_write`, then timer
-        turns; every way an inbox Ack comes in ends here)."""
+        """The session's ``$inbox`` history up to ``position`` goes after this read's output, a
+        slice at a time (``RELEASE_SLICE``: :meth:`after_write` after this and the next reads,
+        timer turns when no read comes; every way an inbox Ack comes in ends here). Due at
+        ``now`` for a driver that never calls ``after_write``."""
         if not self._releasing:
             self._release_due = now
         self._releasing.append((_INBOX_KEY + session.id, position))

@@ -486,7 +486,9 @@ def test_an_inbox_ack_lets_go_of_one_slice_after_each_reads_write(extra: int) ->
     assert len(positions) == n
     assert held() == n
     armed = len(rig.armed)
-    rig.client.send(Ack(positions=(TopicPosition(topic="$inbox", position=positions[-1]),)))
+    last = positions[-1]
+    assert last is not None
+    rig.client.send(Ack(positions=(TopicPosition(topic="$inbox", position=last),)))
     seq = 1
     rig.send(b"echo me", first_seq=seq)
     rig.transport.held_at_write.clear()
@@ -529,6 +531,7 @@ def test_what_a_read_leaves_goes_in_timer_turns_when_no_read_follows() -> None:
     events = rig.exchange()
     last = [e.body.position for e in events if isinstance(e, EnvelopeReceived)
             and isinstance(e.body, Data) and e.body.topic == "$inbox"][-1]
+    assert last is not None
     rig.client.send(Ack(positions=(TopicPosition(topic="$inbox", position=last),)))
     read_at = rig.now
     rig.pump.data_received(rig.conn_id, b"".join(rig.client.data_to_send()))
