@@ -2,7 +2,8 @@
 sequential 1 KiB round trips (after 50 unmeasured each), driven by TODAY's ``bench/loadgen.py``.
 
     bench/.venv-bench/bin/python bench/latency_pairs.py --old /tmp/old659 [--new .] \\
-        [--pairs 15] [--server sigma_asyncio_uvloop] [--no-control]
+        [--pairs 15] [--server sigma_asyncio_uvloop] [--old-server NAME] [--new-server NAME] \\
+        [--no-control] [--no-syscount]
     bench/.venv-bench/bin/python bench/latency_pairs.py --trace [--runs 5]
 
 ``--old`` / ``--new``: source trees (``git worktree add /tmp/old659 659a332`` and build it
@@ -146,15 +147,16 @@ def measure(side: Side, seed: int, trace: bool = False,
 
 
 def pairs(args: argparse.Namespace) -> None:
-    old = Side("old", Path(args.old), f"{args.server}.py", "sigma")
-    new = Side("new", Path(args.new), f"{args.server}.py", "sigma")
+    old = Side("old", Path(args.old), f"{args.old_server or args.server}.py", "sigma")
+    new = Side("new", Path(args.new), f"{args.new_server or args.server}.py", "sigma")
     control = None if args.no_control else Side("picows", Path(args.new), "picows_server.py",
                                                 "plain")
     syscount_so = None if args.no_syscount else run.build_syscount()
     rows: list[dict[str, Any]] = []
     started = time.monotonic()
     print(f"old: {old.tree} ({commit(old.tree)}), new: {new.tree} ({commit(new.tree)}), "
-          f"server {args.server}, {args.pairs} pairs; load average at start "
+          f"servers {old.script} (old), {new.script} (new), {args.pairs} pairs; "
+          f"load average at start "
           f"{' '.join(Path('/proc/loadavg').read_text().split()[:3])}", flush=True)
     print("pair  side    p50 µs  p99 µs  max µs  foreign cpu0/cpu1", flush=True)
     for i in range(args.pairs):
@@ -174,7 +176,9 @@ def pairs(args: argparse.Namespace) -> None:
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps({"old": str(old.tree), "old_commit": commit(old.tree),
                                "new": str(new.tree), "new_commit": commit(new.tree),
-                               "server": args.server, "pairs": rows}, indent=1))
+                               "server": args.server,
+                               "old_server": old.script, "new_server": new.script,
+                               "pairs": rows}, indent=1))
     print(f"\nwritten to {out} ({time.monotonic() - started:.0f} s)")
 
 
@@ -297,6 +301,9 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=15)
     parser.add_argument("--server", default="sigma_asyncio_uvloop",
                         help="bench/servers/<name>.py in both trees (sigma_asyncio_uvloop)")
+    parser.add_argument("--old-server", help="the old side's bench/servers/<name>.py instead "
+                        "(e.g. sigma_asyncio_uvloop_busypoll with --old .: a diagnostic)")
+    parser.add_argument("--new-server", help="the new side's bench/servers/<name>.py instead")
     parser.add_argument("--no-control", action="store_true", help="without picows")
     parser.add_argument("--no-syscount", action="store_true",
                         help="servers without bench/syscount.so (no waits/writes per message)")
