@@ -2,7 +2,8 @@
 sequential 1 KiB round trips (after 50 unmeasured each), driven by TODAY's ``bench/loadgen.py``.
 
     bench/.venv-bench/bin/python bench/latency_pairs.py --old /tmp/old659 [--new .] \\
-        [--pairs 15] [--server sigma_asyncio_uvloop] [--no-control]
+        [--pairs 15] [--server sigma_asyncio_uvloop] [--old-server NAME] [--new-server NAME] \\
+        [--no-control] [--no-syscount]
     bench/.venv-bench/bin/python bench/latency_pairs.py --trace [--runs 5]
 
 ``--old`` / ``--new``: source trees (``git worktree add /tmp/old659 659a332`` and build it
@@ -15,6 +16,15 @@ so a drift on the machine does not favour one side. Server pinned to CPU 0, load
 to CPU 1, a fresh server per run, as ``bench/run.py`` does (without its syscall counter).
 ``picows + uvloop`` (plain WebSocket echo) runs once per pair as a control: what the machine's
 own noise does to p99.
+
+The servers run with ``bench/syscount.so`` preloaded, as in ``bench/run.py`` (``--no-syscount``:
+without). Besides the latencies each run keeps the closed loop's pace (messages per second: with
+3 round trips always in flight the mean round trip is 3 / msgs_per_s), the server's CPU per
+message, the load generator's CPU share and the server's event-loop waits and socket writes
+per message; the report prints their medians per side. A server that needs less CPU per
+message does not by itself give a lower p50 here: the load generator's one process drives all
+three clients, and how it is paced by the replies' arrival is part of every round trip
+(docs/benchmarks.md, "Session 9: latency p50").
 
 Prints each run's p50 / p99 / max, then the medians and the paired ratios new/old (median,
 and in how many pairs new was the slower), and writes ``bench/results/latency_pairs.json``.
@@ -65,27 +75,50 @@ class Side:
         return env
 
 
-def start_server(side: Side, seed: int, trace: str | None = None) -> subprocess.Popen[str]:
+#: What each run keeps beside p50/p99/max: the closed loop's pace (``msgs_per_s``: with 3
+#: round trips always in flight, the mean round trip is 3 / msgs_per_s), who is busy (the
+#: server's CPU per message, the load generator's CPU share) and how the server's loop ran
+#: (event-loop waits and socket writes per message; with the syscall counter).
+KEPT = ("p50_us", "p99_us", "max_us", "foreign_cpu0_share", "foreign_cpu1_share", "msgs_per_s",
+        "server_cpu_us_per_msg", "loadgen_cpu_share", "waits_per_msg", "writes_per_msg")
+
+
+def start_server(side: Side, seed: int, trace: str | None = None,
+                 syscount: tuple[Path, str] | None = None) -> subprocess.Popen[str]:
+    """``syscount``: (bench/syscount.so, its counters' file) to count the server's socket
+    syscalls and event-loop waits, as bench/run.py does (one atomic add per call)."""
     script = str(side.tree / "bench" / "servers" / side.script)
     cmd = [sys.executable, script, "--port", "0"]
     if trace is not None:
         cmd = [sys.executable, str(BENCH / "latency_recorder.py"), trace, script, "--port", "0"]
+    env = side.env(seed)
+    if syscount is not None:
+        env = {**env, "LD_PRELOAD": str(syscount[0]), "SIGMA_SYSCOUNT": syscount[1]}
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                            env=side.env(seed), cwd=side.tree / "bench",
+                            env=env, cwd=side.tree / "bench",
                             preexec_fn=run.pinned(run.SERVER_CPU))  # noqa: PLW1509
 
 
-def measure(side: Side, seed: int, trace: bool = False) -> dict[str, Any]:
+def measure(side: Side, seed: int, trace: bool = False,
+            syscount_so: Path | None = None) -> dict[str, Any]:
     """One run of workload (a) against a fresh server of ``side``."""
     events_file = lat_file = None
     if trace:
         events_file = tempfile.mktemp(prefix="sigma-trace-", suffix=".json")
         lat_file = tempfile.mktemp(prefix="sigma-lat-", suffix=".json")
-    server = start_server(side, seed, events_file)
+    syscount = None
+    if syscount_so is not None and not trace:
+        fd, syscount = tempfile.mkstemp(prefix="sigma-syscount-")
+        os.close(fd)
+    server = start_server(side, seed, events_file,
+                          None if syscount is None or syscount_so is None
+                          else (syscount_so, syscount))
     try:
         port = int(run._read_line(server, "READY", 30).split()[1])
         cmd = [sys.executable, str(LOADGEN), "a", "--url", f"ws://127.0.0.1:{port}/",
                "--proto", side.proto, "--server-pid", str(server.pid)]
+        if syscount is not None:
+            cmd += ["--syscount", syscount]
         if lat_file is not None:
             cmd += ["--latencies", lat_file]
         env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
@@ -107,21 +140,23 @@ def measure(side: Side, seed: int, trace: bool = False) -> dict[str, Any]:
         server.wait()
         if server.stdout is not None:
             server.stdout.close()
-        for name in (events_file, lat_file):
+        for name in (events_file, lat_file, syscount):
             if name is not None and Path(name).exists():
                 os.unlink(name)
     return result
 
 
 def pairs(args: argparse.Namespace) -> None:
-    old = Side("old", Path(args.old), f"{args.server}.py", "sigma")
-    new = Side("new", Path(args.new), f"{args.server}.py", "sigma")
+    old = Side("old", Path(args.old), f"{args.old_server or args.server}.py", "sigma")
+    new = Side("new", Path(args.new), f"{args.new_server or args.server}.py", "sigma")
     control = None if args.no_control else Side("picows", Path(args.new), "picows_server.py",
                                                 "plain")
+    syscount_so = None if args.no_syscount else run.build_syscount()
     rows: list[dict[str, Any]] = []
     started = time.monotonic()
     print(f"old: {old.tree} ({commit(old.tree)}), new: {new.tree} ({commit(new.tree)}), "
-          f"server {args.server}, {args.pairs} pairs; load average at start "
+          f"servers {old.script} (old), {new.script} (new), {args.pairs} pairs; "
+          f"load average at start "
           f"{' '.join(Path('/proc/loadavg').read_text().split()[:3])}", flush=True)
     print("pair  side    p50 µs  p99 µs  max µs  foreign cpu0/cpu1", flush=True)
     for i in range(args.pairs):
@@ -130,9 +165,8 @@ def pairs(args: argparse.Namespace) -> None:
             order.append(control)
         row: dict[str, Any] = {"pair": i}
         for side in order:
-            r = measure(side, i)
-            row[side.name] = {k: r[k] for k in ("p50_us", "p99_us", "max_us",
-                                                "foreign_cpu0_share", "foreign_cpu1_share")}
+            r = measure(side, i, syscount_so=syscount_so)
+            row[side.name] = {k: r[k] for k in KEPT if k in r}
             print(f"{i:4d}  {side.name:6s} {r['p50_us']:7.0f} {r['p99_us']:7.0f} "
                   f"{r['max_us']:7.0f}  {r['foreign_cpu0_share']:.2f}/"
                   f"{r['foreign_cpu1_share']:.2f}", flush=True)
@@ -142,7 +176,9 @@ def pairs(args: argparse.Namespace) -> None:
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps({"old": str(old.tree), "old_commit": commit(old.tree),
                                "new": str(new.tree), "new_commit": commit(new.tree),
-                               "server": args.server, "pairs": rows}, indent=1))
+                               "server": args.server,
+                               "old_server": old.script, "new_server": new.script,
+                               "pairs": rows}, indent=1))
     print(f"\nwritten to {out} ({time.monotonic() - started:.0f} s)")
 
 
@@ -156,6 +192,17 @@ def report(rows: list[dict[str, Any]], names: list[str]) -> None:
             cells.append(f"{statistics.median(values):.0f} ({min(values):.0f}-"
                          f"{max(values):.0f})")
         cells.append(f"{statistics.median(row[name]['max_us'] for row in rows):.0f}")
+        print(f"| {name} | " + " | ".join(cells) + " |")
+    print("\n| | msgs/s | server CPU µs/msg | load generator CPU share | server loop waits/msg "
+          "| server writes/msg |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for name in names:
+        cells = []
+        for key, fmt in (("msgs_per_s", ",.0f"), ("server_cpu_us_per_msg", ".1f"),
+                         ("loadgen_cpu_share", ".2f"), ("waits_per_msg", ".2f"),
+                         ("writes_per_msg", ".2f")):
+            values = [row[name][key] for row in rows if key in row[name]]
+            cells.append(format(statistics.median(values), fmt) if values else "—")
         print(f"| {name} | " + " | ".join(cells) + " |")
     print()
     for key in ("p50_us", "p99_us", "max_us"):
@@ -254,7 +301,12 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=15)
     parser.add_argument("--server", default="sigma_asyncio_uvloop",
                         help="bench/servers/<name>.py in both trees (sigma_asyncio_uvloop)")
+    parser.add_argument("--old-server", help="the old side's bench/servers/<name>.py instead "
+                        "(e.g. sigma_asyncio_uvloop_busypoll with --old .: a diagnostic)")
+    parser.add_argument("--new-server", help="the new side's bench/servers/<name>.py instead")
     parser.add_argument("--no-control", action="store_true", help="without picows")
+    parser.add_argument("--no-syscount", action="store_true",
+                        help="servers without bench/syscount.so (no waits/writes per message)")
     parser.add_argument("--trace", action="store_true",
                         help="trace the new tree's server instead (bench/latency_recorder.py)")
     parser.add_argument("--runs", type=int, default=5, help="--trace: runs (5)")

@@ -64,6 +64,10 @@ SERVER_CPU, LOADGEN_CPU = 0, 1
 #: snapshot of the packages first (ahead of the working tree).
 ENV = dict(os.environ)
 ENV["PYTHONPATH"] = os.pathsep.join(p for p in (ENV.get("PYTHONPATH"), str(ROOT)) if p)
+#: Environment of the load generator (it imports sigma_core's codec for our protocol): None
+#: inherits this process's (so ``PYTHONPATH=<tree>`` changes the client's code too);
+#: ``--client-tree DIR`` puts DIR first, holding the client fixed while the servers change.
+LOADGEN_ENV: dict[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -314,7 +318,7 @@ def run_loadgen(workload: str, spec: ServerSpec, quick: bool, log: TextIO) -> di
     try:
         proc = subprocess.run(loadgen_cmd(letter, spec, server, quick, pattern or None),
                               capture_output=True,
-                              text=True, timeout=300, check=False, cwd=BENCH,
+                              text=True, timeout=300, check=False, cwd=BENCH, env=LOADGEN_ENV,
                               preexec_fn=pinned(LOADGEN_CPU))
     finally:
         server.kill()
@@ -675,6 +679,11 @@ def main() -> None:
                         help="benchmark the packages as of this git revision (exported to a "
                              "temporary folder) instead of the working tree, which may change "
                              "while a run goes on")
+    parser.add_argument("--client-tree", metavar="DIR", type=Path,
+                        help="the load generator imports sigma_core from DIR (a source tree, "
+                             "compiled or not) whatever the servers run: an A/B of server code "
+                             "with the client held fixed (default: the client follows "
+                             "PYTHONPATH like the servers)")
     parser.add_argument("--max-foreign", type=float, default=0.2,
                         help="a measured window in which other processes took more than this "
                              "share of a pinned core is measured again (default 0.2)")
@@ -703,6 +712,14 @@ def main() -> None:
     if folder:
         ENV["PYTHONPATH"] = os.pathsep.join(p for p in (folder, ENV.get("PYTHONPATH")) if p)
         notes.append(f"packages as of commit {commit} (snapshot), not the working tree")
+    if args.client_tree is not None:
+        global LOADGEN_ENV  # noqa: PLW0603
+        tree = args.client_tree.resolve()
+        if not (tree / "sigma_core" / "__init__.py").exists():
+            parser.error(f"--client-tree {tree}: no sigma_core package there")
+        LOADGEN_ENV = dict(os.environ, PYTHONPATH=os.pathsep.join(
+            p for p in (str(tree), os.environ.get("PYTHONPATH")) if p))
+        notes.append(f"load generator's sigma_core from {tree}")
     patterns = [p.strip() for p in args.patterns.split(",") if p.strip()]
     for p in patterns:
         conns, _, depth = p.partition("x")

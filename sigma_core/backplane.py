@@ -362,6 +362,16 @@ class MemoryEngine:
                 self.drop(topic)
         return released
 
+    def releasable(self, topic: str, position: StreamPosition) -> bool:
+        """Whether :meth:`release_upto` of ``position`` would release anything now (after a
+        call that stopped at its ``limit``: is there a rest to come back for)."""
+        stream = self._streams.get(topic)
+        if stream is None or stream.epoch != position.epoch \
+                or position.offset > stream.last_offset:
+            return False
+        entries = stream.entries
+        return entries is not None and len(entries) > 0 and entries[0].offset <= position.offset
+
     def _unhold(self, topic: str) -> None:
         """``topic``'s history is empty: off the holding list. A list that emptied is made
         anew, so the table it grew to in a burst (10,000 inboxes holding a reply for a second:

@@ -791,14 +791,23 @@ _HTTP_500 = HttpResponse(status=500, headers=(("content-type", "text/plain"),),
                          body=b"internal server error")
 
 _TimerKind = Literal["conn", "ack", "expire", "trim", "reap", "replay", "drain", "engine", "heads",
-                     "presence", "credentials", "heap", "release"]
+                     "presence", "credentials", "heap"]
 
-#: A client's ``$inbox`` Ack lets go of the history it acknowledges in turns of the event loop
-#: of their own, after the turn that carried it (its reply is written first), at most this many
-#: entries a turn: freeing 128 acknowledged 1 KiB replies at once took ~35 µs, and every
-#: message that came in meanwhile waited for it (the p99 of docs/benchmarks.md's workload (a),
-#: "Session 8: latency (a)").
+#: A client's ``$inbox`` Ack lets go of the history it acknowledges at most this many entries at
+#: a time, each slice after output was written: one right after the write of the read that
+#: carried the Ack (:meth:`Hub.after_write`, called by the socket adapters' pump), one after
+#: each read that follows, and one per timer turn when no read comes (``RELEASE_DEFER``; a
+#: driver that never calls ``after_write`` releases in timer turns alone, one at once after the
+#: other: :meth:`Hub.next_deadline`). Freeing 128
+#: acknowledged 1 KiB replies at once took ~35 µs, and every message that came in meanwhile
+#: waited for it (the p99 of docs/benchmarks.md's workload (a), "Session 8: latency (a)"); a
+#: timer turn per Ack cost a loop iteration and a wake-up per Ack ("Session 9: the cost per
+#: read").
 RELEASE_SLICE = 32
+#: What a read's slice (:meth:`Hub.after_write`) leaves is due in a timer turn this long after
+#: the latest read (seconds; as long as ``ack_delay``'s default): under traffic the next reads
+#: take it, a slice each after their own writes, and the adapter's timer is not re-armed for it.
+RELEASE_DEFER = 0.05
 
 #: ``Hub.heap_trim`` runs once history has released this many envelope bytes since its last
 #: run (1 MiB: below it the heap a trim could return is not worth the walk)...
@@ -936,8 +945,10 @@ class Hub:
         self.heap_trim: Callable[[], object] | None = None
         self._heap_mark = 0  # engine.released_bytes at the last heap_trim
         #: ``$inbox`` histories (engine topic, acknowledged position) to let go of, oldest
-        #: first: the "release" timer's turns (``_release_slice``).
+        #: first, a slice at a time (``_release_slice``): after a read's write
+        #: (:meth:`after_write`) and in timer turns from ``_release_due`` on (inf: none left).
         self._releasing: deque[tuple[str, StreamPosition]] = deque()
+        self._release_due = math.inf
         self._heap_due = math.inf  # the threshold was passed then (inf: not yet)
         self._last_release = now
         self._conns: dict[int, _Conn] = {}
@@ -1212,8 +1223,6 @@ class Hub:
                     self._say_goodbye(rec, now, *self._drain)
             elif kind == "heap":
                 heap = True  # after the others: see _heap_timer
-            elif kind == "release":
-                self._release_slice(now)
             else:
                 released = self._engine.released_bytes
                 self._engine.trim(now + self._wall_clock_offset)
@@ -1222,15 +1231,31 @@ class Hub:
                 self._forget_idle_peers(now)
                 self._next_trim = now + self.config.trim_interval
                 self._push_timer(self._next_trim, "trim", None)
+        if self._release_due <= now:  # no read took the rest: a slice a turn, at once
+            self._release_due = now if self._release_slice(now) else math.inf
         if heap:
             self._heap_timer(now)
 
     def next_deadline(self) -> float | None:
         """When :meth:`handle_timer` must next run (None: nothing scheduled)."""
+        due = self._release_due  # inf: no release left for a timer turn
+        if self._timers:
+            due = min(due, self._timers[0][0])
         if self._ack_riders:  # read before the flush that sets their timers: theirs count
-            due = min(session._ack_due for session, _ in self._ack_riders)
-            return min(due, self._timers[0][0]) if self._timers else due
-        return self._timers[0][0] if self._timers else None
+            riders = min(session._ack_due for session, _ in self._ack_riders)
+            due = min(due, riders)
+        return None if due == math.inf else due
+
+    def after_write(self, now: float) -> None:
+        """The driver has written what :meth:`flush` returned after a read: let go of one slice
+        (``RELEASE_SLICE`` entries) of the ``$inbox`` history the reads' Acks acknowledged, in
+        the same turn, its reply already out; what is left goes a slice after each next read,
+        or per timer turn once no read came for ``RELEASE_DEFER`` (:meth:`next_deadline`).
+        Optional: without it every slice waits for a timer turn."""
+        if self._releasing:
+            # The next reads take the rest, a slice each after their own writes; a timer turn
+            # only when none comes for RELEASE_DEFER (no wake-up of its own under traffic).
+            self._release_due = now + RELEASE_DEFER if self._release_slice(now) else math.inf
 
     def flush(self, now: float) -> list[tuple[int, list[bytes], CloseAction]]:
         """``(conn_id, chunks, action)`` for every connection with something to do: write
@@ -1823,29 +1848,34 @@ class Hub:
                 self._release_inbox(session, reported.position, now)
 
     def _release_inbox(self, session: Session, position: StreamPosition, now: float) -> None:
-        """The session's ``$inbox`` history up to ``position`` goes, in turns of its own after
-        this one (``RELEASE_SLICE``; every way an inbox Ack comes in ends here)."""
+        """The session's ``$inbox`` history up to ``position`` goes after this read's output, a
+        slice at a time (``RELEASE_SLICE``: :meth:`after_write` after this and the next reads,
+        timer turns when no read comes; every way an inbox Ack comes in ends here). Due at
+        ``now`` for a driver that never calls ``after_write``."""
         if not self._releasing:
-            self._push_timer(now, "release", None)
+            self._release_due = now
         self._releasing.append((_INBOX_KEY + session.id, position))
 
-    def _release_slice(self, now: float) -> None:
-        """One turn of the releases acknowledged by ``$inbox`` Acks: at most ``RELEASE_SLICE``
-        entries, the next turn for the rest (a stale or bogus position releases nothing)."""
+    def _release_slice(self, now: float) -> bool:
+        """One slice of the releases acknowledged by ``$inbox`` Acks: at most ``RELEASE_SLICE``
+        entries (a stale or bogus position releases nothing). Returns whether any is left (the
+        caller says when the next slice is due)."""
         releasing = self._releasing
+        engine = self._engine
         budget = RELEASE_SLICE
         released = 0
         while releasing and budget:
             topic, position = releasing[0]
-            count = self._engine.release_upto(topic, position, budget)
+            count = engine.release_upto(topic, position, budget)
             released += count
             budget -= count
-            if budget:  # fewer than asked for: nothing of this one is left
+            # Fewer than asked for: nothing of this one is left; as many: ask (an Ack of
+            # exactly a slice, inbox_ack_every's default, needs no turn more to find that out).
+            if budget or not engine.releasable(topic, position):
                 releasing.popleft()
         if released:
             self._history_released(now)
-        if releasing:
-            self._push_timer(now, "release", None)
+        return bool(releasing)
 
     def _on_inbox_ack(self, session: Session, position: StreamPosition, now: float) -> None:
         """:meth:`_on_client_ack` for an ``Ack`` of the ``$inbox`` position alone (a reference

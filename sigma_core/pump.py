@@ -20,7 +20,9 @@ The timer is re-armed lazily: only when the hub's next deadline comes *earlier* 
 the adapter's timer is set for. A deadline that moved later (a heartbeat pushed back by a read,
 an ack timer already served) leaves the timer alone; when it fires early, ``on_timer`` finds
 nothing due and arms it again at the hub's deadline. So a read costs one comparison, never a
-``call_at`` and a cancelled handle.
+``call_at`` and a cancelled handle. The same holds for the history a client's ``$inbox`` Ack
+lets go of: the read that carried it releases one slice after its output is written
+(``hub.after_write``), and only what is left beyond that slice asks for a timer turn.
 """
 
 from __future__ import annotations
@@ -93,13 +95,14 @@ class ServerPump:
 
     def data_received(self, conn_id: int, data: bytes | bytearray | memoryview) -> None:
         """Bytes arrived on ``conn_id``: feed the hub, then :meth:`after_core` (its first
-        ``flush`` at the read's time: one clock read per read)."""
+        ``flush`` at the read's time: one clock read per read), then ``hub.after_write``: one
+        slice of the history this read's ``$inbox`` Acks let go of, its output written first."""
         now = self._clock() + self._clock_offset
         self.hub.receive_data(conn_id, data, now)
         if self._busy:
             self._again = True
             return
-        self._run(now)
+        self._run(now, True)
 
     def on_timer(self) -> None:
         """The adapter's timer fired (it is no longer armed)."""
@@ -114,7 +117,7 @@ class ServerPump:
         if self._busy:
             self._again = True
             return
-        self._run(now)
+        self._run(now, False)
 
     def disarmed(self) -> None:
         """The adapter cancelled its timer (stopping): the next :meth:`after_core` while
@@ -132,10 +135,12 @@ class ServerPump:
         if self._busy:
             self._again = True
             return
-        self._run(self._clock() + self._clock_offset)
+        self._run(self._clock() + self._clock_offset, False)
 
-    def _run(self, now: float) -> None:
-        """:meth:`after_core` with its first ``flush`` at ``now``.
+    def _run(self, now: float, read: bool) -> None:
+        """:meth:`after_core` with its first ``flush`` at ``now``; after a ``read``, once the
+        output is written, ``hub.after_write(now)`` (before the timer is kept: a release left
+        for a timer turn is in ``next_deadline``).
 
         One pass per read when nothing is left: the events are dispatched before the flush,
         so a listener's output (its command re-entering :meth:`after_core` only sets
@@ -192,6 +197,8 @@ class ServerPump:
         finally:
             self._busy = False
             self._again = False
+        if read and hub._releasing:
+            hub.after_write(now)
         if self.running:
             deadline = hub.next_deadline()
             if deadline is not None and deadline < self.armed_at:

@@ -16,8 +16,8 @@ from sigma_core.api import EventEmitter, ServerCommands, ServerOptions, server_e
 from sigma_core.connection import ClientConnection, EnvelopeReceived
 from sigma_core.entropy import SeededEntropy
 from sigma_core.errors import LocalProtocolError
-from sigma_core.hub import ClientMessage, CloseAction, Hub, Session
-from sigma_core.messages import Ack, Data, Hello
+from sigma_core.hub import RELEASE_DEFER, RELEASE_SLICE, ClientMessage, CloseAction, Hub, Session
+from sigma_core.messages import Ack, Data, Hello, TopicPosition
 from sigma_core.pump import ServerPump
 from sigma_core.serializers import JSON
 
@@ -440,3 +440,108 @@ def test_a_riding_acks_deadline_counts_before_the_flush() -> None:
     rig.hub.handle_timer(rig.now)
     writes = [b"".join(chunks) for _, chunks, _ in rig.hub.flush(rig.now)]
     assert _acks_in(rig, writes) == [1]
+
+
+class HeldAtWrite(Transport):
+    """A transport that notes how many ``$inbox`` entries the hub still held at each write."""
+
+    def __init__(self, held: Any) -> None:
+        super().__init__()
+        self.held = held
+        self.held_at_write: list[int] = []
+
+    def write(self, data: bytes) -> None:
+        self.held_at_write.append(self.held())
+        super().write(data)
+
+    def writelines(self, chunks: list[bytes]) -> None:
+        self.held_at_write.append(self.held())
+        super().writelines(chunks)
+
+
+@pytest.mark.parametrize("extra", [-1, 0, RELEASE_SLICE + 5])
+def test_an_inbox_ack_lets_go_of_one_slice_after_each_reads_write(extra: int) -> None:
+    """The read carrying a client's ``$inbox`` Ack writes its reply first, then lets go of one
+    slice (RELEASE_SLICE entries) in the same turn; each read after it one more slice, after
+    its own write. No slice asks for a timer turn of its own under traffic (no wake-up per
+    Ack); what is left when reads stop goes in timer turns from RELEASE_DEFER on."""
+    rig = Rig()
+    (sid,) = list(rig.hub._sessions)
+    stream = f"$inbox:{sid}"
+
+    def held() -> int:
+        entries = rig.hub._engine._streams[stream].entries
+        return 0 if entries is None else len(entries)
+
+    rig.transport = rig.peers[rig.conn_id] = HeldAtWrite(held)
+    rig.emitter.on("message", lambda session, payload, topic: rig.pump.send_to_client(
+        session, payload))
+    n = RELEASE_SLICE + extra
+    for i in range(n):
+        rig.hub.send_to(sid, b"r%d" % i, rig.now)
+    rig.pump.after_core()
+    events = rig.exchange()
+    positions = [e.body.position for e in events if isinstance(e, EnvelopeReceived)
+                 and isinstance(e.body, Data) and e.body.topic == "$inbox"]
+    assert len(positions) == n
+    assert held() == n
+    armed = len(rig.armed)
+    last = positions[-1]
+    assert last is not None
+    rig.client.send(Ack(positions=(TopicPosition(topic="$inbox", position=last),)))
+    seq = 1
+    rig.send(b"echo me", first_seq=seq)
+    rig.transport.held_at_write.clear()
+    first_read = rig.now
+    rig.pump.data_received(rig.conn_id, b"".join(rig.client.data_to_send()))
+    # The echo (an $inbox entry of its own, not acknowledged yet) left before any release.
+    assert rig.transport.held_at_write == [n + 1]
+    echoes = 1
+    assert held() == max(n - RELEASE_SLICE, 0) + echoes
+    # Reads that follow take a slice each, after their own write.
+    while held() > echoes:
+        before = held()
+        rig.now += 0.001
+        seq += 1
+        rig.send(b"more", first_seq=seq)
+        rig.pump.data_received(rig.conn_id, b"".join(rig.client.data_to_send()))
+        echoes += 1
+        assert rig.transport.held_at_write[-1] == before + 1
+        assert held() == max(before - echoes + 1 - RELEASE_SLICE, 0) + echoes
+    assert seq == -(-n // RELEASE_SLICE)  # one read per slice
+    # No timer turn was asked for at once: only the Data's ack timer (ack_delay after the
+    # first read) and no earlier.
+    horizon = min(rig.hub.config.ack_delay, RELEASE_DEFER)
+    assert all(when - first_read >= horizon - 1e-9 for when in rig.armed[armed:])
+
+
+def test_what_a_read_leaves_goes_in_timer_turns_when_no_read_follows() -> None:
+    rig = Rig()
+    (sid,) = list(rig.hub._sessions)
+    stream = f"$inbox:{sid}"
+
+    def held() -> int:
+        entries = rig.hub._engine._streams[stream].entries
+        return 0 if entries is None else len(entries)
+
+    n = 2 * RELEASE_SLICE + 5
+    for i in range(n):
+        rig.hub.send_to(sid, b"r%d" % i, rig.now)
+    rig.pump.after_core()
+    events = rig.exchange()
+    last = [e.body.position for e in events if isinstance(e, EnvelopeReceived)
+            and isinstance(e.body, Data) and e.body.topic == "$inbox"][-1]
+    assert last is not None
+    rig.client.send(Ack(positions=(TopicPosition(topic="$inbox", position=last),)))
+    read_at = rig.now
+    rig.pump.data_received(rig.conn_id, b"".join(rig.client.data_to_send()))
+    assert held() == n - RELEASE_SLICE
+    assert rig.pump.armed_at == rig.hub.next_deadline() == read_at + RELEASE_DEFER
+    left = []
+    while rig.pump.armed_at <= read_at + RELEASE_DEFER:
+        rig.now = rig.pump.armed_at
+        rig.pump.on_timer()
+        left.append(held())
+        assert len(left) < 5
+    assert left == [n - 2 * RELEASE_SLICE, 0]
+    assert rig.now == read_at + RELEASE_DEFER  # the second turn at once after the first

@@ -168,10 +168,13 @@ def test_the_heap_trim_takes_a_turn_of_its_own_when_output_waits() -> None:
     reply = bytes(32 * 1024)
     for _ in range(HEAP_TRIM_AFTER // len(reply) + 1):
         sim.hub.send_to(sid, reply, sim.now)
-    sim.run(1.05)  # delivered, acknowledged (inbox_ack_delay 1 s), released; quiet not over
+    sim.run(1.05)  # delivered, acknowledged (inbox_ack_delay 1 s)
+    # Released: a slice after the Ack's read, the last entry RELEASE_DEFER later; quiet not over.
+    sim.run_until(lambda: not sim.hub._releasing)
     assert sim.hub._engine.released_bytes >= HEAP_TRIM_AFTER
     assert waiting == []
-    due = min(w for w, _, kind, _ in sim.hub._timers if kind == "heap")
+    due = sim.hub._last_release + HEAP_TRIM_QUIET
+    assert sim.now < due
     sim.clock.set(due)
     sim.hub.send_to(sid, b"a reply of this turn", due)
     sim.hub.handle_timer(due)

@@ -461,6 +461,7 @@ class Simulation:
                     return
                 hub.receive_data(link.conn_id, chunk, self.now)
                 self._pump_node(node)
+                hub.after_write(self.now)  # as the socket adapters' pump does after a read
 
             self._at(self.latency, deliver)
         if link.cut_after == 0:
