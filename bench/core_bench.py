@@ -93,6 +93,9 @@ class Bench:
                 self._client_events(i)
             events = self.hub.events_received()
             if not events:
+                # Written, as the socket adapters' pump does after a read: the history the
+                # clients' $inbox Acks let go of goes now (Hub.after_write).
+                self.hub.after_write(self.now)
                 return
             if on_event is not None:
                 for event in events:

@@ -793,12 +793,15 @@ _HTTP_500 = HttpResponse(status=500, headers=(("content-type", "text/plain"),),
 _TimerKind = Literal["conn", "ack", "expire", "trim", "reap", "replay", "drain", "engine", "heads",
                      "presence", "credentials", "heap"]
 
-#: A client's ``$inbox`` Ack lets go of the history it acknowledges at most this many entries at
-#: a time, each slice after output was written: one right after the write of the read that
-#: carried the Ack (:meth:`Hub.after_write`, called by the socket adapters' pump), one after
-#: each read that follows, and one per timer turn when no read comes (``RELEASE_DEFER``; a
-#: driver that never calls ``after_write`` releases in timer turns alone, one at once after the
-#: other: :meth:`Hub.next_deadline`). Freeing 128
+#: A client's ``$inbox`` Ack lets go of the history it acknowledges a slice at a time, each
+#: slice after output was written: one right after the write of the read that carried the Ack
+#: (:meth:`Hub.after_write`, called by the socket adapters' pump), one after each read that
+#: follows, and one per timer turn when no read comes (``RELEASE_DEFER``; a driver that never
+#: calls ``after_write`` releases in timer turns alone, one at once after the other:
+#: :meth:`Hub.next_deadline`). A timer turn's slice is this many entries; a read's slice this
+#: many more than the inbox messages published since the last slice, so that under traffic the
+#: acknowledged history goes at least as fast as inboxes grow (a read carrying 64 echoes frees
+#: up to 96, never fewer than it made: "Session 9: the release keeps pace"). Freeing 128
 #: acknowledged 1 KiB replies at once took ~35 µs, and every message that came in meanwhile
 #: waited for it (the p99 of docs/benchmarks.md's workload (a), "Session 8: latency (a)"); a
 #: timer turn per Ack cost a loop iteration and a wake-up per Ack ("Session 9: the cost per
@@ -949,6 +952,9 @@ class Hub:
         #: (:meth:`after_write`) and in timer turns from ``_release_due`` on (inf: none left).
         self._releasing: deque[tuple[str, StreamPosition]] = deque()
         self._release_due = math.inf
+        #: ``metrics.publishes[1]`` (inbox messages published) at the last slice, or when the
+        #: first release was queued: a read's slice frees as many more (:meth:`after_write`).
+        self._release_mark = 0
         self._heap_due = math.inf  # the threshold was passed then (inf: not yet)
         self._last_release = now
         self._conns: dict[int, _Conn] = {}
@@ -1248,14 +1254,19 @@ class Hub:
 
     def after_write(self, now: float) -> None:
         """The driver has written what :meth:`flush` returned after a read: let go of one slice
-        (``RELEASE_SLICE`` entries) of the ``$inbox`` history the reads' Acks acknowledged, in
-        the same turn, its reply already out; what is left goes a slice after each next read,
-        or per timer turn once no read came for ``RELEASE_DEFER`` (:meth:`next_deadline`).
-        Optional: without it every slice waits for a timer turn."""
+        of the ``$inbox`` history the reads' Acks acknowledged, in the same turn, its reply
+        already out — ``RELEASE_SLICE`` entries more than the inbox messages published since
+        the last slice, so the release keeps pace with the traffic; what is left goes a slice
+        after each next read, or per timer turn once no read came for ``RELEASE_DEFER``
+        (:meth:`next_deadline`). Optional: without it every slice waits for a timer turn."""
         if self._releasing:
+            published = self.metrics.publishes[1]
+            grown = published - self._release_mark
+            self._release_mark = published
             # The next reads take the rest, a slice each after their own writes; a timer turn
             # only when none comes for RELEASE_DEFER (no wake-up of its own under traffic).
-            self._release_due = now + RELEASE_DEFER if self._release_slice(now) else math.inf
+            self._release_due = now + RELEASE_DEFER \
+                if self._release_slice(now, RELEASE_SLICE + grown) else math.inf
 
     def flush(self, now: float) -> list[tuple[int, list[bytes], CloseAction]]:
         """``(conn_id, chunks, action)`` for every connection with something to do: write
@@ -1854,15 +1865,15 @@ class Hub:
         ``now`` for a driver that never calls ``after_write``."""
         if not self._releasing:
             self._release_due = now
+            self._release_mark = self.metrics.publishes[1]
         self._releasing.append((_INBOX_KEY + session.id, position))
 
-    def _release_slice(self, now: float) -> bool:
-        """One slice of the releases acknowledged by ``$inbox`` Acks: at most ``RELEASE_SLICE``
+    def _release_slice(self, now: float, budget: int = RELEASE_SLICE) -> bool:
+        """One slice of the releases acknowledged by ``$inbox`` Acks: at most ``budget``
         entries (a stale or bogus position releases nothing). Returns whether any is left (the
         caller says when the next slice is due)."""
         releasing = self._releasing
         engine = self._engine
-        budget = RELEASE_SLICE
         released = 0
         while releasing and budget:
             topic, position = releasing[0]
@@ -1870,7 +1881,7 @@ class Hub:
             released += count
             budget -= count
             # Fewer than asked for: nothing of this one is left; as many: ask (an Ack of
-            # exactly a slice, inbox_ack_every's default, needs no turn more to find that out).
+            # exactly a slice needs no turn more to find that out).
             if budget or not engine.releasable(topic, position):
                 releasing.popleft()
         if released:

@@ -462,9 +462,10 @@ class HeldAtWrite(Transport):
 @pytest.mark.parametrize("extra", [-1, 0, RELEASE_SLICE + 5])
 def test_an_inbox_ack_lets_go_of_one_slice_after_each_reads_write(extra: int) -> None:
     """The read carrying a client's ``$inbox`` Ack writes its reply first, then lets go of one
-    slice (RELEASE_SLICE entries) in the same turn; each read after it one more slice, after
-    its own write. No slice asks for a timer turn of its own under traffic (no wake-up per
-    Ack); what is left when reads stop goes in timer turns from RELEASE_DEFER on."""
+    slice (RELEASE_SLICE entries more than the read published) in the same turn; each read
+    after it one more slice, after its own write. No slice asks for a timer turn of its own
+    under traffic (no wake-up per Ack); what is left when reads stop goes in timer turns from
+    RELEASE_DEFER on."""
     rig = Rig()
     (sid,) = list(rig.hub._sessions)
     stream = f"$inbox:{sid}"
@@ -497,7 +498,8 @@ def test_an_inbox_ack_lets_go_of_one_slice_after_each_reads_write(extra: int) ->
     # The echo (an $inbox entry of its own, not acknowledged yet) left before any release.
     assert rig.transport.held_at_write == [n + 1]
     echoes = 1
-    assert held() == max(n - RELEASE_SLICE, 0) + echoes
+    per_read = RELEASE_SLICE + 1  # a slice more than the read published (its one echo)
+    assert held() == max(n - per_read, 0) + echoes
     # Reads that follow take a slice each, after their own write.
     while held() > echoes:
         before = held()
@@ -507,8 +509,8 @@ def test_an_inbox_ack_lets_go_of_one_slice_after_each_reads_write(extra: int) ->
         rig.pump.data_received(rig.conn_id, b"".join(rig.client.data_to_send()))
         echoes += 1
         assert rig.transport.held_at_write[-1] == before + 1
-        assert held() == max(before - echoes + 1 - RELEASE_SLICE, 0) + echoes
-    assert seq == -(-n // RELEASE_SLICE)  # one read per slice
+        assert held() == max(before - echoes + 1 - per_read, 0) + echoes
+    assert seq == -(-n // per_read)  # one read per slice
     # No timer turn was asked for at once: only the Data's ack timer (ack_delay after the
     # first read) and no earlier.
     horizon = min(rig.hub.config.ack_delay, RELEASE_DEFER)
@@ -545,3 +547,45 @@ def test_what_a_read_leaves_goes_in_timer_turns_when_no_read_follows() -> None:
         assert len(left) < 5
     assert left == [n - 2 * RELEASE_SLICE, 0]
     assert rig.now == read_at + RELEASE_DEFER  # the second turn at once after the first
+
+
+def test_the_release_keeps_pace_with_reads_that_carry_many_echoes() -> None:
+    """Reads of 64 echoes each, the client acknowledging its ``$inbox`` every 128 replies (the
+    reference client's default): what the Acks let go of goes as fast as the inbox grows — a
+    read's slice frees at least as many entries as the read published — so the history held
+    stays at what is in flight and unacknowledged, not growing until the history limit
+    (1,000 entries) trims it."""
+    rig = Rig()
+    (sid,) = list(rig.hub._sessions)
+    stream = f"$inbox:{sid}"
+
+    def held() -> int:
+        entries = rig.hub._engine._streams[stream].entries
+        return 0 if entries is None else len(entries)
+
+    rig.emitter.on("message", lambda session, payload, topic: rig.pump.send_to_client(
+        session, payload))
+    seq, unacked, last = 1, 0, None
+    series = []
+    for _ in range(100):
+        rig.now += 0.001  # reads 1 ms apart: never RELEASE_DEFER without one
+        for _ in range(64):
+            rig.client.send(Data(seq=seq, payload=b"x" * 100))
+            seq += 1
+        if unacked >= 128 and last is not None:
+            rig.client.send(Ack(positions=(TopicPosition(topic="$inbox", position=last),)))
+            unacked = 0
+        rig.pump.data_received(rig.conn_id, b"".join(rig.client.data_to_send()))
+        rig.client.receive_data(b"".join(rig.transport.writes), rig.now)
+        rig.transport.writes.clear()
+        for event in rig.client.events_received():
+            if isinstance(event, EnvelopeReceived) and isinstance(event.body, Data) \
+                    and event.body.topic == "$inbox":
+                last = event.body.position
+                unacked += 1
+        series.append(held())
+    assert seq == 6401
+    # At most the unacknowledged replies (< 128 + 64) and what the last Ack let go of but the
+    # read's slice has not reached yet: bounded, not growing with the reads.
+    assert max(series[10:]) <= 128 + 64 + 64, series
+    assert max(series[50:]) <= max(series[10:50])
