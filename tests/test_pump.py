@@ -8,6 +8,7 @@ compiled and pure (scripts/test.sh runs the core tests both ways).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -442,6 +443,17 @@ def test_a_riding_acks_deadline_counts_before_the_flush() -> None:
     assert _acks_in(rig, writes) == [1]
 
 
+def inbox_held(rig: Rig, sid: str) -> Callable[[], int]:
+    """How many entries the session's ``$inbox`` history holds now (a function to call)."""
+    stream = f"$inbox:{sid}"
+
+    def held() -> int:
+        entries = rig.hub._engine._streams[stream].entries
+        return 0 if entries is None else len(entries)
+
+    return held
+
+
 class HeldAtWrite(Transport):
     """A transport that notes how many ``$inbox`` entries the hub still held at each write."""
 
@@ -468,11 +480,7 @@ def test_an_inbox_ack_lets_go_of_one_slice_after_each_reads_write(extra: int) ->
     RELEASE_DEFER on."""
     rig = Rig()
     (sid,) = list(rig.hub._sessions)
-    stream = f"$inbox:{sid}"
-
-    def held() -> int:
-        entries = rig.hub._engine._streams[stream].entries
-        return 0 if entries is None else len(entries)
+    held = inbox_held(rig, sid)
 
     rig.transport = rig.peers[rig.conn_id] = HeldAtWrite(held)
     rig.emitter.on("message", lambda session, payload, topic: rig.pump.send_to_client(
@@ -520,11 +528,7 @@ def test_an_inbox_ack_lets_go_of_one_slice_after_each_reads_write(extra: int) ->
 def test_what_a_read_leaves_goes_in_timer_turns_when_no_read_follows() -> None:
     rig = Rig()
     (sid,) = list(rig.hub._sessions)
-    stream = f"$inbox:{sid}"
-
-    def held() -> int:
-        entries = rig.hub._engine._streams[stream].entries
-        return 0 if entries is None else len(entries)
+    held = inbox_held(rig, sid)
 
     n = 2 * RELEASE_SLICE + 5
     for i in range(n):
@@ -557,11 +561,7 @@ def test_the_release_keeps_pace_with_reads_that_carry_many_echoes() -> None:
     (1,000 entries) trims it."""
     rig = Rig()
     (sid,) = list(rig.hub._sessions)
-    stream = f"$inbox:{sid}"
-
-    def held() -> int:
-        entries = rig.hub._engine._streams[stream].entries
-        return 0 if entries is None else len(entries)
+    held = inbox_held(rig, sid)
 
     rig.emitter.on("message", lambda session, payload, topic: rig.pump.send_to_client(
         session, payload))
