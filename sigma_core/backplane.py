@@ -343,9 +343,8 @@ class MemoryEngine:
         that needs it (a session, for its ``$inbox``) acknowledged it. Returns how many entries
         went; with ``limit`` > 0 at most that many (the oldest; call again for the rest). A
         position of another epoch, or beyond the head, releases nothing (0)."""
-        stream = self._streams.get(topic)
-        if stream is None or stream.epoch != position.epoch \
-                or position.offset > stream.last_offset:
+        stream = self._acknowledged(topic, position)
+        if stream is None:
             return 0
         entries = stream.entries
         released = 0
@@ -365,12 +364,20 @@ class MemoryEngine:
     def releasable(self, topic: str, position: StreamPosition) -> bool:
         """Whether :meth:`release_upto` of ``position`` would release anything now (after a
         call that stopped at its ``limit``: is there a rest to come back for)."""
-        stream = self._streams.get(topic)
-        if stream is None or stream.epoch != position.epoch \
-                or position.offset > stream.last_offset:
+        stream = self._acknowledged(topic, position)
+        if stream is None:
             return False
         entries = stream.entries
         return entries is not None and len(entries) > 0 and entries[0].offset <= position.offset
+
+    def _acknowledged(self, topic: str, position: StreamPosition) -> _Stream | None:
+        """The stream of ``topic`` if ``position`` can be acknowledged in it (its epoch, not
+        beyond its head), else None (:meth:`release_upto`, :meth:`releasable`)."""
+        stream = self._streams.get(topic)
+        if stream is None or stream.epoch != position.epoch \
+                or position.offset > stream.last_offset:
+            return None
+        return stream
 
     def _unhold(self, topic: str) -> None:
         """``topic``'s history is empty: off the holding list. A list that emptied is made
