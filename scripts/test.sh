@@ -37,6 +37,7 @@ if compgen -G "sigma_core/*.so" >/dev/null; then
   PYTHONPATH="$pure" "$VENV/bin/pytest" -p no:cacheprovider tests/test_build.py tests/test_codec.py \
     tests/test_asgi_core.py tests/test_codec_fuzz.py tests/test_connection.py tests/test_framer.py \
     tests/test_fuzz_targets.py tests/test_purity.py tests/test_pump.py tests/test_ratelimit.py \
-    tests/test_sessions.py tests/test_stateful.py tests/test_websocket.py tests/test_cluster.py "$@"
+    tests/test_receive_path.py tests/test_sessions.py tests/test_stateful.py tests/test_websocket.py \
+    tests/test_cluster.py "$@"
 fi
 echo "== js client (node --test)"; bash clients/js/scripts/test.sh

@@ -484,6 +484,118 @@ read_client_frame(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return out;
 }
 
+/* read_client_frames(data, pos, limit, items) -> int: the run of frames at data[pos:] that the
+ * frame parser would hand, one by one, to read_client_frame and get a client Data's fields back
+ * from, read in one call (sigma_core/_framer.py, FrameParser.receive; the pure-Python twin is
+ * codec._readers.read_client_frames_py): each a whole, unfragmented, masked binary frame (first
+ * byte 0x82, the mask bit set, its length in the fewest bytes, at most ``limit``, all of it in
+ * ``data``) whose payload is a client Data of a known layout. The fields' tuples, in order, are
+ * appended to ``items`` as one list (nothing is appended when there are none); the return value
+ * is where the first frame not read starts: anything else (another opcode, a fragment, an
+ * incomplete frame, a length over the limit or not minimal, another message) is left to the
+ * parser's general path, which accepts or refuses it as before. IndexError unless
+ * 0 <= pos <= len(data); TypeError unless items is a list. */
+static PyObject *
+read_client_frames(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError,
+                        "read_client_frames() takes exactly 4 arguments (data, pos, limit, items)");
+        return NULL;
+    }
+    Py_ssize_t pos = PyLong_AsSsize_t(args[1]);
+    if (pos == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    Py_ssize_t limit = PyLong_AsSsize_t(args[2]);
+    if (limit == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    PyObject *items = args[3];
+    if (!PyList_Check(items)) {
+        PyErr_SetString(PyExc_TypeError, "read_client_frames(): items must be a list");
+        return NULL;
+    }
+    Py_buffer view;
+    if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    Py_ssize_t end = view.len;
+    if (pos < 0 || pos > end) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_IndexError, "read_client_frames(): pos out of range");
+        return NULL;
+    }
+    const unsigned char *p = (const unsigned char *)view.buf;
+    PyObject *batch = NULL;
+    while (end - pos >= 2 && p[pos] == 0x82 && (p[pos + 1] & 0x80)) {
+        Py_ssize_t length = p[pos + 1] & 0x7F, start;
+        if (length < 126) {
+            start = pos + 2;
+        } else if (length == 126) {
+            if (end - pos < 4) {
+                break;
+            }
+            length = (Py_ssize_t)p[pos + 2] << 8 | p[pos + 3];
+            if (length < 126) {
+                break; /* not minimal: the parser fails it (1002) */
+            }
+            start = pos + 4;
+        } else {
+            if (end - pos < 10) {
+                break;
+            }
+            unsigned long long wide = 0;
+            for (int k = 0; k < 8; k++) {
+                wide = wide << 8 | p[pos + 2 + k];
+            }
+            if (wide < 65536 || wide > (unsigned long long)limit) {
+                break; /* not minimal, or over the limit: the parser fails it */
+            }
+            length = (Py_ssize_t)wide;
+            start = pos + 10;
+        }
+        if (length > limit || end - start < 4 || length > end - start - 4) {
+            break; /* over the limit (1009), or not all here yet */
+        }
+        start += 4;
+        PyObject *fields = read_masked_data(p + start, length, (unsigned long long)le32(p + start - 4));
+        if (fields == NULL) {
+            if (PyErr_Occurred()) {
+                goto error;
+            }
+            break; /* another message: the parser's reader hands it on as bytes */
+        }
+        if (batch == NULL) {
+            batch = PyList_New(0);
+            if (batch == NULL) {
+                Py_DECREF(fields);
+                goto error;
+            }
+        }
+        int failed = PyList_Append(batch, fields);
+        Py_DECREF(fields);
+        if (failed < 0) {
+            goto error;
+        }
+        pos = start + length;
+    }
+    PyBuffer_Release(&view);
+    if (batch != NULL) {
+        int failed = PyList_Append(items, batch);
+        Py_DECREF(batch);
+        if (failed < 0) {
+            return NULL;
+        }
+    }
+    return PyLong_FromSsize_t(pos);
+error:
+    Py_XDECREF(batch);
+    PyBuffer_Release(&view);
+    return NULL;
+}
+
 /* untrack_atomic(obj) -> bool: take a tuple (or a tuple subclass without a __dict__, such as a
  * NamedTuple) off the cyclic GC's lists when none of its items is tracked: ints, floats, bytes,
  * str, None, untracked tuples. Such a tuple cannot be part of a reference cycle (its type is
@@ -566,6 +678,10 @@ static PyMethodDef methods[] = {
      "read_client_frame(data, start, stop) -> (seq, topic, payload, timestamp_ms) | bytes: "
      "a client's Data read out of a masked frame (the key at data[start-4:start]), or the "
      "unmasked bytes when it is not one."},
+    {"read_client_frames", (PyCFunction)(void (*)(void))read_client_frames, METH_FASTCALL,
+     "read_client_frames(data, pos, limit, items) -> int: the run of whole masked binary frames "
+     "at data[pos:] that carry a client's Data, read as one list appended to items; where the "
+     "first frame not read starts."},
     {NULL, NULL, 0, NULL},
 };
 

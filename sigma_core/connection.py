@@ -70,7 +70,13 @@ from typing import Any, ClassVar, Final, TypeAlias, TypeVar, cast
 
 from . import codec
 from ._framer import server_binary_frame
-from .codec._readers import _INBOX, read_client_data, read_client_frame, read_inbox_ack
+from .codec._readers import (
+    _INBOX,
+    read_client_data,
+    read_client_frame,
+    read_client_frames,
+    read_inbox_ack,
+)
 from .errors import (
     CloseCode,
     DecodeError,
@@ -299,6 +305,12 @@ AnyConnectionEvent: TypeAlias = ConnectionEvent | HandshakeRequest | HandshakeFa
 #: ``EnvelopeReceived(body=Data(...))``, the hub reads it directly (``_take_events``).
 DataFields: TypeAlias = tuple[int, str, bytes, int]
 
+#: A run of client ``Data`` read in one call of the frame parser (``codec.read_client_frames``:
+#: the whole frames of one read, one after the other): their :data:`DataFields`, in order, as
+#: one list. Queued as is (one item for the run); :meth:`Connection.events_received` turns each
+#: into ``EnvelopeReceived(body=Data(...))``, the hub reads the fields directly.
+DataBatch: TypeAlias = list[DataFields]
+
 #: A client's ``$inbox`` acknowledgement read on the fast path (``codec.read_inbox_ack``): the
 #: position of its ``Ack(positions=(TopicPosition("$inbox", position),))``, queued as is among
 #: the events (no ``Ack``, ``TopicPosition`` or ``EnvelopeReceived`` built);
@@ -348,7 +360,8 @@ class Connection:
         self._state = _HANDSHAKE  # the initial state
         # The queues are None while empty (an idle connection keeps none: a list object is 56
         # bytes, and a server holds thousands of idle connections).
-        self._events: list[AnyConnectionEvent | DataFields | InboxAckPosition] | None = None
+        self._events: list[AnyConnectionEvent | DataFields | DataBatch | InboxAckPosition] \
+            | None = None
         self._priority: list[bytes] | None = None
         self._ordered: list[bytes] | None = None
         self._buffered = 0
@@ -381,7 +394,7 @@ class Connection:
         #: Server with envelopes: client Data may take the fast path (_process_ws_events).
         self._fast_data = False
         self._paused = False
-        self._held: list[WebSocketEvent | DataFields] | None = None
+        self._held: list[WebSocketEvent | DataFields | DataBatch] | None = None
 
     # -- properties
 
@@ -418,21 +431,29 @@ class Connection:
 
         A call that finds nothing acts on the WebSocket's held end (see the module docstring), so
         ``while events := conn.events_received(): ...`` sees the ``Closed`` it causes."""
-        events = self._take_events()
-        for i, event in enumerate(events):
-            if type(event) is tuple:
+        out: list[AnyConnectionEvent] = []
+        for event in self._take_events():
+            if type(event) is list:
+                # A run of client Data from the fast path (DataBatch): the events they stand for.
+                for seq, topic, payload, timestamp_ms in event:
+                    out.append(_data_received(seq, topic, payload, timestamp_ms))
+            elif type(event) is tuple:
                 # A client's Data from the fast path: the event it stands for.
                 seq, topic, payload, timestamp_ms = cast(DataFields, event)
-                events[i] = _data_received(seq, topic, payload, timestamp_ms)
+                out.append(_data_received(seq, topic, payload, timestamp_ms))
             elif type(event) is StreamPosition:
                 # A client's $inbox Ack from the fast path (InboxAckPosition).
-                events[i] = EnvelopeReceived(body=Ack(positions=(
-                    TopicPosition(topic=_INBOX, position=event),)))
-        return events  # type: ignore[return-value]
+                out.append(EnvelopeReceived(body=Ack(positions=(
+                    TopicPosition(topic=_INBOX, position=event),))))
+            else:
+                out.append(cast(AnyConnectionEvent, event))
+        return out
 
-    def _take_events(self) -> list[AnyConnectionEvent | DataFields | InboxAckPosition]:
+    def _take_events(self) -> list[AnyConnectionEvent | DataFields | DataBatch
+                                   | InboxAckPosition]:
         """:meth:`events_received` for the hub: a client's ``Data`` from the fast path comes as
-        its :data:`DataFields` tuple, not as an event object built per message."""
+        its :data:`DataFields` tuple, a run of them as one :data:`DataBatch` list, not as an
+        event object built per message."""
         self._release_held()
         if self._events is None:
             self._settle_ws(self._last_received)
@@ -738,7 +759,7 @@ class Connection:
         self._process_ws_events(held, self._last_received)
 
     def _process_ws_events(
-        self, events: Sequence[WebSocketEvent | DataFields], now: float
+        self, events: Sequence[WebSocketEvent | DataFields | DataBatch], now: float
     ) -> None:
         fast_data = self._fast_data
         # (Iterated as objects: compiled, an item typed as the union is checked against it, and
@@ -753,9 +774,10 @@ class Connection:
                 # events are the same however the bytes were chunked.
                 self._held = _extended(self._held, events[index:])
                 return
-            if type(item) is tuple:
-                # DataFields the frame parser read (read_binary_with, set on entering OPEN):
-                # what the MessageReceived branch below makes of the same message.
+            if type(item) is list or type(item) is tuple:
+                # A DataBatch or the DataFields the frame parser read (read_binary_with, set on
+                # entering OPEN): what the MessageReceived branch below makes of the same
+                # messages.
                 if state is _OPEN:
                     self._emit(cast(Any, item))
                 continue  # CLOSING: dropped, as a message is
@@ -825,7 +847,7 @@ class Connection:
             # The frame parser reads a client's Data as it parses its frame: the DataFields
             # tuple comes out of the WebSocket layer (see _process_ws_events), no
             # MessageReceived per message.
-            ws.read_binary_with(read_client_frame)
+            ws.read_binary_with(read_client_frame, read_client_frames)
         self._last_received = now
         if self._interval:
             self._next_ping = now + self._interval
@@ -906,7 +928,8 @@ class Connection:
         self._transport_close = True
         self._emit(closed)
 
-    def _emit(self, event: AnyConnectionEvent | DataFields | InboxAckPosition) -> None:
+    def _emit(self, event: AnyConnectionEvent | DataFields | DataBatch | InboxAckPosition
+              ) -> None:
         events = self._events
         if events is None:
             self._events = [event]

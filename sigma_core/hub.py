@@ -41,6 +41,7 @@ from .connection import (
     Closed,
     ConnectionConfig,
     ConnectionState,
+    DataBatch,
     DataFields,
     EnvelopeReceived,
     HandshakeRequest,
@@ -1767,11 +1768,20 @@ class Hub:
         self._schedule_conn(rec)
 
     def _dispatch(self, rec: _Conn,
-                  events: list[AnyConnectionEvent | DataFields | InboxAckPosition],
+                  events: list[AnyConnectionEvent | DataFields | DataBatch | InboxAckPosition],
                   now: float) -> None:
         conn = rec.conn
         for event in events:
-            if isinstance(event, tuple):
+            if type(event) is list:
+                # A run of client Data from the connection's fast path (connection.DataBatch):
+                # each what the DataFields branch below does with one.
+                session = rec.session
+                if session is None or session.conn_id != rec.id:
+                    continue  # taken over by another connection in this batch
+                for fields in event:
+                    seq, topic, payload, timestamp_ms = fields
+                    self._on_data(rec, session, seq, topic, payload, timestamp_ms, now)
+            elif isinstance(event, tuple):
                 session = rec.session
                 if session is None or session.conn_id != rec.id:
                     continue  # taken over by another connection in this batch

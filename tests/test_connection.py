@@ -761,7 +761,8 @@ def test_data_read_in_the_parser_at_every_byte_boundary() -> None:
 
 
 def test_the_parser_reads_data_once_open() -> None:
-    # The fast path is in effect: the WebSocket layer hands on the DataFields tuple itself.
+    # The fast path is in effect: the WebSocket layer hands on the DataFields tuples themselves,
+    # a read's run of them as one list (DataBatch).
     server = ServerConnection(_DIFF_CONFIG, now=0.0)
     server.receive_data(_OPENING, 0.0)
     for _ in range(3):
@@ -774,4 +775,4 @@ def test_the_parser_reads_data_once_open() -> None:
     ws = server._ws
     ws.receive_data(_client_frame(codec.encode_data(seq=5, topic="t", payload=b"p")))
     events: list[object] = list(ws.events_received())
-    assert events == [(5, "t", b"p", 0)]
+    assert events == [[(5, "t", b"p", 0)]]

@@ -597,14 +597,68 @@ def read_client_frame_py(data: bytes, start: int, stop: int) -> ReadMessage | by
     return payload if fields is None else fields
 
 
+def read_client_frames_py(data: bytes, pos: int, limit: int, items: list[object]) -> int:
+    """The run of frames at ``data[pos:]`` that the frame parser would hand one by one to
+    :func:`read_client_frame` and get a client ``Data``'s fields back from, read in one call:
+    each a whole, unfragmented, masked binary frame (first byte 0x82, the mask bit set, its
+    length in the fewest bytes, at most ``limit``, all of it in ``data``) whose payload
+    :func:`read_client_data` reads. Their fields, in order, are appended to ``items`` as one
+    list (nothing when there are none); returns where the first frame not read starts (anything
+    else is left to the parser's general path). IndexError unless ``0 <= pos <= len(data)``,
+    TypeError unless ``items`` is a list. The pure-Python twin of the C helper
+    ``_speedups.read_client_frames`` (tests/test_receive_path.py holds the two equal)."""
+    end = len(data)
+    if pos < 0 or pos > end:
+        raise IndexError("read_client_frames(): pos out of range")
+    if not isinstance(items, list):
+        raise TypeError("read_client_frames(): items must be a list")
+    batch: list[ReadMessage] | None = None
+    while end - pos >= 2 and data[pos] == 0x82 and data[pos + 1] & 0x80:
+        length = data[pos + 1] & 0x7F
+        if length < 126:
+            start = pos + 2
+        elif length == 126:
+            if end - pos < 4:
+                break
+            length = data[pos + 2] << 8 | data[pos + 3]
+            if length < 126:
+                break  # not minimal: the parser fails it (1002)
+            start = pos + 4
+        else:
+            if end - pos < 10:
+                break
+            length = int.from_bytes(data[pos + 2 : pos + 10], "big")
+            if length < 65536 or length > limit:
+                break  # not minimal, or over the limit: the parser fails it
+            start = pos + 10
+        if length > limit or end - start < 4 or length > end - start - 4:
+            break  # over the limit (1009), or not all here yet
+        start += 4
+        fields = read_client_frame_py(data, start, start + length)
+        if type(fields) is not tuple:
+            break  # another message: the parser's reader hands it on as bytes
+        if batch is None:
+            batch = [fields]
+        else:
+            batch.append(fields)
+        pos = start + length
+    if batch is not None:
+        items.append(batch)
+    return pos
+
+
 #: What the frame parser reads a whole binary message with once a server connection is open
-#: (see connection.py): the C helper when the compiled build is there, else the twin above.
+#: (see connection.py), and a run of client ``Data`` frames: the C helpers when the compiled
+#: build is there, else the twins above.
 read_client_frame: Callable[[bytes, int, int], ReadMessage | bytes]
+read_client_frames: Callable[[bytes, int, int, list[object]], int]
 try:
     from .._speedups import read_client_frame as _read_client_frame_c
+    from .._speedups import read_client_frames as _read_client_frames_c
     from .._speedups import set_client_layouts as _set_client_layouts
 except ImportError:  # the pure-Python fallback
     read_client_frame = read_client_frame_py
+    read_client_frames = read_client_frames_py
 else:
     _set_client_layouts(tuple(
         (layout.prefix, has_topic, has_ts, _CLIENT_PREFIX + layout.values.size)
@@ -613,6 +667,7 @@ else:
         if has_payload and has_seq and not has_pos
     ))
     read_client_frame = _read_client_frame_c
+    read_client_frames = _read_client_frames_c
 
 
 def _decode_with_reader(buf: bytes | bytearray) -> Body:
