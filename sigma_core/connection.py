@@ -70,6 +70,7 @@ from typing import Any, ClassVar, Final, TypeAlias, TypeVar, cast
 
 from . import codec
 from ._framer import server_binary_frame
+from .codec._fast import encode_ack_frame
 from .codec._readers import (
     _INBOX,
     read_client_data,
@@ -618,6 +619,26 @@ class Connection:
             raise LocalProtocolError(f"cannot send {type(body).__name__}: connection is "
                                      f"{self._state.value}")
         self._send_body(body)
+
+    def send_ack(self, seq: int) -> None:
+        """:meth:`send` of ``Ack(seq=seq)``: the hub's acknowledgement of a client's messages.
+        On a connection that frames by hand, its frame comes from a template
+        (``codec._fast.encode_ack_frame``: no ``Ack`` built, no generic encoder); the same
+        bytes, checks and errors as :meth:`send` either way. Raises LocalProtocolError unless
+        the connection is ``OPEN``."""
+        if self._state is not _OPEN:
+            raise LocalProtocolError(f"cannot send Ack: connection is {self._state.value}")
+        if not self._fast_frames:
+            self._send_body(Ack(seq=seq))
+            return
+        if self._ws.state is not WebSocketState.OPEN:
+            return  # as _send_envelope_bytes: nothing may follow our close reply
+        frame = encode_ack_frame(seq)
+        if len(frame) - 2 > self._max_message_size:
+            self._send_body(Ack(seq=seq))  # refused the general way (LocalProtocolError)
+            return
+        self._ordered = _appended(self._ordered, frame)
+        self._buffered += len(frame)
 
     def send_encoded(self, envelope: bytes) -> None:
         """Queue an already encoded envelope (a broadcast is encoded once for all recipients)."""

@@ -2432,7 +2432,7 @@ class Hub:
         if rec is None or rec.conn.state is not _OPEN:
             return
         session._acked_seq = session.last_seq
-        rec.conn.send(Ack(seq=session.last_seq))
+        rec.conn.send_ack(session.last_seq)
         self._dirty.add(rec.id)
 
     def _on_subscribe(self, rec: _Conn, session: Session, sub: Subscribe, now: float) -> None:

@@ -389,3 +389,21 @@ def encode_ack(seq: int) -> bytes:
     if not (type(seq) is int and 0 <= seq <= _U64_MAX):
         seq = _u64(seq, "Ack.seq")
     return _ACK_PREFIX + _pack_u64(seq) if seq else _ACK_ZERO
+
+
+#: A server's WebSocket frame of a non-zero ``Ack.seq``, every byte before the seq: the frame
+#: header (the envelope is ``_ACK_PREFIX`` and 8 bytes, under 126) and ``_ACK_PREFIX``.
+_ACK_FRAME_PREFIX: Final = binary_frame_header(len(_ACK_PREFIX) + 8) + _ACK_PREFIX
+
+
+def encode_ack_frame(seq: int) -> bytes:
+    """A server's WebSocket frame of ``Ack(seq=seq)`` (no positions), the hub's
+    acknowledgement of a client's messages: ``server_binary_frame(encode_ack(seq))``, the
+    same bytes, one concatenation from a template for any non-zero ``seq``.
+
+    Raises :class:`LocalProtocolError` when ``seq`` is not an int in the ``ulong`` range.
+    """
+    if type(seq) is int and 0 < seq <= _U64_MAX:
+        return _ACK_FRAME_PREFIX + _pack_u64(seq)
+    envelope = encode_ack(seq)
+    return binary_frame_header(len(envelope)) + envelope
