@@ -18,13 +18,34 @@
 static void
 xor_mask(unsigned char *dst, const unsigned char *src, Py_ssize_t n, unsigned long long m)
 {
+    const unsigned char key[4] = {(unsigned char)m, (unsigned char)(m >> 8),
+                                  (unsigned char)(m >> 16), (unsigned char)(m >> 24)};
+    uint32_t key32;
+    memcpy(&key32, key, 4); /* the key in memory order: no byte-order assumption */
     Py_ssize_t i = 0;
-    unsigned char key[8];
-    for (int k = 0; k < 8; k++) {
-        key[k] = (unsigned char)(m >> (8 * (k & 3)));
+#if defined(__GNUC__)
+    /* 64 bytes a step, four 16-byte vectors (SSE2 on x86-64, NEON on arm64): a 1 KiB payload
+     * is 16 steps, where the compiler's own vectorisation of the 8-byte loop below made 64. */
+    typedef uint32_t v4 __attribute__((vector_size(16)));
+    const v4 kv = {key32, key32, key32, key32};
+    for (; i + 64 <= n; i += 64) {
+        v4 a, b, c, d;
+        memcpy(&a, src + i, 16);
+        memcpy(&b, src + i + 16, 16);
+        memcpy(&c, src + i + 32, 16);
+        memcpy(&d, src + i + 48, 16);
+        a ^= kv;
+        b ^= kv;
+        c ^= kv;
+        d ^= kv;
+        memcpy(dst + i, &a, 16);
+        memcpy(dst + i + 16, &b, 16);
+        memcpy(dst + i + 32, &c, 16);
+        memcpy(dst + i + 48, &d, 16);
     }
-    uint64_t key64;
-    memcpy(&key64, key, 8); /* the key repeated in memory order: no byte-order assumption */
+#endif
+    /* (the key twice: the same in either byte order) */
+    const uint64_t key64 = (uint64_t)key32 << 32 | key32;
     for (; i + 8 <= n; i += 8) {
         uint64_t word;
         memcpy(&word, src + i, 8);
