@@ -692,6 +692,22 @@ _CLIENT_MESSAGE_SLOTS = tuple(vars(ClientMessage)[name].__set__
 MessageFields: TypeAlias = tuple[Session, int, str, bytes, int]
 
 
+class MessageRun:
+    """A run of one session's messages as the hub queues it among its events: the fields of
+    each message of a read's run (``connection.DataBatch``: ``(seq, topic, payload,
+    timestamp_ms)`` tuples, in order) that the hub accepted, with their session. One object for
+    the run where :data:`MessageFields` is a tuple per message; when every message of the run
+    is accepted, ``fields`` is the very list the connection handed up.
+    :meth:`Hub.events_received` turns each into its ``ClientMessage``; the adapters' pump reads
+    the fields as they are."""
+
+    __slots__ = ("fields", "session")
+
+    def __init__(self, session: Session, fields: list[DataFields]) -> None:
+        self.session = session
+        self.fields = fields
+
+
 def _client_message(session: Session, seq: int, topic: str, payload: bytes,
                     timestamp_ms: int) -> ClientMessage:
     event = _new_client_message(ClientMessage)
@@ -964,7 +980,7 @@ class Hub:
         self._members: dict[str, set[str]] = {BROADCAST_TOPIC: set()}
         #: The subscriptions new sessions share while the $all head stays (_new_session).
         self._shared_subscriptions: dict[str, StreamPosition] | None = None
-        self._events: list[HubEvent | MessageFields] = []
+        self._events: list[HubEvent | MessageFields | MessageRun] = []
         self._dirty: set[int] = set()
         #: Topic key -> ids of connections with a replay backlog on it (live messages of the
         #: topic queue behind their backlog, in order).
@@ -1305,16 +1321,23 @@ class Hub:
 
     def events_received(self) -> list[HubEvent]:
         """Drain the events for the application."""
-        events = self._take_events()
-        for i, event in enumerate(events):
-            if isinstance(event, tuple):
+        events: list[HubEvent] = []
+        for event in self._take_events():
+            if type(event) is MessageRun:
+                session = event.session
+                for seq, topic, payload, timestamp_ms in event.fields:
+                    events.append(_client_message(session, seq, topic, payload, timestamp_ms))
+            elif isinstance(event, tuple):
                 session, seq, topic, payload, timestamp_ms = event
-                events[i] = _client_message(session, seq, topic, payload, timestamp_ms)
-        return events  # type: ignore[return-value]
+                events.append(_client_message(session, seq, topic, payload, timestamp_ms))
+            else:
+                events.append(cast(HubEvent, event))
+        return events
 
-    def _take_events(self) -> list[HubEvent | MessageFields]:
+    def _take_events(self) -> list[HubEvent | MessageFields | MessageRun]:
         """:meth:`events_received` for the adapters' pump: a client's message comes as its
-        :data:`MessageFields` tuple, not as a ``ClientMessage`` built per message."""
+        :data:`MessageFields` tuple, a run of them as a :class:`MessageRun`, not as a
+        ``ClientMessage`` built per message."""
         events, self._events = self._events, []
         return events
 
@@ -1778,9 +1801,21 @@ class Hub:
                 session = rec.session
                 if session is None or session.conn_id != rec.id:
                     continue  # taken over by another connection in this batch
-                for fields in event:
+                # The accepted ones, queued as one MessageRun: the run's own list while every
+                # one is accepted (_on_data queues no hub event of its own, so the order of
+                # the hub's events is the same as with one MessageFields per message).
+                kept: list[DataFields] | None = None
+                for index, fields in enumerate(event):
                     seq, topic, payload, timestamp_ms = fields
-                    self._on_data(rec, session, seq, topic, payload, timestamp_ms, now)
+                    if self._on_data(rec, session, seq, topic, payload, timestamp_ms, now):
+                        if kept is not None:
+                            kept.append(fields)
+                    elif kept is None:
+                        kept = event[:index]
+                if kept is None:
+                    self._events.append(MessageRun(session, event))
+                elif kept:
+                    self._events.append(MessageRun(session, kept))
             elif isinstance(event, tuple):
                 session = rec.session
                 if session is None or session.conn_id != rec.id:
@@ -1798,7 +1833,8 @@ class Hub:
                     continue
                 # A client's Data from the connection's fast path, as its fields.
                 seq, topic, payload, timestamp_ms = cast(DataFields, event)
-                self._on_data(rec, session, seq, topic, payload, timestamp_ms, now)
+                if self._on_data(rec, session, seq, topic, payload, timestamp_ms, now):
+                    self._events.append((session, seq, topic, payload, timestamp_ms))
             elif type(event) is EnvelopeReceived:
                 session = rec.session
                 if session is None or session.conn_id != rec.id:
@@ -1807,8 +1843,13 @@ class Hub:
                 if type(body) is Data:
                     # Even if a later frame of the same read closed the connection: the client
                     # sent it, and after a normal Goodbye it would never be resent.
-                    self._on_data(rec, session, body.seq, body.topic, body.payload,
-                                  body.timestamp_ms, now)
+                    view = body.payload
+                    if self._on_data(rec, session, body.seq, body.topic, view,
+                                     body.timestamp_ms, now):
+                        # (decode's payload is a view of the read: a copy of its own)
+                        self._events.append((session, body.seq, body.topic,
+                                             view if type(view) is bytes else bytes(view),
+                                             body.timestamp_ms))
                 elif conn.state is not _OPEN:
                     continue  # closed earlier in this batch: requests are not answered
                 elif self._limits_on and not self._within_rate(rec, 0, now):
@@ -2304,7 +2345,11 @@ class Hub:
                              replayed=len(entries)), entries
 
     def _on_data(self, rec: _Conn, session: Session, seq: int, topic: str,
-                 payload: bytes | bytearray | memoryview, timestamp_ms: int, now: float) -> None:
+                 payload: bytes | bytearray | memoryview, timestamp_ms: int, now: float) -> bool:
+        """A client's ``Data``: its seq, ack and rate-limit bookkeeping. True when it is taken
+        (the next seq, within the limits): the caller queues it for the application, in order
+        (this queues no hub event of its own). False: a duplicate (acknowledged again), or
+        refused (the connection closed with its code)."""
         previous = session.last_activity
         session.last_activity = now
         if seq <= session.last_seq:
@@ -2314,31 +2359,26 @@ class Hub:
                 # A duplicate is an envelope like any other (protocol.md §5.4): resending
                 # old seqs (or seq 0) must not get around the rate limits.
                 self._refuse_rate(rec, now)
-                return
+                return False
             self._schedule_ack(session, now)
-            return
+            return False
         if rec.conn.state is not _OPEN and seq != session.last_seq + 1:
-            return  # we already closed it; the client resends after resuming
+            return False  # we already closed it; the client resends after resuming
         if seq != session.last_seq + 1:
             rec.conn.abort(CloseCode.UNEXPECTED_MESSAGE,
                            f"sequence gap: got {seq} after {session.last_seq}", now)
-            return
+            return False
         if self._limits_on and not self._within_rate(rec, len(payload), now):
             self._refuse_rate(rec, now)
-            return
+            return False
         if seq - session._acked_seq > self._max_unacked:
             # The client may only run max_unacked ahead of the last ack we sent (Welcome.limits).
             rec.conn.abort(CloseCode.LIMIT_EXCEEDED,
                            f"more than max_unacked={self.config.max_unacked} messages "
                            "unacknowledged", now)
-            return
+            return False
         session.last_seq = seq
         self._messages_received += 1
-        # Queued as its fields: events_received() builds the ClientMessage (MessageFields).
-        # (Compiled, bytes(payload) is a call of the type, ~800 instructions, even when it
-        # hands back the same bytes object: the fast path's payload already is bytes.)
-        self._events.append((session, seq, topic,
-                             payload if type(payload) is bytes else bytes(payload), timestamp_ms))
         if seq - session._acked_seq >= self._ack_every:
             # Acked by count: the ack timer, if set, stays for what comes next (it fires no
             # later than ack_delay after the first message since the last timed ack, so
@@ -2358,6 +2398,7 @@ class Hub:
             # it would fire alone. The ack rides with this turn's output if there is any (the
             # timer then finds nothing to say); if not, the timer stays as it is.
             self._ack_riders.append((session, True))
+        return True
 
     def _within_rate(self, rec: _Conn, size: int, now: float) -> bool:
         if rec.buckets is None:

@@ -32,7 +32,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from .engine import EngineLink
-from .hub import CloseAction, Hub, HubEvent, Session, _client_message
+from .hub import CloseAction, Hub, HubEvent, MessageRun, Session, _client_message
 from .serializers import RAW, Serializer, encode_payload
 
 __all__ = ["ServerPump"]
@@ -160,7 +160,16 @@ class ServerPump:
                     link.pump()
                 events = hub._take_events()
                 for event in events:
-                    if isinstance(event, tuple):  # a client's message (hub.MessageFields)
+                    if isinstance(event, MessageRun):  # a run of a client's messages
+                        session = event.session
+                        if self._raw:
+                            for fields in event.fields:
+                                self._message(session, fields[2], fields[1])
+                        else:
+                            for seq, topic, payload, timestamp_ms in event.fields:
+                                self._dispatch(_client_message(session, seq, topic, payload,
+                                                               timestamp_ms))
+                    elif isinstance(event, tuple):  # a client's message (hub.MessageFields)
                         session, seq, topic, payload, timestamp_ms = event
                         if self._raw:
                             self._message(session, payload, topic)

@@ -589,3 +589,27 @@ def test_the_release_keeps_pace_with_reads_that_carry_many_echoes() -> None:
     # read's slice has not reached yet: bounded, not growing with the reads.
     assert max(series[10:]) <= 128 + 64 + 64, series
     assert max(series[50:]) <= max(series[10:50])
+
+
+@pytest.mark.parametrize("serializer", [None, JSON])
+def test_a_read_carrying_a_run_of_messages_reaches_the_listeners_in_order(serializer: Any) -> None:
+    # One read, five messages: the hub hands the pump the run as one object (hub.MessageRun);
+    # the listeners still get each message, in order, each looked up at its turn: one that
+    # removes itself during the run gets none of the rest.
+    rig = Rig(serializer=serializer)
+    got: list[Any] = []
+    first: list[Any] = []
+
+    def once(session: Session, value: Any, topic: str) -> None:
+        first.append(value)
+        rig.emitter.off("message", once)
+
+    rig.emitter.on("message", once)
+    rig.emitter.on("message", lambda session, value, topic: got.append(value))
+    payloads = [b'{"n": %d}' % n for n in range(1, 6)]
+    rig.send(*payloads)
+    wire = b"".join(rig.client.data_to_send())
+    rig.pump.data_received(rig.conn_id, wire)  # one read
+    expected: list[Any] = [{"n": n} for n in range(1, 6)] if serializer else payloads
+    assert got == expected
+    assert first == expected[:1]
