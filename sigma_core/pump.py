@@ -72,6 +72,10 @@ class ServerPump:
             raise ValueError("ServerPump needs exactly one of close= and deliver=")
         self.hub = hub
         self._emitter = emitter
+        #: The emitter's listeners by event (the dict itself, which EventEmitter keeps for its
+        #: life, replacing only its tuples): read per message as ``emit`` reads it, without an
+        #: attribute lookup through the emitter each time.
+        self._listeners = emitter._listeners
         self._dispatch = dispatch
         self._peers = peers
         #: The server's serializer (for :meth:`send_to_client`).
@@ -246,7 +250,7 @@ class ServerPump:
     def _message(self, session: object, payload: bytes, topic: str) -> None:
         """``message(session, payload, topic)`` to every listener, as ``EventEmitter.emit``
         calls them (a listener that raises is reported the emitter's way; the others run)."""
-        listeners = self._emitter._listeners.get("message")
+        listeners = self._listeners.get("message")
         if not listeners:
             return
         for listener in listeners:
