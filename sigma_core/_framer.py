@@ -129,15 +129,14 @@ class Failure(NamedTuple):
 #: ``(seq, topic, payload, timestamp_ms)`` of a client's ``Data`` (``codec.read_client_data``).
 ReadMessage = tuple[int, str, bytes, int]
 
-#: What a :attr:`FrameParser.frames_reader` reads from a run of whole binary messages in one
-#: call: their ``ReadMessage`` tuples, in order, as one list (``codec.read_client_frames``).
+#: What a :attr:`FrameParser.reader` reads from a run of whole binary messages in one call:
+#: their ``ReadMessage`` tuples, in order, as one list (``codec.read_client_frames``).
 ReadMessages = list[ReadMessage]
 
 #: What :meth:`FrameParser.receive` returns, in order: whole messages (``bytes`` for binary,
-#: ``str`` for text, or what the parser's ``reader`` read from a binary one, or the list its
-#: ``frames_reader`` read from a run of them), control frames, and at most one final close
-#: frame or failure.
-Received = bytes | str | ReadMessage | ReadMessages | PingFrame | PongFrame | CloseFrame | Failure
+#: ``str`` for text, or the list the parser's ``reader`` read from a run of binary ones),
+#: control frames, and at most one final close frame or failure.
+Received = bytes | str | ReadMessages | PingFrame | PongFrame | CloseFrame | Failure
 
 
 def too_big(limit: int, size: int) -> str:
@@ -170,7 +169,6 @@ class FrameParser:
         "_parts",
         "_size",
         "_tail",
-        "frames_reader",
         "reader",
     )
 
@@ -201,21 +199,16 @@ class FrameParser:
         self._parts: list[Any] | None = None  # (None while empty: most messages are one frame)
         self._size = 0
         self._decoder: IncrementalDecoder | None = None
-        #: Reads a whole, unfragmented, masked binary message in the same pass as its frame
-        #: (the server's ``codec.read_client_frame``), called as ``reader(data, start, stop)``
-        #: with the message's masked bytes ``data[start:stop]``, the masking key the 4 bytes
-        #: before them: it returns what it read, handed on instead of the bytes, or the unmasked
-        #: message's bytes (anything it does not recognise), handed on as without it.
-        self.reader: Callable[[bytes, int, int], ReadMessage | bytes] | None = None
-        #: With ``reader``: reads, in one call, the run of whole, unfragmented, masked binary
-        #: messages at ``data[pos:]`` that ``reader`` would read one by one into a
-        #: ``ReadMessage`` (the server's ``codec.read_client_frames``), called as
-        #: ``frames_reader(data, pos, limit, items)``: it appends their tuples to ``items`` as
-        #: one list (none: nothing) and returns where the first frame it did not read starts,
-        #: which the parser then takes the general way. Each frame it reads passed every check
-        #: the general way makes (a whole 0x82 frame, masked, its length minimal and within
-        #: the limit), so the result is the same, one list where the tuples were.
-        self.frames_reader: Callable[[bytes, int, int, list[Any]], int] | None = None
+        #: A server's reader of whole binary messages in the parser's pass (the server's
+        #: ``codec.read_client_frames``), called as ``reader(data, pos, limit, items)`` where a
+        #: whole, unfragmented binary frame starts (no message open): it reads the run of
+        #: whole, masked binary frames there whose messages it recognises (each passed every
+        #: check the general way makes: first byte 0x82, masked, its length minimal and within
+        #: ``limit``), appends what it read to ``items`` as one list (none: nothing) and returns
+        #: where the first frame it did not read starts; the parser takes that frame the
+        #: general way (a message it does not recognise is handed on as its bytes). One
+        #: attribute: a server holds a parser per connection.
+        self.reader: Callable[[bytes, int, int, list[Any]], int] | None = None
 
     def drop_messages(self) -> None:
         """We sent our close frame: from now on, drop messages, pings and pongs."""
@@ -242,18 +235,17 @@ class FrameParser:
         client = self._client
         mask_bit = 0 if client else _MASKED
         limit = self._limit
-        reader = self.reader
-        frames_reader = self.frames_reader if reader is not None and not client else None
-        # Where the frames reader last stopped: the frame there is the general way's.
+        reader = self.reader if not client else None
+        # Where the reader last stopped: the frame there is the general way's.
         tried = -1
         # No message is open: a FIN binary frame (0x82, the common case) is a whole message.
         whole = not self._opcode and not self._dropping
         mask = 0
         while end - pos >= 2:
             b0 = data[pos]
-            if b0 == 0x82 and whole and frames_reader is not None and pos != tried:
+            if b0 == 0x82 and whole and reader is not None and pos != tried:
                 # The hot path: a run of whole binary messages, read in one call.
-                tried = frames_reader(data, pos, limit, items)
+                tried = reader(data, pos, limit, items)
                 if tried != pos:
                     pos = tried
                     continue
@@ -318,13 +310,8 @@ class FrameParser:
             if stop <= end:
                 pos = stop
                 if b0 == 0x82 and whole:
-                    # The hot path: a whole, unfragmented binary message, unmasked straight
-                    # out of the read (one copy), and read at once if a reader is set.
-                    if reader is not None and mask_bit:
-                        # What the reader read, or the unmasked message when it read nothing
-                        # (the masking key is the 4 bytes before ``start``).
-                        items.append(reader(data, start, stop))
-                        continue
+                    # A whole, unfragmented binary message (one the reader, if set, did not
+                    # recognise), unmasked straight out of the read (one copy).
                     items.append(unmask_slice(data, start, stop, mask) if mask and length
                                  else data[start:stop])
                     continue

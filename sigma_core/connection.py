@@ -74,7 +74,6 @@ from .codec._fast import encode_ack_frame
 from .codec._readers import (
     _INBOX,
     read_client_data,
-    read_client_frame,
     read_client_frames,
     read_inbox_ack,
 )
@@ -795,10 +794,9 @@ class Connection:
                 # events are the same however the bytes were chunked.
                 self._held = _extended(self._held, events[index:])
                 return
-            if type(item) is list or type(item) is tuple:
-                # A DataBatch or the DataFields the frame parser read (read_binary_with, set on
-                # entering OPEN): what the MessageReceived branch below makes of the same
-                # messages.
+            if type(item) is list:
+                # A DataBatch the frame parser read (read_binary_with, set on entering OPEN):
+                # what the MessageReceived branch below makes of the same messages.
                 if state is _OPEN:
                     self._emit(cast(Any, item))
                 continue  # CLOSING: dropped, as a message is
@@ -865,10 +863,10 @@ class Connection:
         self._enter(_OPEN)
         ws = self._ws
         if self._fast_data and type(ws) is WebSocket:
-            # The frame parser reads a client's Data as it parses its frame: the DataFields
-            # tuple comes out of the WebSocket layer (see _process_ws_events), no
+            # The frame parser reads a read's run of client Data as it parses their frames:
+            # one DataBatch list comes out of the WebSocket layer (see _process_ws_events), no
             # MessageReceived per message.
-            ws.read_binary_with(read_client_frame, read_client_frames)
+            ws.read_binary_with(read_client_frames)
         self._last_received = now
         if self._interval:
             self._next_ping = now + self._interval

@@ -109,7 +109,6 @@ from sigma_core._framer import (
     FrameParser,
     PingFrame,
     PongFrame,
-    ReadMessage,
     ReadMessages,
     Received,
     close_payload,
@@ -246,7 +245,7 @@ class WebSocket:
         self._batch = 0
         # The queues and fragment buffers are None while empty: an idle connection keeps
         # none of them (a list is 56 bytes; a server holds thousands of idle connections).
-        self._events: list[WebSocketEvent | ReadMessage | ReadMessages] | None = None
+        self._events: list[WebSocketEvent | ReadMessages] | None = None
         self._output: list[bytes] | None = None
         self._subprotocol: str | None = None
         self._extension: PerMessageDeflate | None = None
@@ -310,8 +309,8 @@ class WebSocket:
         A call that finds no events acts on a held end first (see "Messages before the end"
         in the module docstring), so ``while events := ws.events_received(): ...`` sees it.
         A binary message comes as :class:`MessageReceived`, or, once :meth:`read_binary_with`
-        is in effect (the server connection's own use, never the default), as the tuple the
-        reader read from it, and a run of them read in one call as the list of their tuples."""
+        is in effect (the server connection's own use, never the default), a run of them as
+        the list of what the reader read from them."""
         events = self._events
         if not events:
             if self._held_end is None:
@@ -358,9 +357,9 @@ class WebSocket:
                 self._batch = len(events)
                 if parser is not None:
                     for item in parser.receive(data if type(data) is bytes else bytes(data)):
-                        if type(item) is list or type(item) is tuple:
-                            # What the parser's readers read from a run of binary messages or
-                            # from one (see read_binary_with): handed on as it is.
+                        if type(item) is list:
+                            # What the parser's reader read from a run of binary messages (see
+                            # read_binary_with): handed on as it is.
                             # (cast to Any: no checked conversion, the object goes on as it is)
                             events.append(cast(Any, item))
                         elif type(item) is bytes:
@@ -386,24 +385,18 @@ class WebSocket:
             handshake.receive_data(data)
             self._after_handshake(handshake)
 
-    def read_binary_with(
-        self, reader: Callable[[bytes, int, int], ReadMessage | bytes],
-        frames: Callable[[bytes, int, int, list[Any]], int] | None = None,
-    ) -> bool:
-        """From now on, read every whole, unfragmented binary message with ``reader`` in the
-        frame parser's pass (the server's ``codec.read_client_frame``, see connection.py and
-        :attr:`FrameParser.reader`): a tuple it returns comes out of :meth:`events_received`
-        as it is, in place of :class:`MessageReceived`; when it returns the message's bytes
-        the message comes as before. With ``frames`` (the server's
-        ``codec.read_client_frames``, :attr:`FrameParser.frames_reader`) a run of such
-        messages that it reads comes out as one list of those tuples, in order. Returns
-        False (and changes nothing) when there is no frame parser: not open yet, or an
-        extension negotiated (wsproto parses)."""
+    def read_binary_with(self, reader: Callable[[bytes, int, int, list[Any]], int]) -> bool:
+        """From now on, read whole, unfragmented binary messages with ``reader`` in the frame
+        parser's pass (the server's ``codec.read_client_frames``, see connection.py and
+        :attr:`FrameParser.reader`): a run of messages it reads comes out of
+        :meth:`events_received` as the one list of what it read from them, in order, in place
+        of a :class:`MessageReceived` each; a message it does not read comes as before.
+        Returns False (and changes nothing) when there is no frame parser: not open yet, or
+        an extension negotiated (wsproto parses)."""
         parser = self._parser
         if parser is None:
             return False
         parser.reader = reader
-        parser.frames_reader = frames
         return True
 
     # -- frames ------------------------------------------------------------------------------------
@@ -443,7 +436,7 @@ class WebSocket:
         events = self._events or ()
         for index in range(self._batch, len(events)):
             kind = type(events[index])
-            if kind is MessageReceived or kind is tuple or kind is list:
+            if kind is MessageReceived or kind is list:
                 break
         else:
             return False
