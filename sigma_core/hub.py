@@ -117,6 +117,8 @@ from .ratelimit import RateLimit, TokenBucket
 _tuple_new: Final = tuple.__new__
 # (A C static in the compiled build, not a module-dict lookup per message.)
 _ENVELOPE_OVERHEAD: Final = ENVELOPE_OVERHEAD
+#: The inbox's wire topic's size in the envelope (ASCII).
+_INBOX_TOPIC_SIZE: Final = 6
 # The classes built or tested per message, as C statics too (an imported class is read from
 # the module's dict at every use: ~130 instructions each).
 _HistoryEntry: Final = HistoryEntry
@@ -1377,7 +1379,28 @@ class Hub:
         else:
             key = self._inbox_key = _INBOX_KEY + session_id
             self._inbox_key_of = session_id
-        return self._publish(key, INBOX_TOPIC, payload, now, _NOBODY, None, session)
+        if session is None or self._external is not None:
+            return self._publish(key, INBOX_TOPIC, payload, now, _NOBODY, None)
+        entry = self._publish_inbox(key, payload, now, session)
+        # The entry's own int objects (a tuple read as objects: not unboxed and boxed again).
+        fields = cast("tuple[object, ...]", entry)
+        return new_tuple(_StreamPosition, fields[0], fields[1])  # type: ignore[no-any-return]
+
+    def _send_inbox(self, session: Session, payload: bytes | bytearray | memoryview,
+                    now: float) -> None:
+        """:meth:`send_to` of a session the caller holds (``ServerPump.send_to_client`` looked
+        it up): not looked up again by its id, and no position built to be dropped. The same
+        checks, errors, history, delivery and metrics (the same code: :meth:`_publish_inbox`)."""
+        session_id = session.id
+        if session_id is self._inbox_key_of:
+            key = self._inbox_key
+        else:
+            key = self._inbox_key = _INBOX_KEY + session_id
+            self._inbox_key_of = session_id
+        if self._external is not None:
+            self._publish(key, INBOX_TOPIC, payload, now, _NOBODY, None)
+        else:
+            self._publish_inbox(key, payload, now, session)
 
     def subscribe(self, session_id: str, topic: str, now: float) -> None:
         """Subscribe a session to a topic from the server side (it is told with Subscribed).
@@ -3426,9 +3449,9 @@ class Hub:
 
     def _publish(self, key: str, wire_topic: str, payload: bytes | bytearray | memoryview,
                  now: float, exclude: frozenset[str],
-                 only: frozenset[str] | None, inbox: Session | None = None) -> StreamPosition:
-        """Append to ``key``'s stream and deliver. ``inbox``: the session whose inbox ``key``
-        is, when the caller has it at hand (not looked up again by the key)."""
+                 only: frozenset[str] | None) -> StreamPosition:
+        """Append to ``key``'s stream and deliver (a session's inbox in the memory engine:
+        :meth:`_publish_inbox`; here only through an external engine)."""
         max_size = self._max_message_size
         # (The inbox's topic is ASCII: compiled, isascii() is a Python-level method call.)
         is_inbox = wire_topic == INBOX_TOPIC
@@ -3460,27 +3483,18 @@ class Hub:
         entry: HistoryEntry = new_tuple(_HistoryEntry, epoch, offset, wall, frame[header:], route)
         engine.commit_append(key, stream, entry)
         sent_before = self._messages_sent
-        kind = 0 if key == BROADCAST_TOPIC else 1 if is_inbox else 2
-        if kind == 1:
-            session = inbox if inbox is not None else self._sessions.get(key[len(_INBOX_KEY):])
-            if session is not None and session.conn_id is not None:
-                rec = self._conns[session.conn_id]
-                if rec.conn.state is _OPEN:
-                    self._deliver_frame(rec, frame, entry.envelope)
-                    if rec.paused:
-                        self._check_high_water(rec, now)
-        else:
-            members = self._members.get(key)
-            watches = self._watches
-            watch = watches.get(key) if watches else None
-            if not members and key != BROADCAST_TOPIC and watch is None:
-                self._engine.release(key)  # nobody holds it: forgotten once history ages
-            if members:
-                self._fan_out(key, members, entry, frame, now)
-            if watch is not None:
-                self._events.append(TopicMessage(
-                    topic=key, position=new_tuple(_StreamPosition, epoch, offset),
-                    payload=bytes(payload), timestamp_ms=timestamp_ms))
+        kind = 0 if key == BROADCAST_TOPIC else 2
+        members = self._members.get(key)
+        watches = self._watches
+        watch = watches.get(key) if watches else None
+        if not members and key != BROADCAST_TOPIC and watch is None:
+            self._engine.release(key)  # nobody holds it: forgotten once history ages
+        if members:
+            self._fan_out(key, members, entry, frame, now)
+        if watch is not None:
+            self._events.append(TopicMessage(
+                topic=key, position=new_tuple(_StreamPosition, epoch, offset),
+                payload=bytes(payload), timestamp_ms=timestamp_ms))
         # (Compiled, ``counts[kind] = counts[kind] + 1`` adds native ints; ``+=`` on a list
         # item goes through PyNumber_InPlaceAdd on boxed ones.)
         metrics = self.metrics
@@ -3493,6 +3507,42 @@ class Hub:
         # The entry's own int objects (a tuple read as objects: not unboxed and boxed again).
         fields = cast("tuple[object, ...]", entry)
         return new_tuple(_StreamPosition, fields[0], fields[1])  # type: ignore[no-any-return]
+
+    def _publish_inbox(self, key: str, payload: bytes | bytearray | memoryview, now: float,
+                       session: Session) -> HistoryEntry:
+        """:meth:`_publish` of a message to ``session``'s inbox (``key``) in the memory engine
+        (an external engine's goes through :meth:`_publish`): kept in the inbox's history,
+        queued on the session's connection when it is ``OPEN`` (behind a replay it is owed),
+        counted. Returns the history entry."""
+        max_size = self._max_message_size
+        if len(payload) + _INBOX_TOPIC_SIZE + _ENVELOPE_OVERHEAD > max_size:
+            raise LocalProtocolError(f"message of {len(payload)} bytes is too large for "
+                                     f"max_message_size {max_size}")
+        wall = now + self._wall_clock_offset
+        timestamp_ms = int(wall * 1000)
+        engine = self._engine
+        stream = engine.stream_for_append(key)
+        epoch, offset = stream.epoch, stream.last_offset + 1
+        frame, header = encode_frame(topic=INBOX_TOPIC, epoch=epoch, offset=offset,
+                                     timestamp_ms=timestamp_ms, payload=payload)
+        entry: HistoryEntry = new_tuple(_HistoryEntry, epoch, offset, wall, frame[header:], None)
+        engine.commit_append(key, stream, entry)
+        sent_before = self._messages_sent
+        conn_id = session.conn_id
+        if conn_id is not None:
+            rec = self._conns[conn_id]
+            if rec.conn.state is _OPEN:
+                self._deliver_frame(rec, frame, entry.envelope)
+                if rec.paused:
+                    self._check_high_water(rec, now)
+        metrics = self.metrics
+        counts = metrics.publishes
+        counts[1] = counts[1] + 1
+        delivered = self._messages_sent - sent_before
+        if delivered:
+            counts = metrics.deliveries
+            counts[1] = counts[1] + delivered
+        return entry
 
     # ------------------------------------------------------------------ internals: replay cursor
 

@@ -139,6 +139,33 @@ def test_a_read_with_an_echo_is_one_pass_one_clock_read_one_write() -> None:
         assert acks == ([32] if n == 32 else [])
 
 
+def test_an_echo_from_send_to_client_is_stamped_at_the_read_and_reads_no_clock() -> None:
+    """``send_to_client`` from inside the ``message`` callback (the adapters bind the pump's)
+    sends at the time of the pass it runs in, the time its flush uses: the echo's
+    ``timestamp_ms`` is the read's, however late the clock reads by then, and the read costs
+    one clock read; outside a pass it reads the clock (as the commands do)."""
+    rig = Rig()
+    start_ms = int(rig.now * 1000)
+    rig.emitter.on("message", lambda session, payload, topic: rig.pump.send_to_client(
+        session, payload))
+    for n in range(1, 4):
+        rig.send(b"m%d" % n, first_seq=n)
+        read_at = rig.now = 100.0 + n
+        reads = rig.clock_reads
+        rig.pump.data_received(rig.conn_id, b"".join(rig.client.data_to_send()))
+        rig.now += 0.5  # (a listener that took long: not what the echo is stamped with)
+        assert rig.clock_reads - reads == 1
+        assert len(rig.transport.writes) == 1
+        rig.client.receive_data(rig.transport.writes.pop(), rig.now)
+        (echo,) = [e.body for e in rig.client.events_received()
+                   if isinstance(e, EnvelopeReceived) and isinstance(e.body, Data)]
+        assert (bytes(echo.payload), echo.timestamp_ms) == (b"m%d" % n, int(read_at * 1000))
+    assert rig.pump.send_to_client(next(iter(rig.hub.sessions)), b"outside")
+    (echo,) = [e.body for e in rig.exchange()
+               if isinstance(e, EnvelopeReceived) and isinstance(e.body, Data)]
+    assert echo.timestamp_ms == int(rig.now * 1000) > start_ms
+
+
 class ReenteringTransport(Transport):
     """A transport whose first write makes the application send again (as a callback run by
     the transport, e.g. on ``resume_writing``, would): that output must not wait for the
