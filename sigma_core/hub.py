@@ -36,6 +36,7 @@ from typing import Final, Literal, NamedTuple, TypeAlias, cast
 from . import codec
 from .backplane import HistoryEntry, HistoryLimits, MemoryEngine, ReplayGap, new_tuple
 from .codec._fast import encode_data_frame as encode_frame
+from .codec._fast import encode_data_parts as encode_parts
 from .connection import (
     AnyConnectionEvent,
     Closed,
@@ -1983,6 +1984,19 @@ class Hub:
         self._messages_sent += 1
         self._dirty.add(rec.id)
 
+    def _deliver_parts(self, rec: _Conn, header: bytes, envelope: bytes) -> None:
+        """:meth:`_deliver_frame` of a frame in its two pieces (``header + envelope``: see
+        ``ServerConnection.send_frame_parts``)."""
+        if rec.backlog:
+            rec.backlog.append(envelope)
+            rec.backlog_bytes += len(envelope)
+            return
+        conn = rec.conn
+        if not conn.send_frame_parts(header, envelope):
+            conn.send_encoded(envelope)
+        self._messages_sent += 1
+        self._dirty.add(rec.id)
+
     def _check_high_water(self, rec: _Conn, now: float) -> None:
         # Only a paused socket makes output pile up: an unpaused one takes it all at flush().
         # A replay backlog holds owed history (at most max_replay_bytes); live messages that
@@ -3523,16 +3537,18 @@ class Hub:
         engine = self._engine
         stream = engine.stream_for_append(key)
         epoch, offset = stream.epoch, stream.last_offset + 1
-        frame, header = encode_frame(topic=INBOX_TOPIC, epoch=epoch, offset=offset,
-                                     timestamp_ms=timestamp_ms, payload=payload)
-        entry: HistoryEntry = new_tuple(_HistoryEntry, epoch, offset, wall, frame[header:], None)
+        # The envelope history keeps is the one the socket writes, behind its frame header:
+        # one copy of the payload, not a frame and then its envelope sliced out of it.
+        header, envelope = encode_parts(topic=INBOX_TOPIC, epoch=epoch, offset=offset,
+                                        timestamp_ms=timestamp_ms, payload=payload)
+        entry: HistoryEntry = new_tuple(_HistoryEntry, epoch, offset, wall, envelope, None)
         engine.commit_append(key, stream, entry)
         sent_before = self._messages_sent
         conn_id = session.conn_id
         if conn_id is not None:
             rec = self._conns[conn_id]
             if rec.conn.state is _OPEN:
-                self._deliver_frame(rec, frame, entry.envelope)
+                self._deliver_parts(rec, header, envelope)
                 if rec.paused:
                     self._check_high_water(rec, now)
         metrics = self.metrics
