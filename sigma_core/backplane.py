@@ -357,9 +357,7 @@ class MemoryEngine:
             return 0
         if 0 < limit < released:
             released = limit
-        held = len(entries)
-        if released > held:  # (not while the offsets are contiguous: defensive)
-            released = held
+        released = min(released, len(entries))  # (defensive: the offsets are contiguous)
         freed = 0
         if isinstance(entries, list):
             for i in range(released):

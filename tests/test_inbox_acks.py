@@ -7,6 +7,7 @@ Through the simulator (client core, hub, network), on a virtual clock: a few vir
 from __future__ import annotations
 
 import heapq
+from collections.abc import Callable
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -352,6 +353,10 @@ def test_memory_engine_release_upto_with_a_limit() -> None:
     assert engine.read_after("t", head, 0.0) == []
 
 
+def _entry_of(envelope: bytes) -> Callable[[int, int], HistoryEntry]:
+    return lambda epoch, offset: HistoryEntry(epoch, offset, 0.0, envelope, None)
+
+
 @settings(max_examples=200, deadline=None)
 @given(max_count=st.integers(0, 12), ops=st.lists(st.tuples(
     st.sampled_from(["append", "release", "release_foreign"]), st.integers(0, 30),
@@ -372,7 +377,7 @@ def test_release_upto_is_the_entry_by_entry_release(
     for op, a, b in ops:
         if op == "append":
             last += 1
-            engine.append("t", lambda e, o, n=a: HistoryEntry(e, o, 0.0, b"x" * n, None))
+            engine.append("t", _entry_of(b"x" * a))
             model.append((last, a))
             if max_count and len(model) > max_count:
                 released_bytes += model.pop(0)[1]
