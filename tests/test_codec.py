@@ -1130,3 +1130,18 @@ def test_data_envelope_refuses_what_is_not_a_u64(value: object, error: type[Exce
         for args in ((value, 1, 2), (1, value, 2), (1, 2, value)):
             with pytest.raises(errors):
                 build(template, at, b"p" * 10, *args)
+
+
+def test_the_inbox_templates_kept_apart_give_the_same_frames() -> None:
+    # ``$inbox``'s templates live outside the bounded cache and are taken for that very string
+    # object (the hub's constant): the same pieces as an equal string's, looked up as any topic.
+    other = "".join(["$in", "box"])
+    _fast._TOPIC_FRAMES.clear()
+    for n in (1, 100, 125, 1000, 65_600):
+        for timestamp_ms in (0, 1_700_000_000_000):
+            kwargs: dict[str, Any] = {"epoch": 3, "offset": n, "timestamp_ms": timestamp_ms,
+                                      "payload": b"y" * n}
+            ours = _fast.encode_data_parts(topic=_fast._INBOX_TOPIC, **kwargs)
+            theirs = _fast.encode_data_parts(topic=other, **kwargs)
+            frame, header = codec.encode_data_frame(topic=other, **kwargs)
+            assert ours == theirs == (frame[:header], frame[header:])

@@ -195,17 +195,28 @@ class _TopicFrames:
         return header
 
 
+def _topic_block(raw: bytes) -> bytes:
+    n = len(raw)
+    return b"".join((_pack_u32(n), raw, _STRING_TAILS[n & 3]))
+
+
 def _topic_frames(topic: str) -> _TopicFrames:
     try:
         raw = topic.encode("utf-8")
     except UnicodeEncodeError:
         raw = _utf8(topic, "Data.topic")  # raises, naming the field
-    n = len(raw)
-    frames = _TopicFrames(b"".join((_pack_u32(n), raw, _STRING_TAILS[n & 3])))
+    frames = _TopicFrames(_topic_block(raw))
     if len(_TOPIC_FRAMES) >= _TOPIC_FRAMES_MAX:
         _TOPIC_FRAMES.clear()
     _TOPIC_FRAMES[topic] = frames
     return frames
+
+
+#: Every session's inbox has the wire topic ``$inbox``: its templates are kept apart from the
+#: cache and found without a lookup by the topic when the caller passes that very string
+#: object (the hub's constant; an equal string from elsewhere is looked up as any topic).
+_INBOX_TOPIC: Final = "$inbox"
+_INBOX_FRAMES: Final = _TopicFrames(_topic_block(b"$inbox"))
 
 
 def data_frame_py(
@@ -389,7 +400,7 @@ def encode_data_parts(
     frame's ``frame[header:]`` is a second). Raises as :func:`encode_data` does."""
     if (type(payload) is bytes and payload and type(topic) is str and topic
             and len(payload) + len(topic) * 4 <= _MAX_FAST_BYTES):
-        frames = _TOPIC_FRAMES.get(topic)
+        frames = _INBOX_FRAMES if topic is _INBOX_TOPIC else _TOPIC_FRAMES.get(topic)
         if frames is None:
             frames = _topic_frames(topic)
         index = ((len(frames.block) + len(payload) + 7) & 4) >> 1 | (timestamp_ms != 0)
