@@ -166,6 +166,26 @@ def test_an_echo_from_send_to_client_is_stamped_at_the_read_and_reads_no_clock()
     assert echo.timestamp_ms == int(rig.now * 1000) > start_ms
 
 
+def test_bytes_sent_counts_every_byte_written() -> None:
+    """``stats().bytes_sent`` is what the sockets were handed: a read of 40 echoes (the first
+    one frame, the rest in pieces, an Ack by count among them) and a lone one."""
+    rig = Rig()
+    rig.emitter.on("message", lambda session, payload, topic: rig.pump.send_to_client(
+        session, payload))
+    before = rig.hub.stats(rig.now).bytes_sent
+    rig.send(*[b"x" * (i * 37) for i in range(1, 41)])
+    rig.pump.data_received(rig.conn_id, b"".join(rig.client.data_to_send()))
+    rig.send(b"lone", first_seq=41)
+    rig.pump.data_received(rig.conn_id, b"".join(rig.client.data_to_send()))
+    written = b"".join(rig.transport.writes)
+    assert rig.hub.stats(rig.now).bytes_sent - before == len(written)
+    rig.client.receive_data(written, rig.now)
+    events = rig.client.events_received()
+    assert data_payloads(events) == [b"x" * (i * 37) for i in range(1, 41)] + [b"lone"]
+    assert [e.body.seq for e in events
+            if isinstance(e, EnvelopeReceived) and isinstance(e.body, Ack)] == [32]
+
+
 class ReenteringTransport(Transport):
     """A transport whose first write makes the application send again (as a callback run by
     the transport, e.g. on ``resume_writing``, would): that output must not wait for the
