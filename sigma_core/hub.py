@@ -35,7 +35,7 @@ from typing import Final, Literal, NamedTuple, TypeAlias, cast
 
 from . import codec
 from .backplane import HistoryEntry, HistoryLimits, MemoryEngine, ReplayGap, new_tuple
-from .codec._fast import encode_ack
+from .codec._fast import encode_ack, encode_ack_frame
 from .codec._fast import encode_data_frame as encode_frame
 from .codec._fast import encode_data_parts as encode_parts
 from .connection import (
@@ -2462,10 +2462,14 @@ class Hub:
         if rec is None or rec.conn.state is not _OPEN:
             return
         session._acked_seq = seq = session.last_seq
-        # The Ack's envelope by its fixed layout (codec.encode_ack: the generic encoder's
-        # bytes, tests/test_codec.py), not an Ack object built (~4,800 instructions, a frozen
-        # dataclass) and encoded by the generic builder (~5,000) per acknowledgement.
-        rec.conn.send_encoded(encode_ack(seq))
+        # The Ack's frame by its fixed layout (codec.encode_ack_frame: the generic encoder's
+        # bytes, framed, tests/test_codec.py), not an Ack object built (~4,800 instructions, a
+        # frozen dataclass) and encoded by the generic builder (~5,000) per acknowledgement;
+        # the envelope alone where the connection frames its own (an extension, message mode).
+        conn = rec.conn
+        frame, header = encode_ack_frame(seq)
+        if not conn.send_frame(frame, len(frame) - header):
+            conn.send_encoded(encode_ack(seq))
         self._dirty.add(rec.id)
 
     def _on_subscribe(self, rec: _Conn, session: Session, sub: Subscribe, now: float) -> None:

@@ -1145,3 +1145,19 @@ def test_the_inbox_templates_kept_apart_give_the_same_frames() -> None:
             theirs = _fast.encode_data_parts(topic=other, **kwargs)
             frame, header = codec.encode_data_frame(topic=other, **kwargs)
             assert ours == theirs == (frame[:header], frame[header:])
+
+
+@pytest.mark.parametrize("seq", [0, 1, 2, 255, 256, 2**30, 2**32 - 1, 2**63, 2**64 - 1])
+def test_encode_ack_frame_is_the_framed_ack(seq: int) -> None:
+    # The server's Ack frame from its fixed layout (what the hub queues per acknowledgement):
+    # the generic encoder's Ack, framed; the header size beside it.
+    frame, header = _fast.encode_ack_frame(seq)
+    assert frame == server_binary_frame(codec._encode_with_builder(Ack(seq=seq)))
+    assert (header, frame[header:]) == (2, codec.encode_ack(seq))
+
+
+@pytest.mark.parametrize("seq", [-1, 2**64, 2**70])
+def test_encode_ack_frame_refuses_what_encode_ack_refuses(seq: int) -> None:
+    for encode in (codec.encode_ack, _fast.encode_ack_frame):
+        with pytest.raises(LocalProtocolError, match=r"Ack\.seq"):
+            encode(seq)

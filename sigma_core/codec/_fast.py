@@ -7,7 +7,7 @@ import struct
 from collections.abc import Callable
 from typing import Final, NamedTuple
 
-from .._framer import binary_frame_header
+from .._framer import binary_frame_header, server_binary_frame
 from ..errors import LocalProtocolError
 from ..messages import (
     Payload,
@@ -502,3 +502,22 @@ def encode_ack(seq: int) -> bytes:
     if not (type(seq) is int and 0 <= seq <= _U64_MAX):
         seq = _u64(seq, "Ack.seq")
     return _ACK_PREFIX + _pack_u64(seq) if seq else _ACK_ZERO
+
+
+#: An Ack's server frame: its 2-byte WebSocket header (the envelope is under 126 bytes) and the
+#: fixed layout's prefix, then the u64 ``seq``.
+_ACK_FRAME_PREFIX: Final = binary_frame_header(len(_ACK_PREFIX) + 8) + _ACK_PREFIX
+
+
+def encode_ack_frame(seq: int) -> tuple[bytes, int]:
+    """:func:`encode_ack` inside its server frame: ``(frame, header size)``, the frame being
+    ``server_binary_frame(encode_ack(seq))`` (tests/test_codec.py), from one ``pack`` and one
+    join (the server acknowledges a client's sequence with every reply at one message in
+    flight). Raises as :func:`encode_ack` does."""
+    if seq > 0:
+        try:
+            return _ACK_FRAME_PREFIX + _pack_u64(seq), 2
+        except (OverflowError, struct.error):
+            pass  # beyond the u64 range: refused below, naming the field
+    frame = server_binary_frame(encode_ack(seq))
+    return frame, 2
