@@ -70,7 +70,6 @@ from typing import Any, ClassVar, Final, TypeAlias, TypeVar, cast
 
 from . import codec
 from ._framer import server_binary_frame
-from .codec._fast import encode_ack_frame
 from .codec._readers import (
     _INBOX,
     read_client_data,
@@ -619,26 +618,6 @@ class Connection:
                                      f"{self._state.value}")
         self._send_body(body)
 
-    def send_ack(self, seq: int) -> None:
-        """:meth:`send` of ``Ack(seq=seq)``: the hub's acknowledgement of a client's messages.
-        On a connection that frames by hand, its frame comes from a template
-        (``codec._fast.encode_ack_frame``: no ``Ack`` built, no generic encoder); the same
-        bytes, checks and errors as :meth:`send` either way. Raises LocalProtocolError unless
-        the connection is ``OPEN``."""
-        if self._state is not _OPEN:
-            raise LocalProtocolError(f"cannot send Ack: connection is {self._state.value}")
-        if not self._fast_frames:
-            self._send_body(Ack(seq=seq))
-            return
-        if self._ws.state is not WebSocketState.OPEN:
-            return  # as _send_envelope_bytes: nothing may follow our close reply
-        frame = encode_ack_frame(seq)
-        if len(frame) - 2 > self._max_message_size:
-            self._send_body(Ack(seq=seq))  # refused the general way (LocalProtocolError)
-            return
-        self._ordered = _appended(self._ordered, frame)
-        self._buffered += len(frame)
-
     def send_encoded(self, envelope: bytes) -> None:
         """Queue an already encoded envelope (a broadcast is encoded once for all recipients)."""
         if self._state is not _OPEN:
@@ -653,6 +632,33 @@ class Connection:
         if queued is None:
             raise LocalProtocolError(f"cannot send: connection is {self._state.value}")
         return queued
+
+    def send_frame_parts(self, header: bytes, envelope: bytes) -> bool:
+        """:meth:`send_frame` of the frame ``header + envelope`` given in its two pieces
+        (``codec._fast.encode_data_parts``: the envelope is the object history keeps, so the
+        frame costs no second copy of the payload). Behind other output the pieces are queued
+        as they are (the socket writes the queue in one ``writelines``, or one join); as the
+        only output they are joined (one chunk: one plain write). False (nothing queued) when
+        this connection cannot carry the frame verbatim (the caller sends the envelope with
+        :meth:`send_encoded`)."""
+        if self._state is not _OPEN:
+            raise LocalProtocolError(f"cannot send: connection is {self._state.value}")
+        if not self._fast_frames:
+            return False
+        if self._ws._state is not WebSocketState.OPEN:
+            return True  # the peer's close is being processed: nothing may follow it
+        size = len(envelope)
+        if size > self._max_message_size:
+            raise LocalProtocolError(f"message of {size} bytes exceeds "
+                                     f"max_message_size {self._max_message_size}")
+        ordered = self._ordered
+        if ordered is None:
+            self._ordered = [header + envelope]
+        else:
+            ordered.append(header)
+            ordered.append(envelope)
+        self._buffered += len(header) + size
+        return True
 
     # fan_out() below inlines this method's common case (reading _state, _fast_frames and the
     # WebSocket's _state, appending to _ordered and _buffered): keep the two in step.

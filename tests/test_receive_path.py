@@ -22,8 +22,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sigma_core import codec
-from sigma_core._framer import server_binary_frame
-from sigma_core.codec._fast import encode_ack_frame
 from sigma_core.codec._readers import (
     read_client_frame_py,
     read_client_frames,
@@ -32,12 +30,9 @@ from sigma_core.codec._readers import (
 from sigma_core.connection import (
     ClientConnection,
     ConnectionConfig,
-    HandshakeRequest,
-    HelloReceived,
     ServerConnection,
 )
 from sigma_core.entropy import SeededEntropy
-from sigma_core.errors import LocalProtocolError
 from sigma_core.hub import ClientDisconnected, ClientMessage, Hub, HubConfig
 from sigma_core.messages import (
     Ack,
@@ -46,7 +41,6 @@ from sigma_core.messages import (
     StreamPosition,
     Subscribe,
     TopicPosition,
-    Welcome,
 )
 from sigma_core.ratelimit import RateLimit
 from sigma_core.websocket import WebSocketConfig
@@ -293,48 +287,3 @@ def test_the_twin_reads_each_frame_as_the_per_frame_reader_does() -> None:
         expected.append(read_client_frame_py(data, pos + head + 4, pos + len(f)))
         pos += len(f)
     assert items == [expected]
-
-
-# -- the hub's acknowledgements: a frame from a template, the bytes of the generic encoder
-
-@settings(max_examples=200, deadline=None)
-@given(seq=st.one_of(st.sampled_from([0, 1, 255, 2**32, 2**63, 2**64 - 1]),
-                     st.integers(0, 2**64 - 1)))
-def test_the_ack_frame_is_the_generic_encoders(seq: int) -> None:
-    assert encode_ack_frame(seq) == server_binary_frame(codec.encode(Ack(seq=seq)))
-
-
-def _open_server(*, fast_frames: bool = True) -> ServerConnection:
-    server = ServerConnection(_CONN, now=0.0)
-    server.receive_data(_OPENING, 0.0)
-    for _ in range(3):
-        for ev in server.events_received():
-            if isinstance(ev, HandshakeRequest):
-                server.accept_handshake()
-            elif isinstance(ev, HelloReceived):
-                server.welcome(Welcome(session_id="s", resume_token=b"k" * 32), 0.0)
-    server.data_to_send()
-    if not fast_frames:
-        server._fast_frames = False  # frames through the WebSocket layer's general way
-    return server
-
-
-def test_send_ack_queues_what_send_of_an_ack_queues() -> None:
-    for fast_frames in (True, False):
-        for seq in (0, 1, 1000, 2**64 - 1):
-            a, b = _open_server(fast_frames=fast_frames), _open_server(fast_frames=fast_frames)
-            a.send_ack(seq)
-            b.send(Ack(seq=seq))
-            assert a.buffered_amount == b.buffered_amount
-            assert a.data_to_send() == b.data_to_send()
-        for bad in (-1, 2**64):
-            a, b = _open_server(fast_frames=fast_frames), _open_server(fast_frames=fast_frames)
-            with pytest.raises(LocalProtocolError) as refused:
-                a.send_ack(bad)
-            with pytest.raises(LocalProtocolError) as expected:
-                b.send(Ack(seq=bad))
-            assert str(refused.value) == str(expected.value)
-    closed = _open_server()
-    closed.close(now=0.0)
-    with pytest.raises(LocalProtocolError, match="cannot send Ack: connection is closing"):
-        closed.send_ack(1)
