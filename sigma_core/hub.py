@@ -734,8 +734,8 @@ class _Conn:
     def __init__(self, conn_id: int, conn: ServerConnection, peer: str) -> None:
         #: The connection's id as one int object, kept boxed (Any: compiled, an ``int`` field
         #: is a native int, boxed afresh at every use as a key). The key of ``Hub._conns``, the
-        #: sessions' ``conn_id``, what ``_dirty`` and ``flush`` carry: the dict and set
-        #: lookups find it by identity. Ids above 256 are not CPython's cached small ints, so
+        #: sessions' ``conn_id``, what ``_dirty`` holds and ``flush`` looks up: the dict and
+        #: set lookups find it by identity. Ids above 256 are not CPython's cached small ints, so
         #: at 1,000 connections a fresh box per use cost an allocation, and each lookup an int
         #: comparison reading the stored key's object (a cache miss), several times a read.
         self.id: Any = conn_id
