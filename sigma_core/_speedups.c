@@ -243,6 +243,77 @@ data_frame(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return out;
 }
 
+/* data_envelope(template, at, payload, timestamp_ms, epoch, offset) -> bytes: data_frame's
+ * envelope alone, for a frame sent as its WebSocket header and this envelope in two pieces (the
+ * envelope is then the very object history keeps: no second copy of the payload). ``template``
+ * is the envelope's bytes before the payload (a frame template without its header), patched and
+ * joined with the payload as data_frame does (the pure-Python twin is
+ * codec._fast.data_envelope_py). ValueError when the template cannot hold the fields. */
+static PyObject *
+data_envelope(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 6) {
+        PyErr_SetString(PyExc_TypeError,
+                        "data_envelope() takes exactly 6 arguments "
+                        "(template, at, payload, timestamp_ms, epoch, offset)");
+        return NULL;
+    }
+    if (!PyBytes_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "data_envelope() template must be bytes");
+        return NULL;
+    }
+    Py_ssize_t at = PyLong_AsSsize_t(args[1]);
+    if (at == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    unsigned long long v[3];
+    for (int k = 0; k < 3; k++) {
+        if (as_u64(args[3 + k], &v[k]) < 0) {
+            return NULL;
+        }
+    }
+    int wide = v[0] ? 3 : 2;
+    const unsigned char *tmpl = (const unsigned char *)PyBytes_AS_STRING(args[0]);
+    Py_ssize_t tn = PyBytes_GET_SIZE(args[0]);
+    if (at < 0 || at + 8 * wide > tn - 4) {
+        PyErr_SetString(PyExc_ValueError,
+                        "data_envelope(): the template cannot hold the fields");
+        return NULL;
+    }
+    Py_buffer view;
+    if (PyObject_GetBuffer(args[2], &view, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    Py_ssize_t n = view.len, tail = (-n) & 3;
+    if (n > 0xFFFFFFFFLL || n > PY_SSIZE_T_MAX - tn - 3) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_ValueError, "data_envelope(): payload too large");
+        return NULL;
+    }
+    PyObject *out = PyBytes_FromStringAndSize(NULL, tn + n + tail);
+    if (out == NULL) {
+        PyBuffer_Release(&view);
+        return NULL;
+    }
+    unsigned char *dst = (unsigned char *)PyBytes_AS_STRING(out);
+    memcpy(dst, tmpl, (size_t)tn);
+    unsigned char *p = dst + at;
+    if (v[0]) {
+        put_le64(p, v[0]);
+        p += 8;
+    }
+    put_le64(p, v[1]);
+    put_le64(p + 8, v[2]);
+    for (int k = 0; k < 4; k++) {
+        dst[tn - 4 + k] = (unsigned char)((unsigned long long)n >> (8 * k));
+    }
+    memcpy(dst + tn, view.buf, (size_t)n);
+    memset(dst + tn + n, 0, (size_t)tail);
+    PyBuffer_Release(&view);
+    return out;
+}
+
 /* -- a client's Data read straight out of the masked frame (sigma_core/codec/_readers.py)
  *
  * set_client_layouts(layouts): the fixed layouts of a client's Data envelope as the codec's
@@ -559,6 +630,9 @@ static PyMethodDef methods[] = {
     {"data_frame", (PyCFunction)(void (*)(void))data_frame, METH_FASTCALL,
      "data_frame(template, at, payload, timestamp_ms, epoch, offset) -> bytes: a server's Data "
      "frame from its template (sigma_core.codec._fast)."},
+    {"data_envelope", (PyCFunction)(void (*)(void))data_envelope, METH_FASTCALL,
+     "data_envelope(template, at, payload, timestamp_ms, epoch, offset) -> bytes: data_frame's "
+     "envelope alone, from a template without the WebSocket header (sigma_core.codec._fast)."},
     {"set_client_layouts", (PyCFunction)set_client_layouts, METH_O,
      "set_client_layouts(layouts): the client Data layouts read_client_frame recognises "
      "(sigma_core.codec._readers)."},

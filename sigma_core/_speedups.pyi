@@ -10,6 +10,10 @@ def data_frame(
     template: bytes, at: int, payload: bytes | bytearray | memoryview, timestamp_ms: int,
     epoch: int, offset: int, /,
 ) -> bytes: ...
+def data_envelope(
+    template: bytes, at: int, payload: bytes | bytearray | memoryview, timestamp_ms: int,
+    epoch: int, offset: int, /,
+) -> bytes: ...
 def set_client_layouts(layouts: tuple[tuple[bytes, bool, bool, int], ...], /) -> None: ...
 def read_client_frame(
     data: bytes | bytearray | memoryview, start: int, stop: int, /

@@ -347,14 +347,30 @@ class MemoryEngine:
         if stream is None:
             return 0
         entries = stream.entries
-        released = 0
-        held = stream.bytes
-        stop = limit if limit > 0 else -1
-        while entries and entries[0].offset <= position.offset and released != stop:
-            stream.pop_first()
-            released += 1
-        self.released_bytes += held - stream.bytes
-        if released and not entries:
+        if not entries:
+            return 0
+        # Offsets in a stream are contiguous and end at its head, which ``position`` is not
+        # beyond: how many go is arithmetic (no comparison per entry).
+        first: HistoryEntry = entries[0]
+        released = position.offset - first.offset + 1
+        if released <= 0:
+            return 0
+        if 0 < limit < released:
+            released = limit
+        released = min(released, len(entries))  # (defensive: the offsets are contiguous)
+        freed = 0
+        if isinstance(entries, list):
+            for i in range(released):
+                entry: HistoryEntry = entries[i]
+                freed += len(entry.envelope)
+            del entries[:released]
+        else:
+            for _ in range(released):
+                entry = _popleft(entries)
+                freed += len(entry.envelope)
+        stream.bytes -= freed
+        self.released_bytes += freed
+        if not entries:
             stream.entries = None
             self._unhold(topic)
             if topic in self._released:

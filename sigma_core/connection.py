@@ -613,6 +613,33 @@ class Connection:
             raise LocalProtocolError(f"cannot send: connection is {self._state.value}")
         return queued
 
+    def send_frame_parts(self, header: bytes, envelope: bytes) -> bool:
+        """:meth:`send_frame` of the frame ``header + envelope`` given in its two pieces
+        (``codec._fast.encode_data_parts``: the envelope is the object history keeps, so the
+        frame costs no second copy of the payload). Behind other output the pieces are queued
+        as they are (the socket writes the queue in one ``writelines``, or one join); as the
+        only output they are joined (one chunk: one plain write). False (nothing queued) when
+        this connection cannot carry the frame verbatim (the caller sends the envelope with
+        :meth:`send_encoded`)."""
+        if self._state is not _OPEN:
+            raise LocalProtocolError(f"cannot send: connection is {self._state.value}")
+        if not self._fast_frames:
+            return False
+        if self._ws._state is not WebSocketState.OPEN:
+            return True  # the peer's close is being processed: nothing may follow it
+        size = len(envelope)
+        if size > self._max_message_size:
+            raise LocalProtocolError(f"message of {size} bytes exceeds "
+                                     f"max_message_size {self._max_message_size}")
+        ordered = self._ordered
+        if ordered is None:
+            self._ordered = [header + envelope]
+        else:
+            ordered.append(header)
+            ordered.append(envelope)
+        self._buffered += len(header) + size
+        return True
+
     # fan_out() below inlines this method's common case (reading _state, _fast_frames and the
     # WebSocket's _state, appending to _ordered and _buffered): keep the two in step.
     def offer_frame(self, frame: bytes, payload_size: int) -> bool | None:

@@ -35,8 +35,9 @@ from typing import Any, Final, Literal, NamedTuple, TypeAlias, cast
 
 from . import codec
 from .backplane import HistoryEntry, HistoryLimits, MemoryEngine, ReplayGap, new_tuple
-from .codec._fast import encode_ack
+from .codec._fast import encode_ack, encode_ack_frame
 from .codec._fast import encode_data_frame as encode_frame
+from .codec._fast import encode_data_parts as encode_parts
 from .connection import (
     AnyConnectionEvent,
     Closed,
@@ -118,6 +119,8 @@ from .ratelimit import RateLimit, TokenBucket
 _tuple_new: Final = tuple.__new__
 # (A C static in the compiled build, not a module-dict lookup per message.)
 _ENVELOPE_OVERHEAD: Final = ENVELOPE_OVERHEAD
+#: The inbox's wire topic's size in the envelope (ASCII).
+_INBOX_TOPIC_SIZE: Final = 6
 # The classes built or tested per message, as C statics too (an imported class is read from
 # the module's dict at every use: ~130 instructions each).
 _HistoryEntry: Final = HistoryEntry
@@ -1305,8 +1308,14 @@ class Hub:
                 self._process(rec, now)
                 chunks += conn.data_to_send()
                 self._dirty.discard(conn_id)
-            # (One chunk is the common case: no map object for the collector to track.)
-            bytes_sent += len(chunks[0]) if len(chunks) == 1 else sum(map(len, chunks))
+            # (Compiled, a native loop: ``sum(map(len, chunks))`` boxed every length into an
+            # int object and added objects, ~200 instructions a chunk. One chunk, the common
+            # case of a broadcast's recipients, without the loop.)
+            if len(chunks) == 1:
+                bytes_sent += len(chunks[0])
+            else:
+                for chunk in chunks:
+                    bytes_sent += len(chunk)
             out.append((conn_id, chunks, rec.close_action))
         self._bytes_sent += bytes_sent
         return out
@@ -1386,7 +1395,28 @@ class Hub:
         else:
             key = self._inbox_key = _INBOX_KEY + session_id
             self._inbox_key_of = session_id
-        return self._publish(key, INBOX_TOPIC, payload, now, _NOBODY, None, session)
+        if session is None or self._external is not None:
+            return self._publish(key, INBOX_TOPIC, payload, now, _NOBODY, None)
+        entry = self._publish_inbox(key, payload, now, session)
+        # The entry's own int objects (a tuple read as objects: not unboxed and boxed again).
+        fields = cast("tuple[object, ...]", entry)
+        return new_tuple(_StreamPosition, fields[0], fields[1])  # type: ignore[no-any-return]
+
+    def _send_inbox(self, session: Session, payload: bytes | bytearray | memoryview,
+                    now: float) -> None:
+        """:meth:`send_to` of a session the caller holds (``ServerPump.send_to_client`` looked
+        it up): not looked up again by its id, and no position built to be dropped. The same
+        checks, errors, history, delivery and metrics (the same code: :meth:`_publish_inbox`)."""
+        session_id = session.id
+        if session_id is self._inbox_key_of:
+            key = self._inbox_key
+        else:
+            key = self._inbox_key = _INBOX_KEY + session_id
+            self._inbox_key_of = session_id
+        if self._external is not None:
+            self._publish(key, INBOX_TOPIC, payload, now, _NOBODY, None)
+        else:
+            self._publish_inbox(key, payload, now, session)
 
     def subscribe(self, session_id: str, topic: str, now: float) -> None:
         """Subscribe a session to a topic from the server side (it is told with Subscribed).
@@ -1969,6 +1999,19 @@ class Hub:
         self._messages_sent += 1
         self._dirty.add(rec.id)
 
+    def _deliver_parts(self, rec: _Conn, header: bytes, envelope: bytes) -> None:
+        """:meth:`_deliver_frame` of a frame in its two pieces (``header + envelope``: see
+        ``ServerConnection.send_frame_parts``)."""
+        if rec.backlog:
+            rec.backlog.append(envelope)
+            rec.backlog_bytes += len(envelope)
+            return
+        conn = rec.conn
+        if not conn.send_frame_parts(header, envelope):
+            conn.send_encoded(envelope)
+        self._messages_sent += 1
+        self._dirty.add(rec.id)
+
     def _check_high_water(self, rec: _Conn, now: float) -> None:
         # Only a paused socket makes output pile up: an unpaused one takes it all at flush().
         # A replay backlog holds owed history (at most max_replay_bytes); live messages that
@@ -2430,11 +2473,15 @@ class Hub:
         rec = self._rec_of(session)
         if rec is None or rec.conn.state is not _OPEN:
             return
-        seq = session._acked_seq = session.last_seq
-        # The bytes of send(Ack(seq=seq)) (an Ack without positions: codec.encode's fast path),
-        # without the Python-level dataclass and the generic encoder: at 1,000 x 1 nearly
-        # every echo carries a riding ack, and building it that way cost ~7,000 instructions.
-        rec.conn.send_encoded(encode_ack(seq))
+        session._acked_seq = seq = session.last_seq
+        # The Ack's frame by its fixed layout (codec.encode_ack_frame: the generic encoder's
+        # bytes, framed, tests/test_codec.py), not an Ack object built (~4,800 instructions, a
+        # frozen dataclass) and encoded by the generic builder (~5,000) per acknowledgement;
+        # the envelope alone where the connection frames its own (an extension, message mode).
+        conn = rec.conn
+        frame, header = encode_ack_frame(seq)
+        if not conn.send_frame(frame, len(frame) - header):
+            conn.send_encoded(encode_ack(seq))
         self._dirty.add(rec.id)
 
     def _on_subscribe(self, rec: _Conn, session: Session, sub: Subscribe, now: float) -> None:
@@ -3438,9 +3485,9 @@ class Hub:
 
     def _publish(self, key: str, wire_topic: str, payload: bytes | bytearray | memoryview,
                  now: float, exclude: frozenset[str],
-                 only: frozenset[str] | None, inbox: Session | None = None) -> StreamPosition:
-        """Append to ``key``'s stream and deliver. ``inbox``: the session whose inbox ``key``
-        is, when the caller has it at hand (not looked up again by the key)."""
+                 only: frozenset[str] | None) -> StreamPosition:
+        """Append to ``key``'s stream and deliver (a session's inbox in the memory engine:
+        :meth:`_publish_inbox`; here only through an external engine)."""
         max_size = self._max_message_size
         # (The inbox's topic is ASCII: compiled, isascii() is a Python-level method call.)
         is_inbox = wire_topic == INBOX_TOPIC
@@ -3472,27 +3519,18 @@ class Hub:
         entry: HistoryEntry = new_tuple(_HistoryEntry, epoch, offset, wall, frame[header:], route)
         engine.commit_append(key, stream, entry)
         sent_before = self._messages_sent
-        kind = 0 if key == BROADCAST_TOPIC else 1 if is_inbox else 2
-        if kind == 1:
-            session = inbox if inbox is not None else self._sessions.get(key[len(_INBOX_KEY):])
-            if session is not None and session.conn_id is not None:
-                rec = self._conns[session.conn_id]
-                if rec.conn.state is _OPEN:
-                    self._deliver_frame(rec, frame, entry.envelope)
-                    if rec.paused:
-                        self._check_high_water(rec, now)
-        else:
-            members = self._members.get(key)
-            watches = self._watches
-            watch = watches.get(key) if watches else None
-            if not members and key != BROADCAST_TOPIC and watch is None:
-                self._engine.release(key)  # nobody holds it: forgotten once history ages
-            if members:
-                self._fan_out(key, members, entry, frame, now)
-            if watch is not None:
-                self._events.append(TopicMessage(
-                    topic=key, position=new_tuple(_StreamPosition, epoch, offset),
-                    payload=bytes(payload), timestamp_ms=timestamp_ms))
+        kind = 0 if key == BROADCAST_TOPIC else 2
+        members = self._members.get(key)
+        watches = self._watches
+        watch = watches.get(key) if watches else None
+        if not members and key != BROADCAST_TOPIC and watch is None:
+            self._engine.release(key)  # nobody holds it: forgotten once history ages
+        if members:
+            self._fan_out(key, members, entry, frame, now)
+        if watch is not None:
+            self._events.append(TopicMessage(
+                topic=key, position=new_tuple(_StreamPosition, epoch, offset),
+                payload=bytes(payload), timestamp_ms=timestamp_ms))
         # (Compiled, ``counts[kind] = counts[kind] + 1`` adds native ints; ``+=`` on a list
         # item goes through PyNumber_InPlaceAdd on boxed ones.)
         metrics = self.metrics
@@ -3505,6 +3543,44 @@ class Hub:
         # The entry's own int objects (a tuple read as objects: not unboxed and boxed again).
         fields = cast("tuple[object, ...]", entry)
         return new_tuple(_StreamPosition, fields[0], fields[1])  # type: ignore[no-any-return]
+
+    def _publish_inbox(self, key: str, payload: bytes | bytearray | memoryview, now: float,
+                       session: Session) -> HistoryEntry:
+        """:meth:`_publish` of a message to ``session``'s inbox (``key``) in the memory engine
+        (an external engine's goes through :meth:`_publish`): kept in the inbox's history,
+        queued on the session's connection when it is ``OPEN`` (behind a replay it is owed),
+        counted. Returns the history entry."""
+        max_size = self._max_message_size
+        if len(payload) + _INBOX_TOPIC_SIZE + _ENVELOPE_OVERHEAD > max_size:
+            raise LocalProtocolError(f"message of {len(payload)} bytes is too large for "
+                                     f"max_message_size {max_size}")
+        wall = now + self._wall_clock_offset
+        timestamp_ms = int(wall * 1000)
+        engine = self._engine
+        stream = engine.stream_for_append(key)
+        epoch, offset = stream.epoch, stream.last_offset + 1
+        # The envelope history keeps is the one the socket writes, behind its frame header:
+        # one copy of the payload, not a frame and then its envelope sliced out of it.
+        header, envelope = encode_parts(topic=INBOX_TOPIC, epoch=epoch, offset=offset,
+                                        timestamp_ms=timestamp_ms, payload=payload)
+        entry: HistoryEntry = new_tuple(_HistoryEntry, epoch, offset, wall, envelope, None)
+        engine.commit_append(key, stream, entry)
+        sent_before = self._messages_sent
+        conn_id = session.conn_id
+        if conn_id is not None:
+            rec = self._conns[conn_id]
+            if rec.conn.state is _OPEN:
+                self._deliver_parts(rec, header, envelope)
+                if rec.paused:
+                    self._check_high_water(rec, now)
+        metrics = self.metrics
+        counts = metrics.publishes
+        counts[1] = counts[1] + 1
+        delivered = self._messages_sent - sent_before
+        if delivered:
+            counts = metrics.deliveries
+            counts[1] = counts[1] + delivered
+        return entry
 
     # ------------------------------------------------------------------ internals: replay cursor
 

@@ -90,6 +90,10 @@ class ServerPump:
         self.running = False
         self._busy = False
         self._again = False
+        #: The time :meth:`_run` last gave the hub (the read's, the timer's, or a later
+        #: pass's; read while ``_busy``): what a listener sends from its callback is sent at
+        #: it, as the flush it leaves in is (a pass's events come before its flush).
+        self._now = 0.0
 
     # ------------------------------------------------------------------ inputs
 
@@ -153,6 +157,7 @@ class ServerPump:
         link = self._link
         deliver = self._deliver
         self._busy = True
+        self._now = now
         try:
             first = True
             while True:
@@ -170,7 +175,7 @@ class ServerPump:
                     else:
                         self._dispatch(event)
                 if not first:
-                    now = self._clock() + self._clock_offset
+                    now = self._now = self._clock() + self._clock_offset
                 first = False
                 # What the callbacks above sent is in this flush: only a re-entry from here on
                 # (during the writes) asks for another pass.
@@ -224,13 +229,21 @@ class ServerPump:
             session_id = client
         else:
             session_id = client.id  # type: ignore[attr-defined]  # the method's AttributeError
-        if hub.get_session(session_id) is None:
+        # (One lookup: the session goes on to the hub, not its id to be looked up again.)
+        session = hub.get_session(session_id)
+        if session is None:
             return False
         if self._raw and type(data) is bytes:
             payload: bytes | bytearray | memoryview = data
         else:
             payload = encode_payload(self._serializer, data)
-        hub.send_to(session_id, payload, self._clock() + self._clock_offset)
+        if self._busy:
+            # A listener's answer, inside a pass: the time the pass gave the hub, not a clock
+            # read per message (uvloop's clock counts whole milliseconds: mostly the same).
+            hub._send_inbox(session, payload, self._now)
+            self._again = True
+            return True
+        hub._send_inbox(session, payload, self._clock() + self._clock_offset)
         self.after_core()
         return True
 

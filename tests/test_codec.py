@@ -498,11 +498,15 @@ def test_encode_data_refuses_bad_arguments(kwargs: dict[str, Any], field: str) -
         pytest.param({"offset": 2.5}, "Data.position.offset", marks=TYPED),
     ],
 )
-def test_encode_data_frame_refuses_bad_arguments(kwargs: dict[str, Any], field: str) -> None:
+@pytest.mark.parametrize("encoder", [codec.encode_data_frame, _fast.encode_data_parts])
+def test_encode_data_frame_refuses_bad_arguments(
+    kwargs: dict[str, Any], field: str, encoder: Callable[..., object]
+) -> None:
+    # The frame in one piece and in two (header, envelope) refuse alike, naming the field.
     arguments: dict[str, Any] = {"topic": "t", "epoch": 1, "offset": 2, "timestamp_ms": 3,
                                  "payload": b"p", **kwargs}
     with pytest.raises(LocalProtocolError, match=field.replace(".", r"\.")):
-        codec.encode_data_frame(**arguments)
+        encoder(**arguments)
 
 
 def test_encode_ack_refuses_out_of_range() -> None:
@@ -1037,3 +1041,123 @@ def test_c_helpers_refuse_what_is_not_a_u64(value: object, error: type[Exception
         speedups.unmask(b"abc", value)
     with pytest.raises(ValueError, match="32 bits"):
         speedups.unmask(b"abc", 2**32)
+
+
+# -- the same frame in two pieces: (WebSocket header, envelope) (codec._fast.encode_data_parts,
+# the C data_envelope and its twin), the envelope being the object history keeps
+
+
+@THOROUGH
+@given(topic=st.text(max_size=20), epoch=u64_or_zero, offset=u64_or_zero,
+       timestamp_ms=u64_or_zero, size=frame_payload_sizes, fill=st.integers(0, 255))
+def test_frame_parts_are_the_template_frame(
+    topic: str, epoch: int, offset: int, timestamp_ms: int, size: int, fill: int
+) -> None:
+    # Differential: header + envelope is encode_data_frame's frame (itself held to the builder
+    # above), split where its envelope starts; twice, so the cached header and envelope template
+    # are checked too.
+    payload = bytes([fill]) * size
+    frame, header = codec.encode_data_frame(topic=topic, epoch=epoch, offset=offset,
+                                            timestamp_ms=timestamp_ms, payload=payload)
+    for _ in range(2):
+        head, envelope = _fast.encode_data_parts(topic=topic, epoch=epoch, offset=offset,
+                                                 timestamp_ms=timestamp_ms, payload=payload)
+        assert (head, envelope) == (frame[:header], frame[header:])
+
+
+@pytest.mark.parametrize("topic", ["t", "tttt", "$inbox", "é" * 3])
+def test_frame_parts_at_every_length_boundary(topic: str) -> None:
+    # Sizes within 8 bytes of a change of length class, each size next to another (the header
+    # kept per topic is for the last size: it must change with it), both layouts and pads.
+    for n in [*range(40, 130), *range(65_440, 65_540)]:
+        for timestamp_ms in (0, 1_700_000_000_000):
+            for size in (n, n + 1, n):
+                head, envelope = _fast.encode_data_parts(
+                    topic=topic, epoch=7, offset=size, timestamp_ms=timestamp_ms,
+                    payload=b"x" * size)
+                assert head + envelope == server_binary_frame(codec.encode_data(
+                    topic=topic, epoch=7, offset=size, timestamp_ms=timestamp_ms,
+                    payload=b"x" * size))
+                assert envelope == codec.encode_data(
+                    topic=topic, epoch=7, offset=size, timestamp_ms=timestamp_ms,
+                    payload=b"x" * size)
+
+
+@FAST
+@given(topic=st.text(max_size=9), index=st.integers(0, 3), size=st.integers(0, 70_000),
+       epoch=u64, offset=u64, timestamp_ms=u64)
+def test_data_envelope_c_equals_python(
+    topic: str, index: int, size: int, epoch: int, offset: int, timestamp_ms: int
+) -> None:
+    # The C helper and its pure-Python twin: the same bytes, which are the frame template's
+    # envelope (data_frame's frame without its header).
+    speedups = pytest.importorskip("sigma_core._speedups")
+    frames = _fast._topic_frames(topic)
+    template, at = frames.build_envelope(index), frames.envelope_ats[index]
+    payload = b"\xa5" * size
+    ts = timestamp_ms if index & 1 else 0
+    envelope = speedups.data_envelope(template, at, payload, ts, epoch, offset)
+    assert envelope == _fast.data_envelope_py(template, at, payload, ts, epoch, offset)
+    frame, header = codec.encode_data_frame(topic=topic, epoch=epoch, offset=offset,
+                                            timestamp_ms=ts, payload=payload)
+    # (The template of the layout the encoder picks for this size and timestamp; an empty
+    # topic or payload goes the general way, whose layout differs.)
+    picked = ((len(frames.block) + size + 7) & 4) >> 1 | (ts != 0)
+    if topic and size and index == picked:
+        assert frame[header:] == envelope
+
+
+@pytest.mark.parametrize(("template", "at", "timestamp_ms"), [
+    (b"", 0, 0), (bytes(19), 0, 0), (bytes(27), 0, 1), (bytes(30), 12, 0), (bytes(30), -1, 0),
+])
+def test_data_envelope_refuses_a_template_that_does_not_fit(
+    template: bytes, at: int, timestamp_ms: int
+) -> None:
+    for build in (_fast.data_envelope_py, _fast.data_envelope):
+        with pytest.raises(ValueError, match="cannot hold"):
+            build(template, at, b"p", timestamp_ms, 1, 2)
+
+
+@pytest.mark.parametrize(("value", "error"), [
+    (-1, OverflowError), (2**64, OverflowError), (1.0, TypeError), ("1", TypeError),
+    (None, TypeError),
+])
+def test_data_envelope_refuses_what_is_not_a_u64(value: object, error: type[Exception]) -> None:
+    frames = _fast._topic_frames("room")
+    template, at = frames.build_envelope(1), frames.envelope_ats[1]
+    errors = (OverflowError, struct.error) if error is OverflowError else error
+    for build in (_fast.data_envelope_py, _fast.data_envelope):
+        for args in ((value, 1, 2), (1, value, 2), (1, 2, value)):
+            with pytest.raises(errors):
+                build(template, at, b"p" * 10, *args)
+
+
+def test_the_inbox_templates_kept_apart_give_the_same_frames() -> None:
+    # ``$inbox``'s templates live outside the bounded cache and are taken for that very string
+    # object (the hub's constant): the same pieces as an equal string's, looked up as any topic.
+    other = "".join(["$in", "box"])
+    _fast._TOPIC_FRAMES.clear()
+    for n in (1, 100, 125, 1000, 65_600):
+        for timestamp_ms in (0, 1_700_000_000_000):
+            kwargs: dict[str, Any] = {"epoch": 3, "offset": n, "timestamp_ms": timestamp_ms,
+                                      "payload": b"y" * n}
+            ours = _fast.encode_data_parts(topic=_fast._INBOX_TOPIC, **kwargs)
+            theirs = _fast.encode_data_parts(topic=other, **kwargs)
+            frame, header = codec.encode_data_frame(topic=other, **kwargs)
+            assert ours == theirs == (frame[:header], frame[header:])
+
+
+@pytest.mark.parametrize("seq", [0, 1, 2, 255, 256, 2**30, 2**32 - 1, 2**63, 2**64 - 1])
+def test_encode_ack_frame_is_the_framed_ack(seq: int) -> None:
+    # The server's Ack frame from its fixed layout (what the hub queues per acknowledgement):
+    # the generic encoder's Ack, framed; the header size beside it.
+    frame, header = _fast.encode_ack_frame(seq)
+    assert frame == server_binary_frame(codec._encode_with_builder(Ack(seq=seq)))
+    assert (header, frame[header:]) == (2, codec.encode_ack(seq))
+
+
+@pytest.mark.parametrize("seq", [-1, 2**64, 2**70])
+def test_encode_ack_frame_refuses_what_encode_ack_refuses(seq: int) -> None:
+    for encode in (codec.encode_ack, _fast.encode_ack_frame):
+        with pytest.raises(LocalProtocolError, match=r"Ack\.seq"):
+            encode(seq)

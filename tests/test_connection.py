@@ -775,3 +775,43 @@ def test_the_parser_reads_data_once_open() -> None:
     ws.receive_data(_client_frame(codec.encode_data(seq=5, topic="t", payload=b"p")))
     events: list[object] = list(ws.events_received())
     assert events == [(5, "t", b"p", 0)]
+
+
+def test_a_frame_in_two_pieces_is_the_frame_on_the_wire() -> None:
+    """``send_frame_parts(header, envelope)`` (a hub's inbox message: the envelope is the object
+    its history keeps) writes the bytes ``send_frame`` writes for the joined frame, in order
+    with other output and heartbeats; as the only output it is one chunk (one plain write),
+    behind other output two (one ``writelines``); the client reads the same messages; a
+    message over the limit is refused alike."""
+    from sigma_core._framer import server_binary_frame
+    from sigma_core.codec._fast import encode_data_parts
+
+    pairs = (Pair(), Pair())
+    whole, parts = (pair.server for pair in pairs)
+    sent: list[bytes] = []
+    for i, size in enumerate((1000, 1000, 10, 70_000, 1000)):
+        header, envelope = encode_data_parts(topic="$inbox", epoch=3, offset=i + 1,
+                                             timestamp_ms=i, payload=bytes([i]) * size)
+        assert whole.send_frame(header + envelope, len(envelope))
+        assert parts.send_frame_parts(header, envelope)
+        sent.append(envelope)
+        if i == 0:
+            assert parts.data_to_send() == whole.data_to_send() == [header + envelope]
+        if i == 2:
+            whole.send(Ack(seq=1))
+            parts.send(Ack(seq=1))
+    assert whole.buffered_amount == parts.buffered_amount
+    chunks = parts.data_to_send()
+    assert len(chunks) == 2 * 3 + 1 + 1  # the first piece joined, the Ack, two per message
+    wire = b"".join(chunks)
+    assert wire == b"".join(whole.data_to_send())
+    ack = server_binary_frame(codec.encode(Ack(seq=1)))
+    assert wire == b"".join(server_binary_frame(e) for e in sent[1:3]) + ack + b"".join(
+        server_binary_frame(e) for e in sent[3:])
+    small = Pair(ConnectionConfig(websocket=WebSocketConfig(max_message_size=150)))
+    header, envelope = encode_data_parts(topic="$inbox", epoch=3, offset=1, timestamp_ms=0,
+                                         payload=b"x" * 200)
+    with pytest.raises(LocalProtocolError, match="max_message_size"):
+        small.server.send_frame_parts(header, envelope)
+    with pytest.raises(LocalProtocolError, match="max_message_size"):
+        small.server.send_frame(header + envelope, len(envelope))

@@ -7,12 +7,13 @@ Through the simulator (client core, hub, network), on a virtual clock: a few vir
 from __future__ import annotations
 
 import heapq
+from collections.abc import Callable
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sigma_core import codec
-from sigma_core.backplane import HistoryEntry, MemoryEngine, ReplayGap
+from sigma_core.backplane import HistoryEntry, HistoryLimits, MemoryEngine, ReplayGap
 from sigma_core.client import ClientConfig, ConnectionStatus, ReconnectPolicy, RecoveryFailed
 from sigma_core.connection import ConnectionConfig, ServerConnection
 from sigma_core.engine import Route
@@ -350,3 +351,49 @@ def test_memory_engine_release_upto_with_a_limit() -> None:
     assert engine.release_upto("t", head, 2) == 0
     assert engine.released_bytes == 50
     assert engine.read_after("t", head, 0.0) == []
+
+
+def _entry_of(envelope: bytes) -> Callable[[int, int], HistoryEntry]:
+    return lambda epoch, offset: HistoryEntry(epoch, offset, 0.0, envelope, None)
+
+
+@settings(max_examples=200, deadline=None)
+@given(max_count=st.integers(0, 12), ops=st.lists(st.tuples(
+    st.sampled_from(["append", "release", "release_foreign"]), st.integers(0, 30),
+    st.integers(0, 4)), max_size=80))
+def test_release_upto_is_the_entry_by_entry_release(
+    max_count: int, ops: list[tuple[str, int, int]]
+) -> None:
+    """``release_upto`` counts what goes by the offsets (contiguous in a stream) rather than
+    comparing entry by entry: held to a model that releases one entry at a time, through the
+    short (list) and long (deque) forms of a history, the count limit's trim, limits and stale
+    positions: the same counts, entries held, bytes held and bytes released."""
+    engine = MemoryEngine(SeededEntropy(1), HistoryLimits(max_count=max_count, max_bytes=0,
+                                                          max_age=0))
+    model: list[tuple[int, int]] = []  # (offset, envelope size) held
+    released_bytes = 0
+    last = 0
+    epoch = engine.head("t").epoch
+    for op, a, b in ops:
+        if op == "append":
+            last += 1
+            engine.append("t", _entry_of(b"x" * a))
+            model.append((last, a))
+            if max_count and len(model) > max_count:
+                released_bytes += model.pop(0)[1]
+            continue
+        offset = a if op == "release" else a + 1
+        position = StreamPosition(epoch if op == "release" else epoch + 1, offset)
+        acknowledged = op == "release" and offset <= last
+        assert engine.releasable("t", position) == (
+            acknowledged and bool(model) and model[0][0] <= offset)
+        expected = 0
+        if acknowledged:
+            while model and model[0][0] <= offset and expected != (b or -1):
+                released_bytes += model.pop(0)[1]
+                expected += 1
+        assert engine.release_upto("t", position, b) == expected
+        stream = engine._streams["t"]
+        assert [e.offset for e in stream.entries or ()] == [o for o, _ in model]
+        assert stream.bytes == sum(n for _, n in model)
+        assert engine.released_bytes == released_bytes

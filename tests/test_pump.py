@@ -161,6 +161,53 @@ def test_a_read_with_an_echo_is_one_pass_one_clock_read_one_write() -> None:
         assert acks == ([32] if n == 32 else [])
 
 
+def test_an_echo_from_send_to_client_is_stamped_at_the_read_and_reads_no_clock() -> None:
+    """``send_to_client`` from inside the ``message`` callback (the adapters bind the pump's)
+    sends at the time of the pass it runs in, the time its flush uses: the echo's
+    ``timestamp_ms`` is the read's, however late the clock reads by then, and the read costs
+    one clock read; outside a pass it reads the clock (as the commands do)."""
+    rig = Rig()
+    start_ms = int(rig.now * 1000)
+    rig.emitter.on("message", lambda session, payload, topic: rig.pump.send_to_client(
+        session, payload))
+    for n in range(1, 4):
+        rig.send(b"m%d" % n, first_seq=n)
+        read_at = rig.now = 100.0 + n
+        reads = rig.clock_reads
+        rig.pump.data_received(rig.conn_id, b"".join(rig.client.data_to_send()))
+        rig.now += 0.5  # (a listener that took long: not what the echo is stamped with)
+        assert rig.clock_reads - reads == 1
+        assert len(rig.transport.writes) == 1
+        rig.client.receive_data(rig.transport.writes.pop(), rig.now)
+        (echo,) = [e.body for e in rig.client.events_received()
+                   if isinstance(e, EnvelopeReceived) and isinstance(e.body, Data)]
+        assert (bytes(echo.payload), echo.timestamp_ms) == (b"m%d" % n, int(read_at * 1000))
+    assert rig.pump.send_to_client(next(iter(rig.hub.sessions)), b"outside")
+    (echo,) = [e.body for e in rig.exchange()
+               if isinstance(e, EnvelopeReceived) and isinstance(e.body, Data)]
+    assert echo.timestamp_ms == int(rig.now * 1000) > start_ms
+
+
+def test_bytes_sent_counts_every_byte_written() -> None:
+    """``stats().bytes_sent`` is what the sockets were handed: a read of 40 echoes (the first
+    one frame, the rest in pieces, an Ack by count among them) and a lone one."""
+    rig = Rig()
+    rig.emitter.on("message", lambda session, payload, topic: rig.pump.send_to_client(
+        session, payload))
+    before = rig.hub.stats(rig.now).bytes_sent
+    rig.send(*[b"x" * (i * 37) for i in range(1, 41)])
+    rig.pump.data_received(rig.conn_id, b"".join(rig.client.data_to_send()))
+    rig.send(b"lone", first_seq=41)
+    rig.pump.data_received(rig.conn_id, b"".join(rig.client.data_to_send()))
+    written = b"".join(rig.transport.writes)
+    assert rig.hub.stats(rig.now).bytes_sent - before == len(written)
+    rig.client.receive_data(written, rig.now)
+    events = rig.client.events_received()
+    assert data_payloads(events) == [b"x" * (i * 37) for i in range(1, 41)] + [b"lone"]
+    assert [e.body.seq for e in events
+            if isinstance(e, EnvelopeReceived) and isinstance(e.body, Ack)] == [32]
+
+
 class ReenteringTransport(Transport):
     """A transport whose first write makes the application send again (as a callback run by
     the transport, e.g. on ``resume_writing``, would): that output must not wait for the

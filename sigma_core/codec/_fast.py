@@ -7,7 +7,7 @@ import struct
 from collections.abc import Callable
 from typing import Final, NamedTuple
 
-from .._framer import binary_frame_header
+from .._framer import binary_frame_header, server_binary_frame
 from ..errors import LocalProtocolError
 from ..messages import (
     Payload,
@@ -150,6 +150,14 @@ class _TopicFrames:
         )
         self.templates: list[bytes] = [b""] * 12
         self.ats: list[int] = [0] * 12
+        #: The envelope alone (no WebSocket header) by ``odd * 2 + has_timestamp``
+        #: (:func:`encode_data_parts`), and where its u64 fields start.
+        self.envelopes: list[bytes] = [b""] * 4
+        self.envelope_ats: list[int] = [0] * 4
+        #: The WebSocket header made last, and the envelope size it is for (one topic's
+        #: messages mostly have one size: an echo's, a game's ticks).
+        self.header_size = -1
+        self.header = b""
 
     def build(self, index: int) -> bytes:
         cls, odd, ts = index >> 2, bool(index & 2), bool(index & 1)
@@ -164,18 +172,51 @@ class _TopicFrames:
         self.ats[index] = len(header) + len(layout.prefix) + 4
         return template
 
+    def build_envelope(self, index: int) -> bytes:
+        """The envelope template of ``index`` (``odd * 2 + has_timestamp``): :meth:`build`'s
+        bytes after the WebSocket header."""
+        odd, ts = bool(index & 2), bool(index & 1)
+        layout = _DATA_LAYOUTS[(True, True, False, ts, True, odd)]
+        zeros = (0, 0, 0) if ts else (0, 0)
+        template = b"".join((
+            layout.prefix, layout.values.pack(layout.payload_rel + len(self.block), *zeros),
+            self.block, bytes(4),
+        ))
+        self.envelopes[index] = template
+        self.envelope_ats[index] = len(layout.prefix) + 4
+        return template
+
+    def header_for(self, size: int) -> bytes:
+        """The header of a server frame carrying ``size`` bytes (the last one made is kept)."""
+        if size == self.header_size:
+            return self.header
+        header = self.header = binary_frame_header(size)
+        self.header_size = size
+        return header
+
+
+def _topic_block(raw: bytes) -> bytes:
+    n = len(raw)
+    return b"".join((_pack_u32(n), raw, _STRING_TAILS[n & 3]))
+
 
 def _topic_frames(topic: str) -> _TopicFrames:
     try:
         raw = topic.encode("utf-8")
     except UnicodeEncodeError:
         raw = _utf8(topic, "Data.topic")  # raises, naming the field
-    n = len(raw)
-    frames = _TopicFrames(b"".join((_pack_u32(n), raw, _STRING_TAILS[n & 3])))
+    frames = _TopicFrames(_topic_block(raw))
     if len(_TOPIC_FRAMES) >= _TOPIC_FRAMES_MAX:
         _TOPIC_FRAMES.clear()
     _TOPIC_FRAMES[topic] = frames
     return frames
+
+
+#: Every session's inbox has the wire topic ``$inbox``: its templates are kept apart from the
+#: cache and found without a lookup by the topic when the caller passes that very string
+#: object (the hub's constant; an equal string from elsewhere is looked up as any topic).
+_INBOX_TOPIC: Final = "$inbox"
+_INBOX_FRAMES: Final = _TopicFrames(_topic_block(b"$inbox"))
 
 
 def data_frame_py(
@@ -221,6 +262,33 @@ def data_frame_py(
     return bytes(buf)
 
 
+def data_envelope_py(
+    template: bytes, at: int, payload: bytes | bytearray | memoryview, timestamp_ms: int,
+    epoch: int, offset: int,
+) -> bytes:
+    """:func:`data_frame_py`'s envelope alone, from a template without the WebSocket header
+    (:meth:`_TopicFrames.build_envelope`): the pure-Python twin of the C
+    ``_speedups.data_envelope`` (tests/test_codec.py holds them equal). Raises TypeError when
+    ``timestamp_ms``, ``epoch`` or ``offset`` is not an int, ValueError when the template
+    cannot hold those fields."""
+    if not (isinstance(timestamp_ms, int) and isinstance(epoch, int)
+            and isinstance(offset, int)):
+        raise TypeError("data_envelope(): timestamp_ms, epoch and offset must be ints")
+    n_template = len(template)
+    if at < 0 or at + (24 if timestamp_ms else 16) > n_template - 4:
+        raise ValueError("data_envelope(): the template cannot hold the fields")
+    buf = bytearray(template)
+    buf += payload
+    n = len(buf) - n_template
+    buf += _VECTOR_TAILS[n & 3]
+    if timestamp_ms:
+        _patch_3u64(buf, at, timestamp_ms, epoch, offset)
+    else:
+        _patch_2u64(buf, at, epoch, offset)
+    _patch_u32(buf, n_template - 4, n)
+    return bytes(buf)
+
+
 def _data_frame_in_use() -> Callable[[bytes, int, bytes, int, int, int], bytes]:
     try:
         from .._speedups import data_frame as data_frame_c
@@ -233,6 +301,18 @@ def _data_frame_in_use() -> Callable[[bytes, int, bytes, int, int, int], bytes]:
 #: when it is there, else :func:`data_frame_py`. (Final: compiled, it is read from a C static,
 #: not looked up in the module's dict per call.)
 data_frame: Final = _data_frame_in_use()
+
+
+def _data_envelope_in_use() -> Callable[[bytes, int, bytes, int, int, int], bytes]:
+    try:
+        from .._speedups import data_envelope as data_envelope_c
+    except ImportError:  # a pure-Python install
+        return data_envelope_py
+    return data_envelope_c
+
+
+#: The envelope builder in use (C when built, else :func:`data_envelope_py`).
+data_envelope: Final = _data_envelope_in_use()
 
 
 def encode_data(
@@ -304,6 +384,39 @@ def encode_data_frame(
     header = binary_frame_header(size)
     parts[0:0] = (header,)
     return b"".join(parts), len(header)
+
+
+def encode_data_parts(
+    *,
+    topic: str,
+    epoch: int,
+    offset: int,
+    timestamp_ms: int,
+    payload: Payload,
+) -> tuple[bytes, bytes]:
+    """:func:`encode_data_frame`'s frame in two pieces, ``(WebSocket header, envelope)``:
+    ``header + envelope`` is that frame. For a message whose envelope history keeps and whose
+    socket takes the frame in pieces: the envelope is then the one copy of the payload (the
+    frame's ``frame[header:]`` is a second). Raises as :func:`encode_data` does."""
+    if (type(payload) is bytes and payload and type(topic) is str and topic
+            and len(payload) + len(topic) * 4 <= _MAX_FAST_BYTES):
+        frames = _INBOX_FRAMES if topic is _INBOX_TOPIC else _TOPIC_FRAMES.get(topic)
+        if frames is None:
+            frames = _topic_frames(topic)
+        index = ((len(frames.block) + len(payload) + 7) & 4) >> 1 | (timestamp_ms != 0)
+        template = frames.envelopes[index]
+        if not template:
+            template = frames.build_envelope(index)
+        try:
+            envelope = data_envelope(template, frames.envelope_ats[index], payload,
+                                     timestamp_ms, epoch, offset)
+        except (OverflowError, struct.error, TypeError):
+            pass  # a u64 out of range or not an int: refused below, naming the field
+        else:
+            return frames.header_for(len(envelope)), envelope
+    frame, header = encode_data_frame(topic=topic, epoch=epoch, offset=offset,
+                                      timestamp_ms=timestamp_ms, payload=payload)
+    return frame[:header], frame[header:]
 
 
 def _data_parts(
@@ -389,3 +502,22 @@ def encode_ack(seq: int) -> bytes:
     if not (type(seq) is int and 0 <= seq <= _U64_MAX):
         seq = _u64(seq, "Ack.seq")
     return _ACK_PREFIX + _pack_u64(seq) if seq else _ACK_ZERO
+
+
+#: An Ack's server frame: its 2-byte WebSocket header (the envelope is under 126 bytes) and the
+#: fixed layout's prefix, then the u64 ``seq``.
+_ACK_FRAME_PREFIX: Final = binary_frame_header(len(_ACK_PREFIX) + 8) + _ACK_PREFIX
+
+
+def encode_ack_frame(seq: int) -> tuple[bytes, int]:
+    """:func:`encode_ack` inside its server frame: ``(frame, header size)``, the frame being
+    ``server_binary_frame(encode_ack(seq))`` (tests/test_codec.py), from one ``pack`` and one
+    join (the server acknowledges a client's sequence with every reply at one message in
+    flight). Raises as :func:`encode_ack` does."""
+    if seq > 0:
+        try:
+            return _ACK_FRAME_PREFIX + _pack_u64(seq), 2
+        except (OverflowError, struct.error):
+            pass  # beyond the u64 range: refused below, naming the field
+    frame = server_binary_frame(encode_ack(seq))
+    return frame, 2
