@@ -50,7 +50,7 @@ VALGRIND_ARGS: list[str] = []
 
 async def drive(url: str, proto: str, conns: int, in_flight: int, total: int) -> None:
     cls = PROTOCOLS[proto]
-    clients = await open_many(url, cls, conns, concurrency=conns)
+    clients = await open_many(url, cls, conns, concurrency=min(conns, 50))
     loop = asyncio.get_running_loop()
     done: asyncio.Future[None] = loop.create_future()
     sent = received = 0
@@ -79,7 +79,7 @@ async def drive(url: str, proto: str, conns: int, in_flight: int, total: int) ->
 async def drive_broadcast(url: str, proto: str, conns: int, rounds: int) -> None:
     """``rounds`` times ``BCAST 10`` from the first client; every client receives each copy."""
     cls = PROTOCOLS[proto]
-    clients = await open_many(url, cls, conns, concurrency=conns)
+    clients = await open_many(url, cls, conns, concurrency=min(conns, 50))
     loop = asyncio.get_running_loop()
     received = target = 0
     done: asyncio.Future[None] = loop.create_future()

@@ -3,6 +3,8 @@
     PYTHONHASHSEED=0 valgrind --tool=callgrind .venv/bin/python bench/pump_instructions.py 6000
     PYTHONHASHSEED=0 valgrind --tool=callgrind .venv/bin/python bench/pump_instructions.py 2000
 
+    ... bench/pump_instructions.py 6000 --sessions 1000 --step 18e-6 --total 18000
+
 The difference of the two totals divided by 4,000 is what one read carrying one 1 KiB ``Data``
 costs the server's Python side when every read holds one message (the 10 x 1 pattern): the
 adapter's ``data_received`` frame, :class:`sigma_core.pump.ServerPump` (the hub's input, the
@@ -10,7 +12,10 @@ adapter's ``data_received`` frame, :class:`sigma_core.pump.ServerPump` (the hub'
 that drops the bytes) and the timer (ack timers fired when due). Ten sessions take turns; a
 fake clock advances 10 µs per read (each session reads every 100 µs, as at ~100,000 echoes per
 second), so acks go by count as they do at full speed. Both counts build all 6,000 frames
-first, so the client side cancels out.
+first, so the client side cancels out. ``--sessions N --step S`` take turns among N sessions, S
+seconds apart (``--sessions 1000 --step 18e-6``: the 1,000 x 1 pattern at ~55,000 echoes per
+second, each session every 18 ms, where a slow sender's ack rides with its reply); ``--total``
+frames are built (at least the larger count; the same for both counts).
 
 Unlike ``bench/callgrind_echo.py --pattern 10x1`` this does not depend on how slow the server
 runs under valgrind (there, most acks come from the ack timer; see docs/benchmarks.md), but it
@@ -86,7 +91,8 @@ class Protocol:
         self._server._data_received(self._conn_id, data)
 
 
-def main(reads: int) -> None:
+def main(reads: int, sessions: int = SESSIONS, step: float = STEP, total: int = TOTAL) -> None:
+    SESSIONS, STEP, TOTAL = sessions, step, total
     bench = cb.Bench(SESSIONS)
     hub = bench.hub
     now = [bench.now]
@@ -128,4 +134,13 @@ def main(reads: int) -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]))
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("reads", type=int)
+    parser.add_argument("--sessions", type=int, default=SESSIONS)
+    parser.add_argument("--step", type=float, default=STEP, help="seconds between reads")
+    parser.add_argument("--total", type=int, default=TOTAL, help="frames built")
+    args = parser.parse_args()
+    main(args.reads, args.sessions, args.step, max(args.total, args.reads))

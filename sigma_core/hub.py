@@ -31,7 +31,7 @@ import math
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Final, Literal, NamedTuple, TypeAlias, cast
+from typing import Any, Final, Literal, NamedTuple, TypeAlias, cast
 
 from . import codec
 from .backplane import HistoryEntry, HistoryLimits, MemoryEngine, ReplayGap, new_tuple
@@ -752,7 +752,13 @@ class _Conn:
     )
 
     def __init__(self, conn_id: int, conn: ServerConnection, peer: str) -> None:
-        self.id = conn_id
+        #: The connection's id as one int object, kept boxed (Any: compiled, an ``int`` field
+        #: is a native int, boxed afresh at every use as a key). The key of ``Hub._conns``, the
+        #: sessions' ``conn_id``, what ``_dirty`` holds and ``flush`` looks up: the dict and
+        #: set lookups find it by identity. Ids above 256 are not CPython's cached small ints, so
+        #: at 1,000 connections a fresh box per use cost an allocation, and each lookup an int
+        #: comparison reading the stored key's object (a cache miss), several times a read.
+        self.id: Any = conn_id
         self.opened = 0.0
         self.conn = conn
         self.peer = peer
@@ -1090,7 +1096,7 @@ class Hub:
         rec = _Conn(conn_id, conn, peer)
         rec.opened = now
         rec.conn.rtt_samples = self.metrics.heartbeat_rtt_seconds
-        self._conns[conn_id] = rec
+        self._conns[rec.id] = rec
         self._schedule_conn(rec)
         return conn_id
 
@@ -1112,7 +1118,7 @@ class Hub:
         rec.handshaking = False
         rec.opened = now
         rec.conn.rtt_samples = self.metrics.heartbeat_rtt_seconds
-        self._conns[conn_id] = rec
+        self._conns[rec.id] = rec
         self._total_connections += 1
         self._process(rec, now)
         return conn_id
@@ -1301,6 +1307,8 @@ class Hub:
             self._refused.clear()
         if self._ack_riders:
             self._ride_acks(now)
+        # (The ids as the objects the set holds, _Conn.id's: not unboxed and boxed again.)
+        dirty: set[Any]
         dirty, self._dirty = self._dirty, set()
         conns = self._conns
         bytes_sent = 0

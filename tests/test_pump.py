@@ -38,11 +38,13 @@ class Transport:
 class Rig:
     """A hub, its pump, one client connection through it."""
 
-    def __init__(self, serializer: Any = None, **options: Any) -> None:
+    def __init__(self, serializer: Any = None, skip_ids: int = 0, **options: Any) -> None:
         self.now = 100.0
         self.opts = opts = ServerOptions(**({"serializer": serializer} if serializer else {}),
                                          **options)
         self.hub = Hub(opts.hub_config(), entropy=SeededEntropy(1), now=self.now)
+        for _ in range(skip_ids):  # sockets that came and went before this one
+            self.hub.connection_lost(self.hub.open_connection(self.now), self.now)
         self.emitter = EventEmitter(logger=logging.getLogger("test_pump"), owner="test")
         self.peers: dict[int, Transport] = {}
         self.armed: list[float] = []
@@ -112,6 +114,26 @@ def test_an_echo_leaves_in_one_write_per_read() -> None:
     assert len(rig.transport.writes) == 1  # three echoes, one write
     rig.client.receive_data(rig.transport.writes.pop(), rig.now)
     assert data_payloads(rig.client.events_received()) == [b"a", b"b", b"c"]
+
+
+def test_a_connection_id_above_256_is_one_object_in_the_hubs_lookups() -> None:
+    """Compiled, a native int is boxed afresh each time it is used as a dict or set key, and
+    ids above 256 are not CPython's cached small ints: every use was an allocation, every
+    lookup an int comparison reading the stored key (at 1,000 connections, several per read).
+    The hub keeps one object per connection id: its table's key, the session's ``conn_id``
+    and the ids its flush looks up are that object (found by identity); a message still
+    reaches the client."""
+    rig = Rig(skip_ids=300)
+    assert rig.conn_id > 256
+    (session,) = rig.hub.sessions.values()
+    (key,) = (k for k in rig.hub._conns if k == rig.conn_id)
+    assert session.conn_id == rig.conn_id
+    assert session.conn_id is key
+    rig.hub.send_to(session.id, b"x", rig.now)
+    out = rig.hub.flush(rig.now)
+    assert [conn_id for conn_id, _, _ in out] == [rig.conn_id]
+    rig.client.receive_data(b"".join(out[0][1]), rig.now)
+    assert data_payloads(rig.client.events_received()) == [b"x"]
 
 
 def test_a_read_with_an_echo_is_one_pass_one_clock_read_one_write() -> None:
