@@ -184,28 +184,64 @@ put_le64(unsigned char *p, unsigned long long v)
     }
 }
 
+/* The arguments data_frame and data_envelope share, (template, at, payload, timestamp_ms,
+ * epoch, offset): the count, the template's type, ``at`` and the three u64 fields into ``v``.
+ * -1 with the exception set (named after ``name``). */
+static int
+patch_args(const char *name, PyObject *const *args, Py_ssize_t nargs, Py_ssize_t *at,
+           unsigned long long v[3])
+{
+    if (nargs != 6) {
+        PyErr_Format(PyExc_TypeError,
+                     "%s() takes exactly 6 arguments "
+                     "(template, at, payload, timestamp_ms, epoch, offset)", name);
+        return -1;
+    }
+    if (!PyBytes_Check(args[0])) {
+        PyErr_Format(PyExc_TypeError, "%s() template must be bytes", name);
+        return -1;
+    }
+    *at = PyLong_AsSsize_t(args[1]);
+    if (*at == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    for (int k = 0; k < 3; k++) {
+        if (as_u64(args[3 + k], &v[k]) < 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Patch the fields (``v``: timestamp_ms when non-zero, epoch, offset) at ``at`` and the
+ * payload's length into the last 4 bytes of the template already copied to ``dst`` (``tn``
+ * bytes), then the payload and its padding to 4 bytes after it. */
+static void
+patch_fields(unsigned char *dst, Py_ssize_t at, const unsigned long long v[3], Py_ssize_t tn,
+             const Py_buffer *view, Py_ssize_t tail)
+{
+    Py_ssize_t n = view->len;
+    unsigned char *p = dst + at;
+    if (v[0]) {
+        put_le64(p, v[0]);
+        p += 8;
+    }
+    put_le64(p, v[1]);
+    put_le64(p + 8, v[2]);
+    for (int k = 0; k < 4; k++) {
+        dst[tn - 4 + k] = (unsigned char)((unsigned long long)n >> (8 * k));
+    }
+    memcpy(dst + tn, view->buf, (size_t)n);
+    memset(dst + tn + n, 0, (size_t)tail);
+}
+
 static PyObject *
 data_frame(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 6) {
-        PyErr_SetString(PyExc_TypeError,
-                        "data_frame() takes exactly 6 arguments "
-                        "(template, at, payload, timestamp_ms, epoch, offset)");
-        return NULL;
-    }
-    if (!PyBytes_Check(args[0])) {
-        PyErr_SetString(PyExc_TypeError, "data_frame() template must be bytes");
-        return NULL;
-    }
-    Py_ssize_t at = PyLong_AsSsize_t(args[1]);
-    if (at == -1 && PyErr_Occurred()) {
-        return NULL;
-    }
+    Py_ssize_t at;
     unsigned long long v[3];
-    for (int k = 0; k < 3; k++) {
-        if (as_u64(args[3 + k], &v[k]) < 0) {
-            return NULL;
-        }
+    if (patch_args("data_frame", args, nargs, &at, v) < 0) {
+        return NULL;
     }
     int wide = v[0] ? 3 : 2;
     const unsigned char *tmpl = (const unsigned char *)PyBytes_AS_STRING(args[0]);
@@ -248,18 +284,7 @@ data_frame(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             body >>= 8;
         }
     }
-    unsigned char *p = dst + at;
-    if (v[0]) {
-        put_le64(p, v[0]);
-        p += 8;
-    }
-    put_le64(p, v[1]);
-    put_le64(p + 8, v[2]);
-    for (int k = 0; k < 4; k++) {
-        dst[tn - 4 + k] = (unsigned char)((unsigned long long)n >> (8 * k));
-    }
-    memcpy(dst + tn, view.buf, (size_t)n);
-    memset(dst + tn + n, 0, (size_t)tail);
+    patch_fields(dst, at, v, tn, &view, tail);
     PyBuffer_Release(&view);
     return out;
 }
@@ -274,25 +299,10 @@ static PyObject *
 data_envelope(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)module;
-    if (nargs != 6) {
-        PyErr_SetString(PyExc_TypeError,
-                        "data_envelope() takes exactly 6 arguments "
-                        "(template, at, payload, timestamp_ms, epoch, offset)");
-        return NULL;
-    }
-    if (!PyBytes_Check(args[0])) {
-        PyErr_SetString(PyExc_TypeError, "data_envelope() template must be bytes");
-        return NULL;
-    }
-    Py_ssize_t at = PyLong_AsSsize_t(args[1]);
-    if (at == -1 && PyErr_Occurred()) {
-        return NULL;
-    }
+    Py_ssize_t at;
     unsigned long long v[3];
-    for (int k = 0; k < 3; k++) {
-        if (as_u64(args[3 + k], &v[k]) < 0) {
-            return NULL;
-        }
+    if (patch_args("data_envelope", args, nargs, &at, v) < 0) {
+        return NULL;
     }
     int wide = v[0] ? 3 : 2;
     const unsigned char *tmpl = (const unsigned char *)PyBytes_AS_STRING(args[0]);
@@ -319,18 +329,7 @@ data_envelope(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     }
     unsigned char *dst = (unsigned char *)PyBytes_AS_STRING(out);
     memcpy(dst, tmpl, (size_t)tn);
-    unsigned char *p = dst + at;
-    if (v[0]) {
-        put_le64(p, v[0]);
-        p += 8;
-    }
-    put_le64(p, v[1]);
-    put_le64(p + 8, v[2]);
-    for (int k = 0; k < 4; k++) {
-        dst[tn - 4 + k] = (unsigned char)((unsigned long long)n >> (8 * k));
-    }
-    memcpy(dst + tn, view.buf, (size_t)n);
-    memset(dst + tn + n, 0, (size_t)tail);
+    patch_fields(dst, at, v, tn, &view, tail);
     PyBuffer_Release(&view);
     return out;
 }

@@ -289,30 +289,28 @@ def data_envelope_py(
     return bytes(buf)
 
 
-def _data_frame_in_use() -> Callable[[bytes, int, bytes, int, int, int], bytes]:
+_Builder = Callable[[bytes, int, bytes, int, int, int], bytes]
+
+
+def _in_use(name: str, twin: _Builder) -> _Builder:
+    """The C helper ``name`` of ``_speedups`` (built with the compiled modules) when it is
+    there, else its pure-Python ``twin``."""
     try:
-        from .._speedups import data_frame as data_frame_c
+        from .. import _speedups
     except ImportError:  # a pure-Python install
-        return data_frame_py
-    return data_frame_c
+        return twin
+    builder: _Builder = getattr(_speedups, name)
+    return builder
 
 
 #: The frame builder in use: the C helper (``_speedups.c``, built with the compiled modules)
 #: when it is there, else :func:`data_frame_py`. (Final: compiled, it is read from a C static,
 #: not looked up in the module's dict per call.)
-data_frame: Final = _data_frame_in_use()
-
-
-def _data_envelope_in_use() -> Callable[[bytes, int, bytes, int, int, int], bytes]:
-    try:
-        from .._speedups import data_envelope as data_envelope_c
-    except ImportError:  # a pure-Python install
-        return data_envelope_py
-    return data_envelope_c
+data_frame: Final = _in_use("data_frame", data_frame_py)
 
 
 #: The envelope builder in use (C when built, else :func:`data_envelope_py`).
-data_envelope: Final = _data_envelope_in_use()
+data_envelope: Final = _in_use("data_envelope", data_envelope_py)
 
 
 def encode_data(
